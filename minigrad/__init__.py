@@ -1,0 +1,78 @@
+"""minigrad: a small, fast tensor autograd engine for the CPU.
+
+Normalization kernels (batch, layer, group and instance norm) are hand-written three times behind one
+signature: a NumPy reference, Cython/OpenMP and Numba. ``minigrad.set_backend`` picks one.
+"""
+from minigrad.gradcheck import GradcheckError, gradcheck
+from minigrad.kernels import (
+    available_backends,
+    get_backend,
+    get_num_threads,
+    set_backend,
+    set_num_threads,
+    using_backend,
+)
+from minigrad.random import manual_seed
+from minigrad.tensor import (
+    Function,
+    Tensor,
+    arange,
+    cat,
+    clip,
+    concatenate,
+    detect_anomaly,
+    enable_grad,
+    exp,
+    full,
+    is_grad_enabled,
+    log,
+    matmul,
+    maximum,
+    minimum,
+    no_grad,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    relu,
+    sigmoid,
+    sqrt,
+    stack,
+    tanh,
+    tensor,
+    where,
+    zeros,
+    zeros_like,
+)
+
+float32 = "float32"
+float64 = "float64"
+
+__version__ = "0.1.0"
+
+
+def show_config(file=None):
+    """Print how minigrad was built and what it can run: backends, OpenMP, threads."""
+    import importlib.util
+    import sys
+
+    from minigrad import kernels
+
+    out = file or sys.stdout
+    lines = [f"minigrad {__version__}"]
+    try:
+        from minigrad import _build_config as bc
+
+        lines.append(f"  compiled extensions: yes (OpenMP: {'yes' if bc.OPENMP else 'NO - kernels run serially'}"
+                     f"{', debug build with bounds checks' if bc.DEBUG_BUILD else ''})")
+        lines.append(f"  compile args: {' '.join(bc.COMPILE_ARGS)}")
+    except ImportError:
+        lines.append("  compiled extensions: not built")
+    why = kernels._why_unavailable("cython")
+    if why:
+        lines.append(f"  cython backend: unavailable ({why})")
+    lines.append(f"  numba: {'installed (imported lazily)' if importlib.util.find_spec('numba') else 'not installed'}")
+    lines.append(f"  available backends: {', '.join(available_backends())}")
+    lines.append(f"  active backend: {get_backend()}")
+    lines.append(f"  threads: {get_num_threads()}")
+    print("\n".join(lines), file=out)

@@ -1,0 +1,70 @@
+"""Finite-difference gradient checking in float64.
+
+``gradcheck(fn, inputs)`` compares the gradient that autograd computes for ``sum(fn(*inputs) * v)``, with ``v`` a
+fixed random tensor, against central differences of the same scalar, element by element of every input that
+requires a gradient. A random ``v`` (rather than ``fn(...).sum()``) matters for normalizations, whose plain sum has
+a near-zero gradient.
+"""
+import numpy as np
+
+from minigrad.tensor import Tensor, no_grad
+
+
+class GradcheckError(AssertionError):
+    pass
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exception=True):
+    """Check autograd's gradients of ``fn`` at ``inputs`` (Tensors; those with ``requires_grad`` are checked).
+
+    Inputs are promoted to float64 copies first. Returns True when every element satisfies
+    ``|analytic - numeric| <= atol + rtol * |numeric|``; otherwise raises ``GradcheckError`` naming the input
+    and element with the worst error (or returns False when ``raise_exception=False``).
+    """
+    if isinstance(inputs, Tensor):
+        inputs = (inputs,)
+    xs = []
+    for t in inputs:
+        if isinstance(t, Tensor) and t.dtype.kind == "f":
+            xs.append(Tensor(t.data.astype(np.float64), requires_grad=t.requires_grad))
+        else:
+            xs.append(t)
+    checked = [i for i, t in enumerate(xs) if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input requires grad")
+
+    out = fn(*xs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    v = np.random.default_rng(seed).standard_normal(out.shape)
+    (out * Tensor(v)).sum().backward()
+
+    def scalar():
+        with no_grad():
+            return float((fn(*xs).data.astype(np.float64) * v).sum())
+
+    worst = None
+    for i in checked:
+        x = xs[i]
+        analytic = np.zeros(x.shape) if x.grad is None else x.grad.data
+        flat = x.data.reshape(-1)  # a view: perturbs x in place
+        for j in range(flat.size):
+            orig = flat[j]
+            flat[j] = orig + eps
+            fp = scalar()
+            flat[j] = orig - eps
+            fm = scalar()
+            flat[j] = orig
+            numeric = (fp - fm) / (2 * eps)
+            a = analytic.reshape(-1)[j]
+            err = abs(a - numeric) - (atol + rtol * abs(numeric))
+            if worst is None or err > worst[0]:
+                worst = (err, i, np.unravel_index(j, x.shape), a, numeric)
+    if worst[0] > 0 or not np.isfinite(worst[3]):
+        _, i, idx, a, n = worst
+        msg = (f"gradcheck failed: input {i}, element {tuple(int(k) for k in idx)}: analytic {a:.10g} vs "
+               f"numeric {n:.10g} (atol={atol}, rtol={rtol})")
+        if raise_exception:
+            raise GradcheckError(msg)
+        return False
+    return True

@@ -1,0 +1,133 @@
+"""The backend registry: one dict from backend name to the module that holds its kernels.
+
+Every backend module (``reference`` in NumPy, ``minigrad._ext`` in Cython, ``numba_kernels`` in Numba) offers the
+same functions with the same signatures, written down once in ``minigrad.kernels.contract``. Autograd ops never
+import a backend module: they call ``kernels()``, which returns the active backend's functions wrapped by the
+contract's argument checks, so that shapes, dtypes and strides are validated in Python before any ``nogil`` code
+runs, whatever the backend.
+
+Backends are imported lazily: Numba is imported the first time its backend is used, never by ``import minigrad``.
+"""
+import contextlib
+import importlib
+import importlib.util
+import os
+import threading
+
+from minigrad.kernels import contract
+
+# name -> module path. Order is the order of preference for the default backend: fastest first.
+BACKENDS = {
+    "cython": "minigrad.kernels.cython_kernels",
+    "numba": "minigrad.kernels.numba_kernels",
+    "numpy": "minigrad.kernels.reference",
+}
+
+_state = threading.local()
+_default_name = None
+_loaded = {}  # name -> contract.Backend
+_num_threads = None
+
+
+def _why_unavailable(name):
+    """None when backend ``name`` can be used, else a sentence saying what is missing."""
+    if name == "numpy":
+        return None
+    if name == "numba":
+        if importlib.util.find_spec("numba") is None:
+            return "the numba backend needs the 'numba' package: pip install numba"
+        return None
+    if name == "cython":
+        try:
+            importlib.import_module("minigrad._ext._runtime")
+        except ImportError as e:
+            return ("the cython backend needs minigrad's compiled extensions, which are not built "
+                    f"({e}); reinstall with 'pip install .' or run 'python setup.py build_ext --inplace'")
+        return None
+    return f"unknown backend {name!r}; known backends are {sorted(BACKENDS)}"
+
+
+def available_backends():
+    """Names of the backends that can be used here, fastest first."""
+    return [name for name in BACKENDS if _why_unavailable(name) is None]
+
+
+def _check_name(name):
+    if not isinstance(name, str) or name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; known backends are {sorted(BACKENDS)}")
+    why = _why_unavailable(name)
+    if why is not None:
+        raise RuntimeError(f"backend {name!r} is not available: {why}")
+
+
+def _default():
+    global _default_name
+    if _default_name is None:
+        env = os.environ.get("MINIGRAD_BACKEND", "").strip()
+        if env:
+            _check_name(env)
+            _default_name = env
+        else:
+            _default_name = available_backends()[0]
+    return _default_name
+
+
+def get_backend():
+    """Name of the active backend."""
+    return getattr(_state, "name", None) or _default()
+
+
+def set_backend(name):
+    """Make ``name`` ("numpy", "cython" or "numba") the active backend, for this thread and as the default."""
+    global _default_name
+    _check_name(name)
+    _default_name = name
+    _state.name = name
+
+
+@contextlib.contextmanager
+def using_backend(name):
+    """``with using_backend("numba"): ...`` runs the block on that backend and restores the previous one."""
+    _check_name(name)
+    prev = getattr(_state, "name", None)
+    _state.name = name
+    try:
+        yield
+    finally:
+        _state.name = prev
+
+
+def load(name):
+    """The checked kernels of backend ``name`` (imports it on first use)."""
+    backend = _loaded.get(name)
+    if backend is None:
+        _check_name(name)
+        module = importlib.import_module(BACKENDS[name])
+        backend = contract.Backend(name, module)
+        _loaded[name] = backend
+    return backend
+
+
+def kernels():
+    """The active backend's kernels, each validating its arguments before the call."""
+    return load(get_backend())
+
+
+def get_num_threads():
+    """Threads used by the Cython (OpenMP) and Numba kernels."""
+    global _num_threads
+    if _num_threads is None:
+        env = os.environ.get("MINIGRAD_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+        try:
+            _num_threads = max(1, int(env)) if env else (os.cpu_count() or 1)
+        except ValueError:
+            _num_threads = os.cpu_count() or 1
+    return _num_threads
+
+
+def set_num_threads(n):
+    """Set the thread count of every kernel backend (OpenMP for Cython, Numba's pool), passed down to each call."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
+    _num_threads = n
