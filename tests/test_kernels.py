@@ -1,0 +1,389 @@
+"""Kernel parity suite: every backend against the NumPy reference, and the reference against PyTorch.
+
+Kernels are called through ``minigrad.kernels.load(name)`` so that the contract's argument checks run too,
+except in the determinism tests, which call the raw module functions with an explicit ``n_threads``.
+Backward passes are driven by a random ``dy`` (``y.sum()`` gives near-zero gradients through a norm).
+With NUMBA_DISABLE_JIT=1 the Numba kernels run as plain Python: the large shapes are skipped for them then.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from minigrad import kernels
+from minigrad.kernels import contract, reference
+
+BACKENDS = kernels.available_backends()
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: 1e-5, np.float64: 1e-10}
+EPS = 1e-5
+NUMBA_AS_PYTHON = os.environ.get("NUMBA_DISABLE_JIT", "") not in ("", "0")
+
+# batch norm (N, C, S): C=1, S=1 (BatchNorm1d), spatial 1x1, small S (< 8), odd sizes, large
+BN_SHAPES = [(2, 1, 5), (16, 3, 1), (5, 4, 1), (3, 5, 7), (7, 13, 17), (6, 8, 4), (1, 3, 2), (9, 1, 1),
+             (32, 64, 28 * 28), (4096, 1024, 1)]
+# group norm (N, C, S, G): G=1 (layer norm), G=C (instance norm), M=1, odd sizes, large
+GN_SHAPES = [(2, 6, 5, 3), (3, 5, 7, 1), (3, 5, 7, 5), (7, 12, 17, 4), (7, 13, 17, 13), (4, 6, 1, 6),
+             (1, 1, 1, 1), (64, 129, 1, 1), (5, 12, 3, 2), (8, 16, 1, 4),
+             (32, 64, 28 * 28, 32), (8192, 768, 1, 1)]
+SM_SHAPES = [(1, 1), (3, 7), (13, 1000), (64, 33), (4096, 1024)]
+
+
+def _size(shape):
+    return int(np.prod(shape[:3]))
+
+
+def skip_slow(name, shape):
+    if name == "numba" and NUMBA_AS_PYTHON and _size(shape) > 20_000:
+        pytest.skip("numba as plain Python (NUMBA_DISABLE_JIT=1): large shape skipped")
+
+
+def ids(shapes):
+    return ["x".join(map(str, s)) for s in shapes]
+
+
+def assert_close(got, want, tol, what):
+    """|got - want| <= tol*(|want| + max(max|want|, 1)): relative, with values near zero judged on the array's
+    scale (the test data are O(1); a set of one value has dx = 0 up to rounding)."""
+    scale = max(float(np.max(np.abs(want[np.isfinite(want)]), initial=0.0)), 1.0)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale, err_msg=what)
+
+
+def make(rng, shape, dtype, loc=0.5, scale=2.0):
+    return (loc + scale * rng.standard_normal(shape)).astype(dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# backends vs the reference
+
+
+@pytest.mark.parametrize("shape", SM_SHAPES, ids=ids(SM_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_log_softmax(name, dtype, shape):
+    skip_slow(name, shape)
+    k, tol = kernels.load(name), TOL[dtype]
+    rng = np.random.default_rng(0)
+    x = make(rng, shape, dtype, scale=5.0)
+    dy = make(rng, shape, dtype)
+    y, y_ref = np.empty_like(x), np.empty_like(x)
+    k.log_softmax_forward(y, x)
+    reference.log_softmax_forward(y_ref, x)
+    assert_close(y, y_ref, tol, "y")
+    dx, dx_ref = np.empty_like(x), np.empty_like(x)
+    k.log_softmax_backward(dx, dy, y_ref)
+    reference.log_softmax_backward(dx_ref, dy, y_ref)
+    assert_close(dx, dx_ref, tol, "dx")
+
+
+def _bn_forward(fn, x, weight, bias):
+    C = x.shape[1]
+    y, mean, rstd = np.empty_like(x), np.empty(C), np.empty(C)
+    fn(y, mean, rstd, x, weight, bias, EPS)
+    return y, mean, rstd
+
+
+def _bn_backward(fn, dy, x, mean, rstd, weight):
+    dx, dweight, dbias = np.empty_like(x), np.empty_like(weight), np.empty_like(weight)
+    fn(dx, dweight, dbias, dy, x, mean, rstd, weight)
+    return dx, dweight, dbias
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=ids(BN_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_batch_norm(name, dtype, shape):
+    skip_slow(name, shape)
+    k, tol = kernels.load(name), TOL[dtype]
+    rng = np.random.default_rng(1)
+    N, C, S = shape
+    x, dy = make(rng, shape, dtype), make(rng, shape, dtype)
+    weight, bias = make(rng, C, dtype, 1.0, 0.5), make(rng, C, dtype, 0.0, 0.5)
+
+    got = _bn_forward(k.batch_norm_forward, x, weight, bias)
+    want = _bn_forward(reference.batch_norm_forward, x, weight, bias)
+    for what, g, w in zip(("y", "mean", "rstd"), got, want):
+        assert_close(g, w, tol, what)
+
+    _, mean, rstd = want
+    got = _bn_backward(k.batch_norm_backward, dy, x, mean, rstd, weight)
+    want = _bn_backward(reference.batch_norm_backward, dy, x, mean, rstd, weight)
+    for what, g, w in zip(("dx", "dweight", "dbias"), got, want):
+        assert_close(g, w, tol, what)
+
+    running_mean, running_var = make(rng, C, dtype), (0.1 + rng.random(C)).astype(dtype)
+    y, y_ref = np.empty_like(x), np.empty_like(x)
+    k.batch_norm_inference(y, x, running_mean, running_var, weight, bias, EPS)
+    reference.batch_norm_inference(y_ref, x, running_mean, running_var, weight, bias, EPS)
+    assert_close(y, y_ref, tol, "y (inference)")
+
+
+def _gn_forward(fn, x, weight, bias, G):
+    N = x.shape[0]
+    y, mean, rstd = np.empty_like(x), np.empty((N, G)), np.empty((N, G))
+    fn(y, mean, rstd, x, weight, bias, G, EPS)
+    return y, mean, rstd
+
+
+def _gn_backward(fn, dy, x, mean, rstd, weight, G):
+    dx, dweight, dbias = np.empty_like(x), np.empty_like(weight), np.empty_like(weight)
+    fn(dx, dweight, dbias, dy, x, mean, rstd, weight, G)
+    return dx, dweight, dbias
+
+
+@pytest.mark.parametrize("shape", GN_SHAPES, ids=ids(GN_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_group_norm(name, dtype, shape):
+    skip_slow(name, shape)
+    k, tol = kernels.load(name), TOL[dtype]
+    rng = np.random.default_rng(2)
+    N, C, S, G = shape
+    x, dy = make(rng, (N, C, S), dtype), make(rng, (N, C, S), dtype)
+    weight, bias = make(rng, C, dtype, 1.0, 0.5), make(rng, C, dtype, 0.0, 0.5)
+
+    got = _gn_forward(k.group_norm_forward, x, weight, bias, G)
+    want = _gn_forward(reference.group_norm_forward, x, weight, bias, G)
+    for what, g, w in zip(("y", "mean", "rstd"), got, want):
+        assert_close(g, w, tol, what)
+
+    _, mean, rstd = want
+    got = _gn_backward(k.group_norm_backward, dy, x, mean, rstd, weight, G)
+    want = _gn_backward(reference.group_norm_backward, dy, x, mean, rstd, weight, G)
+    for what, g, w in zip(("dx", "dweight", "dbias"), got, want):
+        assert_close(g, w, tol, what)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# numerics: large means, NaN
+
+
+@pytest.mark.parametrize("loc, scale", [(1e4, 1.0), (1e4, 1e-2)])
+@pytest.mark.parametrize("name", BACKENDS)
+def test_float32_large_mean(name, loc, scale):
+    """float32 input 1e4 + N(0, scale^2): variance (hence rstd) and y right against float64 truth."""
+    k = kernels.load(name)
+    rng = np.random.default_rng(3)
+    N, C, S = 8, 3, 300
+    x = make(rng, (N, C, S), np.float32, loc, scale)
+    x64 = x.astype(np.float64)  # the exact values the kernel sees
+    weight, bias = np.ones(C, np.float32), np.zeros(C, np.float32)
+
+    y, mean, rstd = _bn_forward(k.batch_norm_forward, x, weight, bias)
+    var = x64.var(axis=(0, 2))
+    np.testing.assert_allclose(rstd, 1 / np.sqrt(var + EPS), rtol=1e-4)
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 2)), rtol=1e-10)
+    xhat = (x64 - x64.mean(axis=(0, 2))[:, None]) / np.sqrt(var + EPS)[:, None]
+    np.testing.assert_allclose(y, xhat, atol=1e-3)
+
+    G = 3
+    y, mean, rstd = _gn_forward(k.group_norm_forward, x, weight, bias, G)
+    xg = x64.reshape(N, G, -1)
+    np.testing.assert_allclose(rstd, 1 / np.sqrt(xg.var(axis=2) + EPS), rtol=1e-4)
+    xhat = ((xg - xg.mean(axis=2, keepdims=True)) / np.sqrt(xg.var(axis=2, keepdims=True) + EPS)).reshape(x.shape)
+    np.testing.assert_allclose(y, xhat, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_nan_propagates(name, dtype):
+    k = kernels.load(name)
+    rng = np.random.default_rng(4)
+    N, C, S = 4, 3, 5
+    x = make(rng, (N, C, S), dtype)
+    x[1, 1, 2] = np.nan
+    weight, bias = np.ones(C, dtype), np.zeros(C, dtype)
+    y, mean, rstd = _bn_forward(k.batch_norm_forward, x, weight, bias)
+    assert np.isnan(y[:, 1]).all() and np.isnan(mean[1]) and np.isnan(rstd[1])
+    assert np.isfinite(y[:, [0, 2]]).all()
+    dx, dweight, dbias = _bn_backward(k.batch_norm_backward, x, x, mean, rstd, weight)
+    assert np.isnan(dx[:, 1]).all() and np.isnan(dweight[1]) and np.isnan(dbias[1])
+
+    y, mean, rstd = _gn_forward(k.group_norm_forward, x, weight, bias, 3)
+    assert np.isnan(y[1, 1]).all() and np.isnan(mean[1, 1]) and np.isfinite(y[0]).all()
+    dx, dweight, dbias = _gn_backward(k.group_norm_backward, x, x, mean, rstd, weight, 3)
+    assert np.isnan(dx[1, 1]).all() and np.isnan(dweight[1])
+
+    x2 = x.reshape(N, C * S)
+    y2 = np.empty_like(x2)
+    k.log_softmax_forward(y2, x2)
+    assert np.isnan(y2[1]).all() and np.isfinite(y2[[0, 2, 3]]).all()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the contract's checks, for every backend
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_checks_reject_bad_arguments(name):
+    k = kernels.load(name)
+    x = np.ones((2, 4, 3))
+    w, b = np.ones(4), np.zeros(4)
+    y, mean, rstd = np.empty_like(x), np.empty(4), np.empty(4)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        k.batch_norm_forward(y.astype(np.int64), mean, rstd, x, w, b, EPS)
+    with pytest.raises(TypeError, match="'x' must have dtype float32"):
+        k.batch_norm_forward(y.astype(np.float32), mean, rstd, x, w, b, EPS)
+    with pytest.raises(TypeError, match="'mean' must have dtype float64"):
+        k.batch_norm_forward(y.astype(np.float32), mean.astype(np.float32), rstd, x.astype(np.float32),
+                             w.astype(np.float32), b.astype(np.float32), EPS)
+    with pytest.raises(ValueError, match="'weight' has shape"):
+        k.batch_norm_forward(y, mean, rstd, x, np.ones(5), b, EPS)
+    with pytest.raises(ValueError, match="must have 3 dims"):
+        k.batch_norm_forward(y, mean, rstd, x.reshape(2, 12), w, b, EPS)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        k.batch_norm_forward(y, mean, rstd, np.ones((2, 3, 4)).transpose(0, 2, 1), w, b, EPS)
+    with pytest.raises(ValueError, match="eps"):
+        k.batch_norm_forward(y, mean, rstd, x, w, b, 0.0)
+    with pytest.raises(TypeError, match="takes 7 arguments"):
+        k.batch_norm_forward(y, mean, rstd, x, w, b)
+    gmean, grstd = np.empty((2, 3)), np.empty((2, 3))
+    with pytest.raises(ValueError, match="num_groups=3 must divide"):
+        k.group_norm_forward(y, gmean, grstd, x, w, b, 3, EPS)
+    with pytest.raises(ValueError, match="positive integer"):
+        k.group_norm_forward(y, gmean, grstd, x, w, b, 0, EPS)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        k.log_softmax_forward(np.empty((3, 4)), np.ones((4, 3)).T)
+    ro = np.empty((3, 4))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        k.log_softmax_forward(ro, np.ones((3, 4)))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_backend_that_ran_is_the_one_asked_for(name):
+    backend = kernels.load(name)
+    assert backend.name == name
+    assert backend.module.__name__ == kernels.BACKENDS[name]
+    assert backend.batch_norm_forward.__qualname__ == f"{name}.batch_norm_forward"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# determinism: bit-identical across runs and across thread counts (raw kernels, explicit n_threads)
+
+
+def _all_kernel_calls(dtype):
+    """(kernel name, outputs, inputs) covering each code path: S >= 8, 1 < S < 8, S = 1, G = 1, G = C."""
+    rng = np.random.default_rng(5)
+    calls = []
+    for N, C, S in [(7, 13, 17), (6, 40, 3), (300, 70, 1)]:
+        x, dy = make(rng, (N, C, S), dtype), make(rng, (N, C, S), dtype)
+        w, b = make(rng, C, dtype, 1.0, 0.5), make(rng, C, dtype, 0.0, 0.5)
+        y, mean, rstd = _bn_forward(reference.batch_norm_forward, x, w, b)
+        calls.append(("batch_norm_forward", (y, mean, rstd), (x, w, b, EPS)))
+        calls.append(("batch_norm_backward", (np.empty_like(x), np.empty_like(w), np.empty_like(w)),
+                      (dy, x, mean, rstd, w)))
+        calls.append(("batch_norm_inference", (np.empty_like(x),), (x, w, np.abs(w), w, b, EPS)))
+        for G in (1, C):
+            y, mean, rstd = _gn_forward(reference.group_norm_forward, x, w, b, G)
+            calls.append(("group_norm_forward", (y, mean, rstd), (x, w, b, G, EPS)))
+            calls.append(("group_norm_backward", (np.empty_like(x), np.empty_like(w), np.empty_like(w)),
+                          (dy, x, mean, rstd, w, G)))
+    x = make(rng, (37, 129), dtype)
+    calls.append(("log_softmax_forward", (np.empty_like(x),), (x,)))
+    calls.append(("log_softmax_backward", (np.empty_like(x),), (x, x)))
+    return calls
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_deterministic_across_runs_and_threads(name, dtype):
+    module = kernels.load(name).module
+    for kernel, outs, ins in _all_kernel_calls(dtype):
+        contract.check(kernel, outs + ins)
+        results = []
+        for n_threads in (1, 1, 2):
+            fresh = tuple(np.full_like(o, np.nan) for o in outs)
+            getattr(module, kernel)(*fresh, *ins, n_threads)
+            results.append(fresh)
+        for run in results[1:]:
+            for a, b in zip(results[0], run):
+                np.testing.assert_array_equal(a, b, err_msg=kernel)  # bit-identical, not merely close
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the reference itself vs PyTorch, float64, random dy
+
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def _torch_grads(out, inputs, dy):
+    return torch.autograd.grad(out, inputs, torch.from_numpy(dy))
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES[:-2], ids=ids(BN_SHAPES[:-2]))
+def test_reference_batch_norm_vs_torch(shape):
+    N, C, S = shape
+    if N * S == 1:
+        pytest.skip("torch refuses training batch norm with one value per channel")
+    rng = np.random.default_rng(6)
+    x, dy = make(rng, shape, np.float64), make(rng, shape, np.float64)
+    w, b = make(rng, C, np.float64, 1.0, 0.5), make(rng, C, np.float64, 0.0, 0.5)
+    y, mean, rstd = _bn_forward(reference.batch_norm_forward, x, w, b)
+    dx, dw, db = _bn_backward(reference.batch_norm_backward, dy, x, mean, rstd, w)
+
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty, tmean, trstd = torch.ops.aten.native_batch_norm(tx, tw, tb, None, None, True, 0.1, EPS)
+    assert_close(y, ty.detach().numpy(), 1e-12, "y")
+    assert_close(mean, tmean.detach().numpy(), 1e-12, "mean")
+    assert_close(rstd, trstd.detach().numpy(), 1e-12, "rstd")
+    tdx, tdw, tdb = _torch_grads(ty, (tx, tw, tb), dy)
+    assert_close(dx, tdx.numpy(), 1e-10, "dx")
+    assert_close(dw, tdw.numpy(), 1e-10, "dweight")
+    assert_close(db, tdb.numpy(), 1e-10, "dbias")
+    ty2 = F.batch_norm(tx, None, None, tw, tb, training=True, eps=EPS)
+    assert_close(y, ty2.detach().numpy(), 1e-12, "y (functional)")
+
+    rm, rv = make(rng, C, np.float64), 0.1 + rng.random(C)
+    y = np.empty_like(x)
+    reference.batch_norm_inference(y, x, rm, rv, w, b, EPS)
+    ty = F.batch_norm(tx, torch.tensor(rm), torch.tensor(rv), tw, tb, training=False, eps=EPS)
+    assert_close(y, ty.detach().numpy(), 1e-12, "y (inference)")
+
+
+@pytest.mark.parametrize("shape", GN_SHAPES[:-2], ids=ids(GN_SHAPES[:-2]))
+def test_reference_group_norm_vs_torch(shape):
+    N, C, S, G = shape
+    rng = np.random.default_rng(7)
+    x, dy = make(rng, (N, C, S), np.float64), make(rng, (N, C, S), np.float64)
+    w, b = make(rng, C, np.float64, 1.0, 0.5), make(rng, C, np.float64, 0.0, 0.5)
+    y, mean, rstd = _gn_forward(reference.group_norm_forward, x, w, b, G)
+    dx, dw, db = _gn_backward(reference.group_norm_backward, dy, x, mean, rstd, w, G)
+
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty, tmean, trstd = torch.ops.aten.native_group_norm(tx, tw, tb, N, C, S, G, EPS)
+    assert_close(y, ty.detach().numpy(), 1e-12, "y")
+    assert_close(mean, tmean.detach().numpy(), 1e-12, "mean")
+    assert_close(rstd, trstd.detach().numpy(), 1e-12, "rstd")
+    for what, got, want in zip(("dx", "dweight", "dbias"), (dx, dw, db), _torch_grads(ty, (tx, tw, tb), dy)):
+        assert_close(got, want.numpy(), 1e-10, what)
+    if C // G * S > 1:  # F.group_norm refuses a set of one value (native_group_norm above accepts it)
+        assert_close(y, F.group_norm(tx, G, tw, tb, EPS).detach().numpy(), 1e-12, "y (functional)")
+    if G == 1 and S == 1:  # layer norm over the rows of (R, D)
+        ty = F.layer_norm(tx.reshape(N, C), (C,), tw, tb, EPS)
+        assert_close(y.reshape(N, C), ty.detach().numpy(), 1e-12, "y (layer_norm)")
+        grads = _torch_grads(ty, (tx, tw, tb), dy.reshape(N, C))
+        for what, got, want in zip(("dx", "dweight", "dbias"), (dx, dw, db), grads):
+            assert_close(got, want.numpy(), 1e-10, what + " (layer_norm)")
+    if G == C and S > 1:  # instance norm
+        ty = F.instance_norm(tx, weight=tw, bias=tb, eps=EPS)
+        assert_close(y, ty.detach().numpy(), 1e-12, "y (instance_norm)")
+        grads = _torch_grads(ty, (tx, tw, tb), dy)
+        for what, got, want in zip(("dx", "dweight", "dbias"), (dx, dw, db), grads):
+            assert_close(got, want.numpy(), 1e-10, what + " (instance_norm)")
+
+
+@pytest.mark.parametrize("shape", SM_SHAPES[:-1], ids=ids(SM_SHAPES[:-1]))
+def test_reference_log_softmax_vs_torch(shape):
+    rng = np.random.default_rng(8)
+    x, dy = make(rng, shape, np.float64, scale=5.0), make(rng, shape, np.float64)
+    y, dx = np.empty_like(x), np.empty_like(x)
+    reference.log_softmax_forward(y, x)
+    reference.log_softmax_backward(dx, dy, y)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = F.log_softmax(tx, dim=1)
+    assert_close(y, ty.detach().numpy(), 1e-12, "y")
+    (tdx,) = _torch_grads(ty, (tx,), dy)
+    assert_close(dx, tdx.numpy(), 1e-10, "dx")
