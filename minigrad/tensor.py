@@ -454,6 +454,11 @@ class Function:
 
     @classmethod
     def apply(cls, *tensors, **kwargs):
+        return cls.apply_with_ctx(*tensors, **kwargs)[0]
+
+    @classmethod
+    def apply_with_ctx(cls, *tensors, **kwargs):
+        """Like ``apply``, but also returns the context, which holds what forward saved (even under no_grad)."""
         ctx = cls(tensors)
         out = ctx.forward(*[t.data for t in tensors], **kwargs)
         if _anomaly_enabled():
@@ -463,7 +468,7 @@ class Function:
                 and result.data.dtype in _FLOAT_DTYPES:
             result.requires_grad = True
             result._ctx = ctx
-        return result
+        return result, ctx
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError

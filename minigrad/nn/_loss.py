@@ -1,0 +1,135 @@
+"""log_softmax (a kernel on every backend) and the losses built on it.
+
+``cross_entropy`` is one fused node: the forward is the log-softmax kernel plus a gather; its backward is
+``softmax - q`` with ``q`` the (label-smoothed) target distribution, scaled by the reduction.
+"""
+import numbers
+
+import numpy as np
+
+from minigrad import kernels
+from minigrad.tensor import Function, Tensor
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _rows(a, dim):
+    """``a`` with axis ``dim`` moved last, as a C-contiguous (R, D) array, and how to undo it."""
+    moved = np.moveaxis(a, dim, -1)
+    return np.ascontiguousarray(moved).reshape(-1, a.shape[dim]), moved.shape
+
+
+class _LogSoftmax(Function):
+    def forward(self, x, dim):
+        self.dim = dim
+        x2, self.moved_shape = _rows(x, dim)
+        y = np.empty_like(x2)
+        kernels.kernels().log_softmax_forward(y, x2)
+        self.y = y
+        return np.moveaxis(y.reshape(self.moved_shape), -1, dim)
+
+    def backward(self, g):
+        g2, _ = _rows(g.astype(self.y.dtype, copy=False), self.dim)
+        dx = np.empty_like(g2)
+        kernels.kernels().log_softmax_backward(dx, g2, self.y)
+        return np.moveaxis(dx.reshape(self.moved_shape), -1, self.dim)
+
+
+def _check_float(fn, x):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}: input must be a minigrad.Tensor, got {type(x).__name__}")
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"{fn}: input must be float32 or float64, got {x.dtype}")
+
+
+def log_softmax(input, dim=-1):
+    """``log(softmax(x))`` along ``dim``, computed stably: ``x - max - log(sum(exp(x - max)))``."""
+    _check_float("log_softmax", input)
+    if input.ndim == 0:
+        raise ValueError("log_softmax: input must have at least 1 dim")
+    return _LogSoftmax.apply(input, dim=dim % input.ndim)
+
+
+def softmax(input, dim=-1):
+    return log_softmax(input, dim).exp()
+
+
+class _CrossEntropy(Function):
+    def forward(self, x, target, smoothing, reduction):
+        n, c = x.shape
+        logp = np.empty_like(x)
+        kernels.kernels().log_softmax_forward(logp, np.ascontiguousarray(x))
+        picked = logp[np.arange(n), target].astype(np.float64)
+        loss = -(1.0 - smoothing) * picked
+        if smoothing:
+            loss -= smoothing / c * logp.sum(axis=1, dtype=np.float64)
+        self.logp, self.target, self.smoothing, self.reduction = logp, target, smoothing, reduction
+        if reduction == "none":
+            return loss.astype(x.dtype)
+        total = loss.sum()
+        return np.asarray(total / n if reduction == "mean" else total, dtype=x.dtype)
+
+    def backward(self, g):
+        n, c = self.logp.shape
+        # d loss_i / d x_i = softmax(x_i) - q_i, q = (1 - s) * onehot(target) + s / C
+        dx = np.exp(self.logp)
+        if self.smoothing:
+            dx -= self.smoothing / c
+        dx[np.arange(n), self.target] -= 1.0 - self.smoothing
+        if self.reduction == "none":
+            return dx * g[:, None]
+        return dx * (g / n if self.reduction == "mean" else g)
+
+
+def _check_targets(fn, input, target):
+    if not isinstance(target, Tensor):
+        target = Tensor(np.asarray(target))
+    t = target.data
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: target must hold integer class indices, got dtype {t.dtype}")
+    if input.ndim != 2:
+        raise ValueError(f"{fn}: input must have shape (N, C), got {input.shape}")
+    if t.shape != (input.shape[0],):
+        raise ValueError(f"{fn}: target must have shape (N,) = ({input.shape[0]},), got {t.shape}")
+    if t.size and (t.min() < 0 or t.max() >= input.shape[1]):
+        raise ValueError(f"{fn}: target values must be in [0, {input.shape[1]}), got range "
+                         f"[{t.min()}, {t.max()}]")
+    return t.astype(np.int64, copy=False)
+
+
+def _check_reduction(fn, reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{fn}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def cross_entropy(input, target, reduction="mean", label_smoothing=0.0):
+    """Cross entropy between logits ``input`` (N, C) and integer class ``target`` (N,), fused with a stable
+    log-softmax. ``label_smoothing`` s mixes the one-hot target with the uniform distribution:
+    ``q = (1 - s) * onehot + s / C``, as PyTorch does."""
+    _check_float("cross_entropy", input)
+    t = _check_targets("cross_entropy", input, target)
+    _check_reduction("cross_entropy", reduction)
+    if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    return _CrossEntropy.apply(input, target=t, smoothing=float(label_smoothing), reduction=reduction)
+
+
+def nll_loss(input, target, reduction="mean"):
+    """Negative log likelihood of log-probabilities ``input`` (N, C) at integer ``target`` (N,)."""
+    _check_float("nll_loss", input)
+    t = _check_targets("nll_loss", input, target)
+    _check_reduction("nll_loss", reduction)
+    picked = -input[np.arange(input.shape[0]), t]
+    return picked if reduction == "none" else picked.sum() if reduction == "sum" else picked.mean()
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error ``(input - target)^2`` with broadcasting of ``target`` to ``input``'s shape."""
+    _check_float("mse_loss", input)
+    _check_reduction("mse_loss", reduction)
+    target = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=input.dtype))
+    if np.broadcast_shapes(input.shape, target.shape) != input.shape:
+        raise ValueError(f"mse_loss: target of shape {target.shape} does not broadcast to input {input.shape}")
+    d = input - target
+    sq = d * d
+    return sq if reduction == "none" else sq.sum() if reduction == "sum" else sq.mean()

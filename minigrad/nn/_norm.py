@@ -1,0 +1,292 @@
+"""Normalization functionals: batch, layer, group and instance norm, each one autograd node over one kernel call.
+
+All four are the same computation over different axes (Flax's observation):
+  y = (x - mean) * rstd * weight + bias,   rstd = 1 / sqrt(var + eps),   var biased
+  batch norm     statistics per channel over N and every spatial position      channels layout (N, C, S)
+  group norm     per sample and group of C/G channels                           rows layout, G groups
+  instance norm  per sample and channel                                         group norm with G = C
+  layer norm     per sample over the trailing ``normalized_shape``              group norm on (R, D, 1), G = 1
+
+Inputs are validated here, in Python, before any kernel runs: rank, channel count against parameter sizes, dtype
+(float32 or float64; parameters must share the input's dtype), eps > 0, momentum in [0, 1]. Non-contiguous input
+is copied to C order once. The kernels save only ``mean`` and ``rstd`` (float64) and recompute the normalized
+value in backward.
+"""
+import numbers
+
+import numpy as np
+
+from minigrad import kernels
+from minigrad.tensor import Function, Tensor
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# ------------------------------------------------------------------ validation
+
+def _check_input(fn, x, min_ndim, max_ndim=None):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}: input must be a minigrad.Tensor, got {type(x).__name__}")
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"{fn}: input must be float32 or float64, got {x.dtype}")
+    if x.ndim < min_ndim or (max_ndim is not None and x.ndim > max_ndim):
+        want = f"{min_ndim}" + (f" to {max_ndim}" if max_ndim != min_ndim else "") if max_ndim else f"at least {min_ndim}"
+        raise ValueError(f"{fn}: input must have {want} dims, got shape {x.shape}")
+
+
+def _check_param(fn, name, p, shape, dtype):
+    """Validate an optional per-channel tensor (weight, bias, running stats); returns its array or None."""
+    if p is None:
+        return None
+    if not isinstance(p, Tensor):
+        raise TypeError(f"{fn}: {name} must be a minigrad.Tensor or None, got {type(p).__name__}")
+    if p.shape != shape:
+        raise ValueError(f"{fn}: {name} must have shape {shape} to match the input, got {p.shape}")
+    if p.dtype != dtype:
+        raise TypeError(f"{fn}: {name} has dtype {p.dtype} but the input is {dtype}; minigrad does not mix "
+                        f"float32 and float64 in a normalization (convert one with .astype)")
+    return p.data
+
+
+def _check_eps(fn, eps):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not np.isfinite(eps) or eps <= 0:
+        raise ValueError(f"{fn}: eps must be a finite number > 0, got {eps!r}")
+    return float(eps)
+
+
+def _check_momentum(fn, momentum):
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"{fn}: momentum must be a number in [0, 1], got {momentum!r}")
+    return float(momentum)
+
+
+def _affine(weight, bias, c, dtype):
+    """weight and bias arrays for the kernel: ones/zeros stand in for absent ones (C values, nothing measurable)."""
+    w = np.ones(c, dtype) if weight is None else np.ascontiguousarray(weight)
+    b = np.zeros(c, dtype) if bias is None else np.ascontiguousarray(bias)
+    return w, b
+
+
+def _params(*tensors):
+    return tuple(t for t in tensors if t is not None)
+
+
+def _grads_for(node, dx, dweight, dbias):
+    """The gradient tuple for (x, [weight], [bias]) as the node's parents hold them."""
+    out = [dx if node.needs_input_grad[0] else None]
+    if node.has_weight:
+        out.append(dweight)
+    if node.has_bias:
+        out.append(dbias)
+    return tuple(out)
+
+
+# ------------------------------------------------------------------ autograd nodes
+
+class _BatchNormTrain(Function):
+    """Training-mode batch norm on (N, C, S): statistics of the batch, one kernel each way."""
+
+    def forward(self, x, *params, has_weight, has_bias, eps):
+        self.has_weight, self.has_bias = has_weight, has_bias
+        shape, x3 = x.shape, _as_ncs_array(x)
+        n, c, s = x3.shape
+        w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
+        y = np.empty_like(x3)
+        self.mean, self.rstd = np.empty(c), np.empty(c)
+        kernels.kernels().batch_norm_forward(y, self.mean, self.rstd, x3, w, b, eps)
+        self.x3, self.w, self.shape = x3, w, shape
+        return y.reshape(shape)
+
+    def backward(self, g):
+        dy = np.ascontiguousarray(g, dtype=self.x3.dtype).reshape(self.x3.shape)
+        dx = np.empty_like(self.x3)
+        c = self.x3.shape[1]
+        dweight, dbias = np.empty(c, self.x3.dtype), np.empty(c, self.x3.dtype)
+        kernels.kernels().batch_norm_backward(dx, dweight, dbias, dy, self.x3, self.mean, self.rstd, self.w)
+        return _grads_for(self, dx.reshape(self.shape), dweight, dbias)
+
+
+class _ChannelAffine(Function):
+    """Normalization with fixed statistics (batch norm in eval mode, instance norm from running stats):
+    y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, per channel of (N, C, S)."""
+
+    def forward(self, x, *params, running_mean, running_var, has_weight, has_bias, eps):
+        self.has_weight, self.has_bias = has_weight, has_bias
+        x3 = _as_ncs_array(x)
+        c = x3.shape[1]
+        w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
+        y = np.empty_like(x3)
+        kernels.kernels().batch_norm_inference(y, x3, np.ascontiguousarray(running_mean),
+                                               np.ascontiguousarray(running_var), w, b, eps)
+        # NOTE: the statistics are constants here, so backward is elementwise: no mean-subtraction terms
+        self.rstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+        self.mean = running_mean.astype(np.float64)
+        self.x3, self.w, self.shape = x3, w, x.shape
+        return y.reshape(x.shape)
+
+    def backward(self, g):
+        dy = np.ascontiguousarray(g).reshape(self.x3.shape)
+        scale = (self.rstd * self.w).astype(dy.dtype)[None, :, None]
+        dx = (dy * scale).reshape(self.shape) if self.needs_input_grad[0] else None
+        dweight = dbias = None
+        if self.has_weight:
+            xhat = (self.x3 - self.mean[None, :, None].astype(dy.dtype)) * self.rstd[None, :, None].astype(dy.dtype)
+            dweight = (dy * xhat).sum(axis=(0, 2), dtype=np.float64).astype(dy.dtype)
+        if self.has_bias:
+            dbias = dy.sum(axis=(0, 2), dtype=np.float64).astype(dy.dtype)
+        return _grads_for(self, dx, dweight, dbias)
+
+
+class _GroupNorm(Function):
+    """Group norm on (N, C, S) with G groups; layer norm is (R, D, 1) with G=1, instance norm G=C."""
+
+    def forward(self, x, *params, x3_shape, num_groups, has_weight, has_bias, eps):
+        self.has_weight, self.has_bias = has_weight, has_bias
+        x3 = np.ascontiguousarray(x).reshape(x3_shape)
+        n, c, s = x3_shape
+        w, b = _affine(params[0].reshape(-1) if has_weight else None,
+                       params[-1].reshape(-1) if has_bias else None, c, x.dtype)
+        y = np.empty_like(x3)
+        self.mean, self.rstd = np.empty((n, num_groups)), np.empty((n, num_groups))
+        kernels.kernels().group_norm_forward(y, self.mean, self.rstd, x3, w, b, num_groups, eps)
+        self.x3, self.w, self.g, self.shape = x3, w, num_groups, x.shape
+        self.param_shape = params[0].shape if has_weight else params[-1].shape if has_bias else None
+        return y.reshape(x.shape)
+
+    def backward(self, g):
+        dy = np.ascontiguousarray(g, dtype=self.x3.dtype).reshape(self.x3.shape)
+        dx = np.empty_like(self.x3)
+        c = self.x3.shape[1]
+        dweight, dbias = np.empty(c, self.x3.dtype), np.empty(c, self.x3.dtype)
+        kernels.kernels().group_norm_backward(dx, dweight, dbias, dy, self.x3, self.mean, self.rstd, self.w, self.g)
+        ps = self.param_shape
+        return _grads_for(self, dx.reshape(self.shape), dweight.reshape(ps) if ps else None,
+                          dbias.reshape(ps) if ps else None)
+
+
+def _as_ncs_array(a):
+    a = np.ascontiguousarray(a)
+    return a.reshape(a.shape[0], a.shape[1], int(np.prod(a.shape[2:], dtype=np.int64)))
+
+
+# ------------------------------------------------------------------ functionals (torch.nn.functional names)
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Batch normalization over every axis except the channel axis 1 (input of 2 to 5 dims).
+
+    ``y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias``. In training the batch's statistics are used and,
+    when ``running_mean``/``running_var`` are given, updated in place:
+    ``running = (1 - momentum) * running + momentum * batch_stat``, with the unbiased batch variance. In eval
+    (``training=False``) the running statistics are used and must be given.
+
+    Shape: input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).
+    """
+    fn = "batch_norm"
+    _check_input(fn, input, 2, 5)
+    c, dtype = input.shape[1], input.dtype
+    _check_param(fn, "weight", weight, (c,), dtype)
+    _check_param(fn, "bias", bias, (c,), dtype)
+    rm = _check_param(fn, "running_mean", running_mean, (c,), dtype)
+    rv = _check_param(fn, "running_var", running_var, (c,), dtype)
+    eps = _check_eps(fn, eps)
+    if not training:
+        if rm is None or rv is None:
+            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+        return _ChannelAffine.apply(input, *_params(weight, bias), running_mean=rm, running_var=rv,
+                                    has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+    per_channel = input.size // c if c else 0
+    if per_channel <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of shape "
+                         f"{input.shape} (batch statistics of a single value have no variance)")
+    if momentum is not None or rm is not None:
+        momentum = _check_momentum(fn, momentum)
+    out, node = _BatchNormTrain.apply_with_ctx(input, *_params(weight, bias), has_weight=weight is not None,
+                                               has_bias=bias is not None, eps=eps)
+    if rm is not None or rv is not None:
+        _update_running(rm, rv, node.mean, _unbiased_var(node.rstd, eps, per_channel), momentum)
+    return out
+
+
+def _unbiased_var(rstd, eps, count):
+    """The unbiased variance recovered from the saved rstd = 1/sqrt(var + eps) (float64, so nothing is lost)."""
+    return (1.0 / (rstd * rstd) - eps) * (count / (count - 1))
+
+
+def _update_running(rm, rv, mean, unbiased_var, momentum):
+    """running = (1 - momentum) * running + momentum * batch statistic, in place."""
+    if rm is not None:
+        rm[...] = (1.0 - momentum) * rm + momentum * mean
+    if rv is not None:
+        rv[...] = (1.0 - momentum) * rv + momentum * unbiased_var
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalization over the trailing ``normalized_shape`` dims: statistics per sample (per leading
+    index), affine per element of ``normalized_shape``. Shape: input (*, *normalized_shape)."""
+    fn = "layer_norm"
+    if isinstance(normalized_shape, numbers.Integral):
+        normalized_shape = (int(normalized_shape),)
+    normalized_shape = tuple(int(s) for s in normalized_shape)
+    _check_input(fn, input, max(len(normalized_shape), 1))
+    k = len(normalized_shape)
+    if k == 0 or input.shape[input.ndim - k:] != normalized_shape:
+        raise ValueError(f"layer_norm: normalized_shape {normalized_shape} must match the trailing dims of the "
+                         f"input, got input of shape {input.shape}")
+    _check_param(fn, "weight", weight, normalized_shape, input.dtype)
+    _check_param(fn, "bias", bias, normalized_shape, input.dtype)
+    eps = _check_eps(fn, eps)
+    d = int(np.prod(normalized_shape))
+    r = input.size // d if d else int(np.prod(input.shape[:input.ndim - k]))
+    return _GroupNorm.apply(input, *_params(weight, bias), x3_shape=(r, d, 1), num_groups=1,
+                            has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Group normalization: channels split into ``num_groups`` groups, statistics per sample and group,
+    affine per channel. Shape: input (N, C, *) with C divisible by num_groups; weight, bias (C,)."""
+    fn = "group_norm"
+    _check_input(fn, input, 2)
+    n, c = input.shape[0], input.shape[1]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) or num_groups < 1:
+        raise ValueError(f"group_norm: num_groups must be a positive integer, got {num_groups!r}")
+    if c % num_groups:
+        raise ValueError(f"group_norm: num_groups={num_groups} must divide the number of channels C={c}")
+    _check_param(fn, "weight", weight, (c,), input.dtype)
+    _check_param(fn, "bias", bias, (c,), input.dtype)
+    eps = _check_eps(fn, eps)
+    s = int(np.prod(input.shape[2:], dtype=np.int64))
+    return _GroupNorm.apply(input, *_params(weight, bias), x3_shape=(n, c, s), num_groups=int(num_groups),
+                            has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Instance normalization: statistics per sample and channel over the spatial dims (group norm with one
+    channel per group). With ``use_input_stats=False`` the running statistics are used instead; with running
+    statistics given and ``use_input_stats``, they are updated with the batch average of the per-instance mean
+    and unbiased variance, as PyTorch does. Shape: input (N, C, *spatial) with at least one spatial dim."""
+    fn = "instance_norm"
+    _check_input(fn, input, 3)
+    n, c = input.shape[0], input.shape[1]
+    _check_param(fn, "weight", weight, (c,), input.dtype)
+    _check_param(fn, "bias", bias, (c,), input.dtype)
+    rm = _check_param(fn, "running_mean", running_mean, (c,), input.dtype)
+    rv = _check_param(fn, "running_var", running_var, (c,), input.dtype)
+    eps = _check_eps(fn, eps)
+    if not use_input_stats:
+        if rm is None or rv is None:
+            raise ValueError("instance_norm: running_mean and running_var are required when use_input_stats=False")
+        return _ChannelAffine.apply(input, *_params(weight, bias), running_mean=rm, running_var=rv,
+                                    has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+    s = int(np.prod(input.shape[2:], dtype=np.int64))
+    if s <= 1:
+        raise ValueError(f"instance_norm: expected more than 1 spatial element when training, got input of shape "
+                         f"{input.shape}")
+    if rm is not None or rv is not None:
+        momentum = _check_momentum(fn, momentum)
+    out, node = _GroupNorm.apply_with_ctx(input, *_params(weight, bias), x3_shape=(n, c, s), num_groups=c,
+                                          has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+    if rm is not None or rv is not None:
+        # NOTE: PyTorch averages the per-instance statistics over the batch
+        _update_running(rm, rv, node.mean.mean(axis=0), _unbiased_var(node.rstd, eps, s).mean(axis=0), momentum)
+    return out

@@ -1,0 +1,188 @@
+"""Normalization modules with PyTorch's constructor arguments, buffers and train/eval behaviour.
+
+They own the state (weight, bias, running statistics, ``num_batches_tracked``) and call the functionals in
+``minigrad.nn.functional``, which call the kernels.
+
+Momentum: ``running = (1 - momentum) * running + momentum * batch_stat``; ``momentum=None`` gives a cumulative
+moving average, ``momentum = 1 / num_batches_tracked``. Running variance is updated with the unbiased estimate,
+as in PyTorch; normalization itself uses the biased one.
+"""
+import numbers
+
+import numpy as np
+
+from minigrad.nn import functional as F
+from minigrad.nn.module import Module, Parameter
+from minigrad.tensor import Tensor
+
+
+def _dtype(dtype):
+    return np.dtype(np.float32 if dtype is None else dtype)
+
+
+class _NormBase(Module):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None):
+        super().__init__()
+        if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
+            raise ValueError(f"{type(self).__name__}: num_features must be a positive integer, got {num_features!r}")
+        if momentum is not None and (not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1):
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1] or None, got {momentum!r}")
+        if not isinstance(eps, numbers.Real) or not eps > 0:
+            raise ValueError(f"{type(self).__name__}: eps must be > 0, got {eps!r}")
+        dt = _dtype(dtype)
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        if self.affine:
+            self.weight = Parameter(np.ones(num_features, dt))
+            self.bias = Parameter(np.zeros(num_features, dt))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if self.track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dt)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, dt)))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def _check_input_dim(self, x):
+        pass
+
+    def _average_factor(self):
+        """The momentum for this step; counts the batch when running statistics are tracked in training."""
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked.data)
+        return factor
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    _ndims = ()
+
+    def forward(self, x):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{type(self).__name__}: input must be a minigrad.Tensor, got {type(x).__name__}")
+        if x.ndim not in self._ndims:
+            raise ValueError(f"{type(self).__name__}: expected {' or '.join(f'{d}D' for d in self._ndims)} input, "
+                             f"got shape {x.shape}")
+        factor = self._average_factor()
+        # NOTE: without running statistics, batch statistics are used in eval mode too (PyTorch's rule)
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        track = not self.training or self.track_running_stats
+        return F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
+                            self.weight, self.bias, use_batch_stats, factor, self.eps)
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over (N, C) or (N, C, L): statistics per channel over the batch (and L)."""
+    _ndims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W): statistics per channel over N, H and W."""
+    _ndims = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch norm over (N, C, D, H, W)."""
+    _ndims = (5,)
+
+
+class _InstanceNorm(_NormBase):
+    _ndim = 0
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+
+    def forward(self, x):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{type(self).__name__}: input must be a minigrad.Tensor, got {type(x).__name__}")
+        unbatched = x.ndim == self._ndim - 1
+        if x.ndim != self._ndim and not unbatched:
+            raise ValueError(f"{type(self).__name__}: expected {self._ndim}D (or unbatched {self._ndim - 1}D) "
+                             f"input, got shape {x.shape}")
+        if unbatched:
+            x = x.unsqueeze(0)
+        factor = self._average_factor()
+        y = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            self.training or not self.track_running_stats, factor, self.eps)
+        return y.squeeze(0) if unbatched else y
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance norm over (N, C, L): statistics per sample and channel."""
+    _ndim = 3
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance norm over (N, C, H, W)."""
+    _ndim = 4
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance norm over (N, C, D, H, W)."""
+    _ndim = 5
+
+
+class LayerNorm(Module):
+    """Layer norm over the trailing ``normalized_shape`` dims, with an elementwise affine."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, numbers.Integral):
+            normalized_shape = (int(normalized_shape),)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
+        dt = _dtype(dtype)
+        if self.elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dt))
+            if bias:
+                self.bias = Parameter(np.zeros(self.normalized_shape, dt))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class GroupNorm(Module):
+    """Group norm: ``num_channels`` split into ``num_groups`` groups, per-channel affine."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_groups={num_groups} must divide num_channels={num_channels}")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, float(eps), affine
+        dt = _dtype(dtype)
+        if affine:
+            self.weight = Parameter(np.ones(num_channels, dt))
+            self.bias = Parameter(np.zeros(num_channels, dt))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
