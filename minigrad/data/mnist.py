@@ -207,7 +207,8 @@ def fetch_mnist(verbose=False):
     path = cache_dir() / "mnist.npz"
     if path.exists():
         try:
-            with np.load(path, allow_pickle=False) as f:
+            # NOTE: open the file ourselves: np.load(path) leaks its handle when the file is corrupt.
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
         except Exception as e:
             raise ValueError(f"{path}: corrupt MNIST cache ({type(e).__name__}: {e}); delete it to "
