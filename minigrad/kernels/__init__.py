@@ -39,7 +39,7 @@ def _why_unavailable(name):
         return None
     if name == "cython":
         try:
-            importlib.import_module("minigrad._ext._runtime")
+            importlib.import_module(BACKENDS["cython"])
         except ImportError as e:
             return ("the cython backend needs minigrad's compiled extensions, which are not built "
                     f"({e}); reinstall with 'pip install .' or run 'python setup.py build_ext --inplace'")
