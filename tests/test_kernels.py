@@ -219,7 +219,7 @@ def test_checks_reject_bad_arguments(name):
     k = kernels.load(name)
     x = np.ones((2, 4, 3))
     w, b = np.ones(4), np.zeros(4)
-    y, mean, rstd = np.empty_like(x), np.empty(4), np.empty(4)
+    y, mean, rstd = np.zeros_like(x), np.zeros(4), np.zeros(4)
     with pytest.raises(TypeError, match="float32 or float64"):
         k.batch_norm_forward(y.astype(np.int64), mean, rstd, x, w, b, EPS)
     with pytest.raises(TypeError, match="'x' must have dtype float32"):

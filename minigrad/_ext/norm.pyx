@@ -1,0 +1,513 @@
+"""Batch norm and group norm kernels in Cython/OpenMP. Signatures: minigrad/kernels/contract.py; the math and
+its derivation: minigrad/kernels/reference.py (the oracle these kernels are tested against).
+
+  N batch, C channels, S spatial size, G groups, Cg = C/G channels per group, M = size of a reduction set
+  channels layout  x: (N, C, S) C-contiguous   batch norm: one set per channel, M = N*S
+  group layout     x: (N, C, S) C-contiguous   group norm: one set per row (n, g) of Cg*S contiguous values
+
+Constraints kept everywhere:
+  - statistics in double: a *shifted* single pass, sum(x - K) and sum((x - K)^2) with K a value of the set, which
+    stays accurate when |mean| >> std (unlike E[x^2] - E[x]^2);
+  - elementwise passes in X precision so they vectorize, written as (x - K)*scale + shift with K = X(mean): x - K
+    is (nearly) exact, so a large mean does not cancel catastrophically the way x*scale + (b - mean*scale) does;
+  - parallel loops write disjoint slices only; every sum has a fixed order that does not depend on n_threads, so
+    results are bit-identical for any thread count; parameter gradients of group norm go through partials of
+    shape (n_chunks, C) (n_chunks from N alone) merged serially;
+  - forward saves only mean and rstd; backward recomputes xhat = (x - mean)*rstd from x.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport sqrt, NAN
+from libc.stdlib cimport malloc, calloc, free
+
+# NOTE: walking one channel of (N, C, S) touches N runs of S contiguous values at stride C*S. Below this S the
+# runs are too short to stream: batch norm then walks whole rows and accumulates per-channel sums instead.
+cdef Py_ssize_t SMALL_S = 8
+# channels per block in that row-walking path: each thread owns whole blocks, hence its own per-channel sums
+cdef Py_ssize_t C_BLOCK = 128
+# group norm backward: at most this many chunks of the batch, each with its own dweight/dbias partials
+cdef Py_ssize_t MAX_CHUNKS = 64
+
+
+# ---------------------------------------------------------------------------------------------------------
+# shared building blocks (x: a contiguous run of m values)
+
+cdef inline void _shifted_sums(const floating* x, Py_ssize_t m, double K,
+                               double* s1, double* s2) noexcept nogil:
+    """s1 += sum(x - K), s2 += sum((x - K)^2). Four independent chains so that the adds pipeline."""
+    cdef double a0 = 0, a1 = 0, a2 = 0, a3 = 0, q0 = 0, q1 = 0, q2 = 0, q3 = 0, d0, d1, d2, d3
+    cdef Py_ssize_t i = 0
+    while i + 4 <= m:
+        d0 = x[i] - K
+        d1 = x[i + 1] - K
+        d2 = x[i + 2] - K
+        d3 = x[i + 3] - K
+        a0 += d0
+        a1 += d1
+        a2 += d2
+        a3 += d3
+        q0 += d0 * d0
+        q1 += d1 * d1
+        q2 += d2 * d2
+        q3 += d3 * d3
+        i += 4
+    while i < m:
+        d0 = x[i] - K
+        a0 += d0
+        q0 += d0 * d0
+        i += 1
+    s1[0] += (a0 + a1) + (a2 + a3)
+    s2[0] += (q0 + q1) + (q2 + q3)
+
+
+cdef inline void _dy_sums(const floating* dy, const floating* x, Py_ssize_t m, double mean,
+                          double* sdy, double* sdyx) noexcept nogil:
+    """sdy += sum(dy), sdyx += sum(dy*(x - mean)) (= sum(dy*xhat)/rstd). Four chains, as above."""
+    cdef double a0 = 0, a1 = 0, a2 = 0, a3 = 0, q0 = 0, q1 = 0, q2 = 0, q3 = 0
+    cdef Py_ssize_t i = 0
+    while i + 4 <= m:
+        a0 += dy[i]
+        a1 += dy[i + 1]
+        a2 += dy[i + 2]
+        a3 += dy[i + 3]
+        q0 += dy[i] * (<double>x[i] - mean)
+        q1 += dy[i + 1] * (<double>x[i + 1] - mean)
+        q2 += dy[i + 2] * (<double>x[i + 2] - mean)
+        q3 += dy[i + 3] * (<double>x[i + 3] - mean)
+        i += 4
+    while i < m:
+        a0 += dy[i]
+        q0 += dy[i] * (<double>x[i] - mean)
+        i += 1
+    sdy[0] += (a0 + a1) + (a2 + a3)
+    sdyx[0] += (q0 + q1) + (q2 + q3)
+
+
+cdef inline void _affine(floating* y, const floating* x, Py_ssize_t m,
+                         floating K, floating scale, floating shift) noexcept nogil:
+    """y = (x - K)*scale + shift, in X precision (vectorizes)."""
+    cdef Py_ssize_t i
+    for i in range(m):
+        y[i] = (x[i] - K) * scale + shift
+
+
+cdef inline void _affine2(floating* dx, const floating* dy, const floating* x, Py_ssize_t m,
+                          floating a, floating mdy, floating K, floating b, floating k) noexcept nogil:
+    """dx = a*(dy - mdy) + b*(x - K) + k, in X precision (vectorizes): the fused backward pass.
+    NOTE: dy - mdy before scaling, so that a large rstd does not amplify the rounding of a cancellation."""
+    cdef Py_ssize_t i
+    for i in range(m):
+        dx[i] = a * (dy[i] - mdy) + b * (x[i] - K) + k
+
+
+cdef inline double _rstd(double s1, double s2, double M, double eps, double* mean, double K) noexcept nogil:
+    """From shifted sums: mean = K + s1/M, var = s2/M - (s1/M)^2 (clamped at 0; NaN stays NaN); returns rstd."""
+    cdef double d = s1 / M, var = s2 / M - d * d
+    mean[0] = K + d
+    if var < 0:
+        var = 0
+    return 1.0 / sqrt(var + eps)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# batch norm, channels layout x: (N, C, S); the per-channel fused passes (S >= SMALL_S)
+
+# x, y: (N, C, S); one channel c
+cdef void _bn_forward_channel(floating* y, double* mean, double* rstd,
+                              const floating* x, const floating* weight, const floating* bias, double eps,
+                              Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t n, off
+    cdef double s1 = 0, s2 = 0, K = x[c * S], mu, r, scale
+    for n in range(N):  # one pass for the statistics
+        _shifted_sums(x + (n * C + c) * S, S, K, &s1, &s2)
+    r = _rstd(s1, s2, <double>(N * S), eps, &mu, K)
+    mean[c] = mu
+    rstd[c] = r
+    # NOTE: the channel (N*S values) was just read; for typical sizes it is still in L2 for this second pass
+    cdef floating Kx = <floating>mu
+    scale = r * weight[c]
+    for n in range(N):
+        off = (n * C + c) * S
+        _affine(y + off, x + off, S, Kx, <floating>scale, <floating>(bias[c] - (mu - Kx) * scale))
+
+
+# dx, dy, x: (N, C, S); one channel c
+cdef void _bn_backward_channel(floating* dx, floating* dweight, floating* dbias,
+                               const floating* dy, const floating* x, const double* mean, const double* rstd,
+                               const floating* weight,
+                               Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t n, off
+    cdef double sdy = 0, sdyx = 0
+    for n in range(N):  # two reductions, one pass
+        off = (n * C + c) * S
+        _dy_sums(dy + off, x + off, S, mean[c], &sdy, &sdyx)
+    dbias[c] = <floating>sdy
+    dweight[c] = <floating>(sdyx * rstd[c])
+    cdef double a, mdy, b, k
+    cdef floating Kx
+    _bn_dx_coefficients(sdy, sdyx, <double>(N * S), mean[c], rstd[c], weight[c], &a, &mdy, &b, &k, &Kx)
+    for n in range(N):  # the fused dx pass
+        off = (n * C + c) * S
+        _affine2(dx + off, dy + off, x + off, S, <floating>a, <floating>mdy, Kx, <floating>b, <floating>k)
+
+
+cdef inline void _bn_dx_coefficients(double sdy, double sdyx, double M, double mean, double rstd, double w,
+                                     double* a, double* mdy, double* b, double* k, floating* Kx) noexcept nogil:
+    """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)) rewritten as a*(dy - mdy) + b*(x - Kx) + k, Kx = X(mean):
+       terms 1, 2: a = rstd*w, mdy = mean(dy); term 3: xhat = rstd*((x - Kx) - (mean - Kx)), so
+       b = -a*mean(dy*xhat)*rstd and k = -b*(mean - Kx)."""
+    cdef double mdyxhat = sdyx * rstd / M
+    mdy[0] = sdy / M
+    Kx[0] = <floating>mean
+    a[0] = rstd * w
+    b[0] = -a[0] * mdyxhat * rstd
+    k[0] = -b[0] * (mean - Kx[0])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# batch norm, the row-walking path (S < SMALL_S): per-channel sums over blocks of channels, then rows
+
+# x: (N, C, S); s1, s2, K: (C,); channels [c0, c1)
+cdef void _bn_stats_block(double* s1, double* s2, const double* K, const floating* x,
+                          Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    cdef Py_ssize_t n, c, s
+    cdef const floating* row
+    cdef double d
+    for c in range(c0, c1):
+        s1[c] = 0
+        s2[c] = 0
+    for n in range(N):
+        row = x + n * C * S
+        if S == 1:  # independent per c: vectorizes
+            for c in range(c0, c1):
+                d = row[c] - K[c]
+                s1[c] += d
+                s2[c] += d * d
+        else:
+            for c in range(c0, c1):
+                for s in range(S):
+                    d = row[c * S + s] - K[c]
+                    s1[c] += d
+                    s2[c] += d * d
+
+
+# dy, x: (N, C, S); sdy, sdyx, mean: (C,); channels [c0, c1)
+cdef void _bn_dy_sums_block(double* sdy, double* sdyx, const double* mean, const floating* dy, const floating* x,
+                            Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    cdef Py_ssize_t n, c, s, i
+    for c in range(c0, c1):
+        sdy[c] = 0
+        sdyx[c] = 0
+    for n in range(N):
+        for c in range(c0, c1):
+            for s in range(S):
+                i = (n * C + c) * S + s
+                sdy[c] += dy[i]
+                sdyx[c] += dy[i] * (<double>x[i] - mean[c])
+
+
+# x, y: (C*S,) one row; per-channel K, scale, shift: (C,)
+cdef void _affine_row(floating* y, const floating* x, const floating* K, const floating* scale,
+                      const floating* shift, Py_ssize_t C, Py_ssize_t S) noexcept nogil:
+    cdef Py_ssize_t c, s
+    if S == 1:
+        for c in range(C):
+            y[c] = (x[c] - K[c]) * scale[c] + shift[c]
+    else:
+        for c in range(C):
+            for s in range(S):
+                y[c * S + s] = (x[c * S + s] - K[c]) * scale[c] + shift[c]
+
+
+# dx, dy, x: (C*S,) one row; per-channel coefficients (C,)
+cdef void _affine2_row(floating* dx, const floating* dy, const floating* x, const floating* a, const floating* mdy,
+                       const floating* K, const floating* b, const floating* k,
+                       Py_ssize_t C, Py_ssize_t S) noexcept nogil:
+    cdef Py_ssize_t c, s, i
+    if S == 1:
+        for c in range(C):
+            dx[c] = a[c] * (dy[c] - mdy[c]) + b[c] * (x[c] - K[c]) + k[c]
+    else:
+        for c in range(C):
+            for s in range(S):
+                i = c * S + s
+                dx[i] = a[c] * (dy[i] - mdy[c]) + b[c] * (x[i] - K[c]) + k[c]
+
+
+# x, y: (N, C, S) with S < SMALL_S
+cdef void _bn_forward_rows(floating* y, double* mean, double* rstd,
+                           const floating* x, const floating* weight, const floating* bias, double eps,
+                           Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads) noexcept nogil:
+    cdef Py_ssize_t nb = (C + C_BLOCK - 1) // C_BLOCK, blk, c, n
+    cdef double* buf = <double*>malloc(3 * C * sizeof(double))
+    cdef floating* coef = <floating*>malloc(3 * C * sizeof(floating))
+    cdef double* s1 = buf
+    cdef double* s2 = buf + C
+    cdef double* K = buf + 2 * C
+    cdef floating* Kx = coef
+    cdef floating* scale = coef + C
+    cdef floating* shift = coef + 2 * C
+    cdef double mu, r, sc
+    for c in range(C):
+        K[c] = x[c * S]
+    for blk in prange(nb, schedule='static', num_threads=n_threads):
+        _bn_stats_block(s1, s2, K, x, N, C, S, blk * C_BLOCK, min(C, (blk + 1) * C_BLOCK))
+    for c in range(C):
+        r = _rstd(s1[c], s2[c], <double>(N * S), eps, &mu, K[c])
+        mean[c] = mu
+        rstd[c] = r
+        Kx[c] = <floating>mu
+        sc = r * weight[c]
+        scale[c] = <floating>sc
+        shift[c] = <floating>(bias[c] - (mu - Kx[c]) * sc)
+    for n in prange(N, schedule='static', num_threads=n_threads):
+        _affine_row(y + n * C * S, x + n * C * S, Kx, scale, shift, C, S)
+    free(buf)
+    free(coef)
+
+
+# dx, dy, x: (N, C, S) with S < SMALL_S
+cdef void _bn_backward_rows(floating* dx, floating* dweight, floating* dbias,
+                            const floating* dy, const floating* x, const double* mean, const double* rstd,
+                            const floating* weight,
+                            Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads) noexcept nogil:
+    cdef Py_ssize_t nb = (C + C_BLOCK - 1) // C_BLOCK, blk, c, n
+    cdef double* buf = <double*>malloc(2 * C * sizeof(double))
+    cdef floating* coef = <floating*>malloc(5 * C * sizeof(floating))
+    cdef double* sdy = buf
+    cdef double* sdyx = buf + C
+    cdef floating* a = coef
+    cdef floating* Kx = coef + C
+    cdef floating* b = coef + 2 * C
+    cdef floating* k = coef + 3 * C
+    cdef floating* mdy = coef + 4 * C
+    cdef double ad, md, bd, kd
+    for blk in prange(nb, schedule='static', num_threads=n_threads):
+        _bn_dy_sums_block(sdy, sdyx, mean, dy, x, N, C, S, blk * C_BLOCK, min(C, (blk + 1) * C_BLOCK))
+    for c in range(C):
+        dbias[c] = <floating>sdy[c]
+        dweight[c] = <floating>(sdyx[c] * rstd[c])
+        _bn_dx_coefficients(sdy[c], sdyx[c], <double>(N * S), mean[c], rstd[c], weight[c],
+                            &ad, &md, &bd, &kd, &Kx[c])
+        a[c] = <floating>ad
+        mdy[c] = <floating>md
+        b[c] = <floating>bd
+        k[c] = <floating>kd
+    for n in prange(N, schedule='static', num_threads=n_threads):
+        _affine2_row(dx + n * C * S, dy + n * C * S, x + n * C * S, a, mdy, Kx, b, k, C, S)
+    free(buf)
+    free(coef)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# batch norm, the def wrappers (contract signatures + n_threads)
+
+# x, y: (N, C, S); mean, rstd: (C,) float64 OUT; weight, bias: (C,)
+def batch_norm_forward(floating[:, :, ::1] y, double[::1] mean, double[::1] rstd,
+                       const floating[:, :, ::1] x, const floating[::1] weight, const floating[::1] bias,
+                       double eps, int n_threads):
+    """Training-mode batch norm forward (formula: reference.batch_norm_forward)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c
+    if C == 0:
+        return
+    if N * S == 0:
+        mean[:] = NAN
+        rstd[:] = NAN
+        return
+    with nogil:
+        if S >= SMALL_S:
+            for c in prange(C, schedule='static', num_threads=n_threads):
+                _bn_forward_channel(&y[0, 0, 0], &mean[0], &rstd[0], &x[0, 0, 0], &weight[0], &bias[0], eps,
+                                    N, C, S, c)
+        else:
+            _bn_forward_rows(&y[0, 0, 0], &mean[0], &rstd[0], &x[0, 0, 0], &weight[0], &bias[0], eps,
+                             N, C, S, n_threads)
+
+
+# x, y: (N, C, S); running_mean, running_var, weight, bias: (C,)
+def batch_norm_inference(floating[:, :, ::1] y, const floating[:, :, ::1] x,
+                         const floating[::1] running_mean, const floating[::1] running_var,
+                         const floating[::1] weight, const floating[::1] bias, double eps, int n_threads):
+    """y = (x - running_mean)*scale + bias, scale = weight/sqrt(running_var + eps), in X precision."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, i, n
+    if N * C * S == 0:
+        return
+    cdef floating[::1] scale = _like(weight)
+    for c in range(C):
+        scale[c] = <floating>(weight[c] / sqrt(<double>running_var[c] + eps))
+    with nogil:
+        if S >= SMALL_S:
+            for i in prange(N * C, schedule='static', num_threads=n_threads):
+                c = i % C
+                _affine(&y[0, 0, 0] + i * S, &x[0, 0, 0] + i * S, S, running_mean[c], scale[c], bias[c])
+        else:
+            for n in prange(N, schedule='static', num_threads=n_threads):
+                _affine_row(&y[n, 0, 0], &x[n, 0, 0], &running_mean[0], &scale[0], &bias[0], C, S)
+
+
+# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (C,) float64; weight: (C,)
+def batch_norm_backward(floating[:, :, ::1] dx, floating[::1] dweight, floating[::1] dbias,
+                        const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                        const double[::1] mean, const double[::1] rstd, const floating[::1] weight,
+                        int n_threads):
+    """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)); dweight = sum(dy*xhat); dbias = sum(dy)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c
+    if C == 0:
+        return
+    if N * S == 0:
+        dweight[:] = 0
+        dbias[:] = 0
+        return
+    with nogil:
+        if S >= SMALL_S:
+            for c in prange(C, schedule='static', num_threads=n_threads):
+                _bn_backward_channel(&dx[0, 0, 0], &dweight[0], &dbias[0], &dy[0, 0, 0], &x[0, 0, 0],
+                                     &mean[0], &rstd[0], &weight[0], N, C, S, c)
+        else:
+            _bn_backward_rows(&dx[0, 0, 0], &dweight[0], &dbias[0], &dy[0, 0, 0], &x[0, 0, 0],
+                              &mean[0], &rstd[0], &weight[0], N, C, S, n_threads)
+
+
+cdef object _like(const floating[::1] a):
+    import numpy as np
+    return np.empty(a.shape[0], dtype=np.float32 if floating is float else np.float64)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# group norm, x: (N, C, S) as N*G contiguous rows of M = Cg*S values; affine per channel
+
+# x, y: (Cg*S,) the row of (n, g); weight, bias: the Cg channels of group g
+cdef void _gn_forward_row(floating* y, double* mean, double* rstd, const floating* x,
+                          const floating* weight, const floating* bias, double eps,
+                          Py_ssize_t Cg, Py_ssize_t S) noexcept nogil:
+    cdef Py_ssize_t M = Cg * S, c, j
+    cdef double mu, r, sc
+    r = _rstd_row(x, M, eps, &mu)
+    mean[0] = mu
+    rstd[0] = r
+    cdef floating Kx = <floating>mu, rx, dmr
+    if S == 1:  # layer-norm shaped: per-element weight, one flat vectorizable loop
+        rx = <floating>r
+        dmr = <floating>((mu - Kx) * r)
+        for j in range(M):
+            y[j] = ((x[j] - Kx) * rx - dmr) * weight[j] + bias[j]
+    else:
+        for c in range(Cg):
+            sc = r * weight[c]
+            _affine(y + c * S, x + c * S, S, Kx, <floating>sc, <floating>(bias[c] - (mu - Kx) * sc))
+
+
+cdef inline double _rstd_row(const floating* x, Py_ssize_t M, double eps, double* mean) noexcept nogil:
+    cdef double s1 = 0, s2 = 0, K = x[0]
+    _shifted_sums(x, M, K, &s1, &s2)
+    return _rstd(s1, s2, <double>M, eps, mean, K)
+
+
+# dx, dy, x: (Cg*S,) the row of (n, g); pw, pb: this chunk's dweight, dbias partials of the Cg channels
+cdef void _gn_backward_row(floating* dx, double* pw, double* pb, const floating* dy, const floating* x,
+                           double mean, double rstd, const floating* weight,
+                           Py_ssize_t Cg, Py_ssize_t S) noexcept nogil:
+    cdef Py_ssize_t M = Cg * S, c, j
+    cdef double sw = 0, swx = 0, sdy, sdyx, d, mg, mgx, b, k
+    cdef floating Kx = <floating>mean, rx, mgx_, bx, kx
+    # two reductions with g = dy*w: sw = sum(g), swx = sum(g*(x - mean)); and the per-channel partials
+    if S == 1:
+        for j in range(M):
+            d = <double>x[j] - mean
+            pb[j] += dy[j]
+            pw[j] += dy[j] * d * rstd
+            sw += weight[j] * dy[j]
+            swx += weight[j] * (dy[j] * d)
+    else:
+        for c in range(Cg):
+            sdy = 0
+            sdyx = 0
+            _dy_sums(dy + c * S, x + c * S, S, mean, &sdy, &sdyx)
+            pb[c] += sdy
+            pw[c] += sdyx * rstd
+            sw += weight[c] * sdy
+            swx += weight[c] * sdyx
+    # dx = rstd*(g - mean(g) - xhat*mean(g*xhat)) = rstd*(w*dy - mg) + b*(x - Kx) + k, with
+    # xhat = rstd*((x - Kx) - (mean - Kx)): b = -rstd*mean(g*xhat)*rstd, k = -b*(mean - Kx)
+    mg = sw / M
+    mgx = swx * rstd / M  # mean(g*xhat)
+    b = -rstd * mgx * rstd
+    k = -b * (mean - Kx)
+    rx = <floating>rstd
+    mgx_ = <floating>mg
+    bx = <floating>b
+    kx = <floating>k
+    if S == 1:
+        for j in range(M):
+            dx[j] = rx * (weight[j] * dy[j] - mgx_) + bx * (x[j] - Kx) + kx
+    else:
+        for c in range(Cg):
+            _gn_dx(dx + c * S, dy + c * S, x + c * S, S, rx, weight[c], mgx_, Kx, bx, kx)
+
+
+cdef inline void _gn_dx(floating* dx, const floating* dy, const floating* x, Py_ssize_t m,
+                        floating r, floating w, floating mg, floating K, floating b, floating k) noexcept nogil:
+    """dx = r*(w*dy - mg) + b*(x - K) + k for one channel of a group (X precision, vectorizes)."""
+    cdef Py_ssize_t i
+    for i in range(m):
+        dx[i] = r * (w * dy[i] - mg) + b * (x[i] - K) + k
+
+
+# x, y: (N, C, S); mean, rstd: (N, G) float64 OUT; weight, bias: (C,)
+def group_norm_forward(floating[:, :, ::1] y, double[:, ::1] mean, double[:, ::1] rstd,
+                       const floating[:, :, ::1] x, const floating[::1] weight, const floating[::1] bias,
+                       Py_ssize_t num_groups, double eps, int n_threads):
+    """Group norm forward (formula: reference.group_norm_forward); rows (n, g) in parallel."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], G = num_groups, Cg = C // num_groups
+    cdef Py_ssize_t i, n, g
+    if N == 0:
+        return
+    if C * S == 0:
+        mean[:, :] = NAN
+        rstd[:, :] = NAN
+        return
+    for i in prange(N * G, nogil=True, schedule='static', num_threads=n_threads):
+        n = i // G
+        g = i % G
+        _gn_forward_row(&y[n, g * Cg, 0], &mean[n, g], &rstd[n, g], &x[n, g * Cg, 0],
+                        &weight[g * Cg], &bias[g * Cg], eps, Cg, S)
+
+
+# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (N, G) float64; weight: (C,)
+def group_norm_backward(floating[:, :, ::1] dx, floating[::1] dweight, floating[::1] dbias,
+                        const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                        const double[:, ::1] mean, const double[:, ::1] rstd, const floating[::1] weight,
+                        Py_ssize_t num_groups, int n_threads):
+    """Group norm backward (formula: reference.group_norm_backward). Units (chunk of n, group g) in parallel,
+    each owning pw[chunk, channels of g]; the chunks are merged serially, in order."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], G = num_groups, Cg = C // num_groups
+    cdef Py_ssize_t n_chunks, u, q, g, n, c
+    if C == 0:
+        return
+    if N * S == 0:
+        dweight[:] = 0
+        dbias[:] = 0
+        return
+    n_chunks = min(N, MAX_CHUNKS)
+    cdef double* pw = <double*>calloc(2 * n_chunks * C, sizeof(double))
+    cdef double* pb = pw + n_chunks * C
+    cdef double sw, sb
+    if pw == NULL:
+        raise MemoryError()
+    with nogil:
+        for u in prange(n_chunks * G, schedule='static', num_threads=n_threads):
+            q = u // G
+            g = u % G
+            for n in range(q * N // n_chunks, (q + 1) * N // n_chunks):
+                _gn_backward_row(&dx[n, g * Cg, 0], pw + q * C + g * Cg, pb + q * C + g * Cg,
+                                 &dy[n, g * Cg, 0], &x[n, g * Cg, 0], mean[n, g], rstd[n, g],
+                                 &weight[g * Cg], Cg, S)
+        for c in range(C):
+            sw = 0
+            sb = 0
+            for q in range(n_chunks):
+                sw = sw + pw[q * C + c]
+                sb = sb + pb[q * C + c]
+            dweight[c] = <floating>sw
+            dbias[c] = <floating>sb
+    free(pw)

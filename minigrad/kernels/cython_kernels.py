@@ -1,0 +1,13 @@
+"""The Cython/OpenMP backend: the compiled kernels of minigrad/_ext under the contract's names.
+
+Each function takes the arguments of ``minigrad.kernels.contract`` followed by ``n_threads`` (passed down to every
+``prange``). The math is documented once, in ``minigrad.kernels.reference``.
+"""
+from minigrad._ext.norm import (  # noqa: F401
+    batch_norm_backward,
+    batch_norm_forward,
+    batch_norm_inference,
+    group_norm_backward,
+    group_norm_forward,
+)
+from minigrad._ext.softmax import log_softmax_backward, log_softmax_forward  # noqa: F401
