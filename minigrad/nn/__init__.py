@@ -11,3 +11,7 @@ from minigrad.nn.norm import (  # noqa: F401
     InstanceNorm3d,
     LayerNorm,
 )
+from minigrad.nn.layers import (  # noqa: F401
+    GELU, AdaptiveAvgPool2d, AvgPool2d, Conv2d, CrossEntropyLoss, Dropout, Flatten, Identity, Linear, MaxPool2d,
+    MSELoss, NLLLoss, ReLU, Sigmoid, Tanh,
+)

@@ -1,0 +1,341 @@
+"""Layer functionals: linear, conv2d, pooling, dropout, gelu, flatten (``torch.nn.functional`` semantics).
+
+Layout legend: N batch, C input channels, O output channels, G groups (Cg = C/G, Og = O/G), H, W input size,
+OH, OW output size, kh, kw kernel size, K = Cg*kh*kw (one column of im2col), L = OH*OW.
+
+conv2d is one autograd node. Forward: im2col as a strided view of the zero-padded input, copied once into
+``cols (G, K, N*L)``, then one (batched over G) matmul ``weight (G, Og, K) @ cols``. Backward:
+  dweight = dy (G, Og, N*L) @ cols^T          dbias = dy summed over N, OH, OW
+  dcols   = weight^T (G, K, Og) @ dy          dx = col2im(dcols): one strided add per kernel offset (kh*kw adds)
+Pooling uses the same "one strided slice per kernel offset" walk in forward and backward, so no window is ever
+materialized. Only the numpy backend exists for these ops: they are matmul/memory bound and NumPy's BLAS does it.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from minigrad import random as _random
+from minigrad.tensor import Function, Tensor
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# ------------------------------------------------------------------ validation
+
+def _check_tensor(fn, x, ndim=None):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}: input must be a minigrad.Tensor, got {type(x).__name__}")
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"{fn}: input must be float32 or float64, got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{fn}: input must have {ndim} dims, got shape {x.shape}")
+
+
+def _pair(fn, name, v, minimum):
+    """``v`` (an int or a pair of ints) as a pair of ints >= minimum."""
+    vals = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(vals) != 2 or any(isinstance(a, bool) or not isinstance(a, numbers.Integral) or a < minimum
+                             for a in vals):
+        raise ValueError(f"{fn}: {name} must be an int or a pair of ints >= {minimum}, got {v!r}")
+    return int(vals[0]), int(vals[1])
+
+
+def _out_size(fn, size, k, s, p, d):
+    out = (size + 2 * p - d * (k - 1) - 1) // s + 1
+    if out < 1:
+        raise ValueError(f"{fn}: input size {size} with padding {p} is too small for kernel {k} "
+                         f"(dilation {d}): output size would be {out}")
+    return out
+
+
+def _pad(x, ph, pw, value=0.0):
+    if ph == 0 and pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _offset_slice(i, j, dh, dw, sh, sw, OH, OW):
+    """The (H, W) slice of the padded input that kernel offset (i, j) reads for every output position."""
+    return (slice(i * dh, i * dh + sh * (OH - 1) + 1, sh), slice(j * dw, j * dw + sw * (OW - 1) + 1, sw))
+
+
+# ------------------------------------------------------------------ linear
+
+def linear(input, weight, bias=None):
+    """``y = x @ weight^T + bias``. Shape: x (*, in), weight (out, in), bias (out,), y (*, out)."""
+    _check_tensor("linear", input)
+    if input.ndim < 1 or weight.ndim != 2:
+        raise ValueError(f"linear: need input (*, in) and weight (out, in), got {input.shape} and {weight.shape}")
+    if input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input has {input.shape[-1]} features but weight expects {weight.shape[1]} "
+                         f"(weight shape {weight.shape})")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    y = input @ weight.T
+    return y if bias is None else y + bias
+
+
+# ------------------------------------------------------------------ conv2d
+
+class _Conv2d(Function):
+    # x: (N, C, H, W), weight: (O, Cg, kh, kw), bias: (O,) -> y: (N, O, OH, OW)
+    def forward(self, x, weight, *bias, stride, padding, dilation, groups):
+        N, C, H, W = x.shape
+        O, Cg, kh, kw = weight.shape
+        (sh, sw), (ph, pw), (dh, dw), G = stride, padding, dilation, groups
+        OH = _out_size("conv2d", H, kh, sh, ph, dh)
+        OW = _out_size("conv2d", W, kw, sw, pw, dw)
+        xp = _pad(x, ph, pw)
+        # strided view (N, C, OH, OW, kh, kw) of the padded input: no copy yet
+        sN, sC, sH, sW = xp.strides
+        win = np.lib.stride_tricks.as_strided(xp, (N, G, Cg, kh, kw, OH, OW),
+                                              (sN, Cg * sC, sC, dh * sH, dw * sW, sh * sH, sw * sW), writeable=False)
+        # NOTE: the one im2col copy, laid out (G, K, N*L) so that each group is a single large GEMM
+        cols = np.ascontiguousarray(win.transpose(1, 2, 3, 4, 0, 5, 6)).reshape(G, Cg * kh * kw, N * OH * OW)
+        w = weight.reshape(G, O // G, Cg * kh * kw)
+        y = np.matmul(w, cols)  # (G, Og, N*L)
+        y = y.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)
+        if bias:
+            y = y + bias[0].reshape(1, O, 1, 1)
+        self.cols, self.w = cols, w
+        self.geom = (x.shape, xp.shape, weight.shape, stride, padding, dilation, groups, OH, OW)
+        return np.ascontiguousarray(y)
+
+    def backward(self, dy):
+        (N, C, H, W), xp_shape, wshape, (sh, sw), (ph, pw), (dh, dw), G, OH, OW = self.geom
+        O, Cg, kh, kw = wshape
+        dy2 = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(G, O // G, N * OH * OW)
+        dx = dweight = dbias = None
+        if self.needs_input_grad[1]:
+            dweight = np.matmul(dy2, self.cols.transpose(0, 2, 1)).reshape(wshape)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            dbias = dy.sum(axis=(0, 2, 3))
+        if self.needs_input_grad[0]:
+            dcols = np.matmul(self.w.transpose(0, 2, 1), dy2)  # (G, K, N*L)
+            # col2im: (G, Cg, kh, kw, N, OH, OW) -> for each offset, add the (N, C, OH, OW) block to its slice
+            dcols = dcols.reshape(G * Cg, kh, kw, N, OH, OW).transpose(3, 0, 1, 2, 4, 5)
+            dxp = np.zeros(xp_shape, dtype=dy.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    hs, ws = _offset_slice(i, j, dh, dw, sh, sw, OH, OW)
+                    dxp[:, :, hs, ws] += dcols[:, :, i, j]
+            dx = dxp[:, :, ph:ph + H, pw:pw + W]
+        return (dx, dweight, dbias)[:len(self.parents)]
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-d cross-correlation, as ``torch.nn.functional.conv2d``.
+
+    ``y[n, o] = bias[o] + sum_{c in group(o), i, j} weight[o, c, i, j] * xpad[n, c, s*oh + d*i, s*ow + d*j]``
+    Shape: input (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,), y (N, O, OH, OW) with
+    ``OH = (H + 2*padding - dilation*(kh - 1) - 1) // stride + 1`` (same for W). Padding is zeros.
+    """
+    _check_tensor("conv2d", input, 4)
+    _check_tensor("conv2d", weight, 4)
+    if weight.dtype != input.dtype:
+        raise TypeError(f"conv2d: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive integer, got {groups!r}")
+    O, Cg = weight.shape[:2]
+    C = input.shape[1]
+    if C != Cg * groups:
+        raise ValueError(f"conv2d: input has {C} channels but weight expects {Cg * groups} "
+                         f"({Cg} per group x {groups} groups; weight shape {weight.shape})")
+    if O % groups:
+        raise ValueError(f"conv2d: out_channels {O} is not divisible by groups {groups}")
+    args = (input, weight)
+    if bias is not None:
+        _check_tensor("conv2d", bias, 1)
+        if bias.shape != (O,):
+            raise ValueError(f"conv2d: bias must have shape ({O},) to match weight's out_channels, got {bias.shape}")
+        args += (bias,)
+    return _Conv2d.apply(*args, stride=_pair("conv2d", "stride", stride, 1),
+                         padding=_pair("conv2d", "padding", padding, 0),
+                         dilation=_pair("conv2d", "dilation", dilation, 1), groups=int(groups))
+
+
+# ------------------------------------------------------------------ pooling
+
+def _pool_args(fn, x, kernel_size, stride, padding):
+    _check_tensor(fn, x, 4)
+    k = _pair(fn, "kernel_size", kernel_size, 1)
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
+        else _pair(fn, "stride", stride, 1)
+    p = _pair(fn, "padding", padding, 0)
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{fn}: padding {p} must be at most half the kernel size {k}")
+    H, W = x.shape[2:]
+    return k, s, p, (_out_size(fn, H, k[0], s[0], p[0], 1), _out_size(fn, W, k[1], s[1], p[1], 1))
+
+
+class _MaxPool2d(Function):
+    def forward(self, x, kernel, stride, padding, out):
+        (kh, kw), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, padding, out
+        xp = _pad(x, ph, pw, -np.inf)
+        y = idx = None
+        for i in range(kh):
+            for j in range(kw):
+                v = xp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)]
+                if y is None:
+                    y, idx = v.copy(), np.zeros(v.shape, np.int16)
+                else:
+                    # NOTE: strict '>' keeps the first maximum in window order, as PyTorch does
+                    better = v > y
+                    np.copyto(y, v, where=better)
+                    idx[better] = i * kw + j
+        self.idx, self.geom = idx, (x.shape, xp.shape, kernel, stride, padding, out)
+        return y
+
+    def backward(self, dy):
+        shape, xp_shape, (kh, kw), (sh, sw), (ph, pw), (OH, OW) = self.geom
+        dxp = np.zeros(xp_shape, dy.dtype)
+        zero = np.zeros((), dy.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                dxp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)] += \
+                    np.where(self.idx == i * kw + j, dy, zero)
+        return dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0):
+    """Max over each ``kernel_size`` window (stride defaults to kernel_size; padding is -inf, at most k/2).
+    Shape: (N, C, H, W) -> (N, C, OH, OW), ``OH = (H + 2*padding - kh) // stride + 1``."""
+    k, s, p, out = _pool_args("max_pool2d", input, kernel_size, stride, padding)
+    return _MaxPool2d.apply(input, kernel=k, stride=s, padding=p, out=out)
+
+
+class _AvgPool2d(Function):
+    def forward(self, x, kernel, stride, padding, out, count_include_pad):
+        (kh, kw), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, padding, out
+        xp = _pad(x, ph, pw)
+        y = np.zeros(x.shape[:2] + out, x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                y += xp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)]
+        if count_include_pad or (ph == 0 and pw == 0):
+            scale = np.asarray(1.0 / (kh * kw), x.dtype)
+        else:  # divide by the number of real (unpadded) elements in each window
+            ones = _pad(np.ones((1, 1) + x.shape[2:], x.dtype), ph, pw)
+            count = sum(ones[(0, 0) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)]
+                        for i in range(kh) for j in range(kw))
+            scale = (1.0 / count).astype(x.dtype)
+        self.scale, self.geom = scale, (x.shape, xp.shape, kernel, stride, padding, out)
+        return y * scale
+
+    def backward(self, dy):
+        shape, xp_shape, (kh, kw), (sh, sw), (ph, pw), (OH, OW) = self.geom
+        g = dy * self.scale
+        dxp = np.zeros(xp_shape, dy.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                dxp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)] += g
+        return dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Mean over each window (zero padding; with ``count_include_pad=False`` the pad is left out of the count).
+    Shape as ``max_pool2d``."""
+    k, s, p, out = _pool_args("avg_pool2d", input, kernel_size, stride, padding)
+    return _AvgPool2d.apply(input, kernel=k, stride=s, padding=p, out=out, count_include_pad=bool(count_include_pad))
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling to ``output_size``. Supported: output size 1 (global average pooling), or an output size
+    that divides the input size (then it is ``avg_pool2d`` with kernel = stride = H // OH). Others raise
+    NotImplementedError."""
+    _check_tensor("adaptive_avg_pool2d", input, 4)
+    OH, OW = _pair("adaptive_avg_pool2d", "output_size", output_size, 1)
+    H, W = input.shape[2:]
+    if (OH, OW) == (1, 1):
+        return input.mean(axis=(2, 3), keepdims=True)
+    if H % OH or W % OW:
+        raise NotImplementedError(f"adaptive_avg_pool2d: only output sizes that divide the input size are "
+                                  f"supported; got output {(OH, OW)} for input {(H, W)}")
+    return avg_pool2d(input, (H // OH, W // OW))
+
+
+# ------------------------------------------------------------------ dropout, activations, flatten
+
+def dropout(input, p=0.5, training=True, generator=None):
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``; identity when not training.
+    The mask is drawn from ``generator`` or minigrad's default generator."""
+    _check_tensor("dropout", input)
+    if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p!r}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * Tensor(np.zeros((), input.dtype))
+    gen = generator or _random.default_generator()
+    mask = (gen.random(input.shape) >= p).astype(input.dtype) * input.dtype.type(1.0 / (1.0 - p))
+    return input * Tensor(mask)
+
+
+_SQRT_PI = math.sqrt(math.pi)
+
+
+def erf(x):
+    """erf of a float array, to ~1e-16 relative (checked against ``math.erf`` in the tests).
+
+    |x| <= 2.5: the all-positive series ``erf(x) = 2/sqrt(pi) exp(-x^2) sum_n 2^n x^(2n+1) / (1*3*...*(2n+1))``
+    (no cancellation). |x| > 2.5: ``erfc(x) = exp(-x^2) / sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...))))``,
+    the continued fraction evaluated bottom-up, and erf = 1 - erfc.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    a = np.abs(x)
+    small = np.minimum(a, 2.5)
+    x2 = small * small
+    term = small.copy()
+    total = small.copy()
+    for n in range(1, 80):  # ratio of terms 2x^2/(2n+1) <= 12.5/(2n+1): 80 terms reach 1e-17
+        term *= 2.0 * x2 / (2 * n + 1)
+        total += term
+    series = 2.0 / _SQRT_PI * np.exp(-x2) * total
+    big = np.maximum(a, 2.5)
+    frac = big.copy()
+    for k in range(60, 0, -1):
+        frac = big + (k / 2.0) / frac
+    tail = 1.0 - np.exp(-big * big) / _SQRT_PI / frac
+    return np.sign(x) * np.where(a <= 2.5, series, tail)
+
+
+class _Gelu(Function):
+    def forward(self, x, approximate):
+        self.x, self.approximate = x, approximate
+        xd = x.astype(np.float64)
+        if approximate == "tanh":
+            self.t = np.tanh(math.sqrt(2 / math.pi) * (xd + 0.044715 * xd ** 3))
+            return (0.5 * xd * (1 + self.t)).astype(x.dtype)
+        self.cdf = 0.5 * (1 + erf(xd / math.sqrt(2)))
+        return (xd * self.cdf).astype(x.dtype)
+
+    def backward(self, dy):
+        xd = self.x.astype(np.float64)
+        if self.approximate == "tanh":
+            c = math.sqrt(2 / math.pi)
+            dt = (1 - self.t ** 2) * c * (1 + 3 * 0.044715 * xd ** 2)
+            d = 0.5 * (1 + self.t) + 0.5 * xd * dt
+        else:  # d/dx x Phi(x) = Phi(x) + x phi(x)
+            d = self.cdf + xd * np.exp(-0.5 * xd * xd) / math.sqrt(2 * math.pi)
+        return (dy * d).astype(dy.dtype)
+
+
+def gelu(input, approximate="none"):
+    """``x * Phi(x)`` with Phi the standard normal CDF (exact, via erf); ``approximate='tanh'`` uses
+    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``. Computed in float64, returned in the input dtype."""
+    _check_tensor("gelu", input)
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return _Gelu.apply(input, approximate=approximate)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    """Merge dims ``start_dim..end_dim`` (inclusive) into one."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"flatten: input must be a minigrad.Tensor, got {type(input).__name__}")
+    nd = max(input.ndim, 1)
+    s, e = start_dim % nd, end_dim % nd
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for {input.ndim} dims")
+    return input.flatten(s, e)
