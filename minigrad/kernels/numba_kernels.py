@@ -1,0 +1,477 @@
+"""The Numba backend: the same kernels as minigrad/_ext/norm.pyx and softmax.pyx, jitted with Numba.
+
+  N batch, C channels, S spatial size, G groups, Cg = C/G, M = size of a reduction set, R rows, D row length
+  channels layout x: (N, C, S) (batch norm, one set per channel); group layout: N*G contiguous rows of Cg*S values
+  (group norm, one set per (n, g)); rows layout x: (R, D) (log_softmax).
+
+Signatures: minigrad/kernels/contract.py (each public function takes the contract's arguments, then n_threads).
+The math and its derivation: minigrad/kernels/reference.py. The design is that of norm.pyx, whose header explains
+it: shifted single-pass statistics in double, elementwise passes (x - K)*scale + shift in X precision with
+K = X(mean), disjoint writes in every prange, fixed summation orders (results do not depend on the thread count).
+The public wrappers flatten the arrays (views, no copies) and call the jitted cores on 1-D arrays.
+No fastmath: NaN and inf must keep their meaning. This module imports numba; the registry imports it lazily.
+"""
+import numba
+import numpy as np
+from numba import njit, prange
+
+SMALL_S = 8  # below this S, batch norm walks whole rows instead of one channel at a time (see norm.pyx)
+C_BLOCK = 128  # channels per block in that row-walking path
+MAX_CHUNKS = 64  # group norm backward: chunks of the batch, each with its own dweight/dbias partials
+
+
+def _threads(n_threads):
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# building blocks (flat 1-D arrays, a run x[start:start + m])
+
+
+@njit(cache=True)
+def _shifted_sums(x, start, m, K):
+    """(sum(x - K), sum((x - K)^2)) over x[start:start + m], in double, four chains so the adds pipeline."""
+    a0 = a1 = a2 = a3 = 0.0
+    q0 = q1 = q2 = q3 = 0.0
+    i = start
+    end = start + m
+    while i + 4 <= end:
+        d0 = x[i] - K
+        d1 = x[i + 1] - K
+        d2 = x[i + 2] - K
+        d3 = x[i + 3] - K
+        a0 += d0
+        a1 += d1
+        a2 += d2
+        a3 += d3
+        q0 += d0 * d0
+        q1 += d1 * d1
+        q2 += d2 * d2
+        q3 += d3 * d3
+        i += 4
+    while i < end:
+        d0 = x[i] - K
+        a0 += d0
+        q0 += d0 * d0
+        i += 1
+    return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
+
+
+@njit(cache=True)
+def _dy_sums(dy, x, start, m, mean):
+    """(sum(dy), sum(dy*(x - mean))) over [start, start + m), in double."""
+    a0 = a1 = 0.0
+    q0 = q1 = 0.0
+    i = start
+    end = start + m
+    while i + 2 <= end:
+        a0 += dy[i]
+        a1 += dy[i + 1]
+        q0 += dy[i] * (np.float64(x[i]) - mean)
+        q1 += dy[i + 1] * (np.float64(x[i + 1]) - mean)
+        i += 2
+    if i < end:
+        a0 += dy[i]
+        q0 += dy[i] * (np.float64(x[i]) - mean)
+    return a0 + a1, q0 + q1
+
+
+@njit(cache=True)
+def _mean_rstd(s1, s2, M, eps, K):
+    """From shifted sums: mean = K + s1/M, var = s2/M - (s1/M)^2 (clamped at 0, NaN stays NaN), rstd."""
+    d = s1 / M
+    var = s2 / M - d * d
+    if var < 0.0:
+        var = 0.0
+    return K + d, 1.0 / np.sqrt(var + eps)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# batch norm, channels layout x: (N, C, S) flattened
+
+
+@njit(parallel=True, cache=True)
+def _bn_forward_channels(y, mean, rstd, x, weight, bias, eps, N, C, S, coef):
+    """S >= SMALL_S: one channel per iteration, statistics pass then the affine pass (channel still in L2).
+    coef: (3, C) scratch in X dtype (the per-channel K, scale, shift rounded to X)."""
+    for c in prange(C):
+        K = np.float64(x[c * S])
+        s1 = 0.0
+        s2 = 0.0
+        for n in range(N):
+            a, q = _shifted_sums(x, (n * C + c) * S, S, K)
+            s1 += a
+            s2 += q
+        mu, r = _mean_rstd(s1, s2, N * S, eps, K)
+        mean[c] = mu
+        rstd[c] = r
+        coef[0, c] = mu
+        Kx = coef[0, c]
+        sc = r * weight[c]
+        coef[1, c] = sc
+        coef[2, c] = bias[c] - (mu - Kx) * sc
+        scx = coef[1, c]
+        shx = coef[2, c]
+        for n in range(N):
+            off = (n * C + c) * S
+            for i in range(off, off + S):
+                y[i] = (x[i] - Kx) * scx + shx
+
+
+@njit(parallel=True, cache=True)
+def _bn_stats_rows(s1, s2, K, x, N, C, S):
+    """S < SMALL_S: per-channel shifted sums, walking rows; each thread owns whole blocks of channels."""
+    for blk in prange((C + C_BLOCK - 1) // C_BLOCK):
+        c0 = blk * C_BLOCK
+        c1 = min(C, c0 + C_BLOCK)
+        for n in range(N):
+            base = n * C * S
+            for c in range(c0, c1):
+                for s in range(S):
+                    d = x[base + c * S + s] - K[c]
+                    s1[c] += d
+                    s2[c] += d * d
+
+
+@njit(parallel=True, cache=True)
+def _affine_rows(y, x, K, scale, shift, N, C, S):
+    """y = (x - K[c])*scale[c] + shift[c], rows in parallel, in X precision."""
+    for n in prange(N):
+        base = n * C * S
+        for c in range(C):
+            Kc = K[c]
+            sc = scale[c]
+            sh = shift[c]
+            for i in range(base + c * S, base + (c + 1) * S):
+                y[i] = (x[i] - Kc) * sc + sh
+
+
+@njit(cache=True)
+def _bn_forward_rows(y, mean, rstd, x, weight, bias, eps, N, C, S, coef):
+    s1 = np.zeros(C)
+    s2 = np.zeros(C)
+    K = np.empty(C)
+    for c in range(C):
+        K[c] = x[c * S]
+    _bn_stats_rows(s1, s2, K, x, N, C, S)
+    for c in range(C):
+        mu, r = _mean_rstd(s1[c], s2[c], N * S, eps, K[c])
+        mean[c] = mu
+        rstd[c] = r
+        coef[0, c] = mu
+        sc = r * weight[c]
+        coef[1, c] = sc
+        coef[2, c] = bias[c] - (mu - coef[0, c]) * sc
+    _affine_rows(y, x, coef[0], coef[1], coef[2], N, C, S)
+
+
+def batch_norm_forward(y, mean, rstd, x, weight, bias, eps, n_threads):
+    """Training-mode batch norm forward (formula: reference.batch_norm_forward)."""
+    N, C, S = x.shape
+    if C == 0:
+        return
+    if N * S == 0:
+        mean[...] = np.nan
+        rstd[...] = np.nan
+        return
+    _threads(n_threads)
+    coef = np.empty((3, C), x.dtype)
+    core = _bn_forward_channels if S >= SMALL_S else _bn_forward_rows
+    core(y.reshape(-1), mean, rstd, x.reshape(-1), weight, bias, float(eps), N, C, S, coef)
+
+
+@njit(parallel=True, cache=True)
+def _affine_channels(y, x, K, scale, shift, N, C, S):
+    """y = (x - K[c])*scale[c] + shift[c], (n, c) runs in parallel (S >= SMALL_S)."""
+    for i in prange(N * C):
+        c = i % C
+        Kc = K[c]
+        sc = scale[c]
+        sh = shift[c]
+        for j in range(i * S, (i + 1) * S):
+            y[j] = (x[j] - Kc) * sc + sh
+
+
+def batch_norm_inference(y, x, running_mean, running_var, weight, bias, eps, n_threads):
+    """y = (x - running_mean)*scale + bias, scale = weight/sqrt(running_var + eps), in X precision."""
+    N, C, S = x.shape
+    if N * C * S == 0:
+        return
+    _threads(n_threads)
+    scale = (weight / np.sqrt(running_var.astype(np.float64) + eps)).astype(x.dtype)
+    core = _affine_channels if S >= SMALL_S else _affine_rows
+    core(y.reshape(-1), x.reshape(-1), running_mean, scale, bias, N, C, S)
+
+
+@njit(cache=True)
+def _bn_dx_coefficients(sdy, sdyx, M, mean, rstd, w):
+    """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)) = a*(dy - mdy) + b*(x - Kx) + k with Kx = X(mean),
+    xhat = rstd*((x - Kx) - (mean - Kx)): a = rstd*w, b = -a*mean(dy*xhat)*rstd, k = -b*(mean - Kx).
+    Returns (a, mdy, b) in double; the caller forms k once Kx is rounded."""
+    a = rstd * w
+    return a, sdy / M, -a * (sdyx * rstd / M) * rstd
+
+
+@njit(parallel=True, cache=True)
+def _bn_backward_channels(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, S, coef):
+    """S >= SMALL_S: per channel, two reductions in one pass, then the fused dx pass. coef: (5, C) X scratch."""
+    for c in prange(C):
+        sdy = 0.0
+        sdyx = 0.0
+        for n in range(N):
+            a, q = _dy_sums(dy, x, (n * C + c) * S, S, mean[c])
+            sdy += a
+            sdyx += q
+        dbias[c] = sdy
+        dweight[c] = sdyx * rstd[c]
+        a, mdy, b = _bn_dx_coefficients(sdy, sdyx, N * S, mean[c], rstd[c], weight[c])
+        coef[0, c] = mean[c]
+        Kx = coef[0, c]
+        coef[1, c] = a
+        coef[2, c] = mdy
+        coef[3, c] = b
+        coef[4, c] = -b * (mean[c] - Kx)
+        ax = coef[1, c]
+        mx = coef[2, c]
+        bx = coef[3, c]
+        kx = coef[4, c]
+        for n in range(N):
+            off = (n * C + c) * S
+            for i in range(off, off + S):
+                dx[i] = ax * (dy[i] - mx) + bx * (x[i] - Kx) + kx
+
+
+@njit(parallel=True, cache=True)
+def _bn_dy_sums_rows(sdy, sdyx, mean, dy, x, N, C, S):
+    for blk in prange((C + C_BLOCK - 1) // C_BLOCK):
+        c0 = blk * C_BLOCK
+        c1 = min(C, c0 + C_BLOCK)
+        for n in range(N):
+            base = n * C * S
+            for c in range(c0, c1):
+                for s in range(S):
+                    i = base + c * S + s
+                    sdy[c] += dy[i]
+                    sdyx[c] += dy[i] * (np.float64(x[i]) - mean[c])
+
+
+@njit(parallel=True, cache=True)
+def _affine2_rows(dx, dy, x, coef, N, C, S):
+    """dx = a*(dy - mdy) + b*(x - K) + k per channel, rows in parallel; coef rows: K, a, mdy, b, k."""
+    for n in prange(N):
+        base = n * C * S
+        for c in range(C):
+            Kc = coef[0, c]
+            a = coef[1, c]
+            m = coef[2, c]
+            b = coef[3, c]
+            k = coef[4, c]
+            for i in range(base + c * S, base + (c + 1) * S):
+                dx[i] = a * (dy[i] - m) + b * (x[i] - Kc) + k
+
+
+@njit(cache=True)
+def _bn_backward_rows(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, S, coef):
+    sdy = np.zeros(C)
+    sdyx = np.zeros(C)
+    _bn_dy_sums_rows(sdy, sdyx, mean, dy, x, N, C, S)
+    for c in range(C):
+        dbias[c] = sdy[c]
+        dweight[c] = sdyx[c] * rstd[c]
+        a, mdy, b = _bn_dx_coefficients(sdy[c], sdyx[c], N * S, mean[c], rstd[c], weight[c])
+        coef[0, c] = mean[c]
+        coef[1, c] = a
+        coef[2, c] = mdy
+        coef[3, c] = b
+        coef[4, c] = -b * (mean[c] - coef[0, c])
+    _affine2_rows(dx, dy, x, coef, N, C, S)
+
+
+def batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads):
+    """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)); dweight = sum(dy*xhat); dbias = sum(dy)."""
+    N, C, S = x.shape
+    if C == 0:
+        return
+    if N * S == 0:
+        dweight[...] = 0
+        dbias[...] = 0
+        return
+    _threads(n_threads)
+    coef = np.empty((5, C), x.dtype)
+    core = _bn_backward_channels if S >= SMALL_S else _bn_backward_rows
+    core(dx.reshape(-1), dweight, dbias, dy.reshape(-1), x.reshape(-1), mean, rstd, weight, N, C, S, coef)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# group norm: row i = (n, g) of x (N, C, S) is x.flat[i*M:(i+1)*M], M = Cg*S; its channels are g*Cg + (0..Cg-1)
+
+
+@njit(parallel=True, cache=True)
+def _gn_forward(y, mean, rstd, x, weight, bias, eps, G, Cg, S, coef):
+    """Rows in parallel; coef: (N*G, 3) X scratch (Kx, rstd, (mean - Kx)*rstd rounded to X), one row per (n, g)."""
+    M = Cg * S
+    for i in prange(mean.size):
+        g = i % G
+        start = i * M
+        K = np.float64(x[start])
+        s1, s2 = _shifted_sums(x, start, M, K)
+        mu, r = _mean_rstd(s1, s2, M, eps, K)
+        mean[i] = mu
+        rstd[i] = r
+        coef[i, 0] = mu
+        Kx = coef[i, 0]
+        if S == 1:  # layer-norm shaped: per-element weight, one flat loop
+            coef[i, 1] = r
+            coef[i, 2] = (mu - Kx) * r
+            rx = coef[i, 1]
+            dmr = coef[i, 2]
+            for j in range(M):
+                c = g * Cg + j
+                y[start + j] = ((x[start + j] - Kx) * rx - dmr) * weight[c] + bias[c]
+        else:
+            for cc in range(Cg):
+                c = g * Cg + cc
+                sc = r * weight[c]
+                coef[i, 1] = sc
+                coef[i, 2] = bias[c] - (mu - Kx) * sc
+                scx = coef[i, 1]
+                shx = coef[i, 2]
+                for j in range(start + cc * S, start + (cc + 1) * S):
+                    y[j] = (x[j] - Kx) * scx + shx
+
+
+def group_norm_forward(y, mean, rstd, x, weight, bias, num_groups, eps, n_threads):
+    """Group norm forward (formula: reference.group_norm_forward); rows (n, g) in parallel."""
+    N, C, S = x.shape
+    if N == 0:
+        return
+    if C * S == 0:
+        mean[...] = np.nan
+        rstd[...] = np.nan
+        return
+    _threads(n_threads)
+    G = int(num_groups)
+    coef = np.empty((N * G, 3), x.dtype)
+    _gn_forward(y.reshape(-1), mean.reshape(-1), rstd.reshape(-1), x.reshape(-1), weight, bias, float(eps),
+                G, C // G, S, coef)
+
+
+@njit(parallel=True, cache=True)
+def _gn_backward(dx, pw, pb, dy, x, mean, rstd, weight, N, G, Cg, S, coef):
+    """Units (chunk q of the batch, group g) in parallel; unit (q, g) owns pw[q, channels of g] and pb[...].
+    Per row: two reductions with g = dy*w (sum(g), sum(g*(x - mean))), then the fused dx pass
+    dx = rstd*(w*dy - mean(g)) + b*(x - Kx) + k, b = -rstd*mean(g*xhat)*rstd, k = -b*(mean - Kx).
+    coef: (n_chunks*G, 4) X scratch."""
+    n_chunks = pw.shape[0]
+    M = Cg * S
+    for u in prange(n_chunks * G):
+        q = u // G
+        g = u % G
+        for n in range(q * N // n_chunks, (q + 1) * N // n_chunks):
+            i = n * G + g
+            start = i * M
+            mu = mean[i]
+            r = rstd[i]
+            sw = 0.0
+            swx = 0.0
+            for cc in range(Cg):
+                c = g * Cg + cc
+                sdy, sdyx = _dy_sums(dy, x, start + cc * S, S, mu)
+                pb[q, c] += sdy
+                pw[q, c] += sdyx * r
+                sw += weight[c] * sdy
+                swx += weight[c] * sdyx
+            mgx = swx * r / M  # mean(g*xhat)
+            b = -r * mgx * r
+            coef[u, 0] = mu
+            Kx = coef[u, 0]
+            coef[u, 1] = r
+            coef[u, 2] = sw / M  # mean(g)
+            coef[u, 3] = b
+            rx = coef[u, 1]
+            mg = coef[u, 2]
+            bx = coef[u, 3]
+            coef[u, 3] = -b * (mu - Kx)
+            kx = coef[u, 3]
+            for cc in range(Cg):
+                w = weight[g * Cg + cc]
+                for j in range(start + cc * S, start + (cc + 1) * S):
+                    dx[j] = rx * (w * dy[j] - mg) + bx * (x[j] - Kx) + kx
+
+
+@njit(cache=True)
+def _merge(dweight, dbias, pw, pb):
+    """Serial merge of the chunk partials, in chunk order (independent of the thread count)."""
+    for c in range(pw.shape[1]):
+        sw = 0.0
+        sb = 0.0
+        for q in range(pw.shape[0]):
+            sw += pw[q, c]
+            sb += pb[q, c]
+        dweight[c] = sw
+        dbias[c] = sb
+
+
+def group_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, num_groups, n_threads):
+    """Group norm backward (formula: reference.group_norm_backward)."""
+    N, C, S = x.shape
+    if C == 0:
+        return
+    if N * S == 0:
+        dweight[...] = 0
+        dbias[...] = 0
+        return
+    _threads(n_threads)
+    G = int(num_groups)
+    n_chunks = min(N, MAX_CHUNKS)
+    pw = np.zeros((n_chunks, C))
+    pb = np.zeros((n_chunks, C))
+    coef = np.empty((n_chunks * G, 4), x.dtype)
+    _gn_backward(dx.reshape(-1), pw, pb, dy.reshape(-1), x.reshape(-1), mean.reshape(-1), rstd.reshape(-1),
+                 weight, N, G, C // G, S, coef)
+    _merge(dweight, dbias, pw, pb)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# log_softmax, rows layout x: (R, D)
+
+
+@njit(parallel=True, cache=True)
+def _log_softmax_forward(y, x):
+    for r in prange(x.shape[0]):
+        m = np.float64(x[r, 0])
+        for j in range(1, x.shape[1]):
+            if x[r, j] > m:  # NOTE: a NaN never wins here, but makes the sum NaN below: the row is NaN
+                m = np.float64(x[r, j])
+        s = 0.0
+        for j in range(x.shape[1]):
+            s += np.exp(np.float64(x[r, j]) - m)
+        log_s = np.log(s)
+        for j in range(x.shape[1]):
+            y[r, j] = (np.float64(x[r, j]) - m) - log_s
+
+
+@njit(parallel=True, cache=True)
+def _log_softmax_backward(dx, dy, y):
+    for r in prange(dy.shape[0]):
+        s = 0.0
+        for j in range(dy.shape[1]):
+            s += dy[r, j]
+        for j in range(dy.shape[1]):
+            dx[r, j] = np.float64(dy[r, j]) - np.exp(np.float64(y[r, j])) * s
+
+
+def log_softmax_forward(y, x, n_threads):
+    """y = x - max - log(sum(exp(x - max))) per row."""
+    if x.size == 0:
+        return
+    _threads(n_threads)
+    _log_softmax_forward(y, x)
+
+
+def log_softmax_backward(dx, dy, y, n_threads):
+    """dx = dy - exp(y)*sum(dy) per row."""
+    if dy.size == 0:
+        return
+    _threads(n_threads)
+    _log_softmax_backward(dx, dy, y)
