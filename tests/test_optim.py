@@ -1,0 +1,170 @@
+"""Optimizers, schedulers and clip_grad_norm_ against PyTorch: same parameters, same gradients, same results."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from minigrad import Tensor, optim
+from minigrad.nn import Parameter
+from minigrad.nn.utils import clip_grad_norm_
+from minigrad.optim import lr_scheduler
+
+SHAPES = [(4, 3), (5,), (2, 3, 2)]
+
+
+def _params(seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(s) for s in SHAPES]
+    return [Parameter(a.copy()) for a in arrays], [torch.nn.Parameter(torch.tensor(a)) for a in arrays]
+
+
+def _run(make_ours, make_theirs, steps=6, groups=False):
+    ours, theirs = _params()
+    if groups:  # two groups, the second with its own lr
+        opt = make_ours([{"params": ours[:2]}, {"params": ours[2:], "lr": 0.03}])
+        topt = make_theirs([{"params": theirs[:2]}, {"params": theirs[2:], "lr": 0.03}])
+    else:
+        opt, topt = make_ours(ours), make_theirs(theirs)
+    rng = np.random.default_rng(1)
+    for _ in range(steps):
+        for p, tp in zip(ours, theirs):
+            g = rng.standard_normal(p.shape)
+            p.grad, tp.grad = Tensor(g.copy()), torch.tensor(g)
+        opt.step()
+        topt.step()
+        for p, tp in zip(ours, theirs):
+            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+    return opt, ours
+
+
+CASES = {
+    "sgd": (lambda p: optim.SGD(p, lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
+    "sgd-momentum-wd": (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-2),
+                        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-2)),
+    "sgd-nesterov": (lambda p: optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+                     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    "adam": (lambda p: optim.Adam(p, lr=0.01, betas=(0.8, 0.99), weight_decay=0.1),
+             lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), weight_decay=0.1)),
+    "adamw": (lambda p: optim.AdamW(p, lr=0.01), lambda p: torch.optim.AdamW(p, lr=0.01)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("groups", [False, True])
+def test_optimizer_matches_torch(case, groups):
+    _run(*CASES[case], groups=groups)
+
+
+@pytest.mark.parametrize("case", ["sgd-momentum-wd", "adamw"])
+def test_state_dict_round_trip_continues_identically(case):
+    make_ours, _ = CASES[case]
+    opt, params = _run(*CASES[case], steps=3)
+    state = copy.deepcopy(opt.state_dict())
+    assert sorted(state["state"]) == [0, 1, 2]
+    assert state["param_groups"][0]["params"] == [0, 1, 2]
+    # a fresh optimizer over copies of the parameters, loaded from the state, must step exactly as the original
+    clones = [Parameter(p.data.copy()) for p in params]
+    opt2 = make_ours(clones)
+    opt2.load_state_dict(state)
+    g = [np.random.default_rng(9).standard_normal(p.shape) for p in params]
+    for o, ps in ((opt, params), (opt2, clones)):
+        for p, gi in zip(ps, g):
+            p.grad = Tensor(gi.copy())
+        o.step()
+    for a, b in zip(params, clones):
+        np.testing.assert_array_equal(a.data, b.data)
+    # state_dict arrays are copies, not views of the live state
+    key = next(iter(state["state"][0]))
+    if isinstance(state["state"][0][key], np.ndarray):
+        assert not np.shares_memory(opt.state_dict()["state"][0][key], next(iter(opt.state.values()))[key])
+
+
+def test_zero_grad():
+    params, _ = _params()
+    opt = optim.SGD(params, lr=0.1)
+    for p in params:
+        p.grad = Tensor(np.ones(p.shape))
+    opt.zero_grad(set_to_none=False)
+    assert all(not p.grad.data.any() for p in params)
+    opt.zero_grad()
+    assert all(p.grad is None for p in params)
+
+
+def test_validation():
+    params, _ = _params()
+    with pytest.raises(ValueError, match="learning rate"):
+        optim.SGD(params, lr=-1)
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD(params, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="more than one group"):
+        optim.Adam([{"params": params}, {"params": params[:1]}])
+    opt = optim.SGD(params, lr=0.1)
+    with pytest.raises(ValueError, match="groups"):
+        opt.load_state_dict({"state": {}, "param_groups": [{"lr": 0.1, "params": [0]}]})
+
+
+def _lrs(make_ours, make_theirs, n):
+    params, tparams = _params()
+    opt, topt = optim.SGD(params, lr=0.1), torch.optim.SGD(tparams, lr=0.1)
+    s, ts = make_ours(opt), make_theirs(topt)
+    ours, theirs = [s.get_last_lr()[0]], [ts.get_last_lr()[0]]
+    for _ in range(n):
+        opt.step()
+        topt.step()
+        s.step()
+        ts.step()
+        ours.append(s.get_last_lr()[0])
+        theirs.append(ts.get_last_lr()[0])
+    assert opt.param_groups[0]["lr"] == ours[-1]
+    return ours, theirs, s
+
+
+SCHEDULERS = {
+    "step": (lambda o: lr_scheduler.StepLR(o, 3, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5), 20),
+    "cosine": (lambda o: lr_scheduler.CosineAnnealingLR(o, 7, 0.001),
+               lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 7, 0.001), 30),
+    "onecycle": (lambda o: lr_scheduler.OneCycleLR(o, 0.5, epochs=3, steps_per_epoch=11),
+                 lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 0.5, epochs=3, steps_per_epoch=11,
+                                                               cycle_momentum=False), 33),
+    "onecycle-linear": (lambda o: lr_scheduler.OneCycleLR(o, 0.2, total_steps=20, pct_start=0.25,
+                                                          anneal_strategy="linear", div_factor=10),
+                        lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 0.2, total_steps=20, pct_start=0.25,
+                                                                      anneal_strategy="linear", div_factor=10,
+                                                                      cycle_momentum=False), 19),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_scheduler_lr_sequence_matches_torch(name):
+    ours, theirs, _ = _lrs(*SCHEDULERS[name])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=0)
+
+
+def test_scheduler_state_dict_resumes():
+    make = SCHEDULERS["onecycle"][0]
+    _, _, s = _lrs(*SCHEDULERS["onecycle"][:2], 10)
+    params, _ = _params()
+    opt = optim.SGD(params, lr=0.1)
+    opt.load_state_dict({"state": {}, "param_groups": s.optimizer.state_dict()["param_groups"]})
+    s2 = make(opt)
+    s2.load_state_dict(s.state_dict())
+    s.step()
+    s2.step()
+    assert s2.get_last_lr() == s.get_last_lr()
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])
+def test_clip_grad_norm_matches_torch(norm_type, max_norm):
+    params, tparams = _params()
+    rng = np.random.default_rng(3)
+    for p, tp in zip(params, tparams):
+        g = rng.standard_normal(p.shape)
+        p.grad, tp.grad = Tensor(g.copy()), torch.tensor(g)
+    total = clip_grad_norm_(params, max_norm, norm_type)
+    ttotal = torch.nn.utils.clip_grad_norm_(tparams, max_norm, norm_type)
+    np.testing.assert_allclose(total, ttotal.item(), rtol=1e-12)
+    for p, tp in zip(params, tparams):
+        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-12)
+    assert optim.clip_grad_norm_ is clip_grad_norm_
