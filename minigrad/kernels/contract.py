@@ -117,6 +117,9 @@ def check(kernel, args):
         elif name == "num_groups":
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{kernel}: num_groups must be a positive integer, got {value!r}")
+    if any(dims.get(sym) == 0 for sym in "NCSRD"):
+        raise ValueError(f"{kernel}: the kernels take non-empty arrays, got sizes {dims} (the functionals return "
+                         f"empty inputs unchanged without calling a kernel)")
     if "num_groups" in names:
         g = args[names.index("num_groups")]
         if dims["C"] % g != 0:

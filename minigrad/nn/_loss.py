@@ -47,6 +47,8 @@ def log_softmax(input, dim=-1):
     _check_float("log_softmax", input)
     if input.ndim == 0:
         raise ValueError("log_softmax: input must have at least 1 dim")
+    if input.size == 0:
+        return input * 1.0
     return _LogSoftmax.apply(input, dim=dim % input.ndim)
 
 
@@ -111,6 +113,8 @@ def cross_entropy(input, target, reduction="mean", label_smoothing=0.0):
     _check_reduction("cross_entropy", reduction)
     if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if input.shape[0] == 0 or input.shape[1] == 0:
+        raise ValueError(f"cross_entropy: input must be non-empty (N, C), got {input.shape}")
     return _CrossEntropy.apply(input, target=t, smoothing=float(label_smoothing), reduction=reduction)
 
 

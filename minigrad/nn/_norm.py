@@ -67,6 +67,12 @@ def _affine(weight, bias, c, dtype):
     return w, b
 
 
+def _empty_like(x):
+    """An empty input gives an empty output and leaves running statistics alone, as in PyTorch; the kernels are
+    never called with zero-size arrays."""
+    return x * 1.0
+
+
 def _params(*tensors):
     return tuple(t for t in tensors if t is not None)
 
@@ -189,6 +195,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     rm = _check_param(fn, "running_mean", running_mean, (c,), dtype)
     rv = _check_param(fn, "running_var", running_var, (c,), dtype)
     eps = _check_eps(fn, eps)
+    if input.size == 0:
+        return _empty_like(input)
     if not training:
         if rm is None or rv is None:
             raise ValueError("batch_norm: running_mean and running_var are required when training=False")
@@ -235,6 +243,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     _check_param(fn, "weight", weight, normalized_shape, input.dtype)
     _check_param(fn, "bias", bias, normalized_shape, input.dtype)
     eps = _check_eps(fn, eps)
+    if input.size == 0:
+        return _empty_like(input)
     d = int(np.prod(normalized_shape))
     r = input.size // d if d else int(np.prod(input.shape[:input.ndim - k]))
     return _GroupNorm.apply(input, *_params(weight, bias), x3_shape=(r, d, 1), num_groups=1,
@@ -254,6 +264,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     _check_param(fn, "weight", weight, (c,), input.dtype)
     _check_param(fn, "bias", bias, (c,), input.dtype)
     eps = _check_eps(fn, eps)
+    if input.size == 0:
+        return _empty_like(input)
     s = int(np.prod(input.shape[2:], dtype=np.int64))
     return _GroupNorm.apply(input, *_params(weight, bias), x3_shape=(n, c, s), num_groups=int(num_groups),
                             has_weight=weight is not None, has_bias=bias is not None, eps=eps)
@@ -273,6 +285,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     rm = _check_param(fn, "running_mean", running_mean, (c,), input.dtype)
     rv = _check_param(fn, "running_var", running_var, (c,), input.dtype)
     eps = _check_eps(fn, eps)
+    if input.size == 0:
+        return _empty_like(input)
     if not use_input_stats:
         if rm is None or rv is None:
             raise ValueError("instance_norm: running_mean and running_var are required when use_input_stats=False")
