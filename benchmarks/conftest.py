@@ -37,6 +37,15 @@ BYTES_FACTOR = {"forward": 3, "inference": 2, "backward": 5, "fwd+bwd": 8}
 THREADS = (1, 2)
 
 
+def pytest_collect_file(file_path, parent):
+    """Collect ``bench_*.py`` when pytest is given the directory (``pytest benchmarks/``); files named on the
+    command line are collected by pytest itself."""
+    if (file_path.suffix == ".py" and file_path.name.startswith("bench_")
+            and not parent.session.isinitpath(file_path)):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
 def shape_id(shape):
     return "x".join(str(s) for s in shape)
 

@@ -56,6 +56,7 @@ def _run_train(args):
 # name -> function adding the subcommand's parser to the subparsers object
 SUBCOMMANDS = {
     "train": _add_train,
+    "bench": lambda subparsers: __import__("minigrad.bench").bench.add_subparser(subparsers),
 }
 
 

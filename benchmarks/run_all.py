@@ -1,0 +1,143 @@
+"""Run every benchmark, one process per (library, thread count), and merge the JSONs into one.
+
+Why processes: PyTorch bundles its own OpenMP runtime while the Cython and Numba kernels use the system libgomp;
+two runtimes in one process gave erratic 2-thread timings (TOOLCHAIN.md). Each process selects one backend with
+``-k`` and gets its thread count pinned in the environment (OMP_NUM_THREADS, NUMBA_NUM_THREADS, MKL_NUM_THREADS,
+OPENBLAS_NUM_THREADS, MINIGRAD_NUM_THREADS) as well as by the ``threads`` fixture inside.
+
+Order: the bandwidth benchmarks first (they write ``.benchmarks/bandwidth.json``, which gives every later
+process its ``frac_of_triad``), then per thread count each backend's normalization benchmarks, then the
+end-to-end training steps (minigrad, torch). The NumPy reference runs at 1 thread only (it has no threads).
+
+    python benchmarks/run_all.py --out docs/benchmarks.json [--min-rounds 5] [--max-time 0.25] [-k EXPR]
+
+``-k EXPR`` is and-ed to every process's selection (e.g. ``-k "32x64x28x28"``).
+"""
+import argparse
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+NORM_FILES = ["bench_batch_norm.py", "bench_layer_norm.py", "bench_group_norm.py"]
+BACKENDS = ["numpy", "cython", "numba", "torch"]
+THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+              "MINIGRAD_NUM_THREADS")
+
+
+def plan(threads=(1, 2), backends=BACKENDS, end_to_end=True):
+    """[(label, files, -k expression, threads)] in run order."""
+    steps = [(f"bandwidth threads{t}", ["bench_bandwidth.py"], f"threads{t}", t) for t in threads]
+    for t in threads:
+        for b in backends:
+            if b == "numpy" and t > 1:
+                continue
+            steps.append((f"{b} threads{t}", NORM_FILES, f"{b} and threads{t}", t))
+    if end_to_end:
+        for t in threads:
+            for fw in ("minigrad", "torch"):
+                steps.append((f"end-to-end {fw} threads{t}", ["bench_end_to_end.py"], f"{fw} and threads{t}", t))
+    return steps
+
+
+def cpu_info():
+    """{"model": /proc/cpuinfo's model name, "cores": logical CPUs} of this machine."""
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"model": model, "cores": os.cpu_count()}
+
+
+def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.executable, quiet=False,
+        bandwidth_json=None):
+    bandwidth_json = bandwidth_json or os.path.join(ROOT, ".benchmarks", "bandwidth.json")
+    if os.path.exists(bandwidth_json):
+        os.remove(bandwidth_json)  # a fresh side file for this run
+    merged, processes = None, []
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (label, files, kexpr, threads) in enumerate(steps):
+            if extra_k:
+                kexpr = f"({kexpr}) and ({extra_k})"
+            part = os.path.join(tmp, f"part{i}.json")
+            cmd = [python, "-m", "pytest", *[os.path.join("benchmarks", f) for f in files], "-q", "-p",
+                   "no:cacheprovider", "-k", kexpr, "--benchmark-only", f"--benchmark-json={part}",
+                   f"--benchmark-min-rounds={min_rounds}", f"--benchmark-max-time={max_time}",
+                   "--benchmark-columns=median,rounds", "--benchmark-sort=name"]
+            env = dict(os.environ, MINIGRAD_BANDWIDTH_JSON=bandwidth_json)
+            env.update({k: str(threads) for k in THREAD_ENV})
+            t0 = time.perf_counter()
+            if not quiet:
+                print(f"[run_all] {label}: {shlex.join(cmd[1:])}", flush=True)
+            proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - t0
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""]
+            if not quiet:
+                print(f"[run_all]   rc={proc.returncode} in {wall:.0f} s: {tail[0]}", flush=True)
+            if proc.returncode not in (0, 5):  # 5: nothing selected
+                sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+            processes.append({"label": label, "command": shlex.join(cmd[1:]), "threads": threads,
+                              "rc": proc.returncode, "wall_s": round(wall, 1), "summary": tail[0]})
+            if os.path.exists(part):
+                with open(part) as f:
+                    data = json.load(f)
+                for b in data["benchmarks"]:
+                    b["stats"].pop("data", None)  # raw rounds: keep the merged JSON small
+                if merged is None:
+                    merged = data
+                else:
+                    merged["benchmarks"].extend(data["benchmarks"])
+    merged = merged or {"benchmarks": []}
+    merged["minigrad_run"] = {
+        "command": shlex.join([os.path.relpath(sys.argv[0], ROOT) if sys.argv[0] else "run_all.py",
+                               *sys.argv[1:]]),
+        "started": started,
+        "finished": datetime.datetime.now().isoformat(timespec="seconds"),
+        "min_rounds": min_rounds, "max_time": max_time, "processes": processes,
+        "cpu": cpu_info(),
+    }
+    try:
+        with open(bandwidth_json) as f:
+            merged["minigrad_run"]["bandwidth"] = json.load(f)
+    except (OSError, ValueError):
+        pass
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(merged, f, indent=1)
+    failed = [p for p in processes if p["rc"] not in (0, 5)]
+    return merged, failed
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=os.path.join(ROOT, ".benchmarks", "all.json"))
+    p.add_argument("--min-rounds", type=int, default=5)
+    p.add_argument("--max-time", type=float, default=0.25)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
+    p.add_argument("--no-end-to-end", action="store_true")
+    p.add_argument("-k", dest="k", default=None, help="extra pytest -k expression, and-ed to each process's")
+    a = p.parse_args(argv)
+    steps = plan(tuple(a.threads), a.backends, not a.no_end_to_end)
+    merged, failed = run(steps, a.out, a.min_rounds, a.max_time, a.k)
+    print(f"[run_all] {len(merged['benchmarks'])} benchmarks -> {a.out}")
+    if failed:
+        print(f"[run_all] FAILED: {', '.join(p['label'] for p in failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

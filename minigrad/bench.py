@@ -1,0 +1,342 @@
+"""``minigrad bench``: read (or produce) the merged benchmark JSON of ``benchmarks/run_all.py`` and print it.
+
+* ``render_table(json_path, fmt="text")``: one row per backend, grouped by (norm, op, shape, threads), backends
+  side by side: median time, GB/s under the byte model, fraction of the DRAM triad bandwidth of the same run and
+  thread count, and the speed ratio against torch (``torch time / time``: above 1 is faster than torch).
+  ``fmt="markdown"`` gives a Markdown table (used by ``scripts/make_benchmarks_doc.py``).
+* ``evaluate_targets(data)``: the project's performance targets checked against the measured figures.
+* ``main(argv)`` / ``add_subparser(subparsers)``: ``minigrad bench [--run] [--json FILE]``.
+
+Only the standard library is imported here (``rich`` is not needed): the CLI stays fast.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+DEFAULT_JSON = os.path.join(".benchmarks", "all.json")
+BACKEND_ORDER = ["numpy", "cython", "numba", "torch"]
+KERNEL_BACKENDS = ("numpy", "cython", "numba")
+NORM_ORDER = ["BatchNorm2d", "BatchNorm1d", "LayerNorm", "GroupNorm", "InstanceNorm2d"]
+OP_ORDER = ["forward", "inference", "backward", "fwd+bwd"]
+
+
+# ------------------------------------------------------------------ loading
+
+def load(json_path):
+    with open(json_path) as f:
+        return json.load(f)
+
+
+def _rows(data):
+    """Flattened benchmark rows: dicts of extra_info plus ``median`` (s) and ``rounds``."""
+    rows = []
+    for b in data.get("benchmarks", []):
+        info = dict(b.get("extra_info") or {})
+        if "op" not in info or not b.get("stats"):
+            continue
+        info["median"] = b["stats"]["median"]
+        info["rounds"] = b["stats"].get("rounds")
+        info["shape"] = tuple(info.get("shape") or ())
+        info["kind"] = ("bandwidth" if info["op"] in ("copy", "triad") else
+                        "end-to-end" if info["op"] == "train step" else "norm")
+        if info["kind"] == "end-to-end":
+            info["backend"] = info.get("framework", info.get("backend"))
+        rows.append(info)
+    return rows
+
+
+def triad_by_threads(data):
+    """threads -> the best DRAM-size triad GB/s of this run (from its bandwidth rows, else the side-file copy)."""
+    best = {}
+    for r in _rows(data):
+        if r["kind"] == "bandwidth" and r["op"] == "triad" and r.get("size") == "dram" and r.get("gbps"):
+            best[r["threads"]] = max(best.get(r["threads"], 0.0), r["gbps"])
+    if not best:
+        side = (data.get("minigrad_run") or {}).get("bandwidth", {}).get("triad_dram_gbps", {})
+        best = {int(k): v for k, v in side.items()}
+    return best
+
+
+def index(data):
+    """{(norm, op, shape, threads, backend): median seconds} over the norm and end-to-end rows."""
+    out = {}
+    for r in _rows(data):
+        if r["kind"] != "bandwidth":
+            out[(r.get("norm"), r["op"], r["shape"], r["threads"], r["backend"])] = r["median"]
+    return out
+
+
+def shape_str(shape):
+    return "x".join(str(s) for s in shape)
+
+
+def _fmt_time(t):
+    if t is None:
+        return "-"
+    if t < 1e-3:
+        return f"{t * 1e6:.1f} us"
+    if t < 1:
+        return f"{t * 1e3:.2f} ms"
+    return f"{t:.2f} s"
+
+
+def _fmt(v, spec, suffix=""):
+    return "-" if v is None else f"{v:{spec}}{suffix}"
+
+
+# ------------------------------------------------------------------ tables
+
+def table_rows(data):
+    """[(group label, [cells per backend row])] in display order; cells: backend, median, GB/s, of triad,
+    vs torch (or steps/s for end-to-end rows)."""
+    rows = _rows(data)
+    triad = triad_by_threads(data)
+    groups = {}
+    for r in rows:
+        if r["kind"] == "bandwidth":
+            key = (0, r["op"], r.get("size", ""), r["threads"])
+            label = f"bandwidth {r['op']} {r.get('size', '')} ({shape_str(r['shape'])} x {r['dtype']}) " \
+                    f"threads={r['threads']}"
+        elif r["kind"] == "norm":
+            norm = r.get("norm", "")
+            key = (1, NORM_ORDER.index(norm) if norm in NORM_ORDER else 99, norm,
+                   OP_ORDER.index(r["op"]) if r["op"] in OP_ORDER else 99, r["shape"], r["threads"])
+            label = f"{norm} {r['op']} {shape_str(r['shape'])} threads={r['threads']}"
+        else:
+            key = (2, r.get("norm", ""), r["threads"])
+            label = f"train step {r.get('norm', '')} batch {r['shape'][0]} threads={r['threads']}"
+        groups.setdefault(key, (label, []))[1].append(r)
+    out = []
+    for key in sorted(groups):  # the first item (the kind) keeps unlike keys from being compared
+        label, members = groups[key]
+        order = BACKEND_ORDER + ["minigrad"]
+        members.sort(key=lambda r: order.index(r["backend"]) if r["backend"] in order else 99)
+        ref = next((r["median"] for r in members if r["backend"] == "torch"), None)
+        cells = []
+        for r in members:
+            gbps = r.get("gbps")
+            if gbps is None and r.get("bytes") and r["median"]:
+                gbps = r["bytes"] / r["median"] / 1e9
+            frac = None
+            if r["kind"] == "norm" and gbps and triad.get(r["threads"]):
+                frac = gbps / triad[r["threads"]]
+            if r["kind"] == "end-to-end":
+                extra = _fmt(1.0 / r["median"] if r["median"] else None, ".1f", " steps/s")
+            else:
+                extra = _fmt(frac, ".0%")
+            vs = None if ref is None or r["backend"] == "torch" or not r["median"] else ref / r["median"]
+            cells.append([r["backend"], _fmt_time(r["median"]), _fmt(gbps, ".1f"), extra,
+                          _fmt(vs, ".2f", "x")])
+        out.append((label, cells))
+    return out
+
+
+HEADER = ["backend", "median", "GB/s", "of triad", "vs torch"]
+
+
+def render_table(json_path, fmt="text"):
+    """The benchmarks of ``json_path`` as a plain-text (or ``fmt="markdown"``) table, backends side by side
+    within each (op, shape, threads) group. ``of triad`` is GB/s over this run's DRAM triad at the same thread
+    count (steps/s for the end-to-end rows); ``vs torch`` is torch's median over this row's (> 1: faster)."""
+    data = load(json_path) if isinstance(json_path, (str, os.PathLike)) else json_path
+    groups = table_rows(data)
+    if fmt == "markdown":
+        lines = ["| case | " + " | ".join(HEADER) + " |", "|" + "---|" * (len(HEADER) + 1)]
+        for label, cells in groups:
+            for i, c in enumerate(cells):
+                lines.append(f"| {label if i == 0 else ''} | " + " | ".join(c) + " |")
+        return "\n".join(lines) + "\n"
+    widths = [max([len(h)] + [len(c[i]) for _, cells in groups for c in cells]) for i, h in enumerate(HEADER)]
+    lines = []
+    for label, cells in groups:
+        lines.append(label)
+        for c in cells:
+            lines.append("  " + "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in
+                                          enumerate(zip(c, widths))))
+    head = "  " + "  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(HEADER, widths)))
+    return head + "\n" + "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ targets
+
+BN2D_SHAPES = [(32, 64, 28, 28), (64, 128, 14, 14), (16, 32, 112, 112), (256, 512, 7, 7)]
+
+
+def _ratio_target(idx, name, cases, minimum, threads=1, backend="cython"):
+    """Target 'torch time / backend time >= minimum' on every (norm, op, shape) of ``cases``."""
+    got, missing = [], []
+    for norm, op, shape in cases:
+        t, ref = idx.get((norm, op, shape, threads, backend)), idx.get((norm, op, shape, threads, "torch"))
+        if t is None or ref is None:
+            missing.append(f"{norm} {op} {shape_str(shape)}")
+        else:
+            got.append((ref / t, f"{norm} {op} {shape_str(shape)}"))
+    return _verdict(name, got, missing, lambda v: v >= minimum, "x torch")
+
+
+def _verdict(name, got, missing, ok, unit, worst=min):
+    if not got:
+        return {"target": name, "status": "NOT MEASURED", "measured": "no data for " + ", ".join(missing[:3])}
+    w = worst(got)
+    status = "MISSED" if not all(ok(v) for v, _ in got) else "INCOMPLETE" if missing else "MET"
+    detail = "; ".join(f"{c}: {v:.2f}{unit}" for v, c in got)
+    worst_s = f"worst {w[0]:.2f}{unit} ({w[1]})"
+    if missing:
+        detail += f"; not measured: {', '.join(missing)}"
+    return {"target": name, "status": status, "measured": f"{worst_s}. {detail}"}
+
+
+def evaluate_targets(data):
+    """Each target of the project against the figures of ``data`` (1 thread, cython, unless stated):
+    a list of {"target", "status", "measured"}; status MET, MISSED, INCOMPLETE (every measured case passes but
+    some were not measured) or NOT MEASURED."""
+    idx = index(data)
+    triad = triad_by_threads(data)
+    rows = _rows(data)
+    bn2d = lambda op: [("BatchNorm2d", op, s) for s in BN2D_SHAPES]  # noqa: E731
+    res = [
+        _ratio_target(idx, "BatchNorm2d training forward >= 5x torch on every shape", bn2d("forward"), 5.0),
+    ]
+    # bandwidth: cython forward GB/s over the DRAM triad
+    got = []
+    for s in BN2D_SHAPES:
+        r = next((r for r in rows if r["kind"] == "norm" and r.get("norm") == "BatchNorm2d" and r["op"] == "forward"
+                  and r["shape"] == s and r["threads"] == 1 and r["backend"] == "cython"), None)
+        if r and triad.get(1):
+            gbps = r.get("gbps") or r["bytes"] / r["median"] / 1e9
+            got.append((gbps / triad[1], f"BatchNorm2d forward {shape_str(s)} ({gbps:.1f} GB/s, triad {triad[1]:.1f})"))
+    res.append(_verdict("BatchNorm2d training forward >= 70% of triad bandwidth", [(v * 100, c) for v, c in got],
+                        [] if triad.get(1) else ["the DRAM triad (bench_bandwidth.py)"],
+                        lambda v: v >= 70, "%"))
+    res.append(_ratio_target(idx, "BatchNorm2d backward >= 1.5x torch", bn2d("backward"), 1.5))
+    res.append(_ratio_target(idx, "BatchNorm2d inference >= 1.0x torch", bn2d("inference"), 1.0))
+    res.append(_ratio_target(idx, "BatchNorm2d fwd+bwd (autograd) >= 2.5x torch", bn2d("fwd+bwd"), 2.5))
+    others = [("LayerNorm", (8192, 768)), ("LayerNorm", (60, 100)), ("GroupNorm", (32, 64, 28, 28)),
+              ("InstanceNorm2d", (32, 64, 28, 28))]
+    res.append(_ratio_target(idx, "LayerNorm/GroupNorm/InstanceNorm forward and backward >= 1.0x torch",
+                             [(n, op, s) for n, s in others for op in ("forward", "backward")], 1.0))
+    res.append(_ratio_target(idx, "InstanceNorm2d training forward >= 5x torch",
+                             [("InstanceNorm2d", "forward", (32, 64, 28, 28))], 5.0))
+    # BatchNorm1d (60, 100) autograd: time <= 0.5 x torch's time
+    t, ref = idx.get(("BatchNorm1d", "fwd+bwd", (60, 100), 1, "cython")), idx.get(("BatchNorm1d", "fwd+bwd", (60, 100), 1, "torch"))
+    got = [(t / ref, "BatchNorm1d fwd+bwd 60x100")] if t and ref else []
+    res.append(_verdict("BatchNorm1d (60,100) fwd+bwd via autograd <= 0.5x torch's time", got,
+                        [] if got else ["BatchNorm1d fwd+bwd 60x100"], lambda v: v <= 0.5, "x torch's time", max))
+    # backends: cython fastest, numba within 1.5x of cython (1 thread, every norm row)
+    cases = sorted({(k[0], k[1], k[2]) for k in idx if k[3] == 1 and k[4] in KERNEL_BACKENDS and k[0] in NORM_ORDER},
+                   key=str)
+    fastest, numba = [], []
+    for norm, op, shape in cases:
+        times = {b: idx.get((norm, op, shape, 1, b)) for b in KERNEL_BACKENDS}
+        c = times["cython"]
+        if c is None:
+            continue
+        others_t = [v for b, v in times.items() if b != "cython" and v is not None]
+        if others_t:
+            fastest.append((min(others_t) / c, f"{norm} {op} {shape_str(shape)}"))
+        if times["numba"] is not None:
+            numba.append((times["numba"] / c, f"{norm} {op} {shape_str(shape)}"))
+    res.append(_brief(_verdict("Cython fastest backend everywhere (next-fastest backend time / cython time >= 1)",
+                               fastest, [] if fastest else ["cython"], lambda v: v >= 1.0, "x"), fastest,
+                      lambda v: v < 1.0))
+    res.append(_brief(_verdict("Numba within 1.5x of Cython (numba time / cython time <= 1.5)", numba,
+                               [] if numba else ["numba"], lambda v: v <= 1.5, "x", max), numba, lambda v: v > 1.5))
+    # 2-thread scaling, cython, tensors >= 1.6M elements
+    got = []
+    for norm, op, shape in sorted({(k[0], k[1], k[2]) for k in idx if k[4] == "cython" and k[0] in NORM_ORDER},
+                                  key=str):
+        n = 1
+        for d in shape:
+            n *= d
+        t1, t2 = idx.get((norm, op, shape, 1, "cython")), idx.get((norm, op, shape, 2, "cython"))
+        if n >= 1_600_000 and t1 and t2:
+            got.append((t1 / t2, f"{norm} {op} {shape_str(shape)}"))
+    res.append(_brief(_verdict("2 threads >= 1.6x 1 thread (cython, tensors >= 1.6M elements)", got,
+                               [] if got else ["2-thread cython rows"], lambda v: v >= 1.6, "x"), got,
+                      lambda v: v < 1.6))
+    for model, minimum, label in (("mlp-bn", 1.5, "MLP-BN"), ("lenet-bn", 1.0, "small CNN-BN (lenet-bn)")):
+        t = next((r["median"] for r in rows if r["kind"] == "end-to-end" and r.get("norm") == model
+                  and r["threads"] == 1 and r["backend"] == "minigrad"), None)
+        ref = next((r["median"] for r in rows if r["kind"] == "end-to-end" and r.get("norm") == model
+                    and r["threads"] == 1 and r["backend"] == "torch"), None)
+        got = [(ref / t, f"{model} steps/s minigrad {1 / t:.0f} vs torch {1 / ref:.0f}")] if t and ref else []
+        res.append(_verdict(f"end to end: {label} >= {minimum}x torch steps/s", got, [] if got else [model],
+                            lambda v, m=minimum: v >= m, "x torch"))
+    return res
+
+
+def _brief(verdict, got, bad):
+    """Shorten a many-case verdict to the count and the failing cases."""
+    if verdict["status"] == "NOT MEASURED":
+        return verdict
+    fails = [f"{c}: {v:.2f}x" for v, c in got if bad(v)]
+    head = verdict["measured"].split(". ", 1)[0]
+    verdict["measured"] = (f"{head}. {len(got) - len(fails)}/{len(got)} cases pass" +
+                           (f"; failing: {'; '.join(fails)}" if fails else ""))
+    return verdict
+
+
+def render_targets(data, fmt="text"):
+    res = evaluate_targets(data)
+    if fmt == "markdown":
+        lines = ["| target | status | measured |", "|---|---|---|"]
+        lines += [f"| {r['target']} | **{r['status']}** | {r['measured']} |" for r in res]
+    else:
+        lines = [f"[{r['status']}] {r['target']}: {r['measured']}" for r in res]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ command line
+
+def _repo_root():
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _configure(p):
+    p.add_argument("--json", default=None, help=f"merged benchmark JSON (default {DEFAULT_JSON} in the repository)")
+    p.add_argument("--run", action="store_true", help="run benchmarks/run_all.py first (several minutes)")
+    p.add_argument("--targets", action="store_true", help="also check the performance targets")
+    p.add_argument("--runner-args", default="", help="extra arguments for run_all.py, e.g. \"-k 32x64x28x28\"")
+    p.set_defaults(func=_run_args)
+
+
+def _run_args(args):
+    path = args.json or os.path.join(_repo_root(), DEFAULT_JSON)
+    if args.run:
+        runner = os.path.join(_repo_root(), "benchmarks", "run_all.py")
+        if not os.path.exists(runner):
+            print(f"minigrad bench: {runner} not found (the benchmarks ship with the source tree, not the wheel)",
+                  file=sys.stderr)
+            return 2
+        rc = subprocess.call([sys.executable, runner, "--out", path, *args.runner_args.split()])
+        if rc:
+            print(f"minigrad bench: run_all.py exited with {rc}; printing what was measured", file=sys.stderr)
+    if not os.path.exists(path):
+        print(f"minigrad bench: no benchmark JSON at {path}; use --run or --json FILE", file=sys.stderr)
+        return 2
+    print(render_table(path), end="")
+    if args.targets:
+        print()
+        print(render_targets(load(path)), end="")
+    return 0
+
+
+def add_subparser(subparsers):
+    """Register ``bench`` on an argparse subparsers object (used by ``minigrad.cli``)."""
+    p = subparsers.add_parser("bench", help="print (or run and print) the kernel benchmarks",
+                              description="Print the benchmark table of benchmarks/run_all.py's merged JSON.")
+    _configure(p)
+    return p
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="minigrad bench", description="Print the benchmark table.")
+    _configure(p)
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The benchmark files stay runnable (a reduced set as plain tests) and the report code is right on a tiny
+synthetic JSON: minigrad.bench.render_table / evaluate_targets and scripts/make_benchmarks_doc.py."""
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+from minigrad import bench
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_benchmark_files_run_as_plain_tests(tmp_path):
+    pytest.importorskip("pytest_benchmark")
+    env = dict(os.environ, MINIGRAD_BANDWIDTH_JSON=str(tmp_path / "bandwidth.json"))
+    cmd = [sys.executable, "-m", "pytest", "benchmarks/", "--benchmark-disable", "-q", "-p", "no:cacheprovider",
+           "-k", "threads1 and (60x100 or llc or mlp-b60)"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert " passed" in proc.stdout
+
+
+def _bench(norm, op, shape, threads, backend, median, factor=3, **extra):
+    size = 1
+    for d in shape:
+        size *= d
+    info = {"op": op, "backend": backend, "shape": list(shape), "threads": threads, "dtype": "float32",
+            "norm": norm, "bytes": factor * size * 4 if factor else None, "gbps": None, "frac_of_triad": None}
+    info.update(extra)
+    return {"name": f"{norm}-{op}-{backend}", "extra_info": info, "stats": {"median": median, "rounds": 5}}
+
+
+def _synthetic():
+    shapes = bench.BN2D_SHAPES
+    rows = [
+        # triad: 3 arrays of 1M float32 in 1 ms = 12 GB/s
+        {"name": "triad", "extra_info": {"op": "triad", "backend": "numba", "shape": [1 << 20], "threads": 1,
+                                         "dtype": "float32", "size": "dram", "bytes": 3 * 4 * (1 << 20),
+                                         "gbps": 3 * 4 * (1 << 20) / 1e-3 / 1e9},
+         "stats": {"median": 1e-3, "rounds": 5}},
+        _bench("mlp-bn", "train step", (60, 1, 28, 28), 1, "minigrad", 1e-3, factor=None, framework="minigrad"),
+        _bench("mlp-bn", "train step", (60, 1, 28, 28), 1, "torch", 2e-3, factor=None, framework="torch"),
+    ]
+    for s in shapes:
+        rows.append(_bench("BatchNorm2d", "forward", s, 1, "cython", 1e-3))
+        rows.append(_bench("BatchNorm2d", "forward", s, 1, "torch", 6e-3))
+        rows.append(_bench("BatchNorm2d", "backward", s, 1, "cython", 1e-3, factor=5))
+        rows.append(_bench("BatchNorm2d", "backward", s, 1, "torch", 1.2e-3, factor=5))
+    return {"benchmarks": rows, "minigrad_run": {"command": "benchmarks/run_all.py --out x.json",
+                                                  "cpu": {"model": "Test CPU", "cores": 2}}}
+
+
+def test_render_table_groups_backends_side_by_side(tmp_path):
+    import json
+
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(_synthetic()))
+    text = bench.render_table(str(path))
+    block = text.split("BatchNorm2d forward 32x64x28x28 threads=1\n", 1)[1].split("\n")[:2]
+    assert block[0].split()[0] == "cython" and block[1].split()[0] == "torch"
+    assert "6.00x" in block[0] and "1.00 ms" in block[0]
+    gbps = 3 * 32 * 64 * 28 * 28 * 4 / 1e-3 / 1e9
+    assert f"{gbps:.1f}" in block[0]
+    assert f"{gbps / (3 * 4 * (1 << 20) / 1e-3 / 1e9):.0%}" in block[0]  # of the triad of the same JSON
+    assert "steps/s" in text
+    md = bench.render_table(str(path), fmt="markdown")
+    assert md.startswith("| case | backend |") and "| cython |" in md
+
+
+def test_targets_and_doc_from_the_numbers():
+    data = _synthetic()
+    res = {r["target"]: r for r in bench.evaluate_targets(data)}
+    assert res["BatchNorm2d training forward >= 5x torch on every shape"]["status"] == "MET"
+    assert "6.00x torch" in res["BatchNorm2d training forward >= 5x torch on every shape"]["measured"]
+    assert res["BatchNorm2d backward >= 1.5x torch"]["status"] == "MISSED"
+    assert "1.20x torch" in res["BatchNorm2d backward >= 1.5x torch"]["measured"]
+    assert res["BatchNorm2d inference >= 1.0x torch"]["status"] == "NOT MEASURED"
+    assert res["end to end: MLP-BN >= 1.5x torch steps/s"]["status"] == "MET"
+
+    spec = importlib.util.spec_from_file_location("make_benchmarks_doc",
+                                                  os.path.join(ROOT, "scripts", "make_benchmarks_doc.py"))
+    doc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(doc)
+    text = doc.make_doc(data)
+    assert "Test CPU, 2 logical cores" in text
+    assert "`benchmarks/run_all.py --out x.json`" in text
+    assert "| BatchNorm2d backward >= 1.5x torch | **MISSED** |" in text
+    assert "## Results" in text and "| cython |" in text
