@@ -15,8 +15,6 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-SMALL_S = 8  # below this S, batch norm walks whole rows instead of one channel at a time (see norm.pyx)
-C_BLOCK = 128  # channels per block in that row-walking path
 MAX_CHUNKS = 64  # group norm backward: chunks of the batch, each with its own dweight/dbias partials
 
 
@@ -91,46 +89,24 @@ def _mean_rstd(s1, s2, M, eps, K):
 
 
 @njit(parallel=True, cache=True)
-def _bn_forward_channels(y, mean, rstd, x, weight, bias, eps, N, C, S, coef):
-    """S >= SMALL_S: one channel per iteration, statistics pass then the affine pass (channel still in L2).
-    coef: (3, C) scratch in X dtype (the per-channel K, scale, shift rounded to X)."""
-    for c in prange(C):
-        K = np.float64(x[c * S])
-        s1 = 0.0
-        s2 = 0.0
-        for n in range(N):
-            a, q = _shifted_sums(x, (n * C + c) * S, S, K)
-            s1 += a
-            s2 += q
-        mu, r = _mean_rstd(s1, s2, N * S, eps, K)
-        mean[c] = mu
-        rstd[c] = r
-        coef[0, c] = mu
-        Kx = coef[0, c]
-        sc = r * weight[c]
-        coef[1, c] = sc
-        coef[2, c] = bias[c] - (mu - Kx) * sc
-        scx = coef[1, c]
-        shx = coef[2, c]
-        for n in range(N):
-            off = (n * C + c) * S
-            for i in range(off, off + S):
-                y[i] = (x[i] - Kx) * scx + shx
-
-
-@njit(parallel=True, cache=True)
-def _bn_stats_rows(s1, s2, K, x, N, C, S):
-    """S < SMALL_S: per-channel shifted sums, walking rows; each thread owns whole blocks of channels."""
-    for blk in prange((C + C_BLOCK - 1) // C_BLOCK):
-        c0 = blk * C_BLOCK
-        c1 = min(C, c0 + C_BLOCK)
+def _bn_stats_rows(s1, s2, K, x, N, C, S, nb):
+    """Per-channel shifted sums. Block blk owns channels [c0, c1) and walks the rows n, reading x[n, c0:c1, :]
+    contiguously (one channel at a time, at stride C*S, is much slower); each channel sums over n in order."""
+    for blk in prange(nb):
+        c0 = blk * C // nb
+        c1 = (blk + 1) * C // nb
         for n in range(N):
             base = n * C * S
-            for c in range(c0, c1):
-                for s in range(S):
-                    d = x[base + c * S + s] - K[c]
+            if S == 1:
+                for c in range(c0, c1):
+                    d = x[base + c] - K[c]
                     s1[c] += d
                     s2[c] += d * d
+            else:
+                for c in range(c0, c1):
+                    a, q = _shifted_sums(x, base + c * S, S, K[c])
+                    s1[c] += a
+                    s2[c] += q
 
 
 @njit(parallel=True, cache=True)
@@ -142,18 +118,21 @@ def _affine_rows(y, x, K, scale, shift, N, C, S):
             Kc = K[c]
             sc = scale[c]
             sh = shift[c]
-            for i in range(base + c * S, base + (c + 1) * S):
-                y[i] = (x[i] - Kc) * sc + sh
+            yv = y[base + c * S:base + (c + 1) * S]
+            xv = x[base + c * S:base + (c + 1) * S]
+            for j in range(S):  # NOTE: views indexed from 0 so LLVM can drop the wraparound check and vectorize
+                yv[j] = (xv[j] - Kc) * sc + sh
 
 
 @njit(cache=True)
-def _bn_forward_rows(y, mean, rstd, x, weight, bias, eps, N, C, S, coef):
+def _bn_forward_rows(y, mean, rstd, x, weight, bias, eps, N, C, S, coef, nb):
+    """Statistics by channel blocks, then the affine pass by rows (see norm.pyx, which this mirrors)."""
     s1 = np.zeros(C)
     s2 = np.zeros(C)
     K = np.empty(C)
     for c in range(C):
         K[c] = x[c * S]
-    _bn_stats_rows(s1, s2, K, x, N, C, S)
+    _bn_stats_rows(s1, s2, K, x, N, C, S, nb)
     for c in range(C):
         mu, r = _mean_rstd(s1[c], s2[c], N * S, eps, K[c])
         mean[c] = mu
@@ -176,20 +155,8 @@ def batch_norm_forward(y, mean, rstd, x, weight, bias, eps, n_threads):
         return
     _threads(n_threads)
     coef = np.empty((3, C), x.dtype)
-    core = _bn_forward_channels if S >= SMALL_S else _bn_forward_rows
-    core(y.reshape(-1), mean, rstd, x.reshape(-1), weight, bias, float(eps), N, C, S, coef)
-
-
-@njit(parallel=True, cache=True)
-def _affine_channels(y, x, K, scale, shift, N, C, S):
-    """y = (x - K[c])*scale[c] + shift[c], (n, c) runs in parallel (S >= SMALL_S)."""
-    for i in prange(N * C):
-        c = i % C
-        Kc = K[c]
-        sc = scale[c]
-        sh = shift[c]
-        for j in range(i * S, (i + 1) * S):
-            y[j] = (x[j] - Kc) * sc + sh
+    _bn_forward_rows(y.reshape(-1), mean, rstd, x.reshape(-1), weight, bias, float(eps), N, C, S, coef,
+                     min(C, n_threads))
 
 
 def batch_norm_inference(y, x, running_mean, running_var, weight, bias, eps, n_threads):
@@ -199,8 +166,7 @@ def batch_norm_inference(y, x, running_mean, running_var, weight, bias, eps, n_t
         return
     _threads(n_threads)
     scale = (weight / np.sqrt(running_var.astype(np.float64) + eps)).astype(x.dtype)
-    core = _affine_channels if S >= SMALL_S else _affine_rows
-    core(y.reshape(-1), x.reshape(-1), running_mean, scale, bias, N, C, S)
+    _affine_rows(y.reshape(-1), x.reshape(-1), running_mean, scale, bias, N, C, S)
 
 
 @njit(cache=True)
@@ -213,46 +179,17 @@ def _bn_dx_coefficients(sdy, sdyx, M, mean, rstd, w):
 
 
 @njit(parallel=True, cache=True)
-def _bn_backward_channels(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, S, coef):
-    """S >= SMALL_S: per channel, two reductions in one pass, then the fused dx pass. coef: (5, C) X scratch."""
-    for c in prange(C):
-        sdy = 0.0
-        sdyx = 0.0
-        for n in range(N):
-            a, q = _dy_sums(dy, x, (n * C + c) * S, S, mean[c])
-            sdy += a
-            sdyx += q
-        dbias[c] = sdy
-        dweight[c] = sdyx * rstd[c]
-        a, mdy, b = _bn_dx_coefficients(sdy, sdyx, N * S, mean[c], rstd[c], weight[c])
-        coef[0, c] = mean[c]
-        Kx = coef[0, c]
-        coef[1, c] = a
-        coef[2, c] = mdy
-        coef[3, c] = b
-        coef[4, c] = -b * (mean[c] - Kx)
-        ax = coef[1, c]
-        mx = coef[2, c]
-        bx = coef[3, c]
-        kx = coef[4, c]
-        for n in range(N):
-            off = (n * C + c) * S
-            for i in range(off, off + S):
-                dx[i] = ax * (dy[i] - mx) + bx * (x[i] - Kx) + kx
-
-
-@njit(parallel=True, cache=True)
-def _bn_dy_sums_rows(sdy, sdyx, mean, dy, x, N, C, S):
-    for blk in prange((C + C_BLOCK - 1) // C_BLOCK):
-        c0 = blk * C_BLOCK
-        c1 = min(C, c0 + C_BLOCK)
+def _bn_dy_sums_rows(sdy, sdyx, mean, dy, x, N, C, S, nb):
+    """The two backward reductions per channel, by channel blocks as in _bn_stats_rows."""
+    for blk in prange(nb):
+        c0 = blk * C // nb
+        c1 = (blk + 1) * C // nb
         for n in range(N):
             base = n * C * S
             for c in range(c0, c1):
-                for s in range(S):
-                    i = base + c * S + s
-                    sdy[c] += dy[i]
-                    sdyx[c] += dy[i] * (np.float64(x[i]) - mean[c])
+                a, q = _dy_sums(dy, x, base + c * S, S, mean[c])
+                sdy[c] += a
+                sdyx[c] += q
 
 
 @njit(parallel=True, cache=True)
@@ -266,15 +203,18 @@ def _affine2_rows(dx, dy, x, coef, N, C, S):
             m = coef[2, c]
             b = coef[3, c]
             k = coef[4, c]
-            for i in range(base + c * S, base + (c + 1) * S):
-                dx[i] = a * (dy[i] - m) + b * (x[i] - Kc) + k
+            dxv = dx[base + c * S:base + (c + 1) * S]
+            dyv = dy[base + c * S:base + (c + 1) * S]
+            xv = x[base + c * S:base + (c + 1) * S]
+            for j in range(S):
+                dxv[j] = a * (dyv[j] - m) + b * (xv[j] - Kc) + k
 
 
 @njit(cache=True)
-def _bn_backward_rows(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, S, coef):
+def _bn_backward_rows(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, S, coef, nb):
     sdy = np.zeros(C)
     sdyx = np.zeros(C)
-    _bn_dy_sums_rows(sdy, sdyx, mean, dy, x, N, C, S)
+    _bn_dy_sums_rows(sdy, sdyx, mean, dy, x, N, C, S, nb)
     for c in range(C):
         dbias[c] = sdy[c]
         dweight[c] = sdyx[c] * rstd[c]
@@ -298,8 +238,8 @@ def batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads
         return
     _threads(n_threads)
     coef = np.empty((5, C), x.dtype)
-    core = _bn_backward_channels if S >= SMALL_S else _bn_backward_rows
-    core(dx.reshape(-1), dweight, dbias, dy.reshape(-1), x.reshape(-1), mean, rstd, weight, N, C, S, coef)
+    _bn_backward_rows(dx.reshape(-1), dweight, dbias, dy.reshape(-1), x.reshape(-1), mean, rstd, weight,
+                      N, C, S, coef, min(C, n_threads))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -325,9 +265,12 @@ def _gn_forward(y, mean, rstd, x, weight, bias, eps, G, Cg, S, coef):
             coef[i, 2] = (mu - Kx) * r
             rx = coef[i, 1]
             dmr = coef[i, 2]
+            yv = y[start:start + M]
+            xv = x[start:start + M]
+            wv = weight[g * Cg:g * Cg + M]
+            bv = bias[g * Cg:g * Cg + M]
             for j in range(M):
-                c = g * Cg + j
-                y[start + j] = ((x[start + j] - Kx) * rx - dmr) * weight[c] + bias[c]
+                yv[j] = ((xv[j] - Kx) * rx - dmr) * wv[j] + bv[j]
         else:
             for cc in range(Cg):
                 c = g * Cg + cc
@@ -336,8 +279,10 @@ def _gn_forward(y, mean, rstd, x, weight, bias, eps, G, Cg, S, coef):
                 coef[i, 2] = bias[c] - (mu - Kx) * sc
                 scx = coef[i, 1]
                 shx = coef[i, 2]
-                for j in range(start + cc * S, start + (cc + 1) * S):
-                    y[j] = (x[j] - Kx) * scx + shx
+                yv = y[start + cc * S:start + (cc + 1) * S]
+                xv = x[start + cc * S:start + (cc + 1) * S]
+                for j in range(S):
+                    yv[j] = (xv[j] - Kx) * scx + shx
 
 
 def group_norm_forward(y, mean, rstd, x, weight, bias, num_groups, eps, n_threads):
@@ -395,8 +340,11 @@ def _gn_backward(dx, pw, pb, dy, x, mean, rstd, weight, N, G, Cg, S, coef):
             kx = coef[u, 3]
             for cc in range(Cg):
                 w = weight[g * Cg + cc]
-                for j in range(start + cc * S, start + (cc + 1) * S):
-                    dx[j] = rx * (w * dy[j] - mg) + bx * (x[j] - Kx) + kx
+                dxv = dx[start + cc * S:start + (cc + 1) * S]
+                dyv = dy[start + cc * S:start + (cc + 1) * S]
+                xv = x[start + cc * S:start + (cc + 1) * S]
+                for j in range(S):
+                    dxv[j] = rx * (w * dyv[j] - mg) + bx * (xv[j] - Kx) + kx
 
 
 @njit(cache=True)
