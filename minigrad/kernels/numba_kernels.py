@@ -29,15 +29,15 @@ def _threads(n_threads):
 @njit(cache=True)
 def _shifted_sums(x, start, m, K):
     """(sum(x - K), sum((x - K)^2)) over x[start:start + m], in double, four chains so the adds pipeline."""
+    xv = x[start:start + m]  # NOTE: a 0-based view and range() indices: no wraparound checks in the loop
     a0 = a1 = a2 = a3 = 0.0
     q0 = q1 = q2 = q3 = 0.0
-    i = start
-    end = start + m
-    while i + 4 <= end:
-        d0 = x[i] - K
-        d1 = x[i + 1] - K
-        d2 = x[i + 2] - K
-        d3 = x[i + 3] - K
+    m4 = m - m % 4
+    for i in range(0, m4, 4):
+        d0 = xv[i] - K
+        d1 = xv[i + 1] - K
+        d2 = xv[i + 2] - K
+        d3 = xv[i + 3] - K
         a0 += d0
         a1 += d1
         a2 += d2
@@ -46,32 +46,39 @@ def _shifted_sums(x, start, m, K):
         q1 += d1 * d1
         q2 += d2 * d2
         q3 += d3 * d3
-        i += 4
-    while i < end:
-        d0 = x[i] - K
+    for i in range(m4, m):
+        d0 = xv[i] - K
         a0 += d0
         q0 += d0 * d0
-        i += 1
     return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
 
 
 @njit(cache=True)
 def _dy_sums(dy, x, start, m, mean):
-    """(sum(dy), sum(dy*(x - mean))) over [start, start + m), in double."""
-    a0 = a1 = 0.0
-    q0 = q1 = 0.0
-    i = start
-    end = start + m
-    while i + 2 <= end:
-        a0 += dy[i]
-        a1 += dy[i + 1]
-        q0 += dy[i] * (np.float64(x[i]) - mean)
-        q1 += dy[i + 1] * (np.float64(x[i + 1]) - mean)
-        i += 2
-    if i < end:
-        a0 += dy[i]
-        q0 += dy[i] * (np.float64(x[i]) - mean)
-    return a0 + a1, q0 + q1
+    """(sum(dy), sum(dy*(x - mean))) over [start, start + m), in double, four chains."""
+    dyv = dy[start:start + m]
+    xv = x[start:start + m]
+    a0 = a1 = a2 = a3 = 0.0
+    q0 = q1 = q2 = q3 = 0.0
+    m4 = m - m % 4
+    for i in range(0, m4, 4):
+        g0 = np.float64(dyv[i])
+        g1 = np.float64(dyv[i + 1])
+        g2 = np.float64(dyv[i + 2])
+        g3 = np.float64(dyv[i + 3])
+        a0 += g0
+        a1 += g1
+        a2 += g2
+        a3 += g3
+        q0 += g0 * (xv[i] - mean)
+        q1 += g1 * (xv[i + 1] - mean)
+        q2 += g2 * (xv[i + 2] - mean)
+        q3 += g3 * (xv[i + 3] - mean)
+    for i in range(m4, m):
+        g0 = np.float64(dyv[i])
+        a0 += g0
+        q0 += g0 * (xv[i] - mean)
+    return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
 
 
 @njit(cache=True)
