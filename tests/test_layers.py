@@ -98,7 +98,8 @@ def test_max_pool2d_ties_go_to_first_element():
     np.testing.assert_array_equal(x.grad.data, tx.grad.numpy())
 
 
-@pytest.mark.parametrize("k,s,p,cip", [(2, None, 0, True), (3, 2, 1, True), (3, 2, 1, False), ((3, 2), 1, (1, 1), False)])
+@pytest.mark.parametrize("k,s,p,cip", [(2, None, 0, True), (3, 2, 1, True), (3, 2, 1, False),
+                                       ((3, 2), 1, (1, 1), False)])
 def test_avg_pool2d_matches_torch(k, s, p, cip):
     (x,), (tx,) = _pair((2, 3, 9, 8))
     _check(F.avg_pool2d(x, k, s, p, count_include_pad=cip), TF.avg_pool2d(tx, k, s, p, count_include_pad=cip),
