@@ -8,9 +8,10 @@ STREAM: copy 2 arrays, triad 3 arrays (write-allocate traffic not counted).
   are split in halves run on a thread pool (NumPy releases the GIL in ufuncs).
 * numba: single-pass triad in ``@njit(parallel=True)`` with ``prange`` (the honest STREAM triad).
 
-Each test writes its GB/s into the side file ``.benchmarks/bandwidth.json`` (key ``triad_dram_gbps`` holds the
-best DRAM triad per thread count); ``conftest.record`` divides the kernels' GB/s by it (``frac_of_triad``), and
-``minigrad.bench`` recomputes the same fraction from the triad rows of the merged JSON of one run.
+Each test writes its GB/s into the side file ``.benchmarks/bandwidth.json`` (keys ``triad_llc_gbps`` and
+``triad_dram_gbps`` hold the best triad per thread count); ``conftest.record`` divides the kernels' GB/s by the
+one that matches the op's footprint (``frac_of_triad``, ``triad_ref``), and ``minigrad.bench`` recomputes the
+same fraction from the triad rows of the merged JSON of one run.
 """
 import json
 import os
@@ -93,8 +94,8 @@ def _save(op, size, threads, backend, gbps):
     except (OSError, ValueError):
         data = {}
     data.setdefault("gbps", {})[f"{op}/{size}/{backend}/threads{threads}"] = gbps
-    if op == "triad" and size == "dram":
-        best = data.setdefault("triad_dram_gbps", {})
+    if op == "triad":
+        best = data.setdefault(f"triad_{size}_gbps", {})
         best[str(threads)] = max(best.get(str(threads), 0.0), gbps)
     with open(BANDWIDTH_JSON, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)

@@ -4,9 +4,11 @@
   process for the test (minigrad's kernels, Numba's pool, PyTorch's intra-op pool, BLAS and OpenMP through
   threadpoolctl) and restores them afterwards.
 * ``record(benchmark, ...)``: puts ``op, backend, shape, threads, dtype, bytes_model, bytes, gbps,
-  frac_of_triad`` in ``benchmark.extra_info``. GB/s is ``bytes / median time``; ``frac_of_triad`` divides by the
-  DRAM-size triad bandwidth of the same thread count measured by ``bench_bandwidth.py`` earlier in the same run
-  (side file ``.benchmarks/bandwidth.json``; None when that file is absent). Under ``--benchmark-disable``
+  frac_of_triad, triad_ref`` in ``benchmark.extra_info``. GB/s is ``bytes / median time``; ``frac_of_triad``
+  divides by the triad bandwidth of the same thread count measured by ``bench_bandwidth.py`` earlier in the same
+  run (side file ``.benchmarks/bandwidth.json``; None when absent): the LLC-size triad when the op's footprint
+  (the distinct arrays it touches: x and y forward and inference, x, dy, dx backward, all four fwd+bwd) fits in
+  the last-level cache, else the DRAM-size triad (``triad_ref`` says which). Under ``--benchmark-disable``
   ``benchmark.stats`` is None and only the static fields are recorded.
 * ``backend_or_skip(name)``: the raw kernel module of a backend ("numpy", "cython", "numba"), or a skip saying
   why it is unavailable; ``torch_or_skip()`` likewise.
@@ -34,7 +36,28 @@ BANDWIDTH_JSON = os.environ.get("MINIGRAD_BANDWIDTH_JSON", os.path.join(ROOT, ".
 # op -> number of |x|-sized array transfers (see the module docstring)
 BYTES_FACTOR = {"forward": 3, "inference": 2, "backward": 5, "fwd+bwd": 8}
 
+# op -> number of distinct |x|-sized arrays it touches (decides cache-resident or not)
+FOOTPRINT = {"forward": 2, "inference": 2, "backward": 3, "fwd+bwd": 4}
+
 THREADS = (1, 2)
+
+
+def llc_bytes():
+    """Size of the last-level cache (bytes) from sysfs, or None."""
+    import glob
+
+    best = None
+    for d in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
+        try:
+            level = int(open(os.path.join(d, "level")).read())
+            size = open(os.path.join(d, "size")).read().strip()
+        except (OSError, ValueError):
+            continue
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1:], 1)
+        nbytes = int(size.rstrip("KMG")) * mult
+        if best is None or level > best[0]:
+            best = (level, nbytes)
+    return best[1] if best else None
 
 
 def pytest_collect_file(file_path, parent):
@@ -118,14 +141,14 @@ def torch_or_skip():
     return pytest.importorskip("torch")
 
 
-def triad_gbps(threads):
-    """The DRAM-size triad bandwidth (GB/s) of this run for ``threads``, or None."""
+def triad_gbps(threads, size="dram"):
+    """The ``size`` ("llc" or "dram") triad bandwidth (GB/s) of this run for ``threads``, or None."""
     try:
         with open(BANDWIDTH_JSON) as f:
             data = json.load(f)
     except (OSError, ValueError):
         return None
-    return data.get("triad_dram_gbps", {}).get(str(threads))
+    return data.get(f"triad_{size}_gbps", {}).get(str(threads))
 
 
 def median_seconds(benchmark):
@@ -146,12 +169,16 @@ def record(benchmark, *, op, backend, shape, threads, dtype, nbytes=None, factor
     info = benchmark.extra_info
     info.update(op=op, backend=backend, shape=list(shape), threads=threads, dtype=dtype.name,
                 bytes_model=(f"{factor} x |x| x {dtype.itemsize}" if factor is not None else None),
-                bytes=nbytes, gbps=None, frac_of_triad=None)
+                bytes=nbytes, gbps=None, frac_of_triad=None, triad_ref=None)
+    if op in FOOTPRINT:
+        llc = llc_bytes()
+        info["footprint_bytes"] = FOOTPRINT[op] * size * dtype.itemsize
+        info["triad_ref"] = "llc" if llc and info["footprint_bytes"] <= llc else "dram"
     info.update(extra)
     t = median_seconds(benchmark)
     if t and nbytes:
         info["gbps"] = nbytes / t / 1e9
-        triad = triad_gbps(threads)
+        triad = triad_gbps(threads, info["triad_ref"]) if info["triad_ref"] else None
         if triad:
             info["frac_of_triad"] = info["gbps"] / triad
     return info

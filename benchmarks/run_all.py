@@ -12,6 +12,12 @@ end-to-end training steps (minigrad, torch). The NumPy reference runs at 1 threa
     python benchmarks/run_all.py --out docs/benchmarks.json [--min-rounds 5] [--max-time 0.25] [-k EXPR]
 
 ``-k EXPR`` is and-ed to every process's selection (e.g. ``-k "32x64x28x28"``).
+
+``--wait-policy`` (default ``passive``) sets OMP_WAIT_POLICY for every process, PyTorch's OpenMP included. NOTE: on
+this shared 2-core machine, with other processes holding the cores, the default active spin-wait made every
+OpenMP barrier cost a scheduler time slice: the Cython batch-norm forward of (32, 64, 28, 28) took 48 ms at 2
+threads against 0.5 ms at 1 thread; with ``passive`` it took 0.55 ms. ``--wait-policy unset`` leaves the
+runtimes' default.
 """
 import argparse
 import datetime
@@ -61,7 +67,7 @@ def cpu_info():
 
 
 def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.executable, quiet=False,
-        bandwidth_json=None):
+        bandwidth_json=None, wait_policy="passive"):
     bandwidth_json = bandwidth_json or os.path.join(ROOT, ".benchmarks", "bandwidth.json")
     if os.path.exists(bandwidth_json):
         os.remove(bandwidth_json)  # a fresh side file for this run
@@ -78,6 +84,8 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
                    "--benchmark-columns=median,rounds", "--benchmark-sort=name"]
             env = dict(os.environ, MINIGRAD_BANDWIDTH_JSON=bandwidth_json)
             env.update({k: str(threads) for k in THREAD_ENV})
+            if wait_policy != "unset":
+                env["OMP_WAIT_POLICY"] = wait_policy
             t0 = time.perf_counter()
             if not quiet:
                 print(f"[run_all] {label}: {shlex.join(cmd[1:])}", flush=True)
@@ -107,6 +115,8 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
         "min_rounds": min_rounds, "max_time": max_time, "processes": processes,
         "cpu": cpu_info(),
+        "env": {**{k: "the process's thread count" for k in THREAD_ENV},
+                "OMP_WAIT_POLICY": wait_policy if wait_policy != "unset" else "(runtime default)"},
     }
     try:
         with open(bandwidth_json) as f:
@@ -128,10 +138,12 @@ def main(argv=None):
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
     p.add_argument("--no-end-to-end", action="store_true")
+    p.add_argument("--wait-policy", default="passive", choices=("passive", "active", "unset"),
+                   help="OMP_WAIT_POLICY of every process (see the module docstring)")
     p.add_argument("-k", dest="k", default=None, help="extra pytest -k expression, and-ed to each process's")
     a = p.parse_args(argv)
     steps = plan(tuple(a.threads), a.backends, not a.no_end_to_end)
-    merged, failed = run(steps, a.out, a.min_rounds, a.max_time, a.k)
+    merged, failed = run(steps, a.out, a.min_rounds, a.max_time, a.k, wait_policy=a.wait_policy)
     print(f"[run_all] {len(merged['benchmarks'])} benchmarks -> {a.out}")
     if failed:
         print(f"[run_all] FAILED: {', '.join(p['label'] for p in failed)}", file=sys.stderr)

@@ -31,8 +31,9 @@ def make_doc(data, json_name="benchmarks.json"):
     run = data.get("minigrad_run") or {}
     cpu = run.get("cpu") or _local_cpu()
     mi = data.get("machine_info") or {}
-    triad = bench.triad_by_threads(data)
+    triads = {size: bench.triad_by_threads(data, size) for size in ("llc", "dram")}
     commit = (data.get("commit_info") or {}).get("id")
+    env = ", ".join(f"{k}={v}" for k, v in (run.get("env") or {}).items()) or "not recorded"
     lines = [
         "# minigrad benchmarks",
         "",
@@ -46,11 +47,15 @@ def make_doc(data, json_name="benchmarks.json"):
         + (f", commit `{commit[:10]}`" if commit else ""),
         f"* Command: `{run.get('command', 'unknown')}` (min rounds {run.get('min_rounds', '?')}, "
         f"max time {run.get('max_time', '?')} s per benchmark; one process per library and thread count)",
-        "* DRAM triad (64 MiB per array, best of NumPy/Numba): "
-        + (", ".join(f"{triad[t]:.1f} GB/s at {t} thread{'s' if t > 1 else ''}" for t in sorted(triad)) or "not measured"),
+        *[f"* {label} triad (best of NumPy/Numba): "
+          + (", ".join(f"{tr[t]:.1f} GB/s at {t} thread{'s' if t > 1 else ''}" for t in sorted(tr)) or "not measured")
+          for label, tr in (("LLC-size (1 MiB per array)", triads["llc"]),
+                            ("DRAM-size (64 MiB per array)", triads["dram"]))],
+        f"* Environment of every process: {env}",
         "",
         "Times are medians. GB/s uses the byte model (training forward 3 |x|, inference 2 |x|, backward 5 |x|, "
-        "fwd+bwd 8 |x| bytes); `of triad` divides it by the DRAM triad of the same thread count; `vs torch` is "
+        "fwd+bwd 8 |x| bytes); `of triad` divides it by the triad of the same thread count, the LLC-size one when the "
+        "op's distinct arrays (2, 2, 3, 4 x |x|) fit in the last-level cache, else the DRAM-size one; `vs torch` is "
         "torch's median over the row's (above 1: faster than torch). The machine is shared: 2-thread figures "
         "collapse when another process takes a core.",
         "",
