@@ -57,6 +57,7 @@ def _run_train(args):
 SUBCOMMANDS = {
     "train": _add_train,
     "bench": lambda subparsers: __import__("minigrad.bench").bench.add_subparser(subparsers),
+    "experiment": lambda subparsers: __import__("minigrad.experiments").experiments.add_subparser(subparsers),
 }
 
 

@@ -1,0 +1,76 @@
+"""init-sweep: the paper's MLP, plain and batch-normalized, from Gaussian inits of std 1e-3 up to 10 and the
+named schemes xavier and kaiming: final test accuracy after a fixed budget, as a heatmap.
+"""
+import numpy as np
+
+import minigrad as mg
+from minigrad.models import build_model
+
+from .common import Outputs, environment, fmt, init_scheme_label, initialize, load_data, mean_std, seeds_range, \
+    train_run
+from .paper_mnist import LR
+
+SCHEMES = (1e-3, 1e-2, 0.1, 1.0, 3.0, 10.0, "xavier", "kaiming")
+NETWORKS = {"plain": "mlp", "BN": "mlp-bn"}
+
+
+def run(cfg):
+    steps = cfg.pick(cfg.steps, 2000, 150)
+    lr = cfg.lr if cfg.lr is not None else LR
+    seeds = seeds_range(cfg, 2, 1)
+    with environment(cfg) as backend:
+        data = load_data(cfg)
+        config = dict(steps=steps, lr=lr, schemes=[init_scheme_label(s) for s in SCHEMES], batch_size=60,
+                      optimizer="SGD, no momentum", seeds=seeds, biases="zero", eval="test set at the last step")
+        out = Outputs(cfg, backend, config)
+        acc = np.zeros((len(NETWORKS), len(SCHEMES), len(seeds)))
+        for i, (label, model_name) in enumerate(NETWORKS.items()):
+            for j, scheme in enumerate(SCHEMES):
+                for k, seed in enumerate(seeds):
+                    mg.manual_seed(seed)
+                    model = initialize(build_model(model_name), scheme)
+                    h = train_run(model, data, steps=steps, lr=lr, seed=seed, eval_steps=[steps],
+                                  desc=f"{label} {init_scheme_label(scheme)} seed {seed}", progress=cfg.progress)
+                    acc[i, j, k] = h.final_acc
+        mean, std = acc.mean(2), acc.std(2)
+        out.record["networks"] = list(NETWORKS)
+        out.record["schemes"] = [init_scheme_label(s) for s in SCHEMES]
+        out.record["final_acc_per_seed"] = acc
+        out.record["final_acc_mean"] = mean
+        out.record["final_acc_std"] = std
+        out.set_table(["init"] + [f"{n} acc (mean)" for n in NETWORKS] + [f"{n} std" for n in NETWORKS],
+                      [[init_scheme_label(s)] + list(mean[:, j]) + list(std[:, j]) for j, s in enumerate(SCHEMES)])
+        plot(out, mean, std)
+        findings = describe(mean, data.chance)
+        report = out.write("Init-scale sweep: plain vs batch-normalized sigmoid MLP",
+                           f"Final test accuracy after {steps} steps of SGD (lr {lr:g}, batch 60) from each init.",
+                           findings, ["xavier: normal, gain 1; kaiming: normal, fan_in, gain sqrt(2); biases zero."])
+    return report
+
+
+def describe(mean, chance):
+    labels = [init_scheme_label(s) for s in SCHEMES]
+    lines = []
+    for i, net in enumerate(NETWORKS):
+        ok = [labels[j] for j in range(len(SCHEMES)) if mean[i, j] > chance + 0.1]
+        best = int(np.argmax(mean[i]))
+        lines.append(f"{net}: best {fmt(float(mean[i, best]))} from {labels[best]}, worst "
+                     f"{fmt(float(mean[i].min()))} from {labels[int(np.argmin(mean[i]))]}; spread over inits "
+                     f"{fmt(float(mean[i].max() - mean[i].min()))}; {len(ok)}/{len(SCHEMES)} inits train "
+                     f"(> chance + 10 points).")
+    return lines
+
+
+def plot(out, mean, std):
+    fig, ax = out.figure(1, 1, size=(8.0, 3.0))
+    a = ax[0, 0]
+    im = a.imshow(mean, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    a.set_xticks(range(len(SCHEMES)), [init_scheme_label(s) for s in SCHEMES], rotation=20, fontsize=8)
+    a.set_yticks(range(len(NETWORKS)), list(NETWORKS))
+    for i in range(mean.shape[0]):
+        for j in range(mean.shape[1]):
+            a.text(j, i, f"{mean[i, j]:.3f}\n±{std[i, j]:.3f}", ha="center", va="center", fontsize=8,
+                   color="white" if mean[i, j] < 0.6 else "black")
+    fig.colorbar(im, ax=a, label="final test accuracy")
+    a.set_title("final test accuracy by init (mean ± std over seeds)")
+    out.save_figure(fig, "init_sweep.png", "Final test accuracy by init scheme, plain and batch-normalized.")
