@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -88,7 +89,8 @@ def environment(cfg):
 
 def describe_environment(cfg, backend):
     return {"backend": backend, "threads": cfg.threads, "python": platform.python_version(),
-            "numpy": np.__version__, "minigrad": mg.__version__, "machine": platform.machine()}
+            "numpy": np.__version__, "minigrad": mg.__version__, "machine": platform.machine(),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(runtime default)")}
 
 
 # --------------------------------------------------------------------------------------------------------
