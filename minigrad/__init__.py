@@ -45,10 +45,21 @@ from minigrad.tensor import (
     zeros_like,
 )
 
+from minigrad import nn, optim  # noqa: E402  (after Tensor: nn builds on it)
+
 float32 = "float32"
 float64 = "float64"
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # NOTE: the data sets and checkpoints are imported on first use, keeping ``import minigrad`` light
+    if name in ("data", "checkpoint", "models"):
+        import importlib
+
+        return importlib.import_module(f"minigrad.{name}")
+    raise AttributeError(f"module 'minigrad' has no attribute {name!r}")
 
 
 def show_config(file=None):

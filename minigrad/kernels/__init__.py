@@ -126,8 +126,14 @@ def get_num_threads():
 
 
 def set_num_threads(n):
-    """Set the thread count of every kernel backend (OpenMP for Cython, Numba's pool), passed down to each call."""
+    """Set the thread count of every kernel backend (OpenMP for Cython, Numba's pool), passed down to each call,
+    and of NumPy's BLAS (matmul in Linear and Conv2d) when threadpoolctl is installed."""
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
     _num_threads = n
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # NOTE: BLAS then keeps its own default (OPENBLAS_NUM_THREADS)
+        return
+    threadpool_limits(limits=n, user_api="blas")
