@@ -18,33 +18,39 @@ import numpy as np
 from minigrad import random as _random
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_grad_state = threading.local()
+_modes = threading.local()  # per-thread switches: "grad" (build graphs), "anomaly" (check every op's output)
+_MODE_DEFAULTS = {"grad": True, "anomaly": False}
+
+
+def _mode(name):
+    return getattr(_modes, name, _MODE_DEFAULTS[name])
+
+
+class _ModeSwitch(contextlib.ContextDecorator):
+    """Sets a per-thread mode for the duration of a ``with`` block or a decorated call, then restores it."""
+
+    mode, value = None, None
+
+    def __enter__(self):
+        self._prev = _mode(self.mode)
+        setattr(_modes, self.mode, self.value)
+
+    def __exit__(self, *exc):
+        setattr(_modes, self.mode, self._prev)
+        return False
 
 
 def is_grad_enabled():
-    return getattr(_grad_state, "enabled", True)
+    return _mode("grad")
 
 
-class no_grad(contextlib.ContextDecorator):
+class no_grad(_ModeSwitch):
     """Context manager (and decorator) that disables graph building: ops inside return plain tensors."""
-
-    def __enter__(self):
-        self._prev = is_grad_enabled()
-        _grad_state.enabled = False
-
-    def __exit__(self, *exc):
-        _grad_state.enabled = self._prev
-        return False
+    mode, value = "grad", False
 
 
-class enable_grad(contextlib.ContextDecorator):
-    def __enter__(self):
-        self._prev = is_grad_enabled()
-        _grad_state.enabled = True
-
-    def __exit__(self, *exc):
-        _grad_state.enabled = self._prev
-        return False
+class enable_grad(_ModeSwitch):
+    mode, value = "grad", True
 
 
 def _to_array(data, dtype=None):
@@ -415,23 +421,13 @@ def _unbroadcast(grad, shape):
 
 
 # -------------------------------------------------------------------- anomaly detection
-_anomaly = threading.local()
-
-
 def _anomaly_enabled():
-    return getattr(_anomaly, "enabled", False)
+    return _mode("anomaly")
 
 
-class detect_anomaly(contextlib.ContextDecorator):
+class detect_anomaly(_ModeSwitch):
     """Raise at the first op whose forward or backward produces NaN or inf, naming the op."""
-
-    def __enter__(self):
-        self._prev = _anomaly_enabled()
-        _anomaly.enabled = True
-
-    def __exit__(self, *exc):
-        _anomaly.enabled = self._prev
-        return False
+    mode, value = "anomaly", True
 
 
 def _check_anomaly(op, phase, arrays):
