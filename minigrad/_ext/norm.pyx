@@ -47,6 +47,7 @@ cdef extern from *:
         mg_v4f v; memcpy(&v, p, sizeof v); return __builtin_convertvector(v, mg_v4d);
     }
     static inline mg_v4d mg_load4_double(const double* p) { mg_v4d v; memcpy(&v, p, sizeof v); return v; }
+    static inline void mg_store4(double* p, mg_v4d v) { memcpy(p, &v, sizeof v); }
     static inline double mg_hsum(mg_v4d a, mg_v4d b) { a += b; return (a[0] + a[1]) + (a[2] + a[3]); }
 
     /* s1 += sum(x - K), s2 += sum((x - K)^2) over x[0:m] */
@@ -81,10 +82,62 @@ cdef extern from *:
         *sdy += mg_hsum(a0, a1) + a;                                                              \
         *sdyx += mg_hsum(q0, q1) + q;                                                             \
     }
+    /* layer-norm shaped group-norm backward (S == 1, per-element weight), one pass over the row [0, m):
+       pb += dy, pw += dy*(x - mean)*rstd (per element, double), sw += sum(w*dy), swx += sum(w*dy*(x - mean)) */
+    #define MG_LN_DY_SUMS(T)                                                                      \
+    MG_CLONES static void mg_ln_dy_sums_##T(const T* dy, const T* x, const T* w, Py_ssize_t m,    \
+                               double mean, double rstd, double* pw, double* pb,                  \
+                               double* sw, double* swx) {                                         \
+        const mg_v4d k = {mean, mean, mean, mean}, r = {rstd, rstd, rstd, rstd};                  \
+        mg_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0;                                       \
+        Py_ssize_t i = 0;                                                                         \
+        for (; i + 8 <= m; i += 8) {                                                              \
+            mg_v4d g0 = mg_load4_##T(dy + i), g1 = mg_load4_##T(dy + i + 4);                      \
+            mg_v4d e0 = g0 * (mg_load4_##T(x + i) - k), e1 = g1 * (mg_load4_##T(x + i + 4) - k);  \
+            mg_v4d w0 = mg_load4_##T(w + i), w1 = mg_load4_##T(w + i + 4);                        \
+            mg_store4(pb + i, mg_load4_double(pb + i) + g0);                                      \
+            mg_store4(pb + i + 4, mg_load4_double(pb + i + 4) + g1);                              \
+            mg_store4(pw + i, mg_load4_double(pw + i) + e0 * r);                                  \
+            mg_store4(pw + i + 4, mg_load4_double(pw + i + 4) + e1 * r);                          \
+            a0 += w0 * g0; a1 += w1 * g1; q0 += w0 * e0; q1 += w1 * e1;                          \
+        }                                                                                         \
+        double a = 0, q = 0;                                                                      \
+        for (; i < m; i++) {                                                                      \
+            double g = dy[i], e = g * ((double)x[i] - mean);                                      \
+            pb[i] += g; pw[i] += e * rstd; a += (double)w[i] * g; q += (double)w[i] * e;          \
+        }                                                                                         \
+        *sw += mg_hsum(a0, a1) + a;                                                               \
+        *swx += mg_hsum(q0, q1) + q;                                                              \
+    }
+    /* the elementwise passes, in X precision (GCC vectorizes them; the AVX2 clone does 8 floats a step) */
+    #define MG_ELEMENTWISE(T)                                                                     \
+    MG_CLONES static void mg_affine_##T(T* y, const T* x, Py_ssize_t m, T K, T scale, T shift) {  \
+        for (Py_ssize_t i = 0; i < m; i++) y[i] = (x[i] - K) * scale + shift;                     \
+    }                                                                                             \
+    MG_CLONES static void mg_affine2_##T(T* dx, const T* dy, const T* x, Py_ssize_t m,            \
+                                         T a, T mdy, T K, T b, T k) {                             \
+        for (Py_ssize_t i = 0; i < m; i++) dx[i] = a * (dy[i] - mdy) + b * (x[i] - K) + k;        \
+    }                                                                                             \
+    MG_CLONES static void mg_gn_dx_##T(T* dx, const T* dy, const T* x, Py_ssize_t m,              \
+                                       T r, T w, T mg, T K, T b, T k) {                           \
+        for (Py_ssize_t i = 0; i < m; i++) dx[i] = r * (w * dy[i] - mg) + b * (x[i] - K) + k;     \
+    }                                                                                             \
+    MG_CLONES static void mg_ln_affine_##T(T* y, const T* x, const T* w, const T* bias,           \
+                                           Py_ssize_t m, T K, T r, T dmr) {                       \
+        for (Py_ssize_t i = 0; i < m; i++) y[i] = ((x[i] - K) * r - dmr) * w[i] + bias[i];        \
+    }                                                                                             \
+    MG_CLONES static void mg_ln_dx_##T(T* dx, const T* dy, const T* x, const T* w,                \
+                                       Py_ssize_t m, T r, T mg, T K, T b, T k) {                  \
+        for (Py_ssize_t i = 0; i < m; i++) dx[i] = r * (w[i] * dy[i] - mg) + b * (x[i] - K) + k;  \
+    }
     MG_SHIFTED_SUMS(float)
     MG_SHIFTED_SUMS(double)
     MG_DY_SUMS(float)
     MG_DY_SUMS(double)
+    MG_LN_DY_SUMS(float)
+    MG_LN_DY_SUMS(double)
+    MG_ELEMENTWISE(float)
+    MG_ELEMENTWISE(double)
     """
     void mg_shifted_sums_float(const float* x, Py_ssize_t m, double K, double* s1, double* s2) noexcept nogil
     void mg_shifted_sums_double(const double* x, Py_ssize_t m, double K, double* s1, double* s2) noexcept nogil
@@ -92,6 +145,29 @@ cdef extern from *:
                           double* sdy, double* sdyx) noexcept nogil
     void mg_dy_sums_double(const double* dy, const double* x, Py_ssize_t m, double mean,
                            double* sdy, double* sdyx) noexcept nogil
+    void mg_ln_dy_sums_float(const float* dy, const float* x, const float* w, Py_ssize_t m, double mean,
+                             double rstd, double* pw, double* pb, double* sw, double* swx) noexcept nogil
+    void mg_ln_dy_sums_double(const double* dy, const double* x, const double* w, Py_ssize_t m, double mean,
+                              double rstd, double* pw, double* pb, double* sw, double* swx) noexcept nogil
+    void mg_affine_float(float* y, const float* x, Py_ssize_t m, float K, float scale, float shift) noexcept nogil
+    void mg_affine_double(double* y, const double* x, Py_ssize_t m, double K, double scale,
+                          double shift) noexcept nogil
+    void mg_affine2_float(float* dx, const float* dy, const float* x, Py_ssize_t m,
+                          float a, float mdy, float K, float b, float k) noexcept nogil
+    void mg_affine2_double(double* dx, const double* dy, const double* x, Py_ssize_t m,
+                           double a, double mdy, double K, double b, double k) noexcept nogil
+    void mg_gn_dx_float(float* dx, const float* dy, const float* x, Py_ssize_t m,
+                        float r, float w, float mg, float K, float b, float k) noexcept nogil
+    void mg_gn_dx_double(double* dx, const double* dy, const double* x, Py_ssize_t m,
+                         double r, double w, double mg, double K, double b, double k) noexcept nogil
+    void mg_ln_affine_float(float* y, const float* x, const float* w, const float* bias, Py_ssize_t m,
+                            float K, float r, float dmr) noexcept nogil
+    void mg_ln_affine_double(double* y, const double* x, const double* w, const double* bias, Py_ssize_t m,
+                             double K, double r, double dmr) noexcept nogil
+    void mg_ln_dx_float(float* dx, const float* dy, const float* x, const float* w, Py_ssize_t m,
+                        float r, float mg, float K, float b, float k) noexcept nogil
+    void mg_ln_dx_double(double* dx, const double* dy, const double* x, const double* w, Py_ssize_t m,
+                         double r, double mg, double K, double b, double k) noexcept nogil
 
 
 cdef inline void _shifted_sums(const floating* x, Py_ssize_t m, double K,
@@ -115,18 +191,20 @@ cdef inline void _dy_sums(const floating* dy, const floating* x, Py_ssize_t m, d
 cdef inline void _affine(floating* y, const floating* x, Py_ssize_t m,
                          floating K, floating scale, floating shift) noexcept nogil:
     """y = (x - K)*scale + shift, in X precision (vectorizes)."""
-    cdef Py_ssize_t i
-    for i in range(m):
-        y[i] = (x[i] - K) * scale + shift
+    if floating is float:
+        mg_affine_float(y, x, m, K, scale, shift)
+    else:
+        mg_affine_double(y, x, m, K, scale, shift)
 
 
 cdef inline void _affine2(floating* dx, const floating* dy, const floating* x, Py_ssize_t m,
                           floating a, floating mdy, floating K, floating b, floating k) noexcept nogil:
     """dx = a*(dy - mdy) + b*(x - K) + k, in X precision (vectorizes): the fused backward pass.
     NOTE: dy - mdy before scaling, so that a large rstd does not amplify the rounding of a cancellation."""
-    cdef Py_ssize_t i
-    for i in range(m):
-        dx[i] = a * (dy[i] - mdy) + b * (x[i] - K) + k
+    if floating is float:
+        mg_affine2_float(dx, dy, x, m, a, mdy, K, b, k)
+    else:
+        mg_affine2_double(dx, dy, x, m, a, mdy, K, b, k)
 
 
 cdef inline double _rstd(double s1, double s2, double M, double eps, double* mean, double K) noexcept nogil:
@@ -381,8 +459,10 @@ cdef void _gn_forward_row(floating* y, double* mean, double* rstd, const floatin
     if S == 1:  # layer-norm shaped: per-element weight, one flat vectorizable loop
         rx = <floating>r
         dmr = <floating>((mu - Kx) * r)
-        for j in range(M):
-            y[j] = ((x[j] - Kx) * rx - dmr) * weight[j] + bias[j]
+        if floating is float:
+            mg_ln_affine_float(y, x, weight, bias, M, Kx, rx, dmr)
+        else:
+            mg_ln_affine_double(y, x, weight, bias, M, Kx, rx, dmr)
     else:
         for c in range(Cg):
             sc = r * weight[c]
@@ -404,12 +484,10 @@ cdef void _gn_backward_row(floating* dx, double* pw, double* pb, const floating*
     cdef floating Kx = <floating>mean, rx, mgx_, bx, kx
     # two reductions with g = dy*w: sw = sum(g), swx = sum(g*(x - mean)); and the per-channel partials
     if S == 1:
-        for j in range(M):
-            d = <double>x[j] - mean
-            pb[j] += dy[j]
-            pw[j] += dy[j] * d * rstd
-            sw += weight[j] * dy[j]
-            swx += weight[j] * (dy[j] * d)
+        if floating is float:
+            mg_ln_dy_sums_float(dy, x, weight, M, mean, rstd, pw, pb, &sw, &swx)
+        else:
+            mg_ln_dy_sums_double(dy, x, weight, M, mean, rstd, pw, pb, &sw, &swx)
     else:
         for c in range(Cg):
             sdy = 0
@@ -430,8 +508,10 @@ cdef void _gn_backward_row(floating* dx, double* pw, double* pb, const floating*
     bx = <floating>b
     kx = <floating>k
     if S == 1:
-        for j in range(M):
-            dx[j] = rx * (weight[j] * dy[j] - mgx_) + bx * (x[j] - Kx) + kx
+        if floating is float:
+            mg_ln_dx_float(dx, dy, x, weight, M, rx, mgx_, Kx, bx, kx)
+        else:
+            mg_ln_dx_double(dx, dy, x, weight, M, rx, mgx_, Kx, bx, kx)
     else:
         for c in range(Cg):
             _gn_dx(dx + c * S, dy + c * S, x + c * S, S, rx, weight[c], mgx_, Kx, bx, kx)
@@ -440,9 +520,10 @@ cdef void _gn_backward_row(floating* dx, double* pw, double* pb, const floating*
 cdef inline void _gn_dx(floating* dx, const floating* dy, const floating* x, Py_ssize_t m,
                         floating r, floating w, floating mg, floating K, floating b, floating k) noexcept nogil:
     """dx = r*(w*dy - mg) + b*(x - K) + k for one channel of a group (X precision, vectorizes)."""
-    cdef Py_ssize_t i
-    for i in range(m):
-        dx[i] = r * (w * dy[i] - mg) + b * (x[i] - K) + k
+    if floating is float:
+        mg_gn_dx_float(dx, dy, x, m, r, w, mg, K, b, k)
+    else:
+        mg_gn_dx_double(dx, dy, x, m, r, w, mg, K, b, k)
 
 
 # x, y: (N, C, S); mean, rstd: (N, G) float64 OUT; weight, bias: (C,)

@@ -26,59 +26,95 @@ def _threads(n_threads):
 # building blocks (flat 1-D arrays, a run x[start:start + m])
 
 
+# NOTE: LLVM never reorders a floating-point sum without fastmath (which we refuse: NaN and inf must keep their
+# meaning), so a single-accumulator loop runs at one add per FP-add latency. These reductions keep eight independent
+# accumulators, lane j summing elements j, j + 8, ..., combined in a fixed order (as norm.pyx's C helpers:
+# ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)), then the tail); the order does not depend on the thread count.
+
+
 @njit(cache=True)
 def _shifted_sums(x, start, m, K):
-    """(sum(x - K), sum((x - K)^2)) over x[start:start + m], in double, four chains so the adds pipeline."""
+    """(sum(x - K), sum((x - K)^2)) over x[start:start + m], in double, eight lanes."""
     xv = x[start:start + m]  # NOTE: a 0-based view and range() indices: no wraparound checks in the loop
-    a0 = a1 = a2 = a3 = 0.0
-    q0 = q1 = q2 = q3 = 0.0
-    m4 = m - m % 4
-    for i in range(0, m4, 4):
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
+    m8 = m - m % 8
+    for i in range(0, m8, 8):
         d0 = xv[i] - K
         d1 = xv[i + 1] - K
         d2 = xv[i + 2] - K
         d3 = xv[i + 3] - K
+        d4 = xv[i + 4] - K
+        d5 = xv[i + 5] - K
+        d6 = xv[i + 6] - K
+        d7 = xv[i + 7] - K
         a0 += d0
         a1 += d1
         a2 += d2
         a3 += d3
+        a4 += d4
+        a5 += d5
+        a6 += d6
+        a7 += d7
         q0 += d0 * d0
         q1 += d1 * d1
         q2 += d2 * d2
         q3 += d3 * d3
-    for i in range(m4, m):
-        d0 = xv[i] - K
-        a0 += d0
-        q0 += d0 * d0
-    return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
+        q4 += d4 * d4
+        q5 += d5 * d5
+        q6 += d6 * d6
+        q7 += d7 * d7
+    a = 0.0
+    q = 0.0
+    for i in range(m8, m):
+        d = xv[i] - K
+        a += d
+        q += d * d
+    return (((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))) + a, \
+        (((q0 + q4) + (q1 + q5)) + ((q2 + q6) + (q3 + q7))) + q
 
 
 @njit(cache=True)
 def _dy_sums(dy, x, start, m, mean):
-    """(sum(dy), sum(dy*(x - mean))) over [start, start + m), in double, four chains."""
+    """(sum(dy), sum(dy*(x - mean))) over [start, start + m), in double, eight lanes."""
     dyv = dy[start:start + m]
     xv = x[start:start + m]
-    a0 = a1 = a2 = a3 = 0.0
-    q0 = q1 = q2 = q3 = 0.0
-    m4 = m - m % 4
-    for i in range(0, m4, 4):
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
+    m8 = m - m % 8
+    for i in range(0, m8, 8):
         g0 = np.float64(dyv[i])
         g1 = np.float64(dyv[i + 1])
         g2 = np.float64(dyv[i + 2])
         g3 = np.float64(dyv[i + 3])
+        g4 = np.float64(dyv[i + 4])
+        g5 = np.float64(dyv[i + 5])
+        g6 = np.float64(dyv[i + 6])
+        g7 = np.float64(dyv[i + 7])
         a0 += g0
         a1 += g1
         a2 += g2
         a3 += g3
+        a4 += g4
+        a5 += g5
+        a6 += g6
+        a7 += g7
         q0 += g0 * (xv[i] - mean)
         q1 += g1 * (xv[i + 1] - mean)
         q2 += g2 * (xv[i + 2] - mean)
         q3 += g3 * (xv[i + 3] - mean)
-    for i in range(m4, m):
-        g0 = np.float64(dyv[i])
-        a0 += g0
-        q0 += g0 * (xv[i] - mean)
-    return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
+        q4 += g4 * (xv[i + 4] - mean)
+        q5 += g5 * (xv[i + 5] - mean)
+        q6 += g6 * (xv[i + 6] - mean)
+        q7 += g7 * (xv[i + 7] - mean)
+    a = 0.0
+    q = 0.0
+    for i in range(m8, m):
+        g = np.float64(dyv[i])
+        a += g
+        q += g * (xv[i] - mean)
+    return (((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))) + a, \
+        (((q0 + q4) + (q1 + q5)) + ((q2 + q6) + (q3 + q7))) + q
 
 
 @njit(cache=True)
@@ -104,11 +140,15 @@ def _bn_stats_rows(s1, s2, K, x, N, C, S, nb):
         c1 = (blk + 1) * C // nb
         for n in range(N):
             base = n * C * S
-            if S == 1:
-                for c in range(c0, c1):
-                    d = x[base + c] - K[c]
-                    s1[c] += d
-                    s2[c] += d * d
+            if S == 1:  # BatchNorm1d: independent per c, vectorizes (0-based views)
+                xv = x[base + c0:base + c1]
+                Kv = K[c0:c1]
+                s1v = s1[c0:c1]
+                s2v = s2[c0:c1]
+                for j in range(c1 - c0):
+                    d = xv[j] - Kv[j]
+                    s1v[j] += d
+                    s2v[j] += d * d
             else:
                 for c in range(c0, c1):
                     a, q = _shifted_sums(x, base + c * S, S, K[c])
@@ -121,6 +161,12 @@ def _affine_rows(y, x, K, scale, shift, N, C, S):
     """y = (x - K[c])*scale[c] + shift[c], rows in parallel, in X precision."""
     for n in prange(N):
         base = n * C * S
+        if S == 1:  # BatchNorm1d: one flat loop over the row's channels
+            yv = y[base:base + C]
+            xv = x[base:base + C]
+            for c in range(C):
+                yv[c] = (xv[c] - K[c]) * scale[c] + shift[c]
+            continue
         for c in range(C):
             Kc = K[c]
             sc = scale[c]
@@ -193,6 +239,17 @@ def _bn_dy_sums_rows(sdy, sdyx, mean, dy, x, N, C, S, nb):
         c1 = (blk + 1) * C // nb
         for n in range(N):
             base = n * C * S
+            if S == 1:  # BatchNorm1d: independent per c, vectorizes (0-based views)
+                dyv = dy[base + c0:base + c1]
+                xv = x[base + c0:base + c1]
+                mv = mean[c0:c1]
+                sdyv = sdy[c0:c1]
+                sdyxv = sdyx[c0:c1]
+                for j in range(c1 - c0):
+                    g = np.float64(dyv[j])
+                    sdyv[j] += g
+                    sdyxv[j] += g * (xv[j] - mv[j])
+                continue
             for c in range(c0, c1):
                 a, q = _dy_sums(dy, x, base + c * S, S, mean[c])
                 sdy[c] += a
@@ -204,6 +261,18 @@ def _affine2_rows(dx, dy, x, coef, N, C, S):
     """dx = a*(dy - mdy) + b*(x - K) + k per channel, rows in parallel; coef rows: K, a, mdy, b, k."""
     for n in prange(N):
         base = n * C * S
+        if S == 1:  # BatchNorm1d: one flat loop over the row's channels
+            dxv = dx[base:base + C]
+            dyv = dy[base:base + C]
+            xv = x[base:base + C]
+            Kv = coef[0]
+            av = coef[1]
+            mv = coef[2]
+            bv = coef[3]
+            kv = coef[4]
+            for c in range(C):
+                dxv[c] = av[c] * (dyv[c] - mv[c]) + bv[c] * (xv[c] - Kv[c]) + kv[c]
+            continue
         for c in range(C):
             Kc = coef[0, c]
             a = coef[1, c]
@@ -308,6 +377,45 @@ def group_norm_forward(y, mean, rstd, x, weight, bias, num_groups, eps, n_thread
                 G, C // G, S, coef)
 
 
+@njit(cache=True)
+def _ln_dy_sums(dy, x, weight, start, M, mean, rstd, pw, pb, wsum):
+    """Layer-norm shaped row (S == 1) of M values from start (weight, pw, pb: the row's M channels): pb += dy, pw += dy*(x - mean)*rstd per element, and
+    (sum(w*dy), sum(w*dy*(x - mean))) in eight lanes as _dy_sums. wsum: (2, M) double scratch of the caller's unit.
+    NOTE: the per-element products go to wsum in one loop with no reduction (it vectorizes), then are summed."""
+    dyv = dy[start:start + M]
+    xv = x[start:start + M]
+    a = wsum[0]
+    e = wsum[1]
+    for j in range(M):
+        g = np.float64(dyv[j])
+        t = g * (xv[j] - mean)
+        pb[j] += g
+        pw[j] += t * rstd
+        a[j] = weight[j] * g
+        e[j] = weight[j] * t
+    return _lane_sum(a, M), _lane_sum(e, M)
+
+
+@njit(cache=True)
+def _lane_sum(v, m):
+    """sum(v[:m]) in eight lanes, combined in the fixed order of _shifted_sums."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    m8 = m - m % 8
+    for i in range(0, m8, 8):
+        a0 += v[i]
+        a1 += v[i + 1]
+        a2 += v[i + 2]
+        a3 += v[i + 3]
+        a4 += v[i + 4]
+        a5 += v[i + 5]
+        a6 += v[i + 6]
+        a7 += v[i + 7]
+    a = 0.0
+    for i in range(m8, m):
+        a += v[i]
+    return (((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))) + a
+
+
 @njit(parallel=True, cache=True)
 def _gn_backward(dx, pw, pb, dy, x, mean, rstd, weight, N, G, Cg, S, coef):
     """Units (chunk q of the batch, group g) in parallel; unit (q, g) owns pw[q, channels of g] and pb[...].
@@ -319,20 +427,25 @@ def _gn_backward(dx, pw, pb, dy, x, mean, rstd, weight, N, G, Cg, S, coef):
     for u in prange(n_chunks * G):
         q = u // G
         g = u % G
+        wsum = np.empty((2, M if S == 1 else 0))
         for n in range(q * N // n_chunks, (q + 1) * N // n_chunks):
             i = n * G + g
             start = i * M
             mu = mean[i]
             r = rstd[i]
-            sw = 0.0
-            swx = 0.0
-            for cc in range(Cg):
-                c = g * Cg + cc
-                sdy, sdyx = _dy_sums(dy, x, start + cc * S, S, mu)
-                pb[q, c] += sdy
-                pw[q, c] += sdyx * r
-                sw += weight[c] * sdy
-                swx += weight[c] * sdyx
+            if S == 1:  # layer-norm shaped: per-element weight and partials
+                sw, swx = _ln_dy_sums(dy, x, weight[g * Cg:g * Cg + M], start, M, mu, r, pw[q, g * Cg:g * Cg + M],
+                                      pb[q, g * Cg:g * Cg + M], wsum)
+            else:
+                sw = 0.0
+                swx = 0.0
+                for cc in range(Cg):
+                    c = g * Cg + cc
+                    sdy, sdyx = _dy_sums(dy, x, start + cc * S, S, mu)
+                    pb[q, c] += sdy
+                    pw[q, c] += sdyx * r
+                    sw += weight[c] * sdy
+                    swx += weight[c] * sdyx
             mgx = swx * r / M  # mean(g*xhat)
             b = -r * mgx * r
             coef[u, 0] = mu
@@ -345,6 +458,14 @@ def _gn_backward(dx, pw, pb, dy, x, mean, rstd, weight, N, G, Cg, S, coef):
             bx = coef[u, 3]
             coef[u, 3] = -b * (mu - Kx)
             kx = coef[u, 3]
+            if S == 1:
+                dxv = dx[start:start + M]
+                dyv = dy[start:start + M]
+                xv = x[start:start + M]
+                wv = weight[g * Cg:g * Cg + M]
+                for j in range(M):
+                    dxv[j] = rx * (wv[j] * dyv[j] - mg) + bx * (xv[j] - Kx) + kx
+                continue
             for cc in range(Cg):
                 w = weight[g * Cg + cc]
                 dxv = dx[start + cc * S:start + (cc + 1) * S]
