@@ -44,7 +44,13 @@ def run(cfg):
         findings = describe(mean, data.chance)
         report = out.write("Init-scale sweep: plain vs batch-normalized sigmoid MLP",
                            f"Final test accuracy after {steps} steps of SGD (lr {lr:g}, batch 60) from each init.",
-                           findings, ["xavier: normal, gain 1; kaiming: normal, fan_in, gain sqrt(2); biases zero."])
+                           findings, ["xavier: normal, gain 1; kaiming: normal, fan_in, gain sqrt(2); biases zero.",
+                            "Why BN still loses accuracy at very large stds: BN makes the output invariant to the "
+                            "scale of W, but the gradient scales as 1/||W||, so the relative update, i.e. the "
+                            "effective learning rate, shrinks as 1/||W||^2 (Sec. 3.3 of the paper). Within a "
+                            "fixed budget a large init trains like a small lr, not like a broken network.",
+                            "Without BN, tiny stds start on a plateau (the signal shrinks at every layer and the "
+                            "gradients to the first layers vanish); large stds saturate the sigmoids."])
     return report
 
 

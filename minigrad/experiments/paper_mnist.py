@@ -84,7 +84,9 @@ def run(cfg):
             "until the weights grow; a larger lr shortens the plateau, and too large an lr diverges. With BN "
             "the network is nearly insensitive to the init scale (each layer is renormalized) and tolerates a "
             "much larger lr; see the lr-sweep and init-sweep reports.",
-            f"Steps: {steps} of the paper's 50,000. The accuracy is evaluated every {every} steps on the whole "
+            (f"Steps: the paper's {steps}" if steps == 50_000 else f"Steps: {steps} of the paper's 50,000") +
+            f" (about {1e3 * sum(r['ms_per_step'] for r in results.values()) * steps / 1e6:.0f} s of training for "
+            f"both networks at the measured ms/step). The accuracy is evaluated every {every} steps on the whole "
             "test set; steps-to-target are therefore multiples of that interval.",
             "The percentile curves use running statistics (eval mode), so early in training the BN network's "
             "curves reflect running statistics that are still converging from (mean 0, var 1).",
@@ -125,13 +127,12 @@ def describe(results, steps):
         elif sb is not None:
             lines.append(f"{t:.0%} test accuracy: step {sb} with BN; not reached without BN within {steps} steps.")
     for label, r in results.items():
-        p = np.asarray(r["percentiles_seed0"], dtype=float)
-        n = len(p)
-        early, late = p[max(n // 10, 1)], p[-1]
-        lines.append(f"{label}: sigmoid input percentiles (15/50/85) move from {early[0]:.2f}/{early[1]:.2f}/"
-                     f"{early[2]:.2f} at 10% of training to {late[0]:.2f}/{late[1]:.2f}/{late[2]:.2f} at the end "
-                     f"(median drifts by {abs(late[1] - early[1]):.2f}, 15-85 width changes by "
-                     f"{(late[2] - late[0]) - (early[2] - early[0]):+.2f}).")
+        p = np.asarray(r["percentiles_seed0"], dtype=float)[1:]  # after step 0
+        median, width = p[:, 1], p[:, 2] - p[:, 0]
+        lines.append(f"{label}: over training the median input to the sigmoid ranges over [{np.nanmin(median):.2f}, "
+                     f"{np.nanmax(median):.2f}] (span {np.nanmax(median) - np.nanmin(median):.2f}) and the 15-85 "
+                     f"width over [{np.nanmin(width):.2f}, {np.nanmax(width):.2f}]; at the end "
+                     f"{p[-1, 0]:.2f}/{p[-1, 1]:.2f}/{p[-1, 2]:.2f}.")
     return lines
 
 
