@@ -13,6 +13,10 @@ end-to-end training steps (minigrad, torch). The NumPy reference runs at 1 threa
 
 ``-k EXPR`` is and-ed to every process's selection (e.g. ``-k "32x64x28x28"``).
 
+``--repeat N`` runs the whole plan N times (so each benchmark is sampled at N moments of a noisy machine) and
+keeps, per benchmark, the median of the N medians (``stats.median``; all N in ``extra_info.repeat_medians``).
+GB/s and the fraction of triad are then recomputed from those medians, the triad from the merged triad rows.
+
 ``--wait-policy`` (default ``passive``) sets OMP_WAIT_POLICY for every process, PyTorch's OpenMP included. NOTE: on
 this shared 2-core machine, with other processes holding the cores, the default active spin-wait made every
 OpenMP barrier cost a scheduler time slice: the Cython batch-norm forward of (32, 64, 28, 28) took 48 ms at 2
@@ -66,15 +70,43 @@ def cpu_info():
     return {"model": model, "cores": os.cpu_count()}
 
 
+def _median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+def _finish(merged, reps):
+    """Median over the repetitions, then GB/s and frac_of_triad from the final medians."""
+    for b in merged["benchmarks"]:
+        meds = reps[b["fullname"]]
+        b["stats"]["median"] = _median(meds)
+        b["extra_info"]["repeat_medians"] = meds
+        if b["extra_info"].get("bytes"):
+            b["extra_info"]["gbps"] = b["extra_info"]["bytes"] / b["stats"]["median"] / 1e9
+    triad = {}
+    for b in merged["benchmarks"]:
+        e = b["extra_info"]
+        if e.get("op") == "triad" and e.get("gbps"):
+            key = (e["threads"], e.get("size"))
+            triad[key] = max(triad.get(key, 0.0), e["gbps"])
+    for b in merged["benchmarks"]:
+        e = b["extra_info"]
+        ref = triad.get((e.get("threads"), e.get("triad_ref")))
+        if e.get("triad_ref") and e.get("gbps") and ref:
+            e["frac_of_triad"] = e["gbps"] / ref
+    return {f"triad_{size}_gbps": {str(t): v for (t, sz), v in triad.items() if sz == size} for size in ("llc", "dram")}
+
+
 def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.executable, quiet=False,
-        bandwidth_json=None, wait_policy="passive"):
+        bandwidth_json=None, wait_policy="passive", repeat=1):
     bandwidth_json = bandwidth_json or os.path.join(ROOT, ".benchmarks", "bandwidth.json")
     if os.path.exists(bandwidth_json):
         os.remove(bandwidth_json)  # a fresh side file for this run
-    merged, processes = None, []
+    merged, processes, reps = None, [], {}
     started = datetime.datetime.now().isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (label, files, kexpr, threads) in enumerate(steps):
+        for i, (label, files, kexpr, threads) in enumerate(s for _ in range(repeat) for s in steps):
             if extra_k:
                 kexpr = f"({kexpr}) and ({extra_k})"
             part = os.path.join(tmp, f"part{i}.json")
@@ -103,26 +135,25 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
                     data = json.load(f)
                 for b in data["benchmarks"]:
                     b["stats"].pop("data", None)  # raw rounds: keep the merged JSON small
-                if merged is None:
-                    merged = data
-                else:
-                    merged["benchmarks"].extend(data["benchmarks"])
+                    if b["fullname"] not in reps:
+                        reps[b["fullname"]] = []
+                        if merged is None:
+                            merged = dict(data, benchmarks=[])
+                        merged["benchmarks"].append(b)
+                    reps[b["fullname"]].append(b["stats"]["median"])
     merged = merged or {"benchmarks": []}
+    triads = _finish(merged, reps)
     merged["minigrad_run"] = {
         "command": shlex.join([os.path.relpath(sys.argv[0], ROOT) if sys.argv[0] else "run_all.py",
                                *sys.argv[1:]]),
         "started": started,
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
-        "min_rounds": min_rounds, "max_time": max_time, "processes": processes,
+        "min_rounds": min_rounds, "max_time": max_time, "repeat": repeat, "processes": processes,
         "cpu": cpu_info(),
         "env": {**{k: "the process's thread count" for k in THREAD_ENV},
                 "OMP_WAIT_POLICY": wait_policy if wait_policy != "unset" else "(runtime default)"},
     }
-    try:
-        with open(bandwidth_json) as f:
-            merged["minigrad_run"]["bandwidth"] = json.load(f)
-    except (OSError, ValueError):
-        pass
+    merged["minigrad_run"]["bandwidth"] = triads
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(merged, f, indent=1)
@@ -135,6 +166,7 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, ".benchmarks", "all.json"))
     p.add_argument("--min-rounds", type=int, default=5)
     p.add_argument("--max-time", type=float, default=0.25)
+    p.add_argument("--repeat", type=int, default=1, help="run the whole plan N times, keep the median")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
     p.add_argument("--no-end-to-end", action="store_true")
@@ -143,7 +175,8 @@ def main(argv=None):
     p.add_argument("-k", dest="k", default=None, help="extra pytest -k expression, and-ed to each process's")
     a = p.parse_args(argv)
     steps = plan(tuple(a.threads), a.backends, not a.no_end_to_end)
-    merged, failed = run(steps, a.out, a.min_rounds, a.max_time, a.k, wait_policy=a.wait_policy)
+    merged, failed = run(steps, a.out, a.min_rounds, a.max_time, a.k, wait_policy=a.wait_policy,
+                         repeat=a.repeat)
     print(f"[run_all] {len(merged['benchmarks'])} benchmarks -> {a.out}")
     if failed:
         print(f"[run_all] FAILED: {', '.join(p['label'] for p in failed)}", file=sys.stderr)

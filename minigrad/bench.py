@@ -52,8 +52,9 @@ def triad_by_threads(data, size="dram"):
     side-file copy recorded by run_all.py)."""
     best = {}
     for r in _rows(data):
-        if r["kind"] == "bandwidth" and r["op"] == "triad" and r.get("size") == size and r.get("gbps"):
-            best[r["threads"]] = max(best.get(r["threads"], 0.0), r["gbps"])
+        if r["kind"] == "bandwidth" and r["op"] == "triad" and r.get("size") == size and r["median"]:
+            gbps = r["bytes"] / r["median"] / 1e9 if r.get("bytes") else r.get("gbps")
+            best[r["threads"]] = max(best.get(r["threads"], 0.0), gbps or 0.0)
     if not best:
         side = (data.get("minigrad_run") or {}).get("bandwidth", {}).get(f"triad_{size}_gbps", {})
         best = {int(k): v for k, v in side.items()}
@@ -122,9 +123,7 @@ def table_rows(data):
         ref = next((r["median"] for r in members if r["backend"] == "torch"), None)
         cells = []
         for r in members:
-            gbps = r.get("gbps")
-            if gbps is None and r.get("bytes") and r["median"]:
-                gbps = r["bytes"] / r["median"] / 1e9
+            gbps = r["bytes"] / r["median"] / 1e9 if r.get("bytes") and r["median"] else r.get("gbps")
             frac = None
             ref_gbps = _triad_for(triads, r) if r["kind"] == "norm" else None
             if gbps and ref_gbps:
@@ -213,7 +212,7 @@ def evaluate_targets(data):
                   and r["shape"] == s and r["threads"] == 1 and r["backend"] == "cython"), None)
         ref = _triad_for(triads, r) if r else None
         if r and ref:
-            gbps = r.get("gbps") or r["bytes"] / r["median"] / 1e9
+            gbps = r["bytes"] / r["median"] / 1e9
             got.append((gbps / ref, f"BatchNorm2d forward {shape_str(s)} ({gbps:.1f} GB/s, "
                                     f"{r.get('triad_ref') or 'dram'} triad {ref:.1f})"))
     res.append(_verdict("BatchNorm2d training forward >= 70% of triad bandwidth", [(v * 100, c) for v, c in got],

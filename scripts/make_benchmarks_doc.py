@@ -46,7 +46,8 @@ def make_doc(data, json_name="benchmarks.json"):
         f"* Run: {run.get('started', data.get('datetime', '?'))} to {run.get('finished', '?')}"
         + (f", commit `{commit[:10]}`" if commit else ""),
         f"* Command: `{run.get('command', 'unknown')}` (min rounds {run.get('min_rounds', '?')}, "
-        f"max time {run.get('max_time', '?')} s per benchmark; one process per library and thread count)",
+        f"max time {run.get('max_time', '?')} s per benchmark, whole plan run {run.get('repeat', 1)} time(s), "
+        "the median of the runs' medians kept; one process per library and thread count)",
         *[f"* {label} triad (best of NumPy/Numba): "
           + (", ".join(f"{tr[t]:.1f} GB/s at {t} thread{'s' if t > 1 else ''}" for t in sorted(tr)) or "not measured")
           for label, tr in (("LLC-size (1 MiB per array)", triads["llc"]),
