@@ -379,8 +379,9 @@ def group_norm_forward(y, mean, rstd, x, weight, bias, num_groups, eps, n_thread
 
 @njit(cache=True)
 def _ln_dy_sums(dy, x, weight, start, M, mean, rstd, pw, pb, wsum):
-    """Layer-norm shaped row (S == 1) of M values from start (weight, pw, pb: the row's M channels): pb += dy, pw += dy*(x - mean)*rstd per element, and
-    (sum(w*dy), sum(w*dy*(x - mean))) in eight lanes as _dy_sums. wsum: (2, M) double scratch of the caller's unit.
+    """Layer-norm shaped row (S == 1) of M values from start (weight, pw, pb: the row's M channels):
+    pb += dy, pw += dy*(x - mean)*rstd per element, and (sum(w*dy), sum(w*dy*(x - mean))) in eight lanes.
+    wsum: (2, M) double scratch of the caller's unit.
     NOTE: the per-element products go to wsum in one loop with no reduction (it vectorizes), then are summed."""
     dyv = dy[start:start + M]
     xv = x[start:start + M]
@@ -434,8 +435,9 @@ def _gn_backward(dx, pw, pb, dy, x, mean, rstd, weight, N, G, Cg, S, coef):
             mu = mean[i]
             r = rstd[i]
             if S == 1:  # layer-norm shaped: per-element weight and partials
-                sw, swx = _ln_dy_sums(dy, x, weight[g * Cg:g * Cg + M], start, M, mu, r, pw[q, g * Cg:g * Cg + M],
-                                      pb[q, g * Cg:g * Cg + M], wsum)
+                # NOTE: pw[q][...] (a C-contiguous row, then a slice) vectorizes; pw[q, ...] does not
+                sw, swx = _ln_dy_sums(dy, x, weight[g * Cg:g * Cg + M], start, M, mu, r,
+                                      pw[q][g * Cg:g * Cg + M], pb[q][g * Cg:g * Cg + M], wsum)
             else:
                 sw = 0.0
                 swx = 0.0
