@@ -9,7 +9,8 @@ The math and its derivation: minigrad/kernels/reference.py. The design is that o
 it: shifted single-pass statistics in double, elementwise passes (x - K)*scale + shift in X precision with
 K = X(mean), disjoint writes in every prange, fixed summation orders (results do not depend on the thread count).
 The public wrappers flatten the arrays (views, no copies) and call the jitted cores on 1-D arrays.
-No fastmath: NaN and inf must keep their meaning. This module imports numba; the registry imports it lazily.
+The reductions are jitted with fastmath={"reassoc"} and nothing else (see the NOTE below _threads): NaN and inf
+keep their meaning. This module imports numba; the registry imports it lazily.
 """
 import numba
 import numpy as np
@@ -22,99 +23,44 @@ def _threads(n_threads):
     numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
 
 
+# NOTE: LLVM vectorizes a floating-point reduction only when it may reassociate the adds, so the kernels whose hot
+# loop is a reduction are jitted with REASSOC and with no other fast-math flag: without nnan/ninf/nsz/arcp a NaN or
+# inf still propagates as IEEE says (reassociation only changes the order, and the rounding, of finite sums). The
+# order LLVM picks (vector width, interleave) is fixed when the function is compiled and each reduction loop covers
+# the same values whatever the thread count (a channel over n in order, one row, one run of S), so results are
+# bit-identical for any n_threads. Elementwise loops need no flag: they vectorize as they are.
+REASSOC = {"reassoc"}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # building blocks (flat 1-D arrays, a run x[start:start + m])
 
 
-# NOTE: LLVM never reorders a floating-point sum without fastmath (which we refuse: NaN and inf must keep their
-# meaning), so a single-accumulator loop runs at one add per FP-add latency. These reductions keep eight independent
-# accumulators, lane j summing elements j, j + 8, ..., combined in a fixed order (as norm.pyx's C helpers:
-# ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)), then the tail); the order does not depend on the thread count.
-
-
-@njit(cache=True)
+@njit(cache=True, fastmath=REASSOC)
 def _shifted_sums(x, start, m, K):
-    """(sum(x - K), sum((x - K)^2)) over x[start:start + m], in double, eight lanes."""
+    """(sum(x - K), sum((x - K)^2)) over x[start:start + m], in double."""
     xv = x[start:start + m]  # NOTE: a 0-based view and range() indices: no wraparound checks in the loop
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
-    m8 = m - m % 8
-    for i in range(0, m8, 8):
-        d0 = xv[i] - K
-        d1 = xv[i + 1] - K
-        d2 = xv[i + 2] - K
-        d3 = xv[i + 3] - K
-        d4 = xv[i + 4] - K
-        d5 = xv[i + 5] - K
-        d6 = xv[i + 6] - K
-        d7 = xv[i + 7] - K
-        a0 += d0
-        a1 += d1
-        a2 += d2
-        a3 += d3
-        a4 += d4
-        a5 += d5
-        a6 += d6
-        a7 += d7
-        q0 += d0 * d0
-        q1 += d1 * d1
-        q2 += d2 * d2
-        q3 += d3 * d3
-        q4 += d4 * d4
-        q5 += d5 * d5
-        q6 += d6 * d6
-        q7 += d7 * d7
     a = 0.0
     q = 0.0
-    for i in range(m8, m):
+    for i in range(m):
         d = xv[i] - K
         a += d
         q += d * d
-    return (((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))) + a, \
-        (((q0 + q4) + (q1 + q5)) + ((q2 + q6) + (q3 + q7))) + q
+    return a, q
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=REASSOC)
 def _dy_sums(dy, x, start, m, mean):
-    """(sum(dy), sum(dy*(x - mean))) over [start, start + m), in double, eight lanes."""
+    """(sum(dy), sum(dy*(x - mean))) over [start, start + m), in double."""
     dyv = dy[start:start + m]
     xv = x[start:start + m]
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
-    m8 = m - m % 8
-    for i in range(0, m8, 8):
-        g0 = np.float64(dyv[i])
-        g1 = np.float64(dyv[i + 1])
-        g2 = np.float64(dyv[i + 2])
-        g3 = np.float64(dyv[i + 3])
-        g4 = np.float64(dyv[i + 4])
-        g5 = np.float64(dyv[i + 5])
-        g6 = np.float64(dyv[i + 6])
-        g7 = np.float64(dyv[i + 7])
-        a0 += g0
-        a1 += g1
-        a2 += g2
-        a3 += g3
-        a4 += g4
-        a5 += g5
-        a6 += g6
-        a7 += g7
-        q0 += g0 * (xv[i] - mean)
-        q1 += g1 * (xv[i + 1] - mean)
-        q2 += g2 * (xv[i + 2] - mean)
-        q3 += g3 * (xv[i + 3] - mean)
-        q4 += g4 * (xv[i + 4] - mean)
-        q5 += g5 * (xv[i + 5] - mean)
-        q6 += g6 * (xv[i + 6] - mean)
-        q7 += g7 * (xv[i + 7] - mean)
     a = 0.0
     q = 0.0
-    for i in range(m8, m):
+    for i in range(m):
         g = np.float64(dyv[i])
         a += g
         q += g * (xv[i] - mean)
-    return (((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))) + a, \
-        (((q0 + q4) + (q1 + q5)) + ((q2 + q6) + (q3 + q7))) + q
+    return a, q
 
 
 @njit(cache=True)
@@ -131,7 +77,7 @@ def _mean_rstd(s1, s2, M, eps, K):
 # batch norm, channels layout x: (N, C, S) flattened
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=REASSOC)
 def _bn_stats_rows(s1, s2, K, x, N, C, S, nb):
     """Per-channel shifted sums. Block blk owns channels [c0, c1) and walks the rows n, reading x[n, c0:c1, :]
     contiguously (one channel at a time, at stride C*S, is much slower); each channel sums over n in order."""
@@ -231,7 +177,7 @@ def _bn_dx_coefficients(sdy, sdyx, M, mean, rstd, w):
     return a, sdy / M, -a * (sdyx * rstd / M) * rstd
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=REASSOC)
 def _bn_dy_sums_rows(sdy, sdyx, mean, dy, x, N, C, S, nb):
     """The two backward reductions per channel, by channel blocks as in _bn_stats_rows."""
     for blk in prange(nb):
@@ -322,7 +268,7 @@ def batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads
 # group norm: row i = (n, g) of x (N, C, S) is x.flat[i*M:(i+1)*M], M = Cg*S; its channels are g*Cg + (0..Cg-1)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=REASSOC)
 def _gn_forward(y, mean, rstd, x, weight, bias, eps, G, Cg, S, coef):
     """Rows in parallel; coef: (N*G, 3) X scratch (Kx, rstd, (mean - Kx)*rstd rounded to X), one row per (n, g)."""
     M = Cg * S
@@ -377,47 +323,25 @@ def group_norm_forward(y, mean, rstd, x, weight, bias, num_groups, eps, n_thread
                 G, C // G, S, coef)
 
 
-@njit(cache=True)
-def _ln_dy_sums(dy, x, weight, start, M, mean, rstd, pw, pb, wsum):
+@njit(cache=True, fastmath=REASSOC)
+def _ln_dy_sums(dy, x, weight, start, M, mean, rstd, pw, pb):
     """Layer-norm shaped row (S == 1) of M values from start (weight, pw, pb: the row's M channels):
-    pb += dy, pw += dy*(x - mean)*rstd per element, and (sum(w*dy), sum(w*dy*(x - mean))) in eight lanes.
-    wsum: (2, M) double scratch of the caller's unit.
-    NOTE: the per-element products go to wsum in one loop with no reduction (it vectorizes), then are summed."""
+    pb += dy, pw += dy*(x - mean)*rstd per element, and (sum(w*dy), sum(w*dy*(x - mean))), in one pass."""
     dyv = dy[start:start + M]
     xv = x[start:start + M]
-    a = wsum[0]
-    e = wsum[1]
+    a = 0.0
+    e = 0.0
     for j in range(M):
         g = np.float64(dyv[j])
         t = g * (xv[j] - mean)
         pb[j] += g
         pw[j] += t * rstd
-        a[j] = weight[j] * g
-        e[j] = weight[j] * t
-    return _lane_sum(a, M), _lane_sum(e, M)
+        a += weight[j] * g
+        e += weight[j] * t
+    return a, e
 
 
-@njit(cache=True)
-def _lane_sum(v, m):
-    """sum(v[:m]) in eight lanes, combined in the fixed order of _shifted_sums."""
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-    m8 = m - m % 8
-    for i in range(0, m8, 8):
-        a0 += v[i]
-        a1 += v[i + 1]
-        a2 += v[i + 2]
-        a3 += v[i + 3]
-        a4 += v[i + 4]
-        a5 += v[i + 5]
-        a6 += v[i + 6]
-        a7 += v[i + 7]
-    a = 0.0
-    for i in range(m8, m):
-        a += v[i]
-    return (((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))) + a
-
-
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=REASSOC)
 def _gn_backward(dx, pw, pb, dy, x, mean, rstd, weight, N, G, Cg, S, coef):
     """Units (chunk q of the batch, group g) in parallel; unit (q, g) owns pw[q, channels of g] and pb[...].
     Per row: two reductions with g = dy*w (sum(g), sum(g*(x - mean))), then the fused dx pass
@@ -428,7 +352,6 @@ def _gn_backward(dx, pw, pb, dy, x, mean, rstd, weight, N, G, Cg, S, coef):
     for u in prange(n_chunks * G):
         q = u // G
         g = u % G
-        wsum = np.empty((2, M if S == 1 else 0))
         for n in range(q * N // n_chunks, (q + 1) * N // n_chunks):
             i = n * G + g
             start = i * M
@@ -437,7 +360,7 @@ def _gn_backward(dx, pw, pb, dy, x, mean, rstd, weight, N, G, Cg, S, coef):
             if S == 1:  # layer-norm shaped: per-element weight and partials
                 # NOTE: pw[q][...] (a C-contiguous row, then a slice) vectorizes; pw[q, ...] does not
                 sw, swx = _ln_dy_sums(dy, x, weight[g * Cg:g * Cg + M], start, M, mu, r,
-                                      pw[q][g * Cg:g * Cg + M], pb[q][g * Cg:g * Cg + M], wsum)
+                                      pw[q][g * Cg:g * Cg + M], pb[q][g * Cg:g * Cg + M])
             else:
                 sw = 0.0
                 swx = 0.0
