@@ -80,58 +80,83 @@ OUTPUTS = {
 }
 
 
+def _plan(kernel):
+    """The checks of ``kernel`` precomputed once: (position, name, dim symbols, float64?, output?) per array."""
+    names, arrays = SPECS[kernel]
+    return names, [(i, name, arrays[name][0], arrays[name][1] == "f64", name in OUTPUTS[kernel])
+                   for i, name in enumerate(names) if name in arrays]
+
+
+_PLANS = {kernel: _plan(kernel) for kernel in SPECS}
+
+
 def check(kernel, args):
     """Validate the arguments of ``kernel`` (a tuple in the order of SPECS); raise ValueError/TypeError naming
-    the argument and what was expected. Returns nothing: the kernels receive the arrays unchanged."""
-    names, arrays = SPECS[kernel]
+    the argument and what was expected. Returns the dimension sizes by symbol; the kernels receive the arrays
+    unchanged."""
+    names, plan = _PLANS[kernel]
     if len(args) != len(names):
         raise TypeError(f"{kernel}() takes {len(names)} arguments ({', '.join(names)}), got {len(args)}")
     dims = {}
     xdtype = None
-    for name, value in zip(names, args):
-        if name in arrays:
-            symbols, rule = arrays[name]
-            if not isinstance(value, np.ndarray):
-                raise TypeError(f"{kernel}: argument {name!r} must be a numpy.ndarray, got {type(value).__name__}")
-            if xdtype is None:
-                if value.dtype not in _FLOATS:
-                    raise TypeError(f"{kernel}: argument {name!r} must be float32 or float64, got {value.dtype}")
-                xdtype = value.dtype
-            want = xdtype if rule == "X" else F64
-            if value.dtype != want:
-                raise TypeError(f"{kernel}: argument {name!r} must have dtype {want}, got {value.dtype}")
-            if value.ndim != len(symbols):
-                raise ValueError(f"{kernel}: argument {name!r} must have {len(symbols)} dims "
-                                 f"({', '.join(symbols)}), got shape {value.shape}")
-            if not value.flags.c_contiguous:
-                raise ValueError(f"{kernel}: argument {name!r} must be C-contiguous")
-            if name in OUTPUTS[kernel] and not value.flags.writeable:
-                raise ValueError(f"{kernel}: output {name!r} must be writeable")
-            for sym, size in zip(symbols, value.shape):
-                if dims.setdefault(sym, size) != size:
-                    raise ValueError(f"{kernel}: argument {name!r} has shape {value.shape}, but {sym}={dims[sym]} "
-                                     f"from the arguments before it")
-        elif name == "eps":
-            if not (isinstance(value, (float, int, np.floating)) and np.isfinite(value) and value > 0):
-                raise ValueError(f"{kernel}: eps must be a finite number > 0, got {value!r}")
-        elif name == "num_groups":
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{kernel}: num_groups must be a positive integer, got {value!r}")
-    if any(dims.get(sym) == 0 for sym in "NCSRD"):
+    for i, name, symbols, f64, output in plan:
+        value = args[i]
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{kernel}: argument {name!r} must be a numpy.ndarray, got {type(value).__name__}")
+        if xdtype is None:
+            if value.dtype not in _FLOATS:
+                raise TypeError(f"{kernel}: argument {name!r} must be float32 or float64, got {value.dtype}")
+            xdtype = value.dtype
+        want = F64 if f64 else xdtype
+        if value.dtype != want:
+            raise TypeError(f"{kernel}: argument {name!r} must have dtype {want}, got {value.dtype}")
+        if value.ndim != len(symbols):
+            raise ValueError(f"{kernel}: argument {name!r} must have {len(symbols)} dims "
+                             f"({', '.join(symbols)}), got shape {value.shape}")
+        flags = value.flags
+        if not flags.c_contiguous:
+            raise ValueError(f"{kernel}: argument {name!r} must be C-contiguous")
+        if output and not flags.writeable:
+            raise ValueError(f"{kernel}: output {name!r} must be writeable")
+        for sym, size in zip(symbols, value.shape):
+            if dims.setdefault(sym, size) != size:
+                raise ValueError(f"{kernel}: argument {name!r} has shape {value.shape}, but {sym}={dims[sym]} "
+                                 f"from the arguments before it")
+    if 0 in dims.values():
         raise ValueError(f"{kernel}: the kernels take non-empty arrays, got sizes {dims} (the functionals return "
                          f"empty inputs unchanged without calling a kernel)")
+    if "eps" in names:
+        eps = args[names.index("eps")]
+        if not (isinstance(eps, (float, int, np.floating)) and np.isfinite(eps) and eps > 0):
+            raise ValueError(f"{kernel}: eps must be a finite number > 0, got {eps!r}")
     if "num_groups" in names:
         g = args[names.index("num_groups")]
+        if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:
+            raise ValueError(f"{kernel}: num_groups must be a positive integer, got {g!r}")
         if dims["C"] % g != 0:
             raise ValueError(f"{kernel}: num_groups={g} must divide the number of channels C={dims['C']}")
         if dims["G"] != g:
             raise ValueError(f"{kernel}: mean and rstd must have shape (N, num_groups=({g})), "
                              f"got G={dims['G']}")
+    return dims
+
+
+# NOTE: below this many elements a kernel runs on one thread: the parallel region's start-up costs more than the
+# work it splits. Results do not change (every kernel is bit-identical for any thread count).
+SMALL = 1 << 15
+
+
+def _elements(dims):
+    n = 1
+    for sym in ("N", "C", "S", "R", "D"):
+        n *= dims.get(sym, 1)
+    return n
 
 
 class Backend:
     """A backend's kernels behind the contract: ``backend.batch_norm_forward(y, mean, ...)`` checks the
-    arguments, then calls the module's kernel with ``n_threads`` from ``minigrad.get_num_threads()``."""
+    arguments, then calls the module's kernel with ``n_threads`` from ``minigrad.get_num_threads()`` (one thread
+    below ``SMALL`` elements)."""
 
     def __init__(self, name, module):
         self.name = name
@@ -147,8 +172,8 @@ class Backend:
         from minigrad.kernels import get_num_threads
 
         def call(*args):
-            check(kernel, args)
-            return raw(*args, get_num_threads())
+            dims = check(kernel, args)
+            return raw(*args, 1 if _elements(dims) < SMALL else get_num_threads())
 
         call.__name__ = kernel
         call.__qualname__ = f"{self.name}.{kernel}"
