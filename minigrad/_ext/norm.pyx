@@ -22,6 +22,9 @@ from libc.stdlib cimport malloc, calloc, free
 
 # group norm backward: at most this many chunks of the batch, each with its own dweight/dbias partials
 cdef Py_ssize_t MAX_CHUNKS = 64
+# BatchNorm1d statistics: rows added per walk while the per-channel accumulators sit in registers
+cdef enum:
+    ROWS_1D = 4
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -130,6 +133,65 @@ cdef extern from *:
                                        Py_ssize_t m, T r, T mg, T K, T b, T k) {                  \
         for (Py_ssize_t i = 0; i < m; i++) dx[i] = r * (w[i] * dy[i] - mg) + b * (x[i] - K) + k;  \
     }
+    /* BatchNorm1d (S == 1): nr rows (stride ldx) of m channels into per-channel accumulators, vectorized across
+       channels (independent lanes: no reassociation, each s1[c] still adds its rows one by one, in order). The nr
+       rows are added while the accumulators sit in registers: one load/store of s1, s2 per nr rows. */
+    #define MG_COLUMNS(T)                                                                         \
+    MG_CLONES static void mg_col_shifted_sums_##T(const T* restrict x, Py_ssize_t ldx, Py_ssize_t nr,      \
+                                                  const double* restrict K, Py_ssize_t m,         \
+                                                  double* restrict s1, double* restrict s2) {     \
+        Py_ssize_t c = 0;                                                                         \
+        for (; c + 8 <= m; c += 8) {                                                              \
+            mg_v4d k0 = mg_load4_double(K + c), k1 = mg_load4_double(K + c + 4);                  \
+            mg_v4d a0 = mg_load4_double(s1 + c), a1 = mg_load4_double(s1 + c + 4);                \
+            mg_v4d q0 = mg_load4_double(s2 + c), q1 = mg_load4_double(s2 + c + 4);                \
+            for (Py_ssize_t j = 0; j < nr; j++) {                                                 \
+                mg_v4d d0 = mg_load4_##T(x + j * ldx + c) - k0, d1 = mg_load4_##T(x + j * ldx + c + 4) - k1; \
+                a0 += d0; a1 += d1; q0 += d0 * d0; q1 += d1 * d1;                                 \
+            }                                                                                     \
+            mg_store4(s1 + c, a0); mg_store4(s1 + c + 4, a1);                                     \
+            mg_store4(s2 + c, q0); mg_store4(s2 + c + 4, q1);                                     \
+        }                                                                                         \
+        for (; c < m; c++)                                                                        \
+            for (Py_ssize_t j = 0; j < nr; j++) {                                                 \
+                double d = (double)x[j * ldx + c] - K[c]; s1[c] += d; s2[c] += d * d;             \
+            }                                                                                     \
+    }                                                                                             \
+    MG_CLONES static void mg_col_dy_sums_##T(const T* restrict dy, const T* restrict x, Py_ssize_t ldx, \
+                                             Py_ssize_t nr, const double* restrict mean, Py_ssize_t m, \
+                                             double* restrict sdy, double* restrict sdyx) {       \
+        Py_ssize_t c = 0;                                                                         \
+        for (; c + 8 <= m; c += 8) {                                                              \
+            mg_v4d k0 = mg_load4_double(mean + c), k1 = mg_load4_double(mean + c + 4);            \
+            mg_v4d a0 = mg_load4_double(sdy + c), a1 = mg_load4_double(sdy + c + 4);              \
+            mg_v4d q0 = mg_load4_double(sdyx + c), q1 = mg_load4_double(sdyx + c + 4);            \
+            for (Py_ssize_t j = 0; j < nr; j++) {                                                 \
+                mg_v4d g0 = mg_load4_##T(dy + j * ldx + c), g1 = mg_load4_##T(dy + j * ldx + c + 4); \
+                a0 += g0; a1 += g1;                                                               \
+                q0 += g0 * (mg_load4_##T(x + j * ldx + c) - k0);                                  \
+                q1 += g1 * (mg_load4_##T(x + j * ldx + c + 4) - k1);                              \
+            }                                                                                     \
+            mg_store4(sdy + c, a0); mg_store4(sdy + c + 4, a1);                                   \
+            mg_store4(sdyx + c, q0); mg_store4(sdyx + c + 4, q1);                                 \
+        }                                                                                         \
+        for (; c < m; c++)                                                                        \
+            for (Py_ssize_t j = 0; j < nr; j++) {                                                 \
+                double g = dy[j * ldx + c]; sdy[c] += g; sdyx[c] += g * ((double)x[j * ldx + c] - mean[c]); \
+            }                                                                                     \
+    }                                                                                             \
+    /* the elementwise passes of one row, per-channel coefficients (X precision) */                  \
+    MG_CLONES static void mg_col_affine_##T(T* restrict y, const T* restrict x, Py_ssize_t m,    \
+                                            const T* restrict K, const T* restrict scale,         \
+                                            const T* restrict shift) {                            \
+        for (Py_ssize_t c = 0; c < m; c++) y[c] = (x[c] - K[c]) * scale[c] + shift[c];            \
+    }                                                                                             \
+    MG_CLONES static void mg_col_affine2_##T(T* restrict dx, const T* restrict dy, const T* restrict x, \
+                                             Py_ssize_t m, const T* restrict a, const T* restrict mdy, \
+                                             const T* restrict K, const T* restrict b, const T* restrict k) { \
+        for (Py_ssize_t c = 0; c < m; c++) dx[c] = a[c] * (dy[c] - mdy[c]) + b[c] * (x[c] - K[c]) + k[c]; \
+    }
+    MG_COLUMNS(float)
+    MG_COLUMNS(double)
     MG_SHIFTED_SUMS(float)
     MG_SHIFTED_SUMS(double)
     MG_DY_SUMS(float)
@@ -139,6 +201,23 @@ cdef extern from *:
     MG_ELEMENTWISE(float)
     MG_ELEMENTWISE(double)
     """
+    void mg_col_shifted_sums_float(const float* x, Py_ssize_t ldx, Py_ssize_t nr, const double* K, Py_ssize_t m,
+                                   double* s1, double* s2) noexcept nogil
+    void mg_col_shifted_sums_double(const double* x, Py_ssize_t ldx, Py_ssize_t nr, const double* K,
+                                    Py_ssize_t m, double* s1, double* s2) noexcept nogil
+    void mg_col_dy_sums_float(const float* dy, const float* x, Py_ssize_t ldx, Py_ssize_t nr, const double* mean,
+                              Py_ssize_t m, double* sdy, double* sdyx) noexcept nogil
+    void mg_col_dy_sums_double(const double* dy, const double* x, Py_ssize_t ldx, Py_ssize_t nr,
+                               const double* mean, Py_ssize_t m, double* sdy, double* sdyx) noexcept nogil
+    void mg_col_affine_float(float* y, const float* x, Py_ssize_t m, const float* K, const float* scale,
+                             const float* shift) noexcept nogil
+    void mg_col_affine_double(double* y, const double* x, Py_ssize_t m, const double* K, const double* scale,
+                              const double* shift) noexcept nogil
+    void mg_col_affine2_float(float* dx, const float* dy, const float* x, Py_ssize_t m, const float* a,
+                              const float* mdy, const float* K, const float* b, const float* k) noexcept nogil
+    void mg_col_affine2_double(double* dx, const double* dy, const double* x, Py_ssize_t m, const double* a,
+                               const double* mdy, const double* K, const double* b,
+                               const double* k) noexcept nogil
     void mg_shifted_sums_float(const float* x, Py_ssize_t m, double K, double* s1, double* s2) noexcept nogil
     void mg_shifted_sums_double(const double* x, Py_ssize_t m, double K, double* s1, double* s2) noexcept nogil
     void mg_dy_sums_float(const float* dy, const float* x, Py_ssize_t m, double mean,
@@ -227,22 +306,24 @@ cdef inline double _rstd(double s1, double s2, double M, double eps, double* mea
 # x: (N, C, S); s1, s2, K: (C,); channels [c0, c1)
 cdef void _bn_stats_block(double* s1, double* s2, const double* K, const floating* x,
                           Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
-    cdef Py_ssize_t n, c
+    cdef Py_ssize_t n, c, i
     cdef const floating* row
-    cdef double d
     for c in range(c0, c1):
         s1[c] = 0
         s2[c] = 0
+    if S == 1:  # BatchNorm1d: walks along ROWS_1D rows at a time, vectorized across channels
+        for n in range((N + ROWS_1D - 1) // ROWS_1D):
+            i = n * ROWS_1D
+            if floating is float:
+                mg_col_shifted_sums_float(x + i * C + c0, C, min(ROWS_1D, N - i), K + c0, c1 - c0, s1 + c0, s2 + c0)
+            else:
+                mg_col_shifted_sums_double(x + i * C + c0, C, min(ROWS_1D, N - i), K + c0, c1 - c0, s1 + c0,
+                                           s2 + c0)
+        return
     for n in range(N):
         row = x + n * C * S
-        if S == 1:  # BatchNorm1d: independent per c, vectorizes
-            for c in range(c0, c1):
-                d = row[c] - K[c]
-                s1[c] += d
-                s2[c] += d * d
-        else:
-            for c in range(c0, c1):
-                _shifted_sums(row + c * S, S, K[c], &s1[c], &s2[c])
+        for c in range(c0, c1):
+            _shifted_sums(row + c * S, S, K[c], &s1[c], &s2[c])
 
 
 # dy, x: (N, C, S); sdy, sdyx, mean: (C,); channels [c0, c1)
@@ -252,16 +333,20 @@ cdef void _bn_dy_sums_block(double* sdy, double* sdyx, const double* mean, const
     for c in range(c0, c1):
         sdy[c] = 0
         sdyx[c] = 0
+    if S == 1:  # BatchNorm1d: walks along ROWS_1D rows at a time, vectorized across channels
+        for n in range((N + ROWS_1D - 1) // ROWS_1D):
+            i = n * ROWS_1D * C + c0
+            if floating is float:
+                mg_col_dy_sums_float(dy + i, x + i, C, min(ROWS_1D, N - n * ROWS_1D), mean + c0, c1 - c0,
+                                     sdy + c0, sdyx + c0)
+            else:
+                mg_col_dy_sums_double(dy + i, x + i, C, min(ROWS_1D, N - n * ROWS_1D), mean + c0, c1 - c0,
+                                      sdy + c0, sdyx + c0)
+        return
     for n in range(N):
-        if S == 1:
-            for c in range(c0, c1):
-                i = n * C + c
-                sdy[c] += dy[i]
-                sdyx[c] += dy[i] * (<double>x[i] - mean[c])
-        else:
-            for c in range(c0, c1):
-                i = (n * C + c) * S
-                _dy_sums(dy + i, x + i, S, mean[c], &sdy[c], &sdyx[c])
+        for c in range(c0, c1):
+            i = (n * C + c) * S
+            _dy_sums(dy + i, x + i, S, mean[c], &sdy[c], &sdyx[c])
 
 
 # x, y: (C*S,) one row; per-channel K, scale, shift: (C,)
@@ -269,8 +354,10 @@ cdef void _affine_row(floating* y, const floating* x, const floating* K, const f
                       const floating* shift, Py_ssize_t C, Py_ssize_t S) noexcept nogil:
     cdef Py_ssize_t c
     if S == 1:
-        for c in range(C):
-            y[c] = (x[c] - K[c]) * scale[c] + shift[c]
+        if floating is float:
+            mg_col_affine_float(y, x, C, K, scale, shift)
+        else:
+            mg_col_affine_double(y, x, C, K, scale, shift)
     else:
         for c in range(C):
             _affine(y + c * S, x + c * S, S, K[c], scale[c], shift[c])
@@ -282,8 +369,10 @@ cdef void _affine2_row(floating* dx, const floating* dy, const floating* x, cons
                        Py_ssize_t C, Py_ssize_t S) noexcept nogil:
     cdef Py_ssize_t c
     if S == 1:
-        for c in range(C):
-            dx[c] = a[c] * (dy[c] - mdy[c]) + b[c] * (x[c] - K[c]) + k[c]
+        if floating is float:
+            mg_col_affine2_float(dx, dy, x, C, a, mdy, K, b, k)
+        else:
+            mg_col_affine2_double(dx, dy, x, C, a, mdy, K, b, k)
     else:
         for c in range(C):
             _affine2(dx + c * S, dy + c * S, x + c * S, S, a[c], mdy[c], K[c], b[c], k[c])
