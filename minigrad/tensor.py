@@ -40,8 +40,12 @@ class _ModeSwitch(contextlib.ContextDecorator):
         return False
 
 
+def _grad_enabled():
+    return getattr(_modes, "grad", True)
+
+
 def is_grad_enabled():
-    return _mode("grad")
+    return _grad_enabled()
 
 
 class no_grad(_ModeSwitch):
@@ -84,7 +88,8 @@ class Tensor:
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, dtype=None):
-        self.data = _to_array(data, dtype)
+        # NOTE: an ndarray with no dtype asked for is kept as is (the common case, from every op's forward)
+        self.data = data if dtype is None and type(data) is np.ndarray else _to_array(data, dtype)
         self.grad = None
         self._ctx = None
         self.requires_grad = False
@@ -173,8 +178,7 @@ class Tensor:
     def __int__(self):
         return int(self.item())
 
-    def __hash__(self):
-        return id(self)
+    __hash__ = object.__hash__  # identity (no __eq__ is defined); in C, as graph walks hash every node
 
     # ---------------------------------------------------------------- autograd
     def backward(self, grad=None, retain_graph=False):
@@ -198,9 +202,10 @@ class Tensor:
             grad = grad.astype(self.data.dtype, copy=False)
 
         order = self._topological_order()
-        grads = {id(self): grad}
+        anomaly = _anomaly_enabled()
+        grads = {self: grad}  # NOTE: Tensor hashes and compares by identity
         for node in order:
-            g = grads.pop(id(node), None)
+            g = grads.pop(node, None)
             ctx = node._ctx
             if ctx is None:  # a leaf
                 if g is not None and node.requires_grad:
@@ -212,35 +217,43 @@ class Tensor:
             in_grads = ctx.backward(g)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
-            if _anomaly_enabled():
+            if anomaly:
                 _check_anomaly(type(ctx).__name__, "backward", in_grads)
             for parent, pg in zip(ctx.parents, in_grads):
                 if pg is None or not parent.requires_grad:
                     continue
-                pg = _unbroadcast(pg, parent.data.shape).astype(parent.data.dtype, copy=False)
-                prev = grads.get(id(parent))
-                grads[id(parent)] = pg if prev is None else prev + pg
+                pdata = parent.data
+                if pg.shape != pdata.shape:
+                    pg = _unbroadcast(pg, pdata.shape)
+                if pg.dtype != pdata.dtype:
+                    pg = pg.astype(pdata.dtype)
+                prev = grads.get(parent)
+                grads[parent] = pg if prev is None else prev + pg
             if not retain_graph:
                 node._ctx = None
         return None
 
     def _topological_order(self):
         """Nodes reachable from self, each after every node that uses it (iterative DFS)."""
+        # NOTE: a node is marked when it is expanded, not when pushed: a node pushed twice is expanded at its
+        # deeper push, so it is finished before every node that uses it (post-order stays topological)
         order, seen = [], set()
         stack = [(self, False)]
+        append, pop = stack.append, stack.pop
         while stack:
-            node, done = stack.pop()
+            node, done = pop()
             if done:
                 order.append(node)
                 continue
-            if id(node) in seen:
+            if node in seen:
                 continue
-            seen.add(id(node))
-            stack.append((node, True))
-            if node._ctx is not None:
-                for p in node._ctx.parents:
-                    if p.requires_grad and id(p) not in seen:
-                        stack.append((p, False))
+            seen.add(node)
+            append((node, True))
+            ctx = node._ctx
+            if ctx is not None:
+                for p in ctx.parents:
+                    if p.requires_grad and p not in seen:
+                        append((p, False))
         order.reverse()
         return order
 
@@ -422,7 +435,7 @@ def _unbroadcast(grad, shape):
 
 # -------------------------------------------------------------------- anomaly detection
 def _anomaly_enabled():
-    return _mode("anomaly")
+    return getattr(_modes, "anomaly", False)
 
 
 class detect_anomaly(_ModeSwitch):
@@ -460,7 +473,7 @@ class Function:
         if _anomaly_enabled():
             _check_anomaly(cls.__name__, "forward", out if isinstance(out, tuple) else (out,))
         result = Tensor(out)
-        if cls.differentiable and is_grad_enabled() and any(ctx.needs_input_grad) \
+        if cls.differentiable and True in ctx.needs_input_grad and _grad_enabled() \
                 and result.data.dtype in _FLOAT_DTYPES:
             result.requires_grad = True
             result._ctx = ctx
@@ -593,19 +606,27 @@ class Tanh(Function):
 
 class Sigmoid(Function):
     def forward(self, x):
-        # NOTE: split by sign so exp never overflows
-        e = np.exp(-np.abs(x))
-        self.y = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-        return self.y
+        # NOTE: 1 / (1 + exp(-x)) as PyTorch computes it: no cancellation on either side; where exp(-x)
+        # overflows (x < -88 in float32) the result is 0, which is within a denormal of the true value
+        y = np.negative(x)
+        with np.errstate(over="ignore"):
+            np.exp(y, out=y)
+        y += 1
+        np.reciprocal(y, out=y)
+        self.y = y
+        return y
 
     def backward(self, g):
-        return g * self.y * (1 - self.y)
+        dx = g * self.y
+        dx *= 1 - self.y
+        return dx
 
 
 class Relu(Function):
     def forward(self, x):
         self.mask = x > 0
-        return np.where(self.mask, x, 0).astype(x.dtype, copy=False)
+        # NOTE: max(x, 0), branch-free (np.where on a random mask is ~15x slower); NaN stays NaN, as in PyTorch
+        return np.maximum(x, np.zeros((), x.dtype))
 
     def backward(self, g):
         return g * self.mask

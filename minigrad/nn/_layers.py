@@ -4,11 +4,13 @@ Layout legend: N batch, C input channels, O output channels, G groups (Cg = C/G,
 OH, OW output size, kh, kw kernel size, K = Cg*kh*kw (one column of im2col), L = OH*OW.
 
 conv2d is one autograd node. Forward: im2col as a strided view of the zero-padded input, copied once into
-``cols (G, K, N*L)``, then one (batched over G) matmul ``weight (G, Og, K) @ cols``. Backward:
-  dweight = dy (G, Og, N*L) @ cols^T          dbias = dy summed over N, OH, OW
-  dcols   = weight^T (G, K, Og) @ dy          dx = col2im(dcols): one strided add per kernel offset (kh*kw adds)
+``cols (N, G, K, L)``, then one matmul ``weight (G, Og, K) @ cols`` (a small GEMM per sample) that writes y in
+(N, O, OH, OW) order. Backward:
+  dweight = sum_n dy[n] (G, Og, L) @ cols[n]^T    dbias = dy summed over N, OH, OW
+  dcols   = weight^T (G, K, Og) @ dy              dx = col2im(dcols): one strided add per kernel offset (kh*kw adds)
 Pooling uses the same "one strided slice per kernel offset" walk in forward and backward, so no window is ever
-materialized. Only the numpy backend exists for these ops: they are matmul/memory bound and NumPy's BLAS does it.
+materialized: max pooling keeps the running maximum with ``np.maximum`` and backward hands each window's gradient
+to its first maximum in window order. Linear is one node too (``x @ weight^T + bias``). Only the numpy backend exists for these ops: they are matmul/memory bound and NumPy's BLAS does it.
 """
 import math
 import numbers
@@ -52,7 +54,11 @@ def _out_size(fn, size, k, s, p, d):
 def _pad(x, ph, pw, value=0.0):
     if ph == 0 and pw == 0:
         return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+    N, C, H, W = x.shape
+    # NOTE: a filled array and one slice assignment: the same result as np.pad, without its Python overhead
+    xp = np.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    return xp
 
 
 def _offset_slice(i, j, dh, dw, sh, sw, OH, OW):
@@ -72,8 +78,40 @@ def linear(input, weight, bias=None):
                          f"(weight shape {weight.shape})")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    y = input @ weight.T
-    return y if bias is None else y + bias
+    if bias is None:
+        return _Linear.apply(input, weight)
+    return _Linear.apply(input, weight, bias)
+
+
+class _Linear(Function):
+    """One node for ``x @ weight^T + bias``. Backward, on x viewed as (M, in) and dy as (M, out):
+        dx = dy @ weight        dweight = dy^T @ x        dbias = dy summed over M
+    (the transposes are strided views: BLAS reads them with its transpose flag, nothing is copied)."""
+
+    # x: (*, in), weight: (out, in), bias: (out,) -> y: (*, out)
+    def forward(self, x, weight, *bias):
+        y = np.matmul(x, weight.T)
+        if bias:
+            b = bias[0]
+            if b.dtype == y.dtype and y.ndim:
+                y += b
+            else:  # NOTE: a wider bias promotes the output, as ``y + bias`` does
+                y = y + b
+        self.x, self.weight = x, weight
+        return y
+
+    def backward(self, dy):
+        x, weight = self.x, self.weight
+        need = self.needs_input_grad
+        dy2 = dy.reshape(-1, weight.shape[0])
+        dx = dweight = dbias = None
+        if need[0]:
+            dx = np.matmul(dy2, weight).reshape(x.shape)
+        if need[1]:
+            dweight = np.matmul(dy2.T, x.reshape(-1, weight.shape[1]))
+        if len(need) > 2 and need[2]:
+            dbias = dy2.sum(axis=0)
+        return (dx, dweight, dbias)[:len(need)]
 
 
 # ------------------------------------------------------------------ conv2d
@@ -87,35 +125,41 @@ class _Conv2d(Function):
         OH = _out_size("conv2d", H, kh, sh, ph, dh)
         OW = _out_size("conv2d", W, kw, sw, pw, dw)
         xp = _pad(x, ph, pw)
-        # strided view (N, C, OH, OW, kh, kw) of the padded input: no copy yet
+        # strided view (N, G, Cg, kh, kw, OH, OW) of the padded input: no copy yet
         sN, sC, sH, sW = xp.strides
         win = np.lib.stride_tricks.as_strided(xp, (N, G, Cg, kh, kw, OH, OW),
                                               (sN, Cg * sC, sC, dh * sH, dw * sW, sh * sH, sw * sW), writeable=False)
-        # NOTE: the one im2col copy, laid out (G, K, N*L) so that each group is a single large GEMM
-        cols = np.ascontiguousarray(win.transpose(1, 2, 3, 4, 0, 5, 6)).reshape(G, Cg * kh * kw, N * OH * OW)
+        # NOTE: the one im2col copy, in the view's own order (N, G, K, L): no transpose, and the batched matmul
+        # then writes y directly in (N, O, OH, OW) order, so the output needs no transpose copy either. One small
+        # GEMM per sample keeps its (K, L) columns in cache; a single (K, N*L) GEMM was 4x slower (memory bound)
+        cols = np.ascontiguousarray(win).reshape(N, G, Cg * kh * kw, OH * OW)
         w = weight.reshape(G, O // G, Cg * kh * kw)
-        y = np.matmul(w, cols)  # (G, Og, N*L)
-        y = y.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)
+        y = np.matmul(w, cols).reshape(N, O, OH, OW)
         if bias:
-            y = y + bias[0].reshape(1, O, 1, 1)
+            b = bias[0].reshape(1, O, 1, 1)
+            if b.dtype == y.dtype:
+                y += b
+            else:
+                y = y + b
         self.cols, self.w = cols, w
         self.geom = (x.shape, xp.shape, weight.shape, stride, padding, dilation, groups, OH, OW)
-        return np.ascontiguousarray(y)
+        return y
 
     def backward(self, dy):
         (N, C, H, W), xp_shape, wshape, (sh, sw), (ph, pw), (dh, dw), G, OH, OW = self.geom
         O, Cg, kh, kw = wshape
-        dy2 = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(G, O // G, N * OH * OW)
+        dy4 = np.ascontiguousarray(dy).reshape(N, G, O // G, OH * OW)
         dx = dweight = dbias = None
         if self.needs_input_grad[1]:
-            dweight = np.matmul(dy2, self.cols.transpose(0, 2, 1)).reshape(wshape)
+            # dweight[g] = sum_n dy[n, g] @ cols[n, g]^T: one small GEMM per sample, then a sum over N
+            dweight = np.matmul(dy4, self.cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(wshape)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            dbias = dy.sum(axis=(0, 2, 3))
+            dbias = dy4.sum(axis=(0, 3)).reshape(O)
         if self.needs_input_grad[0]:
-            dcols = np.matmul(self.w.transpose(0, 2, 1), dy2)  # (G, K, N*L)
-            # col2im: (G, Cg, kh, kw, N, OH, OW) -> for each offset, add the (N, C, OH, OW) block to its slice
-            dcols = dcols.reshape(G * Cg, kh, kw, N, OH, OW).transpose(3, 0, 1, 2, 4, 5)
-            dxp = np.zeros(xp_shape, dtype=dy.dtype)
+            dcols = np.matmul(self.w.transpose(0, 2, 1), dy4)  # (N, G, K, L)
+            # col2im: (N, C, kh, kw, OH, OW) -> for each offset, add the (N, C, OH, OW) block to its slice
+            dcols = dcols.reshape(N, G * Cg, kh, kw, OH, OW)
+            dxp = np.zeros(xp_shape, dtype=dcols.dtype)
             for i in range(kh):
                 for j in range(kw):
                     hs, ws = _offset_slice(i, j, dh, dw, sh, sw, OH, OW)
@@ -170,31 +214,34 @@ def _pool_args(fn, x, kernel_size, stride, padding):
 
 
 class _MaxPool2d(Function):
+    # x: (N, C, H, W) -> y: (N, C, OH, OW); one strided view of the padded input per kernel offset
     def forward(self, x, kernel, stride, padding, out):
         (kh, kw), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, padding, out
         xp = _pad(x, ph, pw, -np.inf)
-        y = idx = None
+        y = None
         for i in range(kh):
             for j in range(kw):
                 v = xp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)]
-                if y is None:
-                    y, idx = v.copy(), np.zeros(v.shape, np.int16)
-                else:
-                    # NOTE: strict '>' keeps the first maximum in window order, as PyTorch does
-                    better = v > y
-                    np.copyto(y, v, where=better)
-                    idx[better] = i * kw + j
-        self.idx, self.geom = idx, (x.shape, xp.shape, kernel, stride, padding, out)
+                # NOTE: np.maximum is branch-free (a compare-and-select on random data mispredicts) and lets NaN
+                # through, as PyTorch does
+                y = v.copy() if y is None else np.maximum(y, v, out=y)
+        self.xp, self.y, self.geom = xp, y, (x.shape, kernel, stride, padding, out)
         return y
 
     def backward(self, dy):
-        shape, xp_shape, (kh, kw), (sh, sw), (ph, pw), (OH, OW) = self.geom
-        dxp = np.zeros(xp_shape, dy.dtype)
-        zero = np.zeros((), dy.dtype)
+        shape, (kh, kw), (sh, sw), (ph, pw), (OH, OW) = self.geom
+        xp, y = self.xp, self.y
+        dxp = np.zeros(xp.shape, dy.dtype)
+        # NOTE: the first maximum in window order takes the gradient, as PyTorch does: `free` marks the windows
+        # whose maximum has not been claimed by an earlier offset
+        free = np.ones(y.shape, bool)
         for i in range(kh):
             for j in range(kw):
-                dxp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)] += \
-                    np.where(self.idx == i * kw + j, dy, zero)
+                sl = (slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)
+                hit = xp[sl] == y
+                hit &= free
+                free ^= hit
+                dxp[sl] += dy * hit
         return dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
 
 

@@ -12,6 +12,7 @@ Inputs are validated here, in Python, before any kernel runs: rank, channel coun
 is copied to C order once. The kernels save only ``mean`` and ``rstd`` (float64) and recompute the normalized
 value in backward.
 """
+import math
 import numbers
 
 import numpy as np
@@ -49,12 +50,16 @@ def _check_param(fn, name, p, shape, dtype):
 
 
 def _check_eps(fn, eps):
+    if type(eps) is float and math.isfinite(eps) and eps > 0:  # the common case, checked without ABCs
+        return eps
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not np.isfinite(eps) or eps <= 0:
         raise ValueError(f"{fn}: eps must be a finite number > 0, got {eps!r}")
     return float(eps)
 
 
 def _check_momentum(fn, momentum):
+    if type(momentum) is float and 0.0 <= momentum <= 1.0:
+        return momentum
     if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
         raise ValueError(f"{fn}: momentum must be a number in [0, 1], got {momentum!r}")
     return float(momentum)
@@ -172,7 +177,7 @@ class _GroupNorm(Function):
 
 def _as_ncs_array(a):
     a = np.ascontiguousarray(a)
-    return a.reshape(a.shape[0], a.shape[1], int(np.prod(a.shape[2:], dtype=np.int64)))
+    return a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))
 
 
 # ------------------------------------------------------------------ functionals (torch.nn.functional names)
@@ -217,15 +222,24 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 def _unbiased_var(rstd, eps, count):
     """The unbiased variance recovered from the saved rstd = 1/sqrt(var + eps) (float64, so nothing is lost)."""
-    return (1.0 / (rstd * rstd) - eps) * (count / (count - 1))
+    var = rstd * rstd
+    np.divide(1.0, var, out=var)
+    var -= eps
+    var *= count / (count - 1)
+    return var
 
 
 def _update_running(rm, rv, mean, unbiased_var, momentum):
-    """running = (1 - momentum) * running + momentum * batch statistic, in place."""
-    if rm is not None:
-        rm[...] = (1.0 - momentum) * rm + momentum * mean
-    if rv is not None:
-        rv[...] = (1.0 - momentum) * rv + momentum * unbiased_var
+    """running = (1 - momentum) * running + momentum * batch statistic, in place.
+
+    NOTE: ``(1 - momentum) * running`` is rounded to the running dtype first, then added to the float64
+    ``momentum * statistic`` and rounded again: the same two roundings as the out-of-place expression."""
+    for running, stat in ((rm, mean), (rv, unbiased_var)):
+        if running is not None:
+            running *= 1.0 - momentum
+            stat = stat * momentum
+            stat += running
+            np.copyto(running, stat, casting="unsafe")
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):

@@ -17,6 +17,7 @@ class Optimizer:
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.state = {}
+        self._scratch = {}  # parameter -> a reused array for the step (not state: never saved)
         self.param_groups = []
         params = list(params)
         if not params:
@@ -110,17 +111,26 @@ class SGD(Optimizer):
                                       nesterov=nesterov))
 
     def _update(self, p, grad, group, state):
-        wd, momentum = group["weight_decay"], group["momentum"]
-        g = grad + wd * p.data if wd else grad
+        wd, momentum, data = group["weight_decay"], group["momentum"], p.data
+        g = grad + wd * data if wd else grad
         if momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = np.array(g, dtype=p.data.dtype)
+                buf = state["momentum_buffer"] = np.array(g, dtype=data.dtype)
             else:
                 buf *= momentum
-                buf += (1 - group["dampening"]) * g
+                dampening = group["dampening"]
+                if dampening:
+                    buf += (1 - dampening) * g
+                else:  # NOTE: (1 - 0) * g == g exactly: skip the multiply and its temporary
+                    buf += g
             g = g + momentum * buf if group["nesterov"] else buf
-        p.data -= (group["lr"] * g).astype(p.data.dtype, copy=False)
+        # p -= lr * g, the product rounded to p's dtype first (as before), through one reused scratch array
+        step = self._scratch.get(p)
+        if step is None or step.shape != data.shape or step.dtype != data.dtype:
+            step = self._scratch[p] = np.empty_like(data)
+        np.multiply(g, group["lr"], out=step, casting="unsafe")
+        data -= step
 
 
 class Adam(Optimizer):
