@@ -7,7 +7,7 @@ conv2d is one autograd node. Forward: im2col as a strided view of the zero-padde
 ``cols (N, G, K, L)``, then one matmul ``weight (G, Og, K) @ cols`` (a small GEMM per sample) that writes y in
 (N, O, OH, OW) order. Backward:
   dweight = sum_n dy[n] (G, Og, L) @ cols[n]^T    dbias = dy summed over N, OH, OW
-  dcols   = weight^T (G, K, Og) @ dy              dx = col2im(dcols): one strided add per kernel offset (kh*kw adds)
+  dcols   = weight^T (G, K, Og) @ dy (batch last)  dx = col2im(dcols): one strided add per kernel offset (kh*kw adds)
 Pooling uses the same "one strided slice per kernel offset" walk in forward and backward, so no window is ever
 materialized: max pooling keeps the running maximum with ``np.maximum`` and backward hands each window's gradient
 to its first maximum in window order. Linear is one node too (``x @ weight^T + bias``). Only the numpy backend exists for these ops: they are matmul/memory bound and NumPy's BLAS does it.
@@ -156,15 +156,17 @@ class _Conv2d(Function):
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             dbias = dy4.sum(axis=(0, 3)).reshape(O)
         if self.needs_input_grad[0]:
-            dcols = np.matmul(self.w.transpose(0, 2, 1), dy4)  # (N, G, K, L)
-            # col2im: (N, C, kh, kw, OH, OW) -> for each offset, add the (N, C, OH, OW) block to its slice
-            dcols = dcols.reshape(N, G * Cg, kh, kw, OH, OW)
-            dxp = np.zeros(xp_shape, dtype=dcols.dtype)
+            # NOTE: computed batch-last, dcols (G, K, L*N) = weight^T @ dy (G, Og, L*N) in one GEMM, so that each
+            # col2im add below runs over whole (OW, N) rows; batch-first its inner runs were only OW long
+            dyt = np.ascontiguousarray(dy4.transpose(1, 2, 3, 0)).reshape(G, O // G, OH * OW * N)
+            dcols = np.matmul(self.w.transpose(0, 2, 1), dyt).reshape(C, kh, kw, OH, OW, N)
+            # col2im: for each offset, add the (C, OH, OW, N) block to its slice of dxp (C, Hp, Wp, N)
+            dxp = np.zeros((C, xp_shape[2], xp_shape[3], N), dtype=dcols.dtype)
             for i in range(kh):
                 for j in range(kw):
                     hs, ws = _offset_slice(i, j, dh, dw, sh, sw, OH, OW)
-                    dxp[:, :, hs, ws] += dcols[:, :, i, j]
-            dx = dxp[:, :, ph:ph + H, pw:pw + W]
+                    dxp[:, hs, ws] += dcols[:, i, j]
+            dx = dxp[:, ph:ph + H, pw:pw + W].transpose(3, 0, 1, 2)
         return (dx, dweight, dbias)[:len(self.parents)]
 
 
