@@ -3,13 +3,18 @@
 Layouts and dimension letters (used in every kernel file):
   N  batch            C  channels          S  spatial size (product of the dims after the channel axis)
   R  rows             D  row length        G  groups (num_groups)
+  H, W  input height, width          P, Q  output height, width (OH, OW)
+  K  rows of im2col, C*kh*kw (ordered c, i, j)                 L  columns of im2col, N*P*Q (ordered n, oh, ow)
   channels layout  x: (N, C, S)   batch norm reduces over N and S, per channel
   rows layout      x: (R, D)      softmax reduces each row; group norm views x: (N, C, S) as N*G rows of
                                   (C/G)*S values, so layer norm is (R, D, 1) with G=1 and instance norm G=C
 
 Conventions (llm.c style): outputs first, then inputs; the caller preallocates every output. Arrays are
 C-contiguous, float32 or float64, all of one dtype ("X" below) except the saved statistics ``mean`` and ``rstd``,
-which are always float64. ``n_threads`` is the last argument and is filled in by the registry.
+which are always float64, and the pooling indices ``argmax``, always int64. ``n_threads`` is the last argument and
+is filled in by the registry. Window geometry: ``kh, kw`` are ints >= 1; ``stride``, ``padding``, ``dilation`` are
+(h, w) pairs of ints (stride and dilation >= 1, padding >= 0); padding is implicit zeros (-inf for pooling, where
+it is at most half the kernel), no padded copy is made.
 
 Kernels:
   log_softmax_forward(y, x, n_threads)                      y = x - max - log(sum(exp(x - max)))   per row
@@ -28,6 +33,14 @@ Kernels:
       x, y: (N, C, S); mean, rstd: (N, G) float64 OUT; weight, bias: (C,)
   group_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, num_groups, n_threads)
       dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (N, G) float64; weight: (C,)
+  im2col(cols, x, kh, kw, stride, padding, dilation)        cols[(c, i, j), (n, oh, ow)] = xpad[n, c, h, w]
+      x: (N, C, H, W); cols: (K, L) OUT        with h = oh*sh + i*dh, w = ow*sw + j*dw in padded coordinates
+  col2im(dx, cols, kh, kw, stride, padding, dilation)       dx[n, c, h, w] += sum of the cols entries im2col
+      dx: (N, C, H, W) IN/OUT (accumulated into); cols: (K, L)      copied from x[n, c, h, w] (its adjoint)
+  max_pool2d_forward(y, argmax, x, kh, kw, stride, padding) y = max over each window (NaN wins), argmax = h*W + w
+      x: (N, C, H, W); y: (N, C, P, Q) OUT; argmax: (N, C, P, Q) int64 OUT   of the first maximum (last NaN)
+  max_pool2d_backward(dx, dy, argmax)                       dx = 0, then dx[n, c].flat[argmax] += dy
+      dx: (N, C, H, W) OUT; dy, argmax: (N, C, P, Q), argmax int64 in [0, H*W)
 
 Affine-free normalization passes weight = ones and bias = zeros (C values: nothing measurable).
 """
@@ -35,9 +48,10 @@ import numpy as np
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 F64 = np.dtype(np.float64)
+I64 = np.dtype(np.int64)
 
 # kernel name -> (argument names in order, {array argument: (shape symbols, dtype rule)}, scalar arguments)
-# dtype rule: "X" the dtype of the first array argument, "f64" float64.
+# dtype rule: "X" the dtype of the first array argument, "f64" float64, "i64" int64.
 SPECS = {
     "log_softmax_forward": (("y", "x"), {"y": ("RD", "X"), "x": ("RD", "X")}),
     "log_softmax_backward": (("dx", "dy", "y"), {"dx": ("RD", "X"), "dy": ("RD", "X"), "y": ("RD", "X")}),
@@ -66,6 +80,14 @@ SPECS = {
         {"dx": ("NCS", "X"), "dweight": ("C", "X"), "dbias": ("C", "X"), "dy": ("NCS", "X"),
          "x": ("NCS", "X"), "mean": ("NG", "f64"), "rstd": ("NG", "f64"), "weight": ("C", "X")},
     ),
+    "im2col": (("cols", "x", "kh", "kw", "stride", "padding", "dilation"),
+               {"cols": ("KL", "X"), "x": ("NCHW", "X")}),
+    "col2im": (("dx", "cols", "kh", "kw", "stride", "padding", "dilation"),
+               {"dx": ("NCHW", "X"), "cols": ("KL", "X")}),
+    "max_pool2d_forward": (("y", "argmax", "x", "kh", "kw", "stride", "padding"),
+                           {"y": ("NCPQ", "X"), "argmax": ("NCPQ", "i64"), "x": ("NCHW", "X")}),
+    "max_pool2d_backward": (("dx", "dy", "argmax"),
+                            {"dx": ("NCHW", "X"), "dy": ("NCPQ", "X"), "argmax": ("NCPQ", "i64")}),
 }
 
 # kernel name -> its output arguments (written by the kernel; everything else is read only)
@@ -77,13 +99,47 @@ OUTPUTS = {
     "batch_norm_backward": ("dx", "dweight", "dbias"),
     "group_norm_forward": ("y", "mean", "rstd"),
     "group_norm_backward": ("dx", "dweight", "dbias"),
+    "im2col": ("cols",),
+    "col2im": ("dx",),
+    "max_pool2d_forward": ("y", "argmax"),
+    "max_pool2d_backward": ("dx",),
 }
+
+_RULES = {"f64": F64, "i64": I64}
+
+
+def _window(kernel, names, args, dims):
+    """Check the window arguments (kh, kw ints >= 1; stride, dilation pairs >= 1; padding pair >= 0) and the
+    output size they give; returns (OH, OW)."""
+    get = dict(zip(names, args)).get
+    for name in ("kh", "kw"):
+        v = get(name)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{kernel}: {name} must be an int >= 1, got {v!r}")
+    for name, low in (("stride", 1), ("padding", 0), ("dilation", 1)):
+        if name not in names:
+            continue
+        v = get(name)
+        if not (isinstance(v, tuple) and len(v) == 2 and all(
+                not isinstance(a, bool) and isinstance(a, (int, np.integer)) and a >= low for a in v)):
+            raise ValueError(f"{kernel}: {name} must be a pair (h, w) of ints >= {low}, got {v!r}")
+    k, (sh, sw), (ph, pw) = (get("kh"), get("kw")), get("stride"), get("padding")
+    dh, dw = get("dilation") or (1, 1)
+    if kernel.startswith("max_pool") and (ph > k[0] // 2 or pw > k[1] // 2):
+        raise ValueError(f"{kernel}: padding {(ph, pw)} must be at most half the kernel size {k}")
+    OH = (dims["H"] + 2 * ph - dh * (k[0] - 1) - 1) // sh + 1
+    OW = (dims["W"] + 2 * pw - dw * (k[1] - 1) - 1) // sw + 1
+    if OH < 1 or OW < 1:
+        raise ValueError(f"{kernel}: input {dims['H']}x{dims['W']} is too small for this window: output size "
+                         f"would be {OH}x{OW}")
+    return OH, OW
 
 
 def _plan(kernel):
-    """The checks of ``kernel`` precomputed once: (position, name, dim symbols, float64?, output?) per array."""
+    """The checks of ``kernel`` precomputed once: (position, name, dim symbols, fixed dtype or None for X, output?)
+    per array."""
     names, arrays = SPECS[kernel]
-    return names, [(i, name, arrays[name][0], arrays[name][1] == "f64", name in OUTPUTS[kernel])
+    return names, [(i, name, arrays[name][0], _RULES.get(arrays[name][1]), name in OUTPUTS[kernel])
                    for i, name in enumerate(names) if name in arrays]
 
 
@@ -99,7 +155,7 @@ def check(kernel, args):
         raise TypeError(f"{kernel}() takes {len(names)} arguments ({', '.join(names)}), got {len(args)}")
     dims = {}
     xdtype = None
-    for i, name, symbols, f64, output in plan:
+    for i, name, symbols, fixed, output in plan:
         value = args[i]
         if not isinstance(value, np.ndarray):
             raise TypeError(f"{kernel}: argument {name!r} must be a numpy.ndarray, got {type(value).__name__}")
@@ -107,7 +163,7 @@ def check(kernel, args):
             if value.dtype not in _FLOATS:
                 raise TypeError(f"{kernel}: argument {name!r} must be float32 or float64, got {value.dtype}")
             xdtype = value.dtype
-        want = F64 if f64 else xdtype
+        want = fixed or xdtype
         if value.dtype != want:
             raise TypeError(f"{kernel}: argument {name!r} must have dtype {want}, got {value.dtype}")
         if value.ndim != len(symbols):
@@ -138,6 +194,22 @@ def check(kernel, args):
         if dims["G"] != g:
             raise ValueError(f"{kernel}: mean and rstd must have shape (N, num_groups=({g})), "
                              f"got G={dims['G']}")
+    if "kh" in names:
+        OH, OW = _window(kernel, names, args, dims)
+        if "cols" in names:
+            K, L = dims["C"] * args[2] * args[3], dims["N"] * OH * OW
+            if (dims["K"], dims["L"]) != (K, L):
+                raise ValueError(f"{kernel}: cols must have shape (C*kh*kw, N*OH*OW) = ({K}, {L}), "
+                                 f"got ({dims['K']}, {dims['L']})")
+        elif (dims["P"], dims["Q"]) != (OH, OW):
+            raise ValueError(f"{kernel}: y and argmax must have spatial shape (OH, OW) = ({OH}, {OW}), "
+                             f"got ({dims['P']}, {dims['Q']})")
+    if "argmax" in names and kernel.endswith("backward"):
+        # NOTE: the kernel scatters through these indices without bounds checks: check them here
+        a = args[names.index("argmax")]
+        if a.min() < 0 or a.max() >= dims["H"] * dims["W"]:
+            raise ValueError(f"{kernel}: argmax must hold indices in [0, H*W) = [0, {dims['H'] * dims['W']}), "
+                             f"got values in [{a.min()}, {a.max()}]")
     return dims
 
 
@@ -148,7 +220,7 @@ SMALL = 1 << 15
 
 def _elements(dims):
     n = 1
-    for sym in ("N", "C", "S", "R", "D"):
+    for sym in ("N", "C", "S", "R", "D", "H", "W"):
         n *= dims.get(sym, 1)
     return n
 

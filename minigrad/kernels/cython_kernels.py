@@ -11,3 +11,4 @@ from minigrad._ext.norm import (  # noqa: F401
     group_norm_forward,
 )
 from minigrad._ext.softmax import log_softmax_backward, log_softmax_forward  # noqa: F401
+from minigrad._ext.conv import col2im, im2col, max_pool2d_backward, max_pool2d_forward  # noqa: F401

@@ -3,20 +3,23 @@
 Layout legend: N batch, C input channels, O output channels, G groups (Cg = C/G, Og = O/G), H, W input size,
 OH, OW output size, kh, kw kernel size, K = Cg*kh*kw (one column of im2col), L = OH*OW.
 
-conv2d is one autograd node. Forward: im2col as a strided view of the zero-padded input, copied once into
-``cols (N, G, K, L)``, then one matmul ``weight (G, Og, K) @ cols`` (a small GEMM per sample) that writes y in
-(N, O, OH, OW) order. Backward:
-  dweight = sum_n dy[n] (G, Og, L) @ cols[n]^T    dbias = dy summed over N, OH, OW
-  dcols   = weight^T (G, K, Og) @ dy (batch last)  dx = col2im(dcols): one strided add per kernel offset (kh*kw adds)
-Pooling uses the same "one strided slice per kernel offset" walk in forward and backward, so no window is ever
-materialized: max pooling keeps the running maximum with ``np.maximum`` and backward hands each window's gradient
-to its first maximum in window order. Linear is one node too (``x @ weight^T + bias``). Only the numpy backend exists for these ops: they are matmul/memory bound and NumPy's BLAS does it.
+conv2d is one autograd node. Forward: the ``im2col`` kernel writes ``cols (G*K, N*L)`` (rows (c, i, j), columns
+(n, oh, ow); padding never copied), then one batched matmul ``weight (G, Og, K) @ cols`` on a strided view (a small
+GEMM per sample) writes y in (N, O, OH, OW) order. Backward, with dy' = dy batch-inner (G, Og, N*L):
+  dweight = dy' @ cols^T (one GEMM over the batch), or sum_n dy[n] @ cols[:, n]^T when L >= K
+  dbias   = dy summed over N, OH, OW
+  dcols   = weight^T (G, K, Og) @ dy' (one GEMM)    dx = col2im(dcols) (kernel, accumulating into zeros)
+max_pool2d calls the ``max_pool2d_forward`` kernel, which saves the int64 index of each window's first maximum,
+and ``max_pool2d_backward`` scatters dy through it. The kernels come from the active backend
+(``minigrad.kernels.kernels()``), like the norms'. avg_pool2d stays in NumPy: one strided slice per kernel offset
+in forward and backward, so no window is ever materialized. Linear is one node (``x @ weight^T + bias``).
 """
 import math
 import numbers
 
 import numpy as np
 
+from minigrad import kernels
 from minigrad import random as _random
 from minigrad.tensor import Function, Tensor
 
@@ -51,12 +54,12 @@ def _out_size(fn, size, k, s, p, d):
     return out
 
 
-def _pad(x, ph, pw, value=0.0):
+def _pad(x, ph, pw):
     if ph == 0 and pw == 0:
         return x
     N, C, H, W = x.shape
     # NOTE: a filled array and one slice assignment: the same result as np.pad, without its Python overhead
-    xp = np.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
     xp[:, :, ph:ph + H, pw:pw + W] = x
     return xp
 
@@ -121,20 +124,17 @@ class _Conv2d(Function):
     def forward(self, x, weight, *bias, stride, padding, dilation, groups):
         N, C, H, W = x.shape
         O, Cg, kh, kw = weight.shape
-        (sh, sw), (ph, pw), (dh, dw), G = stride, padding, dilation, groups
-        OH = _out_size("conv2d", H, kh, sh, ph, dh)
-        OW = _out_size("conv2d", W, kw, sw, pw, dw)
-        xp = _pad(x, ph, pw)
-        # strided view (N, G, Cg, kh, kw, OH, OW) of the padded input: no copy yet
-        sN, sC, sH, sW = xp.strides
-        win = np.lib.stride_tricks.as_strided(xp, (N, G, Cg, kh, kw, OH, OW),
-                                              (sN, Cg * sC, sC, dh * sH, dw * sW, sh * sH, sw * sW), writeable=False)
-        # NOTE: the one im2col copy, in the view's own order (N, G, K, L): no transpose, and the batched matmul
-        # then writes y directly in (N, O, OH, OW) order, so the output needs no transpose copy either. One small
-        # GEMM per sample keeps its (K, L) columns in cache; a single (K, N*L) GEMM was 4x slower (memory bound)
-        cols = np.ascontiguousarray(win).reshape(N, G, Cg * kh * kw, OH * OW)
-        w = weight.reshape(G, O // G, Cg * kh * kw)
-        y = np.matmul(w, cols).reshape(N, O, OH, OW)
+        G, Og, Kg = groups, O // groups, Cg * kh * kw
+        OH = _out_size("conv2d", H, kh, stride[0], padding[0], dilation[0])
+        OW = _out_size("conv2d", W, kw, stride[1], padding[1], dilation[1])
+        L = OH * OW
+        cols = np.empty((C * kh * kw, N * L), x.dtype)
+        if x.size:  # NOTE: the kernels take no empty arrays; an empty batch gives an empty y below
+            kernels.kernels().im2col(cols, np.ascontiguousarray(x), kh, kw, stride, padding, dilation)
+        w = weight.reshape(G, Og, Kg)
+        # NOTE: cols (K, N*L) viewed as (N, G, Kg, L) is strided, not copied: BLAS reads each sample's (Kg, L)
+        # block with leading dimension N*L, and the batched matmul writes y directly in (N, O, OH, OW) order
+        y = np.matmul(w, cols.reshape(G, Kg, N, L).transpose(2, 0, 1, 3)).reshape(N, O, OH, OW)
         if bias:
             b = bias[0].reshape(1, O, 1, 1)
             if b.dtype == y.dtype:
@@ -142,31 +142,36 @@ class _Conv2d(Function):
             else:
                 y = y + b
         self.cols, self.w = cols, w
-        self.geom = (x.shape, xp.shape, weight.shape, stride, padding, dilation, groups, OH, OW)
+        self.geom = (x.shape, weight.shape, stride, padding, dilation, groups, OH, OW)
         return y
 
     def backward(self, dy):
-        (N, C, H, W), xp_shape, wshape, (sh, sw), (ph, pw), (dh, dw), G, OH, OW = self.geom
+        (N, C, H, W), wshape, stride, padding, dilation, G, OH, OW = self.geom
         O, Cg, kh, kw = wshape
-        dy4 = np.ascontiguousarray(dy).reshape(N, G, O // G, OH * OW)
+        Og, Kg, L = O // G, Cg * kh * kw, OH * OW
+        cols = self.cols
+        dy4 = dy.reshape(N, G, Og, L)
+        dyt = None  # dy batch-inner, (G, Og, N*L): the layout of cols' columns
         dx = dweight = dbias = None
         if self.needs_input_grad[1]:
-            # dweight[g] = sum_n dy[n, g] @ cols[n, g]^T: one small GEMM per sample, then a sum over N
-            dweight = np.matmul(dy4, self.cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(wshape)
+            if L >= Kg:
+                # dweight[g] = sum_n dy[n, g] @ cols[g, :, n]^T: a small GEMM per sample (long inner dim L), then a
+                # sum over N. NOTE: measured faster than one GEMM over N*L when L >> Kg (conv 1->6 at 28x28: 4x)
+                colsv = cols.reshape(G, Kg, N, L).transpose(2, 0, 3, 1)  # (N, G, L, Kg), strided
+                dweight = np.matmul(dy4, colsv).sum(axis=0).reshape(wshape)
+            else:  # one GEMM over the whole batch: dweight[g] = dy (Og, N*L) @ cols[g]^T (N*L, Kg)
+                dyt = np.ascontiguousarray(dy4.transpose(1, 2, 0, 3)).reshape(G, Og, N * L)
+                dweight = np.matmul(dyt, cols.reshape(G, Kg, N * L).transpose(0, 2, 1)).reshape(wshape)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             dbias = dy4.sum(axis=(0, 3)).reshape(O)
         if self.needs_input_grad[0]:
-            # NOTE: computed batch-last, dcols (G, K, L*N) = weight^T @ dy (G, Og, L*N) in one GEMM, so that each
-            # col2im add below runs over whole (OW, N) rows; batch-first its inner runs were only OW long
-            dyt = np.ascontiguousarray(dy4.transpose(1, 2, 3, 0)).reshape(G, O // G, OH * OW * N)
-            dcols = np.matmul(self.w.transpose(0, 2, 1), dyt).reshape(C, kh, kw, OH, OW, N)
-            # col2im: for each offset, add the (C, OH, OW, N) block to its slice of dxp (C, Hp, Wp, N)
-            dxp = np.zeros((C, xp_shape[2], xp_shape[3], N), dtype=dcols.dtype)
-            for i in range(kh):
-                for j in range(kw):
-                    hs, ws = _offset_slice(i, j, dh, dw, sh, sw, OH, OW)
-                    dxp[:, hs, ws] += dcols[:, i, j]
-            dx = dxp[:, ph:ph + H, pw:pw + W].transpose(3, 0, 1, 2)
+            if dyt is None:
+                dyt = np.ascontiguousarray(dy4.transpose(1, 2, 0, 3)).reshape(G, Og, N * L)
+            # dcols (G, Kg, N*L) = weight^T @ dy in one GEMM, already in cols' (K, N*L) layout; col2im adds it up
+            dcols = np.matmul(self.w.transpose(0, 2, 1), dyt).reshape(C * kh * kw, N * L)
+            dx = np.zeros((N, C, H, W), dcols.dtype)
+            if dx.size:
+                kernels.kernels().col2im(dx, dcols, kh, kw, stride, padding, dilation)
         return (dx, dweight, dbias)[:len(self.parents)]
 
 
@@ -216,35 +221,21 @@ def _pool_args(fn, x, kernel_size, stride, padding):
 
 
 class _MaxPool2d(Function):
-    # x: (N, C, H, W) -> y: (N, C, OH, OW); one strided view of the padded input per kernel offset
+    # x: (N, C, H, W) -> y: (N, C, OH, OW); saves only argmax (int64 index h*W + w of each window's maximum)
     def forward(self, x, kernel, stride, padding, out):
-        (kh, kw), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, padding, out
-        xp = _pad(x, ph, pw, -np.inf)
-        y = None
-        for i in range(kh):
-            for j in range(kw):
-                v = xp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)]
-                # NOTE: np.maximum is branch-free (a compare-and-select on random data mispredicts) and lets NaN
-                # through, as PyTorch does
-                y = v.copy() if y is None else np.maximum(y, v, out=y)
-        self.xp, self.y, self.geom = xp, y, (x.shape, kernel, stride, padding, out)
+        y = np.empty(x.shape[:2] + out, x.dtype)
+        argmax = np.empty(y.shape, np.int64)
+        if y.size:  # NOTE: the kernels take no empty arrays
+            kernels.kernels().max_pool2d_forward(y, argmax, np.ascontiguousarray(x), kernel[0], kernel[1],
+                                                 stride, padding)
+        self.argmax, self.shape = argmax, x.shape
         return y
 
     def backward(self, dy):
-        shape, (kh, kw), (sh, sw), (ph, pw), (OH, OW) = self.geom
-        xp, y = self.xp, self.y
-        dxp = np.zeros(xp.shape, dy.dtype)
-        # NOTE: the first maximum in window order takes the gradient, as PyTorch does: `free` marks the windows
-        # whose maximum has not been claimed by an earlier offset
-        free = np.ones(y.shape, bool)
-        for i in range(kh):
-            for j in range(kw):
-                sl = (slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)
-                hit = xp[sl] == y
-                hit &= free
-                free ^= hit
-                dxp[sl] += dy * hit
-        return dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
+        dx = np.zeros(self.shape, dy.dtype)
+        if dx.size:  # the kernel zeroes dx, then hands each window's gradient to its first maximum, as PyTorch does
+            kernels.kernels().max_pool2d_backward(dx, np.ascontiguousarray(dy), self.argmax)
+        return dx
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0):

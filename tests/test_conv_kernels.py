@@ -1,0 +1,196 @@
+"""im2col, col2im and max_pool2d kernels: every backend against the NumPy reference, which is itself checked against
+PyTorch (unfold, fold, max_pool2d with indices); odd shapes, stride/padding/dilation, ties and NaN, bad arguments.
+Shapes stay small: the suite also runs with NUMBA_DISABLE_JIT=1."""
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad.kernels import contract, reference
+
+BACKENDS = ["numpy", "cython", "numba"]
+DTYPES = [np.float32, np.float64]
+# (N, C, H, W, kh, kw, stride, padding, dilation)
+CONV = [(2, 3, 7, 6, 3, 2, (1, 2), (1, 0), (2, 1)), (3, 2, 9, 8, 5, 5, (2, 2), (2, 2), (1, 1)),
+        (1, 1, 5, 5, 1, 1, (1, 1), (0, 0), (1, 1)), (2, 4, 6, 7, 3, 3, (3, 1), (4, 3), (1, 2)),
+        (2, 1, 4, 4, 5, 5, (1, 1), (2, 2), (1, 1))]
+# (N, C, H, W, kh, kw, stride, padding)
+POOL = [(2, 3, 8, 8, 2, 2, (2, 2), (0, 0)), (2, 3, 7, 9, 2, 2, (2, 2), (0, 0)), (1, 2, 7, 8, 3, 3, (2, 1), (1, 1)),
+        (2, 2, 5, 6, 3, 2, (1, 1), (1, 1)), (1, 1, 3, 3, 3, 3, (1, 1), (0, 0))]
+
+
+def _backend(name):
+    if name not in mg.available_backends():
+        pytest.skip(f"backend {name} not available")
+    return mg.kernels.load(name)
+
+
+def _out(H, W, kh, kw, stride, padding, dilation=(1, 1)):
+    return ((H + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1,
+            (W + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
+
+
+def test_reference_matches_torch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(0)
+    for N, C, H, W, kh, kw, s, p, d in CONV:
+        x = rng.standard_normal((N, C, H, W))
+        OH, OW = _out(H, W, kh, kw, s, p, d)
+        cols = np.empty((C * kh * kw, N * OH * OW))
+        reference.im2col(cols, x, kh, kw, s, p, d)
+        u = F.unfold(torch.tensor(x), (kh, kw), dilation=d, padding=p, stride=s).numpy()  # (N, K, L)
+        np.testing.assert_array_equal(cols.reshape(-1, N, OH * OW).transpose(1, 0, 2), u)
+        dx = np.ones_like(x)
+        reference.col2im(dx, cols, kh, kw, s, p, d)
+        folded = F.fold(torch.tensor(u), (H, W), (kh, kw), dilation=d, padding=p, stride=s).numpy()
+        np.testing.assert_allclose(dx, folded + 1, rtol=1e-12)
+    for N, C, H, W, kh, kw, s, p in POOL:
+        x = rng.integers(0, 3, (N, C, H, W)).astype(float)  # many ties: the first maximum must win
+        tx = torch.tensor(x, requires_grad=True)
+        ty, ti = F.max_pool2d(tx, (kh, kw), s, p, return_indices=True)
+        y, a = np.empty(ty.shape), np.empty(ty.shape, np.int64)
+        reference.max_pool2d_forward(y, a, x, kh, kw, s, p)
+        np.testing.assert_array_equal(y, ty.detach().numpy())
+        np.testing.assert_array_equal(a, ti.numpy())
+        dy = rng.standard_normal(y.shape)
+        ty.backward(torch.tensor(dy))
+        dx = np.full_like(x, np.nan)
+        reference.max_pool2d_backward(dx, dy, a)
+        np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_im2col_col2im_parity(name, dtype):
+    k = _backend(name)
+    rng = np.random.default_rng(1)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    for N, C, H, W, kh, kw, s, p, d in CONV:
+        x = rng.standard_normal((N, C, H, W)).astype(dtype)
+        OH, OW = _out(H, W, kh, kw, s, p, d)
+        want = np.empty((C * kh * kw, N * OH * OW), dtype)
+        reference.im2col(want, x, kh, kw, s, p, d)
+        for n_threads in (1, 2):
+            cols = np.full_like(want, np.nan)
+            k.module.im2col(cols, x, kh, kw, s, p, d, n_threads)
+            np.testing.assert_array_equal(cols, want)
+        k.im2col(cols, x, kh, kw, s, p, d)  # through the contract too
+        np.testing.assert_array_equal(cols, want)
+        g = rng.standard_normal(want.shape).astype(dtype)
+        dx0 = rng.standard_normal(x.shape).astype(dtype)
+        expect = dx0.copy()
+        reference.col2im(expect, g, kh, kw, s, p, d)
+        for n_threads in (1, 2):
+            dx = dx0.copy()  # col2im accumulates into dx
+            k.module.col2im(dx, g, kh, kw, s, p, d, n_threads)
+            np.testing.assert_allclose(dx, expect, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_max_pool2d_parity(name, dtype):
+    k = _backend(name)
+    rng = np.random.default_rng(2)
+    for N, C, H, W, kh, kw, s, p in POOL:
+        OH, OW = _out(H, W, kh, kw, s, p)
+        for x in (rng.standard_normal((N, C, H, W)).astype(dtype),
+                  rng.integers(0, 2, (N, C, H, W)).astype(dtype),  # ties
+                  np.where(rng.random((N, C, H, W)) < 0.2, np.nan, rng.standard_normal((N, C, H, W))).astype(dtype),
+                  np.full((N, C, H, W), -np.inf, dtype)):
+            want_y, want_a = np.empty((N, C, OH, OW), dtype), np.empty((N, C, OH, OW), np.int64)
+            reference.max_pool2d_forward(want_y, want_a, x, kh, kw, s, p)
+            dy = rng.standard_normal(want_y.shape).astype(dtype)
+            want_dx = np.empty_like(x)
+            reference.max_pool2d_backward(want_dx, dy, want_a)
+            for n_threads in (1, 2):
+                y, a = np.full_like(want_y, 7.0), np.full_like(want_a, -5)
+                k.module.max_pool2d_forward(y, a, x, kh, kw, s, p, n_threads)
+                np.testing.assert_array_equal(y, want_y)
+                np.testing.assert_array_equal(a, want_a)
+                dx = np.full_like(x, np.nan)  # the kernel zeroes dx itself
+                k.module.max_pool2d_backward(dx, dy, a, n_threads)
+                np.testing.assert_allclose(dx, want_dx, rtol=1e-6, atol=1e-6)
+            y, a, dx = np.empty_like(want_y), np.empty_like(want_a), np.empty_like(x)
+            k.max_pool2d_forward(y, a, x, kh, kw, s, p)
+            k.max_pool2d_backward(dx, dy, a)
+            np.testing.assert_array_equal(a, want_a)
+
+
+def _conv_args(dtype=np.float32):
+    x = np.zeros((2, 3, 6, 6), dtype)
+    return np.empty((3 * 9, 2 * 36), dtype), x, 3, 3, (1, 1), (1, 1), (1, 1)
+
+
+def _pool_args():
+    return np.empty((2, 3, 3, 3), np.float32), np.empty((2, 3, 3, 3), np.int64), np.zeros((2, 3, 6, 6), np.float32), \
+        2, 2, (2, 2), (0, 0)
+
+
+BAD = [
+    ("im2col", lambda a: a[:2] + (0,) + a[3:], ValueError, "kh must be an int >= 1"),
+    ("im2col", lambda a: a[:3] + (2.0,) + a[4:], ValueError, "kw must be an int >= 1"),
+    ("im2col", lambda a: a[:4] + (1,) + a[5:], ValueError, "stride must be a pair"),
+    ("im2col", lambda a: a[:4] + ((0, 1),) + a[5:], ValueError, "stride must be a pair"),
+    ("im2col", lambda a: a[:5] + ((-1, 0),) + a[6:], ValueError, "padding must be a pair"),
+    ("im2col", lambda a: a[:6] + ((1, 0),), ValueError, "dilation must be a pair"),
+    ("im2col", lambda a: (np.empty((27, 71), np.float32),) + a[1:], ValueError, "cols must have shape"),
+    ("im2col", lambda a: (a[0].astype(np.float64),) + a[1:], TypeError, "'x' must have dtype float64"),
+    ("im2col", lambda a: a[:2] + (9, 9) + a[4:], ValueError, "too small"),
+    ("col2im", lambda a: (a[1], a[0], 3, 3, (1, 1), (1, 1), (1, 1)), None, None),
+    ("col2im", lambda a: (a[1][:, :, :, ::2], a[0], 3, 3, (1, 1), (1, 1), (1, 1)), ValueError, "'dx' must be C-contig"),
+]
+BAD_POOL = [
+    (lambda a: (a[0][:, :, :2].copy(), a[1][:, :, :2].copy()) + a[2:], ValueError, "spatial shape"),
+    (lambda a: (a[0], a[1].astype(np.int32)) + a[2:], TypeError, "'argmax' must have dtype int64"),
+    (lambda a: a[:3] + (3, 3, (2, 2), (2, 2)), ValueError, "padding (2, 2) must be at most half"),
+    (lambda a: a[:5] + ((True, 1),) + a[6:], ValueError, "stride must be a pair"),
+]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_bad_arguments(name):
+    k = _backend(name)
+    for kernel, edit, exc, msg in BAD:
+        args = edit(_conv_args())
+        if exc is None:
+            getattr(k, kernel)(*args)  # the well-formed call works
+            continue
+        with pytest.raises(exc, match=msg.replace("(", r"\(").replace(")", r"\)")):
+            getattr(k, kernel)(*args)
+    for edit, exc, msg in BAD_POOL:
+        with pytest.raises(exc, match=msg.replace("(", r"\(").replace(")", r"\)")):
+            k.max_pool2d_forward(*edit(_pool_args()))
+    y, a, x = _pool_args()[:3]
+    dx = np.empty_like(x)
+    for bad in (-1, 36):
+        with pytest.raises(ValueError, match=r"argmax must hold indices in \[0, H\*W\)"):
+            k.max_pool2d_backward(dx, y, np.full(a.shape, bad, np.int64))
+    with pytest.raises(TypeError, match="takes 3 arguments"):
+        k.max_pool2d_backward(dx, y)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_layers_run_on_the_backend_asked_for(name, monkeypatch):
+    """conv2d and max_pool2d call the active backend's kernels (and agree with the numpy backend)."""
+    backend = _backend(name)
+    module = backend.module
+    called = []
+    kernels = ("im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward")
+    for kernel in kernels:
+        raw = getattr(module, kernel)
+        monkeypatch.setattr(module, kernel, lambda *a, _raw=raw, _k=kernel: (called.append(_k), _raw(*a))[1])
+        backend.__dict__.pop(kernel, None)  # the registry caches its checked wrappers: rebuild them on the spies
+    rng = np.random.default_rng(3)
+    x0, w0 = rng.standard_normal((2, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
+    out = {}
+    for which in ("numpy", name):
+        with mg.using_backend(which):
+            x, w = mg.Tensor(x0, requires_grad=True), mg.Tensor(w0, requires_grad=True)
+            y = mg.nn.functional.max_pool2d(mg.nn.functional.conv2d(x, w, padding=1, stride=(1, 2)), 2)
+            y.backward(np.ones(y.shape))
+            out[which] = (y.numpy(), x.grad.numpy(), w.grad.numpy())
+    for kernel in kernels:
+        backend.__dict__.pop(kernel, None)
+    assert sorted(set(called)) == sorted(kernels)
+    for a, b in zip(out["numpy"], out[name]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
