@@ -60,7 +60,20 @@ class TensorDataset(Dataset):
         return self.tensors
 
 
-class SyntheticDigits(Dataset):
+class ImageDataset(Dataset):
+    """Images in `.data` (N, 1, H, W) float32 and labels in `.targets` (N,) int64; an item is `(image, int)`."""
+
+    def __getitem__(self, index):
+        return self.data[index], int(self.targets[index])
+
+    def __len__(self):
+        return len(self.targets)
+
+    def arrays(self):
+        return self.data, self.targets
+
+
+class SyntheticDigits(ImageDataset):
     """A small deterministic 10-class image set for offline smoke runs, in the same format as `MNIST`.
 
     Each class has a fixed prototype, a few random strokes on a 28x28 canvas drawn from `seed`. An item is
@@ -80,15 +93,6 @@ class SyntheticDigits(Dataset):
         self.targets = rng.integers(0, num_classes, size=n).astype(np.int64)
         x = self.prototypes[self.targets] + noise * rng.standard_normal((n, 28, 28), dtype=np.float32)
         self.data = np.clip(x, 0.0, 1.0, out=x)[:, None]
-
-    def __getitem__(self, index):
-        return self.data[index], int(self.targets[index])
-
-    def __len__(self):
-        return len(self.targets)
-
-    def arrays(self):
-        return self.data, self.targets
 
 
 def _prototypes(seed, num_classes):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset
+from .dataset import ImageDataset
 
 __all__ = ["read_idx", "MNIST", "FashionMNIST", "cache_dir", "fetch_mnist"]
 
@@ -118,7 +118,7 @@ def load_idx_split(root, train=True, num_classes=10):
 # Datasets
 # --------------------------------------------------------------------------------------------------------
 
-class _ImageDataset(Dataset):
+class _ImageDataset(ImageDataset):
     """Holds `(N, 28, 28) uint8` images and labels as `.data` (N, 1, 28, 28) float32 and `.targets` int64."""
 
     classes: list
@@ -126,15 +126,6 @@ class _ImageDataset(Dataset):
     def __init__(self, images, labels):
         self.data = (images.astype(np.float32) / np.float32(255.0))[:, None]
         self.targets = labels.astype(np.int64)
-
-    def __getitem__(self, index):
-        return self.data[index], int(self.targets[index])
-
-    def __len__(self):
-        return len(self.targets)
-
-    def arrays(self):
-        return self.data, self.targets
 
     def __repr__(self):
         return f"{type(self).__name__}(split={'train' if self.train else 'test'}, n={len(self)})"

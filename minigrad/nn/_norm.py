@@ -72,6 +72,25 @@ def _affine(weight, bias, c, dtype):
     return w, b
 
 
+def _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps):
+    """Checks shared by batch and instance norm: per-channel (C,) parameters and running statistics of the
+    input's dtype, and eps. Returns the running statistics' arrays (or None) and eps as a float."""
+    c, dtype = input.shape[1], input.dtype
+    _check_param(fn, "weight", weight, (c,), dtype)
+    _check_param(fn, "bias", bias, (c,), dtype)
+    rm = _check_param(fn, "running_mean", running_mean, (c,), dtype)
+    rv = _check_param(fn, "running_var", running_var, (c,), dtype)
+    return rm, rv, _check_eps(fn, eps)
+
+
+def _with_running_stats(fn, mode, input, weight, bias, rm, rv, eps):
+    """Normalize with the running statistics (batch norm in eval, instance norm without input statistics)."""
+    if rm is None or rv is None:
+        raise ValueError(f"{fn}: running_mean and running_var are required when {mode}")
+    return _ChannelAffine.apply(input, *_params(weight, bias), running_mean=rm, running_var=rv,
+                                has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+
+
 def _empty_like(x):
     """An empty input gives an empty output and leaves running statistics alone, as in PyTorch; the kernels are
     never called with zero-size arrays."""
@@ -194,19 +213,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """
     fn = "batch_norm"
     _check_input(fn, input, 2, 5)
-    c, dtype = input.shape[1], input.dtype
-    _check_param(fn, "weight", weight, (c,), dtype)
-    _check_param(fn, "bias", bias, (c,), dtype)
-    rm = _check_param(fn, "running_mean", running_mean, (c,), dtype)
-    rv = _check_param(fn, "running_var", running_var, (c,), dtype)
-    eps = _check_eps(fn, eps)
+    c = input.shape[1]
+    rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
     if input.size == 0:
         return _empty_like(input)
     if not training:
-        if rm is None or rv is None:
-            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
-        return _ChannelAffine.apply(input, *_params(weight, bias), running_mean=rm, running_var=rv,
-                                    has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+        return _with_running_stats(fn, "training=False", input, weight, bias, rm, rv, eps)
     per_channel = input.size // c if c else 0
     if per_channel <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of shape "
@@ -294,18 +306,11 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     fn = "instance_norm"
     _check_input(fn, input, 3)
     n, c = input.shape[0], input.shape[1]
-    _check_param(fn, "weight", weight, (c,), input.dtype)
-    _check_param(fn, "bias", bias, (c,), input.dtype)
-    rm = _check_param(fn, "running_mean", running_mean, (c,), input.dtype)
-    rv = _check_param(fn, "running_var", running_var, (c,), input.dtype)
-    eps = _check_eps(fn, eps)
+    rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
     if input.size == 0:
         return _empty_like(input)
     if not use_input_stats:
-        if rm is None or rv is None:
-            raise ValueError("instance_norm: running_mean and running_var are required when use_input_stats=False")
-        return _ChannelAffine.apply(input, *_params(weight, bias), running_mean=rm, running_var=rv,
-                                    has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+        return _with_running_stats(fn, "use_input_stats=False", input, weight, bias, rm, rv, eps)
     s = int(np.prod(input.shape[2:], dtype=np.int64))
     if s <= 1:
         raise ValueError(f"instance_norm: expected more than 1 spatial element when training, got input of shape "
