@@ -31,6 +31,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+# NOTE: every benchmark process, minigrad's and PyTorch's alike, runs with the allocator tuning that minigrad's
+# command line applies (glibc keeps freed activations on its heap; see minigrad/allocator.py). It changes minigrad's
+# training steps (no page faults per step) and not PyTorch's.
+from minigrad.allocator import tune_allocator  # noqa: E402
+
+ALLOCATOR_TUNED = tune_allocator()
+
 BANDWIDTH_JSON = os.environ.get("MINIGRAD_BANDWIDTH_JSON", os.path.join(ROOT, ".benchmarks", "bandwidth.json"))
 
 # op -> number of |x|-sized array transfers (see the module docstring)

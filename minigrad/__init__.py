@@ -3,6 +3,7 @@
 Normalization kernels (batch, layer, group and instance norm) are hand-written three times behind one
 signature: a NumPy reference, Cython/OpenMP and Numba. ``minigrad.set_backend`` picks one.
 """
+from minigrad.allocator import tune_allocator
 from minigrad.gradcheck import GradcheckError, gradcheck
 from minigrad.kernels import (
     available_backends,

@@ -71,8 +71,11 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the ``minigrad`` console script and ``python -m minigrad``; returns the exit status."""
+    from minigrad.allocator import tune_allocator
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_allocator()  # NOTE: keeps per-step activations on the heap (see minigrad/allocator.py)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

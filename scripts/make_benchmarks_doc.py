@@ -112,7 +112,8 @@ def make_doc(data, json_name="benchmarks.json"):
           + (", ".join(f"{tr[t]:.1f} GB/s at {t} thread{'s' if t > 1 else ''}" for t in sorted(tr)) or "not measured")
           for label, tr in (("LLC-size (1 MiB per array)", triads["llc"]),
                             ("DRAM-size (64 MiB per array)", triads["dram"]))],
-        f"* Environment of every process: {env}",
+        f"* Environment of every process: {env}; every process (minigrad's and PyTorch's) calls "
+        "`minigrad.tune_allocator()`, as `minigrad train` does (see `minigrad/allocator.py`)",
         "",
         "Times are medians. GB/s uses the byte model (training forward 3 |x|, inference 2 |x|, backward 5 |x|, "
         "fwd+bwd 8 |x| bytes); `of triad` divides it by the triad of the same thread count, the LLC-size one when the "
