@@ -5,6 +5,7 @@ taking the parsed args and returning an exit status), then add it to ``SUBCOMMAN
 ``func``, so ``minigrad --help`` stays fast.
 """
 import argparse
+import os
 import sys
 
 
@@ -71,6 +72,10 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the ``minigrad`` console script and ``python -m minigrad``; returns the exit status."""
+    # NOTE: OpenMP threads that spin while idle compete with BLAS's threads for the same cores: a 2-thread LeNet
+    # epoch took 5x as long as a 1-thread one. Passive waiting takes effect only if no OpenMP runtime is loaded
+    # yet, as in a fresh command; an explicit OMP_WAIT_POLICY wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     from minigrad.allocator import tune_allocator
 
     parser = build_parser()

@@ -10,7 +10,6 @@ Markdown report into ``--out`` (default ``runs/NAME``).
 ``python -m minigrad.experiments NAME ...`` does the same without the ``minigrad`` command.
 """
 import argparse
-import os
 
 from . import backends, depth, eval_mode, init_sweep, lr_sweep, paper_mnist
 from .common import Config
@@ -62,9 +61,6 @@ def _command(args):
 
 
 def _main_from_args(args):
-    # NOTE: idle OpenMP threads that spin collapse 2-thread runs on a shared machine (benchmarks/run_all.py);
-    # this takes effect only when no OpenMP runtime is loaded yet, as in a fresh `minigrad experiment`.
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     cfg = Config(name=args.name, quick=args.quick, out=args.out, seeds=args.seeds, backend=args.backend,
                  threads=args.threads, data=args.data, steps=args.steps, lr=args.lr, init_std=args.init_std,
                  progress=not args.no_progress, command=_command(args))
