@@ -31,6 +31,16 @@ class Identity(Module):
         return x
 
 
+
+def _reset_parameters(weight, bias):
+    """PyTorch's default init of Linear and Conv2d: kaiming_uniform_(a=sqrt(5)) for the weight, which is
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for the bias."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in)
+        init.uniform_(bias, -bound, bound)
+
 class Linear(Module):
     """``y = x W^T + b``. weight (out_features, in_features), bias (out_features,)."""
 
@@ -46,10 +56,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            init.uniform_(self.bias, -bound, bound)
+        _reset_parameters(self.weight, self.bias)
 
     def forward(self, x):
         return L.linear(x, self.weight, self.bias)
@@ -83,11 +90,7 @@ class Conv2d(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
-            bound = 1 / math.sqrt(fan_in)
-            init.uniform_(self.bias, -bound, bound)
+        _reset_parameters(self.weight, self.bias)
 
     def forward(self, x):
         return L.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
