@@ -56,6 +56,45 @@ def test_kernel_boundary_rejects_bad_arguments(backend, case):
         kernels.kernels().batch_norm_forward(*args)
 
 
+@pytest.mark.parametrize("case", sorted(BAD_KERNEL_CALLS) + ["big-endian x", "valid"])
+def test_compiled_accept_path_agrees_with_python_rules(case):
+    """The compiled fast path (minigrad/_ext/_check.pyx) accepts exactly what the Python rules accept, and
+    returns the same sizes."""
+    from minigrad.kernels import contract
+    if contract._accept is None:
+        pytest.skip("extensions not built")
+    args = _bn_args()
+    if case == "big-endian x":
+        args[3] = args[3].astype(">f4")
+    elif case != "valid":
+        BAD_KERNEL_CALLS[case][0](args)
+    names, plan, fast, _, _ = contract._PLANS["batch_norm_forward"]
+    accepted = contract._accept(tuple(args), len(names), fast, contract.SYMBOLS, contract._ELEMENT_SYMBOLS)
+    try:
+        dims = contract._check_arrays("batch_norm_forward", names, plan, tuple(args))
+    except (TypeError, ValueError):
+        assert accepted is None
+    else:
+        assert accepted == (dims, 4 * 3 * 5)
+    if accepted is None:
+        assert case != "valid"
+
+
+def test_cython_wrappers_reject_non_arrays_and_wrong_dtypes():
+    """The raw Cython kernels (called directly, without the contract) still refuse what they cannot read."""
+    if "cython" not in BACKENDS:
+        pytest.skip("extensions not built")
+    from minigrad._ext import norm
+    args = _bn_args()
+    with pytest.raises(TypeError):
+        norm.batch_norm_forward(None, *args[1:], 1)
+    with pytest.raises(TypeError):
+        norm.batch_norm_forward(args[0], args[1], args[2], [[1.0]], *args[4:], 1)
+    args[3] = args[3].astype(np.int32)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        norm.batch_norm_forward(*args, 1)
+
+
 def test_group_norm_kernel_rejects_groups_not_dividing(backend):
     x = np.ones((2, 6, 4), np.float32)
     args = [np.empty_like(x), np.empty((2, 4)), np.empty((2, 4)), x, np.ones(6, np.float32),

@@ -11,10 +11,15 @@ NOTE: no double accumulators here (unlike the norms): im2col and pooling only co
 most kh*kw values into each dx element, in offset order (that of the reference), so X precision loses nothing
 a statistic over thousands of elements would. Results do not depend on n_threads.
 """
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
+
+from minigrad._ext._arrays cimport dim, is_float32, ptr
+
+cnp.import_array()
 
 
 cdef inline Py_ssize_t _first(Py_ssize_t off, Py_ssize_t s) noexcept nogil:
@@ -100,30 +105,22 @@ cdef void _col2im_sample(floating* dx,            # IN/OUT
                             dxr[ow * sw] += src[oh * OW + ow]
 
 
-def im2col(floating[:, ::1] cols, const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
-           tuple stride, tuple padding, tuple dilation, int n_threads):
-    """cols[(c, i, j), (n, oh, ow)] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]; zero padding, never copied."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3], n
-    cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
-    cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+cdef void _im2col(floating* cols, const floating* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                  Py_ssize_t dh, Py_ssize_t dw, int n_threads) noexcept nogil:
     cdef Py_ssize_t OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1, OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    if N == 0 or C == 0:
-        return
-    for n in prange(N, nogil=True, schedule='static', num_threads=n_threads):
-        _im2col_sample(&cols[0, 0], &x[0, 0, 0, 0], n, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
+    cdef Py_ssize_t n
+    for n in prange(N, schedule='static', num_threads=n_threads):
+        _im2col_sample(cols, x, n, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
 
 
-def col2im(floating[:, :, :, ::1] dx, const floating[:, ::1] cols, Py_ssize_t kh, Py_ssize_t kw,
-           tuple stride, tuple padding, tuple dilation, int n_threads):
-    """dx += col2im(cols), the adjoint of im2col (accumulates into dx)."""
-    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3], n
-    cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
-    cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+cdef void _col2im(floating* dx, const floating* cols, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                  Py_ssize_t dh, Py_ssize_t dw, int n_threads) noexcept nogil:
     cdef Py_ssize_t OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1, OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    if N == 0 or C == 0:
-        return
-    for n in prange(N, nogil=True, schedule='static', num_threads=n_threads):
-        _col2im_sample(&dx[0, 0, 0, 0], &cols[0, 0], n, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
+    cdef Py_ssize_t n
+    for n in prange(N, schedule='static', num_threads=n_threads):
+        _col2im_sample(dx, cols, n, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
 
 
 cdef inline Py_ssize_t _later_wins(const floating* x, Py_ssize_t best, Py_ssize_t k) noexcept nogil:
@@ -167,33 +164,96 @@ cdef void _max_pool_plane(floating* y,             # OUT
             argmax[oh * OW + ow] = best
 
 
-def max_pool2d_forward(floating[:, :, :, ::1] y, int64_t[:, :, :, ::1] argmax, const floating[:, :, :, ::1] x,
-                       Py_ssize_t kh, Py_ssize_t kw, tuple stride, tuple padding, int n_threads):
-    """y = max over each window, argmax = h*W + w of its first maximum (the last NaN)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3], p
-    cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
-    if N == 0 or C == 0:
-        return
-    for p in prange(N * C, nogil=True, schedule='static', num_threads=n_threads):
-        _max_pool_plane(&y[0, 0, 0, 0] + p * OH * OW, &argmax[0, 0, 0, 0] + p * OH * OW,
-                        &x[0, 0, 0, 0] + p * H * W, H, W, kh, kw, sh, sw, ph, pw, OH, OW)
+cdef void _max_pool2d(floating* y, int64_t* argmax, const floating* x, Py_ssize_t NC, Py_ssize_t H,
+                      Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                      Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int n_threads) noexcept nogil:
+    cdef Py_ssize_t p
+    for p in prange(NC, schedule='static', num_threads=n_threads):
+        _max_pool_plane(y + p * OH * OW, argmax + p * OH * OW, x + p * H * W, H, W, kh, kw, sh, sw, ph, pw, OH, OW)
 
 
-def max_pool2d_backward(floating[:, :, :, ::1] dx, const floating[:, :, :, ::1] dy,
-                        const int64_t[:, :, :, ::1] argmax, int n_threads):
+cdef void _max_pool2d_backward(floating* dx, const floating* dy, const int64_t* argmax, Py_ssize_t NC,
+                               Py_ssize_t HW, Py_ssize_t M, int n_threads) noexcept nogil:
     """dx = 0, then dx[n, c].flat[argmax] += dy; a plane per iteration, so the scatters never collide."""
-    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], HW = dx.shape[2] * dx.shape[3]
-    cdef Py_ssize_t M = dy.shape[2] * dy.shape[3], p, k
+    cdef Py_ssize_t p, k
     cdef floating* dxp
     cdef const floating* dyp
     cdef const int64_t* ap
-    if N == 0 or C == 0:
-        return
-    for p in prange(N * C, nogil=True, schedule='static', num_threads=n_threads):
-        dxp = &dx[0, 0, 0, 0] + p * HW
-        dyp = &dy[0, 0, 0, 0] + p * M
-        ap = &argmax[0, 0, 0, 0] + p * M
+    for p in prange(NC, schedule='static', num_threads=n_threads):
+        dxp = dx + p * HW
+        dyp = dy + p * M
+        ap = argmax + p * M
         memset(dxp, 0, HW * sizeof(floating))
         for k in range(M):
             dxp[ap[k]] += dyp[k]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the def wrappers: contract signatures + n_threads (see _arrays.pxd: the contract has checked the arguments,
+# the window included)
+
+def im2col(cnp.ndarray cols not None, cnp.ndarray x not None, Py_ssize_t kh, Py_ssize_t kw,
+           tuple stride, tuple padding, tuple dilation, int n_threads):
+    """cols[(c, i, j), (n, oh, ow)] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]; zero padding, never copied."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3)
+    cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
+    cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+    cdef bint f32 = is_float32(x)
+    cdef void* p_cols = ptr(cols), *p_x = ptr(x)
+    if N * C == 0:
+        return
+    with nogil:
+        if f32:
+            _im2col(<float*>p_cols, <float*>p_x, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
+        else:
+            _im2col(<double*>p_cols, <double*>p_x, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
+
+
+def col2im(cnp.ndarray dx not None, cnp.ndarray cols not None, Py_ssize_t kh, Py_ssize_t kw,
+           tuple stride, tuple padding, tuple dilation, int n_threads):
+    """dx += col2im(cols), the adjoint of im2col (accumulates into dx)."""
+    cdef Py_ssize_t N = dim(dx, 0), C = dim(dx, 1), H = dim(dx, 2), W = dim(dx, 3)
+    cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
+    cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
+    cdef bint f32 = is_float32(dx)
+    cdef void* p_dx = ptr(dx), *p_cols = ptr(cols)
+    if N * C == 0:
+        return
+    with nogil:
+        if f32:
+            _col2im(<float*>p_dx, <float*>p_cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
+        else:
+            _col2im(<double*>p_dx, <double*>p_cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
+
+
+def max_pool2d_forward(cnp.ndarray y not None, cnp.ndarray argmax not None, cnp.ndarray x not None,
+                       Py_ssize_t kh, Py_ssize_t kw, tuple stride, tuple padding, int n_threads):
+    """y = max over each window, argmax = h*W + w of its first maximum (the last NaN)."""
+    cdef Py_ssize_t NC = dim(x, 0) * dim(x, 1), H = dim(x, 2), W = dim(x, 3), OH = dim(y, 2), OW = dim(y, 3)
+    cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_argmax = ptr(argmax), *p_x = ptr(x)
+    if NC == 0:
+        return
+    with nogil:
+        if f32:
+            _max_pool2d(<float*>p_y, <int64_t*>p_argmax, <float*>p_x, NC, H, W, OH, OW, kh, kw, sh, sw,
+                        ph, pw, n_threads)
+        else:
+            _max_pool2d(<double*>p_y, <int64_t*>p_argmax, <double*>p_x, NC, H, W, OH, OW, kh, kw, sh,
+                        sw, ph, pw, n_threads)
+
+
+def max_pool2d_backward(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray argmax not None,
+                        int n_threads):
+    """dx = 0, then dx[n, c].flat[argmax] += dy."""
+    cdef Py_ssize_t NC = dim(dx, 0) * dim(dx, 1), HW = dim(dx, 2) * dim(dx, 3), M = dim(dy, 2) * dim(dy, 3)
+    cdef bint f32 = is_float32(dx)
+    cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_argmax = ptr(argmax)
+    if NC == 0:
+        return
+    with nogil:
+        if f32:
+            _max_pool2d_backward(<float*>p_dx, <float*>p_dy, <int64_t*>p_argmax, NC, HW, M, n_threads)
+        else:
+            _max_pool2d_backward(<double*>p_dx, <double*>p_dy, <int64_t*>p_argmax, NC, HW, M, n_threads)

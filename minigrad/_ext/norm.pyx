@@ -15,10 +15,15 @@ Constraints kept everywhere:
     shape (n_chunks, C) (n_chunks from N alone) merged serially;
   - forward saves only mean and rstd; backward recomputes xhat = (x - mean)*rstd from x.
 """
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt, NAN
+from libc.math cimport sqrt
 from libc.stdlib cimport malloc, calloc, free
+
+from minigrad._ext._arrays cimport dim, is_float32, ptr
+
+cnp.import_array()
 
 # group norm backward: at most this many chunks of the batch, each with its own dweight/dbias partials
 cdef Py_ssize_t MAX_CHUNKS = 64
@@ -502,67 +507,22 @@ cdef int _bn_backward(floating* dx, floating* dweight, floating* dbias,
 
 
 # ---------------------------------------------------------------------------------------------------------
-# batch norm, the def wrappers (contract signatures + n_threads)
-
-# x, y: (N, C, S); mean, rstd: (C,) float64 OUT; weight, bias: (C,)
-def batch_norm_forward(floating[:, :, ::1] y, double[::1] mean, double[::1] rstd,
-                       const floating[:, :, ::1] x, const floating[::1] weight, const floating[::1] bias,
-                       double eps, int n_threads):
-    """Training-mode batch norm forward (formula: reference.batch_norm_forward)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2]
-    cdef int err
-    if C == 0:
-        return
-    if N * S == 0:
-        mean[:] = NAN
-        rstd[:] = NAN
-        return
-    with nogil:
-        err = _bn_forward(&y[0, 0, 0], &mean[0], &rstd[0], &x[0, 0, 0], &weight[0], &bias[0], eps,
-                          N, C, S, n_threads)
-    if err:
-        raise MemoryError()
-
+# batch norm, inference (y = (x - running_mean)*scale + bias)
 
 # x, y: (N, C, S); running_mean, running_var, weight, bias: (C,)
-def batch_norm_inference(floating[:, :, ::1] y, const floating[:, :, ::1] x,
-                         const floating[::1] running_mean, const floating[::1] running_var,
-                         const floating[::1] weight, const floating[::1] bias, double eps, int n_threads):
-    """y = (x - running_mean)*scale + bias, scale = weight/sqrt(running_var + eps), in X precision."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, n
-    if N * C * S == 0:
-        return
-    cdef floating[::1] scale = _like(weight)
+cdef int _bn_inference(floating* y, const floating* x, const floating* running_mean, const floating* running_var,
+                       const floating* weight, const floating* bias, double eps,
+                       Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads) noexcept nogil:
+    cdef floating* scale = <floating*>malloc(C * sizeof(floating))
+    cdef Py_ssize_t c, n
+    if scale == NULL:
+        return -1
     for c in range(C):
         scale[c] = <floating>(weight[c] / sqrt(<double>running_var[c] + eps))
-    for n in prange(N, nogil=True, schedule='static', num_threads=n_threads):
-        _affine_row(&y[n, 0, 0], &x[n, 0, 0], &running_mean[0], &scale[0], &bias[0], C, S)
-
-
-# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (C,) float64; weight: (C,)
-def batch_norm_backward(floating[:, :, ::1] dx, floating[::1] dweight, floating[::1] dbias,
-                        const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
-                        const double[::1] mean, const double[::1] rstd, const floating[::1] weight,
-                        int n_threads):
-    """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)); dweight = sum(dy*xhat); dbias = sum(dy)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2]
-    cdef int err
-    if C == 0:
-        return
-    if N * S == 0:
-        dweight[:] = 0
-        dbias[:] = 0
-        return
-    with nogil:
-        err = _bn_backward(&dx[0, 0, 0], &dweight[0], &dbias[0], &dy[0, 0, 0], &x[0, 0, 0],
-                           &mean[0], &rstd[0], &weight[0], N, C, S, n_threads)
-    if err:
-        raise MemoryError()
-
-
-cdef object _like(const floating[::1] a):
-    import numpy as np
-    return np.empty(a.shape[0], dtype=np.float32 if floating is float else np.float64)
+    for n in prange(N, schedule='static', num_threads=n_threads):
+        _affine_row(y + n * C * S, x + n * C * S, running_mean, scale, bias, C, S)
+    free(scale)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -648,61 +608,170 @@ cdef inline void _gn_dx(floating* dx, const floating* dy, const floating* x, Py_
         mg_gn_dx_double(dx, dy, x, m, r, w, mg, K, b, k)
 
 
-# x, y: (N, C, S); mean, rstd: (N, G) float64 OUT; weight, bias: (C,)
-def group_norm_forward(floating[:, :, ::1] y, double[:, ::1] mean, double[:, ::1] rstd,
-                       const floating[:, :, ::1] x, const floating[::1] weight, const floating[::1] bias,
-                       Py_ssize_t num_groups, double eps, int n_threads):
-    """Group norm forward (formula: reference.group_norm_forward); rows (n, g) in parallel."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], G = num_groups, Cg = C // num_groups
-    cdef Py_ssize_t i, n, g
-    if N == 0:
-        return
-    if C * S == 0:
-        mean[:, :] = NAN
-        rstd[:, :] = NAN
-        return
-    for i in prange(N * G, nogil=True, schedule='static', num_threads=n_threads):
+# x, y: (N, C, S); mean, rstd: (N, G) float64 OUT; weight, bias: (C,). Rows (n, g) in parallel.
+cdef int _gn_forward(floating* y, double* mean, double* rstd, const floating* x, const floating* weight,
+                     const floating* bias, double eps, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t G,
+                     int n_threads) noexcept nogil:
+    cdef Py_ssize_t Cg = C // G, i, n, g
+    for i in prange(N * G, schedule='static', num_threads=n_threads):
         n = i // G
         g = i % G
-        _gn_forward_row(&y[n, g * Cg, 0], &mean[n, g], &rstd[n, g], &x[n, g * Cg, 0],
-                        &weight[g * Cg], &bias[g * Cg], eps, Cg, S)
+        _gn_forward_row(y + (n * C + g * Cg) * S, mean + i, rstd + i, x + (n * C + g * Cg) * S,
+                        weight + g * Cg, bias + g * Cg, eps, Cg, S)
+    return 0
 
 
-# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (N, G) float64; weight: (C,)
-def group_norm_backward(floating[:, :, ::1] dx, floating[::1] dweight, floating[::1] dbias,
-                        const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
-                        const double[:, ::1] mean, const double[:, ::1] rstd, const floating[::1] weight,
-                        Py_ssize_t num_groups, int n_threads):
-    """Group norm backward (formula: reference.group_norm_backward). Units (chunk of n, group g) in parallel,
-    each owning pw[chunk, channels of g]; the chunks are merged serially, in order."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], G = num_groups, Cg = C // num_groups
-    cdef Py_ssize_t n_chunks, u, q, g, n, c
-    if C == 0:
-        return
-    if N * S == 0:
-        dweight[:] = 0
-        dbias[:] = 0
-        return
-    n_chunks = min(N, MAX_CHUNKS)
+# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (N, G) float64; weight: (C,).
+# Units (chunk of n, group g) in parallel, each owning pw[chunk, channels of g]; the chunks are merged serially, in
+# order.
+cdef int _gn_backward(floating* dx, floating* dweight, floating* dbias, const floating* dy, const floating* x,
+                      const double* mean, const double* rstd, const floating* weight,
+                      Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t G, int n_threads) noexcept nogil:
+    cdef Py_ssize_t Cg = C // G, n_chunks = min(N, MAX_CHUNKS), u, q, g, n, c, i
     cdef double* pw = <double*>calloc(2 * n_chunks * C, sizeof(double))
     cdef double* pb = pw + n_chunks * C
     cdef double sw, sb
     if pw == NULL:
-        raise MemoryError()
-    with nogil:
-        for u in prange(n_chunks * G, schedule='static', num_threads=n_threads):
-            q = u // G
-            g = u % G
-            for n in range(q * N // n_chunks, (q + 1) * N // n_chunks):
-                _gn_backward_row(&dx[n, g * Cg, 0], pw + q * C + g * Cg, pb + q * C + g * Cg,
-                                 &dy[n, g * Cg, 0], &x[n, g * Cg, 0], mean[n, g], rstd[n, g],
-                                 &weight[g * Cg], Cg, S)
-        for c in range(C):
-            sw = 0
-            sb = 0
-            for q in range(n_chunks):
-                sw = sw + pw[q * C + c]
-                sb = sb + pb[q * C + c]
-            dweight[c] = <floating>sw
-            dbias[c] = <floating>sb
+        return -1
+    for u in prange(n_chunks * G, schedule='static', num_threads=n_threads):
+        q = u // G
+        g = u % G
+        for n in range(q * N // n_chunks, (q + 1) * N // n_chunks):
+            i = (n * C + g * Cg) * S
+            _gn_backward_row(dx + i, pw + q * C + g * Cg, pb + q * C + g * Cg, dy + i, x + i,
+                             mean[n * G + g], rstd[n * G + g], weight + g * Cg, Cg, S)
+    for c in range(C):
+        sw = 0
+        sb = 0
+        for q in range(n_chunks):
+            sw = sw + pw[q * C + c]
+            sb = sb + pb[q * C + c]
+        dweight[c] = <floating>sw
+        dbias[c] = <floating>sb
     free(pw)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the def wrappers: contract signatures + n_threads (see _arrays.pxd: the contract has checked the arguments)
+
+# x, y: (N, C, S); mean, rstd: (C,) float64 OUT; weight, bias: (C,)
+def batch_norm_forward(cnp.ndarray y not None, cnp.ndarray mean not None, cnp.ndarray rstd not None,
+                       cnp.ndarray x not None, cnp.ndarray weight not None, cnp.ndarray bias not None,
+                       double eps, int n_threads):
+    """Training-mode batch norm forward (formula: reference.batch_norm_forward)."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_x = ptr(x), *p_weight = ptr(weight)
+    cdef void* p_bias = ptr(bias)
+    cdef int err
+    if N * C * S == 0:
+        return
+    with nogil:
+        if f32:
+            err = _bn_forward(<float*>p_y, <double*>p_mean, <double*>p_rstd, <float*>p_x,
+                              <float*>p_weight, <float*>p_bias, eps, N, C, S, n_threads)
+        else:
+            err = _bn_forward(<double*>p_y, <double*>p_mean, <double*>p_rstd, <double*>p_x,
+                              <double*>p_weight, <double*>p_bias, eps, N, C, S, n_threads)
+    if err:
+        raise MemoryError()
+
+
+# x, y: (N, C, S); running_mean, running_var, weight, bias: (C,)
+def batch_norm_inference(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray running_mean not None,
+                         cnp.ndarray running_var not None, cnp.ndarray weight not None, cnp.ndarray bias not None,
+                         double eps, int n_threads):
+    """y = (x - running_mean)*scale + bias, scale = weight/sqrt(running_var + eps), in X precision."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_x = ptr(x), *p_running_mean = ptr(running_mean), *p_running_var = ptr(running_var)
+    cdef void* p_weight = ptr(weight), *p_bias = ptr(bias)
+    cdef int err
+    if N * C * S == 0:
+        return
+    with nogil:
+        if f32:
+            err = _bn_inference(<float*>p_y, <float*>p_x, <float*>p_running_mean, <float*>p_running_var,
+                                <float*>p_weight, <float*>p_bias, eps, N, C, S, n_threads)
+        else:
+            err = _bn_inference(<double*>p_y, <double*>p_x, <double*>p_running_mean,
+                                <double*>p_running_var, <double*>p_weight, <double*>p_bias, eps,
+                                N, C, S, n_threads)
+    if err:
+        raise MemoryError()
+
+
+# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (C,) float64; weight: (C,)
+def batch_norm_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, cnp.ndarray dbias not None,
+                        cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray mean not None,
+                        cnp.ndarray rstd not None, cnp.ndarray weight not None, int n_threads):
+    """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)); dweight = sum(dy*xhat); dbias = sum(dy)."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_dx = ptr(dx), *p_dweight = ptr(dweight), *p_dbias = ptr(dbias), *p_dy = ptr(dy), *p_x = ptr(x)
+    cdef void* p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_weight = ptr(weight)
+    cdef int err
+    if N * C * S == 0:
+        return
+    with nogil:
+        if f32:
+            err = _bn_backward(<float*>p_dx, <float*>p_dweight, <float*>p_dbias, <float*>p_dy,
+                               <float*>p_x, <double*>p_mean, <double*>p_rstd, <float*>p_weight,
+                               N, C, S, n_threads)
+        else:
+            err = _bn_backward(<double*>p_dx, <double*>p_dweight, <double*>p_dbias, <double*>p_dy,
+                               <double*>p_x, <double*>p_mean, <double*>p_rstd, <double*>p_weight,
+                               N, C, S, n_threads)
+    if err:
+        raise MemoryError()
+
+
+# x, y: (N, C, S); mean, rstd: (N, G) float64 OUT; weight, bias: (C,)
+def group_norm_forward(cnp.ndarray y not None, cnp.ndarray mean not None, cnp.ndarray rstd not None,
+                       cnp.ndarray x not None, cnp.ndarray weight not None, cnp.ndarray bias not None,
+                       Py_ssize_t num_groups, double eps, int n_threads):
+    """Group norm forward (formula: reference.group_norm_forward); rows (n, g) in parallel."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_x = ptr(x), *p_weight = ptr(weight)
+    cdef void* p_bias = ptr(bias)
+    if N * C * S == 0:
+        return
+    if num_groups < 1 or C % num_groups:
+        raise ValueError(f"num_groups={num_groups} must divide C={C}")
+    with nogil:
+        if f32:
+            _gn_forward(<float*>p_y, <double*>p_mean, <double*>p_rstd, <float*>p_x,
+                        <float*>p_weight, <float*>p_bias, eps, N, C, S, num_groups, n_threads)
+        else:
+            _gn_forward(<double*>p_y, <double*>p_mean, <double*>p_rstd, <double*>p_x,
+                        <double*>p_weight, <double*>p_bias, eps, N, C, S, num_groups, n_threads)
+
+
+# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (N, G) float64; weight: (C,)
+def group_norm_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, cnp.ndarray dbias not None,
+                        cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray mean not None,
+                        cnp.ndarray rstd not None, cnp.ndarray weight not None, Py_ssize_t num_groups,
+                        int n_threads):
+    """Group norm backward (formula: reference.group_norm_backward)."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_dx = ptr(dx), *p_dweight = ptr(dweight), *p_dbias = ptr(dbias), *p_dy = ptr(dy), *p_x = ptr(x)
+    cdef void* p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_weight = ptr(weight)
+    cdef int err
+    if N * C * S == 0:
+        return
+    if num_groups < 1 or C % num_groups:
+        raise ValueError(f"num_groups={num_groups} must divide C={C}")
+    with nogil:
+        if f32:
+            err = _gn_backward(<float*>p_dx, <float*>p_dweight, <float*>p_dbias, <float*>p_dy,
+                               <float*>p_x, <double*>p_mean, <double*>p_rstd, <float*>p_weight,
+                               N, C, S, num_groups, n_threads)
+        else:
+            err = _gn_backward(<double*>p_dx, <double*>p_dweight, <double*>p_dbias, <double*>p_dy,
+                               <double*>p_x, <double*>p_mean, <double*>p_rstd, <double*>p_weight,
+                               N, C, S, num_groups, n_threads)
+    if err:
+        raise MemoryError()

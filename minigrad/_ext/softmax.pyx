@@ -4,9 +4,14 @@
 Rows are independent: the loop over rows is parallel, each thread writes only its own rows. Per row the max and
 the sum of exp are accumulated in double and in a fixed order, so results do not depend on n_threads.
 """
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, log
+
+from minigrad._ext._arrays cimport dim, is_float32, ptr
+
+cnp.import_array()
 
 
 # x, y: (D,) one row
@@ -39,21 +44,45 @@ cdef void _log_softmax_backward_row(floating* dx,          # OUT
 
 
 # x, y: (R, D)
-def log_softmax_forward(floating[:, ::1] y, const floating[:, ::1] x, int n_threads):
-    """y = x - max - log(sum(exp(x - max))) per row."""
-    cdef Py_ssize_t R = x.shape[0], D = x.shape[1], r
-    if R == 0 or D == 0:
-        return
-    for r in prange(R, nogil=True, schedule='static', num_threads=n_threads):
-        _log_softmax_row(&y[r, 0], &x[r, 0], D)
+cdef void _log_softmax(floating* y, const floating* x, Py_ssize_t R, Py_ssize_t D, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        _log_softmax_row(y + r * D, x + r * D, D)
 
 
 # dx, dy, y: (R, D)
-def log_softmax_backward(floating[:, ::1] dx, const floating[:, ::1] dy, const floating[:, ::1] y,
-                         int n_threads):
-    """dx = dy - exp(y)*sum(dy) per row."""
-    cdef Py_ssize_t R = dy.shape[0], D = dy.shape[1], r
-    if R == 0 or D == 0:
+cdef void _log_softmax_backward(floating* dx, const floating* dy, const floating* y, Py_ssize_t R, Py_ssize_t D,
+                                int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        _log_softmax_backward_row(dx + r * D, dy + r * D, y + r * D, D)
+
+
+# the def wrappers: contract signatures + n_threads (see _arrays.pxd: the contract has checked the arguments)
+
+def log_softmax_forward(cnp.ndarray y not None, cnp.ndarray x not None, int n_threads):
+    """y = x - max - log(sum(exp(x - max))) per row."""
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_x = ptr(x)
+    if R * D == 0:
         return
-    for r in prange(R, nogil=True, schedule='static', num_threads=n_threads):
-        _log_softmax_backward_row(&dx[r, 0], &dy[r, 0], &y[r, 0], D)
+    with nogil:
+        if f32:
+            _log_softmax(<float*>p_y, <float*>p_x, R, D, n_threads)
+        else:
+            _log_softmax(<double*>p_y, <double*>p_x, R, D, n_threads)
+
+
+def log_softmax_backward(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray y not None, int n_threads):
+    """dx = dy - exp(y)*sum(dy) per row."""
+    cdef Py_ssize_t R = dim(dy, 0), D = dim(dy, 1)
+    cdef bint f32 = is_float32(dy)
+    cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_y = ptr(y)
+    if R * D == 0:
+        return
+    with nogil:
+        if f32:
+            _log_softmax_backward(<float*>p_dx, <float*>p_dy, <float*>p_y, R, D, n_threads)
+        else:
+            _log_softmax_backward(<double*>p_dx, <double*>p_dy, <double*>p_y, R, D, n_threads)

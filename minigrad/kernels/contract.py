@@ -44,6 +44,8 @@ Kernels:
 
 Affine-free normalization passes weight = ones and bias = zeros (C values: nothing measurable).
 """
+import math
+
 import numpy as np
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -135,12 +137,28 @@ def _window(kernel, names, args, dims):
     return OH, OW
 
 
+# dimension symbols, numbered for the compiled checks (minigrad/_ext/_check.pyx); a kernel's element count is the
+# product of its sizes of N, C, S, R, D, H, W
+SYMBOLS = ("N", "C", "S", "R", "D", "G", "H", "W", "P", "Q", "K", "L")
+_ELEMENT_SYMBOLS = tuple(SYMBOLS.index(s) for s in "NCSRDHW")
+
+try:
+    from minigrad._ext._check import accept as _accept
+except ImportError:  # NOTE: extensions not built: the Python checks below do all the work
+    _accept = None
+
+
 def _plan(kernel):
-    """The checks of ``kernel`` precomputed once: (position, name, dim symbols, fixed dtype or None for X, output?)
-    per array."""
+    """The checks of ``kernel`` precomputed once: the argument names; per array (position, name, dim symbols, fixed
+    dtype or None for X, output?); the same for the compiled accept path; the position of eps (or None); whether
+    ``_check_scalars`` has work (groups, a window, pooling indices)."""
     names, arrays = SPECS[kernel]
-    return names, [(i, name, arrays[name][0], _RULES.get(arrays[name][1]), name in OUTPUTS[kernel])
-                   for i, name in enumerate(names) if name in arrays]
+    plan = [(i, name, arrays[name][0], _RULES.get(arrays[name][1]), name in OUTPUTS[kernel])
+            for i, name in enumerate(names) if name in arrays]
+    fast = tuple((i, tuple(SYMBOLS.index(s) for s in symbols), fixed.num if fixed is not None else -1, output)
+                 for i, name, symbols, fixed, output in plan)
+    scalars = "num_groups" in names or "kh" in names or ("argmax" in names and kernel.endswith("backward"))
+    return names, plan, fast, names.index("eps") if "eps" in names else None, scalars
 
 
 _PLANS = {kernel: _plan(kernel) for kernel in SPECS}
@@ -150,7 +168,30 @@ def check(kernel, args):
     """Validate the arguments of ``kernel`` (a tuple in the order of SPECS); raise ValueError/TypeError naming
     the argument and what was expected. Returns the dimension sizes by symbol; the kernels receive the arrays
     unchanged."""
-    names, plan = _PLANS[kernel]
+    return _checked(kernel, args)[0]
+
+
+def _checked(kernel, args):
+    """(dims, element count) of valid arguments; raises on invalid ones. The array checks run compiled when the
+    extensions are built (an accept-only fast path); on any failure the Python rules below run to name the error."""
+    names, plan, fast, eps_at, scalars = _PLANS[kernel]
+    accepted = _accept(args, len(names), fast, SYMBOLS, _ELEMENT_SYMBOLS) if _accept is not None else None
+    if accepted is None:
+        dims = _check_arrays(kernel, names, plan, args)
+        accepted = dims, _elements(dims)
+    dims = accepted[0]
+    if eps_at is not None:
+        eps = args[eps_at]
+        if not (type(eps) is float and 0.0 < eps < math.inf):  # NOTE: the common case without a call
+            if not (isinstance(eps, (float, int, np.floating)) and np.isfinite(eps) and eps > 0):
+                raise ValueError(f"{kernel}: eps must be a finite number > 0, got {eps!r}")
+    if scalars:
+        _check_scalars(kernel, names, args, dims)
+    return accepted
+
+
+def _check_arrays(kernel, names, plan, args):
+    """The array rules, in Python: type, dtype, rank, C-contiguity, writeable outputs, shared sizes, non-empty."""
     if len(args) != len(names):
         raise TypeError(f"{kernel}() takes {len(names)} arguments ({', '.join(names)}), got {len(args)}")
     dims = {}
@@ -181,10 +222,11 @@ def check(kernel, args):
     if 0 in dims.values():
         raise ValueError(f"{kernel}: the kernels take non-empty arrays, got sizes {dims} (the functionals return "
                          f"empty inputs unchanged without calling a kernel)")
-    if "eps" in names:
-        eps = args[names.index("eps")]
-        if not (isinstance(eps, (float, int, np.floating)) and np.isfinite(eps) and eps > 0):
-            raise ValueError(f"{kernel}: eps must be a finite number > 0, got {eps!r}")
+    return dims
+
+
+def _check_scalars(kernel, names, args, dims):
+    """num_groups against C and G; the window arguments and the output size they give; pooling indices."""
     if "num_groups" in names:
         g = args[names.index("num_groups")]
         if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:
@@ -210,7 +252,6 @@ def check(kernel, args):
         if a.min() < 0 or a.max() >= dims["H"] * dims["W"]:
             raise ValueError(f"{kernel}: argmax must hold indices in [0, H*W) = [0, {dims['H'] * dims['W']}), "
                              f"got values in [{a.min()}, {a.max()}]")
-    return dims
 
 
 # NOTE: below this many elements a kernel runs on one thread: the parallel region's start-up costs more than the
@@ -244,8 +285,7 @@ class Backend:
         from minigrad.kernels import get_num_threads
 
         def call(*args):
-            dims = check(kernel, args)
-            return raw(*args, 1 if _elements(dims) < SMALL else get_num_threads())
+            return raw(*args, 1 if _checked(kernel, args)[1] < SMALL else get_num_threads())
 
         call.__name__ = kernel
         call.__qualname__ = f"{self.name}.{kernel}"
