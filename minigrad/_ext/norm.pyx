@@ -775,3 +775,37 @@ def group_norm_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, c
                                N, C, S, num_groups, n_threads)
     if err:
         raise MemoryError()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# running statistics (rule and roundings: reference.running_stats_update)
+
+cdef void _running_stats(floating* running_mean, floating* running_var, const double* mean, const double* rstd,
+                         double momentum, double eps, double count, Py_ssize_t N, Py_ssize_t C) noexcept nogil:
+    cdef floating keep = <floating>(1.0 - momentum)
+    cdef double sm, sv, r
+    cdef Py_ssize_t n, c
+    for c in range(C):
+        sm = 0
+        sv = 0
+        for n in range(N):  # NOTE: rows in order, as NumPy's sum over the outer axis adds them
+            sm = sm + mean[n * C + c]
+            r = rstd[n * C + c]
+            sv = sv + (1.0 / (r * r) - eps) * (count / (count - 1))
+        running_mean[c] = <floating>((sm / N) * momentum + <double>(running_mean[c] * keep))
+        running_var[c] = <floating>((sv / N) * momentum + <double>(running_var[c] * keep))
+
+
+def running_stats_update(cnp.ndarray running_mean not None, cnp.ndarray running_var not None,
+                         cnp.ndarray mean not None, cnp.ndarray rstd not None, double momentum, double eps,
+                         double count, int n_threads):
+    """running = (1 - momentum)*running + momentum*stat for the mean and the unbiased variance."""
+    cdef Py_ssize_t N = dim(mean, 0), C = dim(mean, 1)
+    cdef bint f32 = is_float32(running_mean)
+    cdef void* p_rm = ptr(running_mean), *p_rv = ptr(running_var), *p_mean = ptr(mean), *p_rstd = ptr(rstd)
+    with nogil:
+        if f32:
+            _running_stats(<float*>p_rm, <float*>p_rv, <double*>p_mean, <double*>p_rstd, momentum, eps, count, N, C)
+        else:
+            _running_stats(<double*>p_rm, <double*>p_rv, <double*>p_mean, <double*>p_rstd, momentum, eps, count,
+                           N, C)

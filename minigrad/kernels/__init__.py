@@ -110,7 +110,10 @@ def load(name):
 
 def kernels():
     """The active backend's kernels, each validating its arguments before the call."""
-    return load(get_backend())
+    # NOTE: get_backend and load inlined: every kernel call of every op goes through here
+    name = getattr(_state, "name", None) or _default_name or _default()
+    backend = _loaded.get(name)
+    return backend if backend is not None else load(name)
 
 
 def get_num_threads():

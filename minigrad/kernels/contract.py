@@ -5,6 +5,7 @@ Layouts and dimension letters (used in every kernel file):
   R  rows             D  row length        G  groups (num_groups)
   H, W  input height, width          P, Q  output height, width (OH, OW)
   K  rows of im2col, C*kh*kw (ordered c, i, j)                 L  columns of im2col, N*P*Q (ordered n, oh, ow)
+  M  size of a flattened parameter (the optimizer updates)
   channels layout  x: (N, C, S)   batch norm reduces over N and S, per channel
   rows layout      x: (R, D)      softmax reduces each row; group norm views x: (N, C, S) as N*G rows of
                                   (C/G)*S values, so layer norm is (R, D, 1) with G=1 and instance norm G=C
@@ -41,6 +42,17 @@ Kernels:
       x: (N, C, H, W); y: (N, C, P, Q) OUT; argmax: (N, C, P, Q) int64 OUT   of the first maximum (last NaN)
   max_pool2d_backward(dx, dy, argmax)                       dx = 0, then dx[n, c].flat[argmax] += dy
       dx: (N, C, H, W) OUT; dy, argmax: (N, C, P, Q), argmax int64 in [0, H*W)
+
+  running_stats_update(running_mean, running_var, mean, rstd, momentum, eps, count)
+      running_mean, running_var: (C,) IN/OUT; mean, rstd: (N, C) float64        the running statistics' update:
+      running = (1 - momentum)*running + momentum*stat, stat = the average over the N rows of mean and of the
+      unbiased variance count/(count - 1)*(1/rstd^2 - eps) (N = 1 for batch norm, the batch for instance norm)
+  sgd_update(param, momentum_buffer, grad, lr, momentum, dampening, weight_decay, nesterov, first)
+      param, momentum_buffer: (M,) IN/OUT; grad: (M,)      SGD with momentum, one step (torch.optim.SGD's rule)
+  adam_update(param, exp_avg, exp_avg_sq, grad, lr, beta1, beta2, eps, weight_decay, decoupled, step)
+      param, exp_avg, exp_avg_sq: (M,) IN/OUT; grad: (M,)  Adam / AdamW, one step (torch.optim.Adam's rule)
+      The update rules, with every rounding: reference.sgd_update and reference.adam_update. Parameters are passed
+      flattened (M = their size); the hyperparameters are validated by the optimizer.
 
 Affine-free normalization passes weight = ones and bias = zeros (C values: nothing measurable).
 """
@@ -90,6 +102,15 @@ SPECS = {
                            {"y": ("NCPQ", "X"), "argmax": ("NCPQ", "i64"), "x": ("NCHW", "X")}),
     "max_pool2d_backward": (("dx", "dy", "argmax"),
                             {"dx": ("NCHW", "X"), "dy": ("NCPQ", "X"), "argmax": ("NCPQ", "i64")}),
+    "running_stats_update": (("running_mean", "running_var", "mean", "rstd", "momentum", "eps", "count"),
+                             {"running_mean": ("C", "X"), "running_var": ("C", "X"), "mean": ("NC", "f64"),
+                              "rstd": ("NC", "f64")}),
+    "sgd_update": (("param", "momentum_buffer", "grad", "lr", "momentum", "dampening", "weight_decay", "nesterov",
+                    "first"),
+                   {"param": ("M", "X"), "momentum_buffer": ("M", "X"), "grad": ("M", "X")}),
+    "adam_update": (("param", "exp_avg", "exp_avg_sq", "grad", "lr", "beta1", "beta2", "eps", "weight_decay",
+                     "decoupled", "step"),
+                    {"param": ("M", "X"), "exp_avg": ("M", "X"), "exp_avg_sq": ("M", "X"), "grad": ("M", "X")}),
 }
 
 # kernel name -> its output arguments (written by the kernel; everything else is read only)
@@ -105,6 +126,9 @@ OUTPUTS = {
     "col2im": ("dx",),
     "max_pool2d_forward": ("y", "argmax"),
     "max_pool2d_backward": ("dx",),
+    "running_stats_update": ("running_mean", "running_var"),
+    "sgd_update": ("param", "momentum_buffer"),
+    "adam_update": ("param", "exp_avg", "exp_avg_sq"),
 }
 
 _RULES = {"f64": F64, "i64": I64}
@@ -139,8 +163,8 @@ def _window(kernel, names, args, dims):
 
 # dimension symbols, numbered for the compiled checks (minigrad/_ext/_check.pyx); a kernel's element count is the
 # product of its sizes of N, C, S, R, D, H, W
-SYMBOLS = ("N", "C", "S", "R", "D", "G", "H", "W", "P", "Q", "K", "L")
-_ELEMENT_SYMBOLS = tuple(SYMBOLS.index(s) for s in "NCSRDHW")
+SYMBOLS = ("N", "C", "S", "R", "D", "G", "H", "W", "P", "Q", "K", "L", "M")
+_ELEMENT_SYMBOLS = tuple(SYMBOLS.index(s) for s in "NCSRDHWM")
 
 try:
     from minigrad._ext._check import accept as _accept
@@ -158,7 +182,9 @@ def _plan(kernel):
     fast = tuple((i, tuple(SYMBOLS.index(s) for s in symbols), fixed.num if fixed is not None else -1, output)
                  for i, name, symbols, fixed, output in plan)
     scalars = "num_groups" in names or "kh" in names or ("argmax" in names and kernel.endswith("backward"))
-    return names, plan, fast, names.index("eps") if "eps" in names else None, scalars
+    # NOTE: eps > 0 is the normalizations' rule; Adam's eps may be 0 (checked by the optimizer)
+    eps_at = names.index("eps") if "eps" in names and "norm" in kernel else None
+    return names, plan, fast, eps_at, scalars
 
 
 _PLANS = {kernel: _plan(kernel) for kernel in SPECS}
@@ -261,7 +287,7 @@ SMALL = 1 << 15
 
 def _elements(dims):
     n = 1
-    for sym in ("N", "C", "S", "R", "D", "H", "W"):
+    for sym in ("N", "C", "S", "R", "D", "H", "W", "M"):
         n *= dims.get(sym, 1)
     return n
 

@@ -4,6 +4,7 @@ Each function takes the arguments of ``minigrad.kernels.contract`` followed by `
 ``prange``). The math is documented once, in ``minigrad.kernels.reference``.
 """
 from minigrad._ext.norm import (  # noqa: F401
+    running_stats_update,
     batch_norm_backward,
     batch_norm_forward,
     batch_norm_inference,
@@ -12,3 +13,4 @@ from minigrad._ext.norm import (  # noqa: F401
 )
 from minigrad._ext.softmax import log_softmax_backward, log_softmax_forward  # noqa: F401
 from minigrad._ext.conv import col2im, im2col, max_pool2d_backward, max_pool2d_forward  # noqa: F401
+from minigrad._ext.optim import adam_update, sgd_update  # noqa: F401

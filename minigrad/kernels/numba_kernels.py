@@ -12,6 +12,8 @@ The public wrappers flatten the arrays (views, no copies) and call the jitted co
 The reductions are jitted with fastmath={"reassoc"} and nothing else (see the NOTE below _threads): NaN and inf
 keep their meaning. This module imports numba; the registry imports it lazily.
 """
+import math
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -609,3 +611,83 @@ def max_pool2d_backward(dx, dy, argmax, n_threads):
     _threads(n_threads)
     _max_pool_backward(dx.reshape(-1), dy.reshape(-1), argmax.reshape(-1), N * C, H * W,
                        dy.shape[2] * dy.shape[3])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# running statistics (rule and roundings: reference.running_stats_update)
+
+
+@njit(cache=True)
+def _running_stats(rm, rv, mean, rstd, momentum, eps, count, keep):
+    N, C = mean.shape
+    for c in range(C):
+        sm = 0.0
+        sv = 0.0
+        for n in range(N):  # NOTE: rows in order, as NumPy's sum over the outer axis adds them
+            sm = sm + mean[n, c]
+            r = rstd[n, c]
+            sv = sv + (1.0 / (r * r) - eps) * (count / (count - 1))
+        rm[c] = (sm / N) * momentum + np.float64(rm[c] * keep[0])
+        rv[c] = (sv / N) * momentum + np.float64(rv[c] * keep[0])
+
+
+def running_stats_update(running_mean, running_var, mean, rstd, momentum, eps, count, n_threads):
+    keep = _in_x(running_mean, np.array([1.0 - momentum]))
+    _running_stats(running_mean, running_var, mean, rstd, float(momentum), float(eps), float(count), keep)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# optimizer updates (the rules, rounding by rounding: reference.sgd_update and reference.adam_update)
+# NOTE: every hyperparameter is rounded to X first, through a small X array (``_in_x``): Numba would otherwise
+# compute float32 * float64 in float64, and the result would differ from NumPy's (and Cython's) float32 arithmetic.
+# Elementwise loops, no fast-math: the same operations in the same order as the reference, so the same bits.
+
+
+@njit(cache=True)
+def _in_x(like, values):
+    out = np.empty(len(values), like.dtype)
+    for i in range(len(values)):
+        out[i] = values[i]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _sgd_update(p, buf, grad, c, has_wd, has_damp, nesterov, first):
+    wd, mom, keep, lr = c[0], c[1], c[2], c[3]
+    for i in prange(p.shape[0]):
+        g = grad[i] + wd * p[i] if has_wd else grad[i]
+        if first:
+            b = g
+        else:
+            b = buf[i] * mom
+            b = b + keep * g if has_damp else b + g
+        buf[i] = b
+        s = g + mom * b if nesterov else b
+        p[i] = p[i] - s * lr
+
+
+def sgd_update(param, momentum_buffer, grad, lr, momentum, dampening, weight_decay, nesterov, first, n_threads):
+    _threads(n_threads)
+    c = _in_x(param, np.array([weight_decay, momentum, 1 - dampening, lr]))
+    _sgd_update(param, momentum_buffer, grad, c, bool(weight_decay), bool(dampening), bool(nesterov), bool(first))
+
+
+@njit(parallel=True, cache=True)
+def _adam_update(p, m, v, grad, c, decoupled, has_wd):
+    decay, wd, keep1, beta2, keep2, bc2, eps, step_size = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+    for i in prange(p.shape[0]):
+        p0 = p[i] * decay if decoupled else p[i]
+        g = grad[i] + wd * p0 if has_wd else grad[i]
+        mi = m[i] + keep1 * (g - m[i])
+        vi = v[i] * beta2
+        vi = vi + keep2 * g * g
+        m[i] = mi
+        v[i] = vi
+        p[i] = p0 - step_size * mi / (np.sqrt(vi) / bc2 + eps)
+
+
+def adam_update(param, exp_avg, exp_avg_sq, grad, lr, beta1, beta2, eps, weight_decay, decoupled, step, n_threads):
+    _threads(n_threads)
+    c = _in_x(param, np.array([1 - lr * weight_decay, weight_decay, 1 - beta1, beta2, 1 - beta2,
+                               math.sqrt(1 - beta2 ** step), eps, lr / (1 - beta1 ** step)]))
+    _adam_update(param, exp_avg, exp_avg_sq, grad, c, bool(decoupled), bool(weight_decay) and not decoupled)

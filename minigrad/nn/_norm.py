@@ -228,30 +228,17 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     out, node = _BatchNormTrain.apply_with_ctx(input, *_params(weight, bias), has_weight=weight is not None,
                                                has_bias=bias is not None, eps=eps)
     if rm is not None or rv is not None:
-        _update_running(rm, rv, node.mean, _unbiased_var(node.rstd, eps, per_channel), momentum)
+        _update_running(rm, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum, eps, per_channel)
     return out
 
 
-def _unbiased_var(rstd, eps, count):
-    """The unbiased variance recovered from the saved rstd = 1/sqrt(var + eps) (float64, so nothing is lost)."""
-    var = rstd * rstd
-    np.divide(1.0, var, out=var)
-    var -= eps
-    var *= count / (count - 1)
-    return var
-
-
-def _update_running(rm, rv, mean, unbiased_var, momentum):
-    """running = (1 - momentum) * running + momentum * batch statistic, in place.
-
-    NOTE: ``(1 - momentum) * running`` is rounded to the running dtype first, then added to the float64
-    ``momentum * statistic`` and rounded again: the same two roundings as the out-of-place expression."""
-    for running, stat in ((rm, mean), (rv, unbiased_var)):
-        if running is not None:
-            running *= 1.0 - momentum
-            stat = stat * momentum
-            stat += running
-            np.copyto(running, stat, casting="unsafe")
+def _update_running(rm, rv, mean, rstd, momentum, eps, count):
+    """running = (1 - momentum)*running + momentum*stat for the batch mean and unbiased variance, in place, from
+    the saved (N, C) mean and rstd (one kernel call; its rule: reference.running_stats_update). A missing running
+    statistic gets a scratch array."""
+    rm = rm if rm is not None else np.empty_like(rv)
+    rv = rv if rv is not None else np.empty_like(rm)
+    kernels.kernels().running_stats_update(rm, rv, mean, rstd, momentum, eps, float(count))
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -321,5 +308,5 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                                           has_weight=weight is not None, has_bias=bias is not None, eps=eps)
     if rm is not None or rv is not None:
         # NOTE: PyTorch averages the per-instance statistics over the batch
-        _update_running(rm, rv, node.mean.mean(axis=0), _unbiased_var(node.rstd, eps, s).mean(axis=0), momentum)
+        _update_running(rm, rv, node.mean, node.rstd, momentum, eps, s)
     return out

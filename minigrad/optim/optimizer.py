@@ -4,12 +4,14 @@ Parameters live in ``param_groups`` (a list of dicts: the hyperparameters plus `
 (momentum buffers, Adam moments, step counts) in ``state``, keyed by the parameter. ``state_dict()`` replaces each
 parameter with its index in group order, as PyTorch does:
     {"state": {index: {name: ndarray or number}}, "param_groups": [{...hyperparameters, "params": [indices]}]}
-Arrays in a state dict are copies; updates are in place on ``param.data`` and run under no autograd.
+Arrays in a state dict are copies; updates are in place on ``param.data`` and run under no autograd. Each update
+is one fused kernel per parameter (``sgd_update``, ``adam_update`` in ``minigrad.kernels``; the rules, rounding by
+rounding, in ``minigrad.kernels.reference``).
 """
-import math
-
 import numpy as np
 
+from minigrad import kernels
+from minigrad.kernels import reference
 from minigrad.tensor import Tensor
 
 
@@ -111,26 +113,38 @@ class SGD(Optimizer):
                                       nesterov=nesterov))
 
     def _update(self, p, grad, group, state):
-        wd, momentum, data = group["weight_decay"], group["momentum"], p.data
-        g = grad + wd * data if wd else grad
-        if momentum:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = np.array(g, dtype=data.dtype)
-            else:
-                buf *= momentum
-                dampening = group["dampening"]
-                if dampening:
-                    buf += (1 - dampening) * g
-                else:  # NOTE: (1 - 0) * g == g exactly: skip the multiply and its temporary
-                    buf += g
-            g = g + momentum * buf if group["nesterov"] else buf
-        # p -= lr * g, the product rounded to p's dtype first (as before), through one reused scratch array
+        momentum = group["momentum"]
+        buf = state.get("momentum_buffer") if momentum else None
+        first = buf is None
+        if first:
+            # NOTE: without momentum the kernel runs its first-step rule on a scratch buffer: buf = g, p -= lr*g
+            buf = np.empty_like(p.data) if momentum else self._scratch_for(p)
+            if momentum:
+                state["momentum_buffer"] = buf
+        k, arrays = _fused(p, (buf,), grad)
+        k.sgd_update(*arrays, group["lr"], momentum, group["dampening"], group["weight_decay"], group["nesterov"],
+                     first)
+
+    def _scratch_for(self, p):
         step = self._scratch.get(p)
-        if step is None or step.shape != data.shape or step.dtype != data.dtype:
-            step = self._scratch[p] = np.empty_like(data)
-        np.multiply(g, group["lr"], out=step, casting="unsafe")
-        data -= step
+        if step is None or step.shape != p.data.shape or step.dtype != p.data.dtype:
+            step = self._scratch[p] = np.empty_like(p.data)
+        return step
+
+
+def _fused(p, state_arrays, grad):
+    """(kernels, arrays) for an update: the active backend and flat views when the parameter and its state are
+    C-contiguous; else the NumPy reference and the arrays as they are (it updates any layout in place)."""
+    data = p.data
+    if data.flags.c_contiguous and all(a.flags.c_contiguous for a in state_arrays):
+        return kernels.kernels(), (data.reshape(-1), *(a.reshape(-1) for a in state_arrays),
+                                   np.ascontiguousarray(grad).reshape(-1))
+    return _Reference, (data, *state_arrays, grad)
+
+
+class _Reference:
+    sgd_update = staticmethod(reference.sgd_update)
+    adam_update = staticmethod(reference.adam_update)
 
 
 class Adam(Optimizer):
@@ -156,19 +170,9 @@ class Adam(Optimizer):
             state["exp_avg"] = np.zeros_like(p.data)
             state["exp_avg_sq"] = np.zeros_like(p.data)
         state["step"] += 1
-        t = state["step"]
-        if self._decoupled:
-            p.data *= 1 - lr * wd
-        elif wd:
-            grad = grad + wd * p.data
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        # NOTE: PyTorch's m.lerp_(g, 1 - beta1) is m + (1 - beta1) * (g - m)
-        m += (1 - beta1) * (grad - m)
-        v *= beta2
-        v += (1 - beta2) * grad * grad
-        step_size = lr / (1 - beta1 ** t)
-        denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps
-        p.data -= (step_size * m / denom).astype(p.data.dtype, copy=False)
+        moments = (state["exp_avg"], state["exp_avg_sq"])
+        k, arrays = _fused(p, moments, grad)
+        k.adam_update(*arrays, lr, beta1, beta2, eps, wd, self._decoupled, state["step"])
 
 
 class AdamW(Adam):
