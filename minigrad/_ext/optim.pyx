@@ -3,14 +3,15 @@
 The rules, rounding by rounding, are those of minigrad/kernels/reference.py (sgd_update, adam_update), which are
 PyTorch's. Every hyperparameter is rounded to X (the parameter's dtype) first and each operation is done in X, in
 the reference's order, so the result has the reference's bits: NumPy does the same steps as whole-array passes.
-NOTE: the build has no -march flag, so GCC never contracts a*b + c into an FMA here (which would round once).
+NOTE: the build has no -march flag, so GCC never contracts a*b + c into an FMA here (which would round once); it
+has -fno-math-errno, so sqrt vectorizes.
 A fused pass reads and writes each array once, where NumPy's version makes a pass per operation (3-4 for SGD,
 about 10 for Adam) and allocates temporaries. Elements are independent: the prange writes disjoint elements.
 """
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt
+from libc.math cimport sqrt, sqrtf
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
 
@@ -52,7 +53,10 @@ cdef void _adam(floating* p, floating* m, floating* v, const floating* grad, Py_
         vi = vi + keep2 * g * g
         m[i] = mi
         v[i] = vi
-        p[i] = p0 - step_size * mi / (<floating>sqrt(vi) / bc2 + epsx)
+        if floating is float:
+            p[i] = p0 - step_size * mi / (sqrtf(vi) / bc2 + epsx)
+        else:
+            p[i] = p0 - step_size * mi / (sqrt(vi) / bc2 + epsx)
 
 
 # the def wrappers: contract signatures + n_threads (see _arrays.pxd: the contract has checked the arguments)
