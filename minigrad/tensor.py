@@ -11,6 +11,7 @@ the saved arrays are freed (no reference cycles: a node refers to its inputs, ne
 """
 import contextlib
 import functools
+import math
 import threading
 
 import numpy as np
@@ -20,6 +21,10 @@ from minigrad import random as _random
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _modes = threading.local()  # per-thread switches: "grad" (build graphs), "anomaly" (check every op's output)
 _MODE_DEFAULTS = {"grad": True, "anomaly": False}
+# NOTE: how many mode switches are active, in all threads. While none is, every thread has the defaults and the hot
+# path (each op) skips the thread-local lookups. Changed under a lock: switches are rare, ops are not.
+_active_switches = 0
+_switch_lock = threading.Lock()
 
 
 def _mode(name):
@@ -32,11 +37,17 @@ class _ModeSwitch(contextlib.ContextDecorator):
     mode, value = None, None
 
     def __enter__(self):
+        global _active_switches
+        with _switch_lock:
+            _active_switches += 1
         self._prev = _mode(self.mode)
         setattr(_modes, self.mode, self.value)
 
     def __exit__(self, *exc):
+        global _active_switches
         setattr(_modes, self.mode, self._prev)
+        with _switch_lock:
+            _active_switches -= 1
         return False
 
 
@@ -202,7 +213,7 @@ class Tensor:
             grad = grad.astype(self.data.dtype, copy=False)
 
         order = self._topological_order()
-        anomaly = _anomaly_enabled()
+        anomaly = _active_switches and _anomaly_enabled()
         grads = {self: grad}  # NOTE: Tensor hashes and compares by identity
         for node in order:
             g = grads.pop(node, None)
@@ -304,13 +315,13 @@ class Tensor:
 
     def mean(self, axis=None, keepdims=False, *, dim=None):
         axes = _axes(dim if axis is None else axis, self.ndim)
-        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
+        count = math.prod([self.shape[a] for a in axes])
         return self.sum(axis=axes, keepdims=keepdims) * (1.0 / max(count, 1))
 
     def var(self, axis=None, keepdims=False, *, correction=1, dim=None):
         """Variance with PyTorch's default ``correction=1`` (unbiased); ``correction=0`` is NumPy's default."""
         axes = _axes(dim if axis is None else axis, self.ndim)
-        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
+        count = math.prod([self.shape[a] for a in axes])
         centered = self - self.mean(axis=axes, keepdims=True)
         return (centered * centered).sum(axis=axes, keepdims=keepdims) * (1.0 / max(count - correction, 1))
 
@@ -335,7 +346,7 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         nd = self.ndim
         s, e = start_dim % nd if nd else 0, end_dim % nd if nd else 0
-        shape = self.shape[:s] + (int(np.prod(self.shape[s:e + 1])),) + self.shape[e + 1:]
+        shape = self.shape[:s] + (math.prod(self.shape[s:e + 1]),) + self.shape[e + 1:]
         return self.reshape(shape)
 
     def transpose(self, *axes):
@@ -459,7 +470,7 @@ class Function:
 
     def __init__(self, parents):
         self.parents = parents
-        self.needs_input_grad = tuple(p.requires_grad for p in parents)
+        self.needs_input_grad = tuple([p.requires_grad for p in parents])
 
     @classmethod
     def apply(cls, *tensors, **kwargs):
@@ -470,11 +481,11 @@ class Function:
         """Like ``apply``, but also returns the context, which holds what forward saved (even under no_grad)."""
         ctx = cls(tensors)
         out = ctx.forward(*[t.data for t in tensors], **kwargs)
-        if _anomaly_enabled():
+        anomaly, grad = (_anomaly_enabled(), _grad_enabled()) if _active_switches else (False, True)
+        if anomaly:
             _check_anomaly(cls.__name__, "forward", out if isinstance(out, tuple) else (out,))
         result = Tensor(out)
-        if cls.differentiable and True in ctx.needs_input_grad and _grad_enabled() \
-                and result.data.dtype in _FLOAT_DTYPES:
+        if grad and cls.differentiable and True in ctx.needs_input_grad and result.data.dtype in _FLOAT_DTYPES:
             result.requires_grad = True
             result._ctx = ctx
         return result, ctx

@@ -146,6 +146,37 @@ def test_no_grad_builds_no_graph():
     assert mg.is_grad_enabled()
 
 
+def test_mode_switches_are_per_thread_and_restored():
+    """no_grad in one thread does not reach another; nesting and exceptions restore the modes (the ops skip the
+    thread-local lookups only while no switch is active anywhere)."""
+    import threading
+    import sys
+    T = sys.modules["minigrad.tensor"]
+    x = Tensor(np.ones(3), requires_grad=True)
+    entered, release, seen = threading.Event(), threading.Event(), {}
+
+    def other():
+        with mg.no_grad():
+            seen["other"] = (x * 2).requires_grad
+            entered.set()
+            release.wait(5)
+
+    t = threading.Thread(target=other)
+    t.start()
+    entered.wait(5)
+    seen["main"] = (x * 2).requires_grad  # while the other thread is inside no_grad
+    release.set()
+    t.join()
+    assert seen == {"other": False, "main": True}
+    with pytest.raises(ZeroDivisionError):
+        with mg.no_grad():
+            with mg.enable_grad():
+                assert (x * 2).requires_grad
+            1 / 0
+    assert (x * 2).requires_grad and mg.is_grad_enabled()
+    assert T._active_switches == 0
+
+
 def test_detach_and_integer_tensors():
     x = Tensor(np.ones(3), requires_grad=True)
     assert not (x * 2).detach().requires_grad

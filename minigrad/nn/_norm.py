@@ -97,8 +97,11 @@ def _empty_like(x):
     return x * 1.0
 
 
-def _params(*tensors):
-    return tuple(t for t in tensors if t is not None)
+def _params(weight, bias):
+    """The parameter tensors given, in (weight, bias) order: the node's parents after the input."""
+    if weight is None:
+        return () if bias is None else (bias,)
+    return (weight,) if bias is None else (weight, bias)
 
 
 def _grads_for(node, dx, dweight, dbias):
@@ -258,8 +261,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     eps = _check_eps(fn, eps)
     if input.size == 0:
         return _empty_like(input)
-    d = int(np.prod(normalized_shape))
-    r = input.size // d if d else int(np.prod(input.shape[:input.ndim - k]))
+    d = math.prod(normalized_shape)
+    r = input.size // d if d else math.prod(input.shape[:input.ndim - k])
     return _GroupNorm.apply(input, *_params(weight, bias), x3_shape=(r, d, 1), num_groups=1,
                             has_weight=weight is not None, has_bias=bias is not None, eps=eps)
 
@@ -279,7 +282,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     eps = _check_eps(fn, eps)
     if input.size == 0:
         return _empty_like(input)
-    s = int(np.prod(input.shape[2:], dtype=np.int64))
+    s = math.prod(input.shape[2:])
     return _GroupNorm.apply(input, *_params(weight, bias), x3_shape=(n, c, s), num_groups=int(num_groups),
                             has_weight=weight is not None, has_bias=bias is not None, eps=eps)
 
@@ -298,7 +301,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         return _empty_like(input)
     if not use_input_stats:
         return _with_running_stats(fn, "use_input_stats=False", input, weight, bias, rm, rv, eps)
-    s = int(np.prod(input.shape[2:], dtype=np.int64))
+    s = math.prod(input.shape[2:])
     if s <= 1:
         raise ValueError(f"instance_norm: expected more than 1 spatial element when training, got input of shape "
                          f"{input.shape}")
