@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import minigrad as mg
 from minigrad import Tensor, optim
 from minigrad.nn import Parameter
 from minigrad.nn.utils import clip_grad_norm_
@@ -52,8 +53,33 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("groups", [False, True])
-def test_optimizer_matches_torch(case, groups):
-    _run(*CASES[case], groups=groups)
+@pytest.mark.parametrize("backend", mg.available_backends())
+def test_optimizer_matches_torch(case, groups, backend):
+    with mg.using_backend(backend):  # the update kernels of every backend
+        _run(*CASES[case], groups=groups)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_update_follows_replaced_data_state_and_layout(case):
+    """The flat views the update kernels get are refreshed when a parameter's data or its state is replaced, and
+    a non-contiguous parameter is updated in place by the reference rule: the results equal PyTorch's."""
+    make_ours, make_theirs = CASES[case]
+    ours, theirs = _params()
+    ours[0].data = np.asfortranarray(ours[0].data)  # (4, 3) in Fortran order: not C-contiguous
+    opt, topt = make_ours(ours), make_theirs(theirs)
+    rng = np.random.default_rng(1)
+    for step in range(6):
+        for p, tp in zip(ours, theirs):
+            g = rng.standard_normal(p.shape)
+            p.grad, tp.grad = Tensor(g.copy()), torch.tensor(g)
+        if step == 2:
+            ours[1].data = ours[1].data.copy()  # a new array object for the same values
+        if step == 4:
+            opt.load_state_dict(opt.state_dict())  # new state arrays
+        opt.step()
+        topt.step()
+        for p, tp in zip(ours, theirs):
+            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("case", ["sgd-momentum-wd", "adamw"])

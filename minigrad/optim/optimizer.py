@@ -20,6 +20,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.state = {}
         self._scratch = {}  # parameter -> a reused array for the step (not state: never saved)
+        self._views = {}  # parameter -> flat views of it and its state for the update kernels (see _fused)
         self.param_groups = []
         params = list(params)
         if not params:
@@ -121,7 +122,7 @@ class SGD(Optimizer):
             buf = np.empty_like(p.data) if momentum else self._scratch_for(p)
             if momentum:
                 state["momentum_buffer"] = buf
-        k, arrays = _fused(p, (buf,), grad)
+        k, arrays = _fused(self._views, p, (buf,), grad)
         k.sgd_update(*arrays, group["lr"], momentum, group["dampening"], group["weight_decay"], group["nesterov"],
                      first)
 
@@ -132,14 +133,27 @@ class SGD(Optimizer):
         return step
 
 
-def _fused(p, state_arrays, grad):
+def _fused(views, p, state_arrays, grad):
     """(kernels, arrays) for an update: the active backend and flat views when the parameter and its state are
-    C-contiguous; else the NumPy reference and the arrays as they are (it updates any layout in place)."""
+    C-contiguous; else the NumPy reference and the arrays as they are (it updates any layout in place).
+    ``views`` caches each parameter's flat views while its data and state arrays stay the same objects."""
     data = p.data
-    if data.flags.c_contiguous and all(a.flags.c_contiguous for a in state_arrays):
-        return kernels.kernels(), (data.reshape(-1), *(a.reshape(-1) for a in state_arrays),
-                                   np.ascontiguousarray(grad).reshape(-1))
-    return _Reference, (data, *state_arrays, grad)
+    cached = views.get(p)
+    if cached is None or cached[0] is not data or not _same(cached[1], state_arrays):
+        flat = None
+        if data.flags.c_contiguous and all(a.flags.c_contiguous for a in state_arrays):
+            flat = (data.reshape(-1), *(a.reshape(-1) for a in state_arrays))
+        cached = views[p] = (data, state_arrays, flat)
+    if cached[2] is None:
+        return _Reference, (data, *state_arrays, grad)
+    return kernels.kernels(), (*cached[2], np.ascontiguousarray(grad).reshape(-1))
+
+
+def _same(arrays, others):
+    for a, b in zip(arrays, others):
+        if a is not b:
+            return False
+    return True
 
 
 class _Reference:
@@ -171,7 +185,7 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = np.zeros_like(p.data)
         state["step"] += 1
         moments = (state["exp_avg"], state["exp_avg_sq"])
-        k, arrays = _fused(p, moments, grad)
+        k, arrays = _fused(self._views, p, moments, grad)
         k.adam_update(*arrays, lr, beta1, beta2, eps, wd, self._decoupled, state["step"])
 
 
