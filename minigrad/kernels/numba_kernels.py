@@ -13,6 +13,7 @@ The reductions are jitted with fastmath={"reassoc"} and nothing else (see the NO
 keep their meaning. This module imports numba; the registry imports it lazily.
 """
 import math
+import threading
 
 import numba
 import numpy as np
@@ -21,8 +22,15 @@ from numba import njit, prange
 MAX_CHUNKS = 64  # group norm backward: chunks of the batch, each with its own dweight/dbias partials
 
 
+_set = threading.local()  # the thread count last given to numba from this thread (numba's setting is per thread)
+
+
 def _threads(n_threads):
-    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    # NOTE: numba.set_num_threads costs about 1 us, as much as a small kernel: call it only on a change
+    n = max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    if getattr(_set, "n", None) != n:
+        numba.set_num_threads(n)
+        _set.n = n
 
 
 # NOTE: LLVM vectorizes a floating-point reduction only when it may reassociate the adds, so the kernels whose hot
@@ -166,8 +174,15 @@ def batch_norm_inference(y, x, running_mean, running_var, weight, bias, eps, n_t
     if N * C * S == 0:
         return
     _threads(n_threads)
-    scale = (weight / np.sqrt(running_var.astype(np.float64) + eps)).astype(x.dtype)
-    _affine_rows(y.reshape(-1), x.reshape(-1), running_mean, scale, bias, N, C, S)
+    _inference_rows(y.reshape(-1), x.reshape(-1), running_mean, running_var, weight, bias, float(eps), N, C, S)
+
+
+@njit(cache=True)
+def _inference_rows(y, x, running_mean, running_var, weight, bias, eps, N, C, S):
+    scale = np.empty(C, x.dtype)
+    for c in range(C):
+        scale[c] = weight[c] / np.sqrt(np.float64(running_var[c]) + eps)
+    _affine_rows(y, x, running_mean, scale, bias, N, C, S)
 
 
 @njit(cache=True)
