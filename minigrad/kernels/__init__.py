@@ -3,8 +3,8 @@
 Every backend module (``reference`` in NumPy, ``minigrad._ext`` in Cython, ``numba_kernels`` in Numba) offers the
 same functions with the same signatures, written down once in ``minigrad.kernels.contract``. Autograd ops never
 import a backend module: they call ``kernels()``, which returns the active backend's functions wrapped by the
-contract's argument checks, so that shapes, dtypes and strides are validated in Python before any ``nogil`` code
-runs, whatever the backend.
+contract's argument checks, so that shapes, dtypes and strides are validated before any ``nogil`` code runs,
+whatever the backend (a compiled accept path for valid calls; the Python rules name any error).
 
 Backends are imported lazily: Numba is imported the first time its backend is used, never by ``import minigrad``.
 """
