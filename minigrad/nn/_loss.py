@@ -93,10 +93,12 @@ def _check_targets(fn, input, target):
         raise ValueError(f"{fn}: input must have shape (N, C), got {input.shape}")
     if t.shape != (input.shape[0],):
         raise ValueError(f"{fn}: target must have shape (N,) = ({input.shape[0]},), got {t.shape}")
-    if t.size and (t.min() < 0 or t.max() >= input.shape[1]):
+    t = t.astype(np.int64, copy=False)
+    # NOTE: one reduction for both bounds: a negative index viewed as uint64 is larger than any class count
+    if t.size and t.view(np.uint64).max() >= input.shape[1]:
         raise ValueError(f"{fn}: target values must be in [0, {input.shape[1]}), got range "
                          f"[{t.min()}, {t.max()}]")
-    return t.astype(np.int64, copy=False)
+    return t
 
 
 def _check_reduction(fn, reduction):
@@ -111,7 +113,8 @@ def cross_entropy(input, target, reduction="mean", label_smoothing=0.0):
     _check_float("cross_entropy", input)
     t = _check_targets("cross_entropy", input, target)
     _check_reduction("cross_entropy", reduction)
-    if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing <= 1.0:
+    if type(label_smoothing) is not float and not isinstance(label_smoothing, numbers.Real) \
+            or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     if input.shape[0] == 0 or input.shape[1] == 0:
         raise ValueError(f"cross_entropy: input must be non-empty (N, C), got {input.shape}")
