@@ -681,11 +681,12 @@ cdef int _gn_backward(floating* dx, floating* dweight, floating* dbias, const fl
                       const double* mean, const double* rstd, const floating* weight,
                       Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t G, int n_threads) noexcept nogil:
     cdef Py_ssize_t Cg = C // G, n_chunks = min(N, MAX_CHUNKS), u, q, g, n, n0, n1, c, i, o
+    if S == 1:  # at least a block of rows per chunk: fewer partials to allocate and merge for short inputs
+        n_chunks = max(1, min(N // LN_ROWS, MAX_CHUNKS))
     cdef double* pw = <double*>calloc(2 * n_chunks * C, sizeof(double))
     cdef double* pb = pw + n_chunks * C
     cdef floating* fw = NULL
     cdef floating* fb
-    cdef double sw, sb
     if pw == NULL:
         return -1
     if S == 1:
@@ -710,14 +711,14 @@ cdef int _gn_backward(floating* dx, floating* dweight, floating* dbias, const fl
             else:
                 _gn_backward_row(dx + i, pw + o, pb + o, dy + i, x + i, mean[n * G + g], rstd[n * G + g],
                                  weight + g * Cg, Cg, S)
+    # merge the chunks in order, into the first chunk's row (q outer: contiguous, vectorizes; same order per c)
+    for q in range(1, n_chunks):
+        for c in range(C):
+            pw[c] += pw[q * C + c]
+            pb[c] += pb[q * C + c]
     for c in range(C):
-        sw = 0
-        sb = 0
-        for q in range(n_chunks):
-            sw = sw + pw[q * C + c]
-            sb = sb + pb[q * C + c]
-        dweight[c] = <floating>sw
-        dbias[c] = <floating>sb
+        dweight[c] = <floating>pw[c]
+        dbias[c] = <floating>pb[c]
     free(pw)
     free(fw)
     return 0
