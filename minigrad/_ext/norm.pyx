@@ -30,6 +30,9 @@ cdef Py_ssize_t MAX_CHUNKS = 64
 # BatchNorm1d statistics: rows added per walk while the per-channel accumulators sit in registers
 cdef enum:
     ROWS_1D = 4
+# layer-norm shaped group norm backward: rows per block of X-precision dweight/dbias partials
+cdef enum:
+    LN_ROWS = 32
 # batch norm: input bytes of a block of channels that is reduced and then finished while it is still in cache
 cdef Py_ssize_t BN_BLOCK_BYTES = 4 << 20
 cdef Py_ssize_t BN_RUN_BYTES = 16 << 10
@@ -92,32 +95,60 @@ cdef extern from *:
         *sdy += mg_hsum(a0, a1) + a;                                                              \
         *sdyx += mg_hsum(q0, q1) + q;                                                             \
     }
-    /* layer-norm shaped group-norm backward (S == 1, per-element weight), one pass over the row [0, m):
-       pb += dy, pw += dy*(x - mean)*rstd (per element, double), sw += sum(w*dy), swx += sum(w*dy*(x - mean)) */
-    #define MG_LN_DY_SUMS(T)                                                                      \
-    MG_CLONES static void mg_ln_dy_sums_##T(const T* dy, const T* x, const T* w, Py_ssize_t m,    \
-                               double mean, double rstd, double* pw, double* pb,                  \
-                               double* sw, double* swx) {                                         \
-        const mg_v4d k = {mean, mean, mean, mean}, r = {rstd, rstd, rstd, rstd};                  \
+    /* layer-norm shaped group-norm backward (S == 1, per-element weight), the two row reductions with g = dy*w:
+       sw = sum(g), swx = sum(g*(x - K)) over [0, m), K = X(mean) (the caller subtracts (mean - K)*sw).
+       NOTE: the products are taken in X precision (x - K is exact where |mean| >> std) and summed in X precision
+       over runs of MG_LN_RUN values per lane only, then in double: float32 products cost a rounding of 2^-24 each
+       (the float32 output's own precision), but converting every value to double made this the slowest pass
+       (two conversions per value; measured 1.7x slower end to end at (8192, 768)). Fixed order, as everywhere. */
+    typedef float mg_vx_float __attribute__((vector_size(32)));
+    typedef double mg_vx_double __attribute__((vector_size(32)));
+    static inline mg_vx_float mg_loadx_float(const float* p) { mg_vx_float v; memcpy(&v, p, sizeof v); return v; }
+    static inline mg_vx_double mg_loadx_double(const double* p) { mg_vx_double v; memcpy(&v, p, sizeof v); return v; }
+    /* acc0, acc1 += v, widened to double (a vector of 8 floats or of 4 doubles) */
+    static inline void mg_widen_add_float(mg_v4d* a0, mg_v4d* a1, mg_vx_float v) {
+        mg_v4d lo = {v[0], v[1], v[2], v[3]}, hi = {v[4], v[5], v[6], v[7]};
+        *a0 += lo; *a1 += hi;
+    }
+    static inline void mg_widen_add_double(mg_v4d* a0, mg_v4d* a1, mg_vx_double v) { *a0 += v; (void)a1; }
+    #define MG_LN_RUN 4
+    #define MG_LN_ROW_SUMS(T)                                                                     \
+    MG_CLONES static void mg_ln_row_sums_##T(const T* dy, const T* x, const T* w, Py_ssize_t m, T K, \
+                                             double* sw, double* swx) {                          \
+        enum { L = sizeof(mg_vx_##T) / sizeof(T) };                                               \
         mg_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0;                                       \
         Py_ssize_t i = 0;                                                                         \
-        for (; i + 8 <= m; i += 8) {                                                              \
-            mg_v4d g0 = mg_load4_##T(dy + i), g1 = mg_load4_##T(dy + i + 4);                      \
-            mg_v4d e0 = g0 * (mg_load4_##T(x + i) - k), e1 = g1 * (mg_load4_##T(x + i + 4) - k);  \
-            mg_v4d w0 = mg_load4_##T(w + i), w1 = mg_load4_##T(w + i + 4);                        \
-            mg_store4(pb + i, mg_load4_double(pb + i) + g0);                                      \
-            mg_store4(pb + i + 4, mg_load4_double(pb + i + 4) + g1);                              \
-            mg_store4(pw + i, mg_load4_double(pw + i) + e0 * r);                                  \
-            mg_store4(pw + i + 4, mg_load4_double(pw + i + 4) + e1 * r);                          \
-            a0 += w0 * g0; a1 += w1 * g1; q0 += w0 * e0; q1 += w1 * e1;                          \
+        for (; i + MG_LN_RUN * L <= m; i += MG_LN_RUN * L) {                                      \
+            mg_vx_##T ga = {0}, ea = {0};                                                         \
+            for (int h = 0; h < MG_LN_RUN * L; h += L) {                                          \
+                mg_vx_##T g = mg_loadx_##T(dy + i + h) * mg_loadx_##T(w + i + h);                 \
+                ga += g; ea += g * (mg_loadx_##T(x + i + h) - K);                                 \
+            }                                                                                     \
+            mg_widen_add_##T(&a0, &a1, ga); mg_widen_add_##T(&q0, &q1, ea);                       \
         }                                                                                         \
         double a = 0, q = 0;                                                                      \
-        for (; i < m; i++) {                                                                      \
-            double g = dy[i], e = g * ((double)x[i] - mean);                                      \
-            pb[i] += g; pw[i] += e * rstd; a += (double)w[i] * g; q += (double)w[i] * e;          \
+        for (; i < m; i++) { T g = dy[i] * w[i]; a += g; q += g * (x[i] - K); }                   \
+        *sw = mg_hsum(a0, a1) + a;                                                                \
+        *swx = mg_hsum(q0, q1) + q;                                                               \
+    }                                                                                             \
+    /* dx = r*(w*dy - mg) + b*(x - K) + k, and this block's parameter-gradient partials in X precision:     \
+       fb += dy, fw += dy*xhat with xhat = (x - K)*r - dmr (elementwise: vectorizes, no reassociation) */    \
+    MG_CLONES static void mg_ln_dx_##T(T* restrict dx, const T* restrict dy, const T* restrict x,        \
+                                       const T* restrict w, Py_ssize_t m, T r, T mg, T K, T b, T k, T dmr, \
+                                       T* restrict fw, T* restrict fb) {                          \
+        for (Py_ssize_t i = 0; i < m; i++) {                                                      \
+            T g = dy[i], d = x[i] - K;                                                            \
+            dx[i] = r * (w[i] * g - mg) + b * d + k;                                              \
+            fb[i] += g;                                                                           \
+            fw[i] += g * (d * r - dmr);                                                           \
         }                                                                                         \
-        *sw += mg_hsum(a0, a1) + a;                                                               \
-        *swx += mg_hsum(q0, q1) + q;                                                              \
+    }                                                                                             \
+    /* pw += fw, pb += fb (in double), then fw = fb = 0 */                                          \
+    MG_CLONES static void mg_ln_flush_##T(double* restrict pw, double* restrict pb, T* restrict fw,    \
+                                          T* restrict fb, Py_ssize_t m) {                         \
+        for (Py_ssize_t i = 0; i < m; i++) {                                                      \
+            pw[i] += fw[i]; pb[i] += fb[i]; fw[i] = 0; fb[i] = 0;                                 \
+        }                                                                                         \
     }
     /* the elementwise passes, in X precision (GCC vectorizes them; the AVX2 clone does 8 floats a step) */
     #define MG_ELEMENTWISE(T)                                                                     \
@@ -135,10 +166,6 @@ cdef extern from *:
     MG_CLONES static void mg_ln_affine_##T(T* y, const T* x, const T* w, const T* bias,           \
                                            Py_ssize_t m, T K, T r, T dmr) {                       \
         for (Py_ssize_t i = 0; i < m; i++) y[i] = ((x[i] - K) * r - dmr) * w[i] + bias[i];        \
-    }                                                                                             \
-    MG_CLONES static void mg_ln_dx_##T(T* dx, const T* dy, const T* x, const T* w,                \
-                                       Py_ssize_t m, T r, T mg, T K, T b, T k) {                  \
-        for (Py_ssize_t i = 0; i < m; i++) dx[i] = r * (w[i] * dy[i] - mg) + b * (x[i] - K) + k;  \
     }
     /* BatchNorm1d (S == 1): nr rows (stride ldx) of m channels into per-channel accumulators, vectorized across
        channels (independent lanes: no reassociation, each s1[c] still adds its rows one by one, in order). The nr
@@ -203,8 +230,8 @@ cdef extern from *:
     MG_SHIFTED_SUMS(double)
     MG_DY_SUMS(float)
     MG_DY_SUMS(double)
-    MG_LN_DY_SUMS(float)
-    MG_LN_DY_SUMS(double)
+    MG_LN_ROW_SUMS(float)
+    MG_LN_ROW_SUMS(double)
     MG_ELEMENTWISE(float)
     MG_ELEMENTWISE(double)
     """
@@ -231,10 +258,16 @@ cdef extern from *:
                           double* sdy, double* sdyx) noexcept nogil
     void mg_dy_sums_double(const double* dy, const double* x, Py_ssize_t m, double mean,
                            double* sdy, double* sdyx) noexcept nogil
-    void mg_ln_dy_sums_float(const float* dy, const float* x, const float* w, Py_ssize_t m, double mean,
-                             double rstd, double* pw, double* pb, double* sw, double* swx) noexcept nogil
-    void mg_ln_dy_sums_double(const double* dy, const double* x, const double* w, Py_ssize_t m, double mean,
-                              double rstd, double* pw, double* pb, double* sw, double* swx) noexcept nogil
+    void mg_ln_row_sums_float(const float* dy, const float* x, const float* w, Py_ssize_t m, float K,
+                              double* sw, double* swx) noexcept nogil
+    void mg_ln_row_sums_double(const double* dy, const double* x, const double* w, Py_ssize_t m, double K,
+                               double* sw, double* swx) noexcept nogil
+    void mg_ln_dx_float(float* dx, const float* dy, const float* x, const float* w, Py_ssize_t m, float r, float mg,
+                        float K, float b, float k, float dmr, float* fw, float* fb) noexcept nogil
+    void mg_ln_dx_double(double* dx, const double* dy, const double* x, const double* w, Py_ssize_t m, double r,
+                         double mg, double K, double b, double k, double dmr, double* fw, double* fb) noexcept nogil
+    void mg_ln_flush_float(double* pw, double* pb, float* fw, float* fb, Py_ssize_t m) noexcept nogil
+    void mg_ln_flush_double(double* pw, double* pb, double* fw, double* fb, Py_ssize_t m) noexcept nogil
     void mg_affine_float(float* y, const float* x, Py_ssize_t m, float K, float scale, float shift) noexcept nogil
     void mg_affine_double(double* y, const double* x, Py_ssize_t m, double K, double scale,
                           double shift) noexcept nogil
@@ -250,10 +283,6 @@ cdef extern from *:
                             float K, float r, float dmr) noexcept nogil
     void mg_ln_affine_double(double* y, const double* x, const double* w, const double* bias, Py_ssize_t m,
                              double K, double r, double dmr) noexcept nogil
-    void mg_ln_dx_float(float* dx, const float* dy, const float* x, const float* w, Py_ssize_t m,
-                        float r, float mg, float K, float b, float k) noexcept nogil
-    void mg_ln_dx_double(double* dx, const double* dy, const double* x, const double* w, Py_ssize_t m,
-                         double r, double mg, double K, double b, double k) noexcept nogil
 
 
 cdef inline void _shifted_sums(const floating* x, Py_ssize_t m, double K,
@@ -557,46 +586,66 @@ cdef inline double _rstd_row(const floating* x, Py_ssize_t M, double eps, double
     return _rstd(s1, s2, <double>M, eps, mean, K)
 
 
-# dx, dy, x: (Cg*S,) the row of (n, g); pw, pb: this chunk's dweight, dbias partials of the Cg channels
+cdef inline void _gn_dx_coefficients(double sw, double swx, double M, double mean, double rstd, floating Kx,
+                                     floating* rx, floating* mg, floating* bx, floating* kx) noexcept nogil:
+    """From the two reductions with g = dy*w, sw = sum(g) and swx = sum(g*(x - mean)):
+       dx = rstd*(g - mean(g) - xhat*mean(g*xhat)) = rstd*(w*dy - mg) + b*(x - Kx) + k, with
+       xhat = rstd*((x - Kx) - (mean - Kx)): b = -rstd*mean(g*xhat)*rstd, k = -b*(mean - Kx)."""
+    cdef double mgx = swx * rstd / M  # mean(g*xhat)
+    cdef double b = -rstd * mgx * rstd
+    rx[0] = <floating>rstd
+    mg[0] = <floating>(sw / M)
+    bx[0] = <floating>b
+    kx[0] = <floating>(-b * (mean - Kx))
+
+
+# dx, dy, x: (Cg*S,) the row of (n, g), S > 1; pw, pb: this chunk's dweight, dbias partials of the Cg channels
 cdef void _gn_backward_row(floating* dx, double* pw, double* pb, const floating* dy, const floating* x,
                            double mean, double rstd, const floating* weight,
                            Py_ssize_t Cg, Py_ssize_t S) noexcept nogil:
-    cdef Py_ssize_t M = Cg * S, c, j
-    cdef double sw = 0, swx = 0, sdy, sdyx, d, mg, mgx, b, k
-    cdef floating Kx = <floating>mean, rx, mgx_, bx, kx
+    cdef Py_ssize_t c
+    cdef double sw = 0, swx = 0, sdy, sdyx
+    cdef floating Kx = <floating>mean, rx, mg, bx, kx
     # two reductions with g = dy*w: sw = sum(g), swx = sum(g*(x - mean)); and the per-channel partials
-    if S == 1:
-        if floating is float:
-            mg_ln_dy_sums_float(dy, x, weight, M, mean, rstd, pw, pb, &sw, &swx)
-        else:
-            mg_ln_dy_sums_double(dy, x, weight, M, mean, rstd, pw, pb, &sw, &swx)
+    for c in range(Cg):
+        sdy = 0
+        sdyx = 0
+        _dy_sums(dy + c * S, x + c * S, S, mean, &sdy, &sdyx)
+        pb[c] += sdy
+        pw[c] += sdyx * rstd
+        sw += weight[c] * sdy
+        swx += weight[c] * sdyx
+    _gn_dx_coefficients(sw, swx, <double>(Cg * S), mean, rstd, Kx, &rx, &mg, &bx, &kx)
+    for c in range(Cg):
+        _gn_dx(dx + c * S, dy + c * S, x + c * S, S, rx, weight[c], mg, Kx, bx, kx)
+
+
+# dx, dy, x: (M,) the row of (n, g), S == 1 (layer-norm shaped: one weight per element); fw, fb: (M,) the
+# dweight, dbias partials of the current block of rows, in X precision (flushed into double by the caller)
+cdef void _ln_backward_row(floating* dx, floating* fw, floating* fb, const floating* dy, const floating* x,
+                           double mean, double rstd, const floating* weight, Py_ssize_t M) noexcept nogil:
+    cdef double sw, swx
+    cdef floating Kx = <floating>mean, rx, mg, bx, kx, dmr
+    # two reductions with g = dy*w: sw = sum(g), swx = sum(g*(x - Kx)) - (mean - Kx)*sw = sum(g*(x - mean))
+    if floating is float:
+        mg_ln_row_sums_float(dy, x, weight, M, Kx, &sw, &swx)
     else:
-        for c in range(Cg):
-            sdy = 0
-            sdyx = 0
-            _dy_sums(dy + c * S, x + c * S, S, mean, &sdy, &sdyx)
-            pb[c] += sdy
-            pw[c] += sdyx * rstd
-            sw += weight[c] * sdy
-            swx += weight[c] * sdyx
-    # dx = rstd*(g - mean(g) - xhat*mean(g*xhat)) = rstd*(w*dy - mg) + b*(x - Kx) + k, with
-    # xhat = rstd*((x - Kx) - (mean - Kx)): b = -rstd*mean(g*xhat)*rstd, k = -b*(mean - Kx)
-    mg = sw / M
-    mgx = swx * rstd / M  # mean(g*xhat)
-    b = -rstd * mgx * rstd
-    k = -b * (mean - Kx)
-    rx = <floating>rstd
-    mgx_ = <floating>mg
-    bx = <floating>b
-    kx = <floating>k
-    if S == 1:
-        if floating is float:
-            mg_ln_dx_float(dx, dy, x, weight, M, rx, mgx_, Kx, bx, kx)
-        else:
-            mg_ln_dx_double(dx, dy, x, weight, M, rx, mgx_, Kx, bx, kx)
+        mg_ln_row_sums_double(dy, x, weight, M, Kx, &sw, &swx)
+    swx = swx - (mean - Kx) * sw
+    _gn_dx_coefficients(sw, swx, <double>M, mean, rstd, Kx, &rx, &mg, &bx, &kx)
+    dmr = <floating>((mean - Kx) * rstd)
+    if floating is float:
+        mg_ln_dx_float(dx, dy, x, weight, M, rx, mg, Kx, bx, kx, dmr, fw, fb)
     else:
-        for c in range(Cg):
-            _gn_dx(dx + c * S, dy + c * S, x + c * S, S, rx, weight[c], mgx_, Kx, bx, kx)
+        mg_ln_dx_double(dx, dy, x, weight, M, rx, mg, Kx, bx, kx, dmr, fw, fb)
+
+
+cdef inline void _ln_flush(double* pw, double* pb, floating* fw, floating* fb, Py_ssize_t m) noexcept nogil:
+    """pw += fw, pb += fb in double; fw = fb = 0."""
+    if floating is float:
+        mg_ln_flush_float(pw, pb, fw, fb, m)
+    else:
+        mg_ln_flush_double(pw, pb, fw, fb, m)
 
 
 cdef inline void _gn_dx(floating* dx, const floating* dy, const floating* x, Py_ssize_t m,
@@ -623,32 +672,55 @@ cdef int _gn_forward(floating* y, double* mean, double* rstd, const floating* x,
 
 # dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (N, G) float64; weight: (C,).
 # Units (chunk of n, group g) in parallel, each owning pw[chunk, channels of g]; the chunks are merged serially, in
-# order.
+# order. With S == 1 each unit adds its rows in blocks of LN_ROWS (counted from the chunk's first row, so the same
+# blocks for any n_threads) into X-precision partials fw, fb, and each block into pw, pb.
+# NOTE: per-row double partials cost a read-modify-write of 2*Cg doubles per row (measured 1.7x slower end to
+# end at (8192, 768) together with the double row reductions); a block of 32 float32 rows adds ~1e-7 relative
+# error to dweight, dbias.
 cdef int _gn_backward(floating* dx, floating* dweight, floating* dbias, const floating* dy, const floating* x,
                       const double* mean, const double* rstd, const floating* weight,
                       Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t G, int n_threads) noexcept nogil:
-    cdef Py_ssize_t Cg = C // G, n_chunks = min(N, MAX_CHUNKS), u, q, g, n, c, i
+    cdef Py_ssize_t Cg = C // G, n_chunks = min(N, MAX_CHUNKS), u, q, g, n, n0, n1, c, i, o
+    if S == 1:  # at least a block of rows per chunk: fewer partials to allocate and merge for short inputs
+        n_chunks = max(1, min(N // LN_ROWS, MAX_CHUNKS))
     cdef double* pw = <double*>calloc(2 * n_chunks * C, sizeof(double))
     cdef double* pb = pw + n_chunks * C
-    cdef double sw, sb
+    cdef floating* fw = NULL
+    cdef floating* fb
     if pw == NULL:
         return -1
+    if S == 1:
+        fw = <floating*>calloc(2 * n_chunks * C, sizeof(floating))
+        if fw == NULL:
+            free(pw)
+            return -1
+    fb = fw + n_chunks * C
     for u in prange(n_chunks * G, schedule='static', num_threads=n_threads):
         q = u // G
         g = u % G
-        for n in range(q * N // n_chunks, (q + 1) * N // n_chunks):
+        o = q * C + g * Cg
+        n0 = q * N // n_chunks
+        n1 = (q + 1) * N // n_chunks
+        for n in range(n0, n1):
             i = (n * C + g * Cg) * S
-            _gn_backward_row(dx + i, pw + q * C + g * Cg, pb + q * C + g * Cg, dy + i, x + i,
-                             mean[n * G + g], rstd[n * G + g], weight + g * Cg, Cg, S)
+            if S == 1:
+                _ln_backward_row(dx + i, fw + o, fb + o, dy + i, x + i, mean[n * G + g], rstd[n * G + g],
+                                 weight + g * Cg, Cg)
+                if (n - n0) % LN_ROWS == LN_ROWS - 1 or n == n1 - 1:
+                    _ln_flush(pw + o, pb + o, fw + o, fb + o, Cg)
+            else:
+                _gn_backward_row(dx + i, pw + o, pb + o, dy + i, x + i, mean[n * G + g], rstd[n * G + g],
+                                 weight + g * Cg, Cg, S)
+    # merge the chunks in order, into the first chunk's row (q outer: contiguous, vectorizes; same order per c)
+    for q in range(1, n_chunks):
+        for c in range(C):
+            pw[c] += pw[q * C + c]
+            pb[c] += pb[q * C + c]
     for c in range(C):
-        sw = 0
-        sb = 0
-        for q in range(n_chunks):
-            sw = sw + pw[q * C + c]
-            sb = sb + pb[q * C + c]
-        dweight[c] = <floating>sw
-        dbias[c] = <floating>sb
+        dweight[c] = <floating>pw[c]
+        dbias[c] = <floating>pb[c]
     free(pw)
+    free(fw)
     return 0
 
 
