@@ -16,6 +16,8 @@
 Byte model (bytes that must cross the memory bus at least once, float arrays of |x| elements):
 training forward reads x twice (statistics, then normalize) and writes y: 3 |x|; inference reads x and writes y:
 2 |x|; backward reads dy and x for the reductions, then dy and x again and writes dx: 5 |x|; forward+backward 8 |x|.
+Optimizer updates (bench_optim.py), of |p| elements: SGD with momentum 5 |p| (reads p, buf, g; writes p, buf),
+Adam 7 |p| (reads p, m, v, g; writes p, m, v).
 
 Run each backend in its own process (``python benchmarks/run_all.py``): two OpenMP runtimes in one process
 (PyTorch's bundled libgomp and the system one used by Cython/Numba) distort 2-thread timings.
@@ -41,10 +43,10 @@ ALLOCATOR_TUNED = tune_allocator()
 BANDWIDTH_JSON = os.environ.get("MINIGRAD_BANDWIDTH_JSON", os.path.join(ROOT, ".benchmarks", "bandwidth.json"))
 
 # op -> number of |x|-sized array transfers (see the module docstring)
-BYTES_FACTOR = {"forward": 3, "inference": 2, "backward": 5, "fwd+bwd": 8}
+BYTES_FACTOR = {"forward": 3, "inference": 2, "backward": 5, "fwd+bwd": 8, "sgd": 5, "adam": 7}
 
 # op -> number of distinct |x|-sized arrays it touches (decides cache-resident or not)
-FOOTPRINT = {"forward": 2, "inference": 2, "backward": 3, "fwd+bwd": 4}
+FOOTPRINT = {"forward": 2, "inference": 2, "backward": 3, "fwd+bwd": 4, "sgd": 3, "adam": 4}
 
 THREADS = (1, 2)
 

@@ -35,7 +35,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-NORM_FILES = ["bench_batch_norm.py", "bench_layer_norm.py", "bench_group_norm.py"]
+NORM_FILES = ["bench_batch_norm.py", "bench_layer_norm.py", "bench_group_norm.py", "bench_optim.py"]
 BACKENDS = ["numpy", "cython", "numba", "torch"]
 THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "MINIGRAD_NUM_THREADS")
