@@ -166,7 +166,7 @@ def _window(kernel, names, args, dims):
 
 
 # dimension symbols, numbered for the compiled checks (minigrad/_ext/_check.pyx); a kernel's element count is the
-# product of its sizes of N, C, S, R, D, H, W
+# product of its sizes of N, C, S, R, D, H, W, M
 SYMBOLS = ("N", "C", "S", "R", "D", "G", "H", "W", "P", "Q", "K", "L", "M")
 _ELEMENT_SYMBOLS = tuple(SYMBOLS.index(s) for s in "NCSRDHWM")
 
