@@ -168,12 +168,10 @@ def test_cross_entropy_loss_matches_torch(reduction, smoothing):
     _check(y, ty, [x], [tx])
 
 
-@pytest.mark.parametrize("bad", [[0, 5, 1], [0, -1, 1], [-7, 0, 0]])
-@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
+@pytest.mark.parametrize("bad,dtype", [([0, 5, 1], np.int64), ([0, -1, 1], np.int64), ([-7, 0, 0], np.int64),
+                                       ([0, 5, 1], np.int32), ([0, -1, 1], np.int32), ([9, 0, 0], np.uint8)])
 def test_losses_reject_targets_out_of_range(bad, dtype):
     x = Tensor(np.zeros((3, 5), np.float32), requires_grad=True)
-    if dtype == np.uint8 and min(bad) < 0:
-        pytest.skip("negative values do not fit in uint8")
     for loss in (F.cross_entropy, F.nll_loss):
         with pytest.raises(ValueError, match=r"target values must be in \[0, 5\)"):
             loss(x, Tensor(np.array(bad, dtype)))
