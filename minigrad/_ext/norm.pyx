@@ -488,11 +488,7 @@ cdef extern from *:
                 mg_vx_float d = (mg_vx_float)((mg_v8i)(mg_loadx_float(xc + S - 8) - k) & mask);
                 va += d; vq += d * d;
             }
-            double ta = 0, tq = 0;
-            mg_hsum2(mg_fold_widen(va), mg_fold_widen(vq), &ta, &tq);
-            if (__builtin_expect(!MG_FINITE2(ta, tq), 0)) mg_f32_shifted_sums_slow(xc, S, K[c], &ta, &tq);
-            s1[c] += ta;
-            s2[c] += tq;
+            mg_hsum2(mg_fold_widen(va), mg_fold_widen(vq), s1 + c, s2 + c);  /* overflow: see _bn_stats_block */
         }
     }
     MG_CLONES static void mg_channel_dy_sums_float(const float* restrict dy, const float* restrict x,
@@ -521,10 +517,8 @@ cdef extern from *:
             }
             double ta = 0, tq = 0;
             mg_hsum2(mg_fold_widen(va), mg_fold_widen(vq), &ta, &tq);
-            tq -= (mean[c] - (double)k) * ta;
-            if (__builtin_expect(!MG_FINITE2(ta, tq), 0)) mg_f32_dy_sums_slow(gc, xc, S, mean[c], &ta, &tq);
-            sdy[c] += ta;
-            sdyx[c] += tq;
+            sdy[c] += ta;  /* overflow: see _bn_dy_sums_block */
+            sdyx[c] += tq - (mean[c] - (double)k) * ta;
         }
     }
     /* BatchNorm1d (S == 1): nr (<= MG_F32_RUN would be exact grouping; any nr works) rows of m channels, each
@@ -720,28 +714,29 @@ cdef void _bn_stats_block(double* s1, double* s2, const double* K, const floatin
             else:
                 mg_col_shifted_sums_double(x + i * C + c0, C, min(ROWS_1D, N - i), K + c0, c1 - c0, s1 + c0,
                                            s2 + c0)
-        if floating is float:  # float32 sums that overflowed (|x - K| > 1.8e19, or data not finite): in double
-            for c in range(c0, c1):
-                if not (isfinite(s1[c]) and isfinite(s2[c])):
-                    s1[c] = 0
-                    s2[c] = 0
-                    for n in range(N):
-                        d = <double>x[n * C + c] - K[c]
+    else:
+        for n in range(N):
+            row = x + (n * C + c0) * S
+            if floating is float:
+                mg_channel_shifted_sums_float(row, c1 - c0, S, K + c0, s1 + c0, s2 + c0)
+            else:
+                mg_channel_shifted_sums_double(row, c1 - c0, S, K + c0, s1 + c0, s2 + c0)
+    if floating is float:  # float32 sums that overflowed (|x - K| > 1.8e19, or data not finite): again in double
+        for c in range(c0, c1):
+            if not (isfinite(s1[c]) and isfinite(s2[c])):
+                s1[c] = 0
+                s2[c] = 0
+                for n in range(N):
+                    for i in range(S):
+                        d = <double>x[(n * C + c) * S + i] - K[c]
                         s1[c] += d
                         s2[c] += d * d
-        return
-    for n in range(N):
-        row = x + (n * C + c0) * S
-        if floating is float:
-            mg_channel_shifted_sums_float(row, c1 - c0, S, K + c0, s1 + c0, s2 + c0)
-        else:
-            mg_channel_shifted_sums_double(row, c1 - c0, S, K + c0, s1 + c0, s2 + c0)
 
 
 # dy, x: (N, C, S); sdy, sdyx, mean: (C,); channels [c0, c1)
 cdef void _bn_dy_sums_block(double* sdy, double* sdyx, const double* mean, const floating* dy, const floating* x,
                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
-    cdef Py_ssize_t n, c, i
+    cdef Py_ssize_t n, c, i, j
     for c in range(c0, c1):
         sdy[c] = 0
         sdyx[c] = 0
@@ -757,19 +752,23 @@ cdef void _bn_dy_sums_block(double* sdy, double* sdyx, const double* mean, const
         if floating is float:  # the float32 sums are about Kx = float(mean): sum(dy*(x - mean)) from them
             for c in range(c0, c1):
                 sdyx[c] = sdyx[c] - (mean[c] - <double>(<float>mean[c])) * sdy[c]
-                if not (isfinite(sdy[c]) and isfinite(sdyx[c])):  # overflowed in float32: in double
-                    sdy[c] = 0
-                    sdyx[c] = 0
-                    for n in range(N):
-                        sdy[c] += dy[n * C + c]
-                        sdyx[c] += <double>dy[n * C + c] * (<double>x[n * C + c] - mean[c])
-        return
-    for n in range(N):
-        i = (n * C + c0) * S
-        if floating is float:
-            mg_channel_dy_sums_float(dy + i, x + i, c1 - c0, S, mean + c0, sdy + c0, sdyx + c0)
-        else:
-            mg_channel_dy_sums_double(dy + i, x + i, c1 - c0, S, mean + c0, sdy + c0, sdyx + c0)
+    else:
+        for n in range(N):
+            i = (n * C + c0) * S
+            if floating is float:
+                mg_channel_dy_sums_float(dy + i, x + i, c1 - c0, S, mean + c0, sdy + c0, sdyx + c0)
+            else:
+                mg_channel_dy_sums_double(dy + i, x + i, c1 - c0, S, mean + c0, sdy + c0, sdyx + c0)
+    if floating is float:  # float32 sums that overflowed (|dy*(x - Kx)| > 3.4e38, or not finite): again in double
+        for c in range(c0, c1):
+            if not (isfinite(sdy[c]) and isfinite(sdyx[c])):
+                sdy[c] = 0
+                sdyx[c] = 0
+                for n in range(N):
+                    for j in range(S):
+                        i = (n * C + c) * S + j
+                        sdy[c] += dy[i]
+                        sdyx[c] += <double>dy[i] * (<double>x[i] - mean[c])
 
 
 # x, y: (C*S,) one row; per-channel K, scale, shift: (C,)
