@@ -7,7 +7,9 @@ its derivation: minigrad/kernels/reference.py (the oracle these kernels are test
 
 Constraints kept everywhere:
   - statistics in double: a *shifted* single pass, sum(x - K) and sum((x - K)^2) with K a value of the set, which
-    stays accurate when |mean| >> std (unlike E[x^2] - E[x]^2);
+    stays accurate when |mean| >> std (unlike E[x^2] - E[x]^2); for float32 input x - K, its square and their sums
+    run in float32 lanes over short fixed groups whose partials are then added in double (a set whose float32
+    sums overflow is summed again in double);
   - elementwise passes in X precision so they vectorize, written as (x - K)*scale + shift with K = X(mean): x - K
     is (nearly) exact, so a large mean does not cancel catastrophically the way x*scale + (b - mean*scale) does;
   - parallel loops write disjoint slices only; every sum has a fixed order that does not depend on n_threads, so
