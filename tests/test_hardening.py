@@ -223,6 +223,24 @@ def test_values_near_float32_overflow(backend):
     assert np.isfinite(y).all()
 
 
+@pytest.mark.parametrize("shape", [(6, 13, 1), (4, 3, 50), (3, 2, 300)], ids=["S1", "short", "long"])
+def test_batch_norm_spread_beyond_float32_squares(backend, shape):
+    # |x - K| ~ 1e20: (x - K)^2 overflows float32, so float32 partial sums must fall back to double
+    rng = np.random.default_rng(8)
+    x = (1e20 * rng.standard_normal(shape)).astype(np.float32)
+    dy = (1e30 * rng.standard_normal(shape)).astype(np.float32)  # dy*(x - mean) overflows float32 too
+    t = mg.Tensor(x, requires_grad=True)
+    y = F.batch_norm(t, None, None, training=True)
+    y.backward(dy)
+    xd, g = x.astype(np.float64), dy.astype(np.float64)
+    mean, var = xd.mean(axis=(0, 2), keepdims=True), xd.var(axis=(0, 2), keepdims=True)
+    rstd = 1 / np.sqrt(var + 1e-5)
+    xhat = (xd - mean) * rstd
+    dx = rstd * (g - g.mean(axis=(0, 2), keepdims=True) - xhat * (g * xhat).mean(axis=(0, 2), keepdims=True))
+    np.testing.assert_allclose(y.numpy(), xhat, atol=1e-4)
+    np.testing.assert_allclose(t.grad.numpy(), dx, rtol=0, atol=1e-4 * np.abs(dx).max())
+
+
 def test_inf_gives_nan_only_in_its_reduction_set(backend):
     x = np.random.default_rng(6).standard_normal((4, 3, 5)).astype(np.float32)
     x[2, 1, 3] = np.inf

@@ -7,7 +7,9 @@ its derivation: minigrad/kernels/reference.py (the oracle these kernels are test
 
 Constraints kept everywhere:
   - statistics in double: a *shifted* single pass, sum(x - K) and sum((x - K)^2) with K a value of the set, which
-    stays accurate when |mean| >> std (unlike E[x^2] - E[x]^2);
+    stays accurate when |mean| >> std (unlike E[x^2] - E[x]^2); for float32 input x - K, its square and their sums
+    run in float32 lanes over short fixed groups whose partials are then added in double (a set whose float32
+    sums overflow is summed again in double);
   - elementwise passes in X precision so they vectorize, written as (x - K)*scale + shift with K = X(mean): x - K
     is (nearly) exact, so a large mean does not cancel catastrophically the way x*scale + (b - mean*scale) does;
   - parallel loops write disjoint slices only; every sum has a fixed order that does not depend on n_threads, so
@@ -18,7 +20,7 @@ Constraints kept everywhere:
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt
+from libc.math cimport isfinite, sqrt
 from libc.stdlib cimport malloc, calloc, free
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
@@ -212,8 +214,9 @@ cdef extern from *:
             for (Py_ssize_t j = 0; j < nr; j++) {                                                 \
                 double g = dy[j * ldx + c]; sdy[c] += g; sdyx[c] += g * ((double)x[j * ldx + c] - mean[c]); \
             }                                                                                     \
-    }                                                                                             \
-    /* the elementwise passes of one row, per-channel coefficients (X precision) */                  \
+    }
+    /* the elementwise passes of one row, per-channel coefficients (X precision) */
+    #define MG_COL_AFFINE(T)                                                                      \
     MG_CLONES static void mg_col_affine_##T(T* restrict y, const T* restrict x, Py_ssize_t m,    \
                                             const T* restrict K, const T* restrict scale,         \
                                             const T* restrict shift) {                            \
@@ -294,10 +297,11 @@ cdef extern from *:
             sdyx[c + 1] += mg_hsum(r0, r1) + r;                                                   \
         }                                                                                         \
         for (; c < nc; c++) mg_dy_sums_##T(dy + c * S, x + c * S, S, mean[c], sdy + c, sdyx + c);  \
-    }                                                                                             \
-    /* the elementwise passes over one row's run of nc channels, per-channel coefficients (X precision). Each      \
-       channel in full vectors, the last one overlapping the one before where L does not divide S (it rewrites     \
-       the same values: no scalar remainder per channel; x's last vector is loaded first, so y may be x). */      \
+    }
+    /* the elementwise passes over one row's run of nc channels, per-channel coefficients (X precision). Each
+       channel in full vectors, the last one overlapping the one before where L does not divide S (it rewrites
+       the same values: no scalar remainder per channel; x's last vector is loaded first, so y may be x). */
+    #define MG_CHANNEL_AFFINE(T)                                                                  \
     MG_CLONES static void mg_channel_affine_##T(T* y, const T* x, Py_ssize_t nc, Py_ssize_t S,    \
                                                 const T* K, const T* scale, const T* shift) {     \
         enum { L = sizeof(mg_vx_##T) / sizeof(T) };                                               \
@@ -347,18 +351,230 @@ cdef extern from *:
             }                                                                                     \
         }                                                                                         \
     }
-    MG_COLUMNS(float)
     MG_COLUMNS(double)
-    MG_SHIFTED_SUMS(float)
+    MG_COL_AFFINE(float)
+    MG_COL_AFFINE(double)
     MG_SHIFTED_SUMS(double)
-    MG_DY_SUMS(float)
     MG_DY_SUMS(double)
     MG_LN_ROW_SUMS(float)
     MG_LN_ROW_SUMS(double)
     MG_ELEMENTWISE(float)
     MG_ELEMENTWISE(double)
-    MG_CHANNEL_SUMS(float)
     MG_CHANNEL_SUMS(double)
+    MG_CHANNEL_AFFINE(float)
+    MG_CHANNEL_AFFINE(double)
+    /* float32 input: the batch-norm (and group-norm) reductions in float32 lanes over short fixed groups.
+       NOTE: converting every float to double before adding made these passes bound by arithmetic (cvtps2pd, sub,
+       add, mul, add in 4-wide doubles: about 24 GB/s), below the memory bandwidth. Here x - K (exact where the
+       set's values are near K: |mean| >> std), its square and the sums run in 8-wide float32 vectors over groups of
+       MG_F32_RUN vectors (each lane adds MG_F32_RUN values in float32, a relative rounding of a few 2^-24, the
+       float32 data's own precision), then each group's lane partials are widened and added in double, in a fixed
+       order (the float64 path is unchanged). K must be a float32 value (it is: a value of x); for the backward
+       sums, Kx = float(mean), and sum(dy*(x - mean)) = sum(dy*(x - Kx)) - (mean - Kx)*sum(dy) in double. */
+    #define MG_F32_RUN 4
+    #define MG_AI static inline __attribute__((always_inline))
+    typedef float mg_v4f __attribute__((vector_size(16)));
+    typedef int mg_v8i __attribute__((vector_size(32)));
+    typedef long long mg_v4l __attribute__((vector_size(32)));
+    /* the two halves of v added in float32, widened to double */
+    MG_AI mg_v4d mg_fold_widen(mg_vx_float v) {
+        mg_v4f lo = {v[0], v[1], v[2], v[3]}, hi = {v[4], v[5], v[6], v[7]};
+        lo += hi;
+        mg_v4d r = {lo[0], lo[1], lo[2], lo[3]};
+        return r;
+    }
+    /* *s1 += (a[0] + a[1]) + (a[2] + a[3]), *s2 likewise with q */
+    MG_AI void mg_hsum2(mg_v4d a, mg_v4d q, double* s1, double* s2) {
+        mg_v4d h = __builtin_shuffle(a, q, (mg_v4l){0, 4, 2, 6}) + __builtin_shuffle(a, q, (mg_v4l){1, 5, 3, 7});
+        *s1 += h[0] + h[2];
+        *s2 += h[1] + h[3];
+    }
+    /* the float32 sums overflow where |x - K| > 1.8e19 (a square) or the data is not finite: such a set is summed
+       again converting every value to double, as the float64 path (rare; results: as before this scheme) */
+    #define MG_FINITE2(a, q) (__builtin_isfinite(a) && __builtin_isfinite(q))
+    __attribute__((noinline, cold)) static void mg_f32_shifted_sums_slow(const float* x, Py_ssize_t m, double K,
+                                                                         double* s1, double* s2) {
+        double a = 0, q = 0;
+        for (Py_ssize_t i = 0; i < m; i++) { double d = (double)x[i] - K; a += d; q += d * d; }
+        *s1 = a; *s2 = q;
+    }
+    __attribute__((noinline, cold)) static void mg_f32_dy_sums_slow(const float* dy, const float* x, Py_ssize_t m,
+                                                                    double mean, double* sdy, double* sdyx) {
+        double a = 0, q = 0;
+        for (Py_ssize_t i = 0; i < m; i++) { a += dy[i]; q += (double)dy[i] * ((double)x[i] - mean); }
+        *sdy = a; *sdyx = q;
+    }
+    /* one group of nv vectors (nv <= MG_F32_RUN) from x: a += sum(x - k), q += sum((x - k)^2), lane by lane */
+    MG_AI void mg_f32_sgroup(const float* x, int nv, float k, mg_v4d* a, mg_v4d* q) {
+        mg_vx_float va = {0}, vq = {0};
+        for (int h = 0; h < nv; h++) { mg_vx_float d = mg_loadx_float(x + 8 * h) - k; va += d; vq += d * d; }
+        *a += mg_fold_widen(va); *q += mg_fold_widen(vq);
+    }
+    /* a += sum(dy), q += sum(dy*(x - k)) */
+    MG_AI void mg_f32_dgroup(const float* dy, const float* x, int nv, float k, mg_v4d* a, mg_v4d* q) {
+        mg_vx_float va = {0}, vq = {0};
+        for (int h = 0; h < nv; h++) {
+            mg_vx_float g = mg_loadx_float(dy + 8 * h);
+            va += g; vq += g * (mg_loadx_float(x + 8 * h) - k);
+        }
+        *a += mg_fold_widen(va); *q += mg_fold_widen(vq);
+    }
+    /* s1 += sum(x - K), s2 += sum((x - K)^2) over x[0:m] (K a float32 value) */
+    MG_AI void mg_f32_shifted_sums(const float* x, Py_ssize_t m, double K, double* s1, double* s2) {
+        const float k = (float)K;
+        mg_v4d a = {0, 0, 0, 0}, q = a;
+        Py_ssize_t i = 0;
+        for (; i + 8 * MG_F32_RUN <= m; i += 8 * MG_F32_RUN) mg_f32_sgroup(x + i, MG_F32_RUN, k, &a, &q);
+        if (i + 8 <= m) {
+            int nv = (int)((m - i) / 8);
+            mg_f32_sgroup(x + i, nv, k, &a, &q);
+            i += 8 * nv;
+        }
+        double ta = 0, tq = 0;
+        for (; i < m; i++) { double d = (double)x[i] - K; ta += d; tq += d * d; }
+        mg_hsum2(a, q, &ta, &tq);
+        if (__builtin_expect(!MG_FINITE2(ta, tq), 0)) mg_f32_shifted_sums_slow(x, m, K, &ta, &tq);
+        *s1 += ta;
+        *s2 += tq;
+    }
+    /* sdy += sum(dy), sdyx += sum(dy*(x - mean)) over [0, m) */
+    MG_AI void mg_f32_dy_sums(const float* dy, const float* x, Py_ssize_t m, double mean, double* sdy,
+                              double* sdyx) {
+        const float k = (float)mean;
+        mg_v4d a = {0, 0, 0, 0}, q = a;
+        Py_ssize_t i = 0;
+        for (; i + 8 * MG_F32_RUN <= m; i += 8 * MG_F32_RUN) mg_f32_dgroup(dy + i, x + i, MG_F32_RUN, k, &a, &q);
+        if (i + 8 <= m) {
+            int nv = (int)((m - i) / 8);
+            mg_f32_dgroup(dy + i, x + i, nv, k, &a, &q);
+            i += 8 * nv;
+        }
+        double ta = 0, tq = 0;
+        for (; i < m; i++) { ta += dy[i]; tq += (double)dy[i] * ((double)x[i] - (double)k); }
+        mg_hsum2(a, q, &ta, &tq);
+        tq -= (mean - (double)k) * ta;
+        if (__builtin_expect(!MG_FINITE2(ta, tq), 0)) mg_f32_dy_sums_slow(dy, x, m, mean, &ta, &tq);
+        *sdy += ta;
+        *sdyx += tq;
+    }
+    MG_CLONES static void mg_shifted_sums_float(const float* x, Py_ssize_t m, double K, double* s1, double* s2) {
+        mg_f32_shifted_sums(x, m, K, s1, s2);
+    }
+    MG_CLONES static void mg_dy_sums_float(const float* dy, const float* x, Py_ssize_t m, double mean,
+                                           double* sdy, double* sdyx) {
+        mg_f32_dy_sums(dy, x, m, mean, sdy, sdyx);
+    }
+    /* lanes 8 - S%8 .. 7 set: the new values of the overlapping last vector x[S-8:S] */
+    MG_AI mg_v8i mg_tail_mask(Py_ssize_t S) {
+        static const int tbl[16] = {0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1};
+        mg_v8i v; memcpy(&v, tbl + (S % 8), sizeof v); return v;
+    }
+    /* one row's run of nc channels of S values each, per-channel sums. A short run (8 <= S < MG_SHORT_RUN) is one
+       group: its vectors (the last one overlapping, its old lanes masked off) summed in float32 lanes, then the
+       two halves, then widened; longer runs as mg_shifted_sums_float */
+    MG_CLONES static void mg_channel_shifted_sums_float(const float* restrict x, Py_ssize_t nc, Py_ssize_t S,
+                                                        const double* restrict K, double* restrict s1,
+                                                        double* restrict s2) {
+        if (S < 8 || S >= MG_SHORT_RUN) {
+            for (Py_ssize_t c = 0; c < nc; c++) mg_f32_shifted_sums(x + c * S, S, K[c], s1 + c, s2 + c);
+            return;
+        }
+        const mg_v8i mask = mg_tail_mask(S);
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            const float* xc = x + c * S;
+            const float k = (float)K[c];
+            mg_vx_float va = {0}, vq = {0};
+            Py_ssize_t i = 0;
+            for (; i + 8 <= S; i += 8) { mg_vx_float d = mg_loadx_float(xc + i) - k; va += d; vq += d * d; }
+            if (i < S) {
+                mg_vx_float d = (mg_vx_float)((mg_v8i)(mg_loadx_float(xc + S - 8) - k) & mask);
+                va += d; vq += d * d;
+            }
+            mg_hsum2(mg_fold_widen(va), mg_fold_widen(vq), s1 + c, s2 + c);  /* overflow: see _bn_stats_block */
+        }
+    }
+    MG_CLONES static void mg_channel_dy_sums_float(const float* restrict dy, const float* restrict x,
+                                                   Py_ssize_t nc, Py_ssize_t S, const double* restrict mean,
+                                                   double* restrict sdy, double* restrict sdyx) {
+        if (S < 8 || S >= MG_SHORT_RUN) {
+            for (Py_ssize_t c = 0; c < nc; c++)
+                mg_f32_dy_sums(dy + c * S, x + c * S, S, mean[c], sdy + c, sdyx + c);
+            return;
+        }
+        const mg_v8i mask = mg_tail_mask(S);
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            const float* gc = dy + c * S;
+            const float* xc = x + c * S;
+            const float k = (float)mean[c];
+            mg_vx_float va = {0}, vq = {0};
+            Py_ssize_t i = 0;
+            for (; i + 8 <= S; i += 8) {
+                mg_vx_float g = mg_loadx_float(gc + i);
+                va += g; vq += g * (mg_loadx_float(xc + i) - k);
+            }
+            if (i < S) {
+                mg_vx_float g = mg_loadx_float(gc + S - 8);
+                va += (mg_vx_float)((mg_v8i)g & mask);
+                vq += (mg_vx_float)((mg_v8i)(g * (mg_loadx_float(xc + S - 8) - k)) & mask);
+            }
+            double ta = 0, tq = 0;
+            mg_hsum2(mg_fold_widen(va), mg_fold_widen(vq), &ta, &tq);
+            sdy[c] += ta;  /* overflow: see _bn_dy_sums_block */
+            sdyx[c] += tq - (mean[c] - (double)k) * ta;
+        }
+    }
+    /* BatchNorm1d (S == 1): nr (<= MG_F32_RUN would be exact grouping; any nr works) rows of m channels, each
+       channel's nr rows added in a float32 lane, then widened into s1, s2 (per channel, rows in order) */
+    MG_CLONES static void mg_col_shifted_sums_float(const float* restrict x, Py_ssize_t ldx, Py_ssize_t nr,
+                                                    const double* restrict K, Py_ssize_t m,
+                                                    double* restrict s1, double* restrict s2) {
+        Py_ssize_t c = 0;
+        for (; c + 8 <= m; c += 8) {
+            const mg_vx_float k = {(float)K[c], (float)K[c + 1], (float)K[c + 2], (float)K[c + 3],
+                                   (float)K[c + 4], (float)K[c + 5], (float)K[c + 6], (float)K[c + 7]};
+            mg_vx_float va = {0}, vq = {0};
+            for (Py_ssize_t j = 0; j < nr; j++) {
+                mg_vx_float d = mg_loadx_float(x + j * ldx + c) - k; va += d; vq += d * d;
+            }
+            mg_v4d a0 = mg_load4_double(s1 + c), a1 = mg_load4_double(s1 + c + 4);
+            mg_v4d q0 = mg_load4_double(s2 + c), q1 = mg_load4_double(s2 + c + 4);
+            mg_widen_add_float(&a0, &a1, va); mg_widen_add_float(&q0, &q1, vq);
+            mg_store4(s1 + c, a0); mg_store4(s1 + c + 4, a1);
+            mg_store4(s2 + c, q0); mg_store4(s2 + c + 4, q1);
+        }
+        for (; c < m; c++) {  /* as one lane of the vectors (same bits: a block's edge does not matter) */
+            const float k = (float)K[c];
+            float va = 0, vq = 0;
+            for (Py_ssize_t j = 0; j < nr; j++) { float d = x[j * ldx + c] - k; va += d; vq += d * d; }
+            s1[c] += va; s2[c] += vq;
+        }
+    }
+    /* sdy += sum(dy), sdyx += sum(dy*(x - Kx)) with Kx = float(mean): the caller subtracts (mean - Kx)*sdy */
+    MG_CLONES static void mg_col_dy_sums_float(const float* restrict dy, const float* restrict x, Py_ssize_t ldx,
+                                               Py_ssize_t nr, const double* restrict mean, Py_ssize_t m,
+                                               double* restrict sdy, double* restrict sdyx) {
+        Py_ssize_t c = 0;
+        for (; c + 8 <= m; c += 8) {
+            const mg_vx_float k = {(float)mean[c], (float)mean[c + 1], (float)mean[c + 2], (float)mean[c + 3],
+                                   (float)mean[c + 4], (float)mean[c + 5], (float)mean[c + 6], (float)mean[c + 7]};
+            mg_vx_float va = {0}, vq = {0};
+            for (Py_ssize_t j = 0; j < nr; j++) {
+                mg_vx_float g = mg_loadx_float(dy + j * ldx + c);
+                va += g; vq += g * (mg_loadx_float(x + j * ldx + c) - k);
+            }
+            mg_v4d a0 = mg_load4_double(sdy + c), a1 = mg_load4_double(sdy + c + 4);
+            mg_v4d q0 = mg_load4_double(sdyx + c), q1 = mg_load4_double(sdyx + c + 4);
+            mg_widen_add_float(&a0, &a1, va); mg_widen_add_float(&q0, &q1, vq);
+            mg_store4(sdy + c, a0); mg_store4(sdy + c + 4, a1);
+            mg_store4(sdyx + c, q0); mg_store4(sdyx + c + 4, q1);
+        }
+        for (; c < m; c++) {  /* as one lane of the vectors */
+            const float k = (float)mean[c];
+            float va = 0, vq = 0;
+            for (Py_ssize_t j = 0; j < nr; j++) { float g = dy[j * ldx + c]; va += g; vq += g * (x[j * ldx + c] - k); }
+            sdy[c] += va; sdyx[c] += vq;
+        }
+    }
     """
     void mg_channel_shifted_sums_float(const float* x, Py_ssize_t nc, Py_ssize_t S, const double* K, double* s1,
                                        double* s2) noexcept nogil
@@ -487,6 +703,7 @@ cdef inline double _rstd(double s1, double s2, double M, double eps, double* mea
 cdef void _bn_stats_block(double* s1, double* s2, const double* K, const floating* x,
                           Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
     cdef Py_ssize_t n, c, i
+    cdef double d
     cdef const floating* row
     for c in range(c0, c1):
         s1[c] = 0
@@ -499,19 +716,29 @@ cdef void _bn_stats_block(double* s1, double* s2, const double* K, const floatin
             else:
                 mg_col_shifted_sums_double(x + i * C + c0, C, min(ROWS_1D, N - i), K + c0, c1 - c0, s1 + c0,
                                            s2 + c0)
-        return
-    for n in range(N):
-        row = x + (n * C + c0) * S
-        if floating is float:
-            mg_channel_shifted_sums_float(row, c1 - c0, S, K + c0, s1 + c0, s2 + c0)
-        else:
-            mg_channel_shifted_sums_double(row, c1 - c0, S, K + c0, s1 + c0, s2 + c0)
+    else:
+        for n in range(N):
+            row = x + (n * C + c0) * S
+            if floating is float:
+                mg_channel_shifted_sums_float(row, c1 - c0, S, K + c0, s1 + c0, s2 + c0)
+            else:
+                mg_channel_shifted_sums_double(row, c1 - c0, S, K + c0, s1 + c0, s2 + c0)
+    if floating is float:  # float32 sums that overflowed (|x - K| > 1.8e19, or data not finite): again in double
+        for c in range(c0, c1):
+            if not (isfinite(s1[c]) and isfinite(s2[c])):
+                s1[c] = 0
+                s2[c] = 0
+                for n in range(N):
+                    for i in range(S):
+                        d = <double>x[(n * C + c) * S + i] - K[c]
+                        s1[c] += d
+                        s2[c] += d * d
 
 
 # dy, x: (N, C, S); sdy, sdyx, mean: (C,); channels [c0, c1)
 cdef void _bn_dy_sums_block(double* sdy, double* sdyx, const double* mean, const floating* dy, const floating* x,
                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
-    cdef Py_ssize_t n, c, i
+    cdef Py_ssize_t n, c, i, j
     for c in range(c0, c1):
         sdy[c] = 0
         sdyx[c] = 0
@@ -524,13 +751,26 @@ cdef void _bn_dy_sums_block(double* sdy, double* sdyx, const double* mean, const
             else:
                 mg_col_dy_sums_double(dy + i, x + i, C, min(ROWS_1D, N - n * ROWS_1D), mean + c0, c1 - c0,
                                       sdy + c0, sdyx + c0)
-        return
-    for n in range(N):
-        i = (n * C + c0) * S
-        if floating is float:
-            mg_channel_dy_sums_float(dy + i, x + i, c1 - c0, S, mean + c0, sdy + c0, sdyx + c0)
-        else:
-            mg_channel_dy_sums_double(dy + i, x + i, c1 - c0, S, mean + c0, sdy + c0, sdyx + c0)
+        if floating is float:  # the float32 sums are about Kx = float(mean): sum(dy*(x - mean)) from them
+            for c in range(c0, c1):
+                sdyx[c] = sdyx[c] - (mean[c] - <double>(<float>mean[c])) * sdy[c]
+    else:
+        for n in range(N):
+            i = (n * C + c0) * S
+            if floating is float:
+                mg_channel_dy_sums_float(dy + i, x + i, c1 - c0, S, mean + c0, sdy + c0, sdyx + c0)
+            else:
+                mg_channel_dy_sums_double(dy + i, x + i, c1 - c0, S, mean + c0, sdy + c0, sdyx + c0)
+    if floating is float:  # float32 sums that overflowed (|dy*(x - Kx)| > 3.4e38, or not finite): again in double
+        for c in range(c0, c1):
+            if not (isfinite(sdy[c]) and isfinite(sdyx[c])):
+                sdy[c] = 0
+                sdyx[c] = 0
+                for n in range(N):
+                    for j in range(S):
+                        i = (n * C + c) * S + j
+                        sdy[c] += dy[i]
+                        sdyx[c] += <double>dy[i] * (<double>x[i] - mean[c])
 
 
 # x, y: (C*S,) one row; per-channel K, scale, shift: (C,)
