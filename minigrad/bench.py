@@ -109,7 +109,7 @@ def table_rows(data):
         elif r["kind"] == "norm":
             norm = r.get("norm", "")
             key = (1, NORM_ORDER.index(norm) if norm in NORM_ORDER else 99, norm,
-                   OP_ORDER.index(r["op"]) if r["op"] in OP_ORDER else 99, r["shape"], r["threads"])
+                   OP_ORDER.index(r["op"]) if r["op"] in OP_ORDER else 99, r["op"], r["shape"], r["threads"])
             label = f"{norm} {r['op']} {shape_str(r['shape'])} threads={r['threads']}"
         else:
             key = (2, r.get("norm", ""), r["threads"])

@@ -69,6 +69,22 @@ def test_render_table_groups_backends_side_by_side(tmp_path):
     assert md.startswith("| case | backend |") and "| cython |" in md
 
 
+def test_render_table_keeps_ops_outside_the_known_list_apart(tmp_path):
+    """Ops the table does not order (the optimizer updates) still get a group each."""
+    import json
+
+    data = {"benchmarks": [_bench("optimizer", op, (100,), 1, backend, t, factor=5)
+                           for op, backend, t in (("sgd", "cython", 1e-5), ("sgd", "torch", 3e-5),
+                                                  ("adam", "cython", 2e-5), ("adam", "torch", 1e-5))]}
+    path = tmp_path / "o.json"
+    path.write_text(json.dumps(data))
+    text = bench.render_table(str(path))
+    sgd = text.split("optimizer sgd 100 threads=1\n", 1)[1].split("\n")[:2]
+    adam = text.split("optimizer adam 100 threads=1\n", 1)[1].split("\n")[:2]
+    assert "3.00x" in sgd[0] and "0.50x" in adam[0]
+    assert sgd[1].split()[0] == "torch" and adam[1].split()[0] == "torch"
+
+
 def test_targets_and_doc_from_the_numbers():
     data = _synthetic()
     res = {r["target"]: r for r in bench.evaluate_targets(data)}
