@@ -46,17 +46,13 @@ cdef Py_ssize_t BN_RUN_BYTES = 16 << 10
 # NOTE: without -ffast-math gcc never vectorizes a floating-point reduction (it would reorder the adds). These two
 # reductions dominate the run time, so they are written in C with GCC vector extensions: eight double accumulators
 # (two 4-wide vectors) in a fixed order, which vectorize on any x86-64 and do not depend on the thread count.
+cdef extern from "mg_clones.h":  # MG_CLONES: the helpers below are compiled for AVX2 and the baseline (see there)
+    pass
+
 cdef extern from *:
     """
     #include <string.h>
     #pragma GCC diagnostic ignored "-Wpsabi"
-    /* NOTE: the build has no -march flag; on x86-64 GCC each reduction is compiled twice, for AVX2 and the
-       baseline, and the loader picks one (an ifunc). Same operations in the same order: same bits either way. */
-    #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-    #define MG_CLONES __attribute__((target_clones("avx2", "default")))
-    #else
-    #define MG_CLONES
-    #endif
     typedef double mg_v4d __attribute__((vector_size(32)));
     /* NOTE: element by element, not __builtin_convertvector: GCC 12 lowers that one to two 2-wide conversions glued
        through the stack (store-forwarding stalls); this form compiles to one vcvtps2pd ymm in the AVX2 clone. */

@@ -11,29 +11,82 @@ about 10 for Adam) and allocates temporaries. Elements are independent: the pran
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt, sqrtf
+from libc.math cimport sqrt
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
 
 cnp.import_array()
 
 
+# NOTE: the loops are C so that they can be MG_CLONES (AVX2 and baseline): compiled for the baseline alone (SSE2),
+# Adam's divide and square root ran at half of Numba's speed, which targets the host CPU. Same bits in both clones.
+cdef extern from "mg_clones.h":
+    pass
+
+cdef extern from *:
+    """
+    #include <math.h>
+    #define MG_SGD(T)                                                                                   \
+    MG_CLONES static void mg_sgd_##T(T* p, T* buf, const T* grad, Py_ssize_t m, T wd, T mom, T keep, T lr, \
+                                     int has_wd, int has_damp, int nesterov, int first) {           \
+        for (Py_ssize_t i = 0; i < m; i++) {                                                        \
+            T g = has_wd ? grad[i] + wd * p[i] : grad[i];                                           \
+            T b;                                                                                    \
+            if (first) b = g;                                                                       \
+            else { b = buf[i] * mom; b = has_damp ? b + keep * g : b + g; }                         \
+            buf[i] = b;                                                                             \
+            T s = nesterov ? g + mom * b : b;                                                       \
+            p[i] = p[i] - s * lr;                                                                   \
+        }                                                                                           \
+    }
+    #define MG_ADAM(T, SQRT)                                                                            \
+    MG_CLONES static void mg_adam_##T(T* p, T* m, T* v, const T* grad, Py_ssize_t n, T decay, T wd,     \
+                                      T keep1, T b2, T keep2, T bc2, T eps, T step_size,            \
+                                      int decoupled, int has_wd) {                                  \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                        \
+            T p0 = decoupled ? p[i] * decay : p[i];                                                 \
+            T g = has_wd ? grad[i] + wd * p0 : grad[i];                                             \
+            T mi = m[i] + keep1 * (g - m[i]);                                                       \
+            T vi = v[i] * b2;                                                                       \
+            vi = vi + keep2 * g * g;                                                                \
+            m[i] = mi;                                                                              \
+            v[i] = vi;                                                                              \
+            p[i] = p0 - step_size * mi / (SQRT(vi) / bc2 + eps);                                    \
+        }                                                                                           \
+    }
+    MG_SGD(float)
+    MG_SGD(double)
+    MG_ADAM(float, sqrtf)
+    MG_ADAM(double, sqrt)
+    """
+    void mg_sgd_float(float* p, float* buf, const float* grad, Py_ssize_t m, float wd, float mom, float keep,
+                      float lr, int has_wd, int has_damp, int nesterov, int first) noexcept nogil
+    void mg_sgd_double(double* p, double* buf, const double* grad, Py_ssize_t m, double wd, double mom,
+                       double keep, double lr, int has_wd, int has_damp, int nesterov, int first) noexcept nogil
+    void mg_adam_float(float* p, float* m, float* v, const float* grad, Py_ssize_t n, float decay, float wd,
+                       float keep1, float b2, float keep2, float bc2, float eps, float step_size, int decoupled,
+                       int has_wd) noexcept nogil
+    void mg_adam_double(double* p, double* m, double* v, const double* grad, Py_ssize_t n, double decay,
+                        double wd, double keep1, double b2, double keep2, double bc2, double eps, double step_size,
+                        int decoupled, int has_wd) noexcept nogil
+
+# elements per parallel chunk (the updates are elementwise: chunking changes no result)
+cdef Py_ssize_t CHUNK = 1 << 14
+
+
 cdef void _sgd(floating* p, floating* buf, const floating* grad, Py_ssize_t M, double lr, double momentum,
                double dampening, double weight_decay, bint nesterov, bint first, int n_threads) noexcept nogil:
     cdef floating wd = <floating>weight_decay, mom = <floating>momentum, keep = <floating>(1 - dampening)
-    cdef floating lrx = <floating>lr, g, b, s
-    cdef bint has_wd = weight_decay != 0, has_damp = dampening != 0
-    cdef Py_ssize_t i
-    for i in prange(M, schedule='static', num_threads=n_threads):
-        g = grad[i] + wd * p[i] if has_wd else grad[i]
-        if first:
-            b = g
+    cdef floating lrx = <floating>lr
+    cdef int has_wd = weight_decay != 0, has_damp = dampening != 0
+    cdef Py_ssize_t k, lo, n
+    for k in prange((M + CHUNK - 1) // CHUNK, schedule='static', num_threads=n_threads):
+        lo = k * CHUNK
+        n = min(CHUNK, M - lo)
+        if floating is float:
+            mg_sgd_float(p + lo, buf + lo, grad + lo, n, wd, mom, keep, lrx, has_wd, has_damp, nesterov, first)
         else:
-            b = buf[i] * mom
-            b = b + keep * g if has_damp else b + g
-        buf[i] = b
-        s = g + mom * b if nesterov else b
-        p[i] = p[i] - s * lrx
+            mg_sgd_double(p + lo, buf + lo, grad + lo, n, wd, mom, keep, lrx, has_wd, has_damp, nesterov, first)
 
 
 cdef void _adam(floating* p, floating* m, floating* v, const floating* grad, Py_ssize_t M, double lr, double beta1,
@@ -42,21 +95,18 @@ cdef void _adam(floating* p, floating* m, floating* v, const floating* grad, Py_
     cdef floating decay = <floating>(1 - lr * weight_decay), wd = <floating>weight_decay
     cdef floating keep1 = <floating>(1 - beta1), b2 = <floating>beta2, keep2 = <floating>(1 - beta2)
     cdef floating bc2 = <floating>sqrt(1 - beta2 ** step), epsx = <floating>eps
-    cdef floating step_size = <floating>(lr / (1 - beta1 ** step)), p0, g, mi, vi
-    cdef bint has_wd = weight_decay != 0 and not decoupled
-    cdef Py_ssize_t i
-    for i in prange(M, schedule='static', num_threads=n_threads):
-        p0 = p[i] * decay if decoupled else p[i]
-        g = grad[i] + wd * p0 if has_wd else grad[i]
-        mi = m[i] + keep1 * (g - m[i])
-        vi = v[i] * b2
-        vi = vi + keep2 * g * g
-        m[i] = mi
-        v[i] = vi
+    cdef floating step_size = <floating>(lr / (1 - beta1 ** step))
+    cdef int has_wd = weight_decay != 0 and not decoupled
+    cdef Py_ssize_t k, lo, n
+    for k in prange((M + CHUNK - 1) // CHUNK, schedule='static', num_threads=n_threads):
+        lo = k * CHUNK
+        n = min(CHUNK, M - lo)
         if floating is float:
-            p[i] = p0 - step_size * mi / (sqrtf(vi) / bc2 + epsx)
+            mg_adam_float(p + lo, m + lo, v + lo, grad + lo, n, decay, wd, keep1, b2, keep2, bc2, epsx, step_size,
+                          decoupled, has_wd)
         else:
-            p[i] = p0 - step_size * mi / (sqrt(vi) / bc2 + epsx)
+            mg_adam_double(p + lo, m + lo, v + lo, grad + lo, n, decay, wd, keep1, b2, keep2, bc2, epsx,
+                           step_size, decoupled, has_wd)
 
 
 # the def wrappers: contract signatures + n_threads (see _arrays.pxd: the contract has checked the arguments)

@@ -1,0 +1,12 @@
+/* MG_CLONES: compile a hot C helper twice on x86-64 GCC, for AVX2 and for the baseline, and let the loader pick one
+   (an ifunc). The build has no -march flag, so this is how the kernels use wide vectors on machines that have them
+   and still run on any x86-64. Neither clone may contract a*b + c into an FMA ("avx2" does not enable FMA), so a
+   helper gives the same bits whichever clone runs. Included by the .pyx files that use it. */
+#ifndef MG_CLONES_H
+#define MG_CLONES_H
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define MG_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MG_CLONES
+#endif
+#endif
