@@ -32,10 +32,19 @@ def _arrays(rng, m, dtype, k):
     return [rng.standard_normal(m).astype(dtype) for _ in range(k)]
 
 
-def _run(module, kernel, arrays, scalars, n_threads):
-    out = [a.copy() for a in arrays]
-    getattr(module, kernel)(*out, *scalars, n_threads)
-    return out
+def _step_matches_reference(backend, kernel, state, grad, scalars, what):
+    """One ``kernel`` step from ``state`` on ``backend`` (checked call, then the raw kernel at 1 and 2 threads)
+    gives the reference's bits; returns the reference's new state."""
+    want = [a.copy() for a in state]
+    getattr(reference, kernel)(*want, grad, *scalars)
+    got = [a.copy() for a in state]
+    getattr(backend, kernel)(*got, grad, *scalars)
+    _assert_bits(got, want, what)
+    for n_threads in (1, 2):
+        raw = [a.copy() for a in state]
+        getattr(backend.module, kernel)(*raw, grad, *scalars, n_threads)
+        _assert_bits(raw, want, f"{what} raw n_threads={n_threads}")
+    return want
 
 
 def _assert_bits(got, want, what):
@@ -53,16 +62,9 @@ def test_sgd_update_equals_reference(name, case, dtype, m):
     p, buf, g1, g2 = _arrays(rng, m, dtype, 4)
     backend = kernels.load(name)
     for first, grad in ((True, g1), (False, g2)):  # the first step copies g into the buffer, later ones blend
-        scalars = (lr, momentum, dampening, wd, nesterov, first)
-        want = [p.copy(), buf.copy()]
-        reference.sgd_update(*want, grad, *scalars)
-        got = [p.copy(), buf.copy()]
-        backend.sgd_update(*got, grad, *scalars)
-        _assert_bits(got, want, f"{name} sgd {case} first={first}")
-        for n_threads in (1, 2):
-            _assert_bits(_run(backend.module, "sgd_update", [p, buf, grad], scalars, n_threads)[:2], want,
-                         f"{name} sgd {case} raw n_threads={n_threads}")
-        p, buf = want
+        p, buf = _step_matches_reference(backend, "sgd_update", (p, buf), grad,
+                                         (lr, momentum, dampening, wd, nesterov, first),
+                                         f"{name} sgd {case} first={first}")
 
 
 @pytest.mark.parametrize("m", SIZES)
@@ -76,16 +78,9 @@ def test_adam_update_equals_reference(name, case, dtype, m):
     exp_avg, exp_avg_sq = np.zeros(m, dtype), np.zeros(m, dtype)
     backend = kernels.load(name)
     for step in (1, 2, 50):
-        scalars = (lr, beta1, beta2, eps, wd, decoupled, step)
-        want = [p.copy(), exp_avg.copy(), exp_avg_sq.copy()]
-        reference.adam_update(*want, grad, *scalars)
-        got = [p.copy(), exp_avg.copy(), exp_avg_sq.copy()]
-        backend.adam_update(*got, grad, *scalars)
-        _assert_bits(got, want, f"{name} adam {case} step={step}")
-        for n_threads in (1, 2):
-            _assert_bits(_run(backend.module, "adam_update", [p, exp_avg, exp_avg_sq, grad], scalars,
-                              n_threads)[:3], want, f"{name} adam {case} raw n_threads={n_threads}")
-        p, exp_avg, exp_avg_sq = want
+        p, exp_avg, exp_avg_sq = _step_matches_reference(backend, "adam_update", (p, exp_avg, exp_avg_sq), grad,
+                                                         (lr, beta1, beta2, eps, wd, decoupled, step),
+                                                         f"{name} adam {case} step={step}")
         grad = grad[::-1].copy()
 
 

@@ -195,35 +195,34 @@ cdef void _max_pool2d_backward(floating* dx, const floating* dy, const int64_t* 
 def im2col(cnp.ndarray cols not None, cnp.ndarray x not None, Py_ssize_t kh, Py_ssize_t kw,
            tuple stride, tuple padding, tuple dilation, int n_threads):
     """cols[(c, i, j), (n, oh, ow)] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]; zero padding, never copied."""
-    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3)
-    cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
-    cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
-    cdef bint f32 = is_float32(x)
-    cdef void* p_cols = ptr(cols), *p_x = ptr(x)
-    if N * C == 0:
-        return
-    with nogil:
-        if f32:
-            _im2col(<float*>p_cols, <float*>p_x, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
-        else:
-            _im2col(<double*>p_cols, <double*>p_x, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
+    _columns(False, x, cols, kh, kw, stride, padding, dilation, n_threads)
 
 
 def col2im(cnp.ndarray dx not None, cnp.ndarray cols not None, Py_ssize_t kh, Py_ssize_t kw,
            tuple stride, tuple padding, tuple dilation, int n_threads):
     """dx += col2im(cols), the adjoint of im2col (accumulates into dx)."""
-    cdef Py_ssize_t N = dim(dx, 0), C = dim(dx, 1), H = dim(dx, 2), W = dim(dx, 3)
+    _columns(True, dx, cols, kh, kw, stride, padding, dilation, n_threads)
+
+
+cdef void _columns(bint adjoint, cnp.ndarray image, cnp.ndarray cols, Py_ssize_t kh, Py_ssize_t kw, tuple stride,
+                   tuple padding, tuple dilation, int n_threads) except *:
+    """im2col (image -> cols) or, when ``adjoint``, col2im (cols added into image); image: (N, C, H, W)."""
+    cdef Py_ssize_t N = dim(image, 0), C = dim(image, 1), H = dim(image, 2), W = dim(image, 3)
     cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
     cdef Py_ssize_t dh = dilation[0], dw = dilation[1]
-    cdef bint f32 = is_float32(dx)
-    cdef void* p_dx = ptr(dx), *p_cols = ptr(cols)
+    cdef bint f32 = is_float32(image)
+    cdef void* p_image = ptr(image), *p_cols = ptr(cols)
     if N * C == 0:
         return
     with nogil:
-        if f32:
-            _col2im(<float*>p_dx, <float*>p_cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
+        if adjoint and f32:
+            _col2im(<float*>p_image, <float*>p_cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
+        elif adjoint:
+            _col2im(<double*>p_image, <double*>p_cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
+        elif f32:
+            _im2col(<float*>p_cols, <float*>p_image, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
         else:
-            _col2im(<double*>p_dx, <double*>p_cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
+            _im2col(<double*>p_cols, <double*>p_image, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
 
 
 def max_pool2d_forward(cnp.ndarray y not None, cnp.ndarray argmax not None, cnp.ndarray x not None,
