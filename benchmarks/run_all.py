@@ -17,11 +17,15 @@ end-to-end training steps (minigrad, torch). The NumPy reference runs at 1 threa
 keeps, per benchmark, the median of the N medians (``stats.median``; all N in ``extra_info.repeat_medians``).
 GB/s and the fraction of triad are then recomputed from those medians, the triad from the merged triad rows.
 
-``--wait-policy`` (default ``passive``) sets OMP_WAIT_POLICY for every process, PyTorch's OpenMP included. NOTE: on
-this shared 2-core machine, with other processes holding the cores, the default active spin-wait made every
-OpenMP barrier cost a scheduler time slice: the Cython batch-norm forward of (32, 64, 28, 28) took 48 ms at 2
-threads against 0.5 ms at 1 thread; with ``passive`` it took 0.55 ms. ``--wait-policy unset`` leaves the
-runtimes' default.
+``--wait-policy`` (default ``unset``: the runtimes' own default, which spins a while before it sleeps) sets
+OMP_WAIT_POLICY for the kernel and bandwidth processes, PyTorch's OpenMP included; ``--e2e-wait-policy`` (default
+``passive``, what ``minigrad train`` sets) does so for the end-to-end training steps. NOTE: on this 2-core VM a
+sleeping OpenMP thread costs a wake-up of tens of microseconds per parallel region: with ``passive`` the LLC-size
+triad ran slower at 2 threads than at 1 (47 against 75 GB/s), with the default it scaled (70 -> 125 GB/s). The
+spin is harmless only while nothing else wants the cores: with another process holding a core, each OpenMP barrier
+cost a scheduler time slice (the Cython batch-norm forward of (32, 64, 28, 28) took 48 ms at 2 threads against
+0.5 ms at 1), so run the benchmarks on an otherwise idle machine. A training step also runs NumPy's BLAS, whose
+own threads spin too, which is why the CLI, and so the end-to-end benchmark, waits passively.
 """
 import argparse
 import datetime
@@ -98,8 +102,12 @@ def _finish(merged, reps):
     return {f"triad_{size}_gbps": {str(t): v for (t, sz), v in triad.items() if sz == size} for size in ("llc", "dram")}
 
 
+def _policy_text(policy):
+    return policy if policy != "unset" else "(runtime default)"
+
+
 def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.executable, quiet=False,
-        bandwidth_json=None, wait_policy="passive", repeat=1):
+        bandwidth_json=None, wait_policy="unset", repeat=1, e2e_wait_policy="passive"):
     bandwidth_json = bandwidth_json or os.path.join(ROOT, ".benchmarks", "bandwidth.json")
     if os.path.exists(bandwidth_json):
         os.remove(bandwidth_json)  # a fresh side file for this run
@@ -116,8 +124,10 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
                    "--benchmark-columns=median,rounds", "--benchmark-sort=name"]
             env = dict(os.environ, MINIGRAD_BANDWIDTH_JSON=bandwidth_json)
             env.update({k: str(threads) for k in THREAD_ENV})
-            if wait_policy != "unset":
-                env["OMP_WAIT_POLICY"] = wait_policy
+            policy = e2e_wait_policy if label.startswith("end-to-end") else wait_policy
+            env.pop("OMP_WAIT_POLICY", None)
+            if policy != "unset":
+                env["OMP_WAIT_POLICY"] = policy
             t0 = time.perf_counter()
             if not quiet:
                 print(f"[run_all] {label}: {shlex.join(cmd[1:])}", flush=True)
@@ -151,7 +161,8 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
         "min_rounds": min_rounds, "max_time": max_time, "repeat": repeat, "processes": processes,
         "cpu": cpu_info(),
         "env": {**{k: "the process's thread count" for k in THREAD_ENV},
-                "OMP_WAIT_POLICY": wait_policy if wait_policy != "unset" else "(runtime default)"},
+                "OMP_WAIT_POLICY": _policy_text(wait_policy),
+                "OMP_WAIT_POLICY of the end-to-end processes": _policy_text(e2e_wait_policy)},
     }
     merged["minigrad_run"]["bandwidth"] = triads
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -170,13 +181,15 @@ def main(argv=None):
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
     p.add_argument("--no-end-to-end", action="store_true")
-    p.add_argument("--wait-policy", default="passive", choices=("passive", "active", "unset"),
-                   help="OMP_WAIT_POLICY of every process (see the module docstring)")
+    p.add_argument("--wait-policy", default="unset", choices=("passive", "active", "unset"),
+                   help="OMP_WAIT_POLICY of the kernel processes (see the module docstring)")
+    p.add_argument("--e2e-wait-policy", default="passive", choices=("passive", "active", "unset"),
+                   help="OMP_WAIT_POLICY of the end-to-end processes (see the module docstring)")
     p.add_argument("-k", dest="k", default=None, help="extra pytest -k expression, and-ed to each process's")
     a = p.parse_args(argv)
     steps = plan(tuple(a.threads), a.backends, not a.no_end_to_end)
     merged, failed = run(steps, a.out, a.min_rounds, a.max_time, a.k, wait_policy=a.wait_policy,
-                         repeat=a.repeat)
+                         repeat=a.repeat, e2e_wait_policy=a.e2e_wait_policy)
     print(f"[run_all] {len(merged['benchmarks'])} benchmarks -> {a.out}")
     if failed:
         print(f"[run_all] FAILED: {', '.join(p['label'] for p in failed)}", file=sys.stderr)
