@@ -223,8 +223,9 @@ cdef extern from *:
                                              const T* restrict K, const T* restrict b, const T* restrict k) { \
         for (Py_ssize_t c = 0; c < m; c++) dx[c] = a[c] * (dy[c] - mdy[c]) + b[c] * (x[c] - K[c]) + k[c]; \
     }
-    /* runs of at least this many values go one channel per call, as before (measured 4-9% slower interleaved at
-       S = 12544, 9-40% slower at S = 196, cause not found; 5-8% faster at S = 49) */
+    /* float64 sums and the elementwise passes (float32 sums: see MG_F32_GROUP): runs of at least this many values go
+       one channel per call, as before (measured 4-9% slower interleaved at S = 12544, 9-40% slower at S = 196,
+       cause not found; 5-8% faster at S = 49) */
     #define MG_SHORT_RUN 128
     /* batch norm, one row's run of nc channels of S values each (x[c*S:(c+1)*S] is channel c), per-channel sums:
        s1[c] += sum(x - K[c]), s2[c] += sum((x - K[c])^2). Two channels at a time, each with exactly the operations
@@ -370,10 +371,13 @@ cdef extern from *:
        double partials, in a fixed order (the float64 path is unchanged). K must be a float32 value (it is: a value
        of x); for the backward sums, Kx = float(mean), and sum(dy*(x - mean)) = sum(dy*(x - Kx)) - (mean - Kx)*sum(dy)
        in double.
-       NOTE: the four accumulators are four independent chains of adds: with one (and groups of 4 vectors, each
-       widened on its own) the pass was bound by the adds' latency and the widening, 1.4x slower than here at
-       (64, 128, 196) (S = 196: runs of 24.5 vectors) and 1.45x at (32, 64, 784); it now nearly saturates the two
-       float adders (x - K, and the two sums: three adds per vector). */
+       NOTE: the pass is bound by the two float adders (x - K and the two sums: three adds per vector; at 2.6 GHz
+       about 120 us for 6.4 MB, where reading alone takes 65 us), so what counts is the adds per vector and that they
+       do not wait on each other: the four accumulators are four independent chains. The old scheme (groups of 4
+       vectors in one chain, each group widened on its own, a scalar tail in double; one chain per channel for runs
+       under 128 values) made the statistics pass 1.4x slower at (64, 128, 196) (runs of 24.5 vectors) and 1.45x
+       at (32, 64, 784), timed alone in C. Two accumulators instead of four (fewer adds to combine them) measured
+       5-15% faster alone but not in the kernel (interleaved, 1 thread), so four stay. */
     #define MG_F32_GROUP 32
     #define MG_AI static inline __attribute__((always_inline))
     typedef float mg_v4f __attribute__((vector_size(16)));
