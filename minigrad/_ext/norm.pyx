@@ -223,8 +223,9 @@ cdef extern from *:
                                              const T* restrict K, const T* restrict b, const T* restrict k) { \
         for (Py_ssize_t c = 0; c < m; c++) dx[c] = a[c] * (dy[c] - mdy[c]) + b[c] * (x[c] - K[c]) + k[c]; \
     }
-    /* runs of at least this many values go one channel per call, as before (measured 4-9% slower interleaved at
-       S = 12544, 9-40% slower at S = 196, cause not found; 5-8% faster at S = 49) */
+    /* float64 sums and the elementwise passes (float32 sums: see MG_F32_GROUP): runs of at least this many values go
+       one channel per call, as before (measured 4-9% slower interleaved at S = 12544, 9-40% slower at S = 196,
+       cause not found; 5-8% faster at S = 49) */
     #define MG_SHORT_RUN 128
     /* batch norm, one row's run of nc channels of S values each (x[c*S:(c+1)*S] is channel c), per-channel sums:
        s1[c] += sum(x - K[c]), s2[c] += sum((x - K[c])^2). Two channels at a time, each with exactly the operations
@@ -362,12 +363,22 @@ cdef extern from *:
     /* float32 input: the batch-norm (and group-norm) reductions in float32 lanes over short fixed groups.
        NOTE: converting every float to double before adding made these passes bound by arithmetic (cvtps2pd, sub,
        add, mul, add in 4-wide doubles: about 24 GB/s), below the memory bandwidth. Here x - K (exact where the
-       set's values are near K: |mean| >> std), its square and the sums run in 8-wide float32 vectors over groups of
-       MG_F32_RUN vectors (each lane adds MG_F32_RUN values in float32, a relative rounding of a few 2^-24, the
-       float32 data's own precision), then each group's lane partials are widened and added in double, in a fixed
-       order (the float64 path is unchanged). K must be a float32 value (it is: a value of x); for the backward
-       sums, Kx = float(mean), and sum(dy*(x - mean)) = sum(dy*(x - Kx)) - (mean - Kx)*sum(dy) in double. */
-    #define MG_F32_RUN 4
+       set's values are near K: |mean| >> std), its square and the sums run in 8-wide float32 vectors. A run of m
+       values is cut into groups of MG_F32_GROUP vectors (the last one shorter; where 8 does not divide m its last
+       vector overlaps the one before, the old lanes masked off); a group's vectors go to four accumulators in turn
+       (each lane adds at most MG_F32_GROUP/4 values in float32, a relative rounding of a few 2^-24, the float32
+       data's own precision), the four are added pairwise, then the two halves, then widened and added to the run's
+       double partials, in a fixed order (the float64 path is unchanged). K must be a float32 value (it is: a value
+       of x); for the backward sums, Kx = float(mean), and sum(dy*(x - mean)) = sum(dy*(x - Kx)) - (mean - Kx)*sum(dy)
+       in double.
+       NOTE: the pass is bound by the two float adders (x - K and the two sums: three adds per vector; at 2.6 GHz
+       about 120 us for 6.4 MB, where reading alone takes 65 us), so what counts is the adds per vector and that they
+       do not wait on each other: the four accumulators are four independent chains. The old scheme (groups of 4
+       vectors in one chain, each group widened on its own, a scalar tail in double; one chain per channel for runs
+       under 128 values) made the statistics pass 1.4x slower at (64, 128, 196) (runs of 24.5 vectors) and 1.45x
+       at (32, 64, 784), timed alone in C. Two accumulators instead of four (fewer adds to combine them) measured
+       5-15% faster alone but not in the kernel (interleaved, 1 thread), so four stay. */
+    #define MG_F32_GROUP 32
     #define MG_AI static inline __attribute__((always_inline))
     typedef float mg_v4f __attribute__((vector_size(16)));
     typedef int mg_v8i __attribute__((vector_size(32)));
@@ -385,6 +396,11 @@ cdef extern from *:
         *s1 += h[0] + h[2];
         *s2 += h[1] + h[3];
     }
+    /* lanes 8 - m%8 .. 7 set: the new values of the overlapping last vector x[m-8:m] */
+    MG_AI mg_v8i mg_tail_mask(Py_ssize_t m) {
+        static const int tbl[16] = {0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1};
+        mg_v8i v; memcpy(&v, tbl + (m % 8), sizeof v); return v;
+    }
     /* the float32 sums overflow where |x - K| > 1.8e19 (a square) or the data is not finite: such a set is summed
        again converting every value to double, as the float64 path (rare; results: as before this scheme) */
     #define MG_FINITE2(a, q) (__builtin_isfinite(a) && __builtin_isfinite(q))
@@ -400,126 +416,108 @@ cdef extern from *:
         for (Py_ssize_t i = 0; i < m; i++) { a += dy[i]; q += (double)dy[i] * ((double)x[i] - mean); }
         *sdy = a; *sdyx = q;
     }
-    /* one group of nv vectors (nv <= MG_F32_RUN) from x: a += sum(x - k), q += sum((x - k)^2), lane by lane */
-    MG_AI void mg_f32_sgroup(const float* x, int nv, float k, mg_v4d* a, mg_v4d* q) {
-        mg_vx_float va = {0}, vq = {0};
-        for (int h = 0; h < nv; h++) { mg_vx_float d = mg_loadx_float(x + 8 * h) - k; va += d; vq += d * d; }
-        *a += mg_fold_widen(va); *q += mg_fold_widen(vq);
-    }
-    /* a += sum(dy), q += sum(dy*(x - k)) */
-    MG_AI void mg_f32_dgroup(const float* dy, const float* x, int nv, float k, mg_v4d* a, mg_v4d* q) {
-        mg_vx_float va = {0}, vq = {0};
-        for (int h = 0; h < nv; h++) {
-            mg_vx_float g = mg_loadx_float(dy + 8 * h);
-            va += g; vq += g * (mg_loadx_float(x + 8 * h) - k);
-        }
-        *a += mg_fold_widen(va); *q += mg_fold_widen(vq);
-    }
-    /* s1 += sum(x - K), s2 += sum((x - K)^2) over x[0:m] (K a float32 value) */
-    MG_AI void mg_f32_shifted_sums(const float* x, Py_ssize_t m, double K, double* s1, double* s2) {
-        const float k = (float)K;
-        mg_v4d a = {0, 0, 0, 0}, q = a;
+    /* m >= 8 values of x: lane partials a += sum(x - k), q += sum((x - k)^2), group by group (see above) */
+    MG_AI void mg_f32_run_sums(const float* x, Py_ssize_t m, float k, mg_v4d* a, mg_v4d* q) {
+        const mg_v8i mask = mg_tail_mask(m);
         Py_ssize_t i = 0;
-        for (; i + 8 * MG_F32_RUN <= m; i += 8 * MG_F32_RUN) mg_f32_sgroup(x + i, MG_F32_RUN, k, &a, &q);
-        if (i + 8 <= m) {
-            int nv = (int)((m - i) / 8);
-            mg_f32_sgroup(x + i, nv, k, &a, &q);
-            i += 8 * nv;
+        while (i < m) {
+            const Py_ssize_t end = m - i > 8 * MG_F32_GROUP ? i + 8 * MG_F32_GROUP : m;
+            mg_vx_float a0 = {0}, a1 = a0, a2 = a0, a3 = a0, q0 = a0, q1 = a0, q2 = a0, q3 = a0;
+            for (; i + 32 <= end; i += 32) {
+                mg_vx_float d0 = mg_loadx_float(x + i) - k, d1 = mg_loadx_float(x + i + 8) - k;
+                mg_vx_float d2 = mg_loadx_float(x + i + 16) - k, d3 = mg_loadx_float(x + i + 24) - k;
+                a0 += d0; a1 += d1; a2 += d2; a3 += d3;
+                q0 += d0 * d0; q1 += d1 * d1; q2 += d2 * d2; q3 += d3 * d3;
+            }
+            for (; i + 8 <= end; i += 8) { mg_vx_float d = mg_loadx_float(x + i) - k; a0 += d; q0 += d * d; }
+            if (i < end) {  /* end == m */
+                mg_vx_float d = (mg_vx_float)((mg_v8i)(mg_loadx_float(x + m - 8) - k) & mask);
+                a1 += d; q1 += d * d;
+                i = m;
+            }
+            *a += mg_fold_widen((a0 + a1) + (a2 + a3));
+            *q += mg_fold_widen((q0 + q1) + (q2 + q3));
         }
+    }
+    /* m >= 8: lane partials a += sum(dy), q += sum(dy*(x - k)) */
+    MG_AI void mg_f32_run_dy_sums(const float* dy, const float* x, Py_ssize_t m, float k, mg_v4d* a, mg_v4d* q) {
+        const mg_v8i mask = mg_tail_mask(m);
+        Py_ssize_t i = 0;
+        while (i < m) {
+            const Py_ssize_t end = m - i > 8 * MG_F32_GROUP ? i + 8 * MG_F32_GROUP : m;
+            mg_vx_float a0 = {0}, a1 = a0, a2 = a0, a3 = a0, q0 = a0, q1 = a0, q2 = a0, q3 = a0;
+            for (; i + 32 <= end; i += 32) {
+                mg_vx_float g0 = mg_loadx_float(dy + i), g1 = mg_loadx_float(dy + i + 8);
+                mg_vx_float g2 = mg_loadx_float(dy + i + 16), g3 = mg_loadx_float(dy + i + 24);
+                a0 += g0; a1 += g1; a2 += g2; a3 += g3;
+                q0 += g0 * (mg_loadx_float(x + i) - k); q1 += g1 * (mg_loadx_float(x + i + 8) - k);
+                q2 += g2 * (mg_loadx_float(x + i + 16) - k); q3 += g3 * (mg_loadx_float(x + i + 24) - k);
+            }
+            for (; i + 8 <= end; i += 8) {
+                mg_vx_float g = mg_loadx_float(dy + i);
+                a0 += g; q0 += g * (mg_loadx_float(x + i) - k);
+            }
+            if (i < end) {  /* end == m */
+                mg_vx_float g = mg_loadx_float(dy + m - 8);
+                a1 += (mg_vx_float)((mg_v8i)g & mask);
+                q1 += (mg_vx_float)((mg_v8i)(g * (mg_loadx_float(x + m - 8) - k)) & mask);
+                i = m;
+            }
+            *a += mg_fold_widen((a0 + a1) + (a2 + a3));
+            *q += mg_fold_widen((q0 + q1) + (q2 + q3));
+        }
+    }
+    /* s1 += sum(x - K), s2 += sum((x - K)^2) over x[0:m] (K a float32 value); overflow checked here when check */
+    MG_AI void mg_f32_shifted_sums(const float* x, Py_ssize_t m, double K, double* s1, double* s2, int check) {
         double ta = 0, tq = 0;
-        for (; i < m; i++) { double d = (double)x[i] - K; ta += d; tq += d * d; }
-        mg_hsum2(a, q, &ta, &tq);
-        if (__builtin_expect(!MG_FINITE2(ta, tq), 0)) mg_f32_shifted_sums_slow(x, m, K, &ta, &tq);
+        if (m >= 8) {
+            mg_v4d a = {0, 0, 0, 0}, q = a;
+            mg_f32_run_sums(x, m, (float)K, &a, &q);
+            mg_hsum2(a, q, &ta, &tq);
+        } else {
+            for (Py_ssize_t i = 0; i < m; i++) { double d = (double)x[i] - K; ta += d; tq += d * d; }
+        }
+        if (check && __builtin_expect(!MG_FINITE2(ta, tq), 0)) mg_f32_shifted_sums_slow(x, m, K, &ta, &tq);
         *s1 += ta;
         *s2 += tq;
     }
-    /* sdy += sum(dy), sdyx += sum(dy*(x - mean)) over [0, m) */
+    /* sdy += sum(dy), sdyx += sum(dy*(x - mean)) over [0, m); overflow checked here when check */
     MG_AI void mg_f32_dy_sums(const float* dy, const float* x, Py_ssize_t m, double mean, double* sdy,
-                              double* sdyx) {
+                              double* sdyx, int check) {
         const float k = (float)mean;
-        mg_v4d a = {0, 0, 0, 0}, q = a;
-        Py_ssize_t i = 0;
-        for (; i + 8 * MG_F32_RUN <= m; i += 8 * MG_F32_RUN) mg_f32_dgroup(dy + i, x + i, MG_F32_RUN, k, &a, &q);
-        if (i + 8 <= m) {
-            int nv = (int)((m - i) / 8);
-            mg_f32_dgroup(dy + i, x + i, nv, k, &a, &q);
-            i += 8 * nv;
-        }
         double ta = 0, tq = 0;
-        for (; i < m; i++) { ta += dy[i]; tq += (double)dy[i] * ((double)x[i] - (double)k); }
-        mg_hsum2(a, q, &ta, &tq);
+        if (m >= 8) {
+            mg_v4d a = {0, 0, 0, 0}, q = a;
+            mg_f32_run_dy_sums(dy, x, m, k, &a, &q);
+            mg_hsum2(a, q, &ta, &tq);
+        } else {
+            for (Py_ssize_t i = 0; i < m; i++) { ta += dy[i]; tq += (double)dy[i] * ((double)x[i] - (double)k); }
+        }
         tq -= (mean - (double)k) * ta;
-        if (__builtin_expect(!MG_FINITE2(ta, tq), 0)) mg_f32_dy_sums_slow(dy, x, m, mean, &ta, &tq);
+        if (check && __builtin_expect(!MG_FINITE2(ta, tq), 0)) mg_f32_dy_sums_slow(dy, x, m, mean, &ta, &tq);
         *sdy += ta;
         *sdyx += tq;
     }
     MG_CLONES static void mg_shifted_sums_float(const float* x, Py_ssize_t m, double K, double* s1, double* s2) {
-        mg_f32_shifted_sums(x, m, K, s1, s2);
+        mg_f32_shifted_sums(x, m, K, s1, s2, 1);
     }
     MG_CLONES static void mg_dy_sums_float(const float* dy, const float* x, Py_ssize_t m, double mean,
                                            double* sdy, double* sdyx) {
-        mg_f32_dy_sums(dy, x, m, mean, sdy, sdyx);
+        mg_f32_dy_sums(dy, x, m, mean, sdy, sdyx, 1);
     }
-    /* lanes 8 - S%8 .. 7 set: the new values of the overlapping last vector x[S-8:S] */
-    MG_AI mg_v8i mg_tail_mask(Py_ssize_t S) {
-        static const int tbl[16] = {0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1};
-        mg_v8i v; memcpy(&v, tbl + (S % 8), sizeof v); return v;
-    }
-    /* one row's run of nc channels of S values each, per-channel sums. A short run (8 <= S < MG_SHORT_RUN) is one
-       group: its vectors (the last one overlapping, its old lanes masked off) summed in float32 lanes, then the
-       two halves, then widened; longer runs as mg_shifted_sums_float */
+    /* one row's run of nc channels of S values each, per-channel sums, each channel's run as mg_shifted_sums_float
+       (overflow: checked on the totals by _bn_stats_block, _bn_dy_sums_block) */
     MG_CLONES static void mg_channel_shifted_sums_float(const float* restrict x, Py_ssize_t nc, Py_ssize_t S,
                                                         const double* restrict K, double* restrict s1,
                                                         double* restrict s2) {
-        if (S < 8 || S >= MG_SHORT_RUN) {
-            for (Py_ssize_t c = 0; c < nc; c++) mg_f32_shifted_sums(x + c * S, S, K[c], s1 + c, s2 + c);
-            return;
-        }
-        const mg_v8i mask = mg_tail_mask(S);
-        for (Py_ssize_t c = 0; c < nc; c++) {
-            const float* xc = x + c * S;
-            const float k = (float)K[c];
-            mg_vx_float va = {0}, vq = {0};
-            Py_ssize_t i = 0;
-            for (; i + 8 <= S; i += 8) { mg_vx_float d = mg_loadx_float(xc + i) - k; va += d; vq += d * d; }
-            if (i < S) {
-                mg_vx_float d = (mg_vx_float)((mg_v8i)(mg_loadx_float(xc + S - 8) - k) & mask);
-                va += d; vq += d * d;
-            }
-            mg_hsum2(mg_fold_widen(va), mg_fold_widen(vq), s1 + c, s2 + c);  /* overflow: see _bn_stats_block */
-        }
+        for (Py_ssize_t c = 0; c < nc; c++) mg_f32_shifted_sums(x + c * S, S, K[c], s1 + c, s2 + c, 0);
     }
     MG_CLONES static void mg_channel_dy_sums_float(const float* restrict dy, const float* restrict x,
                                                    Py_ssize_t nc, Py_ssize_t S, const double* restrict mean,
                                                    double* restrict sdy, double* restrict sdyx) {
-        if (S < 8 || S >= MG_SHORT_RUN) {
-            for (Py_ssize_t c = 0; c < nc; c++)
-                mg_f32_dy_sums(dy + c * S, x + c * S, S, mean[c], sdy + c, sdyx + c);
-            return;
-        }
-        const mg_v8i mask = mg_tail_mask(S);
-        for (Py_ssize_t c = 0; c < nc; c++) {
-            const float* gc = dy + c * S;
-            const float* xc = x + c * S;
-            const float k = (float)mean[c];
-            mg_vx_float va = {0}, vq = {0};
-            Py_ssize_t i = 0;
-            for (; i + 8 <= S; i += 8) {
-                mg_vx_float g = mg_loadx_float(gc + i);
-                va += g; vq += g * (mg_loadx_float(xc + i) - k);
-            }
-            if (i < S) {
-                mg_vx_float g = mg_loadx_float(gc + S - 8);
-                va += (mg_vx_float)((mg_v8i)g & mask);
-                vq += (mg_vx_float)((mg_v8i)(g * (mg_loadx_float(xc + S - 8) - k)) & mask);
-            }
-            double ta = 0, tq = 0;
-            mg_hsum2(mg_fold_widen(va), mg_fold_widen(vq), &ta, &tq);
-            sdy[c] += ta;  /* overflow: see _bn_dy_sums_block */
-            sdyx[c] += tq - (mean[c] - (double)k) * ta;
-        }
+        for (Py_ssize_t c = 0; c < nc; c++) mg_f32_dy_sums(dy + c * S, x + c * S, S, mean[c], sdy + c, sdyx + c, 0);
     }
-    /* BatchNorm1d (S == 1): nr (<= MG_F32_RUN would be exact grouping; any nr works) rows of m channels, each
+    /* BatchNorm1d (S == 1): nr (ROWS_1D: a short fixed group) rows of m channels, each
        channel's nr rows added in a float32 lane, then widened into s1, s2 (per channel, rows in order) */
     MG_CLONES static void mg_col_shifted_sums_float(const float* restrict x, Py_ssize_t ldx, Py_ssize_t nr,
                                                     const double* restrict K, Py_ssize_t m,
