@@ -129,22 +129,50 @@ def _mean_rstd(s1, s2, M, eps, K):
 def _bn_stats_block(s1, s2, K, x, N, C, S, c0, c1):
     """Shifted sums of channels [c0, c1). Walks the rows n, reading x[n, c0:c1, :] contiguously (one channel at a
     time, at stride C*S, is much slower); each channel sums over n in order."""
+    if S == 1:
+        _bn1d_stats(s1, s2, K, x, N, C, c0, c1)
+        return
     for n in range(N):
         base = n * C * S
-        if S == 1:  # BatchNorm1d: independent per c, vectorizes (0-based views)
-            xv = x[base + c0:base + c1]
-            Kv = K[c0:c1]
-            s1v = s1[c0:c1]
-            s2v = s2[c0:c1]
-            for j in range(c1 - c0):
-                d = xv[j] - Kv[j]
-                s1v[j] += d
-                s2v[j] += d * d
-        else:
-            for c in range(c0, c1):
-                a, q = _shifted_sums(x, base + c * S, S, K[c])
-                s1[c] += a
-                s2[c] += q
+        for c in range(c0, c1):
+            a, q = _shifted_sums(x, base + c * S, S, K[c])
+            s1[c] += a
+            s2[c] += q
+
+
+# NOTE: BatchNorm1d (S == 1): each channel adds its rows in order, the adds of a channel are independent of the
+# other channels' and vectorize across c without fast-math. Four rows per walk keep the channel's sums in
+# registers for four adds instead of one (a load and a store of both sums per row otherwise); the adds stay in
+# row order, and these two functions are jitted WITHOUT reassoc, so LLVM may not regroup them.
+
+
+@njit(cache=True)
+def _bn1d_stats(s1, s2, K, x, N, C, c0, c1):
+    """s1[c] += x[n, c] - K[c], s2[c] += (x[n, c] - K[c])^2 for n in order, c in [c0, c1); x: (N, C) flat."""
+    s1v = s1[c0:c1]
+    s2v = s2[c0:c1]
+    Kv = K[c0:c1]
+    n = 0
+    while n + 4 <= N:
+        x0 = x[n * C + c0:n * C + c1]
+        x1 = x[(n + 1) * C + c0:(n + 1) * C + c1]
+        x2 = x[(n + 2) * C + c0:(n + 2) * C + c1]
+        x3 = x[(n + 3) * C + c0:(n + 3) * C + c1]
+        for j in range(c1 - c0):
+            k = Kv[j]
+            d0 = x0[j] - k
+            d1 = x1[j] - k
+            d2 = x2[j] - k
+            d3 = x3[j] - k
+            s1v[j] = (((s1v[j] + d0) + d1) + d2) + d3
+            s2v[j] = (((s2v[j] + d0 * d0) + d1 * d1) + d2 * d2) + d3 * d3
+        n += 4
+    for n in range(n, N):
+        xv = x[n * C + c0:n * C + c1]
+        for j in range(c1 - c0):
+            d = xv[j] - Kv[j]
+            s1v[j] += d
+            s2v[j] += d * d
 
 
 @njit(cache=True)
@@ -239,19 +267,11 @@ def _bn_dx_coefficients(sdy, sdyx, M, mean, rstd, w):
 @njit(cache=True, fastmath=REASSOC)
 def _bn_dy_sums_block(sdy, sdyx, mean, dy, x, N, C, S, c0, c1):
     """The two backward reductions of channels [c0, c1), walking the rows as _bn_stats_block does."""
+    if S == 1:
+        _bn1d_dy_sums(sdy, sdyx, mean, dy, x, N, C, c0, c1)
+        return
     for n in range(N):
         base = n * C * S
-        if S == 1:  # BatchNorm1d: independent per c, vectorizes (0-based views)
-            dyv = dy[base + c0:base + c1]
-            xv = x[base + c0:base + c1]
-            mv = mean[c0:c1]
-            sdyv = sdy[c0:c1]
-            sdyxv = sdyx[c0:c1]
-            for j in range(c1 - c0):
-                g = np.float64(dyv[j])
-                sdyv[j] += g
-                sdyxv[j] += g * (xv[j] - mv[j])
-            continue
         for c in range(c0, c1):
             a, q = _dy_sums(dy, x, base + c * S, S, mean[c])
             sdy[c] += a
@@ -259,32 +279,61 @@ def _bn_dy_sums_block(sdy, sdyx, mean, dy, x, N, C, S, c0, c1):
 
 
 @njit(cache=True)
-def _affine2_row(dx, dy, x, coef, n, C, S):
-    """Row n: dx = a*(dy - mdy) + b*(x - K) + k per channel; coef rows: K, a, mdy, b, k."""
+def _bn1d_dy_sums(sdy, sdyx, mean, dy, x, N, C, c0, c1):
+    """sdy[c] += dy[n, c], sdyx[c] += dy[n, c]*(x[n, c] - mean[c]) for n in order (see the NOTE above _bn1d_stats)."""
+    sdyv = sdy[c0:c1]
+    sdyxv = sdyx[c0:c1]
+    mv = mean[c0:c1]
+    n = 0
+    while n + 4 <= N:
+        dy0 = dy[n * C + c0:n * C + c1]
+        dy1 = dy[(n + 1) * C + c0:(n + 1) * C + c1]
+        dy2 = dy[(n + 2) * C + c0:(n + 2) * C + c1]
+        dy3 = dy[(n + 3) * C + c0:(n + 3) * C + c1]
+        x0 = x[n * C + c0:n * C + c1]
+        x1 = x[(n + 1) * C + c0:(n + 1) * C + c1]
+        x2 = x[(n + 2) * C + c0:(n + 2) * C + c1]
+        x3 = x[(n + 3) * C + c0:(n + 3) * C + c1]
+        for j in range(c1 - c0):
+            mu = mv[j]
+            g0 = np.float64(dy0[j])
+            g1 = np.float64(dy1[j])
+            g2 = np.float64(dy2[j])
+            g3 = np.float64(dy3[j])
+            sdyv[j] = (((sdyv[j] + g0) + g1) + g2) + g3
+            sdyxv[j] = (((sdyxv[j] + g0 * (x0[j] - mu)) + g1 * (x1[j] - mu)) + g2 * (x2[j] - mu)) + g3 * (x3[j] - mu)
+        n += 4
+    for n in range(n, N):
+        dyv = dy[n * C + c0:n * C + c1]
+        xv = x[n * C + c0:n * C + c1]
+        for j in range(c1 - c0):
+            g = np.float64(dyv[j])
+            sdyv[j] += g
+            sdyxv[j] += g * (xv[j] - mv[j])
+
+
+@njit(cache=True)
+def _affine2_row(dx, dy, x, K, a, mdy, b, k, n, C, S):
+    """Row n: dx = a*(dy - mdy) + b*(x - K) + k per channel (coefficient arrays of C values, X precision)."""
     base = n * C * S
     if S == 1:  # BatchNorm1d: one flat loop over the row's channels
         dxv = dx[base:base + C]
         dyv = dy[base:base + C]
         xv = x[base:base + C]
-        Kv = coef[0]
-        av = coef[1]
-        mv = coef[2]
-        bv = coef[3]
-        kv = coef[4]
         for c in range(C):
-            dxv[c] = av[c] * (dyv[c] - mv[c]) + bv[c] * (xv[c] - Kv[c]) + kv[c]
+            dxv[c] = a[c] * (dyv[c] - mdy[c]) + b[c] * (xv[c] - K[c]) + k[c]
         return
     for c in range(C):
-        Kc = coef[0, c]
-        a = coef[1, c]
-        m = coef[2, c]
-        b = coef[3, c]
-        k = coef[4, c]
+        Kc = K[c]
+        ac = a[c]
+        mc = mdy[c]
+        bc = b[c]
+        kc = k[c]
         dxv = dx[base + c * S:base + (c + 1) * S]
         dyv = dy[base + c * S:base + (c + 1) * S]
         xv = x[base + c * S:base + (c + 1) * S]
         for j in range(S):
-            dxv[j] = a * (dyv[j] - m) + b * (xv[j] - Kc) + k
+            dxv[j] = ac * (dyv[j] - mc) + bc * (xv[j] - Kc) + kc
 
 
 @_twins()
@@ -309,14 +358,15 @@ def _bn_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads):
     for c in range(C):
         dbias[c] = sdy[c]
         dweight[c] = sdyx[c] * rstd[c]
-        a, mdy, b = _bn_dx_coefficients(sdy[c], sdyx[c], N * S, mean[c], rstd[c], weight[c])
+        ac, mc, bc = _bn_dx_coefficients(sdy[c], sdyx[c], N * S, mean[c], rstd[c], weight[c])
         coef[0, c] = mean[c]
-        coef[1, c] = a
-        coef[2, c] = mdy
-        coef[3, c] = b
-        coef[4, c] = -b * (mean[c] - coef[0, c])
+        coef[1, c] = ac
+        coef[2, c] = mc
+        coef[3, c] = bc
+        coef[4, c] = -bc * (mean[c] - coef[0, c])
+    Kx, a, mdy, b, k = coef[0], coef[1], coef[2], coef[3], coef[4]
     for n in prange(N):
-        _affine2_row(dxf, dyf, xf, coef, n, C, S)
+        _affine2_row(dxf, dyf, xf, Kx, a, mdy, b, k, n, C, S)
 
 
 def batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads):
