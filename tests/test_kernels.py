@@ -301,6 +301,37 @@ def test_deterministic_across_runs_and_threads(name, dtype):
                 np.testing.assert_array_equal(a, b, err_msg=kernel)  # bit-identical, not merely close
 
 
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_numba_serial_and_parallel_twins_agree(dtype):
+    """The Numba norms run a serial twin (parallel=False) for one thread and the parallel one for more: the same
+    bits, zeros' signs included, also with several rows per group-norm chunk (N > MAX_CHUNKS) and a dy of signed
+    zeros (the chunks' first rows assign their partials)."""
+    module = kernels.load("numba").module
+    if not NUMBA_AS_PYTHON:
+        assert module._pick(module._gn_backward, 1) is module._gn_backward.serial
+        assert module._pick(module._gn_backward, 2) is module._gn_backward.parallel
+    rng = np.random.default_rng(8)
+    x, dy = make(rng, (130, 12, 6), dtype), np.zeros((130, 12, 6), dtype)
+    dy[::2] = -0.0
+    w, b = make(rng, 12, dtype, 1.0, 0.5), make(rng, 12, dtype, 0.0, 0.5)
+    y, mean, rstd = _gn_forward(reference.group_norm_forward, x, w, b, 3)
+    zeros = ("group_norm_backward", (np.empty_like(x), np.empty_like(w), np.empty_like(w)),
+             (dy, x, mean, rstd, w, 3))
+    for kernel, outs, ins in _all_kernel_calls(dtype) + [zeros]:
+        if "norm" not in kernel:
+            continue
+        results = []
+        for n_threads in (1, 2, 3):
+            fresh = tuple(np.full_like(o, np.nan) for o in outs)
+            getattr(module, kernel)(*fresh, *ins, n_threads)
+            results.append(fresh)
+        for run in results[1:]:
+            for a, b in zip(results[0], run):
+                np.testing.assert_array_equal(a, b, err_msg=kernel)
+                np.testing.assert_array_equal(np.signbit(a), np.signbit(b), err_msg=f"{kernel}: signs of zeros")
+
+
 # ----------------------------------------------------------------------------------------------------------
 # the reference itself vs PyTorch, float64, random dy
 
