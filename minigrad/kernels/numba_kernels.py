@@ -21,7 +21,6 @@ import types
 import numba
 import numpy as np
 from numba import njit, prange
-from numba.core.cpu_options import ParallelOptions
 
 MAX_CHUNKS = 64  # group norm backward: chunks of the batch, each with its own dweight/dbias partials
 
@@ -47,8 +46,14 @@ REASSOC = {"reassoc"}
 
 # NOTE: parallel=True would also turn NumPy calls (np.zeros) and slice assignments into parallel loops of their own:
 # the twins parallelize their prange loops and nothing else. An instance, not a dict: numba pops the dict's keys.
-PRANGE_ONLY = ParallelOptions({"comprehension": False, "reduction": False, "inplace_binop": False,
-                               "setitem": False, "numpy": False, "stencil": False, "fusion": False, "prange": True})
+# ParallelOptions is numba's internal class: a numba without it gets plain parallel=True (same bits, more regions).
+try:
+    from numba.core.cpu_options import ParallelOptions
+    PRANGE_ONLY = ParallelOptions({"comprehension": False, "reduction": False, "inplace_binop": False,
+                                   "setitem": False, "numpy": False, "stencil": False, "fusion": False,
+                                   "prange": True})
+except ImportError:  # pragma: no cover - numba moved it
+    PRANGE_ONLY = True
 
 
 class _Twins:
