@@ -223,7 +223,7 @@ cdef extern from *:
                                              const T* restrict K, const T* restrict b, const T* restrict k) { \
         for (Py_ssize_t c = 0; c < m; c++) dx[c] = a[c] * (dy[c] - mdy[c]) + b[c] * (x[c] - K[c]) + k[c]; \
     }
-    /* float64 sums and the elementwise passes (float32 sums: see MG_F32_GROUP): runs of at least this many values go
+    /* float64 sums, the elementwise passes and the float32 channel sums: runs of at least this many values go
        one channel per call, as before (measured 4-9% slower interleaved at S = 12544, 9-40% slower at S = 196,
        cause not found; 5-8% faster at S = 49) */
     #define MG_SHORT_RUN 128
@@ -505,17 +505,61 @@ cdef extern from *:
                                            double* sdy, double* sdyx) {
         mg_f32_dy_sums(dy, x, m, mean, sdy, sdyx, 1);
     }
-    /* one row's run of nc channels of S values each, per-channel sums, each channel's run as mg_shifted_sums_float
-       (overflow: checked on the totals by _bn_stats_block, _bn_dy_sums_block) */
+    /* one row's run of nc channels of S values each, per-channel sums (overflow: checked on the totals by
+       _bn_stats_block, _bn_dy_sums_block). A short run (8 <= S < MG_SHORT_RUN) is one group in one accumulator:
+       its vectors (the last one overlapping, its old lanes masked off), then the two halves, then widened; longer
+       runs as mg_shifted_sums_float. NOTE: the four-accumulator groups of mg_f32_run_sums on every run were
+       2-10% slower at S = 49, (256, 512, 49) (interleaved, 1 thread), where a run is six vectors. */
     MG_CLONES static void mg_channel_shifted_sums_float(const float* restrict x, Py_ssize_t nc, Py_ssize_t S,
                                                         const double* restrict K, double* restrict s1,
                                                         double* restrict s2) {
-        for (Py_ssize_t c = 0; c < nc; c++) mg_f32_shifted_sums(x + c * S, S, K[c], s1 + c, s2 + c, 0);
+        if (S < 8 || S >= MG_SHORT_RUN) {
+            for (Py_ssize_t c = 0; c < nc; c++) mg_f32_shifted_sums(x + c * S, S, K[c], s1 + c, s2 + c, 0);
+            return;
+        }
+        const mg_v8i mask = mg_tail_mask(S);
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            const float* xc = x + c * S;
+            const float k = (float)K[c];
+            mg_vx_float va = {0}, vq = {0};
+            Py_ssize_t i = 0;
+            for (; i + 8 <= S; i += 8) { mg_vx_float d = mg_loadx_float(xc + i) - k; va += d; vq += d * d; }
+            if (i < S) {
+                mg_vx_float d = (mg_vx_float)((mg_v8i)(mg_loadx_float(xc + S - 8) - k) & mask);
+                va += d; vq += d * d;
+            }
+            mg_hsum2(mg_fold_widen(va), mg_fold_widen(vq), s1 + c, s2 + c);
+        }
     }
     MG_CLONES static void mg_channel_dy_sums_float(const float* restrict dy, const float* restrict x,
                                                    Py_ssize_t nc, Py_ssize_t S, const double* restrict mean,
                                                    double* restrict sdy, double* restrict sdyx) {
-        for (Py_ssize_t c = 0; c < nc; c++) mg_f32_dy_sums(dy + c * S, x + c * S, S, mean[c], sdy + c, sdyx + c, 0);
+        if (S < 8 || S >= MG_SHORT_RUN) {
+            for (Py_ssize_t c = 0; c < nc; c++)
+                mg_f32_dy_sums(dy + c * S, x + c * S, S, mean[c], sdy + c, sdyx + c, 0);
+            return;
+        }
+        const mg_v8i mask = mg_tail_mask(S);  /* a short run: as mg_channel_shifted_sums_float */
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            const float* gc = dy + c * S;
+            const float* xc = x + c * S;
+            const float k = (float)mean[c];
+            mg_vx_float va = {0}, vq = {0};
+            Py_ssize_t i = 0;
+            for (; i + 8 <= S; i += 8) {
+                mg_vx_float g = mg_loadx_float(gc + i);
+                va += g; vq += g * (mg_loadx_float(xc + i) - k);
+            }
+            if (i < S) {
+                mg_vx_float g = mg_loadx_float(gc + S - 8);
+                va += (mg_vx_float)((mg_v8i)g & mask);
+                vq += (mg_vx_float)((mg_v8i)(g * (mg_loadx_float(xc + S - 8) - k)) & mask);
+            }
+            double ta = 0, tq = 0;
+            mg_hsum2(mg_fold_widen(va), mg_fold_widen(vq), &ta, &tq);
+            sdy[c] += ta;
+            sdyx[c] += tq - (mean[c] - (double)k) * ta;
+        }
     }
     /* BatchNorm1d (S == 1): nr (ROWS_1D: a short fixed group) rows of m channels, each
        channel's nr rows added in a float32 lane, then widened into s1, s2 (per channel, rows in order) */
