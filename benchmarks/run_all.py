@@ -6,7 +6,7 @@ two runtimes in one process gave erratic 2-thread timings (TOOLCHAIN.md). Each p
 OPENBLAS_NUM_THREADS, MINIGRAD_NUM_THREADS) as well as by the ``threads`` fixture inside.
 
 Order: the bandwidth benchmarks first (they write ``.benchmarks/bandwidth.json``, which gives every later
-process its ``frac_of_triad``), then per thread count each backend's normalization benchmarks, then the
+process its ``frac_of_triad``), then per benchmark file each backend's process at each thread count, then the
 end-to-end training steps (minigrad, torch). The NumPy reference runs at 1 thread only (it has no threads).
 
     python benchmarks/run_all.py --out docs/benchmarks.json [--min-rounds 5] [--max-time 0.25] [-k EXPR]
@@ -48,11 +48,14 @@ THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBL
 def plan(threads=(1, 2), backends=BACKENDS, end_to_end=True):
     """[(label, files, -k expression, threads)] in run order."""
     steps = [(f"bandwidth threads{t}", ["bench_bandwidth.py"], f"threads{t}", t) for t in threads]
-    for t in threads:
+    # NOTE: per file, the backends and thread counts back to back: the paired ratios of minigrad/bench.py then
+    # compare times taken seconds apart, not minutes
+    for f in NORM_FILES:
         for b in backends:
-            if b == "numpy" and t > 1:
-                continue
-            steps.append((f"{b} threads{t}", NORM_FILES, f"{b} and threads{t}", t))
+            for t in threads:
+                if b == "numpy" and t > 1:
+                    continue
+                steps.append((f"{b} {f[len('bench_'):-len('.py')]} threads{t}", [f], f"{b} and threads{t}", t))
     if end_to_end:
         for t in threads:
             for fw in ("minigrad", "torch"):

@@ -5,6 +5,12 @@
   thread count (the LLC-size triad when the op's arrays fit in the last-level cache, else the DRAM-size one), and the speed ratio against torch (``torch time / time``: above 1 is faster than torch).
   ``fmt="markdown"`` gives a Markdown table (used by ``scripts/make_benchmarks_doc.py``).
 * ``evaluate_targets(data)``: the project's performance targets checked against the measured figures.
+
+Ratios (``vs torch``, the targets) are *paired*: when every time in a ratio was measured in each of the same
+repeats of ``run_all.py --repeat N``, the ratio is the median over the repeats of the ratio within each repeat.
+A repeat's processes run seconds to a minute apart, while the load of this machine's other tenants changes over
+minutes, so a ratio within one repeat compares the two libraries under (nearly) the same conditions; without
+repeats it is the ratio of the medians.
 * ``main(argv)`` / ``add_subparser(subparsers)``: ``minigrad bench [--run] [--json FILE]``.
 
 Only the standard library is imported here (``rich`` is not needed): the CLI stays fast.
@@ -37,6 +43,7 @@ def _rows(data):
         if "op" not in info or not b.get("stats"):
             continue
         info["median"] = b["stats"]["median"]
+        info["repeats"] = info.pop("repeat_medians", None)
         info["rounds"] = b["stats"].get("rounds")
         info["shape"] = tuple(info.get("shape") or ())
         info["kind"] = ("bandwidth" if info["op"] in ("copy", "triad") else
@@ -66,13 +73,30 @@ def _triad_for(triads, r):
     return triads.get(r.get("triad_ref") or "dram", {}).get(r["threads"])
 
 
-def index(data):
-    """{(norm, op, shape, threads, backend): median seconds} over the norm and end-to-end rows."""
+def index(data, repeats=False):
+    """{(norm, op, shape, threads, backend): median seconds} over the norm and end-to-end rows; with
+    ``repeats``, the values are (median, [the median of each repeat] or None) for ``paired``."""
     out = {}
     for r in _rows(data):
         if r["kind"] != "bandwidth":
-            out[(r.get("norm"), r["op"], r["shape"], r["threads"], r["backend"])] = r["median"]
+            out[(r.get("norm"), r["op"], r["shape"], r["threads"], r["backend"])] = \
+                (r["median"], r["repeats"]) if repeats else r["median"]
     return out
+
+
+def _median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+def paired(f, *entries):
+    """``f`` of the times of ``entries`` ((median, repeats) pairs): the median over the repeats of ``f`` within
+    each repeat when every entry has the same number (> 1) of repeats, else ``f`` of the medians."""
+    reps = [e[1] for e in entries]
+    if all(reps) and len({len(r) for r in reps}) == 1 and len(reps[0]) > 1:
+        return _median([f(*ts) for ts in zip(*reps)])
+    return f(*(e[0] for e in entries))
 
 
 def shape_str(shape):
@@ -120,7 +144,7 @@ def table_rows(data):
         label, members = groups[key]
         order = BACKEND_ORDER + ["minigrad"]
         members.sort(key=lambda r: order.index(r["backend"]) if r["backend"] in order else 99)
-        ref = next((r["median"] for r in members if r["backend"] == "torch"), None)
+        ref = next(((r["median"], r["repeats"]) for r in members if r["backend"] == "torch"), None)
         cells = []
         for r in members:
             gbps = r["bytes"] / r["median"] / 1e9 if r.get("bytes") and r["median"] else r.get("gbps")
@@ -132,7 +156,8 @@ def table_rows(data):
                 extra = _fmt(1.0 / r["median"] if r["median"] else None, ".1f", " steps/s")
             else:
                 extra = _fmt(frac, ".0%")
-            vs = None if ref is None or r["backend"] == "torch" or not r["median"] else ref / r["median"]
+            vs = None if ref is None or r["backend"] == "torch" or not r["median"] else \
+                paired(lambda a, b: a / b, ref, (r["median"], r["repeats"]))
             cells.append([r["backend"], _fmt_time(r["median"]), _fmt(gbps, ".1f"), extra,
                           _fmt(vs, ".2f", "x")])
         out.append((label, cells))
@@ -178,7 +203,7 @@ def _ratio_target(idx, name, cases, minimum, threads=1, backend="cython"):
         if t is None or ref is None:
             missing.append(f"{norm} {op} {shape_str(shape)}")
         else:
-            got.append((ref / t, f"{norm} {op} {shape_str(shape)}"))
+            got.append((paired(lambda a, b: a / b, ref, t), f"{norm} {op} {shape_str(shape)}"))
     return _verdict(name, got, missing, lambda v: v >= minimum, "x torch")
 
 
@@ -198,7 +223,7 @@ def evaluate_targets(data):
     """Each target of the project against the figures of ``data`` (1 thread, cython, unless stated):
     a list of {"target", "status", "measured"}; status MET, MISSED, INCOMPLETE (every measured case passes but
     some were not measured) or NOT MEASURED."""
-    idx = index(data)
+    idx = index(data, repeats=True)  # (median, repeats): every ratio below is paired
     triads = {size: triad_by_threads(data, size) for size in ("llc", "dram")}
     rows = _rows(data)
     bn2d = lambda op: [("BatchNorm2d", op, s) for s in BN2D_SHAPES]  # noqa: E731
@@ -229,7 +254,7 @@ def evaluate_targets(data):
                              [("InstanceNorm2d", "forward", (32, 64, 28, 28))], 5.0))
     # BatchNorm1d (60, 100) autograd: time <= 0.5 x torch's time
     t, ref = idx.get(("BatchNorm1d", "fwd+bwd", (60, 100), 1, "cython")), idx.get(("BatchNorm1d", "fwd+bwd", (60, 100), 1, "torch"))
-    got = [(t / ref, "BatchNorm1d fwd+bwd 60x100")] if t and ref else []
+    got = [(paired(lambda a, b: a / b, t, ref), "BatchNorm1d fwd+bwd 60x100")] if t and ref else []
     res.append(_verdict("BatchNorm1d (60,100) fwd+bwd via autograd <= 0.5x torch's time", got,
                         [] if got else ["BatchNorm1d fwd+bwd 60x100"], lambda v: v <= 0.5, "x torch's time", max))
     # backends: cython fastest, numba within 1.5x of cython (1 thread, every norm row)
@@ -243,9 +268,9 @@ def evaluate_targets(data):
             continue
         others_t = [v for b, v in times.items() if b != "cython" and v is not None]
         if others_t:
-            fastest.append((min(others_t) / c, f"{norm} {op} {shape_str(shape)}"))
+            fastest.append((paired(lambda c, *o: min(o) / c, c, *others_t), f"{norm} {op} {shape_str(shape)}"))
         if times["numba"] is not None:
-            numba.append((times["numba"] / c, f"{norm} {op} {shape_str(shape)}"))
+            numba.append((paired(lambda a, b: a / b, times["numba"], c), f"{norm} {op} {shape_str(shape)}"))
     res.append(_brief(_verdict("Cython fastest backend everywhere (next-fastest backend time / cython time >= 1)",
                                fastest, [] if fastest else ["cython"], lambda v: v >= 1.0, "x"), fastest,
                       lambda v: v < 1.0))
@@ -260,16 +285,16 @@ def evaluate_targets(data):
             n *= d
         t1, t2 = idx.get((norm, op, shape, 1, "cython")), idx.get((norm, op, shape, 2, "cython"))
         if n >= 1_600_000 and t1 and t2:
-            got.append((t1 / t2, f"{norm} {op} {shape_str(shape)}"))
+            got.append((paired(lambda a, b: a / b, t1, t2), f"{norm} {op} {shape_str(shape)}"))
     res.append(_brief(_verdict("2 threads >= 1.6x 1 thread (cython, tensors >= 1.6M elements)", got,
                                [] if got else ["2-thread cython rows"], lambda v: v >= 1.6, "x"), got,
                       lambda v: v < 1.6))
     for model, minimum, label in (("mlp-bn", 1.5, "MLP-BN"), ("lenet-bn", 1.0, "small CNN-BN (lenet-bn)")):
-        t = next((r["median"] for r in rows if r["kind"] == "end-to-end" and r.get("norm") == model
-                  and r["threads"] == 1 and r["backend"] == "minigrad"), None)
-        ref = next((r["median"] for r in rows if r["kind"] == "end-to-end" and r.get("norm") == model
-                    and r["threads"] == 1 and r["backend"] == "torch"), None)
-        got = [(ref / t, f"{model} steps/s minigrad {1 / t:.0f} vs torch {1 / ref:.0f}")] if t and ref else []
+        t, ref = (next(((r["median"], r["repeats"]) for r in rows if r["kind"] == "end-to-end"
+                        and r.get("norm") == model and r["threads"] == 1 and r["backend"] == fw), None)
+                  for fw in ("minigrad", "torch"))
+        got = [(paired(lambda a, b: a / b, ref, t),
+                f"{model} steps/s minigrad {1 / t[0]:.0f} vs torch {1 / ref[0]:.0f}")] if t and ref else []
         res.append(_verdict(f"end to end: {label} >= {minimum}x torch steps/s", got, [] if got else [model],
                             lambda v, m=minimum: v >= m, "x torch"))
     return res

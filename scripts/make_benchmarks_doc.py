@@ -37,10 +37,15 @@ LIMITS = {
         "(blocks of 1-12 MB, with and without software prefetch) was 1.3-2.4x slower, because strided runs stream "
         "at 15-25 GB/s against 35 GB/s contiguous, and non-temporal stores for y were 4-17% slower.",
     "BatchNorm2d training forward >= 70% of triad bandwidth":
-        "The statistics pass is now summed in float32 lanes over short groups, then in double (it was "
-        "arithmetic-bound when every value was widened to double); the elementwise pass (x - K)*scale + shift "
-        "that follows is the larger part of the time on the cache-size shapes. The DRAM-size shapes measure "
-        "above 100% because the byte model counts the second read of x, which is partly a cache hit.",
+        "On the cache-size shapes the elementwise pass (x - K)*scale + shift already runs as fast as a plain "
+        "contiguous affine (about 150 us at (64, 128, 14, 14)); the statistics pass is bound by the floating-point "
+        "add ports (per vector: x - K, the add into s and the add of the square), about 131 us timed alone against "
+        "64 us to only read x. Four float32 accumulators over groups of 32 vectors (instead of one add chain per run) "
+        "made the forward 10-17% faster at 1 thread (interleaved A/B). Tried and dropped: computing x - K on the FMA "
+        "pipes (same bits; the pass alone 12% faster, the whole forward 3-5% faster at (64, 128, 14, 14) but 5% "
+        "slower at (32, 64, 28, 28)), blocking channels to fit L2 (369 against 282 us), two accumulators. The "
+        "DRAM-size shapes can measure above 100% because the byte model counts the second read of x, which is "
+        "partly a cache hit.",
     "BatchNorm2d backward >= 1.5x torch":
         "At (16, 32, 112, 112) the backward moves about 103 MB (x and dy read, dx written, and dx's lines read "
         "for ownership before they are written) at about 28 GB/s, this core's DRAM bandwidth (see the DRAM-size "
@@ -68,16 +73,22 @@ LIMITS = {
         "interleaved in one process, the Cython kernels matched or beat Numba on the DRAM-size inference "
         "forwards and the LayerNorm forward.",
     "Numba within 1.5x of Cython (numba time / cython time <= 1.5)":
-        "Where it misses, the tensor is tiny (6000 elements): each Numba call pays its dispatcher's type checks "
-        "of every argument and about 1 us per parallel region it launches, even on one thread. The Cython "
-        "wrappers now cost under a microsecond, so the ratio on the tiny shapes grew although Numba's own time "
-        "fell.",
+        "Where it misses, the tensor is tiny (6000 elements) and the kernel takes a few microseconds. Each Numba "
+        "kernel is now one jitted call, with a serial twin (parallel=False, same source and bits) for one thread, "
+        "which took the (60, 100) cases from 1.8-4.0x to 1.1-2.1x in interleaved timing. What remains is the "
+        "dispatcher's type checks of every argument (about 1 us) and, for the LayerNorm backward, dweight/dbias "
+        "partials kept in double per element, where the Cython kernel sums blocks of 32 rows in float32: Numba "
+        "cannot match that without changing its results.",
     "2 threads >= 1.6x 1 thread (cython, tensors >= 1.6M elements)":
-        "These tensors are memory-bound, and on this machine memory bandwidth barely scales with the second "
-        "core: compare the DRAM-size triad at 1 and 2 threads in the list above, which bounds what any "
-        "memory-bound kernel can gain. The LLC-size triad even drops at 2 threads (the two vCPUs of this VM "
-        "share a physical core's resources or are preempted); every process runs with OMP_WAIT_POLICY=passive, "
-        "so threads also pay a wake-up per parallel region.",
+        "These tensors are memory-bound. The DRAM-size ones cannot gain more than the DRAM-size triad does from the "
+        "second core (see the list above); the cache-size ones can, and do when the machine is quiet: timed "
+        "alternately in one process, the group-norm backward at (32, 64, 28, 28) ran 1.80x (32 groups) and 1.92x "
+        "(64) faster at 2 threads, the batch-norm backward 1.77-1.91x and forward 1.72x. A 2-thread process that "
+        "loses a core to another process waits at every OpenMP barrier (with a compile job beside it, one 2-thread "
+        "group-norm run had a mean of 4 ms against a median of 0.3 ms); the whole run below had nothing else "
+        "running in this VM, but the host's other tenants still take cores and DRAM bandwidth from it. The "
+        "kernel processes use the OpenMP runtimes' default wait policy (spin, then sleep): with passive waiting "
+        "each parallel region paid a wake-up, and the LLC-size triad was slower at 2 threads than at 1.",
     "end to end: MLP-BN >= 1.5x torch steps/s":
         "About 320 us of a step are the BLAS matrix multiplies in both libraries (the first layer's x @ W^T alone "
         "is 130 us with NumPy's OpenBLAS against 115 us in PyTorch); the rest is per-op Python: 12 autograd "
@@ -131,7 +142,10 @@ def make_doc(data, json_name="benchmarks.json"):
         "Times are medians. GB/s uses the byte model (training forward 3 |x|, inference 2 |x|, backward 5 |x|, "
         "fwd+bwd 8 |x| bytes); `of triad` divides it by the triad of the same thread count, the LLC-size one when the "
         "op's distinct arrays (2, 2, 3, 4 x |x|) fit in the last-level cache, else the DRAM-size one; `vs torch` is "
-        "torch's median over the row's (above 1: faster than torch). The machine is shared: 2-thread figures "
+        "torch's time over the row's (above 1: faster than torch). Every ratio, here and in the targets, is paired: "
+        "the median over the whole-plan repeats of the ratio within each repeat, whose processes for one benchmark "
+        "file run back to back (seconds apart), while this machine's load changes over minutes. The machine is "
+        "shared: 2-thread figures "
         "collapse when another process takes a core.",
         "",
     ]

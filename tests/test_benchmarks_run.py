@@ -104,3 +104,38 @@ def test_targets_and_doc_from_the_numbers():
     assert "`benchmarks/run_all.py --out x.json`" in text
     assert "| BatchNorm2d backward >= 1.5x torch | **MISSED** |" in text
     assert "## Results" in text and "| cython |" in text
+
+
+def test_ratios_are_paired_over_the_repeats(tmp_path):
+    """With repeat medians, a ratio is the median of the per-repeat ratios, not the ratio of the medians: a slow
+    repeat that slowed both libraries does not count against either."""
+    import json
+
+    s = bench.BN2D_SHAPES[0]
+    cy = _bench("BatchNorm2d", "backward", s, 1, "cython", 2e-3, factor=5, repeat_medians=[1e-3, 4e-3, 2e-3])
+    to = _bench("BatchNorm2d", "backward", s, 1, "torch", 2e-3, factor=5, repeat_medians=[2e-3, 8e-3, 1e-3])
+    data = {"benchmarks": [cy, to]}
+    res = {r["target"]: r for r in bench.evaluate_targets(data)}
+    # per repeat 2.0, 2.0, 0.5 -> median 2.0 (the medians alone give 1.0)
+    assert "32x64x28x28: 2.00x torch" in res["BatchNorm2d backward >= 1.5x torch"]["measured"]
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(data))
+    assert "2.00x" in bench.render_table(str(path)).split("threads=1\n", 1)[1].split("\n")[0]
+    # repeats of different lengths (a failed process) fall back to the ratio of the medians
+    to["extra_info"]["repeat_medians"] = [2e-3, 8e-3]
+    res = {r["target"]: r for r in bench.evaluate_targets(data)}
+    assert "32x64x28x28: 1.00x torch" in res["BatchNorm2d backward >= 1.5x torch"]["measured"]
+    assert bench.paired(lambda a, b: a / b, (4.0, None), (2.0, [1.0, 1.0])) == 2.0
+
+
+def test_run_all_plan_keeps_each_files_backends_together():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import run_all
+    finally:
+        sys.path.pop(0)
+    labels = [s[0] for s in run_all.plan()]
+    i, j = labels.index("cython batch_norm threads1"), labels.index("torch batch_norm threads1")
+    assert j - i <= 4 and labels.index("cython batch_norm threads2") == i + 1
+    assert all(labels.index(f"{b} batch_norm threads1") < labels.index("numpy layer_norm threads1")
+               for b in run_all.BACKENDS)
