@@ -48,8 +48,8 @@ LIMITS = {
         "partly a cache hit.",
     "BatchNorm2d backward >= 1.5x torch":
         "At (16, 32, 112, 112) the backward moves about 103 MB (x and dy read, dx written, and dx's lines read "
-        "for ownership before they are written) at about 28 GB/s, this core's DRAM bandwidth (see the DRAM-size "
-        "triad above). Non-temporal stores for dx, which would save the read for ownership, were 14% slower on "
+        "for ownership before they are written) at this core's DRAM bandwidth (see the DRAM-size triad above, "
+        "which moves its bytes no faster). Non-temporal stores for dx, which would save the read for ownership, were 14% slower on "
         "this VM; blocks of 1 or 12 MB instead of 4 MB were 2-21% slower.",
     "BatchNorm2d fwd+bwd (autograd) >= 2.5x torch":
         "Follows the backward on the DRAM-size shape (see above).",
@@ -65,20 +65,22 @@ LIMITS = {
         "memoryviews); what remains is Python: the functional's checks, the autograd node and the backward walk, "
         "about 12 us of the step.",
     "Cython fastest backend everywhere (next-fastest backend time / cython time >= 1)":
-        "The cases listed are memory-bound passes, and the gap is this machine's noise, "
-        "not the code: each backend runs in its own process at a different moment, and the five per-run medians "
-        "of each such case spread wider than the gap (in the run below, the LayerNorm forward's five cython "
-        "medians range over 1.71-4.20 ms and numba's over 2.02-2.31 ms; BatchNorm2d fwd+bwd (64, 128, 14, 14): "
-        "cython 1.22-2.24 ms, numba 1.32-1.58 ms; the fastest cython run beats every numba run in both). Timed "
-        "interleaved in one process, the Cython kernels matched or beat Numba on the DRAM-size inference "
-        "forwards and the LayerNorm forward.",
+        "The cases listed are memory-bound passes at DRAM or L3 speed, where Cython and Numba move the same bytes "
+        "and the gap is this machine's noise: each backend runs in its own process, and the same kernel's median "
+        "differs by up to 1.5x between processes (the Cython BatchNorm1d forward on (4096, 1024) took 3.4-4.8 ms "
+        "in this run's five cython processes, 2.5-3.7 ms in four later single-case processes). Timed alternately in one process "
+        "(`python scripts/interleaved_backends.py --shape N C S --op OP`), Numba's median was 1.05x Cython's on "
+        "the BatchNorm1d forward and backward at (4096, 1024), 1.21x on the backward at (256, 512, 7, 7) and "
+        "1.09x on the inference at (64, 128, 14, 14).",
     "Numba within 1.5x of Cython (numba time / cython time <= 1.5)":
-        "Where it misses, the tensor is tiny (6000 elements) and the kernel takes a few microseconds. Each Numba "
-        "kernel is now one jitted call, with a serial twin (parallel=False, same source and bits) for one thread, "
-        "which took the (60, 100) cases from 1.8-4.0x to 1.1-2.1x in interleaved timing. What remains is the "
-        "dispatcher's type checks of every argument (about 1 us) and, for the LayerNorm backward, dweight/dbias "
-        "partials kept in double per element, where the Cython kernel sums blocks of 32 rows in float32: Numba "
-        "cannot match that without changing its results.",
+        "Each Numba kernel is now one jitted call, with a serial twin (parallel=False, same source and bits) for "
+        "one thread, which took the (60, 100) cases from 1.8-4.0x to 1.1-2.1x in interleaved timing. The "
+        "LayerNorm backward still misses at both shapes: Numba keeps the dweight/dbias partials in double per "
+        "element, where the Cython kernel sums blocks of 32 rows in float32 (Numba cannot match that without "
+        "changing its results), and on (60, 100) it also pays its dispatcher's type checks of every argument "
+        "(about 1 us of a 4 us kernel). Numba's statistics and backward sums run in double (LLVM vectorizes the "
+        "reassociated reduction), where the Cython kernels add float32 lanes over short groups: on the "
+        "cache-size shapes this costs Numba 1.3-1.55x.",
     "2 threads >= 1.6x 1 thread (cython, tensors >= 1.6M elements)":
         "These tensors are memory-bound. The DRAM-size ones cannot gain more than the DRAM-size triad does from the "
         "second core (see the list above); the cache-size ones can, and do when the machine is quiet: timed "
