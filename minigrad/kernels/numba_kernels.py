@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 MAX_CHUNKS = 64  # group norm backward: chunks of the batch, each with its own dweight/dbias partials
+LN_ROWS = 32  # layer-norm shaped group norm backward: rows per block of X-precision dweight/dbias partials
 
 
 _set = threading.local()  # the thread count last given to numba from this thread (numba's setting is per thread)
@@ -441,46 +442,76 @@ def group_norm_forward(y, mean, rstd, x, weight, bias, num_groups, eps, n_thread
 
 
 @njit(cache=True, fastmath=REASSOC)
-def _ln_dy_sums(dy, x, weight, start, M, mean, rstd, pw, pb, first):
-    """Layer-norm shaped row (S == 1) of M values from start (weight, pw, pb: the row's M channels):
-    pb += dy, pw += dy*(x - mean)*rstd per element (pb = dy, pw = ... for the first row of a chunk), and
-    (sum(w*dy), sum(w*dy*(x - mean))), in one pass."""
+def _ln_dy_sums(dy, x, weight, start, M, mean):
+    """Layer-norm shaped row (S == 1) of M values from start (weight: the row's M channels):
+    (sum(w*dy), sum(w*dy*(x - mean))) in double, in one pass."""
     dyv = dy[start:start + M]
     xv = x[start:start + M]
     a = 0.0
     e = 0.0
-    if first:
-        for j in range(M):
-            g = np.float64(dyv[j])
-            t = g * (xv[j] - mean)
-            pb[j] = g
-            pw[j] = t * rstd
-            a += weight[j] * g
-            e += weight[j] * t
-        return a, e
     for j in range(M):
         g = np.float64(dyv[j])
-        t = g * (xv[j] - mean)
-        pb[j] += g
-        pw[j] += t * rstd
         a += weight[j] * g
-        e += weight[j] * t
+        e += weight[j] * (g * (xv[j] - mean))
     return a, e
+
+
+@njit(cache=True)
+def _ln_dx(dx, dy, x, w, M, r, mg, K, b, k, dmr, fw, fb, first):
+    """dx = r*(w*dy - mg) + b*(x - K) + k, and the block partials in X precision: fb += dy, fw += dy*xhat with
+    xhat = (x - K)*r - dmr (fb = dy, fw = dy*xhat for a block's first row). Elementwise: vectorizes unflagged.
+    NOTE: one loop: a second pass over the row for fw, fb (reading dy, x again from L1) measured 1.17x slower end
+    to end at (8192, 768)."""
+    if first:
+        for j in range(M):
+            g = dy[j]
+            d = x[j] - K
+            dx[j] = r * (w[j] * g - mg) + b * d + k
+            fb[j] = g
+            fw[j] = g * (d * r - dmr)
+        return
+    for j in range(M):
+        g = dy[j]
+        d = x[j] - K
+        dx[j] = r * (w[j] * g - mg) + b * d + k
+        fb[j] += g
+        fw[j] += g * (d * r - dmr)
+
+
+@njit(cache=True)
+def _ln_flush(pw, pb, fw, fb, M, first):
+    """pw += fw, pb += fb in double (pw = fw, pb = fb for a chunk's first block): one block into the partials."""
+    if first:
+        for j in range(M):
+            pw[j] = fw[j]
+            pb[j] = fb[j]
+        return
+    for j in range(M):
+        pw[j] += fw[j]
+        pb[j] += fb[j]
 
 
 @_twins(fastmath=REASSOC)
 def _gn_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, G, n_threads):
-    """Units (chunk q of the batch, group g) in order or in parallel; n_chunks = min(N, MAX_CHUNKS) from N alone.
+    """Units (chunk q of the batch, group g) in order or in parallel; n_chunks from N alone: min(N, MAX_CHUNKS),
+    for S == 1 max(1, min(N // LN_ROWS, MAX_CHUNKS)) (at least a block of rows per chunk: fewer partials to fill
+    and merge for short inputs).
     Per row: two reductions with g = dy*w (sum(g), sum(g*(x - mean))), then the fused dx pass
     dx = rstd*(w*dy - mean(g)) + b*(x - Kx) + k, b = -rstd*mean(g*xhat)*rstd, k = -b*(mean - Kx).
     Unit (q, g) sums its rows' dweight, dbias terms into the partials pw[p, channels of g], pb[...] (double), and
     the chunks' partials are added in chunk order: dweight[c] = ((0.0 + P_0[c]) + P_1[c]) + ...
+    S == 1: the unit adds its rows in blocks of LN_ROWS (counted from the chunk's first row, so the same blocks for
+    any n_threads) into X-precision partials fw[p, ...], fb[...] in the dx pass, and each block into pw, pb.
     Parallel: a partial row per chunk (p = q), added after the loop. Serial (n_threads == 1, which _pick sends
     only to the serial twin): one partial row (p = 0), added as each unit ends: the same order, in L1, and no
     (n_chunks, C) arrays to zero and read back (6% faster at (8192, 768) on one thread).
-    NOTE: a chunk's first row assigns its partial instead of adding to 0.0: that differs only by the sign of a
-    zero, which the addition to 0.0 above removes, so the bits are those of zeroed partials.
-    coef: (n_chunks*G, 4) X scratch."""
+    NOTE: as in norm.pyx, per-row double partials cost a read-modify-write of 2*Cg doubles per row (and float32
+    to double converts): the X-precision blocks, added in the dx pass, made the LayerNorm backward (8192, 768)
+    float32 1.10-1.16x faster on one thread (interleaved medians, two runs); a block of 32 float32 rows adds ~1e-7
+    relative error to dweight, dbias (of their largest magnitude: the same error as norm.pyx's).
+    NOTE: the first row of a chunk (or of a block) assigns its partial instead of adding to 0.0: that differs only
+    by the sign of a zero, which the addition to 0.0 above removes, so the bits are those of zeroed partials.
+    coef: (n_chunks*G, 5) X scratch."""
     N, C, S = x.shape
     if C == 0:
         return
@@ -496,27 +527,31 @@ def _gn_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, G, n_threads):
     Cg = C // G
     M = Cg * S
     n_chunks = min(N, MAX_CHUNKS)
+    if S == 1:
+        n_chunks = max(1, min(N // LN_ROWS, MAX_CHUNKS))
     serial = n_threads == 1
     rows = 1 if serial else n_chunks
     pw = np.empty((rows, C))
     pb = np.empty((rows, C))
+    frows = rows if S == 1 else 0
+    fw = np.empty((frows, C), x.dtype)
+    fb = np.empty((frows, C), x.dtype)
     sw_c = np.zeros(C)
     sb_c = np.zeros(C)
-    coef = np.empty((n_chunks * G, 4), x.dtype)
+    coef = np.empty((n_chunks * G, 5), x.dtype)
     for u in prange(n_chunks * G):
         q = u // G
         g = u % G
         p = 0 if serial else q
         n0 = q * N // n_chunks
-        for n in range(n0, (q + 1) * N // n_chunks):
+        n1 = (q + 1) * N // n_chunks
+        for n in range(n0, n1):
             i = n * G + g
             start = i * M
             mu = meanf[i]
             r = rstdf[i]
             if S == 1:  # layer-norm shaped: per-element weight and partials
-                # NOTE: pw[p][...] (a C-contiguous row, then a slice) vectorizes; pw[p, ...] does not
-                sw, swx = _ln_dy_sums(dyf, xf, weight[g * Cg:g * Cg + M], start, M, mu, r,
-                                      pw[p][g * Cg:g * Cg + M], pb[p][g * Cg:g * Cg + M], n == n0)
+                sw, swx = _ln_dy_sums(dyf, xf, weight[g * Cg:g * Cg + M], start, M, mu)
             else:
                 sw = 0.0
                 swx = 0.0
@@ -544,12 +579,14 @@ def _gn_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, G, n_threads):
             coef[u, 3] = -b * (mu - Kx)
             kx = coef[u, 3]
             if S == 1:
-                dxv = dxf[start:start + M]
-                dyv = dyf[start:start + M]
-                xv = xf[start:start + M]
-                wv = weight[g * Cg:g * Cg + M]
-                for j in range(M):
-                    dxv[j] = rx * (wv[j] * dyv[j] - mg) + bx * (xv[j] - Kx) + kx
+                coef[u, 4] = (mu - Kx) * r
+                # NOTE: pw[p][...] (a C-contiguous row, then a slice) vectorizes; pw[p, ...] does not
+                fwv = fw[p][g * Cg:g * Cg + M]
+                fbv = fb[p][g * Cg:g * Cg + M]
+                _ln_dx(dxf[start:start + M], dyf[start:start + M], xf[start:start + M], weight[g * Cg:g * Cg + M],
+                       M, rx, mg, Kx, bx, kx, coef[u, 4], fwv, fbv, (n - n0) % LN_ROWS == 0)
+                if (n - n0) % LN_ROWS == LN_ROWS - 1 or n == n1 - 1:
+                    _ln_flush(pw[p][g * Cg:g * Cg + M], pb[p][g * Cg:g * Cg + M], fwv, fbv, M, n - n0 < LN_ROWS)
                 continue
             for cc in range(Cg):
                 w = weight[g * Cg + cc]
