@@ -51,14 +51,19 @@ LIMITS = {
         "for ownership before they are written) at this core's DRAM bandwidth (see the DRAM-size triad above, "
         "which moves its bytes no faster). Non-temporal stores for dx, which would save the read for ownership, were 14% slower on "
         "this VM; blocks of 1 or 12 MB instead of 4 MB were 2-21% slower.",
+    "BatchNorm2d inference >= 1.0x torch":
+        "The inference forward is one pass (x read, y written). At (16, 32, 112, 112), 25.7 MB per array, both "
+        "libraries stream it at DRAM bandwidth, and the ratio moves around 1.0 with the machine's load: 0.99x "
+        "here, 1.13x in the run at commit 065df4a, 1.08x and 1.01x in earlier runs.",
     "BatchNorm2d fwd+bwd (autograd) >= 2.5x torch":
         "Follows the backward on the DRAM-size shape (see above).",
     "LayerNorm/GroupNorm/InstanceNorm forward and backward >= 1.0x torch":
-        "The case that misses is LayerNorm's forward on (8192, 768), 25 MB per array: each 3 KB row is read "
-        "from DRAM once (its second pass hits L1) and y is written, so both libraries run at this core's DRAM "
-        "bandwidth and the ratio is decided by a few percent of traffic; PyTorch's median for it moved from 2.0 "
-        "to 4.0 ms between runs on this machine, ours from 2.3 to 2.6 ms. Non-temporal stores for y (to save the "
-        "read for ownership) and an AVX-512 clone were tried and were not faster when measured interleaved.",
+        "The cases that miss sit just under 1.0x and move across the line between runs: the InstanceNorm2d "
+        "backward (32, 64, 28, 28) measured 1.00x here and 1.67x in the run at commit 065df4a; the LayerNorm "
+        "forward (8192, 768), 25 MB per array, 0.88x two runs earlier and 1.08-1.44x since. Both are memory-bound "
+        "passes: each 3 KB LayerNorm row is read from DRAM once (its second pass hits L1) and y is written, so "
+        "both libraries run at this core's DRAM bandwidth. Non-temporal stores for y (to save the read for "
+        "ownership) and an AVX-512 clone were tried and were not faster when measured interleaved.",
     "BatchNorm1d (60,100) fwd+bwd via autograd <= 0.5x torch's time":
         "At 6000 elements each kernel takes 1-3 us. The fixed cost per call is now under a microsecond for the "
         "argument checks (a compiled accept path) and the Cython wrapper (raw data pointers, no typed "
@@ -68,17 +73,17 @@ LIMITS = {
         "The cases listed are memory-bound passes at DRAM or L3 speed, where Cython and Numba move the same bytes "
         "and the gap is this machine's noise: each backend runs in its own process, and the same kernel's median "
         "differs by up to 1.5x between processes (the Cython BatchNorm1d forward on (4096, 1024) took 3.4-4.8 ms "
-        "in this run's five cython processes, 2.5-3.7 ms in four later single-case processes). Timed alternately in one process "
+        "in the five cython processes of the run at commit 065df4a, 2.5-3.7 ms in four later single-case processes). Timed alternately in one process "
         "(`python scripts/interleaved_backends.py --shape N C S --op OP`), Numba's median was 1.05x Cython's on "
         "the BatchNorm1d forward and backward at (4096, 1024), 1.21x on the backward at (256, 512, 7, 7) and "
         "1.09x on the inference at (64, 128, 14, 14).",
     "Numba within 1.5x of Cython (numba time / cython time <= 1.5)":
         "Each Numba kernel is now one jitted call, with a serial twin (parallel=False, same source and bits) for "
         "one thread, which took the (60, 100) cases from 1.8-4.0x to 1.1-2.1x in interleaved timing. The "
-        "LayerNorm backward still misses at both shapes: Numba keeps the dweight/dbias partials in double per "
-        "element, where the Cython kernel sums blocks of 32 rows in float32 (Numba cannot match that without "
-        "changing its results), and on (60, 100) it also pays its dispatcher's type checks of every argument "
-        "(about 1 us of a 4 us kernel). Numba's statistics and backward sums run in double (LLVM vectorizes the "
+        "LayerNorm backward now adds dweight/dbias in blocks of 32 rows of float32 partials in both backends "
+        "(Numba's partials were double per row: 1.72x -> about 1.5x Cython at (8192, 768), interleaved); its "
+        "row reductions stay in double (about a third of its time there), and on (60, 100) Numba also pays its "
+        "dispatcher's type checks of every argument (about 1 us of a 4-5 us kernel). Numba's statistics and backward sums run in double (LLVM vectorizes the "
         "reassociated reduction), where the Cython kernels add float32 lanes over short groups: on the "
         "cache-size shapes this costs Numba 1.3-1.55x.",
     "2 threads >= 1.6x 1 thread (cython, tensors >= 1.6M elements)":
