@@ -32,6 +32,7 @@ import datetime
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,17 +78,11 @@ def cpu_info():
     return {"model": model, "cores": os.cpu_count()}
 
 
-def _median(values):
-    v = sorted(values)
-    n = len(v)
-    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
-
-
 def _finish(merged, reps):
     """Median over the repetitions, then GB/s and frac_of_triad from the final medians."""
     for b in merged["benchmarks"]:
         meds = reps[b["fullname"]]
-        b["stats"]["median"] = _median(meds)
+        b["stats"]["median"] = statistics.median(meds)
         b["extra_info"]["repeat_medians"] = meds
         if b["extra_info"].get("bytes"):
             b["extra_info"]["gbps"] = b["extra_info"]["bytes"] / b["stats"]["median"] / 1e9

@@ -18,6 +18,7 @@ Only the standard library is imported here (``rich`` is not needed): the CLI sta
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -84,18 +85,12 @@ def index(data, repeats=False):
     return out
 
 
-def _median(values):
-    v = sorted(values)
-    n = len(v)
-    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
-
-
 def paired(f, *entries):
     """``f`` of the times of ``entries`` ((median, repeats) pairs): the median over the repeats of ``f`` within
     each repeat when every entry has the same number (> 1) of repeats, else ``f`` of the medians."""
     reps = [e[1] for e in entries]
     if all(reps) and len({len(r) for r in reps}) == 1 and len(reps[0]) > 1:
-        return _median([f(*ts) for ts in zip(*reps)])
+        return statistics.median([f(*ts) for ts in zip(*reps)])
     return f(*(e[0] for e in entries))
 
 
