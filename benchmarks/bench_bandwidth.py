@@ -1,7 +1,10 @@
 """STREAM-style memory bandwidth: copy (a = b) and triad (a = b + s c), float32, the yardstick of the norm kernels.
 
-Sizes: "llc" 1 MiB per array (fits the last-level cache) and "dram" 64 MiB per array (does not). Byte model as
-STREAM: copy 2 arrays, triad 3 arrays (write-allocate traffic not counted).
+Sizes: "llc" 1 MiB per array (fits the last-level cache) and "dram" 64 MiB per array (does not); also "tensor",
+arrays as large as the 1.6M-element float32 tensors of the LLC-class norm cases (6.125 MiB each: a triad over
+three of them, 18.4 MiB, is where this VM's share of the L3 runs out), an informational yardstick that
+``minigrad.bench`` quotes beside the LLC one (the targets use "llc" and "dram"). Byte model as STREAM: copy 2
+arrays, triad 3 arrays (write-allocate traffic not counted).
 
 * numpy: copy is ``np.copyto``; NumPy has no fused triad, so triad is ``np.multiply(c, s, out=a); a += b``
   (two passes, but counted as STREAM counts it: a lower bound of the real traffic). With 2 threads the arrays
@@ -22,7 +25,7 @@ import pytest
 
 from conftest import BANDWIDTH_JSON, median_seconds, pin_threads, record
 
-SIZES = {"llc": 1 << 20, "dram": 64 << 20}  # bytes per array
+SIZES = {"llc": 1 << 20, "tensor": 32 * 64 * 28 * 28 * 4, "dram": 64 << 20}  # bytes per array
 DTYPE = np.float32
 SCALAR = np.float32(3.0)
 

@@ -139,3 +139,23 @@ def test_run_all_plan_keeps_each_files_backends_together():
     assert j - i <= 4 and labels.index("cython batch_norm threads2") == i + 1
     assert all(labels.index(f"{b} batch_norm threads1") < labels.index("numpy layer_norm threads1")
                for b in run_all.BACKENDS)
+
+
+def test_forward_bandwidth_quotes_the_tensor_size_triad_beside_the_llc_one():
+    """The 70% target divides by the LLC triad; the triad over tensor-size arrays is quoted beside it."""
+    def triad(size, seconds):
+        n = 1 << 20
+        return {"name": f"triad-{size}", "extra_info": {"op": "triad", "backend": "numba", "shape": [n],
+                                                        "threads": 1, "dtype": "float32", "size": size,
+                                                        "bytes": 3 * 4 * n},
+                "stats": {"median": seconds, "rounds": 5}}
+
+    s = bench.BN2D_SHAPES[0]
+    fwd = _bench("BatchNorm2d", "forward", s, 1, "cython", 1e-3, triad_ref="llc")
+    data = {"benchmarks": [triad("llc", 1e-4), triad("tensor", 2e-4), fwd]}
+    res = {r["target"]: r for r in bench.evaluate_targets(data)}
+    measured = res["BatchNorm2d training forward >= 70% of triad bandwidth"]["measured"]
+    gbps = 3 * 32 * 64 * 28 * 28 * 4 / 1e-3 / 1e9
+    llc, tensor = 3 * 4 * (1 << 20) / 1e-4 / 1e9, 3 * 4 * (1 << 20) / 2e-4 / 1e9
+    assert f"llc triad {llc:.1f}" in measured
+    assert f"{gbps / tensor:.0%} of the tensor-size triad {tensor:.1f}" in measured
