@@ -78,8 +78,16 @@ LIMITS = {
         "memoryviews); what remains is Python: the functional's checks, the autograd node and the backward walk, "
         "about 12 us of the step.",
     "Cython fastest backend everywhere (next-fastest backend time / cython time >= 1)":
-        "The cases listed are memory-bound passes at DRAM or L3 speed, where Cython and Numba move the same bytes "
-        "and the gap is this machine's noise: each backend runs in its own process, and the same kernel's median "
+        "The GroupNorm and InstanceNorm2d forwards on (32, 64, 28, 28) are a real gap: their rows (1568 and 784 "
+        "values) are reduced and rescaled by Numba's LLVM code in AVX-512 (16 float32 lanes), by Cython's helpers "
+        "in AVX2 clones (timed in one process with the buffers in one allocation: 202 against 246 us with 32 "
+        "groups, 241-250 against 273 us with 64). An AVX-512 clone of every Cython helper (with FMA contraction "
+        "off, the same bits) took Cython's group-norm forward to 198 us and the instance-norm forward to 236 us "
+        "but made the BatchNorm2d backward 14-17% slower (interleaved A/B in both allocation orders); cloning only "
+        "the row statistics and the elementwise forward pass was left unmeasured on a quiet machine, so neither "
+        "went in. The other cases listed are memory-bound passes at DRAM or L3 speed, where Cython and Numba move "
+        "the same bytes and the gap is this machine's noise: each backend runs in its own process, and the same "
+        "kernel's median "
         "differs by up to 1.5x between processes (the Cython BatchNorm1d forward on (4096, 1024) took 3.4-4.8 ms "
         "in the five cython processes of the run at commit 065df4a, 2.5-3.7 ms in four later single-case processes). Timed alternately in one process "
         "(`python scripts/interleaved_backends.py --shape N C S --op OP`), Numba's median was 1.05x Cython's on "
