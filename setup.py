@@ -76,7 +76,9 @@ else:
 if sys.platform != "win32":
     # NOTE: -fno-math-errno lets GCC inline and vectorize sqrt (the Adam update's loop); results are unchanged
     # (sqrt is correctly rounded either way), only errno is never set, and no kernel reads errno
-    compile_args = ["-O3", "-fno-math-errno"] + compile_args
+    # -ffp-contract=off: the AVX-512 clones (MG_CLONES_V4 in mg_clones.h) may use FMA instructions, and a contracted
+    # a*b + c rounds once where the AVX2 and baseline clones round twice: every clone gives the same bits
+    compile_args = ["-O3", "-fno-math-errno", "-ffp-contract=off"] + compile_args
     if debug:
         compile_args += ["-O1", "-g"]
 
