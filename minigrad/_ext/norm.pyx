@@ -794,13 +794,30 @@ cdef inline double _rstd(double s1, double s2, double M, double eps, double* mea
 #      over n in order whatever the blocks, so the result does not depend on n_threads;
 #   2. then at once its elementwise pass (x - K)*scale + shift over the same stretches: with large S the blocks
 #      are sized to stay in cache between the two passes (_bn_n_blocks), so the second read is not from DRAM.
-# x: (N, C, S); s1, s2, K: (C,); lanes: scratch (8*C,) (float32 with S > 1: mg_channel_lane_sums_float's p1, p2);
+# the lane partials (p1 then p2, 4 doubles per channel each) of channels [c0, c1) in the scratch lanes (8*C,),
+# zeroed; returns p1 (p2 = p1 + 4*(c1 - c0))
+cdef inline double* _zeroed_lanes(double* lanes, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    memset(lanes + 8 * c0, 0, 8 * (c1 - c0) * sizeof(double))
+    return lanes + 8 * c0
+
+
+# float32 backward sums are taken about Kx = float(mean): sdyx = sum(dy*(x - mean)) from them, channels [c0, c1)
+cdef inline void _about_mean(double* sdyx, const double* sdy, const double* mean,
+                             Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    cdef Py_ssize_t c
+    for c in range(c0, c1):
+        sdyx[c] = sdyx[c] - (mean[c] - <double>(<float>mean[c])) * sdy[c]
+
+
+# x: (N, C, S); s1, s2, K: (C,); lanes: scratch (8*C,) (see _zeroed_lanes);
 # channels [c0, c1)
 cdef void _bn_stats_block(double* s1, double* s2, const double* K, const floating* x,
                           Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1,
                           double* lanes) noexcept nogil:
     cdef Py_ssize_t n, c, i
     cdef double d
+    cdef double* p1
+    cdef double* p2
     cdef const floating* row
     for c in range(c0, c1):
         s1[c] = 0
@@ -814,12 +831,11 @@ cdef void _bn_stats_block(double* s1, double* s2, const double* K, const floatin
                 mg_col_shifted_sums_double(x + i * C + c0, C, min(ROWS_1D, N - i), K + c0, c1 - c0, s1 + c0,
                                            s2 + c0)
     elif floating is float and MG_SHORT_RUN <= S < MG_LANE_RUN:
-        memset(lanes + 4 * c0, 0, 4 * (c1 - c0) * sizeof(double))
-        memset(lanes + 4 * (C + c0), 0, 4 * (c1 - c0) * sizeof(double))
+        p1 = _zeroed_lanes(lanes, c0, c1)
+        p2 = p1 + 4 * (c1 - c0)
         for n in range(N):
-            mg_channel_lane_sums_float(x + (n * C + c0) * S, c1 - c0, S, K + c0, lanes + 4 * c0,
-                                       lanes + 4 * (C + c0))
-        mg_lanes_finish(lanes + 4 * c0, lanes + 4 * (C + c0), c1 - c0, s1 + c0, s2 + c0)
+            mg_channel_lane_sums_float(x + (n * C + c0) * S, c1 - c0, S, K + c0, p1, p2)
+        mg_lanes_finish(p1, p2, c1 - c0, s1 + c0, s2 + c0)
     else:
         for n in range(N):
             row = x + (n * C + c0) * S
@@ -844,6 +860,8 @@ cdef void _bn_dy_sums_block(double* sdy, double* sdyx, const double* mean, const
                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1,
                             double* lanes) noexcept nogil:
     cdef Py_ssize_t n, c, i, j
+    cdef double* p1
+    cdef double* p2
     for c in range(c0, c1):
         sdy[c] = 0
         sdyx[c] = 0
@@ -856,19 +874,16 @@ cdef void _bn_dy_sums_block(double* sdy, double* sdyx, const double* mean, const
             else:
                 mg_col_dy_sums_double(dy + i, x + i, C, min(ROWS_1D, N - n * ROWS_1D), mean + c0, c1 - c0,
                                       sdy + c0, sdyx + c0)
-        if floating is float:  # the float32 sums are about Kx = float(mean): sum(dy*(x - mean)) from them
-            for c in range(c0, c1):
-                sdyx[c] = sdyx[c] - (mean[c] - <double>(<float>mean[c])) * sdy[c]
+        if floating is float:
+            _about_mean(sdyx, sdy, mean, c0, c1)
     elif floating is float and MG_SHORT_RUN <= S < MG_LANE_RUN:
-        memset(lanes + 4 * c0, 0, 4 * (c1 - c0) * sizeof(double))
-        memset(lanes + 4 * (C + c0), 0, 4 * (c1 - c0) * sizeof(double))
+        p1 = _zeroed_lanes(lanes, c0, c1)
+        p2 = p1 + 4 * (c1 - c0)
         for n in range(N):
             i = (n * C + c0) * S
-            mg_channel_lane_dy_sums_float(dy + i, x + i, c1 - c0, S, mean + c0, lanes + 4 * c0,
-                                          lanes + 4 * (C + c0))
-        mg_lanes_finish(lanes + 4 * c0, lanes + 4 * (C + c0), c1 - c0, sdy + c0, sdyx + c0)
-        for c in range(c0, c1):  # the float32 sums are about Kx = float(mean): sum(dy*(x - mean)) from them
-            sdyx[c] = sdyx[c] - (mean[c] - <double>(<float>mean[c])) * sdy[c]
+            mg_channel_lane_dy_sums_float(dy + i, x + i, c1 - c0, S, mean + c0, p1, p2)
+        mg_lanes_finish(p1, p2, c1 - c0, sdy + c0, sdyx + c0)
+        _about_mean(sdyx, sdy, mean, c0, c1)
     else:
         for n in range(N):
             i = (n * C + c0) * S
