@@ -32,11 +32,15 @@ def _local_cpu():
 LIMITS = {
     "BatchNorm2d training forward >= 5x torch on every shape":
         "The forward reads x for the statistics, then reads it again and writes y. At (256, 512, 7, 7) each "
-        "channel is 256 runs of 196 bytes, 100 KB apart, in a 25.7 MB tensor (more than the roughly 16 MB of L3 "
-        "this VM gets), so the second read comes from DRAM; blocking channels so that it would hit the cache "
-        "(blocks of 1-12 MB, with and without software prefetch) was 1.3-2.4x slower, because strided runs stream "
-        "at 15-25 GB/s against 35 GB/s contiguous, and non-temporal stores for y were 4-17% slower (retested at "
-        "(16, 32, 112, 112): 5-12% slower, interleaved A/B).",
+        "channel is 256 runs of 196 bytes, 100 KB apart, in a 25.7 MB tensor; x and y together (51 MB) are more "
+        "than this VM's 32 MB L3, so the second read comes from DRAM (reading 16 MB again and again runs at about "
+        "65 GB/s here, 32 MB at 29 GB/s). Blocking channels so that it would hit the cache (blocks of 1-12 MB, "
+        "with and without software prefetch) was 1.3-2.4x slower, because strided runs stream at 15-25 GB/s "
+        "against 35 GB/s contiguous; non-temporal stores for y were 4-17% slower (retested at (16, 32, 112, 112): "
+        "5-12% slower); walking the elementwise pass's rows last to first, so that its first reads would find "
+        "the lines the statistics pass read last, was 4-9% slower, in reversed blocks of 1 MB no faster, and "
+        "walking the statistics pass's rows last to first 2-15% slower (all interleaved A/B, both allocation "
+        "orders).",
     "BatchNorm2d training forward >= 70% of triad bandwidth":
         "On the cache-size shapes the elementwise pass (x - K)*scale + shift runs as fast as a plain contiguous "
         "affine (about 150 us at (64, 128, 14, 14)). The statistics pass, timed alone in C over the kernel's "
@@ -50,8 +54,8 @@ LIMITS = {
         "9-14% slower at (32, 64, 28, 28)). Earlier: four float32 accumulators over groups of 32 vectors made the "
         "forward 10-17% faster; computing x - K on the FMA pipes, blocking channels to fit L2 (369 against "
         "282 us) and two accumulators were dropped. The LLC-size triad (1 MiB per array) is the top of this VM's "
-        "bandwidth curve; the tensor-size triad above (three arrays as large as these tensors, 18.4 MiB, more than "
-        "this VM's share of the L3) is quoted beside it: the forward's own working set (x and y, 12.8 MB) is "
+        "bandwidth curve; the tensor-size triad above (three arrays as large as these tensors, 18.4 MiB in all, "
+        "which this VM's 32 MB L3 no longer serves at that speed) is quoted beside it: the forward's own working set (x and y, 12.8 MB) is "
         "smaller, and its second read of x is a cache hit that the byte model counts. The DRAM-size shapes can "
         "measure above 100% for the same reason.",
     "BatchNorm2d backward >= 1.5x torch":
@@ -91,14 +95,26 @@ LIMITS = {
         "in the five cython processes of the run at commit 065df4a, 2.5-3.7 ms in four later single-case processes). Timed alternately in one process "
         "(`python scripts/interleaved_backends.py --shape N C S --op OP`), Numba's median was 1.05x Cython's on "
         "the BatchNorm1d forward and backward at (4096, 1024), 1.21x on the backward at (256, 512, 7, 7) and "
-        "1.09x on the inference at (64, 128, 14, 14).",
+        "1.09x on the inference at (64, 128, 14, 14). The LayerNorm forward (8192, 768), 25 MB per array, is the "
+        "exception to watch: in the run at commit 81311c6 Numba's median was lower in all nine repeats (1.36-2.42 "
+        "ms against 1.99-4.11 ms), yet timed alternately in one process (`python scripts/interleaved_backends.py "
+        "--shape 8192 768 1 --groups 1 --op forward`) Cython was 1.01-1.22x faster; on rows in cache (--shape 128 "
+        "768 1) Numba was 3-13% faster. Numba reduces and rescales each 768-value row in 16-lane AVX-512 vectors; "
+        "Cython's helpers use 8-lane vectors, in their AVX-512 clones too (their GCC vector types fix one "
+        "summation order, so the bits do not depend on the machine). An AVX-512 clone of the LayerNorm "
+        "elementwise pass was about 10% faster on rows in cache, timed alone in C, but not on (8192, 768) in "
+        "separate processes, so it was not kept.",
     "Numba within 1.5x of Cython (numba time / cython time <= 1.5)":
         "Each Numba kernel is now one jitted call, with a serial twin (parallel=False, same source and bits) for "
         "one thread, which took the (60, 100) cases from 1.8-4.0x to 1.1-2.1x in interleaved timing. The "
-        "LayerNorm backward now adds dweight/dbias in blocks of 32 rows of float32 partials in both backends "
+        "LayerNorm backward adds dweight/dbias in blocks of 32 rows of float32 partials in both backends "
         "(Numba's partials were double per row: 1.72x -> about 1.5x Cython at (8192, 768), interleaved); its "
-        "row reductions stay in double (about a third of its time there), and on (60, 100) Numba also pays its "
-        "dispatcher's type checks of every argument (about 1 us of a 4-5 us kernel). The batch-norm and "
+        "row sums now take float32 products in float32 block partials as Cython's do, and its three row helpers "
+        "are inlined into one function (each row's calls passed views whose reference counts numba updates "
+        "atomically): 1.6-1.8x -> 1.15x Cython at (60, 100) and 1.4-1.6x -> 1.04-1.17x at (8192, 768), "
+        "interleaved (`python scripts/interleaved_backends.py --shape 60 100 1 --groups 1 --op backward`). On "
+        "(60, 100) Numba still pays its dispatcher's type checks of every argument (under 1 us). Inlining the "
+        "batch-norm and group-norm run sums the same way gave nothing measurable. The batch-norm and "
         "group-norm statistics and backward sums now add float32 partials over blocks of 512 values (they added "
         "every value in double, 1.3-1.6x Cython's time on the cache-size shapes): interleaved, Numba/Cython went "
         "to 1.0x on the group-norm forward and 0.94x on the instance-norm forward (from 1.59x and 1.31x), 1.22-1.37x "
