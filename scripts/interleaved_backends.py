@@ -1,19 +1,27 @@
-"""Time batch-norm (or group-norm) kernels of several backends alternately in one process (A, B, B, A, ...), so that a noisy
-machine's slow moments hit every backend alike; prints each backend's median and min and the ratios to cython.
+"""Time batch-norm (or group-norm) kernels of several backends alternately in one process (A, B, B, A, ...), so
+that a noisy machine's slow moments hit every backend alike; prints each backend's median and min and the ratios to
+cython.
 
     python scripts/interleaved_backends.py [--shape 4096 1024 1] [--op forward|inference|backward]
                                            [--backends cython numba] [--rounds 30] [--threads 1] [--groups G]
 
-The raw kernel modules are timed (no argument checks), with n_threads passed as the benchmarks do. The shape is the kernels' (N, C, S) layout (BatchNorm1d (4096, 1024) is (4096, 1024, 1)); float32. With --groups
-the group-norm kernels run instead (LayerNorm (8192, 768) is --shape 8192 768 1 --groups 1; InstanceNorm2d is
-G = C); inference is batch norm only.
+The raw kernel modules are timed (no argument checks), with n_threads passed as the benchmarks do. The shape is
+the kernels' (N, C, S) layout (BatchNorm1d (4096, 1024) is (4096, 1024, 1)); float32. With --groups the group-norm
+kernels run instead (LayerNorm (8192, 768) is --shape 8192 768 1 --groups 1; InstanceNorm2d is G = C); inference is
+batch norm only.
 """
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 
-import minigrad.kernels as K
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import minigrad.kernels as K  # noqa: E402
 
 
 def _callables(mod, op, x, dy, w, b, rm, rv, groups, t):
@@ -66,7 +74,8 @@ def main(argv=None):
             times[k].append(time.perf_counter() - t0)
     ref = times.get("cython")
     for k, ts in times.items():
-        line = f"{a.op} {shape} threads={a.threads} {k:7s} median {np.median(ts) * 1e6:9.1f} us  min {min(ts) * 1e6:9.1f} us"
+        line = (f"{a.op} {shape} threads={a.threads} {k:7s} median {np.median(ts) * 1e6:9.1f} us"
+                f"  min {min(ts) * 1e6:9.1f} us")
         if ref is not None and k != "cython":
             line += f"  / cython: median {np.median(ts) / np.median(ref):.2f}x, min {min(ts) / min(ref):.2f}x"
         print(line)

@@ -159,3 +159,16 @@ def test_forward_bandwidth_quotes_the_tensor_size_triad_beside_the_llc_one():
     llc, tensor = 3 * 4 * (1 << 20) / 1e-4 / 1e9, 3 * 4 * (1 << 20) / 2e-4 / 1e9
     assert f"llc triad {llc:.1f}" in measured
     assert f"{gbps / tensor:.0%} of the tensor-size triad {tensor:.1f}" in measured
+
+
+@pytest.mark.parametrize("extra", [["--op", "backward"], ["--op", "forward", "--groups", "2"],
+                                   ["--op", "backward", "--groups", "1"]])
+def test_interleaved_backends_script_times_each_backend(extra):
+    """scripts/interleaved_backends.py runs batch-norm and group-norm kernels and prints one line per backend."""
+    cmd = [sys.executable, "scripts/interleaved_backends.py", "--shape", "8", "4", "3", "--rounds", "2",
+           "--backends", "numpy", "cython"] + extra
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert [line.split()[5] for line in lines] == ["numpy", "cython"], lines
+    assert "/ cython:" in lines[0] and " us" in lines[1]

@@ -636,7 +636,7 @@ def _gn_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, G, n_threads):
     fb = np.empty((frows, C), x.dtype)
     sw_c = np.zeros(C)
     sb_c = np.zeros(C)
-    coef = np.empty((n_chunks * G, 4), x.dtype)
+    coef = np.empty((n_chunks * G if S > 1 else 0, 4), x.dtype)
     for u in prange(n_chunks * G):
         q = u // G
         g = u % G
