@@ -33,8 +33,8 @@ LIMITS = {
     "BatchNorm2d training forward >= 5x torch on every shape":
         "The forward reads x for the statistics, then reads it again and writes y. At (256, 512, 7, 7) each "
         "channel is 256 runs of 196 bytes, 100 KB apart, in a 25.7 MB tensor; x and y together (51 MB) are more "
-        "than this VM's 32 MB L3, so the second read comes from DRAM (reading 16 MB again and again runs at about "
-        "65 GB/s here, 32 MB at 29 GB/s). Blocking channels so that it would hit the cache (blocks of 1-12 MB, "
+        "than this VM's 32 MB L3, so the second read comes from DRAM (compare the tensor-size and DRAM-size triads "
+        "above). Blocking channels so that it would hit the cache (blocks of 1-12 MB, "
         "with and without software prefetch) was 1.3-2.4x slower, because strided runs stream at 15-25 GB/s "
         "against 35 GB/s contiguous; non-temporal stores for y were 4-17% slower (retested at (16, 32, 112, 112): "
         "5-12% slower); walking the elementwise pass's rows last to first, so that its first reads would find "
