@@ -41,12 +41,12 @@ def accept(tuple args, Py_ssize_t n_args, tuple plan, tuple symbols, tuple eleme
             return None
         a = <cnp.ndarray>value
         t = cnp.PyArray_TYPE(a)
-        if xtype < 0:
-            if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
-                return None
-            xtype = t
         want = entry[2]
-        if want < 0:
+        if want < 0:  # X: the dtype of the first array with that rule, float32 or float64
+            if xtype < 0:
+                if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
+                    return None
+                xtype = t
             want = xtype
         if t != want or not cnp.PyArray_ISNOTSWAPPED(a):
             return None

@@ -59,6 +59,29 @@ Kernels:
       flattened (M = their size); the hyperparameters are validated by the optimizer.
 
 Affine-free normalization passes weight = ones and bias = zeros (C values: nothing measurable).
+
+Phase kernels: the normalization family (RMSNorm, and every variant after it) is written as compositions of these
+eight, four per layout; the fused kernels above are fast paths of the same compositions. The per-set coefficients
+between the phases are computed once, in ``minigrad.kernels.coefficients``. ``center=False`` takes no mean: the
+statistics are those of x^2 (mean comes back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
+  channel_stats(mean, m2, x, center)                       per channel c over N and S (count M = N*S):
+      x: (N, C, S); mean, m2: (C,) float64 OUT             mean = E[x], m2 = sum((x - mean)^2)
+  channel_apply(y, x, shift, scale, offset)                y = (x - shift[c])*scale[c] + offset[c]
+      x, y: (N, C, S); shift, scale, offset: (C,)
+  channel_backward_sums(sdy, sdyx, dy, x, mean)            sdy = sum(dy), sdyx = sum(dy*(x - mean[c]))
+      dy, x: (N, C, S); mean: (C,) float64; sdy, sdyx: (C,) float64 OUT
+  channel_backward_apply(dx, dy, x, a, mdy, shift, b, k)   dx = a[c]*(dy - mdy[c]) + b[c]*(x - shift[c]) + k[c]
+      dx, dy, x: (N, C, S); a, mdy, shift, b, k: (C,)
+  row_stats(mean, m2, x, center)                           per row r over D (count M = D)
+      x: (R, D); mean, m2: (R,) float64 OUT
+  row_apply(y, x, shift, scale, offset, weight, bias)      y = ((x - shift[r])*scale[r] + offset[r])*weight[d] + bias[d]
+      x, y: (R, D); shift, scale, offset: (R,); weight, bias: (D,)
+  row_backward_sums(sg, sgx, dweight, dbias, dy, x, mean, rstd, weight)   with g = dy*weight[d], per row:
+      dy, x: (R, D); mean, rstd: (R,) float64; weight: (D,)                sg = sum(g), sgx = sum(g*(x - mean[r]));
+      sg, sgx: (R,) float64 OUT; dweight, dbias: (D,) OUT                  per column: dbias = sum(dy),
+                                                                           dweight = sum(dy*(x - mean[r])*rstd[r])
+  row_backward_apply(dx, dy, x, weight, a, mg, shift, b, k)  dx = a[r]*(weight[d]*dy - mg[r]) + b[r]*(x - shift[r]) + k[r]
+      dx, dy, x: (R, D); weight: (D,); a, mg, shift, b, k: (R,)
 """
 import math
 
@@ -69,7 +92,7 @@ F64 = np.dtype(np.float64)
 I64 = np.dtype(np.int64)
 
 # kernel name -> (argument names in order, {array argument: (shape symbols, dtype rule)}, scalar arguments)
-# dtype rule: "X" the dtype of the first array argument, "f64" float64, "i64" int64.
+# dtype rule: "X" the dtype of the first array argument with that rule, "f64" float64, "i64" int64.
 SPECS = {
     "log_softmax_forward": (("y", "x"), {"y": ("RD", "X"), "x": ("RD", "X")}),
     "log_softmax_backward": (("dx", "dy", "y"), {"dx": ("RD", "X"), "dy": ("RD", "X"), "y": ("RD", "X")}),
@@ -115,6 +138,31 @@ SPECS = {
     "adam_update": (("param", "exp_avg", "exp_avg_sq", "grad", "lr", "beta1", "beta2", "eps", "weight_decay",
                      "decoupled", "step"),
                     {"param": ("M", "X"), "exp_avg": ("M", "X"), "exp_avg_sq": ("M", "X"), "grad": ("M", "X")}),
+    # phase kernels (see the module docstring)
+    "channel_stats": (("mean", "m2", "x", "center"),
+                      {"mean": ("C", "f64"), "m2": ("C", "f64"), "x": ("NCS", "X")}),
+    "channel_apply": (("y", "x", "shift", "scale", "offset"),
+                      {"y": ("NCS", "X"), "x": ("NCS", "X"), "shift": ("C", "X"), "scale": ("C", "X"),
+                       "offset": ("C", "X")}),
+    "channel_backward_sums": (("sdy", "sdyx", "dy", "x", "mean"),
+                              {"sdy": ("C", "f64"), "sdyx": ("C", "f64"), "dy": ("NCS", "X"), "x": ("NCS", "X"),
+                               "mean": ("C", "f64")}),
+    "channel_backward_apply": (("dx", "dy", "x", "a", "mdy", "shift", "b", "k"),
+                               {"dx": ("NCS", "X"), "dy": ("NCS", "X"), "x": ("NCS", "X"), "a": ("C", "X"),
+                                "mdy": ("C", "X"), "shift": ("C", "X"), "b": ("C", "X"), "k": ("C", "X")}),
+    "row_stats": (("mean", "m2", "x", "center"),
+                  {"mean": ("R", "f64"), "m2": ("R", "f64"), "x": ("RD", "X")}),
+    "row_apply": (("y", "x", "shift", "scale", "offset", "weight", "bias"),
+                  {"y": ("RD", "X"), "x": ("RD", "X"), "shift": ("R", "X"), "scale": ("R", "X"),
+                   "offset": ("R", "X"), "weight": ("D", "X"), "bias": ("D", "X")}),
+    "row_backward_sums": (("sg", "sgx", "dweight", "dbias", "dy", "x", "mean", "rstd", "weight"),
+                          {"sg": ("R", "f64"), "sgx": ("R", "f64"), "dweight": ("D", "X"), "dbias": ("D", "X"),
+                           "dy": ("RD", "X"), "x": ("RD", "X"), "mean": ("R", "f64"), "rstd": ("R", "f64"),
+                           "weight": ("D", "X")}),
+    "row_backward_apply": (("dx", "dy", "x", "weight", "a", "mg", "shift", "b", "k"),
+                           {"dx": ("RD", "X"), "dy": ("RD", "X"), "x": ("RD", "X"), "weight": ("D", "X"),
+                            "a": ("R", "X"), "mg": ("R", "X"), "shift": ("R", "X"), "b": ("R", "X"),
+                            "k": ("R", "X")}),
 }
 
 # kernel name -> its output arguments (written by the kernel; everything else is read only)
@@ -133,6 +181,14 @@ OUTPUTS = {
     "running_stats_update": ("running_mean", "running_var"),
     "sgd_update": ("param", "momentum_buffer"),
     "adam_update": ("param", "exp_avg", "exp_avg_sq"),
+    "channel_stats": ("mean", "m2"),
+    "channel_apply": ("y",),
+    "channel_backward_sums": ("sdy", "sdyx"),
+    "channel_backward_apply": ("dx",),
+    "row_stats": ("mean", "m2"),
+    "row_apply": ("y",),
+    "row_backward_sums": ("sg", "sgx", "dweight", "dbias"),
+    "row_backward_apply": ("dx",),
 }
 
 _RULES = {"f64": F64, "i64": I64}
@@ -179,13 +235,14 @@ except ImportError:  # NOTE: extensions not built: the Python checks below do al
 def _plan(kernel):
     """The checks of ``kernel`` precomputed once: the argument names; per array (position, name, dim symbols, fixed
     dtype or None for X, output?); the same for the compiled accept path; the position of eps (or None); whether
-    ``_check_scalars`` has work (groups, a window, pooling indices)."""
+    ``_check_scalars`` has work (groups, a window, pooling indices, the center flag)."""
     names, arrays = SPECS[kernel]
     plan = [(i, name, arrays[name][0], _RULES.get(arrays[name][1]), name in OUTPUTS[kernel])
             for i, name in enumerate(names) if name in arrays]
     fast = tuple((i, tuple(SYMBOLS.index(s) for s in symbols), fixed.num if fixed is not None else -1, output)
                  for i, name, symbols, fixed, output in plan)
-    scalars = "num_groups" in names or "kh" in names or ("argmax" in names and kernel.endswith("backward"))
+    scalars = ("num_groups" in names or "kh" in names or "center" in names
+               or ("argmax" in names and kernel.endswith("backward")))
     # NOTE: eps > 0 is the normalizations' rule; Adam's eps may be 0 (checked by the optimizer)
     eps_at = names.index("eps") if "eps" in names and "norm" in kernel else None
     return names, plan, fast, eps_at, scalars
@@ -230,7 +287,7 @@ def _check_arrays(kernel, names, plan, args):
         value = args[i]
         if not isinstance(value, np.ndarray):
             raise TypeError(f"{kernel}: argument {name!r} must be a numpy.ndarray, got {type(value).__name__}")
-        if xdtype is None:
+        if xdtype is None and fixed is None:
             if value.dtype not in _FLOATS:
                 raise TypeError(f"{kernel}: argument {name!r} must be float32 or float64, got {value.dtype}")
             xdtype = value.dtype
@@ -256,7 +313,12 @@ def _check_arrays(kernel, names, plan, args):
 
 
 def _check_scalars(kernel, names, args, dims):
-    """num_groups against C and G; the window arguments and the output size they give; pooling indices."""
+    """num_groups against C and G; the window arguments and the output size they give; pooling indices; the
+    center flag."""
+    if "center" in names:
+        center = args[names.index("center")]
+        if not isinstance(center, (bool, np.bool_)):
+            raise TypeError(f"{kernel}: center must be a bool, got {center!r}")
     if "num_groups" in names:
         g = args[names.index("num_groups")]
         if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:

@@ -972,3 +972,15 @@ def adam_update(param, exp_avg, exp_avg_sq, grad, lr, beta1, beta2, eps, weight_
     c = _in_x(param, np.array([1 - lr * weight_decay, weight_decay, 1 - beta1, beta2, 1 - beta2,
                                math.sqrt(1 - beta2 ** step), eps, lr / (1 - beta1 ** step)]))
     _adam_update(param, exp_avg, exp_avg_sq, grad, c, bool(decoupled), bool(weight_decay) and not decoupled)
+
+
+from minigrad.kernels.numba_phases import (  # noqa: E402,F401  (the phase kernels; they import the helpers above)
+    channel_apply,
+    channel_backward_apply,
+    channel_backward_sums,
+    channel_stats,
+    row_apply,
+    row_backward_apply,
+    row_backward_sums,
+    row_stats,
+)

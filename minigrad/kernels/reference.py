@@ -247,3 +247,15 @@ def adam_update(param, exp_avg, exp_avg_sq, grad, lr, beta1, beta2, eps, weight_
     # NOTE: math.sqrt, a Python float: NumPy rounds it to X (np.sqrt would give a float64 scalar, which promotes)
     denom = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + eps
     param -= lr / (1 - beta1 ** step) * exp_avg / denom
+
+
+from minigrad.kernels.reference_phases import (  # noqa: E402,F401  (the phase kernels)
+    channel_apply,
+    channel_backward_apply,
+    channel_backward_sums,
+    channel_stats,
+    row_apply,
+    row_backward_apply,
+    row_backward_sums,
+    row_stats,
+)

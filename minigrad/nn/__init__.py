@@ -10,6 +10,7 @@ from minigrad.nn.norm import (  # noqa: F401
     InstanceNorm2d,
     InstanceNorm3d,
     LayerNorm,
+    RMSNorm,
 )
 from minigrad.nn.layers import (  # noqa: F401
     GELU, AdaptiveAvgPool2d, AvgPool2d, Conv2d, CrossEntropyLoss, Dropout, Flatten, Identity, Linear, MaxPool2d,

@@ -18,6 +18,7 @@ import numbers
 import numpy as np
 
 from minigrad import kernels
+from minigrad.kernels import coefficients
 from minigrad.tensor import Function, Tensor
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -197,6 +198,44 @@ class _GroupNorm(Function):
                           dbias.reshape(ps) if ps else None)
 
 
+class _RowNorm(Function):
+    """A normalization over the rows of x viewed as (R, D), composed of the phase kernels: forward ``row_stats ->
+    coefficients -> row_apply``, backward ``row_backward_sums -> coefficients -> row_backward_apply`` (the
+    coefficients: minigrad.kernels.coefficients). ``center=False`` is RMSNorm; weight and bias are per column."""
+
+    def forward(self, x, *params, d, center, has_weight, has_bias, eps):
+        self.has_weight, self.has_bias, self.center = has_weight, has_bias, center
+        x2 = np.ascontiguousarray(x).reshape(-1, d)
+        r = x2.shape[0]
+        w, b = _affine(params[0].reshape(-1) if has_weight else None,
+                       params[-1].reshape(-1) if has_bias else None, d, x.dtype)
+        k = kernels.kernels()
+        mean, m2 = np.empty(r), np.empty(r)
+        k.row_stats(mean, m2, x2, center)
+        rstd = coefficients.rstd(m2, d, eps)
+        y = np.empty_like(x2)
+        k.row_apply(y, x2, *coefficients.forward(mean, rstd, x.dtype), w, b)
+        self.x2, self.w, self.mean, self.rstd, self.shape = x2, w, mean, rstd, x.shape
+        self.param_shape = params[0].shape if params else None
+        return y.reshape(x.shape)
+
+    def backward(self, g):
+        x2 = self.x2
+        (r, d), dtype = x2.shape, x2.dtype
+        dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, d)
+        k = kernels.kernels()
+        sg, sgx, dweight, dbias = np.empty(r), np.empty(r), np.empty(d, dtype), np.empty(d, dtype)
+        k.row_backward_sums(sg, sgx, dweight, dbias, dy, x2, self.mean, self.rstd, self.w)
+        dx = None
+        if self.needs_input_grad[0]:
+            dx = np.empty_like(x2)
+            k.row_backward_apply(dx, dy, x2, self.w,
+                                 *coefficients.backward(sg, sgx, d, self.mean, self.rstd, self.center, dtype))
+            dx = dx.reshape(self.shape)
+        ps = self.param_shape
+        return _grads_for(self, dx, dweight.reshape(ps) if ps else None, dbias.reshape(ps) if ps else None)
+
+
 def _as_ncs_array(a):
     a = np.ascontiguousarray(a)
     return a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))
@@ -248,14 +287,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Layer normalization over the trailing ``normalized_shape`` dims: statistics per sample (per leading
     index), affine per element of ``normalized_shape``. Shape: input (*, *normalized_shape)."""
     fn = "layer_norm"
-    if isinstance(normalized_shape, numbers.Integral):
-        normalized_shape = (int(normalized_shape),)
-    normalized_shape = tuple(int(s) for s in normalized_shape)
-    _check_input(fn, input, max(len(normalized_shape), 1))
+    normalized_shape = _check_normalized_shape(fn, input, normalized_shape)
     k = len(normalized_shape)
-    if k == 0 or input.shape[input.ndim - k:] != normalized_shape:
-        raise ValueError(f"layer_norm: normalized_shape {normalized_shape} must match the trailing dims of the "
-                         f"input, got input of shape {input.shape}")
     _check_param(fn, "weight", weight, normalized_shape, input.dtype)
     _check_param(fn, "bias", bias, normalized_shape, input.dtype)
     eps = _check_eps(fn, eps)
@@ -265,6 +298,35 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     r = input.size // d if d else math.prod(input.shape[:input.ndim - k])
     return _GroupNorm.apply(input, *_params(weight, bias), x3_shape=(r, d, 1), num_groups=1,
                             has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+
+
+def _check_normalized_shape(fn, input, normalized_shape):
+    """``normalized_shape`` (an int or a sequence of ints) as a tuple that matches the input's trailing dims."""
+    if isinstance(normalized_shape, numbers.Integral):
+        normalized_shape = (int(normalized_shape),)
+    normalized_shape = tuple(int(s) for s in normalized_shape)
+    _check_input(fn, input, max(len(normalized_shape), 1))
+    k = len(normalized_shape)
+    if k == 0 or input.shape[input.ndim - k:] != normalized_shape:
+        raise ValueError(f"{fn}: normalized_shape {normalized_shape} must match the trailing dims of the "
+                         f"input, got input of shape {input.shape}")
+    return normalized_shape
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """Root-mean-square normalization over the trailing ``normalized_shape`` dims (Zhang & Sennrich, 2019), as
+    ``torch.nn.functional.rms_norm``: ``y = x / sqrt(mean(x^2) + eps) * weight``, the mean over the normalized
+    dims, no mean subtracted and no bias. ``eps=None`` is the machine epsilon of the input's dtype
+    (``numpy.finfo(dtype).eps``), as in PyTorch. Built from the phase kernels (rows layout, ``center=False``).
+    Shape: input (*, *normalized_shape); weight normalized_shape."""
+    fn = "rms_norm"
+    normalized_shape = _check_normalized_shape(fn, input, normalized_shape)
+    _check_param(fn, "weight", weight, normalized_shape, input.dtype)
+    eps = float(np.finfo(input.dtype).eps) if eps is None else _check_eps(fn, eps)
+    if input.size == 0:
+        return _empty_like(input)
+    return _RowNorm.apply(input, *_params(weight, None), d=math.prod(normalized_shape), center=False,
+                          has_weight=weight is not None, has_bias=False, eps=eps)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):

@@ -165,6 +165,30 @@ class LayerNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
+class RMSNorm(Module):
+    """RMS norm over the trailing ``normalized_shape`` dims, as ``torch.nn.RMSNorm``:
+    ``y = x / sqrt(mean(x^2) + eps) * weight``; ``eps=None`` is the input dtype's machine epsilon; the weight
+    (``elementwise_affine``) starts at ones; there is no bias. See ``minigrad.nn.functional.rms_norm``."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, numbers.Integral):
+            normalized_shape = (int(normalized_shape),)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.eps = None if eps is None else float(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        if self.elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, _dtype(dtype)))
+        else:
+            self.register_parameter("weight", None)
+
+    def forward(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
 class GroupNorm(Module):
     """Group norm: ``num_channels`` split into ``num_groups`` groups, per-channel affine."""
 

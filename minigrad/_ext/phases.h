@@ -1,0 +1,180 @@
+/* The phase kernels' C: statistics, apply, backward sums and backward apply, for the channels layout
+   x: (N, C, S) (one reduction set per channel, over n and s) and the rows layout x: (R, D) (one set per row).
+   Signatures and math: minigrad/kernels/contract.py and minigrad/kernels/reference_phases.py; the coefficients
+   between phases: minigrad/kernels/coefficients.py. Driven by phases.pyx, which parallelizes over disjoint
+   writes (channel blocks, rows, or chunks of rows with their own column partials).
+
+   Code paths:
+     sums of a run of m values (mgp_sums_T): two 4-wide double accumulators per sum, then a scalar tail; fixed
+       order, so results do not depend on the thread count. Used for channels with S > 1 and for rows.
+     channels with S == 1 (BatchNorm1d shaped): the sums walk rows n and run across channels in per-channel
+       double accumulators (independent lanes, vectorized across c, each channel's adds in order of n).
+     elementwise passes: in X precision, plain loops that GCC vectorizes (AVX2 clone where the CPU has it).
+   Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow.
+   Included by phases.pyx after Python.h (Py_ssize_t). */
+#ifndef MG_PHASES_H
+#define MG_PHASES_H
+#include <string.h>
+#include "mg_clones.h"
+
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef double mgp_v4d __attribute__((vector_size(32)));
+#define MGP_INLINE static inline __attribute__((always_inline))
+
+/* the three reductions of the family, one loop shape:
+     MGP_STATS   a += x - K,       q += (x - K)^2           (statistics; K a value of the set, or 0)
+     MGP_DY      a += dy,          q += dy*(x - K)          (batch-norm shaped backward; K = mean)
+     MGP_WDY     a += dy*w,        q += dy*w*(x - K)        (rows backward with a per-column weight) */
+enum { MGP_STATS = 0, MGP_DY = 1, MGP_WDY = 2 };
+
+MGP_INLINE mgp_v4d mgp_load4_float(const float* p) { mgp_v4d v = {p[0], p[1], p[2], p[3]}; return v; }
+MGP_INLINE mgp_v4d mgp_load4_double(const double* p) { mgp_v4d v; memcpy(&v, p, sizeof v); return v; }
+MGP_INLINE double mgp_hsum(mgp_v4d a, mgp_v4d b) { a += b; return (a[0] + a[1]) + (a[2] + a[3]); }
+
+/* the terms of one element i of the set, in double (mode is a constant where this is inlined) */
+#define MGP_TERMS(T)                                                                                          \
+MGP_INLINE void mgp_term_##T(int mode, const T* x, const T* dy, const T* w, Py_ssize_t i, double K,          \
+                             double* ta, double* tq) {                                                       \
+    double d = (double)x[i] - K;                                                                             \
+    double g = mode == MGP_STATS ? d : mode == MGP_DY ? (double)dy[i] : (double)dy[i] * (double)w[i];        \
+    *ta = g;                                                                                                 \
+    *tq = g * d;                                                                                             \
+}                                                                                                            \
+MGP_INLINE void mgp_term4_##T(int mode, const T* x, const T* dy, const T* w, Py_ssize_t i, mgp_v4d k,        \
+                              mgp_v4d* ta, mgp_v4d* tq) {                                                    \
+    mgp_v4d d = mgp_load4_##T(x + i) - k;                                                                    \
+    mgp_v4d g = mode == MGP_STATS ? d : mode == MGP_DY ? mgp_load4_##T(dy + i)                               \
+                                                       : mgp_load4_##T(dy + i) * mgp_load4_##T(w + i);        \
+    *ta = g;                                                                                                 \
+    *tq = g * d;                                                                                             \
+}                                                                                                            \
+/* *sa += sum of the a terms, *sq += sum of the q terms over [0, m) */                                       \
+MGP_INLINE void mgp_sums_##T(int mode, const T* x, const T* dy, const T* w, Py_ssize_t m, double K,          \
+                             double* sa, double* sq) {                                                       \
+    const mgp_v4d k = {K, K, K, K};                                                                          \
+    mgp_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0, ta, tq;                                            \
+    Py_ssize_t i = 0;                                                                                        \
+    for (; i + 8 <= m; i += 8) {                                                                             \
+        mgp_term4_##T(mode, x, dy, w, i, k, &ta, &tq); a0 += ta; q0 += tq;                                   \
+        mgp_term4_##T(mode, x, dy, w, i + 4, k, &ta, &tq); a1 += ta; q1 += tq;                               \
+    }                                                                                                        \
+    double a = 0, q = 0, sa1, sq1;                                                                           \
+    for (; i < m; i++) { mgp_term_##T(mode, x, dy, w, i, K, &sa1, &sq1); a += sa1; q += sq1; }               \
+    *sa += mgp_hsum(a0, a1) + a;                                                                             \
+    *sq += mgp_hsum(q0, q1) + q;                                                                             \
+}
+
+/* channels layout: the sums of channels [c0, c1) over every n and s, into sa[c], sq[c] (zeroed first) */
+#define MGP_CHANNELS(T)                                                                                      \
+MGP_INLINE void mgp_channel_sums_##T(int mode, const T* x, const T* dy, Py_ssize_t N, Py_ssize_t C,          \
+                                     Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1, const double* K,            \
+                                     double* restrict sa, double* restrict sq) {                             \
+    for (Py_ssize_t c = c0; c < c1; c++) { sa[c] = 0; sq[c] = 0; }                                           \
+    for (Py_ssize_t n = 0; n < N; n++) {                                                                     \
+        const Py_ssize_t o = n * C * S;                                                                      \
+        if (S == 1) {  /* across channels: independent lanes, each in order of n */                          \
+            for (Py_ssize_t c = c0; c < c1; c++) {                                                           \
+                double ta, tq;                                                                               \
+                mgp_term_##T(mode, x + o, dy + o, NULL, c, K[c], &ta, &tq);                                  \
+                sa[c] += ta; sq[c] += tq;                                                                    \
+            }                                                                                                \
+        } else {                                                                                             \
+            for (Py_ssize_t c = c0; c < c1; c++)                                                             \
+                mgp_sums_##T(mode, x + o + c * S, dy + o + c * S, NULL, S, K[c], sa + c, sq + c);            \
+        }                                                                                                    \
+    }                                                                                                        \
+}                                                                                                            \
+/* mean, m2 of channels [c0, c1) (center: shifted by K = x[0, c, 0]; else mean = 0, m2 = sum(x^2));           \
+   K: scratch (C,) */                                                                                        \
+MG_CLONES static void mgp_channel_stats_##T(double* mean, double* m2, const T* x, int center, Py_ssize_t N,   \
+                                            Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1,        \
+                                            double* K) {                                                     \
+    const double M = (double)(N * S);                                                                        \
+    for (Py_ssize_t c = c0; c < c1; c++) K[c] = center ? (double)x[c * S] : 0.0;                             \
+    mgp_channel_sums_##T(MGP_STATS, x, x, N, C, S, c0, c1, K, mean, m2);  /* dy: never read */                                  \
+    for (Py_ssize_t c = c0; c < c1; c++) {                                                                   \
+        const double s1 = mean[c], s2 = m2[c];                                                               \
+        double v = center ? s2 - s1 * (s1 / M) : s2;                                                         \
+        mean[c] = center ? K[c] + s1 / M : 0.0;                                                              \
+        m2[c] = v < 0 ? 0 : v;  /* rounding; NaN stays NaN */                                                \
+    }                                                                                                        \
+}                                                                                                            \
+MG_CLONES static void mgp_channel_dy_sums_##T(double* sdy, double* sdyx, const T* dy, const T* x,            \
+                                              const double* mean, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,  \
+                                              Py_ssize_t c0, Py_ssize_t c1) {                                \
+    mgp_channel_sums_##T(MGP_DY, x, dy, N, C, S, c0, c1, mean, sdy, sdyx);                                   \
+}                                                                                                            \
+/* one row n: y = (x - K[c])*scale[c] + offset[c] over C*S values (X precision) */                           \
+MG_CLONES static void mgp_channel_apply_##T(T* y, const T* x, Py_ssize_t C, Py_ssize_t S, const T* K,        \
+                                            const T* scale, const T* offset) {                               \
+    if (S == 1) {                                                                                            \
+        for (Py_ssize_t c = 0; c < C; c++) y[c] = (x[c] - K[c]) * scale[c] + offset[c];                      \
+        return;                                                                                              \
+    }                                                                                                        \
+    for (Py_ssize_t c = 0; c < C; c++) {                                                                     \
+        const T Kc = K[c], sc = scale[c], oc = offset[c];                                                    \
+        const T* xc = x + c * S;                                                                             \
+        T* yc = y + c * S;                                                                                   \
+        for (Py_ssize_t i = 0; i < S; i++) yc[i] = (xc[i] - Kc) * sc + oc;                                   \
+    }                                                                                                        \
+}                                                                                                            \
+/* one row n: dx = a[c]*(dy - mdy[c]) + b[c]*(x - K[c]) + k[c] (X precision) */                              \
+MG_CLONES static void mgp_channel_backward_apply_##T(T* dx, const T* dy, const T* x, Py_ssize_t C,           \
+                                                     Py_ssize_t S, const T* a, const T* mdy, const T* K,     \
+                                                     const T* b, const T* k) {                               \
+    if (S == 1) {                                                                                            \
+        for (Py_ssize_t c = 0; c < C; c++) dx[c] = a[c] * (dy[c] - mdy[c]) + b[c] * (x[c] - K[c]) + k[c];    \
+        return;                                                                                              \
+    }                                                                                                        \
+    for (Py_ssize_t c = 0; c < C; c++) {                                                                     \
+        const T ac = a[c], mc = mdy[c], Kc = K[c], bc = b[c], kc = k[c];                                     \
+        const Py_ssize_t o = c * S;                                                                          \
+        for (Py_ssize_t i = 0; i < S; i++) dx[o + i] = ac * (dy[o + i] - mc) + bc * (x[o + i] - Kc) + kc;    \
+    }                                                                                                        \
+}
+
+/* rows layout, one row of D values */
+#define MGP_ROWS(T)                                                                                          \
+MG_CLONES static void mgp_row_stats_##T(double* mean, double* m2, const T* x, int center, Py_ssize_t D) {    \
+    const double K = center ? (double)x[0] : 0.0, M = (double)D;                                             \
+    double s1 = 0, s2 = 0;                                                                                   \
+    mgp_sums_##T(MGP_STATS, x, x, x, D, K, &s1, &s2);  /* dy, w: never read */                                                  \
+    double v = center ? s2 - s1 * (s1 / M) : s2;                                                             \
+    *mean = center ? K + s1 / M : 0.0;                                                                       \
+    *m2 = v < 0 ? 0 : v;                                                                                     \
+}                                                                                                            \
+/* y = ((x - K)*scale + offset)*w[d] + bias[d] */                                                            \
+MG_CLONES static void mgp_row_apply_##T(T* restrict y, const T* restrict x, Py_ssize_t D, T K, T scale,      \
+                                        T offset, const T* restrict w, const T* restrict bias) {             \
+    for (Py_ssize_t d = 0; d < D; d++) y[d] = ((x[d] - K) * scale + offset) * w[d] + bias[d];                \
+}                                                                                                            \
+/* sg = sum(dy*w), sgx = sum(dy*w*(x - mean)); column partials pw += dy*(x - mean)*rstd, pb += dy (double) */  \
+MG_CLONES static void mgp_row_backward_sums_##T(double* sg, double* sgx, double* restrict pw,                \
+                                                double* restrict pb, const T* restrict dy,                   \
+                                                const T* restrict x, const T* restrict w, Py_ssize_t D,      \
+                                                double mean, double rstd) {                                  \
+    double a = 0, q = 0;                                                                                     \
+    mgp_sums_##T(MGP_WDY, x, dy, w, D, mean, &a, &q);                                                        \
+    *sg = a;                                                                                                 \
+    *sgx = q;                                                                                                \
+    for (Py_ssize_t d = 0; d < D; d++) {                                                                     \
+        const double g = dy[d];                                                                              \
+        pb[d] += g;                                                                                          \
+        pw[d] += g * (((double)x[d] - mean) * rstd);                                                         \
+    }                                                                                                        \
+}                                                                                                            \
+/* dx = a*(w[d]*dy - mg) + b*(x - K) + k */                                                                  \
+MG_CLONES static void mgp_row_backward_apply_##T(T* restrict dx, const T* restrict dy, const T* restrict x,  \
+                                                 const T* restrict w, Py_ssize_t D, T a, T mg, T K, T b,     \
+                                                 T k) {                                                      \
+    for (Py_ssize_t d = 0; d < D; d++) dx[d] = a * (w[d] * dy[d] - mg) + b * (x[d] - K) + k;                 \
+}
+
+MGP_TERMS(float)
+MGP_TERMS(double)
+MGP_CHANNELS(float)
+MGP_CHANNELS(double)
+MGP_ROWS(float)
+MGP_ROWS(double)
+
+#endif

@@ -1,0 +1,39 @@
+# Declarations of phases.h (the phase kernels' C); the def wrappers are in phases.pyx.
+cdef extern from "phases.h":
+    void mgp_channel_stats_float(double* mean, double* m2, const float* x, int center, Py_ssize_t N, Py_ssize_t C,
+                                 Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1, double* K) noexcept nogil
+    void mgp_channel_stats_double(double* mean, double* m2, const double* x, int center, Py_ssize_t N,
+                                  Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1, double* K) noexcept nogil
+    void mgp_channel_dy_sums_float(double* sdy, double* sdyx, const float* dy, const float* x, const double* mean,
+                                   Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0,
+                                   Py_ssize_t c1) noexcept nogil
+    void mgp_channel_dy_sums_double(double* sdy, double* sdyx, const double* dy, const double* x,
+                                    const double* mean, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0,
+                                    Py_ssize_t c1) noexcept nogil
+    void mgp_channel_apply_float(float* y, const float* x, Py_ssize_t C, Py_ssize_t S, const float* K,
+                                 const float* scale, const float* offset) noexcept nogil
+    void mgp_channel_apply_double(double* y, const double* x, Py_ssize_t C, Py_ssize_t S, const double* K,
+                                  const double* scale, const double* offset) noexcept nogil
+    void mgp_channel_backward_apply_float(float* dx, const float* dy, const float* x, Py_ssize_t C, Py_ssize_t S,
+                                          const float* a, const float* mdy, const float* K, const float* b,
+                                          const float* k) noexcept nogil
+    void mgp_channel_backward_apply_double(double* dx, const double* dy, const double* x, Py_ssize_t C,
+                                           Py_ssize_t S, const double* a, const double* mdy, const double* K,
+                                           const double* b, const double* k) noexcept nogil
+    void mgp_row_stats_float(double* mean, double* m2, const float* x, int center, Py_ssize_t D) noexcept nogil
+    void mgp_row_stats_double(double* mean, double* m2, const double* x, int center, Py_ssize_t D) noexcept nogil
+    void mgp_row_apply_float(float* y, const float* x, Py_ssize_t D, float K, float scale, float offset,
+                             const float* w, const float* bias) noexcept nogil
+    void mgp_row_apply_double(double* y, const double* x, Py_ssize_t D, double K, double scale, double offset,
+                              const double* w, const double* bias) noexcept nogil
+    void mgp_row_backward_sums_float(double* sg, double* sgx, double* pw, double* pb, const float* dy,
+                                     const float* x, const float* w, Py_ssize_t D, double mean,
+                                     double rstd) noexcept nogil
+    void mgp_row_backward_sums_double(double* sg, double* sgx, double* pw, double* pb, const double* dy,
+                                      const double* x, const double* w, Py_ssize_t D, double mean,
+                                      double rstd) noexcept nogil
+    void mgp_row_backward_apply_float(float* dx, const float* dy, const float* x, const float* w, Py_ssize_t D,
+                                      float a, float mg, float K, float b, float k) noexcept nogil
+    void mgp_row_backward_apply_double(double* dx, const double* dy, const double* x, const double* w,
+                                       Py_ssize_t D, double a, double mg, double K, double b,
+                                       double k) noexcept nogil

@@ -1,0 +1,274 @@
+"""The phase kernels in Cython/OpenMP: the parallel drivers over the C of phases.h.
+
+Signatures: minigrad/kernels/contract.py (the phase kernels); math: minigrad/kernels/reference_phases.py.
+
+  channels x: (N, C, S)   statistics and backward sums over blocks of channels in parallel (each channel's sum
+                          runs over n in order, whatever the blocks); the elementwise passes over rows n
+  rows     x: (R, D)      statistics and elementwise passes over rows in parallel; the backward sums' column
+                          reductions (dweight, dbias) go through per-chunk partials (R_CHUNKS chunks, a number
+                          that depends on R alone) merged serially in order
+So every result is bit-identical for any n_threads.
+"""
+cimport numpy as cnp
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdlib cimport calloc, free, malloc
+
+from minigrad._ext._arrays cimport dim, is_float32, ptr
+
+cnp.import_array()
+
+# rows backward: at most this many chunks of rows, each with its own (D,) column partials
+cdef Py_ssize_t R_CHUNKS = 64
+
+
+# ---------------------------------------------------------------------------------------------------------
+# channels layout x: (N, C, S)
+
+cdef int _channel_stats(double* mean, double* m2, const floating* x, int center, Py_ssize_t N, Py_ssize_t C,
+                        Py_ssize_t S, int n_threads) noexcept nogil:
+    cdef Py_ssize_t nb = min(C, max(n_threads, 1)), blk
+    cdef double* K = <double*>malloc(C * sizeof(double))
+    if K == NULL:
+        return -1
+    for blk in prange(nb, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_channel_stats_float(mean, m2, x, center, N, C, S, blk * C // nb, (blk + 1) * C // nb, K)
+        else:
+            mgp_channel_stats_double(mean, m2, x, center, N, C, S, blk * C // nb, (blk + 1) * C // nb, K)
+    free(K)
+    return 0
+
+
+cdef void _channel_dy_sums(double* sdy, double* sdyx, const floating* dy, const floating* x, const double* mean,
+                           Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads) noexcept nogil:
+    cdef Py_ssize_t nb = min(C, max(n_threads, 1)), blk
+    for blk in prange(nb, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_channel_dy_sums_float(sdy, sdyx, dy, x, mean, N, C, S, blk * C // nb, (blk + 1) * C // nb)
+        else:
+            mgp_channel_dy_sums_double(sdy, sdyx, dy, x, mean, N, C, S, blk * C // nb, (blk + 1) * C // nb)
+
+
+cdef void _channel_apply(floating* y, const floating* x, const floating* shift, const floating* scale,
+                         const floating* offset, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+                         int n_threads) noexcept nogil:
+    cdef Py_ssize_t n
+    for n in prange(N, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_channel_apply_float(y + n * C * S, x + n * C * S, C, S, shift, scale, offset)
+        else:
+            mgp_channel_apply_double(y + n * C * S, x + n * C * S, C, S, shift, scale, offset)
+
+
+cdef void _channel_backward_apply(floating* dx, const floating* dy, const floating* x, const floating* a,
+                                  const floating* mdy, const floating* shift, const floating* b, const floating* k,
+                                  Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads) noexcept nogil:
+    cdef Py_ssize_t n, o
+    for n in prange(N, schedule='static', num_threads=n_threads):
+        o = n * C * S
+        if floating is float:
+            mgp_channel_backward_apply_float(dx + o, dy + o, x + o, C, S, a, mdy, shift, b, k)
+        else:
+            mgp_channel_backward_apply_double(dx + o, dy + o, x + o, C, S, a, mdy, shift, b, k)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# rows layout x: (R, D)
+
+cdef void _row_stats(double* mean, double* m2, const floating* x, int center, Py_ssize_t R, Py_ssize_t D,
+                     int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_row_stats_float(mean + r, m2 + r, x + r * D, center, D)
+        else:
+            mgp_row_stats_double(mean + r, m2 + r, x + r * D, center, D)
+
+
+cdef void _row_apply(floating* y, const floating* x, const floating* shift, const floating* scale,
+                     const floating* offset, const floating* weight, const floating* bias, Py_ssize_t R,
+                     Py_ssize_t D, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_row_apply_float(y + r * D, x + r * D, D, shift[r], scale[r], offset[r], weight, bias)
+        else:
+            mgp_row_apply_double(y + r * D, x + r * D, D, shift[r], scale[r], offset[r], weight, bias)
+
+
+# chunk q of nq owns rows [q*R//nq, (q+1)*R//nq) and the partials pw[q*D:(q+1)*D], pb[...]; merged in order
+cdef int _row_backward_sums(double* sg, double* sgx, floating* dweight, floating* dbias, const floating* dy,
+                            const floating* x, const double* mean, const double* rstd, const floating* weight,
+                            Py_ssize_t R, Py_ssize_t D, int n_threads) noexcept nogil:
+    cdef Py_ssize_t nq = min(R, R_CHUNKS), q, r, d
+    cdef double* pw = <double*>calloc(2 * nq * D, sizeof(double))
+    cdef double* pb = pw + nq * D
+    if pw == NULL:
+        return -1
+    for q in prange(nq, schedule='static', num_threads=n_threads):
+        for r in range(q * R // nq, (q + 1) * R // nq):
+            if floating is float:
+                mgp_row_backward_sums_float(sg + r, sgx + r, pw + q * D, pb + q * D, dy + r * D, x + r * D,
+                                            weight, D, mean[r], rstd[r])
+            else:
+                mgp_row_backward_sums_double(sg + r, sgx + r, pw + q * D, pb + q * D, dy + r * D, x + r * D,
+                                             weight, D, mean[r], rstd[r])
+    for q in range(1, nq):
+        for d in range(D):
+            pw[d] += pw[q * D + d]
+            pb[d] += pb[q * D + d]
+    for d in range(D):
+        dweight[d] = <floating>pw[d]
+        dbias[d] = <floating>pb[d]
+    free(pw)
+    return 0
+
+
+cdef void _row_backward_apply(floating* dx, const floating* dy, const floating* x, const floating* weight,
+                              const floating* a, const floating* mg, const floating* shift, const floating* b,
+                              const floating* k, Py_ssize_t R, Py_ssize_t D, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_row_backward_apply_float(dx + r * D, dy + r * D, x + r * D, weight, D, a[r], mg[r], shift[r],
+                                         b[r], k[r])
+        else:
+            mgp_row_backward_apply_double(dx + r * D, dy + r * D, x + r * D, weight, D, a[r], mg[r], shift[r],
+                                          b[r], k[r])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the def wrappers: contract signatures + n_threads (the contract has checked the arguments)
+
+def channel_stats(cnp.ndarray mean not None, cnp.ndarray m2 not None, cnp.ndarray x not None, bint center,
+                  int n_threads):
+    """Per-channel mean and m2 = sum((x - mean)^2) (center=False: mean = 0, m2 = sum(x^2))."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_mean = ptr(mean), *p_m2 = ptr(m2), *p_x = ptr(x)
+    cdef int err
+    with nogil:
+        if f32:
+            err = _channel_stats(<double*>p_mean, <double*>p_m2, <float*>p_x, center, N, C, S, n_threads)
+        else:
+            err = _channel_stats(<double*>p_mean, <double*>p_m2, <double*>p_x, center, N, C, S, n_threads)
+    if err:
+        raise MemoryError()
+
+
+def channel_apply(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray shift not None,
+                  cnp.ndarray scale not None, cnp.ndarray offset not None, int n_threads):
+    """y = (x - shift[c])*scale[c] + offset[c]."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_x = ptr(x), *p_shift = ptr(shift), *p_scale = ptr(scale), *p_offset = ptr(offset)
+    with nogil:
+        if f32:
+            _channel_apply(<float*>p_y, <float*>p_x, <float*>p_shift, <float*>p_scale, <float*>p_offset,
+                           N, C, S, n_threads)
+        else:
+            _channel_apply(<double*>p_y, <double*>p_x, <double*>p_shift, <double*>p_scale, <double*>p_offset,
+                           N, C, S, n_threads)
+
+
+def channel_backward_sums(cnp.ndarray sdy not None, cnp.ndarray sdyx not None, cnp.ndarray dy not None,
+                          cnp.ndarray x not None, cnp.ndarray mean not None, int n_threads):
+    """sdy = sum(dy), sdyx = sum(dy*(x - mean[c])) per channel."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_sdy = ptr(sdy), *p_sdyx = ptr(sdyx), *p_dy = ptr(dy), *p_x = ptr(x), *p_mean = ptr(mean)
+    with nogil:
+        if f32:
+            _channel_dy_sums(<double*>p_sdy, <double*>p_sdyx, <float*>p_dy, <float*>p_x, <double*>p_mean,
+                             N, C, S, n_threads)
+        else:
+            _channel_dy_sums(<double*>p_sdy, <double*>p_sdyx, <double*>p_dy, <double*>p_x, <double*>p_mean,
+                             N, C, S, n_threads)
+
+
+def channel_backward_apply(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray x not None,
+                           cnp.ndarray a not None, cnp.ndarray mdy not None, cnp.ndarray shift not None,
+                           cnp.ndarray b not None, cnp.ndarray k not None, int n_threads):
+    """dx = a[c]*(dy - mdy[c]) + b[c]*(x - shift[c]) + k[c]."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_x = ptr(x), *p_a = ptr(a), *p_mdy = ptr(mdy)
+    cdef void* p_shift = ptr(shift), *p_b = ptr(b), *p_k = ptr(k)
+    with nogil:
+        if f32:
+            _channel_backward_apply(<float*>p_dx, <float*>p_dy, <float*>p_x, <float*>p_a, <float*>p_mdy,
+                                    <float*>p_shift, <float*>p_b, <float*>p_k, N, C, S, n_threads)
+        else:
+            _channel_backward_apply(<double*>p_dx, <double*>p_dy, <double*>p_x, <double*>p_a, <double*>p_mdy,
+                                    <double*>p_shift, <double*>p_b, <double*>p_k, N, C, S, n_threads)
+
+
+def row_stats(cnp.ndarray mean not None, cnp.ndarray m2 not None, cnp.ndarray x not None, bint center,
+              int n_threads):
+    """Per-row mean and m2 = sum((x - mean)^2) (center=False: mean = 0, m2 = sum(x^2))."""
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_mean = ptr(mean), *p_m2 = ptr(m2), *p_x = ptr(x)
+    with nogil:
+        if f32:
+            _row_stats(<double*>p_mean, <double*>p_m2, <float*>p_x, center, R, D, n_threads)
+        else:
+            _row_stats(<double*>p_mean, <double*>p_m2, <double*>p_x, center, R, D, n_threads)
+
+
+def row_apply(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray shift not None,
+              cnp.ndarray scale not None, cnp.ndarray offset not None, cnp.ndarray weight not None,
+              cnp.ndarray bias not None, int n_threads):
+    """y = ((x - shift[r])*scale[r] + offset[r])*weight[d] + bias[d]."""
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_x = ptr(x), *p_shift = ptr(shift), *p_scale = ptr(scale), *p_offset = ptr(offset)
+    cdef void* p_weight = ptr(weight), *p_bias = ptr(bias)
+    with nogil:
+        if f32:
+            _row_apply(<float*>p_y, <float*>p_x, <float*>p_shift, <float*>p_scale, <float*>p_offset,
+                       <float*>p_weight, <float*>p_bias, R, D, n_threads)
+        else:
+            _row_apply(<double*>p_y, <double*>p_x, <double*>p_shift, <double*>p_scale, <double*>p_offset,
+                       <double*>p_weight, <double*>p_bias, R, D, n_threads)
+
+
+def row_backward_sums(cnp.ndarray sg not None, cnp.ndarray sgx not None, cnp.ndarray dweight not None,
+                      cnp.ndarray dbias not None, cnp.ndarray dy not None, cnp.ndarray x not None,
+                      cnp.ndarray mean not None, cnp.ndarray rstd not None, cnp.ndarray weight not None,
+                      int n_threads):
+    """Per row sg = sum(dy*w), sgx = sum(dy*w*(x - mean)); per column dbias = sum(dy), dweight = sum(dy*xhat)."""
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_sg = ptr(sg), *p_sgx = ptr(sgx), *p_dweight = ptr(dweight), *p_dbias = ptr(dbias)
+    cdef void* p_dy = ptr(dy), *p_x = ptr(x), *p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_weight = ptr(weight)
+    cdef int err
+    with nogil:
+        if f32:
+            err = _row_backward_sums(<double*>p_sg, <double*>p_sgx, <float*>p_dweight, <float*>p_dbias,
+                                     <float*>p_dy, <float*>p_x, <double*>p_mean, <double*>p_rstd,
+                                     <float*>p_weight, R, D, n_threads)
+        else:
+            err = _row_backward_sums(<double*>p_sg, <double*>p_sgx, <double*>p_dweight, <double*>p_dbias,
+                                     <double*>p_dy, <double*>p_x, <double*>p_mean, <double*>p_rstd,
+                                     <double*>p_weight, R, D, n_threads)
+    if err:
+        raise MemoryError()
+
+
+def row_backward_apply(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray x not None,
+                       cnp.ndarray weight not None, cnp.ndarray a not None, cnp.ndarray mg not None,
+                       cnp.ndarray shift not None, cnp.ndarray b not None, cnp.ndarray k not None, int n_threads):
+    """dx = a[r]*(weight[d]*dy - mg[r]) + b[r]*(x - shift[r]) + k[r]."""
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_x = ptr(x), *p_weight = ptr(weight), *p_a = ptr(a)
+    cdef void* p_mg = ptr(mg), *p_shift = ptr(shift), *p_b = ptr(b), *p_k = ptr(k)
+    with nogil:
+        if f32:
+            _row_backward_apply(<float*>p_dx, <float*>p_dy, <float*>p_x, <float*>p_weight, <float*>p_a,
+                                <float*>p_mg, <float*>p_shift, <float*>p_b, <float*>p_k, R, D, n_threads)
+        else:
+            _row_backward_apply(<double*>p_dx, <double*>p_dy, <double*>p_x, <double*>p_weight, <double*>p_a,
+                                <double*>p_mg, <double*>p_shift, <double*>p_b, <double*>p_k, R, D, n_threads)

@@ -1,0 +1,44 @@
+"""The per-set coefficients between the phase kernels, written once for every method of the family.
+
+A normalization made of phases runs: statistics (``channel_stats``/``row_stats``: mean and m2 in float64) ->
+``rstd`` -> ``forward`` coefficients -> apply; in backward: sums (``*_backward_sums``) -> ``backward``
+coefficients -> backward apply. The coefficients are small (one value per reduction set) and computed here in
+float64, then cast to the input's dtype X for the elementwise passes, which run in X precision:
+
+  forward   y = (x - mean)*rstd*w + b  =  (x - shift)*scale + offset,   shift = X(mean),
+            scale = rstd*w,  offset = b - (mean - shift)*scale
+            NOTE: x - shift is (nearly) exact, so a large mean does not cancel the way x*scale + (b - mean*scale)
+            does; the part of the mean that X cannot hold is carried by offset.
+  backward  with s = sum(g), sx = sum(g*(x - mean)) over a set of M values (g the gradient reaching w*xhat, w
+            constant over the set or folded into g), xhat = (x - mean)*rstd:
+              dx = rstd*w*(g - mean(g) - xhat*mean(g*xhat))                 (center)
+              dx = rstd*w*(g - xhat*mean(g*xhat))                           (center=False: the mean is not a
+                                                                             statistic, d(rstd)/dx_i = -rstd^3 x_i/M)
+            rewritten as a*(g - m) + b*(x - shift) + k with xhat = rstd*((x - shift) - (mean - shift)):
+              a = rstd*w,  m = mean(g) (0 without center),  b = -a*mean(g*xhat)*rstd,  k = -b*(mean - shift)
+            NOTE: g - m before scaling, so that a large rstd does not amplify the rounding of a cancellation.
+"""
+import numpy as np
+
+
+def rstd(m2, count, eps):
+    """1/sqrt(m2/count + eps), the biased variance clamped at 0 (NaN stays NaN). float64 arrays."""
+    return 1.0 / np.sqrt(np.maximum(m2 / count, 0.0) + eps)
+
+
+def forward(mean, rstd, dtype, weight=1.0, bias=0.0):
+    """(shift, scale, offset) in ``dtype`` for y = (x - shift)*scale + offset = (x - mean)*rstd*weight + bias."""
+    shift = mean.astype(dtype)
+    scale = rstd * np.asarray(weight, np.float64)
+    offset = np.asarray(bias, np.float64) - (mean - shift) * scale
+    return shift, scale.astype(dtype), offset.astype(dtype)
+
+
+def backward(s, sx, count, mean, rstd, center, dtype, weight=1.0):
+    """(a, m, shift, b, k) in ``dtype`` for dx = a*(g - m) + b*(x - shift) + k (see the module docstring)."""
+    shift = mean.astype(dtype)
+    a = rstd * np.asarray(weight, np.float64)
+    m = s / count if center else np.zeros_like(s)
+    b = -a * (sx * rstd / count) * rstd
+    k = -b * (mean - shift)
+    return a.astype(dtype), m.astype(dtype), shift, b.astype(dtype), k.astype(dtype)

@@ -1,0 +1,240 @@
+"""The phase kernels in Numba: the twins of minigrad/_ext/phases.pyx (same drivers, same parallel splits).
+
+Signatures: minigrad/kernels/contract.py (the phase kernels); math: minigrad/kernels/reference_phases.py.
+Every sum is taken in double over values widened from X, with reassociation allowed only inside one run (a channel
+of one row, or one row), so each result is bit-identical for any n_threads; the column sums of the rows backward
+go through per-chunk partials (R_CHUNKS chunks, a number that depends on R alone) merged in order.
+"""
+import numpy as np
+from numba import njit, prange
+
+from minigrad.kernels.numba_kernels import REASSOC, _pick, _twins
+
+R_CHUNKS = 64
+
+# ---------------------------------------------------------------------------------------------------------
+# runs: x[start:start + m] of a flat array
+
+
+@njit(cache=True, fastmath=REASSOC)
+def _run_stats(x, start, m, K):
+    """(sum(x - K), sum((x - K)^2)) in double."""
+    a = 0.0
+    q = 0.0
+    for i in range(start, start + m):
+        d = np.float64(x[i]) - K
+        a += d
+        q += d * d
+    return a, q
+
+
+@njit(cache=True, fastmath=REASSOC)
+def _run_dy_sums(dy, x, start, m, K):
+    """(sum(dy), sum(dy*(x - K))) in double."""
+    a = 0.0
+    q = 0.0
+    for i in range(start, start + m):
+        g = np.float64(dy[i])
+        a += g
+        q += g * (np.float64(x[i]) - K)
+    return a, q
+
+
+@njit(cache=True)
+def _finish(s1, s2, M, K, center):
+    """(mean, m2) from shifted sums; m2 clamped at 0 (rounding), NaN stays NaN."""
+    v = s2 - s1 * (s1 / M) if center else s2
+    return (K + s1 / M if center else 0.0), (0.0 if v < 0 else v)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# channels layout x: (N, C, S)
+
+
+@njit(cache=True)
+def _channel_block(sa, sq, K, dy, x, N, C, S, c0, c1, stats):
+    """Sums of channels [c0, c1) over n (in order) and s: the statistics' (stats) or the backward's."""
+    for c in range(c0, c1):
+        sa[c] = 0.0
+        sq[c] = 0.0
+    for n in range(N):
+        for c in range(c0, c1):
+            o = (n * C + c) * S
+            if stats:
+                a, q = _run_stats(x, o, S, K[c])
+            else:
+                a, q = _run_dy_sums(dy, x, o, S, K[c])
+            sa[c] += a
+            sq[c] += q
+
+
+@_twins()
+def _channel_stats(mean, m2, x, center, nb):
+    N, C, S = x.shape
+    xf = x.reshape(x.size)
+    K = np.zeros(C)
+    if center:
+        for c in range(C):
+            K[c] = xf[c * S]
+    for blk in prange(nb):
+        _channel_block(mean, m2, K, xf, xf, N, C, S, blk * C // nb, (blk + 1) * C // nb, True)
+    for c in range(C):
+        mean[c], m2[c] = _finish(mean[c], m2[c], N * S, K[c], center)
+
+
+@_twins()
+def _channel_backward_sums(sdy, sdyx, dy, x, mean, nb):
+    N, C, S = x.shape
+    for blk in prange(nb):
+        _channel_block(sdy, sdyx, mean, dy.reshape(dy.size), x.reshape(x.size), N, C, S, blk * C // nb,
+                       (blk + 1) * C // nb, False)
+
+
+@_twins()
+def _channel_apply(y, x, shift, scale, offset):
+    N, C, S = x.shape
+    for n in prange(N):
+        for c in range(C):
+            yv = y[n, c]
+            xv = x[n, c]
+            K, sc, of = shift[c], scale[c], offset[c]
+            for j in range(S):
+                yv[j] = (xv[j] - K) * sc + of
+
+
+@_twins()
+def _channel_backward_apply(dx, dy, x, a, mdy, shift, b, k):
+    N, C, S = x.shape
+    for n in prange(N):
+        for c in range(C):
+            dxv = dx[n, c]
+            dyv = dy[n, c]
+            xv = x[n, c]
+            ac, mc, K, bc, kc = a[c], mdy[c], shift[c], b[c], k[c]
+            for j in range(S):
+                dxv[j] = ac * (dyv[j] - mc) + bc * (xv[j] - K) + kc
+
+
+# ---------------------------------------------------------------------------------------------------------
+# rows layout x: (R, D)
+
+
+@_twins()
+def _row_stats(mean, m2, x, center):
+    R, D = x.shape
+    xf = x.reshape(x.size)
+    for r in prange(R):
+        K = np.float64(xf[r * D]) if center else 0.0
+        s1, s2 = _run_stats(xf, r * D, D, K)
+        mean[r], m2[r] = _finish(s1, s2, D, K, center)
+
+
+@_twins()
+def _row_apply(y, x, shift, scale, offset, weight, bias):
+    R, D = x.shape
+    for r in prange(R):
+        yv = y[r]
+        xv = x[r]
+        K, sc, of = shift[r], scale[r], offset[r]
+        for d in range(D):
+            yv[d] = ((xv[d] - K) * sc + of) * weight[d] + bias[d]
+
+
+@njit(cache=True, fastmath=REASSOC)
+def _row_sums(dy, x, w, mean):
+    """(sum(dy*w), sum(dy*w*(x - mean))) of one row, in double."""
+    a = 0.0
+    q = 0.0
+    for d in range(x.shape[0]):
+        g = np.float64(dy[d]) * np.float64(w[d])
+        a += g
+        q += g * (np.float64(x[d]) - mean)
+    return a, q
+
+
+@_twins()
+def _row_backward_sums(sg, sgx, pw, pb, dy, x, mean, rstd, weight):
+    R, D = x.shape
+    nq = pw.shape[0]
+    for q in prange(nq):
+        for r in range(q * R // nq, (q + 1) * R // nq):
+            sg[r], sgx[r] = _row_sums(dy[r], x[r], weight, mean[r])
+            pwq = pw[q]
+            pbq = pb[q]
+            dyr = dy[r]
+            xr = x[r]
+            mu, rs = mean[r], rstd[r]
+            for d in range(D):
+                g = np.float64(dyr[d])
+                pbq[d] += g
+                pwq[d] += g * ((np.float64(xr[d]) - mu) * rs)
+
+
+@_twins()
+def _row_backward_apply(dx, dy, x, weight, a, mg, shift, b, k):
+    R, D = x.shape
+    for r in prange(R):
+        dxv = dx[r]
+        dyv = dy[r]
+        xv = x[r]
+        ar, mr, K, br, kr = a[r], mg[r], shift[r], b[r], k[r]
+        for d in range(D):
+            dxv[d] = ar * (weight[d] * dyv[d] - mr) + br * (xv[d] - K) + kr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the contract's functions
+
+
+def channel_stats(mean, m2, x, center, n_threads):
+    """Per-channel mean and m2 (formula: reference_phases.channel_stats)."""
+    _pick(_channel_stats, n_threads)(mean, m2, x, bool(center), min(x.shape[1], n_threads))
+
+
+def channel_apply(y, x, shift, scale, offset, n_threads):
+    """y = (x - shift[c])*scale[c] + offset[c]."""
+    _pick(_channel_apply, n_threads)(y, x, shift, scale, offset)
+
+
+def channel_backward_sums(sdy, sdyx, dy, x, mean, n_threads):
+    """sdy = sum(dy), sdyx = sum(dy*(x - mean[c])) per channel."""
+    _pick(_channel_backward_sums, n_threads)(sdy, sdyx, dy, x, mean, min(x.shape[1], n_threads))
+
+
+def channel_backward_apply(dx, dy, x, a, mdy, shift, b, k, n_threads):
+    """dx = a[c]*(dy - mdy[c]) + b[c]*(x - shift[c]) + k[c]."""
+    _pick(_channel_backward_apply, n_threads)(dx, dy, x, a, mdy, shift, b, k)
+
+
+def row_stats(mean, m2, x, center, n_threads):
+    """Per-row mean and m2 (formula: reference_phases.row_stats)."""
+    _pick(_row_stats, n_threads)(mean, m2, x, bool(center))
+
+
+def row_apply(y, x, shift, scale, offset, weight, bias, n_threads):
+    """y = ((x - shift[r])*scale[r] + offset[r])*weight[d] + bias[d]."""
+    _pick(_row_apply, n_threads)(y, x, shift, scale, offset, weight, bias)
+
+
+def row_backward_sums(sg, sgx, dweight, dbias, dy, x, mean, rstd, weight, n_threads):
+    """Per row sg = sum(dy*w), sgx = sum(dy*w*(x - mean)); per column dbias, dweight through chunk partials."""
+    nq = min(x.shape[0], R_CHUNKS)
+    pw = np.zeros((nq, x.shape[1]))
+    pb = np.zeros((nq, x.shape[1]))
+    _pick(_row_backward_sums, n_threads)(sg, sgx, pw, pb, dy, x, mean, rstd, weight)
+    dweight[:] = _merge(pw)
+    dbias[:] = _merge(pb)
+
+
+@njit(cache=True)
+def _merge(p):
+    """The chunks' partials added in order (q outer), as phases.pyx does."""
+    out = p[0].copy()
+    for q in range(1, p.shape[0]):
+        out += p[q]
+    return out
+
+
+def row_backward_apply(dx, dy, x, weight, a, mg, shift, b, k, n_threads):
+    """dx = a[r]*(weight[d]*dy - mg[r]) + b[r]*(x - shift[r]) + k[r]."""
+    _pick(_row_backward_apply, n_threads)(dx, dy, x, weight, a, mg, shift, b, k)

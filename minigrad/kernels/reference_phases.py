@@ -1,0 +1,79 @@
+"""The phase kernels in NumPy: the oracle of the normalization family's building blocks.
+
+Signatures and shapes: ``minigrad.kernels.contract`` (the phase kernels). Every method of the family is a
+composition of statistics -> coefficients (``minigrad.kernels.coefficients``) -> apply, and backward sums ->
+coefficients -> backward apply, in one of two layouts:
+  channels  x: (N, C, S)   one reduction set per channel c over N and S, M = N*S   (batch norm and its variants)
+  rows      x: (R, D)      one reduction set per row r over D, M = D               (layer/RMS norm, per-sample sets)
+``center=False`` takes no mean (RMSNorm, FRN): mean = 0 and m2 = sum(x^2).
+Everything in float64, cast once at the end, as in ``reference``.
+"""
+import numpy as np
+
+# ----------------------------------------------------------------------------------------------------------
+# channels layout x: (N, C, S)
+
+
+def channel_stats(mean, m2, x, center, n_threads=1):
+    """mean = E[x], m2 = sum((x - mean)^2) per channel (center=False: mean = 0, m2 = sum(x^2))."""
+    x64 = x.astype(np.float64)
+    mu = x64.mean(axis=(0, 2)) if center else np.zeros(x.shape[1])
+    mean[...] = mu
+    m2[...] = ((x64 - mu[:, None]) ** 2).sum(axis=(0, 2))
+
+
+def channel_apply(y, x, shift, scale, offset, n_threads=1):
+    """y = (x - shift[c])*scale[c] + offset[c]."""
+    f = lambda a: a.astype(np.float64)[:, None]  # noqa: E731
+    y[...] = (x.astype(np.float64) - f(shift)) * f(scale) + f(offset)
+
+
+def channel_backward_sums(sdy, sdyx, dy, x, mean, n_threads=1):
+    """sdy = sum(dy), sdyx = sum(dy*(x - mean[c])) per channel."""
+    dy64 = dy.astype(np.float64)
+    sdy[...] = dy64.sum(axis=(0, 2))
+    sdyx[...] = (dy64 * (x.astype(np.float64) - mean[:, None])).sum(axis=(0, 2))
+
+
+def channel_backward_apply(dx, dy, x, a, mdy, shift, b, k, n_threads=1):
+    """dx = a[c]*(dy - mdy[c]) + b[c]*(x - shift[c]) + k[c]."""
+    f = lambda v: v.astype(np.float64)[:, None]  # noqa: E731
+    dx[...] = f(a) * (dy.astype(np.float64) - f(mdy)) + f(b) * (x.astype(np.float64) - f(shift)) + f(k)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# rows layout x: (R, D); optional per-column affine weight, bias: (D,)
+
+
+def row_stats(mean, m2, x, center, n_threads=1):
+    """mean = E[x], m2 = sum((x - mean)^2) per row (center=False: mean = 0, m2 = sum(x^2))."""
+    x64 = x.astype(np.float64)
+    mu = x64.mean(axis=1) if center else np.zeros(x.shape[0])
+    mean[...] = mu
+    m2[...] = ((x64 - mu[:, None]) ** 2).sum(axis=1)
+
+
+def row_apply(y, x, shift, scale, offset, weight, bias, n_threads=1):
+    """y = ((x - shift[r])*scale[r] + offset[r])*weight[d] + bias[d]."""
+    f = lambda a: a.astype(np.float64)[:, None]  # noqa: E731
+    y[...] = (((x.astype(np.float64) - f(shift)) * f(scale) + f(offset)) * weight.astype(np.float64)
+              + bias.astype(np.float64))
+
+
+def row_backward_sums(sg, sgx, dweight, dbias, dy, x, mean, rstd, weight, n_threads=1):
+    """With g = dy*weight[d]: sg = sum(g), sgx = sum(g*(x - mean[r])) per row; dbias = sum(dy),
+    dweight = sum(dy*xhat), xhat = (x - mean[r])*rstd[r], per column."""
+    dy64 = dy.astype(np.float64)
+    xc = x.astype(np.float64) - mean[:, None]
+    g = dy64 * weight.astype(np.float64)
+    sg[...] = g.sum(axis=1)
+    sgx[...] = (g * xc).sum(axis=1)
+    dbias[...] = dy64.sum(axis=0)
+    dweight[...] = (dy64 * xc * rstd[:, None]).sum(axis=0)
+
+
+def row_backward_apply(dx, dy, x, weight, a, mg, shift, b, k, n_threads=1):
+    """dx = a[r]*(weight[d]*dy - mg[r]) + b[r]*(x - shift[r]) + k[r]."""
+    f = lambda v: v.astype(np.float64)[:, None]  # noqa: E731
+    dx[...] = (f(a) * (weight.astype(np.float64) * dy.astype(np.float64) - f(mg))
+               + f(b) * (x.astype(np.float64) - f(shift)) + f(k))
