@@ -303,3 +303,61 @@ def test_backend_asked_for_is_the_one_that_ran(monkeypatch):
     assert ran == BACKENDS
     for name in BACKENDS:
         kernels.load(name).__dict__.pop("batch_norm_forward", None)
+
+
+# ------------------------------------------------------------------ RMSNorm (built on the phase kernels)
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,normalized", [((6, 10), (10,)), ((4, 6, 8), (6, 8)), ((3, 1), (1,)),
+                                              ((2, 3, 7), (7,)), ((64, 33), (33,)), ((5,), (5,))])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("eps", [None, 1e-5])
+def test_rms_norm_matches_torch(backend, dtype, shape, normalized, affine, eps):
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal(normalized) if affine else None
+    # NOTE: eps=None is the dtype's machine epsilon in both; torch runs in float64 here, so pass minigrad's value
+    t_eps = float(np.finfo(dtype).eps) if eps is None else eps
+    _run(lambda t, w: F.rms_norm(t, normalized, w, eps), lambda t, w: TF.rms_norm(t, normalized, w, t_eps),
+         _data(shape, dtype, noncontig=len(shape) == 3), [w], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rms_norm_eps_none_is_the_dtype_epsilon_as_torch(backend, dtype):
+    """A row of tiny values: eps dominates mean(x^2), so the output shows which eps was used."""
+    x = np.full((2, 4), 1e-5, dtype)
+    tdtype = torch.float32 if dtype == np.float32 else torch.float64
+    want = TF.rms_norm(torch.tensor(x, dtype=tdtype), (4,)).numpy()
+    got = F.rms_norm(mg.Tensor(x), (4,)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert not np.allclose(got, F.rms_norm(mg.Tensor(x), (4,), eps=1e-5).numpy(), rtol=1e-3)
+
+
+def test_rms_norm_module_matches_torch(backend):
+    x = _data((3, 4, 5), np.float64)
+    for kwargs in ({}, {"eps": 1e-3}, {"elementwise_affine": False}):
+        ours, ref = nn.RMSNorm((4, 5), dtype="float64", **kwargs), torch.nn.RMSNorm((4, 5), **kwargs).double()
+        assert [n for n, _ in ours.named_parameters()] == [n for n, _ in ref.named_parameters()]
+        assert repr(ours) == repr(ref)
+        if ours.weight is not None:
+            w = np.random.default_rng(1).standard_normal((4, 5))
+            ours.weight.data[...] = w
+            ref.weight.data = torch.tensor(w)
+        np.testing.assert_allclose(ours(mg.Tensor(x)).numpy(), ref(torch.tensor(x)).detach().numpy(), atol=1e-12)
+
+
+def test_rms_norm_gradcheck_float64(backend):
+    rng = np.random.default_rng(10)
+    x = mg.Tensor(rng.standard_normal((4, 3, 2)), requires_grad=True)
+    w = mg.Tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    assert mg.gradcheck(lambda x, w: F.rms_norm(x, (3, 2), w, 1e-5), [x, w], eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_rms_norm_bad_arguments():
+    x = mg.randn(2, 3)
+    with pytest.raises(ValueError, match="rms_norm: normalized_shape"):
+        F.rms_norm(x, (4,))
+    with pytest.raises(ValueError, match="rms_norm: weight must have shape"):
+        F.rms_norm(x, (3,), mg.ones(4))
+    with pytest.raises(ValueError, match="rms_norm: eps must be"):
+        F.rms_norm(x, (3,), eps=-1.0)
+    assert F.rms_norm(mg.randn(0, 3), (3,)).shape == (0, 3)

@@ -1,0 +1,257 @@
+"""The phase kernels: every backend against the NumPy reference phases, the reference against the fused kernels
+it must compose into, bit-identical results for any thread count, accuracy on data with a large mean, and the
+contract's checks of the new arguments."""
+import os
+
+import numpy as np
+import pytest
+
+from minigrad import kernels
+from minigrad.kernels import coefficients, contract, reference
+
+BACKENDS = kernels.available_backends()
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: 1e-5, np.float64: 1e-11}
+EPS = 1e-5
+NUMBA_AS_PYTHON = os.environ.get("NUMBA_DISABLE_JIT", "") not in ("", "0")
+
+# channels (N, C, S): S = 1 (BatchNorm1d shaped), S < 8, odd sizes, one value per set, large
+CHANNEL_SHAPES = [(5, 3, 1), (2, 1, 5), (3, 5, 7), (7, 13, 17), (1, 1, 1), (9, 4, 1), (32, 64, 196)]
+# rows (R, D): D = 1, D < 8, odd sizes, large
+ROW_SHAPES = [(1, 1), (3, 5), (4, 1), (13, 33), (64, 100), (2048, 768)]
+
+
+def ids(shapes):
+    return ["x".join(map(str, s)) for s in shapes]
+
+
+def skip_slow(name, shape):
+    if name == "numba" and NUMBA_AS_PYTHON and int(np.prod(shape)) > 20_000:
+        pytest.skip("numba as plain Python (NUMBA_DISABLE_JIT=1): large shape skipped")
+
+
+def close(got, want, tol, what, scale=1.0):
+    """Relative, with values near zero judged on the array's scale (at least ``scale``)."""
+    scale = max(float(np.max(np.abs(want[np.isfinite(want)]), initial=0.0)), scale)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale, err_msg=what)
+
+
+def make(rng, shape, dtype, loc=0.5, scale=2.0):
+    return (loc + scale * rng.standard_normal(shape)).astype(dtype)
+
+
+def channel_phases(k, x, dy, weight, bias, center):
+    """A batch norm (center) or its RMS twin composed of the four channel phases: (y, dx, dweight, dbias)."""
+    N, C, S = x.shape
+    mean, m2 = np.empty(C), np.empty(C)
+    k.channel_stats(mean, m2, x, center)
+    rstd = coefficients.rstd(m2, N * S, EPS)
+    y = np.empty_like(x)
+    k.channel_apply(y, x, *coefficients.forward(mean, rstd, x.dtype, weight, bias))
+    sdy, sdyx = np.empty(C), np.empty(C)
+    k.channel_backward_sums(sdy, sdyx, dy, x, mean)
+    dx = np.empty_like(x)
+    k.channel_backward_apply(dx, dy, x, *coefficients.backward(sdy, sdyx, N * S, mean, rstd, center, x.dtype,
+                                                                weight))
+    return (mean, m2), y, dx, (sdyx * rstd).astype(x.dtype), sdy.astype(x.dtype)
+
+
+def row_phases(k, x, dy, weight, bias, center):
+    """A layer norm (center) or RMS norm composed of the four row phases: (y, dx, dweight, dbias)."""
+    R, D = x.shape
+    mean, m2 = np.empty(R), np.empty(R)
+    k.row_stats(mean, m2, x, center)
+    rstd = coefficients.rstd(m2, D, EPS)
+    y = np.empty_like(x)
+    k.row_apply(y, x, *coefficients.forward(mean, rstd, x.dtype), weight, bias)
+    sg, sgx, dweight, dbias = np.empty(R), np.empty(R), np.empty_like(weight), np.empty_like(weight)
+    k.row_backward_sums(sg, sgx, dweight, dbias, dy, x, mean, rstd, weight)
+    dx = np.empty_like(x)
+    k.row_backward_apply(dx, dy, x, weight, *coefficients.backward(sg, sgx, D, mean, rstd, center, x.dtype))
+    return (mean, m2), y, dx, dweight, dbias
+
+
+# ----------------------------------------------------------------------------------------------------------
+# backends vs the reference, through the contract
+
+
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("shape", CHANNEL_SHAPES, ids=ids(CHANNEL_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_channel_phases(name, dtype, shape, center):
+    skip_slow(name, shape)
+    rng = np.random.default_rng(1)
+    x, dy = make(rng, shape, dtype), make(rng, shape, dtype)
+    w, b = make(rng, shape[1], dtype, 1.0, 0.5), make(rng, shape[1], dtype, 0.0, 0.5)
+    got = channel_phases(kernels.load(name), x, dy, w, b, center)
+    want = channel_phases(reference, x, dy, w, b, center)
+    close(got[0][0], want[0][0], 1e-12, "mean")
+    close(got[0][1], want[0][1], 1e-12, "m2")
+    if not center:
+        assert not np.any(got[0][0]), "center=False: mean must be exactly 0"
+    for what, g, r in zip(("y", "dx", "dweight", "dbias"), got[1:], want[1:]):
+        close(g, r, TOL[dtype], what)
+
+
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("shape", ROW_SHAPES, ids=ids(ROW_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_phases(name, dtype, shape, center):
+    skip_slow(name, shape)
+    rng = np.random.default_rng(2)
+    x, dy = make(rng, shape, dtype), make(rng, shape, dtype)
+    w, b = make(rng, shape[1], dtype, 1.0, 0.5), make(rng, shape[1], dtype, 0.0, 0.5)
+    got = row_phases(kernels.load(name), x, dy, w, b, center)
+    want = row_phases(reference, x, dy, w, b, center)
+    close(got[0][0], want[0][0], 1e-12, "mean")
+    close(got[0][1], want[0][1], 1e-12, "m2")
+    # NOTE: a row of one value has dx = 0 up to the rounding of w*dy in X, amplified by rstd = 1/sqrt(eps)
+    dx_scale = EPS ** -0.5 * float(np.abs(w * dy).max()) if center and shape[1] == 1 else 1.0
+    for what, g, r in zip(("y", "dx", "dweight", "dbias"), got[1:], want[1:]):
+        close(g, r, TOL[dtype] * (10 if what == "dweight" else 1), what, dx_scale if what == "dx" else 1.0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the phases compose into the fused kernels (batch norm, layer norm): the reference against the reference
+
+
+@pytest.mark.parametrize("shape", CHANNEL_SHAPES[:-1], ids=ids(CHANNEL_SHAPES[:-1]))
+def test_channel_phases_compose_batch_norm(shape):
+    rng = np.random.default_rng(3)
+    x, dy = make(rng, shape, np.float64), make(rng, shape, np.float64)
+    C = shape[1]
+    w, b = make(rng, C, np.float64, 1.0, 0.5), make(rng, C, np.float64, 0.0, 0.5)
+    _, y, dx, dw, db = channel_phases(reference, x, dy, w, b, True)
+    y_bn, mean, rstd = np.empty_like(x), np.empty(C), np.empty(C)
+    reference.batch_norm_forward(y_bn, mean, rstd, x, w, b, EPS)
+    dx_bn, dw_bn, db_bn = np.empty_like(x), np.empty_like(w), np.empty_like(w)
+    reference.batch_norm_backward(dx_bn, dw_bn, db_bn, dy, x, mean, rstd, w)
+    for what, g, r in zip(("y", "dx", "dweight", "dbias"), (y, dx, dw, db), (y_bn, dx_bn, dw_bn, db_bn)):
+        close(g, r, 1e-11, what)
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES[:-1], ids=ids(ROW_SHAPES[:-1]))
+def test_row_phases_compose_layer_norm(shape):
+    rng = np.random.default_rng(4)
+    R, D = shape
+    x, dy = make(rng, shape, np.float64), make(rng, shape, np.float64)
+    w, b = make(rng, D, np.float64, 1.0, 0.5), make(rng, D, np.float64, 0.0, 0.5)
+    _, y, dx, dw, db = row_phases(reference, x, dy, w, b, True)
+    y_ln, mean, rstd = np.empty((R, D, 1)), np.empty((R, 1)), np.empty((R, 1))
+    reference.group_norm_forward(y_ln, mean, rstd, x.reshape(R, D, 1), w, b, 1, EPS)
+    dx_ln, dw_ln, db_ln = np.empty((R, D, 1)), np.empty_like(w), np.empty_like(w)
+    reference.group_norm_backward(dx_ln, dw_ln, db_ln, dy.reshape(R, D, 1), x.reshape(R, D, 1), mean, rstd, w, 1)
+    for what, g, r in zip(("y", "dx", "dweight", "dbias"), (y, dx, dw, db),
+                          (y_ln.reshape(R, D), dx_ln.reshape(R, D), dw_ln, db_ln)):
+        close(g, r, 1e-11, what)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# numerics: large mean, tiny variance, NaN
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_statistics_accurate_for_large_mean_in_float32(name):
+    """float32 data 1e4 + 0.01*N(0, 1): the shifted sums keep the variance to float64 accuracy on those values."""
+    k = kernels.load(name)
+    rng = np.random.default_rng(5)
+    x = (1e4 + 0.01 * rng.standard_normal((16, 3, 50))).astype(np.float32)
+    mean, m2 = np.empty(3), np.empty(3)
+    k.channel_stats(mean, m2, x, True)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 2)), rtol=1e-12)
+    np.testing.assert_allclose(m2, ((x64 - x64.mean(axis=(0, 2))[:, None]) ** 2).sum(axis=(0, 2)), rtol=1e-6)
+    rows = np.ascontiguousarray(x.reshape(48, 50))
+    mean, m2 = np.empty(48), np.empty(48)
+    k.row_stats(mean, m2, rows, True)
+    r64 = rows.astype(np.float64)
+    np.testing.assert_allclose(m2, ((r64 - r64.mean(axis=1)[:, None]) ** 2).sum(axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_nan_stays_in_its_set(name):
+    k = kernels.load(name)
+    x = np.ones((4, 3, 5))
+    x[1, 1, 2] = np.nan
+    for center in (True, False):
+        mean, m2 = np.empty(3), np.empty(3)
+        k.channel_stats(mean, m2, x, center)
+        assert np.isnan(m2[1]) and np.isfinite(m2[[0, 2]]).all()
+        rows = np.ascontiguousarray(x.reshape(12, 5))
+        mean, m2 = np.empty(12), np.empty(12)
+        k.row_stats(mean, m2, rows, center)
+        assert np.isnan(m2[4]) and np.isfinite(np.delete(m2, 4)).all()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# determinism: bit-identical across runs and thread counts (raw module functions, explicit n_threads)
+
+
+def _phase_calls(dtype):
+    rng = np.random.default_rng(6)
+    calls = []
+    for N, C, S in [(7, 13, 17), (300, 70, 1), (6, 40, 3)]:
+        x, dy = make(rng, (N, C, S), dtype), make(rng, (N, C, S), dtype)
+        coef = make(rng, C, dtype)
+        mean = np.ascontiguousarray(x.mean(axis=(0, 2)), dtype=np.float64)
+        calls.append(("channel_stats", (np.empty(C), np.empty(C)), (x, True)))
+        calls.append(("channel_stats", (np.empty(C), np.empty(C)), (x, False)))
+        calls.append(("channel_apply", (np.empty_like(x),), (x, coef, coef, coef)))
+        calls.append(("channel_backward_sums", (np.empty(C), np.empty(C)), (dy, x, mean)))
+        calls.append(("channel_backward_apply", (np.empty_like(x),), (dy, x, coef, coef, coef, coef, coef)))
+    for R, D in [(300, 70), (5, 129)]:
+        x, dy = make(rng, (R, D), dtype), make(rng, (R, D), dtype)
+        rc, dc = make(rng, R, dtype), make(rng, D, dtype)
+        mean, rstd = x.mean(axis=1).astype(np.float64), 1.0 / x.std(axis=1).astype(np.float64)
+        calls.append(("row_stats", (np.empty(R), np.empty(R)), (x, True)))
+        calls.append(("row_apply", (np.empty_like(x),), (x, rc, rc, rc, dc, dc)))
+        calls.append(("row_backward_sums", (np.empty(R), np.empty(R), np.empty(D, dtype), np.empty(D, dtype)),
+                      (dy, x, mean, rstd, dc)))
+        calls.append(("row_backward_apply", (np.empty_like(x),), (dy, x, dc, rc, rc, rc, rc, rc)))
+    return calls
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_phases_deterministic_across_threads(name, dtype):
+    module = kernels.load(name).module
+    for kernel, outs, ins in _phase_calls(dtype):
+        contract.check(kernel, outs + ins)
+        results = []
+        for n_threads in (1, 1, 2, 3):
+            fresh = tuple(np.full_like(o, np.nan) for o in outs)
+            getattr(module, kernel)(*fresh, *ins, n_threads)
+            results.append(fresh)
+        for run in results[1:]:
+            for a, b in zip(results[0], run):
+                np.testing.assert_array_equal(a, b, err_msg=kernel)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the contract
+
+
+def test_contract_checks_phase_arguments():
+    k = kernels.load("numpy")
+    x = np.ones((4, 3, 5), np.float32)
+    with pytest.raises(TypeError, match="center must be a bool"):
+        k.channel_stats(np.empty(3), np.empty(3), x, 1)
+    with pytest.raises(TypeError, match="'mean' must have dtype float64"):
+        k.channel_stats(np.empty(3, np.float32), np.empty(3), x, True)
+    with pytest.raises(ValueError, match="'m2' has shape"):
+        k.channel_stats(np.empty(3), np.empty(4), x, True)
+    with pytest.raises(TypeError, match="'shift' must have dtype float32"):
+        k.channel_apply(np.empty_like(x), x, np.zeros(3), np.ones(3, np.float32), np.zeros(3, np.float32))
+    rows = np.ones((4, 6))
+    with pytest.raises(ValueError, match="'weight' has shape"):
+        k.row_apply(np.empty_like(rows), rows, *(np.zeros(4),) * 3, np.ones(5), np.zeros(6))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_every_backend_has_every_phase(name):
+    module = kernels.load(name).module
+    for kernel in ("channel_stats", "channel_apply", "channel_backward_sums", "channel_backward_apply",
+                   "row_stats", "row_apply", "row_backward_sums", "row_backward_apply"):
+        assert kernel in contract.SPECS and callable(getattr(module, kernel))
