@@ -3,7 +3,7 @@
 Sizes: "llc" 1 MiB per array (fits the last-level cache) and "dram" 64 MiB per array (does not); also "tensor",
 arrays as large as the 1.6M-element float32 tensors of the LLC-class norm cases (6.125 MiB each: a triad over
 three of them, 18.4 MiB, is where this VM's share of the L3 runs out), an informational yardstick that
-``minigrad.bench`` quotes beside the LLC one (the targets use "llc" and "dram"). Byte model as STREAM: copy 2
+``minigrad.app.bench_report`` quotes beside the LLC one (the targets use "llc" and "dram"). Byte model as STREAM: copy 2
 arrays, triad 3 arrays (write-allocate traffic not counted).
 
 * numpy: copy is ``np.copyto``; NumPy has no fused triad, so triad is ``np.multiply(c, s, out=a); a += b``
@@ -13,7 +13,7 @@ arrays, triad 3 arrays (write-allocate traffic not counted).
 
 Each test writes its GB/s into the side file ``.benchmarks/bandwidth.json`` (keys ``triad_llc_gbps`` and
 ``triad_dram_gbps`` hold the best triad per thread count); ``conftest.record`` divides the kernels' GB/s by the
-one that matches the op's footprint (``frac_of_triad``, ``triad_ref``), and ``minigrad.bench`` recomputes the
+one that matches the op's footprint (``frac_of_triad``, ``triad_ref``), and ``minigrad.app.bench_report`` recomputes the
 same fraction from the triad rows of the merged JSON of one run.
 """
 import json

@@ -49,7 +49,7 @@ THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBL
 def plan(threads=(1, 2), backends=BACKENDS, end_to_end=True):
     """[(label, files, -k expression, threads)] in run order."""
     steps = [(f"bandwidth threads{t}", ["bench_bandwidth.py"], f"threads{t}", t) for t in threads]
-    # NOTE: per file, the backends and thread counts back to back: the paired ratios of minigrad/bench.py then
+    # NOTE: per file, the backends and thread counts back to back: the paired ratios of minigrad/app/bench_report.py then
     # compare times taken seconds apart, not minutes
     for f in NORM_FILES:
         for b in backends:

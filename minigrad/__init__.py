@@ -4,6 +4,7 @@ Normalization kernels (batch, layer, group and instance norm) are hand-written t
 signature: a NumPy reference, Cython/OpenMP and Numba. ``minigrad.set_backend`` picks one.
 """
 from minigrad.allocator import tune_allocator
+from minigrad import kernels
 from minigrad.gradcheck import GradcheckError, gradcheck
 from minigrad.kernels import (
     available_backends,
@@ -55,7 +56,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # NOTE: the data sets and checkpoints are imported on first use, keeping ``import minigrad`` light
+    # NOTE: the data sets, checkpoints and models (safetensors, the app layer) are imported on first use, keeping
+    # ``import minigrad`` light
     if name in ("data", "checkpoint", "models"):
         import importlib
 
@@ -67,8 +69,6 @@ def show_config(file=None):
     """Print how minigrad was built and what it can run: backends, OpenMP, threads."""
     import importlib.util
     import sys
-
-    from minigrad import kernels
 
     out = file or sys.stdout
     lines = [f"minigrad {__version__}"]

@@ -1,19 +1,24 @@
 """The ``minigrad`` command line: one subcommand per entry of ``SUBCOMMANDS``.
 
 To add a subcommand, write ``def _add_<name>(subparsers)`` that creates its parser and sets ``func`` (a callable
-taking the parsed args and returning an exit status), then add it to ``SUBCOMMANDS``. Heavy imports happen inside
-``func``, so ``minigrad --help`` stays fast.
+taking the parsed args and returning an exit status), then add it to ``SUBCOMMANDS``. The command line sits on
+top of every layer: it imports the application (``minigrad.app``) and the experiments directly (all light: numpy
+and the standard library; matplotlib is imported only when a figure is drawn).
 """
 import argparse
 import os
 import sys
 
+from minigrad import experiments
+from minigrad.allocator import tune_allocator
+from minigrad.app import bench_report
+from minigrad.app.models import MODELS
+from minigrad.app.train import train
+
 
 def _add_train(subparsers):
-    from minigrad.models import MODELS
-
     p = subparsers.add_parser("train", help="train a model, with per-epoch eval, metrics and checkpoints",
-                              description="Train a model from minigrad.models on an image dataset.")
+                              description="Train a model from minigrad.app.models on an image dataset.")
     p.add_argument("--model", default="lenet-bn", choices=sorted(MODELS))
     p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist", "synthetic"))
     p.add_argument("--epochs", type=int, default=3)
@@ -40,8 +45,6 @@ def _add_train(subparsers):
 
 
 def _run_train(args):
-    from minigrad.train import train
-
     if args.resume and not args.checkpoint_dir:
         print("minigrad train: --resume needs --checkpoint-dir", file=sys.stderr)
         return 2
@@ -57,8 +60,8 @@ def _run_train(args):
 # name -> function adding the subcommand's parser to the subparsers object
 SUBCOMMANDS = {
     "train": _add_train,
-    "bench": lambda subparsers: __import__("minigrad.bench").bench.add_subparser(subparsers),
-    "experiment": lambda subparsers: __import__("minigrad.experiments").experiments.add_subparser(subparsers),
+    "bench": bench_report.add_subparser,
+    "experiment": experiments.add_subparser,
 }
 
 
@@ -76,8 +79,6 @@ def main(argv=None):
     # epoch took 5x as long as a 1-thread one. Passive waiting takes effect only if no OpenMP runtime is loaded
     # yet, as in a fresh command; an explicit OMP_WAIT_POLICY wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    from minigrad.allocator import tune_allocator
-
     parser = build_parser()
     args = parser.parse_args(argv)
     tune_allocator()  # NOTE: keeps per-step activations on the heap (see minigrad/allocator.py)

@@ -17,8 +17,8 @@ import threading
 import numpy as np
 
 from minigrad import random as _random
-
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+from minigrad.kernels.rules import FLOATS as _FLOAT_DTYPES
+from minigrad.kernels.rules import float_dtype as _dtype
 _modes = threading.local()  # per-thread switches: "grad" (build graphs), "anomaly" (check every op's output)
 _MODE_DEFAULTS = {"grad": True, "anomaly": False}
 # NOTE: how many mode switches are active, in all threads. While none is, every thread has the defaults and the hot
@@ -791,10 +791,6 @@ class MatMul(Function):
 
 def tensor(data, requires_grad=False, dtype=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
-
-
-def _dtype(dtype):
-    return np.dtype(np.float32 if dtype is None else dtype)
 
 
 def _shape(shape):

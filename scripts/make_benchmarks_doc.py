@@ -4,7 +4,7 @@
 
 The page holds the machine (CPU model and cores, recorded by the run; /proc/cpuinfo here when the run did not),
 the command that produced the JSON, the targets checked against the measured figures (MET / MISSED, every
-number computed from the JSON, none typed by hand) and the tables of ``minigrad.bench.render_table``.
+number computed from the JSON, none typed by hand) and the tables of ``minigrad.app.bench_report.render_table``.
 """
 import argparse
 import os
@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from minigrad import bench  # noqa: E402
+from minigrad.app import bench_report as bench  # noqa: E402
 
 
 def _local_cpu():

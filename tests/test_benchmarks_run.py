@@ -1,5 +1,5 @@
 """The benchmark files stay runnable (all of them, as plain tests) and the report code is right on a tiny
-synthetic JSON: minigrad.bench.render_table / evaluate_targets and scripts/make_benchmarks_doc.py."""
+synthetic JSON: minigrad.app.bench_report.render_table / evaluate_targets and scripts/make_benchmarks_doc.py."""
 import importlib.util
 import os
 import subprocess
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from minigrad import bench
+from minigrad.app import bench_report as bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from minigrad import checkpoint as ckpt_mod
+from minigrad.app import checkpoint as ckpt_mod
 from minigrad.checkpoint import load_checkpoint, save_checkpoint
 
 

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from conftest import BACKENDS, DTYPES
 from minigrad.kernels import contract, reference
-
-BACKENDS = ["numpy", "cython", "numba"]
-DTYPES = [np.float32, np.float64]
+from minigrad.kernels.rules import out_size
 # (N, C, H, W, kh, kw, stride, padding, dilation)
 CONV = [(2, 3, 7, 6, 3, 2, (1, 2), (1, 0), (2, 1)), (3, 2, 9, 8, 5, 5, (2, 2), (2, 2), (1, 1)),
         (1, 1, 5, 5, 1, 1, (1, 1), (0, 0), (1, 1)), (2, 4, 6, 7, 3, 3, (3, 1), (4, 3), (1, 2)),
@@ -25,8 +24,7 @@ def _backend(name):
 
 
 def _out(H, W, kh, kw, stride, padding, dilation=(1, 1)):
-    return ((H + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1,
-            (W + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
+    return (out_size(H, kh, stride[0], padding[0], dilation[0]), out_size(W, kw, stride[1], padding[1], dilation[1]))
 
 
 def test_reference_matches_torch():

@@ -12,9 +12,9 @@ import pytest
 
 import minigrad as mg
 import minigrad.nn.functional as F
+from conftest import BACKENDS
 from minigrad import kernels, nn
 
-BACKENDS = mg.available_backends()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -9,13 +9,12 @@ import pytest
 
 import minigrad as mg
 import minigrad.nn.functional as F
+from conftest import BACKENDS, DTYPES
 from minigrad import nn
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
-BACKENDS = mg.available_backends()
-DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-10)}
 
 

@@ -6,11 +6,10 @@ import os
 import numpy as np
 import pytest
 
+from conftest import BACKENDS, DTYPES, alloc_outputs
 from minigrad import kernels
 from minigrad.kernels import coefficients, contract, reference
 
-BACKENDS = kernels.available_backends()
-DTYPES = [np.float32, np.float64]
 TOL = {np.float32: 1e-5, np.float64: 1e-11}
 EPS = 1e-5
 NUMBA_AS_PYTHON = os.environ.get("NUMBA_DISABLE_JIT", "") not in ("", "0")
@@ -43,12 +42,12 @@ def make(rng, shape, dtype, loc=0.5, scale=2.0):
 def channel_phases(k, x, dy, weight, bias, center):
     """A batch norm (center) or its RMS twin composed of the four channel phases: (y, dx, dweight, dbias)."""
     N, C, S = x.shape
-    mean, m2 = np.empty(C), np.empty(C)
+    mean, m2 = alloc_outputs("channel_stats", x.dtype, C=C)
     k.channel_stats(mean, m2, x, center)
     rstd = coefficients.rstd(m2, N * S, EPS)
     y = np.empty_like(x)
     k.channel_apply(y, x, *coefficients.forward(mean, rstd, x.dtype, weight, bias))
-    sdy, sdyx = np.empty(C), np.empty(C)
+    sdy, sdyx = alloc_outputs("channel_backward_sums", x.dtype, C=C)
     k.channel_backward_sums(sdy, sdyx, dy, x, mean)
     dx = np.empty_like(x)
     k.channel_backward_apply(dx, dy, x, *coefficients.backward(sdy, sdyx, N * S, mean, rstd, center, x.dtype,
@@ -59,12 +58,12 @@ def channel_phases(k, x, dy, weight, bias, center):
 def row_phases(k, x, dy, weight, bias, center):
     """A layer norm (center) or RMS norm composed of the four row phases: (y, dx, dweight, dbias)."""
     R, D = x.shape
-    mean, m2 = np.empty(R), np.empty(R)
+    mean, m2 = alloc_outputs("row_stats", x.dtype, R=R)
     k.row_stats(mean, m2, x, center)
     rstd = coefficients.rstd(m2, D, EPS)
     y = np.empty_like(x)
     k.row_apply(y, x, *coefficients.forward(mean, rstd, x.dtype), weight, bias)
-    sg, sgx, dweight, dbias = np.empty(R), np.empty(R), np.empty_like(weight), np.empty_like(weight)
+    sg, sgx, dweight, dbias = alloc_outputs("row_backward_sums", x.dtype, R=R, D=D)
     k.row_backward_sums(sg, sgx, dweight, dbias, dy, x, mean, rstd, weight)
     dx = np.empty_like(x)
     k.row_backward_apply(dx, dy, x, weight, *coefficients.backward(sg, sgx, D, mean, rstd, center, x.dtype))

@@ -8,7 +8,7 @@ import pytest
 
 from minigrad.checkpoint import load_checkpoint
 from minigrad.cli import SUBCOMMANDS, build_parser, main
-from minigrad.train import latest_checkpoint
+from minigrad.app.train import latest_checkpoint
 
 TINY = ["train", "--dataset", "synthetic", "--limit-train", "192", "--limit-test", "64", "--batch-size", "32",
         "--no-progress", "--seed", "3", "--threads", "1"]

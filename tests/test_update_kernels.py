@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from minigrad import kernels
+from conftest import BACKENDS, DTYPES
 from minigrad.kernels import contract, reference
 
-BACKENDS = kernels.available_backends()
-DTYPES = [np.float32, np.float64]
 SIZES = [1, 7, 100, 78_400]  # the last is above contract.SMALL: the compiled kernels use their threads
 
 SGD_CASES = {  # lr, momentum, dampening, weight_decay, nesterov

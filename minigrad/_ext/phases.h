@@ -1,6 +1,6 @@
 /* The phase kernels' C: statistics, apply, backward sums and backward apply, for the channels layout
    x: (N, C, S) (one reduction set per channel, over n and s) and the rows layout x: (R, D) (one set per row).
-   Signatures and math: minigrad/kernels/contract.py and minigrad/kernels/reference_phases.py; the coefficients
+   Signatures and math: minigrad/kernels/contract.py and minigrad/kernels/reference.phases.py; the coefficients
    between phases: minigrad/kernels/coefficients.py. Driven by phases.pyx, which parallelizes over disjoint
    writes (channel blocks, rows, or chunks of rows with their own column partials).
 

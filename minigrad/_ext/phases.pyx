@@ -1,6 +1,6 @@
 """The phase kernels in Cython/OpenMP: the parallel drivers over the C of phases.h.
 
-Signatures: minigrad/kernels/contract.py (the phase kernels); math: minigrad/kernels/reference_phases.py.
+Signatures: minigrad/kernels/contract.py (the phase kernels); math: minigrad/kernels/reference.phases.py.
 
   channels x: (N, C, S)   statistics and backward sums over blocks of channels in parallel (each channel's sum
                           runs over n in order, whatever the blocks); the elementwise passes over rows n

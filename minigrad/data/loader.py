@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from minigrad.random import default_generator
+from minigrad.tensor import Tensor
+
 __all__ = ["DataLoader", "collate"]
-
-
-def _to_tensor(x):
-    from minigrad.tensor import Tensor  # NOTE: lazy, so minigrad.data imports without the core
-    return Tensor(x)
 
 
 def _field(x):
@@ -41,12 +39,7 @@ def collate(items):
 
 
 def _default_seed():
-    try:
-        from minigrad.random import default_generator
-        rng = default_generator()
-    except ImportError:
-        rng = np.random.default_rng()
-    return int(rng.integers(2**63))
+    return int(default_generator().integers(2**63))
 
 
 class DataLoader:
@@ -108,4 +101,4 @@ class DataLoader:
                 batch = tuple(_field(a[idx]) for a in arrays)
             else:
                 batch = collate([self.dataset[int(i)] for i in idx])
-            yield tuple(_to_tensor(b) for b in batch) if isinstance(batch, tuple) else _to_tensor(batch)
+            yield tuple(Tensor(b) for b in batch) if isinstance(batch, tuple) else Tensor(batch)

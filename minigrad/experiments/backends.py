@@ -8,7 +8,7 @@ shared machines are noisy, so the reported time is the median step and the repor
 import numpy as np
 
 import minigrad as mg
-from minigrad.models import build_model
+from minigrad.app.models import build_model
 
 from .common import Outputs, environment, eval_schedule, fmt, init_scheme_label, initialize, load_data, threads, \
     train_run

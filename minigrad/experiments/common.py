@@ -24,6 +24,7 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import nn
+from minigrad.data import MNIST, DataLoader, SyntheticDigits, TensorDataset
 from minigrad.nn import functional as F
 from minigrad.optim import SGD
 
@@ -112,7 +113,6 @@ class Data:
 
 def load_data(cfg):
     """MNIST (60k/10k) or SyntheticDigits; quick synthetic runs use a small set."""
-    from minigrad.data import MNIST, SyntheticDigits
     if cfg.data == "mnist":
         train, test = MNIST(train=True), MNIST(train=False)
     elif cfg.data == "synthetic":
@@ -233,7 +233,6 @@ def train_run(model, data, *, steps, lr, seed, eval_steps, momentum=0.0, probe=N
     """
     from tqdm.auto import tqdm
 
-    from minigrad.data import DataLoader, TensorDataset
     loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=BATCH_SIZE, shuffle=True,
                         drop_last=True, seed=seed)
     opt = SGD(model.parameters(), lr=lr, momentum=momentum)

@@ -12,7 +12,7 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import nn
-from minigrad.models import build_model
+from minigrad.app.models import build_model
 
 from .common import Outputs, environment, evaluate, fmt, initialize, init_scheme_label, load_data, mean_std, \
     seeds_range, train_run

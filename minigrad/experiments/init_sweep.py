@@ -4,7 +4,7 @@ named schemes xavier and kaiming: final test accuracy after a fixed budget, as a
 import numpy as np
 
 import minigrad as mg
-from minigrad.models import build_model
+from minigrad.app.models import build_model
 
 from .common import Outputs, environment, fmt, init_scheme_label, initialize, load_data, mean_std, seeds_range, \
     train_run

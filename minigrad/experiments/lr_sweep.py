@@ -7,7 +7,7 @@ the table tells the two apart (a small init can also leave the plain net at chan
 import numpy as np
 
 import minigrad as mg
-from minigrad.models import build_model
+from minigrad.app.models import build_model
 
 from .common import Outputs, environment, eval_schedule, fmt, init_scheme_label, initialize, load_data, \
     mean_std, seeds_range, train_run

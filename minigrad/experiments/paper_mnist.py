@@ -9,7 +9,7 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import nn
-from minigrad.models import build_model
+from minigrad.app.models import build_model
 
 from .common import Outputs, environment, eval_schedule, fmt, init_scheme_label, initialize, load_data, \
     mean_std, seeds_range, train_run

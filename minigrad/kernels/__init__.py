@@ -1,7 +1,7 @@
 """The backend registry: one dict from backend name to the module that holds its kernels.
 
-Every backend module (``reference`` in NumPy, ``minigrad._ext`` in Cython, ``numba_kernels`` in Numba) offers the
-same functions with the same signatures, written down once in ``minigrad.kernels.contract``. Autograd ops never
+Every backend module (``reference`` in NumPy, ``cython`` over the compiled ``minigrad._ext``, ``numba`` in Numba)
+offers the same functions with the same signatures, written down once in ``minigrad.kernels.contract``. Autograd ops never
 import a backend module: they call ``kernels()``, which returns the active backend's functions wrapped by the
 contract's argument checks, so that shapes, dtypes and strides are validated before any ``nogil`` code runs,
 whatever the backend (a compiled accept path for valid calls; the Python rules name any error).
@@ -15,18 +15,18 @@ import os
 import threading
 
 from minigrad.kernels import contract
+from minigrad.kernels.threads import get_num_threads, set_num_threads  # noqa: F401
 
 # name -> module path. Order is the order of preference for the default backend: fastest first.
 BACKENDS = {
-    "cython": "minigrad.kernels.cython_kernels",
-    "numba": "minigrad.kernels.numba_kernels",
+    "cython": "minigrad.kernels.cython",
+    "numba": "minigrad.kernels.numba",
     "numpy": "minigrad.kernels.reference",
 }
 
 _state = threading.local()
 _default_name = None
 _loaded = {}  # name -> contract.Backend
-_num_threads = None
 
 
 def _why_unavailable(name):
@@ -114,29 +114,3 @@ def kernels():
     name = getattr(_state, "name", None) or _default_name or _default()
     backend = _loaded.get(name)
     return backend if backend is not None else load(name)
-
-
-def get_num_threads():
-    """Threads used by the Cython (OpenMP) and Numba kernels."""
-    global _num_threads
-    if _num_threads is None:
-        env = os.environ.get("MINIGRAD_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
-        try:
-            _num_threads = max(1, int(env)) if env else (os.cpu_count() or 1)
-        except ValueError:
-            _num_threads = os.cpu_count() or 1
-    return _num_threads
-
-
-def set_num_threads(n):
-    """Set the thread count of every kernel backend (OpenMP for Cython, Numba's pool), passed down to each call,
-    and of NumPy's BLAS (matmul in Linear and Conv2d) when threadpoolctl is installed."""
-    global _num_threads
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
-    _num_threads = n
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # NOTE: BLAS then keeps its own default (OPENBLAS_NUM_THREADS)
-        return
-    threadpool_limits(limits=n, user_api="blas")

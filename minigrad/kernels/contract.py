@@ -87,7 +87,9 @@ import math
 
 import numpy as np
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+from minigrad.kernels.rules import FLOATS, check_eps, check_num_groups, out_size
+from minigrad.kernels.threads import get_num_threads
+
 F64 = np.dtype(np.float64)
 I64 = np.dtype(np.int64)
 
@@ -213,8 +215,7 @@ def _window(kernel, names, args, dims):
     dh, dw = get("dilation") or (1, 1)
     if kernel.startswith("max_pool") and (ph > k[0] // 2 or pw > k[1] // 2):
         raise ValueError(f"{kernel}: padding {(ph, pw)} must be at most half the kernel size {k}")
-    OH = (dims["H"] + 2 * ph - dh * (k[0] - 1) - 1) // sh + 1
-    OW = (dims["W"] + 2 * pw - dw * (k[1] - 1) - 1) // sw + 1
+    OH, OW = out_size(dims["H"], k[0], sh, ph, dh), out_size(dims["W"], k[1], sw, pw, dw)
     if OH < 1 or OW < 1:
         raise ValueError(f"{kernel}: input {dims['H']}x{dims['W']} is too small for this window: output size "
                          f"would be {OH}x{OW}")
@@ -270,8 +271,7 @@ def _checked(kernel, args):
     if eps_at is not None:
         eps = args[eps_at]
         if not (type(eps) is float and 0.0 < eps < math.inf):  # NOTE: the common case without a call
-            if not (isinstance(eps, (float, int, np.floating)) and np.isfinite(eps) and eps > 0):
-                raise ValueError(f"{kernel}: eps must be a finite number > 0, got {eps!r}")
+            check_eps(kernel, eps)
     if scalars:
         _check_scalars(kernel, names, args, dims)
     return accepted
@@ -288,7 +288,7 @@ def _check_arrays(kernel, names, plan, args):
         if not isinstance(value, np.ndarray):
             raise TypeError(f"{kernel}: argument {name!r} must be a numpy.ndarray, got {type(value).__name__}")
         if xdtype is None and fixed is None:
-            if value.dtype not in _FLOATS:
+            if value.dtype not in FLOATS:
                 raise TypeError(f"{kernel}: argument {name!r} must be float32 or float64, got {value.dtype}")
             xdtype = value.dtype
         want = fixed or xdtype
@@ -320,11 +320,7 @@ def _check_scalars(kernel, names, args, dims):
         if not isinstance(center, (bool, np.bool_)):
             raise TypeError(f"{kernel}: center must be a bool, got {center!r}")
     if "num_groups" in names:
-        g = args[names.index("num_groups")]
-        if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:
-            raise ValueError(f"{kernel}: num_groups must be a positive integer, got {g!r}")
-        if dims["C"] % g != 0:
-            raise ValueError(f"{kernel}: num_groups={g} must divide the number of channels C={dims['C']}")
+        g = check_num_groups(kernel, args[names.index("num_groups")], dims["C"])
         if dims["G"] != g:
             raise ValueError(f"{kernel}: mean and rstd must have shape (N, num_groups=({g})), "
                              f"got G={dims['G']}")
@@ -374,7 +370,6 @@ class Backend:
         if kernel not in SPECS:
             raise AttributeError(kernel)
         raw = getattr(self.module, kernel)
-        from minigrad.kernels import get_num_threads
 
         def call(*args):
             return raw(*args, 1 if _checked(kernel, args)[1] < SMALL else get_num_threads())

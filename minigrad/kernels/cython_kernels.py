@@ -1,26 +1,2 @@
-"""The Cython/OpenMP backend: the compiled kernels of minigrad/_ext under the contract's names.
-
-Each function takes the arguments of ``minigrad.kernels.contract`` followed by ``n_threads`` (passed down to every
-``prange``). The math is documented once, in ``minigrad.kernels.reference``.
-"""
-from minigrad._ext.norm import (  # noqa: F401
-    running_stats_update,
-    batch_norm_backward,
-    batch_norm_forward,
-    batch_norm_inference,
-    group_norm_backward,
-    group_norm_forward,
-)
-from minigrad._ext.softmax import log_softmax_backward, log_softmax_forward  # noqa: F401
-from minigrad._ext.conv import col2im, im2col, max_pool2d_backward, max_pool2d_forward  # noqa: F401
-from minigrad._ext.optim import adam_update, sgd_update  # noqa: F401
-from minigrad._ext.phases import (  # noqa: F401
-    channel_apply,
-    channel_backward_apply,
-    channel_backward_sums,
-    channel_stats,
-    row_apply,
-    row_backward_apply,
-    row_backward_sums,
-    row_stats,
-)
+"""The old import path of the Cython backend, now minigrad.kernels.cython."""
+from minigrad.kernels.cython import *  # noqa: F401,F403

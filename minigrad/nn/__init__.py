@@ -1,4 +1,8 @@
-"""Neural-network modules (stateful) and ``minigrad.nn.functional`` (stateless)."""
+"""Neural-network modules (stateful) and ``minigrad.nn.functional`` (stateless).
+
+Modules by role: ``module`` (Module, Sequential, ModuleList, Parameter), ``norm``, ``linear`` (Linear, Identity,
+Flatten, Dropout), ``conv`` (Conv2d, pooling), ``activation``, ``loss``; ``init`` and ``utils`` as in PyTorch.
+"""
 from minigrad.nn import functional  # noqa: F401
 from minigrad.nn.module import Module, ModuleList, Parameter, Sequential  # noqa: F401
 from minigrad.nn.norm import (  # noqa: F401
@@ -12,7 +16,7 @@ from minigrad.nn.norm import (  # noqa: F401
     LayerNorm,
     RMSNorm,
 )
-from minigrad.nn.layers import (  # noqa: F401
-    GELU, AdaptiveAvgPool2d, AvgPool2d, Conv2d, CrossEntropyLoss, Dropout, Flatten, Identity, Linear, MaxPool2d,
-    MSELoss, NLLLoss, ReLU, Sigmoid, Tanh,
-)
+from minigrad.nn.activation import GELU, ReLU, Sigmoid, Tanh  # noqa: F401
+from minigrad.nn.conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d  # noqa: F401
+from minigrad.nn.linear import Dropout, Flatten, Identity, Linear  # noqa: F401
+from minigrad.nn.loss import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401

@@ -11,13 +11,10 @@ import numbers
 
 import numpy as np
 
+from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups, float_dtype
 from minigrad.nn import functional as F
 from minigrad.nn.module import Module, Parameter
 from minigrad.tensor import Tensor
-
-
-def _dtype(dtype):
-    return np.dtype(np.float32 if dtype is None else dtype)
 
 
 class _NormBase(Module):
@@ -25,11 +22,10 @@ class _NormBase(Module):
         super().__init__()
         if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
             raise ValueError(f"{type(self).__name__}: num_features must be a positive integer, got {num_features!r}")
-        if momentum is not None and (not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1):
-            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1] or None, got {momentum!r}")
-        if not isinstance(eps, numbers.Real) or not eps > 0:
-            raise ValueError(f"{type(self).__name__}: eps must be > 0, got {eps!r}")
-        dt = _dtype(dtype)
+        if momentum is not None:  # NOTE: None means a cumulative moving average (see the module docstring)
+            check_momentum(type(self).__name__, momentum)
+        check_eps(type(self).__name__, eps)
+        dt = float_dtype(dtype)
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         if self.affine:
@@ -138,16 +134,21 @@ class InstanceNorm3d(_InstanceNorm):
     _ndim = 5
 
 
+def _shape_tuple(normalized_shape):
+    """``normalized_shape`` (an int or a sequence of ints) as a tuple of ints."""
+    if isinstance(normalized_shape, numbers.Integral):
+        return (int(normalized_shape),)
+    return tuple(int(s) for s in normalized_shape)
+
+
 class LayerNorm(Module):
     """Layer norm over the trailing ``normalized_shape`` dims, with an elementwise affine."""
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
         super().__init__()
-        if isinstance(normalized_shape, numbers.Integral):
-            normalized_shape = (int(normalized_shape),)
-        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
-        dt = _dtype(dtype)
+        dt = float_dtype(dtype)
         if self.elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, dt))
             if bias:
@@ -172,13 +173,11 @@ class RMSNorm(Module):
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=None):
         super().__init__()
-        if isinstance(normalized_shape, numbers.Integral):
-            normalized_shape = (int(normalized_shape),)
-        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps = None if eps is None else float(eps)
         self.elementwise_affine = bool(elementwise_affine)
         if self.elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, _dtype(dtype)))
+            self.weight = Parameter(np.ones(self.normalized_shape, float_dtype(dtype)))
         else:
             self.register_parameter("weight", None)
 
@@ -194,10 +193,9 @@ class GroupNorm(Module):
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None):
         super().__init__()
-        if num_channels % num_groups:
-            raise ValueError(f"GroupNorm: num_groups={num_groups} must divide num_channels={num_channels}")
+        num_groups = check_num_groups("GroupNorm", num_groups, num_channels)
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, float(eps), affine
-        dt = _dtype(dtype)
+        dt = float_dtype(dtype)
         if affine:
             self.weight = Parameter(np.ones(num_channels, dt))
             self.bias = Parameter(np.zeros(num_channels, dt))

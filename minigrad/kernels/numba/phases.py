@@ -1,6 +1,6 @@
 """The phase kernels in Numba: the twins of minigrad/_ext/phases.pyx (same drivers, same parallel splits).
 
-Signatures: minigrad/kernels/contract.py (the phase kernels); math: minigrad/kernels/reference_phases.py.
+Signatures: minigrad/kernels/contract.py (the phase kernels); math: minigrad/kernels/reference/phases.py.
 Every sum is taken in double over values widened from X, with reassociation allowed only inside one run (a channel
 of one row, or one row), so each result is bit-identical for any n_threads; the column sums of the rows backward
 go through per-chunk partials (R_CHUNKS chunks, a number that depends on R alone) merged in order.
@@ -8,7 +8,7 @@ go through per-chunk partials (R_CHUNKS chunks, a number that depends on R alone
 import numpy as np
 from numba import njit, prange
 
-from minigrad.kernels.numba_kernels import REASSOC, _pick, _twins
+from .common import REASSOC, _pick, _twins
 
 R_CHUNKS = 64
 
@@ -187,7 +187,7 @@ def _row_backward_apply(dx, dy, x, weight, a, mg, shift, b, k):
 
 
 def channel_stats(mean, m2, x, center, n_threads):
-    """Per-channel mean and m2 (formula: reference_phases.channel_stats)."""
+    """Per-channel mean and m2 (formula: reference.phases.channel_stats)."""
     _pick(_channel_stats, n_threads)(mean, m2, x, bool(center), min(x.shape[1], n_threads))
 
 
@@ -207,7 +207,7 @@ def channel_backward_apply(dx, dy, x, a, mdy, shift, b, k, n_threads):
 
 
 def row_stats(mean, m2, x, center, n_threads):
-    """Per-row mean and m2 (formula: reference_phases.row_stats)."""
+    """Per-row mean and m2 (formula: reference.phases.row_stats)."""
     _pick(_row_stats, n_threads)(mean, m2, x, bool(center))
 
 

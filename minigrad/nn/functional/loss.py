@@ -1,4 +1,4 @@
-"""log_softmax (a kernel on every backend) and the losses built on it.
+"""Loss functionals: cross entropy (on the log-softmax kernel), nll and mse (``torch.nn.functional`` semantics).
 
 ``cross_entropy`` is one fused node: the forward is the log-softmax kernel plus a gather; its backward is
 ``softmax - q`` with ``q`` the (label-smoothed) target distribution, scaled by the reduction.
@@ -10,50 +10,7 @@ import numpy as np
 from minigrad import kernels
 from minigrad.tensor import Function, Tensor
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _rows(a, dim):
-    """``a`` with axis ``dim`` moved last, as a C-contiguous (R, D) array, and how to undo it."""
-    moved = np.moveaxis(a, dim, -1)
-    return np.ascontiguousarray(moved).reshape(-1, a.shape[dim]), moved.shape
-
-
-class _LogSoftmax(Function):
-    def forward(self, x, dim):
-        self.dim = dim
-        x2, self.moved_shape = _rows(x, dim)
-        y = np.empty_like(x2)
-        kernels.kernels().log_softmax_forward(y, x2)
-        self.y = y
-        return np.moveaxis(y.reshape(self.moved_shape), -1, dim)
-
-    def backward(self, g):
-        g2, _ = _rows(g.astype(self.y.dtype, copy=False), self.dim)
-        dx = np.empty_like(g2)
-        kernels.kernels().log_softmax_backward(dx, g2, self.y)
-        return np.moveaxis(dx.reshape(self.moved_shape), -1, self.dim)
-
-
-def _check_float(fn, x):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}: input must be a minigrad.Tensor, got {type(x).__name__}")
-    if x.dtype not in _FLOATS:
-        raise TypeError(f"{fn}: input must be float32 or float64, got {x.dtype}")
-
-
-def log_softmax(input, dim=-1):
-    """``log(softmax(x))`` along ``dim``, computed stably: ``x - max - log(sum(exp(x - max)))``."""
-    _check_float("log_softmax", input)
-    if input.ndim == 0:
-        raise ValueError("log_softmax: input must have at least 1 dim")
-    if input.size == 0:
-        return input * 1.0
-    return _LogSoftmax.apply(input, dim=dim % input.ndim)
-
-
-def softmax(input, dim=-1):
-    return log_softmax(input, dim).exp()
+from .checks import check_tensor
 
 
 class _CrossEntropy(Function):
@@ -110,7 +67,7 @@ def cross_entropy(input, target, reduction="mean", label_smoothing=0.0):
     """Cross entropy between logits ``input`` (N, C) and integer class ``target`` (N,), fused with a stable
     log-softmax. ``label_smoothing`` s mixes the one-hot target with the uniform distribution:
     ``q = (1 - s) * onehot + s / C``, as PyTorch does."""
-    _check_float("cross_entropy", input)
+    check_tensor("cross_entropy", input)
     t = _check_targets("cross_entropy", input, target)
     _check_reduction("cross_entropy", reduction)
     if type(label_smoothing) is not float and not isinstance(label_smoothing, numbers.Real) \
@@ -123,7 +80,7 @@ def cross_entropy(input, target, reduction="mean", label_smoothing=0.0):
 
 def nll_loss(input, target, reduction="mean"):
     """Negative log likelihood of log-probabilities ``input`` (N, C) at integer ``target`` (N,)."""
-    _check_float("nll_loss", input)
+    check_tensor("nll_loss", input)
     t = _check_targets("nll_loss", input, target)
     _check_reduction("nll_loss", reduction)
     picked = -input[np.arange(input.shape[0]), t]
@@ -132,7 +89,7 @@ def nll_loss(input, target, reduction="mean"):
 
 def mse_loss(input, target, reduction="mean"):
     """Mean squared error ``(input - target)^2`` with broadcasting of ``target`` to ``input``'s shape."""
-    _check_float("mse_loss", input)
+    check_tensor("mse_loss", input)
     _check_reduction("mse_loss", reduction)
     target = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=input.dtype))
     if np.broadcast_shapes(input.shape, target.shape) != input.shape:

@@ -6,7 +6,7 @@ coefficients -> backward apply, in one of two layouts:
   channels  x: (N, C, S)   one reduction set per channel c over N and S, M = N*S   (batch norm and its variants)
   rows      x: (R, D)      one reduction set per row r over D, M = D               (layer/RMS norm, per-sample sets)
 ``center=False`` takes no mean (RMSNorm, FRN): mean = 0 and m2 = sum(x^2).
-Everything in float64, cast once at the end, as in ``reference``.
+Everything in float64, cast once at the end, as in ``reference.norm``.
 """
 import numpy as np
 

@@ -19,9 +19,9 @@ import numpy as np
 import minigrad
 from minigrad import optim
 from minigrad import random as _random
-from minigrad.checkpoint import load_checkpoint, save_checkpoint
+from minigrad.app.checkpoint import load_checkpoint, save_checkpoint
 from minigrad.data import FashionMNIST, MNIST, DataLoader, SyntheticDigits, TensorDataset
-from minigrad.models import build_model
+from minigrad.app.models import build_model
 from minigrad.nn import functional as F
 from minigrad.optim import lr_scheduler
 from minigrad.tensor import no_grad

@@ -1,4 +1,4 @@
-"""Layer functionals: linear, conv2d, pooling, dropout, gelu, flatten (``torch.nn.functional`` semantics).
+"""Convolution and pooling functionals: conv2d, max/avg/adaptive-avg pooling (``torch.nn.functional`` semantics).
 
 Layout legend: N batch, C input channels, O output channels, G groups (Cg = C/G, Og = O/G), H, W input size,
 OH, OW output size, kh, kw kernel size, K = Cg*kh*kw (one column of im2col), L = OH*OW.
@@ -12,42 +12,21 @@ GEMM per sample) writes y in (N, O, OH, OW) order. Backward, with dy' = dy batch
 max_pool2d calls the ``max_pool2d_forward`` kernel, which saves the int64 index of each window's first maximum,
 and ``max_pool2d_backward`` scatters dy through it. The kernels come from the active backend
 (``minigrad.kernels.kernels()``), like the norms'. avg_pool2d stays in NumPy: one strided slice per kernel offset
-in forward and backward, so no window is ever materialized. Linear is one node (``x @ weight^T + bias``).
+in forward and backward, so no window is ever materialized.
 """
-import math
 import numbers
 
 import numpy as np
 
 from minigrad import kernels
-from minigrad import random as _random
-from minigrad.tensor import Function, Tensor
+from minigrad.kernels.rules import out_size
+from minigrad.tensor import Function
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-# ------------------------------------------------------------------ validation
-
-def _check_tensor(fn, x, ndim=None):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}: input must be a minigrad.Tensor, got {type(x).__name__}")
-    if x.dtype not in _FLOATS:
-        raise TypeError(f"{fn}: input must be float32 or float64, got {x.dtype}")
-    if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{fn}: input must have {ndim} dims, got shape {x.shape}")
-
-
-def _pair(fn, name, v, minimum):
-    """``v`` (an int or a pair of ints) as a pair of ints >= minimum."""
-    vals = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-    if len(vals) != 2 or any(isinstance(a, bool) or not isinstance(a, numbers.Integral) or a < minimum
-                             for a in vals):
-        raise ValueError(f"{fn}: {name} must be an int or a pair of ints >= {minimum}, got {v!r}")
-    return int(vals[0]), int(vals[1])
+from .checks import check_tensor, pair
 
 
 def _out_size(fn, size, k, s, p, d):
-    out = (size + 2 * p - d * (k - 1) - 1) // s + 1
+    out = out_size(size, k, s, p, d)
     if out < 1:
         raise ValueError(f"{fn}: input size {size} with padding {p} is too small for kernel {k} "
                          f"(dilation {d}): output size would be {out}")
@@ -67,54 +46,6 @@ def _pad(x, ph, pw):
 def _offset_slice(i, j, dh, dw, sh, sw, OH, OW):
     """The (H, W) slice of the padded input that kernel offset (i, j) reads for every output position."""
     return (slice(i * dh, i * dh + sh * (OH - 1) + 1, sh), slice(j * dw, j * dw + sw * (OW - 1) + 1, sw))
-
-
-# ------------------------------------------------------------------ linear
-
-def linear(input, weight, bias=None):
-    """``y = x @ weight^T + bias``. Shape: x (*, in), weight (out, in), bias (out,), y (*, out)."""
-    _check_tensor("linear", input)
-    if input.ndim < 1 or weight.ndim != 2:
-        raise ValueError(f"linear: need input (*, in) and weight (out, in), got {input.shape} and {weight.shape}")
-    if input.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: input has {input.shape[-1]} features but weight expects {weight.shape[1]} "
-                         f"(weight shape {weight.shape})")
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    if bias is None:
-        return _Linear.apply(input, weight)
-    return _Linear.apply(input, weight, bias)
-
-
-class _Linear(Function):
-    """One node for ``x @ weight^T + bias``. Backward, on x viewed as (M, in) and dy as (M, out):
-        dx = dy @ weight        dweight = dy^T @ x        dbias = dy summed over M
-    (the transposes are strided views: BLAS reads them with its transpose flag, nothing is copied)."""
-
-    # x: (*, in), weight: (out, in), bias: (out,) -> y: (*, out)
-    def forward(self, x, weight, *bias):
-        y = np.matmul(x, weight.T)
-        if bias:
-            b = bias[0]
-            if b.dtype == y.dtype and y.ndim:
-                y += b
-            else:  # NOTE: a wider bias promotes the output, as ``y + bias`` does
-                y = y + b
-        self.x, self.weight = x, weight
-        return y
-
-    def backward(self, dy):
-        x, weight = self.x, self.weight
-        need = self.needs_input_grad
-        dy2 = dy.reshape(-1, weight.shape[0])
-        dx = dweight = dbias = None
-        if need[0]:
-            dx = np.matmul(dy2, weight).reshape(x.shape)
-        if need[1]:
-            dweight = np.matmul(dy2.T, x.reshape(-1, weight.shape[1]))
-        if len(need) > 2 and need[2]:
-            dbias = dy2.sum(axis=0)
-        return (dx, dweight, dbias)[:len(need)]
 
 
 # ------------------------------------------------------------------ conv2d
@@ -182,8 +113,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     Shape: input (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,), y (N, O, OH, OW) with
     ``OH = (H + 2*padding - dilation*(kh - 1) - 1) // stride + 1`` (same for W). Padding is zeros.
     """
-    _check_tensor("conv2d", input, 4)
-    _check_tensor("conv2d", weight, 4)
+    check_tensor("conv2d", input, 4)
+    check_tensor("conv2d", weight, 4)
     if weight.dtype != input.dtype:
         raise TypeError(f"conv2d: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
     if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
@@ -197,23 +128,23 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"conv2d: out_channels {O} is not divisible by groups {groups}")
     args = (input, weight)
     if bias is not None:
-        _check_tensor("conv2d", bias, 1)
+        check_tensor("conv2d", bias, 1)
         if bias.shape != (O,):
             raise ValueError(f"conv2d: bias must have shape ({O},) to match weight's out_channels, got {bias.shape}")
         args += (bias,)
-    return _Conv2d.apply(*args, stride=_pair("conv2d", "stride", stride, 1),
-                         padding=_pair("conv2d", "padding", padding, 0),
-                         dilation=_pair("conv2d", "dilation", dilation, 1), groups=int(groups))
+    return _Conv2d.apply(*args, stride=pair("conv2d", "stride", stride, 1),
+                         padding=pair("conv2d", "padding", padding, 0),
+                         dilation=pair("conv2d", "dilation", dilation, 1), groups=int(groups))
 
 
 # ------------------------------------------------------------------ pooling
 
 def _pool_args(fn, x, kernel_size, stride, padding):
-    _check_tensor(fn, x, 4)
-    k = _pair(fn, "kernel_size", kernel_size, 1)
+    check_tensor(fn, x, 4)
+    k = pair(fn, "kernel_size", kernel_size, 1)
     s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
-        else _pair(fn, "stride", stride, 1)
-    p = _pair(fn, "padding", padding, 0)
+        else pair(fn, "stride", stride, 1)
+    p = pair(fn, "padding", padding, 0)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"{fn}: padding {p} must be at most half the kernel size {k}")
     H, W = x.shape[2:]
@@ -284,8 +215,8 @@ def adaptive_avg_pool2d(input, output_size):
     """Average pooling to ``output_size``. Supported: output size 1 (global average pooling), or an output size
     that divides the input size (then it is ``avg_pool2d`` with kernel = stride = H // OH). Others raise
     NotImplementedError."""
-    _check_tensor("adaptive_avg_pool2d", input, 4)
-    OH, OW = _pair("adaptive_avg_pool2d", "output_size", output_size, 1)
+    check_tensor("adaptive_avg_pool2d", input, 4)
+    OH, OW = pair("adaptive_avg_pool2d", "output_size", output_size, 1)
     H, W = input.shape[2:]
     if (OH, OW) == (1, 1):
         return input.mean(axis=(2, 3), keepdims=True)
@@ -293,89 +224,3 @@ def adaptive_avg_pool2d(input, output_size):
         raise NotImplementedError(f"adaptive_avg_pool2d: only output sizes that divide the input size are "
                                   f"supported; got output {(OH, OW)} for input {(H, W)}")
     return avg_pool2d(input, (H // OH, W // OW))
-
-
-# ------------------------------------------------------------------ dropout, activations, flatten
-
-def dropout(input, p=0.5, training=True, generator=None):
-    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``; identity when not training.
-    The mask is drawn from ``generator`` or minigrad's default generator."""
-    _check_tensor("dropout", input)
-    if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p!r}")
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        return input * Tensor(np.zeros((), input.dtype))
-    gen = generator or _random.default_generator()
-    mask = (gen.random(input.shape) >= p).astype(input.dtype) * input.dtype.type(1.0 / (1.0 - p))
-    return input * Tensor(mask)
-
-
-_SQRT_PI = math.sqrt(math.pi)
-
-
-def erf(x):
-    """erf of a float array, to ~1e-16 relative (checked against ``math.erf`` in the tests).
-
-    |x| <= 2.5: the all-positive series ``erf(x) = 2/sqrt(pi) exp(-x^2) sum_n 2^n x^(2n+1) / (1*3*...*(2n+1))``
-    (no cancellation). |x| > 2.5: ``erfc(x) = exp(-x^2) / sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...))))``,
-    the continued fraction evaluated bottom-up, and erf = 1 - erfc.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    a = np.abs(x)
-    small = np.minimum(a, 2.5)
-    x2 = small * small
-    term = small.copy()
-    total = small.copy()
-    for n in range(1, 80):  # ratio of terms 2x^2/(2n+1) <= 12.5/(2n+1): 80 terms reach 1e-17
-        term *= 2.0 * x2 / (2 * n + 1)
-        total += term
-    series = 2.0 / _SQRT_PI * np.exp(-x2) * total
-    big = np.maximum(a, 2.5)
-    frac = big.copy()
-    for k in range(60, 0, -1):
-        frac = big + (k / 2.0) / frac
-    tail = 1.0 - np.exp(-big * big) / _SQRT_PI / frac
-    return np.sign(x) * np.where(a <= 2.5, series, tail)
-
-
-class _Gelu(Function):
-    def forward(self, x, approximate):
-        self.x, self.approximate = x, approximate
-        xd = x.astype(np.float64)
-        if approximate == "tanh":
-            self.t = np.tanh(math.sqrt(2 / math.pi) * (xd + 0.044715 * xd ** 3))
-            return (0.5 * xd * (1 + self.t)).astype(x.dtype)
-        self.cdf = 0.5 * (1 + erf(xd / math.sqrt(2)))
-        return (xd * self.cdf).astype(x.dtype)
-
-    def backward(self, dy):
-        xd = self.x.astype(np.float64)
-        if self.approximate == "tanh":
-            c = math.sqrt(2 / math.pi)
-            dt = (1 - self.t ** 2) * c * (1 + 3 * 0.044715 * xd ** 2)
-            d = 0.5 * (1 + self.t) + 0.5 * xd * dt
-        else:  # d/dx x Phi(x) = Phi(x) + x phi(x)
-            d = self.cdf + xd * np.exp(-0.5 * xd * xd) / math.sqrt(2 * math.pi)
-        return (dy * d).astype(dy.dtype)
-
-
-def gelu(input, approximate="none"):
-    """``x * Phi(x)`` with Phi the standard normal CDF (exact, via erf); ``approximate='tanh'`` uses
-    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``. Computed in float64, returned in the input dtype."""
-    _check_tensor("gelu", input)
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return _Gelu.apply(input, approximate=approximate)
-
-
-def flatten(input, start_dim=0, end_dim=-1):
-    """Merge dims ``start_dim..end_dim`` (inclusive) into one."""
-    if not isinstance(input, Tensor):
-        raise TypeError(f"flatten: input must be a minigrad.Tensor, got {type(input).__name__}")
-    nd = max(input.ndim, 1)
-    s, e = start_dim % nd, end_dim % nd
-    if s > e:
-        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for {input.ndim} dims")
-    return input.flatten(s, e)

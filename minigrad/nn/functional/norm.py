@@ -19,18 +19,16 @@ import numpy as np
 
 from minigrad import kernels
 from minigrad.kernels import coefficients
+from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups
 from minigrad.tensor import Function, Tensor
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+from .checks import check_tensor
 
 
 # ------------------------------------------------------------------ validation
 
 def _check_input(fn, x, min_ndim, max_ndim=None):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}: input must be a minigrad.Tensor, got {type(x).__name__}")
-    if x.dtype not in _FLOATS:
-        raise TypeError(f"{fn}: input must be float32 or float64, got {x.dtype}")
+    check_tensor(fn, x)
     if x.ndim < min_ndim or (max_ndim is not None and x.ndim > max_ndim):
         want = f"{min_ndim}" + (f" to {max_ndim}" if max_ndim != min_ndim else "") if max_ndim else f"at least {min_ndim}"
         raise ValueError(f"{fn}: input must have {want} dims, got shape {x.shape}")
@@ -50,20 +48,6 @@ def _check_param(fn, name, p, shape, dtype):
     return p.data
 
 
-def _check_eps(fn, eps):
-    if type(eps) is float and math.isfinite(eps) and eps > 0:  # the common case, checked without ABCs
-        return eps
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not np.isfinite(eps) or eps <= 0:
-        raise ValueError(f"{fn}: eps must be a finite number > 0, got {eps!r}")
-    return float(eps)
-
-
-def _check_momentum(fn, momentum):
-    if type(momentum) is float and 0.0 <= momentum <= 1.0:
-        return momentum
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"{fn}: momentum must be a number in [0, 1], got {momentum!r}")
-    return float(momentum)
 
 
 def _affine(weight, bias, c, dtype):
@@ -81,7 +65,7 @@ def _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
     _check_param(fn, "bias", bias, (c,), dtype)
     rm = _check_param(fn, "running_mean", running_mean, (c,), dtype)
     rv = _check_param(fn, "running_var", running_var, (c,), dtype)
-    return rm, rv, _check_eps(fn, eps)
+    return rm, rv, check_eps(fn, eps)
 
 
 def _with_running_stats(fn, mode, input, weight, bias, rm, rv, eps):
@@ -266,7 +250,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of shape "
                          f"{input.shape} (batch statistics of a single value have no variance)")
     if momentum is not None or rm is not None:
-        momentum = _check_momentum(fn, momentum)
+        momentum = check_momentum(fn, momentum)
     out, node = _BatchNormTrain.apply_with_ctx(input, *_params(weight, bias), has_weight=weight is not None,
                                                has_bias=bias is not None, eps=eps)
     if rm is not None or rv is not None:
@@ -291,7 +275,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     k = len(normalized_shape)
     _check_param(fn, "weight", weight, normalized_shape, input.dtype)
     _check_param(fn, "bias", bias, normalized_shape, input.dtype)
-    eps = _check_eps(fn, eps)
+    eps = check_eps(fn, eps)
     if input.size == 0:
         return _empty_like(input)
     d = math.prod(normalized_shape)
@@ -322,7 +306,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     fn = "rms_norm"
     normalized_shape = _check_normalized_shape(fn, input, normalized_shape)
     _check_param(fn, "weight", weight, normalized_shape, input.dtype)
-    eps = float(np.finfo(input.dtype).eps) if eps is None else _check_eps(fn, eps)
+    eps = float(np.finfo(input.dtype).eps) if eps is None else check_eps(fn, eps)
     if input.size == 0:
         return _empty_like(input)
     return _RowNorm.apply(input, *_params(weight, None), d=math.prod(normalized_shape), center=False,
@@ -335,17 +319,14 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     fn = "group_norm"
     _check_input(fn, input, 2)
     n, c = input.shape[0], input.shape[1]
-    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) or num_groups < 1:
-        raise ValueError(f"group_norm: num_groups must be a positive integer, got {num_groups!r}")
-    if c % num_groups:
-        raise ValueError(f"group_norm: num_groups={num_groups} must divide the number of channels C={c}")
+    num_groups = check_num_groups(fn, num_groups, c)
     _check_param(fn, "weight", weight, (c,), input.dtype)
     _check_param(fn, "bias", bias, (c,), input.dtype)
-    eps = _check_eps(fn, eps)
+    eps = check_eps(fn, eps)
     if input.size == 0:
         return _empty_like(input)
     s = math.prod(input.shape[2:])
-    return _GroupNorm.apply(input, *_params(weight, bias), x3_shape=(n, c, s), num_groups=int(num_groups),
+    return _GroupNorm.apply(input, *_params(weight, bias), x3_shape=(n, c, s), num_groups=num_groups,
                             has_weight=weight is not None, has_bias=bias is not None, eps=eps)
 
 
@@ -368,7 +349,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ValueError(f"instance_norm: expected more than 1 spatial element when training, got input of shape "
                          f"{input.shape}")
     if rm is not None or rv is not None:
-        momentum = _check_momentum(fn, momentum)
+        momentum = check_momentum(fn, momentum)
     out, node = _GroupNorm.apply_with_ctx(input, *_params(weight, bias), x3_shape=(n, c, s), num_groups=c,
                                           has_weight=weight is not None, has_bias=bias is not None, eps=eps)
     if rm is not None or rv is not None:

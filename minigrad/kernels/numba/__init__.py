@@ -1,0 +1,19 @@
+"""The Numba backend: the kernels of minigrad/_ext (Cython) written again in Numba, one file per kernel family:
+``norm`` (batch and group norm, running statistics), ``softmax``, ``conv`` (im2col, col2im, max pooling), ``optim``
+(SGD and Adam updates), and ``common`` (thread count, serial/parallel twins, fast-math flags).
+
+Signatures: minigrad/kernels/contract.py (each public function takes the contract's arguments, then n_threads).
+The math: minigrad/kernels/reference/. Importing this package imports numba (0.2-0.5 s): the registry imports it
+only when the numba backend is first used, never on ``import minigrad``.
+"""
+from .conv import col2im, im2col, max_pool2d_backward, max_pool2d_forward  # noqa: F401
+from .norm import (  # noqa: F401
+    batch_norm_backward, batch_norm_forward, batch_norm_inference, group_norm_backward, group_norm_forward,
+    running_stats_update,
+)
+from .optim import adam_update, sgd_update  # noqa: F401
+from .phases import (  # noqa: F401
+    channel_apply, channel_backward_apply, channel_backward_sums, channel_stats, row_apply, row_backward_apply,
+    row_backward_sums, row_stats,
+)
+from .softmax import log_softmax_backward, log_softmax_forward  # noqa: F401

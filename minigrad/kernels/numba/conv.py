@@ -1,0 +1,136 @@
+"""Numba kernels: convolution and pooling windows, im2col, col2im, max_pool2d (the same loops as
+minigrad/_ext/conv.pyx, whose header explains them; the math: minigrad/kernels/reference/conv.py).
+
+x: (N, C, H, W); cols: (K, L), K = C*kh*kw ordered (c, i, j), L = N*OH*OW ordered (n, oh, ow). Flat 1-D arrays;
+prange over samples (im2col, col2im) or over the N*C planes (pooling): every iteration writes only its own memory.
+No fastmath: nothing here is a reduction.
+"""
+from numba import njit, prange
+
+from minigrad.kernels.rules import out_size
+
+from .common import _threads
+
+@njit(cache=True)
+def _first(off, s):
+    """The smallest output index o >= 0 whose input index o*s + off is >= 0."""
+    return 0 if off >= 0 else (s - 1 - off) // s
+
+
+@njit(cache=True)
+def _end(off, s, size, O):
+    """One past the largest output index o < O whose input index o*s + off is < size."""
+    return 0 if size - 1 - off < 0 else min(O, (size - 1 - off) // s + 1)
+
+
+@njit(parallel=True, cache=True)
+def _im2col(cols, x, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW):
+    L = OH * OW
+    for n in prange(N):
+        for c in range(C):
+            xc = (n * C + c) * H * W
+            for i in range(kh):
+                hoff = i * dh - ph
+                for j in range(kw):
+                    woff = j * dw - pw
+                    ow0 = min(_first(woff, sw), OW)
+                    ow1 = max(ow0, _end(woff, sw, W, OW))
+                    out = ((c * kh + i) * kw + j) * N * L + n * L
+                    for oh in range(OH):
+                        h = oh * sh + hoff
+                        row = cols[out + oh * OW:out + (oh + 1) * OW]
+                        if h < 0 or h >= H:
+                            row[:] = 0
+                            continue
+                        xr = xc + h * W + woff
+                        row[:ow0] = 0
+                        for ow in range(ow0, ow1):
+                            row[ow] = x[xr + ow * sw]
+                        row[ow1:] = 0
+
+
+@njit(parallel=True, cache=True)
+def _col2im(dx, cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW):
+    L = OH * OW
+    for n in prange(N):
+        for c in range(C):
+            dxc = (n * C + c) * H * W
+            for i in range(kh):
+                hoff = i * dh - ph
+                oh0 = _first(hoff, sh)
+                oh1 = _end(hoff, sh, H, OH)
+                for j in range(kw):
+                    woff = j * dw - pw
+                    ow0 = _first(woff, sw)
+                    ow1 = _end(woff, sw, W, OW)
+                    src = ((c * kh + i) * kw + j) * N * L + n * L
+                    for oh in range(oh0, oh1):
+                        dxr = dxc + (oh * sh + hoff) * W + woff
+                        for ow in range(ow0, ow1):
+                            dx[dxr + ow * sw] += cols[src + oh * OW + ow]
+
+
+def _geometry(H, W, kh, kw, stride, padding, dilation):
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    return kh, kw, sh, sw, ph, pw, dh, dw, out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
+
+
+def im2col(cols, x, kh, kw, stride, padding, dilation, n_threads):
+    """cols[(c, i, j), (n, oh, ow)] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw] (see reference.im2col)."""
+    N, C, H, W = x.shape
+    _threads(n_threads)
+    _im2col(cols.reshape(-1), x.reshape(-1), N, C, H, W, *_geometry(H, W, kh, kw, stride, padding, dilation))
+
+
+def col2im(dx, cols, kh, kw, stride, padding, dilation, n_threads):
+    """dx += the adjoint of im2col (see reference.col2im)."""
+    N, C, H, W = dx.shape
+    _threads(n_threads)
+    _col2im(dx.reshape(-1), cols.reshape(-1), N, C, H, W, *_geometry(H, W, kh, kw, stride, padding, dilation))
+
+
+@njit(parallel=True, cache=True)
+def _max_pool_forward(y, argmax, x, P, H, W, kh, kw, sh, sw, ph, pw, OH, OW):
+    for p in prange(P):
+        xp = x[p * H * W:(p + 1) * H * W]
+        for oh in range(OH):
+            h0 = max(oh * sh - ph, 0)
+            h1 = min(oh * sh - ph + kh, H)
+            for ow in range(OW):
+                w0 = max(ow * sw - pw, 0)
+                w1 = min(ow * sw - pw + kw, W)
+                best = h0 * W + w0  # the window's first element (padding at most k/2: never empty)
+                m = xp[best]
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        v = xp[h * W + w]
+                        if v > m or v != v:  # NOTE: strict > keeps the first maximum; a NaN always wins
+                            m = v
+                            best = h * W + w
+                y[p * OH * OW + oh * OW + ow] = m
+                argmax[p * OH * OW + oh * OW + ow] = best
+
+
+def max_pool2d_forward(y, argmax, x, kh, kw, stride, padding, n_threads):
+    """y = max over each window, argmax = h*W + w of its first maximum (see reference.max_pool2d_forward)."""
+    N, C, H, W = x.shape
+    _threads(n_threads)
+    _max_pool_forward(y.reshape(-1), argmax.reshape(-1), x.reshape(-1), N * C, H, W, kh, kw, *stride, *padding,
+                      y.shape[2], y.shape[3])
+
+
+@njit(parallel=True, cache=True)
+def _max_pool_backward(dx, dy, argmax, P, HW, M):
+    for p in prange(P):  # a plane per iteration: its indices point into its own plane, so writes never collide
+        dxp = dx[p * HW:(p + 1) * HW]
+        dxp[:] = 0
+        for k in range(M):
+            dxp[argmax[p * M + k]] += dy[p * M + k]
+
+
+def max_pool2d_backward(dx, dy, argmax, n_threads):
+    """dx = 0, then dx[n, c].flat[argmax] += dy."""
+    N, C, H, W = dx.shape
+    _threads(n_threads)
+    _max_pool_backward(dx.reshape(-1), dy.reshape(-1), argmax.reshape(-1), N * C, H * W,
+                       dy.shape[2] * dy.shape[3])

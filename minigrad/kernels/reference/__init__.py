@@ -1,0 +1,20 @@
+"""The NumPy reference kernels: the readable oracle every other backend is tested against.
+
+Signatures, shapes and dtypes are those of ``minigrad.kernels.contract`` (outputs first, preallocated by the
+caller; a trailing ``n_threads`` that NumPy ignores). The normalizations compute in float64 with two-pass
+statistics and cast to the output dtype once, at the end. Speed is not a goal here; clarity is.
+
+One file per kernel family: ``norm`` (batch and group norm, running statistics; the normalization math is derived
+at its top), ``softmax``, ``conv`` (im2col, col2im, max pooling), ``optim`` (SGD and Adam updates).
+"""
+from .conv import col2im, im2col, max_pool2d_backward, max_pool2d_forward  # noqa: F401
+from .norm import (  # noqa: F401
+    batch_norm_backward, batch_norm_forward, batch_norm_inference, group_norm_backward, group_norm_forward,
+    running_stats_update,
+)
+from .optim import adam_update, sgd_update  # noqa: F401
+from .phases import (  # noqa: F401
+    channel_apply, channel_backward_apply, channel_backward_sums, channel_stats, row_apply, row_backward_apply,
+    row_backward_sums, row_stats,
+)
+from .softmax import log_softmax_backward, log_softmax_forward  # noqa: F401

@@ -1,0 +1,81 @@
+"""NumPy reference: convolution and pooling windows (im2col, col2im, max pooling). Conventions:
+``minigrad.kernels.reference``."""
+import numpy as np
+
+from minigrad.kernels.rules import out_size
+
+# convolution and pooling windows (im2col, col2im, max pooling); the math needs no statistics, so these work in
+# the arrays' own dtype. x: (N, C, H, W); kh, kw the window; stride, padding, dilation (h, w) pairs.
+#   im2col   cols (K, L), K = C*kh*kw ordered (c, i, j), L = N*OH*OW ordered (n, oh, ow):
+#            cols[(c, i, j), (n, oh, ow)] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]   (xpad: x with zero padding)
+#            so conv2d is y = weight (O, K) @ cols, dweight = dy (O, L) @ cols^T and dcols = weight^T @ dy.
+#   col2im   the adjoint of im2col: dx[n, c, h, w] += every cols entry that im2col copied from x[n, c, h, w]
+#   max pool y[n, c, oh, ow] = max of x over the window (padding is -inf and never wins); argmax = h*W + w of the
+#            first maximum in window order, as PyTorch does; a NaN wins over numbers, the last NaN over others.
+#            backward: dx = 0, then dx[n, c].flat[argmax] += dy (overlapping windows may share an index)
+
+
+def _window_slices(i, j, stride, dilation, OH, OW):
+    """The (h, w) slices of the padded input that kernel offset (i, j) reads for every output position."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return (slice(i * dh, i * dh + sh * (OH - 1) + 1, sh), slice(j * dw, j * dw + sw * (OW - 1) + 1, sw))
+
+
+def _out_sizes(H, W, kh, kw, stride, padding, dilation):
+    """(OH, OW) of the window over an (H, W) plane."""
+    return tuple(out_size(*a) for a in zip((H, W), (kh, kw), stride, padding, dilation))
+
+
+def im2col(cols, x, kh, kw, stride, padding, dilation, n_threads=1):
+    """cols[(c, i, j), (n, oh, ow)] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw].  x: (N, C, H, W), cols: (K, L)."""
+    N, C, H, W = x.shape
+    (ph, pw) = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    OH, OW = _out_sizes(H, W, kh, kw, stride, padding, dilation)
+    cols6 = cols.reshape(C, kh, kw, N, OH, OW)
+    for i in range(kh):
+        for j in range(kw):
+            cols6[:, i, j] = xp[(slice(None), slice(None)) + _window_slices(i, j, stride, dilation, OH, OW)] \
+                .transpose(1, 0, 2, 3)
+
+
+def col2im(dx, cols, kh, kw, stride, padding, dilation, n_threads=1):
+    """dx += the adjoint of im2col (accumulates: the caller zeroes dx for a plain col2im).  cols: (K, L)."""
+    N, C, H, W = dx.shape
+    (ph, pw) = padding
+    OH, OW = _out_sizes(H, W, kh, kw, stride, padding, dilation)
+    cols6 = cols.reshape(C, kh, kw, N, OH, OW)
+    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dx.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[(slice(None), slice(None)) + _window_slices(i, j, stride, dilation, OH, OW)] += \
+                cols6[:, i, j].transpose(1, 0, 2, 3)
+    dx += dxp[:, :, ph:ph + H, pw:pw + W]
+
+
+def max_pool2d_forward(y, argmax, x, kh, kw, stride, padding, n_threads=1):
+    """y = max of x over each window, argmax = h*W + w of the first maximum (NaN wins).  y, argmax: (N, C, OH, OW)."""
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2:]
+    (sh, sw), (ph, pw) = stride, padding
+    best = np.full(y.shape, -np.inf, x.dtype)
+    idx = np.full(y.shape, -1, np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            h = (np.arange(OH) * sh - ph + i)[:, None]  # (OH, 1) input row read by offset i at each oh
+            w = (np.arange(OW) * sw - pw + j)[None, :]  # (1, OW)
+            valid = (h >= 0) & (h < H) & (w >= 0) & (w < W)  # (OH, OW): False where the window is on padding
+            v = x[:, :, np.clip(h, 0, H - 1), np.clip(w, 0, W - 1)]
+            take = valid & ((idx < 0) | (v > best) | np.isnan(v))  # the first valid element starts the window
+            best = np.where(take, v, best)
+            idx = np.where(take, h * W + w, idx)
+    y[...] = best
+    argmax[...] = idx
+
+
+def max_pool2d_backward(dx, dy, argmax, n_threads=1):
+    """dx = 0, then dx[n, c].flat[argmax[n, c]] += dy[n, c].  dx: (N, C, H, W); dy, argmax: (N, C, OH, OW)."""
+    N, C, H, W = dx.shape
+    dx[...] = 0
+    planes = np.arange(N * C)[:, None]
+    np.add.at(dx.reshape(N * C, H * W), (planes, argmax.reshape(N * C, -1)), dy.reshape(N * C, -1))

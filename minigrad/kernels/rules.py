@@ -1,0 +1,51 @@
+"""The rules that several layers check or compute, each written once: float dtypes, eps, momentum, num_groups and
+the output size of a sliding window. The kernel contract, the functionals and the modules all import them from
+here; ``fn`` names the caller in each error message (``"batch_norm: eps must be ..."``).
+
+Nothing here imports the rest of minigrad: it is the bottom of the array layer.
+"""
+import math
+import numbers
+
+import numpy as np
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # the dtypes every kernel takes (X in the contract)
+
+
+def float_dtype(dtype):
+    """The dtype of new parameters and buffers: float32 when ``dtype`` is None."""
+    return np.dtype(np.float32 if dtype is None else dtype)
+
+
+def check_eps(fn, eps):
+    """eps as a float; it must be a finite number > 0."""
+    if type(eps) is float and 0.0 < eps < math.inf:  # NOTE: the common case, without ABC checks
+        return eps
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not np.isfinite(eps) or eps <= 0:
+        raise ValueError(f"{fn}: eps must be a finite number > 0, got {eps!r}")
+    return float(eps)
+
+
+def check_momentum(fn, momentum):
+    """momentum as a float in [0, 1] (the weight of the new batch statistic in the running average)."""
+    if type(momentum) is float and 0.0 <= momentum <= 1.0:
+        return momentum
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"{fn}: momentum must be a number in [0, 1], got {momentum!r}")
+    return float(momentum)
+
+
+def check_num_groups(fn, num_groups, C):
+    """num_groups as an int: a positive integer that divides the channel count C."""
+    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) or num_groups < 1:
+        raise ValueError(f"{fn}: num_groups must be a positive integer, got {num_groups!r}")
+    if C % num_groups:
+        raise ValueError(f"{fn}: num_groups={num_groups} must divide the number of channels C={C}")
+    return int(num_groups)
+
+
+def out_size(size, k, stride, padding, dilation):
+    """Output length of a window of ``k`` taps (``dilation`` apart) sliding by ``stride`` over ``size`` values
+    padded by ``padding`` on each side: ``(size + 2*padding - dilation*(k - 1) - 1) // stride + 1``. It may be
+    < 1 (the window does not fit): callers check it and name the error."""
+    return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1

@@ -1,0 +1,103 @@
+"""Activation functionals: relu, sigmoid, tanh (Tensor ops), gelu, and log_softmax (a kernel on every backend) with
+softmax built on it (``torch.nn.functional`` semantics)."""
+import math
+
+import numpy as np
+
+from minigrad import kernels
+from minigrad.tensor import Function, relu, sigmoid, tanh  # noqa: F401
+
+from .checks import check_tensor
+
+_SQRT_PI = math.sqrt(math.pi)
+
+
+def erf(x):
+    """erf of a float array, to ~1e-16 relative (checked against ``math.erf`` in the tests).
+
+    |x| <= 2.5: the all-positive series ``erf(x) = 2/sqrt(pi) exp(-x^2) sum_n 2^n x^(2n+1) / (1*3*...*(2n+1))``
+    (no cancellation). |x| > 2.5: ``erfc(x) = exp(-x^2) / sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...))))``,
+    the continued fraction evaluated bottom-up, and erf = 1 - erfc.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    a = np.abs(x)
+    small = np.minimum(a, 2.5)
+    x2 = small * small
+    term = small.copy()
+    total = small.copy()
+    for n in range(1, 80):  # ratio of terms 2x^2/(2n+1) <= 12.5/(2n+1): 80 terms reach 1e-17
+        term *= 2.0 * x2 / (2 * n + 1)
+        total += term
+    series = 2.0 / _SQRT_PI * np.exp(-x2) * total
+    big = np.maximum(a, 2.5)
+    frac = big.copy()
+    for k in range(60, 0, -1):
+        frac = big + (k / 2.0) / frac
+    tail = 1.0 - np.exp(-big * big) / _SQRT_PI / frac
+    return np.sign(x) * np.where(a <= 2.5, series, tail)
+
+
+class _Gelu(Function):
+    def forward(self, x, approximate):
+        self.x, self.approximate = x, approximate
+        xd = x.astype(np.float64)
+        if approximate == "tanh":
+            self.t = np.tanh(math.sqrt(2 / math.pi) * (xd + 0.044715 * xd ** 3))
+            return (0.5 * xd * (1 + self.t)).astype(x.dtype)
+        self.cdf = 0.5 * (1 + erf(xd / math.sqrt(2)))
+        return (xd * self.cdf).astype(x.dtype)
+
+    def backward(self, dy):
+        xd = self.x.astype(np.float64)
+        if self.approximate == "tanh":
+            c = math.sqrt(2 / math.pi)
+            dt = (1 - self.t ** 2) * c * (1 + 3 * 0.044715 * xd ** 2)
+            d = 0.5 * (1 + self.t) + 0.5 * xd * dt
+        else:  # d/dx x Phi(x) = Phi(x) + x phi(x)
+            d = self.cdf + xd * np.exp(-0.5 * xd * xd) / math.sqrt(2 * math.pi)
+        return (dy * d).astype(dy.dtype)
+
+
+def gelu(input, approximate="none"):
+    """``x * Phi(x)`` with Phi the standard normal CDF (exact, via erf); ``approximate='tanh'`` uses
+    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``. Computed in float64, returned in the input dtype."""
+    check_tensor("gelu", input)
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return _Gelu.apply(input, approximate=approximate)
+
+
+def _rows(a, dim):
+    """``a`` with axis ``dim`` moved last, as a C-contiguous (R, D) array, and how to undo it."""
+    moved = np.moveaxis(a, dim, -1)
+    return np.ascontiguousarray(moved).reshape(-1, a.shape[dim]), moved.shape
+
+
+class _LogSoftmax(Function):
+    def forward(self, x, dim):
+        self.dim = dim
+        x2, self.moved_shape = _rows(x, dim)
+        y = np.empty_like(x2)
+        kernels.kernels().log_softmax_forward(y, x2)
+        self.y = y
+        return np.moveaxis(y.reshape(self.moved_shape), -1, dim)
+
+    def backward(self, g):
+        g2, _ = _rows(g.astype(self.y.dtype, copy=False), self.dim)
+        dx = np.empty_like(g2)
+        kernels.kernels().log_softmax_backward(dx, g2, self.y)
+        return np.moveaxis(dx.reshape(self.moved_shape), -1, self.dim)
+
+
+def log_softmax(input, dim=-1):
+    """``log(softmax(x))`` along ``dim``, computed stably: ``x - max - log(sum(exp(x - max)))``."""
+    check_tensor("log_softmax", input)
+    if input.ndim == 0:
+        raise ValueError("log_softmax: input must have at least 1 dim")
+    if input.size == 0:
+        return input * 1.0
+    return _LogSoftmax.apply(input, dim=dim % input.ndim)
+
+
+def softmax(input, dim=-1):
+    return log_softmax(input, dim).exp()

@@ -1,0 +1,25 @@
+"""Input checks shared by the functionals: a float Tensor, window pairs. The dtype rule itself lives in
+minigrad.kernels.rules."""
+import numbers
+
+from minigrad.kernels.rules import FLOATS
+from minigrad.tensor import Tensor
+
+
+def check_tensor(fn, x, ndim=None):
+    """x must be a float32 or float64 Tensor (with ``ndim`` dims when given)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}: input must be a minigrad.Tensor, got {type(x).__name__}")
+    if x.dtype not in FLOATS:
+        raise TypeError(f"{fn}: input must be float32 or float64, got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{fn}: input must have {ndim} dims, got shape {x.shape}")
+
+
+def pair(fn, name, v, minimum):
+    """``v`` (an int or a pair of ints) as a pair of ints >= minimum."""
+    vals = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(vals) != 2 or any(isinstance(a, bool) or not isinstance(a, numbers.Integral) or a < minimum
+                             for a in vals):
+        raise ValueError(f"{fn}: {name} must be an int or a pair of ints >= {minimum}, got {v!r}")
+    return int(vals[0]), int(vals[1])
