@@ -158,11 +158,7 @@ BENCH = [("BatchNorm2d (32,64,28,28)", (32, 64, 784), None), ("BatchNorm2d (64,1
 
 
 def bench_callables(mod, shape, groups, arrays):
-    x, dy, w, b = arrays
-    N, C, S = shape
-    y, dx, dw, db = np.empty_like(x), np.empty_like(x), np.empty_like(w), np.empty_like(w)
-    stats = (C,) if groups is None else (N, groups)
-    mean, rstd = np.empty(stats), np.empty(stats)
+    x, dy, w, b, y, dx, dw, db, mean, rstd = arrays
     if groups is None:
         fwd = lambda: mod.batch_norm_forward(y, mean, rstd, x, w, b, EPS, 1)  # noqa: E731
         bwd = lambda: mod.batch_norm_backward(dx, dw, db, dy, x, mean, rstd, w, 1)  # noqa: E731
@@ -185,9 +181,12 @@ def time_builds(old, new, rounds, only=None):
         dy = rng.standard_normal(shape, dtype=np.float32)
         C = shape[1]
         w, b = (1 + 0.1 * rng.standard_normal(C)).astype(np.float32), (0.1 * rng.standard_normal(C)).astype(np.float32)
-        # each build its own outputs, the inputs shared
-        calls = {"old": bench_callables(old, shape, groups, (x, dy, w, b)),
-                 "new": bench_callables(new, shape, groups, (x, dy, w, b))}
+        # NOTE: both builds write the same output arrays: separate allocations alone moved medians by up to 2x
+        stats = (C,) if groups is None else (shape[0], groups)
+        arrays = (x, dy, w, b, np.empty_like(x), np.empty_like(x), np.empty_like(w), np.empty_like(w),
+                  np.empty(stats), np.empty(stats))
+        calls = {"old": bench_callables(old, shape, groups, arrays),
+                 "new": bench_callables(new, shape, groups, arrays)}
         for op in ("forward", "backward"):
             f_old, f_new = calls["old"][op], calls["new"][op]
             t0 = time.perf_counter()

@@ -130,9 +130,9 @@ cdef inline double _rstd(double s1, double s2, double M, double eps, double* mea
 # batch norm, channels layout x: (N, C, S)
 # NOTE: the work is split into blocks of channels [c0, c1), in parallel over disjoint writes; each block
 #   1. computes its statistics (or the two backward reductions), walking n = 0..N-1 and reading x[n, c0:c1, :],
-#      one contiguous stretch per row, into its own per-channel sums. (Walking one channel at a time instead
-#      reads N runs of S values at stride C*S: measured 2.5x slower at (32, 64, 784).) Each channel's sum runs
-#      over n in order whatever the blocks, so the result does not depend on n_threads;
+#      one contiguous stretch per row, into its own per-channel sums (not one channel at a time, N runs at
+#      stride C*S: docs/perf/norm-kernels.md#batch-norm-blocks). Each channel's sum runs over n in order
+#      whatever the blocks, so the result does not depend on n_threads;
 #   2. then at once its elementwise pass (x - K)*scale + shift over the same stretches: with large S the blocks
 #      are sized to stay in cache between the two passes (_bn_n_blocks), so the second read is not from DRAM.
 # the lane partials (p1 then p2, 4 doubles per channel each) of channels [c0, c1) in the scratch lanes (8*C,),
@@ -292,9 +292,8 @@ cdef Py_ssize_t _bn_n_blocks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_
                              int n_threads) noexcept nogil:
     """One block of channels per thread; or, where a channel's runs are long (S*itemsize >= BN_RUN_BYTES), blocks
     of at most BN_BLOCK_BYTES of input (at least one channel) and at least one per thread.
-    NOTE: a block is read n by n in runs of (c1 - c0)*S values C*S apart. Short runs defeat the hardware
-    prefetcher (measured 1.3-2.5x slower at (256, 512, 49) and (4096, 1024, 1)), so small S keeps whole-thread
-    blocks and their second pass reads from DRAM."""
+    NOTE: a block is read n by n in runs of (c1 - c0)*S values C*S apart; short runs defeat the hardware
+    prefetcher, so small S keeps whole-thread blocks (docs/perf/norm-kernels.md#batch-norm-blocks)."""
     cdef Py_ssize_t nt = min(C, max(n_threads, 1)), per_block
     if S * itemsize < BN_RUN_BYTES:
         return nt
@@ -534,9 +533,9 @@ cdef int _gn_forward(floating* y, double* mean, double* rstd, const floating* x,
 # Units (chunk of n, group g) in parallel, each owning pw[chunk, channels of g]; the chunks are merged serially, in
 # order. With S == 1 each unit adds its rows in blocks of LN_ROWS (counted from the chunk's first row, so the same
 # blocks for any n_threads) into X-precision partials fw, fb, and each block into pw, pb.
-# NOTE: per-row double partials cost a read-modify-write of 2*Cg doubles per row (measured 1.7x slower end to
-# end at (8192, 768) together with the double row reductions); a block of 32 float32 rows adds ~1e-7 relative
-# error to dweight, dbias.
+# A block of 32 float32 rows adds ~1e-7 relative error to dweight, dbias.
+# NOTE: not per-row double partials, a read-modify-write of 2*Cg doubles per row
+# (docs/perf/norm-kernels.md#layer-norm-backward)
 cdef int _gn_backward(floating* dx, floating* dweight, floating* dbias, const floating* dy, const floating* x,
                       const double* mean, const double* rstd, const floating* weight,
                       Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t G, int n_threads) noexcept nogil:
