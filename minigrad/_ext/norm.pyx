@@ -44,7 +44,7 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
                               shaped): mg_ln_affine, one weight per element; S > 1: mg_row_affine per channel
     backward, S > 1           per channel mg_dy_sums_* and mg_gn_dx_*, dweight/dbias partials in double per
                               (chunk of n, channel)
-    backward, S == 1          mg_ln_row_sums_* (products in X precision over MG_LN_RUN vectors, then double),
+    backward, S == 1          mg_ln_row_sums_* (X-precision products, MG_LN_RUN per lane, then double),
                               mg_ln_dx_* with X-precision dweight/dbias partials flushed to double every LN_ROWS
                               (32) rows
   AVX-512 clones (MG_CLONES_V4, mg_clones.h): mg_shifted_sums_float and mg_row_affine_* only (the group-norm

@@ -27,7 +27,7 @@ MG_ROW_ELEMENTWISE(double)
 
 /* S == 1 backward, the two row reductions with g = dy*w: sw = sum(g), swx = sum(g*(x - K)) over [0, m), K = X(mean)
    (the caller subtracts (mean - K)*sw). The products are taken in X precision (x - K is exact where
-   |mean| >> std) and summed in X precision over runs of MG_LN_RUN vectors per lane only, then in double: float32
+   |mean| >> std) and summed in X precision over MG_LN_RUN values per lane only, then in double: float32
    products cost a rounding of 2^-24 each (the float32 output's own precision). Fixed order, as everywhere.
    NOTE: not in double: two conversions per value made this the slowest pass
    (docs/perf/norm-kernels.md#layer-norm-backward) */
