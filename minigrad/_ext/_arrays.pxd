@@ -1,8 +1,9 @@
 # Raw access to the arrays the def wrappers receive. The wrappers are typed ``cnp.ndarray x not None`` and take the
-# data pointers directly: typed memoryviews cost 0.3-0.5 us per argument to acquire, several microseconds per call
-# on a kernel with eight arrays, more than the arithmetic on a small tensor. Shapes, dtypes and C-contiguity are
-# the contract's to check (minigrad/kernels/contract.py): every call through ``minigrad.kernels`` is checked before
-# it gets here; these helpers only pick the float32 or float64 instance.
+# data pointers directly. Shapes, dtypes and C-contiguity are the contract's to check
+# (minigrad/kernels/contract.py): every call through ``minigrad.kernels`` is checked before it gets here; these
+# helpers only pick the float32 or float64 instance.
+# NOTE: not typed memoryviews: acquiring them costs more than a small kernel
+# (docs/perf/norm-kernels.md#wrapper-arguments)
 cimport numpy as cnp
 
 

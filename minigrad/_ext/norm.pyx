@@ -16,6 +16,42 @@ Constraints kept everywhere:
     results are bit-identical for any thread count; parameter gradients of group norm go through partials of
     shape (n_chunks, C) (n_chunks from N alone) merged serially;
   - forward saves only mean and rstd; backward recomputes xhat = (x - mean)*rstd from x.
+
+The C helpers live in headers (norm_simd.h vectors; norm_runs.h one contiguous run; norm_channels.h batch norm;
+norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs for which shape:
+
+  batch norm (_bn_stats_block, _bn_dy_sums_block, _affine_row; forward and backward take the same path)
+    S == 1 (BatchNorm1d)      mg_col_*: vectorized across channels, ROWS_1D (8) rows per call for the statistics,
+                              ROWS_1D_DY (4) for the backward sums; float32 adds groups of MG_COL_GROUP (4) rows
+                              in float32 lanes, float64 every row in double
+    S > 1, float64            mg_channel_*_double: two channels per call while S < MG_SHORT_RUN (128), one
+                              from there (mg_shifted_sums_double, mg_dy_sums_double: 8 double lanes)
+    S > 1, float32, S < 8     one channel at a time, scalar in double (mg_f32_sums)
+      8 <= S < MG_SHORT_RUN   one float32 accumulator per channel, last vector overlapping and masked
+      MG_SHORT_RUN <= S < MG_LANE_RUN (512)
+                              mg_channel_lane_*: four float32 accumulators in groups of MG_F32_GROUP (32)
+                              vectors, widened lanes kept per channel across the rows (scratch 8*C doubles),
+                              closed once by mg_lanes_finish
+      S >= MG_LANE_RUN        as the lanes, but each run closed into its channel's sum (mg_f32_sums)
+    float32 totals that are not finite: summed again in double (the overflow fallback)
+    elementwise: mg_col_affine* (S == 1); mg_channel_affine* (full vectors per channel, last one overlapping,
+      for L <= S < MG_SHORT_RUN; one channel per call otherwise)
+    blocks: one block of channels per thread; where S*itemsize >= BN_RUN_BYTES (16 KiB) blocks of at most
+      BN_BLOCK_BYTES (4 MiB) of input, so the elementwise pass rereads x from cache (_bn_n_blocks)
+    inference: one elementwise pass, _affine_row
+  group norm (rows (n, g) of M = Cg*S values)
+    forward                   statistics over the whole row (mg_shifted_sums_*), then S == 1 (layer-norm
+                              shaped): mg_ln_affine, one weight per element; S > 1: mg_row_affine per channel
+    backward, S > 1           per channel mg_dy_sums_* and mg_gn_dx_*, dweight/dbias partials in double per
+                              (chunk of n, channel)
+    backward, S == 1          mg_ln_row_sums_* (X-precision products, MG_LN_RUN per lane, then double),
+                              mg_ln_dx_* with X-precision dweight/dbias partials flushed to double every LN_ROWS
+                              (32) rows
+  AVX-512 clones (MG_CLONES_V4, mg_clones.h): mg_shifted_sums_float and mg_row_affine_* only (the group-norm
+  rows); every other helper has AVX2 and baseline clones (MG_CLONES).
+  float32 vs float64: float64 adds every term in double; float32 forms x - K and the terms in float32 lanes over
+  short fixed groups, then adds them in double, and takes backward sums about Kx = float(mean).
+Tuning history (variants tried and their timings): docs/perf/norm-kernels.md.
 """
 cimport numpy as cnp
 from cython cimport floating
@@ -25,6 +61,7 @@ from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memset
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
+from minigrad._ext.norm_kernels cimport *  # the mg_* C helpers (declared there, one per dtype)
 
 cnp.import_array()
 
@@ -41,724 +78,6 @@ cdef enum:
 # batch norm: input bytes of a block of channels that is reduced and then finished while it is still in cache
 cdef Py_ssize_t BN_BLOCK_BYTES = 4 << 20
 cdef Py_ssize_t BN_RUN_BYTES = 16 << 10
-
-
-# ---------------------------------------------------------------------------------------------------------
-# shared building blocks (x: a contiguous run of m values)
-
-# NOTE: without -ffast-math gcc never vectorizes a floating-point reduction (it would reorder the adds). These two
-# reductions dominate the run time, so they are written in C with GCC vector extensions: eight double accumulators
-# (two 4-wide vectors) in a fixed order, which vectorize on any x86-64 and do not depend on the thread count.
-cdef extern from "mg_clones.h":  # MG_CLONES: the helpers below are compiled for AVX2 and the baseline (see there)
-    pass
-
-cdef extern from *:
-    """
-    #include <string.h>
-    #pragma GCC diagnostic ignored "-Wpsabi"
-    typedef double mg_v4d __attribute__((vector_size(32)));
-    /* NOTE: element by element, not __builtin_convertvector: GCC 12 lowers that one to two 2-wide conversions glued
-       through the stack (store-forwarding stalls); this form compiles to one vcvtps2pd ymm in the AVX2 clone. */
-    static inline mg_v4d mg_load4_float(const float* p) { mg_v4d v = {p[0], p[1], p[2], p[3]}; return v; }
-    static inline mg_v4d mg_load4_double(const double* p) { mg_v4d v; memcpy(&v, p, sizeof v); return v; }
-    static inline void mg_store4(double* p, mg_v4d v) { memcpy(p, &v, sizeof v); }
-    static inline double mg_hsum(mg_v4d a, mg_v4d b) { a += b; return (a[0] + a[1]) + (a[2] + a[3]); }
-
-    /* s1 += sum(x - K), s2 += sum((x - K)^2) over x[0:m] */
-    #define MG_SHIFTED_SUMS(T)                                                                    \
-    MG_CLONES static void mg_shifted_sums_##T(const T* x, Py_ssize_t m, double K, double* s1, double* s2) { \
-        const mg_v4d k = {K, K, K, K};                                                            \
-        mg_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0;                                       \
-        Py_ssize_t i = 0;                                                                         \
-        for (; i + 8 <= m; i += 8) {                                                              \
-            mg_v4d d0 = mg_load4_##T(x + i) - k, d1 = mg_load4_##T(x + i + 4) - k;                \
-            a0 += d0; a1 += d1; q0 += d0 * d0; q1 += d1 * d1;                                     \
-        }                                                                                         \
-        double a = 0, q = 0;                                                                      \
-        for (; i < m; i++) { double d = (double)x[i] - K; a += d; q += d * d; }                   \
-        *s1 += mg_hsum(a0, a1) + a;                                                               \
-        *s2 += mg_hsum(q0, q1) + q;                                                               \
-    }
-    /* sdy += sum(dy), sdyx += sum(dy*(x - mean)) over [0, m) */
-    #define MG_DY_SUMS(T)                                                                         \
-    MG_CLONES static void mg_dy_sums_##T(const T* dy, const T* x, Py_ssize_t m, double mean,                \
-                               double* sdy, double* sdyx) {                                       \
-        const mg_v4d k = {mean, mean, mean, mean};                                                \
-        mg_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0;                                       \
-        Py_ssize_t i = 0;                                                                         \
-        for (; i + 8 <= m; i += 8) {                                                              \
-            mg_v4d g0 = mg_load4_##T(dy + i), g1 = mg_load4_##T(dy + i + 4);                      \
-            a0 += g0; a1 += g1;                                                                   \
-            q0 += g0 * (mg_load4_##T(x + i) - k); q1 += g1 * (mg_load4_##T(x + i + 4) - k);       \
-        }                                                                                         \
-        double a = 0, q = 0;                                                                      \
-        for (; i < m; i++) { a += dy[i]; q += (double)dy[i] * ((double)x[i] - mean); }            \
-        *sdy += mg_hsum(a0, a1) + a;                                                              \
-        *sdyx += mg_hsum(q0, q1) + q;                                                             \
-    }
-    /* layer-norm shaped group-norm backward (S == 1, per-element weight), the two row reductions with g = dy*w:
-       sw = sum(g), swx = sum(g*(x - K)) over [0, m), K = X(mean) (the caller subtracts (mean - K)*sw).
-       NOTE: the products are taken in X precision (x - K is exact where |mean| >> std) and summed in X precision
-       over runs of MG_LN_RUN values per lane only, then in double: float32 products cost a rounding of 2^-24 each
-       (the float32 output's own precision), but converting every value to double made this the slowest pass
-       (two conversions per value; measured 1.7x slower end to end at (8192, 768)). Fixed order, as everywhere. */
-    typedef float mg_vx_float __attribute__((vector_size(32)));
-    typedef double mg_vx_double __attribute__((vector_size(32)));
-    static inline mg_vx_float mg_loadx_float(const float* p) { mg_vx_float v; memcpy(&v, p, sizeof v); return v; }
-    static inline mg_vx_double mg_loadx_double(const double* p) { mg_vx_double v; memcpy(&v, p, sizeof v); return v; }
-    /* acc0, acc1 += v, widened to double (a vector of 8 floats or of 4 doubles) */
-    static inline void mg_widen_add_float(mg_v4d* a0, mg_v4d* a1, mg_vx_float v) {
-        mg_v4d lo = {v[0], v[1], v[2], v[3]}, hi = {v[4], v[5], v[6], v[7]};
-        *a0 += lo; *a1 += hi;
-    }
-    static inline void mg_widen_add_double(mg_v4d* a0, mg_v4d* a1, mg_vx_double v) { *a0 += v; (void)a1; }
-    #define MG_LN_RUN 4
-    #define MG_LN_ROW_SUMS(T)                                                                     \
-    MG_CLONES static void mg_ln_row_sums_##T(const T* dy, const T* x, const T* w, Py_ssize_t m, T K, \
-                                             double* sw, double* swx) {                          \
-        enum { L = sizeof(mg_vx_##T) / sizeof(T) };                                               \
-        mg_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0;                                       \
-        Py_ssize_t i = 0;                                                                         \
-        for (; i + MG_LN_RUN * L <= m; i += MG_LN_RUN * L) {                                      \
-            mg_vx_##T ga = {0}, ea = {0};                                                         \
-            for (int h = 0; h < MG_LN_RUN * L; h += L) {                                          \
-                mg_vx_##T g = mg_loadx_##T(dy + i + h) * mg_loadx_##T(w + i + h);                 \
-                ga += g; ea += g * (mg_loadx_##T(x + i + h) - K);                                 \
-            }                                                                                     \
-            mg_widen_add_##T(&a0, &a1, ga); mg_widen_add_##T(&q0, &q1, ea);                       \
-        }                                                                                         \
-        double a = 0, q = 0;                                                                      \
-        for (; i < m; i++) { T g = dy[i] * w[i]; a += g; q += g * (x[i] - K); }                   \
-        *sw = mg_hsum(a0, a1) + a;                                                                \
-        *swx = mg_hsum(q0, q1) + q;                                                               \
-    }                                                                                             \
-    /* dx = r*(w*dy - mg) + b*(x - K) + k, and this block's parameter-gradient partials in X precision:     \
-       fb += dy, fw += dy*xhat with xhat = (x - K)*r - dmr (elementwise: vectorizes, no reassociation) */    \
-    MG_CLONES static void mg_ln_dx_##T(T* restrict dx, const T* restrict dy, const T* restrict x,        \
-                                       const T* restrict w, Py_ssize_t m, T r, T mg, T K, T b, T k, T dmr, \
-                                       T* restrict fw, T* restrict fb) {                          \
-        for (Py_ssize_t i = 0; i < m; i++) {                                                      \
-            T g = dy[i], d = x[i] - K;                                                            \
-            dx[i] = r * (w[i] * g - mg) + b * d + k;                                              \
-            fb[i] += g;                                                                           \
-            fw[i] += g * (d * r - dmr);                                                           \
-        }                                                                                         \
-    }                                                                                             \
-    /* pw += fw, pb += fb (in double), then fw = fb = 0 */                                          \
-    MG_CLONES static void mg_ln_flush_##T(double* restrict pw, double* restrict pb, T* restrict fw,    \
-                                          T* restrict fb, Py_ssize_t m) {                         \
-        for (Py_ssize_t i = 0; i < m; i++) {                                                      \
-            pw[i] += fw[i]; pb[i] += fb[i]; fw[i] = 0; fb[i] = 0;                                 \
-        }                                                                                         \
-    }
-    /* the elementwise passes, in X precision (GCC vectorizes them; the AVX2 clone does 8 floats a step) */
-    #define MG_ELEMENTWISE(T)                                                                     \
-    MG_CLONES static void mg_affine_##T(T* y, const T* x, Py_ssize_t m, T K, T scale, T shift) {  \
-        for (Py_ssize_t i = 0; i < m; i++) y[i] = (x[i] - K) * scale + shift;                     \
-    }                                                                                             \
-    /* the same pass for the group-norm rows, with an AVX-512 clone (MG_CLONES_V4; see mg_shifted_sums_float) */ \
-    MG_CLONES_V4 static void mg_row_affine_##T(T* y, const T* x, Py_ssize_t m, T K, T scale, T shift) { \
-        for (Py_ssize_t i = 0; i < m; i++) y[i] = (x[i] - K) * scale + shift;                     \
-    }                                                                                             \
-    MG_CLONES static void mg_affine2_##T(T* dx, const T* dy, const T* x, Py_ssize_t m,            \
-                                         T a, T mdy, T K, T b, T k) {                             \
-        for (Py_ssize_t i = 0; i < m; i++) dx[i] = a * (dy[i] - mdy) + b * (x[i] - K) + k;        \
-    }                                                                                             \
-    MG_CLONES static void mg_gn_dx_##T(T* dx, const T* dy, const T* x, Py_ssize_t m,              \
-                                       T r, T w, T mg, T K, T b, T k) {                           \
-        for (Py_ssize_t i = 0; i < m; i++) dx[i] = r * (w * dy[i] - mg) + b * (x[i] - K) + k;     \
-    }                                                                                             \
-    MG_CLONES static void mg_ln_affine_##T(T* y, const T* x, const T* w, const T* bias,           \
-                                           Py_ssize_t m, T K, T r, T dmr) {                       \
-        for (Py_ssize_t i = 0; i < m; i++) y[i] = ((x[i] - K) * r - dmr) * w[i] + bias[i];        \
-    }
-    /* BatchNorm1d (S == 1): nr rows (stride ldx) of m channels into per-channel accumulators, vectorized across
-       channels (independent lanes: no reassociation, each s1[c] still adds its rows one by one, in order). The nr
-       rows are added while the accumulators sit in registers: one load/store of s1, s2 per nr rows. */
-    #define MG_COLUMNS(T)                                                                         \
-    MG_CLONES static void mg_col_shifted_sums_##T(const T* restrict x, Py_ssize_t ldx, Py_ssize_t nr,      \
-                                                  const double* restrict K, Py_ssize_t m,         \
-                                                  double* restrict s1, double* restrict s2) {     \
-        Py_ssize_t c = 0;                                                                         \
-        for (; c + 8 <= m; c += 8) {                                                              \
-            mg_v4d k0 = mg_load4_double(K + c), k1 = mg_load4_double(K + c + 4);                  \
-            mg_v4d a0 = mg_load4_double(s1 + c), a1 = mg_load4_double(s1 + c + 4);                \
-            mg_v4d q0 = mg_load4_double(s2 + c), q1 = mg_load4_double(s2 + c + 4);                \
-            for (Py_ssize_t j = 0; j < nr; j++) {                                                 \
-                mg_v4d d0 = mg_load4_##T(x + j * ldx + c) - k0, d1 = mg_load4_##T(x + j * ldx + c + 4) - k1; \
-                a0 += d0; a1 += d1; q0 += d0 * d0; q1 += d1 * d1;                                 \
-            }                                                                                     \
-            mg_store4(s1 + c, a0); mg_store4(s1 + c + 4, a1);                                     \
-            mg_store4(s2 + c, q0); mg_store4(s2 + c + 4, q1);                                     \
-        }                                                                                         \
-        for (; c < m; c++)                                                                        \
-            for (Py_ssize_t j = 0; j < nr; j++) {                                                 \
-                double d = (double)x[j * ldx + c] - K[c]; s1[c] += d; s2[c] += d * d;             \
-            }                                                                                     \
-    }                                                                                             \
-    MG_CLONES static void mg_col_dy_sums_##T(const T* restrict dy, const T* restrict x, Py_ssize_t ldx, \
-                                             Py_ssize_t nr, const double* restrict mean, Py_ssize_t m, \
-                                             double* restrict sdy, double* restrict sdyx) {       \
-        Py_ssize_t c = 0;                                                                         \
-        for (; c + 8 <= m; c += 8) {                                                              \
-            mg_v4d k0 = mg_load4_double(mean + c), k1 = mg_load4_double(mean + c + 4);            \
-            mg_v4d a0 = mg_load4_double(sdy + c), a1 = mg_load4_double(sdy + c + 4);              \
-            mg_v4d q0 = mg_load4_double(sdyx + c), q1 = mg_load4_double(sdyx + c + 4);            \
-            for (Py_ssize_t j = 0; j < nr; j++) {                                                 \
-                mg_v4d g0 = mg_load4_##T(dy + j * ldx + c), g1 = mg_load4_##T(dy + j * ldx + c + 4); \
-                a0 += g0; a1 += g1;                                                               \
-                q0 += g0 * (mg_load4_##T(x + j * ldx + c) - k0);                                  \
-                q1 += g1 * (mg_load4_##T(x + j * ldx + c + 4) - k1);                              \
-            }                                                                                     \
-            mg_store4(sdy + c, a0); mg_store4(sdy + c + 4, a1);                                   \
-            mg_store4(sdyx + c, q0); mg_store4(sdyx + c + 4, q1);                                 \
-        }                                                                                         \
-        for (; c < m; c++)                                                                        \
-            for (Py_ssize_t j = 0; j < nr; j++) {                                                 \
-                double g = dy[j * ldx + c]; sdy[c] += g; sdyx[c] += g * ((double)x[j * ldx + c] - mean[c]); \
-            }                                                                                     \
-    }
-    /* the elementwise passes of one row, per-channel coefficients (X precision) */
-    #define MG_COL_AFFINE(T)                                                                      \
-    MG_CLONES static void mg_col_affine_##T(T* restrict y, const T* restrict x, Py_ssize_t m,    \
-                                            const T* restrict K, const T* restrict scale,         \
-                                            const T* restrict shift) {                            \
-        for (Py_ssize_t c = 0; c < m; c++) y[c] = (x[c] - K[c]) * scale[c] + shift[c];            \
-    }                                                                                             \
-    MG_CLONES static void mg_col_affine2_##T(T* restrict dx, const T* restrict dy, const T* restrict x, \
-                                             Py_ssize_t m, const T* restrict a, const T* restrict mdy, \
-                                             const T* restrict K, const T* restrict b, const T* restrict k) { \
-        for (Py_ssize_t c = 0; c < m; c++) dx[c] = a[c] * (dy[c] - mdy[c]) + b[c] * (x[c] - K[c]) + k[c]; \
-    }
-    /* float64 sums, the elementwise passes and the float32 channel sums: runs of at least this many values go
-       one channel per call, as before (measured 4-9% slower interleaved at S = 12544, 9-40% slower at S = 196,
-       cause not found; 5-8% faster at S = 49) */
-    #define MG_SHORT_RUN 128
-    #define MG_LANE_RUN 512  /* see mg_channel_lane_sums_float */
-    /* batch norm, one row's run of nc channels of S values each (x[c*S:(c+1)*S] is channel c), per-channel sums:
-       s1[c] += sum(x - K[c]), s2[c] += sum((x - K[c])^2). Two channels at a time, each with exactly the operations
-       and order of mg_shifted_sums (same bits): at small S one channel's adds are bound by their latency, and the
-       two channels' independent chains overlap (and the call overhead is paid once per row, not per channel). */
-    #define MG_CHANNEL_SUMS(T)                                                                    \
-    MG_CLONES static void mg_channel_shifted_sums_##T(const T* restrict x, Py_ssize_t nc, Py_ssize_t S,      \
-                                                      const double* restrict K, double* restrict s1,         \
-                                                      double* restrict s2) {                                 \
-        Py_ssize_t c = 0;                                                                         \
-        for (; c + 2 <= nc && S < MG_SHORT_RUN; c += 2) {                                         \
-            const T* xa = x + c * S;                                                              \
-            const T* xb = xa + S;                                                                 \
-            const double Ka = K[c], Kb = K[c + 1];                                                \
-            const mg_v4d ka = {Ka, Ka, Ka, Ka}, kb = {Kb, Kb, Kb, Kb};                            \
-            mg_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0, b0 = a0, b1 = a0, r0 = a0, r1 = a0; \
-            Py_ssize_t i = 0;                                                                     \
-            for (; i + 8 <= S; i += 8) {                                                          \
-                mg_v4d d0 = mg_load4_##T(xa + i) - ka, d1 = mg_load4_##T(xa + i + 4) - ka;        \
-                mg_v4d e0 = mg_load4_##T(xb + i) - kb, e1 = mg_load4_##T(xb + i + 4) - kb;        \
-                a0 += d0; a1 += d1; q0 += d0 * d0; q1 += d1 * d1;                                 \
-                b0 += e0; b1 += e1; r0 += e0 * e0; r1 += e1 * e1;                                 \
-            }                                                                                     \
-            double a = 0, q = 0, b = 0, r = 0;                                                    \
-            for (; i < S; i++) {                                                                  \
-                double d = (double)xa[i] - Ka, e = (double)xb[i] - Kb;                            \
-                a += d; q += d * d; b += e; r += e * e;                                           \
-            }                                                                                     \
-            s1[c] += mg_hsum(a0, a1) + a;                                                         \
-            s2[c] += mg_hsum(q0, q1) + q;                                                         \
-            s1[c + 1] += mg_hsum(b0, b1) + b;                                                     \
-            s2[c + 1] += mg_hsum(r0, r1) + r;                                                     \
-        }                                                                                         \
-        for (; c < nc; c++) mg_shifted_sums_##T(x + c * S, S, K[c], s1 + c, s2 + c);              \
-    }                                                                                             \
-    /* sdy[c] += sum(dy), sdyx[c] += sum(dy*(x - mean[c])): two channels at a time, as mg_dy_sums (same bits) */ \
-    MG_CLONES static void mg_channel_dy_sums_##T(const T* restrict dy, const T* restrict x, Py_ssize_t nc,   \
-                                                 Py_ssize_t S, const double* restrict mean,                 \
-                                                 double* restrict sdy, double* restrict sdyx) {             \
-        Py_ssize_t c = 0;                                                                         \
-        for (; c + 2 <= nc && S < MG_SHORT_RUN; c += 2) {                                         \
-            const T* ga = dy + c * S;                                                             \
-            const T* gb = ga + S;                                                                 \
-            const T* xa = x + c * S;                                                              \
-            const T* xb = xa + S;                                                                 \
-            const double Ma = mean[c], Mb = mean[c + 1];                                          \
-            const mg_v4d ka = {Ma, Ma, Ma, Ma}, kb = {Mb, Mb, Mb, Mb};                            \
-            mg_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0, b0 = a0, b1 = a0, r0 = a0, r1 = a0; \
-            Py_ssize_t i = 0;                                                                     \
-            for (; i + 8 <= S; i += 8) {                                                          \
-                mg_v4d g0 = mg_load4_##T(ga + i), g1 = mg_load4_##T(ga + i + 4);                  \
-                mg_v4d h0 = mg_load4_##T(gb + i), h1 = mg_load4_##T(gb + i + 4);                  \
-                a0 += g0; a1 += g1;                                                               \
-                q0 += g0 * (mg_load4_##T(xa + i) - ka); q1 += g1 * (mg_load4_##T(xa + i + 4) - ka); \
-                b0 += h0; b1 += h1;                                                               \
-                r0 += h0 * (mg_load4_##T(xb + i) - kb); r1 += h1 * (mg_load4_##T(xb + i + 4) - kb); \
-            }                                                                                     \
-            double a = 0, q = 0, b = 0, r = 0;                                                    \
-            for (; i < S; i++) {                                                                  \
-                a += ga[i]; q += (double)ga[i] * ((double)xa[i] - Ma);                            \
-                b += gb[i]; r += (double)gb[i] * ((double)xb[i] - Mb);                            \
-            }                                                                                     \
-            sdy[c] += mg_hsum(a0, a1) + a;                                                        \
-            sdyx[c] += mg_hsum(q0, q1) + q;                                                       \
-            sdy[c + 1] += mg_hsum(b0, b1) + b;                                                    \
-            sdyx[c + 1] += mg_hsum(r0, r1) + r;                                                   \
-        }                                                                                         \
-        for (; c < nc; c++) mg_dy_sums_##T(dy + c * S, x + c * S, S, mean[c], sdy + c, sdyx + c);  \
-    }
-    /* the elementwise passes over one row's run of nc channels, per-channel coefficients (X precision). Each
-       channel in full vectors, the last one overlapping the one before where L does not divide S (it rewrites
-       the same values: no scalar remainder per channel; x's last vector is loaded first, so y may be x). */
-    #define MG_CHANNEL_AFFINE(T)                                                                  \
-    MG_CLONES static void mg_channel_affine_##T(T* y, const T* x, Py_ssize_t nc, Py_ssize_t S,    \
-                                                const T* K, const T* scale, const T* shift) {     \
-        enum { L = sizeof(mg_vx_##T) / sizeof(T) };                                               \
-        if (S < L || S >= MG_SHORT_RUN) {                                                         \
-            for (Py_ssize_t c = 0; c < nc; c++) mg_affine_##T(y + c * S, x + c * S, S, K[c], scale[c], shift[c]); \
-            return;                                                                               \
-        }                                                                                         \
-        for (Py_ssize_t c = 0; c < nc; c++) {                                                     \
-            const T* xc = x + c * S;                                                              \
-            T* yc = y + c * S;                                                                    \
-            const T Kc = K[c], sc = scale[c], bc = shift[c];                                      \
-            const mg_vx_##T xt = mg_loadx_##T(xc + S - L);                                        \
-            Py_ssize_t i = 0;                                                                     \
-            for (; i + L <= S; i += L) {                                                          \
-                mg_vx_##T v = (mg_loadx_##T(xc + i) - Kc) * sc + bc;                              \
-                memcpy(yc + i, &v, sizeof v);                                                     \
-            }                                                                                     \
-            if (i < S) {                                                                          \
-                mg_vx_##T v = (xt - Kc) * sc + bc;                                                \
-                memcpy(yc + S - L, &v, sizeof v);                                                 \
-            }                                                                                     \
-        }                                                                                         \
-    }                                                                                             \
-    MG_CLONES static void mg_channel_affine2_##T(T* dx, const T* dy, const T* x, Py_ssize_t nc, Py_ssize_t S, \
-                                                 const T* a, const T* mdy, const T* K, const T* b,\
-                                                 const T* k) {                                    \
-        enum { L = sizeof(mg_vx_##T) / sizeof(T) };                                               \
-        if (S < L || S >= MG_SHORT_RUN) {                                                         \
-            for (Py_ssize_t c = 0; c < nc; c++)                                                   \
-                mg_affine2_##T(dx + c * S, dy + c * S, x + c * S, S, a[c], mdy[c], K[c], b[c], k[c]); \
-            return;                                                                               \
-        }                                                                                         \
-        for (Py_ssize_t c = 0; c < nc; c++) {                                                     \
-            const T* gc = dy + c * S;                                                             \
-            const T* xc = x + c * S;                                                              \
-            T* dc = dx + c * S;                                                                   \
-            const T ac = a[c], mc = mdy[c], Kc = K[c], bc = b[c], kc = k[c];                      \
-            const mg_vx_##T gt = mg_loadx_##T(gc + S - L), xt = mg_loadx_##T(xc + S - L);         \
-            Py_ssize_t i = 0;                                                                     \
-            for (; i + L <= S; i += L) {                                                          \
-                mg_vx_##T v = ac * (mg_loadx_##T(gc + i) - mc) + bc * (mg_loadx_##T(xc + i) - Kc) + kc; \
-                memcpy(dc + i, &v, sizeof v);                                                     \
-            }                                                                                     \
-            if (i < S) {                                                                          \
-                mg_vx_##T v = ac * (gt - mc) + bc * (xt - Kc) + kc;                               \
-                memcpy(dc + S - L, &v, sizeof v);                                                 \
-            }                                                                                     \
-        }                                                                                         \
-    }
-    MG_COLUMNS(double)
-    MG_COL_AFFINE(float)
-    MG_COL_AFFINE(double)
-    MG_SHIFTED_SUMS(double)
-    MG_DY_SUMS(double)
-    MG_LN_ROW_SUMS(float)
-    MG_LN_ROW_SUMS(double)
-    MG_ELEMENTWISE(float)
-    MG_ELEMENTWISE(double)
-    MG_CHANNEL_SUMS(double)
-    MG_CHANNEL_AFFINE(float)
-    MG_CHANNEL_AFFINE(double)
-    /* float32 input: the batch-norm (and group-norm) reductions in float32 lanes over short fixed groups.
-       NOTE: converting every float to double before adding made these passes bound by arithmetic (cvtps2pd, sub,
-       add, mul, add in 4-wide doubles: about 24 GB/s), below the memory bandwidth. Here x - K (exact where the
-       set's values are near K: |mean| >> std), its square and the sums run in 8-wide float32 vectors. A run of m
-       values is cut into groups of MG_F32_GROUP vectors (the last one shorter; where 8 does not divide m its last
-       vector overlaps the one before, the old lanes masked off); a group's vectors go to four accumulators in turn
-       (each lane adds at most MG_F32_GROUP/4 values in float32, a relative rounding of a few 2^-24, the float32
-       data's own precision), the four are added pairwise, then the two halves, then widened and added to the run's
-       double partials, in a fixed order (the float64 path is unchanged). K must be a float32 value (it is: a value
-       of x); for the backward sums, Kx = float(mean), and sum(dy*(x - mean)) = sum(dy*(x - Kx)) - (mean - Kx)*sum(dy)
-       in double.
-       NOTE: the pass is bound by the two float adders (x - K and the two sums: three adds per vector; at 2.6 GHz
-       about 120 us for 6.4 MB, where reading alone takes 65 us), so what counts is the adds per vector and that they
-       do not wait on each other: the four accumulators are four independent chains. The old scheme (groups of 4
-       vectors in one chain, each group widened on its own, a scalar tail in double; one chain per channel for runs
-       under 128 values) made the statistics pass 1.4x slower at (64, 128, 196) (runs of 24.5 vectors) and 1.45x
-       at (32, 64, 784), timed alone in C. Two accumulators instead of four (fewer adds to combine them) measured
-       5-15% faster alone but not in the kernel (interleaved, 1 thread), so four stay. */
-    #define MG_F32_GROUP 32
-    #define MG_AI static inline __attribute__((always_inline))
-    typedef float mg_v4f __attribute__((vector_size(16)));
-    typedef int mg_v8i __attribute__((vector_size(32)));
-    typedef long long mg_v4l __attribute__((vector_size(32)));
-    /* the two halves of v added in float32, widened to double */
-    MG_AI mg_v4d mg_fold_widen(mg_vx_float v) {
-        mg_v4f lo = {v[0], v[1], v[2], v[3]}, hi = {v[4], v[5], v[6], v[7]};
-        lo += hi;
-        mg_v4d r = {lo[0], lo[1], lo[2], lo[3]};
-        return r;
-    }
-    /* *s1 += (a[0] + a[1]) + (a[2] + a[3]), *s2 likewise with q */
-    MG_AI void mg_hsum2(mg_v4d a, mg_v4d q, double* s1, double* s2) {
-        mg_v4d h = __builtin_shuffle(a, q, (mg_v4l){0, 4, 2, 6}) + __builtin_shuffle(a, q, (mg_v4l){1, 5, 3, 7});
-        *s1 += h[0] + h[2];
-        *s2 += h[1] + h[3];
-    }
-    /* lanes 8 - m%8 .. 7 set: the new values of the overlapping last vector x[m-8:m] */
-    MG_AI mg_v8i mg_tail_mask(Py_ssize_t m) {
-        static const int tbl[16] = {0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1};
-        mg_v8i v; memcpy(&v, tbl + (m % 8), sizeof v); return v;
-    }
-    /* the float32 sums overflow where |x - K| > 1.8e19 (a square) or the data is not finite: such a set is summed
-       again converting every value to double, as the float64 path (rare; results: as before this scheme) */
-    #define MG_FINITE2(a, q) (__builtin_isfinite(a) && __builtin_isfinite(q))
-    __attribute__((noinline, cold)) static void mg_f32_shifted_sums_slow(const float* x, Py_ssize_t m, double K,
-                                                                         double* s1, double* s2) {
-        double a = 0, q = 0;
-        for (Py_ssize_t i = 0; i < m; i++) { double d = (double)x[i] - K; a += d; q += d * d; }
-        *s1 = a; *s2 = q;
-    }
-    __attribute__((noinline, cold)) static void mg_f32_dy_sums_slow(const float* dy, const float* x, Py_ssize_t m,
-                                                                    double mean, double* sdy, double* sdyx) {
-        double a = 0, q = 0;
-        for (Py_ssize_t i = 0; i < m; i++) { a += dy[i]; q += (double)dy[i] * ((double)x[i] - mean); }
-        *sdy = a; *sdyx = q;
-    }
-    /* m >= 8 values of x: lane partials a += sum(x - k), q += sum((x - k)^2), group by group (see above) */
-    MG_AI void mg_f32_run_sums(const float* x, Py_ssize_t m, float k, mg_v4d* a, mg_v4d* q) {
-        const mg_v8i mask = mg_tail_mask(m);
-        Py_ssize_t i = 0;
-        while (i < m) {
-            const Py_ssize_t end = m - i > 8 * MG_F32_GROUP ? i + 8 * MG_F32_GROUP : m;
-            mg_vx_float a0 = {0}, a1 = a0, a2 = a0, a3 = a0, q0 = a0, q1 = a0, q2 = a0, q3 = a0;
-            for (; i + 32 <= end; i += 32) {
-                mg_vx_float d0 = mg_loadx_float(x + i) - k, d1 = mg_loadx_float(x + i + 8) - k;
-                mg_vx_float d2 = mg_loadx_float(x + i + 16) - k, d3 = mg_loadx_float(x + i + 24) - k;
-                a0 += d0; a1 += d1; a2 += d2; a3 += d3;
-                q0 += d0 * d0; q1 += d1 * d1; q2 += d2 * d2; q3 += d3 * d3;
-            }
-            for (; i + 8 <= end; i += 8) { mg_vx_float d = mg_loadx_float(x + i) - k; a0 += d; q0 += d * d; }
-            if (i < end) {  /* end == m */
-                mg_vx_float d = (mg_vx_float)((mg_v8i)(mg_loadx_float(x + m - 8) - k) & mask);
-                a1 += d; q1 += d * d;
-                i = m;
-            }
-            *a += mg_fold_widen((a0 + a1) + (a2 + a3));
-            *q += mg_fold_widen((q0 + q1) + (q2 + q3));
-        }
-    }
-    /* m >= 8: lane partials a += sum(dy), q += sum(dy*(x - k)) */
-    MG_AI void mg_f32_run_dy_sums(const float* dy, const float* x, Py_ssize_t m, float k, mg_v4d* a, mg_v4d* q) {
-        const mg_v8i mask = mg_tail_mask(m);
-        Py_ssize_t i = 0;
-        while (i < m) {
-            const Py_ssize_t end = m - i > 8 * MG_F32_GROUP ? i + 8 * MG_F32_GROUP : m;
-            mg_vx_float a0 = {0}, a1 = a0, a2 = a0, a3 = a0, q0 = a0, q1 = a0, q2 = a0, q3 = a0;
-            for (; i + 32 <= end; i += 32) {
-                mg_vx_float g0 = mg_loadx_float(dy + i), g1 = mg_loadx_float(dy + i + 8);
-                mg_vx_float g2 = mg_loadx_float(dy + i + 16), g3 = mg_loadx_float(dy + i + 24);
-                a0 += g0; a1 += g1; a2 += g2; a3 += g3;
-                q0 += g0 * (mg_loadx_float(x + i) - k); q1 += g1 * (mg_loadx_float(x + i + 8) - k);
-                q2 += g2 * (mg_loadx_float(x + i + 16) - k); q3 += g3 * (mg_loadx_float(x + i + 24) - k);
-            }
-            for (; i + 8 <= end; i += 8) {
-                mg_vx_float g = mg_loadx_float(dy + i);
-                a0 += g; q0 += g * (mg_loadx_float(x + i) - k);
-            }
-            if (i < end) {  /* end == m */
-                mg_vx_float g = mg_loadx_float(dy + m - 8);
-                a1 += (mg_vx_float)((mg_v8i)g & mask);
-                q1 += (mg_vx_float)((mg_v8i)(g * (mg_loadx_float(x + m - 8) - k)) & mask);
-                i = m;
-            }
-            *a += mg_fold_widen((a0 + a1) + (a2 + a3));
-            *q += mg_fold_widen((q0 + q1) + (q2 + q3));
-        }
-    }
-    /* s1 += sum(x - K), s2 += sum((x - K)^2) over x[0:m] (K a float32 value); overflow checked here when check */
-    MG_AI void mg_f32_shifted_sums(const float* x, Py_ssize_t m, double K, double* s1, double* s2, int check) {
-        double ta = 0, tq = 0;
-        if (m >= 8) {
-            mg_v4d a = {0, 0, 0, 0}, q = a;
-            mg_f32_run_sums(x, m, (float)K, &a, &q);
-            mg_hsum2(a, q, &ta, &tq);
-        } else {
-            for (Py_ssize_t i = 0; i < m; i++) { double d = (double)x[i] - K; ta += d; tq += d * d; }
-        }
-        if (check && __builtin_expect(!MG_FINITE2(ta, tq), 0)) mg_f32_shifted_sums_slow(x, m, K, &ta, &tq);
-        *s1 += ta;
-        *s2 += tq;
-    }
-    /* sdy += sum(dy), sdyx += sum(dy*(x - mean)) over [0, m); overflow checked here when check */
-    MG_AI void mg_f32_dy_sums(const float* dy, const float* x, Py_ssize_t m, double mean, double* sdy,
-                              double* sdyx, int check) {
-        const float k = (float)mean;
-        double ta = 0, tq = 0;
-        if (m >= 8) {
-            mg_v4d a = {0, 0, 0, 0}, q = a;
-            mg_f32_run_dy_sums(dy, x, m, k, &a, &q);
-            mg_hsum2(a, q, &ta, &tq);
-        } else {
-            for (Py_ssize_t i = 0; i < m; i++) { ta += dy[i]; tq += (double)dy[i] * ((double)x[i] - (double)k); }
-        }
-        tq -= (mean - (double)k) * ta;
-        if (check && __builtin_expect(!MG_FINITE2(ta, tq), 0)) mg_f32_dy_sums_slow(dy, x, m, mean, &ta, &tq);
-        *sdy += ta;
-        *sdyx += tq;
-    }
-    /* NOTE: the rows of group norm (and layer/instance norm) are reduced here and rescaled by mg_row_affine, the
-       two helpers with an AVX-512 clone: timed in one process on a quiet moment, the group-norm forward on
-       (32, 64, 784) took 198 us against 246 us with AVX2 only (Numba's LLVM code, in AVX-512: 202 us), the
-       instance-norm forward 236 against 273 us (Numba: 241-250). Every helper cloned so made the BatchNorm2d
-       backward 14-17% slower, so the others keep AVX2 (mg_clones.h). */
-    MG_CLONES_V4 static void mg_shifted_sums_float(const float* x, Py_ssize_t m, double K, double* s1, double* s2) {
-        mg_f32_shifted_sums(x, m, K, s1, s2, 1);
-    }
-    MG_CLONES static void mg_dy_sums_float(const float* dy, const float* x, Py_ssize_t m, double mean,
-                                           double* sdy, double* sdyx) {
-        mg_f32_dy_sums(dy, x, m, mean, sdy, sdyx, 1);
-    }
-    /* one row's run of nc channels of S values each, per-channel sums (overflow: checked on the totals by
-       _bn_stats_block, _bn_dy_sums_block). A short run (8 <= S < MG_SHORT_RUN) is one group in one accumulator:
-       its vectors (the last one overlapping, its old lanes masked off), then the two halves, then widened; longer
-       runs as mg_shifted_sums_float. NOTE: the four-accumulator groups of mg_f32_run_sums on every run were
-       2-10% slower at S = 49, (256, 512, 49) (interleaved, 1 thread), where a run is six vectors. */
-    MG_CLONES static void mg_channel_shifted_sums_float(const float* restrict x, Py_ssize_t nc, Py_ssize_t S,
-                                                        const double* restrict K, double* restrict s1,
-                                                        double* restrict s2) {
-        if (S < 8 || S >= MG_SHORT_RUN) {
-            for (Py_ssize_t c = 0; c < nc; c++) mg_f32_shifted_sums(x + c * S, S, K[c], s1 + c, s2 + c, 0);
-            return;
-        }
-        const mg_v8i mask = mg_tail_mask(S);
-        for (Py_ssize_t c = 0; c < nc; c++) {
-            const float* xc = x + c * S;
-            const float k = (float)K[c];
-            mg_vx_float va = {0}, vq = {0};
-            Py_ssize_t i = 0;
-            for (; i + 8 <= S; i += 8) { mg_vx_float d = mg_loadx_float(xc + i) - k; va += d; vq += d * d; }
-            if (i < S) {
-                mg_vx_float d = (mg_vx_float)((mg_v8i)(mg_loadx_float(xc + S - 8) - k) & mask);
-                va += d; vq += d * d;
-            }
-            mg_hsum2(mg_fold_widen(va), mg_fold_widen(vq), s1 + c, s2 + c);
-        }
-    }
-    MG_CLONES static void mg_channel_dy_sums_float(const float* restrict dy, const float* restrict x,
-                                                   Py_ssize_t nc, Py_ssize_t S, const double* restrict mean,
-                                                   double* restrict sdy, double* restrict sdyx) {
-        if (S < 8 || S >= MG_SHORT_RUN) {
-            for (Py_ssize_t c = 0; c < nc; c++)
-                mg_f32_dy_sums(dy + c * S, x + c * S, S, mean[c], sdy + c, sdyx + c, 0);
-            return;
-        }
-        const mg_v8i mask = mg_tail_mask(S);  /* a short run: as mg_channel_shifted_sums_float */
-        for (Py_ssize_t c = 0; c < nc; c++) {
-            const float* gc = dy + c * S;
-            const float* xc = x + c * S;
-            const float k = (float)mean[c];
-            mg_vx_float va = {0}, vq = {0};
-            Py_ssize_t i = 0;
-            for (; i + 8 <= S; i += 8) {
-                mg_vx_float g = mg_loadx_float(gc + i);
-                va += g; vq += g * (mg_loadx_float(xc + i) - k);
-            }
-            if (i < S) {
-                mg_vx_float g = mg_loadx_float(gc + S - 8);
-                va += (mg_vx_float)((mg_v8i)g & mask);
-                vq += (mg_vx_float)((mg_v8i)(g * (mg_loadx_float(xc + S - 8) - k)) & mask);
-            }
-            double ta = 0, tq = 0;
-            mg_hsum2(mg_fold_widen(va), mg_fold_widen(vq), &ta, &tq);
-            sdy[c] += ta;
-            sdyx[c] += tq - (mean[c] - (double)k) * ta;
-        }
-    }
-    /* BatchNorm2d, float32, runs of MG_SHORT_RUN <= S < MG_LANE_RUN values: one row's run of nc channels, added
-       into per-channel LANE partials p1, p2 (4 doubles per channel, mg_f32_run_sums's widened lanes, accumulated
-       over the rows in order); mg_lanes_finish adds each channel's lanes into s1, s2 once, after the last row.
-       NOTE: closing every run into s1[c] (the lanes added as scalars, then s1[c] read and written), as the short
-       runs above do, cost a fifth of the statistics pass at (64, 128, 196), runs of 196 values: timed alone in C,
-       138 against 110 us (5% at runs of 784). On short runs the lanes were slower (49 values: 1.1 against 1.6 ms
-       at (256, 512, 49)), so those keep their scalar closing, as do runs from MG_LANE_RUN on, where one closing
-       per run is too little to measure (the forward measured 0.97-1.06x at runs of 784 and 12544, interleaved A/B
-       with both allocation orders; 0.89-0.97x at 196). The totals are the same sums of float32-rounded
-       partials in another order (in double: bit-identical in the cases tested). Overflow: checked on the totals
-       by _bn_stats_block, _bn_dy_sums_block. */
-    MG_CLONES static void mg_channel_lane_sums_float(const float* restrict x, Py_ssize_t nc, Py_ssize_t S,
-                                                     const double* restrict K, double* restrict p1,
-                                                     double* restrict p2) {
-        for (Py_ssize_t c = 0; c < nc; c++) {
-            mg_v4d a = mg_load4_double(p1 + 4 * c), q = mg_load4_double(p2 + 4 * c);
-            mg_f32_run_sums(x + c * S, S, (float)K[c], &a, &q);
-            mg_store4(p1 + 4 * c, a);
-            mg_store4(p2 + 4 * c, q);
-        }
-    }
-    /* as mg_channel_lane_sums_float: lanes of sum(dy) and sum(dy*(x - Kx)), Kx = float(mean[c]) (the caller
-       takes sum(dy*(x - mean)) = sum(dy*(x - Kx)) - (mean - Kx)*sum(dy) from the totals) */
-    MG_CLONES static void mg_channel_lane_dy_sums_float(const float* restrict dy, const float* restrict x,
-                                                        Py_ssize_t nc, Py_ssize_t S, const double* restrict mean,
-                                                        double* restrict p1, double* restrict p2) {
-        for (Py_ssize_t c = 0; c < nc; c++) {
-            mg_v4d a = mg_load4_double(p1 + 4 * c), q = mg_load4_double(p2 + 4 * c);
-            mg_f32_run_dy_sums(dy + c * S, x + c * S, S, (float)mean[c], &a, &q);
-            mg_store4(p1 + 4 * c, a);
-            mg_store4(p2 + 4 * c, q);
-        }
-    }
-    /* s1[c] += (l0 + l1) + (l2 + l3) of p1's lanes of channel c, s2 likewise from p2 */
-    static void mg_lanes_finish(const double* p1, const double* p2, Py_ssize_t nc, double* s1, double* s2) {
-        for (Py_ssize_t c = 0; c < nc; c++)
-            mg_hsum2(mg_load4_double(p1 + 4 * c), mg_load4_double(p2 + 4 * c), s1 + c, s2 + c);
-    }
-    /* BatchNorm1d (S == 1): nr rows (stride ldx) of m channels, vectorized across channels. The rows go in
-       groups of MG_COL_GROUP from the first: each channel's group is added in a float32 lane (rows in order),
-       then widened into s1, s2 (per channel, groups in order). The caller passes ROWS_1D = 2 groups per call, so
-       that s1, s2 are loaded and stored once per two groups: the statistics pass at (4096, 1024) took 0.65-0.76
-       against 1.03-1.09 ms with one group per call, timed alone in C (the bits depend on the groups only); the
-       whole forward 0.98-0.99x at (4096, 1024) and 0.88-0.96x at (4099, 1001), interleaved A/B, same bits.
-       Four groups per call were slower (0.85-0.98 ms): 16 rows 4 KB apart share one set of the 8-way L1. */
-    #define MG_COL_GROUP 4
-    MG_CLONES static void mg_col_shifted_sums_float(const float* restrict x, Py_ssize_t ldx, Py_ssize_t nr,
-                                                    const double* restrict K, Py_ssize_t m,
-                                                    double* restrict s1, double* restrict s2) {
-        Py_ssize_t c = 0;
-        for (; c + 8 <= m; c += 8) {
-            const mg_vx_float k = {(float)K[c], (float)K[c + 1], (float)K[c + 2], (float)K[c + 3],
-                                   (float)K[c + 4], (float)K[c + 5], (float)K[c + 6], (float)K[c + 7]};
-            mg_v4d a0 = mg_load4_double(s1 + c), a1 = mg_load4_double(s1 + c + 4);
-            mg_v4d q0 = mg_load4_double(s2 + c), q1 = mg_load4_double(s2 + c + 4);
-            Py_ssize_t j = 0;
-            for (; j + MG_COL_GROUP <= nr; j += MG_COL_GROUP) {
-                const float* r = x + j * ldx + c;
-                mg_vx_float d0 = mg_loadx_float(r) - k, d1 = mg_loadx_float(r + ldx) - k;
-                mg_vx_float d2 = mg_loadx_float(r + 2 * ldx) - k, d3 = mg_loadx_float(r + 3 * ldx) - k;
-                mg_widen_add_float(&a0, &a1, ((d0 + d1) + d2) + d3);
-                mg_widen_add_float(&q0, &q1, ((d0 * d0 + d1 * d1) + d2 * d2) + d3 * d3);
-            }
-            if (j < nr) {  /* the last rows of the input: a shorter group */
-                mg_vx_float va = {0}, vq = {0};
-                for (; j < nr; j++) { mg_vx_float d = mg_loadx_float(x + j * ldx + c) - k; va += d; vq += d * d; }
-                mg_widen_add_float(&a0, &a1, va); mg_widen_add_float(&q0, &q1, vq);
-            }
-            mg_store4(s1 + c, a0); mg_store4(s1 + c + 4, a1);
-            mg_store4(s2 + c, q0); mg_store4(s2 + c + 4, q1);
-        }
-        for (; c < m; c++) {  /* as one lane of the vectors (same bits: a block's edge does not matter) */
-            const float k = (float)K[c];
-            for (Py_ssize_t j0 = 0; j0 < nr; j0 += MG_COL_GROUP) {
-                float va = 0, vq = 0;
-                for (Py_ssize_t j = j0; j < nr && j < j0 + MG_COL_GROUP; j++) {
-                    float d = x[j * ldx + c] - k; va += d; vq += d * d;
-                }
-                s1[c] += va; s2[c] += vq;
-            }
-        }
-    }
-    /* sdy += sum(dy), sdyx += sum(dy*(x - Kx)) with Kx = float(mean): the caller subtracts (mean - Kx)*sdy.
-       One group of at most MG_COL_GROUP rows per call (ROWS_1D_DY): two groups per call, reading 16 rows 4 KB
-       apart (dy and x), made the BatchNorm1d backward at (4096, 1024) 3-21% slower (interleaved A/B). */
-    MG_CLONES static void mg_col_dy_sums_float(const float* restrict dy, const float* restrict x, Py_ssize_t ldx,
-                                               Py_ssize_t nr, const double* restrict mean, Py_ssize_t m,
-                                               double* restrict sdy, double* restrict sdyx) {
-        Py_ssize_t c = 0;
-        for (; c + 8 <= m; c += 8) {
-            const mg_vx_float k = {(float)mean[c], (float)mean[c + 1], (float)mean[c + 2], (float)mean[c + 3],
-                                   (float)mean[c + 4], (float)mean[c + 5], (float)mean[c + 6], (float)mean[c + 7]};
-            mg_vx_float va = {0}, vq = {0};
-            for (Py_ssize_t j = 0; j < nr; j++) {
-                mg_vx_float g = mg_loadx_float(dy + j * ldx + c);
-                va += g; vq += g * (mg_loadx_float(x + j * ldx + c) - k);
-            }
-            mg_v4d a0 = mg_load4_double(sdy + c), a1 = mg_load4_double(sdy + c + 4);
-            mg_v4d q0 = mg_load4_double(sdyx + c), q1 = mg_load4_double(sdyx + c + 4);
-            mg_widen_add_float(&a0, &a1, va); mg_widen_add_float(&q0, &q1, vq);
-            mg_store4(sdy + c, a0); mg_store4(sdy + c + 4, a1);
-            mg_store4(sdyx + c, q0); mg_store4(sdyx + c + 4, q1);
-        }
-        for (; c < m; c++) {  /* as one lane of the vectors */
-            const float k = (float)mean[c];
-            float va = 0, vq = 0;
-            for (Py_ssize_t j = 0; j < nr; j++) { float g = dy[j * ldx + c]; va += g; vq += g * (x[j * ldx + c] - k); }
-            sdy[c] += va; sdyx[c] += vq;
-        }
-    }
-    """
-    enum: MG_SHORT_RUN
-    enum: MG_LANE_RUN
-    void mg_channel_shifted_sums_float(const float* x, Py_ssize_t nc, Py_ssize_t S, const double* K, double* s1,
-                                       double* s2) noexcept nogil
-    void mg_channel_dy_sums_float(const float* dy, const float* x, Py_ssize_t nc, Py_ssize_t S,
-                                  const double* mean, double* sdy, double* sdyx) noexcept nogil
-    void mg_channel_lane_sums_float(const float* x, Py_ssize_t nc, Py_ssize_t S, const double* K, double* p1,
-                                    double* p2) noexcept nogil
-    void mg_channel_lane_dy_sums_float(const float* dy, const float* x, Py_ssize_t nc, Py_ssize_t S,
-                                       const double* mean, double* p1, double* p2) noexcept nogil
-    void mg_lanes_finish(const double* p1, const double* p2, Py_ssize_t nc, double* s1, double* s2) noexcept nogil
-    void mg_channel_shifted_sums_double(const double* x, Py_ssize_t nc, Py_ssize_t S, const double* K,
-                                        double* s1, double* s2) noexcept nogil
-    void mg_channel_dy_sums_double(const double* dy, const double* x, Py_ssize_t nc, Py_ssize_t S,
-                                   const double* mean, double* sdy, double* sdyx) noexcept nogil
-    void mg_channel_affine_float(float* y, const float* x, Py_ssize_t nc, Py_ssize_t S, const float* K,
-                                 const float* scale, const float* shift) noexcept nogil
-    void mg_channel_affine_double(double* y, const double* x, Py_ssize_t nc, Py_ssize_t S, const double* K,
-                                  const double* scale, const double* shift) noexcept nogil
-    void mg_channel_affine2_float(float* dx, const float* dy, const float* x, Py_ssize_t nc, Py_ssize_t S,
-                                  const float* a, const float* mdy, const float* K, const float* b,
-                                  const float* k) noexcept nogil
-    void mg_channel_affine2_double(double* dx, const double* dy, const double* x, Py_ssize_t nc, Py_ssize_t S,
-                                   const double* a, const double* mdy, const double* K, const double* b,
-                                   const double* k) noexcept nogil
-    void mg_col_shifted_sums_float(const float* x, Py_ssize_t ldx, Py_ssize_t nr, const double* K, Py_ssize_t m,
-                                   double* s1, double* s2) noexcept nogil
-    void mg_col_shifted_sums_double(const double* x, Py_ssize_t ldx, Py_ssize_t nr, const double* K,
-                                    Py_ssize_t m, double* s1, double* s2) noexcept nogil
-    void mg_col_dy_sums_float(const float* dy, const float* x, Py_ssize_t ldx, Py_ssize_t nr, const double* mean,
-                              Py_ssize_t m, double* sdy, double* sdyx) noexcept nogil
-    void mg_col_dy_sums_double(const double* dy, const double* x, Py_ssize_t ldx, Py_ssize_t nr,
-                               const double* mean, Py_ssize_t m, double* sdy, double* sdyx) noexcept nogil
-    void mg_col_affine_float(float* y, const float* x, Py_ssize_t m, const float* K, const float* scale,
-                             const float* shift) noexcept nogil
-    void mg_col_affine_double(double* y, const double* x, Py_ssize_t m, const double* K, const double* scale,
-                              const double* shift) noexcept nogil
-    void mg_col_affine2_float(float* dx, const float* dy, const float* x, Py_ssize_t m, const float* a,
-                              const float* mdy, const float* K, const float* b, const float* k) noexcept nogil
-    void mg_col_affine2_double(double* dx, const double* dy, const double* x, Py_ssize_t m, const double* a,
-                               const double* mdy, const double* K, const double* b,
-                               const double* k) noexcept nogil
-    void mg_shifted_sums_float(const float* x, Py_ssize_t m, double K, double* s1, double* s2) noexcept nogil
-    void mg_shifted_sums_double(const double* x, Py_ssize_t m, double K, double* s1, double* s2) noexcept nogil
-    void mg_dy_sums_float(const float* dy, const float* x, Py_ssize_t m, double mean,
-                          double* sdy, double* sdyx) noexcept nogil
-    void mg_dy_sums_double(const double* dy, const double* x, Py_ssize_t m, double mean,
-                           double* sdy, double* sdyx) noexcept nogil
-    void mg_ln_row_sums_float(const float* dy, const float* x, const float* w, Py_ssize_t m, float K,
-                              double* sw, double* swx) noexcept nogil
-    void mg_ln_row_sums_double(const double* dy, const double* x, const double* w, Py_ssize_t m, double K,
-                               double* sw, double* swx) noexcept nogil
-    void mg_ln_dx_float(float* dx, const float* dy, const float* x, const float* w, Py_ssize_t m, float r, float mg,
-                        float K, float b, float k, float dmr, float* fw, float* fb) noexcept nogil
-    void mg_ln_dx_double(double* dx, const double* dy, const double* x, const double* w, Py_ssize_t m, double r,
-                         double mg, double K, double b, double k, double dmr, double* fw, double* fb) noexcept nogil
-    void mg_ln_flush_float(double* pw, double* pb, float* fw, float* fb, Py_ssize_t m) noexcept nogil
-    void mg_ln_flush_double(double* pw, double* pb, double* fw, double* fb, Py_ssize_t m) noexcept nogil
-    void mg_row_affine_float(float* y, const float* x, Py_ssize_t m, float K, float scale,
-                             float shift) noexcept nogil
-    void mg_row_affine_double(double* y, const double* x, Py_ssize_t m, double K, double scale,
-                              double shift) noexcept nogil
-    void mg_affine2_float(float* dx, const float* dy, const float* x, Py_ssize_t m,
-                          float a, float mdy, float K, float b, float k) noexcept nogil
-    void mg_affine2_double(double* dx, const double* dy, const double* x, Py_ssize_t m,
-                           double a, double mdy, double K, double b, double k) noexcept nogil
-    void mg_gn_dx_float(float* dx, const float* dy, const float* x, Py_ssize_t m,
-                        float r, float w, float mg, float K, float b, float k) noexcept nogil
-    void mg_gn_dx_double(double* dx, const double* dy, const double* x, Py_ssize_t m,
-                         double r, double w, double mg, double K, double b, double k) noexcept nogil
-    void mg_ln_affine_float(float* y, const float* x, const float* w, const float* bias, Py_ssize_t m,
-                            float K, float r, float dmr) noexcept nogil
-    void mg_ln_affine_double(double* y, const double* x, const double* w, const double* bias, Py_ssize_t m,
-                             double K, double r, double dmr) noexcept nogil
 
 
 cdef inline void _shifted_sums(const floating* x, Py_ssize_t m, double K,
@@ -811,9 +130,9 @@ cdef inline double _rstd(double s1, double s2, double M, double eps, double* mea
 # batch norm, channels layout x: (N, C, S)
 # NOTE: the work is split into blocks of channels [c0, c1), in parallel over disjoint writes; each block
 #   1. computes its statistics (or the two backward reductions), walking n = 0..N-1 and reading x[n, c0:c1, :],
-#      one contiguous stretch per row, into its own per-channel sums. (Walking one channel at a time instead
-#      reads N runs of S values at stride C*S: measured 2.5x slower at (32, 64, 784).) Each channel's sum runs
-#      over n in order whatever the blocks, so the result does not depend on n_threads;
+#      one contiguous stretch per row, into its own per-channel sums (not one channel at a time, N runs at
+#      stride C*S: docs/perf/norm-kernels.md#batch-norm-blocks). Each channel's sum runs over n in order
+#      whatever the blocks, so the result does not depend on n_threads;
 #   2. then at once its elementwise pass (x - K)*scale + shift over the same stretches: with large S the blocks
 #      are sized to stay in cache between the two passes (_bn_n_blocks), so the second read is not from DRAM.
 # the lane partials (p1 then p2, 4 doubles per channel each) of channels [c0, c1) in the scratch lanes (8*C,),
@@ -973,9 +292,8 @@ cdef Py_ssize_t _bn_n_blocks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_
                              int n_threads) noexcept nogil:
     """One block of channels per thread; or, where a channel's runs are long (S*itemsize >= BN_RUN_BYTES), blocks
     of at most BN_BLOCK_BYTES of input (at least one channel) and at least one per thread.
-    NOTE: a block is read n by n in runs of (c1 - c0)*S values C*S apart. Short runs defeat the hardware
-    prefetcher (measured 1.3-2.5x slower at (256, 512, 49) and (4096, 1024, 1)), so small S keeps whole-thread
-    blocks and their second pass reads from DRAM."""
+    NOTE: a block is read n by n in runs of (c1 - c0)*S values C*S apart; short runs defeat the hardware
+    prefetcher, so small S keeps whole-thread blocks (docs/perf/norm-kernels.md#batch-norm-blocks)."""
     cdef Py_ssize_t nt = min(C, max(n_threads, 1)), per_block
     if S * itemsize < BN_RUN_BYTES:
         return nt
@@ -1215,9 +533,9 @@ cdef int _gn_forward(floating* y, double* mean, double* rstd, const floating* x,
 # Units (chunk of n, group g) in parallel, each owning pw[chunk, channels of g]; the chunks are merged serially, in
 # order. With S == 1 each unit adds its rows in blocks of LN_ROWS (counted from the chunk's first row, so the same
 # blocks for any n_threads) into X-precision partials fw, fb, and each block into pw, pb.
-# NOTE: per-row double partials cost a read-modify-write of 2*Cg doubles per row (measured 1.7x slower end to
-# end at (8192, 768) together with the double row reductions); a block of 32 float32 rows adds ~1e-7 relative
-# error to dweight, dbias.
+# A block of 32 float32 rows adds ~1e-7 relative error to dweight, dbias.
+# NOTE: not per-row double partials, a read-modify-write of 2*Cg doubles per row
+# (docs/perf/norm-kernels.md#layer-norm-backward)
 cdef int _gn_backward(floating* dx, floating* dweight, floating* dbias, const floating* dy, const floating* x,
                       const double* mean, const double* rstd, const floating* weight,
                       Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t G, int n_threads) noexcept nogil:

@@ -18,47 +18,8 @@ from minigrad._ext._arrays cimport dim, is_float32, ptr
 cnp.import_array()
 
 
-# NOTE: the loops are C so that they can be MG_CLONES (AVX2 and baseline): compiled for the baseline alone (SSE2),
-# Adam's divide and square root ran at half of Numba's speed, which targets the host CPU. Same bits in both clones.
-cdef extern from "mg_clones.h":
-    pass
-
-cdef extern from *:
-    """
-    #include <math.h>
-    #define MG_SGD(T)                                                                                   \
-    MG_CLONES static void mg_sgd_##T(T* p, T* buf, const T* grad, Py_ssize_t m, T wd, T mom, T keep, T lr, \
-                                     int has_wd, int has_damp, int nesterov, int first) {           \
-        for (Py_ssize_t i = 0; i < m; i++) {                                                        \
-            T g = has_wd ? grad[i] + wd * p[i] : grad[i];                                           \
-            T b;                                                                                    \
-            if (first) b = g;                                                                       \
-            else { b = buf[i] * mom; b = has_damp ? b + keep * g : b + g; }                         \
-            buf[i] = b;                                                                             \
-            T s = nesterov ? g + mom * b : b;                                                       \
-            p[i] = p[i] - s * lr;                                                                   \
-        }                                                                                           \
-    }
-    #define MG_ADAM(T, SQRT)                                                                            \
-    MG_CLONES static void mg_adam_##T(T* p, T* m, T* v, const T* grad, Py_ssize_t n, T decay, T wd,     \
-                                      T keep1, T b2, T keep2, T bc2, T eps, T step_size,            \
-                                      int decoupled, int has_wd) {                                  \
-        for (Py_ssize_t i = 0; i < n; i++) {                                                        \
-            T p0 = decoupled ? p[i] * decay : p[i];                                                 \
-            T g = has_wd ? grad[i] + wd * p0 : grad[i];                                             \
-            T mi = m[i] + keep1 * (g - m[i]);                                                       \
-            T vi = v[i] * b2;                                                                       \
-            vi = vi + keep2 * g * g;                                                                \
-            m[i] = mi;                                                                              \
-            v[i] = vi;                                                                              \
-            p[i] = p0 - step_size * mi / (SQRT(vi) / bc2 + eps);                                    \
-        }                                                                                           \
-    }
-    MG_SGD(float)
-    MG_SGD(double)
-    MG_ADAM(float, sqrtf)
-    MG_ADAM(double, sqrt)
-    """
+# the update loops: C in optim_kernels.h (MG_CLONES: AVX2 and baseline, same bits)
+cdef extern from "optim_kernels.h":
     void mg_sgd_float(float* p, float* buf, const float* grad, Py_ssize_t m, float wd, float mom, float keep,
                       float lr, int has_wd, int has_damp, int nesterov, int first) noexcept nogil
     void mg_sgd_double(double* p, double* buf, const double* grad, Py_ssize_t m, double wd, double mom,
