@@ -5,7 +5,13 @@ run, as scikit-learn's openmp_helpers does); when the compiler has none the buil
 loudly, and records it so that ``minigrad.show_config()`` can tell the user.
 
 Environment:
-  MINIGRAD_DEBUG_BUILD=1   turn Cython bounds checks and wraparound back on (debug build used by CI)
+  MINIGRAD_SANITIZE=1      build every extension under AddressSanitizer and UndefinedBehaviorSanitizer
+                           (-fsanitize=address,undefined, -O1 -g; any UB aborts). The kernels index raw pointers,
+                           so Cython's boundscheck sees nothing there: this is the debug build that checks. Import
+                           it only with the runtime preloaded:
+                             LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 python ...
+                           (``minigrad._build_config.SANITIZER_RUNTIME`` records that path). .ci/run step 3 uses it.
+  MINIGRAD_DEBUG_BUILD=1   old name of MINIGRAD_SANITIZE=1, same build
   MINIGRAD_NO_OPENMP=1     build serially even when OpenMP is available
 """
 import os
@@ -37,14 +43,17 @@ OPENMP_TEST = textwrap.dedent(
 )
 
 
+def c_compiler():
+    return (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+
+
 def openmp_flags():
     """Return (compile_args, link_args) for OpenMP, or None when the compiler has none."""
     if os.environ.get("MINIGRAD_NO_OPENMP", "") not in ("", "0"):
         return None
     if sys.platform == "win32":
         return (["/openmp"], [])
-    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    cc = cc.split()
+    cc = c_compiler()
     tmp = tempfile.mkdtemp(prefix="minigrad-omp-")
     try:
         src = os.path.join(tmp, "omp.c")
@@ -64,7 +73,20 @@ def openmp_flags():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-debug = os.environ.get("MINIGRAD_DEBUG_BUILD", "") not in ("", "0")
+def env_flag(name):
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def sanitizer_runtime(cc):
+    """Path of the ASan runtime that ``cc`` links against (what a test run must LD_PRELOAD)."""
+    r = subprocess.run(cc + ["-print-file-name=libasan.so"], capture_output=True, text=True)
+    path = r.stdout.strip()
+    if r.returncode != 0 or not os.path.isabs(path):
+        sys.exit(f"minigrad: MINIGRAD_SANITIZE=1 but {' '.join(cc)} has no libasan.so")
+    return path
+
+
+sanitize = env_flag("MINIGRAD_SANITIZE") or env_flag("MINIGRAD_DEBUG_BUILD")
 omp = openmp_flags()
 if omp is None:
     print("*" * 78 + "\nminigrad: WARNING: the compiler has no usable OpenMP; building the Cython kernels "
@@ -79,22 +101,31 @@ if sys.platform != "win32":
     # -ffp-contract=off: the AVX-512 clones (MG_CLONES_V4 in mg_clones.h) may use FMA instructions, and a contracted
     # a*b + c rounds once where the AVX2 and baseline clones round twice: every clone gives the same bits
     compile_args = ["-O3", "-fno-math-errno", "-ffp-contract=off"] + compile_args
-    if debug:
-        compile_args += ["-O1", "-g"]
+runtime = None
+if sanitize:
+    if sys.platform == "win32":
+        sys.exit("minigrad: MINIGRAD_SANITIZE=1 is supported with gcc or clang only")
+    runtime = sanitizer_runtime(c_compiler())
+    # NOTE: the later -O1 wins over -O3; -fno-sanitize-recover makes UBSan abort instead of printing and going on
+    sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
+    compile_args += sanitizers + ["-fno-omit-frame-pointer", "-g", "-O1"]
+    link_args = link_args + sanitizers
 
 # Recorded for minigrad.show_config(); written before cythonize so it lands in the built package.
 with open(os.path.join(HERE, "minigrad", "_build_config.py"), "w") as f:
     f.write("# Written by setup.py at build time.\n")
     f.write(f"OPENMP = {omp is not None!r}\n")
-    f.write(f"DEBUG_BUILD = {debug!r}\n")
+    f.write(f"SANITIZE = {sanitize!r}\n")
+    f.write(f"SANITIZER_RUNTIME = {runtime!r}\n")
     f.write(f"COMPILE_ARGS = {compile_args!r}\n")
     f.write(f"LINK_ARGS = {link_args!r}\n")
 
 directives = {
     "language_level": 3,
-    "boundscheck": debug,
-    "wraparound": debug,
-    "initializedcheck": debug,
+    # NOTE: off in the sanitized build too, so that it instruments the same C that ships
+    "boundscheck": False,
+    "wraparound": False,
+    "initializedcheck": False,
     "cdivision": True,
     "embedsignature": True,
 }

@@ -76,7 +76,7 @@ def show_config(file=None):
         from minigrad import _build_config as bc
 
         lines.append(f"  compiled extensions: yes (OpenMP: {'yes' if bc.OPENMP else 'NO - kernels run serially'}"
-                     f"{', debug build with bounds checks' if bc.DEBUG_BUILD else ''})")
+                     f"{', sanitized: ASan + UBSan' if getattr(bc, 'SANITIZE', False) else ''})")
         lines.append(f"  compile args: {' '.join(bc.COMPILE_ARGS)}")
     except ImportError:
         lines.append("  compiled extensions: not built")
