@@ -31,10 +31,8 @@ LN_ROWS = 32  # layer-norm shaped group norm backward: rows per block of X-preci
 
 # NOTE: the two run reductions add X-precision partials over blocks of X_BLOCK values (each block a 0-based view,
 # so that LLVM vectorizes its loop: 16 float32 lanes, 4 accumulators), each block's partial then added in double:
-# norm.pyx's float32 scheme with LLVM's vectors in place of its explicit ones. Converting every float32 value to
-# double first cost 1.3-1.6x Cython's time on the cache-size shapes; this is 0.94-1.0x on the group norm and the
-# (32, 64, 784) batch-norm forward (interleaved, 1 thread). Blocks of 256 values, or indices offset into the run,
-# were 3-4x slower (a horizontal reduction per block, scalar remainders). A lane adds at most 8 values of a block
+# norm.pyx's float32 scheme with LLVM's vectors in place of its explicit ones (measurements:
+# docs/perf/norm-kernels.md#numba-run-reductions-x_block). A lane adds at most 8 values of a block
 # in float32 (a relative rounding of a few 2^-24, the data's own precision). Where a square overflows X
 # (|x - K| > 1.8e19 in float32) or the data is not finite, the run is added again in double, as before.
 X_BLOCK = 512
@@ -428,12 +426,10 @@ def _ln_dy_sums(dy, x, weight, start, M, mean):
     """Layer-norm shaped row (S == 1) of M values from start (weight: the row's M channels, a 0-based view):
     (sum(g), sum(g*(x - mean))) with g = w*dy, in one pass: as _dy_sums, the products g and g*(x - Kx), Kx =
     X(mean), in X precision, summed in X-precision partials over blocks of X_BLOCK values, each added in double,
-    then sum(g*(x - mean)) = sum(g*(x - Kx)) - (mean - Kx)*sum(g). (norm.pyx's mg_ln_row_sums takes the same
-    products; in double, converting every value, this was 1.5-1.9x Cython's backward at (8192, 768).)
-    NOTE: _dy_sums's loop with a weight, kept apart because this one is inlined into _ln_rows: one _dy_sums with
-    an optional weight (same bits) was called, not inlined, and the LayerNorm backward measured 8-12% slower at
-    (60, 100) and 12-25% at (8192, 768) (interleaved, 1 thread); inlining _dy_sums everywhere would change the
-    batch-norm and group-norm kernels as well."""
+    then sum(g*(x - mean)) = sum(g*(x - Kx)) - (mean - Kx)*sum(g) (norm.pyx's mg_ln_row_sums takes the same
+    products).
+    NOTE: _dy_sums's loop with a weight, kept apart because this one is inlined into _ln_rows (merged and called,
+    it was slower: docs/perf/norm-kernels.md#numba-layer-norm-backward)."""
     dyv = dy[start:start + M]
     xv = x[start:start + M]
     k = xv.dtype.type(mean)
@@ -468,8 +464,7 @@ def _ln_dx(dxf, dyf, xf, start, w, M, r, mg, K, b, k, dmr, fw, fb, first):
     """Over the row [start, start + M) of the flat dxf, dyf, xf: dx = r*(w*dy - mg) + b*(x - K) + k, and the block
     partials in X precision: fb += dy, fw += dy*xhat with xhat = (x - K)*r - dmr (fb = dy, fw = dy*xhat for a
     block's first row). Elementwise.
-    NOTE: one loop: a second pass over the row for fw, fb (reading dy, x again from L1) measured 1.17x slower end
-    to end at (8192, 768).
+    NOTE: one loop, not a second pass over the row for fw, fb (slower: docs/perf/norm-kernels.md).
     NOTE: inlined into _ln_rows (see there), so compiled with its REASSOC flag: LLVM may regroup this expression's
     adds, a choice fixed when it compiles (the same bits for any n_threads, and both twins call _ln_rows)."""
     dx = dxf[start:start + M]
@@ -511,10 +506,8 @@ def _ln_rows(dxf, dyf, xf, meanf, rstdf, w, fw, fb, pw, pb, n0, n1, G, g, M):
     reductions with g = dy*w, the coefficients dx = r*(w*dy - mean(g)) + b*(x - Kx) + k rounded to X, and the
     dx pass, which adds the rows in blocks of LN_ROWS (counted from n0) into fw, fb, each block then into pw, pb.
     NOTE: its three row helpers are inlined here by numba (inline="always"), each row's views taken inside: as
-    calls, every row paid the calls' argument passing and a reference-count increment and decrement (atomic) per
-    view passed, which numba drops only for a view that does not leave its function. Numba's LayerNorm backward
-    went from 1.6-1.8x Cython's time to 1.15x at (60, 100), and from 1.4-1.6x to 1.04-1.17x at (8192, 768)
-    (interleaved with Cython, 1 thread; the row sums' X-precision products, see _ln_dy_sums, are part of it)."""
+    calls, every row paid the argument passing and an atomic reference count per view passed (measurements:
+    docs/perf/norm-kernels.md#numba-layer-norm-backward)."""
     X = xf.dtype.type
     for n in range(n0, n1):
         i = n * G + g
@@ -544,11 +537,10 @@ def _gn_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, G, n_threads):
     any n_threads) into X-precision partials fw[p, ...], fb[...] in the dx pass, and each block into pw, pb.
     Parallel: a partial row per chunk (p = q), added after the loop. Serial (n_threads == 1, which _pick sends
     only to the serial twin): one partial row (p = 0), added as each unit ends: the same order, in L1, and no
-    (n_chunks, C) arrays to zero and read back (6% faster at (8192, 768) on one thread).
-    NOTE: as in norm.pyx, per-row double partials cost a read-modify-write of 2*Cg doubles per row (and float32
-    to double converts): the X-precision blocks, added in the dx pass, made the LayerNorm backward (8192, 768)
-    float32 1.10-1.16x faster on one thread (interleaved medians, two runs); a block of 32 float32 rows adds ~1e-7
-    relative error to dweight, dbias (of their largest magnitude: the same error as norm.pyx's).
+    (n_chunks, C) arrays to zero and read back.
+    NOTE: as in norm.pyx, X-precision block partials rather than per-row double ones (a read-modify-write of 2*Cg
+    doubles per row; docs/perf/norm-kernels.md): a block of 32 float32 rows adds ~1e-7 relative error to
+    dweight, dbias (of their largest magnitude: the same error as norm.pyx's).
     NOTE: the first row of a chunk (or of a block) assigns its partial instead of adding to 0.0: that differs only
     by the sign of a zero, which the addition to 0.0 above removes, so the bits are those of zeroed partials.
     coef: (n_chunks*G, 4) X scratch (S > 1)."""
