@@ -37,6 +37,8 @@ def check_momentum(fn, momentum):
 
 def check_num_groups(fn, num_groups, C):
     """num_groups as an int: a positive integer that divides the channel count C."""
+    if type(num_groups) is int and num_groups >= 1 and C % num_groups == 0:  # NOTE: the common case, no ABCs
+        return num_groups
     if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) or num_groups < 1:
         raise ValueError(f"{fn}: num_groups must be a positive integer, got {num_groups!r}")
     if C % num_groups:
