@@ -1,11 +1,14 @@
-"""Compare the Cython norm kernels of two checkouts: same bits, and interleaved A/B timings.
+"""Compare the norm kernels of two checkouts: same bits, and interleaved A/B timings.
 
     python scripts/compare_builds.py OLD_CHECKOUT NEW_CHECKOUT            # bits: every kernel, every code path
     python scripts/compare_builds.py OLD NEW --time [--rounds 31]         # timings at the benchmark shapes
+    ... --backend numba                                                   # the Numba kernels instead of Cython
 
 Both checkouts must have their extensions built in place (``python setup.py build_ext --inplace``). Their
 ``minigrad/_ext/norm*.so`` are loaded into this one process under different module names, so the two builds are
-called alternately with the same arrays and the same OpenMP runtime.
+called alternately with the same arrays and the same OpenMP runtime. With ``--backend numba`` the two Numba
+backends are loaded the same way: a checkout's ``minigrad/kernels/numba/`` package (or, before it was split, its
+self-contained ``minigrad/kernels/numba_kernels.py``) as a package or module of its own name.
 
 Bits: batch_norm_forward/backward/inference, group_norm_forward/backward (group norm, layer-norm shaped S == 1
 G == 1, instance-norm shaped G == C) and running_stats_update, float32 and float64, n_threads 1 and 2, over
@@ -28,6 +31,20 @@ import time
 import numpy as np
 
 EPS = 1e-5
+
+
+def load_numba(checkout, tag):
+    """The Numba backend of checkout: its package minigrad/kernels/numba/, loaded as _mg_<tag>_numba, or the
+    single module minigrad/kernels/numba_kernels.py where there is no package (before the split)."""
+    pkg = os.path.join(checkout, "minigrad", "kernels", "numba", "__init__.py")
+    path = pkg if os.path.exists(pkg) else os.path.join(checkout, "minigrad", "kernels", "numba_kernels.py")
+    name = f"_mg_{tag}_numba"
+    spec = importlib.util.spec_from_file_location(
+        name, path, submodule_search_locations=[os.path.dirname(pkg)] if path == pkg else None)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # NOTE: before exec, so that the package's relative imports resolve
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def load_norm(checkout, tag):
@@ -216,8 +233,10 @@ def main(argv=None):
     p.add_argument("--time", action="store_true", help="time the benchmark shapes instead of checking bits")
     p.add_argument("--rounds", type=int, default=31)
     p.add_argument("--only", nargs="*", help="time only the cases whose label contains one of these")
+    p.add_argument("--backend", choices=("cython", "numba"), default="cython")
     a = p.parse_args(argv)
-    old, new = load_norm(a.old, "old"), load_norm(a.new, "new")
+    load = load_numba if a.backend == "numba" else load_norm
+    old, new = load(a.old, "old"), load(a.new, "new")
     if a.time:
         time_builds(old, new, a.rounds, a.only)
         return 0
