@@ -26,6 +26,7 @@ import importlib.util
 import itertools
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -36,6 +37,10 @@ EPS = 1e-5
 def load_numba(checkout, tag):
     """The Numba backend of checkout: its package minigrad/kernels/numba/, loaded as _mg_<tag>_numba, or the
     single module minigrad/kernels/numba_kernels.py where there is no package (before the split)."""
+    # NOTE: numba's disk cache files code by source path: under this module's name it would be loaded later by a
+    # normal import of the same file, which then fails to import the name. A cache of our own, thrown away.
+    if "numba" not in sys.modules:
+        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="compare-builds-numba-")
     pkg = os.path.join(checkout, "minigrad", "kernels", "numba", "__init__.py")
     path = pkg if os.path.exists(pkg) else os.path.join(checkout, "minigrad", "kernels", "numba_kernels.py")
     name = f"_mg_{tag}_numba"

@@ -37,3 +37,19 @@ def alloc_outputs(kernel, dtype, **dims):
     dtypes = {"X": dtype, "f64": np.float64, "i64": np.int64}
     return tuple(np.empty(tuple(dims[s] for s in arrays[name][0]), dtypes[arrays[name][1]])
                  for name in contract.OUTPUTS[kernel])
+
+
+def assert_same_bits_across_threads(module, calls, thread_counts=(1, 1, 2)):
+    """Run each (kernel, outputs, inputs) of ``calls`` through the raw backend ``module`` once per thread count,
+    into fresh NaN-filled outputs, and assert every run's outputs are bit-identical to the first's. Each call's
+    arguments are checked against the contract first."""
+    for kernel, outs, ins in calls:
+        contract.check(kernel, outs + ins)
+        results = []
+        for n_threads in thread_counts:
+            fresh = tuple(np.full_like(o, np.nan) for o in outs)
+            getattr(module, kernel)(*fresh, *ins, n_threads)
+            results.append(fresh)
+        for run in results[1:]:
+            for a, b in zip(results[0], run):
+                np.testing.assert_array_equal(a, b, err_msg=kernel)  # bit-identical, not merely close

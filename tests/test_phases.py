@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import BACKENDS, DTYPES, alloc_outputs
+from conftest import BACKENDS, DTYPES, alloc_outputs, assert_same_bits_across_threads
 from minigrad import kernels
 from minigrad.kernels import coefficients, contract, reference
 
@@ -215,17 +215,7 @@ def _phase_calls(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", BACKENDS)
 def test_phases_deterministic_across_threads(name, dtype):
-    module = kernels.load(name).module
-    for kernel, outs, ins in _phase_calls(dtype):
-        contract.check(kernel, outs + ins)
-        results = []
-        for n_threads in (1, 1, 2, 3):
-            fresh = tuple(np.full_like(o, np.nan) for o in outs)
-            getattr(module, kernel)(*fresh, *ins, n_threads)
-            results.append(fresh)
-        for run in results[1:]:
-            for a, b in zip(results[0], run):
-                np.testing.assert_array_equal(a, b, err_msg=kernel)
+    assert_same_bits_across_threads(kernels.load(name).module, _phase_calls(dtype), (1, 1, 2, 3))
 
 
 # ----------------------------------------------------------------------------------------------------------
