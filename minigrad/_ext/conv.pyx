@@ -2,7 +2,7 @@
 
   N batch, C channels, H, W input size, OH, OW output size, kh, kw window, (sh, sw) stride, (ph, pw) padding,
   (dh, dw) dilation, K = C*kh*kw rows of cols ordered (c, i, j), L = N*OH*OW columns ordered (n, oh, ow).
-Math and layouts: minigrad/kernels/reference.py. Signatures: minigrad/kernels/contract.py.
+Math and layouts: minigrad/kernels/reference/conv.py. Signatures: minigrad/kernels/contract.py.
 Padding is never materialized: for each kernel offset the range of output positions that read inside the input is
 computed once, and the rest is written as zeros (im2col) or skipped (col2im, pooling).
 Parallel loops write disjoint memory: im2col and col2im split the batch (sample n owns the columns (n, ., .) of

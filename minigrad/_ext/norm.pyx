@@ -1,5 +1,5 @@
 """Batch norm and group norm kernels in Cython/OpenMP. Signatures: minigrad/kernels/contract.py; the math and
-its derivation: minigrad/kernels/reference.py (the oracle these kernels are tested against).
+its derivation: minigrad/kernels/reference/norm.py (the oracle these kernels are tested against).
 
   N batch, C channels, S spatial size, G groups, Cg = C/G channels per group, M = size of a reduction set
   channels layout  x: (N, C, S) C-contiguous   batch norm: one set per channel, M = N*S

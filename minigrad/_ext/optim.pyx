@@ -1,6 +1,6 @@
 """Optimizer updates in Cython/OpenMP: one fused pass over a flattened parameter and its state.
 
-The rules, rounding by rounding, are those of minigrad/kernels/reference.py (sgd_update, adam_update), which are
+The rules, rounding by rounding, are those of minigrad/kernels/reference/optim.py (sgd_update, adam_update), which are
 PyTorch's. Every hyperparameter is rounded to X (the parameter's dtype) first and each operation is done in X, in
 the reference's order, so the result has the reference's bits: NumPy does the same steps as whole-array passes.
 NOTE: the build has no -march flag, so GCC never contracts a*b + c into an FMA here (which would round once); it

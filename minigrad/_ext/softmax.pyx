@@ -1,6 +1,6 @@
 """log_softmax kernels in Cython/OpenMP, rows layout x: (R, D), C-contiguous, float32 or float64.
 
-  R rows, D row length. Math: see minigrad/kernels/reference.py. Signatures: minigrad/kernels/contract.py.
+  R rows, D row length. Math: see minigrad/kernels/reference/softmax.py. Signatures: minigrad/kernels/contract.py.
 Rows are independent: the loop over rows is parallel, each thread writes only its own rows. Per row the max and
 the sum of exp are accumulated in double and in a fixed order, so results do not depend on n_threads.
 """
