@@ -13,7 +13,6 @@ import signal
 import struct
 import subprocess
 import sys
-import zipfile
 import zlib
 from pathlib import Path
 
