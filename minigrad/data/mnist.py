@@ -9,12 +9,19 @@
 
 Items are `(float32 (1, 28, 28) in [0, 1], int label)`; `.data` (N, 1, 28, 28) float32 and `.targets` (N,)
 int64 hold them all for fast batching.
+
+Files are not trusted: a path must be (or link to) a regular file, declared sizes (IDX header dims, `.npy`
+headers and zip member sizes) are checked against the file and the expected shapes before any data is read or
+inflated, and data is read in bounded chunks straight into its array, never past what the header declares.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import math
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -26,9 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from minigrad._fileio import expect_eof, open_regular, readinto_exact
+
 from .dataset import ImageDataset
 
-__all__ = ["read_idx", "MNIST", "FashionMNIST", "cache_dir", "fetch_mnist"]
+__all__ = ["read_idx", "MNIST", "FashionMNIST", "cache_dir", "fetch_mnist", "read_mnist_npz"]
 
 # IDX type codes (the third magic byte) -> big-endian dtype
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -50,40 +59,75 @@ def read_idx(path):
     """Read one IDX file (raw, or gzip when the name ends in `.gz`) into a native-endian array.
 
     Layout: 2 zero bytes, a type code, the number of dims D, D big-endian uint32 sizes, then the values
-    big-endian in C order. Raises ValueError naming the file when any of this does not hold.
+    big-endian in C order. Raises ValueError naming the file when any of this does not hold, when the path is
+    not (a link to) a regular file, or when the data is shorter or longer than the header declares. The header
+    is checked against the file size (or, for `.gz`, against the most its compressed size can inflate to)
+    before any data is read, and the data is read in chunks straight into the array, never past what the
+    header declares.
     """
     path = Path(path)
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        if isinstance(e, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: cannot read IDX file ({type(e).__name__}: {e})") from e
-    return parse_idx(raw, name=str(path))
+    f, size = open_regular(path, "an IDX file")
+    with f:
+        try:
+            if path.suffix == ".gz":
+                with gzip.GzipFile(fileobj=f, mode="rb") as g:
+                    return _read_idx(g, str(path), gzip_size=size)
+            return _read_idx(f, str(path), size=size)
+        except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+            raise ValueError(f"{path}: cannot read IDX file ({type(e).__name__}: {e})") from e
 
 
 def parse_idx(raw, name="<bytes>"):
     """Parse the bytes of an IDX file; see `read_idx`."""
-    if len(raw) < 4:
-        raise ValueError(f"{name}: truncated IDX file ({len(raw)} bytes, no header)")
-    zero0, zero1, code, ndim = raw[:4]
+    return _read_idx(io.BytesIO(raw), name, size=len(raw))
+
+
+# NOTE: deflate inflates at most ~1032:1 (zlib's documentation), so a gzip file of n bytes cannot hold more.
+_GZIP_MAX_RATIO = 1032
+
+
+def _read_idx(f, name, size=None, gzip_size=None):
+    """Read an IDX stream: `size` is the stream's length when known, `gzip_size` the compressed size."""
+    head = _read_upto(f, 4)
+    if len(head) < 4:
+        raise ValueError(f"{name}: truncated IDX file ({len(head)} bytes, no header)")
+    zero0, zero1, code, ndim = head
     if zero0 or zero1 or code not in _IDX_DTYPES or ndim == 0:
-        raise ValueError(f"{name}: not an IDX file (bad magic number 0x{raw[:4].hex()})")
+        raise ValueError(f"{name}: not an IDX file (bad magic number 0x{head.hex()})")
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{name}: truncated IDX header ({len(raw)} bytes, need {header})")
-    shape = tuple(int(s) for s in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    dims = _read_upto(f, 4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise ValueError(f"{name}: truncated IDX header ({4 + len(dims)} bytes, need {header})")
+    shape = struct.unpack(f">{ndim}I", dims)
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected:
-        what = "truncated" if len(raw) < expected else "trailing bytes in"
-        raise ValueError(f"{name}: {what} IDX file: {len(raw)} bytes, shape {shape} needs {expected}")
-    x = np.frombuffer(raw, dtype, offset=header).reshape(shape)
-    return x.astype(dtype.newbyteorder("="), copy=False)
+    nbytes = math.prod(shape) * dtype.itemsize  # Python ints: 4194304 * 2097152 * 2097152 must not wrap to 0
+    if size is not None and size != header + nbytes:
+        what = "truncated" if size < header + nbytes else "trailing bytes in"
+        raise ValueError(f"{name}: {what} IDX file: {size} bytes, shape {shape} needs {header + nbytes}")
+    if gzip_size is not None and header + nbytes > _GZIP_MAX_RATIO * gzip_size:
+        raise ValueError(f"{name}: truncated IDX file: shape {shape} needs {header + nbytes} bytes, more than a "
+                         f"gzip file of {gzip_size} bytes can hold")
+    try:
+        x = np.empty(shape, dtype)
+    except ValueError:  # a zero dim beside huge ones: no bytes, but more elements than NumPy can index
+        raise ValueError(f"{name}: IDX shape {shape} is too large for an array") from None
+    if x.size:
+        readinto_exact(f, x.reshape(-1).view(np.uint8), name, "IDX file")
+    expect_eof(f, name, "IDX data")
+    # NOTE: byte-swap in place: astype would hold a second copy of a possibly large array.
+    if not dtype.isnative:
+        x.byteswap(inplace=True)
+    return x.view(dtype.newbyteorder("="))
+
+
+def _read_upto(f, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = f.read(n - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
 
 
 def _find(root, stem):
@@ -197,13 +241,7 @@ def fetch_mnist(verbose=False):
     """
     path = cache_dir() / "mnist.npz"
     if path.exists():
-        try:
-            # NOTE: open the file ourselves: np.load(path) leaks its handle when the file is corrupt.
-            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-        except Exception as e:
-            raise ValueError(f"{path}: corrupt MNIST cache ({type(e).__name__}: {e}); delete it to "
-                             "download again") from e
+        arrays = read_mnist_npz(path)
         for split in ("train", "test"):
             _check_split(arrays[f"x_{split}"], arrays[f"y_{split}"], split, str(path))
         return arrays
@@ -226,6 +264,60 @@ def fetch_mnist(verbose=False):
     if verbose:
         print(f"MNIST: fetched and converted to {path} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return arrays
+
+
+def _mnist_shapes():
+    n = {split: sum(counts) for split, counts in MNIST_LABEL_COUNTS.items()}
+    return {"x_train": (n["train"], 28, 28), "y_train": (n["train"],),
+            "x_test": (n["test"], 28, 28), "y_test": (n["test"],)}
+
+
+def read_mnist_npz(path):
+    """Read the MNIST cache `path` (an `.npz` of four uint8 arrays) without trusting it.
+
+    Each member's `.npy` header must declare the MNIST shape and uint8, and the zip's declared member size must
+    match, before its data is inflated; the data is read in chunks straight into the array, never past the
+    declared size. Raises ValueError naming `path`, and saying to delete it, on anything else.
+    """
+    try:
+        f, _ = open_regular(path, "the MNIST cache (an .npz archive)")
+        with f, zipfile.ZipFile(f) as z:
+            return {key: _read_npz_member(z, key, shape, np.dtype(np.uint8), str(path))
+                    for key, shape in _mnist_shapes().items()}
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        why = str(e) if isinstance(e, ValueError) and str(e).startswith(str(path)) else \
+            f"{path}: {type(e).__name__}: {e}"
+        raise ValueError(f"corrupt MNIST cache: {why}; delete it to download again") from e
+
+
+def _read_npz_member(z, key, shape, dtype, name):
+    member = f"{key}.npy"
+    try:
+        info = z.getinfo(member)
+    except KeyError:
+        raise ValueError(f"{name}: no {member} in the archive") from None
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ValueError(f"{name}: {member} uses zip compression method {info.compress_type}, expected stored "
+                         "or deflated (as np.savez writes)")
+    with z.open(info) as m:
+        version = np.lib.format.read_magic(m)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f"{name}: {member}: .npy format version {version}, expected 1.0 or 2.0")
+        got_shape, fortran, got_dtype = read_header(m)
+        if got_shape != shape or got_dtype != dtype or fortran:
+            raise ValueError(f"{name}: {member} declares {got_dtype} {got_shape}"
+                             f"{' in Fortran order' if fortran else ''}, expected {dtype} {shape}")
+        need = m.tell() + math.prod(shape) * dtype.itemsize
+        if info.file_size != need:
+            raise ValueError(f"{name}: {member} declares {info.file_size} bytes, expected {need} for {dtype} {shape}")
+        x = np.empty(shape, dtype)
+        readinto_exact(m, x.reshape(-1).view(np.uint8), name, member)
+        expect_eof(m, name, member)
+    return x
 
 
 def _download_wheel(dest):

@@ -80,6 +80,11 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
+            # NOTE: a model-only checkpoint gives None here; say so rather than "'NoneType' is not subscriptable"
+            raise TypeError(f"{type(self).__name__}.load_state_dict: state_dict must be the dict of 'state' and "
+                            f"'param_groups' that state_dict() returns, got {type(state_dict).__name__}"
+                            + (" (was the checkpoint saved without optimizer state?)" if state_dict is None else ""))
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
                 len(g["params"]) != len(own["params"]) for g, own in zip(groups, self.param_groups)):
