@@ -140,9 +140,11 @@ class Canvas:
         self.plots: list[tuple[str, str]] = []
 
     def figure(self, ncols: int = 1, nrows: int = 1, size: tuple[float, float] = PANEL):
+        """A figure of ``nrows x ncols`` panels of ``size`` inches each (``figure``)."""
         return figure(ncols, nrows, size)
 
     def save_figure(self, fig, name: str, caption: str) -> None:
+        """Write ``fig`` as ``name`` in the folder and remember its caption."""
         save(fig, self.dir / name)
         self.plots.append((name, caption))
 
