@@ -15,6 +15,7 @@ from minigrad.kernels import (
     using_backend,
 )
 from minigrad.random import manual_seed
+from minigrad.serialization import load, save
 from minigrad.tensor import (
     Function,
     Tensor,

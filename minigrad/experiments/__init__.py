@@ -6,12 +6,14 @@ Markdown report into ``--out`` (default ``runs/NAME``).
 
     minigrad experiment paper-mnist [--quick] [--out DIR] [--seeds K] [--backend B] [--threads T]
                                     [--data mnist|synthetic] [--steps N] [--lr LR] [--init-std S]
+    minigrad experiment paper-mnist --replot DIR    # redraw DIR's figures from DIR/paper-mnist.json, no training
 
 ``python -m minigrad.experiments NAME ...`` does the same without the ``minigrad`` command.
 """
 import argparse
+from pathlib import Path
 
-from . import backends, depth, eval_mode, init_sweep, lr_sweep, paper_mnist
+from . import backends, depth, eval_mode, init_sweep, lr_sweep, paper_mnist, plotting
 from .common import Config
 
 EXPERIMENTS = {
@@ -21,6 +23,15 @@ EXPERIMENTS = {
     "depth": depth.run,
     "eval-mode": eval_mode.run,
     "backends": backends.run,
+}
+# name -> plot(canvas, record): draws the experiment's figures from its JSON record (a fresh run's or a committed one)
+PLOTS = {
+    "paper-mnist": paper_mnist.plot,
+    "lr-sweep": lr_sweep.plot,
+    "init-sweep": init_sweep.plot,
+    "depth": depth.plot,
+    "eval-mode": eval_mode.plot,
+    "backends": backends.plot,
 }
 
 
@@ -36,6 +47,8 @@ def _configure(p):
     p.add_argument("--lr", type=float, help="base learning rate (default: the experiment's)")
     p.add_argument("--init-std", type=float, help="std of the Gaussian init (paper-mnist, lr-sweep)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--replot", metavar="DIR", help="redraw the figures of the run in DIR from DIR/NAME.json "
+                   "(and their captions in DIR/report.md); trains nothing")
     p.set_defaults(func=_main_from_args)
     return p
 
@@ -61,6 +74,10 @@ def _command(args):
 
 
 def _main_from_args(args):
+    if args.replot is not None:
+        for path in replot(args.name, args.replot):
+            print(f"wrote {path}")
+        return 0
     cfg = Config(name=args.name, quick=args.quick, out=args.out, seeds=args.seeds, backend=args.backend,
                  threads=args.threads, data=args.data, steps=args.steps, lr=args.lr, init_std=args.init_std,
                  progress=not args.no_progress, command=_command(args))
@@ -76,6 +93,15 @@ def run(cfg):
     if cfg.name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {cfg.name!r}; choose from {sorted(EXPERIMENTS)}")
     return EXPERIMENTS[cfg.name](cfg)
+
+
+def replot(name: str, directory: str | Path) -> list[Path]:
+    """Redraw experiment ``name``'s figures in ``directory`` from ``directory/<name>.json`` (as written by a run
+    with ``--out directory``) and update their captions in ``directory/report.md``; returns the PNGs' paths.
+    Trains nothing: a change to a figure's look is checked against the committed numbers."""
+    if name not in PLOTS:
+        raise ValueError(f"unknown experiment {name!r}; choose from {sorted(PLOTS)}")
+    return plotting.replot(name, directory, PLOTS[name])
 
 
 def main(argv=None):

@@ -10,6 +10,7 @@ import numpy as np
 import minigrad as mg
 from minigrad.app.models import build_model
 
+from . import plotting
 from .common import Outputs, environment, eval_schedule, fmt, init_scheme_label, initialize, load_data, threads, \
     train_run
 from .paper_mnist import INIT_STD, LR
@@ -53,7 +54,7 @@ def run(cfg):
                        "max abs loss diff vs numpy x1", "max abs acc diff"],
                       [[k, r["ms_per_step"], r["losses"][-1], r["test_acc"][-1], r["max_abs_loss_diff"],
                         r["max_abs_acc_diff"]] for k, r in runs.items()])
-        plot(out, runs, next(k for k in runs if runs[k] is oracle))
+        plot(out, plotting.as_json(out.record))
         fastest = min(runs, key=lambda k: runs[k]["ms_per_step"])
         findings = [f"Largest |loss difference| from the NumPy reference over all {steps} steps and all "
                     f"backends/threads: {out.record['max_abs_loss_diff']:.3e}; largest test-accuracy difference "
@@ -69,20 +70,41 @@ def run(cfg):
     return report
 
 
-def plot(out, runs, ref):
-    fig, ax = out.figure(3, 1, size=(4.8, 3.8))
+THREAD_STYLE = {1: "-", 2: "--"}
+
+
+@plotting.styled
+def plot(out, record):
+    """Loss curves, their difference from the oracle and the time per step (colour: backend; line style or
+    hatching: thread count)."""
+    runs = record["runs"]
+    oracle = record["config"]["oracle"]
+    ref = f"{oracle} x1" if f"{oracle} x1" in runs else next(iter(runs))
+    fig, ax = out.figure(3, 1)
     for k, r in runs.items():
-        ax[0, 0].plot(r["losses"], lw=0.8, label=k)
-        diff = np.abs(np.asarray(r["losses"]) - np.asarray(runs[ref]["losses"]))
+        c, ls = plotting.color(r["backend"]), THREAD_STYLE.get(r["threads"], ":")
+        ax[0, 0].plot(r["losses"], lw=1.0, color=c, ls=ls)
         if k != ref:
-            ax[0, 1].semilogy(np.maximum(np.maximum.accumulate(diff), 1e-12), lw=1.0, label=k)
-    ax[0, 0].set(title="training loss", xlabel="step", ylabel="cross entropy")
-    ax[0, 0].legend(fontsize=7)
-    ax[0, 1].set(title=f"largest |loss - loss of {ref}| so far", xlabel="step")
-    ax[0, 1].legend(fontsize=7)
+            diff = np.abs(np.asarray(r["losses"], dtype=float) - np.asarray(runs[ref]["losses"], dtype=float))
+            ax[0, 1].semilogy(np.maximum(np.maximum.accumulate(diff), 1e-12), color=c, ls=ls)
+    ax[0, 0].set(title="training loss (all runs overlap)", xlabel="step", ylabel="cross entropy")
+    ax[0, 1].set(title=f"|loss - loss of {ref}|, max so far", xlabel="step", ylabel="absolute difference")
     names = list(runs)
-    ax[0, 2].bar(names, [runs[k]["ms_per_step"] for k in names])
-    ax[0, 2].set(title="median time per step", ylabel="ms")
-    ax[0, 2].tick_params(axis="x", labelrotation=30)
+    bars = ax[0, 2].bar(range(len(names)), [runs[k]["ms_per_step"] for k in names],
+                        color=[plotting.color(runs[k]["backend"]) for k in names])
+    ax[0, 2].set_xticks(range(len(names)), [str(runs[k]["threads"]) for k in names])
+    for b, k in zip(bars, names):
+        if runs[k]["threads"] > 1:
+            b.set_hatch("//")
+            b.set_edgecolor("white")
+    ax[0, 2].set(title="median time per step", ylabel="ms", xlabel="threads (colour: backend)")
+    ax[0, 2].grid(False, axis="x")
+    backends = list(dict.fromkeys(r["backend"] for r in runs.values()))
+    threads = sorted({r["threads"] for r in runs.values()})
+    plotting.legend_below(fig, [plotting.line_handle(b) for b in backends]
+                          + [plotting.line_handle("neutral", ls=THREAD_STYLE.get(n, ":")) for n in threads],
+                          backends + [f"{n} thread{'s' if n > 1 else ''} (hatched bar: 2)" if n > 1 else
+                                      f"{n} thread" for n in threads], ncol=len(backends) + len(threads))
     out.save_figure(fig, "backends.png", "Left: loss curves (on top of each other); middle: running maximum of the "
-                    "difference from the NumPy reference (floored at 1e-12); right: median time per training step.")
+                    f"difference from {ref} (floored at 1e-12); right: median time per training step "
+                    "(colour: backend; dashed or hatched: 2 threads).")

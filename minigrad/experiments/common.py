@@ -28,6 +28,8 @@ from minigrad.data import MNIST, DataLoader, SyntheticDigits, TensorDataset
 from minigrad.nn import functional as F
 from minigrad.optim import SGD
 
+from . import plotting
+
 BATCH_SIZE = 60  # the paper's mini-batch size (Sec. 4.1)
 EVAL_BATCH = 1000
 
@@ -338,17 +340,13 @@ class Outputs:
         self.plots = []
         self.table = None
 
-    def figure(self, ncols=1, nrows=1, size=(6.4, 4.2)):
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        return plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    def figure(self, ncols=1, nrows=1, size=plotting.PANEL):
+        """A figure of ``nrows x ncols`` panels of ``size`` inches each (``plotting.figure``)."""
+        return plotting.figure(ncols, nrows, size)
 
     def save_figure(self, fig, name, caption):
-        import matplotlib.pyplot as plt
-        fig.tight_layout()
-        fig.savefig(self.dir / name, dpi=90)
-        plt.close(fig)
+        """Write ``fig`` as ``name`` in the output folder; the report shows it with ``caption``."""
+        plotting.save(fig, self.dir / name)
         self.plots.append((name, caption))
 
     def set_table(self, columns, rows):

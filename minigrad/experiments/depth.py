@@ -7,6 +7,7 @@ import numpy as np
 import minigrad as mg
 from minigrad.nn import functional as F
 
+from . import plotting
 from .common import Outputs, environment, fmt, linear_layers, load_data, mean_std, mlp, seeds_range, train_run
 
 LR = 0.1
@@ -59,7 +60,7 @@ def run(cfg):
                        "first/last"],
                       [[lb, r["final_acc_mean"], r["final_acc_std"], float(r["grad_norms_mean"][0]),
                         float(r["grad_norms_mean"][-1]), r["grad_ratio_first_to_last"]] for lb, r in results.items()])
-        plot(out, results, depths)
+        plot(out, plotting.as_json(out.record))
         findings = describe(results, depths, steps)
         report = out.write("Depth: plain vs batch-normalized MLPs",
                            f"MLPs of {', '.join(map(str, depths))} hidden layers of width 100, trained {steps} steps "
@@ -87,26 +88,45 @@ def describe(results, depths, steps):
     return lines
 
 
-def plot(out, results, depths):
-    fig, ax = out.figure(3, 1, size=(4.8, 3.8))
-    cmap = {d: c for d, c in zip(sorted(depths), ["tab:green", "tab:blue", "tab:purple", "tab:red", "k"])}
+ACT_STYLE = {"sigmoid": dict(ls="-", marker="o"), "relu": dict(ls="--", marker="s")}
+
+
+@plotting.styled
+def plot(out, record):
+    """Gradient norms per layer at init (one panel per activation; colour: plain or BN, shade: depth) and the
+    accuracy against depth (colour: plain or BN; line style and marker: activation)."""
+    results = record["results"]
+    depths = sorted(record["config"]["depths"])
+    shades = {d: 0.35 + 0.65 * i / max(len(depths) - 1, 1) for i, d in enumerate(depths)}  # deeper: darker
+    fig, ax = out.figure(3, 1)
+    handles, labels = [], []
     for k, act in enumerate(ACTS):
         a = ax[0, k]
-        for lb, r in results.items():
+        for r in results.values():
             if r["act"] != act:
                 continue
-            g = np.asarray(r["grad_norms_mean"])
-            a.semilogy(np.arange(1, len(g) + 1), np.maximum(g, 1e-30), color=cmap[r["depth"]],
-                       ls="-" if r["bn"] else "--", label=f"{'BN' if r['bn'] else 'plain'} {r['depth']}")
-        a.set(title=f"{act}: weight-gradient norm at init", xlabel="layer (1 = input)", ylabel="||dL/dW||")
-        a.legend(fontsize=7, ncol=2)
+            method = "BN" if r["bn"] else "plain"
+            g = np.asarray(r["grad_norms_mean"], dtype=float)
+            line, = a.semilogy(np.arange(1, len(g) + 1), np.maximum(g, 1e-30),
+                               color=plotting.shade(plotting.color(method), shades[r["depth"]]))
+            if k == 0:
+                handles.append(line)
+                labels.append(f"{method}, depth {r['depth']}")
+        a.set(title=f"{act}: gradient norm at init", xlabel="layer (1 = input)", ylabel="||dL/dW||")
+        plotting.integer_ticks(a.xaxis)
     a = ax[0, 2]
     for act in ACTS:
         for bn in (False, True):
-            rs = [results[f"{act} {'BN' if bn else 'plain'} depth {d}"] for d in depths]
-            a.errorbar(depths, [r["final_acc_mean"] for r in rs], yerr=[r["final_acc_std"] for r in rs],
-                       marker="o", ls="-" if bn else "--", label=f"{act} {'BN' if bn else 'plain'}", capsize=3)
-    a.set(title="test accuracy after the budget", xlabel="hidden layers", ylabel="test accuracy", ylim=(0, 1))
-    a.legend(fontsize=8)
-    out.save_figure(fig, "depth.png", "Left, middle: per-layer weight-gradient norms at init (solid: BN, dashed: "
-                    "plain; mean over seeds). Right: test accuracy after the fixed budget against depth.")
+            method = "BN" if bn else "plain"
+            rs = [results[f"{act} {method} depth {d}"] for d in depths]
+            a.errorbar(depths, [r["final_acc_mean"] for r in rs], yerr=[r["final_acc_std"] or 0 for r in rs],
+                       color=plotting.color(method), capsize=3, **ACT_STYLE[act])
+    a.set(title=f"accuracy after {record['config']['steps']} steps", xlabel="depth (hidden layers)", ylabel="test accuracy", ylim=(0, 1))
+    plotting.integer_ticks(a.xaxis, depths)
+    for act in ACTS:
+        handles.append(plotting.line_handle("neutral", **ACT_STYLE[act]))
+        labels.append(f"{act} (right)")
+    plotting.legend_below(fig, handles, labels, ncol=len(depths) + 1)  # two rows: plain, BN, activations
+    out.save_figure(fig, "depth.png", "Left, middle: per-layer weight-gradient norms at init, mean over seeds "
+                    "(vermillion: plain, blue: BN; darker: deeper). Right: test accuracy after the fixed budget "
+                    "against depth (solid circles: sigmoid, dashed squares: relu; bars: std over seeds).")

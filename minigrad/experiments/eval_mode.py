@@ -14,6 +14,7 @@ import minigrad as mg
 from minigrad import nn
 from minigrad.app.models import build_model
 
+from . import plotting
 from .common import Outputs, environment, evaluate, fmt, initialize, init_scheme_label, load_data, mean_std, \
     seeds_range, train_run
 from .paper_mnist import INIT_STD, LR
@@ -98,7 +99,7 @@ def run(cfg):
                 for bs in EVAL_BATCHES]
         out.set_table(["eval batch size", "eval mode acc (mean)", "train mode acc (mean)", "eval mode std",
                        "train mode std"], rows)
-        plot(out, summary, checkpoints, curves)
+        plot(out, plotting.as_json(out.record))
         findings = describe(summary, checkpoints, curves)
         report = out.write("Eval mode: running statistics vs batch statistics",
                            f"The paper's BN MLP after {steps} steps (lr {lr:g}), evaluated on {n_eval} test images "
@@ -123,30 +124,48 @@ def describe(summary, checkpoints, curves):
     return lines
 
 
-def plot(out, summary, checkpoints, curves):
-    fig, ax = out.figure(3, 1, size=(4.8, 3.8))
+@plotting.styled
+def plot(out, record):
+    """Accuracy by evaluation batch size and during training (green: running statistics, purple: batch
+    statistics), and the first BN layer's running statistics against the population's."""
+    summary, curves = record["summary"], record["curves_mean"]
+    fig, ax = out.figure(3, 1)
+    eval_c, train_c = plotting.color("eval mode"), plotting.color("train mode")
     a = ax[0, 0]
-    bs = list(EVAL_BATCHES)
-    a.errorbar(bs, [summary["eval_mode"][b][0] for b in bs], yerr=[summary["eval_mode"][b][1] for b in bs],
-               marker="o", label="eval mode (running stats)", capsize=3)
-    tb = [b for b in bs if b > 1]
-    a.errorbar(tb, [summary["train_mode"][b][0] for b in tb], yerr=[summary["train_mode"][b][1] for b in tb],
-               marker="s", label="train mode (batch stats)", capsize=3)
-    a.set(xscale="log", title="test accuracy vs evaluation batch size", xlabel="evaluation batch size",
-          ylabel="test accuracy")
-    a.legend(fontsize=8)
-    x = np.maximum(np.asarray(checkpoints), 0.5)  # step 0 drawn at 0.5 on the log axis
+    bs = [int(b) for b in summary["eval_mode"]]
+    tb = [int(b) for b in summary["train_mode"]]
+    a.errorbar(bs, [summary["eval_mode"][str(b)][0] for b in bs], yerr=[summary["eval_mode"][str(b)][1] for b in bs],
+               marker="o", color=eval_c, capsize=3)
+    a.errorbar(tb, [summary["train_mode"][str(b)][0] for b in tb],
+               yerr=[summary["train_mode"][str(b)][1] for b in tb], marker="s", color=train_c, capsize=3)
+    a.set(xscale="log", title="by evaluation batch size", xlabel="evaluation batch size", ylabel="test accuracy")
+    a.set_xticks(bs, [str(b) for b in bs])
+    a.minorticks_off()
+    # NOTE: symlog is linear below 1 and logarithmic above, so step 0 sits on the axis at 0
+    x = np.asarray(record["checkpoints"])
     a = ax[0, 1]
-    a.plot(x, curves["checkpoint_eval_acc"], marker="o", label="eval mode")
-    a.plot(x, curves["checkpoint_train_mode_acc"], marker="s", label="train mode, batch 256")
-    a.set(xscale="log", title="during training", xlabel="training step (0 at 0.5)", ylabel="test accuracy",
-          ylim=(0, 1))
-    a.legend(fontsize=8)
+    a.plot(x, curves["checkpoint_eval_acc"], marker="o", color=eval_c)
+    a.plot(x, curves["checkpoint_train_mode_acc"], marker="s", color=train_c)
+    a.set(title="during training", xlabel="training step", ylabel="test accuracy", ylim=(0, 1))
     a = ax[0, 2]
-    a.plot(x, curves["running_mean_err"], marker="o", label="|running mean - mean| / std")
-    a.plot(x, curves["running_var_ratio"], marker="s", label="running var / var")
-    a.set(xscale="log", yscale="log", title="first BN layer's running statistics", xlabel="training step (0 at 0.5)")
-    a.legend(fontsize=8)
-    out.save_figure(fig, "eval_mode.png", "Left: accuracy with running vs batch statistics by evaluation batch "
-                    "size. Middle: both during training. Right: running statistics against the population's "
-                    "(mean over seeds).")
+    neutral = plotting.PALETTE["neutral"]
+    a.plot(x, curves["running_var_ratio"], marker="^", color="black")
+    a.plot(x, curves["running_mean_err"], marker="v", ls="--", color=neutral)
+    a.axhline(1.0, color=neutral, lw=1, ls=":")
+    a.set(yscale="log", title="first BN layer's running stats", xlabel="training step",
+          ylabel="vs population (log scale)")
+    for a in ax[0, 1:]:
+        a.set_xscale("symlog", linthresh=1)
+        ticks = [t for t in (0, 1, 10, 100, 1000, 10000, 100000) if t <= max(x[-1], 1)]
+        a.set_xticks(ticks, [f"{t:g}" if t < 1000 else f"{t // 1000}k" for t in ticks])
+        a.minorticks_off()
+        a.set_xlim(0, max(x[-1], 1) * 1.4)
+    plotting.legend_below(
+        fig, [plotting.line_handle("eval mode", marker="o"), plotting.line_handle("train mode", marker="s"),
+              plotting.line_handle("black", marker="^"), plotting.line_handle("neutral", marker="v", ls="--")],
+        ["eval mode (running statistics)", "train mode (batch statistics, batch 256 in the middle)",
+         "running var / population var", "|running mean - population mean| / population std"], ncol=2)
+    out.save_figure(fig, "eval_mode.png", "Left: test accuracy with running statistics (eval mode) and with "
+                    "batch statistics (eval() forgotten) by evaluation batch size. Middle: both during training. "
+                    "Right: the first BN layer's running statistics against the population's (dotted: 1, where the variance "
+                    "ratio should end). Mean over seeds; step 0 is drawn at 0 on a log-scaled step axis.")

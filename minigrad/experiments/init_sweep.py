@@ -6,6 +6,7 @@ import numpy as np
 import minigrad as mg
 from minigrad.app.models import build_model
 
+from . import plotting
 from .common import Outputs, environment, fmt, init_scheme_label, initialize, load_data, mean_std, seeds_range, \
     train_run
 from .paper_mnist import LR
@@ -40,7 +41,7 @@ def run(cfg):
         out.record["final_acc_std"] = std
         out.set_table(["init"] + [f"{n} acc (mean)" for n in NETWORKS] + [f"{n} std" for n in NETWORKS],
                       [[init_scheme_label(s)] + list(mean[:, j]) + list(std[:, j]) for j, s in enumerate(SCHEMES)])
-        plot(out, mean, std)
+        plot(out, plotting.as_json(out.record))
         findings = describe(mean, data.chance)
         report = out.write("Init-scale sweep: plain vs batch-normalized sigmoid MLP",
                            f"Final test accuracy after {steps} steps of SGD (lr {lr:g}, batch 60) from each init.",
@@ -67,16 +68,26 @@ def describe(mean, chance):
     return lines
 
 
-def plot(out, mean, std):
-    fig, ax = out.figure(1, 1, size=(8.0, 3.0))
+@plotting.styled
+def plot(out, record):
+    """The heatmap of final accuracy, network by init; the row labels take the networks' colours."""
+    mean = np.asarray(record["final_acc_mean"], dtype=float)
+    std = np.asarray(record["final_acc_std"], dtype=float)
+    schemes, networks = record["schemes"], record["networks"]
+    fig, ax = out.figure(1, 1, size=(11.0, 3.4))
     a = ax[0, 0]
     im = a.imshow(mean, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    a.set_xticks(range(len(SCHEMES)), [init_scheme_label(s) for s in SCHEMES], rotation=20, fontsize=8)
-    a.set_yticks(range(len(NETWORKS)), list(NETWORKS))
+    a.set_xticks(range(len(schemes)), [s[len("N(0, "):-len("^2)")] if s.startswith("N(0, ") else s for s in schemes])
+    a.set_yticks(range(len(networks)), networks)
+    for label, net in zip(a.get_yticklabels(), networks):
+        label.set_color(plotting.color(net))
+        label.set_fontweight("bold")
+    a.grid(False)
     for i in range(mean.shape[0]):
         for j in range(mean.shape[1]):
-            a.text(j, i, f"{mean[i, j]:.3f}\n±{std[i, j]:.3f}", ha="center", va="center", fontsize=8,
+            a.text(j, i, f"{mean[i, j]:.3f}\n±{std[i, j]:.3f}", ha="center", va="center",
                    color="white" if mean[i, j] < 0.6 else "black")
     fig.colorbar(im, ax=a, label="final test accuracy")
-    a.set_title("final test accuracy by init (mean ± std over seeds)")
-    out.save_figure(fig, "init_sweep.png", "Final test accuracy by init scheme, plain and batch-normalized.")
+    a.set(title="final test accuracy by init (mean ± std over seeds)", xlabel="initial weights: std s of N(0, s²), or a named scheme")
+    out.save_figure(fig, "init_sweep.png", "Final test accuracy by init scheme, plain and batch-normalized "
+                    "(a number s: weights from N(0, s²)).")

@@ -9,6 +9,7 @@ import numpy as np
 import minigrad as mg
 from minigrad.app.models import build_model
 
+from . import plotting
 from .common import Outputs, environment, eval_schedule, fmt, init_scheme_label, initialize, load_data, \
     mean_std, seeds_range, train_run
 from .paper_mnist import INIT_STD, LR
@@ -65,7 +66,7 @@ def run(cfg):
                  r["nan_runs"], r["chance_runs"], len(seeds)] for label, r in results.items()]
         out.set_table(["network", "lr", "final test acc (mean)", "std", f"steps to {target:.0%} (median)",
                        "NaN-loss runs", "runs ending at chance", "runs"], rows)
-        plot(out, schedule, results, target)
+        plot(out, plotting.as_json(out.record))
         findings = describe(results, target, steps)
         report = out.write("Learning-rate sweep: plain vs batch-normalized sigmoid MLP",
                            f"The paper's MNIST MLP at base lr {base:g} times {', '.join(map(str, MULTIPLIERS))}, "
@@ -86,25 +87,44 @@ def describe(results, target, steps):
     return lines
 
 
-def plot(out, schedule, results, target):
-    fig, ax = out.figure(2, 1, size=(5.6, 4.0))
-    x = np.asarray(schedule)
-    styles = {1: "-", 5: "--", 30: ":"}
-    for label, r in results.items():
-        ax[0, 0].plot(x, r["test_acc_mean"], ls=styles.get(r["multiplier"], "-"),
-                      color="tab:blue" if r["bn"] else "tab:orange", label=f"{label} (lr {r['lr']:g})")
-    ax[0, 0].axhline(target, color="gray", lw=0.8)
-    ax[0, 0].set(title="test accuracy (mean over seeds)", xlabel="training step", ylabel="test accuracy", ylim=(0, 1))
-    ax[0, 0].legend(fontsize=8)
+MULT_STYLE = {1: "-", 5: "--", 30: ":"}
+
+
+@plotting.styled
+def plot(out, record):
+    """Test accuracy during training (colour: plain or BN; line style: lr multiplier) and the final accuracy
+    per network, with the runs that diverged marked."""
+    results = record["results"]
+    target = record["config"]["target_accuracy"]
+    x = np.asarray(record["eval_steps"])
+    fig, ax = out.figure(2, 1, size=(5.6, 3.6))
+    a = ax[0, 0]
+    for r in results.values():
+        a.plot(x, np.asarray(r["test_acc_mean"], dtype=float), ls=MULT_STYLE.get(r["multiplier"], "-"),
+               color=plotting.color("BN" if r["bn"] else "plain"))
+    a.axhline(target, color=plotting.PALETTE["neutral"], lw=1)
+    a.annotate(f"{target:.0%}", (x[-1], target), xytext=(0, -4), textcoords="offset points", ha="right",
+               va="top", color=plotting.PALETTE["neutral"])
+    a.set(title="test accuracy (mean over seeds)", xlabel="training step", ylabel="test accuracy", ylim=(0, 1))
+    plotting.thousands(a.xaxis)
+    a = ax[0, 1]
     labels = list(results)
-    m = [results[lb]["final_acc_mean"] for lb in labels]
-    s = [results[lb]["final_acc_std"] for lb in labels]
-    bars = ax[0, 1].bar(labels, m, yerr=s, color=["tab:blue" if results[lb]["bn"] else "tab:orange" for lb in labels])
+    m = [results[lb]["final_acc_mean"] or 0.0 for lb in labels]
+    s = [results[lb]["final_acc_std"] or 0.0 for lb in labels]
+    names = [f"{'BN' if results[lb]['bn'] else 'plain'}\nx{results[lb]['multiplier']}" for lb in labels]
+    bars = a.bar(names, m, yerr=s, capsize=3,
+                 color=[plotting.color("BN" if results[lb]["bn"] else "plain") for lb in labels])
     for b, lb in zip(bars, labels):
         if any(results[lb]["diverged_per_seed"]):
-            ax[0, 1].annotate("diverged", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center",
-                              va="bottom", fontsize=8, color="red")
-    ax[0, 1].set(title="final test accuracy (error bar: std over seeds)", ylabel="test accuracy", ylim=(0, 1.05))
-    ax[0, 1].tick_params(axis="x", labelrotation=30)
-    out.save_figure(fig, "lr_sweep.png", "Left: test accuracy during training; right: final accuracy per network "
-                    "and lr multiplier (red: diverged in at least one seed).")
+            a.annotate("diverged", (b.get_x() + b.get_width() / 2, b.get_height()), xytext=(0, 3),
+                       textcoords="offset points", ha="center", va="bottom")
+    a.set(title="final test accuracy", ylabel="test accuracy", ylim=(0, 1.05))
+    a.grid(False, axis="x")
+    mults = sorted({r["multiplier"] for r in results.values()})
+    lr = {r["multiplier"]: r["lr"] for r in results.values()}
+    plotting.legend_below(fig, [plotting.line_handle("plain"), plotting.line_handle("BN")]
+                          + [plotting.line_handle("neutral", ls=MULT_STYLE.get(k, "-")) for k in mults],
+                          ["plain", "BN"] + [f"x{k} (lr {lr[k]:g})" for k in mults], ncol=2 + len(mults))
+    out.save_figure(fig, "lr_sweep.png", "Left: test accuracy during training (vermillion: plain, blue: BN; line "
+                    "style: lr multiplier). Right: final accuracy per network and lr multiplier (bars: std over "
+                    "seeds; 'diverged': in at least one seed).")

@@ -11,6 +11,7 @@ import minigrad as mg
 from minigrad import nn
 from minigrad.app.models import build_model
 
+from . import plotting
 from .common import Outputs, environment, eval_schedule, fmt, init_scheme_label, initialize, load_data, \
     mean_std, seeds_range, train_run
 
@@ -69,7 +70,7 @@ def run(cfg):
         out.record["eval_steps"] = schedule
         out.record["percentiles"] = list(PERCENTILES)
         out.record["results"] = results
-        plot(out, schedule, results)
+        plot(out, plotting.as_json(out.record))
         rows = []
         for label, r in results.items():
             rows.append([label, r["final_acc_mean"], r["final_acc_std"]]
@@ -136,29 +137,37 @@ def describe(results, steps):
     return lines
 
 
-def plot(out, schedule, results):
-    fig, ax = out.figure(3, 1, size=(5.0, 3.8))
-    x = np.asarray(schedule)
-    colors = {"without BN": "tab:orange", "with BN": "tab:blue"}
+@plotting.styled
+def plot(out, record):
+    """Figure 1 from the run's JSON ``record``: (a) test accuracy, (b, c) the sigmoid input's median and its
+    15th-85th percentile band, one colour per network, one legend under the panels."""
+    results = record["results"]
+    x = np.asarray(record["eval_steps"])
+    fig, ax = out.figure(3, 1)
+    a = ax[0, 0]
     for label, r in results.items():
-        m, s = np.asarray(r["test_acc_mean"]), np.asarray(r["test_acc_std"])
-        ax[0, 0].plot(x, m, label=label, color=colors[label])
-        ax[0, 0].fill_between(x, m - s, m + s, color=colors[label], alpha=0.2)
-    ax[0, 0].set(title="(a) test accuracy", xlabel="training step", ylabel="test accuracy")
-    ax[0, 0].set_ylim(max(0.0, min(float(np.min(results["with BN"]["test_acc_mean"][-len(x) // 2:])),
-                                   float(np.min(results["without BN"]["test_acc_mean"][-len(x) // 2:]))) - 0.05), 1.0)
-    ax[0, 0].legend()
+        m, s = np.asarray(r["test_acc_mean"], dtype=float), np.asarray(r["test_acc_std"], dtype=float)
+        a.plot(x, m, color=plotting.color(label))
+        a.fill_between(x, m - s, m + s, color=plotting.color(label), alpha=0.25, lw=0)
+    late = [np.nanmin(np.asarray(r["test_acc_mean"], dtype=float)[len(x) // 2:]) for r in results.values()]
+    a.set(title="(a) test accuracy", xlabel="training step", ylabel="test accuracy",
+          ylim=(max(0.0, float(min(late)) - 0.05), 1.0))
+    pct = {label: np.asarray(r["percentiles_seed0"], dtype=float) for label, r in results.items()}
+    lo = min(np.nanmin(p) for p in pct.values())
+    hi = max(np.nanmax(p) for p in pct.values())
     for k, (label, panel) in enumerate((("without BN", "(b)"), ("with BN", "(c)"))):
-        p = np.asarray(results[label]["percentiles_seed0"], dtype=float)
-        a = ax[0, k + 1]
-        for j, q in enumerate(PERCENTILES):
-            a.plot(x, p[:, j], color=colors[label], lw=1.5 if q == 50 else 1.0, ls="-" if q == 50 else "--",
-                   label=f"{q}th percentile")
-        a.set(title=f"{panel} sigmoid input, {label}", xlabel="training step", ylabel="input to sigmoid")
-        a.legend()
-    lo = min(np.nanmin(np.asarray(results[lb]["percentiles_seed0"], dtype=float)) for lb in results)
-    hi = max(np.nanmax(np.asarray(results[lb]["percentiles_seed0"], dtype=float)) for lb in results)
-    for a in (ax[0, 1], ax[0, 2]):
-        a.set_ylim(lo - 0.1, hi + 0.1)  # one scale for (b) and (c), so their drift compares by eye
-    out.save_figure(fig, "figure1.png", "Figure 1: (a) test accuracy (mean over seeds, band: one std); (b, c) the "
-                    "15th/50th/85th percentiles of the input to one sigmoid of the last hidden layer (seed 0).")
+        a, p = ax[0, k + 1], pct[label]
+        a.fill_between(x, p[:, 0], p[:, 2], color=plotting.color(label), alpha=0.25, lw=0)
+        a.plot(x, p[:, 1], color=plotting.color(label))
+        a.set(title=f"{panel} sigmoid input, {label}", xlabel="training step", ylabel="input to sigmoid",
+              ylim=(lo - 0.2, hi + 0.2))  # one scale for (b) and (c), so their drift compares by eye
+    for a in ax[0]:
+        plotting.thousands(a.xaxis)
+    q = record["percentiles"]
+    plotting.legend_below(fig, [plotting.line_handle("without BN"), plotting.line_handle("with BN"),
+                                plotting.line_handle("neutral"), plotting.band_handle()],
+                          ["without BN", "with BN", f"(b, c) median ({q[1]}th percentile)",
+                           f"(b, c) {q[0]}th to {q[2]}th percentile"])
+    out.save_figure(fig, "figure1.png", "Figure 1: (a) test accuracy (line: mean over seeds, band: one std); "
+                    f"(b, c) the input to one sigmoid of the last hidden layer on {PROBE_IMAGES} test images: "
+                    f"median (line) and {q[0]}th to {q[2]}th percentile (band), seed 0.")

@@ -57,42 +57,60 @@ def _fan(tensor, mode):
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    """Fill ``tensor`` in place with draws from ``U(a, b)``; returns it."""
     return _fill(tensor, _gen(generator).uniform(a, b, tensor.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    """Fill ``tensor`` in place with draws from ``N(mean, std^2)``; returns it."""
     return _fill(tensor, _gen(generator).normal(mean, std, tensor.shape))
 
 
 def constant_(tensor, val):
+    """Fill ``tensor`` in place with ``val``; returns it."""
     tensor.data[...] = val
     return tensor
 
 
 def zeros_(tensor):
+    """Fill ``tensor`` in place with 0; returns it."""
     return constant_(tensor, 0)
 
 
 def ones_(tensor):
+    """Fill ``tensor`` in place with 1; returns it."""
     return constant_(tensor, 1)
 
 
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    """He et al. (2015) uniform init, in place: ``U(-b, b)`` with ``b = gain * sqrt(3 / fan)``, where ``gain =
+    calculate_gain(nonlinearity, a)`` and ``fan`` is fan_in or fan_out by ``mode``; returns ``tensor``.
+    ``a`` is the negative slope of a leaky ReLU (``a = sqrt(5)`` gives PyTorch's default Linear/Conv init).
+    """
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(tensor, mode))
     return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    """He et al. (2015) normal init, in place: ``N(0, std^2)`` with ``std = gain / sqrt(fan)`` (see
+    ``kaiming_uniform_`` for ``gain``, ``fan`` and ``a``); returns ``tensor``.
+    """
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std, generator)
 
 
 def xavier_uniform_(tensor, gain=1.0, generator=None):
+    """Glorot & Bengio (2010) uniform init, in place: ``U(-a, a)`` with
+    ``a = gain * sqrt(6 / (fan_in + fan_out))``; returns ``tensor``.
+    """
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     a = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -a, a, generator)
 
 
 def xavier_normal_(tensor, gain=1.0, generator=None):
+    """Glorot & Bengio (2010) normal init, in place: ``N(0, std^2)`` with
+    ``std = gain * sqrt(2 / (fan_in + fan_out))``; returns ``tensor``.
+    """
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)

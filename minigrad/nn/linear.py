@@ -13,6 +13,7 @@ from minigrad.kernels.rules import float_dtype
 from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
+from minigrad.tensor import Tensor
 
 
 def _positive_int(cls, name, v):
@@ -32,15 +33,43 @@ def _reset_parameters(weight, bias):
 
 
 class Identity(Module):
+    """Returns its input unchanged; any constructor arguments are ignored, as PyTorch's. A placeholder where a
+    layer is optional (``nn.BatchNorm2d(c) if bn else nn.Identity()``).
+
+    Shape: input ``(*)``, output ``(*)`` (the same tensor).
+    """
+
     def __init__(self, *args, **kwargs):
         super().__init__()
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
+        """``x`` itself."""
         return x
 
 
 class Linear(Module):
-    """``y = x W^T + b``. weight (out_features, in_features), bias (out_features,)."""
+    r"""A fully connected layer: ``y = x W^T + b``.
+
+    Args:
+        in_features: size of each input sample.
+        out_features: size of each output sample.
+        bias: learn an additive bias ``b`` (default True).
+        dtype: float32 (default) or float64 parameters.
+
+    Attributes:
+        weight: ``(out_features, in_features)``, from ``U(-1/sqrt(in_features), 1/sqrt(in_features))``.
+        bias: ``(out_features,)``, from the same distribution, or None.
+
+    Shape:
+        - input: ``(*, in_features)``, any number of leading dimensions.
+        - output: ``(*, out_features)``.
+
+    Example::
+
+        >>> m = nn.Linear(20, 30)
+        >>> m(minigrad.randn(128, 20)).shape
+        (128, 30)
+    """
 
     def __init__(self, in_features, out_features, bias=True, dtype=None):
         super().__init__()
@@ -53,27 +82,45 @@ class Linear(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
+        """Draw weight and bias again from PyTorch's default distribution (see the class docstring)."""
         _reset_parameters(self.weight, self.bias)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
+        """``x W^T + b``."""
         return F.linear(x, self.weight, self.bias)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """The arguments shown by ``repr``."""
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class Flatten(Module):
-    def __init__(self, start_dim=1, end_dim=-1):
+    """Merges the dimensions ``start_dim`` to ``end_dim`` (inclusive) into one; by default every dimension but
+    the batch's.
+
+    Shape: input ``(*, S_start, ..., S_end, *)``, output ``(*, S_start * ... * S_end, *)``; e.g. ``(N, C, H, W)``
+    to ``(N, C*H*W)`` with the defaults.
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
+        """``x`` with dimensions ``start_dim..end_dim`` merged."""
         return F.flatten(x, self.start_dim, self.end_dim)
 
 
 class Dropout(Module):
-    """Zeroes elements with probability p in training (scaling the rest by 1/(1-p)); identity in eval."""
+    """Zeroes each element with probability ``p`` in training and scales the others by ``1 / (1 - p)``, so that
+    the expected value is unchanged; the identity in eval mode.
+
+    Args:
+        p: probability of an element being zeroed, in [0, 1] (default 0.5).
+
+    Shape: input ``(*)``, output ``(*)`` (the same shape).
+    """
 
     def __init__(self, p=0.5):
         super().__init__()
@@ -81,8 +128,10 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p must be in [0, 1], got {p!r}")
         self.p = float(p)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
+        """``x`` with a random mask applied in training, ``x`` in eval mode."""
         return F.dropout(x, self.p, self.training)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """The arguments shown by ``repr``."""
         return f"p={self.p}"

@@ -80,29 +80,39 @@ class Module:
             setattr(self, name, param)
 
     def add_module(self, name, module):
+        """Register ``module`` as the submodule ``name`` (the same as ``setattr(self, name, module)``)."""
         setattr(self, name, module)
 
     # ------------------------------------------------------------ traversal
     def named_modules(self, prefix=""):
+        """Yield ``(dotted name, module)`` for this module (named ``prefix``) and every submodule below it,
+        depth first, in registration order.
+        """
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
                 yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def modules(self):
+        """Yield this module and every submodule below it, depth first (``named_modules`` without names)."""
         for _, m in self.named_modules():
             yield m
 
     def named_children(self):
+        """Yield ``(name, module)`` for the direct submodules, in registration order."""
         for name, m in self._modules.items():
             if m is not None:
                 yield name, m
 
     def children(self):
+        """Yield the direct submodules, in registration order."""
         for _, m in self.named_children():
             yield m
 
     def named_parameters(self, prefix="", recurse=True):
+        """Yield ``(dotted name, Parameter)`` for every parameter of this module and, with ``recurse``, of its
+        submodules; a parameter shared by several modules is yielded once, under its first name.
+        """
         seen = set()
         mods = self.named_modules(prefix) if recurse else [(prefix, self)]
         for mp, m in mods:
@@ -112,29 +122,44 @@ class Module:
                     yield (f"{mp}.{name}" if mp else name), p
 
     def parameters(self, recurse=True):
+        """Yield every parameter (``named_parameters`` without names): what an optimizer takes,
+        ``optim.SGD(model.parameters(), lr=0.1)``.
+        """
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix=""):
+        """Yield ``(dotted name, Tensor)`` for every buffer (state that is saved but not trained, such as
+        batch norm's running statistics) of this module and its submodules.
+        """
         for mp, m in self.named_modules(prefix):
             for name, b in m._buffers.items():
                 if b is not None:
                     yield (f"{mp}.{name}" if mp else name), b
 
     def buffers(self):
+        """Yield every buffer (``named_buffers`` without names)."""
         for _, b in self.named_buffers():
             yield b
 
     # ------------------------------------------------------------ modes
     def train(self, mode=True):
+        """Set training mode (``mode=True``) or evaluation mode on this module and every submodule; returns
+        ``self``. Batch norm uses batch statistics and updates its running statistics in training mode, and uses
+        the running statistics in eval mode; dropout is active only in training mode.
+        """
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
     def eval(self):
+        """Set evaluation mode (``train(False)``); returns ``self``."""
         return self.train(False)
 
     def zero_grad(self, set_to_none=True):
+        """Reset every parameter's gradient: to None (``set_to_none=True``, the default, as PyTorch) or to
+        zeros.
+        """
         for p in self.parameters():
             if set_to_none:
                 p.grad = None
@@ -142,6 +167,7 @@ class Module:
                 p.grad.data[...] = 0
 
     def requires_grad_(self, flag=True):
+        """Set ``requires_grad`` on every parameter (``False`` freezes the module); returns ``self``."""
         for p in self.parameters():
             p.requires_grad_(flag)
         return self
@@ -183,12 +209,16 @@ class Module:
 
     # ------------------------------------------------------------ call
     def forward(self, *args, **kwargs):
+        """The computation of the module: every subclass defines it. Call the module (``module(x)``) rather
+        than ``forward`` directly.
+        """
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
     def extra_repr(self):
+        """The module's own arguments, shown by ``repr`` (override it in a subclass)."""
         return ""
 
     def __repr__(self):
@@ -201,6 +231,18 @@ class Module:
 
 
 class Sequential(Module):
+    """A container that calls its modules in order, each on the previous one's output.
+
+    Built from modules (named ``"0"``, ``"1"``, ...) or from one ``OrderedDict`` of ``name: module``. Indexing
+    gives a module, slicing a new ``Sequential`` of the same modules (no copies).
+
+    Example::
+
+        >>> model = nn.Sequential(nn.Linear(784, 100), nn.BatchNorm1d(100), nn.ReLU(), nn.Linear(100, 10))
+        >>> model(minigrad.randn(60, 784)).shape
+        (60, 10)
+    """
+
     def __init__(self, *modules):
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
@@ -211,6 +253,7 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
+        """``x`` passed through every module in order."""
         for m in self._modules.values():
             x = m(x)
         return x
@@ -226,21 +269,28 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def append(self, module):
+        """Add ``module`` at the end (named by its position); returns ``self``."""
         self.add_module(str(len(self._modules)), module)
         return self
 
 
 class ModuleList(Module):
+    """A list of modules whose parameters the parent module sees (a plain Python list would hide them).
+    Index, slice, iterate, ``append`` and ``extend`` as a list; it has no ``forward`` of its own.
+    """
+
     def __init__(self, modules=()):
         super().__init__()
         for m in modules:
             self.append(m)
 
     def append(self, module):
+        """Add ``module`` at the end (named by its position); returns ``self``."""
         self.add_module(str(len(self._modules)), module)
         return self
 
     def extend(self, modules):
+        """Append every module of ``modules`` in order; returns ``self``."""
         for m in modules:
             self.append(m)
         return self

@@ -12,6 +12,14 @@ import math
 
 
 class LRScheduler:
+    """Base class of the schedulers: adjusts the ``lr`` of every param group of ``optimizer`` at each
+    ``step()``.
+
+    Subclasses define ``get_lr()``, the new lr of each group at epoch (or step) ``last_epoch``. Call
+    ``scheduler.step()`` after ``optimizer.step()``, once per epoch (``StepLR``, ``CosineAnnealingLR``) or once per
+    batch (``OneCycleLR``). ``last_epoch=-1`` starts a fresh schedule from each group's current lr.
+    """
+
     def __init__(self, optimizer, last_epoch=-1):
         self.optimizer = optimizer
         if last_epoch == -1:
@@ -22,9 +30,11 @@ class LRScheduler:
         self.step()
 
     def get_lr(self):
+        """The lr of each param group at ``last_epoch``; every subclass defines it."""
         raise NotImplementedError
 
     def step(self):
+        """Advance the schedule by one epoch (or step) and write the new learning rates into the optimizer."""
         self.last_epoch += 1
         lrs = self.get_lr()
         for g, lr in zip(self.optimizer.param_groups, lrs):
@@ -36,9 +46,13 @@ class LRScheduler:
         return list(self._last_lr)
 
     def state_dict(self):
+        """The scheduler's state (every attribute but the optimizer), for ``load_state_dict`` and
+        ``minigrad.save``.
+        """
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict):
+        """Restore the state that ``state_dict()`` returned."""
         self.__dict__.update(state_dict)
 
 
@@ -52,6 +66,7 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
+        """The previous lr, multiplied by ``gamma`` at every ``step_size``-th epoch."""
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return [g["lr"] for g in self.optimizer.param_groups]
         return [g["lr"] * self.gamma for g in self.optimizer.param_groups]
@@ -68,6 +83,7 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
+        """The next lr on the cosine, from the previous one (PyTorch's recursive form)."""
         t, T, groups = self.last_epoch, self.T_max, self.optimizer.param_groups
         if t == 0:
             return [g["lr"] for g in groups]
@@ -116,6 +132,7 @@ class OneCycleLR(LRScheduler):
         return (end - start) * pct + start
 
     def get_lr(self):
+        """The lr at step ``last_epoch`` of the warm-up or annealing phase; raises past ``total_steps``."""
         step = self.last_epoch
         if step > self.total_steps:
             raise ValueError(f"OneCycleLR: stepped {step} times, more than total_steps={self.total_steps}")
