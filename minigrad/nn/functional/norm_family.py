@@ -102,12 +102,12 @@ class _FilterResponse(Function):
         k = kernels.kernels()
         mean, m2 = np.empty(n * c), np.empty(n * c)
         k.row_stats(mean, m2, x2, False)
-        rstd = coefficients.rstd(m2, s, abs(self.eps_value))
-        self.w_rows = np.tile(w.astype(np.float64), n)
-        self.ones = np.ones(s, x.dtype)
+        # NOTE: the statistics viewed as (N, C) broadcast against the per-channel weight and bias
+        mean, rstd = mean.reshape(n, c), coefficients.rstd(m2, s, abs(self.eps_value)).reshape(n, c)
+        self.w64, self.ones = w.astype(np.float64), np.ones(s, x.dtype)
         y = np.empty_like(x2)
-        k.row_apply(y, x2, *coefficients.forward(mean, rstd, x.dtype, self.w_rows,
-                                                  np.tile(b.astype(np.float64), n)), self.ones, np.zeros(s, x.dtype))
+        coef = coefficients.forward(mean, rstd, x.dtype, self.w64, b.astype(np.float64))
+        k.row_apply(y, x2, *(a.reshape(-1) for a in coef), self.ones, np.zeros(s, x.dtype))
         self.x2, self.mean, self.rstd, self.shape = x2, mean, rstd, x.shape
         return y.reshape(x.shape)
 
@@ -118,20 +118,22 @@ class _FilterResponse(Function):
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
         k = kernels.kernels()
         sg, sgx, unused_w, unused_b = np.empty(r), np.empty(r), np.empty(s, dtype), np.empty(s, dtype)
-        k.row_backward_sums(sg, sgx, unused_w, unused_b, dy, x2, self.mean, self.rstd, self.ones)
+        k.row_backward_sums(sg, sgx, unused_w, unused_b, dy, x2, self.mean.reshape(-1), self.rstd.reshape(-1),
+                            self.ones)
+        sg, sgx = sg.reshape(n, c), sgx.reshape(n, c)
         grads = [None]
         if self.needs_input_grad[0]:
             dx = np.empty_like(x2)
-            k.row_backward_apply(dx, dy, x2, self.ones, *coefficients.backward(sg, sgx, s, self.mean, self.rstd,
-                                                                              False, dtype, self.w_rows))
+            coef = coefficients.backward(sg, sgx, s, self.mean, self.rstd, False, dtype, self.w64)
+            k.row_backward_apply(dx, dy, x2, self.ones, *(a.reshape(-1) for a in coef))
             grads[0] = dx.reshape(self.shape)
         if self.has_weight:  # dweight = sum(dy*xhat) per channel, xhat = x*rstd
-            grads.append((sgx * self.rstd).reshape(n, c).sum(axis=0).astype(dtype))
+            grads.append((sgx * self.rstd).sum(axis=0).astype(dtype))
         if self.has_bias:
-            grads.append(sg.reshape(n, c).sum(axis=0).astype(dtype))
+            grads.append(sg.sum(axis=0).astype(dtype))
         if self.learned_eps:
             # NOTE: d(rstd)/d|eps| = -rstd^3/2, and |eps|' = sign(eps)
-            de = -0.5 * np.sign(self.eps_value) * np.sum(self.w_rows * sgx * self.rstd ** 3)
+            de = -0.5 * np.sign(self.eps_value) * np.sum(self.w64 * sgx * self.rstd ** 3)
             grads.append(np.full(1, de, dtype))
         return tuple(grads)
 
