@@ -1,7 +1,8 @@
 """Neural-network modules (stateful) and ``minigrad.nn.functional`` (stateless).
 
-Modules by role: ``module`` (Module, Sequential, ModuleList, Parameter), ``norm``, ``linear`` (Linear, Identity,
-Flatten, Dropout), ``conv`` (Conv2d, pooling), ``activation``, ``loss``; ``init`` and ``utils`` as in PyTorch.
+Modules by role: ``module`` (Module, Sequential, ModuleList, Parameter), ``norm``, ``norm_family`` (Batch Renorm,
+FRN and TLU, EvoNorm), ``linear`` (Linear, Identity, Flatten, Dropout), ``conv`` (Conv2d, pooling), ``activation``,
+``loss``; ``init`` and ``utils`` as in PyTorch.
 """
 from minigrad.nn import functional  # noqa: F401
 from minigrad.nn.module import Module, ModuleList, Parameter, Sequential  # noqa: F401
@@ -15,6 +16,14 @@ from minigrad.nn.norm import (  # noqa: F401
     InstanceNorm3d,
     LayerNorm,
     RMSNorm,
+)
+from minigrad.nn.norm_family import (  # noqa: F401
+    TLU,
+    BatchRenorm1d,
+    BatchRenorm2d,
+    BatchRenorm3d,
+    EvoNorm2d,
+    FilterResponseNorm2d,
 )
 from minigrad.nn.activation import GELU, ReLU, Sigmoid, Tanh  # noqa: F401
 from minigrad.nn.conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d  # noqa: F401

@@ -13,6 +13,7 @@ import numpy as np
 
 from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups, float_dtype
 from minigrad.nn import functional as F
+from minigrad.nn.functional.checks import check_virtual_batch_size
 from minigrad.nn.module import Module, Parameter
 from minigrad.tensor import Tensor
 
@@ -67,7 +68,17 @@ class _NormBase(Module):
 
 
 class _BatchNorm(_NormBase):
+    """``virtual_batch_size``: ghost batch norm in training (see ``minigrad.nn.functional.batch_norm``)."""
     _ndims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None,
+                 virtual_batch_size=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+        self.virtual_batch_size = check_virtual_batch_size(type(self).__name__, virtual_batch_size)
+
+    def extra_repr(self):
+        ghost = "" if self.virtual_batch_size is None else f", virtual_batch_size={self.virtual_batch_size}"
+        return super().extra_repr() + ghost
 
     def forward(self, x):
         if not isinstance(x, Tensor):
@@ -80,7 +91,7 @@ class _BatchNorm(_NormBase):
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
         return F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
-                            self.weight, self.bias, use_batch_stats, factor, self.eps)
+                            self.weight, self.bias, use_batch_stats, factor, self.eps, self.virtual_batch_size)
 
 
 class BatchNorm1d(_BatchNorm):

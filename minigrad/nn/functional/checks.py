@@ -23,3 +23,12 @@ def pair(fn, name, v, minimum):
                              for a in vals):
         raise ValueError(f"{fn}: {name} must be an int or a pair of ints >= {minimum}, got {v!r}")
     return int(vals[0]), int(vals[1])
+
+
+def check_virtual_batch_size(fn, v):
+    """Ghost batch norm's ``virtual_batch_size``: None or an int >= 2 (a chunk of one sample has no variance)."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 2:
+        raise ValueError(f"{fn}: virtual_batch_size must be None or an int >= 2, got {v!r}")
+    return int(v)

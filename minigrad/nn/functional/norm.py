@@ -22,7 +22,7 @@ from minigrad.kernels import coefficients
 from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups
 from minigrad.tensor import Function, Tensor
 
-from .checks import check_tensor
+from .checks import check_tensor, check_virtual_batch_size
 
 
 # ------------------------------------------------------------------ validation
@@ -220,6 +220,54 @@ class _RowNorm(Function):
         return _grads_for(self, dx, dweight.reshape(ps) if ps else None, dbias.reshape(ps) if ps else None)
 
 
+class _ChannelNorm(Function):
+    """Batch norm over x viewed as (N, C, S), composed of the channel phases: forward ``channel_stats ->
+    coefficients -> channel_apply``, backward ``channel_backward_sums -> coefficients -> channel_backward_apply``,
+    once per contiguous chunk of ``chunk`` samples (x[n0:n1] is contiguous in (N, C, S)): one chunk is batch norm,
+    several are ghost batch norm. ``renorm(mean, rstd) -> (r, d)`` (float64, per channel; Batch Renorm) makes it
+    y = (xhat*r + d)*weight + bias, r and d constants in backward, so dx is batch norm's with weight*r."""
+
+    def forward(self, x, *params, chunk, has_weight, has_bias, eps, renorm=None):
+        self.has_weight, self.has_bias = has_weight, has_bias
+        x3 = _as_ncs_array(x)
+        n, c, s = x3.shape
+        w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
+        self.bounds = [(n0, min(n0 + chunk, n)) for n0 in range(0, n, chunk)]
+        k = kernels.kernels()
+        self.mean, self.m2 = np.empty((len(self.bounds), c)), np.empty((len(self.bounds), c))
+        for i, (n0, n1) in enumerate(self.bounds):
+            k.channel_stats(self.mean[i], self.m2[i], x3[n0:n1], True)
+        self.rstd = coefficients.rstd(self.m2, np.array([[(n1 - n0) * s] for n0, n1 in self.bounds]), eps)
+        self.r, self.d = renorm(self.mean[0], self.rstd[0]) if renorm else (1.0, 0.0)
+        w64 = w.astype(np.float64)
+        scale, offset = w64 * self.r, b.astype(np.float64) + w64 * self.d
+        y = np.empty_like(x3)
+        for i, (n0, n1) in enumerate(self.bounds):
+            k.channel_apply(y[n0:n1], x3[n0:n1], *coefficients.forward(self.mean[i], self.rstd[i], x.dtype, scale,
+                                                                        offset))
+        self.x3, self.scale, self.shape = x3, scale, x.shape
+        return y.reshape(x.shape)
+
+    def backward(self, g):
+        x3, dtype = self.x3, self.x3.dtype
+        c, s = x3.shape[1], x3.shape[2]
+        dy = np.ascontiguousarray(g, dtype=dtype).reshape(x3.shape)
+        k = kernels.kernels()
+        dx = np.empty_like(x3) if self.needs_input_grad[0] else None
+        sdyx_rstd, sdy_all = np.zeros(c), np.zeros(c)
+        for i, (n0, n1) in enumerate(self.bounds):
+            sdy, sdyx = np.empty(c), np.empty(c)
+            k.channel_backward_sums(sdy, sdyx, dy[n0:n1], x3[n0:n1], self.mean[i])
+            sdyx_rstd += sdyx * self.rstd[i]
+            sdy_all += sdy
+            if dx is not None:
+                k.channel_backward_apply(dx[n0:n1], dy[n0:n1], x3[n0:n1], *coefficients.backward(
+                    sdy, sdyx, (n1 - n0) * s, self.mean[i], self.rstd[i], True, dtype, self.scale))
+        # NOTE: y = (xhat*r + d)*weight + bias, so dweight = r*sum(dy*xhat) + d*sum(dy)
+        dweight = (self.r * sdyx_rstd + self.d * sdy_all).astype(dtype)
+        return _grads_for(self, None if dx is None else dx.reshape(self.shape), dweight, sdy_all.astype(dtype))
+
+
 def _as_ncs_array(a):
     a = np.ascontiguousarray(a)
     return a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))
@@ -227,7 +275,8 @@ def _as_ncs_array(a):
 
 # ------------------------------------------------------------------ functionals (torch.nn.functional names)
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
+               virtual_batch_size=None):
     """Batch normalization over every axis except the channel axis 1 (input of 2 to 5 dims).
 
     ``y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias``. In training the batch's statistics are used and,
@@ -235,12 +284,24 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     ``running = (1 - momentum) * running + momentum * batch_stat``, with the unbiased batch variance. In eval
     (``training=False``) the running statistics are used and must be given.
 
+    Ghost batch normalization (Hoffer et al., 2017, "Train longer, generalize better"): with
+    ``virtual_batch_size`` (an int >= 2) in training, the batch is cut into contiguous chunks of that many samples
+    (samples ``[0, v)``, ``[v, 2v)``, ...; the last may be smaller but needs at least 2) and each chunk is
+    normalized with its own statistics; a ``virtual_batch_size`` of at least N is plain batch norm. The running
+    statistics get one update per step, from the average over chunks of their means and unbiased variances.
+    NOTE: tf.keras's ``BatchNormalization(virtual_batch_size=v)`` forms its ghost batches by a reshape to
+    (v, N/v, ...), so sample i goes to ghost batch i mod (N/v) (strided, and N must be a multiple of v), and
+    it updates the running statistics from the mean over ghost batches of their biased variances; here the
+    chunks are contiguous, the last may be short, and the variances are unbiased, as in batch norm. Eval mode
+    ignores it. Built from the channel phase kernels, one chunk at a time (``_ChannelNorm``).
+
     Shape: input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).
     """
     fn = "batch_norm"
     _check_input(fn, input, 2, 5)
     c = input.shape[1]
     rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
+    virtual_batch_size = check_virtual_batch_size(fn, virtual_batch_size)
     if input.size == 0:
         return _empty_like(input)
     if not training:
@@ -251,10 +312,31 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                          f"{input.shape} (batch statistics of a single value have no variance)")
     if momentum is not None or rm is not None:
         momentum = check_momentum(fn, momentum)
+    if virtual_batch_size is not None and virtual_batch_size < input.shape[0]:
+        return _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, virtual_batch_size)
     out, node = _BatchNormTrain.apply_with_ctx(input, *_params(weight, bias), has_weight=weight is not None,
                                                has_bias=bias is not None, eps=eps)
     if rm is not None or rv is not None:
         _update_running(rm, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum, eps, per_channel)
+    return out
+
+
+def _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, chunk):
+    """Training-mode batch norm per contiguous chunk of ``chunk`` samples (see ``batch_norm``)."""
+    n, last = input.shape[0], input.shape[0] % chunk
+    if last == 1:
+        raise ValueError(f"batch_norm: virtual_batch_size={chunk} leaves a last chunk of 1 sample from a batch of "
+                         f"{n}; the last chunk needs at least 2 samples (choose a size that divides {n} or leaves "
+                         f"a remainder >= 2)")
+    out, node = _ChannelNorm.apply_with_ctx(input, *_params(weight, bias), chunk=chunk,
+                                            has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+    if rm is not None or rv is not None:
+        # NOTE: the update kernel averages count/(count - 1)*(1/rstd^2 - eps) over rows with one count; a short
+        # last chunk's m2 is rescaled so that this gives its own unbiased variance m2/(count_i - 1)
+        s = input.size // (n * input.shape[1])
+        count, counts = chunk * s, np.array([[(n1 - n0) * s] for n0, n1 in node.bounds])
+        rstd = coefficients.rstd(node.m2 * ((count - 1) / (counts - 1)), count, eps)
+        _update_running(rm, rv, node.mean, rstd, momentum, eps, count)
     return out
 
 

@@ -1,0 +1,286 @@
+"""The normalization family beyond PyTorch: Batch Renormalization, Filter Response Normalization with TLU, EvoNorm-B0
+and EvoNorm-S0 (ghost batch norm is ``batch_norm(..., virtual_batch_size=...)`` in ``norm.py``).
+
+Each is built on the phase kernels (statistics, apply, backward sums, backward apply; ``minigrad.kernels.contract``)
+and the coefficients between them (``minigrad.kernels.coefficients``), so it runs on every backend:
+  batch_renorm          channels layout, one autograd node (``_ChannelNorm``): batch norm's phases with the
+                        per-channel coefficients of weight*r and bias + weight*d
+  filter_response_norm  rows layout (N*C rows of S values), ``center=False``, one autograd node (``_FilterResponse``)
+  tlu                   max(x, tau): no phase has it; a composed autograd op (``Tensor.maximum``)
+  evonorm_b0/s0         the standard deviations of the reduction sets are phase nodes (``_SetStd``); the gate
+                        (max, sigmoid) and the division are composed autograd ops
+Inputs are validated here, with the same rules and messages as ``norm.py``.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from minigrad import kernels
+from minigrad.kernels import coefficients
+from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups
+from minigrad.tensor import Function, Tensor
+
+from .norm import (_ChannelNorm, _affine, _as_ncs_array, _check_channel_args, _check_input, _check_param,
+                   _empty_like, _params, _update_running, _with_running_stats)
+
+
+def _check_bound(fn, name, value, low):
+    """A finite number >= low, as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value < math.inf:
+        raise ValueError(f"{fn}: {name} must be a finite number >= {low}, got {value!r}")
+    return float(value)
+
+
+def _per_channel(t, ndim):
+    """A (C,) tensor shaped (1, C, 1, ...) to broadcast against an (N, C, *) input of ``ndim`` dims."""
+    return t.reshape(1, t.shape[0], *([1] * (ndim - 2)))
+
+
+# ------------------------------------------------------------------ Batch Renormalization
+
+def batch_renorm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
+                 r_max=3.0, d_max=5.0):
+    """Batch Renormalization (Ioffe, 2017, "Batch Renormalization: Towards Reducing Minibatch Dependence in
+    Batch-Normalized Models"), over every axis except the channel axis 1 (input of 2 to 5 dims).
+
+    In training: ``y = ((x - mu_B)/sigma_B * r + d) * weight + bias`` with the batch's ``mu_B`` and
+    ``sigma_B = sqrt(Var_B[x] + eps)`` (biased variance, as batch norm), ``sigma = sqrt(running_var + eps)`` and
+        r = clip(sigma_B/sigma, 1/r_max, r_max),    d = clip((mu_B - running_mean)/sigma, -d_max, d_max)
+    from the running statistics before this step's update; r and d are constants in backward (the paper's
+    stop_gradient), so dx is batch norm's backward with weight ``weight*r``. The running statistics are then
+    updated as batch norm's (momentum, unbiased variance). ``r_max=1, d_max=0`` is batch norm. In eval
+    (``training=False``): batch norm with the running statistics. Both running statistics are required.
+
+    Built from the channel phase kernels (``_ChannelNorm``: the phases of batch norm with the per-channel
+    coefficients of weight*r and bias + weight*d). Shape: input (N, C, *); the rest (C,).
+    """
+    fn = "batch_renorm"
+    _check_input(fn, input, 2, 5)
+    c = input.shape[1]
+    rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
+    if rm is None or rv is None:
+        raise ValueError(f"{fn}: running_mean and running_var are required (r and d compare the batch with them)")
+    r_max, d_max = _check_bound(fn, "r_max", r_max, 1.0), _check_bound(fn, "d_max", d_max, 0.0)
+    if input.size == 0:
+        return _empty_like(input)
+    if not training:
+        return _with_running_stats(fn, "training=False", input, weight, bias, rm, rv, eps)
+    per_channel = input.size // c
+    if per_channel <= 1:
+        raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "
+                         f"{input.shape} (batch statistics of a single value have no variance)")
+    momentum = check_momentum(fn, momentum)
+    rmean, rstd_run = rm.astype(np.float64), 1.0 / np.sqrt(rv.astype(np.float64) + eps)
+
+    def renorm(mean, rstd):
+        # sigma_B/sigma = rstd_run/rstd; (mu_B - mu)/sigma = (mu_B - mu)*rstd_run
+        return (np.clip(rstd_run / rstd, 1.0 / r_max, r_max), np.clip((mean - rmean) * rstd_run, -d_max, d_max))
+
+    out, node = _ChannelNorm.apply_with_ctx(input, *_params(weight, bias), chunk=input.shape[0], renorm=renorm,
+                                            has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+    _update_running(rm, rv, node.mean, node.rstd, momentum, eps, per_channel)
+    return out
+
+
+# ------------------------------------------------------------------ Filter Response Normalization + TLU
+
+class _FilterResponse(Function):
+    """FRN over x viewed as rows (N*C, S), composed of the row phases with ``center=False``: forward ``row_stats ->
+    coefficients -> row_apply``, backward ``row_backward_sums -> coefficients -> row_backward_apply``. weight and
+    bias are per channel, so they enter as per-row coefficients (the rows' per-column weight is ones). The
+    optional last parent is a learned eps, of which |eps| is used."""
+
+    def forward(self, x, *params, has_weight, has_bias, eps):
+        self.has_weight, self.has_bias, self.learned_eps = has_weight, has_bias, eps is None
+        n, c = x.shape[0], x.shape[1]
+        x2 = np.ascontiguousarray(x).reshape(n * c, -1)
+        s = x2.shape[1]
+        w, b = _affine(params[0] if has_weight else None, params[1 if has_weight else 0] if has_bias else None,
+                       c, x.dtype)
+        self.eps_value = params[-1].astype(np.float64).reshape(()) if eps is None else eps
+        k = kernels.kernels()
+        mean, m2 = np.empty(n * c), np.empty(n * c)
+        k.row_stats(mean, m2, x2, False)
+        # NOTE: the statistics viewed as (N, C) broadcast against the per-channel weight and bias
+        mean, rstd = mean.reshape(n, c), coefficients.rstd(m2, s, abs(self.eps_value)).reshape(n, c)
+        self.w64, self.ones = w.astype(np.float64), np.ones(s, x.dtype)
+        y = np.empty_like(x2)
+        coef = coefficients.forward(mean, rstd, x.dtype, self.w64, b.astype(np.float64))
+        k.row_apply(y, x2, *(a.reshape(-1) for a in coef), self.ones, np.zeros(s, x.dtype))
+        self.x2, self.mean, self.rstd, self.shape = x2, mean, rstd, x.shape
+        return y.reshape(x.shape)
+
+    def backward(self, g):
+        x2 = self.x2
+        (r, s), dtype = x2.shape, x2.dtype
+        n, c = self.shape[0], self.shape[1]
+        dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
+        k = kernels.kernels()
+        sg, sgx, unused_w, unused_b = np.empty(r), np.empty(r), np.empty(s, dtype), np.empty(s, dtype)
+        k.row_backward_sums(sg, sgx, unused_w, unused_b, dy, x2, self.mean.reshape(-1), self.rstd.reshape(-1),
+                            self.ones)
+        sg, sgx = sg.reshape(n, c), sgx.reshape(n, c)
+        grads = [None]
+        if self.needs_input_grad[0]:
+            dx = np.empty_like(x2)
+            coef = coefficients.backward(sg, sgx, s, self.mean, self.rstd, False, dtype, self.w64)
+            k.row_backward_apply(dx, dy, x2, self.ones, *(a.reshape(-1) for a in coef))
+            grads[0] = dx.reshape(self.shape)
+        if self.has_weight:  # dweight = sum(dy*xhat) per channel, xhat = x*rstd
+            grads.append((sgx * self.rstd).sum(axis=0).astype(dtype))
+        if self.has_bias:
+            grads.append(sg.sum(axis=0).astype(dtype))
+        if self.learned_eps:
+            # NOTE: d(rstd)/d|eps| = -rstd^3/2, and |eps|' = sign(eps)
+            de = -0.5 * np.sign(self.eps_value) * np.sum(self.w64 * sgx * self.rstd ** 3)
+            grads.append(np.full(1, de, dtype))
+        return tuple(grads)
+
+
+def filter_response_norm(input, weight=None, bias=None, eps=1e-6):
+    """Filter Response Normalization (Singh & Krishnan, 2020, "Filter Response Normalization Layer: Eliminating
+    Batch Dependence in the Training of Deep Neural Networks"), per sample and channel, no batch dependence:
+        nu2 = mean over the spatial dims of x^2,    y = weight * x / sqrt(nu2 + |eps|) + bias
+    (the paper's Algorithm 1: no mean subtracted). ``eps`` is a number > 0, or a one-element Tensor of the
+    input's dtype for the paper's learned eps (its absolute value is used, and it gets a gradient). Follow with
+    ``tlu`` for the paper's FRN layer. Built from the rows phase kernels with ``center=False`` (rows: N*C of S
+    values). Shape: input (N, C, *) with at least one spatial dim; weight, bias (C,); eps (1,) when a Tensor.
+    """
+    fn = "filter_response_norm"
+    _check_input(fn, input, 3)
+    c = input.shape[1]
+    _check_param(fn, "weight", weight, (c,), input.dtype)
+    _check_param(fn, "bias", bias, (c,), input.dtype)
+    if isinstance(eps, Tensor):
+        _check_param(fn, "eps", eps, (1,), input.dtype)
+        learned, eps = (eps,), None
+    else:
+        learned, eps = (), check_eps(fn, eps)
+    if input.size == 0:
+        return _empty_like(input)
+    return _FilterResponse.apply(input, *_params(weight, bias), *learned, has_weight=weight is not None,
+                                 has_bias=bias is not None, eps=eps)
+
+
+def tlu(input, tau):
+    """Thresholded linear unit (Singh & Krishnan, 2020): ``y = max(x, tau)`` with a learned ``tau`` per channel.
+    A composed autograd op (``Tensor.maximum``; no phase has a max); ties split the gradient evenly, as
+    ``torch.maximum``. Shape: input (N, C, *); tau (C,)."""
+    fn = "tlu"
+    _check_input(fn, input, 2)
+    if tau is None:
+        raise TypeError(f"{fn}: tau must be a minigrad.Tensor of shape ({input.shape[1]},), got None")
+    _check_param(fn, "tau", tau, (input.shape[1],), input.dtype)
+    return input.maximum(_per_channel(tau, input.ndim))
+
+
+# ------------------------------------------------------------------ EvoNorm
+
+class _SetStd(Function):
+    """std = sqrt(m2/M + eps) of each reduction set (biased variance): the channels of x viewed as (N, C, S)
+    (``rows=None``, sets over N and S) or the rows of x viewed as (R, rows). Forward: one statistics phase
+    (``center=True``). Backward: d std/dx_i = (x_i - mean)/(M*std), one apply pass with the coefficients of
+    ``coefficients.forward(mean, g/(M*std))`` (shift the mean, scale g/(M*std), no offset)."""
+
+    def forward(self, x, *, rows, eps):
+        x2 = _as_ncs_array(x) if rows is None else np.ascontiguousarray(x).reshape(-1, rows)
+        n_sets = x2.shape[1] if rows is None else x2.shape[0]
+        self.count = x2.size // n_sets
+        self.mean, self.m2 = np.empty(n_sets), np.empty(n_sets)
+        k = kernels.kernels()
+        (k.channel_stats if rows is None else k.row_stats)(self.mean, self.m2, x2, True)
+        self.rstd = coefficients.rstd(self.m2, self.count, eps)
+        self.x2, self.rows, self.shape = x2, rows, x.shape
+        return (1.0 / self.rstd).astype(x.dtype)
+
+    def backward(self, g):
+        x2 = self.x2
+        dx = np.empty_like(x2)
+        shift, scale, offset = coefficients.forward(self.mean, g.astype(np.float64) * self.rstd / self.count,
+                                                    x2.dtype)
+        k = kernels.kernels()
+        if self.rows is None:
+            k.channel_apply(dx, x2, shift, scale, offset)
+        else:
+            ones, zeros = np.ones(self.rows, x2.dtype), np.zeros(self.rows, x2.dtype)
+            k.row_apply(dx, x2, shift, scale, offset, ones, zeros)
+        return dx.reshape(self.shape)
+
+
+def _check_evonorm(fn, input, v, weight, bias):
+    _check_input(fn, input, 3)
+    c = input.shape[1]
+    if v is None:
+        raise TypeError(f"{fn}: v must be a minigrad.Tensor of shape ({c},), got None")
+    _check_param(fn, "v", v, (c,), input.dtype)
+    _check_param(fn, "weight", weight, (c,), input.dtype)
+    _check_param(fn, "bias", bias, (c,), input.dtype)
+
+
+def _affine_tensor(y, weight, bias):
+    if weight is not None:
+        y = y * _per_channel(weight, y.ndim)
+    if bias is not None:
+        y = y + _per_channel(bias, y.ndim)
+    return y
+
+
+def evonorm_b0(input, v, running_var=None, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """EvoNorm-B0 (Liu et al., 2020, "Evolving Normalization-Activation Layers", Table/Figure of the discovered
+    layers; eps inside every sqrt as in the paper's code):
+        y = x / max(sqrt(s2_{N,S}(x) + eps), v*x + sqrt(s2_{S}(x) + eps)) * weight + bias
+    with s2_{N,S} the batch variance per channel (over the batch and spatial dims) and s2_{S} the instance
+    variance per sample and channel, both biased. In training the batch variance is the batch's and, when
+    ``running_var`` is given, it is updated in place as batch norm's (momentum, unbiased); in eval
+    (``training=False``) ``running_var`` replaces it and is required, so the output uses only running statistics
+    (and each sample's own instance variance). The two standard deviations are phase nodes (``_SetStd``: the
+    channels and rows statistics phases); the max, the product v*x and the division are composed autograd ops.
+    Shape: input (N, C, *) with at least one spatial dim; v, running_var, weight, bias (C,).
+    """
+    fn = "evonorm_b0"
+    _check_evonorm(fn, input, v, weight, bias)
+    c = input.shape[1]
+    rv = _check_param(fn, "running_var", running_var, (c,), input.dtype)
+    eps = check_eps(fn, eps)
+    if not training and rv is None:
+        raise ValueError(f"{fn}: running_var is required when training=False")
+    if input.size == 0:
+        return _empty_like(input)
+    s = input.size // (input.shape[0] * c)
+    if training:
+        if input.size // c <= 1:
+            raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "
+                             f"{input.shape}")
+        batch_std, node = _SetStd.apply_with_ctx(input, rows=None, eps=eps)
+        if rv is not None:
+            momentum = check_momentum(fn, momentum)
+            _update_running(None, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum, eps,
+                            input.size // c)
+    else:
+        batch_std = Tensor(np.sqrt(rv.astype(np.float64) + eps).astype(input.dtype))
+    instance_std = _SetStd.apply(input, rows=s, eps=eps).reshape(input.shape[0], c, *([1] * (input.ndim - 2)))
+    den = _per_channel(batch_std, input.ndim).maximum(_per_channel(v, input.ndim) * input + instance_std)
+    return _affine_tensor(input / den, weight, bias)
+
+
+def evonorm_s0(input, v, num_groups=32, weight=None, bias=None, eps=1e-5):
+    """EvoNorm-S0 (Liu et al., 2020, "Evolving Normalization-Activation Layers"), batch independent:
+        y = x * sigmoid(v*x) / sqrt(s2_{C/G,S}(x) + eps) * weight + bias
+    with s2_{C/G,S} the (biased) variance of each sample's group of C/G channels over those channels and the
+    spatial dims (group norm's sets). The group standard deviation is a phase node (``_SetStd`` on rows of
+    (C/G)*S values); the gate x*sigmoid(v*x) and the division are composed autograd ops.
+    Shape: input (N, C, *) with at least one spatial dim and C divisible by num_groups; v, weight, bias (C,).
+    """
+    fn = "evonorm_s0"
+    _check_evonorm(fn, input, v, weight, bias)
+    n, c = input.shape[0], input.shape[1]
+    num_groups = check_num_groups(fn, num_groups, c)
+    eps = check_eps(fn, eps)
+    if input.size == 0:
+        return _empty_like(input)
+    group = input.size // (n * num_groups)
+    group_std = _SetStd.apply(input, rows=group, eps=eps).reshape(n, num_groups, 1)
+    gated = input * (_per_channel(v, input.ndim) * input).sigmoid()
+    y = (gated.reshape(n, num_groups, group) / group_std).reshape(*input.shape)
+    return _affine_tensor(y, weight, bias)

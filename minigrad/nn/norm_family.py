@@ -1,0 +1,159 @@
+"""Modules of the normalization family beyond PyTorch: BatchRenorm1d/2d/3d, FilterResponseNorm2d, TLU, EvoNorm2d.
+
+They own the parameters, the running statistics and the training flag, and call the functionals of
+``minigrad.nn.functional.norm_family``, whose docstrings carry the formulas. Ghost batch norm is
+``BatchNorm1d/2d/3d(..., virtual_batch_size=...)`` (``minigrad.nn.norm``).
+"""
+import numbers
+
+import numpy as np
+
+from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups, float_dtype
+from minigrad.nn import functional as F
+from minigrad.nn.functional.norm_family import _check_bound
+from minigrad.nn.module import Module, Parameter
+from minigrad.nn.norm import _NormBase
+from minigrad.tensor import Tensor
+
+
+def _check_features(owner, num_features):
+    if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
+        raise ValueError(f"{owner}: num_features must be a positive integer, got {num_features!r}")
+    return int(num_features)
+
+
+def _check_ndim(owner, x, ndims):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{owner}: input must be a minigrad.Tensor, got {type(x).__name__}")
+    if x.ndim not in ndims:
+        raise ValueError(f"{owner}: expected {' or '.join(f'{d}D' for d in ndims)} input, got shape {x.shape}")
+
+
+class _BatchRenorm(_NormBase):
+    """Batch Renormalization (``minigrad.nn.functional.batch_renorm``): running statistics as batch norm's
+    (``num_batches_tracked`` counts the updates; ``momentum=None`` is a cumulative average), eval as batch norm.
+
+    Warmup schedule (the paper ramps r_max and d_max up during training): with ``warmup_steps = W`` and ``t`` the
+    number of updates before this one (``num_batches_tracked``), the clip bounds of this step are
+        t < W:            r_max_t = 1, d_max_t = 0                      (plain batch norm)
+        W <= t < 2W:      f = (t - W + 1)/W,  r_max_t = 1 + (r_max - 1)*f,  d_max_t = d_max*f
+        t >= 2W - 1:      r_max, d_max                                  (W = 0: from the first step)
+    so the bounds open linearly over W steps after W steps of batch norm (``clip_bounds(t)``).
+    """
+    _ndims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, r_max=3.0, d_max=5.0, warmup_steps=0, affine=True,
+                 dtype=None):
+        owner = type(self).__name__
+        super().__init__(num_features, eps, momentum, affine, True, dtype)
+        self.r_max, self.d_max = _check_bound(owner, "r_max", r_max, 1.0), _check_bound(owner, "d_max", d_max, 0.0)
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, numbers.Integral) or warmup_steps < 0:
+            raise ValueError(f"{owner}: warmup_steps must be an int >= 0, got {warmup_steps!r}")
+        self.warmup_steps = int(warmup_steps)
+
+    def clip_bounds(self, step):
+        """(r_max, d_max) of the update that follows ``step`` earlier updates (the warmup schedule above)."""
+        w = self.warmup_steps
+        f = 1.0 if w == 0 else min(max((step - w + 1) / w, 0.0), 1.0)
+        return 1.0 + (self.r_max - 1.0) * f, self.d_max * f
+
+    def forward(self, x):
+        _check_ndim(type(self).__name__, x, self._ndims)
+        r_max, d_max = self.clip_bounds(int(self.num_batches_tracked.data))
+        factor = self._average_factor()
+        return F.batch_renorm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training, factor,
+                              self.eps, r_max, d_max)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, r_max={self.r_max}, "
+                f"d_max={self.d_max}, warmup_steps={self.warmup_steps}, affine={self.affine}")
+
+
+class BatchRenorm1d(_BatchRenorm):
+    """Batch Renormalization over (N, C) or (N, C, L)."""
+    _ndims = (2, 3)
+
+
+class BatchRenorm2d(_BatchRenorm):
+    """Batch Renormalization over (N, C, H, W)."""
+    _ndims = (4,)
+
+
+class BatchRenorm3d(_BatchRenorm):
+    """Batch Renormalization over (N, C, D, H, W)."""
+    _ndims = (5,)
+
+
+class FilterResponseNorm2d(Module):
+    """Filter Response Normalization over (N, C, H, W) (``minigrad.nn.functional.filter_response_norm``): weight
+    (ones) and bias (zeros) per channel; ``learnable_eps=True`` makes ``eps`` a one-element Parameter that starts
+    at ``eps`` (|eps| is used, as in the paper). Follow it with ``TLU(num_features)``."""
+
+    def __init__(self, num_features, eps=1e-6, learnable_eps=False, dtype=None):
+        super().__init__()
+        owner = type(self).__name__
+        self.num_features = _check_features(owner, num_features)
+        eps, dt = check_eps(owner, eps), float_dtype(dtype)
+        self.learnable_eps = bool(learnable_eps)
+        self.weight = Parameter(np.ones(self.num_features, dt))
+        self.bias = Parameter(np.zeros(self.num_features, dt))
+        self.eps = Parameter(np.full(1, eps, dt)) if self.learnable_eps else eps
+
+    def forward(self, x):
+        _check_ndim(type(self).__name__, x, (4,))
+        return F.filter_response_norm(x, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        eps = float(self.eps.data[0]) if self.learnable_eps else self.eps
+        return f"{self.num_features}, eps={eps}, learnable_eps={self.learnable_eps}"
+
+
+class TLU(Module):
+    """Thresholded linear unit ``max(x, tau)`` with ``tau`` per channel, starting at zeros (a ReLU)."""
+
+    def __init__(self, num_features, dtype=None):
+        super().__init__()
+        self.num_features = _check_features(type(self).__name__, num_features)
+        self.tau = Parameter(np.zeros(self.num_features, float_dtype(dtype)))
+
+    def forward(self, x):
+        return F.tlu(x, self.tau)
+
+    def extra_repr(self):
+        return f"{self.num_features}"
+
+
+class EvoNorm2d(Module):
+    """EvoNorm-B0 or EvoNorm-S0 over (N, C, H, W) (``minigrad.nn.functional.evonorm_b0`` / ``evonorm_s0``).
+
+    Parameters ``weight`` (ones), ``bias`` (zeros) and ``v`` (ones), each (C,). B0 keeps ``running_var`` (ones),
+    updated in training with ``momentum`` as batch norm's and used in eval; ``num_groups`` is unused. S0 has no
+    running statistics and behaves the same in train and eval; C must be divisible by ``num_groups``.
+    """
+
+    def __init__(self, num_features, version="B0", num_groups=32, eps=1e-5, momentum=0.1, dtype=None):
+        super().__init__()
+        owner = type(self).__name__
+        self.num_features = _check_features(owner, num_features)
+        if version not in ("B0", "S0"):
+            raise ValueError(f"{owner}: version must be 'B0' or 'S0', got {version!r}")
+        self.version, self.eps = version, check_eps(owner, eps)
+        self.momentum = check_momentum(owner, momentum)
+        self.num_groups = check_num_groups(owner, num_groups, self.num_features) if version == "S0" else num_groups
+        dt = float_dtype(dtype)
+        self.weight = Parameter(np.ones(self.num_features, dt))
+        self.bias = Parameter(np.zeros(self.num_features, dt))
+        self.v = Parameter(np.ones(self.num_features, dt))
+        if version == "B0":
+            self.register_buffer("running_var", Tensor(np.ones(self.num_features, dt)))
+
+    def forward(self, x):
+        _check_ndim(type(self).__name__, x, (4,))
+        if self.version == "B0":
+            return F.evonorm_b0(x, self.v, self.running_var, self.weight, self.bias, self.training, self.momentum,
+                                self.eps)
+        return F.evonorm_s0(x, self.v, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        groups = f", num_groups={self.num_groups}" if self.version == "S0" else ""
+        return f"{self.num_features}, version={self.version!r}{groups}, eps={self.eps}, momentum={self.momentum}"
