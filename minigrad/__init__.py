@@ -17,6 +17,7 @@ from minigrad.kernels import (
 from minigrad.random import manual_seed
 from minigrad.tensor import (
     DimError,
+    IndexRangeError,
     DtypeError,
     Function,
     ShapeError,

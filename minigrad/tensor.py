@@ -86,6 +86,10 @@ class DtypeError(RuntimeError, TypeError):
     """A dtype the op does not take."""
 
 
+class IndexRangeError(IndexError, RuntimeError):
+    """An index tensor holding values out of range (gather, scatter)."""
+
+
 def _to_array(data, dtype=None):
     """Array for ``data``: ndarrays keep their dtype; Python floats become float32, ints int64, bools bool (as
     PyTorch's default dtypes)."""
@@ -451,8 +455,8 @@ class Tensor:
     def __neg__(self): return Neg.apply(self)
     def __pos__(self): return self
     def __abs__(self): return self.abs()
-    def __matmul__(self, other): return MatMul.apply(*_pair(self, other))
-    def __rmatmul__(self, other): return MatMul.apply(*_pair(other, self))
+    def __matmul__(self, other): return MatMul.apply(*_pair(self, other, broadcast=False))
+    def __rmatmul__(self, other): return MatMul.apply(*_pair(other, self, broadcast=False))
     def __getitem__(self, index): return _getitem(self, index)
 
     def __setitem__(self, index, value):
@@ -615,14 +619,11 @@ class Tensor:
             raise TypeError("var(): pass unbiased or correction, not both")
         if self.dtype.kind != "f":
             raise DtypeError(f"var(): input must be a float tensor, got {self.dtype}")
-        axes = _axes(dim, self.ndim)
-        count = math.prod([self.shape[a] for a in axes])
-        centered = self - self.mean(axes, keepdim=True)
-        divisor = max(count - correction, 0)
-        return (centered * centered).sum(axes, keepdim) * (1.0 / divisor if divisor else math.inf)
+        return Var.apply(self, axis=_axes(dim, self.ndim), correction=correction, keepdims=keepdim)
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
-        return self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims).sqrt()
+        var = self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims)
+        return Sqrt.apply(var, zero_grad_at_zero=True)
 
     def amax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """The largest value over ``dim`` (one or several); ties share the gradient evenly."""
@@ -690,7 +691,7 @@ class Tensor:
         x = self if dtype is None else self.astype(dtype)
         if dim is None:
             out = Prod.apply(x.reshape(-1), axis=0)
-            return out.reshape((1,) * x.ndim) if keepdim else out
+            return out.reshape((1,) * x.ndim if keepdim else ())
         d = _axes(dim, x.ndim, "prod")
         if not d:
             return x.clone() if x.dtype.kind == "f" else x.long()
@@ -1044,12 +1045,14 @@ def _as_operand(x, dt):
     return Tensor(np.asarray(x, dt))
 
 
-def _pair(a, b, floating=False):
+def _pair(a, b, floating=False, broadcast=True):
     """The operands of a binary op as tensors of one dtype, promoted as PyTorch does (``floating``: bool and
     integer results become float32, as for true division)."""
     if isinstance(a, Tensor):
         dt = a.data.dtype
         if isinstance(b, Tensor):
+            if broadcast and a.data.shape != b.data.shape:
+                _check_broadcast(a.data.shape, b.data.shape)
             if b.data.dtype == dt and (dt.kind == "f" or not floating):
                 return a, b
         elif dt.kind == "f" and isinstance(b, (int, float)) and not isinstance(b, bool):
@@ -1068,6 +1071,14 @@ def _pair(a, b, floating=False):
     return _as_operand(a, dt), _as_operand(b, dt)
 
 
+def _check_broadcast(sa, sb):
+    try:
+        np.broadcast_shapes(sa, sb)
+    except ValueError:
+        raise ShapeError(f"shapes {sa} and {sb} do not broadcast: sizes must match or be 1 in each dim, counted "
+                         f"from the last") from None
+
+
 def _operand_value(x):
     if isinstance(x, (np.ndarray, bool, int, float, np.generic)):
         return x
@@ -1079,16 +1090,6 @@ def _broadcast_op(op, a, b):
         return op(a, b)
     except ValueError as e:
         raise ShapeError(f"shapes {a.shape} and {b.shape} do not broadcast: {e}") from None
-
-
-def _lift(other, like):
-    """Wrap an operand as a Tensor: Python scalars take ``like``'s dtype (no float32 -> float64 promotion)."""
-    if isinstance(other, Tensor):
-        return other
-    if isinstance(other, (int, float, np.integer, np.floating)) and not isinstance(other, (bool, np.ndarray)) \
-            and like.data.dtype in _FLOAT_DTYPES:
-        return Tensor(np.asarray(other, dtype=like.data.dtype))
-    return Tensor(_to_array(other))
 
 
 def _dim(dim, ndim):
@@ -1334,11 +1335,14 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    def forward(self, x):
-        self.y = np.sqrt(x)
+    def forward(self, x, zero_grad_at_zero=False):
+        self.y, self.zero_at_zero = np.sqrt(x), zero_grad_at_zero
         return self.y
 
     def backward(self, g):
+        if self.zero_at_zero:  # NOTE: std's gradient is 0 where std == 0 (PyTorch's std_backward), not inf
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(self.y == 0, np.zeros((), g.dtype), g / (2 * self.y))
         return g / (2 * self.y)
 
 
@@ -1515,15 +1519,37 @@ class Sum(Function):
         return np.broadcast_to(g, self.shape)
 
 
+class Var(Function):
+    """sum((x - mean)^2) / max(N - correction, 0) over ``axis``; dvar/dmean = 0, so dx = dy * 2 (x - mean) / divisor
+    (inf or NaN when the divisor is 0, as PyTorch's)."""
+
+    def forward(self, x, axis, correction, keepdims):
+        count = math.prod([x.shape[a] for a in axis])
+        self.axis, self.keepdims, self.divisor = axis, keepdims, max(count - correction, 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.centered = x - (x.mean(axis=axis, keepdims=True) if count else np.full((1,) * x.ndim, np.nan, x.dtype))
+            out = (self.centered * self.centered).sum(axis=axis, keepdims=keepdims) / x.dtype.type(self.divisor)
+        return np.asarray(out, x.dtype)
+
+    def backward(self, g):
+        if not self.keepdims:
+            g = np.expand_dims(g, self.axis)
+        if not self.divisor:  # NOTE: PyTorch gives dy * inf here, whatever the sign of (x - mean)
+            with np.errstate(invalid="ignore"):
+                return np.broadcast_to(g * np.asarray(np.inf, g.dtype), self.centered.shape)
+        return g * self.centered * np.asarray(2.0 / self.divisor, g.dtype)
+
+
 class Max(Function):
     """amax (``np_fn=np.max``) or amin (``np.min``) over ``axis``; computed directly, so integer minima do not
     overflow and bool works."""
 
     def forward(self, x, axis, keepdims, np_fn=np.max):
         self.x, self.axis, self.keepdims = x, axis, keepdims
-        if x.size == 0 and any(x.shape[a] == 0 for a in axis) or x.size == 0 and not axis:
-            raise ShapeError(f"{np_fn.__name__}: cannot reduce over an empty dim (shape {x.shape}, dims {axis}); "
-                             f"the operation has no identity")
+        if x.size == 0 and (len(axis) == x.ndim or any(x.shape[a] == 0 for a in axis)):
+            err = ShapeError if len(axis) == x.ndim else DimError  # NOTE: PyTorch's classes for the two cases
+            raise err(f"{np_fn.__name__}: cannot reduce an empty tensor (shape {x.shape}) over dims {axis}: the "
+                      f"operation has no identity")
         self.y = np.asarray(np_fn(x, axis=axis, keepdims=True))
         return self.y if keepdims else np.squeeze(self.y, axis=axis)
 
@@ -1586,7 +1612,7 @@ def _put_along(target, index, values, axis, add):
 
 def _check_index_range(fn, index, n):
     if index.size and (index.min() < 0 or index.max() >= n):
-        raise IndexError(f"{fn}: index out of range: values must be in [0, {n}), got [{index.min()}, "
+        raise IndexRangeError(f"{fn}: index out of range: values must be in [0, {n}), got [{index.min()}, "
                          f"{index.max()}]")
 
 
@@ -1943,7 +1969,7 @@ def sqrt(x): return x.sqrt()
 def tanh(x): return x.tanh()
 def sigmoid(x): return x.sigmoid()
 def relu(x): return x.relu()
-def matmul(a, b): return MatMul.apply(*_pair(a, b))
+def matmul(a, b): return MatMul.apply(*_pair(a, b, broadcast=False))
 
 
 def sum(x, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):  # noqa: A001 (mirrors torch.sum)
