@@ -371,6 +371,11 @@ def test_size_dim_numel_and_friends():
     v = mg.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(RuntimeError, match="requires grad"):
         v.add_(1)  # as torch: a leaf that requires grad refuses in-place ops outside no_grad
+    buf = mg.zeros(2)
+    with pytest.raises(RuntimeError, match="not recorded"):
+        buf.add_(v)  # torch would record it; minigrad refuses rather than lose the gradient
+    with pytest.raises(RuntimeError, match="not recorded"):
+        buf[0] = v[1]
 
 
 def test_inplace_ops_match_torch():
