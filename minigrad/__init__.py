@@ -17,41 +17,67 @@ from minigrad.kernels import (
 from minigrad.random import manual_seed
 from minigrad.serialization import load, save
 from minigrad.tensor import (
+    DimError,
+    IndexRangeError,
+    DtypeError,
     Function,
+    ShapeError,
+    Size,
     Tensor,
     arange,
+    as_tensor,
     cat,
+    clamp,
     clip,
+    concat,
     concatenate,
     detect_anomaly,
+    empty,
+    empty_like,
     enable_grad,
     exp,
+    from_numpy,
     full,
+    full_like,
     is_grad_enabled,
     log,
     matmul,
     maximum,
+    mean,
     minimum,
     no_grad,
     ones,
     ones_like,
     rand,
+    rand_like,
+    randint,
     randn,
+    randn_like,
+    randperm,
     relu,
     sigmoid,
     sqrt,
     stack,
+    sum,
     tanh,
     tensor,
     where,
     zeros,
     zeros_like,
 )
+from minigrad.ops import *  # noqa: F401,F403  (torch-style function forms: minigrad.flatten, minigrad.max, ...)
+from minigrad.ops import max, min  # noqa: F401  (not star-exported names shadowing builtins, explicit)
+from minigrad.dtypes import (  # noqa: F401  (dtype objects: NumPy dtypes, so t.dtype == minigrad.float32)
+    bool_, double, float16, float32, float64, get_default_dtype, half, int8, int16, int32, int64, long, short, uint8,
+)
+from minigrad.dtypes import ALIASES as _ALIASES
+from minigrad._device import device
+from minigrad import accelerator, backends, cuda  # noqa: F401
+
+float, int, bool = _ALIASES["float"], _ALIASES["int"], _ALIASES["bool"]  # torch.float, torch.int, torch.bool
+del _ALIASES
 
 from minigrad import nn, optim  # noqa: E402  (after Tensor: nn builds on it)
-
-float32 = "float32"
-float64 = "float64"
 
 __version__ = "0.1.0"
 

@@ -9,6 +9,7 @@ some input requires a gradient. ``backward`` receives the output's gradient and 
 limit), accumulates leaf gradients into ``.grad`` with ``+=`` semantics, and then drops every node it walked so that
 the saved arrays are freed (no reference cycles: a node refers to its inputs, never to its output).
 """
+import builtins
 import contextlib
 import functools
 import math
@@ -16,6 +17,8 @@ import threading
 
 import numpy as np
 
+from minigrad import _device
+from minigrad import dtypes as _dtypes
 from minigrad import random as _random
 from minigrad.kernels.rules import FLOATS as _FLOAT_DTYPES
 from minigrad.kernels.rules import float_dtype as _dtype
@@ -68,8 +71,28 @@ class enable_grad(_ModeSwitch):
     mode, value = "grad", True
 
 
+# -------------------------------------------------------------------- errors
+# NOTE: each is a subclass of the class PyTorch raises and of the class minigrad raised before, so code written for
+# either catches it
+class DimError(IndexError, ValueError):
+    """A dim (axis) out of range for the tensor."""
+
+
+class ShapeError(RuntimeError, ValueError):
+    """Shapes that do not fit the op (broadcasting, reshape, matmul, cat)."""
+
+
+class DtypeError(RuntimeError, TypeError):
+    """A dtype the op does not take."""
+
+
+class IndexRangeError(IndexError, RuntimeError):
+    """An index tensor holding values out of range (gather, scatter)."""
+
+
 def _to_array(data, dtype=None):
-    """Array for ``data``: ndarrays keep their dtype; Python numbers and lists become float32."""
+    """Array for ``data``: ndarrays keep their dtype; Python floats become float32, ints int64, bools bool (as
+    PyTorch's default dtypes)."""
     if isinstance(data, Tensor):
         data = data.data
     if isinstance(data, np.ndarray):
@@ -78,21 +101,78 @@ def _to_array(data, dtype=None):
         arr = np.asarray(data)
     else:
         arr = np.asarray(data)
-        if dtype is None and arr.dtype.kind in "biuf" and arr.dtype != np.bool_:
+        if arr.dtype.kind == "f" and dtype is None:
             arr = arr.astype(np.float32)
-        elif dtype is None and arr.dtype.kind not in "biuf":
+        elif arr.dtype.kind not in "biuf":
             raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} (dtype {arr.dtype})")
     if dtype is not None:
         arr = arr.astype(np.dtype(dtype), copy=False)
     return arr
 
 
+def _float_dtype(dt):
+    """The dtype of a float op (exp, division) on ``dt``: float dtypes stay, others become float32."""
+    return dt if dt.kind == "f" else _dtypes.float32
+
+
+class Size(tuple):
+    """A shape, as ``t.size()`` returns it (PyTorch's torch.Size)."""
+
+    def numel(self):
+        return math.prod(self)
+
+    def __repr__(self):
+        return f"minigrad.Size({list(self)})"
+
+
+class _SizeOrNumel(int):
+    """``t.size``: an int (the element count, as NumPy's ``.size``) that is also callable as PyTorch's
+    ``t.size(dim=None)``, so code written for either reads it right."""
+
+    def __new__(cls, shape):
+        obj = int.__new__(cls, math.prod(shape))
+        obj.shape = shape
+        return obj
+
+    def __call__(self, dim=None):
+        if dim is None:
+            return Size(self.shape)
+        return self.shape[_dim(dim, len(self.shape))] if self.shape else 1
+
+
+class _ValuesIndices(tuple):
+    """A (values, indices) pair with names, as ``max(dim)``, ``sort`` and ``topk`` return it."""
+
+    __slots__ = ()
+
+    def __new__(cls, values, indices):
+        return tuple.__new__(cls, (values, indices))
+
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+    def __repr__(self):
+        return f"(values={self[0]!r}, indices={self[1]!r})"
+
+
+def _reduce_args(fn, dim, keepdim, axis, keepdims):
+    """PyTorch's ``dim``/``keepdim`` or NumPy's ``axis``/``keepdims`` (one spelling of each)."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{fn}(): pass dim or axis, not both")
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    return dim, bool(keepdim)
+
+
 class Tensor:
     """An n-dimensional array with an optional gradient.
 
-    ``Tensor(data, requires_grad=False, dtype=None)``: a NumPy array keeps its dtype; Python floats and lists
-    become float32. Only float32 and float64 tensors can require a gradient; integer tensors hold labels and
-    indices.
+    ``Tensor(data, requires_grad=False, dtype=None)``: a NumPy array keeps its dtype; Python floats become float32,
+    ints int64 and bools bool, as in PyTorch. Only float32 and float64 tensors can require a gradient.
+    Comparisons (``==``, ``<``, ...) are elementwise and give bool tensors; hashing is by identity, so tensors work
+    as dict keys (and ``tensor in list`` compares elementwise: use identity, ``any(t is p for p in ps)``).
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
@@ -127,12 +207,39 @@ class Tensor:
         return self.data.ndim
 
     @property
+    def device(self):
+        return _device.CPU
+
+    is_cuda = False
+
+    @property
     def size(self):
+        """PyTorch's ``t.size()`` (a ``Size``) and ``t.size(dim)``; uncalled, NumPy's element count (an int)."""
+        return _SizeOrNumel(self.data.shape)
+
+    def dim(self):
+        return self.data.ndim
+
+    ndimension = dim
+
+    def numel(self):
         return self.data.size
+
+    nelement = numel
+
+    def element_size(self):
+        return self.data.itemsize
+
+    def is_floating_point(self):
+        return self.data.dtype.kind == "f"
 
     @property
     def T(self):
         return self.transpose()
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
 
     @property
     def is_leaf(self):
@@ -143,8 +250,10 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
 
-    def numel(self):
-        return self.data.size
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.data.shape[0]))
 
     def numpy(self):
         """The underlying array (shared, not copied)."""
@@ -152,7 +261,7 @@ class Tensor:
 
     def item(self):
         if self.data.size != 1:
-            raise ValueError(f"item(): only one-element tensors can be converted to Python scalars, got shape "
+            raise ShapeError(f"item(): only one-element tensors can be converted to Python scalars, got shape "
                              f"{self.data.shape}")
         return self.data.item()
 
@@ -163,24 +272,79 @@ class Tensor:
         """A tensor sharing this one's data, cut from the graph."""
         return Tensor(self.data)
 
+    def detach_(self):
+        self._ctx, self.requires_grad = None, False
+        return self
+
+    def clone(self, memory_format=None):
+        """A copy with its own data that stays in the graph."""
+        return Clone.apply(self)
+
+    # ---------------------------------------------------------------- dtype and device
     def astype(self, dtype):
-        return Cast.apply(self, dtype=np.dtype(dtype))
+        dtype = np.dtype(dtype)
+        return self if dtype == self.data.dtype else Cast.apply(self, dtype=dtype)
 
-    def float(self):
-        return self.astype(np.float32)
+    def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other_tensor)``. Only the CPU exists."""
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, (str, _device.device)) and not _is_dtype_name(a):
+                device = a
+            else:
+                dtype = a
+        if device is not None:
+            _device.check_cpu(device, "to")
+        out = self if dtype is None else self.astype(dtype)
+        return out.clone() if copy and out is self else out
 
-    def double(self):
-        return self.astype(np.float64)
+    def cpu(self):
+        return self
 
+    def cuda(self, *args, **kwargs):
+        _device.check_cpu("cuda", "cuda")
+
+    def type(self, dtype=None):
+        return str(self.data.dtype) if dtype is None else self.astype(dtype)
+
+    def float(self): return self.astype(np.float32)
+    def double(self): return self.astype(np.float64)
+    def half(self): return self.astype(np.float16)
+    def long(self): return self.astype(np.int64)
+    def int(self): return self.astype(np.int32)
+    def short(self): return self.astype(np.int16)
+    def bool(self): return self.astype(np.bool_)
+    def byte(self): return self.astype(np.uint8)
+    def type_as(self, other): return self.astype(other.dtype)
+
+    def new_tensor(self, data, dtype=None): return Tensor(data, dtype=dtype or self.dtype)
+    def new_zeros(self, *size, dtype=None): return zeros(*size, dtype=dtype or self.dtype)
+    def new_ones(self, *size, dtype=None): return ones(*size, dtype=dtype or self.dtype)
+    def new_empty(self, *size, dtype=None): return zeros(*size, dtype=dtype or self.dtype)
+    def new_full(self, size, fill_value, dtype=None): return full(size, fill_value, dtype=dtype or self.dtype)
+
+    # ---------------------------------------------------------------- printing and conversion
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")
         return f"Tensor({body}, dtype={self.data.dtype}{grad})"
 
+    def __format__(self, spec):
+        if self.data.size == 1:
+            return format(self.data.item(), spec)
+        if spec:
+            raise TypeError(f"unsupported format string {spec!r} for a tensor of shape {self.data.shape}: only "
+                            f"one-element tensors take a format spec")
+        return repr(self)
+
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
 
     def __bool__(self):
+        if self.data.size != 1:
+            raise ShapeError(f"the truth value of a tensor with {self.data.size} elements is ambiguous "
+                             f"(shape {self.data.shape}); use .any() or .all()")
         return bool(self.data)
 
     def __float__(self):
@@ -189,7 +353,14 @@ class Tensor:
     def __int__(self):
         return int(self.item())
 
-    __hash__ = object.__hash__  # identity (no __eq__ is defined); in C, as graph walks hash every node
+    def __index__(self):
+        if self.data.size != 1 or self.data.dtype.kind not in "iu":
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.data)
+
+    # NOTE: identity, as PyTorch's (graph walks and optimizers key dicts by tensor); explicit because __eq__ is
+    # defined
+    __hash__ = object.__hash__
 
     # ---------------------------------------------------------------- autograd
     def backward(self, grad=None, retain_graph=False):
@@ -209,12 +380,12 @@ class Tensor:
         else:
             grad = _to_array(grad)
             if grad.shape != self.data.shape:
-                raise ValueError(f"backward(): grad has shape {grad.shape}, expected {self.data.shape}")
+                raise ShapeError(f"backward(): grad has shape {grad.shape}, expected {self.data.shape}")
             grad = grad.astype(self.data.dtype, copy=False)
 
         order = self._topological_order()
         anomaly = _active_switches and _anomaly_enabled()
-        grads = {self: grad}  # NOTE: Tensor hashes and compares by identity
+        grads = {self: grad}  # NOTE: Tensor hashes by identity, and dict lookups never call __eq__ across ids
         for node in order:
             g = grads.pop(node, None)
             ctx = node._ctx
@@ -268,167 +439,729 @@ class Tensor:
         order.reverse()
         return order
 
-    # ---------------------------------------------------------------- operators
-    def __add__(self, other): return Add.apply(self, _lift(other, self))
-    def __radd__(self, other): return Add.apply(_lift(other, self), self)
-    def __sub__(self, other): return Sub.apply(self, _lift(other, self))
-    def __rsub__(self, other): return Sub.apply(_lift(other, self), self)
-    def __mul__(self, other): return Mul.apply(self, _lift(other, self))
-    def __rmul__(self, other): return Mul.apply(_lift(other, self), self)
-    def __truediv__(self, other): return Div.apply(self, _lift(other, self))
-    def __rtruediv__(self, other): return Div.apply(_lift(other, self), self)
+    # ---------------------------------------------------------------- arithmetic
+    def __add__(self, other): return Add.apply(*_pair(self, other))
+    def __radd__(self, other): return Add.apply(*_pair(other, self))
+    def __sub__(self, other): return Sub.apply(*_pair(self, other))
+    def __rsub__(self, other): return Sub.apply(*_pair(other, self))
+    def __mul__(self, other): return Mul.apply(*_pair(self, other))
+    def __rmul__(self, other): return Mul.apply(*_pair(other, self))
+    def __truediv__(self, other): return Div.apply(*_pair(self, other, floating=True))
+    def __rtruediv__(self, other): return Div.apply(*_pair(other, self, floating=True))
+    def __floordiv__(self, other): return FloorDivide.apply(*_pair(self, other))
+    def __rfloordiv__(self, other): return FloorDivide.apply(*_pair(other, self))
+    def __mod__(self, other): return Remainder.apply(*_pair(self, other))
+    def __rmod__(self, other): return Remainder.apply(*_pair(other, self))
     def __neg__(self): return Neg.apply(self)
-    def __matmul__(self, other): return MatMul.apply(self, _lift(other, self))
-    def __rmatmul__(self, other): return MatMul.apply(_lift(other, self), self)
-    def __getitem__(self, index): return GetItem.apply(self, index=_normalize_index(index))
+    def __pos__(self): return self
+    def __abs__(self): return self.abs()
+    def __matmul__(self, other): return MatMul.apply(*_pair(self, other, broadcast=False))
+    def __rmatmul__(self, other): return MatMul.apply(*_pair(other, self, broadcast=False))
+    def __getitem__(self, index): return _getitem(self, index)
+
+    def __setitem__(self, index, value):
+        _check_inplace(self, "__setitem__", value)
+        self.data[_normalize_index(index, self.ndim)] = _raw(value)
 
     def __pow__(self, other):
-        if isinstance(other, (int, float, np.integer, np.floating)) and not isinstance(other, bool):
-            return PowScalar.apply(self, exponent=float(other))
-        return Pow.apply(self, _lift(other, self))
+        if isinstance(other, (int, float, np.integer, np.floating)) and not isinstance(other, bool) \
+                and (self.data.dtype.kind == "f" or isinstance(other, (int, np.integer))):
+            return PowScalar.apply(self, exponent=other)
+        return Pow.apply(*_pair(self, other))
 
     def __rpow__(self, other):
-        return Pow.apply(_lift(other, self), self)
+        return Pow.apply(*_pair(other, self))
 
-    # comparisons give plain (non-differentiable) boolean tensors
-    def __lt__(self, other): return Tensor(self.data < _raw(other))
-    def __le__(self, other): return Tensor(self.data <= _raw(other))
-    def __gt__(self, other): return Tensor(self.data > _raw(other))
-    def __ge__(self, other): return Tensor(self.data >= _raw(other))
-    def eq(self, other): return Tensor(self.data == _raw(other))
+    add = __add__
+    sub = subtract = __sub__
+    mul = multiply = __mul__
+    div = divide = true_divide = __truediv__
+    floor_divide = __floordiv__
+    remainder = __mod__
+    matmul = __matmul__
+    neg = negative = __neg__
 
-    def exp(self): return Exp.apply(self)
-    def log(self): return Log.apply(self)
-    def sqrt(self): return Sqrt.apply(self)
-    def tanh(self): return Tanh.apply(self)
-    def sigmoid(self): return Sigmoid.apply(self)
+    def pow(self, exponent): return self ** exponent
+
+    # ---------------------------------------------------------------- comparisons and logic (no gradient)
+    def _compare(self, other, op):
+        if not isinstance(other, (Tensor, np.ndarray, int, float, np.generic)):
+            return NotImplemented
+        a, b = _pair(self, other)
+        return Tensor(_broadcast_op(op, a.data, b.data))
+
+    def __eq__(self, other): return self._compare(other, np.equal)
+    def __ne__(self, other): return self._compare(other, np.not_equal)
+    def __lt__(self, other): return self._compare(other, np.less)
+    def __le__(self, other): return self._compare(other, np.less_equal)
+    def __gt__(self, other): return self._compare(other, np.greater)
+    def __ge__(self, other): return self._compare(other, np.greater_equal)
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+    less, less_equal, greater, greater_equal, not_equal = lt, le, gt, ge, ne
+
+    def _logic(self, other, op, name):
+        a, b = _pair(self, other)
+        if a.dtype.kind not in "biu":
+            raise DtypeError(f"{name}: only bool and integer tensors, got {a.dtype}")
+        return Tensor(_broadcast_op(op, a.data, b.data))
+
+    def __and__(self, other): return self._logic(other, np.bitwise_and, "&")
+    def __or__(self, other): return self._logic(other, np.bitwise_or, "|")
+    def __xor__(self, other): return self._logic(other, np.bitwise_xor, "^")
+    def __rand__(self, other): return self._logic(other, np.bitwise_and, "&")
+    def __ror__(self, other): return self._logic(other, np.bitwise_or, "|")
+    def __rxor__(self, other): return self._logic(other, np.bitwise_xor, "^")
+    bitwise_and, bitwise_or, bitwise_xor = __and__, __or__, __xor__
+
+    def __invert__(self):
+        if self.data.dtype.kind not in "biu":
+            raise DtypeError(f"~: only bool and integer tensors, got {self.data.dtype}")
+        return Tensor(np.invert(self.data))
+
+    bitwise_not = __invert__
+
+    def logical_not(self): return Tensor(np.logical_not(self.data))
+    def logical_and(self, other): return Tensor(np.logical_and(self.data, _raw(other)))
+    def logical_or(self, other): return Tensor(np.logical_or(self.data, _raw(other)))
+    def isnan(self): return Tensor(np.isnan(self.data))
+    def isinf(self): return Tensor(np.isinf(self.data))
+    def isfinite(self): return Tensor(np.isfinite(self.data))
+
+    def equal(self, other):
+        """True when both have the same shape and elements (PyTorch's torch.equal)."""
+        return self.shape == tuple(np.shape(_raw(other))) and bool(np.array_equal(self.data, _raw(other)))
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return bool(np.allclose(self.data, _raw(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    # ---------------------------------------------------------------- elementwise
+    def exp(self): return Exp.apply(_floating(self))
+    def log(self): return Log.apply(_floating(self))
+    def sqrt(self): return Sqrt.apply(_floating(self))
+    def rsqrt(self): return 1.0 / self.sqrt()
+    def tanh(self): return Tanh.apply(_floating(self))
+    def sigmoid(self): return Sigmoid.apply(_floating(self))
+    def sin(self): return Sin.apply(_floating(self))
+    def cos(self): return Cos.apply(_floating(self))
+    def log1p(self): return (self + 1).log() if self.data.dtype.kind != "f" else Log1p.apply(self)
+    def expm1(self): return self.exp() - 1
+    def log2(self): return self.log() * (1 / math.log(2))
+    def log10(self): return self.log() * (1 / math.log(10))
+    def reciprocal(self): return 1.0 / self
+    def square(self): return self * self
     def relu(self): return Relu.apply(self)
     def abs(self): return Abs.apply(self)
-    def clip(self, min=None, max=None): return Clip.apply(self, lo=min, hi=max)
+    absolute = abs
+    def sign(self): return Rounding.apply(self, op=np.sign)
+    def floor(self): return self.clone() if self.dtype.kind in "biu" else Rounding.apply(self, op=np.floor)
+    def ceil(self): return self.clone() if self.dtype.kind in "biu" else Rounding.apply(self, op=np.ceil)
+    def trunc(self): return self.clone() if self.dtype.kind in "biu" else Rounding.apply(self, op=np.trunc)
+
+    def round(self, decimals=0):
+        """Half to even, as PyTorch and NumPy."""
+        if self.dtype.kind in "biu" and decimals >= 0:
+            return self.clone()
+        return Rounding.apply(self, op=functools.partial(np.round, decimals=decimals))
+
+    def clip(self, min=None, max=None):
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        return Clip.apply(self, lo=_raw(min), hi=_raw(max))
+
     clamp = clip
 
-    def maximum(self, other): return Maximum.apply(self, _lift(other, self))
-    def minimum(self, other): return -Maximum.apply(-self, -_lift(other, self))
+    def maximum(self, other): return Maximum.apply(*_pair(self, other))
+    def minimum(self, other): return Minimum.apply(*_pair(self, other))
 
-    def sum(self, axis=None, keepdims=False, *, dim=None):
-        return Sum.apply(self, axis=_axes(dim if axis is None else axis, self.ndim), keepdims=keepdims)
+    def where(self, condition, other): return where(condition, self, other)
 
-    def mean(self, axis=None, keepdims=False, *, dim=None):
-        axes = _axes(dim if axis is None else axis, self.ndim)
-        count = math.prod([self.shape[a] for a in axes])
-        return self.sum(axis=axes, keepdims=keepdims) * (1.0 / max(count, 1))
+    def masked_fill(self, mask, value):
+        """``value`` where ``mask`` (bool, broadcast to self's shape) is True; self's dtype stays."""
+        mask = _raw(mask)
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+            raise DtypeError(f"masked_fill: mask must be a bool tensor, got "
+                             f"{getattr(mask, 'dtype', type(mask).__name__)}")
+        if np.broadcast_shapes(mask.shape, self.shape) != self.shape:
+            raise ShapeError(f"masked_fill: mask of shape {mask.shape} does not broadcast to {self.shape}")
+        if isinstance(value, Tensor):
+            if value.ndim:
+                raise ShapeError(f"masked_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
+            value = value.astype(self.dtype)
+        else:
+            value = Tensor(np.asarray(value, self.dtype))
+        return Where.apply(value, self, cond=mask)
 
-    def var(self, axis=None, keepdims=False, *, correction=1, dim=None):
-        """Variance with PyTorch's default ``correction=1`` (unbiased); ``correction=0`` is NumPy's default."""
-        axes = _axes(dim if axis is None else axis, self.ndim)
-        count = math.prod([self.shape[a] for a in axes])
-        centered = self - self.mean(axis=axes, keepdims=True)
-        return (centered * centered).sum(axis=axes, keepdims=keepdims) * (1.0 / max(count - correction, 1))
+    # ---------------------------------------------------------------- reductions
+    def sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        dim, keepdim = _reduce_args("sum", dim, keepdim, axis, keepdims)
+        x = self if dtype is None else self.astype(dtype)
+        return Sum.apply(x, axis=_axes(dim, x.ndim), keepdims=keepdim)
 
-    def std(self, axis=None, keepdims=False, *, correction=1, dim=None):
-        return self.var(axis, keepdims, correction=correction, dim=dim).sqrt()
+    def mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        """Mean over ``dim``; NaN over an empty axis (as PyTorch). Integer tensors raise, as in PyTorch."""
+        dim, keepdim = _reduce_args("mean", dim, keepdim, axis, keepdims)
+        x = self if dtype is None else self.astype(dtype)
+        if x.dtype.kind != "f":
+            raise DtypeError(f"mean(): input must be a float tensor, got {x.dtype} (use .float().mean())")
+        axes = _axes(dim, x.ndim)
+        count = math.prod([x.shape[a] for a in axes])
+        return x.sum(axes, keepdim) * (1.0 / count if count else math.nan)
 
-    def max(self, axis=None, keepdims=False, *, dim=None):
-        return Max.apply(self, axis=_axes(dim if axis is None else axis, self.ndim), keepdims=keepdims)
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+        """Variance with PyTorch's default ``correction=1`` (unbiased); ``correction=0`` is NumPy's default.
+        ``correction >= N`` gives inf (NaN for a constant), as PyTorch."""
+        dim, keepdim = _reduce_args("var", dim, keepdim, axis, keepdims)
+        if isinstance(dim, bool):  # the legacy var(unbiased)
+            dim, unbiased = None, dim
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        elif unbiased is not None:
+            raise TypeError("var(): pass unbiased or correction, not both")
+        if self.dtype.kind != "f":
+            raise DtypeError(f"var(): input must be a float tensor, got {self.dtype}")
+        return Var.apply(self, axis=_axes(dim, self.ndim), correction=correction, keepdims=keepdim)
 
-    def min(self, axis=None, keepdims=False, *, dim=None):
-        return -((-self).max(axis=axis, keepdims=keepdims, dim=dim))
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+        var = self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims)
+        return Sqrt.apply(var, zero_grad_at_zero=True)
 
-    def argmax(self, axis=None):
-        return Tensor(np.argmax(self.data, axis=axis))
+    def amax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The largest value over ``dim`` (one or several); ties share the gradient evenly."""
+        dim, keepdim = _reduce_args("amax", dim, keepdim, axis, keepdims)
+        return Max.apply(self, axis=_axes(dim, self.ndim, "amax"), keepdims=keepdim, np_fn=np.max)
 
+    def amin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        dim, keepdim = _reduce_args("amin", dim, keepdim, axis, keepdims)
+        return Max.apply(self, axis=_axes(dim, self.ndim, "amin"), keepdims=keepdim, np_fn=np.min)
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """As PyTorch: ``max()`` the largest value; ``max(dim)`` a (values, indices) pair; ``max(other)`` the
+        elementwise maximum. NumPy's ``max(axis=...)`` gives the values only."""
+        return self._extreme("max", dim, keepdim, axis, keepdims)
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return self._extreme("min", dim, keepdim, axis, keepdims)
+
+    def _extreme(self, name, dim, keepdim, axis, keepdims):
+        if isinstance(dim, (Tensor, np.ndarray)):
+            return self.maximum(dim) if name == "max" else self.minimum(dim)
+        if axis is not None or dim is None:  # NumPy's spelling, or all dims: the values
+            dim, keepdim = _reduce_args(name, dim, keepdim, axis, keepdims)
+            return self.amax(dim, keepdim) if name == "max" else self.amin(dim, keepdim)
+        if isinstance(dim, (tuple, list)):
+            raise TypeError(f"{name}(dim): dim must be an int (use amax/amin for several dims), got {dim!r}")
+        keepdim = keepdim if keepdims is None else keepdims
+        d = _axes(dim, self.ndim, name)
+        indices = self.argmax(dim, keepdim=True) if name == "max" else self.argmin(dim, keepdim=True)
+        values = TakeAlong.apply(self, index=indices.data, axis=d[0] if d else None)
+        if not keepdim:
+            values, indices = values.squeeze(dim), indices.squeeze(dim)
+        return _ValuesIndices(values, indices)
+
+    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Index of the first largest value (NaN counts as largest) over ``dim``, or into the flattened tensor."""
+        return self._arg(np.argmax, "argmax", dim, keepdim, axis, keepdims)
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return self._arg(np.argmin, "argmin", dim, keepdim, axis, keepdims)
+
+    def _arg(self, fn, name, dim, keepdim, axis, keepdims):
+        dim, keepdim = _reduce_args(name, dim, keepdim, axis, keepdims)
+        if self.data.size == 0 and (dim is None or self.shape[_dim(dim, self.ndim)] == 0):
+            raise DimError(f"{name}(): cannot take the {name} of an empty tensor (shape {self.shape}, dim {dim})")
+        if dim is None:
+            out = fn(self.data)
+            return Tensor(np.asarray(out).reshape((1,) * self.ndim if keepdim else ()))
+        d = _axes(dim, self.ndim, name)
+        if not d:  # 0-d input
+            return Tensor(np.zeros((), np.int64))
+        return Tensor(np.asarray(fn(self.data, axis=d[0], keepdims=keepdim)))
+
+    def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        dim, keepdim = _reduce_args("all", dim, keepdim, axis, keepdims)
+        return Tensor(np.asarray(np.all(self.data, axis=_axes(dim, self.ndim), keepdims=keepdim)))
+
+    def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        dim, keepdim = _reduce_args("any", dim, keepdim, axis, keepdims)
+        return Tensor(np.asarray(np.any(self.data, axis=_axes(dim, self.ndim), keepdims=keepdim)))
+
+    def prod(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        """Product over one dim (or all); the gradient is exact where x holds zeros."""
+        dim, keepdim = _reduce_args("prod", dim, keepdim, axis, keepdims)
+        x = self if dtype is None else self.astype(dtype)
+        if dim is None:
+            out = Prod.apply(x.reshape(-1), axis=0)
+            return out.reshape((1,) * x.ndim if keepdim else ())
+        d = _axes(dim, x.ndim, "prod")
+        if not d:
+            return x.clone() if x.dtype.kind == "f" else x.long()
+        out = Prod.apply(x, axis=d[0])
+        return out if keepdim else out.squeeze(d[0])
+
+    def logsumexp(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """log(sum(exp(x))) over ``dim``, shifted by the maximum (finite for large x; -inf where all are -inf)."""
+        dim, keepdim = _reduce_args("logsumexp", dim, keepdim, axis, keepdims)
+        x = _floating(self)
+        axes = _axes(dim, x.ndim)
+        m = np.max(x.data, axis=axes, keepdims=True) if x.data.size else np.zeros((1,) * x.ndim, x.dtype)
+        m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
+        with np.errstate(divide="ignore"):
+            out = (x - Tensor(m)).exp().sum(axes, keepdim=True).log() + Tensor(m)
+        return out if keepdim else out.squeeze(axes) if axes else out
+
+    def cumsum(self, dim, *, dtype=None):
+        x = self if dtype is None else self.astype(dtype)
+        d = _axes(dim, x.ndim, "cumsum")
+        return CumSum.apply(x, axis=d[0] if d else None)
+
+    def norm(self, p=2, dim=None, keepdim=False):
+        if p == 2 or p == "fro":
+            return (self * self).sum(dim, keepdim).sqrt()
+        if p == 1:
+            return self.abs().sum(dim, keepdim)
+        if p == math.inf:
+            return self.abs().amax(dim, keepdim)
+        return (self.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+
+    # ---------------------------------------------------------------- sorting and selection
+    def sort(self, dim=-1, descending=False, stable=False):
+        """(values, indices) along ``dim``; ties keep their order (stable), NaN sorts as the largest."""
+        d = _axes(dim, self.ndim, "sort")
+        if not d:
+            return _ValuesIndices(self.clone(), Tensor(np.zeros((), np.int64)))
+        d = d[0]
+        if descending:  # NOTE: a stable descending sort: sort the reversed axis ascending, reverse back
+            n = self.shape[d]
+            idx = n - 1 - np.flip(np.argsort(np.flip(self.data, d), axis=d, kind="stable"), d)
+        else:
+            idx = np.argsort(self.data, axis=d, kind="stable")
+        return _ValuesIndices(TakeAlong.apply(self, index=idx, axis=d), Tensor(idx))
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return self.sort(dim, descending, stable).indices
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        d = _axes(dim, self.ndim, "topk")
+        n = self.shape[d[0]] if d else 1
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k <= n:
+            raise ShapeError(f"topk: k must be an int in [0, {n}] (the size of dim {dim}), got {k!r}")
+        values, indices = self.sort(dim, descending=largest)
+        if not d:
+            return _ValuesIndices(values, indices)
+        sl = (slice(None),) * d[0] + (slice(0, k),)
+        return _ValuesIndices(values[sl], Tensor(indices.data[sl]))
+
+    def gather(self, dim, index):
+        """out[i][j] = self[index[i][j]][j] for dim 0 (PyTorch's gather); index may be smaller than self in the
+        other dims."""
+        index = _index_array("gather", index)
+        d = _axes(dim, self.ndim, "gather")
+        if index.ndim != max(self.ndim, 1) and not (self.ndim == 0 and index.ndim == 0):
+            raise ShapeError(f"gather: index must have as many dims as the input ({self.ndim}), got {index.ndim}")
+        if not d:
+            return TakeAlong.apply(self, index=index, axis=None)
+        for a in range(self.ndim):
+            if a != d[0] and index.shape[a] > self.shape[a]:
+                raise ShapeError(f"gather: index {index.shape} is larger than input {self.shape} in dim {a}")
+        return TakeAlong.apply(self, index=index, axis=d[0])
+
+    take_along_dim = gather
+
+    def index_select(self, dim, index):
+        index = _index_array("index_select", index)
+        if index.ndim > 1:
+            raise ShapeError(f"index_select: index must be 1-d, got shape {index.shape}")
+        d = _axes(dim, self.ndim, "index_select")
+        if not d:
+            return self.reshape(-1)[index.reshape(-1)].reshape(())
+        return GetItem.apply(self, index=(slice(None),) * d[0] + (index.reshape(-1),))
+
+    def scatter(self, dim, index, src=None, *, value=None, reduce=None):
+        """A copy of self with ``self[index[i][j]][j] = src[i][j]`` (dim 0); ``src`` may be a number."""
+        if reduce is not None:
+            raise NotImplementedError("scatter(reduce=...) is not supported; use scatter_add")
+        src = value if src is None else src
+        return self._scatter("scatter", dim, index, src, add=False)
+
+    def scatter_add(self, dim, index, src):
+        return self._scatter("scatter_add", dim, index, src, add=True)
+
+    def _scatter(self, name, dim, index, src, add):
+        index = _index_array(name, index)
+        if self.ndim == 0:  # NOTE: as a 1-d tensor of one element
+            src = src.reshape(-1) if isinstance(src, Tensor) else src
+            return self.reshape(1)._scatter(name, dim, index.reshape(-1), src, add).reshape(())
+        d = _dim(dim, self.ndim)
+        src = src.astype(self.dtype) if isinstance(src, Tensor) else Tensor(np.full(index.shape, src, self.dtype))
+        if index.ndim != self.ndim or src.ndim != self.ndim:
+            raise ShapeError(f"{name}: index and src must have as many dims as the input ({self.ndim}), got "
+                             f"{index.ndim} and {src.ndim}")
+        for a in range(self.ndim):
+            if index.shape[a] > src.shape[a] or (a != d and index.shape[a] > self.shape[a]):
+                raise ShapeError(f"{name}: index {index.shape} must not be larger than src {src.shape} in any dim, "
+                                 f"nor than the input {self.shape} outside dim {d}")
+        return Scatter.apply(self, src, index=index, axis=d, add=add)
+
+    # ---------------------------------------------------------------- shape ops
     def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return Reshape.apply(self, shape=tuple(shape))
+        shape = _shape(shape)
+        try:
+            return Reshape.apply(self, shape=shape)
+        except ValueError as e:
+            raise ShapeError(f"reshape: shape {list(shape)} is invalid for a tensor of {self.numel()} elements "
+                             f"(shape {self.shape})") from e
 
     view = reshape
 
+    def view_as(self, other): return self.reshape(other.shape)
+    reshape_as = view_as
+
+    def expand(self, *sizes):
+        """Broadcast to ``sizes`` (-1 keeps a dim); new dims may be added in front. The result is read-only."""
+        sizes = _shape(sizes)
+        if len(sizes) < self.ndim:
+            raise ShapeError(f"expand: the number of sizes ({len(sizes)}) must be >= the tensor's dims "
+                             f"({self.ndim})")
+        lead = len(sizes) - self.ndim
+        shape = tuple(self.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+        for i in range(self.ndim):
+            if self.shape[i] not in (1, shape[lead + i]):
+                raise ShapeError(f"expand: the size of dim {i} ({self.shape[i]}) must match {shape[lead + i]} "
+                                 f"or be 1 (expanding {self.shape} to {sizes})")
+        if any(s < 0 for s in shape):
+            raise ShapeError(f"expand: -1 is not allowed in a new leading dim, got {sizes}")
+        return BroadcastTo.apply(self, shape=shape)
+
+    def expand_as(self, other): return self.expand(other.shape)
+    broadcast_to = expand
+
     def flatten(self, start_dim=0, end_dim=-1):
-        nd = self.ndim
-        s, e = start_dim % nd if nd else 0, end_dim % nd if nd else 0
-        shape = self.shape[:s] + (math.prod(self.shape[s:e + 1]),) + self.shape[e + 1:]
-        return self.reshape(shape)
+        if self.ndim == 0:
+            _dim(start_dim, 0)
+            _dim(end_dim, 0)
+            return self.reshape(1)
+        s, e = _dim(start_dim, self.ndim), _dim(end_dim, self.ndim)
+        if s > e:
+            raise ShapeError(f"flatten: start_dim ({start_dim}) must not come after end_dim ({end_dim})")
+        return self.reshape(self.shape[:s] + (math.prod(self.shape[s:e + 1]),) + self.shape[e + 1:])
+
+    def ravel(self): return self.reshape(-1)
+
+    def unflatten(self, dim, sizes):
+        d = _dim(dim, self.ndim)
+        return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
 
     def transpose(self, *axes):
         """``t.transpose()`` reverses the axes; ``t.transpose(0, 1)`` swaps two (PyTorch); a full permutation
         permutes (NumPy)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
+        nd = self.ndim
         if len(axes) == 0:
-            perm = tuple(reversed(range(self.ndim)))
-        elif len(axes) == 2 and self.ndim != 2:
-            perm = list(range(self.ndim))
-            a, b = axes[0] % self.ndim, axes[1] % self.ndim
+            perm = tuple(reversed(range(nd)))
+        elif len(axes) == 2 and nd != 2:
+            if nd == 0:
+                _dim(axes[0], 0), _dim(axes[1], 0)
+                return self.clone()
+            perm = list(range(nd))
+            a, b = _dim(axes[0], nd), _dim(axes[1], nd)
             perm[a], perm[b] = perm[b], perm[a]
             perm = tuple(perm)
         else:
-            perm = tuple(a % self.ndim for a in axes)
-            if len(axes) == 2 and self.ndim == 2:
+            perm = tuple(_dim(a, nd) for a in axes)
+            if len(axes) == 2 and nd == 2:
                 perm = (1, 0) if perm[0] != perm[1] else (0, 1)
         return Permute.apply(self, perm=perm)
+
+    swapaxes = swapdims = transpose
+
+    def t(self):
+        """The transpose of a tensor of at most 2 dims."""
+        if self.ndim > 2:
+            raise ShapeError(f"t(): expects a tensor of at most 2 dims, got shape {self.shape} (use transpose)")
+        return self.transpose() if self.ndim == 2 else self
 
     def permute(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        if sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes")
-        return Permute.apply(self, perm=tuple(a % self.ndim for a in axes))
+        perm = tuple(_dim(a, self.ndim) for a in axes)
+        if sorted(perm) != list(range(self.ndim)):
+            raise ShapeError(f"permute: {axes} is not a permutation of the {self.ndim} dims")
+        return Permute.apply(self, perm=perm)
 
-    def unsqueeze(self, axis):
-        axis = axis % (self.ndim + 1)
-        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+    def unsqueeze(self, dim):
+        d = _dim(dim, self.ndim + 1)
+        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
 
-    def squeeze(self, axis=None):
-        if axis is None:
+    def squeeze(self, dim=None):
+        """Drop size-1 dims: all of them, or those of ``dim`` (an int or a tuple) that have size 1."""
+        if dim is None:
             return self.reshape(tuple(s for s in self.shape if s != 1))
-        axis = axis % self.ndim
-        if self.shape[axis] != 1:
-            return self
-        return self.reshape(self.shape[:axis] + self.shape[axis + 1:])
+        dims = set(_axes(dim, self.ndim, "squeeze"))
+        return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1)))
 
-    def contiguous(self):
+    def flip(self, *dims):
+        dims = _shape(dims)
+        return Flip.apply(self, axes=_axes(dims, self.ndim, "flip"))
+
+    def fliplr(self): return self.flip(1)
+    def flipud(self): return self.flip(0)
+
+    def roll(self, shifts, dims=None):
+        if dims is None:
+            return Roll.apply(self.reshape(-1), shifts=shifts, axes=0).reshape(self.shape)
+        shifts = tuple(shifts) if isinstance(shifts, (tuple, list)) else (shifts,)
+        dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+        if len(shifts) != len(dims):
+            raise ShapeError(f"roll: shifts {shifts} and dims {dims} must have the same length")
+        return Roll.apply(self, shifts=shifts, axes=tuple(_dim(d, self.ndim) for d in dims))
+
+    def repeat(self, *sizes):
+        sizes = _shape(sizes)
+        if len(sizes) < self.ndim:
+            raise ShapeError(f"repeat: the number of repeats ({len(sizes)}) must be >= the tensor's dims "
+                             f"({self.ndim})")
+        x = self.reshape((1,) * (len(sizes) - self.ndim) + self.shape)
+        big = tuple(v for s, r in zip(x.shape, sizes) for v in (r, s))
+        mid = x.reshape(tuple(v for s in x.shape for v in (1, s))).expand(big)
+        return mid.reshape(tuple(s * r for s, r in zip(x.shape, sizes)))
+
+    def split(self, split_size, dim=0):
+        d = _dim(dim, self.ndim)
+        n = self.shape[d]
+        sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else []) \
+            if isinstance(split_size, (int, np.integer)) else list(split_size)
+        if builtins.sum(sizes) != n:
+            raise ShapeError(f"split: sizes {sizes} do not add up to {n} (dim {dim})")
+        starts = np.cumsum([0] + sizes)
+        return tuple(self[(slice(None),) * d + (slice(int(a), int(a) + s),)] for a, s in zip(starts, sizes))
+
+    def chunk(self, chunks, dim=0):
+        n = self.shape[_dim(dim, self.ndim)]
+        return self.split(max(-(-n // chunks), 1), dim)
+
+    def unbind(self, dim=0):
+        d = _dim(dim, self.ndim)
+        return tuple(self[(slice(None),) * d + (i,)] for i in range(self.shape[d]))
+
+    def contiguous(self, memory_format=None):
         return self
+
+    def is_contiguous(self):
+        return True
+
+    # ---------------------------------------------------------------- in place (outside the graph)
+    def _assign(self, name, value):
+        _check_inplace(self, name)
+        value = _raw(value)
+        vdt = np.asarray(value).dtype if not isinstance(value, np.ndarray) else value.dtype
+        if _dtypes._category(vdt) > _dtypes._category(self.data.dtype):
+            raise DtypeError(f"{name}: the result type {vdt} cannot be cast to the tensor's dtype "
+                             f"{self.data.dtype}")
+        if np.broadcast_shapes(np.shape(value), self.shape) != self.shape:
+            raise ShapeError(f"{name}: a result of shape {np.shape(value)} does not fit a tensor of shape "
+                             f"{self.shape}")
+        self.data[...] = value
+        return self
+
+    def _inplace(self, name, fn, *args, **kwargs):
+        _check_inplace(self, name, *args, *kwargs.values())
+        with no_grad():
+            return self._assign(name, fn(self, *args, **kwargs).data)
+
+    def add_(self, other, alpha=1):
+        return self._inplace("add_", lambda s, o: s + (o if alpha == 1 else o * alpha), other)
+
+    def sub_(self, other, alpha=1):
+        return self._inplace("sub_", lambda s, o: s - (o if alpha == 1 else o * alpha), other)
+
+    def mul_(self, other): return self._inplace("mul_", Tensor.__mul__, other)
+    def div_(self, other): return self._inplace("div_", Tensor.__truediv__, other)
+    def pow_(self, other): return self._inplace("pow_", Tensor.__pow__, other)
+    def clamp_(self, min=None, max=None): return self._inplace("clamp_", Tensor.clip, min, max)
+    clip_ = clamp_
+    def masked_fill_(self, mask, value): return self._inplace("masked_fill_", Tensor.masked_fill, mask, value)
+    def scatter_(self, dim, index, src=None, *, value=None):
+        return self._inplace("scatter_", Tensor.scatter, dim, index, src, value=value)
+    def scatter_add_(self, dim, index, src): return self._inplace("scatter_add_", Tensor.scatter_add, dim, index, src)
+    def addcmul_(self, a, b, value=1): return self._inplace("addcmul_", lambda s, a, b: s + a * b * value, a, b)
+    def addcdiv_(self, a, b, value=1): return self._inplace("addcdiv_", lambda s, a, b: s + a / b * value, a, b)
+    def lerp_(self, end, weight): return self._inplace("lerp_", lambda s, e, w: s + (e - s) * w, end, weight)
 
     def zero_(self):
-        self.data[...] = 0
+        return self._assign("zero_", np.zeros((), self.data.dtype))
+
+    def fill_(self, value):
+        return self._assign("fill_", _raw(value) if isinstance(value, Tensor) else np.asarray(value, self.dtype))
+
+    def copy_(self, src, non_blocking=False):
+        """Copy ``src`` (broadcast to self's shape, cast to self's dtype) into self."""
+        _check_inplace(self, "copy_", src)
+        src = _raw(src)
+        if np.broadcast_shapes(np.shape(src), self.shape) != self.shape:
+            raise ShapeError(f"copy_: src of shape {np.shape(src)} does not broadcast to {self.shape}")
+        self.data[...] = src
         return self
+
+    def normal_(self, mean=0.0, std=1.0, generator=None):
+        gen = generator or _random.default_generator()
+        return self._assign("normal_", gen.normal(mean, std, self.shape).astype(self.dtype))
+
+    def uniform_(self, a=0.0, b=1.0, generator=None):
+        gen = generator or _random.default_generator()
+        return self._assign("uniform_", gen.uniform(a, b, self.shape).astype(self.dtype))
 
 
 # -------------------------------------------------------------------- helpers
+
+def _is_dtype_name(a):
+    if not isinstance(a, str):
+        return False
+    try:
+        np.dtype(a)
+    except TypeError:
+        return False
+    return a not in ("cpu",)
+
+
+def _check_inplace(t, name, *others):
+    """In-place ops are not recorded: refuse them where a gradient would be lost (PyTorch records or refuses)."""
+    if _grad_enabled() and (t.requires_grad or builtins.any(isinstance(o, Tensor) and o.requires_grad
+                                                              for o in others)):
+        raise RuntimeError(f"{name}: an in-place op on or from a tensor that requires grad is not recorded by "
+                           f"autograd; run it under minigrad.no_grad() (as optimizers do) or use the out-of-place op")
+
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _lift(other, like):
-    """Wrap an operand as a Tensor: Python scalars take ``like``'s dtype (no float32 -> float64 promotion)."""
-    if isinstance(other, Tensor):
-        return other
-    if isinstance(other, (int, float, np.integer, np.floating)) and not isinstance(other, (bool, np.ndarray)) \
-            and like.data.dtype in _FLOAT_DTYPES:
-        return Tensor(np.asarray(other, dtype=like.data.dtype))
-    return Tensor(_to_array(other))
+def _floating(t):
+    """t, cast to float32 when it is a bool or integer tensor (exp, log, ... of an int tensor are float32)."""
+    return t if t.data.dtype.kind == "f" else Cast.apply(t, dtype=_dtypes.float32)
 
 
-def _axes(axis, ndim):
-    """Normalize an axis argument to a sorted tuple of non-negative axes (None means all)."""
+def _as_operand(x, dt):
+    if isinstance(x, Tensor):
+        return x if x.data.dtype == dt else Cast.apply(x, dtype=dt)
+    return Tensor(np.asarray(x, dt))
+
+
+def _pair(a, b, floating=False, broadcast=True):
+    """The operands of a binary op as tensors of one dtype, promoted as PyTorch does (``floating``: bool and
+    integer results become float32, as for true division)."""
+    if isinstance(a, Tensor):
+        dt = a.data.dtype
+        if isinstance(b, Tensor):
+            if broadcast and a.data.shape != b.data.shape:
+                _check_broadcast(a.data.shape, b.data.shape)
+            if b.data.dtype == dt and (dt.kind == "f" or not floating):
+                return a, b
+        elif dt.kind == "f" and isinstance(b, (int, float)) and not isinstance(b, bool):
+            return a, Tensor(np.asarray(b, dt))  # the hot case: a float tensor and a Python number
+    elif isinstance(b, Tensor):
+        dt = b.data.dtype
+        if dt.kind == "f" and isinstance(a, (int, float)) and not isinstance(a, bool):
+            return Tensor(np.asarray(a, dt)), b
+    try:
+        dt = _dtypes.result_type(_raw(a) if isinstance(a, Tensor) else _operand_value(a),
+                                 _raw(b) if isinstance(b, Tensor) else _operand_value(b))
+    except TypeError:
+        raise TypeError(f"unsupported operand types {type(a).__name__} and {type(b).__name__}") from None
+    if floating:
+        dt = _float_dtype(dt)
+    return _as_operand(a, dt), _as_operand(b, dt)
+
+
+def _check_broadcast(sa, sb):
+    # NOTE: by hand: np.broadcast_shapes costs ~10 us, more than a small op
+    for x, y in zip(reversed(sa), reversed(sb)):
+        if x != y and x != 1 and y != 1:
+            raise ShapeError(f"shapes {sa} and {sb} do not broadcast: sizes must match or be 1 in each dim, "
+                             f"counted from the last")
+
+
+def _operand_value(x):
+    if isinstance(x, (np.ndarray, bool, int, float, np.generic)):
+        return x
+    return _to_array(x)  # a list
+
+
+def _broadcast_op(op, a, b):
+    try:
+        return op(a, b)
+    except ValueError as e:
+        raise ShapeError(f"shapes {a.shape} and {b.shape} do not broadcast: {e}") from None
+
+
+def _dim(dim, ndim):
+    """One dim as a non-negative int; IndexError (DimError) naming it when out of range. A 0-d tensor takes dims
+    -1 and 0, as in PyTorch."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"dim must be an int, got {dim!r}")
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise DimError(f"Dimension out of range: dim (axis) {dim} for a tensor of {ndim} dims (expected to be in "
+                       f"range of [{-n}, {n - 1}])")
+    return int(dim) % n
+
+
+def _axes(axis, ndim, fn=None):
+    """Normalize a dim argument to a sorted tuple of non-negative dims (None means all; a 0-d tensor has none)."""
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, (int, np.integer)):
         axis = (axis,)
-    out = []
-    for a in axis:
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dims")
-        out.append(int(a) % max(ndim, 1))
-    return tuple(sorted(set(out)))
+    out = [_dim(a, ndim) for a in axis]
+    return tuple(sorted(set(out))) if ndim else ()
 
 
-def _normalize_index(index):
+def _shape(shape):
+    """A shape given as ``f(2, 3)`` or ``f((2, 3))``, as a tuple of ints."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
+        shape = shape[0]
+    return tuple(int(s) for s in shape)
+
+
+def _index_array(fn, index):
+    index = np.asarray(_raw(index))
+    if index.dtype.kind not in "iu":
+        raise DtypeError(f"{fn}: index must be an integer tensor, got {index.dtype}")
+    return index.astype(np.int64, copy=False)
+
+
+def _is_advanced(i):
+    return isinstance(i, (np.ndarray, list)) or (isinstance(i, Tensor))
+
+
+def _normalize_index(index, ndim):
     """Index with Tensors replaced by their arrays (integer or boolean tensors index like NumPy)."""
     if isinstance(index, tuple):
         return tuple(_raw(i) for i in index)
     return _raw(index)
+
+
+def _getitem(t, index):
+    """``t[index]`` with PyTorch's order of result dims: integers in an index that also holds index arrays are
+    applied first (as basic indexing), so ``x[0, :, [1, 2]]`` of a (5, 6, 7) tensor is (6, 2), not NumPy's (2, 6)."""
+    if isinstance(index, tuple) and any(_is_advanced(i) for i in index) \
+            and any(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in index):
+        first, rest = [], []
+        for i in index:
+            if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+                first.append(i)
+                continue
+            rest.append(i)
+            if i is None:
+                continue
+            if i is Ellipsis:
+                first.append(Ellipsis)
+            elif _is_advanced(i) and np.asarray(_raw(i)).dtype == np.bool_:
+                first.extend([slice(None)] * np.asarray(_raw(i)).ndim)
+            else:
+                first.append(slice(None))
+        return GetItem.apply(GetItem.apply(t, index=tuple(first)), index=_normalize_index(tuple(rest), t.ndim))
+    return GetItem.apply(t, index=_normalize_index(index, t.ndim))
 
 
 def _unbroadcast(grad, shape):
@@ -559,6 +1292,9 @@ class PowScalar(Function):
         return x ** np.asarray(exponent, dtype=x.dtype) if x.dtype.kind == "f" else x ** exponent
 
     def backward(self, g):
+        # NOTE: d(x^0)/dx = 0 everywhere, also at x = 0 (where p * x^(p-1) would be 0 * inf), as PyTorch
+        if self.exponent == 0:
+            return np.zeros_like(g)
         p = np.asarray(self.exponent, dtype=self.x.dtype)
         return g * p * self.x ** (p - 1)
 
@@ -570,12 +1306,15 @@ class Pow(Function):
         return self.out
 
     def backward(self, g):
-        ga = g * self.b * self.a ** (self.b - 1) if self.needs_input_grad[0] else None
-        gb = None
-        if self.needs_input_grad[1]:
-            # NOTE: d(a^b)/db = a^b log a; defined as 0 where a^b == 0 (a == 0, b > 0), as PyTorch does
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gb = g * np.where(self.out == 0, 0, self.out * np.log(np.where(self.a > 0, self.a, 1)))
+        a, b, zero = self.a, self.b, np.zeros((), self.out.dtype)
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.needs_input_grad[0]:  # NOTE: 0 where b == 0, even at a == 0 (PyTorch's pow_backward_self)
+                ga = g * np.where(b == 0, zero, b * a ** (b - 1))
+            if self.needs_input_grad[1]:
+                # NOTE: d(a^b)/db = a^b log a, taken as 0 at a == 0 with b >= 0; NaN for a < 0 (PyTorch's
+                # pow_backward_exponent)
+                gb = g * np.where((a == 0) & (b >= 0), zero, self.out * np.log(a))
         return ga, gb
 
 
@@ -598,11 +1337,14 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    def forward(self, x):
-        self.y = np.sqrt(x)
+    def forward(self, x, zero_grad_at_zero=False):
+        self.y, self.zero_at_zero = np.sqrt(x), zero_grad_at_zero
         return self.y
 
     def backward(self, g):
+        if self.zero_at_zero:  # NOTE: std's gradient is 0 where std == 0 (PyTorch's std_backward), not inf
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(self.y == 0, np.zeros((), g.dtype), g / (2 * self.y))
         return g / (2 * self.y)
 
 
@@ -619,7 +1361,7 @@ class Sigmoid(Function):
     def forward(self, x):
         # NOTE: 1 / (1 + exp(-x)) as PyTorch computes it: no cancellation on either side; where exp(-x)
         # overflows (x < -88 in float32) the result is 0, which is within a denormal of the true value
-        y = np.negative(x)
+        y = np.negative(x, out=np.empty_like(x))  # NOTE: an array also for 0-d x (np.negative gives a scalar)
         with np.errstate(over="ignore"):
             np.exp(y, out=y)
         y += 1
@@ -667,6 +1409,81 @@ class Clip(Function):
         return g * self.mask
 
 
+class Sin(Function):
+    def forward(self, x):
+        self.x = x
+        return np.sin(x)
+
+    def backward(self, g):
+        return g * np.cos(self.x)
+
+
+class Cos(Function):
+    def forward(self, x):
+        self.x = x
+        return np.cos(x)
+
+    def backward(self, g):
+        return -g * np.sin(self.x)
+
+
+class Log1p(Function):
+    def forward(self, x):
+        self.x = x
+        return np.log1p(x)
+
+    def backward(self, g):
+        return g / (1 + self.x)
+
+
+class Clone(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return g
+
+
+class Rounding(Function):
+    """sign, floor, ceil, round, trunc: piecewise constant, so the gradient is 0 (as PyTorch's)."""
+
+    def forward(self, x, op):
+        return np.asarray(op(x))
+
+    def backward(self, g):
+        return np.zeros_like(g)
+
+
+class FloorDivide(Function):
+    def forward(self, a, b):
+        return np.floor_divide(a, b)
+
+    def backward(self, g):
+        raise RuntimeError("the derivative of floor_divide (//) is not implemented (as in PyTorch)")
+
+
+class Remainder(Function):
+    """a - floor(a / b) * b, with the sign of b (Python's %, PyTorch's remainder)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.remainder(a, b)
+
+    def backward(self, g):
+        return g, (-g * np.floor_divide(self.a, self.b) if self.needs_input_grad[1] else None)
+
+
+class Minimum(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.minimum(a, b)
+
+    def backward(self, g):
+        a_wins = (self.a < self.b) + 0.5 * (self.a == self.b)
+        return (g * a_wins if self.needs_input_grad[0] else None,
+                g * (1 - a_wins) if self.needs_input_grad[1] else None)
+
+
 class Maximum(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -695,7 +1512,8 @@ class Where(Function):
 class Sum(Function):
     def forward(self, x, axis, keepdims):
         self.shape, self.axis, self.keepdims = x.shape, axis, keepdims
-        return np.asarray(x.sum(axis=axis, keepdims=keepdims))
+        # NOTE: bool and integer sums are int64, as PyTorch's (NumPy keeps uint64 for unsigned)
+        return np.asarray(x.sum(axis=axis, keepdims=keepdims, dtype=np.int64 if x.dtype.kind in "biu" else None))
 
     def backward(self, g):
         if not self.keepdims:
@@ -703,10 +1521,38 @@ class Sum(Function):
         return np.broadcast_to(g, self.shape)
 
 
+class Var(Function):
+    """sum((x - mean)^2) / max(N - correction, 0) over ``axis``; dvar/dmean = 0, so dx = dy * 2 (x - mean) / divisor
+    (inf or NaN when the divisor is 0, as PyTorch's)."""
+
+    def forward(self, x, axis, correction, keepdims):
+        count = math.prod([x.shape[a] for a in axis])
+        self.axis, self.keepdims, self.divisor = axis, keepdims, max(count - correction, 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.centered = x - (x.mean(axis=axis, keepdims=True) if count else np.full((1,) * x.ndim, np.nan, x.dtype))
+            out = (self.centered * self.centered).sum(axis=axis, keepdims=keepdims) / x.dtype.type(self.divisor)
+        return np.asarray(out, x.dtype)
+
+    def backward(self, g):
+        if not self.keepdims:
+            g = np.expand_dims(g, self.axis)
+        if not self.divisor:  # NOTE: PyTorch gives dy * inf here, whatever the sign of (x - mean)
+            with np.errstate(invalid="ignore"):
+                return np.broadcast_to(g * np.asarray(np.inf, g.dtype), self.centered.shape)
+        return g * self.centered * np.asarray(2.0 / self.divisor, g.dtype)
+
+
 class Max(Function):
-    def forward(self, x, axis, keepdims):
+    """amax (``np_fn=np.max``) or amin (``np.min``) over ``axis``; computed directly, so integer minima do not
+    overflow and bool works."""
+
+    def forward(self, x, axis, keepdims, np_fn=np.max):
         self.x, self.axis, self.keepdims = x, axis, keepdims
-        self.y = np.asarray(x.max(axis=axis, keepdims=True))
+        if x.size == 0 and (len(axis) == x.ndim or any(x.shape[a] == 0 for a in axis)):
+            err = ShapeError if len(axis) == x.ndim else DimError  # NOTE: PyTorch's classes for the two cases
+            raise err(f"{np_fn.__name__}: cannot reduce an empty tensor (shape {x.shape}) over dims {axis}: the "
+                      f"operation has no identity")
+        self.y = np.asarray(np_fn(x, axis=axis, keepdims=True))
         return self.y if keepdims else np.squeeze(self.y, axis=axis)
 
     def backward(self, g):
@@ -744,9 +1590,138 @@ class GetItem(Function):
 
     def backward(self, g):
         dx = np.zeros(self.shape, dtype=self.dtype)
-        # NOTE: np.add.at accumulates repeated integer indices (x[[0, 0]] sends two gradients to x[0])
-        np.add.at(dx, self.index, g)
+        if _basic_index(self.index):  # no element repeats: a plain assignment
+            dx[self.index] = g
+        else:  # NOTE: np.add.at accumulates repeated integer indices (x[[0, 0]] sends two gradients to x[0])
+            np.add.at(dx, self.index, g)
         return dx
+
+
+def _basic_index(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in items)
+
+
+def _put_along(target, index, values, axis, add):
+    """target[..., index, ...] (= or +=) values along ``axis``, the inverse of np.take_along_axis."""
+    idx = list(np.indices(index.shape, sparse=True))
+    idx[axis] = index
+    if add:
+        np.add.at(target, tuple(idx), values)
+    else:
+        target[tuple(idx)] = values
+
+
+def _check_index_range(fn, index, n):
+    if index.size and (index.min() < 0 or index.max() >= n):
+        raise IndexRangeError(f"{fn}: index out of range: values must be in [0, {n}), got [{index.min()}, "
+                         f"{index.max()}]")
+
+
+class TakeAlong(Function):
+    """out = x[..., index, ...] along ``axis`` (gather); ``index`` may be smaller than x in the other dims."""
+
+    def forward(self, x, index, axis):
+        self.shape, self.index, self.axis = x.shape, index, axis
+        if axis is None:  # 0-d x
+            _check_index_range("gather", index, 1)
+            return x.copy().reshape(index.shape)
+        _check_index_range("gather", index, x.shape[axis])
+        self.sl = tuple(slice(None) if a == axis else slice(0, index.shape[a]) for a in range(x.ndim))
+        return np.take_along_axis(x[self.sl], index, axis)
+
+    def backward(self, g):
+        if self.axis is None:
+            return g.reshape(self.shape)
+        dx = np.zeros(self.shape, g.dtype)
+        _put_along(dx[self.sl], self.index, g, self.axis, add=True)
+        return dx
+
+
+class Scatter(Function):
+    """A copy of x with x[..., index, ...] along ``axis`` set to (``add``: increased by) src[:index's shape]."""
+
+    def forward(self, x, src, index, axis, add):
+        self.index, self.axis, self.add, self.src_shape = index, axis, add, src.shape
+        _check_index_range("scatter", index, x.shape[axis])
+        self.sl = tuple(slice(0, s) for s in index.shape)
+        self.sl_x = tuple(slice(None) if a == axis else s for a, s in enumerate(self.sl))
+        out = x.copy()
+        _put_along(out, index, src[self.sl], axis, add)
+        return out
+
+    def backward(self, g):
+        gx = gsrc = None
+        if self.needs_input_grad[0]:
+            gx = g
+            if not self.add:  # NOTE: the overwritten elements get no gradient
+                gx = g.copy()
+                _put_along(gx, self.index, np.zeros((), g.dtype), self.axis, add=False)
+        if self.needs_input_grad[1]:
+            gsrc = np.zeros(self.src_shape, g.dtype)
+            gsrc[self.sl] = np.take_along_axis(g[self.sl_x], self.index, self.axis)
+        return gx, gsrc
+
+
+class Prod(Function):
+    """Product over one axis (kept); the gradient is the product of the others, exact with zeros."""
+
+    def forward(self, x, axis):
+        self.x, self.axis = x, axis
+        return np.prod(x, axis=axis, keepdims=True, dtype=np.int64 if x.dtype.kind in "biu" else None)
+
+    def backward(self, g):
+        x, axis = self.x, self.axis
+        n = x.shape[axis]
+        if n == 0:
+            return np.zeros_like(x)
+        ones = np.ones_like(np.take(x, [0], axis))
+        # NOTE: d/dx_i = prod_{j<i} x_j * prod_{j>i} x_j, from exclusive cumulative products from both ends
+        left = np.cumprod(np.concatenate([ones, np.take(x, np.arange(n - 1), axis)], axis), axis)
+        rev = np.flip(np.take(x, np.arange(1, n), axis), axis)
+        right = np.flip(np.cumprod(np.concatenate([ones, rev], axis), axis), axis)
+        return g * left * right
+
+
+class CumSum(Function):
+    def forward(self, x, axis):
+        self.axis, self.shape = axis, x.shape
+        dtype = np.int64 if x.dtype.kind in "biu" else None
+        if axis is None:  # 0-d
+            return x.astype(dtype or x.dtype)
+        return np.cumsum(x, axis=axis, dtype=dtype)
+
+    def backward(self, g):
+        if self.axis is None:
+            return g
+        return np.flip(np.cumsum(np.flip(g, self.axis), axis=self.axis), self.axis)
+
+
+class BroadcastTo(Function):
+    def forward(self, x, shape):
+        return np.broadcast_to(x, shape)
+
+    def backward(self, g):
+        return g  # NOTE: reduced to the input's shape by the graph walk (_unbroadcast)
+
+
+class Flip(Function):
+    def forward(self, x, axes):
+        self.axes = axes
+        return np.flip(x, axes) if axes else x.copy()
+
+    def backward(self, g):
+        return np.flip(g, self.axes) if self.axes else g
+
+
+class Roll(Function):
+    def forward(self, x, shifts, axes):
+        self.shifts, self.axes = shifts, axes
+        return np.roll(x, shifts, axes)
+
+    def backward(self, g):
+        neg = tuple(-s for s in self.shifts) if isinstance(self.shifts, tuple) else -self.shifts
+        return np.roll(g, neg, self.axes)
 
 
 class Concatenate(Function):
@@ -764,11 +1739,11 @@ class MatMul(Function):
 
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
-            raise ValueError("matmul: both operands must have at least 1 dimension (use * for scalars)")
+            raise ShapeError("matmul: both operands must have at least 1 dimension (use * for scalars)")
         ka = a.shape[-1]
         kb = b.shape[-2] if b.ndim >= 2 else b.shape[0]
         if ka != kb:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
+            raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
                              f"{ka} (last dim of a) != {kb} (dim -2 of b)")
         self.a, self.b = a, b
         return np.matmul(a, b)
@@ -788,30 +1763,45 @@ class MatMul(Function):
 
 
 # -------------------------------------------------------------------- free functions
+# NOTE: ``device`` is accepted wherever PyTorch takes it; only the CPU exists (minigrad/_device.py)
 
-def tensor(data, requires_grad=False, dtype=None):
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
-
-
-def _shape(shape):
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
-
-
-def zeros(*shape, dtype=None, requires_grad=False):
-    return Tensor(np.zeros(_shape(shape), _dtype(dtype)), requires_grad=requires_grad)
+def tensor(data, requires_grad=False, dtype=None, device=None):
+    """A new tensor from data (copied when it is an array): Python floats become float32, ints int64."""
+    _device.check_cpu(device, "tensor")
+    arr = _to_array(data, dtype)
+    return Tensor(arr.copy() if arr is _raw(data) else arr, requires_grad=requires_grad)
 
 
-def ones(*shape, dtype=None, requires_grad=False):
-    return Tensor(np.ones(_shape(shape), _dtype(dtype)), requires_grad=requires_grad)
+def _factory_dtype(dtype, device, fn):
+    _device.check_cpu(device, fn)
+    return _dtype(dtype)
 
 
-def full(shape, fill_value, dtype=None, requires_grad=False):
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return Tensor(np.full(shape, fill_value, _dtype(dtype)), requires_grad=requires_grad)
+def zeros(*shape, dtype=None, requires_grad=False, device=None):
+    return Tensor(np.zeros(_shape(shape), _factory_dtype(dtype, device, "zeros")), requires_grad=requires_grad)
 
 
-def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
+def ones(*shape, dtype=None, requires_grad=False, device=None):
+    return Tensor(np.ones(_shape(shape), _factory_dtype(dtype, device, "ones")), requires_grad=requires_grad)
+
+
+def empty(*shape, dtype=None, requires_grad=False, device=None):
+    """Uninitialized in PyTorch; zeros here."""
+    return zeros(*shape, dtype=dtype, requires_grad=requires_grad, device=device)
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False, device=None):
+    """``fill_value`` everywhere; the dtype follows it (bool, int64, float32) unless ``dtype`` is given."""
+    _device.check_cpu(device, "full")
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else _shape((shape,))
+    if dtype is None:
+        dtype = _to_array(_raw(fill_value)).dtype
+    return Tensor(np.full(shape, _raw(fill_value), np.dtype(dtype)), requires_grad=requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, requires_grad=False, device=None):
     """Like ``numpy.arange``; integer arguments give an int64 tensor unless ``dtype`` says otherwise."""
+    _device.check_cpu(device, "arange")
     if stop is None:
         start, stop = 0, start
     if dtype is None:
@@ -820,22 +1810,92 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     return Tensor(np.arange(start, stop, step, dtype=np.dtype(dtype)), requires_grad=requires_grad)
 
 
-def randn(*shape, dtype=None, requires_grad=False, generator=None):
+def randn(*shape, dtype=None, requires_grad=False, generator=None, device=None):
     gen = generator or _random.default_generator()
-    return Tensor(gen.standard_normal(_shape(shape)).astype(_dtype(dtype)), requires_grad=requires_grad)
+    dt = _factory_dtype(dtype, device, "randn")
+    return Tensor(gen.standard_normal(_shape(shape)).astype(dt), requires_grad=requires_grad)
 
 
-def rand(*shape, dtype=None, requires_grad=False, generator=None):
+def rand(*shape, dtype=None, requires_grad=False, generator=None, device=None):
     gen = generator or _random.default_generator()
-    return Tensor(gen.random(_shape(shape)).astype(_dtype(dtype)), requires_grad=requires_grad)
+    dt = _factory_dtype(dtype, device, "rand")
+    return Tensor(gen.random(_shape(shape)).astype(dt), requires_grad=requires_grad)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
-    return Tensor(np.zeros_like(_raw(t), dtype=dtype), requires_grad=requires_grad)
+def randint(low, high=None, size=None, *, dtype=None, generator=None, device=None, requires_grad=False):
+    """Integers uniform in [low, high) (``randint(high, size)`` starts at 0); int64 by default."""
+    _device.check_cpu(device, "randint")
+    if size is None:
+        if high is None or not isinstance(high, (tuple, list, Size)):
+            raise TypeError("randint: size (a tuple) is required, as randint(low, high, size) or randint(high, size)")
+        low, high, size = 0, low, high
+    elif high is None:
+        low, high = 0, low
+    if high <= low:
+        raise ValueError(f"randint: high ({high}) must be larger than low ({low})")
+    gen = generator or _random.default_generator()
+    out = gen.integers(low, high, size=_shape((size,)), dtype=np.int64)
+    return Tensor(out.astype(np.dtype(dtype or np.int64)), requires_grad=requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
-    return Tensor(np.ones_like(_raw(t), dtype=dtype), requires_grad=requires_grad)
+def randperm(n, *, dtype=None, generator=None, device=None):
+    _device.check_cpu(device, "randperm")
+    gen = generator or _random.default_generator()
+    return Tensor(gen.permutation(n).astype(np.dtype(dtype or np.int64)))
+
+
+def _like_dtype(t, dtype):
+    return np.dtype(dtype) if dtype is not None else np.asarray(_raw(t)).dtype
+
+
+def zeros_like(t, dtype=None, requires_grad=False, device=None):
+    _device.check_cpu(device, "zeros_like")
+    return Tensor(np.zeros(np.shape(_raw(t)), _like_dtype(t, dtype)), requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False, device=None):
+    _device.check_cpu(device, "ones_like")
+    return Tensor(np.ones(np.shape(_raw(t)), _like_dtype(t, dtype)), requires_grad=requires_grad)
+
+
+def empty_like(t, dtype=None, requires_grad=False, device=None):
+    return zeros_like(t, dtype=dtype, requires_grad=requires_grad, device=device)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False, device=None):
+    _device.check_cpu(device, "full_like")
+    return Tensor(np.full(np.shape(_raw(t)), _raw(fill_value), _like_dtype(t, dtype)), requires_grad=requires_grad)
+
+
+def randn_like(t, dtype=None, requires_grad=False, device=None, generator=None):
+    dt = _like_dtype(t, dtype)
+    if dt.kind != "f":
+        raise DtypeError(f"randn_like: needs a float dtype, got {dt}")
+    return randn(*np.shape(_raw(t)), dtype=dt, requires_grad=requires_grad, device=device, generator=generator)
+
+
+def rand_like(t, dtype=None, requires_grad=False, device=None, generator=None):
+    dt = _like_dtype(t, dtype)
+    if dt.kind != "f":
+        raise DtypeError(f"rand_like: needs a float dtype, got {dt}")
+    return rand(*np.shape(_raw(t)), dtype=dt, requires_grad=requires_grad, device=device, generator=generator)
+
+
+def from_numpy(array):
+    """A tensor sharing ``array``'s memory (as PyTorch's)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"from_numpy: unsupported dtype {array.dtype}")
+    return Tensor(array)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """``data`` as a tensor, sharing memory with an ndarray or Tensor of the same dtype."""
+    _device.check_cpu(device, "as_tensor")
+    if isinstance(data, Tensor):
+        return data if dtype is None else data.astype(dtype)
+    return Tensor(_to_array(data, dtype))
 
 
 def _as_tensors(tensors):
@@ -845,46 +1905,64 @@ def _as_tensors(tensors):
     return tensors
 
 
-def concatenate(tensors, axis=0):
+def concatenate(tensors, axis=0, *, dim=None):
+    """Join along an existing dim (``dim=`` or NumPy's ``axis=``); dtypes promote as PyTorch's."""
     tensors = _as_tensors(tensors)
-    nd = tensors[0].ndim
-    if any(t.ndim != nd for t in tensors):
-        raise ValueError(f"concatenate: all tensors must have the same number of dims, got "
-                         f"{[t.shape for t in tensors]}")
-    return Concatenate.apply(*tensors, axis=_axes(axis, nd)[0])
+    if dim is not None:
+        axis = dim
+    # NOTE: PyTorch skips legacy empty 1-d tensors of shape (0,) in cat
+    kept = [t for t in tensors if t.shape != (0,)] or tensors[:1]
+    nd = kept[0].ndim
+    if nd == 0:
+        raise ShapeError("cat: zero-dimensional tensors cannot be concatenated")
+    if builtins.any(t.ndim != nd for t in kept):
+        raise ShapeError(f"cat: all tensors must have the same number of dims, got {[t.shape for t in tensors]}")
+    d = _dim(axis, nd)
+    for t in kept:
+        if t.shape[:d] + t.shape[d + 1:] != kept[0].shape[:d] + kept[0].shape[d + 1:]:
+            raise ShapeError(f"cat: sizes must match except in dim {axis}, got {[t.shape for t in tensors]}")
+    dt = _dtypes.result_type(*[np.empty((1,), t.dtype) for t in kept])
+    return Concatenate.apply(*[t.astype(dt) for t in kept], axis=d)
 
 
-cat = concatenate
+cat = concat = concatenate
 
 
-def stack(tensors, axis=0):
+def stack(tensors, axis=0, *, dim=None):
     tensors = _as_tensors(tensors)
+    if dim is not None:
+        axis = dim
     shape = tensors[0].shape
-    if any(t.shape != shape for t in tensors):
-        raise ValueError(f"stack: all tensors must have the same shape, got {[t.shape for t in tensors]}")
-    axis = axis % (len(shape) + 1)
+    if builtins.any(t.shape != shape for t in tensors):
+        raise ShapeError(f"stack: all tensors must have the same shape, got {[t.shape for t in tensors]}")
+    axis = _dim(axis, len(shape) + 1)
     return concatenate([t.unsqueeze(axis) for t in tensors], axis=axis)
 
 
-def where(cond, a, b):
-    """``cond ? a : b`` elementwise, differentiable in a and b."""
-    cond = np.asarray(_raw(cond), dtype=bool)
-    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(np.asarray(a, np.float32))
-    return Where.apply(_lift(a, like), _lift(b, like), cond=cond)
+def where(cond, a=None, b=None):
+    """``cond ? a : b`` elementwise, differentiable in a and b; ``where(cond)`` the indices where cond holds."""
+    cond = np.asarray(_raw(cond))
+    if a is None and b is None:
+        return tuple(Tensor(i) for i in np.nonzero(cond))
+    if cond.dtype != np.bool_:
+        raise DtypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
+    a, b = _pair(a, b)
+    return Where.apply(a, b, cond=cond)
 
 
 def maximum(a, b):
-    a = a if isinstance(a, Tensor) else _lift(a, b)
-    return a.maximum(b)
+    return Maximum.apply(*_pair(a, b))
 
 
 def minimum(a, b):
-    a = a if isinstance(a, Tensor) else _lift(a, b)
-    return a.minimum(b)
+    return Minimum.apply(*_pair(a, b))
 
 
 def clip(x, min=None, max=None):
     return x.clip(min, max)
+
+
+clamp = clip
 
 
 def exp(x): return x.exp()
@@ -893,13 +1971,12 @@ def sqrt(x): return x.sqrt()
 def tanh(x): return x.tanh()
 def sigmoid(x): return x.sigmoid()
 def relu(x): return x.relu()
-def matmul(a, b): return _lift(a, b) @ b if not isinstance(a, Tensor) else a @ b
+def matmul(a, b): return MatMul.apply(*_pair(a, b, broadcast=False))
 
 
-@functools.wraps(Tensor.sum)
-def sum(x, axis=None, keepdims=False):  # noqa: A001 (mirrors numpy.sum)
-    return x.sum(axis=axis, keepdims=keepdims)
+def sum(x, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):  # noqa: A001 (mirrors torch.sum)
+    return x.sum(dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
 
-def mean(x, axis=None, keepdims=False):
-    return x.mean(axis=axis, keepdims=keepdims)
+def mean(x, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    return x.mean(dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)

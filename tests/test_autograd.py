@@ -42,7 +42,7 @@ UNARY = [
     ("max_axis", lambda a: a.max(axis=2), False),
     ("max_all", lambda a: a.max(), False),
     ("min_axis", lambda a: a.min(axis=0, keepdims=True), False),
-    ("reshape", lambda a: a.reshape(6, -1) * Tensor(np.arange(20.0).reshape(1, 20) if a.size == 120 else 1.0), False),
+    ("reshape", lambda a: a.reshape(6, -1) * Tensor(np.arange(20.0).reshape(1, 20) if a.numel() == 120 else 1.0), False),
     ("transpose", lambda a: a.transpose(0, 2) * Tensor(np.arange(a.shape[0] * 1.0)), False),
     ("permute", lambda a: a.permute(2, 0, 1).reshape(a.shape[2], -1)[1:], False),
     ("T", lambda a: a.reshape(a.shape[0], -1).T * 2.0, False),
@@ -250,7 +250,7 @@ def test_gradcheck_reports_worst_element():
 
 
 def test_factories_dtypes_and_seeding():
-    assert mg.tensor([1, 2]).dtype == np.float32
+    assert mg.tensor([1, 2]).dtype == np.int64 and mg.tensor([1.0, 2]).dtype == np.float32  # as PyTorch (issue 16)
     assert mg.tensor(1.5).dtype == np.float32
     assert mg.Tensor(np.zeros(2, np.float64)).dtype == np.float64
     assert mg.zeros(2, 3).shape == (2, 3) and mg.ones((2, 3), dtype="float64").dtype == np.float64
