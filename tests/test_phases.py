@@ -339,5 +339,6 @@ def test_contract_checks_phase_arguments():
 def test_every_backend_has_every_phase(name):
     module = kernels.load(name).module
     for kernel in ("channel_stats", "channel_apply", "channel_backward_sums", "channel_backward_apply",
-                   "channel_apply_relu", "channel_backward_sums_relu", "channel_backward_apply_relu", "row_stats", "row_apply", "row_backward_sums", "row_backward_apply"):
+                   "channel_apply_relu", "channel_backward_sums_relu", "channel_backward_apply_relu",
+                   "row_stats", "row_apply", "row_backward_sums", "row_backward_apply"):
         assert kernel in contract.SPECS and callable(getattr(module, kernel))

@@ -15,6 +15,7 @@
    Included by phases.pyx after Python.h (Py_ssize_t). */
 #ifndef MG_PHASES_H
 #define MG_PHASES_H
+#include <stdint.h>
 #include <string.h>
 #include "mg_clones.h"
 
@@ -135,23 +136,27 @@ MG_CLONES static void mgp_channel_backward_apply_##T(T* dx, const T* dy, const T
 }
 
 /* fused ReLU (batch norm + ReLU): z = (x - K[c])*scale[c] + offset[c] in X, exactly as the apply computes it, so
-   the backward's mask z > 0 is the forward's; g = dy*[z > 0] in X (the unfused ReLU's backward, bit for bit) */
-#define MGP_RELU(T)                                                                                          \
-MGP_INLINE T mgp_relu_g_##T(T x, T dy, T K, T sc, T of) { return dy * (T)((x - K) * sc + of > 0); }          \
+   the backward's mask z > 0 is the forward's; g = z > 0 ? dy : 0 (PyTorch's threshold_backward) */
+#define MGP_RELU(T, U)                                                                                        \
+/* NOTE: the mask ANDed into dy's bits: GCC turned dy*(T)(z > 0), and for float the select z > 0 ? dy : 0, into   \
+   a branch on z, 30-60x slower on random signs (docs/perf/norm-kernels.md) */                               \
+MGP_INLINE T mgp_relu_g_##T(T x, T dy, T K, T sc, T of) {                                                    \
+    U bits;                                                                                                  \
+    memcpy(&bits, &dy, sizeof bits);                                                                         \
+    bits &= -(U)((x - K) * sc + of > 0);                                                                     \
+    memcpy(&dy, &bits, sizeof bits);                                                                         \
+    return dy;                                                                                               \
+}                                                                                                            \
 /* *sa += sum(g), *sq += sum(g*(x - M)) over [0, m), g masked; the loop shape of mgp_sums_T */               \
 MGP_INLINE void mgp_relu_sums_##T(const T* x, const T* dy, Py_ssize_t m, double M, T K, T sc, T of,          \
                                   double* sa, double* sq) {                                                  \
     const mgp_v4d mv = {M, M, M, M};                                                                         \
     mgp_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0;                                                    \
     Py_ssize_t i = 0;                                                                                        \
+    T gb[8];                                                                                                 \
     for (; i + 8 <= m; i += 8) {                                                                             \
-        mgp_v4d g0 = {mgp_relu_g_##T(x[i], dy[i], K, sc, of), mgp_relu_g_##T(x[i + 1], dy[i + 1], K, sc, of), \
-                      mgp_relu_g_##T(x[i + 2], dy[i + 2], K, sc, of),                                        \
-                      mgp_relu_g_##T(x[i + 3], dy[i + 3], K, sc, of)};                                       \
-        mgp_v4d g1 = {mgp_relu_g_##T(x[i + 4], dy[i + 4], K, sc, of),                                        \
-                      mgp_relu_g_##T(x[i + 5], dy[i + 5], K, sc, of),                                        \
-                      mgp_relu_g_##T(x[i + 6], dy[i + 6], K, sc, of),                                        \
-                      mgp_relu_g_##T(x[i + 7], dy[i + 7], K, sc, of)};                                       \
+        for (int j = 0; j < 8; j++) gb[j] = mgp_relu_g_##T(x[i + j], dy[i + j], K, sc, of);                  \
+        const mgp_v4d g0 = mgp_load4_##T(gb), g1 = mgp_load4_##T(gb + 4);                                    \
         a0 += g0; q0 += g0 * (mgp_load4_##T(x + i) - mv);                                                    \
         a1 += g1; q1 += g1 * (mgp_load4_##T(x + i + 4) - mv);                                                \
     }                                                                                                        \
@@ -253,7 +258,7 @@ MGP_CHANNELS(float)
 MGP_CHANNELS(double)
 MGP_ROWS(float)
 MGP_ROWS(double)
-MGP_RELU(float)
-MGP_RELU(double)
+MGP_RELU(float, uint32_t)
+MGP_RELU(double, uint64_t)
 
 #endif

@@ -75,7 +75,8 @@ backward passes take mean = 0.
       dx, dy, x: (N, C, S); a, mdy, shift, b, k: (C,)
   Fused ReLU (batch norm + ReLU): three channel phases with a ReLU after the apply. The backward masks dy by
   z > 0, z = (x - shift[c])*scale[c] + offset[c] recomputed in X exactly as the forward computed it (so nothing
-  but x is saved); g = dy*[z > 0] below. ``shift`` in the backward apply is the forward's (it is X(mean) in both).
+  but x is saved); below, g = dy where z > 0, else 0 (PyTorch's threshold_backward: 0 even for inf dy).
+  ``shift`` in the backward apply is the forward's (it is X(mean) in both).
   channel_apply_relu(y, x, shift, scale, offset)           y = max(0, z) (NaN stays NaN)
       x, y: (N, C, S); shift, scale, offset: (C,)
   channel_backward_sums_relu(sdy, sdyx, dy, x, mean, shift, scale, offset)

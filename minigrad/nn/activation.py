@@ -4,6 +4,8 @@ from minigrad.nn.module import Module
 
 
 class ReLU(Module):
+    is_plain_relu = True  # nn.Sequential fuses a BatchNorm followed by this class (not its subclasses)
+
     def forward(self, x):
         return x.relu()
 

@@ -201,6 +201,12 @@ class Module:
 
 
 class Sequential(Module):
+    """Modules called in order. A module with a ``forward_relu`` method (the BatchNorms) followed by an
+    ``nn.ReLU`` runs as one fused op, ``forward_relu`` (F.batch_norm_relu: same results as the pair, within
+    rounding; see minigrad/nn/functional/fused.py); ``fuse = False`` on an instance turns that off."""
+
+    fuse = True
+
     def __init__(self, *modules):
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
@@ -211,8 +217,18 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        mods = list(self._modules.values())
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            # NOTE: a marker, not isinstance(.., ReLU): nn.activation imports this module
+            if (self.fuse and i + 1 < len(mods) and hasattr(m, "forward_relu")
+                    and type(mods[i + 1]).__dict__.get("is_plain_relu", False)):
+                x = m.forward_relu(x)
+                i += 2
+            else:
+                x = m(x)
+                i += 1
         return x
 
     def __getitem__(self, i):

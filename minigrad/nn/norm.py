@@ -68,19 +68,31 @@ class _NormBase(Module):
 
 class _BatchNorm(_NormBase):
     _ndims = ()
+    # freeze_batch_norm (minigrad.nn.utils): running statistics used and kept, whatever ``training`` says
+    frozen = False
 
     def forward(self, x):
+        return self._forward(x, F.batch_norm)
+
+    def forward_relu(self, x):
+        """``relu(self(x))`` in one node (F.batch_norm_relu): nn.Sequential calls it for a BatchNorm then a ReLU."""
+        return self._forward(x, F.batch_norm_relu)
+
+    def _forward(self, x, fn):
+        """The module's state passed to ``fn`` (F.batch_norm or F.batch_norm_relu)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"{type(self).__name__}: input must be a minigrad.Tensor, got {type(x).__name__}")
         if x.ndim not in self._ndims:
             raise ValueError(f"{type(self).__name__}: expected {' or '.join(f'{d}D' for d in self._ndims)} input, "
                              f"got shape {x.shape}")
+        if self.frozen:
+            return fn(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
         factor = self._average_factor()
         # NOTE: without running statistics, batch statistics are used in eval mode too (PyTorch's rule)
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
-        return F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
-                            self.weight, self.bias, use_batch_stats, factor, self.eps)
+        return fn(x, self.running_mean if track else None, self.running_var if track else None,
+                  self.weight, self.bias, use_batch_stats, factor, self.eps)
 
 
 class BatchNorm1d(_BatchNorm):

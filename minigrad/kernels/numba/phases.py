@@ -115,17 +115,17 @@ def _channel_backward_apply(dx, dy, x, a, mdy, shift, b, k):
                 dxv[j] = ac * (dyv[j] - mc) + bc * (xv[j] - K) + kc
 
 
-# fused ReLU: z = (x - shift)*scale + offset in X, as _channel_apply computes it; the backward masks dy by z > 0
-# (dy*1 or dy*0 in X, as the unfused ReLU's backward does)
+# fused ReLU: z = (x - shift)*scale + offset in X, as _channel_apply computes it; the backward takes
+# g = dy where z > 0, else 0 (PyTorch's threshold_backward)
 
 
 @njit(cache=True, fastmath=REASSOC)
-def _run_dy_sums_relu(dy, x, start, m, K, sh, sc, of, one, zero):
-    """(sum(g), sum(g*(x - K))) in double, g = dy*[(x - sh)*sc + of > 0]."""
+def _run_dy_sums_relu(dy, x, start, m, K, sh, sc, of, zero):
+    """(sum(g), sum(g*(x - K))) in double, g = dy where (x - sh)*sc + of > 0, else 0."""
     a = 0.0
     q = 0.0
     for i in range(start, start + m):
-        g = np.float64(dy[i] * (one if (x[i] - sh) * sc + of > 0 else zero))
+        g = np.float64(dy[i] if (x[i] - sh) * sc + of > 0 else zero)
         a += g
         q += g * (np.float64(x[i]) - K)
     return a, q
@@ -134,14 +134,13 @@ def _run_dy_sums_relu(dy, x, start, m, K, sh, sc, of, one, zero):
 @njit(cache=True)
 def _channel_block_relu(sa, sq, K, dy, x, shift, scale, offset, N, C, S, c0, c1):
     """_channel_block's backward sums with the ReLU mask."""
-    one = np.ones(1, x.dtype)[0]
     zero = np.zeros(1, x.dtype)[0]
     for c in range(c0, c1):
         sa[c] = 0.0
         sq[c] = 0.0
     for n in range(N):
         for c in range(c0, c1):
-            a, q = _run_dy_sums_relu(dy, x, (n * C + c) * S, S, K[c], shift[c], scale[c], offset[c], one, zero)
+            a, q = _run_dy_sums_relu(dy, x, (n * C + c) * S, S, K[c], shift[c], scale[c], offset[c], zero)
             sa[c] += a
             sq[c] += q
 
@@ -171,7 +170,6 @@ def _channel_apply_relu(y, x, shift, scale, offset):
 @_twins()
 def _channel_backward_apply_relu(dx, dy, x, a, mdy, shift, b, k, scale, offset):
     N, C, S = x.shape
-    one = np.ones(1, x.dtype)[0]
     zero = np.zeros(1, x.dtype)[0]
     for n in prange(N):
         for c in range(C):
@@ -180,7 +178,7 @@ def _channel_backward_apply_relu(dx, dy, x, a, mdy, shift, b, k, scale, offset):
             xv = x[n, c]
             ac, mc, K, bc, kc, sc, of = a[c], mdy[c], shift[c], b[c], k[c], scale[c], offset[c]
             for j in range(S):
-                g = dyv[j] * (one if (xv[j] - K) * sc + of > 0 else zero)
+                g = dyv[j] if (xv[j] - K) * sc + of > 0 else zero
                 dxv[j] = ac * (g - mc) + bc * (xv[j] - K) + kc
 
 
@@ -281,13 +279,13 @@ def channel_apply_relu(y, x, shift, scale, offset, n_threads):
 
 
 def channel_backward_sums_relu(sdy, sdyx, dy, x, mean, shift, scale, offset, n_threads):
-    """channel_backward_sums of g = dy*[(x - shift[c])*scale[c] + offset[c] > 0]."""
+    """channel_backward_sums of g = dy where (x - shift[c])*scale[c] + offset[c] > 0, else 0."""
     _pick(_channel_backward_sums_relu, n_threads)(sdy, sdyx, dy, x, mean, shift, scale, offset,
                                                   min(x.shape[1], n_threads))
 
 
 def channel_backward_apply_relu(dx, dy, x, a, mdy, shift, b, k, scale, offset, n_threads):
-    """channel_backward_apply of g = dy*[(x - shift[c])*scale[c] + offset[c] > 0]."""
+    """channel_backward_apply of g = dy where (x - shift[c])*scale[c] + offset[c] > 0, else 0."""
     _pick(_channel_backward_apply_relu, n_threads)(dx, dy, x, a, mdy, shift, b, k, scale, offset)
 
 

@@ -55,16 +55,16 @@ def channel_apply_relu(y, x, shift, scale, offset, n_threads=1):
 
 
 def channel_backward_sums_relu(sdy, sdyx, dy, x, mean, shift, scale, offset, n_threads=1):
-    """With g = dy*[z > 0], z = (x - shift[c])*scale[c] + offset[c] (the forward's value before the ReLU):
+    """With g = dy where z > 0, else 0, z = (x - shift[c])*scale[c] + offset[c] (the forward's value before the ReLU):
     sdy = sum(g), sdyx = sum(g*(x - mean[c])) per channel."""
-    g = dy * (_pre_relu(x, shift, scale, offset) > 0)
+    g = np.where(_pre_relu(x, shift, scale, offset) > 0, dy, np.zeros((), dy.dtype))
     channel_backward_sums(sdy, sdyx, g, x, mean)
 
 
 def channel_backward_apply_relu(dx, dy, x, a, mdy, shift, b, k, scale, offset, n_threads=1):
-    """dx = a[c]*(g - mdy[c]) + b[c]*(x - shift[c]) + k[c] with g = dy*[z > 0] as in channel_backward_sums_relu
+    """dx = a[c]*(g - mdy[c]) + b[c]*(x - shift[c]) + k[c] with g as in channel_backward_sums_relu
     (shift is the forward's)."""
-    g = dy * (_pre_relu(x, shift, scale, offset) > 0)
+    g = np.where(_pre_relu(x, shift, scale, offset) > 0, dy, np.zeros((), dy.dtype))
     channel_backward_apply(dx, g, x, a, mdy, shift, b, k)
 
 
