@@ -112,6 +112,86 @@ def test_row_phases(name, dtype, shape, center):
         close(g, r, TOL[dtype] * (10 if what == "dweight" else 1), what, dx_scale if what == "dx" else 1.0)
 
 
+def channel_relu_phases(k, x, dy, weight, bias):
+    """Batch norm + ReLU composed of the fused-ReLU channel phases: (y, dx, dweight, dbias)."""
+    N, C, S = x.shape
+    mean, m2 = alloc_outputs("channel_stats", x.dtype, C=C)
+    k.channel_stats(mean, m2, x, True)
+    rstd = coefficients.rstd(m2, N * S, EPS)
+    shift, scale, offset = coefficients.forward(mean, rstd, x.dtype, weight, bias)
+    y = np.empty_like(x)
+    k.channel_apply_relu(y, x, shift, scale, offset)
+    sdy, sdyx = alloc_outputs("channel_backward_sums_relu", x.dtype, C=C)
+    k.channel_backward_sums_relu(sdy, sdyx, dy, x, mean, shift, scale, offset)
+    dx = np.empty_like(x)
+    k.channel_backward_apply_relu(dx, dy, x, *coefficients.backward(sdy, sdyx, N * S, mean, rstd, True, x.dtype,
+                                                                     weight), scale, offset)
+    return y, dx, (sdyx * rstd).astype(x.dtype), sdy.astype(x.dtype)
+
+
+def relu_data(rng, shape, dtype):
+    """x with no value within 0.05 of a per-channel threshold t, and the bias that puts the ReLU's kink at t
+    (computed after the statistics), so no pre-activation lies within rounding of 0 and every backend takes the
+    same mask."""
+    N, C, S = shape
+    x = make(rng, shape, np.float64)
+    t = rng.uniform(-0.5, 1.5, C)[None, :, None]
+    x = np.where(np.abs(x - t) < 0.05, x + np.sign(x - t + 1e-300) * 0.05, x).astype(dtype)
+    dy = make(rng, shape, dtype)
+    w = make(rng, C, dtype, 1.0, 0.5)
+    x64 = x.astype(np.float64)
+    mean, var = x64.mean(axis=(0, 2)), x64.var(axis=(0, 2))
+    b = (-(t.ravel() - mean) / np.sqrt(var + EPS) * w).astype(dtype)
+    return x, dy, w, b
+
+
+RELU_SHAPES = [s for s in CHANNEL_SHAPES if s[0] * s[2] > 1]  # a set of one value has no kink to place
+
+
+@pytest.mark.parametrize("shape", RELU_SHAPES, ids=ids(RELU_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_channel_relu_phases(name, dtype, shape):
+    """Against the reference; and bit for bit the unfused phases on the same backend (apply, then np.maximum;
+    backward of dy*(y > 0)), which is what batch norm followed by minigrad's ReLU computes."""
+    skip_slow(name, shape)
+    rng = np.random.default_rng(11)
+    x, dy, w, b = relu_data(rng, shape, dtype)
+    k = kernels.load(name)
+    got = channel_relu_phases(k, x, dy, w, b)
+    want = channel_relu_phases(reference, x, dy, w, b)
+    for what, g, r in zip(("y", "dx", "dweight", "dbias"), got, want):
+        close(g, r, TOL[dtype], what)
+    y_bn = channel_phases(k, x, dy, w, b, True)[1]
+    assert 0 < np.count_nonzero(y_bn > 0) < y_bn.size, "the test must mask some values and keep others"
+    unfused = channel_phases(k, x, dy * (y_bn > 0), w, b, True)
+    np.testing.assert_array_equal(got[0], np.maximum(y_bn, np.zeros((), dtype)), err_msg="y")
+    for what, g, u in zip(("dx", "dweight", "dbias"), got[1:], unfused[2:]):
+        np.testing.assert_array_equal(g, u, err_msg=what)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_channel_apply_relu_edge_values(name):
+    """NaN stays NaN, -0 and negatives give +0 (np.maximum(z, 0)'s bits); the backward masks NaN and 0 out."""
+    k = kernels.load(name)
+    x = np.array([[[np.nan, -0.0, 0.0, -1.0, 2.0, np.inf, -np.inf, 3.0, -2.0]]], np.float32)
+    one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+    y = np.empty_like(x)
+    k.channel_apply_relu(y, x, zero, one, -zero)  # NOTE: offset -0 keeps z = -0 for x = -0
+    want = np.maximum(x, np.float32(0))
+    np.testing.assert_array_equal(y, want)
+    assert not np.signbit(y[0, 0, 1:]).any()
+    # NOTE: the backward apply's b*(x - shift) term is NaN for non-finite x even where b = 0, as in the unfused one
+    xf = np.nan_to_num(x, posinf=5.0, neginf=-5.0)
+    dy = np.ones_like(x)
+    dx = np.empty_like(x)
+    k.channel_backward_apply_relu(dx, dy, xf, one, zero, zero, zero, zero, one, zero)
+    np.testing.assert_array_equal(dx, dy * (xf > 0))
+    sdy, sdyx = np.empty(1), np.empty(1)
+    k.channel_backward_sums_relu(sdy, sdyx, dy, xf, np.zeros(1), zero, one, zero)
+    assert sdy[0] == 3.0 and sdyx[0] == 2.0 + 5.0 + 3.0
+
+
 # ----------------------------------------------------------------------------------------------------------
 # the phases compose into the fused kernels (batch norm, layer norm): the reference against the reference
 
@@ -200,6 +280,11 @@ def _phase_calls(dtype):
         calls.append(("channel_apply", (np.empty_like(x),), (x, coef, coef, coef)))
         calls.append(("channel_backward_sums", (np.empty(C), np.empty(C)), (dy, x, mean)))
         calls.append(("channel_backward_apply", (np.empty_like(x),), (dy, x, coef, coef, coef, coef, coef)))
+        sh, sc = make(rng, C, dtype), make(rng, C, dtype)
+        calls.append(("channel_apply_relu", (np.empty_like(x),), (x, sh, sc, coef)))
+        calls.append(("channel_backward_sums_relu", (np.empty(C), np.empty(C)), (dy, x, mean, sh, sc, coef)))
+        calls.append(("channel_backward_apply_relu", (np.empty_like(x),),
+                      (dy, x, coef, coef, sh, coef, coef, sc, coef)))
     for R, D in [(300, 70), (5, 129)]:
         x, dy = make(rng, (R, D), dtype), make(rng, (R, D), dtype)
         rc, dc = make(rng, R, dtype), make(rng, D, dtype)
@@ -233,6 +318,8 @@ def test_contract_checks_phase_arguments():
         k.channel_stats(np.empty(3), np.empty(4), x, True)
     with pytest.raises(TypeError, match="'shift' must have dtype float32"):
         k.channel_apply(np.empty_like(x), x, np.zeros(3), np.ones(3, np.float32), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="'offset' has shape"):
+        k.channel_backward_apply_relu(*(np.empty_like(x),) * 3, *(np.ones(3, np.float32),) * 6, np.ones(4, np.float32))
     rows = np.ones((4, 6))
     with pytest.raises(ValueError, match="'weight' has shape"):
         k.row_apply(np.empty_like(rows), rows, *(np.zeros(4),) * 3, np.ones(5), np.zeros(6))
@@ -242,5 +329,6 @@ def test_contract_checks_phase_arguments():
 def test_every_backend_has_every_phase(name):
     module = kernels.load(name).module
     for kernel in ("channel_stats", "channel_apply", "channel_backward_sums", "channel_backward_apply",
+                   "channel_apply_relu", "channel_backward_sums_relu", "channel_backward_apply_relu",
                    "row_stats", "row_apply", "row_backward_sums", "row_backward_apply"):
         assert kernel in contract.SPECS and callable(getattr(module, kernel))

@@ -10,10 +10,12 @@
      channels with S == 1 (BatchNorm1d shaped): the sums walk rows n and run across channels in per-channel
        double accumulators (independent lanes, vectorized across c, each channel's adds in order of n).
      elementwise passes: in X precision, plain loops that GCC vectorizes (AVX2 clone where the CPU has it).
+     fused ReLU (mgp_*_relu_T): the same loop shapes with the mask recomputed per element in X.
    Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow.
    Included by phases.pyx after Python.h (Py_ssize_t). */
 #ifndef MG_PHASES_H
 #define MG_PHASES_H
+#include <stdint.h>
 #include <string.h>
 #include "mg_clones.h"
 
@@ -133,6 +135,86 @@ MG_CLONES static void mgp_channel_backward_apply_##T(T* dx, const T* dy, const T
     }                                                                                                        \
 }
 
+/* fused ReLU (batch norm + ReLU): z = (x - K[c])*scale[c] + offset[c] in X, exactly as the apply computes it, so
+   the backward's mask z > 0 is the forward's; g = z > 0 ? dy : 0 (PyTorch's threshold_backward) */
+#define MGP_RELU(T, U)                                                                                        \
+/* NOTE: the mask ANDed into dy's bits: GCC turned dy*(T)(z > 0), and for float the select z > 0 ? dy : 0, into   \
+   a branch on z, 30-60x slower on random signs (docs/perf/norm-kernels.md) */                               \
+MGP_INLINE T mgp_relu_g_##T(T x, T dy, T K, T sc, T of) {                                                    \
+    U bits;                                                                                                  \
+    memcpy(&bits, &dy, sizeof bits);                                                                         \
+    bits &= -(U)((x - K) * sc + of > 0);                                                                     \
+    memcpy(&dy, &bits, sizeof bits);                                                                         \
+    return dy;                                                                                               \
+}                                                                                                            \
+/* *sa += sum(g), *sq += sum(g*(x - M)) over [0, m), g masked; the loop shape of mgp_sums_T */               \
+MGP_INLINE void mgp_relu_sums_##T(const T* x, const T* dy, Py_ssize_t m, double M, T K, T sc, T of,          \
+                                  double* sa, double* sq) {                                                  \
+    const mgp_v4d mv = {M, M, M, M};                                                                         \
+    mgp_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0;                                                    \
+    Py_ssize_t i = 0;                                                                                        \
+    T gb[8];                                                                                                 \
+    for (; i + 8 <= m; i += 8) {                                                                             \
+        for (int j = 0; j < 8; j++) gb[j] = mgp_relu_g_##T(x[i + j], dy[i + j], K, sc, of);                  \
+        const mgp_v4d g0 = mgp_load4_##T(gb), g1 = mgp_load4_##T(gb + 4);                                    \
+        a0 += g0; q0 += g0 * (mgp_load4_##T(x + i) - mv);                                                    \
+        a1 += g1; q1 += g1 * (mgp_load4_##T(x + i + 4) - mv);                                                \
+    }                                                                                                        \
+    double a = 0, q = 0;                                                                                     \
+    for (; i < m; i++) {                                                                                     \
+        const double g = mgp_relu_g_##T(x[i], dy[i], K, sc, of);                                             \
+        a += g; q += g * ((double)x[i] - M);                                                                 \
+    }                                                                                                        \
+    *sa += mgp_hsum(a0, a1) + a;                                                                             \
+    *sq += mgp_hsum(q0, q1) + q;                                                                             \
+}                                                                                                            \
+/* channels [c0, c1): sdy = sum(g), sdyx = sum(g*(x - mean)) over n (in order) and s */                       \
+MG_CLONES static void mgp_channel_dy_sums_relu_##T(double* sdy, double* sdyx, const T* dy, const T* x,       \
+                                                   const double* mean, const T* K, const T* scale,           \
+                                                   const T* offset, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,\
+                                                   Py_ssize_t c0, Py_ssize_t c1) {                           \
+    for (Py_ssize_t c = c0; c < c1; c++) { sdy[c] = 0; sdyx[c] = 0; }                                        \
+    for (Py_ssize_t n = 0; n < N; n++) {                                                                     \
+        const Py_ssize_t o = n * C * S;                                                                      \
+        for (Py_ssize_t c = c0; c < c1; c++) {                                                               \
+            if (S == 1) {                                                                                    \
+                const double g = mgp_relu_g_##T(x[o + c], dy[o + c], K[c], scale[c], offset[c]);             \
+                sdy[c] += g; sdyx[c] += g * ((double)x[o + c] - mean[c]);                                    \
+            } else {                                                                                         \
+                mgp_relu_sums_##T(x + o + c * S, dy + o + c * S, S, mean[c], K[c], scale[c], offset[c],      \
+                                  sdy + c, sdyx + c);                                                        \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
+}                                                                                                            \
+/* one row n: y = max(0, z) with np.maximum's bits (NaN stays NaN, -0 gives +0) */                          \
+MG_CLONES static void mgp_channel_apply_relu_##T(T* restrict y, const T* restrict x, Py_ssize_t C,           \
+                                                 Py_ssize_t S, const T* K, const T* scale, const T* offset) { \
+    for (Py_ssize_t c = 0; c < C; c++) {                                                                     \
+        const T Kc = K[c], sc = scale[c], oc = offset[c];                                                    \
+        const T* xc = x + c * S;                                                                             \
+        T* yc = y + c * S;                                                                                   \
+        for (Py_ssize_t i = 0; i < S; i++) {                                                                 \
+            const T z = (xc[i] - Kc) * sc + oc;                                                              \
+            yc[i] = z <= 0 ? 0 : z;                                                                          \
+        }                                                                                                    \
+    }                                                                                                        \
+}                                                                                                            \
+/* one row n: dx = a[c]*(g - mdy[c]) + b[c]*(x - K[c]) + k[c] */                                             \
+MG_CLONES static void mgp_channel_backward_apply_relu_##T(T* restrict dx, const T* restrict dy,              \
+                                                          const T* restrict x, Py_ssize_t C, Py_ssize_t S,   \
+                                                          const T* a, const T* mdy, const T* K, const T* b,  \
+                                                          const T* k, const T* scale, const T* offset) {     \
+    for (Py_ssize_t c = 0; c < C; c++) {                                                                     \
+        const T ac = a[c], mc = mdy[c], Kc = K[c], bc = b[c], kc = k[c], sc = scale[c], oc = offset[c];      \
+        const Py_ssize_t o = c * S;                                                                          \
+        for (Py_ssize_t i = 0; i < S; i++) {                                                                 \
+            const T g = mgp_relu_g_##T(x[o + i], dy[o + i], Kc, sc, oc);                                     \
+            dx[o + i] = ac * (g - mc) + bc * (x[o + i] - Kc) + kc;                                           \
+        }                                                                                                    \
+    }                                                                                                        \
+}
+
 /* rows layout, one row of D values */
 #define MGP_ROWS(T)                                                                                          \
 MG_CLONES static void mgp_row_stats_##T(double* mean, double* m2, const T* x, int center, Py_ssize_t D) {    \
@@ -176,5 +258,7 @@ MGP_CHANNELS(float)
 MGP_CHANNELS(double)
 MGP_ROWS(float)
 MGP_ROWS(double)
+MGP_RELU(float, uint32_t)
+MGP_RELU(double, uint64_t)
 
 #endif

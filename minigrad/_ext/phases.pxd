@@ -37,3 +37,19 @@ cdef extern from "phases.h":
     void mgp_row_backward_apply_double(double* dx, const double* dy, const double* x, const double* w,
                                        Py_ssize_t D, double a, double mg, double K, double b,
                                        double k) noexcept nogil
+    void mgp_channel_apply_relu_float(float* y, const float* x, Py_ssize_t C, Py_ssize_t S, const float* K,
+                                 const float* scale, const float* offset) noexcept nogil
+    void mgp_channel_dy_sums_relu_float(double* sdy, double* sdyx, const float* dy, const float* x, const double* mean,
+                                 const float* K, const float* scale, const float* offset, Py_ssize_t N, Py_ssize_t C,
+                                 Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil
+    void mgp_channel_backward_apply_relu_float(float* dx, const float* dy, const float* x, Py_ssize_t C, Py_ssize_t S,
+                                 const float* a, const float* mdy, const float* K, const float* b, const float* k,
+                                 const float* scale, const float* offset) noexcept nogil
+    void mgp_channel_apply_relu_double(double* y, const double* x, Py_ssize_t C, Py_ssize_t S, const double* K,
+                                 const double* scale, const double* offset) noexcept nogil
+    void mgp_channel_dy_sums_relu_double(double* sdy, double* sdyx, const double* dy, const double* x, const double* mean,
+                                 const double* K, const double* scale, const double* offset, Py_ssize_t N, Py_ssize_t C,
+                                 Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil
+    void mgp_channel_backward_apply_relu_double(double* dx, const double* dy, const double* x, Py_ssize_t C, Py_ssize_t S,
+                                 const double* a, const double* mdy, const double* K, const double* b, const double* k,
+                                 const double* scale, const double* offset) noexcept nogil

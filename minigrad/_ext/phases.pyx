@@ -73,6 +73,46 @@ cdef void _channel_backward_apply(floating* dx, const floating* dy, const floati
             mgp_channel_backward_apply_double(dx + o, dy + o, x + o, C, S, a, mdy, shift, b, k)
 
 
+# fused ReLU: the same drivers
+
+cdef void _channel_dy_sums_relu(double* sdy, double* sdyx, const floating* dy, const floating* x,
+                                const double* mean, const floating* shift, const floating* scale,
+                                const floating* offset, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+                                int n_threads) noexcept nogil:
+    cdef Py_ssize_t nb = min(C, max(n_threads, 1)), blk
+    for blk in prange(nb, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_channel_dy_sums_relu_float(sdy, sdyx, dy, x, mean, shift, scale, offset, N, C, S,
+                                           blk * C // nb, (blk + 1) * C // nb)
+        else:
+            mgp_channel_dy_sums_relu_double(sdy, sdyx, dy, x, mean, shift, scale, offset, N, C, S,
+                                            blk * C // nb, (blk + 1) * C // nb)
+
+
+cdef void _channel_apply_relu(floating* y, const floating* x, const floating* shift, const floating* scale,
+                              const floating* offset, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+                              int n_threads) noexcept nogil:
+    cdef Py_ssize_t n
+    for n in prange(N, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_channel_apply_relu_float(y + n * C * S, x + n * C * S, C, S, shift, scale, offset)
+        else:
+            mgp_channel_apply_relu_double(y + n * C * S, x + n * C * S, C, S, shift, scale, offset)
+
+
+cdef void _channel_backward_apply_relu(floating* dx, const floating* dy, const floating* x, const floating* a,
+                                       const floating* mdy, const floating* shift, const floating* b,
+                                       const floating* k, const floating* scale, const floating* offset,
+                                       Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads) noexcept nogil:
+    cdef Py_ssize_t n, o
+    for n in prange(N, schedule='static', num_threads=n_threads):
+        o = n * C * S
+        if floating is float:
+            mgp_channel_backward_apply_relu_float(dx + o, dy + o, x + o, C, S, a, mdy, shift, b, k, scale, offset)
+        else:
+            mgp_channel_backward_apply_relu_double(dx + o, dy + o, x + o, C, S, a, mdy, shift, b, k, scale, offset)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # rows layout x: (R, D)
 
@@ -202,6 +242,58 @@ def channel_backward_apply(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp
         else:
             _channel_backward_apply(<double*>p_dx, <double*>p_dy, <double*>p_x, <double*>p_a, <double*>p_mdy,
                                     <double*>p_shift, <double*>p_b, <double*>p_k, N, C, S, n_threads)
+
+
+def channel_apply_relu(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray shift not None,
+                       cnp.ndarray scale not None, cnp.ndarray offset not None, int n_threads):
+    """y = max(0, (x - shift[c])*scale[c] + offset[c])."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_x = ptr(x), *p_shift = ptr(shift), *p_scale = ptr(scale), *p_offset = ptr(offset)
+    with nogil:
+        if f32:
+            _channel_apply_relu(<float*>p_y, <float*>p_x, <float*>p_shift, <float*>p_scale, <float*>p_offset,
+                                N, C, S, n_threads)
+        else:
+            _channel_apply_relu(<double*>p_y, <double*>p_x, <double*>p_shift, <double*>p_scale,
+                                <double*>p_offset, N, C, S, n_threads)
+
+
+def channel_backward_sums_relu(cnp.ndarray sdy not None, cnp.ndarray sdyx not None, cnp.ndarray dy not None,
+                               cnp.ndarray x not None, cnp.ndarray mean not None, cnp.ndarray shift not None,
+                               cnp.ndarray scale not None, cnp.ndarray offset not None, int n_threads):
+    """channel_backward_sums of g = dy where (x - shift[c])*scale[c] + offset[c] > 0, else 0."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_sdy = ptr(sdy), *p_sdyx = ptr(sdyx), *p_dy = ptr(dy), *p_x = ptr(x), *p_mean = ptr(mean)
+    cdef void* p_shift = ptr(shift), *p_scale = ptr(scale), *p_offset = ptr(offset)
+    with nogil:
+        if f32:
+            _channel_dy_sums_relu(<double*>p_sdy, <double*>p_sdyx, <float*>p_dy, <float*>p_x, <double*>p_mean,
+                                  <float*>p_shift, <float*>p_scale, <float*>p_offset, N, C, S, n_threads)
+        else:
+            _channel_dy_sums_relu(<double*>p_sdy, <double*>p_sdyx, <double*>p_dy, <double*>p_x, <double*>p_mean,
+                                  <double*>p_shift, <double*>p_scale, <double*>p_offset, N, C, S, n_threads)
+
+
+def channel_backward_apply_relu(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray x not None,
+                                cnp.ndarray a not None, cnp.ndarray mdy not None, cnp.ndarray shift not None,
+                                cnp.ndarray b not None, cnp.ndarray k not None, cnp.ndarray scale not None,
+                                cnp.ndarray offset not None, int n_threads):
+    """channel_backward_apply of g = dy where (x - shift[c])*scale[c] + offset[c] > 0, else 0."""
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_x = ptr(x), *p_a = ptr(a), *p_mdy = ptr(mdy)
+    cdef void* p_shift = ptr(shift), *p_b = ptr(b), *p_k = ptr(k), *p_scale = ptr(scale), *p_offset = ptr(offset)
+    with nogil:
+        if f32:
+            _channel_backward_apply_relu(<float*>p_dx, <float*>p_dy, <float*>p_x, <float*>p_a, <float*>p_mdy,
+                                         <float*>p_shift, <float*>p_b, <float*>p_k, <float*>p_scale,
+                                         <float*>p_offset, N, C, S, n_threads)
+        else:
+            _channel_backward_apply_relu(<double*>p_dx, <double*>p_dy, <double*>p_x, <double*>p_a,
+                                         <double*>p_mdy, <double*>p_shift, <double*>p_b, <double*>p_k,
+                                         <double*>p_scale, <double*>p_offset, N, C, S, n_threads)
 
 
 def row_stats(cnp.ndarray mean not None, cnp.ndarray m2 not None, cnp.ndarray x not None, bint center,

@@ -61,9 +61,10 @@ Kernels:
 Affine-free normalization passes weight = ones and bias = zeros (C values: nothing measurable).
 
 Phase kernels: the normalization family (RMSNorm, and every variant after it) is written as compositions of these
-eight, four per layout; the fused kernels above are fast paths of the same compositions. The per-set coefficients
-between the phases are computed once, in ``minigrad.kernels.coefficients``. ``center=False`` takes no mean: the
-statistics are those of x^2 (mean comes back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
+eight, four per layout, and three fused-ReLU channel variants; the fused kernels above are fast paths of the same
+compositions. The per-set coefficients between the phases are computed once, in ``minigrad.kernels.coefficients``.
+``center=False`` takes no mean: the statistics are those of x^2 (mean comes back exactly 0, m2 = sum(x^2)) and the
+backward passes take mean = 0.
   channel_stats(mean, m2, x, center)                       per channel c over N and S (count M = N*S):
       x: (N, C, S); mean, m2: (C,) float64 OUT             mean = E[x], m2 = sum((x - mean)^2)
   channel_apply(y, x, shift, scale, offset)                y = (x - shift[c])*scale[c] + offset[c]
@@ -72,6 +73,18 @@ statistics are those of x^2 (mean comes back exactly 0, m2 = sum(x^2)) and the b
       dy, x: (N, C, S); mean: (C,) float64; sdy, sdyx: (C,) float64 OUT
   channel_backward_apply(dx, dy, x, a, mdy, shift, b, k)   dx = a[c]*(dy - mdy[c]) + b[c]*(x - shift[c]) + k[c]
       dx, dy, x: (N, C, S); a, mdy, shift, b, k: (C,)
+  Fused ReLU (batch norm + ReLU): three channel phases with a ReLU after the apply. The backward masks dy by
+  z > 0, z = (x - shift[c])*scale[c] + offset[c] recomputed in X exactly as the forward computed it (so nothing
+  but x is saved); below, g = dy where z > 0, else 0 (PyTorch's threshold_backward: 0 even for inf dy).
+  ``shift`` in the backward apply is the forward's (it is X(mean) in both).
+  channel_apply_relu(y, x, shift, scale, offset)           y = max(0, z) (NaN stays NaN)
+      x, y: (N, C, S); shift, scale, offset: (C,)
+  channel_backward_sums_relu(sdy, sdyx, dy, x, mean, shift, scale, offset)
+      dy, x: (N, C, S); mean: (C,) float64;                 sdy = sum(g), sdyx = sum(g*(x - mean[c]))
+      shift, scale, offset: (C,); sdy, sdyx: (C,) float64 OUT
+  channel_backward_apply_relu(dx, dy, x, a, mdy, shift, b, k, scale, offset)
+      dx, dy, x: (N, C, S);                                 dx = a[c]*(g - mdy[c]) + b[c]*(x - shift[c]) + k[c]
+      a, mdy, shift, b, k, scale, offset: (C,)
   row_stats(mean, m2, x, center)                           per row r over D (count M = D)
       x: (R, D); mean, m2: (R,) float64 OUT
   row_apply(y, x, shift, scale, offset, weight, bias)      y = ((x - shift[r])*scale[r] + offset[r])*weight[d] + bias[d]
@@ -152,6 +165,17 @@ SPECS = {
     "channel_backward_apply": (("dx", "dy", "x", "a", "mdy", "shift", "b", "k"),
                                {"dx": ("NCS", "X"), "dy": ("NCS", "X"), "x": ("NCS", "X"), "a": ("C", "X"),
                                 "mdy": ("C", "X"), "shift": ("C", "X"), "b": ("C", "X"), "k": ("C", "X")}),
+    "channel_apply_relu": (("y", "x", "shift", "scale", "offset"),
+                           {"y": ("NCS", "X"), "x": ("NCS", "X"), "shift": ("C", "X"), "scale": ("C", "X"),
+                            "offset": ("C", "X")}),
+    "channel_backward_sums_relu": (("sdy", "sdyx", "dy", "x", "mean", "shift", "scale", "offset"),
+                                   {"sdy": ("C", "f64"), "sdyx": ("C", "f64"), "dy": ("NCS", "X"),
+                                    "x": ("NCS", "X"), "mean": ("C", "f64"), "shift": ("C", "X"),
+                                    "scale": ("C", "X"), "offset": ("C", "X")}),
+    "channel_backward_apply_relu": (("dx", "dy", "x", "a", "mdy", "shift", "b", "k", "scale", "offset"),
+                                    {"dx": ("NCS", "X"), "dy": ("NCS", "X"), "x": ("NCS", "X"), "a": ("C", "X"),
+                                     "mdy": ("C", "X"), "shift": ("C", "X"), "b": ("C", "X"), "k": ("C", "X"),
+                                     "scale": ("C", "X"), "offset": ("C", "X")}),
     "row_stats": (("mean", "m2", "x", "center"),
                   {"mean": ("R", "f64"), "m2": ("R", "f64"), "x": ("RD", "X")}),
     "row_apply": (("y", "x", "shift", "scale", "offset", "weight", "bias"),
@@ -187,6 +211,9 @@ OUTPUTS = {
     "channel_apply": ("y",),
     "channel_backward_sums": ("sdy", "sdyx"),
     "channel_backward_apply": ("dx",),
+    "channel_apply_relu": ("y",),
+    "channel_backward_sums_relu": ("sdy", "sdyx"),
+    "channel_backward_apply_relu": ("dx",),
     "row_stats": ("mean", "m2"),
     "row_apply": ("y",),
     "row_backward_sums": ("sg", "sgx", "dweight", "dbias"),

@@ -20,6 +20,8 @@ class ReLU(Module):
         >>> y = m(minigrad.randn(2, 3))
     """
 
+    is_plain_relu = True  # nn.Sequential fuses a BatchNorm followed by this class (not its subclasses)
+
     def forward(self, x: Tensor) -> Tensor:
         """``max(0, x)`` elementwise."""
         return x.relu()

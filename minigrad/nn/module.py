@@ -241,7 +241,13 @@ class Sequential(Module):
         >>> model = nn.Sequential(nn.Linear(784, 100), nn.BatchNorm1d(100), nn.ReLU(), nn.Linear(100, 10))
         >>> model(minigrad.randn(60, 784)).shape
         (60, 10)
+
+    A module with a ``forward_relu`` method (the BatchNorms) followed by an ``nn.ReLU`` runs as one fused op,
+    ``forward_relu`` (F.batch_norm_relu: same results as the pair, within rounding; see
+    minigrad/nn/functional/fused.py); ``fuse = False`` on an instance turns that off.
     """
+
+    fuse = True
 
     def __init__(self, *modules):
         super().__init__()
@@ -253,9 +259,19 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        """``x`` passed through every module in order."""
-        for m in self._modules.values():
-            x = m(x)
+        """``x`` passed through every module in order (a BatchNorm then a ReLU fused, see the class docstring)."""
+        mods = list(self._modules.values())
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            # NOTE: a marker, not isinstance(.., ReLU): nn.activation imports this module
+            if (self.fuse and i + 1 < len(mods) and hasattr(m, "forward_relu")
+                    and type(mods[i + 1]).__dict__.get("is_plain_relu", False)):
+                x = m.forward_relu(x)
+                i += 2
+            else:
+                x = m(x)
+                i += 1
         return x
 
     def __getitem__(self, i):

@@ -70,6 +70,8 @@ class _NormBase(Module):
 class _BatchNorm(_NormBase):
     """``virtual_batch_size``: ghost batch norm in training (see ``minigrad.nn.functional.batch_norm``)."""
     _ndims = ()
+    # freeze_batch_norm (minigrad.nn.utils): running statistics used and kept, whatever ``training`` says
+    frozen = False
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None,
                  virtual_batch_size=None):
@@ -81,17 +83,29 @@ class _BatchNorm(_NormBase):
         return super().extra_repr() + ghost
 
     def forward(self, x):
+        return self._forward(x, F.batch_norm, virtual_batch_size=self.virtual_batch_size)
+
+    def forward_relu(self, x):
+        """``relu(self(x))`` in one node (F.batch_norm_relu): nn.Sequential calls it for a BatchNorm then a ReLU."""
+        if self.virtual_batch_size is not None:  # NOTE: ghost batches have no fused path: the pair, unfused
+            return F.relu(self.forward(x))
+        return self._forward(x, F.batch_norm_relu)
+
+    def _forward(self, x, fn, **kwargs):
+        """The module's state passed to ``fn`` (F.batch_norm or F.batch_norm_relu)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"{type(self).__name__}: input must be a minigrad.Tensor, got {type(x).__name__}")
         if x.ndim not in self._ndims:
             raise ValueError(f"{type(self).__name__}: expected {' or '.join(f'{d}D' for d in self._ndims)} input, "
                              f"got shape {x.shape}")
+        if self.frozen:
+            return fn(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
         factor = self._average_factor()
         # NOTE: without running statistics, batch statistics are used in eval mode too (PyTorch's rule)
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
-        return F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
-                            self.weight, self.bias, use_batch_stats, factor, self.eps, self.virtual_batch_size)
+        return fn(x, self.running_mean if track else None, self.running_var if track else None,
+                  self.weight, self.bias, use_batch_stats, factor, self.eps, **kwargs)
 
 
 class BatchNorm1d(_BatchNorm):

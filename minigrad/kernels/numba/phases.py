@@ -115,6 +115,73 @@ def _channel_backward_apply(dx, dy, x, a, mdy, shift, b, k):
                 dxv[j] = ac * (dyv[j] - mc) + bc * (xv[j] - K) + kc
 
 
+# fused ReLU: z = (x - shift)*scale + offset in X, as _channel_apply computes it; the backward takes
+# g = dy where z > 0, else 0 (PyTorch's threshold_backward)
+
+
+@njit(cache=True, fastmath=REASSOC)
+def _run_dy_sums_relu(dy, x, start, m, K, sh, sc, of, zero):
+    """(sum(g), sum(g*(x - K))) in double, g = dy where (x - sh)*sc + of > 0, else 0."""
+    a = 0.0
+    q = 0.0
+    for i in range(start, start + m):
+        g = np.float64(dy[i] if (x[i] - sh) * sc + of > 0 else zero)
+        a += g
+        q += g * (np.float64(x[i]) - K)
+    return a, q
+
+
+@njit(cache=True)
+def _channel_block_relu(sa, sq, K, dy, x, shift, scale, offset, N, C, S, c0, c1):
+    """_channel_block's backward sums with the ReLU mask."""
+    zero = np.zeros(1, x.dtype)[0]
+    for c in range(c0, c1):
+        sa[c] = 0.0
+        sq[c] = 0.0
+    for n in range(N):
+        for c in range(c0, c1):
+            a, q = _run_dy_sums_relu(dy, x, (n * C + c) * S, S, K[c], shift[c], scale[c], offset[c], zero)
+            sa[c] += a
+            sq[c] += q
+
+
+@_twins()
+def _channel_backward_sums_relu(sdy, sdyx, dy, x, mean, shift, scale, offset, nb):
+    N, C, S = x.shape
+    for blk in prange(nb):
+        _channel_block_relu(sdy, sdyx, mean, dy.reshape(dy.size), x.reshape(x.size), shift, scale, offset, N, C,
+                            S, blk * C // nb, (blk + 1) * C // nb)
+
+
+@_twins()
+def _channel_apply_relu(y, x, shift, scale, offset):
+    N, C, S = x.shape
+    zero = np.zeros(1, x.dtype)[0]
+    for n in prange(N):
+        for c in range(C):
+            yv = y[n, c]
+            xv = x[n, c]
+            K, sc, of = shift[c], scale[c], offset[c]
+            for j in range(S):
+                z = (xv[j] - K) * sc + of
+                yv[j] = zero if z <= 0 else z  # NOTE: np.maximum(z, 0)'s bits: NaN stays NaN, -0 gives +0
+
+
+@_twins()
+def _channel_backward_apply_relu(dx, dy, x, a, mdy, shift, b, k, scale, offset):
+    N, C, S = x.shape
+    zero = np.zeros(1, x.dtype)[0]
+    for n in prange(N):
+        for c in range(C):
+            dxv = dx[n, c]
+            dyv = dy[n, c]
+            xv = x[n, c]
+            ac, mc, K, bc, kc, sc, of = a[c], mdy[c], shift[c], b[c], k[c], scale[c], offset[c]
+            for j in range(S):
+                g = dyv[j] if (xv[j] - K) * sc + of > 0 else zero
+                dxv[j] = ac * (g - mc) + bc * (xv[j] - K) + kc
+
+
 # ---------------------------------------------------------------------------------------------------------
 # rows layout x: (R, D)
 
@@ -204,6 +271,22 @@ def channel_backward_sums(sdy, sdyx, dy, x, mean, n_threads):
 def channel_backward_apply(dx, dy, x, a, mdy, shift, b, k, n_threads):
     """dx = a[c]*(dy - mdy[c]) + b[c]*(x - shift[c]) + k[c]."""
     _pick(_channel_backward_apply, n_threads)(dx, dy, x, a, mdy, shift, b, k)
+
+
+def channel_apply_relu(y, x, shift, scale, offset, n_threads):
+    """y = max(0, (x - shift[c])*scale[c] + offset[c])."""
+    _pick(_channel_apply_relu, n_threads)(y, x, shift, scale, offset)
+
+
+def channel_backward_sums_relu(sdy, sdyx, dy, x, mean, shift, scale, offset, n_threads):
+    """channel_backward_sums of g = dy where (x - shift[c])*scale[c] + offset[c] > 0, else 0."""
+    _pick(_channel_backward_sums_relu, n_threads)(sdy, sdyx, dy, x, mean, shift, scale, offset,
+                                                  min(x.shape[1], n_threads))
+
+
+def channel_backward_apply_relu(dx, dy, x, a, mdy, shift, b, k, scale, offset, n_threads):
+    """channel_backward_apply of g = dy where (x - shift[c])*scale[c] + offset[c] > 0, else 0."""
+    _pick(_channel_backward_apply_relu, n_threads)(dx, dy, x, a, mdy, shift, b, k, scale, offset)
 
 
 def row_stats(mean, m2, x, center, n_threads):

@@ -5,7 +5,8 @@ composition of statistics -> coefficients (``minigrad.kernels.coefficients``) ->
 coefficients -> backward apply, in one of two layouts:
   channels  x: (N, C, S)   one reduction set per channel c over N and S, M = N*S   (batch norm and its variants)
   rows      x: (R, D)      one reduction set per row r over D, M = D               (layer/RMS norm, per-sample sets)
-``center=False`` takes no mean (RMSNorm, FRN): mean = 0 and m2 = sum(x^2).
+``center=False`` takes no mean (RMSNorm, FRN): mean = 0 and m2 = sum(x^2). The ``*_relu`` channel phases fuse a
+ReLU after the apply (batch norm + ReLU): the backward recomputes the mask from x and the forward's coefficients.
 Everything in float64, cast once at the end, as in ``reference.norm``.
 """
 import numpy as np
@@ -39,6 +40,32 @@ def channel_backward_apply(dx, dy, x, a, mdy, shift, b, k, n_threads=1):
     """dx = a[c]*(dy - mdy[c]) + b[c]*(x - shift[c]) + k[c]."""
     f = lambda v: v.astype(np.float64)[:, None]  # noqa: E731
     dx[...] = f(a) * (dy.astype(np.float64) - f(mdy)) + f(b) * (x.astype(np.float64) - f(shift)) + f(k)
+
+
+def _pre_relu(x, shift, scale, offset):
+    """The apply's value before the ReLU, rounded to X as the forward stores it (the mask is taken on this)."""
+    f = lambda a: a.astype(np.float64)[:, None]  # noqa: E731
+    return ((x.astype(np.float64) - f(shift)) * f(scale) + f(offset)).astype(x.dtype)
+
+
+def channel_apply_relu(y, x, shift, scale, offset, n_threads=1):
+    """y = max(0, (x - shift[c])*scale[c] + offset[c]); NaN stays NaN, -0 gives +0 (np.maximum's bits)."""
+    z = _pre_relu(x, shift, scale, offset)
+    y[...] = np.maximum(z, np.zeros((), x.dtype))
+
+
+def channel_backward_sums_relu(sdy, sdyx, dy, x, mean, shift, scale, offset, n_threads=1):
+    """With g = dy where z > 0, else 0, z = (x - shift[c])*scale[c] + offset[c] (the forward's value before the ReLU):
+    sdy = sum(g), sdyx = sum(g*(x - mean[c])) per channel."""
+    g = np.where(_pre_relu(x, shift, scale, offset) > 0, dy, np.zeros((), dy.dtype))
+    channel_backward_sums(sdy, sdyx, g, x, mean)
+
+
+def channel_backward_apply_relu(dx, dy, x, a, mdy, shift, b, k, scale, offset, n_threads=1):
+    """dx = a[c]*(g - mdy[c]) + b[c]*(x - shift[c]) + k[c] with g as in channel_backward_sums_relu
+    (shift is the forward's)."""
+    g = np.where(_pre_relu(x, shift, scale, offset) > 0, dy, np.zeros((), dy.dtype))
+    channel_backward_apply(dx, g, x, a, mdy, shift, b, k)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,0 +1,108 @@
+"""Fused functionals: batch norm followed by ReLU as one autograd node over the fused-ReLU channel phases.
+
+``batch_norm_relu(...) == relu(batch_norm(...))``. The ReLU adds no pass over the data and saves nothing: the
+forward applies ``max(0, (x - shift)*scale + offset)`` in the apply pass, and the backward recomputes the mask
+``z > 0`` from the saved input and the forward's coefficients inside its two passes (the sums, then the apply),
+instead of saving the mask (the unfused ReLU saves one) and running an elementwise pass of its own each way.
+
+  training  forward: channel_stats -> coefficients.forward -> channel_apply_relu              (2 passes, as BN)
+            backward: channel_backward_sums_relu -> coefficients.backward -> channel_backward_apply_relu
+  eval      forward: channel_apply_relu with the running statistics' coefficients           (1 pass)
+            backward: dx = scale*dy*[z > 0] in channel_backward_apply_relu (a = scale, m = b = k = 0); the
+            weight/bias gradients through channel_backward_sums_relu
+
+Against the unfused pair (``F.batch_norm`` then ``F.relu``): in eval, the output and dx are the same bits on the
+Cython and Numba backends (same coefficients, same loops); the training pass composes the phases rather than the
+fused batch-norm kernels, and the weight/bias gradients sum in another order, so those agree within rounding (a few
+ulp of X), not bit for bit (tests/test_fused.py).
+"""
+import numpy as np
+
+from minigrad import kernels
+from minigrad.kernels import coefficients
+from minigrad.kernels.rules import check_momentum
+from minigrad.tensor import Function
+
+from .norm import (_as_ncs_array, _affine, _check_channel_args, _check_input, _empty_like, _grads_for, _params,
+                   _update_running)
+
+
+class _BatchNormReLU(Function):
+    """relu(batch_norm(x)) on (N, C, S): batch statistics (training) or the running ones (``running``)."""
+
+    def forward(self, x, *params, has_weight, has_bias, eps, running=None):
+        self.has_weight, self.has_bias = has_weight, has_bias
+        shape, x3 = x.shape, _as_ncs_array(x)
+        n, c, s = x3.shape
+        w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
+        k = kernels.kernels()
+        if running is None:
+            mean, m2 = np.empty(c), np.empty(c)
+            k.channel_stats(mean, m2, x3, True)
+            rstd = coefficients.rstd(m2, n * s, eps)
+            shift, scale, offset = coefficients.forward(mean, rstd, x.dtype, w, b)
+        else:
+            # NOTE: batch_norm_inference's coefficients, rounded the same way: scale = X(w/sqrt(rv + eps))
+            rm, rv = running
+            mean, rstd = rm.astype(np.float64), 1.0 / np.sqrt(rv.astype(np.float64) + eps)
+            shift, scale, offset = (np.ascontiguousarray(rm),
+                                    (w.astype(np.float64) / np.sqrt(rv.astype(np.float64) + eps)).astype(x.dtype), b)
+        y = np.empty_like(x3)
+        k.channel_apply_relu(y, x3, shift, scale, offset)
+        self.x3, self.w, self.shape, self.mean, self.rstd = x3, w, shape, mean, rstd
+        self.coef, self.training = (shift, scale, offset), running is None
+        return y.reshape(shape)
+
+    def backward(self, g):
+        x3, (shift, scale, offset) = self.x3, self.coef
+        (n, c, s), dtype = x3.shape, x3.dtype
+        dy = np.ascontiguousarray(g, dtype=dtype).reshape(x3.shape)
+        k = kernels.kernels()
+        sdy = sdyx = None
+        if self.training or self.has_weight or self.has_bias:
+            sdy, sdyx = np.empty(c), np.empty(c)
+            k.channel_backward_sums_relu(sdy, sdyx, dy, x3, self.mean, shift, scale, offset)
+        dx = None
+        if self.needs_input_grad[0]:
+            dx = np.empty_like(x3)
+            if self.training:
+                coef = coefficients.backward(sdy, sdyx, n * s, self.mean, self.rstd, True, dtype, self.w)
+            else:  # the statistics are constants: dx = X(rstd*w)*g, the unfused eval backward's rounding
+                zero = np.zeros(c, dtype)
+                coef = ((self.rstd * self.w).astype(dtype), zero, shift, zero, zero)
+            # NOTE: in eval, 0*(x - shift) makes dx NaN where x is inf; the unfused backward gives scale*dy there
+            k.channel_backward_apply_relu(dx, dy, x3, *coef, scale, offset)
+            dx = dx.reshape(self.shape)
+        dweight = (sdyx * self.rstd).astype(dtype) if self.has_weight else None
+        dbias = sdy.astype(dtype) if self.has_bias else None
+        return _grads_for(self, dx, dweight, dbias)
+
+
+def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+                    eps=1e-5):
+    """``relu(batch_norm(input, ...))`` in one node: ``F.batch_norm``'s arguments, checks and running-statistics
+    update (see its docstring), with the ReLU fused into the apply passes (see the module docstring).
+
+    Shape: input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).
+    """
+    fn = "batch_norm_relu"
+    _check_input(fn, input, 2, 5)
+    c = input.shape[1]
+    rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
+    if input.size == 0:
+        return _empty_like(input)
+    has = dict(has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+    if not training:
+        if rm is None or rv is None:
+            raise ValueError(f"{fn}: running_mean and running_var are required when training=False")
+        return _BatchNormReLU.apply(input, *_params(weight, bias), running=(rm, rv), **has)
+    per_channel = input.size // c
+    if per_channel <= 1:
+        raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "
+                         f"{input.shape} (batch statistics of a single value have no variance)")
+    if momentum is not None or rm is not None:
+        momentum = check_momentum(fn, momentum)
+    out, node = _BatchNormReLU.apply_with_ctx(input, *_params(weight, bias), **has)
+    if rm is not None or rv is not None:
+        _update_running(rm, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum, eps, per_channel)
+    return out
