@@ -39,11 +39,13 @@ def _add_train(subparsers):
                    help="read the dataset's IDX files (train-images-idx3-ubyte[.gz], ...) from DIR instead of "
                         "the MNIST cache or the Debian Fashion-MNIST package")
     p.add_argument("--epochs", type=int, default=3, help="epochs in all (the schedule spans them)")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch size (a last batch of exactly one sample is dropped)")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="training batch size (a last batch of exactly one sample is dropped)")
     p.add_argument("--optimizer", default="sgd", choices=("sgd", "adam", "adamw"), help="optimizer")
     p.add_argument("--lr", type=float, default=0.05, help="learning rate (the peak lr with --scheduler onecycle)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (L2 for sgd/adam, decoupled for adamw)")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="weight decay (L2 for sgd/adam, decoupled for adamw)")
     p.add_argument("--scheduler", default="none", choices=("none", "onecycle", "cosine", "step"),
                    help="lr schedule, stepped per batch")
     p.add_argument("--backend", default=None, choices=("numpy", "cython", "numba"),

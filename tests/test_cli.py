@@ -62,7 +62,8 @@ def _mistakes(tmp):
         "unknown model": (["--model", "nope"], "argument --model: invalid choice: 'nope'"),
         "checkpoint-every 0": (["--checkpoint-every", "0", "--checkpoint-dir", str(tmp / "c")],
                                "--checkpoint-every must be an integer >= 1, got 0"),
-        "checkpoint-every without a directory": (["--checkpoint-every", "5"], "--checkpoint-every needs --checkpoint-dir"),
+        "checkpoint-every without a directory": (["--checkpoint-every", "5"],
+                                                 "--checkpoint-every needs --checkpoint-dir"),
         "resume without a directory": (["--resume"], "--resume needs --checkpoint-dir"),
         "resume, mistyped directory": (["--resume", "--checkpoint-dir", str(tmp / "chekpoints")],
                                        f"--resume: checkpoint directory {tmp / 'chekpoints'} does not exist"),
@@ -81,9 +82,9 @@ def _mistakes(tmp):
 
 
 MISTAKES = ["epochs 0", "epochs -1", "epochs not a number", "threads 0", "limit-train 0", "limit-train 1",
-            "limit-test 0", "negative lr", "nan lr", "negative momentum", "batch-size 0", "batch-size 1 with batch norm",
-            "negative seed", "unknown model", "checkpoint-every 0", "checkpoint-every without a directory",
-            "resume without a directory", "resume, mistyped directory", "resume, no checkpoint",
+            "limit-test 0", "negative lr", "nan lr", "negative momentum", "batch-size 0",
+            "batch-size 1 with batch norm", "negative seed", "unknown model", "checkpoint-every 0",
+            "checkpoint-every without a directory", "resume without a directory", "resume, mistyped directory", "resume, no checkpoint",
             "metrics under a file", "metrics is a directory", "checkpoint-dir is a file", "data-dir missing",
             "data-dir without the files", "data-dir with synthetic", "fashion-mnist missing"]
 

@@ -1,6 +1,7 @@
 """Ctrl-C and SIGTERM during ``minigrad train``: signals sent to a real training process at random points, each
 run resumed with the command it printed, must end with the parameters and metrics of an uninterrupted run."""
 import json
+import os
 import random
 import re
 import shlex
@@ -122,3 +123,25 @@ def test_second_sigint_abandons_the_step_without_a_traceback(tmp_path):
     assert "Traceback" not in err
     assert err.splitlines()[-1] == "minigrad train: interrupted again: the step was abandoned, no checkpoint written"
     assert not list(d.iterdir())  # no checkpoint, no temporary file
+
+
+def test_interrupt_without_checkpoint_dir_saves_in_a_new_directory(tmp_path):
+    # run from tmp_path: the checkpoint goes to ./minigrad-interrupted-*, and the printed command resumes it
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = BASE + ["--metrics", "m.jsonl"]
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if line.startswith("training "):
+            break
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 143, err
+    [saved] = list(tmp_path.glob("minigrad-interrupted-*/epoch-*.safetensors"))
+    assert f"checkpoint written to {saved.relative_to(tmp_path)}" in err
+    command = err.split("resume with: ")[1].splitlines()[0]
+    assert f"--checkpoint-dir {saved.parent.name} --resume" in command
+    p = subprocess.run([sys.executable] + shlex.split(command)[1:], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0 and "resumed from" in p.stderr, p.stderr
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2

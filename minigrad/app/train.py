@@ -45,7 +45,7 @@ from minigrad.tensor import no_grad
 
 try:
     from minigrad.app.checkpoint import remove_stale_tmp
-except ImportError:  # NOTE: fallback until checkpoint.remove_stale_tmp lands (the same contract: remove a killed save's temp files)
+except ImportError:  # NOTE: a fallback until checkpoint.remove_stale_tmp lands: remove a killed save's temp files
     def remove_stale_tmp(directory):
         removed = []
         for p in Path(directory).glob(".*.safetensors.*.tmp"):
@@ -409,6 +409,8 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
     net = build_model(model, in_channels=train_set.tensors[0].shape[1], num_classes=10)
     loader = make_loader(train_set, batch_size, seed)
     steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
+        raise ConfigError(f"the {dataset} training set has {len(train_set)} item(s): no batch to train on")
     test_loader = DataLoader(test_set, batch_size=1000)
     opt = make_optimizer(optimizer, list(net.parameters()), lr, momentum, weight_decay)
     sched = make_scheduler(scheduler, opt, lr, epochs, steps_per_epoch)
@@ -416,13 +418,16 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
     start, start_batch, running = 0, 0, None
     if resumed is not None:
         path, (model_state, opt_state, extra) = resumed
-        net.load_state_dict(model_state)
-        opt.load_state_dict(opt_state)
-        if sched is not None and extra.get("scheduler") is not None:
-            sched.load_state_dict(extra["scheduler"])
-        _random.set_rng_state(extra["rng_state"])
-        loader.load_state_dict(extra["loader"])
-        start, start_batch = int(extra["epoch"]), int(extra.get("batch", 0))
+        try:
+            net.load_state_dict(model_state)
+            opt.load_state_dict(opt_state)
+            if sched is not None and extra.get("scheduler") is not None:
+                sched.load_state_dict(extra["scheduler"])
+            _random.set_rng_state(extra["rng_state"])
+            loader.load_state_dict(extra["loader"])
+            start, start_batch = int(extra["epoch"]), int(extra.get("batch", 0))
+        except (KeyError, ValueError, TypeError) as e:
+            raise ConfigError(f"--resume: {path} does not fit this run ({type(e).__name__}: {e})") from None
         running = extra.get("running")
         if metrics:
             _trim_metrics(metrics, start)
@@ -484,9 +489,11 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
                     sums["loss_sum"] += value * n
                     sums["correct"] += int((out.data.argmax(axis=1) == y.data).sum())
                     bar.update(1)
-                    bar.set_postfix(loss=f"{sums['loss_sum'] / sums['seen']:.4f}",
-                                    acc=f"{sums['correct'] / sums['seen']:.4f}",
-                                    samples_s=f"{sums['seen'] / (time.perf_counter() - t0):.0f}", refresh=False)
+                    if not bar.disable:
+                        bar.set_postfix({"loss": f"{sums['loss_sum'] / sums['seen']:.4f}",
+                                         "acc": f"{sums['correct'] / sums['seen']:.4f}",
+                                         "samples/s": f"{sums['seen'] / (time.perf_counter() - t0):.0f}"},
+                                        refresh=False)
                     if stop.signum is None and not (checkpoint_every and step % checkpoint_every == 0
                                                     and batch < steps_per_epoch):
                         continue

@@ -273,8 +273,9 @@ def train_run(model, data, *, steps, lr, seed, eval_steps, momentum=0.0, probe=N
                 record(step)
             bar.update(1)
             if step % 100 == 0:
-                bar.set_postfix(loss=f"{value:.3f}", acc=f"{hist.test_acc[-1]:.3f}" if hist.test_acc else "",
-                                samples_s=f"{step * BATCH_SIZE / (time.perf_counter() - t_start):.0f}", refresh=False)
+                bar.set_postfix({"loss": f"{value:.3f}", "acc": f"{hist.test_acc[-1]:.3f}" if hist.test_acc else "-",
+                                 "samples/s": f"{step * BATCH_SIZE / (time.perf_counter() - t_start):.0f}"},
+                                refresh=False)
             if step >= steps or hist.diverged_at is not None:
                 break
     bar.close()
