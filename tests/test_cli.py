@@ -296,3 +296,25 @@ def test_checkpoint_every_resumes_mid_epoch_bit_for_bit(capsys, tmp_path):
 def test_quiet_prints_nothing_on_success(capsys, tmp_path):
     rc, out, err = run(capsys, TINY + ["--epochs", "1", "--quiet"])
     assert rc == 0 and out == "" and err == ""
+
+
+def _write_idx(path, array):
+    dims = b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(bytes([0, 0, 0x08, array.ndim]) + dims + array.astype(np.uint8).tobytes())
+
+
+def test_data_dir_reads_idx_files(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 40), ("t10k", 10)):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    rc, _, err = run(capsys, TINY + ["--dataset", "mnist", "--data-dir", str(tmp_path), "--epochs", "1",
+                                     "--limit-train", "40", "--batch-size", "8"])
+    assert rc == 0 and "training mlp-bn on mnist: 40 items, 5 batches of 8" in err, err
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(capsys):
+    argv = [a for a in TINY if a != "--no-progress"] + ["--epochs", "1"]
+    rc, _, err = run(capsys, argv)
+    assert rc == 0 and "batch/s" not in err and "\r" not in err
+    assert err.splitlines()[0].startswith("training ") and err.splitlines()[1].startswith("epoch 1/1: ")
