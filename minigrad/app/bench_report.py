@@ -11,16 +11,18 @@ repeats of ``run_all.py --repeat N``, the ratio is the median over the repeats o
 A repeat's processes run seconds to a minute apart, while the load of this machine's other tenants changes over
 minutes, so a ratio within one repeat compares the two libraries under (nearly) the same conditions; without
 repeats it is the ratio of the medians.
-* ``main(argv)`` / ``add_subparser(subparsers)``: ``minigrad bench [--run] [--json FILE]``.
+* ``main(argv)`` / ``add_subparser(subparsers)``: ``minigrad bench [--run] [--json FILE]``; with no arguments it
+  prints this machine's last ``--run`` (``.benchmarks/all.json``), else the committed ``docs/benchmarks.json``.
 
 Only the standard library is imported here (``rich`` is not needed): the CLI stays fast.
 """
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
+
+from minigrad.app.cli_help import ArgumentParser, HelpFormatter
 
 DEFAULT_JSON = os.path.join(".benchmarks", "all.json")
 BACKEND_ORDER = ["numpy", "cython", "numba", "torch"]
@@ -322,48 +324,82 @@ def render_targets(data, fmt="text"):
 # ------------------------------------------------------------------ command line
 
 def _repo_root():
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # minigrad/app/bench_report.py -> the repository (the source tree; a wheel has no benchmarks/ nor docs/)
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+COMMITTED_JSON = os.path.join("docs", "benchmarks.json")
 
 
 def _configure(p):
-    p.add_argument("--json", default=None, help=f"merged benchmark JSON (default {DEFAULT_JSON} in the repository)")
-    p.add_argument("--run", action="store_true", help="run benchmarks/run_all.py first (several minutes)")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help=f"merged benchmark JSON (default: {DEFAULT_JSON} of the repository when a --run has made "
+                        f"it, else the committed results in {COMMITTED_JSON})")
+    p.add_argument("--run", action="store_true", help="run benchmarks/run_all.py first (several minutes), into "
+                                                      f"--json or {DEFAULT_JSON}")
     p.add_argument("--targets", action="store_true", help="also check the performance targets")
     p.add_argument("--runner-args", default="", help="extra arguments for run_all.py, e.g. \"-k 32x64x28x28\"")
     p.set_defaults(func=_run_args)
 
 
+def _default_json():
+    """This machine's last ``--run`` when there is one, else the committed results (None: neither exists)."""
+    for rel in (DEFAULT_JSON, COMMITTED_JSON):
+        path = os.path.join(_repo_root(), rel)
+        if os.path.exists(path):
+            return path
+    return None
+
+
 def _run_args(args):
-    path = args.json or os.path.join(_repo_root(), DEFAULT_JSON)
+    path = args.json or (os.path.join(_repo_root(), DEFAULT_JSON) if args.run else _default_json())
     if args.run:
         runner = os.path.join(_repo_root(), "benchmarks", "run_all.py")
         if not os.path.exists(runner):
-            print(f"minigrad bench: {runner} not found (the benchmarks ship with the source tree, not the wheel)",
-                  file=sys.stderr)
+            print(f"minigrad bench: error: {runner} not found (the benchmarks ship with the source tree, not the "
+                  "wheel)", file=sys.stderr)
             return 2
         rc = subprocess.call([sys.executable, runner, "--out", path, *args.runner_args.split()])
         if rc:
             print(f"minigrad bench: run_all.py exited with {rc}; printing what was measured", file=sys.stderr)
-    if not os.path.exists(path):
-        print(f"minigrad bench: no benchmark JSON at {path}; use --run or --json FILE", file=sys.stderr)
+    if path is None:
+        print(f"minigrad bench: error: no benchmark results: neither {DEFAULT_JSON} nor {COMMITTED_JSON} is in "
+              f"{_repo_root()}; use --run or --json FILE", file=sys.stderr)
         return 2
-    print(render_table(path), end="")
+    if not os.path.isfile(path):
+        print(f"minigrad bench: error: --json {path}: no such file; use --run, or --json FILE", file=sys.stderr)
+        return 2
+    try:
+        data = load(path)
+        table = render_table(data)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        print(f"minigrad bench: error: {path}: not a benchmark JSON of benchmarks/run_all.py "
+              f"({type(e).__name__}: {e})", file=sys.stderr)
+        return 2
+    if not args.json and not args.run:
+        commit = (data.get("commit_info") or {}).get("id", "")[:7]
+        when = data.get("datetime", "")[:10]
+        print(f"# {os.path.relpath(path, _repo_root())}" + (f", measured at commit {commit}" if commit else "")
+              + (f" on {when}" if when else "") + "; `minigrad bench --run` measures this machine")
+    print(table, end="")
     if args.targets:
         print()
-        print(render_targets(load(path)), end="")
+        print(render_targets(data), end="")
     return 0
 
 
 def add_subparser(subparsers):
     """Register ``bench`` on an argparse subparsers object (used by ``minigrad.cli``)."""
     p = subparsers.add_parser("bench", help="print (or run and print) the kernel benchmarks",
-                              description="Print the benchmark table of benchmarks/run_all.py's merged JSON.")
+                              description="Print the benchmark table of benchmarks/run_all.py's merged JSON; with no "
+                                          "arguments, the committed results of docs/benchmarks.json.",
+                              formatter_class=HelpFormatter)
     _configure(p)
     return p
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="minigrad bench", description="Print the benchmark table.")
+    p = ArgumentParser(prog="minigrad bench", description="Print the benchmark table.", formatter_class=HelpFormatter)
     _configure(p)
     args = p.parse_args(argv)
     return args.func(args)

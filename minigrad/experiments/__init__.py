@@ -10,8 +10,13 @@ Markdown report into ``--out`` (default ``runs/NAME``).
 
 ``python -m minigrad.experiments NAME ...`` does the same without the ``minigrad`` command.
 """
-import argparse
+import math
+import sys
+import tempfile
 from pathlib import Path
+
+import minigrad
+from minigrad.app.cli_help import ArgumentParser, HelpFormatter
 
 from . import backends, depth, eval_mode, init_sweep, lr_sweep, paper_mnist, plotting
 from .common import Config
@@ -38,15 +43,18 @@ PLOTS = {
 def _configure(p):
     p.add_argument("name", choices=sorted(EXPERIMENTS), help="which experiment")
     p.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
-    p.add_argument("--out", help="output folder (default runs/NAME)")
-    p.add_argument("--seeds", type=int, help="number of seeds (default: the experiment's)")
-    p.add_argument("--backend", help="kernel backend (default: the active one)")
-    p.add_argument("--threads", type=int, default=1, help="kernel and BLAS threads (default 1)")
-    p.add_argument("--data", choices=["mnist", "synthetic"], default="mnist")
-    p.add_argument("--steps", type=int, help="training steps per run (default: the experiment's)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/NAME)")
+    p.add_argument("--seeds", type=int, metavar="K", help="number of seeds (default: the experiment's)")
+    p.add_argument("--backend", choices=("numpy", "cython", "numba"), help="kernel backend (default: the active one)")
+    p.add_argument("--threads", type=int, default=1, help="kernel and BLAS threads")
+    p.add_argument("--data", choices=["mnist", "synthetic"], default="mnist", help="dataset")
+    p.add_argument("--steps", type=int, metavar="N", help="training steps per run (default: the experiment's)")
     p.add_argument("--lr", type=float, help="base learning rate (default: the experiment's)")
-    p.add_argument("--init-std", type=float, help="std of the Gaussian init (paper-mnist, lr-sweep)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--init-std", type=float, metavar="S", help="std of the Gaussian init (paper-mnist, lr-sweep; "
+                                                               "default: the experiment's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (there are none when stderr is not "
+                                                              "a terminal)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--replot", metavar="DIR", help="redraw the figures of the run in DIR from DIR/NAME.json "
                    "(and their captions in DIR/report.md); trains nothing")
     p.set_defaults(func=_main_from_args)
@@ -57,7 +65,7 @@ def add_subparser(subparsers):
     """Register ``experiment`` on the ``minigrad`` command's subparsers."""
     return _configure(subparsers.add_parser("experiment", help="run a batch-norm experiment, write plots "
                                             "and a report", description=__doc__,
-                                            formatter_class=argparse.RawDescriptionHelpFormatter))
+                                            formatter_class=HelpFormatter))
 
 
 def _command(args):
@@ -73,16 +81,40 @@ def _command(args):
     return " ".join(words)
 
 
+def check_args(args):
+    """The first mistake in ``args`` as one line, or None; checks the output folder can be written."""
+    for flag, value in (("--seeds", args.seeds), ("--threads", args.threads), ("--steps", args.steps)):
+        if value is not None and value < 1:
+            return f"{flag} must be an integer >= 1, got {value}"
+    for flag, value in (("--lr", args.lr), ("--init-std", args.init_std)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            return f"{flag} must be a finite number > 0, got {value}"
+    if args.backend is not None and args.backend not in minigrad.available_backends():
+        return f"--backend {args.backend} is not available here; choose from {', '.join(minigrad.available_backends())}"
+    out = Path(args.out or f"runs/{args.name}")
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: is a file, not a directory"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".minigrad-write-test-"):
+            pass
+    except OSError as e:
+        return f"--out {out}: cannot write there ({e.strerror or e})"
+    return None
+
+
 def _main_from_args(args):
     if args.replot is not None:
         for path in replot(args.name, args.replot):
             print(f"wrote {path}")
         return 0
+    mistake = check_args(args)
+    if mistake:
+        print(f"minigrad experiment: error: {mistake}", file=sys.stderr)
+        return 2
     cfg = Config(name=args.name, quick=args.quick, out=args.out, seeds=args.seeds, backend=args.backend,
                  threads=args.threads, data=args.data, steps=args.steps, lr=args.lr, init_std=args.init_std,
-                 progress=not args.no_progress, command=_command(args))
-    if cfg.seeds is not None and cfg.seeds < 1:
-        raise SystemExit("--seeds must be >= 1")
+                 progress=not (args.no_progress or args.quiet), command=_command(args))
     report = run(cfg)
     print(f"report: {report}")
     return 0
@@ -105,5 +137,6 @@ def replot(name: str, directory: str | Path) -> list[Path]:
 
 
 def main(argv=None):
-    parser = _configure(argparse.ArgumentParser(prog="minigrad experiment"))
+    parser = _configure(ArgumentParser(prog="minigrad experiment", description=__doc__,
+                                                formatter_class=HelpFormatter))
     return _main_from_args(parser.parse_args(argv))

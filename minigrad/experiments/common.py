@@ -255,7 +255,9 @@ def train_run(model, data, *, steps, lr, seed, eval_steps, momentum=0.0, probe=N
     if todo and todo[0] == 0:
         record(0)
     step = 0
-    bar = tqdm(total=steps, desc=desc, leave=False, disable=not progress, mininterval=0.5)
+    # NOTE: disable=None hides the bar when stderr is not a terminal (a log file, CI).
+    bar = tqdm(total=steps, desc=desc, unit="step", leave=False, disable=None if progress else True, mininterval=0.5)
+    t_start = time.perf_counter()
     while step < steps and hist.diverged_at is None:
         for x, y in loader:
             t0 = time.perf_counter()
@@ -273,7 +275,9 @@ def train_run(model, data, *, steps, lr, seed, eval_steps, momentum=0.0, probe=N
                 record(step)
             bar.update(1)
             if step % 100 == 0:
-                bar.set_postfix(loss=f"{value:.3f}", acc=f"{hist.test_acc[-1]:.3f}" if hist.test_acc else "")
+                bar.set_postfix({"loss": f"{value:.3f}", "acc": f"{hist.test_acc[-1]:.3f}" if hist.test_acc else "-",
+                                 "samples/s": f"{step * BATCH_SIZE / (time.perf_counter() - t_start):.0f}"},
+                                refresh=False)
             if step >= steps or hist.diverged_at is not None:
                 break
     bar.close()
