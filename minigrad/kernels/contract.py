@@ -19,7 +19,8 @@ C-contiguous, float32 or float64, all of one dtype ("X" below) except the saved 
 which are always float64, and the pooling indices ``argmax``, always int64. ``n_threads`` is the last argument and
 is filled in by the registry. Window geometry: ``kh, kw`` are ints >= 1; ``stride``, ``padding``, ``dilation`` are
 (h, w) pairs of ints (stride and dilation >= 1, padding >= 0); padding is implicit zeros (-inf for pooling, where
-it is at most half the kernel), no padded copy is made.
+it is at most half the kernel), no padded copy is made. The padded size, the window span and stride + padding must
+fit 64-bit indices (``rules.window_out_size``).
 
 Kernels:
   log_softmax_forward(y, x, n_threads)                      y = x - max - log(sum(exp(x - max)))   per row

@@ -1,6 +1,7 @@
-"""The rules that several layers check or compute, each written once: float dtypes, eps, momentum, num_groups and
-the output size of a sliding window. The kernel contract, the functionals and the modules all import them from
-here; ``fn`` names the caller in each error message (``"batch_norm: eps must be ..."``).
+"""The rules that several layers check or compute, each written once: float dtypes, eps, momentum, num_groups,
+the output size of a sliding window and the 64-bit index range its arithmetic must fit. The kernel contract, the
+functionals and the modules all import them from here; ``fn`` names the caller in each error message
+(``"batch_norm: eps must be ..."``).
 
 Nothing here imports the rest of minigrad: it is the bottom of the array layer.
 """
