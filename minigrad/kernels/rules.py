@@ -57,6 +57,7 @@ def out_size(size, k, stride, padding, dilation):
 
 # NOTE: the kernels index with Py_ssize_t (Cython) and int64 (NumPy, Numba); 64-bit platforms only
 INDEX_MAX = 2**63 - 1
+_SMALL = 2**30  # window arguments all below it keep every sum and product within INDEX_MAX
 
 
 def window_out_size(fn, size, k, stride, padding, dilation):
@@ -64,6 +65,8 @@ def window_out_size(fn, size, k, stride, padding, dilation):
     backend overflows (Cython returned uninitialised memory for padding = stride = 2**62): the padded size
     ``size + 2*padding``, the span ``dilation*(k - 1) + 1`` and ``stride + padding`` (the kernels' first-output
     search computes ``stride - 1 + padding``). In Python ints, so that the check itself cannot wrap."""
+    if size < _SMALL and k < _SMALL and stride < _SMALL and padding < _SMALL and dilation < _SMALL:
+        return out_size(size, k, stride, padding, dilation)  # NOTE: the common case: nothing can overflow
     size, k, stride, padding, dilation = int(size), int(k), int(stride), int(padding), int(dilation)
     if size + 2 * padding > INDEX_MAX:
         raise ValueError(f"{fn}: padding {padding} is too large: the padded size {size} + 2*padding = "
@@ -78,12 +81,13 @@ def window_out_size(fn, size, k, stride, padding, dilation):
     return out_size(size, k, stride, padding, dilation)
 
 
-def check_array_size(fn, what, shape, itemsize, cause):
+def check_array_size(fn, what, shape, itemsize, **cause):
     """An array of ``shape`` that the caller is about to allocate must be addressable (its bytes at most
-    2**63 - 1, NumPy's limit); ``cause`` names the arguments that made it so large."""
+    2**63 - 1, NumPy's limit); ``cause`` names the arguments that made it so large (``padding=(1, 1), ...``)."""
     n = math.prod(shape)
     if n * itemsize > INDEX_MAX:
-        raise ValueError(f"{fn}: {cause} give {what} of shape {tuple(shape)}, {n} elements: more than a 64-bit "
+        args = ", ".join(f"{name} {value}" for name, value in cause.items())
+        raise ValueError(f"{fn}: {args} give {what} of shape {tuple(shape)}, {n} elements: more than a 64-bit "
                          f"index can address")
 
 

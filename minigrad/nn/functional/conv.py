@@ -60,10 +60,10 @@ class _Conv2d(Function):
         OW = _out_size("conv2d", W, kw, stride[1], padding[1], dilation[1])
         L = OH * OW
         # NOTE: the NumPy backend pads a copy: checked for every backend, so that all refuse the same geometry
-        cause, size = f"padding {padding}, stride {stride} and dilation {dilation}", x.dtype.itemsize
-        check_array_size("conv2d", "the output", (N, O, OH, OW), size, cause)
-        check_array_size("conv2d", "the im2col columns (C*kh*kw, N*OH*OW)", (C * kh * kw, N * L), size, cause)
-        check_array_size("conv2d", "the padded input", (N, C, H + 2 * padding[0], W + 2 * padding[1]), size, cause)
+        size, cause = x.dtype.itemsize, dict(padding=padding, stride=stride, dilation=dilation)
+        check_array_size("conv2d", "the output", (N, O, OH, OW), size, **cause)
+        check_array_size("conv2d", "the im2col columns (C*kh*kw, N*OH*OW)", (C * kh * kw, N * L), size, **cause)
+        check_array_size("conv2d", "the padded input", (N, C, H + 2 * padding[0], W + 2 * padding[1]), size, **cause)
         cols = np.empty((C * kh * kw, N * L), x.dtype)
         if x.size:  # NOTE: the kernels take no empty arrays; an empty batch gives an empty y below
             kernels.kernels().im2col(cols, np.ascontiguousarray(x), kh, kw, stride, padding, dilation)
@@ -155,10 +155,10 @@ def _pool_args(fn, x, kernel_size, stride, padding, padded=False):
         raise ValueError(f"{fn}: padding {p} must be at most half the kernel size {k}")
     N, C, H, W = x.shape
     out = (_out_size(fn, H, k[0], s[0], p[0], 1), _out_size(fn, W, k[1], s[1], p[1], 1))
-    cause = f"kernel_size {k}, stride {s} and padding {p}"
-    check_array_size(fn, "the output", (N, C) + out, x.dtype.itemsize, cause)
+    check_array_size(fn, "the output", (N, C) + out, x.dtype.itemsize, kernel_size=k, stride=s, padding=p)
     if padded:
-        check_array_size(fn, "the padded input", (N, C, H + 2 * p[0], W + 2 * p[1]), x.dtype.itemsize, cause)
+        check_array_size(fn, "the padded input", (N, C, H + 2 * p[0], W + 2 * p[1]), x.dtype.itemsize,
+                         kernel_size=k, stride=s, padding=p)
     return k, s, p, out
 
 
