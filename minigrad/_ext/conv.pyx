@@ -18,6 +18,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
+from minigrad._ext._openmp cimport team_size
 
 cnp.import_array()
 
@@ -193,14 +194,16 @@ cdef void _max_pool2d_backward(floating* dx, const floating* dy, const int64_t* 
 # the window included)
 
 def im2col(cnp.ndarray cols not None, cnp.ndarray x not None, Py_ssize_t kh, Py_ssize_t kw,
-           tuple stride, tuple padding, tuple dilation, int n_threads):
+           tuple stride, tuple padding, tuple dilation, Py_ssize_t n_threads):
     """cols[(c, i, j), (n, oh, ow)] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]; zero padding, never copied."""
+    n_threads = team_size(n_threads)
     _columns(False, x, cols, kh, kw, stride, padding, dilation, n_threads)
 
 
 def col2im(cnp.ndarray dx not None, cnp.ndarray cols not None, Py_ssize_t kh, Py_ssize_t kw,
-           tuple stride, tuple padding, tuple dilation, int n_threads):
+           tuple stride, tuple padding, tuple dilation, Py_ssize_t n_threads):
     """dx += col2im(cols), the adjoint of im2col (accumulates into dx)."""
+    n_threads = team_size(n_threads)
     _columns(True, dx, cols, kh, kw, stride, padding, dilation, n_threads)
 
 
@@ -226,8 +229,9 @@ cdef void _columns(bint adjoint, cnp.ndarray image, cnp.ndarray cols, Py_ssize_t
 
 
 def max_pool2d_forward(cnp.ndarray y not None, cnp.ndarray argmax not None, cnp.ndarray x not None,
-                       Py_ssize_t kh, Py_ssize_t kw, tuple stride, tuple padding, int n_threads):
+                       Py_ssize_t kh, Py_ssize_t kw, tuple stride, tuple padding, Py_ssize_t n_threads):
     """y = max over each window, argmax = h*W + w of its first maximum (the last NaN)."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t NC = dim(x, 0) * dim(x, 1), H = dim(x, 2), W = dim(x, 3), OH = dim(y, 2), OW = dim(y, 3)
     cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
     cdef bint f32 = is_float32(x)
@@ -244,8 +248,9 @@ def max_pool2d_forward(cnp.ndarray y not None, cnp.ndarray argmax not None, cnp.
 
 
 def max_pool2d_backward(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray argmax not None,
-                        int n_threads):
+                        Py_ssize_t n_threads):
     """dx = 0, then dx[n, c].flat[argmax] += dy."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t NC = dim(dx, 0) * dim(dx, 1), HW = dim(dx, 2) * dim(dx, 3), M = dim(dy, 2) * dim(dy, 3)
     cdef bint f32 = is_float32(dx)
     cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_argmax = ptr(argmax)

@@ -61,6 +61,7 @@ from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memset
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
+from minigrad._ext._openmp cimport team_size
 from minigrad._ext.norm_kernels cimport *  # the mg_* C helpers (declared there, one per dtype)
 
 cnp.import_array()
@@ -589,8 +590,9 @@ cdef int _gn_backward(floating* dx, floating* dweight, floating* dbias, const fl
 # x, y: (N, C, S); mean, rstd: (C,) float64 OUT; weight, bias: (C,)
 def batch_norm_forward(cnp.ndarray y not None, cnp.ndarray mean not None, cnp.ndarray rstd not None,
                        cnp.ndarray x not None, cnp.ndarray weight not None, cnp.ndarray bias not None,
-                       double eps, int n_threads):
+                       double eps, Py_ssize_t n_threads):
     """Training-mode batch norm forward (formula: reference.batch_norm_forward)."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_y = ptr(y), *p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_x = ptr(x), *p_weight = ptr(weight)
@@ -612,8 +614,9 @@ def batch_norm_forward(cnp.ndarray y not None, cnp.ndarray mean not None, cnp.nd
 # x, y: (N, C, S); running_mean, running_var, weight, bias: (C,)
 def batch_norm_inference(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray running_mean not None,
                          cnp.ndarray running_var not None, cnp.ndarray weight not None, cnp.ndarray bias not None,
-                         double eps, int n_threads):
+                         double eps, Py_ssize_t n_threads):
     """y = (x - running_mean)*scale + bias, scale = weight/sqrt(running_var + eps), in X precision."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_y = ptr(y), *p_x = ptr(x), *p_running_mean = ptr(running_mean), *p_running_var = ptr(running_var)
@@ -636,8 +639,9 @@ def batch_norm_inference(cnp.ndarray y not None, cnp.ndarray x not None, cnp.nda
 # dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (C,) float64; weight: (C,)
 def batch_norm_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, cnp.ndarray dbias not None,
                         cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray mean not None,
-                        cnp.ndarray rstd not None, cnp.ndarray weight not None, int n_threads):
+                        cnp.ndarray rstd not None, cnp.ndarray weight not None, Py_ssize_t n_threads):
     """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)); dweight = sum(dy*xhat); dbias = sum(dy)."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_dx = ptr(dx), *p_dweight = ptr(dweight), *p_dbias = ptr(dbias), *p_dy = ptr(dy), *p_x = ptr(x)
@@ -661,8 +665,9 @@ def batch_norm_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, c
 # x, y: (N, C, S); mean, rstd: (N, G) float64 OUT; weight, bias: (C,)
 def group_norm_forward(cnp.ndarray y not None, cnp.ndarray mean not None, cnp.ndarray rstd not None,
                        cnp.ndarray x not None, cnp.ndarray weight not None, cnp.ndarray bias not None,
-                       Py_ssize_t num_groups, double eps, int n_threads):
+                       Py_ssize_t num_groups, double eps, Py_ssize_t n_threads):
     """Group norm forward (formula: reference.group_norm_forward); rows (n, g) in parallel."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_y = ptr(y), *p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_x = ptr(x), *p_weight = ptr(weight)
@@ -684,8 +689,9 @@ def group_norm_forward(cnp.ndarray y not None, cnp.ndarray mean not None, cnp.nd
 def group_norm_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, cnp.ndarray dbias not None,
                         cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray mean not None,
                         cnp.ndarray rstd not None, cnp.ndarray weight not None, Py_ssize_t num_groups,
-                        int n_threads):
+                        Py_ssize_t n_threads):
     """Group norm backward (formula: reference.group_norm_backward)."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_dx = ptr(dx), *p_dweight = ptr(dweight), *p_dbias = ptr(dbias), *p_dy = ptr(dy), *p_x = ptr(x)
@@ -729,8 +735,9 @@ cdef void _running_stats(floating* running_mean, floating* running_var, const do
 
 def running_stats_update(cnp.ndarray running_mean not None, cnp.ndarray running_var not None,
                          cnp.ndarray mean not None, cnp.ndarray rstd not None, double momentum, double eps,
-                         double count, int n_threads):
+                         double count, Py_ssize_t n_threads):
     """running = (1 - momentum)*running + momentum*stat for the mean and the unbiased variance."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(mean, 0), C = dim(mean, 1)
     cdef bint f32 = is_float32(running_mean)
     cdef void* p_rm = ptr(running_mean), *p_rv = ptr(running_var), *p_mean = ptr(mean), *p_rstd = ptr(rstd)

@@ -14,6 +14,7 @@ from cython.parallel cimport prange
 from libc.math cimport sqrt
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
+from minigrad._ext._openmp cimport team_size
 
 cnp.import_array()
 
@@ -74,8 +75,9 @@ cdef void _adam(floating* p, floating* m, floating* v, const floating* grad, Py_
 
 def sgd_update(cnp.ndarray param not None, cnp.ndarray momentum_buffer not None, cnp.ndarray grad not None,
                double lr, double momentum, double dampening, double weight_decay, bint nesterov, bint first,
-               int n_threads):
+               Py_ssize_t n_threads):
     """One SGD step with momentum on flattened arrays (rule: reference.sgd_update)."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t M = dim(param, 0)
     cdef bint f32 = is_float32(param)
     cdef void* p_param = ptr(param), *p_buf = ptr(momentum_buffer), *p_grad = ptr(grad)
@@ -90,8 +92,9 @@ def sgd_update(cnp.ndarray param not None, cnp.ndarray momentum_buffer not None,
 
 def adam_update(cnp.ndarray param not None, cnp.ndarray exp_avg not None, cnp.ndarray exp_avg_sq not None,
                 cnp.ndarray grad not None, double lr, double beta1, double beta2, double eps, double weight_decay,
-                bint decoupled, long step, int n_threads):
+                bint decoupled, long step, Py_ssize_t n_threads):
     """One Adam (AdamW when decoupled) step on flattened arrays (rule: reference.adam_update)."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t M = dim(param, 0)
     cdef bint f32 = is_float32(param)
     cdef void* p_param = ptr(param), *p_m = ptr(exp_avg), *p_v = ptr(exp_avg_sq), *p_grad = ptr(grad)

@@ -15,6 +15,7 @@ from cython.parallel cimport prange
 from libc.stdlib cimport calloc, free, malloc
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
+from minigrad._ext._openmp cimport team_size
 
 cnp.import_array()
 
@@ -182,8 +183,9 @@ cdef void _row_backward_apply(floating* dx, const floating* dy, const floating* 
 # the def wrappers: contract signatures + n_threads (the contract has checked the arguments)
 
 def channel_stats(cnp.ndarray mean not None, cnp.ndarray m2 not None, cnp.ndarray x not None, bint center,
-                  int n_threads):
+                  Py_ssize_t n_threads):
     """Per-channel mean and m2 = sum((x - mean)^2) (center=False: mean = 0, m2 = sum(x^2))."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_mean = ptr(mean), *p_m2 = ptr(m2), *p_x = ptr(x)
@@ -198,8 +200,9 @@ def channel_stats(cnp.ndarray mean not None, cnp.ndarray m2 not None, cnp.ndarra
 
 
 def channel_apply(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray shift not None,
-                  cnp.ndarray scale not None, cnp.ndarray offset not None, int n_threads):
+                  cnp.ndarray scale not None, cnp.ndarray offset not None, Py_ssize_t n_threads):
     """y = (x - shift[c])*scale[c] + offset[c]."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_y = ptr(y), *p_x = ptr(x), *p_shift = ptr(shift), *p_scale = ptr(scale), *p_offset = ptr(offset)
@@ -213,8 +216,9 @@ def channel_apply(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray sh
 
 
 def channel_backward_sums(cnp.ndarray sdy not None, cnp.ndarray sdyx not None, cnp.ndarray dy not None,
-                          cnp.ndarray x not None, cnp.ndarray mean not None, int n_threads):
+                          cnp.ndarray x not None, cnp.ndarray mean not None, Py_ssize_t n_threads):
     """sdy = sum(dy), sdyx = sum(dy*(x - mean[c])) per channel."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_sdy = ptr(sdy), *p_sdyx = ptr(sdyx), *p_dy = ptr(dy), *p_x = ptr(x), *p_mean = ptr(mean)
@@ -229,8 +233,9 @@ def channel_backward_sums(cnp.ndarray sdy not None, cnp.ndarray sdyx not None, c
 
 def channel_backward_apply(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray x not None,
                            cnp.ndarray a not None, cnp.ndarray mdy not None, cnp.ndarray shift not None,
-                           cnp.ndarray b not None, cnp.ndarray k not None, int n_threads):
+                           cnp.ndarray b not None, cnp.ndarray k not None, Py_ssize_t n_threads):
     """dx = a[c]*(dy - mdy[c]) + b[c]*(x - shift[c]) + k[c]."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_x = ptr(x), *p_a = ptr(a), *p_mdy = ptr(mdy)
@@ -297,8 +302,9 @@ def channel_backward_apply_relu(cnp.ndarray dx not None, cnp.ndarray dy not None
 
 
 def row_stats(cnp.ndarray mean not None, cnp.ndarray m2 not None, cnp.ndarray x not None, bint center,
-              int n_threads):
+              Py_ssize_t n_threads):
     """Per-row mean and m2 = sum((x - mean)^2) (center=False: mean = 0, m2 = sum(x^2))."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
     cdef bint f32 = is_float32(x)
     cdef void* p_mean = ptr(mean), *p_m2 = ptr(m2), *p_x = ptr(x)
@@ -311,8 +317,9 @@ def row_stats(cnp.ndarray mean not None, cnp.ndarray m2 not None, cnp.ndarray x 
 
 def row_apply(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray shift not None,
               cnp.ndarray scale not None, cnp.ndarray offset not None, cnp.ndarray weight not None,
-              cnp.ndarray bias not None, int n_threads):
+              cnp.ndarray bias not None, Py_ssize_t n_threads):
     """y = ((x - shift[r])*scale[r] + offset[r])*weight[d] + bias[d]."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
     cdef bint f32 = is_float32(x)
     cdef void* p_y = ptr(y), *p_x = ptr(x), *p_shift = ptr(shift), *p_scale = ptr(scale), *p_offset = ptr(offset)
@@ -329,8 +336,9 @@ def row_apply(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray shift 
 def row_backward_sums(cnp.ndarray sg not None, cnp.ndarray sgx not None, cnp.ndarray dweight not None,
                       cnp.ndarray dbias not None, cnp.ndarray dy not None, cnp.ndarray x not None,
                       cnp.ndarray mean not None, cnp.ndarray rstd not None, cnp.ndarray weight not None,
-                      int n_threads):
+                      Py_ssize_t n_threads):
     """Per row sg = sum(dy*w), sgx = sum(dy*w*(x - mean)); per column dbias = sum(dy), dweight = sum(dy*xhat)."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
     cdef bint f32 = is_float32(x)
     cdef void* p_sg = ptr(sg), *p_sgx = ptr(sgx), *p_dweight = ptr(dweight), *p_dbias = ptr(dbias)
@@ -351,8 +359,10 @@ def row_backward_sums(cnp.ndarray sg not None, cnp.ndarray sgx not None, cnp.nda
 
 def row_backward_apply(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray x not None,
                        cnp.ndarray weight not None, cnp.ndarray a not None, cnp.ndarray mg not None,
-                       cnp.ndarray shift not None, cnp.ndarray b not None, cnp.ndarray k not None, int n_threads):
+                       cnp.ndarray shift not None, cnp.ndarray b not None, cnp.ndarray k not None,
+                       Py_ssize_t n_threads):
     """dx = a[r]*(weight[d]*dy - mg[r]) + b[r]*(x - shift[r]) + k[r]."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
     cdef bint f32 = is_float32(x)
     cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_x = ptr(x), *p_weight = ptr(weight), *p_a = ptr(a)

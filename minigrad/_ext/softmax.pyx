@@ -10,6 +10,7 @@ from cython.parallel cimport prange
 from libc.math cimport exp, log
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
+from minigrad._ext._openmp cimport team_size
 
 cnp.import_array()
 
@@ -60,8 +61,9 @@ cdef void _log_softmax_backward(floating* dx, const floating* dy, const floating
 
 # the def wrappers: contract signatures + n_threads (see _arrays.pxd: the contract has checked the arguments)
 
-def log_softmax_forward(cnp.ndarray y not None, cnp.ndarray x not None, int n_threads):
+def log_softmax_forward(cnp.ndarray y not None, cnp.ndarray x not None, Py_ssize_t n_threads):
     """y = x - max - log(sum(exp(x - max))) per row."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
     cdef bint f32 = is_float32(x)
     cdef void* p_y = ptr(y), *p_x = ptr(x)
@@ -74,8 +76,10 @@ def log_softmax_forward(cnp.ndarray y not None, cnp.ndarray x not None, int n_th
             _log_softmax(<double*>p_y, <double*>p_x, R, D, n_threads)
 
 
-def log_softmax_backward(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray y not None, int n_threads):
+def log_softmax_backward(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray y not None,
+                         Py_ssize_t n_threads):
     """dx = dy - exp(y)*sum(dy) per row."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t R = dim(dy, 0), D = dim(dy, 1)
     cdef bint f32 = is_float32(dy)
     cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_y = ptr(y)

@@ -19,7 +19,8 @@ C-contiguous, float32 or float64, all of one dtype ("X" below) except the saved 
 which are always float64, and the pooling indices ``argmax``, always int64. ``n_threads`` is the last argument and
 is filled in by the registry. Window geometry: ``kh, kw`` are ints >= 1; ``stride``, ``padding``, ``dilation`` are
 (h, w) pairs of ints (stride and dilation >= 1, padding >= 0); padding is implicit zeros (-inf for pooling, where
-it is at most half the kernel), no padded copy is made.
+it is at most half the kernel), no padded copy is made. The padded size, the window span and stride + padding must
+fit 64-bit indices (``rules.window_out_size``).
 
 Kernels:
   log_softmax_forward(y, x, n_threads)                      y = x - max - log(sum(exp(x - max)))   per row
@@ -100,7 +101,7 @@ import math
 
 import numpy as np
 
-from minigrad.kernels.rules import FLOATS, check_eps, check_num_groups, out_size
+from minigrad.kernels.rules import FLOATS, check_eps, check_num_groups, window_out_size
 from minigrad.kernels.threads import get_num_threads
 
 F64 = np.dtype(np.float64)
@@ -224,8 +225,8 @@ _RULES = {"f64": F64, "i64": I64}
 
 
 def _window(kernel, names, args, dims):
-    """Check the window arguments (kh, kw ints >= 1; stride, dilation pairs >= 1; padding pair >= 0) and the
-    output size they give; returns (OH, OW)."""
+    """Check the window arguments (kh, kw ints >= 1; stride, dilation pairs >= 1; padding pair >= 0; their
+    arithmetic within 64-bit indices) and the output size they give; returns (OH, OW)."""
     get = dict(zip(names, args)).get
     for name in ("kh", "kw"):
         v = get(name)
@@ -242,7 +243,8 @@ def _window(kernel, names, args, dims):
     dh, dw = get("dilation") or (1, 1)
     if kernel.startswith("max_pool") and (ph > k[0] // 2 or pw > k[1] // 2):
         raise ValueError(f"{kernel}: padding {(ph, pw)} must be at most half the kernel size {k}")
-    OH, OW = out_size(dims["H"], k[0], sh, ph, dh), out_size(dims["W"], k[1], sw, pw, dw)
+    OH = window_out_size(kernel, dims["H"], k[0], sh, ph, dh)
+    OW = window_out_size(kernel, dims["W"], k[1], sw, pw, dw)
     if OH < 1 or OW < 1:
         raise ValueError(f"{kernel}: input {dims['H']}x{dims['W']} is too small for this window: output size "
                          f"would be {OH}x{OW}")

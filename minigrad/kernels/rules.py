@@ -1,6 +1,7 @@
-"""The rules that several layers check or compute, each written once: float dtypes, eps, momentum, num_groups and
-the output size of a sliding window. The kernel contract, the functionals and the modules all import them from
-here; ``fn`` names the caller in each error message (``"batch_norm: eps must be ..."``).
+"""The rules that several layers check or compute, each written once: float dtypes, eps, momentum, num_groups,
+the output size of a sliding window and the 64-bit index range its arithmetic must fit. The kernel contract, the
+functionals and the modules all import them from here; ``fn`` names the caller in each error message
+(``"batch_norm: eps must be ..."``).
 
 Nothing here imports the rest of minigrad: it is the bottom of the array layer.
 """
@@ -49,5 +50,49 @@ def check_num_groups(fn, num_groups, C):
 def out_size(size, k, stride, padding, dilation):
     """Output length of a window of ``k`` taps (``dilation`` apart) sliding by ``stride`` over ``size`` values
     padded by ``padding`` on each side: ``(size + 2*padding - dilation*(k - 1) - 1) // stride + 1``. It may be
-    < 1 (the window does not fit): callers check it and name the error."""
+    < 1 (the window does not fit): callers check it and name the error. Unchecked: the kernels call it on
+    arguments that ``window_out_size`` has passed."""
     return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+
+
+# NOTE: the kernels index with Py_ssize_t (Cython) and int64 (NumPy, Numba); 64-bit platforms only
+INDEX_MAX = 2**63 - 1
+_SMALL = 2**30  # window arguments all below it keep every sum and product within INDEX_MAX
+
+
+def window_out_size(fn, size, k, stride, padding, dilation):
+    """``out_size`` after checking that the window's arithmetic fits the kernels' 64-bit indices, so that no
+    backend overflows (Cython returned uninitialised memory for padding = stride = 2**62): the padded size
+    ``size + 2*padding``, the span ``dilation*(k - 1) + 1`` and ``stride + padding`` (the kernels' first-output
+    search computes ``stride - 1 + padding``). In Python ints, so that the check itself cannot wrap."""
+    if size < _SMALL and k < _SMALL and stride < _SMALL and padding < _SMALL and dilation < _SMALL:
+        return out_size(size, k, stride, padding, dilation)  # NOTE: the common case: nothing can overflow
+    size, k, stride, padding, dilation = int(size), int(k), int(stride), int(padding), int(dilation)
+    if size + 2 * padding > INDEX_MAX:
+        raise ValueError(f"{fn}: padding {padding} is too large: the padded size {size} + 2*padding = "
+                         f"{size + 2 * padding} exceeds the kernels' 64-bit index range (2**63 - 1)")
+    if dilation * (k - 1) + 1 > INDEX_MAX:
+        raise ValueError(f"{fn}: kernel_size {k} with dilation {dilation} is too large: the window spans "
+                         f"dilation*(kernel_size - 1) + 1 = {dilation * (k - 1) + 1} values, beyond the kernels' "
+                         f"64-bit index range (2**63 - 1)")
+    if stride + padding > INDEX_MAX:
+        raise ValueError(f"{fn}: stride {stride} with padding {padding} is too large: stride + padding = "
+                         f"{stride + padding} exceeds the kernels' 64-bit index range (2**63 - 1)")
+    return out_size(size, k, stride, padding, dilation)
+
+
+def check_array_size(fn, what, shape, itemsize, **cause):
+    """An array of ``shape`` that the caller is about to allocate must be addressable (its bytes at most
+    2**63 - 1, NumPy's limit); ``cause`` names the arguments that made it so large (``padding=(1, 1), ...``)."""
+    n = math.prod(shape)
+    if n * itemsize > INDEX_MAX:
+        args = ", ".join(f"{name} {value}" for name, value in cause.items())
+        raise ValueError(f"{fn}: {args} give {what} of shape {tuple(shape)}, {n} elements: more than a 64-bit "
+                         f"index can address")
+
+
+def live_taps(k, size, out, stride, padding):
+    """The taps i in [0, k) of an undilated window that read a real (unpadded) value for some output o in
+    [0, out): those with 0 <= o*stride - padding + i < size. The others read padding only, so loops over the taps
+    skip them: a window of 2**40 taps over 5 values then costs 5 + the taps that overlap, not 2**40."""
+    return range(max(0, padding - (out - 1) * stride), min(k, size + padding))

@@ -127,6 +127,8 @@ class SGD(Optimizer):
             buf = np.empty_like(p.data) if momentum else self._scratch_for(p)
             if momentum:
                 state["momentum_buffer"] = buf
+        if p.data.size == 0:  # NOTE: PyTorch's no-op (state kept as it keeps it); the kernels take no empty arrays
+            return
         k, arrays = _fused(self._views, p, (buf,), grad)
         k.sgd_update(*arrays, group["lr"], momentum, group["dampening"], group["weight_decay"], group["nesterov"],
                      first)
@@ -189,6 +191,8 @@ class Adam(Optimizer):
             state["exp_avg"] = np.zeros_like(p.data)
             state["exp_avg_sq"] = np.zeros_like(p.data)
         state["step"] += 1
+        if p.data.size == 0:  # NOTE: as in SGD._update
+            return
         moments = (state["exp_avg"], state["exp_avg_sq"])
         k, arrays = _fused(self._views, p, moments, grad)
         k.adam_update(*arrays, lr, beta1, beta2, eps, wd, self._decoupled, state["step"])

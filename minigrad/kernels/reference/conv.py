@@ -2,7 +2,7 @@
 ``minigrad.kernels.reference``."""
 import numpy as np
 
-from minigrad.kernels.rules import out_size
+from minigrad.kernels.rules import live_taps, out_size
 
 # convolution and pooling windows (im2col, col2im, max pooling); the math needs no statistics, so these work in
 # the arrays' own dtype. x: (N, C, H, W); kh, kw the window; stride, padding, dilation (h, w) pairs.
@@ -60,8 +60,8 @@ def max_pool2d_forward(y, argmax, x, kh, kw, stride, padding, n_threads=1):
     (sh, sw), (ph, pw) = stride, padding
     best = np.full(y.shape, -np.inf, x.dtype)
     idx = np.full(y.shape, -1, np.int64)
-    for i in range(kh):
-        for j in range(kw):
+    for i in live_taps(kh, H, OH, sh, ph):  # NOTE: the other taps read padding only, which never wins
+        for j in live_taps(kw, W, OW, sw, pw):
             h = (np.arange(OH) * sh - ph + i)[:, None]  # (OH, 1) input row read by offset i at each oh
             w = (np.arange(OW) * sw - pw + j)[None, :]  # (1, OW)
             valid = (h >= 0) & (h < H) & (w >= 0) & (w < W)  # (OH, OW): False where the window is on padding

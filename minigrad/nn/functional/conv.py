@@ -19,14 +19,14 @@ import numbers
 import numpy as np
 
 from minigrad import kernels
-from minigrad.kernels.rules import out_size
+from minigrad.kernels.rules import check_array_size, live_taps, window_out_size
 from minigrad.tensor import Function
 
 from .checks import check_tensor, pair
 
 
 def _out_size(fn, size, k, s, p, d):
-    out = out_size(size, k, s, p, d)
+    out = window_out_size(fn, size, k, s, p, d)
     if out < 1:
         raise ValueError(f"{fn}: input size {size} with padding {p} is too small for kernel {k} "
                          f"(dilation {d}): output size would be {out}")
@@ -59,6 +59,11 @@ class _Conv2d(Function):
         OH = _out_size("conv2d", H, kh, stride[0], padding[0], dilation[0])
         OW = _out_size("conv2d", W, kw, stride[1], padding[1], dilation[1])
         L = OH * OW
+        # NOTE: the NumPy backend pads a copy: checked for every backend, so that all refuse the same geometry
+        size, cause = x.dtype.itemsize, dict(padding=padding, stride=stride, dilation=dilation)
+        check_array_size("conv2d", "the output", (N, O, OH, OW), size, **cause)
+        check_array_size("conv2d", "the im2col columns (C*kh*kw, N*OH*OW)", (C * kh * kw, N * L), size, **cause)
+        check_array_size("conv2d", "the padded input", (N, C, H + 2 * padding[0], W + 2 * padding[1]), size, **cause)
         cols = np.empty((C * kh * kw, N * L), x.dtype)
         if x.size:  # NOTE: the kernels take no empty arrays; an empty batch gives an empty y below
             kernels.kernels().im2col(cols, np.ascontiguousarray(x), kh, kw, stride, padding, dilation)
@@ -139,7 +144,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 # ------------------------------------------------------------------ pooling
 
-def _pool_args(fn, x, kernel_size, stride, padding):
+def _pool_args(fn, x, kernel_size, stride, padding, padded=False):
+    """The pooling geometry, checked: ``padded`` when the op makes a padded copy of x (avg_pool2d)."""
     check_tensor(fn, x, 4)
     k = pair(fn, "kernel_size", kernel_size, 1)
     s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
@@ -147,8 +153,13 @@ def _pool_args(fn, x, kernel_size, stride, padding):
     p = pair(fn, "padding", padding, 0)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"{fn}: padding {p} must be at most half the kernel size {k}")
-    H, W = x.shape[2:]
-    return k, s, p, (_out_size(fn, H, k[0], s[0], p[0], 1), _out_size(fn, W, k[1], s[1], p[1], 1))
+    N, C, H, W = x.shape
+    out = (_out_size(fn, H, k[0], s[0], p[0], 1), _out_size(fn, W, k[1], s[1], p[1], 1))
+    check_array_size(fn, "the output", (N, C) + out, x.dtype.itemsize, kernel_size=k, stride=s, padding=p)
+    if padded:
+        check_array_size(fn, "the padded input", (N, C, H + 2 * p[0], W + 2 * p[1]), x.dtype.itemsize,
+                         kernel_size=k, stride=s, padding=p)
+    return k, s, p, out
 
 
 class _MaxPool2d(Function):
@@ -181,33 +192,32 @@ class _AvgPool2d(Function):
         (kh, kw), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, padding, out
         xp = _pad(x, ph, pw)
         y = np.zeros(x.shape[:2] + out, x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                y += xp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)]
+        # NOTE: the taps that read padding only add zeros (to zeros: no -0.0 is lost), so they are skipped
+        taps = [(i, j) for i in live_taps(kh, x.shape[2], OH, sh, ph) for j in live_taps(kw, x.shape[3], OW, sw, pw)]
+        for i, j in taps:
+            y += xp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)]
         if count_include_pad or (ph == 0 and pw == 0):
             scale = np.asarray(1.0 / (kh * kw), x.dtype)
         else:  # divide by the number of real (unpadded) elements in each window
             ones = _pad(np.ones((1, 1) + x.shape[2:], x.dtype), ph, pw)
-            count = sum(ones[(0, 0) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)]
-                        for i in range(kh) for j in range(kw))
+            count = sum(ones[(0, 0) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)] for i, j in taps)
             scale = (1.0 / count).astype(x.dtype)
-        self.scale, self.geom = scale, (x.shape, xp.shape, kernel, stride, padding, out)
+        self.scale, self.geom = scale, (x.shape, xp.shape, taps, stride, padding, out)
         return y * scale
 
     def backward(self, dy):
-        shape, xp_shape, (kh, kw), (sh, sw), (ph, pw), (OH, OW) = self.geom
+        shape, xp_shape, taps, (sh, sw), (ph, pw), (OH, OW) = self.geom
         g = dy * self.scale
         dxp = np.zeros(xp_shape, dy.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                dxp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)] += g
+        for i, j in taps:  # the skipped taps would write padding only, cut off below
+            dxp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)] += g
         return dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, count_include_pad=True):
     """Mean over each window (zero padding; with ``count_include_pad=False`` the pad is left out of the count).
     Shape as ``max_pool2d``."""
-    k, s, p, out = _pool_args("avg_pool2d", input, kernel_size, stride, padding)
+    k, s, p, out = _pool_args("avg_pool2d", input, kernel_size, stride, padding, padded=True)
     return _AvgPool2d.apply(input, kernel=k, stride=s, padding=p, out=out, count_include_pad=bool(count_include_pad))
 
 

@@ -126,7 +126,9 @@ class _BatchNormTrain(Function):
 
 class _ChannelAffine(Function):
     """Normalization with fixed statistics (batch norm in eval mode, instance norm from running stats):
-    y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, per channel of (N, C, S)."""
+    y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, per channel of (N, C, S).
+    Memory: forward allocates y alone and keeps x only when dweight needs it; backward allocates dx alone
+    (dweight's product is formed in dx's buffer, which then receives dx)."""
 
     def forward(self, x, *params, running_mean, running_var, has_weight, has_bias, eps):
         self.has_weight, self.has_bias = has_weight, has_bias
@@ -136,22 +138,31 @@ class _ChannelAffine(Function):
         y = np.empty_like(x3)
         kernels.kernels().batch_norm_inference(y, x3, np.ascontiguousarray(running_mean),
                                                np.ascontiguousarray(running_var), w, b, eps)
-        # NOTE: the statistics are constants here, so backward is elementwise: no mean-subtraction terms
-        self.rstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
-        self.mean = running_mean.astype(np.float64)
-        self.x3, self.w, self.shape = x3, w, x.shape
+        # NOTE: the statistics are constants here, so backward is elementwise (no mean-subtraction terms): it
+        # needs x only for dweight. rstd and mean are derived there, not here (eval forward is often all there is).
+        self.x3 = x3 if has_weight else None
+        self.running_mean, self.running_var, self.eps = running_mean.copy(), running_var.copy(), eps
+        self.w, self.shape, self.x3_shape = w, x.shape, x3.shape
         return y.reshape(x.shape)
 
     def backward(self, g):
-        dy = np.ascontiguousarray(g).reshape(self.x3.shape)
-        scale = (self.rstd * self.w).astype(dy.dtype)[None, :, None]
-        dx = (dy * scale).reshape(self.shape) if self.needs_input_grad[0] else None
+        dy = np.ascontiguousarray(g).reshape(self.x3_shape)
+        rstd = 1.0 / np.sqrt(self.running_var.astype(np.float64) + self.eps)
+        buf = None  # the one array of input size: dweight's product, then dx
         dweight = dbias = None
-        if self.has_weight:
-            xhat = (self.x3 - self.mean[None, :, None].astype(dy.dtype)) * self.rstd[None, :, None].astype(dy.dtype)
-            dweight = (dy * xhat).sum(axis=(0, 2), dtype=np.float64).astype(dy.dtype)
+        if self.has_weight:  # dweight = sum(dy * xhat), xhat = (x - mean) * rstd, both in dy's dtype
+            mean = self.running_mean.astype(np.float64)
+            buf = np.subtract(self.x3, mean[None, :, None].astype(dy.dtype))
+            buf *= rstd[None, :, None].astype(dy.dtype)
+            buf *= dy  # NOTE: xhat * dy rounds as dy * xhat did: the same bits
+            dweight = buf.sum(axis=(0, 2), dtype=np.float64).astype(dy.dtype)
         if self.has_bias:
             dbias = dy.sum(axis=(0, 2), dtype=np.float64).astype(dy.dtype)
+        dx = None
+        if self.needs_input_grad[0]:
+            scale = (rstd * self.w).astype(dy.dtype)[None, :, None]
+            dx = np.multiply(dy, scale, out=buf if buf is not None and buf.dtype == np.result_type(dy, scale)
+                             else None).reshape(self.shape)
         return _grads_for(self, dx, dweight, dbias)
 
 
@@ -308,8 +319,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         return _with_running_stats(fn, "training=False", input, weight, bias, rm, rv, eps)
     per_channel = input.size // c if c else 0
     if per_channel <= 1:
-        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of shape "
-                         f"{input.shape} (batch statistics of a single value have no variance)")
+        # NOTE: PyTorch's wording, then what to do: the usual cause is a last batch of one sample
+        raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, got input size "
+                         f"{input.shape}: batch statistics of a single value have no variance. Use batches of at "
+                         f"least 2 samples (with a DataLoader, drop_last=True drops a short last batch) or "
+                         f"evaluate with model.eval()")
     if momentum is not None or rm is not None:
         momentum = check_momentum(fn, momentum)
     if virtual_batch_size is not None and virtual_batch_size < input.shape[0]:
