@@ -1183,19 +1183,19 @@ def _root_grad(fn, out, gradient, create_graph):
     """The gradient seeding ``out``: an array, or a Tensor (which may carry a graph) under create_graph."""
     if gradient is None:
         if out.data.size != 1:
-            raise RuntimeError(f"{fn}: grad can be implicitly created only for one-element outputs; this tensor has "
+            raise RuntimeError(f"{fn}(): grad can be implicitly created only for one-element outputs; this tensor has "
                                f"shape {out.data.shape}, pass the gradient explicitly")
         g = np.ones_like(out.data)
         return Tensor(g) if create_graph else g
     if isinstance(gradient, Tensor):
         if gradient.shape != out.data.shape:
-            raise ShapeError(f"{fn}: gradient has shape {gradient.shape}, expected {out.data.shape}")
+            raise ShapeError(f"{fn}(): grad has shape {gradient.shape}, expected {out.data.shape}")
         if create_graph:
             return gradient.astype(out.data.dtype)
         gradient = gradient.data
     g = _to_array(gradient)
     if g.shape != out.data.shape:
-        raise ShapeError(f"{fn}: gradient has shape {g.shape}, expected {out.data.shape}")
+        raise ShapeError(f"{fn}(): grad has shape {g.shape}, expected {out.data.shape}")
     g = g.astype(out.data.dtype, copy=False)
     return Tensor(g) if create_graph else g
 
