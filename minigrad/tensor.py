@@ -1341,9 +1341,10 @@ class Function:
                                f"autograd.grad with create_graph=True needs its backward to be differentiable)")
         parents = self.parents
         wanted = [p for p, need in zip(parents, self.needs_input_grad) if need]
-        # NOTE: a local backward: rebuilt from the parents and walked back to them only, never past them
+        # NOTE: a local backward: rebuilt from the parents and walked back to them only, never past them; the
+        # rebuilt graph is kept (retain_graph): the gradient it gives is differentiated through it again
         out = self.compose(*parents)
-        got = _backward_pass([out], [grad], retain_graph=False, create_graph=True, inputs=wanted,
+        got = _backward_pass([out], [grad], retain_graph=True, create_graph=True, inputs=wanted,
                              accumulate=False, stop_at_inputs=True)
         # NOTE: a tensor passed twice (f(x, x)) gets its whole gradient once
         return tuple(got.pop(p, None) if need else None for p, need in zip(parents, self.needs_input_grad))
