@@ -99,6 +99,21 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
             raise ValueError(f"gradgradcheck: grad_outputs must be a Tensor of the output's shape {out.shape}")
         go = Tensor(go.data.astype(np.float64), requires_grad=True)
     n = len(xs)
+    # NOTE: backward_graph (create_graph) is a second implementation of each backward: its values must equal the
+    # fast path's, or a wrong formula differentiated consistently would pass the finite differences below
+    with enable_grad():
+        wrt = [xs[i] for i in checked]
+        fast = grad(fn(*xs), wrt, Tensor(go.data), allow_unused=True)
+        recorded = grad(fn(*xs), wrt, go, create_graph=True, allow_unused=True)
+    for i, a, b in zip(checked, fast, recorded):
+        a = np.zeros(xs[i].shape) if a is None else a.data
+        b = np.zeros(xs[i].shape) if b is None else b.data
+        if not np.allclose(b, a, rtol=rtol, atol=atol):
+            msg = (f"gradgradcheck failed: input {i}: the gradient with create_graph=True differs from the first-order "
+                   f"one by up to {np.abs(b - a).max():.6g}")
+            if raise_exception:
+                raise GradcheckError(msg)
+            return False
 
     def first_order(*args):
         args_x, g = args[:n], args[n]
