@@ -79,6 +79,10 @@ OPS = {
                                   lambda: [T(4, 3)]),
     "ghost_batch_norm": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, virtual_batch_size=2),
                          lambda: [T(4, 3, 2), T(3), T(3)]),
+    # NOTE: r and d saturated (running stats far off), so they are constants also for the finite differences
+    "batch_renorm": (lambda x, w, b: F.batch_renorm(x, mg.Tensor(np.full(3, 100.0)), mg.Tensor(np.full(3, 100.0)),
+                                                    w, b, training=True, r_max=1.5, d_max=0.5),
+                     lambda: [T(4, 3, 2), T(3), T(3)]),
     "layer_norm": (lambda x, w, b: F.layer_norm(x, (2, 3), w, b), lambda: [T(4, 2, 3), T(2, 3), T(2, 3)]),
     "layer_norm_no_affine": (lambda x: F.layer_norm(x, (3,)), lambda: [T(4, 3)]),
     "group_norm": (lambda x, w, b: F.group_norm(x, 2, w, b), lambda: [T(2, 4, 3), T(4), T(4)]),
