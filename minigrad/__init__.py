@@ -5,7 +5,8 @@ signature: a NumPy reference, Cython/OpenMP and Numba. ``minigrad.set_backend`` 
 """
 from minigrad.allocator import tune_allocator
 from minigrad import kernels
-from minigrad.gradcheck import GradcheckError, gradcheck
+from minigrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from minigrad import autograd
 from minigrad.kernels import (
     available_backends,
     get_backend,

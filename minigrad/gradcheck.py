@@ -70,3 +70,59 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exceptio
             raise GradcheckError(msg)
         return False
     return True
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exception=True):
+    """Check second derivatives of ``fn`` at ``inputs`` by finite differences, as PyTorch's ``gradgradcheck``:
+    ``gradcheck`` of ``(inputs, grad_outputs) -> autograd.grad(fn(inputs), inputs, grad_outputs,
+    create_graph=True)``, so d(dx)/d(x) and d(dx)/d(grad_outputs) are both checked. ``grad_outputs`` defaults to
+    a fixed random float64 tensor of the output's shape. Everything is promoted to float64 first."""
+    from minigrad.autograd import grad
+    from minigrad.tensor import cat, enable_grad
+
+    if isinstance(inputs, Tensor):
+        inputs = (inputs,)
+    xs = [Tensor(t.data.astype(np.float64), requires_grad=t.requires_grad)
+          if isinstance(t, Tensor) and t.dtype.kind == "f" else t for t in inputs]
+    checked = [i for i, t in enumerate(xs) if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise ValueError("gradgradcheck: no input requires grad")
+    with enable_grad():
+        out = fn(*xs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradgradcheck: fn must return a Tensor, got {type(out).__name__}")
+    if grad_outputs is None:
+        go = Tensor(np.random.default_rng(seed + 1).standard_normal(out.shape), requires_grad=True)
+    else:
+        go = grad_outputs[0] if isinstance(grad_outputs, (tuple, list)) else grad_outputs
+        if not isinstance(go, Tensor) or go.shape != out.shape:
+            raise ValueError(f"gradgradcheck: grad_outputs must be a Tensor of the output's shape {out.shape}")
+        go = Tensor(go.data.astype(np.float64), requires_grad=True)
+    n = len(xs)
+    # NOTE: backward_graph (create_graph) is a second implementation of each backward: its values must equal the
+    # fast path's, or a wrong formula differentiated consistently would pass the finite differences below
+    with enable_grad():
+        wrt = [xs[i] for i in checked]
+        fast = grad(fn(*xs), wrt, Tensor(go.data), allow_unused=True)
+        recorded = grad(fn(*xs), wrt, go, create_graph=True, allow_unused=True)
+    for i, a, b in zip(checked, fast, recorded):
+        a = np.zeros(xs[i].shape) if a is None else a.data
+        b = np.zeros(xs[i].shape) if b is None else b.data
+        if not np.allclose(b, a, rtol=rtol, atol=atol):
+            msg = (f"gradgradcheck failed: input {i}: the gradient with create_graph=True differs from the first-order "
+                   f"one by up to {np.abs(b - a).max():.6g}")
+            if raise_exception:
+                raise GradcheckError(msg)
+            return False
+
+    def first_order(*args):
+        args_x, g = args[:n], args[n]
+        with enable_grad():
+            y = fn(*args_x)
+            wrt = [args_x[i] for i in checked]
+            gs = grad(y, wrt, g, create_graph=True, allow_unused=True)
+        flat = [(Tensor(np.zeros(w.shape)) if d is None else d).reshape(-1) for d, w in zip(gs, wrt)]
+        return cat(flat) if len(flat) > 1 else flat[0]
+
+    return gradcheck(first_order, (*xs, go), eps=eps, atol=atol, rtol=rtol, seed=seed,
+                     raise_exception=raise_exception)

@@ -363,81 +363,33 @@ class Tensor:
     __hash__ = object.__hash__
 
     # ---------------------------------------------------------------- autograd
-    def backward(self, grad=None, retain_graph=False):
-        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None, *, grad=None):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's ``Tensor.backward``).
 
-        ``grad`` (a Tensor or ndarray of self's shape) is required unless self has one element. The graph is
-        freed afterwards unless ``retain_graph``.
+        ``gradient`` (a Tensor or ndarray of self's shape; ``grad=`` is the older spelling) is required unless
+        self has one element. ``create_graph``: the backward pass is recorded, so the gradients it leaves can be
+        differentiated again. The graph is freed afterwards unless ``retain_graph`` (default: ``create_graph``).
+        ``inputs``: accumulate only into these tensors (leaves or not).
         """
+        if grad is not None:
+            if gradient is not None:
+                raise TypeError("backward(): pass gradient or grad, not both")
+            gradient = grad
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad and has no graph "
                                "(did you build it under no_grad, or from tensors without requires_grad=True?)")
-        if grad is None:
-            if self.data.size != 1:
-                raise RuntimeError(f"backward(): grad can be implicitly created only for one-element outputs; "
-                                   f"this tensor has shape {self.data.shape}, pass grad=")
-            grad = np.ones_like(self.data)
-        else:
-            grad = _to_array(grad)
-            if grad.shape != self.data.shape:
-                raise ShapeError(f"backward(): grad has shape {grad.shape}, expected {self.data.shape}")
-            grad = grad.astype(self.data.dtype, copy=False)
-
-        order = self._topological_order()
-        anomaly = _active_switches and _anomaly_enabled()
-        grads = {self: grad}  # NOTE: Tensor hashes by identity, and dict lookups never call __eq__ across ids
-        for node in order:
-            g = grads.pop(node, None)
-            ctx = node._ctx
-            if ctx is None:  # a leaf
-                if g is not None and node.requires_grad:
-                    node.grad = Tensor(g.copy() if node is self else g) if node.grad is None \
-                        else Tensor(node.grad.data + g)
-                continue
-            if g is None:
-                continue
-            in_grads = ctx.backward(g)
-            if not isinstance(in_grads, tuple):
-                in_grads = (in_grads,)
-            if anomaly:
-                _check_anomaly(type(ctx).__name__, "backward", in_grads)
-            for parent, pg in zip(ctx.parents, in_grads):
-                if pg is None or not parent.requires_grad:
-                    continue
-                pdata = parent.data
-                if pg.shape != pdata.shape:
-                    pg = _unbroadcast(pg, pdata.shape)
-                if pg.dtype != pdata.dtype:
-                    pg = pg.astype(pdata.dtype)
-                prev = grads.get(parent)
-                grads[parent] = pg if prev is None else prev + pg
-            if not retain_graph:
-                node._ctx = None
+        if inputs is not None:
+            inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+            if not inputs:
+                raise RuntimeError("backward(): inputs must be a non-empty sequence of tensors")
+            _check_differentiable("backward", inputs)
+        retain = create_graph if retain_graph is None else retain_graph
+        _backward_pass([self], [_root_grad("backward", self, gradient, create_graph)], retain, create_graph, inputs,
+                       accumulate=True)
         return None
 
     def _topological_order(self):
-        """Nodes reachable from self, each after every node that uses it (iterative DFS)."""
-        # NOTE: a node is marked when it is expanded, not when pushed: a node pushed twice is expanded at its
-        # deeper push, so it is finished before every node that uses it (post-order stays topological)
-        order, seen = [], set()
-        stack = [(self, False)]
-        append, pop = stack.append, stack.pop
-        while stack:
-            node, done = pop()
-            if done:
-                order.append(node)
-                continue
-            if node in seen:
-                continue
-            seen.add(node)
-            append((node, True))
-            ctx = node._ctx
-            if ctx is not None:
-                for p in ctx.parents:
-                    if p.requires_grad and p not in seen:
-                        append((p, False))
-        order.reverse()
-        return order
+        return _topological_order([self])
 
     # ---------------------------------------------------------------- arithmetic
     def __add__(self, other): return Add.apply(*_pair(self, other))
@@ -1177,6 +1129,156 @@ def _unbroadcast(grad, shape):
     return grad.reshape(shape)
 
 
+def _unbroadcast_tensor(grad, shape):
+    """``_unbroadcast`` as recorded Tensor ops (create_graph)."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(tuple(range(extra)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axes, keepdim=True)
+    return grad.reshape(shape)
+
+
+# -------------------------------------------------------------------- the graph walk
+
+def _topological_order(roots, stop=None):
+    """Nodes reachable from ``roots``, each after every node that uses it (iterative DFS); nodes in ``stop`` are
+    not expanded."""
+    # NOTE: a node is marked when it is expanded, not when pushed: a node pushed twice is expanded at its
+    # deeper push, so it is finished before every node that uses it (post-order stays topological)
+    order, seen = [], set()
+    stack = [(r, False) for r in reversed(roots)]
+    append, pop = stack.append, stack.pop
+    while stack:
+        node, done = pop()
+        if done:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        append((node, True))
+        ctx = node._ctx
+        if ctx is not None and (stop is None or node not in stop):
+            for p in ctx.parents:
+                if p.requires_grad and p not in seen:
+                    append((p, False))
+    order.reverse()
+    return order
+
+
+def _check_differentiable(fn, tensors):
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{fn}: inputs must be Tensors, got {type(t).__name__} at position {i}")
+        if not t.requires_grad:
+            raise RuntimeError(f"{fn}: input {i} does not require grad (set requires_grad=True or use it in the "
+                               f"graph)")
+
+
+def _root_grad(fn, out, gradient, create_graph):
+    """The gradient seeding ``out``: an array, or a Tensor (which may carry a graph) under create_graph."""
+    if gradient is None:
+        if out.data.size != 1:
+            raise RuntimeError(f"{fn}(): grad can be implicitly created only for one-element outputs; this tensor has "
+                               f"shape {out.data.shape}, pass the gradient explicitly")
+        g = np.ones_like(out.data)
+        return Tensor(g) if create_graph else g
+    if isinstance(gradient, Tensor):
+        if gradient.shape != out.data.shape:
+            raise ShapeError(f"{fn}(): grad has shape {gradient.shape}, expected {out.data.shape}")
+        if create_graph:
+            return gradient.astype(out.data.dtype)
+        gradient = gradient.data
+    g = _to_array(gradient)
+    if g.shape != out.data.shape:
+        raise ShapeError(f"{fn}(): grad has shape {g.shape}, expected {out.data.shape}")
+    g = g.astype(out.data.dtype, copy=False)
+    return Tensor(g) if create_graph else g
+
+
+def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, accumulate=True,
+                   stop_at_inputs=False):
+    """Walk the graph from ``roots`` (seeded with ``root_grads``) in reverse topological order.
+
+    ``accumulate``: add into ``.grad`` of the leaves (or of ``inputs`` when given); otherwise return
+    ``{input: gradient}`` for ``inputs``. Without ``create_graph`` the gradients are arrays and each node's
+    array ``backward`` runs (the fast path); with it they are Tensors and ``backward_graph`` runs under grad mode,
+    so the pass is recorded. ``stop_at_inputs``: do not walk past ``inputs`` (a node's local backward).
+    """
+    want = None if inputs is None else set(inputs)
+    order = _topological_order(roots, want if stop_at_inputs else None)
+    needed = None
+    if want is not None:  # NOTE: only nodes from which an input is reachable are worth walking through
+        needed = set()
+        for node in reversed(order):
+            ctx = node._ctx
+            if node in want or (ctx is not None and builtins.any(p in needed for p in ctx.parents)):
+                needed.add(node)
+    grads = {}
+    for r, g in zip(roots, root_grads):
+        grads[r] = g if r not in grads else grads[r] + g
+    captured = {}
+    anomaly = _active_switches and _anomaly_enabled()
+    with (enable_grad() if create_graph else contextlib.nullcontext()):
+        for node in order:
+            g = grads.pop(node, None)
+            if g is None or (needed is not None and node not in needed):
+                continue
+            ctx = node._ctx
+            if want is not None and node in want:
+                if accumulate:
+                    _accumulate(node, g, create_graph, builtins.any(node is r for r in roots))
+                else:
+                    captured[node] = g
+                if stop_at_inputs:
+                    continue
+            elif ctx is None:  # a leaf
+                if want is None and node.requires_grad:
+                    _accumulate(node, g, create_graph, builtins.any(node is r for r in roots))
+                continue
+            if ctx is None:
+                continue
+            in_grads = ctx.backward_graph(g) if create_graph else ctx.backward(g)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            if anomaly:
+                _check_anomaly(type(ctx).__name__, "backward",
+                               [x.data if isinstance(x, Tensor) else x for x in in_grads])
+            for parent, pg in zip(ctx.parents, in_grads):
+                if pg is None or not parent.requires_grad:
+                    continue
+                pdata = parent.data
+                if create_graph:
+                    if not isinstance(pg, Tensor):
+                        raise RuntimeError(f"double backward of {type(ctx).__name__}: backward_graph must return "
+                                           f"Tensors, got {type(pg).__name__}")
+                    if pg.shape != pdata.shape:
+                        pg = _unbroadcast_tensor(pg, pdata.shape)
+                    if pg.dtype != pdata.dtype:
+                        pg = pg.astype(pdata.dtype)
+                else:
+                    if pg.shape != pdata.shape:
+                        pg = _unbroadcast(pg, pdata.shape)
+                    if pg.dtype != pdata.dtype:
+                        pg = pg.astype(pdata.dtype)
+                prev = grads.get(parent)
+                grads[parent] = pg if prev is None else prev + pg
+            if not retain_graph:
+                node._ctx = None
+    return captured
+
+
+def _accumulate(node, g, create_graph, is_root):
+    if create_graph:  # NOTE: .grad keeps the graph of the backward pass, as PyTorch's
+        node.grad = g if node.grad is None else node.grad + g
+    else:
+        node.grad = Tensor(g.copy() if is_root else g) if node.grad is None else Tensor(node.grad.data + g)
+
+
 # -------------------------------------------------------------------- anomaly detection
 def _anomaly_enabled():
     return getattr(_modes, "anomaly", False)
@@ -1229,6 +1331,25 @@ class Function:
     def backward(self, grad):
         raise NotImplementedError
 
+    def backward_graph(self, grad):
+        """``backward`` as recorded Tensor ops (``grad`` a Tensor, Tensors or None out), run under
+        ``create_graph=True`` so that the gradient can be differentiated again. The default differentiates
+        ``compose`` (the forward rebuilt from Tensor ops on ``self.parents``) where an op defines it; ops with
+        neither raise, so a second derivative is never silently wrong."""
+        if self.compose is None:
+            raise RuntimeError(f"double backward of {type(self).__name__} is not supported (backward or "
+                               f"autograd.grad with create_graph=True needs its backward to be differentiable)")
+        parents = self.parents
+        wanted = [p for p, need in zip(parents, self.needs_input_grad) if need]
+        # NOTE: a local backward: rebuilt from the parents and walked back to them only, never past them; the
+        # rebuilt graph is kept (retain_graph): the gradient it gives is differentiated through it again
+        out = self.compose(*parents)
+        got = _backward_pass([out], [grad], retain_graph=True, create_graph=True, inputs=wanted,
+                             accumulate=False, stop_at_inputs=True)
+        # NOTE: a tensor passed twice (f(x, x)) gets its whole gradient once
+        return tuple(got.pop(p, None) if need else None for p, need in zip(parents, self.needs_input_grad))
+
+    compose = None  # ``compose(*parents) -> Tensor``: the forward as Tensor ops (see backward_graph)
 
 # -------------------------------------------------------------------- elementwise ops
 
@@ -1240,6 +1361,9 @@ class Cast(Function):
     def backward(self, g):
         return g.astype(self.in_dtype)
 
+    def backward_graph(self, g):
+        return g.astype(self.in_dtype)
+
 
 class Add(Function):
     def forward(self, a, b):
@@ -1248,12 +1372,18 @@ class Add(Function):
     def backward(self, g):
         return g, g
 
+    def backward_graph(self, g):
+        return g, g
+
 
 class Sub(Function):
     def forward(self, a, b):
         return a - b
 
     def backward(self, g):
+        return g, (-g if self.needs_input_grad[1] else None)
+
+    def backward_graph(self, g):
         return g, (-g if self.needs_input_grad[1] else None)
 
 
@@ -1266,6 +1396,11 @@ class Mul(Function):
         return (g * self.b if self.needs_input_grad[0] else None,
                 g * self.a if self.needs_input_grad[1] else None)
 
+    def backward_graph(self, g):
+        a, b = self.parents
+        return (g * b if self.needs_input_grad[0] else None,
+                g * a if self.needs_input_grad[1] else None)
+
 
 class Div(Function):
     def forward(self, a, b):
@@ -1277,12 +1412,21 @@ class Div(Function):
         gb = -g * self.a / (self.b * self.b) if self.needs_input_grad[1] else None
         return ga, gb
 
+    def backward_graph(self, g):
+        a, b = self.parents
+        ga = g / b if self.needs_input_grad[0] else None
+        gb = -g * a / (b * b) if self.needs_input_grad[1] else None
+        return ga, gb
+
 
 class Neg(Function):
     def forward(self, x):
         return -x
 
     def backward(self, g):
+        return -g
+
+    def backward_graph(self, g):
         return -g
 
 
@@ -1297,6 +1441,12 @@ class PowScalar(Function):
             return np.zeros_like(g)
         p = np.asarray(self.exponent, dtype=self.x.dtype)
         return g * p * self.x ** (p - 1)
+
+    def backward_graph(self, g):
+        if self.exponent == 0:
+            return g * 0.0
+        x = self.parents[0]
+        return g * (x ** (self.exponent - 1) * float(self.exponent))
 
 
 class Pow(Function):
@@ -1317,6 +1467,16 @@ class Pow(Function):
                 gb = g * np.where((a == 0) & (b >= 0), zero, self.out * np.log(a))
         return ga, gb
 
+    def backward_graph(self, g):
+        (a, b), zero = self.parents, Tensor(np.zeros((), self.out.dtype))
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.needs_input_grad[0]:
+                ga = g * where(Tensor(self.b == 0), zero, b * a ** (b - 1))
+            if self.needs_input_grad[1]:
+                gb = g * where(Tensor((self.a == 0) & (self.b >= 0)), zero, a ** b * a.log())
+        return ga, gb
+
 
 class Exp(Function):
     def forward(self, x):
@@ -1326,6 +1486,9 @@ class Exp(Function):
     def backward(self, g):
         return g * self.y
 
+    def backward_graph(self, g):
+        return g * self.parents[0].exp()
+
 
 class Log(Function):
     def forward(self, x):
@@ -1334,6 +1497,9 @@ class Log(Function):
 
     def backward(self, g):
         return g / self.x
+
+    def backward_graph(self, g):
+        return g / self.parents[0]
 
 
 class Sqrt(Function):
@@ -1347,6 +1513,14 @@ class Sqrt(Function):
                 return np.where(self.y == 0, np.zeros((), g.dtype), g / (2 * self.y))
         return g / (2 * self.y)
 
+    def backward_graph(self, g):
+        y = Sqrt.apply(self.parents[0])
+        if self.zero_at_zero:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                safe = where(Tensor(self.y == 0), Tensor(np.ones((), g.dtype)), y)
+                return where(Tensor(self.y == 0), Tensor(np.zeros((), g.dtype)), g / (2 * safe))
+        return g / (2 * y)
+
 
 class Tanh(Function):
     def forward(self, x):
@@ -1355,6 +1529,10 @@ class Tanh(Function):
 
     def backward(self, g):
         return g * (1 - self.y * self.y)
+
+    def backward_graph(self, g):
+        y = self.parents[0].tanh()
+        return g * (1 - y * y)
 
 
 class Sigmoid(Function):
@@ -1374,6 +1552,10 @@ class Sigmoid(Function):
         dx *= 1 - self.y
         return dx
 
+    def backward_graph(self, g):
+        y = self.parents[0].sigmoid()
+        return g * (y * (1 - y))
+
 
 class Relu(Function):
     def forward(self, x):
@@ -1384,6 +1566,9 @@ class Relu(Function):
     def backward(self, g):
         return g * self.mask
 
+    def backward_graph(self, g):
+        return g * Tensor(self.mask.astype(g.dtype))  # NOTE: piecewise linear: the second derivative is 0
+
 
 class Abs(Function):
     def forward(self, x):
@@ -1392,6 +1577,9 @@ class Abs(Function):
 
     def backward(self, g):
         return g * self.sign
+
+    def backward_graph(self, g):
+        return g * Tensor(self.sign.astype(g.dtype))
 
 
 class Clip(Function):
@@ -1408,6 +1596,9 @@ class Clip(Function):
     def backward(self, g):
         return g * self.mask
 
+    def backward_graph(self, g):
+        return g * Tensor(self.mask.astype(g.dtype))
+
 
 class Sin(Function):
     def forward(self, x):
@@ -1416,6 +1607,9 @@ class Sin(Function):
 
     def backward(self, g):
         return g * np.cos(self.x)
+
+    def backward_graph(self, g):
+        return g * self.parents[0].cos()
 
 
 class Cos(Function):
@@ -1426,6 +1620,9 @@ class Cos(Function):
     def backward(self, g):
         return -g * np.sin(self.x)
 
+    def backward_graph(self, g):
+        return -g * self.parents[0].sin()
+
 
 class Log1p(Function):
     def forward(self, x):
@@ -1435,12 +1632,18 @@ class Log1p(Function):
     def backward(self, g):
         return g / (1 + self.x)
 
+    def backward_graph(self, g):
+        return g / (1 + self.parents[0])
+
 
 class Clone(Function):
     def forward(self, x):
         return x.copy()
 
     def backward(self, g):
+        return g
+
+    def backward_graph(self, g):
         return g
 
 
@@ -1452,6 +1655,9 @@ class Rounding(Function):
 
     def backward(self, g):
         return np.zeros_like(g)
+
+    def backward_graph(self, g):
+        return g * 0.0
 
 
 class FloorDivide(Function):
@@ -1472,6 +1678,9 @@ class Remainder(Function):
     def backward(self, g):
         return g, (-g * np.floor_divide(self.a, self.b) if self.needs_input_grad[1] else None)
 
+    def backward_graph(self, g):
+        return g, (-g * Tensor(np.floor_divide(self.a, self.b)) if self.needs_input_grad[1] else None)
+
 
 class Minimum(Function):
     def forward(self, a, b):
@@ -1482,6 +1691,11 @@ class Minimum(Function):
         a_wins = (self.a < self.b) + 0.5 * (self.a == self.b)
         return (g * a_wins if self.needs_input_grad[0] else None,
                 g * (1 - a_wins) if self.needs_input_grad[1] else None)
+
+    def backward_graph(self, g):
+        a_wins = ((self.a < self.b) + 0.5 * (self.a == self.b)).astype(g.dtype)
+        return (g * Tensor(a_wins) if self.needs_input_grad[0] else None,
+                g * Tensor(1 - a_wins) if self.needs_input_grad[1] else None)
 
 
 class Maximum(Function):
@@ -1495,6 +1709,11 @@ class Maximum(Function):
         return (g * a_wins if self.needs_input_grad[0] else None,
                 g * (1 - a_wins) if self.needs_input_grad[1] else None)
 
+    def backward_graph(self, g):
+        a_wins = ((self.a > self.b) + 0.5 * (self.a == self.b)).astype(g.dtype)
+        return (g * Tensor(a_wins) if self.needs_input_grad[0] else None,
+                g * Tensor(1 - a_wins) if self.needs_input_grad[1] else None)
+
 
 class Where(Function):
     def forward(self, a, b, cond):
@@ -1505,6 +1724,11 @@ class Where(Function):
         zero = np.zeros((), dtype=g.dtype)
         return (np.where(self.cond, g, zero) if self.needs_input_grad[0] else None,
                 np.where(self.cond, zero, g) if self.needs_input_grad[1] else None)
+
+    def backward_graph(self, g):
+        zero = Tensor(np.zeros((), dtype=g.dtype))
+        return (Where.apply(*_pair(g, zero), cond=self.cond) if self.needs_input_grad[0] else None,
+                Where.apply(*_pair(zero, g), cond=self.cond) if self.needs_input_grad[1] else None)
 
 
 # -------------------------------------------------------------------- reductions
@@ -1519,6 +1743,11 @@ class Sum(Function):
         if not self.keepdims:
             g = np.expand_dims(g, self.axis)
         return np.broadcast_to(g, self.shape)
+
+    def backward_graph(self, g):
+        if not self.keepdims:
+            g = g.reshape(np.expand_dims(np.empty(g.shape, np.bool_), self.axis).shape)
+        return g.expand(self.shape)
 
 
 class Var(Function):
@@ -1541,6 +1770,14 @@ class Var(Function):
                 return np.broadcast_to(g * np.asarray(np.inf, g.dtype), self.centered.shape)
         return g * self.centered * np.asarray(2.0 / self.divisor, g.dtype)
 
+    def backward_graph(self, g):
+        if not self.divisor:
+            raise RuntimeError("double backward of Var is not supported where the divisor N - correction is 0")
+        x = self.parents[0]
+        if not self.keepdims:
+            g = g.reshape(np.expand_dims(np.empty(g.shape, np.bool_), self.axis).shape)
+        return g * (x - x.mean(self.axis, keepdim=True)) * (2.0 / self.divisor)
+
 
 class Max(Function):
     """amax (``np_fn=np.max``) or amin (``np.min``) over ``axis``; computed directly, so integer minima do not
@@ -1562,6 +1799,12 @@ class Max(Function):
         hit = (self.x == self.y)
         return g * hit / hit.sum(axis=self.axis, keepdims=True)
 
+    def backward_graph(self, g):
+        if not self.keepdims:
+            g = g.reshape(np.expand_dims(np.empty(g.shape, np.bool_), self.axis).shape)
+        hit = self.x == self.y
+        return g * Tensor((hit / hit.sum(axis=self.axis, keepdims=True)).astype(g.dtype))
+
 
 # -------------------------------------------------------------------- shape ops
 
@@ -1573,6 +1816,9 @@ class Reshape(Function):
     def backward(self, g):
         return g.reshape(self.in_shape)
 
+    def backward_graph(self, g):
+        return g.reshape(self.in_shape)
+
 
 class Permute(Function):
     def forward(self, x, perm):
@@ -1581,6 +1827,9 @@ class Permute(Function):
 
     def backward(self, g):
         return g.transpose(np.argsort(self.perm))
+
+    def backward_graph(self, g):
+        return Permute.apply(g, perm=tuple(int(i) for i in np.argsort(self.perm)))
 
 
 class GetItem(Function):
@@ -1595,6 +1844,44 @@ class GetItem(Function):
         else:  # NOTE: np.add.at accumulates repeated integer indices (x[[0, 0]] sends two gradients to x[0])
             np.add.at(dx, self.index, g)
         return dx
+
+    def backward_graph(self, g):
+        return _IndexPut.apply(g, shape=self.shape, index=self.index)
+
+
+class _IndexPut(Function):
+    """zeros(shape) with g added at ``index``: GetItem's backward as an op, so it can be differentiated again."""
+
+    def forward(self, g, shape, index):
+        self.index = index
+        dx = np.zeros(shape, dtype=g.dtype)
+        if _basic_index(index):
+            dx[index] = g
+        else:
+            np.add.at(dx, index, g)
+        return dx
+
+    def backward(self, gg):
+        return np.asarray(gg[self.index])
+
+    def backward_graph(self, gg):
+        return GetItem.apply(gg, index=self.index)
+
+
+class _PutAlong(Function):
+    """TakeAlong's backward as an op (differentiable again)."""
+
+    def forward(self, g, shape, sl, index, axis):
+        self.sl, self.index, self.axis = sl, index, axis
+        dx = np.zeros(shape, g.dtype)
+        _put_along(dx[sl], index, g, axis, add=True)
+        return dx
+
+    def backward(self, gg):
+        return np.take_along_axis(gg[self.sl], self.index, self.axis)
+
+    def backward_graph(self, gg):
+        return TakeAlong.apply(gg[self.sl], index=self.index, axis=self.axis)
 
 
 def _basic_index(index):
@@ -1636,6 +1923,11 @@ class TakeAlong(Function):
         dx = np.zeros(self.shape, g.dtype)
         _put_along(dx[self.sl], self.index, g, self.axis, add=True)
         return dx
+
+    def backward_graph(self, g):
+        if self.axis is None:
+            return g.reshape(self.shape)
+        return _PutAlong.apply(g, shape=self.shape, sl=self.sl, index=self.index, axis=self.axis)
 
 
 class Scatter(Function):
@@ -1696,6 +1988,11 @@ class CumSum(Function):
             return g
         return np.flip(np.cumsum(np.flip(g, self.axis), axis=self.axis), self.axis)
 
+    def backward_graph(self, g):
+        if self.axis is None:
+            return g
+        return CumSum.apply(g.flip(self.axis), axis=self.axis).flip(self.axis)
+
 
 class BroadcastTo(Function):
     def forward(self, x, shape):
@@ -1703,6 +2000,9 @@ class BroadcastTo(Function):
 
     def backward(self, g):
         return g  # NOTE: reduced to the input's shape by the graph walk (_unbroadcast)
+
+    def backward_graph(self, g):
+        return g
 
 
 class Flip(Function):
@@ -1712,6 +2012,9 @@ class Flip(Function):
 
     def backward(self, g):
         return np.flip(g, self.axes) if self.axes else g
+
+    def backward_graph(self, g):
+        return Flip.apply(g, axes=self.axes)
 
 
 class Roll(Function):
@@ -1723,6 +2026,10 @@ class Roll(Function):
         neg = tuple(-s for s in self.shifts) if isinstance(self.shifts, tuple) else -self.shifts
         return np.roll(g, neg, self.axes)
 
+    def backward_graph(self, g):
+        neg = tuple(-s for s in self.shifts) if isinstance(self.shifts, tuple) else -self.shifts
+        return Roll.apply(g, shifts=neg, axes=self.axes)
+
 
 class Concatenate(Function):
     def forward(self, *xs, axis):
@@ -1732,6 +2039,10 @@ class Concatenate(Function):
 
     def backward(self, g):
         return tuple(np.split(g, self.splits, axis=self.axis))
+
+    def backward_graph(self, g):
+        bounds = [0, *(int(b) for b in self.splits), g.shape[self.axis]]
+        return tuple(g[(slice(None),) * self.axis + (slice(a, b),)] for a, b in zip(bounds[:-1], bounds[1:]))
 
 
 class MatMul(Function):
@@ -1759,6 +2070,18 @@ class MatMul(Function):
             ga = _unbroadcast(np.matmul(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:
             gb = _unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+        return ga, gb
+
+    def backward_graph(self, g):
+        a, b = self.parents
+        a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
+        b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
+        g = g.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = _unbroadcast_tensor(g @ b2.transpose(-1, -2), a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            gb = _unbroadcast_tensor(a2.transpose(-1, -2) @ g, b2.shape).reshape(b.shape)
         return ga, gb
 
 

@@ -57,6 +57,12 @@ class _Gelu(Function):
             d = self.cdf + xd * np.exp(-0.5 * xd * xd) / math.sqrt(2 * math.pi)
         return (dy * d).astype(dy.dtype)
 
+    def compose(self, x):  # NOTE: the double backward (create_graph=True); erf has no Tensor op
+        if self.approximate != "tanh":
+            raise RuntimeError("double backward of gelu (approximate='none') is not supported; use "
+                               "approximate='tanh'")
+        return x * 0.5 * (1 + ((x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)).tanh())
+
 
 def gelu(input, approximate="none"):
     """``x * Phi(x)`` with Phi the standard normal CDF (exact, via erf); ``approximate='tanh'`` uses
@@ -87,6 +93,9 @@ class _LogSoftmax(Function):
         dx = np.empty_like(g2)
         kernels.kernels().log_softmax_backward(dx, g2, self.y)
         return np.moveaxis(dx.reshape(self.moved_shape), -1, self.dim)
+
+    def compose(self, x):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
+        return x - x.logsumexp(self.dim, keepdim=True)
 
 
 def log_softmax(input, dim=-1):

@@ -21,10 +21,10 @@ import numpy as np
 from minigrad import kernels
 from minigrad.kernels import coefficients
 from minigrad.kernels.rules import check_momentum
-from minigrad.tensor import Function
+from minigrad.tensor import Function, Tensor
 
-from .norm import (_as_ncs_array, _affine, _check_channel_args, _check_input, _empty_like, _grads_for, _params,
-                   _update_running)
+from .norm import (_affine_t, _as_ncs_array, _affine, _check_channel_args, _check_input, _empty_like, _grads_for,
+                   _normalize_t, _params, _update_running)
 
 
 class _BatchNormReLU(Function):
@@ -50,8 +50,17 @@ class _BatchNormReLU(Function):
         y = np.empty_like(x3)
         k.channel_apply_relu(y, x3, shift, scale, offset)
         self.x3, self.w, self.shape, self.mean, self.rstd = x3, w, shape, mean, rstd
-        self.coef, self.training = (shift, scale, offset), running is None
+        self.coef, self.training, self.eps = (shift, scale, offset), running is None, eps
         return y.reshape(shape)
+
+    def compose(self, x, *params):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
+        x3 = x.reshape(self.x3.shape)
+        if self.training:
+            xhat = _normalize_t(x3, (0, 2), self.eps, True)
+        else:
+            dt = self.x3.dtype
+            xhat = (x3 - Tensor(self.mean.astype(dt)[None, :, None])) * Tensor(self.rstd.astype(dt)[None, :, None])
+        return _affine_t(self, xhat, params).relu().reshape(self.shape)
 
     def backward(self, g):
         x3, (shift, scale, offset) = self.x3, self.coef

@@ -21,6 +21,7 @@ from minigrad import kernels
 from minigrad.kernels import coefficients
 from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups
 from minigrad.tensor import Function, Tensor
+from minigrad.tensor import cat as _cat
 
 from .checks import check_tensor, check_virtual_batch_size
 
@@ -105,7 +106,7 @@ class _BatchNormTrain(Function):
     """Training-mode batch norm on (N, C, S): statistics of the batch, one kernel each way."""
 
     def forward(self, x, *params, has_weight, has_bias, eps):
-        self.has_weight, self.has_bias = has_weight, has_bias
+        self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
         shape, x3 = x.shape, _as_ncs_array(x)
         n, c, s = x3.shape
         w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
@@ -122,6 +123,10 @@ class _BatchNormTrain(Function):
         dweight, dbias = np.empty(c, self.x3.dtype), np.empty(c, self.x3.dtype)
         kernels.kernels().batch_norm_backward(dx, dweight, dbias, dy, self.x3, self.mean, self.rstd, self.w)
         return _grads_for(self, dx.reshape(self.shape), dweight, dbias)
+
+    def compose(self, x, *params):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
+        x3 = x.reshape(self.x3.shape)
+        return _affine_t(self, _normalize_t(x3, (0, 2), self.eps, True), params).reshape(self.shape)
 
 
 class _ChannelAffine(Function):
@@ -165,12 +170,20 @@ class _ChannelAffine(Function):
                              else None).reshape(self.shape)
         return _grads_for(self, dx, dweight, dbias)
 
+    def compose(self, x, *params):
+        dt = x.dtype
+        mean = self.running_mean.astype(np.float64)
+        rstd = 1.0 / np.sqrt(self.running_var.astype(np.float64) + self.eps)
+        x3 = x.reshape(self.x3_shape)
+        xhat = (x3 - Tensor(mean.astype(dt)[None, :, None])) * Tensor(rstd.astype(dt)[None, :, None])
+        return _affine_t(self, xhat, params).reshape(self.shape)
+
 
 class _GroupNorm(Function):
     """Group norm on (N, C, S) with G groups; layer norm is (R, D, 1) with G=1, instance norm G=C."""
 
     def forward(self, x, *params, x3_shape, num_groups, has_weight, has_bias, eps):
-        self.has_weight, self.has_bias = has_weight, has_bias
+        self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
         x3 = np.ascontiguousarray(x).reshape(x3_shape)
         n, c, s = x3_shape
         w, b = _affine(params[0].reshape(-1) if has_weight else None,
@@ -192,6 +205,11 @@ class _GroupNorm(Function):
         return _grads_for(self, dx.reshape(self.shape), dweight.reshape(ps) if ps else None,
                           dbias.reshape(ps) if ps else None)
 
+    def compose(self, x, *params):
+        n, c, s = self.x3.shape
+        xg = x.reshape(n, self.g, (c // self.g) * s)
+        return _affine_t(self, _normalize_t(xg, (2,), self.eps, True).reshape(n, c, s), params).reshape(self.shape)
+
 
 class _RowNorm(Function):
     """A normalization over the rows of x viewed as (R, D), composed of the phase kernels: forward ``row_stats ->
@@ -199,7 +217,7 @@ class _RowNorm(Function):
     coefficients: minigrad.kernels.coefficients). ``center=False`` is RMSNorm; weight and bias are per column."""
 
     def forward(self, x, *params, d, center, has_weight, has_bias, eps):
-        self.has_weight, self.has_bias, self.center = has_weight, has_bias, center
+        self.has_weight, self.has_bias, self.center, self.eps = has_weight, has_bias, center, eps
         x2 = np.ascontiguousarray(x).reshape(-1, d)
         r = x2.shape[0]
         w, b = _affine(params[0].reshape(-1) if has_weight else None,
@@ -230,6 +248,11 @@ class _RowNorm(Function):
         ps = self.param_shape
         return _grads_for(self, dx, dweight.reshape(ps) if ps else None, dbias.reshape(ps) if ps else None)
 
+    def compose(self, x, *params):
+        r, d = self.x2.shape
+        xhat = _normalize_t(x.reshape(r, d, 1), (1,), self.eps, self.center)
+        return _affine_t(self, xhat, params).reshape(self.shape)
+
 
 class _ChannelNorm(Function):
     """Batch norm over x viewed as (N, C, S), composed of the channel phases: forward ``channel_stats ->
@@ -239,7 +262,7 @@ class _ChannelNorm(Function):
     y = (xhat*r + d)*weight + bias, r and d constants in backward, so dx is batch norm's with weight*r."""
 
     def forward(self, x, *params, chunk, has_weight, has_bias, eps, renorm=None):
-        self.has_weight, self.has_bias = has_weight, has_bias
+        self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
         x3 = _as_ncs_array(x)
         n, c, s = x3.shape
         w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
@@ -277,6 +300,32 @@ class _ChannelNorm(Function):
         # NOTE: y = (xhat*r + d)*weight + bias, so dweight = r*sum(dy*xhat) + d*sum(dy)
         dweight = (self.r * sdyx_rstd + self.d * sdy_all).astype(dtype)
         return _grads_for(self, None if dx is None else dx.reshape(self.shape), dweight, sdy_all.astype(dtype))
+
+    def compose(self, x, *params):
+        x3 = x.reshape(self.x3.shape)
+        dt = self.x3.dtype
+        parts = [_normalize_t(x3[n0:n1], (0, 2), self.eps, True) for n0, n1 in self.bounds]
+        xhat = parts[0] if len(parts) == 1 else _cat(parts)
+        r = Tensor(np.asarray(self.r, dt).reshape(-1)[None, :, None] if np.ndim(self.r) else np.asarray(self.r, dt))
+        d = Tensor(np.asarray(self.d, dt).reshape(-1)[None, :, None] if np.ndim(self.d) else np.asarray(self.d, dt))
+        return _affine_t(self, xhat * r + d, params).reshape(self.shape)
+
+
+def _normalize_t(x, axes, eps, center):
+    """(x - mean) * rstd over ``axes`` as recorded Tensor ops, rstd = 1/sqrt(mean((x - mean)^2) + eps) (biased;
+    without ``center`` the mean is 0): the exact forward that create_graph=True differentiates twice."""
+    d = x - x.mean(axes, keepdim=True) if center else x
+    return d * ((d * d).mean(axes, keepdim=True) + eps) ** -0.5
+
+
+def _affine_t(node, xhat, params):
+    """xhat * weight + bias on (A, C, B) with per-C parameters (any shape of C elements), as Tensor ops."""
+    c = xhat.shape[1]
+    if node.has_weight:
+        xhat = xhat * params[0].reshape(1, c, 1)
+    if node.has_bias:
+        xhat = xhat + params[-1].reshape(1, c, 1)
+    return xhat
 
 
 def _as_ncs_array(a):
