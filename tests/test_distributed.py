@@ -1,0 +1,242 @@
+"""Data-parallel training over MPI (issue 18): minigrad.distributed, DistributedSampler, DistributedDataParallel,
+SyncBatchNorm.
+
+In one process: the world of size 1 (SyncBatchNorm is BatchNorm, DDP leaves gradients alone), the sampler against
+torch's, the validation. On two ranks: tests/mpi_sync_bn_script.py under ``mpiexec -n 2 python -m mpi4py``,
+skipped when mpi4py is not installed, unless MINIGRAD_EXPECT_MPI=1 (set by .ci/run) says it must run.
+"""
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from conftest import BACKENDS
+from minigrad import distributed, nn
+from minigrad.data import DistributedSampler, TensorDataset
+from minigrad.nn.parallel import DistributedDataParallel
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECT_MPI = os.environ.get("MINIGRAD_EXPECT_MPI", "") not in ("", "0")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    with mg.using_backend(request.param):
+        yield request.param
+
+
+def test_import_minigrad_does_not_import_mpi4py():
+    code = ("import sys, minigrad, minigrad.nn, minigrad.data, minigrad.nn.parallel, minigrad.distributed; "
+            "assert 'mpi4py' not in sys.modules, 'mpi4py imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+# ------------------------------------------------------------------ the world of one process
+
+def test_world_of_one():
+    distributed.init()
+    distributed.init()  # idempotent
+    assert distributed.is_initialized() and distributed.rank() == 0 and distributed.world_size() == 1
+    distributed.barrier()
+    a = np.arange(4.0)
+    assert distributed.all_reduce(a, op="max") is a and a.tolist() == [0, 1, 2, 3]
+    assert distributed.broadcast(a, root=0) is a
+
+
+def test_collective_validation():
+    with pytest.raises(ValueError, match="op must be one of"):
+        distributed.all_reduce(np.zeros(2), op="mean")
+    with pytest.raises(ValueError, match="C-contiguous"):
+        distributed.all_reduce(np.zeros((3, 2))[:, 0])
+    with pytest.raises(TypeError, match="numeric dtype"):
+        distributed.all_reduce(np.array(["a"]))
+    with pytest.raises(ValueError, match=r"root must be a rank in \[0, 1\)"):
+        distributed.broadcast(np.zeros(2), root=1)
+
+
+def test_launched_without_mpi4py_refuses(monkeypatch):
+    """A rank of a multi-process launch without mpi4py must not train alone as rank 0."""
+    monkeypatch.setattr(distributed, "_comm", None)
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import fails
+    monkeypatch.setenv("PMI_SIZE", "4")
+    with pytest.raises(ImportError, match=r"one of 4 \(PMI_SIZE=4\).*minigrad\[mpi\]"):
+        distributed.init()
+    monkeypatch.setenv("PMI_SIZE", "1")
+    distributed.init()
+    assert distributed.world_size() == 1
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (5, 3, 4), (4, 3, 2, 5)])
+def test_sync_batchnorm_world_of_one_is_batchnorm(backend, shape):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape) * 2 + 3
+    dy = rng.standard_normal(shape)
+    bn_cls = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d}[len(shape)]
+    out = []
+    for layer in (nn.SyncBatchNorm(3, momentum=None, dtype=np.float64), bn_cls(3, momentum=None, dtype=np.float64)):
+        layer.weight.data[...] = [0.5, 1.0, 2.0]
+        xt = mg.Tensor(x, requires_grad=True)
+        y = layer(xt)
+        y.backward(dy)
+        layer(mg.Tensor(x + 1))  # a second step: the cumulative average
+        layer.eval()
+        out.append([y.data, xt.grad.data, layer.weight.grad.data, layer.bias.grad.data, layer.running_mean.data,
+                    layer.running_var.data, layer(mg.Tensor(x)).data])
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_convert_sync_batchnorm_shares_state():
+    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Sequential(nn.Flatten(), nn.BatchNorm1d(12)))
+    net.eval()
+    bn = net[1]
+    bn.running_mean.data[...] = 7
+    params = list(net.parameters())
+    out = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    assert out is net and isinstance(net[1], nn.SyncBatchNorm) and isinstance(net[2][1], nn.SyncBatchNorm)
+    assert net[1].weight is bn.weight and net[1].running_mean is bn.running_mean and not net[1].training
+    assert [id(p) for p in net.parameters()] == [id(p) for p in params]
+    assert set(net.state_dict()) == set(nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Sequential(
+        nn.Flatten(), nn.BatchNorm1d(12))).state_dict())
+    top = nn.SyncBatchNorm.convert_sync_batchnorm(nn.BatchNorm1d(4, eps=1e-3, momentum=0.2, affine=False))
+    assert isinstance(top, nn.SyncBatchNorm) and (top.eps, top.momentum, top.affine) == (1e-3, 0.2, False)
+    with pytest.raises(ValueError, match="ghost batch norm"):
+        nn.SyncBatchNorm.convert_sync_batchnorm(nn.BatchNorm1d(4, virtual_batch_size=8))
+
+
+def test_sync_batchnorm_validation():
+    with pytest.raises(ValueError, match="num_features must be a positive integer"):
+        nn.SyncBatchNorm(0)
+    with pytest.raises(ValueError, match="expected 2D or 3D or 4D or 5D input"):
+        nn.SyncBatchNorm(3)(mg.Tensor(np.zeros(3)))
+
+
+def test_ddp_world_of_one_keeps_gradients(backend):
+    rng = np.random.default_rng(1)
+    x, t = mg.Tensor(rng.standard_normal((6, 4))), mg.Tensor(rng.integers(0, 3, 6))
+    grads = []
+    for wrap in (False, True):
+        mg.manual_seed(0)
+        net = nn.Sequential(nn.Linear(4, 5, dtype=np.float64), nn.BatchNorm1d(5, dtype=np.float64), nn.ReLU(),
+                            nn.Linear(5, 3, dtype=np.float64))
+        model = DistributedDataParallel(net, bucket_cap_mb=1e-4) if wrap else net
+        for _ in range(2):  # gradients accumulate over two backwards, as without DDP
+            nn.functional.cross_entropy(model(x), t).backward()
+        grads.append([p.grad.data for p in net.parameters()])
+        assert all(isinstance(p, nn.Parameter) for p in net.parameters())  # the forward's swap was undone
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-14, atol=0)
+    assert list(model.state_dict())[0] == "module.0.weight"
+
+
+def test_ddp_buckets_and_unused_parameters():
+    net = nn.Sequential(nn.Linear(100, 100), nn.Linear(100, 100), nn.Linear(100, 2))
+    assert len(DistributedDataParallel(net)._reducer.buckets) == 1
+    # 100*100 float32 = 0.038 MiB, filled from the last layer: [2.bias, 2.weight, 1.bias, 1.weight, 0.bias] fit in
+    # 0.05 MiB, 0.weight starts a second bucket
+    buckets = DistributedDataParallel(net, bucket_cap_mb=0.05)._reducer.buckets
+    assert [b.indices for b in buckets] == [[5, 4, 3, 2, 1], [0]]
+    with pytest.raises(ValueError, match="bucket_cap_mb must be a positive number"):
+        DistributedDataParallel(net, bucket_cap_mb=0)
+    with pytest.raises(TypeError, match="must be a minigrad.nn.Module"):
+        DistributedDataParallel(lambda x: x)
+
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(2, 2), nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.a(x)
+
+    model = DistributedDataParallel(TwoHeads())
+    model(mg.Tensor(np.ones((3, 2), np.float32))).sum().backward()
+    with pytest.raises(RuntimeError, match=r"no gradient to b\.weight, b\.bias"):
+        model(mg.Tensor(np.ones((3, 2), np.float32)))
+
+
+# ------------------------------------------------------------------ DistributedSampler against torch's
+
+@pytest.mark.parametrize("n, replicas", [(10, 3), (9, 3), (2, 4), (0, 2), (7, 1), (13, 4)])
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_distributed_sampler_matches_torch(n, replicas, shuffle, drop_last, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DistributedSampler as TorchSampler
+
+    data = TensorDataset(np.arange(n))
+    for epoch in (0, 3):
+        if shuffle:  # the same permutation in: the padding, cutting and striding must then agree exactly
+            monkeypatch.setattr(DistributedSampler, "_permutation", lambda self, k: torch.randperm(
+                k, generator=torch.Generator().manual_seed(self.seed + self.epoch)).numpy())
+        for rank in range(replicas):
+            ours = DistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=shuffle, seed=11,
+                                      drop_last=drop_last)
+            theirs = TorchSampler(list(range(n)), num_replicas=replicas, rank=rank, shuffle=shuffle, seed=11,
+                                  drop_last=drop_last)
+            ours.set_epoch(epoch)
+            theirs.set_epoch(epoch)
+            assert list(ours) == list(theirs) and len(ours) == len(theirs)
+
+
+def test_distributed_sampler_own_permutation():
+    data = TensorDataset(np.arange(11))
+    shares = [DistributedSampler(data, num_replicas=3, rank=r, seed=4).indices() for r in range(3)]
+    everything = np.concatenate(shares)
+    assert len(everything) == 12 and set(everything.tolist()) == set(range(11))  # one index repeated as padding
+    s = DistributedSampler(data, num_replicas=3, rank=1, seed=4)
+    first = s.indices()
+    s.set_epoch(1)
+    assert s.indices().tolist() != first.tolist()
+    s.set_epoch(0)
+    assert s.indices().tolist() == first.tolist()
+    assert DistributedSampler(data, shuffle=True).num_replicas == 1  # from minigrad.distributed
+    for kwargs, match in [(dict(num_replicas=0, rank=0), "num_replicas must be an integer >= 1"),
+                          (dict(num_replicas=2, rank=2), r"rank must be in \[0, 2\)"),
+                          (dict(num_replicas=2, rank=0, seed=-1), "seed must be an integer >= 0")]:
+        with pytest.raises(ValueError, match=match):
+            DistributedSampler(data, **kwargs)
+
+
+# ------------------------------------------------------------------ two ranks
+
+def _mpi_launcher():
+    why = None
+    if importlib.util.find_spec("mpi4py") is None:
+        why = "mpi4py is not installed (pip install -e '.[mpi]')"
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if why is None and not mpiexec.exists():
+        why = f"no mpiexec next to {sys.executable} (the mpich wheel of the [mpi] extra provides it)"
+    if why is not None:
+        if EXPECT_MPI:
+            pytest.fail(f"MINIGRAD_EXPECT_MPI=1 but {why}")
+        pytest.skip(why)
+    return str(mpiexec)
+
+
+def test_two_ranks_match_one_process():
+    """tests/mpi_sync_bn_script.py: SyncBatchNorm + DDP on batches of 3 and 5 (and 0 and 8) == batch norm on the
+    batch of 8, every backend, float64 and float32; 20 steps of SGD with DistributedSampler == one process."""
+    mpiexec = _mpi_launcher()
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", "tests/mpi_sync_bn_script.py"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert sorted(line for line in proc.stdout.splitlines() if line.startswith("OK")) == ["OK 0", "OK 1"]
+
+
+def test_an_exception_on_one_rank_aborts_the_job(tmp_path):
+    mpiexec = _mpi_launcher()
+    script = tmp_path / "fail.py"
+    script.write_text("from minigrad import distributed\n"
+                      "if distributed.rank() == 1:\n    raise ValueError('rank 1 failed')\n"
+                      "distributed.barrier()  # rank 0 waits here for a rank that is gone\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", str(script)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "rank 1 failed" in proc.stderr
