@@ -78,7 +78,7 @@ from minigrad import accelerator, backends, cuda  # noqa: F401
 float, int, bool = _ALIASES["float"], _ALIASES["int"], _ALIASES["bool"]  # torch.float, torch.int, torch.bool
 del _ALIASES
 
-from minigrad import nn, optim  # noqa: E402  (after Tensor: nn builds on it)
+from minigrad import nn, optim, utils  # noqa: E402  (after Tensor: nn builds on it; utils.data loads lazily)
 
 __version__ = "0.1.0"
 

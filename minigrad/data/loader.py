@@ -8,6 +8,13 @@ default generator when neither is given) and an epoch counter. Epoch k's order i
 Batching: an array-backed dataset (`dataset.arrays()` not None, e.g. TensorDataset, MNIST) is batched by
 fancy-indexing its arrays with the batch's indices; others item by item, then stacked. Each field becomes a
 Tensor: integer or bool fields as int64 (labels), floating fields keep their dtype (Python floats: float32).
+A `Subset` (also nested) of an array-backed dataset is batched through the base arrays. A `collate_fn` gets the
+list of items and its result is yielded as it is.
+
+Workers: `num_workers`, `pin_memory`, `persistent_workers`, `prefetch_factor` and `timeout` are accepted and
+checked as PyTorch checks them, but the batches are always loaded in the calling process, in order (no
+subprocesses, no pinned memory: minigrad runs on the CPU). `worker_init_fn(worker_id)` is called in-process for
+each of the `num_workers` ids when an epoch starts (only for the first epoch when `persistent_workers`).
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ import numpy as np
 from minigrad.random import default_generator
 from minigrad.tensor import Tensor
 
-__all__ = ["DataLoader", "collate"]
+__all__ = ["DataLoader", "collate", "default_collate"]
 
 
 def _field(x):
@@ -29,13 +36,43 @@ def _field(x):
 
 
 def collate(items):
-    """Stack a list of items (tuples of arrays/scalars, or single arrays) field by field into arrays."""
+    """Stack a list of items (tuples or dicts of arrays/scalars/Tensors, or single ones) field by field into
+    arrays."""
     first = items[0]
     if isinstance(first, (tuple, list)):
         return tuple(collate([item[i] for item in items]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: collate([item[k] for item in items]) for k in first}
     if isinstance(first, float):
         return np.asarray(items, dtype=np.float32)
     return _field(np.stack([np.asarray(x) for x in items]))
+
+
+def _tensors(batch):
+    if isinstance(batch, tuple):
+        return tuple(_tensors(b) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _tensors(v) for k, v in batch.items()}
+    return Tensor(batch)
+
+
+def default_collate(items):
+    """The loader's default batching (``torch.utils.data.default_collate``): `collate`, then each field a Tensor."""
+    return _tensors(collate(items))
+
+
+def _base_arrays(dataset):
+    """(arrays, index map) for an array-backed dataset or a (nested) Subset of one; (None, None) otherwise."""
+    from .split import Subset  # NOTE: here, not at the top: split imports dataset, loader stays independent
+
+    if isinstance(dataset, Subset):
+        arrays, remap = _base_arrays(dataset.dataset)
+        if arrays is None:
+            return None, None
+        indices = np.asarray(dataset.indices, dtype=np.int64)
+        return arrays, (indices if remap is None else remap[indices])
+    arrays = dataset.arrays() if hasattr(dataset, "arrays") else None
+    return arrays, None
 
 
 def _default_seed():
@@ -49,14 +86,37 @@ class DataLoader:
         shuffle: a fresh order every epoch (see the module docstring); else 0..N-1.
         drop_last: drop the last batch when smaller than `batch_size`.
         seed: integer seed of the shuffling; `generator`: a numpy Generator to draw that seed from.
+        collate_fn: batches a list of items (default: `default_collate`).
+        num_workers, pin_memory, persistent_workers, prefetch_factor, timeout, worker_init_fn: accepted and
+            checked as in PyTorch; loading runs in-process (see the module docstring).
     `len(loader)` is the number of batches per epoch. Each `iter(loader)` runs epoch `loader.epoch` and then
     advances the counter; `set_epoch(k)` chooses the next epoch, `state_dict()` / `load_state_dict()` save
     and restore `{"epoch", "seed"}`.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, generator=None):
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, generator=None, *,
+                 num_workers=0, collate_fn=None, pin_memory=False, persistent_workers=False, timeout=0,
+                 worker_init_fn=None, prefetch_factor=None):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be an integer >= 1, got {batch_size!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be a non-negative integer (0: load in the main process), "
+                             f"got {num_workers!r}")
+        if not timeout >= 0:
+            raise ValueError(f"DataLoader: timeout must be non-negative, got {timeout!r}")
+        if num_workers == 0 and prefetch_factor is not None:
+            raise ValueError("DataLoader: prefetch_factor needs num_workers > 0 (as in PyTorch); leave it None")
+        if prefetch_factor is not None and prefetch_factor < 0:
+            raise ValueError(f"DataLoader: prefetch_factor must be non-negative, got {prefetch_factor!r}")
+        if persistent_workers and num_workers == 0:
+            raise ValueError("DataLoader: persistent_workers needs num_workers > 0 (as in PyTorch)")
+        for name, fn in (("collate_fn", collate_fn), ("worker_init_fn", worker_init_fn)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"DataLoader: {name} must be callable, got {type(fn).__name__}")
+        self.num_workers, self.pin_memory = int(num_workers), bool(pin_memory)
+        self.persistent_workers, self.timeout, self.prefetch_factor = bool(persistent_workers), timeout, prefetch_factor
+        self.collate_fn, self.worker_init_fn = collate_fn, worker_init_fn
+        self._workers_started = False
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -91,14 +151,21 @@ class DataLoader:
 
     def __iter__(self):
         epoch, self.epoch = self.epoch, self.epoch + 1
+        if self.worker_init_fn is not None and self.num_workers and not (
+                self.persistent_workers and self._workers_started):
+            for worker_id in range(self.num_workers):
+                self.worker_init_fn(worker_id)
+        self._workers_started = True
         return self._batches(self.order(epoch))
 
     def _batches(self, order):
-        arrays = self.dataset.arrays() if hasattr(self.dataset, "arrays") else None
+        arrays, remap = _base_arrays(self.dataset) if self.collate_fn is None else (None, None)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start:start + self.batch_size]
             if arrays is not None:
-                batch = tuple(_field(a[idx]) for a in arrays)
-            else:
-                batch = collate([self.dataset[int(i)] for i in idx])
-            yield tuple(Tensor(b) for b in batch) if isinstance(batch, tuple) else Tensor(batch)
+                if remap is not None:
+                    idx = remap[idx]
+                yield tuple(Tensor(_field(a[idx])) for a in arrays)
+                continue
+            items = [self.dataset[int(i)] for i in idx]
+            yield self.collate_fn(items) if self.collate_fn is not None else default_collate(items)
