@@ -8,7 +8,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from minigrad.tensor import Tensor
+from minigrad import _device
+from minigrad.tensor import Tensor, _is_dtype_name
 
 
 class Parameter(Tensor):
@@ -171,6 +172,55 @@ class Module:
         for p in self.parameters():
             p.requires_grad_(flag)
         return self
+
+    def apply(self, fn):
+        """Call ``fn(m)`` on every submodule (children first, as PyTorch) and on this module; returns ``self``
+        (``model.apply(init_weights)``)."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # ------------------------------------------------------------ dtype and device
+    def to(self, *args, dtype=None, device=None, non_blocking=False):
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(tensor)``, in place; returns ``self``.
+        Only the CPU exists (another device raises); a dtype converts the floating-point parameters and buffers,
+        as PyTorch does (integer buffers such as ``num_batches_tracked`` keep theirs)."""
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, (str, _device.device)) and not _is_dtype_name(a):
+                device = a
+            else:
+                dtype = a
+        if device is not None:
+            _device.check_cpu(device, "Module.to")
+        if dtype is not None:
+            self._cast(np.dtype(dtype))
+        return self
+
+    def float(self):
+        """Floating-point parameters and buffers to float32, in place; returns ``self``."""
+        return self.to(np.float32)
+
+    def double(self):
+        """Floating-point parameters and buffers to float64, in place; returns ``self``."""
+        return self.to(np.float64)
+
+    def cpu(self):
+        """``self``: everything is on the CPU already."""
+        return self
+
+    def _cast(self, dtype):
+        if dtype.kind != "f":
+            raise TypeError(f"Module.to: dtype must be a floating-point dtype, got {dtype}")
+        for m in self.modules():
+            for table in (m._parameters, m._buffers):
+                for t in table.values():
+                    if t is not None and t.data.dtype.kind == "f" and t.data.dtype != dtype:
+                        t.data = t.data.astype(dtype)
+                        if t.grad is not None:
+                            t.grad = None
 
     # ------------------------------------------------------------ state
     def state_dict(self):
