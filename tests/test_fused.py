@@ -136,3 +136,24 @@ def test_sequential_does_not_fuse_other_pairs(monkeypatch):
     nn.Sequential(nn.BatchNorm1d(3), nn.Tanh(), nn.ReLU())(x)
     nn.Sequential(nn.ReLU(), nn.BatchNorm1d(3))(x)
     assert not calls
+
+
+def test_sequential_never_fuses_past_a_subclass_forward():
+    """A BatchNorm subclass with its own forward (SyncBatchNorm, a user's override) followed by a ReLU in a
+    Sequential runs that forward, not the fused kernel."""
+    import minigrad as mg
+    from minigrad import nn
+
+    class Shifted(nn.BatchNorm1d):
+        def forward(self, x):
+            return super().forward(x) + 100.0
+
+    seq = nn.Sequential(Shifted(3, dtype="float64"), nn.ReLU())
+    x = mg.Tensor(np.random.default_rng(0).standard_normal((5, 3)))
+    np.testing.assert_array_equal(seq(x).numpy(), (seq[0](x) * 1.0).relu().numpy())
+    assert (seq(x).numpy() > 50).all()
+    seq_sync = nn.Sequential(nn.SyncBatchNorm(3, dtype="float64"), nn.ReLU())
+    seq_sync.fuse = False
+    want = seq_sync(x).numpy()
+    seq_sync.fuse = True
+    np.testing.assert_array_equal(seq_sync(x).numpy(), want)

@@ -87,8 +87,10 @@ class _BatchNorm(_NormBase):
 
     def forward_relu(self, x):
         """``relu(self(x))`` in one node (F.batch_norm_relu): nn.Sequential calls it for a BatchNorm then a ReLU."""
-        if self.virtual_batch_size is not None:  # NOTE: ghost batches have no fused path: the pair, unfused
-            return F.relu(self.forward(x))
+        # NOTE: ghost batches have no fused path, and a subclass with a forward of its own (SyncBatchNorm, a user's
+        # override) must run it: the pair, unfused
+        if self.virtual_batch_size is not None or type(self).forward is not _BatchNorm.forward:
+            return F.relu(self(x))
         return self._forward(x, F.batch_norm_relu)
 
     def _forward(self, x, fn, **kwargs):
