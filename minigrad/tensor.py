@@ -287,15 +287,7 @@ class Tensor:
 
     def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other_tensor)``. Only the CPU exists."""
-        for a in args:
-            if isinstance(a, Tensor):
-                dtype = a.dtype
-            elif isinstance(a, (str, _device.device)) and not _is_dtype_name(a):
-                device = a
-            else:
-                dtype = a
-        if device is not None:
-            _device.check_cpu(device, "to")
+        dtype = _to_arguments("to", args, dtype, device)
         out = self if dtype is None else self.astype(dtype)
         return out.clone() if copy and out is self else out
 
@@ -965,6 +957,21 @@ class Tensor:
 
 
 # -------------------------------------------------------------------- helpers
+
+def _to_arguments(fn, args, dtype, device):
+    """The dtype asked for by ``to``'s arguments (``to(dtype)``, ``to(device)``, ``to(device, dtype)``,
+    ``to(tensor)``, keywords too), or None; a device other than the CPU raises, naming ``fn``."""
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, (str, _device.device)) and not _is_dtype_name(a):
+            device = a
+        else:
+            dtype = a
+    if device is not None:
+        _device.check_cpu(device, fn)
+    return dtype
+
 
 def _is_dtype_name(a):
     if not isinstance(a, str):

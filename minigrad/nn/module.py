@@ -8,8 +8,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from minigrad import _device
-from minigrad.tensor import Tensor, _is_dtype_name
+from minigrad.tensor import Tensor, _to_arguments
 
 
 class Parameter(Tensor):
@@ -186,15 +185,7 @@ class Module:
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(tensor)``, in place; returns ``self``.
         Only the CPU exists (another device raises); a dtype converts the floating-point parameters and buffers,
         as PyTorch does (integer buffers such as ``num_batches_tracked`` keep theirs)."""
-        for a in args:
-            if isinstance(a, Tensor):
-                dtype = a.dtype
-            elif isinstance(a, (str, _device.device)) and not _is_dtype_name(a):
-                device = a
-            else:
-                dtype = a
-        if device is not None:
-            _device.check_cpu(device, "Module.to")
+        dtype = _to_arguments("Module.to", args, dtype, device)
         if dtype is not None:
             self._cast(np.dtype(dtype))
         return self
