@@ -27,6 +27,7 @@ from minigrad.nn.norm_family import (  # noqa: F401
     FilterResponseNorm2d,
 )
 from minigrad.nn.norm_frozen import FrozenBatchNorm2d  # noqa: F401
+from minigrad.nn.decorrelated import DecorrelatedBatchNorm2d  # noqa: F401
 from minigrad.nn.sync_batchnorm import SyncBatchNorm  # noqa: F401
 from minigrad.nn.activation import GELU, ReLU, Sigmoid, Tanh  # noqa: F401
 from minigrad.nn.conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d  # noqa: F401

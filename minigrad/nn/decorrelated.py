@@ -1,0 +1,172 @@
+"""Decorrelated Batch Normalization (Huang et al., 2018): ZCA whitening of groups of channels.
+
+Channels are split into groups of ``group_size`` (the last group takes the remainder). For one group, with the
+batch's m = N*H*W samples as the columns of X (g, m):
+    mu = X 1/m,   Xc = X - mu 1^T,   Sigma = Xc Xc^T / m + eps I = U diag(lambda) U^T
+    W = Sigma^{-1/2} = U diag(lambda^{-1/2}) U^T,   Xhat = W Xc,   y = weight * Xhat + bias (per channel)
+Eval uses only the running mean and the running whitening matrix (the paper's population statistics), both
+updated as batch norm's: running = (1 - momentum) * running + momentum * batch (``momentum=None``: cumulative).
+``running_cov`` (unbiased, as batch norm's ``running_var``) is kept beside them; with group size 1 the running
+statistics are batch norm's, but eval is not: it uses the average of the whitening factors 1/sqrt(var + eps),
+not 1/sqrt(average var + eps), as the paper does.
+
+Backward through the eigendecomposition (Daleckii-Krein): with G = dL/dW symmetrized,
+    dL/dSigma = U (K o (U^T G U)) U^T,   K_ij = (f(l_i) - f(l_j)) / (l_i - l_j),  f(l) = l^{-1/2}
+NOTE: for f = l^{-1/2} the divided difference simplifies exactly to K_ij = -1 / (s_i s_j (s_i + s_j)) with
+s = sqrt(lambda), which is also f'(l_i) on the diagonal; no 1/(l_i - l_j) is ever formed, so repeated or
+nearly repeated eigenvalues (always the case for the padding and for eps-dominated groups) are stable.
+Everything is computed in float64 and cast back to the input's dtype.
+"""
+import numbers
+
+import numpy as np
+
+from minigrad.kernels.rules import check_eps, check_momentum, float_dtype
+from minigrad.nn.module import Module, Parameter
+from minigrad.tensor import Function, Tensor
+
+# Layout legend: N batch, C channels, S = H*W, G groups, g group size, m = N*S samples per channel.
+
+
+def _to_groups(x, G, g):
+    """(N, C, H, W) -> (G, g, m) in float64, channels padded with zero rows up to G*g."""
+    N, C = x.shape[:2]
+    xs = x.reshape(N, C, -1).astype(np.float64)
+    if G * g != C:
+        xs = np.concatenate([xs, np.zeros((N, G * g - C, xs.shape[2]))], axis=1)
+    return xs.reshape(N, G, g, -1).transpose(1, 2, 0, 3).reshape(G, g, -1)
+
+
+def _from_groups(z, shape, dtype):
+    """(G, g, m) -> (N, C, H, W) of ``dtype``, dropping the padding."""
+    G, g = z.shape[:2]
+    N, C = shape[:2]
+    z = z.reshape(G, g, N, -1).transpose(2, 0, 1, 3).reshape(N, G * g, -1)[:, :C]
+    return np.ascontiguousarray(z.reshape(shape), dtype=dtype)
+
+
+def _sym(a):
+    return 0.5 * (a + np.swapaxes(a, -1, -2))
+
+
+class _ZCAWhiten(Function):
+    """Training: whiten each group with its batch covariance. Saves Xc, U, s; ``mean``, ``cov``, ``whitening``
+    (batch statistics, float64) are left on the context for the running averages."""
+
+    def forward(self, x, G, g, eps):
+        self.shape, self.dtype = x.shape, x.dtype
+        X = _to_groups(x, G, g)
+        m = X.shape[2]
+        self.mean = X.mean(axis=2, keepdims=True)
+        xc = X - self.mean
+        self.cov = xc @ np.swapaxes(xc, 1, 2) / m  # biased, without eps
+        lam, U = np.linalg.eigh(self.cov + eps * np.eye(g))
+        # NOTE: lambda >= eps in exact arithmetic; the clamp only removes rounding below it
+        s = np.sqrt(np.maximum(lam, eps))
+        self.whitening = (U / s[:, None, :]) @ np.swapaxes(U, 1, 2)
+        self.xc, self.U, self.s = xc, U, s
+        return _from_groups(self.whitening @ xc, x.shape, x.dtype)
+
+    def backward(self, dy):
+        G, g, m = self.xc.shape
+        dY = _to_groups(dy, G, g)
+        U, s, xc, W = self.U, self.s, self.xc, self.whitening
+        Ut = np.swapaxes(U, 1, 2)
+        # term 1: through Xc directly; term 2: through W(Sigma(Xc))
+        dxc = W @ dY
+        dW = _sym(dY @ np.swapaxes(xc, 1, 2))
+        K = -1.0 / (s[:, :, None] * s[:, None, :] * (s[:, :, None] + s[:, None, :]))
+        dsigma = U @ (K * (Ut @ dW @ U)) @ Ut
+        dxc += (2.0 / m) * dsigma @ xc
+        # centering: dX = dXc - mean(dXc)
+        dxc -= dxc.mean(axis=2, keepdims=True)
+        return _from_groups(dxc, self.shape, self.dtype)
+
+
+class _ApplyWhitening(Function):
+    """Eval: Xhat = W (X - mean) with fixed W (G, g, g) and mean (C,); linear in x, so dX = W^T dXhat."""
+
+    def forward(self, x, mean, whitening):
+        G, g = whitening.shape[:2]
+        self.shape, self.dtype, self.W = x.shape, x.dtype, whitening.astype(np.float64)
+        X = _to_groups(x - mean.reshape((1, -1) + (1,) * (x.ndim - 2)).astype(x.dtype), G, g)
+        return _from_groups(self.W @ X, x.shape, x.dtype)
+
+    def backward(self, dy):
+        G, g = self.W.shape[:2]
+        return _from_groups(np.swapaxes(self.W, 1, 2) @ _to_groups(dy, G, g), self.shape, self.dtype), None, None
+
+
+class DecorrelatedBatchNorm2d(Module):
+    """Decorrelated batch norm over (N, C, H, W) (formulas in the module docstring).
+
+    Parameters: ``weight``, ``bias`` (C,). Buffers: ``running_mean`` (C,), ``running_whitening`` and
+    ``running_cov`` (G, g, g) with G = ceil(C / g), g = min(group_size, C); the padded part of the last group's
+    block is identity. ``num_batches_tracked`` counts the updates.
+    Shape: input (N, C, H, W), output the same.
+    """
+
+    def __init__(self, num_features, group_size=16, eps=1e-5, momentum=0.1):
+        super().__init__()
+        owner = type(self).__name__
+        for name, v in (("num_features", num_features), ("group_size", group_size)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"{owner}: {name} must be a positive integer, got {v!r}")
+        if momentum is not None:  # NOTE: None means a cumulative moving average, as batch norm's
+            momentum = check_momentum(owner, momentum)
+        self.num_features, self.group_size = int(num_features), int(group_size)
+        self.eps, self.momentum = check_eps(owner, eps), momentum
+        g = min(self.group_size, self.num_features)
+        G = -(-self.num_features // g)
+        self._G, self._g = G, g
+        dt = float_dtype(None)
+        self.weight = Parameter(np.ones(num_features, dt))
+        self.bias = Parameter(np.zeros(num_features, dt))
+        self.register_buffer("running_mean", Tensor(np.zeros(num_features, dt)))
+        self.register_buffer("running_whitening", Tensor(np.tile(np.eye(g, dtype=dt), (G, 1, 1))))
+        self.register_buffer("running_cov", Tensor(np.tile(np.eye(g, dtype=dt), (G, 1, 1))))
+        self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+
+    def reset_running_stats(self):
+        self.running_mean.data[...] = 0
+        self.running_whitening.data[...] = np.eye(self._g)
+        self.running_cov.data[...] = np.eye(self._g)
+        self.num_batches_tracked.data[...] = 0
+
+    def _pad_identity(self, a):
+        """The batch's (G, g, g) statistic with the padded part of the last block set to identity."""
+        r = self.num_features - (self._G - 1) * self._g
+        if r < self._g:
+            a[-1, r:, :] = 0
+            a[-1, :, r:] = 0
+            a[-1, r:, r:] = np.eye(self._g - r)
+        return a
+
+    def forward(self, x):
+        owner = type(self).__name__
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{owner}: input must be a minigrad.Tensor, got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(f"{owner}: expected input of shape (N, {self.num_features}, H, W), got {x.shape}")
+        if x.dtype.kind != "f":
+            raise TypeError(f"{owner}: input must be floating point, got {x.dtype}")
+        if not self.training:
+            xhat = _ApplyWhitening.apply(x, self.running_mean, self.running_whitening)
+        else:
+            m = x.shape[0] * x.shape[2] * x.shape[3]
+            if m < 2:
+                raise ValueError(f"{owner}: expected more than 1 value per channel when training, got input of "
+                                 f"shape {x.shape}")
+            xhat, ctx = _ZCAWhiten.apply_with_ctx(x, G=self._G, g=self._g, eps=self.eps)
+            self.num_batches_tracked.data += 1
+            f = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked.data)
+            mean = ctx.mean.reshape(-1)[:self.num_features]
+            cov = self._pad_identity(ctx.cov * (m / (m - 1)))
+            W = self._pad_identity(ctx.whitening.copy())
+            for buf, new in ((self.running_mean, mean), (self.running_cov, cov), (self.running_whitening, W)):
+                buf.data[...] = ((1.0 - f) * buf.data + f * new).astype(buf.data.dtype)
+        shape = (1, self.num_features, 1, 1)
+        return xhat * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+    def extra_repr(self):
+        return f"{self.num_features}, group_size={self.group_size}, eps={self.eps}, momentum={self.momentum}"

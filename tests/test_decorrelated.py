@@ -1,0 +1,172 @@
+"""DecorrelatedBatchNorm2d (Huang et al., 2018): group size 1 is BatchNorm2d on every backend; the whitened output
+has identity covariance per group; eval uses only the running statistics; float64 gradcheck (also with nearly
+repeated eigenvalues); the forward against a float64 NumPy reference written from the paper's equations."""
+import numpy as np
+import pytest
+
+import minigrad as mg
+from conftest import BACKENDS, DTYPES
+from minigrad import nn
+
+EPS = 1e-5
+TOL = {np.float32: 2e-4, np.float64: 1e-9}
+
+
+def data(shape, seed=0):
+    return 0.5 + 2.0 * np.random.default_rng(seed).standard_normal(shape)
+
+
+def reference_zca(x, group_size, eps):
+    """The paper's equations per group, float64, by the SVD-free route W = U diag(lambda^-1/2) U^T with an
+    explicit loop over groups (the last group takes the remainder)."""
+    N, C, H, W_ = x.shape
+    out = np.empty_like(x, dtype=np.float64)
+    for c0 in range(0, C, group_size):
+        c1 = min(c0 + group_size, C)
+        X = x[:, c0:c1].transpose(1, 0, 2, 3).reshape(c1 - c0, -1).astype(np.float64)
+        mu = X.mean(axis=1, keepdims=True)
+        sigma = (X - mu) @ (X - mu).T / X.shape[1] + eps * np.eye(c1 - c0)
+        lam, D = np.linalg.eigh(sigma)
+        Xhat = D @ np.diag(lam ** -0.5) @ D.T @ (X - mu)
+        out[:, c0:c1] = Xhat.reshape(c1 - c0, N, H, W_).transpose(1, 0, 2, 3)
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_group_size_1_is_batch_norm(backend, dtype):
+    x0, dy = data((4, 3, 5, 2)), data((4, 3, 5, 2), seed=1)
+    w, b = data(3, seed=2), data(3, seed=3)
+    dbn, bn = nn.DecorrelatedBatchNorm2d(3, group_size=1).to(dtype), nn.BatchNorm2d(3).to(dtype)
+    for mod in (dbn, bn):
+        mod.weight.data[...], mod.bias.data[...] = w, b
+    grads = []
+    with mg.using_backend(backend):
+        for mod in (dbn, bn):
+            x = mg.Tensor(x0.astype(dtype), requires_grad=True)
+            for _ in range(2):  # two steps: the running averages compound
+                y = mod(x)
+            (y * mg.Tensor(dy.astype(dtype))).sum().backward()
+            grads.append((y.numpy(), x.grad.numpy(), mod.weight.grad.numpy(), mod.bias.grad.numpy()))
+    tol = TOL[dtype]
+    for got, want, what in zip(grads[0], grads[1], ("y", "dx", "dweight", "dbias")):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=f"{what} {backend} {dtype}")
+    np.testing.assert_allclose(dbn.running_mean.numpy(), bn.running_mean.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dbn.running_cov.numpy().reshape(3), bn.running_var.numpy(), rtol=tol, atol=tol)
+    assert int(dbn.num_batches_tracked.item()) == int(bn.num_batches_tracked.item()) == 2
+
+
+@pytest.mark.parametrize("C,group_size", [(6, 3), (7, 3), (4, 16)])
+def test_whitened_output_has_identity_covariance_per_group(C, group_size):
+    rng = np.random.default_rng(0)
+    mix = rng.standard_normal((C, C)) + 2 * np.eye(C)  # strongly correlated channels
+    x0 = np.einsum("dc,nchw->ndhw", mix, rng.standard_normal((16, C, 4, 4))) + 3.0
+    m = nn.DecorrelatedBatchNorm2d(C, group_size=group_size, eps=1e-12).double()
+    m.weight.data[...] = rng.standard_normal(C)  # the affine must not matter: undo it below
+    m.bias.data[...] = rng.standard_normal(C)
+    y = m(mg.Tensor(x0)).numpy()
+    xhat = (y - m.bias.numpy()[None, :, None, None]) / m.weight.numpy()[None, :, None, None]
+    for c0 in range(0, C, group_size):
+        c1 = min(c0 + group_size, C)
+        Z = xhat[:, c0:c1].transpose(1, 0, 2, 3).reshape(c1 - c0, -1)
+        np.testing.assert_allclose(Z.mean(axis=1), 0, atol=1e-10)
+        np.testing.assert_allclose(Z @ Z.T / Z.shape[1], np.eye(c1 - c0), atol=1e-8)
+    # across groups the channels stay correlated: the whitening is per group only
+    if C > group_size:
+        Z = xhat.transpose(1, 0, 2, 3).reshape(C, -1)
+        assert np.abs((Z @ Z.T / Z.shape[1])[:group_size, group_size:]).max() > 0.05
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C,group_size", [(6, 3), (5, 2), (3, 16), (16, 16)])
+def test_forward_matches_numpy_reference(dtype, C, group_size):
+    x0 = data((6, C, 3, 3))
+    m = nn.DecorrelatedBatchNorm2d(C, group_size=group_size, eps=EPS).to(dtype)
+    y = m(mg.Tensor(x0.astype(dtype))).numpy()
+    np.testing.assert_allclose(y, reference_zca(x0.astype(dtype), group_size, EPS), rtol=TOL[dtype],
+                               atol=TOL[dtype] * 10)
+
+
+def test_running_statistics_are_the_papers_averages():
+    x1, x2 = data((8, 4, 3, 3)), data((8, 4, 3, 3), seed=5)
+    m = nn.DecorrelatedBatchNorm2d(4, group_size=2, momentum=0.3).double()
+    m(mg.Tensor(x1)), m(mg.Tensor(x2))
+    W, mu = np.tile(np.eye(2), (2, 1, 1)), np.zeros(4)
+    for x in (x1, x2):
+        X = x.transpose(1, 0, 2, 3).reshape(4, -1)
+        mu = 0.7 * mu + 0.3 * X.mean(axis=1)
+        for gi in range(2):
+            Xg = X[2 * gi:2 * gi + 2]
+            sigma = np.cov(Xg, bias=True) + EPS * np.eye(2)
+            lam, D = np.linalg.eigh(sigma)
+            W[gi] = 0.7 * W[gi] + 0.3 * D @ np.diag(lam ** -0.5) @ D.T
+    np.testing.assert_allclose(m.running_mean.numpy(), mu, rtol=1e-12)
+    np.testing.assert_allclose(m.running_whitening.numpy(), W, rtol=1e-10)
+
+
+def test_eval_uses_only_running_statistics():
+    x0 = data((8, 5, 3, 3))
+    m = nn.DecorrelatedBatchNorm2d(5, group_size=2).double()
+    for seed in range(3):
+        m(mg.Tensor(data((8, 5, 3, 3), seed=10 + seed)))
+    m.eval()
+    state = {k: np.array(v) for k, v in m.state_dict().items()}
+    x = mg.Tensor(x0, requires_grad=True)
+    y = m(x)
+    # the same as applying the running statistics by hand, and one sample alone gives its own rows
+    Wfull = np.zeros((6, 6))
+    for gi in range(3):
+        Wfull[2 * gi:2 * gi + 2, 2 * gi:2 * gi + 2] = state["running_whitening"][gi]
+    xc = x0 - state["running_mean"][None, :, None, None]
+    want = np.einsum("dc,nchw->ndhw", Wfull[:5, :5], xc) * state["weight"][None, :, None, None] \
+        + state["bias"][None, :, None, None]
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(m(mg.Tensor(x0[:1])).numpy(), y.numpy()[:1], rtol=1e-12, atol=1e-12)
+    for k, v in m.state_dict().items():  # eval leaves the buffers alone
+        np.testing.assert_array_equal(np.asarray(v), state[k], err_msg=k)
+    assert mg.gradcheck(lambda a: m(a), [x], atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["generic", "near_repeated", "exactly_repeated", "remainder_group"])
+def test_gradcheck_float64(case):
+    rng = np.random.default_rng(3)
+    C, g = (5, 2) if case == "remainder_group" else (3, 3)
+    if case == "generic" or case == "remainder_group":
+        x0 = data((4, C, 2, 2))
+    else:
+        # orthonormal-ish rows: sample covariance with all eigenvalues (nearly) equal
+        Q, _ = np.linalg.qr(rng.standard_normal((16, 16)))
+        rows = Q[:C] - Q[:C].mean(axis=1, keepdims=True)
+        rows, _ = np.linalg.qr(rows.T)  # orthonormal and centred: covariance exactly I/16
+        X = rows.T * 4.0
+        if case == "near_repeated":
+            X = X * (1 + 1e-7 * np.arange(C))[:, None]
+        x0 = np.ascontiguousarray(X.reshape(C, 4, 2, 2).transpose(1, 0, 2, 3)) + 1.0
+        lam = np.linalg.eigvalsh(np.cov(X, bias=True))
+        assert np.ptp(lam) < 1e-5  # the case is what it says
+    x = mg.Tensor(x0, requires_grad=True)
+    w = mg.Tensor(rng.standard_normal(C), requires_grad=True)
+    dy = mg.Tensor(rng.standard_normal(x0.shape))
+
+    def fn(x_, w_):
+        m = nn.DecorrelatedBatchNorm2d(C, group_size=g).double()
+        y = m(x_) * w_.reshape((1, C, 1, 1))
+        return (y * y * dy).sum()  # nonlinear in y: the gradient through Sigma is exercised
+
+    assert mg.gradcheck(fn, [x, w], eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_bad_arguments_raise_naming_them():
+    with pytest.raises(ValueError, match="group_size"):
+        nn.DecorrelatedBatchNorm2d(4, group_size=0)
+    with pytest.raises(ValueError, match="num_features"):
+        nn.DecorrelatedBatchNorm2d(0)
+    with pytest.raises(ValueError, match="eps"):
+        nn.DecorrelatedBatchNorm2d(4, eps=0.0)
+    with pytest.raises(ValueError, match="momentum"):
+        nn.DecorrelatedBatchNorm2d(4, momentum=2.0)
+    m = nn.DecorrelatedBatchNorm2d(4)
+    with pytest.raises(ValueError, match=r"\(N, 4, H, W\)"):
+        m(mg.Tensor(np.zeros((2, 3, 2, 2), np.float32)))
+    with pytest.raises(ValueError, match="more than 1 value"):
+        m(mg.Tensor(np.zeros((1, 4, 1, 1), np.float32)))
