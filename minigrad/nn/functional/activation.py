@@ -1,5 +1,5 @@
-"""Activation functionals: relu, sigmoid, tanh, leaky_relu, elu, silu (Tensor ops), gelu, and log_softmax (a kernel on every backend) with
-softmax built on it (``torch.nn.functional`` semantics)."""
+"""Activation functionals: relu, sigmoid, tanh, leaky_relu, elu, silu (Tensor ops), gelu, and log_softmax (a
+kernel on every backend) with softmax built on it (``torch.nn.functional`` semantics)."""
 import math
 
 import numpy as np

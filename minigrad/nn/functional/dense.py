@@ -1,5 +1,6 @@
 """Dense functionals: linear (one autograd node, ``x @ weight^T + bias``), dropout, dropout2d, pad,
-flatten (``torch.nn.functional`` semantics). Not named linear.py: the function ``linear`` would shadow that module in ``minigrad.nn.functional``.
+flatten (``torch.nn.functional`` semantics). Not named linear.py: the function ``linear`` would shadow that
+module in ``minigrad.nn.functional``.
 """
 import numbers
 
