@@ -163,7 +163,7 @@ def test_flatten_and_modules_shapes():
 def test_cross_entropy_loss_matches_torch(reduction, smoothing):
     (x,), (tx,) = _pair((6, 5))
     t = RNG.integers(0, 5, 6)
-    y = nn.CrossEntropyLoss(reduction, smoothing)(x, Tensor(t))
+    y = nn.CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing)(x, Tensor(t))
     ty = torch.nn.CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing)(tx, torch.tensor(t))
     _check(y, ty, [x], [tx])
 

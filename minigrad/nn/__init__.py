@@ -1,9 +1,9 @@
 """Neural-network modules (stateful) and ``minigrad.nn.functional`` (stateless).
 
 Modules by role: ``module`` (Module, Sequential, ModuleList, Parameter), ``norm``, ``norm_family`` (Batch Renorm,
-FRN and TLU, EvoNorm), ``norm_frozen`` (FrozenBatchNorm2d), ``linear`` (Linear, Identity, Flatten, Dropout),
-``conv`` (Conv2d, pooling), ``activation``, ``loss``; ``init`` and ``utils`` (clip_grad_norm_, parametrize,
-parametrizations, freeze_batch_norm) as in PyTorch.
+FRN and TLU, EvoNorm), ``norm_frozen`` (FrozenBatchNorm2d), ``linear`` (Linear, Identity, Flatten, Dropout,
+Dropout2d), ``conv`` (Conv2d, pooling), ``activation``, ``loss``; ``init`` and ``utils`` (clip_grad_norm_,
+parametrize, parametrizations, freeze_batch_norm) as in PyTorch.
 """
 from minigrad.nn import functional  # noqa: F401
 from minigrad.nn.module import Module, ModuleList, Parameter, Sequential  # noqa: F401
@@ -29,7 +29,7 @@ from minigrad.nn.norm_family import (  # noqa: F401
 from minigrad.nn.norm_frozen import FrozenBatchNorm2d  # noqa: F401
 from minigrad.nn.decorrelated import DecorrelatedBatchNorm2d  # noqa: F401
 from minigrad.nn.sync_batchnorm import SyncBatchNorm  # noqa: F401
-from minigrad.nn.activation import GELU, ReLU, Sigmoid, Tanh  # noqa: F401
+from minigrad.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh  # noqa: F401
 from minigrad.nn.conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d  # noqa: F401
-from minigrad.nn.linear import Dropout, Flatten, Identity, Linear  # noqa: F401
+from minigrad.nn.linear import Dropout, Dropout2d, Flatten, Identity, Linear  # noqa: F401
 from minigrad.nn.loss import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401

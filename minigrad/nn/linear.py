@@ -1,4 +1,5 @@
-"""Dense modules: Linear, and the shape and regularization modules around it (Identity, Flatten, Dropout).
+"""Dense modules: Linear, and the shape and regularization modules around it (Identity, Flatten, Dropout,
+Dropout2d).
 
 Each owns its parameters and calls one functional from ``minigrad.nn.functional``. Initialization is PyTorch's:
 ``kaiming_uniform_(weight, a=sqrt(5))``, i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), for weight and bias alike
@@ -135,3 +136,32 @@ class Dropout(Module):
     def extra_repr(self) -> str:
         """The arguments shown by ``repr``."""
         return f"p={self.p}"
+
+
+class Dropout2d(Module):
+    """Zeroes whole channels: in training each ``x[n, c]`` plane is zeroed with probability ``p`` and the kept
+    ones are scaled by ``1 / (1 - p)``; the identity in eval mode.
+
+    Args:
+        p: probability of a channel being zeroed, in [0, 1] (default 0.5).
+        inplace: accepted for PyTorch compatibility and ignored: the result is a new tensor.
+
+    Shape: input ``(N, C, H, W)`` or ``(N, C, L)`` (a 3-d input is taken as batched, as PyTorch 2.13 does);
+    output the same shape.
+    """
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+            raise ValueError(f"Dropout2d: p must be in [0, 1], got {p!r}")
+        if not isinstance(inplace, bool):
+            raise TypeError(f"Dropout2d: inplace must be a bool, got {inplace!r}")
+        self.p, self.inplace = float(p), inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x`` with whole channels dropped in training, ``x`` in eval mode."""
+        return F.dropout2d(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        """The arguments shown by ``repr``."""
+        return f"p={self.p}, inplace={self.inplace}"

@@ -66,10 +66,27 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def register_buffer(self, name, value):
-        """Register ``value`` (a Tensor, or None) as state that is saved in ``state_dict`` but not trained."""
+    def register_buffer(self, name, tensor, persistent=True):
+        """Register ``tensor`` (a Tensor, or None) as state that is not trained. A persistent buffer is saved in
+        ``state_dict`` (and loaded by ``load_state_dict``); ``persistent=False`` keeps it out of both, as
+        PyTorch's (it still moves with ``to``/``float``/``double``)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: name must be a non-empty string without '.', got {name!r}")
+        if isinstance(tensor, np.ndarray):
+            tensor = Tensor(tensor)
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: cannot assign {type(tensor).__name__} object to buffer {name!r} "
+                            f"(a Tensor, a NumPy array or None is required)")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"register_buffer: attribute {name!r} already exists (a parameter or submodule)")
         self.__dict__.pop(name, None)
-        self._buffers[name] = value if value is None or isinstance(value, Tensor) else Tensor(np.asarray(value))
+        self._buffers[name] = tensor
+        if persistent:
+            self.__dict__.get("_non_persistent", set()).discard(name)
+        else:
+            if "_non_persistent" not in self.__dict__:
+                object.__setattr__(self, "_non_persistent", set())
+            self._non_persistent.add(name)
 
     def register_parameter(self, name, param):
         """Register ``param`` (a Parameter, or None for an absent optional parameter such as a bias)."""
@@ -218,9 +235,10 @@ class Module:
         """Parameters and buffers by dotted name (PyTorch's names), as NumPy array copies."""
         out = OrderedDict()
         for mp, m in self.named_modules():
+            skip = m.__dict__.get("_non_persistent", ())
             for table in (m._parameters, m._buffers):
                 for name, t in table.items():
-                    if t is not None:
+                    if t is not None and not (table is m._buffers and name in skip):
                         out[f"{mp}.{name}" if mp else name] = t.data.copy()
         return out
 
@@ -229,9 +247,10 @@ class Module:
         keys raise a KeyError listing them; a shape mismatch always raises ValueError."""
         own = OrderedDict()
         for mp, m in self.named_modules():
+            skip = m.__dict__.get("_non_persistent", ())
             for table in (m._parameters, m._buffers):
                 for name, t in table.items():
-                    if t is not None:
+                    if t is not None and not (table is m._buffers and name in skip):
                         own[f"{mp}.{name}" if mp else name] = t
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]

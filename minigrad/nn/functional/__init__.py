@@ -3,12 +3,12 @@
 Each validates its input and makes one call into the active backend's kernels (normalizations, log-softmax,
 convolution windows, pooling) or composes autograd ops. By role: ``norm`` (normalizations), ``norm_family``
 (batch renorm, FRN and TLU, EvoNorm), ``fused`` (batch_norm_relu), ``activation`` (relu, sigmoid, tanh, gelu,
-log_softmax, softmax), ``loss``, ``conv`` (conv2d, pooling), ``dense`` (linear, dropout, flatten); ``checks`` holds
-the input checks they share.
+leaky_relu, elu, silu, log_softmax, softmax), ``loss``, ``conv`` (conv2d, pooling), ``dense`` (linear, dropout,
+dropout2d, pad, flatten); ``checks`` holds the input checks they share.
 """
-from .activation import gelu, log_softmax, relu, sigmoid, softmax, tanh  # noqa: F401
+from .activation import elu, gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax, tanh  # noqa: F401
 from .conv import adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d  # noqa: F401
-from .dense import dropout, flatten, linear  # noqa: F401
+from .dense import dropout, dropout2d, flatten, linear, pad  # noqa: F401
 from .fused import batch_norm_relu  # noqa: F401
 from .loss import cross_entropy, mse_loss, nll_loss  # noqa: F401
 from .norm import batch_norm, group_norm, instance_norm, layer_norm, rms_norm  # noqa: F401

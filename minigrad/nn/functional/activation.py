@@ -1,11 +1,11 @@
-"""Activation functionals: relu, sigmoid, tanh (Tensor ops), gelu, and log_softmax (a kernel on every backend) with
-softmax built on it (``torch.nn.functional`` semantics)."""
+"""Activation functionals: relu, sigmoid, tanh, leaky_relu, elu, silu (Tensor ops), gelu, and log_softmax (a
+kernel on every backend) with softmax built on it (``torch.nn.functional`` semantics)."""
 import math
 
 import numpy as np
 
 from minigrad import kernels
-from minigrad.tensor import Function, relu, sigmoid, tanh  # noqa: F401
+from minigrad.tensor import Function, relu, sigmoid, tanh, where  # noqa: F401
 
 from .checks import check_tensor
 
@@ -110,3 +110,38 @@ def log_softmax(input, dim=-1):
 
 def softmax(input, dim=-1):
     return log_softmax(input, dim).exp()
+
+
+def _inplace_flag(fn, inplace):
+    # NOTE: minigrad has no in-place autograd ops here; the flag is accepted and the result is a new tensor
+    if not isinstance(inplace, bool):
+        raise TypeError(f"{fn}: inplace must be a bool, got {inplace!r}")
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """``x`` where ``x > 0``, else ``negative_slope * x``; the gradient at 0 is ``negative_slope``, as PyTorch's.
+    ``inplace`` is accepted and ignored (a new tensor is returned)."""
+    check_tensor("leaky_relu", input)
+    _inplace_flag("leaky_relu", inplace)
+    if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float, np.floating)):
+        raise TypeError(f"leaky_relu: negative_slope must be a number, got {negative_slope!r}")
+    return where(input > 0, input, input * float(negative_slope))
+
+
+def elu(input, alpha=1.0, inplace=False):
+    """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``; the gradient at 0 is ``alpha``, as PyTorch's.
+    ``inplace`` is accepted and ignored (a new tensor is returned)."""
+    check_tensor("elu", input)
+    _inplace_flag("elu", inplace)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)):
+        raise TypeError(f"elu: alpha must be a number, got {alpha!r}")
+    # NOTE: exp of min(x, 0): exp(large x) would overflow, and inf * 0 in the unused branch's gradient is NaN
+    neg = (input.clip(max=0.0).exp() - 1.0) * float(alpha)
+    return where(input > 0, input, neg)
+
+
+def silu(input, inplace=False):
+    """``x * sigmoid(x)`` (also called swish). ``inplace`` is accepted and ignored."""
+    check_tensor("silu", input)
+    _inplace_flag("silu", inplace)
+    return input * input.sigmoid()

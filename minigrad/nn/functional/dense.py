@@ -1,12 +1,13 @@
-"""Dense functionals: linear (one autograd node, ``x @ weight^T + bias``), dropout, flatten (``torch.nn.functional``
-semantics). Not named linear.py: the function ``linear`` would shadow that module in ``minigrad.nn.functional``.
+"""Dense functionals: linear (one autograd node, ``x @ weight^T + bias``), dropout, dropout2d, pad,
+flatten (``torch.nn.functional`` semantics). Not named linear.py: the function ``linear`` would shadow that
+module in ``minigrad.nn.functional``.
 """
 import numbers
 
 import numpy as np
 
 from minigrad import random as _random
-from minigrad.tensor import Function, Tensor
+from minigrad.tensor import Function, ShapeError, Tensor, cat
 
 from .checks import check_tensor
 
@@ -85,3 +86,90 @@ def flatten(input, start_dim=0, end_dim=-1):
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for {input.ndim} dims")
     return input.flatten(s, e)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
+    """Zero whole channels: each ``input[n, c]`` plane is kept with probability ``1 - p`` and scaled by
+    ``1 / (1 - p)``, or zeroed; identity when not training. Input ``(N, C, H, W)`` or ``(C, H, W)``; a 3-d input is
+    taken as ``(N, C, L)``, as PyTorch 2.13 does (it warns that this will change). ``inplace`` is accepted and
+    ignored."""
+    check_tensor("dropout2d", input)
+    if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout2d: p must be in [0, 1], got {p!r}")
+    if input.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: input must be 3-d or 4-d (N, C, H, W), got shape {input.shape}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * Tensor(np.zeros((), input.dtype))
+    gen = generator or _random.default_generator()
+    shape = input.shape[:2] + (1,) * (input.ndim - 2)  # one draw per (n, c), broadcast over the plane
+    mask = (gen.random(shape) >= p).astype(input.dtype) * input.dtype.type(1.0 / (1.0 - p))
+    return input * Tensor(mask)
+
+
+_PAD_MODES = ("constant", "reflect", "replicate")
+
+
+def pad(input, pad, mode="constant", value=None):
+    """Pad ``input`` by ``pad = (left_last, right_last, left_second_last, right_second_last, ...)``: pairs from
+    the last dim backwards, as PyTorch. ``constant`` fills with ``value`` (0 when None) and accepts negative
+    sizes (they crop); ``reflect`` mirrors without repeating the edge (each size < that dim); ``replicate``
+    repeats the edge. ``reflect``/``replicate`` pad the last 1, 2 or 3 dims of a (C, ...) or (N, C, ...) input,
+    as PyTorch. Built from slicing, index_select and cat, so autograd needs no kernel of its own."""
+    check_tensor("pad", input)
+    if not isinstance(pad, (tuple, list)) or any(isinstance(v, bool) or not isinstance(v, numbers.Integral)
+                                                  for v in pad):
+        raise TypeError(f"pad: pad must be a tuple of ints, got {pad!r}")
+    if len(pad) % 2:
+        raise ShapeError(f"pad: pad length must be divisible by 2, got {len(pad)}")
+    if len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: pad of length {len(pad)} pads {len(pad) // 2} dims, but input has {input.ndim}")
+    if mode not in _PAD_MODES:
+        raise NotImplementedError(f"pad: mode must be one of {_PAD_MODES}, got {mode!r}")
+    k = len(pad) // 2
+    pairs = [(int(pad[2 * i]), int(pad[2 * i + 1]), input.ndim - 1 - i) for i in range(k)]
+    if mode == "constant":
+        return _pad_constant(input, pairs, 0.0 if value is None else value)
+    if value is not None and value != 0:
+        raise ValueError(f"pad: value is only used with mode='constant', got value={value!r} with mode={mode!r}")
+    if k not in (1, 2, 3) or input.ndim not in (k + 1, k + 2):
+        raise NotImplementedError(f"pad: mode={mode!r} pads the last 1, 2 or 3 dims of a ({k + 1})- or "
+                                  f"({k + 2})-d input; got pad of length {len(pad)} for shape {input.shape}")
+    out = input
+    for left, right, d in pairs:
+        n = input.shape[d]
+        if left < 0 or right < 0:
+            raise ValueError(f"pad: mode={mode!r} needs non-negative pad sizes, got {tuple(pad)}")
+        if mode == "reflect":
+            if left >= n or right >= n:
+                raise ShapeError(f"pad: reflect padding ({left}, {right}) must be less than the size {n} of dim {d}")
+            idx = np.concatenate([np.arange(left, 0, -1), np.arange(n), np.arange(n - 2, n - 2 - right, -1)])
+        else:
+            if n == 0 and left + right:
+                raise ValueError(f"pad: replicate padding needs a non-empty dim {d}, got shape {input.shape}")
+            idx = np.concatenate([np.zeros(left, np.int64), np.arange(n), np.full(right, n - 1, np.int64)])
+        if left or right:
+            out = out.index_select(d, Tensor(idx.astype(np.int64)))
+    return out
+
+
+def _pad_constant(x, pairs, value):
+    out = x
+    for left, right, d in pairs:
+        crop = [slice(None)] * out.ndim
+        crop[d] = slice(max(-left, 0), out.shape[d] - max(-right, 0))
+        if left < 0 or right < 0:
+            if out.shape[d] + min(left, 0) + min(right, 0) < 0:
+                raise ValueError(f"pad: negative padding ({left}, {right}) removes more than the size "
+                                 f"{out.shape[d]} of dim {d}")
+            out = out[tuple(crop)]
+        parts = []
+        for size in (max(left, 0), max(right, 0)):
+            shape = list(out.shape)
+            shape[d] = size
+            parts.append(Tensor(np.full(shape, value, out.dtype)) if size else None)
+        pieces = [t for t in (parts[0], out, parts[1]) if t is not None]
+        if len(pieces) > 1:
+            out = cat(pieces, dim=d)
+    return out

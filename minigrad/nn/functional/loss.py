@@ -1,71 +1,137 @@
 """Loss functionals: cross entropy (on the log-softmax kernel), nll and mse (``torch.nn.functional`` semantics).
 
-``cross_entropy`` is one fused node: the forward is the log-softmax kernel plus a gather; its backward is
-``softmax - q`` with ``q`` the (label-smoothed) target distribution, scaled by the reduction.
+``cross_entropy`` with class indices is one fused node on rows (M, C) (an (N, C, d1, ...) input is moved to
+rows first): the forward is the log-softmax kernel plus a gather; its backward is ``softmax - q`` with ``q`` the
+(label-smoothed) target distribution, weighted per class and scaled by the reduction. With probability targets
+it is composed from log_softmax and Tensor ops.
 """
 import numbers
 
 import numpy as np
 
 from minigrad import kernels
-from minigrad.tensor import Function, Tensor
+from minigrad.tensor import Function, Tensor, is_grad_enabled
 
+from .activation import log_softmax
 from .checks import check_tensor
 
 
 class _CrossEntropy(Function):
-    def forward(self, x, target, smoothing, reduction):
-        n, c = x.shape
+    """Cross entropy of rows x (M, C) at class indices, with class weights ``w`` and ignored rows. Per row i,
+    with ``v_i = 0`` for an ignored row (else 1) and ``wt_i = v_i w[t_i]``:
+        loss_i = -(1 - s) wt_i logp[i, t_i] - (s / C) v_i sum_c w_c logp[i, c]
+    ``mean`` divides the sum by ``sum_i wt_i`` (PyTorch's weighted mean). Backward, with p = softmax(x_i):
+        dx_i = (1 - s) wt_i (p - onehot(t_i)) + (s / C) v_i (W p - w),   W = sum_c w_c
+    (no weight: w = 1, and this is ``v_i (p - q_i)``, q the smoothed target)."""
+
+    def forward(self, x, target, weight, valid, smoothing, reduction):
+        m, c = x.shape
         logp = np.empty_like(x)
         kernels.kernels().log_softmax_forward(logp, np.ascontiguousarray(x))
-        picked = logp[np.arange(n), target].astype(np.float64)
-        loss = -(1.0 - smoothing) * picked
+        rows = np.arange(m)
+        wt = valid.astype(np.float64) if weight is None else np.where(valid, weight[target], 0.0)
+        loss = -(1.0 - smoothing) * wt * logp[rows, target]
         if smoothing:
-            loss -= smoothing / c * logp.sum(axis=1, dtype=np.float64)
-        self.logp, self.target, self.smoothing, self.reduction = logp, target, smoothing, reduction
+            per_class = logp if weight is None else logp * weight
+            loss -= smoothing / c * valid * per_class.sum(axis=1, dtype=np.float64)
+        self.logp, self.target, self.weight, self.valid, self.wt = logp, target, weight, valid, wt
+        self.smoothing, self.reduction = smoothing, reduction
         if reduction == "none":
             return loss.astype(x.dtype)
         total = loss.sum()
-        return np.asarray(total / n if reduction == "mean" else total, dtype=x.dtype)
+        # NOTE: every row ignored gives 0/0 = NaN under "mean", as PyTorch's
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(total / wt.sum() if reduction == "mean" else total, dtype=x.dtype)
 
     def backward(self, g):
-        n, c = self.logp.shape
-        # d loss_i / d x_i = softmax(x_i) - q_i, q = (1 - s) * onehot(target) + s / C
-        dx = np.exp(self.logp)
-        if self.smoothing:
-            dx -= self.smoothing / c
-        dx[np.arange(n), self.target] -= 1.0 - self.smoothing
+        m, c = self.logp.shape
+        s, rows = self.smoothing, np.arange(m)
+        p = np.exp(self.logp)
+        dx = p * ((1.0 - s) * self.wt)[:, None]
+        dx[rows, self.target] -= (1.0 - s) * self.wt
+        if s:
+            if self.weight is None:
+                dx += (s / c) * self.valid[:, None] * (c * p - 1.0)
+            else:
+                dx += (s / c) * self.valid[:, None] * (self.weight.sum() * p - self.weight)
         if self.reduction == "none":
-            return dx * g[:, None]
-        return dx * (g / n if self.reduction == "mean" else g)
+            return (dx * g[:, None]).astype(p.dtype, copy=False)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = g / self.wt.sum() if self.reduction == "mean" else g
+        return (dx * scale).astype(p.dtype, copy=False)
 
     def compose(self, x):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
-        n, c = self.logp.shape
+        m, c = self.logp.shape
         logp = x - x.logsumexp(1, keepdim=True)
-        loss = logp[np.arange(n), self.target] * -(1.0 - self.smoothing)
+        dt = x.dtype
+        loss = logp[np.arange(m), self.target] * Tensor((-(1.0 - self.smoothing) * self.wt).astype(dt))
         if self.smoothing:
-            loss = loss - logp.sum(1) * (self.smoothing / c)
+            per_class = logp if self.weight is None else logp * Tensor(self.weight.astype(dt))
+            loss = loss - per_class.sum(1) * Tensor((self.smoothing / c * self.valid).astype(dt))
         if self.reduction == "none":
             return loss
-        return loss.mean() if self.reduction == "mean" else loss.sum()
+        return loss.sum() / float(self.wt.sum()) if self.reduction == "mean" else loss.sum()
 
 
-def _check_targets(fn, input, target):
-    if not isinstance(target, Tensor):
-        target = Tensor(np.asarray(target))
+def _as_index_target(fn, input, target, ignore_index):
+    """Integer class indices of shape input.shape without dim 1 (``()`` for a (C,) input), in [0, C) or equal
+    to ``ignore_index``; returns them flat, with the mask of the rows that count."""
     t = target.data
     if t.dtype.kind not in "iu":
         raise TypeError(f"{fn}: target must hold integer class indices, got dtype {t.dtype}")
-    if input.ndim != 2:
-        raise ValueError(f"{fn}: input must have shape (N, C), got {input.shape}")
-    if t.shape != (input.shape[0],):
-        raise ValueError(f"{fn}: target must have shape (N,) = ({input.shape[0]},), got {t.shape}")
-    t = t.astype(np.int64, copy=False)
+    want = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
+    if t.shape != want:
+        raise ValueError(f"{fn}: target must have shape {want} for input {input.shape} (input without its class "
+                         f"dim 1), got {t.shape}")
+    t = t.astype(np.int64, copy=False).reshape(-1)
+    valid = t != ignore_index
+    c = input.shape[1] if input.ndim >= 2 else input.shape[0]
+    kept = t[valid]
     # NOTE: one reduction for both bounds: a negative index viewed as uint64 is larger than any class count
-    if t.size and t.view(np.uint64).max() >= input.shape[1]:
-        raise ValueError(f"{fn}: target values must be in [0, {input.shape[1]}), got range "
-                         f"[{t.min()}, {t.max()}]")
-    return t
+    if kept.size and kept.view(np.uint64).max() >= c:
+        raise ValueError(f"{fn}: target values must be in [0, {c}) or equal ignore_index={ignore_index}, got "
+                         f"range [{kept.min()}, {kept.max()}]")
+    return np.where(valid, t, 0), valid
+
+
+def _rows(x):
+    """(N, C, d1, ...) or (C,) as rows (M, C) with the class dim last (Tensor ops, so autograd goes through)."""
+    if x.ndim == 1:
+        return x.reshape(1, -1)
+    if x.ndim == 2:
+        return x
+    return x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
+
+
+def _unrows(loss, input):
+    """A per-row loss (M,) back to input's shape without the class dim."""
+    return loss.reshape(input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ())
+
+
+def _check_weight(fn, weight, input):
+    if weight is None:
+        return None
+    if isinstance(weight, str):
+        raise TypeError(f"{fn}: weight must be a Tensor or None, got the string {weight!r}; pass reduction= by "
+                        f"keyword (PyTorch's argument order: input, target, weight, ...)")
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"{fn}: weight must be a Tensor or None, got {type(weight).__name__}")
+    c = input.shape[1] if input.ndim >= 2 else input.shape[0]
+    if weight.shape != (c,):
+        raise ValueError(f"{fn}: weight must have shape (C,) = ({c},), got {weight.shape}")
+    if weight.requires_grad and is_grad_enabled():
+        raise NotImplementedError(f"{fn}: the gradient with respect to weight is not implemented (as PyTorch); "
+                                  f"pass weight.detach()")
+    return weight.data.astype(np.float64)
+
+
+def _legacy_reduction(fn, size_average, reduce, reduction):
+    """PyTorch's deprecated size_average/reduce: either set overrides ``reduction``, as there."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "none" if not reduce else "mean" if size_average else "sum"
 
 
 def _check_reduction(fn, reduction):
@@ -73,28 +139,90 @@ def _check_reduction(fn, reduction):
         raise ValueError(f"{fn}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def cross_entropy(input, target, reduction="mean", label_smoothing=0.0):
-    """Cross entropy between logits ``input`` (N, C) and integer class ``target`` (N,), fused with a stable
-    log-softmax. ``label_smoothing`` s mixes the one-hot target with the uniform distribution:
-    ``q = (1 - s) * onehot + s / C``, as PyTorch does."""
+def _check_ignore_index(fn, ignore_index):
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"{fn}: ignore_index must be an int, got {ignore_index!r}")
+    return int(ignore_index)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    """Cross entropy between logits ``input`` and ``target``, fused with a stable log-softmax over dim 1.
+
+    Shapes: input (N, C), (N, C, d1, ...) or (C,). ``target`` is either integer class indices, shaped as input
+    without dim 1, or class probabilities of input's own shape (float). ``weight`` (C,) rescales each class.
+    Targets equal to ``ignore_index`` add nothing and do not count in the mean. ``label_smoothing`` s mixes the
+    target with the uniform distribution: ``q = (1 - s) * target + s / C``. Reductions as PyTorch's: with class
+    indices, ``mean`` divides by the summed weight of the counted targets (their number without ``weight``);
+    with probabilities, by the number of rows ``N * d1 * ...``. ``size_average``/``reduce`` are PyTorch's
+    deprecated spellings of ``reduction``."""
     check_tensor("cross_entropy", input)
-    t = _check_targets("cross_entropy", input, target)
+    reduction = _legacy_reduction("cross_entropy", size_average, reduce, reduction)
     _check_reduction("cross_entropy", reduction)
+    ignore_index = _check_ignore_index("cross_entropy", ignore_index)
     if type(label_smoothing) is not float and not isinstance(label_smoothing, numbers.Real) \
             or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
-    if input.shape[0] == 0 or input.shape[1] == 0:
-        raise ValueError(f"cross_entropy: input must be non-empty (N, C), got {input.shape}")
-    return _CrossEntropy.apply(input, target=t, smoothing=float(label_smoothing), reduction=reduction)
+    if input.ndim == 0:
+        raise ValueError("cross_entropy: input must have shape (N, C), (N, C, d1, ...) or (C,), got a 0-d tensor")
+    if input.size == 0:
+        raise ValueError(f"cross_entropy: input must be non-empty, got shape {input.shape}")
+    w = _check_weight("cross_entropy", weight, input)
+    if not isinstance(target, Tensor):
+        target = Tensor(np.asarray(target))
+    if target.dtype.kind == "f":
+        return _soft_cross_entropy(input, target, w, float(label_smoothing), reduction)
+    t, valid = _as_index_target("cross_entropy", input, target, ignore_index)
+    loss = _CrossEntropy.apply(_rows(input), target=t, weight=w, valid=valid, smoothing=float(label_smoothing),
+                               reduction=reduction)
+    return _unrows(loss, input) if reduction == "none" else loss
 
 
-def nll_loss(input, target, reduction="mean"):
-    """Negative log likelihood of log-probabilities ``input`` (N, C) at integer ``target`` (N,)."""
+def _soft_cross_entropy(input, target, w, smoothing, reduction):
+    """``-sum_c w_c q_c log softmax(x)_c`` per row, q = (1 - s) target + s / C: Tensor ops, so the target gets a
+    gradient too (as PyTorch's)."""
+    if target.shape != input.shape:
+        raise TypeError(f"cross_entropy: target must hold integer class indices, or float class probabilities "
+                        f"of input's shape {input.shape}; got dtype {target.dtype} and shape {target.shape}")
+    if target.dtype != input.dtype:
+        raise TypeError(f"cross_entropy: probability targets must have input's dtype {input.dtype}, got "
+                        f"{target.dtype}")
+    cdim = 1 if input.ndim >= 2 else 0
+    c = input.shape[cdim]
+    logp = log_softmax(input, cdim)
+    q = target * (1.0 - smoothing) + smoothing / c if smoothing else target
+    prod = logp * q
+    if w is not None:
+        prod = prod * Tensor(w.astype(input.dtype).reshape((c,) + (1,) * (input.ndim - cdim - 1)))
+    loss = -prod.sum(cdim)
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.sum() / float(max(loss.data.size, 1))
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    """Negative log likelihood of log-probabilities ``input`` (N, C), (N, C, d1, ...) or (C,) at integer
+    ``target`` (input's shape without dim 1): ``loss = -weight[t] * input[.., t, ..]``. ``ignore_index`` and
+    the weighted ``mean`` (divided by the summed weight of the counted targets) as PyTorch's."""
     check_tensor("nll_loss", input)
-    t = _check_targets("nll_loss", input, target)
+    reduction = _legacy_reduction("nll_loss", size_average, reduce, reduction)
     _check_reduction("nll_loss", reduction)
-    picked = -input[np.arange(input.shape[0]), t]
-    return picked if reduction == "none" else picked.sum() if reduction == "sum" else picked.mean()
+    ignore_index = _check_ignore_index("nll_loss", ignore_index)
+    if input.ndim == 0:
+        raise ValueError("nll_loss: input must have shape (N, C), (N, C, d1, ...) or (C,), got a 0-d tensor")
+    w = _check_weight("nll_loss", weight, input)
+    if not isinstance(target, Tensor):
+        target = Tensor(np.asarray(target))
+    t, valid = _as_index_target("nll_loss", input, target, ignore_index)
+    rows = _rows(input)
+    wt = valid.astype(np.float64) if w is None else np.where(valid, w[t], 0.0)
+    picked = rows[np.arange(rows.shape[0]), t] * Tensor((-wt).astype(input.dtype))
+    if reduction == "none":
+        return _unrows(picked, input)
+    if reduction == "sum":
+        return picked.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return picked.sum() / float(wt.sum()) if wt.sum() else picked.sum() * float("nan")
 
 
 def mse_loss(input, target, reduction="mean"):
