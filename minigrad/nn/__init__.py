@@ -33,3 +33,4 @@ from minigrad.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmo
 from minigrad.nn.conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d  # noqa: F401
 from minigrad.nn.linear import Dropout, Dropout2d, Flatten, Identity, Linear  # noqa: F401
 from minigrad.nn.loss import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
+from minigrad.nn import parallel  # noqa: F401,E402  (after the modules it wraps: torch.nn.parallel's path)
