@@ -1,6 +1,7 @@
-"""Reading files that may be hostile: regular files only, sizes known before reading, bounded reads.
+"""Reading files that may be hostile: regular files only, sizes known before reading, bounded reads; and writing
+a file atomically.
 
-Used by the checkpoint reader and the data loaders. A path that is (or links to) a FIFO, a device such as
+Used by the checkpoint reader and writer, ``minigrad.save``/``load`` and the data loaders. A path that is (or links to) a FIFO, a device such as
 /dev/zero, a socket or a directory is refused before anything is read: opening a FIFO for reading would block
 until a writer appears, and a device can stream without end. Readers learn the file size first, check the sizes
 the format declares against it, and then read exactly that much.
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
-__all__ = ["open_regular", "read_exact", "readinto_exact", "expect_eof", "CHUNK"]
+__all__ = ["open_regular", "read_exact", "readinto_exact", "expect_eof", "write_atomic", "CHUNK"]
 
 CHUNK = 1 << 20  # bytes per read: bounds the transient buffers of compressed streams
 
@@ -20,10 +22,10 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCH
 
 
 def _not_regular(path, mode, what):
-    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    kind = next((name for test, name in _KINDS if test(mode)), "something else")
     real = os.path.realpath(path)
     via = f" (a link to {real})" if real != os.path.abspath(path) else ""
-    return ValueError(f"{path}{via} is {kind}: expected {what} in a regular file")
+    return ValueError(f"{path}{via} is {kind}, not a regular file: expected {what} in a regular file")
 
 
 def open_regular(path, what="data"):
@@ -80,3 +82,30 @@ def expect_eof(f, name, what="data"):
     """ValueError naming `name` unless `f` has nothing left (one byte is read to find out)."""
     if f.read(1):
         raise ValueError(f"{name}: trailing bytes after the {what} its header declares")
+
+
+def write_atomic(path, data):
+    """Write the bytes `data` to `path` atomically: a temporary file `.<name>.<random>.tmp` beside it, flushed and
+    fsynced, then renamed into place (a reader sees the old file or the new one, never a partial one); the
+    directory is fsynced too, best effort, so the rename survives a crash. The temporary file is removed on error
+    (a process killed mid-write leaves it: see `minigrad.checkpoint.remove_stale_tmp`)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass

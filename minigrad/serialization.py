@@ -21,19 +21,16 @@ declared sizes against the file before it reads the payload and never reads more
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import stat
 import struct
-import tempfile
 from collections import OrderedDict
-from pathlib import Path
 from typing import IO, Any, Union
 
 import numpy as np
 
+from minigrad._fileio import open_regular, write_atomic
 from minigrad.tensor import Tensor
 
 __all__ = ["save", "load"]
@@ -182,18 +179,7 @@ def save(obj: Any, f: FileLike) -> None:
     metadata = {"format": FORMAT, "minigrad.structure": json.dumps(structure, allow_nan=True)}
     data = st_save(tensors, metadata=metadata)
     if isinstance(f, (str, os.PathLike)):
-        path = Path(f)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(f, data)
         return
     if isinstance(f, io.TextIOBase) or not hasattr(f, "write"):
         raise TypeError(f"minigrad.save: f must be a path or a file object opened in binary mode ('wb'), got "
@@ -210,12 +196,9 @@ def load(f: FileLike) -> Any:
     that is not a complete safetensors file raises ValueError naming it, before its payload is read.
     """
     if isinstance(f, (str, os.PathLike)):
-        path = os.fspath(f)
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"minigrad.load: {path!r} is not a regular file")
-        with open(path, "rb") as stream:
-            raw = _read_bounded(stream, f, st.st_size)
+        stream, size = open_regular(f, "a file written by minigrad.save")
+        with stream:
+            raw = _read_bounded(stream, f, size)
     else:
         if isinstance(f, io.TextIOBase) or not hasattr(f, "read"):
             raise TypeError(f"minigrad.load: f must be a path or a file object opened in binary mode ('rb'), got "

@@ -26,13 +26,12 @@ import math
 import os
 import stat
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save as _st_save
 
-from minigrad._fileio import expect_eof, open_regular, read_exact, readinto_exact
+from minigrad._fileio import expect_eof, open_regular, read_exact, readinto_exact, write_atomic
 
 __all__ = ["save_checkpoint", "load_checkpoint", "remove_stale_tmp"]
 
@@ -136,26 +135,7 @@ def save_checkpoint(path, model_state, optimizer_state=None, extra=None):
     metadata["minigrad.sha256"] = _digest(tensors, metadata)
     blob = _st_save(tensors, metadata=metadata)
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    # NOTE: fsync the directory so the rename itself survives a crash (best effort: not on every OS).
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    write_atomic(path, blob)
 
 
 def load_checkpoint(path, *, require_optimizer=False, require_extra=()):
