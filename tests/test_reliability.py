@@ -134,6 +134,50 @@ def test_raw_cython_kernels_clamp_any_n_threads():
     assert r.stdout.strip() == "ok"
 
 
+def test_every_cython_wrapper_clamps_n_threads():
+    """Each ``def`` in minigrad/_ext/*.pyx that takes ``n_threads`` types it Py_ssize_t (an int overflowed at
+    2**31) and passes it through ``team_size`` before any nogil code. The fused BN+ReLU wrappers were added
+    without either; a source check catches the next one, whichever kernel it is."""
+    import glob
+    import re
+    missing = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "minigrad", "_ext", "*.pyx"))):
+        src = open(path).read()
+        for m in re.finditer(r"^def (\w+)\((.*?)\):\n(.*?)(?=^\S)", src, re.S | re.M):
+            name, params, body = m.groups()
+            if "n_threads" not in params:
+                continue
+            if not re.search(r"Py_ssize_t n_threads", params):
+                missing.append(f"{os.path.basename(path)}:{name}: n_threads is not Py_ssize_t")
+            head = body.split("with nogil")[0]
+            if "team_size(n_threads)" not in head:
+                missing.append(f"{os.path.basename(path)}:{name}: no team_size(n_threads) before nogil")
+    assert not missing, missing
+
+
+def test_fused_relu_kernels_clamp_any_n_threads():
+    if "cython" not in BACKENDS:
+        pytest.skip("the cython backend is not built")
+    r = _run("""
+        import numpy as np
+        from minigrad.kernels import cython as k
+        rng = np.random.default_rng(0)
+        x, dy = rng.standard_normal((4, 8, 300)), rng.standard_normal((4, 8, 300))
+        sh, sc, of, mean = rng.standard_normal(8), rng.random(8) + 0.5, rng.standard_normal(8), np.zeros(8)
+        def calls(n):
+            y, dx, sdy, sdyx = np.empty_like(x), np.empty_like(x), np.empty(8), np.empty(8)
+            k.channel_apply_relu(y, x, sh, sc, of, n)
+            k.channel_backward_sums_relu(sdy, sdyx, dy, x, mean, sh, sc, of, n)
+            k.channel_backward_apply_relu(dx, dy, x, sc, sh, sh, sc, of, sc, of, n)
+            return [y, dx, sdy, sdyx]
+        want = calls(1)
+        for n in (0, -1, 3, 10**6, 2**31, 2**62):
+            assert all(np.array_equal(a, b) for a, b in zip(calls(n), want)), n
+        print("ok")
+        """)
+    assert r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
 # ------------------------------------------------------------------ optimizers: zero-size parameters
 
 @pytest.mark.parametrize("backend", BACKENDS)

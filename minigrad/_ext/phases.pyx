@@ -250,8 +250,9 @@ def channel_backward_apply(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp
 
 
 def channel_apply_relu(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray shift not None,
-                       cnp.ndarray scale not None, cnp.ndarray offset not None, int n_threads):
+                       cnp.ndarray scale not None, cnp.ndarray offset not None, Py_ssize_t n_threads):
     """y = max(0, (x - shift[c])*scale[c] + offset[c])."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_y = ptr(y), *p_x = ptr(x), *p_shift = ptr(shift), *p_scale = ptr(scale), *p_offset = ptr(offset)
@@ -266,8 +267,9 @@ def channel_apply_relu(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarr
 
 def channel_backward_sums_relu(cnp.ndarray sdy not None, cnp.ndarray sdyx not None, cnp.ndarray dy not None,
                                cnp.ndarray x not None, cnp.ndarray mean not None, cnp.ndarray shift not None,
-                               cnp.ndarray scale not None, cnp.ndarray offset not None, int n_threads):
+                               cnp.ndarray scale not None, cnp.ndarray offset not None, Py_ssize_t n_threads):
     """channel_backward_sums of g = dy where (x - shift[c])*scale[c] + offset[c] > 0, else 0."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_sdy = ptr(sdy), *p_sdyx = ptr(sdyx), *p_dy = ptr(dy), *p_x = ptr(x), *p_mean = ptr(mean)
@@ -284,8 +286,9 @@ def channel_backward_sums_relu(cnp.ndarray sdy not None, cnp.ndarray sdyx not No
 def channel_backward_apply_relu(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray x not None,
                                 cnp.ndarray a not None, cnp.ndarray mdy not None, cnp.ndarray shift not None,
                                 cnp.ndarray b not None, cnp.ndarray k not None, cnp.ndarray scale not None,
-                                cnp.ndarray offset not None, int n_threads):
+                                cnp.ndarray offset not None, Py_ssize_t n_threads):
     """channel_backward_apply of g = dy where (x - shift[c])*scale[c] + offset[c] > 0, else 0."""
+    n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_x = ptr(x), *p_a = ptr(a), *p_mdy = ptr(mdy)
