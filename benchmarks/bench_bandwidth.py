@@ -137,3 +137,27 @@ def test_bandwidth(benchmark, backend, op, size, threads):
         fn.pool.shutdown()
     if backend == "numba":
         restore()
+
+
+# (M, K, N) of C = A @ B in float32: square, and ResNet-20's widest 3x3 convolution at batch 32 as an im2col GEMM
+# (64 filters x 576 taps x 32*8*8 positions), the conv nets' compute yardstick (GFLOP/s = 2 M K N / time)
+GEMM_SHAPES = {"square512": (512, 512, 512), "resnet20-conv3": (64, 576, 2048)}
+
+
+@pytest.mark.parametrize("name", list(GEMM_SHAPES))
+def test_gemm(benchmark, name, threads):
+    m, k, n = GEMM_SHAPES[name]
+    rng = np.random.default_rng(0)
+    a, b = rng.random((m, k), dtype=DTYPE), rng.random((k, n), dtype=DTYPE)
+    out = np.empty((m, n), DTYPE)
+
+    def fn():
+        np.matmul(a, b, out=out)
+    fn()
+    np.testing.assert_allclose(out[:2, :2], a[:2].astype(np.float64) @ b[:, :2], rtol=1e-4)
+    benchmark.group = f"gemm {name} threads{threads}"
+    benchmark(fn)
+    info = record(benchmark, op="gemm", backend="numpy", shape=(m, k, n), threads=threads, dtype=DTYPE,
+                  nbytes=None, factor=None, size=name)
+    t = median_seconds(benchmark)
+    info["gflops"] = 2.0 * m * k * n / t / 1e9 if t else None

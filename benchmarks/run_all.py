@@ -7,7 +7,9 @@ OPENBLAS_NUM_THREADS, MINIGRAD_NUM_THREADS) as well as by the ``threads`` fixtur
 
 Order: the bandwidth benchmarks first (they write ``.benchmarks/bandwidth.json``, which gives every later
 process its ``frac_of_triad``), then per benchmark file each backend's process at each thread count, then the
-end-to-end training steps (minigrad, torch). The NumPy reference runs at 1 thread only (it has no threads).
+end-to-end training steps (minigrad, torch, and jax when installed: at 1 thread its process runs under
+``taskset -c 0`` with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``). The NumPy reference runs at 1 thread
+only (it has no threads).
 
     python benchmarks/run_all.py --out docs/benchmarks.json [--min-rounds 5] [--max-time 0.25] [-k EXPR]
 
@@ -32,6 +34,7 @@ import datetime
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -59,7 +62,7 @@ def plan(threads=(1, 2), backends=BACKENDS, end_to_end=True):
                 steps.append((f"{b} {f[len('bench_'):-len('.py')]} threads{t}", [f], f"{b} and threads{t}", t))
     if end_to_end:
         for t in threads:
-            for fw in ("minigrad", "torch"):
+            for fw in ("minigrad", "torch", "jax"):
                 steps.append((f"end-to-end {fw} threads{t}", ["bench_end_to_end.py"], f"{fw} and threads{t}", t))
     return steps
 
@@ -126,9 +129,14 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
             env.pop("OMP_WAIT_POLICY", None)
             if policy != "unset":
                 env["OMP_WAIT_POLICY"] = policy
+            if label.startswith("end-to-end jax") and threads == 1:
+                # NOTE: XLA's CPU client runs its own thread pools; the recipe for one core
+                env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+                if shutil.which("taskset"):
+                    cmd = ["taskset", "-c", "0"] + cmd
             t0 = time.perf_counter()
             if not quiet:
-                print(f"[run_all] {label}: {shlex.join(cmd[1:])}", flush=True)
+                print(f"[run_all] {label}: {shlex.join(c for c in cmd if c != python)}", flush=True)
             proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
             wall = time.perf_counter() - t0
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""]
@@ -136,7 +144,7 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
                 print(f"[run_all]   rc={proc.returncode} in {wall:.0f} s: {tail[0]}", flush=True)
             if proc.returncode not in (0, 5):  # 5: nothing selected
                 sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-            processes.append({"label": label, "command": shlex.join(cmd[1:]), "threads": threads,
+            processes.append({"label": label, "command": shlex.join(c for c in cmd if c != python), "threads": threads,
                               "rc": proc.returncode, "wall_s": round(wall, 1), "summary": tail[0]})
             if os.path.exists(part):
                 with open(part) as f:

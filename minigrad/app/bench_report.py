@@ -49,7 +49,7 @@ def _rows(data):
         info["repeats"] = info.pop("repeat_medians", None)
         info["rounds"] = b["stats"].get("rounds")
         info["shape"] = tuple(info.get("shape") or ())
-        info["kind"] = ("bandwidth" if info["op"] in ("copy", "triad") else
+        info["kind"] = ("bandwidth" if info["op"] in ("copy", "triad", "gemm") else
                         "end-to-end" if info["op"] == "train step" else "norm")
         if info["kind"] == "end-to-end":
             info["backend"] = info.get("framework", info.get("backend"))
@@ -151,6 +151,9 @@ def table_rows(data):
                 frac = gbps / ref_gbps
             if r["kind"] == "end-to-end":
                 extra = _fmt(1.0 / r["median"] if r["median"] else None, ".1f", " steps/s")
+            elif r["op"] == "gemm":
+                m, k, n = r["shape"]
+                extra = _fmt(2.0 * m * k * n / r["median"] / 1e9 if r["median"] else None, ".1f", " GFLOP/s")
             else:
                 extra = _fmt(frac, ".0%")
             vs = None if ref is None or r["backend"] == "torch" or not r["median"] else \

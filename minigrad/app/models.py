@@ -6,6 +6,10 @@
   lenet-bn     the same with BatchNorm2d/1d after each conv/fc (but the last) and before the relu
   resnet-tiny  stem conv3x3(16)-bn-relu, three basic blocks at 16/32/64 channels (the last two stride 2 with a
                1x1 projection shortcut), global average pool, fc
+  resnet20     He et al. (2016)'s CIFAR ResNet-20: stem conv3x3(16)-bn-relu, three stages of three basic blocks
+               at 16/32/64 channels (the first block of stages 2 and 3 stride 2, with a 1x1 conv + bn projection
+               shortcut, He et al.'s option B), global average pool, fc; 0.27M parameters. Made for 3x32x32 input
+               (``build_model("resnet20", in_channels=3)``); any input size works (the pool is adaptive)
 Layers built with bias=False where a batch norm follows (its shift makes the bias redundant), as is customary.
 Module names follow ``torch.nn.Sequential`` numbering, so a PyTorch model of the same structure shares the keys
 of ``state_dict()``.
@@ -71,17 +75,31 @@ def _resnet_tiny(in_channels, num_classes, dtype):
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes, dtype=dtype))
 
 
+def _resnet20(in_channels, num_classes, dtype):
+    layers = [nn.Conv2d(in_channels, 16, 3, padding=1, bias=False, dtype=dtype), nn.BatchNorm2d(16, dtype=dtype),
+              nn.ReLU()]
+    width = 16
+    for stage, out in enumerate((16, 32, 64)):
+        for block in range(3):
+            layers.append(BasicBlock(width, out, 2 if stage > 0 and block == 0 else 1, dtype))
+            width = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes, dtype=dtype)]
+    return nn.Sequential(*layers)
+
+
 MODELS = {
     "mlp": lambda c, k, dt: _mlp(c * 28 * 28, k, False, dt),
     "mlp-bn": lambda c, k, dt: _mlp(c * 28 * 28, k, True, dt),
     "lenet": lambda c, k, dt: _lenet(c, k, False, dt),
     "lenet-bn": lambda c, k, dt: _lenet(c, k, True, dt),
     "resnet-tiny": lambda c, k, dt: _resnet_tiny(c, k, dt),
+    "resnet20": lambda c, k, dt: _resnet20(c, k, dt),
 }
 
 
 def build_model(name, in_channels=1, num_classes=10, dtype=None):
-    """A freshly initialized model from ``MODELS`` for (N, in_channels, 28, 28) input (float32 unless dtype)."""
+    """A freshly initialized model from ``MODELS`` for (N, in_channels, 28, 28) input (32x32 for resnet20; float32
+    unless dtype)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     return MODELS[name](in_channels, num_classes, dtype)
