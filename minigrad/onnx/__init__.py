@@ -91,15 +91,20 @@ def _check_in_onnxruntime(data, pairs):
                           f"export in float32 to run it in onnxruntime", stacklevel=3)
             return False
         raise
+    untraced = "the model computes something the tracer did not record (an op on .data, or control flow that " \
+               "depends on the input)"
     for x, expected in pairs:
-        (got,) = session.run(None, {"input": x})
+        try:
+            (got,) = session.run(None, {"input": x})
+        except Exception as e:  # e.g. a constant of the example's batch size broadcast against another batch
+            raise ExportError(f"export: onnxruntime fails on an input of shape {x.shape} "
+                              f"({str(e).splitlines()[0]}): {untraced}") from None
         tol = 1e-4 if x.dtype == np.float32 else 1e-10
         scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
         err = float(np.max(np.abs(got - expected), initial=0.0))
         if got.shape != expected.shape or not err <= tol * scale:
             raise ExportError(f"export: onnxruntime's output differs from the model's on an input of shape {x.shape} "
-                              f"(shape {got.shape} vs {expected.shape}, max abs error {err:.3g}): the model computes "
-                              f"something the tracer did not record (an op on .data, or input-dependent control flow)")
+                              f"(shape {got.shape} vs {expected.shape}, max abs error {err:.3g}): {untraced}")
     return True
 
 
