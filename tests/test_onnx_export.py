@@ -327,3 +327,48 @@ def test_readme_example_runs(ort, tmp_path):
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "lenet-bn.onnx").is_file()
     assert "max abs difference" in run.stdout
+
+
+# ------------------------------------------------------------------ command line
+
+
+def _cli(argv):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "minigrad", *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture
+def lenet_checkpoint(tmp_path):
+    from minigrad.checkpoint import save_checkpoint
+
+    model = _randomize(build_model("lenet-bn"))
+    path = tmp_path / "epoch-001.safetensors"
+    save_checkpoint(path, model.state_dict(), extra={"model": "lenet-bn"})
+    return path, model
+
+
+def test_cli_export(ort, tmp_path, lenet_checkpoint):
+    ckpt, model = lenet_checkpoint
+    out = tmp_path / "m.onnx"
+    run = _cli(["export", "--checkpoint", str(ckpt), "--out", str(out)])
+    assert run.returncode == 0, run.stderr
+    assert "lenet-bn" in run.stdout and f"wrote {out}" in run.stdout
+    x = np.random.default_rng(0).standard_normal((4, 1, 28, 28)).astype(np.float32)
+    (got,) = ort.InferenceSession(str(out)).run(None, {"input": x})
+    want = model.eval()(mg.Tensor(x)).data
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--checkpoint", "{tmp}/none.safetensors", "--out", "{tmp}/m.onnx"], "--checkpoint .*none.safetensors: no such"),
+    (["--checkpoint", "{ckpt}", "--out", "{tmp}/no/m.onnx"], "--out .*: the directory .* does not exist"),
+    (["--checkpoint", "{ckpt}", "--out", "{tmp}"], "--out .*: is a directory"),
+    (["--checkpoint", "{ckpt}", "--out", "{tmp}/m.onnx", "--opset", "9"], r"--opset must be in \[17, 21\], got 9"),
+    (["--checkpoint", "{ckpt}", "--out", "{tmp}/m.onnx", "--model", "mlp"], "does not hold a mlp model"),
+    (["--out", "{tmp}/m.onnx"], "the following arguments are required: --checkpoint"),
+])
+def test_cli_export_mistakes_are_one_line(tmp_path, lenet_checkpoint, argv, match):
+    run = _cli(["export"] + [a.format(tmp=tmp_path, ckpt=lenet_checkpoint[0]) for a in argv])
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and re.search(match, run.stderr), run.stderr
+    assert not (tmp_path / "m.onnx").exists()
