@@ -85,8 +85,8 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # NOTE: the data sets, checkpoints and models (safetensors, the app layer) are imported on first use, keeping
-    # ``import minigrad`` light
-    if name in ("data", "checkpoint", "models"):
+    # ``import minigrad`` light (``minigrad.onnx`` itself imports the onnx package only inside ``export``)
+    if name in ("data", "checkpoint", "models", "onnx"):
         import importlib
 
         return importlib.import_module(f"minigrad.{name}")

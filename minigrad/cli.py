@@ -120,11 +120,86 @@ def _run_train(args):
     return 128 + result["interrupted"] if result["interrupted"] else 0
 
 
+def _add_export(subparsers):
+    p = subparsers.add_parser(
+        "export", help="export a model checkpoint to ONNX", formatter_class=HelpFormatter,
+        description="Write a checkpoint of a model-zoo model (from `minigrad train --checkpoint-dir`) as an ONNX\n"
+                    "file (minigrad.onnx.export, eval mode, for (N, C, 28, 28) input; needs\n"
+                    "pip install minigrad[onnx]). The file is checked with onnx.checker and against the model in\n"
+                    "onnxruntime before it is written.")
+    p.add_argument("--checkpoint", required=True, metavar="FILE", help="a checkpoint written by minigrad train")
+    p.add_argument("--out", required=True, metavar="FILE", help="the ONNX file to write (e.g. model.onnx)")
+    p.add_argument("--model", default=None, choices=sorted(MODELS),
+                   help="the network (default: the one recorded in the checkpoint)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 to 21")
+    p.add_argument("--no-fold", action="store_true", help="keep batch norms as BatchNormalization nodes "
+                                                          "instead of folding them into the conv/linear before")
+    p.add_argument("--static-batch", action="store_true", help="a fixed batch size of 1 instead of a symbolic one")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args):
+    from minigrad import onnx as mg_onnx
+    from minigrad.app.checkpoint import load_checkpoint
+
+    def fail(msg, status=2):
+        print(f"minigrad export: error: {msg}", file=sys.stderr)
+        return status
+
+    if not os.path.isfile(args.checkpoint):
+        return fail(f"--checkpoint {args.checkpoint}: no such file")
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if os.path.isdir(args.out) or not os.path.isdir(out_dir):
+        return fail(f"--out {args.out}: " + ("is a directory" if os.path.isdir(args.out)
+                                             else f"the directory {out_dir} does not exist"))
+    if not mg_onnx.MIN_OPSET <= args.opset <= mg_onnx.MAX_OPSET:
+        return fail(f"--opset must be in [{mg_onnx.MIN_OPSET}, {mg_onnx.MAX_OPSET}], got {args.opset}")
+    try:
+        state, _, extra = load_checkpoint(args.checkpoint)
+    except (ValueError, OSError) as e:
+        return fail(str(e))
+    name = args.model or (extra or {}).get("model")
+    if name not in MODELS:
+        return fail(f"--checkpoint {args.checkpoint} does not say which model it holds: pass --model")
+    import numpy as np
+
+    from minigrad.app.models import build_model
+    from minigrad.tensor import Tensor
+
+    # in_channels, num_classes and dtype from the saved weights: the first and last weight of a model built for 1
+    # input channel scale with them (a conv's C, or an MLP's C*28*28 inputs)
+    probe = build_model(name)
+    weights = [k for k in probe.state_dict() if k.endswith("weight")]
+    if not {weights[0], weights[-1]} <= set(state):
+        return fail(f"--checkpoint {args.checkpoint} does not hold a {name} model (no {weights[0]!r}); check --model")
+    first, last = np.asarray(state[weights[0]]), np.asarray(state[weights[-1]])
+    in_channels = first.shape[1] // probe.state_dict()[weights[0]].shape[1]
+    model = build_model(name, in_channels=in_channels, num_classes=last.shape[0], dtype=first.dtype)
+    try:
+        model.load_state_dict(state)
+    except (KeyError, ValueError) as e:
+        return fail(f"--checkpoint {args.checkpoint} does not fit {name}: {e}")
+    fold = "batch norm folded" if not args.no_fold else "batch norm kept"
+    print(f"minigrad export: {args.checkpoint} ({name}, {in_channels} input channel(s), {first.dtype}) -> {args.out} "
+          f"(opset {args.opset}, {fold})", flush=True)
+    x = Tensor(np.random.default_rng(0).standard_normal((1 if args.static_batch else 2, in_channels, 28, 28))
+               .astype(first.dtype))
+    try:
+        proto = mg_onnx.export(model, x, args.out, opset=args.opset, fold_batch_norm=not args.no_fold,
+                               dynamic_batch=not args.static_batch)
+    except (ImportError, mg_onnx.ExportError) as e:
+        return fail(str(e), 1)
+    print(f"minigrad export: wrote {args.out} ({len(proto.graph.node)} nodes, {os.path.getsize(args.out)} bytes; "
+          f"checked with onnx.checker and onnxruntime)")
+    return 0
+
+
 # name -> function adding the subcommand's parser to the subparsers object
 SUBCOMMANDS = {
     "train": _add_train,
     "bench": bench_report.add_subparser,
     "experiment": experiments.add_subparser,
+    "export": _add_export,
 }
 
 

@@ -152,7 +152,7 @@ def test_version(capsys):
 def test_every_subcommand_help_shows_its_defaults():
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.choices and "train" in a.choices).choices
-    assert set(subparsers) == {"train", "bench", "experiment"}
+    assert set(subparsers) == {"train", "bench", "experiment", "export"}
     for name, sub in subparsers.items():
         text = " ".join(sub.format_help().split())
         for action in sub._actions:
