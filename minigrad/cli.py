@@ -55,7 +55,9 @@ def _add_train(subparsers):
                    help="lr schedule, stepped per batch")
     p.add_argument("--backend", default=None, choices=("numpy", "cython", "numba"),
                    help="kernel backend (default: the fastest available)")
-    p.add_argument("--threads", type=int, default=None, help="threads for the kernels and BLAS (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for the kernels and BLAS (default: all cores; under MPI, the cores over the ranks "
+                        "on this machine)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialization, dropout and shuffling")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                    help="write epoch-NNN.safetensors here after each epoch")

@@ -161,6 +161,18 @@ def _all_gather_object(obj):
     return [obj] if _MPI is None or _comm.Get_size() == 1 else _comm.allgather(obj)
 
 
+def _local_size():
+    """How many ranks of the job run on this machine (MPI_COMM_TYPE_SHARED), 1 without MPI."""
+    init()
+    if _MPI is None or _comm.Get_size() == 1:
+        return 1
+    local = _comm.Split_type(_MPI.COMM_TYPE_SHARED)
+    try:
+        return local.Get_size()
+    finally:
+        local.Free()
+
+
 def _abort(status):
     """End every rank of the job now with exit status ``status`` (``MPI_Abort``): what a rank that cannot go on
     does, so that the others do not wait for it in a collective forever."""

@@ -473,6 +473,10 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
 
     if backend:
         minigrad.set_backend(backend)
+    if threads is None and world.size > 1 and not (os.environ.get("MINIGRAD_NUM_THREADS")
+                                                   or os.environ.get("OMP_NUM_THREADS")):
+        # NOTE: ranks sharing a machine share its cores (torchrun sets OMP_NUM_THREADS=1 for the same reason)
+        threads = max(1, minigrad.get_num_threads() // distributed._local_size())
     if threads:
         minigrad.set_num_threads(int(threads))
     minigrad.manual_seed(seed)
