@@ -31,7 +31,12 @@ def _add_train(subparsers):
                     "Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint of it (into\n"
                     "--checkpoint-dir, else a new minigrad-interrupted-* directory), prints the command that\n"
                     "resumes it, and exits 130 (143); --resume continues bit for bit. A second Ctrl-C stops at\n"
-                    "once without a checkpoint. A NaN or infinite loss stops the run (exit 1) unless --allow-nan.")
+                    "once without a checkpoint. A NaN or infinite loss stops the run (exit 1) unless --allow-nan.\n\n"
+                    "Data parallel over MPI: `mpiexec -n 2 minigrad train ...` runs one rank per process, each on its\n"
+                    "own shard of every epoch with --batch-size samples per step (the global batch is ranks x\n"
+                    "--batch-size), gradients averaged over ranks; rank 0 alone prints, evaluates and writes the\n"
+                    "metrics and checkpoints. --resume needs as many ranks as the checkpoint's run had. A failure\n"
+                    "on one rank ends every rank (MPI_Abort).")
     p.add_argument("--model", default="lenet-bn", choices=sorted(MODELS), help="network (see minigrad.app.models)")
     p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist", "synthetic"),
                    help="image dataset (synthetic: generated offline, for smoke runs)")
@@ -50,7 +55,9 @@ def _add_train(subparsers):
                    help="lr schedule, stepped per batch")
     p.add_argument("--backend", default=None, choices=("numpy", "cython", "numba"),
                    help="kernel backend (default: the fastest available)")
-    p.add_argument("--threads", type=int, default=None, help="threads for the kernels and BLAS (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for the kernels and BLAS (default: all cores; under MPI, the cores over the ranks "
+                        "on this machine)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialization, dropout and shuffling")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                    help="write epoch-NNN.safetensors here after each epoch")
@@ -64,6 +71,8 @@ def _add_train(subparsers):
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="stop after N epochs of this run, as if interrupted (for testing --resume)")
     p.add_argument("--allow-nan", action="store_true", help="keep training through a NaN or infinite loss")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="batch statistics over every rank's batch (SyncBatchNorm); plain batch norm in one process")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not "
                                                               "a terminal)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-epoch lines")
@@ -94,8 +103,33 @@ def command_line(args, command, **override):
 
 
 def _run_train(args):
+    from minigrad import distributed
+    # NOTE: mpi4py is imported (by world_size) only in a process that an MPI launcher started
+    size = distributed.world_size() if distributed.launched() else 1
+    if size == 1:
+        return _train(args, size)
+    # Under MPI a rank that stops alone would leave the others waiting in a collective: the exits that every rank
+    # takes together (a bad option, a divergence, an agreed stop signal: see minigrad.app.train) return; anything
+    # else (an unexpected exception, a second Ctrl-C) ends the whole job with MPI_Abort.
+    try:
+        return _train(args, size)
+    except BaseException as e:  # noqa: B036 (every rank must go down together)
+        status = 128 + e.signum if isinstance(e, Interrupted) else 130 if isinstance(e, KeyboardInterrupt) else 1
+        if not isinstance(e, KeyboardInterrupt):
+            import traceback
+            traceback.print_exc()
+        print(f"minigrad train: rank {distributed.rank()} of {size} failed ({type(e).__name__}): aborting the job",
+              file=sys.stderr)
+        distributed._abort(status)
+
+
+def _train(args, size):
+    from minigrad import distributed
+    lead = size == 1 or distributed.rank() == 0
+
     def resume_command(directory):
-        return command_line(args, "train", checkpoint_dir=str(directory), resume=True, stop_after=None)
+        line = command_line(args, "train", checkpoint_dir=str(directory), resume=True, stop_after=None)
+        return f"mpiexec -n {size} {line}" if size > 1 else line
 
     quiet = args.quiet
     try:
@@ -107,15 +141,19 @@ def _run_train(args):
                        progress=not (args.no_progress or quiet), stop_after=args.stop_after,
                        log=(lambda s: None) if quiet else None, data_dir=args.data_dir,
                        checkpoint_every=args.checkpoint_every, allow_nan=args.allow_nan,
-                       resume_command=resume_command)
-    except ConfigError as e:
-        print(f"minigrad train: error: {e}", file=sys.stderr)
+                       resume_command=resume_command, sync_bn=args.sync_bn)
+    except ConfigError as e:  # NOTE: under MPI, the same error on every rank (see minigrad.app.train)
+        if lead:
+            print(f"minigrad train: error: {e}", file=sys.stderr)
         return 2
     except Diverged as e:
-        print(f"minigrad train: {e}", file=sys.stderr)
+        if lead:
+            print(f"minigrad train: {e}", file=sys.stderr)
         return 1
     except Interrupted as e:
         print("minigrad train: interrupted again: the step was abandoned, no checkpoint written", file=sys.stderr)
+        if size > 1:
+            raise
         return 128 + e.signum
     return 128 + result["interrupted"] if result["interrupted"] else 0
 

@@ -17,13 +17,18 @@ import os
 
 import numpy as np
 
-__all__ = ["init", "is_initialized", "rank", "world_size", "barrier", "all_reduce", "broadcast"]
+__all__ = ["init", "is_initialized", "launched", "rank", "world_size", "barrier", "all_reduce", "broadcast"]
 
 _comm = None  # mpi4py's COMM_WORLD, or _Single() without MPI
 _MPI = None
 _OPS = ("sum", "prod", "min", "max")
 # NOTE: how launchers announce a world of several processes (MPICH/Hydra, Open MPI, PMIx, Slurm)
 _LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "SLURM_NTASKS")
+# NOTE: what an MPI launcher sets in each rank's environment (MPICH/Hydra and Intel MPI: PMI_RANK, PMI_SIZE,
+# MPI_LOCALRANKID; Open MPI: OMPI_COMM_WORLD_*; PMIx launchers: PMIX_RANK). Not SLURM_*: a batch script's plain
+# `python` has those too.
+_LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
+                  "PMIX_RANK")
 
 
 class _Single:
@@ -69,6 +74,12 @@ def init():
         _comm = _Single()
         return
     _MPI, _comm = MPI, MPI.COMM_WORLD
+
+
+def launched():
+    """Whether an MPI launcher (``mpiexec``, ``mpirun``, ``srun`` with PMI) started this process, read from the
+    environment variables launchers set, without importing mpi4py. ``minigrad train`` joins the job only then."""
+    return any(var in os.environ for var in _LAUNCHER_VARS)
 
 
 def is_initialized():
@@ -136,3 +147,38 @@ def _iall_reduce_sum(array):
     if _MPI is None or _comm.Get_size() == 1:
         return None
     return _comm.Iallreduce(_MPI.IN_PLACE, array, op=_MPI.SUM)
+
+
+def _broadcast_object(obj, root=0):
+    """Rank ``root``'s picklable ``obj`` on every rank (``MPI_Bcast`` of its pickle); ``obj`` elsewhere is ignored."""
+    init()
+    return obj if _MPI is None or _comm.Get_size() == 1 else _comm.bcast(obj, root=root)
+
+
+def _all_gather_object(obj):
+    """Every rank's picklable ``obj``, as a list indexed by rank."""
+    init()
+    return [obj] if _MPI is None or _comm.Get_size() == 1 else _comm.allgather(obj)
+
+
+def _local_size():
+    """How many ranks of the job run on this machine (MPI_COMM_TYPE_SHARED), 1 without MPI."""
+    init()
+    if _MPI is None or _comm.Get_size() == 1:
+        return 1
+    local = _comm.Split_type(_MPI.COMM_TYPE_SHARED)
+    try:
+        return local.Get_size()
+    finally:
+        local.Free()
+
+
+def _abort(status):
+    """End every rank of the job now with exit status ``status`` (``MPI_Abort``): what a rank that cannot go on
+    does, so that the others do not wait for it in a collective forever."""
+    if _MPI is not None and _comm.Get_size() > 1:
+        import sys
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _comm.Abort(int(status))
+    raise SystemExit(status)

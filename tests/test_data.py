@@ -392,3 +392,51 @@ def test_loader_mnist_sized_epoch_is_fast():
     elapsed = time.perf_counter() - t0
     assert n == 60000
     assert elapsed < 1.0, f"one 60k epoch took {elapsed:.2f} s"
+
+
+# ------------------------------------------------------------------ sampler= and batch_sampler= (PyTorch's)
+
+def test_loader_sampler_and_batch_sampler_match_torch():
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader as TorchLoader
+
+    from minigrad.data import DistributedSampler
+    x = np.arange(22, dtype=np.float32).reshape(11, 2)
+    y = np.arange(11)
+    ds = TensorDataset(x, y)
+    tds = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    sampler = [7, 3, 3, 10, 0, 5, 1]  # any sized iterable of indices, repeats allowed
+    for bs, drop in [(1, False), (3, False), (3, True), (7, False), (8, True)]:
+        ours = DataLoader(ds, batch_size=bs, drop_last=drop, sampler=sampler)
+        theirs = TorchLoader(tds, batch_size=bs, drop_last=drop, sampler=sampler)
+        assert len(ours) == len(theirs)
+        got = [b[1].data.tolist() for b in ours]
+        assert got == [b[1].tolist() for b in theirs] and len(got) == len(ours)  # the sampler's order, batched
+    shares = [DistributedSampler(ds, num_replicas=2, rank=r, seed=3) for r in range(2)]
+    served = [[int(i) for b in DataLoader(ds, batch_size=4, sampler=s) for i in b[1].data] for s in shares]
+    assert served == [s.indices().tolist() for s in shares]
+    batches = [[1, 2], [9], [4, 4, 0]]
+    ours = DataLoader(ds, batch_sampler=batches)
+    assert len(ours) == 3 and [b[1].data.tolist() for b in ours] == [b[1].tolist() for b in TorchLoader(
+        tds, batch_sampler=batches)]
+    assert [b[1].data.tolist() for b in DataLoader(ItemDataset(x, y), batch_sampler=batches)] == batches
+
+
+def test_loader_sampler_exclusions_as_torch():
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader as TorchLoader
+
+    ds = TensorDataset(np.zeros((4, 1), np.float32))
+    bad = [dict(sampler=[0, 1], shuffle=True), dict(batch_sampler=[[0]], batch_size=2),
+           dict(batch_sampler=[[0]], shuffle=True), dict(batch_sampler=[[0]], sampler=[0]),
+           dict(batch_sampler=[[0]], drop_last=True)]
+    for kwargs in bad:
+        with pytest.raises(ValueError, match="mutually exclusive") as ours:
+            DataLoader(ds, **kwargs)
+        with pytest.raises(ValueError) as theirs:
+            TorchLoader(torch.zeros(4), **kwargs)
+        assert str(theirs.value) in str(ours.value)
+    with pytest.raises(TypeError, match="sampler must be an iterable with a len"):
+        DataLoader(ds, sampler=iter([0, 1]))
+    with pytest.raises(TypeError, match="integer indices"):
+        list(DataLoader(ds, sampler=[0.5, 1.0]))

@@ -6,9 +6,12 @@ torch's, the validation. On two ranks: tests/mpi_sync_bn_script.py under ``mpiex
 skipped when mpi4py is not installed, unless MINIGRAD_EXPECT_MPI=1 (set by .ci/run) says it must run.
 """
 import importlib.util
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +243,151 @@ def test_an_exception_on_one_rank_aborts_the_job(tmp_path):
     proc = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", str(script)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "rank 1 failed" in proc.stderr
+
+
+# ------------------------------------------------------------------ minigrad train under mpiexec
+
+def test_launched_reads_the_environment(monkeypatch):
+    for var in distributed._LAUNCHER_VARS:
+        monkeypatch.delenv(var, raising=False)
+    assert not distributed.launched()
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALRANKID", "PMIX_RANK"):
+        monkeypatch.setenv(var, "0")
+        assert distributed.launched()
+        monkeypatch.delenv(var)
+
+
+def test_sharded_training_loader_interleaves_to_the_one_process_order():
+    from minigrad.app.train import make_loader
+    data = TensorDataset(np.arange(40))
+    one = make_loader(data, 8, seed=5)
+    shards = [make_loader(data, 4, seed=5, num_replicas=2, rank=r) for r in range(2)]
+    for epoch in (0, 3):
+        one.set_epoch(epoch)
+        for s in shards:
+            s.set_epoch(epoch)
+            s.sampler.set_epoch(epoch)
+        per_rank = [[b[0].data.tolist() for b in s] for s in shards]
+        assert [sorted(a + b) for a, b in zip(*per_rank)] == [sorted(b[0].data.tolist()) for b in one]
+    assert len(shards[0]) == len(one) == 5
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _state(npz):
+    with np.load(npz) as f:
+        return {k: f[k] for k in f.files}
+
+
+def test_two_rank_training_matches_one_process(tmp_path):
+    """minigrad.app.train.train on 2 ranks (tests/mpi_train_script.py): both ranks end with identical parameters
+    and buffers, equal to one process on the same global batches (no batch norm, or --sync-bn), also when resumed
+    from an epoch or a mid-epoch checkpoint; only rank 0 writes checkpoints."""
+    mpiexec = _mpi_launcher()
+    from minigrad.app.train import train
+    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", "tests/mpi_train_script.py",
+                           str(tmp_path)], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert proc.stdout.splitlines().count("OK train 2 ranks") == 1, proc.stdout
+    common = dict(dataset="synthetic", limit_train=60, limit_test=20, epochs=2, batch_size=12, lr=0.05, seed=3,
+                  progress=False, log=lambda s: None)  # the script's options with the global batch, one process
+    for case, kwargs in {"mlp": dict(model="mlp"), "mlp-bn-sync": dict(model="mlp-bn", sync_bn=True)}.items():
+        one = {k: np.asarray(v.data) for k, v in train(**common, **kwargs)["model"].state_dict().items()}
+        full = _state(tmp_path / f"{case}-full-rank0.npz")
+        assert set(full) == set(one)
+        for run in ("full", "resumed", "resumed-mid"):
+            for rank in (0, 1):
+                got = _state(tmp_path / f"{case}-{run}-rank{rank}.npz")
+                for k in one:
+                    np.testing.assert_array_equal(got[k], full[k], err_msg=f"{case} {run} rank {rank} {k}")
+        for k in one:  # float32: the averaged gradient rounds differently from the one-process mean
+            np.testing.assert_allclose(full[k], one[k], rtol=1e-5, atol=1e-6, err_msg=f"{case} {k}")
+
+
+def _cli(mpiexec, *args, n=2, timeout=300):
+    cmd = [mpiexec, "-n", str(n)] if n else []
+    return subprocess.run(cmd + [sys.executable, "-m", "minigrad", "train", "--dataset", "synthetic",
+                                 "--limit-train", "48", "--limit-test", "16", "--batch-size", "6", "--no-progress",
+                                 *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_under_mpiexec_prints_checkpoints_and_resumes_once(tmp_path):
+    mpiexec = _mpi_launcher()
+    ck, metrics = tmp_path / "ck", tmp_path / "m.jsonl"
+    args = ["--model", "mlp-bn", "--sync-bn", "--epochs", "2", "--checkpoint-dir", str(ck), "--metrics", str(metrics)]
+    proc = _cli(mpiexec, *args, "--stop-after", "1")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stderr.count("epoch 1/2:") == 1 and proc.stderr.count("training mlp-bn") == 1, proc.stderr
+    assert "4 batches of 6 per rank on 2 ranks (global batch 12)" in proc.stderr
+    assert sorted(p.name for p in ck.iterdir()) == ["epoch-001.safetensors"]
+    proc = _cli(mpiexec, *args, "--resume")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stderr.count("resumed from") == 1 and proc.stderr.count("epoch 2/2:") == 1, proc.stderr
+    assert sorted(p.name for p in ck.iterdir()) == ["epoch-001.safetensors", "epoch-002.safetensors"]
+    assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()] == [1, 2]
+    # a checkpoint of 2 ranks resumes only on 2 ranks: one line, exit 2
+    proc = _cli(mpiexec, *args, "--resume", n=0)
+    assert proc.returncode == 2 and "written by a run on 2 rank(s), this one has 1" in proc.stderr, proc.stderr
+    # a bad option: the same one line once, exit 2, on every rank (no abort)
+    proc = _cli(mpiexec, "--model", "mlp", "--sync-bn")
+    assert proc.returncode == 2, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [
+        "minigrad train: error: --sync-bn: mlp has no batch norm to synchronize; drop --sync-bn or use a -bn model"]
+
+
+def test_cli_sync_bn_in_one_process_is_batch_norm(tmp_path):
+    """--sync-bn without MPI trains as plain batch norm (torch's SyncBatchNorm falls back to it too)."""
+    from minigrad.app.train import train
+    common = dict(model="mlp-bn", dataset="synthetic", limit_train=24, limit_test=8, epochs=1, batch_size=6,
+                  progress=False, log=lambda s: None)
+    a, b = train(**common)["model"].state_dict(), train(**common, sync_bn=True)["model"].state_dict()
+    for k in a:
+        np.testing.assert_array_equal(np.asarray(a[k].data), np.asarray(b[k].data))
+
+
+def test_a_killed_rank_ends_the_job(tmp_path):
+    """SIGKILL one rank mid-training: mpiexec (Hydra) ends the other rank and exits non-zero within seconds."""
+    mpiexec = _mpi_launcher()
+    log = tmp_path / "m.jsonl"
+    proc = subprocess.Popen([mpiexec, "-n", "2", sys.executable, "-m", "minigrad", "train", "--dataset", "synthetic",
+                             "--model", "mlp", "--limit-train", "400", "--batch-size", "4", "--epochs", "1000",
+                             "--no-progress", "--metrics", str(log)], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (log.exists() and log.read_text().strip()):  # an epoch done: both ranks are in the loop
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        victim = _rank_pid(proc.pid, rank=1)
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)  # measured: under a second
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0 and "BAD TERMINATION" in out and "Killed (signal 9)" in out, out[-2000:] + err[-2000:]
+
+
+def _rank_pid(root, rank):
+    """The pid of the MPI rank ``rank`` among ``root``'s descendants (read from /proc: PMI_RANK in its
+    environment)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"PMI_RANK={rank}".encode() in env and Path(f"/proc/{pid}/exe").resolve().name.startswith("python"):
+            return pid
+    raise AssertionError(f"no rank {rank} under pid {root}")

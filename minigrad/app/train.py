@@ -17,6 +17,20 @@ and how to resume, and ends the run with ``result["interrupted"]`` set to the si
 
 Errors: ``ConfigError`` (a ``ValueError``) for a bad option, path or dataset, raised before any training;
 ``Diverged`` when a loss is not finite (unless ``allow_nan``), raised before that step updates anything.
+
+Data parallel: in a process that an MPI launcher started (``minigrad.distributed.launched()``), every rank runs
+``train`` with the same options. Each rank trains on its own shard of every epoch's order (the order is still the
+one the seed gives: ``DataLoader.order``, split as ``DistributedSampler`` splits it, padded by repeating its start
+to a multiple of the world size), ``batch_size`` samples per rank and step (the global batch is world size x
+batch_size, as in PyTorch), the model wrapped in ``DistributedDataParallel`` (``sync_bn``: its batch norms
+converted to ``SyncBatchNorm`` first). One small Allreduce per step sums the ranks' loss, sample and correct counts
+(so the metrics are the global batch's, a non-finite loss on any rank stops every rank at the same step) and the
+stop signals (so every rank stops after the same step). Rank 0 alone logs, evaluates (the full test set, rank 0's
+running statistics: the checkpoint's model), writes the metrics and the checkpoints; a checkpoint records the world
+size and resumes only at the same one. On ``resume`` rank 0 reads the checkpoint and broadcasts it: every rank
+restores the same model, optimizer and position without needing the directory on its own file system, and no
+two ranks can pick different files. A bad option found on any rank before training raises the same
+``ConfigError`` on every rank.
 """
 import contextlib
 import itertools
@@ -34,10 +48,10 @@ from pathlib import Path
 import numpy as np
 
 import minigrad
-from minigrad import optim
+from minigrad import distributed, optim
 from minigrad import random as _random
 from minigrad.app.checkpoint import load_checkpoint, remove_stale_tmp, save_checkpoint
-from minigrad.data import FashionMNIST, MNIST, DataLoader, SyntheticDigits, TensorDataset
+from minigrad.data import FashionMNIST, MNIST, DataLoader, DistributedSampler, SyntheticDigits, TensorDataset
 from minigrad.app.models import MODELS, build_model
 from minigrad.nn import functional as F
 from minigrad.optim import lr_scheduler
@@ -108,11 +122,24 @@ def make_scheduler(name, optimizer, lr, epochs, steps_per_epoch):
     raise ValueError(f"unknown scheduler {name!r}; choose from {SCHEDULERS}")
 
 
-def make_loader(dataset, batch_size, seed):
+class _SeededShard(DistributedSampler):
+    """DistributedSampler over ``DataLoader.order``'s permutation (``default_rng([seed, epoch])``), so that the
+    ranks' shards of an epoch, interleaved, are the order one process would train on."""
+
+    def _permutation(self, n):
+        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
+
+
+def make_loader(dataset, batch_size, seed, num_replicas=1, rank=0):
     """The training loader: shuffled by ``seed``; a last batch of exactly one sample is dropped (batch norm
-    cannot train on one sample), any other last batch is kept."""
-    drop = batch_size > 1 and len(dataset) % batch_size == 1
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, seed=seed, drop_last=drop)
+    cannot train on one sample), any other last batch is kept. With ``num_replicas`` > 1, rank ``rank``'s shard of
+    that order (``_SeededShard``; call ``loader.sampler.set_epoch`` with ``loader.set_epoch``)."""
+    if num_replicas == 1:
+        drop = batch_size > 1 and len(dataset) % batch_size == 1
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True, seed=seed, drop_last=drop)
+    sampler = _SeededShard(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+    drop = batch_size > 1 and len(sampler) % batch_size == 1  # the same on every rank: equal shard lengths
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, seed=seed, drop_last=drop)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -170,6 +197,10 @@ def _usable_checkpoint(directory, expect, warn):
             skipped.append(path)
             continue
         saved = extra.get("config") or {}
+        if saved.get("world_size", 1) != expect["world_size"]:
+            raise ConfigError(f"--resume: {path} was written by a run on {saved.get('world_size', 1)} rank(s), "
+                              f"this one has {expect['world_size']}; resume with as many ranks (mpiexec -n "
+                              f"{saved.get('world_size', 1)}) or use another --checkpoint-dir")
         for key in _RESUME_KEYS:
             if key in saved and saved[key] != expect[key]:
                 flag = "--" + key.replace("_", "-")
@@ -241,7 +272,7 @@ def _writable_dir(what, directory):
 
 def check_options(*, model, dataset, epochs, batch_size, optimizer, lr, momentum, weight_decay, scheduler,
                   backend, threads, seed, checkpoint_dir, resume, metrics, limit_train, limit_test, stop_after,
-                  data_dir, checkpoint_every):
+                  data_dir, checkpoint_every, sync_bn=False):
     """Raise ConfigError for the first bad option; touches no file (``prepare_outputs`` does)."""
     choices = (("--model", model, sorted(MODELS)), ("--dataset", dataset, DATASETS),
                ("--optimizer", optimizer, OPTIMIZERS), ("--scheduler", scheduler, SCHEDULERS))
@@ -262,6 +293,8 @@ def check_options(*, model, dataset, epochs, batch_size, optimizer, lr, momentum
     if batch_size == 1 and _has_batch_norm(model):
         raise ConfigError(f"--batch-size 1: {model} has batch norm, which needs at least 2 samples per batch in "
                           "training; use --batch-size 2 or more, or a model without -bn")
+    if sync_bn and not _has_batch_norm(model):
+        raise ConfigError(f"--sync-bn: {model} has no batch norm to synchronize; drop --sync-bn or use a -bn model")
     if limit_train == 1:
         raise ConfigError("--limit-train 1: a batch of one sample is dropped (batch norm cannot train on it), "
                           "so no training batch is left; use --limit-train 2 or more")
@@ -353,6 +386,40 @@ class _StopSignals:
             signal.signal(s, handler)
 
 
+class _World:
+    """The processes of this run: this one alone, or the MPI job that launched it (see the module docstring).
+    Every method is a collective under MPI: all ranks call it at the same point."""
+
+    def __init__(self):
+        self.size, self.rank = 1, 0
+        if distributed.launched():  # NOTE: mpi4py is imported only here, only when launched
+            distributed.init()
+            self.size, self.rank = distributed.world_size(), distributed.rank()
+
+    def agree(self, error):
+        """Raise on every rank the first rank's ConfigError (``error``, or None where there is none)."""
+        if self.size > 1:
+            errors = [e for e in distributed._all_gather_object(None if error is None else str(error)) if e]
+            error = ConfigError(errors[0]) if errors else None
+        if error is not None:
+            raise error
+
+    def step_sums(self, loss_sum, n, correct, signum):
+        """The global batch's (loss sum, samples, correct) and the stop signal any rank got (SIGINT first)."""
+        if self.size == 1:
+            return loss_sum, n, correct, signum
+        v = np.array([loss_sum, n, correct, signum == signal.SIGINT, signum == signal.SIGTERM], np.float64)
+        distributed.all_reduce(v)
+        agreed = signal.SIGINT if v[3] else signal.SIGTERM if v[4] else None
+        return float(v[0]), int(v[1]), int(v[2]), agreed
+
+    def signal(self, signum):
+        return self.step_sums(0.0, 0, 0, signum)[3]
+
+    def from_rank0(self, obj):
+        return obj if self.size == 1 else distributed._broadcast_object(obj)
+
+
 def _stderr(s):
     print(s, file=sys.stderr, flush=True)
 
@@ -360,7 +427,7 @@ def _stderr(s):
 def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9,
           weight_decay=0.0, scheduler="none", backend=None, threads=None, seed=0, checkpoint_dir=None, resume=False,
           metrics=None, limit_train=None, limit_test=None, progress=True, stop_after=None, log=None,
-          data_dir=None, checkpoint_every=None, allow_nan=False, resume_command=None):
+          data_dir=None, checkpoint_every=None, allow_nan=False, resume_command=None, sync_bn=False):
     """Train ``model`` on ``dataset``; returns a dict with the model, the last epoch's metrics and timings.
 
     ``stop_after``: end this run after that many epochs even if ``epochs`` is larger (as if interrupted; the
@@ -368,39 +435,59 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
     warnings and the interrupt report always go to stderr. ``data_dir``: read the dataset's IDX files there.
     ``checkpoint_every``: also write a mid-epoch checkpoint every N steps. ``allow_nan``: keep training
     through a NaN or inf loss. ``resume_command``: ``f(directory) -> str``, the command shown after an
-    interrupt. The result's ``interrupted`` is the signal number that stopped the run (else None) and
-    ``checkpoint`` the last checkpoint written (else None).
+    interrupt. ``sync_bn``: convert the model's batch norms to ``SyncBatchNorm`` (plain batch norm in a world
+    of one process, as PyTorch's). The result's ``interrupted`` is the signal number that stopped the run (else
+    None) and ``checkpoint`` the last checkpoint written (else None). Under MPI see the module docstring.
     """
-    log = log or _stderr
+    world = _World()
+    lead = world.rank == 0
+    log = (log or _stderr) if lead else (lambda s: None)
     options = dict(model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                    momentum=momentum, weight_decay=weight_decay, scheduler=scheduler, backend=backend,
                    threads=threads, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume, metrics=metrics,
                    limit_train=limit_train, limit_test=limit_test, stop_after=stop_after, data_dir=data_dir,
-                   checkpoint_every=checkpoint_every)
-    check_options(**options)
-    config = {k: options[k] for k in _RESUME_KEYS}
-    resumed = None
-    if resume:
-        resumed = _usable_checkpoint(checkpoint_dir, config, _stderr)
-    prepare_outputs(checkpoint_dir, metrics)
-    if checkpoint_dir is not None:
-        remove_stale_tmp(checkpoint_dir)
+                   checkpoint_every=checkpoint_every, sync_bn=sync_bn)
+    resumed, error = None, None
     try:
-        train_set, test_set = load_data(dataset, limit_train, limit_test, seed, root=data_dir)
-    except (OSError, ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"cannot load the {dataset} dataset: {first}") from None
+        check_options(**options)
+        config = {k: options[k] for k in _RESUME_KEYS}
+        if world.size > 1:  # NOTE: only then, so that a one-process checkpoint's config stays as it was
+            config["world_size"] = world.size
+        if lead:
+            if resume:
+                resumed = _usable_checkpoint(checkpoint_dir, {**config, "world_size": world.size}, _stderr)
+            prepare_outputs(checkpoint_dir, metrics)
+            if checkpoint_dir is not None:
+                remove_stale_tmp(checkpoint_dir)
+        try:
+            train_set, test_set = load_data(dataset, limit_train, limit_test, seed, root=data_dir)
+        except (OSError, ValueError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"cannot load the {dataset} dataset: {first}") from None
+    except ConfigError as e:
+        if world.size == 1:
+            raise
+        error = e
+    world.agree(error)
+    resumed = world.from_rank0(resumed)
 
     if backend:
         minigrad.set_backend(backend)
+    if threads is None and world.size > 1 and not (os.environ.get("MINIGRAD_NUM_THREADS")
+                                                   or os.environ.get("OMP_NUM_THREADS")):
+        # NOTE: ranks sharing a machine share its cores (torchrun sets OMP_NUM_THREADS=1 for the same reason)
+        threads = max(1, minigrad.get_num_threads() // distributed._local_size())
     if threads:
         minigrad.set_num_threads(int(threads))
     minigrad.manual_seed(seed)
     net = build_model(model, in_channels=train_set.tensors[0].shape[1], num_classes=10)
-    loader = make_loader(train_set, batch_size, seed)
+    if sync_bn:
+        net = minigrad.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    loader = make_loader(train_set, batch_size, seed, world.size, world.rank)
     steps_per_epoch = len(loader)
-    if steps_per_epoch == 0:
-        raise ConfigError(f"the {dataset} training set has {len(train_set)} item(s): no batch to train on")
+    if steps_per_epoch == 0:  # NOTE: the same on every rank (equal shards): no rank waits for another here
+        raise ConfigError(f"the {dataset} training set has {len(train_set)} item(s): no batch to train on" +
+                          (f" ({len(loader.sampler)} per rank)" if world.size > 1 else ""))
     test_loader = DataLoader(test_set, batch_size=1000)
     opt = make_optimizer(optimizer, list(net.parameters()), lr, momentum, weight_decay)
     sched = make_scheduler(scheduler, opt, lr, epochs, steps_per_epoch)
@@ -419,11 +506,17 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
         except (KeyError, ValueError, TypeError) as e:
             raise ConfigError(f"--resume: {path} does not fit this run ({type(e).__name__}: {e})") from None
         running = extra.get("running")
-        if metrics:
+        if metrics and lead:
             _trim_metrics(metrics, start)
         where = f"in epoch {start + 1} after batch {start_batch} of {steps_per_epoch}" if start_batch else \
             f"after epoch {start}"
         log(f"resumed from {path} {where}")
+    # NOTE: wrapped after the restore: DDP broadcasts rank 0's state, which every rank has loaded anyway; the
+    # optimizer holds the same Parameters, and checkpoints hold the bare model's state_dict (no "module." prefix).
+    runner = net
+    if world.size > 1:
+        from minigrad.nn.parallel import DistributedDataParallel
+        runner = DistributedDataParallel(net)
 
     record, times, last_ckpt = None, [], None
     last = epochs if stop_after is None else min(epochs, start + int(stop_after))
@@ -432,6 +525,8 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
 
     def save(epoch, batch, sums):
         nonlocal last_ckpt
+        if not lead:
+            return None, None
         directory = checkpoint_dir or f"minigrad-interrupted-{time.strftime('%Y%m%d-%H%M%S')}"
         Path(directory).mkdir(parents=True, exist_ok=True)
         extra = {"epoch": epoch, "batch": batch, "seed": seed, "rng_state": _random.get_rng_state(),
@@ -448,23 +543,33 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
     stop = _StopSignals()
     with _blas_threads(threads), stop:
         if start < last:
-            log(f"training {model} on {dataset}: {len(train_set)} items, {steps_per_epoch} batches of {batch_size} "
-                f"per epoch, epochs {start + 1}-{last} of {epochs}")
+            ranks = f" per rank on {world.size} ranks (global batch {world.size * batch_size})" if world.size > 1 \
+                else ""
+            log(f"training {model} on {dataset}: {len(train_set)} items, {steps_per_epoch} batches of {batch_size}"
+                f"{ranks} per epoch, epochs {start + 1}-{last} of {epochs}")
         for epoch in range(start, last):
-            net.train()
+            runner.train()
             loader.set_epoch(epoch)
+            if loader.sampler is not None:
+                loader.sampler.set_epoch(epoch)
             skip = start_batch if epoch == start else 0
             batches = itertools.islice(iter(loader), skip, None)
             sums = dict(running) if skip and running else {"seen": 0, "loss_sum": 0.0, "correct": 0, "seconds": 0.0}
             t0 = time.perf_counter() - sums["seconds"]
             bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                       disable=None if progress else True, leave=False, dynamic_ncols=True, file=sys.stderr)
+                       disable=None if progress and lead else True, leave=False, dynamic_ncols=True,
+                       file=sys.stderr)
             try:
                 for batch, (x, y) in enumerate(batches, start=skip + 1):
                     step = epoch * steps_per_epoch + batch
-                    out = net(x)
+                    out = runner(x)
                     loss = F.cross_entropy(out, y)
                     value = loss.item()
+                    n = len(y)
+                    correct = int((out.data.argmax(axis=1) == y.data).sum())
+                    loss_sum, n, correct, signum = world.step_sums(value * n, n, correct, stop.signum)
+                    if world.size > 1:
+                        value = loss_sum / n
                     if not math.isfinite(value) and not allow_nan:
                         raise Diverged(f"the loss is {value} at step {step} (epoch {epoch + 1}, batch {batch}): "
                                        f"training diverged; try a lower learning rate than --lr {lr:g} "
@@ -474,31 +579,31 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
                     opt.step()
                     if sched is not None:
                         sched.step()
-                    n = len(y)
                     sums["seen"] += n
-                    sums["loss_sum"] += value * n
-                    sums["correct"] += int((out.data.argmax(axis=1) == y.data).sum())
+                    sums["loss_sum"] += loss_sum
+                    sums["correct"] += correct
                     bar.update(1)
                     if not bar.disable:
                         bar.set_postfix({"loss": f"{sums['loss_sum'] / sums['seen']:.4f}",
                                          "acc": f"{sums['correct'] / sums['seen']:.4f}",
                                          "samples/s": f"{sums['seen'] / (time.perf_counter() - t0):.0f}"},
                                         refresh=False)
-                    if stop.signum is None and not (checkpoint_every and step % checkpoint_every == 0
-                                                    and batch < steps_per_epoch):
+                    if signum is None and not (checkpoint_every and step % checkpoint_every == 0
+                                               and batch < steps_per_epoch):
                         continue
                     sums["seconds"] = time.perf_counter() - t0
                     directory, path = save(epoch, batch, dict(sums))
-                    if stop.signum is not None:
+                    if signum is not None:
                         bar.close()
-                        return _interrupted(stop.signum, f"step {step} (epoch {epoch + 1}, batch {batch} of "
-                                            f"{steps_per_epoch})", directory, path, resume_command, net, record)
+                        return _interrupted(signum, f"step {step} (epoch {epoch + 1}, batch {batch} of "
+                                            f"{steps_per_epoch})", directory, path, resume_command, net, record,
+                                            lead)
             finally:
                 bar.close()
             train_time = time.perf_counter() - t0
             times.append(train_time)
             seen = sums["seen"]
-            test_loss, test_acc = evaluate(net, test_loader)
+            test_loss, test_acc = world.from_rank0(evaluate(net, test_loader) if lead else None)
             record = {"epoch": epoch + 1, "train_loss": sums["loss_sum"] / max(seen, 1),
                       "train_acc": sums["correct"] / max(seen, 1), "test_loss": test_loss, "test_acc": test_acc,
                       "lr": opt.param_groups[0]["lr"], "epoch_seconds": train_time, "samples_per_s": seen / train_time,
@@ -509,14 +614,15 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
                 f"{record['samples_per_s']:.0f} samples/s")
             # NOTE: the metrics line before the checkpoint: a run killed between the two resumes from the
             # previous checkpoint, and trims this line (_trim_metrics) before writing it again.
-            if metrics:
+            if metrics and lead:
                 with open(metrics, "a") as f:
                     f.write(json.dumps(record) + "\n")
-            if checkpoint_dir is not None or stop.signum is not None:
+            signum = world.signal(stop.signum)
+            if checkpoint_dir is not None or signum is not None:
                 directory, path = save(epoch + 1, 0, None)
-                if stop.signum is not None:
-                    return _interrupted(stop.signum, f"epoch {epoch + 1}", directory, path, resume_command, net,
-                                        record)
+                if signum is not None:
+                    return _interrupted(signum, f"epoch {epoch + 1}", directory, path, resume_command, net,
+                                        record, lead)
     if record is not None:
         log(f"done: {model} on {dataset}, {last - start} epoch(s) this run, final test acc {record['test_acc']:.4f} "
             f"(loss {record['test_loss']:.4f}), {np.mean(times):.1f} s/epoch, backend {minigrad.get_backend()}, "
@@ -525,11 +631,12 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
             "interrupted": None, "checkpoint": last_ckpt}
 
 
-def _interrupted(signum, where, directory, path, resume_command, net, record):
-    name = signal.Signals(signum).name
-    _stderr(f"interrupted by {name} after {where}: checkpoint written to {path}")
-    command = resume_command(directory) if resume_command else \
-        f"train(..., checkpoint_dir={str(directory)!r}, resume=True)"
-    _stderr(f"resume with: {command}")
+def _interrupted(signum, where, directory, path, resume_command, net, record, lead=True):
+    if lead:
+        name = signal.Signals(signum).name
+        _stderr(f"interrupted by {name} after {where}: checkpoint written to {path}")
+        command = resume_command(directory) if resume_command else \
+            f"train(..., checkpoint_dir={str(directory)!r}, resume=True)"
+        _stderr(f"resume with: {command}")
     return {"model": net, "metrics": record, "epoch_seconds": [], "epochs_run": None, "interrupted": signum,
             "checkpoint": path}

@@ -11,6 +11,12 @@ Tensor: integer or bool fields as int64 (labels), floating fields keep their dty
 A `Subset` (also nested) of an array-backed dataset is batched through the base arrays. A `collate_fn` gets the
 list of items and its result is yielded as it is.
 
+Samplers (PyTorch's semantics): `sampler` is any iterable of item indices with a `len` (e.g. a
+`DistributedSampler`), read afresh each epoch and batched by `batch_size` / `drop_last`; it replaces the loader's
+own order, so `shuffle=True` with it is a ValueError, and the loader never calls its `set_epoch` (call it yourself
+before each epoch, as in PyTorch). `batch_sampler` yields whole batches (lists of indices) and excludes
+`batch_size`, `shuffle`, `sampler` and `drop_last`.
+
 Workers: `num_workers`, `pin_memory`, `persistent_workers`, `prefetch_factor` and `timeout` are accepted and
 checked as PyTorch checks them, but the batches are always loaded in the calling process, in order (no
 subprocesses, no pinned memory: minigrad runs on the CPU). `worker_init_fn(worker_id)` is called in-process for
@@ -75,6 +81,17 @@ def _base_arrays(dataset):
     return arrays, None
 
 
+def _indices(values):
+    """A sampler's indices as an int64 array (refusing floats, which fancy indexing would not take either)."""
+    idx = np.asarray(values)
+    if idx.size == 0:
+        return np.zeros(0, np.int64)
+    if idx.ndim != 1 or idx.dtype.kind not in "iu":
+        raise TypeError(f"DataLoader: a sampler must yield integer indices (a batch_sampler lists of them), got "
+                        f"{idx.dtype} values of shape {idx.shape}")
+    return idx.astype(np.int64, copy=False)
+
+
 def _default_seed():
     return int(default_generator().integers(2**63))
 
@@ -87,6 +104,9 @@ class DataLoader:
         drop_last: drop the last batch when smaller than `batch_size`.
         seed: integer seed of the shuffling; `generator`: a numpy Generator to draw that seed from.
         collate_fn: batches a list of items (default: `default_collate`).
+        sampler: the item indices of an epoch (replaces `shuffle`); batch_sampler: the batches (lists of
+            indices) of an epoch (replaces `batch_size`, `shuffle`, `sampler`, `drop_last`). See the module
+            docstring.
         num_workers, pin_memory, persistent_workers, prefetch_factor, timeout, worker_init_fn: accepted and
             checked as in PyTorch; loading runs in-process (see the module docstring).
     `len(loader)` is the number of batches per epoch. Each `iter(loader)` runs epoch `loader.epoch` and then
@@ -96,7 +116,17 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, generator=None, *,
                  num_workers=0, collate_fn=None, pin_memory=False, persistent_workers=False, timeout=0,
-                 worker_init_fn=None, prefetch_factor=None):
+                 worker_init_fn=None, prefetch_factor=None, sampler=None, batch_sampler=None):
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle (the sampler orders the "
+                             "items: shuffle in the sampler)")
+        if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
+            raise ValueError("DataLoader: batch_sampler option is mutually exclusive with batch_size, shuffle, "
+                             "sampler, and drop_last")
+        for name, s in (("sampler", sampler), ("batch_sampler", batch_sampler)):
+            if s is not None and not (hasattr(s, "__iter__") and hasattr(s, "__len__")):
+                raise TypeError(f"DataLoader: {name} must be an iterable with a len() (a Sampler), got "
+                                f"{type(s).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be an integer >= 1, got {batch_size!r}")
         if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
@@ -121,13 +151,16 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
+        self.sampler, self.batch_sampler = sampler, batch_sampler
         if seed is None:
             seed = int(generator.integers(2**63)) if generator is not None else _default_seed()
         self.seed = int(seed)
         self.epoch = 0
 
     def __len__(self):
-        n = len(self.dataset)
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def set_epoch(self, epoch):
@@ -143,7 +176,12 @@ class DataLoader:
             self.seed = int(state["seed"])
 
     def order(self, epoch):
-        """The item indices of epoch `epoch`, in the order they are served."""
+        """The item indices of epoch `epoch`, in the order they are served (with a sampler: its current indices,
+        whatever `epoch`; with a batch_sampler: the batches concatenated)."""
+        if self.batch_sampler is not None:
+            return np.concatenate([_indices(b) for b in self.batch_sampler] or [np.zeros(0, np.int64)])
+        if self.sampler is not None:
+            return _indices(list(self.sampler))
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
@@ -156,12 +194,15 @@ class DataLoader:
             for worker_id in range(self.num_workers):
                 self.worker_init_fn(worker_id)
         self._workers_started = True
-        return self._batches(self.order(epoch))
+        if self.batch_sampler is not None:
+            return self._batches(_indices(b) for b in self.batch_sampler)
+        order = self.order(epoch)
+        return self._batches(order[start:start + self.batch_size]
+                             for start in range(0, len(self) * self.batch_size, self.batch_size))
 
-    def _batches(self, order):
+    def _batches(self, batches):
         arrays, remap = _base_arrays(self.dataset) if self.collate_fn is None else (None, None)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            idx = order[start:start + self.batch_size]
+        for idx in batches:
             if arrays is not None:
                 if remap is not None:
                     idx = remap[idx]
