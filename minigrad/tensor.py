@@ -59,6 +59,7 @@ def _grad_enabled():
 
 
 def is_grad_enabled():
+    """True unless graph building is off in this thread (inside ``no_grad``)."""
     return _grad_enabled()
 
 
@@ -68,6 +69,7 @@ class no_grad(_ModeSwitch):
 
 
 class enable_grad(_ModeSwitch):
+    """Context manager (and decorator) that turns graph building back on, inside a ``no_grad`` block."""
     mode, value = "grad", True
 
 
@@ -119,6 +121,7 @@ class Size(tuple):
     """A shape, as ``t.size()`` returns it (PyTorch's torch.Size)."""
 
     def numel(self):
+        """The number of elements of a tensor of this shape (1 for ``()``)."""
         return math.prod(self)
 
     def __repr__(self):
@@ -1378,6 +1381,8 @@ class Function:
 
     @classmethod
     def apply(cls, *tensors, **kwargs):
+        """Run the op on ``tensors`` (keyword arguments go to ``forward``) and return its output tensor,
+        attached to the graph when grad mode is on and an input requires grad."""
         return cls.apply_with_ctx(*tensors, **kwargs)[0]
 
     @classmethod
@@ -1395,9 +1400,12 @@ class Function:
         return result, ctx
 
     def forward(self, *args, **kwargs):
+        """The op on arrays: ``forward(*arrays, **kwargs) -> array``; save what ``backward`` needs on self."""
         raise NotImplementedError
 
     def backward(self, grad):
+        """The gradient of each input (an array, or None where ``needs_input_grad`` is False) from the
+        output's gradient ``grad`` (an array); one per input tensor, as a tuple when there are several."""
         raise NotImplementedError
 
     def backward_graph(self, grad):
@@ -2170,10 +2178,12 @@ def _factory_dtype(dtype, device, fn):
 
 
 def zeros(*shape, dtype=None, requires_grad=False, device=None):
+    """A tensor of zeros of ``shape`` (ints, or one tuple); float32 unless ``dtype`` is given."""
     return Tensor(np.zeros(_shape(shape), _factory_dtype(dtype, device, "zeros")), requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=None, requires_grad=False, device=None):
+    """A tensor of ones of ``shape`` (ints, or one tuple); float32 unless ``dtype`` is given."""
     return Tensor(np.ones(_shape(shape), _factory_dtype(dtype, device, "ones")), requires_grad=requires_grad)
 
 
@@ -2203,12 +2213,16 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False, device=Non
 
 
 def randn(*shape, dtype=None, requires_grad=False, generator=None, device=None):
+    """Samples of the standard normal N(0, 1) of ``shape``, from ``generator`` (default: the global one,
+    seeded by ``manual_seed``); float32 unless ``dtype`` is given."""
     gen = generator or _random.default_generator()
     dt = _factory_dtype(dtype, device, "randn")
     return Tensor(gen.standard_normal(_shape(shape)).astype(dt), requires_grad=requires_grad)
 
 
 def rand(*shape, dtype=None, requires_grad=False, generator=None, device=None):
+    """Samples uniform in [0, 1) of ``shape``, from ``generator`` (default: the global one); float32 unless
+    ``dtype`` is given."""
     gen = generator or _random.default_generator()
     dt = _factory_dtype(dtype, device, "rand")
     return Tensor(gen.random(_shape(shape)).astype(dt), requires_grad=requires_grad)
@@ -2231,6 +2245,7 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None, device=Non
 
 
 def randperm(n, *, dtype=None, generator=None, device=None):
+    """A random permutation of ``0 .. n-1``; int64 unless ``dtype`` is given."""
     _device.check_cpu(device, "randperm")
     gen = generator or _random.default_generator()
     return Tensor(gen.permutation(n).astype(np.dtype(dtype or np.int64)))
@@ -2241,25 +2256,30 @@ def _like_dtype(t, dtype):
 
 
 def zeros_like(t, dtype=None, requires_grad=False, device=None):
+    """Zeros of ``t``'s shape and (unless ``dtype`` is given) dtype."""
     _device.check_cpu(device, "zeros_like")
     return Tensor(np.zeros(np.shape(_raw(t)), _like_dtype(t, dtype)), requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False, device=None):
+    """Ones of ``t``'s shape and (unless ``dtype`` is given) dtype."""
     _device.check_cpu(device, "ones_like")
     return Tensor(np.ones(np.shape(_raw(t)), _like_dtype(t, dtype)), requires_grad=requires_grad)
 
 
 def empty_like(t, dtype=None, requires_grad=False, device=None):
+    """Uninitialized in PyTorch; zeros here (as :func:`zeros_like`)."""
     return zeros_like(t, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False, device=None):
+    """``fill_value`` everywhere, of ``t``'s shape and (unless ``dtype`` is given) dtype."""
     _device.check_cpu(device, "full_like")
     return Tensor(np.full(np.shape(_raw(t)), _raw(fill_value), _like_dtype(t, dtype)), requires_grad=requires_grad)
 
 
 def randn_like(t, dtype=None, requires_grad=False, device=None, generator=None):
+    """Standard normal samples of ``t``'s shape and float dtype (``dtype`` overrides it)."""
     dt = _like_dtype(t, dtype)
     if dt.kind != "f":
         raise DtypeError(f"randn_like: needs a float dtype, got {dt}")
@@ -2267,6 +2287,7 @@ def randn_like(t, dtype=None, requires_grad=False, device=None, generator=None):
 
 
 def rand_like(t, dtype=None, requires_grad=False, device=None, generator=None):
+    """Samples uniform in [0, 1) of ``t``'s shape and float dtype (``dtype`` overrides it)."""
     dt = _like_dtype(t, dtype)
     if dt.kind != "f":
         raise DtypeError(f"rand_like: needs a float dtype, got {dt}")
@@ -2321,6 +2342,7 @@ cat = concat = concatenate
 
 
 def stack(tensors, axis=0, *, dim=None):
+    """Join same-shape tensors along a new dim ``dim`` (or NumPy's ``axis``)."""
     tensors = _as_tensors(tensors)
     if dim is not None:
         axis = dim
@@ -2343,14 +2365,17 @@ def where(cond, a=None, b=None):
 
 
 def maximum(a, b):
+    """The elementwise maximum of ``a`` and ``b`` (broadcast); NaN propagates, ties share the gradient."""
     return Maximum.apply(*_pair(a, b))
 
 
 def minimum(a, b):
+    """The elementwise minimum of ``a`` and ``b`` (broadcast); NaN propagates, ties share the gradient."""
     return Minimum.apply(*_pair(a, b))
 
 
 def clip(x, min=None, max=None):
+    """``x`` limited to ``[min, max]`` elementwise (:meth:`Tensor.clip`); also ``clamp``."""
     return x.clip(min, max)
 
 
@@ -2367,8 +2392,10 @@ def matmul(a, b): return MatMul.apply(*_pair(a, b, broadcast=False))
 
 
 def sum(x, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):  # noqa: A001 (mirrors torch.sum)
+    """The sum of ``x`` over ``dim`` (:meth:`Tensor.sum`)."""
     return x.sum(dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
 
 def mean(x, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    """The mean of ``x`` over ``dim`` (:meth:`Tensor.mean`)."""
     return x.mean(dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
