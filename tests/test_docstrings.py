@@ -194,3 +194,28 @@ def test_help_of_batchnorm2d_reads_like_pytorch():
     for part in ("Args:", "num_features", "eps", "momentum", "affine", "track_running_stats", "Shape:", "Input:",
                  "Output:", "Examples:"):
         assert part in text, part
+
+
+def test_the_docstring_table_names_existing_undocumented_functions():
+    # minigrad/_tensor_docs.py attaches the docstrings of one-line methods; a stale entry (a renamed method, or one
+    # that got its own docstring in tensor.py) fails here
+    import ast
+    from pathlib import Path
+
+    import minigrad._tensor_docs as _tensor_docs
+
+    tensor = importlib.import_module("minigrad.tensor")  # NOTE: the attribute minigrad.tensor is the function
+
+    src = ast.parse(Path(tensor.__file__).read_text())
+    own = {}
+    for node in ast.walk(src):
+        if isinstance(node, ast.ClassDef) and node.name == "Tensor":
+            own["Tensor"] = {f.name for f in node.body if isinstance(f, ast.FunctionDef) and ast.get_docstring(f)}
+    own["module"] = {f.name for f in src.body if isinstance(f, ast.FunctionDef) and ast.get_docstring(f)}
+    for owner, table, key in ((tensor.Tensor, _tensor_docs.METHODS, "Tensor"), (tensor, _tensor_docs.FUNCTIONS,
+                                                                                  "module")):
+        for name, doc in table.items():
+            fn = getattr(owner, name)
+            assert callable(fn), name
+            assert fn.__name__ not in own[key], f"{name}: documented in tensor.py, remove it from _tensor_docs"
+            assert fn.__doc__ == doc, name

@@ -128,6 +128,7 @@ class DecorrelatedBatchNorm2d(Module):
         self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
 
     def reset_running_stats(self):
+        """Running mean 0, running covariance and whitening matrices the identity, the batch count 0."""
         self.running_mean.data[...] = 0
         self.running_whitening.data[...] = np.eye(self._g)
         self.running_cov.data[...] = np.eye(self._g)

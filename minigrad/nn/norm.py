@@ -45,6 +45,7 @@ class _NormBase(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def reset_running_stats(self):
+        """Running mean 0, running variance 1 and ``num_batches_tracked`` 0 (when they are tracked)."""
         if self.track_running_stats:
             self.running_mean.data[...] = 0
             self.running_var.data[...] = 1
