@@ -2385,9 +2385,9 @@ clamp = clip
 def exp(x): return x.exp()
 def log(x): return x.log()
 def sqrt(x): return x.sqrt()
-def tanh(x): return x.tanh()
-def sigmoid(x): return x.sigmoid()
-def relu(x): return x.relu()
+def tanh(x: Tensor) -> Tensor: return x.tanh()
+def sigmoid(x: Tensor) -> Tensor: return x.sigmoid()
+def relu(x: Tensor) -> Tensor: return x.relu()
 def matmul(a, b): return MatMul.apply(*_pair(a, b, broadcast=False))
 
 

@@ -41,8 +41,10 @@ class Conv2d(Module):
         (20, 33, 24, 49)
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 dtype=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
+                 dtype: np.dtype | type | str | None = None):
         super().__init__()
         self.in_channels = _positive_int("Conv2d", "in_channels", in_channels)
         self.out_channels = _positive_int("Conv2d", "out_channels", out_channels)
@@ -140,7 +142,7 @@ class AdaptiveAvgPool2d(Module):
     Shape: input ``(N, C, H, W)``, output ``(N, C, OH, OW)``.
     """
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: int | tuple[int, int]):
         super().__init__()
         self.output_size = output_size
 

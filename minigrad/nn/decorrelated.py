@@ -106,7 +106,7 @@ class DecorrelatedBatchNorm2d(Module):
     Shape: input (N, C, H, W), output the same.
     """
 
-    def __init__(self, num_features, group_size=16, eps=1e-5, momentum=0.1):
+    def __init__(self, num_features: int, group_size: int = 16, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
         owner = type(self).__name__
         for name, v in (("num_features", num_features), ("group_size", group_size)):

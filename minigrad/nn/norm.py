@@ -19,7 +19,8 @@ from minigrad.tensor import Tensor
 
 
 class _NormBase(Module):
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype: np.dtype | type | str | None = None):
         super().__init__()
         if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
             raise ValueError(f"{type(self).__name__}: num_features must be a positive integer, got {num_features!r}")
@@ -74,8 +75,9 @@ class _BatchNorm(_NormBase):
     # freeze_batch_norm (minigrad.nn.utils): running statistics used and kept, whatever ``training`` says
     frozen = False
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None,
-                 virtual_batch_size=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype: np.dtype | type | str | None = None,
+                 virtual_batch_size: int | None = None):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
         self.virtual_batch_size = check_virtual_batch_size(type(self).__name__, virtual_batch_size)
 
@@ -129,7 +131,8 @@ class BatchNorm3d(_BatchNorm):
 class _InstanceNorm(_NormBase):
     _ndim = 0
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, dtype=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = False,
+                 track_running_stats: bool = False, dtype: np.dtype | type | str | None = None):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
 
     def forward(self, x):
@@ -172,7 +175,8 @@ def _shape_tuple(normalized_shape):
 class LayerNorm(Module):
     """Layer norm over the trailing ``normalized_shape`` dims, with an elementwise affine."""
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
+    def __init__(self, normalized_shape: int | tuple[int, ...] | list[int], eps: float = 1e-5,
+                 elementwise_affine: bool = True, bias: bool = True, dtype: np.dtype | type | str | None = None):
         super().__init__()
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
@@ -199,7 +203,8 @@ class RMSNorm(Module):
     ``y = x / sqrt(mean(x^2) + eps) * weight``; ``eps=None`` is the input dtype's machine epsilon; the weight
     (``elementwise_affine``) starts at ones; there is no bias. See ``minigrad.nn.functional.rms_norm``."""
 
-    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=None):
+    def __init__(self, normalized_shape: int | tuple[int, ...] | list[int], eps: float | None = None,
+                 elementwise_affine: bool = True, dtype: np.dtype | type | str | None = None):
         super().__init__()
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps = None if eps is None else float(eps)
@@ -219,7 +224,8 @@ class RMSNorm(Module):
 class GroupNorm(Module):
     """Group norm: ``num_channels`` split into ``num_groups`` groups, per-channel affine."""
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None):
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 dtype: np.dtype | type | str | None = None):
         super().__init__()
         num_groups = check_num_groups("GroupNorm", num_groups, num_channels)
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, float(eps), affine

@@ -42,8 +42,9 @@ class _BatchRenorm(_NormBase):
     """
     _ndims = ()
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, r_max=3.0, d_max=5.0, warmup_steps=0, affine=True,
-                 dtype=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, r_max: float = 3.0,
+                 d_max: float = 5.0, warmup_steps: int = 0, affine: bool = True,
+                 dtype: np.dtype | type | str | None = None):
         owner = type(self).__name__
         super().__init__(num_features, eps, momentum, affine, True, dtype)
         self.r_max, self.d_max = _check_bound(owner, "r_max", r_max, 1.0), _check_bound(owner, "d_max", d_max, 0.0)
@@ -89,7 +90,8 @@ class FilterResponseNorm2d(Module):
     (ones) and bias (zeros) per channel; ``learnable_eps=True`` makes ``eps`` a one-element Parameter that starts
     at ``eps`` (|eps| is used, as in the paper). Follow it with ``TLU(num_features)``."""
 
-    def __init__(self, num_features, eps=1e-6, learnable_eps=False, dtype=None):
+    def __init__(self, num_features: int, eps: float = 1e-6, learnable_eps: bool = False,
+                 dtype: np.dtype | type | str | None = None):
         super().__init__()
         owner = type(self).__name__
         self.num_features = _check_features(owner, num_features)
@@ -111,7 +113,7 @@ class FilterResponseNorm2d(Module):
 class TLU(Module):
     """Thresholded linear unit ``max(x, tau)`` with ``tau`` per channel, starting at zeros (a ReLU)."""
 
-    def __init__(self, num_features, dtype=None):
+    def __init__(self, num_features: int, dtype: np.dtype | type | str | None = None):
         super().__init__()
         self.num_features = _check_features(type(self).__name__, num_features)
         self.tau = Parameter(np.zeros(self.num_features, float_dtype(dtype)))
@@ -131,7 +133,8 @@ class EvoNorm2d(Module):
     running statistics and behaves the same in train and eval; C must be divisible by ``num_groups``.
     """
 
-    def __init__(self, num_features, version="B0", num_groups=32, eps=1e-5, momentum=0.1, dtype=None):
+    def __init__(self, num_features: int, version: str = "B0", num_groups: int = 32, eps: float = 1e-5,
+                 momentum: float = 0.1, dtype: np.dtype | type | str | None = None):
         super().__init__()
         owner = type(self).__name__
         self.num_features = _check_features(owner, num_features)

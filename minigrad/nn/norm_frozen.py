@@ -15,7 +15,7 @@ class FrozenBatchNorm2d(Module):
     ``weight``, ``bias``, ``running_mean``, ``running_var`` (C,); no ``num_batches_tracked`` (drop it from a
     BatchNorm2d's state dict before loading). Shape: input (N, C, H, W)."""
 
-    def __init__(self, num_features, eps=1e-5, dtype=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, dtype: np.dtype | type | str | None = None):
         super().__init__()
         if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
             raise ValueError(f"FrozenBatchNorm2d: num_features must be a positive integer, got {num_features!r}")

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from minigrad import kernels
-from minigrad.tensor import Function, relu, sigmoid, tanh, where  # noqa: F401
+from minigrad.tensor import Function, Tensor, relu, sigmoid, tanh, where  # noqa: F401
 
 from .checks import check_tensor
 
@@ -64,7 +64,7 @@ class _Gelu(Function):
         return x * 0.5 * (1 + ((x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)).tanh())
 
 
-def gelu(input, approximate="none"):
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """``x * Phi(x)`` with Phi the standard normal CDF (exact, via erf); ``approximate='tanh'`` uses
     ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``. Computed in float64, returned in the input dtype."""
     check_tensor("gelu", input)
@@ -98,7 +98,7 @@ class _LogSoftmax(Function):
         return x - x.logsumexp(self.dim, keepdim=True)
 
 
-def log_softmax(input, dim=-1):
+def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
     """``log(softmax(x))`` along ``dim``, computed stably: ``x - max - log(sum(exp(x - max)))``."""
     check_tensor("log_softmax", input)
     if input.ndim == 0:
@@ -108,7 +108,7 @@ def log_softmax(input, dim=-1):
     return _LogSoftmax.apply(input, dim=dim % input.ndim)
 
 
-def softmax(input, dim=-1):
+def softmax(input: Tensor, dim: int = -1) -> Tensor:
     return log_softmax(input, dim).exp()
 
 
@@ -118,7 +118,7 @@ def _inplace_flag(fn, inplace):
         raise TypeError(f"{fn}: inplace must be a bool, got {inplace!r}")
 
 
-def leaky_relu(input, negative_slope=0.01, inplace=False):
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``x`` where ``x > 0``, else ``negative_slope * x``; the gradient at 0 is ``negative_slope``, as PyTorch's.
     ``inplace`` is accepted and ignored (a new tensor is returned)."""
     check_tensor("leaky_relu", input)
@@ -128,7 +128,7 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     return where(input > 0, input, input * float(negative_slope))
 
 
-def elu(input, alpha=1.0, inplace=False):
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``; the gradient at 0 is ``alpha``, as PyTorch's.
     ``inplace`` is accepted and ignored (a new tensor is returned)."""
     check_tensor("elu", input)
@@ -140,7 +140,7 @@ def elu(input, alpha=1.0, inplace=False):
     return where(input > 0, input, neg)
 
 
-def silu(input, inplace=False):
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """``x * sigmoid(x)`` (also called swish). ``inplace`` is accepted and ignored."""
     check_tensor("silu", input)
     _inplace_flag("silu", inplace)

@@ -20,7 +20,7 @@ import numpy as np
 
 from minigrad import kernels
 from minigrad.kernels.rules import check_array_size, live_taps, window_out_size
-from minigrad.tensor import Function
+from minigrad.tensor import Function, Tensor
 
 from .checks import check_tensor, pair
 
@@ -111,7 +111,8 @@ class _Conv2d(Function):
         return (dx, dweight, dbias)[:len(self.parents)]
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | tuple[int, int] = 1,
+           padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, groups: int = 1) -> Tensor:
     """2-d cross-correlation, as ``torch.nn.functional.conv2d``.
 
     ``y[n, o] = bias[o] + sum_{c in group(o), i, j} weight[o, c, i, j] * xpad[n, c, s*oh + d*i, s*ow + d*j]``
@@ -221,7 +222,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, count_include_pad=Tru
     return _AvgPool2d.apply(input, kernel=k, stride=s, padding=p, out=out, count_include_pad=bool(count_include_pad))
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int, int]) -> Tensor:
     """Average pooling to ``output_size``. Supported: output size 1 (global average pooling), or an output size
     that divides the input size (then it is ``avg_pool2d`` with kernel = stride = H // OH). Others raise
     NotImplementedError."""

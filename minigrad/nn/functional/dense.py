@@ -12,7 +12,7 @@ from minigrad.tensor import Function, ShapeError, Tensor, cat
 from .checks import check_tensor
 
 
-def linear(input, weight, bias=None):
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``y = x @ weight^T + bias``. Shape: x (*, in), weight (out, in), bias (out,), y (*, out)."""
     check_tensor("linear", input)
     if input.ndim < 1 or weight.ndim != 2:
@@ -62,7 +62,8 @@ class _Linear(Function):
         return y + bias[0] if bias else y
 
 
-def dropout(input, p=0.5, training=True, generator=None):
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,
+            generator: np.random.Generator | None = None) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``; identity when not training.
     The mask is drawn from ``generator`` or minigrad's default generator."""
     check_tensor("dropout", input)
@@ -77,7 +78,7 @@ def dropout(input, p=0.5, training=True, generator=None):
     return input * Tensor(mask)
 
 
-def flatten(input, start_dim=0, end_dim=-1):
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dims ``start_dim..end_dim`` (inclusive) into one."""
     if not isinstance(input, Tensor):
         raise TypeError(f"flatten: input must be a minigrad.Tensor, got {type(input).__name__}")
@@ -88,7 +89,8 @@ def flatten(input, start_dim=0, end_dim=-1):
     return input.flatten(s, e)
 
 
-def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
+              generator: np.random.Generator | None = None) -> Tensor:
     """Zero whole channels: each ``input[n, c]`` plane is kept with probability ``1 - p`` and scaled by
     ``1 / (1 - p)``, or zeroed; identity when not training. Input ``(N, C, H, W)`` or ``(C, H, W)``; a 3-d input is
     taken as ``(N, C, L)``, as PyTorch 2.13 does (it warns that this will change). ``inplace`` is accepted and
@@ -111,7 +113,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
 _PAD_MODES = ("constant", "reflect", "replicate")
 
 
-def pad(input, pad, mode="constant", value=None):
+def pad(input: Tensor, pad: tuple[int, ...] | list[int], mode: str = "constant", value: float | None = None) -> Tensor:
     """Pad ``input`` by ``pad = (left_last, right_last, left_second_last, right_second_last, ...)``: pairs from
     the last dim backwards, as PyTorch. ``constant`` fills with ``value`` (0 when None) and accepts negative
     sizes (they crop); ``reflect`` mirrors without repeating the edge (each size < that dim); ``replicate``

@@ -87,8 +87,9 @@ class _BatchNormReLU(Function):
         return _grads_for(self, dx, dweight, dbias)
 
 
-def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
-                    eps=1e-5):
+def batch_norm_relu(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                    weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+                    momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """``relu(batch_norm(input, ...))`` in one node: ``F.batch_norm``'s arguments, checks and running-statistics
     update (see its docstring), with the ReLU fused into the apply passes (see the module docstring).
 
