@@ -71,17 +71,74 @@ class _BatchRenorm(_NormBase):
 
 
 class BatchRenorm1d(_BatchRenorm):
-    """Batch Renormalization over (N, C) or (N, C, L)."""
+    """Batch Renormalization (Ioffe, 2017) over 2-d or 3-d input; in training
+
+        y = ((x - mu_B) / sigma_B * r + d) * weight + bias,
+        r = clip(sigma_B / sigma, 1/r_max, r_max),   d = clip((mu_B - running_mean) / sigma, -d_max, d_max)
+
+    with ``sigma = sqrt(running_var + eps)``; r and d are constants in backward. In eval mode it is batch norm with
+    the running statistics (see ``F.batch_renorm``).
+
+    Args:
+        num_features: ``C``, the number of channels.
+        eps, momentum: as batch norm's (defaults 1e-5, 0.1).
+        r_max, d_max: the bounds on the correction factors r and d (defaults 3.0 and 5.0).
+        warmup_steps: training steps of plain batch norm (r = 1, d = 0) before the correction starts (default 0).
+        affine: learn a per-channel ``weight`` and ``bias`` (default True).
+        dtype: float32 (default) or float64 parameters and buffers.
+
+    Shape:
+        - Input: ``(N, C)`` or ``(N, C, L)``
+        - Output: the input's shape
+    """
     _ndims = (2, 3)
 
 
 class BatchRenorm2d(_BatchRenorm):
-    """Batch Renormalization over (N, C, H, W)."""
+    """Batch Renormalization (Ioffe, 2017) over 4-d input; in training
+
+        y = ((x - mu_B) / sigma_B * r + d) * weight + bias,
+        r = clip(sigma_B / sigma, 1/r_max, r_max),   d = clip((mu_B - running_mean) / sigma, -d_max, d_max)
+
+    with ``sigma = sqrt(running_var + eps)``; r and d are constants in backward. In eval mode it is batch norm with
+    the running statistics (see ``F.batch_renorm``).
+
+    Args:
+        num_features: ``C``, the number of channels.
+        eps, momentum: as batch norm's (defaults 1e-5, 0.1).
+        r_max, d_max: the bounds on the correction factors r and d (defaults 3.0 and 5.0).
+        warmup_steps: training steps of plain batch norm (r = 1, d = 0) before the correction starts (default 0).
+        affine: learn a per-channel ``weight`` and ``bias`` (default True).
+        dtype: float32 (default) or float64 parameters and buffers.
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape
+    """
     _ndims = (4,)
 
 
 class BatchRenorm3d(_BatchRenorm):
-    """Batch Renormalization over (N, C, D, H, W)."""
+    """Batch Renormalization (Ioffe, 2017) over 5-d input; in training
+
+        y = ((x - mu_B) / sigma_B * r + d) * weight + bias,
+        r = clip(sigma_B / sigma, 1/r_max, r_max),   d = clip((mu_B - running_mean) / sigma, -d_max, d_max)
+
+    with ``sigma = sqrt(running_var + eps)``; r and d are constants in backward. In eval mode it is batch norm with
+    the running statistics (see ``F.batch_renorm``).
+
+    Args:
+        num_features: ``C``, the number of channels.
+        eps, momentum: as batch norm's (defaults 1e-5, 0.1).
+        r_max, d_max: the bounds on the correction factors r and d (defaults 3.0 and 5.0).
+        warmup_steps: training steps of plain batch norm (r = 1, d = 0) before the correction starts (default 0).
+        affine: learn a per-channel ``weight`` and ``bias`` (default True).
+        dtype: float32 (default) or float64 parameters and buffers.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)``
+        - Output: the input's shape
+    """
     _ndims = (5,)
 
 
