@@ -102,9 +102,12 @@ FUNCTIONS = {
     "exp": "``e ** x`` elementwise (:meth:`Tensor.exp`).",
     "log": "The natural logarithm of ``x`` elementwise (:meth:`Tensor.log`).",
     "sqrt": "The square root of ``x`` elementwise (:meth:`Tensor.sqrt`).",
-    "tanh": "The hyperbolic tangent of ``x`` elementwise (:meth:`Tensor.tanh`).",
-    "sigmoid": "``1 / (1 + exp(-x))`` elementwise (:meth:`Tensor.sigmoid`).",
-    "relu": "``max(x, 0)`` elementwise (:meth:`Tensor.relu`).",
+    "tanh": "The hyperbolic tangent of ``x`` elementwise (:meth:`Tensor.tanh`)."
+             "\n\nShape:\n    - Input: ``(*)``, any shape\n    - Output: the input's shape",
+    "sigmoid": "``1 / (1 + exp(-x))`` elementwise (:meth:`Tensor.sigmoid`)."
+             "\n\nShape:\n    - Input: ``(*)``, any shape\n    - Output: the input's shape",
+    "relu": "``max(x, 0)`` elementwise (:meth:`Tensor.relu`)."
+             "\n\nShape:\n    - Input: ``(*)``, any shape\n    - Output: the input's shape",
     "matmul": "The matrix product of ``a`` and ``b`` (NumPy's ``matmul`` rules; :meth:`Tensor.matmul`).",
 }
 

@@ -152,7 +152,7 @@ def test_the_annotation_check_can_fail():
 
 SHAPE = re.compile(r"^\s*Shape:\s*$", re.M)
 # a formula: an equation in a math block or inline (``y = ...``, ``:math:``)
-FORMULA = re.compile(r"(:math:|\.\. math::|^\s*y\s*=|``y = )", re.M)
+FORMULA = re.compile(r"(:math:|\.\. math::|\by = )")
 
 NORM_OPS = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "batch_renorm",
             "filter_response_norm", "evonorm_b0", "evonorm_s0", "batch_norm_relu"]

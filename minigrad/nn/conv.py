@@ -87,8 +87,9 @@ class MaxPool2d(Module):
         stride: the window's step, an int or a pair (default: ``kernel_size``).
         padding: implicit ``-inf`` added on each side, at most half the window (default 0).
 
-    Shape: input ``(N, C, H, W)``; output ``(N, C, OH, OW)`` with ``OH = (H + 2 * padding - kh) // stride + 1``,
-    and ``OW`` alike.
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, OH, OW)`` with ``OH = (H + 2 * padding - kh) // stride + 1``, and ``OW`` alike.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0):
@@ -113,7 +114,9 @@ class AvgPool2d(Module):
         padding: implicit zeros added on each side (default 0).
         count_include_pad: count the padding zeros in the mean's divisor (default True, as PyTorch).
 
-    Shape: as ``MaxPool2d``.
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, OH, OW)``, as ``MaxPool2d``'s.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
@@ -139,7 +142,9 @@ class AdaptiveAvgPool2d(Module):
     Args:
         output_size: ``OH`` (square) or ``(OH, OW)``.
 
-    Shape: input ``(N, C, H, W)``, output ``(N, C, OH, OW)``.
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, OH, OW)``
     """
 
     def __init__(self, output_size: int | tuple[int, int]):

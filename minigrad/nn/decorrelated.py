@@ -103,7 +103,12 @@ class DecorrelatedBatchNorm2d(Module):
     Parameters: ``weight``, ``bias`` (C,). Buffers: ``running_mean`` (C,), ``running_whitening`` and
     ``running_cov`` (G, g, g) with G = ceil(C / g), g = min(group_size, C); the padded part of the last group's
     block is identity. ``num_batches_tracked`` counts the updates.
-    Shape: input (N, C, H, W), output the same.
+
+        y = W (x - E[x]) * weight + bias,   W = (Cov[x] + eps I)^(-1/2) per group of channels (ZCA whitening)
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape
     """
 
     def __init__(self, num_features: int, group_size: int = 16, eps: float = 1e-5, momentum: float = 0.1):

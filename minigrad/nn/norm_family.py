@@ -145,7 +145,13 @@ class BatchRenorm3d(_BatchRenorm):
 class FilterResponseNorm2d(Module):
     """Filter Response Normalization over (N, C, H, W) (``minigrad.nn.functional.filter_response_norm``): weight
     (ones) and bias (zeros) per channel; ``learnable_eps=True`` makes ``eps`` a one-element Parameter that starts
-    at ``eps`` (|eps| is used, as in the paper). Follow it with ``TLU(num_features)``."""
+    at ``eps`` (|eps| is used, as in the paper). Follow it with ``TLU(num_features)``.
+
+        y = weight * x / sqrt(mean_{H,W}(x^2) + |eps|) + bias
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape"""
 
     def __init__(self, num_features: int, eps: float = 1e-6, learnable_eps: bool = False,
                  dtype: np.dtype | type | str | None = None):
@@ -188,6 +194,13 @@ class EvoNorm2d(Module):
     Parameters ``weight`` (ones), ``bias`` (zeros) and ``v`` (ones), each (C,). B0 keeps ``running_var`` (ones),
     updated in training with ``momentum`` as batch norm's and used in eval; ``num_groups`` is unused. S0 has no
     running statistics and behaves the same in train and eval; C must be divisible by ``num_groups``.
+
+        B0: y = x / max(sqrt(s2_{N,H,W}(x) + eps), v * x + sqrt(s2_{H,W}(x) + eps)) * weight + bias
+        S0: y = x * sigmoid(v * x) / sqrt(s2_{group,H,W}(x) + eps) * weight + bias
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape
     """
 
     def __init__(self, num_features: int, version: str = "B0", num_groups: int = 32, eps: float = 1e-5,

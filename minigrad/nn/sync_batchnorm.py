@@ -94,7 +94,13 @@ class SyncBatchNorm(_BatchNorm):
     one process (``minigrad.distributed.world_size() == 1``, or no MPI) is plain batch norm.
 
     Every rank must call forward and backward in training the same number of times (they are collectives); a
-    rank with an empty batch takes part and contributes nothing. Shape: input (N, C) to (N, C, D, H, W).
+    rank with an empty batch takes part and contributes nothing.
+
+        y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias,   E and Var over the batches of every rank
+
+    Shape:
+        - Input: ``(N, C)`` to ``(N, C, D, H, W)``
+        - Output: the input's shape
     """
     _ndims = (2, 3, 4, 5)
 

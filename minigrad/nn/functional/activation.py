@@ -66,7 +66,12 @@ class _Gelu(Function):
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """``x * Phi(x)`` with Phi the standard normal CDF (exact, via erf); ``approximate='tanh'`` uses
-    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``. Computed in float64, returned in the input dtype."""
+    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``. Computed in float64, returned in the input dtype.
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     check_tensor("gelu", input)
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
@@ -99,7 +104,12 @@ class _LogSoftmax(Function):
 
 
 def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
-    """``log(softmax(x))`` along ``dim``, computed stably: ``x - max - log(sum(exp(x - max)))``."""
+    """``log(softmax(x))`` along ``dim``, computed stably: ``x - max - log(sum(exp(x - max)))``.
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     check_tensor("log_softmax", input)
     if input.ndim == 0:
         raise ValueError("log_softmax: input must have at least 1 dim")
@@ -109,6 +119,10 @@ def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
 
 
 def softmax(input: Tensor, dim: int = -1) -> Tensor:
+    """Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     return log_softmax(input, dim).exp()
 
 
@@ -120,7 +134,12 @@ def _inplace_flag(fn, inplace):
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``x`` where ``x > 0``, else ``negative_slope * x``; the gradient at 0 is ``negative_slope``, as PyTorch's.
-    ``inplace`` is accepted and ignored (a new tensor is returned)."""
+    ``inplace`` is accepted and ignored (a new tensor is returned).
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     check_tensor("leaky_relu", input)
     _inplace_flag("leaky_relu", inplace)
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float, np.floating)):
@@ -130,7 +149,12 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``; the gradient at 0 is ``alpha``, as PyTorch's.
-    ``inplace`` is accepted and ignored (a new tensor is returned)."""
+    ``inplace`` is accepted and ignored (a new tensor is returned).
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     check_tensor("elu", input)
     _inplace_flag("elu", inplace)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)):
@@ -141,7 +165,12 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
-    """``x * sigmoid(x)`` (also called swish). ``inplace`` is accepted and ignored."""
+    """``x * sigmoid(x)`` (also called swish). ``inplace`` is accepted and ignored.
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     check_tensor("silu", input)
     _inplace_flag("silu", inplace)
     return input * input.sigmoid()

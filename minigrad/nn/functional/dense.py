@@ -13,7 +13,11 @@ from .checks import check_tensor
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``y = x @ weight^T + bias``. Shape: x (*, in), weight (out, in), bias (out,), y (*, out)."""
+    """``y = x @ weight^T + bias``.
+
+    Shape:
+        - x (*, in), weight (out, in), bias (out,), y (*, out).
+    """
     check_tensor("linear", input)
     if input.ndim < 1 or weight.ndim != 2:
         raise ValueError(f"linear: need input (*, in) and weight (out, in), got {input.shape} and {weight.shape}")
@@ -65,7 +69,12 @@ class _Linear(Function):
 def dropout(input: Tensor, p: float = 0.5, training: bool = True,
             generator: np.random.Generator | None = None) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``; identity when not training.
-    The mask is drawn from ``generator`` or minigrad's default generator."""
+    The mask is drawn from ``generator`` or minigrad's default generator.
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     check_tensor("dropout", input)
     if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p!r}")
@@ -79,7 +88,12 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-    """Merge dims ``start_dim..end_dim`` (inclusive) into one."""
+    """Merge dims ``start_dim..end_dim`` (inclusive) into one.
+
+    Shape:
+        - Input: ``(*)``
+        - Output: dims ``start_dim..end_dim`` of the input merged into one
+    """
     if not isinstance(input, Tensor):
         raise TypeError(f"flatten: input must be a minigrad.Tensor, got {type(input).__name__}")
     nd = max(input.ndim, 1)
@@ -94,7 +108,12 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
     """Zero whole channels: each ``input[n, c]`` plane is kept with probability ``1 - p`` and scaled by
     ``1 / (1 - p)``, or zeroed; identity when not training. Input ``(N, C, H, W)`` or ``(C, H, W)``; a 3-d input is
     taken as ``(N, C, L)``, as PyTorch 2.13 does (it warns that this will change). ``inplace`` is accepted and
-    ignored."""
+    ignored.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``
+        - Output: the input's shape
+    """
     check_tensor("dropout2d", input)
     if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout2d: p must be in [0, 1], got {p!r}")
@@ -118,7 +137,12 @@ def pad(input: Tensor, pad: tuple[int, ...] | list[int], mode: str = "constant",
     the last dim backwards, as PyTorch. ``constant`` fills with ``value`` (0 when None) and accepts negative
     sizes (they crop); ``reflect`` mirrors without repeating the edge (each size < that dim); ``replicate``
     repeats the edge. ``reflect``/``replicate`` pad the last 1, 2 or 3 dims of a (C, ...) or (N, C, ...) input,
-    as PyTorch. Built from slicing, index_select and cat, so autograd needs no kernel of its own."""
+    as PyTorch. Built from slicing, index_select and cat, so autograd needs no kernel of its own.
+
+    Shape:
+        - Input: ``(*)``
+        - Output: each padded dim grown by its two pad sizes
+    """
     check_tensor("pad", input)
     if not isinstance(pad, (tuple, list)) or any(isinstance(v, bool) or not isinstance(v, numbers.Integral)
                                                   for v in pad):

@@ -356,7 +356,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     chunks are contiguous, the last may be short, and the variances are unbiased, as in batch norm. Eval mode
     ignores it. Built from the channel phase kernels, one chunk at a time (``_ChannelNorm``).
 
-    Shape: input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).
+    Shape:
+        - input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).
     """
     fn = "batch_norm"
     _check_input(fn, input, 2, 5)
@@ -416,7 +417,13 @@ def _update_running(rm, rv, mean, rstd, momentum, eps, count):
 def layer_norm(input: Tensor, normalized_shape: int | tuple[int, ...] | list[int], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Layer normalization over the trailing ``normalized_shape`` dims: statistics per sample (per leading
-    index), affine per element of ``normalized_shape``. Shape: input (*, *normalized_shape)."""
+    index), affine per element of ``normalized_shape``.
+
+    ``y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias``, biased variance.
+
+    Shape:
+        - input (*, *normalized_shape).
+    """
     fn = "layer_norm"
     normalized_shape = _check_normalized_shape(fn, input, normalized_shape)
     k = len(normalized_shape)
@@ -450,7 +457,10 @@ def rms_norm(input: Tensor, normalized_shape: int | tuple[int, ...] | list[int],
     ``torch.nn.functional.rms_norm``: ``y = x / sqrt(mean(x^2) + eps) * weight``, the mean over the normalized
     dims, no mean subtracted and no bias. ``eps=None`` is the machine epsilon of the input's dtype
     (``numpy.finfo(dtype).eps``), as in PyTorch. Built from the phase kernels (rows layout, ``center=False``).
-    Shape: input (*, *normalized_shape); weight normalized_shape."""
+
+    Shape:
+        - input (*, *normalized_shape); weight normalized_shape.
+    """
     fn = "rms_norm"
     normalized_shape = _check_normalized_shape(fn, input, normalized_shape)
     _check_param(fn, "weight", weight, normalized_shape, input.dtype)
@@ -464,7 +474,13 @@ def rms_norm(input: Tensor, normalized_shape: int | tuple[int, ...] | list[int],
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """Group normalization: channels split into ``num_groups`` groups, statistics per sample and group,
-    affine per channel. Shape: input (N, C, *) with C divisible by num_groups; weight, bias (C,)."""
+    affine per channel.
+
+    ``y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias``, biased variance.
+
+    Shape:
+        - input (N, C, *) with C divisible by num_groups; weight, bias (C,).
+    """
     fn = "group_norm"
     _check_input(fn, input, 2)
     n, c = input.shape[0], input.shape[1]
@@ -485,7 +501,13 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     """Instance normalization: statistics per sample and channel over the spatial dims (group norm with one
     channel per group). With ``use_input_stats=False`` the running statistics are used instead; with running
     statistics given and ``use_input_stats``, they are updated with the batch average of the per-instance mean
-    and unbiased variance, as PyTorch does. Shape: input (N, C, *spatial) with at least one spatial dim."""
+    and unbiased variance, as PyTorch does.
+
+    ``y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias``, biased variance.
+
+    Shape:
+        - input (N, C, *spatial) with at least one spatial dim.
+    """
     fn = "instance_norm"
     _check_input(fn, input, 3)
     n, c = input.shape[0], input.shape[1]

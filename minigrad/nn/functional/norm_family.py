@@ -54,7 +54,10 @@ def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor
     (``training=False``): batch norm with the running statistics. Both running statistics are required.
 
     Built from the channel phase kernels (``_ChannelNorm``: the phases of batch norm with the per-channel
-    coefficients of weight*r and bias + weight*d). Shape: input (N, C, *); the rest (C,).
+    coefficients of weight*r and bias + weight*d).
+
+    Shape:
+        - input (N, C, *); the rest (C,).
     """
     fn = "batch_renorm"
     _check_input(fn, input, 2, 5)
@@ -147,7 +150,10 @@ def filter_response_norm(input: Tensor, weight: Tensor | None = None, bias: Tens
     (the paper's Algorithm 1: no mean subtracted). ``eps`` is a number > 0, or a one-element Tensor of the
     input's dtype for the paper's learned eps (its absolute value is used, and it gets a gradient). Follow with
     ``tlu`` for the paper's FRN layer. Built from the rows phase kernels with ``center=False`` (rows: N*C of S
-    values). Shape: input (N, C, *) with at least one spatial dim; weight, bias (C,); eps (1,) when a Tensor.
+    values).
+
+    Shape:
+        - input (N, C, *) with at least one spatial dim; weight, bias (C,); eps (1,) when a Tensor.
     """
     fn = "filter_response_norm"
     _check_input(fn, input, 3)
@@ -168,7 +174,11 @@ def filter_response_norm(input: Tensor, weight: Tensor | None = None, bias: Tens
 def tlu(input: Tensor, tau: Tensor) -> Tensor:
     """Thresholded linear unit (Singh & Krishnan, 2020): ``y = max(x, tau)`` with a learned ``tau`` per channel.
     A composed autograd op (``Tensor.maximum``; no phase has a max); ties split the gradient evenly, as
-    ``torch.maximum``. Shape: input (N, C, *); tau (C,)."""
+    ``torch.maximum``.
+
+    Shape:
+        - input (N, C, *); tau (C,).
+    """
     fn = "tlu"
     _check_input(fn, input, 2)
     if tau is None:
@@ -239,7 +249,9 @@ def evonorm_b0(input: Tensor, v: Tensor, running_var: Tensor | None = None, weig
     (``training=False``) ``running_var`` replaces it and is required, so the output uses only running statistics
     (and each sample's own instance variance). The two standard deviations are phase nodes (``_SetStd``: the
     channels and rows statistics phases); the max, the product v*x and the division are composed autograd ops.
-    Shape: input (N, C, *) with at least one spatial dim; v, running_var, weight, bias (C,).
+
+    Shape:
+        - input (N, C, *) with at least one spatial dim; v, running_var, weight, bias (C,).
     """
     fn = "evonorm_b0"
     _check_evonorm(fn, input, v, weight, bias)
@@ -274,7 +286,9 @@ def evonorm_s0(input: Tensor, v: Tensor, num_groups: int = 32, weight: Tensor | 
     with s2_{C/G,S} the (biased) variance of each sample's group of C/G channels over those channels and the
     spatial dims (group norm's sets). The group standard deviation is a phase node (``_SetStd`` on rows of
     (C/G)*S values); the gate x*sigmoid(v*x) and the division are composed autograd ops.
-    Shape: input (N, C, *) with at least one spatial dim and C divisible by num_groups; v, weight, bias (C,).
+
+    Shape:
+        - input (N, C, *) with at least one spatial dim and C divisible by num_groups; v, weight, bias (C,).
     """
     fn = "evonorm_s0"
     _check_evonorm(fn, input, v, weight, bias)
