@@ -108,13 +108,19 @@ def _policy_text(policy):
 
 
 def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.executable, quiet=False,
-        bandwidth_json=None, wait_policy="unset", repeat=1, e2e_wait_policy="passive"):
+        bandwidth_json=None, wait_policy="unset", repeat=1, e2e_wait_policy="passive", progress=True):
     bandwidth_json = bandwidth_json or os.path.join(ROOT, ".benchmarks", "bandwidth.json")
     if os.path.exists(bandwidth_json):
         os.remove(bandwidth_json)  # a fresh side file for this run
     merged, processes, reps = None, [], {}
     started = datetime.datetime.now().isoformat(timespec="seconds")
-    with tempfile.TemporaryDirectory() as tmp:
+    from tqdm import tqdm
+
+    # NOTE: the bar shows only on a terminal (disable=None) and never with quiet; the step lines then go through it
+    bar = tqdm(total=len(steps) * repeat, desc="benchmarks", unit="process", file=sys.stderr, leave=False,
+               dynamic_ncols=True, disable=True if quiet or not progress else None)
+    say = bar.write if not bar.disable else (lambda s: print(s, flush=True))
+    with bar, tempfile.TemporaryDirectory() as tmp:
         for i, (label, files, kexpr, threads) in enumerate(s for _ in range(repeat) for s in steps):
             if extra_k:
                 kexpr = f"({kexpr}) and ({extra_k})"
@@ -135,17 +141,19 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
                 if shutil.which("taskset"):
                     cmd = ["taskset", "-c", "0"] + cmd
             t0 = time.perf_counter()
+            bar.set_postfix_str(label)
             if not quiet:
-                print(f"[run_all] {label}: {shlex.join(c for c in cmd if c != python)}", flush=True)
+                say(f"[run_all] {label}: {shlex.join(c for c in cmd if c != python)}")
             proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
             wall = time.perf_counter() - t0
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""]
+            bar.update(1)
             if not quiet:
-                print(f"[run_all]   rc={proc.returncode} in {wall:.0f} s: {tail[0]}", flush=True)
+                say(f"[run_all]   rc={proc.returncode} in {wall:.0f} s: {tail[0]}")
             if proc.returncode not in (0, 5):  # 5: nothing selected
                 sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-            processes.append({"label": label, "command": shlex.join(c for c in cmd if c != python), "threads": threads,
-                              "rc": proc.returncode, "wall_s": round(wall, 1), "summary": tail[0]})
+            processes.append({"label": label, "command": shlex.join(c for c in cmd if c != python),
+                              "threads": threads, "rc": proc.returncode, "wall_s": round(wall, 1), "summary": tail[0]})
             if os.path.exists(part):
                 with open(part) as f:
                     data = json.load(f)
@@ -192,10 +200,13 @@ def main(argv=None):
     p.add_argument("--e2e-wait-policy", default="passive", choices=("passive", "active", "unset"),
                    help="OMP_WAIT_POLICY of the end-to-end processes (see the module docstring)")
     p.add_argument("-k", dest="k", default=None, help="extra pytest -k expression, and-ed to each process's")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-process lines")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (none when stderr is not a terminal)")
     a = p.parse_args(argv)
     steps = plan(tuple(a.threads), a.backends, not a.no_end_to_end)
     merged, failed = run(steps, a.out, a.min_rounds, a.max_time, a.k, wait_policy=a.wait_policy,
-                         repeat=a.repeat, e2e_wait_policy=a.e2e_wait_policy)
+                         repeat=a.repeat, e2e_wait_policy=a.e2e_wait_policy, quiet=a.quiet,
+                         progress=not a.no_progress)
     print(f"[run_all] {len(merged['benchmarks'])} benchmarks -> {a.out}")
     if failed:
         print(f"[run_all] FAILED: {', '.join(p['label'] for p in failed)}", file=sys.stderr)

@@ -66,6 +66,7 @@ from minigrad.tensor import (
     zeros,
     zeros_like,
 )
+from minigrad import _tensor_docs  # noqa: F401,E402  (docstrings of Tensor's one-line methods; before ops)
 from minigrad.ops import *  # noqa: F401,F403  (torch-style function forms: minigrad.flatten, minigrad.max, ...)
 from minigrad.ops import max, min  # noqa: F401  (not star-exported names shadowing builtins, explicit)
 from minigrad.dtypes import (  # noqa: F401  (dtype objects: NumPy dtypes, so t.dtype == minigrad.float32)

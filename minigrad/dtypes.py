@@ -22,6 +22,7 @@ ALIASES = {"float": float32, "int": int32, "bool": bool_}
 
 
 def get_default_dtype():
+    """The dtype of new float tensors: float32 (fixed in minigrad)."""
     return float32
 
 

@@ -11,6 +11,8 @@ from minigrad.tensor import Tensor, no_grad
 
 
 class GradcheckError(AssertionError):
+    """An analytical gradient that disagrees with the finite differences (``gradcheck``,
+    ``gradgradcheck``)."""
     pass
 
 

@@ -39,40 +39,52 @@ def max(input, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A
 
 
 def min(input, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    """``min(x)`` the smallest value, ``min(x, dim)`` (values, indices), ``min(a, b)`` the elementwise minimum."""
     return as_tensor(input).min(dim, keepdim, axis=axis, keepdims=keepdims)
 
 
 def is_tensor(obj):
+    """True when ``obj`` is a minigrad Tensor."""
     return isinstance(obj, Tensor)
 
 
 def is_floating_point(input):
+    """True when ``input`` has a float dtype (:meth:`Tensor.is_floating_point`)."""
     return input.is_floating_point()
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):
+    """The ``n`` x ``m`` (default ``n`` x ``n``) identity matrix; float32 unless ``dtype`` is given."""
     _device.check_cpu(device, "eye")
     return Tensor(np.eye(n, m, dtype=_dtype(dtype)), requires_grad=requires_grad)
 
 
 def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False):
+    """``steps`` evenly spaced values from ``start`` to ``end``, both included; float32 unless ``dtype`` is
+    given."""
     _device.check_cpu(device, "linspace")
     return Tensor(np.linspace(start, end, steps, dtype=_dtype(dtype)), requires_grad=requires_grad)
 
 
 def tril(input, diagonal=0):
+    """The lower triangle of the last two dims: entries above diagonal ``diagonal`` set to 0 (0: the main
+    diagonal, > 0 above it, < 0 below it)."""
     return input * Tensor(np.tri(*input.shape[-2:], k=diagonal, dtype=bool))
 
 
 def triu(input, diagonal=0):
+    """The upper triangle of the last two dims: entries below diagonal ``diagonal`` set to 0 (0: the main
+    diagonal, > 0 above it, < 0 below it)."""
     return input * Tensor(~np.tri(*input.shape[-2:], k=diagonal - 1, dtype=bool))
 
 
 def outer(a, b):
+    """The outer product of two 1-d tensors: ``out[i, j] = a[i] * b[j]``."""
     return a.reshape(-1, 1) * b.reshape(1, -1)
 
 
 def diag(input):
+    """A 1-d input as the diagonal of a square matrix; a 2-d input's main diagonal as a 1-d tensor."""
     x = np.asarray(_raw(input))
     if x.ndim == 1:
         n = x.shape[0]

@@ -59,6 +59,7 @@ def _grad_enabled():
 
 
 def is_grad_enabled():
+    """True unless graph building is off in this thread (inside ``no_grad``)."""
     return _grad_enabled()
 
 
@@ -68,6 +69,7 @@ class no_grad(_ModeSwitch):
 
 
 class enable_grad(_ModeSwitch):
+    """Context manager (and decorator) that turns graph building back on, inside a ``no_grad`` block."""
     mode, value = "grad", True
 
 
@@ -119,6 +121,7 @@ class Size(tuple):
     """A shape, as ``t.size()`` returns it (PyTorch's torch.Size)."""
 
     def numel(self):
+        """The number of elements of a tensor of this shape (1 for ``()``)."""
         return math.prod(self)
 
     def __repr__(self):
@@ -189,6 +192,8 @@ class Tensor:
 
     # ---------------------------------------------------------------- basics
     def requires_grad_(self, flag=True):
+        """Set ``requires_grad`` in place and return self; only float32 and float64 tensors can require a
+        gradient (TypeError otherwise)."""
         if flag and self.data.dtype not in _FLOAT_DTYPES:
             raise TypeError(f"only float32 and float64 tensors can require gradients, got dtype {self.data.dtype}")
         self.requires_grad = bool(flag)
@@ -196,18 +201,22 @@ class Tensor:
 
     @property
     def shape(self):
+        """The shape, a tuple of ints (``t.size()`` gives it as a ``Size``)."""
         return self.data.shape
 
     @property
     def dtype(self):
+        """The element type, a NumPy dtype (``t.dtype == minigrad.float32``)."""
         return self.data.dtype
 
     @property
     def ndim(self):
+        """The number of dims."""
         return self.data.ndim
 
     @property
     def device(self):
+        """Always ``device('cpu')``: minigrad runs on the CPU only."""
         return _device.CPU
 
     is_cuda = False
@@ -218,31 +227,38 @@ class Tensor:
         return _SizeOrNumel(self.data.shape)
 
     def dim(self):
+        """The number of dims (as ``ndim``)."""
         return self.data.ndim
 
     ndimension = dim
 
     def numel(self):
+        """The number of elements."""
         return self.data.size
 
     nelement = numel
 
     def element_size(self):
+        """The size of one element in bytes."""
         return self.data.itemsize
 
     def is_floating_point(self):
+        """True for float16, float32 and float64 tensors."""
         return self.data.dtype.kind == "f"
 
     @property
     def T(self):
+        """All dims reversed (``t.transpose()``)."""
         return self.transpose()
 
     @property
     def mT(self):
+        """The last two dims swapped: the transpose of each matrix of a batch."""
         return self.transpose(-2, -1)
 
     @property
     def is_leaf(self):
+        """True for a tensor no recorded op produced (user-created, or made under ``no_grad``)."""
         return self._ctx is None
 
     def __len__(self):
@@ -260,12 +276,14 @@ class Tensor:
         return self.data
 
     def item(self):
+        """The value of a one-element tensor as a Python number; ShapeError for any other size."""
         if self.data.size != 1:
             raise ShapeError(f"item(): only one-element tensors can be converted to Python scalars, got shape "
                              f"{self.data.shape}")
         return self.data.item()
 
     def tolist(self):
+        """The elements as (nested) Python lists of Python numbers."""
         return self.data.tolist()
 
     def detach(self):
@@ -273,6 +291,7 @@ class Tensor:
         return Tensor(self.data)
 
     def detach_(self):
+        """Cut this tensor from the graph in place (it becomes a leaf that does not require grad); returns self."""
         self._ctx, self.requires_grad = None, False
         return self
 
@@ -282,6 +301,7 @@ class Tensor:
 
     # ---------------------------------------------------------------- dtype and device
     def astype(self, dtype):
+        """A copy cast to ``dtype`` (self when it already has it); differentiable between float dtypes."""
         dtype = np.dtype(dtype)
         return self if dtype == self.data.dtype else Cast.apply(self, dtype=dtype)
 
@@ -292,12 +312,15 @@ class Tensor:
         return out.clone() if copy and out is self else out
 
     def cpu(self):
+        """Self: minigrad tensors already live on the CPU."""
         return self
 
     def cuda(self, *args, **kwargs):
+        """Raises: minigrad has no CUDA device."""
         _device.check_cpu("cuda", "cuda")
 
     def type(self, dtype=None):
+        """Without ``dtype``, the dtype's name (``'float32'``); with one, the tensor cast to it."""
         return str(self.data.dtype) if dtype is None else self.astype(dtype)
 
     def float(self): return self.astype(np.float32)
@@ -476,6 +499,7 @@ class Tensor:
         return self.shape == tuple(np.shape(_raw(other))) and bool(np.array_equal(self.data, _raw(other)))
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """True when ``|self - other| <= atol + rtol * |other|`` everywhere (NumPy's ``allclose``)."""
         return bool(np.allclose(self.data, _raw(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
 
     # ---------------------------------------------------------------- elementwise
@@ -508,6 +532,8 @@ class Tensor:
         return Rounding.apply(self, op=functools.partial(np.round, decimals=decimals))
 
     def clip(self, min=None, max=None):
+        """Each element limited to ``[min, max]`` (either may be None, not both); the gradient is 1 inside the
+        range, 0 outside. Also ``clamp``."""
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
         return Clip.apply(self, lo=_raw(min), hi=_raw(max))
@@ -537,6 +563,8 @@ class Tensor:
 
     # ---------------------------------------------------------------- reductions
     def sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        """Sum over ``dim`` (an int, a tuple, or None for all); ``keepdim`` keeps reduced dims as size 1.
+        ``axis``/``keepdims`` are NumPy's spellings; ``dtype`` casts first."""
         dim, keepdim = _reduce_args("sum", dim, keepdim, axis, keepdims)
         x = self if dtype is None else self.astype(dtype)
         return Sum.apply(x, axis=_axes(dim, x.ndim), keepdims=keepdim)
@@ -566,6 +594,7 @@ class Tensor:
         return Var.apply(self, axis=_axes(dim, self.ndim), correction=correction, keepdims=keepdim)
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+        """Standard deviation: the square root of :meth:`var` (same arguments); its gradient is 0 where it is 0."""
         var = self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims)
         return Sqrt.apply(var, zero_grad_at_zero=True)
 
@@ -575,6 +604,7 @@ class Tensor:
         return Max.apply(self, axis=_axes(dim, self.ndim, "amax"), keepdims=keepdim, np_fn=np.max)
 
     def amin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The smallest value over ``dim`` (one or several); ties share the gradient evenly."""
         dim, keepdim = _reduce_args("amin", dim, keepdim, axis, keepdims)
         return Max.apply(self, axis=_axes(dim, self.ndim, "amin"), keepdims=keepdim, np_fn=np.min)
 
@@ -584,6 +614,8 @@ class Tensor:
         return self._extreme("max", dim, keepdim, axis, keepdims)
 
     def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """As PyTorch: ``min()`` the smallest value; ``min(dim)`` a (values, indices) pair; ``min(other)`` the
+        elementwise minimum. NumPy's ``min(axis=...)`` gives the values only."""
         return self._extreme("min", dim, keepdim, axis, keepdims)
 
     def _extreme(self, name, dim, keepdim, axis, keepdims):
@@ -607,6 +639,7 @@ class Tensor:
         return self._arg(np.argmax, "argmax", dim, keepdim, axis, keepdims)
 
     def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Index of the first smallest value (NaN counts as smallest) over ``dim``, or into the flattened tensor."""
         return self._arg(np.argmin, "argmin", dim, keepdim, axis, keepdims)
 
     def _arg(self, fn, name, dim, keepdim, axis, keepdims):
@@ -622,10 +655,12 @@ class Tensor:
         return Tensor(np.asarray(fn(self.data, axis=d[0], keepdims=keepdim)))
 
     def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """True where every element over ``dim`` (all dims when None) is nonzero; a bool tensor."""
         dim, keepdim = _reduce_args("all", dim, keepdim, axis, keepdims)
         return Tensor(np.asarray(np.all(self.data, axis=_axes(dim, self.ndim), keepdims=keepdim)))
 
     def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """True where some element over ``dim`` (all dims when None) is nonzero; a bool tensor."""
         dim, keepdim = _reduce_args("any", dim, keepdim, axis, keepdims)
         return Tensor(np.asarray(np.any(self.data, axis=_axes(dim, self.ndim), keepdims=keepdim)))
 
@@ -654,11 +689,14 @@ class Tensor:
         return out if keepdim else out.squeeze(axes) if axes else out
 
     def cumsum(self, dim, *, dtype=None):
+        """Cumulative sum along ``dim``; ``dtype`` casts first."""
         x = self if dtype is None else self.astype(dtype)
         d = _axes(dim, x.ndim, "cumsum")
         return CumSum.apply(x, axis=d[0] if d else None)
 
     def norm(self, p=2, dim=None, keepdim=False):
+        """The vector p-norm over ``dim`` (all elements when None): ``p=2`` (or ``'fro'``), 1, ``inf`` or any
+        other positive number, ``(sum |x|**p) ** (1/p)``."""
         if p == 2 or p == "fro":
             return (self * self).sum(dim, keepdim).sqrt()
         if p == 1:
@@ -682,9 +720,12 @@ class Tensor:
         return _ValuesIndices(TakeAlong.apply(self, index=idx, axis=d), Tensor(idx))
 
     def argsort(self, dim=-1, descending=False, stable=False):
+        """The indices that sort along ``dim`` (the ``indices`` of :meth:`sort`)."""
         return self.sort(dim, descending, stable).indices
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
+        """The ``k`` largest (``largest=False``: smallest) values along ``dim`` and their indices, a (values,
+        indices) pair, in sorted order."""
         d = _axes(dim, self.ndim, "topk")
         n = self.shape[d[0]] if d else 1
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k <= n:
@@ -712,6 +753,7 @@ class Tensor:
     take_along_dim = gather
 
     def index_select(self, dim, index):
+        """The entries of ``index`` (1-d, int) along ``dim``; differentiable in self."""
         index = _index_array("index_select", index)
         if index.ndim > 1:
             raise ShapeError(f"index_select: index must be 1-d, got shape {index.shape}")
@@ -728,6 +770,7 @@ class Tensor:
         return self._scatter("scatter", dim, index, src, add=False)
 
     def scatter_add(self, dim, index, src):
+        """A copy of self with ``src[i][j]`` added at ``self[index[i][j]][j]`` (dim 0); repeated indices add up."""
         return self._scatter("scatter_add", dim, index, src, add=True)
 
     def _scatter(self, name, dim, index, src, add):
@@ -748,6 +791,8 @@ class Tensor:
 
     # ---------------------------------------------------------------- shape ops
     def reshape(self, *shape):
+        """The same elements in ``shape`` (one entry may be -1); ``view`` is the same op (a copy where NumPy
+        needs one, never an error for non-contiguous input)."""
         shape = _shape(shape)
         try:
             return Reshape.apply(self, shape=shape)
@@ -780,6 +825,7 @@ class Tensor:
     broadcast_to = expand
 
     def flatten(self, start_dim=0, end_dim=-1):
+        """Dims ``start_dim`` to ``end_dim`` merged into one; a 0-d tensor becomes 1-d."""
         if self.ndim == 0:
             _dim(start_dim, 0)
             _dim(end_dim, 0)
@@ -792,6 +838,7 @@ class Tensor:
     def ravel(self): return self.reshape(-1)
 
     def unflatten(self, dim, sizes):
+        """Dim ``dim`` split into ``sizes`` (their product must equal its size; one may be -1)."""
         d = _dim(dim, self.ndim)
         return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
 
@@ -826,6 +873,7 @@ class Tensor:
         return self.transpose() if self.ndim == 2 else self
 
     def permute(self, *axes):
+        """The dims in the order ``axes`` (a permutation of all dims)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         perm = tuple(_dim(a, self.ndim) for a in axes)
@@ -834,6 +882,7 @@ class Tensor:
         return Permute.apply(self, perm=perm)
 
     def unsqueeze(self, dim):
+        """A size-1 dim inserted at ``dim`` (``-1``: at the end)."""
         d = _dim(dim, self.ndim + 1)
         return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
 
@@ -845,6 +894,7 @@ class Tensor:
         return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1)))
 
     def flip(self, *dims):
+        """The order of the elements reversed along ``dims``."""
         dims = _shape(dims)
         return Flip.apply(self, axes=_axes(dims, self.ndim, "flip"))
 
@@ -852,6 +902,8 @@ class Tensor:
     def flipud(self): return self.flip(0)
 
     def roll(self, shifts, dims=None):
+        """Elements shifted by ``shifts`` along ``dims`` (wrapping around); without ``dims``, over the flattened
+        tensor, shape kept."""
         if dims is None:
             return Roll.apply(self.reshape(-1), shifts=shifts, axes=0).reshape(self.shape)
         shifts = tuple(shifts) if isinstance(shifts, (tuple, list)) else (shifts,)
@@ -861,6 +913,7 @@ class Tensor:
         return Roll.apply(self, shifts=shifts, axes=tuple(_dim(d, self.ndim) for d in dims))
 
     def repeat(self, *sizes):
+        """The tensor tiled ``sizes[i]`` times along dim i (new leading dims where ``sizes`` is longer)."""
         sizes = _shape(sizes)
         if len(sizes) < self.ndim:
             raise ShapeError(f"repeat: the number of repeats ({len(sizes)}) must be >= the tensor's dims "
@@ -871,6 +924,8 @@ class Tensor:
         return mid.reshape(tuple(s * r for s, r in zip(x.shape, sizes)))
 
     def split(self, split_size, dim=0):
+        """A tuple of pieces along ``dim``: chunks of ``split_size`` (the last may be smaller), or of the sizes in
+        the list ``split_size``."""
         d = _dim(dim, self.ndim)
         n = self.shape[d]
         sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else []) \
@@ -881,17 +936,21 @@ class Tensor:
         return tuple(self[(slice(None),) * d + (slice(int(a), int(a) + s),)] for a, s in zip(starts, sizes))
 
     def chunk(self, chunks, dim=0):
+        """``chunks`` pieces (or fewer) of equal size along ``dim``, the last possibly smaller."""
         n = self.shape[_dim(dim, self.ndim)]
         return self.split(max(-(-n // chunks), 1), dim)
 
     def unbind(self, dim=0):
+        """A tuple of the slices along ``dim``, that dim removed."""
         d = _dim(dim, self.ndim)
         return tuple(self[(slice(None),) * d + (i,)] for i in range(self.shape[d]))
 
     def contiguous(self, memory_format=None):
+        """Self: minigrad has no strided views to compact."""
         return self
 
     def is_contiguous(self):
+        """Always True (see :meth:`contiguous`)."""
         return True
 
     # ---------------------------------------------------------------- in place (outside the graph)
@@ -914,9 +973,11 @@ class Tensor:
             return self._assign(name, fn(self, *args, **kwargs).data)
 
     def add_(self, other, alpha=1):
+        """``self += alpha * other`` in place (outside the graph); returns self."""
         return self._inplace("add_", lambda s, o: s + (o if alpha == 1 else o * alpha), other)
 
     def sub_(self, other, alpha=1):
+        """``self -= alpha * other`` in place (outside the graph); returns self."""
         return self._inplace("sub_", lambda s, o: s - (o if alpha == 1 else o * alpha), other)
 
     def mul_(self, other): return self._inplace("mul_", Tensor.__mul__, other)
@@ -933,9 +994,11 @@ class Tensor:
     def lerp_(self, end, weight): return self._inplace("lerp_", lambda s, e, w: s + (e - s) * w, end, weight)
 
     def zero_(self):
+        """Fill with zeros in place; returns self."""
         return self._assign("zero_", np.zeros((), self.data.dtype))
 
     def fill_(self, value):
+        """Fill with ``value`` (a number or a 0-d tensor) in place; returns self."""
         return self._assign("fill_", _raw(value) if isinstance(value, Tensor) else np.asarray(value, self.dtype))
 
     def copy_(self, src, non_blocking=False):
@@ -948,10 +1011,12 @@ class Tensor:
         return self
 
     def normal_(self, mean=0.0, std=1.0, generator=None):
+        """Fill in place with samples of N(``mean``, ``std``**2) from ``generator`` (default: the global one)."""
         gen = generator or _random.default_generator()
         return self._assign("normal_", gen.normal(mean, std, self.shape).astype(self.dtype))
 
     def uniform_(self, a=0.0, b=1.0, generator=None):
+        """Fill in place with samples of U[``a``, ``b``) from ``generator`` (default: the global one)."""
         gen = generator or _random.default_generator()
         return self._assign("uniform_", gen.uniform(a, b, self.shape).astype(self.dtype))
 
@@ -1316,6 +1381,8 @@ class Function:
 
     @classmethod
     def apply(cls, *tensors, **kwargs):
+        """Run the op on ``tensors`` (keyword arguments go to ``forward``) and return its output tensor,
+        attached to the graph when grad mode is on and an input requires grad."""
         return cls.apply_with_ctx(*tensors, **kwargs)[0]
 
     @classmethod
@@ -1333,9 +1400,12 @@ class Function:
         return result, ctx
 
     def forward(self, *args, **kwargs):
+        """The op on arrays: ``forward(*arrays, **kwargs) -> array``; save what ``backward`` needs on self."""
         raise NotImplementedError
 
     def backward(self, grad):
+        """The gradient of each input (an array, or None where ``needs_input_grad`` is False) from the
+        output's gradient ``grad`` (an array); one per input tensor, as a tuple when there are several."""
         raise NotImplementedError
 
     def backward_graph(self, grad):
@@ -2108,10 +2178,12 @@ def _factory_dtype(dtype, device, fn):
 
 
 def zeros(*shape, dtype=None, requires_grad=False, device=None):
+    """A tensor of zeros of ``shape`` (ints, or one tuple); float32 unless ``dtype`` is given."""
     return Tensor(np.zeros(_shape(shape), _factory_dtype(dtype, device, "zeros")), requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=None, requires_grad=False, device=None):
+    """A tensor of ones of ``shape`` (ints, or one tuple); float32 unless ``dtype`` is given."""
     return Tensor(np.ones(_shape(shape), _factory_dtype(dtype, device, "ones")), requires_grad=requires_grad)
 
 
@@ -2141,12 +2213,16 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False, device=Non
 
 
 def randn(*shape, dtype=None, requires_grad=False, generator=None, device=None):
+    """Samples of the standard normal N(0, 1) of ``shape``, from ``generator`` (default: the global one,
+    seeded by ``manual_seed``); float32 unless ``dtype`` is given."""
     gen = generator or _random.default_generator()
     dt = _factory_dtype(dtype, device, "randn")
     return Tensor(gen.standard_normal(_shape(shape)).astype(dt), requires_grad=requires_grad)
 
 
 def rand(*shape, dtype=None, requires_grad=False, generator=None, device=None):
+    """Samples uniform in [0, 1) of ``shape``, from ``generator`` (default: the global one); float32 unless
+    ``dtype`` is given."""
     gen = generator or _random.default_generator()
     dt = _factory_dtype(dtype, device, "rand")
     return Tensor(gen.random(_shape(shape)).astype(dt), requires_grad=requires_grad)
@@ -2169,6 +2245,7 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None, device=Non
 
 
 def randperm(n, *, dtype=None, generator=None, device=None):
+    """A random permutation of ``0 .. n-1``; int64 unless ``dtype`` is given."""
     _device.check_cpu(device, "randperm")
     gen = generator or _random.default_generator()
     return Tensor(gen.permutation(n).astype(np.dtype(dtype or np.int64)))
@@ -2179,25 +2256,30 @@ def _like_dtype(t, dtype):
 
 
 def zeros_like(t, dtype=None, requires_grad=False, device=None):
+    """Zeros of ``t``'s shape and (unless ``dtype`` is given) dtype."""
     _device.check_cpu(device, "zeros_like")
     return Tensor(np.zeros(np.shape(_raw(t)), _like_dtype(t, dtype)), requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False, device=None):
+    """Ones of ``t``'s shape and (unless ``dtype`` is given) dtype."""
     _device.check_cpu(device, "ones_like")
     return Tensor(np.ones(np.shape(_raw(t)), _like_dtype(t, dtype)), requires_grad=requires_grad)
 
 
 def empty_like(t, dtype=None, requires_grad=False, device=None):
+    """Uninitialized in PyTorch; zeros here (as :func:`zeros_like`)."""
     return zeros_like(t, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False, device=None):
+    """``fill_value`` everywhere, of ``t``'s shape and (unless ``dtype`` is given) dtype."""
     _device.check_cpu(device, "full_like")
     return Tensor(np.full(np.shape(_raw(t)), _raw(fill_value), _like_dtype(t, dtype)), requires_grad=requires_grad)
 
 
 def randn_like(t, dtype=None, requires_grad=False, device=None, generator=None):
+    """Standard normal samples of ``t``'s shape and float dtype (``dtype`` overrides it)."""
     dt = _like_dtype(t, dtype)
     if dt.kind != "f":
         raise DtypeError(f"randn_like: needs a float dtype, got {dt}")
@@ -2205,6 +2287,7 @@ def randn_like(t, dtype=None, requires_grad=False, device=None, generator=None):
 
 
 def rand_like(t, dtype=None, requires_grad=False, device=None, generator=None):
+    """Samples uniform in [0, 1) of ``t``'s shape and float dtype (``dtype`` overrides it)."""
     dt = _like_dtype(t, dtype)
     if dt.kind != "f":
         raise DtypeError(f"rand_like: needs a float dtype, got {dt}")
@@ -2259,6 +2342,7 @@ cat = concat = concatenate
 
 
 def stack(tensors, axis=0, *, dim=None):
+    """Join same-shape tensors along a new dim ``dim`` (or NumPy's ``axis``)."""
     tensors = _as_tensors(tensors)
     if dim is not None:
         axis = dim
@@ -2281,14 +2365,17 @@ def where(cond, a=None, b=None):
 
 
 def maximum(a, b):
+    """The elementwise maximum of ``a`` and ``b`` (broadcast); NaN propagates, ties share the gradient."""
     return Maximum.apply(*_pair(a, b))
 
 
 def minimum(a, b):
+    """The elementwise minimum of ``a`` and ``b`` (broadcast); NaN propagates, ties share the gradient."""
     return Minimum.apply(*_pair(a, b))
 
 
 def clip(x, min=None, max=None):
+    """``x`` limited to ``[min, max]`` elementwise (:meth:`Tensor.clip`); also ``clamp``."""
     return x.clip(min, max)
 
 
@@ -2298,15 +2385,17 @@ clamp = clip
 def exp(x): return x.exp()
 def log(x): return x.log()
 def sqrt(x): return x.sqrt()
-def tanh(x): return x.tanh()
-def sigmoid(x): return x.sigmoid()
-def relu(x): return x.relu()
+def tanh(x: Tensor) -> Tensor: return x.tanh()
+def sigmoid(x: Tensor) -> Tensor: return x.sigmoid()
+def relu(x: Tensor) -> Tensor: return x.relu()
 def matmul(a, b): return MatMul.apply(*_pair(a, b, broadcast=False))
 
 
 def sum(x, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):  # noqa: A001 (mirrors torch.sum)
+    """The sum of ``x`` over ``dim`` (:meth:`Tensor.sum`)."""
     return x.sum(dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
 
 def mean(x, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    """The mean of ``x`` over ``dim`` (:meth:`Tensor.mean`)."""
     return x.mean(dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)

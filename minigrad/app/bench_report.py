@@ -342,6 +342,8 @@ def _configure(p):
                                                       f"--json or {DEFAULT_JSON}")
     p.add_argument("--targets", action="store_true", help="also check the performance targets")
     p.add_argument("--runner-args", default="", help="extra arguments for run_all.py, e.g. \"-k 32x64x28x28\"")
+    p.add_argument("-q", "--quiet", action="store_true", help="with --run: no progress bar and no per-process lines "
+                                                              "(there is no bar when stderr is not a terminal)")
     p.set_defaults(func=_run_args)
 
 
@@ -362,7 +364,8 @@ def _run_args(args):
             print(f"minigrad bench: error: {runner} not found (the benchmarks ship with the source tree, not the "
                   "wheel)", file=sys.stderr)
             return 2
-        rc = subprocess.call([sys.executable, runner, "--out", path, *args.runner_args.split()])
+        quiet = ["--quiet"] if args.quiet else []
+        rc = subprocess.call([sys.executable, runner, "--out", path, *quiet, *args.runner_args.split()])
         if rc:
             print(f"minigrad bench: run_all.py exited with {rc}; printing what was measured", file=sys.stderr)
     if path is None:

@@ -168,9 +168,11 @@ class DataLoader:
         self.epoch = int(epoch)
 
     def state_dict(self):
+        """``{'epoch', 'seed'}``: what fixes the order of the batches still to come (for a checkpoint)."""
         return {"epoch": self.epoch, "seed": self.seed}
 
     def load_state_dict(self, state):
+        """Restore ``state_dict()``'s epoch (and seed), so the next epoch is served in the same order."""
         self.epoch = int(state["epoch"])
         if "seed" in state:
             self.seed = int(state["seed"])

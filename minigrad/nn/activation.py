@@ -177,7 +177,7 @@ class Softmax(Module):
     Shape: input ``(*)``, output ``(*)`` (the same shape).
     """
 
-    def __init__(self, dim=None):
+    def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = _softmax_dim("Softmax", dim, 0) if dim is not None else None
 
@@ -200,7 +200,7 @@ class LogSoftmax(Module):
     Shape: input ``(*)``, output ``(*)`` (the same shape).
     """
 
-    def __init__(self, dim=None):
+    def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = _softmax_dim("LogSoftmax", dim, 0) if dim is not None else None
 

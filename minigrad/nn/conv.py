@@ -41,8 +41,10 @@ class Conv2d(Module):
         (20, 33, 24, 49)
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 dtype=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
+                 dtype: np.dtype | type | str | None = None):
         super().__init__()
         self.in_channels = _positive_int("Conv2d", "in_channels", in_channels)
         self.out_channels = _positive_int("Conv2d", "out_channels", out_channels)
@@ -85,8 +87,9 @@ class MaxPool2d(Module):
         stride: the window's step, an int or a pair (default: ``kernel_size``).
         padding: implicit ``-inf`` added on each side, at most half the window (default 0).
 
-    Shape: input ``(N, C, H, W)``; output ``(N, C, OH, OW)`` with ``OH = (H + 2 * padding - kh) // stride + 1``,
-    and ``OW`` alike.
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, OH, OW)`` with ``OH = (H + 2 * padding - kh) // stride + 1``, and ``OW`` alike.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0):
@@ -111,7 +114,9 @@ class AvgPool2d(Module):
         padding: implicit zeros added on each side (default 0).
         count_include_pad: count the padding zeros in the mean's divisor (default True, as PyTorch).
 
-    Shape: as ``MaxPool2d``.
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, OH, OW)``, as ``MaxPool2d``'s.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
@@ -137,10 +142,12 @@ class AdaptiveAvgPool2d(Module):
     Args:
         output_size: ``OH`` (square) or ``(OH, OW)``.
 
-    Shape: input ``(N, C, H, W)``, output ``(N, C, OH, OW)``.
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, OH, OW)``
     """
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: int | tuple[int, int]):
         super().__init__()
         self.output_size = output_size
 

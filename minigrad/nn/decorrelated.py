@@ -103,10 +103,15 @@ class DecorrelatedBatchNorm2d(Module):
     Parameters: ``weight``, ``bias`` (C,). Buffers: ``running_mean`` (C,), ``running_whitening`` and
     ``running_cov`` (G, g, g) with G = ceil(C / g), g = min(group_size, C); the padded part of the last group's
     block is identity. ``num_batches_tracked`` counts the updates.
-    Shape: input (N, C, H, W), output the same.
+
+        y = W (x - E[x]) * weight + bias,   W = (Cov[x] + eps I)^(-1/2) per group of channels (ZCA whitening)
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape
     """
 
-    def __init__(self, num_features, group_size=16, eps=1e-5, momentum=0.1):
+    def __init__(self, num_features: int, group_size: int = 16, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
         owner = type(self).__name__
         for name, v in (("num_features", num_features), ("group_size", group_size)):
@@ -128,6 +133,7 @@ class DecorrelatedBatchNorm2d(Module):
         self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
 
     def reset_running_stats(self):
+        """Running mean 0, running covariance and whitening matrices the identity, the batch count 0."""
         self.running_mean.data[...] = 0
         self.running_whitening.data[...] = np.eye(self._g)
         self.running_cov.data[...] = np.eye(self._g)

@@ -40,7 +40,7 @@ class Identity(Module):
     Shape: input ``(*)``, output ``(*)`` (the same tensor).
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: object, **kwargs: object):
         super().__init__()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -72,7 +72,8 @@ class Linear(Module):
         (128, 30)
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 dtype: np.dtype | type | str | None = None):
         super().__init__()
         self.in_features = _positive_int("Linear", "in_features", in_features)
         self.out_features = _positive_int("Linear", "out_features", out_features)
@@ -123,7 +124,7 @@ class Dropout(Module):
     Shape: input ``(*)``, output ``(*)`` (the same shape).
     """
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5):
         super().__init__()
         if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p!r}")
@@ -150,7 +151,7 @@ class Dropout2d(Module):
     output the same shape.
     """
 
-    def __init__(self, p=0.5, inplace=False):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
             raise ValueError(f"Dropout2d: p must be in [0, 1], got {p!r}")

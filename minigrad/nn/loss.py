@@ -32,8 +32,8 @@ class CrossEntropyLoss(Module):
         - output: a scalar, or the target's shape (without C) with ``reduction="none"``.
     """
 
-    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
-                 label_smoothing=0.0):
+    def __init__(self, weight: Tensor | None = None, size_average: bool | None = None, ignore_index: int = -100,
+                 reduce: bool | None = None, reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__()
         if isinstance(weight, str):
             raise TypeError(f"CrossEntropyLoss: weight must be a Tensor or None, got the string {weight!r}; pass "
@@ -64,7 +64,8 @@ class NLLLoss(Module):
         - output: a scalar, or the target's shape with ``reduction="none"``.
     """
 
-    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    def __init__(self, weight: Tensor | None = None, size_average: bool | None = None, ignore_index: int = -100,
+                 reduce: bool | None = None, reduction: str = "mean"):
         super().__init__()
         if isinstance(weight, str):
             raise TypeError(f"NLLLoss: weight must be a Tensor or None, got the string {weight!r}; pass "

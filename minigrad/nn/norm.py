@@ -19,7 +19,8 @@ from minigrad.tensor import Tensor
 
 
 class _NormBase(Module):
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype: np.dtype | type | str | None = None):
         super().__init__()
         if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
             raise ValueError(f"{type(self).__name__}: num_features must be a positive integer, got {num_features!r}")
@@ -45,6 +46,7 @@ class _NormBase(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def reset_running_stats(self):
+        """Running mean 0, running variance 1 and ``num_batches_tracked`` 0 (when they are tracked)."""
         if self.track_running_stats:
             self.running_mean.data[...] = 0
             self.running_var.data[...] = 1
@@ -73,8 +75,9 @@ class _BatchNorm(_NormBase):
     # freeze_batch_norm (minigrad.nn.utils): running statistics used and kept, whatever ``training`` says
     frozen = False
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None,
-                 virtual_batch_size=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype: np.dtype | type | str | None = None,
+                 virtual_batch_size: int | None = None):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
         self.virtual_batch_size = check_virtual_batch_size(type(self).__name__, virtual_batch_size)
 
@@ -111,24 +114,102 @@ class _BatchNorm(_NormBase):
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch norm over (N, C) or (N, C, L): statistics per channel over the batch (and L)."""
+    """Batch normalization over 2-d or 3-d input (Ioffe & Szegedy, 2015):
+
+        y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias
+
+    The mean and the biased variance are taken per channel over the batch (and L).
+    In training the running statistics are updated with
+    ``running = (1 - momentum) * running + momentum * batch_stat`` (the unbiased variance); in eval mode they
+    replace the batch statistics.
+
+    Args:
+        num_features: ``C``, the number of channels.
+        eps: added to the variance for numerical stability (default 1e-5).
+        momentum: the weight of the batch statistic in the running one (default 0.1); None gives a cumulative
+            moving average.
+        affine: learn a per-channel ``weight`` (ones) and ``bias`` (zeros) (default True).
+        track_running_stats: keep ``running_mean``, ``running_var`` and ``num_batches_tracked`` buffers and use them
+            in eval mode (default True); without them, batch statistics are used in eval mode too.
+        dtype: float32 (default) or float64 parameters and buffers.
+        virtual_batch_size: ghost batch norm in training (default None; see ``F.batch_norm``).
+
+    Shape:
+        - Input: ``(N, C)`` or ``(N, C, L)``
+        - Output: the input's shape
+    """
     _ndims = (2, 3)
 
 
 class BatchNorm2d(_BatchNorm):
-    """Batch norm over (N, C, H, W): statistics per channel over N, H and W."""
+    """Batch normalization over 4-d input (Ioffe & Szegedy, 2015):
+
+        y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias
+
+    The mean and the biased variance are taken per channel over the batch and the spatial dims H and W.
+    In training the running statistics are updated with
+    ``running = (1 - momentum) * running + momentum * batch_stat`` (the unbiased variance); in eval mode they
+    replace the batch statistics.
+
+    Args:
+        num_features: ``C``, the number of channels.
+        eps: added to the variance for numerical stability (default 1e-5).
+        momentum: the weight of the batch statistic in the running one (default 0.1); None gives a cumulative
+            moving average.
+        affine: learn a per-channel ``weight`` (ones) and ``bias`` (zeros) (default True).
+        track_running_stats: keep ``running_mean``, ``running_var`` and ``num_batches_tracked`` buffers and use them
+            in eval mode (default True); without them, batch statistics are used in eval mode too.
+        dtype: float32 (default) or float64 parameters and buffers.
+        virtual_batch_size: ghost batch norm in training (default None; see ``F.batch_norm``).
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape
+
+    Examples::
+
+        >>> m = nn.BatchNorm2d(16)
+        >>> m(minigrad.randn(8, 16, 5, 5)).shape
+        (8, 16, 5, 5)
+        >>> m.eval()(minigrad.randn(1, 16, 5, 5)).shape  # eval: the running statistics
+        (1, 16, 5, 5)
+    """
     _ndims = (4,)
 
 
 class BatchNorm3d(_BatchNorm):
-    """Batch norm over (N, C, D, H, W)."""
+    """Batch normalization over 5-d input (Ioffe & Szegedy, 2015):
+
+        y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias
+
+    The mean and the biased variance are taken per channel over the batch and the spatial dims D, H and W.
+    In training the running statistics are updated with
+    ``running = (1 - momentum) * running + momentum * batch_stat`` (the unbiased variance); in eval mode they
+    replace the batch statistics.
+
+    Args:
+        num_features: ``C``, the number of channels.
+        eps: added to the variance for numerical stability (default 1e-5).
+        momentum: the weight of the batch statistic in the running one (default 0.1); None gives a cumulative
+            moving average.
+        affine: learn a per-channel ``weight`` (ones) and ``bias`` (zeros) (default True).
+        track_running_stats: keep ``running_mean``, ``running_var`` and ``num_batches_tracked`` buffers and use them
+            in eval mode (default True); without them, batch statistics are used in eval mode too.
+        dtype: float32 (default) or float64 parameters and buffers.
+        virtual_batch_size: ghost batch norm in training (default None; see ``F.batch_norm``).
+
+    Shape:
+        - Input: ``(N, C, D, H, W)``
+        - Output: the input's shape
+    """
     _ndims = (5,)
 
 
 class _InstanceNorm(_NormBase):
     _ndim = 0
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, dtype=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = False,
+                 track_running_stats: bool = False, dtype: np.dtype | type | str | None = None):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
 
     def forward(self, x):
@@ -147,17 +228,68 @@ class _InstanceNorm(_NormBase):
 
 
 class InstanceNorm1d(_InstanceNorm):
-    """Instance norm over (N, C, L): statistics per sample and channel."""
+    """Instance normalization over 3-d input (Ulyanov et al., 2016):
+
+        y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias
+
+    with the mean and the biased variance per sample and channel, over the spatial dims.
+
+    Args:
+        num_features: ``C``, the number of channels.
+        eps: added to the variance (default 1e-5).
+        momentum: the running statistics' update weight (default 0.1), when they are tracked.
+        affine: learn a per-channel ``weight`` and ``bias`` (default False, as PyTorch).
+        track_running_stats: keep running statistics and use them in eval mode (default False).
+        dtype: float32 (default) or float64 parameters and buffers.
+
+    Shape:
+        - Input: ``(N, C, L)``
+        - Output: the input's shape
+    """
     _ndim = 3
 
 
 class InstanceNorm2d(_InstanceNorm):
-    """Instance norm over (N, C, H, W)."""
+    """Instance normalization over 4-d input (Ulyanov et al., 2016):
+
+        y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias
+
+    with the mean and the biased variance per sample and channel, over the spatial dims.
+
+    Args:
+        num_features: ``C``, the number of channels.
+        eps: added to the variance (default 1e-5).
+        momentum: the running statistics' update weight (default 0.1), when they are tracked.
+        affine: learn a per-channel ``weight`` and ``bias`` (default False, as PyTorch).
+        track_running_stats: keep running statistics and use them in eval mode (default False).
+        dtype: float32 (default) or float64 parameters and buffers.
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape
+    """
     _ndim = 4
 
 
 class InstanceNorm3d(_InstanceNorm):
-    """Instance norm over (N, C, D, H, W)."""
+    """Instance normalization over 5-d input (Ulyanov et al., 2016):
+
+        y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias
+
+    with the mean and the biased variance per sample and channel, over the spatial dims.
+
+    Args:
+        num_features: ``C``, the number of channels.
+        eps: added to the variance (default 1e-5).
+        momentum: the running statistics' update weight (default 0.1), when they are tracked.
+        affine: learn a per-channel ``weight`` and ``bias`` (default False, as PyTorch).
+        track_running_stats: keep running statistics and use them in eval mode (default False).
+        dtype: float32 (default) or float64 parameters and buffers.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)``
+        - Output: the input's shape
+    """
     _ndim = 5
 
 
@@ -169,9 +301,26 @@ def _shape_tuple(normalized_shape):
 
 
 class LayerNorm(Module):
-    """Layer norm over the trailing ``normalized_shape`` dims, with an elementwise affine."""
+    """Layer normalization (Ba et al., 2016) over the trailing ``normalized_shape`` dims:
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
+        y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias
+
+    with the mean and the biased variance per sample (per index of the leading dims), over ``normalized_shape``.
+
+    Args:
+        normalized_shape: the trailing dims to normalize over, an int or a tuple.
+        eps: added to the variance (default 1e-5).
+        elementwise_affine: learn ``weight`` (ones) of shape ``normalized_shape`` (default True).
+        bias: with ``elementwise_affine``, also learn ``bias`` (zeros) (default True).
+        dtype: float32 (default) or float64 parameters.
+
+    Shape:
+        - Input: ``(*, *normalized_shape)``
+        - Output: the input's shape
+    """
+
+    def __init__(self, normalized_shape: int | tuple[int, ...] | list[int], eps: float = 1e-5,
+                 elementwise_affine: bool = True, bias: bool = True, dtype: np.dtype | type | str | None = None):
         super().__init__()
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
@@ -194,11 +343,26 @@ class LayerNorm(Module):
 
 
 class RMSNorm(Module):
-    """RMS norm over the trailing ``normalized_shape`` dims, as ``torch.nn.RMSNorm``:
-    ``y = x / sqrt(mean(x^2) + eps) * weight``; ``eps=None`` is the input dtype's machine epsilon; the weight
-    (``elementwise_affine``) starts at ones; there is no bias. See ``minigrad.nn.functional.rms_norm``."""
+    """RMS normalization (Zhang & Sennrich, 2019) over the trailing ``normalized_shape`` dims, as
+    ``torch.nn.RMSNorm``:
 
-    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=None):
+        y = x / sqrt(mean(x^2) + eps) * weight
+
+    with the mean over ``normalized_shape``; no mean subtracted and no bias.
+
+    Args:
+        normalized_shape: the trailing dims to normalize over, an int or a tuple.
+        eps: added to the mean square (default None: the input dtype's machine epsilon).
+        elementwise_affine: learn ``weight`` (ones) of shape ``normalized_shape`` (default True).
+        dtype: float32 (default) or float64 parameters.
+
+    Shape:
+        - Input: ``(*, *normalized_shape)``
+        - Output: the input's shape
+    """
+
+    def __init__(self, normalized_shape: int | tuple[int, ...] | list[int], eps: float | None = None,
+                 elementwise_affine: bool = True, dtype: np.dtype | type | str | None = None):
         super().__init__()
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps = None if eps is None else float(eps)
@@ -216,9 +380,27 @@ class RMSNorm(Module):
 
 
 class GroupNorm(Module):
-    """Group norm: ``num_channels`` split into ``num_groups`` groups, per-channel affine."""
+    """Group normalization (Wu & He, 2018): the channels split into ``num_groups`` groups,
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None):
+        y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias
+
+    with the mean and the biased variance per sample and group (over its channels and the spatial dims), and the
+    affine per channel.
+
+    Args:
+        num_groups: the number of groups; must divide ``num_channels``.
+        num_channels: ``C``, the number of channels.
+        eps: added to the variance (default 1e-5).
+        affine: learn a per-channel ``weight`` (ones) and ``bias`` (zeros) (default True).
+        dtype: float32 (default) or float64 parameters.
+
+    Shape:
+        - Input: ``(N, C, *)``
+        - Output: the input's shape
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 dtype: np.dtype | type | str | None = None):
         super().__init__()
         num_groups = check_num_groups("GroupNorm", num_groups, num_channels)
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, float(eps), affine

@@ -42,8 +42,9 @@ class _BatchRenorm(_NormBase):
     """
     _ndims = ()
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, r_max=3.0, d_max=5.0, warmup_steps=0, affine=True,
-                 dtype=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, r_max: float = 3.0,
+                 d_max: float = 5.0, warmup_steps: int = 0, affine: bool = True,
+                 dtype: np.dtype | type | str | None = None):
         owner = type(self).__name__
         super().__init__(num_features, eps, momentum, affine, True, dtype)
         self.r_max, self.d_max = _check_bound(owner, "r_max", r_max, 1.0), _check_bound(owner, "d_max", d_max, 0.0)
@@ -70,26 +71,90 @@ class _BatchRenorm(_NormBase):
 
 
 class BatchRenorm1d(_BatchRenorm):
-    """Batch Renormalization over (N, C) or (N, C, L)."""
+    """Batch Renormalization (Ioffe, 2017) over 2-d or 3-d input; in training
+
+        y = ((x - mu_B) / sigma_B * r + d) * weight + bias,
+        r = clip(sigma_B / sigma, 1/r_max, r_max),   d = clip((mu_B - running_mean) / sigma, -d_max, d_max)
+
+    with ``sigma = sqrt(running_var + eps)``; r and d are constants in backward. In eval mode it is batch norm with
+    the running statistics (see ``F.batch_renorm``).
+
+    Args:
+        num_features: ``C``, the number of channels.
+        eps, momentum: as batch norm's (defaults 1e-5, 0.1).
+        r_max, d_max: the bounds on the correction factors r and d (defaults 3.0 and 5.0).
+        warmup_steps: training steps of plain batch norm (r = 1, d = 0) before the correction starts (default 0).
+        affine: learn a per-channel ``weight`` and ``bias`` (default True).
+        dtype: float32 (default) or float64 parameters and buffers.
+
+    Shape:
+        - Input: ``(N, C)`` or ``(N, C, L)``
+        - Output: the input's shape
+    """
     _ndims = (2, 3)
 
 
 class BatchRenorm2d(_BatchRenorm):
-    """Batch Renormalization over (N, C, H, W)."""
+    """Batch Renormalization (Ioffe, 2017) over 4-d input; in training
+
+        y = ((x - mu_B) / sigma_B * r + d) * weight + bias,
+        r = clip(sigma_B / sigma, 1/r_max, r_max),   d = clip((mu_B - running_mean) / sigma, -d_max, d_max)
+
+    with ``sigma = sqrt(running_var + eps)``; r and d are constants in backward. In eval mode it is batch norm with
+    the running statistics (see ``F.batch_renorm``).
+
+    Args:
+        num_features: ``C``, the number of channels.
+        eps, momentum: as batch norm's (defaults 1e-5, 0.1).
+        r_max, d_max: the bounds on the correction factors r and d (defaults 3.0 and 5.0).
+        warmup_steps: training steps of plain batch norm (r = 1, d = 0) before the correction starts (default 0).
+        affine: learn a per-channel ``weight`` and ``bias`` (default True).
+        dtype: float32 (default) or float64 parameters and buffers.
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape
+    """
     _ndims = (4,)
 
 
 class BatchRenorm3d(_BatchRenorm):
-    """Batch Renormalization over (N, C, D, H, W)."""
+    """Batch Renormalization (Ioffe, 2017) over 5-d input; in training
+
+        y = ((x - mu_B) / sigma_B * r + d) * weight + bias,
+        r = clip(sigma_B / sigma, 1/r_max, r_max),   d = clip((mu_B - running_mean) / sigma, -d_max, d_max)
+
+    with ``sigma = sqrt(running_var + eps)``; r and d are constants in backward. In eval mode it is batch norm with
+    the running statistics (see ``F.batch_renorm``).
+
+    Args:
+        num_features: ``C``, the number of channels.
+        eps, momentum: as batch norm's (defaults 1e-5, 0.1).
+        r_max, d_max: the bounds on the correction factors r and d (defaults 3.0 and 5.0).
+        warmup_steps: training steps of plain batch norm (r = 1, d = 0) before the correction starts (default 0).
+        affine: learn a per-channel ``weight`` and ``bias`` (default True).
+        dtype: float32 (default) or float64 parameters and buffers.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)``
+        - Output: the input's shape
+    """
     _ndims = (5,)
 
 
 class FilterResponseNorm2d(Module):
     """Filter Response Normalization over (N, C, H, W) (``minigrad.nn.functional.filter_response_norm``): weight
     (ones) and bias (zeros) per channel; ``learnable_eps=True`` makes ``eps`` a one-element Parameter that starts
-    at ``eps`` (|eps| is used, as in the paper). Follow it with ``TLU(num_features)``."""
+    at ``eps`` (|eps| is used, as in the paper). Follow it with ``TLU(num_features)``.
 
-    def __init__(self, num_features, eps=1e-6, learnable_eps=False, dtype=None):
+        y = weight * x / sqrt(mean_{H,W}(x^2) + |eps|) + bias
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape"""
+
+    def __init__(self, num_features: int, eps: float = 1e-6, learnable_eps: bool = False,
+                 dtype: np.dtype | type | str | None = None):
         super().__init__()
         owner = type(self).__name__
         self.num_features = _check_features(owner, num_features)
@@ -111,7 +176,7 @@ class FilterResponseNorm2d(Module):
 class TLU(Module):
     """Thresholded linear unit ``max(x, tau)`` with ``tau`` per channel, starting at zeros (a ReLU)."""
 
-    def __init__(self, num_features, dtype=None):
+    def __init__(self, num_features: int, dtype: np.dtype | type | str | None = None):
         super().__init__()
         self.num_features = _check_features(type(self).__name__, num_features)
         self.tau = Parameter(np.zeros(self.num_features, float_dtype(dtype)))
@@ -129,9 +194,17 @@ class EvoNorm2d(Module):
     Parameters ``weight`` (ones), ``bias`` (zeros) and ``v`` (ones), each (C,). B0 keeps ``running_var`` (ones),
     updated in training with ``momentum`` as batch norm's and used in eval; ``num_groups`` is unused. S0 has no
     running statistics and behaves the same in train and eval; C must be divisible by ``num_groups``.
+
+        B0: y = x / max(sqrt(s2_{N,H,W}(x) + eps), v * x + sqrt(s2_{H,W}(x) + eps)) * weight + bias
+        S0: y = x * sigmoid(v * x) / sqrt(s2_{group,H,W}(x) + eps) * weight + bias
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape
     """
 
-    def __init__(self, num_features, version="B0", num_groups=32, eps=1e-5, momentum=0.1, dtype=None):
+    def __init__(self, num_features: int, version: str = "B0", num_groups: int = 32, eps: float = 1e-5,
+                 momentum: float = 0.1, dtype: np.dtype | type | str | None = None):
         super().__init__()
         owner = type(self).__name__
         self.num_features = _check_features(owner, num_features)

@@ -13,9 +13,13 @@ class FrozenBatchNorm2d(Module):
     """``y = x * scale + shift`` per channel, ``scale = weight * rsqrt(running_var + eps)``, ``shift = bias -
     running_mean * scale``, computed as torchvision does (two elementwise ops in the input's dtype). Buffers
     ``weight``, ``bias``, ``running_mean``, ``running_var`` (C,); no ``num_batches_tracked`` (drop it from a
-    BatchNorm2d's state dict before loading). Shape: input (N, C, H, W)."""
+    BatchNorm2d's state dict before loading).
 
-    def __init__(self, num_features, eps=1e-5, dtype=None):
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape"""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, dtype: np.dtype | type | str | None = None):
         super().__init__()
         if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
             raise ValueError(f"FrozenBatchNorm2d: num_features must be a positive integer, got {num_features!r}")

@@ -94,11 +94,18 @@ class SyncBatchNorm(_BatchNorm):
     one process (``minigrad.distributed.world_size() == 1``, or no MPI) is plain batch norm.
 
     Every rank must call forward and backward in training the same number of times (they are collectives); a
-    rank with an empty batch takes part and contributes nothing. Shape: input (N, C) to (N, C, D, H, W).
+    rank with an empty batch takes part and contributes nothing.
+
+        y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias,   E and Var over the batches of every rank
+
+    Shape:
+        - Input: ``(N, C)`` to ``(N, C, D, H, W)``
+        - Output: the input's shape
     """
     _ndims = (2, 3, 4, 5)
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype: np.dtype | type | str | None = None):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
 
     def forward(self, x):

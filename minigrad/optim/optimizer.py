@@ -16,6 +16,15 @@ from minigrad.tensor import Tensor
 
 
 class Optimizer:
+    """Base class of the optimizers: holds ``param_groups`` (the hyperparameters of each group of parameters)
+    and the per-parameter ``state``; a subclass defines the update of one parameter.
+
+    Args:
+        params: an iterable of tensors, or of dicts (parameter groups: ``"params"`` plus hyperparameters that
+            override ``defaults`` for that group).
+        defaults: the hyperparameters of every group (``lr``, ...).
+    """
+
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.state = {}
@@ -30,6 +39,8 @@ class Optimizer:
             self.add_param_group(g)
 
     def add_param_group(self, group):
+        """Add a group (a dict with ``"params"`` and hyperparameters; missing ones take the defaults),
+        e.g. to fine-tune layers unfrozen during training. A parameter may be in one group only."""
         group = dict(group)
         params = group["params"]
         group["params"] = [params] if isinstance(params, Tensor) else list(params)
@@ -51,6 +62,8 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: invalid weight_decay {group['weight_decay']!r}")
 
     def zero_grad(self, set_to_none=True):
+        """Clear the gradients of every parameter: set ``.grad`` to None (``set_to_none=False``: fill with
+        zeros)."""
         for g in self.param_groups:
             for p in g["params"]:
                 if set_to_none:
@@ -59,6 +72,7 @@ class Optimizer:
                     p.grad.data[...] = 0
 
     def step(self):
+        """Update every parameter that has a gradient, in place (under no autograd)."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
@@ -69,6 +83,8 @@ class Optimizer:
 
     # ------------------------------------------------------------ state
     def state_dict(self):
+        """``{"state": {index: {name: value}}, "param_groups": [...]}`` with parameters replaced by
+        their index in group order, as PyTorch's (arrays are copies)."""
         index, groups, n = {}, [], 0
         for g in self.param_groups:
             ids = list(range(n, n + len(g["params"])))
@@ -80,6 +96,8 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
+        """Restore ``state_dict()``'s hyperparameters and per-parameter state; the groups must have the
+        same sizes."""
         if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
             # NOTE: a model-only checkpoint gives None here; say so rather than "'NoneType' is not subscriptable"
             raise TypeError(f"{type(self).__name__}.load_state_dict: state_dict must be the dict of 'state' and "

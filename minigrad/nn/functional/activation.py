@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from minigrad import kernels
-from minigrad.tensor import Function, relu, sigmoid, tanh, where  # noqa: F401
+from minigrad.tensor import Function, Tensor, relu, sigmoid, tanh, where  # noqa: F401
 
 from .checks import check_tensor
 
@@ -64,9 +64,14 @@ class _Gelu(Function):
         return x * 0.5 * (1 + ((x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)).tanh())
 
 
-def gelu(input, approximate="none"):
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """``x * Phi(x)`` with Phi the standard normal CDF (exact, via erf); ``approximate='tanh'`` uses
-    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``. Computed in float64, returned in the input dtype."""
+    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``. Computed in float64, returned in the input dtype.
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     check_tensor("gelu", input)
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
@@ -98,8 +103,13 @@ class _LogSoftmax(Function):
         return x - x.logsumexp(self.dim, keepdim=True)
 
 
-def log_softmax(input, dim=-1):
-    """``log(softmax(x))`` along ``dim``, computed stably: ``x - max - log(sum(exp(x - max)))``."""
+def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
+    """``log(softmax(x))`` along ``dim``, computed stably: ``x - max - log(sum(exp(x - max)))``.
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     check_tensor("log_softmax", input)
     if input.ndim == 0:
         raise ValueError("log_softmax: input must have at least 1 dim")
@@ -108,7 +118,11 @@ def log_softmax(input, dim=-1):
     return _LogSoftmax.apply(input, dim=dim % input.ndim)
 
 
-def softmax(input, dim=-1):
+def softmax(input: Tensor, dim: int = -1) -> Tensor:
+    """Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     return log_softmax(input, dim).exp()
 
 
@@ -118,9 +132,14 @@ def _inplace_flag(fn, inplace):
         raise TypeError(f"{fn}: inplace must be a bool, got {inplace!r}")
 
 
-def leaky_relu(input, negative_slope=0.01, inplace=False):
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``x`` where ``x > 0``, else ``negative_slope * x``; the gradient at 0 is ``negative_slope``, as PyTorch's.
-    ``inplace`` is accepted and ignored (a new tensor is returned)."""
+    ``inplace`` is accepted and ignored (a new tensor is returned).
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     check_tensor("leaky_relu", input)
     _inplace_flag("leaky_relu", inplace)
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float, np.floating)):
@@ -128,9 +147,14 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     return where(input > 0, input, input * float(negative_slope))
 
 
-def elu(input, alpha=1.0, inplace=False):
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``; the gradient at 0 is ``alpha``, as PyTorch's.
-    ``inplace`` is accepted and ignored (a new tensor is returned)."""
+    ``inplace`` is accepted and ignored (a new tensor is returned).
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     check_tensor("elu", input)
     _inplace_flag("elu", inplace)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)):
@@ -140,8 +164,13 @@ def elu(input, alpha=1.0, inplace=False):
     return where(input > 0, input, neg)
 
 
-def silu(input, inplace=False):
-    """``x * sigmoid(x)`` (also called swish). ``inplace`` is accepted and ignored."""
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """``x * sigmoid(x)`` (also called swish). ``inplace`` is accepted and ignored.
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     check_tensor("silu", input)
     _inplace_flag("silu", inplace)
     return input * input.sigmoid()

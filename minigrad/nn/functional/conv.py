@@ -20,7 +20,7 @@ import numpy as np
 
 from minigrad import kernels
 from minigrad.kernels.rules import check_array_size, live_taps, window_out_size
-from minigrad.tensor import Function
+from minigrad.tensor import Function, Tensor
 
 from .checks import check_tensor, pair
 
@@ -111,12 +111,15 @@ class _Conv2d(Function):
         return (dx, dweight, dbias)[:len(self.parents)]
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | tuple[int, int] = 1,
+           padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, groups: int = 1) -> Tensor:
     """2-d cross-correlation, as ``torch.nn.functional.conv2d``.
 
     ``y[n, o] = bias[o] + sum_{c in group(o), i, j} weight[o, c, i, j] * xpad[n, c, s*oh + d*i, s*ow + d*j]``
-    Shape: input (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,), y (N, O, OH, OW) with
-    ``OH = (H + 2*padding - dilation*(kh - 1) - 1) // stride + 1`` (same for W). Padding is zeros.
+
+    Shape:
+        - input (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,), y (N, O, OH, OW) with ``OH = (H +
+          2*padding - dilation*(kh - 1) - 1) // stride + 1`` (same for W). Padding is zeros.
     """
     check_tensor("conv2d", input, 4)
     check_tensor("conv2d", weight, 4)
@@ -182,7 +185,10 @@ class _MaxPool2d(Function):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0):
     """Max over each ``kernel_size`` window (stride defaults to kernel_size; padding is -inf, at most k/2).
-    Shape: (N, C, H, W) -> (N, C, OH, OW), ``OH = (H + 2*padding - kh) // stride + 1``."""
+
+    Shape:
+        - (N, C, H, W) -> (N, C, OH, OW), ``OH = (H + 2*padding - kh) // stride + 1``.
+    """
     k, s, p, out = _pool_args("max_pool2d", input, kernel_size, stride, padding)
     return _MaxPool2d.apply(input, kernel=k, stride=s, padding=p, out=out)
 
@@ -216,15 +222,23 @@ class _AvgPool2d(Function):
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, count_include_pad=True):
     """Mean over each window (zero padding; with ``count_include_pad=False`` the pad is left out of the count).
-    Shape as ``max_pool2d``."""
+
+    Shape:
+        - Shape as ``max_pool2d``.
+    """
     k, s, p, out = _pool_args("avg_pool2d", input, kernel_size, stride, padding, padded=True)
     return _AvgPool2d.apply(input, kernel=k, stride=s, padding=p, out=out, count_include_pad=bool(count_include_pad))
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int, int]) -> Tensor:
     """Average pooling to ``output_size``. Supported: output size 1 (global average pooling), or an output size
     that divides the input size (then it is ``avg_pool2d`` with kernel = stride = H // OH). Others raise
-    NotImplementedError."""
+    NotImplementedError.
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, OH, OW)``
+    """
     check_tensor("adaptive_avg_pool2d", input, 4)
     OH, OW = pair("adaptive_avg_pool2d", "output_size", output_size, 1)
     H, W = input.shape[2:]

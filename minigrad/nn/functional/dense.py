@@ -12,8 +12,12 @@ from minigrad.tensor import Function, ShapeError, Tensor, cat
 from .checks import check_tensor
 
 
-def linear(input, weight, bias=None):
-    """``y = x @ weight^T + bias``. Shape: x (*, in), weight (out, in), bias (out,), y (*, out)."""
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``y = x @ weight^T + bias``.
+
+    Shape:
+        - x (*, in), weight (out, in), bias (out,), y (*, out).
+    """
     check_tensor("linear", input)
     if input.ndim < 1 or weight.ndim != 2:
         raise ValueError(f"linear: need input (*, in) and weight (out, in), got {input.shape} and {weight.shape}")
@@ -62,9 +66,15 @@ class _Linear(Function):
         return y + bias[0] if bias else y
 
 
-def dropout(input, p=0.5, training=True, generator=None):
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,
+            generator: np.random.Generator | None = None) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``; identity when not training.
-    The mask is drawn from ``generator`` or minigrad's default generator."""
+    The mask is drawn from ``generator`` or minigrad's default generator.
+
+    Shape:
+        - Input: ``(*)``, any shape
+        - Output: the input's shape
+    """
     check_tensor("dropout", input)
     if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p!r}")
@@ -77,8 +87,13 @@ def dropout(input, p=0.5, training=True, generator=None):
     return input * Tensor(mask)
 
 
-def flatten(input, start_dim=0, end_dim=-1):
-    """Merge dims ``start_dim..end_dim`` (inclusive) into one."""
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dims ``start_dim..end_dim`` (inclusive) into one.
+
+    Shape:
+        - Input: ``(*)``
+        - Output: dims ``start_dim..end_dim`` of the input merged into one
+    """
     if not isinstance(input, Tensor):
         raise TypeError(f"flatten: input must be a minigrad.Tensor, got {type(input).__name__}")
     nd = max(input.ndim, 1)
@@ -88,11 +103,17 @@ def flatten(input, start_dim=0, end_dim=-1):
     return input.flatten(s, e)
 
 
-def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
+              generator: np.random.Generator | None = None) -> Tensor:
     """Zero whole channels: each ``input[n, c]`` plane is kept with probability ``1 - p`` and scaled by
     ``1 / (1 - p)``, or zeroed; identity when not training. Input ``(N, C, H, W)`` or ``(C, H, W)``; a 3-d input is
     taken as ``(N, C, L)``, as PyTorch 2.13 does (it warns that this will change). ``inplace`` is accepted and
-    ignored."""
+    ignored.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``
+        - Output: the input's shape
+    """
     check_tensor("dropout2d", input)
     if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout2d: p must be in [0, 1], got {p!r}")
@@ -111,12 +132,17 @@ def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
 _PAD_MODES = ("constant", "reflect", "replicate")
 
 
-def pad(input, pad, mode="constant", value=None):
+def pad(input: Tensor, pad: tuple[int, ...] | list[int], mode: str = "constant", value: float | None = None) -> Tensor:
     """Pad ``input`` by ``pad = (left_last, right_last, left_second_last, right_second_last, ...)``: pairs from
     the last dim backwards, as PyTorch. ``constant`` fills with ``value`` (0 when None) and accepts negative
     sizes (they crop); ``reflect`` mirrors without repeating the edge (each size < that dim); ``replicate``
     repeats the edge. ``reflect``/``replicate`` pad the last 1, 2 or 3 dims of a (C, ...) or (N, C, ...) input,
-    as PyTorch. Built from slicing, index_select and cat, so autograd needs no kernel of its own."""
+    as PyTorch. Built from slicing, index_select and cat, so autograd needs no kernel of its own.
+
+    Shape:
+        - Input: ``(*)``
+        - Output: each padded dim grown by its two pad sizes
+    """
     check_tensor("pad", input)
     if not isinstance(pad, (tuple, list)) or any(isinstance(v, bool) or not isinstance(v, numbers.Integral)
                                                   for v in pad):

@@ -87,12 +87,16 @@ class _BatchNormReLU(Function):
         return _grads_for(self, dx, dweight, dbias)
 
 
-def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
-                    eps=1e-5):
+def batch_norm_relu(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                    weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+                    momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """``relu(batch_norm(input, ...))`` in one node: ``F.batch_norm``'s arguments, checks and running-statistics
     update (see its docstring), with the ReLU fused into the apply passes (see the module docstring).
 
-    Shape: input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).
+    ``y = max(0, (x - E[x]) / sqrt(Var[x] + eps) * weight + bias)``.
+
+    Shape:
+        - input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).
     """
     fn = "batch_norm_relu"
     _check_input(fn, input, 2, 5)

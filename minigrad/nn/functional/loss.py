@@ -145,8 +145,9 @@ def _check_ignore_index(fn, ignore_index):
     return int(ignore_index)
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                  reduction="mean", label_smoothing=0.0):
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+                  ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
     """Cross entropy between logits ``input`` and ``target``, fused with a stable log-softmax over dim 1.
 
     Shapes: input (N, C), (N, C, d1, ...) or (C,). ``target`` is either integer class indices, shaped as input
@@ -155,7 +156,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     target with the uniform distribution: ``q = (1 - s) * target + s / C``. Reductions as PyTorch's: with class
     indices, ``mean`` divides by the summed weight of the counted targets (their number without ``weight``);
     with probabilities, by the number of rows ``N * d1 * ...``. ``size_average``/``reduce`` are PyTorch's
-    deprecated spellings of ``reduction``."""
+    deprecated spellings of ``reduction``.
+
+    Shape:
+        - Input: ``(N, C)``, ``(N, C, d1, ...)`` or ``(C,)``; target: see above
+        - Output: a scalar, or the target's batch shape with ``reduction='none'``
+    """
     check_tensor("cross_entropy", input)
     reduction = _legacy_reduction("cross_entropy", size_average, reduce, reduction)
     _check_reduction("cross_entropy", reduction)
@@ -200,10 +206,16 @@ def _soft_cross_entropy(input, target, w, smoothing, reduction):
     return loss.sum() if reduction == "sum" else loss.sum() / float(max(loss.data.size, 1))
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+             ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean") -> Tensor:
     """Negative log likelihood of log-probabilities ``input`` (N, C), (N, C, d1, ...) or (C,) at integer
     ``target`` (input's shape without dim 1): ``loss = -weight[t] * input[.., t, ..]``. ``ignore_index`` and
-    the weighted ``mean`` (divided by the summed weight of the counted targets) as PyTorch's."""
+    the weighted ``mean`` (divided by the summed weight of the counted targets) as PyTorch's.
+
+    Shape:
+        - Input: ``(N, C)``, ``(N, C, d1, ...)`` or ``(C,)``; target: the input's shape without dim 1
+        - Output: a scalar, or the target's shape with ``reduction='none'``
+    """
     check_tensor("nll_loss", input)
     reduction = _legacy_reduction("nll_loss", size_average, reduce, reduction)
     _check_reduction("nll_loss", reduction)
@@ -225,8 +237,13 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         return picked.sum() / float(wt.sum()) if wt.sum() else picked.sum() * float("nan")
 
 
-def mse_loss(input, target, reduction="mean"):
-    """Mean squared error ``(input - target)^2`` with broadcasting of ``target`` to ``input``'s shape."""
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Mean squared error ``(input - target)^2`` with broadcasting of ``target`` to ``input``'s shape.
+
+    Shape:
+        - Input: ``(*)``; target: broadcastable to it
+        - Output: a scalar, or the input's shape with ``reduction='none'``
+    """
     check_tensor("mse_loss", input)
     _check_reduction("mse_loss", reduction)
     target = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=input.dtype))

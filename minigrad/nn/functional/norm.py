@@ -335,8 +335,9 @@ def _as_ncs_array(a):
 
 # ------------------------------------------------------------------ functionals (torch.nn.functional names)
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
-               virtual_batch_size=None):
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
+               virtual_batch_size: int | None = None) -> Tensor:
     """Batch normalization over every axis except the channel axis 1 (input of 2 to 5 dims).
 
     ``y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias``. In training the batch's statistics are used and,
@@ -355,7 +356,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     chunks are contiguous, the last may be short, and the variances are unbiased, as in batch norm. Eval mode
     ignores it. Built from the channel phase kernels, one chunk at a time (``_ChannelNorm``).
 
-    Shape: input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).
+    Shape:
+        - input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).
     """
     fn = "batch_norm"
     _check_input(fn, input, 2, 5)
@@ -412,9 +414,16 @@ def _update_running(rm, rv, mean, rstd, momentum, eps, count):
     kernels.kernels().running_stats_update(rm, rv, mean, rstd, momentum, eps, float(count))
 
 
-def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+def layer_norm(input: Tensor, normalized_shape: int | tuple[int, ...] | list[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Layer normalization over the trailing ``normalized_shape`` dims: statistics per sample (per leading
-    index), affine per element of ``normalized_shape``. Shape: input (*, *normalized_shape)."""
+    index), affine per element of ``normalized_shape``.
+
+    ``y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias``, biased variance.
+
+    Shape:
+        - input (*, *normalized_shape).
+    """
     fn = "layer_norm"
     normalized_shape = _check_normalized_shape(fn, input, normalized_shape)
     k = len(normalized_shape)
@@ -442,12 +451,16 @@ def _check_normalized_shape(fn, input, normalized_shape):
     return normalized_shape
 
 
-def rms_norm(input, normalized_shape, weight=None, eps=None):
+def rms_norm(input: Tensor, normalized_shape: int | tuple[int, ...] | list[int], weight: Tensor | None = None,
+             eps: float | None = None) -> Tensor:
     """Root-mean-square normalization over the trailing ``normalized_shape`` dims (Zhang & Sennrich, 2019), as
     ``torch.nn.functional.rms_norm``: ``y = x / sqrt(mean(x^2) + eps) * weight``, the mean over the normalized
     dims, no mean subtracted and no bias. ``eps=None`` is the machine epsilon of the input's dtype
     (``numpy.finfo(dtype).eps``), as in PyTorch. Built from the phase kernels (rows layout, ``center=False``).
-    Shape: input (*, *normalized_shape); weight normalized_shape."""
+
+    Shape:
+        - input (*, *normalized_shape); weight normalized_shape.
+    """
     fn = "rms_norm"
     normalized_shape = _check_normalized_shape(fn, input, normalized_shape)
     _check_param(fn, "weight", weight, normalized_shape, input.dtype)
@@ -458,9 +471,16 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
                           has_weight=weight is not None, has_bias=False, eps=eps)
 
 
-def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
     """Group normalization: channels split into ``num_groups`` groups, statistics per sample and group,
-    affine per channel. Shape: input (N, C, *) with C divisible by num_groups; weight, bias (C,)."""
+    affine per channel.
+
+    ``y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias``, biased variance.
+
+    Shape:
+        - input (N, C, *) with C divisible by num_groups; weight, bias (C,).
+    """
     fn = "group_norm"
     _check_input(fn, input, 2)
     n, c = input.shape[0], input.shape[1]
@@ -475,12 +495,19 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
                             has_weight=weight is not None, has_bias=bias is not None, eps=eps)
 
 
-def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
-                  momentum=0.1, eps=1e-5):
+def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
+                  weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Instance normalization: statistics per sample and channel over the spatial dims (group norm with one
     channel per group). With ``use_input_stats=False`` the running statistics are used instead; with running
     statistics given and ``use_input_stats``, they are updated with the batch average of the per-instance mean
-    and unbiased variance, as PyTorch does. Shape: input (N, C, *spatial) with at least one spatial dim."""
+    and unbiased variance, as PyTorch does.
+
+    ``y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias``, biased variance.
+
+    Shape:
+        - input (N, C, *spatial) with at least one spatial dim.
+    """
     fn = "instance_norm"
     _check_input(fn, input, 3)
     n, c = input.shape[0], input.shape[1]

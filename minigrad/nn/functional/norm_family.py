@@ -39,8 +39,9 @@ def _per_channel(t, ndim):
 
 # ------------------------------------------------------------------ Batch Renormalization
 
-def batch_renorm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
-                 r_max=3.0, d_max=5.0):
+def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+                 bias: Tensor | None = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
+                 r_max: float = 3.0, d_max: float = 5.0) -> Tensor:
     """Batch Renormalization (Ioffe, 2017, "Batch Renormalization: Towards Reducing Minibatch Dependence in
     Batch-Normalized Models"), over every axis except the channel axis 1 (input of 2 to 5 dims).
 
@@ -53,7 +54,10 @@ def batch_renorm(input, running_mean, running_var, weight=None, bias=None, train
     (``training=False``): batch norm with the running statistics. Both running statistics are required.
 
     Built from the channel phase kernels (``_ChannelNorm``: the phases of batch norm with the per-channel
-    coefficients of weight*r and bias + weight*d). Shape: input (N, C, *); the rest (C,).
+    coefficients of weight*r and bias + weight*d).
+
+    Shape:
+        - input (N, C, *); the rest (C,).
     """
     fn = "batch_renorm"
     _check_input(fn, input, 2, 5)
@@ -138,14 +142,18 @@ class _FilterResponse(Function):
         return tuple(grads)
 
 
-def filter_response_norm(input, weight=None, bias=None, eps=1e-6):
+def filter_response_norm(input: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
+                         eps: float | Tensor = 1e-6) -> Tensor:
     """Filter Response Normalization (Singh & Krishnan, 2020, "Filter Response Normalization Layer: Eliminating
     Batch Dependence in the Training of Deep Neural Networks"), per sample and channel, no batch dependence:
         nu2 = mean over the spatial dims of x^2,    y = weight * x / sqrt(nu2 + |eps|) + bias
     (the paper's Algorithm 1: no mean subtracted). ``eps`` is a number > 0, or a one-element Tensor of the
     input's dtype for the paper's learned eps (its absolute value is used, and it gets a gradient). Follow with
     ``tlu`` for the paper's FRN layer. Built from the rows phase kernels with ``center=False`` (rows: N*C of S
-    values). Shape: input (N, C, *) with at least one spatial dim; weight, bias (C,); eps (1,) when a Tensor.
+    values).
+
+    Shape:
+        - input (N, C, *) with at least one spatial dim; weight, bias (C,); eps (1,) when a Tensor.
     """
     fn = "filter_response_norm"
     _check_input(fn, input, 3)
@@ -163,10 +171,14 @@ def filter_response_norm(input, weight=None, bias=None, eps=1e-6):
                                  has_bias=bias is not None, eps=eps)
 
 
-def tlu(input, tau):
+def tlu(input: Tensor, tau: Tensor) -> Tensor:
     """Thresholded linear unit (Singh & Krishnan, 2020): ``y = max(x, tau)`` with a learned ``tau`` per channel.
     A composed autograd op (``Tensor.maximum``; no phase has a max); ties split the gradient evenly, as
-    ``torch.maximum``. Shape: input (N, C, *); tau (C,)."""
+    ``torch.maximum``.
+
+    Shape:
+        - input (N, C, *); tau (C,).
+    """
     fn = "tlu"
     _check_input(fn, input, 2)
     if tau is None:
@@ -226,7 +238,8 @@ def _affine_tensor(y, weight, bias):
     return y
 
 
-def evonorm_b0(input, v, running_var=None, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+def evonorm_b0(input: Tensor, v: Tensor, running_var: Tensor | None = None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """EvoNorm-B0 (Liu et al., 2020, "Evolving Normalization-Activation Layers", Table/Figure of the discovered
     layers; eps inside every sqrt as in the paper's code):
         y = x / max(sqrt(s2_{N,S}(x) + eps), v*x + sqrt(s2_{S}(x) + eps)) * weight + bias
@@ -236,7 +249,9 @@ def evonorm_b0(input, v, running_var=None, weight=None, bias=None, training=Fals
     (``training=False``) ``running_var`` replaces it and is required, so the output uses only running statistics
     (and each sample's own instance variance). The two standard deviations are phase nodes (``_SetStd``: the
     channels and rows statistics phases); the max, the product v*x and the division are composed autograd ops.
-    Shape: input (N, C, *) with at least one spatial dim; v, running_var, weight, bias (C,).
+
+    Shape:
+        - input (N, C, *) with at least one spatial dim; v, running_var, weight, bias (C,).
     """
     fn = "evonorm_b0"
     _check_evonorm(fn, input, v, weight, bias)
@@ -264,13 +279,16 @@ def evonorm_b0(input, v, running_var=None, weight=None, bias=None, training=Fals
     return _affine_tensor(input / den, weight, bias)
 
 
-def evonorm_s0(input, v, num_groups=32, weight=None, bias=None, eps=1e-5):
+def evonorm_s0(input: Tensor, v: Tensor, num_groups: int = 32, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
     """EvoNorm-S0 (Liu et al., 2020, "Evolving Normalization-Activation Layers"), batch independent:
         y = x * sigmoid(v*x) / sqrt(s2_{C/G,S}(x) + eps) * weight + bias
     with s2_{C/G,S} the (biased) variance of each sample's group of C/G channels over those channels and the
     spatial dims (group norm's sets). The group standard deviation is a phase node (``_SetStd`` on rows of
     (C/G)*S values); the gate x*sigmoid(v*x) and the division are composed autograd ops.
-    Shape: input (N, C, *) with at least one spatial dim and C divisible by num_groups; v, weight, bias (C,).
+
+    Shape:
+        - input (N, C, *) with at least one spatial dim and C divisible by num_groups; v, weight, bias (C,).
     """
     fn = "evonorm_s0"
     _check_evonorm(fn, input, v, weight, bias)
