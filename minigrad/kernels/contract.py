@@ -246,7 +246,9 @@ def _window(kernel, names, args, dims):
         raise ValueError(f"{kernel}: padding {(ph, pw)} must be at most half the kernel size {k}")
     OH = window_out_size(kernel, dims["H"], k[0], sh, ph, dh)
     OW = window_out_size(kernel, dims["W"], k[1], sw, pw, dw)
-    if OH < 1 or OW < 1:
+    if (OH < 1 or OW < 1) and not (kernel.startswith("max_pool") and min(
+            pool_out_size(kernel, dims["H"], k[0], sh, ph, 1, True),
+            pool_out_size(kernel, dims["W"], k[1], sw, pw, 1, True)) >= 1):  # NOTE: a ceil_mode window may fit
         raise ValueError(f"{kernel}: input {dims['H']}x{dims['W']} is too small for this window: output size "
                          f"would be {OH}x{OW}")
     return OH, OW
