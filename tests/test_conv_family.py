@@ -132,6 +132,7 @@ MAXPOOL = [  # (x shape, kernel, stride, padding, dilation, ceil_mode)
     ((2, 3, 8, 9), 3, 2, 1, 1, True), ((2, 3, 7, 9), 2, None, 0, 1, True), ((1, 2, 10, 7), (3, 2), (2, 3), (1, 1), 1, True),
     ((2, 3, 8, 9), 3, 2, 1, 2, True), ((2, 2, 9, 8), (2, 3), 1, (1, 0), (2, 3), False), ((1, 1, 5, 5), 6, 6, 0, 1, True),
     ((0, 3, 8, 8), 2, 2, 0, 1, True), ((2, 3, 6, 6), 2, 2, 0, 1, False),
+    ((1, 2, 5, 5), 2, 2, 1, 1, True),  # ceil_mode's last window would start in the right padding: dropped
 ]
 
 
@@ -165,7 +166,7 @@ AVGPOOL = [  # (x shape, kernel, stride, padding, ceil_mode, count_include_pad, 
     ((2, 3, 8, 9), 3, 2, 1, True, True, None), ((2, 3, 8, 9), 3, 2, 1, True, False, None),
     ((1, 2, 7, 10), (3, 2), (2, 3), (1, 1), True, True, None), ((2, 3, 8, 9), (3, 2), (2, 1), 1, False, True, 5),
     ((2, 3, 7, 7), 2, None, 0, True, False, -3), ((0, 3, 8, 8), 3, 2, 1, True, True, None),
-    ((2, 3, 9, 8), 3, 2, 1, False, False, None),
+    ((2, 3, 9, 8), 3, 2, 1, False, False, None), ((1, 2, 5, 5), 2, 2, 1, True, True, None),
 ]
 
 
@@ -184,7 +185,8 @@ def test_avg_pool2d_gradcheck():
 
 
 @pytest.mark.parametrize("size,k,s,p,d", [(8, 3, 2, 1, 1), (7, 2, 2, 0, 1), (5, 6, 6, 0, 1), (9, 3, 2, 1, 2),
-                                          (10, 3, 3, 1, 1), (6, 4, 3, 2, 1), (1, 1, 1, 0, 1)])
+                                          (10, 3, 3, 1, 1), (6, 4, 3, 2, 1), (1, 1, 1, 0, 1), (5, 2, 2, 1, 1),
+                                          (9, 2, 4, 1, 3)])
 def test_ceil_mode_rule_matches_torch(size, k, s, p, d):
     # the last window starts inside the input or the left padding; torch gives the size of the output
     t = TF.max_pool2d(torch.zeros(1, 1, size, 1), (k, 1), (s, 1), (p, 0), (d, 1), ceil_mode=True)
