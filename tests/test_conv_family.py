@@ -129,8 +129,9 @@ def test_conv_transpose2d_module_matches_torch():
 # ------------------------------------------------------------------ max_pool2d, avg_pool2d
 
 MAXPOOL = [  # (x shape, kernel, stride, padding, dilation, ceil_mode)
-    ((2, 3, 8, 9), 3, 2, 1, 1, True), ((2, 3, 7, 9), 2, None, 0, 1, True), ((1, 2, 10, 7), (3, 2), (2, 3), (1, 1), 1, True),
-    ((2, 3, 8, 9), 3, 2, 1, 2, True), ((2, 2, 9, 8), (2, 3), 1, (1, 0), (2, 3), False), ((1, 1, 5, 5), 6, 6, 0, 1, True),
+    ((2, 3, 8, 9), 3, 2, 1, 1, True), ((2, 3, 7, 9), 2, None, 0, 1, True),
+    ((1, 2, 10, 7), (3, 2), (2, 3), (1, 1), 1, True), ((2, 3, 8, 9), 3, 2, 1, 2, True),
+    ((2, 2, 9, 8), (2, 3), 1, (1, 0), (2, 3), False), ((1, 1, 5, 5), 6, 6, 0, 1, True),
     ((0, 3, 8, 8), 2, 2, 0, 1, True), ((2, 3, 6, 6), 2, 2, 0, 1, False),
     ((1, 2, 5, 5), 2, 2, 1, 1, True),  # ceil_mode's last window would start in the right padding: dropped
 ]
@@ -242,7 +243,8 @@ INTERP = [  # (shape, kwargs)
     ((2, 3, 4, 9), dict(scale_factor=(2.5, 0.6), mode="bilinear", align_corners=True)),
     ((2, 3, 4, 9), dict(scale_factor=(2.5, 0.6), mode="bilinear")),
     ((2, 3, 5, 5), dict(scale_factor=1.3, mode="bilinear", recompute_scale_factor=True)),
-    ((1, 1, 1, 1), dict(size=(3, 2), mode="bilinear")), ((1, 2, 3, 4), dict(size=1, mode="bilinear", align_corners=True)),
+    ((1, 1, 1, 1), dict(size=(3, 2), mode="bilinear")),
+    ((1, 2, 3, 4), dict(size=1, mode="bilinear", align_corners=True)),
     ((2, 3, 4, 9), dict(scale_factor=1.7, mode="nearest-exact")), ((0, 3, 4, 4), dict(scale_factor=2)),
     ((2, 3, 4, 4), dict(size=(4, 4), mode="bilinear")),
 ]

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from minigrad.kernels.rules import check_array_size
-from minigrad.tensor import Function, Tensor
+from minigrad.tensor import Function
 
 from .checks import check_tensor
 
