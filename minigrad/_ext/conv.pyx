@@ -141,7 +141,8 @@ cdef void _max_pool_plane(floating* y,             # OUT
                           Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH,
                           Py_ssize_t OW) noexcept nogil:
     cdef Py_ssize_t oh, ow, h, w, h0, h1, w0, w1, best, k
-    if kh == 2 and kw == 2 and ph == 0 and pw == 0:  # NOTE: the common 2x2 window, unrolled
+    # NOTE: the common 2x2 window, unrolled; only where every window is whole (ceil_mode may cut the last one)
+    if kh == 2 and kw == 2 and ph == 0 and pw == 0 and (OH - 1) * sh + 2 <= H and (OW - 1) * sw + 2 <= W:
         for oh in range(OH):
             for ow in range(OW):
                 # as a tree, (a, b) and (c, d) then the two winners: the same first maximum / last NaN as the

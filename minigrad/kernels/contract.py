@@ -45,6 +45,7 @@ Kernels:
       dx: (N, C, H, W) IN/OUT (accumulated into); cols: (K, L)      copied from x[n, c, h, w] (its adjoint)
   max_pool2d_forward(y, argmax, x, kh, kw, stride, padding) y = max over each window (NaN wins), argmax = h*W + w
       x: (N, C, H, W); y: (N, C, P, Q) OUT; argmax: (N, C, P, Q) int64 OUT   of the first maximum (last NaN)
+      (P, Q): the floor or the ceil_mode size (rules.pool_out_size), so a last window may be cut by the input's end
   max_pool2d_backward(dx, dy, argmax)                       dx = 0, then dx[n, c].flat[argmax] += dy
       dx: (N, C, H, W) OUT; dy, argmax: (N, C, P, Q), argmax int64 in [0, H*W)
 
@@ -101,7 +102,7 @@ import math
 
 import numpy as np
 
-from minigrad.kernels.rules import FLOATS, check_eps, check_num_groups, window_out_size
+from minigrad.kernels.rules import FLOATS, check_eps, check_num_groups, pool_out_size, window_out_size
 from minigrad.kernels.threads import get_num_threads
 
 F64 = np.dtype(np.float64)
@@ -245,7 +246,9 @@ def _window(kernel, names, args, dims):
         raise ValueError(f"{kernel}: padding {(ph, pw)} must be at most half the kernel size {k}")
     OH = window_out_size(kernel, dims["H"], k[0], sh, ph, dh)
     OW = window_out_size(kernel, dims["W"], k[1], sw, pw, dw)
-    if OH < 1 or OW < 1:
+    if (OH < 1 or OW < 1) and not (kernel.startswith("max_pool") and min(
+            pool_out_size(kernel, dims["H"], k[0], sh, ph, 1, True),
+            pool_out_size(kernel, dims["W"], k[1], sw, pw, 1, True)) >= 1):  # NOTE: a ceil_mode window may fit
         raise ValueError(f"{kernel}: input {dims['H']}x{dims['W']} is too small for this window: output size "
                          f"would be {OH}x{OW}")
     return OH, OW
@@ -361,8 +364,13 @@ def _check_scalars(kernel, names, args, dims):
                 raise ValueError(f"{kernel}: cols must have shape (C*kh*kw, N*OH*OW) = ({K}, {L}), "
                                  f"got ({dims['K']}, {dims['L']})")
         elif (dims["P"], dims["Q"]) != (OH, OW):
-            raise ValueError(f"{kernel}: y and argmax must have spatial shape (OH, OW) = ({OH}, {OW}), "
-                             f"got ({dims['P']}, {dims['Q']})")
+            # NOTE: or the ceil_mode sizes, whose last window may be cut by the input's end (never empty)
+            k, (sh, sw), (ph, pw) = args[3:5], args[5], args[6]
+            ceil = (pool_out_size(kernel, dims["H"], k[0], sh, ph, 1, True),
+                    pool_out_size(kernel, dims["W"], k[1], sw, pw, 1, True))
+            if dims["P"] not in (OH, ceil[0]) or dims["Q"] not in (OW, ceil[1]):
+                raise ValueError(f"{kernel}: y and argmax must have spatial shape (OH, OW) = ({OH}, {OW}) (or "
+                                 f"{ceil} with ceil_mode), got ({dims['P']}, {dims['Q']})")
     if "argmax" in names and kernel.endswith("backward"):
         # NOTE: the kernel scatters through these indices without bounds checks: check them here
         a = args[names.index("argmax")]

@@ -81,6 +81,18 @@ def window_out_size(fn, size, k, stride, padding, dilation):
     return out_size(size, k, stride, padding, dilation)
 
 
+def pool_out_size(fn, size, k, stride, padding, dilation, ceil_mode):
+    """A pooling window's output length, PyTorch's rule: ``window_out_size``, or with ``ceil_mode`` the division
+    rounded up, less one where that last window would start past the input and its left padding (it would read
+    right padding only). So every window starts before ``size`` and, with padding at most k/2, holds a real value."""
+    out = window_out_size(fn, size, k, stride, padding, dilation)
+    if ceil_mode:
+        out = (size + 2 * padding - dilation * (k - 1) - 1 + stride - 1) // stride + 1
+        if (out - 1) * stride >= size + padding:
+            out -= 1
+    return out
+
+
 def check_array_size(fn, what, shape, itemsize, **cause):
     """An array of ``shape`` that the caller is about to allocate must be addressable (its bytes at most
     2**63 - 1, NumPy's limit); ``cause`` names the arguments that made it so large (``padding=(1, 1), ...``)."""

@@ -2,8 +2,8 @@
 
 Modules by role: ``module`` (Module, Sequential, ModuleList, Parameter), ``norm``, ``norm_family`` (Batch Renorm,
 FRN and TLU, EvoNorm), ``norm_frozen`` (FrozenBatchNorm2d), ``linear`` (Linear, Identity, Flatten, Dropout,
-Dropout2d), ``conv`` (Conv2d, pooling), ``activation``, ``loss``; ``init`` and ``utils`` (clip_grad_norm_,
-parametrize, parametrizations, freeze_batch_norm) as in PyTorch.
+Dropout2d), ``conv`` (Conv1d, Conv2d, ConvTranspose2d, pooling, Upsample), ``activation``, ``loss``; ``init`` and
+``utils`` (clip_grad_norm_, parametrize, parametrizations, freeze_batch_norm) as in PyTorch.
 """
 from minigrad.nn import functional  # noqa: F401
 from minigrad.nn.module import Module, ModuleList, Parameter, Sequential  # noqa: F401
@@ -30,7 +30,17 @@ from minigrad.nn.norm_frozen import FrozenBatchNorm2d  # noqa: F401
 from minigrad.nn.decorrelated import DecorrelatedBatchNorm2d  # noqa: F401
 from minigrad.nn.sync_batchnorm import SyncBatchNorm  # noqa: F401
 from minigrad.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh  # noqa: F401
-from minigrad.nn.conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d  # noqa: F401
+from minigrad.nn.conv import (  # noqa: F401
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    ConvTranspose2d,
+    MaxPool2d,
+    MaxUnpool2d,
+    Upsample,
+)
 from minigrad.nn.linear import Dropout, Dropout2d, Flatten, Identity, Linear  # noqa: F401
 from minigrad.nn.loss import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
 from minigrad.nn import parallel  # noqa: F401,E402  (after the modules it wraps: torch.nn.parallel's path)

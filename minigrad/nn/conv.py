@@ -1,9 +1,11 @@
-"""Convolution and pooling modules: Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d (``minigrad.nn.functional.conv``)."""
+"""Convolution and pooling modules: Conv1d, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
+AdaptiveMaxPool2d, MaxUnpool2d (``minigrad.nn.functional.conv``), Upsample (``minigrad.nn.functional.resample``)."""
 import numpy as np
 
 from minigrad.kernels.rules import float_dtype
 from minigrad.nn import functional as F
 from minigrad.nn.functional.checks import pair
+from minigrad.nn.functional.conv import _single
 from minigrad.nn.linear import _positive_int, _reset_parameters
 from minigrad.nn.module import Module, Parameter
 from minigrad.tensor import Tensor
@@ -86,23 +88,30 @@ class MaxPool2d(Module):
         kernel_size: the window, ``k`` or ``(kh, kw)``.
         stride: the window's step, an int or a pair (default: ``kernel_size``).
         padding: implicit ``-inf`` added on each side, at most half the window (default 0).
+        dilation: spacing between the window's taps (default 1).
+        return_indices: also return the int64 index ``h*W + w`` of each maximum (for ``MaxUnpool2d``).
+        ceil_mode: round the output size up (a last window cut by the input's end; PyTorch's rule).
 
     Shape:
         - Input: ``(N, C, H, W)``
-        - Output: ``(N, C, OH, OW)`` with ``OH = (H + 2 * padding - kh) // stride + 1``, and ``OW`` alike.
+        - Output: ``(N, C, OH, OW)`` with ``OH = (H + 2 * padding - dilation * (kh - 1) - 1) // stride + 1``
+          (rounded up with ``ceil_mode``), and ``OW`` alike.
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, x: Tensor) -> Tensor:
-        """The maximum of each window of ``x``."""
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        """The maximum of each window of ``x`` (and the indices, with ``return_indices``)."""
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
 
     def extra_repr(self) -> str:
         """The arguments shown by ``repr``."""
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(Module):
@@ -112,21 +121,25 @@ class AvgPool2d(Module):
         kernel_size: the window, ``k`` or ``(kh, kw)``.
         stride: the window's step, an int or a pair (default: ``kernel_size``).
         padding: implicit zeros added on each side (default 0).
+        ceil_mode: round the output size up (as ``MaxPool2d``; the cut last window divides by what it holds).
         count_include_pad: count the padding zeros in the mean's divisor (default True, as PyTorch).
+        divisor_override: divide every window's sum by this instead (default None).
 
     Shape:
         - Input: ``(N, C, H, W)``
         - Output: ``(N, C, OH, OW)``, as ``MaxPool2d``'s.
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.count_include_pad = count_include_pad
+        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
         """The mean of each window of ``x``."""
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.count_include_pad)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override)
 
     def extra_repr(self) -> str:
         """The arguments shown by ``repr``."""
@@ -136,11 +149,10 @@ class AvgPool2d(Module):
 class AdaptiveAvgPool2d(Module):
     """Average pooling to a fixed output size ``(OH, OW)``, whatever the input's ``(H, W)``.
 
-    Supported: output size 1 (global average pooling) or an output size that divides the input size; other
-    sizes raise NotImplementedError (PyTorch's overlapping windows are not implemented).
+    Output ``o`` averages input ``[floor(o*H/OH), ceil((o+1)*H/OH))``, PyTorch's windows (they may overlap).
 
     Args:
-        output_size: ``OH`` (square) or ``(OH, OW)``.
+        output_size: ``OH`` (square) or ``(OH, OW)``; None keeps that input size.
 
     Shape:
         - Input: ``(N, C, H, W)``
@@ -158,3 +170,186 @@ class AdaptiveAvgPool2d(Module):
     def extra_repr(self) -> str:
         """The arguments shown by ``repr``."""
         return f"output_size={self.output_size}"
+
+
+class Conv1d(Module):
+    r"""A 1-d convolution (cross-correlation): ``F.conv1d``, which runs conv2d over a height-1 input.
+
+    Args: as ``Conv2d``, with ints (or 1-tuples) for ``kernel_size``, ``stride``, ``padding``, ``dilation``.
+
+    Attributes:
+        weight: ``(out_channels, in_channels // groups, k)``, from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with
+            ``fan_in = in_channels // groups * k``.
+        bias: ``(out_channels,)``, from the same distribution, or None.
+
+    Shape: input ``(N, in_channels, L)`` or ``(in_channels, L)``; output ``(N, out_channels, OL)`` with
+    ``OL = (L + 2 * padding - dilation * (k - 1) - 1) // stride + 1``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 dtype=None):
+        super().__init__()
+        self.in_channels = _positive_int("Conv1d", "in_channels", in_channels)
+        self.out_channels = _positive_int("Conv1d", "out_channels", out_channels)
+        self.groups = _positive_int("Conv1d", "groups", groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv1d: in_channels {in_channels} and out_channels {out_channels} must both be "
+                             f"divisible by groups {groups}")
+        self.kernel_size = (_single("Conv1d", "kernel_size", kernel_size, 1),)
+        self.stride = (_single("Conv1d", "stride", stride, 1),)
+        self.padding = (_single("Conv1d", "padding", padding, 0),)
+        self.dilation = (_single("Conv1d", "dilation", dilation, 1),)
+        self.weight = Parameter(np.empty((self.out_channels, self.in_channels // groups) + self.kernel_size,
+                                         float_dtype(dtype)))
+        if bias:
+            self.bias = Parameter(np.empty(self.out_channels, float_dtype(dtype)))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw weight and bias again from PyTorch's default distribution (see the class docstring)."""
+        _reset_parameters(self.weight, self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The convolution of ``x`` with ``weight``, plus ``bias``."""
+        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        """The arguments shown by ``repr``."""
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
+                f"bias={self.bias is not None}")
+
+
+class ConvTranspose2d(Module):
+    r"""A 2-d transposed convolution (the adjoint of ``Conv2d`` with the same arguments): ``F.conv_transpose2d``.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype: as ``Conv2d``.
+        output_padding: size added to the bottom and right of the output, smaller than stride or dilation
+            (default 0): it picks one of the input sizes that a strided Conv2d maps to the same output size.
+
+    Attributes:
+        weight: ``(in_channels, out_channels // groups, kh, kw)``, from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``
+            with ``fan_in = out_channels // groups * kh * kw`` (PyTorch's: computed from weight's dim 1).
+        bias: ``(out_channels,)``, from the same distribution, or None.
+
+    Shape: input ``(N, in_channels, H, W)``; output ``(N, out_channels, OH, OW)`` with
+    ``OH = (H - 1) * stride[0] - 2 * padding[0] + dilation[0] * (kh - 1) + output_padding[0] + 1``, ``OW`` alike.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, dtype=None):
+        super().__init__()
+        self.in_channels = _positive_int("ConvTranspose2d", "in_channels", in_channels)
+        self.out_channels = _positive_int("ConvTranspose2d", "out_channels", out_channels)
+        self.groups = _positive_int("ConvTranspose2d", "groups", groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"ConvTranspose2d: in_channels {in_channels} and out_channels {out_channels} must both "
+                             f"be divisible by groups {groups}")
+        self.kernel_size = pair("ConvTranspose2d", "kernel_size", kernel_size, 1)
+        self.stride = pair("ConvTranspose2d", "stride", stride, 1)
+        self.padding = pair("ConvTranspose2d", "padding", padding, 0)
+        self.output_padding = pair("ConvTranspose2d", "output_padding", output_padding, 0)
+        self.dilation = pair("ConvTranspose2d", "dilation", dilation, 1)
+        if any(o >= s and o >= d for o, s, d in zip(self.output_padding, self.stride, self.dilation)):
+            raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than either "
+                             f"stride {self.stride} or dilation {self.dilation}")
+        self.weight = Parameter(np.empty((self.in_channels, self.out_channels // groups) + self.kernel_size,
+                                         float_dtype(dtype)))
+        if bias:
+            self.bias = Parameter(np.empty(self.out_channels, float_dtype(dtype)))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw weight and bias again from PyTorch's default distribution (see the class docstring)."""
+        _reset_parameters(self.weight, self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The transposed convolution of ``x`` with ``weight``, plus ``bias``."""
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                  self.groups, self.dilation)
+
+    def extra_repr(self) -> str:
+        """The arguments shown by ``repr``."""
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, output_padding={self.output_padding}, dilation={self.dilation}, "
+                f"groups={self.groups}, bias={self.bias is not None}")
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max pooling to a fixed output size over PyTorch's adaptive windows (those of ``AdaptiveAvgPool2d``).
+
+    Args:
+        output_size: ``OH`` (square) or ``(OH, OW)``; None keeps that input size.
+        return_indices: also return the int64 index ``h*W + w`` of each maximum.
+
+    Shape: input ``(N, C, H, W)``, output ``(N, C, OH, OW)``.
+    """
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The maximum of each adaptive window of ``x``."""
+        return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        """The arguments shown by ``repr``."""
+        return f"output_size={self.output_size}"
+
+
+class MaxUnpool2d(Module):
+    """The inverse of ``MaxPool2d(..., return_indices=True)``: zeros, with each pooled value put back at its index.
+
+    Args: ``kernel_size``, ``stride`` (default: kernel_size), ``padding``: those of the MaxPool2d.
+
+    Shape: input and indices ``(N, C, H, W)``; output ``(N, C, OH, OW)`` with
+    ``OH = (H - 1) * stride - 2 * padding + kh``, or ``output_size`` passed to ``forward``.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        """``x`` scattered to ``indices`` in a zero output."""
+        return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        """The arguments shown by ``repr``."""
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class Upsample(Module):
+    """Resize the spatial dims: ``F.interpolate`` with these arguments (modes nearest, nearest-exact, bilinear).
+
+    Args:
+        size: the output size, an int or a tuple (or give ``scale_factor``).
+        scale_factor: the output is ``floor(in * scale_factor)``.
+        mode: ``"nearest"`` (default), ``"nearest-exact"`` or ``"bilinear"``.
+        align_corners: bilinear only: align the corner pixels (default None: False).
+        recompute_scale_factor: compute the coordinates from the output size instead of ``scale_factor``.
+
+    Shape: input ``(N, C, L)`` (nearest modes) or ``(N, C, H, W)``; output the same with the new sizes.
+    """
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                 recompute_scale_factor=None):
+        super().__init__()
+        self.size, self.scale_factor, self.mode = size, scale_factor, mode
+        self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x`` resized."""
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
+                             self.recompute_scale_factor)
+
+    def extra_repr(self) -> str:
+        """The arguments shown by ``repr``."""
+        return (f"size={self.size}, scale_factor={self.scale_factor}, mode={self.mode!r}"
+                + (f", align_corners={self.align_corners}" if self.align_corners is not None else ""))

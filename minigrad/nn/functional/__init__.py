@@ -3,11 +3,22 @@
 Each validates its input and makes one call into the active backend's kernels (normalizations, log-softmax,
 convolution windows, pooling) or composes autograd ops. By role: ``norm`` (normalizations), ``norm_family``
 (batch renorm, FRN and TLU, EvoNorm), ``fused`` (batch_norm_relu), ``activation`` (relu, sigmoid, tanh, gelu,
-leaky_relu, elu, silu, log_softmax, softmax), ``loss``, ``conv`` (conv2d, pooling), ``dense`` (linear, dropout,
-dropout2d, pad, flatten); ``checks`` holds the input checks they share.
+leaky_relu, elu, silu, log_softmax, softmax), ``loss``, ``conv`` (conv1d, conv2d, conv_transpose2d, pooling,
+max_unpool2d), ``resample`` (interpolate), ``dense`` (linear, dropout, dropout2d, pad, flatten); ``checks`` holds
+the input checks they share.
 """
 from .activation import elu, gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax, tanh  # noqa: F401
-from .conv import adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d  # noqa: F401
+from .conv import (  # noqa: F401
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    conv_transpose2d,
+    max_pool2d,
+    max_unpool2d,
+)
+from .resample import interpolate  # noqa: F401
 from .dense import dropout, dropout2d, flatten, linear, pad  # noqa: F401
 from .fused import batch_norm_relu  # noqa: F401
 from .loss import cross_entropy, mse_loss, nll_loss  # noqa: F401

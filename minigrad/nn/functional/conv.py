@@ -19,14 +19,15 @@ import numbers
 import numpy as np
 
 from minigrad import kernels
-from minigrad.kernels.rules import check_array_size, live_taps, window_out_size
+from minigrad.kernels.rules import check_array_size, live_taps, out_size, pool_out_size, window_out_size
 from minigrad.tensor import Function, Tensor
 
 from .checks import check_tensor, pair
+from .dense import pad
 
 
-def _out_size(fn, size, k, s, p, d):
-    out = window_out_size(fn, size, k, s, p, d)
+def _out_size(fn, size, k, s, p, d, ceil_mode=False):
+    out = pool_out_size(fn, size, k, s, p, d, True) if ceil_mode else window_out_size(fn, size, k, s, p, d)
     if out < 1:
         raise ValueError(f"{fn}: input size {size} with padding {p} is too small for kernel {k} "
                          f"(dilation {d}): output size would be {out}")
@@ -147,17 +148,20 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: in
 
 # ------------------------------------------------------------------ pooling
 
-def _pool_args(fn, x, kernel_size, stride, padding, padded=False):
-    """The pooling geometry, checked: ``padded`` when the op makes a padded copy of x (avg_pool2d)."""
+def _pool_args(fn, x, kernel_size, stride, padding, padded=False, dilation=(1, 1), ceil_mode=False):
+    """The pooling geometry, checked: ``padded`` when the op makes a padded copy of x (avg_pool2d); the output
+    size by ``rules.pool_out_size`` (``ceil_mode``)."""
     check_tensor(fn, x, 4)
     k = pair(fn, "kernel_size", kernel_size, 1)
     s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
         else pair(fn, "stride", stride, 1)
     p = pair(fn, "padding", padding, 0)
+    d = dilation
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
-        raise ValueError(f"{fn}: padding {p} must be at most half the kernel size {k}")
+        raise ValueError(f"{fn}: padding {p} must be at most half the kernel size {k} (PyTorch: pad should be "
+                         f"smaller than or equal to half of kernel size)")
     N, C, H, W = x.shape
-    out = (_out_size(fn, H, k[0], s[0], p[0], 1), _out_size(fn, W, k[1], s[1], p[1], 1))
+    out = tuple(_out_size(fn, size, k[a], s[a], p[a], d[a], ceil_mode) for a, size in enumerate((H, W)))
     check_array_size(fn, "the output", (N, C) + out, x.dtype.itemsize, kernel_size=k, stride=s, padding=p)
     if padded:
         check_array_size(fn, "the padded input", (N, C, H + 2 * p[0], W + 2 * p[1]), x.dtype.itemsize,
@@ -183,14 +187,28 @@ class _MaxPool2d(Function):
         return dx
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0):
-    """Max over each ``kernel_size`` window (stride defaults to kernel_size; padding is -inf, at most k/2).
+def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+               padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """Max over each ``kernel_size`` window (stride defaults to kernel_size; padding is -inf, at most k/2; taps
+    ``dilation`` apart). ``return_indices``: also the int64 index ``h*W + w`` of each window's maximum (the first;
+    a NaN wins), as PyTorch's.
 
     Shape:
-        - (N, C, H, W) -> (N, C, OH, OW), ``OH = (H + 2*padding - kh) // stride + 1``.
+        - (N, C, H, W) -> (N, C, OH, OW), ``OH = (H + 2*padding - dilation*(kh - 1) - 1) // stride + 1``, rounded
+          up with ``ceil_mode`` (``rules.pool_out_size``).
     """
-    k, s, p, out = _pool_args("max_pool2d", input, kernel_size, stride, padding)
-    return _MaxPool2d.apply(input, kernel=k, stride=s, padding=p, out=out)
+    d = pair("max_pool2d", "dilation", dilation, 1)
+    k, s, p, out = _pool_args("max_pool2d", input, kernel_size, stride, padding, dilation=d,
+                              ceil_mode=bool(ceil_mode))
+    if d == (1, 1):
+        y, ctx = _MaxPool2d.apply_with_ctx(input, kernel=k, stride=s, padding=p, out=out)
+    else:  # NOTE: the kernels have no dilation: the same rule over a tap table (see _MaxPoolTaps)
+        H, W = input.shape[2:]
+        rows = _dilated_taps(H, k[0], s[0], p[0], d[0], out[0])
+        cols = _dilated_taps(W, k[1], s[1], p[1], d[1], out[1])
+        y, ctx = _MaxPoolTaps.apply_with_ctx(input, rows=rows, cols=cols, fn="max_pool2d")
+    return (y, Tensor(ctx.argmax)) if return_indices else y
 
 
 class _AvgPool2d(Function):
@@ -220,31 +238,344 @@ class _AvgPool2d(Function):
         return dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, count_include_pad=True):
-    """Mean over each window (zero padding; with ``count_include_pad=False`` the pad is left out of the count).
+def avg_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+               padding: int | tuple[int, int] = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
+    """Mean over each window (zero padding; with ``count_include_pad=False`` the pad is left out of the count;
+    ``divisor_override`` replaces the count); with ``ceil_mode`` the last window may be cut by the input's end and
+    then divides by what it holds of the input and padding (PyTorch's rule).
 
     Shape:
         - Shape as ``max_pool2d``.
     """
-    k, s, p, out = _pool_args("avg_pool2d", input, kernel_size, stride, padding, padded=True)
-    return _AvgPool2d.apply(input, kernel=k, stride=s, padding=p, out=out, count_include_pad=bool(count_include_pad))
+    if divisor_override is not None and (isinstance(divisor_override, bool) or not isinstance(
+            divisor_override, numbers.Integral) or divisor_override == 0):
+        raise ValueError(f"avg_pool2d: divisor_override must be None or a nonzero int, got {divisor_override!r}")
+    k, s, p, out = _pool_args("avg_pool2d", input, kernel_size, stride, padding, padded=True,
+                              ceil_mode=bool(ceil_mode))
+    if not ceil_mode and divisor_override is None:
+        return _AvgPool2d.apply(input, kernel=k, stride=s, padding=p, out=out,
+                                count_include_pad=bool(count_include_pad))
+    # the window sums, as the mean over a zero-padded copy (extra zeros where ceil_mode's last window overhangs)
+    # times kh*kw, then divided by PyTorch's divisor
+    H, W = input.shape[2:]
+    extra = [max(0, (o - 1) * st + kk - (size + 2 * pp)) for o, st, kk, size, pp in zip(out, s, k, (H, W), p)]
+    check_array_size("avg_pool2d", "the padded input", input.shape[:2] + (H + 2 * p[0] + extra[0],
+                     W + 2 * p[1] + extra[1]), input.dtype.itemsize, kernel_size=k, stride=s, padding=p)
+    xp = pad(input, (p[1], p[1] + extra[1], p[0], p[0] + extra[0]))
+    mean = _AvgPool2d.apply(xp, kernel=k, stride=s, padding=(0, 0), out=out, count_include_pad=True)
+    if divisor_override is not None:
+        scale = np.asarray(k[0] * k[1] / divisor_override)
+    else:
+        ch, cw = (_window_counts(size, kk, st, pp, o, bool(count_include_pad))
+                  for size, kk, st, pp, o in zip((H, W), k, s, p, out))
+        scale = (k[0] * k[1]) / (ch[:, None] * cw[None, :])
+    return mean * Tensor(scale.astype(input.dtype))
 
 
-def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int, int]) -> Tensor:
-    """Average pooling to ``output_size``. Supported: output size 1 (global average pooling), or an output size
-    that divides the input size (then it is ``avg_pool2d`` with kernel = stride = H // OH). Others raise
-    NotImplementedError.
+def _window_counts(size, k, stride, padding, out, include_pad):
+    """The divisor of each of ``out`` windows along one axis, PyTorch's avg_pool rule: the window's taps inside
+    [-padding, size + padding) (include_pad) or inside [0, size)."""
+    start = np.arange(out) * stride - padding
+    end = np.minimum(start + k, size + padding)
+    if include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: int | None | tuple[int | None, int | None]) -> Tensor:
+    """Average pooling to ``output_size`` (``OH`` or ``(OH, OW)``, None keeps that size), as PyTorch's: output
+    ``o`` averages input ``[floor(o*H/OH), ceil((o+1)*H/OH))``; windows may overlap. Output size 1 is a mean, a
+    size that divides the input is ``avg_pool2d`` with kernel = stride = H // OH.
 
     Shape:
         - Input: ``(N, C, H, W)``
         - Output: ``(N, C, OH, OW)``
     """
     check_tensor("adaptive_avg_pool2d", input, 4)
-    OH, OW = pair("adaptive_avg_pool2d", "output_size", output_size, 1)
+    OH, OW = _adaptive_size("adaptive_avg_pool2d", input, output_size)
     H, W = input.shape[2:]
     if (OH, OW) == (1, 1):
         return input.mean(axis=(2, 3), keepdims=True)
-    if H % OH or W % OW:
-        raise NotImplementedError(f"adaptive_avg_pool2d: only output sizes that divide the input size are "
-                                  f"supported; got output {(OH, OW)} for input {(H, W)}")
-    return avg_pool2d(input, (H // OH, W // OW))
+    if H % OH == 0 and W % OW == 0:
+        return avg_pool2d(input, (H // OH, W // OW))
+    # any other size: window o covers [floor(o*H/OH), ceil((o+1)*H/OH)); the window sums as two matmuls with 0/1
+    # matrices (rows (OH, H), cols (W, OW)), then divided by the window areas
+    (rows, ch), (cols, cw) = _adaptive_windows(H, OH), _adaptive_windows(W, OW)
+    dt = input.dtype
+    sums = Tensor(rows.astype(dt)) @ input @ Tensor(cols.T.astype(dt))
+    return sums * Tensor((1.0 / (ch[:, None] * cw[None, :])).astype(dt))
+
+
+def _adaptive_size(fn, x, output_size):
+    """output_size as (OH, OW) ints >= 1; None keeps that input size (PyTorch's rule)."""
+    v = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    if len(v) == 2:
+        v = tuple(x.shape[2 + a] if o is None else o for a, o in enumerate(v))
+    OH, OW = pair(fn, "output_size", v, 1)
+    check_array_size(fn, "the output", x.shape[:2] + (OH, OW), x.dtype.itemsize, output_size=(OH, OW))
+    return OH, OW
+
+
+def _adaptive_windows(size, out):
+    """PyTorch's adaptive windows along one axis: a 0/1 matrix (out, size), row o set on
+    [floor(o*size/out), ceil((o+1)*size/out)), and each window's length."""
+    o = np.arange(out)
+    start, end = (o * size) // out, -((-(o + 1) * size) // out)
+    h = np.arange(size)
+    return ((h >= start[:, None]) & (h < end[:, None])), end - start
+
+
+# ------------------------------------------------------------------ max over tap tables (dilated, adaptive)
+
+def _dilated_taps(size, k, stride, padding, dilation, out):
+    """(k, out) tap table of a dilated window along one axis: the input index tap t reads for output o, -1 where
+    it reads padding."""
+    idx = np.arange(out)[None, :] * stride - padding + np.arange(k)[:, None] * dilation
+    return np.where((idx >= 0) & (idx < size), idx, -1)
+
+
+def _adaptive_taps(size, out):
+    """(T, out) tap table of PyTorch's adaptive windows (T the longest window), -1 past a window's end."""
+    o = np.arange(out)
+    start, end = (o * size) // out, -((-(o + 1) * size) // out)
+    idx = start[None, :] + np.arange(int((end - start).max()))[:, None]
+    return np.where(idx < end[None, :], idx, -1)
+
+
+class _MaxPoolTaps(Function):
+    # x: (N, C, H, W); rows: (Th, OH), cols: (Tw, OW) tap tables (-1: padding) -> y, argmax: (N, C, OH, OW)
+    # The rule of the max_pool2d_forward kernels (reference.max_pool2d_forward) over taps in window order: the
+    # first real tap starts the window, a later one wins when greater or NaN. Backward scatters dy through argmax
+    # with the backend's max_pool2d_backward kernel, as _MaxPool2d does.
+    def forward(self, x, rows, cols, fn):
+        N, C, H, W = x.shape
+        y = np.full((N, C, rows.shape[1], cols.shape[1]), -np.inf, x.dtype)
+        argmax = np.full(y.shape, -1, np.int64)
+        for r in rows:
+            for c in cols:
+                valid = (r >= 0)[:, None] & (c >= 0)[None, :]
+                if not valid.any():
+                    continue
+                v = x[:, :, np.maximum(r, 0)[:, None], np.maximum(c, 0)[None, :]]
+                take = valid & ((argmax < 0) | (v > y) | np.isnan(v))
+                y = np.where(take, v, y)
+                argmax = np.where(take, r[:, None] * W + c[None, :], argmax)
+        if y.size and argmax.min() < 0:
+            # PyTorch returns -inf and an index outside the input here; refused instead of a silent wrong index
+            raise ValueError(f"{fn}: a window reads padding only (dilation and ceil_mode place all of its taps "
+                             f"outside the input {H}x{W}); use a smaller dilation or padding")
+        self.argmax, self.shape = argmax, x.shape
+        return y
+
+    def backward(self, dy):
+        dx = np.zeros(self.shape, dy.dtype)
+        if dx.size and dy.size:
+            kernels.kernels().max_pool2d_backward(dx, np.ascontiguousarray(dy), self.argmax)
+        return dx
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max pooling to ``output_size`` (``OH`` or ``(OH, OW)``, None keeps that size) over PyTorch's adaptive
+    windows (those of ``adaptive_avg_pool2d``). ``return_indices``: also the int64 index ``h*W + w`` of each
+    maximum (the first; a NaN wins)."""
+    check_tensor("adaptive_max_pool2d", input, 4)
+    OH, OW = _adaptive_size("adaptive_max_pool2d", input, output_size)
+    H, W = input.shape[2:]
+    if H == 0 or W == 0:
+        raise ValueError(f"adaptive_max_pool2d: input must have non-empty spatial dims, got shape {input.shape}")
+    y, ctx = _MaxPoolTaps.apply_with_ctx(input, rows=_adaptive_taps(H, OH), cols=_adaptive_taps(W, OW),
+                                         fn="adaptive_max_pool2d")
+    return (y, Tensor(ctx.argmax)) if return_indices else y
+
+
+# ------------------------------------------------------------------ max_unpool2d
+
+class _MaxUnpool2d(Function):
+    # x, indices: (N, C, H, W) -> y: (N, C, OH, OW) zero but y[n, c].flat[indices[n, c]] = x[n, c]
+    def forward(self, x, indices, out):
+        N, C = x.shape[:2]
+        y = np.zeros((N, C) + out, x.dtype)
+        planes = np.arange(N * C)[:, None]
+        # NOTE: a repeated index keeps the last value, as PyTorch's CPU loop does
+        y.reshape(N * C, -1)[planes, indices.reshape(N * C, -1)] = x.reshape(N * C, -1)
+        self.planes, self.indices, self.shape = planes, indices.reshape(N * C, -1), x.shape
+        return y
+
+    def backward(self, dy):  # a gather, at every index (also a repeated one), as PyTorch's
+        return dy.reshape(self.planes.shape[0], -1)[self.planes, self.indices].reshape(self.shape)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The inverse of ``max_pool2d(..., return_indices=True)``: zeros of the pooled input's size with each value
+    put back at its index. Output ``(H - 1)*stride - 2*padding + kernel_size``, or ``output_size`` (the last two
+    entries; within ``stride`` of that default, as PyTorch)."""
+    fn = "max_unpool2d"
+    check_tensor(fn, input, 4)
+    if not isinstance(indices, Tensor) or indices.dtype != np.int64 or indices.shape != input.shape:
+        raise ValueError(f"{fn}: indices must be an int64 Tensor of the input's shape {input.shape}, got "
+                         f"{getattr(indices, 'dtype', type(indices).__name__)} {getattr(indices, 'shape', '')}")
+    k = pair(fn, "kernel_size", kernel_size, 1)
+    s = k if stride is None else pair(fn, "stride", stride, 1)
+    p = pair(fn, "padding", padding, 0)
+    default = tuple((size - 1) * st - 2 * pp + kk for size, st, pp, kk in zip(input.shape[2:], s, p, k))
+    if output_size is None:
+        out = default
+    else:
+        out = tuple(output_size)[-2:] if isinstance(output_size, (tuple, list)) else None
+        if out is None or len(tuple(output_size)) not in (2, 4) or any(
+                isinstance(o, bool) or not isinstance(o, numbers.Integral) for o in out):
+            raise ValueError(f"{fn}: output_size must be (OH, OW) or (N, C, OH, OW) ints, got {output_size!r}")
+        for o, dflt, st in zip(out, default, s):
+            if not dflt - st < o < dflt + st:
+                raise ValueError(f"{fn}: output_size {tuple(output_size)} must be within stride {s} of the "
+                                 f"default size {default}")
+        out = tuple(int(o) for o in out)
+    if out[0] < 1 or out[1] < 1:
+        raise ValueError(f"{fn}: the output size {out} must be positive (kernel_size {k}, stride {s}, "
+                         f"padding {p})")
+    check_array_size(fn, "the output", input.shape[:2] + out, input.dtype.itemsize, kernel_size=k, stride=s,
+                     padding=p)
+    idx = indices.data
+    if idx.size and (idx.min() < 0 or idx.max() >= out[0] * out[1]):
+        raise IndexError(f"{fn}: indices must be in [0, OH*OW) = [0, {out[0] * out[1]}) for output size {out}, "
+                         f"got values in [{idx.min()}, {idx.max()}]")
+    return _MaxUnpool2d.apply(input, indices=np.ascontiguousarray(idx), out=out)
+
+
+# ------------------------------------------------------------------ conv1d, conv_transpose2d
+
+def _single(fn, name, v, minimum):
+    """``v`` (an int or a 1-tuple of ints) as an int >= minimum."""
+    vals = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+    if len(vals) != 1 or isinstance(vals[0], bool) or not isinstance(vals[0], numbers.Integral) \
+            or vals[0] < minimum:
+        raise ValueError(f"{fn}: {name} must be an int (or a 1-tuple) >= {minimum}, got {v!r}")
+    return int(vals[0])
+
+
+def _check_conv(fn, input, weight, bias, groups, nd, transposed=False):
+    """The checks conv2d makes, for ``nd`` spatial dims: dtypes, groups, channel counts, bias shape; returns
+    (groups, out_channels). ``transposed``: weight is (C, O/groups, k...) (conv_transpose2d)."""
+    check_tensor(fn, input, nd + 2)
+    check_tensor(fn, weight, nd + 2)
+    if weight.dtype != input.dtype:
+        raise TypeError(f"{fn}: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError(f"{fn}: groups must be a positive integer, got {groups!r}")
+    groups, C = int(groups), input.shape[1]
+    if transposed:
+        if weight.shape[0] != C:
+            raise ValueError(f"{fn}: input has {C} channels but weight expects {weight.shape[0]} (weight shape "
+                             f"{weight.shape} is (in_channels, out_channels / groups, kh, kw))")
+        if C % groups:
+            raise ValueError(f"{fn}: in_channels {C} is not divisible by groups {groups}")
+        O = weight.shape[1] * groups
+    else:
+        O, Cg = weight.shape[:2]
+        if C != Cg * groups:
+            raise ValueError(f"{fn}: input has {C} channels but weight expects {Cg * groups} "
+                             f"({Cg} per group x {groups} groups; weight shape {weight.shape})")
+        if O % groups:
+            raise ValueError(f"{fn}: out_channels {O} is not divisible by groups {groups}")
+    if bias is not None:
+        check_tensor(fn, bias, 1)
+        if bias.shape != (O,):
+            raise ValueError(f"{fn}: bias must have shape ({O},) to match out_channels, got {bias.shape}")
+    return groups, O
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-d cross-correlation, as ``torch.nn.functional.conv1d``: conv2d over a height-1 input (so every backend's
+    conv2d kernels run it). Shape: input (N, C, L) or (C, L), weight (O, C/groups, k), bias (O,), y (N, O, OL) with
+    ``OL = (L + 2*padding - dilation*(k - 1) - 1) // stride + 1``. Padding is zeros."""
+    fn = "conv1d"
+    if isinstance(input, Tensor) and input.ndim == 2:  # unbatched (C, L), as PyTorch
+        return conv1d(input.reshape((1,) + input.shape), weight, bias, stride, padding, dilation,
+                      groups).reshape((weight.shape[0], -1))
+    _check_conv(fn, input, weight, bias, groups, 1)
+    s, p, d = _single(fn, "stride", stride, 1), _single(fn, "padding", padding, 0), _single(fn, "dilation", dilation, 1)
+    N, C, L = input.shape
+    O, Cg, k = weight.shape
+    _out_size(fn, L, k, s, p, d)
+    y = conv2d(input.reshape((N, C, 1, L)), weight.reshape((O, Cg, 1, k)), bias, (1, s), (0, p), (1, d), groups)
+    return y.reshape((N, O, y.shape[3]))
+
+
+class _ConvTranspose2d(Function):
+    # x: (N, C, H, W), weight: (C, Og, kh, kw), bias: (O,), O = G*Og -> y: (N, O, OH, OW)
+    # y is conv2d's input gradient with dy = x: dcols = weight^T @ x (one GEMM per group), then the col2im kernel.
+    # The conv2d over y's size has H2 >= H outputs (H2 > H only when output_padding >= stride): x is extended by
+    # zeros to (H2, W2), which add nothing. Backward is conv2d's forward and weight gradient on dy:
+    #   cols = im2col(dy) (G*Kg, N*L2), Kg = Og*kh*kw, L2 = H2*W2
+    #   dx = weight (G, Cg, Kg) @ cols, cropped to (H, W)      dweight = x' (G, Cg, N*L2) @ cols^T
+    def forward(self, x, weight, *bias, stride, padding, dilation, groups, out):
+        N, C, H, W = x.shape
+        _, Og, kh, kw = weight.shape
+        G, (OH, OW) = groups, out
+        Cg, O, Kg = C // G, Og * G, Og * kh * kw
+        H2, W2 = (out_size(o, kk, st, pp, dd) for o, kk, st, pp, dd in zip(out, (kh, kw), stride, padding, dilation))
+        L2 = H2 * W2
+        cause = dict(stride=stride, padding=padding, dilation=dilation)
+        check_array_size("conv_transpose2d", "the im2col columns (out_channels*kh*kw, N*H2*W2)", (O * Kg // Og, N * L2),
+                         x.dtype.itemsize, **cause)
+        xe = np.zeros((G, Cg, N, H2, W2), x.dtype)  # x batch-inner, zero-extended: the layout of cols' columns
+        xe[:, :, :, :H, :W] = x.reshape(N, G, Cg, H, W).transpose(1, 2, 0, 3, 4)
+        xe = xe.reshape(G, Cg, N * L2)
+        w = weight.reshape(G, Cg, Kg)
+        y = np.zeros((N, O, OH, OW), x.dtype)
+        if y.size and xe.size:  # NOTE: the kernels take no empty arrays
+            cols = np.matmul(w.transpose(0, 2, 1), xe).reshape(O * kh * kw, N * L2)
+            kernels.kernels().col2im(y, cols, kh, kw, stride, padding, dilation)
+        if bias:
+            y += bias[0].reshape(1, O, 1, 1)
+        self.xe, self.w = xe, w
+        self.geom = (x.shape, weight.shape, stride, padding, dilation, G, H2, W2)
+        return y
+
+    def backward(self, dy):
+        (N, C, H, W), wshape, stride, padding, dilation, G, H2, W2 = self.geom
+        _, Og, kh, kw = wshape
+        Cg, O, Kg, L2 = C // G, Og * G, Og * kh * kw, H2 * W2
+        dx = dweight = dbias = None
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            dbias = dy.sum(axis=(0, 2, 3))
+        if self.needs_input_grad[0] or self.needs_input_grad[1]:
+            cols = np.zeros((O * kh * kw, N * L2), dy.dtype)
+            if dy.size:
+                kernels.kernels().im2col(cols, np.ascontiguousarray(dy), kh, kw, stride, padding, dilation)
+            cols = cols.reshape(G, Kg, N * L2)
+            if self.needs_input_grad[0]:
+                dxe = np.matmul(self.w, cols).reshape(G, Cg, N, H2, W2)  # conv2d's forward of dy
+                dx = np.ascontiguousarray(dxe[:, :, :, :H, :W].transpose(2, 0, 1, 3, 4)).reshape(N, C, H, W)
+            if self.needs_input_grad[1]:
+                dweight = np.matmul(self.xe, cols.transpose(0, 2, 1)).reshape(wshape)  # conv2d's weight gradient
+        return (dx, dweight, dbias)[:len(self.parents)]
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """2-d transposed convolution, as ``torch.nn.functional.conv_transpose2d``: the adjoint of conv2d with the same
+    stride, padding, dilation and groups (its input gradient), so the conv2d kernels of every backend run it.
+    ``y[n, g*Og + o, h*s - p + i*d, w*s - p + j*d] += x[n, c, h, w] * weight[c, o, i, j]`` for c in group g.
+    Shape: input (N, C, H, W), weight (C, O/groups, kh, kw), bias (O,), y (N, O, OH, OW) with
+    ``OH = (H - 1)*stride - 2*padding + dilation*(kh - 1) + output_padding + 1`` (same for W); output_padding
+    (added on the bottom and right only) must be smaller than stride or dilation."""
+    fn = "conv_transpose2d"
+    G, O = _check_conv(fn, input, weight, bias, groups, 2, transposed=True)
+    s, p = pair(fn, "stride", stride, 1), pair(fn, "padding", padding, 0)
+    d, op = pair(fn, "dilation", dilation, 1), pair(fn, "output_padding", output_padding, 0)
+    if any(o >= st and o >= dd for o, st, dd in zip(op, s, d)):
+        raise ValueError(f"{fn}: output_padding {op} must be smaller than either stride {s} or dilation {d}")
+    H, W = input.shape[2:]
+    kh, kw = weight.shape[2:]
+    out = tuple((size - 1) * st - 2 * pp + dd * (kk - 1) + o + 1
+                for size, st, pp, dd, kk, o in zip((H, W), s, p, d, (kh, kw), op))
+    if out[0] < 1 or out[1] < 1:
+        raise ValueError(f"{fn}: input {H}x{W} with stride {s}, padding {p}, dilation {d}, kernel {(kh, kw)} and "
+                         f"output_padding {op} gives output size {out[0]}x{out[1]}: padding is too large")
+    for size, kk, st, pp, dd in zip(out, (kh, kw), s, p, d):
+        window_out_size(fn, size, kk, st, pp, dd)  # the 64-bit index rule of the conv2d it is the adjoint of
+    check_array_size(fn, "the output", input.shape[:1] + (O,) + out, input.dtype.itemsize, stride=s, padding=p,
+                     dilation=d, output_padding=op)
+    args = (input, weight) + ((bias,) if bias is not None else ())
+    return _ConvTranspose2d.apply(*args, stride=s, padding=p, dilation=d, groups=G, out=out)

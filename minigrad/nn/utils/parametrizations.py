@@ -15,6 +15,7 @@ import numbers
 
 import numpy as np
 
+from minigrad.nn.conv import ConvTranspose2d
 from minigrad.nn.module import Module
 from minigrad.random import default_generator
 from minigrad.tensor import Tensor
@@ -114,11 +115,13 @@ class _SpectralNorm(Module):
 
 
 def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=None):
-    """Reparametrize ``module.<name>`` as ``W / sigma(W)`` (see the module docstring). ``dim=None`` is 0 (minigrad
-    has no transposed convolutions, for which PyTorch picks 1). Returns ``module``."""
+    """Reparametrize ``module.<name>`` as ``W / sigma(W)`` (see the module docstring). ``dim=None`` is 1 for
+    ``ConvTranspose2d`` (its weight is (in, out, ...)) and 0 otherwise, as PyTorch. Returns ``module``."""
+    if dim is None:
+        dim = 1 if isinstance(module, ConvTranspose2d) else 0
     weight = _tensor(module, name, "spectral_norm")
     parametrize.register_parametrization(
-        module, name, _SpectralNorm(weight, n_power_iterations, 0 if dim is None else dim, eps))
+        module, name, _SpectralNorm(weight, n_power_iterations, dim, eps))
     return module
 
 
