@@ -223,7 +223,9 @@ def test_batch_renorm_bad_arguments():
     with pytest.raises(ValueError, match="batch_renorm: d_max must be a finite number >= 0"):
         F.batch_renorm(x, rm, rv, training=True, d_max=-1)
     with pytest.raises(ValueError, match="batch_renorm: eps must be"):
-        F.batch_renorm(x, rm, rv, eps=0.0)
+        F.batch_renorm(x, rm, rv, eps=-1.0)  # eps=0 is accepted in eval, as PyTorch's batch norm
+    with pytest.raises(ValueError, match="batch_renorm eps must be positive during training"):
+        F.batch_renorm(x, rm, rv, training=True, eps=0.0)
     with pytest.raises(ValueError, match="batch_renorm: momentum must be"):
         F.batch_renorm(x, rm, rv, training=True, momentum=2.0)
     with pytest.raises(ValueError, match="batch_renorm: expected more than 1 value per channel"):
@@ -431,7 +433,7 @@ def test_filter_response_norm_bad_arguments():
     with pytest.raises(ValueError, match="filter_response_norm: weight must have shape"):
         F.filter_response_norm(x, mg.ones(4))
     with pytest.raises(ValueError, match="filter_response_norm: eps must be"):
-        F.filter_response_norm(x, eps=0.0)
+        F.filter_response_norm(x, eps=-1.0)  # eps=0 is accepted (tests/test_norm_eps0.py)
     with pytest.raises(ValueError, match=r"filter_response_norm: eps must have shape \(1,\)"):
         F.filter_response_norm(x, eps=mg.ones(3))
     with pytest.raises(TypeError, match="filter_response_norm: eps has dtype float64"):

@@ -22,8 +22,10 @@ import numpy as np
 
 
 def rstd(m2, count, eps):
-    """1/sqrt(m2/count + eps), the biased variance clamped at 0 (NaN stays NaN). float64 arrays."""
-    return 1.0 / np.sqrt(np.maximum(m2 / count, 0.0) + eps)
+    """1/sqrt(m2/count + eps), the biased variance clamped at 0 (NaN stays NaN); inf where it is 0 and eps=0.
+    float64 arrays."""
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.sqrt(np.maximum(m2 / count, 0.0) + eps)
 
 
 def forward(mean, rstd, dtype, weight=1.0, bias=0.0):

@@ -276,7 +276,7 @@ def _plan(kernel):
                  for i, name, symbols, fixed, output in plan)
     scalars = ("num_groups" in names or "kh" in names or "center" in names
                or ("argmax" in names and kernel.endswith("backward")))
-    # NOTE: eps > 0 is the normalizations' rule; Adam's eps may be 0 (checked by the optimizer)
+    # NOTE: eps >= 0 is the normalizations' rule; Adam's eps is checked by the optimizer
     eps_at = names.index("eps") if "eps" in names and "norm" in kernel else None
     return names, plan, fast, eps_at, scalars
 
@@ -302,7 +302,7 @@ def _checked(kernel, args):
     dims = accepted[0]
     if eps_at is not None:
         eps = args[eps_at]
-        if not (type(eps) is float and 0.0 < eps < math.inf):  # NOTE: the common case without a call
+        if not (type(eps) is float and 0.0 <= eps < math.inf):  # NOTE: the common case without a call
             check_eps(kernel, eps)
     if scalars:
         _check_scalars(kernel, names, args, dims)

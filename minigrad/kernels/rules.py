@@ -19,12 +19,22 @@ def float_dtype(dtype):
 
 
 def check_eps(fn, eps):
-    """eps as a float; it must be a finite number > 0."""
-    if type(eps) is float and 0.0 < eps < math.inf:  # NOTE: the common case, without ABC checks
+    """eps as a float; it must be a finite number >= 0. eps=0 is PyTorch's too: a set of zero variance then
+    normalizes to inf or NaN (batch-statistics batch norm, where PyTorch refuses it, checks ``check_batch_eps``)."""
+    if type(eps) is float and 0.0 <= eps < math.inf:  # NOTE: the common case, without ABC checks
         return eps
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not np.isfinite(eps) or eps <= 0:
-        raise ValueError(f"{fn}: eps must be a finite number > 0, got {eps!r}")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not np.isfinite(eps) or eps < 0:
+        raise ValueError(f"{fn}: eps must be a finite number >= 0, got {eps!r}")
     return float(eps)
+
+
+def check_batch_eps(fn, eps):
+    """eps of batch norm with batch statistics: > 0, PyTorch's rule (its message), since a channel of zero
+    variance would give inf or NaN."""
+    eps = check_eps(fn, eps)
+    if eps <= 0.0:
+        raise ValueError(f"{fn} eps must be positive during training, but got {eps}")
+    return eps
 
 
 def check_momentum(fn, momentum):

@@ -121,6 +121,8 @@ class DecorrelatedBatchNorm2d(Module):
             momentum = check_momentum(owner, momentum)
         self.num_features, self.group_size = int(num_features), int(group_size)
         self.eps, self.momentum = check_eps(owner, eps), momentum
+        if self.eps == 0.0:  # NOTE: whitening inverts the batch covariance, which may be singular
+            raise ValueError(f"{owner}: eps must be > 0 (the batch covariance may be singular), got {eps!r}")
         g = min(self.group_size, self.num_features)
         G = -(-self.num_features // g)
         self._G, self._g = G, g

@@ -252,7 +252,8 @@ class Module:
                 for name, t in table.items():
                     if t is not None and not (table is m._buffers and name in skip):
                         own[f"{mp}.{name}" if mp else name] = t
-        missing = [k for k in own if k not in state_dict]
+        optional = self._optional_keys(state_dict)
+        missing = [k for k in own if k not in state_dict and k not in optional]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
@@ -266,6 +267,22 @@ class Module:
                                  f"but {t.data.shape} in the model")
             t.data[...] = value
         return missing, unexpected
+
+    def _optional_keys(self, state_dict):
+        """Keys that a state dict may lack, the module keeping its value: those that a module names in its
+        ``_added_state`` (version, names), where the state dict does not say (PyTorch's ``_metadata``) that it was
+        saved at that version or later. BatchNorm's ``num_batches_tracked`` (PyTorch 0.4.1, version 2) is one."""
+        meta = getattr(state_dict, "_metadata", None) or {}
+        keys = set()
+        for mp, m in self.named_modules():
+            added = getattr(m, "_added_state", None)
+            if not added:
+                continue
+            version, names = added
+            saved = meta.get(mp, {}).get("version")
+            if saved is None or saved < version:
+                keys.update(f"{mp}.{name}" if mp else name for name in names if m._buffers.get(name) is not None)
+        return keys
 
     # ------------------------------------------------------------ call
     def forward(self, *args, **kwargs):

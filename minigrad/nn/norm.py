@@ -19,6 +19,10 @@ from minigrad.tensor import Tensor
 
 
 class _NormBase(Module):
+    # NOTE: PyTorch 0.4.1 added num_batches_tracked (its version 2): an older state dict, or one without PyTorch's
+    # metadata (many published checkpoints), loads without it and the module keeps its count, as in PyTorch
+    _added_state = (2, ("num_batches_tracked",))
+
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, dtype: np.dtype | type | str | None = None):
         super().__init__()

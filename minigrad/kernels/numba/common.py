@@ -45,19 +45,20 @@ class _Twins:
     about 1 us even on one thread). Every prange body is the same code in both, each iteration runs alone and the
     reductions inside keep their fixed order, so both give the same bits (tests/test_kernels.py checks it)."""
 
-    def __init__(self, f, fastmath):
+    def __init__(self, f, fastmath, error_model="python"):
         # NOTE: numba's disk cache files a function's machine code under its qualified name and first line, not
         # under its flags: the serial copy gets a name of its own, or one variant would load the other's code
         serial = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__,
                                     f.__closure__)
         serial.__qualname__ = f.__qualname__ + "_serial"
         serial.__doc__ = f.__doc__
-        self.parallel = njit(parallel=PRANGE_ONLY, cache=True, fastmath=fastmath)(f)
-        self.serial = njit(cache=True, fastmath=fastmath)(serial)
+        self.parallel = njit(parallel=PRANGE_ONLY, cache=True, fastmath=fastmath, error_model=error_model)(f)
+        self.serial = njit(cache=True, fastmath=fastmath, error_model=error_model)(serial)
 
 
-def _twins(fastmath=False):
-    return lambda f: _Twins(f, fastmath)
+def _twins(fastmath=False, error_model="python"):
+    """``error_model="numpy"``: a float division by zero gives inf or NaN (IEEE) instead of raising, as eps=0 needs."""
+    return lambda f: _Twins(f, fastmath, error_model)
 
 
 def _pick(kernel, n_threads):

@@ -97,7 +97,7 @@ def _dy_sums(dy, x, start, m, mean):
     return a, q
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # NOTE: var + eps = 0 (eps=0) gives rstd = inf, not ZeroDivisionError
 def _mean_rstd(s1, s2, M, eps, K):
     """From shifted sums: mean = K + s1/M, var = s2/M - (s1/M)^2 (clamped at 0, NaN stays NaN), rstd."""
     d = s1 / M
@@ -222,7 +222,7 @@ def batch_norm_forward(y, mean, rstd, x, weight, bias, eps, n_threads):
     _pick(_bn_forward, n_threads)(y, mean, rstd, x, weight, bias, float(eps), n_threads)
 
 
-@_twins()
+@_twins(error_model="numpy")  # NOTE: running_var + eps = 0 gives an infinite scale
 def _bn_inference(y, x, running_mean, running_var, weight, bias, eps):
     N, C, S = x.shape
     if N * C * S == 0:

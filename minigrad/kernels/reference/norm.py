@@ -27,7 +27,8 @@ def batch_norm_forward(y, mean, rstd, x, weight, bias, eps, n_threads=1):
     x64 = x.astype(np.float64)
     mu = x64.mean(axis=(0, 2))
     var = ((x64 - mu[:, None]) ** 2).mean(axis=(0, 2))
-    r = 1.0 / np.sqrt(var + eps)
+    with np.errstate(divide="ignore"):  # NOTE: var + eps = 0 (eps=0) gives rstd = inf, as in C
+        r = 1.0 / np.sqrt(var + eps)
     mean[...] = mu
     rstd[...] = r
     y[...] = (x64 - mu[:, None]) * (r * weight)[:, None] + bias.astype(np.float64)[:, None]
@@ -35,9 +36,10 @@ def batch_norm_forward(y, mean, rstd, x, weight, bias, eps, n_threads=1):
 
 def batch_norm_inference(y, x, running_mean, running_var, weight, bias, eps, n_threads=1):
     """y = (x - running_mean)/sqrt(running_var + eps)*weight + bias, per channel."""
-    r = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
-    y[...] = ((x.astype(np.float64) - running_mean.astype(np.float64)[:, None]) * (r * weight)[:, None]
-              + bias.astype(np.float64)[:, None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+        y[...] = ((x.astype(np.float64) - running_mean.astype(np.float64)[:, None]) * (r * weight)[:, None]
+                  + bias.astype(np.float64)[:, None])
 
 
 def batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads=1):
@@ -63,7 +65,8 @@ def group_norm_forward(y, mean, rstd, x, weight, bias, num_groups, eps, n_thread
     xg = x.astype(np.float64).reshape(N, G, (C // G) * S)
     mu = xg.mean(axis=2)
     var = ((xg - mu[:, :, None]) ** 2).mean(axis=2)
-    r = 1.0 / np.sqrt(var + eps)
+    with np.errstate(divide="ignore"):  # NOTE: var + eps = 0 (eps=0) gives rstd = inf, as in C
+        r = 1.0 / np.sqrt(var + eps)
     mean[...] = mu
     rstd[...] = r
     xhat = ((xg - mu[:, :, None]) * r[:, :, None]).reshape(N, C, S)

@@ -20,11 +20,11 @@ import numpy as np
 
 from minigrad import kernels
 from minigrad.kernels import coefficients
-from minigrad.kernels.rules import check_momentum
-from minigrad.tensor import Function, Tensor
+from minigrad.kernels.rules import check_batch_eps, check_momentum
+from minigrad.tensor import Function, Tensor, relu
 
 from .norm import (_affine_t, _as_ncs_array, _affine, _check_channel_args, _check_input, _empty_like, _grads_for,
-                   _normalize_t, _params, _update_running)
+                   _normalize_t, _params, _update_running, batch_norm)
 
 
 class _BatchNormReLU(Function):
@@ -103,12 +103,15 @@ def batch_norm_relu(input: Tensor, running_mean: Tensor | None, running_var: Ten
     c = input.shape[1]
     rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
     if input.size == 0:
-        return _empty_like(input)
+        return _empty_like(input, weight, bias)
     has = dict(has_weight=weight is not None, has_bias=bias is not None, eps=eps)
     if not training:
         if rm is None or rv is None:
             raise ValueError(f"{fn}: running_mean and running_var are required when training=False")
+        if eps == 0.0 and not np.all(rv):  # NOTE: an infinite scale: PyTorch's NaN/inf pattern (batch_norm's)
+            return relu(batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps))
         return _BatchNormReLU.apply(input, *_params(weight, bias), running=(rm, rv), **has)
+    eps = check_batch_eps(fn, eps)
     per_channel = input.size // c
     if per_channel <= 1:
         raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "

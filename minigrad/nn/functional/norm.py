@@ -8,10 +8,14 @@ All four are the same computation over different axes (Flax's observation):
   layer norm     per sample over the trailing ``normalized_shape``              group norm on (R, D, 1), G = 1
 
 Inputs are validated here, in Python, before any kernel runs: rank, channel count against parameter sizes, dtype
-(float32 or float64; parameters must share the input's dtype), eps > 0, momentum in [0, 1]. Non-contiguous input
+(float32 or float64; parameters must share the input's dtype), eps >= 0 (> 0 for batch statistics of batch norm,
+as PyTorch), momentum in [0, 1]. eps=0 gives PyTorch's results where a set has zero variance: inf or NaN (0 for
+instance norm, whose PyTorch kernel takes rstd = 0 there). Non-contiguous input
 is copied to C order once. The kernels save only ``mean`` and ``rstd`` (float64) and recompute the normalized
 value in backward.
 """
+import contextlib
+import functools
 import math
 import numbers
 
@@ -19,7 +23,7 @@ import numpy as np
 
 from minigrad import kernels
 from minigrad.kernels import coefficients
-from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups
+from minigrad.kernels.rules import check_batch_eps, check_eps, check_momentum, check_num_groups
 from minigrad.tensor import Function, Tensor
 from minigrad.tensor import cat as _cat
 
@@ -74,13 +78,19 @@ def _with_running_stats(fn, mode, input, weight, bias, rm, rv, eps):
     if rm is None or rv is None:
         raise ValueError(f"{fn}: running_mean and running_var are required when {mode}")
     return _ChannelAffine.apply(input, *_params(weight, bias), running_mean=rm, running_var=rv,
-                                has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+                                has_weight=weight is not None, has_bias=bias is not None, eps=eps,
+                                instance=fn == "instance_norm")
 
 
-def _empty_like(x):
+def _empty_like(x, *params):
     """An empty input gives an empty output and leaves running statistics alone, as in PyTorch; the kernels are
-    never called with zero-size arrays."""
-    return x * 1.0
+    never called with zero-size arrays. The parameters given (None skipped) join the graph, so that they get zero
+    gradients, as PyTorch's do, rather than none."""
+    y = x * 1.0
+    for p in params:
+        if p is not None and p.requires_grad:
+            y = y + p.sum() * 0.0  # NOTE: its gradient is the sum over the empty dy: 0 for every element
+    return y
 
 
 def _params(weight, bias):
@@ -101,6 +111,20 @@ def _grads_for(node, dx, dweight, dbias):
 
 
 # ------------------------------------------------------------------ autograd nodes
+
+_LOUD = contextlib.nullcontext()
+
+
+def ieee_when_eps0(method):
+    """``method`` of a normalization node run without NumPy's warnings when eps is 0: a set of zero variance then
+    has rstd = inf and its inf/NaN outputs are PyTorch's results, not an accident to warn about."""
+    @functools.wraps(method)
+    def quiet(self, *args, **kwargs):
+        eps = kwargs.get("eps", getattr(self, "eps", None))
+        with np.errstate(divide="ignore", invalid="ignore") if eps == 0 else _LOUD:
+            return method(self, *args, **kwargs)
+    return quiet
+
 
 class _BatchNormTrain(Function):
     """Training-mode batch norm on (N, C, S): statistics of the batch, one kernel each way."""
@@ -135,14 +159,22 @@ class _ChannelAffine(Function):
     Memory: forward allocates y alone and keeps x only when dweight needs it; backward allocates dx alone
     (dweight's product is formed in dx's buffer, which then receives dx)."""
 
-    def forward(self, x, *params, running_mean, running_var, has_weight, has_bias, eps):
-        self.has_weight, self.has_bias = has_weight, has_bias
+    @ieee_when_eps0
+    def forward(self, x, *params, running_mean, running_var, has_weight, has_bias, eps, instance=False):
+        self.has_weight, self.has_bias, self.instance = has_weight, has_bias, instance
         x3 = _as_ncs_array(x)
         c = x3.shape[1]
         w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
         y = np.empty_like(x3)
         kernels.kernels().batch_norm_inference(y, x3, np.ascontiguousarray(running_mean),
                                                np.ascontiguousarray(running_var), w, b, eps)
+        if eps == 0.0 and not np.all(running_var):
+            # NOTE: an infinite scale. PyTorch's eval kernel computes x*alpha + beta, alpha = weight/sqrt(var + eps),
+            # beta = bias - running_mean*alpha: NaN or +-inf for every x there; ours, (x - mean)*alpha + bias, differs
+            c0 = np.flatnonzero(running_var == 0)
+            alpha = w[c0].astype(np.float64) * np.inf
+            beta = b[c0] - running_mean[c0].astype(np.float64) * alpha
+            y[:, c0] = x3[:, c0] * alpha[:, None] + beta[:, None]
         # NOTE: the statistics are constants here, so backward is elementwise (no mean-subtraction terms): it
         # needs x only for dweight. rstd and mean are derived there, not here (eval forward is often all there is).
         self.x3 = x3 if has_weight else None
@@ -150,6 +182,7 @@ class _ChannelAffine(Function):
         self.w, self.shape, self.x3_shape = w, x.shape, x3.shape
         return y.reshape(x.shape)
 
+    @ieee_when_eps0
     def backward(self, g):
         dy = np.ascontiguousarray(g).reshape(self.x3_shape)
         rstd = 1.0 / np.sqrt(self.running_var.astype(np.float64) + self.eps)
@@ -161,6 +194,11 @@ class _ChannelAffine(Function):
             buf *= rstd[None, :, None].astype(dy.dtype)
             buf *= dy  # NOTE: xhat * dy rounds as dy * xhat did: the same bits
             dweight = buf.sum(axis=(0, 2), dtype=np.float64).astype(dy.dtype)
+            if np.isinf(rstd).any():  # NOTE: eps=0, running_var 0: PyTorch's order, sum(dy*(x - mean))*rstd
+                c0 = np.flatnonzero(np.isinf(rstd))
+                dot = (dy[:, c0] * (self.x3[:, c0] - mean[c0, None])).sum(axis=2)
+                # instance norm: one batch-norm channel per (n, c) in PyTorch, summed over n after the scaling
+                dweight[c0] = (dot * rstd[c0]).sum(0) if self.instance else dot.sum(0) * rstd[c0]
         if self.has_bias:
             dbias = dy.sum(axis=(0, 2), dtype=np.float64).astype(dy.dtype)
         dx = None
@@ -182,7 +220,8 @@ class _ChannelAffine(Function):
 class _GroupNorm(Function):
     """Group norm on (N, C, S) with G groups; layer norm is (R, D, 1) with G=1, instance norm G=C."""
 
-    def forward(self, x, *params, x3_shape, num_groups, has_weight, has_bias, eps):
+    @ieee_when_eps0
+    def forward(self, x, *params, x3_shape, num_groups, has_weight, has_bias, eps, instance=False):
         self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
         x3 = np.ascontiguousarray(x).reshape(x3_shape)
         n, c, s = x3_shape
@@ -191,10 +230,18 @@ class _GroupNorm(Function):
         y = np.empty_like(x3)
         self.mean, self.rstd = np.empty((n, num_groups)), np.empty((n, num_groups))
         kernels.kernels().group_norm_forward(y, self.mean, self.rstd, x3, w, b, num_groups, eps)
+        self.stats_rstd = self.rstd
+        if instance and eps == 0.0 and np.isinf(self.rstd).any():
+            # NOTE: PyTorch's instance norm (its batch norm kernel) takes rstd = 0 where var = 0 and eps = 0:
+            # such a set gives y = bias and no gradient to x or weight. The running update keeps rstd = inf (var 0).
+            self.rstd = np.where(np.isinf(self.rstd), 0.0, self.rstd)
+            dead = np.isinf(self.stats_rstd)
+            y[dead] = b[None, :].repeat(n, 0)[dead][:, None]
         self.x3, self.w, self.g, self.shape = x3, w, num_groups, x.shape
         self.param_shape = params[0].shape if has_weight else params[-1].shape if has_bias else None
         return y.reshape(x.shape)
 
+    @ieee_when_eps0
     def backward(self, g):
         dy = np.ascontiguousarray(g, dtype=self.x3.dtype).reshape(self.x3.shape)
         dx = np.empty_like(self.x3)
@@ -216,6 +263,7 @@ class _RowNorm(Function):
     coefficients -> row_apply``, backward ``row_backward_sums -> coefficients -> row_backward_apply`` (the
     coefficients: minigrad.kernels.coefficients). ``center=False`` is RMSNorm; weight and bias are per column."""
 
+    @ieee_when_eps0
     def forward(self, x, *params, d, center, has_weight, has_bias, eps):
         self.has_weight, self.has_bias, self.center, self.eps = has_weight, has_bias, center, eps
         x2 = np.ascontiguousarray(x).reshape(-1, d)
@@ -232,6 +280,7 @@ class _RowNorm(Function):
         self.param_shape = params[0].shape if params else None
         return y.reshape(x.shape)
 
+    @ieee_when_eps0
     def backward(self, g):
         x2 = self.x2
         (r, d), dtype = x2.shape, x2.dtype
@@ -261,6 +310,7 @@ class _ChannelNorm(Function):
     several are ghost batch norm. ``renorm(mean, rstd) -> (r, d)`` (float64, per channel; Batch Renorm) makes it
     y = (xhat*r + d)*weight + bias, r and d constants in backward, so dx is batch norm's with weight*r."""
 
+    @ieee_when_eps0
     def forward(self, x, *params, chunk, has_weight, has_bias, eps, renorm=None):
         self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
         x3 = _as_ncs_array(x)
@@ -282,6 +332,7 @@ class _ChannelNorm(Function):
         self.x3, self.scale, self.shape = x3, scale, x.shape
         return y.reshape(x.shape)
 
+    @ieee_when_eps0
     def backward(self, g):
         x3, dtype = self.x3, self.x3.dtype
         c, s = x3.shape[1], x3.shape[2]
@@ -365,7 +416,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
     virtual_batch_size = check_virtual_batch_size(fn, virtual_batch_size)
     if input.size == 0:
-        return _empty_like(input)
+        return _empty_like(input, weight, bias)
     if not training:
         return _with_running_stats(fn, "training=False", input, weight, bias, rm, rv, eps)
     per_channel = input.size // c if c else 0
@@ -375,6 +426,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                          f"{input.shape}: batch statistics of a single value have no variance. Use batches of at "
                          f"least 2 samples (with a DataLoader, drop_last=True drops a short last batch) or "
                          f"evaluate with model.eval()")
+    eps = check_batch_eps(fn, eps)
     if momentum is not None or rm is not None:
         momentum = check_momentum(fn, momentum)
     if virtual_batch_size is not None and virtual_batch_size < input.shape[0]:
@@ -431,7 +483,7 @@ def layer_norm(input: Tensor, normalized_shape: int | tuple[int, ...] | list[int
     _check_param(fn, "bias", bias, normalized_shape, input.dtype)
     eps = check_eps(fn, eps)
     if input.size == 0:
-        return _empty_like(input)
+        return _empty_like(input, weight, bias)
     d = math.prod(normalized_shape)
     r = input.size // d if d else math.prod(input.shape[:input.ndim - k])
     return _GroupNorm.apply(input, *_params(weight, bias), x3_shape=(r, d, 1), num_groups=1,
@@ -466,7 +518,7 @@ def rms_norm(input: Tensor, normalized_shape: int | tuple[int, ...] | list[int],
     _check_param(fn, "weight", weight, normalized_shape, input.dtype)
     eps = float(np.finfo(input.dtype).eps) if eps is None else check_eps(fn, eps)
     if input.size == 0:
-        return _empty_like(input)
+        return _empty_like(input, weight)
     return _RowNorm.apply(input, *_params(weight, None), d=math.prod(normalized_shape), center=False,
                           has_weight=weight is not None, has_bias=False, eps=eps)
 
@@ -488,8 +540,15 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
     _check_param(fn, "weight", weight, (c,), input.dtype)
     _check_param(fn, "bias", bias, (c,), input.dtype)
     eps = check_eps(fn, eps)
+    s = math.prod(input.shape[2:])
+    if n * (c // num_groups) * s == 1:
+        # NOTE: PyTorch's rule and words (in train and eval alike): its check views the input as batch norm's
+        # (N*C/G, G, *spatial), so it fires only when that view has one value per "channel"
+        size = [n * c // num_groups, num_groups, *input.shape[2:]]
+        raise ValueError(f"group_norm: Expected more than 1 value per channel when training, got input size {size}:"
+                         f" each of the {num_groups} groups holds a single value")
     if input.size == 0:
-        return _empty_like(input)
+        return _empty_like(input, weight, bias)
     s = math.prod(input.shape[2:])
     return _GroupNorm.apply(input, *_params(weight, bias), x3_shape=(n, c, s), num_groups=num_groups,
                             has_weight=weight is not None, has_bias=bias is not None, eps=eps)
@@ -513,7 +572,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     n, c = input.shape[0], input.shape[1]
     rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
     if input.size == 0:
-        return _empty_like(input)
+        return _empty_like(input, weight, bias)
     if not use_input_stats:
         return _with_running_stats(fn, "use_input_stats=False", input, weight, bias, rm, rv, eps)
     s = math.prod(input.shape[2:])
@@ -523,8 +582,9 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     if rm is not None or rv is not None:
         momentum = check_momentum(fn, momentum)
     out, node = _GroupNorm.apply_with_ctx(input, *_params(weight, bias), x3_shape=(n, c, s), num_groups=c,
-                                          has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+                                          has_weight=weight is not None, has_bias=bias is not None, eps=eps,
+                                          instance=True)
     if rm is not None or rv is not None:
         # NOTE: PyTorch averages the per-instance statistics over the batch
-        _update_running(rm, rv, node.mean, node.rstd, momentum, eps, s)
+        _update_running(rm, rv, node.mean, node.stats_rstd, momentum, eps, s)
     return out

@@ -18,11 +18,11 @@ import numpy as np
 
 from minigrad import kernels
 from minigrad.kernels import coefficients
-from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups
+from minigrad.kernels.rules import check_batch_eps, check_eps, check_momentum, check_num_groups
 from minigrad.tensor import Function, Tensor
 
 from .norm import (_ChannelNorm, _affine, _as_ncs_array, _check_channel_args, _check_input, _check_param,
-                   _empty_like, _params, _update_running, _with_running_stats)
+                   _empty_like, _params, _update_running, _with_running_stats, ieee_when_eps0)
 
 
 def _check_bound(fn, name, value, low):
@@ -67,13 +67,14 @@ def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor
         raise ValueError(f"{fn}: running_mean and running_var are required (r and d compare the batch with them)")
     r_max, d_max = _check_bound(fn, "r_max", r_max, 1.0), _check_bound(fn, "d_max", d_max, 0.0)
     if input.size == 0:
-        return _empty_like(input)
+        return _empty_like(input, weight, bias)
     if not training:
         return _with_running_stats(fn, "training=False", input, weight, bias, rm, rv, eps)
     per_channel = input.size // c
     if per_channel <= 1:
         raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "
                          f"{input.shape} (batch statistics of a single value have no variance)")
+    eps = check_batch_eps(fn, eps)  # NOTE: batch norm's rule with batch statistics (PyTorch's)
     momentum = check_momentum(fn, momentum)
     rmean, rstd_run = rm.astype(np.float64), 1.0 / np.sqrt(rv.astype(np.float64) + eps)
 
@@ -95,8 +96,9 @@ class _FilterResponse(Function):
     bias are per channel, so they enter as per-row coefficients (the rows' per-column weight is ones). The
     optional last parent is a learned eps, of which |eps| is used."""
 
+    @ieee_when_eps0
     def forward(self, x, *params, has_weight, has_bias, eps):
-        self.has_weight, self.has_bias, self.learned_eps = has_weight, has_bias, eps is None
+        self.has_weight, self.has_bias, self.learned_eps, self.eps = has_weight, has_bias, eps is None, eps
         n, c = x.shape[0], x.shape[1]
         x2 = np.ascontiguousarray(x).reshape(n * c, -1)
         s = x2.shape[1]
@@ -115,6 +117,7 @@ class _FilterResponse(Function):
         self.x2, self.mean, self.rstd, self.shape = x2, mean, rstd, x.shape
         return y.reshape(x.shape)
 
+    @ieee_when_eps0
     def backward(self, g):
         x2 = self.x2
         (r, s), dtype = x2.shape, x2.dtype
@@ -166,7 +169,7 @@ def filter_response_norm(input: Tensor, weight: Tensor | None = None, bias: Tens
     else:
         learned, eps = (), check_eps(fn, eps)
     if input.size == 0:
-        return _empty_like(input)
+        return _empty_like(input, weight, bias, *learned)
     return _FilterResponse.apply(input, *_params(weight, bias), *learned, has_weight=weight is not None,
                                  has_bias=bias is not None, eps=eps)
 
@@ -195,6 +198,7 @@ class _SetStd(Function):
     (``center=True``). Backward: d std/dx_i = (x_i - mean)/(M*std), one apply pass with the coefficients of
     ``coefficients.forward(mean, g/(M*std))`` (shift the mean, scale g/(M*std), no offset)."""
 
+    @ieee_when_eps0
     def forward(self, x, *, rows, eps):
         x2 = _as_ncs_array(x) if rows is None else np.ascontiguousarray(x).reshape(-1, rows)
         n_sets = x2.shape[1] if rows is None else x2.shape[0]
@@ -203,9 +207,10 @@ class _SetStd(Function):
         k = kernels.kernels()
         (k.channel_stats if rows is None else k.row_stats)(self.mean, self.m2, x2, True)
         self.rstd = coefficients.rstd(self.m2, self.count, eps)
-        self.x2, self.rows, self.shape = x2, rows, x.shape
+        self.x2, self.rows, self.shape, self.eps = x2, rows, x.shape, eps
         return (1.0 / self.rstd).astype(x.dtype)
 
+    @ieee_when_eps0
     def backward(self, g):
         x2 = self.x2
         dx = np.empty_like(x2)
@@ -261,7 +266,7 @@ def evonorm_b0(input: Tensor, v: Tensor, running_var: Tensor | None = None, weig
     if not training and rv is None:
         raise ValueError(f"{fn}: running_var is required when training=False")
     if input.size == 0:
-        return _empty_like(input)
+        return _empty_like(input, v, weight, bias)
     s = input.size // (input.shape[0] * c)
     if training:
         if input.size // c <= 1:
@@ -296,7 +301,7 @@ def evonorm_s0(input: Tensor, v: Tensor, num_groups: int = 32, weight: Tensor | 
     num_groups = check_num_groups(fn, num_groups, c)
     eps = check_eps(fn, eps)
     if input.size == 0:
-        return _empty_like(input)
+        return _empty_like(input, v, weight, bias)
     group = input.size // (n * num_groups)
     group_std = _SetStd.apply(input, rows=group, eps=eps).reshape(n, num_groups, 1)
     gated = input * (_per_channel(v, input.ndim) * input).sigmoid()
