@@ -110,6 +110,10 @@ class _Conv2d(Function):
                 kernels.kernels().col2im(dx, dcols, kh, kw, stride, padding, dilation)
         return (dx, dweight, dbias)[:len(self.parents)]
 
+    def backward_graph(self, dy):  # NOTE: the double backward; conv_grad.py builds on this module, so imported here
+        from .conv_grad import conv2d_backward_graph
+        return conv2d_backward_graph(self, dy)
+
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-d cross-correlation, as ``torch.nn.functional.conv2d``.
@@ -179,6 +183,10 @@ class _MaxPool2d(Function):
             kernels.kernels().max_pool2d_backward(dx, np.ascontiguousarray(dy), self.argmax)
         return dx
 
+    def backward_graph(self, dy):  # NOTE: the double backward (conv_grad.py)
+        from .conv_grad import max_pool2d_backward_graph
+        return max_pool2d_backward_graph(self, dy)
+
 
 def max_pool2d(input, kernel_size, stride=None, padding=0):
     """Max over each ``kernel_size`` window (stride defaults to kernel_size; padding is -inf, at most k/2).
@@ -212,6 +220,10 @@ class _AvgPool2d(Function):
         for i, j in taps:  # the skipped taps would write padding only, cut off below
             dxp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)] += g
         return dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
+
+    def backward_graph(self, dy):  # NOTE: the double backward (conv_grad.py)
+        from .conv_grad import avg_pool2d_backward_graph
+        return avg_pool2d_backward_graph(self, dy)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, count_include_pad=True):

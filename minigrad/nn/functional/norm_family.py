@@ -137,6 +137,18 @@ class _FilterResponse(Function):
             grads.append(np.full(1, de, dtype))
         return tuple(grads)
 
+    def compose(self, x, *params):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
+        r, s = self.x2.shape
+        n, c = self.shape[0], self.shape[1]
+        x3 = x.reshape(n, c, s)
+        eps = params[-1].abs() if self.learned_eps else self.eps_value
+        y = x3 * ((x3 * x3).mean(2, keepdim=True) + eps) ** -0.5
+        if self.has_weight:
+            y = y * params[0].reshape(1, c, 1)
+        if self.has_bias:
+            y = y + params[1 if self.has_weight else 0].reshape(1, c, 1)
+        return y.reshape(self.shape)
+
 
 def filter_response_norm(input, weight=None, bias=None, eps=1e-6):
     """Filter Response Normalization (Singh & Krishnan, 2020, "Filter Response Normalization Layer: Eliminating
@@ -191,7 +203,7 @@ class _SetStd(Function):
         k = kernels.kernels()
         (k.channel_stats if rows is None else k.row_stats)(self.mean, self.m2, x2, True)
         self.rstd = coefficients.rstd(self.m2, self.count, eps)
-        self.x2, self.rows, self.shape = x2, rows, x.shape
+        self.x2, self.rows, self.shape, self.eps = x2, rows, x.shape, eps
         return (1.0 / self.rstd).astype(x.dtype)
 
     def backward(self, g):
@@ -206,6 +218,11 @@ class _SetStd(Function):
             ones, zeros = np.ones(self.rows, x2.dtype), np.zeros(self.rows, x2.dtype)
             k.row_apply(dx, x2, shift, scale, offset, ones, zeros)
         return dx.reshape(self.shape)
+
+    def compose(self, x):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
+        axes, x2 = ((0, 2), x.reshape(self.x2.shape)) if self.rows is None else ((1,), x.reshape(-1, self.rows))
+        d = x2 - x2.mean(axes, keepdim=True)
+        return ((d * d).mean(axes) + self.eps).sqrt()
 
 
 def _check_evonorm(fn, input, v, weight, bias):
