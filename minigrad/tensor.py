@@ -14,7 +14,6 @@ import contextlib
 import functools
 import math
 import threading
-import weakref
 
 import numpy as np
 
@@ -176,7 +175,8 @@ class Tensor:
     as dict keys (and ``tensor in list`` compares elementwise: use identity, ``any(t is p for p in ps)``).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    # NOTE: "_freed" is set (never initialized: getattr with a default reads it) on a non-leaf whose node a walk freed
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_freed", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -1236,7 +1236,7 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
             g = grads.pop(node, None)
             if g is None:
                 continue
-            if node._ctx is None and _freed and node in _freed and (want is None or node not in want):
+            if node._ctx is None and getattr(node, "_freed", False) and (want is None or node not in want):
                 raise RuntimeError(_FREED_MESSAGE)
             if needed is not None and node not in needed:
                 continue
@@ -1281,13 +1281,12 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
                 grads[parent] = pg if prev is None else prev + pg
             if not retain_graph:
                 node._ctx = None
-                _freed.add(node)
+                node._freed = True
     return captured
 
 
-# NOTE: the non-leaf tensors whose node a walk freed (weakly held: no memory kept). A later walk that reaches one
-# raises, as PyTorch does once saved tensors were freed; minigrad raises even where the freed node saved nothing
-_freed = weakref.WeakSet()
+# NOTE: a later walk that reaches a tensor whose node was freed raises, as PyTorch does once saved tensors were
+# freed; minigrad raises even where the freed node saved nothing
 _FREED_MESSAGE = ("Trying to backward through the graph a second time (or directly access saved tensors after they "
                   "have already been freed). Saved intermediate values of the graph are freed when you call "
                   ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
