@@ -178,7 +178,8 @@ class Tensor:
     as dict keys (and ``tensor in list`` compares elementwise: use identity, ``any(t is p for p in ps)``).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    # NOTE: "_freed" is set (never initialized: getattr with a default reads it) on a non-leaf whose node a walk freed
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_freed", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -1298,7 +1299,11 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
     with (enable_grad() if create_graph else contextlib.nullcontext()):
         for node in order:
             g = grads.pop(node, None)
-            if g is None or (needed is not None and node not in needed):
+            if g is None:
+                continue
+            if node._ctx is None and getattr(node, "_freed", False) and (want is None or node not in want):
+                raise RuntimeError(_FREED_MESSAGE)
+            if needed is not None and node not in needed:
                 continue
             ctx = node._ctx
             if want is not None and node in want:
@@ -1341,7 +1346,16 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
                 grads[parent] = pg if prev is None else prev + pg
             if not retain_graph:
                 node._ctx = None
+                node._freed = True
     return captured
+
+
+# NOTE: a later walk that reaches a tensor whose node was freed raises, as PyTorch does once saved tensors were
+# freed; minigrad raises even where the freed node saved nothing
+_FREED_MESSAGE = ("Trying to backward through the graph a second time (or directly access saved tensors after they "
+                  "have already been freed). Saved intermediate values of the graph are freed when you call "
+                  ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+                  "graph a second time or if you need to access saved tensors after calling backward.")
 
 
 def _accumulate(node, g, create_graph, is_root):
@@ -2031,6 +2045,20 @@ class Scatter(Function):
             gsrc[self.sl] = np.take_along_axis(g[self.sl_x], self.index, self.axis)
         return gx, gsrc
 
+    def backward_graph(self, g):
+        gx = gsrc = None
+        if self.needs_input_grad[0]:
+            gx = g
+            if not self.add:
+                keep = np.ones(g.shape, g.dtype)
+                _put_along(keep, self.index, np.zeros((), g.dtype), self.axis, add=False)
+                gx = g * Tensor(keep)
+        if self.needs_input_grad[1]:
+            gsrc = TakeAlong.apply(g, index=self.index, axis=self.axis)
+            if gsrc.shape != self.src_shape:
+                gsrc = _IndexPut.apply(gsrc, shape=self.src_shape, index=self.sl)
+        return gx, gsrc
+
 
 class Prod(Function):
     """Product over one axis (kept); the gradient is the product of the others, exact with zeros."""
@@ -2050,6 +2078,20 @@ class Prod(Function):
         rev = np.flip(np.take(x, np.arange(1, n), axis), axis)
         right = np.flip(np.cumprod(np.concatenate([ones, rev], axis), axis), axis)
         return g * left * right
+
+    def backward_graph(self, g):
+        x, axis = self.parents[0], self.axis
+        n = x.shape[axis]
+        if n == 0:
+            return g * Tensor(np.zeros(x.shape, g.dtype))
+        if np.all(self.x != 0):  # NOTE: prod/x_i, as PyTorch's prod_backward without zeros
+            return g * (Prod.apply(x, axis=axis) / x)
+        # NOTE: with zeros, d/dx_i = prod_{j != i} x_j exactly: the product over the last of two axes of an
+        # (.., n, n, ..) copy of x with ones on the diagonal (n times x's memory), so Prod again, to any order
+        shape = x.shape[:axis] + (n,) + x.shape[axis:]
+        diag = np.eye(n, dtype=bool).reshape((1,) * axis + (n, n) + (1,) * (x.ndim - axis - 1))
+        others = Where.apply(Tensor(np.ones((), x.dtype)), x.unsqueeze(axis).expand(shape), cond=diag)
+        return g * Prod.apply(others, axis=axis + 1).reshape(x.shape)
 
 
 class CumSum(Function):

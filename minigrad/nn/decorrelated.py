@@ -96,6 +96,10 @@ class _ApplyWhitening(Function):
         G, g = self.W.shape[:2]
         return _from_groups(np.swapaxes(self.W, 1, 2) @ _to_groups(dy, G, g), self.shape, self.dtype), None, None
 
+    def backward_graph(self, dy):  # NOTE: linear in x: dX = W^T dXhat is this op again, with W^T and no mean
+        zero = Tensor(np.zeros(self.shape[1], self.dtype))
+        return _ApplyWhitening.apply(dy, zero, Tensor(np.swapaxes(self.W, 1, 2))), None, None
+
 
 class DecorrelatedBatchNorm2d(Module):
     """Decorrelated batch norm over (N, C, H, W) (formulas in the module docstring).

@@ -57,11 +57,31 @@ class _Gelu(Function):
             d = self.cdf + xd * np.exp(-0.5 * xd * xd) / math.sqrt(2 * math.pi)
         return (dy * d).astype(dy.dtype)
 
-    def compose(self, x):  # NOTE: the double backward (create_graph=True); erf has no Tensor op
-        if self.approximate != "tanh":
-            raise RuntimeError("double backward of gelu (approximate='none') is not supported; use "
-                               "approximate='tanh'")
+    def compose(self, x):  # NOTE: the double backward (create_graph=True) of the tanh form
         return x * 0.5 * (1 + ((x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)).tanh())
+
+    def backward_graph(self, dy):
+        if self.approximate == "tanh":
+            return Function.backward_graph(self, dy)
+        return dy * _GeluSlope.apply(self.parents[0])  # NOTE: erf has no Tensor op: its slope is a node
+
+
+class _GeluSlope(Function):
+    """d gelu/dx = Phi(x) + x phi(x) (exact gelu), whose own derivative phi(x) (2 - x^2) is Tensor ops."""
+
+    def forward(self, x):
+        self.x = x
+        xd = x.astype(np.float64)
+        return (0.5 * (1 + erf(xd / math.sqrt(2))) + xd * np.exp(-0.5 * xd * xd) / math.sqrt(2 * math.pi)) \
+            .astype(x.dtype)
+
+    def backward(self, g):
+        xd = self.x.astype(np.float64)
+        return (g * (np.exp(-0.5 * xd * xd) / math.sqrt(2 * math.pi) * (2 - xd * xd))).astype(g.dtype)
+
+    def backward_graph(self, g):
+        x = self.parents[0]
+        return g * ((x * x * -0.5).exp() * (1 / math.sqrt(2 * math.pi)) * (2 - x * x))
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:

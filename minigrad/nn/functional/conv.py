@@ -111,6 +111,10 @@ class _Conv2d(Function):
                 kernels.kernels().col2im(dx, dcols, kh, kw, stride, padding, dilation)
         return (dx, dweight, dbias)[:len(self.parents)]
 
+    def backward_graph(self, dy):  # NOTE: the double backward; conv_grad.py builds on this module, so imported here
+        from .conv_grad import conv2d_backward_graph
+        return conv2d_backward_graph(self, dy)
+
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | tuple[int, int] = 1,
            padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, groups: int = 1) -> Tensor:
@@ -186,6 +190,10 @@ class _MaxPool2d(Function):
             kernels.kernels().max_pool2d_backward(dx, np.ascontiguousarray(dy), self.argmax)
         return dx
 
+    def backward_graph(self, dy):  # NOTE: the double backward (conv_grad.py)
+        from .conv_grad import max_pool2d_backward_graph
+        return max_pool2d_backward_graph(self, dy)
+
 
 def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
                padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, ceil_mode: bool = False,
@@ -236,6 +244,10 @@ class _AvgPool2d(Function):
         for i, j in taps:  # the skipped taps would write padding only, cut off below
             dxp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)] += g
         return dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
+
+    def backward_graph(self, dy):  # NOTE: the double backward (conv_grad.py)
+        from .conv_grad import avg_pool2d_backward_graph
+        return avg_pool2d_backward_graph(self, dy)
 
 
 def avg_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,

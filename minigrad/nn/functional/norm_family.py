@@ -144,6 +144,18 @@ class _FilterResponse(Function):
             grads.append(np.full(1, de, dtype))
         return tuple(grads)
 
+    def compose(self, x, *params):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
+        r, s = self.x2.shape
+        n, c = self.shape[0], self.shape[1]
+        x3 = x.reshape(n, c, s)
+        eps = params[-1].abs() if self.learned_eps else self.eps_value
+        y = x3 * ((x3 * x3).mean(2, keepdim=True) + eps) ** -0.5
+        if self.has_weight:
+            y = y * params[0].reshape(1, c, 1)
+        if self.has_bias:
+            y = y + params[1 if self.has_weight else 0].reshape(1, c, 1)
+        return y.reshape(self.shape)
+
 
 def filter_response_norm(input: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
                          eps: float | Tensor = 1e-6) -> Tensor:
@@ -223,6 +235,11 @@ class _SetStd(Function):
             ones, zeros = np.ones(self.rows, x2.dtype), np.zeros(self.rows, x2.dtype)
             k.row_apply(dx, x2, shift, scale, offset, ones, zeros)
         return dx.reshape(self.shape)
+
+    def compose(self, x):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
+        axes, x2 = ((0, 2), x.reshape(self.x2.shape)) if self.rows is None else ((1,), x.reshape(-1, self.rows))
+        d = x2 - x2.mean(axes, keepdim=True)
+        return ((d * d).mean(axes) + self.eps).sqrt()
 
 
 def _check_evonorm(fn, input, v, weight, bias):

@@ -1,0 +1,173 @@
+"""The double backward of conv2d and the poolings (``create_graph=True``): each first-order gradient as an autograd
+op of its own, whose backward is again one of these ops, so gradients can be taken to any order.
+
+Layout legend as ``conv.py``. conv2d is bilinear in (x, weight), so its gradients close over three ops:
+  y  = conv(x, w)                 (``_Conv2d``)
+  dx = conv_input_grad(dy, w)     (``_Conv2dInputGrad``: the transposed convolution, weight^T @ dy then col2im)
+  dw = conv_weight_grad(x, dy)    (``_Conv2dWeightGrad``: dy @ im2col(x)^T)
+and from <dx, gx> = <dy, conv(gx, w)> = <w, conv_weight_grad(gx, dy)> (and the same for dw) each one's gradients are
+the other two. max pooling's dx scatters dy through the saved argmax (the ``max_pool2d_backward`` kernel); its
+adjoint gathers through it. avg pooling is linear: its backward is its adjoint, whose adjoint is the forward again.
+Every kernel comes from the active backend (``minigrad.kernels.kernels()``).
+"""
+import numpy as np
+
+from minigrad import kernels
+from minigrad.tensor import Function, TakeAlong
+
+from .conv import _Conv2d, _offset_slice, _pad
+
+
+# ------------------------------------------------------------------ conv2d
+
+def _dy_batch_inner(dy, G):
+    """dy (N, O, OH, OW) as (G, Og, N*L), the layout of im2col's columns."""
+    N, O = dy.shape[:2]
+    L = dy.shape[2] * dy.shape[3]
+    return np.ascontiguousarray(dy.reshape(N, G, O // G, L).transpose(1, 2, 0, 3)).reshape(G, O // G, N * L)
+
+
+def conv2d_input_grad(dy, weight, x_shape, stride, padding, dilation, groups):
+    """dx (N, C, H, W) = col2im(weight^T @ dy): the transposed convolution of dy."""
+    O, Cg, kh, kw = weight.shape
+    G, N = groups, dy.shape[0]
+    w = np.ascontiguousarray(weight).reshape(G, O // G, Cg * kh * kw)
+    dcols = np.matmul(w.transpose(0, 2, 1), _dy_batch_inner(dy, G)).reshape(x_shape[1] * kh * kw, -1)
+    dx = np.zeros(x_shape, dcols.dtype)
+    if dx.size and dcols.size:
+        kernels.kernels().col2im(dx, np.ascontiguousarray(dcols), kh, kw, stride, padding, dilation)
+    return dx
+
+
+def conv2d_weight_grad(x, dy, weight_shape, stride, padding, dilation, groups):
+    """dweight (O, Cg, kh, kw) = dy @ im2col(x)^T, one GEMM per group over the batch."""
+    O, Cg, kh, kw = weight_shape
+    N, C = x.shape[:2]
+    Kg = Cg * kh * kw
+    cols = np.empty((C * kh * kw, N * dy.shape[2] * dy.shape[3]), x.dtype)
+    if cols.size:
+        kernels.kernels().im2col(cols, np.ascontiguousarray(x), kh, kw, stride, padding, dilation)
+    dyt = _dy_batch_inner(dy, groups)
+    return np.matmul(dyt, cols.reshape(groups, Kg, -1).transpose(0, 2, 1)).reshape(weight_shape)
+
+
+def _conv2d(x, weight, conv):
+    return _Conv2d((), ).forward(x, weight, **conv)
+
+
+class _Conv2dInputGrad(Function):
+    # dy: (N, O, OH, OW), weight: (O, Cg, kh, kw) -> dx: (N, C, H, W)
+    def forward(self, dy, weight, *, x_shape, conv):
+        self.dy, self.weight, self.conv = dy, weight, conv
+        return conv2d_input_grad(dy, weight, x_shape, **conv)
+
+    def backward(self, gx):
+        ddy = _conv2d(gx, self.weight, self.conv) if self.needs_input_grad[0] else None
+        dw = conv2d_weight_grad(gx, self.dy, self.weight.shape, **self.conv) if self.needs_input_grad[1] else None
+        return ddy, dw
+
+    def backward_graph(self, gx):
+        dy, weight = self.parents
+        ddy = _Conv2d.apply(gx, weight, **self.conv) if self.needs_input_grad[0] else None
+        dw = _Conv2dWeightGrad.apply(gx, dy, weight_shape=weight.shape, conv=self.conv) \
+            if self.needs_input_grad[1] else None
+        return ddy, dw
+
+
+class _Conv2dWeightGrad(Function):
+    # x: (N, C, H, W), dy: (N, O, OH, OW) -> dweight: (O, Cg, kh, kw)
+    def forward(self, x, dy, *, weight_shape, conv):
+        self.x, self.dy, self.conv = x, dy, conv
+        return conv2d_weight_grad(x, dy, weight_shape, **conv)
+
+    def backward(self, gw):
+        dx = conv2d_input_grad(self.dy, gw, self.x.shape, **self.conv) if self.needs_input_grad[0] else None
+        ddy = _conv2d(self.x, gw, self.conv) if self.needs_input_grad[1] else None
+        return dx, ddy
+
+    def backward_graph(self, gw):
+        x, dy = self.parents
+        dx = _Conv2dInputGrad.apply(dy, gw, x_shape=x.shape, conv=self.conv) if self.needs_input_grad[0] else None
+        ddy = _Conv2d.apply(x, gw, **self.conv) if self.needs_input_grad[1] else None
+        return dx, ddy
+
+
+def conv2d_backward_graph(node, dy):
+    """``_Conv2d``'s backward as recorded ops (its ``backward_graph``)."""
+    x_shape, _, stride, padding, dilation, groups = node.geom[:6]
+    conv = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    x, weight = node.parents[:2]
+    need = node.needs_input_grad
+    dx = _Conv2dInputGrad.apply(dy, weight, x_shape=x_shape, conv=conv) if need[0] else None
+    dw = _Conv2dWeightGrad.apply(x, dy, weight_shape=weight.shape, conv=conv) if need[1] else None
+    db = dy.sum((0, 2, 3)) if len(need) > 2 and need[2] else None
+    return (dx, dw, db)[:len(node.parents)]
+
+
+# ------------------------------------------------------------------ max_pool2d
+
+class _MaxPool2dScatter(Function):
+    """dx (N, C, H, W) = 0, then dy added at each window's saved argmax: max_pool2d's backward as an op. Its
+    adjoint gathers gx at argmax (``TakeAlong``, whose own adjoint scatters again)."""
+
+    def forward(self, dy, argmax, shape):
+        self.argmax = argmax
+        dx = np.zeros(shape, dy.dtype)
+        if dx.size:
+            kernels.kernels().max_pool2d_backward(dx, np.ascontiguousarray(dy), argmax)
+        return dx
+
+    def backward(self, gx):
+        n, c, oh, ow = self.argmax.shape
+        flat = np.ascontiguousarray(gx).reshape(n, c, -1)
+        return np.take_along_axis(flat, self.argmax.reshape(n, c, -1), 2).reshape(n, c, oh, ow)
+
+    def backward_graph(self, gx):
+        n, c, oh, ow = self.argmax.shape
+        return TakeAlong.apply(gx.reshape(n, c, -1), index=self.argmax.reshape(n, c, -1), axis=2) \
+            .reshape(n, c, oh, ow)
+
+
+def max_pool2d_backward_graph(node, dy):
+    return _MaxPool2dScatter.apply(dy, argmax=node.argmax, shape=node.shape)
+
+
+# ------------------------------------------------------------------ avg_pool2d
+
+def _avg_apply(x, geom, scale):
+    """y = scale * (sum of x over each window): avg_pool2d's forward."""
+    shape, xp_shape, taps, (sh, sw), (ph, pw), (OH, OW) = geom
+    xp = _pad(x, ph, pw)
+    y = np.zeros(x.shape[:2] + (OH, OW), x.dtype)
+    for i, j in taps:
+        y += xp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)]
+    return y * scale
+
+
+def _avg_adjoint(dy, geom, scale):
+    """dx = each window's scale * dy spread over the window: avg_pool2d's backward."""
+    shape, xp_shape, taps, (sh, sw), (ph, pw), (OH, OW) = geom
+    g = dy * scale
+    dxp = np.zeros(xp_shape, dy.dtype)
+    for i, j in taps:
+        dxp[(slice(None), slice(None)) + _offset_slice(i, j, 1, 1, sh, sw, OH, OW)] += g
+    return np.ascontiguousarray(dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]])
+
+
+class _AvgPool2dLinear(Function):
+    """avg_pool2d's linear map (``adjoint=False``) or its adjoint (``adjoint=True``, the backward), on the
+    geometry and per-window scale of an ``_AvgPool2d`` node; the gradient of one is the other."""
+
+    def forward(self, a, geom, scale, adjoint):
+        self.geom, self.scale, self.adjoint = geom, scale, adjoint
+        return (_avg_adjoint if adjoint else _avg_apply)(a, geom, scale)
+
+    def backward(self, g):
+        return (_avg_apply if self.adjoint else _avg_adjoint)(g, self.geom, self.scale)
+
+    def backward_graph(self, g):
+        return _AvgPool2dLinear.apply(g, geom=self.geom, scale=self.scale, adjoint=not self.adjoint)
+
+
+def avg_pool2d_backward_graph(node, dy):
+    return _AvgPool2dLinear.apply(dy, geom=node.geom, scale=node.scale, adjoint=True)
