@@ -88,15 +88,15 @@ def precise_bn_accuracy(model, x_pop, x, y):
 
 
 def run(cfg):
-    steps32 = cfg.pick(cfg.steps, 192, 8)
+    steps32 = cfg.pick(cfg.steps, 128, 8)
     samples = steps32 * max(BATCH_SIZES)
     lr = cfg.lr if cfg.lr is not None else LR
     seeds = seeds_range(cfg, 3, 1)
     with environment(cfg) as backend:
         data = load_data(cfg)
-        n_test = min(5000 if not cfg.quick else 500, len(data.y_test))
+        n_test = min(2000 if not cfg.quick else 500, len(data.y_test))
         x_test, y_test = data.x_test[:n_test], data.y_test[:n_test]
-        x_pop = data.x_train[:5000 if not cfg.quick else 500]
+        x_pop = data.x_train[:2000 if not cfg.quick else 500]
         config = dict(model="small CNN: conv3x3 8/16/32 channels, norm + act after each, max-pool, global avg pool, "
                             "linear", batch_sizes=list(BATCH_SIZES), methods=list(METHODS),
                       samples_seen=samples, steps={b: samples // b for b in BATCH_SIZES},
