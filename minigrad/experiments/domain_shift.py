@@ -170,7 +170,11 @@ def plot(out, record):
     for k, s in enumerate(shifts):  # one shifted test image above each group
         inset = a.inset_axes([k - 0.2, 1.03, 0.4, 0.3], transform=a.get_xaxis_transform())
         inset.imshow(np.asarray(record["examples"][s], dtype=float), cmap="gray", vmin=0, vmax=1)
-        inset.set_axis_off()
+        inset.set_xticks([])
+        inset.set_yticks([])
+        inset.grid(False)
+        for spine in inset.spines.values():  # a frame, so that the white inverted image has an edge
+            spine.set(visible=True, color=plotting.PALETTE["neutral"], linewidth=1)
     handles = [plotting.band_handle(plotting.color(COLORS[v]), alpha=1.0) for v in VARIANTS]
     plotting.legend_below(fig, handles, list(VARIANTS), ncol=2)
     fig.subplots_adjust(top=0.7)

@@ -153,7 +153,7 @@ def run(cfg):
             f"A small CNN trained on {samples} training samples (the same number at every batch size; "
             f"{samples // 2} steps at batch 2, {samples // 32} at batch 32) with SGD, momentum {MOMENTUM}, lr "
             f"{lr:g} * B / 32, then evaluated in eval mode on {n_test} test images. Cells: test accuracy, mean ± std "
-            f"over {len(seeds)} seed(s). The last three rows are diagnostics of the first two methods, explained "
+            f"over {len(seeds)} seed(s). The last three rows are diagnostics of BN and Batch Renorm, explained "
             "in the notes.", findings,
             ["'batch statistics': the trained network evaluated in train mode on test batches of its training "
              "batch size (what its layers saw in training; the running statistics restored after).",
@@ -165,7 +165,7 @@ def run(cfg):
              "number of steps.",
              f"Batch Renorm: r_max 3, d_max 5; the first {RENORM_WARMUP:g} of the steps as BN, then the clips "
              "open linearly over as many steps (the paper's schedule, scaled to these short runs).",
-             f"GroupNorm and EvoNorm-S0 use {GROUPS} groups (the layers have 8, 16 and 32 channels); FRN is "
+             f"GroupNorm and EvoNorm-S0 use {GROUPS} groups (the layers have 16 and 32 channels); FRN is "
              "followed by TLU in place of the ReLU, EvoNorm-S0 has its own nonlinearity.",
              "A run whose loss turned non-finite counts as chance accuracy (0.1).",
              "Short runs: the absolute accuracies are below what these nets reach with full training; the "
