@@ -14,7 +14,8 @@ from minigrad.cli import main  # noqa: E402
 from minigrad.experiments import EXPERIMENTS  # noqa: E402
 
 PNGS = {"paper-mnist": ["figure1.png"], "lr-sweep": ["lr_sweep.png"], "init-sweep": ["init_sweep.png"],
-        "depth": ["depth.png"], "eval-mode": ["eval_mode.png"], "backends": ["backends.png"]}
+        "depth": ["depth.png"], "eval-mode": ["eval_mode.png"], "backends": ["backends.png"],
+        "small-batch": ["small_batch.png"], "domain-shift": ["domain_shift.png"]}
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +126,62 @@ def test_backends_agree(outputs):
         assert r["test_acc"] == pytest.approx(runs["numpy x1"]["test_acc"], abs=2e-3)
     assert record["max_abs_loss_diff"] < 1e-4
     assert re.search(r"Largest \|loss difference\| from the NumPy reference", md)
+
+
+def test_small_batch_sees_equal_samples_and_ghost_bn_is_bn_up_to_its_chunk(outputs):
+    _, record, md = outputs["small-batch"]
+    cfg, results = record["config"], record["results"]
+    assert cfg["batch_sizes"] == [2, 4, 8, 16, 32]
+    for method in cfg["methods"]:
+        for b in cfg["batch_sizes"]:
+            r = results[f"{method} @{b}"]
+            assert r["steps"] * b == cfg["samples_seen"] and r["lr"] == pytest.approx(cfg["lr_at_32"] * b / 32)
+            assert len(r["acc_per_seed"]) == len(cfg["seeds"])
+            if method == "ghost BN" and b <= cfg["virtual_batch_size"]:
+                assert r["same_as"] == f"BN @{b}" and r["acc_per_seed"] == results[f"BN @{b}"]["acc_per_seed"]
+            else:
+                assert "same_as" not in r
+    columns, rows = parse_table(md)
+    assert columns == ["method"] + [f"batch {b}" for b in cfg["batch_sizes"]]
+    names = [row[0] for row in rows]
+    assert names[:len(cfg["methods"])] == cfg["methods"]
+    assert names[len(cfg["methods"]):] == ["BN, batch statistics", "BatchRenorm, batch statistics",
+                                           "BN, PreciseBN (update_bn)"]
+    ghost = rows[names.index("ghost BN")]
+    assert [c.endswith("(= BN)") for c in ghost[1:]] == [b <= cfg["virtual_batch_size"] for b in cfg["batch_sizes"]]
+    mean, std = ghost[-1].split(" ± ")
+    assert float(mean) == pytest.approx(results["ghost BN @32"]["acc_mean"], abs=5e-5)
+
+
+def test_small_batch_normalizations_are_the_ones_named():
+    from minigrad import nn
+    from minigrad.experiments.small_batch import METHODS, small_cnn
+    kinds = {m: {type(layer).__name__ for layer in small_cnn(m).modules()} for m in METHODS}
+    assert "BatchNorm2d" not in kinds["no norm"] and "Conv2d" in kinds["no norm"]
+    assert {"BatchRenorm2d"} <= kinds["BatchRenorm"] and {"GroupNorm"} <= kinds["GroupNorm"]
+    assert {"FilterResponseNorm2d", "TLU"} <= kinds["FRN+TLU"] and "ReLU" not in kinds["FRN+TLU"]
+    assert [m.virtual_batch_size for m in small_cnn("ghost BN").modules() if isinstance(m, nn.BatchNorm2d)] == [4, 4]
+    assert [m.version for m in small_cnn("EvoNorm-S0").modules() if isinstance(m, nn.EvoNorm2d)] == ["S0", "S0"]
+
+
+def test_domain_shift_images():
+    from minigrad.experiments.domain_shift import SHIFTS, rotate, shifted
+    x = np.random.default_rng(0).random((3, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_array_equal(shifted("inverted", x, 0), 1 - x)
+    np.testing.assert_allclose(rotate(x, 0.0), x, atol=1e-6)
+    np.testing.assert_allclose(rotate(x, 90.0), np.rot90(x, 1, axes=(2, 3)), atol=1e-5)  # counter-clockwise
+    for name in SHIFTS:
+        y = shifted(name, x, 1)
+        assert y.shape == x.shape and y.dtype == np.float32 and 0 <= y.min() and y.max() <= 1
+
+
+def test_domain_shift_adabn_undoes_a_contrast_change(outputs):
+    # The first conv has no bias and is followed by BN: after AdaBN, images at 30% contrast give the same network
+    # as clean images recalibrated the same way (up to eps), so the same accuracy.
+    _, record, md = outputs["domain-shift"]
+    assert list(record["summary"]) == ["clean", "inverted", "low contrast", "brighter", "noisy", "rotated 30°"]
+    for accs in record["per_seed"]:
+        assert accs["low contrast"]["LeNet-BN + AdaBN"] == pytest.approx(accs["clean"]["LeNet-BN + AdaBN"], abs=2e-3)
+    columns, _ = parse_table(md)
+    assert columns == ["test images", "LeNet (no BN)", "LeNet-BN", "LeNet-BN + AdaBN",
+                       "LeNet-BN, test-batch statistics"]

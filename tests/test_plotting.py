@@ -17,7 +17,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "experiments"
 def test_one_colour_per_method():
     assert plotting.color("without BN") == plotting.color("plain")
     assert plotting.color("with BN") == plotting.color("BN")
-    methods = ["plain", "BN", "eval mode", "train mode", "numpy", "cython", "numba"]
+    methods = ["plain", "BN", "eval mode", "train mode", "numpy", "cython", "numba", "BatchRenorm", "ghost BN",
+               "GroupNorm", "FRN+TLU", "EvoNorm-S0", "AdaBN"]
     assert len({plotting.color(m) for m in methods}) == len(methods)
     with pytest.raises(KeyError):
         plotting.color("a method nobody gave a colour")

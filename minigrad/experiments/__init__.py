@@ -18,7 +18,7 @@ from pathlib import Path
 import minigrad
 from minigrad.app.cli_help import ArgumentParser, HelpFormatter
 
-from . import backends, depth, eval_mode, init_sweep, lr_sweep, paper_mnist, plotting
+from . import backends, depth, domain_shift, eval_mode, init_sweep, lr_sweep, paper_mnist, plotting, small_batch
 from .common import Config
 
 EXPERIMENTS = {
@@ -28,6 +28,8 @@ EXPERIMENTS = {
     "depth": depth.run,
     "eval-mode": eval_mode.run,
     "backends": backends.run,
+    "small-batch": small_batch.run,
+    "domain-shift": domain_shift.run,
 }
 # name -> plot(canvas, record): draws the experiment's figures from its JSON record (a fresh run's or a committed one)
 PLOTS = {
@@ -37,6 +39,8 @@ PLOTS = {
     "depth": depth.plot,
     "eval-mode": eval_mode.plot,
     "backends": backends.plot,
+    "small-batch": small_batch.plot,
+    "domain-shift": domain_shift.plot,
 }
 
 

@@ -225,9 +225,9 @@ def eval_schedule(steps, every):
 
 
 def train_run(model, data, *, steps, lr, seed, eval_steps, momentum=0.0, probe=None, desc="train",
-              progress=True, stop_on_divergence=True):
-    """Train ``model`` with plain SGD (``momentum`` 0 unless asked) on mini-batches of 60 drawn by a DataLoader
-    seeded with ``seed``, for ``steps`` steps. At every step in ``eval_steps`` (0 is before training) it
+              progress=True, stop_on_divergence=True, batch_size=BATCH_SIZE):
+    """Train ``model`` with plain SGD (``momentum`` 0 unless asked) on mini-batches of ``batch_size`` (60 unless
+    asked) drawn by a DataLoader seeded with ``seed``, for ``steps`` steps. At every step in ``eval_steps`` (0 is before training) it
     records the test accuracy (eval mode) and ``probe(model)`` when given.
 
     A non-finite loss marks the run diverged: it stops there (``stop_on_divergence``) and the remaining
@@ -235,7 +235,7 @@ def train_run(model, data, *, steps, lr, seed, eval_steps, momentum=0.0, probe=N
     """
     from tqdm.auto import tqdm
 
-    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=BATCH_SIZE, shuffle=True,
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=batch_size, shuffle=True,
                         drop_last=True, seed=seed)
     opt = SGD(model.parameters(), lr=lr, momentum=momentum)
     todo = sorted(set(eval_steps))
@@ -276,7 +276,7 @@ def train_run(model, data, *, steps, lr, seed, eval_steps, momentum=0.0, probe=N
             bar.update(1)
             if step % 100 == 0:
                 bar.set_postfix({"loss": f"{value:.3f}", "acc": f"{hist.test_acc[-1]:.3f}" if hist.test_acc else "-",
-                                 "samples/s": f"{step * BATCH_SIZE / (time.perf_counter() - t_start):.0f}"},
+                                 "samples/s": f"{step * batch_size / (time.perf_counter() - t_start):.0f}"},
                                 refresh=False)
             if step >= steps or hist.diverged_at is not None:
                 break

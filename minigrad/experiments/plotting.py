@@ -3,7 +3,8 @@ figure (about 880 px for a row of three panels), one legend under the panels rat
 the re-plotting of a committed run from its JSON without training again.
 
 Colours are Okabe & Ito's colour-blind-safe palette. A method keeps its colour in every figure: a network
-without batch norm is always vermillion, with batch norm always blue, and so on (``color``).
+without batch norm is always vermillion, with batch norm always blue, and so on (``color``); the rest of the
+normalization family takes colours from Paul Tol's colour-blind-safe "muted" scheme.
 
 matplotlib is imported inside the functions that draw: ``import minigrad.experiments`` stays light.
 """
@@ -22,8 +23,15 @@ PALETTE = {
     "cython": "#E69F00",       # orange
     "numba": "#56B4E9",        # sky blue
     "neutral": "#666666",      # what is not a method: legend proxies, reference lines, secondary quantities
+    # the normalization family and recalibration, beyond Okabe & Ito's eight (Paul Tol's "muted" colours)
+    "BatchRenorm": "#332288",  # indigo
+    "ghost BN": "#88CCEE",     # cyan
+    "GroupNorm": "#117733",    # green
+    "FRN+TLU": "#999933",      # olive
+    "EvoNorm-S0": "#882255",   # wine
+    "AdaBN": "#44AA99",        # teal: a BN network whose statistics were recomputed on the new data
 }
-ALIASES = {"without BN": "plain", "with BN": "BN"}
+ALIASES = {"without BN": "plain", "with BN": "BN", "no norm": "plain"}
 
 FONT = {"font.size": 14, "axes.titlesize": 15, "axes.labelsize": 14, "xtick.labelsize": 13,
         "ytick.labelsize": 13, "legend.fontsize": 13, "lines.linewidth": 2.0, "lines.markersize": 6,
