@@ -488,3 +488,175 @@ def test_hvp_vjp_jvp_match_torch():
     np.testing.assert_allclose(jv.data, tjv.numpy(), rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="shapes"):
         AF.hvp(_f, (mg.Tensor(x), mg.Tensor(w)), (mg.Tensor(vx),))
+
+
+# ------------------------------------------------------------------ conv1d, conv_transpose2d, dilated/adaptive max
+# pooling, max_unpool2d, interpolate: double backward against finite differences and PyTorch's
+
+R2 = np.random.default_rng(20)  # NOTE: its own stream, so the data of the tests above stays as it was
+
+
+def T2(*shape):
+    return mg.Tensor(R2.standard_normal(shape), requires_grad=True)
+
+
+def _unpool_indices(shape, k):
+    """max_pool2d's indices of a fixed input (windows k, stride k: no index repeats)."""
+    return F.max_pool2d(mg.Tensor(np.random.default_rng(21).standard_normal(shape)), k, return_indices=True)[1]
+
+
+IDX_UNPOOL = _unpool_indices((2, 2, 4, 6), 2)
+IDX_UNPOOL_ODD = _unpool_indices((1, 2, 5, 7), 2)
+
+# name: (minigrad fn, torch fn, inputs); torch.nn.functional's op of the same name and arguments
+RESAMPLE_OPS = {
+    "conv1d": (lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1, dilation=2, groups=2) ** 2,
+               lambda x, w, b: torch.nn.functional.conv1d(x, w, b, stride=2, padding=1, dilation=2, groups=2) ** 2,
+               lambda: [T2(2, 4, 9), T2(6, 2, 3), T2(6)]),
+    "conv_transpose2d": (lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1).tanh(),
+                         lambda x, w, b: torch.nn.functional.conv_transpose2d(x, w, b, stride=2, padding=1,
+                                                                              output_padding=1).tanh(),
+                         lambda: [T2(2, 3, 3, 4), T2(3, 2, 3, 3), T2(2)]),
+    "conv_transpose2d_groups_dilation": (
+        lambda x, w: F.conv_transpose2d(x, w, stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2,
+                                        dilation=2) ** 2,
+        lambda x, w: torch.nn.functional.conv_transpose2d(x, w, stride=(2, 3), padding=(1, 0),
+                                                          output_padding=(1, 2), groups=2, dilation=2) ** 2,
+        lambda: [T2(1, 4, 3, 3), T2(4, 3, 2, 3)]),
+    # NOTE: output_padding >= stride (< dilation): the conv2d over y has more outputs than x (the zero-extended path)
+    "conv_transpose2d_output_padding_past_stride": (
+        lambda x, w: F.conv_transpose2d(x, w, stride=1, padding=1, output_padding=(1, 0), dilation=(2, 1)) ** 2,
+        lambda x, w: torch.nn.functional.conv_transpose2d(x, w, stride=1, padding=1, output_padding=(1, 0),
+                                                          dilation=(2, 1)) ** 2,
+        lambda: [T2(2, 2, 3, 4), T2(2, 3, 3, 3)]),
+    "max_pool2d_dilation": (lambda x: F.max_pool2d(x, 2, 1, 1, dilation=2) ** 2,
+                            lambda x: torch.nn.functional.max_pool2d(x, 2, 1, 1, dilation=2) ** 2,
+                            lambda: [T2(2, 2, 5, 6)]),
+    "max_pool2d_dilation_ceil": (lambda x: F.max_pool2d(x, 3, 2, 1, dilation=(2, 1), ceil_mode=True) ** 2,
+                                 lambda x: torch.nn.functional.max_pool2d(x, 3, 2, 1, dilation=(2, 1),
+                                                                          ceil_mode=True) ** 2,
+                                 lambda: [T2(1, 2, 7, 6)]),
+    "adaptive_max_pool2d": (lambda x: F.adaptive_max_pool2d(x, (2, 3)) ** 2,
+                            lambda x: torch.nn.functional.adaptive_max_pool2d(x, (2, 3)) ** 2,
+                            lambda: [T2(2, 2, 5, 7)]),
+    "max_unpool2d": (lambda x: F.max_unpool2d(x, IDX_UNPOOL, 2) ** 2 * F.max_unpool2d(x, IDX_UNPOOL, 2),
+                     lambda x: torch.nn.functional.max_unpool2d(x, torch.tensor(IDX_UNPOOL.data), 2) ** 3,
+                     lambda: [T2(2, 2, 2, 3)]),
+    "max_unpool2d_output_size": (
+        lambda x: F.max_unpool2d(x, IDX_UNPOOL_ODD, 2, output_size=(5, 7)) ** 2,
+        lambda x: torch.nn.functional.max_unpool2d(x, torch.tensor(IDX_UNPOOL_ODD.data), 2, output_size=(5, 7)) ** 2,
+        lambda: [T2(1, 2, 2, 3)]),
+    "interpolate_nearest": (lambda x: F.interpolate(x, size=(5, 7)) ** 2,
+                            lambda x: torch.nn.functional.interpolate(x, size=(5, 7)) ** 2,
+                            lambda: [T2(2, 2, 3, 4)]),
+    "interpolate_nearest_down": (lambda x: F.interpolate(x, scale_factor=0.5) ** 2,
+                                 lambda x: torch.nn.functional.interpolate(x, scale_factor=0.5) ** 2,
+                                 lambda: [T2(1, 2, 6, 5)]),
+    "interpolate_nearest_exact_1d": (lambda x: F.interpolate(x, size=7, mode="nearest-exact") ** 2,
+                                     lambda x: torch.nn.functional.interpolate(x, size=7, mode="nearest-exact") ** 2,
+                                     lambda: [T2(2, 3, 4)]),
+    "interpolate_bilinear": (lambda x: F.interpolate(x, scale_factor=2, mode="bilinear") ** 2,
+                             lambda x: torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear") ** 2,
+                             lambda: [T2(2, 2, 3, 4)]),
+    "interpolate_bilinear_align_corners": (
+        lambda x: F.interpolate(x, size=(5, 3), mode="bilinear", align_corners=True) ** 2,
+        lambda x: torch.nn.functional.interpolate(x, size=(5, 3), mode="bilinear", align_corners=True) ** 2,
+        lambda: [T2(2, 2, 3, 4)]),
+}
+
+
+@pytest.mark.parametrize("name", RESAMPLE_OPS)
+def test_gradgradcheck_conv_family_and_resampling(name):
+    fn, _, make = RESAMPLE_OPS[name]
+    assert mg.gradgradcheck(fn, make())
+
+
+@pytest.mark.parametrize("name", RESAMPLE_OPS)
+def test_double_backward_of_conv_family_and_resampling_matches_torch(name):
+    """d/d(inputs, dy) of sum(dx_i * v_i) for every first-order gradient dx_i, in float64, as PyTorch's."""
+    fn, tfn, make = RESAMPLE_OPS[name]
+    xs = make()
+    txs = [torch.tensor(x.data, requires_grad=True) for x in xs]
+    out = fn(*xs)
+    dy = R2.standard_normal(out.shape)
+    vs = [R2.standard_normal(x.shape) for x in xs]
+    g = mg.Tensor(dy, requires_grad=True)
+    gs = mg.autograd.grad(out, xs, g, create_graph=True)
+    sum(((d * mg.Tensor(v)).sum() for d, v in zip(gs[1:], vs[1:])), (gs[0] * mg.Tensor(vs[0])).sum()).backward()
+
+    tout = tfn(*txs)
+    tg = torch.tensor(dy, requires_grad=True)
+    tgs = torch.autograd.grad(tout, txs, tg, create_graph=True)
+    sum((d * torch.tensor(v)).sum() for d, v in zip(tgs, vs)).backward()
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for d, td in zip(gs, tgs):
+        np.testing.assert_allclose(d.data, td.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for x, tx in zip(xs, txs):  # NOTE: None where nothing depends on it (the bias), zeros alike
+        mine = np.zeros(x.shape) if x.grad is None else x.grad.data
+        theirs = np.zeros(x.shape) if tx.grad is None else tx.grad.numpy()
+        np.testing.assert_allclose(mine, theirs, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(g.grad.data, tg.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def _torch_conv_transpose2d_cropped(x, w, stride, padding, output_padding, groups=1, dilation=1):
+    """torch's conv_transpose2d with no padding and no output_padding, then cropped (or zero-extended) to the
+    padded op's window: the same values, differentiable thrice by torch (its double backward refuses an
+    output_padding: "output_padding is not supported for non-transposed convolutions")."""
+    tF = torch.nn.functional
+    full = tF.conv_transpose2d(x, w, stride=stride, groups=groups, dilation=dilation)
+    (ph, pw), (oh, ow) = padding, output_padding
+    H, W = full.shape[2] - 2 * ph + oh, full.shape[3] - 2 * pw + ow
+    full = tF.pad(full, (0, max(0, pw + W - full.shape[3]), 0, max(0, ph + H - full.shape[2])))
+    return full[:, :, ph:ph + H, pw:pw + W]
+
+
+THIRD_ORDER_TORCH = {
+    "conv_transpose2d_groups_dilation": lambda x, w: _torch_conv_transpose2d_cropped(
+        x, w, (2, 3), (1, 0), (1, 2), groups=2, dilation=2) ** 2,
+    "conv_transpose2d_output_padding_past_stride": lambda x, w: _torch_conv_transpose2d_cropped(
+        x, w, (1, 1), (1, 1), (1, 0), dilation=(2, 1)) ** 2,
+    "interpolate_bilinear": RESAMPLE_OPS["interpolate_bilinear"][1],
+    "interpolate_nearest": RESAMPLE_OPS["interpolate_nearest"][1],
+}
+
+
+@pytest.mark.parametrize("name", THIRD_ORDER_TORCH)
+def test_third_order_of_conv_transpose2d_and_interpolate_matches_torch(name):
+    """Their backward ops close under differentiation (conv's three ops; resampling and its adjoint)."""
+    fn, tfn_checked, make = RESAMPLE_OPS[name]
+    tfn = THIRD_ORDER_TORCH[name]
+    data = [x.data for x in make()]
+    targs = [torch.tensor(a) for a in data]
+    np.testing.assert_allclose(tfn(*targs).numpy(), tfn_checked(*targs).numpy(), rtol=1e-12, atol=1e-12)
+    res = []
+    for lib, f, grad in ((mg, fn, mg.autograd.grad), (torch, tfn, torch.autograd.grad)):
+        xs = [lib.tensor(a, requires_grad=True) for a in data]
+        gs = grad(f(*xs).sum(), xs, create_graph=True)
+        hs = grad(sum((g ** 3).sum() for g in gs), xs, create_graph=True)
+        ts = grad(sum((h * h).sum() for h in hs), xs)
+        res.append([a.detach().numpy() for a in gs + hs + ts])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_gradgradcheck_catches_a_wrong_conv_transpose2d_double_backward(monkeypatch):
+    # a planted fault: conv_transpose2d's input gradient under create_graph with the wrong sign
+    right = conv_grad.conv_transpose2d_backward_graph
+    monkeypatch.setattr(conv_grad, "conv_transpose2d_backward_graph",
+                        lambda node, dy: tuple(None if t is None else -t for t in right(node, dy)))
+    fn, _, make = RESAMPLE_OPS["conv_transpose2d_output_padding_past_stride"]
+    assert mg.gradcheck(fn, make())
+    with pytest.raises(mg.GradcheckError):
+        mg.gradgradcheck(fn, make())
+
+
+def test_gradgradcheck_catches_a_wrong_resampling_double_backward(monkeypatch):
+    # a planted fault: the adjoint of interpolate's backward reads the columns in reverse
+    from minigrad.nn.functional import resample
+
+    right = resample._Resample2dAdjoint.backward
+    monkeypatch.setattr(resample._Resample2dAdjoint, "backward", lambda self, g: right(self, g)[..., ::-1])
+    fn, _, make = RESAMPLE_OPS["interpolate_bilinear"]
+    assert mg.gradcheck(fn, make())
+    with pytest.raises(mg.GradcheckError):
+        mg.gradgradcheck(fn, make())

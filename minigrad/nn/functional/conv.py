@@ -386,6 +386,10 @@ class _MaxPoolTaps(Function):
             kernels.kernels().max_pool2d_backward(dx, np.ascontiguousarray(dy), self.argmax)
         return dx
 
+    def backward_graph(self, dy):  # NOTE: the double backward (conv_grad.py), as _MaxPool2d's
+        from .conv_grad import max_pool2d_backward_graph
+        return max_pool2d_backward_graph(self, dy)
+
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     """Max pooling to ``output_size`` (``OH`` or ``(OH, OW)``, None keeps that size) over PyTorch's adaptive
@@ -416,6 +420,10 @@ class _MaxUnpool2d(Function):
 
     def backward(self, dy):  # a gather, at every index (also a repeated one), as PyTorch's
         return dy.reshape(self.planes.shape[0], -1)[self.planes, self.indices].reshape(self.shape)
+
+    def backward_graph(self, dy):  # NOTE: the double backward (conv_grad.py)
+        from .conv_grad import max_unpool2d_backward_graph
+        return max_unpool2d_backward_graph(self, dy)
 
 
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
@@ -563,6 +571,10 @@ class _ConvTranspose2d(Function):
             if self.needs_input_grad[1]:
                 dweight = np.matmul(self.xe, cols.transpose(0, 2, 1)).reshape(wshape)  # conv2d's weight gradient
         return (dx, dweight, dbias)[:len(self.parents)]
+
+    def backward_graph(self, dy):  # NOTE: the double backward (conv_grad.py)
+        from .conv_grad import conv_transpose2d_backward_graph
+        return conv_transpose2d_backward_graph(self, dy)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):

@@ -1,13 +1,16 @@
-"""The double backward of conv2d and the poolings (``create_graph=True``): each first-order gradient as an autograd
-op of its own, whose backward is again one of these ops, so gradients can be taken to any order.
+"""The double backward of conv2d, conv_transpose2d and the poolings (``create_graph=True``): each first-order
+gradient as an autograd op of its own, whose backward is again one of these ops, so gradients can be taken to any
+order.
 
 Layout legend as ``conv.py``. conv2d is bilinear in (x, weight), so its gradients close over three ops:
   y  = conv(x, w)                 (``_Conv2d``)
   dx = conv_input_grad(dy, w)     (``_Conv2dInputGrad``: the transposed convolution, weight^T @ dy then col2im)
   dw = conv_weight_grad(x, dy)    (``_Conv2dWeightGrad``: dy @ im2col(x)^T)
 and from <dx, gx> = <dy, conv(gx, w)> = <w, conv_weight_grad(gx, dy)> (and the same for dw) each one's gradients are
-the other two. max pooling's dx scatters dy through the saved argmax (the ``max_pool2d_backward`` kernel); its
-adjoint gathers through it. avg pooling is linear: its backward is its adjoint, whose adjoint is the forward again.
+the other two. conv_transpose2d(x, w) is conv_input_grad(x, w), so its gradients are the same three ops with the roles
+swapped. max pooling's dx (any window: plain, dilated, adaptive) scatters dy through the saved argmax (the
+``max_pool2d_backward`` kernel); its adjoint gathers through it; max_unpool2d's backward is that gather. avg pooling
+is linear: its backward is its adjoint, whose adjoint is the forward again.
 Every kernel comes from the active backend (``minigrad.kernels.kernels()``).
 """
 import numpy as np
@@ -16,6 +19,7 @@ from minigrad import kernels
 from minigrad.tensor import Function, TakeAlong
 
 from .conv import _Conv2d, _offset_slice, _pad
+from .dense import pad
 
 
 # ------------------------------------------------------------------ conv2d
@@ -104,7 +108,30 @@ def conv2d_backward_graph(node, dy):
     return (dx, dw, db)[:len(node.parents)]
 
 
-# ------------------------------------------------------------------ max_pool2d
+# ------------------------------------------------------------------ conv_transpose2d
+
+def conv_transpose2d_backward_graph(node, dy):
+    """``_ConvTranspose2d``'s backward as recorded ops. y = conv_input_grad(x', w) with x' = x zero-extended to the
+    (H2, W2) output of the conv2d over y (``_ConvTranspose2d``), so dx = conv2d(dy, w) cropped to (H, W) and
+    dw = conv_weight_grad(dy, x'): conv2d's ops with the roles of x and dy swapped."""
+    (N, C, H, W), wshape, stride, padding, dilation, groups, H2, W2 = node.geom
+    conv = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    x, weight = node.parents[:2]
+    need = node.needs_input_grad
+    dx = dw = db = None
+    if need[0]:
+        dx = _Conv2d.apply(dy, weight, **conv)
+        if (H2, W2) != (H, W):
+            dx = dx[:, :, :H, :W]
+    if need[1]:
+        xe = x if (H2, W2) == (H, W) else pad(x, (0, W2 - W, 0, H2 - H))
+        dw = _Conv2dWeightGrad.apply(dy, xe, weight_shape=wshape, conv=conv)
+    if len(need) > 2 and need[2]:
+        db = dy.sum((0, 2, 3))
+    return (dx, dw, db)[:len(node.parents)]
+
+
+# ------------------------------------------------------------------ max_pool2d, adaptive_max_pool2d, max_unpool2d
 
 class _MaxPool2dScatter(Function):
     """dx (N, C, H, W) = 0, then dy added at each window's saved argmax: max_pool2d's backward as an op. Its
@@ -129,7 +156,13 @@ class _MaxPool2dScatter(Function):
 
 
 def max_pool2d_backward_graph(node, dy):
+    """The backward of a max pooling node (``_MaxPool2d``, ``_MaxPoolTaps``) that saved ``argmax`` and ``shape``."""
     return _MaxPool2dScatter.apply(dy, argmax=node.argmax, shape=node.shape)
+
+
+def max_unpool2d_backward_graph(node, dy):
+    """``_MaxUnpool2d``'s backward (dy gathered at the indices) as a ``TakeAlong``, whose adjoint scatter-adds."""
+    return TakeAlong.apply(dy.reshape(node.planes.shape[0], -1), index=node.indices, axis=1).reshape(node.shape)
 
 
 # ------------------------------------------------------------------ avg_pool2d

@@ -3,7 +3,8 @@
 Every mode is separable: output row ``oh`` reads input rows ``rows[t, oh]`` with weights ``row_w[t, oh]`` (one tap
 for the nearest modes, two for bilinear), and columns alike. The source coordinates follow PyTorch's CPU kernels
 in the input's dtype (float32 arithmetic for float32), so that the chosen taps match. Forward gathers rows then
-columns; backward scatters columns then rows (``np.add.at``). No kernel: gathers, in NumPy.
+columns; backward scatters columns then rows (``np.add.at``), and the two are each other's adjoint, so gradients
+of any order alternate between them. No kernel: gathers, in NumPy.
 """
 import math
 import numbers
@@ -54,19 +55,47 @@ def _taps(mode, dt, size, out, scale_factor, align_corners):
 class _Resample2d(Function):
     # x: (N, C, H, W); rows: (Th, OH) indices, row_w: (Th, OH) weights or None (one tap, weight 1); cols alike
     # y[n, c, oh, ow] = sum_{t, u} row_w[t, oh] col_w[u, ow] x[n, c, rows[t, oh], cols[u, ow]]
+    # Linear in x: backward is the adjoint (_Resample2dAdjoint), whose own backward is this forward again.
     def forward(self, x, rows, row_w, cols, col_w):
-        t = _gather(x, 2, rows, row_w)
         self.taps, self.shape = (rows, row_w, cols, col_w), x.shape
-        return _gather(t, 3, cols, col_w)
+        return _resample(x, self.taps)
 
     def backward(self, dy):
+        return _resample_adjoint(dy, self.taps, self.shape)
+
+    def backward_graph(self, dy):  # NOTE: the double backward
+        return _Resample2dAdjoint.apply(dy, taps=self.taps, shape=self.shape)
+
+
+class _Resample2dAdjoint(Function):
+    # dy: (N, C, OH, OW) -> dx: (N, C, H, W), ``_Resample2d``'s backward as an op (for create_graph=True)
+    def forward(self, dy, taps, shape):
+        self.taps = taps
+        return _resample_adjoint(dy, taps, shape)
+
+    def backward(self, gx):
+        return _resample(gx, self.taps)
+
+    def backward_graph(self, gx):
         rows, row_w, cols, col_w = self.taps
-        N, C, H, W = self.shape
-        dt = np.zeros((N, C, dy.shape[2], W), dy.dtype)
-        _scatter(dt, 3, cols, col_w, dy)
-        dx = np.zeros(self.shape, dy.dtype)
-        _scatter(dx, 2, rows, row_w, dt)
-        return dx
+        return _Resample2d.apply(gx, rows=rows, row_w=row_w, cols=cols, col_w=col_w)
+
+
+def _resample(x, taps):
+    """Gather rows, then columns."""
+    rows, row_w, cols, col_w = taps
+    return _gather(_gather(x, 2, rows, row_w), 3, cols, col_w)
+
+
+def _resample_adjoint(dy, taps, shape):
+    """Scatter columns, then rows."""
+    rows, row_w, cols, col_w = taps
+    N, C, H, W = shape
+    dt = np.zeros((N, C, dy.shape[2], W), dy.dtype)
+    _scatter(dt, 3, cols, col_w, dy)
+    dx = np.zeros(shape, dy.dtype)
+    _scatter(dx, 2, rows, row_w, dt)
+    return dx
 
 
 def _axis(axis, idx):
