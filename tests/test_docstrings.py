@@ -124,22 +124,14 @@ def unannotated(fn, skip=("self",)):
     return bad
 
 
-# NOTE: the pooling signatures are being extended on another branch (new options); annotated after that merge
-NOT_YET_ANNOTATED = {"max_pool2d", "avg_pool2d", "MaxPool2d", "AvgPool2d"}
-
-
 @pytest.mark.parametrize("name,fn", _functional_ops(), ids=[n for n, _ in _functional_ops()])
 def test_functional_ops_are_annotated(name, fn):
-    if name in NOT_YET_ANNOTATED:
-        pytest.skip("pooling signatures change on another branch")
     assert unannotated(fn) == []
     assert inspect.signature(fn).return_annotation is not inspect.Signature.empty, name
 
 
 @pytest.mark.parametrize("name,cls", _layer_modules(), ids=[n for n, _ in _layer_modules()])
 def test_module_constructors_are_annotated(name, cls):
-    if name in NOT_YET_ANNOTATED:
-        pytest.skip("pooling signatures change on another branch")
     assert unannotated(cls.__init__) == []
 
 
@@ -159,7 +151,8 @@ NORM_OPS = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm
 NORM_MODULES = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
                 "InstanceNorm2d", "InstanceNorm3d", "RMSNorm", "BatchRenorm1d", "BatchRenorm2d", "BatchRenorm3d",
                 "FilterResponseNorm2d", "EvoNorm2d", "FrozenBatchNorm2d", "SyncBatchNorm", "DecorrelatedBatchNorm2d"]
-LAYER_MODULES = NORM_MODULES + ["Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
+LAYER_MODULES = NORM_MODULES + ["Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Conv1d",
+                                "ConvTranspose2d", "AdaptiveMaxPool2d", "MaxUnpool2d", "Upsample"]
 
 
 @pytest.mark.parametrize("name", [n for n, _ in _functional_ops()])

@@ -98,12 +98,14 @@ class MaxPool2d(Module):
           (rounded up with ``ceil_mode``), and ``OW`` alike.
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, return_indices: bool = False,
+                 ceil_mode: bool = False):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         """The maximum of each window of ``x`` (and the indices, with ``return_indices``)."""
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
                             ceil_mode=self.ceil_mode, return_indices=self.return_indices)
@@ -130,8 +132,9 @@ class AvgPool2d(Module):
         - Output: ``(N, C, OH, OW)``, as ``MaxPool2d``'s.
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
@@ -182,12 +185,15 @@ class Conv1d(Module):
             ``fan_in = in_channels // groups * k``.
         bias: ``(out_channels,)``, from the same distribution, or None.
 
-    Shape: input ``(N, in_channels, L)`` or ``(in_channels, L)``; output ``(N, out_channels, OL)`` with
-    ``OL = (L + 2 * padding - dilation * (k - 1) - 1) // stride + 1``.
+    Shape:
+        - Input: ``(N, in_channels, L)`` or ``(in_channels, L)``
+        - Output: ``(N, out_channels, OL)`` (or ``(out_channels, OL)``) with
+          ``OL = (L + 2 * padding - dilation * (k - 1) - 1) // stride + 1``.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 dtype=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int], stride: int | tuple[int] = 1,
+                 padding: int | tuple[int] = 0, dilation: int | tuple[int] = 1, groups: int = 1, bias: bool = True,
+                 dtype: np.dtype | type | str | None = None):
         super().__init__()
         self.in_channels = _positive_int("Conv1d", "in_channels", in_channels)
         self.out_channels = _positive_int("Conv1d", "out_channels", out_channels)
@@ -235,12 +241,17 @@ class ConvTranspose2d(Module):
             with ``fan_in = out_channels // groups * kh * kw`` (PyTorch's: computed from weight's dim 1).
         bias: ``(out_channels,)``, from the same distribution, or None.
 
-    Shape: input ``(N, in_channels, H, W)``; output ``(N, out_channels, OH, OW)`` with
-    ``OH = (H - 1) * stride[0] - 2 * padding[0] + dilation[0] * (kh - 1) + output_padding[0] + 1``, ``OW`` alike.
+    Shape:
+        - Input: ``(N, in_channels, H, W)``
+        - Output: ``(N, out_channels, OH, OW)`` with
+          ``OH = (H - 1) * stride[0] - 2 * padding[0] + dilation[0] * (kh - 1) + output_padding[0] + 1``, ``OW``
+          alike.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1, dtype=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 output_padding: int | tuple[int, int] = 0, groups: int = 1, bias: bool = True,
+                 dilation: int | tuple[int, int] = 1, dtype: np.dtype | type | str | None = None):
         super().__init__()
         self.in_channels = _positive_int("ConvTranspose2d", "in_channels", in_channels)
         self.out_channels = _positive_int("ConvTranspose2d", "out_channels", out_channels)
@@ -287,15 +298,17 @@ class AdaptiveMaxPool2d(Module):
         output_size: ``OH`` (square) or ``(OH, OW)``; None keeps that input size.
         return_indices: also return the int64 index ``h*W + w`` of each maximum.
 
-    Shape: input ``(N, C, H, W)``, output ``(N, C, OH, OW)``.
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, OH, OW)`` (and the indices, of the same shape)
     """
 
-    def __init__(self, output_size, return_indices=False):
+    def __init__(self, output_size: int | None | tuple[int | None, int | None], return_indices: bool = False):
         super().__init__()
         self.output_size, self.return_indices = output_size, return_indices
 
-    def forward(self, x: Tensor) -> Tensor:
-        """The maximum of each adaptive window of ``x``."""
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """The maximum of each adaptive window of ``x`` (and the indices, with ``return_indices``)."""
         return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)
 
     def extra_repr(self) -> str:
@@ -308,15 +321,18 @@ class MaxUnpool2d(Module):
 
     Args: ``kernel_size``, ``stride`` (default: kernel_size), ``padding``: those of the MaxPool2d.
 
-    Shape: input and indices ``(N, C, H, W)``; output ``(N, C, OH, OW)`` with
-    ``OH = (H - 1) * stride - 2 * padding + kh``, or ``output_size`` passed to ``forward``.
+    Shape:
+        - Input and indices: ``(N, C, H, W)``
+        - Output: ``(N, C, OH, OW)`` with ``OH = (H - 1) * stride - 2 * padding + kh``, or ``output_size`` passed
+          to ``forward``.
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
-    def forward(self, x: Tensor, indices: Tensor, output_size=None) -> Tensor:
+    def forward(self, x: Tensor, indices: Tensor, output_size: tuple[int, ...] | list[int] | None = None) -> Tensor:
         """``x`` scattered to ``indices`` in a zero output."""
         return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
 
@@ -335,11 +351,14 @@ class Upsample(Module):
         align_corners: bilinear only: align the corner pixels (default None: False).
         recompute_scale_factor: compute the coordinates from the output size instead of ``scale_factor``.
 
-    Shape: input ``(N, C, L)`` (nearest modes) or ``(N, C, H, W)``; output the same with the new sizes.
+    Shape:
+        - Input: ``(N, C, L)`` (nearest modes) or ``(N, C, H, W)``
+        - Output: the same with the new sizes
     """
 
-    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                 recompute_scale_factor=None):
+    def __init__(self, size: int | tuple[int, ...] | list[int] | None = None,
+                 scale_factor: float | tuple[float, ...] | list[float] | None = None, mode: str = "nearest",
+                 align_corners: bool | None = None, recompute_scale_factor: bool | None = None):
         super().__init__()
         self.size, self.scale_factor, self.mode = size, scale_factor, mode
         self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor

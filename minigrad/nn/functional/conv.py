@@ -391,10 +391,16 @@ class _MaxPoolTaps(Function):
         return max_pool2d_backward_graph(self, dy)
 
 
-def adaptive_max_pool2d(input, output_size, return_indices=False):
+def adaptive_max_pool2d(input: Tensor, output_size: int | None | tuple[int | None, int | None],
+                        return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Max pooling to ``output_size`` (``OH`` or ``(OH, OW)``, None keeps that size) over PyTorch's adaptive
-    windows (those of ``adaptive_avg_pool2d``). ``return_indices``: also the int64 index ``h*W + w`` of each
-    maximum (the first; a NaN wins)."""
+    windows (those of ``adaptive_avg_pool2d``: output ``o`` reads input ``[floor(o*H/OH), ceil((o+1)*H/OH))``).
+    ``return_indices``: also the int64 index ``h*W + w`` of each maximum (the first; a NaN wins).
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, OH, OW)`` (and the indices, of the same shape)
+    """
     check_tensor("adaptive_max_pool2d", input, 4)
     OH, OW = _adaptive_size("adaptive_max_pool2d", input, output_size)
     H, W = input.shape[2:]
@@ -426,10 +432,18 @@ class _MaxUnpool2d(Function):
         return max_unpool2d_backward_graph(self, dy)
 
 
-def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None, padding: int | tuple[int, int] = 0,
+                 output_size: tuple[int, ...] | list[int] | None = None) -> Tensor:
     """The inverse of ``max_pool2d(..., return_indices=True)``: zeros of the pooled input's size with each value
-    put back at its index. Output ``(H - 1)*stride - 2*padding + kernel_size``, or ``output_size`` (the last two
-    entries; within ``stride`` of that default, as PyTorch)."""
+    put back at its index (``y[n, c].flat[indices[n, c, h, w]] = input[n, c, h, w]``; a repeated index keeps the
+    last value). ``stride`` defaults to ``kernel_size``.
+
+    Shape:
+        - Input and indices: ``(N, C, H, W)``
+        - Output: ``(N, C, OH, OW)`` with ``OH = (H - 1)*stride - 2*padding + kh`` (same for W), or ``output_size``
+          (``(OH, OW)`` or ``(N, C, OH, OW)``; within ``stride`` of that default, as PyTorch)
+    """
     fn = "max_unpool2d"
     check_tensor(fn, input, 4)
     if not isinstance(indices, Tensor) or indices.dtype != np.int64 or indices.shape != input.shape:
@@ -505,10 +519,17 @@ def _check_conv(fn, input, weight, bias, groups, nd, transposed=False):
     return groups, O
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | tuple[int] = 1,
+           padding: int | tuple[int] = 0, dilation: int | tuple[int] = 1, groups: int = 1) -> Tensor:
     """1-d cross-correlation, as ``torch.nn.functional.conv1d``: conv2d over a height-1 input (so every backend's
-    conv2d kernels run it). Shape: input (N, C, L) or (C, L), weight (O, C/groups, k), bias (O,), y (N, O, OL) with
-    ``OL = (L + 2*padding - dilation*(k - 1) - 1) // stride + 1``. Padding is zeros."""
+    conv2d kernels run it).
+
+    ``y[n, o, l] = bias[o] + sum_{c in group(o), i} weight[o, c, i] * xpad[n, c, s*l + d*i]``
+
+    Shape:
+        - input (N, C, L) or (C, L), weight (O, C/groups, k), bias (O,), y (N, O, OL) (or (O, OL)) with
+          ``OL = (L + 2*padding - dilation*(k - 1) - 1) // stride + 1``. Padding is zeros.
+    """
     fn = "conv1d"
     if isinstance(input, Tensor) and input.ndim == 2:  # unbatched (C, L), as PyTorch
         return conv1d(input.reshape((1,) + input.shape), weight, bias, stride, padding, dilation,
@@ -577,13 +598,19 @@ class _ConvTranspose2d(Function):
         return conv_transpose2d_backward_graph(self, dy)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | tuple[int, int] = 1,
+                     padding: int | tuple[int, int] = 0, output_padding: int | tuple[int, int] = 0, groups: int = 1,
+                     dilation: int | tuple[int, int] = 1) -> Tensor:
     """2-d transposed convolution, as ``torch.nn.functional.conv_transpose2d``: the adjoint of conv2d with the same
     stride, padding, dilation and groups (its input gradient), so the conv2d kernels of every backend run it.
+
     ``y[n, g*Og + o, h*s - p + i*d, w*s - p + j*d] += x[n, c, h, w] * weight[c, o, i, j]`` for c in group g.
-    Shape: input (N, C, H, W), weight (C, O/groups, kh, kw), bias (O,), y (N, O, OH, OW) with
-    ``OH = (H - 1)*stride - 2*padding + dilation*(kh - 1) + output_padding + 1`` (same for W); output_padding
-    (added on the bottom and right only) must be smaller than stride or dilation."""
+
+    Shape:
+        - input (N, C, H, W), weight (C, O/groups, kh, kw), bias (O,), y (N, O, OH, OW) with
+          ``OH = (H - 1)*stride - 2*padding + dilation*(kh - 1) + output_padding + 1`` (same for W);
+          output_padding (added on the bottom and right only) must be smaller than stride or dilation.
+    """
     fn = "conv_transpose2d"
     G, O = _check_conv(fn, input, weight, bias, groups, 2, transposed=True)
     s, p = pair(fn, "stride", stride, 1), pair(fn, "padding", padding, 0)

@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from minigrad.kernels.rules import check_array_size
-from minigrad.tensor import Function
+from minigrad.tensor import Function, Tensor
 
 from .checks import check_tensor
 
@@ -140,14 +140,21 @@ def _sizes(fn, x, size, scale_factor, recompute_scale_factor):
     return out, ((None,) * nd if recompute_scale_factor else tuple(float(f) for f in sf))
 
 
-def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                recompute_scale_factor=None, antialias=False):
+def interpolate(input: Tensor, size: int | tuple[int, ...] | list[int] | None = None,
+                scale_factor: float | tuple[float, ...] | list[float] | None = None, mode: str = "nearest",
+                align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
+                antialias: bool = False) -> Tensor:
     """Resize the spatial dims of ``input``, as ``torch.nn.functional.interpolate``: ``nearest`` (PyTorch's:
     source ``floor(dst * scale)``), ``nearest-exact`` (``floor((dst + 0.5) * scale)``) on (N, C, L) or
     (N, C, H, W); ``bilinear`` on (N, C, H, W), with ``align_corners`` (corner pixels aligned, scale
     ``(in - 1)/(out - 1)``) or not (half-pixel centers, sources clamped at 0). ``size`` or ``scale_factor`` (not
     both); with ``scale_factor`` the output is ``floor(in * scale_factor)`` and the coordinates use
-    ``1/scale_factor`` unless ``recompute_scale_factor``. Other modes and ``antialias`` raise NotImplementedError."""
+    ``1/scale_factor`` unless ``recompute_scale_factor``. Other modes and ``antialias`` raise NotImplementedError.
+
+    Shape:
+        - Input: ``(N, C, L)`` (nearest modes) or ``(N, C, H, W)``
+        - Output: ``(N, C, OL)`` or ``(N, C, OH, OW)``, the sizes from ``size`` or ``floor(in * scale_factor)``
+    """
     fn = "interpolate"
     check_tensor(fn, input)
     if not isinstance(mode, str) or mode not in _MODES:
