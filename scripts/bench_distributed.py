@@ -16,7 +16,11 @@ one). The step is split by timing the MPI calls inside it (a wrapper around the 
 * ``syncbn``: SyncBatchNorm's collectives, an Allgather of (count, mean, M2) per layer forward and an Allreduce of
   (sum dy, sum dy*xhat) per layer backward, including waiting for the other ranks to get there;
 * ``compute``: the rest (forward, backward, the bucket copies, the SGD update), so step = compute + grad + syncbn
-  on each rank (the medians below need not add up exactly).
+  on each rank (the medians below need not add up exactly);
+* ``off-CPU``: the step's wall time minus the rank's CPU time in it: how long the scheduler ran something else
+  instead of this rank (preemption; MPICH busy-polls while it waits, so waiting in a collective is CPU time);
+* ``compute CPU``: the rank's CPU time in the step outside the MPI calls: the compute as a core of its own would
+  run it (roughly: caches and memory bandwidth are still shared).
 
 Step time: per step the slowest rank's, median over the steps; compute/grad/syncbn: each rank's median, averaged
 over ranks. ``samples/s`` = ranks x batch / median step time (the global batch's throughput); ``mean samples/s``
@@ -180,9 +184,10 @@ class _TimedRequest:
         self._request, self._comm = request, comm
 
     def Wait(self, *args):
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         out = self._request.Wait(*args)
         self._comm.grad += time.perf_counter() - t
+        self._comm.cpu += time.process_time() - cpu
         return out
 
 
@@ -192,28 +197,26 @@ class TimedComm:
     NOTE: in a training step nothing else calls Allreduce or Allgather, so they are SyncBatchNorm's."""
 
     def __init__(self, comm):
-        self._comm, self.grad, self.bn = comm, 0.0, 0.0
+        self._comm, self.grad, self.bn, self.cpu = comm, 0.0, 0.0, 0.0
 
     def __getattr__(self, name):
         return getattr(self._comm, name)
 
+    def _timed(self, kind, fn, *args, **kwargs):
+        t, cpu = time.perf_counter(), time.process_time()
+        out = fn(*args, **kwargs)
+        setattr(self, kind, getattr(self, kind) + time.perf_counter() - t)
+        self.cpu += time.process_time() - cpu
+        return out
+
     def Iallreduce(self, *args, **kwargs):
-        t = time.perf_counter()
-        request = self._comm.Iallreduce(*args, **kwargs)
-        self.grad += time.perf_counter() - t
-        return _TimedRequest(request, self)
+        return _TimedRequest(self._timed("grad", self._comm.Iallreduce, *args, **kwargs), self)
 
     def Allgather(self, *args, **kwargs):
-        t = time.perf_counter()
-        out = self._comm.Allgather(*args, **kwargs)
-        self.bn += time.perf_counter() - t
-        return out
+        return self._timed("bn", self._comm.Allgather, *args, **kwargs)
 
     def Allreduce(self, *args, **kwargs):
-        t = time.perf_counter()
-        out = self._comm.Allreduce(*args, **kwargs)
-        self.bn += time.perf_counter() - t
-        return out
+        return self._timed("bn", self._comm.Allreduce, *args, **kwargs)
 
 
 def bare_syncbn_time(channels, repeats):
@@ -261,7 +264,7 @@ def bench_train(name, batch_size, steps):
         return model, step
 
     variants = {"ddp": variant(False), "ddp+syncbn": variant(True)}
-    records = {v: np.zeros((steps, 3)) for v in variants}  # (step, grad, syncbn) seconds
+    records = {v: np.zeros((steps, 5)) for v in variants}  # (step, grad, syncbn, off-CPU, compute CPU) seconds
     timer = TimedComm(comm) if world > 1 else None
     distributed._comm = timer or comm
     try:
@@ -273,10 +276,12 @@ def bench_train(name, batch_size, steps):
             distributed.barrier()
             for v, (_, step) in variants.items():
                 if timer:
-                    timer.grad = timer.bn = 0.0
-                t = time.perf_counter()
+                    timer.grad = timer.bn = timer.cpu = 0.0
+                t, cpu = time.perf_counter(), time.process_time()
                 step()
-                records[v][i] = (time.perf_counter() - t, timer.grad if timer else 0.0, timer.bn if timer else 0.0)
+                wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+                records[v][i] = (wall, timer.grad if timer else 0.0, timer.bn if timer else 0.0, wall - cpu,
+                                 cpu - (timer.cpu if timer else 0.0))
     finally:
         distributed._comm = comm
     model = variants["ddp"][0]
@@ -288,7 +293,7 @@ def bench_train(name, batch_size, steps):
            "bare_grad_allreduce_s": allreduce_time(n_params, np.float32, 2 * steps) if world > 1 else 0.0,
            "bare_syncbn_s": bare_syncbn_time(channels, 2 * steps), "variants": {}}
     for v in variants:
-        r = np.stack([e[v] for e in every])  # (ranks, steps, 3)
+        r = np.stack([e[v] for e in every])  # (ranks, steps, 5)
         step_s = r[:, :, 0].max(axis=0)  # the slowest rank's, per step
         compute = r[:, :, 0] - r[:, :, 1] - r[:, :, 2]
         out["variants"][v] = {
@@ -296,21 +301,25 @@ def bench_train(name, batch_size, steps):
             "compute_s": float(np.mean(np.median(compute, axis=1))),
             "grad_s": float(np.mean(np.median(r[:, :, 1], axis=1))),
             "syncbn_s": float(np.mean(np.median(r[:, :, 2], axis=1))),
+            "off_cpu_s": float(np.mean(np.median(r[:, :, 3], axis=1))),
+            "compute_cpu_s": float(np.mean(np.median(r[:, :, 4], axis=1))),
             "samples_per_s": world * batch_size / float(np.median(step_s)),
             "mean_samples_per_s": world * batch_size / float(np.mean(step_s))}
     return out
 
 
-TRAIN_HEADER = ("| model | variant | ranks | step ms | compute | grad Allreduce | SyncBN collectives | samples/s | "
-                "mean samples/s | bare grad Allreduce | bare SyncBN collectives |")
+TRAIN_HEADER = ("| model | variant | ranks | step ms | compute | grad Allreduce | SyncBN collectives | off-CPU | "
+                "compute CPU | samples/s | mean samples/s | bare grad Allreduce | bare SyncBN collectives |")
 
 
 def train_rows(report):
     ms, rows = 1e3, []
     for r in report["train"]:
         for v, t in r["variants"].items():
-            rows.append(f"| {r['model']} | {v} | {report['ranks']} | {t['step_s'] * ms:.2f} | {t['compute_s'] * ms:.2f} | "
-                        f"{t['grad_s'] * ms:.3f} | {t['syncbn_s'] * ms:.3f} | {t['samples_per_s']:.0f} | "
+            rows.append(f"| {r['model']} | {v} | {report['ranks']} | {t['step_s'] * ms:.2f} | "
+                        f"{t['compute_s'] * ms:.2f} | "
+                        f"{t['grad_s'] * ms:.3f} | {t['syncbn_s'] * ms:.3f} | {t['off_cpu_s'] * ms:.2f} | "
+                        f"{t['compute_cpu_s'] * ms:.2f} | {t['samples_per_s']:.0f} | "
                         f"{t['mean_samples_per_s']:.0f} | {r['bare_grad_allreduce_s'] * ms:.3f} | "
                         f"{(r['bare_syncbn_s'] if v == 'ddp+syncbn' else 0.0) * ms:.3f} |")
     return rows
@@ -382,8 +391,8 @@ def scaling(args):
             for k in ranks:
                 reps = range(args.repeats)
                 med = {key: float(np.median([get(k, rep, key) for rep in reps]))
-                       for key in ("step_s", "compute_s", "grad_s", "syncbn_s", "samples_per_s",
-                                   "mean_samples_per_s", "bare_grad_allreduce_s", "bare_syncbn_s")}
+                       for key in ("step_s", "compute_s", "grad_s", "syncbn_s", "off_cpu_s", "compute_cpu_s",
+                            "samples_per_s", "mean_samples_per_s", "bare_grad_allreduce_s", "bare_syncbn_s")}
                 med["scaling"] = float(np.median([get(k, rep, "samples_per_s") / get(1, rep, "samples_per_s")
                                                   for rep in reps]))
                 med["mean_scaling"] = float(np.median([get(k, rep, "mean_samples_per_s")
@@ -404,12 +413,14 @@ def scaling(args):
 def scaling_table(summary):
     """Markdown rows of a --scaling summary (also used by scripts/make_benchmarks_doc.py)."""
     ms = 1e3
-    lines = ["| model | variant | ranks | step ms | compute | grad Allreduce | SyncBN collectives | samples/s | "
-             "x 1 rank | mean samples/s | x 1 rank | bare grad Allreduce | bare SyncBN collectives |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | variant | ranks | step ms | compute | grad Allreduce | SyncBN collectives | off-CPU | "
+             "compute CPU | samples/s | x 1 rank | mean samples/s | x 1 rank | bare grad Allreduce | "
+             "bare SyncBN collectives |", "|---" * 15 + "|"]
     for r in summary["rows"]:
         lines.append(f"| {r['model']} | {r['variant']} | {r['ranks']} | {r['step_s'] * ms:.2f} | "
                      f"{r['compute_s'] * ms:.2f} | {r['grad_s'] * ms:.2f} | {r['syncbn_s'] * ms:.2f} | "
+                     f"{r['off_cpu_s'] * ms:.2f} | "
+                     f"{r['compute_cpu_s'] * ms:.2f} | "
                      f"{r['samples_per_s']:.0f} | {r['scaling']:.2f} | {r['mean_samples_per_s']:.0f} | "
                      f"{r['mean_scaling']:.2f} | {r['bare_grad_allreduce_s'] * ms:.3f} | "
                      f"{r['bare_syncbn_s'] * ms:.3f} |")
@@ -461,12 +472,13 @@ def print_variants(report, args):
     world, ms = report["ranks"], 1e3
     print(f"{world} rank(s), backend {report['backend']}, {report['machine']}, 1 thread per rank, "
           f"batch {args.batch_size} per rank, medians of {args.steps} interleaved steps (max over ranks)")
-    print("| model | local | local+barrier | ddp | ddp-small (buckets) | ddp-block | sync | sync-ddp | ddp wait | ddp-small wait |"
-          " allreduce grads | allreduce 5 floats |")
+    print("| model | local | local+barrier | ddp | ddp-small (buckets) | ddp-block | sync | sync-ddp | ddp wait | "
+          "ddp-small wait | allreduce grads | allreduce 5 floats |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in report["models"]:
         s, w = r["step_s"], r["wait_s"]
-        print(f"| {r['model']} ({r['params']} params) | {s['local'] * ms:.2f} | {s['local+barrier'] * ms:.2f} | {s['ddp'] * ms:.2f} | "
+        print(f"| {r['model']} ({r['params']} params) | {s['local'] * ms:.2f} | {s['local+barrier'] * ms:.2f} | "
+              f"{s['ddp'] * ms:.2f} | "
               f"{s['ddp-small'] * ms:.2f} ({r['buckets_small']}) | {s['ddp-block'] * ms:.2f} | {s['sync'] * ms:.2f} | "
               f"{s['sync-ddp'] * ms:.2f} | {w['ddp'] * ms:.3f} | {w['ddp-small'] * ms:.3f} | "
               f"{r['allreduce_grads_s'] * ms:.3f} | {r['allreduce_step_sums_s'] * ms:.3f} |")

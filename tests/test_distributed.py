@@ -407,7 +407,7 @@ def test_bench_distributed_runs_on_two_ranks(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     lines = proc.stdout.splitlines()
     assert any(line.startswith("| model | variant | ranks | step ms | compute | grad Allreduce | SyncBN collectives | "
-                               "samples/s |") for line in lines), proc.stdout
+                               "off-CPU | compute CPU | samples/s |") for line in lines), proc.stdout
     rows = [line.split(" | ")[:3] for line in lines if line.startswith(("| lenet-bn", "| mlp-bn"))]
     assert rows == [["| lenet-bn", "ddp", "2"], ["| lenet-bn", "ddp+syncbn", "2"], ["| mlp-bn", "ddp", "2"],
                     ["| mlp-bn", "ddp+syncbn", "2"]], proc.stdout
