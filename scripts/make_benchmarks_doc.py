@@ -1,12 +1,16 @@
 """Write docs/benchmarks.md from the merged JSON of benchmarks/run_all.py.
 
-    python scripts/make_benchmarks_doc.py docs/benchmarks.json [--out docs/benchmarks.md]
+    python scripts/make_benchmarks_doc.py docs/benchmarks.json [--out docs/benchmarks.md] [--distributed JSON]
 
 The page holds the machine (CPU model and cores, recorded by the run; /proc/cpuinfo here when the run did not),
 the command that produced the JSON, the targets checked against the measured figures (MET / MISSED, every
-number computed from the JSON, none typed by hand) and the tables of ``minigrad.app.bench_report.render_table``.
+number computed from the JSON, none typed by hand) and the tables of ``minigrad.app.bench_report.render_table``;
+then, when ``--distributed`` names one (default: docs/bench_distributed.json where it exists), the data-parallel
+training steps at 1, 2, 4 ... MPI ranks from ``scripts/bench_distributed.py --scaling ... --json``.
 """
 import argparse
+import importlib.util
+import json
 import os
 import sys
 
@@ -95,7 +99,30 @@ def limits_section(data):
     return lines + [""]
 
 
-def make_doc(data, json_name="benchmarks.json"):
+def distributed_section(summary, json_name="bench_distributed.json", json_path="docs/bench_distributed.json"):
+    """Markdown for a ``scripts/bench_distributed.py --scaling`` summary (its table is that script's)."""
+    spec = importlib.util.spec_from_file_location("bench_distributed",
+                                                  os.path.join(ROOT, "scripts", "bench_distributed.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    ranks = ",".join(map(str, summary["ranks"]))
+    low, high = summary["load_average_1min"]
+    return [
+        "## Data-parallel training over MPI (one machine)", "",
+        f"From `{json_name}`: `python scripts/bench_distributed.py --scaling {ranks} --repeats {summary['repeats']} "
+        f"--steps {summary['steps']} --batch-size {summary['batch_per_rank']} --json {json_path}` "
+        f"({summary['started']} to {summary['finished']}; {summary['machine']}; backend {summary['backend']}; "
+        f"1-minute load average before the runs {low:.1f}-{high:.1f}). One training step (forward, cross entropy, "
+        f"backward, SGD) of batch {summary['batch_per_rank']} per rank and one kernel thread per rank, under "
+        "DistributedDataParallel, without and with SyncBatchNorm; ms per step split into compute and the MPI "
+        "calls in it, samples/s of the global batch and its ratio to 1 rank: medians over the repeats. More "
+        "ranks than cores are over-subscribed, and on a shared machine these figures measure the scheduler as "
+        "much as minigrad: read [distributed.md](distributed.md) (columns, and what they can and cannot show).", "",
+        *script.scaling_table(summary), ""]
+
+
+def make_doc(data, json_name="benchmarks.json", distributed=None, distributed_name="bench_distributed.json",
+             distributed_path="docs/bench_distributed.json"):
     run = data.get("minigrad_run") or {}
     cpu = run.get("cpu") or _local_cpu()
     mi = data.get("machine_info") or {}
@@ -141,6 +168,8 @@ def make_doc(data, json_name="benchmarks.json"):
     lines += ["## Targets", "", "1 thread and the cython backend unless stated.", "",
               bench.render_targets(data, fmt="markdown"), *limits_section(data), "## Results", "",
               bench.render_table(data, fmt="markdown")]
+    if distributed:
+        lines += ["", *distributed_section(distributed, distributed_name, distributed_path)]
     return "\n".join(lines)
 
 
@@ -148,9 +177,18 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("json")
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    p.add_argument("--distributed", default=None, help="a scripts/bench_distributed.py --scaling JSON (default: "
+                   "docs/bench_distributed.json where it exists)")
     a = p.parse_args(argv)
     data = bench.load(a.json)
-    text = make_doc(data, os.path.relpath(a.json, os.path.dirname(os.path.abspath(a.out))))
+    dist_path = a.distributed or os.path.join(ROOT, "docs", "bench_distributed.json")
+    distributed = None
+    if a.distributed or os.path.exists(dist_path):
+        with open(dist_path) as f:
+            distributed = json.load(f)
+    out_dir = os.path.dirname(os.path.abspath(a.out))
+    text = make_doc(data, os.path.relpath(a.json, out_dir), distributed, os.path.relpath(dist_path, out_dir),
+                    os.path.relpath(dist_path, ROOT))
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         f.write(text)

@@ -106,6 +106,29 @@ def test_targets_and_doc_from_the_numbers():
     assert "## Results" in text and "| cython |" in text
 
 
+
+def test_doc_appends_the_distributed_scaling_table():
+    """make_benchmarks_doc renders a scripts/bench_distributed.py --scaling summary after the results (its command
+    rebuilt from the summary), and leaves it out without one."""
+    spec = importlib.util.spec_from_file_location("make_benchmarks_doc",
+                                                  os.path.join(ROOT, "scripts", "make_benchmarks_doc.py"))
+    doc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(doc)
+    row = dict(step_s=0.01, compute_s=0.008, grad_s=0.001, syncbn_s=0.0, off_cpu_s=0.002, compute_cpu_s=0.007,
+               samples_per_s=6400.0, mean_samples_per_s=6000.0, scaling=1.0, mean_scaling=1.0,
+               bare_grad_allreduce_s=0.0, bare_syncbn_s=0.0)
+    summary = {"ranks": [1, 2], "repeats": 3, "steps": 40, "batch_per_rank": 64, "machine": "x86_64, 2 CPUs",
+               "backend": "cython", "started": "s", "finished": "f", "load_average_1min": [2.0, 3.5],
+               "rows": [{"model": "mlp-bn", "variant": "ddp", "ranks": 1, **row},
+                        {"model": "mlp-bn", "variant": "ddp", "ranks": 2, **row, "scaling": 1.6}]}
+    text = doc.make_doc({"benchmarks": []}, distributed=summary)
+    section = text.split("## Data-parallel training over MPI (one machine)", 1)[1]
+    assert "`python scripts/bench_distributed.py --scaling 1,2 --repeats 3 --steps 40 --batch-size 64" in section
+    assert "load average before the runs 2.0-3.5" in section
+    assert "| mlp-bn | ddp | 2 | 10.00 | 8.00 | 1.00 | 0.00 | 2.00 | 7.00 | 6400 | 1.60 | 6000 | 1.00 |" in section
+    assert "Data-parallel" not in doc.make_doc({"benchmarks": []})
+
+
 def test_ratios_are_paired_over_the_repeats(tmp_path):
     """With repeat medians, a ratio is the median of the per-repeat ratios, not the ratio of the medians: a slow
     repeat that slowed both libraries does not count against either."""

@@ -391,3 +391,43 @@ def _rank_pid(root, rank):
         if f"PMI_RANK={rank}".encode() in env and Path(f"/proc/{pid}/exe").resolve().name.startswith("python"):
             return pid
     raise AssertionError(f"no rank {rank} under pid {root}")
+
+
+# ------------------------------------------------------------------ the benchmark script (no timings asserted)
+
+def test_bench_distributed_runs_on_two_ranks(tmp_path):
+    """scripts/bench_distributed.py --only train under mpiexec -n 2: the table's columns and a row per model and
+    variant; the MPI calls inside the step were caught by its timer (gradient buckets in both variants, SyncBN
+    collectives only with SyncBatchNorm), and the --scaling driver launches it and divides by the 1-rank run."""
+    mpiexec = _mpi_launcher()
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", "scripts/bench_distributed.py",
+                           "--only", "train", "--steps", "2", "--batch-size", "8", "--json", str(out)],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("| model | variant | ranks | step ms | compute | grad Allreduce | SyncBN collectives | "
+                               "off-CPU | compute CPU | samples/s |") for line in lines), proc.stdout
+    rows = [line.split(" | ")[:3] for line in lines if line.startswith(("| lenet-bn", "| mlp-bn"))]
+    assert rows == [["| lenet-bn", "ddp", "2"], ["| lenet-bn", "ddp+syncbn", "2"], ["| mlp-bn", "ddp", "2"],
+                    ["| mlp-bn", "ddp+syncbn", "2"]], proc.stdout
+    report = json.loads(out.read_text())
+    assert report["ranks"] == 2 and [m["model"] for m in report["train"]] == ["lenet-bn", "mlp-bn"]
+    for m in report["train"]:
+        ddp, sync = m["variants"]["ddp"], m["variants"]["ddp+syncbn"]
+        assert ddp["grad_s"] > 0 and sync["grad_s"] > 0 and sync["syncbn_s"] > 0 and ddp["syncbn_s"] == 0, m
+        assert m["bare_grad_allreduce_s"] > 0 and m["bare_syncbn_s"] > 0, m
+        for v in (ddp, sync):
+            assert v["samples_per_s"] == pytest.approx(2 * 8 / v["step_s"])
+    out = tmp_path / "scaling.json"
+    proc = subprocess.run([sys.executable, "scripts/bench_distributed.py", "--scaling", "1,2", "--repeats", "1",
+                           "--steps", "2", "--batch-size", "8", "--json", str(out)],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    summary = json.loads(out.read_text())
+    assert [(r["model"], r["variant"], r["ranks"]) for r in summary["rows"]] == [
+        (m, v, k) for m in ("lenet-bn", "mlp-bn") for v in ("ddp", "ddp+syncbn") for k in (1, 2)]
+    for r in summary["rows"]:
+        if r["ranks"] == 1:
+            assert r["scaling"] == 1 and r["grad_s"] == r["syncbn_s"] == 0, r
+    assert "| x 1 rank |" in proc.stdout
