@@ -337,6 +337,10 @@ class _Trace:
         self.src = src
         exec(builtins.compile(src, f"<minigrad.compile replay of {len(self.lines)} lines>", "exec"), self.ns)
         self.replay = self.ns["replay"]
+
+    def set_guards(self):
+        """What must hold for the recording to fit a later call: the modules' training flags and the leaves'
+        requires_grad flags as they were."""
         self.guard_modules = tuple(self.modules.values())
         self.guard_training = tuple(m.training for m in self.guard_modules)
         self.guard_leaves = tuple(self.live.values())
@@ -542,6 +546,7 @@ class Compiled:
             result = self.fn(*args, **kwargs)
         finally:
             _t._recorder = None
+        trace.set_guards()
         if trace.reason is None:
             try:
                 trace.write(leaves, result)
