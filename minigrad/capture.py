@@ -489,6 +489,15 @@ def _first_difference(a, b):
     return None
 
 
+def _sig_where(a, b):
+    """Where two recordings first differ: the event's number and what it is."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            what = getattr(x[1], "__name__", None) if x[0] in ("op", "call") else x[0]
+            return f"event {i} ({x[0]} {what})"
+    return f"event {min(len(a), len(b))} (one recording is longer)"
+
+
 # ------------------------------------------------------------------ the decorator
 
 class _Entry:
@@ -571,7 +580,8 @@ class Compiled:
             if second.reason is not None:
                 problem = f"its second call cannot be replayed: {second.reason}"
             elif second.sig != trace.sig:
-                problem = "its second call recorded different ops or constants (data-dependent Python?)"
+                problem = (f"its second call recorded different ops or constants (data-dependent Python?), first at "
+                           f"{_sig_where(trace.sig, second.sig)}")
             else:
                 what = (_first_difference(_output_summary(result), replay_out)
                         or _first_difference(_summary(before), replay_state))

@@ -80,14 +80,14 @@ def _as_index_target(fn, input, target, ignore_index):
     replays it, checks included, on each step's target)."""
     want = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
     c = input.shape[1] if input.ndim >= 2 else input.shape[0]
-    return _host(functools.partial(_index_target, fn, want, c, ignore_index), target.data)
+    return _host(functools.partial(_index_target, fn, input.shape, want, c, ignore_index), target.data)
 
 
-def _index_target(fn, want, c, ignore_index, t):
+def _index_target(fn, in_shape, want, c, ignore_index, t):
     if t.dtype.kind not in "iu":
         raise TypeError(f"{fn}: target must hold integer class indices, got dtype {t.dtype}")
     if t.shape != want:
-        raise ValueError(f"{fn}: target must have shape {want} for input {input.shape} (input without its class "
+        raise ValueError(f"{fn}: target must have shape {want} for input {in_shape} (input without its class "
                          f"dim 1), got {t.shape}")
     t = t.astype(np.int64, copy=False).reshape(-1)
     valid = t != ignore_index
