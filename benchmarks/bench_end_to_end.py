@@ -4,7 +4,8 @@ JAX with the step jitted (an optional reference column, skipped without jax).
 Models (``minigrad.models``): "mlp" and "mlp-bn" (the batch-norm paper's MNIST net, 784-100-100-100-10 sigmoid,
 batch 60), "lenet-bn" (small CNN with BatchNorm2d/1d, batch 64) on 1x28x28 input, and "resnet20" (He et al.'s
 CIFAR ResNet-20, batch 32) on 3x32x32 input. One step: zero_grad, forward, cross entropy, backward,
-SGD(lr=0.01, momentum=0.9) update. Synthetic input (fixed random images and labels). The torch and JAX models
+SGD(lr=0.01, momentum=0.9) update; "minigrad-compiled" is the same step under ``minigrad.compile`` (the
+loss read after the call, outside the compiled step). Synthetic input (fixed random images and labels). The torch and JAX models
 have the same structure and start from minigrad's weights (``state_dict`` keys match; JAX's twin is built by
 ``_jax_models.py``), and the first loss is checked to be sane before timing. ``extra_info['steps_per_s']`` =
 1 / median. JAX at 1 thread: ``run_all.py`` starts its process with
@@ -79,7 +80,7 @@ def _torch_resnet20(torch):
 
 
 @pytest.mark.parametrize("model,batch", CASES, ids=[f"{m}-b{b}" for m, b in CASES])
-@pytest.mark.parametrize("framework", ["minigrad", "torch", "jax"])
+@pytest.mark.parametrize("framework", ["minigrad", "minigrad-compiled", "torch", "jax"])
 def test_train_step(benchmark, framework, model, batch, threads):
     models = pytest.importorskip("minigrad.models")
     import minigrad as mg
@@ -90,16 +91,21 @@ def test_train_step(benchmark, framework, model, batch, threads):
     net = models.build_model(model, in_channels=IN_CHANNELS.get(model, 1))
     x, y = _data(batch, model)
     restore = None
-    if framework == "minigrad":
+    if framework.startswith("minigrad"):
         xt, yt = mg.Tensor(x), mg.Tensor(y)
         opt = SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
 
-        def step():
+        def train_step(xt, yt):
             opt.zero_grad()
             loss = F.cross_entropy(net(xt), yt)
             loss.backward()
             opt.step()
-            return float(loss.item())
+            return loss
+        if framework == "minigrad-compiled":  # recorded on the first call, checked on the second, then replayed
+            train_step = mg.compile(train_step)
+
+        def step():
+            return float(train_step(xt, yt).item())
         backend = mg.get_backend()
     elif framework == "torch":
         torch = torch_or_skip()

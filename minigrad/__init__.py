@@ -80,6 +80,7 @@ float, int, bool = _ALIASES["float"], _ALIASES["int"], _ALIASES["bool"]  # torch
 del _ALIASES
 
 from minigrad import nn, optim, utils  # noqa: E402  (after Tensor: nn builds on it; utils.data loads lazily)
+from minigrad.capture import compile  # noqa: E402,A001  (the step decorator; shadows the builtin here only)
 
 __version__ = "0.1.0"
 

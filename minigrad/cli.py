@@ -71,6 +71,8 @@ def _add_train(subparsers):
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="stop after N epochs of this run, as if interrupted (for testing --resume)")
     p.add_argument("--allow-nan", action="store_true", help="keep training through a NaN or infinite loss")
+    p.add_argument("--no-compile", action="store_true", help="run each training step eagerly, not under "
+                   "minigrad.compile (the results are the same, bit for bit)")
     p.add_argument("--sync-bn", action="store_true",
                    help="batch statistics over every rank's batch (SyncBatchNorm); plain batch norm in one process")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not "
@@ -141,7 +143,7 @@ def _train(args, size):
                        progress=not (args.no_progress or quiet), stop_after=args.stop_after,
                        log=(lambda s: None) if quiet else None, data_dir=args.data_dir,
                        checkpoint_every=args.checkpoint_every, allow_nan=args.allow_nan,
-                       resume_command=resume_command, sync_bn=args.sync_bn)
+                       resume_command=resume_command, sync_bn=args.sync_bn, compile_step=not args.no_compile)
     except ConfigError as e:  # NOTE: under MPI, the same error on every rank (see minigrad.app.train)
         if lead:
             print(f"minigrad train: error: {e}", file=sys.stderr)

@@ -28,6 +28,36 @@ _MODE_DEFAULTS = {"grad": True, "anomaly": False}
 # path (each op) skips the thread-local lookups. Changed under a lock: switches are rare, ops are not.
 _active_switches = 0
 _switch_lock = threading.Lock()
+# NOTE: the recorder of ``minigrad.compile`` (minigrad/capture.py) while it records a call, else None; the hooks
+# below (an op applied, a value read into Python, a graph walk, a host computation) cost one global load when None
+_recorder = None
+
+
+def _host(fn, *arrays):
+    """``fn(*arrays)``: a computation on arrays outside any op (a target's checks, a dropout mask, a running-statistics
+    update). It returns None, an array or a tuple of arrays; ``minigrad.compile`` records it and calls it again on
+    replay (an array argument that an op made, or a tensor's ``.data``, is the replay's array there)."""
+    out = fn(*arrays)
+    if _recorder is not None:
+        _recorder.on_host(fn, arrays, out)
+    return out
+
+
+def _not_replayable(reason):
+    """Tell a ``minigrad.compile`` recording (if any) that this call cannot be replayed, and why."""
+    if _recorder is not None:
+        _recorder.on_unsupported(reason)
+
+
+def _replayed(method):
+    """Decorates a state-changing method (an optimizer's ``step``, ``zero_grad``): ``minigrad.compile`` records the
+    call as one unit and calls the method again on replay."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if _recorder is None:
+            return method(self, *args, **kwargs)
+        return _recorder.on_call(method, self, args, kwargs)
+    return wrapper
 
 
 def _mode(name):
@@ -274,10 +304,14 @@ class Tensor:
 
     def numpy(self):
         """The underlying array (shared, not copied)."""
+        if _recorder is not None:
+            _recorder.on_read(self, "numpy()")
         return self.data
 
     def item(self):
         """The value of a one-element tensor as a Python number; ShapeError for any other size."""
+        if _recorder is not None:
+            _recorder.on_read(self, "item()")
         if self.data.size != 1:
             raise ShapeError(f"item(): only one-element tensors can be converted to Python scalars, got shape "
                              f"{self.data.shape}")
@@ -285,6 +319,8 @@ class Tensor:
 
     def tolist(self):
         """The elements as (nested) Python lists of Python numbers."""
+        if _recorder is not None:
+            _recorder.on_read(self, "tolist()")
         return self.data.tolist()
 
     def detach(self):
@@ -347,6 +383,8 @@ class Tensor:
         return f"Tensor({body}, dtype={self.data.dtype}{grad})"
 
     def __format__(self, spec):
+        if _recorder is not None:
+            _recorder.on_read(self, "format()")
         if self.data.size == 1:
             return format(self.data.item(), spec)
         if spec:
@@ -355,9 +393,13 @@ class Tensor:
         return repr(self)
 
     def __array__(self, dtype=None, copy=None):
+        if _recorder is not None:
+            _recorder.on_read(self, "__array__")
         return self.data if dtype is None else self.data.astype(dtype)
 
     def __bool__(self):
+        if _recorder is not None:
+            _recorder.on_read(self, "bool()")
         if self.data.size != 1:
             raise ShapeError(f"the truth value of a tensor with {self.data.size} elements is ambiguous "
                              f"(shape {self.data.shape}); use .any() or .all()")
@@ -370,6 +412,8 @@ class Tensor:
         return int(self.item())
 
     def __index__(self):
+        if _recorder is not None:
+            _recorder.on_read(self, "__index__")
         if self.data.size != 1 or self.data.dtype.kind not in "iu":
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self.data)
@@ -429,6 +473,7 @@ class Tensor:
 
     def __setitem__(self, index, value):
         _check_inplace(self, "__setitem__", value)
+        _not_replayable("an in-place assignment t[...] = v")
         self.data[_normalize_index(index, self.ndim)] = _raw(value)
 
     def __pow__(self, other):
@@ -1282,6 +1327,8 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
     array ``backward`` runs (the fast path); with it they are Tensors and ``backward_graph`` runs under grad mode,
     so the pass is recorded. ``stop_at_inputs``: do not walk past ``inputs`` (a node's local backward).
     """
+    if _recorder is not None:
+        _recorder.on_walk(roots, root_grads, create_graph, inputs, accumulate)
     want = None if inputs is None else set(inputs)
     order = _topological_order(roots, want if stop_at_inputs else None)
     needed = None
@@ -1411,6 +1458,8 @@ class Function:
         if grad and cls.differentiable and True in ctx.needs_input_grad and result.data.dtype in _FLOAT_DTYPES:
             result.requires_grad = True
             result._ctx = ctx
+        if _recorder is not None:
+            _recorder.on_apply(ctx, tensors, kwargs, result)
         return result, ctx
 
     def forward(self, *args, **kwargs):

@@ -427,7 +427,8 @@ def _stderr(s):
 def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9,
           weight_decay=0.0, scheduler="none", backend=None, threads=None, seed=0, checkpoint_dir=None, resume=False,
           metrics=None, limit_train=None, limit_test=None, progress=True, stop_after=None, log=None,
-          data_dir=None, checkpoint_every=None, allow_nan=False, resume_command=None, sync_bn=False):
+          data_dir=None, checkpoint_every=None, allow_nan=False, resume_command=None, sync_bn=False,
+          compile_step=True):
     """Train ``model`` on ``dataset``; returns a dict with the model, the last epoch's metrics and timings.
 
     ``stop_after``: end this run after that many epochs even if ``epochs`` is larger (as if interrupted; the
@@ -436,7 +437,8 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
     ``checkpoint_every``: also write a mid-epoch checkpoint every N steps. ``allow_nan``: keep training
     through a NaN or inf loss. ``resume_command``: ``f(directory) -> str``, the command shown after an
     interrupt. ``sync_bn``: convert the model's batch norms to ``SyncBatchNorm`` (plain batch norm in a world
-    of one process, as PyTorch's). The result's ``interrupted`` is the signal number that stopped the run (else
+    of one process, as PyTorch's). ``compile_step``: run forward, loss and backward under ``minigrad.compile`` (one
+    process only; the same results bit for bit; ``--no-compile`` turns it off). The result's ``interrupted`` is the signal number that stopped the run (else
     None) and ``checkpoint`` the last checkpoint written (else None). Under MPI see the module docstring.
     """
     world = _World()
@@ -518,6 +520,17 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
         from minigrad.nn.parallel import DistributedDataParallel
         runner = DistributedDataParallel(net)
 
+    def forward_backward(x, y):
+        # NOTE: zero_grad and backward before the loss is checked: that changes no parameter (opt.step does,
+        # after the check), and gives the same gradients as eager's forward, check, zero_grad, backward
+        opt.zero_grad()
+        out = runner(x)
+        loss = F.cross_entropy(out, y)
+        loss.backward()
+        return out, loss
+    if compile_step and world.size == 1:
+        forward_backward = minigrad.compile(forward_backward)
+
     record, times, last_ckpt = None, [], None
     last = epochs if stop_after is None else min(epochs, start + int(stop_after))
     if start >= last:
@@ -562,8 +575,7 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
             try:
                 for batch, (x, y) in enumerate(batches, start=skip + 1):
                     step = epoch * steps_per_epoch + batch
-                    out = runner(x)
-                    loss = F.cross_entropy(out, y)
+                    out, loss = forward_backward(x, y)
                     value = loss.item()
                     n = len(y)
                     correct = int((out.data.argmax(axis=1) == y.data).sum())
@@ -574,8 +586,6 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
                         raise Diverged(f"the loss is {value} at step {step} (epoch {epoch + 1}, batch {batch}): "
                                        f"training diverged; try a lower learning rate than --lr {lr:g} "
                                        "(or --allow-nan to continue anyway)")
-                    opt.zero_grad()
-                    loss.backward()
                     opt.step()
                     if sched is not None:
                         sched.step()

@@ -19,6 +19,7 @@ import minigrad
 from minigrad.app.cli_help import ArgumentParser, HelpFormatter
 
 from . import backends, depth, domain_shift, eval_mode, init_sweep, lr_sweep, paper_mnist, plotting, small_batch
+from . import common
 from .common import Config
 
 EXPERIMENTS = {
@@ -59,6 +60,8 @@ def _configure(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bars (there are none when stderr is not "
                                                               "a terminal)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-compile", action="store_true", help="run the training steps eagerly, not under "
+                   "minigrad.compile (the results are the same, bit for bit)")
     p.add_argument("--replot", metavar="DIR", help="redraw the figures of the run in DIR from DIR/NAME.json "
                    "(and their captions in DIR/report.md); trains nothing")
     p.set_defaults(func=_main_from_args)
@@ -79,7 +82,7 @@ def _command(args):
                                 ("--seeds", args.seeds, None), ("--backend", args.backend, None),
                                 ("--threads", args.threads, 1), ("--data", args.data, "mnist"),
                                 ("--steps", args.steps, None), ("--lr", args.lr, None),
-                                ("--init-std", args.init_std, None)):
+                                ("--init-std", args.init_std, None), ("--no-compile", getattr(args, "no_compile", False), False)):
         if value != default:
             words += [opt] if value is True else [opt, str(value)]
     return " ".join(words)
@@ -118,7 +121,8 @@ def _main_from_args(args):
         return 2
     cfg = Config(name=args.name, quick=args.quick, out=args.out, seeds=args.seeds, backend=args.backend,
                  threads=args.threads, data=args.data, steps=args.steps, lr=args.lr, init_std=args.init_std,
-                 progress=not (args.no_progress or args.quiet), command=_command(args))
+                 progress=not (args.no_progress or args.quiet), command=_command(args),
+                 compile=not getattr(args, "no_compile", False))
     report = run(cfg)
     print(f"report: {report}")
     return 0
@@ -128,6 +132,7 @@ def run(cfg):
     """Run experiment ``cfg.name``; returns the report's path."""
     if cfg.name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {cfg.name!r}; choose from {sorted(EXPERIMENTS)}")
+    common.COMPILE = cfg.compile
     return EXPERIMENTS[cfg.name](cfg)
 
 

@@ -52,6 +52,7 @@ class Config:
     lr: float | None = None
     init_std: float | None = None
     progress: bool = True
+    compile: bool = True  # training steps under minigrad.compile (``--no-compile``: eager)
     command: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -224,11 +225,16 @@ def eval_schedule(steps, every):
     return sorted(set(range(0, steps + 1, max(every, 1))) | {steps})
 
 
+# NOTE: set from Config.compile by experiments.run (train_run is called from many experiments without the config)
+COMPILE = True
+
+
 def train_run(model, data, *, steps, lr, seed, eval_steps, momentum=0.0, probe=None, desc="train",
               progress=True, stop_on_divergence=True, batch_size=BATCH_SIZE):
     """Train ``model`` with plain SGD (``momentum`` 0 unless asked) on mini-batches of ``batch_size`` (60 unless
     asked) drawn by a DataLoader seeded with ``seed``, for ``steps`` steps. At every step in ``eval_steps`` (0 is before training) it
-    records the test accuracy (eval mode) and ``probe(model)`` when given.
+    records the test accuracy (eval mode) and ``probe(model)`` when given. The step runs under ``minigrad.compile``
+    unless ``COMPILE`` is off (same results, bit for bit).
 
     A non-finite loss marks the run diverged: it stops there (``stop_on_divergence``) and the remaining
     evaluations record chance accuracy, so that curves keep their length.
@@ -240,6 +246,15 @@ def train_run(model, data, *, steps, lr, seed, eval_steps, momentum=0.0, probe=N
     opt = SGD(model.parameters(), lr=lr, momentum=momentum)
     todo = sorted(set(eval_steps))
     hist = History()
+
+    def train_step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    if COMPILE:
+        train_step = mg.compile(train_step)
 
     def record(step):
         hist.eval_steps.append(step)
@@ -261,10 +276,7 @@ def train_run(model, data, *, steps, lr, seed, eval_steps, momentum=0.0, probe=N
     while step < steps and hist.diverged_at is None:
         for x, y in loader:
             t0 = time.perf_counter()
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            loss = train_step(x, y)
             hist.step_seconds.append(time.perf_counter() - t0)
             step += 1
             value = loss.item()

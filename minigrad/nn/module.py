@@ -6,9 +6,13 @@ so a checkpoint never aliases live parameters.
 """
 from collections import OrderedDict
 
+import importlib
+
 import numpy as np
 
 from minigrad.tensor import Tensor, _to_arguments
+
+_tensor = importlib.import_module("minigrad.tensor")  # NOTE: the module (minigrad.tensor is also a function)
 
 
 class Parameter(Tensor):
@@ -292,6 +296,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        if _tensor._recorder is not None:  # NOTE: minigrad.compile keys a recording on the modules' training flags
+            _tensor._recorder.on_module(self)
         return self.forward(*args, **kwargs)
 
     def extra_repr(self):

@@ -15,7 +15,7 @@ from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups, 
 from minigrad.nn import functional as F
 from minigrad.nn.functional.checks import check_virtual_batch_size
 from minigrad.nn.module import Module, Parameter
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, _host, _not_replayable
 
 
 class _NormBase(Module):
@@ -63,14 +63,19 @@ class _NormBase(Module):
         """The momentum for this step; counts the batch when running statistics are tracked in training."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            _host(_count_batch, self.num_batches_tracked.data)
             if self.momentum is None:
+                _not_replayable(f"{type(self).__name__}(momentum=None) reads num_batches_tracked into Python")
                 factor = 1.0 / float(self.num_batches_tracked.data)
         return factor
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
+
+
+def _count_batch(count):
+    count += 1  # NOTE: in place (a 0-d buffer), through _host so that minigrad.compile replays it
 
 
 class _BatchNorm(_NormBase):

@@ -12,7 +12,7 @@ import numpy as np
 
 from minigrad import kernels
 from minigrad.kernels import reference
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, _replayed
 
 
 class Optimizer:
@@ -61,6 +61,7 @@ class Optimizer:
         if not group.get("weight_decay", 0) >= 0:
             raise ValueError(f"{type(self).__name__}: invalid weight_decay {group['weight_decay']!r}")
 
+    @_replayed
     def zero_grad(self, set_to_none=True):
         """Clear the gradients of every parameter: set ``.grad`` to None (``set_to_none=False``: fill with
         zeros)."""
@@ -71,6 +72,7 @@ class Optimizer:
                 elif p.grad is not None:
                     p.grad.data[...] = 0
 
+    @_replayed
     def step(self):
         """Update every parameter that has a gradient, in place (under no autograd)."""
         for group in self.param_groups:

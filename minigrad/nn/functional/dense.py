@@ -2,12 +2,13 @@
 flatten (``torch.nn.functional`` semantics). Not named linear.py: the function ``linear`` would shadow that
 module in ``minigrad.nn.functional``.
 """
+import functools
 import numbers
 
 import numpy as np
 
 from minigrad import random as _random
-from minigrad.tensor import Function, ShapeError, Tensor, cat
+from minigrad.tensor import Function, ShapeError, Tensor, _host, cat
 
 from .checks import check_tensor
 
@@ -82,9 +83,15 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
         return input
     if p == 1.0:
         return input * Tensor(np.zeros((), input.dtype))
-    gen = generator or _random.default_generator()
-    mask = (gen.random(input.shape) >= p).astype(input.dtype) * input.dtype.type(1.0 / (1.0 - p))
+    mask = _host(functools.partial(_dropout_mask, generator, input.shape, p, input.dtype))
     return input * Tensor(mask)
+
+
+def _dropout_mask(generator, shape, p, dtype):
+    """Keep (1 / (1 - p)) or drop (0) each element; the default generator is looked up when drawn (manual_seed
+    replaces it), so that a minigrad.compile replay draws from the same stream as eager."""
+    gen = generator or _random.default_generator()
+    return (gen.random(shape) >= p).astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:

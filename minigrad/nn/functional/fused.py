@@ -24,7 +24,7 @@ from minigrad.kernels.rules import check_batch_eps, check_momentum
 from minigrad.tensor import Function, Tensor, relu
 
 from .norm import (_affine_t, _as_ncs_array, _affine, _check_channel_args, _check_input, _empty_like, _grads_for,
-                   _normalize_t, _params, _update_running, batch_norm)
+                   _normalize_t, _params, _update_running_from, batch_norm)
 
 
 class _BatchNormReLU(Function):
@@ -120,5 +120,5 @@ def batch_norm_relu(input: Tensor, running_mean: Tensor | None, running_var: Ten
         momentum = check_momentum(fn, momentum)
     out, node = _BatchNormReLU.apply_with_ctx(input, *_params(weight, bias), **has)
     if rm is not None or rv is not None:
-        _update_running(rm, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum, eps, per_channel)
+        _update_running_from(node, rm, rv, momentum, eps, per_channel)
     return out

@@ -5,12 +5,13 @@ rows first): the forward is the log-softmax kernel plus a gather; its backward i
 (label-smoothed) target distribution, weighted per class and scaled by the reduction. With probability targets
 it is composed from log_softmax and Tensor ops.
 """
+import functools
 import numbers
 
 import numpy as np
 
 from minigrad import kernels
-from minigrad.tensor import Function, Tensor, is_grad_enabled
+from minigrad.tensor import Function, Tensor, _host, is_grad_enabled
 
 from .activation import log_softmax
 from .checks import check_tensor
@@ -75,17 +76,21 @@ class _CrossEntropy(Function):
 
 def _as_index_target(fn, input, target, ignore_index):
     """Integer class indices of shape input.shape without dim 1 (``()`` for a (C,) input), in [0, C) or equal
-    to ``ignore_index``; returns them flat, with the mask of the rows that count."""
-    t = target.data
+    to ``ignore_index``; returns them flat, with the mask of the rows that count (a host computation: minigrad.compile
+    replays it, checks included, on each step's target)."""
+    want = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
+    c = input.shape[1] if input.ndim >= 2 else input.shape[0]
+    return _host(functools.partial(_index_target, fn, input.shape, want, c, ignore_index), target.data)
+
+
+def _index_target(fn, in_shape, want, c, ignore_index, t):
     if t.dtype.kind not in "iu":
         raise TypeError(f"{fn}: target must hold integer class indices, got dtype {t.dtype}")
-    want = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
     if t.shape != want:
-        raise ValueError(f"{fn}: target must have shape {want} for input {input.shape} (input without its class "
+        raise ValueError(f"{fn}: target must have shape {want} for input {in_shape} (input without its class "
                          f"dim 1), got {t.shape}")
     t = t.astype(np.int64, copy=False).reshape(-1)
     valid = t != ignore_index
-    c = input.shape[1] if input.ndim >= 2 else input.shape[0]
     kept = t[valid]
     # NOTE: one reduction for both bounds: a negative index viewed as uint64 is larger than any class count
     if kept.size and kept.view(np.uint64).max() >= c:

@@ -24,7 +24,7 @@ import numpy as np
 from minigrad import kernels
 from minigrad.kernels import coefficients
 from minigrad.kernels.rules import check_batch_eps, check_eps, check_momentum, check_num_groups
-from minigrad.tensor import Function, Tensor
+from minigrad.tensor import Function, Tensor, _host
 from minigrad.tensor import cat as _cat
 
 from .checks import check_tensor, check_virtual_batch_size
@@ -434,8 +434,17 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     out, node = _BatchNormTrain.apply_with_ctx(input, *_params(weight, bias), has_weight=weight is not None,
                                                has_bias=bias is not None, eps=eps)
     if rm is not None or rv is not None:
-        _update_running(rm, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum, eps, per_channel)
+        _update_running_from(node, rm, rv, momentum, eps, per_channel)
     return out
+
+
+def _update_running_from(node, rm, rv, momentum, eps, count):
+    """_update_running from a batch-norm node's saved (C,) mean and rstd, read when it runs (so that
+    minigrad.compile's replay, which reruns the node's forward, updates from that run's statistics)."""
+    def update(rm, rv):
+        c = node.mean.shape[0]
+        _update_running(rm, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum, eps, count)
+    _host(update, rm, rv)
 
 
 def _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, chunk):
@@ -452,8 +461,11 @@ def _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, chunk):
         # last chunk's m2 is rescaled so that this gives its own unbiased variance m2/(count_i - 1)
         s = input.size // (n * input.shape[1])
         count, counts = chunk * s, np.array([[(n1 - n0) * s] for n0, n1 in node.bounds])
-        rstd = coefficients.rstd(node.m2 * ((count - 1) / (counts - 1)), count, eps)
-        _update_running(rm, rv, node.mean, rstd, momentum, eps, count)
+
+        def update(rm, rv):  # NOTE: reads the node when it runs (see _update_running_from)
+            rstd = coefficients.rstd(node.m2 * ((count - 1) / (counts - 1)), count, eps)
+            _update_running(rm, rv, node.mean, rstd, momentum, eps, count)
+        _host(update, rm, rv)
     return out
 
 
@@ -586,5 +598,5 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
                                           instance=True)
     if rm is not None or rv is not None:
         # NOTE: PyTorch averages the per-instance statistics over the batch
-        _update_running(rm, rv, node.mean, node.stats_rstd, momentum, eps, s)
+        _host(lambda rm, rv: _update_running(rm, rv, node.mean, node.stats_rstd, momentum, eps, s), rm, rv)
     return out

@@ -1,0 +1,616 @@
+"""``minigrad.compile``: record one call of a training step, replay it as straight-line code over arrays.
+
+The first call with given input shapes runs the step eagerly while a recorder (``minigrad.tensor._recorder``)
+hears every op applied (its context object, input arrays, keyword arguments, output), every host computation
+(``tensor._host``: a target's checks, a dropout mask, a running-statistics update), every graph walk, every
+optimizer ``step``/``zero_grad`` and every module called. From that it writes one Python function of
+straight-line code: ``s7 = f7(s3, t2.data, **k7)`` per op (``f7`` the same context's ``forward``, which saves
+again what its backward needs), the graph walk unrolled into ``ctx.backward`` calls and gradient sums in the
+order eager adds them, leaf gradients written into one reused grad tensor per parameter, and the optimizer's own
+``step`` called as is (its Python state: Adam's step count, a scheduler's learning rate, stays exact). A replay
+makes no Tensor and no graph node; only the tensors returned by the step are new (plain tensors over the replay's
+arrays, ``requires_grad=False``).
+
+Never a wrong result: a recording that reads a value into Python (``item``, ``bool``, ``float``, ``tolist``,
+``numpy``, ...), assigns in place (``t[...] = v``), walks the graph other than ``backward()`` into leaf grads, or
+runs with anomaly detection is not replayed (eager from then on for that key, one warning). The second call is
+replayed once and checked against eager bit for bit: the state of the modules, optimizers and random generators
+seen is saved, the replay runs, the state is put back, the step runs eagerly (recorded a second time), and the
+outputs, parameters, buffers, gradients, optimizer state, generator states, the modules' plain attributes and the
+two recordings (ops, arguments, constants) must all agree; any difference sends that key to eager for good with a
+warning naming the first difference. What this cannot see: a Python side effect that does not show on the second
+call, or a constant computed from a tensor's ``.data`` outside any op that happens to be equal on the first two
+calls.
+
+Cache key: the shapes and dtypes of the tensor (and ndarray) arguments, the other arguments by value, grad mode,
+the backend and the thread count; each recording also checks the training flags of the modules it saw and the
+``requires_grad`` flags of the leaves it read.
+"""
+import builtins
+import functools
+import importlib
+import threading
+import warnings
+
+import numpy as np
+
+from minigrad import kernels
+from minigrad import random as _random
+from minigrad.tensor import Tensor
+
+_t = importlib.import_module("minigrad.tensor")  # NOTE: the module (minigrad.tensor is also a function)
+
+__all__ = ["compile"]
+
+
+class _Unhashable(Exception):
+    pass
+
+
+def _flatten(obj, leaves):
+    """The structure of a call's arguments as a hashable key; tensors and arrays go to ``leaves``."""
+    if isinstance(obj, Tensor):
+        leaves.append(obj)
+        return ("T", obj.data.shape, obj.data.dtype.str, obj.requires_grad)
+    if isinstance(obj, np.ndarray):
+        leaves.append(obj)
+        return ("A", obj.shape, obj.dtype.str)
+    if isinstance(obj, (tuple, list)):
+        return (type(obj).__name__, tuple(_flatten(o, leaves) for o in obj))
+    if isinstance(obj, dict):
+        return ("dict", tuple((k, _flatten(v, leaves)) for k, v in obj.items()))
+    try:
+        hash(obj)
+    except TypeError:
+        raise _Unhashable(type(obj).__name__) from None
+    return ("V", type(obj), obj)
+
+
+def _value_sig(v, trace):
+    """A comparable summary of an op's argument (arrays by contents unless the replay reads them from a slot)."""
+    if isinstance(v, np.ndarray):
+        ref = trace.refs.get(id(v))
+        return ("ref", ref) if ref is not None else ("array", v.dtype.str, v.shape, v.tobytes())
+    if isinstance(v, Tensor):
+        return ("tensor", _value_sig(v.data, trace))
+    if isinstance(v, (tuple, list)):
+        return (type(v).__name__, tuple(_value_sig(x, trace) for x in v))
+    if isinstance(v, dict):
+        return ("dict", tuple((k, _value_sig(x, trace)) for k, x in v.items()))
+    if isinstance(v, slice):
+        return ("slice", v.start, v.stop, v.step)
+    if isinstance(v, _t.Function):
+        return ("ctx", trace.ctx_index.get(id(v)))
+    if isinstance(v, functools.partial):
+        return ("partial", v.func, _value_sig(v.args, trace), _value_sig(v.keywords, trace))
+    if callable(v) and getattr(v, "__closure__", None):
+        return ("closure", v.__code__, tuple(_value_sig(c.cell_contents, trace) for c in v.__closure__))
+    try:
+        hash(v)
+        return ("v", type(v), v)
+    except TypeError:
+        return ("id", id(v))
+
+
+def _acc(t, buf, g, is_root):
+    """A leaf's ``+=`` of its gradient as ``_accumulate`` does it, into the one reused grad tensor ``buf``."""
+    if is_root:
+        g = g.copy()
+    old = t.grad
+    buf.data = g if old is None else old.data + g
+    t.grad = buf
+
+
+class _Trace:
+    """The recording of one call and, once written, its replay function."""
+
+    def __init__(self):
+        self.thread = threading.get_ident()
+        self.reason = None  # why it cannot be replayed (None: it can)
+        self.refs = {}  # id(array) -> expression giving that array on replay
+        self.tensor_refs = {}  # id(tensor) -> expression of its array
+        self.keep = []  # everything whose id is a key above, kept alive so that ids stay unique
+        self.ns = {"_acc": _acc, "_unbroadcast": _t._unbroadcast, "np": np}
+        self.lines = []
+        self.sig = []  # what the second recording must match
+        self.ctx_index = {}
+        self.modules = {}  # id -> module called (and its submodules)
+        self.live = {}  # id -> leaf tensor read live on replay (parameters, buffers, constants)
+        self.persistent = set()  # ids of the modules' parameters and buffers and the optimizers' parameters
+        self.stateful = {}  # id -> object whose method was recorded (optimizers)
+        self.depth = 0  # > 0 inside a recorded method call: nothing inside is recorded
+        self.n = 0
+
+    # ------------------------------------------------------------ names
+    def _name(self, prefix, *obj):
+        self.n += 1
+        name = f"{prefix}{self.n}"
+        if obj:
+            self.ns[name] = obj[0]
+        return name
+
+    def _ours(self):
+        return self.depth == 0 and self.reason is None and threading.get_ident() == self.thread
+
+    def _live_tensor(self, t):
+        """A tensor made outside the step (parameter, buffer, constant): read as ``name.data`` on replay."""
+        ref = self.tensor_refs.get(id(t))
+        if ref is None:
+            ref = self._name("t", t) + ".data"
+            self.tensor_refs[id(t)] = ref
+            self.live[id(t)] = t
+            self.keep.append(t)
+            self.refs.setdefault(id(t.data), ref)
+            self.keep.append(t.data)
+        return ref
+
+    def _tensor_ref(self, t):
+        ref = self.tensor_refs.get(id(t))
+        if ref is None:
+            ref = self.refs.get(id(t.data))
+            if ref is not None:  # a tensor over a slot's array (detach, Tensor(host output))
+                self.tensor_refs[id(t)] = ref
+                self.keep.append(t)
+            else:
+                ref = self._live_tensor(t)
+        return ref
+
+    def _array_ref(self, a):
+        if a is None:
+            return "None"
+        ref = self.refs.get(id(a))
+        if ref is None:
+            ref = self._name("c", a)
+        return ref
+
+    def _value_ref(self, v):
+        """An expression for a keyword argument: slot arrays by reference, everything else a constant."""
+        if isinstance(v, np.ndarray):
+            ref = self.refs.get(id(v))
+            return ref if ref is not None else self._name("c", v)
+        if isinstance(v, tuple) and any(isinstance(x, np.ndarray) and id(x) in self.refs for x in v):
+            return "(" + "".join(self._value_ref(x) + ", " for x in v) + ")"
+        return self._name("c", v)
+
+    def _slot(self, array, tensor=None):
+        name = self._name("s")
+        self.refs[id(array)] = name
+        self.keep.append(array)
+        if tensor is not None:
+            self.tensor_refs[id(tensor)] = name
+            self.keep.append(tensor)
+        return name
+
+    # ------------------------------------------------------------ hooks (called by minigrad.tensor and friends)
+    def on_unsupported(self, reason):
+        if self._ours():
+            self.reason = reason
+
+    def on_read(self, tensor, what):
+        if self._ours():
+            self.reason = f"{what} reads a tensor's value into Python"
+
+    def on_module(self, module):
+        if self._ours() and id(module) not in self.modules:
+            for m in module.modules():
+                if id(m) not in self.modules:
+                    self.modules[id(m)] = m
+                    for t in list(m._parameters.values()) + list(m._buffers.values()):
+                        if t is not None:
+                            self._live_tensor(t)
+                            self.persistent.add(id(t))
+
+    def on_apply(self, ctx, tensors, kwargs, result):
+        if not self._ours():
+            return
+        if _t._active_switches and _t._anomaly_enabled():
+            self.reason = "detect_anomaly is on"
+            return
+        ins = [self._tensor_ref(t) for t in tensors]
+        self.ctx_index[id(ctx)] = len(self.ctx_index)
+        self.keep.append(ctx)
+        f = self._name("f", ctx.forward)
+        kw = ""
+        if kwargs:
+            parts = {k: self._value_ref(v) for k, v in kwargs.items()}
+            if all(p.startswith("c") and p[1:].isdigit() for p in parts.values()):
+                kw = "**" + self._name("k", dict(kwargs))
+            else:
+                kw = ", ".join(f"{k}={p}" for k, p in parts.items())
+        out = self._slot(result.data, result)
+        self.lines.append(f"{out} = {f}({', '.join(ins + ([kw] if kw else []))})")
+        # NOTE: a constant tensor made in the step (a Python number as an operand) is compared by value with the
+        # second recording's; parameters and buffers by identity (their values change from step to step)
+        consts = tuple(("live", id(t)) if id(t) in self.persistent or t.requires_grad else _bits(t.data)
+                       for t, r in zip(tensors, ins) if r.startswith("t"))
+        self.sig.append(("op", type(ctx), tuple(ins), consts, _value_sig(kwargs, self), out))
+
+    def on_host(self, fn, arrays, out):
+        if not self._ours():
+            return
+        ins = [self._array_ref(a) for a in arrays]
+        h = self._name("h", fn)
+        call = f"{h}({', '.join(ins)})"
+        if out is None:
+            self.lines.append(call)
+            outs = None
+        elif isinstance(out, np.ndarray):
+            outs = self._slot(out)
+            self.lines.append(f"{outs} = {call}")
+        elif isinstance(out, tuple) and all(isinstance(o, np.ndarray) for o in out):
+            outs = tuple(self._slot(o) for o in out)
+            self.lines.append(f"{', '.join(outs)}, = {call}")
+        else:
+            self.reason = f"a host computation returned {type(out).__name__}"
+            return
+        self.sig.append(("host", _value_sig(fn, self), tuple(ins),
+                         _value_sig([a for a, r in zip(arrays, ins) if r.startswith("c")], self), outs))
+
+    def on_call(self, method, obj, args, kwargs):
+        if not self._ours():
+            return method(obj, *args, **kwargs)
+        self.depth += 1
+        try:
+            out = method(obj, *args, **kwargs)
+        finally:
+            self.depth -= 1
+        if any(isinstance(a, (Tensor, np.ndarray)) for a in (*args, *kwargs.values())):
+            self.reason = f"{type(obj).__name__}.{method.__name__} was called with a tensor argument"
+        self.stateful[id(obj)] = obj
+        params = getattr(obj, "param_groups", None)
+        for g in params or ():
+            for p in g["params"]:
+                self._live_tensor(p)
+        self.lines.append(f"{self._name('m', functools.partial(method, obj, *args, **kwargs))}()")
+        self.sig.append(("call", method, id(obj), _value_sig((args, kwargs), self)))
+        return out
+
+    def on_walk(self, roots, root_grads, create_graph, inputs, accumulate):
+        if not self._ours():
+            return
+        if create_graph or inputs is not None or not accumulate:
+            self.reason = "autograd.grad, create_graph or backward(inputs=...)"
+            return
+        order = _t._topological_order(roots)
+        var = {}
+        for node in order:
+            var[id(node)] = self._name("g")
+        lines = [" = ".join(var[id(n)] for n in order) + " = None"]
+        seen_roots = set()
+        for r, g in zip(roots, root_grads):
+            # NOTE: a fresh copy per replay, as eager makes a fresh seed (a backward may write into it)
+            gref = self.refs.get(id(g))
+            src = f"np.array({gref})" if gref is not None else f"np.array({self._name('c', g)})"
+            v = var[id(r)]
+            lines.append(f"{v} = {src}" if id(r) not in seen_roots else f"{v} = {v} + {src}")
+            seen_roots.add(id(r))
+        for node in order:
+            v, ctx = var[id(node)], node._ctx
+            if ctx is None:
+                if node.requires_grad:
+                    ref = self._tensor_ref(node)
+                    if not ref.startswith("t"):
+                        self.reason = "a gradient into a tensor made inside the step (an argument?)"
+                        return
+                    buf = self._name("b", Tensor(np.empty(0, node.data.dtype)))
+                    is_root = any(node is r for r in roots)
+                    lines.append(f"if {v} is not None: _acc({ref[:-5]}, {buf}, {v}, {is_root})")
+                continue
+            body = [f"r = {self._name('B', ctx.backward)}({v})", "if type(r) is not tuple: r = (r,)"]
+            for i, p in enumerate(ctx.parents):
+                if not p.requires_grad or id(p) not in var:
+                    continue
+                pv = var[id(p)]
+                shp, dt = self._name("c", p.data.shape), self._name("c", p.data.dtype)
+                body += [f"pg = r[{i}]", "if pg is not None:",
+                         f" if pg.shape != {shp}: pg = _unbroadcast(pg, {shp})",
+                         f" if pg.dtype != {dt}: pg = pg.astype({dt})",
+                         f" {pv} = pg if {pv} is None else {pv} + pg"]
+            lines.append(f"if {v} is not None:")
+            lines += [" " + b for b in body]
+        self.lines += lines
+        self.sig.append(("walk", tuple(type(n._ctx) for n in order),
+                         tuple(self.tensor_refs.get(id(n)) for n in order)))
+
+    # ------------------------------------------------------------ the replay function
+    def write(self, arg_leaves, result):
+        """Compile the recorded lines into ``replay(*leaf_arrays) -> tuple of output arrays``; ``result`` is what
+        the step returned (its tensors become the outputs)."""
+        outs = []
+
+        def spec(obj):
+            if isinstance(obj, Tensor):
+                ref = self.tensor_refs.get(id(obj)) or self.refs.get(id(obj.data))
+                if ref is None or ref.startswith("t"):
+                    return ("same", obj)
+                outs.append(ref)
+                return ("out", len(outs) - 1)
+            if isinstance(obj, (tuple, list)):
+                return (type(obj), [spec(o) for o in obj])
+            if isinstance(obj, dict):
+                return ("dict", {k: spec(v) for k, v in obj.items()})
+            return ("same", obj)
+        self.out_spec = spec(result)
+        params = ", ".join(f"a{i}" for i in range(len(arg_leaves)))
+        src = f"def replay({params}):\n" + "".join(f"    {line}\n" for line in self.lines)
+        src += f"    return ({''.join(o + ', ' for o in outs)})\n"
+        self.src = src
+        exec(builtins.compile(src, f"<minigrad.compile replay of {len(self.lines)} lines>", "exec"), self.ns)
+        self.replay = self.ns["replay"]
+
+    def set_guards(self):
+        """What must hold for the recording to fit a later call: the modules' training flags and the leaves'
+        requires_grad flags as they were."""
+        self.guard_modules = tuple(self.modules.values())
+        self.guard_training = tuple(m.training for m in self.guard_modules)
+        self.guard_leaves = tuple(self.live.values())
+        self.guard_grad = tuple(t.requires_grad for t in self.guard_leaves)
+
+    def bind_args(self, leaves):
+        """Name the step's argument arrays (before recording): an op reading one reads ``a{i}`` on replay."""
+        for i, leaf in enumerate(leaves):
+            arr = leaf.data if isinstance(leaf, Tensor) else leaf
+            self.refs[id(arr)] = f"a{i}"
+            self.keep.append(arr)
+            if isinstance(leaf, Tensor):
+                self.tensor_refs[id(leaf)] = f"a{i}"
+                self.keep.append(leaf)
+
+    def guard(self):
+        for m, flag in zip(self.guard_modules, self.guard_training):
+            if m.training is not flag:
+                return False
+        for t, flag in zip(self.guard_leaves, self.guard_grad):
+            if t.requires_grad is not flag:
+                return False
+        return True
+
+    def rebuild(self, arrays, spec=None):
+        kind, v = spec if spec is not None else self.out_spec
+        if kind == "same":
+            return v
+        if kind == "out":
+            return Tensor(arrays[v])
+        if kind == "dict":
+            return {k: self.rebuild(arrays, s) for k, s in v.items()}
+        return kind(self.rebuild(arrays, s) for s in v)
+
+
+# ------------------------------------------------------------------ state: save, compare, restore
+
+def _named_tensors(trace):
+    names = {}
+    for m in trace.modules.values():
+        for n, p in m.named_parameters():
+            names.setdefault(id(p), f"parameter {n}")
+        for n, b in m.named_buffers():
+            if b is not None:
+                names.setdefault(id(b), f"buffer {n}")
+    return names
+
+
+def _save(trace):
+    """Everything a step may change that the replay must reproduce: (label, object, saved values) records."""
+    names = _named_tensors(trace)
+    recs = []
+    for i, t in enumerate(trace.live.values()):
+        label = names.get(id(t), f"tensor #{i} {t.data.shape}")
+        g = t.grad
+        recs.append(("tensor", label, t, t.data, t.data.copy(), g, None if g is None else (g.data, g.data.copy())))
+    for obj in trace.stateful.values():
+        state = getattr(obj, "state", None)
+        if isinstance(state, dict):
+            saved = {p: {k: (v, v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+                     for p, s in state.items()}
+            groups = [{k: v for k, v in g.items() if k != "params"} for g in obj.param_groups]
+            recs.append(("optimizer", type(obj).__name__, obj, saved, groups))
+    gen = _random.default_generator()
+    recs.append(("rng", "the default random generator", gen, gen.bit_generator.state))
+    for m in trace.modules.values():
+        plain = {k: v for k, v in vars(m).items() if isinstance(v, (bool, int, float, str, type(None)))}
+        recs.append(("attrs", f"{type(m).__name__} attributes", m, plain))
+    return recs
+
+
+def _restore(recs):
+    for rec in recs:
+        kind = rec[0]
+        if kind == "tensor":
+            _, _, t, arr, copy, g, gsaved = rec
+            arr[...] = copy
+            t.data, t.grad = arr, g
+            if g is not None:
+                g.data = gsaved[0]
+                g.data[...] = gsaved[1]
+        elif kind == "optimizer":
+            _, _, obj, saved, groups = rec
+            obj.state.clear()
+            for p, s in saved.items():
+                d = obj.state[p] = {}
+                for k, (orig, val) in s.items():
+                    if isinstance(orig, np.ndarray):
+                        orig[...] = val
+                        d[k] = orig
+                    else:
+                        d[k] = val
+            for g, saved_g in zip(obj.param_groups, groups):
+                g.update(saved_g)
+        elif kind == "rng":
+            _random._generator = rec[2]
+            rec[2].bit_generator.state = rec[3]
+        elif kind == "attrs":
+            for k, v in rec[3].items():
+                object.__setattr__(rec[2], k, v)
+
+
+def _bits(a):
+    return None if a is None else (a.dtype.str, a.shape, np.ascontiguousarray(a).tobytes())
+
+
+def _summary(recs):
+    """(label, comparable value) pairs of the current state of everything in ``recs``."""
+    out = []
+    for rec in recs:
+        kind, label, obj = rec[0], rec[1], rec[2]
+        if kind == "tensor":
+            out.append((label, _bits(obj.data)))
+            out.append((f"the gradient of {label}", None if obj.grad is None else _bits(obj.grad.data)))
+        elif kind == "optimizer":
+            for i, (p, s) in enumerate(obj.state.items()):
+                out.append((f"{label} state #{i}", tuple((k, _bits(v) if isinstance(v, np.ndarray) else v)
+                                                         for k, v in s.items())))
+            out.append((f"{label} hyperparameters", [{k: v for k, v in g.items() if k != "params"}
+                                                     for g in obj.param_groups]))
+        elif kind == "rng":
+            gen = _random.default_generator()
+            out.append((label, (gen is obj, repr(gen.bit_generator.state))))
+        elif kind == "attrs":
+            out.append((label, {k: v for k, v in vars(obj).items() if k in rec[3] or
+                                isinstance(v, (bool, int, float, str, type(None)))}))
+    return out
+
+
+def _output_summary(obj, label="the output"):
+    if isinstance(obj, Tensor):
+        return [(label, _bits(obj.data))]
+    if isinstance(obj, (tuple, list)):
+        return [x for i, o in enumerate(obj) for x in _output_summary(o, f"{label}[{i}]")]
+    if isinstance(obj, dict):
+        return [x for k, o in obj.items() for x in _output_summary(o, f"{label}[{k!r}]")]
+    return [(label, repr(obj))]
+
+
+def _first_difference(a, b):
+    if len(a) != len(b):
+        return "the set of state seen"
+    for (la, va), (lb, vb) in zip(a, b):
+        if la != lb or va != vb:
+            return la
+    return None
+
+
+def _sig_where(a, b):
+    """Where two recordings first differ: the event's number and what it is."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            what = getattr(x[1], "__name__", None) if x[0] in ("op", "call") else x[0]
+            return f"event {i} ({x[0]} {what})"
+    return f"event {min(len(a), len(b))} (one recording is longer)"
+
+
+# ------------------------------------------------------------------ the decorator
+
+class _Entry:
+    def __init__(self, trace):
+        self.trace, self.state = trace, "recorded"  # recorded -> checked | eager
+
+
+class Compiled:
+    """A step function compiled by :func:`compile`; call it as the function."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self._cache = {}
+        self._warned = set()
+        functools.update_wrapper(self, fn)
+
+    def _warn(self, key, message):
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(f"minigrad.compile({getattr(self.fn, '__name__', 'fn')}): {message}; running it eagerly",
+                          RuntimeWarning, stacklevel=3)
+
+    def __call__(self, *args, **kwargs):
+        if _t._recorder is not None:  # NOTE: called from a step being recorded: its ops join that recording
+            return self.fn(*args, **kwargs)
+        leaves = []
+        try:
+            spec = _flatten((args, kwargs), leaves)
+        except _Unhashable as e:
+            self._warn(("unhashable", str(e)), f"an argument of type {e} cannot key a recording")
+            return self.fn(*args, **kwargs)
+        key = (spec, _t._grad_enabled(), kernels.get_backend(), kernels.get_num_threads())
+        entries = self._cache.setdefault(key, [])
+        for entry in entries:
+            if entry.trace.guard():
+                if entry.state == "checked":
+                    arrays = [a.data if isinstance(a, Tensor) else a for a in leaves]
+                    return entry.trace.rebuild(entry.trace.replay(*arrays))
+                if entry.state == "eager":
+                    return self.fn(*args, **kwargs)
+                return self._check(entry, key, leaves, args, kwargs)
+        trace, result = self._record(leaves, args, kwargs)
+        entry = _Entry(trace)
+        entries.append(entry)
+        if trace.reason is not None:
+            entry.state = "eager"
+            self._warn((key, trace.reason), f"the step cannot be replayed: {trace.reason}")
+        return result
+
+    def _record(self, leaves, args, kwargs):
+        trace = _Trace()
+        trace.bind_args(leaves)
+        _t._recorder = trace
+        try:
+            result = self.fn(*args, **kwargs)
+        finally:
+            _t._recorder = None
+        trace.set_guards()
+        if trace.reason is None:
+            try:
+                trace.write(leaves, result)
+            except Exception as e:  # NOTE: a recording we cannot write is a step we run eagerly, not an error
+                trace.reason = f"its recording could not be compiled ({type(e).__name__}: {e})"
+        return trace, result
+
+    def _check(self, entry, key, leaves, args, kwargs):
+        """The first replay, checked bit for bit against eager (see the module docstring); returns eager's result."""
+        trace = entry.trace
+        before = _save(trace)
+        problem = None
+        try:
+            arrays = [a.data if isinstance(a, Tensor) else a for a in leaves]
+            replayed = trace.rebuild(trace.replay(*arrays))
+            replay_out, replay_state = _output_summary(replayed), _summary(before)
+        except Exception as e:
+            problem = f"its replay raised {type(e).__name__}: {e}"
+        _restore(before)
+        second, result = self._record(leaves, args, kwargs)
+        if problem is None:
+            if second.reason is not None:
+                problem = f"its second call cannot be replayed: {second.reason}"
+            elif second.sig != trace.sig:
+                problem = (f"its second call recorded different ops or constants (data-dependent Python?), first at "
+                           f"{_sig_where(trace.sig, second.sig)}")
+            else:
+                what = (_first_difference(_output_summary(result), replay_out)
+                        or _first_difference(_summary(before), replay_state))
+                if what is not None:
+                    problem = f"its replay differs from eager in {what} (a Python side effect the recording missed?)"
+        if problem is None:
+            entry.state = "checked"
+        else:
+            entry.state = "eager"
+            self._warn((key, "check"), problem)
+        return result
+
+
+def compile(fn):
+    """Decorator: record ``fn`` (one training step: forward, loss, backward, optimizer update) on its first call
+    with given argument shapes and replay it afterwards as straight-line kernel calls, with no Tensor or graph
+    objects made per step. Results are bit-identical to eager; what cannot be replayed runs eagerly after one
+    warning (see ``minigrad/capture.py``). Returns what ``fn`` returns (tensors as plain, graph-less tensors).
+
+    Example::
+
+        @minigrad.compile
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+    """
+    if not callable(fn):
+        raise TypeError(f"minigrad.compile: expected a function, got {type(fn).__name__}")
+    return Compiled(fn)
