@@ -16,6 +16,13 @@ NOTE: for f = l^{-1/2} the divided difference simplifies exactly to K_ij = -1 / 
 s = sqrt(lambda), which is also f'(l_i) on the diagonal; no 1/(l_i - l_j) is ever formed, so repeated or
 nearly repeated eigenvalues (always the case for the padding and for eps-dominated groups) are stable.
 Everything is computed in float64 and cast back to the input's dtype.
+
+Double backward (``create_graph=True``): the same K in matrix form, dL/dSigma = -W Y W with Y the solution of the
+Sylvester equation S Y + Y S = G, S = Sigma^{1/2} (in the eigenbasis Y_ij = G_ij/(s_i + s_j), so
+-(W Y W)_ij = K_ij G_ij). The training forward is rebuilt from Tensor ops around two ops, ``_InvSqrtSym``
+(Sigma -> W) and ``_SylvesterSym`` ((S, G) -> Y), whose backwards are written with Tensor ops and themselves
+(dY = -Syl(dS Y + Y dS), and Syl is self-adjoint), so every order is exact and, dividing only by s_i + s_j > 0,
+stable when eigenvalues repeat.
 """
 import numbers
 
@@ -23,7 +30,7 @@ import numpy as np
 
 from minigrad.kernels.rules import check_eps, check_momentum, float_dtype
 from minigrad.nn.module import Module, Parameter
-from minigrad.tensor import Function, Tensor
+from minigrad.tensor import Function, Tensor, concatenate
 
 # Layout legend: N batch, C channels, S = H*W, G groups, g group size, m = N*S samples per channel.
 
@@ -49,12 +56,64 @@ def _sym(a):
     return 0.5 * (a + np.swapaxes(a, -1, -2))
 
 
+def _sym_t(a):
+    return (a + a.transpose(-1, -2)) * 0.5
+
+
+def _sylvester(U, s, A):
+    """Y with S Y + Y S = A for S = U diag(s) U^T, s > 0: U ((U^T A U) / (s_i + s_j)) U^T (batched)."""
+    Ut = np.swapaxes(U, -1, -2)
+    return U @ ((Ut @ A @ U) / (s[..., :, None] + s[..., None, :])) @ Ut
+
+
+class _SylvesterSym(Function):
+    """Y = Syl_S(A): S Y + Y S = A for symmetric positive definite S (G, g, g), linear in A. With H = dL/dY and
+    Z = Syl_S(H) (Syl_S is self-adjoint): dL/dA = Z, dL/dS = -(Z Y^T + Y^T Z)."""
+
+    def forward(self, S, A):
+        lam, self.U = np.linalg.eigh(S)
+        self.s = lam
+        self.Y = _sylvester(self.U, lam, A)
+        return self.Y
+
+    def backward(self, h):
+        Z = _sylvester(self.U, self.s, h)
+        Yt = np.swapaxes(self.Y, -1, -2)
+        return -(Z @ Yt + Yt @ Z), Z
+
+    def backward_graph(self, h):
+        S, A = self.parents
+        Z = _SylvesterSym.apply(S, h)
+        Yt = _SylvesterSym.apply(S, A).transpose(-1, -2)
+        return -(Z @ Yt + Yt @ Z), Z
+
+
+class _InvSqrtSym(Function):
+    """W = Sigma^{-1/2} of symmetric positive definite Sigma (G, g, g); dL/dSigma = -W Syl_S(sym(G)) W with
+    S = Sigma^{1/2} (the module docstring)."""
+
+    def forward(self, sigma):
+        lam, U = np.linalg.eigh(sigma)
+        self.U, self.s = U, np.sqrt(lam)
+        self.W = (U / self.s[:, None, :]) @ np.swapaxes(U, 1, 2)
+        return self.W
+
+    def backward(self, g):
+        return -self.W @ _sylvester(self.U, self.s, _sym(g)) @ self.W
+
+    def backward_graph(self, g):
+        (sigma,) = self.parents
+        W = _InvSqrtSym.apply(sigma)
+        S = _sym_t(sigma @ W)  # Sigma W = Sigma^{1/2}
+        return -(W @ _SylvesterSym.apply(S, _sym_t(g)) @ W)
+
+
 class _ZCAWhiten(Function):
     """Training: whiten each group with its batch covariance. Saves Xc, U, s; ``mean``, ``cov``, ``whitening``
     (batch statistics, float64) are left on the context for the running averages."""
 
     def forward(self, x, G, g, eps):
-        self.shape, self.dtype = x.shape, x.dtype
+        self.shape, self.dtype, self.G, self.g, self.eps = x.shape, x.dtype, G, g, eps
         X = _to_groups(x, G, g)
         m = X.shape[2]
         self.mean = X.mean(axis=2, keepdims=True)
@@ -81,6 +140,19 @@ class _ZCAWhiten(Function):
         # centering: dX = dXc - mean(dXc)
         dxc -= dxc.mean(axis=2, keepdims=True)
         return _from_groups(dxc, self.shape, self.dtype)
+
+    def compose(self, x):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops, in float64
+        G, g, eps = self.G, self.g, self.eps
+        N, C = self.shape[:2]
+        xs = x.astype(np.float64).reshape(N, C, -1)
+        if G * g != C:
+            xs = concatenate([xs, Tensor(np.zeros((N, G * g - C, xs.shape[2])))], axis=1)
+        X = xs.reshape(N, G, g, -1).transpose(1, 2, 0, 3).reshape(G, g, -1)
+        xc = X - X.mean(2, keepdim=True)
+        sigma = xc @ xc.transpose(-1, -2) * (1.0 / X.shape[2]) + Tensor(eps * np.eye(g))
+        z = _InvSqrtSym.apply(sigma) @ xc
+        z = z.reshape(G, g, N, -1).transpose(2, 0, 1, 3).reshape(N, G * g, -1)[:, :C]
+        return z.reshape(self.shape).astype(self.dtype)
 
 
 class _ApplyWhitening(Function):
