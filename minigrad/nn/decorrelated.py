@@ -35,21 +35,19 @@ from minigrad.tensor import Function, Tensor, concatenate
 # Layout legend: N batch, C channels, S = H*W, G groups, g group size, m = N*S samples per channel.
 
 
-def _to_groups(x, G, g):
-    """(N, C, H, W) -> (G, g, m) in float64, channels padded with zero rows up to G*g."""
+def _blocks(x, G, g):
+    """(N, C, *) -> (N, G, g, S) in float64 (a copy), channels padded with zeros up to G*g. NOTE: the groups stay
+    in place (no transpose to (G, g, N*S)): the products below batch over N and G."""
     N, C = x.shape[:2]
-    xs = x.reshape(N, C, -1).astype(np.float64)
+    xs = x.reshape(N, C, -1)
     if G * g != C:
-        xs = np.concatenate([xs, np.zeros((N, G * g - C, xs.shape[2]))], axis=1)
-    return xs.reshape(N, G, g, -1).transpose(1, 2, 0, 3).reshape(G, g, -1)
+        xs = np.concatenate([xs, np.zeros((N, G * g - C, xs.shape[2]), xs.dtype)], axis=1)
+    return xs.reshape(N, G, g, -1).astype(np.float64)
 
 
-def _from_groups(z, shape, dtype):
-    """(G, g, m) -> (N, C, H, W) of ``dtype``, dropping the padding."""
-    G, g = z.shape[:2]
-    N, C = shape[:2]
-    z = z.reshape(G, g, N, -1).transpose(2, 0, 1, 3).reshape(N, G * g, -1)[:, :C]
-    return np.ascontiguousarray(z.reshape(shape), dtype=dtype)
+def _unblocks(z, shape, dtype):
+    """(N, G, g, S) -> ``shape`` (N, C, *) of ``dtype``, dropping the padding."""
+    return z.reshape(shape[0], -1, z.shape[-1])[:, :shape[1]].astype(dtype).reshape(shape)
 
 
 def _sym(a):
@@ -114,32 +112,32 @@ class _ZCAWhiten(Function):
 
     def forward(self, x, G, g, eps):
         self.shape, self.dtype, self.G, self.g, self.eps = x.shape, x.dtype, G, g, eps
-        X = _to_groups(x, G, g)
-        m = X.shape[2]
-        self.mean = X.mean(axis=2, keepdims=True)
-        xc = X - self.mean
-        self.cov = xc @ np.swapaxes(xc, 1, 2) / m  # biased, without eps
+        xc = _blocks(x, G, g)  # (N, G, g, S)
+        m = xc.shape[0] * xc.shape[3]
+        mean = xc.mean(axis=(0, 3), keepdims=True)
+        xc -= mean
+        self.mean = mean.reshape(G, g, 1)
+        self.cov = (xc @ np.swapaxes(xc, -1, -2)).sum(axis=0) / m  # biased, without eps
         lam, U = np.linalg.eigh(self.cov + eps * np.eye(g))
         # NOTE: lambda >= eps in exact arithmetic; the clamp only removes rounding below it
         s = np.sqrt(np.maximum(lam, eps))
         self.whitening = (U / s[:, None, :]) @ np.swapaxes(U, 1, 2)
-        self.xc, self.U, self.s = xc, U, s
-        return _from_groups(self.whitening @ xc, x.shape, x.dtype)
+        self.xc, self.U, self.s, self.m = xc, U, s, m
+        return _unblocks(self.whitening @ xc, x.shape, x.dtype)
 
     def backward(self, dy):
-        G, g, m = self.xc.shape
-        dY = _to_groups(dy, G, g)
-        U, s, xc, W = self.U, self.s, self.xc, self.whitening
+        m, U, s, xc, W = self.m, self.U, self.s, self.xc, self.whitening
+        dY = _blocks(dy, self.G, self.g)
         Ut = np.swapaxes(U, 1, 2)
-        # term 1: through Xc directly; term 2: through W(Sigma(Xc))
+        # term 1: through Xc directly (W is symmetric); term 2: through W(Sigma(Xc))
         dxc = W @ dY
-        dW = _sym(dY @ np.swapaxes(xc, 1, 2))
+        dW = _sym((dY @ np.swapaxes(xc, -1, -2)).sum(axis=0))
         K = -1.0 / (s[:, :, None] * s[:, None, :] * (s[:, :, None] + s[:, None, :]))
         dsigma = U @ (K * (Ut @ dW @ U)) @ Ut
         dxc += (2.0 / m) * dsigma @ xc
         # centering: dX = dXc - mean(dXc)
-        dxc -= dxc.mean(axis=2, keepdims=True)
-        return _from_groups(dxc, self.shape, self.dtype)
+        dxc -= dxc.mean(axis=(0, 3), keepdims=True)
+        return _unblocks(dxc, self.shape, self.dtype)
 
     def compose(self, x):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops, in float64
         G, g, eps = self.G, self.g, self.eps
@@ -161,12 +159,12 @@ class _ApplyWhitening(Function):
     def forward(self, x, mean, whitening):
         G, g = whitening.shape[:2]
         self.shape, self.dtype, self.W = x.shape, x.dtype, whitening.astype(np.float64)
-        X = _to_groups(x - mean.reshape((1, -1) + (1,) * (x.ndim - 2)).astype(x.dtype), G, g)
-        return _from_groups(self.W @ X, x.shape, x.dtype)
+        X = _blocks(x - mean.reshape((1, -1) + (1,) * (x.ndim - 2)).astype(x.dtype), G, g)
+        return _unblocks(self.W @ X, x.shape, x.dtype)
 
     def backward(self, dy):
         G, g = self.W.shape[:2]
-        return _from_groups(np.swapaxes(self.W, 1, 2) @ _to_groups(dy, G, g), self.shape, self.dtype), None, None
+        return _unblocks(np.swapaxes(self.W, 1, 2) @ _blocks(dy, G, g), self.shape, self.dtype), None, None
 
     def backward_graph(self, dy):  # NOTE: linear in x: dX = W^T dXhat is this op again, with W^T and no mean
         zero = Tensor(np.zeros(self.shape[1], self.dtype))
