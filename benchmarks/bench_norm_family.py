@@ -1,10 +1,21 @@
-"""The normalization family beyond PyTorch (Batch Renorm, ghost batch norm, FRN + TLU, EvoNorm-B0/S0) through
-autograd, every backend beside the same method written with PyTorch ops (what a PyTorch user writes today; PyTorch
-has none of them as a module), at 1 thread.
+"""The normalization family beyond PyTorch (Batch Renorm, ghost batch norm, FRN + TLU, EvoNorm-B0/S0, decorrelated
+batch norm) through autograd, every backend beside the same method written with PyTorch ops (what a PyTorch user
+writes today; PyTorch has none of them as a module).
 
-Ops: ``forward`` (the functional on tensors that need no gradient) and ``fwd+bwd`` (inputs and parameters require
-grad, then ``.backward(dy)``). Each case checks minigrad's result against the torch composition once, before
-timing. Byte model as in ``conftest.py`` (3 |x| forward, 8 |x| fwd+bwd): a floor, not what the composed ops move.
+Ops: ``forward`` (the functional on tensors that need no gradient), ``backward`` (``.backward(dy)`` of a graph
+built once, ``retain_graph=True``) and ``fwd+bwd`` (inputs and parameters require grad, then ``.backward(dy)``).
+Each case checks minigrad's result against the torch composition once, before timing.
+
+Byte model (``BYTES``, per method and op, in |x|-sized float arrays): the least any implementation must move. Every
+method here is one statistics pass (reads x) and one elementwise pass (reads x, writes y) forward, a sums pass
+(reads dy, x) and an elementwise pass (reads dy, x, writes dx) backward: 3, 5 and 8 |x|, as batch norm's. The
+elementwise steps no phase has (TLU's max, EvoNorm's gate and max, the per-channel affine) fit in those passes
+(the backward recomputes them from x), and EvoNorm-B0's batch variance is a combination of its instance
+statistics, so the floor holds for them too. ``frac_of_triad`` (``conftest.record``) is that floor's GB/s over
+the same run's triad; a method that makes more passes than the floor shows it as a lower fraction.
+DecorrelatedBN2d is not memory-bound: its covariance and whitening are g x g matrix products per sample
+(2g flops per element each way, g=16 here) and an eigendecomposition per group; its fraction is quoted for
+completeness only.
 """
 import numpy as np
 import pytest
@@ -16,8 +27,11 @@ EPS = 1e-5
 SHAPES = [(16, 32, 8, 8), (32, 64, 16, 16)]  # 128 KB and 2 MB of float32
 VIRTUAL_BATCH = 4
 GROUPS = 8
-METHODS = ["BatchRenorm2d", "GhostBatchNorm2d", "FRN+TLU", "EvoNormB0", "EvoNormS0"]
-OPS = ["forward", "fwd+bwd"]
+DBN_GROUP = 16
+METHODS = ["BatchRenorm2d", "GhostBatchNorm2d", "FRN+TLU", "EvoNormB0", "EvoNormS0", "DecorrelatedBN2d"]
+OPS = ["forward", "backward", "fwd+bwd"]
+# method -> op -> |x|-sized transfers of the byte model (module docstring)
+BYTES = {m: {"forward": 3, "backward": 5, "fwd+bwd": 8} for m in METHODS}
 
 
 def _arrays(shape):
@@ -33,11 +47,12 @@ def _arrays(shape):
     return dict(x=x, dy=dy, w=w, b=b, v=v, rm=rm, rv=rv)
 
 
-def _minigrad(method, a, grad):
-    """(run, result) for minigrad: run() does one forward (and backward when ``grad``)."""
+def _minigrad(method, a, op):
+    """(run, result) for minigrad: run() does one ``op``."""
     import minigrad as mg
     import minigrad.nn.functional as F
 
+    grad = op != "forward"
     x, w, b, v = (mg.Tensor(a[k], requires_grad=grad) for k in ("x", "w", "b", "v"))
     eps_t = mg.Tensor(np.full(1, 1e-6, DTYPE), requires_grad=grad)
     out = {}
@@ -52,24 +67,69 @@ def _minigrad(method, a, grad):
             return F.tlu(F.filter_response_norm(x, w, b, eps_t), v)
         if method == "EvoNormB0":
             return F.evonorm_b0(x, v, None, w, b, training=True, eps=EPS)
-        return F.evonorm_s0(x, v, GROUPS, w, b, eps=EPS)
+        if method == "EvoNormS0":
+            return F.evonorm_s0(x, v, GROUPS, w, b, eps=EPS)
+        return dbn(x)
 
-    def run():
-        for t in (x, w, b, v, eps_t):
+    if method == "DecorrelatedBN2d":
+        dbn = mg.nn.DecorrelatedBatchNorm2d(x.shape[1], group_size=DBN_GROUP, eps=EPS)
+        dbn.weight, dbn.bias = w, b  # the same parameter tensors as the other methods
+    params = (x, w, b, v, eps_t, *(() if method != "DecorrelatedBN2d" else (dbn.weight, dbn.bias)))
+    return _runner(forward, params, a["dy"], op, lambda t: t.numpy(), out)
+
+
+def _runner(forward, params, dy, op, to_numpy, out, no_grad=None):
+    """(run, result) for one op: ``forward`` builds y; ``backward`` reuses one graph (``retain_graph``)."""
+    x, w, b = params[:3]
+
+    def zero():
+        for t in params:
             t.grad = None
+
+    if op == "forward":
+        def run():
+            if no_grad is None:
+                out["y"] = forward()
+            else:
+                with no_grad():
+                    out["y"] = forward()
+    elif op == "backward":
         out["y"] = forward()
-        if grad:
-            out["y"].backward(a["dy"])
+
+        def run():
+            zero()
+            out["y"].backward(dy, retain_graph=True)
+    else:
+        def run():
+            zero()
+            out["y"] = forward()
+            out["y"].backward(dy)
 
     def result():
-        return [out["y"].numpy()] + ([x.grad.numpy(), w.grad.numpy(), b.grad.numpy()] if grad else [])
+        got = [to_numpy(out["y"])]
+        return got if op == "forward" else got + [to_numpy(t.grad) for t in (x, w, b)]
 
     return run, result
 
 
-def _torch(torch, method, a, grad):
+def _torch_zca(torch, x, w, b, group, eps):
+    """Decorrelated batch norm as a PyTorch user writes it: ZCA whitening per group of channels with
+    ``torch.linalg.eigh`` (C divisible by the group size here), then the per-channel affine."""
+    n, c, h, wd = x.shape
+    G, m = c // group, n * h * wd
+    X = x.reshape(n, G, group, h * wd).permute(1, 2, 0, 3).reshape(G, group, m)
+    xc = X - X.mean(2, keepdim=True)
+    cov = xc @ xc.transpose(1, 2) / m + eps * torch.eye(group, dtype=x.dtype)
+    lam, U = torch.linalg.eigh(cov)
+    W = (U * lam.rsqrt().unsqueeze(1)) @ U.transpose(1, 2)
+    y = (W @ xc).reshape(G, group, n, h * wd).permute(2, 0, 1, 3).reshape(x.shape)
+    return y * w.view(1, -1, 1, 1) + b.view(1, -1, 1, 1)
+
+
+def _torch(torch, method, a, op):
     """(run, result) for the same method written with torch ops."""
     TF = torch.nn.functional
+    grad = op != "forward"
     x, w, b, v = (torch.tensor(a[k], requires_grad=grad) for k in ("x", "w", "b", "v"))
     eps_t = torch.full((1,), 1e-6, requires_grad=grad)
     W, B, V = (t.view(1, -1, 1, 1) for t in (w, b, v))
@@ -94,40 +154,27 @@ def _torch(torch, method, a, grad):
             batch_std = (x.var(dim=(0, 2, 3), unbiased=False, keepdim=True) + EPS).sqrt()
             inst_std = (x.var(dim=(2, 3), unbiased=False, keepdim=True) + EPS).sqrt()
             return x / torch.maximum(batch_std, V * x + inst_std) * W + B
-        g = x.reshape(n, GROUPS, -1)
-        std = (g.var(dim=2, unbiased=False, keepdim=True) + EPS).sqrt()
-        return ((x * torch.sigmoid(V * x)).reshape(n, GROUPS, -1) / std).reshape(x.shape) * W + B
+        if method == "EvoNormS0":
+            g = x.reshape(n, GROUPS, -1)
+            std = (g.var(dim=2, unbiased=False, keepdim=True) + EPS).sqrt()
+            return ((x * torch.sigmoid(V * x)).reshape(n, GROUPS, -1) / std).reshape(x.shape) * W + B
+        return _torch_zca(torch, x, w, b, DBN_GROUP, EPS)
 
-    dy = torch.tensor(a["dy"])
-
-    def run():
-        for t in (x, w, b, v, eps_t):
-            t.grad = None
-        if grad:
-            out["y"] = forward()
-            out["y"].backward(dy)
-        else:
-            with torch.no_grad():
-                out["y"] = forward()
-
-    def result():
-        return [out["y"].detach().numpy()] + ([x.grad.numpy(), w.grad.numpy(), b.grad.numpy()] if grad else [])
-
-    return run, result
+    return _runner(forward, (x, w, b, v, eps_t), torch.tensor(a["dy"]), op, lambda t: t.detach().numpy(), out,
+                   no_grad=torch.no_grad)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[shape_id(s) for s in SHAPES])
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("op", OPS, ids=[o.replace("+", "") for o in OPS])
 @pytest.mark.parametrize("backend", ["numpy", "cython", "numba", "torch"])
-def test_norm_family(benchmark, backend, op, method, shape):
+def test_norm_family(benchmark, backend, op, method, shape, threads):
     torch = torch_or_skip()
     a = _arrays(shape)
-    grad = op == "fwd+bwd"
-    restore = pin_threads(1)
+    restore = pin_threads(threads)  # again: torch (and numba) may have been imported just now
     ctx = None
     try:
-        want_run, want = _torch(torch, method, a, grad)
+        want_run, want = _torch(torch, method, a, op)
         want_run()
         if backend == "torch":
             run, result = want_run, want
@@ -137,14 +184,15 @@ def test_norm_family(benchmark, backend, op, method, shape):
             backend_or_skip(backend)
             ctx = mg.using_backend(backend)
             ctx.__enter__()
-            run, result = _minigrad(method, a, grad)
+            run, result = _minigrad(method, a, op)
         run()  # JIT compile / warm up, outside the timing
         for i, (got, ref) in enumerate(zip(result(), want())):
             scale = float(np.max(np.abs(ref))) or 1.0
             check_close(got, ref, f"{method} {op} {backend} output {i}", rtol=1e-3, atol=1e-4 * scale)
-        benchmark.group = f"{method} {op} {shape_id(shape)} threads1"
+        benchmark.group = f"{method} {op} {shape_id(shape)} threads{threads}"
         benchmark(run)
-        record(benchmark, op=op, backend=backend, shape=shape, threads=1, dtype=DTYPE, norm=method)
+        record(benchmark, op=op, backend=backend, shape=shape, threads=threads, dtype=DTYPE, norm=method,
+               factor=BYTES[method][op])
     finally:
         if ctx is not None:
             ctx.__exit__(None, None, None)

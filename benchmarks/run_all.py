@@ -13,7 +13,8 @@ only (it has no threads).
 
     python benchmarks/run_all.py --out docs/benchmarks.json [--min-rounds 5] [--max-time 0.25] [-k EXPR]
 
-``-k EXPR`` is and-ed to every process's selection (e.g. ``-k "32x64x28x28"``).
+``-k EXPR`` is and-ed to every process's selection (e.g. ``-k "32x64x28x28"``); ``--files F ...`` runs only those
+kernel benchmark files (the bandwidth ones still run first), e.g. ``--files bench_norm_family.py``.
 
 ``--repeat N`` runs the whole plan N times (so each benchmark is sampled at N moments of a noisy machine) and
 keeps, per benchmark, the median of the N medians (``stats.median``; all N in ``extra_info.repeat_medians``).
@@ -43,18 +44,20 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-NORM_FILES = ["bench_batch_norm.py", "bench_layer_norm.py", "bench_group_norm.py", "bench_optim.py"]
+NORM_FILES = ["bench_batch_norm.py", "bench_layer_norm.py", "bench_group_norm.py", "bench_norm_family.py",
+              "bench_optim.py"]
 BACKENDS = ["numpy", "cython", "numba", "torch"]
 THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "MINIGRAD_NUM_THREADS")
 
 
-def plan(threads=(1, 2), backends=BACKENDS, end_to_end=True):
-    """[(label, files, -k expression, threads)] in run order."""
+def plan(threads=(1, 2), backends=BACKENDS, end_to_end=True, files=NORM_FILES):
+    """[(label, files, -k expression, threads)] in run order (``files``: which of NORM_FILES; the bandwidth
+    benchmarks always run first, as they give the fractions of triad)."""
     steps = [(f"bandwidth threads{t}", ["bench_bandwidth.py"], f"threads{t}", t) for t in threads]
     # NOTE: per file, the backends and thread counts back to back: the paired ratios of minigrad/app/bench_report.py then
     # compare times taken seconds apart, not minutes
-    for f in NORM_FILES:
+    for f in files:
         for b in backends:
             for t in threads:
                 if b == "numpy" and t > 1:
@@ -197,6 +200,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
     p.add_argument("--no-end-to-end", action="store_true")
+    p.add_argument("--files", nargs="+", default=NORM_FILES, choices=NORM_FILES, metavar="FILE",
+                   help="the kernel benchmark files to run (default: all of them, in this order: "
+                        + ", ".join(NORM_FILES) + ")")
     p.add_argument("--wait-policy", default="unset", choices=("passive", "active", "unset"),
                    help="OMP_WAIT_POLICY of the kernel processes (see the module docstring)")
     p.add_argument("--e2e-wait-policy", default="passive", choices=("passive", "active", "unset"),
@@ -205,7 +211,7 @@ def main(argv=None):
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-process lines")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (none when stderr is not a terminal)")
     a = p.parse_args(argv)
-    steps = plan(tuple(a.threads), a.backends, not a.no_end_to_end)
+    steps = plan(tuple(a.threads), a.backends, not a.no_end_to_end, [f for f in NORM_FILES if f in a.files])
     merged, failed = run(steps, a.out, a.min_rounds, a.max_time, a.k, wait_policy=a.wait_policy,
                          repeat=a.repeat, e2e_wait_policy=a.e2e_wait_policy, quiet=a.quiet,
                          progress=not a.no_progress)

@@ -195,3 +195,27 @@ def test_interleaved_backends_script_times_each_backend(extra):
     lines = proc.stdout.strip().splitlines()
     assert [line.split()[5] for line in lines] == ["numpy", "cython"], lines
     assert "/ cython:" in lines[0] and " us" in lines[1]
+
+
+def test_norm_family_targets_ratio_and_triad():
+    """The family's targets: >= 2x the torch composition everywhere, >= 80% of triad for the memory-bound methods
+    (decorrelated batch norm has no triad target)."""
+    n = 1 << 20
+    triad = {"name": "triad-llc", "extra_info": {"op": "triad", "backend": "numba", "shape": [n], "threads": 1,
+                                                 "dtype": "float32", "size": "llc", "bytes": 3 * 4 * n},
+             "stats": {"median": 1e-3, "rounds": 5}}  # 12.6 GB/s
+    s = (16, 32, 8, 8)  # 32768 elements: 3 |x| forward = 393 KB
+    rows = [triad,
+            _bench("FRN+TLU", "forward", s, 1, "cython", 3.5e-5, triad_ref="llc"),   # 11.2 GB/s: 89%
+            _bench("FRN+TLU", "forward", s, 1, "torch", 1e-4),                         # 2.86x
+            _bench("EvoNormS0", "forward", s, 1, "cython", 1e-4, triad_ref="llc"),    # 31%
+            _bench("EvoNormS0", "forward", s, 1, "torch", 1.5e-4),                     # 1.5x
+            _bench("DecorrelatedBN2d", "forward", s, 1, "cython", 1e-3, triad_ref="llc"),
+            _bench("DecorrelatedBN2d", "forward", s, 1, "torch", 3e-3)]
+    res = {r["target"]: r for r in bench.evaluate_targets({"benchmarks": rows})}
+    ratio = res["Norm family >= 2x the same method written with torch ops"]
+    frac = res["Norm family (memory-bound methods) >= 80% of triad bandwidth"]
+    assert ratio["status"] == "MISSED" and "2/3 cases pass; failing: EvoNormS0 forward 16x32x8x8: 1.50x" in \
+        ratio["measured"]
+    assert frac["status"] == "MISSED" and "1/2 cases pass" in frac["measured"]
+    assert "EvoNormS0 forward 16x32x8x8: 31" in frac["measured"] and "Decorrelated" not in frac["measured"]

@@ -127,9 +127,8 @@ def test_eval_uses_only_running_statistics():
     assert mg.gradcheck(lambda a: m(a), [x], atol=1e-7, rtol=1e-5)
 
 
-@pytest.mark.parametrize("case", ["generic", "near_repeated", "exactly_repeated", "remainder_group"])
-def test_gradcheck_float64(case):
-    rng = np.random.default_rng(3)
+def _case_input(case, rng):
+    """(x0, C, group size) of a gradcheck case."""
     C, g = (5, 2) if case == "remainder_group" else (3, 3)
     if case == "generic" or case == "remainder_group":
         x0 = data((4, C, 2, 2))
@@ -144,6 +143,16 @@ def test_gradcheck_float64(case):
         x0 = np.ascontiguousarray(X.reshape(C, 4, 2, 2).transpose(1, 0, 2, 3)) + 1.0
         lam = np.linalg.eigvalsh(np.cov(X, bias=True))
         assert np.ptp(lam) < 1e-5  # the case is what it says
+    return x0, C, g
+
+
+CASES = ["generic", "near_repeated", "exactly_repeated", "remainder_group"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_gradcheck_float64(case):
+    rng = np.random.default_rng(3)
+    x0, C, g = _case_input(case, rng)
     x = mg.Tensor(x0, requires_grad=True)
     w = mg.Tensor(rng.standard_normal(C), requires_grad=True)
     dy = mg.Tensor(rng.standard_normal(x0.shape))
@@ -154,6 +163,40 @@ def test_gradcheck_float64(case):
         return (y * y * dy).sum()  # nonlinear in y: the gradient through Sigma is exercised
 
     assert mg.gradcheck(fn, [x, w], eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_training_gradgradcheck_float64(case):
+    """Double backward in training (through the eigendecomposition's backward), also where eigenvalues repeat."""
+    rng = np.random.default_rng(4)
+    x0, C, g = _case_input(case, rng)
+    x = mg.Tensor(x0, requires_grad=True)
+    w = mg.Tensor(rng.standard_normal(C), requires_grad=True)
+    m = nn.DecorrelatedBatchNorm2d(C, group_size=g).double()
+    assert mg.gradgradcheck(lambda x_, w_: (m(x_) * w_.reshape((1, C, 1, 1))) ** 2, [x, w], atol=1e-5, rtol=1e-4)
+
+
+def test_second_derivative_matches_torch_eigh_composition():
+    """ZCA whitening written with torch.linalg.eigh (distinct eigenvalues, where torch's eigh backward is
+    defined): the same output, gradient and gradient of the gradient's norm."""
+    torch = pytest.importorskip("torch")
+    C, g = 4, 2
+    x0 = data((5, C, 3, 2), seed=7)
+    X = mg.Tensor(x0, requires_grad=True)
+    y = nn.DecorrelatedBatchNorm2d(C, group_size=g).double()(X)
+    (gx,) = mg.autograd.grad((y ** 3).sum(), X, create_graph=True)
+    (hx,) = mg.autograd.grad((gx * gx).sum(), X)
+    Xt = torch.tensor(x0, requires_grad=True)
+    G = Xt.reshape(5, C // g, g, 6).permute(1, 2, 0, 3).reshape(C // g, g, -1)
+    xc = G - G.mean(2, keepdim=True)
+    lam, U = torch.linalg.eigh(xc @ xc.transpose(1, 2) / xc.shape[2] + EPS * torch.eye(g, dtype=torch.float64))
+    yt = ((U * lam.rsqrt().unsqueeze(1)) @ U.transpose(1, 2) @ xc).reshape(C // g, g, 5, 6).permute(2, 0, 1, 3)
+    yt = yt.reshape(x0.shape)
+    (gt,) = torch.autograd.grad((yt ** 3).sum(), Xt, create_graph=True)
+    (ht,) = torch.autograd.grad((gt * gt).sum(), Xt)
+    for got, want in ((y, yt), (gx, gt), (hx, ht)):
+        want = want.detach().numpy()
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-8, atol=1e-10 * np.abs(want).max())
 
 
 def test_bad_arguments_raise_naming_them():

@@ -305,8 +305,6 @@ class _NoDoubleBackward(Function):  # a custom op with neither backward_graph no
 
 @pytest.mark.parametrize("build", [
     lambda x: _NoDoubleBackward.apply(x).sum(),
-    # NOTE: decorrelated batch norm in training (an eigendecomposition) has no double backward yet
-    lambda x: DecorrelatedBatchNorm2d(2, group_size=2).double()(x.reshape(3, 2, 2, 1)).sum(),
 ])
 def test_unsupported_double_backward_raises(build):
     x = T(3, 4)

@@ -29,6 +29,9 @@ BACKEND_ORDER = ["numpy", "cython", "numba", "torch"]
 KERNEL_BACKENDS = ("numpy", "cython", "numba")
 NORM_ORDER = ["BatchNorm2d", "BatchNorm1d", "LayerNorm", "GroupNorm", "InstanceNorm2d"]
 OP_ORDER = ["forward", "inference", "backward", "fwd+bwd"]
+# benchmarks/bench_norm_family.py: methods PyTorch lacks, timed beside the same method written with torch ops
+FAMILY_ORDER = ["BatchRenorm2d", "GhostBatchNorm2d", "FRN+TLU", "EvoNormB0", "EvoNormS0", "DecorrelatedBN2d"]
+COMPUTE_BOUND = ("DecorrelatedBN2d",)  # g x g products and an eigendecomposition per group: no triad target
 
 
 # ------------------------------------------------------------------ loading
@@ -292,6 +295,7 @@ def evaluate_targets(data):
     res.append(_brief(_verdict("2 threads >= 1.6x 1 thread (cython, tensors >= 1.6M elements)", got,
                                [] if got else ["2-thread cython rows"], lambda v: v >= 1.6, "x"), got,
                       lambda v: v < 1.6))
+    res.extend(_family_targets(idx, rows, triads))
     for model, minimum, label in (("mlp-bn", 1.5, "MLP-BN"), ("lenet-bn", 1.0, "small CNN-BN (lenet-bn)")):
         t, ref = (next(((r["median"], r["repeats"]) for r in rows if r["kind"] == "end-to-end"
                         and r.get("norm") == model and r["threads"] == 1 and r["backend"] == fw), None)
@@ -303,11 +307,33 @@ def evaluate_targets(data):
     return res
 
 
-def _brief(verdict, got, bad):
+def _family_targets(idx, rows, triads):
+    """The norm family's two targets (1 thread, cython): >= 2x the torch composition on every method, op and
+    shape, and every memory-bound case >= 80% of the triad under its byte model."""
+    ratios, fracs = [], []
+    for r in rows:
+        if r["kind"] != "norm" or r.get("norm") not in FAMILY_ORDER or r["threads"] != 1 or r["backend"] != "cython":
+            continue
+        case = f"{r['norm']} {r['op']} {shape_str(r['shape'])}"
+        ref = idx.get((r["norm"], r["op"], r["shape"], 1, "torch"))
+        if ref:
+            ratios.append((paired(lambda a, b: a / b, ref, (r["median"], r["repeats"])), case))
+        triad = _triad_for(triads, r)
+        if r["norm"] not in COMPUTE_BOUND and triad and r.get("bytes") and r["median"]:
+            fracs.append((r["bytes"] / r["median"] / 1e9 / triad * 100, case))
+    return [_brief(_verdict("Norm family >= 2x the same method written with torch ops", ratios,
+                            [] if ratios else ["bench_norm_family.py"], lambda v: v >= 2.0, "x"), ratios,
+                   lambda v: v < 2.0),
+            _brief(_verdict("Norm family (memory-bound methods) >= 80% of triad bandwidth", fracs,
+                            [] if fracs else ["bench_norm_family.py with the triad"], lambda v: v >= 80, "%"),
+                   fracs, lambda v: v < 80, "%")]
+
+
+def _brief(verdict, got, bad, unit="x"):
     """Shorten a many-case verdict to the count and the failing cases."""
     if verdict["status"] == "NOT MEASURED":
         return verdict
-    fails = [f"{c}: {v:.2f}x" for v, c in got if bad(v)]
+    fails = [f"{c}: {v:.2f}{unit}" for v, c in got if bad(v)]
     head = verdict["measured"].split(". ", 1)[0]
     verdict["measured"] = (f"{head}. {len(got) - len(fails)}/{len(got)} cases pass" +
                            (f"; failing: {'; '.join(fails)}" if fails else ""))

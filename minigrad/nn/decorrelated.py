@@ -16,6 +16,13 @@ NOTE: for f = l^{-1/2} the divided difference simplifies exactly to K_ij = -1 / 
 s = sqrt(lambda), which is also f'(l_i) on the diagonal; no 1/(l_i - l_j) is ever formed, so repeated or
 nearly repeated eigenvalues (always the case for the padding and for eps-dominated groups) are stable.
 Everything is computed in float64 and cast back to the input's dtype.
+
+Double backward (``create_graph=True``): the same K in matrix form, dL/dSigma = -W Y W with Y the solution of the
+Sylvester equation S Y + Y S = G, S = Sigma^{1/2} (in the eigenbasis Y_ij = G_ij/(s_i + s_j), so
+-(W Y W)_ij = K_ij G_ij). The training forward is rebuilt from Tensor ops around two ops, ``_InvSqrtSym``
+(Sigma -> W) and ``_SylvesterSym`` ((S, G) -> Y), whose backwards are written with Tensor ops and themselves
+(dY = -Syl(dS Y + Y dS), and Syl is self-adjoint), so every order is exact and, dividing only by s_i + s_j > 0,
+stable when eigenvalues repeat.
 """
 import numbers
 
@@ -23,30 +30,80 @@ import numpy as np
 
 from minigrad.kernels.rules import check_eps, check_momentum, float_dtype
 from minigrad.nn.module import Module, Parameter
-from minigrad.tensor import Function, Tensor
+from minigrad.tensor import Function, Tensor, concatenate
 
 # Layout legend: N batch, C channels, S = H*W, G groups, g group size, m = N*S samples per channel.
 
 
-def _to_groups(x, G, g):
-    """(N, C, H, W) -> (G, g, m) in float64, channels padded with zero rows up to G*g."""
+def _blocks(x, G, g):
+    """(N, C, *) -> (N, G, g, S) in float64 (a copy), channels padded with zeros up to G*g. NOTE: the groups stay
+    in place (no transpose to (G, g, N*S)): the products below batch over N and G."""
     N, C = x.shape[:2]
-    xs = x.reshape(N, C, -1).astype(np.float64)
+    xs = x.reshape(N, C, -1)
     if G * g != C:
-        xs = np.concatenate([xs, np.zeros((N, G * g - C, xs.shape[2]))], axis=1)
-    return xs.reshape(N, G, g, -1).transpose(1, 2, 0, 3).reshape(G, g, -1)
+        xs = np.concatenate([xs, np.zeros((N, G * g - C, xs.shape[2]), xs.dtype)], axis=1)
+    return xs.reshape(N, G, g, -1).astype(np.float64)
 
 
-def _from_groups(z, shape, dtype):
-    """(G, g, m) -> (N, C, H, W) of ``dtype``, dropping the padding."""
-    G, g = z.shape[:2]
-    N, C = shape[:2]
-    z = z.reshape(G, g, N, -1).transpose(2, 0, 1, 3).reshape(N, G * g, -1)[:, :C]
-    return np.ascontiguousarray(z.reshape(shape), dtype=dtype)
+def _unblocks(z, shape, dtype):
+    """(N, G, g, S) -> ``shape`` (N, C, *) of ``dtype``, dropping the padding."""
+    return z.reshape(shape[0], -1, z.shape[-1])[:, :shape[1]].astype(dtype).reshape(shape)
 
 
 def _sym(a):
     return 0.5 * (a + np.swapaxes(a, -1, -2))
+
+
+def _sym_t(a):
+    return (a + a.transpose(-1, -2)) * 0.5
+
+
+def _sylvester(U, s, A):
+    """Y with S Y + Y S = A for S = U diag(s) U^T, s > 0: U ((U^T A U) / (s_i + s_j)) U^T (batched)."""
+    Ut = np.swapaxes(U, -1, -2)
+    return U @ ((Ut @ A @ U) / (s[..., :, None] + s[..., None, :])) @ Ut
+
+
+class _SylvesterSym(Function):
+    """Y = Syl_S(A): S Y + Y S = A for symmetric positive definite S (G, g, g), linear in A. With H = dL/dY and
+    Z = Syl_S(H) (Syl_S is self-adjoint): dL/dA = Z, dL/dS = -(Z Y^T + Y^T Z)."""
+
+    def forward(self, S, A):
+        lam, self.U = np.linalg.eigh(S)
+        self.s = lam
+        self.Y = _sylvester(self.U, lam, A)
+        return self.Y
+
+    def backward(self, h):
+        Z = _sylvester(self.U, self.s, h)
+        Yt = np.swapaxes(self.Y, -1, -2)
+        return -(Z @ Yt + Yt @ Z), Z
+
+    def backward_graph(self, h):
+        S, A = self.parents
+        Z = _SylvesterSym.apply(S, h)
+        Yt = _SylvesterSym.apply(S, A).transpose(-1, -2)
+        return -(Z @ Yt + Yt @ Z), Z
+
+
+class _InvSqrtSym(Function):
+    """W = Sigma^{-1/2} of symmetric positive definite Sigma (G, g, g); dL/dSigma = -W Syl_S(sym(G)) W with
+    S = Sigma^{1/2} (the module docstring)."""
+
+    def forward(self, sigma):
+        lam, U = np.linalg.eigh(sigma)
+        self.U, self.s = U, np.sqrt(lam)
+        self.W = (U / self.s[:, None, :]) @ np.swapaxes(U, 1, 2)
+        return self.W
+
+    def backward(self, g):
+        return -self.W @ _sylvester(self.U, self.s, _sym(g)) @ self.W
+
+    def backward_graph(self, g):
+        (sigma,) = self.parents
+        W = _InvSqrtSym.apply(sigma)
+        S = _sym_t(sigma @ W)  # Sigma W = Sigma^{1/2}
+        return -(W @ _SylvesterSym.apply(S, _sym_t(g)) @ W)
 
 
 class _ZCAWhiten(Function):
@@ -54,33 +111,46 @@ class _ZCAWhiten(Function):
     (batch statistics, float64) are left on the context for the running averages."""
 
     def forward(self, x, G, g, eps):
-        self.shape, self.dtype = x.shape, x.dtype
-        X = _to_groups(x, G, g)
-        m = X.shape[2]
-        self.mean = X.mean(axis=2, keepdims=True)
-        xc = X - self.mean
-        self.cov = xc @ np.swapaxes(xc, 1, 2) / m  # biased, without eps
+        self.shape, self.dtype, self.G, self.g, self.eps = x.shape, x.dtype, G, g, eps
+        xc = _blocks(x, G, g)  # (N, G, g, S)
+        m = xc.shape[0] * xc.shape[3]
+        mean = xc.mean(axis=(0, 3), keepdims=True)
+        xc -= mean
+        self.mean = mean.reshape(G, g, 1)
+        self.cov = (xc @ np.swapaxes(xc, -1, -2)).sum(axis=0) / m  # biased, without eps
         lam, U = np.linalg.eigh(self.cov + eps * np.eye(g))
         # NOTE: lambda >= eps in exact arithmetic; the clamp only removes rounding below it
         s = np.sqrt(np.maximum(lam, eps))
         self.whitening = (U / s[:, None, :]) @ np.swapaxes(U, 1, 2)
-        self.xc, self.U, self.s = xc, U, s
-        return _from_groups(self.whitening @ xc, x.shape, x.dtype)
+        self.xc, self.U, self.s, self.m = xc, U, s, m
+        return _unblocks(self.whitening @ xc, x.shape, x.dtype)
 
     def backward(self, dy):
-        G, g, m = self.xc.shape
-        dY = _to_groups(dy, G, g)
-        U, s, xc, W = self.U, self.s, self.xc, self.whitening
+        m, U, s, xc, W = self.m, self.U, self.s, self.xc, self.whitening
+        dY = _blocks(dy, self.G, self.g)
         Ut = np.swapaxes(U, 1, 2)
-        # term 1: through Xc directly; term 2: through W(Sigma(Xc))
+        # term 1: through Xc directly (W is symmetric); term 2: through W(Sigma(Xc))
         dxc = W @ dY
-        dW = _sym(dY @ np.swapaxes(xc, 1, 2))
+        dW = _sym((dY @ np.swapaxes(xc, -1, -2)).sum(axis=0))
         K = -1.0 / (s[:, :, None] * s[:, None, :] * (s[:, :, None] + s[:, None, :]))
         dsigma = U @ (K * (Ut @ dW @ U)) @ Ut
         dxc += (2.0 / m) * dsigma @ xc
         # centering: dX = dXc - mean(dXc)
-        dxc -= dxc.mean(axis=2, keepdims=True)
-        return _from_groups(dxc, self.shape, self.dtype)
+        dxc -= dxc.mean(axis=(0, 3), keepdims=True)
+        return _unblocks(dxc, self.shape, self.dtype)
+
+    def compose(self, x):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops, in float64
+        G, g, eps = self.G, self.g, self.eps
+        N, C = self.shape[:2]
+        xs = x.astype(np.float64).reshape(N, C, -1)
+        if G * g != C:
+            xs = concatenate([xs, Tensor(np.zeros((N, G * g - C, xs.shape[2])))], axis=1)
+        X = xs.reshape(N, G, g, -1).transpose(1, 2, 0, 3).reshape(G, g, -1)
+        xc = X - X.mean(2, keepdim=True)
+        sigma = xc @ xc.transpose(-1, -2) * (1.0 / X.shape[2]) + Tensor(eps * np.eye(g))
+        z = _InvSqrtSym.apply(sigma) @ xc
+        z = z.reshape(G, g, N, -1).transpose(2, 0, 1, 3).reshape(N, G * g, -1)[:, :C]
+        return z.reshape(self.shape).astype(self.dtype)
 
 
 class _ApplyWhitening(Function):
@@ -89,12 +159,12 @@ class _ApplyWhitening(Function):
     def forward(self, x, mean, whitening):
         G, g = whitening.shape[:2]
         self.shape, self.dtype, self.W = x.shape, x.dtype, whitening.astype(np.float64)
-        X = _to_groups(x - mean.reshape((1, -1) + (1,) * (x.ndim - 2)).astype(x.dtype), G, g)
-        return _from_groups(self.W @ X, x.shape, x.dtype)
+        X = _blocks(x - mean.reshape((1, -1) + (1,) * (x.ndim - 2)).astype(x.dtype), G, g)
+        return _unblocks(self.W @ X, x.shape, x.dtype)
 
     def backward(self, dy):
         G, g = self.W.shape[:2]
-        return _from_groups(np.swapaxes(self.W, 1, 2) @ _to_groups(dy, G, g), self.shape, self.dtype), None, None
+        return _unblocks(np.swapaxes(self.W, 1, 2) @ _blocks(dy, G, g), self.shape, self.dtype), None, None
 
     def backward_graph(self, dy):  # NOTE: linear in x: dX = W^T dXhat is this op again, with W^T and no mean
         zero = Tensor(np.zeros(self.shape[1], self.dtype))
