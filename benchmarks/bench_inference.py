@@ -14,8 +14,8 @@ timing, against minigrad's unfused eval output of the same input. minigrad runs 
 One process per framework (``run_all.py``'s "inference" steps), as for the training steps; only at 1 thread (the
 ``threads`` fixture is narrowed to 1 here).
 
-    python benchmarks/run_all.py --only inference --threads 1 --out .benchmarks/inference.json
-    python scripts/inference_table.py .benchmarks/inference.json
+    python benchmarks/run_all.py --only inference --threads 1 --repeat 3 --out docs/inference.json
+    python scripts/inference_table.py docs/inference.json      # README's table
 """
 import os
 import tempfile
@@ -187,8 +187,8 @@ def _onnxruntime_runner(name, x):
 
     key = ("onnx", name)
     if key not in _CACHE:
-        tmp = tempfile.mkdtemp(prefix="minigrad-bench-onnx-")
-        path = os.path.join(tmp, f"{name}.onnx")
+        tmp = _CACHE.setdefault("tmpdir", tempfile.TemporaryDirectory(prefix="minigrad-bench-onnx-"))
+        path = os.path.join(tmp.name, f"{name}.onnx")
         minigrad.onnx.export(minigrad_model(name), mg.Tensor(x[:2] if len(x) > 1 else x), path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
