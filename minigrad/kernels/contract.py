@@ -372,18 +372,23 @@ def _check_scalars(kernel, names, args, dims):
 
 
 _WINDOWS_OK = set()  # (kernel, scalar arguments, dims) of window geometries that passed _check_window
+# the position of the first scalar argument of each window kernel (its arrays come before it)
+_SCALARS_FROM = {kernel: 1 + max(i for i, *_ in _PLANS[kernel][1]) for kernel in SPECS if "kh" in SPECS[kernel][0]}
 
 
 def _window_key(kernel, args, dims):
     """The cache key of a window geometry, or None unless every scalar argument is an int or a tuple of ints
-    (by type: True == 1 and 1.0 == 1 must not hit a key cached for 1)."""
-    scalars = []
-    for a in args:
-        if type(a) is int or (type(a) is tuple and all([type(v) is int for v in a])):
-            scalars.append(a)
-        elif not isinstance(a, np.ndarray):
+    (by type: True == 1 and 1.0 == 1 must not hit a key cached for 1). The window kernels take their arrays
+    first, then only scalars."""
+    tail = args[_SCALARS_FROM[kernel]:]
+    for a in tail:
+        if type(a) is tuple:
+            for v in a:
+                if type(v) is not int:
+                    return None
+        elif type(a) is not int:
             return None
-    return kernel, tuple(scalars), tuple(dims.items())
+    return kernel, tail, tuple(dims.items())
 
 
 def _check_window(kernel, names, args, dims):
