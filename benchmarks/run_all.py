@@ -8,8 +8,9 @@ OPENBLAS_NUM_THREADS, MINIGRAD_NUM_THREADS) as well as by the ``threads`` fixtur
 Order: the bandwidth benchmarks first (they write ``.benchmarks/bandwidth.json``, which gives every later
 process its ``frac_of_triad``), then per benchmark file each backend's process at each thread count, then the
 end-to-end training steps (minigrad, minigrad under ``minigrad.compile``, torch, and jax when installed: at 1 thread its process runs under
-``taskset -c 0`` with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``). The NumPy reference runs at 1 thread
-only (it has no threads).
+``taskset -c 0`` with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``), then the inference latencies of
+``bench_inference.py`` (minigrad, minigrad-fused, torch, onnxruntime; 1 thread only). The NumPy reference runs at
+1 thread only (it has no threads). ``--only inference`` (or any of ``PARTS``) runs just those parts.
 
     python benchmarks/run_all.py --out docs/benchmarks.json [--min-rounds 5] [--max-time 0.25] [-k EXPR]
 
@@ -47,28 +48,37 @@ ROOT = os.path.dirname(HERE)
 NORM_FILES = ["bench_batch_norm.py", "bench_layer_norm.py", "bench_group_norm.py", "bench_norm_family.py",
               "bench_optim.py"]
 BACKENDS = ["numpy", "cython", "numba", "torch"]
+# bench_inference.py's frameworks and the -k selecting each ("minigrad" alone would also select "minigrad-fused")
+INFERENCE = {"minigrad": "minigrad and not minigrad-fused", "minigrad-fused": "minigrad-fused",
+             "torch": "torch", "onnxruntime": "onnxruntime"}
+PARTS = ("bandwidth", "kernels", "end-to-end", "inference")
 THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "MINIGRAD_NUM_THREADS")
 
 
-def plan(threads=(1, 2), backends=BACKENDS, end_to_end=True, files=NORM_FILES):
+def plan(threads=(1, 2), backends=BACKENDS, end_to_end=True, files=NORM_FILES, parts=PARTS):
     """[(label, files, -k expression, threads)] in run order (``files``: which of NORM_FILES; the bandwidth
-    benchmarks always run first, as they give the fractions of triad)."""
-    steps = [(f"bandwidth threads{t}", ["bench_bandwidth.py"], f"threads{t}", t) for t in threads]
+    benchmarks run first, as they give the fractions of triad; ``parts`` picks among ``PARTS``, the inference
+    latencies at 1 thread only)."""
+    steps = [(f"bandwidth threads{t}", ["bench_bandwidth.py"], f"threads{t}", t) for t in threads
+             if "bandwidth" in parts]
     # NOTE: per file, the backends and thread counts back to back: the paired ratios of minigrad/app/bench_report.py then
     # compare times taken seconds apart, not minutes
-    for f in files:
+    for f in files if "kernels" in parts else ():
         for b in backends:
             for t in threads:
                 if b == "numpy" and t > 1:
                     continue
                 steps.append((f"{b} {f[len('bench_'):-len('.py')]} threads{t}", [f], f"{b} and threads{t}", t))
-    if end_to_end:
+    if end_to_end and "end-to-end" in parts:
         for t in threads:
             for fw in ("minigrad", "minigrad-compiled", "torch", "jax"):
                 # NOTE: -k matches substrings: "minigrad" alone would also pick the compiled column
                 kexpr = f"{fw} and not compiled" if fw == "minigrad" else fw
                 steps.append((f"end-to-end {fw} threads{t}", ["bench_end_to_end.py"], f"{kexpr} and threads{t}", t))
+    if "inference" in parts and 1 in threads:
+        for fw, k in INFERENCE.items():
+            steps.append((f"inference {fw} threads1", ["bench_inference.py"], f"({k}) and threads1", 1))
     return steps
 
 
@@ -84,6 +94,13 @@ def cpu_info():
     except OSError:
         pass
     return {"model": model, "cores": os.cpu_count()}
+
+
+def _load_average():
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on Linux
+        return None
 
 
 def _finish(merged, reps):
@@ -119,6 +136,7 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
         os.remove(bandwidth_json)  # a fresh side file for this run
     merged, processes, reps = None, [], {}
     started = datetime.datetime.now().isoformat(timespec="seconds")
+    load_start = _load_average()
     from tqdm import tqdm
 
     # NOTE: the bar shows only on a terminal (disable=None) and never with quiet; the step lines then go through it
@@ -136,7 +154,7 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
                    "--benchmark-columns=median,rounds", "--benchmark-sort=name"]
             env = dict(os.environ, MINIGRAD_BANDWIDTH_JSON=bandwidth_json)
             env.update({k: str(threads) for k in THREAD_ENV})
-            policy = e2e_wait_policy if label.startswith("end-to-end") else wait_policy
+            policy = e2e_wait_policy if label.startswith(("end-to-end", "inference")) else wait_policy
             env.pop("OMP_WAIT_POLICY", None)
             if policy != "unset":
                 env["OMP_WAIT_POLICY"] = policy
@@ -179,6 +197,8 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
         "min_rounds": min_rounds, "max_time": max_time, "repeat": repeat, "processes": processes,
         "cpu": cpu_info(),
+        # NOTE: the machine's 1/5/15-minute load averages at the start and the end (the noise of a shared machine)
+        "load_average": {"start": load_start, "end": _load_average()},
         "env": {**{k: "the process's thread count" for k in THREAD_ENV},
                 "OMP_WAIT_POLICY": _policy_text(wait_policy),
                 "OMP_WAIT_POLICY of the end-to-end processes": _policy_text(e2e_wait_policy)},
@@ -200,6 +220,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
     p.add_argument("--no-end-to-end", action="store_true")
+    p.add_argument("--only", nargs="+", choices=PARTS, default=PARTS,
+                   help="run only these parts of the plan (default: all)")
     p.add_argument("--files", nargs="+", default=NORM_FILES, choices=NORM_FILES, metavar="FILE",
                    help="the kernel benchmark files to run (default: all of them, in this order: "
                         + ", ".join(NORM_FILES) + ")")
@@ -211,7 +233,8 @@ def main(argv=None):
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-process lines")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (none when stderr is not a terminal)")
     a = p.parse_args(argv)
-    steps = plan(tuple(a.threads), a.backends, not a.no_end_to_end, [f for f in NORM_FILES if f in a.files])
+    steps = plan(tuple(a.threads), a.backends, not a.no_end_to_end, [f for f in NORM_FILES if f in a.files],
+                 tuple(a.only))
     merged, failed = run(steps, a.out, a.min_rounds, a.max_time, a.k, wait_policy=a.wait_policy,
                          repeat=a.repeat, e2e_wait_policy=a.e2e_wait_policy, quiet=a.quiet,
                          progress=not a.no_progress)

@@ -85,6 +85,11 @@ LIMITS = {
         "conv2d is im2col + BLAS with a compiled im2col/col2im, but its backward (per-sample weight-gradient "
         "GEMMs for the first conv), max-pool backward and NumPy elementwise passes over 300k-element "
         "activations cost more than torch's fused C++ kernels.",
+    "inference: minigrad fused >= 1.0x torch eval at batch 1 (model zoo)":
+        "At batch 1 a forward is a chain of small ops, each paying the functional's checks, an autograd node and "
+        "a Tensor (a few microseconds); the fused mlp-bn is 8 such ops around 14 us of matrix products, and a "
+        "ResNet-20 conv spends about as long outside its kernels as in im2col. README's \"Inference speed\" has "
+        "the table (benchmarks/bench_inference.py) and what was trimmed.",
 }
 
 

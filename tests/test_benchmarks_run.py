@@ -219,3 +219,41 @@ def test_norm_family_targets_ratio_and_triad():
         ratio["measured"]
     assert frac["status"] == "MISSED" and "1/2 cases pass" in frac["measured"]
     assert "EvoNormS0 forward 16x32x8x8: 31" in frac["measured"] and "Decorrelated" not in frac["measured"]
+
+
+def test_inference_rows_and_target(tmp_path):
+    """bench_inference.py's rows (op "inference latency", one per framework) group by model and batch, with the
+    ratio to torch; the batch-1 target compares minigrad-fused with torch on every model measured."""
+    import json
+
+    rows = []
+    for model, fused, torch_t in (("mlp", 2e-4, 1e-4), ("lenet-bn", 4e-4, 5e-4)):
+        for fw, t in (("minigrad", 3e-4), ("minigrad-fused", fused), ("torch", torch_t), ("onnxruntime", 5e-5)):
+            rows.append(_bench(model, "inference latency", (1, 1, 28, 28), 1, "cython" if "minigrad" in fw else fw,
+                               t, factor=None, framework=fw))
+    rows.append(_bench("mlp", "inference latency", (64, 1, 28, 28), 1, "torch", 1e-3, factor=None,
+                       framework="torch"))
+    path = tmp_path / "i.json"
+    path.write_text(json.dumps({"benchmarks": rows}))
+    text = bench.render_table(str(path))
+    block = text.split("inference mlp batch 1 threads=1\n", 1)[1].split("\n")[:4]
+    assert [line.split()[0] for line in block] == ["minigrad", "minigrad-fused", "torch", "onnxruntime"]
+    assert "0.50x" in block[1] and "200.0 us/sample" in block[1] and "2.00x" in block[3]
+    assert "inference mlp batch 64 threads=1" in text
+    res = {r["target"]: r for r in bench.evaluate_targets({"benchmarks": rows})}
+    t = res["inference: minigrad fused >= 1.0x torch eval at batch 1 (model zoo)"]
+    assert t["status"] == "MISSED" and "1/2 cases pass" in t["measured"] and "mlp batch 1: 0.50x" in t["measured"]
+
+
+def test_run_all_plan_has_the_inference_processes():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import run_all
+    finally:
+        sys.path.pop(0)
+    steps = run_all.plan(threads=(1, 2), parts=("inference",))
+    assert [s[0] for s in steps] == [f"inference {fw} threads1" for fw in run_all.INFERENCE]
+    assert all(s[1] == ["bench_inference.py"] and s[3] == 1 for s in steps)
+    assert "not minigrad-fused" in steps[0][2]
+    assert run_all.plan(threads=(2,), parts=("inference",)) == []
+    assert [s[0] for s in run_all.plan()][-4:] == [s[0] for s in steps]

@@ -168,6 +168,26 @@ def test_bad_arguments(name):
 
 
 @pytest.mark.parametrize("name", BACKENDS)
+def test_a_geometry_accepted_once_does_not_accept_lookalikes(name):
+    """The contract remembers window geometries it accepted (minigrad.kernels.contract._WINDOWS_OK); arguments equal
+    to an accepted one but of another type (True == 1, 1.0 == 1) are still checked, and rejected."""
+    k = _backend(name)
+    args = _conv_args()
+    k.im2col(*args)  # accepted, remembered
+    k.im2col(*args)
+    for edit, msg in ((lambda a: a[:4] + ((1.0, 1),) + a[5:], "stride must be a pair"),
+                      (lambda a: a[:4] + ((True, 1),) + a[5:], "stride must be a pair"),
+                      (lambda a: a[:2] + (3.0,) + a[3:], "kh must be an int"),
+                      (lambda a: a[:2] + (True, 1) + a[4:], "kh must be an int"),
+                      (lambda a: a[:5] + ((np.int64(1), 1),) + a[6:], None)):
+        if msg is None:
+            k.im2col(*edit(args))  # a NumPy integer is an int: accepted (checked, not remembered)
+            continue
+        with pytest.raises(ValueError, match=msg):
+            k.im2col(*edit(args))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
 def test_layers_run_on_the_backend_asked_for(name, monkeypatch):
     """conv2d and max_pool2d call the active backend's kernels (and agree with the numpy backend)."""
     backend = _backend(name)

@@ -32,6 +32,10 @@ OP_ORDER = ["forward", "inference", "backward", "fwd+bwd"]
 # benchmarks/bench_norm_family.py: methods PyTorch lacks, timed beside the same method written with torch ops
 FAMILY_ORDER = ["BatchRenorm2d", "GhostBatchNorm2d", "FRN+TLU", "EvoNormB0", "EvoNormS0", "DecorrelatedBN2d"]
 COMPUTE_BOUND = ("DecorrelatedBN2d",)  # g x g products and an eigendecomposition per group: no triad target
+# benchmarks/bench_inference.py: op "inference latency", one row per framework
+INFERENCE_OP = "inference latency"
+INFERENCE_FRAMEWORKS = ["minigrad", "minigrad-fused", "torch", "onnxruntime"]
+MODEL_ORDER = ["mlp", "mlp-bn", "lenet", "lenet-bn", "resnet-tiny", "resnet20"]
 
 
 # ------------------------------------------------------------------ loading
@@ -53,8 +57,9 @@ def _rows(data):
         info["rounds"] = b["stats"].get("rounds")
         info["shape"] = tuple(info.get("shape") or ())
         info["kind"] = ("bandwidth" if info["op"] in ("copy", "triad", "gemm") else
-                        "end-to-end" if info["op"] == "train step" else "norm")
-        if info["kind"] == "end-to-end":
+                        "end-to-end" if info["op"] == "train step" else
+                        "inference" if info["op"] == INFERENCE_OP else "norm")
+        if info["kind"] in ("end-to-end", "inference"):
             info["backend"] = info.get("framework", info.get("backend"))
         rows.append(info)
     return rows
@@ -135,6 +140,10 @@ def table_rows(data):
             key = (1, NORM_ORDER.index(norm) if norm in NORM_ORDER else 99, norm,
                    OP_ORDER.index(r["op"]) if r["op"] in OP_ORDER else 99, r["op"], r["shape"], r["threads"])
             label = f"{norm} {r['op']} {shape_str(r['shape'])} threads={r['threads']}"
+        elif r["kind"] == "inference":
+            model = r.get("norm", "")
+            key = (3, MODEL_ORDER.index(model) if model in MODEL_ORDER else 99, model, r["shape"][0], r["threads"])
+            label = f"inference {model} batch {r['shape'][0]} threads={r['threads']}"
         else:
             key = (2, r.get("norm", ""), r["threads"])
             label = f"train step {r.get('norm', '')} batch {r['shape'][0]} threads={r['threads']}"
@@ -142,7 +151,7 @@ def table_rows(data):
     out = []
     for key in sorted(groups):  # the first item (the kind) keeps unlike keys from being compared
         label, members = groups[key]
-        order = BACKEND_ORDER + ["minigrad"]
+        order = INFERENCE_FRAMEWORKS if key[0] == 3 else BACKEND_ORDER + ["minigrad"]
         members.sort(key=lambda r: order.index(r["backend"]) if r["backend"] in order else 99)
         ref = next(((r["median"], r["repeats"]) for r in members if r["backend"] == "torch"), None)
         cells = []
@@ -154,6 +163,8 @@ def table_rows(data):
                 frac = gbps / ref_gbps
             if r["kind"] == "end-to-end":
                 extra = _fmt(1.0 / r["median"] if r["median"] else None, ".1f", " steps/s")
+            elif r["kind"] == "inference":
+                extra = _fmt(r["median"] * 1e6 / r["shape"][0] if r["median"] else None, ".1f", " us/sample")
             elif r["op"] == "gemm":
                 m, k, n = r["shape"]
                 extra = _fmt(2.0 * m * k * n / r["median"] / 1e9 if r["median"] else None, ".1f", " GFLOP/s")
@@ -304,7 +315,25 @@ def evaluate_targets(data):
                 f"{model} steps/s minigrad {1 / t[0]:.0f} vs torch {1 / ref[0]:.0f}")] if t and ref else []
         res.append(_verdict(f"end to end: {label} >= {minimum}x torch steps/s", got, [] if got else [model],
                             lambda v, m=minimum: v >= m, "x torch"))
+    res.append(_brief(*_inference_target(idx)))
     return res
+
+
+def _inference_target(idx):
+    """minigrad-fused at batch 1 against torch eval (its batch norms folded too), every zoo model, 1 thread."""
+    got, missing = [], []
+    models = sorted({k[0] for k in idx if k[1] == INFERENCE_OP and k[2][:1] == (1,)},
+                    key=lambda m: (MODEL_ORDER.index(m) if m in MODEL_ORDER else 99, m))
+    for model in models:
+        shape = next(k[2] for k in idx if k[0] == model and k[1] == INFERENCE_OP and k[2][:1] == (1,))
+        t, ref = (idx.get((model, INFERENCE_OP, shape, 1, fw)) for fw in ("minigrad-fused", "torch"))
+        if t and ref:
+            got.append((paired(lambda a, b: a / b, ref, t), f"{model} batch 1"))
+        else:
+            missing.append(f"{model} batch 1")
+    verdict = _verdict("inference: minigrad fused >= 1.0x torch eval at batch 1 (model zoo)", got,
+                       missing if got or missing else ["bench_inference.py"], lambda v: v >= 1.0, "x torch")
+    return verdict, got, lambda v: v < 1.0
 
 
 def _family_targets(idx, rows, triads):

@@ -348,7 +348,8 @@ class Sequential(Module):
         while i < len(mods):
             m = mods[i]
             # NOTE: a marker, not isinstance(.., ReLU): nn.activation imports this module
-            if (self.fuse and i + 1 < len(mods) and hasattr(m, "forward_relu")
+            # NOTE: looked up on the class: hasattr on a module without it runs __getattr__ and raises
+            if (self.fuse and i + 1 < len(mods) and hasattr(type(m), "forward_relu")
                     and type(mods[i + 1]).__dict__.get("is_plain_relu", False)):
                 x = m.forward_relu(x)
                 i += 2

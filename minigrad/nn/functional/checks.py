@@ -18,6 +18,13 @@ def check_tensor(fn, x, ndim=None):
 
 def pair(fn, name, v, minimum):
     """``v`` (an int or a pair of ints) as a pair of ints >= minimum."""
+    # NOTE: the common cases (an int, a layer's stored pair) without the generic checks: called per op
+    if type(v) is int:
+        if v >= minimum:
+            return v, v
+    elif type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int:
+        if v[0] >= minimum and v[1] >= minimum:
+            return v
     vals = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
     if len(vals) != 2 or any(isinstance(a, bool) or not isinstance(a, numbers.Integral) or a < minimum
                              for a in vals):

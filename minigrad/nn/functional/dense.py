@@ -3,12 +3,13 @@ flatten (``torch.nn.functional`` semantics). Not named linear.py: the function `
 module in ``minigrad.nn.functional``.
 """
 import functools
+import math
 import numbers
 
 import numpy as np
 
 from minigrad import random as _random
-from minigrad.tensor import Function, ShapeError, Tensor, _host, cat
+from minigrad.tensor import Function, Reshape, ShapeError, Tensor, _host, cat
 
 from .checks import check_tensor
 
@@ -107,7 +108,11 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     s, e = start_dim % nd, end_dim % nd
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for {input.ndim} dims")
-    return input.flatten(s, e)
+    if input.ndim == 0 or type(s) is not int or type(e) is not int:
+        return input.flatten(s, e)
+    # NOTE: the reshape Tensor.flatten makes, without checking the dims a second time (called per forward)
+    shape = input.shape
+    return Reshape.apply(input, shape=shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:])
 
 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
