@@ -51,64 +51,140 @@ def _offset_slice(i, j, dh, dw, sh, sw, OH, OW):
 
 # ------------------------------------------------------------------ conv2d
 
+# NOTE: im2col, its GEMMs and col2im run over chunks of samples whose columns (K, nb*L) fit this budget, so they
+# stay in the L2 cache between the kernel that writes them and the GEMM that reads them; the whole (K, N*L) matrix
+# of a ResNet-20 layer at batch 32 is 19 MB and made the round trip through DRAM (docs/perf/conv.md)
+CHUNK_BYTES = 512 * 1024
+
+
+class _ConvGeometry:
+    """One conv2d's shapes and window: x (N, C, H, W), weight (O, Cg, kh, kw), y (N, O, OH, OW)."""
+
+    def __init__(self, x_shape, w_shape, stride, padding, dilation, groups, OH, OW, itemsize):
+        self.x_shape, self.w_shape = tuple(x_shape), tuple(w_shape)
+        self.stride, self.padding, self.dilation, self.G = stride, padding, dilation, groups
+        self.OH, self.OW, self.L = OH, OW, OH * OW
+        N, C = x_shape[:2]
+        O, Cg, self.kh, self.kw = w_shape
+        self.N, self.C, self.O, self.Og, self.Kg, self.K = N, C, O, O // groups, Cg * self.kh * self.kw, C * \
+            self.kh * self.kw
+        # 1x1 without padding: the columns are the input itself (subsampled by the stride), no im2col
+        self.pointwise = self.kh == self.kw == 1 and padding == (0, 0)
+        self.nb = max(1, min(N, CHUNK_BYTES // max(1, self.K * self.L * itemsize)))
+
+    def chunks(self):
+        return [(n0, min(self.N, n0 + self.nb)) for n0 in range(0, self.N, self.nb)]
+
+    def window(self):
+        return self.kh, self.kw, self.stride, self.padding, self.dilation
+
+
+def _pointwise_input(x, g):
+    """x subsampled by the stride, (N, G, Cg, L): a 1x1 convolution's columns, sample by sample."""
+    if g.stride != (1, 1):
+        x = np.ascontiguousarray(x[:, :, ::g.stride[0], ::g.stride[1]])
+    return x.reshape(g.N, g.G, g.C // g.G, g.L)
+
+
+def _columns(buf, x, n0, n1, g):
+    """im2col of samples n0:n1 into ``buf`` (K, nb*L), viewed (nb, G, Kg, L) (strided: no copy)."""
+    cols = buf[:g.K * (n1 - n0) * g.L].reshape(g.K, (n1 - n0) * g.L)
+    if cols.size:  # NOTE: the kernels take no empty arrays
+        kernels.kernels().im2col(cols, x[n0:n1], *g.window())
+    return cols.reshape(g.G, g.Kg, n1 - n0, g.L).transpose(2, 0, 1, 3)
+
+
+def conv2d_forward(x, w, g):
+    """y (N, O, OH, OW) = weight (G, Og, Kg) @ cols, one small GEMM per sample, chunk by chunk."""
+    y = np.empty((g.N, g.O, g.OH, g.OW), x.dtype)
+    y4 = y.reshape(g.N, g.G, g.Og, g.L)
+    if g.pointwise:
+        np.matmul(w, _pointwise_input(x, g), out=y4)
+        return y
+    x = np.ascontiguousarray(x)
+    buf = np.empty(g.K * g.nb * g.L, x.dtype)
+    for n0, n1 in g.chunks():
+        np.matmul(w, _columns(buf, x, n0, n1, g), out=y4[n0:n1])
+    return y
+
+
+def conv2d_weight_grad(x, dy, g):
+    """dweight (G, Og, Kg) = sum over samples of dy[n] (G, Og, L) @ cols[n]^T, the columns recomputed per chunk."""
+    dw = np.zeros((g.G, g.Og, g.Kg), dy.dtype)
+    dy4 = dy.reshape(g.N, g.G, g.Og, g.L)
+    if g.pointwise:
+        dw += np.matmul(dy4, _pointwise_input(x, g).transpose(0, 1, 3, 2)).sum(axis=0)
+        return dw
+    x = np.ascontiguousarray(x)
+    buf = np.empty(g.K * g.nb * g.L, x.dtype)
+    for n0, n1 in g.chunks():
+        cols = _columns(buf, x, n0, n1, g)  # (nb, G, Kg, L)
+        if g.L >= g.Kg or n1 - n0 == 1:  # a GEMM per sample with the long inner dim L, summed over the chunk
+            dw += np.matmul(dy4[n0:n1], cols.transpose(0, 1, 3, 2)).sum(axis=0)
+        else:  # L short: one GEMM over the chunk, inner dim nb*L, with dy batch-inner like the columns
+            dyt = np.ascontiguousarray(dy4[n0:n1].transpose(1, 2, 0, 3)).reshape(g.G, g.Og, -1)
+            dw += np.matmul(dyt, cols.transpose(1, 2, 0, 3).reshape(g.G, g.Kg, -1).transpose(0, 2, 1))
+    return dw
+
+
+def conv2d_input_grad(dy, w, g):
+    """dx (N, C, H, W) = col2im(weight^T @ dy), chunk by chunk; a 1x1 convolution's is weight^T @ dy itself."""
+    wt = w.transpose(0, 2, 1)  # (G, Kg, Og)
+    dy4 = np.ascontiguousarray(dy).reshape(g.N, g.G, g.Og, g.L)
+    if g.pointwise:
+        dxs = np.matmul(wt, dy4).reshape(g.N, g.C, g.OH, g.OW)
+        if g.stride == (1, 1):
+            return dxs
+        dx = np.zeros(g.x_shape, dy.dtype)
+        dx[:, :, ::g.stride[0], ::g.stride[1]] = dxs
+        return dx
+    dx = np.zeros(g.x_shape, dy.dtype)
+    if dx.size == 0:
+        return dx
+    buf = np.empty(g.K * g.nb * g.L, dy.dtype)
+    for n0, n1 in g.chunks():
+        dcols = buf[:g.K * (n1 - n0) * g.L].reshape(g.K, (n1 - n0) * g.L)
+        # dcols (K, nb*L) written as (nb, G, Kg, L) by a GEMM per sample, then added up into dx by col2im
+        np.matmul(wt, dy4[n0:n1], out=dcols.reshape(g.G, g.Kg, n1 - n0, g.L).transpose(2, 0, 1, 3))
+        kernels.kernels().col2im(dx[n0:n1], dcols, *g.window())
+    return dx
+
+
 class _Conv2d(Function):
     # x: (N, C, H, W), weight: (O, Cg, kh, kw), bias: (O,) -> y: (N, O, OH, OW)
     def forward(self, x, weight, *bias, stride, padding, dilation, groups):
         N, C, H, W = x.shape
         O, Cg, kh, kw = weight.shape
-        G, Og, Kg = groups, O // groups, Cg * kh * kw
         OH = _out_size("conv2d", H, kh, stride[0], padding[0], dilation[0])
         OW = _out_size("conv2d", W, kw, stride[1], padding[1], dilation[1])
-        L = OH * OW
         # NOTE: the NumPy backend pads a copy: checked for every backend, so that all refuse the same geometry
         size, cause = x.dtype.itemsize, dict(padding=padding, stride=stride, dilation=dilation)
         check_array_size("conv2d", "the output", (N, O, OH, OW), size, **cause)
-        check_array_size("conv2d", "the im2col columns (C*kh*kw, N*OH*OW)", (C * kh * kw, N * L), size, **cause)
+        check_array_size("conv2d", "the im2col columns (C*kh*kw, N*OH*OW)", (C * kh * kw, N * OH * OW), size, **cause)
         check_array_size("conv2d", "the padded input", (N, C, H + 2 * padding[0], W + 2 * padding[1]), size, **cause)
-        cols = np.empty((C * kh * kw, N * L), x.dtype)
-        if x.size:  # NOTE: the kernels take no empty arrays; an empty batch gives an empty y below
-            kernels.kernels().im2col(cols, np.ascontiguousarray(x), kh, kw, stride, padding, dilation)
-        w = weight.reshape(G, Og, Kg)
-        # NOTE: cols (K, N*L) viewed as (N, G, Kg, L) is strided, not copied: BLAS reads each sample's (Kg, L)
-        # block with leading dimension N*L, and the batched matmul writes y directly in (N, O, OH, OW) order
-        y = np.matmul(w, cols.reshape(G, Kg, N, L).transpose(2, 0, 1, 3)).reshape(N, O, OH, OW)
+        g = _ConvGeometry(x.shape, weight.shape, stride, padding, dilation, groups, OH, OW, size)
+        w = weight.reshape(groups, O // groups, Cg * kh * kw)
+        y = conv2d_forward(x, w, g)
         if bias:
             b = bias[0].reshape(1, O, 1, 1)
             if b.dtype == y.dtype:
                 y += b
             else:
                 y = y + b
-        self.cols, self.w = cols, w
+        # NOTE: saves x, not the columns: backward recomputes them chunk by chunk (cheaper than keeping them)
+        self.x, self.w, self.g = x, w, g
         self.geom = (x.shape, weight.shape, stride, padding, dilation, groups, OH, OW)
         return y
 
     def backward(self, dy):
-        (N, C, H, W), wshape, stride, padding, dilation, G, OH, OW = self.geom
-        O, Cg, kh, kw = wshape
-        Og, Kg, L = O // G, Cg * kh * kw, OH * OW
-        cols = self.cols
-        dy4 = dy.reshape(N, G, Og, L)
-        dyt = None  # dy batch-inner, (G, Og, N*L): the layout of cols' columns
+        g = self.g
         dx = dweight = dbias = None
         if self.needs_input_grad[1]:
-            if L >= Kg:
-                # dweight[g] = sum_n dy[n, g] @ cols[g, :, n]^T: a small GEMM per sample (long inner dim L), then a
-                # sum over N. NOTE: measured faster than one GEMM over N*L when L >> Kg (conv 1->6 at 28x28: 4x)
-                colsv = cols.reshape(G, Kg, N, L).transpose(2, 0, 3, 1)  # (N, G, L, Kg), strided
-                dweight = np.matmul(dy4, colsv).sum(axis=0).reshape(wshape)
-            else:  # one GEMM over the whole batch: dweight[g] = dy (Og, N*L) @ cols[g]^T (N*L, Kg)
-                dyt = np.ascontiguousarray(dy4.transpose(1, 2, 0, 3)).reshape(G, Og, N * L)
-                dweight = np.matmul(dyt, cols.reshape(G, Kg, N * L).transpose(0, 2, 1)).reshape(wshape)
+            dweight = conv2d_weight_grad(self.x, dy, g).reshape(g.w_shape)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            dbias = dy4.sum(axis=(0, 3)).reshape(O)
+            dbias = dy.reshape(g.N, g.O, g.L).sum(axis=(0, 2))
         if self.needs_input_grad[0]:
-            if dyt is None:
-                dyt = np.ascontiguousarray(dy4.transpose(1, 2, 0, 3)).reshape(G, Og, N * L)
-            # dcols (G, Kg, N*L) = weight^T @ dy in one GEMM, already in cols' (K, N*L) layout; col2im adds it up
-            dcols = np.matmul(self.w.transpose(0, 2, 1), dyt).reshape(C * kh * kw, N * L)
-            dx = np.zeros((N, C, H, W), dcols.dtype)
-            if dx.size:
-                kernels.kernels().col2im(dx, dcols, kh, kw, stride, padding, dilation)
+            dx = conv2d_input_grad(dy, self.w, g)
         return (dx, dweight, dbias)[:len(self.parents)]
 
     def backward_graph(self, dy):  # NOTE: the double backward; conv_grad.py builds on this module, so imported here
