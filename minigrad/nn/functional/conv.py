@@ -1,14 +1,17 @@
 """Convolution and pooling functionals: conv2d, max/avg/adaptive-avg pooling (``torch.nn.functional`` semantics).
 
 Layout legend: N batch, C input channels, O output channels, G groups (Cg = C/G, Og = O/G), H, W input size,
-OH, OW output size, kh, kw kernel size, K = Cg*kh*kw (one column of im2col), L = OH*OW.
+OH, OW output size, kh, kw kernel size, Kg = Cg*kh*kw (one group's rows of im2col), K = C*kh*kw = G*Kg, L = OH*OW.
 
-conv2d is one autograd node. Forward: the ``im2col`` kernel writes ``cols (G*K, N*L)`` (rows (c, i, j), columns
-(n, oh, ow); padding never copied), then one batched matmul ``weight (G, Og, K) @ cols`` on a strided view (a small
-GEMM per sample) writes y in (N, O, OH, OW) order. Backward, with dy' = dy batch-inner (G, Og, N*L):
-  dweight = dy' @ cols^T (one GEMM over the batch), or sum_n dy[n] @ cols[:, n]^T when L >= K
-  dbias   = dy summed over N, OH, OW
-  dcols   = weight^T (G, K, Og) @ dy' (one GEMM)    dx = col2im(dcols) (kernel, accumulating into zeros)
+conv2d is one autograd node whose array work is three functions (also run by the double backward, conv_grad.py),
+each a loop over chunks of nb samples whose columns (K, nb*L) fit ``CHUNK_BYTES`` (so they stay in L2 between the
+kernel that writes them and the GEMM that reads them; the whole matrix is never built):
+  conv2d_forward      cols = im2col(x[chunk]) (rows (c, i, j), columns (n, oh, ow)); y[n] = weight (G, Og, Kg) @ cols[n]
+                      (a GEMM per sample on a strided view, written straight into y's (N, O, OH, OW) order)
+  conv2d_weight_grad  cols recomputed per chunk; dweight^T (G, Kg, Og) += cols[n] @ dy[n]^T
+  conv2d_input_grad   dcols[n] = weight^T (G, Kg, Og) @ dy[n], then dx[chunk] = col2im(dcols) (the kernel adds up)
+  dbias               dy summed over N, OH, OW
+A 1x1 convolution without padding skips im2col: its columns are the input itself (subsampled by the stride).
 max_pool2d calls the ``max_pool2d_forward`` kernel, which saves the int64 index of each window's first maximum,
 and ``max_pool2d_backward`` scatters dy through it. The kernels come from the active backend
 (``minigrad.kernels.kernels()``), like the norms'. avg_pool2d stays in NumPy: one strided slice per kernel offset
@@ -20,6 +23,7 @@ import numpy as np
 
 from minigrad import kernels
 from minigrad.kernels.rules import check_array_size, live_taps, out_size, pool_out_size, window_out_size
+from minigrad.kernels.threads import get_num_threads
 from minigrad.tensor import Function, Tensor
 
 from .checks import check_tensor, pair
@@ -64,13 +68,13 @@ class _ConvGeometry:
         self.x_shape, self.w_shape = tuple(x_shape), tuple(w_shape)
         self.stride, self.padding, self.dilation, self.G = stride, padding, dilation, groups
         self.OH, self.OW, self.L = OH, OW, OH * OW
-        N, C = x_shape[:2]
-        O, Cg, self.kh, self.kw = w_shape
-        self.N, self.C, self.O, self.Og, self.Kg, self.K = N, C, O, O // groups, Cg * self.kh * self.kw, C * \
-            self.kh * self.kw
+        self.N, self.C = x_shape[:2]
+        self.O, Cg, self.kh, self.kw = w_shape
+        self.Og, self.Kg, self.K = self.O // groups, Cg * self.kh * self.kw, self.C * self.kh * self.kw
         # 1x1 without padding: the columns are the input itself (subsampled by the stride), no im2col
         self.pointwise = self.kh == self.kw == 1 and padding == (0, 0)
-        self.nb = max(1, min(N, CHUNK_BYTES // max(1, self.K * self.L * itemsize)))
+        # samples per chunk; NOTE: at least one per thread, as the kernels split a chunk's samples among threads
+        self.nb = max(1, min(self.N, max(get_num_threads(), CHUNK_BYTES // max(1, self.K * self.L * itemsize))))
 
     def chunks(self):
         return [(n0, min(self.N, n0 + self.nb)) for n0 in range(0, self.N, self.nb)]
