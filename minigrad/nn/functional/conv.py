@@ -90,11 +90,24 @@ def _pointwise_input(x, g):
     return x.reshape(g.N, g.G, g.C // g.G, g.L)
 
 
-def _columns(buf, x, n0, n1, g):
+def _chunk_kernel(name):
+    """A chunk loop's kernel: the first call goes through the contract's checks, the later ones (the same
+    geometry, other samples) straight to the backend's kernel."""
+    state = []
+
+    def call(*args):
+        if state:
+            state[0](*args)
+        else:
+            state.append(kernels.kernels().checked_then_raw(name, args))
+    return call
+
+
+def _columns(im2col, buf, x, n0, n1, g):
     """im2col of samples n0:n1 into ``buf`` (K, nb*L), viewed (nb, G, Kg, L) (strided: no copy)."""
     cols = buf[:g.K * (n1 - n0) * g.L].reshape(g.K, (n1 - n0) * g.L)
     if cols.size:  # NOTE: the kernels take no empty arrays
-        kernels.kernels().im2col(cols, x[n0:n1], *g.window())
+        im2col(cols, x[n0:n1], *g.window())
     return cols.reshape(g.G, g.Kg, n1 - n0, g.L).transpose(2, 0, 1, 3)
 
 
@@ -106,9 +119,9 @@ def conv2d_forward(x, w, g):
         np.matmul(w, _pointwise_input(x, g), out=y4)
         return y
     x = np.ascontiguousarray(x)
-    buf = np.empty(g.K * g.nb * g.L, x.dtype)
+    buf, im2col = np.empty(g.K * g.nb * g.L, x.dtype), _chunk_kernel("im2col")
     for n0, n1 in g.chunks():
-        np.matmul(w, _columns(buf, x, n0, n1, g), out=y4[n0:n1])
+        np.matmul(w, _columns(im2col, buf, x, n0, n1, g), out=y4[n0:n1])
     return y
 
 
@@ -122,9 +135,9 @@ def conv2d_weight_grad(x, dy, g):
         dwt += np.matmul(_pointwise_input(x, g), dy4.transpose(0, 1, 3, 2)).sum(axis=0)
         return dwt.transpose(0, 2, 1)
     x = np.ascontiguousarray(x)
-    buf = np.empty(g.K * g.nb * g.L, x.dtype)
+    buf, im2col = np.empty(g.K * g.nb * g.L, x.dtype), _chunk_kernel("im2col")
     for n0, n1 in g.chunks():
-        cols = _columns(buf, x, n0, n1, g)  # (nb, G, Kg, L)
+        cols = _columns(im2col, buf, x, n0, n1, g)  # (nb, G, Kg, L)
         if g.L >= g.Kg or n1 - n0 == 1:  # a GEMM per sample with the long inner dim L, summed over the chunk
             dwt += np.matmul(cols, dy4[n0:n1].transpose(0, 1, 3, 2)).sum(axis=0)
         else:  # L short: one GEMM over the chunk, inner dim nb*L, with dy batch-inner like the columns
@@ -147,12 +160,12 @@ def conv2d_input_grad(dy, w, g):
     dx = np.zeros(g.x_shape, dy.dtype)
     if dx.size == 0:
         return dx
-    buf = np.empty(g.K * g.nb * g.L, dy.dtype)
+    buf, col2im = np.empty(g.K * g.nb * g.L, dy.dtype), _chunk_kernel("col2im")
     for n0, n1 in g.chunks():
         dcols = buf[:g.K * (n1 - n0) * g.L].reshape(g.K, (n1 - n0) * g.L)
         # dcols (K, nb*L) written as (nb, G, Kg, L) by a GEMM per sample, then added up into dx by col2im
         np.matmul(wt, dy4[n0:n1], out=dcols.reshape(g.G, g.Kg, n1 - n0, g.L).transpose(2, 0, 1, 3))
-        kernels.kernels().col2im(dx[n0:n1], dcols, *g.window())
+        col2im(dx[n0:n1], dcols, *g.window())
     return dx
 
 
