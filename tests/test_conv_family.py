@@ -60,6 +60,8 @@ CONV2D_PATHS = [
     ((3, 6, 5, 7), (4, 3, 1, 1), 1, 0, 1, 2, True, 1),        # 1x1: a GEMM on the input itself
     ((3, 4, 7, 6), (6, 4, 1, 1), 2, 0, 3, 1, False, 1),       # 1x1 strided: on the subsampled input
     ((2, 4, 5, 5), (3, 4, 1, 1), 2, 1, 1, 1, True, 1),        # 1x1 padded: the im2col path
+    ((3, 4, 7, 6), (4, 2, 3, 2), 1, (2, 0), (1, 2), 2, True, 2),  # unit stride: dx as a conv of dy, padding (0, 2)
+    ((2, 3, 5, 5), (4, 3, 3, 3), 1, 3, 1, 1, False, 1),       # unit stride, padding 3 > d*(k - 1): dx by col2im
     ((1, 3, 6, 6), (2, 3, 3, 3), 2, 1, 1, 1, True, 1),        # batch 1
     ((0, 3, 6, 6), (2, 3, 3, 3), 1, 1, 1, 1, True, 1),        # empty batch
 ]

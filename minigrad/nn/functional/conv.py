@@ -9,7 +9,8 @@ kernel that writes them and the GEMM that reads them; the whole matrix is never 
   conv2d_forward      cols = im2col(x[chunk]) (rows (c, i, j), columns (n, oh, ow)); y[n] = weight (G, Og, Kg) @ cols[n]
                       (a GEMM per sample on a strided view, written straight into y's (N, O, OH, OW) order)
   conv2d_weight_grad  cols recomputed per chunk; dweight^T (G, Kg, Og) += cols[n] @ dy[n]^T
-  conv2d_input_grad   dcols[n] = weight^T (G, Kg, Og) @ dy[n], then dx[chunk] = col2im(dcols) (the kernel adds up)
+  conv2d_input_grad   dcols[n] = weight^T (G, Kg, Og) @ dy[n], then dx[chunk] = col2im(dcols) (the kernel adds up);
+                      at unit stride instead conv2d_forward(dy) with the flipped, transposed weight
   dbias               dy summed over N, OH, OW
 A 1x1 convolution without padding skips im2col: its columns are the input itself (subsampled by the stride).
 max_pool2d calls the ``max_pool2d_forward`` kernel, which saves the int64 index of each window's first maximum,
@@ -157,6 +158,15 @@ def conv2d_input_grad(dy, w, g):
         dx = np.zeros(g.x_shape, dy.dtype)
         dx[:, :, ::g.stride[0], ::g.stride[1]] = dxs
         return dx
+    padding = tuple(d * (k - 1) - p for d, k, p in zip(g.dilation, (g.kh, g.kw), g.padding))
+    if g.stride == (1, 1) and min(padding) >= 0 and g.O <= g.C and g.N:
+        # NOTE: at unit stride dx is the convolution of dy with the flipped, transposed weight (padding
+        # d*(k - 1) - p): im2col and a GEMM instead of a GEMM and col2im, whose adds cost more than im2col's copies
+        # when dy has no more channels than x (its im2col is then no larger; docs/perf/conv.md)
+        wf = w.reshape(g.G, g.Og, g.C // g.G, g.kh, g.kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+        gt = _ConvGeometry(dy.shape, (g.C, g.Og, g.kh, g.kw), (1, 1), padding, g.dilation, g.G, *g.x_shape[2:],
+                           dy.dtype.itemsize)
+        return conv2d_forward(dy, wf.reshape(g.G, g.C // g.G, g.Og * g.kh * g.kw), gt)
     dx = np.zeros(g.x_shape, dy.dtype)
     if dx.size == 0:
         return dx
