@@ -49,6 +49,68 @@ def _gradcheck(fn, shapes, seed=1):
     assert mg.gradcheck(fn, [mg.Tensor(rng.standard_normal(s), requires_grad=True) for s in shapes])
 
 
+# ------------------------------------------------------------------ conv2d's paths
+
+# (x shape, weight shape, stride, padding, dilation, groups, bias, chunk): every path of conv.py's conv2d, with
+# CHUNK_BYTES set so that the batch splits into chunks of `chunk` samples (a short last one included)
+CONV2D_PATHS = [
+    ((5, 3, 8, 8), (4, 3, 3, 3), 1, 1, 1, 1, True, 1),        # a chunk per sample
+    ((5, 4, 7, 6), (6, 2, 3, 2), (2, 1), (1, 0), (1, 2), 2, False, 2),  # chunks of 2, a last one of 1; groups
+    ((5, 8, 4, 4), (4, 8, 3, 3), 1, 1, 1, 1, True, 3),        # L = 16 < Kg = 72: the batch-inner weight gradient
+    ((3, 6, 5, 7), (4, 3, 1, 1), 1, 0, 1, 2, True, 1),        # 1x1: a GEMM on the input itself
+    ((3, 4, 7, 6), (6, 4, 1, 1), 2, 0, 3, 1, False, 1),       # 1x1 strided: on the subsampled input
+    ((2, 4, 5, 5), (3, 4, 1, 1), 2, 1, 1, 1, True, 1),        # 1x1 padded: the im2col path
+    ((3, 4, 7, 6), (4, 2, 3, 2), 1, (2, 0), (1, 2), 2, True, 2),  # unit stride: dx as a conv of dy, padding (0, 2)
+    ((2, 3, 5, 5), (4, 3, 3, 3), 1, 3, 1, 1, False, 1),       # unit stride, padding 3 > d*(k - 1): dx by col2im
+    ((1, 3, 6, 6), (2, 3, 3, 3), 2, 1, 1, 1, True, 1),        # batch 1
+    ((0, 3, 6, 6), (2, 3, 3, 3), 1, 1, 1, 1, True, 1),        # empty batch
+]
+
+
+def _chunk_bytes(monkeypatch, xshape, wshape, stride, padding, dilation, dtype, chunk):
+    """Set conv.CHUNK_BYTES so that a chunk holds `chunk` samples of this convolution's columns."""
+    from minigrad.kernels.rules import out_size
+    from minigrad.nn.functional import conv
+    O, Cg, kh, kw = wshape
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    L = np.prod([out_size(n, k, s, p, d) for n, k, s, p, d in zip(xshape[2:], (kh, kw), pair(stride), pair(padding),
+                                                                    pair(dilation))])
+    monkeypatch.setattr(conv, "CHUNK_BYTES", int(chunk * xshape[1] * kh * kw * L * np.dtype(dtype).itemsize))
+    monkeypatch.setattr(conv, "get_num_threads", lambda: 1)  # NOTE: a chunk holds at least one sample per thread
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV2D_PATHS)
+def test_conv2d_paths_match_torch(backend, dtype, case, monkeypatch):
+    xs, ws, stride, padding, dilation, groups, bias, chunk = case
+    _chunk_bytes(monkeypatch, xs, ws, stride, padding, dilation, dtype, chunk)
+    shapes = [xs, ws] + ([(ws[0],)] if bias else [])
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    with _backend(backend):
+        _parity(lambda *a: F.conv2d(*a, **kw), lambda *a: TF.conv2d(*a, **kw), shapes, dtype)
+
+
+@pytest.mark.parametrize("case", CONV2D_PATHS[:5])
+def test_conv2d_paths_double_backward_match_torch(case, monkeypatch):
+    """The double backward (conv_grad.py) runs the same chunked array functions: second derivatives as torch's."""
+    xs, ws, stride, padding, dilation, groups, bias, chunk = case
+    _chunk_bytes(monkeypatch, xs, ws, stride, padding, dilation, np.float64, chunk)
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    got = []
+    for lib, conv, grad, T in ((mg, F.conv2d, mg.autograd.grad, lambda a: mg.Tensor(a, requires_grad=True)),
+                               (torch, TF.conv2d, torch.autograd.grad, lambda a: torch.tensor(a, requires_grad=True))):
+        tx, tw = T(x), T(w)
+        y = conv(tx, tw, **kw)
+        gx, gw = grad((y * y).sum(), [tx, tw], create_graph=True)
+        gx2, gw2 = grad((gx * gx).sum() + (gw * gw * gw).sum(), [tx, tw])
+        got.append([np.asarray(v.detach().numpy() if lib is torch else v.numpy()) for v in (gx, gw, gx2, gw2)])
+    for a, b in zip(*got):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
 # ------------------------------------------------------------------ conv1d
 
 CONV1D = [  # (x shape, weight shape, stride, padding, dilation, groups, bias)

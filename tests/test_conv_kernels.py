@@ -11,7 +11,10 @@ from minigrad.kernels.rules import out_size
 # (N, C, H, W, kh, kw, stride, padding, dilation)
 CONV = [(2, 3, 7, 6, 3, 2, (1, 2), (1, 0), (2, 1)), (3, 2, 9, 8, 5, 5, (2, 2), (2, 2), (1, 1)),
         (1, 1, 5, 5, 1, 1, (1, 1), (0, 0), (1, 1)), (2, 4, 6, 7, 3, 3, (3, 1), (4, 3), (1, 2)),
-        (2, 1, 4, 4, 5, 5, (1, 1), (2, 2), (1, 1))]
+        (2, 1, 4, 4, 5, 5, (1, 1), (2, 2), (1, 1)),
+        # OW == W at unit width stride (the flat-copy path of the Cython im2col): 3x3 'same', dilated, row-strided
+        (2, 3, 8, 8, 3, 3, (1, 1), (1, 1), (1, 1)), (2, 2, 6, 5, 3, 3, (1, 1), (2, 2), (2, 2)),
+        (2, 3, 7, 6, 3, 3, (2, 1), (1, 1), (1, 1))]
 # (N, C, H, W, kh, kw, stride, padding)
 POOL = [(2, 3, 8, 8, 2, 2, (2, 2), (0, 0)), (2, 3, 7, 9, 2, 2, (2, 2), (0, 0)), (1, 2, 7, 8, 3, 3, (2, 1), (1, 1)),
         (2, 2, 5, 6, 3, 2, (1, 1), (1, 1)), (1, 1, 3, 3, 3, 3, (1, 1), (0, 0))]
@@ -212,3 +215,19 @@ def test_layers_run_on_the_backend_asked_for(name, monkeypatch):
     assert sorted(set(called)) == sorted(kernels)
     for a, b in zip(out["numpy"], out[name]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_checked_then_raw_checks_the_first_call(name):
+    """conv2d's chunk loops check their first kernel call only (Backend.checked_then_raw): that call must still
+    refuse bad arguments, and the unchecked repeats compute what a checked call does."""
+    k = _backend(name)
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6))
+    with pytest.raises(ValueError, match="cols"):
+        k.checked_then_raw("im2col", (np.empty((27, 1)), x, 3, 3, (1, 1), (1, 1), (1, 1)))
+    want, cols = np.empty((27, 72)), np.empty((27, 36))
+    k.im2col(want, x, 3, 3, (1, 1), (1, 1), (1, 1))
+    again = k.checked_then_raw("im2col", (cols, x[:1], 3, 3, (1, 1), (1, 1), (1, 1)))
+    np.testing.assert_array_equal(cols, want.reshape(27, 2, 36)[:, 0])
+    again(cols, x[1:], 3, 3, (1, 1), (1, 1), (1, 1))
+    np.testing.assert_array_equal(cols, want.reshape(27, 2, 36)[:, 1])

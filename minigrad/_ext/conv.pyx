@@ -59,6 +59,20 @@ cdef void _im2col_sample(floating* cols,          # OUT
                 out = cols + ((c * kh + i) * kw + j) * N * L + n * L
                 if oh0 > 0:
                     memset(out, 0, oh0 * OW * sizeof(floating))
+                if sh == 1 and sw == 1 and OW == W and oh1 > oh0 and ow1 > ow0:
+                    # NOTE: unit strides, rows W apart in x and in cols: the block is one copy of a flat run, and
+                    # the entries a row takes from its neighbour (ow < ow0 or ow >= ow1: padding) are zeroed after.
+                    # A copy per row (32 values in ResNet-20's first stage) cost more in calls than in copying
+                    xr = xc + (oh0 + hoff) * W + woff
+                    memcpy(out + oh0 * OW + ow0, xr + ow0, ((oh1 - oh0 - 1) * OW + ow1 - ow0) * sizeof(floating))
+                    for oh in range(oh0, oh1):
+                        for ow in range(ow0):
+                            out[oh * OW + ow] = 0
+                        for ow in range(ow1, OW):
+                            out[oh * OW + ow] = 0
+                    if oh1 < OH:
+                        memset(out + oh1 * OW, 0, (OH - oh1) * OW * sizeof(floating))
+                    continue
                 for oh in range(oh0, oh1):
                     xr = xc + (oh * sh + hoff) * W + woff  # row of x read by this oh; index ow*sw (ow in range)
                     if ow0 > 0:

@@ -1,14 +1,18 @@
 """Convolution and pooling functionals: conv2d, max/avg/adaptive-avg pooling (``torch.nn.functional`` semantics).
 
 Layout legend: N batch, C input channels, O output channels, G groups (Cg = C/G, Og = O/G), H, W input size,
-OH, OW output size, kh, kw kernel size, K = Cg*kh*kw (one column of im2col), L = OH*OW.
+OH, OW output size, kh, kw kernel size, Kg = Cg*kh*kw (one group's rows of im2col), K = C*kh*kw = G*Kg, L = OH*OW.
 
-conv2d is one autograd node. Forward: the ``im2col`` kernel writes ``cols (G*K, N*L)`` (rows (c, i, j), columns
-(n, oh, ow); padding never copied), then one batched matmul ``weight (G, Og, K) @ cols`` on a strided view (a small
-GEMM per sample) writes y in (N, O, OH, OW) order. Backward, with dy' = dy batch-inner (G, Og, N*L):
-  dweight = dy' @ cols^T (one GEMM over the batch), or sum_n dy[n] @ cols[:, n]^T when L >= K
-  dbias   = dy summed over N, OH, OW
-  dcols   = weight^T (G, K, Og) @ dy' (one GEMM)    dx = col2im(dcols) (kernel, accumulating into zeros)
+conv2d is one autograd node whose array work is three functions (also run by the double backward, conv_grad.py),
+each a loop over chunks of nb samples whose columns (K, nb*L) fit ``CHUNK_BYTES`` (so they stay in L2 between the
+kernel that writes them and the GEMM that reads them; the whole matrix is never built):
+  conv2d_forward      cols = im2col(x[chunk]) (rows (c, i, j), columns (n, oh, ow)); y[n] = weight (G, Og, Kg) @ cols[n]
+                      (a GEMM per sample on a strided view, written straight into y's (N, O, OH, OW) order)
+  conv2d_weight_grad  cols recomputed per chunk; dweight^T (G, Kg, Og) += cols[n] @ dy[n]^T
+  conv2d_input_grad   dcols[n] = weight^T (G, Kg, Og) @ dy[n], then dx[chunk] = col2im(dcols) (the kernel adds up);
+                      at unit stride instead conv2d_forward(dy) with the flipped, transposed weight
+  dbias               dy summed over N, OH, OW
+A 1x1 convolution without padding skips im2col: its columns are the input itself (subsampled by the stride).
 max_pool2d calls the ``max_pool2d_forward`` kernel, which saves the int64 index of each window's first maximum,
 and ``max_pool2d_backward`` scatters dy through it. The kernels come from the active backend
 (``minigrad.kernels.kernels()``), like the norms'. avg_pool2d stays in NumPy: one strided slice per kernel offset
@@ -20,6 +24,7 @@ import numpy as np
 
 from minigrad import kernels
 from minigrad.kernels.rules import check_array_size, live_taps, out_size, pool_out_size, window_out_size
+from minigrad.kernels.threads import get_num_threads
 from minigrad.tensor import Function, Tensor
 
 from .checks import check_tensor, pair
@@ -51,64 +56,164 @@ def _offset_slice(i, j, dh, dw, sh, sw, OH, OW):
 
 # ------------------------------------------------------------------ conv2d
 
+# NOTE: im2col, its GEMMs and col2im run over chunks of samples whose columns (K, nb*L) fit this budget, so they
+# stay in the L2 cache between the kernel that writes them and the GEMM that reads them; the whole (K, N*L) matrix
+# of a ResNet-20 layer at batch 32 is 19 MB and made the round trip through DRAM (docs/perf/conv.md)
+CHUNK_BYTES = 512 * 1024
+
+
+class _ConvGeometry:
+    """One conv2d's shapes and window: x (N, C, H, W), weight (O, Cg, kh, kw), y (N, O, OH, OW)."""
+
+    def __init__(self, x_shape, w_shape, stride, padding, dilation, groups, OH, OW, itemsize):
+        self.x_shape, self.w_shape = tuple(x_shape), tuple(w_shape)
+        self.stride, self.padding, self.dilation, self.G = stride, padding, dilation, groups
+        self.OH, self.OW, self.L = OH, OW, OH * OW
+        self.N, self.C = x_shape[:2]
+        self.O, Cg, self.kh, self.kw = w_shape
+        self.Og, self.Kg, self.K = self.O // groups, Cg * self.kh * self.kw, self.C * self.kh * self.kw
+        # 1x1 without padding: the columns are the input itself (subsampled by the stride), no im2col
+        self.pointwise = self.kh == self.kw == 1 and padding == (0, 0)
+        # samples per chunk; NOTE: at least one per thread, as the kernels split a chunk's samples among threads
+        self.nb = max(1, min(self.N, max(get_num_threads(), CHUNK_BYTES // max(1, self.K * self.L * itemsize))))
+
+    def chunks(self):
+        return [(n0, min(self.N, n0 + self.nb)) for n0 in range(0, self.N, self.nb)]
+
+    def window(self):
+        return self.kh, self.kw, self.stride, self.padding, self.dilation
+
+
+def _pointwise_input(x, g):
+    """x subsampled by the stride, (N, G, Cg, L): a 1x1 convolution's columns, sample by sample."""
+    if g.stride != (1, 1):
+        x = np.ascontiguousarray(x[:, :, ::g.stride[0], ::g.stride[1]])
+    return x.reshape(g.N, g.G, g.C // g.G, g.L)
+
+
+def _chunk_kernel(name):
+    """A chunk loop's kernel: the first call goes through the contract's checks, the later ones (the same
+    geometry, other samples) straight to the backend's kernel."""
+    state = []
+
+    def call(*args):
+        if state:
+            state[0](*args)
+        else:
+            state.append(kernels.kernels().checked_then_raw(name, args))
+    return call
+
+
+def _columns(im2col, buf, x, n0, n1, g):
+    """im2col of samples n0:n1 into ``buf`` (K, nb*L), viewed (nb, G, Kg, L) (strided: no copy)."""
+    cols = buf[:g.K * (n1 - n0) * g.L].reshape(g.K, (n1 - n0) * g.L)
+    if cols.size:  # NOTE: the kernels take no empty arrays
+        im2col(cols, x[n0:n1], *g.window())
+    return cols.reshape(g.G, g.Kg, n1 - n0, g.L).transpose(2, 0, 1, 3)
+
+
+def conv2d_forward(x, w, g):
+    """y (N, O, OH, OW) = weight (G, Og, Kg) @ cols, one small GEMM per sample, chunk by chunk."""
+    y = np.empty((g.N, g.O, g.OH, g.OW), x.dtype)
+    y4 = y.reshape(g.N, g.G, g.Og, g.L)
+    if g.pointwise:
+        np.matmul(w, _pointwise_input(x, g), out=y4)
+        return y
+    x = np.ascontiguousarray(x)
+    buf, im2col = np.empty(g.K * g.nb * g.L, x.dtype), _chunk_kernel("im2col")
+    for n0, n1 in g.chunks():
+        np.matmul(w, _columns(im2col, buf, x, n0, n1, g), out=y4[n0:n1])
+    return y
+
+
+def conv2d_weight_grad(x, dy, g):
+    """dweight (G, Og, Kg) = sum over samples of dy[n] (G, Og, L) @ cols[n]^T, the columns recomputed per chunk.
+    NOTE: computed transposed, dweight^T (G, Kg, Og) = cols @ dy^T: BLAS ran this shape (Kg rows, not Og) about 1.3x
+    faster for ResNet-20's layers (docs/perf/conv.md)."""
+    dwt = np.zeros((g.G, g.Kg, g.Og), dy.dtype)
+    dy4 = dy.reshape(g.N, g.G, g.Og, g.L)
+    if g.pointwise:
+        dwt += np.matmul(_pointwise_input(x, g), dy4.transpose(0, 1, 3, 2)).sum(axis=0)
+        return dwt.transpose(0, 2, 1)
+    x = np.ascontiguousarray(x)
+    buf, im2col = np.empty(g.K * g.nb * g.L, x.dtype), _chunk_kernel("im2col")
+    for n0, n1 in g.chunks():
+        cols = _columns(im2col, buf, x, n0, n1, g)  # (nb, G, Kg, L)
+        if g.L >= g.Kg or n1 - n0 == 1:  # a GEMM per sample with the long inner dim L, summed over the chunk
+            dwt += np.matmul(cols, dy4[n0:n1].transpose(0, 1, 3, 2)).sum(axis=0)
+        else:  # L short: one GEMM over the chunk, inner dim nb*L, with dy batch-inner like the columns
+            dyt = np.ascontiguousarray(dy4[n0:n1].transpose(1, 2, 0, 3)).reshape(g.G, g.Og, -1)
+            dwt += np.matmul(cols.transpose(1, 2, 0, 3).reshape(g.G, g.Kg, -1), dyt.transpose(0, 2, 1))
+    return dwt.transpose(0, 2, 1)
+
+
+def conv2d_input_grad(dy, w, g):
+    """dx (N, C, H, W) = col2im(weight^T @ dy), chunk by chunk; a 1x1 convolution's is weight^T @ dy itself."""
+    wt = w.transpose(0, 2, 1)  # (G, Kg, Og)
+    dy4 = np.ascontiguousarray(dy).reshape(g.N, g.G, g.Og, g.L)
+    if g.pointwise:
+        dxs = np.matmul(wt, dy4).reshape(g.N, g.C, g.OH, g.OW)
+        if g.stride == (1, 1):
+            return dxs
+        dx = np.zeros(g.x_shape, dy.dtype)
+        dx[:, :, ::g.stride[0], ::g.stride[1]] = dxs
+        return dx
+    padding = tuple(d * (k - 1) - p for d, k, p in zip(g.dilation, (g.kh, g.kw), g.padding))
+    if g.stride == (1, 1) and min(padding) >= 0 and g.O <= g.C and g.N:
+        # NOTE: at unit stride dx is the convolution of dy with the flipped, transposed weight (padding
+        # d*(k - 1) - p): im2col and a GEMM instead of a GEMM and col2im, whose adds cost more than im2col's copies
+        # when dy has no more channels than x (its im2col is then no larger; docs/perf/conv.md)
+        wf = w.reshape(g.G, g.Og, g.C // g.G, g.kh, g.kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+        gt = _ConvGeometry(dy.shape, (g.C, g.Og, g.kh, g.kw), (1, 1), padding, g.dilation, g.G, *g.x_shape[2:],
+                           dy.dtype.itemsize)
+        return conv2d_forward(dy, wf.reshape(g.G, g.C // g.G, g.Og * g.kh * g.kw), gt)
+    dx = np.zeros(g.x_shape, dy.dtype)
+    if dx.size == 0:
+        return dx
+    buf, col2im = np.empty(g.K * g.nb * g.L, dy.dtype), _chunk_kernel("col2im")
+    for n0, n1 in g.chunks():
+        dcols = buf[:g.K * (n1 - n0) * g.L].reshape(g.K, (n1 - n0) * g.L)
+        # dcols (K, nb*L) written as (nb, G, Kg, L) by a GEMM per sample, then added up into dx by col2im
+        np.matmul(wt, dy4[n0:n1], out=dcols.reshape(g.G, g.Kg, n1 - n0, g.L).transpose(2, 0, 1, 3))
+        col2im(dx[n0:n1], dcols, *g.window())
+    return dx
+
+
 class _Conv2d(Function):
     # x: (N, C, H, W), weight: (O, Cg, kh, kw), bias: (O,) -> y: (N, O, OH, OW)
     def forward(self, x, weight, *bias, stride, padding, dilation, groups):
         N, C, H, W = x.shape
         O, Cg, kh, kw = weight.shape
-        G, Og, Kg = groups, O // groups, Cg * kh * kw
         OH = _out_size("conv2d", H, kh, stride[0], padding[0], dilation[0])
         OW = _out_size("conv2d", W, kw, stride[1], padding[1], dilation[1])
-        L = OH * OW
         # NOTE: the NumPy backend pads a copy: checked for every backend, so that all refuse the same geometry
         size, cause = x.dtype.itemsize, dict(padding=padding, stride=stride, dilation=dilation)
         check_array_size("conv2d", "the output", (N, O, OH, OW), size, **cause)
-        check_array_size("conv2d", "the im2col columns (C*kh*kw, N*OH*OW)", (C * kh * kw, N * L), size, **cause)
+        check_array_size("conv2d", "the im2col columns (C*kh*kw, N*OH*OW)", (C * kh * kw, N * OH * OW), size, **cause)
         check_array_size("conv2d", "the padded input", (N, C, H + 2 * padding[0], W + 2 * padding[1]), size, **cause)
-        cols = np.empty((C * kh * kw, N * L), x.dtype)
-        if x.size:  # NOTE: the kernels take no empty arrays; an empty batch gives an empty y below
-            kernels.kernels().im2col(cols, np.ascontiguousarray(x), kh, kw, stride, padding, dilation)
-        w = weight.reshape(G, Og, Kg)
-        # NOTE: cols (K, N*L) viewed as (N, G, Kg, L) is strided, not copied: BLAS reads each sample's (Kg, L)
-        # block with leading dimension N*L, and the batched matmul writes y directly in (N, O, OH, OW) order
-        y = np.matmul(w, cols.reshape(G, Kg, N, L).transpose(2, 0, 1, 3)).reshape(N, O, OH, OW)
+        g = _ConvGeometry(x.shape, weight.shape, stride, padding, dilation, groups, OH, OW, size)
+        w = weight.reshape(groups, O // groups, Cg * kh * kw)
+        y = conv2d_forward(x, w, g)
         if bias:
             b = bias[0].reshape(1, O, 1, 1)
             if b.dtype == y.dtype:
                 y += b
             else:
                 y = y + b
-        self.cols, self.w = cols, w
+        # NOTE: saves x, not the columns: backward recomputes them chunk by chunk (cheaper than keeping them)
+        self.x, self.w, self.g = x, w, g
         self.geom = (x.shape, weight.shape, stride, padding, dilation, groups, OH, OW)
         return y
 
     def backward(self, dy):
-        (N, C, H, W), wshape, stride, padding, dilation, G, OH, OW = self.geom
-        O, Cg, kh, kw = wshape
-        Og, Kg, L = O // G, Cg * kh * kw, OH * OW
-        cols = self.cols
-        dy4 = dy.reshape(N, G, Og, L)
-        dyt = None  # dy batch-inner, (G, Og, N*L): the layout of cols' columns
+        g = self.g
         dx = dweight = dbias = None
         if self.needs_input_grad[1]:
-            if L >= Kg:
-                # dweight[g] = sum_n dy[n, g] @ cols[g, :, n]^T: a small GEMM per sample (long inner dim L), then a
-                # sum over N. NOTE: measured faster than one GEMM over N*L when L >> Kg (conv 1->6 at 28x28: 4x)
-                colsv = cols.reshape(G, Kg, N, L).transpose(2, 0, 3, 1)  # (N, G, L, Kg), strided
-                dweight = np.matmul(dy4, colsv).sum(axis=0).reshape(wshape)
-            else:  # one GEMM over the whole batch: dweight[g] = dy (Og, N*L) @ cols[g]^T (N*L, Kg)
-                dyt = np.ascontiguousarray(dy4.transpose(1, 2, 0, 3)).reshape(G, Og, N * L)
-                dweight = np.matmul(dyt, cols.reshape(G, Kg, N * L).transpose(0, 2, 1)).reshape(wshape)
+            dweight = conv2d_weight_grad(self.x, dy, g).reshape(g.w_shape)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            dbias = dy4.sum(axis=(0, 3)).reshape(O)
+            dbias = dy.reshape(g.N, g.O, g.L).sum(axis=(0, 2))
         if self.needs_input_grad[0]:
-            if dyt is None:
-                dyt = np.ascontiguousarray(dy4.transpose(1, 2, 0, 3)).reshape(G, Og, N * L)
-            # dcols (G, Kg, N*L) = weight^T @ dy in one GEMM, already in cols' (K, N*L) layout; col2im adds it up
-            dcols = np.matmul(self.w.transpose(0, 2, 1), dyt).reshape(C * kh * kw, N * L)
-            dx = np.zeros((N, C, H, W), dcols.dtype)
-            if dx.size:
-                kernels.kernels().col2im(dx, dcols, kh, kw, stride, padding, dilation)
+            dx = conv2d_input_grad(dy, self.w, g)
         return (dx, dweight, dbias)[:len(self.parents)]
 
     def backward_graph(self, dy):  # NOTE: the double backward; conv_grad.py builds on this module, so imported here

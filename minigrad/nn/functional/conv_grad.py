@@ -6,6 +6,7 @@ Layout legend as ``conv.py``. conv2d is bilinear in (x, weight), so its gradient
   y  = conv(x, w)                 (``_Conv2d``)
   dx = conv_input_grad(dy, w)     (``_Conv2dInputGrad``: the transposed convolution, weight^T @ dy then col2im)
   dw = conv_weight_grad(x, dy)    (``_Conv2dWeightGrad``: dy @ im2col(x)^T)
+(the array functions are conv.py's, chunked over the batch as _Conv2d's own backward)
 and from <dx, gx> = <dy, conv(gx, w)> = <w, conv_weight_grad(gx, dy)> (and the same for dw) each one's gradients are
 the other two. conv_transpose2d(x, w) is conv_input_grad(x, w), so its gradients are the same three ops with the roles
 swapped. max pooling's dx (any window: plain, dilated, adaptive) scatters dy through the saved argmax (the
@@ -18,41 +19,30 @@ import numpy as np
 from minigrad import kernels
 from minigrad.tensor import Function, TakeAlong
 
-from .conv import _Conv2d, _offset_slice, _pad
+from .conv import _Conv2d, _ConvGeometry, _offset_slice, _pad
+from .conv import conv2d_input_grad as conv_input_grad
+from .conv import conv2d_weight_grad as conv_weight_grad
 from .dense import pad
 
 
 # ------------------------------------------------------------------ conv2d
 
-def _dy_batch_inner(dy, G):
-    """dy (N, O, OH, OW) as (G, Og, N*L), the layout of im2col's columns."""
-    N, O = dy.shape[:2]
-    L = dy.shape[2] * dy.shape[3]
-    return np.ascontiguousarray(dy.reshape(N, G, O // G, L).transpose(1, 2, 0, 3)).reshape(G, O // G, N * L)
+def _geometry(x_shape, w_shape, dy, stride, padding, dilation, groups):
+    return _ConvGeometry(x_shape, w_shape, stride, padding, dilation, groups, dy.shape[2], dy.shape[3],
+                         dy.dtype.itemsize)
 
 
 def conv2d_input_grad(dy, weight, x_shape, stride, padding, dilation, groups):
-    """dx (N, C, H, W) = col2im(weight^T @ dy): the transposed convolution of dy."""
+    """dx (N, C, H, W) = col2im(weight^T @ dy): the transposed convolution of dy (``conv.conv2d_input_grad``)."""
     O, Cg, kh, kw = weight.shape
-    G, N = groups, dy.shape[0]
-    w = np.ascontiguousarray(weight).reshape(G, O // G, Cg * kh * kw)
-    dcols = np.matmul(w.transpose(0, 2, 1), _dy_batch_inner(dy, G)).reshape(x_shape[1] * kh * kw, -1)
-    dx = np.zeros(x_shape, dcols.dtype)
-    if dx.size and dcols.size:
-        kernels.kernels().col2im(dx, np.ascontiguousarray(dcols), kh, kw, stride, padding, dilation)
-    return dx
+    g = _geometry(x_shape, weight.shape, dy, stride, padding, dilation, groups)
+    return conv_input_grad(dy, np.ascontiguousarray(weight).reshape(groups, O // groups, Cg * kh * kw), g)
 
 
 def conv2d_weight_grad(x, dy, weight_shape, stride, padding, dilation, groups):
-    """dweight (O, Cg, kh, kw) = dy @ im2col(x)^T, one GEMM per group over the batch."""
-    O, Cg, kh, kw = weight_shape
-    N, C = x.shape[:2]
-    Kg = Cg * kh * kw
-    cols = np.empty((C * kh * kw, N * dy.shape[2] * dy.shape[3]), x.dtype)
-    if cols.size:
-        kernels.kernels().im2col(cols, np.ascontiguousarray(x), kh, kw, stride, padding, dilation)
-    dyt = _dy_batch_inner(dy, groups)
-    return np.matmul(dyt, cols.reshape(groups, Kg, -1).transpose(0, 2, 1)).reshape(weight_shape)
+    """dweight (O, Cg, kh, kw) = dy @ im2col(x)^T (``conv.conv2d_weight_grad``)."""
+    g = _geometry(x.shape, weight_shape, dy, stride, padding, dilation, groups)
+    return conv_weight_grad(x, dy, g).reshape(weight_shape)
 
 
 def _conv2d(x, weight, conv):
