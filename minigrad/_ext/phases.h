@@ -256,7 +256,7 @@ MG_CLONES static void mgp_row_backward_apply_##T(T* restrict dx, const T* restri
 /* fused max (FRN + TLU), rows with per-row coefficients and threshold: z = (x - K)*scale + offset in X, exactly as
    the apply computes it, so the backward's split is the forward's. dy is split between z and tau by Maximum's rule
    (z > tau: g = dy, t = 0; a tie: g = t = dy/2; else, NaN included: g = 0, t = dy) */
-#define MGP_MAX(T, U)                                                                                         \
+#define MGP_MAX(T, U, V, W)                                                                                       \
 /* NOTE: masks ANDed into the bits, as mgp_relu_g_T (no branch on z; a masked-out inf dy gives 0) */          \
 MGP_INLINE void mgp_max_split_##T(T z, T tau, T dy, T* g, T* t) {                                            \
     const T h = dy * (T)0.5;                                                                                 \
@@ -276,21 +276,32 @@ MG_CLONES static void mgp_row_apply_max_##T(T* restrict y, const T* restrict x, 
         y[d] = (z > tau || z != z) ? z : tau;                                                                \
     }                                                                                                        \
 }                                                                                                            \
-/* one row: *sg = sum(g), *sgx = sum(g*(x - M)), *st = sum(t) in double; the loop shape of mgp_relu_sums_T */  \
+/* 4 elements at x, dy: the (g, t) split in X lanes (V: 4 lanes of T, W: 4 lanes of U), widened to double */       \
+MGP_INLINE void mgp_max_split4_##T(const T* x, const T* dy, T K, T sc, T of, T tau, mgp_v4d* xd, mgp_v4d* gd,  \
+                                   mgp_v4d* td) {                                                            \
+    V xv, dv;                                                                                                \
+    memcpy(&xv, x, sizeof xv);                                                                               \
+    memcpy(&dv, dy, sizeof dv);                                                                              \
+    const V kv = {K, K, K, K}, sv = {sc, sc, sc, sc}, ov = {of, of, of, of}, tv = {tau, tau, tau, tau};      \
+    const V z = (xv - kv) * sv + ov, h = dv * (T)0.5;                                                        \
+    const W gt = (W)(z > tv), eq = (W)(z == tv), bd = (W)dv, bh = (W)h;                                      \
+    *xd = __builtin_convertvector(xv, mgp_v4d);                                                              \
+    *gd = __builtin_convertvector((V)((bd & gt) | (bh & eq)), mgp_v4d);                                      \
+    *td = __builtin_convertvector((V)((bd & ~(gt | eq)) | (bh & eq)), mgp_v4d);                              \
+}                                                                                                            \
+/* one row: *sg = sum(g), *sgx = sum(g*(x - M)), *st = sum(t) in double; the loop shape of mgp_relu_sums_T, */ \
+/* in explicit 4-lane vectors (the scalar split of mgp_max_split_T did not vectorize: 2.4x slower) */         \
 MG_CLONES static void mgp_row_sums_max_##T(double* sg, double* sgx, double* st, const T* restrict dy,        \
                                            const T* restrict x, Py_ssize_t D, double M, T K, T sc, T of,     \
                                            T tau) {                                                          \
     const mgp_v4d mv = {M, M, M, M};                                                                         \
-    mgp_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0, u0 = a0, u1 = a0;                                  \
+    mgp_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0, u0 = a0, u1 = a0, xd, gd, td;                      \
     Py_ssize_t i = 0;                                                                                        \
-    T gb[8], tb[8];                                                                                          \
     for (; i + 8 <= D; i += 8) {                                                                             \
-        for (int j = 0; j < 8; j++)                                                                          \
-            mgp_max_split_##T((x[i + j] - K) * sc + of, tau, dy[i + j], gb + j, tb + j);                     \
-        const mgp_v4d g0 = mgp_load4_##T(gb), g1 = mgp_load4_##T(gb + 4);                                    \
-        a0 += g0; q0 += g0 * (mgp_load4_##T(x + i) - mv);                                                    \
-        a1 += g1; q1 += g1 * (mgp_load4_##T(x + i + 4) - mv);                                                \
-        u0 += mgp_load4_##T(tb); u1 += mgp_load4_##T(tb + 4);                                                \
+        mgp_max_split4_##T(x + i, dy + i, K, sc, of, tau, &xd, &gd, &td);                                    \
+        a0 += gd; q0 += gd * (xd - mv); u0 += td;                                                            \
+        mgp_max_split4_##T(x + i + 4, dy + i + 4, K, sc, of, tau, &xd, &gd, &td);                            \
+        a1 += gd; q1 += gd * (xd - mv); u1 += td;                                                            \
     }                                                                                                        \
     double a = 0, q = 0, u = 0;                                                                              \
     for (; i < D; i++) {                                                                                     \
@@ -320,7 +331,10 @@ MGP_ROWS(float)
 MGP_ROWS(double)
 MGP_RELU(float, uint32_t)
 MGP_RELU(double, uint64_t)
-MGP_MAX(float, uint32_t)
-MGP_MAX(double, uint64_t)
+typedef float mgp_v4f __attribute__((vector_size(16)));
+typedef uint32_t mgp_v4u __attribute__((vector_size(16)));
+typedef uint64_t mgp_v4ul __attribute__((vector_size(32)));
+MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u)
+MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul)
 
 #endif
