@@ -9,7 +9,8 @@ Each case checks minigrad's result against the torch composition once, before ti
 Byte model (``BYTES``, per method and op, in |x|-sized float arrays): the least any implementation must move. Every
 method here is one statistics pass (reads x) and one elementwise pass (reads x, writes y) forward, a sums pass
 (reads dy, x) and an elementwise pass (reads dy, x, writes dx) backward: 3, 5 and 8 |x|, as batch norm's. The
-elementwise steps no phase has (TLU's max, EvoNorm's gate and max, the per-channel affine) fit in those passes
+elementwise steps (TLU's max, a phase of its own since the fused FRN + TLU; EvoNorm's gate and max, the
+per-channel affine) fit in those passes
 (the backward recomputes them from x), and EvoNorm-B0's batch variance is a combination of its instance
 statistics, so the floor holds for them too. ``frac_of_triad`` (``conftest.record``) is that floor's GB/s over
 the same run's triad; a method that makes more passes than the floor shows it as a lower fraction.

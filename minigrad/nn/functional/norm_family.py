@@ -119,9 +119,9 @@ class _FilterResponse(Function):
         y = np.empty_like(x2)
         coef = tuple(a.reshape(-1) for a in coefficients.forward(mean, rstd, x.dtype, self.w64, b.astype(np.float64)))
         if has_tau:
-            # NOTE: tau per channel, broadcast to the rows once (N*C values)
-            self.coef, self.tau = coef, np.ascontiguousarray(np.broadcast_to(params[has_weight + has_bias], (n, c)),
-                                                               dtype=x.dtype).reshape(-1)
+            tau = np.empty((n, c), x.dtype)  # NOTE: tau per channel, one per row (N*C values)
+            tau[...] = params[has_weight + has_bias]
+            self.coef, self.tau = coef, tau.reshape(-1)
             k.row_apply_max(y, x2, *coef, self.tau)
         else:
             self.ones = np.ones(s, x.dtype)
