@@ -9,7 +9,8 @@ Each case checks minigrad's result against the torch composition once, before ti
 Byte model (``BYTES``, per method and op, in |x|-sized float arrays): the least any implementation must move. Every
 method here is one statistics pass (reads x) and one elementwise pass (reads x, writes y) forward, a sums pass
 (reads dy, x) and an elementwise pass (reads dy, x, writes dx) backward: 3, 5 and 8 |x|, as batch norm's. The
-elementwise steps no phase has (TLU's max, EvoNorm's gate and max, the per-channel affine) fit in those passes
+elementwise steps (TLU's max, a phase of its own since the fused FRN + TLU; EvoNorm's gate and max, the
+per-channel affine) fit in those passes
 (the backward recomputes them from x), and EvoNorm-B0's batch variance is a combination of its instance
 statistics, so the floor holds for them too. ``frac_of_triad`` (``conftest.record``) is that floor's GB/s over
 the same run's triad; a method that makes more passes than the floor shows it as a lower fraction.
@@ -28,7 +29,10 @@ SHAPES = [(16, 32, 8, 8), (32, 64, 16, 16)]  # 128 KB and 2 MB of float32
 VIRTUAL_BATCH = 4
 GROUPS = 8
 DBN_GROUP = 16
-METHODS = ["BatchRenorm2d", "GhostBatchNorm2d", "FRN+TLU", "EvoNormB0", "EvoNormS0", "DecorrelatedBN2d"]
+# "FRN+TLU" is F.filter_response_norm_tlu (the fused pair, what nn.Sequential runs for FilterResponseNorm2d then
+# TLU); "FRN+TLU unfused" is F.tlu(F.filter_response_norm(...)), for the A/B (scripts/frn_tlu_ab.py), not a target
+METHODS = ["BatchRenorm2d", "GhostBatchNorm2d", "FRN+TLU", "FRN+TLU unfused", "EvoNormB0", "EvoNormS0",
+           "DecorrelatedBN2d"]
 OPS = ["forward", "backward", "fwd+bwd"]
 # method -> op -> |x|-sized transfers of the byte model (module docstring)
 BYTES = {m: {"forward": 3, "backward": 5, "fwd+bwd": 8} for m in METHODS}
@@ -64,6 +68,8 @@ def _minigrad(method, a, op):
         if method == "GhostBatchNorm2d":
             return F.batch_norm(x, None, None, w, b, True, 0.1, EPS, virtual_batch_size=VIRTUAL_BATCH)
         if method == "FRN+TLU":
+            return F.filter_response_norm_tlu(x, w, b, v, eps_t)
+        if method == "FRN+TLU unfused":
             return F.tlu(F.filter_response_norm(x, w, b, eps_t), v)
         if method == "EvoNormB0":
             return F.evonorm_b0(x, v, None, w, b, training=True, eps=EPS)
@@ -147,7 +153,7 @@ def _torch(torch, method, a, op):
         if method == "GhostBatchNorm2d":
             return torch.cat([TF.batch_norm(chunk, None, None, w, b, training=True, eps=EPS)
                               for chunk in x.split(VIRTUAL_BATCH)])
-        if method == "FRN+TLU":
+        if method.startswith("FRN+TLU"):
             nu2 = x.pow(2).mean(dim=(2, 3), keepdim=True)
             return torch.maximum(x * torch.rsqrt(nu2 + eps_t.abs()) * W + B, V)
         if method == "EvoNormB0":

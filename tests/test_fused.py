@@ -1,5 +1,6 @@
 """F.batch_norm_relu against the unfused pair (F.batch_norm then F.relu) on every backend and against PyTorch,
-and nn.Sequential's automatic fusion of a BatchNorm followed by a ReLU."""
+and nn.Sequential's automatic fusion of a BatchNorm followed by a ReLU; F.filter_response_norm_tlu against
+F.tlu(F.filter_response_norm(...)) and the same fusion of a FilterResponseNorm2d followed by a TLU."""
 import numpy as np
 import pytest
 import torch
@@ -157,3 +158,154 @@ def test_sequential_never_fuses_past_a_subclass_forward():
     want = seq_sync(x).numpy()
     seq_sync.fuse = True
     np.testing.assert_array_equal(seq_sync(x).numpy(), want)
+
+
+# ------------------------------------------------------------------ FRN + TLU (F.filter_response_norm_tlu)
+
+FRN_SHAPES = [(2, 3, 4, 5), (4, 6, 1, 9), (3, 2, 7), (2, 5, 14, 14)]
+
+
+def frn_data(shape, dtype, seed=0):
+    """x, dy, weight, bias, tau, eps; channel 0 of x all zeros and tau[0] = bias[0], so that channel's values
+    before the max tie with tau exactly (z = 0*rstd*w + b = b) and take Maximum's tie rule."""
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    x = (0.3 + rng.standard_normal(shape)).astype(dtype)
+    x[:, 0] = 0
+    dy = rng.standard_normal(shape).astype(dtype)
+    w, b = (1 + 0.3 * rng.standard_normal(c)).astype(dtype), (0.3 * rng.standard_normal(c)).astype(dtype)
+    tau = (0.2 * rng.standard_normal(c)).astype(dtype)
+    tau[0] = b[0]
+    return x, dy, w, b, tau, np.full(1, 1e-3, dtype)
+
+
+def frn_run(fused, x, dy, w, b, tau, eps, learned):
+    ts = [Tensor(a, requires_grad=True) for a in (x, w, b, tau)] + ([Tensor(eps, requires_grad=True)] if learned
+                                                                    else [])
+    e = ts[4] if learned else float(eps[0])
+    w_, b_ = ts[1], ts[2]
+    if fused:
+        y = F.filter_response_norm_tlu(ts[0], w_, b_, ts[3], e)
+    else:
+        y = F.tlu(F.filter_response_norm(ts[0], w_, b_, e), ts[3])
+    (y * Tensor(dy)).sum().backward()
+    return [y.data] + [t.grad.data for t in ts]
+
+
+@pytest.mark.parametrize("learned", [False, True])
+@pytest.mark.parametrize("shape", FRN_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_filter_response_norm_tlu_equals_unfused(name, dtype, shape, learned):
+    """y and the gradients of x, weight, bias, tau (and the learned eps) as F.tlu(F.filter_response_norm(...)):
+    y bit for bit (the value before the max is FRN's, in X), the gradients within rounding, ties included."""
+    x, dy, w, b, tau, eps = frn_data(shape, dtype)
+    with mg.using_backend(name):
+        got = frn_run(True, x, dy, w, b, tau, eps, learned)
+        want = frn_run(False, x, dy, w, b, tau, eps, learned)
+    assert len(got) == len(want) == 5 + learned
+    np.testing.assert_array_equal(got[0], want[0], err_msg="y")
+    kept = want[0] > tau.reshape(1, -1, *([1] * (x.ndim - 2)))
+    assert 0 < np.count_nonzero(kept[:, 1:]) < kept[:, 1:].size, "the max must keep some values and not others"
+    for what, g, r in zip(("y", "dx", "dweight", "dbias", "dtau", "deps"), got, want):
+        scale = max(1.0, float(np.abs(r).max()))
+        np.testing.assert_allclose(g, r, rtol=TOL[dtype] * 5, atol=TOL[dtype] * 5 * scale, err_msg=what)
+    # the tied channel: dtau[0] = half of the channel's dy (and x's share reaches x through FRN's backward)
+    np.testing.assert_allclose(got[4][0], 0.5 * dy[:, 0].astype(np.float64).sum(), rtol=TOL[dtype] * 5,
+                               atol=TOL[dtype] * 5 * np.abs(dy[:, 0]).sum())
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_filter_response_norm_tlu_against_torch(name):
+    """The PyTorch composition (what a PyTorch user writes: FRN's equation then torch.maximum), float64."""
+    x, dy, w, b, tau, eps = frn_data((3, 4, 5, 6), np.float64, seed=3)
+    x[:, 0] += 0.5  # NOTE: no ties here: torch.maximum's tie rule is also halves, but keep the comparison plain
+    with mg.using_backend(name):
+        got = frn_run(True, x, dy, w, b, tau, eps, True)
+    tx, tw, tb, tt, te = (torch.tensor(a, requires_grad=True) for a in (x, w, b, tau, eps))
+    c = lambda t: t.reshape(1, -1, 1, 1)  # noqa: E731
+    ty = torch.maximum(c(tw) * tx / ((tx * tx).mean((2, 3), keepdim=True) + te.abs()).sqrt() + c(tb), c(tt))
+    ty.backward(torch.tensor(dy))
+    for g, t in zip(got, (ty, tx.grad, tw.grad, tb.grad, tt.grad, te.grad)):
+        np.testing.assert_allclose(g, t.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_filter_response_norm_tlu_gradcheck_float64(name):
+    rng = np.random.default_rng(5)
+    ts = [Tensor(rng.standard_normal(s), requires_grad=True) for s in ((2, 3, 3, 4), (3,), (3,), (3,))]
+    ts.append(Tensor(np.full(1, 0.1), requires_grad=True))
+    with mg.using_backend(name):
+        assert mg.gradcheck(lambda x, w, b, t, e: F.filter_response_norm_tlu(x, w, b, t, e), ts, eps=1e-6,
+                            atol=1e-5, rtol=1e-4)
+        assert mg.gradgradcheck(lambda x, w, b, t: F.filter_response_norm_tlu(x, w, b, t), ts[:4])
+
+
+def test_filter_response_norm_tlu_checks_its_arguments():
+    x = mg.randn(2, 3, 4)
+    with pytest.raises(TypeError, match=r"filter_response_norm_tlu: tau must be a minigrad.Tensor of shape \(3,\)"):
+        F.filter_response_norm_tlu(x, None, None)
+    with pytest.raises(ValueError, match="filter_response_norm_tlu: tau must have shape"):
+        F.filter_response_norm_tlu(x, tau=mg.zeros(4))
+    with pytest.raises(ValueError, match="filter_response_norm_tlu: weight must have shape"):
+        F.filter_response_norm_tlu(x, mg.ones(4), tau=mg.zeros(3))
+    with pytest.raises(ValueError, match="filter_response_norm_tlu: input must have at least 3 dims"):
+        F.filter_response_norm_tlu(mg.randn(2, 3), tau=mg.zeros(3))
+    with pytest.raises(ValueError, match="filter_response_norm_tlu: eps must be"):
+        F.filter_response_norm_tlu(x, tau=mg.zeros(3), eps=-1.0)
+    tau = Tensor(np.zeros(3, np.float32), requires_grad=True)
+    y = F.filter_response_norm_tlu(Tensor(np.ones((0, 3, 4), np.float32)), tau=tau)
+    assert y.shape == (0, 3, 4)
+    y.sum().backward()
+    assert tau.grad is not None and not tau.grad.numpy().any()
+
+
+def _frn_model(fuse):
+    mg.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.FilterResponseNorm2d(4, learnable_eps=True), nn.TLU(4),
+                      nn.FilterResponseNorm2d(4), nn.TLU(4), nn.Flatten(), nn.Linear(4 * 36, 2))
+    for i in (2, 4):
+        m[i].tau.data[:] = np.linspace(-0.5, 0.5, 4)  # NOTE: not the zeros they start at, so tau's gradient is seen
+    m.fuse = fuse
+    return m
+
+
+def test_sequential_fuses_filter_response_norm_tlu(monkeypatch):
+    calls = []
+    real = F.filter_response_norm_tlu
+    monkeypatch.setattr(F, "filter_response_norm_tlu", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = np.random.default_rng(0).standard_normal((3, 3, 8, 8)).astype(np.float32)
+    results = []
+    for m in (_frn_model(True), _frn_model(False)):
+        xt = Tensor(x, requires_grad=True)
+        y = m(xt)
+        (y * y).sum().backward()
+        results.append((y.data, xt.grad.data, {k: p.grad.data for k, p in m.named_parameters()}))
+    assert len(calls) == 2, "two FilterResponseNorm2d+TLU pairs must run fused"
+    (y1, dx1, g1), (y2, dx2, g2) = results
+    np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx1, dx2, rtol=1e-4, atol=1e-6)
+    assert set(g1) == set(g2) and "2.tau" in g1 and "1.eps" in g1
+    for k in g1:
+        np.testing.assert_allclose(g1[k], g2[k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def test_sequential_does_not_fuse_other_frn_pairs(monkeypatch):
+    calls = []
+    monkeypatch.setattr(F, "filter_response_norm_tlu", lambda *a, **k: calls.append(1))
+
+    class MyTLU(nn.TLU):
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    class Shifted(nn.FilterResponseNorm2d):
+        def forward(self, x):
+            return super().forward(x) + 100.0
+
+    x = mg.Tensor(np.random.default_rng(1).standard_normal((2, 3, 4, 4)).astype(np.float32))
+    nn.Sequential(nn.FilterResponseNorm2d(3), MyTLU(3))(x)
+    nn.Sequential(nn.FilterResponseNorm2d(3), nn.ReLU(), nn.TLU(3))(x)
+    nn.Sequential(nn.TLU(3), nn.FilterResponseNorm2d(3))(x)
+    seq = nn.Sequential(Shifted(3), nn.TLU(3))
+    assert (seq(x).numpy() > 50).all()  # the subclass's forward ran
+    assert not calls

@@ -121,6 +121,8 @@ OPS = {
     "frn": (lambda x, w, b, e: F.filter_response_norm(x, w, b, eps=e), lambda: [T(2, 3, 4), T(3), T(3), T(1, pos=True)]),
     "frn_no_affine": (lambda x: F.filter_response_norm(x), lambda: [T(2, 3, 2, 2)]),
     "frn_tlu": (lambda x, w, t: F.tlu(F.filter_response_norm(x, w), t), lambda: [T(2, 3, 4), T(3), T(3)]),
+    "frn_tlu_fused": (lambda x, w, b, t, e: F.filter_response_norm_tlu(x, w, b, t, eps=e),
+                      lambda: [T(2, 3, 4), T(3), T(3), T(3), T(1, pos=True)]),
     "evonorm_b0_train": (lambda x, v, w, b: F.evonorm_b0(x, v, None, w, b, training=True),
                          lambda: [T(4, 3, 5), T(3), T(3), T(3)]),
     "evonorm_b0_eval": (lambda x, v, w, b: F.evonorm_b0(x, v, mg.Tensor(RV), w, b, training=False),
@@ -176,6 +178,7 @@ def _torch_fn(name):
         # NOTE: PyTorch lacks these: the paper's equations as torch ops, differentiated twice by torch
         "frn": lambda x, w, b, e: _torch_frn(x, w, b, e.abs()),
         "frn_tlu": lambda x, w, t: torch.maximum(_torch_frn(x, w, None, 1e-6), t.reshape(1, -1, 1)),
+        "frn_tlu_fused": lambda x, w, b, t, e: torch.maximum(_torch_frn(x, w, b, e.abs()), t.reshape(1, -1, 1)),
         "evonorm_b0_train": lambda x, v, w, b: _torch_evonorm_b0(x, v, w, b, None),
         "evonorm_b0_eval": lambda x, v, w, b: _torch_evonorm_b0(x, v, w, b, rv),
         "evonorm_s0": lambda x, v, w, b: _torch_evonorm_s0(x, v, w, b, 2),
@@ -209,8 +212,8 @@ def _torch_evonorm_s0(x, v, w, b, groups, eps=1e-5):
                                   "instance_norm", "rms_norm", "linear", "cross_entropy_smooth", "matmul",
                                   "var_std", "softmax", "prod", "prod_zeros", "prod_all", "scatter", "scatter_add",
                                   "gelu", "conv2d", "conv2d_groups", "max_pool2d", "avg_pool2d",
-                                  "adaptive_avg_pool2d", "frn", "frn_tlu", "evonorm_b0_train", "evonorm_b0_eval",
-                                  "evonorm_s0"])
+                                  "adaptive_avg_pool2d", "frn", "frn_tlu", "frn_tlu_fused", "evonorm_b0_train",
+                                  "evonorm_b0_eval", "evonorm_s0"])
 def test_double_backward_matches_torch(name):
     """d/d(inputs, dy) of sum(dx_i * v_i) for every first-order gradient dx_i, in float64, as PyTorch's."""
     fn, make = OPS[name]

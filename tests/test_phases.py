@@ -192,6 +192,116 @@ def test_channel_apply_relu_edge_values(name):
     assert sdy[0] == 3.0 and sdyx[0] == 2.0 + 5.0 + 3.0
 
 
+def row_max_phases(k, x, dy, weight, bias, tau):
+    """FRN + TLU on rows composed of the fused-max row phases (per-row weight, bias, tau):
+    (y, dx, dweight, dbias, dtau), the parameter gradients per row."""
+    R, D = x.shape
+    mean, m2 = alloc_outputs("row_stats", x.dtype, R=R)
+    k.row_stats(mean, m2, x, False)
+    rstd = coefficients.rstd(m2, D, EPS)
+    shift, scale, offset = coefficients.forward(mean, rstd, x.dtype, weight, bias)
+    y = np.empty_like(x)
+    k.row_apply_max(y, x, shift, scale, offset, tau)
+    sg, sgx, st = alloc_outputs("row_backward_sums_max", x.dtype, R=R)
+    k.row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau)
+    dx = np.empty_like(x)
+    k.row_backward_apply_max(dx, dy, x, *coefficients.backward(sg, sgx, D, mean, rstd, False, x.dtype, weight),
+                             scale, offset, tau)
+    return y, dx, (sgx * rstd).astype(x.dtype), sg.astype(x.dtype), st.astype(x.dtype)
+
+
+def row_unfused_max(k, x, dy, weight, bias, tau):
+    """The same through the plain row phases and np.maximum, as FRN then minigrad's TLU compute it."""
+    R, D = x.shape
+    ones, zeros = np.ones(D, x.dtype), np.zeros(D, x.dtype)
+    mean, m2 = alloc_outputs("row_stats", x.dtype, R=R)
+    k.row_stats(mean, m2, x, False)
+    rstd = coefficients.rstd(m2, D, EPS)
+    z = np.empty_like(x)
+    k.row_apply(z, x, *coefficients.forward(mean, rstd, x.dtype, weight, bias), ones, zeros)
+    t = tau[:, None]
+    g = np.where(z > t, dy, np.where(z == t, dy * x.dtype.type(0.5), np.zeros((), x.dtype)))
+    sg, sgx, unused_w, unused_b = alloc_outputs("row_backward_sums", x.dtype, R=R, D=D)
+    k.row_backward_sums(sg, sgx, unused_w, unused_b, g, x, mean, rstd, ones)
+    dx = np.empty_like(x)
+    k.row_backward_apply(dx, g, x, ones, *coefficients.backward(sg, sgx, D, mean, rstd, False, x.dtype, weight))
+    return np.maximum(z, t), dx, (sgx * rstd).astype(x.dtype), sg.astype(x.dtype), (dy - g).sum(axis=1)
+
+
+def max_data(rng, shape, dtype):
+    """x with no value within 0.05 of a per-row kink t, and the tau that puts the max's kink at t (computed after
+    the statistics), so no value before the max lies within rounding of tau and every backend takes the same
+    mask; per-row weight and bias."""
+    R, D = shape
+    x = make(rng, shape, np.float64)
+    t = rng.uniform(-0.5, 1.5, R)[:, None]
+    x = np.where(np.abs(x - t) < 0.05, x + np.sign(x - t + 1e-300) * 0.05, x).astype(dtype)
+    dy = make(rng, shape, dtype)
+    w, b = make(rng, R, dtype, 1.0, 0.5), make(rng, R, dtype, 0.0, 0.5)
+    x64 = x.astype(np.float64)
+    rstd = 1 / np.sqrt((x64 * x64).mean(axis=1) + EPS)
+    tau = (t.ravel() * rstd * w + b).astype(dtype)
+    return x, dy, w, b, tau
+
+
+MAX_SHAPES = [(3, 5), (4, 2), (13, 33), (64, 100), (96, 196)]
+
+
+@pytest.mark.parametrize("shape", MAX_SHAPES, ids=ids(MAX_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_max_phases(name, dtype, shape):
+    """Against the reference; and the unfused phases on the same backend (row_apply, then np.maximum; backward of
+    dy masked by Maximum's rule), which is what FRN followed by minigrad's TLU computes: y bit for bit."""
+    skip_slow(name, shape)
+    rng = np.random.default_rng(12)
+    x, dy, w, b, tau = max_data(rng, shape, dtype)
+    k = kernels.load(name)
+    got = row_max_phases(k, x, dy, w, b, tau)
+    want = row_max_phases(reference, x, dy, w, b, tau)
+    for what, g, r in zip(("y", "dx", "dweight", "dbias", "dtau"), got, want):
+        close(g, r, TOL[dtype], what)
+    unfused = row_unfused_max(k, x, dy, w, b, tau)
+    assert 0 < np.count_nonzero(got[0] > tau[:, None]) < x.size, "the test must mask some values and keep others"
+    np.testing.assert_array_equal(got[0], unfused[0], err_msg="y")
+    # NOTE: the sums may round differently (numba vectorizes the two reductions in its own ways), so dx is close
+    for what, g, u in zip(("dx", "dweight", "dbias", "dtau"), got[1:], unfused[1:]):
+        close(g, u, TOL[dtype], what)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_max_edge_values(name):
+    """max(z, tau) with np.maximum's NaN; the backward splits dy by Maximum's rule: z > tau all to z, a tie half
+    each, else (NaN included) all to tau."""
+    k = kernels.load(name)
+    x = np.array([[np.nan, 1.0, 2.0, 0.0, np.inf, -np.inf, 1.0, 3.0, -2.0, 1.0, 5.0]], np.float32)
+    one, zero, tau = np.ones(1, np.float32), np.zeros(1, np.float32), np.ones(1, np.float32)
+    y = np.empty_like(x)
+    k.row_apply_max(y, x, zero, one, zero, tau)
+    np.testing.assert_array_equal(y, np.maximum(x, np.float32(1)))
+    y = np.empty_like(x)
+    k.row_apply_max(y, x, zero, one, zero, np.full(1, np.nan, np.float32))
+    assert np.isnan(y).all()
+    dy = np.full_like(x, 2.0)
+    want_g = np.where(x > 1, 2.0, np.where(x == 1, 1.0, 0.0)).astype(np.float32)
+    xf = np.nan_to_num(x, posinf=5.0, neginf=-5.0)  # NOTE: b*(x - shift) is NaN for non-finite x even where b = 0
+    want_gf = np.where(xf > 1, 2.0, np.where(xf == 1, 1.0, 0.0)).astype(np.float32)
+    dx = np.empty_like(x)
+    k.row_backward_apply_max(dx, dy, xf, one, zero, zero, zero, zero, one, zero, tau)
+    np.testing.assert_array_equal(dx, want_gf)
+    sg, sgx, st = np.empty(1), np.empty(1), np.empty(1)
+    k.row_backward_sums_max(sg, sgx, st, dy, xf, np.zeros(1), zero, one, zero, tau)
+    assert sg[0] == want_gf.sum() and st[0] == (dy - want_gf).sum()
+    assert sgx[0] == (want_gf * xf).sum() == 2 * (2 + 5 + 3 + 5) + 3  # the ties: 1.0 * x = 1 each
+    with np.errstate(invalid="ignore"):  # NOTE: sgx takes 0*inf = NaN here
+        k.row_backward_sums_max(sg, sgx, st, dy, x, np.zeros(1), zero, one, zero, tau)
+    assert st[0] == (dy - want_g).sum() and sg[0] == want_g.sum()  # NaN z: all of dy to tau
+    # a masked-out inf dy gives 0, not NaN (PyTorch's maximum backward)
+    dy_inf = np.where(x < 1, np.float32(np.inf), dy)
+    k.row_backward_apply_max(dx, dy_inf, xf, one, zero, zero, zero, zero, one, zero, tau)
+    np.testing.assert_array_equal(dx, want_gf)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # the phases compose into the fused kernels (batch norm, layer norm): the reference against the reference
 
@@ -294,6 +404,10 @@ def _phase_calls(dtype):
         calls.append(("row_backward_sums", (np.empty(R), np.empty(R), np.empty(D, dtype), np.empty(D, dtype)),
                       (dy, x, mean, rstd, dc)))
         calls.append(("row_backward_apply", (np.empty_like(x),), (dy, x, dc, rc, rc, rc, rc, rc)))
+        tau = make(rng, R, dtype)
+        calls.append(("row_apply_max", (np.empty_like(x),), (x, rc, rc, rc, tau)))
+        calls.append(("row_backward_sums_max", (np.empty(R), np.empty(R), np.empty(R)), (dy, x, mean, rc, rc, rc, tau)))
+        calls.append(("row_backward_apply_max", (np.empty_like(x),), (dy, x, rc, rc, rc, rc, rc, rc, rc, tau)))
     return calls
 
 
@@ -330,5 +444,6 @@ def test_every_backend_has_every_phase(name):
     module = kernels.load(name).module
     for kernel in ("channel_stats", "channel_apply", "channel_backward_sums", "channel_backward_apply",
                    "channel_apply_relu", "channel_backward_sums_relu", "channel_backward_apply_relu",
-                   "row_stats", "row_apply", "row_backward_sums", "row_backward_apply"):
+                   "row_stats", "row_apply", "row_backward_sums", "row_backward_apply",
+                   "row_apply_max", "row_backward_sums_max", "row_backward_apply_max"):
         assert kernel in contract.SPECS and callable(getattr(module, kernel))

@@ -53,3 +53,15 @@ cdef extern from "phases.h":
     void mgp_channel_backward_apply_relu_double(double* dx, const double* dy, const double* x, Py_ssize_t C, Py_ssize_t S,
                                  const double* a, const double* mdy, const double* K, const double* b, const double* k,
                                  const double* scale, const double* offset) noexcept nogil
+    void mgp_row_apply_max_float(float* y, const float* x, Py_ssize_t D, float K, float sc, float of,
+                                float tau) noexcept nogil
+    void mgp_row_sums_max_float(double* sg, double* sgx, double* st, const float* dy, const float* x, Py_ssize_t D,
+                               double M, float K, float sc, float of, float tau) noexcept nogil
+    void mgp_row_backward_apply_max_float(float* dx, const float* dy, const float* x, Py_ssize_t D, float a, float mg,
+                                         float K, float b, float k, float sc, float of, float tau) noexcept nogil
+    void mgp_row_apply_max_double(double* y, const double* x, Py_ssize_t D, double K, double sc, double of,
+                                double tau) noexcept nogil
+    void mgp_row_sums_max_double(double* sg, double* sgx, double* st, const double* dy, const double* x, Py_ssize_t D,
+                               double M, double K, double sc, double of, double tau) noexcept nogil
+    void mgp_row_backward_apply_max_double(double* dx, const double* dy, const double* x, Py_ssize_t D, double a, double mg,
+                                         double K, double b, double k, double sc, double of, double tau) noexcept nogil

@@ -179,6 +179,46 @@ cdef void _row_backward_apply(floating* dx, const floating* dy, const floating* 
                                           b[r], k[r])
 
 
+# fused max (FRN + TLU): the rows drivers, per-row coefficients and threshold
+
+cdef void _row_apply_max(floating* y, const floating* x, const floating* shift, const floating* scale,
+                         const floating* offset, const floating* tau, Py_ssize_t R, Py_ssize_t D,
+                         int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_row_apply_max_float(y + r * D, x + r * D, D, shift[r], scale[r], offset[r], tau[r])
+        else:
+            mgp_row_apply_max_double(y + r * D, x + r * D, D, shift[r], scale[r], offset[r], tau[r])
+
+
+cdef void _row_sums_max(double* sg, double* sgx, double* st, const floating* dy, const floating* x,
+                        const double* mean, const floating* shift, const floating* scale, const floating* offset,
+                        const floating* tau, Py_ssize_t R, Py_ssize_t D, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_row_sums_max_float(sg + r, sgx + r, st + r, dy + r * D, x + r * D, D, mean[r], shift[r], scale[r],
+                                   offset[r], tau[r])
+        else:
+            mgp_row_sums_max_double(sg + r, sgx + r, st + r, dy + r * D, x + r * D, D, mean[r], shift[r],
+                                    scale[r], offset[r], tau[r])
+
+
+cdef void _row_backward_apply_max(floating* dx, const floating* dy, const floating* x, const floating* a,
+                                  const floating* mg, const floating* shift, const floating* b, const floating* k,
+                                  const floating* scale, const floating* offset, const floating* tau, Py_ssize_t R,
+                                  Py_ssize_t D, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_row_backward_apply_max_float(dx + r * D, dy + r * D, x + r * D, D, a[r], mg[r], shift[r], b[r],
+                                             k[r], scale[r], offset[r], tau[r])
+        else:
+            mgp_row_backward_apply_max_double(dx + r * D, dy + r * D, x + r * D, D, a[r], mg[r], shift[r], b[r],
+                                              k[r], scale[r], offset[r], tau[r])
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the def wrappers: contract signatures + n_threads (the contract has checked the arguments)
 
@@ -377,3 +417,65 @@ def row_backward_apply(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.nda
         else:
             _row_backward_apply(<double*>p_dx, <double*>p_dy, <double*>p_x, <double*>p_weight, <double*>p_a,
                                 <double*>p_mg, <double*>p_shift, <double*>p_b, <double*>p_k, R, D, n_threads)
+
+
+def row_apply_max(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray shift not None,
+                  cnp.ndarray scale not None, cnp.ndarray offset not None, cnp.ndarray tau not None,
+                  Py_ssize_t n_threads):
+    """y = max((x - shift[r])*scale[r] + offset[r], tau[r])."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_x = ptr(x), *p_shift = ptr(shift), *p_scale = ptr(scale), *p_offset = ptr(offset)
+    cdef void* p_tau = ptr(tau)
+    with nogil:
+        if f32:
+            _row_apply_max(<float*>p_y, <float*>p_x, <float*>p_shift, <float*>p_scale, <float*>p_offset,
+                           <float*>p_tau, R, D, n_threads)
+        else:
+            _row_apply_max(<double*>p_y, <double*>p_x, <double*>p_shift, <double*>p_scale, <double*>p_offset,
+                           <double*>p_tau, R, D, n_threads)
+
+
+def row_backward_sums_max(cnp.ndarray sg not None, cnp.ndarray sgx not None, cnp.ndarray st not None,
+                          cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray mean not None,
+                          cnp.ndarray shift not None, cnp.ndarray scale not None, cnp.ndarray offset not None,
+                          cnp.ndarray tau not None, Py_ssize_t n_threads):
+    """Per row sg = sum(g), sgx = sum(g*(x - mean)), st = sum(t), dy split by the max (contract)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_sg = ptr(sg), *p_sgx = ptr(sgx), *p_st = ptr(st), *p_dy = ptr(dy), *p_x = ptr(x)
+    cdef void* p_mean = ptr(mean), *p_shift = ptr(shift), *p_scale = ptr(scale), *p_offset = ptr(offset)
+    cdef void* p_tau = ptr(tau)
+    with nogil:
+        if f32:
+            _row_sums_max(<double*>p_sg, <double*>p_sgx, <double*>p_st, <float*>p_dy, <float*>p_x,
+                          <double*>p_mean, <float*>p_shift, <float*>p_scale, <float*>p_offset, <float*>p_tau,
+                          R, D, n_threads)
+        else:
+            _row_sums_max(<double*>p_sg, <double*>p_sgx, <double*>p_st, <double*>p_dy, <double*>p_x,
+                          <double*>p_mean, <double*>p_shift, <double*>p_scale, <double*>p_offset, <double*>p_tau,
+                          R, D, n_threads)
+
+
+def row_backward_apply_max(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray x not None,
+                           cnp.ndarray a not None, cnp.ndarray mg not None, cnp.ndarray shift not None,
+                           cnp.ndarray b not None, cnp.ndarray k not None, cnp.ndarray scale not None,
+                           cnp.ndarray offset not None, cnp.ndarray tau not None, Py_ssize_t n_threads):
+    """dx = a[r]*(g - mg[r]) + b[r]*(x - shift[r]) + k[r], g as in row_backward_sums_max."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_x = ptr(x), *p_a = ptr(a), *p_mg = ptr(mg)
+    cdef void* p_shift = ptr(shift), *p_b = ptr(b), *p_k = ptr(k), *p_scale = ptr(scale), *p_offset = ptr(offset)
+    cdef void* p_tau = ptr(tau)
+    with nogil:
+        if f32:
+            _row_backward_apply_max(<float*>p_dx, <float*>p_dy, <float*>p_x, <float*>p_a, <float*>p_mg,
+                                    <float*>p_shift, <float*>p_b, <float*>p_k, <float*>p_scale, <float*>p_offset,
+                                    <float*>p_tau, R, D, n_threads)
+        else:
+            _row_backward_apply_max(<double*>p_dx, <double*>p_dy, <double*>p_x, <double*>p_a, <double*>p_mg,
+                                    <double*>p_shift, <double*>p_b, <double*>p_k, <double*>p_scale,
+                                    <double*>p_offset, <double*>p_tau, R, D, n_threads)

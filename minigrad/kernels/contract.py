@@ -63,10 +63,10 @@ Kernels:
 Affine-free normalization passes weight = ones and bias = zeros (C values: nothing measurable).
 
 Phase kernels: the normalization family (RMSNorm, and every variant after it) is written as compositions of these
-eight, four per layout, and three fused-ReLU channel variants; the fused kernels above are fast paths of the same
-compositions. The per-set coefficients between the phases are computed once, in ``minigrad.kernels.coefficients``.
-``center=False`` takes no mean: the statistics are those of x^2 (mean comes back exactly 0, m2 = sum(x^2)) and the
-backward passes take mean = 0.
+eight, four per layout, three fused-ReLU channel variants and three fused-max row variants; the fused kernels above
+are fast paths of the same compositions. The per-set coefficients between the phases are computed once, in
+``minigrad.kernels.coefficients``. ``center=False`` takes no mean: the statistics are those of x^2 (mean comes
+back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
   channel_stats(mean, m2, x, center)                       per channel c over N and S (count M = N*S):
       x: (N, C, S); mean, m2: (C,) float64 OUT             mean = E[x], m2 = sum((x - mean)^2)
   channel_apply(y, x, shift, scale, offset)                y = (x - shift[c])*scale[c] + offset[c]
@@ -97,6 +97,18 @@ backward passes take mean = 0.
                                                                            dweight = sum(dy*(x - mean[r])*rstd[r])
   row_backward_apply(dx, dy, x, weight, a, mg, shift, b, k)  dx = a[r]*(weight[d]*dy - mg[r]) + b[r]*(x - shift[r]) + k[r]
       dx, dy, x: (R, D); weight: (D,); a, mg, shift, b, k: (R,)
+  Fused max (FRN + TLU): three row phases with a per-row threshold tau after a per-row apply (no column affine).
+  z = (x - shift[r])*scale[r] + offset[r] is recomputed in X exactly as the forward computed it; below, with
+  Maximum's tie rule, g = dy where z > tau[r], dy/2 where z == tau[r], else 0, and t = dy - g the threshold's
+  share (dy where z < tau[r] or either is NaN); a masked-out inf dy gives 0 (PyTorch's maximum backward).
+  row_apply_max(y, x, shift, scale, offset, tau)           y = max(z, tau[r]) (NaN in z or tau gives NaN)
+      x, y: (R, D); shift, scale, offset, tau: (R,)
+  row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau)
+      dy, x: (R, D); mean: (R,) float64;                    sg = sum(g), sgx = sum(g*(x - mean[r])), st = sum(t)
+      shift, scale, offset, tau: (R,); sg, sgx, st: (R,) float64 OUT
+  row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau)
+      dx, dy, x: (R, D);                                    dx = a[r]*(g - mg[r]) + b[r]*(x - shift[r]) + k[r]
+      a, mg, shift, b, k, scale, offset, tau: (R,)
 """
 import math
 
@@ -191,6 +203,17 @@ SPECS = {
                            {"dx": ("RD", "X"), "dy": ("RD", "X"), "x": ("RD", "X"), "weight": ("D", "X"),
                             "a": ("R", "X"), "mg": ("R", "X"), "shift": ("R", "X"), "b": ("R", "X"),
                             "k": ("R", "X")}),
+    "row_apply_max": (("y", "x", "shift", "scale", "offset", "tau"),
+                      {"y": ("RD", "X"), "x": ("RD", "X"), "shift": ("R", "X"), "scale": ("R", "X"),
+                       "offset": ("R", "X"), "tau": ("R", "X")}),
+    "row_backward_sums_max": (("sg", "sgx", "st", "dy", "x", "mean", "shift", "scale", "offset", "tau"),
+                              {"sg": ("R", "f64"), "sgx": ("R", "f64"), "st": ("R", "f64"), "dy": ("RD", "X"),
+                               "x": ("RD", "X"), "mean": ("R", "f64"), "shift": ("R", "X"), "scale": ("R", "X"),
+                               "offset": ("R", "X"), "tau": ("R", "X")}),
+    "row_backward_apply_max": (("dx", "dy", "x", "a", "mg", "shift", "b", "k", "scale", "offset", "tau"),
+                               {"dx": ("RD", "X"), "dy": ("RD", "X"), "x": ("RD", "X"), "a": ("R", "X"),
+                                "mg": ("R", "X"), "shift": ("R", "X"), "b": ("R", "X"), "k": ("R", "X"),
+                                "scale": ("R", "X"), "offset": ("R", "X"), "tau": ("R", "X")}),
 }
 
 # kernel name -> its output arguments (written by the kernel; everything else is read only)
@@ -220,6 +243,9 @@ OUTPUTS = {
     "row_apply": ("y",),
     "row_backward_sums": ("sg", "sgx", "dweight", "dbias"),
     "row_backward_apply": ("dx",),
+    "row_apply_max": ("y",),
+    "row_backward_sums_max": ("sg", "sgx", "st"),
+    "row_backward_apply_max": ("dx",),
 }
 
 _RULES = {"f64": F64, "i64": I64}

@@ -16,5 +16,6 @@ from minigrad._ext.conv import col2im, im2col, max_pool2d_backward, max_pool2d_f
 from minigrad._ext.optim import adam_update, sgd_update  # noqa: F401
 from minigrad._ext.phases import (  # noqa: F401
     channel_apply, channel_apply_relu, channel_backward_apply, channel_backward_apply_relu, channel_backward_sums,
-    channel_backward_sums_relu, channel_stats, row_apply, row_backward_apply, row_backward_sums, row_stats,
+    channel_backward_sums_relu, channel_stats, row_apply, row_apply_max, row_backward_apply, row_backward_apply_max,
+    row_backward_sums, row_backward_sums_max, row_stats,
 )

@@ -327,7 +327,8 @@ class Sequential(Module):
 
     A module with a ``forward_relu`` method (the BatchNorms) followed by an ``nn.ReLU`` runs as one fused op,
     ``forward_relu`` (F.batch_norm_relu: same results as the pair, within rounding; see
-    minigrad/nn/functional/fused.py); ``fuse = False`` on an instance turns that off.
+    minigrad/nn/functional/fused.py); likewise a ``FilterResponseNorm2d`` followed by an ``nn.TLU``,
+    ``forward_tlu`` (F.filter_response_norm_tlu). ``fuse = False`` on an instance turns that off.
     """
 
     fuse = True
@@ -342,16 +343,20 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        """``x`` passed through every module in order (a BatchNorm then a ReLU fused, see the class docstring)."""
+        """``x`` passed through every module in order (a BatchNorm then a ReLU, and FRN then TLU, fused: see the
+        class docstring)."""
         mods = list(self._modules.values())
         i = 0
         while i < len(mods):
             m = mods[i]
-            # NOTE: a marker, not isinstance(.., ReLU): nn.activation imports this module
-            # NOTE: looked up on the class: hasattr on a module without it runs __getattr__ and raises
-            if (self.fuse and i + 1 < len(mods) and hasattr(type(m), "forward_relu")
-                    and type(mods[i + 1]).__dict__.get("is_plain_relu", False)):
+            nxt = type(mods[i + 1]).__dict__ if self.fuse and i + 1 < len(mods) else {}
+            # NOTE: markers, not isinstance(.., ReLU): nn.activation imports this module; looked up on the class:
+            # hasattr on a module without the method runs __getattr__ and raises
+            if nxt.get("is_plain_relu", False) and hasattr(type(m), "forward_relu"):
                 x = m.forward_relu(x)
+                i += 2
+            elif nxt.get("is_plain_tlu", False) and hasattr(type(m), "forward_tlu"):
+                x = m.forward_tlu(x, mods[i + 1].tau)
                 i += 2
             else:
                 x = m(x)

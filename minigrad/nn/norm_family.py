@@ -145,7 +145,8 @@ class BatchRenorm3d(_BatchRenorm):
 class FilterResponseNorm2d(Module):
     """Filter Response Normalization over (N, C, H, W) (``minigrad.nn.functional.filter_response_norm``): weight
     (ones) and bias (zeros) per channel; ``learnable_eps=True`` makes ``eps`` a one-element Parameter that starts
-    at ``eps`` (|eps| is used, as in the paper). Follow it with ``TLU(num_features)``.
+    at ``eps`` (|eps| is used, as in the paper). Follow it with ``TLU(num_features)``: in an ``nn.Sequential`` the
+    pair runs as one fused op (``forward_tlu``).
 
         y = weight * x / sqrt(mean_{H,W}(x^2) + |eps|) + bias
 
@@ -168,13 +169,24 @@ class FilterResponseNorm2d(Module):
         _check_ndim(type(self).__name__, x, (4,))
         return F.filter_response_norm(x, self.weight, self.bias, self.eps)
 
+    def forward_tlu(self, x, tau):
+        """``max(self(x), tau)`` in one node (F.filter_response_norm_tlu): nn.Sequential calls it for a
+        FilterResponseNorm2d then a TLU, with the TLU's ``tau``."""
+        if type(self).forward is not FilterResponseNorm2d.forward:  # NOTE: a subclass's own forward must run
+            return F.tlu(self(x), tau)
+        _check_ndim(type(self).__name__, x, (4,))
+        return F.filter_response_norm_tlu(x, self.weight, self.bias, tau, self.eps)
+
     def extra_repr(self):
         eps = float(self.eps.data[0]) if self.learnable_eps else self.eps
         return f"{self.num_features}, eps={eps}, learnable_eps={self.learnable_eps}"
 
 
 class TLU(Module):
-    """Thresholded linear unit ``max(x, tau)`` with ``tau`` per channel, starting at zeros (a ReLU)."""
+    """Thresholded linear unit ``max(x, tau)`` with ``tau`` per channel, starting at zeros (a ReLU). After a
+    ``FilterResponseNorm2d`` in an ``nn.Sequential`` the pair runs fused (``F.filter_response_norm_tlu``)."""
+
+    is_plain_tlu = True  # nn.Sequential fuses a FilterResponseNorm2d followed by this class (not its subclasses)
 
     def __init__(self, num_features: int, dtype: np.dtype | type | str | None = None):
         super().__init__()

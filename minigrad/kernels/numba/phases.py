@@ -249,6 +249,70 @@ def _row_backward_apply(dx, dy, x, weight, a, mg, shift, b, k):
             dxv[d] = ar * (weight[d] * dyv[d] - mr) + br * (xv[d] - K) + kr
 
 
+# fused max (FRN + TLU): z = (x - shift)*scale + offset in X, as _row_apply_max computes it; dy split between z and
+# tau by Maximum's rule: g = dy where z > tau, dy/2 on a tie, else 0; t (tau's share) the rest
+
+
+@njit(cache=True)
+def _max_split(z, tau, dy, zero, half):
+    """(g, t) of one element (half = dy/2 in X)."""
+    if z > tau:
+        return dy, zero
+    if z == tau:
+        return half, half
+    return zero, dy
+
+
+@njit(cache=True, fastmath=REASSOC)
+def _row_sums_max(dy, x, mean, K, sc, of, tau, zero, hf):
+    """(sum(g), sum(g*(x - mean)), sum(t)) of one row, in double."""
+    a = 0.0
+    q = 0.0
+    u = 0.0
+    for d in range(x.shape[0]):
+        g, t = _max_split((x[d] - K) * sc + of, tau, dy[d], zero, dy[d] * hf)
+        a += np.float64(g)
+        q += np.float64(g) * (np.float64(x[d]) - mean)
+        u += np.float64(t)
+    return a, q, u
+
+
+@_twins()
+def _row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau):
+    R, D = x.shape
+    zero = np.zeros(1, x.dtype)[0]
+    hf = np.ones(1, x.dtype)[0] / 2
+    for r in prange(R):
+        sg[r], sgx[r], st[r] = _row_sums_max(dy[r], x[r], mean[r], shift[r], scale[r], offset[r], tau[r], zero, hf)
+
+
+@_twins()
+def _row_apply_max(y, x, shift, scale, offset, tau):
+    R, D = x.shape
+    for r in prange(R):
+        yv = y[r]
+        xv = x[r]
+        K, sc, of, t = shift[r], scale[r], offset[r], tau[r]
+        for d in range(D):
+            z = (xv[d] - K) * sc + of
+            yv[d] = z if z > t or z != z else t  # NOTE: np.maximum's NaN: from z or from t
+
+
+@_twins()
+def _row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau):
+    R, D = x.shape
+    zero = np.zeros(1, x.dtype)[0]
+    hf = np.ones(1, x.dtype)[0] / 2
+    for r in prange(R):
+        dxv = dx[r]
+        dyv = dy[r]
+        xv = x[r]
+        ar, mr, K, br, kr, sc, of, t = a[r], mg[r], shift[r], b[r], k[r], scale[r], offset[r], tau[r]
+        for d in range(D):
+            g = _max_split((xv[d] - K) * sc + of, t, dyv[d], zero, dyv[d] * hf)[0]
+            dxv[d] = ar * (g - mr) + br * (xv[d] - K) + kr
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the contract's functions
 
@@ -321,3 +385,18 @@ def _merge(p):
 def row_backward_apply(dx, dy, x, weight, a, mg, shift, b, k, n_threads):
     """dx = a[r]*(weight[d]*dy - mg[r]) + b[r]*(x - shift[r]) + k[r]."""
     _pick(_row_backward_apply, n_threads)(dx, dy, x, weight, a, mg, shift, b, k)
+
+
+def row_apply_max(y, x, shift, scale, offset, tau, n_threads):
+    """y = max((x - shift[r])*scale[r] + offset[r], tau[r])."""
+    _pick(_row_apply_max, n_threads)(y, x, shift, scale, offset, tau)
+
+
+def row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau, n_threads):
+    """Per row sg = sum(g), sgx = sum(g*(x - mean)), st = sum(t), dy split by the max (contract)."""
+    _pick(_row_backward_sums_max, n_threads)(sg, sgx, st, dy, x, mean, shift, scale, offset, tau)
+
+
+def row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau, n_threads):
+    """dx = a[r]*(g - mg[r]) + b[r]*(x - shift[r]) + k[r], g as in row_backward_sums_max."""
+    _pick(_row_backward_apply_max, n_threads)(dx, dy, x, a, mg, shift, b, k, scale, offset, tau)

@@ -15,6 +15,7 @@ from .norm import (  # noqa: F401
 from .optim import adam_update, sgd_update  # noqa: F401
 from .phases import (  # noqa: F401
     channel_apply, channel_apply_relu, channel_backward_apply, channel_backward_apply_relu, channel_backward_sums,
-    channel_backward_sums_relu, channel_stats, row_apply, row_backward_apply, row_backward_sums, row_stats,
+    channel_backward_sums_relu, channel_stats, row_apply, row_apply_max, row_backward_apply, row_backward_apply_max,
+    row_backward_sums, row_backward_sums_max, row_stats,
 )
 from .softmax import log_softmax_backward, log_softmax_forward  # noqa: F401

@@ -6,7 +6,8 @@ coefficients -> backward apply, in one of two layouts:
   channels  x: (N, C, S)   one reduction set per channel c over N and S, M = N*S   (batch norm and its variants)
   rows      x: (R, D)      one reduction set per row r over D, M = D               (layer/RMS norm, per-sample sets)
 ``center=False`` takes no mean (RMSNorm, FRN): mean = 0 and m2 = sum(x^2). The ``*_relu`` channel phases fuse a
-ReLU after the apply (batch norm + ReLU): the backward recomputes the mask from x and the forward's coefficients.
+ReLU after the apply (batch norm + ReLU), the ``row_*_max`` phases a per-row threshold max(z, tau) after a per-row
+apply (FRN + TLU): the backward recomputes the mask from x and the forward's coefficients.
 Everything in float64, cast once at the end, as in ``reference.norm``.
 """
 import numpy as np
@@ -104,3 +105,39 @@ def row_backward_apply(dx, dy, x, weight, a, mg, shift, b, k, n_threads=1):
     f = lambda v: v.astype(np.float64)[:, None]  # noqa: E731
     dx[...] = (f(a) * (weight.astype(np.float64) * dy.astype(np.float64) - f(mg))
                + f(b) * (x.astype(np.float64) - f(shift)) + f(k))
+
+
+def _pre_max(x, shift, scale, offset):
+    """The per-row apply's value before the max, rounded to X as the forward stores it (the mask is taken on this)."""
+    f = lambda a: a.astype(np.float64)[:, None]  # noqa: E731
+    return ((x.astype(np.float64) - f(shift)) * f(scale) + f(offset)).astype(x.dtype)
+
+
+def _max_split(dy, x, shift, scale, offset, tau):
+    """(g, t): dy split between z and tau by Maximum's rule (z > tau: all to z; a tie: half each; else, NaN
+    included, all to tau), masked entries 0 even for inf dy."""
+    z, t = _pre_max(x, shift, scale, offset), tau[:, None]
+    zero, half = np.zeros((), dy.dtype), dy * dy.dtype.type(0.5)
+    return (np.where(z > t, dy, np.where(z == t, half, zero)),
+            np.where(z > t, zero, np.where(z == t, half, dy)))
+
+
+def row_apply_max(y, x, shift, scale, offset, tau, n_threads=1):
+    """y = max((x - shift[r])*scale[r] + offset[r], tau[r]); NaN in either gives NaN (np.maximum)."""
+    y[...] = np.maximum(_pre_max(x, shift, scale, offset), tau[:, None])
+
+
+def row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau, n_threads=1):
+    """With (g, t) dy split by the max (contract): sg = sum(g), sgx = sum(g*(x - mean[r])), st = sum(t) per row."""
+    g, t = _max_split(dy, x, shift, scale, offset, tau)
+    g64 = g.astype(np.float64)
+    sg[...] = g64.sum(axis=1)
+    sgx[...] = (g64 * (x.astype(np.float64) - mean[:, None])).sum(axis=1)
+    st[...] = t.astype(np.float64).sum(axis=1)
+
+
+def row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau, n_threads=1):
+    """dx = a[r]*(g - mg[r]) + b[r]*(x - shift[r]) + k[r], g as in row_backward_sums_max (shift is the forward's)."""
+    g = _max_split(dy, x, shift, scale, offset, tau)[0]
+    f = lambda v: v.astype(np.float64)[:, None]  # noqa: E731
+    dx[...] = f(a) * (g.astype(np.float64) - f(mg)) + f(b) * (x.astype(np.float64) - f(shift)) + f(k)

@@ -23,4 +23,6 @@ from .dense import dropout, dropout2d, flatten, linear, pad  # noqa: F401
 from .fused import batch_norm_relu  # noqa: F401
 from .loss import cross_entropy, mse_loss, nll_loss  # noqa: F401
 from .norm import batch_norm, group_norm, instance_norm, layer_norm, rms_norm  # noqa: F401
-from .norm_family import batch_renorm, evonorm_b0, evonorm_s0, filter_response_norm, tlu  # noqa: F401
+from .norm_family import (  # noqa: F401
+    batch_renorm, evonorm_b0, evonorm_s0, filter_response_norm, filter_response_norm_tlu, tlu,
+)

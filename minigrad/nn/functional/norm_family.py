@@ -6,7 +6,9 @@ and the coefficients between them (``minigrad.kernels.coefficients``), so it run
   batch_renorm          channels layout, one autograd node (``_ChannelNorm``): batch norm's phases with the
                         per-channel coefficients of weight*r and bias + weight*d
   filter_response_norm  rows layout (N*C rows of S values), ``center=False``, one autograd node (``_FilterResponse``)
-  tlu                   max(x, tau): no phase has it; a composed autograd op (``Tensor.maximum``)
+  tlu                   max(x, tau) alone: a composed autograd op (``Tensor.maximum``)
+  filter_response_norm_tlu  FRN then TLU in the same node, the max fused into the apply pass and the backward
+                        passes (the ``row_*_max`` phases): fewer passes over the data, measured faster
   evonorm_b0/s0         the standard deviations of the reduction sets are phase nodes (``_SetStd``); the gate
                         (max, sigmoid) and the division are composed autograd ops
 Inputs are validated here, with the same rules and messages as ``norm.py``.
@@ -93,12 +95,15 @@ def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor
 class _FilterResponse(Function):
     """FRN over x viewed as rows (N*C, S), composed of the row phases with ``center=False``: forward ``row_stats ->
     coefficients -> row_apply``, backward ``row_backward_sums -> coefficients -> row_backward_apply``. weight and
-    bias are per channel, so they enter as per-row coefficients (the rows' per-column weight is ones). The
-    optional last parent is a learned eps, of which |eps| is used."""
+    bias are per channel, so they enter as per-row coefficients (the rows' per-column weight is ones). With
+    ``has_tau`` (FRN + TLU fused) the apply and both backward passes are the ``row_*_max`` phases: y = max(z, tau)
+    in the apply pass, dy split between z and tau inside the backward passes. Parents: x, then weight, bias, tau
+    (those present), then the optional learned eps, of which |eps| is used."""
 
     @ieee_when_eps0
-    def forward(self, x, *params, has_weight, has_bias, eps):
+    def forward(self, x, *params, has_weight, has_bias, eps, has_tau=False):
         self.has_weight, self.has_bias, self.learned_eps, self.eps = has_weight, has_bias, eps is None, eps
+        self.has_tau = has_tau
         n, c = x.shape[0], x.shape[1]
         x2 = np.ascontiguousarray(x).reshape(n * c, -1)
         s = x2.shape[1]
@@ -110,10 +115,17 @@ class _FilterResponse(Function):
         k.row_stats(mean, m2, x2, False)
         # NOTE: the statistics viewed as (N, C) broadcast against the per-channel weight and bias
         mean, rstd = mean.reshape(n, c), coefficients.rstd(m2, s, abs(self.eps_value)).reshape(n, c)
-        self.w64, self.ones = w.astype(np.float64), np.ones(s, x.dtype)
+        self.w64 = w.astype(np.float64)
         y = np.empty_like(x2)
-        coef = coefficients.forward(mean, rstd, x.dtype, self.w64, b.astype(np.float64))
-        k.row_apply(y, x2, *(a.reshape(-1) for a in coef), self.ones, np.zeros(s, x.dtype))
+        coef = tuple(a.reshape(-1) for a in coefficients.forward(mean, rstd, x.dtype, self.w64, b.astype(np.float64)))
+        if has_tau:
+            tau = np.empty((n, c), x.dtype)  # NOTE: tau per channel, one per row (N*C values)
+            tau[...] = params[has_weight + has_bias]
+            self.coef, self.tau = coef, tau.reshape(-1)
+            k.row_apply_max(y, x2, *coef, self.tau)
+        else:
+            self.ones = np.ones(s, x.dtype)
+            k.row_apply(y, x2, *coef, self.ones, np.zeros(s, x.dtype))
         self.x2, self.mean, self.rstd, self.shape = x2, mean, rstd, x.shape
         return y.reshape(x.shape)
 
@@ -124,20 +136,31 @@ class _FilterResponse(Function):
         n, c = self.shape[0], self.shape[1]
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
         k = kernels.kernels()
-        sg, sgx, unused_w, unused_b = np.empty(r), np.empty(r), np.empty(s, dtype), np.empty(s, dtype)
-        k.row_backward_sums(sg, sgx, unused_w, unused_b, dy, x2, self.mean.reshape(-1), self.rstd.reshape(-1),
-                            self.ones)
+        sg, sgx = np.empty(r), np.empty(r)
+        if self.has_tau:
+            st = np.empty(r)
+            k.row_backward_sums_max(sg, sgx, st, dy, x2, self.mean.reshape(-1), *self.coef, self.tau)
+        else:
+            unused_w, unused_b = np.empty(s, dtype), np.empty(s, dtype)
+            k.row_backward_sums(sg, sgx, unused_w, unused_b, dy, x2, self.mean.reshape(-1), self.rstd.reshape(-1),
+                                self.ones)
         sg, sgx = sg.reshape(n, c), sgx.reshape(n, c)
         grads = [None]
         if self.needs_input_grad[0]:
             dx = np.empty_like(x2)
             coef = coefficients.backward(sg, sgx, s, self.mean, self.rstd, False, dtype, self.w64)
-            k.row_backward_apply(dx, dy, x2, self.ones, *(a.reshape(-1) for a in coef))
+            if self.has_tau:
+                k.row_backward_apply_max(dx, dy, x2, *(a.reshape(-1) for a in coef), self.coef[1], self.coef[2],
+                                         self.tau)
+            else:
+                k.row_backward_apply(dx, dy, x2, self.ones, *(a.reshape(-1) for a in coef))
             grads[0] = dx.reshape(self.shape)
         if self.has_weight:  # dweight = sum(dy*xhat) per channel, xhat = x*rstd
             grads.append((sgx * self.rstd).sum(axis=0).astype(dtype))
         if self.has_bias:
             grads.append(sg.sum(axis=0).astype(dtype))
+        if self.has_tau:  # dtau = the threshold's share of dy, per channel
+            grads.append(st.reshape(n, c).sum(axis=0).astype(dtype))
         if self.learned_eps:
             # NOTE: d(rstd)/d|eps| = -rstd^3/2, and |eps|' = sign(eps)
             de = -0.5 * np.sign(self.eps_value) * np.sum(self.w64 * sgx * self.rstd ** 3)
@@ -154,6 +177,8 @@ class _FilterResponse(Function):
             y = y * params[0].reshape(1, c, 1)
         if self.has_bias:
             y = y + params[1 if self.has_weight else 0].reshape(1, c, 1)
+        if self.has_tau:
+            y = y.maximum(params[self.has_weight + self.has_bias].reshape(1, c, 1))
         return y.reshape(self.shape)
 
 
@@ -164,8 +189,8 @@ def filter_response_norm(input: Tensor, weight: Tensor | None = None, bias: Tens
         nu2 = mean over the spatial dims of x^2,    y = weight * x / sqrt(nu2 + |eps|) + bias
     (the paper's Algorithm 1: no mean subtracted). ``eps`` is a number > 0, or a one-element Tensor of the
     input's dtype for the paper's learned eps (its absolute value is used, and it gets a gradient). Follow with
-    ``tlu`` for the paper's FRN layer. Built from the rows phase kernels with ``center=False`` (rows: N*C of S
-    values).
+    ``tlu`` for the paper's FRN layer (or call ``filter_response_norm_tlu``, the pair fused). Built from the rows
+    phase kernels with ``center=False`` (rows: N*C of S values).
 
     Shape:
         - input (N, C, *) with at least one spatial dim; weight, bias (C,); eps (1,) when a Tensor.
@@ -186,10 +211,46 @@ def filter_response_norm(input: Tensor, weight: Tensor | None = None, bias: Tens
                                  has_bias=bias is not None, eps=eps)
 
 
+def filter_response_norm_tlu(input: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
+                             tau: Tensor | None = None, eps: float | Tensor = 1e-6) -> Tensor:
+    """The paper's FRN layer, ``tlu(filter_response_norm(input, weight, bias, eps), tau)``, fused:
+        y = max(weight * x / sqrt(mean_S(x^2) + |eps|) + bias, tau)
+    with ``filter_response_norm``'s arguments and rules, and ``tau`` (required) per channel. Same results as the
+    pair within rounding (the value before the max is computed as FRN computes it; Maximum's tie rule: a tie
+    gives half of dy to each side), in half the passes over the data: the max is fused into the apply pass
+    (``row_apply_max``) and dy is split between the input and ``tau`` inside the backward passes
+    (``row_backward_sums_max``, ``row_backward_apply_max``), fused because that measures faster than the composed
+    ``maximum`` (docs/perf/norm-family.md). A separate function, not a ``tau=`` argument of
+    ``filter_response_norm``, as ``batch_norm_relu`` beside ``batch_norm``: the normalization keeps its meaning
+    and the fused pair is named. ``nn.Sequential`` uses it for a ``FilterResponseNorm2d`` followed by a ``TLU``.
+    Double backward composes the pair from Tensor ops.
+
+    Shape:
+        - input (N, C, *) with at least one spatial dim; weight, bias, tau (C,); eps (1,) when a Tensor.
+    """
+    fn = "filter_response_norm_tlu"
+    _check_input(fn, input, 3)
+    c = input.shape[1]
+    _check_param(fn, "weight", weight, (c,), input.dtype)
+    _check_param(fn, "bias", bias, (c,), input.dtype)
+    if tau is None:
+        raise TypeError(f"{fn}: tau must be a minigrad.Tensor of shape ({c},), got None")
+    _check_param(fn, "tau", tau, (c,), input.dtype)
+    if isinstance(eps, Tensor):
+        _check_param(fn, "eps", eps, (1,), input.dtype)
+        learned, eps = (eps,), None
+    else:
+        learned, eps = (), check_eps(fn, eps)
+    if input.size == 0:
+        return _empty_like(input, weight, bias, tau, *learned)
+    return _FilterResponse.apply(input, *_params(weight, bias), tau, *learned, has_weight=weight is not None,
+                                 has_bias=bias is not None, eps=eps, has_tau=True)
+
+
 def tlu(input: Tensor, tau: Tensor) -> Tensor:
     """Thresholded linear unit (Singh & Krishnan, 2020): ``y = max(x, tau)`` with a learned ``tau`` per channel.
-    A composed autograd op (``Tensor.maximum``; no phase has a max); ties split the gradient evenly, as
-    ``torch.maximum``.
+    A composed autograd op (``Tensor.maximum``); ties split the gradient evenly, as ``torch.maximum``. After
+    ``filter_response_norm``, ``filter_response_norm_tlu`` fuses the max into FRN's passes.
 
     Shape:
         - input (N, C, *); tau (C,).
