@@ -38,6 +38,19 @@ from minigrad import kernels
 from minigrad import random as _random
 from minigrad.tensor import Tensor
 
+_module = importlib.import_module("minigrad.nn.module")
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _module_state(m):
+    """What of a module a recording depends on besides its tensors' values: its plain attributes by value, and its
+    parameters, buffers and submodules by identity."""
+    d = vars(m)
+    plain = tuple((k, v) for k, v in d.items() if isinstance(v, _PLAIN) or (type(v) is tuple and all(
+        isinstance(e, _PLAIN) for e in v)))
+    held = tuple((k, id(v)) for table in (d["_parameters"], d["_buffers"], d["_modules"]) for k, v in table.items())
+    return plain, held
+
 _t = importlib.import_module("minigrad.tensor")  # NOTE: the module (minigrad.tensor is also a function)
 
 __all__ = ["compile"]
@@ -339,10 +352,13 @@ class _Trace:
         self.replay = self.ns["replay"]
 
     def set_guards(self):
-        """What must hold for the recording to fit a later call: the modules' training flags and the leaves'
-        requires_grad flags as they were."""
+        """What must hold for the recording to fit a later call: the modules' training flags, their plain
+        attributes and which parameters, buffers and submodules they hold, and the leaves' requires_grad flags, as
+        they were."""
         self.guard_modules = tuple(self.modules.values())
         self.guard_training = tuple(m.training for m in self.guard_modules)
+        self.guard_epoch = _module.attr_epoch
+        self.guard_state = tuple(_module_state(m) for m in self.guard_modules)
         self.guard_leaves = tuple(self.live.values())
         self.guard_grad = tuple(t.requires_grad for t in self.guard_leaves)
 
@@ -360,6 +376,12 @@ class _Trace:
         for m, flag in zip(self.guard_modules, self.guard_training):
             if m.training is not flag:
                 return False
+        if _module.attr_epoch != self.guard_epoch:
+            # NOTE: some module was assigned to since: a hyperparameter (p, momentum, eps, frozen), a replaced
+            # submodule, parameter or buffer would change the step, which the replay's constants would not follow
+            if tuple(_module_state(m) for m in self.guard_modules) != self.guard_state:
+                return False
+            self.guard_epoch = _module.attr_epoch
         for t, flag in zip(self.guard_leaves, self.guard_grad):
             if t.requires_grad is not flag:
                 return False

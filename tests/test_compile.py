@@ -256,3 +256,42 @@ def test_cli_flag():
 def test_compile_rejects_non_callable():
     with pytest.raises(TypeError, match="expected a function"):
         mg.compile(3)
+
+
+def test_module_changes_after_recording_are_followed():
+    """A replay's constants come from the modules as they were recorded: a hyperparameter set later (dropout's p,
+    a batch norm's momentum, ``freeze_batch_norm`` without freezing the affine), a replaced submodule or a replaced
+    buffer must send the call to a new recording, never replay the old step (bit-identical to eager throughout)."""
+    from minigrad.nn.utils import freeze_batch_norm
+
+    def build():
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.3),
+                             nn.Linear(32, 10))
+
+    def changes(net):
+        yield lambda: None
+        yield lambda: None
+        yield lambda: None  # replays from here
+        yield lambda: setattr(net[4], "p", 0.6)
+        yield lambda: setattr(net[2], "momentum", 0.5)
+        yield lambda: freeze_batch_norm(net, freeze_affine=False)
+        yield lambda: setattr(net, "5", nn.Linear(32, 10))
+        yield lambda: setattr(net[2], "running_mean", mg.zeros(32))
+
+    batches = _batches(8, 8)
+    net_a, opt_a, step_a = _setup(build, "sgd")
+    losses = []
+    for change, (x, y) in zip(changes(net_a), batches):
+        change()
+        losses.append(step_a(x, y).data.tobytes())
+    net_b, opt_b, step_b = _setup(build, "sgd")
+    compiled = mg.compile(step_b)
+    got = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for change, (x, y) in zip(changes(net_b), batches):
+            change()
+            got.append(compiled(x, y).data.tobytes())
+    assert got == losses
+    for (k, a), (_, b) in zip(net_a.state_dict().items(), net_b.state_dict().items()):
+        assert a.tobytes() == b.tobytes(), k

@@ -14,6 +14,10 @@ from minigrad.tensor import Tensor, _to_arguments
 
 _tensor = importlib.import_module("minigrad.tensor")  # NOTE: the module (minigrad.tensor is also a function)
 
+# NOTE: bumped by every assignment or registration on any Module (an attribute, a parameter, a buffer, a submodule):
+# minigrad.compile compares its recordings' module state again only when this moved
+attr_epoch = 0
+
 
 class Parameter(Tensor):
     """A Tensor that a Module registers as a learnable parameter (``requires_grad=True`` by default)."""
@@ -38,6 +42,8 @@ class Module:
 
     # ------------------------------------------------------------ registration
     def __setattr__(self, name, value):
+        global attr_epoch
+        attr_epoch += 1
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning "
                                  f"attributes")
@@ -64,6 +70,8 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):
+        global attr_epoch
+        attr_epoch += 1
         for table in (self._parameters, self._buffers, self._modules):
             if name in table:
                 del table[name]
@@ -74,6 +82,8 @@ class Module:
         """Register ``tensor`` (a Tensor, or None) as state that is not trained. A persistent buffer is saved in
         ``state_dict`` (and loaded by ``load_state_dict``); ``persistent=False`` keeps it out of both, as
         PyTorch's (it still moves with ``to``/``float``/``double``)."""
+        global attr_epoch
+        attr_epoch += 1
         if not isinstance(name, str) or not name or "." in name:
             raise KeyError(f"register_buffer: name must be a non-empty string without '.', got {name!r}")
         if isinstance(tensor, np.ndarray):
@@ -94,6 +104,8 @@ class Module:
 
     def register_parameter(self, name, param):
         """Register ``param`` (a Parameter, or None for an absent optional parameter such as a bias)."""
+        global attr_epoch
+        attr_epoch += 1
         if param is None:
             self.__dict__.pop(name, None)
             self._parameters[name] = None
@@ -102,6 +114,8 @@ class Module:
 
     def add_module(self, name, module):
         """Register ``module`` as the submodule ``name`` (the same as ``setattr(self, name, module)``)."""
+        global attr_epoch
+        attr_epoch += 1
         setattr(self, name, module)
 
     # ------------------------------------------------------------ traversal
