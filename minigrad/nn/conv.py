@@ -11,7 +11,44 @@ from minigrad.nn.module import Module, Parameter
 from minigrad.tensor import Tensor
 
 
-class Conv2d(Module):
+def _conv_setup(m, name, in_channels, out_channels, groups, geometry, weight_channels, bias, dtype):
+    """The checks and parameters every convolution module shares: positive channel and group counts dividing
+    both channel counts, the geometry arguments (``{attribute: tuple}``, already checked by the caller's rule),
+    ``weight`` of shape ``weight_channels + kernel_size`` and an optional ``bias``, drawn by ``reset_parameters``."""
+    m.in_channels = _positive_int(name, "in_channels", in_channels)
+    m.out_channels = _positive_int(name, "out_channels", out_channels)
+    m.groups = _positive_int(name, "groups", groups)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{name}: in_channels {in_channels} and out_channels {out_channels} must both be "
+                         f"divisible by groups {groups}")
+    for attr, value in geometry.items():
+        setattr(m, attr, value)
+    m.weight = Parameter(np.empty(weight_channels(m) + m.kernel_size, float_dtype(dtype)))
+    if bias:
+        m.bias = Parameter(np.empty(m.out_channels, float_dtype(dtype)))
+    else:
+        m.register_parameter("bias", None)
+    m.reset_parameters()
+
+
+class _ConvModule(Module):
+    def reset_parameters(self) -> None:
+        """Draw weight and bias again from PyTorch's default distribution (see the class docstring)."""
+        _reset_parameters(self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        """The arguments shown by ``repr``."""
+        extra = f"output_padding={self.output_padding}, " if hasattr(self, "output_padding") else ""
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, {extra}dilation={self.dilation}, groups={self.groups}, "
+                f"bias={self.bias is not None}")
+
+
+def _forward_channels(m):
+    return (m.out_channels, m.in_channels // m.groups)
+
+
+class Conv2d(_ConvModule):
     r"""A 2-d convolution (cross-correlation, as PyTorch's):
     ``y[n, o] = bias[o] + sum_{c in group(o), i, j} weight[o, c, i, j] * xpad[n, c, s*oh + d*i, s*ow + d*j]``.
 
@@ -48,37 +85,13 @@ class Conv2d(Module):
                  dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
                  dtype: np.dtype | type | str | None = None):
         super().__init__()
-        self.in_channels = _positive_int("Conv2d", "in_channels", in_channels)
-        self.out_channels = _positive_int("Conv2d", "out_channels", out_channels)
-        self.groups = _positive_int("Conv2d", "groups", groups)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels {out_channels} must both be "
-                             f"divisible by groups {groups}")
-        self.kernel_size = pair("Conv2d", "kernel_size", kernel_size, 1)
-        self.stride = pair("Conv2d", "stride", stride, 1)
-        self.padding = pair("Conv2d", "padding", padding, 0)
-        self.dilation = pair("Conv2d", "dilation", dilation, 1)
-        self.weight = Parameter(np.empty((self.out_channels, self.in_channels // groups) + self.kernel_size,
-                                         float_dtype(dtype)))
-        if bias:
-            self.bias = Parameter(np.empty(self.out_channels, float_dtype(dtype)))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Draw weight and bias again from PyTorch's default distribution (see the class docstring)."""
-        _reset_parameters(self.weight, self.bias)
+        geometry = {a: pair("Conv2d", a, v, lo) for a, v, lo in (("kernel_size", kernel_size, 1), ("stride", stride, 1),
+                                                                 ("padding", padding, 0), ("dilation", dilation, 1))}
+        _conv_setup(self, "Conv2d", in_channels, out_channels, groups, geometry, _forward_channels, bias, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         """The convolution of ``x`` with ``weight``, plus ``bias``."""
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
-    def extra_repr(self) -> str:
-        """The arguments shown by ``repr``."""
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
-                f"bias={self.bias is not None}")
 
 
 class MaxPool2d(Module):
@@ -175,7 +188,7 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={self.output_size}"
 
 
-class Conv1d(Module):
+class Conv1d(_ConvModule):
     r"""A 1-d convolution (cross-correlation): ``F.conv1d``, which runs conv2d over a height-1 input.
 
     Args: as ``Conv2d``, with ints (or 1-tuples) for ``kernel_size``, ``stride``, ``padding``, ``dilation``.
@@ -195,40 +208,17 @@ class Conv1d(Module):
                  padding: int | tuple[int] = 0, dilation: int | tuple[int] = 1, groups: int = 1, bias: bool = True,
                  dtype: np.dtype | type | str | None = None):
         super().__init__()
-        self.in_channels = _positive_int("Conv1d", "in_channels", in_channels)
-        self.out_channels = _positive_int("Conv1d", "out_channels", out_channels)
-        self.groups = _positive_int("Conv1d", "groups", groups)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv1d: in_channels {in_channels} and out_channels {out_channels} must both be "
-                             f"divisible by groups {groups}")
-        self.kernel_size = (_single("Conv1d", "kernel_size", kernel_size, 1),)
-        self.stride = (_single("Conv1d", "stride", stride, 1),)
-        self.padding = (_single("Conv1d", "padding", padding, 0),)
-        self.dilation = (_single("Conv1d", "dilation", dilation, 1),)
-        self.weight = Parameter(np.empty((self.out_channels, self.in_channels // groups) + self.kernel_size,
-                                         float_dtype(dtype)))
-        if bias:
-            self.bias = Parameter(np.empty(self.out_channels, float_dtype(dtype)))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Draw weight and bias again from PyTorch's default distribution (see the class docstring)."""
-        _reset_parameters(self.weight, self.bias)
+        geometry = {a: (_single("Conv1d", a, v, lo),) for a, v, lo in (
+            ("kernel_size", kernel_size, 1), ("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1))}
+        _conv_setup(self, "Conv1d", in_channels, out_channels, groups, geometry, _forward_channels, bias, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         """The convolution of ``x`` with ``weight``, plus ``bias``."""
         return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
-    def extra_repr(self) -> str:
-        """The arguments shown by ``repr``."""
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
-                f"bias={self.bias is not None}")
 
 
-class ConvTranspose2d(Module):
+class ConvTranspose2d(_ConvModule):
     r"""A 2-d transposed convolution (the adjoint of ``Conv2d`` with the same arguments): ``F.conv_transpose2d``.
 
     Args:
@@ -253,42 +243,21 @@ class ConvTranspose2d(Module):
                  output_padding: int | tuple[int, int] = 0, groups: int = 1, bias: bool = True,
                  dilation: int | tuple[int, int] = 1, dtype: np.dtype | type | str | None = None):
         super().__init__()
-        self.in_channels = _positive_int("ConvTranspose2d", "in_channels", in_channels)
-        self.out_channels = _positive_int("ConvTranspose2d", "out_channels", out_channels)
-        self.groups = _positive_int("ConvTranspose2d", "groups", groups)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"ConvTranspose2d: in_channels {in_channels} and out_channels {out_channels} must both "
-                             f"be divisible by groups {groups}")
-        self.kernel_size = pair("ConvTranspose2d", "kernel_size", kernel_size, 1)
-        self.stride = pair("ConvTranspose2d", "stride", stride, 1)
-        self.padding = pair("ConvTranspose2d", "padding", padding, 0)
-        self.output_padding = pair("ConvTranspose2d", "output_padding", output_padding, 0)
-        self.dilation = pair("ConvTranspose2d", "dilation", dilation, 1)
-        if any(o >= s and o >= d for o, s, d in zip(self.output_padding, self.stride, self.dilation)):
-            raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than either "
-                             f"stride {self.stride} or dilation {self.dilation}")
-        self.weight = Parameter(np.empty((self.in_channels, self.out_channels // groups) + self.kernel_size,
-                                         float_dtype(dtype)))
-        if bias:
-            self.bias = Parameter(np.empty(self.out_channels, float_dtype(dtype)))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Draw weight and bias again from PyTorch's default distribution (see the class docstring)."""
-        _reset_parameters(self.weight, self.bias)
+        geometry = {a: pair("ConvTranspose2d", a, v, lo) for a, v, lo in (
+            ("kernel_size", kernel_size, 1), ("stride", stride, 1), ("padding", padding, 0),
+            ("output_padding", output_padding, 0), ("dilation", dilation, 1))}
+        if any(o >= s and o >= d for o, s, d in zip(geometry["output_padding"], geometry["stride"],
+                                                    geometry["dilation"])):
+            raise ValueError(f"ConvTranspose2d: output_padding {geometry['output_padding']} must be smaller than "
+                             f"either stride {geometry['stride']} or dilation {geometry['dilation']}")
+        _conv_setup(self, "ConvTranspose2d", in_channels, out_channels, groups, geometry,
+                    lambda m: (m.in_channels, m.out_channels // m.groups), bias, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         """The transposed convolution of ``x`` with ``weight``, plus ``bias``."""
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
                                   self.groups, self.dilation)
 
-    def extra_repr(self) -> str:
-        """The arguments shown by ``repr``."""
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, output_padding={self.output_padding}, dilation={self.dilation}, "
-                f"groups={self.groups}, bias={self.bias is not None}")
 
 
 class AdaptiveMaxPool2d(Module):

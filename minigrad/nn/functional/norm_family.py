@@ -195,20 +195,30 @@ def filter_response_norm(input: Tensor, weight: Tensor | None = None, bias: Tens
     Shape:
         - input (N, C, *) with at least one spatial dim; weight, bias (C,); eps (1,) when a Tensor.
     """
-    fn = "filter_response_norm"
+    return _frn("filter_response_norm", input, weight, bias, None, eps)
+
+
+def _frn(fn, input, weight, bias, tau, eps):
+    """filter_response_norm (``tau`` None) and its fused TLU (``tau`` a Tensor): the checks, then one node."""
     _check_input(fn, input, 3)
     c = input.shape[1]
     _check_param(fn, "weight", weight, (c,), input.dtype)
     _check_param(fn, "bias", bias, (c,), input.dtype)
+    taus = ()
+    if fn == "filter_response_norm_tlu":
+        if tau is None:
+            raise TypeError(f"{fn}: tau must be a minigrad.Tensor of shape ({c},), got None")
+        _check_param(fn, "tau", tau, (c,), input.dtype)
+        taus = (tau,)
     if isinstance(eps, Tensor):
         _check_param(fn, "eps", eps, (1,), input.dtype)
         learned, eps = (eps,), None
     else:
         learned, eps = (), check_eps(fn, eps)
     if input.size == 0:
-        return _empty_like(input, weight, bias, *learned)
-    return _FilterResponse.apply(input, *_params(weight, bias), *learned, has_weight=weight is not None,
-                                 has_bias=bias is not None, eps=eps)
+        return _empty_like(input, weight, bias, *taus, *learned)
+    return _FilterResponse.apply(input, *_params(weight, bias), *taus, *learned, has_weight=weight is not None,
+                                 has_bias=bias is not None, eps=eps, has_tau=bool(taus))
 
 
 def filter_response_norm_tlu(input: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
@@ -228,23 +238,7 @@ def filter_response_norm_tlu(input: Tensor, weight: Tensor | None = None, bias: 
     Shape:
         - input (N, C, *) with at least one spatial dim; weight, bias, tau (C,); eps (1,) when a Tensor.
     """
-    fn = "filter_response_norm_tlu"
-    _check_input(fn, input, 3)
-    c = input.shape[1]
-    _check_param(fn, "weight", weight, (c,), input.dtype)
-    _check_param(fn, "bias", bias, (c,), input.dtype)
-    if tau is None:
-        raise TypeError(f"{fn}: tau must be a minigrad.Tensor of shape ({c},), got None")
-    _check_param(fn, "tau", tau, (c,), input.dtype)
-    if isinstance(eps, Tensor):
-        _check_param(fn, "eps", eps, (1,), input.dtype)
-        learned, eps = (eps,), None
-    else:
-        learned, eps = (), check_eps(fn, eps)
-    if input.size == 0:
-        return _empty_like(input, weight, bias, tau, *learned)
-    return _FilterResponse.apply(input, *_params(weight, bias), tau, *learned, has_weight=weight is not None,
-                                 has_bias=bias is not None, eps=eps, has_tau=True)
+    return _frn("filter_response_norm_tlu", input, weight, bias, tau, eps)
 
 
 def tlu(input: Tensor, tau: Tensor) -> Tensor:
