@@ -1,6 +1,7 @@
 """Inference latency of the model zoo in eval mode, batch 1 and batch 64, at 1 thread: minigrad unfused
 ("minigrad"), minigrad with its batch norms folded (``minigrad.nn.utils.fusion.fuse_model``, "minigrad-fused"),
-PyTorch in eval mode with its own ``torch.nn.utils.fusion.fuse_conv_bn_eval`` / ``fuse_linear_bn_eval`` under
+the fused model's forward under ``minigrad.compile`` ("minigrad-fused-compiled": recorded once, then replayed
+without per-op Python dispatch), PyTorch in eval mode with its own ``torch.nn.utils.fusion.fuse_conv_bn_eval`` / ``fuse_linear_bn_eval`` under
 ``torch.inference_mode()`` ("torch"), and onnxruntime on the file written by ``minigrad.onnx.export``
 ("onnxruntime", a session with ``intra_op_num_threads = inter_op_num_threads = 1``).
 
@@ -28,7 +29,7 @@ from conftest import pin_threads, record, torch_or_skip
 
 MODELS = ["mlp", "mlp-bn", "lenet", "lenet-bn", "resnet-tiny", "resnet20"]
 BATCHES = [1, 64]
-FRAMEWORKS = ["minigrad", "minigrad-fused", "torch", "onnxruntime"]
+FRAMEWORKS = ["minigrad", "minigrad-fused", "minigrad-fused-compiled", "torch", "onnxruntime"]
 IN_CHANNELS = {"resnet20": 3}
 SIZE = {"resnet20": 32}
 
@@ -153,7 +154,7 @@ def torch_fuse(torch, module):
 
 # ------------------------------------------------------------------ the runners
 
-def _minigrad_runner(name, x, fused):
+def _minigrad_runner(name, x, fused, compiled=False):
     import minigrad as mg
     from minigrad.nn.utils.fusion import fuse_model
 
@@ -161,10 +162,18 @@ def _minigrad_runner(name, x, fused):
     if fused:
         model = fuse_model(model)
     xt = mg.Tensor(x)
+    forward = mg.compile(model.__call__) if compiled else model
 
     def run():
         with mg.no_grad():
-            return model(xt).data
+            return forward(xt).data
+    if compiled:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # NOTE: a fallback to eager would time the wrong thing
+            for _ in range(3):  # record, check, replay
+                run()
     return run, mg.get_backend()
 
 
@@ -212,8 +221,8 @@ def test_inference(benchmark, framework, model, batch, threads):
     x = _input(model, batch)
     want = reference(model, x)
     restore = None
-    if framework in ("minigrad", "minigrad-fused"):
-        run, backend = _minigrad_runner(model, x, framework == "minigrad-fused")
+    if framework.startswith("minigrad"):
+        run, backend = _minigrad_runner(model, x, framework != "minigrad", framework.endswith("compiled"))
     elif framework == "torch":
         run, backend = _torch_runner(model, x)
         restore = pin_threads(threads)

@@ -9,7 +9,7 @@ Order: the bandwidth benchmarks first (they write ``.benchmarks/bandwidth.json``
 process its ``frac_of_triad``), then per benchmark file each backend's process at each thread count, then the
 end-to-end training steps (minigrad, minigrad under ``minigrad.compile``, torch, and jax when installed: at 1 thread its process runs under
 ``taskset -c 0`` with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``), then the inference latencies of
-``bench_inference.py`` (minigrad, minigrad-fused, torch, onnxruntime; 1 thread only). The NumPy reference runs at
+``bench_inference.py`` (minigrad, minigrad-fused, minigrad-fused-compiled, torch, onnxruntime; 1 thread only). The NumPy reference runs at
 1 thread only (it has no threads). ``--only inference`` (or any of ``PARTS``) runs just those parts.
 
     python benchmarks/run_all.py --out docs/benchmarks.json [--min-rounds 5] [--max-time 0.25] [-k EXPR]
@@ -49,8 +49,8 @@ NORM_FILES = ["bench_batch_norm.py", "bench_layer_norm.py", "bench_group_norm.py
               "bench_optim.py"]
 BACKENDS = ["numpy", "cython", "numba", "torch"]
 # bench_inference.py's frameworks and the -k selecting each ("minigrad" alone would also select "minigrad-fused")
-INFERENCE = {"minigrad": "minigrad and not minigrad-fused", "minigrad-fused": "minigrad-fused",
-             "torch": "torch", "onnxruntime": "onnxruntime"}
+INFERENCE = {"minigrad": "minigrad and not minigrad-fused", "minigrad-fused": "minigrad-fused and not compiled",
+             "minigrad-fused-compiled": "minigrad-fused-compiled", "torch": "torch", "onnxruntime": "onnxruntime"}
 PARTS = ("bandwidth", "kernels", "end-to-end", "inference")
 THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "MINIGRAD_NUM_THREADS")

@@ -1,4 +1,4 @@
-"""Batch-1 inference latency of minigrad (unfused and fused) and PyTorch (fused, inference_mode) timed alternately
+"""Batch-1 inference latency of minigrad (unfused, fused, and fused under ``minigrad.compile``) and PyTorch (fused, inference_mode) timed alternately
 in one process at 1 thread, round by round, so both see the same moments of a noisy machine; prints the 10th
 percentile and the median of each and their ratios. The models, weights and checks are those of
 benchmarks/bench_inference.py (one process holds both libraries here: at 1 thread their two OpenMP runtimes do
@@ -34,14 +34,15 @@ def main(argv=None):
     pin_threads(1)
     torch.set_num_threads(1)
     print(f"load average (1, 5, 15 min) at the start: {os.getloadavg()}")
-    print("| model | batch | minigrad p10 / median | minigrad fused p10 / median | torch p10 / median | "
-          "torch / fused p10 | torch / fused median |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| model | batch | minigrad p10 / median | minigrad fused p10 / median | fused + compile p10 / median | "
+          "torch p10 / median | torch / fused p10 | torch / fused median | torch / compiled p10 | "
+          "torch / compiled median |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in a.models:
         x = B._input(name, a.batch)
         want = B.reference(name, x)
         runs = {"minigrad": B._minigrad_runner(name, x, False)[0], "fused": B._minigrad_runner(name, x, True)[0],
-                "torch": B._torch_runner(name, x)[0]}
+                "compiled": B._minigrad_runner(name, x, True, compiled=True)[0], "torch": B._torch_runner(name, x)[0]}
         for k, run in runs.items():
             np.testing.assert_allclose(np.asarray(run(), np.float64), want, rtol=1e-4, atol=1e-4, err_msg=k)
         ts = {k: [] for k in runs}
@@ -53,8 +54,9 @@ def main(argv=None):
         p10 = {k: np.percentile(v, 10) for k, v in ts.items()}
         med = {k: np.median(v) for k, v in ts.items()}
         cell = lambda k: f"{p10[k] * 1e6:.0f} / {med[k] * 1e6:.0f} us"  # noqa: E731
-        print(f"| {name} | {a.batch} | {cell('minigrad')} | {cell('fused')} | {cell('torch')} | "
-              f"{p10['torch'] / p10['fused']:.2f}x | {med['torch'] / med['fused']:.2f}x |", flush=True)
+        print(f"| {name} | {a.batch} | {cell('minigrad')} | {cell('fused')} | {cell('compiled')} | {cell('torch')} | "
+              f"{p10['torch'] / p10['fused']:.2f}x | {med['torch'] / med['fused']:.2f}x | "
+              f"{p10['torch'] / p10['compiled']:.2f}x | {med['torch'] / med['compiled']:.2f}x |", flush=True)
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     return 0
 

@@ -17,7 +17,7 @@ sys.path.insert(0, ROOT)
 from minigrad.app import bench_report as bench  # noqa: E402
 
 COLUMNS = bench.INFERENCE_FRAMEWORKS
-LABELS = {"minigrad-fused": "minigrad fused", "torch": "torch (fused)"}
+LABELS = {"minigrad-fused": "minigrad fused", "minigrad-fused-compiled": "fused + compile", "torch": "torch (fused)"}
 
 
 def _time(t):

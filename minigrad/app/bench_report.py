@@ -34,7 +34,7 @@ FAMILY_ORDER = ["BatchRenorm2d", "GhostBatchNorm2d", "FRN+TLU", "EvoNormB0", "Ev
 COMPUTE_BOUND = ("DecorrelatedBN2d",)  # g x g products and an eigendecomposition per group: no triad target
 # benchmarks/bench_inference.py: op "inference latency", one row per framework
 INFERENCE_OP = "inference latency"
-INFERENCE_FRAMEWORKS = ["minigrad", "minigrad-fused", "torch", "onnxruntime"]
+INFERENCE_FRAMEWORKS = ["minigrad", "minigrad-fused", "minigrad-fused-compiled", "torch", "onnxruntime"]
 MODEL_ORDER = ["mlp", "mlp-bn", "lenet", "lenet-bn", "resnet-tiny", "resnet20"]
 
 
