@@ -7,7 +7,7 @@ import numpy as np
 from minigrad import kernels
 from minigrad.tensor import Function, Tensor, relu, sigmoid, tanh, where  # noqa: F401
 
-from .checks import check_tensor
+from .checks import check_number, check_tensor
 
 _SQRT_PI = math.sqrt(math.pi)
 
@@ -162,9 +162,8 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     """
     check_tensor("leaky_relu", input)
     _inplace_flag("leaky_relu", inplace)
-    if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float, np.floating)):
-        raise TypeError(f"leaky_relu: negative_slope must be a number, got {negative_slope!r}")
-    return where(input > 0, input, input * float(negative_slope))
+    negative_slope = check_number("leaky_relu", "negative_slope", negative_slope)
+    return where(input > 0, input, input * negative_slope)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -177,10 +176,9 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """
     check_tensor("elu", input)
     _inplace_flag("elu", inplace)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)):
-        raise TypeError(f"elu: alpha must be a number, got {alpha!r}")
+    alpha = check_number("elu", "alpha", alpha)
     # NOTE: exp of min(x, 0): exp(large x) would overflow, and inf * 0 in the unused branch's gradient is NaN
-    neg = (input.clip(max=0.0).exp() - 1.0) * float(alpha)
+    neg = (input.clip(max=0.0).exp() - 1.0) * alpha
     return where(input > 0, input, neg)
 
 

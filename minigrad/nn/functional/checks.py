@@ -1,6 +1,8 @@
-"""Input checks shared by the functionals: a float Tensor, window pairs. The dtype rule itself lives in
+"""Input checks shared by the functionals: a float Tensor, a number, window pairs. The dtype rule itself lives in
 minigrad.kernels.rules."""
 import numbers
+
+import numpy as np
 
 from minigrad.kernels.rules import FLOATS
 from minigrad.tensor import Tensor
@@ -14,6 +16,13 @@ def check_tensor(fn, x, ndim=None):
         raise TypeError(f"{fn}: input must be float32 or float64, got {x.dtype}")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{fn}: input must have {ndim} dims, got shape {x.shape}")
+
+
+def check_number(fn, name, v):
+    """``v`` as a float; a Python or NumPy real number (not a bool) is expected."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)):
+        raise TypeError(f"{fn}: {name} must be a number, got {v!r}")
+    return float(v)
 
 
 def pair(fn, name, v, minimum):
