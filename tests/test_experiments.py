@@ -1,6 +1,7 @@
 """Every experiment, run as ``minigrad experiment NAME --quick --data synthetic`` into a temporary folder: its
 outputs exist, the report's table says what the JSON holds, and the curves have the shapes they claim."""
 import json
+import os
 import math
 import re
 
@@ -185,3 +186,30 @@ def test_domain_shift_adabn_undoes_a_contrast_change(outputs):
     columns, _ = parse_table(md)
     assert columns == ["test images", "LeNet (no BN)", "LeNet-BN", "LeNet-BN + AdaBN",
                        "LeNet-BN, test-batch statistics"]
+
+
+def test_domain_shift_fashion_mnist_absent_is_skipped(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("minigrad.data.mnist.FASHION_MNIST_DIR", str(tmp_path / "no-fashion-mnist"))
+    out = tmp_path / "out"
+    assert main(["experiment", "domain-shift", "--quick", "--data", "fashion-mnist", "--out", str(out),
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip().count("\n") == 0 and "Fashion-MNIST case skipped" in captured.err
+    assert "report:" not in captured.out and not (out / "report.md").exists()
+
+
+def test_domain_shift_fashion_mnist(tmp_path):
+    from minigrad.data import mnist
+    if not os.path.isdir(mnist.FASHION_MNIST_DIR):
+        pytest.skip("Debian package dataset-fashion-mnist not installed")
+    out = tmp_path / "fashion"
+    assert main(["experiment", "domain-shift", "--quick", "--data", "fashion-mnist", "--seeds", "1", "--steps", "30",
+                 "--out", str(out), "--no-progress"]) == 0
+    record = json.loads((out / "domain-shift.json").read_text())
+    md = (out / "report.md").read_text()
+    assert record["data"] == "fashion-mnist" and record["config"]["source"] == "Fashion-MNIST"
+    assert md.startswith("# Domain shift: AdaBN recalibration of a batch-normalized LeNet (Fashion-MNIST)")
+    assert "--data fashion-mnist" in record["command"]
+    assert (out / "domain_shift.png").stat().st_size > 1000
+    # trained on clothing, not on digits: well above chance on the clean test images after 30 steps
+    assert record["summary"]["clean"]["LeNet-BN"][0] > 0.3

@@ -24,12 +24,13 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import nn
-from minigrad.data import MNIST, DataLoader, SyntheticDigits, TensorDataset
+from minigrad.data import MNIST, DataLoader, FashionMNIST, SyntheticDigits, TensorDataset
 from minigrad.nn import functional as F
 from minigrad.optim import SGD
 
 from . import plotting
 
+DATASETS = ("mnist", "fashion-mnist", "synthetic")  # Config.data, the experiments' --data
 BATCH_SIZE = 60  # the paper's mini-batch size (Sec. 4.1)
 EVAL_BATCH = 1000
 
@@ -115,14 +116,16 @@ class Data:
 
 
 def load_data(cfg):
-    """MNIST (60k/10k) or SyntheticDigits; quick synthetic runs use a small set."""
+    """MNIST or Fashion-MNIST (60k/10k), or SyntheticDigits; quick synthetic runs use a small set."""
     if cfg.data == "mnist":
         train, test = MNIST(train=True), MNIST(train=False)
+    elif cfg.data == "fashion-mnist":
+        train, test = FashionMNIST(train=True), FashionMNIST(train=False)
     elif cfg.data == "synthetic":
         n_train, n_test = (2000, 1000) if cfg.quick else (20000, 5000)
         train, test = SyntheticDigits(n_train, train=True), SyntheticDigits(n_test, train=False)
     else:
-        raise ValueError(f"unknown data {cfg.data!r}; choose mnist or synthetic")
+        raise ValueError(f"unknown data {cfg.data!r}; choose from {', '.join(DATASETS)}")
     return Data(cfg.data, train.data, train.targets, test.data, test.targets)
 
 
