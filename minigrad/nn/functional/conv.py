@@ -112,17 +112,29 @@ def _columns(im2col, buf, x, n0, n1, g):
     return cols.reshape(g.G, g.Kg, n1 - n0, g.L).transpose(2, 0, 1, 3)
 
 
-def conv2d_forward(x, w, g):
-    """y (N, O, OH, OW) = weight (G, Og, Kg) @ cols, one small GEMM per sample, chunk by chunk."""
+def _epilogue(y4, bias, relu):
+    """In place on a chunk y4 (nb, G, Og, L) just written: ``+ bias`` (G, Og, 1) if given, then ``max(0, .)`` if
+    ``relu`` (conv2d_relu: while the chunk is in cache, not as a pass of its own over y)."""
+    if bias is not None:
+        y4 += bias
+    if relu:
+        np.maximum(y4, 0, out=y4)
+
+
+def conv2d_forward(x, w, g, bias=None, relu=False):
+    """y (N, O, OH, OW) = weight (G, Og, Kg) @ cols, one small GEMM per sample, chunk by chunk; ``bias`` (G, Og, 1)
+    and ``relu`` are applied to each chunk after its GEMM (``_epilogue``)."""
     y = np.empty((g.N, g.O, g.OH, g.OW), x.dtype)
     y4 = y.reshape(g.N, g.G, g.Og, g.L)
     if g.pointwise:
         np.matmul(w, _pointwise_input(x, g), out=y4)
+        _epilogue(y4, bias, relu)
         return y
     x = np.ascontiguousarray(x)
     buf, im2col = np.empty(g.K * g.nb * g.L, x.dtype), _chunk_kernel("im2col")
     for n0, n1 in g.chunks():
         np.matmul(w, _columns(im2col, buf, x, n0, n1, g), out=y4[n0:n1])
+        _epilogue(y4[n0:n1], bias, relu)
     return y
 
 
@@ -181,7 +193,8 @@ def conv2d_input_grad(dy, w, g):
 
 class _Conv2d(Function):
     # x: (N, C, H, W), weight: (O, Cg, kh, kw), bias: (O,) -> y: (N, O, OH, OW)
-    def forward(self, x, weight, *bias, stride, padding, dilation, groups):
+    def forward(self, x, weight, *bias, stride, padding, dilation, groups, relu=False):
+        # NOTE: relu=True (conv2d_relu, only where no gradient is needed) adds the bias and applies the ReLU per chunk
         N, C, H, W = x.shape
         O, Cg, kh, kw = weight.shape
         OH = _out_size("conv2d", H, kh, stride[0], padding[0], dilation[0])
@@ -193,6 +206,9 @@ class _Conv2d(Function):
         check_array_size("conv2d", "the padded input", (N, C, H + 2 * padding[0], W + 2 * padding[1]), size, **cause)
         g = _ConvGeometry(x.shape, weight.shape, stride, padding, dilation, groups, OH, OW, size)
         w = weight.reshape(groups, O // groups, Cg * kh * kw)
+        if relu:
+            b = bias[0].reshape(groups, O // groups, 1) if bias else None
+            return conv2d_forward(x, w, g, b, relu=True)
         y = conv2d_forward(x, w, g)
         if bias:
             b = bias[0].reshape(1, O, 1, 1)
@@ -231,28 +247,33 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: in
         - input (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,), y (N, O, OH, OW) with ``OH = (H +
           2*padding - dilation*(kh - 1) - 1) // stride + 1`` (same for W). Padding is zeros.
     """
-    check_tensor("conv2d", input, 4)
-    check_tensor("conv2d", weight, 4)
+    args, kwargs = _conv2d_args("conv2d", input, weight, bias, stride, padding, dilation, groups)
+    return _Conv2d.apply(*args, **kwargs)
+
+
+def _conv2d_args(fn, input, weight, bias, stride, padding, dilation, groups):
+    """conv2d's arguments checked, as ``(tensors, keyword arguments)`` of ``_Conv2d.apply`` (also conv2d_relu's)."""
+    check_tensor(fn, input, 4)
+    check_tensor(fn, weight, 4)
     if weight.dtype != input.dtype:
-        raise TypeError(f"conv2d: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
+        raise TypeError(f"{fn}: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
     if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
-        raise ValueError(f"conv2d: groups must be a positive integer, got {groups!r}")
+        raise ValueError(f"{fn}: groups must be a positive integer, got {groups!r}")
     O, Cg = weight.shape[:2]
     C = input.shape[1]
     if C != Cg * groups:
-        raise ValueError(f"conv2d: input has {C} channels but weight expects {Cg * groups} "
+        raise ValueError(f"{fn}: input has {C} channels but weight expects {Cg * groups} "
                          f"({Cg} per group x {groups} groups; weight shape {weight.shape})")
     if O % groups:
-        raise ValueError(f"conv2d: out_channels {O} is not divisible by groups {groups}")
+        raise ValueError(f"{fn}: out_channels {O} is not divisible by groups {groups}")
     args = (input, weight)
     if bias is not None:
-        check_tensor("conv2d", bias, 1)
+        check_tensor(fn, bias, 1)
         if bias.shape != (O,):
-            raise ValueError(f"conv2d: bias must have shape ({O},) to match weight's out_channels, got {bias.shape}")
+            raise ValueError(f"{fn}: bias must have shape ({O},) to match weight's out_channels, got {bias.shape}")
         args += (bias,)
-    return _Conv2d.apply(*args, stride=pair("conv2d", "stride", stride, 1),
-                         padding=pair("conv2d", "padding", padding, 0),
-                         dilation=pair("conv2d", "dilation", dilation, 1), groups=int(groups))
+    return args, dict(stride=pair(fn, "stride", stride, 1), padding=pair(fn, "padding", padding, 0),
+                      dilation=pair(fn, "dilation", dilation, 1), groups=int(groups))
 
 
 # ------------------------------------------------------------------ pooling

@@ -20,17 +20,20 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     Shape:
         - x (*, in), weight (out, in), bias (out,), y (*, out).
     """
-    check_tensor("linear", input)
+    return _Linear.apply(*_linear_args("linear", input, weight, bias))
+
+
+def _linear_args(fn, input, weight, bias):
+    """linear's arguments checked, as the tensors of ``_Linear.apply`` (also linear_relu's)."""
+    check_tensor(fn, input)
     if input.ndim < 1 or weight.ndim != 2:
-        raise ValueError(f"linear: need input (*, in) and weight (out, in), got {input.shape} and {weight.shape}")
+        raise ValueError(f"{fn}: need input (*, in) and weight (out, in), got {input.shape} and {weight.shape}")
     if input.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: input has {input.shape[-1]} features but weight expects {weight.shape[1]} "
+        raise ValueError(f"{fn}: input has {input.shape[-1]} features but weight expects {weight.shape[1]} "
                          f"(weight shape {weight.shape})")
     if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    if bias is None:
-        return _Linear.apply(input, weight)
-    return _Linear.apply(input, weight, bias)
+        raise ValueError(f"{fn}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    return (input, weight) if bias is None else (input, weight, bias)
 
 
 class _Linear(Function):
@@ -39,7 +42,7 @@ class _Linear(Function):
     (the transposes are strided views: BLAS reads them with its transpose flag, nothing is copied)."""
 
     # x: (*, in), weight: (out, in), bias: (out,) -> y: (*, out)
-    def forward(self, x, weight, *bias):
+    def forward(self, x, weight, *bias, relu=False):
         y = np.matmul(x, weight.T)
         if bias:
             b = bias[0]
@@ -47,6 +50,9 @@ class _Linear(Function):
                 y += b
             else:  # NOTE: a wider bias promotes the output, as ``y + bias`` does
                 y = y + b
+        if relu:  # linear_relu, only where no gradient is needed: in place on the GEMM's output
+            np.maximum(y, 0, out=y)
+            return y
         self.x, self.weight = x, weight
         return y
 

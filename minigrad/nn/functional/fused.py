@@ -1,4 +1,5 @@
-"""Fused functionals: batch norm followed by ReLU as one autograd node over the fused-ReLU channel phases.
+"""Fused functionals: batch norm followed by ReLU as one autograd node over the fused-ReLU channel phases; a
+convolution or a linear layer followed by ReLU in one pass at inference (conv2d_relu, linear_relu, at the end).
 
 ``batch_norm_relu(...) == relu(batch_norm(...))``. The ReLU adds no pass over the data and saves nothing: the
 forward applies ``max(0, (x - shift)*scale + offset)`` in the apply pass, and the backward recomputes the mask
@@ -21,8 +22,10 @@ import numpy as np
 from minigrad import kernels
 from minigrad.kernels import coefficients
 from minigrad.kernels.rules import check_batch_eps, check_momentum
-from minigrad.tensor import Function, Tensor, relu
+from minigrad.tensor import Function, Tensor, is_grad_enabled, relu
 
+from .conv import _Conv2d, _conv2d_args, conv2d
+from .dense import _Linear, _linear_args, linear
 from .norm import (_affine_t, _as_ncs_array, _affine, _check_channel_args, _check_input, _empty_like, _grads_for,
                    _normalize_t, _params, _update_running_from, batch_norm)
 
@@ -122,3 +125,40 @@ def batch_norm_relu(input: Tensor, running_mean: Tensor | None, running_var: Ten
     if rm is not None or rv is not None:
         _update_running_from(node, rm, rv, momentum, eps, per_channel)
     return out
+
+
+# ------------------------------------------------------------------ conv2d + relu, linear + relu (inference)
+# The ReLU is an epilogue of the layer's own forward: per chunk of conv2d's output right after its GEMM, while the
+# chunk is in cache (conv.py, _epilogue), and in place on linear's GEMM output, so it costs no pass of its own.
+# These nodes save nothing for a backward: where a gradient is needed (grad mode on and an input requiring grad)
+# they are the two unfused ops instead, whose gradients (and double backward) are those of conv2d/linear and relu.
+
+def _needs_grad(*tensors):
+    return is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def conv2d_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | tuple[int, int] = 1,
+                padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, groups: int = 1) -> Tensor:
+    """``relu(conv2d(input, weight, bias, ...))``: ``F.conv2d``'s arguments and checks, the bias and the ReLU applied
+    to each chunk of the output as it is written (one pass) where no gradient is needed, else the two ops.
+
+    Shape:
+        - those of ``F.conv2d``: input (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,), y (N, O, OH, OW).
+    """
+    args, kwargs = _conv2d_args("conv2d_relu", input, weight, bias, stride, padding, dilation, groups)
+    if _needs_grad(input, weight, bias) or (bias is not None and bias.dtype != input.dtype):
+        return relu(conv2d(input, weight, bias, stride, padding, dilation, groups))
+    return _Conv2d.apply(*args, relu=True, **kwargs)
+
+
+def linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``relu(linear(input, weight, bias))``: ``F.linear``'s checks, the ReLU applied in place on the GEMM's output
+    where no gradient is needed, else the two ops.
+
+    Shape:
+        - those of ``F.linear``: x (*, in), weight (out, in), bias (out,), y (*, out).
+    """
+    args = _linear_args("linear_relu", input, weight, bias)
+    if _needs_grad(input, weight, bias):
+        return relu(linear(input, weight, bias))
+    return _Linear.apply(*args, relu=True)
