@@ -145,9 +145,14 @@ def _is_bn_key(model, key):
 
 def test_fused_model_state_dict_order():
     fused = fuse_model(_perturbed("lenet-bn", np.float64))
-    assert [type(m).__name__ for m in fused] == ["Conv2d", "Identity", "ReLU", "MaxPool2d", "Conv2d", "Identity",
-                                                 "ReLU", "MaxPool2d", "Flatten", "Linear", "Identity", "ReLU",
-                                                 "Linear", "Identity", "ReLU", "Linear"]
+    assert [type(m).__name__ for m in fused] == ["ConvReLU2d", "Identity", "Identity", "MaxPool2d", "ConvReLU2d",
+                                                 "Identity", "Identity", "MaxPool2d", "Flatten", "LinearReLU",
+                                                 "Identity", "Identity", "LinearReLU", "Identity", "Identity", "Linear"]
+    folded = fuse_model(_perturbed("lenet-bn", np.float64), relu=False)
+    assert [type(m).__name__ for m in folded] == ["Conv2d", "Identity", "ReLU", "MaxPool2d", "Conv2d", "Identity",
+                                                  "ReLU", "MaxPool2d", "Flatten", "Linear", "Identity", "ReLU",
+                                                  "Linear", "Identity", "ReLU", "Linear"]
+    assert list(fused.state_dict()) == list(folded.state_dict())  # the fused layers keep the layers' keys
 
 
 def test_fuse_model_leaves_what_it_cannot_fold():
@@ -166,7 +171,8 @@ def test_fuse_model_leaves_what_it_cannot_fold():
             _randomize_bn(m, rng)
     fused = fuse_model(model)
     kinds = [type(m).__name__ for m in fused]
-    assert kinds == ["Conv2d", "ReLU", "BatchNorm2d", "Conv2d", "BatchNorm2d", "Custom", "Conv2d", "Identity"]
+    assert kinds == ["ConvReLU2d", "Identity", "BatchNorm2d", "Conv2d", "BatchNorm2d", "Custom", "Conv2d",
+                     "Identity"]
     assert type(fused[5][1]).__name__ == "BatchNorm2d"
     x = Tensor(rng.standard_normal((3, 2, 6, 6)))
     np.testing.assert_allclose(fused(x).data, model.eval()(x).data, rtol=1e-12, atol=1e-12)

@@ -18,6 +18,7 @@ import pytest
 import minigrad as mg
 from minigrad import nn
 from minigrad.models import MODELS, build_model
+from minigrad.nn.utils import fuse_model
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECT_ONNX = os.environ.get("MINIGRAD_EXPECT_ONNX", "") not in ("", "0")
@@ -111,6 +112,13 @@ LAYERS = {
     "conv-bn-relu": (lambda: nn.Sequential(nn.Conv2d(4, 6, 3, padding=1, groups=2, bias=False), nn.BatchNorm2d(6),
                                            nn.ReLU()), (4, 5, 6)),
     "conv-bias-bn": (lambda: nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)), (3, 5, 5)),
+    "conv-relu-inplace": (lambda: nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(inplace=True)), (3, 7, 8)),
+    "linear-bn-relu": (lambda: nn.Sequential(nn.Linear(6, 4, bias=False), nn.BatchNorm1d(4), nn.ReLU()), (6,)),
+    # the fused modules themselves (nn.intrinsic), exported with and without folding
+    "intrinsic-conv-relu": (lambda: fuse_model(_randomize(nn.Sequential(
+        nn.Conv2d(4, 6, 3, padding=1, groups=2, bias=False), nn.BatchNorm2d(6), nn.ReLU()))), (4, 5, 6)),
+    "intrinsic-linear-relu": (lambda: nn.Sequential(nn.intrinsic.LinearReLU(nn.Linear(6, 4)), nn.Linear(4, 2)),
+                              (6,)),
     "maxpool": (lambda: nn.MaxPool2d(3, 2, 1), (2, 9, 8)),
     "avgpool": (lambda: nn.AvgPool2d(3, 2, 1), (2, 9, 8)),
     "avgpool-exclude-pad": (lambda: nn.AvgPool2d((3, 2), 1, 1, count_include_pad=False), (2, 7, 6)),
@@ -173,6 +181,21 @@ def test_folding_removes_the_batch_norms(ort, tmp_path):
     assert ops[True].count("Conv") == 2 and ops[True].count("Gemm") == 3
 
 
+@pytest.mark.parametrize("name,ops", [
+    ("conv-bn-relu", ["Conv", "Relu"]), ("conv-relu-inplace", ["Conv", "Relu"]), ("linear-bn-relu", ["Gemm", "Relu"]),
+    ("intrinsic-conv-relu", ["Conv", "Relu"]), ("intrinsic-linear-relu", ["Gemm", "Relu", "Gemm"])])
+@pytest.mark.parametrize("fold", [True, False], ids=["fold", "nofold"])
+def test_fused_relu_exports_as_the_layer_then_relu(ort, tmp_path, name, ops, fold):
+    build, shape = LAYERS[name]
+    mg.manual_seed(0)
+    model = _randomize(build())
+    got = [n.op_type for n in _check(ort, model, shape, tmp_path, fold).graph.node if n.op_type != "Identity"]
+    if fold or "bn" not in name:  # nn.intrinsic's ConvReLU2d / LinearReLU: the layer's node, then Relu
+        assert got == ops
+    else:
+        assert got == ops[:1] + ["BatchNormalization"] + ops[1:]
+
+
 @pytest.mark.parametrize("fold", [True, False], ids=["fold", "nofold"])
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_zoo_exports_and_matches(ort, tmp_path, name, fold):
@@ -192,7 +215,8 @@ def test_mixed_modes_restored(ort, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["mlp-bn", "instancenorm", "groupnorm", "elu", "adaptive-global", "layernorm",
-                                  "rmsnorm", "evonorm-s0", "evonorm-b0", "frn-tlu", "batchnorm2d-noaffine"])
+                                  "rmsnorm", "evonorm-s0", "evonorm-b0", "frn-tlu", "batchnorm2d-noaffine",
+                                  "linear-bn-relu", "intrinsic-linear-relu"])
 def test_float64_where_onnxruntime_has_the_kernels(ort, tmp_path, name):
     mg.manual_seed(0)
     if name == "mlp-bn":

@@ -61,9 +61,10 @@ class BasicBlock(nn.Module):
                                           nn.BatchNorm2d(out_ch, dtype=dtype))
         else:
             self.shortcut = nn.Identity()
+        self.relu1 = nn.ReLU()  # NOTE: a module, so that fuse_model can merge it into conv1 (nn.intrinsic.ConvReLU2d)
 
     def forward(self, x):
-        y = self.bn1(self.conv1(x)).relu()
+        y = self.relu1(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
         return (y + self.shortcut(x)).relu()
 

@@ -3,7 +3,8 @@
 Modules by role: ``module`` (Module, Sequential, ModuleList, Parameter), ``norm``, ``norm_family`` (Batch Renorm,
 FRN and TLU, EvoNorm), ``norm_frozen`` (FrozenBatchNorm2d), ``linear`` (Linear, Identity, Flatten, Dropout,
 Dropout2d), ``conv`` (Conv1d, Conv2d, ConvTranspose2d, pooling, Upsample), ``activation``, ``loss``; ``init`` and
-``utils`` (clip_grad_norm_, parametrize, parametrizations, freeze_batch_norm) as in PyTorch.
+``utils`` (clip_grad_norm_, parametrize, parametrizations, freeze_batch_norm) as in PyTorch; ``intrinsic``
+(ConvReLU2d, LinearReLU: the fused modules of ``utils.fusion.fuse_model``, as ``torch.ao.nn.intrinsic``).
 """
 from minigrad.nn import functional  # noqa: F401
 from minigrad.nn.module import Module, ModuleList, Parameter, Sequential  # noqa: F401
@@ -43,4 +44,5 @@ from minigrad.nn.conv import (  # noqa: F401
 )
 from minigrad.nn.linear import Dropout, Dropout2d, Flatten, Identity, Linear  # noqa: F401
 from minigrad.nn.loss import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
+from minigrad.nn import intrinsic  # noqa: F401,E402
 from minigrad.nn import parallel  # noqa: F401,E402  (after the modules it wraps: torch.nn.parallel's path)

@@ -3,7 +3,8 @@ eval-mode ``m(xt)`` from the value named ``x`` (``xt`` the traced input, ``yt`` 
 and returns the name of the result.
 
 Which ONNX ops: the native ones where ONNX has the layer (Conv, Gemm, pooling, BatchNormalization in inference
-mode, LayerNormalization, InstanceNormalization; GroupNorm as Reshape -> InstanceNormalization -> Reshape -> Mul/Add),
+mode, LayerNormalization, InstanceNormalization; GroupNorm as Reshape -> InstanceNormalization -> Reshape -> Mul/Add;
+nn.intrinsic's ConvReLU2d and LinearReLU as Conv or Gemm then Relu),
 elementwise graphs for the rest (RMSNorm, FRN + TLU, EvoNorm, FrozenBatchNorm2d, SiLU, GELU). onnxruntime's CPU
 provider has no float64 kernel for InstanceNormalization, GlobalAveragePool and Elu, so a float64 graph spells
 those as elementwise ops too (it has none for Conv and AveragePool either, which have no such spelling: a float64
@@ -47,6 +48,11 @@ def conv2d(g, m, x, xt, yt):
     ins = [x, g.const(m.weight.data, "weight")] + ([] if m.bias is None else [g.const(m.bias.data, "bias")])
     return g.op("Conv", ins, "conv", kernel_shape=list(m.kernel_size), strides=list(m.stride),
                 pads=[ph, pw, ph, pw], dilations=list(m.dilation), group=m.groups)
+
+
+def _then_relu(convert):
+    """A fused layer + ReLU (nn.intrinsic) as the layer's nodes, then Relu."""
+    return lambda g, m, x, xt, yt: g.op("Relu", [convert(g, m, x, xt, yt)], "relu")
 
 
 def _pool(op, fn, m, g, x, xt, **attrs):
@@ -211,6 +217,7 @@ def evonorm(g, m, x, xt, yt):
 # class -> converter; a subclass that overrides forward is not matched (its forward may differ)
 CONVERTERS = {
     nn.Linear: linear, nn.Conv2d: conv2d,
+    nn.intrinsic.LinearReLU: _then_relu(linear), nn.intrinsic.ConvReLU2d: _then_relu(conv2d),
     nn.MaxPool2d: max_pool2d, nn.AvgPool2d: avg_pool2d, nn.AdaptiveAvgPool2d: adaptive_avg_pool2d,
     nn.Flatten: flatten, nn.Identity: identity, nn.Dropout: identity, nn.Dropout2d: identity,
     nn.ReLU: _unary("Relu"), nn.Sigmoid: _unary("Sigmoid"), nn.Tanh: _unary("Tanh"), nn.LeakyReLU: leaky_relu,

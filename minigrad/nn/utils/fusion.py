@@ -9,27 +9,37 @@ In eval mode a batch norm is the affine map ``y = (z - running_mean) * scale + b
 and the pair costs one layer at inference. A grouped convolution needs nothing more: its weight is
 ``(out_channels, in_channels // groups, kh, kw)`` and the scale is per output channel all the same.
 The fused parameters are computed in float64 and stored in the layer's dtype.
+
+``fuse_model`` then merges a ReLU that follows such a layer (after its folded BN, or directly) into it:
+``nn.intrinsic.ConvReLU2d`` / ``LinearReLU``, which apply the ReLU to the layer's output as it is written (one pass
+over the output instead of two). A BatchNorm left unfolded and followed by a ReLU is run as one op by
+``nn.Sequential`` itself (``F.batch_norm_relu``).
 """
 import copy
 
 import numpy as np
 
+from minigrad.nn.activation import ReLU
 from minigrad.nn.conv import Conv2d
+from minigrad.nn.intrinsic import ConvReLU2d, LinearReLU
 from minigrad.nn.linear import Identity, Linear
 from minigrad.nn.module import Module, Parameter, Sequential
 from minigrad.nn.norm import _BatchNorm
 
-# Modules outside minigrad.nn whose forward applies ``bn(conv(.))`` to the named attribute pairs; matched by exact
-# class (a subclass may have its own forward) and by name, so that nn does not import the model zoo.
+# Modules outside minigrad.nn whose forward applies ``bn(conv(.))`` to the named attribute pairs, and ``relu(bn(conv(.)))``
+# where a third name is given (the ReLU module's); matched by exact class (a subclass may have its own forward) and
+# by name, so that nn does not import the model zoo.
 KNOWN_BLOCKS = {
-    "minigrad.app.models.BasicBlock": (("conv1", "bn1"), ("conv2", "bn2")),
+    "minigrad.app.models.BasicBlock": (("conv1", "bn1", "relu1"), ("conv2", "bn2", None)),
 }
+# layer class -> its fused layer + ReLU
+WITH_RELU = {Conv2d: ConvReLU2d, Linear: LinearReLU}
 
 
 def _check_pair(fn, layer, layer_cls, bn, channels):
-    if not isinstance(layer, layer_cls):
-        raise TypeError(f"{fn}: {layer_cls.__name__.lower()} must be a minigrad.nn.{layer_cls.__name__}, "
-                        f"got {type(layer).__name__}")
+    if not isinstance(layer, layer_cls) or type(layer).forward is not layer_cls.forward:
+        raise TypeError(f"{fn}: {layer_cls.__name__.lower()} must be a minigrad.nn.{layer_cls.__name__} (with its "
+                        f"forward), got {type(layer).__name__}")
     if not isinstance(bn, _BatchNorm):
         raise TypeError(f"{fn}: bn must be a minigrad.nn BatchNorm1d/2d/3d, got {type(bn).__name__}")
     if layer.training or bn.training:
@@ -88,10 +98,18 @@ def _fuse_one(layer, bn):
     """The fused layer, or None where ``layer`` then ``bn`` is no foldable pair."""
     if not isinstance(bn, _BatchNorm) or bn.running_mean is None or bn.running_var is None:
         return None
-    if isinstance(layer, Conv2d) and bn.num_features in (layer.out_channels, 1):
+    if type(layer) is Conv2d and bn.num_features in (layer.out_channels, 1):
         return fuse_conv_bn_eval(layer, bn)
-    if isinstance(layer, Linear) and bn.num_features in (layer.out_features, 1):
+    if type(layer) is Linear and bn.num_features in (layer.out_features, 1):
         return fuse_linear_bn_eval(layer, bn)
+    return None
+
+
+def _with_relu(layer, relu):
+    """``layer`` and the ReLU after it as one module, or None where they are no such pair. ReLU(inplace=True)
+    too: minigrad's ReLU never writes its input."""
+    if type(relu) is ReLU and type(layer) in WITH_RELU:
+        return WITH_RELU[type(layer)](layer, relu)
     return None
 
 
@@ -101,9 +119,9 @@ def _replace(module, name, new):
     module._modules[name] = new
 
 
-def _fuse_in_place(module):
+def _fuse_in_place(module, relu):
     for child in list(module.children()):
-        _fuse_in_place(child)
+        _fuse_in_place(child, relu)
     if isinstance(module, Sequential) and type(module).forward is Sequential.forward:
         names = list(module._modules)
         for a, b in zip(names, names[1:]):
@@ -111,17 +129,35 @@ def _fuse_in_place(module):
             if fused is not None:
                 _replace(module, a, fused)
                 _replace(module, b, Identity())
-    for a, b in KNOWN_BLOCKS.get(f"{type(module).__module__}.{type(module).__qualname__}", ()):
+        if relu:  # then a layer and the next module that is not an Identity (a folded BN's), if a ReLU
+            kept = [n for n in names if type(module._modules[n]) is not Identity]
+            for a, b in zip(kept, kept[1:]):
+                fused = _with_relu(module._modules[a], module._modules[b])
+                if fused is not None:
+                    _replace(module, a, fused)
+                    _replace(module, b, Identity())
+    for a, b, r in KNOWN_BLOCKS.get(f"{type(module).__module__}.{type(module).__qualname__}", ()):
         fused = _fuse_one(getattr(module, a), getattr(module, b))
         if fused is not None:
             _replace(module, a, fused)
             _replace(module, b, Identity())
+        # NOTE: only once the BN is folded (an Identity): the block's forward runs relu(bn(conv(x)))
+        folded = type(getattr(module, b)) is Identity
+        fused = _with_relu(getattr(module, a), getattr(module, r)) if relu and r and folded else None
+        if fused is not None:
+            _replace(module, a, fused)
+            _replace(module, r, Identity())
 
 
-def fuse_model(model):
+def fuse_model(model, relu=True):
     """An eval-mode deep copy of ``model`` in which every BatchNorm1d/2d/3d that directly follows a Conv2d or a
     Linear is folded into it and replaced by ``nn.Identity``: in an ``nn.Sequential`` (adjacent modules) and in
     the model zoo's residual blocks (``KNOWN_BLOCKS``). ``model`` is left untouched.
+
+    ``relu``: then also merge each ``nn.ReLU`` (``inplace`` or not) that follows such a Conv2d or Linear, after its
+    folded BN or directly, into ``nn.intrinsic.ConvReLU2d`` / ``LinearReLU`` (one pass: the ReLU as the layer's
+    epilogue), the ReLU replaced by ``nn.Identity``; in a residual block only where the ReLU is a module of the
+    block that follows the BN (the zoo's ``relu1``; the ReLU after the residual add stays).
 
     Not folded (left as they are, so the copy stays exact): a BatchNorm without running statistics, one whose
     size does not match the layer's outputs, and pairs inside modules with a forward of their own. A BatchNorm1d
@@ -131,5 +167,5 @@ def fuse_model(model):
     if not isinstance(model, Module):
         raise TypeError(f"fuse_model: model must be a minigrad.nn.Module, got {type(model).__name__}")
     out = copy.deepcopy(model).eval()
-    _fuse_in_place(out)
+    _fuse_in_place(out, bool(relu))
     return out
