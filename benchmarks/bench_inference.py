@@ -1,5 +1,6 @@
 """Inference latency of the model zoo in eval mode, batch 1 and batch 64, at 1 thread: minigrad unfused
-("minigrad"), minigrad with its batch norms folded (``minigrad.nn.utils.fusion.fuse_model``, "minigrad-fused"),
+("minigrad"), minigrad with its batch norms folded and each ReLU after a conv or linear layer run as its epilogue
+(``minigrad.nn.utils.fusion.fuse_model``: ``nn.intrinsic.ConvReLU2d`` / ``LinearReLU``, "minigrad-fused"),
 the fused model's forward under ``minigrad.compile`` ("minigrad-fused-compiled": recorded once, then replayed
 without per-op Python dispatch), PyTorch in eval mode with its own ``torch.nn.utils.fusion.fuse_conv_bn_eval`` / ``fuse_linear_bn_eval`` under
 ``torch.inference_mode()`` ("torch"), and onnxruntime on the file written by ``minigrad.onnx.export``
@@ -154,13 +155,14 @@ def torch_fuse(torch, module):
 
 # ------------------------------------------------------------------ the runners
 
-def _minigrad_runner(name, x, fused, compiled=False):
+def _minigrad_runner(name, x, fused, compiled=False, relu=True):
+    """``relu=False``: the batch norms folded, the ReLUs left as modules (no ConvReLU2d / LinearReLU epilogue)."""
     import minigrad as mg
     from minigrad.nn.utils.fusion import fuse_model
 
     model = minigrad_model(name)
     if fused:
-        model = fuse_model(model)
+        model = fuse_model(model, relu=relu)
     xt = mg.Tensor(x)
     forward = mg.compile(model.__call__) if compiled else model
 

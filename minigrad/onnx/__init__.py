@@ -113,15 +113,17 @@ def export(model, example_input, path, opset=17, fold_batch_norm=True, dynamic_b
 
     Args:
         model: a ``minigrad.nn.Module`` made of the layers of ``minigrad.onnx.modules.CONVERTERS`` (Linear,
-            Conv2d, pooling, activations, Flatten, Dropout, Identity, the normalizations), ``nn.Sequential`` and
+            Conv2d, ``nn.intrinsic``'s ConvReLU2d and LinearReLU, pooling, activations, Flatten, Dropout, Identity,
+            the normalizations), ``nn.Sequential`` and
             modules whose ``forward`` combines them with ``+ - * /``, ``relu``, ``reshape``, ... (the model
             zoo's residual blocks). Anything else raises ``ExportError`` naming the module or op.
         example_input: a float32 or float64 Tensor ``(N, ...)``; the file computes in its dtype.
         path: the file to write (its directory must exist); written atomically, only after the checks pass.
         opset: the ONNX opset, 17 to 21; the IR version is the lowest that opset needs (8 for 17, which
             onnxruntime loads).
-        fold_batch_norm: fold each BatchNorm that follows a Conv2d or Linear into it first
-            (``minigrad.nn.utils.fusion.fuse_model``); the others become BatchNormalization (inference mode).
+        fold_batch_norm: fold each BatchNorm that follows a Conv2d or Linear into it first, and a ReLU after
+            such a layer with it (``minigrad.nn.utils.fusion.fuse_model``: Conv or Gemm, then Relu); the other
+            BatchNorms become BatchNormalization (inference mode).
         dynamic_batch: the batch dim of the input and output is symbolic (``"batch"``), else fixed to N.
 
     The model's ``training`` flags (every submodule's) are restored afterwards; its parameters and buffers are
