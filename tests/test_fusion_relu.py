@@ -223,10 +223,10 @@ def test_fused_model_with_grad_on_gives_the_unfused_gradients(epilogues):
     assert len(grads[0]) == len(grads[1])
     for a, b in zip(*grads):
         np.testing.assert_array_equal(a, b)
-    small = fuse_model(_randomized(nn.Sequential(nn.Conv2d(2, 3, 3, dtype=np.float64), nn.BatchNorm2d(3, dtype=np.float64),
-                                                 nn.ReLU())))
-    assert mg.gradcheck(lambda t: small(t), (Tensor(np.random.default_rng(6).standard_normal((2, 2, 5, 5)),
-                                                    requires_grad=True),))
+    f8 = np.float64
+    small = fuse_model(_randomized(nn.Sequential(nn.Conv2d(2, 3, 3, dtype=f8), nn.BatchNorm2d(3, dtype=f8), nn.ReLU())))
+    x = Tensor(np.random.default_rng(6).standard_normal((2, 2, 5, 5)), requires_grad=True)
+    assert mg.gradcheck(lambda t: small(t), (x,))
 
 
 @pytest.mark.parametrize("name", ["lenet-bn", "resnet-tiny"])
@@ -246,3 +246,13 @@ def test_fused_model_under_compile(name, epilogues):
             np.testing.assert_array_equal(got, want)
             np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
     assert any(epilogues)
+
+
+def test_fuse_model_again_merges_what_a_fold_only_pass_left():
+    model = _randomized(build_model("resnet-tiny", dtype=np.float64), seed=7)
+    once, twice = fuse_model(model), fuse_model(fuse_model(model, relu=False))
+    kinds = lambda m: [type(s).__name__ for s in m.modules()]  # noqa: E731
+    assert kinds(twice) == kinds(once) and kinds(fuse_model(once)) == kinds(once)
+    x = Tensor(np.random.default_rng(8).standard_normal((2, 1, 28, 28)))
+    with mg.no_grad():
+        np.testing.assert_array_equal(twice(x).data, once(x).data)

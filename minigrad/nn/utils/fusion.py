@@ -26,9 +26,9 @@ from minigrad.nn.linear import Identity, Linear
 from minigrad.nn.module import Module, Parameter, Sequential
 from minigrad.nn.norm import _BatchNorm
 
-# Modules outside minigrad.nn whose forward applies ``bn(conv(.))`` to the named attribute pairs, and ``relu(bn(conv(.)))``
-# where a third name is given (the ReLU module's); matched by exact class (a subclass may have its own forward) and
-# by name, so that nn does not import the model zoo.
+# Modules outside minigrad.nn whose forward applies ``bn(conv(.))`` to the named attribute pairs, and
+# ``relu(bn(conv(.)))`` where a third name is given (the ReLU module's); matched by exact class (a subclass may have
+# its own forward) and by name, so that nn does not import the model zoo.
 KNOWN_BLOCKS = {
     "minigrad.app.models.BasicBlock": (("conv1", "bn1", "relu1"), ("conv2", "bn2", None)),
 }
