@@ -27,6 +27,7 @@ the backend and the thread count; each recording also checks the training flags 
 ``requires_grad`` flags of the leaves it read.
 """
 import builtins
+import copy as _copy
 import functools
 import importlib
 import threading
@@ -426,6 +427,8 @@ def _save(trace):
                      for p, s in state.items()}
             groups = [{k: v for k, v in g.items() if k != "params"} for g in obj.param_groups]
             recs.append(("optimizer", type(obj).__name__, obj, saved, groups))
+        elif hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):  # a learning-rate scheduler
+            recs.append(("object", type(obj).__name__, obj, _copy.deepcopy(obj.state_dict())))
     gen = _random.default_generator()
     recs.append(("rng", "the default random generator", gen, gen.bit_generator.state))
     for m in trace.modules.values():
@@ -457,6 +460,8 @@ def _restore(recs):
                         d[k] = val
             for g, saved_g in zip(obj.param_groups, groups):
                 g.update(saved_g)
+        elif kind == "object":
+            rec[2].load_state_dict(_copy.deepcopy(rec[3]))
         elif kind == "rng":
             _random._generator = rec[2]
             rec[2].bit_generator.state = rec[3]
@@ -483,6 +488,8 @@ def _summary(recs):
                                                          for k, v in s.items())))
             out.append((f"{label} hyperparameters", [{k: v for k, v in g.items() if k != "params"}
                                                      for g in obj.param_groups]))
+        elif kind == "object":
+            out.append((f"{label} state", obj.state_dict()))
         elif kind == "rng":
             gen = _random.default_generator()
             out.append((label, (gen is obj, repr(gen.bit_generator.state))))
