@@ -15,6 +15,7 @@ Inputs are validated here, with the same rules and messages as ``norm.py``.
 """
 import math
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 
@@ -43,7 +44,8 @@ def _per_channel(t, ndim):
 
 def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
                  bias: Tensor | None = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
-                 r_max: float = 3.0, d_max: float = 5.0, *, bounds=None) -> Tensor:
+                 r_max: float = 3.0, d_max: float = 5.0, *,
+                 bounds: Callable[[], tuple[float, float]] | None = None) -> Tensor:
     """Batch Renormalization (Ioffe, 2017, "Batch Renormalization: Towards Reducing Minibatch Dependence in
     Batch-Normalized Models"), over every axis except the channel axis 1 (input of 2 to 5 dims).
 
