@@ -447,6 +447,18 @@ def test_comparison_mask_replays():
     _replays_like_eager(_conv(Masked))
 
 
+def test_max_unpool_replays():
+    """The pool's indices are each replay's own (they were the recording's), checked again on replay."""
+    class PoolUnpool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool, self.unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+
+        def forward(self, x):
+            return self.unpool(*self.pool(x))
+    _replays_like_eager(_conv(PoolUnpool))
+
+
 def test_dropout2d_replays():
     _replays_like_eager(_conv(lambda: nn.Dropout2d(0.3)))
 
