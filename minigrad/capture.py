@@ -427,7 +427,7 @@ def _save(trace):
                      for p, s in state.items()}
             groups = [{k: v for k, v in g.items() if k != "params"} for g in obj.param_groups]
             recs.append(("optimizer", type(obj).__name__, obj, saved, groups))
-        elif hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):  # a learning-rate scheduler
+        elif not isinstance(obj, _module.Module) and hasattr(obj, "load_state_dict"):  # a learning-rate scheduler
             recs.append(("object", type(obj).__name__, obj, _copy.deepcopy(obj.state_dict())))
     gen = _random.default_generator()
     recs.append(("rng", "the default random generator", gen, gen.bit_generator.state))

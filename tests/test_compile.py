@@ -484,6 +484,29 @@ def test_scheduler_step_inside_replays(make_sched, opt_name):
     _replays_like_eager(_conv(nn.Identity), make_opt=make_opt, make_sched=make_sched)
 
 
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_module_zero_grad_inside_replays(set_to_none):
+    """``net.zero_grad()`` in the step (instead of the optimizer's) is recorded and made again on replay."""
+    net, opt, _ = _setup(lambda: build_model("mlp-bn"), "sgd")
+    net_b, opt_b, _ = _setup(lambda: build_model("mlp-bn"), "sgd")
+
+    def make(net, opt):
+        def step(x, y):
+            net.zero_grad(set_to_none=set_to_none)
+            loss = F.cross_entropy(net(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    eager, compiled = make(net, opt), mg.compile(make(net_b, opt_b))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for x, y in _batches(5, 8):
+            assert eager(x, y).data.tobytes() == compiled(x, y).data.tobytes()
+    _assert_same(net, opt, net_b, opt_b)
+    assert _states(compiled) == ["checked"]
+
+
 def test_clip_grad_norm_inside_falls_back():
     """Its norm is a Python float read from the gradients: the step runs eagerly, with one warning."""
     from minigrad.nn.utils import clip_grad_norm_
