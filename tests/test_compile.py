@@ -373,10 +373,18 @@ def test_evonorm_replays(version):
     _replays_like_eager(_conv(lambda: nn.EvoNorm2d(4, version=version, num_groups=2)))
 
 
-def test_evonorm_b0_eval_reads_the_running_variance_of_the_time():
-    """An eval recording made before more training must not replay the running variance of its time."""
-    def build():
-        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.EvoNorm2d(4), nn.Flatten())
+def _spectral():
+    from minigrad.nn.utils.parametrizations import spectral_norm
+    return nn.Sequential(spectral_norm(nn.Conv2d(3, 4, 3, padding=1)), nn.Flatten())
+
+
+@pytest.mark.parametrize("build", [
+    _conv(lambda: nn.EvoNorm2d(4)), _spectral, _conv(lambda: nn.BatchRenorm2d(4, warmup_steps=1)),
+    _conv(lambda: nn.DecorrelatedBatchNorm2d(4, group_size=3)), _conv(nn.ELU),
+], ids=["evonorm-b0", "spectral_norm", "batch_renorm", "decorrelated", "elu"])
+def test_eval_recording_follows_training(build):
+    """An eval recording replayed after more training reads the state of its time: EvoNorm-B0's running variance
+    and spectral norm's u and v were constants of the recording (wrong eval outputs after training again)."""
     nets = []
     for compiled in (False, True):
         mg.manual_seed(0)
