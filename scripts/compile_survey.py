@@ -4,11 +4,11 @@ run eagerly: the survey of docs/compile.md.
     PYTHONPATH=$PWD python scripts/compile_survey.py [NAME ...]
 
 Each case is a small training step (a 3x3 conv to 4 channels over (8, 3, 6, 6) input, the layer, cross entropy over
-the flattened logits (targets in [0, 16)), backward, the optimizer, optionally a scheduler), run 6 times eagerly and 6 times compiled
-from the same seed. A line per case: ``replays`` (the compile cache holds one checked recording and no warning was
-given), or ``eager`` with the warning's reason; then ``same`` or ``DIFFERENT`` (losses and state_dict bit for bit
-against eager: a compiled step must never differ, replayed or not). Eval-mode forwards after each training round
-are compiled and compared too (a recording must follow the running statistics that training changes).
+the flattened logits (targets in [0, 16)), backward, the optimizer, optionally a scheduler), run 6 times eagerly and
+6 times compiled from the same seed. A line per case: ``replays`` (the compile cache holds one checked recording and
+no warning was given), or ``eager`` with the warning's reason; then ``same`` or ``DIFFERENT`` (losses and state_dict
+bit for bit against eager: a compiled step must never differ, replayed or not). Eval-mode forwards after each
+training round are compiled and compared too (a recording must follow the running statistics that training changes).
 """
 import sys
 import warnings

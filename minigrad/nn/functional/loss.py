@@ -243,7 +243,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
 
 def _nll_weights(w, dtype, t, valid):
     """-weight[t] per counted target (0 where ignored) and the mean's divisor, their summed weight (NaN when it is 0,
-    PyTorch's 0/0), in ``dtype``. NOTE: a host computation, so that minigrad.compile replays it on each step's target."""
+    PyTorch's 0/0), in ``dtype``. NOTE: a host computation, so that minigrad.compile replays it on each step's
+    target."""
     wt = valid.astype(np.float64) if w is None else np.where(valid, w[t], 0.0)
     total = wt.sum()
     return (-wt).astype(dtype), np.asarray(total if total else np.nan, dtype)
