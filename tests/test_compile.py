@@ -355,6 +355,28 @@ def test_batch_renorm_replays(warmup_steps, dtype):
     assert int(net_b[1].num_batches_tracked.data) == 6
 
 
+@pytest.mark.parametrize("layer", [lambda: nn.BatchRenorm2d(4), lambda: nn.BatchNorm2d(4),
+                                   lambda: nn.DecorrelatedBatchNorm2d(4, group_size=3), lambda: nn.EvoNorm2d(4)],
+                         ids=["batch_renorm", "batch_norm", "decorrelated", "evonorm"])
+def test_running_statistics_given_new_arrays_are_followed(layer):
+    """A buffer's ``.data`` replaced between replayed steps (a new array, same tensor) is read and updated there."""
+    batches = _batches(6, 8, shape=(3, 6, 6))
+    runs = []
+    for compiled in (False, True):
+        net, opt, step = _setup(_conv(layer), "sgd")
+        fn = mg.compile(step) if compiled else step
+        losses = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for i, (x, y) in enumerate(batches):
+                if i == 4:
+                    for name, b in net[1].named_buffers():
+                        b.data = b.data * 0.5 if b.data.dtype.kind == "f" else b.data.copy()
+                losses.append(fn(x, y).data.tobytes())
+        runs.append((losses, {k: v.tobytes() for k, v in net.state_dict().items()}))
+    assert runs[0] == runs[1]
+
+
 def test_batch_renorm1d_replays():
     _replays_like_eager(lambda: nn.Sequential(nn.Flatten(), nn.Linear(108, 144), nn.BatchRenorm1d(144, r_max=1.5,
                                                                                                   d_max=0.5)))

@@ -87,7 +87,8 @@ def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor
         # NOTE: reads the running statistics (and the bounds) when the node runs, so that minigrad.compile's replay,
         # which reruns the node's forward, compares the batch with that step's running statistics
         hi, dhi = bounds() if bounds is not None else (r_max, d_max)
-        rmean, rstd_run = rm.astype(np.float64), 1.0 / np.sqrt(rv.astype(np.float64) + eps)
+        rmean = running_mean.data.astype(np.float64)
+        rstd_run = 1.0 / np.sqrt(running_var.data.astype(np.float64) + eps)
         # sigma_B/sigma = rstd_run/rstd; (mu_B - mu)/sigma = (mu_B - mu)*rstd_run
         return (np.clip(rstd_run / rstd, 1.0 / hi, hi), np.clip((mean - rmean) * rstd_run, -dhi, dhi))
 
