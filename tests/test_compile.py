@@ -473,7 +473,7 @@ def test_comparison_mask_replays():
     """A mask made by a comparison of tensors is computed again on replay (it was a constant of the recording)."""
     class Masked(nn.Module):
         def forward(self, x):
-            return x * (x > 0.1).float() + x * ~(x <= -0.1)
+            return x * (x > 0.1).float() + x * ~(x <= -0.1) + x * (x.sum() > 0).float()  # a 0-d mask too
     _replays_like_eager(_conv(Masked))
 
 
