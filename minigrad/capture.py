@@ -7,26 +7,37 @@ optimizer ``step``/``zero_grad`` and every module called. From that it writes on
 straight-line code: ``s7 = f7(s3, t2.data, **k7)`` per op (``f7`` the same context's ``forward``, which saves
 again what its backward needs), the graph walk unrolled into ``ctx.backward`` calls and gradient sums in the
 order eager adds them, leaf gradients written into one reused grad tensor per parameter, and the optimizer's own
-``step`` called as is (its Python state: Adam's step count, a scheduler's learning rate, stays exact). A replay
+``step`` called as is (its Python state: Adam's step count, a scheduler's learning rate, stays exact; so are
+``zero_grad`` and a scheduler's ``step``, the methods decorated with ``tensor._replayed``). A replay
 makes no Tensor and no graph node; only the tensors returned by the step are new (plain tensors over the replay's
 arrays, ``requires_grad=False``).
 
 Never a wrong result: a recording that reads a value into Python (``item``, ``bool``, ``float``, ``tolist``,
 ``numpy``, ...), assigns in place (``t[...] = v``), walks the graph other than ``backward()`` into leaf grads, or
 runs with anomaly detection is not replayed (eager from then on for that key, one warning). The second call is
-replayed once and checked against eager bit for bit: the state of the modules, optimizers and random generators
-seen is saved, the replay runs, the state is put back, the step runs eagerly (recorded a second time), and the
-outputs, parameters, buffers, gradients, optimizer state, generator states, the modules' plain attributes and the
-two recordings (ops, arguments, constants) must all agree; any difference sends that key to eager for good with a
-warning naming the first difference. What this cannot see: a Python side effect that does not show on the second
+replayed once and checked against eager bit for bit: the state of the modules, optimizers and random generators seen
+is saved, the replay runs, the state is put back, the step runs eagerly (recorded a second time), and the outputs,
+parameters, buffers, gradients, optimizer and scheduler state, generator states, the modules' plain attributes and
+the two recordings (ops, arguments, constants) must all agree; any difference sends that key to eager for good with
+a warning naming the first difference. What this cannot see: a Python side effect that does not show on the second
 call, or a constant computed from a tensor's ``.data`` outside any op that happens to be equal on the first two
 calls.
+
+What replays (docs/compile.md has the survey, ``scripts/compile_survey.py`` makes it): every layer, loss, optimizer
+and scheduler of minigrad.nn and minigrad.optim, including Batch Renorm (warmup schedule too),
+DecorrelatedBatchNorm2d, EvoNorm, SyncBatchNorm with DDP, spectral_norm, Dropout2d, ELU/LeakyReLU (comparisons),
+max_unpool2d and nll_loss with class weights and ignored targets; a layer replays when every value it computes from
+arrays outside an op is a host computation (``tensor._host``) that reads the step's state when it runs. What runs
+eagerly: batch norm and Batch Renorm with ``momentum=None`` (the cumulative average reads ``num_batches_tracked``
+into Python) and ``clip_grad_norm_`` (it returns the norm as a Python float), besides any value read into Python in
+the step.
 
 Cache key: the shapes and dtypes of the tensor (and ndarray) arguments, the other arguments by value, grad mode,
 the backend and the thread count; each recording also checks the training flags of the modules it saw and the
 ``requires_grad`` flags of the leaves it read.
 """
 import builtins
+import copy as _copy
 import functools
 import importlib
 import threading
@@ -426,6 +437,8 @@ def _save(trace):
                      for p, s in state.items()}
             groups = [{k: v for k, v in g.items() if k != "params"} for g in obj.param_groups]
             recs.append(("optimizer", type(obj).__name__, obj, saved, groups))
+        elif not isinstance(obj, _module.Module) and hasattr(obj, "load_state_dict"):  # a learning-rate scheduler
+            recs.append(("object", type(obj).__name__, obj, _copy.deepcopy(obj.state_dict())))
     gen = _random.default_generator()
     recs.append(("rng", "the default random generator", gen, gen.bit_generator.state))
     for m in trace.modules.values():
@@ -457,6 +470,8 @@ def _restore(recs):
                         d[k] = val
             for g, saved_g in zip(obj.param_groups, groups):
                 g.update(saved_g)
+        elif kind == "object":
+            rec[2].load_state_dict(_copy.deepcopy(rec[3]))
         elif kind == "rng":
             _random._generator = rec[2]
             rec[2].bit_generator.state = rec[3]
@@ -483,6 +498,8 @@ def _summary(recs):
                                                          for k, v in s.items())))
             out.append((f"{label} hyperparameters", [{k: v for k, v in g.items() if k != "params"}
                                                      for g in obj.param_groups]))
+        elif kind == "object":
+            out.append((f"{label} state", obj.state_dict()))
         elif kind == "rng":
             gen = _random.default_generator()
             out.append((label, (gen is obj, repr(gen.bit_generator.state))))

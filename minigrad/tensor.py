@@ -497,11 +497,13 @@ class Tensor:
     def pow(self, exponent): return self ** exponent
 
     # ---------------------------------------------------------------- comparisons and logic (no gradient)
+    # NOTE: host computations (_host), so that a mask made in a step compiled by minigrad.compile (ELU's x > 0) is
+    # computed again on replay instead of being a constant of the recording
     def _compare(self, other, op):
         if not isinstance(other, (Tensor, np.ndarray, int, float, np.generic)):
             return NotImplemented
         a, b = _pair(self, other)
-        return Tensor(_broadcast_op(op, a.data, b.data))
+        return Tensor(_host(functools.partial(_elementwise, op), a.data, b.data))
 
     def __eq__(self, other): return self._compare(other, np.equal)
     def __ne__(self, other): return self._compare(other, np.not_equal)
@@ -516,7 +518,7 @@ class Tensor:
         a, b = _pair(self, other)
         if a.dtype.kind not in "biu":
             raise DtypeError(f"{name}: only bool and integer tensors, got {a.dtype}")
-        return Tensor(_broadcast_op(op, a.data, b.data))
+        return Tensor(_host(functools.partial(_elementwise, op), a.data, b.data))
 
     def __and__(self, other): return self._logic(other, np.bitwise_and, "&")
     def __or__(self, other): return self._logic(other, np.bitwise_or, "|")
@@ -529,11 +531,11 @@ class Tensor:
     def __invert__(self):
         if self.data.dtype.kind not in "biu":
             raise DtypeError(f"~: only bool and integer tensors, got {self.data.dtype}")
-        return Tensor(np.invert(self.data))
+        return Tensor(_host(functools.partial(_elementwise, np.invert), self.data))
 
     bitwise_not = __invert__
 
-    def logical_not(self): return Tensor(np.logical_not(self.data))
+    def logical_not(self): return Tensor(_host(functools.partial(_elementwise, np.logical_not), self.data))
     def logical_and(self, other): return Tensor(np.logical_and(self.data, _raw(other)))
     def logical_or(self, other): return Tensor(np.logical_or(self.data, _raw(other)))
     def isnan(self): return Tensor(np.isnan(self.data))
@@ -1162,6 +1164,12 @@ def _broadcast_op(op, a, b):
         return op(a, b)
     except ValueError as e:
         raise ShapeError(f"shapes {a.shape} and {b.shape} do not broadcast: {e}") from None
+
+
+def _elementwise(op, *arrays):
+    """``op`` of one or two arrays as an array (a ufunc gives a 0-d result as a NumPy scalar): the host computation
+    (``_host``) of a comparison or logic op."""
+    return np.asarray(_broadcast_op(op, *arrays) if len(arrays) == 2 else op(*arrays))
 
 
 def _dim(dim, ndim):

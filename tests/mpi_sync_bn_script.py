@@ -113,12 +113,38 @@ def check_sgd(steps=20, dtype=np.float64):
                 return
 
 
+def check_compiled(steps=6, dtype=np.float32):
+    """A minigrad.compile'd DDP + SyncBatchNorm training step replays (no warning) bit for bit as eager."""
+    import warnings
+    runs = []
+    for compiled in (False, True):
+        model = DistributedDataParallel(conv_net(sync_bn, dtype, seed=7 * RANK))
+        opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, t, model=model, opt=opt):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), t)
+            loss.backward()
+            opt.step()
+            return loss
+        fn = minigrad.compile(step) if compiled else step
+        rng = np.random.default_rng(RANK)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            losses = [fn(minigrad.Tensor(rng.standard_normal((4, 2, 4, 4)).astype(dtype)),
+                         minigrad.Tensor(rng.integers(0, 5, 4))).data.tobytes() for _ in range(steps)]
+        runs.append((losses, {k: v.tobytes() for k, v in model.module.state_dict().items()}))
+    assert [e.state for es in fn._cache.values() for e in es] == ["checked"], f"rank {RANK}: not replayed"
+    assert runs[0] == runs[1], f"rank {RANK}: a compiled DDP + SyncBatchNorm step differs from eager"
+
+
 for backend in minigrad.available_backends():
     with minigrad.using_backend(backend):
         for dtype in (np.float64, np.float32):
             check_split([3, 5], dtype)
             check_split([0, 8], dtype)  # rank 0 holds an empty batch
         check_sgd()
+        check_compiled()
 # NOTE: one line, from rank 0, once every rank got here: two ranks printing into one pipe can interleave
 done = np.ones(1)
 distributed.all_reduce(done)

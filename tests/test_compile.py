@@ -172,14 +172,14 @@ def test_missed_side_effect_is_caught_by_the_check():
 
 
 def test_hidden_data_dependent_constant_is_caught():
-    """A mask made by a comparison (outside every op) is a constant of the recording: the second recording
-    differs and the step runs eagerly."""
+    """A mask made from a tensor's ``.data`` (outside every op and host computation) is a constant of the
+    recording: the second recording differs and the step runs eagerly."""
     def make():
         net, opt, _ = _setup(lambda: build_model("mlp"), "sgd")
 
         def step(x, y):
             h = net(x)
-            loss = F.cross_entropy(h * (h > 0).float(), y)
+            loss = F.cross_entropy(h * mg.Tensor((h.data > 0).astype(np.float32)), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -295,3 +295,280 @@ def test_module_changes_after_recording_are_followed():
     assert got == losses
     for (k, a), (_, b) in zip(net_a.state_dict().items(), net_b.state_dict().items()):
         assert a.tobytes() == b.tobytes(), k
+
+
+# ------------------------------------------------------------------ layers that replay (docs/compile.md's survey)
+
+def _conv(norm, dtype=np.float32):
+    """A conv net around ``norm`` (a module over (N, 4, 6, 6)) for (N, 3, 6, 6) input, 144 logits."""
+    return lambda: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, dtype=dtype), norm(), nn.Flatten())
+
+
+def _replays_like_eager(build, loss=F.cross_entropy, make_opt=None, make_sched=None, steps=6, dtype=np.float32,
+                        targets=None, expect="checked"):
+    """The same steps eagerly and compiled, each from the same seed: losses, state_dict, gradients, optimizer and
+    scheduler state bit for bit equal; with ``expect='checked'`` no fallback warning (the step replayed)."""
+    rng = np.random.default_rng(0)
+    xs = [mg.Tensor(rng.standard_normal((8, 3, 6, 6)).astype(dtype)) for _ in range(steps)]
+    ys = targets if targets is not None else [mg.Tensor(rng.integers(0, 144, 8)) for _ in range(steps)]
+    make_opt = make_opt or (lambda p: SGD(p, lr=0.05, momentum=0.9))
+
+    def run(compiled):
+        mg.manual_seed(0)
+        net = build()
+        opt = make_opt(net.parameters())
+        sched = make_sched(opt) if make_sched else None
+
+        def step(x, y):
+            opt.zero_grad()
+            out = loss(net(x), y)
+            out.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            return out
+        fn = mg.compile(step) if compiled else step
+        return net, opt, sched, fn, [fn(x, y).data.tobytes() for x, y in zip(xs, ys)]
+    net_a, opt_a, sched_a, _, losses_a = run(False)
+    rng_a = mg.random.get_rng_state()
+    with warnings.catch_warnings():
+        if expect == "checked":
+            warnings.simplefilter("error")  # NOTE: a fallback warning fails the test: these steps must replay
+        net_b, opt_b, sched_b, compiled, losses_b = run(True)
+    assert losses_b == losses_a
+    assert mg.random.get_rng_state() == rng_a
+    _assert_same(net_a, opt_a, net_b, opt_b)
+    assert [g["lr"] for g in opt_a.param_groups] == [g["lr"] for g in opt_b.param_groups]
+    if sched_a is not None:
+        assert sched_a.state_dict() == sched_b.state_dict()
+    assert _states(compiled) == [expect]
+    return net_a, net_b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("warmup_steps", [0, 2])
+def test_batch_renorm_replays(warmup_steps, dtype):
+    """r and d compare the batch with the running statistics of that step, and the warmup schedule opens the clip
+    bounds step by step (warmup_steps=2: bounds 1/0, 1/0, then half-open, then full within the 6 steps)."""
+    net_a, net_b = _replays_like_eager(_conv(lambda: nn.BatchRenorm2d(4, warmup_steps=warmup_steps, dtype=dtype),
+                                             dtype), dtype=dtype)
+    assert int(net_b[1].num_batches_tracked.data) == 6
+
+
+@pytest.mark.parametrize("layer", [lambda: nn.BatchRenorm2d(4), lambda: nn.BatchNorm2d(4),
+                                   lambda: nn.DecorrelatedBatchNorm2d(4, group_size=3), lambda: nn.EvoNorm2d(4)],
+                         ids=["batch_renorm", "batch_norm", "decorrelated", "evonorm"])
+def test_running_statistics_given_new_arrays_are_followed(layer):
+    """A buffer's ``.data`` replaced between replayed steps (a new array, same tensor) is read and updated there."""
+    batches = _batches(6, 8, shape=(3, 6, 6))
+    runs = []
+    for compiled in (False, True):
+        net, opt, step = _setup(_conv(layer), "sgd")
+        fn = mg.compile(step) if compiled else step
+        losses = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for i, (x, y) in enumerate(batches):
+                if i == 4:
+                    for name, b in net[1].named_buffers():
+                        b.data = b.data * 0.5 if b.data.dtype.kind == "f" else b.data.copy()
+                losses.append(fn(x, y).data.tobytes())
+        runs.append((losses, {k: v.tobytes() for k, v in net.state_dict().items()}))
+    assert runs[0] == runs[1]
+
+
+def test_batch_renorm1d_replays():
+    _replays_like_eager(lambda: nn.Sequential(nn.Flatten(), nn.Linear(108, 144), nn.BatchRenorm1d(144, r_max=1.5,
+                                                                                                  d_max=0.5)))
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_decorrelated_batch_norm_replays(momentum):
+    """Its running mean, covariance and whitening (and, with momentum=None, the cumulative average's count)."""
+    net_a, net_b = _replays_like_eager(_conv(lambda: nn.DecorrelatedBatchNorm2d(4, group_size=3,
+                                                                                 momentum=momentum)))
+    assert int(net_b[1].num_batches_tracked.data) == 6
+
+
+@pytest.mark.parametrize("version", ["B0", "S0"])
+def test_evonorm_replays(version):
+    _replays_like_eager(_conv(lambda: nn.EvoNorm2d(4, version=version, num_groups=2)))
+
+
+def _spectral():
+    from minigrad.nn.utils.parametrizations import spectral_norm
+    return nn.Sequential(spectral_norm(nn.Conv2d(3, 4, 3, padding=1)), nn.Flatten())
+
+
+@pytest.mark.parametrize("build", [
+    _conv(lambda: nn.EvoNorm2d(4)), _spectral, _conv(lambda: nn.BatchRenorm2d(4, warmup_steps=1)),
+    _conv(lambda: nn.DecorrelatedBatchNorm2d(4, group_size=3)), _conv(nn.ELU),
+], ids=["evonorm-b0", "spectral_norm", "batch_renorm", "decorrelated", "elu"])
+def test_eval_recording_follows_training(build):
+    """An eval recording replayed after more training reads the state of its time: EvoNorm-B0's running variance
+    and spectral norm's u and v were constants of the recording (wrong eval outputs after training again)."""
+    nets = []
+    for compiled in (False, True):
+        mg.manual_seed(0)
+        net = build()
+        opt = SGD(net.parameters(), lr=0.05)
+
+        def step(x, y, net=net, opt=opt):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        evaluate = mg.no_grad()(lambda x, net=net: net(x))
+        nets.append((net, mg.compile(step) if compiled else step, mg.compile(evaluate) if compiled else evaluate))
+    batches = _batches(4, 8, shape=(3, 6, 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            outs = []
+            for net, step, evaluate in nets:
+                net.train()
+                losses = [step(x, y).data.tobytes() for x, y in batches]
+                net.eval()
+                outs.append((losses, [evaluate(x).data.tobytes() for x, _ in batches]))
+            assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_nll_loss_replays_with_weights_and_ignored_targets(weighted, reduction):
+    """Class weights and the mean's divisor come from each step's target: the ignored targets change from step to
+    step (a replay that kept the first step's divisor gave wrong losses)."""
+    w = mg.Tensor(np.linspace(0.5, 2.0, 144).astype(np.float32)) if weighted else None
+    rng = np.random.default_rng(1)
+    targets = []
+    for i in range(6):
+        y = rng.integers(0, 144, 8)
+        y[:max(i - 1, 0)] = -100  # none ignored in the first two steps (recorded and checked), more later
+        targets.append(mg.Tensor(y))
+
+    def loss(out, y):
+        r = F.nll_loss(F.log_softmax(out, 1), y, weight=w, reduction=reduction)
+        return r.sum() if reduction == "none" else r
+    _replays_like_eager(_conv(nn.Identity), loss=loss, targets=targets)
+
+
+@pytest.mark.parametrize("make_loss", [
+    lambda w: (lambda o, y: F.cross_entropy(o, y, weight=w)),
+    lambda w: (lambda o, y: F.cross_entropy(o, y, weight=w, label_smoothing=0.1, ignore_index=3)),
+    lambda w: nn.CrossEntropyLoss(weight=w, reduction="sum"),
+    lambda w: (lambda o, y: nn.NLLLoss(weight=w)(F.log_softmax(o, 1), y)),
+], ids=["ce", "ce-smoothing-ignore", "CrossEntropyLoss-sum", "NLLLoss"])
+def test_weighted_losses_replay(make_loss):
+    _replays_like_eager(_conv(nn.Identity), loss=make_loss(mg.Tensor(np.linspace(0.5, 2.0, 144).astype(np.float32))))
+
+
+@pytest.mark.parametrize("act", [nn.ELU, nn.LeakyReLU], ids=["elu", "leaky_relu"])
+def test_masked_activations_replay(act):
+    """Their masks (x > 0) are comparisons, computed again on replay."""
+    _replays_like_eager(_conv(act))
+
+
+def test_comparison_mask_replays():
+    """A mask made by a comparison of tensors is computed again on replay (it was a constant of the recording)."""
+    class Masked(nn.Module):
+        def forward(self, x):
+            return x * (x > 0.1).float() + x * ~(x <= -0.1) + x * (x.sum() > 0).float()  # a 0-d mask too
+    _replays_like_eager(_conv(Masked))
+
+
+def test_max_unpool_replays():
+    """The pool's indices are each replay's own (they were the recording's), checked again on replay."""
+    class PoolUnpool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool, self.unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+
+        def forward(self, x):
+            return self.unpool(*self.pool(x))
+    _replays_like_eager(_conv(PoolUnpool))
+
+
+def test_dropout2d_replays():
+    _replays_like_eager(_conv(lambda: nn.Dropout2d(0.3)))
+
+
+def test_spectral_norm_replays():
+    """The power iteration updates the buffers u and v in place each training step."""
+    from minigrad.nn.utils.parametrizations import spectral_norm
+    _replays_like_eager(lambda: nn.Sequential(spectral_norm(nn.Conv2d(3, 4, 3, padding=1)), nn.Flatten()))
+
+
+@pytest.mark.parametrize("make_sched", [
+    lambda o: mg.optim.lr_scheduler.StepLR(o, 2, gamma=0.5),
+    lambda o: mg.optim.lr_scheduler.OneCycleLR(o, 0.1, total_steps=10),
+    lambda o: mg.optim.lr_scheduler.LambdaLR(o, lambda e: 0.9 ** e),
+    lambda o: mg.optim.lr_scheduler.SequentialLR(o, [mg.optim.lr_scheduler.LinearLR(o, 0.5, total_iters=2),
+                                                     mg.optim.lr_scheduler.ExponentialLR(o, 0.9)], milestones=[3]),
+], ids=["step", "one-cycle", "lambda", "sequential"])
+@pytest.mark.parametrize("opt_name", ["sgd", "adamw"])
+def test_scheduler_step_inside_replays(make_sched, opt_name):
+    from minigrad.optim import AdamW
+    make_opt = (lambda p: SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)) if opt_name == "sgd" \
+        else (lambda p: AdamW(p, lr=1e-2, weight_decay=0.1))
+    _replays_like_eager(_conv(nn.Identity), make_opt=make_opt, make_sched=make_sched)
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_module_zero_grad_inside_replays(set_to_none):
+    """``net.zero_grad()`` in the step (instead of the optimizer's) is recorded and made again on replay."""
+    net, opt, _ = _setup(lambda: build_model("mlp-bn"), "sgd")
+    net_b, opt_b, _ = _setup(lambda: build_model("mlp-bn"), "sgd")
+
+    def make(net, opt):
+        def step(x, y):
+            net.zero_grad(set_to_none=set_to_none)
+            loss = F.cross_entropy(net(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    eager, compiled = make(net, opt), mg.compile(make(net_b, opt_b))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for x, y in _batches(5, 8):
+            assert eager(x, y).data.tobytes() == compiled(x, y).data.tobytes()
+    _assert_same(net, opt, net_b, opt_b)
+    assert _states(compiled) == ["checked"]
+
+
+def test_clip_grad_norm_inside_falls_back():
+    """Its norm is a Python float read from the gradients: the step runs eagerly, with one warning."""
+    from minigrad.nn.utils import clip_grad_norm_
+    norms = []
+
+    def run(compiled):
+        mg.manual_seed(0)
+        net = _conv(nn.Identity)()
+        opt = SGD(net.parameters(), lr=0.05)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(x), y)
+            loss.backward()
+            norms.append(clip_grad_norm_(net.parameters(), 0.5))
+            opt.step()
+            return loss
+        return net, (mg.compile(step) if compiled else step)
+    batches = _batches(4, 8, shape=(3, 6, 6))
+    net_a, eager = run(False)
+    losses = [eager(x, y).data.tobytes() for x, y in batches]
+    net_b, compiled = run(True)
+    with pytest.warns(RuntimeWarning, match="clip_grad_norm_ returns") as record:
+        assert [compiled(x, y).data.tobytes() for x, y in batches] == losses
+    assert len([w for w in record if "minigrad.compile" in str(w.message)]) == 1
+    assert norms[:4] == norms[4:]
+    assert _states(compiled) == ["eager"]
+    for (k, a), (_, b) in zip(net_a.state_dict().items(), net_b.state_dict().items()):
+        assert a.tobytes() == b.tobytes(), k
+
+
+def test_batch_norm_cumulative_average_falls_back():
+    """momentum=None divides by num_batches_tracked, read into Python: eager, with one warning."""
+    with pytest.warns(RuntimeWarning, match=r"momentum=None\) reads num_batches_tracked"):
+        _replays_like_eager(_conv(lambda: nn.BatchNorm2d(4, momentum=None)), expect="eager")

@@ -30,7 +30,7 @@ import numpy as np
 
 from minigrad.kernels.rules import check_eps, check_momentum, float_dtype
 from minigrad.nn.module import Module, Parameter
-from minigrad.tensor import Function, Tensor, concatenate
+from minigrad.tensor import Function, Tensor, _host, concatenate
 
 # Layout legend: N batch, C channels, S = H*W, G groups, g group size, m = N*S samples per channel.
 
@@ -224,6 +224,18 @@ class DecorrelatedBatchNorm2d(Module):
             a[-1, r:, r:] = np.eye(self._g - r)
         return a
 
+    def _update_running(self, ctx, m, count, running_mean, running_cov, running_whitening):
+        """Count the batch and average its statistics (left on the ``_ZCAWhiten`` node ``ctx``) into the running
+        ones, in place. NOTE: a host computation (``_host``) reading the node when it runs, so that minigrad.compile's
+        replay, which reruns the node's forward, updates from that run's statistics."""
+        count += 1
+        f = self.momentum if self.momentum is not None else 1.0 / float(count)
+        mean = ctx.mean.reshape(-1)[:self.num_features]
+        cov = self._pad_identity(ctx.cov * (m / (m - 1)))
+        W = self._pad_identity(ctx.whitening.copy())
+        for buf, new in ((running_mean, mean), (running_cov, cov), (running_whitening, W)):
+            buf[...] = ((1.0 - f) * buf + f * new).astype(buf.dtype)
+
     def forward(self, x):
         owner = type(self).__name__
         if not isinstance(x, Tensor):
@@ -240,13 +252,8 @@ class DecorrelatedBatchNorm2d(Module):
                 raise ValueError(f"{owner}: expected more than 1 value per channel when training, got input of "
                                  f"shape {x.shape}")
             xhat, ctx = _ZCAWhiten.apply_with_ctx(x, G=self._G, g=self._g, eps=self.eps)
-            self.num_batches_tracked.data += 1
-            f = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked.data)
-            mean = ctx.mean.reshape(-1)[:self.num_features]
-            cov = self._pad_identity(ctx.cov * (m / (m - 1)))
-            W = self._pad_identity(ctx.whitening.copy())
-            for buf, new in ((self.running_mean, mean), (self.running_cov, cov), (self.running_whitening, W)):
-                buf.data[...] = ((1.0 - f) * buf.data + f * new).astype(buf.data.dtype)
+            _host(lambda *bufs: self._update_running(ctx, m, *bufs), self.num_batches_tracked.data,
+                  self.running_mean.data, self.running_cov.data, self.running_whitening.data)
         shape = (1, self.num_features, 1, 1)
         return xhat * self.weight.reshape(shape) + self.bias.reshape(shape)
 

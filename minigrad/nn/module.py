@@ -10,7 +10,7 @@ import importlib
 
 import numpy as np
 
-from minigrad.tensor import Tensor, _to_arguments
+from minigrad.tensor import Tensor, _replayed, _to_arguments
 
 _tensor = importlib.import_module("minigrad.tensor")  # NOTE: the module (minigrad.tensor is also a function)
 
@@ -191,6 +191,7 @@ class Module:
         """Set evaluation mode (``train(False)``); returns ``self``."""
         return self.train(False)
 
+    @_replayed  # NOTE: minigrad.compile records the call and makes it again on replay (as an optimizer's)
     def zero_grad(self, set_to_none=True):
         """Reset every parameter's gradient: to None (``set_to_none=True``, the default, as PyTorch) or to
         zeros.

@@ -60,10 +60,15 @@ class _BatchRenorm(_NormBase):
 
     def forward(self, x):
         _check_ndim(type(self).__name__, x, self._ndims)
-        r_max, d_max = self.clip_bounds(int(self.num_batches_tracked.data))
-        factor = self._average_factor()
-        return F.batch_renorm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training, factor,
-                              self.eps, r_max, d_max)
+        if not self.training:
+            return F.batch_renorm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps,
+                                  self.r_max, self.d_max)
+        factor = self._average_factor()  # NOTE: counts this batch: the count is now one more than the earlier updates
+
+        def bounds():  # NOTE: read from the count when r and d are computed, so that minigrad.compile replays it
+            return self.clip_bounds(int(self.num_batches_tracked.data) - 1)
+        return F.batch_renorm(x, self.running_mean, self.running_var, self.weight, self.bias, True, factor, self.eps,
+                              self.r_max, self.d_max, bounds=bounds)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, r_max={self.r_max}, "

@@ -19,7 +19,7 @@ from minigrad.kernels import coefficients
 from minigrad.nn.functional.norm import _affine, _as_ncs_array, _check_channel_args, _check_input, _grads_for, \
     _params
 from minigrad.nn.norm import _BatchNorm
-from minigrad.tensor import Function
+from minigrad.tensor import Function, _host
 
 
 def _merge(counts, means, m2s):
@@ -126,8 +126,11 @@ class SyncBatchNorm(_BatchNorm):
                                                 eps=eps)
         if rm is not None:
             c = self.num_features
-            kernels.kernels().running_stats_update(rm, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c),
-                                                   factor, eps, float(node.count))
+
+            def update(rm, rv):  # NOTE: a host computation reading the node when it runs (minigrad.compile replays it)
+                kernels.kernels().running_stats_update(rm, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c),
+                                                       factor, eps, float(node.count))
+            _host(update, rm, rv)
         return y
 
     @classmethod

@@ -14,6 +14,8 @@ import types
 from bisect import bisect_right
 from collections import Counter
 
+from minigrad.tensor import _replayed
+
 
 class LRScheduler:
     """Base class of the schedulers: adjusts the ``lr`` of every param group of ``optimizer`` at each
@@ -45,6 +47,7 @@ class LRScheduler:
         """The lr of each param group at ``last_epoch``; every subclass defines it."""
         raise NotImplementedError
 
+    @_replayed  # NOTE: minigrad.compile records the call and makes it again on replay
     def step(self, epoch=None):
         """Advance the schedule by one epoch (or step) and write the new learning rates into the optimizer.
 
@@ -333,6 +336,7 @@ class SequentialLR(LRScheduler):
         elif hasattr(scheduler, "last_epoch"):
             scheduler.last_epoch -= 1
 
+    @_replayed
     def step(self):
         """Step the scheduler in charge of this epoch; at a milestone, restart the next one at its epoch 0."""
         self.last_epoch += 1
@@ -398,6 +402,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
 
+    @_replayed
     def step(self, metrics, epoch=None):
         """Record this epoch's metric (a number or one-element tensor) and reduce the lr if it has plateaued."""
         current = float(metrics.item() if hasattr(metrics, "item") else metrics)

@@ -18,6 +18,7 @@ and ``max_pool2d_backward`` scatters dy through it. The kernels come from the ac
 (``minigrad.kernels.kernels()``), like the norms'. avg_pool2d stays in NumPy: one strided slice per kernel offset
 in forward and backward, so no window is ever materialized.
 """
+import functools
 import numbers
 
 import numpy as np
@@ -25,7 +26,7 @@ import numpy as np
 from minigrad import kernels
 from minigrad.kernels.rules import check_array_size, live_taps, out_size, pool_out_size, window_out_size
 from minigrad.kernels.threads import get_num_threads
-from minigrad.tensor import Function, Tensor
+from minigrad.tensor import Function, Tensor, _host
 
 from .checks import check_tensor, pair
 from .dense import pad
@@ -342,7 +343,7 @@ def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | 
         rows = _dilated_taps(H, k[0], s[0], p[0], d[0], out[0])
         cols = _dilated_taps(W, k[1], s[1], p[1], d[1], out[1])
         y, ctx = _MaxPoolTaps.apply_with_ctx(input, rows=rows, cols=cols, fn="max_pool2d")
-    return (y, Tensor(ctx.argmax)) if return_indices else y
+    return (y, _indices(ctx)) if return_indices else y
 
 
 class _AvgPool2d(Function):
@@ -534,7 +535,7 @@ def adaptive_max_pool2d(input: Tensor, output_size: int | None | tuple[int | Non
         raise ValueError(f"adaptive_max_pool2d: input must have non-empty spatial dims, got shape {input.shape}")
     y, ctx = _MaxPoolTaps.apply_with_ctx(input, rows=_adaptive_taps(H, OH), cols=_adaptive_taps(W, OW),
                                          fn="adaptive_max_pool2d")
-    return (y, Tensor(ctx.argmax)) if return_indices else y
+    return (y, _indices(ctx)) if return_indices else y
 
 
 # ------------------------------------------------------------------ max_unpool2d
@@ -596,11 +597,22 @@ def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: int | tuple[int, i
                          f"padding {p})")
     check_array_size(fn, "the output", input.shape[:2] + out, input.dtype.itemsize, kernel_size=k, stride=s,
                      padding=p)
-    idx = indices.data
+    idx = _host(functools.partial(_unpool_indices, fn, out), indices.data)
+    return _MaxUnpool2d.apply(input, indices=idx, out=out)
+
+
+def _indices(ctx):
+    """A max pool's argmax as a tensor. NOTE: a host computation reading the node when it runs, so that the
+    indices of a step compiled by minigrad.compile are each replay's own."""
+    return Tensor(_host(lambda: ctx.argmax))
+
+
+def _unpool_indices(fn, out, idx):
+    """The indices checked against the output size, C-contiguous (a host computation: replayed on each step's)."""
     if idx.size and (idx.min() < 0 or idx.max() >= out[0] * out[1]):
         raise IndexError(f"{fn}: indices must be in [0, OH*OW) = [0, {out[0] * out[1]}) for output size {out}, "
                          f"got values in [{idx.min()}, {idx.max()}]")
-    return _MaxUnpool2d.apply(input, indices=np.ascontiguousarray(idx), out=out)
+    return np.ascontiguousarray(idx)
 
 
 # ------------------------------------------------------------------ conv1d, conv_transpose2d

@@ -141,9 +141,8 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
         return input
     if p == 1.0:
         return input * Tensor(np.zeros((), input.dtype))
-    gen = generator or _random.default_generator()
     shape = input.shape[:2] + (1,) * (input.ndim - 2)  # one draw per (n, c), broadcast over the plane
-    mask = (gen.random(shape) >= p).astype(input.dtype) * input.dtype.type(1.0 / (1.0 - p))
+    mask = _host(functools.partial(_dropout_mask, generator, shape, p, input.dtype))
     return input * Tensor(mask)
 
 

@@ -232,14 +232,22 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
         target = Tensor(np.asarray(target))
     t, valid = _as_index_target("nll_loss", input, target, ignore_index)
     rows = _rows(input)
-    wt = valid.astype(np.float64) if w is None else np.where(valid, w[t], 0.0)
-    picked = rows[np.arange(rows.shape[0]), t] * Tensor((-wt).astype(input.dtype))
+    neg_wt, total = _host(functools.partial(_nll_weights, w, input.dtype), t, valid)
+    picked = rows[np.arange(rows.shape[0]), t] * Tensor(neg_wt)
     if reduction == "none":
         return _unrows(picked, input)
     if reduction == "sum":
         return picked.sum()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return picked.sum() / float(wt.sum()) if wt.sum() else picked.sum() * float("nan")
+    return picked.sum() / Tensor(total)
+
+
+def _nll_weights(w, dtype, t, valid):
+    """-weight[t] per counted target (0 where ignored) and the mean's divisor, their summed weight (NaN when it is 0,
+    PyTorch's 0/0), in ``dtype``. NOTE: a host computation, so that minigrad.compile replays it on each step's
+    target."""
+    wt = valid.astype(np.float64) if w is None else np.where(valid, w[t], 0.0)
+    total = wt.sum()
+    return (-wt).astype(dtype), np.asarray(total if total else np.nan, dtype)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

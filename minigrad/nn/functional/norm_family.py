@@ -15,13 +15,14 @@ Inputs are validated here, with the same rules and messages as ``norm.py``.
 """
 import math
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 
 from minigrad import kernels
 from minigrad.kernels import coefficients
 from minigrad.kernels.rules import check_batch_eps, check_eps, check_momentum, check_num_groups
-from minigrad.tensor import Function, Tensor
+from minigrad.tensor import Function, Tensor, _host
 
 from .norm import (_ChannelNorm, _affine, _as_ncs_array, _check_channel_args, _check_input, _check_param,
                    _empty_like, _params, _update_running, _with_running_stats, ieee_when_eps0)
@@ -43,7 +44,8 @@ def _per_channel(t, ndim):
 
 def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
                  bias: Tensor | None = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
-                 r_max: float = 3.0, d_max: float = 5.0) -> Tensor:
+                 r_max: float = 3.0, d_max: float = 5.0, *,
+                 bounds: Callable[[], tuple[float, float]] | None = None) -> Tensor:
     """Batch Renormalization (Ioffe, 2017, "Batch Renormalization: Towards Reducing Minibatch Dependence in
     Batch-Normalized Models"), over every axis except the channel axis 1 (input of 2 to 5 dims).
 
@@ -54,6 +56,8 @@ def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor
     stop_gradient), so dx is batch norm's backward with weight ``weight*r``. The running statistics are then
     updated as batch norm's (momentum, unbiased variance). ``r_max=1, d_max=0`` is batch norm. In eval
     (``training=False``): batch norm with the running statistics. Both running statistics are required.
+    ``bounds`` (BatchRenorm's warmup schedule): a function of no arguments returning this step's (r_max, d_max),
+    called when r and d are computed, in place of ``r_max`` and ``d_max``.
 
     Built from the channel phase kernels (``_ChannelNorm``: the phases of batch norm with the per-channel
     coefficients of weight*r and bias + weight*d).
@@ -78,15 +82,19 @@ def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor
                          f"{input.shape} (batch statistics of a single value have no variance)")
     eps = check_batch_eps(fn, eps)  # NOTE: batch norm's rule with batch statistics (PyTorch's)
     momentum = check_momentum(fn, momentum)
-    rmean, rstd_run = rm.astype(np.float64), 1.0 / np.sqrt(rv.astype(np.float64) + eps)
 
     def renorm(mean, rstd):
+        # NOTE: reads the running statistics (and the bounds) when the node runs, so that minigrad.compile's replay,
+        # which reruns the node's forward, compares the batch with that step's running statistics
+        hi, dhi = bounds() if bounds is not None else (r_max, d_max)
+        rmean = running_mean.data.astype(np.float64)
+        rstd_run = 1.0 / np.sqrt(running_var.data.astype(np.float64) + eps)
         # sigma_B/sigma = rstd_run/rstd; (mu_B - mu)/sigma = (mu_B - mu)*rstd_run
-        return (np.clip(rstd_run / rstd, 1.0 / r_max, r_max), np.clip((mean - rmean) * rstd_run, -d_max, d_max))
+        return (np.clip(rstd_run / rstd, 1.0 / hi, hi), np.clip((mean - rmean) * rstd_run, -dhi, dhi))
 
     out, node = _ChannelNorm.apply_with_ctx(input, *_params(weight, bias), chunk=input.shape[0], renorm=renorm,
                                             has_weight=weight is not None, has_bias=bias is not None, eps=eps)
-    _update_running(rm, rv, node.mean, node.rstd, momentum, eps, per_channel)
+    _host(lambda rm, rv: _update_running(rm, rv, node.mean, node.rstd, momentum, eps, per_channel), rm, rv)
     return out
 
 
@@ -347,10 +355,13 @@ def evonorm_b0(input: Tensor, v: Tensor, running_var: Tensor | None = None, weig
         batch_std, node = _SetStd.apply_with_ctx(input, rows=None, eps=eps)
         if rv is not None:
             momentum = check_momentum(fn, momentum)
-            _update_running(None, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum, eps,
-                            input.size // c)
+            count = input.size // c
+            # NOTE: through _host, reading the node when it runs, so that minigrad.compile's replay updates it
+            _host(lambda rv: _update_running(None, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum,
+                                             eps, count), rv)
     else:
-        batch_std = Tensor(np.sqrt(rv.astype(np.float64) + eps).astype(input.dtype))
+        dt = input.dtype
+        batch_std = Tensor(_host(lambda rv: np.sqrt(rv.astype(np.float64) + eps).astype(dt), rv))
     instance_std = _SetStd.apply(input, rows=s, eps=eps).reshape(input.shape[0], c, *([1] * (input.ndim - 2)))
     den = _per_channel(batch_std, input.ndim).maximum(_per_channel(v, input.ndim) * input + instance_std)
     return _affine_tensor(input / den, weight, bias)

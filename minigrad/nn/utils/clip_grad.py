@@ -1,13 +1,16 @@
 """Gradient utilities: ``clip_grad_norm_``."""
 import numpy as np
 
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, _not_replayable
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
     """Scale all gradients in place so that their joint norm is at most ``max_norm``; returns the norm before
     clipping (a float). As PyTorch: ``total = norm of the per-parameter norms``, ``coef = min(1, max_norm /
     (total + 1e-6))``, every gradient multiplied by ``coef``. ``norm_type`` may be ``float('inf')``."""
+    # NOTE: the norm is a Python float, read from the gradients: a step compiled by minigrad.compile that clips runs
+    # eagerly (a replay could not give the caller each step's norm)
+    _not_replayable("clip_grad_norm_ returns the gradients' norm as a Python float")
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     grads = [p.grad.data for p in parameters if p.grad is not None]

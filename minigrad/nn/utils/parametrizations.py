@@ -11,6 +11,7 @@ spectral_norm (Miyato et al., 2018): ``weight = W / sigma``, ``sigma = u . (W_ma
 Both keep PyTorch's state_dict keys (``parametrizations.weight.original0``; ``parametrizations.weight.original``,
 ``parametrizations.weight.0._u``, ``..._v``).
 """
+import functools
 import numbers
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 from minigrad.nn.conv import ConvTranspose2d
 from minigrad.nn.module import Module
 from minigrad.random import default_generator
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, _host
 
 from . import parametrize
 
@@ -104,9 +105,10 @@ class _SpectralNorm(Module):
         if weight.ndim == 1:
             return weight / _norm_except_dim(weight, -1).maximum(self.eps)
         w = self._matrix(weight)
+        # NOTE: host computations (_host), so that minigrad.compile's replay iterates and reads the buffers again
         if self.training:
-            self._power_method(w.data, self.n_power_iterations)
-        u, v = Tensor(self._u.data.copy()), Tensor(self._v.data.copy())
+            _host(functools.partial(self._power_method, n=self.n_power_iterations), w.data)
+        u, v = Tensor(_host(np.copy, self._u.data)), Tensor(_host(np.copy, self._v.data))
         sigma = (u * (w @ v)).sum()
         return weight / sigma
 
