@@ -29,8 +29,8 @@ DecorrelatedBatchNorm2d, EvoNorm, SyncBatchNorm with DDP, spectral_norm, Dropout
 max_unpool2d and nll_loss with class weights and ignored targets; a layer replays when every value it computes from
 arrays outside an op is a host computation (``tensor._host``) that reads the step's state when it runs. What runs
 eagerly: batch norm and Batch Renorm with ``momentum=None`` (the cumulative average reads ``num_batches_tracked``
-into Python) and ``clip_grad_norm_`` (it returns the norm as a Python float), besides any value read into Python in
-the step.
+into Python), besides any value read into Python in the step. ``clip_grad_norm_`` and ``clip_grad_value_``
+replay as recorded calls on the parameters (return the norm from the step to read each step's).
 
 Cache key: the shapes and dtypes of the tensor (and ndarray) arguments, the other arguments by value, grad mode,
 the backend and the thread count; each recording also checks the training flags of the modules it saw and the
@@ -285,7 +285,17 @@ class _Trace:
         for g in params or ():
             for p in g["params"]:
                 self._live_tensor(p)
-        self.lines.append(f"{self._name('m', functools.partial(method, obj, *args, **kwargs))}()")
+        # NOTE: a tuple of tensors as an argument (clip_grad_norm_'s parameters) is made outside the step: the call
+        # reads and writes their gradients, so they are live like an optimizer's parameters
+        for a in (*args, *kwargs.values()):
+            for t in a if isinstance(a, tuple) else ():
+                if isinstance(t, Tensor):
+                    self._live_tensor(t)
+        call = f"{self._name('m', functools.partial(method, obj, *args, **kwargs))}()"
+        if isinstance(out, Tensor):  # a tensor the call returns (a norm): its array on replay is the call's
+            self.lines.append(f"{self._slot(out.data, out)} = {call}.data")
+        else:
+            self.lines.append(call)
         self.sig.append(("call", method, id(obj), _value_sig((args, kwargs), self)))
         return out
 

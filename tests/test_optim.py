@@ -190,7 +190,55 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
         p.grad, tp.grad = Tensor(g.copy()), torch.tensor(g)
     total = clip_grad_norm_(params, max_norm, norm_type)
     ttotal = torch.nn.utils.clip_grad_norm_(tparams, max_norm, norm_type)
-    np.testing.assert_allclose(total, ttotal.item(), rtol=1e-12)
+    # PyTorch returns the norm as a 0-d tensor in the gradients' dtype
+    assert isinstance(total, Tensor) and total.shape == () and total.dtype == np.float64
+    np.testing.assert_allclose(total.item(), ttotal.item(), rtol=1e-12)
     for p, tp in zip(params, tparams):
         np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-12)
     assert optim.clip_grad_norm_ is clip_grad_norm_
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_clip_grad_norm_nonfinite_as_torch(bad):
+    """A non-finite norm: error_if_nonfinite=True raises and leaves the gradients; False scales them as PyTorch
+    does (a nan norm makes every gradient nan)."""
+    params, tparams = _params()
+    rng = np.random.default_rng(4)
+    for i, (p, tp) in enumerate(zip(params, tparams)):
+        g = rng.standard_normal(p.shape)
+        if i == 0:
+            g.reshape(-1)[0] = bad
+        p.grad, tp.grad = Tensor(g.copy()), torch.tensor(g)
+    before = [p.grad.data.copy() for p in params]
+    with pytest.raises(RuntimeError, match="non-finite"):
+        clip_grad_norm_(params, 1.0, error_if_nonfinite=True)
+    for p, b in zip(params, before):
+        np.testing.assert_array_equal(p.grad.data, b)
+    total = clip_grad_norm_(params, 1.0)
+    ttotal = torch.nn.utils.clip_grad_norm_(tparams, 1.0)
+    np.testing.assert_array_equal(total.item(), ttotal.item())
+    for p, tp in zip(params, tparams):
+        np.testing.assert_array_equal(p.grad.data, tp.grad.numpy())
+
+
+def test_clip_grad_norm_no_grads_and_float32():
+    params, _ = _params()
+    assert clip_grad_norm_(params, 1.0).item() == 0.0
+    p = Tensor(np.zeros(3, np.float32), requires_grad=True)
+    p.grad = Tensor(np.array([3.0, 4.0, 0.0], np.float32))
+    total = clip_grad_norm_([p], 1.0)
+    assert total.dtype == np.float32 and total.item() == 5.0
+    np.testing.assert_allclose(p.grad.data, [0.6, 0.8, 0.0], rtol=1e-6)
+
+
+def test_clip_grad_value_matches_torch():
+    from minigrad.nn.utils import clip_grad_value_
+    params, tparams = _params()
+    rng = np.random.default_rng(5)
+    for p, tp in zip(params, tparams):
+        g = 2 * rng.standard_normal(p.shape)
+        p.grad, tp.grad = Tensor(g.copy()), torch.tensor(g)
+    assert clip_grad_value_(params, 0.7) is None
+    torch.nn.utils.clip_grad_value_(tparams, 0.7)
+    for p, tp in zip(params, tparams):
+        np.testing.assert_array_equal(p.grad.data, tp.grad.numpy())
