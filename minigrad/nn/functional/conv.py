@@ -7,7 +7,9 @@ conv2d is one autograd node whose array work is three functions (also run by the
 each a loop over chunks of nb samples whose columns (K, nb*L) fit ``CHUNK_BYTES`` (so they stay in L2 between the
 kernel that writes them and the GEMM that reads them; the whole matrix is never built):
   conv2d_forward      cols = im2col(x[chunk]) (rows (c, i, j), columns (n, oh, ow)); y[n] = weight (G, Og, Kg) @ cols[n]
-                      (a GEMM per sample on a strided view, written straight into y's (N, O, OH, OW) order)
+                      (a GEMM per sample on a strided view, written straight into y's (N, O, OH, OW) order);
+                      at unit stride and dilation without groups instead the ``conv2d_direct`` kernel, which builds
+                      no columns at all, where the backend's is fast (``_direct``)
   conv2d_weight_grad  cols recomputed per chunk; dweight^T (G, Kg, Og) += cols[n] @ dy[n]^T
   conv2d_input_grad   dcols[n] = weight^T (G, Kg, Og) @ dy[n], then dx[chunk] = col2im(dcols) (the kernel adds up);
                       at unit stride instead conv2d_forward(dy) with the flipped, transposed weight
@@ -62,6 +64,12 @@ def _offset_slice(i, j, dh, dw, sh, sw, OH, OW):
 CHUNK_BYTES = 512 * 1024
 
 
+# conv2d_direct instead of im2col + GEMM where the geometry allows it: None where it measured faster (the Cython
+# kernel with vector FMAs: 3x faster on ResNet-20's layers; the Numba twin, without register tiles, is slower than
+# the GEMMs, and so is the scalar fallback), True wherever the geometry allows, False never (docs/perf/conv.md)
+DIRECT = None
+
+
 class _ConvGeometry:
     """One conv2d's shapes and window: x (N, C, H, W), weight (O, Cg, kh, kw), y (N, O, OH, OW)."""
 
@@ -112,9 +120,25 @@ def _columns(im2col, buf, x, n0, n1, g):
     return cols.reshape(g.G, g.Kg, n1 - n0, g.L).transpose(2, 0, 1, 3)
 
 
+def _direct(g):
+    """Whether conv2d_forward runs the conv2d_direct kernel for geometry ``g`` (see ``DIRECT``)."""
+    if DIRECT is False or g.stride != (1, 1) or g.dilation != (1, 1) or g.G != 1 or g.pointwise \
+            or g.N * g.C * g.O == 0:
+        return False
+    if DIRECT:
+        return True
+    variant = getattr(kernels.kernels().module, "conv2d_direct_variant", None)
+    return variant is not None and variant() != "scalar"
+
+
 def conv2d_forward(x, w, g):
-    """y (N, O, OH, OW) = weight (G, Og, Kg) @ cols, one small GEMM per sample, chunk by chunk."""
+    """y (N, O, OH, OW) = weight (G, Og, Kg) @ cols, one small GEMM per sample, chunk by chunk; or the
+    conv2d_direct kernel (``_direct``)."""
     y = np.empty((g.N, g.O, g.OH, g.OW), x.dtype)
+    if _direct(g):
+        kernels.kernels().conv2d_direct(y, np.ascontiguousarray(x), np.ascontiguousarray(w.reshape(g.O, g.K)),
+                                        g.kh, g.kw, g.padding)
+        return y
     y4 = y.reshape(g.N, g.G, g.Og, g.L)
     if g.pointwise:
         np.matmul(w, _pointwise_input(x, g), out=y4)
@@ -162,10 +186,12 @@ def conv2d_input_grad(dy, w, g):
     if g.stride == (1, 1) and min(padding) >= 0 and g.O <= g.C and g.N:
         # NOTE: at unit stride dx is the convolution of dy with the flipped, transposed weight (padding
         # d*(k - 1) - p): im2col and a GEMM instead of a GEMM and col2im, whose adds cost more than im2col's copies
-        # when dy has no more channels than x (its im2col is then no larger; docs/perf/conv.md)
-        wf = w.reshape(g.G, g.Og, g.C // g.G, g.kh, g.kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+        # when dy has no more channels than x (its im2col is then no larger; docs/perf/conv.md); at unit dilation
+        # conv2d_forward runs the direct kernel (where O > C, its tile of output channels would be mostly empty:
+        # the stem conv 3 -> 16 measured 0.80 against 0.64 ms on the col2im path)
         gt = _ConvGeometry(dy.shape, (g.C, g.Og, g.kh, g.kw), (1, 1), padding, g.dilation, g.G, *g.x_shape[2:],
                            dy.dtype.itemsize)
+        wf = w.reshape(g.G, g.Og, g.C // g.G, g.kh, g.kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
         return conv2d_forward(dy, wf.reshape(g.G, g.C // g.G, g.Og * g.kh * g.kw), gt)
     dx = np.zeros(g.x_shape, dy.dtype)
     if dx.size == 0:
