@@ -1,6 +1,6 @@
 """ResNet-20's convolutions at batch 32, 1 thread, float32: the CPU time of conv2d's three passes
-(``conv2d_forward``, ``conv2d_weight_grad``, ``conv2d_input_grad`` in minigrad/nn/functional/conv.py; forward and
-input gradient also on the im2col path, ``cv.DIRECT = False``) and of their parts (im2col, col2im and the GEMMs of
+(``conv2d_forward``, ``conv2d_weight_grad``, ``conv2d_input_grad`` in minigrad/nn/functional/conv.py; each pass also on
+the im2col path, ``cv.DIRECT = False``) and of their parts (im2col, col2im and the GEMMs of
 one chunk loop), with the GEMMs' GFLOP/s. Best of 9, interleaved;
 process CPU time, so a loaded machine inflates less. ``CHUNK_BYTES=N`` in the environment overrides the chunk
 budget. Run: ``PYTHONPATH=$PWD python scripts/conv_layer_times.py``
@@ -65,6 +65,7 @@ def main(N=32):
             "input_grad": lambda: cv.conv2d_input_grad(dy, w, g),
             "forward_im2col": lambda: im2col_path(cv.conv2d_forward, x, w, g),
             "input_grad_im2col": lambda: im2col_path(cv.conv2d_input_grad, dy, w, g),
+            "weight_grad_im2col": lambda: im2col_path(cv.conv2d_weight_grad, x, dy, g),
             "im2col": lambda: [K.im2col(part(a, b), x[a:b], *win) for a, b in chunks],
             "col2im": lambda: [K.col2im(dx[a:b], part(a, b), *win) for a, b in chunks],
             "gemm_fwd": lambda: [np.matmul(w[0], part(a, b).reshape(g.K, b - a, g.L).transpose(1, 0, 2), out=y[a:b])
@@ -81,11 +82,11 @@ def main(N=32):
         rates = " ".join(f"{n[5:]} {gflop / t[n] * 1e3:.0f}" for n in t if n.startswith("gemm"))
         print(f"C{C:<3} {H}x{H} -> O{O:<3} k{k} s{s} (x{count}, nb {g.nb}): " +
               " ".join(f"{n} {v:.2f}" for n, v in t.items()) + f" ms; GEMM GFLOP/s {rates}")
-        for n in ("forward", "weight_grad", "input_grad", "forward_im2col", "input_grad_im2col"):
+        for n in ("forward", "weight_grad", "input_grad", "forward_im2col", "weight_grad_im2col", "input_grad_im2col"):
             total[n] = total.get(n, 0) + t[n] * count
     print("per step (ms, weighted by count): " + " ".join(f"{n} {v:.1f}" for n, v in total.items()) +
           f" total {total['forward'] + total['weight_grad'] + total['input_grad']:.1f} (im2col path "
-          f"{total['forward_im2col'] + total['weight_grad'] + total['input_grad_im2col']:.1f})")
+          f"{total['forward_im2col'] + total['weight_grad_im2col'] + total['input_grad_im2col']:.1f})")
 
 
 if __name__ == "__main__":

@@ -273,6 +273,20 @@ def test_conv2d_direct_parity(name, dtype):
         y = np.full_like(want, np.nan)
         k.conv2d_direct(y, x, w, kh, kw, p)  # through the contract too
         np.testing.assert_array_equal(y, ys[0])
+        dy = rng.standard_normal(want.shape).astype(dtype)
+        want_dw = np.empty_like(w)
+        reference.conv2d_direct_weight_grad(want_dw, x, dy, kh, kw, p)
+        dws = []
+        for n_threads in (1, 2, 3):
+            dw = np.full_like(w, np.nan)
+            k.module.conv2d_direct_weight_grad(dw, x, dy, kh, kw, p, n_threads)
+            np.testing.assert_allclose(dw, want_dw, rtol=tol, atol=tol * N * H * W)
+            dws.append(dw)
+        for dw in dws[1:]:
+            np.testing.assert_array_equal(dw, dws[0])
+        dw = np.full_like(w, np.nan)
+        k.conv2d_direct_weight_grad(dw, x, dy, kh, kw, p)
+        np.testing.assert_array_equal(dw, dws[0])
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -281,20 +295,31 @@ def test_conv2d_direct_non_finite_input_stays_in_its_outputs(name):
     row: an inf or NaN in x must reach only the outputs whose window holds it, as in the reference."""
     k = _backend(name)
     rng = np.random.default_rng(6)
-    x = rng.standard_normal((2, 3, 6, 7))
-    x[0, 1, 2, 0], x[1, 2, 4, 6], x[1, 0, 0, 3] = np.inf, np.nan, -np.inf
+    x = rng.standard_normal((2, 3, 6, 19))
+    x[0, 1, 2, 0], x[1, 2, 4, 18], x[1, 0, 0, 3] = np.inf, np.nan, -np.inf
     w = rng.standard_normal((5, 27))
-    want, y = np.empty((2, 5, 6, 7)), np.empty((2, 5, 6, 7))
+    want, y = np.empty((2, 5, 6, 19)), np.empty((2, 5, 6, 19))
     reference.conv2d_direct(want, x, w, 3, 3, (1, 1))
     k.conv2d_direct(y, x, w, 3, 3, (1, 1))
     assert np.isfinite(want).sum() > 0.5 * want.size
     np.testing.assert_array_equal(np.isfinite(y), np.isfinite(want))
     np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+    # the weight gradient: x's first column reaches no entry of tap j = 2 (it reads padding there), its last none
+    # of j = 0; with padding 0 the wrapped rows of the padded width would carry them to those entries
+    for p in ((1, 1), (0, 0)):
+        dy = rng.standard_normal((2, 5, 6 + 2 * p[0] - 2, 19 + 2 * p[1] - 2))
+        want, dw = np.empty((5, 27)), np.empty((5, 27))
+        reference.conv2d_direct_weight_grad(want, x, dy, 3, 3, p)
+        k.conv2d_direct_weight_grad(dw, x, dy, 3, 3, p)
+        assert np.isfinite(want).any()
+        np.testing.assert_array_equal(np.isfinite(dw), np.isfinite(want))
+        np.testing.assert_allclose(dw, want, rtol=1e-12, atol=1e-12)
 
 
 def test_conv2d_direct_variants_give_the_same_bits():
-    """AVX-512, AVX2 + FMA and the scalar fma() variant of the Cython kernel: one fma chain per output in the same
-    order, so the same bits (those this CPU can run)."""
+    """AVX-512, AVX2 + FMA and the scalar fma() variant of the Cython kernels: one fma chain per output (per lane of
+    16 or 8, then the lanes in order, in the weight gradient) in the same order, so the same bits (those this CPU
+    can run)."""
     if "cython" not in mg.available_backends():
         pytest.skip("cython backend not built")
     from minigrad._ext import conv as ext
@@ -306,14 +331,18 @@ def test_conv2d_direct_variants_give_the_same_bits():
             for N, C, H, W, O, kh, kw, p in DIRECT + [(2, 16, 12, 12, 16, 3, 3, (1, 1))]:
                 x = rng.standard_normal((N, C, H, W)).astype(dtype)
                 w = rng.standard_normal((O, C * kh * kw)).astype(dtype)
-                ys = []
+                dy = rng.standard_normal((N, O) + _out(H, W, kh, kw, (1, 1), p)).astype(dtype)
+                ys, dws = [], []
                 for variant in names[:names.index(best) + 1]:
                     ext.conv2d_direct_variant(variant)
-                    y = np.full((N, O) + _out(H, W, kh, kw, (1, 1), p), np.nan, dtype)
+                    y, dw = np.full(dy.shape, np.nan, dtype), np.full(w.shape, np.nan, dtype)
                     ext.conv2d_direct(y, x, w, kh, kw, p, 2)
+                    ext.conv2d_direct_weight_grad(dw, x, dy, kh, kw, p, 2)
                     ys.append(y)
-                for y in ys[1:]:
+                    dws.append(dw)
+                for y, dw in zip(ys[1:], dws[1:]):
                     np.testing.assert_array_equal(y, ys[0])
+                    np.testing.assert_array_equal(dw, dws[0])
     finally:
         ext.conv2d_direct_variant(best)
     with pytest.raises(ValueError):
@@ -348,19 +377,22 @@ def test_conv2d_direct_bad_arguments(name):
 @pytest.mark.parametrize("direct", [None, True])
 def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch):
     """conv2d at unit stride and dilation without groups: forward and (at O <= C) input gradient call
-    conv2d_direct where it is fast (``conv.DIRECT`` None: the Cython backend with vector FMAs) or everywhere
-    (True); values and gradients equal those of the im2col path (DIRECT = False) and of PyTorch."""
+    conv2d_direct, the weight gradient conv2d_direct_weight_grad, where they are fast (``conv.DIRECT`` None: the
+    Cython backend with vector FMAs, AVX-512 and rows of 64 bytes for the weight gradient) or everywhere (True);
+    values and gradients equal those of the im2col path (DIRECT = False) and of PyTorch."""
     torch = pytest.importorskip("torch")
     from minigrad.nn.functional import conv as cv
     backend = _backend(name)
     module = backend.module
     called = []
-    raw = module.conv2d_direct
-    monkeypatch.setattr(module, "conv2d_direct", lambda *a: (called.append(a[0].shape), raw(*a))[1])
-    backend.__dict__.pop("conv2d_direct", None)
+    for kernel in ("conv2d_direct", "conv2d_direct_weight_grad"):
+        raw = getattr(module, kernel)
+        monkeypatch.setattr(module, kernel, lambda *a, _raw=raw, _k=kernel: (called.append((_k, a[0].shape)),
+                                                                              _raw(*a))[1])
+        backend.__dict__.pop(kernel, None)
     rng = np.random.default_rng(8)
-    x0, w0, b0 = rng.standard_normal((3, 6, 9, 7)), rng.standard_normal((5, 6, 3, 3)), rng.standard_normal(5)
-    dy = rng.standard_normal((3, 5, 9, 7))
+    x0, w0, b0 = rng.standard_normal((3, 6, 9, 8)), rng.standard_normal((5, 6, 3, 3)), rng.standard_normal(5)
+    dy = rng.standard_normal((3, 5, 9, 8))
     out = {}
     try:
         for mode in (False, direct):
@@ -372,8 +404,12 @@ def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch)
                 out[mode] = (y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy())
     finally:
         backend.__dict__.pop("conv2d_direct", None)
-    fast = direct or getattr(module, "conv2d_direct_variant", lambda: "scalar")() != "scalar"
-    assert called == ([(3, 5, 9, 7), (3, 6, 9, 7)] if fast else [])  # forward, then dx (O = 5 <= C = 6)
+        backend.__dict__.pop("conv2d_direct_weight_grad", None)
+    variant = getattr(module, "conv2d_direct_variant", lambda: "scalar")()
+    forward = [("conv2d_direct", (3, 5, 9, 8))] if direct or variant != "scalar" else []
+    dweight = [("conv2d_direct_weight_grad", (5, 54))] if direct or variant == "avx512" else []
+    dx = [("conv2d_direct", (3, 6, 9, 8))] if forward else []  # O = 5 <= C = 6
+    assert called == forward + dweight + dx
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
     ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
     ty.backward(torch.tensor(dy))

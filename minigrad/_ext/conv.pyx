@@ -1,5 +1,6 @@
 """Convolution and pooling window kernels in Cython/OpenMP: im2col, col2im, the direct convolution conv2d_direct
-(unit stride and dilation; its C in conv_direct.h), max_pool2d forward and backward.
+and its weight gradient conv2d_direct_weight_grad (unit stride and
+dilation; their C in conv_direct.h), max_pool2d forward and backward.
 
   N batch, C channels, H, W input size, OH, OW output size, kh, kw window, (sh, sw) stride, (ph, pw) padding,
   (dh, dw) dilation, K = C*kh*kw rows of cols ordered (c, i, j), L = N*OH*OW columns ordered (n, oh, ow).
@@ -39,8 +40,18 @@ cdef extern from "conv_direct.h":
     void mg_dconv_sample_f64(double* y, const double* x, const double* wpk, double* xp, double* ypw, Py_ssize_t C,
                              Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t ph,
                              Py_ssize_t pw) noexcept nogil
+    void mg_dconv_wg_chunk_f32(float* part, const float* x, const float* dy, float* xp, Py_ssize_t S, Py_ssize_t C,
+                               Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
+                               Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
+    void mg_dconv_wg_chunk_f64(double* part, const double* x, const double* dy, double* xp, Py_ssize_t S,
+                               Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
+                               Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
 
 mg_dconv_init()
+
+# NOTE: the weight gradient's chunk of samples (padded x and dy) is kept under this many bytes, so that it stays in
+# L2 while every tile of dweight runs over it; from the geometry only, so the sums do not depend on the threads
+DIRECT_WG_CHUNK_BYTES = 512 * 1024
 
 
 cdef inline Py_ssize_t _first(Py_ssize_t off, Py_ssize_t s) noexcept nogil:
@@ -294,6 +305,47 @@ def conv2d_direct(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray we
                 mg_dconv_sample_f64(<double*>p_y + n * O * (H + 2 * ph - kh + 1) * (W + 2 * pw - kw + 1),
                                     <double*>p_x + n * C * H * W, <double*>p_wpk, <double*>p_s + t * (xl + yl),
                                     <double*>p_s + t * (xl + yl) + xl, C, H, W, O, kh, kw, ph, pw)
+
+
+def conv2d_direct_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not None, cnp.ndarray dy not None,
+                              Py_ssize_t kh, Py_ssize_t kw, tuple padding, Py_ssize_t n_threads):
+    """dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh + i, ow + j] (unit stride
+    and dilation); x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw). Chunks of S samples (S from the
+    geometry), one per iteration, each giving a part; the parts added in chunk order (conv_direct.h)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), O = dim(dy, 1)
+    cdef Py_ssize_t ph = padding[0], pw = padding[1], K = C * kh * kw
+    cdef Py_ssize_t CS = (H + 2 * ph) * (W + 2 * pw), L = dim(dy, 2) * dim(dy, 3), b, e, t, n
+    cdef bint f32 = is_float32(x)
+    cdef Py_ssize_t size = 4 if f32 else 8
+    cdef Py_ssize_t S = max(1, min(N, DIRECT_WG_CHUNK_BYTES // ((C * CS + O * L) * size)))
+    cdef Py_ssize_t chunks = (N + S - 1) // S
+    if n_threads > chunks:
+        n_threads = <int>chunks
+    cdef cnp.ndarray parts = cnp.PyArray_EMPTY(1, [chunks * O * K], cnp.PyArray_TYPE(x), 0)
+    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * S * C * CS], cnp.PyArray_TYPE(x), 0)
+    cdef void* p_dw = ptr(dweight), *p_x = ptr(x), *p_dy = ptr(dy), *p_parts = ptr(parts), *p_s = ptr(scratch)
+    with nogil:
+        if f32:
+            for b in prange(chunks, schedule='static', num_threads=n_threads):
+                t = threadid()
+                mg_dconv_wg_chunk_f32(<float*>p_parts + b * O * K, <float*>p_x + b * S * C * H * W,
+                                      <float*>p_dy + b * S * O * L, <float*>p_s + t * S * C * CS,
+                                      min(S, N - b * S), C, H, W, O, kh, kw, ph, pw)
+            for e in range(O * K):  # the parts in chunk order
+                (<float*>p_dw)[e] = (<float*>p_parts)[e]
+                for b in range(1, chunks):
+                    (<float*>p_dw)[e] += (<float*>p_parts)[b * O * K + e]
+        else:
+            for b in prange(chunks, schedule='static', num_threads=n_threads):
+                t = threadid()
+                mg_dconv_wg_chunk_f64(<double*>p_parts + b * O * K, <double*>p_x + b * S * C * H * W,
+                                      <double*>p_dy + b * S * O * L, <double*>p_s + t * S * C * CS,
+                                      min(S, N - b * S), C, H, W, O, kh, kw, ph, pw)
+            for e in range(O * K):
+                (<double*>p_dw)[e] = (<double*>p_parts)[e]
+                for b in range(1, chunks):
+                    (<double*>p_dw)[e] += (<double*>p_parts)[b * O * K + e]
 
 
 def conv2d_direct_variant(str variant=None):

@@ -174,4 +174,129 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
 MG_DCONV_SAMPLE(mg_dconv_sample_f32, float, f32)
 MG_DCONV_SAMPLE(mg_dconv_sample_f64, double, f64)
 
+/* ---------------------------------------------------------------------------------------------------------------
+   Weight gradient of the same convolution, over a chunk of S samples (S fixed by the caller from the geometry
+   alone, never from the thread count):
+       part[o, (c, i, j)] = sum over samples s, then (oh, ow), of dy[s, o, oh, ow] * xp[s, c*CS + (oh + i)*Wp + ow + j]
+   over the valid positions only (a row's last chunk masked: no garbage column is read, so an inf in x reaches only
+   the entries whose sums hold it). The caller adds the chunks' parts in chunk order.
+   The micro-kernel holds an OB x TB tile (OB output channels x TB taps) of LW-lane partial sums in registers and
+   runs over the chunk's positions: OB loads of dy, TB loads of x, OB*TB fused multiply-adds; at the end each
+   entry's LW lanes are added in lane order. The chunk (its padded x and its dy) stays in L2 while every tile runs
+   over it; one tile per sample instead spent as much in the lane sums as in the products (8x8 planes).
+   NOTE: LW is 16 (float) or 8 (double) lanes in every variant (AVX-512: one register; the scalar fma() variant: LW
+   scalars), so that the sums are the same bits whichever runs. There is no AVX2 variant: conv2d keeps the im2col
+   weight gradient where AVX-512 is missing. */
+#define MG_DCONV_WG_OB 4
+#define MG_DCONV_WG_TB 6
+
+#define MG_DCONV_WG(NAME, T, V, LW, ATTR, MASKLOAD, FMA, STOREU, ZERO, MASKT)                                     \
+ATTR static void NAME(T* part, const T* dy, const T* xp, ptrdiff_t S, ptrdiff_t O, ptrdiff_t C, ptrdiff_t kh,    \
+                      ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW) {                  \
+    const ptrdiff_t K = C * kh * kw, L = OH * OW;                                                              \
+    for (ptrdiff_t t0 = 0; t0 < K; t0 += MG_DCONV_WG_TB) {                                                     \
+        ptrdiff_t off[MG_DCONV_WG_TB];                                                                         \
+        for (int t = 0; t < MG_DCONV_WG_TB; t++) {                                                             \
+            ptrdiff_t k = t0 + t < K ? t0 + t : K - 1; /* past K: a repeat, not stored */                      \
+            ptrdiff_t c = k / (kh * kw), i = k / kw % kh, j = k % kw;                                          \
+            off[t] = c * CS + i * Wp + j;                                                                      \
+        }                                                                                                      \
+        for (ptrdiff_t ob = 0; ob < O; ob += MG_DCONV_WG_OB) {                                                 \
+            V acc[MG_DCONV_WG_OB][MG_DCONV_WG_TB];                                                             \
+            for (int o = 0; o < MG_DCONV_WG_OB; o++)                                                           \
+                for (int t = 0; t < MG_DCONV_WG_TB; t++)                                                       \
+                    acc[o][t] = ZERO;                                                                          \
+            for (ptrdiff_t s = 0; s < S; s++) {                                                                \
+                const T* d[MG_DCONV_WG_OB];                                                                    \
+                const T* xs = xp + s * C * CS;                                                                 \
+                for (int o = 0; o < MG_DCONV_WG_OB; o++) /* past O: a repeat, not stored */                    \
+                    d[o] = dy + (s * O + (ob + o < O ? ob + o : O - 1)) * L;                                   \
+                for (ptrdiff_t oh = 0; oh < OH; oh++) {                                                        \
+                    for (ptrdiff_t ow = 0; ow < OW; ow += (LW)) {                                              \
+                        MASKT m = MG_DCONV_MASK_##MASKT(OW - ow);                                              \
+                        V dv[MG_DCONV_WG_OB];                                                                  \
+                        for (int o = 0; o < MG_DCONV_WG_OB; o++)                                               \
+                            dv[o] = MASKLOAD(m, d[o] + oh * OW + ow);                                          \
+                        for (int t = 0; t < MG_DCONV_WG_TB; t++) {                                             \
+                            V xv = MASKLOAD(m, xs + off[t] + oh * Wp + ow);                                    \
+                            for (int o = 0; o < MG_DCONV_WG_OB; o++)                                           \
+                                acc[o][t] = FMA(dv[o], xv, acc[o][t]);                                         \
+                        }                                                                                      \
+                    }                                                                                          \
+                }                                                                                              \
+            }                                                                                                  \
+            /* NOTE: every tile stored first, under constant bounds: a conditional loop over acc kept it in memory */ \
+            T lanes[MG_DCONV_WG_OB][MG_DCONV_WG_TB][LW];                                                       \
+            for (int o = 0; o < MG_DCONV_WG_OB; o++)                                                           \
+                for (int t = 0; t < MG_DCONV_WG_TB; t++)                                                       \
+                    STOREU(lanes[o][t], acc[o][t]);                                                            \
+            for (int o = 0; o < MG_DCONV_WG_OB && ob + o < O; o++)                                             \
+                for (int t = 0; t < MG_DCONV_WG_TB && t0 + t < K; t++) {                                       \
+                    T sum = lanes[o][t][0];                                                                    \
+                    for (int l = 1; l < (LW); l++)                                                             \
+                        sum += lanes[o][t][l];                                                                 \
+                    part[(ob + o) * K + t0 + t] = sum;                                                         \
+                }                                                                                              \
+        }                                                                                                      \
+    }                                                                                                          \
+}
+
+/* the scalar variant's "vector": LW lanes in a struct, each op lane by lane with fma() */
+typedef struct { float v[16]; } mg_lanes_f32;
+typedef struct { double v[8]; } mg_lanes_f64;
+#define MG_DCONV_MASK_ptrdiff_t(n) (n)
+#define MG_LANES_OPS(SFX, T, LW, FMAF)                                                                         \
+static inline mg_lanes_##SFX mg_lanes_load_##SFX(ptrdiff_t m, const T* p) {                                    \
+    mg_lanes_##SFX r;                                                                                          \
+    for (int l = 0; l < (LW); l++)                                                                             \
+        r.v[l] = l < m ? p[l] : (T)0;                                                                          \
+    return r;                                                                                                  \
+}                                                                                                              \
+static inline mg_lanes_##SFX mg_lanes_fma_##SFX(mg_lanes_##SFX a, mg_lanes_##SFX b, mg_lanes_##SFX c) {        \
+    for (int l = 0; l < (LW); l++)                                                                             \
+        c.v[l] = FMAF(a.v[l], b.v[l], c.v[l]);                                                                 \
+    return c;                                                                                                  \
+}                                                                                                              \
+static inline void mg_lanes_store_##SFX(T* p, mg_lanes_##SFX a) { memcpy(p, a.v, sizeof(a.v)); }
+MG_LANES_OPS(f32, float, 16, fmaf)
+MG_LANES_OPS(f64, double, 8, fma)
+static const mg_lanes_f32 mg_lanes_zero_f32 = {{0}};
+static const mg_lanes_f64 mg_lanes_zero_f64 = {{0}};
+MG_DCONV_WG(mg_dconv_wg_f32_scalar, float, mg_lanes_f32, 16, , mg_lanes_load_f32, mg_lanes_fma_f32,
+            mg_lanes_store_f32, mg_lanes_zero_f32, ptrdiff_t)
+MG_DCONV_WG(mg_dconv_wg_f64_scalar, double, mg_lanes_f64, 8, , mg_lanes_load_f64, mg_lanes_fma_f64,
+            mg_lanes_store_f64, mg_lanes_zero_f64, ptrdiff_t)
+#if MG_DCONV_X86
+#define MG_DCONV_MASK___mmask16(n) ((__mmask16)((n) >= 16 ? 0xFFFF : (1u << (n)) - 1))
+#define MG_DCONV_MASK___mmask8(n) ((__mmask8)((n) >= 8 ? 0xFF : (1u << (n)) - 1))
+MG_DCONV_WG(mg_dconv_wg_f32_avx512, float, __m512, 16, __attribute__((target("avx512f"))), _mm512_maskz_loadu_ps,
+            MG_FMA512, _mm512_storeu_ps, _mm512_setzero_ps(), __mmask16)
+MG_DCONV_WG(mg_dconv_wg_f64_avx512, double, __m512d, 8, __attribute__((target("avx512f"))), _mm512_maskz_loadu_pd,
+            MG_FMA512D, _mm512_storeu_pd, _mm512_setzero_pd(), __mmask8)
+#endif
+
+/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); xp: scratch of S*C*Hp*Wp elements */
+#define MG_DCONV_WG_CHUNK(NAME, T, SFX)                                                                        \
+static void NAME(T* part, const T* x, const T* dy, T* xp, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,    \
+                 ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                          \
+    ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp;                \
+    memset(xp, 0, S * C * CS * sizeof(T));                                                                     \
+    for (ptrdiff_t c = 0; c < S * C; c++)                                                                      \
+        for (ptrdiff_t h = 0; h < H; h++)                                                                      \
+            memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                      \
+    if (MG_DCONV_X86 && mg_dconv_isa == 2)                                                                     \
+        MG_DCONV_WG_AVX512_##SFX(part, dy, xp, S, O, C, kh, kw, CS, Wp, OH, OW);                               \
+    else                                                                                                       \
+        mg_dconv_wg_##SFX##_scalar(part, dy, xp, S, O, C, kh, kw, CS, Wp, OH, OW);                             \
+}
+#if MG_DCONV_X86
+#define MG_DCONV_WG_AVX512_f32 mg_dconv_wg_f32_avx512
+#define MG_DCONV_WG_AVX512_f64 mg_dconv_wg_f64_avx512
+#else
+#define MG_DCONV_WG_AVX512_f32 mg_dconv_wg_f32_scalar
+#define MG_DCONV_WG_AVX512_f64 mg_dconv_wg_f64_scalar
+#endif
+MG_DCONV_WG_CHUNK(mg_dconv_wg_chunk_f32, float, f32)
+MG_DCONV_WG_CHUNK(mg_dconv_wg_chunk_f64, double, f64)
+
 #endif

@@ -46,6 +46,9 @@ Kernels:
   conv2d_direct(y, x, weight, kh, kw, padding)              the convolution at unit stride and dilation:
       x: (N, C, H, W); weight: (O, K); y: (N, O, P, Q) OUT    y[n, o, p, q] = sum over (c, i, j) of
                                                              weight[o, (c, i, j)] * xpad[n, c, p + i, q + j]
+  conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding)   its weight gradient:
+      x: (N, C, H, W); dy: (N, O, P, Q); dweight: (O, K) OUT  dweight[o, (c, i, j)] = sum over (n, p, q) of
+                                                             dy[n, o, p, q] * xpad[n, c, p + i, q + j]
   max_pool2d_forward(y, argmax, x, kh, kw, stride, padding) y = max over each window (NaN wins), argmax = h*W + w
       x: (N, C, H, W); y: (N, C, P, Q) OUT; argmax: (N, C, P, Q) int64 OUT   of the first maximum (last NaN)
       (P, Q): the floor or the ceil_mode size (rules.pool_out_size), so a last window may be cut by the input's end
@@ -159,6 +162,8 @@ SPECS = {
                {"dx": ("NCHW", "X"), "cols": ("KL", "X")}),
     "conv2d_direct": (("y", "x", "weight", "kh", "kw", "padding"),
                       {"y": ("NOPQ", "X"), "x": ("NCHW", "X"), "weight": ("OK", "X")}),
+    "conv2d_direct_weight_grad": (("dweight", "x", "dy", "kh", "kw", "padding"),
+                                  {"dweight": ("OK", "X"), "x": ("NCHW", "X"), "dy": ("NOPQ", "X")}),
     "max_pool2d_forward": (("y", "argmax", "x", "kh", "kw", "stride", "padding"),
                            {"y": ("NCPQ", "X"), "argmax": ("NCPQ", "i64"), "x": ("NCHW", "X")}),
     "max_pool2d_backward": (("dx", "dy", "argmax"),
@@ -233,6 +238,7 @@ OUTPUTS = {
     "im2col": ("cols",),
     "col2im": ("dx",),
     "conv2d_direct": ("y",),
+    "conv2d_direct_weight_grad": ("dweight",),
     "max_pool2d_forward": ("y", "argmax"),
     "max_pool2d_backward": ("dx",),
     "running_stats_update": ("running_mean", "running_var"),
@@ -431,12 +437,13 @@ def _check_window(kernel, names, args, dims):
         if (dims["K"], dims["L"]) != (K, L):
             raise ValueError(f"{kernel}: cols must have shape (C*kh*kw, N*OH*OW) = ({K}, {L}), "
                              f"got ({dims['K']}, {dims['L']})")
-    elif "weight" in names:  # conv2d_direct
+    elif "O" in dims:  # conv2d_direct and its weight gradient: weight or dweight (O, K); y or dy (N, O, P, Q)
+        w, out = ("weight", "y") if "weight" in names else ("dweight", "dy")
         if dims["K"] != dims["C"] * args[3] * args[4]:
-            raise ValueError(f"{kernel}: weight must have shape (O, C*kh*kw) = ({dims['O']}, "
+            raise ValueError(f"{kernel}: {w} must have shape (O, C*kh*kw) = ({dims['O']}, "
                              f"{dims['C'] * args[3] * args[4]}), got ({dims['O']}, {dims['K']})")
         if (dims["P"], dims["Q"]) != (OH, OW):
-            raise ValueError(f"{kernel}: y must have spatial shape (OH, OW) = ({OH}, {OW}), got "
+            raise ValueError(f"{kernel}: {out} must have spatial shape (OH, OW) = ({OH}, {OW}), got "
                              f"({dims['P']}, {dims['Q']})")
     elif (dims["P"], dims["Q"]) != (OH, OW):
         # NOTE: or the ceil_mode sizes, whose last window may be cut by the input's end (never empty)

@@ -126,6 +126,34 @@ def conv2d_direct(y, x, weight, kh, kw, padding, n_threads):
 
 
 @njit(parallel=True, cache=True)
+def _conv2d_direct_weight_grad(dweight, x, dy, N, C, H, W, O, kh, kw, ph, pw, OH, OW):
+    # a thread per (o, c) pair over every sample: each writes its own kh*kw entries, summed in sample order
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    for oc in prange(O * C):
+        o, c = oc // C, oc % C
+        for i in range(kh):
+            for j in range(kw):
+                acc = dweight.dtype.type(0)
+                for n in range(N):
+                    xc, dyo = (n * C + c) * H * W, (n * O + o) * OH * OW
+                    for oh in range(OH):
+                        h = oh + i - ph
+                        if h < 0 or h >= H:
+                            continue
+                        for ow in range(max(0, pw - j), min(OW, W + pw - j)):
+                            acc += dy[dyo + oh * OW + ow] * x[xc + h * W + ow + j - pw]
+                dweight[(o * C + c) * kh * kw + i * kw + j] = acc
+
+
+def conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding, n_threads):
+    """The weight gradient of conv2d_direct (see reference.conv2d_direct_weight_grad)."""
+    N, C, H, W = x.shape
+    _threads(n_threads)
+    _conv2d_direct_weight_grad(dweight.reshape(-1), x.reshape(-1), dy.reshape(-1), N, C, H, W, dy.shape[1], kh, kw,
+                               *padding, dy.shape[2], dy.shape[3])
+
+
+@njit(parallel=True, cache=True)
 def _max_pool_forward(y, argmax, x, P, H, W, kh, kw, sh, sw, ph, pw, OH, OW):
     for p in prange(P):
         xp = x[p * H * W:(p + 1) * H * W]

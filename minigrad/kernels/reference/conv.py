@@ -13,6 +13,8 @@ from minigrad.kernels.rules import live_taps, out_size
 #   conv2d_direct  the convolution itself at unit stride and dilation, weight (O, K) with K ordered (c, i, j):
 #            y[n, o, oh, ow] = sum over (c, i, j) of weight[o, (c, i, j)] * xpad[n, c, oh + i, ow + j]
 #            (y = weight @ im2col(x), without the columns; the compiled kernels: minigrad/_ext/conv_direct.h)
+#   conv2d_direct_weight_grad  its weight gradient, dweight (O, K):
+#            dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh + i, ow + j]
 #   max pool y[n, c, oh, ow] = max of x over the window (padding is -inf and never wins); argmax = h*W + w of the
 #            first maximum in window order, as PyTorch does; a NaN wins over numbers, the last NaN over others.
 #            backward: dx = 0, then dx[n, c].flat[argmax] += dy (overlapping windows may share an index)
@@ -68,6 +70,19 @@ def conv2d_direct(y, x, weight, kh, kw, padding, n_threads=1):
         for j in range(kw):
             acc += np.einsum("oc,nchw->nohw", w4[:, :, i, j], xp[:, :, i:i + OH, j:j + OW])
     y[...] = acc
+
+
+def conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding, n_threads=1):
+    """dweight[o, (c, i, j)] = sum_{n, oh, ow} dy[n, o, oh, ow] * xpad[n, c, oh + i, ow + j].  x: (N, C, H, W),
+    dy: (N, O, OH, OW), dweight: (O, C*kh*kw); one product per kernel offset."""
+    N, C, H, W = x.shape
+    (ph, pw), OH, OW = padding, dy.shape[2], dy.shape[3]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dw4 = np.empty((dy.shape[1], C, kh, kw), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dw4[:, :, i, j] = np.einsum("nohw,nchw->oc", dy, xp[:, :, i:i + OH, j:j + OW])
+    dweight[...] = dw4.reshape(dweight.shape)
 
 
 def max_pool2d_forward(y, argmax, x, kh, kw, stride, padding, n_threads=1):
