@@ -378,7 +378,7 @@ def test_conv2d_direct_bad_arguments(name):
 def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch):
     """conv2d at unit stride and dilation without groups: forward and (at O <= C) input gradient call
     conv2d_direct, the weight gradient conv2d_direct_weight_grad, where they are fast (``conv.DIRECT`` None: the
-    Cython backend with vector FMAs, AVX-512 and rows of 64 bytes for the weight gradient) or everywhere (True);
+    Cython backend with vector FMAs) or everywhere (True);
     values and gradients equal those of the im2col path (DIRECT = False) and of PyTorch."""
     torch = pytest.importorskip("torch")
     from minigrad.nn.functional import conv as cv
@@ -407,7 +407,7 @@ def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch)
         backend.__dict__.pop("conv2d_direct_weight_grad", None)
     variant = getattr(module, "conv2d_direct_variant", lambda: "scalar")()
     forward = [("conv2d_direct", (3, 5, 9, 8))] if direct or variant != "scalar" else []
-    dweight = [("conv2d_direct_weight_grad", (5, 54))] if direct or variant == "avx512" else []
+    dweight = [("conv2d_direct_weight_grad", (5, 54))] if forward else []
     dx = [("conv2d_direct", (3, 6, 9, 8))] if forward else []  # O = 5 <= C = 6
     assert called == forward + dweight + dx
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))

@@ -40,6 +40,7 @@ cdef extern from "conv_direct.h":
     void mg_dconv_sample_f64(double* y, const double* x, const double* wpk, double* xp, double* ypw, Py_ssize_t C,
                              Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t ph,
                              Py_ssize_t pw) noexcept nogil
+    Py_ssize_t mg_dconv_wg_or(Py_ssize_t O, int f32) noexcept nogil
     void mg_dconv_wg_chunk_f32(float* part, const float* x, const float* dy, float* xp, Py_ssize_t S, Py_ssize_t C,
                                Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
                                Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
@@ -317,20 +318,20 @@ def conv2d_direct_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not No
     cdef Py_ssize_t ph = padding[0], pw = padding[1], K = C * kh * kw
     cdef Py_ssize_t CS = (H + 2 * ph) * (W + 2 * pw), L = dim(dy, 2) * dim(dy, 3), b, e, t, n
     cdef bint f32 = is_float32(x)
-    cdef Py_ssize_t size = 4 if f32 else 8
-    cdef Py_ssize_t S = max(1, min(N, DIRECT_WG_CHUNK_BYTES // ((C * CS + O * L) * size)))
+    cdef Py_ssize_t size = 4 if f32 else 8, per = C * CS + L * mg_dconv_wg_or(O, f32)  # elements per sample
+    cdef Py_ssize_t S = max(1, min(N, DIRECT_WG_CHUNK_BYTES // (per * size)))
     cdef Py_ssize_t chunks = (N + S - 1) // S
     if n_threads > chunks:
         n_threads = <int>chunks
     cdef cnp.ndarray parts = cnp.PyArray_EMPTY(1, [chunks * O * K], cnp.PyArray_TYPE(x), 0)
-    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * S * C * CS], cnp.PyArray_TYPE(x), 0)
+    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * S * per], cnp.PyArray_TYPE(x), 0)
     cdef void* p_dw = ptr(dweight), *p_x = ptr(x), *p_dy = ptr(dy), *p_parts = ptr(parts), *p_s = ptr(scratch)
     with nogil:
         if f32:
             for b in prange(chunks, schedule='static', num_threads=n_threads):
                 t = threadid()
                 mg_dconv_wg_chunk_f32(<float*>p_parts + b * O * K, <float*>p_x + b * S * C * H * W,
-                                      <float*>p_dy + b * S * O * L, <float*>p_s + t * S * C * CS,
+                                      <float*>p_dy + b * S * O * L, <float*>p_s + t * S * per,
                                       min(S, N - b * S), C, H, W, O, kh, kw, ph, pw)
             for e in range(O * K):  # the parts in chunk order
                 (<float*>p_dw)[e] = (<float*>p_parts)[e]
@@ -340,7 +341,7 @@ def conv2d_direct_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not No
             for b in prange(chunks, schedule='static', num_threads=n_threads):
                 t = threadid()
                 mg_dconv_wg_chunk_f64(<double*>p_parts + b * O * K, <double*>p_x + b * S * C * H * W,
-                                      <double*>p_dy + b * S * O * L, <double*>p_s + t * S * C * CS,
+                                      <double*>p_dy + b * S * O * L, <double*>p_s + t * S * per,
                                       min(S, N - b * S), C, H, W, O, kh, kw, ph, pw)
             for e in range(O * K):
                 (<double*>p_dw)[e] = (<double*>p_parts)[e]

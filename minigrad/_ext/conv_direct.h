@@ -178,65 +178,50 @@ MG_DCONV_SAMPLE(mg_dconv_sample_f64, double, f64)
    Weight gradient of the same convolution, over a chunk of S samples (S fixed by the caller from the geometry
    alone, never from the thread count):
        part[o, (c, i, j)] = sum over samples s, then (oh, ow), of dy[s, o, oh, ow] * xp[s, c*CS + (oh + i)*Wp + ow + j]
-   over the valid positions only (a row's last chunk masked: no garbage column is read, so an inf in x reaches only
-   the entries whose sums hold it). The caller adds the chunks' parts in chunk order.
-   The micro-kernel holds an OB x TB tile (OB output channels x TB taps) of LW-lane partial sums in registers and
-   runs over the chunk's positions: OB loads of dy, TB loads of x, OB*TB fused multiply-adds; at the end each
-   entry's LW lanes are added in lane order. The chunk (its padded x and its dy) stays in L2 while every tile runs
-   over it; one tile per sample instead spent as much in the lane sums as in the products (8x8 planes).
-   NOTE: LW is 16 (float) or 8 (double) lanes in every variant (AVX-512: one register; the scalar fma() variant: LW
-   scalars), so that the sums are the same bits whichever runs. There is no AVX2 variant: conv2d keeps the im2col
-   weight gradient where AVX-512 is missing. */
-#define MG_DCONV_WG_OB 4
-#define MG_DCONV_WG_TB 6
-
-#define MG_DCONV_WG(NAME, T, V, LW, ATTR, MASKLOAD, FMA, STOREU, ZERO, MASKT)                                     \
-ATTR static void NAME(T* part, const T* dy, const T* xp, ptrdiff_t S, ptrdiff_t O, ptrdiff_t C, ptrdiff_t kh,    \
-                      ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW) {                  \
-    const ptrdiff_t K = C * kh * kw, L = OH * OW;                                                              \
-    for (ptrdiff_t t0 = 0; t0 < K; t0 += MG_DCONV_WG_TB) {                                                     \
-        ptrdiff_t off[MG_DCONV_WG_TB];                                                                         \
-        for (int t = 0; t < MG_DCONV_WG_TB; t++) {                                                             \
-            ptrdiff_t k = t0 + t < K ? t0 + t : K - 1; /* past K: a repeat, not stored */                      \
-            ptrdiff_t c = k / (kh * kw), i = k / kw % kh, j = k % kw;                                          \
-            off[t] = c * CS + i * Wp + j;                                                                      \
-        }                                                                                                      \
-        for (ptrdiff_t ob = 0; ob < O; ob += MG_DCONV_WG_OB) {                                                 \
-            V acc[MG_DCONV_WG_OB][MG_DCONV_WG_TB];                                                             \
-            for (int o = 0; o < MG_DCONV_WG_OB; o++)                                                           \
-                for (int t = 0; t < MG_DCONV_WG_TB; t++)                                                       \
-                    acc[o][t] = ZERO;                                                                          \
+   dy is first transposed into dyt (S, OH*OW, Or), output channels last (Or: O rounded up to 64 bytes, zeros past O),
+   so that the vectors run over output channels: the micro-kernel holds LW output channels x TB taps of dweight in
+   registers and runs over the valid positions (oh, ow) one at a time: one load of dyt, TB broadcasts of x, TB
+   fused multiply-adds. No position outside the output is read (so an inf in x reaches only the entries whose sums
+   hold it), no lane is wasted on 8-wide planes, and each entry is one fma chain over (s, oh, ow) in order, in every
+   variant: the same bits whichever runs. The caller adds the chunks' parts in chunk order. */
+#define MG_DCONV_WG(NAME, T, V, LW, RB, KW, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                               \
+ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or, ptrdiff_t C,  \
+                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW) {    \
+    /* a tile's taps: RB runs of KW taps (KW == kw: the rows (c, i); KW == 1: single taps (c, i, j)) */        \
+    const ptrdiff_t K = C * kh * kw, L = OH * OW, R = (KW) == 1 ? K : C * kh;                                  \
+    for (ptrdiff_t ob = 0; ob < O; ob += (LW)) {                                                               \
+        for (ptrdiff_t r0 = 0; r0 < R; r0 += (RB)) {                                                           \
+            ptrdiff_t off[RB];                                                                                 \
+            for (int r = 0; r < (RB); r++) {                                                                   \
+                ptrdiff_t q = r0 + r < R ? r0 + r : R - 1; /* past R: a repeat, not stored */                  \
+                off[r] = (KW) == 1 ? q / (kh * kw) * CS + q / kw % kh * Wp + q % kw : q / kh * CS + q % kh * Wp;  \
+            }                                                                                                  \
+            V acc[RB][KW];                                                                                     \
+            for (int r = 0; r < (RB); r++)                                                                     \
+                for (int j = 0; j < (KW); j++)                                                                 \
+                    acc[r][j] = ZERO;                                                                          \
             for (ptrdiff_t s = 0; s < S; s++) {                                                                \
-                const T* d[MG_DCONV_WG_OB];                                                                    \
                 const T* xs = xp + s * C * CS;                                                                 \
-                for (int o = 0; o < MG_DCONV_WG_OB; o++) /* past O: a repeat, not stored */                    \
-                    d[o] = dy + (s * O + (ob + o < O ? ob + o : O - 1)) * L;                                   \
+                const T* d = dyt + s * L * Or + ob;                                                            \
                 for (ptrdiff_t oh = 0; oh < OH; oh++) {                                                        \
-                    for (ptrdiff_t ow = 0; ow < OW; ow += (LW)) {                                              \
-                        MASKT m = MG_DCONV_MASK_##MASKT(OW - ow);                                              \
-                        V dv[MG_DCONV_WG_OB];                                                                  \
-                        for (int o = 0; o < MG_DCONV_WG_OB; o++)                                               \
-                            dv[o] = MASKLOAD(m, d[o] + oh * OW + ow);                                          \
-                        for (int t = 0; t < MG_DCONV_WG_TB; t++) {                                             \
-                            V xv = MASKLOAD(m, xs + off[t] + oh * Wp + ow);                                    \
-                            for (int o = 0; o < MG_DCONV_WG_OB; o++)                                           \
-                                acc[o][t] = FMA(dv[o], xv, acc[o][t]);                                         \
-                        }                                                                                      \
+                    for (ptrdiff_t ow = 0; ow < OW; ow++) {                                                    \
+                        const T* xq = xs + oh * Wp + ow;                                                       \
+                        V dv = LOADU(d + (oh * OW + ow) * Or);                                                 \
+                        for (int r = 0; r < (RB); r++)                                                         \
+                            for (int j = 0; j < (KW); j++)                                                     \
+                                acc[r][j] = FMA(dv, SET1(xq[off[r] + j]), acc[r][j]);                          \
                     }                                                                                          \
                 }                                                                                              \
             }                                                                                                  \
-            /* NOTE: every tile stored first, under constant bounds: a conditional loop over acc kept it in memory */ \
-            T lanes[MG_DCONV_WG_OB][MG_DCONV_WG_TB][LW];                                                       \
-            for (int o = 0; o < MG_DCONV_WG_OB; o++)                                                           \
-                for (int t = 0; t < MG_DCONV_WG_TB; t++)                                                       \
-                    STOREU(lanes[o][t], acc[o][t]);                                                            \
-            for (int o = 0; o < MG_DCONV_WG_OB && ob + o < O; o++)                                             \
-                for (int t = 0; t < MG_DCONV_WG_TB && t0 + t < K; t++) {                                       \
-                    T sum = lanes[o][t][0];                                                                    \
-                    for (int l = 1; l < (LW); l++)                                                             \
-                        sum += lanes[o][t][l];                                                                 \
-                    part[(ob + o) * K + t0 + t] = sum;                                                         \
-                }                                                                                              \
+            /* NOTE: stored first under constant bounds: a conditional loop over acc kept it in memory */      \
+            T lanes[RB][KW][LW];                                                                               \
+            for (int r = 0; r < (RB); r++)                                                                     \
+                for (int j = 0; j < (KW); j++)                                                                 \
+                    STOREU(lanes[r][j], acc[r][j]);                                                            \
+            for (int l = 0; l < (LW) && ob + l < O; l++)                                                       \
+                for (int r = 0; r < (RB) && r0 + r < R; r++)                                                   \
+                    for (int j = 0; j < (KW); j++)                                                             \
+                        part[(ob + l) * K + (r0 + r) * (KW) + j] = lanes[r][j][l];                             \
         }                                                                                                      \
     }                                                                                                          \
 }
@@ -244,17 +229,16 @@ ATTR static void NAME(T* part, const T* dy, const T* xp, ptrdiff_t S, ptrdiff_t 
 /* the scalar variant's "vector": LW lanes in a struct, each op lane by lane with fma() */
 typedef struct { float v[16]; } mg_lanes_f32;
 typedef struct { double v[8]; } mg_lanes_f64;
-#define MG_DCONV_MASK_ptrdiff_t(n) (n)
 #define MG_LANES_OPS(SFX, T, LW, FMAF)                                                                         \
-static inline mg_lanes_##SFX mg_lanes_load_##SFX(ptrdiff_t m, const T* p) {                                    \
+static inline mg_lanes_##SFX mg_lanes_load_##SFX(const T* p) {                                                \
     mg_lanes_##SFX r;                                                                                          \
-    for (int l = 0; l < (LW); l++)                                                                             \
-        r.v[l] = l < m ? p[l] : (T)0;                                                                          \
+    memcpy(r.v, p, sizeof(r.v));                                                                               \
     return r;                                                                                                  \
 }                                                                                                              \
-static inline mg_lanes_##SFX mg_lanes_fma_##SFX(mg_lanes_##SFX a, mg_lanes_##SFX b, mg_lanes_##SFX c) {        \
+static inline T mg_lanes_set1_##SFX(T a) { return a; }                                                         \
+static inline mg_lanes_##SFX mg_lanes_fma_##SFX(mg_lanes_##SFX a, T b, mg_lanes_##SFX c) {                     \
     for (int l = 0; l < (LW); l++)                                                                             \
-        c.v[l] = FMAF(a.v[l], b.v[l], c.v[l]);                                                                 \
+        c.v[l] = FMAF(a.v[l], b, c.v[l]);                                                                      \
     return c;                                                                                                  \
 }                                                                                                              \
 static inline void mg_lanes_store_##SFX(T* p, mg_lanes_##SFX a) { memcpy(p, a.v, sizeof(a.v)); }
@@ -262,39 +246,67 @@ MG_LANES_OPS(f32, float, 16, fmaf)
 MG_LANES_OPS(f64, double, 8, fma)
 static const mg_lanes_f32 mg_lanes_zero_f32 = {{0}};
 static const mg_lanes_f64 mg_lanes_zero_f64 = {{0}};
-MG_DCONV_WG(mg_dconv_wg_f32_scalar, float, mg_lanes_f32, 16, , mg_lanes_load_f32, mg_lanes_fma_f32,
-            mg_lanes_store_f32, mg_lanes_zero_f32, ptrdiff_t)
-MG_DCONV_WG(mg_dconv_wg_f64_scalar, double, mg_lanes_f64, 8, , mg_lanes_load_f64, mg_lanes_fma_f64,
-            mg_lanes_store_f64, mg_lanes_zero_f64, ptrdiff_t)
+/* each variant twice: KW = 3 (taps in runs of 3 along a row: 3x3 kernels; 3x fewer offsets to load) and KW = 1 */
+#define MG_DCONV_WG_PAIR(NAME, T, V, LW, RB3, RB1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                       \
+    MG_DCONV_WG(NAME##_k3, T, V, LW, RB3, 3, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                             \
+    MG_DCONV_WG(NAME##_k1, T, V, LW, RB1, 1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_scalar, float, mg_lanes_f32, 16, 2, 8, , mg_lanes_load_f32, mg_lanes_set1_f32,
+                 mg_lanes_fma_f32, mg_lanes_store_f32, mg_lanes_zero_f32)
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_scalar, double, mg_lanes_f64, 8, 2, 8, , mg_lanes_load_f64, mg_lanes_set1_f64,
+                 mg_lanes_fma_f64, mg_lanes_store_f64, mg_lanes_zero_f64)
 #if MG_DCONV_X86
-#define MG_DCONV_MASK___mmask16(n) ((__mmask16)((n) >= 16 ? 0xFFFF : (1u << (n)) - 1))
-#define MG_DCONV_MASK___mmask8(n) ((__mmask8)((n) >= 8 ? 0xFF : (1u << (n)) - 1))
-MG_DCONV_WG(mg_dconv_wg_f32_avx512, float, __m512, 16, __attribute__((target("avx512f"))), _mm512_maskz_loadu_ps,
-            MG_FMA512, _mm512_storeu_ps, _mm512_setzero_ps(), __mmask16)
-MG_DCONV_WG(mg_dconv_wg_f64_avx512, double, __m512d, 8, __attribute__((target("avx512f"))), _mm512_maskz_loadu_pd,
-            MG_FMA512D, _mm512_storeu_pd, _mm512_setzero_pd(), __mmask8)
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx512, float, __m512, 16, 8, 24, __attribute__((target("avx512f"))),
+                 _mm512_loadu_ps, _mm512_set1_ps, MG_FMA512, _mm512_storeu_ps, _mm512_setzero_ps())
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx512, double, __m512d, 8, 8, 24, __attribute__((target("avx512f"))),
+                 _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_storeu_pd, _mm512_setzero_pd())
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx2, float, __m256, 8, 4, 12, __attribute__((target("avx2,fma"))),
+                 _mm256_loadu_ps, _mm256_set1_ps, MG_FMA256, _mm256_storeu_ps, _mm256_setzero_ps())
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2, double, __m256d, 4, 4, 12, __attribute__((target("avx2,fma"))),
+                 _mm256_loadu_pd, _mm256_set1_pd, MG_FMA256D, _mm256_storeu_pd, _mm256_setzero_pd())
 #endif
 
-/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); xp: scratch of S*C*Hp*Wp elements */
+/* Or: O rounded up to 64 bytes of T (a whole number of vectors in every variant) */
+static inline ptrdiff_t mg_dconv_wg_or(ptrdiff_t O, int f32) { return mg_round_up(O, f32 ? 16 : 8); }
+
+/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: S*(C*Hp*Wp + OH*OW*Or) elements */
 #define MG_DCONV_WG_CHUNK(NAME, T, SFX)                                                                        \
-static void NAME(T* part, const T* x, const T* dy, T* xp, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,    \
-                 ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                          \
-    ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp;                \
+static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,           \
+                 ptrdiff_t W, ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {             \
+    ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp, L = OH * OW;   \
+    ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4);                                                          \
+    T* xp = scratch;                                                                                           \
+    T* dyt = scratch + S * C * CS;                                                                             \
     memset(xp, 0, S * C * CS * sizeof(T));                                                                     \
     for (ptrdiff_t c = 0; c < S * C; c++)                                                                      \
         for (ptrdiff_t h = 0; h < H; h++)                                                                      \
             memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                      \
-    if (MG_DCONV_X86 && mg_dconv_isa == 2)                                                                     \
-        MG_DCONV_WG_AVX512_##SFX(part, dy, xp, S, O, C, kh, kw, CS, Wp, OH, OW);                               \
-    else                                                                                                       \
-        mg_dconv_wg_##SFX##_scalar(part, dy, xp, S, O, C, kh, kw, CS, Wp, OH, OW);                             \
+    for (ptrdiff_t s = 0; s < S; s++)                                                                          \
+        for (ptrdiff_t p = 0; p < L; p++) {                                                                    \
+            T* row = dyt + (s * L + p) * Or;                                                                   \
+            for (ptrdiff_t o = 0; o < O; o++)                                                                  \
+                row[o] = dy[(s * O + o) * L + p];                                                              \
+            for (ptrdiff_t o = O; o < Or; o++)                                                                 \
+                row[o] = 0;                                                                                    \
+        }                                                                                                      \
+    switch (mg_dconv_isa) {                                                                                    \
+    MG_DCONV_WG_CASES_##SFX                                                                                    \
+    default:                                                                                                   \
+        if (kw == 3)                                                                                           \
+            mg_dconv_wg_##SFX##_scalar_k3(part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW);                 \
+        else                                                                                                   \
+            mg_dconv_wg_##SFX##_scalar_k1(part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW);                 \
+    }                                                                                                          \
 }
 #if MG_DCONV_X86
-#define MG_DCONV_WG_AVX512_f32 mg_dconv_wg_f32_avx512
-#define MG_DCONV_WG_AVX512_f64 mg_dconv_wg_f64_avx512
+#define MG_DCONV_WG_CASES_f32                                                                                  \
+    case 2: (kw == 3 ? mg_dconv_wg_f32_avx512_k3 : mg_dconv_wg_f32_avx512_k1)(part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW); break;                 \
+    case 1: (kw == 3 ? mg_dconv_wg_f32_avx2_k3 : mg_dconv_wg_f32_avx2_k1)(part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW); break;
+#define MG_DCONV_WG_CASES_f64                                                                                  \
+    case 2: (kw == 3 ? mg_dconv_wg_f64_avx512_k3 : mg_dconv_wg_f64_avx512_k1)(part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW); break;                 \
+    case 1: (kw == 3 ? mg_dconv_wg_f64_avx2_k3 : mg_dconv_wg_f64_avx2_k1)(part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW); break;
 #else
-#define MG_DCONV_WG_AVX512_f32 mg_dconv_wg_f32_scalar
-#define MG_DCONV_WG_AVX512_f64 mg_dconv_wg_f64_scalar
+#define MG_DCONV_WG_CASES_f32
+#define MG_DCONV_WG_CASES_f64
 #endif
 MG_DCONV_WG_CHUNK(mg_dconv_wg_chunk_f32, float, f32)
 MG_DCONV_WG_CHUNK(mg_dconv_wg_chunk_f64, double, f64)

@@ -11,7 +11,7 @@ kernel that writes them and the GEMM that reads them; the whole matrix is never 
                       at unit stride and dilation without groups instead the ``conv2d_direct`` kernel, which builds
                       no columns at all, where the backend's is fast (``_direct``)
   conv2d_weight_grad  cols recomputed per chunk; dweight^T (G, Kg, Og) += cols[n] @ dy[n]^T; or, where the forward
-                      runs conv2d_direct and OW fills a vector, the conv2d_direct_weight_grad kernel
+                      runs conv2d_direct, the conv2d_direct_weight_grad kernel
   conv2d_input_grad   dcols[n] = weight^T (G, Kg, Og) @ dy[n], then dx[chunk] = col2im(dcols) (the kernel adds up);
                       at unit stride instead conv2d_forward(dy) with the flipped, transposed weight
   dbias               dy summed over N, OH, OW
@@ -65,9 +65,10 @@ def _offset_slice(i, j, dh, dw, sh, sw, OH, OW):
 CHUNK_BYTES = 512 * 1024
 
 
-# conv2d_direct instead of im2col + GEMM where the geometry allows it: None where it measured faster (the Cython
-# kernel with vector FMAs: 3x faster on ResNet-20's layers; the Numba twin, without register tiles, is slower than
-# the GEMMs, and so is the scalar fallback), True wherever the geometry allows, False never (docs/perf/conv.md)
+# conv2d_direct and conv2d_direct_weight_grad instead of im2col + GEMM where the geometry allows them: None where
+# they measured faster (the Cython kernels with vector FMAs: 1.5-2.5x faster on ResNet-20's layers; the Numba twins,
+# without register tiles, are slower than the GEMMs, and so is the scalar fallback), True wherever the geometry
+# allows, False never (docs/perf/conv.md)
 DIRECT = None
 
 
@@ -77,7 +78,7 @@ class _ConvGeometry:
     def __init__(self, x_shape, w_shape, stride, padding, dilation, groups, OH, OW, itemsize):
         self.x_shape, self.w_shape = tuple(x_shape), tuple(w_shape)
         self.stride, self.padding, self.dilation, self.G = stride, padding, dilation, groups
-        self.OH, self.OW, self.L, self.itemsize = OH, OW, OH * OW, itemsize
+        self.OH, self.OW, self.L = OH, OW, OH * OW
         self.N, self.C = x_shape[:2]
         self.O, Cg, self.kh, self.kw = w_shape
         self.Og, self.Kg, self.K = self.O // groups, Cg * self.kh * self.kw, self.C * self.kh * self.kw
@@ -121,20 +122,15 @@ def _columns(im2col, buf, x, n0, n1, g):
     return cols.reshape(g.G, g.Kg, n1 - n0, g.L).transpose(2, 0, 1, 3)
 
 
-def _direct(g, weight_grad=False):
-    """Whether conv2d_forward (or, ``weight_grad``, conv2d_weight_grad) runs the direct kernel for geometry ``g``
-    (see ``DIRECT``). NOTE: the weight gradient's kernel runs its vectors along output rows (16 floats on AVX-512):
-    rows of 8 left half of each empty, and ResNet-20's 8x8 layers measured 2x slower than on the im2col path; it
-    has no AVX2 variant (docs/perf/conv.md)."""
+def _direct(g):
+    """Whether conv2d_forward and conv2d_weight_grad run the direct kernels for geometry ``g`` (see ``DIRECT``)."""
     if DIRECT is False or g.stride != (1, 1) or g.dilation != (1, 1) or g.G != 1 or g.pointwise \
             or g.N * g.C * g.O == 0:
         return False
     if DIRECT:
         return True
     variant = getattr(kernels.kernels().module, "conv2d_direct_variant", None)
-    if variant is None:
-        return False
-    return variant() == "avx512" and g.OW * g.itemsize >= 64 if weight_grad else variant() != "scalar"
+    return variant is not None and variant() != "scalar"
 
 
 def conv2d_forward(x, w, g):
@@ -160,7 +156,7 @@ def conv2d_weight_grad(x, dy, g):
     """dweight (G, Og, Kg) = sum over samples of dy[n] (G, Og, L) @ cols[n]^T, the columns recomputed per chunk.
     NOTE: computed transposed, dweight^T (G, Kg, Og) = cols @ dy^T: BLAS ran this shape (Kg rows, not Og) about 1.3x
     faster for ResNet-20's layers (docs/perf/conv.md)."""
-    if _direct(g, weight_grad=True):
+    if _direct(g):
         dweight = np.empty((g.O, g.K), dy.dtype)
         kernels.kernels().conv2d_direct_weight_grad(dweight, np.ascontiguousarray(x), np.ascontiguousarray(dy),
                                                     g.kh, g.kw, g.padding)
