@@ -377,7 +377,7 @@ def test_conv2d_direct_bad_arguments(name):
 @pytest.mark.parametrize("direct", [None, True])
 def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch):
     """conv2d at unit stride and dilation without groups: forward and (at O <= C) input gradient call
-    conv2d_direct, the weight gradient conv2d_direct_weight_grad, where they are fast (``conv.DIRECT`` None: the
+    conv2d_direct, the weight gradient (at C >= 8) conv2d_direct_weight_grad, where they are fast (``conv.DIRECT`` None: the
     Cython backend with vector FMAs) or everywhere (True);
     values and gradients equal those of the im2col path (DIRECT = False) and of PyTorch."""
     torch = pytest.importorskip("torch")
@@ -391,7 +391,7 @@ def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch)
                                                                               _raw(*a))[1])
         backend.__dict__.pop(kernel, None)
     rng = np.random.default_rng(8)
-    x0, w0, b0 = rng.standard_normal((3, 6, 9, 8)), rng.standard_normal((5, 6, 3, 3)), rng.standard_normal(5)
+    x0, w0, b0 = rng.standard_normal((3, 8, 9, 8)), rng.standard_normal((5, 8, 3, 3)), rng.standard_normal(5)
     dy = rng.standard_normal((3, 5, 9, 8))
     out = {}
     try:
@@ -407,8 +407,8 @@ def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch)
         backend.__dict__.pop("conv2d_direct_weight_grad", None)
     variant = getattr(module, "conv2d_direct_variant", lambda: "scalar")()
     forward = [("conv2d_direct", (3, 5, 9, 8))] if direct or variant != "scalar" else []
-    dweight = [("conv2d_direct_weight_grad", (5, 54))] if forward else []
-    dx = [("conv2d_direct", (3, 6, 9, 8))] if forward else []  # O = 5 <= C = 6
+    dweight = [("conv2d_direct_weight_grad", (5, 72))] if forward else []  # (and C = 8: not the stem's 3)
+    dx = [("conv2d_direct", (3, 8, 9, 8))] if forward else []  # O = 5 <= C
     assert called == forward + dweight + dx
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
     ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)

@@ -122,15 +122,17 @@ def _columns(im2col, buf, x, n0, n1, g):
     return cols.reshape(g.G, g.Kg, n1 - n0, g.L).transpose(2, 0, 1, 3)
 
 
-def _direct(g):
-    """Whether conv2d_forward and conv2d_weight_grad run the direct kernels for geometry ``g`` (see ``DIRECT``)."""
+def _direct(g, weight_grad=False):
+    """Whether conv2d_forward (or, ``weight_grad``, conv2d_weight_grad) runs the direct kernel for geometry ``g``
+    (see ``DIRECT``). NOTE: the weight gradient's tiles hold 8 rows (c, i) of taps: with fewer than 8 input channels
+    most of a tile is empty (the stem conv 3 -> 16 measured 1.5 against 0.8 ms on the im2col path)."""
     if DIRECT is False or g.stride != (1, 1) or g.dilation != (1, 1) or g.G != 1 or g.pointwise \
             or g.N * g.C * g.O == 0:
         return False
     if DIRECT:
         return True
     variant = getattr(kernels.kernels().module, "conv2d_direct_variant", None)
-    return variant is not None and variant() != "scalar"
+    return variant is not None and variant() != "scalar" and not (weight_grad and g.C < 8)
 
 
 def conv2d_forward(x, w, g):
@@ -156,7 +158,7 @@ def conv2d_weight_grad(x, dy, g):
     """dweight (G, Og, Kg) = sum over samples of dy[n] (G, Og, L) @ cols[n]^T, the columns recomputed per chunk.
     NOTE: computed transposed, dweight^T (G, Kg, Og) = cols @ dy^T: BLAS ran this shape (Kg rows, not Og) about 1.3x
     faster for ResNet-20's layers (docs/perf/conv.md)."""
-    if _direct(g):
+    if _direct(g, weight_grad=True):
         dweight = np.empty((g.O, g.K), dy.dtype)
         kernels.kernels().conv2d_direct_weight_grad(dweight, np.ascontiguousarray(x), np.ascontiguousarray(dy),
                                                     g.kh, g.kw, g.padding)
