@@ -48,11 +48,17 @@ static void mg_dconv_init(void) {
 }
 
 /* tile of the running variant: OB output channels x PB positions (PB = PV vectors) */
-static inline ptrdiff_t mg_dconv_ob(void) { return mg_dconv_isa > 0 ? (mg_dconv_isa == 2 ? 8 : 4) : 4; }
+/* the AVX-512 tile, 8 channels x 3 vectors: of 8x3, 6x4, 12x2, 4x6 and 16x1 the fastest on ResNet-20's layers
+   (docs/perf/conv.md); -D both to measure another */
+#ifndef MG_DCONV_OB512
+#define MG_DCONV_OB512 8
+#define MG_DCONV_PV512 3
+#endif
+static inline ptrdiff_t mg_dconv_ob(void) { return mg_dconv_isa > 0 ? (mg_dconv_isa == 2 ? MG_DCONV_OB512 : 4) : 4; }
 static inline ptrdiff_t mg_dconv_pb(int f32) {
     /* PV vectors of VW lanes: 3 x 16 / 3 x 8 (AVX-512), 3 x 8 / 3 x 4 (AVX2), 8 / 4 scalars */
     if (mg_dconv_isa == 2)
-        return f32 ? 48 : 24;
+        return f32 ? 16 * MG_DCONV_PV512 : 8 * MG_DCONV_PV512;
     if (mg_dconv_isa == 1)
         return f32 ? 24 : 12;
     return f32 ? 8 : 4;
@@ -104,9 +110,9 @@ MG_DCONV_TILES(mg_dconv_tiles_f64_scalar, double, double, 1, 4, 4, , MG_S_LOAD, 
 #define MG_FMA512D(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define MG_FMA256(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define MG_FMA256D(a, b, c) _mm256_fmadd_pd(a, b, c)
-MG_DCONV_TILES(mg_dconv_tiles_f32_avx512, float, __m512, 16, 8, 3, __attribute__((target("avx512f"))),
+MG_DCONV_TILES(mg_dconv_tiles_f32_avx512, float, __m512, 16, MG_DCONV_OB512, MG_DCONV_PV512, __attribute__((target("avx512f"))),
                _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
-MG_DCONV_TILES(mg_dconv_tiles_f64_avx512, double, __m512d, 8, 8, 3, __attribute__((target("avx512f"))),
+MG_DCONV_TILES(mg_dconv_tiles_f64_avx512, double, __m512d, 8, MG_DCONV_OB512, MG_DCONV_PV512, __attribute__((target("avx512f"))),
                _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)
 MG_DCONV_TILES(mg_dconv_tiles_f32_avx2, float, __m256, 8, 4, 3, __attribute__((target("avx2,fma"))),
                _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)
