@@ -377,9 +377,9 @@ def test_conv2d_direct_bad_arguments(name):
 @pytest.mark.parametrize("direct", [None, True])
 def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch):
     """conv2d at unit stride and dilation without groups: forward and (at O <= C) input gradient call
-    conv2d_direct, the weight gradient (at C >= 8) conv2d_direct_weight_grad, where they are fast (``conv.DIRECT`` None: the
-    Cython backend with vector FMAs) or everywhere (True);
-    values and gradients equal those of the im2col path (DIRECT = False) and of PyTorch."""
+    conv2d_direct, the weight gradient (at C >= 8) conv2d_direct_weight_grad, where they are fast (``conv.DIRECT``
+    None: the Cython backend with vector FMAs) or everywhere (True); values and gradients equal those of the im2col
+    path (DIRECT = False) and of PyTorch."""
     torch = pytest.importorskip("torch")
     from minigrad.nn.functional import conv as cv
     backend = _backend(name)
