@@ -44,6 +44,10 @@ def im2col_path(fn, *args):
 
 def main(N=32):
     rng = np.random.default_rng(0)
+    # the yardstick of benchmarks/bench_bandwidth.py: ResNet-20's widest conv as one GEMM, 64 x 576 x 2048
+    a, b = rng.random((64, 576), dtype=np.float32), rng.random((576, 2048), dtype=np.float32)
+    t = best({"gemm": lambda: a @ b}, rounds=30)["gemm"]
+    print(f"yardstick GEMM 64x576x2048: {t:.2f} ms, {2 * 64 * 576 * 2048 / t / 1e6:.0f} GFLOP/s")
     K = kernels.kernels()
     total = {}
     for C, H, O, k, s, p, count in LAYERS:
@@ -80,6 +84,9 @@ def main(N=32):
         t = best(parts)
         gflop = 2 * O * g.K * N * g.L / 1e9
         rates = " ".join(f"{n[5:]} {gflop / t[n] * 1e3:.0f}" for n in t if n.startswith("gemm"))
+        if cv._direct(g):  # the passes' own rates (at unit stride they are the direct kernels)
+            rates += "; passes " + " ".join(f"{n} {gflop / t[n] * 1e3:.0f}" for n in ("forward", "weight_grad",
+                                                                                        "input_grad"))
         print(f"C{C:<3} {H}x{H} -> O{O:<3} k{k} s{s} (x{count}, nb {g.nb}): " +
               " ".join(f"{n} {v:.2f}" for n, v in t.items()) + f" ms; GEMM GFLOP/s {rates}")
         for n in ("forward", "weight_grad", "input_grad", "forward_im2col", "weight_grad_im2col", "input_grad_im2col"):
