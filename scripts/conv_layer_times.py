@@ -1,6 +1,7 @@
 """ResNet-20's convolutions at batch 32, 1 thread, float32: the CPU time of conv2d's three passes
-(``conv2d_forward``, ``conv2d_weight_grad``, ``conv2d_input_grad`` in minigrad/nn/functional/conv.py) and of
-their parts (im2col, col2im and the GEMMs of one chunk loop), with the GEMMs' GFLOP/s. Best of 9, interleaved;
+(``conv2d_forward``, ``conv2d_weight_grad``, ``conv2d_input_grad`` in minigrad/nn/functional/conv.py; each pass also on
+the im2col path, ``cv.DIRECT = False``) and of their parts (im2col, col2im and the GEMMs of
+one chunk loop), with the GEMMs' GFLOP/s. Best of 9, interleaved;
 process CPU time, so a loaded machine inflates less. ``CHUNK_BYTES=N`` in the environment overrides the chunk
 budget. Run: ``PYTHONPATH=$PWD python scripts/conv_layer_times.py``
 """
@@ -32,8 +33,21 @@ def best(fns, rounds=9):
     return {k: v * 1e3 for k, v in out.items()}
 
 
+def im2col_path(fn, *args):
+    """``fn`` with the conv2d_direct kernel turned off (cv.DIRECT = False): the im2col + GEMM path beside it."""
+    cv.DIRECT = False
+    try:
+        return fn(*args)
+    finally:
+        cv.DIRECT = None
+
+
 def main(N=32):
     rng = np.random.default_rng(0)
+    # the yardstick of benchmarks/bench_bandwidth.py: ResNet-20's widest conv as one GEMM, 64 x 576 x 2048
+    a, b = rng.random((64, 576), dtype=np.float32), rng.random((576, 2048), dtype=np.float32)
+    t = best({"gemm": lambda: a @ b}, rounds=30)["gemm"]
+    print(f"yardstick GEMM 64x576x2048: {t:.2f} ms, {2 * 64 * 576 * 2048 / t / 1e6:.0f} GFLOP/s")
     K = kernels.kernels()
     total = {}
     for C, H, O, k, s, p, count in LAYERS:
@@ -53,6 +67,9 @@ def main(N=32):
             "forward": lambda: cv.conv2d_forward(x, w, g),
             "weight_grad": lambda: cv.conv2d_weight_grad(x, dy, g),
             "input_grad": lambda: cv.conv2d_input_grad(dy, w, g),
+            "forward_im2col": lambda: im2col_path(cv.conv2d_forward, x, w, g),
+            "input_grad_im2col": lambda: im2col_path(cv.conv2d_input_grad, dy, w, g),
+            "weight_grad_im2col": lambda: im2col_path(cv.conv2d_weight_grad, x, dy, g),
             "im2col": lambda: [K.im2col(part(a, b), x[a:b], *win) for a, b in chunks],
             "col2im": lambda: [K.col2im(dx[a:b], part(a, b), *win) for a, b in chunks],
             "gemm_fwd": lambda: [np.matmul(w[0], part(a, b).reshape(g.K, b - a, g.L).transpose(1, 0, 2), out=y[a:b])
@@ -67,12 +84,16 @@ def main(N=32):
         t = best(parts)
         gflop = 2 * O * g.K * N * g.L / 1e9
         rates = " ".join(f"{n[5:]} {gflop / t[n] * 1e3:.0f}" for n in t if n.startswith("gemm"))
+        if cv._direct(g):  # the passes' own rates (at unit stride they are the direct kernels)
+            rates += "; passes " + " ".join(f"{n} {gflop / t[n] * 1e3:.0f}" for n in ("forward", "weight_grad",
+                                                                                        "input_grad"))
         print(f"C{C:<3} {H}x{H} -> O{O:<3} k{k} s{s} (x{count}, nb {g.nb}): " +
               " ".join(f"{n} {v:.2f}" for n, v in t.items()) + f" ms; GEMM GFLOP/s {rates}")
-        for n in ("forward", "weight_grad", "input_grad"):
+        for n in ("forward", "weight_grad", "input_grad", "forward_im2col", "weight_grad_im2col", "input_grad_im2col"):
             total[n] = total.get(n, 0) + t[n] * count
     print("per step (ms, weighted by count): " + " ".join(f"{n} {v:.1f}" for n, v in total.items()) +
-          f" total {sum(total.values()):.1f}")
+          f" total {total['forward'] + total['weight_grad'] + total['input_grad']:.1f} (im2col path "
+          f"{total['forward_im2col'] + total['weight_grad_im2col'] + total['input_grad_im2col']:.1f})")
 
 
 if __name__ == "__main__":

@@ -231,3 +231,188 @@ def test_checked_then_raw_checks_the_first_call(name):
     np.testing.assert_array_equal(cols, want.reshape(27, 2, 36)[:, 0])
     again(cols, x[1:], 3, 3, (1, 1), (1, 1), (1, 1))
     np.testing.assert_array_equal(cols, want.reshape(27, 2, 36)[:, 1])
+
+
+# conv2d_direct: (N, C, H, W, O, kh, kw, padding); C and O not multiples of the tiles (8 and 4 output channels, 48,
+# 24, 12 or 8 positions), kernel sizes 1, 3, 5 and non-square, padding 0, 1, 2, a width below one vector
+DIRECT = [(2, 3, 7, 9, 13, 3, 3, (1, 1)), (2, 5, 6, 5, 4, 5, 5, (2, 2)), (1, 2, 5, 4, 3, 1, 3, (0, 1)),
+          (3, 1, 4, 6, 9, 1, 1, (0, 0)), (2, 4, 8, 8, 8, 3, 3, (0, 0)), (1, 17, 3, 11, 6, 3, 2, (2, 0)),
+          (2, 6, 10, 3, 17, 5, 3, (2, 1))]
+
+
+def test_conv2d_direct_reference_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    for N, C, H, W, O, kh, kw, p in DIRECT:
+        x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((O, C, kh, kw))
+        want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding=p).numpy()
+        y = np.full(want.shape, np.nan)
+        reference.conv2d_direct(y, x, w.reshape(O, -1), kh, kw, p)
+        np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_conv2d_direct_parity(name, dtype):
+    k = _backend(name)
+    rng = np.random.default_rng(5)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for N, C, H, W, O, kh, kw, p in DIRECT:
+        x = rng.standard_normal((N, C, H, W)).astype(dtype)
+        w = rng.standard_normal((O, C * kh * kw)).astype(dtype)
+        want = np.empty((N, O) + _out(H, W, kh, kw, (1, 1), p), dtype)
+        reference.conv2d_direct(want, x, w, kh, kw, p)
+        ys = []
+        for n_threads in (1, 2, 3):
+            y = np.full_like(want, np.nan)
+            k.module.conv2d_direct(y, x, w, kh, kw, p, n_threads)
+            np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
+            ys.append(y)
+        for y in ys[1:]:
+            np.testing.assert_array_equal(y, ys[0])  # the same bits for any thread count
+        y = np.full_like(want, np.nan)
+        k.conv2d_direct(y, x, w, kh, kw, p)  # through the contract too
+        np.testing.assert_array_equal(y, ys[0])
+        dy = rng.standard_normal(want.shape).astype(dtype)
+        want_dw = np.empty_like(w)
+        reference.conv2d_direct_weight_grad(want_dw, x, dy, kh, kw, p)
+        dws = []
+        for n_threads in (1, 2, 3):
+            dw = np.full_like(w, np.nan)
+            k.module.conv2d_direct_weight_grad(dw, x, dy, kh, kw, p, n_threads)
+            np.testing.assert_allclose(dw, want_dw, rtol=tol, atol=tol * N * H * W)
+            dws.append(dw)
+        for dw in dws[1:]:
+            np.testing.assert_array_equal(dw, dws[0])
+        dw = np.full_like(w, np.nan)
+        k.conv2d_direct_weight_grad(dw, x, dy, kh, kw, p)
+        np.testing.assert_array_equal(dw, dws[0])
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_conv2d_direct_non_finite_input_stays_in_its_outputs(name):
+    """The compiled kernels compute over the padded width, where the last kw - 1 columns of a row read the next
+    row: an inf or NaN in x must reach only the outputs whose window holds it, as in the reference."""
+    k = _backend(name)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 6, 19))
+    x[0, 1, 2, 0], x[1, 2, 4, 18], x[1, 0, 0, 3] = np.inf, np.nan, -np.inf
+    w = rng.standard_normal((5, 27))
+    want, y = np.empty((2, 5, 6, 19)), np.empty((2, 5, 6, 19))
+    reference.conv2d_direct(want, x, w, 3, 3, (1, 1))
+    k.conv2d_direct(y, x, w, 3, 3, (1, 1))
+    assert np.isfinite(want).sum() > 0.5 * want.size
+    np.testing.assert_array_equal(np.isfinite(y), np.isfinite(want))
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+    # the weight gradient: x's first column reaches no entry of tap j = 2 (it reads padding there), its last none
+    # of j = 0; with padding 0 the wrapped rows of the padded width would carry them to those entries
+    for p in ((1, 1), (0, 0)):
+        dy = rng.standard_normal((2, 5, 6 + 2 * p[0] - 2, 19 + 2 * p[1] - 2))
+        want, dw = np.empty((5, 27)), np.empty((5, 27))
+        reference.conv2d_direct_weight_grad(want, x, dy, 3, 3, p)
+        k.conv2d_direct_weight_grad(dw, x, dy, 3, 3, p)
+        assert np.isfinite(want).any()
+        np.testing.assert_array_equal(np.isfinite(dw), np.isfinite(want))
+        np.testing.assert_allclose(dw, want, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_direct_variants_give_the_same_bits():
+    """AVX-512, AVX2 + FMA and the scalar fma() variant of the Cython kernels: one fma chain per output (per lane of
+    16 or 8, then the lanes in order, in the weight gradient) in the same order, so the same bits (those this CPU
+    can run)."""
+    if "cython" not in mg.available_backends():
+        pytest.skip("cython backend not built")
+    from minigrad._ext import conv as ext
+    rng = np.random.default_rng(7)
+    names = ("scalar", "avx2", "avx512")
+    best = ext.conv2d_direct_variant()
+    try:
+        for dtype in DTYPES:
+            for N, C, H, W, O, kh, kw, p in DIRECT + [(2, 16, 12, 12, 16, 3, 3, (1, 1))]:
+                x = rng.standard_normal((N, C, H, W)).astype(dtype)
+                w = rng.standard_normal((O, C * kh * kw)).astype(dtype)
+                dy = rng.standard_normal((N, O) + _out(H, W, kh, kw, (1, 1), p)).astype(dtype)
+                ys, dws = [], []
+                for variant in names[:names.index(best) + 1]:
+                    ext.conv2d_direct_variant(variant)
+                    y, dw = np.full(dy.shape, np.nan, dtype), np.full(w.shape, np.nan, dtype)
+                    ext.conv2d_direct(y, x, w, kh, kw, p, 2)
+                    ext.conv2d_direct_weight_grad(dw, x, dy, kh, kw, p, 2)
+                    ys.append(y)
+                    dws.append(dw)
+                for y, dw in zip(ys[1:], dws[1:]):
+                    np.testing.assert_array_equal(y, ys[0])
+                    np.testing.assert_array_equal(dw, dws[0])
+    finally:
+        ext.conv2d_direct_variant(best)
+    with pytest.raises(ValueError):
+        ext.conv2d_direct_variant("sse9")
+
+
+BAD_DIRECT = [
+    (lambda a: a[:2] + (a[2][:, :20].copy(),) + a[3:], ValueError, "weight must have shape (O, C*kh*kw) = (4, 27)"),
+    (lambda a: (a[0][:, :, :5].copy(),) + a[1:], ValueError, "y must have spatial shape (OH, OW) = (6, 6)"),
+    (lambda a: (a[0][:, :3].copy(),) + a[1:], ValueError, "'weight' has shape (4, 27), but O=3"),
+    (lambda a: a[:5] + ((1, -1),), ValueError, "padding must be a pair"),
+    (lambda a: a[:5] + (1,), ValueError, "padding must be a pair"),
+    (lambda a: a[:2] + (np.ones((4, 81), np.float32), 9, 3, (1, 1)), ValueError, "too small"),
+    (lambda a: a[:2] + (a[2].astype(np.float64),) + a[3:], TypeError, "'weight' must have dtype float32"),
+    (lambda a: a[:1] + (a[1][:, :, :, ::2],) + a[2:], ValueError, "'x' must be C-contiguous"),
+]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_conv2d_direct_bad_arguments(name):
+    k = _backend(name)
+    args = (np.empty((2, 4, 6, 6), np.float32), np.zeros((2, 3, 6, 6), np.float32), np.ones((4, 27), np.float32),
+            3, 3, (1, 1))
+    k.conv2d_direct(*args)  # the well-formed call works
+    np.testing.assert_array_equal(args[0], 0)
+    for edit, exc, msg in BAD_DIRECT:
+        with pytest.raises(exc, match=msg.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
+            k.conv2d_direct(*edit(args))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("direct", [None, True])
+def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch):
+    """conv2d at unit stride and dilation without groups: forward and (at O <= C) input gradient call
+    conv2d_direct, the weight gradient (at C >= 8) conv2d_direct_weight_grad, where they are fast (``conv.DIRECT``
+    None: the Cython backend with vector FMAs) or everywhere (True); values and gradients equal those of the im2col
+    path (DIRECT = False) and of PyTorch."""
+    torch = pytest.importorskip("torch")
+    from minigrad.nn.functional import conv as cv
+    backend = _backend(name)
+    module = backend.module
+    called = []
+    for kernel in ("conv2d_direct", "conv2d_direct_weight_grad"):
+        raw = getattr(module, kernel)
+        monkeypatch.setattr(module, kernel, lambda *a, _raw=raw, _k=kernel: (called.append((_k, a[0].shape)),
+                                                                              _raw(*a))[1])
+        backend.__dict__.pop(kernel, None)
+    rng = np.random.default_rng(8)
+    x0, w0, b0 = rng.standard_normal((3, 8, 9, 8)), rng.standard_normal((5, 8, 3, 3)), rng.standard_normal(5)
+    dy = rng.standard_normal((3, 5, 9, 8))
+    out = {}
+    try:
+        for mode in (False, direct):
+            monkeypatch.setattr(cv, "DIRECT", mode)
+            with mg.using_backend(name):
+                x, w, b = (mg.Tensor(a, requires_grad=True) for a in (x0, w0, b0))
+                y = mg.nn.functional.conv2d(x, w, b, padding=1)
+                y.backward(dy)
+                out[mode] = (y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy())
+    finally:
+        backend.__dict__.pop("conv2d_direct", None)
+        backend.__dict__.pop("conv2d_direct_weight_grad", None)
+    variant = getattr(module, "conv2d_direct_variant", lambda: "scalar")()
+    forward = [("conv2d_direct", (3, 5, 9, 8))] if direct or variant != "scalar" else []
+    dweight = [("conv2d_direct_weight_grad", (5, 72))] if forward else []  # (and C = 8: not the stem's 3)
+    dx = [("conv2d_direct", (3, 8, 9, 8))] if forward else []  # O = 5 <= C
+    assert called == forward + dweight + dx
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
+    ty.backward(torch.tensor(dy))
+    for a, b, t in zip(out[False], out[direct], (ty, tx.grad, tw.grad, tb.grad)):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(b, t.detach().numpy(), rtol=1e-10, atol=1e-10)

@@ -1,4 +1,6 @@
-"""Convolution and pooling window kernels in Cython/OpenMP: im2col, col2im, max_pool2d forward and backward.
+"""Convolution and pooling window kernels in Cython/OpenMP: im2col, col2im, the direct convolution conv2d_direct
+and its weight gradient conv2d_direct_weight_grad (unit stride and
+dilation; their C in conv_direct.h), max_pool2d forward and backward.
 
   N batch, C channels, H, W input size, OH, OW output size, kh, kw window, (sh, sw) stride, (ph, pw) padding,
   (dh, dw) dilation, K = C*kh*kw rows of cols ordered (c, i, j), L = N*OH*OW columns ordered (n, oh, ow).
@@ -13,7 +15,7 @@ a statistic over thousands of elements would. Results do not depend on n_threads
 """
 cimport numpy as cnp
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
@@ -21,6 +23,36 @@ from minigrad._ext._arrays cimport dim, is_float32, ptr
 from minigrad._ext._openmp cimport team_size
 
 cnp.import_array()
+
+cdef extern from "conv_direct.h":
+    void mg_dconv_init() noexcept nogil
+    int mg_dconv_isa
+    Py_ssize_t mg_dconv_ob() noexcept nogil
+    Py_ssize_t mg_dconv_xp_len(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                               Py_ssize_t ph, Py_ssize_t pw, int f32) noexcept nogil
+    Py_ssize_t mg_dconv_ypw_len(Py_ssize_t O, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t ph,
+                                Py_ssize_t pw, int f32) noexcept nogil
+    void mg_dconv_pack_f32(float* wpk, const float* weight, Py_ssize_t O, Py_ssize_t K) noexcept nogil
+    void mg_dconv_pack_f64(double* wpk, const double* weight, Py_ssize_t O, Py_ssize_t K) noexcept nogil
+    void mg_dconv_sample_f32(float* y, const float* x, const float* wpk, float* xp, float* ypw, Py_ssize_t C,
+                             Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t ph,
+                             Py_ssize_t pw) noexcept nogil
+    void mg_dconv_sample_f64(double* y, const double* x, const double* wpk, double* xp, double* ypw, Py_ssize_t C,
+                             Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t ph,
+                             Py_ssize_t pw) noexcept nogil
+    Py_ssize_t mg_dconv_wg_or(Py_ssize_t O, int f32) noexcept nogil
+    void mg_dconv_wg_chunk_f32(float* part, const float* x, const float* dy, float* xp, Py_ssize_t S, Py_ssize_t C,
+                               Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
+                               Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
+    void mg_dconv_wg_chunk_f64(double* part, const double* x, const double* dy, double* xp, Py_ssize_t S,
+                               Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
+                               Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
+
+mg_dconv_init()
+
+# NOTE: the weight gradient's chunk of samples (padded x and dy) is kept under this many bytes, so that it stays in
+# L2 while every tile of dweight runs over it; from the geometry only, so the sums do not depend on the threads
+DIRECT_WG_CHUNK_BYTES = 512 * 1024
 
 
 cdef inline Py_ssize_t _first(Py_ssize_t off, Py_ssize_t s) noexcept nogil:
@@ -241,6 +273,96 @@ cdef void _columns(bint adjoint, cnp.ndarray image, cnp.ndarray cols, Py_ssize_t
             _im2col(<float*>p_cols, <float*>p_image, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
         else:
             _im2col(<double*>p_cols, <double*>p_image, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
+
+
+def conv2d_direct(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray weight not None, Py_ssize_t kh,
+                  Py_ssize_t kw, tuple padding, Py_ssize_t n_threads):
+    """y[n, o, oh, ow] = sum over (c, i, j) of weight[o, (c, i, j)] * xpad[n, c, oh + i, ow + j] (unit stride and
+    dilation); x: (N, C, H, W), weight: (O, C*kh*kw), y: (N, O, OH, OW). A sample per iteration, each thread with
+    its own padded copy and output tile (conv_direct.h)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), O = dim(y, 1)
+    cdef Py_ssize_t ph = padding[0], pw = padding[1], K = C * kh * kw, n, t
+    cdef bint f32 = is_float32(x)
+    if N > 0 and n_threads > N:
+        n_threads = <int>N
+    cdef Py_ssize_t xl = mg_dconv_xp_len(C, H, W, kh, kw, ph, pw, f32), yl = mg_dconv_ypw_len(O, H, W, kh, ph, pw, f32)
+    cdef Py_ssize_t Obr = (O + mg_dconv_ob() - 1) // mg_dconv_ob() * mg_dconv_ob()
+    cdef cnp.ndarray wpk = cnp.PyArray_EMPTY(1, [Obr * K], cnp.PyArray_TYPE(x), 0)
+    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * (xl + yl)], cnp.PyArray_TYPE(x), 0)
+    cdef void* p_y = ptr(y), *p_x = ptr(x), *p_w = ptr(weight), *p_wpk = ptr(wpk), *p_s = ptr(scratch)
+    with nogil:
+        if f32:
+            mg_dconv_pack_f32(<float*>p_wpk, <float*>p_w, O, K)
+            for n in prange(N, schedule='static', num_threads=n_threads):
+                t = threadid()
+                mg_dconv_sample_f32(<float*>p_y + n * O * (H + 2 * ph - kh + 1) * (W + 2 * pw - kw + 1),
+                                    <float*>p_x + n * C * H * W, <float*>p_wpk, <float*>p_s + t * (xl + yl),
+                                    <float*>p_s + t * (xl + yl) + xl, C, H, W, O, kh, kw, ph, pw)
+        else:
+            mg_dconv_pack_f64(<double*>p_wpk, <double*>p_w, O, K)
+            for n in prange(N, schedule='static', num_threads=n_threads):
+                t = threadid()
+                mg_dconv_sample_f64(<double*>p_y + n * O * (H + 2 * ph - kh + 1) * (W + 2 * pw - kw + 1),
+                                    <double*>p_x + n * C * H * W, <double*>p_wpk, <double*>p_s + t * (xl + yl),
+                                    <double*>p_s + t * (xl + yl) + xl, C, H, W, O, kh, kw, ph, pw)
+
+
+def conv2d_direct_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not None, cnp.ndarray dy not None,
+                              Py_ssize_t kh, Py_ssize_t kw, tuple padding, Py_ssize_t n_threads):
+    """dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh + i, ow + j] (unit stride
+    and dilation); x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw). Chunks of S samples (S from the
+    geometry), one per iteration, each giving a part; the parts added in chunk order (conv_direct.h)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), O = dim(dy, 1)
+    cdef Py_ssize_t ph = padding[0], pw = padding[1], K = C * kh * kw
+    cdef Py_ssize_t CS = (H + 2 * ph) * (W + 2 * pw), L = dim(dy, 2) * dim(dy, 3), b, e, t, n
+    cdef bint f32 = is_float32(x)
+    cdef Py_ssize_t size = 4 if f32 else 8, per = C * CS + L * mg_dconv_wg_or(O, f32)  # elements per sample
+    cdef Py_ssize_t S = max(1, min(N, DIRECT_WG_CHUNK_BYTES // (per * size)))
+    cdef Py_ssize_t chunks = (N + S - 1) // S
+    if n_threads > chunks:
+        n_threads = <int>chunks
+    cdef cnp.ndarray parts = cnp.PyArray_EMPTY(1, [chunks * O * K], cnp.PyArray_TYPE(x), 0)
+    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * S * per], cnp.PyArray_TYPE(x), 0)
+    cdef void* p_dw = ptr(dweight), *p_x = ptr(x), *p_dy = ptr(dy), *p_parts = ptr(parts), *p_s = ptr(scratch)
+    with nogil:
+        if f32:
+            for b in prange(chunks, schedule='static', num_threads=n_threads):
+                t = threadid()
+                mg_dconv_wg_chunk_f32(<float*>p_parts + b * O * K, <float*>p_x + b * S * C * H * W,
+                                      <float*>p_dy + b * S * O * L, <float*>p_s + t * S * per,
+                                      min(S, N - b * S), C, H, W, O, kh, kw, ph, pw)
+            for e in range(O * K):  # the parts in chunk order
+                (<float*>p_dw)[e] = (<float*>p_parts)[e]
+                for b in range(1, chunks):
+                    (<float*>p_dw)[e] += (<float*>p_parts)[b * O * K + e]
+        else:
+            for b in prange(chunks, schedule='static', num_threads=n_threads):
+                t = threadid()
+                mg_dconv_wg_chunk_f64(<double*>p_parts + b * O * K, <double*>p_x + b * S * C * H * W,
+                                      <double*>p_dy + b * S * O * L, <double*>p_s + t * S * per,
+                                      min(S, N - b * S), C, H, W, O, kh, kw, ph, pw)
+            for e in range(O * K):
+                (<double*>p_dw)[e] = (<double*>p_parts)[e]
+                for b in range(1, chunks):
+                    (<double*>p_dw)[e] += (<double*>p_parts)[b * O * K + e]
+
+
+def conv2d_direct_variant(str variant=None):
+    """The direct convolution's variant on this CPU: "avx512", "avx2" (with FMA) or "scalar" (fma() from libm:
+    the same bits, but about 100x slower, so conv2d keeps the im2col path there). ``variant``: run that one from
+    now on instead (for the tests: every variant must give the same bits); returns the one it replaced."""
+    global mg_dconv_isa
+    names = ("scalar", "avx2", "avx512")
+    old = names[mg_dconv_isa]
+    if variant is not None:
+        mg_dconv_isa = -1
+        mg_dconv_init()
+        if names.index(variant) > mg_dconv_isa:
+            raise ValueError(f"conv2d_direct_variant: this CPU cannot run {variant!r} (best: {names[mg_dconv_isa]!r})")
+        mg_dconv_isa = names.index(variant)
+    return old
 
 
 def max_pool2d_forward(cnp.ndarray y not None, cnp.ndarray argmax not None, cnp.ndarray x not None,

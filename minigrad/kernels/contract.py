@@ -7,7 +7,7 @@ it does not accept runs the Python rules, which raise the error naming the argum
 Layouts and dimension letters (used in every kernel file):
   N  batch            C  channels          S  spatial size (product of the dims after the channel axis)
   R  rows             D  row length        G  groups (num_groups)
-  H, W  input height, width          P, Q  output height, width (OH, OW)
+  H, W  input height, width          P, Q  output height, width (OH, OW)         O  output channels
   K  rows of im2col, C*kh*kw (ordered c, i, j)                 L  columns of im2col, N*P*Q (ordered n, oh, ow)
   M  size of a flattened parameter (the optimizer updates)
   channels layout  x: (N, C, S)   batch norm reduces over N and S, per channel
@@ -43,6 +43,12 @@ Kernels:
       x: (N, C, H, W); cols: (K, L) OUT        with h = oh*sh + i*dh, w = ow*sw + j*dw in padded coordinates
   col2im(dx, cols, kh, kw, stride, padding, dilation)       dx[n, c, h, w] += sum of the cols entries im2col
       dx: (N, C, H, W) IN/OUT (accumulated into); cols: (K, L)      copied from x[n, c, h, w] (its adjoint)
+  conv2d_direct(y, x, weight, kh, kw, padding)              the convolution at unit stride and dilation:
+      x: (N, C, H, W); weight: (O, K); y: (N, O, P, Q) OUT    y[n, o, p, q] = sum over (c, i, j) of
+                                                             weight[o, (c, i, j)] * xpad[n, c, p + i, q + j]
+  conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding)   its weight gradient:
+      x: (N, C, H, W); dy: (N, O, P, Q); dweight: (O, K) OUT  dweight[o, (c, i, j)] = sum over (n, p, q) of
+                                                             dy[n, o, p, q] * xpad[n, c, p + i, q + j]
   max_pool2d_forward(y, argmax, x, kh, kw, stride, padding) y = max over each window (NaN wins), argmax = h*W + w
       x: (N, C, H, W); y: (N, C, P, Q) OUT; argmax: (N, C, P, Q) int64 OUT   of the first maximum (last NaN)
       (P, Q): the floor or the ceil_mode size (rules.pool_out_size), so a last window may be cut by the input's end
@@ -154,6 +160,10 @@ SPECS = {
                {"cols": ("KL", "X"), "x": ("NCHW", "X")}),
     "col2im": (("dx", "cols", "kh", "kw", "stride", "padding", "dilation"),
                {"dx": ("NCHW", "X"), "cols": ("KL", "X")}),
+    "conv2d_direct": (("y", "x", "weight", "kh", "kw", "padding"),
+                      {"y": ("NOPQ", "X"), "x": ("NCHW", "X"), "weight": ("OK", "X")}),
+    "conv2d_direct_weight_grad": (("dweight", "x", "dy", "kh", "kw", "padding"),
+                                  {"dweight": ("OK", "X"), "x": ("NCHW", "X"), "dy": ("NOPQ", "X")}),
     "max_pool2d_forward": (("y", "argmax", "x", "kh", "kw", "stride", "padding"),
                            {"y": ("NCPQ", "X"), "argmax": ("NCPQ", "i64"), "x": ("NCHW", "X")}),
     "max_pool2d_backward": (("dx", "dy", "argmax"),
@@ -227,6 +237,8 @@ OUTPUTS = {
     "group_norm_backward": ("dx", "dweight", "dbias"),
     "im2col": ("cols",),
     "col2im": ("dx",),
+    "conv2d_direct": ("y",),
+    "conv2d_direct_weight_grad": ("dweight",),
     "max_pool2d_forward": ("y", "argmax"),
     "max_pool2d_backward": ("dx",),
     "running_stats_update": ("running_mean", "running_var"),
@@ -266,7 +278,7 @@ def _window(kernel, names, args, dims):
         if not (isinstance(v, tuple) and len(v) == 2 and all(
                 not isinstance(a, bool) and isinstance(a, (int, np.integer)) and a >= low for a in v)):
             raise ValueError(f"{kernel}: {name} must be a pair (h, w) of ints >= {low}, got {v!r}")
-    k, (sh, sw), (ph, pw) = (get("kh"), get("kw")), get("stride"), get("padding")
+    k, (sh, sw), (ph, pw) = (get("kh"), get("kw")), get("stride") or (1, 1), get("padding")
     dh, dw = get("dilation") or (1, 1)
     if kernel.startswith("max_pool") and (ph > k[0] // 2 or pw > k[1] // 2):
         raise ValueError(f"{kernel}: padding {(ph, pw)} must be at most half the kernel size {k}")
@@ -282,7 +294,7 @@ def _window(kernel, names, args, dims):
 
 # dimension symbols, numbered for the compiled checks (minigrad/_ext/_check.pyx); a kernel's element count is the
 # product of its sizes of N, C, S, R, D, H, W, M
-SYMBOLS = ("N", "C", "S", "R", "D", "G", "H", "W", "P", "Q", "K", "L", "M")
+SYMBOLS = ("N", "C", "S", "R", "D", "G", "H", "W", "P", "Q", "K", "L", "M", "O")
 _ELEMENT_SYMBOLS = tuple(SYMBOLS.index(s) for s in "NCSRDHWM")
 
 try:
@@ -425,6 +437,14 @@ def _check_window(kernel, names, args, dims):
         if (dims["K"], dims["L"]) != (K, L):
             raise ValueError(f"{kernel}: cols must have shape (C*kh*kw, N*OH*OW) = ({K}, {L}), "
                              f"got ({dims['K']}, {dims['L']})")
+    elif "O" in dims:  # conv2d_direct and its weight gradient: weight or dweight (O, K); y or dy (N, O, P, Q)
+        w, out = ("weight", "y") if "weight" in names else ("dweight", "dy")
+        if dims["K"] != dims["C"] * args[3] * args[4]:
+            raise ValueError(f"{kernel}: {w} must have shape (O, C*kh*kw) = ({dims['O']}, "
+                             f"{dims['C'] * args[3] * args[4]}), got ({dims['O']}, {dims['K']})")
+        if (dims["P"], dims["Q"]) != (OH, OW):
+            raise ValueError(f"{kernel}: {out} must have spatial shape (OH, OW) = ({OH}, {OW}), got "
+                             f"({dims['P']}, {dims['Q']})")
     elif (dims["P"], dims["Q"]) != (OH, OW):
         # NOTE: or the ceil_mode sizes, whose last window may be cut by the input's end (never empty)
         k, (sh, sw), (ph, pw) = args[3:5], args[5], args[6]

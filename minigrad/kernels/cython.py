@@ -12,7 +12,10 @@ from minigrad._ext.norm import (  # noqa: F401
     group_norm_forward,
 )
 from minigrad._ext.softmax import log_softmax_backward, log_softmax_forward  # noqa: F401
-from minigrad._ext.conv import col2im, im2col, max_pool2d_backward, max_pool2d_forward  # noqa: F401
+from minigrad._ext.conv import (  # noqa: F401
+    col2im, conv2d_direct, conv2d_direct_variant, conv2d_direct_weight_grad, im2col, max_pool2d_backward,
+    max_pool2d_forward,
+)
 from minigrad._ext.optim import adam_update, sgd_update  # noqa: F401
 from minigrad._ext.phases import (  # noqa: F401
     channel_apply, channel_apply_relu, channel_backward_apply, channel_backward_apply_relu, channel_backward_sums,

@@ -6,7 +6,9 @@ Signatures: minigrad/kernels/contract.py (each public function takes the contrac
 The math: minigrad/kernels/reference/. Importing this package imports numba (0.2-0.5 s): the registry imports it
 only when the numba backend is first used, never on ``import minigrad``.
 """
-from .conv import col2im, im2col, max_pool2d_backward, max_pool2d_forward  # noqa: F401
+from .conv import (  # noqa: F401
+    col2im, conv2d_direct, conv2d_direct_weight_grad, im2col, max_pool2d_backward, max_pool2d_forward,
+)
 from .norm import (  # noqa: F401
     batch_norm_backward, batch_norm_forward, batch_norm_inference, group_norm_backward, group_norm_forward,
     running_stats_update,

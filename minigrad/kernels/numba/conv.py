@@ -1,10 +1,11 @@
-"""Numba kernels: convolution and pooling windows, im2col, col2im, max_pool2d (the same loops as
-minigrad/_ext/conv.pyx, whose header explains them; the math: minigrad/kernels/reference/conv.py).
+"""Numba kernels: convolution and pooling windows, im2col, col2im, conv2d_direct, max_pool2d (the same loops as
+minigrad/_ext/conv.pyx and conv_direct.h, whose headers explain them; the math: minigrad/kernels/reference/conv.py).
 
 x: (N, C, H, W); cols: (K, L), K = C*kh*kw ordered (c, i, j), L = N*OH*OW ordered (n, oh, ow). Flat 1-D arrays;
 prange over samples (im2col, col2im) or over the N*C planes (pooling): every iteration writes only its own memory.
 No fastmath: nothing here is a reduction.
 """
+import numpy as np
 from numba import njit, prange
 
 from minigrad.kernels.rules import out_size
@@ -87,6 +88,69 @@ def col2im(dx, cols, kh, kw, stride, padding, dilation, n_threads):
     N, C, H, W = dx.shape
     _threads(n_threads)
     _col2im(dx.reshape(-1), cols.reshape(-1), N, C, H, W, *_geometry(H, W, kh, kw, stride, padding, dilation))
+
+
+@njit(parallel=True, cache=True)
+def _conv2d_direct(y, x, weight, N, C, H, W, O, kh, kw, ph, pw):
+    # per sample: x zero padded into xp (C, Hp*Wp + kw - 1), the output over the padded width (q = oh*Wp + ow,
+    # the last kw - 1 columns of each row garbage), so that each tap reads the contiguous run xp[c, q + i*Wp + j]
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    OH, OW, K = Hp - kh + 1, Wp - kw + 1, C * kh * kw
+    Q = OH * Wp
+    for n in prange(N):
+        xp = np.zeros((C, Hp * Wp + kw - 1), x.dtype)
+        for c in range(C):
+            for h in range(H):
+                for w in range(W):
+                    xp[c, (h + ph) * Wp + pw + w] = x[((n * C + c) * H + h) * W + w]
+        acc = np.empty(Q, x.dtype)
+        for o in range(O):
+            acc[:] = 0
+            for c in range(C):
+                for i in range(kh):
+                    for j in range(kw):
+                        wv = weight[o * K + (c * kh + i) * kw + j]
+                        base = i * Wp + j
+                        for q in range(Q):
+                            acc[q] += wv * xp[c, base + q]
+            for oh in range(OH):
+                for ow in range(OW):
+                    y[((n * O + o) * OH + oh) * OW + ow] = acc[oh * Wp + ow]
+
+
+def conv2d_direct(y, x, weight, kh, kw, padding, n_threads):
+    """The convolution at unit stride and dilation (see reference.conv2d_direct)."""
+    N, C, H, W = x.shape
+    _threads(n_threads)
+    _conv2d_direct(y.reshape(-1), x.reshape(-1), weight.reshape(-1), N, C, H, W, y.shape[1], kh, kw, *padding)
+
+
+@njit(parallel=True, cache=True)
+def _conv2d_direct_weight_grad(dweight, x, dy, N, C, H, W, O, kh, kw, ph, pw, OH, OW):
+    # a thread per (o, c) pair over every sample: each writes its own kh*kw entries, summed in sample order
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    for oc in prange(O * C):
+        o, c = oc // C, oc % C
+        for i in range(kh):
+            for j in range(kw):
+                acc = dweight.dtype.type(0)
+                for n in range(N):
+                    xc, dyo = (n * C + c) * H * W, (n * O + o) * OH * OW
+                    for oh in range(OH):
+                        h = oh + i - ph
+                        if h < 0 or h >= H:
+                            continue
+                        for ow in range(max(0, pw - j), min(OW, W + pw - j)):
+                            acc += dy[dyo + oh * OW + ow] * x[xc + h * W + ow + j - pw]
+                dweight[(o * C + c) * kh * kw + i * kw + j] = acc
+
+
+def conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding, n_threads):
+    """The weight gradient of conv2d_direct (see reference.conv2d_direct_weight_grad)."""
+    N, C, H, W = x.shape
+    _threads(n_threads)
+    _conv2d_direct_weight_grad(dweight.reshape(-1), x.reshape(-1), dy.reshape(-1), N, C, H, W, dy.shape[1], kh, kw,
+                               *padding, dy.shape[2], dy.shape[3])
 
 
 @njit(parallel=True, cache=True)

@@ -5,9 +5,11 @@ caller; a trailing ``n_threads`` that NumPy ignores). The normalizations compute
 statistics and cast to the output dtype once, at the end. Speed is not a goal here; clarity is.
 
 One file per kernel family: ``norm`` (batch and group norm, running statistics; the normalization math is derived
-at its top), ``softmax``, ``conv`` (im2col, col2im, max pooling), ``optim`` (SGD and Adam updates).
+at its top), ``softmax``, ``conv`` (im2col, col2im, the direct convolution, max pooling), ``optim`` (SGD and Adam updates).
 """
-from .conv import col2im, im2col, max_pool2d_backward, max_pool2d_forward  # noqa: F401
+from .conv import (  # noqa: F401
+    col2im, conv2d_direct, conv2d_direct_weight_grad, im2col, max_pool2d_backward, max_pool2d_forward,
+)
 from .norm import (  # noqa: F401
     batch_norm_backward, batch_norm_forward, batch_norm_inference, group_norm_backward, group_norm_forward,
     running_stats_update,

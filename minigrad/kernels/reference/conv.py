@@ -10,6 +10,11 @@ from minigrad.kernels.rules import live_taps, out_size
 #            cols[(c, i, j), (n, oh, ow)] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]   (xpad: x with zero padding)
 #            so conv2d is y = weight (O, K) @ cols, dweight = dy (O, L) @ cols^T and dcols = weight^T @ dy.
 #   col2im   the adjoint of im2col: dx[n, c, h, w] += every cols entry that im2col copied from x[n, c, h, w]
+#   conv2d_direct  the convolution itself at unit stride and dilation, weight (O, K) with K ordered (c, i, j):
+#            y[n, o, oh, ow] = sum over (c, i, j) of weight[o, (c, i, j)] * xpad[n, c, oh + i, ow + j]
+#            (y = weight @ im2col(x), without the columns; the compiled kernels: minigrad/_ext/conv_direct.h)
+#   conv2d_direct_weight_grad  its weight gradient, dweight (O, K):
+#            dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh + i, ow + j]
 #   max pool y[n, c, oh, ow] = max of x over the window (padding is -inf and never wins); argmax = h*W + w of the
 #            first maximum in window order, as PyTorch does; a NaN wins over numbers, the last NaN over others.
 #            backward: dx = 0, then dx[n, c].flat[argmax] += dy (overlapping windows may share an index)
@@ -51,6 +56,33 @@ def col2im(dx, cols, kh, kw, stride, padding, dilation, n_threads=1):
             dxp[(slice(None), slice(None)) + _window_slices(i, j, stride, dilation, OH, OW)] += \
                 cols6[:, i, j].transpose(1, 0, 2, 3)
     dx += dxp[:, :, ph:ph + H, pw:pw + W]
+
+
+def conv2d_direct(y, x, weight, kh, kw, padding, n_threads=1):
+    """y[n, o, oh, ow] = sum_{c, i, j} weight[o, (c, i, j)] * xpad[n, c, oh + i, ow + j].  x: (N, C, H, W),
+    weight: (O, C*kh*kw), y: (N, O, OH, OW); one product over channels per kernel offset."""
+    N, C, H, W = x.shape
+    (ph, pw), OH, OW = padding, y.shape[2], y.shape[3]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    w4 = weight.reshape(-1, C, kh, kw)
+    acc = np.zeros(y.shape, x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            acc += np.einsum("oc,nchw->nohw", w4[:, :, i, j], xp[:, :, i:i + OH, j:j + OW])
+    y[...] = acc
+
+
+def conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding, n_threads=1):
+    """dweight[o, (c, i, j)] = sum_{n, oh, ow} dy[n, o, oh, ow] * xpad[n, c, oh + i, ow + j].  x: (N, C, H, W),
+    dy: (N, O, OH, OW), dweight: (O, C*kh*kw); one product per kernel offset."""
+    N, C, H, W = x.shape
+    (ph, pw), OH, OW = padding, dy.shape[2], dy.shape[3]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dw4 = np.empty((dy.shape[1], C, kh, kw), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dw4[:, :, i, j] = np.einsum("nohw,nchw->oc", dy, xp[:, :, i:i + OH, j:j + OW])
+    dweight[...] = dw4.reshape(dweight.shape)
 
 
 def max_pool2d_forward(y, argmax, x, kh, kw, stride, padding, n_threads=1):

@@ -7,8 +7,11 @@ conv2d is one autograd node whose array work is three functions (also run by the
 each a loop over chunks of nb samples whose columns (K, nb*L) fit ``CHUNK_BYTES`` (so they stay in L2 between the
 kernel that writes them and the GEMM that reads them; the whole matrix is never built):
   conv2d_forward      cols = im2col(x[chunk]) (rows (c, i, j), columns (n, oh, ow)); y[n] = weight (G, Og, Kg) @ cols[n]
-                      (a GEMM per sample on a strided view, written straight into y's (N, O, OH, OW) order)
-  conv2d_weight_grad  cols recomputed per chunk; dweight^T (G, Kg, Og) += cols[n] @ dy[n]^T
+                      (a GEMM per sample on a strided view, written straight into y's (N, O, OH, OW) order);
+                      at unit stride and dilation without groups instead the ``conv2d_direct`` kernel, which builds
+                      no columns at all, where the backend's is fast (``_direct``)
+  conv2d_weight_grad  cols recomputed per chunk; dweight^T (G, Kg, Og) += cols[n] @ dy[n]^T; or, where the forward
+                      runs conv2d_direct, the conv2d_direct_weight_grad kernel
   conv2d_input_grad   dcols[n] = weight^T (G, Kg, Og) @ dy[n], then dx[chunk] = col2im(dcols) (the kernel adds up);
                       at unit stride instead conv2d_forward(dy) with the flipped, transposed weight
   dbias               dy summed over N, OH, OW
@@ -61,6 +64,13 @@ def _offset_slice(i, j, dh, dw, sh, sw, OH, OW):
 # stay in the L2 cache between the kernel that writes them and the GEMM that reads them; the whole (K, N*L) matrix
 # of a ResNet-20 layer at batch 32 is 19 MB and made the round trip through DRAM (docs/perf/conv.md)
 CHUNK_BYTES = 512 * 1024
+
+
+# conv2d_direct and conv2d_direct_weight_grad instead of im2col + GEMM where the geometry allows them: None where
+# they measured faster (the Cython kernels with vector FMAs: 1.5-2.5x faster on ResNet-20's layers; the Numba twins,
+# without register tiles, are slower than the GEMMs, and so is the scalar fallback), True wherever the geometry
+# allows, False never (docs/perf/conv.md)
+DIRECT = None
 
 
 class _ConvGeometry:
@@ -122,10 +132,36 @@ def _epilogue(y4, bias, relu):
         np.maximum(y4, 0, out=y4)
 
 
+def _direct(g, weight_grad=False):
+    """Whether conv2d_forward (or, ``weight_grad``, conv2d_weight_grad) runs the direct kernel for geometry ``g``
+    (see ``DIRECT``). NOTE: the weight gradient's tiles hold 8 rows (c, i) of taps: with fewer than 8 input channels
+    most of a tile is empty (the stem conv 3 -> 16 measured 1.5 against 0.8 ms on the im2col path)."""
+    if DIRECT is False or g.stride != (1, 1) or g.dilation != (1, 1) or g.G != 1 or g.pointwise \
+            or g.N * g.C * g.O == 0:
+        return False
+    if DIRECT:
+        return True
+    variant = getattr(kernels.kernels().module, "conv2d_direct_variant", None)
+    return variant is not None and variant() != "scalar" and not (weight_grad and g.C < 8)
+
+
 def conv2d_forward(x, w, g, bias=None, relu=False):
-    """y (N, O, OH, OW) = weight (G, Og, Kg) @ cols, one small GEMM per sample, chunk by chunk; ``bias`` (G, Og, 1)
-    and ``relu`` are applied to each chunk after its GEMM (``_epilogue``)."""
+    """y (N, O, OH, OW) = weight (G, Og, Kg) @ cols, one small GEMM per sample, chunk by chunk; or the
+    conv2d_direct kernel (``_direct``). ``bias`` (G, Og, 1) and ``relu`` are applied to each chunk of y after it is
+    written (``_epilogue``)."""
     y = np.empty((g.N, g.O, g.OH, g.OW), x.dtype)
+    if _direct(g):
+        x, wk = np.ascontiguousarray(x), np.ascontiguousarray(w.reshape(g.O, g.K))
+        if bias is None and not relu:
+            kernels.kernels().conv2d_direct(y, x, wk, g.kh, g.kw, g.padding)
+            return y
+        # NOTE: with an epilogue, chunk by chunk (of g.nb samples, at least one per thread), so that each chunk of y
+        # is still in cache when the bias and the ReLU are applied to it
+        direct = _chunk_kernel("conv2d_direct")
+        for n0, n1 in g.chunks():
+            direct(y[n0:n1], x[n0:n1], wk, g.kh, g.kw, g.padding)
+            _epilogue(y[n0:n1].reshape(n1 - n0, g.G, g.Og, g.L), bias, relu)
+        return y
     y4 = y.reshape(g.N, g.G, g.Og, g.L)
     if g.pointwise:
         np.matmul(w, _pointwise_input(x, g), out=y4)
@@ -143,6 +179,11 @@ def conv2d_weight_grad(x, dy, g):
     """dweight (G, Og, Kg) = sum over samples of dy[n] (G, Og, L) @ cols[n]^T, the columns recomputed per chunk.
     NOTE: computed transposed, dweight^T (G, Kg, Og) = cols @ dy^T: BLAS ran this shape (Kg rows, not Og) about 1.3x
     faster for ResNet-20's layers (docs/perf/conv.md)."""
+    if _direct(g, weight_grad=True):
+        dweight = np.empty((g.O, g.K), dy.dtype)
+        kernels.kernels().conv2d_direct_weight_grad(dweight, np.ascontiguousarray(x), np.ascontiguousarray(dy),
+                                                    g.kh, g.kw, g.padding)
+        return dweight.reshape(1, g.O, g.K)
     dwt = np.zeros((g.G, g.Kg, g.Og), dy.dtype)
     dy4 = dy.reshape(g.N, g.G, g.Og, g.L)
     if g.pointwise:
@@ -175,10 +216,12 @@ def conv2d_input_grad(dy, w, g):
     if g.stride == (1, 1) and min(padding) >= 0 and g.O <= g.C and g.N:
         # NOTE: at unit stride dx is the convolution of dy with the flipped, transposed weight (padding
         # d*(k - 1) - p): im2col and a GEMM instead of a GEMM and col2im, whose adds cost more than im2col's copies
-        # when dy has no more channels than x (its im2col is then no larger; docs/perf/conv.md)
-        wf = w.reshape(g.G, g.Og, g.C // g.G, g.kh, g.kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+        # when dy has no more channels than x (its im2col is then no larger; docs/perf/conv.md); at unit dilation
+        # conv2d_forward runs the direct kernel (where O > C, its tile of output channels would be mostly empty:
+        # the stem conv 3 -> 16 measured 0.80 against 0.64 ms on the col2im path)
         gt = _ConvGeometry(dy.shape, (g.C, g.Og, g.kh, g.kw), (1, 1), padding, g.dilation, g.G, *g.x_shape[2:],
                            dy.dtype.itemsize)
+        wf = w.reshape(g.G, g.Og, g.C // g.G, g.kh, g.kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
         return conv2d_forward(dy, wf.reshape(g.G, g.C // g.G, g.Og * g.kh * g.kw), gt)
     dx = np.zeros(g.x_shape, dy.dtype)
     if dx.size == 0:

@@ -1,0 +1,322 @@
+/* Direct convolution at unit stride and dilation ("padded-width implicit GEMM"), one sample at a time.
+   The math: minigrad/kernels/reference/conv.py (conv2d_direct). Included by conv.pyx.
+
+   Legend: C input channels, O output channels, H, W input size, (ph, pw) padding, kh, kw window,
+   Hp = H + 2*ph, Wp = W + 2*pw the padded size, OH = Hp - kh + 1, OW = Wp - kw + 1, K = C*kh*kw.
+
+   The sample is copied, zero padded, into xp (C planes of Hp*Wp, channel stride CS = Hp*Wp). The output is computed
+   over the padded width: flat positions q = oh*Wp + ow for ow in [0, Wp), so that for tap (i, j) the input of every
+   q is the contiguous run xp[c*CS + i*Wp + j + q]:
+       ypw[o, q] = sum over (c, i, j) of weight[o, c, i, j] * xp[c*CS + q + i*Wp + j]
+   The last kw - 1 columns of each row are garbage (they read the next row) and are dropped when y is written; a
+   valid q never reads outside its channel's plane. No im2col matrix is built.
+   The micro-kernel holds an OB x PB tile of ypw (OB output channels, PB = PV vectors of positions) in registers
+   and runs over (c, i, j): one load of PV vectors of x, OB broadcast weights, OB*PV fused multiply-adds.
+   NOTE: every output is one chain acc = fma(w, x, acc) from 0 in (c, i, j) order, in every variant (AVX-512,
+   AVX2+FMA, the scalar fma() of the baseline): the same bits whichever the CPU runs, and for any thread count. The
+   tile sizes differ per variant (registers: 32 zmm, 16 ymm), which changes no sum. */
+#ifndef MG_CONV_DIRECT_H
+#define MG_CONV_DIRECT_H
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define MG_DCONV_X86 1
+#include <immintrin.h>
+#else
+#define MG_DCONV_X86 0
+#endif
+
+/* the variant the CPU runs, picked once (mg_dconv_init): 2 AVX-512, 1 AVX2 + FMA, 0 scalar fma() */
+static int mg_dconv_isa = -1;
+
+static void mg_dconv_init(void) {
+    if (mg_dconv_isa >= 0)
+        return;
+#if MG_DCONV_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        mg_dconv_isa = 2;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        mg_dconv_isa = 1;
+    else
+        mg_dconv_isa = 0;
+#else
+    mg_dconv_isa = 0;
+#endif
+}
+
+/* tile of the running variant: OB output channels x PB positions (PB = PV vectors) */
+/* the AVX-512 tile, 8 channels x 3 vectors: of 8x3, 6x4, 12x2, 4x6 and 16x1 the fastest on ResNet-20's layers
+   (docs/perf/conv.md); -D both to measure another */
+#ifndef MG_DCONV_OB512
+#define MG_DCONV_OB512 8
+#define MG_DCONV_PV512 3
+#endif
+static inline ptrdiff_t mg_dconv_ob(void) { return mg_dconv_isa > 0 ? (mg_dconv_isa == 2 ? MG_DCONV_OB512 : 4) : 4; }
+static inline ptrdiff_t mg_dconv_pb(int f32) {
+    /* PV vectors of VW lanes: 3 x 16 / 3 x 8 (AVX-512), 3 x 8 / 3 x 4 (AVX2), 8 / 4 scalars */
+    if (mg_dconv_isa == 2)
+        return f32 ? 16 * MG_DCONV_PV512 : 8 * MG_DCONV_PV512;
+    if (mg_dconv_isa == 1)
+        return f32 ? 24 : 12;
+    return f32 ? 8 : 4;
+}
+static inline ptrdiff_t mg_round_up(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b * b; }
+
+/* One variant's tile loop. ypw: (Obr, Qr) with Obr = O rounded up to OB, Qr = OH*Wp rounded up to PB; wpk: the
+   weight packed (Obr/OB, K, OB), zero rows past O; xp: the padded sample, long enough for the last tile's reads. */
+#define MG_DCONV_TILES(NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                  \
+ATTR static void NAME(T* ypw, const T* xp, const T* wpk, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS,       \
+                      ptrdiff_t Wp, ptrdiff_t Obr, ptrdiff_t Qr) {                                                    \
+    const ptrdiff_t K = C * kh * kw;                                                                                  \
+    for (ptrdiff_t q0 = 0; q0 < Qr; q0 += (PV) * (VW)) {                                                              \
+        for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
+            V acc[OB][PV];                                                                                            \
+            for (int o = 0; o < (OB); o++)                                                                            \
+                for (int v = 0; v < (PV); v++)                                                                        \
+                    acc[o][v] = ZERO;                                                                                 \
+            const T* w = wpk + ob * K;                                                                                \
+            for (ptrdiff_t c = 0; c < C; c++) {                                                                       \
+                for (ptrdiff_t i = 0; i < kh; i++) {                                                                  \
+                    const T* xr = xp + c * CS + i * Wp + q0;                                                          \
+                    for (ptrdiff_t j = 0; j < kw; j++, w += (OB)) {                                                   \
+                        V xv[PV];                                                                                     \
+                        for (int v = 0; v < (PV); v++)                                                                \
+                            xv[v] = LOADU(xr + j + v * (VW));                                                         \
+                        for (int o = 0; o < (OB); o++) {                                                              \
+                            V wv = SET1(w[o]);                                                                        \
+                            for (int v = 0; v < (PV); v++)                                                            \
+                                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                \
+                        }                                                                                             \
+                    }                                                                                                 \
+                }                                                                                                     \
+            }                                                                                                         \
+            for (int o = 0; o < (OB); o++)                                                                            \
+                for (int v = 0; v < (PV); v++)                                                                        \
+                    STOREU(ypw + (ob + o) * Qr + q0 + v * (VW), acc[o][v]);                                           \
+        }                                                                                                             \
+    }                                                                                                                 \
+}
+
+#define MG_S_LOAD(p) (*(p))
+#define MG_S_STORE(p, v) (*(p) = (v))
+#define MG_S_SET1(a) (a)
+MG_DCONV_TILES(mg_dconv_tiles_f32_scalar, float, float, 1, 4, 8, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0f, fmaf)
+MG_DCONV_TILES(mg_dconv_tiles_f64_scalar, double, double, 1, 4, 4, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0, fma)
+#if MG_DCONV_X86
+#define MG_FMA512(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define MG_FMA512D(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define MG_FMA256(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define MG_FMA256D(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define MG_AVX512 __attribute__((target("avx512f")))
+MG_DCONV_TILES(mg_dconv_tiles_f32_avx512, float, __m512, 16, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,
+               _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
+MG_DCONV_TILES(mg_dconv_tiles_f64_avx512, double, __m512d, 8, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,
+               _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)
+MG_DCONV_TILES(mg_dconv_tiles_f32_avx2, float, __m256, 8, 4, 3, __attribute__((target("avx2,fma"))),
+               _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)
+MG_DCONV_TILES(mg_dconv_tiles_f64_avx2, double, __m256d, 4, 4, 3, __attribute__((target("avx2,fma"))),
+               _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(), MG_FMA256D)
+#endif
+
+/* Sizes of one thread's scratch for a conv2d_direct call: xp (elements) and ypw (elements). */
+static inline ptrdiff_t mg_dconv_xp_len(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw,
+                                        ptrdiff_t ph, ptrdiff_t pw, int f32) {
+    ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1;
+    ptrdiff_t Qr = mg_round_up(OH * Wp, mg_dconv_pb(f32));
+    /* the last channel's last tile reads up to Qr - 1 + (kh - 1)*Wp + kw - 1 past its plane's start */
+    ptrdiff_t last = Qr + (kh - 1) * Wp + kw - 1;
+    return (C - 1) * Hp * Wp + (last > Hp * Wp ? last : Hp * Wp);
+}
+static inline ptrdiff_t mg_dconv_ypw_len(ptrdiff_t O, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t ph,
+                                         ptrdiff_t pw, int f32) {
+    ptrdiff_t Wp = W + 2 * pw, OH = H + 2 * ph - kh + 1;
+    return mg_round_up(O, mg_dconv_ob()) * mg_round_up(OH * Wp, mg_dconv_pb(f32));
+}
+
+/* wpk (Obr/OB, K, OB) from weight (O, K); zero past O. Once per call. */
+#define MG_DCONV_PACK(NAME, T)                                                                                        \
+static void NAME(T* wpk, const T* weight, ptrdiff_t O, ptrdiff_t K) {                                                 \
+    ptrdiff_t OB = mg_dconv_ob(), Obr = mg_round_up(O, OB);                                                           \
+    for (ptrdiff_t ob = 0; ob < Obr; ob += OB)                                                                        \
+        for (ptrdiff_t k = 0; k < K; k++)                                                                             \
+            for (ptrdiff_t o = 0; o < OB; o++)                                                                        \
+                wpk[ob * K + k * OB + o] = ob + o < O ? weight[(ob + o) * K + k] : (T)0;                              \
+}
+MG_DCONV_PACK(mg_dconv_pack_f32, float)
+MG_DCONV_PACK(mg_dconv_pack_f64, double)
+
+/* y[n] (O, OH, OW) from x[n] (C, H, W): pad into xp, the tiles into ypw, then the valid columns into y.
+   xp, ypw: this thread's scratch of mg_dconv_xp_len and mg_dconv_ypw_len elements. */
+#define MG_DCONV_SAMPLE(NAME, T, SFX)                                                                                 \
+static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,                \
+                 ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                               \
+    ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp;                     \
+    ptrdiff_t Obr = mg_round_up(O, mg_dconv_ob()), Qr = mg_round_up(OH * Wp, mg_dconv_pb(sizeof(T) == 4));            \
+    memset(xp, 0, mg_dconv_xp_len(C, H, W, kh, kw, ph, pw, sizeof(T) == 4) * sizeof(T));                              \
+    for (ptrdiff_t c = 0; c < C; c++)                                                                                 \
+        for (ptrdiff_t h = 0; h < H; h++)                                                                             \
+            memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
+    switch (mg_dconv_isa) {                                                                                           \
+    MG_DCONV_CASES_##SFX                                                                                              \
+    default: mg_dconv_tiles_##SFX##_scalar(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr);                                 \
+    }                                                                                                                 \
+    for (ptrdiff_t o = 0; o < O; o++)                                                                                 \
+        for (ptrdiff_t oh = 0; oh < OH; oh++)                                                                         \
+            memcpy(y + (o * OH + oh) * OW, ypw + o * Qr + oh * Wp, OW * sizeof(T));                                   \
+}
+#if MG_DCONV_X86
+#define MG_DCONV_CASES_f32                                                                                            \
+    case 2: mg_dconv_tiles_f32_avx512(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr); break;                               \
+    case 1: mg_dconv_tiles_f32_avx2(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr); break;
+#define MG_DCONV_CASES_f64                                                                                            \
+    case 2: mg_dconv_tiles_f64_avx512(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr); break;                               \
+    case 1: mg_dconv_tiles_f64_avx2(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr); break;
+#else
+#define MG_DCONV_CASES_f32
+#define MG_DCONV_CASES_f64
+#endif
+MG_DCONV_SAMPLE(mg_dconv_sample_f32, float, f32)
+MG_DCONV_SAMPLE(mg_dconv_sample_f64, double, f64)
+
+/* ---------------------------------------------------------------------------------------------------------------
+   Weight gradient of the same convolution, over a chunk of S samples (S fixed by the caller from the geometry
+   alone, never from the thread count):
+       part[o, (c, i, j)] = sum over samples s, then (oh, ow), of dy[s, o, oh, ow] * xp[s, c*CS + (oh + i)*Wp + ow + j]
+   dy is first transposed into dyt (S, OH*OW, Or), output channels last (Or: O rounded up to 64 bytes, zeros past O),
+   so that the vectors run over output channels: the micro-kernel holds LW output channels x TB taps of dweight in
+   registers and runs over the valid positions (oh, ow) one at a time: one load of dyt, TB broadcasts of x, TB
+   fused multiply-adds. No position outside the output is read (so an inf in x reaches only the entries whose sums
+   hold it), no lane is wasted on 8-wide planes, and each entry is one fma chain over (s, oh, ow) in order, in every
+   variant: the same bits whichever runs. The caller adds the chunks' parts in chunk order. */
+#define MG_DCONV_WG(NAME, T, V, LW, RB, KW, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                     \
+ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or, ptrdiff_t C,        \
+                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW) {           \
+    /* a tile's taps: RB runs of KW taps (KW == kw: the rows (c, i); KW == 1: single taps (c, i, j)) */               \
+    const ptrdiff_t K = C * kh * kw, L = OH * OW, R = (KW) == 1 ? K : C * kh;                                         \
+    for (ptrdiff_t ob = 0; ob < O; ob += (LW)) {                                                                      \
+        for (ptrdiff_t r0 = 0; r0 < R; r0 += (RB)) {                                                                  \
+            ptrdiff_t off[RB];                                                                                        \
+            for (int r = 0; r < (RB); r++) {                                                                          \
+                ptrdiff_t q = r0 + r < R ? r0 + r : R - 1; /* past R: a repeat, not stored */                         \
+                off[r] = (KW) == 1 ? q / (kh * kw) * CS + q / kw % kh * Wp + q % kw : q / kh * CS + q % kh * Wp;      \
+            }                                                                                                         \
+            V acc[RB][KW];                                                                                            \
+            for (int r = 0; r < (RB); r++)                                                                            \
+                for (int j = 0; j < (KW); j++)                                                                        \
+                    acc[r][j] = ZERO;                                                                                 \
+            for (ptrdiff_t s = 0; s < S; s++) {                                                                       \
+                const T* xs = xp + s * C * CS;                                                                        \
+                const T* d = dyt + s * L * Or + ob;                                                                   \
+                for (ptrdiff_t oh = 0; oh < OH; oh++) {                                                               \
+                    for (ptrdiff_t ow = 0; ow < OW; ow++) {                                                           \
+                        const T* xq = xs + oh * Wp + ow;                                                              \
+                        V dv = LOADU(d + (oh * OW + ow) * Or);                                                        \
+                        for (int r = 0; r < (RB); r++)                                                                \
+                            for (int j = 0; j < (KW); j++)                                                            \
+                                acc[r][j] = FMA(dv, SET1(xq[off[r] + j]), acc[r][j]);                                 \
+                    }                                                                                                 \
+                }                                                                                                     \
+            }                                                                                                         \
+            /* NOTE: stored first under constant bounds: a conditional loop over acc kept it in memory */             \
+            T lanes[RB][KW][LW];                                                                                      \
+            for (int r = 0; r < (RB); r++)                                                                            \
+                for (int j = 0; j < (KW); j++)                                                                        \
+                    STOREU(lanes[r][j], acc[r][j]);                                                                   \
+            for (int l = 0; l < (LW) && ob + l < O; l++)                                                              \
+                for (int r = 0; r < (RB) && r0 + r < R; r++)                                                          \
+                    for (int j = 0; j < (KW); j++)                                                                    \
+                        part[(ob + l) * K + (r0 + r) * (KW) + j] = lanes[r][j][l];                                    \
+        }                                                                                                             \
+    }                                                                                                                 \
+}
+
+/* the scalar variant's "vector": LW lanes in a struct, each op lane by lane with fma() */
+typedef struct { float v[16]; } mg_lanes_f32;
+typedef struct { double v[8]; } mg_lanes_f64;
+#define MG_LANES_OPS(SFX, T, LW, FMAF)                                                                                \
+static inline mg_lanes_##SFX mg_lanes_load_##SFX(const T* p) {                                                        \
+    mg_lanes_##SFX r;                                                                                                 \
+    memcpy(r.v, p, sizeof(r.v));                                                                                      \
+    return r;                                                                                                         \
+}                                                                                                                     \
+static inline T mg_lanes_set1_##SFX(T a) { return a; }                                                                \
+static inline mg_lanes_##SFX mg_lanes_fma_##SFX(mg_lanes_##SFX a, T b, mg_lanes_##SFX c) {                            \
+    for (int l = 0; l < (LW); l++)                                                                                    \
+        c.v[l] = FMAF(a.v[l], b, c.v[l]);                                                                             \
+    return c;                                                                                                         \
+}                                                                                                                     \
+static inline void mg_lanes_store_##SFX(T* p, mg_lanes_##SFX a) { memcpy(p, a.v, sizeof(a.v)); }
+MG_LANES_OPS(f32, float, 16, fmaf)
+MG_LANES_OPS(f64, double, 8, fma)
+static const mg_lanes_f32 mg_lanes_zero_f32 = {{0}};
+static const mg_lanes_f64 mg_lanes_zero_f64 = {{0}};
+/* each variant twice: KW = 3 (taps in runs of 3 along a row: 3x3 kernels; 3x fewer offsets to load) and KW = 1 */
+#define MG_DCONV_WG_PAIR(NAME, T, V, LW, RB3, RB1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                              \
+    MG_DCONV_WG(NAME##_k3, T, V, LW, RB3, 3, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                    \
+    MG_DCONV_WG(NAME##_k1, T, V, LW, RB1, 1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_scalar, float, mg_lanes_f32, 16, 2, 8, , mg_lanes_load_f32, mg_lanes_set1_f32,
+                 mg_lanes_fma_f32, mg_lanes_store_f32, mg_lanes_zero_f32)
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_scalar, double, mg_lanes_f64, 8, 2, 8, , mg_lanes_load_f64, mg_lanes_set1_f64,
+                 mg_lanes_fma_f64, mg_lanes_store_f64, mg_lanes_zero_f64)
+#if MG_DCONV_X86
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx512, float, __m512, 16, 8, 24, __attribute__((target("avx512f"))),
+                 _mm512_loadu_ps, _mm512_set1_ps, MG_FMA512, _mm512_storeu_ps, _mm512_setzero_ps())
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx512, double, __m512d, 8, 8, 24, __attribute__((target("avx512f"))),
+                 _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_storeu_pd, _mm512_setzero_pd())
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx2, float, __m256, 8, 4, 12, __attribute__((target("avx2,fma"))),
+                 _mm256_loadu_ps, _mm256_set1_ps, MG_FMA256, _mm256_storeu_ps, _mm256_setzero_ps())
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2, double, __m256d, 4, 4, 12, __attribute__((target("avx2,fma"))),
+                 _mm256_loadu_pd, _mm256_set1_pd, MG_FMA256D, _mm256_storeu_pd, _mm256_setzero_pd())
+#endif
+
+/* Or: O rounded up to 64 bytes of T (a whole number of vectors in every variant) */
+static inline ptrdiff_t mg_dconv_wg_or(ptrdiff_t O, int f32) { return mg_round_up(O, f32 ? 16 : 8); }
+
+/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: S*(C*Hp*Wp + OH*OW*Or) elements */
+#define MG_DCONV_WG_CHUNK(NAME, T, SFX)                                                                               \
+static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,                 \
+                 ptrdiff_t W, ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                  \
+    ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp, L = OH * OW;        \
+    ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4);                                                                 \
+    T* xp = scratch;                                                                                                  \
+    T* dyt = scratch + S * C * CS;                                                                                    \
+    memset(xp, 0, S * C * CS * sizeof(T));                                                                            \
+    for (ptrdiff_t c = 0; c < S * C; c++)                                                                             \
+        for (ptrdiff_t h = 0; h < H; h++)                                                                             \
+            memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
+    for (ptrdiff_t s = 0; s < S; s++)                                                                                 \
+        for (ptrdiff_t p = 0; p < L; p++) {                                                                           \
+            T* row = dyt + (s * L + p) * Or;                                                                          \
+            for (ptrdiff_t o = 0; o < O; o++)                                                                         \
+                row[o] = dy[(s * O + o) * L + p];                                                                     \
+            for (ptrdiff_t o = O; o < Or; o++)                                                                        \
+                row[o] = 0;                                                                                           \
+        }                                                                                                             \
+    switch (mg_dconv_isa) {                                                                                           \
+    MG_DCONV_WG_CASES_##SFX                                                                                           \
+    default:                                                                                                          \
+        if (kw == 3)                                                                                                  \
+            mg_dconv_wg_##SFX##_scalar_k3(MG_DCONV_WG_ARGS);                                                          \
+        else                                                                                                          \
+            mg_dconv_wg_##SFX##_scalar_k1(MG_DCONV_WG_ARGS);                                                          \
+    }                                                                                                                 \
+}
+#define MG_DCONV_WG_ARGS part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW
+#if MG_DCONV_X86
+#define MG_DCONV_WG_CASES_f32                                                                                         \
+    case 2: (kw == 3 ? mg_dconv_wg_f32_avx512_k3 : mg_dconv_wg_f32_avx512_k1)(MG_DCONV_WG_ARGS); break;               \
+    case 1: (kw == 3 ? mg_dconv_wg_f32_avx2_k3 : mg_dconv_wg_f32_avx2_k1)(MG_DCONV_WG_ARGS); break;
+#define MG_DCONV_WG_CASES_f64                                                                                         \
+    case 2: (kw == 3 ? mg_dconv_wg_f64_avx512_k3 : mg_dconv_wg_f64_avx512_k1)(MG_DCONV_WG_ARGS); break;               \
+    case 1: (kw == 3 ? mg_dconv_wg_f64_avx2_k3 : mg_dconv_wg_f64_avx2_k1)(MG_DCONV_WG_ARGS); break;
+#else
+#define MG_DCONV_WG_CASES_f32
+#define MG_DCONV_WG_CASES_f64
+#endif
+MG_DCONV_WG_CHUNK(mg_dconv_wg_chunk_f32, float, f32)
+MG_DCONV_WG_CHUNK(mg_dconv_wg_chunk_f64, double, f64)
+
+#endif
