@@ -42,6 +42,12 @@ def _synthetic():
          "stats": {"median": 1e-3, "rounds": 5}},
         _bench("mlp-bn", "train step", (60, 1, 28, 28), 1, "minigrad", 1e-3, factor=None, framework="minigrad"),
         _bench("mlp-bn", "train step", (60, 1, 28, 28), 1, "torch", 2e-3, factor=None, framework="torch"),
+        _bench("mlp-bn", "train step", (60, 1, 28, 28), 1, "minigrad-compiled", 0.8e-3, factor=None,
+               framework="minigrad-compiled"),
+        _bench("resnet20", "train step", (32, 3, 32, 32), 1, "minigrad", 0.2, factor=None, framework="minigrad"),
+        _bench("resnet20", "train step", (32, 3, 32, 32), 2, "minigrad", 0.1, factor=None, framework="minigrad"),
+        _bench("resnet20", "train step", (32, 3, 32, 32), 1, "torch", 0.16, factor=None, framework="torch"),
+        _bench("resnet20", "train step", (32, 3, 32, 32), 2, "torch", 0.1, factor=None, framework="torch"),
     ]
     for s in shapes:
         rows.append(_bench("BatchNorm2d", "forward", s, 1, "cython", 1e-3))
@@ -94,6 +100,12 @@ def test_targets_and_doc_from_the_numbers():
     assert "1.20x torch" in res["BatchNorm2d backward >= 1.5x torch"]["measured"]
     assert res["BatchNorm2d inference >= 1.0x torch"]["status"] == "NOT MEASURED"
     assert res["end to end: MLP-BN >= 1.5x torch steps/s"]["status"] == "MET"
+    assert res["end to end: MLP-BN compiled >= 2x torch steps/s"]["status"] == "MET"  # 2.5x
+    assert res["end to end: MLP-BN compiled >= 1.0x JAX jitted steps/s"]["status"] == "NOT MEASURED"
+    assert res["end to end: ResNet-20 >= 1.0x torch steps/s"]["status"] == "MISSED"  # 0.8x
+    assert "0.80x" in res["end to end: ResNet-20 >= 1.0x torch steps/s"]["measured"]
+    assert res["end to end: ResNet-20 at 2 threads >= 1.2x torch steps/s"]["status"] == "MISSED"  # 1.0x
+    assert res["end to end: ResNet-20 step 2 threads >= 1.6x 1 thread"]["status"] == "MET"  # 2.0x
 
     spec = importlib.util.spec_from_file_location("make_benchmarks_doc",
                                                   os.path.join(ROOT, "scripts", "make_benchmarks_doc.py"))

@@ -307,15 +307,42 @@ def evaluate_targets(data):
                                [] if got else ["2-thread cython rows"], lambda v: v >= 1.6, "x"), got,
                       lambda v: v < 1.6))
     res.extend(_family_targets(idx, rows, triads))
-    for model, minimum, label in (("mlp-bn", 1.5, "MLP-BN"), ("lenet-bn", 1.0, "small CNN-BN (lenet-bn)")):
-        t, ref = (next(((r["median"], r["repeats"]) for r in rows if r["kind"] == "end-to-end"
-                        and r.get("norm") == model and r["threads"] == 1 and r["backend"] == fw), None)
-                  for fw in ("minigrad", "torch"))
-        got = [(paired(lambda a, b: a / b, ref, t),
-                f"{model} steps/s minigrad {1 / t[0]:.0f} vs torch {1 / ref[0]:.0f}")] if t and ref else []
-        res.append(_verdict(f"end to end: {label} >= {minimum}x torch steps/s", got, [] if got else [model],
-                            lambda v, m=minimum: v >= m, "x torch"))
+    res.extend(_end_to_end_targets(rows))
     res.append(_brief(*_inference_target(idx)))
+    return res
+
+
+# issue 21's end-to-end targets: (model, thread count, framework, reference framework, minimum, label); the ratio is
+# the reference's time per step over the framework's (steps/s of the framework over the reference's)
+END_TO_END_TARGETS = (
+    ("mlp-bn", 1, "minigrad", "torch", 1.5, "MLP-BN >= 1.5x torch steps/s"),
+    ("mlp-bn", 1, "minigrad-compiled", "torch", 2.0, "MLP-BN compiled >= 2x torch steps/s"),
+    ("mlp-bn", 1, "minigrad-compiled", "jax", 1.0, "MLP-BN compiled >= 1.0x JAX jitted steps/s"),
+    ("lenet-bn", 1, "minigrad", "torch", 1.0, "small CNN-BN (lenet-bn) >= 1.0x torch steps/s"),
+    ("resnet20", 1, "minigrad", "torch", 1.0, "ResNet-20 >= 1.0x torch steps/s"),
+    ("lenet-bn", 2, "minigrad", "torch", 1.2, "lenet-bn at 2 threads >= 1.2x torch steps/s"),
+    ("resnet20", 2, "minigrad", "torch", 1.2, "ResNet-20 at 2 threads >= 1.2x torch steps/s"),
+)
+
+
+def _end_to_end_targets(rows):
+    """The training-step targets (``END_TO_END_TARGETS``) and the ResNet-20 step's 2-thread scaling (>= 1.6x)."""
+    def step(model, threads, fw):
+        return next(((r["median"], r["repeats"]) for r in rows if r["kind"] == "end-to-end"
+                     and r.get("norm") == model and r["threads"] == threads and r["backend"] == fw), None)
+    res = []
+    for model, threads, fw, ref_fw, minimum, label in END_TO_END_TARGETS:
+        t, ref = step(model, threads, fw), step(model, threads, ref_fw)
+        got = [(paired(lambda a, b: a / b, ref, t),
+                f"{model} steps/s {fw} {1 / t[0]:.1f} vs {ref_fw} {1 / ref[0]:.1f} at {threads} thread(s)")] \
+            if t and ref else []
+        res.append(_verdict(f"end to end: {label}", got, [] if got else [f"{model} {fw}/{ref_fw} threads{threads}"],
+                            lambda v, m=minimum: v >= m, "x"))
+    t1, t2 = step("resnet20", 1, "minigrad"), step("resnet20", 2, "minigrad")
+    got = [(paired(lambda a, b: a / b, t1, t2), f"resnet20 minigrad {1 / t1[0]:.1f} -> {1 / t2[0]:.1f} steps/s")] \
+        if t1 and t2 else []
+    res.append(_verdict("end to end: ResNet-20 step 2 threads >= 1.6x 1 thread", got,
+                        [] if got else ["resnet20 threads1/threads2"], lambda v: v >= 1.6, "x"))
     return res
 
 
