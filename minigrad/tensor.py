@@ -536,11 +536,15 @@ class Tensor:
     bitwise_not = __invert__
 
     def logical_not(self): return Tensor(_host(functools.partial(_elementwise, np.logical_not), self.data))
-    def logical_and(self, other): return Tensor(np.logical_and(self.data, _raw(other)))
-    def logical_or(self, other): return Tensor(np.logical_or(self.data, _raw(other)))
-    def isnan(self): return Tensor(np.isnan(self.data))
-    def isinf(self): return Tensor(np.isinf(self.data))
-    def isfinite(self): return Tensor(np.isfinite(self.data))
+    def logical_and(self, other): return self._host_logic(np.logical_and, other)
+    def logical_or(self, other): return self._host_logic(np.logical_or, other)
+    def isnan(self): return Tensor(_host(functools.partial(_elementwise, np.isnan), self.data))
+    def isinf(self): return Tensor(_host(functools.partial(_elementwise, np.isinf), self.data))
+    def isfinite(self): return Tensor(_host(functools.partial(_elementwise, np.isfinite), self.data))
+
+    def _host_logic(self, op, other):
+        other = other.data if isinstance(other, Tensor) else np.asarray(other)
+        return Tensor(_host(functools.partial(_elementwise, op), self.data, other))
 
     def equal(self, other):
         """True when both have the same shape and elements (PyTorch's torch.equal)."""
@@ -694,23 +698,25 @@ class Tensor:
         dim, keepdim = _reduce_args(name, dim, keepdim, axis, keepdims)
         if self.data.size == 0 and (dim is None or self.shape[_dim(dim, self.ndim)] == 0):
             raise DimError(f"{name}(): cannot take the {name} of an empty tensor (shape {self.shape}, dim {dim})")
+        # NOTE: host computations (_host), so that minigrad.compile computes them again on replay (an accuracy
+        # returned by a compiled step), never a constant of the recording
         if dim is None:
-            out = fn(self.data)
-            return Tensor(np.asarray(out).reshape((1,) * self.ndim if keepdim else ()))
+            shape = (1,) * self.ndim if keepdim else ()
+            return Tensor(_host(functools.partial(_arg_flat, fn, shape), self.data))
         d = _axes(dim, self.ndim, name)
         if not d:  # 0-d input
             return Tensor(np.zeros((), np.int64))
-        return Tensor(np.asarray(fn(self.data, axis=d[0], keepdims=keepdim)))
+        return Tensor(_host(functools.partial(_reduce_array, fn, d[0], keepdim), self.data))
 
     def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """True where every element over ``dim`` (all dims when None) is nonzero; a bool tensor."""
         dim, keepdim = _reduce_args("all", dim, keepdim, axis, keepdims)
-        return Tensor(np.asarray(np.all(self.data, axis=_axes(dim, self.ndim), keepdims=keepdim)))
+        return Tensor(_host(functools.partial(_reduce_array, np.all, _axes(dim, self.ndim), keepdim), self.data))
 
     def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """True where some element over ``dim`` (all dims when None) is nonzero; a bool tensor."""
         dim, keepdim = _reduce_args("any", dim, keepdim, axis, keepdims)
-        return Tensor(np.asarray(np.any(self.data, axis=_axes(dim, self.ndim), keepdims=keepdim)))
+        return Tensor(_host(functools.partial(_reduce_array, np.any, _axes(dim, self.ndim), keepdim), self.data))
 
     def prod(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
         """Product over one dim (or all); the gradient is exact where x holds zeros."""
@@ -1164,6 +1170,16 @@ def _broadcast_op(op, a, b):
         return op(a, b)
     except ValueError as e:
         raise ShapeError(f"shapes {a.shape} and {b.shape} do not broadcast: {e}") from None
+
+
+def _arg_flat(fn, shape, a):
+    """``fn`` (argmax, argmin) of the flattened array, as an array of ``shape``: a host computation (``_host``)."""
+    return np.asarray(fn(a)).reshape(shape)
+
+
+def _reduce_array(fn, axis, keepdims, a):
+    """``fn(a, axis, keepdims)`` as an array (argmax over a dim, all, any): a host computation (``_host``)."""
+    return np.asarray(fn(a, axis=axis, keepdims=keepdims))
 
 
 def _elementwise(op, *arrays):

@@ -574,3 +574,36 @@ def test_batch_norm_cumulative_average_falls_back():
     """momentum=None divides by num_batches_tracked, read into Python: eager, with one warning."""
     with pytest.warns(RuntimeWarning, match=r"momentum=None\) reads num_batches_tracked"):
         _replays_like_eager(_conv(lambda: nn.BatchNorm2d(4, momentum=None)), expect="eager")
+
+
+def test_values_read_from_arrays_are_each_steps():
+    """argmax/argmin, all/any, isnan/isinf/isfinite, logical_and/or are computed again on replay: batches whose
+    results agree on the two recorded calls and differ later (an accuracy from a model that still predicts one
+    class) give each step's values, never the recording's."""
+    net = nn.Linear(4, 3)
+    opt = SGD(net.parameters(), lr=0.0)
+
+    def step(x, y):
+        opt.zero_grad()
+        logits = net(x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        opt.step()
+        pred = logits.argmax(1)
+        nan = (x * 0 + x.max() - 100).isnan()
+        return (loss, pred, logits.argmin(), (pred == y).float().mean(), (pred == y).all(), (pred == y).any(dim=0),
+                nan.logical_or(x > 0), nan.logical_and(x > 0), x.isinf(), x.isfinite())
+    compiled = mg.compile(step)
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((6, 4)).astype(np.float32)
+    xs = [base, base + 1e-3, -base, 5 * base[::-1].copy(), base * np.inf]
+    ys = [mg.Tensor(np.zeros(6, np.int64)), mg.Tensor(np.zeros(6, np.int64)), mg.Tensor(np.arange(6) % 3),
+          mg.Tensor(np.ones(6, np.int64)), mg.Tensor(np.zeros(6, np.int64))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for x, y in zip(xs[:4], ys):
+            got = compiled(mg.Tensor(x), y)
+            want = step(mg.Tensor(x), y)
+            for g, w in zip(got, want):
+                assert g.data.tobytes() == w.data.tobytes() and g.dtype == w.dtype and g.shape == w.shape
+    assert _states(compiled) == ["checked"]
