@@ -33,8 +33,8 @@ DBN_GROUP = 16
 # TLU); "FRN+TLU unfused" is F.tlu(F.filter_response_norm(...)), for the A/B (scripts/frn_tlu_ab.py), not a target
 # "EvoNormB0 composed" / "EvoNormS0 composed" are the EvoNorms as composed autograd ops (what the functionals were
 # before the gate phases; now their double backward), for the A/B (scripts/norm_family_ab.py), not targets
-METHODS = ["BatchRenorm2d", "GhostBatchNorm2d", "FRN+TLU", "FRN+TLU unfused", "EvoNormB0", "EvoNormB0 composed",
-           "EvoNormS0", "EvoNormS0 composed", "DecorrelatedBN2d"]
+METHODS = ["BatchRenorm2d", "GhostBatchNorm2d", "FRN+TLU", "FRN+TLU unfused",
+           "EvoNormB0", "EvoNormB0 composed", "EvoNormS0", "EvoNormS0 composed", "DecorrelatedBN2d"]
 OPS = ["forward", "backward", "fwd+bwd"]
 # method -> op -> |x|-sized transfers of the byte model (module docstring)
 BYTES = {m: {"forward": 3, "backward": 5, "fwd+bwd": 8} for m in METHODS}

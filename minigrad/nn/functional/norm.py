@@ -306,16 +306,9 @@ class _RowNorm(Function):
 class _ChannelNorm(Function):
     """Batch norm over x viewed as (N, C, S), composed of the channel phases: forward ``channel_stats ->
     coefficients -> channel_apply``, backward ``channel_backward_sums -> coefficients -> channel_backward_apply``,
-    per contiguous chunk of ``chunk`` samples (x[n0:n1] is contiguous in (N, C, S)): one chunk is batch norm,
+    once per contiguous chunk of ``chunk`` samples (x[n0:n1] is contiguous in (N, C, S)): one chunk is batch norm,
     several are ghost batch norm. ``renorm(mean, rstd) -> (r, d)`` (float64, per channel; Batch Renorm) makes it
-    y = (xhat*r + d)*weight + bias, r and d constants in backward, so dx is batch norm's with weight*r.
-    Several chunks with S >= ROWS_MIN_S run on x viewed as rows (N*C, S), one kernel call per phase for all chunks:
-    ``row_stats`` per (n, c), combined per chunk in float64 (Chan et al.'s pairwise update: the chunk's m2 is the
-    rows' m2 plus S times the squared deviations of the row means), then ``row_apply`` and ``row_backward_apply``
-    with the chunk's coefficients repeated per row (the backward sums stay one channel call per chunk); fewer
-    Python calls than a loop over chunks (docs/perf/norm-family.md)."""
-
-    ROWS_MIN_S = 8  # NOTE: shorter rows (BatchNorm1d shaped, S = 1) keep the loop over chunks of channel phases
+    y = (xhat*r + d)*weight + bias, r and d constants in backward, so dx is batch norm's with weight*r."""
 
     @ieee_when_eps0
     def forward(self, x, *params, chunk, has_weight, has_bias, eps, renorm=None):
@@ -324,46 +317,20 @@ class _ChannelNorm(Function):
         n, c, s = x3.shape
         w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
         self.bounds = [(n0, min(n0 + chunk, n)) for n0 in range(0, n, chunk)]
-        self.rows = len(self.bounds) > 1 and s >= self.ROWS_MIN_S
-        self.starts = np.arange(0, n, chunk)
-        self.sizes = np.minimum(self.starts + chunk, n) - self.starts
         k = kernels.kernels()
         self.mean, self.m2 = np.empty((len(self.bounds), c)), np.empty((len(self.bounds), c))
-        if self.rows:
-            rmean, rm2 = np.empty(n * c), np.empty(n * c)
-            k.row_stats(rmean, rm2, x3.reshape(n * c, s), True)
-            rmean, rm2 = rmean.reshape(n, c), rm2.reshape(n, c)
-            self.mean[...] = np.add.reduceat(rmean, self.starts, axis=0) / self.sizes[:, None]
-            dev = rmean - self._per_row(self.mean)
-            self.m2[...] = np.add.reduceat(rm2 + s * (dev * dev), self.starts, axis=0)
-            rmean = None
-        else:
-            for i, (n0, n1) in enumerate(self.bounds):
-                k.channel_stats(self.mean[i], self.m2[i], x3[n0:n1], True)
-        self.rstd = coefficients.rstd(self.m2, self.sizes[:, None] * s, eps)
+        for i, (n0, n1) in enumerate(self.bounds):
+            k.channel_stats(self.mean[i], self.m2[i], x3[n0:n1], True)
+        self.rstd = coefficients.rstd(self.m2, np.array([[(n1 - n0) * s] for n0, n1 in self.bounds]), eps)
         self.r, self.d = renorm(self.mean[0], self.rstd[0]) if renorm else (1.0, 0.0)
         w64 = w.astype(np.float64)
         scale, offset = w64 * self.r, b.astype(np.float64) + w64 * self.d
         y = np.empty_like(x3)
-        if self.rows:
-            coef = coefficients.forward(self.mean, self.rstd, x.dtype, scale, offset)
-            self.ones, self.zeros = np.ones(s, x.dtype), np.zeros(s, x.dtype)
-            k.row_apply(y.reshape(n * c, s), x3.reshape(n * c, s), *self._per_row(np.stack(coef)), self.ones,
-                        self.zeros)
-        else:
-            for i, (n0, n1) in enumerate(self.bounds):
-                k.channel_apply(y[n0:n1], x3[n0:n1], *coefficients.forward(self.mean[i], self.rstd[i], x.dtype,
-                                                                            scale, offset))
+        for i, (n0, n1) in enumerate(self.bounds):
+            k.channel_apply(y[n0:n1], x3[n0:n1], *coefficients.forward(self.mean[i], self.rstd[i], x.dtype, scale,
+                                                                        offset))
         self.x3, self.scale, self.shape = x3, scale, x.shape
         return y.reshape(x.shape)
-
-    def _per_row(self, a):
-        """(K, C) per-chunk values repeated for each sample of the chunk: (N, C); or (A, K, C) stacked ones: A
-        C-contiguous (N*C,) rows' arrays, repeated in one call (NOTE: fewer NumPy calls; they cost more than the
-        kernels at 16x32x8x8)."""
-        if a.ndim == 2:
-            return np.repeat(a, self.sizes, axis=0)
-        return np.repeat(a, self.sizes, axis=1).reshape(a.shape[0], -1)
 
     @ieee_when_eps0
     def backward(self, g):
@@ -372,7 +339,6 @@ class _ChannelNorm(Function):
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(x3.shape)
         k = kernels.kernels()
         dx = np.empty_like(x3) if self.needs_input_grad[0] else None
-        sdyx_rstd, sdy_all = np.zeros(c), np.zeros(c)
         if len(self.bounds) == 1:
             # NOTE: one chunk (Batch Renorm): batch norm's fused backward kernel with weight*r; one kernel call
             # instead of two and no coefficients in NumPy: about half the time of the phases at 16x32x8x8
@@ -381,19 +347,10 @@ class _ChannelNorm(Function):
                                   self.rstd[0], self.scale.astype(dtype))
             dweight = (self.r * sxhat.astype(np.float64) + self.d * sdy.astype(np.float64)).astype(dtype)
             return _grads_for(self, None if dx is None else dx.reshape(self.shape), dweight, sdy)
-        if self.rows:
-            n = x3.shape[0]
-            x2, dy2 = x3.reshape(n * c, s), dy.reshape(n * c, s)
-            # NOTE: the sums per chunk on the channel phase (row_backward_sums also forms column partials: 2x slower)
-            sdy, sdyx = np.empty((len(self.bounds), c)), np.empty((len(self.bounds), c))
-            for i, (n0, n1) in enumerate(self.bounds):
-                k.channel_backward_sums(sdy[i], sdyx[i], dy[n0:n1], x3[n0:n1], self.mean[i])
-            if dx is not None:
-                coef = coefficients.backward(sdy, sdyx, self.sizes[:, None] * s, self.mean, self.rstd, True, dtype,
-                                             self.scale)
-                k.row_backward_apply(dx.reshape(n * c, s), dy2, x2, self.ones, *self._per_row(np.stack(coef)))
-            sdyx_rstd, sdy_all = (sdyx * self.rstd).sum(axis=0), sdy.sum(axis=0)
-        for i, (n0, n1) in enumerate(self.bounds if not self.rows else ()):
+        # NOTE: sums then apply chunk by chunk: a chunk is still in cache for its apply (computing every chunk's
+        # coefficients at once between two passes over the whole batch measured 0.83x at 32x64x16x16)
+        sdyx_rstd, sdy_all = np.zeros(c), np.zeros(c)
+        for i, (n0, n1) in enumerate(self.bounds):
             sdy, sdyx = np.empty(c), np.empty(c)
             k.channel_backward_sums(sdy, sdyx, dy[n0:n1], x3[n0:n1], self.mean[i])
             sdyx_rstd += sdyx * self.rstd[i]
@@ -458,7 +415,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     (v, N/v, ...), so sample i goes to ghost batch i mod (N/v) (strided, and N must be a multiple of v), and
     it updates the running statistics from the mean over ghost batches of their biased variances; here the
     chunks are contiguous, the last may be short, and the variances are unbiased, as in batch norm. Eval mode
-    ignores it. Built from the phase kernels (``_ChannelNorm``: the chunks in one call per phase, on x viewed as rows).
+    ignores it. Built from the channel phase kernels, one chunk at a time (``_ChannelNorm``).
 
     Shape:
         - input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).
