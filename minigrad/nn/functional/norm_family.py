@@ -304,9 +304,9 @@ class _EvoNorm(Function):
     (n, c): y = f*scale[r] + offset[r] with
       S0 (gate 0): f = x*sigmoid(v[c]*x), scale = weight[c]/std of the row's group (the group's statistics by
                    ``row_stats`` on x viewed as (N*G, (C/G)*S)), offset = bias[c]
-      B0 (gate 1): f = x/max(lo, v[c]*x + hi), lo = the batch std of channel c (``channel_stats``; in eval the
-                   running one, a constant), hi = the instance std of row r (``row_stats``), scale = weight[c],
-                   offset = bias[c]
+      B0 (gate 1): f = x/max(lo, v[c]*x + hi), hi = the instance std of row r (``row_stats``), lo = the batch
+                   std of channel c (combined from the instance statistics; in eval the running one, a constant),
+                   scale = weight[c], offset = bias[c]
     Backward: the gate sums give per row sum(dy), sum(dy*f) and the sums of dy times df/dv, df/dhi, df/dlo; then
     dx = a*dy*df/dx + b*(x - shift) + k, where b*(x - shift) + k carries the standard deviations' own backward
     (d std/dx_i = (x_i - mean)/(M*std) of each set: the group for S0; the instance and, in training, the batch for
@@ -337,16 +337,19 @@ class _EvoNorm(Function):
             scale = rows(np.repeat(grstd, per, axis=1) * self.w64)
             self.lo = self.hi = self.v  # NOTE: gate 0 reads neither
         else:
+            im, im2 = np.empty(n * c), np.empty(n * c)
+            k.row_stats(im, im2, x2, True)
+            im, im2 = im.reshape(n, c), im2.reshape(n, c)
+            self.imean, self.irstd = im, coefficients.rstd(im2, s, eps)
             if running_var is None:
-                bm, bm2 = np.empty(c), np.empty(c)
-                k.channel_stats(bm, bm2, x2.reshape(n, c, s), True)
-                self.mean, self.rstd = bm, coefficients.rstd(bm2, n * s, eps)
+                # NOTE: the batch statistics from the instance ones (Chan et al.: the channel's m2 is the rows' m2
+                # plus S times the squared deviations of the row means), no pass of their own over x
+                self.mean = im.mean(axis=0)
+                dev = im - self.mean
+                self.rstd = coefficients.rstd(im2.sum(axis=0) + s * (dev * dev).sum(axis=0), n * s, eps)
                 lo = 1.0 / self.rstd
             else:
                 lo = np.sqrt(running_var.astype(np.float64) + eps)
-            im, im2 = np.empty(n * c), np.empty(n * c)
-            k.row_stats(im, im2, x2, True)
-            self.imean, self.irstd = im.reshape(n, c), coefficients.rstd(im2, s, eps).reshape(n, c)
             # NOTE: both standard deviations rounded to X, as the composed ops hold them
             self.lo, self.hi = rows(lo.astype(dtype)), rows((1.0 / self.irstd).astype(dtype))
             scale = rows(w)
@@ -438,8 +441,8 @@ def evonorm_b0(input: Tensor, v: Tensor, running_var: Tensor | None = None, weig
     variance per sample and channel, both biased. In training the batch variance is the batch's and, when
     ``running_var`` is given, it is updated in place as batch norm's (momentum, unbiased); in eval
     (``training=False``) ``running_var`` replaces it and is required, so the output uses only running statistics
-    (and each sample's own instance variance). One node (``_EvoNorm``): the statistics phases (channels for the
-    batch, rows for the instances), then v*x, the max, the division and the affine fused into one apply pass
+    (and each sample's own instance variance). One node (``_EvoNorm``): the instance statistics (``row_stats``; the
+    batch's are combined from them), then v*x, the max, the division and the affine fused into one apply pass
     (``row_apply_gate`` with gate 1) and their backward into the sums and backward-apply passes; fused because
     that measures faster than the composed ops (docs/perf/norm-family.md). Ties of the max split the gradient
     evenly, as ``torch.maximum``. Double backward composes the same formula from Tensor ops.
