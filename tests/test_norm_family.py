@@ -479,6 +479,24 @@ def test_evonorm_b0_matches_reference(backend, dtype, shape, training):
     close(rv.numpy(), want_rv if training else rv0, VALUE_TOL[dtype], "running_var")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_evonorm_b0_batch_statistics_from_instance_ones_on_large_mean(backend, dtype):
+    """The batch variance is combined from the instance statistics (no pass of its own): exact on data whose mean is
+    large against its spread, and the running variance gets the batch's unbiased variance."""
+    shape = (4, 3, 5, 3)
+    x0 = data(shape) + 300.0
+    v, w, b = evo_params(3)
+    (x, vt, wt, bt), (x64, v64, w64, b64) = tensors(dtype, x0, v, w, b)
+    rv = mg.Tensor(np.ones(3, dtype))
+    y = F.evonorm_b0(x, vt, rv, wt, bt, training=True, momentum=1.0, eps=EPS)
+    dy = np.random.default_rng(3).standard_normal(shape)
+    y.backward(dy.astype(dtype))
+    check_against_reference(y, [x, vt, wt, bt], lambda *a: ref.evonorm_b0(*a, EPS), [x64, v64, w64, b64], dy, dtype,
+                            f"evonorm_b0 large mean {backend}")
+    xr = x.numpy().astype(np.float64)  # NOTE: the rounded input, so float32 is judged on its own data
+    close(rv.numpy(), xr.var(axis=(0, 2, 3), ddof=1), VALUE_TOL[dtype], "running_var")
+
+
 @pytest.mark.parametrize("groups", [1, 2, 4])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_evonorm_s0_matches_reference(backend, dtype, groups):
