@@ -31,8 +31,10 @@ GROUPS = 8
 DBN_GROUP = 16
 # "FRN+TLU" is F.filter_response_norm_tlu (the fused pair, what nn.Sequential runs for FilterResponseNorm2d then
 # TLU); "FRN+TLU unfused" is F.tlu(F.filter_response_norm(...)), for the A/B (scripts/frn_tlu_ab.py), not a target
-METHODS = ["BatchRenorm2d", "GhostBatchNorm2d", "FRN+TLU", "FRN+TLU unfused", "EvoNormB0", "EvoNormS0",
-           "DecorrelatedBN2d"]
+# "EvoNormB0 composed" / "EvoNormS0 composed" are the EvoNorms as composed autograd ops (what the functionals were
+# before the gate phases; now their double backward), for the A/B (scripts/norm_family_ab.py), not targets
+METHODS = ["BatchRenorm2d", "GhostBatchNorm2d", "FRN+TLU", "FRN+TLU unfused",
+           "EvoNormB0", "EvoNormB0 composed", "EvoNormS0", "EvoNormS0 composed", "DecorrelatedBN2d"]
 OPS = ["forward", "backward", "fwd+bwd"]
 # method -> op -> |x|-sized transfers of the byte model (module docstring)
 BYTES = {m: {"forward": 3, "backward": 5, "fwd+bwd": 8} for m in METHODS}
@@ -55,6 +57,7 @@ def _minigrad(method, a, op):
     """(run, result) for minigrad: run() does one ``op``."""
     import minigrad as mg
     import minigrad.nn.functional as F
+    import minigrad.nn.functional.norm_family as NF
 
     grad = op != "forward"
     x, w, b, v = (mg.Tensor(a[k], requires_grad=grad) for k in ("x", "w", "b", "v"))
@@ -75,6 +78,10 @@ def _minigrad(method, a, op):
             return F.evonorm_b0(x, v, None, w, b, training=True, eps=EPS)
         if method == "EvoNormS0":
             return F.evonorm_s0(x, v, GROUPS, w, b, eps=EPS)
+        if method == "EvoNormB0 composed":
+            return NF._evonorm_b0_composed(x, v, NF._SetStd.apply(x, rows=None, eps=EPS), w, b, EPS)
+        if method == "EvoNormS0 composed":
+            return NF._evonorm_s0_composed(x, v, GROUPS, w, b, EPS)
         return dbn(x)
 
     if method == "DecorrelatedBN2d":
@@ -156,11 +163,11 @@ def _torch(torch, method, a, op):
         if method.startswith("FRN+TLU"):
             nu2 = x.pow(2).mean(dim=(2, 3), keepdim=True)
             return torch.maximum(x * torch.rsqrt(nu2 + eps_t.abs()) * W + B, V)
-        if method == "EvoNormB0":
+        if method.startswith("EvoNormB0"):
             batch_std = (x.var(dim=(0, 2, 3), unbiased=False, keepdim=True) + EPS).sqrt()
             inst_std = (x.var(dim=(2, 3), unbiased=False, keepdim=True) + EPS).sqrt()
             return x / torch.maximum(batch_std, V * x + inst_std) * W + B
-        if method == "EvoNormS0":
+        if method.startswith("EvoNormS0"):
             g = x.reshape(n, GROUPS, -1)
             std = (g.var(dim=2, unbiased=False, keepdim=True) + EPS).sqrt()
             return ((x * torch.sigmoid(V * x)).reshape(n, GROUPS, -1) / std).reshape(x.shape) * W + B

@@ -240,7 +240,8 @@ def test_batch_renorm_bad_arguments():
 
 # ------------------------------------------------------------------ ghost batch norm
 
-GHOST_CASES = [((8, 3, 5), 3), ((10, 2), 4), ((9, 3, 2, 2), 3), ((6, 2, 3), 6)]
+GHOST_CASES = [((8, 3, 5), 3), ((10, 2), 4), ((9, 3, 2, 2), 3), ((6, 2, 3), 6), ((8, 3, 3, 3), 3), ((7, 2, 11), 5),
+               ((12, 4, 16), 4)]
 
 
 @pytest.mark.parametrize("shape,vbs", GHOST_CASES, ids=[f"{'x'.join(map(str, s))}-v{v}" for s, v in GHOST_CASES])
@@ -311,8 +312,9 @@ def test_ghost_batch_norm_chunks_are_independent(backend):
     np.testing.assert_allclose(y[:4], ref.batch_norm(x0[:4], np.ones(2), np.zeros(2), EPS), rtol=1e-12, atol=1e-12)
 
 
-def test_ghost_batch_norm_gradcheck_float64(backend):
-    x0 = data((5, 2, 3))
+@pytest.mark.parametrize("shape", [(5, 2, 3), (5, 2, 9)])
+def test_ghost_batch_norm_gradcheck_float64(backend, shape):
+    x0 = data(shape)
     w, b = affine(2)
     x, wt, bt = (mg.Tensor(a, requires_grad=True) for a in (x0, w, b))
     assert mg.gradcheck(lambda x_, w_, b_: F.batch_norm(x_, None, None, w_, b_, True, virtual_batch_size=3),
@@ -475,6 +477,24 @@ def test_evonorm_b0_matches_reference(backend, dtype, shape, training):
     m = x64.size // c
     want_rv = 0.7 * rv0.astype(np.float64) + 0.3 * x64.var(axis=(0,) + tuple(range(2, x64.ndim))) * m / (m - 1)
     close(rv.numpy(), want_rv if training else rv0, VALUE_TOL[dtype], "running_var")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_evonorm_b0_batch_statistics_from_instance_ones_on_large_mean(backend, dtype):
+    """The batch variance is combined from the instance statistics (no pass of its own): exact on data whose mean is
+    large against its spread, and the running variance gets the batch's unbiased variance."""
+    shape = (4, 3, 5, 3)
+    x0 = data(shape) + 300.0
+    v, w, b = evo_params(3)
+    (x, vt, wt, bt), (x64, v64, w64, b64) = tensors(dtype, x0, v, w, b)
+    rv = mg.Tensor(np.ones(3, dtype))
+    y = F.evonorm_b0(x, vt, rv, wt, bt, training=True, momentum=1.0, eps=EPS)
+    dy = np.random.default_rng(3).standard_normal(shape)
+    y.backward(dy.astype(dtype))
+    check_against_reference(y, [x, vt, wt, bt], lambda *a: ref.evonorm_b0(*a, EPS), [x64, v64, w64, b64], dy, dtype,
+                            f"evonorm_b0 large mean {backend}")
+    xr = x.numpy().astype(np.float64)  # NOTE: the rounded input, so float32 is judged on its own data
+    close(rv.numpy(), xr.var(axis=(0, 2, 3), ddof=1), VALUE_TOL[dtype], "running_var")
 
 
 @pytest.mark.parametrize("groups", [1, 2, 4])

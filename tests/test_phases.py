@@ -378,6 +378,124 @@ def test_nan_stays_in_its_set(name):
 # determinism: bit-identical across runs and thread counts (raw module functions, explicit n_threads)
 
 
+# ----------------------------------------------------------------------------------------------------------
+# fused gate (EvoNorm): gate 0 f = x*sigmoid(v*x), gate 1 f = x/max(lo, v*x + hi)
+
+GATE_SHAPES = [(1, 1), (3, 5), (4, 2), (13, 33), (64, 100), (96, 196)]
+
+
+def gate_data(rng, shape, dtype):
+    """x, dy and per-row v, lo, hi, then the coefficients (scale, offset, a, shift, b, k); lo set halfway between
+    two neighbouring values of u = v*x + hi of its row, so no u lies within rounding of lo (every backend takes
+    the same side of the max) and each row of more than one value has both sides."""
+    R, D = shape
+    x, dy = make(rng, shape, dtype), make(rng, shape, dtype)
+    v = make(rng, R, dtype, 0.5, 1.0)
+    hi = make(rng, R, dtype, 1.0, 0.2)
+    u = np.sort(v.astype(np.float64)[:, None] * x + hi[:, None], axis=1)
+    j = D // 2
+    lo = (u[:, j] + u[:, max(j - 1, 0)]) / 2 if D > 1 else u[:, 0] + 0.5
+    lo = np.maximum(lo, 0.3).astype(dtype)  # NOTE: den >= lo > 0, as a standard deviation
+    coef = [make(rng, R, dtype, 1.0, 0.5) for _ in range(6)]
+    return x, dy, v, lo, hi, coef
+
+
+def row_gate_phases(k, x, dy, v, lo, hi, coef, gate):
+    """(y, sdy, sdyf, sdv, shi, slo, dx) of the three gate phases."""
+    R, D = x.shape
+    scale, offset, a, shift, b, kk = coef
+    y = np.empty_like(x)
+    k.row_apply_gate(y, x, v, lo, hi, scale, offset, gate)
+    sums = alloc_outputs("row_backward_sums_gate", x.dtype, R=R)
+    k.row_backward_sums_gate(*sums, dy, x, v, lo, hi, gate)
+    dx = np.empty_like(x)
+    k.row_backward_apply_gate(dx, dy, x, a, shift, b, kk, v, lo, hi, gate)
+    return (y, *sums, dx)
+
+
+@pytest.mark.parametrize("gate", [0, 1])
+@pytest.mark.parametrize("shape", GATE_SHAPES, ids=ids(GATE_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_gate_phases(name, dtype, shape, gate):
+    """Every backend against the float64 reference (float32's sigmoid is a polynomial exp in the Cython kernels)."""
+    skip_slow(name, shape)
+    rng = np.random.default_rng(21)
+    data = gate_data(rng, shape, dtype)
+    got = row_gate_phases(kernels.load(name), *data, gate)
+    want = row_gate_phases(reference, *data, gate)
+    if gate == 1 and shape[1] > 1:
+        x, _, v, lo, hi, _ = data
+        u = v[:, None] * x + hi[:, None]
+        assert 0 < np.count_nonzero(u > lo[:, None]) < x.size, "the test must take both sides of the max"
+    for what, g, r in zip(("y", "sdy", "sdyf", "sdv", "shi", "slo", "dx"), got, want):
+        close(g, r, TOL[dtype] * 3, f"{what} gate {gate}")
+
+
+def test_row_gate_phases_reference_matches_derivative():
+    """The reference's partials are those of f: central differences in float64 (v, hi, lo, x)."""
+    rng = np.random.default_rng(3)
+    x, dy, v, lo, hi, coef = gate_data(rng, (4, 9), np.float64)
+    one, zero = np.ones(4), np.zeros(4)
+    for gate in (0, 1):
+        def total(x_=x, v_=v, lo_=lo, hi_=hi):
+            y = np.empty_like(x_)
+            reference.row_apply_gate(y, x_, v_, lo_, hi_, one, zero, gate)
+            return (dy * y).sum(axis=1)
+        sums = alloc_outputs("row_backward_sums_gate", x.dtype, R=4)
+        reference.row_backward_sums_gate(*sums, dy, x, v, lo, hi, gate)
+        h = 1e-6
+        for i, name in ((2, "v_"), (3, "hi_"), (4, "lo_")):
+            base = {"v_": v, "hi_": hi, "lo_": lo}[name]
+            numeric = (total(**{name: base + h}) - total(**{name: base - h})) / (2 * h)
+            np.testing.assert_allclose(sums[i], numeric, rtol=1e-6, atol=1e-7, err_msg=f"gate {gate} {name}")
+        dx = np.empty_like(x)
+        reference.row_backward_apply_gate(dx, dy, x, one, zero, zero, zero, v, lo, hi, gate)
+        e = np.zeros_like(x)
+        e[1, 3] = h
+        num = ((dy * _apply(x + e, v, lo, hi, gate)).sum() - (dy * _apply(x - e, v, lo, hi, gate)).sum()) / (2 * h)
+        np.testing.assert_allclose(dx[1, 3], num, rtol=1e-6, err_msg=f"gate {gate} dx")
+
+
+def _apply(x, v, lo, hi, gate):
+    y = np.empty_like(x)
+    reference.row_apply_gate(y, x, v, lo, hi, np.ones(len(v)), np.zeros(len(v)), gate)
+    return y
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_gate_edge_values(name):
+    """The sigmoid saturates without NaN (exp overflow), NaN stays NaN; the max: np.maximum's NaN, and a tie
+    u == lo gives half of the gradient to each side (Maximum's rule)."""
+    k = kernels.load(name)
+    f32 = np.float32
+    x = np.array([[-200.0, -90.0, -1.0, 0.0, 1.0, 90.0, 200.0, np.nan, 3.0]], f32)
+    one, zero = np.ones(1, f32), np.zeros(1, f32)
+    y = np.empty_like(x)
+    k.row_apply_gate(y, x, one, one, one, one, zero, 0)
+    with np.errstate(over="ignore"):
+        want = x * (1 / (1 + np.exp(-x.astype(np.float64))))
+    np.testing.assert_allclose(y[:, :7], want[:, :7], rtol=1e-6, atol=1e-30)
+    assert np.isnan(y[0, 7]) and np.isfinite(y[0, :7]).all()
+    dx = np.empty_like(x)
+    k.row_backward_apply_gate(dx, np.ones_like(x), x, one, zero, zero, zero, one, one, one, 0)
+    assert np.isfinite(dx[0, :7]).all() and dx[0, 0] == 0 and dx[0, 6] == 1 and dx[0, 3] == 0.5
+    # gate 1 with v = 1, hi = 0: u = x, den = max(lo, x); lo = 3 ties with the last element
+    lo = np.full(1, 3.0, f32)
+    xm = np.array([[1.0, 2.0, 4.0, 6.0, np.nan, 3.0, 3.0, 5.0, 0.5]], f32)
+    k.row_apply_gate(y, xm, one, lo, zero, one, zero, 1)
+    np.testing.assert_array_equal(y, xm / np.maximum(xm, f32(3)))
+    sums = alloc_outputs("row_backward_sums_gate", f32, R=1)
+    xf = np.nan_to_num(xm, nan=1.0)
+    k.row_backward_sums_gate(*sums, np.ones_like(xf), xf, one, lo, zero, 1)
+    den = np.maximum(xf.astype(np.float64), 3.0)
+    mu = np.where(xf > 3, 1.0, np.where(xf == 3, 0.5, 0.0))
+    q = xf / den ** 2
+    np.testing.assert_allclose([s[0] for s in sums],
+                               [9, (xf / den).sum(), -(q * xf * mu).sum(), -(q * mu).sum(), -(q * (1 - mu)).sum()],
+                               rtol=1e-6)
+
+
 def _phase_calls(dtype):
     rng = np.random.default_rng(6)
     calls = []
@@ -408,6 +526,10 @@ def _phase_calls(dtype):
         calls.append(("row_apply_max", (np.empty_like(x),), (x, rc, rc, rc, tau)))
         calls.append(("row_backward_sums_max", (np.empty(R), np.empty(R), np.empty(R)), (dy, x, mean, rc, rc, rc, tau)))
         calls.append(("row_backward_apply_max", (np.empty_like(x),), (dy, x, rc, rc, rc, rc, rc, rc, rc, tau)))
+        for gate in (0, 1):
+            calls.append(("row_apply_gate", (np.empty_like(x),), (x, rc, tau, rc, rc, rc, gate)))
+            calls.append(("row_backward_sums_gate", tuple(np.empty(R) for _ in range(5)), (dy, x, rc, tau, rc, gate)))
+            calls.append(("row_backward_apply_gate", (np.empty_like(x),), (dy, x, rc, rc, rc, rc, rc, tau, rc, gate)))
     return calls
 
 
@@ -437,6 +559,9 @@ def test_contract_checks_phase_arguments():
     rows = np.ones((4, 6))
     with pytest.raises(ValueError, match="'weight' has shape"):
         k.row_apply(np.empty_like(rows), rows, *(np.zeros(4),) * 3, np.ones(5), np.zeros(6))
+    for gate in (2, True, 0.0):
+        with pytest.raises(ValueError, match="gate must be the int 0"):
+            k.row_apply_gate(np.empty_like(rows), rows, *(np.ones(4),) * 5, gate)
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -445,5 +570,6 @@ def test_every_backend_has_every_phase(name):
     for kernel in ("channel_stats", "channel_apply", "channel_backward_sums", "channel_backward_apply",
                    "channel_apply_relu", "channel_backward_sums_relu", "channel_backward_apply_relu",
                    "row_stats", "row_apply", "row_backward_sums", "row_backward_apply",
-                   "row_apply_max", "row_backward_sums_max", "row_backward_apply_max"):
+                   "row_apply_max", "row_backward_sums_max", "row_backward_apply_max",
+                   "row_apply_gate", "row_backward_sums_gate", "row_backward_apply_gate"):
         assert kernel in contract.SPECS and callable(getattr(module, kernel))

@@ -12,10 +12,13 @@
      elementwise passes: in X precision, plain loops that GCC vectorizes (AVX2 clone where the CPU has it).
      fused ReLU (mgp_*_relu_T): the same loop shapes with the mask recomputed per element in X.
      fused max (mgp_row_*_max_T, FRN + TLU): the rows' loop shapes, dy split between z and tau per element in X.
+     fused gate (mgp_row_*_gate_T, EvoNorm): f = x*sigmoid(v*x) or x/max(lo, v*x + hi) and its partials per element
+       in X; float's sigmoid through a polynomial exp that GCC vectorizes (mgp_expf), double's through libm.
    Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow.
    Included by phases.pyx after Python.h (Py_ssize_t). */
 #ifndef MG_PHASES_H
 #define MG_PHASES_H
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include "mg_clones.h"
@@ -323,6 +326,170 @@ MG_CLONES static void mgp_row_backward_apply_max_##T(T* restrict dx, const T* re
         dx[d] = a * (g - mg) + b * (x[d] - K) + k;                                                           \
     }                                                                                                        \
 }
+/* fused gate (EvoNorm), rows with per-row v, lo, hi and affine (scale, offset); gate 0: f = x*sigmoid(v*x),
+   gate 1: f = x/den, den = max(lo, u), u = v*x + hi in X (np.maximum's NaN), mu the share of u in the max's
+   backward (1, 1/2 on a tie, 0 otherwise, NaN included). Partials (contract): df/dx, df/dv, df/dhi, df/dlo.
+   Written in explicit vectors (V: L lanes of T, 8 for float and 4 for double, W: L lanes of the same-size
+   unsigned U; GCC vector extensions, blends through masks; sums widened to double 4 lanes at a time) with a
+   scalar tail that computes each element the same way: the scalar
+   loops with a sigmoid or a max did not vectorize (3-6 ns an element against 0.2 for the plain apply). */
+typedef float mgp_v4f __attribute__((vector_size(16)));
+typedef uint32_t mgp_v4u __attribute__((vector_size(16)));
+typedef uint64_t mgp_v4ul __attribute__((vector_size(32)));
+typedef float mgp_v8f __attribute__((vector_size(32)));
+typedef uint32_t mgp_v8u __attribute__((vector_size(32)));
+/* expf without a libm call, so that it runs in vector lanes (Cephes' expf: n = round(x/ln2) by the magic-number
+   rounding, which leaves n in the low bits of t and needs no float -> int conversion; a degree-6 polynomial on
+   the remainder; 2^n through the exponent bits). Within 1 ulp of the correctly rounded exp for every float in
+   [-87.3, 88.3] (checked exhaustively), about 2^-126 below (the clamp keeps 2^n normal), inf above, NaN stays NaN.
+   Lanes and the scalar tail give the same bits. */
+#define MGP_EXPF_BODY(F, UI, BL, X0)                                                                         \
+    const F hiv = (F){0} + 88.37626f, lov = (F){0} + -87.33654f, magic = (F){0} + 12582912.0f;               \
+    F x = BL(X0 > hiv, hiv, X0);                                                                             \
+    x = BL(x < lov, lov, x);  /* NaN passes through both */                                                  \
+    const F t = x * 1.44269504088896341f + magic;                                                            \
+    const F n = t - magic;                                                                                   \
+    F r = x - n * 0.693359375f;                                                                              \
+    r = r - n * -2.12194440e-4f;                                                                             \
+    const F z = r * r;                                                                                       \
+    F p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r   \
+           + 1.6666665459e-1f) * r + 5.0000001201e-1f;                                                       \
+    p = p * z + r + 1.0f;                                                                                    \
+    UI bt, bm;                                                                                               \
+    memcpy(&bt, &t, sizeof bt);                                                                              \
+    memcpy(&bm, &magic, sizeof bm);                                                                          \
+    const UI e = (bt - bm + 127u) << 23;                                                                     \
+    F sc;                                                                                                    \
+    memcpy(&sc, &e, sizeof sc);                                                                              \
+    return BL(X0 > hiv, (F){0} + (float)INFINITY, p * sc);
+#define MGP_BL_S(m, a, b) ((m) ? (a) : (b))
+MGP_INLINE float mgp_expf(float x0) { MGP_EXPF_BODY(float, uint32_t, MGP_BL_S, x0) }
+/* m ? a : b per lane (m a comparison's mask) */
+#define MGP_BL_8F(m, a, b) ((mgp_v8f)(((mgp_v8u)(m) & (mgp_v8u)(a)) | (~(mgp_v8u)(m) & (mgp_v8u)(b))))
+MGP_INLINE mgp_v8f mgp_expf8(mgp_v8f x0) { MGP_EXPF_BODY(mgp_v8f, mgp_v8u, MGP_BL_8F, x0) }
+MGP_INLINE float mgp_sigmoid_float(float z) { return 1.0f / (1.0f + mgp_expf(-z)); }
+MGP_INLINE double mgp_sigmoid_double(double z) { return 1.0 / (1.0 + exp(-z)); }
+MGP_INLINE mgp_v8f mgp_sigmoidv_float(mgp_v8f z) { return 1.0f / (1.0f + mgp_expf8(-z)); }
+MGP_INLINE mgp_v4d mgp_sigmoidv_double(mgp_v4d z) {  /* libm's exp per lane */
+    mgp_v4d s = {mgp_sigmoid_double(z[0]), mgp_sigmoid_double(z[1]), mgp_sigmoid_double(z[2]),
+                 mgp_sigmoid_double(z[3])};
+    return s;
+}
+/* half h of a vector of X lanes, in double (float: 8 lanes, two halves; double: 4 lanes, one) */
+MGP_INLINE mgp_v4d mgp_widen_float(mgp_v8f v, int h) {
+    return h == 0 ? __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), mgp_v4d)
+                  : __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), mgp_v4d);
+}
+MGP_INLINE mgp_v4d mgp_widen_double(mgp_v4d v, int h) { (void)h; return v; }
+#define MGP_GATE(T, U, V, W, L)                                                                                     \
+MGP_INLINE T mgp_gate_den_##T(T x, T v, T lo, T hi, T* mu) {                                                 \
+    const T u = v * x + hi;                                                                                  \
+    *mu = u > lo ? (T)1 : u == lo ? (T)0.5 : (T)0;                                                           \
+    return (u > lo || u != u) ? u : lo;                                                                      \
+}                                                                                                            \
+MGP_INLINE V mgp_bl_##T(W m, V a, V b) { return (V)((m & (W)a) | (~m & (W)b)); }                             \
+MGP_INLINE V mgp_gate_denv_##T(V x, T v, T lo, T hi, V* mu) {                                                \
+    const V u = v * x + hi, lov = (V){0} + lo;                                                               \
+    const W gt = (W)(u > lov), eq = (W)(u == lov), nan = (W)(u != u);                                        \
+    *mu = mgp_bl_##T(gt, (V){0} + 1, mgp_bl_##T(eq, (V){0} + (T)0.5, (V){0}));                               \
+    return mgp_bl_##T(gt | nan, u, lov);                                                                     \
+}                                                                                                            \
+MGP_INLINE V mgp_loadv_##T(const T* p) { V v; memcpy(&v, p, sizeof v); return v; }                          \
+/* one row: y = f*sc + of */                                                                                 \
+MG_CLONES static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ssize_t D, int gate, T v,  \
+                                             T lo, T hi, T sc, T of) {                                        \
+    Py_ssize_t d = 0;                                                                                        \
+    for (; d + L <= D; d += L) {                                                                             \
+        const V xv = mgp_loadv_##T(x + d);                                                                   \
+        V f, mu;                                                                                             \
+        if (gate == 0) f = xv * mgp_sigmoidv_##T(v * xv);                                                    \
+        else f = xv / mgp_gate_denv_##T(xv, v, lo, hi, &mu);                                                 \
+        const V yv = f * sc + of;                                                                            \
+        memcpy(y + d, &yv, sizeof yv);                                                                       \
+    }                                                                                                        \
+    for (; d < D; d++) {                                                                                     \
+        T mu;                                                                                                \
+        const T f = gate == 0 ? x[d] * mgp_sigmoid_##T(v * x[d]) : x[d] / mgp_gate_den_##T(x[d], v, lo, hi, &mu); \
+        y[d] = f * sc + of;                                                                                  \
+    }                                                                                                        \
+}                                                                                                            \
+/* one row: sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi), sum(dy*df/dlo) in double (4 lanes, then the tail) */ \
+MG_CLONES static void mgp_row_sums_gate_##T(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,  \
+                                            const T* restrict dy, const T* restrict x, Py_ssize_t D, int gate, \
+                                            T v, T lo, T hi) {                                               \
+    mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a, gh = a, gl = a;                                                 \
+    const mgp_v4d one = {1, 1, 1, 1};                                                                        \
+    Py_ssize_t i = 0;                                                                                        \
+    for (; i + L <= D; i += L) {                                                                             \
+        const V xv = mgp_loadv_##T(x + i), dv = mgp_loadv_##T(dy + i);                                      \
+        V sv, denv, muv;                                                                                     \
+        if (gate == 0) sv = mgp_sigmoidv_##T(v * xv);                                                        \
+        else denv = mgp_gate_denv_##T(xv, v, lo, hi, &muv);                                                  \
+        for (int h = 0; h < L / 4; h++) {                                                                    \
+            const mgp_v4d xd = mgp_widen_##T(xv, h), g = mgp_widen_##T(dv, h);                               \
+            a += g;                                                                                          \
+            if (gate == 0) {                                                                                 \
+                const mgp_v4d s = mgp_widen_##T(sv, h);                                                      \
+                f += g * (xd * s);                                                                           \
+                gv += g * (xd * xd * (s * (one - s)));                                                       \
+            } else {                                                                                         \
+                const mgp_v4d den = mgp_widen_##T(denv, h), mu = mgp_widen_##T(muv, h);                      \
+                const mgp_v4d r = one / den, q = g * xd * (r * r);  /* NOTE: one division */                \
+                f += g * (xd * r);                                                                           \
+                gv -= q * xd * mu; gh -= q * mu; gl -= q * (one - mu);                                       \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
+    double ta = 0, tf = 0, tv = 0, th = 0, tl = 0;                                                           \
+    for (; i < D; i++) {                                                                                     \
+        const double xd = x[i], g = dy[i];                                                                   \
+        ta += g;                                                                                             \
+        if (gate == 0) {                                                                                     \
+            const double s = mgp_sigmoid_##T(v * x[i]);                                                      \
+            tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));                                         \
+        } else {                                                                                             \
+            T muv;                                                                                           \
+            const double r = 1 / (double)mgp_gate_den_##T(x[i], v, lo, hi, &muv), mu = muv;                 \
+            const double q = g * xd * (r * r);                                                               \
+            tf += g * (xd * r); tv -= q * xd * mu; th -= q * mu; tl -= q * (1 - mu);                         \
+        }                                                                                                    \
+    }                                                                                                        \
+    const mgp_v4d z = {0, 0, 0, 0};                                                                          \
+    *sdy = mgp_hsum(a, z) + ta; *sdyf = mgp_hsum(f, z) + tf; *sdv = mgp_hsum(gv, z) + tv;                    \
+    *shi = mgp_hsum(gh, z) + th; *slo = mgp_hsum(gl, z) + tl;                                                \
+}                                                                                                            \
+/* one row: dx = a*dy*df/dx + b*(x - K) + k */                                                               \
+MG_CLONES static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* restrict dy,                  \
+                                                      const T* restrict x, Py_ssize_t D, int gate, T a, T K, \
+                                                      T b, T k, T v, T lo, T hi) {                            \
+    Py_ssize_t d = 0;                                                                                        \
+    for (; d + L <= D; d += L) {                                                                             \
+        const V xv = mgp_loadv_##T(x + d), dv = mgp_loadv_##T(dy + d);                                      \
+        V fx;                                                                                                \
+        if (gate == 0) {                                                                                     \
+            const V s = mgp_sigmoidv_##T(v * xv);                                                            \
+            fx = s + v * xv * (s * (1 - s));                                                                 \
+        } else {                                                                                             \
+            V mu;                                                                                            \
+            const V r = 1 / mgp_gate_denv_##T(xv, v, lo, hi, &mu);                                           \
+            fx = r - xv * r * r * v * mu;                                                                    \
+        }                                                                                                    \
+        const V out = a * dv * fx + b * (xv - K) + k;                                                        \
+        memcpy(dx + d, &out, sizeof out);                                                                    \
+    }                                                                                                        \
+    for (; d < D; d++) {                                                                                     \
+        T fx;                                                                                                \
+        if (gate == 0) {                                                                                     \
+            const T s = mgp_sigmoid_##T(v * x[d]);                                                           \
+            fx = s + v * x[d] * (s * ((T)1 - s));                                                            \
+        } else {                                                                                             \
+            T mu;                                                                                            \
+            const T r = (T)1 / mgp_gate_den_##T(x[d], v, lo, hi, &mu);                                       \
+            fx = r - x[d] * r * r * v * mu;                                                                  \
+        }                                                                                                    \
+        dx[d] = a * dy[d] * fx + b * (x[d] - K) + k;                                                         \
+    }                                                                                                        \
+}
 MGP_TERMS(float)
 MGP_TERMS(double)
 MGP_CHANNELS(float)
@@ -331,10 +498,9 @@ MGP_ROWS(float)
 MGP_ROWS(double)
 MGP_RELU(float, uint32_t)
 MGP_RELU(double, uint64_t)
-typedef float mgp_v4f __attribute__((vector_size(16)));
-typedef uint32_t mgp_v4u __attribute__((vector_size(16)));
-typedef uint64_t mgp_v4ul __attribute__((vector_size(32)));
 MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u)
 MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul)
+MGP_GATE(float, uint32_t, mgp_v8f, mgp_v8u, 8)
+MGP_GATE(double, uint64_t, mgp_v4d, mgp_v4ul, 4)
 
 #endif

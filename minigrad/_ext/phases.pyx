@@ -219,6 +219,46 @@ cdef void _row_backward_apply_max(floating* dx, const floating* dy, const floati
                                               k[r], scale[r], offset[r], tau[r])
 
 
+# fused gate (EvoNorm): the rows drivers, per-row v, lo, hi and coefficients
+
+cdef void _row_apply_gate(floating* y, const floating* x, const floating* v, const floating* lo, const floating* hi,
+                          const floating* scale, const floating* offset, int gate, Py_ssize_t R, Py_ssize_t D,
+                          int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_row_apply_gate_float(y + r * D, x + r * D, D, gate, v[r], lo[r], hi[r], scale[r], offset[r])
+        else:
+            mgp_row_apply_gate_double(y + r * D, x + r * D, D, gate, v[r], lo[r], hi[r], scale[r], offset[r])
+
+
+cdef void _row_sums_gate(double* sdy, double* sdyf, double* sdv, double* shi, double* slo, const floating* dy,
+                         const floating* x, const floating* v, const floating* lo, const floating* hi, int gate,
+                         Py_ssize_t R, Py_ssize_t D, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_row_sums_gate_float(sdy + r, sdyf + r, sdv + r, shi + r, slo + r, dy + r * D, x + r * D, D, gate,
+                                    v[r], lo[r], hi[r])
+        else:
+            mgp_row_sums_gate_double(sdy + r, sdyf + r, sdv + r, shi + r, slo + r, dy + r * D, x + r * D, D, gate,
+                                     v[r], lo[r], hi[r])
+
+
+cdef void _row_backward_apply_gate(floating* dx, const floating* dy, const floating* x, const floating* a,
+                                   const floating* shift, const floating* b, const floating* k, const floating* v,
+                                   const floating* lo, const floating* hi, int gate, Py_ssize_t R, Py_ssize_t D,
+                                   int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_row_backward_apply_gate_float(dx + r * D, dy + r * D, x + r * D, D, gate, a[r], shift[r], b[r], k[r],
+                                              v[r], lo[r], hi[r])
+        else:
+            mgp_row_backward_apply_gate_double(dx + r * D, dy + r * D, x + r * D, D, gate, a[r], shift[r], b[r],
+                                               k[r], v[r], lo[r], hi[r])
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the def wrappers: contract signatures + n_threads (the contract has checked the arguments)
 
@@ -479,3 +519,62 @@ def row_backward_apply_max(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp
             _row_backward_apply_max(<double*>p_dx, <double*>p_dy, <double*>p_x, <double*>p_a, <double*>p_mg,
                                     <double*>p_shift, <double*>p_b, <double*>p_k, <double*>p_scale,
                                     <double*>p_offset, <double*>p_tau, R, D, n_threads)
+
+
+def row_apply_gate(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray v not None, cnp.ndarray lo not None,
+                   cnp.ndarray hi not None, cnp.ndarray scale not None, cnp.ndarray offset not None, int gate,
+                   Py_ssize_t n_threads):
+    """y = f*scale[r] + offset[r], f the gate (contract)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_x = ptr(x), *p_v = ptr(v), *p_lo = ptr(lo), *p_hi = ptr(hi)
+    cdef void* p_scale = ptr(scale), *p_offset = ptr(offset)
+    with nogil:
+        if f32:
+            _row_apply_gate(<float*>p_y, <float*>p_x, <float*>p_v, <float*>p_lo, <float*>p_hi, <float*>p_scale,
+                            <float*>p_offset, gate, R, D, n_threads)
+        else:
+            _row_apply_gate(<double*>p_y, <double*>p_x, <double*>p_v, <double*>p_lo, <double*>p_hi,
+                            <double*>p_scale, <double*>p_offset, gate, R, D, n_threads)
+
+
+def row_backward_sums_gate(cnp.ndarray sdy not None, cnp.ndarray sdyf not None, cnp.ndarray sdv not None,
+                           cnp.ndarray shi not None, cnp.ndarray slo not None, cnp.ndarray dy not None,
+                           cnp.ndarray x not None, cnp.ndarray v not None, cnp.ndarray lo not None,
+                           cnp.ndarray hi not None, int gate, Py_ssize_t n_threads):
+    """Per row sum(dy), sum(dy*f) and sum(dy*df/dv), sum(dy*df/dhi), sum(dy*df/dlo) (contract)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_sdy = ptr(sdy), *p_sdyf = ptr(sdyf), *p_sdv = ptr(sdv), *p_shi = ptr(shi), *p_slo = ptr(slo)
+    cdef void* p_dy = ptr(dy), *p_x = ptr(x), *p_v = ptr(v), *p_lo = ptr(lo), *p_hi = ptr(hi)
+    with nogil:
+        if f32:
+            _row_sums_gate(<double*>p_sdy, <double*>p_sdyf, <double*>p_sdv, <double*>p_shi, <double*>p_slo,
+                           <float*>p_dy, <float*>p_x, <float*>p_v, <float*>p_lo, <float*>p_hi, gate, R, D, n_threads)
+        else:
+            _row_sums_gate(<double*>p_sdy, <double*>p_sdyf, <double*>p_sdv, <double*>p_shi, <double*>p_slo,
+                           <double*>p_dy, <double*>p_x, <double*>p_v, <double*>p_lo, <double*>p_hi, gate, R, D,
+                           n_threads)
+
+
+def row_backward_apply_gate(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray x not None,
+                            cnp.ndarray a not None, cnp.ndarray shift not None, cnp.ndarray b not None,
+                            cnp.ndarray k not None, cnp.ndarray v not None, cnp.ndarray lo not None,
+                            cnp.ndarray hi not None, int gate, Py_ssize_t n_threads):
+    """dx = a[r]*dy*df/dx + b[r]*(x - shift[r]) + k[r] (contract)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_x = ptr(x), *p_a = ptr(a), *p_shift = ptr(shift)
+    cdef void* p_b = ptr(b), *p_k = ptr(k), *p_v = ptr(v), *p_lo = ptr(lo), *p_hi = ptr(hi)
+    with nogil:
+        if f32:
+            _row_backward_apply_gate(<float*>p_dx, <float*>p_dy, <float*>p_x, <float*>p_a, <float*>p_shift,
+                                     <float*>p_b, <float*>p_k, <float*>p_v, <float*>p_lo, <float*>p_hi, gate, R, D,
+                                     n_threads)
+        else:
+            _row_backward_apply_gate(<double*>p_dx, <double*>p_dy, <double*>p_x, <double*>p_a, <double*>p_shift,
+                                     <double*>p_b, <double*>p_k, <double*>p_v, <double*>p_lo, <double*>p_hi, gate,
+                                     R, D, n_threads)

@@ -24,6 +24,8 @@ import numpy as np
 def rstd(m2, count, eps):
     """1/sqrt(m2/count + eps), the biased variance clamped at 0 (NaN stays NaN); inf where it is 0 and eps=0.
     float64 arrays."""
+    if eps > 0:  # NOTE: no zero to divide by; np.errstate costs more than the arithmetic on small arrays
+        return 1.0 / np.sqrt(np.maximum(m2 / count, 0.0) + eps)
     with np.errstate(divide="ignore"):
         return 1.0 / np.sqrt(np.maximum(m2 / count, 0.0) + eps)
 

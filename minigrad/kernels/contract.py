@@ -115,6 +115,18 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
   row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau)
       dx, dy, x: (R, D);                                    dx = a[r]*(g - mg[r]) + b[r]*(x - shift[r]) + k[r]
       a, mg, shift, b, k, scale, offset, tau: (R,)
+  Fused gate (EvoNorm): three row phases with a per-row elementwise gate f of x before a per-row affine, chosen by
+  the int flag ``gate``: 0 (S0) f = x*sigmoid(v[r]*x); 1 (B0) f = x/max(lo[r], u), u = v[r]*x + hi[r] (u and the
+  max in X as the forward computes them; Maximum's tie rule: a tie gives half to each side, NaN all to lo). The
+  backward recomputes f and its partial derivatives from x; gate 0 ignores lo and hi (their sums are 0).
+  row_apply_gate(y, x, v, lo, hi, scale, offset, gate)      y = f*scale[r] + offset[r]
+      x, y: (R, D); v, lo, hi, scale, offset: (R,)
+  row_backward_sums_gate(sdy, sdyf, sdv, shi, slo, dy, x, v, lo, hi, gate)   per row: sdy = sum(dy),
+      dy, x: (R, D); v, lo, hi: (R,);                       sdyf = sum(dy*f), sdv = sum(dy*df/dv),
+      sdy, sdyf, sdv, shi, slo: (R,) float64 OUT            shi = sum(dy*df/dhi), slo = sum(dy*df/dlo)
+  row_backward_apply_gate(dx, dy, x, a, shift, b, k, v, lo, hi, gate)
+      dx, dy, x: (R, D);                                    dx = a[r]*dy*df/dx + b[r]*(x - shift[r]) + k[r]
+      a, shift, b, k, v, lo, hi: (R,)
 """
 import math
 
@@ -224,6 +236,17 @@ SPECS = {
                                {"dx": ("RD", "X"), "dy": ("RD", "X"), "x": ("RD", "X"), "a": ("R", "X"),
                                 "mg": ("R", "X"), "shift": ("R", "X"), "b": ("R", "X"), "k": ("R", "X"),
                                 "scale": ("R", "X"), "offset": ("R", "X"), "tau": ("R", "X")}),
+    "row_apply_gate": (("y", "x", "v", "lo", "hi", "scale", "offset", "gate"),
+                       {"y": ("RD", "X"), "x": ("RD", "X"), "v": ("R", "X"), "lo": ("R", "X"), "hi": ("R", "X"),
+                        "scale": ("R", "X"), "offset": ("R", "X")}),
+    "row_backward_sums_gate": (("sdy", "sdyf", "sdv", "shi", "slo", "dy", "x", "v", "lo", "hi", "gate"),
+                               {"sdy": ("R", "f64"), "sdyf": ("R", "f64"), "sdv": ("R", "f64"),
+                                "shi": ("R", "f64"), "slo": ("R", "f64"), "dy": ("RD", "X"), "x": ("RD", "X"),
+                                "v": ("R", "X"), "lo": ("R", "X"), "hi": ("R", "X")}),
+    "row_backward_apply_gate": (("dx", "dy", "x", "a", "shift", "b", "k", "v", "lo", "hi", "gate"),
+                                {"dx": ("RD", "X"), "dy": ("RD", "X"), "x": ("RD", "X"), "a": ("R", "X"),
+                                 "shift": ("R", "X"), "b": ("R", "X"), "k": ("R", "X"), "v": ("R", "X"),
+                                 "lo": ("R", "X"), "hi": ("R", "X")}),
 }
 
 # kernel name -> its output arguments (written by the kernel; everything else is read only)
@@ -258,6 +281,9 @@ OUTPUTS = {
     "row_apply_max": ("y",),
     "row_backward_sums_max": ("sg", "sgx", "st"),
     "row_backward_apply_max": ("dx",),
+    "row_apply_gate": ("y",),
+    "row_backward_sums_gate": ("sdy", "sdyf", "sdv", "shi", "slo"),
+    "row_backward_apply_gate": ("dx",),
 }
 
 _RULES = {"f64": F64, "i64": I64}
@@ -312,7 +338,7 @@ def _plan(kernel):
             for i, name in enumerate(names) if name in arrays]
     fast = tuple((i, tuple(SYMBOLS.index(s) for s in symbols), fixed.num if fixed is not None else -1, output)
                  for i, name, symbols, fixed, output in plan)
-    scalars = ("num_groups" in names or "kh" in names or "center" in names
+    scalars = ("num_groups" in names or "kh" in names or "center" in names or "gate" in names
                or ("argmax" in names and kernel.endswith("backward")))
     # NOTE: eps >= 0 is the normalizations' rule; Adam's eps is checked by the optimizer
     eps_at = names.index("eps") if "eps" in names and "norm" in kernel else None
@@ -384,11 +410,16 @@ def _check_arrays(kernel, names, plan, args):
 
 def _check_scalars(kernel, names, args, dims):
     """num_groups against C and G; the window arguments and the output size they give; pooling indices; the
-    center flag."""
+    center and gate flags."""
     if "center" in names:
         center = args[names.index("center")]
         if not isinstance(center, (bool, np.bool_)):
             raise TypeError(f"{kernel}: center must be a bool, got {center!r}")
+    if "gate" in names:
+        gate = args[names.index("gate")]
+        if type(gate) is not int or gate not in (0, 1):  # NOTE: the nogil code switches on it
+            raise ValueError(f"{kernel}: gate must be the int 0 (sigmoid, EvoNorm-S0) or 1 (max, EvoNorm-B0), "
+                             f"got {gate!r}")
     if "num_groups" in names:
         g = check_num_groups(kernel, args[names.index("num_groups")], dims["C"])
         if dims["G"] != g:

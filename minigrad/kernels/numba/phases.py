@@ -313,6 +313,94 @@ def _row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau):
             dxv[d] = ar * (g - mr) + br * (xv[d] - K) + kr
 
 
+# fused gate (EvoNorm): gate 0 f = x*sigmoid(v*x), gate 1 f = x/max(lo, v*x + hi) with u = v*x + hi and the max in X
+# (np.maximum's NaN), mu the share of u in the max's backward (1, 1/2 on a tie, else 0)
+
+
+@njit(cache=True, error_model="numpy")
+def _gate_den(x, v, lo, hi, one):
+    """(den, mu) of one element, both in X (one: 1 in X)."""
+    u = v * x + hi
+    mu = one if u > lo else (one / 2 if u == lo else one - one)
+    return (u if u > lo or u != u else lo), mu
+
+
+@njit(cache=True, error_model="numpy")
+def _sigmoid(z, one):
+    return one / (one + np.exp(-z))
+
+
+@_twins(error_model="numpy")  # NOTE: den = 0 (eps=0) gives inf or NaN, as NumPy
+def _row_apply_gate(y, x, v, lo, hi, scale, offset, gate):
+    R, D = x.shape
+    one = np.ones(1, x.dtype)[0]
+    for r in prange(R):
+        yv = y[r]
+        xv = x[r]
+        vr, lr, hr, sc, of = v[r], lo[r], hi[r], scale[r], offset[r]
+        if gate == 0:
+            for d in range(D):
+                yv[d] = xv[d] * _sigmoid(vr * xv[d], one) * sc + of
+        else:
+            for d in range(D):
+                yv[d] = xv[d] / _gate_den(xv[d], vr, lr, hr, one)[0] * sc + of
+
+
+@njit(cache=True, fastmath=REASSOC, error_model="numpy")
+def _row_sums_gate(dy, x, v, lo, hi, gate, one):
+    """(sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi), sum(dy*df/dlo)) of one row, in double."""
+    a = 0.0
+    f = 0.0
+    gv = 0.0
+    gh = 0.0
+    gl = 0.0
+    for d in range(x.shape[0]):
+        xd = np.float64(x[d])
+        g = np.float64(dy[d])
+        a += g
+        if gate == 0:
+            s = np.float64(_sigmoid(v * x[d], one))
+            f += g * (xd * s)
+            gv += g * (xd * xd * (s * (1.0 - s)))
+        else:
+            den, mu = _gate_den(x[d], v, lo, hi, one)
+            den = np.float64(den)
+            q = g * xd / (den * den)
+            f += g * (xd / den)
+            gv -= q * xd * mu
+            gh -= q * mu
+            gl -= q * (1.0 - np.float64(mu))
+    return a, f, gv, gh, gl
+
+
+@_twins(error_model="numpy")
+def _row_backward_sums_gate(sdy, sdyf, sdv, shi, slo, dy, x, v, lo, hi, gate):
+    R, D = x.shape
+    one = np.ones(1, x.dtype)[0]
+    for r in prange(R):
+        sdy[r], sdyf[r], sdv[r], shi[r], slo[r] = _row_sums_gate(dy[r], x[r], v[r], lo[r], hi[r], gate, one)
+
+
+@_twins(error_model="numpy")
+def _row_backward_apply_gate(dx, dy, x, a, shift, b, k, v, lo, hi, gate):
+    R, D = x.shape
+    one = np.ones(1, x.dtype)[0]
+    for r in prange(R):
+        dxv = dx[r]
+        dyv = dy[r]
+        xv = x[r]
+        ar, K, br, kr, vr, lr, hr = a[r], shift[r], b[r], k[r], v[r], lo[r], hi[r]
+        if gate == 0:
+            for d in range(D):
+                s = _sigmoid(vr * xv[d], one)
+                dxv[d] = ar * dyv[d] * (s + vr * xv[d] * (s * (one - s))) + br * (xv[d] - K) + kr
+        else:
+            for d in range(D):
+                den, mu = _gate_den(xv[d], vr, lr, hr, one)
+                rr = one / den
+                dxv[d] = ar * dyv[d] * (rr - xv[d] * rr * rr * vr * mu) + br * (xv[d] - K) + kr
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the contract's functions
 
@@ -400,3 +488,18 @@ def row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau, n
 def row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau, n_threads):
     """dx = a[r]*(g - mg[r]) + b[r]*(x - shift[r]) + k[r], g as in row_backward_sums_max."""
     _pick(_row_backward_apply_max, n_threads)(dx, dy, x, a, mg, shift, b, k, scale, offset, tau)
+
+
+def row_apply_gate(y, x, v, lo, hi, scale, offset, gate, n_threads):
+    """y = f*scale[r] + offset[r], f the gate (contract)."""
+    _pick(_row_apply_gate, n_threads)(y, x, v, lo, hi, scale, offset, gate)
+
+
+def row_backward_sums_gate(sdy, sdyf, sdv, shi, slo, dy, x, v, lo, hi, gate, n_threads):
+    """Per row sum(dy), sum(dy*f) and sum(dy*df/dv), sum(dy*df/dhi), sum(dy*df/dlo) (contract)."""
+    _pick(_row_backward_sums_gate, n_threads)(sdy, sdyf, sdv, shi, slo, dy, x, v, lo, hi, gate)
+
+
+def row_backward_apply_gate(dx, dy, x, a, shift, b, k, v, lo, hi, gate, n_threads):
+    """dx = a[r]*dy*df/dx + b[r]*(x - shift[r]) + k[r] (contract)."""
+    _pick(_row_backward_apply_gate, n_threads)(dx, dy, x, a, shift, b, k, v, lo, hi, gate)

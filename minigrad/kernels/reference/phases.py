@@ -141,3 +141,46 @@ def row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau, n_
     g = _max_split(dy, x, shift, scale, offset, tau)[0]
     f = lambda v: v.astype(np.float64)[:, None]  # noqa: E731
     dx[...] = f(a) * (g.astype(np.float64) - f(mg)) + f(b) * (x.astype(np.float64) - f(shift)) + f(k)
+
+
+def _gate(x, v, lo, hi, gate):
+    """(f, df/dx, df/dv, df/dhi, df/dlo) of the EvoNorm gate in float64 (contract: the fused gate phases); the
+    max's mask on u = v*x + hi and lo rounded to X as the forward computes them, Maximum's tie rule."""
+    x64 = x.astype(np.float64)
+    f = lambda a: a.astype(np.float64)[:, None]  # noqa: E731
+    v64 = f(v)
+    if gate == 0:
+        with np.errstate(over="ignore"):
+            s = 1.0 / (1.0 + np.exp(-v64 * x64))
+        zero = np.zeros_like(x64)
+        return x64 * s, s + v64 * x64 * s * (1 - s), x64 * x64 * s * (1 - s), zero, zero
+    u = (v[:, None] * x + hi[:, None]).astype(x.dtype)
+    lox = np.broadcast_to(lo[:, None], x.shape)
+    den = np.maximum(u, lox).astype(np.float64)
+    mu = np.where(u > lox, 1.0, np.where(u == lox, 0.5, 0.0))
+    q = x64 / (den * den)
+    return x64 / den, 1 / den - q * v64 * mu, -q * x64 * mu, -q * mu, -q * (1 - mu)
+
+
+def row_apply_gate(y, x, v, lo, hi, scale, offset, gate, n_threads=1):
+    """y = f*scale[r] + offset[r]; gate 0: f = x*sigmoid(v[r]*x), gate 1: f = x/max(lo[r], v[r]*x + hi[r])."""
+    f = lambda a: a.astype(np.float64)[:, None]  # noqa: E731
+    y[...] = _gate(x, v, lo, hi, gate)[0] * f(scale) + f(offset)
+
+
+def row_backward_sums_gate(sdy, sdyf, sdv, shi, slo, dy, x, v, lo, hi, gate, n_threads=1):
+    """Per row: sdy = sum(dy), sdyf = sum(dy*f), sdv, shi, slo = sum(dy * df/dv, df/dhi, df/dlo)."""
+    f, _, fv, fh, fl = _gate(x, v, lo, hi, gate)
+    dy64 = dy.astype(np.float64)
+    sdy[...] = dy64.sum(axis=1)
+    sdyf[...] = (dy64 * f).sum(axis=1)
+    sdv[...] = (dy64 * fv).sum(axis=1)
+    shi[...] = (dy64 * fh).sum(axis=1)
+    slo[...] = (dy64 * fl).sum(axis=1)
+
+
+def row_backward_apply_gate(dx, dy, x, a, shift, b, k, v, lo, hi, gate, n_threads=1):
+    """dx = a[r]*dy*df/dx + b[r]*(x - shift[r]) + k[r]."""
+    f = lambda a_: a_.astype(np.float64)[:, None]  # noqa: E731
+    fx = _gate(x, v, lo, hi, gate)[1]
+    dx[...] = f(a) * dy.astype(np.float64) * fx + f(b) * (x.astype(np.float64) - f(shift)) + f(k)

@@ -339,6 +339,16 @@ class _ChannelNorm(Function):
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(x3.shape)
         k = kernels.kernels()
         dx = np.empty_like(x3) if self.needs_input_grad[0] else None
+        if len(self.bounds) == 1:
+            # NOTE: one chunk (Batch Renorm): batch norm's fused backward kernel with weight*r; one kernel call
+            # instead of two and no coefficients in NumPy: about half the time of the phases at 16x32x8x8
+            sxhat, sdy = np.empty(c, dtype), np.empty(c, dtype)
+            k.batch_norm_backward(dx if dx is not None else np.empty_like(x3), sxhat, sdy, dy, x3, self.mean[0],
+                                  self.rstd[0], self.scale.astype(dtype))
+            dweight = (self.r * sxhat.astype(np.float64) + self.d * sdy.astype(np.float64)).astype(dtype)
+            return _grads_for(self, None if dx is None else dx.reshape(self.shape), dweight, sdy)
+        # NOTE: sums then apply chunk by chunk: a chunk is still in cache for its apply (computing every chunk's
+        # coefficients at once between two passes over the whole batch measured 0.83x at 32x64x16x16)
         sdyx_rstd, sdy_all = np.zeros(c), np.zeros(c)
         for i, (n0, n1) in enumerate(self.bounds):
             sdy, sdyx = np.empty(c), np.empty(c)

@@ -9,8 +9,10 @@ and the coefficients between them (``minigrad.kernels.coefficients``), so it run
   tlu                   max(x, tau) alone: a composed autograd op (``Tensor.maximum``)
   filter_response_norm_tlu  FRN then TLU in the same node, the max fused into the apply pass and the backward
                         passes (the ``row_*_max`` phases): fewer passes over the data, measured faster
-  evonorm_b0/s0         the standard deviations of the reduction sets are phase nodes (``_SetStd``); the gate
-                        (max, sigmoid) and the division are composed autograd ops
+  evonorm_b0/s0         rows layout (N*C rows of S values), one autograd node (``_EvoNorm``): the statistics
+                        phases, then the gate (S0's x*sigmoid(v*x), B0's x/max(...)), the division and the affine
+                        fused into one apply pass and its backward into the sums and backward-apply passes (the
+                        ``row_*_gate`` phases); measured faster than the composed ops (docs/perf/norm-family.md)
 Inputs are validated here, with the same rules and messages as ``norm.py``.
 """
 import math
@@ -305,6 +307,121 @@ class _SetStd(Function):
         return ((d * d).mean(axes) + self.eps).sqrt()
 
 
+class _EvoNorm(Function):
+    """EvoNorm over x viewed as rows (N*C, S), one node on the gate phases (contract: ``row_*_gate``). Per row r =
+    (n, c): y = f*scale[r] + offset[r] with
+      S0 (gate 0): f = x*sigmoid(v[c]*x), scale = weight[c]/std of the row's group (the group's statistics by
+                   ``row_stats`` on x viewed as (N*G, (C/G)*S)), offset = bias[c]
+      B0 (gate 1): f = x/max(lo, v[c]*x + hi), hi = the instance std of row r (``row_stats``), lo = the batch
+                   std of channel c (combined from the instance statistics; in eval the running one, a constant),
+                   scale = weight[c], offset = bias[c]
+    Backward: the gate sums give per row sum(dy), sum(dy*f) and the sums of dy times df/dv, df/dhi, df/dlo; then
+    dx = a*dy*df/dx + b*(x - shift) + k, where b*(x - shift) + k carries the standard deviations' own backward
+    (d std/dx_i = (x_i - mean)/(M*std) of each set: the group for S0; the instance and, in training, the batch for
+    B0). Parents: x, v, then weight, bias (those present)."""
+
+    @ieee_when_eps0
+    def forward(self, x, v, *params, gate, num_groups, running_var, has_weight, has_bias, eps):
+        self.gate, self.num_groups = gate, num_groups
+        self.running_var = None if running_var is None else running_var.copy()
+        self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
+        n, c = x.shape[0], x.shape[1]
+        dtype = x.dtype
+        x2 = np.ascontiguousarray(x).reshape(n * c, -1)
+        s = x2.shape[1]
+        w, b = _affine(params[0] if has_weight else None, params[1 if has_weight else 0] if has_bias else None,
+                       c, dtype)
+        self.w64 = np.broadcast_to(w.astype(np.float64), (n, c))
+        k = kernels.kernels()
+        rows = lambda a: np.ascontiguousarray(np.broadcast_to(a, (n, c)), dtype).reshape(-1)  # noqa: E731
+        self.v = rows(v)
+        offset = rows(b)
+        if gate == 0:
+            per = c // num_groups
+            gm, gm2 = np.empty(n * num_groups), np.empty(n * num_groups)
+            k.row_stats(gm, gm2, x2.reshape(n * num_groups, per * s), True)
+            grstd = coefficients.rstd(gm2, per * s, eps).reshape(n, num_groups)
+            self.gmean, self.grstd, self.count = gm.reshape(n, num_groups), grstd, per * s
+            scale = rows(np.repeat(grstd, per, axis=1) * self.w64)
+            self.lo = self.hi = self.v  # NOTE: gate 0 reads neither
+        else:
+            im, im2 = np.empty(n * c), np.empty(n * c)
+            k.row_stats(im, im2, x2, True)
+            im, im2 = im.reshape(n, c), im2.reshape(n, c)
+            self.imean, self.irstd = im, coefficients.rstd(im2, s, eps)
+            if running_var is None:
+                # NOTE: the batch statistics from the instance ones (Chan et al.: the channel's m2 is the rows' m2
+                # plus S times the squared deviations of the row means), no pass of their own over x
+                self.mean = im.mean(axis=0)
+                dev = im - self.mean
+                self.rstd = coefficients.rstd(im2.sum(axis=0) + s * (dev * dev).sum(axis=0), n * s, eps)
+                lo = 1.0 / self.rstd
+            else:
+                lo = np.sqrt(running_var.astype(np.float64) + eps)
+            # NOTE: both standard deviations rounded to X, as the composed ops hold them
+            self.lo, self.hi = rows(lo.astype(dtype)), rows((1.0 / self.irstd).astype(dtype))
+            scale = rows(w)
+        y = np.empty_like(x2)
+        k.row_apply_gate(y, x2, self.v, self.lo, self.hi, scale, offset, gate)
+        self.x2, self.shape = x2, x.shape
+        return y.reshape(x.shape)
+
+    @ieee_when_eps0
+    def backward(self, g):
+        x2 = self.x2
+        (r, s), dtype = x2.shape, x2.dtype
+        n, c = self.shape[0], self.shape[1]
+        dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
+        k = kernels.kernels()
+        sums = [np.empty(r) for _ in range(5)]
+        k.row_backward_sums_gate(*sums, dy, x2, self.v, self.lo, self.hi, self.gate)
+        sdy, sdyf, sdv, shi, slo = (a.reshape(n, c) for a in sums)
+        w64 = self.w64
+        if self.gate == 0:
+            per = c // self.num_groups
+            rstd = np.repeat(self.grstd, per, axis=1)
+            # NOTE: y = f*w/std + b, so d/d(1/std) of the group = sum(dy*f*w); d std/dx_i = (x_i - mean)/(M*std)
+            dinv = (w64 * sdyf).reshape(n, self.num_groups, per).sum(axis=2)
+            bg = -dinv * self.grstd ** 3 / self.count
+            a, b1, m1 = w64 * rstd, np.repeat(bg, per, axis=1), np.repeat(self.gmean, per, axis=1)
+            b2 = m2 = None
+            dweight, dv = (sdyf * rstd).sum(axis=0), (w64 * rstd * sdv).sum(axis=0)
+        else:
+            # NOTE: hi = the instance std, lo = the batch std (training), each with d std/dx_i = (x_i - mean)/(M*std)
+            a, b1, m1 = w64, w64 * shi * self.irstd / s, self.imean
+            b2 = m2 = None
+            if self.running_var is None:
+                b2, m2 = (w64 * slo).sum(axis=0) * self.rstd / (n * s), self.mean
+            dweight, dv = sdyf.sum(axis=0), (w64 * sdv).sum(axis=0)
+        grads = [None, dv.astype(dtype)]
+        if self.needs_input_grad[0]:
+            shift = m1.astype(dtype)
+            b, kk = b1, b1 * (shift - m1)
+            if b2 is not None:
+                b, kk = b + b2, kk + b2 * (shift - m2)
+            dx = np.empty_like(x2)
+            rows = lambda v: np.ascontiguousarray(np.broadcast_to(v, (n, c)), dtype).reshape(-1)  # noqa: E731
+            k.row_backward_apply_gate(dx, dy, x2, rows(a), rows(shift), rows(b), rows(kk), self.v, self.lo, self.hi,
+                                      self.gate)
+            grads[0] = dx.reshape(self.shape)
+        if self.has_weight:
+            grads.append(dweight.astype(dtype))
+        if self.has_bias:
+            grads.append(sdy.sum(axis=0).astype(dtype))
+        return tuple(grads)
+
+    def compose(self, x, v, *params):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
+        weight = params[0] if self.has_weight else None
+        bias = params[1 if self.has_weight else 0] if self.has_bias else None
+        if self.gate == 0:
+            return _evonorm_s0_composed(x, v, self.num_groups, weight, bias, self.eps)
+        if self.running_var is None:
+            batch_std = _SetStd.apply(x, rows=None, eps=self.eps)
+        else:
+            batch_std = Tensor(np.sqrt(self.running_var.astype(np.float64) + self.eps).astype(x.dtype))
+        return _evonorm_b0_composed(x, v, batch_std, weight, bias, self.eps)
+
+
 def _check_evonorm(fn, input, v, weight, bias):
     _check_input(fn, input, 3)
     c = input.shape[1]
@@ -332,8 +449,11 @@ def evonorm_b0(input: Tensor, v: Tensor, running_var: Tensor | None = None, weig
     variance per sample and channel, both biased. In training the batch variance is the batch's and, when
     ``running_var`` is given, it is updated in place as batch norm's (momentum, unbiased); in eval
     (``training=False``) ``running_var`` replaces it and is required, so the output uses only running statistics
-    (and each sample's own instance variance). The two standard deviations are phase nodes (``_SetStd``: the
-    channels and rows statistics phases); the max, the product v*x and the division are composed autograd ops.
+    (and each sample's own instance variance). One node (``_EvoNorm``): the instance statistics (``row_stats``; the
+    batch's are combined from them), then v*x, the max, the division and the affine fused into one apply pass
+    (``row_apply_gate`` with gate 1) and their backward into the sums and backward-apply passes; fused because
+    that measures faster than the composed ops (docs/perf/norm-family.md). Ties of the max split the gradient
+    evenly, as ``torch.maximum``. Double backward composes the same formula from Tensor ops.
 
     Shape:
         - input (N, C, *) with at least one spatial dim; v, running_var, weight, bias (C,).
@@ -347,21 +467,26 @@ def evonorm_b0(input: Tensor, v: Tensor, running_var: Tensor | None = None, weig
         raise ValueError(f"{fn}: running_var is required when training=False")
     if input.size == 0:
         return _empty_like(input, v, weight, bias)
+    if training and input.size // c <= 1:
+        raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "
+                         f"{input.shape}")
+    if training and rv is not None:
+        momentum = check_momentum(fn, momentum)
+    out, node = _EvoNorm.apply_with_ctx(input, v, *_params(weight, bias), gate=1, num_groups=None,
+                                        running_var=None if training else rv, has_weight=weight is not None,
+                                        has_bias=bias is not None, eps=eps)
+    if training and rv is not None:
+        count = input.size // c
+        # NOTE: through _host, reading the node when it runs, so that minigrad.compile's replay updates it
+        _host(lambda rv: _update_running(None, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum, eps,
+                                         count), rv)
+    return out
+
+
+def _evonorm_b0_composed(input, v, batch_std, weight, bias, eps):
+    """EvoNorm-B0 as composed Tensor ops (the double backward of ``_EvoNorm``), ``batch_std`` (C,) given."""
+    c = input.shape[1]
     s = input.size // (input.shape[0] * c)
-    if training:
-        if input.size // c <= 1:
-            raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "
-                             f"{input.shape}")
-        batch_std, node = _SetStd.apply_with_ctx(input, rows=None, eps=eps)
-        if rv is not None:
-            momentum = check_momentum(fn, momentum)
-            count = input.size // c
-            # NOTE: through _host, reading the node when it runs, so that minigrad.compile's replay updates it
-            _host(lambda rv: _update_running(None, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum,
-                                             eps, count), rv)
-    else:
-        dt = input.dtype
-        batch_std = Tensor(_host(lambda rv: np.sqrt(rv.astype(np.float64) + eps).astype(dt), rv))
     instance_std = _SetStd.apply(input, rows=s, eps=eps).reshape(input.shape[0], c, *([1] * (input.ndim - 2)))
     den = _per_channel(batch_std, input.ndim).maximum(_per_channel(v, input.ndim) * input + instance_std)
     return _affine_tensor(input / den, weight, bias)
@@ -372,8 +497,11 @@ def evonorm_s0(input: Tensor, v: Tensor, num_groups: int = 32, weight: Tensor | 
     """EvoNorm-S0 (Liu et al., 2020, "Evolving Normalization-Activation Layers"), batch independent:
         y = x * sigmoid(v*x) / sqrt(s2_{C/G,S}(x) + eps) * weight + bias
     with s2_{C/G,S} the (biased) variance of each sample's group of C/G channels over those channels and the
-    spatial dims (group norm's sets). The group standard deviation is a phase node (``_SetStd`` on rows of
-    (C/G)*S values); the gate x*sigmoid(v*x) and the division are composed autograd ops.
+    spatial dims (group norm's sets). One node (``_EvoNorm``): the group statistics (``row_stats`` on rows of
+    (C/G)*S values), then the gate x*sigmoid(v*x), the division and the affine fused into one apply pass
+    (``row_apply_gate`` with gate 0) and their backward into the sums and backward-apply passes; fused because
+    that measures faster than the composed ops (docs/perf/norm-family.md). Double backward composes the same
+    formula from Tensor ops.
 
     Shape:
         - input (N, C, *) with at least one spatial dim and C divisible by num_groups; v, weight, bias (C,).
@@ -385,6 +513,13 @@ def evonorm_s0(input: Tensor, v: Tensor, num_groups: int = 32, weight: Tensor | 
     eps = check_eps(fn, eps)
     if input.size == 0:
         return _empty_like(input, v, weight, bias)
+    return _EvoNorm.apply(input, v, *_params(weight, bias), gate=0, num_groups=num_groups, running_var=None,
+                          has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+
+
+def _evonorm_s0_composed(input, v, num_groups, weight, bias, eps):
+    """EvoNorm-S0 as composed Tensor ops (the double backward of ``_EvoNorm``)."""
+    n = input.shape[0]
     group = input.size // (n * num_groups)
     group_std = _SetStd.apply(input, rows=group, eps=eps).reshape(n, num_groups, 1)
     gated = input * (_per_channel(v, input.ndim) * input).sigmoid()
