@@ -230,6 +230,29 @@ def test_second_derivative_matches_torch_eigh_composition():
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-8, atol=1e-10 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("C", [6, 5])
+def test_eval_float32_matches_float64(C):
+    """Eval runs in x's dtype (one float32 GEMM per group): output and dx against the same running statistics in
+    float64, with (C=6) and without (C=5) whole groups."""
+    m64 = nn.DecorrelatedBatchNorm2d(C, group_size=2).double()
+    for seed in range(2):
+        m64(mg.Tensor(data((8, C, 3, 3), seed=20 + seed)))
+    m32 = nn.DecorrelatedBatchNorm2d(C, group_size=2)
+    m32.load_state_dict({k: np.asarray(v) for k, v in m64.state_dict().items()})
+    m32 = m32.to(np.float32)
+    x0, dy = data((4, C, 3, 3), seed=5), data((4, C, 3, 3), seed=6)
+    got = []
+    for m, dtype in ((m32, np.float32), (m64, np.float64)):
+        m.eval()
+        x = mg.Tensor(x0.astype(dtype), requires_grad=True)
+        y = m(x)
+        (y * mg.Tensor(dy.astype(dtype))).sum().backward()
+        got.append((y.numpy(), x.grad.numpy()))
+    for a, b, what in zip(got[0], got[1], ("y", "dx")):
+        assert a.dtype == np.float32, what
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max(), err_msg=what)  # float32 rounding
+
+
 def test_bad_arguments_raise_naming_them():
     with pytest.raises(ValueError, match="group_size"):
         nn.DecorrelatedBatchNorm2d(4, group_size=0)

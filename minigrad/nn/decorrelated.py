@@ -37,21 +37,6 @@ from minigrad.tensor import Function, Tensor, _host, concatenate
 # Layout legend: N batch, C channels, S = H*W, G groups, g group size, m = N*S samples per channel.
 
 
-def _blocks(x, G, g):
-    """(N, C, *) -> (N, G, g, S) in float64 (a copy), channels padded with zeros up to G*g. NOTE: the groups stay
-    in place (no transpose to (G, g, N*S)): the products below batch over N and G."""
-    N, C = x.shape[:2]
-    xs = x.reshape(N, C, -1)
-    if G * g != C:
-        xs = np.concatenate([xs, np.zeros((N, G * g - C, xs.shape[2]), xs.dtype)], axis=1)
-    return xs.reshape(N, G, g, -1).astype(np.float64)
-
-
-def _unblocks(z, shape, dtype):
-    """(N, G, g, S) -> ``shape`` (N, C, *) of ``dtype``, dropping the padding."""
-    return z.reshape(shape[0], -1, z.shape[-1])[:, :shape[1]].astype(dtype).reshape(shape)
-
-
 def _sym(a):
     return 0.5 * (a + np.swapaxes(a, -1, -2))
 
@@ -220,21 +205,35 @@ class _ZCAWhiten(Function):
         return z * weight.reshape(shape) + bias.reshape(shape)
 
 
+def _apply_blocks(F, xs, G, g):
+    """(N, C, S) -> (N, C, S): F (G, g, g) applied to each group's channels, one batched GEMM in xs's dtype (the
+    output's layout directly when C = G*g; otherwise through zero-padded blocks)."""
+    N, C, S = xs.shape
+    F = F.astype(xs.dtype, copy=False)
+    if G * g == C:
+        y = np.empty_like(xs)
+        np.matmul(F, xs.reshape(N, G, g, S), out=y.reshape(N, G, g, S))
+        return y
+    X = np.empty((N, G, g, S), xs.dtype)
+    _put(X, xs)
+    return np.matmul(F, X).reshape(N, G * g, S)[:, :C]
+
+
 class _ApplyWhitening(Function):
-    """Eval: Xhat = W (X - mean) with fixed W (G, g, g) and mean (C,); linear in x, so dX = W^T dXhat."""
+    """Eval: Xhat = W (X - mean) with fixed W (G, g, g) and mean (C,); linear in x, so dX = W^T dXhat. In x's
+    dtype (W and the mean are cast to it)."""
 
     def forward(self, x, mean, whitening):
-        G, g = whitening.shape[:2]
-        self.shape, self.dtype, self.W = x.shape, x.dtype, whitening.astype(np.float64)
-        X = _blocks(x - mean.reshape((1, -1) + (1,) * (x.ndim - 2)).astype(x.dtype), G, g)
-        return _unblocks(self.W @ X, x.shape, x.dtype)
+        self.shape, self.W = x.shape, whitening
+        xc = (x - mean.reshape((1, -1) + (1,) * (x.ndim - 2)).astype(x.dtype)).reshape(x.shape[0], x.shape[1], -1)
+        return _apply_blocks(whitening, xc, *whitening.shape[:2]).reshape(x.shape)
 
     def backward(self, dy):
-        G, g = self.W.shape[:2]
-        return _unblocks(np.swapaxes(self.W, 1, 2) @ _blocks(dy, G, g), self.shape, self.dtype), None, None
+        dx = _apply_blocks(np.swapaxes(self.W, 1, 2), dy.reshape(dy.shape[0], dy.shape[1], -1), *self.W.shape[:2])
+        return dx.reshape(self.shape), None, None
 
     def backward_graph(self, dy):  # NOTE: linear in x: dX = W^T dXhat is this op again, with W^T and no mean
-        zero = Tensor(np.zeros(self.shape[1], self.dtype))
+        zero = Tensor(np.zeros(self.shape[1], dy.dtype))
         return _ApplyWhitening.apply(dy, zero, Tensor(np.swapaxes(self.W, 1, 2))), None, None
 
 
