@@ -4,8 +4,17 @@
 (median over rounds). Results are checked against the torch composition before timing.
 
     PYTHONPATH=$PWD python scripts/norm_family_ab.py --methods EvoNormS0 EvoNormB0 [--before " composed"]
-        [--threads 1] [--rounds 15] [--backends cython] [--shapes 16x32x8x8 32x64x16x16] [--ops forward backward]
+        [--threads 1] [--dtype float32] [--rounds 15] [--backends cython] [--shapes 16x32x8x8 32x64x16x16] [--ops forward backward]
+
+``--before-file FILE``: the before variant is the same method with the classes of the module file FILE (e.g. an
+older checkout's minigrad/nn/decorrelated.py, imported on top of this tree's minigrad) in place of minigrad.nn's of
+the same name:
+
+    PYTHONPATH=$PWD python scripts/norm_family_ab.py --methods DecorrelatedBN2d \
+        --before-file /work/main/minigrad/nn/decorrelated.py --rounds 9
 """
+import contextlib
+import importlib.util
 import argparse
 import os
 import sys
@@ -26,6 +35,8 @@ def main():
     ap.add_argument("--backends", nargs="+", default=["cython"])
     ap.add_argument("--shapes", nargs="+", default=None)
     ap.add_argument("--ops", nargs="+", default=None)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--before-file", default=None, help="module file whose classes replace minigrad.nn's (before)")
     ap.add_argument("--target-ms", type=float, default=20.0, help="CPU time per variant per round")
     args = ap.parse_args()
     import torch
@@ -34,12 +45,31 @@ def main():
     import minigrad as mg
     from conftest import pin_threads
 
+    bench.DTYPE = np.dtype(args.dtype).type  # read by bench._arrays and the torch side's tensors
     pin_threads(args.threads)
     torch.set_num_threads(args.threads)
     shapes = bench.SHAPES if args.shapes is None else [tuple(map(int, s.split("x"))) for s in args.shapes]
     ops = args.ops or bench.OPS
     clock = time.process_time
-    print(f"threads {args.threads}, {args.rounds} interleaved rounds, float32, CPU time; load average "
+    swapped = {}
+    if args.before_file:
+        spec = importlib.util.spec_from_file_location("_norm_family_before", args.before_file)
+        old = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(old)
+        swapped = {k: v for k, v in vars(old).items()
+                   if isinstance(v, type) and v.__module__ == old.__name__ and hasattr(mg.nn, k)}
+
+    @contextlib.contextmanager
+    def before_classes():
+        saved = {k: getattr(mg.nn, k) for k in swapped}
+        try:
+            for k, v in swapped.items():
+                setattr(mg.nn, k, v)
+            yield
+        finally:
+            for k, v in saved.items():
+                setattr(mg.nn, k, v)
+    print(f"threads {args.threads}, {args.rounds} interleaved rounds, {args.dtype}, CPU time; load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print("| backend | method | op | shape | new | before | torch ops | new vs before | new vs torch ops "
           "| before vs torch ops |")
@@ -53,7 +83,10 @@ def main():
                 for op in ops:
                     mg.set_backend(name)
                     variants = {"new": bench._minigrad(method, a, op)}
-                    if before in bench.METHODS:
+                    if swapped:
+                        with before_classes():
+                            variants["before"] = bench._minigrad(method, a, op)
+                    elif before in bench.METHODS:
                         variants["before"] = bench._minigrad(before, a, op)
                     variants["torch"] = bench._torch(torch, method, a, op)
                     ref_run, ref = variants["torch"]

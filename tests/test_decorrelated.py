@@ -87,6 +87,37 @@ def test_forward_matches_numpy_reference(dtype, C, group_size):
                                atol=TOL[dtype] * 10)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("C,group_size", [(8, 4), (7, 3)])
+@pytest.mark.parametrize("offset,scale", [(1e3, 1.0), (1.0, 1e-3)], ids=["large-mean", "tiny-variance"])
+def test_float32_statistics_on_large_mean_and_tiny_variance(backend, C, group_size, offset, scale):
+    """The float32 path (float32 passes over x, float64 g x g statistics) against the float64 module on the same
+    float32 data: output, the three gradients and the running statistics, with correlated channels on a large
+    mean (1e3, std about 1) or a tiny spread (mean 1, std about 1e-3). Both need the data centered before the
+    covariance product: E[x x^T] - mu mu^T in float32 loses every digit here."""
+    rng = np.random.default_rng(3)
+    mix = rng.standard_normal((C, C)) + 2 * np.eye(C)
+    x32 = (offset + scale * np.einsum("dc,nchw->ndhw", mix, rng.standard_normal((8, C, 4, 4)))).astype(np.float32)
+    dy = rng.standard_normal(x32.shape)
+    w, b = 1 + 0.2 * rng.standard_normal(C), 0.1 * rng.standard_normal(C)
+    eps = 1e-5 * scale ** 2  # keeps the whitening well away from eps-dominated
+    out = {}
+    with mg.using_backend(backend):
+        for dtype in (np.float32, np.float64):
+            m = nn.DecorrelatedBatchNorm2d(C, group_size=group_size, eps=eps).to(dtype)
+            m.weight.data[...], m.bias.data[...] = w, b
+            x = mg.Tensor(x32.astype(dtype), requires_grad=True)
+            y = m(x)
+            (y * mg.Tensor(dy.astype(dtype))).sum().backward()
+            out[dtype] = [y.numpy(), x.grad.numpy() * scale, m.weight.grad.numpy(), m.bias.grad.numpy(),
+                          m.running_mean.numpy(), m.running_cov.numpy() / scale ** 2,
+                          m.running_whitening.numpy() * scale]
+    for got, want, what in zip(out[np.float32], out[np.float64],
+                               ("y", "dx", "dweight", "dbias", "running_mean", "running_cov", "running_whitening")):
+        assert got.dtype == np.float32, what
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=2e-3 * np.abs(want).max(), err_msg=what)
+
+
 def test_running_statistics_are_the_papers_averages():
     x1, x2 = data((8, 4, 3, 3)), data((8, 4, 3, 3), seed=5)
     m = nn.DecorrelatedBatchNorm2d(4, group_size=2, momentum=0.3).double()
@@ -197,6 +228,29 @@ def test_second_derivative_matches_torch_eigh_composition():
     for got, want in ((y, yt), (gx, gt), (hx, ht)):
         want = want.detach().numpy()
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-8, atol=1e-10 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("C", [6, 5])
+def test_eval_float32_matches_float64(C):
+    """Eval runs in x's dtype (one float32 GEMM per group): output and dx against the same running statistics in
+    float64, with (C=6) and without (C=5) whole groups."""
+    m64 = nn.DecorrelatedBatchNorm2d(C, group_size=2).double()
+    for seed in range(2):
+        m64(mg.Tensor(data((8, C, 3, 3), seed=20 + seed)))
+    m32 = nn.DecorrelatedBatchNorm2d(C, group_size=2)
+    m32.load_state_dict({k: np.asarray(v) for k, v in m64.state_dict().items()})
+    m32 = m32.to(np.float32)
+    x0, dy = data((4, C, 3, 3), seed=5), data((4, C, 3, 3), seed=6)
+    got = []
+    for m, dtype in ((m32, np.float32), (m64, np.float64)):
+        m.eval()
+        x = mg.Tensor(x0.astype(dtype), requires_grad=True)
+        y = m(x)
+        (y * mg.Tensor(dy.astype(dtype))).sum().backward()
+        got.append((y.numpy(), x.grad.numpy()))
+    for a, b, what in zip(got[0], got[1], ("y", "dx")):
+        assert a.dtype == np.float32, what
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max(), err_msg=what)  # float32 rounding
 
 
 def test_bad_arguments_raise_naming_them():

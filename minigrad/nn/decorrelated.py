@@ -15,7 +15,7 @@ Backward through the eigendecomposition (Daleckii-Krein): with G = dL/dW symmetr
 NOTE: for f = l^{-1/2} the divided difference simplifies exactly to K_ij = -1 / (s_i s_j (s_i + s_j)) with
 s = sqrt(lambda), which is also f'(l_i) on the diagonal; no 1/(l_i - l_j) is ever formed, so repeated or
 nearly repeated eigenvalues (always the case for the padding and for eps-dominated groups) are stable.
-Everything is computed in float64 and cast back to the input's dtype.
+The g x g algebra is float64; the passes over the activation run in its dtype (``_ZCAWhiten``).
 
 Double backward (``create_graph=True``): the same K in matrix form, dL/dSigma = -W Y W with Y the solution of the
 Sylvester equation S Y + Y S = G, S = Sigma^{1/2} (in the eigenbasis Y_ij = G_ij/(s_i + s_j), so
@@ -28,26 +28,13 @@ import numbers
 
 import numpy as np
 
+from minigrad import kernels
+from minigrad.kernels import coefficients
 from minigrad.kernels.rules import check_eps, check_momentum, float_dtype
 from minigrad.nn.module import Module, Parameter
 from minigrad.tensor import Function, Tensor, _host, concatenate
 
 # Layout legend: N batch, C channels, S = H*W, G groups, g group size, m = N*S samples per channel.
-
-
-def _blocks(x, G, g):
-    """(N, C, *) -> (N, G, g, S) in float64 (a copy), channels padded with zeros up to G*g. NOTE: the groups stay
-    in place (no transpose to (G, g, N*S)): the products below batch over N and G."""
-    N, C = x.shape[:2]
-    xs = x.reshape(N, C, -1)
-    if G * g != C:
-        xs = np.concatenate([xs, np.zeros((N, G * g - C, xs.shape[2]), xs.dtype)], axis=1)
-    return xs.reshape(N, G, g, -1).astype(np.float64)
-
-
-def _unblocks(z, shape, dtype):
-    """(N, G, g, S) -> ``shape`` (N, C, *) of ``dtype``, dropping the padding."""
-    return z.reshape(shape[0], -1, z.shape[-1])[:, :shape[1]].astype(dtype).reshape(shape)
 
 
 def _sym(a):
@@ -106,40 +93,103 @@ class _InvSqrtSym(Function):
         return -(W @ _SylvesterSym.apply(S, _sym_t(g)) @ W)
 
 
-class _ZCAWhiten(Function):
-    """Training: whiten each group with its batch covariance. Saves Xc, U, s; ``mean``, ``cov``, ``whitening``
-    (batch statistics, float64) are left on the context for the running averages."""
+def _put(dst, src):
+    """Copy ``src`` (N, C, S) into the blocks ``dst`` (N, G, g, S) (a view), zeros in the padding past C."""
+    N, G, g, S = dst.shape
+    C = src.shape[1]
+    if G * g == C:
+        dst[...] = src.reshape(N, G, g, S)
+        return
+    r = C - (G - 1) * g
+    dst[:, :G - 1] = src[:, :(G - 1) * g].reshape(N, G - 1, g, S)
+    dst[:, G - 1, :r] = src[:, (G - 1) * g:]
+    dst[:, G - 1, r:] = 0
 
-    def forward(self, x, G, g, eps):
-        self.shape, self.dtype, self.G, self.g, self.eps = x.shape, x.dtype, G, g, eps
-        xc = _blocks(x, G, g)  # (N, G, g, S)
-        m = xc.shape[0] * xc.shape[3]
-        mean = xc.mean(axis=(0, 3), keepdims=True)
-        xc -= mean
-        self.mean = mean.reshape(G, g, 1)
-        self.cov = (xc @ np.swapaxes(xc, -1, -2)).sum(axis=0) / m  # biased, without eps
-        lam, U = np.linalg.eigh(self.cov + eps * np.eye(g))
+
+def _padded(v, n, fill):
+    """(C,) -> (n,) float64, ``fill`` past C."""
+    out = np.full(n, fill, np.float64)
+    out[:v.shape[0]] = v
+    return out
+
+
+class _ZCAWhiten(Function):
+    """Training: y = weight * W (x - mean) + bias per group, W from the batch covariance (the affine is part of the
+    op). ``mean``, ``cov``, ``whitening`` (batch statistics, float64) are left on the context for the running
+    averages.
+
+    The passes over the activation run in the inputs' common dtype (float32 stays float32); the g x g statistics,
+    the eigendecomposition and the backward's coefficients are float64. Forward: batch norm's statistics phase (the
+    mean, float64 accumulation) and apply phase write Xc = x - mean (N, G, g, S) once, so the covariance product
+    sum Xc Xc^T never cancels (a large mean or a tiny variance costs no accuracy); y = (diag(w) W) Xc is one
+    batched GEMM writing the output's layout, then + bias in place. Backward: one buffer B (N, G, 2g+1, S) holds,
+    per group, rows [dY; Xc; 1], and
+        [dY] [Xc; 1]^T -> P = sum dY Xc^T and sum dY (dbias);  dweight = diag(P W^T)
+        dx = [M, A, -M sum(dY)/m] [dY; Xc; 1],  M = W diag(w), A = 2/m dL/dSigma
+    two batched GEMMs (centering's backward, dx = dxc - mean(dxc), is the constant column: mean(A Xc) = 0)."""
+
+    def forward(self, x, weight, bias, G, g, eps):
+        dt = np.result_type(x.dtype, weight.dtype, bias.dtype)
+        self.shape, self.dtypes, self.G, self.g, self.eps = x.shape, (x.dtype, weight.dtype, bias.dtype), G, g, eps
+        N, C = x.shape[:2]
+        xs = np.ascontiguousarray(x.reshape(N, C, -1), dt)
+        S, Cp = xs.shape[2], G * g
+        m = N * S
+        if Cp != C:
+            xs = np.concatenate([xs, np.zeros((N, Cp - C, S), dt)], axis=1)
+        # centering: batch norm's statistics and apply phases (one pass each; the mean in float64)
+        k = kernels.kernels()
+        mean, m2 = np.empty(Cp), np.empty(Cp)
+        k.channel_stats(mean, m2, xs, True)
+        xc = np.empty((N, Cp, S), dt)
+        k.channel_apply(xc, xs, *coefficients.forward(mean, np.ones(Cp), dt))
+        xc = xc.reshape(N, G, g, S)
+        # NOTE: two products, not Xc @ Xc^T: numpy sends A @ A^T to syrk, several times slower here
+        h = g // 2 + 1
+        XcT = np.swapaxes(xc, -1, -2)
+        cov = np.concatenate([np.matmul(xc[:, :, :h], XcT).sum(axis=0, dtype=np.float64),
+                              np.matmul(xc[:, :, h:], XcT).sum(axis=0, dtype=np.float64)], axis=1) / m
+        lam, U = np.linalg.eigh(cov + eps * np.eye(g))  # cov: biased, without eps
         # NOTE: lambda >= eps in exact arithmetic; the clamp only removes rounding below it
         s = np.sqrt(np.maximum(lam, eps))
-        self.whitening = (U / s[:, None, :]) @ np.swapaxes(U, 1, 2)
-        self.xc, self.U, self.s, self.m = xc, U, s, m
-        return _unblocks(self.whitening @ xc, x.shape, x.dtype)
+        W = (U / s[:, None, :]) @ np.swapaxes(U, 1, 2)
+        w = _padded(weight, Cp, 1.0).reshape(G, g)
+        b = _padded(bias, Cp, 0.0)
+        y = np.empty((N, Cp, S), dt)
+        np.matmul((W * w[:, :, None]).astype(dt), xc, out=y.reshape(N, G, g, S))  # diag(w) W Xc
+        k.channel_apply(y, y, np.zeros(Cp, dt), np.ones(Cp, dt), b.astype(dt))  # + bias, in place
+        self.mean, self.cov, self.whitening = mean.reshape(G, g, 1), cov, W
+        self.xc, self.U, self.s, self.m, self.w = xc, U, s, m, w
+        return (y if Cp == C else y[:, :C]).reshape(x.shape)
 
     def backward(self, dy):
-        m, U, s, xc, W = self.m, self.U, self.s, self.xc, self.whitening
-        dY = _blocks(dy, self.G, self.g)
-        Ut = np.swapaxes(U, 1, 2)
+        G, g, m, U, s, W, w, xc = self.G, self.g, self.m, self.U, self.s, self.whitening, self.w, self.xc
+        N, C = self.shape[:2]
+        S = xc.shape[3]
+        B = np.empty((N, G, 2 * g + 1, S), xc.dtype)  # rows [dY; Xc; 1] per group (the class docstring)
+        _put(B[:, :, :g], dy.reshape(N, C, -1))
+        B[:, :, g:2 * g] = xc
+        B[:, :, 2 * g] = 1
+        P1 = np.matmul(B[:, :, :g], np.swapaxes(B[:, :, g:], -1, -2)).sum(axis=0, dtype=np.float64)  # (G, g, g+1)
+        sdy = P1[:, :, g]  # sum dY per channel: dbias
+        P = P1[:, :, :g]  # sum dY Xc^T
+        dweight = np.einsum("kij,kij->ki", P, W)  # diag(P W^T), W symmetric
         # term 1: through Xc directly (W is symmetric); term 2: through W(Sigma(Xc))
-        dxc = W @ dY
-        dW = _sym((dY @ np.swapaxes(xc, -1, -2)).sum(axis=0))
+        dW = _sym(w[:, :, None] * P)
+        Ut = np.swapaxes(U, 1, 2)
         K = -1.0 / (s[:, :, None] * s[:, None, :] * (s[:, :, None] + s[:, None, :]))
-        dsigma = U @ (K * (Ut @ dW @ U)) @ Ut
-        dxc += (2.0 / m) * dsigma @ xc
-        # centering: dX = dXc - mean(dXc)
-        dxc -= dxc.mean(axis=(0, 3), keepdims=True)
-        return _unblocks(dxc, self.shape, self.dtype)
+        A = (2.0 / m) * (U @ (K * (Ut @ dW @ U)) @ Ut)
+        M = W * w[:, None, :]  # W diag(w)
+        c = -(M @ sdy[:, :, None]) / m  # centering's backward (mean(A Xc) = 0)
+        F = np.concatenate([M, A, c], axis=2).astype(B.dtype)
+        dx = np.empty((N, G * g, S), B.dtype)
+        np.matmul(F, B, out=dx.reshape(N, G, g, S))
+        dx = dx if G * g == C else dx[:, :C]
+        xd, wd, bd = self.dtypes
+        return (dx.reshape(self.shape).astype(xd, copy=False), dweight.reshape(-1)[:C].astype(wd),
+                sdy.reshape(-1)[:C].astype(bd))
 
-    def compose(self, x):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops, in float64
+    def compose(self, x, weight, bias):  # NOTE: the double backward (create_graph=True): Tensor ops, float64
         G, g, eps = self.G, self.g, self.eps
         N, C = self.shape[:2]
         xs = x.astype(np.float64).reshape(N, C, -1)
@@ -150,24 +200,40 @@ class _ZCAWhiten(Function):
         sigma = xc @ xc.transpose(-1, -2) * (1.0 / X.shape[2]) + Tensor(eps * np.eye(g))
         z = _InvSqrtSym.apply(sigma) @ xc
         z = z.reshape(G, g, N, -1).transpose(2, 0, 1, 3).reshape(N, G * g, -1)[:, :C]
-        return z.reshape(self.shape).astype(self.dtype)
+        z = z.reshape(self.shape).astype(np.result_type(*self.dtypes))
+        shape = (1, C) + (1,) * (len(self.shape) - 2)
+        return z * weight.reshape(shape) + bias.reshape(shape)
+
+
+def _apply_blocks(F, xs, G, g):
+    """(N, C, S) -> (N, C, S): F (G, g, g) applied to each group's channels, one batched GEMM in xs's dtype (the
+    output's layout directly when C = G*g; otherwise through zero-padded blocks)."""
+    N, C, S = xs.shape
+    F = F.astype(xs.dtype, copy=False)
+    if G * g == C:
+        y = np.empty_like(xs)
+        np.matmul(F, xs.reshape(N, G, g, S), out=y.reshape(N, G, g, S))
+        return y
+    X = np.empty((N, G, g, S), xs.dtype)
+    _put(X, xs)
+    return np.matmul(F, X).reshape(N, G * g, S)[:, :C]
 
 
 class _ApplyWhitening(Function):
-    """Eval: Xhat = W (X - mean) with fixed W (G, g, g) and mean (C,); linear in x, so dX = W^T dXhat."""
+    """Eval: Xhat = W (X - mean) with fixed W (G, g, g) and mean (C,); linear in x, so dX = W^T dXhat. In x's
+    dtype (W and the mean are cast to it)."""
 
     def forward(self, x, mean, whitening):
-        G, g = whitening.shape[:2]
-        self.shape, self.dtype, self.W = x.shape, x.dtype, whitening.astype(np.float64)
-        X = _blocks(x - mean.reshape((1, -1) + (1,) * (x.ndim - 2)).astype(x.dtype), G, g)
-        return _unblocks(self.W @ X, x.shape, x.dtype)
+        self.shape, self.W = x.shape, whitening
+        xc = (x - mean.reshape((1, -1) + (1,) * (x.ndim - 2)).astype(x.dtype)).reshape(x.shape[0], x.shape[1], -1)
+        return _apply_blocks(whitening, xc, *whitening.shape[:2]).reshape(x.shape)
 
     def backward(self, dy):
-        G, g = self.W.shape[:2]
-        return _unblocks(np.swapaxes(self.W, 1, 2) @ _blocks(dy, G, g), self.shape, self.dtype), None, None
+        dx = _apply_blocks(np.swapaxes(self.W, 1, 2), dy.reshape(dy.shape[0], dy.shape[1], -1), *self.W.shape[:2])
+        return dx.reshape(self.shape), None, None
 
     def backward_graph(self, dy):  # NOTE: linear in x: dX = W^T dXhat is this op again, with W^T and no mean
-        zero = Tensor(np.zeros(self.shape[1], self.dtype))
+        zero = Tensor(np.zeros(self.shape[1], dy.dtype))
         return _ApplyWhitening.apply(dy, zero, Tensor(np.swapaxes(self.W, 1, 2))), None, None
 
 
@@ -245,17 +311,17 @@ class DecorrelatedBatchNorm2d(Module):
         if x.dtype.kind != "f":
             raise TypeError(f"{owner}: input must be floating point, got {x.dtype}")
         if not self.training:
+            shape = (1, self.num_features, 1, 1)
             xhat = _ApplyWhitening.apply(x, self.running_mean, self.running_whitening)
-        else:
-            m = x.shape[0] * x.shape[2] * x.shape[3]
-            if m < 2:
-                raise ValueError(f"{owner}: expected more than 1 value per channel when training, got input of "
-                                 f"shape {x.shape}")
-            xhat, ctx = _ZCAWhiten.apply_with_ctx(x, G=self._G, g=self._g, eps=self.eps)
-            _host(lambda *bufs: self._update_running(ctx, m, *bufs), self.num_batches_tracked.data,
-                  self.running_mean.data, self.running_cov.data, self.running_whitening.data)
-        shape = (1, self.num_features, 1, 1)
-        return xhat * self.weight.reshape(shape) + self.bias.reshape(shape)
+            return xhat * self.weight.reshape(shape) + self.bias.reshape(shape)
+        m = x.shape[0] * x.shape[2] * x.shape[3]
+        if m < 2:
+            raise ValueError(f"{owner}: expected more than 1 value per channel when training, got input of "
+                             f"shape {x.shape}")
+        y, ctx = _ZCAWhiten.apply_with_ctx(x, self.weight, self.bias, G=self._G, g=self._g, eps=self.eps)
+        _host(lambda *bufs: self._update_running(ctx, m, *bufs), self.num_batches_tracked.data,
+              self.running_mean.data, self.running_cov.data, self.running_whitening.data)
+        return y
 
     def extra_repr(self):
         return f"{self.num_features}, group_size={self.group_size}, eps={self.eps}, momentum={self.momentum}"
