@@ -297,6 +297,8 @@ def conv2d_direct(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray we
     cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * (xl + yl)], cnp.PyArray_TYPE(x), 0)
     cdef void* p_y = ptr(y), *p_x = ptr(x), *p_w = ptr(weight), *p_wpk = ptr(wpk), *p_s = ptr(scratch)
     with nogil:
+        # NOTE: once per call, not per sample: each sample writes only xp's interior, the padding stays zero
+        memset(p_s, 0, n_threads * (xl + yl) * (4 if f32 else 8))
         if f32:
             mg_dconv_pack_f32(<float*>p_wpk, <float*>p_w, O, K)
             for n in prange(N, schedule='static', num_threads=n_threads):
@@ -332,6 +334,7 @@ def conv2d_direct_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not No
     cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * S * per], cnp.PyArray_TYPE(x), 0)
     cdef void* p_dw = ptr(dweight), *p_x = ptr(x), *p_dy = ptr(dy), *p_parts = ptr(parts), *p_s = ptr(scratch)
     with nogil:
+        memset(p_s, 0, n_threads * S * per * size)  # NOTE: once per call: each chunk writes only xp's interior
         if f32:
             for b in prange(chunks, schedule='static', num_threads=n_threads):
                 t = threadid()

@@ -167,14 +167,14 @@ static void NAME(T* wpk, const T* weight, ptrdiff_t O, ptrdiff_t K) {           
 MG_DCONV_PACK(mg_dconv_pack_f32, float)
 MG_DCONV_PACK(mg_dconv_pack_f64, double)
 
-/* y[n] (O, OH, OW) from x[n] (C, H, W): pad into xp, the tiles into ypw, then the valid columns into y.
-   xp, ypw: this thread's scratch of mg_dconv_xp_len and mg_dconv_ypw_len elements. */
+/* y[n] (O, OH, OW) from x[n] (C, H, W): x into xp's interior, the tiles into ypw, then the valid columns into y.
+   xp, ypw: this thread's scratch of mg_dconv_xp_len and mg_dconv_ypw_len elements; xp zeroed by the caller once per
+   call, not per sample: every sample writes the same interior positions, so the padding stays zero. */
 #define MG_DCONV_SAMPLE(NAME, T, SFX)                                                                                 \
 static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,                \
                  ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                               \
     ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp;                     \
     ptrdiff_t Obr = mg_round_up(O, mg_dconv_ob()), Qr = mg_round_up(OH * Wp, mg_dconv_pb(sizeof(T) == 4));            \
-    memset(xp, 0, mg_dconv_xp_len(C, H, W, kh, kw, ph, pw, sizeof(T) == 4) * sizeof(T));                              \
     for (ptrdiff_t c = 0; c < C; c++)                                                                                 \
         for (ptrdiff_t h = 0; h < H; h++)                                                                             \
             memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
@@ -295,7 +295,8 @@ MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2, double, __m256d, 4, 4, 12, __attribute__(
 /* Or: O rounded up to 64 bytes of T (a whole number of vectors in every variant) */
 static inline ptrdiff_t mg_dconv_wg_or(ptrdiff_t O, int f32) { return mg_round_up(O, f32 ? 16 : 8); }
 
-/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: S*(C*Hp*Wp + OH*OW*Or) elements */
+/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: S*(C*Hp*Wp + OH*OW*Or) elements,
+   its first S*C*Hp*Wp (xp) zeroed by the caller once per call (every chunk writes the same interior positions) */
 #define MG_DCONV_WG_CHUNK(NAME, T, SFX)                                                                               \
 static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,                 \
                  ptrdiff_t W, ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                  \
@@ -303,7 +304,6 @@ static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrd
     ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4);                                                                 \
     T* xp = scratch;                                                                                                  \
     T* dyt = scratch + S * C * CS;                                                                                    \
-    memset(xp, 0, S * C * CS * sizeof(T));                                                                            \
     for (ptrdiff_t c = 0; c < S * C; c++)                                                                             \
         for (ptrdiff_t h = 0; h < H; h++)                                                                             \
             memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
