@@ -234,10 +234,12 @@ def test_checked_then_raw_checks_the_first_call(name):
 
 
 # conv2d_direct: (N, C, H, W, O, kh, kw, padding); C and O not multiples of the tiles (8 and 4 output channels, 48,
-# 24, 12 or 8 positions), kernel sizes 1, 3, 5 and non-square, padding 0, 1, 2, a width below one vector
+# 24, 12 or 8 positions), kernel sizes 1, 3, 5 and non-square, padding 0, 1, 2, a width below one vector; and one
+# geometry whose O and OH*OW are multiples of 16
 DIRECT = [(2, 3, 7, 9, 13, 3, 3, (1, 1)), (2, 5, 6, 5, 4, 5, 5, (2, 2)), (1, 2, 5, 4, 3, 1, 3, (0, 1)),
           (3, 1, 4, 6, 9, 1, 1, (0, 0)), (2, 4, 8, 8, 8, 3, 3, (0, 0)), (1, 17, 3, 11, 6, 3, 2, (2, 0)),
-          (2, 6, 10, 3, 17, 5, 3, (2, 1))]
+          (2, 6, 10, 3, 17, 5, 3, (2, 1)),
+          (3, 8, 8, 8, 32, 3, 3, (1, 1))]  # O and OH*OW multiples of 16: the weight gradient's transpose in blocks
 
 
 def test_conv2d_direct_reference_matches_torch():
