@@ -13,7 +13,10 @@ import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad import models
 from minigrad.optim import SGD
+from minigrad.allocator import tune_allocator
 from minigrad.app.models import BasicBlock
+
+tune_allocator()  # as step_cpu_time.py, the benchmarks and the CLI
 
 def unfused_forward(self, x):
     y = self.relu1(self.bn1(self.conv1(x)))
