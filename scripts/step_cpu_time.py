@@ -4,13 +4,19 @@ spent waiting for a core, which the wall time of a benchmark does not. One frame
 
     PYTHONPATH=$PWD python scripts/step_cpu_time.py minigrad resnet20
     PYTHONPATH=$PWD python scripts/step_cpu_time.py torch resnet20
+
+A fourth argument runs that many threads (``... minigrad resnet20 12 2``, with ``OMP_WAIT_POLICY=passive`` unless
+set, as the end-to-end benchmarks); compare those by wall time, on a quiet machine (the CPU time sums the threads).
 """
 import os
 import sys
 import time
 
+THREADS = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "MINIGRAD_NUM_THREADS"):
-    os.environ[k] = "1"
+    os.environ[k] = str(THREADS)
+if THREADS > 1:  # NOTE: as `minigrad train` and the end-to-end benchmarks (docs/benchmarks.md), for both frameworks
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
 import numpy as np  # noqa: E402
@@ -32,7 +38,7 @@ def build(framework, model):
         opt, loss_fn = SGD(net.parameters(), lr=LR, momentum=MOMENTUM), F.cross_entropy
     else:
         import torch
-        torch.set_num_threads(1)
+        torch.set_num_threads(THREADS)
         tnet = _torch_model(torch, model)
         tnet.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
         xt, yt, net = torch.from_numpy(x), torch.from_numpy(y), tnet
@@ -54,7 +60,7 @@ def main():
 
     from minigrad.allocator import tune_allocator
     tune_allocator()
-    threadpool_limits(1)
+    threadpool_limits(THREADS)
     step = build(framework, model)
     for _ in range(3):
         step()
@@ -65,7 +71,8 @@ def main():
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     print(f"{framework} {model}: wall {np.median(wall) * 1e3:.1f} ms  cpu {np.median(cpu) * 1e3:.1f} ms "
-          f"(median of {steps}; {1 / np.median(cpu):.2f} steps/s by cpu)")
+          f"(median of {steps}; {1 / np.median(cpu):.2f} steps/s by cpu; {THREADS} thread"
+          f"{'s' if THREADS > 1 else ''})")
 
 
 if __name__ == "__main__":

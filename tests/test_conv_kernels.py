@@ -234,10 +234,12 @@ def test_checked_then_raw_checks_the_first_call(name):
 
 
 # conv2d_direct: (N, C, H, W, O, kh, kw, padding); C and O not multiples of the tiles (8 and 4 output channels, 48,
-# 24, 12 or 8 positions), kernel sizes 1, 3, 5 and non-square, padding 0, 1, 2, a width below one vector
+# 24, 12 or 8 positions), kernel sizes 1, 3, 5 and non-square, padding 0, 1, 2, a width below one vector; and one
+# geometry whose O and OH*OW are multiples of 16
 DIRECT = [(2, 3, 7, 9, 13, 3, 3, (1, 1)), (2, 5, 6, 5, 4, 5, 5, (2, 2)), (1, 2, 5, 4, 3, 1, 3, (0, 1)),
           (3, 1, 4, 6, 9, 1, 1, (0, 0)), (2, 4, 8, 8, 8, 3, 3, (0, 0)), (1, 17, 3, 11, 6, 3, 2, (2, 0)),
-          (2, 6, 10, 3, 17, 5, 3, (2, 1))]
+          (2, 6, 10, 3, 17, 5, 3, (2, 1)),
+          (3, 8, 8, 8, 32, 3, 3, (1, 1))]  # O and OH*OW multiples of 16: the weight gradient's transpose in blocks
 
 
 def test_conv2d_direct_reference_matches_torch():
@@ -359,6 +361,40 @@ BAD_DIRECT = [
     (lambda a: a[:2] + (a[2].astype(np.float64),) + a[3:], TypeError, "'weight' must have dtype float32"),
     (lambda a: a[:1] + (a[1][:, :, :, ::2],) + a[2:], ValueError, "'x' must be C-contiguous"),
 ]
+
+
+# positions a valid output needs, Qn = (OH - 1)*Wp + OW, that leave 1 or 2 vectors past the last whole tile of 3 for
+# 16, 8 and 4 lanes (and 1 to 7 scalars past tiles of 8 or 4), no whole tile at all, and ResNet-20's 8x8 layer
+TAILS = [(2, 64, 8, 8, 64, 3, 3, (1, 1)), (1, 3, 6, 7, 5, 3, 3, (1, 1)), (2, 5, 9, 9, 7, 3, 3, (1, 1)),
+         (1, 2, 3, 9, 3, 3, 3, (1, 1)), (1, 2, 4, 7, 3, 3, 3, (1, 1)), (1, 9, 1, 5, 9, 1, 3, (0, 1))]
+
+
+def test_conv2d_direct_tail_tiles_in_every_variant():
+    """Each variant this CPU runs computes the positions past its last whole tile with tiles of 2 and 1 vectors
+    (conv_direct.h, mg_dconv_run): every output written (y starts NaN) and equal to the reference."""
+    if "cython" not in mg.available_backends():
+        pytest.skip("cython backend not built")
+    from minigrad._ext import conv as ext
+    rng = np.random.default_rng(8)
+    names = ("scalar", "avx2", "avx512")
+    best = ext.conv2d_direct_variant()
+    try:
+        for variant in names[:names.index(best) + 1]:
+            ext.conv2d_direct_variant(variant)
+            for dtype in DTYPES:
+                tol = 2e-5 if dtype == np.float32 else 1e-12
+                for N, C, H, W, O, kh, kw, p in TAILS:
+                    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+                    w = rng.standard_normal((O, C * kh * kw)).astype(dtype)
+                    want = np.empty((N, O) + _out(H, W, kh, kw, (1, 1), p), dtype)
+                    reference.conv2d_direct(want, x, w, kh, kw, p)
+                    for n_threads in (1, 2):
+                        y = np.full_like(want, np.nan)
+                        ext.conv2d_direct(y, x, w, kh, kw, p, n_threads)
+                        np.testing.assert_allclose(y, want, rtol=tol, atol=tol * np.sqrt(C * kh * kw),
+                                                   err_msg=f"{variant} {dtype.__name__} {(N, C, H, W, O)}")
+    finally:
+        ext.conv2d_direct_variant(best)
 
 
 @pytest.mark.parametrize("name", BACKENDS)

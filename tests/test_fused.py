@@ -309,3 +309,152 @@ def test_sequential_does_not_fuse_other_frn_pairs(monkeypatch):
     seq = nn.Sequential(Shifted(3), nn.TLU(3))
     assert (seq(x).numpy() > 50).all()  # the subclass's forward ran
     assert not calls
+
+
+# ------------------------------------------------------------------ add + ReLU (F.add_relu), the residual block
+
+def _add_relu_data(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+    flat_b[:3] = -flat_a[:3]  # a + b == 0 exactly: the mask's boundary (gradient 0, as relu's at 0)
+    if flat_a.size > 6:
+        flat_a[3:6] = [np.inf, -np.inf, np.nan]
+    return a, b, rng.standard_normal(shape).astype(dtype)
+
+
+def _add_relu_run(fn, a, b, g, same=False):
+    at = Tensor(a, requires_grad=True)
+    bt = at if same else Tensor(b, requires_grad=True)
+    y = fn(at, bt)
+    (y * Tensor(g)).sum().backward()
+    return [y.data, at.grad.data] + ([] if same else [bt.grad.data])
+
+
+@pytest.mark.parametrize("same", [False, True])
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4, 5), (1, 1, 1, 1)], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_add_relu_equals_the_pair_bit_for_bit(dtype, shape, same):
+    """Values and both gradients the pair's bits, with ties (a + b == 0), inf and NaN in the input, and one tensor
+    passed twice (its gradient accumulated)."""
+    a, b, g = _add_relu_data(shape, dtype)
+    with np.errstate(invalid="ignore"):
+        got = _add_relu_run(F.add_relu, a, b, g, same)
+        want = _add_relu_run(lambda p, q: (p + q).relu(), a, b, g, same)
+    for i, (x, r) in enumerate(zip(got, want)):
+        assert x.dtype == r.dtype == dtype
+        np.testing.assert_array_equal(x, r, err_msg=f"output {i}")
+
+
+def test_add_relu_against_torch_and_its_double_backward():
+    a, b, g = _add_relu_data((4, 3, 5), np.float64, seed=2)
+    a[0, 0, :3], b[0, 0, :3] = 1.0, -1.0
+    a, b = np.nan_to_num(a, posinf=3.0, neginf=-3.0), np.nan_to_num(b, posinf=3.0, neginf=-3.0)
+    got = _add_relu_run(F.add_relu, a, b, g)
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    y = torch.relu(ta + tb)
+    y.backward(torch.tensor(g))
+    for x, r in zip(got, (y.detach(), ta.grad, tb.grad)):
+        np.testing.assert_array_equal(x, r.numpy())
+    # the gradient is differentiable again (create_graph) and equals the pair's: g * mask, whose derivative in a is 0
+    for fn in (F.add_relu, lambda p, q: (p + q).relu()):
+        at, bt = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
+        (ga,) = mg.autograd.grad(fn(at, bt).sum() * 1.0, [at], create_graph=True)
+        (gg,) = mg.autograd.grad((ga * Tensor(g)).sum() + (fn(at, bt) * fn(at, bt)).sum(), [at])
+        np.testing.assert_allclose(gg.data, 2 * np.maximum(a + b, 0), rtol=1e-12)
+
+
+def test_add_relu_falls_back_to_the_pair_where_shapes_or_dtypes_differ():
+    a = Tensor(np.arange(-3.0, 3.0).reshape(2, 3), requires_grad=True)
+    b = Tensor(np.float32([1.0, -2.0, 0.5]), requires_grad=True)
+    y = F.add_relu(a, b)  # broadcasting and float64 + float32
+    assert y.dtype == np.float64 and y.shape == (2, 3)
+    np.testing.assert_array_equal(y.data, np.maximum(a.data + b.data.astype(np.float64), 0))
+    y.sum().backward()
+    np.testing.assert_array_equal(b.grad.data, np.float32([1, 0, 1]))  # row 1 > 0 at columns 0 and 2 only
+
+
+def _block_pair(in_ch, out_ch, stride, dtype):
+    from minigrad.app.models import BasicBlock
+
+    class PlainReLU(nn.ReLU):  # a subclass: not fused (as in nn.Sequential), so the block runs bn1 then relu1
+        pass
+
+    mg.manual_seed(3)
+    fused = BasicBlock(in_ch, out_ch, stride, dtype)
+    mg.manual_seed(3)
+    plain = BasicBlock(in_ch, out_ch, stride, dtype)
+    plain.relu1 = PlainReLU()
+    return fused, plain
+
+
+def _block_run(block, x, g, train):
+    block.train(train)
+    xt = Tensor(x, requires_grad=True)
+    y = block(xt)
+    (y * Tensor(g)).sum().backward()
+    out = {"y": y.data, "dx": xt.grad.data}
+    out.update({"d" + k: p.grad.data for k, p in block.named_parameters()})
+    out.update({k: v.copy() for k, v in block.state_dict().items()})
+    return out
+
+
+def _torch_block(sd, x, g, stride, train):
+    """The block in PyTorch from the state dict: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))."""
+    tf = torch.nn.functional
+    p = {k: torch.tensor(v, requires_grad=k.endswith(("weight", "bias"))) for k, v in sd.items()}
+
+    def bn(z, name):
+        return tf.batch_norm(z, p[name + ".running_mean"], p[name + ".running_var"], p[name + ".weight"],
+                             p[name + ".bias"], train, 0.1, 1e-5)
+
+    xt = torch.tensor(x, requires_grad=True)
+    y = torch.relu(bn(tf.conv2d(xt, p["conv1.weight"], None, stride, 1), "bn1"))
+    y = bn(tf.conv2d(y, p["conv2.weight"], None, 1, 1), "bn2")
+    short = bn(tf.conv2d(xt, p["shortcut.0.weight"], None, stride), "shortcut.1") if "shortcut.0.weight" in p else xt
+    y = torch.relu(y + short)
+    y.backward(torch.tensor(g))
+    out = {"y": y.detach(), "dx": xt.grad}
+    out.update({"d" + k: t.grad for k, t in p.items() if t.requires_grad})
+    out.update({k: t.detach() for k, t in p.items() if not t.requires_grad})
+    return out
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("geometry", [(4, 4, 1), (3, 6, 2)], ids=["identity", "projection"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_basic_block_fuses_bn1_relu1(monkeypatch, name, dtype, geometry, train):
+    """The zoo's BasicBlock runs bn1 -> relu1 as F.batch_norm_relu (train and eval) and the residual add + ReLU as
+    F.add_relu; values, gradients and running statistics as the unfused block (within rounding: the fused BN's
+    sums run in another order, see the module docstring) and as PyTorch; the state_dict keys unchanged."""
+    in_ch, out_ch, stride = geometry
+    fused, plain = _block_pair(in_ch, out_ch, stride, dtype)
+    for b in (fused, plain):  # the same BN state away from (1, 0, 0, 1) in both, so that eval mode tests it
+        rng = np.random.default_rng(4)
+        for m in b.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                for t, v in ((m.running_mean, 0.2 * rng.standard_normal(m.num_features)),
+                             (m.running_var, 1 + rng.random(m.num_features)),
+                             (m.weight, 1 + 0.3 * rng.standard_normal(m.num_features)),
+                             (m.bias, 0.3 * rng.standard_normal(m.num_features))):
+                    t.data[...] = v
+    x = rng.standard_normal((3, in_ch, 7, 6)).astype(dtype)
+    g = rng.standard_normal((3, out_ch, 7 if stride == 1 else 4, 6 if stride == 1 else 3)).astype(dtype)
+    state = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in plain.state_dict().items()}
+    calls = []
+    real = F.batch_norm_relu
+    monkeypatch.setattr(F, "batch_norm_relu", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with mg.using_backend(name):
+        got = _block_run(fused, x, g, train)
+        assert len(calls) == 1, "bn1 -> relu1 must run fused"
+        want = _block_run(plain, x, g, train)
+        assert len(calls) == 1, "a ReLU subclass must not be fused"
+    ref = _torch_block(state, x.astype(np.float64), g.astype(np.float64), stride, train)
+    assert list(got) == list(want) and set(state) <= set(got) and "relu1" not in "".join(state)
+    tol = 5e-4 if dtype == np.float32 else 1e-10
+    for k in got:
+        scale = max(1.0, float(np.abs(want[k]).max()))
+        np.testing.assert_allclose(got[k], want[k], rtol=tol, atol=tol * scale, err_msg=k)
+        if k in ref and not k.endswith("num_batches_tracked"):  # F.batch_norm in torch does not count
+            np.testing.assert_allclose(got[k], ref[k].numpy(), rtol=tol, atol=tol * scale, err_msg="torch " + k)

@@ -101,6 +101,7 @@ OPS = {
                               lambda: [T(4, 3, 2), T(3), T(3)]),
     "batch_norm_relu_eval": (lambda x, w, b: F.batch_norm_relu(x, mg.Tensor(RM), mg.Tensor(RV), w, b, training=False),
                              lambda: [T(4, 3, 2), T(3), T(3)]),
+    "add_relu": (lambda a, b: F.add_relu(a, b) * a, lambda: [T(3, 4), T(3, 4)]),
     # the ops whose double backward is a node of its own (conv_grad.py, Prod, Scatter, exact gelu) or a compose
     "prod": (lambda a: a.prod(1) * a.prod(0).sum(), lambda: [T(3, 4)]),
     "prod_zeros": (lambda a: a.prod(1) * a.prod(0).sum(), lambda: [with_zeros(T(3, 4))]),

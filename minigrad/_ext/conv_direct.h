@@ -65,13 +65,14 @@ static inline ptrdiff_t mg_dconv_pb(int f32) {
 }
 static inline ptrdiff_t mg_round_up(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b * b; }
 
-/* One variant's tile loop. ypw: (Obr, Qr) with Obr = O rounded up to OB, Qr = OH*Wp rounded up to PB; wpk: the
-   weight packed (Obr/OB, K, OB), zero rows past O; xp: the padded sample, long enough for the last tile's reads. */
+/* One variant's tile loop over nt tiles of PV vectors from position q_begin. ypw: (Obr, Qr) with Obr = O rounded
+   up to OB, Qr = OH*Wp rounded up to PB; wpk: the weight packed (Obr/OB, K, OB), zero rows past O; xp: the padded
+   sample, long enough for the reads of a tile ending at Qr. */
 #define MG_DCONV_TILES(NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                  \
 ATTR static void NAME(T* ypw, const T* xp, const T* wpk, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS,       \
-                      ptrdiff_t Wp, ptrdiff_t Obr, ptrdiff_t Qr) {                                                    \
+                      ptrdiff_t Wp, ptrdiff_t Obr, ptrdiff_t Qr, ptrdiff_t q_begin, ptrdiff_t nt) {                   \
     const ptrdiff_t K = C * kh * kw;                                                                                  \
-    for (ptrdiff_t q0 = 0; q0 < Qr; q0 += (PV) * (VW)) {                                                              \
+    for (ptrdiff_t q0 = q_begin; q0 < q_begin + nt * (PV) * (VW); q0 += (PV) * (VW)) {                                \
         for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
             V acc[OB][PV];                                                                                            \
             for (int o = 0; o < (OB); o++)                                                                            \
@@ -103,23 +104,41 @@ ATTR static void NAME(T* ypw, const T* xp, const T* wpk, ptrdiff_t C, ptrdiff_t 
 #define MG_S_LOAD(p) (*(p))
 #define MG_S_STORE(p, v) (*(p) = (v))
 #define MG_S_SET1(a) (a)
-MG_DCONV_TILES(mg_dconv_tiles_f32_scalar, float, float, 1, 4, 8, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0f, fmaf)
-MG_DCONV_TILES(mg_dconv_tiles_f64_scalar, double, double, 1, 4, 4, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0, fma)
+/* each variant with its tile (NAME) and the tiles of 2 and 1 vectors (NAME_pv2, NAME_pv1) for the positions past
+   the last whole tile (mg_dconv_run) */
+#define MG_DCONV_TILES3(NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                 \
+    MG_DCONV_TILES(NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                      \
+    MG_DCONV_TILES(NAME##_pv2, T, V, VW, OB, 2, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                 \
+    MG_DCONV_TILES(NAME##_pv1, T, V, VW, OB, 1, ATTR, LOADU, STOREU, SET1, ZERO, FMA)
+MG_DCONV_TILES3(mg_dconv_tiles_f32_scalar, float, float, 1, 4, 8, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0f, fmaf)
+MG_DCONV_TILES3(mg_dconv_tiles_f64_scalar, double, double, 1, 4, 4, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0, fma)
 #if MG_DCONV_X86
 #define MG_FMA512(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define MG_FMA512D(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define MG_FMA256(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define MG_FMA256D(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define MG_AVX512 __attribute__((target("avx512f")))
-MG_DCONV_TILES(mg_dconv_tiles_f32_avx512, float, __m512, 16, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,
-               _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
-MG_DCONV_TILES(mg_dconv_tiles_f64_avx512, double, __m512d, 8, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,
-               _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)
-MG_DCONV_TILES(mg_dconv_tiles_f32_avx2, float, __m256, 8, 4, 3, __attribute__((target("avx2,fma"))),
-               _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)
-MG_DCONV_TILES(mg_dconv_tiles_f64_avx2, double, __m256d, 4, 4, 3, __attribute__((target("avx2,fma"))),
-               _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(), MG_FMA256D)
+MG_DCONV_TILES3(mg_dconv_tiles_f32_avx512, float, __m512, 16, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,
+                _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
+MG_DCONV_TILES3(mg_dconv_tiles_f64_avx512, double, __m512d, 8, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,
+                _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)
+MG_DCONV_TILES3(mg_dconv_tiles_f32_avx2, float, __m256, 8, 4, 3, __attribute__((target("avx2,fma"))),
+                _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)
+MG_DCONV_TILES3(mg_dconv_tiles_f64_avx2, double, __m256d, 4, 4, 3, __attribute__((target("avx2,fma"))),
+                _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(), MG_FMA256D)
 #endif
+
+/* The tiles of one variant (F, with VW lanes and PV vectors a tile) over the Qn positions a valid output needs,
+   Qn = (OH - 1)*Wp + OW, in whole vectors: whole tiles, then the rest in tiles of 2 vectors and 1, rather than
+   one more whole tile (ResNet-20's 8x8 layers: Qn = 78, 5 vectors of 16: one tile of 3 and one of 2, not 2 tiles
+   of 3, whose last 16 positions were garbage). Positions past Qn in ypw are left unwritten and never read. */
+#define mg_dconv_run(F, VW, PV)                                                                                       \
+    do {                                                                                                              \
+        ptrdiff_t nv_ = (Qn + (VW) - 1) / (VW), n3_ = nv_ / (PV), r_ = nv_ - n3_ * (PV), q_ = n3_ * (PV) * (VW);      \
+        F(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr, 0, n3_);                                                          \
+        F##_pv2(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr, q_, r_ / 2);                                                \
+        F##_pv1(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr, q_ + r_ / 2 * 2 * (VW), r_ % 2);                            \
+    } while (0)
 
 /* Sizes of one thread's scratch for a conv2d_direct call: xp (elements) and ypw (elements). */
 static inline ptrdiff_t mg_dconv_xp_len(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw,
@@ -148,20 +167,21 @@ static void NAME(T* wpk, const T* weight, ptrdiff_t O, ptrdiff_t K) {           
 MG_DCONV_PACK(mg_dconv_pack_f32, float)
 MG_DCONV_PACK(mg_dconv_pack_f64, double)
 
-/* y[n] (O, OH, OW) from x[n] (C, H, W): pad into xp, the tiles into ypw, then the valid columns into y.
-   xp, ypw: this thread's scratch of mg_dconv_xp_len and mg_dconv_ypw_len elements. */
+/* y[n] (O, OH, OW) from x[n] (C, H, W): x into xp's interior, the tiles into ypw, then the valid columns into y.
+   xp, ypw: this thread's scratch of mg_dconv_xp_len and mg_dconv_ypw_len elements; xp zeroed by the caller once per
+   call, not per sample: every sample writes the same interior positions, so the padding stays zero. */
 #define MG_DCONV_SAMPLE(NAME, T, SFX)                                                                                 \
 static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,                \
                  ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                               \
     ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp;                     \
     ptrdiff_t Obr = mg_round_up(O, mg_dconv_ob()), Qr = mg_round_up(OH * Wp, mg_dconv_pb(sizeof(T) == 4));            \
-    memset(xp, 0, mg_dconv_xp_len(C, H, W, kh, kw, ph, pw, sizeof(T) == 4) * sizeof(T));                              \
     for (ptrdiff_t c = 0; c < C; c++)                                                                                 \
         for (ptrdiff_t h = 0; h < H; h++)                                                                             \
             memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
+    ptrdiff_t Qn = (OH - 1) * Wp + OW;                                                                                \
     switch (mg_dconv_isa) {                                                                                           \
     MG_DCONV_CASES_##SFX                                                                                              \
-    default: mg_dconv_tiles_##SFX##_scalar(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr);                                 \
+    default: mg_dconv_run(mg_dconv_tiles_##SFX##_scalar, 1, sizeof(T) == 4 ? 8 : 4);                                 \
     }                                                                                                                 \
     for (ptrdiff_t o = 0; o < O; o++)                                                                                 \
         for (ptrdiff_t oh = 0; oh < OH; oh++)                                                                         \
@@ -169,11 +189,11 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
 }
 #if MG_DCONV_X86
 #define MG_DCONV_CASES_f32                                                                                            \
-    case 2: mg_dconv_tiles_f32_avx512(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr); break;                               \
-    case 1: mg_dconv_tiles_f32_avx2(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr); break;
+    case 2: mg_dconv_run(mg_dconv_tiles_f32_avx512, 16, MG_DCONV_PV512); break;                                       \
+    case 1: mg_dconv_run(mg_dconv_tiles_f32_avx2, 8, 3); break;
 #define MG_DCONV_CASES_f64                                                                                            \
-    case 2: mg_dconv_tiles_f64_avx512(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr); break;                               \
-    case 1: mg_dconv_tiles_f64_avx2(ypw, xp, wpk, C, kh, kw, CS, Wp, Obr, Qr); break;
+    case 2: mg_dconv_run(mg_dconv_tiles_f64_avx512, 8, MG_DCONV_PV512); break;                                        \
+    case 1: mg_dconv_run(mg_dconv_tiles_f64_avx2, 4, 3); break;
 #else
 #define MG_DCONV_CASES_f32
 #define MG_DCONV_CASES_f64
@@ -275,18 +295,10 @@ MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2, double, __m256d, 4, 4, 12, __attribute__(
 /* Or: O rounded up to 64 bytes of T (a whole number of vectors in every variant) */
 static inline ptrdiff_t mg_dconv_wg_or(ptrdiff_t O, int f32) { return mg_round_up(O, f32 ? 16 : 8); }
 
-/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: S*(C*Hp*Wp + OH*OW*Or) elements */
-#define MG_DCONV_WG_CHUNK(NAME, T, SFX)                                                                               \
-static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,                 \
-                 ptrdiff_t W, ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                  \
-    ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp, L = OH * OW;        \
-    ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4);                                                                 \
-    T* xp = scratch;                                                                                                  \
-    T* dyt = scratch + S * C * CS;                                                                                    \
-    memset(xp, 0, S * C * CS * sizeof(T));                                                                            \
-    for (ptrdiff_t c = 0; c < S * C; c++)                                                                             \
-        for (ptrdiff_t h = 0; h < H; h++)                                                                             \
-            memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
+/* dyt (S, L, Or) = dy (S, O, L) transposed per sample, zeros in the columns O..Or. Data movement only (no rounding).
+   NOTE: the scalar loop cost 10-15% of the weight gradient (the 16-channel layers most): with AVX-512, float32, and
+   O and L multiples of 16 (ResNet-20's layers), 16x16 blocks are transposed in registers (unpack, then shuffles). */
+#define MG_DCONV_WG_TRANSPOSE_SCALAR(T)                                                                               \
     for (ptrdiff_t s = 0; s < S; s++)                                                                                 \
         for (ptrdiff_t p = 0; p < L; p++) {                                                                           \
             T* row = dyt + (s * L + p) * Or;                                                                          \
@@ -294,7 +306,67 @@ static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrd
                 row[o] = dy[(s * O + o) * L + p];                                                                     \
             for (ptrdiff_t o = O; o < Or; o++)                                                                        \
                 row[o] = 0;                                                                                           \
-        }                                                                                                             \
+        }
+#if MG_DCONV_X86
+/* dst[p*ld_dst + o] = src[o*ld_src + p] for p, o < 16 */
+MG_AVX512 static void mg_dconv_transpose16_f32(float* dst, ptrdiff_t ld_dst, const float* src, ptrdiff_t ld_src) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_ps(src + i * ld_src);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 16; i += 8)
+        for (int k = 0; k < 4; k++) {
+            t[i + k] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0x88);
+            t[i + k + 4] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0xdd);
+        }
+    for (int k = 0; k < 8; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+    }
+    for (int i = 0; i < 16; i++)
+        _mm512_storeu_ps(dst + i * ld_dst, r[i]);
+}
+#endif
+static void mg_dconv_wg_transpose_f32(float* dyt, const float* dy, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or,
+                                      ptrdiff_t L) {
+#if MG_DCONV_X86
+    if (mg_dconv_isa == 2 && O % 16 == 0 && L % 16 == 0) {  /* then Or == O: no zero columns */
+        for (ptrdiff_t s = 0; s < S; s++)
+            for (ptrdiff_t o = 0; o < O; o += 16)
+                for (ptrdiff_t p = 0; p < L; p += 16)
+                    mg_dconv_transpose16_f32(dyt + (s * L + p) * Or + o, Or, dy + (s * O + o) * L + p, L);
+        return;
+    }
+#endif
+    MG_DCONV_WG_TRANSPOSE_SCALAR(float)
+}
+static void mg_dconv_wg_transpose_f64(double* dyt, const double* dy, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or,
+                                      ptrdiff_t L) {
+    MG_DCONV_WG_TRANSPOSE_SCALAR(double)
+}
+
+/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: S*(C*Hp*Wp + OH*OW*Or) elements,
+   its first S*C*Hp*Wp (xp) zeroed by the caller once per call (every chunk writes the same interior positions) */
+#define MG_DCONV_WG_CHUNK(NAME, T, SFX)                                                                               \
+static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,                 \
+                 ptrdiff_t W, ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                  \
+    ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp, L = OH * OW;        \
+    ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4);                                                                 \
+    T* xp = scratch;                                                                                                  \
+    T* dyt = scratch + S * C * CS;                                                                                    \
+    for (ptrdiff_t c = 0; c < S * C; c++)                                                                             \
+        for (ptrdiff_t h = 0; h < H; h++)                                                                             \
+            memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
+    mg_dconv_wg_transpose_##SFX(dyt, dy, S, O, Or, L);                                                               \
     switch (mg_dconv_isa) {                                                                                           \
     MG_DCONV_WG_CASES_##SFX                                                                                           \
     default:                                                                                                          \

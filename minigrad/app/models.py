@@ -15,6 +15,7 @@ Module names follow ``torch.nn.Sequential`` numbering, so a PyTorch model of the
 of ``state_dict()``.
 """
 from minigrad import nn
+from minigrad.nn import functional as F
 
 
 def _mlp(in_features, num_classes, bn, dtype):
@@ -64,9 +65,16 @@ class BasicBlock(nn.Module):
         self.relu1 = nn.ReLU()  # NOTE: a module, so that fuse_model can merge it into conv1 (nn.intrinsic.ConvReLU2d)
 
     def forward(self, x):
-        y = self.relu1(self.bn1(self.conv1(x)))
+        z = self.conv1(x)
+        # NOTE: bn1 then relu1 as one op (F.batch_norm_relu), as nn.Sequential runs a BatchNorm then a ReLU; the
+        # same markers (nn.Sequential.forward): a plain ReLU, a BN with forward_relu; after fuse_model bn1 and
+        # relu1 are Identity (conv1 a ConvReLU2d) and the pair runs as the two modules
+        if type(self.relu1).__dict__.get("is_plain_relu", False) and hasattr(type(self.bn1), "forward_relu"):
+            y = self.bn1.forward_relu(z)
+        else:
+            y = self.relu1(self.bn1(z))
         y = self.bn2(self.conv2(y))
-        return (y + self.shortcut(x)).relu()
+        return F.add_relu(y, self.shortcut(x))  # NOTE: relu(y + shortcut) in one node
 
 
 def _resnet_tiny(in_channels, num_classes, dtype):

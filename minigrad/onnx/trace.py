@@ -7,7 +7,8 @@ Two levels are recorded:
                by child (its BatchNorm+ReLU fast path would skip the children's calls); any other module written
                outside ``minigrad.nn`` (a residual block) runs its own forward, traced.
   Tensor ops   inside such a forward, the arithmetic of ``TENSOR_OPS`` (``+ - * /``, ``relu``, ``reshape``, ...)
-               on traced values is recorded.
+               on traced values is recorded; the fused pairs a block may call (a BatchNorm's ``forward_relu``,
+               ``F.add_relu``) run as their two ops while tracing, so that both are recorded.
 Anything else is caught, not guessed: a module of ``minigrad.nn`` without a converter is refused by name, and a
 value computed by an unrecorded op is recognized by its autograd node (the input requires grad during the trace
 and the parameters do not, so exactly the values that depend on the input carry one) and refused with the op's
@@ -136,15 +137,24 @@ class Tracer:
     @contextlib.contextmanager
     def patched(self):
         """Module calls and the Tensor ops of TENSOR_OPS routed through the tracer, for the duration."""
+        from minigrad.nn import functional as F
+        from minigrad.nn.norm import _BatchNorm
+
         saved = {name: Tensor.__dict__[name] for name in TENSOR_OPS}
         saved_call = Module.__dict__["__call__"]
+        saved_fused = _BatchNorm.__dict__["forward_relu"], F.add_relu
         tracer = self
         try:
             for name, record in TENSOR_OPS.items():
                 setattr(Tensor, name, self._tensor_method(name, saved[name], record))
             Module.__call__ = lambda module, *a, **k: tracer.call(module, *a, **k)
+            # NOTE: the fused pairs a block's forward may call (the zoo's BasicBlock: bn1.forward_relu, F.add_relu)
+            # run as the pair, so that the BN's module call and the add and ReLU are recorded (same values in eval)
+            _BatchNorm.forward_relu = lambda module, x: module(x).relu()
+            F.add_relu = lambda a, b: (a + b).relu()
             yield
         finally:
+            _BatchNorm.forward_relu, F.add_relu = saved_fused
             Module.__call__ = saved_call
             for name, fn in saved.items():
                 setattr(Tensor, name, fn)

@@ -1,5 +1,6 @@
 """Fused functionals: batch norm followed by ReLU as one autograd node over the fused-ReLU channel phases; a
-convolution or a linear layer followed by ReLU in one pass at inference (conv2d_relu, linear_relu, at the end).
+convolution or a linear layer followed by ReLU in one pass at inference (conv2d_relu, linear_relu); a residual
+add followed by ReLU as one node (add_relu, at the end).
 
 ``batch_norm_relu(...) == relu(batch_norm(...))``. The ReLU adds no pass over the data and saves nothing: the
 forward applies ``max(0, (x - shift)*scale + offset)`` in the apply pass, and the backward recomputes the mask
@@ -162,3 +163,39 @@ def linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Te
     if _needs_grad(input, weight, bias):
         return relu(linear(input, weight, bias))
     return _Linear.apply(*args, relu=True)
+
+
+# ------------------------------------------------------------------ add + relu (a residual block's output)
+
+class _AddReLU(Function):
+    """max(0, a + b) for a and b of one shape and dtype: one node instead of two (the sum written once and
+    clipped in place; one mask, saved only for a backward), and the backward one product, g*[a + b > 0],
+    returned to both inputs, where the pair computes the same product from the ReLU's mask and passes it on."""
+
+    def forward(self, a, b):
+        y = np.add(a, b)
+        self.mask = y > 0 if True in self.needs_input_grad else None
+        np.maximum(y, np.zeros((), y.dtype), out=y)  # NOTE: NaN stays NaN, as Relu's
+        return y
+
+    def backward(self, g):
+        gm = g * self.mask
+        return gm if self.needs_input_grad[0] else None, gm if self.needs_input_grad[1] else None
+
+    def backward_graph(self, g):
+        gm = g * Tensor(self.mask.astype(g.dtype))  # NOTE: piecewise linear in a + b: the second derivative is 0
+        return gm if self.needs_input_grad[0] else None, gm if self.needs_input_grad[1] else None
+
+
+def add_relu(a: Tensor, b: Tensor) -> Tensor:
+    """``relu(a + b)`` in one node where ``a`` and ``b`` are float tensors of the same shape and dtype (a residual
+    block's sum); otherwise the two ops (broadcasting, type promotion). Same values and gradients as the pair, bit
+    for bit: the same sum, the same mask ``a + b > 0``, the same product with the incoming gradient.
+
+    Shape:
+        - a and b (*), the output (*).
+    """
+    if (isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape and a.dtype == b.dtype
+            and a.dtype.kind == "f"):
+        return _AddReLU.apply(a, b)
+    return relu(a + b)
