@@ -8,6 +8,8 @@ from minigrad._ext.norm import (  # noqa: F401
     batch_norm_backward,
     batch_norm_forward,
     batch_norm_inference,
+    ghost_batch_norm_backward,
+    ghost_batch_norm_forward,
     group_norm_backward,
     group_norm_forward,
 )

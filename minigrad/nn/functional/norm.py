@@ -320,14 +320,13 @@ class _ChannelNorm(Function):
         k = kernels.kernels()
         self.x3, self.shape = x3, x.shape
         if renorm is None:
-            # NOTE: ghost batch norm: batch norm's fused forward per chunk (statistics, coefficients and apply in one
-            # call, the chunk still in cache for its apply); the phases with their NumPy coefficients between cost
-            # about 20 us a chunk at 16x32x8x8, the fused call about 6
+            # NOTE: ghost batch norm: one kernel call that runs batch norm's fused forward chunk by chunk (each
+            # chunk's statistics and apply while it is in cache); the phases per chunk with their NumPy coefficients
+            # between cost about 20 us a chunk at 16x32x8x8 (docs/perf/norm-family.md)
             self.mean, self.rstd = np.empty((len(self.bounds), c)), np.empty((len(self.bounds), c))
-            self.r, self.d, self.w = 1.0, 0.0, w
+            self.r, self.d, self.w, self.chunk = 1.0, 0.0, w, chunk
             y = np.empty_like(x3)
-            for i, (n0, n1) in enumerate(self.bounds):
-                k.batch_norm_forward(y[n0:n1], self.mean[i], self.rstd[i], x3[n0:n1], w, b, eps)
+            k.ghost_batch_norm_forward(y, self.mean, self.rstd, x3, w, b, chunk, eps)
             return y.reshape(x.shape)
         self.mean, self.m2 = np.empty((len(self.bounds), c)), np.empty((len(self.bounds), c))
         for i, (n0, n1) in enumerate(self.bounds):
@@ -358,15 +357,12 @@ class _ChannelNorm(Function):
                                   self.rstd[0], self.scale.astype(dtype))
             dweight = (self.r * sxhat.astype(np.float64) + self.d * sdy.astype(np.float64)).astype(dtype)
             return _grads_for(self, None if dx is None else dx.reshape(self.shape), dweight, sdy)
-        # NOTE: ghost batch norm: batch norm's fused backward per chunk (sums then apply while the chunk is in
-        # cache; computing every chunk's coefficients at once between two passes over the whole batch measured
-        # 0.83x at 32x64x16x16); each chunk's sums come back in the input's dtype and are added up in float64
+        # NOTE: ghost batch norm: batch norm's fused backward chunk by chunk in one kernel call (sums then apply
+        # while the chunk is in cache; computing every chunk's coefficients at once between two passes over the
+        # whole batch measured 0.83x at 32x64x16x16)
         dx = dx if dx is not None else np.empty_like(x3)
-        sums = np.empty((len(self.bounds), 2, c), dtype)
-        for i, (n0, n1) in enumerate(self.bounds):
-            k.batch_norm_backward(dx[n0:n1], sums[i, 0], sums[i, 1], dy[n0:n1], x3[n0:n1], self.mean[i],
-                                  self.rstd[i], self.w)
-        dweight, dbias = sums.sum(axis=0, dtype=np.float64).astype(dtype)
+        dweight, dbias = np.empty(c, dtype), np.empty(c, dtype)
+        k.ghost_batch_norm_backward(dx, dweight, dbias, dy, x3, self.mean, self.rstd, self.w, self.chunk)
         return _grads_for(self, dx.reshape(self.shape), dweight, dbias)
 
     def compose(self, x, *params):
