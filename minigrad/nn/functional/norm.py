@@ -304,11 +304,12 @@ class _RowNorm(Function):
 
 
 class _ChannelNorm(Function):
-    """Batch norm over x viewed as (N, C, S), composed of the channel phases: forward ``channel_stats ->
-    coefficients -> channel_apply``, backward ``channel_backward_sums -> coefficients -> channel_backward_apply``,
-    once per contiguous chunk of ``chunk`` samples (x[n0:n1] is contiguous in (N, C, S)): one chunk is batch norm,
-    several are ghost batch norm. ``renorm(mean, rstd) -> (r, d)`` (float64, per channel; Batch Renorm) makes it
-    y = (xhat*r + d)*weight + bias, r and d constants in backward, so dx is batch norm's with weight*r."""
+    """Batch norm over x viewed as (N, C, S) per contiguous chunk of ``chunk`` samples (x[n0:n1] is contiguous in
+    (N, C, S)): several chunks are ghost batch norm, one kernel call each way (``ghost_batch_norm_forward`` and
+    ``_backward``: batch norm's fused kernels chunk by chunk). ``renorm(mean, rstd) -> (r, d)`` (float64, per
+    channel; Batch Renorm, one chunk) makes it y = (xhat*r + d)*weight + bias from the channel phases (forward
+    ``channel_stats -> coefficients -> channel_apply``), r and d constants in backward, so dx is batch norm's with
+    weight*r (``batch_norm_backward``)."""
 
     @ieee_when_eps0
     def forward(self, x, *params, chunk, has_weight, has_bias, eps, renorm=None):
@@ -418,7 +419,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     (v, N/v, ...), so sample i goes to ghost batch i mod (N/v) (strided, and N must be a multiple of v), and
     it updates the running statistics from the mean over ghost batches of their biased variances; here the
     chunks are contiguous, the last may be short, and the variances are unbiased, as in batch norm. Eval mode
-    ignores it. Built from the channel phase kernels, one chunk at a time (``_ChannelNorm``).
+    ignores it. One kernel call each way that runs batch norm's fused kernels chunk by chunk (``_ChannelNorm``).
 
     Shape:
         - input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).

@@ -106,9 +106,9 @@ class _FilterResponse(Function):
     """FRN over x viewed as rows (N*C, S), composed of the row phases with ``center=False``: forward ``row_stats ->
     coefficients -> row_apply``, backward ``row_backward_sums -> coefficients -> row_backward_apply``. weight and
     bias are per channel, so they enter as per-row coefficients (the rows' per-column weight is ones). With
-    ``has_tau`` (FRN + TLU fused) the apply and both backward passes are the ``row_*_max`` phases: y = max(z, tau)
-    in the apply pass, dy split between z and tau inside the backward passes. Parents: x, then weight, bias, tau
-    (those present), then the optional learned eps, of which |eps| is used."""
+    ``has_tau`` (FRN + TLU fused) the forward is one ``row_norm_apply_max`` call (statistics, coefficients and
+    y = max(z, tau) per row) and both backward passes are the ``row_*_max`` phases (dy split between z and tau).
+    Parents: x, then weight, bias, tau (those present), then the optional learned eps, of which |eps| is used."""
 
     @ieee_when_eps0
     def forward(self, x, *params, has_weight, has_bias, eps, has_tau=False):
@@ -263,9 +263,10 @@ def filter_response_norm_tlu(input: Tensor, weight: Tensor | None = None, bias: 
         y = max(weight * x / sqrt(mean_S(x^2) + |eps|) + bias, tau)
     with ``filter_response_norm``'s arguments and rules, and ``tau`` (required) per channel. Same results as the
     pair within rounding (the value before the max is computed as FRN computes it; Maximum's tie rule: a tie
-    gives half of dy to each side), in half the passes over the data: the max is fused into the apply pass
-    (``row_apply_max``) and dy is split between the input and ``tau`` inside the backward passes
-    (``row_backward_sums_max``, ``row_backward_apply_max``), fused because that measures faster than the composed
+    gives half of dy to each side), in half the passes over the data: the forward is one kernel call that takes
+    each row's statistics and applies with the max while the row is in cache (``row_norm_apply_max``) and dy is
+    split between the input and ``tau`` inside the backward passes (``row_backward_sums_max``,
+    ``row_backward_apply_max``), fused because that measures faster than the composed
     ``maximum`` (docs/perf/norm-family.md). A separate function, not a ``tau=`` argument of
     ``filter_response_norm``, as ``batch_norm_relu`` beside ``batch_norm``: the normalization keeps its meaning
     and the fused pair is named. ``nn.Sequential`` uses it for a ``FilterResponseNorm2d`` followed by a ``TLU``.
