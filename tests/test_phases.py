@@ -557,7 +557,8 @@ def _phase_calls(dtype):
         calls.append(("row_backward_apply", (np.empty_like(x),), (dy, x, dc, rc, rc, rc, rc, rc)))
         tau = make(rng, R, dtype)
         calls.append(("row_apply_max", (np.empty_like(x),), (x, rc, rc, rc, tau)))
-        calls.append(("row_norm_apply_max", (np.empty_like(x), np.empty(R), np.empty(R, dtype)), (x, rc, rc, tau, 1e-6)))
+        calls.append(("row_norm_apply_max", (np.empty_like(x), np.empty(R), np.empty(R, dtype)),
+                      (x, rc, rc, tau, 1e-6)))
         calls.append(("row_backward_sums_max", (np.empty(R), np.empty(R), np.empty(R)), (dy, x, mean, rc, rc, rc, tau)))
         calls.append(("row_backward_apply_max", (np.empty_like(x),), (dy, x, rc, rc, rc, rc, rc, rc, rc, tau)))
         for gate in (0, 1):
