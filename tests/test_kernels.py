@@ -118,6 +118,67 @@ def test_batch_norm(name, dtype, shape):
     assert_close(y, y_ref, tol, "y (inference)")
 
 
+# ghost batch norm (N, C, S, chunk): chunks of equal size, a smaller last chunk (2 and 1 samples), chunk = N and
+# chunk > N (plain batch norm), S = 1 (BatchNorm1d), odd sizes, the benchmark's shape
+GHOST_SHAPES = [(16, 32, 64, 4), (10, 3, 7, 4), (7, 5, 1, 3), (9, 4, 5, 9), (5, 2, 3, 8), (13, 7, 11, 5),
+                (2, 1, 1, 1)]
+
+
+def _ghost(fn_f, fn_b, x, dy, weight, bias, chunk):
+    N, C, S = x.shape
+    G = -(-N // chunk)
+    y, mean, rstd = alloc_outputs("ghost_batch_norm_forward", x.dtype, N=N, C=C, S=S, G=G)
+    fn_f(y, mean, rstd, x, weight, bias, chunk, EPS)
+    dx, dweight, dbias = alloc_outputs("ghost_batch_norm_backward", x.dtype, N=N, C=C, S=S, G=G)
+    fn_b(dx, dweight, dbias, dy, x, mean, rstd, weight, chunk)
+    return y, mean, rstd, dx, dweight, dbias
+
+
+@pytest.mark.parametrize("shape", GHOST_SHAPES, ids=ids(GHOST_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_ghost_batch_norm(name, dtype, shape):
+    """Every backend against the reference; and each chunk against plain batch norm on that chunk alone (the
+    backend's own batch_norm kernels: the chunk bounds, a short last chunk, chunk >= N being batch norm)."""
+    k, tol = kernels.load(name), TOL[dtype]
+    rng = np.random.default_rng(3)
+    N, C, S, chunk = shape
+    x, dy = make(rng, (N, C, S), dtype), make(rng, (N, C, S), dtype)
+    weight, bias = make(rng, C, dtype, 1.0, 0.5), make(rng, C, dtype, 0.0, 0.5)
+    got = _ghost(k.ghost_batch_norm_forward, k.ghost_batch_norm_backward, x, dy, weight, bias, chunk)
+    want = _ghost(reference.ghost_batch_norm_forward, reference.ghost_batch_norm_backward, x, dy, weight, bias,
+                  chunk)
+    for what, g, w in zip(("y", "mean", "rstd", "dx", "dweight", "dbias"), got, want):
+        assert_close(g, w, tol, what)
+    y, mean, rstd, dx, dweight, dbias = got
+    sums = np.zeros((2, C))
+    for i, n0 in enumerate(range(0, N, chunk)):
+        s = slice(n0, n0 + chunk)
+        y1, mean1, rstd1 = _bn_forward(k.batch_norm_forward, x[s], weight, bias)
+        dx1, dweight1, dbias1 = _bn_backward(k.batch_norm_backward, dy[s], x[s], mean1, rstd1, weight)
+        for what, g, w in (("y", y[s], y1), ("mean", mean[i], mean1), ("rstd", rstd[i], rstd1), ("dx", dx[s], dx1)):
+            assert_close(g, w, tol, f"{what} of chunk {i}")
+        sums += (dweight1, dbias1)
+    assert_close(dweight, sums[0].astype(dtype), tol, "dweight")
+    assert_close(dbias, sums[1].astype(dtype), tol, "dbias")
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_ghost_batch_norm_contract(name):
+    """chunk: an int >= 1, and mean/rstd with ceil(N/chunk) rows; the errors name them."""
+    k = kernels.load(name)
+    x = np.ones((10, 3, 4), np.float32)
+    w, b = np.ones(3, np.float32), np.zeros(3, np.float32)
+    y, mean, rstd = np.empty_like(x), np.empty((3, 3)), np.empty((3, 3))
+    for bad in (0, -4, True, 4.0, None):
+        with pytest.raises(ValueError, match="chunk must be an int >= 1"):
+            k.ghost_batch_norm_forward(y, mean, rstd, x, w, b, bad, EPS)
+    with pytest.raises(ValueError, match=r"mean and rstd must have shape \(ceil\(N/chunk\), C\) = \(2, 3\)"):
+        k.ghost_batch_norm_forward(y, mean, rstd, x, w, b, 5, EPS)
+    with pytest.raises(ValueError, match="ceil"):
+        k.ghost_batch_norm_backward(np.empty_like(x), w.copy(), b.copy(), x, x, mean, rstd, w, 3)
+
+
 def _gn_forward(fn, x, weight, bias, G):
     N, C, S = x.shape
     y, mean, rstd = alloc_outputs("group_norm_forward", x.dtype, N=N, C=C, S=S, G=G)
@@ -275,6 +336,13 @@ def _all_kernel_calls(dtype):
         calls.append(("batch_norm_backward", (np.empty_like(x), np.empty_like(w), np.empty_like(w)),
                       (dy, x, mean, rstd, w)))
         calls.append(("batch_norm_inference", (np.empty_like(x),), (x, w, np.abs(w), w, b, EPS)))
+        chunk = max(N // 3, 2)  # NOTE: N = 7 leaves a last chunk of 1 sample
+        G = -(-N // chunk)
+        outs = alloc_outputs("ghost_batch_norm_forward", dtype, N=N, C=C, S=S, G=G)
+        calls.append(("ghost_batch_norm_forward", outs, (x, w, b, chunk, EPS)))
+        calls.append(("ghost_batch_norm_backward", (np.empty_like(x), np.empty_like(w), np.empty_like(w)),
+                      (dy, x, *_ghost(reference.ghost_batch_norm_forward, reference.ghost_batch_norm_backward, x,
+                                      dy, w, b, chunk)[1:3], w, chunk)))
         for G in (1, C):
             y, mean, rstd = _gn_forward(reference.group_norm_forward, x, w, b, G)
             calls.append(("group_norm_forward", (y, mean, rstd), (x, w, b, G, EPS)))

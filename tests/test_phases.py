@@ -269,6 +269,39 @@ def test_row_max_phases(name, dtype, shape):
         close(g, u, TOL[dtype], what)
 
 
+@pytest.mark.parametrize("eps", [1e-6, 0.0])
+@pytest.mark.parametrize("shape", MAX_SHAPES, ids=ids(MAX_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_norm_apply_max(name, dtype, shape, eps):
+    """FRN + TLU's forward in one call against the reference, and bit for bit against the two phases it fuses on
+    the same backend (row_stats without center, coefficients.rstd, X(rstd*w), row_apply_max with shift 0), which
+    is what the backward's coefficients assume. A zero row with eps = 0 gives rstd = inf, as the phases."""
+    skip_slow(name, shape)
+    rng = np.random.default_rng(13)
+    x, _, w, b, tau = max_data(rng, shape, dtype)
+    x[0] = 0  # NOTE: a row of zeros: m2 = 0 (rstd = inf when eps = 0)
+    R, D = shape
+    k = kernels.load(name)
+
+    def fused(mod):
+        y, m2, scale = np.empty_like(x), np.empty(R), np.empty(R, dtype)
+        mod.row_norm_apply_max(y, m2, scale, x, w, b, tau, eps)
+        return y, m2, scale
+
+    with np.errstate(divide="ignore", invalid="ignore"):  # NOTE: Numba as plain Python (NUMBA_DISABLE_JIT) warns
+        got, want = fused(k), fused(reference)
+    for what, g, r in zip(("y", "m2", "scale"), got, want):
+        close(g, r, TOL[dtype], what)
+    mean, m2, y = np.empty(R), np.empty(R), np.empty_like(x)
+    k.row_stats(mean, m2, x, False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = (coefficients.rstd(m2, D, eps) * w.astype(np.float64)).astype(dtype)
+        k.row_apply_max(y, x, np.zeros(R, dtype), scale, b, tau)
+    for what, g, u in zip(("y", "m2", "scale"), got, (y, m2, scale)):
+        np.testing.assert_array_equal(g, u, err_msg=what)
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_row_max_edge_values(name):
     """max(z, tau) with np.maximum's NaN; the backward splits dy by Maximum's rule: z > tau all to z, a tie half
@@ -524,6 +557,8 @@ def _phase_calls(dtype):
         calls.append(("row_backward_apply", (np.empty_like(x),), (dy, x, dc, rc, rc, rc, rc, rc)))
         tau = make(rng, R, dtype)
         calls.append(("row_apply_max", (np.empty_like(x),), (x, rc, rc, rc, tau)))
+        calls.append(("row_norm_apply_max", (np.empty_like(x), np.empty(R), np.empty(R, dtype)),
+                      (x, rc, rc, tau, 1e-6)))
         calls.append(("row_backward_sums_max", (np.empty(R), np.empty(R), np.empty(R)), (dy, x, mean, rc, rc, rc, tau)))
         calls.append(("row_backward_apply_max", (np.empty_like(x),), (dy, x, rc, rc, rc, rc, rc, rc, rc, tau)))
         for gate in (0, 1):
@@ -570,6 +605,6 @@ def test_every_backend_has_every_phase(name):
     for kernel in ("channel_stats", "channel_apply", "channel_backward_sums", "channel_backward_apply",
                    "channel_apply_relu", "channel_backward_sums_relu", "channel_backward_apply_relu",
                    "row_stats", "row_apply", "row_backward_sums", "row_backward_apply",
-                   "row_apply_max", "row_backward_sums_max", "row_backward_apply_max",
+                   "row_apply_max", "row_backward_sums_max", "row_backward_apply_max", "row_norm_apply_max",
                    "row_apply_gate", "row_backward_sums_gate", "row_backward_apply_gate"):
         assert kernel in contract.SPECS and callable(getattr(module, kernel))

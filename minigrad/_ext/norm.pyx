@@ -662,6 +662,110 @@ def batch_norm_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, c
         raise MemoryError()
 
 
+# ghost batch norm: batch norm per contiguous chunk of `chunk` samples, the loop over chunks here rather than in
+# Python (one call per direction; each chunk's statistics and apply, or sums and apply, while it is in cache)
+
+# x, y: (N, C, S); chunk k is samples [k*chunk, min((k + 1)*chunk, N)); mean, rstd: (G, C), G = ceil(N/chunk)
+cdef int _ghost_bn_forward(floating* y, double* mean, double* rstd,
+                           const floating* x, const floating* weight, const floating* bias, double eps,
+                           Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t chunk, int n_threads) noexcept nogil:
+    cdef Py_ssize_t n0 = 0, k = 0, m
+    while n0 < N:
+        m = min(chunk, N - n0)
+        if _bn_forward(y + n0 * C * S, mean + k * C, rstd + k * C, x + n0 * C * S, weight, bias, eps, m, C, S,
+                       n_threads):
+            return -1
+        n0 += m
+        k += 1
+    return 0
+
+
+# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT, the sums over every chunk (each chunk's in X, added in double)
+cdef int _ghost_bn_backward(floating* dx, floating* dweight, floating* dbias,
+                            const floating* dy, const floating* x, const double* mean, const double* rstd,
+                            const floating* weight, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t chunk,
+                            int n_threads) noexcept nogil:
+    cdef double* acc = <double*>calloc(2 * C, sizeof(double))
+    cdef floating* part = <floating*>malloc(2 * C * sizeof(floating))
+    cdef Py_ssize_t n0 = 0, k = 0, m, c
+    cdef int err = 0
+    if acc == NULL or part == NULL:
+        free(acc)
+        free(part)
+        return -1
+    while n0 < N:
+        m = min(chunk, N - n0)
+        err = _bn_backward(dx + n0 * C * S, part, part + C, dy + n0 * C * S, x + n0 * C * S, mean + k * C,
+                           rstd + k * C, weight, m, C, S, n_threads)
+        if err:
+            break
+        for c in range(2 * C):
+            acc[c] += part[c]
+        n0 += m
+        k += 1
+    for c in range(C):
+        dweight[c] = <floating>acc[c]
+        dbias[c] = <floating>acc[C + c]
+    free(acc)
+    free(part)
+    return err
+
+
+# x, y: (N, C, S); mean, rstd: (G, C) float64 OUT, G = ceil(N/chunk); weight, bias: (C,)
+def ghost_batch_norm_forward(cnp.ndarray y not None, cnp.ndarray mean not None, cnp.ndarray rstd not None,
+                             cnp.ndarray x not None, cnp.ndarray weight not None, cnp.ndarray bias not None,
+                             Py_ssize_t chunk, double eps, Py_ssize_t n_threads):
+    """batch_norm_forward per chunk of `chunk` samples (formula: reference.ghost_batch_norm_forward)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_x = ptr(x), *p_weight = ptr(weight)
+    cdef void* p_bias = ptr(bias)
+    cdef int err
+    if N * C * S == 0:
+        return
+    if chunk < 1:
+        raise ValueError(f"chunk={chunk} must be >= 1")
+    with nogil:
+        if f32:
+            err = _ghost_bn_forward(<float*>p_y, <double*>p_mean, <double*>p_rstd, <float*>p_x,
+                                    <float*>p_weight, <float*>p_bias, eps, N, C, S, chunk, n_threads)
+        else:
+            err = _ghost_bn_forward(<double*>p_y, <double*>p_mean, <double*>p_rstd, <double*>p_x,
+                                    <double*>p_weight, <double*>p_bias, eps, N, C, S, chunk, n_threads)
+    if err:
+        raise MemoryError()
+
+
+# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (G, C) float64; weight: (C,)
+def ghost_batch_norm_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, cnp.ndarray dbias not None,
+                              cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray mean not None,
+                              cnp.ndarray rstd not None, cnp.ndarray weight not None, Py_ssize_t chunk,
+                              Py_ssize_t n_threads):
+    """batch_norm_backward per chunk; dweight, dbias summed over the chunks (reference.ghost_batch_norm_backward)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_dx = ptr(dx), *p_dweight = ptr(dweight), *p_dbias = ptr(dbias), *p_dy = ptr(dy), *p_x = ptr(x)
+    cdef void* p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_weight = ptr(weight)
+    cdef int err
+    if N * C * S == 0:
+        return
+    if chunk < 1:
+        raise ValueError(f"chunk={chunk} must be >= 1")
+    with nogil:
+        if f32:
+            err = _ghost_bn_backward(<float*>p_dx, <float*>p_dweight, <float*>p_dbias, <float*>p_dy,
+                                     <float*>p_x, <double*>p_mean, <double*>p_rstd, <float*>p_weight,
+                                     N, C, S, chunk, n_threads)
+        else:
+            err = _ghost_bn_backward(<double*>p_dx, <double*>p_dweight, <double*>p_dbias, <double*>p_dy,
+                                     <double*>p_x, <double*>p_mean, <double*>p_rstd, <double*>p_weight,
+                                     N, C, S, chunk, n_threads)
+    if err:
+        raise MemoryError()
+
+
 # x, y: (N, C, S); mean, rstd: (N, G) float64 OUT; weight, bias: (C,)
 def group_norm_forward(cnp.ndarray y not None, cnp.ndarray mean not None, cnp.ndarray rstd not None,
                        cnp.ndarray x not None, cnp.ndarray weight not None, cnp.ndarray bias not None,

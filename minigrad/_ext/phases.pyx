@@ -12,6 +12,7 @@ So every result is bit-identical for any n_threads.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport sqrt
 from libc.stdlib cimport calloc, free, malloc
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
@@ -190,6 +191,29 @@ cdef void _row_apply_max(floating* y, const floating* x, const floating* shift, 
             mgp_row_apply_max_float(y + r * D, x + r * D, D, shift[r], scale[r], offset[r], tau[r])
         else:
             mgp_row_apply_max_double(y + r * D, x + r * D, D, shift[r], scale[r], offset[r], tau[r])
+
+
+# FRN + TLU forward in one pass per row: m2 = sum(x^2), rstd = 1/sqrt(m2/D + eps), scale = X(rstd*weight[r]),
+# y = max(x*scale + offset[r], tau[r]) while the row is in cache
+cdef void _row_norm_apply_max(floating* y, double* m2, floating* scale, const floating* x, const floating* weight,
+                              const floating* offset, const floating* tau, double eps, Py_ssize_t R, Py_ssize_t D,
+                              int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    cdef double rstd
+    cdef floating sc
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        # NOTE: without center the mean is 0; it is written to m2[r] first, then overwritten by m2
+        if floating is float:
+            mgp_row_stats_float(m2 + r, m2 + r, x + r * D, 0, D)
+        else:
+            mgp_row_stats_double(m2 + r, m2 + r, x + r * D, 0, D)
+        rstd = 1.0 / sqrt(m2[r] / <double>D + eps)  # NOTE: the operations of coefficients.rstd, in its order
+        sc = <floating>(rstd * <double>weight[r])
+        scale[r] = sc
+        if floating is float:
+            mgp_row_apply_max_float(y + r * D, x + r * D, D, 0, sc, offset[r], tau[r])
+        else:
+            mgp_row_apply_max_double(y + r * D, x + r * D, D, 0, sc, offset[r], tau[r])
 
 
 cdef void _row_sums_max(double* sg, double* sgx, double* st, const floating* dy, const floating* x,
@@ -475,6 +499,24 @@ def row_apply_max(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray sh
         else:
             _row_apply_max(<double*>p_y, <double*>p_x, <double*>p_shift, <double*>p_scale, <double*>p_offset,
                            <double*>p_tau, R, D, n_threads)
+
+
+def row_norm_apply_max(cnp.ndarray y not None, cnp.ndarray m2 not None, cnp.ndarray scale not None,
+                       cnp.ndarray x not None, cnp.ndarray weight not None, cnp.ndarray offset not None,
+                       cnp.ndarray tau not None, double eps, Py_ssize_t n_threads):
+    """m2 = sum(x^2), scale = X(weight[r]/sqrt(m2/D + eps)), y = max(x*scale + offset[r], tau[r]) per row."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_m2 = ptr(m2), *p_scale = ptr(scale), *p_x = ptr(x), *p_weight = ptr(weight)
+    cdef void* p_offset = ptr(offset), *p_tau = ptr(tau)
+    with nogil:
+        if f32:
+            _row_norm_apply_max(<float*>p_y, <double*>p_m2, <float*>p_scale, <float*>p_x, <float*>p_weight,
+                                <float*>p_offset, <float*>p_tau, eps, R, D, n_threads)
+        else:
+            _row_norm_apply_max(<double*>p_y, <double*>p_m2, <double*>p_scale, <double*>p_x, <double*>p_weight,
+                                <double*>p_offset, <double*>p_tau, eps, R, D, n_threads)
 
 
 def row_backward_sums_max(cnp.ndarray sg not None, cnp.ndarray sgx not None, cnp.ndarray st not None,

@@ -35,6 +35,12 @@ Kernels:
       y = (x - running_mean) / sqrt(running_var + eps) * weight + bias
   batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads)
       dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (C,) float64; weight: (C,)
+  ghost_batch_norm_forward(y, mean, rstd, x, weight, bias, chunk, eps, n_threads)   ghost batch norm
+      x, y: (N, C, S); mean, rstd: (G, C) float64 OUT, G = ceil(N/chunk); weight, bias: (C,); chunk: int >= 1
+      batch_norm_forward on each contiguous chunk of samples [k*chunk, min((k + 1)*chunk, N)), row k of mean, rstd
+  ghost_batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, chunk, n_threads)
+      as batch_norm_backward per chunk; dweight, dbias: (C,) OUT, summed over the chunks (each chunk's sum is
+      rounded to X, then they are added in float64)
   group_norm_forward(y, mean, rstd, x, weight, bias, num_groups, eps, n_threads)
       x, y: (N, C, S); mean, rstd: (N, G) float64 OUT; weight, bias: (C,)
   group_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, num_groups, n_threads)
@@ -109,6 +115,10 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
   share (dy where z < tau[r] or either is NaN); a masked-out inf dy gives 0 (PyTorch's maximum backward).
   row_apply_max(y, x, shift, scale, offset, tau)           y = max(z, tau[r]) (NaN in z or tau gives NaN)
       x, y: (R, D); shift, scale, offset, tau: (R,)
+  row_norm_apply_max(y, m2, scale, x, weight, offset, tau, eps)   FRN + TLU forward, statistics and apply in one
+      x, y: (R, D); m2: (R,) float64 OUT; scale: (R,) OUT;  call: m2 = sum(x^2) (row_stats without center),
+      weight, offset, tau: (R,)                             scale = X(weight[r]/sqrt(m2/D + eps)) (the operations
+                                                            of coefficients.rstd), y = row_apply_max with shift 0
   row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau)
       dy, x: (R, D); mean: (R,) float64;                    sg = sum(g), sgx = sum(g*(x - mean[r])), st = sum(t)
       shift, scale, offset, tau: (R,); sg, sgx, st: (R,) float64 OUT
@@ -157,6 +167,16 @@ SPECS = {
         ("dx", "dweight", "dbias", "dy", "x", "mean", "rstd", "weight"),
         {"dx": ("NCS", "X"), "dweight": ("C", "X"), "dbias": ("C", "X"), "dy": ("NCS", "X"),
          "x": ("NCS", "X"), "mean": ("C", "f64"), "rstd": ("C", "f64"), "weight": ("C", "X")},
+    ),
+    "ghost_batch_norm_forward": (
+        ("y", "mean", "rstd", "x", "weight", "bias", "chunk", "eps"),
+        {"y": ("NCS", "X"), "mean": ("GC", "f64"), "rstd": ("GC", "f64"), "x": ("NCS", "X"),
+         "weight": ("C", "X"), "bias": ("C", "X")},
+    ),
+    "ghost_batch_norm_backward": (
+        ("dx", "dweight", "dbias", "dy", "x", "mean", "rstd", "weight", "chunk"),
+        {"dx": ("NCS", "X"), "dweight": ("C", "X"), "dbias": ("C", "X"), "dy": ("NCS", "X"),
+         "x": ("NCS", "X"), "mean": ("GC", "f64"), "rstd": ("GC", "f64"), "weight": ("C", "X")},
     ),
     "group_norm_forward": (
         ("y", "mean", "rstd", "x", "weight", "bias", "num_groups", "eps"),
@@ -228,6 +248,9 @@ SPECS = {
     "row_apply_max": (("y", "x", "shift", "scale", "offset", "tau"),
                       {"y": ("RD", "X"), "x": ("RD", "X"), "shift": ("R", "X"), "scale": ("R", "X"),
                        "offset": ("R", "X"), "tau": ("R", "X")}),
+    "row_norm_apply_max": (("y", "m2", "scale", "x", "weight", "offset", "tau", "eps"),
+                           {"y": ("RD", "X"), "m2": ("R", "f64"), "scale": ("R", "X"), "x": ("RD", "X"),
+                            "weight": ("R", "X"), "offset": ("R", "X"), "tau": ("R", "X")}),
     "row_backward_sums_max": (("sg", "sgx", "st", "dy", "x", "mean", "shift", "scale", "offset", "tau"),
                               {"sg": ("R", "f64"), "sgx": ("R", "f64"), "st": ("R", "f64"), "dy": ("RD", "X"),
                                "x": ("RD", "X"), "mean": ("R", "f64"), "shift": ("R", "X"), "scale": ("R", "X"),
@@ -256,6 +279,8 @@ OUTPUTS = {
     "batch_norm_forward": ("y", "mean", "rstd"),
     "batch_norm_inference": ("y",),
     "batch_norm_backward": ("dx", "dweight", "dbias"),
+    "ghost_batch_norm_forward": ("y", "mean", "rstd"),
+    "ghost_batch_norm_backward": ("dx", "dweight", "dbias"),
     "group_norm_forward": ("y", "mean", "rstd"),
     "group_norm_backward": ("dx", "dweight", "dbias"),
     "im2col": ("cols",),
@@ -279,6 +304,7 @@ OUTPUTS = {
     "row_backward_sums": ("sg", "sgx", "dweight", "dbias"),
     "row_backward_apply": ("dx",),
     "row_apply_max": ("y",),
+    "row_norm_apply_max": ("y", "m2", "scale"),
     "row_backward_sums_max": ("sg", "sgx", "st"),
     "row_backward_apply_max": ("dx",),
     "row_apply_gate": ("y",),
@@ -338,7 +364,7 @@ def _plan(kernel):
             for i, name in enumerate(names) if name in arrays]
     fast = tuple((i, tuple(SYMBOLS.index(s) for s in symbols), fixed.num if fixed is not None else -1, output)
                  for i, name, symbols, fixed, output in plan)
-    scalars = ("num_groups" in names or "kh" in names or "center" in names or "gate" in names
+    scalars = ("num_groups" in names or "kh" in names or "center" in names or "gate" in names or "chunk" in names
                or ("argmax" in names and kernel.endswith("backward")))
     # NOTE: eps >= 0 is the normalizations' rule; Adam's eps is checked by the optimizer
     eps_at = names.index("eps") if "eps" in names and "norm" in kernel else None
@@ -420,6 +446,14 @@ def _check_scalars(kernel, names, args, dims):
         if type(gate) is not int or gate not in (0, 1):  # NOTE: the nogil code switches on it
             raise ValueError(f"{kernel}: gate must be the int 0 (sigmoid, EvoNorm-S0) or 1 (max, EvoNorm-B0), "
                              f"got {gate!r}")
+    if "chunk" in names:
+        chunk = args[names.index("chunk")]
+        if type(chunk) is not int or chunk < 1:  # NOTE: the nogil loop steps by it
+            raise ValueError(f"{kernel}: chunk must be an int >= 1 (samples per chunk), got {chunk!r}")
+        g = -(-dims["N"] // chunk)
+        if dims["G"] != g:
+            raise ValueError(f"{kernel}: mean and rstd must have shape (ceil(N/chunk), C) = ({g}, {dims['C']}), "
+                             f"got ({dims['G']}, {dims['C']})")
     if "num_groups" in names:
         g = check_num_groups(kernel, args[names.index("num_groups")], dims["C"])
         if dims["G"] != g:

@@ -360,6 +360,27 @@ def batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads
     _pick(_bn_backward, n_threads)(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads)
 
 
+def ghost_batch_norm_forward(y, mean, rstd, x, weight, bias, chunk, eps, n_threads):
+    """batch_norm_forward per chunk of ``chunk`` samples (formula: reference.ghost_batch_norm_forward). NOTE: the
+    loop over chunks is Python's here (one jitted call per chunk); the Cython backend loops in C."""
+    fn = _pick(_bn_forward, n_threads)
+    for k, n0 in enumerate(range(0, x.shape[0], chunk)):
+        fn(y[n0:n0 + chunk], mean[k], rstd[k], x[n0:n0 + chunk], weight, bias, float(eps), n_threads)
+
+
+def ghost_batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, chunk, n_threads):
+    """batch_norm_backward per chunk; dweight, dbias summed over the chunks in float64 (each chunk's in X)."""
+    fn = _pick(_bn_backward, n_threads)
+    acc = np.zeros((2, x.shape[1]))
+    part = np.empty((2, x.shape[1]), x.dtype)
+    for k, n0 in enumerate(range(0, x.shape[0], chunk)):
+        s = slice(n0, n0 + chunk)
+        fn(dx[s], part[0], part[1], dy[s], x[s], mean[k], rstd[k], weight, n_threads)
+        acc += part
+    dweight[...] = acc[0]
+    dbias[...] = acc[1]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # group norm: row i = (n, g) of x (N, C, S) is x.flat[i*M:(i+1)*M], M = Cg*S; its channels are g*Cg + (0..Cg-1)
 

@@ -298,6 +298,23 @@ def _row_apply_max(y, x, shift, scale, offset, tau):
             yv[d] = z if z > t or z != z else t  # NOTE: np.maximum's NaN: from z or from t
 
 
+@_twins(error_model="numpy")  # NOTE: m2 + eps = 0 (eps=0) gives rstd = inf, as in C
+def _row_norm_apply_max(y, m2, scale, x, weight, offset, tau, eps):
+    R, D = x.shape
+    xf = x.reshape(x.size)
+    for r in prange(R):
+        s1, s2 = _run_stats(xf, r * D, D, 0.0)
+        m2[r] = _finish(s1, s2, D, 0.0, False)[1]
+        scale[r] = 1.0 / np.sqrt(m2[r] / D + eps) * np.float64(weight[r])  # NOTE: rounded to X by the store
+        sc = scale[r]
+        yv = y[r]
+        xv = x[r]
+        of, t = offset[r], tau[r]
+        for d in range(D):
+            z = xv[d] * sc + of
+            yv[d] = z if z > t or z != z else t  # NOTE: np.maximum's NaN: from z or from t
+
+
 @_twins()
 def _row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau):
     R, D = x.shape
@@ -478,6 +495,11 @@ def row_backward_apply(dx, dy, x, weight, a, mg, shift, b, k, n_threads):
 def row_apply_max(y, x, shift, scale, offset, tau, n_threads):
     """y = max((x - shift[r])*scale[r] + offset[r], tau[r])."""
     _pick(_row_apply_max, n_threads)(y, x, shift, scale, offset, tau)
+
+
+def row_norm_apply_max(y, m2, scale, x, weight, offset, tau, eps, n_threads):
+    """FRN + TLU forward in one pass per row (contract): m2 = sum(x^2), scale = X(weight[r]*rstd), y = max(...)."""
+    _pick(_row_norm_apply_max, n_threads)(y, m2, scale, x, weight, offset, tau, float(eps))
 
 
 def row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau, n_threads):

@@ -54,6 +54,26 @@ def batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads
     dbias[...] = sum_dy
 
 
+def ghost_batch_norm_forward(y, mean, rstd, x, weight, bias, chunk, eps, n_threads=1):
+    """Ghost batch norm: batch_norm_forward on each contiguous chunk of ``chunk`` samples (the last may be
+    smaller); row k of mean, rstd: (G, C) float64 is chunk k's."""
+    for k, n0 in enumerate(range(0, x.shape[0], chunk)):
+        batch_norm_forward(y[n0:n0 + chunk], mean[k], rstd[k], x[n0:n0 + chunk], weight, bias, eps)
+
+
+def ghost_batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, chunk, n_threads=1):
+    """batch_norm_backward per chunk; dweight, dbias are the sums over chunks of each chunk's, rounded to X."""
+    C, dtype = x.shape[1], x.dtype
+    acc = np.zeros((2, C))
+    part = np.empty((2, C), dtype)
+    for k, n0 in enumerate(range(0, x.shape[0], chunk)):
+        s = slice(n0, n0 + chunk)
+        batch_norm_backward(dx[s], part[0], part[1], dy[s], x[s], mean[k], rstd[k], weight)
+        acc += part
+    dweight[...] = acc[0]
+    dbias[...] = acc[1]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # group norm, x: (N, C, S) viewed as N*G sets of (C/G)*S values; affine per channel
 

@@ -127,6 +127,16 @@ def row_apply_max(y, x, shift, scale, offset, tau, n_threads=1):
     y[...] = np.maximum(_pre_max(x, shift, scale, offset), tau[:, None])
 
 
+def row_norm_apply_max(y, m2, scale, x, weight, offset, tau, eps, n_threads=1):
+    """FRN + TLU forward in one call: m2 = sum(x^2) per row (row_stats without center), scale = X(weight[r]*rstd),
+    rstd = 1/sqrt(m2/D + eps) (coefficients.rstd), y = max(x*scale[r] + offset[r], tau[r]) (row_apply_max)."""
+    m2[...] = (x.astype(np.float64) ** 2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # NOTE: m2 + eps = 0 (eps=0): rstd = inf, as in C
+        rstd = 1.0 / np.sqrt(m2 / x.shape[1] + eps)
+        scale[...] = rstd * weight.astype(np.float64)
+        row_apply_max(y, x, np.zeros_like(scale), scale, offset, tau)
+
+
 def row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau, n_threads=1):
     """With (g, t) dy split by the max (contract): sg = sum(g), sgx = sum(g*(x - mean[r])), st = sum(t) per row."""
     g, t = _max_split(dy, x, shift, scale, offset, tau)

@@ -304,11 +304,12 @@ class _RowNorm(Function):
 
 
 class _ChannelNorm(Function):
-    """Batch norm over x viewed as (N, C, S), composed of the channel phases: forward ``channel_stats ->
-    coefficients -> channel_apply``, backward ``channel_backward_sums -> coefficients -> channel_backward_apply``,
-    once per contiguous chunk of ``chunk`` samples (x[n0:n1] is contiguous in (N, C, S)): one chunk is batch norm,
-    several are ghost batch norm. ``renorm(mean, rstd) -> (r, d)`` (float64, per channel; Batch Renorm) makes it
-    y = (xhat*r + d)*weight + bias, r and d constants in backward, so dx is batch norm's with weight*r."""
+    """Batch norm over x viewed as (N, C, S) per contiguous chunk of ``chunk`` samples (x[n0:n1] is contiguous in
+    (N, C, S)): several chunks are ghost batch norm, one kernel call each way (``ghost_batch_norm_forward`` and
+    ``_backward``: batch norm's fused kernels chunk by chunk). ``renorm(mean, rstd) -> (r, d)`` (float64, per
+    channel; Batch Renorm, one chunk) makes it y = (xhat*r + d)*weight + bias from the channel phases (forward
+    ``channel_stats -> coefficients -> channel_apply``), r and d constants in backward, so dx is batch norm's with
+    weight*r (``batch_norm_backward``)."""
 
     @ieee_when_eps0
     def forward(self, x, *params, chunk, has_weight, has_bias, eps, renorm=None):
@@ -318,6 +319,16 @@ class _ChannelNorm(Function):
         w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
         self.bounds = [(n0, min(n0 + chunk, n)) for n0 in range(0, n, chunk)]
         k = kernels.kernels()
+        self.x3, self.shape = x3, x.shape
+        if renorm is None:
+            # NOTE: ghost batch norm: one kernel call that runs batch norm's fused forward chunk by chunk (each
+            # chunk's statistics and apply while it is in cache); the phases per chunk with their NumPy coefficients
+            # between cost about 20 us a chunk at 16x32x8x8 (docs/perf/norm-family.md)
+            self.mean, self.rstd = np.empty((len(self.bounds), c)), np.empty((len(self.bounds), c))
+            self.r, self.d, self.w, self.chunk = 1.0, 0.0, w, chunk
+            y = np.empty_like(x3)
+            k.ghost_batch_norm_forward(y, self.mean, self.rstd, x3, w, b, chunk, eps)
+            return y.reshape(x.shape)
         self.mean, self.m2 = np.empty((len(self.bounds), c)), np.empty((len(self.bounds), c))
         for i, (n0, n1) in enumerate(self.bounds):
             k.channel_stats(self.mean[i], self.m2[i], x3[n0:n1], True)
@@ -347,20 +358,13 @@ class _ChannelNorm(Function):
                                   self.rstd[0], self.scale.astype(dtype))
             dweight = (self.r * sxhat.astype(np.float64) + self.d * sdy.astype(np.float64)).astype(dtype)
             return _grads_for(self, None if dx is None else dx.reshape(self.shape), dweight, sdy)
-        # NOTE: sums then apply chunk by chunk: a chunk is still in cache for its apply (computing every chunk's
-        # coefficients at once between two passes over the whole batch measured 0.83x at 32x64x16x16)
-        sdyx_rstd, sdy_all = np.zeros(c), np.zeros(c)
-        for i, (n0, n1) in enumerate(self.bounds):
-            sdy, sdyx = np.empty(c), np.empty(c)
-            k.channel_backward_sums(sdy, sdyx, dy[n0:n1], x3[n0:n1], self.mean[i])
-            sdyx_rstd += sdyx * self.rstd[i]
-            sdy_all += sdy
-            if dx is not None:
-                k.channel_backward_apply(dx[n0:n1], dy[n0:n1], x3[n0:n1], *coefficients.backward(
-                    sdy, sdyx, (n1 - n0) * s, self.mean[i], self.rstd[i], True, dtype, self.scale))
-        # NOTE: y = (xhat*r + d)*weight + bias, so dweight = r*sum(dy*xhat) + d*sum(dy)
-        dweight = (self.r * sdyx_rstd + self.d * sdy_all).astype(dtype)
-        return _grads_for(self, None if dx is None else dx.reshape(self.shape), dweight, sdy_all.astype(dtype))
+        # NOTE: ghost batch norm: batch norm's fused backward chunk by chunk in one kernel call (sums then apply
+        # while the chunk is in cache; computing every chunk's coefficients at once between two passes over the
+        # whole batch measured 0.83x at 32x64x16x16)
+        dx = dx if dx is not None else np.empty_like(x3)
+        dweight, dbias = np.empty(c, dtype), np.empty(c, dtype)
+        k.ghost_batch_norm_backward(dx, dweight, dbias, dy, x3, self.mean, self.rstd, self.w, self.chunk)
+        return _grads_for(self, dx.reshape(self.shape), dweight, dbias)
 
     def compose(self, x, *params):
         x3 = x.reshape(self.x3.shape)
@@ -415,7 +419,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     (v, N/v, ...), so sample i goes to ghost batch i mod (N/v) (strided, and N must be a multiple of v), and
     it updates the running statistics from the mean over ghost batches of their biased variances; here the
     chunks are contiguous, the last may be short, and the variances are unbiased, as in batch norm. Eval mode
-    ignores it. Built from the channel phase kernels, one chunk at a time (``_ChannelNorm``).
+    ignores it. One kernel call each way that runs batch norm's fused kernels chunk by chunk (``_ChannelNorm``).
 
     Shape:
         - input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).
@@ -473,7 +477,8 @@ def _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, chunk):
         count, counts = chunk * s, np.array([[(n1 - n0) * s] for n0, n1 in node.bounds])
 
         def update(rm, rv):  # NOTE: reads the node when it runs (see _update_running_from)
-            rstd = coefficients.rstd(node.m2 * ((count - 1) / (counts - 1)), count, eps)
+            m2 = (node.rstd ** -2.0 - eps) * counts  # NOTE: the fused forward saves rstd, not m2
+            rstd = coefficients.rstd(m2 * ((count - 1) / (counts - 1)), count, eps)
             _update_running(rm, rv, node.mean, rstd, momentum, eps, count)
         _host(update, rm, rv)
     return out

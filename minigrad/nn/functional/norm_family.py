@@ -106,9 +106,9 @@ class _FilterResponse(Function):
     """FRN over x viewed as rows (N*C, S), composed of the row phases with ``center=False``: forward ``row_stats ->
     coefficients -> row_apply``, backward ``row_backward_sums -> coefficients -> row_backward_apply``. weight and
     bias are per channel, so they enter as per-row coefficients (the rows' per-column weight is ones). With
-    ``has_tau`` (FRN + TLU fused) the apply and both backward passes are the ``row_*_max`` phases: y = max(z, tau)
-    in the apply pass, dy split between z and tau inside the backward passes. Parents: x, then weight, bias, tau
-    (those present), then the optional learned eps, of which |eps| is used."""
+    ``has_tau`` (FRN + TLU fused) the forward is one ``row_norm_apply_max`` call (statistics, coefficients and
+    y = max(z, tau) per row) and both backward passes are the ``row_*_max`` phases (dy split between z and tau).
+    Parents: x, then weight, bias, tau (those present), then the optional learned eps, of which |eps| is used."""
 
     @ieee_when_eps0
     def forward(self, x, *params, has_weight, has_bias, eps, has_tau=False):
@@ -121,22 +121,44 @@ class _FilterResponse(Function):
                        c, x.dtype)
         self.eps_value = params[-1].astype(np.float64).reshape(()) if eps is None else eps
         k = kernels.kernels()
+        self.w64 = w.astype(np.float64)
+        self.x2, self.shape = x2, x.shape
+        if has_tau:
+            # NOTE: one kernel call per row takes the statistics, forms scale = X(rstd*w) and applies with the max
+            # while the row is in cache; rows of `co`: scale (written by the kernel), offset = b, tau, w, one per
+            # row (N*C values). rstd, the zero mean and shift are formed in backward, from m2: a forward without
+            # backward does not pay for them (docs/perf/norm-family.md, "FRN + TLU: the forward's Python cost")
+            co = np.empty((4, n, c), x.dtype)
+            co[1] = b
+            co[2] = params[has_weight + has_bias]
+            co[3] = w
+            y, m2, rows = np.empty_like(x2), np.empty(n * c), co.reshape(4, n * c)
+            k.row_norm_apply_max(y, m2, rows[0], x2, rows[3], rows[1], rows[2], abs(self.eps_value))
+            self.m2, self.rows, self.mean, self.rstd = m2, rows, None, None
+            return y.reshape(x.shape)
         mean, m2 = np.empty(n * c), np.empty(n * c)
         k.row_stats(mean, m2, x2, False)
-        # NOTE: the statistics viewed as (N, C) broadcast against the per-channel weight and bias
-        mean, rstd = mean.reshape(n, c), coefficients.rstd(m2, s, abs(self.eps_value)).reshape(n, c)
-        self.w64 = w.astype(np.float64)
-        y = np.empty_like(x2)
-        coef = tuple(a.reshape(-1) for a in coefficients.forward(mean, rstd, x.dtype, self.w64, b.astype(np.float64)))
-        if has_tau:
-            tau = np.empty((n, c), x.dtype)  # NOTE: tau per channel, one per row (N*C values)
-            tau[...] = params[has_weight + has_bias]
-            self.coef, self.tau = coef, tau.reshape(-1)
-            k.row_apply_max(y, x2, *coef, self.tau)
+        # NOTE: the statistics viewed as (N, C) broadcast against the per-channel weight and bias. Without center
+        # the mean is 0, so coefficients.forward's (shift, scale, offset) is (0, rstd*w, b): written here into one
+        # (3, N*C) block with a few in-place ufuncs; m2 >= 0 (a sum of squares), so rstd needs no clamp
+        rstd = m2.reshape(n, c)
+        np.divide(rstd, s, out=rstd)
+        e = abs(self.eps_value)
+        rstd += e
+        np.sqrt(rstd, out=rstd)
+        if e > 0:
+            np.divide(1.0, rstd, out=rstd)
         else:
-            self.ones = np.ones(s, x.dtype)
-            k.row_apply(y, x2, *coef, self.ones, np.zeros(s, x.dtype))
-        self.x2, self.mean, self.rstd, self.shape = x2, mean, rstd, x.shape
+            with np.errstate(divide="ignore"):  # NOTE: 1/0 = inf with eps 0, as coefficients.rstd
+                np.divide(1.0, rstd, out=rstd)
+        y = np.empty_like(x2)
+        co = np.empty((3, n, c), x.dtype)
+        co[0] = 0
+        np.multiply(rstd, self.w64, out=co[1], casting="same_kind")
+        co[2] = b
+        self.ones = np.ones(s, x.dtype)
+        k.row_apply(y, x2, co[0].reshape(-1), co[1].reshape(-1), co[2].reshape(-1), self.ones, np.zeros(s, x.dtype))
+        self.mean, self.rstd = mean.reshape(n, c), rstd
         return y.reshape(x.shape)
 
     @ieee_when_eps0
@@ -148,6 +170,10 @@ class _FilterResponse(Function):
         k = kernels.kernels()
         sg, sgx = np.empty(r), np.empty(r)
         if self.has_tau:
+            if self.rstd is None:  # NOTE: the fused forward kept m2 and the per-row scale, offset, tau only
+                self.mean = np.zeros((n, c))
+                self.rstd = coefficients.rstd(self.m2, s, abs(self.eps_value)).reshape(n, c)
+                self.coef, self.tau = (np.zeros(r, dtype), self.rows[0], self.rows[1]), self.rows[2]
             st = np.empty(r)
             k.row_backward_sums_max(sg, sgx, st, dy, x2, self.mean.reshape(-1), *self.coef, self.tau)
         else:
@@ -237,9 +263,10 @@ def filter_response_norm_tlu(input: Tensor, weight: Tensor | None = None, bias: 
         y = max(weight * x / sqrt(mean_S(x^2) + |eps|) + bias, tau)
     with ``filter_response_norm``'s arguments and rules, and ``tau`` (required) per channel. Same results as the
     pair within rounding (the value before the max is computed as FRN computes it; Maximum's tie rule: a tie
-    gives half of dy to each side), in half the passes over the data: the max is fused into the apply pass
-    (``row_apply_max``) and dy is split between the input and ``tau`` inside the backward passes
-    (``row_backward_sums_max``, ``row_backward_apply_max``), fused because that measures faster than the composed
+    gives half of dy to each side), in half the passes over the data: the forward is one kernel call that takes
+    each row's statistics and applies with the max while the row is in cache (``row_norm_apply_max``) and dy is
+    split between the input and ``tau`` inside the backward passes (``row_backward_sums_max``,
+    ``row_backward_apply_max``), fused because that measures faster than the composed
     ``maximum`` (docs/perf/norm-family.md). A separate function, not a ``tau=`` argument of
     ``filter_response_norm``, as ``batch_norm_relu`` beside ``batch_norm``: the normalization keeps its meaning
     and the fused pair is named. ``nn.Sequential`` uses it for a ``FilterResponseNorm2d`` followed by a ``TLU``.
