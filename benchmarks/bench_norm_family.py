@@ -30,7 +30,8 @@ VIRTUAL_BATCH = 4
 GROUPS = 8
 DBN_GROUP = 16
 # "FRN+TLU" is F.filter_response_norm_tlu (the fused pair, what nn.Sequential runs for FilterResponseNorm2d then
-# TLU); "FRN+TLU unfused" is F.tlu(F.filter_response_norm(...)), for the A/B (scripts/frn_tlu_ab.py), not a target
+# TLU); "FRN+TLU unfused" is F.tlu(F.filter_response_norm(...)), for the A/B
+# (scripts/norm_family_ab.py --methods FRN+TLU --before " unfused"), not a target
 # "EvoNormB0 composed" / "EvoNormS0 composed" are the EvoNorms as composed autograd ops (what the functionals were
 # before the gate phases; now their double backward), for the A/B (scripts/norm_family_ab.py), not targets
 METHODS = ["BatchRenorm2d", "GhostBatchNorm2d", "FRN+TLU", "FRN+TLU unfused",
