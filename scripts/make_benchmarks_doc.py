@@ -1,12 +1,15 @@
 """Write docs/benchmarks.md from the merged JSON of benchmarks/run_all.py.
 
     python scripts/make_benchmarks_doc.py docs/benchmarks.json [--out docs/benchmarks.md] [--distributed JSON]
+        [--end-to-end JSON]
 
 The page holds the machine (CPU model and cores, recorded by the run; /proc/cpuinfo here when the run did not),
 the command that produced the JSON, the targets checked against the measured figures (MET / MISSED, every
 number computed from the JSON, none typed by hand) and the tables of ``minigrad.app.bench_report.render_table``;
 then, when ``--distributed`` names one (default: docs/bench_distributed.json where it exists), the data-parallel
-training steps at 1, 2, 4 ... MPI ranks from ``scripts/bench_distributed.py --scaling ... --json``.
+training steps at 1, 2, 4 ... MPI ranks from ``scripts/bench_distributed.py --scaling ... --json``. With
+``--end-to-end`` (default: docs/end-to-end.json where it exists) the training steps and their targets come from that
+run of their own (``benchmarks/run_all.py --only bandwidth end-to-end``), in a section that names its command.
 """
 import argparse
 import importlib.util
@@ -81,6 +84,30 @@ LIMITS = {
         "About 320 us of a step are the BLAS matrix multiplies in both libraries; the rest is per-op Python: 12 "
         "autograd nodes forward and back, 11 parameter updates and the loss, each a few microseconds. "
         "Measurements and variants tried: " + PERF + "mlp-bn-end-to-end.",
+    "end to end: MLP-BN compiled >= 2x torch steps/s":
+        "The replay leaves the kernels and NumPy's BLAS products (about a third of the step) and a Python call per "
+        "recorded op. On this VM one process's step time is bimodal (the same mlp-bn step measured 0.9 or 1.4 ms "
+        "in back-to-back processes, `scripts/step_cpu_time.py minigrad mlp-bn 400`), so a run of a few processes "
+        "per library moves these ratios by up to 2x: the same command at commit c4a534e on a quiet machine gave "
+        "2.11x torch and 1.33x JAX (README).",
+    "end to end: MLP-BN compiled >= 1.0x JAX jitted steps/s":
+        "See the target above: JAX's jitted step is one XLA executable with its matrix products fused with the "
+        "elementwise work; the replay still calls one kernel or NumPy function per op.",
+    "end to end: ResNet-20 >= 1.0x torch steps/s":
+        "Convolution is about 75% of the step: direct kernels at unit stride (105-127 GFLOP/s forward, 84-94 "
+        "weight gradient, against NumPy's 92-111 on the widest conv as one GEMM) and im2col + GEMM for the four "
+        "stride-2 convs; interleaved in one process the step measured 0.83-0.94x PyTorch (docs/perf/conv.md, "
+        "parts 2 and 3), against 0.6x before the direct kernels.",
+    "end to end: lenet-bn at 2 threads >= 1.2x torch steps/s":
+        "The step's kernels split each op over the two threads, but the elementwise NumPy passes and the BLAS "
+        "products between them do not, and every parallel region wakes a passively waiting thread.",
+    "end to end: ResNet-20 at 2 threads >= 1.2x torch steps/s":
+        "Follows from the scaling below: PyTorch's step gains 1.2-1.6x from the second core, minigrad's 0.8-1.3x.",
+    "end to end: ResNet-20 step 2 threads >= 1.6x 1 thread":
+        "The direct conv kernels scale 1.5-1.7x on the 32x32 and 16x16 layers when the machine is quiet, not on "
+        "8x8 (the weight gradient splits 3 chunks of samples over 2 threads); NumPy's OpenBLAS workers spin after "
+        "each product and hold the core the next OpenMP kernel needs (docs/perf/conv.md, part 3). With another "
+        "process on the second core a 2-thread step collapses (barrier waits), as the note at the top says.",
     "end to end: small CNN-BN (lenet-bn) >= 1.0x torch steps/s":
         "conv2d is im2col + BLAS with a compiled im2col/col2im, but its backward (per-sample weight-gradient "
         "GEMMs for the first conv), max-pool backward and NumPy elementwise passes over 300k-element "
@@ -126,8 +153,42 @@ def distributed_section(summary, json_name="bench_distributed.json", json_path="
         *script.scaling_table(summary), ""]
 
 
+def end_to_end_section(e2e, json_name):
+    """Markdown for a separate run of the end-to-end training steps (``run_all.py --only bandwidth end-to-end``):
+    its own machine, command and limits (the GEMM yardstick for the conv nets, the triad), its targets, its table."""
+    run = e2e.get("minigrad_run") or {}
+    commit = (e2e.get("commit_info") or {}).get("id")
+    gemm = {}
+    for r in bench._rows(e2e):
+        if r["op"] == "gemm" and r["median"]:
+            m, k, n = r["shape"]
+            gemm.setdefault(r["threads"], []).append(f"{m}x{k}x{n} {2.0 * m * k * n / r['median'] / 1e9:.0f} GFLOP/s")
+    triad = bench.triad_by_threads(e2e, "llc")
+    load = run.get("load_average") or {}
+    load = (f"1-minute load average {load['start'][0]:.2f} at the start, {load['end'][0]:.2f} at the end"
+            if load.get("start") and load.get("end") else "")
+    return [
+        "## Training steps (end to end)", "",
+        f"From `{json_name}`, a run of its own (the tables above and below it are from different runs): "
+        f"`{run.get('command', 'unknown')}`, {run.get('started', '?')} to {run.get('finished', '?')}"
+        + (f", commit `{commit[:10]}`" if commit else "") + (f", {load}" if load else "") + ". "
+        "One training step (forward, cross entropy, backward, SGD with momentum) per call, each library in its own "
+        "process (JAX jitted; at 1 thread under `taskset -c 0` with `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`); "
+        "minigrad-compiled is the step under `minigrad.compile`. Limits measured in the same run: NumPy's GEMM "
+        + "; ".join(f"{'; '.join(v)} at {t} thread{'s' if t > 1 else ''}" for t, v in sorted(gemm.items()))
+        + " (the conv nets' yardstick); LLC-size triad "
+        + ", ".join(f"{v:.1f} GB/s at {t} thread{'s' if t > 1 else ''}" for t, v in sorted(triad.items())) + ".", "",
+        bench.render_targets(e2e, fmt="markdown", only="end to end"),
+        *[f"* **{t['target']}**: {LIMITS.get(t['target'], 'not analysed yet.')}"
+          for t in bench.evaluate_targets(e2e) if t["target"].startswith("end to end") and t["status"] == "MISSED"],
+        "",
+        bench.render_table({"benchmarks": [b for b in e2e["benchmarks"]
+                                           if (b.get("extra_info") or {}).get("op") == "train step"]},
+                           fmt="markdown"), ""]
+
+
 def make_doc(data, json_name="benchmarks.json", distributed=None, distributed_name="bench_distributed.json",
-             distributed_path="docs/bench_distributed.json"):
+             distributed_path="docs/bench_distributed.json", end_to_end=None, end_to_end_name="end-to-end.json"):
     run = data.get("minigrad_run") or {}
     cpu = run.get("cpu") or _local_cpu()
     mi = data.get("machine_info") or {}
@@ -170,9 +231,17 @@ def make_doc(data, json_name="benchmarks.json", distributed=None, distributed_na
     failed = [p for p in run.get("processes", []) if p.get("rc") not in (0, 5)]
     if failed:
         lines += ["Processes that failed: " + ", ".join(f"{p['label']} (rc {p['rc']})" for p in failed), ""]
-    lines += ["## Targets", "", "1 thread and the cython backend unless stated.", "",
-              bench.render_targets(data, fmt="markdown"), *limits_section(data), "## Results", "",
-              bench.render_table(data, fmt="markdown")]
+    if end_to_end:  # NOTE: the training steps come from their own run (below), not from this one's rows
+        data = dict(data, benchmarks=[b for b in data["benchmarks"]
+                                      if (b.get("extra_info") or {}).get("op") != "train step"])
+    lines += ["## Targets", "", "1 thread and the cython backend unless stated"
+              + ("; the end-to-end training steps' targets are in their own section below." if end_to_end else "."),
+              "", "\n".join(line for line in bench.render_targets(data, fmt="markdown").split("\n")
+                            if not (end_to_end and line.startswith("| end to end:"))),
+              *limits_section(data)]
+    if end_to_end:
+        lines += end_to_end_section(end_to_end, end_to_end_name)
+    lines += ["## Results", "", bench.render_table(data, fmt="markdown")]
     if distributed:
         lines += ["", *distributed_section(distributed, distributed_name, distributed_path)]
     return "\n".join(lines)
@@ -184,8 +253,12 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     p.add_argument("--distributed", default=None, help="a scripts/bench_distributed.py --scaling JSON (default: "
                    "docs/bench_distributed.json where it exists)")
+    p.add_argument("--end-to-end", default=None, help="a run_all.py JSON of the end-to-end training steps, from a "
+                   "run of its own (default: docs/end-to-end.json where it exists); its steps replace the main run's")
     a = p.parse_args(argv)
     data = bench.load(a.json)
+    e2e_path = a.end_to_end or os.path.join(ROOT, "docs", "end-to-end.json")
+    end_to_end = bench.load(e2e_path) if a.end_to_end or os.path.exists(e2e_path) else None
     dist_path = a.distributed or os.path.join(ROOT, "docs", "bench_distributed.json")
     distributed = None
     if a.distributed or os.path.exists(dist_path):
@@ -193,7 +266,7 @@ def main(argv=None):
             distributed = json.load(f)
     out_dir = os.path.dirname(os.path.abspath(a.out))
     text = make_doc(data, os.path.relpath(a.json, out_dir), distributed, os.path.relpath(dist_path, out_dir),
-                    os.path.relpath(dist_path, ROOT))
+                    os.path.relpath(dist_path, ROOT), end_to_end, os.path.relpath(e2e_path, out_dir))
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         f.write(text)

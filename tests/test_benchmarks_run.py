@@ -116,6 +116,19 @@ def test_targets_and_doc_from_the_numbers():
     assert "`benchmarks/run_all.py --out x.json`" in text
     assert "| BatchNorm2d backward >= 1.5x torch | **MISSED** |" in text
     assert "## Results" in text and "| cython |" in text
+    assert "## Training steps (end to end)" not in text
+
+    # the training steps from a run of their own: their section, targets and table; none left in the main ones
+    e2e = {"benchmarks": [b for b in data["benchmarks"] if b["extra_info"]["op"] in ("train step", "triad")],
+           "minigrad_run": {"command": "benchmarks/run_all.py --only bandwidth end-to-end",
+                            "load_average": {"start": [0.5, 0, 0], "end": [0.75, 0, 0]}}}
+    text = doc.make_doc(data, end_to_end=e2e, end_to_end_name="e2e.json")
+    head, section = text.split("## Training steps (end to end)")
+    assert "end to end:" not in head.split("## Targets")[1]
+    assert "From `e2e.json`" in section and "--only bandwidth end-to-end" in section and "0.50 at the start" in section
+    assert "| end to end: ResNet-20 >= 1.0x torch steps/s | **MISSED** |" in section
+    assert "train step resnet20" in section.split("## Results")[0]
+    assert "train step" not in section.split("## Results")[1]
 
 
 

@@ -396,8 +396,9 @@ def _brief(verdict, got, bad, unit="x"):
     return verdict
 
 
-def render_targets(data, fmt="text"):
-    res = evaluate_targets(data)
+def render_targets(data, fmt="text", only=None):
+    """The targets' table; ``only``: keep the targets whose name starts with it (e.g. "end to end")."""
+    res = [r for r in evaluate_targets(data) if only is None or r["target"].startswith(only)]
     if fmt == "markdown":
         lines = ["| target | status | measured |", "|---|---|---|"]
         lines += [f"| {r['target']} | **{r['status']}** | {r['measured']} |" for r in res]
