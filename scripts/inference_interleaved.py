@@ -52,22 +52,27 @@ def main(argv=None):
         want = B.reference(name, x)
         runs = {"minigrad": B._minigrad_runner(name, x, False)[0], "fused": B._minigrad_runner(name, x, True)[0],
                 "compiled": B._minigrad_runner(name, x, True, compiled=True)[0], "torch": B._torch_runner(name, x)[0]}
-        for k, run in runs.items():
-            np.testing.assert_allclose(np.asarray(run(), np.float64), want, rtol=1e-4, atol=1e-4, err_msg=k)
-        ts = {k: [] for k in runs}
-        for _ in range(max(5, a.rounds // a.batch)):
-            for k, run in runs.items():
-                t = time.perf_counter()
-                run()
-                ts[k].append(time.perf_counter() - t)
-        p10 = {k: np.percentile(v, 10) for k, v in ts.items()}
-        med = {k: np.median(v) for k, v in ts.items()}
+        p10, med = _interleaved(runs, want, max(5, a.rounds // a.batch), time.perf_counter)
         cell = lambda k: f"{p10[k] * 1e6:.0f} / {med[k] * 1e6:.0f} us"  # noqa: E731
         print(f"| {name} | {a.batch} | {cell('minigrad')} | {cell('fused')} | {cell('compiled')} | {cell('torch')} | "
               f"{p10['torch'] / p10['fused']:.2f}x | {med['torch'] / med['fused']:.2f}x | "
               f"{p10['torch'] / p10['compiled']:.2f}x | {med['torch'] / med['compiled']:.2f}x |", flush=True)
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     return 0
+
+
+def _interleaved(runs, want, rounds, clock):
+    """Check every run's output against ``want``, then time them round by round with ``clock``: (p10, median) per
+    run, in seconds."""
+    for k, run in runs.items():
+        np.testing.assert_allclose(np.asarray(run(), np.float64), want, rtol=1e-4, atol=1e-4, err_msg=k)
+    ts = {k: [] for k in runs}
+    for _ in range(rounds):
+        for k, run in runs.items():
+            t = clock()
+            run()
+            ts[k].append(clock() - t)
+    return {k: np.percentile(v, 10) for k, v in ts.items()}, {k: np.median(v) for k, v in ts.items()}
 
 
 def epilogue(B, a):
@@ -86,16 +91,7 @@ def epilogue(B, a):
                 "epilogue": B._minigrad_runner(name, x, True)[0],
                 "folded-c": B._minigrad_runner(name, x, True, compiled=True, relu=False)[0],
                 "epilogue-c": B._minigrad_runner(name, x, True, compiled=True)[0]}
-        for k, run in runs.items():
-            np.testing.assert_allclose(np.asarray(run(), np.float64), want, rtol=1e-4, atol=1e-4, err_msg=k)
-        ts = {k: [] for k in runs}
-        for _ in range(max(5, a.rounds // a.batch)):
-            for k, run in runs.items():
-                t = time.process_time()
-                run()
-                ts[k].append(time.process_time() - t)
-        p10 = {k: np.percentile(v, 10) for k, v in ts.items()}
-        med = {k: np.median(v) for k, v in ts.items()}
+        p10, med = _interleaved(runs, want, max(5, a.rounds // a.batch), time.process_time)
         cell = lambda k: f"{p10[k] * 1e6:.0f} / {med[k] * 1e6:.0f} us"  # noqa: E731
         print(f"| {name} | {a.batch} | {cell('folded')} | {cell('epilogue')} | {med['folded'] / med['epilogue']:.2f}x "
               f"| {cell('folded-c')} | {cell('epilogue-c')} | {med['folded-c'] / med['epilogue-c']:.2f}x |",
