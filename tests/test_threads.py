@@ -199,3 +199,39 @@ def test_a_training_step_gives_the_same_bits_at_1_and_2_threads(restore, model):
         assert loss == want_loss, (blas_threads, loss, want_loss)
         for k in want:
             np.testing.assert_array_equal(got[k], want[k], err_msg=f"{model} {k} at 2 threads, BLAS {blas_threads}")
+
+
+# ------------------------------------------------------------------ im2col and col2im split by planes
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, window", [
+    ((3, 16, 32, 32), (3, 3, (2, 2), (1, 1), (1, 1))),  # a chunk of ResNet-20's 16 -> 32 stride-2 conv
+    ((1, 5, 9, 7), (3, 2, (1, 2), (1, 0), (2, 1))),     # one sample: only the planes split it
+])
+def test_im2col_col2im_same_bits_at_any_thread_count(dtype, shape, window):
+    """The Cython kernels split N*C planes among threads: the same bits as 1 thread, and as the reference."""
+    if "cython" not in mg.available_backends():
+        pytest.skip("the cython backend is not built")
+    from minigrad.kernels import reference
+    from minigrad.kernels.rules import out_size
+
+    k = mg.kernels.load("cython").module
+    kh, kw, s, p, d = window
+    N, C, H, W = shape
+    L = N * out_size(H, kh, s[0], p[0], d[0]) * out_size(W, kw, s[1], p[1], d[1])
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(dtype)
+    want = np.empty((C * kh * kw, L), dtype)
+    reference.im2col(want, x, kh, kw, s, p, d)
+    g = rng.standard_normal(want.shape).astype(dtype)
+    dx0 = rng.standard_normal(shape).astype(dtype)
+    first = None
+    for n_threads in (1, 2, 3, 7):
+        cols = np.full_like(want, np.nan)
+        k.im2col(cols, x, kh, kw, s, p, d, n_threads)
+        np.testing.assert_array_equal(cols, want)
+        dx = dx0.copy()  # NOTE: col2im adds into dx
+        k.col2im(dx, g, kh, kw, s, p, d, n_threads)
+        if first is None:
+            first = dx
+        np.testing.assert_array_equal(dx, first, err_msg=f"col2im at {n_threads} threads")
