@@ -17,8 +17,8 @@ import time
 THREADS = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "MINIGRAD_NUM_THREADS"):
     os.environ[k] = str(THREADS)
-if THREADS > 1:  # NOTE: as `minigrad train` and the end-to-end benchmarks (docs/benchmarks.md), for both frameworks
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+if THREADS > 1 and "GOMP_SPINCOUNT" not in os.environ:  # NOTE: as `import minigrad` and the end-to-end
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # benchmarks (docs/benchmarks.md), for both frameworks
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
 import numpy as np  # noqa: E402
