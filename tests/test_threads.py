@@ -201,15 +201,16 @@ def test_a_training_step_gives_the_same_bits_at_1_and_2_threads(restore, model):
             np.testing.assert_array_equal(got[k], want[k], err_msg=f"{model} {k} at 2 threads, BLAS {blas_threads}")
 
 
-# ------------------------------------------------------------------ im2col and col2im split by planes
+# ------------------------------------------------------------------ im2col and col2im, the chunks' kernels
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, window", [
     ((3, 16, 32, 32), (3, 3, (2, 2), (1, 1), (1, 1))),  # a chunk of ResNet-20's 16 -> 32 stride-2 conv
-    ((1, 5, 9, 7), (3, 2, (1, 2), (1, 0), (2, 1))),     # one sample: only the planes split it
+    ((1, 5, 9, 7), (3, 2, (1, 2), (1, 0), (2, 1))),     # one sample: fewer samples than threads
 ])
 def test_im2col_col2im_same_bits_at_any_thread_count(dtype, shape, window):
-    """The Cython kernels split N*C planes among threads: the same bits as 1 thread, and as the reference."""
+    """The Cython kernels at any thread count: im2col the reference's bits, col2im (which adds) the same bits as at
+    1 thread (tests/test_conv_kernels.py compares col2im with the reference within rounding)."""
     if "cython" not in mg.available_backends():
         pytest.skip("the cython backend is not built")
     from minigrad.kernels import reference

@@ -7,10 +7,8 @@ dilation; their C in conv_direct.h), max_pool2d forward and backward.
 Math and layouts: minigrad/kernels/reference/conv.py. Signatures: minigrad/kernels/contract.py.
 Padding is never materialized: for each kernel offset the range of output positions that read inside the input is
 computed once, and the rest is written as zeros (im2col) or skipped (col2im, pooling).
-Parallel loops write disjoint memory: im2col, col2im and pooling split the N*C planes (plane (n, c) owns the rows
-(c, ., .) of cols at the columns (n, ., .), the plane dx[n, c], and its argmax indices point into its own plane
-only). NOTE: planes, not samples: conv2d's chunks hold a few samples (3 in ResNet-20's stride-2 layers), which split
-2:1 over 2 threads.
+Parallel loops write disjoint memory: im2col and col2im split the batch (sample n owns the columns (n, ., .) of
+cols and the plane x[n]); pooling splits the N*C planes (a plane's argmax indices point into its own plane only).
 NOTE: no double accumulators here (unlike the norms): im2col and pooling only copy and compare, and col2im adds at
 most kh*kw values into each dx element, in offset order (that of the reference), so X precision loses nothing
 a statistic over thousands of elements would. Results do not depend on n_threads.
@@ -69,110 +67,112 @@ cdef inline Py_ssize_t _end(Py_ssize_t off, Py_ssize_t s, Py_ssize_t size, Py_ss
     return min(O, (size - 1 - off) // s + 1)
 
 
-# x: (N, C, H, W), cols: (K, L); writes the rows of channel c at the columns of sample n
-cdef void _im2col_plane(floating* cols,           # OUT
-                        const floating* x,        # IN
-                        Py_ssize_t n, Py_ssize_t c, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
-                        Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t OH,
-                        Py_ssize_t OW) noexcept nogil:
-    cdef Py_ssize_t i, j, oh, ow, hoff, woff, oh0, oh1, ow0, ow1, L = OH * OW
+# x: (N, C, H, W), cols: (K, L); writes the columns of sample n
+cdef void _im2col_sample(floating* cols,          # OUT
+                         const floating* x,       # IN
+                         Py_ssize_t n, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                         Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t OH,
+                         Py_ssize_t OW) noexcept nogil:
+    cdef Py_ssize_t c, i, j, oh, ow, hoff, woff, oh0, oh1, ow0, ow1, L = OH * OW
     cdef const floating* xc
     cdef const floating* xr
     cdef floating* out
-    xc = x + (n * C + c) * H * W
-    for i in range(kh):
-        hoff = i * dh - ph
-        oh0 = min(_first(hoff, sh), OH)
-        oh1 = max(oh0, _end(hoff, sh, H, OH))
-        for j in range(kw):
-            woff = j * dw - pw
-            ow0 = min(_first(woff, sw), OW)
-            ow1 = max(ow0, _end(woff, sw, W, OW))
-            out = cols + ((c * kh + i) * kw + j) * N * L + n * L
-            if oh0 > 0:
-                memset(out, 0, oh0 * OW * sizeof(floating))
-            if sh == 1 and sw == 1 and OW == W and oh1 > oh0 and ow1 > ow0:
-                # NOTE: unit strides, rows W apart in x and in cols: the block is one copy of a flat run, and
-                # the entries a row takes from its neighbour (ow < ow0 or ow >= ow1: padding) are zeroed after.
-                # A copy per row (32 values in ResNet-20's first stage) cost more in calls than in copying
-                xr = xc + (oh0 + hoff) * W + woff
-                memcpy(out + oh0 * OW + ow0, xr + ow0, ((oh1 - oh0 - 1) * OW + ow1 - ow0) * sizeof(floating))
+    for c in range(C):
+        xc = x + (n * C + c) * H * W
+        for i in range(kh):
+            hoff = i * dh - ph
+            oh0 = min(_first(hoff, sh), OH)
+            oh1 = max(oh0, _end(hoff, sh, H, OH))
+            for j in range(kw):
+                woff = j * dw - pw
+                ow0 = min(_first(woff, sw), OW)
+                ow1 = max(ow0, _end(woff, sw, W, OW))
+                out = cols + ((c * kh + i) * kw + j) * N * L + n * L
+                if oh0 > 0:
+                    memset(out, 0, oh0 * OW * sizeof(floating))
+                if sh == 1 and sw == 1 and OW == W and oh1 > oh0 and ow1 > ow0:
+                    # NOTE: unit strides, rows W apart in x and in cols: the block is one copy of a flat run, and
+                    # the entries a row takes from its neighbour (ow < ow0 or ow >= ow1: padding) are zeroed after.
+                    # A copy per row (32 values in ResNet-20's first stage) cost more in calls than in copying
+                    xr = xc + (oh0 + hoff) * W + woff
+                    memcpy(out + oh0 * OW + ow0, xr + ow0, ((oh1 - oh0 - 1) * OW + ow1 - ow0) * sizeof(floating))
+                    for oh in range(oh0, oh1):
+                        for ow in range(ow0):
+                            out[oh * OW + ow] = 0
+                        for ow in range(ow1, OW):
+                            out[oh * OW + ow] = 0
+                    if oh1 < OH:
+                        memset(out + oh1 * OW, 0, (OH - oh1) * OW * sizeof(floating))
+                    continue
                 for oh in range(oh0, oh1):
+                    xr = xc + (oh * sh + hoff) * W + woff  # row of x read by this oh; index ow*sw (ow in range)
+                    # NOTE: the padding columns (a few values) in loops, not memset calls, which cost more than the
+                    # copy on short rows (ResNet-20's stride-2 convs: rows of 16 and 8)
                     for ow in range(ow0):
                         out[oh * OW + ow] = 0
+                    if sw == 1:
+                        memcpy(out + oh * OW + ow0, xr + ow0, (ow1 - ow0) * sizeof(floating))
+                    elif sw == 2:  # NOTE: a constant stride: the compiler vectorizes the gather (loads + shuffles)
+                        for ow in range(ow0, ow1):
+                            out[oh * OW + ow] = xr[2 * ow]
+                    else:
+                        for ow in range(ow0, ow1):
+                            out[oh * OW + ow] = xr[ow * sw]
                     for ow in range(ow1, OW):
                         out[oh * OW + ow] = 0
                 if oh1 < OH:
                     memset(out + oh1 * OW, 0, (OH - oh1) * OW * sizeof(floating))
-                continue
-            for oh in range(oh0, oh1):
-                xr = xc + (oh * sh + hoff) * W + woff  # row of x read by this oh; index ow*sw (ow in range)
-                # NOTE: the padding columns (a few values) in loops, not memset calls, which cost more than the
-                # copy on short rows (ResNet-20's stride-2 convs: rows of 16 and 8)
-                for ow in range(ow0):
-                    out[oh * OW + ow] = 0
-                if sw == 1:
-                    memcpy(out + oh * OW + ow0, xr + ow0, (ow1 - ow0) * sizeof(floating))
-                elif sw == 2:  # NOTE: a constant stride: the compiler vectorizes the gather (loads + shuffles)
-                    for ow in range(ow0, ow1):
-                        out[oh * OW + ow] = xr[2 * ow]
-                else:
-                    for ow in range(ow0, ow1):
-                        out[oh * OW + ow] = xr[ow * sw]
-                for ow in range(ow1, OW):
-                    out[oh * OW + ow] = 0
-            if oh1 < OH:
-                memset(out + oh1 * OW, 0, (OH - oh1) * OW * sizeof(floating))
 
 
-# dx: (N, C, H, W), cols: (K, L); adds the rows of channel c at the columns of sample n into dx[n, c]
-cdef void _col2im_plane(floating* dx,             # IN/OUT
-                        const floating* cols,     # IN
-                        Py_ssize_t n, Py_ssize_t c, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
-                        Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t OH,
-                        Py_ssize_t OW) noexcept nogil:
-    cdef Py_ssize_t i, j, oh, ow, hoff, woff, oh0, oh1, ow0, ow1, L = OH * OW
+# dx: (N, C, H, W), cols: (K, L); adds the columns of sample n into dx[n]
+cdef void _col2im_sample(floating* dx,            # IN/OUT
+                         const floating* cols,    # IN
+                         Py_ssize_t n, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                         Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t OH,
+                         Py_ssize_t OW) noexcept nogil:
+    cdef Py_ssize_t c, i, j, oh, ow, hoff, woff, oh0, oh1, ow0, ow1, L = OH * OW
     cdef floating* dxc
     cdef floating* dxr
     cdef const floating* src
-    dxc = dx + (n * C + c) * H * W
-    for i in range(kh):
-        hoff = i * dh - ph
-        oh0 = _first(hoff, sh)
-        oh1 = _end(hoff, sh, H, OH)
-        for j in range(kw):
-            woff = j * dw - pw
-            ow0 = _first(woff, sw)
-            ow1 = _end(woff, sw, W, OW)
-            src = cols + ((c * kh + i) * kw + j) * N * L + n * L
-            for oh in range(oh0, oh1):
-                dxr = dxc + (oh * sh + hoff) * W + woff
-                if sw == 1:  # NOTE: a separate unit-stride loop, which the compiler vectorizes
-                    for ow in range(ow0, ow1):
-                        dxr[ow] += src[oh * OW + ow]
-                else:
-                    for ow in range(ow0, ow1):
-                        dxr[ow * sw] += src[oh * OW + ow]
+    for c in range(C):
+        dxc = dx + (n * C + c) * H * W
+        for i in range(kh):
+            hoff = i * dh - ph
+            oh0 = _first(hoff, sh)
+            oh1 = _end(hoff, sh, H, OH)
+            for j in range(kw):
+                woff = j * dw - pw
+                ow0 = _first(woff, sw)
+                ow1 = _end(woff, sw, W, OW)
+                src = cols + ((c * kh + i) * kw + j) * N * L + n * L
+                for oh in range(oh0, oh1):
+                    dxr = dxc + (oh * sh + hoff) * W + woff
+                    if sw == 1:  # NOTE: a separate unit-stride loop, which the compiler vectorizes
+                        for ow in range(ow0, ow1):
+                            dxr[ow] += src[oh * OW + ow]
+                    else:
+                        for ow in range(ow0, ow1):
+                            dxr[ow * sw] += src[oh * OW + ow]
 
 
 cdef void _im2col(floating* cols, const floating* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
                   Py_ssize_t dh, Py_ssize_t dw, int n_threads) noexcept nogil:
     cdef Py_ssize_t OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1, OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    cdef Py_ssize_t p
-    for p in prange(N * C, schedule='static', num_threads=n_threads):
-        _im2col_plane(cols, x, p // C, p % C, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
+    cdef Py_ssize_t n
+    for n in prange(N, schedule='static', num_threads=n_threads):
+        _im2col_sample(cols, x, n, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
 
 
 cdef void _col2im(floating* dx, const floating* cols, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
                   Py_ssize_t dh, Py_ssize_t dw, int n_threads) noexcept nogil:
     cdef Py_ssize_t OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1, OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    cdef Py_ssize_t p
-    for p in prange(N * C, schedule='static', num_threads=n_threads):
-        _col2im_plane(dx, cols, p // C, p % C, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
+    cdef Py_ssize_t n
+    for n in prange(N, schedule='static', num_threads=n_threads):
+        _col2im_sample(dx, cols, n, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
 
 
 cdef inline Py_ssize_t _later_wins(const floating* x, Py_ssize_t best, Py_ssize_t k) noexcept nogil:
