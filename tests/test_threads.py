@@ -236,3 +236,51 @@ def test_im2col_col2im_same_bits_at_any_thread_count(dtype, shape, window):
         if first is None:
             first = dx
         np.testing.assert_array_equal(dx, first, err_msg=f"col2im at {n_threads} threads")
+
+
+# ------------------------------------------------------------------ add + ReLU kernels (a residual block's output)
+
+def _add_relu_arrays(dtype, M=3 * (1 << 14) + 5, seed=4):
+    """a, b, dy with ties (a + b == 0: +0 and -0), inf, -inf and NaN in the inputs and an inf dy where y is 0."""
+    rng = np.random.default_rng(seed)
+    a, b, dy = (rng.standard_normal(M).astype(dtype) for _ in range(3))
+    b[:3] = -a[:3]
+    a[3:6], b[6], a[7], b[7] = [np.inf, -np.inf, np.nan], np.nan, -0.0, -0.0
+    dy[1], dy[4] = np.inf, -np.inf
+    return a, b, dy
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["numpy", "cython", "numba"])
+def test_add_relu_kernels_match_the_reference_at_any_thread_count(name, dtype):
+    """Every backend against the reference (the unfused pair's operations), bit for bit, at 1, 2 and 3 threads,
+    over more than one parallel chunk; through the contract too."""
+    from minigrad.kernels import reference
+
+    if name not in mg.available_backends():
+        pytest.skip(f"backend {name} not available")
+    k = mg.kernels.load(name)
+    a, b, dy = _add_relu_arrays(dtype)
+    want_y, want_dx = np.empty_like(a), np.empty_like(a)
+    with np.errstate(invalid="ignore"):
+        reference.add_relu_forward(want_y, a, b)
+        reference.add_relu_backward(want_dx, dy, want_y)
+        np.testing.assert_array_equal(want_y, np.maximum(a + b, 0))  # the reference is the pair's arithmetic
+        np.testing.assert_array_equal(want_dx, dy * (a + b > 0))
+        assert not np.signbit(want_y[7]) and np.isnan(want_dx[4])  # -0 + -0 gives +0 (np.maximum); inf * 0 NaN
+        for n_threads in (1, 2, 3):
+            y, dx = np.full_like(a, np.nan), np.full_like(a, np.nan)
+            k.module.add_relu_forward(y, a, b, n_threads)
+            k.module.add_relu_backward(dx, dy, y, n_threads)
+            assert y.tobytes() == want_y.tobytes() and dx.tobytes() == want_dx.tobytes(), (name, n_threads)
+        y = np.empty_like(a)
+        k.add_relu_forward(y, a, b)
+        assert y.tobytes() == want_y.tobytes()
+
+
+def test_add_relu_kernels_check_their_arguments():
+    a = np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match="add_relu_forward"):
+        mg.kernels.kernels().add_relu_forward(np.zeros(7, np.float32), a, a)
+    with pytest.raises((TypeError, ValueError), match="add_relu_backward"):
+        mg.kernels.kernels().add_relu_backward(a, a, np.zeros(8, np.float64))
