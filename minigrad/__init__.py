@@ -119,8 +119,8 @@ def show_config(file=None):
     lines.append(f"  numba: {'installed (imported lazily)' if importlib.util.find_spec('numba') else 'not installed'}")
     lines.append(f"  available backends: {', '.join(available_backends())}")
     lines.append(f"  active backend: {get_backend()}")
-    blas = get_blas_num_threads()
-    lines.append(f"  threads: {get_num_threads()} (NumPy's OpenBLAS: "
+    n, blas = get_num_threads(), get_blas_num_threads()  # NOTE: in this order: the first read sets BLAS's count
+    lines.append(f"  threads: {n} (NumPy's OpenBLAS: "
                  f"{'not loaded' if blas is None else blas}; OMP_WAIT_POLICY="
                  f"{os.environ.get('OMP_WAIT_POLICY', '(runtime default)')})")
     print("\n".join(lines), file=out)
