@@ -284,3 +284,14 @@ def test_add_relu_kernels_check_their_arguments():
         mg.kernels.kernels().add_relu_forward(np.zeros(7, np.float32), a, a)
     with pytest.raises((TypeError, ValueError), match="add_relu_backward"):
         mg.kernels.kernels().add_relu_backward(a, a, np.zeros(8, np.float64))
+
+
+@needs_openblas
+def test_show_config_reports_blas_and_the_wait_policy(restore):
+    import io
+
+    mg.set_num_threads(2)
+    out = io.StringIO()
+    mg.show_config(file=out)
+    assert f"threads: 2 (NumPy's OpenBLAS: 1; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(runtime default)')})" \
+        in out.getvalue()
