@@ -211,44 +211,51 @@ MG_DCONV_SAMPLE(mg_dconv_sample_f64, double, f64)
    fused multiply-adds. No position outside the output is read (so an inf in x reaches only the entries whose sums
    hold it), no lane is wasted on 8-wide planes, and each entry is one fma chain over (s, oh, ow) in order, in every
    variant: the same bits whichever runs. The caller adds the chunks' parts in chunk order. */
-#define MG_DCONV_WG(NAME, T, V, LW, RB, KW, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                     \
+#define MG_DCONV_WG(NAME, T, V, LW, OV, RB, KW, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                 \
 ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or, ptrdiff_t C,        \
-                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW) {           \
-    /* a tile's taps: RB runs of KW taps (KW == kw: the rows (c, i); KW == 1: single taps (c, i, j)) */               \
+                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW,             \
+                      ptrdiff_t ob_begin, ptrdiff_t ob_end) {                                                         \
+    /* a tile: OV vectors of LW output channels x RB runs of KW taps (KW == kw: the rows (c, i); KW == 1: single      \
+       taps (c, i, j)), over the channels [ob_begin, ob_end), ob_end - ob_begin a multiple of OV*LW */                \
     const ptrdiff_t K = C * kh * kw, L = OH * OW, R = (KW) == 1 ? K : C * kh;                                         \
-    for (ptrdiff_t ob = 0; ob < O; ob += (LW)) {                                                                      \
+    for (ptrdiff_t ob = ob_begin; ob < ob_end; ob += (OV) * (LW)) {                                                   \
         for (ptrdiff_t r0 = 0; r0 < R; r0 += (RB)) {                                                                  \
             ptrdiff_t off[RB];                                                                                        \
             for (int r = 0; r < (RB); r++) {                                                                          \
                 ptrdiff_t q = r0 + r < R ? r0 + r : R - 1; /* past R: a repeat, not stored */                         \
                 off[r] = (KW) == 1 ? q / (kh * kw) * CS + q / kw % kh * Wp + q % kw : q / kh * CS + q % kh * Wp;      \
             }                                                                                                         \
-            V acc[RB][KW];                                                                                            \
-            for (int r = 0; r < (RB); r++)                                                                            \
-                for (int j = 0; j < (KW); j++)                                                                        \
-                    acc[r][j] = ZERO;                                                                                 \
+            V acc[OV][RB][KW];                                                                                        \
+            for (int u = 0; u < (OV); u++)                                                                            \
+                for (int r = 0; r < (RB); r++)                                                                        \
+                    for (int j = 0; j < (KW); j++)                                                                    \
+                        acc[u][r][j] = ZERO;                                                                          \
             for (ptrdiff_t s = 0; s < S; s++) {                                                                       \
                 const T* xs = xp + s * C * CS;                                                                        \
                 const T* d = dyt + s * L * Or + ob;                                                                   \
                 for (ptrdiff_t oh = 0; oh < OH; oh++) {                                                               \
                     for (ptrdiff_t ow = 0; ow < OW; ow++) {                                                           \
                         const T* xq = xs + oh * Wp + ow;                                                              \
-                        V dv = LOADU(d + (oh * OW + ow) * Or);                                                        \
+                        V dv[OV];                                                                                     \
+                        for (int u = 0; u < (OV); u++)                                                                \
+                            dv[u] = LOADU(d + (oh * OW + ow) * Or + u * (LW));                                        \
                         for (int r = 0; r < (RB); r++)                                                                \
                             for (int j = 0; j < (KW); j++)                                                            \
-                                acc[r][j] = FMA(dv, SET1(xq[off[r] + j]), acc[r][j]);                                 \
+                                for (int u = 0; u < (OV); u++)                                                        \
+                                    acc[u][r][j] = FMA(dv[u], SET1(xq[off[r] + j]), acc[u][r][j]);                    \
                     }                                                                                                 \
                 }                                                                                                     \
             }                                                                                                         \
             /* NOTE: stored first under constant bounds: a conditional loop over acc kept it in memory */             \
-            T lanes[RB][KW][LW];                                                                                      \
-            for (int r = 0; r < (RB); r++)                                                                            \
-                for (int j = 0; j < (KW); j++)                                                                        \
-                    STOREU(lanes[r][j], acc[r][j]);                                                                   \
-            for (int l = 0; l < (LW) && ob + l < O; l++)                                                              \
+            T lanes[OV][RB][KW][LW];                                                                                  \
+            for (int u = 0; u < (OV); u++)                                                                            \
+                for (int r = 0; r < (RB); r++)                                                                        \
+                    for (int j = 0; j < (KW); j++)                                                                    \
+                        STOREU(lanes[u][r][j], acc[u][r][j]);                                                         \
+            for (int l = 0; l < (OV) * (LW) && ob + l < O; l++)                                                       \
                 for (int r = 0; r < (RB) && r0 + r < R; r++)                                                          \
                     for (int j = 0; j < (KW); j++)                                                                    \
-                        part[(ob + l) * K + (r0 + r) * (KW) + j] = lanes[r][j][l];                                    \
+                        part[(ob + l) * K + (r0 + r) * (KW) + j] = lanes[l / (LW)][r][j][l % (LW)];                   \
         }                                                                                                             \
     }                                                                                                                 \
 }
@@ -274,21 +281,36 @@ MG_LANES_OPS(f64, double, 8, fma)
 static const mg_lanes_f32 mg_lanes_zero_f32 = {{0}};
 static const mg_lanes_f64 mg_lanes_zero_f64 = {{0}};
 /* each variant twice: KW = 3 (taps in runs of 3 along a row: 3x3 kernels; 3x fewer offsets to load) and KW = 1 */
-#define MG_DCONV_WG_PAIR(NAME, T, V, LW, RB3, RB1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                              \
-    MG_DCONV_WG(NAME##_k3, T, V, LW, RB3, 3, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                    \
-    MG_DCONV_WG(NAME##_k1, T, V, LW, RB1, 1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)
-MG_DCONV_WG_PAIR(mg_dconv_wg_f32_scalar, float, mg_lanes_f32, 16, 2, 8, , mg_lanes_load_f32, mg_lanes_set1_f32,
+#define MG_DCONV_WG_PAIR(NAME, T, V, LW, OV, RB3, RB1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                          \
+    MG_DCONV_WG(NAME##_k3, T, V, LW, OV, RB3, 3, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                \
+    MG_DCONV_WG(NAME##_k1, T, V, LW, OV, RB1, 1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_scalar, float, mg_lanes_f32, 16, 1, 2, 8, , mg_lanes_load_f32, mg_lanes_set1_f32,
                  mg_lanes_fma_f32, mg_lanes_store_f32, mg_lanes_zero_f32)
-MG_DCONV_WG_PAIR(mg_dconv_wg_f64_scalar, double, mg_lanes_f64, 8, 2, 8, , mg_lanes_load_f64, mg_lanes_set1_f64,
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_scalar, double, mg_lanes_f64, 8, 1, 2, 8, , mg_lanes_load_f64, mg_lanes_set1_f64,
                  mg_lanes_fma_f64, mg_lanes_store_f64, mg_lanes_zero_f64)
 #if MG_DCONV_X86
-MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx512, float, __m512, 16, 8, 24, __attribute__((target("avx512f"))),
+/* NOTE: without predictive commoning (-O3's), GCC reused each broadcast x value across positions through
+   registers spilled to the stack, and broadcast from registers on port 5, one of the two FMA ports: 1.3x slower
+   than broadcasting from memory inside each FMA. AVX2 measured no faster without it, so keeps it. */
+#define MG_AVX512_WG __attribute__((target("avx512f"), optimize("no-predictive-commoning")))
+/* AVX-512: tiles of 2 vectors of channels x 12 taps where O allows (half the broadcasts per FMA), 1 x 24 for the
+   rest; -DMG_DCONV_WG_OV512=1 to measure 1 x 24 alone */
+#ifndef MG_DCONV_WG_OV512
+#define MG_DCONV_WG_OV512 2
+#endif
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx512, float, __m512, 16, 1, 8, 24, MG_AVX512_WG,
                  _mm512_loadu_ps, _mm512_set1_ps, MG_FMA512, _mm512_storeu_ps, _mm512_setzero_ps())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx512, double, __m512d, 8, 8, 24, __attribute__((target("avx512f"))),
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx512, double, __m512d, 8, 1, 8, 24, MG_AVX512_WG,
                  _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_storeu_pd, _mm512_setzero_pd())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx2, float, __m256, 8, 4, 12, __attribute__((target("avx2,fma"))),
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx512_ov, float, __m512, 16, MG_DCONV_WG_OV512, 8 / MG_DCONV_WG_OV512,
+                 24 / MG_DCONV_WG_OV512, MG_AVX512_WG, _mm512_loadu_ps, _mm512_set1_ps, MG_FMA512, _mm512_storeu_ps,
+                 _mm512_setzero_ps())
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx512_ov, double, __m512d, 8, MG_DCONV_WG_OV512, 8 / MG_DCONV_WG_OV512,
+                 24 / MG_DCONV_WG_OV512, MG_AVX512_WG, _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_storeu_pd,
+                 _mm512_setzero_pd())
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx2, float, __m256, 8, 1, 4, 12, __attribute__((target("avx2,fma"))),
                  _mm256_loadu_ps, _mm256_set1_ps, MG_FMA256, _mm256_storeu_ps, _mm256_setzero_ps())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2, double, __m256d, 4, 4, 12, __attribute__((target("avx2,fma"))),
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2, double, __m256d, 4, 1, 4, 12, __attribute__((target("avx2,fma"))),
                  _mm256_loadu_pd, _mm256_set1_pd, MG_FMA256D, _mm256_storeu_pd, _mm256_setzero_pd())
 #endif
 
@@ -371,19 +393,31 @@ static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrd
     MG_DCONV_WG_CASES_##SFX                                                                                           \
     default:                                                                                                          \
         if (kw == 3)                                                                                                  \
-            mg_dconv_wg_##SFX##_scalar_k3(MG_DCONV_WG_ARGS);                                                          \
+            mg_dconv_wg_##SFX##_scalar_k3(MG_DCONV_WG_ARGS, 0, O);                                                    \
         else                                                                                                          \
-            mg_dconv_wg_##SFX##_scalar_k1(MG_DCONV_WG_ARGS);                                                          \
+            mg_dconv_wg_##SFX##_scalar_k1(MG_DCONV_WG_ARGS, 0, O);                                                    \
     }                                                                                                                 \
 }
 #define MG_DCONV_WG_ARGS part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW
 #if MG_DCONV_X86
+/* AVX-512: the wide tiles over the first O rounded down to OV vectors, the 1-vector tiles over the rest */
+#define MG_DCONV_WG_AVX512(SFX, LW)                                                                                   \
+    {                                                                                                                 \
+        ptrdiff_t ow_ = O / ((LW) * MG_DCONV_WG_OV512) * ((LW) * MG_DCONV_WG_OV512);                                  \
+        if (kw == 3) {                                                                                                \
+            mg_dconv_wg_##SFX##_avx512_ov_k3(MG_DCONV_WG_ARGS, 0, ow_);                                               \
+            mg_dconv_wg_##SFX##_avx512_k3(MG_DCONV_WG_ARGS, ow_, O);                                                  \
+        } else {                                                                                                      \
+            mg_dconv_wg_##SFX##_avx512_ov_k1(MG_DCONV_WG_ARGS, 0, ow_);                                               \
+            mg_dconv_wg_##SFX##_avx512_k1(MG_DCONV_WG_ARGS, ow_, O);                                                  \
+        }                                                                                                             \
+    }
 #define MG_DCONV_WG_CASES_f32                                                                                         \
-    case 2: (kw == 3 ? mg_dconv_wg_f32_avx512_k3 : mg_dconv_wg_f32_avx512_k1)(MG_DCONV_WG_ARGS); break;               \
-    case 1: (kw == 3 ? mg_dconv_wg_f32_avx2_k3 : mg_dconv_wg_f32_avx2_k1)(MG_DCONV_WG_ARGS); break;
+    case 2: MG_DCONV_WG_AVX512(f32, 16) break;                                                                        \
+    case 1: (kw == 3 ? mg_dconv_wg_f32_avx2_k3 : mg_dconv_wg_f32_avx2_k1)(MG_DCONV_WG_ARGS, 0, O); break;
 #define MG_DCONV_WG_CASES_f64                                                                                         \
-    case 2: (kw == 3 ? mg_dconv_wg_f64_avx512_k3 : mg_dconv_wg_f64_avx512_k1)(MG_DCONV_WG_ARGS); break;               \
-    case 1: (kw == 3 ? mg_dconv_wg_f64_avx2_k3 : mg_dconv_wg_f64_avx2_k1)(MG_DCONV_WG_ARGS); break;
+    case 2: MG_DCONV_WG_AVX512(f64, 8) break;                                                                         \
+    case 1: (kw == 3 ? mg_dconv_wg_f64_avx2_k3 : mg_dconv_wg_f64_avx2_k1)(MG_DCONV_WG_ARGS, 0, O); break;
 #else
 #define MG_DCONV_WG_CASES_f32
 #define MG_DCONV_WG_CASES_f64
