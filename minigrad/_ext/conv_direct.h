@@ -376,15 +376,14 @@ static void mg_dconv_wg_transpose_f64(double* dyt, const double* dy, ptrdiff_t S
     MG_DCONV_WG_TRANSPOSE_SCALAR(double)
 }
 
-/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: S*(C*Hp*Wp + OH*OW*Or) elements,
-   its first S*C*Hp*Wp (xp) zeroed by the caller once per call (every chunk writes the same interior positions) */
+/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: xp, S*C*Hp*Wp elements, zeroed by
+   the caller once per call (every chunk writes the same interior positions of its samples, so the padding stays
+   zero), and dyt, S*OH*OW*Or elements; S at most the scratch's (chunks of N samples differ by one) */
 #define MG_DCONV_WG_CHUNK(NAME, T, SFX)                                                                               \
-static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,                 \
+static void NAME(T* part, const T* x, const T* dy, T* xp, T* dyt, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,              \
                  ptrdiff_t W, ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                  \
     ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp, L = OH * OW;        \
     ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4);                                                                 \
-    T* xp = scratch;                                                                                                  \
-    T* dyt = scratch + S * C * CS;                                                                                    \
     for (ptrdiff_t c = 0; c < S * C; c++)                                                                             \
         for (ptrdiff_t h = 0; h < H; h++)                                                                             \
             memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
