@@ -397,6 +397,80 @@ def test_conv2d_direct_tail_tiles_in_every_variant():
         ext.conv2d_direct_variant(best)
 
 
+# the weight gradient's tiles (conv_direct.h, MG_DCONV_WG_AVX512): O in tiles of 2 vectors (32 float32 or 16 float64
+# channels) and a tail of 1 vector, whole or partial (O = 32, 48, 40, 33, 70, 17, 24, 8), taps in runs of 3 (kw = 3,
+# 12 a tile) with a partial last tile (C*kh = 6, 15, 9), single taps (kw != 3, 12 a tile; K = 8, 75, 3)
+WG_TILES = [(2, 2, 6, 6, 32, 3, 3, (1, 1)), (2, 5, 5, 7, 48, 3, 3, (1, 1)), (3, 3, 4, 4, 40, 3, 3, (0, 1)),
+            (1, 4, 5, 5, 33, 3, 3, (1, 1)), (2, 2, 4, 6, 70, 3, 3, (1, 1)), (2, 3, 5, 5, 17, 3, 3, (1, 1)),
+            (2, 3, 5, 5, 24, 3, 3, (1, 1)), (2, 2, 6, 6, 40, 2, 2, (1, 0)), (1, 3, 7, 7, 48, 5, 5, (2, 2)),
+            (3, 3, 5, 4, 33, 1, 1, (0, 0)), (2, 4, 4, 4, 8, 3, 3, (1, 1))]
+
+
+def test_conv2d_direct_weight_grad_tiles_in_every_variant(monkeypatch):
+    """Each variant this CPU runs, on geometries that hit the wide tiles, their tails and partial tap tiles: every
+    entry written (dweight starts NaN), equal to the reference, the same bits for 1, 2 and 3 threads and across the
+    variants; with the default chunks and with chunks of 1 and 2 samples (a larger chunk after a smaller one, in one
+    thread's scratch)."""
+    if "cython" not in mg.available_backends():
+        pytest.skip("cython backend not built")
+    from minigrad._ext import conv as ext
+    rng = np.random.default_rng(9)
+    names = ("scalar", "avx2", "avx512")
+    best, default = ext.conv2d_direct_variant(), ext.DIRECT_WG_CHUNK_BYTES
+    try:
+        for dtype in DTYPES:
+            tol = 2e-5 if dtype == np.float32 else 1e-12
+            for N, C, H, W, O, kh, kw, p in WG_TILES:
+                N = N + 4  # 5 to 7 samples: chunks of 1 and 2 below
+                x = rng.standard_normal((N, C, H, W)).astype(dtype)
+                dy = rng.standard_normal((N, O) + _out(H, W, kh, kw, (1, 1), p)).astype(dtype)
+                want = np.empty((O, C * kh * kw), dtype)
+                reference.conv2d_direct_weight_grad(want, x, dy, kh, kw, p)
+                lanes = 64 // x.itemsize  # dy^T's rows: O rounded up to 64 bytes
+                sample = (C * (H + 2 * p[0]) * (W + 2 * p[1]) + dy[0, 0].size * -(-O // lanes) * lanes) * x.itemsize
+                for budget in (default, 2 * sample):
+                    monkeypatch.setattr(ext, "DIRECT_WG_CHUNK_BYTES", budget)
+                    sizes = ext.conv2d_direct_weight_grad_chunks(N, C, H, W, O, kh, kw, p, dtype == np.float32)
+                    assert budget == default or sorted(set(sizes)) == [1, 2], sizes
+                    dws = []
+                    for variant in names[:names.index(best) + 1]:
+                        ext.conv2d_direct_variant(variant)
+                        for n_threads in (1, 2, 3):
+                            dw = np.full_like(want, np.nan)
+                            ext.conv2d_direct_weight_grad(dw, x, dy, kh, kw, p, n_threads)
+                            np.testing.assert_allclose(dw, want, rtol=tol, atol=tol * N * H * W,
+                                                       err_msg=f"{variant} {dtype.__name__} {(N, C, H, W, O)}")
+                            dws.append(dw)
+                    for dw in dws[1:]:  # the same bits for every variant and thread count
+                        np.testing.assert_array_equal(dw, dws[0])
+    finally:
+        ext.conv2d_direct_variant(best)
+
+
+def test_conv2d_direct_weight_grad_chunks_balanced():
+    """The weight gradient's chunks (from N and the geometry only): an even count (at most N), sizes within one
+    sample, so 2 threads' static halves hold N // 2 and N - N // 2 samples; ResNet-20's layers at batch 32; N = 0
+    gives zeros."""
+    if "cython" not in mg.available_backends():
+        pytest.skip("cython backend not built")
+    from minigrad._ext import conv as ext
+    assert ext.conv2d_direct_weight_grad_chunks(32, 64, 8, 8, 64, 3, 3, (1, 1)) == [16, 16]
+    assert ext.conv2d_direct_weight_grad_chunks(32, 32, 16, 16, 32, 3, 3, (1, 1)) == [8] * 4
+    assert ext.conv2d_direct_weight_grad_chunks(32, 16, 32, 32, 16, 3, 3, (1, 1)) == [4] * 8
+    for N in (1, 2, 3, 7, 31, 32, 33, 100):
+        for C, H, O, f32 in ((16, 32, 16, True), (64, 8, 64, True), (64, 8, 64, False), (3, 40, 16, True),
+                             (128, 64, 128, True)):
+            sizes = ext.conv2d_direct_weight_grad_chunks(N, C, H, H, O, 3, 3, (1, 1), f32)
+            assert sum(sizes) == N and max(sizes) - min(sizes) <= 1, (N, C, sizes)
+            assert len(sizes) % 2 == 0 or len(sizes) == N, (N, C, sizes)
+            half = len(sizes) // 2 if len(sizes) % 2 == 0 else len(sizes)
+            assert len(sizes) == N or sum(sizes[:half]) == N // 2, (N, C, sizes)
+    dw = np.full((3, 36), np.nan, np.float32)
+    ext.conv2d_direct_weight_grad(dw, np.ones((0, 4, 5, 5), np.float32), np.ones((0, 3, 5, 5), np.float32), 3, 3,
+                                  (1, 1), 2)
+    np.testing.assert_array_equal(dw, 0)
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_conv2d_direct_bad_arguments(name):
     k = _backend(name)
