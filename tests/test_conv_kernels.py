@@ -291,16 +291,18 @@ def test_conv2d_direct_parity(name, dtype):
         np.testing.assert_array_equal(dw, dws[0])
 
 
+@pytest.mark.parametrize("W", [19, 9])
 @pytest.mark.parametrize("name", BACKENDS)
-def test_conv2d_direct_non_finite_input_stays_in_its_outputs(name):
+def test_conv2d_direct_non_finite_input_stays_in_its_outputs(name, W):
     """The compiled kernels compute over the padded width, where the last kw - 1 columns of a row read the next
-    row: an inf or NaN in x must reach only the outputs whose window holds it, as in the reference."""
+    row, or (narrow planes, W = 9) with masked row loads: an inf or NaN in x must reach only the outputs whose
+    window holds it, as in the reference."""
     k = _backend(name)
     rng = np.random.default_rng(6)
-    x = rng.standard_normal((2, 3, 6, 19))
-    x[0, 1, 2, 0], x[1, 2, 4, 18], x[1, 0, 0, 3] = np.inf, np.nan, -np.inf
+    x = rng.standard_normal((2, 3, 6, W))
+    x[0, 1, 2, 0], x[1, 2, 4, W - 1], x[1, 0, 0, 3] = np.inf, np.nan, -np.inf
     w = rng.standard_normal((5, 27))
-    want, y = np.empty((2, 5, 6, 19)), np.empty((2, 5, 6, 19))
+    want, y = np.empty((2, 5, 6, W)), np.empty((2, 5, 6, W))
     reference.conv2d_direct(want, x, w, 3, 3, (1, 1))
     k.conv2d_direct(y, x, w, 3, 3, (1, 1))
     assert np.isfinite(want).sum() > 0.5 * want.size
@@ -309,7 +311,7 @@ def test_conv2d_direct_non_finite_input_stays_in_its_outputs(name):
     # the weight gradient: x's first column reaches no entry of tap j = 2 (it reads padding there), its last none
     # of j = 0; with padding 0 the wrapped rows of the padded width would carry them to those entries
     for p in ((1, 1), (0, 0)):
-        dy = rng.standard_normal((2, 5, 6 + 2 * p[0] - 2, 19 + 2 * p[1] - 2))
+        dy = rng.standard_normal((2, 5, 6 + 2 * p[0] - 2, W + 2 * p[1] - 2))
         want, dw = np.empty((5, 27)), np.empty((5, 27))
         reference.conv2d_direct_weight_grad(want, x, dy, 3, 3, p)
         k.conv2d_direct_weight_grad(dw, x, dy, 3, 3, p)
@@ -330,7 +332,7 @@ def test_conv2d_direct_variants_give_the_same_bits():
     best = ext.conv2d_direct_variant()
     try:
         for dtype in DTYPES:
-            for N, C, H, W, O, kh, kw, p in DIRECT + [(2, 16, 12, 12, 16, 3, 3, (1, 1))]:
+            for N, C, H, W, O, kh, kw, p in DIRECT + TAILS + [(2, 16, 12, 12, 16, 3, 3, (1, 1))]:
                 x = rng.standard_normal((N, C, H, W)).astype(dtype)
                 w = rng.standard_normal((O, C * kh * kw)).astype(dtype)
                 dy = rng.standard_normal((N, O) + _out(H, W, kh, kw, (1, 1), p)).astype(dtype)
@@ -366,12 +368,17 @@ BAD_DIRECT = [
 # positions a valid output needs, Qn = (OH - 1)*Wp + OW, that leave 1 or 2 vectors past the last whole tile of 3 for
 # 16, 8 and 4 lanes (and 1 to 7 scalars past tiles of 8 or 4), no whole tile at all, and ResNet-20's 8x8 layer
 TAILS = [(2, 64, 8, 8, 64, 3, 3, (1, 1)), (1, 3, 6, 7, 5, 3, 3, (1, 1)), (2, 5, 9, 9, 7, 3, 3, (1, 1)),
-         (1, 2, 3, 9, 3, 3, 3, (1, 1)), (1, 2, 4, 7, 3, 3, 3, (1, 1)), (1, 9, 1, 5, 9, 1, 3, (0, 1))]
+         (1, 2, 3, 9, 3, 3, 3, (1, 1)), (1, 2, 4, 7, 3, 3, 3, (1, 1)), (1, 9, 1, 5, 9, 1, 3, (0, 1)),
+         # the masked rows of narrow "same" planes (OW == W <= 16, AVX-512): masks the same for every vector (W
+         # divides the vector, L whole vectors) or not, kernel 5x5, a width of 16 and 17 (the padded width again)
+         (2, 9, 5, 8, 10, 3, 3, (1, 1)), (1, 5, 3, 16, 9, 3, 3, (1, 1)), (2, 3, 4, 4, 9, 5, 5, (2, 2)),
+         (1, 4, 2, 17, 8, 3, 3, (1, 1)), (2, 3, 16, 16, 16, 3, 3, (1, 1))]
 
 
 def test_conv2d_direct_tail_tiles_in_every_variant():
     """Each variant this CPU runs computes the positions past its last whole tile with tiles of 2 and 1 vectors
-    (conv_direct.h, mg_dconv_run): every output written (y starts NaN) and equal to the reference."""
+    (conv_direct.h, mg_dconv_run; AVX-512 on narrow planes: over the rows without padding, MG_DCONV_MTILES): every
+    output written (y starts NaN) and equal to the reference."""
     if "cython" not in mg.available_backends():
         pytest.skip("cython backend not built")
     from minigrad._ext import conv as ext

@@ -128,6 +128,77 @@ MG_DCONV_TILES3(mg_dconv_tiles_f64_avx2, double, __m256d, 4, 4, 3, __attribute__
                 _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(), MG_FMA256D)
 #endif
 
+#if MG_DCONV_X86
+/* AVX-512, "same" convolutions (OW == W) on narrow planes: the rows of xp unpadded (width W, only the kh - 1 padding
+   rows; xm, channel stride CS = Hp*W), positions q = oh*W + ow with no garbage columns, and each tap's run read with
+   a masked load: a lane whose input column ow + j - pw falls outside [0, W), or whose q is past L = OH*W, loads 0
+   instead, which is what the padded width reads there. So every valid output is the same fma chain as in the
+   padded-width tiles (the same bits), without the 2*pw columns a row computed for nothing (ResNet-20's 8x8 layers:
+   64 positions a sample, not 80). The masks are formed once a tile; kw <= MG_DCONV_KWMAX. */
+#define MG_DCONV_KWMAX 7
+#define MG_DCONV_MTILES(NAME, T, V, M, VW, OB, PV, PER, LOADM, STOREU, SET1, ZERO, FMA)                               \
+MG_AVX512 static void NAME(T* ypw, const T* xm, const T* wpk, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS,  \
+                           ptrdiff_t W, ptrdiff_t pw, ptrdiff_t L, ptrdiff_t Obr, ptrdiff_t Qr, ptrdiff_t q_begin,    \
+                           ptrdiff_t nt) {                                                                            \
+    const ptrdiff_t K = C * kh * kw;                                                                                  \
+    for (ptrdiff_t q0 = q_begin; q0 < q_begin + nt * (PV) * (VW); q0 += (PV) * (VW)) {                                \
+        M msk[MG_DCONV_KWMAX][PV];                                                                                    \
+        for (ptrdiff_t j = 0; j < kw; j++)                                                                            \
+            for (int v = 0; v < (PV); v++) {                                                                          \
+                M m = 0;                                                                                              \
+                for (int l = 0; l < (VW); l++) {                                                                      \
+                    ptrdiff_t q = q0 + v * (VW) + l, col = q % W + j - pw;                                            \
+                    if (q < L && col >= 0 && col < W)                                                                 \
+                        m |= (M)((M)1 << l);                                                                          \
+                }                                                                                                     \
+                msk[j][v] = m;                                                                                        \
+            }                                                                                                         \
+        for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
+            V acc[OB][PV];                                                                                            \
+            for (int o = 0; o < (OB); o++)                                                                            \
+                for (int v = 0; v < (PV); v++)                                                                        \
+                    acc[o][v] = ZERO;                                                                                 \
+            const T* w = wpk + ob * K;                                                                                \
+            for (ptrdiff_t c = 0; c < C; c++) {                                                                       \
+                for (ptrdiff_t i = 0; i < kh; i++) {                                                                  \
+                    const T* xr = xm + c * CS + i * W + q0 - pw;                                                      \
+                    for (ptrdiff_t j = 0; j < kw; j++, w += (OB)) {                                                   \
+                        V xv[PV];                                                                                     \
+                        for (int v = 0; v < (PV); v++)                                                                \
+                            xv[v] = LOADM(msk[j][(PER) ? 0 : v], xr + j + v * (VW));                                  \
+                        for (int o = 0; o < (OB); o++) {                                                              \
+                            V wv = SET1(w[o]);                                                                        \
+                            for (int v = 0; v < (PV); v++)                                                            \
+                                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                \
+                        }                                                                                             \
+                    }                                                                                                 \
+                }                                                                                                     \
+            }                                                                                                         \
+            for (int o = 0; o < (OB); o++)                                                                            \
+                for (int v = 0; v < (PV); v++)                                                                        \
+                    STOREU(ypw + (ob + o) * Qr + q0 + v * (VW), acc[o][v]);                                           \
+        }                                                                                                             \
+    }                                                                                                                 \
+}
+/* PER: the masks the same for every vector (W divides VW and L is whole vectors): kw masks, which stay in the mask
+   registers, not kw*PV reloaded at each tap */
+#define MG_DCONV_MTILES3(NAME, T, V, M, VW, LOADM, STOREU, SET1, ZERO, FMA)                                           \
+    MG_DCONV_MTILES(NAME, T, V, M, VW, MG_DCONV_OB512, MG_DCONV_PV512, 0, LOADM, STOREU, SET1, ZERO, FMA)             \
+    MG_DCONV_MTILES(NAME##_pv2, T, V, M, VW, MG_DCONV_OB512, 2, 0, LOADM, STOREU, SET1, ZERO, FMA)                    \
+    MG_DCONV_MTILES(NAME##_pv1, T, V, M, VW, MG_DCONV_OB512, 1, 0, LOADM, STOREU, SET1, ZERO, FMA)                    \
+    MG_DCONV_MTILES(NAME##_per, T, V, M, VW, MG_DCONV_OB512, MG_DCONV_PV512, 1, LOADM, STOREU, SET1, ZERO, FMA)       \
+    MG_DCONV_MTILES(NAME##_per_pv2, T, V, M, VW, MG_DCONV_OB512, 2, 1, LOADM, STOREU, SET1, ZERO, FMA)                \
+    MG_DCONV_MTILES(NAME##_per_pv1, T, V, M, VW, MG_DCONV_OB512, 1, 1, LOADM, STOREU, SET1, ZERO, FMA)
+MG_DCONV_MTILES3(mg_dconv_mtiles_f32_avx512, float, __m512, __mmask16, 16, _mm512_maskz_loadu_ps, _mm512_storeu_ps,
+                 _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
+MG_DCONV_MTILES3(mg_dconv_mtiles_f64_avx512, double, __m512d, __mmask8, 8, _mm512_maskz_loadu_pd, _mm512_storeu_pd,
+                 _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)
+/* the masked path runs where OW == W, kw <= MG_DCONV_KWMAX and W <= MG_DCONV_MASKED_MAXW (-D to measure another) */
+#ifndef MG_DCONV_MASKED_MAXW
+#define MG_DCONV_MASKED_MAXW 16
+#endif
+#endif
+
 /* The tiles of one variant (F, with VW lanes and PV vectors a tile) over the Qn positions a valid output needs,
    Qn = (OH - 1)*Wp + OW, in whole vectors: whole tiles, then the rest in tiles of 2 vectors and 1, rather than
    one more whole tile (ResNet-20's 8x8 layers: Qn = 78, 5 vectors of 16: one tile of 3 and one of 2, not 2 tiles
@@ -175,6 +246,7 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
                  ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                               \
     ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp;                     \
     ptrdiff_t Obr = mg_round_up(O, mg_dconv_ob()), Qr = mg_round_up(OH * Wp, mg_dconv_pb(sizeof(T) == 4));            \
+    MG_DCONV_MASKED_##SFX                                                                                             \
     for (ptrdiff_t c = 0; c < C; c++)                                                                                 \
         for (ptrdiff_t h = 0; h < H; h++)                                                                             \
             memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
@@ -188,6 +260,34 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
             memcpy(y + (o * OH + oh) * OW, ypw + o * Qr + oh * Wp, OW * sizeof(T));                                   \
 }
 #if MG_DCONV_X86
+/* the masked path (MG_DCONV_MTILES): x into xm = xp + pw (a guard for the reads of the first tap), a channel's rows
+   in one copy; the tiles over the L = OH*W positions (whole tiles, then 2 and 1 vectors), then each channel's L
+   outputs in one copy. The padding rows stay zero as in the other path (every sample writes the same interior). */
+#define MG_DCONV_MASKED_BODY(SFX, T, VW)                                                                               \
+    if (mg_dconv_isa == 2 && OW == W && kw <= MG_DCONV_KWMAX && W <= MG_DCONV_MASKED_MAXW) {                          \
+        T* xm = xp + pw;                                                                                              \
+        ptrdiff_t L = OH * W, CSm = Hp * W, Qm = mg_round_up(L, (VW) * MG_DCONV_PV512);                               \
+        for (ptrdiff_t c = 0; c < C; c++)                                                                             \
+            memcpy(xm + c * CSm + ph * W, x + c * H * W, H * W * sizeof(T));                                          \
+        ptrdiff_t nv = (L + (VW) - 1) / (VW), n3 = nv / MG_DCONV_PV512, r = nv - n3 * MG_DCONV_PV512;                 \
+        ptrdiff_t q = n3 * MG_DCONV_PV512 * (VW);                                                                     \
+        if ((VW) % W == 0 && L % (VW) == 0) {                                                                         \
+            mg_dconv_mtiles_##SFX##_avx512_per(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, 0, n3);               \
+            mg_dconv_mtiles_##SFX##_avx512_per_pv2(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, q, r / 2);        \
+            mg_dconv_mtiles_##SFX##_avx512_per_pv1(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm,                   \
+                                                   q + r / 2 * 2 * (VW), r % 2);                                      \
+        } else {                                                                                                      \
+            mg_dconv_mtiles_##SFX##_avx512(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, 0, n3);                   \
+            mg_dconv_mtiles_##SFX##_avx512_pv2(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, q, r / 2);            \
+            mg_dconv_mtiles_##SFX##_avx512_pv1(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm,                       \
+                                               q + r / 2 * 2 * (VW), r % 2);                                          \
+        }                                                                                                             \
+        for (ptrdiff_t o = 0; o < O; o++)                                                                             \
+            memcpy(y + o * L, ypw + o * Qm, L * sizeof(T));                                                           \
+        return;                                                                                                       \
+    }
+#define MG_DCONV_MASKED_f32 MG_DCONV_MASKED_BODY(f32, float, 16)
+#define MG_DCONV_MASKED_f64 MG_DCONV_MASKED_BODY(f64, double, 8)
 #define MG_DCONV_CASES_f32                                                                                            \
     case 2: mg_dconv_run(mg_dconv_tiles_f32_avx512, 16, MG_DCONV_PV512); break;                                       \
     case 1: mg_dconv_run(mg_dconv_tiles_f32_avx2, 8, 3); break;
@@ -195,6 +295,8 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
     case 2: mg_dconv_run(mg_dconv_tiles_f64_avx512, 8, MG_DCONV_PV512); break;                                        \
     case 1: mg_dconv_run(mg_dconv_tiles_f64_avx2, 4, 3); break;
 #else
+#define MG_DCONV_MASKED_f32
+#define MG_DCONV_MASKED_f64
 #define MG_DCONV_CASES_f32
 #define MG_DCONV_CASES_f64
 #endif
