@@ -9,7 +9,8 @@
    q is the contiguous run xp[c*CS + i*Wp + j + q]:
        ypw[o, q] = sum over (c, i, j) of weight[o, c, i, j] * xp[c*CS + q + i*Wp + j]
    The last kw - 1 columns of each row are garbage (they read the next row) and are dropped when y is written; a
-   valid q never reads outside its channel's plane. No im2col matrix is built.
+   valid q never reads outside its channel's plane. No im2col matrix is built. (AVX-512 on narrow "same" planes,
+   OW == W <= 16: rows without the padding columns and masked loads instead, MG_DCONV_MTILES; the same sums.)
    The micro-kernel holds an OB x PB tile of ypw (OB output channels, PB = PV vectors of positions) in registers
    and runs over (c, i, j): one load of PV vectors of x, OB broadcast weights, OB*PV fused multiply-adds.
    NOTE: every output is one chain acc = fma(w, x, acc) from 0 in (c, i, j) order, in every variant (AVX-512,
@@ -308,11 +309,12 @@ MG_DCONV_SAMPLE(mg_dconv_sample_f64, double, f64)
    alone, never from the thread count):
        part[o, (c, i, j)] = sum over samples s, then (oh, ow), of dy[s, o, oh, ow] * xp[s, c*CS + (oh + i)*Wp + ow + j]
    dy is first transposed into dyt (S, OH*OW, Or), output channels last (Or: O rounded up to 64 bytes, zeros past O),
-   so that the vectors run over output channels: the micro-kernel holds LW output channels x TB taps of dweight in
-   registers and runs over the valid positions (oh, ow) one at a time: one load of dyt, TB broadcasts of x, TB
-   fused multiply-adds. No position outside the output is read (so an inf in x reaches only the entries whose sums
-   hold it), no lane is wasted on 8-wide planes, and each entry is one fma chain over (s, oh, ow) in order, in every
-   variant: the same bits whichever runs. The caller adds the chunks' parts in chunk order. */
+   so that the vectors run over output channels: the micro-kernel holds OV vectors of LW output channels x TB taps
+   of dweight in registers and runs over the valid positions (oh, ow) one at a time: OV loads of dyt, TB broadcasts
+   of x, OV*TB fused multiply-adds (AVX-512: 2 x 12 where O allows, half the broadcasts per FMA of 1 x 24). No
+   position outside the output is read (so an inf in x reaches only the entries whose sums hold it), no lane is
+   wasted on 8-wide planes, and each entry is one fma chain over (s, oh, ow) in order, in every variant and tile:
+   the same bits whichever runs. The caller adds the chunks' parts in chunk order. */
 #define MG_DCONV_WG(NAME, T, V, LW, OV, RB, KW, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                 \
 ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or, ptrdiff_t C,        \
                       ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW,             \
