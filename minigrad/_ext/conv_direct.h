@@ -10,7 +10,8 @@
        ypw[o, q] = sum over (c, i, j) of weight[o, c, i, j] * xp[c*CS + q + i*Wp + j]
    The last kw - 1 columns of each row are garbage (they read the next row) and are dropped when y is written; a
    valid q never reads outside its channel's plane. No im2col matrix is built. (AVX-512 on narrow "same" planes,
-   OW == W <= 16: rows without the padding columns and masked loads instead, MG_DCONV_MTILES; the same sums.)
+   OW == W <= 16: rows without the padding columns and masked loads instead, MG_DCONV_MTILES; elsewhere the tiles
+   store their valid lanes straight into y, MG_DCONV_CTILES; the same sums.)
    The micro-kernel holds an OB x PB tile of ypw (OB output channels, PB = PV vectors of positions) in registers
    and runs over (c, i, j): one load of PV vectors of x, OB broadcast weights, OB*PV fused multiply-adds.
    NOTE: every output is one chain acc = fma(w, x, acc) from 0 in (c, i, j) order, in every variant (AVX-512,
@@ -194,6 +195,69 @@ MG_DCONV_MTILES3(mg_dconv_mtiles_f32_avx512, float, __m512, __mmask16, 16, _mm51
                  _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
 MG_DCONV_MTILES3(mg_dconv_mtiles_f64_avx512, double, __m512d, __mmask8, 8, _mm512_maskz_loadu_pd, _mm512_storeu_pd,
                  _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)
+/* AVX-512, the padded-width tiles storing straight into y: a vector's valid lanes (q % Wp < OW, q < Qn) are
+   consecutive outputs of y (the garbage columns are the only gaps), so they are compressed to the front of the vector
+   and stored under a prefix mask at y[o, valid positions before the vector]: no ypw, no copy of each row into y. */
+#define MG_DCONV_CTILES(NAME, T, V, M, VW, OB, PV, LOADU, SET1, ZERO, FMA, COMPRESS, MSTORE)                          \
+MG_AVX512 static void NAME(T* y, const T* xp, const T* wpk, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS,    \
+                           ptrdiff_t Wp, ptrdiff_t O, ptrdiff_t OW, ptrdiff_t L, ptrdiff_t Qn, ptrdiff_t q_begin,     \
+                           ptrdiff_t nt) {                                                                            \
+    const ptrdiff_t K = C * kh * kw, Obr = mg_round_up(O, (OB));                                                      \
+    for (ptrdiff_t q0 = q_begin; q0 < q_begin + nt * (PV) * (VW); q0 += (PV) * (VW)) {                                \
+        M msk[PV], pre[PV];                                                                                           \
+        ptrdiff_t dst[PV];                                                                                            \
+        for (int v = 0; v < (PV); v++) {                                                                              \
+            ptrdiff_t qs = q0 + v * (VW);                                                                             \
+            M m = 0;                                                                                                  \
+            int n = 0;                                                                                                \
+            for (int l = 0; l < (VW); l++)                                                                            \
+                if (qs + l < Qn && (qs + l) % Wp < OW) {                                                              \
+                    m |= (M)((M)1 << l);                                                                              \
+                    n++;                                                                                              \
+                }                                                                                                     \
+            msk[v] = m;                                                                                               \
+            pre[v] = (M)(((unsigned)1 << n) - 1);                                                                     \
+            dst[v] = qs / Wp * OW + (qs % Wp < OW ? qs % Wp : OW);                                                    \
+        }                                                                                                             \
+        for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
+            V acc[OB][PV];                                                                                            \
+            for (int o = 0; o < (OB); o++)                                                                            \
+                for (int v = 0; v < (PV); v++)                                                                        \
+                    acc[o][v] = ZERO;                                                                                 \
+            const T* w = wpk + ob * K;                                                                                \
+            for (ptrdiff_t c = 0; c < C; c++) {                                                                       \
+                for (ptrdiff_t i = 0; i < kh; i++) {                                                                  \
+                    const T* xr = xp + c * CS + i * Wp + q0;                                                          \
+                    for (ptrdiff_t j = 0; j < kw; j++, w += (OB)) {                                                   \
+                        V xv[PV];                                                                                     \
+                        for (int v = 0; v < (PV); v++)                                                                \
+                            xv[v] = LOADU(xr + j + v * (VW));                                                         \
+                        for (int o = 0; o < (OB); o++) {                                                              \
+                            V wv = SET1(w[o]);                                                                        \
+                            for (int v = 0; v < (PV); v++)                                                            \
+                                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                \
+                        }                                                                                             \
+                    }                                                                                                 \
+                }                                                                                                     \
+            }                                                                                                         \
+            for (int o = 0; o < (OB); o++)                                                                            \
+                if (ob + o < O)                                                                                       \
+                    for (int v = 0; v < (PV); v++)                                                                    \
+                        MSTORE(y + (ob + o) * L + dst[v], pre[v], COMPRESS(msk[v], acc[o][v]));                       \
+        }                                                                                                             \
+    }                                                                                                                 \
+}
+#define MG_DCONV_CTILES3(NAME, T, V, M, VW, LOADU, SET1, ZERO, FMA, COMPRESS, MSTORE)                                 \
+    MG_DCONV_CTILES(NAME, T, V, M, VW, MG_DCONV_OB512, MG_DCONV_PV512, LOADU, SET1, ZERO, FMA, COMPRESS, MSTORE)      \
+    MG_DCONV_CTILES(NAME##_pv2, T, V, M, VW, MG_DCONV_OB512, 2, LOADU, SET1, ZERO, FMA, COMPRESS, MSTORE)             \
+    MG_DCONV_CTILES(NAME##_pv1, T, V, M, VW, MG_DCONV_OB512, 1, LOADU, SET1, ZERO, FMA, COMPRESS, MSTORE)
+MG_DCONV_CTILES3(mg_dconv_ctiles_f32_avx512, float, __m512, __mmask16, 16, _mm512_loadu_ps, _mm512_set1_ps,
+                 _mm512_setzero_ps(), MG_FMA512, _mm512_maskz_compress_ps, _mm512_mask_storeu_ps)
+MG_DCONV_CTILES3(mg_dconv_ctiles_f64_avx512, double, __m512d, __mmask8, 8, _mm512_loadu_pd, _mm512_set1_pd,
+                 _mm512_setzero_pd(), MG_FMA512D, _mm512_maskz_compress_pd, _mm512_mask_storeu_pd)
+#ifndef MG_DCONV_CSTORE
+#define MG_DCONV_CSTORE 1
+#endif
 /* the masked path runs where OW == W, kw <= MG_DCONV_KWMAX and W <= MG_DCONV_MASKED_MAXW (-D to measure another) */
 #ifndef MG_DCONV_MASKED_MAXW
 #define MG_DCONV_MASKED_MAXW 16
@@ -252,6 +316,7 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
         for (ptrdiff_t h = 0; h < H; h++)                                                                             \
             memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
     ptrdiff_t Qn = (OH - 1) * Wp + OW;                                                                                \
+    MG_DCONV_CSTORE_##SFX                                                                                             \
     switch (mg_dconv_isa) {                                                                                           \
     MG_DCONV_CASES_##SFX                                                                                              \
     default: mg_dconv_run(mg_dconv_tiles_##SFX##_scalar, 1, sizeof(T) == 4 ? 8 : 4);                                 \
@@ -287,6 +352,18 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
             memcpy(y + o * L, ypw + o * Qm, L * sizeof(T));                                                           \
         return;                                                                                                       \
     }
+#define MG_DCONV_CSTORE_BODY(SFX, VW)                                                                                 \
+    if (mg_dconv_isa == 2 && MG_DCONV_CSTORE) {                                                                       \
+        ptrdiff_t nv_ = (Qn + (VW) - 1) / (VW), n3_ = nv_ / MG_DCONV_PV512, r_ = nv_ - n3_ * MG_DCONV_PV512;          \
+        ptrdiff_t q_ = n3_ * MG_DCONV_PV512 * (VW), L_ = OH * OW;                                                     \
+        mg_dconv_ctiles_##SFX##_avx512(y, xp, wpk, C, kh, kw, CS, Wp, O, OW, L_, Qn, 0, n3_);                         \
+        mg_dconv_ctiles_##SFX##_avx512_pv2(y, xp, wpk, C, kh, kw, CS, Wp, O, OW, L_, Qn, q_, r_ / 2);                 \
+        mg_dconv_ctiles_##SFX##_avx512_pv1(y, xp, wpk, C, kh, kw, CS, Wp, O, OW, L_, Qn, q_ + r_ / 2 * 2 * (VW),      \
+                                           r_ % 2);                                                                   \
+        return;                                                                                                       \
+    }
+#define MG_DCONV_CSTORE_f32 MG_DCONV_CSTORE_BODY(f32, 16)
+#define MG_DCONV_CSTORE_f64 MG_DCONV_CSTORE_BODY(f64, 8)
 #define MG_DCONV_MASKED_f32 MG_DCONV_MASKED_BODY(f32, float, 16)
 #define MG_DCONV_MASKED_f64 MG_DCONV_MASKED_BODY(f64, double, 8)
 #define MG_DCONV_CASES_f32                                                                                            \
@@ -296,6 +373,8 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
     case 2: mg_dconv_run(mg_dconv_tiles_f64_avx512, 8, MG_DCONV_PV512); break;                                        \
     case 1: mg_dconv_run(mg_dconv_tiles_f64_avx2, 4, 3); break;
 #else
+#define MG_DCONV_CSTORE_f32
+#define MG_DCONV_CSTORE_f64
 #define MG_DCONV_MASKED_f32
 #define MG_DCONV_MASKED_f64
 #define MG_DCONV_CASES_f32
