@@ -279,6 +279,52 @@ MG_CLONES static void mgp_row_apply_max_##T(T* restrict y, const T* restrict x, 
         y[d] = (z > tau || z != z) ? z : tau;                                                                \
     }                                                                                                        \
 }                                                                                                            \
+/* FRN + TLU forward of n <= 4 consecutive rows (row j at x + j*D; w, of, tau: the rows' values): m2 = sum(x^2), \
+   scale = X(w/sqrt(m2/D + eps)), y = max(x*scale + of, tau). NOTE: for short rows the per-row costs (a sum's   \
+   reduction and the two divisions and sqrt, in sequence) were about half the time at D = 64, so 4 rows go      \
+   together: their sums of squares in one loop (each row's accumulators and order those of mgp_row_stats_T with \
+   center = 0, so the same bits), their rstd in one 4-lane vector (per lane the operations of coefficients.rstd \
+   in its order), then the applies while the rows are in L1 */                                               \
+MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* m2, T* scale, const T* restrict x,  \
+                                                 int n, Py_ssize_t D, const T* w, const T* of, const T* tau, \
+                                                 double eps) {                                               \
+    double unused;                                                                                           \
+    mgp_v4d v = {1, 1, 1, 1};                                                                                \
+    if (n == 4) {                                                                                            \
+        const mgp_v4d z = {0, 0, 0, 0};                                                                      \
+        mgp_v4d q00 = z, q01 = z, q10 = z, q11 = z, q20 = z, q21 = z, q30 = z, q31 = z, d;                   \
+        const T *x0 = x, *x1 = x + D, *x2 = x + 2 * D, *x3 = x + 3 * D;                                      \
+        Py_ssize_t i = 0;                                                                                    \
+        for (; i + 8 <= D; i += 8) {                                                                         \
+            d = mgp_load4_##T(x0 + i); q00 += d * d; d = mgp_load4_##T(x0 + i + 4); q01 += d * d;            \
+            d = mgp_load4_##T(x1 + i); q10 += d * d; d = mgp_load4_##T(x1 + i + 4); q11 += d * d;            \
+            d = mgp_load4_##T(x2 + i); q20 += d * d; d = mgp_load4_##T(x2 + i + 4); q21 += d * d;            \
+            d = mgp_load4_##T(x3 + i); q30 += d * d; d = mgp_load4_##T(x3 + i + 4); q31 += d * d;            \
+        }                                                                                                    \
+        double t0 = 0, t1 = 0, t2 = 0, t3 = 0;                                                               \
+        for (; i < D; i++) {                                                                                 \
+            t0 += (double)x0[i] * (double)x0[i]; t1 += (double)x1[i] * (double)x1[i];                        \
+            t2 += (double)x2[i] * (double)x2[i]; t3 += (double)x3[i] * (double)x3[i];                        \
+        }                                                                                                    \
+        v[0] = mgp_hsum(q00, q01) + t0; v[1] = mgp_hsum(q10, q11) + t1;                                      \
+        v[2] = mgp_hsum(q20, q21) + t2; v[3] = mgp_hsum(q30, q31) + t3;                                      \
+        for (int j = 0; j < 4; j++) m2[j] = v[j];  /* NOTE: a sum of squares: never below 0, as row_stats clamps */ \
+    } else {                                                                                                 \
+        for (int j = 0; j < n; j++) {                                                                        \
+            mgp_row_stats_##T(&unused, m2 + j, x + j * D, 0, D);                                             \
+            v[j] = m2[j];                                                                                    \
+        }                                                                                                    \
+    }                                                                                                        \
+    const mgp_v4d dv = {(double)D, (double)D, (double)D, (double)D}, ev = {eps, eps, eps, eps};              \
+    const mgp_v4d one = {1, 1, 1, 1};                                                                        \
+    v = v / dv + ev;                                                                                         \
+    const mgp_v4d sq = {sqrt(v[0]), sqrt(v[1]), sqrt(v[2]), sqrt(v[3])}, rstd = one / sq;                    \
+    for (int j = 0; j < n; j++) {                                                                            \
+        const T sc = (T)(rstd[j] * (double)w[j]);                                                            \
+        scale[j] = sc;                                                                                       \
+        mgp_row_apply_max_##T(y + j * D, x + j * D, D, 0, sc, of[j], tau[j]);                                \
+    }                                                                                                        \
+}                                                                                                            \
 /* 4 elements at x, dy: the (g, t) split in X lanes (V: 4 lanes of T, W: 4 lanes of U), widened to double */       \
 MGP_INLINE void mgp_max_split4_##T(const T* x, const T* dy, T K, T sc, T of, T tau, mgp_v4d* xd, mgp_v4d* gd,  \
                                    mgp_v4d* td) {                                                            \
@@ -288,9 +334,11 @@ MGP_INLINE void mgp_max_split4_##T(const T* x, const T* dy, T K, T sc, T of, T t
     const V kv = {K, K, K, K}, sv = {sc, sc, sc, sc}, ov = {of, of, of, of}, tv = {tau, tau, tau, tau};      \
     const V z = (xv - kv) * sv + ov, h = dv * (T)0.5;                                                        \
     const W gt = (W)(z > tv), eq = (W)(z == tv), bd = (W)dv, bh = (W)h;                                      \
-    *xd = __builtin_convertvector(xv, mgp_v4d);                                                              \
-    *gd = __builtin_convertvector((V)((bd & gt) | (bh & eq)), mgp_v4d);                                      \
-    *td = __builtin_convertvector((V)((bd & ~(gt | eq)) | (bh & eq)), mgp_v4d);                              \
+    const V gv = (V)((bd & gt) | (bh & eq)), tv2 = (V)((bd & ~(gt | eq)) | (bh & eq));                       \
+    /* NOTE: element-wise initializers: one vcvtps2pd each with AVX (mgp_widen_float) */                      \
+    *xd = (mgp_v4d){xv[0], xv[1], xv[2], xv[3]};                                                             \
+    *gd = (mgp_v4d){gv[0], gv[1], gv[2], gv[3]};                                                             \
+    *td = (mgp_v4d){tv2[0], tv2[1], tv2[2], tv2[3]};                                                         \
 }                                                                                                            \
 /* one row: *sg = sum(g), *sgx = sum(g*(x - M)), *st = sum(t) in double; the loop shape of mgp_relu_sums_T, */ \
 /* in explicit 4-lane vectors (the scalar split of mgp_max_split_T did not vectorize: 2.4x slower) */         \
@@ -375,10 +423,12 @@ MGP_INLINE mgp_v4d mgp_sigmoidv_double(mgp_v4d z) {  /* libm's exp per lane */
                  mgp_sigmoid_double(z[3])};
     return s;
 }
-/* half h of a vector of X lanes, in double (float: 8 lanes, two halves; double: 4 lanes, one) */
+/* half h of a vector of X lanes, in double (float: 8 lanes, two halves; double: 4 lanes, one). NOTE: written as
+   an element-wise initializer, which GCC 12 compiles to one vcvtps2pd per half with AVX; __builtin_convertvector
+   of the half converted two lanes at a time and put them back together (3-4 more instructions a half) */
 MGP_INLINE mgp_v4d mgp_widen_float(mgp_v8f v, int h) {
-    return h == 0 ? __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), mgp_v4d)
-                  : __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), mgp_v4d);
+    const mgp_v4d lo = {v[0], v[1], v[2], v[3]}, hi = {v[4], v[5], v[6], v[7]};
+    return h == 0 ? lo : hi;
 }
 MGP_INLINE mgp_v4d mgp_widen_double(mgp_v4d v, int h) { (void)h; return v; }
 #define MGP_GATE(T, U, V, W, L)                                                                                     \

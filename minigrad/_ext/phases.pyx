@@ -194,26 +194,22 @@ cdef void _row_apply_max(floating* y, const floating* x, const floating* shift, 
 
 
 # FRN + TLU forward in one pass per row: m2 = sum(x^2), rstd = 1/sqrt(m2/D + eps), scale = X(rstd*weight[r]),
-# y = max(x*scale + offset[r], tau[r]) while the row is in cache
+# y = max(x*scale + offset[r], tau[r]) while the row is in cache; blocks of 4 rows, whose rstd is one vector
+# (mgp_rows_norm_apply_max_T)
 cdef void _row_norm_apply_max(floating* y, double* m2, floating* scale, const floating* x, const floating* weight,
                               const floating* offset, const floating* tau, double eps, Py_ssize_t R, Py_ssize_t D,
                               int n_threads) noexcept nogil:
-    cdef Py_ssize_t r
-    cdef double rstd
-    cdef floating sc
-    for r in prange(R, schedule='static', num_threads=n_threads):
-        # NOTE: without center the mean is 0; it is written to m2[r] first, then overwritten by m2
+    cdef Py_ssize_t blk, r
+    cdef int n
+    for blk in prange((R + 3) // 4, schedule='static', num_threads=n_threads):
+        r = blk * 4
+        n = <int>(R - r if R - r < 4 else 4)
         if floating is float:
-            mgp_row_stats_float(m2 + r, m2 + r, x + r * D, 0, D)
+            mgp_rows_norm_apply_max_float(y + r * D, m2 + r, scale + r, x + r * D, n, D, weight + r, offset + r,
+                                          tau + r, eps)
         else:
-            mgp_row_stats_double(m2 + r, m2 + r, x + r * D, 0, D)
-        rstd = 1.0 / sqrt(m2[r] / <double>D + eps)  # NOTE: the operations of coefficients.rstd, in its order
-        sc = <floating>(rstd * <double>weight[r])
-        scale[r] = sc
-        if floating is float:
-            mgp_row_apply_max_float(y + r * D, x + r * D, D, 0, sc, offset[r], tau[r])
-        else:
-            mgp_row_apply_max_double(y + r * D, x + r * D, D, 0, sc, offset[r], tau[r])
+            mgp_rows_norm_apply_max_double(y + r * D, m2 + r, scale + r, x + r * D, n, D, weight + r, offset + r,
+                                           tau + r, eps)
 
 
 cdef void _row_sums_max(double* sg, double* sgx, double* st, const floating* dy, const floating* x,
