@@ -115,14 +115,14 @@ class _FilterResponse(Function):
         self.has_weight, self.has_bias, self.learned_eps, self.eps = has_weight, has_bias, eps is None, eps
         self.has_tau = has_tau
         n, c = x.shape[0], x.shape[1]
-        x2 = np.ascontiguousarray(x).reshape(n * c, -1)
+        x2 = (x if x.flags.c_contiguous else np.ascontiguousarray(x)).reshape(n * c, -1)
         s = x2.shape[1]
         w, b = _affine(params[0] if has_weight else None, params[1 if has_weight else 0] if has_bias else None,
                        c, x.dtype)
-        self.eps_value = params[-1].astype(np.float64).reshape(()) if eps is None else eps
+        # NOTE: a learned eps as a float: its float32 or float64 value exactly
+        self.eps_value = float(params[-1][0]) if eps is None else eps
         k = kernels.kernels()
-        self.w64 = w.astype(np.float64)
-        self.x2, self.shape = x2, x.shape
+        self.w, self.x2, self.shape = w, x2, x.shape
         if has_tau:
             # NOTE: one kernel call per row takes the statistics, forms scale = X(rstd*w) and applies with the max
             # while the row is in cache; rows of `co`: scale (written by the kernel), offset = b, tau, w, one per
@@ -136,6 +136,7 @@ class _FilterResponse(Function):
             k.row_norm_apply_max(y, m2, rows[0], x2, rows[3], rows[1], rows[2], abs(self.eps_value))
             self.m2, self.rows, self.mean, self.rstd = m2, rows, None, None
             return y.reshape(x.shape)
+        self.w64 = w.astype(np.float64)
         mean, m2 = np.empty(n * c), np.empty(n * c)
         k.row_stats(mean, m2, x2, False)
         # NOTE: the statistics viewed as (N, C) broadcast against the per-channel weight and bias. Without center
@@ -171,6 +172,7 @@ class _FilterResponse(Function):
         sg, sgx = np.empty(r), np.empty(r)
         if self.has_tau:
             if self.rstd is None:  # NOTE: the fused forward kept m2 and the per-row scale, offset, tau only
+                self.w64 = self.w.astype(np.float64)
                 self.mean = np.zeros((n, c))
                 self.rstd = coefficients.rstd(self.m2, s, abs(self.eps_value)).reshape(n, c)
                 self.coef, self.tau = (np.zeros(r, dtype), self.rows[0], self.rows[1]), self.rows[2]
