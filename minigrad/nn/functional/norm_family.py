@@ -362,17 +362,18 @@ class _EvoNorm(Function):
                        c, dtype)
         self.w64 = np.broadcast_to(w.astype(np.float64), (n, c))
         k = kernels.kernels()
-        rows = lambda a: np.ascontiguousarray(np.broadcast_to(a, (n, c)), dtype).reshape(-1)  # noqa: E731
-        self.v = rows(v)
-        offset = rows(b)
+        # NOTE: the per-row v, lo, hi, scale and offset go into one (5, N*C) block by broadcasting assignments
+        # (cheaper than broadcast_to + ascontiguousarray each at small N*C)
+        co = np.empty((5, n, c), dtype)
+        co[0], co[4] = v, b
         if gate == 0:
             per = c // num_groups
             gm, gm2 = np.empty(n * num_groups), np.empty(n * num_groups)
             k.row_stats(gm, gm2, x2.reshape(n * num_groups, per * s), True)
             grstd = coefficients.rstd(gm2, per * s, eps).reshape(n, num_groups)
             self.gmean, self.grstd, self.count = gm.reshape(n, num_groups), grstd, per * s
-            scale = rows(np.repeat(grstd, per, axis=1) * self.w64)
-            self.lo = self.hi = self.v  # NOTE: gate 0 reads neither
+            co.reshape(5, n, num_groups, per)[3] = w.astype(np.float64).reshape(num_groups, per) * grstd[:, :, None]
+            co[1] = co[2] = 0  # NOTE: gate 0 reads neither lo nor hi
         else:
             im, im2 = np.empty(n * c), np.empty(n * c)
             k.row_stats(im, im2, x2, True)
@@ -388,8 +389,8 @@ class _EvoNorm(Function):
             else:
                 lo = np.sqrt(running_var.astype(np.float64) + eps)
             # NOTE: both standard deviations rounded to X, as the composed ops hold them
-            self.lo, self.hi = rows(lo.astype(dtype)), rows((1.0 / self.irstd).astype(dtype))
-            scale = rows(w)
+            co[1], co[2], co[3] = lo.astype(dtype), (1.0 / self.irstd).astype(dtype), w
+        self.v, self.lo, self.hi, scale, offset = co.reshape(5, n * c)
         y = np.empty_like(x2)
         k.row_apply_gate(y, x2, self.v, self.lo, self.hi, scale, offset, gate)
         self.x2, self.shape = x2, x.shape
@@ -402,19 +403,26 @@ class _EvoNorm(Function):
         n, c = self.shape[0], self.shape[1]
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
         k = kernels.kernels()
-        sums = [np.empty(r) for _ in range(5)]
+        sums = np.empty((5, r))
         k.row_backward_sums_gate(*sums, dy, x2, self.v, self.lo, self.hi, self.gate)
-        sdy, sdyf, sdv, shi, slo = (a.reshape(n, c) for a in sums)
+        sdy, sdyf, sdv, shi, slo = sums.reshape(5, n, c)
         w64 = self.w64
+        # NOTE: dx's per-row coefficients (a, shift, b, k) go into one (4, N*C) block by broadcasting assignments,
+        # which cost a fraction of broadcast_to + ascontiguousarray per coefficient at small N*C
+        co = np.empty((4, n, c), dtype)
         if self.gate == 0:
-            per = c // self.num_groups
-            rstd = np.repeat(self.grstd, per, axis=1)
+            g, per = self.num_groups, c // self.num_groups
+            grstd = self.grstd[:, :, None]  # (N, G, 1): the group's 1/std for each of its channels
             # NOTE: y = f*w/std + b, so d/d(1/std) of the group = sum(dy*f*w); d std/dx_i = (x_i - mean)/(M*std)
-            dinv = (w64 * sdyf).reshape(n, self.num_groups, per).sum(axis=2)
+            dinv = (w64 * sdyf).reshape(n, g, per).sum(axis=2)
             bg = -dinv * self.grstd ** 3 / self.count
-            a, b1, m1 = w64 * rstd, np.repeat(bg, per, axis=1), np.repeat(self.gmean, per, axis=1)
-            b2 = m2 = None
-            dweight, dv = (sdyf * rstd).sum(axis=0), (w64 * rstd * sdv).sum(axis=0)
+            a = (w64.reshape(n, g, per) * grstd).reshape(n, c)
+            dweight, dv = (sdyf.reshape(n, g, per) * grstd).reshape(n, c).sum(axis=0), (a * sdv).sum(axis=0)
+            if self.needs_input_grad[0]:
+                shift = self.gmean.astype(dtype)
+                co4 = co.reshape(4, n, g, per)
+                co4[0], co4[1], co4[2] = a.reshape(n, g, per), shift[:, :, None], bg[:, :, None]
+                co4[3] = (bg * (shift - self.gmean))[:, :, None]
         else:
             # NOTE: hi = the instance std, lo = the batch std (training), each with d std/dx_i = (x_i - mean)/(M*std)
             a, b1, m1 = w64, w64 * shi * self.irstd / s, self.imean
@@ -422,16 +430,17 @@ class _EvoNorm(Function):
             if self.running_var is None:
                 b2, m2 = (w64 * slo).sum(axis=0) * self.rstd / (n * s), self.mean
             dweight, dv = sdyf.sum(axis=0), (w64 * sdv).sum(axis=0)
+            if self.needs_input_grad[0]:
+                shift = m1.astype(dtype)
+                b, kk = b1, b1 * (shift - m1)
+                if b2 is not None:
+                    b, kk = b + b2, kk + b2 * (shift - m2)
+                co[0], co[1], co[2], co[3] = a, shift, b, kk
         grads = [None, dv.astype(dtype)]
         if self.needs_input_grad[0]:
-            shift = m1.astype(dtype)
-            b, kk = b1, b1 * (shift - m1)
-            if b2 is not None:
-                b, kk = b + b2, kk + b2 * (shift - m2)
             dx = np.empty_like(x2)
-            rows = lambda v: np.ascontiguousarray(np.broadcast_to(v, (n, c)), dtype).reshape(-1)  # noqa: E731
-            k.row_backward_apply_gate(dx, dy, x2, rows(a), rows(shift), rows(b), rows(kk), self.v, self.lo, self.hi,
-                                      self.gate)
+            co = co.reshape(4, r)
+            k.row_backward_apply_gate(dx, dy, x2, co[0], co[1], co[2], co[3], self.v, self.lo, self.hi, self.gate)
             grads[0] = dx.reshape(self.shape)
         if self.has_weight:
             grads.append(dweight.astype(dtype))
