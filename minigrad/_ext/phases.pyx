@@ -12,7 +12,7 @@ So every result is bit-identical for any n_threads.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt
+from libc.math cimport pow, sqrt
 from libc.stdlib cimport calloc, free, malloc
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
@@ -277,6 +277,46 @@ cdef void _row_backward_apply_gate(floating* dx, const floating* dy, const float
         else:
             mgp_row_backward_apply_gate_double(dx + r * D, dy + r * D, x + r * D, D, gate, a[r], shift[r], b[r],
                                                k[r], v[r], lo[r], hi[r])
+
+
+# EvoNorm-S0's backward, group by group (x: (N, C, S), groups of P = C/G channels, count M = P*S): the gate sums
+# of the group's rows (row_backward_sums_gate with gate 0), then its coefficients, then dx for its rows
+# (row_backward_apply_gate) while they are in cache:
+#   dinv = sum_c w[c]*sdyf[n, c],  bg = -dinv*grstd^3/M,  a = X(w[c]*grstd),  shift = X(gmean),  b = X(bg),
+#   k = X(bg*(shift - gmean))  (the same operations as _EvoNorm.backward's NumPy form)
+cdef void _evonorm_s0_backward(floating* dx, double* sdy, double* sdyf, double* sdv, const floating* dy,
+                               const floating* x, const floating* v, const floating* weight, const double* gmean,
+                               const double* grstd, Py_ssize_t N, Py_ssize_t C, Py_ssize_t G, Py_ssize_t S,
+                               int n_threads) noexcept nogil:
+    cdef Py_ssize_t ng, n, c, r, j, P = C // G
+    cdef double dinv, gr, bg, unused_hi, unused_lo
+    cdef floating shift
+    for ng in prange(N * G, schedule='static', num_threads=n_threads):
+        n = ng // G
+        dinv = 0
+        for j in range(P):
+            c = (ng % G) * P + j
+            r = n * C + c
+            if floating is float:
+                mgp_row_sums_gate_float(sdy + r, sdyf + r, sdv + r, &unused_hi, &unused_lo, dy + r * S, x + r * S,
+                                        S, 0, v[c], 0, 0)
+            else:
+                mgp_row_sums_gate_double(sdy + r, sdyf + r, sdv + r, &unused_hi, &unused_lo, dy + r * S, x + r * S,
+                                         S, 0, v[c], 0, 0)
+            dinv = dinv + <double>weight[c] * sdyf[r]
+        gr = grstd[ng]
+        bg = -dinv * pow(gr, 3.0) / <double>(P * S)
+        shift = <floating>gmean[ng]
+        for j in range(P):
+            c = (ng % G) * P + j
+            r = n * C + c
+            if floating is float:
+                mgp_row_backward_apply_gate_float(dx + r * S, dy + r * S, x + r * S, S, 0,
+                                                  <float>(<double>weight[c] * gr), shift, <float>bg,
+                                                  <float>(bg * (<double>shift - gmean[ng])), v[c], 0, 0)
+            else:
+                mgp_row_backward_apply_gate_double(dx + r * S, dy + r * S, x + r * S, S, 0, <double>weight[c] * gr,
+                                                   shift, bg, bg * (<double>shift - gmean[ng]), v[c], 0, 0)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -616,3 +656,25 @@ def row_backward_apply_gate(cnp.ndarray dx not None, cnp.ndarray dy not None, cn
             _row_backward_apply_gate(<double*>p_dx, <double*>p_dy, <double*>p_x, <double*>p_a, <double*>p_shift,
                                      <double*>p_b, <double*>p_k, <double*>p_v, <double*>p_lo, <double*>p_hi, gate,
                                      R, D, n_threads)
+
+
+def evonorm_s0_backward(cnp.ndarray dx not None, cnp.ndarray sdy not None, cnp.ndarray sdyf not None,
+                        cnp.ndarray sdv not None, cnp.ndarray dy not None, cnp.ndarray x not None,
+                        cnp.ndarray v not None, cnp.ndarray weight not None, cnp.ndarray gmean not None,
+                        cnp.ndarray grstd not None, int num_groups, Py_ssize_t n_threads):
+    """EvoNorm-S0's backward group by group: the gate sums per row, the group's coefficients, dx (contract)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef Py_ssize_t G = num_groups
+    cdef bint f32 = is_float32(x)
+    cdef void* p_dx = ptr(dx), *p_sdy = ptr(sdy), *p_sdyf = ptr(sdyf), *p_sdv = ptr(sdv), *p_dy = ptr(dy)
+    cdef void* p_x = ptr(x), *p_v = ptr(v), *p_w = ptr(weight), *p_gm = ptr(gmean), *p_gr = ptr(grstd)
+    with nogil:
+        if f32:
+            _evonorm_s0_backward(<float*>p_dx, <double*>p_sdy, <double*>p_sdyf, <double*>p_sdv, <float*>p_dy,
+                                 <float*>p_x, <float*>p_v, <float*>p_w, <double*>p_gm, <double*>p_gr, N, C, G, S,
+                                 n_threads)
+        else:
+            _evonorm_s0_backward(<double*>p_dx, <double*>p_sdy, <double*>p_sdyf, <double*>p_sdv, <double*>p_dy,
+                                 <double*>p_x, <double*>p_v, <double*>p_w, <double*>p_gm, <double*>p_gr, N, C, G, S,
+                                 n_threads)

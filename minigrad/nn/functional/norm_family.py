@@ -347,7 +347,9 @@ class _EvoNorm(Function):
     Backward: the gate sums give per row sum(dy), sum(dy*f) and the sums of dy times df/dv, df/dhi, df/dlo; then
     dx = a*dy*df/dx + b*(x - shift) + k, where b*(x - shift) + k carries the standard deviations' own backward
     (d std/dx_i = (x_i - mean)/(M*std) of each set: the group for S0; the instance and, in training, the batch for
-    B0). Parents: x, v, then weight, bias (those present)."""
+    B0). S0's backward is one call (``evonorm_s0_backward``) that runs the sums, the group's coefficients and dx
+    group by group while the group is in cache; B0's is the two row phases with the coefficients between them in
+    NumPy. Parents: x, v, then weight, bias (those present)."""
 
     @ieee_when_eps0
     def forward(self, x, v, *params, gate, num_groups, running_var, has_weight, has_bias, eps):
@@ -361,6 +363,7 @@ class _EvoNorm(Function):
         w, b = _affine(params[0] if has_weight else None, params[1 if has_weight else 0] if has_bias else None,
                        c, dtype)
         self.w64 = np.broadcast_to(w.astype(np.float64), (n, c))
+        self.vc, self.wc = np.ascontiguousarray(v), w  # NOTE: per channel, for S0's backward kernel
         k = kernels.kernels()
         # NOTE: the per-row v, lo, hi, scale and offset go into one (5, N*C) block by broadcasting assignments
         # (cheaper than broadcast_to + ascontiguousarray each at small N*C)
@@ -403,45 +406,44 @@ class _EvoNorm(Function):
         n, c = self.shape[0], self.shape[1]
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
         k = kernels.kernels()
-        sums = np.empty((5, r))
-        k.row_backward_sums_gate(*sums, dy, x2, self.v, self.lo, self.hi, self.gate)
-        sdy, sdyf, sdv, shi, slo = sums.reshape(5, n, c)
-        w64 = self.w64
-        # NOTE: dx's per-row coefficients (a, shift, b, k) go into one (4, N*C) block by broadcasting assignments,
-        # which cost a fraction of broadcast_to + ascontiguousarray per coefficient at small N*C
-        co = np.empty((4, n, c), dtype)
         if self.gate == 0:
+            # NOTE: one kernel call, group by group: the gate sums of its rows, its coefficients and dx while the
+            # group is in cache (evonorm_s0_backward; coefficients.evonorm_s0_backward is the same math)
+            sums = np.empty((3, n, c))
+            dx = np.empty_like(x2)
+            k.evonorm_s0_backward(dx.reshape(n, c, s), *sums, dy.reshape(n, c, s), x2.reshape(n, c, s), self.vc,
+                                  self.wc, self.gmean, self.grstd, self.num_groups)
+            sdy, sdyf, sdv = sums
             g, per = self.num_groups, c // self.num_groups
-            grstd = self.grstd[:, :, None]  # (N, G, 1): the group's 1/std for each of its channels
-            # NOTE: y = f*w/std + b, so d/d(1/std) of the group = sum(dy*f*w); d std/dx_i = (x_i - mean)/(M*std)
-            dinv = (w64 * sdyf).reshape(n, g, per).sum(axis=2)
-            bg = -dinv * self.grstd ** 3 / self.count
-            a = (w64.reshape(n, g, per) * grstd).reshape(n, c)
-            dweight, dv = (sdyf.reshape(n, g, per) * grstd).reshape(n, c).sum(axis=0), (a * sdv).sum(axis=0)
-            if self.needs_input_grad[0]:
-                shift = self.gmean.astype(dtype)
-                co4 = co.reshape(4, n, g, per)
-                co4[0], co4[1], co4[2] = a.reshape(n, g, per), shift[:, :, None], bg[:, :, None]
-                co4[3] = (bg * (shift - self.gmean))[:, :, None]
+            a = (self.w64.reshape(n, g, per) * self.grstd[:, :, None]).reshape(n, c)
+            dweight = (sdyf.reshape(n, g, per) * self.grstd[:, :, None]).reshape(n, c).sum(axis=0)
+            dv = (a * sdv).sum(axis=0)
+            grads = [dx.reshape(self.shape) if self.needs_input_grad[0] else None, dv.astype(dtype)]
         else:
+            sums = np.empty((5, r))
+            k.row_backward_sums_gate(*sums, dy, x2, self.v, self.lo, self.hi, self.gate)
+            sdy, sdyf, sdv, shi, slo = sums.reshape(5, n, c)
+            w64 = self.w64
             # NOTE: hi = the instance std, lo = the batch std (training), each with d std/dx_i = (x_i - mean)/(M*std)
             a, b1, m1 = w64, w64 * shi * self.irstd / s, self.imean
             b2 = m2 = None
             if self.running_var is None:
                 b2, m2 = (w64 * slo).sum(axis=0) * self.rstd / (n * s), self.mean
             dweight, dv = sdyf.sum(axis=0), (w64 * sdv).sum(axis=0)
+            grads = [None, dv.astype(dtype)]
             if self.needs_input_grad[0]:
                 shift = m1.astype(dtype)
                 b, kk = b1, b1 * (shift - m1)
                 if b2 is not None:
                     b, kk = b + b2, kk + b2 * (shift - m2)
-                co[0], co[1], co[2], co[3] = a, shift, b, kk
-        grads = [None, dv.astype(dtype)]
-        if self.needs_input_grad[0]:
-            dx = np.empty_like(x2)
-            co = co.reshape(4, r)
-            k.row_backward_apply_gate(dx, dy, x2, co[0], co[1], co[2], co[3], self.v, self.lo, self.hi, self.gate)
-            grads[0] = dx.reshape(self.shape)
+                # NOTE: dx's per-row coefficients in one (4, N*C) block by broadcasting assignments, cheaper than
+                # broadcast_to + ascontiguousarray per coefficient at small N*C
+                co = np.empty((4, r), dtype)
+                co4 = co.reshape(4, n, c)
+                co4[0], co4[1], co4[2], co4[3] = a, shift, b, kk
+                dx = np.empty_like(x2)
+                k.row_backward_apply_gate(dx, dy, x2, *co, self.v, self.lo, self.hi, self.gate)
+                grads[0] = dx.reshape(self.shape)
         if self.has_weight:
             grads.append(dweight.astype(dtype))
         if self.has_bias:
@@ -537,9 +539,9 @@ def evonorm_s0(input: Tensor, v: Tensor, num_groups: int = 32, weight: Tensor | 
     with s2_{C/G,S} the (biased) variance of each sample's group of C/G channels over those channels and the
     spatial dims (group norm's sets). One node (``_EvoNorm``): the group statistics (``row_stats`` on rows of
     (C/G)*S values), then the gate x*sigmoid(v*x), the division and the affine fused into one apply pass
-    (``row_apply_gate`` with gate 0) and their backward into the sums and backward-apply passes; fused because
-    that measures faster than the composed ops (docs/perf/norm-family.md). Double backward composes the same
-    formula from Tensor ops.
+    (``row_apply_gate`` with gate 0) and their backward into one kernel call that takes each group's sums, its
+    coefficients and dx while the group is in cache (``evonorm_s0_backward``); fused because that measures faster
+    than the composed ops (docs/perf/norm-family.md). Double backward composes the same formula from Tensor ops.
 
     Shape:
         - input (N, C, *) with at least one spatial dim and C divisible by num_groups; v, weight, bias (C,).
