@@ -463,18 +463,21 @@ MG_CLONES static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x,
         y[d] = f * sc + of;                                                                                  \
     }                                                                                                        \
 }                                                                                                            \
-/* one row: sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi), sum(dy*df/dlo) in double (4 lanes, then the tail) */ \
+/* one row: sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi), sum(dy*df/dlo) in double (4 lanes, then the tail); \
+   gate 0 with keep: the sigmoids in X into keep[0, D), for the backward apply of the same row */              \
 MG_CLONES static void mgp_row_sums_gate_##T(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,  \
                                             const T* restrict dy, const T* restrict x, Py_ssize_t D, int gate, \
-                                            T v, T lo, T hi) {                                               \
+                                            T v, T lo, T hi, T* restrict keep) {                             \
     mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a, gh = a, gl = a;                                                 \
     const mgp_v4d one = {1, 1, 1, 1};                                                                        \
     Py_ssize_t i = 0;                                                                                        \
     for (; i + L <= D; i += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + i), dv = mgp_loadv_##T(dy + i);                                      \
         V sv, denv, muv;                                                                                     \
-        if (gate == 0) sv = mgp_sigmoidv_##T(v * xv);                                                        \
-        else denv = mgp_gate_denv_##T(xv, v, lo, hi, &muv);                                                  \
+        if (gate == 0) {                                                                                     \
+            sv = mgp_sigmoidv_##T(v * xv);                                                                   \
+            if (keep) memcpy(keep + i, &sv, sizeof sv);                                                      \
+        } else denv = mgp_gate_denv_##T(xv, v, lo, hi, &muv);                                                \
         for (int h = 0; h < L / 4; h++) {                                                                    \
             const mgp_v4d xd = mgp_widen_##T(xv, h), g = mgp_widen_##T(dv, h);                               \
             a += g;                                                                                          \
@@ -496,6 +499,7 @@ MG_CLONES static void mgp_row_sums_gate_##T(double* sdy, double* sdyf, double* s
         ta += g;                                                                                             \
         if (gate == 0) {                                                                                     \
             const double s = mgp_sigmoid_##T(v * x[i]);                                                      \
+            if (keep) keep[i] = (T)s;  /* NOTE: s is X's sigmoid widened: exact */                            \
             tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));                                         \
         } else {                                                                                             \
             T muv;                                                                                           \
@@ -508,16 +512,17 @@ MG_CLONES static void mgp_row_sums_gate_##T(double* sdy, double* sdyf, double* s
     *sdy = mgp_hsum(a, z) + ta; *sdyf = mgp_hsum(f, z) + tf; *sdv = mgp_hsum(gv, z) + tv;                    \
     *shi = mgp_hsum(gh, z) + th; *slo = mgp_hsum(gl, z) + tl;                                                \
 }                                                                                                            \
-/* one row: dx = a*dy*df/dx + b*(x - K) + k */                                                               \
+/* one row: dx = a*dy*df/dx + b*(x - K) + k; gate 0 with kept: the sigmoids that mgp_row_sums_gate_T kept for  \
+   this row, not recomputed (the same bits; the exp and the division are most of this pass) */               \
 MG_CLONES static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* restrict dy,                  \
                                                       const T* restrict x, Py_ssize_t D, int gate, T a, T K, \
-                                                      T b, T k, T v, T lo, T hi) {                            \
+                                                      T b, T k, T v, T lo, T hi, const T* restrict kept) {    \
     Py_ssize_t d = 0;                                                                                        \
     for (; d + L <= D; d += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + d), dv = mgp_loadv_##T(dy + d);                                      \
         V fx;                                                                                                \
         if (gate == 0) {                                                                                     \
-            const V s = mgp_sigmoidv_##T(v * xv);                                                            \
+            const V s = kept ? mgp_loadv_##T(kept + d) : mgp_sigmoidv_##T(v * xv);                           \
             fx = s + v * xv * (s * (1 - s));                                                                 \
         } else {                                                                                             \
             V mu;                                                                                            \
@@ -530,7 +535,7 @@ MG_CLONES static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* r
     for (; d < D; d++) {                                                                                     \
         T fx;                                                                                                \
         if (gate == 0) {                                                                                     \
-            const T s = mgp_sigmoid_##T(v * x[d]);                                                           \
+            const T s = kept ? kept[d] : mgp_sigmoid_##T(v * x[d]);                                          \
             fx = s + v * x[d] * (s * ((T)1 - s));                                                            \
         } else {                                                                                             \
             T mu;                                                                                            \

@@ -11,7 +11,7 @@ So every result is bit-identical for any n_threads.
 """
 cimport numpy as cnp
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport pow, sqrt
 from libc.stdlib cimport calloc, free, malloc
 
@@ -259,10 +259,10 @@ cdef void _row_sums_gate(double* sdy, double* sdyf, double* sdv, double* shi, do
     for r in prange(R, schedule='static', num_threads=n_threads):
         if floating is float:
             mgp_row_sums_gate_float(sdy + r, sdyf + r, sdv + r, shi + r, slo + r, dy + r * D, x + r * D, D, gate,
-                                    v[r], lo[r], hi[r])
+                                    v[r], lo[r], hi[r], NULL)
         else:
             mgp_row_sums_gate_double(sdy + r, sdyf + r, sdv + r, shi + r, slo + r, dy + r * D, x + r * D, D, gate,
-                                     v[r], lo[r], hi[r])
+                                     v[r], lo[r], hi[r], NULL)
 
 
 cdef void _row_backward_apply_gate(floating* dx, const floating* dy, const floating* x, const floating* a,
@@ -273,10 +273,10 @@ cdef void _row_backward_apply_gate(floating* dx, const floating* dy, const float
     for r in prange(R, schedule='static', num_threads=n_threads):
         if floating is float:
             mgp_row_backward_apply_gate_float(dx + r * D, dy + r * D, x + r * D, D, gate, a[r], shift[r], b[r], k[r],
-                                              v[r], lo[r], hi[r])
+                                              v[r], lo[r], hi[r], NULL)
         else:
             mgp_row_backward_apply_gate_double(dx + r * D, dy + r * D, x + r * D, D, gate, a[r], shift[r], b[r],
-                                               k[r], v[r], lo[r], hi[r])
+                                               k[r], v[r], lo[r], hi[r], NULL)
 
 
 # EvoNorm-S0's backward, group by group (x: (N, C, S), groups of P = C/G channels, count M = P*S): the gate sums
@@ -284,6 +284,8 @@ cdef void _row_backward_apply_gate(floating* dx, const floating* dy, const float
 # (row_backward_apply_gate) while they are in cache:
 #   dinv = sum_c w[c]*sdyf[n, c],  bg = -dinv*grstd^3/M,  a = X(w[c]*grstd),  shift = X(gmean),  b = X(bg),
 #   k = X(bg*(shift - gmean))  (the same operations as _EvoNorm.backward's NumPy form)
+# NOTE: each thread keeps the group's sigmoids (P*S values of X) from the sums for dx, which then skips the exp
+# and the division; without the buffer (malloc failed) dx recomputes them, with the same bits
 cdef void _evonorm_s0_backward(floating* dx, double* sdy, double* sdyf, double* sdv, const floating* dy,
                                const floating* x, const floating* v, const floating* weight, const double* gmean,
                                const double* grstd, Py_ssize_t N, Py_ssize_t C, Py_ssize_t G, Py_ssize_t S,
@@ -291,32 +293,41 @@ cdef void _evonorm_s0_backward(floating* dx, double* sdy, double* sdyf, double* 
     cdef Py_ssize_t ng, n, c, r, j, P = C // G
     cdef double dinv, gr, bg, unused_hi, unused_lo
     cdef floating shift
-    for ng in prange(N * G, schedule='static', num_threads=n_threads):
-        n = ng // G
-        dinv = 0
-        for j in range(P):
-            c = (ng % G) * P + j
-            r = n * C + c
-            if floating is float:
-                mgp_row_sums_gate_float(sdy + r, sdyf + r, sdv + r, &unused_hi, &unused_lo, dy + r * S, x + r * S,
-                                        S, 0, v[c], 0, 0)
-            else:
-                mgp_row_sums_gate_double(sdy + r, sdyf + r, sdv + r, &unused_hi, &unused_lo, dy + r * S, x + r * S,
-                                         S, 0, v[c], 0, 0)
-            dinv = dinv + <double>weight[c] * sdyf[r]
-        gr = grstd[ng]
-        bg = -dinv * pow(gr, 3.0) / <double>(P * S)
-        shift = <floating>gmean[ng]
-        for j in range(P):
-            c = (ng % G) * P + j
-            r = n * C + c
-            if floating is float:
-                mgp_row_backward_apply_gate_float(dx + r * S, dy + r * S, x + r * S, S, 0,
-                                                  <float>(<double>weight[c] * gr), shift, <float>bg,
-                                                  <float>(bg * (<double>shift - gmean[ng])), v[c], 0, 0)
-            else:
-                mgp_row_backward_apply_gate_double(dx + r * S, dy + r * S, x + r * S, S, 0, <double>weight[c] * gr,
-                                                   shift, bg, bg * (<double>shift - gmean[ng]), v[c], 0, 0)
+    cdef floating* keep
+    cdef floating* row_keep
+    with parallel(num_threads=n_threads):
+        keep = <floating*>malloc(P * S * sizeof(floating))
+        for ng in prange(N * G, schedule='static'):
+            n = ng // G
+            dinv = 0
+            for j in range(P):
+                c = (ng % G) * P + j
+                r = n * C + c
+                row_keep = keep + j * S if keep != NULL else NULL
+                if floating is float:
+                    mgp_row_sums_gate_float(sdy + r, sdyf + r, sdv + r, &unused_hi, &unused_lo, dy + r * S,
+                                            x + r * S, S, 0, v[c], 0, 0, row_keep)
+                else:
+                    mgp_row_sums_gate_double(sdy + r, sdyf + r, sdv + r, &unused_hi, &unused_lo, dy + r * S,
+                                             x + r * S, S, 0, v[c], 0, 0, row_keep)
+                dinv = dinv + <double>weight[c] * sdyf[r]
+            gr = grstd[ng]
+            bg = -dinv * pow(gr, 3.0) / <double>(P * S)
+            shift = <floating>gmean[ng]
+            for j in range(P):
+                c = (ng % G) * P + j
+                r = n * C + c
+                row_keep = keep + j * S if keep != NULL else NULL
+                if floating is float:
+                    mgp_row_backward_apply_gate_float(dx + r * S, dy + r * S, x + r * S, S, 0,
+                                                      <float>(<double>weight[c] * gr), shift, <float>bg,
+                                                      <float>(bg * (<double>shift - gmean[ng])), v[c], 0, 0,
+                                                      row_keep)
+                else:
+                    mgp_row_backward_apply_gate_double(dx + r * S, dy + r * S, x + r * S, S, 0,
+                                                       <double>weight[c] * gr, shift, bg,
+                                                       bg * (<double>shift - gmean[ng]), v[c], 0, 0, row_keep)
+        free(keep)
 
 
 # ---------------------------------------------------------------------------------------------------------
