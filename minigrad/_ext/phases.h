@@ -13,7 +13,9 @@
      fused ReLU (mgp_*_relu_T): the same loop shapes with the mask recomputed per element in X.
      fused max (mgp_row_*_max_T, FRN + TLU): the rows' loop shapes, dy split between z and tau per element in X.
      fused gate (mgp_row_*_gate_T, EvoNorm): f = x*sigmoid(v*x) or x/max(lo, v*x + hi) and its partials per element
-       in X; float's sigmoid through a polynomial exp that GCC vectorizes (mgp_expf), double's through libm.
+       in X; float's sigmoid through a polynomial exp that GCC vectorizes (mgp_expf), double's through libm. The
+       sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a time).
+     FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector.
    Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow.
    Included by phases.pyx after Python.h (Py_ssize_t). */
 #ifndef MG_PHASES_H

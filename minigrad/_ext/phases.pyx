@@ -6,7 +6,9 @@ Signatures: minigrad/kernels/contract.py (the phase kernels); math: minigrad/ker
                           runs over n in order, whatever the blocks); the elementwise passes over rows n
   rows     x: (R, D)      statistics and elementwise passes over rows in parallel; the backward sums' column
                           reductions (dweight, dbias) go through per-chunk partials (R_CHUNKS chunks, a number
-                          that depends on R alone) merged serially in order
+                          that depends on R alone) merged serially in order; FRN + TLU's forward in blocks of
+                          4 rows (row_norm_apply_max)
+  groups   x: (N, C, S)   EvoNorm-S0's backward over (n, group) pairs in parallel, each group's rows in order
 So every result is bit-identical for any n_threads.
 """
 cimport numpy as cnp
