@@ -239,21 +239,21 @@ def filter_response_norm(input: Tensor, weight: Tensor | None = None, bias: Tens
 def _frn(fn, input, weight, bias, tau, eps):
     """filter_response_norm (``tau`` None) and its fused TLU (``tau`` a Tensor): the checks, then one node."""
     _check_input(fn, input, 3)
-    c = input.shape[1]
-    _check_param(fn, "weight", weight, (c,), input.dtype)
-    _check_param(fn, "bias", bias, (c,), input.dtype)
+    c, dtype = input.shape[1], input.data.dtype
+    _check_param(fn, "weight", weight, (c,), dtype)
+    _check_param(fn, "bias", bias, (c,), dtype)
     taus = ()
     if fn == "filter_response_norm_tlu":
         if tau is None:
             raise TypeError(f"{fn}: tau must be a minigrad.Tensor of shape ({c},), got None")
-        _check_param(fn, "tau", tau, (c,), input.dtype)
+        _check_param(fn, "tau", tau, (c,), dtype)
         taus = (tau,)
     if isinstance(eps, Tensor):
-        _check_param(fn, "eps", eps, (1,), input.dtype)
+        _check_param(fn, "eps", eps, (1,), dtype)
         learned, eps = (eps,), None
     else:
         learned, eps = (), check_eps(fn, eps)
-    if input.size == 0:
+    if input.data.size == 0:
         return _empty_like(input, weight, bias, *taus, *learned)
     return _FilterResponse.apply(input, *_params(weight, bias), *taus, *learned, has_weight=weight is not None,
                                  has_bias=bias is not None, eps=eps, has_tau=bool(taus))
