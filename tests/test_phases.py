@@ -496,6 +496,65 @@ def _apply(x, v, lo, hi, gate):
     return y
 
 
+S0_SHAPES = [(2, 4, 5, 1), (3, 8, 9, 4), (1, 6, 1, 6), (4, 32, 64, 8), (16, 32, 64, 8), (5, 12, 33, 3)]
+
+
+def s0_backward_inputs(rng, shape, dtype):
+    """(dy, x, v, weight, gmean, grstd) for evonorm_s0_backward; the group statistics of x itself, as the forward's."""
+    N, C, S, G = shape
+    x, dy = make(rng, (N, C, S), dtype), make(rng, (N, C, S), dtype)
+    v, w = make(rng, C, dtype, 0.5, 1.0), make(rng, C, dtype, 1.0, 0.3)
+    xg = x.astype(np.float64).reshape(N, G, -1)
+    return dy, x, v, w, xg.mean(axis=2), 1.0 / np.sqrt(xg.var(axis=2) + EPS)
+
+
+def s0_backward(k, dy, x, v, w, gmean, grstd):
+    dx, sums = np.empty_like(x), [np.empty(x.shape[:2]) for _ in range(3)]
+    k.evonorm_s0_backward(dx, *sums, dy, x, v, w, gmean, grstd, gmean.shape[1])
+    return dx, *sums
+
+
+@pytest.mark.parametrize("shape", S0_SHAPES, ids=ids(S0_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_evonorm_s0_backward(name, dtype, shape):
+    """EvoNorm-S0's backward in one call against the reference, and the reference against the two gate phases
+    with the NumPy coefficients written out from the equations (d/d(1/std) of the group = sum(dy*f*w),
+    d std/dx_i = (x_i - mean)/(M*std)): groups of 1 to 4 channels, one group, rows with and without a vector
+    tail."""
+    skip_slow(name, shape)
+    rng = np.random.default_rng(5)
+    data = s0_backward_inputs(rng, shape, dtype)
+    got, want = s0_backward(kernels.load(name), *data), s0_backward(reference, *data)
+    for what, g, r in zip(("dx", "sdy", "sdyf", "sdv"), got, want):
+        close(g, r, TOL[dtype] * 3, what)
+    dy, x, v, w, gmean, grstd = data
+    N, C, S, G = shape
+    P = C // G
+    rows = lambda a: np.ascontiguousarray(np.broadcast_to(a, (N, C)), dtype).reshape(-1)  # noqa: E731
+    sums = [np.empty(N * C) for _ in range(5)]
+    x2, dy2, v2 = x.reshape(N * C, S), dy.reshape(N * C, S), rows(v)
+    reference.row_backward_sums_gate(*sums, dy2, x2, v2, v2, v2, 0)
+    w64, sdyf = w.astype(np.float64), sums[1].reshape(N, C)
+    bg = -(w64 * sdyf).reshape(N, G, P).sum(axis=2) * grstd ** 3 / (P * S)
+    per_channel = lambda a: np.repeat(a, P, axis=1)  # noqa: E731
+    shift = gmean.astype(dtype)
+    a, b, k = w64 * per_channel(grstd), per_channel(bg), per_channel(bg * (shift - gmean))
+    dx = np.empty_like(x2)
+    reference.row_backward_apply_gate(dx, dy2, x2, rows(a), rows(per_channel(shift)), rows(b), rows(k), v2, v2, v2,
+                                      0)
+    for what, g, r in zip(("dx", "sdy", "sdyf", "sdv"), want, (dx.reshape(x.shape), *sums[:3])):
+        close(g, np.reshape(r, g.shape), TOL[np.float64], f"reference {what}")
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_evonorm_s0_backward_checks_num_groups(name):
+    k = kernels.load(name)
+    dy, x, v, w, gmean, grstd = s0_backward_inputs(np.random.default_rng(0), (2, 8, 5, 4), np.float32)
+    with pytest.raises(ValueError, match="num_groups"):
+        k.evonorm_s0_backward(np.empty_like(x), *[np.empty((2, 8)) for _ in range(3)], dy, x, v, w, gmean, grstd, 2)
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_row_gate_edge_values(name):
     """The sigmoid saturates without NaN (exp overflow), NaN stays NaN; the max: np.maximum's NaN, and a tie
@@ -561,6 +620,12 @@ def _phase_calls(dtype):
                       (x, rc, rc, tau, 1e-6)))
         calls.append(("row_backward_sums_max", (np.empty(R), np.empty(R), np.empty(R)), (dy, x, mean, rc, rc, rc, tau)))
         calls.append(("row_backward_apply_max", (np.empty_like(x),), (dy, x, rc, rc, rc, rc, rc, rc, rc, tau)))
+        N, C, S, G = R // 4, 4, D, 2  # NOTE: the first 4*N rows viewed as (N, 4, D): two groups of two channels
+        xs, dys = x[:N * C].reshape(N, C, S), dy[:N * C].reshape(N, C, S)
+        xg = xs.astype(np.float64).reshape(N, G, -1)
+        gm, gr = xg.mean(axis=2), 1.0 / xg.std(axis=2)
+        calls.append(("evonorm_s0_backward", (np.empty_like(xs), *[np.empty((N, C)) for _ in range(3)]),
+                      (dys, xs, make(rng, C, dtype), make(rng, C, dtype), gm, gr, G)))
         for gate in (0, 1):
             calls.append(("row_apply_gate", (np.empty_like(x),), (x, rc, tau, rc, rc, rc, gate)))
             calls.append(("row_backward_sums_gate", tuple(np.empty(R) for _ in range(5)), (dy, x, rc, tau, rc, gate)))

@@ -13,7 +13,9 @@
      fused ReLU (mgp_*_relu_T): the same loop shapes with the mask recomputed per element in X.
      fused max (mgp_row_*_max_T, FRN + TLU): the rows' loop shapes, dy split between z and tau per element in X.
      fused gate (mgp_row_*_gate_T, EvoNorm): f = x*sigmoid(v*x) or x/max(lo, v*x + hi) and its partials per element
-       in X; float's sigmoid through a polynomial exp that GCC vectorizes (mgp_expf), double's through libm.
+       in X; float's sigmoid through a polynomial exp that GCC vectorizes (mgp_expf), double's through libm. The
+       sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a time).
+     FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector.
    Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow.
    Included by phases.pyx after Python.h (Py_ssize_t). */
 #ifndef MG_PHASES_H
@@ -279,6 +281,52 @@ MG_CLONES static void mgp_row_apply_max_##T(T* restrict y, const T* restrict x, 
         y[d] = (z > tau || z != z) ? z : tau;                                                                \
     }                                                                                                        \
 }                                                                                                            \
+/* FRN + TLU forward of n <= 4 consecutive rows (row j at x + j*D; w, of, tau: the rows' values): m2 = sum(x^2), \
+   scale = X(w/sqrt(m2/D + eps)), y = max(x*scale + of, tau). NOTE: for short rows the per-row costs (a sum's   \
+   reduction and the two divisions and sqrt, in sequence) were about half the time at D = 64, so 4 rows go      \
+   together: their sums of squares in one loop (each row's accumulators and order those of mgp_row_stats_T with \
+   center = 0, so the same bits), their rstd in one 4-lane vector (per lane the operations of coefficients.rstd \
+   in its order), then the applies while the rows are in L1 */                                               \
+MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* m2, T* scale, const T* restrict x,  \
+                                                 int n, Py_ssize_t D, const T* w, const T* of, const T* tau, \
+                                                 double eps) {                                               \
+    double unused;                                                                                           \
+    mgp_v4d v = {1, 1, 1, 1};                                                                                \
+    if (n == 4) {                                                                                            \
+        const mgp_v4d z = {0, 0, 0, 0};                                                                      \
+        mgp_v4d q00 = z, q01 = z, q10 = z, q11 = z, q20 = z, q21 = z, q30 = z, q31 = z, d;                   \
+        const T *x0 = x, *x1 = x + D, *x2 = x + 2 * D, *x3 = x + 3 * D;                                      \
+        Py_ssize_t i = 0;                                                                                    \
+        for (; i + 8 <= D; i += 8) {                                                                         \
+            d = mgp_load4_##T(x0 + i); q00 += d * d; d = mgp_load4_##T(x0 + i + 4); q01 += d * d;            \
+            d = mgp_load4_##T(x1 + i); q10 += d * d; d = mgp_load4_##T(x1 + i + 4); q11 += d * d;            \
+            d = mgp_load4_##T(x2 + i); q20 += d * d; d = mgp_load4_##T(x2 + i + 4); q21 += d * d;            \
+            d = mgp_load4_##T(x3 + i); q30 += d * d; d = mgp_load4_##T(x3 + i + 4); q31 += d * d;            \
+        }                                                                                                    \
+        double t0 = 0, t1 = 0, t2 = 0, t3 = 0;                                                               \
+        for (; i < D; i++) {                                                                                 \
+            t0 += (double)x0[i] * (double)x0[i]; t1 += (double)x1[i] * (double)x1[i];                        \
+            t2 += (double)x2[i] * (double)x2[i]; t3 += (double)x3[i] * (double)x3[i];                        \
+        }                                                                                                    \
+        v[0] = mgp_hsum(q00, q01) + t0; v[1] = mgp_hsum(q10, q11) + t1;                                      \
+        v[2] = mgp_hsum(q20, q21) + t2; v[3] = mgp_hsum(q30, q31) + t3;                                      \
+        for (int j = 0; j < 4; j++) m2[j] = v[j];  /* NOTE: a sum of squares: never below 0, as row_stats clamps */ \
+    } else {                                                                                                 \
+        for (int j = 0; j < n; j++) {                                                                        \
+            mgp_row_stats_##T(&unused, m2 + j, x + j * D, 0, D);                                             \
+            v[j] = m2[j];                                                                                    \
+        }                                                                                                    \
+    }                                                                                                        \
+    const mgp_v4d dv = {(double)D, (double)D, (double)D, (double)D}, ev = {eps, eps, eps, eps};              \
+    const mgp_v4d one = {1, 1, 1, 1};                                                                        \
+    v = v / dv + ev;                                                                                         \
+    const mgp_v4d sq = {sqrt(v[0]), sqrt(v[1]), sqrt(v[2]), sqrt(v[3])}, rstd = one / sq;                    \
+    for (int j = 0; j < n; j++) {                                                                            \
+        const T sc = (T)(rstd[j] * (double)w[j]);                                                            \
+        scale[j] = sc;                                                                                       \
+        mgp_row_apply_max_##T(y + j * D, x + j * D, D, 0, sc, of[j], tau[j]);                                \
+    }                                                                                                        \
+}                                                                                                            \
 /* 4 elements at x, dy: the (g, t) split in X lanes (V: 4 lanes of T, W: 4 lanes of U), widened to double */       \
 MGP_INLINE void mgp_max_split4_##T(const T* x, const T* dy, T K, T sc, T of, T tau, mgp_v4d* xd, mgp_v4d* gd,  \
                                    mgp_v4d* td) {                                                            \
@@ -288,9 +336,11 @@ MGP_INLINE void mgp_max_split4_##T(const T* x, const T* dy, T K, T sc, T of, T t
     const V kv = {K, K, K, K}, sv = {sc, sc, sc, sc}, ov = {of, of, of, of}, tv = {tau, tau, tau, tau};      \
     const V z = (xv - kv) * sv + ov, h = dv * (T)0.5;                                                        \
     const W gt = (W)(z > tv), eq = (W)(z == tv), bd = (W)dv, bh = (W)h;                                      \
-    *xd = __builtin_convertvector(xv, mgp_v4d);                                                              \
-    *gd = __builtin_convertvector((V)((bd & gt) | (bh & eq)), mgp_v4d);                                      \
-    *td = __builtin_convertvector((V)((bd & ~(gt | eq)) | (bh & eq)), mgp_v4d);                              \
+    const V gv = (V)((bd & gt) | (bh & eq)), tv2 = (V)((bd & ~(gt | eq)) | (bh & eq));                       \
+    /* NOTE: element-wise initializers: one vcvtps2pd each with AVX (mgp_widen_float) */                      \
+    *xd = (mgp_v4d){xv[0], xv[1], xv[2], xv[3]};                                                             \
+    *gd = (mgp_v4d){gv[0], gv[1], gv[2], gv[3]};                                                             \
+    *td = (mgp_v4d){tv2[0], tv2[1], tv2[2], tv2[3]};                                                         \
 }                                                                                                            \
 /* one row: *sg = sum(g), *sgx = sum(g*(x - M)), *st = sum(t) in double; the loop shape of mgp_relu_sums_T, */ \
 /* in explicit 4-lane vectors (the scalar split of mgp_max_split_T did not vectorize: 2.4x slower) */         \
@@ -375,10 +425,12 @@ MGP_INLINE mgp_v4d mgp_sigmoidv_double(mgp_v4d z) {  /* libm's exp per lane */
                  mgp_sigmoid_double(z[3])};
     return s;
 }
-/* half h of a vector of X lanes, in double (float: 8 lanes, two halves; double: 4 lanes, one) */
+/* half h of a vector of X lanes, in double (float: 8 lanes, two halves; double: 4 lanes, one). NOTE: written as
+   an element-wise initializer, which GCC 12 compiles to one vcvtps2pd per half with AVX; __builtin_convertvector
+   of the half converted two lanes at a time and put them back together (3-4 more instructions a half) */
 MGP_INLINE mgp_v4d mgp_widen_float(mgp_v8f v, int h) {
-    return h == 0 ? __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), mgp_v4d)
-                  : __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), mgp_v4d);
+    const mgp_v4d lo = {v[0], v[1], v[2], v[3]}, hi = {v[4], v[5], v[6], v[7]};
+    return h == 0 ? lo : hi;
 }
 MGP_INLINE mgp_v4d mgp_widen_double(mgp_v4d v, int h) { (void)h; return v; }
 #define MGP_GATE(T, U, V, W, L)                                                                                     \
@@ -413,18 +465,21 @@ MG_CLONES static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x,
         y[d] = f * sc + of;                                                                                  \
     }                                                                                                        \
 }                                                                                                            \
-/* one row: sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi), sum(dy*df/dlo) in double (4 lanes, then the tail) */ \
+/* one row: sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi), sum(dy*df/dlo) in double (4 lanes, then the tail); \
+   gate 0 with keep: the sigmoids in X into keep[0, D), for the backward apply of the same row */              \
 MG_CLONES static void mgp_row_sums_gate_##T(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,  \
                                             const T* restrict dy, const T* restrict x, Py_ssize_t D, int gate, \
-                                            T v, T lo, T hi) {                                               \
+                                            T v, T lo, T hi, T* restrict keep) {                             \
     mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a, gh = a, gl = a;                                                 \
     const mgp_v4d one = {1, 1, 1, 1};                                                                        \
     Py_ssize_t i = 0;                                                                                        \
     for (; i + L <= D; i += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + i), dv = mgp_loadv_##T(dy + i);                                      \
         V sv, denv, muv;                                                                                     \
-        if (gate == 0) sv = mgp_sigmoidv_##T(v * xv);                                                        \
-        else denv = mgp_gate_denv_##T(xv, v, lo, hi, &muv);                                                  \
+        if (gate == 0) {                                                                                     \
+            sv = mgp_sigmoidv_##T(v * xv);                                                                   \
+            if (keep) memcpy(keep + i, &sv, sizeof sv);                                                      \
+        } else denv = mgp_gate_denv_##T(xv, v, lo, hi, &muv);                                                \
         for (int h = 0; h < L / 4; h++) {                                                                    \
             const mgp_v4d xd = mgp_widen_##T(xv, h), g = mgp_widen_##T(dv, h);                               \
             a += g;                                                                                          \
@@ -446,6 +501,7 @@ MG_CLONES static void mgp_row_sums_gate_##T(double* sdy, double* sdyf, double* s
         ta += g;                                                                                             \
         if (gate == 0) {                                                                                     \
             const double s = mgp_sigmoid_##T(v * x[i]);                                                      \
+            if (keep) keep[i] = (T)s;  /* NOTE: s is X's sigmoid widened: exact */                            \
             tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));                                         \
         } else {                                                                                             \
             T muv;                                                                                           \
@@ -458,16 +514,17 @@ MG_CLONES static void mgp_row_sums_gate_##T(double* sdy, double* sdyf, double* s
     *sdy = mgp_hsum(a, z) + ta; *sdyf = mgp_hsum(f, z) + tf; *sdv = mgp_hsum(gv, z) + tv;                    \
     *shi = mgp_hsum(gh, z) + th; *slo = mgp_hsum(gl, z) + tl;                                                \
 }                                                                                                            \
-/* one row: dx = a*dy*df/dx + b*(x - K) + k */                                                               \
+/* one row: dx = a*dy*df/dx + b*(x - K) + k; gate 0 with kept: the sigmoids that mgp_row_sums_gate_T kept for  \
+   this row, not recomputed (the same bits; the exp and the division are most of this pass) */               \
 MG_CLONES static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* restrict dy,                  \
                                                       const T* restrict x, Py_ssize_t D, int gate, T a, T K, \
-                                                      T b, T k, T v, T lo, T hi) {                            \
+                                                      T b, T k, T v, T lo, T hi, const T* restrict kept) {    \
     Py_ssize_t d = 0;                                                                                        \
     for (; d + L <= D; d += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + d), dv = mgp_loadv_##T(dy + d);                                      \
         V fx;                                                                                                \
         if (gate == 0) {                                                                                     \
-            const V s = mgp_sigmoidv_##T(v * xv);                                                            \
+            const V s = kept ? mgp_loadv_##T(kept + d) : mgp_sigmoidv_##T(v * xv);                           \
             fx = s + v * xv * (s * (1 - s));                                                                 \
         } else {                                                                                             \
             V mu;                                                                                            \
@@ -480,7 +537,7 @@ MG_CLONES static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* r
     for (; d < D; d++) {                                                                                     \
         T fx;                                                                                                \
         if (gate == 0) {                                                                                     \
-            const T s = mgp_sigmoid_##T(v * x[d]);                                                           \
+            const T s = kept ? kept[d] : mgp_sigmoid_##T(v * x[d]);                                          \
             fx = s + v * x[d] * (s * ((T)1 - s));                                                            \
         } else {                                                                                             \
             T mu;                                                                                            \

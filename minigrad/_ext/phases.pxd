@@ -61,6 +61,11 @@ cdef extern from "phases.h":
                                          float K, float b, float k, float sc, float of, float tau) noexcept nogil
     void mgp_row_apply_max_double(double* y, const double* x, Py_ssize_t D, double K, double sc, double of,
                                 double tau) noexcept nogil
+    void mgp_rows_norm_apply_max_float(float* y, double* m2, float* scale, const float* x, int n, Py_ssize_t D,
+                                       const float* w, const float* of, const float* tau, double eps) noexcept nogil
+    void mgp_rows_norm_apply_max_double(double* y, double* m2, double* scale, const double* x, int n, Py_ssize_t D,
+                                        const double* w, const double* of, const double* tau,
+                                        double eps) noexcept nogil
     void mgp_row_sums_max_double(double* sg, double* sgx, double* st, const double* dy, const double* x, Py_ssize_t D,
                                double M, double K, double sc, double of, double tau) noexcept nogil
     void mgp_row_backward_apply_max_double(double* dx, const double* dy, const double* x, Py_ssize_t D, double a, double mg,
@@ -68,15 +73,16 @@ cdef extern from "phases.h":
     void mgp_row_apply_gate_float(float* y, const float* x, Py_ssize_t D, int gate, float v, float lo, float hi,
                                   float sc, float of) noexcept nogil
     void mgp_row_sums_gate_float(double* sdy, double* sdyf, double* sdv, double* shi, double* slo, const float* dy,
-                                 const float* x, Py_ssize_t D, int gate, float v, float lo, float hi) noexcept nogil
+                                 const float* x, Py_ssize_t D, int gate, float v, float lo, float hi,
+                                 float* keep) noexcept nogil
     void mgp_row_backward_apply_gate_float(float* dx, const float* dy, const float* x, Py_ssize_t D, int gate,
                                            float a, float K, float b, float k, float v, float lo,
-                                           float hi) noexcept nogil
+                                           float hi, const float* kept) noexcept nogil
     void mgp_row_apply_gate_double(double* y, const double* x, Py_ssize_t D, int gate, double v, double lo,
                                    double hi, double sc, double of) noexcept nogil
     void mgp_row_sums_gate_double(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
                                   const double* dy, const double* x, Py_ssize_t D, int gate, double v, double lo,
-                                  double hi) noexcept nogil
+                                  double hi, double* keep) noexcept nogil
     void mgp_row_backward_apply_gate_double(double* dx, const double* dy, const double* x, Py_ssize_t D, int gate,
                                             double a, double K, double b, double k, double v, double lo,
-                                            double hi) noexcept nogil
+                                            double hi, const double* kept) noexcept nogil

@@ -6,13 +6,15 @@ Signatures: minigrad/kernels/contract.py (the phase kernels); math: minigrad/ker
                           runs over n in order, whatever the blocks); the elementwise passes over rows n
   rows     x: (R, D)      statistics and elementwise passes over rows in parallel; the backward sums' column
                           reductions (dweight, dbias) go through per-chunk partials (R_CHUNKS chunks, a number
-                          that depends on R alone) merged serially in order
+                          that depends on R alone) merged serially in order; FRN + TLU's forward in blocks of
+                          4 rows (row_norm_apply_max)
+  groups   x: (N, C, S)   EvoNorm-S0's backward over (n, group) pairs in parallel, each group's rows in order
 So every result is bit-identical for any n_threads.
 """
 cimport numpy as cnp
 from cython cimport floating
-from cython.parallel cimport prange
-from libc.math cimport sqrt
+from cython.parallel cimport parallel, prange
+from libc.math cimport pow, sqrt
 from libc.stdlib cimport calloc, free, malloc
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
@@ -194,26 +196,22 @@ cdef void _row_apply_max(floating* y, const floating* x, const floating* shift, 
 
 
 # FRN + TLU forward in one pass per row: m2 = sum(x^2), rstd = 1/sqrt(m2/D + eps), scale = X(rstd*weight[r]),
-# y = max(x*scale + offset[r], tau[r]) while the row is in cache
+# y = max(x*scale + offset[r], tau[r]) while the row is in cache; blocks of 4 rows, whose rstd is one vector
+# (mgp_rows_norm_apply_max_T)
 cdef void _row_norm_apply_max(floating* y, double* m2, floating* scale, const floating* x, const floating* weight,
                               const floating* offset, const floating* tau, double eps, Py_ssize_t R, Py_ssize_t D,
                               int n_threads) noexcept nogil:
-    cdef Py_ssize_t r
-    cdef double rstd
-    cdef floating sc
-    for r in prange(R, schedule='static', num_threads=n_threads):
-        # NOTE: without center the mean is 0; it is written to m2[r] first, then overwritten by m2
+    cdef Py_ssize_t blk, r
+    cdef int n
+    for blk in prange((R + 3) // 4, schedule='static', num_threads=n_threads):
+        r = blk * 4
+        n = <int>(R - r if R - r < 4 else 4)
         if floating is float:
-            mgp_row_stats_float(m2 + r, m2 + r, x + r * D, 0, D)
+            mgp_rows_norm_apply_max_float(y + r * D, m2 + r, scale + r, x + r * D, n, D, weight + r, offset + r,
+                                          tau + r, eps)
         else:
-            mgp_row_stats_double(m2 + r, m2 + r, x + r * D, 0, D)
-        rstd = 1.0 / sqrt(m2[r] / <double>D + eps)  # NOTE: the operations of coefficients.rstd, in its order
-        sc = <floating>(rstd * <double>weight[r])
-        scale[r] = sc
-        if floating is float:
-            mgp_row_apply_max_float(y + r * D, x + r * D, D, 0, sc, offset[r], tau[r])
-        else:
-            mgp_row_apply_max_double(y + r * D, x + r * D, D, 0, sc, offset[r], tau[r])
+            mgp_rows_norm_apply_max_double(y + r * D, m2 + r, scale + r, x + r * D, n, D, weight + r, offset + r,
+                                           tau + r, eps)
 
 
 cdef void _row_sums_max(double* sg, double* sgx, double* st, const floating* dy, const floating* x,
@@ -263,10 +261,10 @@ cdef void _row_sums_gate(double* sdy, double* sdyf, double* sdv, double* shi, do
     for r in prange(R, schedule='static', num_threads=n_threads):
         if floating is float:
             mgp_row_sums_gate_float(sdy + r, sdyf + r, sdv + r, shi + r, slo + r, dy + r * D, x + r * D, D, gate,
-                                    v[r], lo[r], hi[r])
+                                    v[r], lo[r], hi[r], NULL)
         else:
             mgp_row_sums_gate_double(sdy + r, sdyf + r, sdv + r, shi + r, slo + r, dy + r * D, x + r * D, D, gate,
-                                     v[r], lo[r], hi[r])
+                                     v[r], lo[r], hi[r], NULL)
 
 
 cdef void _row_backward_apply_gate(floating* dx, const floating* dy, const floating* x, const floating* a,
@@ -277,10 +275,61 @@ cdef void _row_backward_apply_gate(floating* dx, const floating* dy, const float
     for r in prange(R, schedule='static', num_threads=n_threads):
         if floating is float:
             mgp_row_backward_apply_gate_float(dx + r * D, dy + r * D, x + r * D, D, gate, a[r], shift[r], b[r], k[r],
-                                              v[r], lo[r], hi[r])
+                                              v[r], lo[r], hi[r], NULL)
         else:
             mgp_row_backward_apply_gate_double(dx + r * D, dy + r * D, x + r * D, D, gate, a[r], shift[r], b[r],
-                                               k[r], v[r], lo[r], hi[r])
+                                               k[r], v[r], lo[r], hi[r], NULL)
+
+
+# EvoNorm-S0's backward, group by group (x: (N, C, S), groups of P = C/G channels, count M = P*S): the gate sums
+# of the group's rows (row_backward_sums_gate with gate 0), then its coefficients, then dx for its rows
+# (row_backward_apply_gate) while they are in cache:
+#   dinv = sum_c w[c]*sdyf[n, c],  bg = -dinv*grstd^3/M,  a = X(w[c]*grstd),  shift = X(gmean),  b = X(bg),
+#   k = X(bg*(shift - gmean))  (the same operations as _EvoNorm.backward's NumPy form)
+# NOTE: each thread keeps the group's sigmoids (P*S values of X) from the sums for dx, which then skips the exp
+# and the division; without the buffer (malloc failed) dx recomputes them, with the same bits
+cdef void _evonorm_s0_backward(floating* dx, double* sdy, double* sdyf, double* sdv, const floating* dy,
+                               const floating* x, const floating* v, const floating* weight, const double* gmean,
+                               const double* grstd, Py_ssize_t N, Py_ssize_t C, Py_ssize_t G, Py_ssize_t S,
+                               int n_threads) noexcept nogil:
+    cdef Py_ssize_t ng, n, c, r, j, P = C // G
+    cdef double dinv, gr, bg, unused_hi, unused_lo
+    cdef floating shift
+    cdef floating* keep
+    cdef floating* row_keep
+    with parallel(num_threads=n_threads):
+        keep = <floating*>malloc(P * S * sizeof(floating))
+        for ng in prange(N * G, schedule='static'):
+            n = ng // G
+            dinv = 0
+            for j in range(P):
+                c = (ng % G) * P + j
+                r = n * C + c
+                row_keep = keep + j * S if keep != NULL else NULL
+                if floating is float:
+                    mgp_row_sums_gate_float(sdy + r, sdyf + r, sdv + r, &unused_hi, &unused_lo, dy + r * S,
+                                            x + r * S, S, 0, v[c], 0, 0, row_keep)
+                else:
+                    mgp_row_sums_gate_double(sdy + r, sdyf + r, sdv + r, &unused_hi, &unused_lo, dy + r * S,
+                                             x + r * S, S, 0, v[c], 0, 0, row_keep)
+                dinv = dinv + <double>weight[c] * sdyf[r]
+            gr = grstd[ng]
+            bg = -dinv * pow(gr, 3.0) / <double>(P * S)
+            shift = <floating>gmean[ng]
+            for j in range(P):
+                c = (ng % G) * P + j
+                r = n * C + c
+                row_keep = keep + j * S if keep != NULL else NULL
+                if floating is float:
+                    mgp_row_backward_apply_gate_float(dx + r * S, dy + r * S, x + r * S, S, 0,
+                                                      <float>(<double>weight[c] * gr), shift, <float>bg,
+                                                      <float>(bg * (<double>shift - gmean[ng])), v[c], 0, 0,
+                                                      row_keep)
+                else:
+                    mgp_row_backward_apply_gate_double(dx + r * S, dy + r * S, x + r * S, S, 0,
+                                                       <double>weight[c] * gr, shift, bg,
+                                                       bg * (<double>shift - gmean[ng]), v[c], 0, 0, row_keep)
+        free(keep)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -620,3 +669,25 @@ def row_backward_apply_gate(cnp.ndarray dx not None, cnp.ndarray dy not None, cn
             _row_backward_apply_gate(<double*>p_dx, <double*>p_dy, <double*>p_x, <double*>p_a, <double*>p_shift,
                                      <double*>p_b, <double*>p_k, <double*>p_v, <double*>p_lo, <double*>p_hi, gate,
                                      R, D, n_threads)
+
+
+def evonorm_s0_backward(cnp.ndarray dx not None, cnp.ndarray sdy not None, cnp.ndarray sdyf not None,
+                        cnp.ndarray sdv not None, cnp.ndarray dy not None, cnp.ndarray x not None,
+                        cnp.ndarray v not None, cnp.ndarray weight not None, cnp.ndarray gmean not None,
+                        cnp.ndarray grstd not None, int num_groups, Py_ssize_t n_threads):
+    """EvoNorm-S0's backward group by group: the gate sums per row, the group's coefficients, dx (contract)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef Py_ssize_t G = num_groups
+    cdef bint f32 = is_float32(x)
+    cdef void* p_dx = ptr(dx), *p_sdy = ptr(sdy), *p_sdyf = ptr(sdyf), *p_sdv = ptr(sdv), *p_dy = ptr(dy)
+    cdef void* p_x = ptr(x), *p_v = ptr(v), *p_w = ptr(weight), *p_gm = ptr(gmean), *p_gr = ptr(grstd)
+    with nogil:
+        if f32:
+            _evonorm_s0_backward(<float*>p_dx, <double*>p_sdy, <double*>p_sdyf, <double*>p_sdv, <float*>p_dy,
+                                 <float*>p_x, <float*>p_v, <float*>p_w, <double*>p_gm, <double*>p_gr, N, C, G, S,
+                                 n_threads)
+        else:
+            _evonorm_s0_backward(<double*>p_dx, <double*>p_sdy, <double*>p_sdyf, <double*>p_sdv, <double*>p_dy,
+                                 <double*>p_x, <double*>p_v, <double*>p_w, <double*>p_gm, <double*>p_gr, N, C, G, S,
+                                 n_threads)

@@ -46,3 +46,18 @@ def backward(s, sx, count, mean, rstd, center, dtype, weight=1.0):
     b = -a * (sx * rstd / count) * rstd
     k = -b * (mean - shift)
     return a.astype(dtype), m.astype(dtype), shift, b.astype(dtype), k.astype(dtype)
+
+
+def evonorm_s0_backward(sdyf, weight, gmean, grstd, count, dtype):
+    """(a, shift, b, k) in ``dtype``, each (N, C), of EvoNorm-S0's dx = a*dy*df/dx + b*(x - shift) + k from the
+    rows' sums sdyf = sum(dy*f) (N, C), weight (C,), the groups' mean and 1/std (N, G) over ``count`` values each.
+    y = f*w/std + b, so d/d(1/std) of a group = sum(dy*f*w) over its channels, and d std/dx_i = (x_i - mean)/(M*std):
+        bg = -sum_c(w[c]*sdyf)*rstd^3/M,  a = w[c]*rstd,  shift = X(mean),  b = bg,  k = bg*(shift - mean)."""
+    n, g = grstd.shape
+    c = weight.shape[0]
+    w = weight.astype(np.float64).reshape(1, g, c // g)
+    bg = -(w * sdyf.reshape(n, g, c // g)).sum(axis=2) * grstd ** 3 / count
+    shift = gmean.astype(dtype)
+    rows = lambda v: np.broadcast_to(v[:, :, None], (n, g, c // g)).reshape(n, c)  # noqa: E731
+    return ((w * grstd[:, :, None]).reshape(n, c).astype(dtype), rows(shift), rows(bg.astype(dtype)),
+            rows((bg * (shift - gmean)).astype(dtype)))

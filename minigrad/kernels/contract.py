@@ -141,6 +141,13 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
   row_backward_apply_gate(dx, dy, x, a, shift, b, k, v, lo, hi, gate)
       dx, dy, x: (R, D);                                    dx = a[r]*dy*df/dx + b[r]*(x - shift[r]) + k[r]
       a, shift, b, k, v, lo, hi: (R,)
+  evonorm_s0_backward(dx, sdy, sdyf, sdv, dy, x, v, weight, gmean, grstd, num_groups)   EvoNorm-S0's backward in
+      dx, dy, x: (N, C, S); v, weight: (C,);                one call, group by group (P = C/G channels, M = P*S):
+      gmean, grstd: (N, G) float64 (the group's mean, 1/std); row_backward_sums_gate (gate 0) on rows r = (n, c)
+      sdy, sdyf, sdv: (N, C) float64 OUT                    with v[c], then dx = row_backward_apply_gate's with
+                                                            a = X(weight[c]*grstd), shift = X(gmean), b = X(bg),
+                                                            k = X(bg*(shift - gmean)), bg = -sum_c(weight[c]*sdyf)
+                                                            * grstd^3/M over the group's channels
 """
 import math
 
@@ -272,6 +279,10 @@ SPECS = {
                                {"sdy": ("R", "f64"), "sdyf": ("R", "f64"), "sdv": ("R", "f64"),
                                 "shi": ("R", "f64"), "slo": ("R", "f64"), "dy": ("RD", "X"), "x": ("RD", "X"),
                                 "v": ("R", "X"), "lo": ("R", "X"), "hi": ("R", "X")}),
+    "evonorm_s0_backward": (("dx", "sdy", "sdyf", "sdv", "dy", "x", "v", "weight", "gmean", "grstd", "num_groups"),
+                            {"dx": ("NCS", "X"), "sdy": ("NC", "f64"), "sdyf": ("NC", "f64"), "sdv": ("NC", "f64"),
+                             "dy": ("NCS", "X"), "x": ("NCS", "X"), "v": ("C", "X"), "weight": ("C", "X"),
+                             "gmean": ("NG", "f64"), "grstd": ("NG", "f64")}),
     "row_backward_apply_gate": (("dx", "dy", "x", "a", "shift", "b", "k", "v", "lo", "hi", "gate"),
                                 {"dx": ("RD", "X"), "dy": ("RD", "X"), "x": ("RD", "X"), "a": ("R", "X"),
                                  "shift": ("R", "X"), "b": ("R", "X"), "k": ("R", "X"), "v": ("R", "X"),
@@ -318,6 +329,7 @@ OUTPUTS = {
     "row_apply_gate": ("y",),
     "row_backward_sums_gate": ("sdy", "sdyf", "sdv", "shi", "slo"),
     "row_backward_apply_gate": ("dx",),
+    "evonorm_s0_backward": ("dx", "sdy", "sdyf", "sdv"),
 }
 
 _RULES = {"f64": F64, "i64": I64}

@@ -525,3 +525,17 @@ def row_backward_sums_gate(sdy, sdyf, sdv, shi, slo, dy, x, v, lo, hi, gate, n_t
 def row_backward_apply_gate(dx, dy, x, a, shift, b, k, v, lo, hi, gate, n_threads):
     """dx = a[r]*dy*df/dx + b[r]*(x - shift[r]) + k[r] (contract)."""
     _pick(_row_backward_apply_gate, n_threads)(dx, dy, x, a, shift, b, k, v, lo, hi, gate)
+
+
+def evonorm_s0_backward(dx, sdy, sdyf, sdv, dy, x, v, weight, gmean, grstd, num_groups, n_threads):
+    """EvoNorm-S0's backward (contract): Python over the jitted gate phases, with the groups' coefficients
+    (coefficients.evonorm_s0_backward) between them."""
+    from minigrad.kernels.coefficients import evonorm_s0_backward as coefficients
+    n, c, s = x.shape
+    rows = lambda a: np.ascontiguousarray(np.broadcast_to(a, (n, c))).reshape(-1)  # noqa: E731
+    x2, dy2, v2 = x.reshape(n * c, s), dy.reshape(n * c, s), rows(v)
+    unused = np.empty(n * c)
+    row_backward_sums_gate(sdy.reshape(-1), sdyf.reshape(-1), sdv.reshape(-1), unused, unused, dy2, x2, v2, v2, v2,
+                           0, n_threads)
+    a, shift, b, k = (rows(t) for t in coefficients(sdyf, weight, gmean, grstd, (c // num_groups) * s, x.dtype))
+    row_backward_apply_gate(dx.reshape(n * c, s), dy2, x2, a, shift, b, k, v2, v2, v2, 0, n_threads)

@@ -194,3 +194,17 @@ def row_backward_apply_gate(dx, dy, x, a, shift, b, k, v, lo, hi, gate, n_thread
     f = lambda a_: a_.astype(np.float64)[:, None]  # noqa: E731
     fx = _gate(x, v, lo, hi, gate)[1]
     dx[...] = f(a) * dy.astype(np.float64) * fx + f(b) * (x.astype(np.float64) - f(shift)) + f(k)
+
+
+def evonorm_s0_backward(dx, sdy, sdyf, sdv, dy, x, v, weight, gmean, grstd, num_groups, n_threads=1):
+    """EvoNorm-S0's backward (contract): the gate sums of rows (n, c), the groups' coefficients
+    (coefficients.evonorm_s0_backward), then dx, each in float64."""
+    from minigrad.kernels.coefficients import evonorm_s0_backward as coefficients  # NOTE: lazy: kernels imports us
+    n, c, s = x.shape
+    rows = lambda a: np.ascontiguousarray(np.broadcast_to(a, (n, c))).reshape(-1)  # noqa: E731
+    x2, dy2, v2 = x.reshape(n * c, s), dy.reshape(n * c, s), rows(v)
+    unused = np.empty(n * c)
+    row_backward_sums_gate(sdy.reshape(-1), sdyf.reshape(-1), sdv.reshape(-1), unused, unused, dy2, x2, v2, v2,
+                           v2, 0)
+    a, shift, b, k = (rows(t) for t in coefficients(sdyf, weight, gmean, grstd, (c // num_groups) * s, x.dtype))
+    row_backward_apply_gate(dx.reshape(n * c, s), dy2, x2, a, shift, b, k, v2, v2, v2, 0)

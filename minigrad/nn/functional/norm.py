@@ -45,12 +45,13 @@ def _check_param(fn, name, p, shape, dtype):
         return None
     if not isinstance(p, Tensor):
         raise TypeError(f"{fn}: {name} must be a minigrad.Tensor or None, got {type(p).__name__}")
-    if p.shape != shape:
-        raise ValueError(f"{fn}: {name} must have shape {shape} to match the input, got {p.shape}")
-    if p.dtype != dtype:
-        raise TypeError(f"{fn}: {name} has dtype {p.dtype} but the input is {dtype}; minigrad does not mix "
+    a = p.data  # NOTE: the array's shape and dtype, not Tensor's properties: called per parameter per op
+    if a.shape != shape:
+        raise ValueError(f"{fn}: {name} must have shape {shape} to match the input, got {a.shape}")
+    if a.dtype != dtype:
+        raise TypeError(f"{fn}: {name} has dtype {a.dtype} but the input is {dtype}; minigrad does not mix "
                         f"float32 and float64 in a normalization (convert one with .astype)")
-    return p.data
+    return a
 
 
 

@@ -115,14 +115,14 @@ class _FilterResponse(Function):
         self.has_weight, self.has_bias, self.learned_eps, self.eps = has_weight, has_bias, eps is None, eps
         self.has_tau = has_tau
         n, c = x.shape[0], x.shape[1]
-        x2 = np.ascontiguousarray(x).reshape(n * c, -1)
+        x2 = (x if x.flags.c_contiguous else np.ascontiguousarray(x)).reshape(n * c, -1)
         s = x2.shape[1]
         w, b = _affine(params[0] if has_weight else None, params[1 if has_weight else 0] if has_bias else None,
                        c, x.dtype)
-        self.eps_value = params[-1].astype(np.float64).reshape(()) if eps is None else eps
+        # NOTE: a learned eps as a float: its float32 or float64 value exactly
+        self.eps_value = float(params[-1][0]) if eps is None else eps
         k = kernels.kernels()
-        self.w64 = w.astype(np.float64)
-        self.x2, self.shape = x2, x.shape
+        self.w, self.x2, self.shape = w, x2, x.shape
         if has_tau:
             # NOTE: one kernel call per row takes the statistics, forms scale = X(rstd*w) and applies with the max
             # while the row is in cache; rows of `co`: scale (written by the kernel), offset = b, tau, w, one per
@@ -136,6 +136,7 @@ class _FilterResponse(Function):
             k.row_norm_apply_max(y, m2, rows[0], x2, rows[3], rows[1], rows[2], abs(self.eps_value))
             self.m2, self.rows, self.mean, self.rstd = m2, rows, None, None
             return y.reshape(x.shape)
+        self.w64 = w.astype(np.float64)
         mean, m2 = np.empty(n * c), np.empty(n * c)
         k.row_stats(mean, m2, x2, False)
         # NOTE: the statistics viewed as (N, C) broadcast against the per-channel weight and bias. Without center
@@ -171,6 +172,7 @@ class _FilterResponse(Function):
         sg, sgx = np.empty(r), np.empty(r)
         if self.has_tau:
             if self.rstd is None:  # NOTE: the fused forward kept m2 and the per-row scale, offset, tau only
+                self.w64 = self.w.astype(np.float64)
                 self.mean = np.zeros((n, c))
                 self.rstd = coefficients.rstd(self.m2, s, abs(self.eps_value)).reshape(n, c)
                 self.coef, self.tau = (np.zeros(r, dtype), self.rows[0], self.rows[1]), self.rows[2]
@@ -237,21 +239,21 @@ def filter_response_norm(input: Tensor, weight: Tensor | None = None, bias: Tens
 def _frn(fn, input, weight, bias, tau, eps):
     """filter_response_norm (``tau`` None) and its fused TLU (``tau`` a Tensor): the checks, then one node."""
     _check_input(fn, input, 3)
-    c = input.shape[1]
-    _check_param(fn, "weight", weight, (c,), input.dtype)
-    _check_param(fn, "bias", bias, (c,), input.dtype)
+    c, dtype = input.shape[1], input.data.dtype
+    _check_param(fn, "weight", weight, (c,), dtype)
+    _check_param(fn, "bias", bias, (c,), dtype)
     taus = ()
     if fn == "filter_response_norm_tlu":
         if tau is None:
             raise TypeError(f"{fn}: tau must be a minigrad.Tensor of shape ({c},), got None")
-        _check_param(fn, "tau", tau, (c,), input.dtype)
+        _check_param(fn, "tau", tau, (c,), dtype)
         taus = (tau,)
     if isinstance(eps, Tensor):
-        _check_param(fn, "eps", eps, (1,), input.dtype)
+        _check_param(fn, "eps", eps, (1,), dtype)
         learned, eps = (eps,), None
     else:
         learned, eps = (), check_eps(fn, eps)
-    if input.size == 0:
+    if input.data.size == 0:
         return _empty_like(input, weight, bias, *taus, *learned)
     return _FilterResponse.apply(input, *_params(weight, bias), *taus, *learned, has_weight=weight is not None,
                                  has_bias=bias is not None, eps=eps, has_tau=bool(taus))
@@ -345,7 +347,9 @@ class _EvoNorm(Function):
     Backward: the gate sums give per row sum(dy), sum(dy*f) and the sums of dy times df/dv, df/dhi, df/dlo; then
     dx = a*dy*df/dx + b*(x - shift) + k, where b*(x - shift) + k carries the standard deviations' own backward
     (d std/dx_i = (x_i - mean)/(M*std) of each set: the group for S0; the instance and, in training, the batch for
-    B0). Parents: x, v, then weight, bias (those present)."""
+    B0). S0's backward is one call (``evonorm_s0_backward``) that runs the sums, the group's coefficients and dx
+    group by group while the group is in cache; B0's is the two row phases with the coefficients between them in
+    NumPy. Parents: x, v, then weight, bias (those present)."""
 
     @ieee_when_eps0
     def forward(self, x, v, *params, gate, num_groups, running_var, has_weight, has_bias, eps):
@@ -359,18 +363,20 @@ class _EvoNorm(Function):
         w, b = _affine(params[0] if has_weight else None, params[1 if has_weight else 0] if has_bias else None,
                        c, dtype)
         self.w64 = np.broadcast_to(w.astype(np.float64), (n, c))
+        self.vc, self.wc = np.ascontiguousarray(v), w  # NOTE: per channel, for S0's backward kernel
         k = kernels.kernels()
-        rows = lambda a: np.ascontiguousarray(np.broadcast_to(a, (n, c)), dtype).reshape(-1)  # noqa: E731
-        self.v = rows(v)
-        offset = rows(b)
+        # NOTE: the per-row v, lo, hi, scale and offset go into one (5, N*C) block by broadcasting assignments
+        # (cheaper than broadcast_to + ascontiguousarray each at small N*C)
+        co = np.empty((5, n, c), dtype)
+        co[0], co[4] = v, b
         if gate == 0:
             per = c // num_groups
             gm, gm2 = np.empty(n * num_groups), np.empty(n * num_groups)
             k.row_stats(gm, gm2, x2.reshape(n * num_groups, per * s), True)
             grstd = coefficients.rstd(gm2, per * s, eps).reshape(n, num_groups)
             self.gmean, self.grstd, self.count = gm.reshape(n, num_groups), grstd, per * s
-            scale = rows(np.repeat(grstd, per, axis=1) * self.w64)
-            self.lo = self.hi = self.v  # NOTE: gate 0 reads neither
+            co.reshape(5, n, num_groups, per)[3] = w.astype(np.float64).reshape(num_groups, per) * grstd[:, :, None]
+            co[1] = co[2] = 0  # NOTE: gate 0 reads neither lo nor hi
         else:
             im, im2 = np.empty(n * c), np.empty(n * c)
             k.row_stats(im, im2, x2, True)
@@ -386,8 +392,8 @@ class _EvoNorm(Function):
             else:
                 lo = np.sqrt(running_var.astype(np.float64) + eps)
             # NOTE: both standard deviations rounded to X, as the composed ops hold them
-            self.lo, self.hi = rows(lo.astype(dtype)), rows((1.0 / self.irstd).astype(dtype))
-            scale = rows(w)
+            co[1], co[2], co[3] = lo.astype(dtype), (1.0 / self.irstd).astype(dtype), w
+        self.v, self.lo, self.hi, scale, offset = co.reshape(5, n * c)
         y = np.empty_like(x2)
         k.row_apply_gate(y, x2, self.v, self.lo, self.hi, scale, offset, gate)
         self.x2, self.shape = x2, x.shape
@@ -400,37 +406,44 @@ class _EvoNorm(Function):
         n, c = self.shape[0], self.shape[1]
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
         k = kernels.kernels()
-        sums = [np.empty(r) for _ in range(5)]
-        k.row_backward_sums_gate(*sums, dy, x2, self.v, self.lo, self.hi, self.gate)
-        sdy, sdyf, sdv, shi, slo = (a.reshape(n, c) for a in sums)
-        w64 = self.w64
         if self.gate == 0:
-            per = c // self.num_groups
-            rstd = np.repeat(self.grstd, per, axis=1)
-            # NOTE: y = f*w/std + b, so d/d(1/std) of the group = sum(dy*f*w); d std/dx_i = (x_i - mean)/(M*std)
-            dinv = (w64 * sdyf).reshape(n, self.num_groups, per).sum(axis=2)
-            bg = -dinv * self.grstd ** 3 / self.count
-            a, b1, m1 = w64 * rstd, np.repeat(bg, per, axis=1), np.repeat(self.gmean, per, axis=1)
-            b2 = m2 = None
-            dweight, dv = (sdyf * rstd).sum(axis=0), (w64 * rstd * sdv).sum(axis=0)
+            # NOTE: one kernel call, group by group: the gate sums of its rows, its coefficients and dx while the
+            # group is in cache (evonorm_s0_backward; coefficients.evonorm_s0_backward is the same math)
+            sums = np.empty((3, n, c))
+            dx = np.empty_like(x2)
+            k.evonorm_s0_backward(dx.reshape(n, c, s), *sums, dy.reshape(n, c, s), x2.reshape(n, c, s), self.vc,
+                                  self.wc, self.gmean, self.grstd, self.num_groups)
+            sdy, sdyf, sdv = sums
+            g, per = self.num_groups, c // self.num_groups
+            a = (self.w64.reshape(n, g, per) * self.grstd[:, :, None]).reshape(n, c)
+            dweight = (sdyf.reshape(n, g, per) * self.grstd[:, :, None]).reshape(n, c).sum(axis=0)
+            dv = (a * sdv).sum(axis=0)
+            grads = [dx.reshape(self.shape) if self.needs_input_grad[0] else None, dv.astype(dtype)]
         else:
+            sums = np.empty((5, r))
+            k.row_backward_sums_gate(*sums, dy, x2, self.v, self.lo, self.hi, self.gate)
+            sdy, sdyf, sdv, shi, slo = sums.reshape(5, n, c)
+            w64 = self.w64
             # NOTE: hi = the instance std, lo = the batch std (training), each with d std/dx_i = (x_i - mean)/(M*std)
             a, b1, m1 = w64, w64 * shi * self.irstd / s, self.imean
             b2 = m2 = None
             if self.running_var is None:
                 b2, m2 = (w64 * slo).sum(axis=0) * self.rstd / (n * s), self.mean
             dweight, dv = sdyf.sum(axis=0), (w64 * sdv).sum(axis=0)
-        grads = [None, dv.astype(dtype)]
-        if self.needs_input_grad[0]:
-            shift = m1.astype(dtype)
-            b, kk = b1, b1 * (shift - m1)
-            if b2 is not None:
-                b, kk = b + b2, kk + b2 * (shift - m2)
-            dx = np.empty_like(x2)
-            rows = lambda v: np.ascontiguousarray(np.broadcast_to(v, (n, c)), dtype).reshape(-1)  # noqa: E731
-            k.row_backward_apply_gate(dx, dy, x2, rows(a), rows(shift), rows(b), rows(kk), self.v, self.lo, self.hi,
-                                      self.gate)
-            grads[0] = dx.reshape(self.shape)
+            grads = [None, dv.astype(dtype)]
+            if self.needs_input_grad[0]:
+                shift = m1.astype(dtype)
+                b, kk = b1, b1 * (shift - m1)
+                if b2 is not None:
+                    b, kk = b + b2, kk + b2 * (shift - m2)
+                # NOTE: dx's per-row coefficients in one (4, N*C) block by broadcasting assignments, cheaper than
+                # broadcast_to + ascontiguousarray per coefficient at small N*C
+                co = np.empty((4, r), dtype)
+                co4 = co.reshape(4, n, c)
+                co4[0], co4[1], co4[2], co4[3] = a, shift, b, kk
+                dx = np.empty_like(x2)
+                k.row_backward_apply_gate(dx, dy, x2, *co, self.v, self.lo, self.hi, self.gate)
+                grads[0] = dx.reshape(self.shape)
         if self.has_weight:
             grads.append(dweight.astype(dtype))
         if self.has_bias:
@@ -526,9 +539,9 @@ def evonorm_s0(input: Tensor, v: Tensor, num_groups: int = 32, weight: Tensor | 
     with s2_{C/G,S} the (biased) variance of each sample's group of C/G channels over those channels and the
     spatial dims (group norm's sets). One node (``_EvoNorm``): the group statistics (``row_stats`` on rows of
     (C/G)*S values), then the gate x*sigmoid(v*x), the division and the affine fused into one apply pass
-    (``row_apply_gate`` with gate 0) and their backward into the sums and backward-apply passes; fused because
-    that measures faster than the composed ops (docs/perf/norm-family.md). Double backward composes the same
-    formula from Tensor ops.
+    (``row_apply_gate`` with gate 0) and their backward into one kernel call that takes each group's sums, its
+    coefficients and dx while the group is in cache (``evonorm_s0_backward``); fused because that measures faster
+    than the composed ops (docs/perf/norm-family.md). Double backward composes the same formula from Tensor ops.
 
     Shape:
         - input (N, C, *) with at least one spatial dim and C divisible by num_groups; v, weight, bias (C,).
