@@ -471,13 +471,13 @@ def _strided_out(N, C, H, W, O, kh, kw, s, p):
 
 
 def test_conv2d_strided_reference_matches_torch():
-    """The forward, and the input gradient as PyTorch's autograd computes it."""
+    """The forward, and the input and weight gradients as PyTorch's autograd computes them."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(10)
     for N, C, H, W, O, kh, kw, s, p in STRIDED:
         x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((O, C, kh, kw))
-        tx = torch.tensor(x, requires_grad=True)
-        ty = torch.nn.functional.conv2d(tx, torch.tensor(w), stride=s, padding=p)
+        tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        ty = torch.nn.functional.conv2d(tx, tw, stride=s, padding=p)
         y = np.full(ty.shape, np.nan)
         reference.conv2d_strided(y, x, w.reshape(O, -1), kh, kw, s, p)
         np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
@@ -486,6 +486,9 @@ def test_conv2d_strided_reference_matches_torch():
         dx = np.full(x.shape, np.nan)
         reference.conv2d_strided_input_grad(dx, dy, w.reshape(O, -1), kh, kw, s, p)
         np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+        dw = np.full((O, C * kh * kw), np.nan)
+        reference.conv2d_strided_weight_grad(dw, x, dy, kh, kw, s, p)
+        np.testing.assert_allclose(dw, tw.grad.numpy().reshape(O, -1), rtol=1e-12, atol=1e-11)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -499,11 +502,13 @@ def test_conv2d_strided_parity(name, dtype):
         x = rng.standard_normal((N, C, H, W)).astype(dtype)
         w = rng.standard_normal((O, C * kh * kw)).astype(dtype)
         dy = rng.standard_normal(_strided_out(*geom)).astype(dtype)
-        want, want_dx = np.empty(dy.shape, dtype), np.empty_like(x)
+        want, want_dx, want_dw = np.empty(dy.shape, dtype), np.empty_like(x), np.empty_like(w)
         reference.conv2d_strided(want, x, w, kh, kw, s, p)
         reference.conv2d_strided_input_grad(want_dx, dy, w, kh, kw, s, p)
+        reference.conv2d_strided_weight_grad(want_dw, x, dy, kh, kw, s, p)
         for kernel, out, args, expect, terms in (("conv2d_strided", want, (x, w), want, C * kh * kw),
-                                                 ("conv2d_strided_input_grad", x, (dy, w), want_dx, O * kh * kw)):
+                                                 ("conv2d_strided_input_grad", x, (dy, w), want_dx, O * kh * kw),
+                                                 ("conv2d_strided_weight_grad", w, (x, dy), want_dw, dy[:, 0].size)):
             outs = []
             for n_threads in (1, 2, 3):
                 a = np.full_like(out, np.nan)
@@ -544,11 +549,21 @@ def test_conv2d_strided_non_finite_input_stays_in_its_outputs(name):
         assert np.isfinite(want).sum() > 0.5 * want.size
         np.testing.assert_array_equal(np.isfinite(dx), np.isfinite(want))
         np.testing.assert_allclose(dx, want, rtol=1e-12, atol=1e-12)
+        # the weight gradient of the finite dy: x's non-finite values reach only the taps whose sums hold them
+        # (at padding 0, x's last row and column, never read, reach none)
+        dy = rng.standard_normal(dy.shape)
+        want, dw = np.empty_like(w), np.empty_like(w)
+        reference.conv2d_strided_weight_grad(want, x, dy, 3, 3, (2, 2), p)
+        k.conv2d_strided_weight_grad(dw, x, dy, 3, 3, (2, 2), p)
+        assert np.isfinite(want).any()
+        np.testing.assert_array_equal(np.isfinite(dw), np.isfinite(want))
+        np.testing.assert_allclose(dw, want, rtol=1e-12, atol=1e-12)
 
 
 def test_conv2d_strided_variants_give_the_same_bits():
-    """AVX-512, AVX2 + FMA and the scalar fma() variant of conv_strided.h: one fma chain per output in the same
-    order, and the same data movement (the AVX-512 split and merge of stride 2's phases), so the same bits."""
+    """AVX-512, AVX2 + FMA and the scalar fma() variant of conv_strided.h: one fma chain per output (per lane, then
+    the lanes in order, in the weight gradient) in the same order, and the same data movement (the AVX-512 copies,
+    split and merge of stride 2's phases), so the same bits."""
     if "cython" not in mg.available_backends():
         pytest.skip("cython backend not built")
     from minigrad._ext import conv as ext
@@ -562,17 +577,17 @@ def test_conv2d_strided_variants_give_the_same_bits():
                 x = rng.standard_normal((N, C, H, W)).astype(dtype)
                 w = rng.standard_normal((O, C * kh * kw)).astype(dtype)
                 dy = rng.standard_normal(_strided_out(*geom)).astype(dtype)
-                ys, dxs = [], []
+                outs = []
                 for variant in names[:names.index(best) + 1]:
                     ext.conv2d_direct_variant(variant)
-                    y, dx = np.full(dy.shape, np.nan, dtype), np.full(x.shape, np.nan, dtype)
+                    y, dx, dw = (np.full(a.shape, np.nan, dtype) for a in (dy, x, w))
                     ext.conv2d_strided(y, x, w, kh, kw, s, p, 2)
                     ext.conv2d_strided_input_grad(dx, dy, w, kh, kw, s, p, 2)
-                    ys.append(y)
-                    dxs.append(dx)
-                for y, dx in zip(ys[1:], dxs[1:]):
-                    np.testing.assert_array_equal(y, ys[0], err_msg=f"{dtype.__name__} {geom}")
-                    np.testing.assert_array_equal(dx, dxs[0], err_msg=f"{dtype.__name__} {geom}")
+                    ext.conv2d_strided_weight_grad(dw, x, dy, kh, kw, s, p, 2)
+                    outs.append((y, dx, dw))
+                for out in outs[1:]:
+                    for a, b in zip(out, outs[0]):
+                        np.testing.assert_array_equal(a, b, err_msg=f"{dtype.__name__} {geom}")
     finally:
         ext.conv2d_direct_variant(best)
 
@@ -595,6 +610,14 @@ BAD_STRIDED_INPUT_GRAD = [
 ]
 
 
+BAD_STRIDED_WEIGHT_GRAD = [
+    (lambda a: a[:2] + (a[2][:, :, :2].copy(),) + a[3:], ValueError, "dy must have spatial shape (OH, OW) = (3, 3)"),
+    (lambda a: (a[0][:, :26].copy(),) + a[1:], ValueError, "dweight must have shape (O, C*kh*kw) = (4, 27)"),
+    (lambda a: a[:5] + ((2, 2, 1), (1, 1)), ValueError, "stride must be a pair"),
+    (lambda a: a[:1] + (a[1].astype(np.float64),) + a[2:], TypeError, "'x' must have dtype float32"),
+]
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_conv2d_strided_bad_arguments(name):
     k = _backend(name)
@@ -613,13 +636,20 @@ def test_conv2d_strided_bad_arguments(name):
     for edit, exc, msg in BAD_STRIDED_INPUT_GRAD:
         with pytest.raises(exc, match=msg.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
             k.conv2d_strided_input_grad(*edit(args))
+    args = (np.empty((4, 27), np.float32), np.zeros((2, 3, 6, 6), np.float32), np.ones((2, 4, 3, 3), np.float32),
+            3, 3, (2, 2), (1, 1))
+    k.conv2d_strided_weight_grad(*args)
+    np.testing.assert_array_equal(args[0], 0)
+    for edit, exc, msg in BAD_STRIDED_WEIGHT_GRAD:
+        with pytest.raises(exc, match=msg.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
+            k.conv2d_strided_weight_grad(*edit(args))
 
 
 @pytest.mark.parametrize("name", BACKENDS)
 @pytest.mark.parametrize("direct", [None, True])
 def test_conv2d_runs_the_strided_kernels_at_stride_2(name, direct, monkeypatch):
     """conv2d at stride 2 (dilation 1, no groups, not a 1x1 without padding): the forward calls conv2d_strided and
-    (at C >= 8) the input gradient conv2d_strided_input_grad, where they are fast (``conv.DIRECT`` None: the Cython
+    (at C >= 8) the gradients conv2d_strided_weight_grad and conv2d_strided_input_grad, where they are fast (``conv.DIRECT`` None: the Cython
     backend with vector FMAs) or everywhere (True); values and gradients equal those of the im2col path
     (DIRECT = False) and of PyTorch."""
     torch = pytest.importorskip("torch")
@@ -627,7 +657,7 @@ def test_conv2d_runs_the_strided_kernels_at_stride_2(name, direct, monkeypatch):
     backend = _backend(name)
     module = backend.module
     called = []
-    kernels_ = ("conv2d_strided", "conv2d_strided_input_grad")
+    kernels_ = ("conv2d_strided", "conv2d_strided_input_grad", "conv2d_strided_weight_grad")
     for kernel in kernels_:
         raw = getattr(module, kernel)
         monkeypatch.setattr(module, kernel, lambda *a, _raw=raw, _k=kernel: (called.append((_k, a[0].shape)),
@@ -650,7 +680,8 @@ def test_conv2d_runs_the_strided_kernels_at_stride_2(name, direct, monkeypatch):
             backend.__dict__.pop(kernel, None)
     variant = getattr(module, "conv2d_direct_variant", lambda: "scalar")()
     fast = direct or variant != "scalar"
-    assert called == ([("conv2d_strided", (3, 5, 5, 4)), ("conv2d_strided_input_grad", (3, 8, 9, 8))] if fast else [])
+    assert called == ([("conv2d_strided", (3, 5, 5, 4)), ("conv2d_strided_weight_grad", (5, 72)),
+                       ("conv2d_strided_input_grad", (3, 8, 9, 8))] if fast else [])
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
     ty = torch.nn.functional.conv2d(tx, tw, tb, stride=2, padding=1)
     ty.backward(torch.tensor(dy))

@@ -61,6 +61,9 @@ Kernels:
   conv2d_strided_input_grad(dx, dy, weight, kh, kw, stride, padding)   its input gradient:
       dy: (N, O, P, Q); weight: (O, K); dx: (N, C, H, W) OUT  dx[n, c, h, w] = sum of weight[o, (c, i, j)] *
                                                              dy[n, o, p, q] over p*sh + i = h + ph, q*sw + j = w + pw
+  conv2d_strided_weight_grad(dweight, x, dy, kh, kw, stride, padding)   its weight gradient:
+      x: (N, C, H, W); dy: (N, O, P, Q); dweight: (O, K) OUT  dweight[o, (c, i, j)] = sum over (n, p, q) of
+                                                             dy[n, o, p, q] * xpad[n, c, p*sh + i, q*sw + j]
   max_pool2d_forward(y, argmax, x, kh, kw, stride, padding) y = max over each window (NaN wins), argmax = h*W + w
       x: (N, C, H, W); y: (N, C, P, Q) OUT; argmax: (N, C, P, Q) int64 OUT   of the first maximum (last NaN)
       (P, Q): the floor or the ceil_mode size (rules.pool_out_size), so a last window may be cut by the input's end
@@ -206,6 +209,8 @@ SPECS = {
                        {"y": ("NOPQ", "X"), "x": ("NCHW", "X"), "weight": ("OK", "X")}),
     "conv2d_strided_input_grad": (("dx", "dy", "weight", "kh", "kw", "stride", "padding"),
                                   {"dx": ("NCHW", "X"), "dy": ("NOPQ", "X"), "weight": ("OK", "X")}),
+    "conv2d_strided_weight_grad": (("dweight", "x", "dy", "kh", "kw", "stride", "padding"),
+                                   {"dweight": ("OK", "X"), "x": ("NCHW", "X"), "dy": ("NOPQ", "X")}),
     "max_pool2d_forward": (("y", "argmax", "x", "kh", "kw", "stride", "padding"),
                            {"y": ("NCPQ", "X"), "argmax": ("NCPQ", "i64"), "x": ("NCHW", "X")}),
     "max_pool2d_backward": (("dx", "dy", "argmax"),
@@ -299,6 +304,7 @@ OUTPUTS = {
     "conv2d_direct_weight_grad": ("dweight",),
     "conv2d_strided": ("y",),
     "conv2d_strided_input_grad": ("dx",),
+    "conv2d_strided_weight_grad": ("dweight",),
     "max_pool2d_forward": ("y", "argmax"),
     "max_pool2d_backward": ("dx",),
     "running_stats_update": ("running_mean", "running_var"),

@@ -1,6 +1,6 @@
 """Numba kernels: convolution and pooling windows, im2col, col2im, conv2d_direct, conv2d_strided, max_pool2d (the same
-loops as minigrad/_ext/conv.pyx and conv_direct.h, whose headers explain them; conv2d_strided and its input gradient
-as plain sums over the window, without the phase split of conv_strided.h; the math:
+loops as minigrad/_ext/conv.pyx and conv_direct.h, whose headers explain them; conv2d_strided and its gradients as
+plain sums over the window, without the phase split of conv_strided.h; the math:
 minigrad/kernels/reference/conv.py).
 
 x: (N, C, H, W); cols: (K, L), K = C*kh*kw ordered (c, i, j), L = N*OH*OW ordered (n, oh, ow). Flat 1-D arrays;
@@ -216,6 +216,35 @@ def conv2d_strided_input_grad(dx, dy, weight, kh, kw, stride, padding, n_threads
     _threads(n_threads)
     _conv2d_strided_input_grad(dx.reshape(-1), dy.reshape(-1), weight.reshape(-1), N, C, H, W, dy.shape[1], kh, kw,
                                *stride, *padding, dy.shape[2], dy.shape[3])
+
+
+@njit(parallel=True, cache=True)
+def _conv2d_strided_weight_grad(dweight, x, dy, N, C, H, W, O, kh, kw, sh, sw, ph, pw, OH, OW):
+    # a thread per (o, c) pair over every sample: each writes its own kh*kw entries, summed in sample order
+    for oc in prange(O * C):
+        o, c = oc // C, oc % C
+        for i in range(kh):
+            for j in range(kw):
+                acc = dweight.dtype.type(0)
+                for n in range(N):
+                    xc, dyo = (n * C + c) * H * W, (n * O + o) * OH * OW
+                    for oh in range(OH):
+                        h = oh * sh + i - ph
+                        if h < 0 or h >= H:
+                            continue
+                        for ow in range(OW):
+                            w = ow * sw + j - pw
+                            if 0 <= w < W:
+                                acc += dy[dyo + oh * OW + ow] * x[xc + h * W + w]
+                dweight[(o * C + c) * kh * kw + i * kw + j] = acc
+
+
+def conv2d_strided_weight_grad(dweight, x, dy, kh, kw, stride, padding, n_threads):
+    """The weight gradient of conv2d_strided (see reference.conv2d_strided_weight_grad)."""
+    N, C, H, W = x.shape
+    _threads(n_threads)
+    _conv2d_strided_weight_grad(dweight.reshape(-1), x.reshape(-1), dy.reshape(-1), N, C, H, W, dy.shape[1], kh, kw,
+                                *stride, *padding, dy.shape[2], dy.shape[3])
 
 
 @njit(parallel=True, cache=True)

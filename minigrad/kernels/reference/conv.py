@@ -20,6 +20,8 @@ from minigrad.kernels.rules import live_taps, out_size
 #            (the compiled kernels split x into its stride phases: minigrad/_ext/conv_strided.h)
 #   conv2d_strided_input_grad  its input gradient, dx (N, C, H, W) (the adjoint of the map x -> y above):
 #            dx[n, c, h, w] = sum of weight[o, (c, i, j)] * dy[n, o, oh, ow] over oh*sh + i = h + ph, ow*sw + j = w + pw
+#   conv2d_strided_weight_grad  its weight gradient, dweight (O, K):
+#            dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh*sh + i, ow*sw + j]
 #   max pool y[n, c, oh, ow] = max of x over the window (padding is -inf and never wins); argmax = h*W + w of the
 #            first maximum in window order, as PyTorch does; a NaN wins over numbers, the last NaN over others.
 #            backward: dx = 0, then dx[n, c].flat[argmax] += dy (overlapping windows may share an index)
@@ -119,6 +121,20 @@ def conv2d_strided_input_grad(dx, dy, weight, kh, kw, stride, padding, n_threads
             dxp[(Ellipsis,) + _window_slices(i, j, stride, (1, 1), OH, OW)] += \
                 np.einsum("oc,nohw->nchw", w4[:, :, i, j], dy)
     dx[...] = dxp[:, :, ph:ph + H, pw:pw + W]
+
+
+def conv2d_strided_weight_grad(dweight, x, dy, kh, kw, stride, padding, n_threads=1):
+    """dweight[o, (c, i, j)] = sum_{n, oh, ow} dy[n, o, oh, ow] * xpad[n, c, oh*sh + i, ow*sw + j].
+    x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw); one product per kernel offset."""
+    C, OH, OW = x.shape[1], dy.shape[2], dy.shape[3]
+    (ph, pw) = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dw4 = np.empty((dy.shape[1], C, kh, kw), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dw4[:, :, i, j] = np.einsum("nohw,nchw->oc", dy, xp[(Ellipsis,) + _window_slices(i, j, stride, (1, 1),
+                                                                                              OH, OW)])
+    dweight[...] = dw4.reshape(dweight.shape)
 
 
 def max_pool2d_forward(y, argmax, x, kh, kw, stride, padding, n_threads=1):

@@ -12,7 +12,8 @@ kernel that writes them and the GEMM that reads them; the whole matrix is never 
                       no columns at all, where the backend's is fast (``_direct``); at a larger stride the
                       ``conv2d_strided`` kernel (x split into its stride phases, also no columns)
   conv2d_weight_grad  cols recomputed per chunk; dweight^T (G, Kg, Og) += cols[n] @ dy[n]^T; or, where the forward
-                      runs conv2d_direct, the conv2d_direct_weight_grad kernel
+                      runs conv2d_direct, the conv2d_direct_weight_grad kernel (conv2d_strided_weight_grad where it
+                      runs conv2d_strided)
   conv2d_input_grad   dcols[n] = weight^T (G, Kg, Og) @ dy[n], then dx[chunk] = col2im(dcols) (the kernel adds up);
                       at unit stride instead conv2d_forward(dy) with the flipped, transposed weight; at a larger
                       stride the ``conv2d_strided_input_grad`` kernel (a unit-stride correlation of dy per phase of
@@ -69,11 +70,10 @@ def _offset_slice(i, j, dh, dw, sh, sw, OH, OW):
 CHUNK_BYTES = 512 * 1024
 
 
-# conv2d_direct and conv2d_direct_weight_grad (unit stride), conv2d_strided and conv2d_strided_input_grad (larger
-# strides) instead of im2col + GEMM where the geometry allows them: None where they measured faster (the Cython
-# kernels with vector FMAs: 1.5-2.5x faster on ResNet-20's layers; the Numba twins, without register tiles, are
-# slower than the GEMMs, and so is the scalar fallback), True wherever the geometry allows, False never
-# (docs/perf/conv.md)
+# conv2d_direct and conv2d_direct_weight_grad (unit stride), conv2d_strided and its two gradients (larger strides)
+# instead of im2col + GEMM where the geometry allows them: None where they measured faster (the Cython kernels with
+# vector FMAs: 1.5-2.5x faster on ResNet-20's layers; the Numba twins, without register tiles, are slower than the
+# GEMMs, and so is the scalar fallback), True wherever the geometry allows, False never (docs/perf/conv.md)
 DIRECT = None
 
 
@@ -153,14 +153,15 @@ def _direct(g, weight_grad=False):
     return bool(DIRECT) or (_fast_direct() and not (weight_grad and g.C < 8))
 
 
-def _strided(g, input_grad=False):
-    """Whether conv2d_forward (or, ``input_grad``, conv2d_input_grad) runs the conv2d_strided kernels for geometry
-    ``g``: a stride above 1, dilation 1, no groups, not the plain-GEMM 1x1 case (see ``DIRECT``). NOTE: the input
-    gradient's tiles hold 8 channels of dx: with fewer than 8 input channels most of a tile is empty."""
+def _strided(g, backward=False):
+    """Whether conv2d_forward (or, ``backward``, conv2d_input_grad and conv2d_weight_grad) runs the conv2d_strided
+    kernels for geometry ``g``: a stride above 1, dilation 1, no groups, not the plain-GEMM 1x1 case (see
+    ``DIRECT``). NOTE: the input gradient's tiles hold 8 channels of dx, the weight gradient's 8 rows (c, i) of taps:
+    with fewer than 8 input channels most of a tile is empty."""
     if DIRECT is False or g.stride == (1, 1) or g.dilation != (1, 1) or g.G != 1 or g.pointwise \
             or g.N * g.C * g.O == 0:
         return False
-    return bool(DIRECT) or (_fast_direct() and not (input_grad and g.C < 8))
+    return bool(DIRECT) or (_fast_direct() and not (backward and g.C < 8))
 
 
 def conv2d_forward(x, w, g, bias=None, relu=False):
@@ -199,11 +200,17 @@ def conv2d_forward(x, w, g, bias=None, relu=False):
 def conv2d_weight_grad(x, dy, g):
     """dweight (G, Og, Kg) = sum over samples of dy[n] (G, Og, L) @ cols[n]^T, the columns recomputed per chunk.
     NOTE: computed transposed, dweight^T (G, Kg, Og) = cols @ dy^T: BLAS ran this shape (Kg rows, not Og) about 1.3x
-    faster for ResNet-20's layers (docs/perf/conv.md)."""
+    faster for ResNet-20's layers (docs/perf/conv.md). Or the conv2d_direct_weight_grad kernel (``_direct``), at a
+    stride above 1 conv2d_strided_weight_grad (``_strided``)."""
     if _direct(g, weight_grad=True):
         dweight = np.empty((g.O, g.K), dy.dtype)
         kernels.kernels().conv2d_direct_weight_grad(dweight, np.ascontiguousarray(x), np.ascontiguousarray(dy),
                                                     g.kh, g.kw, g.padding)
+        return dweight.reshape(1, g.O, g.K)
+    if _strided(g, backward=True):
+        dweight = np.empty((g.O, g.K), dy.dtype)
+        kernels.kernels().conv2d_strided_weight_grad(dweight, np.ascontiguousarray(x), np.ascontiguousarray(dy),
+                                                     g.kh, g.kw, g.stride, g.padding)
         return dweight.reshape(1, g.O, g.K)
     dwt = np.zeros((g.G, g.Kg, g.Og), dy.dtype)
     dy4 = dy.reshape(g.N, g.G, g.Og, g.L)
@@ -234,7 +241,7 @@ def conv2d_input_grad(dy, w, g):
         dx = np.zeros(g.x_shape, dy.dtype)
         dx[:, :, ::g.stride[0], ::g.stride[1]] = dxs
         return dx
-    if _strided(g, input_grad=True):
+    if _strided(g, backward=True):
         dx = np.empty(g.x_shape, dy.dtype)
         kernels.kernels().conv2d_strided_input_grad(dx, np.ascontiguousarray(dy), np.ascontiguousarray(w[0]), g.kh,
                                                     g.kw, g.stride, g.padding)
