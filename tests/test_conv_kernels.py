@@ -688,3 +688,8 @@ def test_conv2d_runs_the_strided_kernels_at_stride_2(name, direct, monkeypatch):
     for a, b, t in zip(out[False], out[direct], (ty, tx.grad, tw.grad, tb.grad)):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(b, t.detach().numpy(), rtol=1e-10, atol=1e-10)
+    # the fused bias + ReLU epilogue (no gradient: chunk by chunk over the strided kernel's output)
+    monkeypatch.setattr(cv, "DIRECT", direct)
+    with mg.using_backend(name), mg.no_grad():
+        y = mg.nn.functional.conv2d_relu(mg.Tensor(x0), mg.Tensor(w0), mg.Tensor(b0), stride=2, padding=1)
+    np.testing.assert_allclose(y.numpy(), np.maximum(ty.detach().numpy(), 0), rtol=1e-10, atol=1e-10)
