@@ -456,14 +456,16 @@ def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch)
 
 # conv2d_strided: (N, C, H, W, O, kh, kw, stride, padding). ResNet-20's downsampling convs (3x3, stride 2, padding 1,
 # even planes: the phase merges at stride 2); odd H and W (phases of unequal sizes, rows no window reaches); padding
-# 0, 1, 2 and unequal; kernels 1, 3, 5 and non-square; strides 2, 3 and unequal, 1 in one axis, larger than the kernel
-# (phases with no tap: a zero gradient); C and O not multiples of the tiles; a width below one vector and of 1
+# 0, 1, 2, 4 and unequal (above the kernel: outputs that read only padding); kernels 1, 3, 5 and non-square; strides
+# 2 to 5 and unequal, 1 in one axis, larger than the kernel (phases with no tap: a zero gradient); C and O not
+# multiples of the tiles; a width below one vector and of 1
 STRIDED = [(2, 16, 8, 8, 32, 3, 3, (2, 2), (1, 1)), (2, 3, 7, 9, 5, 3, 3, (2, 2), (1, 1)),
            (1, 2, 8, 7, 3, 3, 2, (2, 3), (0, 1)), (3, 5, 9, 10, 13, 1, 1, (2, 2), (1, 0)),
            (2, 4, 11, 6, 9, 5, 5, (3, 2), (2, 2)), (1, 3, 5, 5, 4, 3, 3, (1, 2), (1, 1)),
            (2, 2, 6, 6, 3, 1, 3, (4, 4), (0, 2)), (1, 1, 1, 1, 2, 1, 1, (2, 2), (0, 0)),
            (1, 9, 3, 19, 17, 3, 3, (2, 2), (1, 1)), (2, 6, 13, 12, 7, 3, 3, (2, 2), (0, 0)),
-           (1, 8, 34, 33, 8, 3, 3, (2, 2), (1, 1))]  # rows longer than one vector at stride 2 (the merge's second)
+           (1, 8, 34, 33, 8, 3, 3, (2, 2), (1, 1)),  # rows longer than one vector at stride 2 (the merge's second)
+           (1, 2, 5, 5, 3, 3, 3, (2, 2), (4, 4)), (2, 3, 6, 7, 4, 2, 3, (5, 3), (3, 2))]  # padding above the kernel
 
 
 def _strided_out(N, C, H, W, O, kh, kw, s, p):
