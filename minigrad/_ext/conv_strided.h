@@ -1,7 +1,9 @@
-/* Direct convolution at any stride (dilation 1): the forward and the input gradient by the stride's phases, each a
-   unit-stride correlation over a padded-width layout, with no im2col or col2im. The math:
-   minigrad/kernels/reference/conv.py (conv2d_strided, conv2d_strided_input_grad). Included by conv.pyx, after
-   conv_direct.h, whose variants (mg_dconv_isa), tiles (mg_dconv_ob, mg_dconv_pb) and weight packing it shares.
+/* Direct convolution at any stride (dilation 1), no im2col or col2im: the forward and the input gradient by the
+   stride's phases, each a unit-stride correlation over a padded-width layout; the weight gradient as conv_direct.h's
+   with the positions stride apart. The math: minigrad/kernels/reference/conv.py (conv2d_strided,
+   conv2d_strided_input_grad, conv2d_strided_weight_grad); why and how fast: docs/perf/conv.md, part 5. Included by
+   conv.pyx, after conv_direct.h, whose variants (mg_dconv_isa), tiles (mg_dconv_ob, mg_dconv_pb), weight packing,
+   lanes and dy transpose it shares.
 
    Legend: C input channels, O output channels, H, W input size, (sh, sw) stride, (ph, pw) padding, kh, kw window,
    Hp = H + 2*ph, Wp = W + 2*pw, OH = (Hp - kh)/sh + 1, OW = (Wp - kw)/sw + 1, K = C*kh*kw.
@@ -16,8 +18,8 @@
    Forward (space to depth). xpad is split into its sh*sw phases, plane (c, a, b)[u, v] = xpad[c, sh*u + a, sw*v + b]
    (Hq = ceil(Hp/sh) rows of Wq = ceil(Wp/sw), channel stride CS = Hq*Wq): tap (c, i, j) of output (oh, ow) reads
    plane (c, i%sh, j%sw) at (oh + i/sh, ow + j/sw), so over the padded width q = oh*Wq + ow every tap is a contiguous
-   run at off = plane*CS + (i/sh)*Wq + j/sw. Taps in (c, i, j) order: K of them, no zero taps (the earlier note's
-   stacked 2x2 kernel had 16 per channel for 9, and its zeros would turn an inf of x into NaN). A valid output reads
+   run at off = plane*CS + (i/sh)*Wq + j/sw. Taps in (c, i, j) order: K of them, no zero taps (docs/perf/conv.md part
+   2's stacked 2x2 kernel had 16 per channel for 9, and its zeros would turn an inf of x into NaN). A valid output reads
    only its own window; the last columns of each row (ow >= OW) are garbage and dropped.
 
    Input gradient (the 4 phases of dx for stride 2). dx[c, h, w] = sum of weight[o, c, i, j]*dy[o, oh, ow] over
@@ -26,7 +28,8 @@
    with a Ta x Tb sub-kernel, the taps of phase (a, b) (2x2, 2x1, 1x2 and 1x1 for 3x3 at stride 2: 9 in all, every
    tap once). dy is copied zero padded into (O, Hd, Wd), PT rows above and PL columns left, so that every phase's
    reads are inside; the phase's outputs q = u*Wd + v are computed over that width, taps (o, t, s) in that order,
-   and scattered to dx[c, sh*u + a, sw*v + b]. A phase without taps (kernel smaller than the stride) is zero. */
+   and written to dx[c, sh*u + a, sw*v + b] (at stride 2 in w, a row's two phases merged). A phase without taps
+   (kernel smaller than the stride) is zero. */
 #ifndef MG_CONV_STRIDED_H
 #define MG_CONV_STRIDED_H
 #include "conv_direct.h"
@@ -440,7 +443,9 @@ MG_SCONV_IG_SAMPLE(mg_sconv_ig_sample_f64, double, f64)
    conv_direct.h's weight-gradient kernel (its design and its NOTE on the bits) with the positions stride apart in
    the padded x: dy transposed into dyt (S, OH*OW, Or), vectors over LW output channels, a tile of LW channels x RB
    runs of KW taps in registers, one dyt load and RB*KW broadcasts of x per position. No phase split is needed: the
-   taps are broadcast one value at a time, so their stride costs nothing. */
+   taps are broadcast one value at a time, so their stride costs nothing.
+   NOTE: a copy of conv_direct.h's kernel (main at 16239d3) plus (sh, sw), in this header so that the concurrent work
+   on that kernel merges cleanly: once it lands, give it the strides and drop this copy. */
 #define MG_SCONV_WG(NAME, T, V, LW, RB, KW, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                     \
 ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or, ptrdiff_t C,        \
                       ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW,             \
