@@ -1,8 +1,9 @@
 """Shared fixtures and helpers of minigrad's benchmarks (pytest-benchmark).
 
 * ``threads`` fixture (parametrized 1 and 2, ids ``threads1``/``threads2``): pins every thread pool of the
-  process for the test (minigrad's kernels, Numba's pool, PyTorch's intra-op pool, BLAS and OpenMP through
-  threadpoolctl) and restores them afterwards.
+  process for the test (minigrad's kernels with NumPy's BLAS at 1 thread, as ``minigrad.set_num_threads`` sets
+  it; Numba's pool; PyTorch's intra-op pool; the OpenMP runtimes through threadpoolctl) and restores them
+  afterwards.
 * ``record(benchmark, ...)``: puts ``op, backend, shape, threads, dtype, bytes_model, bytes, gbps,
   frac_of_triad, triad_ref`` in ``benchmark.extra_info``. GB/s is ``bytes / median time``; ``frac_of_triad``
   divides by the triad bandwidth of the same thread count measured by ``bench_bandwidth.py`` earlier in the same
@@ -87,9 +88,9 @@ def _set_threads(n):
     import minigrad
 
     undo = []
-    prev = minigrad.get_num_threads()
-    minigrad.set_num_threads(n)
-    undo.append(lambda: minigrad.set_num_threads(prev))
+    prev, prev_blas = minigrad.get_num_threads(), minigrad.get_blas_num_threads()
+    minigrad.set_num_threads(n)  # NOTE: NumPy's BLAS at 1 thread, minigrad's policy (docs/perf/threads.md)
+    undo.append(lambda: minigrad.set_num_threads(prev, blas=prev_blas))
     if "numba" in sys.modules:
         import numba
 
@@ -105,7 +106,7 @@ def _set_threads(n):
     try:
         from threadpoolctl import threadpool_limits
 
-        limiter = threadpool_limits(limits=n)
+        limiter = threadpool_limits(limits=n, user_api="openmp")  # NOTE: not BLAS, which minigrad set above
         undo.append(limiter.restore_original_limits)
     except ImportError:  # pragma: no cover - threadpoolctl is a test dependency
         pass

@@ -21,15 +21,17 @@ kernel benchmark files (the bandwidth ones still run first), e.g. ``--files benc
 keeps, per benchmark, the median of the N medians (``stats.median``; all N in ``extra_info.repeat_medians``).
 GB/s and the fraction of triad are then recomputed from those medians, the triad from the merged triad rows.
 
-``--wait-policy`` (default ``unset``: the runtimes' own default, which spins a while before it sleeps) sets
-OMP_WAIT_POLICY for the kernel and bandwidth processes, PyTorch's OpenMP included; ``--e2e-wait-policy`` (default
-``passive``, what ``minigrad train`` sets) does so for the end-to-end training steps. NOTE: on this 2-core VM a
-sleeping OpenMP thread costs a wake-up of tens of microseconds per parallel region: with ``passive`` the LLC-size
-triad ran slower at 2 threads than at 1 (47 against 75 GB/s), with the default it scaled (70 -> 125 GB/s). The
+``--wait-policy`` (default ``unset``: the runtimes' own default, which spins a while before it sleeps; spelled out
+as libgomp's default ``GOMP_SPINCOUNT=300000``, since ``import minigrad`` sets ``OMP_WAIT_POLICY=passive`` where
+the user set neither) sets OMP_WAIT_POLICY for the kernel and bandwidth processes, PyTorch's OpenMP included;
+``--e2e-wait-policy`` (default ``passive``, what ``import minigrad`` sets) does so for the end-to-end training
+steps. NOTE: on this 2-core VM a sleeping OpenMP thread costs a wake-up of tens of microseconds per parallel
+region: with ``passive`` the LLC-size triad ran slower at 2 threads than at 1 (47 against 75 GB/s), with the default it scaled (70 -> 125 GB/s). The
 spin is harmless only while nothing else wants the cores: with another process holding a core, each OpenMP barrier
 cost a scheduler time slice (the Cython batch-norm forward of (32, 64, 28, 28) took 48 ms at 2 threads against
 0.5 ms at 1), so run the benchmarks on an otherwise idle machine. A training step also runs NumPy's BLAS, whose
-own threads spin too, which is why the CLI, and so the end-to-end benchmark, waits passively.
+own threads spin too (minigrad keeps them at 1 thread: docs/perf/threads.md), which is why minigrad, and so the
+end-to-end benchmark, waits passively.
 """
 import argparse
 import datetime
@@ -52,6 +54,8 @@ BACKENDS = ["numpy", "cython", "numba", "torch"]
 INFERENCE = {"minigrad": "minigrad and not minigrad-fused", "minigrad-fused": "minigrad-fused and not compiled",
              "minigrad-fused-compiled": "minigrad-fused-compiled", "torch": "torch", "onnxruntime": "onnxruntime"}
 PARTS = ("bandwidth", "kernels", "end-to-end", "inference")
+# libgomp's spin before it sleeps when OMP_WAIT_POLICY is unset ("about 3 ms"; libgomp/env.c)
+LIBGOMP_DEFAULT_SPINCOUNT = "300000"
 THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "MINIGRAD_NUM_THREADS")
 
@@ -126,7 +130,7 @@ def _finish(merged, reps):
 
 
 def _policy_text(policy):
-    return policy if policy != "unset" else "(runtime default)"
+    return policy if policy != "unset" else f"(runtime default: GOMP_SPINCOUNT={LIBGOMP_DEFAULT_SPINCOUNT})"
 
 
 def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.executable, quiet=False,
@@ -156,8 +160,11 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
             env.update({k: str(threads) for k in THREAD_ENV})
             policy = e2e_wait_policy if label.startswith(("end-to-end", "inference")) else wait_policy
             env.pop("OMP_WAIT_POLICY", None)
+            env.pop("GOMP_SPINCOUNT", None)
             if policy != "unset":
                 env["OMP_WAIT_POLICY"] = policy
+            else:  # NOTE: libgomp's own default, spelled out: else `import minigrad` would set passive
+                env["GOMP_SPINCOUNT"] = LIBGOMP_DEFAULT_SPINCOUNT
             if label.startswith("end-to-end jax") and threads == 1:
                 # NOTE: XLA's CPU client runs its own thread pools; the issue's recipe for one core
                 env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()

@@ -4,14 +4,16 @@ Normalization kernels (batch, layer, group and instance norm) are hand-written t
 signature: a NumPy reference, Cython/OpenMP and Numba. ``minigrad.set_backend`` picks one.
 """
 from minigrad.allocator import tune_allocator
-from minigrad import kernels
+from minigrad import kernels  # NOTE: sets OMP_WAIT_POLICY before any kernel loads libgomp (kernels/threads.py)
 from minigrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from minigrad import autograd
 from minigrad.kernels import (
     available_backends,
     get_backend,
+    get_blas_num_threads,
     get_num_threads,
     set_backend,
+    set_blas_num_threads,
     set_num_threads,
     using_backend,
 )
@@ -98,6 +100,7 @@ def __getattr__(name):
 def show_config(file=None):
     """Print how minigrad was built and what it can run: backends, OpenMP, threads."""
     import importlib.util
+    import os
     import sys
 
     out = file or sys.stdout
@@ -116,5 +119,8 @@ def show_config(file=None):
     lines.append(f"  numba: {'installed (imported lazily)' if importlib.util.find_spec('numba') else 'not installed'}")
     lines.append(f"  available backends: {', '.join(available_backends())}")
     lines.append(f"  active backend: {get_backend()}")
-    lines.append(f"  threads: {get_num_threads()}")
+    n, blas = get_num_threads(), get_blas_num_threads()  # NOTE: in this order: the first read sets BLAS's count
+    lines.append(f"  threads: {n} (NumPy's OpenBLAS: "
+                 f"{'not loaded' if blas is None else blas}; OMP_WAIT_POLICY="
+                 f"{os.environ.get('OMP_WAIT_POLICY', '(runtime default)')})")
     print("\n".join(lines), file=out)

@@ -254,10 +254,8 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the ``minigrad`` console script and ``python -m minigrad``; returns the exit status."""
-    # NOTE: OpenMP threads that spin while idle compete with BLAS's threads for the same cores: a 2-thread LeNet
-    # epoch took 5x as long as a 1-thread one. Passive waiting takes effect only if no OpenMP runtime is loaded
-    # yet, as in a fresh command; an explicit OMP_WAIT_POLICY wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    # NOTE: OMP_WAIT_POLICY=passive (unless set) and NumPy's BLAS at 1 thread come with the library itself
+    # (minigrad/kernels/threads.py): a 2-thread LeNet epoch took 5x as long as a 1-thread one without them
     parser = build_parser()
     args = parser.parse_args(argv)
     tune_allocator()  # NOTE: keeps per-step activations on the heap (see minigrad/allocator.py)

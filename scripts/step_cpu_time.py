@@ -6,17 +6,19 @@ spent waiting for a core, which the wall time of a benchmark does not. One frame
     PYTHONPATH=$PWD python scripts/step_cpu_time.py torch resnet20
 
 A fourth argument runs that many threads (``... minigrad resnet20 12 2``, with ``OMP_WAIT_POLICY=passive`` unless
-set, as the end-to-end benchmarks); compare those by wall time, on a quiet machine (the CPU time sums the threads).
+set, as the end-to-end benchmarks, and NumPy's BLAS at 1 thread, as ``minigrad.set_num_threads`` sets it); compare
+those by wall time, on a quiet machine (the CPU time sums the threads; ``scripts/threads_ab.py`` splits it by
+thread).
 """
 import os
 import sys
 import time
 
 THREADS = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "MINIGRAD_NUM_THREADS"):
+for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "MINIGRAD_NUM_THREADS"):
     os.environ[k] = str(THREADS)
-if THREADS > 1:  # NOTE: as `minigrad train` and the end-to-end benchmarks (docs/benchmarks.md), for both frameworks
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+if THREADS > 1 and "GOMP_SPINCOUNT" not in os.environ:  # NOTE: as `import minigrad` and the end-to-end
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # benchmarks (docs/benchmarks.md), for both frameworks
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
 import numpy as np  # noqa: E402
@@ -56,11 +58,10 @@ def build(framework, model):
 def main():
     framework, model = sys.argv[1], sys.argv[2]
     steps = int(sys.argv[3]) if len(sys.argv) > 3 else 15
-    from threadpoolctl import threadpool_limits
-
+    import minigrad
     from minigrad.allocator import tune_allocator
     tune_allocator()
-    threadpool_limits(THREADS)
+    minigrad.set_num_threads(THREADS)  # NOTE: and NumPy's BLAS at 1 thread (minigrad/kernels/threads.py)
     step = build(framework, model)
     for _ in range(3):
         step()

@@ -291,16 +291,18 @@ def test_conv2d_direct_parity(name, dtype):
         np.testing.assert_array_equal(dw, dws[0])
 
 
+@pytest.mark.parametrize("W", [19, 9])
 @pytest.mark.parametrize("name", BACKENDS)
-def test_conv2d_direct_non_finite_input_stays_in_its_outputs(name):
+def test_conv2d_direct_non_finite_input_stays_in_its_outputs(name, W):
     """The compiled kernels compute over the padded width, where the last kw - 1 columns of a row read the next
-    row: an inf or NaN in x must reach only the outputs whose window holds it, as in the reference."""
+    row, or (narrow planes, W = 9) with masked row loads: an inf or NaN in x must reach only the outputs whose
+    window holds it, as in the reference."""
     k = _backend(name)
     rng = np.random.default_rng(6)
-    x = rng.standard_normal((2, 3, 6, 19))
-    x[0, 1, 2, 0], x[1, 2, 4, 18], x[1, 0, 0, 3] = np.inf, np.nan, -np.inf
+    x = rng.standard_normal((2, 3, 6, W))
+    x[0, 1, 2, 0], x[1, 2, 4, W - 1], x[1, 0, 0, 3] = np.inf, np.nan, -np.inf
     w = rng.standard_normal((5, 27))
-    want, y = np.empty((2, 5, 6, 19)), np.empty((2, 5, 6, 19))
+    want, y = np.empty((2, 5, 6, W)), np.empty((2, 5, 6, W))
     reference.conv2d_direct(want, x, w, 3, 3, (1, 1))
     k.conv2d_direct(y, x, w, 3, 3, (1, 1))
     assert np.isfinite(want).sum() > 0.5 * want.size
@@ -309,7 +311,7 @@ def test_conv2d_direct_non_finite_input_stays_in_its_outputs(name):
     # the weight gradient: x's first column reaches no entry of tap j = 2 (it reads padding there), its last none
     # of j = 0; with padding 0 the wrapped rows of the padded width would carry them to those entries
     for p in ((1, 1), (0, 0)):
-        dy = rng.standard_normal((2, 5, 6 + 2 * p[0] - 2, 19 + 2 * p[1] - 2))
+        dy = rng.standard_normal((2, 5, 6 + 2 * p[0] - 2, W + 2 * p[1] - 2))
         want, dw = np.empty((5, 27)), np.empty((5, 27))
         reference.conv2d_direct_weight_grad(want, x, dy, 3, 3, p)
         k.conv2d_direct_weight_grad(dw, x, dy, 3, 3, p)
@@ -330,7 +332,7 @@ def test_conv2d_direct_variants_give_the_same_bits():
     best = ext.conv2d_direct_variant()
     try:
         for dtype in DTYPES:
-            for N, C, H, W, O, kh, kw, p in DIRECT + [(2, 16, 12, 12, 16, 3, 3, (1, 1))]:
+            for N, C, H, W, O, kh, kw, p in DIRECT + TAILS + [(2, 16, 12, 12, 16, 3, 3, (1, 1))]:
                 x = rng.standard_normal((N, C, H, W)).astype(dtype)
                 w = rng.standard_normal((O, C * kh * kw)).astype(dtype)
                 dy = rng.standard_normal((N, O) + _out(H, W, kh, kw, (1, 1), p)).astype(dtype)
@@ -366,12 +368,17 @@ BAD_DIRECT = [
 # positions a valid output needs, Qn = (OH - 1)*Wp + OW, that leave 1 or 2 vectors past the last whole tile of 3 for
 # 16, 8 and 4 lanes (and 1 to 7 scalars past tiles of 8 or 4), no whole tile at all, and ResNet-20's 8x8 layer
 TAILS = [(2, 64, 8, 8, 64, 3, 3, (1, 1)), (1, 3, 6, 7, 5, 3, 3, (1, 1)), (2, 5, 9, 9, 7, 3, 3, (1, 1)),
-         (1, 2, 3, 9, 3, 3, 3, (1, 1)), (1, 2, 4, 7, 3, 3, 3, (1, 1)), (1, 9, 1, 5, 9, 1, 3, (0, 1))]
+         (1, 2, 3, 9, 3, 3, 3, (1, 1)), (1, 2, 4, 7, 3, 3, 3, (1, 1)), (1, 9, 1, 5, 9, 1, 3, (0, 1)),
+         # the masked rows of narrow "same" planes (OW == W <= 16, AVX-512): masks the same for every vector (W
+         # divides the vector, L whole vectors) or not, kernel 5x5, a width of 16 and 17 (the padded width again)
+         (2, 9, 5, 8, 10, 3, 3, (1, 1)), (1, 5, 3, 16, 9, 3, 3, (1, 1)), (2, 3, 4, 4, 9, 5, 5, (2, 2)),
+         (1, 4, 2, 17, 8, 3, 3, (1, 1)), (2, 3, 16, 16, 16, 3, 3, (1, 1))]
 
 
 def test_conv2d_direct_tail_tiles_in_every_variant():
     """Each variant this CPU runs computes the positions past its last whole tile with tiles of 2 and 1 vectors
-    (conv_direct.h, mg_dconv_run): every output written (y starts NaN) and equal to the reference."""
+    (conv_direct.h, mg_dconv_run; AVX-512 on narrow planes: over the rows without padding, MG_DCONV_MTILES): every
+    output written (y starts NaN) and equal to the reference."""
     if "cython" not in mg.available_backends():
         pytest.skip("cython backend not built")
     from minigrad._ext import conv as ext
@@ -395,6 +402,80 @@ def test_conv2d_direct_tail_tiles_in_every_variant():
                                                    err_msg=f"{variant} {dtype.__name__} {(N, C, H, W, O)}")
     finally:
         ext.conv2d_direct_variant(best)
+
+
+# the weight gradient's tiles (conv_direct.h, MG_DCONV_WG_AVX512): O in tiles of 2 vectors (32 float32 or 16 float64
+# channels) and a tail of 1 vector, whole or partial (O = 32, 48, 40, 33, 70, 17, 24, 8), taps in runs of 3 (kw = 3,
+# 12 a tile) with a partial last tile (C*kh = 6, 15, 9), single taps (kw != 3, 12 a tile; K = 8, 75, 3)
+WG_TILES = [(2, 2, 6, 6, 32, 3, 3, (1, 1)), (2, 5, 5, 7, 48, 3, 3, (1, 1)), (3, 3, 4, 4, 40, 3, 3, (0, 1)),
+            (1, 4, 5, 5, 33, 3, 3, (1, 1)), (2, 2, 4, 6, 70, 3, 3, (1, 1)), (2, 3, 5, 5, 17, 3, 3, (1, 1)),
+            (2, 3, 5, 5, 24, 3, 3, (1, 1)), (2, 2, 6, 6, 40, 2, 2, (1, 0)), (1, 3, 7, 7, 48, 5, 5, (2, 2)),
+            (3, 3, 5, 4, 33, 1, 1, (0, 0)), (2, 4, 4, 4, 8, 3, 3, (1, 1))]
+
+
+def test_conv2d_direct_weight_grad_tiles_in_every_variant(monkeypatch):
+    """Each variant this CPU runs, on geometries that hit the wide tiles, their tails and partial tap tiles: every
+    entry written (dweight starts NaN), equal to the reference, the same bits for 1, 2 and 3 threads and across the
+    variants; with the default chunks and with chunks of 1 and 2 samples (a larger chunk after a smaller one, in one
+    thread's scratch)."""
+    if "cython" not in mg.available_backends():
+        pytest.skip("cython backend not built")
+    from minigrad._ext import conv as ext
+    rng = np.random.default_rng(9)
+    names = ("scalar", "avx2", "avx512")
+    best, default = ext.conv2d_direct_variant(), ext.DIRECT_WG_CHUNK_BYTES
+    try:
+        for dtype in DTYPES:
+            tol = 2e-5 if dtype == np.float32 else 1e-12
+            for N, C, H, W, O, kh, kw, p in WG_TILES:
+                N = N + 4  # 5 to 7 samples: chunks of 1 and 2 below
+                x = rng.standard_normal((N, C, H, W)).astype(dtype)
+                dy = rng.standard_normal((N, O) + _out(H, W, kh, kw, (1, 1), p)).astype(dtype)
+                want = np.empty((O, C * kh * kw), dtype)
+                reference.conv2d_direct_weight_grad(want, x, dy, kh, kw, p)
+                lanes = 64 // x.itemsize  # dy^T's rows: O rounded up to 64 bytes
+                sample = (C * (H + 2 * p[0]) * (W + 2 * p[1]) + dy[0, 0].size * -(-O // lanes) * lanes) * x.itemsize
+                for budget in (default, 2 * sample):
+                    monkeypatch.setattr(ext, "DIRECT_WG_CHUNK_BYTES", budget)
+                    sizes = ext.conv2d_direct_weight_grad_chunks(N, C, H, W, O, kh, kw, p, dtype == np.float32)
+                    assert budget == default or sorted(set(sizes)) == [1, 2], sizes
+                    dws = []
+                    for variant in names[:names.index(best) + 1]:
+                        ext.conv2d_direct_variant(variant)
+                        for n_threads in (1, 2, 3):
+                            dw = np.full_like(want, np.nan)
+                            ext.conv2d_direct_weight_grad(dw, x, dy, kh, kw, p, n_threads)
+                            np.testing.assert_allclose(dw, want, rtol=tol, atol=tol * N * H * W,
+                                                       err_msg=f"{variant} {dtype.__name__} {(N, C, H, W, O)}")
+                            dws.append(dw)
+                    for dw in dws[1:]:  # the same bits for every variant and thread count
+                        np.testing.assert_array_equal(dw, dws[0])
+    finally:
+        ext.conv2d_direct_variant(best)
+
+
+def test_conv2d_direct_weight_grad_chunks_balanced():
+    """The weight gradient's chunks (from N and the geometry only): an even count (at most N), sizes within one
+    sample, so 2 threads' static halves hold N // 2 and N - N // 2 samples; ResNet-20's layers at batch 32; N = 0
+    gives zeros."""
+    if "cython" not in mg.available_backends():
+        pytest.skip("cython backend not built")
+    from minigrad._ext import conv as ext
+    assert ext.conv2d_direct_weight_grad_chunks(32, 64, 8, 8, 64, 3, 3, (1, 1)) == [16, 16]
+    assert ext.conv2d_direct_weight_grad_chunks(32, 32, 16, 16, 32, 3, 3, (1, 1)) == [8] * 4
+    assert ext.conv2d_direct_weight_grad_chunks(32, 16, 32, 32, 16, 3, 3, (1, 1)) == [4] * 8
+    for N in (1, 2, 3, 7, 31, 32, 33, 100):
+        for C, H, O, f32 in ((16, 32, 16, True), (64, 8, 64, True), (64, 8, 64, False), (3, 40, 16, True),
+                             (128, 64, 128, True)):
+            sizes = ext.conv2d_direct_weight_grad_chunks(N, C, H, H, O, 3, 3, (1, 1), f32)
+            assert sum(sizes) == N and max(sizes) - min(sizes) <= 1, (N, C, sizes)
+            assert len(sizes) % 2 == 0 or len(sizes) == N, (N, C, sizes)
+            half = len(sizes) // 2 if len(sizes) % 2 == 0 else len(sizes)
+            assert len(sizes) == N or sum(sizes[:half]) == N // 2, (N, C, sizes)
+    dw = np.full((3, 36), np.nan, np.float32)
+    ext.conv2d_direct_weight_grad(dw, np.ones((0, 4, 5, 5), np.float32), np.ones((0, 3, 5, 5), np.float32), 3, 3,
+                                  (1, 1), 2)
+    np.testing.assert_array_equal(dw, 0)
 
 
 @pytest.mark.parametrize("name", BACKENDS)

@@ -41,18 +41,20 @@ cdef extern from "conv_direct.h":
                              Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t ph,
                              Py_ssize_t pw) noexcept nogil
     Py_ssize_t mg_dconv_wg_or(Py_ssize_t O, int f32) noexcept nogil
-    void mg_dconv_wg_chunk_f32(float* part, const float* x, const float* dy, float* xp, Py_ssize_t S, Py_ssize_t C,
-                               Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
-                               Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
-    void mg_dconv_wg_chunk_f64(double* part, const double* x, const double* dy, double* xp, Py_ssize_t S,
+    void mg_dconv_wg_chunk_f32(float* part, const float* x, const float* dy, float* xp, float* dyt, Py_ssize_t S,
                                Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
                                Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
+    void mg_dconv_wg_chunk_f64(double* part, const double* x, const double* dy, double* xp, double* dyt,
+                               Py_ssize_t S, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh,
+                               Py_ssize_t kw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
 
 mg_dconv_init()
 
 # NOTE: the weight gradient's chunk of samples (padded x and dy) is kept under this many bytes, so that it stays in
-# L2 while every tile of dweight runs over it; from the geometry only, so the sums do not depend on the threads
-DIRECT_WG_CHUNK_BYTES = 512 * 1024
+# L2 while every tile of dweight runs over it; from the geometry only, so the sums do not depend on the threads.
+# 768 KiB, not 512: with the chunk count made even (_wg_chunks), 512 cut the 8x8 layers into 4 chunks of 8 (6% slower
+# at 1 thread than 3 chunks), 768 into 2 of 16 (as fast; docs/perf/conv.md, part 4)
+DIRECT_WG_CHUNK_BYTES = 768 * 1024
 
 
 cdef inline Py_ssize_t _first(Py_ssize_t off, Py_ssize_t s) noexcept nogil:
@@ -315,19 +317,42 @@ def conv2d_direct(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray we
                                     <double*>p_s + t * (xl + yl) + xl, C, H, W, O, kh, kw, ph, pw)
 
 
+cdef Py_ssize_t _wg_chunks(Py_ssize_t N, Py_ssize_t sample_bytes):
+    """How many chunks the weight gradient cuts N samples into: the fewest whose padded x and dy^T fit
+    DIRECT_WG_CHUNK_BYTES, made even (at most N), chunk b holding samples [b*N // chunks, (b+1)*N // chunks).
+    NOTE: from N and the geometry only, never the thread count (the parts' sum order fixes the bits); even, so that
+    2 threads' static halves hold N // 2 and N - N // 2 samples (ResNet-20's 8x8 layers at batch 32: 2 chunks of
+    16, where 3 chunks (12, 12, 8) gave 2 threads 1.5x at best)."""
+    cdef Py_ssize_t S = max(1, min(N, DIRECT_WG_CHUNK_BYTES // sample_bytes))
+    cdef Py_ssize_t chunks = (N + S - 1) // S
+    if chunks % 2 and chunks < N:
+        chunks += 1
+    return chunks
+
+
+def conv2d_direct_weight_grad_chunks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
+                                     Py_ssize_t kh, Py_ssize_t kw, tuple padding, bint f32=True):
+    """The samples in each chunk of conv2d_direct_weight_grad for this geometry, in order (for tests and notes)."""
+    cdef Py_ssize_t CS = (H + 2 * padding[0]) * (W + 2 * padding[1])
+    cdef Py_ssize_t L = (H + 2 * padding[0] - kh + 1) * (W + 2 * padding[1] - kw + 1)
+    cdef Py_ssize_t chunks = _wg_chunks(N, (C * CS + L * mg_dconv_wg_or(O, f32)) * (4 if f32 else 8))
+    return [(b + 1) * N // chunks - b * N // chunks for b in range(chunks)]
+
+
 def conv2d_direct_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not None, cnp.ndarray dy not None,
                               Py_ssize_t kh, Py_ssize_t kw, tuple padding, Py_ssize_t n_threads):
     """dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh + i, ow + j] (unit stride
-    and dilation); x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw). Chunks of S samples (S from the
-    geometry), one per iteration, each giving a part; the parts added in chunk order (conv_direct.h)."""
+    and dilation); x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw). The samples in chunks (from N and
+    the geometry, _wg_chunks), one per iteration, each giving a part; the parts added in chunk order
+    (conv_direct.h)."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), O = dim(dy, 1)
     cdef Py_ssize_t ph = padding[0], pw = padding[1], K = C * kh * kw
     cdef Py_ssize_t CS = (H + 2 * ph) * (W + 2 * pw), L = dim(dy, 2) * dim(dy, 3), b, e, t, n
     cdef bint f32 = is_float32(x)
     cdef Py_ssize_t size = 4 if f32 else 8, per = C * CS + L * mg_dconv_wg_or(O, f32)  # elements per sample
-    cdef Py_ssize_t S = max(1, min(N, DIRECT_WG_CHUNK_BYTES // (per * size)))
-    cdef Py_ssize_t chunks = (N + S - 1) // S
+    cdef Py_ssize_t chunks = _wg_chunks(N, per * size)
+    cdef Py_ssize_t S = (N + chunks - 1) // chunks if chunks else 1  # the largest chunk
     if n_threads > chunks:
         n_threads = <int>chunks
     cdef cnp.ndarray parts = cnp.PyArray_EMPTY(1, [chunks * O * K], cnp.PyArray_TYPE(x), 0)
@@ -335,24 +360,29 @@ def conv2d_direct_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not No
     cdef void* p_dw = ptr(dweight), *p_x = ptr(x), *p_dy = ptr(dy), *p_parts = ptr(parts), *p_s = ptr(scratch)
     with nogil:
         memset(p_s, 0, n_threads * S * per * size)  # NOTE: once per call: each chunk writes only xp's interior
+        # (a thread's scratch: xp of S samples, then dyt of S samples; S the largest chunk)
         if f32:
             for b in prange(chunks, schedule='static', num_threads=n_threads):
                 t = threadid()
-                mg_dconv_wg_chunk_f32(<float*>p_parts + b * O * K, <float*>p_x + b * S * C * H * W,
-                                      <float*>p_dy + b * S * O * L, <float*>p_s + t * S * per,
-                                      min(S, N - b * S), C, H, W, O, kh, kw, ph, pw)
+                n = b * N // chunks  # the chunk's first sample
+                mg_dconv_wg_chunk_f32(<float*>p_parts + b * O * K, <float*>p_x + n * C * H * W,
+                                      <float*>p_dy + n * O * L, <float*>p_s + t * S * per,
+                                      <float*>p_s + t * S * per + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
+                                      O, kh, kw, ph, pw)
             for e in range(O * K):  # the parts in chunk order
-                (<float*>p_dw)[e] = (<float*>p_parts)[e]
+                (<float*>p_dw)[e] = (<float*>p_parts)[e] if chunks else 0
                 for b in range(1, chunks):
                     (<float*>p_dw)[e] += (<float*>p_parts)[b * O * K + e]
         else:
             for b in prange(chunks, schedule='static', num_threads=n_threads):
                 t = threadid()
-                mg_dconv_wg_chunk_f64(<double*>p_parts + b * O * K, <double*>p_x + b * S * C * H * W,
-                                      <double*>p_dy + b * S * O * L, <double*>p_s + t * S * per,
-                                      min(S, N - b * S), C, H, W, O, kh, kw, ph, pw)
+                n = b * N // chunks  # the chunk's first sample
+                mg_dconv_wg_chunk_f64(<double*>p_parts + b * O * K, <double*>p_x + n * C * H * W,
+                                      <double*>p_dy + n * O * L, <double*>p_s + t * S * per,
+                                      <double*>p_s + t * S * per + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
+                                      O, kh, kw, ph, pw)
             for e in range(O * K):
-                (<double*>p_dw)[e] = (<double*>p_parts)[e]
+                (<double*>p_dw)[e] = (<double*>p_parts)[e] if chunks else 0
                 for b in range(1, chunks):
                     (<double*>p_dw)[e] += (<double*>p_parts)[b * O * K + e]
 

@@ -9,7 +9,9 @@
    q is the contiguous run xp[c*CS + i*Wp + j + q]:
        ypw[o, q] = sum over (c, i, j) of weight[o, c, i, j] * xp[c*CS + q + i*Wp + j]
    The last kw - 1 columns of each row are garbage (they read the next row) and are dropped when y is written; a
-   valid q never reads outside its channel's plane. No im2col matrix is built.
+   valid q never reads outside its channel's plane. No im2col matrix is built. (AVX-512 on narrow "same" planes,
+   OW == W <= 16: rows without the padding columns and masked loads instead, MG_DCONV_MTILES; elsewhere the tiles
+   store their valid lanes straight into y, MG_DCONV_CTILES; the same sums.)
    The micro-kernel holds an OB x PB tile of ypw (OB output channels, PB = PV vectors of positions) in registers
    and runs over (c, i, j): one load of PV vectors of x, OB broadcast weights, OB*PV fused multiply-adds.
    NOTE: every output is one chain acc = fma(w, x, acc) from 0 in (c, i, j) order, in every variant (AVX-512,
@@ -128,6 +130,140 @@ MG_DCONV_TILES3(mg_dconv_tiles_f64_avx2, double, __m256d, 4, 4, 3, __attribute__
                 _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(), MG_FMA256D)
 #endif
 
+#if MG_DCONV_X86
+/* AVX-512, "same" convolutions (OW == W) on narrow planes: the rows of xp unpadded (width W, only the kh - 1 padding
+   rows; xm, channel stride CS = Hp*W), positions q = oh*W + ow with no garbage columns, and each tap's run read with
+   a masked load: a lane whose input column ow + j - pw falls outside [0, W), or whose q is past L = OH*W, loads 0
+   instead, which is what the padded width reads there. So every valid output is the same fma chain as in the
+   padded-width tiles (the same bits), without the 2*pw columns a row computed for nothing (ResNet-20's 8x8 layers:
+   64 positions a sample, not 80). The masks are formed once a tile; kw <= MG_DCONV_KWMAX. */
+#define MG_DCONV_KWMAX 7
+#define MG_DCONV_MTILES(NAME, T, V, M, VW, OB, PV, PER, LOADM, STOREU, SET1, ZERO, FMA)                               \
+MG_AVX512 static void NAME(T* ypw, const T* xm, const T* wpk, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS,  \
+                           ptrdiff_t W, ptrdiff_t pw, ptrdiff_t L, ptrdiff_t Obr, ptrdiff_t Qr, ptrdiff_t q_begin,    \
+                           ptrdiff_t nt) {                                                                            \
+    const ptrdiff_t K = C * kh * kw;                                                                                  \
+    for (ptrdiff_t q0 = q_begin; q0 < q_begin + nt * (PV) * (VW); q0 += (PV) * (VW)) {                                \
+        M msk[MG_DCONV_KWMAX][PV];                                                                                    \
+        for (ptrdiff_t j = 0; j < kw; j++)                                                                            \
+            for (int v = 0; v < (PV); v++) {                                                                          \
+                M m = 0;                                                                                              \
+                for (int l = 0; l < (VW); l++) {                                                                      \
+                    ptrdiff_t q = q0 + v * (VW) + l, col = q % W + j - pw;                                            \
+                    if (q < L && col >= 0 && col < W)                                                                 \
+                        m |= (M)((M)1 << l);                                                                          \
+                }                                                                                                     \
+                msk[j][v] = m;                                                                                        \
+            }                                                                                                         \
+        for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
+            V acc[OB][PV];                                                                                            \
+            for (int o = 0; o < (OB); o++)                                                                            \
+                for (int v = 0; v < (PV); v++)                                                                        \
+                    acc[o][v] = ZERO;                                                                                 \
+            const T* w = wpk + ob * K;                                                                                \
+            for (ptrdiff_t c = 0; c < C; c++) {                                                                       \
+                for (ptrdiff_t i = 0; i < kh; i++) {                                                                  \
+                    const T* xr = xm + c * CS + i * W + q0 - pw;                                                      \
+                    for (ptrdiff_t j = 0; j < kw; j++, w += (OB)) {                                                   \
+                        V xv[PV];                                                                                     \
+                        for (int v = 0; v < (PV); v++)                                                                \
+                            xv[v] = LOADM(msk[j][(PER) ? 0 : v], xr + j + v * (VW));                                  \
+                        for (int o = 0; o < (OB); o++) {                                                              \
+                            V wv = SET1(w[o]);                                                                        \
+                            for (int v = 0; v < (PV); v++)                                                            \
+                                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                \
+                        }                                                                                             \
+                    }                                                                                                 \
+                }                                                                                                     \
+            }                                                                                                         \
+            for (int o = 0; o < (OB); o++)                                                                            \
+                for (int v = 0; v < (PV); v++)                                                                        \
+                    STOREU(ypw + (ob + o) * Qr + q0 + v * (VW), acc[o][v]);                                           \
+        }                                                                                                             \
+    }                                                                                                                 \
+}
+/* PER: the masks the same for every vector (W divides VW and L is whole vectors): kw masks, which stay in the mask
+   registers, not kw*PV reloaded at each tap */
+#define MG_DCONV_MTILES3(NAME, T, V, M, VW, LOADM, STOREU, SET1, ZERO, FMA)                                           \
+    MG_DCONV_MTILES(NAME, T, V, M, VW, MG_DCONV_OB512, MG_DCONV_PV512, 0, LOADM, STOREU, SET1, ZERO, FMA)             \
+    MG_DCONV_MTILES(NAME##_pv2, T, V, M, VW, MG_DCONV_OB512, 2, 0, LOADM, STOREU, SET1, ZERO, FMA)                    \
+    MG_DCONV_MTILES(NAME##_pv1, T, V, M, VW, MG_DCONV_OB512, 1, 0, LOADM, STOREU, SET1, ZERO, FMA)                    \
+    MG_DCONV_MTILES(NAME##_per, T, V, M, VW, MG_DCONV_OB512, MG_DCONV_PV512, 1, LOADM, STOREU, SET1, ZERO, FMA)       \
+    MG_DCONV_MTILES(NAME##_per_pv2, T, V, M, VW, MG_DCONV_OB512, 2, 1, LOADM, STOREU, SET1, ZERO, FMA)                \
+    MG_DCONV_MTILES(NAME##_per_pv1, T, V, M, VW, MG_DCONV_OB512, 1, 1, LOADM, STOREU, SET1, ZERO, FMA)
+MG_DCONV_MTILES3(mg_dconv_mtiles_f32_avx512, float, __m512, __mmask16, 16, _mm512_maskz_loadu_ps, _mm512_storeu_ps,
+                 _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
+MG_DCONV_MTILES3(mg_dconv_mtiles_f64_avx512, double, __m512d, __mmask8, 8, _mm512_maskz_loadu_pd, _mm512_storeu_pd,
+                 _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)
+/* AVX-512, the padded-width tiles storing straight into y: a vector's valid lanes (q % Wp < OW, q < Qn) are
+   consecutive outputs of y (the garbage columns are the only gaps), so they are compressed to the front of the vector
+   and stored under a prefix mask at y[o, valid positions before the vector]: no ypw, no copy of each row into y. */
+#define MG_DCONV_CTILES(NAME, T, V, M, VW, OB, PV, LOADU, SET1, ZERO, FMA, COMPRESS, MSTORE)                          \
+MG_AVX512 static void NAME(T* y, const T* xp, const T* wpk, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS,    \
+                           ptrdiff_t Wp, ptrdiff_t O, ptrdiff_t OW, ptrdiff_t L, ptrdiff_t Qn, ptrdiff_t q_begin,     \
+                           ptrdiff_t nt) {                                                                            \
+    const ptrdiff_t K = C * kh * kw, Obr = mg_round_up(O, (OB));                                                      \
+    for (ptrdiff_t q0 = q_begin; q0 < q_begin + nt * (PV) * (VW); q0 += (PV) * (VW)) {                                \
+        M msk[PV], pre[PV];                                                                                           \
+        ptrdiff_t dst[PV];                                                                                            \
+        for (int v = 0; v < (PV); v++) {                                                                              \
+            ptrdiff_t qs = q0 + v * (VW);                                                                             \
+            M m = 0;                                                                                                  \
+            int n = 0;                                                                                                \
+            for (int l = 0; l < (VW); l++)                                                                            \
+                if (qs + l < Qn && (qs + l) % Wp < OW) {                                                              \
+                    m |= (M)((M)1 << l);                                                                              \
+                    n++;                                                                                              \
+                }                                                                                                     \
+            msk[v] = m;                                                                                               \
+            pre[v] = (M)(((unsigned)1 << n) - 1);                                                                     \
+            dst[v] = qs / Wp * OW + (qs % Wp < OW ? qs % Wp : OW);                                                    \
+        }                                                                                                             \
+        for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
+            V acc[OB][PV];                                                                                            \
+            for (int o = 0; o < (OB); o++)                                                                            \
+                for (int v = 0; v < (PV); v++)                                                                        \
+                    acc[o][v] = ZERO;                                                                                 \
+            const T* w = wpk + ob * K;                                                                                \
+            for (ptrdiff_t c = 0; c < C; c++) {                                                                       \
+                for (ptrdiff_t i = 0; i < kh; i++) {                                                                  \
+                    const T* xr = xp + c * CS + i * Wp + q0;                                                          \
+                    for (ptrdiff_t j = 0; j < kw; j++, w += (OB)) {                                                   \
+                        V xv[PV];                                                                                     \
+                        for (int v = 0; v < (PV); v++)                                                                \
+                            xv[v] = LOADU(xr + j + v * (VW));                                                         \
+                        for (int o = 0; o < (OB); o++) {                                                              \
+                            V wv = SET1(w[o]);                                                                        \
+                            for (int v = 0; v < (PV); v++)                                                            \
+                                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                \
+                        }                                                                                             \
+                    }                                                                                                 \
+                }                                                                                                     \
+            }                                                                                                         \
+            for (int o = 0; o < (OB); o++)                                                                            \
+                if (ob + o < O)                                                                                       \
+                    for (int v = 0; v < (PV); v++)                                                                    \
+                        MSTORE(y + (ob + o) * L + dst[v], pre[v], COMPRESS(msk[v], acc[o][v]));                       \
+        }                                                                                                             \
+    }                                                                                                                 \
+}
+#define MG_DCONV_CTILES3(NAME, T, V, M, VW, LOADU, SET1, ZERO, FMA, COMPRESS, MSTORE)                                 \
+    MG_DCONV_CTILES(NAME, T, V, M, VW, MG_DCONV_OB512, MG_DCONV_PV512, LOADU, SET1, ZERO, FMA, COMPRESS, MSTORE)      \
+    MG_DCONV_CTILES(NAME##_pv2, T, V, M, VW, MG_DCONV_OB512, 2, LOADU, SET1, ZERO, FMA, COMPRESS, MSTORE)             \
+    MG_DCONV_CTILES(NAME##_pv1, T, V, M, VW, MG_DCONV_OB512, 1, LOADU, SET1, ZERO, FMA, COMPRESS, MSTORE)
+MG_DCONV_CTILES3(mg_dconv_ctiles_f32_avx512, float, __m512, __mmask16, 16, _mm512_loadu_ps, _mm512_set1_ps,
+                 _mm512_setzero_ps(), MG_FMA512, _mm512_maskz_compress_ps, _mm512_mask_storeu_ps)
+MG_DCONV_CTILES3(mg_dconv_ctiles_f64_avx512, double, __m512d, __mmask8, 8, _mm512_loadu_pd, _mm512_set1_pd,
+                 _mm512_setzero_pd(), MG_FMA512D, _mm512_maskz_compress_pd, _mm512_mask_storeu_pd)
+#ifndef MG_DCONV_CSTORE
+#define MG_DCONV_CSTORE 1
+#endif
+/* the masked path runs where OW == W, kw <= MG_DCONV_KWMAX and W <= MG_DCONV_MASKED_MAXW (-D to measure another) */
+#ifndef MG_DCONV_MASKED_MAXW
+#define MG_DCONV_MASKED_MAXW 16
+#endif
+#endif
+
 /* The tiles of one variant (F, with VW lanes and PV vectors a tile) over the Qn positions a valid output needs,
    Qn = (OH - 1)*Wp + OW, in whole vectors: whole tiles, then the rest in tiles of 2 vectors and 1, rather than
    one more whole tile (ResNet-20's 8x8 layers: Qn = 78, 5 vectors of 16: one tile of 3 and one of 2, not 2 tiles
@@ -175,10 +311,12 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
                  ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                               \
     ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp;                     \
     ptrdiff_t Obr = mg_round_up(O, mg_dconv_ob()), Qr = mg_round_up(OH * Wp, mg_dconv_pb(sizeof(T) == 4));            \
+    MG_DCONV_MASKED_##SFX                                                                                             \
     for (ptrdiff_t c = 0; c < C; c++)                                                                                 \
         for (ptrdiff_t h = 0; h < H; h++)                                                                             \
             memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
     ptrdiff_t Qn = (OH - 1) * Wp + OW;                                                                                \
+    MG_DCONV_CSTORE_##SFX                                                                                             \
     switch (mg_dconv_isa) {                                                                                           \
     MG_DCONV_CASES_##SFX                                                                                              \
     default: mg_dconv_run(mg_dconv_tiles_##SFX##_scalar, 1, sizeof(T) == 4 ? 8 : 4);                                 \
@@ -188,6 +326,46 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
             memcpy(y + (o * OH + oh) * OW, ypw + o * Qr + oh * Wp, OW * sizeof(T));                                   \
 }
 #if MG_DCONV_X86
+/* the masked path (MG_DCONV_MTILES): x into xm = xp + pw (a guard for the reads of the first tap), a channel's rows
+   in one copy; the tiles over the L = OH*W positions (whole tiles, then 2 and 1 vectors), then each channel's L
+   outputs in one copy. The padding rows stay zero as in the other path (every sample writes the same interior). */
+#define MG_DCONV_MASKED_BODY(SFX, T, VW)                                                                               \
+    if (mg_dconv_isa == 2 && OW == W && kw <= MG_DCONV_KWMAX && W <= MG_DCONV_MASKED_MAXW) {                          \
+        T* xm = xp + pw;                                                                                              \
+        ptrdiff_t L = OH * W, CSm = Hp * W, Qm = mg_round_up(L, (VW) * MG_DCONV_PV512);                               \
+        for (ptrdiff_t c = 0; c < C; c++)                                                                             \
+            memcpy(xm + c * CSm + ph * W, x + c * H * W, H * W * sizeof(T));                                          \
+        ptrdiff_t nv = (L + (VW) - 1) / (VW), n3 = nv / MG_DCONV_PV512, r = nv - n3 * MG_DCONV_PV512;                 \
+        ptrdiff_t q = n3 * MG_DCONV_PV512 * (VW);                                                                     \
+        if ((VW) % W == 0 && L % (VW) == 0) {                                                                         \
+            mg_dconv_mtiles_##SFX##_avx512_per(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, 0, n3);               \
+            mg_dconv_mtiles_##SFX##_avx512_per_pv2(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, q, r / 2);        \
+            mg_dconv_mtiles_##SFX##_avx512_per_pv1(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm,                   \
+                                                   q + r / 2 * 2 * (VW), r % 2);                                      \
+        } else {                                                                                                      \
+            mg_dconv_mtiles_##SFX##_avx512(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, 0, n3);                   \
+            mg_dconv_mtiles_##SFX##_avx512_pv2(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, q, r / 2);            \
+            mg_dconv_mtiles_##SFX##_avx512_pv1(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm,                       \
+                                               q + r / 2 * 2 * (VW), r % 2);                                          \
+        }                                                                                                             \
+        for (ptrdiff_t o = 0; o < O; o++)                                                                             \
+            memcpy(y + o * L, ypw + o * Qm, L * sizeof(T));                                                           \
+        return;                                                                                                       \
+    }
+#define MG_DCONV_CSTORE_BODY(SFX, VW)                                                                                 \
+    if (mg_dconv_isa == 2 && MG_DCONV_CSTORE) {                                                                       \
+        ptrdiff_t nv_ = (Qn + (VW) - 1) / (VW), n3_ = nv_ / MG_DCONV_PV512, r_ = nv_ - n3_ * MG_DCONV_PV512;          \
+        ptrdiff_t q_ = n3_ * MG_DCONV_PV512 * (VW), L_ = OH * OW;                                                     \
+        mg_dconv_ctiles_##SFX##_avx512(y, xp, wpk, C, kh, kw, CS, Wp, O, OW, L_, Qn, 0, n3_);                         \
+        mg_dconv_ctiles_##SFX##_avx512_pv2(y, xp, wpk, C, kh, kw, CS, Wp, O, OW, L_, Qn, q_, r_ / 2);                 \
+        mg_dconv_ctiles_##SFX##_avx512_pv1(y, xp, wpk, C, kh, kw, CS, Wp, O, OW, L_, Qn, q_ + r_ / 2 * 2 * (VW),      \
+                                           r_ % 2);                                                                   \
+        return;                                                                                                       \
+    }
+#define MG_DCONV_CSTORE_f32 MG_DCONV_CSTORE_BODY(f32, 16)
+#define MG_DCONV_CSTORE_f64 MG_DCONV_CSTORE_BODY(f64, 8)
+#define MG_DCONV_MASKED_f32 MG_DCONV_MASKED_BODY(f32, float, 16)
+#define MG_DCONV_MASKED_f64 MG_DCONV_MASKED_BODY(f64, double, 8)
 #define MG_DCONV_CASES_f32                                                                                            \
     case 2: mg_dconv_run(mg_dconv_tiles_f32_avx512, 16, MG_DCONV_PV512); break;                                       \
     case 1: mg_dconv_run(mg_dconv_tiles_f32_avx2, 8, 3); break;
@@ -195,6 +373,10 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
     case 2: mg_dconv_run(mg_dconv_tiles_f64_avx512, 8, MG_DCONV_PV512); break;                                        \
     case 1: mg_dconv_run(mg_dconv_tiles_f64_avx2, 4, 3); break;
 #else
+#define MG_DCONV_CSTORE_f32
+#define MG_DCONV_CSTORE_f64
+#define MG_DCONV_MASKED_f32
+#define MG_DCONV_MASKED_f64
 #define MG_DCONV_CASES_f32
 #define MG_DCONV_CASES_f64
 #endif
@@ -206,49 +388,57 @@ MG_DCONV_SAMPLE(mg_dconv_sample_f64, double, f64)
    alone, never from the thread count):
        part[o, (c, i, j)] = sum over samples s, then (oh, ow), of dy[s, o, oh, ow] * xp[s, c*CS + (oh + i)*Wp + ow + j]
    dy is first transposed into dyt (S, OH*OW, Or), output channels last (Or: O rounded up to 64 bytes, zeros past O),
-   so that the vectors run over output channels: the micro-kernel holds LW output channels x TB taps of dweight in
-   registers and runs over the valid positions (oh, ow) one at a time: one load of dyt, TB broadcasts of x, TB
-   fused multiply-adds. No position outside the output is read (so an inf in x reaches only the entries whose sums
-   hold it), no lane is wasted on 8-wide planes, and each entry is one fma chain over (s, oh, ow) in order, in every
-   variant: the same bits whichever runs. The caller adds the chunks' parts in chunk order. */
-#define MG_DCONV_WG(NAME, T, V, LW, RB, KW, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                     \
+   so that the vectors run over output channels: the micro-kernel holds OV vectors of LW output channels x TB taps
+   of dweight in registers and runs over the valid positions (oh, ow) one at a time: OV loads of dyt, TB broadcasts
+   of x, OV*TB fused multiply-adds (AVX-512: 2 x 12 where O allows, half the broadcasts per FMA of 1 x 24). No
+   position outside the output is read (so an inf in x reaches only the entries whose sums hold it), no lane is
+   wasted on 8-wide planes, and each entry is one fma chain over (s, oh, ow) in order, in every variant and tile:
+   the same bits whichever runs. The caller adds the chunks' parts in chunk order. */
+#define MG_DCONV_WG(NAME, T, V, LW, OV, RB, KW, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                 \
 ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or, ptrdiff_t C,        \
-                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW) {           \
-    /* a tile's taps: RB runs of KW taps (KW == kw: the rows (c, i); KW == 1: single taps (c, i, j)) */               \
+                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW,             \
+                      ptrdiff_t ob_begin, ptrdiff_t ob_end) {                                                         \
+    /* a tile: OV vectors of LW output channels x RB runs of KW taps (KW == kw: the rows (c, i); KW == 1: single      \
+       taps (c, i, j)), over the channels [ob_begin, ob_end), ob_end - ob_begin a multiple of OV*LW */                \
     const ptrdiff_t K = C * kh * kw, L = OH * OW, R = (KW) == 1 ? K : C * kh;                                         \
-    for (ptrdiff_t ob = 0; ob < O; ob += (LW)) {                                                                      \
+    for (ptrdiff_t ob = ob_begin; ob < ob_end; ob += (OV) * (LW)) {                                                   \
         for (ptrdiff_t r0 = 0; r0 < R; r0 += (RB)) {                                                                  \
             ptrdiff_t off[RB];                                                                                        \
             for (int r = 0; r < (RB); r++) {                                                                          \
                 ptrdiff_t q = r0 + r < R ? r0 + r : R - 1; /* past R: a repeat, not stored */                         \
                 off[r] = (KW) == 1 ? q / (kh * kw) * CS + q / kw % kh * Wp + q % kw : q / kh * CS + q % kh * Wp;      \
             }                                                                                                         \
-            V acc[RB][KW];                                                                                            \
-            for (int r = 0; r < (RB); r++)                                                                            \
-                for (int j = 0; j < (KW); j++)                                                                        \
-                    acc[r][j] = ZERO;                                                                                 \
+            V acc[OV][RB][KW];                                                                                        \
+            for (int u = 0; u < (OV); u++)                                                                            \
+                for (int r = 0; r < (RB); r++)                                                                        \
+                    for (int j = 0; j < (KW); j++)                                                                    \
+                        acc[u][r][j] = ZERO;                                                                          \
             for (ptrdiff_t s = 0; s < S; s++) {                                                                       \
                 const T* xs = xp + s * C * CS;                                                                        \
                 const T* d = dyt + s * L * Or + ob;                                                                   \
                 for (ptrdiff_t oh = 0; oh < OH; oh++) {                                                               \
                     for (ptrdiff_t ow = 0; ow < OW; ow++) {                                                           \
                         const T* xq = xs + oh * Wp + ow;                                                              \
-                        V dv = LOADU(d + (oh * OW + ow) * Or);                                                        \
+                        V dv[OV];                                                                                     \
+                        for (int u = 0; u < (OV); u++)                                                                \
+                            dv[u] = LOADU(d + (oh * OW + ow) * Or + u * (LW));                                        \
                         for (int r = 0; r < (RB); r++)                                                                \
                             for (int j = 0; j < (KW); j++)                                                            \
-                                acc[r][j] = FMA(dv, SET1(xq[off[r] + j]), acc[r][j]);                                 \
+                                for (int u = 0; u < (OV); u++)                                                        \
+                                    acc[u][r][j] = FMA(dv[u], SET1(xq[off[r] + j]), acc[u][r][j]);                    \
                     }                                                                                                 \
                 }                                                                                                     \
             }                                                                                                         \
             /* NOTE: stored first under constant bounds: a conditional loop over acc kept it in memory */             \
-            T lanes[RB][KW][LW];                                                                                      \
-            for (int r = 0; r < (RB); r++)                                                                            \
-                for (int j = 0; j < (KW); j++)                                                                        \
-                    STOREU(lanes[r][j], acc[r][j]);                                                                   \
-            for (int l = 0; l < (LW) && ob + l < O; l++)                                                              \
+            T lanes[OV][RB][KW][LW];                                                                                  \
+            for (int u = 0; u < (OV); u++)                                                                            \
+                for (int r = 0; r < (RB); r++)                                                                        \
+                    for (int j = 0; j < (KW); j++)                                                                    \
+                        STOREU(lanes[u][r][j], acc[u][r][j]);                                                         \
+            for (int l = 0; l < (OV) * (LW) && ob + l < O; l++)                                                       \
                 for (int r = 0; r < (RB) && r0 + r < R; r++)                                                          \
                     for (int j = 0; j < (KW); j++)                                                                    \
-                        part[(ob + l) * K + (r0 + r) * (KW) + j] = lanes[r][j][l];                                    \
+                        part[(ob + l) * K + (r0 + r) * (KW) + j] = lanes[l / (LW)][r][j][l % (LW)];                   \
         }                                                                                                             \
     }                                                                                                                 \
 }
@@ -274,21 +464,36 @@ MG_LANES_OPS(f64, double, 8, fma)
 static const mg_lanes_f32 mg_lanes_zero_f32 = {{0}};
 static const mg_lanes_f64 mg_lanes_zero_f64 = {{0}};
 /* each variant twice: KW = 3 (taps in runs of 3 along a row: 3x3 kernels; 3x fewer offsets to load) and KW = 1 */
-#define MG_DCONV_WG_PAIR(NAME, T, V, LW, RB3, RB1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                              \
-    MG_DCONV_WG(NAME##_k3, T, V, LW, RB3, 3, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                    \
-    MG_DCONV_WG(NAME##_k1, T, V, LW, RB1, 1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)
-MG_DCONV_WG_PAIR(mg_dconv_wg_f32_scalar, float, mg_lanes_f32, 16, 2, 8, , mg_lanes_load_f32, mg_lanes_set1_f32,
+#define MG_DCONV_WG_PAIR(NAME, T, V, LW, OV, RB3, RB1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                          \
+    MG_DCONV_WG(NAME##_k3, T, V, LW, OV, RB3, 3, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                \
+    MG_DCONV_WG(NAME##_k1, T, V, LW, OV, RB1, 1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_scalar, float, mg_lanes_f32, 16, 1, 2, 8, , mg_lanes_load_f32, mg_lanes_set1_f32,
                  mg_lanes_fma_f32, mg_lanes_store_f32, mg_lanes_zero_f32)
-MG_DCONV_WG_PAIR(mg_dconv_wg_f64_scalar, double, mg_lanes_f64, 8, 2, 8, , mg_lanes_load_f64, mg_lanes_set1_f64,
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_scalar, double, mg_lanes_f64, 8, 1, 2, 8, , mg_lanes_load_f64, mg_lanes_set1_f64,
                  mg_lanes_fma_f64, mg_lanes_store_f64, mg_lanes_zero_f64)
 #if MG_DCONV_X86
-MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx512, float, __m512, 16, 8, 24, __attribute__((target("avx512f"))),
+/* NOTE: without predictive commoning (-O3's), GCC reused each broadcast x value across positions through
+   registers spilled to the stack, and broadcast from registers on port 5, one of the two FMA ports: 1.3x slower
+   than broadcasting from memory inside each FMA. AVX2 measured no faster without it, so keeps it. */
+#define MG_AVX512_WG __attribute__((target("avx512f"), optimize("no-predictive-commoning")))
+/* AVX-512: tiles of 2 vectors of channels x 12 taps where O allows (half the broadcasts per FMA), 1 x 24 for the
+   rest; -DMG_DCONV_WG_OV512=1 to measure 1 x 24 alone */
+#ifndef MG_DCONV_WG_OV512
+#define MG_DCONV_WG_OV512 2
+#endif
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx512, float, __m512, 16, 1, 8, 24, MG_AVX512_WG,
                  _mm512_loadu_ps, _mm512_set1_ps, MG_FMA512, _mm512_storeu_ps, _mm512_setzero_ps())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx512, double, __m512d, 8, 8, 24, __attribute__((target("avx512f"))),
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx512, double, __m512d, 8, 1, 8, 24, MG_AVX512_WG,
                  _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_storeu_pd, _mm512_setzero_pd())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx2, float, __m256, 8, 4, 12, __attribute__((target("avx2,fma"))),
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx512_ov, float, __m512, 16, MG_DCONV_WG_OV512, 8 / MG_DCONV_WG_OV512,
+                 24 / MG_DCONV_WG_OV512, MG_AVX512_WG, _mm512_loadu_ps, _mm512_set1_ps, MG_FMA512, _mm512_storeu_ps,
+                 _mm512_setzero_ps())
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx512_ov, double, __m512d, 8, MG_DCONV_WG_OV512, 8 / MG_DCONV_WG_OV512,
+                 24 / MG_DCONV_WG_OV512, MG_AVX512_WG, _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_storeu_pd,
+                 _mm512_setzero_pd())
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx2, float, __m256, 8, 1, 4, 12, __attribute__((target("avx2,fma"))),
                  _mm256_loadu_ps, _mm256_set1_ps, MG_FMA256, _mm256_storeu_ps, _mm256_setzero_ps())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2, double, __m256d, 4, 4, 12, __attribute__((target("avx2,fma"))),
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2, double, __m256d, 4, 1, 4, 12, __attribute__((target("avx2,fma"))),
                  _mm256_loadu_pd, _mm256_set1_pd, MG_FMA256D, _mm256_storeu_pd, _mm256_setzero_pd())
 #endif
 
@@ -354,15 +559,14 @@ static void mg_dconv_wg_transpose_f64(double* dyt, const double* dy, ptrdiff_t S
     MG_DCONV_WG_TRANSPOSE_SCALAR(double)
 }
 
-/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: S*(C*Hp*Wp + OH*OW*Or) elements,
-   its first S*C*Hp*Wp (xp) zeroed by the caller once per call (every chunk writes the same interior positions) */
+/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: xp, S*C*Hp*Wp elements, zeroed by
+   the caller once per call (every chunk writes the same interior positions of its samples, so the padding stays
+   zero), and dyt, S*OH*OW*Or elements; S at most the scratch's (chunks of N samples differ by one) */
 #define MG_DCONV_WG_CHUNK(NAME, T, SFX)                                                                               \
-static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,                 \
+static void NAME(T* part, const T* x, const T* dy, T* xp, T* dyt, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,              \
                  ptrdiff_t W, ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                  \
     ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp, L = OH * OW;        \
     ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4);                                                                 \
-    T* xp = scratch;                                                                                                  \
-    T* dyt = scratch + S * C * CS;                                                                                    \
     for (ptrdiff_t c = 0; c < S * C; c++)                                                                             \
         for (ptrdiff_t h = 0; h < H; h++)                                                                             \
             memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
@@ -371,19 +575,31 @@ static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrd
     MG_DCONV_WG_CASES_##SFX                                                                                           \
     default:                                                                                                          \
         if (kw == 3)                                                                                                  \
-            mg_dconv_wg_##SFX##_scalar_k3(MG_DCONV_WG_ARGS);                                                          \
+            mg_dconv_wg_##SFX##_scalar_k3(MG_DCONV_WG_ARGS, 0, O);                                                    \
         else                                                                                                          \
-            mg_dconv_wg_##SFX##_scalar_k1(MG_DCONV_WG_ARGS);                                                          \
+            mg_dconv_wg_##SFX##_scalar_k1(MG_DCONV_WG_ARGS, 0, O);                                                    \
     }                                                                                                                 \
 }
 #define MG_DCONV_WG_ARGS part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW
 #if MG_DCONV_X86
+/* AVX-512: the wide tiles over the first O rounded down to OV vectors, the 1-vector tiles over the rest */
+#define MG_DCONV_WG_AVX512(SFX, LW)                                                                                   \
+    {                                                                                                                 \
+        ptrdiff_t ow_ = O / ((LW) * MG_DCONV_WG_OV512) * ((LW) * MG_DCONV_WG_OV512);                                  \
+        if (kw == 3) {                                                                                                \
+            mg_dconv_wg_##SFX##_avx512_ov_k3(MG_DCONV_WG_ARGS, 0, ow_);                                               \
+            mg_dconv_wg_##SFX##_avx512_k3(MG_DCONV_WG_ARGS, ow_, O);                                                  \
+        } else {                                                                                                      \
+            mg_dconv_wg_##SFX##_avx512_ov_k1(MG_DCONV_WG_ARGS, 0, ow_);                                               \
+            mg_dconv_wg_##SFX##_avx512_k1(MG_DCONV_WG_ARGS, ow_, O);                                                  \
+        }                                                                                                             \
+    }
 #define MG_DCONV_WG_CASES_f32                                                                                         \
-    case 2: (kw == 3 ? mg_dconv_wg_f32_avx512_k3 : mg_dconv_wg_f32_avx512_k1)(MG_DCONV_WG_ARGS); break;               \
-    case 1: (kw == 3 ? mg_dconv_wg_f32_avx2_k3 : mg_dconv_wg_f32_avx2_k1)(MG_DCONV_WG_ARGS); break;
+    case 2: MG_DCONV_WG_AVX512(f32, 16) break;                                                                        \
+    case 1: (kw == 3 ? mg_dconv_wg_f32_avx2_k3 : mg_dconv_wg_f32_avx2_k1)(MG_DCONV_WG_ARGS, 0, O); break;
 #define MG_DCONV_WG_CASES_f64                                                                                         \
-    case 2: (kw == 3 ? mg_dconv_wg_f64_avx512_k3 : mg_dconv_wg_f64_avx512_k1)(MG_DCONV_WG_ARGS); break;               \
-    case 1: (kw == 3 ? mg_dconv_wg_f64_avx2_k3 : mg_dconv_wg_f64_avx2_k1)(MG_DCONV_WG_ARGS); break;
+    case 2: MG_DCONV_WG_AVX512(f64, 8) break;                                                                         \
+    case 1: (kw == 3 ? mg_dconv_wg_f64_avx2_k3 : mg_dconv_wg_f64_avx2_k1)(MG_DCONV_WG_ARGS, 0, O); break;
 #else
 #define MG_DCONV_WG_CASES_f32
 #define MG_DCONV_WG_CASES_f64

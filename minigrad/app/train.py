@@ -346,21 +346,6 @@ def evaluate(model, loader):
     return total_loss / max(n, 1), correct / max(n, 1)
 
 
-@contextlib.contextmanager
-def _blas_threads(n):
-    """Limit NumPy's BLAS to ``n`` threads when threadpoolctl is installed (else leave it as it is)."""
-    if n is None:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(n):
-        yield
-
-
 class _StopSignals:
     """While active, SIGINT and SIGTERM set ``signum`` (checked by the loop after each step); a second one
     raises ``Interrupted`` at once. Only in the main thread, where Python delivers signals."""
@@ -554,7 +539,7 @@ def train(model="lenet-bn", dataset="mnist", epochs=3, batch_size=64, optimizer=
 
     from tqdm import tqdm
     stop = _StopSignals()
-    with _blas_threads(threads), stop:
+    with stop:  # NOTE: set_num_threads above set NumPy's BLAS too (minigrad/kernels/threads.py)
         if start < last:
             ranks = f" per rank on {world.size} ranks (global batch {world.size * batch_size})" if world.size > 1 \
                 else ""

@@ -68,20 +68,13 @@ class Config:
 
 @contextlib.contextmanager
 def threads(n):
-    """``n`` threads for the kernels and, when threadpoolctl is installed, for BLAS."""
-    old = mg.get_num_threads()
+    """``n`` threads for the kernels (NumPy's BLAS at 1, as ``set_num_threads`` sets it), restored afterwards."""
+    old, old_blas = mg.get_num_threads(), mg.get_blas_num_threads()
     mg.set_num_threads(n)
-    limits = contextlib.nullcontext()
     try:
-        from threadpoolctl import threadpool_limits
-        limits = threadpool_limits(n, "blas")
-    except ImportError:  # optional: without it BLAS keeps its own default
-        pass
-    try:
-        with limits:
-            yield n
+        yield n
     finally:
-        mg.set_num_threads(old)
+        mg.set_num_threads(old, blas=old_blas)
 
 
 @contextlib.contextmanager

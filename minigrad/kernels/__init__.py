@@ -15,7 +15,9 @@ import os
 import threading
 
 from minigrad.kernels import contract
-from minigrad.kernels.threads import get_num_threads, set_num_threads  # noqa: F401
+from minigrad.kernels.threads import (  # noqa: F401
+    get_blas_num_threads, get_num_threads, set_blas_num_threads, set_num_threads,
+)
 
 # name -> module path. Order is the order of preference for the default backend: fastest first.
 BACKENDS = {

@@ -80,6 +80,10 @@ Kernels:
       param, exp_avg, exp_avg_sq: (M,) IN/OUT; grad: (M,)  Adam / AdamW, one step (torch.optim.Adam's rule)
       The update rules, with every rounding: reference.sgd_update and reference.adam_update. Parameters are passed
       flattened (M = their size); the hyperparameters are validated by the optimizer.
+  add_relu_forward(y, a, b)                                 y = max(0, a + b), the sum rounded to X (NaN stays NaN)
+      y, a, b: (M,)                                          (a residual block's output; flattened)
+  add_relu_backward(dx, dy, y)                              dx = dy * X(y > 0): a product, so an inf dy where y <= 0
+      dx, dy, y: (M,)                                        gives NaN (the unfused ReLU's product with its mask)
 
 Affine-free normalization passes weight = ones and bias = zeros (C values: nothing measurable).
 
@@ -224,6 +228,8 @@ SPECS = {
     "adam_update": (("param", "exp_avg", "exp_avg_sq", "grad", "lr", "beta1", "beta2", "eps", "weight_decay",
                      "decoupled", "step"),
                     {"param": ("M", "X"), "exp_avg": ("M", "X"), "exp_avg_sq": ("M", "X"), "grad": ("M", "X")}),
+    "add_relu_forward": (("y", "a", "b"), {"y": ("M", "X"), "a": ("M", "X"), "b": ("M", "X")}),
+    "add_relu_backward": (("dx", "dy", "y"), {"dx": ("M", "X"), "dy": ("M", "X"), "y": ("M", "X")}),
     # phase kernels (see the module docstring)
     "channel_stats": (("mean", "m2", "x", "center"),
                       {"mean": ("C", "f64"), "m2": ("C", "f64"), "x": ("NCS", "X")}),
@@ -310,6 +316,8 @@ OUTPUTS = {
     "running_stats_update": ("running_mean", "running_var"),
     "sgd_update": ("param", "momentum_buffer"),
     "adam_update": ("param", "exp_avg", "exp_avg_sq"),
+    "add_relu_forward": ("y",),
+    "add_relu_backward": ("dx",),
     "channel_stats": ("mean", "m2"),
     "channel_apply": ("y",),
     "channel_backward_sums": ("sdy", "sdyx"),

@@ -1,6 +1,6 @@
 """The Numba backend: the kernels of minigrad/_ext (Cython) written again in Numba, one file per kernel family:
 ``norm`` (batch and group norm, running statistics), ``softmax``, ``conv`` (im2col, col2im, max pooling), ``optim``
-(SGD and Adam updates), and ``common`` (thread count, serial/parallel twins, fast-math flags).
+(SGD and Adam updates), ``elementwise`` (add + ReLU), and ``common`` (thread count, serial/parallel twins, fast-math flags).
 
 Signatures: minigrad/kernels/contract.py (each public function takes the contract's arguments, then n_threads).
 The math: minigrad/kernels/reference/. Importing this package imports numba (0.2-0.5 s): the registry imports it
@@ -16,6 +16,7 @@ from .norm import (  # noqa: F401
     running_stats_update,
 )
 from .optim import adam_update, sgd_update  # noqa: F401
+from .elementwise import add_relu_backward, add_relu_forward  # noqa: F401
 from .phases import (  # noqa: F401
     channel_apply, channel_apply_relu, channel_backward_apply, channel_backward_apply_relu, channel_backward_sums,
     channel_backward_sums_relu, channel_stats, row_apply, row_apply_max, row_backward_apply, row_backward_apply_max,

@@ -5,7 +5,8 @@ caller; a trailing ``n_threads`` that NumPy ignores). The normalizations compute
 statistics and cast to the output dtype once, at the end. Speed is not a goal here; clarity is.
 
 One file per kernel family: ``norm`` (batch and group norm, running statistics; the normalization math is derived
-at its top), ``softmax``, ``conv`` (im2col, col2im, the direct convolution, max pooling), ``optim`` (SGD and Adam updates).
+at its top), ``softmax``, ``conv`` (im2col, col2im, the direct convolution, max pooling), ``optim`` (SGD and Adam updates),
+``elementwise`` (a residual block's add + ReLU).
 """
 from .conv import (  # noqa: F401
     col2im, conv2d_direct, conv2d_direct_weight_grad, conv2d_strided, conv2d_strided_input_grad,
@@ -17,6 +18,7 @@ from .norm import (  # noqa: F401
     running_stats_update,
 )
 from .optim import adam_update, sgd_update  # noqa: F401
+from .elementwise import add_relu_backward, add_relu_forward  # noqa: F401
 from .phases import (  # noqa: F401
     channel_apply, channel_apply_relu, channel_backward_apply, channel_backward_apply_relu, channel_backward_sums,
     channel_backward_sums_relu, channel_stats, row_apply, row_apply_max, row_backward_apply, row_backward_apply_max,

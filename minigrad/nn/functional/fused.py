@@ -168,22 +168,33 @@ def linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Te
 # ------------------------------------------------------------------ add + relu (a residual block's output)
 
 class _AddReLU(Function):
-    """max(0, a + b) for a and b of one shape and dtype: one node instead of two (the sum written once and
-    clipped in place; one mask, saved only for a backward), and the backward one product, g*[a + b > 0],
-    returned to both inputs, where the pair computes the same product from the ReLU's mask and passes it on."""
+    """max(0, a + b) for a and b of one shape and dtype: one node instead of two, one kernel call each way
+    (``add_relu_forward``: the sum and the max in one pass; ``add_relu_backward``: g*[y > 0], the ReLU's mask
+    read from the saved output, as PyTorch's ReLU saves its output), returned to both inputs, where the pair computes
+    the same product from the ReLU's mask and passes it on. NOTE: one pass each way, split over the threads, where
+    NumPy made three serial ones forward (docs/perf/threads.md)."""
 
     def forward(self, a, b):
-        y = np.add(a, b)
-        self.mask = y > 0 if True in self.needs_input_grad else None
-        np.maximum(y, np.zeros((), y.dtype), out=y)  # NOTE: NaN stays NaN, as Relu's
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+        y = np.empty_like(a)
+        if y.size:  # NOTE: the kernels take no empty arrays
+            kernels.kernels().add_relu_forward(y.reshape(-1), a.reshape(-1), b.reshape(-1))
+        self.y = y if True in self.needs_input_grad else None
         return y
 
     def backward(self, g):
-        gm = g * self.mask
+        if g.dtype != self.y.dtype:  # NOTE: the kernel takes one dtype; a gradient of another is rare, NumPy does it
+            gm = g * (self.y > 0)
+        else:
+            g = np.ascontiguousarray(g)
+            gm = np.empty_like(g)
+            if gm.size:
+                kernels.kernels().add_relu_backward(gm.reshape(-1), g.reshape(-1), self.y.reshape(-1))
         return gm if self.needs_input_grad[0] else None, gm if self.needs_input_grad[1] else None
 
     def backward_graph(self, g):
-        gm = g * Tensor(self.mask.astype(g.dtype))  # NOTE: piecewise linear in a + b: the second derivative is 0
+        # NOTE: piecewise linear in a + b: the second derivative is 0
+        gm = g * Tensor((self.y > 0).astype(g.dtype))
         return gm if self.needs_input_grad[0] else None, gm if self.needs_input_grad[1] else None
 
 

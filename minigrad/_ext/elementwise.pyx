@@ -1,0 +1,71 @@
+"""Elementwise kernels in Cython/OpenMP on flat arrays of M values: a residual block's add + ReLU, forward and
+backward, each one pass (NumPy's version makes three forward passes, with a sum, a mask and the max, and a masked
+product backward). The rules, rounding by rounding, are those of minigrad/kernels/reference/elementwise.py: the
+sum rounded to X, then the max; the backward's product with X(1) or X(0). Elements are independent: the prange
+writes disjoint chunks, and the chunking changes no result.
+"""
+cimport numpy as cnp
+from cython cimport floating
+from cython.parallel cimport prange
+
+from minigrad._ext._arrays cimport dim, is_float32, ptr
+from minigrad._ext._openmp cimport team_size
+
+cnp.import_array()
+
+# elements per parallel chunk (as the optimizer updates')
+cdef Py_ssize_t CHUNK = 1 << 14
+
+
+# y, a, b: (M,); y = max(0, a + b) as NumPy's maximum gives it: NaN stays NaN, -0.0 becomes +0
+cdef void _add_relu_forward(floating* y, const floating* a, const floating* b, Py_ssize_t M,
+                            int n_threads) noexcept nogil:
+    cdef Py_ssize_t k, i, lo, hi
+    cdef floating s
+    for k in prange((M + CHUNK - 1) // CHUNK, schedule='static', num_threads=n_threads):
+        lo = k * CHUNK
+        hi = min(M, lo + CHUNK)
+        for i in range(lo, hi):
+            s = a[i] + b[i]
+            y[i] = s if (s > 0 or s != s) else 0
+
+
+# dx, dy, y: (M,); dx = dy * X(y > 0): the product, not a select, so that an inf dy where y <= 0 gives NaN as the
+# unfused ReLU's product with its mask does
+cdef void _add_relu_backward(floating* dx, const floating* dy, const floating* y, Py_ssize_t M,
+                             int n_threads) noexcept nogil:
+    cdef Py_ssize_t k, i, lo, hi
+    for k in prange((M + CHUNK - 1) // CHUNK, schedule='static', num_threads=n_threads):
+        lo = k * CHUNK
+        hi = min(M, lo + CHUNK)
+        for i in range(lo, hi):
+            dx[i] = dy[i] * (<floating>1 if y[i] > 0 else <floating>0)
+
+
+# the def wrappers: contract signatures + n_threads (see _arrays.pxd: the contract has checked the arguments)
+
+def add_relu_forward(cnp.ndarray y not None, cnp.ndarray a not None, cnp.ndarray b not None, Py_ssize_t n_threads):
+    """y = max(0, a + b) on flat arrays (rule: reference.add_relu_forward)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t M = dim(y, 0)
+    cdef bint f32 = is_float32(y)
+    cdef void* p_y = ptr(y), *p_a = ptr(a), *p_b = ptr(b)
+    with nogil:
+        if f32:
+            _add_relu_forward(<float*>p_y, <float*>p_a, <float*>p_b, M, n_threads)
+        else:
+            _add_relu_forward(<double*>p_y, <double*>p_a, <double*>p_b, M, n_threads)
+
+
+def add_relu_backward(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray y not None,
+                      Py_ssize_t n_threads):
+    """dx = dy * [y > 0] on flat arrays (rule: reference.add_relu_backward)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t M = dim(dx, 0)
+    cdef bint f32 = is_float32(dx)
+    cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_y = ptr(y)
+    with nogil:
+        if f32:
+            _add_relu_backward(<float*>p_dx, <float*>p_dy, <float*>p_y, M, n_threads)
+        else:
+            _add_relu_backward(<double*>p_dx, <double*>p_dy, <double*>p_y, M, n_threads)

@@ -1,0 +1,28 @@
+"""Numba kernels: a residual block's add + ReLU on flat arrays (the rules: minigrad/kernels/reference/elementwise.py).
+Elementwise loops, no fast-math: the same operations as the reference, so the same bits."""
+from numba import njit, prange
+
+from .common import _threads
+
+
+@njit(parallel=True, cache=True)
+def _add_relu_forward(y, a, b):
+    for i in prange(y.shape[0]):
+        s = a[i] + b[i]
+        y[i] = s if (s > 0 or s != s) else 0  # NOTE: NaN stays NaN, -0.0 becomes +0, as np.maximum(s, 0)
+
+
+@njit(parallel=True, cache=True)
+def _add_relu_backward(dx, dy, y):
+    for i in prange(dx.shape[0]):
+        dx[i] = dy[i] * (1 if y[i] > 0 else 0)
+
+
+def add_relu_forward(y, a, b, n_threads):
+    _threads(n_threads)
+    _add_relu_forward(y, a, b)
+
+
+def add_relu_backward(dx, dy, y, n_threads):
+    _threads(n_threads)
+    _add_relu_backward(dx, dy, y)

@@ -1,0 +1,298 @@
+"""Who owns the cores (docs/perf/threads.md): NumPy's OpenBLAS thread count read and set without threadpoolctl
+(minigrad/kernels/blas.py), ``set_num_threads``'s BLAS policy, the OMP_WAIT_POLICY set by ``import minigrad``, and
+a training step that gives the same bits at 1 and 2 threads. No timings here: those are in docs/perf/threads.md."""
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad.kernels import blas, threads
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(mg.__file__)))
+
+
+def _numpy_blas_name():
+    try:
+        return np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"].lower()
+    except Exception:  # NOTE: NumPy < 1.26 has no dict form: nothing to tell
+        return ""
+
+
+needs_openblas = pytest.mark.skipif("openblas" not in _numpy_blas_name(), reason="NumPy is not built on OpenBLAS")
+
+
+def _run(code, **env):
+    """``code`` in a fresh interpreter on this checkout (the OpenMP runtime reads its environment when it loads)."""
+    full = {k: v for k, v in os.environ.items()  # NOTE: scripts imported by other tests set some of these
+            if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
+                         "OMP_NUM_THREADS", "MINIGRAD_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")}
+    full.update(PYTHONPATH=ROOT, **env)
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=full,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode == 0, f"status {r.returncode}:\n{r.stdout}\n{r.stderr[-3000:]}"
+    return r
+
+
+@pytest.fixture
+def restore():
+    prev, prev_blas = mg.get_num_threads(), mg.get_blas_num_threads()
+    yield
+    mg.set_num_threads(prev, blas=prev_blas)
+
+
+# ------------------------------------------------------------------ NumPy's BLAS
+
+@needs_openblas
+def test_finds_numpys_openblas():
+    libs = blas.openblas_libraries()
+    assert libs, "NumPy is built on OpenBLAS but none was found among the loaded libraries"
+    assert any("openblas" in os.path.basename(b.path).lower() for b in libs)
+
+
+@needs_openblas
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_sets_and_reads_back_the_blas_thread_count(restore, n):
+    assert mg.set_blas_num_threads(n) == n
+    assert mg.get_blas_num_threads() == n
+    threadpoolctl = pytest.importorskip("threadpoolctl")  # an independent reader of the same library
+    counts = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
+    assert counts and all(c == n for c in counts)
+
+
+@needs_openblas
+def test_set_num_threads_puts_blas_at_one_thread_unless_told(restore):
+    mg.set_blas_num_threads(2)
+    mg.set_num_threads(2)
+    assert (mg.get_num_threads(), mg.get_blas_num_threads()) == (2, 1)
+    mg.set_num_threads(2, blas=2)
+    assert mg.get_blas_num_threads() == 2
+    mg.set_num_threads(1, blas=None)
+    assert (mg.get_num_threads(), mg.get_blas_num_threads()) == (1, 2)
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "2", True])
+def test_set_num_threads_refuses_a_bad_blas_count(restore, value):
+    with pytest.raises(ValueError, match="set_num_threads: blas must be a positive integer or None"):
+        mg.set_num_threads(2, blas=value)
+    with pytest.raises(ValueError, match="set_blas_num_threads: n must be a positive integer"):
+        mg.set_blas_num_threads(value)
+
+
+def test_no_openblas_is_a_quiet_no_op(monkeypatch, restore):
+    """NumPy on MKL or Accelerate, or a library that is not loaded: None from the getter, nothing set, no warning."""
+    monkeypatch.setattr(blas, "_candidate_paths", lambda: [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert blas.openblas_libraries() == []
+        assert mg.get_blas_num_threads() is None
+        assert mg.set_blas_num_threads(2) is None
+        mg.set_num_threads(2)
+    assert mg.get_num_threads() == 2
+
+
+def test_a_path_not_loaded_or_without_the_symbols_is_skipped(tmp_path):
+    """RTLD_NOLOAD: a library not already loaded is never loaded; a loaded one without OpenBLAS's functions is
+    no OpenBLAS."""
+    missing = str(tmp_path / "libopenblas_not_here.so")
+    libm = next((line.split(None, 5)[5].strip() for line in open("/proc/self/maps")
+                 if "libm.so" in line), None) if os.path.exists("/proc/self/maps") else None
+    assert blas._open(missing) is None
+    if libm is not None:
+        assert blas._open(libm) is None
+
+
+@needs_openblas
+@pytest.mark.parametrize("env, want", [({"OMP_NUM_THREADS": "2"}, 1), ({"MINIGRAD_NUM_THREADS": "2"}, 1),
+                                       ({"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}, 2)])
+def test_thread_count_from_the_environment_sets_blas_too(env, want):
+    """A user who sets only the environment gets BLAS at 1 thread when minigrad first reads its count; an explicit
+    OPENBLAS_NUM_THREADS is theirs and stays."""
+    r = _run("import minigrad as mg; mg.set_blas_num_threads(2); b = mg.get_blas_num_threads(); "
+             "n = mg.get_num_threads(); print(b, n, mg.get_blas_num_threads())", **env)
+    before, n, after = r.stdout.split()
+    assert (before, n, after) == ("2", "2", str(want))
+
+
+# ------------------------------------------------------------------ OpenMP's wait policy
+
+_DISPLAY = """
+import os, numpy as np, minigrad as mg, minigrad.nn as nn
+print("env", os.environ.get("OMP_WAIT_POLICY"), mg.kernels.threads.wait_policy_set, flush=True)
+with mg.using_backend("cython"):
+    nn.BatchNorm2d(4)(mg.randn(8, 4, 64, 64))  # loads libgomp, which prints its settings (OMP_DISPLAY_ENV)
+"""
+
+
+@pytest.fixture
+def cython_with_openmp():
+    if "cython" not in mg.available_backends():
+        pytest.skip("the cython backend is not built")
+    from minigrad import _build_config
+    if not _build_config.OPENMP:
+        pytest.skip("built without OpenMP")
+
+
+def _libgomp_policy(stderr):
+    lines = [ln.strip() for ln in stderr.splitlines() if "OMP_WAIT_POLICY =" in ln or "GOMP_SPINCOUNT =" in ln]
+    return " ".join(lines)
+
+
+def test_import_sets_a_passive_wait_that_libgomp_reads(cython_with_openmp):
+    r = _run(_DISPLAY, OMP_DISPLAY_ENV="VERBOSE")
+    assert "env passive passive" in r.stdout
+    got = _libgomp_policy(r.stderr)
+    assert "OMP_WAIT_POLICY = 'PASSIVE'" in got and "GOMP_SPINCOUNT = '0'" in got, got
+
+
+@pytest.mark.parametrize("env, printed, libgomp", [
+    ({"OMP_WAIT_POLICY": "active"}, "env active None", "OMP_WAIT_POLICY = 'ACTIVE'"),
+    ({"GOMP_SPINCOUNT": "1000"}, "env None None", "GOMP_SPINCOUNT = '1000'"),
+])
+def test_the_users_wait_policy_wins(cython_with_openmp, env, printed, libgomp):
+    r = _run(_DISPLAY, OMP_DISPLAY_ENV="VERBOSE", **env)
+    assert printed in r.stdout
+    assert libgomp in _libgomp_policy(r.stderr)
+
+
+def test_no_policy_once_an_openmp_runtime_is_loaded(cython_with_openmp):
+    """libgomp already loaded (by another library) read its environment then: minigrad leaves it alone."""
+    r = _run("import ctypes; ctypes.CDLL('libgomp.so.1'); import os, minigrad as mg; "
+             "print(os.environ.get('OMP_WAIT_POLICY'), mg.kernels.threads.wait_policy_set)")
+    assert r.stdout.split() == ["None", "None"]
+
+
+# ------------------------------------------------------------------ the same step at 1 and 2 threads
+
+def _steps(model, n, blas_threads, steps=2):
+    from minigrad import models, optim
+    import minigrad.nn.functional as F
+
+    mg.set_num_threads(n, blas=blas_threads)
+    mg.manual_seed(0)
+    net = models.build_model(model, in_channels=3 if model == "resnet-tiny" else 1)
+    rng = np.random.default_rng(0)
+    side = 16 if model == "resnet-tiny" else 28
+    x = mg.Tensor(rng.random((8, 3 if model == "resnet-tiny" else 1, side, side), dtype=np.float32))
+    y = mg.Tensor(rng.integers(0, 10, 8))
+    opt = optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, {k: v.copy() for k, v in net.state_dict().items()}
+
+
+@pytest.mark.parametrize("model", ["lenet-bn", "resnet-tiny"])
+def test_a_training_step_gives_the_same_bits_at_1_and_2_threads(restore, model):
+    """Two steps (forward, backward, SGD) at 1 thread, at 2 with BLAS at 1 (the default) and at 2 with BLAS at 2:
+    the same losses and parameters, bit for bit."""
+    want_loss, want = _steps(model, 1, 1)
+    for blas_threads in (1, 2):
+        loss, got = _steps(model, 2, blas_threads)
+        assert loss == want_loss, (blas_threads, loss, want_loss)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=f"{model} {k} at 2 threads, BLAS {blas_threads}")
+
+
+# ------------------------------------------------------------------ im2col and col2im, the chunks' kernels
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, window", [
+    ((3, 16, 32, 32), (3, 3, (2, 2), (1, 1), (1, 1))),  # a chunk of ResNet-20's 16 -> 32 stride-2 conv
+    ((1, 5, 9, 7), (3, 2, (1, 2), (1, 0), (2, 1))),     # one sample: fewer samples than threads
+])
+def test_im2col_col2im_same_bits_at_any_thread_count(dtype, shape, window):
+    """The Cython kernels at any thread count: im2col the reference's bits, col2im (which adds) the same bits as at
+    1 thread (tests/test_conv_kernels.py compares col2im with the reference within rounding)."""
+    if "cython" not in mg.available_backends():
+        pytest.skip("the cython backend is not built")
+    from minigrad.kernels import reference
+    from minigrad.kernels.rules import out_size
+
+    k = mg.kernels.load("cython").module
+    kh, kw, s, p, d = window
+    N, C, H, W = shape
+    L = N * out_size(H, kh, s[0], p[0], d[0]) * out_size(W, kw, s[1], p[1], d[1])
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(dtype)
+    want = np.empty((C * kh * kw, L), dtype)
+    reference.im2col(want, x, kh, kw, s, p, d)
+    g = rng.standard_normal(want.shape).astype(dtype)
+    dx0 = rng.standard_normal(shape).astype(dtype)
+    first = None
+    for n_threads in (1, 2, 3, 7):
+        cols = np.full_like(want, np.nan)
+        k.im2col(cols, x, kh, kw, s, p, d, n_threads)
+        np.testing.assert_array_equal(cols, want)
+        dx = dx0.copy()  # NOTE: col2im adds into dx
+        k.col2im(dx, g, kh, kw, s, p, d, n_threads)
+        if first is None:
+            first = dx
+        np.testing.assert_array_equal(dx, first, err_msg=f"col2im at {n_threads} threads")
+
+
+# ------------------------------------------------------------------ add + ReLU kernels (a residual block's output)
+
+def _add_relu_arrays(dtype, M=3 * (1 << 14) + 5, seed=4):
+    """a, b, dy with ties (a + b == 0: +0 and -0), inf, -inf and NaN in the inputs and an inf dy where y is 0."""
+    rng = np.random.default_rng(seed)
+    a, b, dy = (rng.standard_normal(M).astype(dtype) for _ in range(3))
+    b[:3] = -a[:3]
+    a[3:6], b[6], a[7], b[7] = [np.inf, -np.inf, np.nan], np.nan, -0.0, -0.0
+    dy[1], dy[4] = np.inf, -np.inf
+    return a, b, dy
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["numpy", "cython", "numba"])
+def test_add_relu_kernels_match_the_reference_at_any_thread_count(name, dtype):
+    """Every backend against the reference (the unfused pair's operations), bit for bit, at 1, 2 and 3 threads,
+    over more than one parallel chunk; through the contract too."""
+    from minigrad.kernels import reference
+
+    if name not in mg.available_backends():
+        pytest.skip(f"backend {name} not available")
+    k = mg.kernels.load(name)
+    a, b, dy = _add_relu_arrays(dtype)
+    want_y, want_dx = np.empty_like(a), np.empty_like(a)
+    with np.errstate(invalid="ignore"):
+        reference.add_relu_forward(want_y, a, b)
+        reference.add_relu_backward(want_dx, dy, want_y)
+        np.testing.assert_array_equal(want_y, np.maximum(a + b, 0))  # the reference is the pair's arithmetic
+        np.testing.assert_array_equal(want_dx, dy * (a + b > 0))
+        assert not np.signbit(want_y[7]) and np.isnan(want_dx[4])  # -0 + -0 gives +0 (np.maximum); inf * 0 NaN
+        for n_threads in (1, 2, 3):
+            y, dx = np.full_like(a, np.nan), np.full_like(a, np.nan)
+            k.module.add_relu_forward(y, a, b, n_threads)
+            k.module.add_relu_backward(dx, dy, y, n_threads)
+            assert y.tobytes() == want_y.tobytes() and dx.tobytes() == want_dx.tobytes(), (name, n_threads)
+        y = np.empty_like(a)
+        k.add_relu_forward(y, a, b)
+        assert y.tobytes() == want_y.tobytes()
+
+
+def test_add_relu_kernels_check_their_arguments():
+    a = np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match="add_relu_forward"):
+        mg.kernels.kernels().add_relu_forward(np.zeros(7, np.float32), a, a)
+    with pytest.raises((TypeError, ValueError), match="add_relu_backward"):
+        mg.kernels.kernels().add_relu_backward(a, a, np.zeros(8, np.float64))
+
+
+@needs_openblas
+def test_show_config_reports_blas_and_the_wait_policy(restore):
+    import io
+
+    mg.set_num_threads(2)
+    out = io.StringIO()
+    mg.show_config(file=out)
+    assert f"threads: 2 (NumPy's OpenBLAS: 1; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(runtime default)')})" \
+        in out.getvalue()
