@@ -401,7 +401,7 @@ static void NAME(T* dx, const T* dy, const T* wpk, const ptrdiff_t* off, T* dyp,
             mg_sconv_tiles(SFX, yph, dyp, wpk, off, nk0, Cr, Qr, (fa.nu - 1) * Wd + f0.nu);                           \
             mg_sconv_tiles(SFX, yph + Cr * Qr, dyp, wpk + Cr * nk0, off + nk0, nk1, Cr, Qr, (fa.nu - 1) * Wd + f1.nu); \
             for (ptrdiff_t c = 0; c < C; c++)                                                                         \
-                mg_sconv_merge2_##SFX(dx + (c * H + a) * W, sh * W, yph + c * Qr, yph + (Cr + c) * Qr, Wd, fa.nu, W);  \
+                mg_sconv_merge2_##SFX(dx + (c * H + a) * W, sh * W, yph + c * Qr, yph + (Cr + c) * Qr, Wd, fa.nu, W); \
             wpk += Cr * (nk0 + nk1);                                                                                  \
             off += nk0 + nk1;                                                                                         \
             continue;                                                                                                 \
@@ -440,73 +440,9 @@ MG_SCONV_IG_SAMPLE(mg_sconv_ig_sample_f64, double, f64)
    Weight gradient, over a chunk of S samples (S from the geometry alone, never the thread count):
        part[o, (c, i, j)] = sum over samples s, then (oh, ow), of
                             dy[s, o, oh, ow] * xp[s, c*CS + (sh*oh + i)*Wp + sw*ow + j]
-   conv_direct.h's weight-gradient kernel (its design and its NOTE on the bits) with the positions stride apart in
-   the padded x: dy transposed into dyt (S, OH*OW, Or), vectors over LW output channels, a tile of LW channels x RB
-   runs of KW taps in registers, one dyt load and RB*KW broadcasts of x per position. No phase split is needed: the
-   taps are broadcast one value at a time, so their stride costs nothing.
-   NOTE: a copy of conv_direct.h's kernel (main at 16239d3) plus (sh, sw), in this header so that the concurrent work
-   on that kernel merges cleanly: once it lands, give it the strides and drop this copy. */
-#define MG_SCONV_WG(NAME, T, V, LW, RB, KW, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                     \
-ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or, ptrdiff_t C,        \
-                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW,             \
-                      ptrdiff_t sh, ptrdiff_t sw) {                                                                   \
-    /* a tile's taps: RB runs of KW taps (KW == kw: the rows (c, i); KW == 1: single taps (c, i, j)) */               \
-    const ptrdiff_t K = C * kh * kw, L = OH * OW, R = (KW) == 1 ? K : C * kh;                                         \
-    for (ptrdiff_t ob = 0; ob < O; ob += (LW)) {                                                                      \
-        for (ptrdiff_t r0 = 0; r0 < R; r0 += (RB)) {                                                                  \
-            ptrdiff_t off[RB];                                                                                        \
-            for (int r = 0; r < (RB); r++) {                                                                          \
-                ptrdiff_t q = r0 + r < R ? r0 + r : R - 1; /* past R: a repeat, not stored */                         \
-                off[r] = (KW) == 1 ? q / (kh * kw) * CS + q / kw % kh * Wp + q % kw : q / kh * CS + q % kh * Wp;      \
-            }                                                                                                         \
-            V acc[RB][KW];                                                                                            \
-            for (int r = 0; r < (RB); r++)                                                                            \
-                for (int j = 0; j < (KW); j++)                                                                        \
-                    acc[r][j] = ZERO;                                                                                 \
-            for (ptrdiff_t s = 0; s < S; s++) {                                                                       \
-                const T* xs = xp + s * C * CS;                                                                        \
-                const T* d = dyt + s * L * Or + ob;                                                                   \
-                for (ptrdiff_t oh = 0; oh < OH; oh++) {                                                               \
-                    for (ptrdiff_t ow = 0; ow < OW; ow++) {                                                           \
-                        const T* xq = xs + oh * sh * Wp + ow * sw;                                                    \
-                        V dv = LOADU(d + (oh * OW + ow) * Or);                                                        \
-                        for (int r = 0; r < (RB); r++)                                                                \
-                            for (int j = 0; j < (KW); j++)                                                            \
-                                acc[r][j] = FMA(dv, SET1(xq[off[r] + j]), acc[r][j]);                                 \
-                    }                                                                                                 \
-                }                                                                                                     \
-            }                                                                                                         \
-            /* NOTE: stored first under constant bounds: a conditional loop over acc kept it in memory */             \
-            T lanes[RB][KW][LW];                                                                                      \
-            for (int r = 0; r < (RB); r++)                                                                            \
-                for (int j = 0; j < (KW); j++)                                                                        \
-                    STOREU(lanes[r][j], acc[r][j]);                                                                   \
-            for (int l = 0; l < (LW) && ob + l < O; l++)                                                              \
-                for (int r = 0; r < (RB) && r0 + r < R; r++)                                                          \
-                    for (int j = 0; j < (KW); j++)                                                                    \
-                        part[(ob + l) * K + (r0 + r) * (KW) + j] = lanes[r][j][l];                                    \
-        }                                                                                                             \
-    }                                                                                                                 \
-}
-/* each variant twice: KW = 3 (taps in runs of 3 along a row: 3x3 kernels) and KW = 1; the tiles of conv_direct.h */
-#define MG_SCONV_WG_PAIR(NAME, T, V, LW, RB3, RB1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                              \
-    MG_SCONV_WG(NAME##_k3, T, V, LW, RB3, 3, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                    \
-    MG_SCONV_WG(NAME##_k1, T, V, LW, RB1, 1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)
-MG_SCONV_WG_PAIR(mg_sconv_wg_f32_scalar, float, mg_lanes_f32, 16, 2, 8, , mg_lanes_load_f32, mg_lanes_set1_f32,
-                 mg_lanes_fma_f32, mg_lanes_store_f32, mg_lanes_zero_f32)
-MG_SCONV_WG_PAIR(mg_sconv_wg_f64_scalar, double, mg_lanes_f64, 8, 2, 8, , mg_lanes_load_f64, mg_lanes_set1_f64,
-                 mg_lanes_fma_f64, mg_lanes_store_f64, mg_lanes_zero_f64)
-#if MG_DCONV_X86
-MG_SCONV_WG_PAIR(mg_sconv_wg_f32_avx512, float, __m512, 16, 8, 24, MG_AVX512, _mm512_loadu_ps, _mm512_set1_ps,
-                 MG_FMA512, _mm512_storeu_ps, _mm512_setzero_ps())
-MG_SCONV_WG_PAIR(mg_sconv_wg_f64_avx512, double, __m512d, 8, 8, 24, MG_AVX512, _mm512_loadu_pd, _mm512_set1_pd,
-                 MG_FMA512D, _mm512_storeu_pd, _mm512_setzero_pd())
-MG_SCONV_WG_PAIR(mg_sconv_wg_f32_avx2, float, __m256, 8, 4, 12, __attribute__((target("avx2,fma"))),
-                 _mm256_loadu_ps, _mm256_set1_ps, MG_FMA256, _mm256_storeu_ps, _mm256_setzero_ps())
-MG_SCONV_WG_PAIR(mg_sconv_wg_f64_avx2, double, __m256d, 4, 4, 12, __attribute__((target("avx2,fma"))),
-                 _mm256_loadu_pd, _mm256_set1_pd, MG_FMA256D, _mm256_storeu_pd, _mm256_setzero_pd())
-#endif
-
+   conv_direct.h's weight-gradient tiles (MG_DCONV_WG: its design, its tiles and its NOTE on the bits) with the
+   positions stride apart in the padded x. No phase split is needed: the taps are broadcast one value at a time, so
+   their stride costs nothing. */
 /* elements of one sample in a chunk's scratch: its padded x and its dy transposed (Or: mg_dconv_wg_or) */
 static inline ptrdiff_t mg_sconv_wg_per(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t O, ptrdiff_t kh,
                                         ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw,
@@ -527,27 +463,15 @@ static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrd
     for (ptrdiff_t c = 0; c < S * C; c++)                                                                             \
         mg_sconv_copy_##SFX(xp + c * CS + ph * Wp + pw, Wp, x + c * H * W, W, H, W);                                  \
     mg_dconv_wg_transpose_##SFX(dyt, dy, S, O, Or, OH * OW);                                                          \
-    switch (mg_dconv_isa) {                                                                                           \
-    MG_SCONV_WG_CASES_##SFX                                                                                           \
+    switch (mg_dconv_isa) { /* conv_direct.h's dispatch, over this chunk's names (MG_DCONV_WG_ARGS) */                \
+    MG_DCONV_WG_CASES_##SFX                                                                                           \
     default:                                                                                                          \
         if (kw == 3)                                                                                                  \
-            mg_sconv_wg_##SFX##_scalar_k3(MG_SCONV_WG_ARGS);                                                          \
+            mg_dconv_wg_##SFX##_scalar_k3(MG_DCONV_WG_ARGS, 0, O);                                                    \
         else                                                                                                          \
-            mg_sconv_wg_##SFX##_scalar_k1(MG_SCONV_WG_ARGS);                                                          \
+            mg_dconv_wg_##SFX##_scalar_k1(MG_DCONV_WG_ARGS, 0, O);                                                    \
     }                                                                                                                 \
 }
-#define MG_SCONV_WG_ARGS part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW, sh, sw
-#if MG_DCONV_X86
-#define MG_SCONV_WG_CASES_f32                                                                                         \
-    case 2: (kw == 3 ? mg_sconv_wg_f32_avx512_k3 : mg_sconv_wg_f32_avx512_k1)(MG_SCONV_WG_ARGS); break;               \
-    case 1: (kw == 3 ? mg_sconv_wg_f32_avx2_k3 : mg_sconv_wg_f32_avx2_k1)(MG_SCONV_WG_ARGS); break;
-#define MG_SCONV_WG_CASES_f64                                                                                         \
-    case 2: (kw == 3 ? mg_sconv_wg_f64_avx512_k3 : mg_sconv_wg_f64_avx512_k1)(MG_SCONV_WG_ARGS); break;               \
-    case 1: (kw == 3 ? mg_sconv_wg_f64_avx2_k3 : mg_sconv_wg_f64_avx2_k1)(MG_SCONV_WG_ARGS); break;
-#else
-#define MG_SCONV_WG_CASES_f32
-#define MG_SCONV_WG_CASES_f64
-#endif
 MG_SCONV_WG_CHUNK(mg_sconv_wg_chunk_f32, float, f32)
 MG_SCONV_WG_CHUNK(mg_sconv_wg_chunk_f64, double, f64)
 
