@@ -776,3 +776,49 @@ def test_conv2d_runs_the_strided_kernels_at_stride_2(name, direct, monkeypatch):
     with mg.using_backend(name), mg.no_grad():
         y = mg.nn.functional.conv2d_relu(mg.Tensor(x0), mg.Tensor(w0), mg.Tensor(b0), stride=2, padding=1)
     np.testing.assert_allclose(y.numpy(), np.maximum(ty.detach().numpy(), 0), rtol=1e-10, atol=1e-10)
+
+
+def test_conv2d_strided_weight_grad_chunks(monkeypatch):
+    """The strided weight gradient's chunks are the unit-stride kernel's rule (_wg_chunks: an even count, sizes
+    within one sample; ResNet-20's stride-2 layers at batch 32 in 6 and 4 chunks, 16 samples a half); with chunks of 1 and 2 samples (a
+    larger chunk after a smaller one in one thread's scratch) every variant and 1-3 threads give the reference's
+    values and the same bits; N = 0 gives zeros."""
+    if "cython" not in mg.available_backends():
+        pytest.skip("cython backend not built")
+    from minigrad._ext import conv as ext
+    assert ext.conv2d_strided_weight_grad_chunks(32, 16, 32, 32, 32, 3, 3, (2, 2), (1, 1)) == [5, 5, 6, 5, 5, 6]
+    assert ext.conv2d_strided_weight_grad_chunks(32, 32, 16, 16, 64, 3, 3, (2, 2), (1, 1)) == [8] * 4
+    rng = np.random.default_rng(15)
+    names = ("scalar", "avx2", "avx512")
+    best = ext.conv2d_direct_variant()
+    try:
+        for dtype in DTYPES:
+            tol = 2e-5 if dtype == np.float32 else 1e-12
+            for N, C, H, W, O, kh, kw, s, p in ((7, 8, 9, 8, 33, 3, 3, (2, 2), (1, 1)), (5, 3, 7, 9, 5, 3, 3, (2, 3),
+                                                                                       (1, 0))):
+                x = rng.standard_normal((N, C, H, W)).astype(dtype)
+                dy = rng.standard_normal(_strided_out(N, C, H, W, O, kh, kw, s, p)).astype(dtype)
+                want = np.empty((O, C * kh * kw), dtype)
+                reference.conv2d_strided_weight_grad(want, x, dy, kh, kw, s, p)
+                lanes = 64 // x.itemsize
+                sample = (C * (H + 2 * p[0]) * (W + 2 * p[1]) + dy[0, 0].size * -(-O // lanes) * lanes) * x.itemsize
+                monkeypatch.setattr(ext, "DIRECT_WG_CHUNK_BYTES", 2 * sample)
+                sizes = ext.conv2d_strided_weight_grad_chunks(N, C, H, W, O, kh, kw, s, p, dtype == np.float32)
+                assert sorted(set(sizes)) == [1, 2] and sum(sizes) == N, sizes
+                dws = []
+                for variant in names[:names.index(best) + 1]:
+                    ext.conv2d_direct_variant(variant)
+                    for n_threads in (1, 2, 3):
+                        dw = np.full_like(want, np.nan)
+                        ext.conv2d_strided_weight_grad(dw, x, dy, kh, kw, s, p, n_threads)
+                        np.testing.assert_allclose(dw, want, rtol=tol, atol=tol * N * H * W,
+                                                   err_msg=f"{variant} {dtype.__name__} {(N, C, H, W, O)}")
+                        dws.append(dw)
+                for dw in dws[1:]:
+                    np.testing.assert_array_equal(dw, dws[0])
+    finally:
+        ext.conv2d_direct_variant(best)
+    dw = np.full((3, 36), np.nan, np.float32)
+    ext.conv2d_strided_weight_grad(dw, np.ones((0, 4, 5, 5), np.float32), np.ones((0, 3, 3, 3), np.float32), 3, 3,
+                                   (2, 2), (1, 1), 2)
+    np.testing.assert_array_equal(dw, 0)

@@ -556,52 +556,66 @@ def conv2d_strided_input_grad(cnp.ndarray dx not None, cnp.ndarray dy not None, 
 cdef extern from "conv_strided.h":
     Py_ssize_t mg_sconv_wg_per(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int f32) noexcept nogil
-    void mg_sconv_wg_chunk_f32(float* part, const float* x, const float* dy, float* scratch, Py_ssize_t S,
+    void mg_sconv_wg_chunk_f32(float* part, const float* x, const float* dy, float* xp, float* dyt, Py_ssize_t S,
                                Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
-    void mg_sconv_wg_chunk_f64(double* part, const double* x, const double* dy, double* scratch, Py_ssize_t S,
-                               Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
-                               Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
+    void mg_sconv_wg_chunk_f64(double* part, const double* x, const double* dy, double* xp, double* dyt,
+                               Py_ssize_t S, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh,
+                               Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                               Py_ssize_t pw) noexcept nogil
 
 
 def conv2d_strided_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not None, cnp.ndarray dy not None,
                                Py_ssize_t kh, Py_ssize_t kw, tuple stride, tuple padding, Py_ssize_t n_threads):
     """dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh*sh + i, ow*sw + j]
-    (dilation 1); x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw). Chunks of S samples (S from the
-    geometry, DIRECT_WG_CHUNK_BYTES), one per iteration, each giving a part; the parts added in chunk order
-    (conv_strided.h)."""
+    (dilation 1); x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw). The samples in chunks as
+    conv2d_direct_weight_grad's (from N and the geometry, _wg_chunks), one per iteration, each giving a part; the
+    parts added in chunk order (conv_strided.h)."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), O = dim(dy, 1)
-    cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1], K = C * kh * kw, b, e, t
-    cdef Py_ssize_t L = dim(dy, 2) * dim(dy, 3)
+    cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1], K = C * kh * kw, b, e, t, n
+    cdef Py_ssize_t CS = (H + 2 * ph) * (W + 2 * pw), L = dim(dy, 2) * dim(dy, 3)
     cdef bint f32 = is_float32(x)
     cdef Py_ssize_t size = 4 if f32 else 8, per = mg_sconv_wg_per(C, H, W, O, kh, kw, sh, sw, ph, pw, f32)
-    cdef Py_ssize_t S = max(1, min(N, DIRECT_WG_CHUNK_BYTES // (per * size)))
-    cdef Py_ssize_t chunks = (N + S - 1) // S
+    cdef Py_ssize_t chunks = _wg_chunks(N, per * size)
+    cdef Py_ssize_t S = (N + chunks - 1) // chunks if chunks else 1  # the largest chunk
     if n_threads > chunks:
-        n_threads = <int>chunks
+        n_threads = <int>max(1, chunks)
     cdef cnp.ndarray parts = cnp.PyArray_EMPTY(1, [chunks * O * K], cnp.PyArray_TYPE(x), 0)
     cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * S * per], cnp.PyArray_TYPE(x), 0)
     cdef void* p_dw = ptr(dweight), *p_x = ptr(x), *p_dy = ptr(dy), *p_parts = ptr(parts), *p_s = ptr(scratch)
     with nogil:
         memset(p_s, 0, n_threads * S * per * size)  # NOTE: once per call: each chunk writes only xp's interior
+        # (a thread's scratch: xp of S samples, then dyt of S samples; S the largest chunk)
         if f32:
             for b in prange(chunks, schedule='static', num_threads=n_threads):
                 t = threadid()
-                mg_sconv_wg_chunk_f32(<float*>p_parts + b * O * K, <float*>p_x + b * S * C * H * W,
-                                      <float*>p_dy + b * S * O * L, <float*>p_s + t * S * per,
-                                      min(S, N - b * S), C, H, W, O, kh, kw, sh, sw, ph, pw)
+                n = b * N // chunks  # the chunk's first sample
+                mg_sconv_wg_chunk_f32(<float*>p_parts + b * O * K, <float*>p_x + n * C * H * W,
+                                      <float*>p_dy + n * O * L, <float*>p_s + t * S * per,
+                                      <float*>p_s + t * S * per + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
+                                      O, kh, kw, sh, sw, ph, pw)
             for e in range(O * K):  # the parts in chunk order
-                (<float*>p_dw)[e] = (<float*>p_parts)[e]
+                (<float*>p_dw)[e] = (<float*>p_parts)[e] if chunks else 0
                 for b in range(1, chunks):
                     (<float*>p_dw)[e] += (<float*>p_parts)[b * O * K + e]
         else:
             for b in prange(chunks, schedule='static', num_threads=n_threads):
                 t = threadid()
-                mg_sconv_wg_chunk_f64(<double*>p_parts + b * O * K, <double*>p_x + b * S * C * H * W,
-                                      <double*>p_dy + b * S * O * L, <double*>p_s + t * S * per,
-                                      min(S, N - b * S), C, H, W, O, kh, kw, sh, sw, ph, pw)
+                n = b * N // chunks
+                mg_sconv_wg_chunk_f64(<double*>p_parts + b * O * K, <double*>p_x + n * C * H * W,
+                                      <double*>p_dy + n * O * L, <double*>p_s + t * S * per,
+                                      <double*>p_s + t * S * per + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
+                                      O, kh, kw, sh, sw, ph, pw)
             for e in range(O * K):
-                (<double*>p_dw)[e] = (<double*>p_parts)[e]
+                (<double*>p_dw)[e] = (<double*>p_parts)[e] if chunks else 0
                 for b in range(1, chunks):
                     (<double*>p_dw)[e] += (<double*>p_parts)[b * O * K + e]
+
+
+def conv2d_strided_weight_grad_chunks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
+                                      Py_ssize_t kh, Py_ssize_t kw, tuple stride, tuple padding, bint f32=True):
+    """The samples in each chunk of conv2d_strided_weight_grad for this geometry, in order (for tests and notes)."""
+    cdef Py_ssize_t per = mg_sconv_wg_per(C, H, W, O, kh, kw, stride[0], stride[1], padding[0], padding[1], f32)
+    cdef Py_ssize_t chunks = _wg_chunks(N, per * (4 if f32 else 8))
+    return [(b + 1) * N // chunks - b * N // chunks for b in range(chunks)]

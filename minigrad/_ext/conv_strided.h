@@ -451,15 +451,14 @@ static inline ptrdiff_t mg_sconv_wg_per(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, p
     return C * (H + 2 * ph) * (W + 2 * pw) + OH * OW * mg_dconv_wg_or(O, f32);
 }
 
-/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: S*mg_sconv_wg_per elements, its
-   first S*C*Hp*Wp (xp) zeroed by the caller once per call (every chunk writes the same interior positions) */
+/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: xp, S*C*Hp*Wp elements, zeroed by
+   the caller once per call (every chunk writes the same interior positions of its samples, so the padding stays
+   zero), and dyt apart from it, S*OH*OW*Or elements; S at most the scratch's (chunks differ by one sample) */
 #define MG_SCONV_WG_CHUNK(NAME, T, SFX)                                                                               \
-static void NAME(T* part, const T* x, const T* dy, T* scratch, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,    \
+static void NAME(T* part, const T* x, const T* dy, T* xp, T* dyt, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, \
                  ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw) {   \
     ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = (Hp - kh) / sh + 1, OW = (Wp - kw) / sw + 1, CS = Hp * Wp;       \
     ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4);                                                                 \
-    T* xp = scratch;                                                                                                  \
-    T* dyt = scratch + S * C * CS;                                                                                    \
     for (ptrdiff_t c = 0; c < S * C; c++)                                                                             \
         mg_sconv_copy_##SFX(xp + c * CS + ph * Wp + pw, Wp, x + c * H * W, W, H, W);                                  \
     mg_dconv_wg_transpose_##SFX(dyt, dy, S, O, Or, OH * OW);                                                          \
