@@ -1,7 +1,7 @@
 """ResNet-20's convolutions at batch 32, 1 thread, float32: the CPU time of conv2d's three passes
-(``conv2d_forward``, ``conv2d_weight_grad``, ``conv2d_input_grad`` in minigrad/nn/functional/conv.py; each pass also on
-the im2col path, ``cv.DIRECT = False``) and of their parts (im2col, col2im and the GEMMs of
-one chunk loop), with the GEMMs' GFLOP/s. Best of 9, interleaved;
+(``conv2d_forward``, ``conv2d_weight_grad``, ``conv2d_input_grad`` in minigrad/nn/functional/conv.py: the direct
+kernels at unit stride, the strided ones at stride 2; each pass also on the im2col path, ``cv.DIRECT = False``) and
+of their parts (im2col, col2im and the GEMMs of one chunk loop), with the GEMMs' GFLOP/s. Best of 9, interleaved;
 process CPU time, so a loaded machine inflates less. ``CHUNK_BYTES=N`` in the environment overrides the chunk
 budget. Run: ``PYTHONPATH=$PWD python scripts/conv_layer_times.py``
 """
@@ -84,7 +84,7 @@ def main(N=32):
         t = best(parts)
         gflop = 2 * O * g.K * N * g.L / 1e9
         rates = " ".join(f"{n[5:]} {gflop / t[n] * 1e3:.0f}" for n in t if n.startswith("gemm"))
-        if cv._direct(g):  # the passes' own rates (at unit stride they are the direct kernels)
+        if cv._direct(g) or cv._strided(g):  # the passes' own rates (the direct and strided kernels)
             rates += "; passes " + " ".join(f"{n} {gflop / t[n] * 1e3:.0f}" for n in ("forward", "weight_grad",
                                                                                         "input_grad"))
         print(f"C{C:<3} {H}x{H} -> O{O:<3} k{k} s{s} (x{count}, nb {g.nb}): " +

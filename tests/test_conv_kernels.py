@@ -533,3 +533,292 @@ def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch)
     for a, b, t in zip(out[False], out[direct], (ty, tx.grad, tw.grad, tb.grad)):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(b, t.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+# conv2d_strided: (N, C, H, W, O, kh, kw, stride, padding). ResNet-20's downsampling convs (3x3, stride 2, padding 1,
+# even planes: the phase merges at stride 2); odd H and W (phases of unequal sizes, rows no window reaches); padding
+# 0, 1, 2, 4 and unequal (above the kernel: outputs that read only padding); kernels 1, 3, 5 and non-square; strides
+# 2 to 5 and unequal, 1 in one axis, larger than the kernel (phases with no tap: a zero gradient); C and O not
+# multiples of the tiles; a width below one vector and of 1
+STRIDED = [(2, 16, 8, 8, 32, 3, 3, (2, 2), (1, 1)), (2, 3, 7, 9, 5, 3, 3, (2, 2), (1, 1)),
+           (1, 2, 8, 7, 3, 3, 2, (2, 3), (0, 1)), (3, 5, 9, 10, 13, 1, 1, (2, 2), (1, 0)),
+           (2, 4, 11, 6, 9, 5, 5, (3, 2), (2, 2)), (1, 3, 5, 5, 4, 3, 3, (1, 2), (1, 1)),
+           (2, 2, 6, 6, 3, 1, 3, (4, 4), (0, 2)), (1, 1, 1, 1, 2, 1, 1, (2, 2), (0, 0)),
+           (1, 9, 3, 19, 17, 3, 3, (2, 2), (1, 1)), (2, 6, 13, 12, 7, 3, 3, (2, 2), (0, 0)),
+           (1, 8, 34, 33, 8, 3, 3, (2, 2), (1, 1)),  # rows longer than one vector at stride 2 (the merge's second)
+           (1, 2, 5, 5, 3, 3, 3, (2, 2), (4, 4)), (2, 3, 6, 7, 4, 2, 3, (5, 3), (3, 2))]  # padding above the kernel
+
+
+def _strided_out(N, C, H, W, O, kh, kw, s, p):
+    return (N, O) + _out(H, W, kh, kw, s, p)
+
+
+def test_conv2d_strided_reference_matches_torch():
+    """The forward, and the input and weight gradients as PyTorch's autograd computes them."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    for N, C, H, W, O, kh, kw, s, p in STRIDED:
+        x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((O, C, kh, kw))
+        tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        ty = torch.nn.functional.conv2d(tx, tw, stride=s, padding=p)
+        y = np.full(ty.shape, np.nan)
+        reference.conv2d_strided(y, x, w.reshape(O, -1), kh, kw, s, p)
+        np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+        dy = rng.standard_normal(ty.shape)
+        ty.backward(torch.tensor(dy))
+        dx = np.full(x.shape, np.nan)
+        reference.conv2d_strided_input_grad(dx, dy, w.reshape(O, -1), kh, kw, s, p)
+        np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+        dw = np.full((O, C * kh * kw), np.nan)
+        reference.conv2d_strided_weight_grad(dw, x, dy, kh, kw, s, p)
+        np.testing.assert_allclose(dw, tw.grad.numpy().reshape(O, -1), rtol=1e-12, atol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_conv2d_strided_parity(name, dtype):
+    k = _backend(name)
+    rng = np.random.default_rng(11)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for geom in STRIDED:
+        N, C, H, W, O, kh, kw, s, p = geom
+        x = rng.standard_normal((N, C, H, W)).astype(dtype)
+        w = rng.standard_normal((O, C * kh * kw)).astype(dtype)
+        dy = rng.standard_normal(_strided_out(*geom)).astype(dtype)
+        want, want_dx, want_dw = np.empty(dy.shape, dtype), np.empty_like(x), np.empty_like(w)
+        reference.conv2d_strided(want, x, w, kh, kw, s, p)
+        reference.conv2d_strided_input_grad(want_dx, dy, w, kh, kw, s, p)
+        reference.conv2d_strided_weight_grad(want_dw, x, dy, kh, kw, s, p)
+        for kernel, out, args, expect, terms in (("conv2d_strided", want, (x, w), want, C * kh * kw),
+                                                 ("conv2d_strided_input_grad", x, (dy, w), want_dx, O * kh * kw),
+                                                 ("conv2d_strided_weight_grad", w, (x, dy), want_dw, dy[:, 0].size)):
+            outs = []
+            for n_threads in (1, 2, 3):
+                a = np.full_like(out, np.nan)
+                getattr(k.module, kernel)(a, *args, kh, kw, s, p, n_threads)
+                np.testing.assert_allclose(a, expect, rtol=tol, atol=tol * np.sqrt(terms),
+                                           err_msg=f"{kernel} {dtype.__name__} {geom} {n_threads} threads")
+                outs.append(a)
+            for a in outs[1:]:
+                np.testing.assert_array_equal(a, outs[0])  # the same bits for any thread count
+            a = np.full_like(out, np.nan)
+            getattr(k, kernel)(a, *args, kh, kw, s, p)  # through the contract too
+            np.testing.assert_array_equal(a, outs[0])
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_conv2d_strided_non_finite_input_stays_in_its_outputs(name):
+    """The compiled kernels compute over padded widths (the phase planes of x, the padded dy), where the last columns
+    of a row read the next row: an inf or NaN must reach only the outputs whose window holds it, as in the
+    reference; x's row and column that no window reaches (H, W odd at padding 0) reach nothing."""
+    k = _backend(name)
+    rng = np.random.default_rng(12)
+    for p in ((1, 1), (0, 0)):
+        x = rng.standard_normal((2, 3, 7, 19))
+        x[0, 1, 2, 0], x[1, 2, 4, 18], x[1, 0, 0, 3], x[0, 2, 6, 5] = np.inf, np.nan, -np.inf, np.inf
+        w = rng.standard_normal((5, 27))
+        want = np.empty(_strided_out(2, 3, 7, 19, 5, 3, 3, (2, 2), p))
+        y = np.empty_like(want)
+        reference.conv2d_strided(want, x, w, 3, 3, (2, 2), p)
+        k.conv2d_strided(y, x, w, 3, 3, (2, 2), p)
+        assert np.isfinite(want).sum() > 0.5 * want.size
+        np.testing.assert_array_equal(np.isfinite(y), np.isfinite(want))
+        np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+        dy = rng.standard_normal(want.shape)
+        dy[0, 1, 0, 0], dy[1, 4, -1, -1], dy[1, 2, 1, -1] = np.inf, np.nan, -np.inf
+        want, dx = np.empty_like(x), np.empty_like(x)
+        reference.conv2d_strided_input_grad(want, dy, w, 3, 3, (2, 2), p)
+        k.conv2d_strided_input_grad(dx, dy, w, 3, 3, (2, 2), p)
+        assert np.isfinite(want).sum() > 0.5 * want.size
+        np.testing.assert_array_equal(np.isfinite(dx), np.isfinite(want))
+        np.testing.assert_allclose(dx, want, rtol=1e-12, atol=1e-12)
+        # the weight gradient of the finite dy: x's non-finite values reach only the taps whose sums hold them
+        # (at padding 0, x's last row and column, never read, reach none)
+        dy = rng.standard_normal(dy.shape)
+        want, dw = np.empty_like(w), np.empty_like(w)
+        reference.conv2d_strided_weight_grad(want, x, dy, 3, 3, (2, 2), p)
+        k.conv2d_strided_weight_grad(dw, x, dy, 3, 3, (2, 2), p)
+        assert np.isfinite(want).any()
+        np.testing.assert_array_equal(np.isfinite(dw), np.isfinite(want))
+        np.testing.assert_allclose(dw, want, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_strided_variants_give_the_same_bits():
+    """AVX-512, AVX2 + FMA and the scalar fma() variant of conv_strided.h: one fma chain per output (per lane, then
+    the lanes in order, in the weight gradient) in the same order, and the same data movement (the AVX-512 copies,
+    split and merge of stride 2's phases), so the same bits."""
+    if "cython" not in mg.available_backends():
+        pytest.skip("cython backend not built")
+    from minigrad._ext import conv as ext
+    rng = np.random.default_rng(13)
+    names = ("scalar", "avx2", "avx512")
+    best = ext.conv2d_direct_variant()
+    try:
+        for dtype in DTYPES:
+            for geom in STRIDED + [(2, 16, 32, 32, 32, 3, 3, (2, 2), (1, 1))]:
+                N, C, H, W, O, kh, kw, s, p = geom
+                x = rng.standard_normal((N, C, H, W)).astype(dtype)
+                w = rng.standard_normal((O, C * kh * kw)).astype(dtype)
+                dy = rng.standard_normal(_strided_out(*geom)).astype(dtype)
+                outs = []
+                for variant in names[:names.index(best) + 1]:
+                    ext.conv2d_direct_variant(variant)
+                    y, dx, dw = (np.full(a.shape, np.nan, dtype) for a in (dy, x, w))
+                    ext.conv2d_strided(y, x, w, kh, kw, s, p, 2)
+                    ext.conv2d_strided_input_grad(dx, dy, w, kh, kw, s, p, 2)
+                    ext.conv2d_strided_weight_grad(dw, x, dy, kh, kw, s, p, 2)
+                    outs.append((y, dx, dw))
+                for out in outs[1:]:
+                    for a, b in zip(out, outs[0]):
+                        np.testing.assert_array_equal(a, b, err_msg=f"{dtype.__name__} {geom}")
+    finally:
+        ext.conv2d_direct_variant(best)
+
+
+BAD_STRIDED = [
+    (lambda a: a[:2] + (a[2][:, :20].copy(),) + a[3:], ValueError, "weight must have shape (O, C*kh*kw) = (4, 27)"),
+    (lambda a: (a[0][:, :, :2].copy(),) + a[1:], ValueError, "y must have spatial shape (OH, OW) = (3, 3)"),
+    (lambda a: a[:5] + ((2, 0), (1, 1)), ValueError, "stride must be a pair"),
+    (lambda a: a[:5] + (2, (1, 1)), ValueError, "stride must be a pair"),
+    (lambda a: a[:5] + ((2, 2), (1, -1)), ValueError, "padding must be a pair"),
+    (lambda a: a[:2] + (np.ones((4, 81), np.float32), 9, 3, (2, 2), (1, 1)), ValueError, "too small"),
+    (lambda a: a[:2] + (a[2].astype(np.float64),) + a[3:], TypeError, "'weight' must have dtype float32"),
+]
+BAD_STRIDED_INPUT_GRAD = [
+    (lambda a: (a[0][:, :, :3].copy(),) + a[1:], ValueError, "dy must have spatial shape (OH, OW) = (2, 3)"),
+    (lambda a: a[:1] + (a[1][:, :, :2].copy(),) + a[2:], ValueError, "dy must have spatial shape (OH, OW) = (3, 3)"),
+    (lambda a: a[:2] + (a[2][:3].copy(),) + a[3:], ValueError, "'weight' has shape (3, 27), but O=4"),
+    (lambda a: a[:1] + (a[1][:, :, :, ::2],) + a[2:], ValueError, "'dy' must be C-contiguous"),
+    (lambda a: a[:5] + ((2, 2), (1,)), ValueError, "padding must be a pair"),
+]
+
+
+BAD_STRIDED_WEIGHT_GRAD = [
+    (lambda a: a[:2] + (a[2][:, :, :2].copy(),) + a[3:], ValueError, "dy must have spatial shape (OH, OW) = (3, 3)"),
+    (lambda a: (a[0][:, :26].copy(),) + a[1:], ValueError, "dweight must have shape (O, C*kh*kw) = (4, 27)"),
+    (lambda a: a[:5] + ((2, 2, 1), (1, 1)), ValueError, "stride must be a pair"),
+    (lambda a: a[:1] + (a[1].astype(np.float64),) + a[2:], TypeError, "'x' must have dtype float32"),
+]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_conv2d_strided_bad_arguments(name):
+    k = _backend(name)
+    args = (np.empty((2, 4, 3, 3), np.float32), np.zeros((2, 3, 6, 6), np.float32), np.ones((4, 27), np.float32),
+            3, 3, (2, 2), (1, 1))
+    k.conv2d_strided(*args)  # the well-formed call works
+    np.testing.assert_array_equal(args[0], 0)
+    for edit, exc, msg in BAD_STRIDED:
+        with pytest.raises(exc, match=msg.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
+            k.conv2d_strided(*edit(args))
+    args = (np.empty((2, 3, 6, 6), np.float32), np.zeros((2, 4, 3, 3), np.float32), np.ones((4, 27), np.float32),
+            3, 3, (2, 2), (1, 1))
+    k.conv2d_strided_input_grad(*args)
+    np.testing.assert_array_equal(args[0], 0)
+    k.conv2d_strided_input_grad(args[0][:, :, :5].copy(), *args[1:])  # H = 5 and 6 give OH = 3: both valid
+    for edit, exc, msg in BAD_STRIDED_INPUT_GRAD:
+        with pytest.raises(exc, match=msg.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
+            k.conv2d_strided_input_grad(*edit(args))
+    args = (np.empty((4, 27), np.float32), np.zeros((2, 3, 6, 6), np.float32), np.ones((2, 4, 3, 3), np.float32),
+            3, 3, (2, 2), (1, 1))
+    k.conv2d_strided_weight_grad(*args)
+    np.testing.assert_array_equal(args[0], 0)
+    for edit, exc, msg in BAD_STRIDED_WEIGHT_GRAD:
+        with pytest.raises(exc, match=msg.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
+            k.conv2d_strided_weight_grad(*edit(args))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("direct", [None, True])
+def test_conv2d_runs_the_strided_kernels_at_stride_2(name, direct, monkeypatch):
+    """conv2d at stride 2 (dilation 1, no groups, not a 1x1 without padding): the forward calls conv2d_strided and
+    (at C >= 8) the gradients conv2d_strided_weight_grad and conv2d_strided_input_grad, where they are fast (``conv.DIRECT`` None: the Cython
+    backend with vector FMAs) or everywhere (True); values and gradients equal those of the im2col path
+    (DIRECT = False) and of PyTorch."""
+    torch = pytest.importorskip("torch")
+    from minigrad.nn.functional import conv as cv
+    backend = _backend(name)
+    module = backend.module
+    called = []
+    kernels_ = ("conv2d_strided", "conv2d_strided_input_grad", "conv2d_strided_weight_grad")
+    for kernel in kernels_:
+        raw = getattr(module, kernel)
+        monkeypatch.setattr(module, kernel, lambda *a, _raw=raw, _k=kernel: (called.append((_k, a[0].shape)),
+                                                                              _raw(*a))[1])
+        backend.__dict__.pop(kernel, None)
+    rng = np.random.default_rng(14)
+    x0, w0, b0 = rng.standard_normal((3, 8, 9, 8)), rng.standard_normal((5, 8, 3, 3)), rng.standard_normal(5)
+    dy = rng.standard_normal((3, 5, 5, 4))
+    out = {}
+    try:
+        for mode in (False, direct):
+            monkeypatch.setattr(cv, "DIRECT", mode)
+            with mg.using_backend(name):
+                x, w, b = (mg.Tensor(a, requires_grad=True) for a in (x0, w0, b0))
+                y = mg.nn.functional.conv2d(x, w, b, stride=2, padding=1)
+                y.backward(dy)
+                out[mode] = (y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy())
+    finally:
+        for kernel in kernels_:
+            backend.__dict__.pop(kernel, None)
+    variant = getattr(module, "conv2d_direct_variant", lambda: "scalar")()
+    fast = direct or variant != "scalar"
+    assert called == ([("conv2d_strided", (3, 5, 5, 4)), ("conv2d_strided_weight_grad", (5, 72)),
+                       ("conv2d_strided_input_grad", (3, 8, 9, 8))] if fast else [])
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=2, padding=1)
+    ty.backward(torch.tensor(dy))
+    for a, b, t in zip(out[False], out[direct], (ty, tx.grad, tw.grad, tb.grad)):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(b, t.detach().numpy(), rtol=1e-10, atol=1e-10)
+    # the fused bias + ReLU epilogue (no gradient: chunk by chunk over the strided kernel's output)
+    monkeypatch.setattr(cv, "DIRECT", direct)
+    with mg.using_backend(name), mg.no_grad():
+        y = mg.nn.functional.conv2d_relu(mg.Tensor(x0), mg.Tensor(w0), mg.Tensor(b0), stride=2, padding=1)
+    np.testing.assert_allclose(y.numpy(), np.maximum(ty.detach().numpy(), 0), rtol=1e-10, atol=1e-10)
+
+
+def test_conv2d_strided_weight_grad_chunks(monkeypatch):
+    """The strided weight gradient's chunks are the unit-stride kernel's rule (_wg_chunks: an even count, sizes
+    within one sample; ResNet-20's stride-2 layers at batch 32 in 6 and 4 chunks, 16 samples a half); with chunks of 1 and 2 samples (a
+    larger chunk after a smaller one in one thread's scratch) every variant and 1-3 threads give the reference's
+    values and the same bits; N = 0 gives zeros."""
+    if "cython" not in mg.available_backends():
+        pytest.skip("cython backend not built")
+    from minigrad._ext import conv as ext
+    assert ext.conv2d_strided_weight_grad_chunks(32, 16, 32, 32, 32, 3, 3, (2, 2), (1, 1)) == [5, 5, 6, 5, 5, 6]
+    assert ext.conv2d_strided_weight_grad_chunks(32, 32, 16, 16, 64, 3, 3, (2, 2), (1, 1)) == [8] * 4
+    rng = np.random.default_rng(15)
+    names = ("scalar", "avx2", "avx512")
+    best = ext.conv2d_direct_variant()
+    try:
+        for dtype in DTYPES:
+            tol = 2e-5 if dtype == np.float32 else 1e-12
+            for N, C, H, W, O, kh, kw, s, p in ((7, 8, 9, 8, 33, 3, 3, (2, 2), (1, 1)), (5, 3, 7, 9, 5, 3, 3, (2, 3),
+                                                                                       (1, 0))):
+                x = rng.standard_normal((N, C, H, W)).astype(dtype)
+                dy = rng.standard_normal(_strided_out(N, C, H, W, O, kh, kw, s, p)).astype(dtype)
+                want = np.empty((O, C * kh * kw), dtype)
+                reference.conv2d_strided_weight_grad(want, x, dy, kh, kw, s, p)
+                lanes = 64 // x.itemsize
+                sample = (C * (H + 2 * p[0]) * (W + 2 * p[1]) + dy[0, 0].size * -(-O // lanes) * lanes) * x.itemsize
+                monkeypatch.setattr(ext, "DIRECT_WG_CHUNK_BYTES", 2 * sample)
+                sizes = ext.conv2d_strided_weight_grad_chunks(N, C, H, W, O, kh, kw, s, p, dtype == np.float32)
+                assert sorted(set(sizes)) == [1, 2] and sum(sizes) == N, sizes
+                dws = []
+                for variant in names[:names.index(best) + 1]:
+                    ext.conv2d_direct_variant(variant)
+                    for n_threads in (1, 2, 3):
+                        dw = np.full_like(want, np.nan)
+                        ext.conv2d_strided_weight_grad(dw, x, dy, kh, kw, s, p, n_threads)
+                        np.testing.assert_allclose(dw, want, rtol=tol, atol=tol * N * H * W,
+                                                   err_msg=f"{variant} {dtype.__name__} {(N, C, H, W, O)}")
+                        dws.append(dw)
+                for dw in dws[1:]:
+                    np.testing.assert_array_equal(dw, dws[0])
+    finally:
+        ext.conv2d_direct_variant(best)
+    dw = np.full((3, 36), np.nan, np.float32)
+    ext.conv2d_strided_weight_grad(dw, np.ones((0, 4, 5, 5), np.float32), np.ones((0, 3, 3, 3), np.float32), 3, 3,
+                                   (2, 2), (1, 1), 2)
+    np.testing.assert_array_equal(dw, 0)

@@ -436,3 +436,186 @@ def max_pool2d_backward(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.nd
             _max_pool2d_backward(<float*>p_dx, <float*>p_dy, <int64_t*>p_argmax, NC, HW, M, n_threads)
         else:
             _max_pool2d_backward(<double*>p_dx, <double*>p_dy, <int64_t*>p_argmax, NC, HW, M, n_threads)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the direct convolution at any stride, by the stride's phases (conv_strided.h): forward and input gradient
+
+cdef extern from "conv_strided.h":
+    Py_ssize_t mg_sconv_xq_len(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                               Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int f32) noexcept nogil
+    Py_ssize_t mg_sconv_ypw_len(Py_ssize_t O, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                                Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int f32) noexcept nogil
+    void mg_sconv_offsets(Py_ssize_t* off, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
+    void mg_sconv_sample_f32(float* y, const float* x, const float* wpk, const Py_ssize_t* off, float* xq,
+                             float* ypw, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh,
+                             Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
+    void mg_sconv_sample_f64(double* y, const double* x, const double* wpk, const Py_ssize_t* off, double* xq,
+                             double* ypw, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh,
+                             Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
+    Py_ssize_t mg_sconv_ig_dyp_len(Py_ssize_t O, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                                   Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int f32) noexcept nogil
+    Py_ssize_t mg_sconv_ig_out_len(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                                   Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int f32) noexcept nogil
+    void mg_sconv_ig_pack_f32(float* wpk, Py_ssize_t* off, const float* weight, Py_ssize_t C, Py_ssize_t H,
+                              Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                              Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
+    void mg_sconv_ig_pack_f64(double* wpk, Py_ssize_t* off, const double* weight, Py_ssize_t C, Py_ssize_t H,
+                              Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                              Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
+    void mg_sconv_ig_sample_f32(float* dx, const float* dy, const float* wpk, const Py_ssize_t* off, float* dyp,
+                                float* yph, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh,
+                                Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                                Py_ssize_t pw) noexcept nogil
+    void mg_sconv_ig_sample_f64(double* dx, const double* dy, const double* wpk, const Py_ssize_t* off,
+                                double* dyp, double* yph, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
+                                Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                                Py_ssize_t pw) noexcept nogil
+
+
+def conv2d_strided(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray weight not None, Py_ssize_t kh,
+                   Py_ssize_t kw, tuple stride, tuple padding, Py_ssize_t n_threads):
+    """y[n, o, oh, ow] = sum over (c, i, j) of weight[o, (c, i, j)] * xpad[n, c, oh*sh + i, ow*sw + j] (dilation 1);
+    x: (N, C, H, W), weight: (O, C*kh*kw), y: (N, O, OH, OW). x split into its stride phases per sample, then one
+    tap table over them (conv_strided.h); a sample per iteration, each thread with its own scratch."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), O = dim(y, 1)
+    cdef Py_ssize_t OH = dim(y, 2), OW = dim(y, 3), sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
+    cdef Py_ssize_t K = C * kh * kw, n, t
+    cdef bint f32 = is_float32(x)
+    if N > 0 and n_threads > N:
+        n_threads = <int>N
+    cdef Py_ssize_t xl = mg_sconv_xq_len(C, H, W, kh, kw, sh, sw, ph, pw, f32)
+    cdef Py_ssize_t yl = mg_sconv_ypw_len(O, H, W, kh, kw, sh, sw, ph, pw, f32)
+    cdef Py_ssize_t Obr = (O + mg_dconv_ob() - 1) // mg_dconv_ob() * mg_dconv_ob()
+    cdef cnp.ndarray wpk = cnp.PyArray_EMPTY(1, [Obr * K], cnp.PyArray_TYPE(x), 0)
+    cdef cnp.ndarray off = cnp.PyArray_EMPTY(1, [K], cnp.NPY_INTP, 0)
+    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * (xl + yl)], cnp.PyArray_TYPE(x), 0)
+    cdef void* p_y = ptr(y), *p_x = ptr(x), *p_w = ptr(weight), *p_wpk = ptr(wpk), *p_s = ptr(scratch)
+    cdef Py_ssize_t* p_off = <Py_ssize_t*>ptr(off)
+    with nogil:
+        # NOTE: once per call, not per sample: each sample writes only the phase planes' interior
+        memset(p_s, 0, n_threads * (xl + yl) * (4 if f32 else 8))
+        mg_sconv_offsets(p_off, C, H, W, kh, kw, sh, sw, ph, pw)
+        if f32:
+            mg_dconv_pack_f32(<float*>p_wpk, <float*>p_w, O, K)
+            for n in prange(N, schedule='static', num_threads=n_threads):
+                t = threadid()
+                mg_sconv_sample_f32(<float*>p_y + n * O * OH * OW, <float*>p_x + n * C * H * W, <float*>p_wpk,
+                                    p_off, <float*>p_s + t * (xl + yl), <float*>p_s + t * (xl + yl) + xl, C, H, W,
+                                    O, kh, kw, sh, sw, ph, pw)
+        else:
+            mg_dconv_pack_f64(<double*>p_wpk, <double*>p_w, O, K)
+            for n in prange(N, schedule='static', num_threads=n_threads):
+                t = threadid()
+                mg_sconv_sample_f64(<double*>p_y + n * O * OH * OW, <double*>p_x + n * C * H * W, <double*>p_wpk,
+                                    p_off, <double*>p_s + t * (xl + yl), <double*>p_s + t * (xl + yl) + xl, C, H, W,
+                                    O, kh, kw, sh, sw, ph, pw)
+
+
+def conv2d_strided_input_grad(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray weight not None,
+                              Py_ssize_t kh, Py_ssize_t kw, tuple stride, tuple padding, Py_ssize_t n_threads):
+    """dx[n, c, h, w] = sum of weight[o, (c, i, j)] * dy[n, o, oh, ow] over oh*sh + i = h + ph, ow*sw + j = w + pw
+    (conv2d's input gradient, dilation 1); dy: (N, O, OH, OW), weight: (O, C*kh*kw), dx: (N, C, H, W). Per sample,
+    a unit-stride correlation of the padded dy per phase (h % sh, w % sw) of dx (conv_strided.h); a sample per
+    iteration, each thread with its own scratch."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(dx, 0), C = dim(dx, 1), H = dim(dx, 2), W = dim(dx, 3), O = dim(dy, 1)
+    cdef Py_ssize_t OH = dim(dy, 2), OW = dim(dy, 3), sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
+    cdef Py_ssize_t n, t, nk = O * kh * kw
+    cdef bint f32 = is_float32(dx)
+    if N > 0 and n_threads > N:
+        n_threads = <int>N
+    cdef Py_ssize_t dl = mg_sconv_ig_dyp_len(O, H, W, kh, kw, sh, sw, ph, pw, f32)
+    cdef Py_ssize_t yl = mg_sconv_ig_out_len(C, H, W, kh, kw, sh, sw, ph, pw, f32)
+    cdef Py_ssize_t Cr = (C + mg_dconv_ob() - 1) // mg_dconv_ob() * mg_dconv_ob()
+    cdef cnp.ndarray wpk = cnp.PyArray_EMPTY(1, [Cr * nk], cnp.PyArray_TYPE(dx), 0)
+    cdef cnp.ndarray off = cnp.PyArray_EMPTY(1, [nk], cnp.NPY_INTP, 0)
+    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * (dl + yl)], cnp.PyArray_TYPE(dx), 0)
+    cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_w = ptr(weight), *p_wpk = ptr(wpk), *p_s = ptr(scratch)
+    cdef Py_ssize_t* p_off = <Py_ssize_t*>ptr(off)
+    with nogil:
+        memset(p_s, 0, n_threads * (dl + yl) * (4 if f32 else 8))  # NOTE: once per call: dy's padding stays zero
+        if f32:
+            mg_sconv_ig_pack_f32(<float*>p_wpk, p_off, <float*>p_w, C, H, W, O, kh, kw, sh, sw, ph, pw)
+            for n in prange(N, schedule='static', num_threads=n_threads):
+                t = threadid()
+                mg_sconv_ig_sample_f32(<float*>p_dx + n * C * H * W, <float*>p_dy + n * O * OH * OW, <float*>p_wpk,
+                                       p_off, <float*>p_s + t * (dl + yl), <float*>p_s + t * (dl + yl) + dl, C, H,
+                                       W, O, kh, kw, sh, sw, ph, pw)
+        else:
+            mg_sconv_ig_pack_f64(<double*>p_wpk, p_off, <double*>p_w, C, H, W, O, kh, kw, sh, sw, ph, pw)
+            for n in prange(N, schedule='static', num_threads=n_threads):
+                t = threadid()
+                mg_sconv_ig_sample_f64(<double*>p_dx + n * C * H * W, <double*>p_dy + n * O * OH * OW,
+                                       <double*>p_wpk, p_off, <double*>p_s + t * (dl + yl),
+                                       <double*>p_s + t * (dl + yl) + dl, C, H, W, O, kh, kw, sh, sw, ph, pw)
+
+
+cdef extern from "conv_strided.h":
+    Py_ssize_t mg_sconv_wg_per(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
+                               Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int f32) noexcept nogil
+    void mg_sconv_wg_chunk_f32(float* part, const float* x, const float* dy, float* xp, float* dyt, Py_ssize_t S,
+                               Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
+                               Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
+    void mg_sconv_wg_chunk_f64(double* part, const double* x, const double* dy, double* xp, double* dyt,
+                               Py_ssize_t S, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh,
+                               Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                               Py_ssize_t pw) noexcept nogil
+
+
+def conv2d_strided_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not None, cnp.ndarray dy not None,
+                               Py_ssize_t kh, Py_ssize_t kw, tuple stride, tuple padding, Py_ssize_t n_threads):
+    """dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh*sh + i, ow*sw + j]
+    (dilation 1); x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw). The samples in chunks as
+    conv2d_direct_weight_grad's (from N and the geometry, _wg_chunks), one per iteration, each giving a part; the
+    parts added in chunk order (conv_strided.h)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), O = dim(dy, 1)
+    cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1], K = C * kh * kw, b, e, t, n
+    cdef Py_ssize_t CS = (H + 2 * ph) * (W + 2 * pw), L = dim(dy, 2) * dim(dy, 3)
+    cdef bint f32 = is_float32(x)
+    cdef Py_ssize_t size = 4 if f32 else 8, per = mg_sconv_wg_per(C, H, W, O, kh, kw, sh, sw, ph, pw, f32)
+    cdef Py_ssize_t chunks = _wg_chunks(N, per * size)
+    cdef Py_ssize_t S = (N + chunks - 1) // chunks if chunks else 1  # the largest chunk
+    if n_threads > chunks:
+        n_threads = <int>max(1, chunks)
+    cdef cnp.ndarray parts = cnp.PyArray_EMPTY(1, [chunks * O * K], cnp.PyArray_TYPE(x), 0)
+    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * S * per], cnp.PyArray_TYPE(x), 0)
+    cdef void* p_dw = ptr(dweight), *p_x = ptr(x), *p_dy = ptr(dy), *p_parts = ptr(parts), *p_s = ptr(scratch)
+    with nogil:
+        memset(p_s, 0, n_threads * S * per * size)  # NOTE: once per call: each chunk writes only xp's interior
+        # (a thread's scratch: xp of S samples, then dyt of S samples; S the largest chunk)
+        if f32:
+            for b in prange(chunks, schedule='static', num_threads=n_threads):
+                t = threadid()
+                n = b * N // chunks  # the chunk's first sample
+                mg_sconv_wg_chunk_f32(<float*>p_parts + b * O * K, <float*>p_x + n * C * H * W,
+                                      <float*>p_dy + n * O * L, <float*>p_s + t * S * per,
+                                      <float*>p_s + t * S * per + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
+                                      O, kh, kw, sh, sw, ph, pw)
+            for e in range(O * K):  # the parts in chunk order
+                (<float*>p_dw)[e] = (<float*>p_parts)[e] if chunks else 0
+                for b in range(1, chunks):
+                    (<float*>p_dw)[e] += (<float*>p_parts)[b * O * K + e]
+        else:
+            for b in prange(chunks, schedule='static', num_threads=n_threads):
+                t = threadid()
+                n = b * N // chunks
+                mg_sconv_wg_chunk_f64(<double*>p_parts + b * O * K, <double*>p_x + n * C * H * W,
+                                      <double*>p_dy + n * O * L, <double*>p_s + t * S * per,
+                                      <double*>p_s + t * S * per + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
+                                      O, kh, kw, sh, sw, ph, pw)
+            for e in range(O * K):
+                (<double*>p_dw)[e] = (<double*>p_parts)[e] if chunks else 0
+                for b in range(1, chunks):
+                    (<double*>p_dw)[e] += (<double*>p_parts)[b * O * K + e]
+
+
+def conv2d_strided_weight_grad_chunks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
+                                      Py_ssize_t kh, Py_ssize_t kw, tuple stride, tuple padding, bint f32=True):
+    """The samples in each chunk of conv2d_strided_weight_grad for this geometry, in order (for tests and notes)."""
+    cdef Py_ssize_t per = mg_sconv_wg_per(C, H, W, O, kh, kw, stride[0], stride[1], padding[0], padding[1], f32)
+    cdef Py_ssize_t chunks = _wg_chunks(N, per * (4 if f32 else 8))
+    return [(b + 1) * N // chunks - b * N // chunks for b in range(chunks)]

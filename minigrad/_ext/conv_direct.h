@@ -386,7 +386,9 @@ MG_DCONV_SAMPLE(mg_dconv_sample_f64, double, f64)
 /* ---------------------------------------------------------------------------------------------------------------
    Weight gradient of the same convolution, over a chunk of S samples (S fixed by the caller from the geometry
    alone, never from the thread count):
-       part[o, (c, i, j)] = sum over samples s, then (oh, ow), of dy[s, o, oh, ow] * xp[s, c*CS + (oh + i)*Wp + ow + j]
+       part[o, (c, i, j)] = sum over samples s, then (oh, ow), of
+                            dy[s, o, oh, ow] * xp[s, c*CS + (sh*oh + i)*Wp + sw*ow + j]
+   (sh, sw) = (1, 1) here; conv_strided.h's weight gradient runs the same tiles with its stride.
    dy is first transposed into dyt (S, OH*OW, Or), output channels last (Or: O rounded up to 64 bytes, zeros past O),
    so that the vectors run over output channels: the micro-kernel holds OV vectors of LW output channels x TB taps
    of dweight in registers and runs over the valid positions (oh, ow) one at a time: OV loads of dyt, TB broadcasts
@@ -397,7 +399,7 @@ MG_DCONV_SAMPLE(mg_dconv_sample_f64, double, f64)
 #define MG_DCONV_WG(NAME, T, V, LW, OV, RB, KW, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                 \
 ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or, ptrdiff_t C,        \
                       ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW,             \
-                      ptrdiff_t ob_begin, ptrdiff_t ob_end) {                                                         \
+                      ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ob_begin, ptrdiff_t ob_end) {                             \
     /* a tile: OV vectors of LW output channels x RB runs of KW taps (KW == kw: the rows (c, i); KW == 1: single      \
        taps (c, i, j)), over the channels [ob_begin, ob_end), ob_end - ob_begin a multiple of OV*LW */                \
     const ptrdiff_t K = C * kh * kw, L = OH * OW, R = (KW) == 1 ? K : C * kh;                                         \
@@ -418,7 +420,7 @@ ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t
                 const T* d = dyt + s * L * Or + ob;                                                                   \
                 for (ptrdiff_t oh = 0; oh < OH; oh++) {                                                               \
                     for (ptrdiff_t ow = 0; ow < OW; ow++) {                                                           \
-                        const T* xq = xs + oh * Wp + ow;                                                              \
+                        const T* xq = xs + oh * sh * Wp + ow * sw;                                                    \
                         V dv[OV];                                                                                     \
                         for (int u = 0; u < (OV); u++)                                                                \
                             dv[u] = LOADU(d + (oh * OW + ow) * Or + u * (LW));                                        \
@@ -566,7 +568,7 @@ static void mg_dconv_wg_transpose_f64(double* dyt, const double* dy, ptrdiff_t S
 static void NAME(T* part, const T* x, const T* dy, T* xp, T* dyt, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,              \
                  ptrdiff_t W, ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                  \
     ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp, L = OH * OW;        \
-    ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4);                                                                 \
+    ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4), sh = 1, sw = 1;                                                 \
     for (ptrdiff_t c = 0; c < S * C; c++)                                                                             \
         for (ptrdiff_t h = 0; h < H; h++)                                                                             \
             memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
@@ -580,7 +582,7 @@ static void NAME(T* part, const T* x, const T* dy, T* xp, T* dyt, ptrdiff_t S, p
             mg_dconv_wg_##SFX##_scalar_k1(MG_DCONV_WG_ARGS, 0, O);                                                    \
     }                                                                                                                 \
 }
-#define MG_DCONV_WG_ARGS part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW
+#define MG_DCONV_WG_ARGS part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW, sh, sw
 #if MG_DCONV_X86
 /* AVX-512: the wide tiles over the first O rounded down to OV vectors, the 1-vector tiles over the rest */
 #define MG_DCONV_WG_AVX512(SFX, LW)                                                                                   \

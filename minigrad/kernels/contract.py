@@ -55,6 +55,15 @@ Kernels:
   conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding)   its weight gradient:
       x: (N, C, H, W); dy: (N, O, P, Q); dweight: (O, K) OUT  dweight[o, (c, i, j)] = sum over (n, p, q) of
                                                              dy[n, o, p, q] * xpad[n, c, p + i, q + j]
+  conv2d_strided(y, x, weight, kh, kw, stride, padding)    the convolution at any stride (dilation 1):
+      x: (N, C, H, W); weight: (O, K); y: (N, O, P, Q) OUT    y[n, o, p, q] = sum over (c, i, j) of
+                                                             weight[o, (c, i, j)] * xpad[n, c, p*sh + i, q*sw + j]
+  conv2d_strided_input_grad(dx, dy, weight, kh, kw, stride, padding)   its input gradient:
+      dy: (N, O, P, Q); weight: (O, K); dx: (N, C, H, W) OUT  dx[n, c, h, w] = sum of weight[o, (c, i, j)] *
+                                                             dy[n, o, p, q] over p*sh + i = h + ph, q*sw + j = w + pw
+  conv2d_strided_weight_grad(dweight, x, dy, kh, kw, stride, padding)   its weight gradient:
+      x: (N, C, H, W); dy: (N, O, P, Q); dweight: (O, K) OUT  dweight[o, (c, i, j)] = sum over (n, p, q) of
+                                                             dy[n, o, p, q] * xpad[n, c, p*sh + i, q*sw + j]
   max_pool2d_forward(y, argmax, x, kh, kw, stride, padding) y = max over each window (NaN wins), argmax = h*W + w
       x: (N, C, H, W); y: (N, C, P, Q) OUT; argmax: (N, C, P, Q) int64 OUT   of the first maximum (last NaN)
       (P, Q): the floor or the ceil_mode size (rules.pool_out_size), so a last window may be cut by the input's end
@@ -207,6 +216,12 @@ SPECS = {
                       {"y": ("NOPQ", "X"), "x": ("NCHW", "X"), "weight": ("OK", "X")}),
     "conv2d_direct_weight_grad": (("dweight", "x", "dy", "kh", "kw", "padding"),
                                   {"dweight": ("OK", "X"), "x": ("NCHW", "X"), "dy": ("NOPQ", "X")}),
+    "conv2d_strided": (("y", "x", "weight", "kh", "kw", "stride", "padding"),
+                       {"y": ("NOPQ", "X"), "x": ("NCHW", "X"), "weight": ("OK", "X")}),
+    "conv2d_strided_input_grad": (("dx", "dy", "weight", "kh", "kw", "stride", "padding"),
+                                  {"dx": ("NCHW", "X"), "dy": ("NOPQ", "X"), "weight": ("OK", "X")}),
+    "conv2d_strided_weight_grad": (("dweight", "x", "dy", "kh", "kw", "stride", "padding"),
+                                   {"dweight": ("OK", "X"), "x": ("NCHW", "X"), "dy": ("NOPQ", "X")}),
     "max_pool2d_forward": (("y", "argmax", "x", "kh", "kw", "stride", "padding"),
                            {"y": ("NCPQ", "X"), "argmax": ("NCPQ", "i64"), "x": ("NCHW", "X")}),
     "max_pool2d_backward": (("dx", "dy", "argmax"),
@@ -304,6 +319,9 @@ OUTPUTS = {
     "col2im": ("dx",),
     "conv2d_direct": ("y",),
     "conv2d_direct_weight_grad": ("dweight",),
+    "conv2d_strided": ("y",),
+    "conv2d_strided_input_grad": ("dx",),
+    "conv2d_strided_weight_grad": ("dweight",),
     "max_pool2d_forward": ("y", "argmax"),
     "max_pool2d_backward": ("dx",),
     "running_stats_update": ("running_mean", "running_var"),
@@ -522,8 +540,8 @@ def _check_window(kernel, names, args, dims):
         if (dims["K"], dims["L"]) != (K, L):
             raise ValueError(f"{kernel}: cols must have shape (C*kh*kw, N*OH*OW) = ({K}, {L}), "
                              f"got ({dims['K']}, {dims['L']})")
-    elif "O" in dims:  # conv2d_direct and its weight gradient: weight or dweight (O, K); y or dy (N, O, P, Q)
-        w, out = ("weight", "y") if "weight" in names else ("dweight", "dy")
+    elif "O" in dims:  # the direct and strided convolutions: weight or dweight (O, K); y or dy (N, O, P, Q)
+        w, out = "weight" if "weight" in names else "dweight", "y" if "y" in names else "dy"
         if dims["K"] != dims["C"] * args[3] * args[4]:
             raise ValueError(f"{kernel}: {w} must have shape (O, C*kh*kw) = ({dims['O']}, "
                              f"{dims['C'] * args[3] * args[4]}), got ({dims['O']}, {dims['K']})")

@@ -1,5 +1,7 @@
-"""Numba kernels: convolution and pooling windows, im2col, col2im, conv2d_direct, max_pool2d (the same loops as
-minigrad/_ext/conv.pyx and conv_direct.h, whose headers explain them; the math: minigrad/kernels/reference/conv.py).
+"""Numba kernels: convolution and pooling windows, im2col, col2im, conv2d_direct, conv2d_strided, max_pool2d (the same
+loops as minigrad/_ext/conv.pyx and conv_direct.h, whose headers explain them; conv2d_strided and its gradients as
+plain sums over the window, without the phase split of conv_strided.h; the math:
+minigrad/kernels/reference/conv.py).
 
 x: (N, C, H, W); cols: (K, L), K = C*kh*kw ordered (c, i, j), L = N*OH*OW ordered (n, oh, ow). Flat 1-D arrays;
 prange over samples (im2col, col2im) or over the N*C planes (pooling): every iteration writes only its own memory.
@@ -151,6 +153,98 @@ def conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding, n_threads):
     _threads(n_threads)
     _conv2d_direct_weight_grad(dweight.reshape(-1), x.reshape(-1), dy.reshape(-1), N, C, H, W, dy.shape[1], kh, kw,
                                *padding, dy.shape[2], dy.shape[3])
+
+
+@njit(parallel=True, cache=True)
+def _conv2d_strided(y, x, weight, N, C, H, W, O, kh, kw, sh, sw, ph, pw, OH, OW):
+    # a thread per (sample, output channel): each output one sum over the window's taps that read inside x
+    K = C * kh * kw
+    for no in prange(N * O):
+        n, o = no // O, no % O
+        for oh in range(OH):
+            for ow in range(OW):
+                acc = y.dtype.type(0)
+                for c in range(C):
+                    for i in range(kh):
+                        h = oh * sh + i - ph
+                        if h < 0 or h >= H:
+                            continue
+                        for j in range(kw):
+                            w = ow * sw + j - pw
+                            if 0 <= w < W:
+                                acc += weight[o * K + (c * kh + i) * kw + j] * x[((n * C + c) * H + h) * W + w]
+                y[((n * O + o) * OH + oh) * OW + ow] = acc
+
+
+def conv2d_strided(y, x, weight, kh, kw, stride, padding, n_threads):
+    """The convolution at any stride, dilation 1 (see reference.conv2d_strided)."""
+    N, C, H, W = x.shape
+    _threads(n_threads)
+    _conv2d_strided(y.reshape(-1), x.reshape(-1), weight.reshape(-1), N, C, H, W, y.shape[1], kh, kw, *stride,
+                    *padding, y.shape[2], y.shape[3])
+
+
+@njit(parallel=True, cache=True)
+def _conv2d_strided_input_grad(dx, dy, weight, N, C, H, W, O, kh, kw, sh, sw, ph, pw, OH, OW):
+    # a thread per (sample, input channel): each dx entry one sum over the taps (i, j) whose output position
+    # (h + ph - i)/sh, (w + pw - j)/sw is whole and inside dy, then the output channels
+    K = C * kh * kw
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for h in range(H):
+            for w in range(W):
+                acc = dx.dtype.type(0)
+                for o in range(O):
+                    for i in range(kh):
+                        if (h + ph - i) % sh != 0:
+                            continue
+                        oh = (h + ph - i) // sh
+                        if oh < 0 or oh >= OH:
+                            continue
+                        for j in range(kw):
+                            if (w + pw - j) % sw != 0:
+                                continue
+                            ow = (w + pw - j) // sw
+                            if 0 <= ow < OW:
+                                acc += weight[o * K + (c * kh + i) * kw + j] * dy[((n * O + o) * OH + oh) * OW + ow]
+                dx[((n * C + c) * H + h) * W + w] = acc
+
+
+def conv2d_strided_input_grad(dx, dy, weight, kh, kw, stride, padding, n_threads):
+    """The input gradient of conv2d_strided (see reference.conv2d_strided_input_grad)."""
+    N, C, H, W = dx.shape
+    _threads(n_threads)
+    _conv2d_strided_input_grad(dx.reshape(-1), dy.reshape(-1), weight.reshape(-1), N, C, H, W, dy.shape[1], kh, kw,
+                               *stride, *padding, dy.shape[2], dy.shape[3])
+
+
+@njit(parallel=True, cache=True)
+def _conv2d_strided_weight_grad(dweight, x, dy, N, C, H, W, O, kh, kw, sh, sw, ph, pw, OH, OW):
+    # a thread per (o, c) pair over every sample: each writes its own kh*kw entries, summed in sample order
+    for oc in prange(O * C):
+        o, c = oc // C, oc % C
+        for i in range(kh):
+            for j in range(kw):
+                acc = dweight.dtype.type(0)
+                for n in range(N):
+                    xc, dyo = (n * C + c) * H * W, (n * O + o) * OH * OW
+                    for oh in range(OH):
+                        h = oh * sh + i - ph
+                        if h < 0 or h >= H:
+                            continue
+                        for ow in range(OW):
+                            w = ow * sw + j - pw
+                            if 0 <= w < W:
+                                acc += dy[dyo + oh * OW + ow] * x[xc + h * W + w]
+                dweight[(o * C + c) * kh * kw + i * kw + j] = acc
+
+
+def conv2d_strided_weight_grad(dweight, x, dy, kh, kw, stride, padding, n_threads):
+    """The weight gradient of conv2d_strided (see reference.conv2d_strided_weight_grad)."""
+    N, C, H, W = x.shape
+    _threads(n_threads)
+    _conv2d_strided_weight_grad(dweight.reshape(-1), x.reshape(-1), dy.reshape(-1), N, C, H, W, dy.shape[1], kh, kw,
+                                *stride, *padding, dy.shape[2], dy.shape[3])
 
 
 @njit(parallel=True, cache=True)

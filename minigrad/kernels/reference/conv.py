@@ -15,6 +15,13 @@ from minigrad.kernels.rules import live_taps, out_size
 #            (y = weight @ im2col(x), without the columns; the compiled kernels: minigrad/_ext/conv_direct.h)
 #   conv2d_direct_weight_grad  its weight gradient, dweight (O, K):
 #            dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh + i, ow + j]
+#   conv2d_strided  the convolution at any stride (dilation 1), weight (O, K):
+#            y[n, o, oh, ow] = sum over (c, i, j) of weight[o, (c, i, j)] * xpad[n, c, oh*sh + i, ow*sw + j]
+#            (the compiled kernels split x into its stride phases: minigrad/_ext/conv_strided.h)
+#   conv2d_strided_input_grad  its input gradient, dx (N, C, H, W) (the adjoint of the map x -> y above):
+#            dx[n, c, h, w] = sum of weight[o, (c, i, j)] * dy[n, o, oh, ow] over oh*sh + i = h + ph, ow*sw + j = w + pw
+#   conv2d_strided_weight_grad  its weight gradient, dweight (O, K):
+#            dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh*sh + i, ow*sw + j]
 #   max pool y[n, c, oh, ow] = max of x over the window (padding is -inf and never wins); argmax = h*W + w of the
 #            first maximum in window order, as PyTorch does; a NaN wins over numbers, the last NaN over others.
 #            backward: dx = 0, then dx[n, c].flat[argmax] += dy (overlapping windows may share an index)
@@ -82,6 +89,51 @@ def conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding, n_threads=1):
     for i in range(kh):
         for j in range(kw):
             dw4[:, :, i, j] = np.einsum("nohw,nchw->oc", dy, xp[:, :, i:i + OH, j:j + OW])
+    dweight[...] = dw4.reshape(dweight.shape)
+
+
+def conv2d_strided(y, x, weight, kh, kw, stride, padding, n_threads=1):
+    """y[n, o, oh, ow] = sum_{c, i, j} weight[o, (c, i, j)] * xpad[n, c, oh*sh + i, ow*sw + j].  x: (N, C, H, W),
+    weight: (O, C*kh*kw), y: (N, O, OH, OW); one product over channels per kernel offset."""
+    C, OH, OW = x.shape[1], y.shape[2], y.shape[3]
+    (ph, pw) = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    w4 = weight.reshape(-1, C, kh, kw)
+    acc = np.zeros(y.shape, x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            acc += np.einsum("oc,nchw->nohw", w4[:, :, i, j], xp[(Ellipsis,) + _window_slices(i, j, stride, (1, 1),
+                                                                                               OH, OW)])
+    y[...] = acc
+
+
+def conv2d_strided_input_grad(dx, dy, weight, kh, kw, stride, padding, n_threads=1):
+    """dx[n, c, h, w] = sum of weight[o, (c, i, j)] * dy[n, o, oh, ow] over oh*sh + i = h + ph, ow*sw + j = w + pw.
+    dy: (N, O, OH, OW), weight: (O, C*kh*kw), dx: (N, C, H, W); the adjoint of conv2d_strided, one product per
+    kernel offset added into a padded dx (the rows and columns of padding dropped at the end)."""
+    N, C, H, W = dx.shape
+    OH, OW = dy.shape[2:]
+    (ph, pw) = padding
+    w4 = weight.reshape(-1, C, kh, kw)
+    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dx.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[(Ellipsis,) + _window_slices(i, j, stride, (1, 1), OH, OW)] += \
+                np.einsum("oc,nohw->nchw", w4[:, :, i, j], dy)
+    dx[...] = dxp[:, :, ph:ph + H, pw:pw + W]
+
+
+def conv2d_strided_weight_grad(dweight, x, dy, kh, kw, stride, padding, n_threads=1):
+    """dweight[o, (c, i, j)] = sum_{n, oh, ow} dy[n, o, oh, ow] * xpad[n, c, oh*sh + i, ow*sw + j].
+    x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw); one product per kernel offset."""
+    C, OH, OW = x.shape[1], dy.shape[2], dy.shape[3]
+    (ph, pw) = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dw4 = np.empty((dy.shape[1], C, kh, kw), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dw4[:, :, i, j] = np.einsum("nohw,nchw->oc", dy, xp[(Ellipsis,) + _window_slices(i, j, stride, (1, 1),
+                                                                                              OH, OW)])
     dweight[...] = dw4.reshape(dweight.shape)
 
 

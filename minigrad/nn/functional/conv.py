@@ -9,11 +9,15 @@ kernel that writes them and the GEMM that reads them; the whole matrix is never 
   conv2d_forward      cols = im2col(x[chunk]) (rows (c, i, j), columns (n, oh, ow)); y[n] = weight (G, Og, Kg) @ cols[n]
                       (a GEMM per sample on a strided view, written straight into y's (N, O, OH, OW) order);
                       at unit stride and dilation without groups instead the ``conv2d_direct`` kernel, which builds
-                      no columns at all, where the backend's is fast (``_direct``)
+                      no columns at all, where the backend's is fast (``_direct``); at a larger stride the
+                      ``conv2d_strided`` kernel (x split into its stride phases, also no columns)
   conv2d_weight_grad  cols recomputed per chunk; dweight^T (G, Kg, Og) += cols[n] @ dy[n]^T; or, where the forward
-                      runs conv2d_direct, the conv2d_direct_weight_grad kernel
+                      runs conv2d_direct, the conv2d_direct_weight_grad kernel (conv2d_strided_weight_grad where it
+                      runs conv2d_strided)
   conv2d_input_grad   dcols[n] = weight^T (G, Kg, Og) @ dy[n], then dx[chunk] = col2im(dcols) (the kernel adds up);
-                      at unit stride instead conv2d_forward(dy) with the flipped, transposed weight
+                      at unit stride instead conv2d_forward(dy) with the flipped, transposed weight; at a larger
+                      stride the ``conv2d_strided_input_grad`` kernel (a unit-stride correlation of dy per phase of
+                      dx, no col2im)
   dbias               dy summed over N, OH, OW
 A 1x1 convolution without padding skips im2col: its columns are the input itself (subsampled by the stride).
 max_pool2d calls the ``max_pool2d_forward`` kernel, which saves the int64 index of each window's first maximum,
@@ -66,10 +70,10 @@ def _offset_slice(i, j, dh, dw, sh, sw, OH, OW):
 CHUNK_BYTES = 512 * 1024
 
 
-# conv2d_direct and conv2d_direct_weight_grad instead of im2col + GEMM where the geometry allows them: None where
-# they measured faster (the Cython kernels with vector FMAs: 1.5-2.5x faster on ResNet-20's layers; the Numba twins,
-# without register tiles, are slower than the GEMMs, and so is the scalar fallback), True wherever the geometry
-# allows, False never (docs/perf/conv.md)
+# conv2d_direct and conv2d_direct_weight_grad (unit stride), conv2d_strided and its two gradients (larger strides)
+# instead of im2col + GEMM where the geometry allows them: None where they measured faster (the Cython kernels with
+# vector FMAs: 1.5-2.5x faster on ResNet-20's layers; the Numba twins, without register tiles, are slower than the
+# GEMMs, and so is the scalar fallback), True wherever the geometry allows, False never (docs/perf/conv.md)
 DIRECT = None
 
 
@@ -132,6 +136,13 @@ def _epilogue(y4, bias, relu):
         np.maximum(y4, 0, out=y4)
 
 
+def _fast_direct():
+    """Whether the active backend's direct kernels are faster than im2col + GEMM (``DIRECT`` None): the Cython
+    backend with a vector variant."""
+    variant = getattr(kernels.kernels().module, "conv2d_direct_variant", None)
+    return variant is not None and variant() != "scalar"
+
+
 def _direct(g, weight_grad=False):
     """Whether conv2d_forward (or, ``weight_grad``, conv2d_weight_grad) runs the direct kernel for geometry ``g``
     (see ``DIRECT``). NOTE: the weight gradient's tiles hold 8 rows (c, i) of taps: with fewer than 8 input channels
@@ -139,27 +150,38 @@ def _direct(g, weight_grad=False):
     if DIRECT is False or g.stride != (1, 1) or g.dilation != (1, 1) or g.G != 1 or g.pointwise \
             or g.N * g.C * g.O == 0:
         return False
-    if DIRECT:
-        return True
-    variant = getattr(kernels.kernels().module, "conv2d_direct_variant", None)
-    return variant is not None and variant() != "scalar" and not (weight_grad and g.C < 8)
+    return bool(DIRECT) or (_fast_direct() and not (weight_grad and g.C < 8))
+
+
+def _strided(g, backward=False):
+    """Whether conv2d_forward (or, ``backward``, conv2d_input_grad and conv2d_weight_grad) runs the conv2d_strided
+    kernels for geometry ``g``: a stride above 1, dilation 1, no groups, not the plain-GEMM 1x1 case (see
+    ``DIRECT``). NOTE: the input gradient's tiles hold 8 channels of dx, the weight gradient's 8 rows (c, i) of taps:
+    with fewer than 8 input channels most of a tile is empty."""
+    if DIRECT is False or g.stride == (1, 1) or g.dilation != (1, 1) or g.G != 1 or g.pointwise \
+            or g.N * g.C * g.O == 0:
+        return False
+    return bool(DIRECT) or (_fast_direct() and not (backward and g.C < 8))
 
 
 def conv2d_forward(x, w, g, bias=None, relu=False):
     """y (N, O, OH, OW) = weight (G, Og, Kg) @ cols, one small GEMM per sample, chunk by chunk; or the
-    conv2d_direct kernel (``_direct``). ``bias`` (G, Og, 1) and ``relu`` are applied to each chunk of y after it is
-    written (``_epilogue``)."""
+    conv2d_direct kernel (``_direct``), at a stride above 1 the conv2d_strided kernel (``_strided``). ``bias``
+    (G, Og, 1) and ``relu`` are applied to each chunk of y after it is written (``_epilogue``)."""
     y = np.empty((g.N, g.O, g.OH, g.OW), x.dtype)
-    if _direct(g):
+    unit = _direct(g)
+    if unit or _strided(g):
         x, wk = np.ascontiguousarray(x), np.ascontiguousarray(w.reshape(g.O, g.K))
+        name, window = ("conv2d_direct", (g.kh, g.kw, g.padding)) if unit else \
+            ("conv2d_strided", (g.kh, g.kw, g.stride, g.padding))
         if bias is None and not relu:
-            kernels.kernels().conv2d_direct(y, x, wk, g.kh, g.kw, g.padding)
+            getattr(kernels.kernels(), name)(y, x, wk, *window)
             return y
         # NOTE: with an epilogue, chunk by chunk (of g.nb samples, at least one per thread), so that each chunk of y
         # is still in cache when the bias and the ReLU are applied to it
-        direct = _chunk_kernel("conv2d_direct")
+        direct = _chunk_kernel(name)
         for n0, n1 in g.chunks():
-            direct(y[n0:n1], x[n0:n1], wk, g.kh, g.kw, g.padding)
+            direct(y[n0:n1], x[n0:n1], wk, *window)
             _epilogue(y[n0:n1].reshape(n1 - n0, g.G, g.Og, g.L), bias, relu)
         return y
     y4 = y.reshape(g.N, g.G, g.Og, g.L)
@@ -178,11 +200,17 @@ def conv2d_forward(x, w, g, bias=None, relu=False):
 def conv2d_weight_grad(x, dy, g):
     """dweight (G, Og, Kg) = sum over samples of dy[n] (G, Og, L) @ cols[n]^T, the columns recomputed per chunk.
     NOTE: computed transposed, dweight^T (G, Kg, Og) = cols @ dy^T: BLAS ran this shape (Kg rows, not Og) about 1.3x
-    faster for ResNet-20's layers (docs/perf/conv.md)."""
+    faster for ResNet-20's layers (docs/perf/conv.md). Or the conv2d_direct_weight_grad kernel (``_direct``), at a
+    stride above 1 conv2d_strided_weight_grad (``_strided``)."""
     if _direct(g, weight_grad=True):
         dweight = np.empty((g.O, g.K), dy.dtype)
         kernels.kernels().conv2d_direct_weight_grad(dweight, np.ascontiguousarray(x), np.ascontiguousarray(dy),
                                                     g.kh, g.kw, g.padding)
+        return dweight.reshape(1, g.O, g.K)
+    if _strided(g, backward=True):
+        dweight = np.empty((g.O, g.K), dy.dtype)
+        kernels.kernels().conv2d_strided_weight_grad(dweight, np.ascontiguousarray(x), np.ascontiguousarray(dy),
+                                                     g.kh, g.kw, g.stride, g.padding)
         return dweight.reshape(1, g.O, g.K)
     dwt = np.zeros((g.G, g.Kg, g.Og), dy.dtype)
     dy4 = dy.reshape(g.N, g.G, g.Og, g.L)
@@ -202,7 +230,8 @@ def conv2d_weight_grad(x, dy, g):
 
 
 def conv2d_input_grad(dy, w, g):
-    """dx (N, C, H, W) = col2im(weight^T @ dy), chunk by chunk; a 1x1 convolution's is weight^T @ dy itself."""
+    """dx (N, C, H, W) = col2im(weight^T @ dy), chunk by chunk; a 1x1 convolution's is weight^T @ dy itself; at a
+    stride above 1 the conv2d_strided_input_grad kernel (``_strided``)."""
     wt = w.transpose(0, 2, 1)  # (G, Kg, Og)
     dy4 = np.ascontiguousarray(dy).reshape(g.N, g.G, g.Og, g.L)
     if g.pointwise:
@@ -211,6 +240,11 @@ def conv2d_input_grad(dy, w, g):
             return dxs
         dx = np.zeros(g.x_shape, dy.dtype)
         dx[:, :, ::g.stride[0], ::g.stride[1]] = dxs
+        return dx
+    if _strided(g, backward=True):
+        dx = np.empty(g.x_shape, dy.dtype)
+        kernels.kernels().conv2d_strided_input_grad(dx, np.ascontiguousarray(dy), np.ascontiguousarray(w[0]), g.kh,
+                                                    g.kw, g.stride, g.padding)
         return dx
     padding = tuple(d * (k - 1) - p for d, k, p in zip(g.dilation, (g.kh, g.kw), g.padding))
     if g.stride == (1, 1) and min(padding) >= 0 and g.O <= g.C and g.N:
