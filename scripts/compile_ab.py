@@ -1,0 +1,112 @@
+"""Eager against ``minigrad.compile`` in one process, interleaved, CPU time per step at 1 thread (the models and
+steps of ``benchmarks/bench_end_to_end.py``; two copies of the model from the same seed, one per mode):
+
+    PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn [--rounds 7] [--steps 20] [--cprofile] [--source]
+
+Each round times ``--steps`` eager steps, then ``--steps`` replayed steps (process time); prints per-round
+figures and the medians. ``--old NAME`` times compiled steps with one change undone against compiled steps
+as they are instead (an old/new A/B of that change in one process). ``--cprofile`` profiles the replayed step (self time by function); ``--source`` prints the
+generated replay function.
+"""
+import argparse
+import os
+import sys
+import time
+
+for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "MINIGRAD_NUM_THREADS"):
+    os.environ[k] = "1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+
+import numpy as np  # noqa: E402
+
+from bench_end_to_end import CASES, IN_CHANNELS, LR, MOMENTUM, _data  # noqa: E402
+
+
+def make_step(model, compiled):
+    import minigrad as mg
+    import minigrad.nn.functional as F
+    from minigrad import models
+    from minigrad.optim import SGD
+
+    mg.manual_seed(0)
+    net = models.build_model(model, in_channels=IN_CHANNELS.get(model, 1))
+    x, y = _data(dict(CASES)[model], model)
+    xt, yt = mg.Tensor(x), mg.Tensor(y)
+    opt = SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def train_step(xt, yt):
+        opt.zero_grad()
+        loss = F.cross_entropy(net(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss
+    fn = mg.compile(train_step) if compiled else train_step
+
+    def step():
+        return float(fn(xt, yt).item())
+    step.fn, step.net = fn, net
+    return step
+
+
+def _sgd_checked():
+    """SGD's update through the checked kernel call every step (as before its unchecked calls)."""
+    from minigrad.optim import optimizer
+    saved = optimizer._raw
+    optimizer._raw = lambda *a: None
+    return lambda: setattr(optimizer, "_raw", saved)
+
+
+OLD = {"sgd-checked": _sgd_checked}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("model", choices=[m for m, _ in CASES])
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--cprofile", action="store_true")
+    p.add_argument("--source", action="store_true")
+    p.add_argument("--old", choices=sorted(OLD), help="instead of eager against compiled: compiled with this "
+                   "change undone (A) against compiled as it is (B), toggled around each timed block")
+    a = p.parse_args()
+    import minigrad
+    from minigrad.allocator import tune_allocator
+    tune_allocator()
+    minigrad.set_num_threads(1)
+    eager, comp = make_step(a.model, a.old is not None), make_step(a.model, True)
+    names = ("eager", "compiled") if a.old is None else (f"old ({a.old})", "new")
+    for _ in range(4):
+        le, lc = eager(), comp()
+    assert le == lc, (le, lc)  # same seed, same steps: bit for bit
+    if a.source:
+        (entry,) = [e for es in comp.fn._cache.values() for e in es]
+        print(entry.trace.src)
+    if a.cprofile:
+        import cProfile
+        import pstats
+        pr = cProfile.Profile()
+        pr.enable()
+        for _ in range(a.steps):
+            comp()
+        pr.disable()
+        pstats.Stats(pr).sort_stats("tottime").print_stats(30)
+        return
+    te, tc = [], []
+    for r in range(a.rounds):
+        for step, out in ((eager, te), (comp, tc)):
+            undo = OLD[a.old]() if a.old is not None and step is eager else None
+            c0 = time.process_time()
+            for _ in range(a.steps):
+                step()
+            out.append((time.process_time() - c0) / a.steps * 1e3)
+            if undo is not None:
+                undo()
+        print(f"round {r}: {names[0]} {te[-1]:.3f} ms  {names[1]} {tc[-1]:.3f} ms  ratio {te[-1] / tc[-1]:.2f}",
+              flush=True)
+    print(f"{a.model}: {names[0]} {np.median(te):.3f} ms  {names[1]} {np.median(tc):.3f} ms  ratio "
+          f"{np.median(te) / np.median(tc):.2f} (medians of {a.rounds} rounds of {a.steps} steps, CPU time; load "
+          f"{os.getloadavg()[0]:.2f})")
+
+
+if __name__ == "__main__":
+    main()
