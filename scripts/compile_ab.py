@@ -56,7 +56,23 @@ def _sgd_checked():
     return lambda: setattr(optimizer, "_raw", saved)
 
 
-OLD = {"sgd-checked": _sgd_checked}
+def _kernels_getattr():
+    """``minigrad.kernels.kernels()`` reading the thread's backend with getattr(local, "name", None), as before
+    (an AttributeError raised and caught inside on every call in a thread that never set one)."""
+    import threading
+
+    from minigrad import kernels
+    saved, local = kernels.kernels, threading.local()
+
+    def old():
+        name = getattr(local, "name", None) or kernels._default_name or kernels._default()
+        backend = kernels._loaded.get(name)
+        return backend if backend is not None else kernels.load(name)
+    kernels.kernels = old
+    return lambda: setattr(kernels, "kernels", saved)
+
+
+OLD = {"sgd-checked": _sgd_checked, "kernels-getattr": _kernels_getattr}
 
 
 def main():
