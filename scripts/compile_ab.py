@@ -1,12 +1,15 @@
 """Eager against ``minigrad.compile`` in one process, interleaved, CPU time per step at 1 thread (the models and
 steps of ``benchmarks/bench_end_to_end.py``; two copies of the model from the same seed, one per mode):
 
-    PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn [--rounds 7] [--steps 20] [--cprofile] [--source]
+    PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn [--rounds 7] [--steps 20]
+    PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn --old sgd-checked      # old against new, compiled
+    PYTHONPATH=$PWD python scripts/compile_ab.py resnet20 --calls --steps 3    # where a replayed step goes
 
-Each round times ``--steps`` eager steps, then ``--steps`` replayed steps (process time); prints per-round
-figures and the medians. ``--old NAME`` times compiled steps with one change undone against compiled steps
-as they are instead (an old/new A/B of that change in one process). ``--cprofile`` profiles the replayed step (self time by function); ``--source`` prints the
-generated replay function.
+Each round times ``--steps`` eager steps, then ``--steps`` replayed steps (process time); prints per-round figures
+and the medians. ``--old NAME`` times compiled steps with one change undone against compiled steps as they are
+instead (an old/new A/B of that change in one process). ``--calls`` times each function the replay calls (every
+op's forward and backward, host computation and optimizer method, by name); ``--cprofile`` profiles the replayed
+step; ``--source`` prints the generated replay function.
 """
 import argparse
 import os
@@ -75,6 +78,40 @@ def _kernels_getattr():
 OLD = {"sgd-checked": _sgd_checked, "kernels-getattr": _kernels_getattr}
 
 
+def _calls(comp, steps):
+    """Wrap every function the replay calls (``f``/``B``/``h``/``m`` names of its namespace) with a CPU timer."""
+    (entry,) = [e for es in comp.fn._cache.values() for e in es]
+    ns, pc, total, names = entry.trace.ns, time.process_time, {}, {}
+
+    def timed(k, fn):
+        def call(*args, **kwargs):
+            c0 = pc()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                total[k] = total.get(k, 0.0) + pc() - c0
+        return call
+
+    def run():
+        c0 = pc()
+        for _ in range(steps):
+            comp()
+        return (pc() - c0) / steps * 1e3
+    plain = run()
+    for k, fn in list(ns.items()):
+        if k[0] in "fBhm" and k[1:].isdigit() and callable(fn):
+            names[k] = getattr(getattr(fn, "func", fn), "__qualname__", k)
+            ns[k] = timed(k, fn)
+    timed_ms = run()
+    by = {}
+    for k, v in total.items():
+        by[names[k]] = by.get(names[k], 0.0) + v / steps * 1e3
+    print(f"step {plain:.3f} ms CPU (with timers {timed_ms:.3f}; in the calls {sum(by.values()):.3f}); load "
+          f"{os.getloadavg()[0]:.2f}")
+    for n, v in sorted(by.items(), key=lambda kv: -kv[1]):
+        print(f"  {n:45s} {v:8.3f} ms")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("model", choices=[m for m, _ in CASES])
@@ -82,6 +119,8 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--cprofile", action="store_true")
     p.add_argument("--source", action="store_true")
+    p.add_argument("--calls", action="store_true", help="CPU time of the replay's calls (each op's forward and "
+                   "backward, host computation, optimizer method), by function")
     p.add_argument("--old", choices=sorted(OLD), help="instead of eager against compiled: compiled with this "
                    "change undone (A) against compiled as it is (B), toggled around each timed block")
     a = p.parse_args()
@@ -97,6 +136,8 @@ def main():
     if a.source:
         (entry,) = [e for es in comp.fn._cache.values() for e in es]
         print(entry.trace.src)
+    if a.calls:
+        return _calls(comp, a.steps)
     if a.cprofile:
         import cProfile
         import pstats
