@@ -75,7 +75,22 @@ def _kernels_getattr():
     return lambda: setattr(kernels, "kernels", saved)
 
 
-OLD = {"sgd-checked": _sgd_checked, "kernels-getattr": _kernels_getattr}
+def _keep_saved():
+    """Replays that keep what each op saved and every activation until the step returns (the contexts' arrays
+    until the next step's forward), as before: recorded with this undone."""
+    from minigrad import capture
+    walk, freed = capture._Trace.on_walk, capture._Trace._with_slots_freed
+
+    def on_walk(self, roots, root_grads, create_graph, inputs, accumulate, retain_graph=False):
+        return walk(self, roots, root_grads, create_graph, inputs, accumulate, True)
+    capture._Trace.on_walk, capture._Trace._with_slots_freed = on_walk, lambda self, outs: self.lines
+
+    def undo():
+        capture._Trace.on_walk, capture._Trace._with_slots_freed = walk, freed
+    return undo
+
+
+OLD = {"sgd-checked": _sgd_checked, "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved}
 
 
 def _calls(comp, steps):
@@ -131,7 +146,11 @@ def main():
     eager, comp = make_step(a.model, a.old is not None), make_step(a.model, True)
     names = ("eager", "compiled") if a.old is None else (f"old ({a.old})", "new")
     for _ in range(4):
-        le, lc = eager(), comp()
+        undo = OLD[a.old]() if a.old is not None else None  # NOTE: the old step recorded with the change undone
+        le = eager()
+        if undo is not None:
+            undo()
+        lc = comp()
     assert le == lc, (le, lc)  # same seed, same steps: bit for bit
     if a.source:
         (entry,) = [e for es in comp.fn._cache.values() for e in es]
