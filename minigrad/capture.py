@@ -10,7 +10,8 @@ order eager adds them, leaf gradients written into one reused grad tensor per pa
 ``step`` called as is (its Python state: Adam's step count, a scheduler's learning rate, stays exact; so are
 ``zero_grad`` and a scheduler's ``step``, the methods decorated with ``tensor._replayed``). A replay
 makes no Tensor and no graph node; only the tensors returned by the step are new (plain tensors over the replay's
-arrays, ``requires_grad=False``).
+arrays, ``requires_grad=False``). It frees what eager frees when eager does: each activation after its last
+reader, and what a context saved after its backward (unless the walk retains the graph).
 
 Never a wrong result: a recording that reads a value into Python (``item``, ``bool``, ``float``, ``tolist``,
 ``numpy``, ...), assigns in place (``t[...] = v``), walks the graph other than ``backward()`` into leaf grads, or
@@ -40,6 +41,7 @@ import builtins
 import copy as _copy
 import functools
 import importlib
+import re
 import threading
 import warnings
 
@@ -50,6 +52,7 @@ from minigrad import random as _random
 from minigrad.tensor import Tensor
 
 _module = importlib.import_module("minigrad.nn.module")
+_SLOT = re.compile(r"\bs[0-9]+\b")
 _PLAIN = (bool, int, float, str, type(None))
 
 
@@ -142,6 +145,7 @@ class _Trace:
         self.live = {}  # id -> leaf tensor read live on replay (parameters, buffers, constants)
         self.persistent = set()  # ids of the modules' parameters and buffers and the optimizers' parameters
         self.stateful = {}  # id -> object whose method was recorded (optimizers)
+        self.released = []  # (context, names of its saved arrays) set to None after its backward on replay
         self.depth = 0  # > 0 inside a recorded method call: nothing inside is recorded
         self.n = 0
 
@@ -299,7 +303,7 @@ class _Trace:
         self.sig.append(("call", method, id(obj), _value_sig((args, kwargs), self)))
         return out
 
-    def on_walk(self, roots, root_grads, create_graph, inputs, accumulate):
+    def on_walk(self, roots, root_grads, create_graph, inputs, accumulate, retain_graph=False):
         if not self._ours():
             return
         if create_graph or inputs is not None or not accumulate:
@@ -342,6 +346,16 @@ class _Trace:
                          f" {pv} = pg if {pv} is None else {pv} + pg"]
             lines.append(f"if {v} is not None:")
             lines += [" " + b for b in body]
+            if not retain_graph:
+                # NOTE: what eager frees here (it drops the node, with what its forward saved, and pops the
+                # gradient) the replay frees too: the context is reused each step, so its saved arrays would
+                # otherwise live until the next step's forward replaces them (ResNet-20 held 49 MiB between steps)
+                saved = [k for k, val in vars(ctx).items() if isinstance(val, np.ndarray)]
+                if saved:
+                    x = self._name("x", ctx)
+                    lines.append(" = ".join(f"{x}.{k}" for k in saved) + " = None")
+                    self.released.append((ctx, saved))
+                lines.append(f"{v} = None")
         self.lines += lines
         self.sig.append(("walk", tuple(type(n._ctx) for n in order),
                          tuple(self.tensor_refs.get(id(n)) for n in order)))
@@ -366,11 +380,32 @@ class _Trace:
             return ("same", obj)
         self.out_spec = spec(result)
         params = ", ".join(f"a{i}" for i in range(len(arg_leaves)))
-        src = f"def replay({params}):\n" + "".join(f"    {line}\n" for line in self.lines)
+        src = f"def replay({params}):\n" + "".join(f"    {line}\n" for line in self._with_slots_freed(set(outs)))
         src += f"    return ({''.join(o + ', ' for o in outs)})\n"
         self.src = src
         exec(builtins.compile(src, f"<minigrad.compile replay of {len(self.lines)} lines>", "exec"), self.ns)
         self.replay = self.ns["replay"]
+
+    def _with_slots_freed(self, outs):
+        """The lines with ``sN = None`` before the first top-level line after the last line that reads slot
+        ``sN`` (not an output): the replay's locals would otherwise keep every activation until it returns, where
+        eager frees each with the last node that saved it."""
+        last = {}
+        for i, line in enumerate(self.lines):
+            for name in _SLOT.findall(line):
+                last[name] = i
+        ends = {}  # line index -> slots last read there
+        for name, i in last.items():
+            if name not in outs:
+                ends.setdefault(i, []).append(name)
+        lines, pending = [], []
+        for i, line in enumerate(self.lines):
+            if pending and not line.startswith(" "):
+                lines.append(" = ".join(pending) + " = None")
+                pending = []
+            lines.append(line)
+            pending += ends.get(i, ())
+        return lines
 
     def set_guards(self):
         """What must hold for the recording to fit a later call: the modules' training flags, their plain
@@ -617,6 +652,10 @@ class Compiled:
         trace = entry.trace
         before = _save(trace)
         problem = None
+        # NOTE: every replay starts with the contexts' saved arrays released by the one before; so does this one
+        for ctx, names in trace.released:
+            for k in names:
+                setattr(ctx, k, None)
         try:
             arrays = [a.data if isinstance(a, Tensor) else a for a in leaves]
             replayed = trace.rebuild(trace.replay(*arrays))

@@ -1352,7 +1352,7 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
     so the pass is recorded. ``stop_at_inputs``: do not walk past ``inputs`` (a node's local backward).
     """
     if _recorder is not None:
-        _recorder.on_walk(roots, root_grads, create_graph, inputs, accumulate)
+        _recorder.on_walk(roots, root_grads, create_graph, inputs, accumulate, retain_graph)
     want = None if inputs is None else set(inputs)
     order = _topological_order(roots, want if stop_at_inputs else None)
     needed = None

@@ -4,6 +4,8 @@ spent waiting for a core, which the wall time of a benchmark does not. One frame
 
     PYTHONPATH=$PWD python scripts/step_cpu_time.py minigrad resnet20
     PYTHONPATH=$PWD python scripts/step_cpu_time.py torch resnet20
+    PYTHONPATH=$PWD python scripts/step_cpu_time.py minigrad-compiled mlp-bn    # the step under minigrad.compile
+    XLA_FLAGS=--xla_cpu_multi_thread_eigen=false taskset -c 0 PYTHONPATH=$PWD python scripts/step_cpu_time.py jax mlp-bn
 
 A fourth argument runs that many threads (``... minigrad resnet20 12 2``, with ``OMP_WAIT_POLICY=passive`` unless
 set, as the end-to-end benchmarks, and NumPy's BLAS at 1 thread, as ``minigrad.set_num_threads`` sets it); compare
@@ -35,7 +37,18 @@ def build(framework, model):
     mg.manual_seed(0)
     net = models.build_model(model, in_channels=IN_CHANNELS.get(model, 1))
     x, y = _data(dict(CASES)[model], model)
-    if framework == "minigrad":
+    if framework == "jax":  # the jitted twin (benchmarks/_jax_models.py)
+        import jax
+
+        from _jax_models import jax_train_step
+        jstep, carry = jax_train_step(net, LR, MOMENTUM)
+        xj, yj, state = jax.device_put(x), jax.device_put(y.astype(np.int32)), [carry]
+
+        def jax_step():
+            loss, state[0] = jstep(state[0], xj, yj)
+            return float(loss)  # waits for the result, as .item() does
+        return jax_step
+    if framework.startswith("minigrad"):
         xt, yt = mg.Tensor(x), mg.Tensor(y)
         opt, loss_fn = SGD(net.parameters(), lr=LR, momentum=MOMENTUM), F.cross_entropy
     else:
@@ -46,13 +59,15 @@ def build(framework, model):
         xt, yt, net = torch.from_numpy(x), torch.from_numpy(y), tnet
         opt, loss_fn = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM), torch.nn.functional.cross_entropy
 
-    def step():
+    def train_step(xt, yt):
         opt.zero_grad()
         loss = loss_fn(net(xt), yt)
         loss.backward()
         opt.step()
-        return float(loss.item())
-    return step
+        return loss
+    if framework == "minigrad-compiled":  # recorded on the first call, checked on the second, then replayed
+        train_step = mg.compile(train_step)
+    return lambda: float(train_step(xt, yt).item())
 
 
 def main():
@@ -71,7 +86,7 @@ def main():
         step()
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    print(f"{framework} {model}: wall {np.median(wall) * 1e3:.1f} ms  cpu {np.median(cpu) * 1e3:.1f} ms "
+    print(f"{framework} {model}: wall {np.median(wall) * 1e3:.3f} ms  cpu {np.median(cpu) * 1e3:.3f} ms "
           f"(median of {steps}; {1 / np.median(cpu):.2f} steps/s by cpu; {THREADS} thread"
           f"{'s' if THREADS > 1 else ''})")
 

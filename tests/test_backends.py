@@ -47,6 +47,28 @@ def test_using_backend_restores_and_set_backend_sticks():
         mg.set_backend(before)
 
 
+def test_using_backend_is_per_thread():
+    """A block's backend is its thread's alone: another thread, started inside the block, reads the default, and
+    its own block does not leak back."""
+    import threading
+
+    seen = {}
+
+    def other():
+        seen["before"] = mg.get_backend(), kernels.kernels().name
+        with mg.using_backend("numpy"):
+            seen["inside"] = mg.get_backend()
+    default = mg.get_backend()
+    other_backend = "numpy" if default != "numpy" else mg.available_backends()[-1]
+    with mg.using_backend(other_backend):
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert mg.get_backend() == other_backend
+    assert seen == {"before": (default, default), "inside": "numpy"}
+    assert mg.get_backend() == default
+
+
 @pytest.mark.parametrize("value", [0, -1, 1.5, "2", True])
 def test_set_num_threads_validates(value):
     with pytest.raises(ValueError, match="positive integer"):

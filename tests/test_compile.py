@@ -218,6 +218,55 @@ def test_no_tensor_objects_per_replayed_step(monkeypatch):
     assert made == [mg.Tensor]  # only the returned loss
 
 
+def test_replay_frees_what_eager_frees():
+    """Between replayed steps no context keeps what its forward saved (eager drops the node after its backward),
+    and a step's peak of traced memory is no more than eager's: a replay keeping every activation in its locals
+    and every context's saved arrays until the next forward held 49 MiB of ResNet-20 between steps."""
+    import gc
+    import tracemalloc
+
+    peaks = []
+    for compiled in (False, True):
+        net, opt, step = _setup(lambda: build_model("lenet-bn"), "sgd")
+        fn = mg.compile(step) if compiled else step
+        x, y = _batches(1, 16)[0]
+        for _ in range(3):
+            fn(x, y)
+        gc.collect()
+        tracemalloc.start()
+        fn(x, y)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    (entry,) = [e for entries in fn._cache.values() for e in entries]
+    assert entry.state == "checked" and entry.trace.released
+    for ctx, names in entry.trace.released:
+        assert all(getattr(ctx, k) is None for k in names), type(ctx).__name__
+    assert peaks[1] <= peaks[0]
+
+
+def test_retain_graph_inside_replays_and_keeps_nothing_wrong():
+    """A step that backwards with retain_graph=True (and again, adding to the gradients) replays bit for bit;
+    its contexts' saved arrays are not released, which the second walk needs."""
+    def make(net, opt):
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(x), y)
+            loss.backward(retain_graph=True)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    net_a, opt_a, _ = _setup(lambda: build_model("mlp-bn"), "sgd")
+    net_b, opt_b, _ = _setup(lambda: build_model("mlp-bn"), "sgd")
+    eager, compiled = make(net_a, opt_a), mg.compile(make(net_b, opt_b))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for x, y in _batches(4, 8):
+            assert eager(x, y).data.tobytes() == compiled(x, y).data.tobytes()
+    _assert_same(net_a, opt_a, net_b, opt_b)
+    assert _states(compiled) == ["checked"]
+
+
 def test_bad_labels_still_raise_on_replay():
     net, opt, step = _setup(lambda: build_model("mlp"), "sgd")
     compiled = mg.compile(step)

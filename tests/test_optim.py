@@ -242,3 +242,49 @@ def test_clip_grad_value_matches_torch():
     torch.nn.utils.clip_grad_value_(tparams, 0.7)
     for p, tp in zip(params, tparams):
         np.testing.assert_array_equal(p.grad.data, tp.grad.numpy())
+
+
+@pytest.mark.parametrize("backend", mg.available_backends())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["sgd", "sgd-momentum-wd", "sgd-nesterov"])
+def test_sgd_unchecked_calls_equal_the_checked_ones(case, dtype, backend, monkeypatch):
+    """From its second step SGD calls the update kernel without the contract's checks (they ran on the first call
+    with the same arrays); the parameters stay bit for bit those of the checked calls, through a replaced parameter
+    array, a reloaded state, a non-contiguous gradient, a thread-count and a backend change, and a gradient of the
+    wrong dtype is still refused by name."""
+    from minigrad.optim import optimizer as optimizer_module
+
+    def run(unchecked):
+        if not unchecked:
+            monkeypatch.setattr(optimizer_module, "_raw", lambda *a: None)
+        ours, _ = _params()
+        for p in ours:
+            p.data = p.data.astype(dtype)
+        opt = CASES[case][0](ours)
+        rng = np.random.default_rng(1)
+        with mg.using_backend(backend):
+            for step in range(8):
+                for p in ours:
+                    g = rng.standard_normal(p.shape).astype(dtype)
+                    p.grad = Tensor(np.asfortranarray(g) if step == 3 else g)
+                if step == 2:
+                    ours[1].data = ours[1].data.copy()
+                if step == 4:
+                    opt.load_state_dict(opt.state_dict())
+                if step in (5, 7):
+                    mg.set_num_threads(2 if step == 5 else 1)
+                with mg.using_backend("numpy" if step == 6 else backend):
+                    opt.step()
+            ours[0].grad = Tensor(np.ones(ours[0].shape, np.float16))
+            with pytest.raises(TypeError, match="'grad' must have dtype"):
+                opt.step()
+        monkeypatch.undo()
+        return [p.data.copy() for p in ours]
+
+    threads = mg.get_num_threads()
+    try:
+        for a, b in zip(run(True), run(False)):
+            assert a.dtype == dtype
+            np.testing.assert_array_equal(a, b)
+    finally:
+        mg.set_num_threads(threads)

@@ -118,6 +118,17 @@ def test_thread_count_from_the_environment_sets_blas_too(env, want):
     assert (before, n, after) == ("2", "2", str(want))
 
 
+@needs_openblas
+@pytest.mark.parametrize("env, want", [({}, "1"), ({"OPENBLAS_NUM_THREADS": "2"}, "2")])
+def test_blas_is_at_one_thread_from_import(env, want):
+    """``import minigrad`` puts BLAS at 1 thread before any GEMM (not at the first read of the thread count, which
+    the first step's products came before: a multi-threaded GEMM rounds differently, so that step differed from
+    later ones); an explicit OPENBLAS_NUM_THREADS stays."""
+    r = _run("import numpy, minigrad as mg; print(mg.kernels.threads._num_threads, mg.get_blas_num_threads())",
+             OMP_NUM_THREADS="2", **env)
+    assert r.stdout.split() == ["None", want]
+
+
 # ------------------------------------------------------------------ OpenMP's wait policy
 
 _DISPLAY = """

@@ -26,7 +26,14 @@ BACKENDS = {
     "numpy": "minigrad.kernels.reference",
 }
 
-_state = threading.local()
+
+class _State(threading.local):
+    # NOTE: a class default, so that a thread which never set a backend reads None without the AttributeError that
+    # getattr(local, "name", None) raises and catches inside (about 0.9 us of each kernel call's 1 us lookup)
+    name = None
+
+
+_state = _State()
 _default_name = None
 _loaded = {}  # name -> contract.Backend
 
@@ -76,7 +83,7 @@ def _default():
 
 def get_backend():
     """Name of the active backend."""
-    return getattr(_state, "name", None) or _default()
+    return _state.name or _default()
 
 
 def set_backend(name):
@@ -91,7 +98,7 @@ def set_backend(name):
 def using_backend(name):
     """``with using_backend("numba"): ...`` runs the block on that backend and restores the previous one."""
     _check_name(name)
-    prev = getattr(_state, "name", None)
+    prev = _state.name
     _state.name = name
     try:
         yield
@@ -113,6 +120,6 @@ def load(name):
 def kernels():
     """The active backend's kernels, each validating its arguments before the call."""
     # NOTE: get_backend and load inlined: every kernel call of every op goes through here
-    name = getattr(_state, "name", None) or _default_name or _default()
+    name = _state.name or _default_name or _default()
     backend = _loaded.get(name)
     return backend if backend is not None else load(name)

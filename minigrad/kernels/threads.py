@@ -110,3 +110,9 @@ def set_num_threads(n, *, blas=1):
 
 
 default_wait_policy()  # NOTE: at import, before the first kernel loads libgomp
+if not any(os.environ.get(k) for k in BLAS_ENV):
+    # NOTE: BLAS at 1 thread from the start, not from the first read of the thread count (a kernel call on more
+    # than SMALL elements): GEMMs made before it ran on every core, and a multi-threaded OpenBLAS GEMM rounds
+    # differently, so the first training step of a process differed in its last bits from the same step later
+    # (minigrad.compile's recording against eager in tests/test_compile.py)
+    set_blas_num_threads(1)

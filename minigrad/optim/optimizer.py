@@ -12,6 +12,7 @@ import numpy as np
 
 from minigrad import kernels
 from minigrad.kernels import reference
+from minigrad.kernels.contract import SMALL as _SMALL
 from minigrad.tensor import Tensor, _replayed
 
 
@@ -149,9 +150,16 @@ class SGD(Optimizer):
                 state["momentum_buffer"] = buf
         if p.data.size == 0:  # NOTE: PyTorch's no-op (state kept as it keeps it); the kernels take no empty arrays
             return
+        args = (group["lr"], momentum, group["dampening"], group["weight_decay"], group["nesterov"], first)
+        backend = kernels.kernels()
+        raw = _raw(self._views, p, buf, grad, backend)
+        if raw is not None:
+            raw[0](raw[1], raw[2], grad.reshape(-1), *args, raw[3])
+            return
         k, arrays = _fused(self._views, p, (buf,), grad)
-        k.sgd_update(*arrays, group["lr"], momentum, group["dampening"], group["weight_decay"], group["nesterov"],
-                     first)
+        k.sgd_update(*arrays, *args)
+        if k is backend:
+            _remember_raw(self._views, p, backend, p.data.size)
 
     def _scratch_for(self, p):
         step = self._scratch.get(p)
@@ -174,6 +182,31 @@ def _fused(views, p, state_arrays, grad):
     if cached[2] is None:
         return _Reference, (data, *state_arrays, grad)
     return kernels.kernels(), (*cached[2], np.ascontiguousarray(grad).reshape(-1))
+
+
+def _raw(views, p, buf, grad, backend):
+    """(kernel, flat param, flat buffer, n_threads) to call ``sgd_update`` unchecked, or None. NOTE: the contract's
+    checks cost more than the update of a small parameter (an MLP's step updates 11); they ran on the first call
+    with these arrays (``_fused``'s cache holds them), and what can change between steps, the gradient, is checked
+    here: an ndarray of the parameter's dtype and shape, C-contiguous (else the checked call names the problem)."""
+    cached = views.get(p)
+    if (cached is None or len(cached) < 4 or cached[0] is not p.data or cached[1][0] is not buf
+            or cached[3][0] is not backend or cached[3][1] != kernels.get_num_threads()):
+        return None
+    data = cached[0]
+    if not (type(grad) is np.ndarray and grad.dtype == data.dtype and grad.shape == data.shape
+            and grad.flags.c_contiguous):
+        return None
+    return cached[3][2]
+
+
+def _remember_raw(views, p, backend, n_elements):
+    """After a checked ``sgd_update`` on ``p``'s flat views: the unchecked call for the next steps (see _raw)."""
+    cached = views.get(p)
+    if cached is not None and cached[2] is not None:
+        n = kernels.get_num_threads()
+        raw = getattr(backend.module, "sgd_update")
+        views[p] = (*cached[:3], (backend, n, (raw, *cached[2][:2], 1 if n_elements < _SMALL else n)))
 
 
 def _same(arrays, others):

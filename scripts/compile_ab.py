@@ -1,0 +1,188 @@
+"""Eager against ``minigrad.compile`` in one process, interleaved, CPU time per step at 1 thread (the models and
+steps of ``benchmarks/bench_end_to_end.py``; two copies of the model from the same seed, one per mode):
+
+    PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn [--rounds 7] [--steps 20]
+    PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn --old sgd-checked      # old against new, compiled
+    PYTHONPATH=$PWD python scripts/compile_ab.py resnet20 --calls --steps 3    # where a replayed step goes
+
+Each round times ``--steps`` eager steps, then ``--steps`` replayed steps (process time); prints per-round figures
+and the medians. ``--old NAME`` times compiled steps with one change undone against compiled steps as they are
+instead (an old/new A/B of that change in one process). ``--calls`` times each function the replay calls (every
+op's forward and backward, host computation and optimizer method, by name); ``--cprofile`` profiles the replayed
+step; ``--source`` prints the generated replay function.
+"""
+import argparse
+import os
+import sys
+import time
+
+for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "MINIGRAD_NUM_THREADS"):
+    os.environ[k] = "1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+
+import numpy as np  # noqa: E402
+
+from bench_end_to_end import CASES, IN_CHANNELS, LR, MOMENTUM, _data  # noqa: E402
+
+
+def make_step(model, compiled):
+    import minigrad as mg
+    import minigrad.nn.functional as F
+    from minigrad import models
+    from minigrad.optim import SGD
+
+    mg.manual_seed(0)
+    net = models.build_model(model, in_channels=IN_CHANNELS.get(model, 1))
+    x, y = _data(dict(CASES)[model], model)
+    xt, yt = mg.Tensor(x), mg.Tensor(y)
+    opt = SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def train_step(xt, yt):
+        opt.zero_grad()
+        loss = F.cross_entropy(net(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss
+    fn = mg.compile(train_step) if compiled else train_step
+
+    def step():
+        return float(fn(xt, yt).item())
+    step.fn, step.net = fn, net
+    return step
+
+
+def _sgd_checked():
+    """SGD's update through the checked kernel call every step (as before its unchecked calls)."""
+    from minigrad.optim import optimizer
+    saved = optimizer._raw
+    optimizer._raw = lambda *a: None
+    return lambda: setattr(optimizer, "_raw", saved)
+
+
+def _kernels_getattr():
+    """``minigrad.kernels.kernels()`` reading the thread's backend with getattr(local, "name", None), as before
+    (an AttributeError raised and caught inside on every call in a thread that never set one)."""
+    import threading
+
+    from minigrad import kernels
+    saved, local = kernels.kernels, threading.local()
+
+    def old():
+        name = getattr(local, "name", None) or kernels._default_name or kernels._default()
+        backend = kernels._loaded.get(name)
+        return backend if backend is not None else kernels.load(name)
+    kernels.kernels = old
+    return lambda: setattr(kernels, "kernels", saved)
+
+
+def _keep_saved():
+    """Replays that keep what each op saved and every activation until the step returns (the contexts' arrays
+    until the next step's forward), as before: recorded with this undone."""
+    from minigrad import capture
+    walk, freed = capture._Trace.on_walk, capture._Trace._with_slots_freed
+
+    def on_walk(self, roots, root_grads, create_graph, inputs, accumulate, retain_graph=False):
+        return walk(self, roots, root_grads, create_graph, inputs, accumulate, True)
+    capture._Trace.on_walk, capture._Trace._with_slots_freed = on_walk, lambda self, outs: self.lines
+
+    def undo():
+        capture._Trace.on_walk, capture._Trace._with_slots_freed = walk, freed
+    return undo
+
+
+OLD = {"sgd-checked": _sgd_checked, "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved}
+
+
+def _calls(comp, steps):
+    """Wrap every function the replay calls (``f``/``B``/``h``/``m`` names of its namespace) with a CPU timer."""
+    (entry,) = [e for es in comp.fn._cache.values() for e in es]
+    ns, pc, total, names = entry.trace.ns, time.process_time, {}, {}
+
+    def timed(k, fn):
+        def call(*args, **kwargs):
+            c0 = pc()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                total[k] = total.get(k, 0.0) + pc() - c0
+        return call
+
+    def run():
+        c0 = pc()
+        for _ in range(steps):
+            comp()
+        return (pc() - c0) / steps * 1e3
+    plain = run()
+    for k, fn in list(ns.items()):
+        if k[0] in "fBhm" and k[1:].isdigit() and callable(fn):
+            names[k] = getattr(getattr(fn, "func", fn), "__qualname__", k)
+            ns[k] = timed(k, fn)
+    timed_ms = run()
+    by = {}
+    for k, v in total.items():
+        by[names[k]] = by.get(names[k], 0.0) + v / steps * 1e3
+    print(f"step {plain:.3f} ms CPU (with timers {timed_ms:.3f}; in the calls {sum(by.values()):.3f}); load "
+          f"{os.getloadavg()[0]:.2f}")
+    for n, v in sorted(by.items(), key=lambda kv: -kv[1]):
+        print(f"  {n:45s} {v:8.3f} ms")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("model", choices=[m for m, _ in CASES])
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--cprofile", action="store_true")
+    p.add_argument("--source", action="store_true")
+    p.add_argument("--calls", action="store_true", help="CPU time of the replay's calls (each op's forward and "
+                   "backward, host computation, optimizer method), by function")
+    p.add_argument("--old", choices=sorted(OLD), help="instead of eager against compiled: compiled with this "
+                   "change undone (A) against compiled as it is (B), toggled around each timed block")
+    a = p.parse_args()
+    import minigrad
+    from minigrad.allocator import tune_allocator
+    tune_allocator()
+    minigrad.set_num_threads(1)
+    eager, comp = make_step(a.model, a.old is not None), make_step(a.model, True)
+    names = ("eager", "compiled") if a.old is None else (f"old ({a.old})", "new")
+    for _ in range(4):
+        undo = OLD[a.old]() if a.old is not None else None  # NOTE: the old step recorded with the change undone
+        le = eager()
+        if undo is not None:
+            undo()
+        lc = comp()
+    assert le == lc, (le, lc)  # same seed, same steps: bit for bit
+    if a.source:
+        (entry,) = [e for es in comp.fn._cache.values() for e in es]
+        print(entry.trace.src)
+    if a.calls:
+        return _calls(comp, a.steps)
+    if a.cprofile:
+        import cProfile
+        import pstats
+        pr = cProfile.Profile()
+        pr.enable()
+        for _ in range(a.steps):
+            comp()
+        pr.disable()
+        pstats.Stats(pr).sort_stats("tottime").print_stats(30)
+        return
+    te, tc = [], []
+    for r in range(a.rounds):
+        for step, out in ((eager, te), (comp, tc)):
+            undo = OLD[a.old]() if a.old is not None and step is eager else None
+            c0 = time.process_time()
+            for _ in range(a.steps):
+                step()
+            out.append((time.process_time() - c0) / a.steps * 1e3)
+            if undo is not None:
+                undo()
+        print(f"round {r}: {names[0]} {te[-1]:.3f} ms  {names[1]} {tc[-1]:.3f} ms  ratio {te[-1] / tc[-1]:.2f}",
+              flush=True)
+    print(f"{a.model}: {names[0]} {np.median(te):.3f} ms  {names[1]} {np.median(tc):.3f} ms  ratio "
+          f"{np.median(te) / np.median(tc):.2f} (medians of {a.rounds} rounds of {a.steps} steps, CPU time; load "
+          f"{os.getloadavg()[0]:.2f})")
+
+
+if __name__ == "__main__":
+    main()
