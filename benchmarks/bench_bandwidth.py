@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+import minigrad
+
 from conftest import BANDWIDTH_JSON, median_seconds, pin_threads, record
 
 SIZES = {"llc": 1 << 20, "tensor": 32 * 64 * 28 * 28 * 4, "dram": 64 << 20}  # bytes per array
@@ -156,7 +158,15 @@ def test_gemm(benchmark, name, threads):
     fn()
     np.testing.assert_allclose(out[:2, :2], a[:2].astype(np.float64) @ b[:, :2], rtol=1e-4)
     benchmark.group = f"gemm {name} threads{threads}"
-    benchmark(fn)
+    # NOTE: the yardstick is the machine's GEMM at this thread count: OpenBLAS at ``threads``, not minigrad's
+    # policy of 1 (the ``threads`` fixture's set_num_threads), restored after
+    prev = minigrad.get_blas_num_threads()
+    minigrad.set_blas_num_threads(threads)
+    try:
+        benchmark(fn)
+    finally:
+        if prev is not None:
+            minigrad.set_blas_num_threads(prev)
     info = record(benchmark, op="gemm", backend="numpy", shape=(m, k, n), threads=threads, dtype=DTYPE,
                   nbytes=None, factor=None, size=name)
     t = median_seconds(benchmark)
