@@ -388,7 +388,7 @@ MG_DCONV_SAMPLE(mg_dconv_sample_f64, double, f64)
    alone, never from the thread count):
        part[o, (c, i, j)] = sum over samples s, then (oh, ow), of
                             dy[s, o, oh, ow] * xp[s, c*CS + (sh*oh + i)*Wp + sw*ow + j]
-   (sh, sw) = (1, 1) here; conv_strided.h's weight gradient runs the same tiles with its stride.
+   (sh, sw) the stride: (1, 1) for this convolution; conv_strided.h's chunk driver runs these tiles at any stride
    dy is first transposed into dyt (S, OH*OW, Or), output channels last (Or: O rounded up to 64 bytes, zeros past O),
    so that the vectors run over output channels: the micro-kernel holds OV vectors of LW output channels x TB taps
    of dweight in registers and runs over the valid positions (oh, ow) one at a time: OV loads of dyt, TB broadcasts
@@ -561,27 +561,8 @@ static void mg_dconv_wg_transpose_f64(double* dyt, const double* dy, ptrdiff_t S
     MG_DCONV_WG_TRANSPOSE_SCALAR(double)
 }
 
-/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: xp, S*C*Hp*Wp elements, zeroed by
-   the caller once per call (every chunk writes the same interior positions of its samples, so the padding stays
-   zero), and dyt, S*OH*OW*Or elements; S at most the scratch's (chunks of N samples differ by one) */
-#define MG_DCONV_WG_CHUNK(NAME, T, SFX)                                                                               \
-static void NAME(T* part, const T* x, const T* dy, T* xp, T* dyt, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,              \
-                 ptrdiff_t W, ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                  \
-    ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp, L = OH * OW;        \
-    ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4), sh = 1, sw = 1;                                                 \
-    for (ptrdiff_t c = 0; c < S * C; c++)                                                                             \
-        for (ptrdiff_t h = 0; h < H; h++)                                                                             \
-            memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
-    mg_dconv_wg_transpose_##SFX(dyt, dy, S, O, Or, L);                                                               \
-    switch (mg_dconv_isa) {                                                                                           \
-    MG_DCONV_WG_CASES_##SFX                                                                                           \
-    default:                                                                                                          \
-        if (kw == 3)                                                                                                  \
-            mg_dconv_wg_##SFX##_scalar_k3(MG_DCONV_WG_ARGS, 0, O);                                                    \
-        else                                                                                                          \
-            mg_dconv_wg_##SFX##_scalar_k1(MG_DCONV_WG_ARGS, 0, O);                                                    \
-    }                                                                                                                 \
-}
+/* The chunk's driver (x into xp, dy into dyt, then this dispatch over the variants) is conv_strided.h's
+   mg_sconv_wg_chunk_*, at any stride (conv2d_direct_weight_grad runs it at (1, 1)); these are the names it passes. */
 #define MG_DCONV_WG_ARGS part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW, sh, sw
 #if MG_DCONV_X86
 /* AVX-512: the wide tiles over the first O rounded down to OV vectors, the 1-vector tiles over the rest */
@@ -606,7 +587,5 @@ static void NAME(T* part, const T* x, const T* dy, T* xp, T* dyt, ptrdiff_t S, p
 #define MG_DCONV_WG_CASES_f32
 #define MG_DCONV_WG_CASES_f64
 #endif
-MG_DCONV_WG_CHUNK(mg_dconv_wg_chunk_f32, float, f32)
-MG_DCONV_WG_CHUNK(mg_dconv_wg_chunk_f64, double, f64)
 
 #endif
