@@ -67,6 +67,37 @@ static inline ptrdiff_t mg_dconv_pb(int f32) {
 }
 static inline ptrdiff_t mg_round_up(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b * b; }
 
+/* The tiles' shared steps, over acc[OB][PV] (vectors V) and w (the packed weights of the tile's OB channels, OB a
+   tap): MG_TILE_ZERO: acc = 0. MG_TILE_TAP: one tap, PV vectors of the input (LOADV: an expression in v), OB
+   broadcast weights, OB*PV fused multiply-adds. MG_TILE_STORE: acc into out (rows Qr apart, row ob + o) at q0.
+   MG_DCONV_TAPS: the taps in (c, i, j) order, xr (XR: an expression in c and i) the input run of tap (c, i, 0). */
+#define MG_TILE_ZERO(OB, PV, ZERO)                                                                                    \
+    for (int o = 0; o < (OB); o++)                                                                                    \
+        for (int v = 0; v < (PV); v++)                                                                                \
+            acc[o][v] = ZERO;
+#define MG_TILE_TAP(V, OB, PV, LOADV, SET1, FMA)                                                                      \
+    {                                                                                                                 \
+        V xv[PV];                                                                                                     \
+        for (int v = 0; v < (PV); v++)                                                                                \
+            xv[v] = LOADV;                                                                                            \
+        for (int o = 0; o < (OB); o++) {                                                                              \
+            V wv = SET1(w[o]);                                                                                        \
+            for (int v = 0; v < (PV); v++)                                                                            \
+                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                                \
+        }                                                                                                             \
+    }
+#define MG_TILE_STORE(OB, PV, VW, STOREU, out, Qr)                                                                    \
+    for (int o = 0; o < (OB); o++)                                                                                    \
+        for (int v = 0; v < (PV); v++)                                                                                \
+            STOREU((out) + (ob + o) * (Qr) + q0 + v * (VW), acc[o][v]);
+#define MG_DCONV_TAPS(T, V, OB, PV, XR, LOADV, SET1, FMA)                                                             \
+    for (ptrdiff_t c = 0; c < C; c++) {                                                                               \
+        for (ptrdiff_t i = 0; i < kh; i++) {                                                                          \
+            const T* xr = XR;                                                                                         \
+            for (ptrdiff_t j = 0; j < kw; j++, w += (OB))                                                             \
+                MG_TILE_TAP(V, OB, PV, LOADV, SET1, FMA)                                                              \
+        }                                                                                                             \
+    }
 /* One variant's tile loop over nt tiles of PV vectors from position q_begin. ypw: (Obr, Qr) with Obr = O rounded
    up to OB, Qr = OH*Wp rounded up to PB; wpk: the weight packed (Obr/OB, K, OB), zero rows past O; xp: the padded
    sample, long enough for the reads of a tile ending at Qr. */
@@ -77,28 +108,10 @@ ATTR static void NAME(T* ypw, const T* xp, const T* wpk, ptrdiff_t C, ptrdiff_t 
     for (ptrdiff_t q0 = q_begin; q0 < q_begin + nt * (PV) * (VW); q0 += (PV) * (VW)) {                                \
         for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
             V acc[OB][PV];                                                                                            \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    acc[o][v] = ZERO;                                                                                 \
+            MG_TILE_ZERO(OB, PV, ZERO)                                                                                \
             const T* w = wpk + ob * K;                                                                                \
-            for (ptrdiff_t c = 0; c < C; c++) {                                                                       \
-                for (ptrdiff_t i = 0; i < kh; i++) {                                                                  \
-                    const T* xr = xp + c * CS + i * Wp + q0;                                                          \
-                    for (ptrdiff_t j = 0; j < kw; j++, w += (OB)) {                                                   \
-                        V xv[PV];                                                                                     \
-                        for (int v = 0; v < (PV); v++)                                                                \
-                            xv[v] = LOADU(xr + j + v * (VW));                                                         \
-                        for (int o = 0; o < (OB); o++) {                                                              \
-                            V wv = SET1(w[o]);                                                                        \
-                            for (int v = 0; v < (PV); v++)                                                            \
-                                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                \
-                        }                                                                                             \
-                    }                                                                                                 \
-                }                                                                                                     \
-            }                                                                                                         \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    STOREU(ypw + (ob + o) * Qr + q0 + v * (VW), acc[o][v]);                                           \
+            MG_DCONV_TAPS(T, V, OB, PV, xp + c * CS + i * Wp + q0, LOADU(xr + j + v * (VW)), SET1, FMA)               \
+            MG_TILE_STORE(OB, PV, VW, STOREU, ypw, Qr)                                                                \
         }                                                                                                             \
     }                                                                                                                 \
 }
@@ -157,28 +170,11 @@ MG_AVX512 static void NAME(T* ypw, const T* xm, const T* wpk, ptrdiff_t C, ptrdi
             }                                                                                                         \
         for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
             V acc[OB][PV];                                                                                            \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    acc[o][v] = ZERO;                                                                                 \
+            MG_TILE_ZERO(OB, PV, ZERO)                                                                                \
             const T* w = wpk + ob * K;                                                                                \
-            for (ptrdiff_t c = 0; c < C; c++) {                                                                       \
-                for (ptrdiff_t i = 0; i < kh; i++) {                                                                  \
-                    const T* xr = xm + c * CS + i * W + q0 - pw;                                                      \
-                    for (ptrdiff_t j = 0; j < kw; j++, w += (OB)) {                                                   \
-                        V xv[PV];                                                                                     \
-                        for (int v = 0; v < (PV); v++)                                                                \
-                            xv[v] = LOADM(msk[j][(PER) ? 0 : v], xr + j + v * (VW));                                  \
-                        for (int o = 0; o < (OB); o++) {                                                              \
-                            V wv = SET1(w[o]);                                                                        \
-                            for (int v = 0; v < (PV); v++)                                                            \
-                                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                \
-                        }                                                                                             \
-                    }                                                                                                 \
-                }                                                                                                     \
-            }                                                                                                         \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    STOREU(ypw + (ob + o) * Qr + q0 + v * (VW), acc[o][v]);                                           \
+            MG_DCONV_TAPS(T, V, OB, PV, xm + c * CS + i * W + q0 - pw,                                                \
+                          LOADM(msk[j][(PER) ? 0 : v], xr + j + v * (VW)), SET1, FMA)                                 \
+            MG_TILE_STORE(OB, PV, VW, STOREU, ypw, Qr)                                                                \
         }                                                                                                             \
     }                                                                                                                 \
 }
@@ -221,25 +217,9 @@ MG_AVX512 static void NAME(T* y, const T* xp, const T* wpk, ptrdiff_t C, ptrdiff
         }                                                                                                             \
         for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
             V acc[OB][PV];                                                                                            \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    acc[o][v] = ZERO;                                                                                 \
+            MG_TILE_ZERO(OB, PV, ZERO)                                                                                \
             const T* w = wpk + ob * K;                                                                                \
-            for (ptrdiff_t c = 0; c < C; c++) {                                                                       \
-                for (ptrdiff_t i = 0; i < kh; i++) {                                                                  \
-                    const T* xr = xp + c * CS + i * Wp + q0;                                                          \
-                    for (ptrdiff_t j = 0; j < kw; j++, w += (OB)) {                                                   \
-                        V xv[PV];                                                                                     \
-                        for (int v = 0; v < (PV); v++)                                                                \
-                            xv[v] = LOADU(xr + j + v * (VW));                                                         \
-                        for (int o = 0; o < (OB); o++) {                                                              \
-                            V wv = SET1(w[o]);                                                                        \
-                            for (int v = 0; v < (PV); v++)                                                            \
-                                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                \
-                        }                                                                                             \
-                    }                                                                                                 \
-                }                                                                                                     \
-            }                                                                                                         \
+            MG_DCONV_TAPS(T, V, OB, PV, xp + c * CS + i * Wp + q0, LOADU(xr + j + v * (VW)), SET1, FMA)               \
             for (int o = 0; o < (OB); o++)                                                                            \
                 if (ob + o < O)                                                                                       \
                     for (int v = 0; v < (PV); v++)                                                                    \

@@ -40,24 +40,13 @@ ATTR static void NAME(T* out, const T* in, const T* wpk, const ptrdiff_t* off, p
     for (ptrdiff_t q0 = q_begin; q0 < q_begin + nt * (PV) * (VW); q0 += (PV) * (VW)) {                                \
         for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
             V acc[OB][PV];                                                                                            \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    acc[o][v] = ZERO;                                                                                 \
+            MG_TILE_ZERO(OB, PV, ZERO)                                                                                \
             const T* w = wpk + ob * nk;                                                                               \
             for (ptrdiff_t t = 0; t < nk; t++, w += (OB)) {                                                           \
                 const T* xr = in + off[t] + q0;                                                                       \
-                V xv[PV];                                                                                             \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    xv[v] = LOADU(xr + v * (VW));                                                                     \
-                for (int o = 0; o < (OB); o++) {                                                                      \
-                    V wv = SET1(w[o]);                                                                                \
-                    for (int v = 0; v < (PV); v++)                                                                    \
-                        acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                        \
-                }                                                                                                     \
+                MG_TILE_TAP(V, OB, PV, LOADU(xr + v * (VW)), SET1, FMA)                                               \
             }                                                                                                         \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    STOREU(out + (ob + o) * Qr + q0 + v * (VW), acc[o][v]);                                           \
+            MG_TILE_STORE(OB, PV, VW, STOREU, out, Qr)                                                                \
         }                                                                                                             \
     }                                                                                                                 \
 }
