@@ -120,27 +120,33 @@ ATTR static void NAME(T* ypw, const T* xp, const T* wpk, ptrdiff_t C, ptrdiff_t 
 #define MG_S_STORE(p, v) (*(p) = (v))
 #define MG_S_SET1(a) (a)
 /* each variant with its tile (NAME) and the tiles of 2 and 1 vectors (NAME_pv2, NAME_pv1) for the positions past
-   the last whole tile (mg_dconv_run) */
-#define MG_DCONV_TILES3(NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                 \
-    MG_DCONV_TILES(NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                      \
-    MG_DCONV_TILES(NAME##_pv2, T, V, VW, OB, 2, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                 \
-    MG_DCONV_TILES(NAME##_pv1, T, V, VW, OB, 1, ATTR, LOADU, STOREU, SET1, ZERO, FMA)
-MG_DCONV_TILES3(mg_dconv_tiles_f32_scalar, float, float, 1, 4, 8, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0f, fmaf)
-MG_DCONV_TILES3(mg_dconv_tiles_f64_scalar, double, double, 1, 4, 4, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0, fma)
+   the last whole tile (mg_dconv_run); TILES: MG_DCONV_TILES, or conv_strided.h's MG_SCONV_TILES */
+#define MG_TILES3(TILES, NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                \
+    TILES(NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                               \
+    TILES(NAME##_pv2, T, V, VW, OB, 2, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                          \
+    TILES(NAME##_pv1, T, V, VW, OB, 1, ATTR, LOADU, STOREU, SET1, ZERO, FMA)
+/* the variants' tiles, PREFIX_f32_scalar ... PREFIX_f64_avx2 (MG_TILES_X86 below): one list of tile sizes and
+   intrinsics for conv_direct.h's and conv_strided.h's, so that one weight packing (mg_dconv_ob) serves both */
+#define MG_TILES_SCALAR(TILES, PREFIX)                                                                                \
+    MG_TILES3(TILES, PREFIX##_f32_scalar, float, float, 1, 4, 8, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0f, fmaf)      \
+    MG_TILES3(TILES, PREFIX##_f64_scalar, double, double, 1, 4, 4, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0, fma)
+MG_TILES_SCALAR(MG_DCONV_TILES, mg_dconv_tiles)
 #if MG_DCONV_X86
 #define MG_FMA512(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define MG_FMA512D(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define MG_FMA256(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define MG_FMA256D(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define MG_AVX512 __attribute__((target("avx512f")))
-MG_DCONV_TILES3(mg_dconv_tiles_f32_avx512, float, __m512, 16, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,
-                _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
-MG_DCONV_TILES3(mg_dconv_tiles_f64_avx512, double, __m512d, 8, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,
-                _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)
-MG_DCONV_TILES3(mg_dconv_tiles_f32_avx2, float, __m256, 8, 4, 3, __attribute__((target("avx2,fma"))),
-                _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)
-MG_DCONV_TILES3(mg_dconv_tiles_f64_avx2, double, __m256d, 4, 4, 3, __attribute__((target("avx2,fma"))),
-                _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(), MG_FMA256D)
+#define MG_TILES_X86(TILES, PREFIX)                                                                                   \
+    MG_TILES3(TILES, PREFIX##_f32_avx512, float, __m512, 16, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,               \
+              _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)                      \
+    MG_TILES3(TILES, PREFIX##_f64_avx512, double, __m512d, 8, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,              \
+              _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)                     \
+    MG_TILES3(TILES, PREFIX##_f32_avx2, float, __m256, 8, 4, 3, __attribute__((target("avx2,fma"))),                  \
+              _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)                      \
+    MG_TILES3(TILES, PREFIX##_f64_avx2, double, __m256d, 4, 4, 3, __attribute__((target("avx2,fma"))),                \
+              _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(), MG_FMA256D)
+MG_TILES_X86(MG_DCONV_TILES, mg_dconv_tiles)
 #endif
 
 #if MG_DCONV_X86
