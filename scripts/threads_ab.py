@@ -59,31 +59,6 @@ def _threads():
     return out
 
 
-def _compiled(model):
-    """The end-to-end benchmark's "minigrad-compiled" step (benchmarks/bench_end_to_end.py)."""
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    import minigrad as mg
-    import minigrad.nn.functional as F
-    from bench_end_to_end import CASES, IN_CHANNELS, LR, MOMENTUM, _data
-    from minigrad import models
-    from minigrad.optim import SGD
-
-    mg.manual_seed(0)
-    net = models.build_model(model, in_channels=IN_CHANNELS.get(model, 1))
-    x, y = _data(dict(CASES)[model], model)
-    xt, yt = mg.Tensor(x), mg.Tensor(y)
-    opt = SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-
-    @mg.compile
-    def train_step(xt, yt):
-        opt.zero_grad()
-        loss = F.cross_entropy(net(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss
-    return lambda: float(train_step(xt, yt).item())
-
-
 def _kernel_timers():
     """Wrap every contract kernel call and np.matmul with timers; returns {name: [calls, wall s, main cpu s]}."""
     import numpy as np
@@ -131,7 +106,7 @@ def child(policy, model, steps, kernels=False):
     tune_allocator()
     minigrad.set_num_threads(n, blas=blas_threads)
     acc = _kernel_timers() if kernels else None
-    step = step_cpu_time.build(framework, model) if framework != "minigrad-compiled" else _compiled(model)
+    step = step_cpu_time.build(framework, model)
     for _ in range(3):
         step()
     if acc is not None:

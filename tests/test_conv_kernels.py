@@ -490,6 +490,45 @@ def test_conv2d_direct_bad_arguments(name):
             k.conv2d_direct(*edit(args))
 
 
+def _conv2d_calls(name, direct, monkeypatch, kernels_, stride, seed, dy_shape):
+    """conv2d (3x3, padding 1) forward and backward on x (3, 8, 9, 8) and w (5, 8, 3, 3) at ``stride``, on the
+    im2col path (``conv.DIRECT`` False) and then with DIRECT = ``direct``, recording the calls of ``kernels_`` (name,
+    first argument's shape); asserts that the values and gradients of both paths equal each other and PyTorch's.
+    Returns the calls, (x0, w0, b0) and PyTorch's output."""
+    torch = pytest.importorskip("torch")
+    from minigrad.nn.functional import conv as cv
+    backend = _backend(name)
+    module = backend.module
+    called = []
+    for kernel in kernels_:
+        raw = getattr(module, kernel)
+        monkeypatch.setattr(module, kernel, lambda *a, _raw=raw, _k=kernel: (called.append((_k, a[0].shape)),
+                                                                              _raw(*a))[1])
+        backend.__dict__.pop(kernel, None)
+    rng = np.random.default_rng(seed)
+    x0, w0, b0 = rng.standard_normal((3, 8, 9, 8)), rng.standard_normal((5, 8, 3, 3)), rng.standard_normal(5)
+    dy = rng.standard_normal(dy_shape)
+    out = {}
+    try:
+        for mode in (False, direct):
+            monkeypatch.setattr(cv, "DIRECT", mode)
+            with mg.using_backend(name):
+                x, w, b = (mg.Tensor(a, requires_grad=True) for a in (x0, w0, b0))
+                y = mg.nn.functional.conv2d(x, w, b, stride=stride, padding=1)
+                y.backward(dy)
+                out[mode] = (y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy())
+    finally:
+        for kernel in kernels_:
+            backend.__dict__.pop(kernel, None)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=1)
+    ty.backward(torch.tensor(dy))
+    for a, b, t in zip(out[False], out[direct], (ty, tx.grad, tw.grad, tb.grad)):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(b, t.detach().numpy(), rtol=1e-10, atol=1e-10)
+    return called, (x0, w0, b0), ty
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 @pytest.mark.parametrize("direct", [None, True])
 def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch):
@@ -497,42 +536,13 @@ def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch)
     conv2d_direct, the weight gradient (at C >= 8) conv2d_direct_weight_grad, where they are fast (``conv.DIRECT``
     None: the Cython backend with vector FMAs) or everywhere (True); values and gradients equal those of the im2col
     path (DIRECT = False) and of PyTorch."""
-    torch = pytest.importorskip("torch")
-    from minigrad.nn.functional import conv as cv
-    backend = _backend(name)
-    module = backend.module
-    called = []
-    for kernel in ("conv2d_direct", "conv2d_direct_weight_grad"):
-        raw = getattr(module, kernel)
-        monkeypatch.setattr(module, kernel, lambda *a, _raw=raw, _k=kernel: (called.append((_k, a[0].shape)),
-                                                                              _raw(*a))[1])
-        backend.__dict__.pop(kernel, None)
-    rng = np.random.default_rng(8)
-    x0, w0, b0 = rng.standard_normal((3, 8, 9, 8)), rng.standard_normal((5, 8, 3, 3)), rng.standard_normal(5)
-    dy = rng.standard_normal((3, 5, 9, 8))
-    out = {}
-    try:
-        for mode in (False, direct):
-            monkeypatch.setattr(cv, "DIRECT", mode)
-            with mg.using_backend(name):
-                x, w, b = (mg.Tensor(a, requires_grad=True) for a in (x0, w0, b0))
-                y = mg.nn.functional.conv2d(x, w, b, padding=1)
-                y.backward(dy)
-                out[mode] = (y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy())
-    finally:
-        backend.__dict__.pop("conv2d_direct", None)
-        backend.__dict__.pop("conv2d_direct_weight_grad", None)
-    variant = getattr(module, "conv2d_direct_variant", lambda: "scalar")()
+    kernels_ = ("conv2d_direct", "conv2d_direct_weight_grad")
+    called, _, _ = _conv2d_calls(name, direct, monkeypatch, kernels_, 1, 8, (3, 5, 9, 8))
+    variant = getattr(_backend(name).module, "conv2d_direct_variant", lambda: "scalar")()
     forward = [("conv2d_direct", (3, 5, 9, 8))] if direct or variant != "scalar" else []
     dweight = [("conv2d_direct_weight_grad", (5, 72))] if forward else []  # (and C = 8: not the stem's 3)
     dx = [("conv2d_direct", (3, 8, 9, 8))] if forward else []  # O = 5 <= C
     assert called == forward + dweight + dx
-    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
-    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
-    ty.backward(torch.tensor(dy))
-    for a, b, t in zip(out[False], out[direct], (ty, tx.grad, tw.grad, tb.grad)):
-        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(b, t.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
 # conv2d_strided: (N, C, H, W, O, kh, kw, stride, padding). ResNet-20's downsampling convs (3x3, stride 2, padding 1,
@@ -735,42 +745,13 @@ def test_conv2d_runs_the_strided_kernels_at_stride_2(name, direct, monkeypatch):
     (at C >= 8) the gradients conv2d_strided_weight_grad and conv2d_strided_input_grad, where they are fast (``conv.DIRECT`` None: the Cython
     backend with vector FMAs) or everywhere (True); values and gradients equal those of the im2col path
     (DIRECT = False) and of PyTorch."""
-    torch = pytest.importorskip("torch")
     from minigrad.nn.functional import conv as cv
-    backend = _backend(name)
-    module = backend.module
-    called = []
     kernels_ = ("conv2d_strided", "conv2d_strided_input_grad", "conv2d_strided_weight_grad")
-    for kernel in kernels_:
-        raw = getattr(module, kernel)
-        monkeypatch.setattr(module, kernel, lambda *a, _raw=raw, _k=kernel: (called.append((_k, a[0].shape)),
-                                                                              _raw(*a))[1])
-        backend.__dict__.pop(kernel, None)
-    rng = np.random.default_rng(14)
-    x0, w0, b0 = rng.standard_normal((3, 8, 9, 8)), rng.standard_normal((5, 8, 3, 3)), rng.standard_normal(5)
-    dy = rng.standard_normal((3, 5, 5, 4))
-    out = {}
-    try:
-        for mode in (False, direct):
-            monkeypatch.setattr(cv, "DIRECT", mode)
-            with mg.using_backend(name):
-                x, w, b = (mg.Tensor(a, requires_grad=True) for a in (x0, w0, b0))
-                y = mg.nn.functional.conv2d(x, w, b, stride=2, padding=1)
-                y.backward(dy)
-                out[mode] = (y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy())
-    finally:
-        for kernel in kernels_:
-            backend.__dict__.pop(kernel, None)
-    variant = getattr(module, "conv2d_direct_variant", lambda: "scalar")()
+    called, (x0, w0, b0), ty = _conv2d_calls(name, direct, monkeypatch, kernels_, 2, 14, (3, 5, 5, 4))
+    variant = getattr(_backend(name).module, "conv2d_direct_variant", lambda: "scalar")()
     fast = direct or variant != "scalar"
     assert called == ([("conv2d_strided", (3, 5, 5, 4)), ("conv2d_strided_weight_grad", (5, 72)),
                        ("conv2d_strided_input_grad", (3, 8, 9, 8))] if fast else [])
-    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
-    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=2, padding=1)
-    ty.backward(torch.tensor(dy))
-    for a, b, t in zip(out[False], out[direct], (ty, tx.grad, tw.grad, tb.grad)):
-        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(b, t.detach().numpy(), rtol=1e-10, atol=1e-10)
     # the fused bias + ReLU epilogue (no gradient: chunk by chunk over the strided kernel's output)
     monkeypatch.setattr(cv, "DIRECT", direct)
     with mg.using_backend(name), mg.no_grad():

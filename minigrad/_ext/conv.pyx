@@ -1,6 +1,6 @@
 """Convolution and pooling window kernels in Cython/OpenMP: im2col, col2im, the direct convolution conv2d_direct
-and its weight gradient conv2d_direct_weight_grad (unit stride and
-dilation; their C in conv_direct.h), max_pool2d forward and backward.
+and its weight gradient conv2d_direct_weight_grad (unit stride and dilation; their C in conv_direct.h, the weight
+gradient being conv2d_strided_weight_grad's at stride (1, 1)), max_pool2d forward and backward.
 
   N batch, C channels, H, W input size, OH, OW output size, kh, kw window, (sh, sw) stride, (ph, pw) padding,
   (dh, dw) dilation, K = C*kh*kw rows of cols ordered (c, i, j), L = N*OH*OW columns ordered (n, oh, ow).
@@ -40,13 +40,6 @@ cdef extern from "conv_direct.h":
     void mg_dconv_sample_f64(double* y, const double* x, const double* wpk, double* xp, double* ypw, Py_ssize_t C,
                              Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t ph,
                              Py_ssize_t pw) noexcept nogil
-    Py_ssize_t mg_dconv_wg_or(Py_ssize_t O, int f32) noexcept nogil
-    void mg_dconv_wg_chunk_f32(float* part, const float* x, const float* dy, float* xp, float* dyt, Py_ssize_t S,
-                               Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
-                               Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
-    void mg_dconv_wg_chunk_f64(double* part, const double* x, const double* dy, double* xp, double* dyt,
-                               Py_ssize_t S, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh,
-                               Py_ssize_t kw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
 
 mg_dconv_init()
 
@@ -333,58 +326,15 @@ cdef Py_ssize_t _wg_chunks(Py_ssize_t N, Py_ssize_t sample_bytes):
 def conv2d_direct_weight_grad_chunks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
                                      Py_ssize_t kh, Py_ssize_t kw, tuple padding, bint f32=True):
     """The samples in each chunk of conv2d_direct_weight_grad for this geometry, in order (for tests and notes)."""
-    cdef Py_ssize_t CS = (H + 2 * padding[0]) * (W + 2 * padding[1])
-    cdef Py_ssize_t L = (H + 2 * padding[0] - kh + 1) * (W + 2 * padding[1] - kw + 1)
-    cdef Py_ssize_t chunks = _wg_chunks(N, (C * CS + L * mg_dconv_wg_or(O, f32)) * (4 if f32 else 8))
-    return [(b + 1) * N // chunks - b * N // chunks for b in range(chunks)]
+    return conv2d_strided_weight_grad_chunks(N, C, H, W, O, kh, kw, (1, 1), padding, f32)
 
 
 def conv2d_direct_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not None, cnp.ndarray dy not None,
                               Py_ssize_t kh, Py_ssize_t kw, tuple padding, Py_ssize_t n_threads):
     """dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh + i, ow + j] (unit stride
-    and dilation); x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw). The samples in chunks (from N and
-    the geometry, _wg_chunks), one per iteration, each giving a part; the parts added in chunk order
-    (conv_direct.h)."""
-    n_threads = team_size(n_threads)
-    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), O = dim(dy, 1)
-    cdef Py_ssize_t ph = padding[0], pw = padding[1], K = C * kh * kw
-    cdef Py_ssize_t CS = (H + 2 * ph) * (W + 2 * pw), L = dim(dy, 2) * dim(dy, 3), b, e, t, n
-    cdef bint f32 = is_float32(x)
-    cdef Py_ssize_t size = 4 if f32 else 8, per = C * CS + L * mg_dconv_wg_or(O, f32)  # elements per sample
-    cdef Py_ssize_t chunks = _wg_chunks(N, per * size)
-    cdef Py_ssize_t S = (N + chunks - 1) // chunks if chunks else 1  # the largest chunk
-    if n_threads > chunks:
-        n_threads = <int>chunks
-    cdef cnp.ndarray parts = cnp.PyArray_EMPTY(1, [chunks * O * K], cnp.PyArray_TYPE(x), 0)
-    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * S * per], cnp.PyArray_TYPE(x), 0)
-    cdef void* p_dw = ptr(dweight), *p_x = ptr(x), *p_dy = ptr(dy), *p_parts = ptr(parts), *p_s = ptr(scratch)
-    with nogil:
-        memset(p_s, 0, n_threads * S * per * size)  # NOTE: once per call: each chunk writes only xp's interior
-        # (a thread's scratch: xp of S samples, then dyt of S samples; S the largest chunk)
-        if f32:
-            for b in prange(chunks, schedule='static', num_threads=n_threads):
-                t = threadid()
-                n = b * N // chunks  # the chunk's first sample
-                mg_dconv_wg_chunk_f32(<float*>p_parts + b * O * K, <float*>p_x + n * C * H * W,
-                                      <float*>p_dy + n * O * L, <float*>p_s + t * S * per,
-                                      <float*>p_s + t * S * per + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
-                                      O, kh, kw, ph, pw)
-            for e in range(O * K):  # the parts in chunk order
-                (<float*>p_dw)[e] = (<float*>p_parts)[e] if chunks else 0
-                for b in range(1, chunks):
-                    (<float*>p_dw)[e] += (<float*>p_parts)[b * O * K + e]
-        else:
-            for b in prange(chunks, schedule='static', num_threads=n_threads):
-                t = threadid()
-                n = b * N // chunks  # the chunk's first sample
-                mg_dconv_wg_chunk_f64(<double*>p_parts + b * O * K, <double*>p_x + n * C * H * W,
-                                      <double*>p_dy + n * O * L, <double*>p_s + t * S * per,
-                                      <double*>p_s + t * S * per + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
-                                      O, kh, kw, ph, pw)
-            for e in range(O * K):
-                (<double*>p_dw)[e] = (<double*>p_parts)[e] if chunks else 0
-                for b in range(1, chunks):
-                    (<double*>p_dw)[e] += (<double*>p_parts)[b * O * K + e]
+    and dilation); x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw): conv2d_strided_weight_grad at stride
+    (1, 1): its chunks, kernel and sum order (the positions one apart in the padded x)."""
+    conv2d_strided_weight_grad(dweight, x, dy, kh, kw, (1, 1), padding, n_threads)
 
 
 def conv2d_direct_variant(str variant=None):
@@ -568,9 +518,9 @@ cdef extern from "conv_strided.h":
 def conv2d_strided_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not None, cnp.ndarray dy not None,
                                Py_ssize_t kh, Py_ssize_t kw, tuple stride, tuple padding, Py_ssize_t n_threads):
     """dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh*sh + i, ow*sw + j]
-    (dilation 1); x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw). The samples in chunks as
-    conv2d_direct_weight_grad's (from N and the geometry, _wg_chunks), one per iteration, each giving a part; the
-    parts added in chunk order (conv_strided.h)."""
+    (dilation 1); x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw). The samples in chunks (from N and
+    the geometry, _wg_chunks), one per iteration, each giving a part; the parts added in chunk order (conv_strided.h,
+    over conv_direct.h's weight-gradient tiles). conv2d_direct_weight_grad is this at stride (1, 1)."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), O = dim(dy, 1)
     cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1], K = C * kh * kw, b, e, t, n

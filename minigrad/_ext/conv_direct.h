@@ -67,6 +67,37 @@ static inline ptrdiff_t mg_dconv_pb(int f32) {
 }
 static inline ptrdiff_t mg_round_up(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b * b; }
 
+/* The tiles' shared steps, over acc[OB][PV] (vectors V) and w (the packed weights of the tile's OB channels, OB a
+   tap): MG_TILE_ZERO: acc = 0. MG_TILE_TAP: one tap, PV vectors of the input (LOADV: an expression in v), OB
+   broadcast weights, OB*PV fused multiply-adds. MG_TILE_STORE: acc into out (rows Qr apart, row ob + o) at q0.
+   MG_DCONV_TAPS: the taps in (c, i, j) order, xr (XR: an expression in c and i) the input run of tap (c, i, 0). */
+#define MG_TILE_ZERO(OB, PV, ZERO)                                                                                    \
+    for (int o = 0; o < (OB); o++)                                                                                    \
+        for (int v = 0; v < (PV); v++)                                                                                \
+            acc[o][v] = ZERO;
+#define MG_TILE_TAP(V, OB, PV, LOADV, SET1, FMA)                                                                      \
+    {                                                                                                                 \
+        V xv[PV];                                                                                                     \
+        for (int v = 0; v < (PV); v++)                                                                                \
+            xv[v] = LOADV;                                                                                            \
+        for (int o = 0; o < (OB); o++) {                                                                              \
+            V wv = SET1(w[o]);                                                                                        \
+            for (int v = 0; v < (PV); v++)                                                                            \
+                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                                \
+        }                                                                                                             \
+    }
+#define MG_TILE_STORE(OB, PV, VW, STOREU, out, Qr)                                                                    \
+    for (int o = 0; o < (OB); o++)                                                                                    \
+        for (int v = 0; v < (PV); v++)                                                                                \
+            STOREU((out) + (ob + o) * (Qr) + q0 + v * (VW), acc[o][v]);
+#define MG_DCONV_TAPS(T, V, OB, PV, XR, LOADV, SET1, FMA)                                                             \
+    for (ptrdiff_t c = 0; c < C; c++) {                                                                               \
+        for (ptrdiff_t i = 0; i < kh; i++) {                                                                          \
+            const T* xr = XR;                                                                                         \
+            for (ptrdiff_t j = 0; j < kw; j++, w += (OB))                                                             \
+                MG_TILE_TAP(V, OB, PV, LOADV, SET1, FMA)                                                              \
+        }                                                                                                             \
+    }
 /* One variant's tile loop over nt tiles of PV vectors from position q_begin. ypw: (Obr, Qr) with Obr = O rounded
    up to OB, Qr = OH*Wp rounded up to PB; wpk: the weight packed (Obr/OB, K, OB), zero rows past O; xp: the padded
    sample, long enough for the reads of a tile ending at Qr. */
@@ -77,28 +108,10 @@ ATTR static void NAME(T* ypw, const T* xp, const T* wpk, ptrdiff_t C, ptrdiff_t 
     for (ptrdiff_t q0 = q_begin; q0 < q_begin + nt * (PV) * (VW); q0 += (PV) * (VW)) {                                \
         for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
             V acc[OB][PV];                                                                                            \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    acc[o][v] = ZERO;                                                                                 \
+            MG_TILE_ZERO(OB, PV, ZERO)                                                                                \
             const T* w = wpk + ob * K;                                                                                \
-            for (ptrdiff_t c = 0; c < C; c++) {                                                                       \
-                for (ptrdiff_t i = 0; i < kh; i++) {                                                                  \
-                    const T* xr = xp + c * CS + i * Wp + q0;                                                          \
-                    for (ptrdiff_t j = 0; j < kw; j++, w += (OB)) {                                                   \
-                        V xv[PV];                                                                                     \
-                        for (int v = 0; v < (PV); v++)                                                                \
-                            xv[v] = LOADU(xr + j + v * (VW));                                                         \
-                        for (int o = 0; o < (OB); o++) {                                                              \
-                            V wv = SET1(w[o]);                                                                        \
-                            for (int v = 0; v < (PV); v++)                                                            \
-                                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                \
-                        }                                                                                             \
-                    }                                                                                                 \
-                }                                                                                                     \
-            }                                                                                                         \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    STOREU(ypw + (ob + o) * Qr + q0 + v * (VW), acc[o][v]);                                           \
+            MG_DCONV_TAPS(T, V, OB, PV, xp + c * CS + i * Wp + q0, LOADU(xr + j + v * (VW)), SET1, FMA)               \
+            MG_TILE_STORE(OB, PV, VW, STOREU, ypw, Qr)                                                                \
         }                                                                                                             \
     }                                                                                                                 \
 }
@@ -107,27 +120,33 @@ ATTR static void NAME(T* ypw, const T* xp, const T* wpk, ptrdiff_t C, ptrdiff_t 
 #define MG_S_STORE(p, v) (*(p) = (v))
 #define MG_S_SET1(a) (a)
 /* each variant with its tile (NAME) and the tiles of 2 and 1 vectors (NAME_pv2, NAME_pv1) for the positions past
-   the last whole tile (mg_dconv_run) */
-#define MG_DCONV_TILES3(NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                 \
-    MG_DCONV_TILES(NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                      \
-    MG_DCONV_TILES(NAME##_pv2, T, V, VW, OB, 2, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                 \
-    MG_DCONV_TILES(NAME##_pv1, T, V, VW, OB, 1, ATTR, LOADU, STOREU, SET1, ZERO, FMA)
-MG_DCONV_TILES3(mg_dconv_tiles_f32_scalar, float, float, 1, 4, 8, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0f, fmaf)
-MG_DCONV_TILES3(mg_dconv_tiles_f64_scalar, double, double, 1, 4, 4, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0, fma)
+   the last whole tile (mg_dconv_run); TILES: MG_DCONV_TILES, or conv_strided.h's MG_SCONV_TILES */
+#define MG_TILES3(TILES, NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                \
+    TILES(NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                               \
+    TILES(NAME##_pv2, T, V, VW, OB, 2, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                          \
+    TILES(NAME##_pv1, T, V, VW, OB, 1, ATTR, LOADU, STOREU, SET1, ZERO, FMA)
+/* the variants' tiles, PREFIX_f32_scalar ... PREFIX_f64_avx2 (MG_TILES_X86 below): one list of tile sizes and
+   intrinsics for conv_direct.h's and conv_strided.h's, so that one weight packing (mg_dconv_ob) serves both */
+#define MG_TILES_SCALAR(TILES, PREFIX)                                                                                \
+    MG_TILES3(TILES, PREFIX##_f32_scalar, float, float, 1, 4, 8, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0f, fmaf)      \
+    MG_TILES3(TILES, PREFIX##_f64_scalar, double, double, 1, 4, 4, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0, fma)
+MG_TILES_SCALAR(MG_DCONV_TILES, mg_dconv_tiles)
 #if MG_DCONV_X86
 #define MG_FMA512(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define MG_FMA512D(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define MG_FMA256(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define MG_FMA256D(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define MG_AVX512 __attribute__((target("avx512f")))
-MG_DCONV_TILES3(mg_dconv_tiles_f32_avx512, float, __m512, 16, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,
-                _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
-MG_DCONV_TILES3(mg_dconv_tiles_f64_avx512, double, __m512d, 8, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,
-                _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)
-MG_DCONV_TILES3(mg_dconv_tiles_f32_avx2, float, __m256, 8, 4, 3, __attribute__((target("avx2,fma"))),
-                _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)
-MG_DCONV_TILES3(mg_dconv_tiles_f64_avx2, double, __m256d, 4, 4, 3, __attribute__((target("avx2,fma"))),
-                _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(), MG_FMA256D)
+#define MG_TILES_X86(TILES, PREFIX)                                                                                   \
+    MG_TILES3(TILES, PREFIX##_f32_avx512, float, __m512, 16, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,               \
+              _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)                      \
+    MG_TILES3(TILES, PREFIX##_f64_avx512, double, __m512d, 8, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,              \
+              _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)                     \
+    MG_TILES3(TILES, PREFIX##_f32_avx2, float, __m256, 8, 4, 3, __attribute__((target("avx2,fma"))),                  \
+              _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)                      \
+    MG_TILES3(TILES, PREFIX##_f64_avx2, double, __m256d, 4, 4, 3, __attribute__((target("avx2,fma"))),                \
+              _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(), MG_FMA256D)
+MG_TILES_X86(MG_DCONV_TILES, mg_dconv_tiles)
 #endif
 
 #if MG_DCONV_X86
@@ -157,28 +176,11 @@ MG_AVX512 static void NAME(T* ypw, const T* xm, const T* wpk, ptrdiff_t C, ptrdi
             }                                                                                                         \
         for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
             V acc[OB][PV];                                                                                            \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    acc[o][v] = ZERO;                                                                                 \
+            MG_TILE_ZERO(OB, PV, ZERO)                                                                                \
             const T* w = wpk + ob * K;                                                                                \
-            for (ptrdiff_t c = 0; c < C; c++) {                                                                       \
-                for (ptrdiff_t i = 0; i < kh; i++) {                                                                  \
-                    const T* xr = xm + c * CS + i * W + q0 - pw;                                                      \
-                    for (ptrdiff_t j = 0; j < kw; j++, w += (OB)) {                                                   \
-                        V xv[PV];                                                                                     \
-                        for (int v = 0; v < (PV); v++)                                                                \
-                            xv[v] = LOADM(msk[j][(PER) ? 0 : v], xr + j + v * (VW));                                  \
-                        for (int o = 0; o < (OB); o++) {                                                              \
-                            V wv = SET1(w[o]);                                                                        \
-                            for (int v = 0; v < (PV); v++)                                                            \
-                                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                \
-                        }                                                                                             \
-                    }                                                                                                 \
-                }                                                                                                     \
-            }                                                                                                         \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    STOREU(ypw + (ob + o) * Qr + q0 + v * (VW), acc[o][v]);                                           \
+            MG_DCONV_TAPS(T, V, OB, PV, xm + c * CS + i * W + q0 - pw,                                                \
+                          LOADM(msk[j][(PER) ? 0 : v], xr + j + v * (VW)), SET1, FMA)                                 \
+            MG_TILE_STORE(OB, PV, VW, STOREU, ypw, Qr)                                                                \
         }                                                                                                             \
     }                                                                                                                 \
 }
@@ -221,25 +223,9 @@ MG_AVX512 static void NAME(T* y, const T* xp, const T* wpk, ptrdiff_t C, ptrdiff
         }                                                                                                             \
         for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
             V acc[OB][PV];                                                                                            \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    acc[o][v] = ZERO;                                                                                 \
+            MG_TILE_ZERO(OB, PV, ZERO)                                                                                \
             const T* w = wpk + ob * K;                                                                                \
-            for (ptrdiff_t c = 0; c < C; c++) {                                                                       \
-                for (ptrdiff_t i = 0; i < kh; i++) {                                                                  \
-                    const T* xr = xp + c * CS + i * Wp + q0;                                                          \
-                    for (ptrdiff_t j = 0; j < kw; j++, w += (OB)) {                                                   \
-                        V xv[PV];                                                                                     \
-                        for (int v = 0; v < (PV); v++)                                                                \
-                            xv[v] = LOADU(xr + j + v * (VW));                                                         \
-                        for (int o = 0; o < (OB); o++) {                                                              \
-                            V wv = SET1(w[o]);                                                                        \
-                            for (int v = 0; v < (PV); v++)                                                            \
-                                acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                \
-                        }                                                                                             \
-                    }                                                                                                 \
-                }                                                                                                     \
-            }                                                                                                         \
+            MG_DCONV_TAPS(T, V, OB, PV, xp + c * CS + i * Wp + q0, LOADU(xr + j + v * (VW)), SET1, FMA)               \
             for (int o = 0; o < (OB); o++)                                                                            \
                 if (ob + o < O)                                                                                       \
                     for (int v = 0; v < (PV); v++)                                                                    \
@@ -388,7 +374,7 @@ MG_DCONV_SAMPLE(mg_dconv_sample_f64, double, f64)
    alone, never from the thread count):
        part[o, (c, i, j)] = sum over samples s, then (oh, ow), of
                             dy[s, o, oh, ow] * xp[s, c*CS + (sh*oh + i)*Wp + sw*ow + j]
-   (sh, sw) = (1, 1) here; conv_strided.h's weight gradient runs the same tiles with its stride.
+   (sh, sw) the stride: (1, 1) for this convolution; conv_strided.h's chunk driver runs these tiles at any stride
    dy is first transposed into dyt (S, OH*OW, Or), output channels last (Or: O rounded up to 64 bytes, zeros past O),
    so that the vectors run over output channels: the micro-kernel holds OV vectors of LW output channels x TB taps
    of dweight in registers and runs over the valid positions (oh, ow) one at a time: OV loads of dyt, TB broadcasts
@@ -561,27 +547,8 @@ static void mg_dconv_wg_transpose_f64(double* dyt, const double* dy, ptrdiff_t S
     MG_DCONV_WG_TRANSPOSE_SCALAR(double)
 }
 
-/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: xp, S*C*Hp*Wp elements, zeroed by
-   the caller once per call (every chunk writes the same interior positions of its samples, so the padding stays
-   zero), and dyt, S*OH*OW*Or elements; S at most the scratch's (chunks of N samples differ by one) */
-#define MG_DCONV_WG_CHUNK(NAME, T, SFX)                                                                               \
-static void NAME(T* part, const T* x, const T* dy, T* xp, T* dyt, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,              \
-                 ptrdiff_t W, ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t ph, ptrdiff_t pw) {                  \
-    ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = Hp - kh + 1, OW = Wp - kw + 1, CS = Hp * Wp, L = OH * OW;        \
-    ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4), sh = 1, sw = 1;                                                 \
-    for (ptrdiff_t c = 0; c < S * C; c++)                                                                             \
-        for (ptrdiff_t h = 0; h < H; h++)                                                                             \
-            memcpy(xp + c * CS + (h + ph) * Wp + pw, x + (c * H + h) * W, W * sizeof(T));                             \
-    mg_dconv_wg_transpose_##SFX(dyt, dy, S, O, Or, L);                                                               \
-    switch (mg_dconv_isa) {                                                                                           \
-    MG_DCONV_WG_CASES_##SFX                                                                                           \
-    default:                                                                                                          \
-        if (kw == 3)                                                                                                  \
-            mg_dconv_wg_##SFX##_scalar_k3(MG_DCONV_WG_ARGS, 0, O);                                                    \
-        else                                                                                                          \
-            mg_dconv_wg_##SFX##_scalar_k1(MG_DCONV_WG_ARGS, 0, O);                                                    \
-    }                                                                                                                 \
-}
+/* The chunk's driver (x into xp, dy into dyt, then this dispatch over the variants) is conv_strided.h's
+   mg_sconv_wg_chunk_*, at any stride (conv2d_direct_weight_grad runs it at (1, 1)); these are the names it passes. */
 #define MG_DCONV_WG_ARGS part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW, sh, sw
 #if MG_DCONV_X86
 /* AVX-512: the wide tiles over the first O rounded down to OV vectors, the 1-vector tiles over the rest */
@@ -606,7 +573,5 @@ static void NAME(T* part, const T* x, const T* dy, T* xp, T* dyt, ptrdiff_t S, p
 #define MG_DCONV_WG_CASES_f32
 #define MG_DCONV_WG_CASES_f64
 #endif
-MG_DCONV_WG_CHUNK(mg_dconv_wg_chunk_f32, float, f32)
-MG_DCONV_WG_CHUNK(mg_dconv_wg_chunk_f64, double, f64)
 
 #endif

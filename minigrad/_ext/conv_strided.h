@@ -40,44 +40,21 @@ ATTR static void NAME(T* out, const T* in, const T* wpk, const ptrdiff_t* off, p
     for (ptrdiff_t q0 = q_begin; q0 < q_begin + nt * (PV) * (VW); q0 += (PV) * (VW)) {                                \
         for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
             V acc[OB][PV];                                                                                            \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    acc[o][v] = ZERO;                                                                                 \
+            MG_TILE_ZERO(OB, PV, ZERO)                                                                                \
             const T* w = wpk + ob * nk;                                                                               \
             for (ptrdiff_t t = 0; t < nk; t++, w += (OB)) {                                                           \
                 const T* xr = in + off[t] + q0;                                                                       \
-                V xv[PV];                                                                                             \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    xv[v] = LOADU(xr + v * (VW));                                                                     \
-                for (int o = 0; o < (OB); o++) {                                                                      \
-                    V wv = SET1(w[o]);                                                                                \
-                    for (int v = 0; v < (PV); v++)                                                                    \
-                        acc[o][v] = FMA(wv, xv[v], acc[o][v]);                                                        \
-                }                                                                                                     \
+                MG_TILE_TAP(V, OB, PV, LOADU(xr + v * (VW)), SET1, FMA)                                               \
             }                                                                                                         \
-            for (int o = 0; o < (OB); o++)                                                                            \
-                for (int v = 0; v < (PV); v++)                                                                        \
-                    STOREU(out + (ob + o) * Qr + q0 + v * (VW), acc[o][v]);                                           \
+            MG_TILE_STORE(OB, PV, VW, STOREU, out, Qr)                                                                \
         }                                                                                                             \
     }                                                                                                                 \
 }
-/* each variant with its tile and the tiles of 2 and 1 vectors for the positions past the last whole tile */
-#define MG_SCONV_TILES3(NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                 \
-    MG_SCONV_TILES(NAME, T, V, VW, OB, PV, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                      \
-    MG_SCONV_TILES(NAME##_pv2, T, V, VW, OB, 2, ATTR, LOADU, STOREU, SET1, ZERO, FMA)                                 \
-    MG_SCONV_TILES(NAME##_pv1, T, V, VW, OB, 1, ATTR, LOADU, STOREU, SET1, ZERO, FMA)
-/* the tiles of conv_direct.h (mg_dconv_ob, mg_dconv_pb): its weight packing serves both */
-MG_SCONV_TILES3(mg_sconv_tiles_f32_scalar, float, float, 1, 4, 8, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0f, fmaf)
-MG_SCONV_TILES3(mg_sconv_tiles_f64_scalar, double, double, 1, 4, 4, , MG_S_LOAD, MG_S_STORE, MG_S_SET1, 0.0, fma)
+/* each variant's tiles and those of 2 and 1 vectors, with conv_direct.h's tile sizes (mg_dconv_ob, mg_dconv_pb):
+   its weight packing serves both */
+MG_TILES_SCALAR(MG_SCONV_TILES, mg_sconv_tiles)
 #if MG_DCONV_X86
-MG_SCONV_TILES3(mg_sconv_tiles_f32_avx512, float, __m512, 16, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,
-                _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
-MG_SCONV_TILES3(mg_sconv_tiles_f64_avx512, double, __m512d, 8, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,
-                _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)
-MG_SCONV_TILES3(mg_sconv_tiles_f32_avx2, float, __m256, 8, 4, 3, __attribute__((target("avx2,fma"))),
-                _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)
-MG_SCONV_TILES3(mg_sconv_tiles_f64_avx2, double, __m256d, 4, 4, 3, __attribute__((target("avx2,fma"))),
-                _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(), MG_FMA256D)
+MG_TILES_X86(MG_SCONV_TILES, mg_sconv_tiles)
 #endif
 
 /* The tiles of variant F (VW lanes, PV vectors a tile) over positions [0, Qn) in whole vectors: whole tiles, then
