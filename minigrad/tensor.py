@@ -1705,13 +1705,15 @@ class Sigmoid(Function):
     """1 / (1 + exp(-x)) as PyTorch computes it: no cancellation on either side; where exp(-x) overflows (x < -88
     in float32) the result is 0, which is within a denormal of the true value. One kernel call each way
     (``sigmoid_forward``, ``sigmoid_backward``: dx = g*(1 - y)*y, PyTorch's order), one pass over the values where
-    the NumPy composition made four forward (and an errstate) and three backward: 15 -> ~4 us on a 60x100 batch."""
+    the NumPy composition makes four forward (and an errstate) and three backward. NOTE: float64's forward stays
+    NumPy's composition: its kernel calls libm's exp per element (8.7 ns an element against NumPy's 4.2 for the
+    four vectorized passes, 6000 values); float32's kernel runs its exp in vector lanes (1.4 against 2.2 ns)."""
 
     def forward(self, x):
-        if x.dtype in _FLOAT_DTYPES and x.size:
+        if x.dtype == np.float32 and x.size:
             y = np.empty(x.shape, x.dtype)  # NOTE: before ascontiguousarray, which makes a 0-d x 1-d
             _kernel_backends.kernels().sigmoid_forward(y.reshape(-1), np.ascontiguousarray(x).reshape(-1))
-        else:  # NOTE: an empty array (the kernels take none) or a dtype the kernels do not take (float16)
+        else:  # NOTE: float64, an empty array (the kernels take none), a dtype the kernels do not take (float16)
             y = np.negative(x, out=np.empty_like(x))  # NOTE: an array also for 0-d x (np.negative gives a scalar)
             with np.errstate(over="ignore"):
                 np.exp(y, out=y)

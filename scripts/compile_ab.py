@@ -90,7 +90,38 @@ def _keep_saved():
     return undo
 
 
-OLD = {"sgd-checked": _sgd_checked, "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved}
+def _sigmoid_numpy():
+    """The sigmoid as NumPy's composition, as before its kernels: forward -x, exp, + 1, reciprocal (four passes and
+    an errstate), backward (g*y)*(1 - y)."""
+    import numpy as np
+
+    import minigrad.tensor
+    tensor = sys.modules["minigrad.tensor"]  # NOTE: minigrad.tensor the attribute is the function
+    fwd, bwd = tensor.Sigmoid.forward, tensor.Sigmoid.backward
+
+    def forward(self, x):
+        y = np.negative(x, out=np.empty_like(x))
+        with np.errstate(over="ignore"):
+            np.exp(y, out=y)
+        y += 1
+        np.reciprocal(y, out=y)
+        self.y = y
+        return y
+
+    def backward(self, g):
+        dx = g * self.y
+        dx *= 1 - self.y
+        return dx
+    tensor.Sigmoid.forward, tensor.Sigmoid.backward = forward, backward
+
+    def undo():
+        tensor.Sigmoid.forward, tensor.Sigmoid.backward = fwd, bwd
+    return undo
+
+
+OLD = {"sgd-checked": _sgd_checked, "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved,
+       "sigmoid-numpy": _sigmoid_numpy}
+NOT_BITWISE = {"sigmoid-numpy"}
 
 
 def _calls(comp, steps):
@@ -151,7 +182,8 @@ def main():
         if undo is not None:
             undo()
         lc = comp()
-    assert le == lc, (le, lc)  # same seed, same steps: bit for bit
+    # same seed, same steps: bit for bit (not the sigmoid's old composition: its exp is NumPy's, a last-bit apart)
+    assert le == lc or a.old in NOT_BITWISE, (le, lc)
     if a.source:
         (entry,) = [e for es in comp.fn._cache.values() for e in es]
         print(entry.trace.src)

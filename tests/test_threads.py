@@ -360,7 +360,7 @@ def test_sigmoid_kernels_match_torch_at_any_thread_count(name, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigmoid_tensor_op_against_torch(dtype):
-    """Tensor.sigmoid (the kernels for float32/float64, NumPy for float16 and empty arrays) on a non-contiguous
+    """Tensor.sigmoid (the kernels; NumPy for float64's forward, float16 and empty arrays) on a non-contiguous
     input, forward within 4 ulps of torch and the gradient bit for bit torch's sigmoid_backward of that y, on every
     backend."""
     torch = pytest.importorskip("torch")
