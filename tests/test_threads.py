@@ -310,7 +310,8 @@ def _sigmoid_arrays(dtype, M=3 * (1 << 14) + 13, seed=5):
 
 
 def _ulps_apart(a, b):
-    """|a - b| in units of b's last place (the spacing at b; a denormal's at the smallest normal); NaN where both NaN."""
+    """|a - b| in units of b's last place (the spacing at b; a denormal's at the smallest normal); 0 where both are
+    NaN or equal."""
     b64 = b.astype(np.float64)
     spacing = np.maximum(np.spacing(np.abs(b)), np.finfo(b.dtype).tiny).astype(np.float64)
     with np.errstate(invalid="ignore"):

@@ -1,6 +1,6 @@
 """Elementwise kernels in Cython/OpenMP on flat arrays of M values: a residual block's add + ReLU, and the sigmoid,
-forward and backward, each one pass (NumPy's version makes three forward passes, with a sum, a mask and the max, and a masked
-product backward). The rules, rounding by rounding, are those of minigrad/kernels/reference/elementwise.py: the
+forward and backward, each one pass (NumPy's add + ReLU makes three forward passes, with a sum, a mask and the max,
+and a masked product backward). The rules, rounding by rounding, are those of minigrad/kernels/reference/elementwise.py: the
 sum rounded to X, then the max; the backward's product with X(1) or X(0). Elements are independent: the prange
 writes disjoint chunks, and the chunking changes no result. The sigmoid's loops are C (elementwise.h: float's exp in
 vector lanes, which the NumPy composition's four passes and a Cython loop calling libm's expf both lose to).

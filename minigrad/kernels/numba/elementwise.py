@@ -1,5 +1,7 @@
-"""Numba kernels: a residual block's add + ReLU, and the sigmoid, on flat arrays (the rules: minigrad/kernels/reference/elementwise.py).
-Elementwise loops, no fast-math: the same operations as the reference, so the same bits."""
+"""Numba kernels: a residual block's add + ReLU, and the sigmoid, on flat arrays (the rules:
+minigrad/kernels/reference/elementwise.py).
+Elementwise loops, no fast-math: the same operations as the reference, so the same bits (but the sigmoid's exp, LLVM's
+libm call, within 1 ulp as NumPy's is)."""
 import numpy as np
 from numba import njit, prange
 
