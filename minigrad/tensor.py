@@ -20,8 +20,10 @@ import numpy as np
 from minigrad import _device
 from minigrad import dtypes as _dtypes
 from minigrad import random as _random
+from minigrad import kernels as _kernel_backends
 from minigrad.kernels.rules import FLOATS as _FLOAT_DTYPES
 from minigrad.kernels.rules import float_dtype as _dtype
+
 _modes = threading.local()  # per-thread switches: "grad" (build graphs), "anomaly" (check every op's output)
 _MODE_DEFAULTS = {"grad": True, "anomaly": False}
 # NOTE: how many mode switches are active, in all threads. While none is, every thread has the defaults and the hot
@@ -1700,20 +1702,35 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    """1 / (1 + exp(-x)) as PyTorch computes it: no cancellation on either side; where exp(-x) overflows (x < -88
+    in float32) the result is 0, which is within a denormal of the true value. One kernel call each way
+    (``sigmoid_forward``, ``sigmoid_backward``: dx = g*(1 - y)*y, PyTorch's order), one pass over the values where
+    the NumPy composition makes four forward (and an errstate) and three backward. NOTE: float64's forward stays
+    NumPy's composition: its kernel calls libm's exp per element (8.7 ns an element against NumPy's 4.2 for the
+    four vectorized passes, 6000 values); float32's kernel runs its exp in vector lanes (1.4 against 2.2 ns)."""
+
     def forward(self, x):
-        # NOTE: 1 / (1 + exp(-x)) as PyTorch computes it: no cancellation on either side; where exp(-x)
-        # overflows (x < -88 in float32) the result is 0, which is within a denormal of the true value
-        y = np.negative(x, out=np.empty_like(x))  # NOTE: an array also for 0-d x (np.negative gives a scalar)
-        with np.errstate(over="ignore"):
-            np.exp(y, out=y)
-        y += 1
-        np.reciprocal(y, out=y)
+        if x.dtype == np.float32 and x.size:
+            y = np.empty(x.shape, x.dtype)  # NOTE: before ascontiguousarray, which makes a 0-d x 1-d
+            _kernel_backends.kernels().sigmoid_forward(y.reshape(-1), np.ascontiguousarray(x).reshape(-1))
+        else:  # NOTE: float64, an empty array (the kernels take none), a dtype the kernels do not take (float16)
+            y = np.negative(x, out=np.empty_like(x))  # NOTE: an array also for 0-d x (np.negative gives a scalar)
+            with np.errstate(over="ignore"):
+                np.exp(y, out=y)
+            y += 1
+            np.reciprocal(y, out=y)
         self.y = y
         return y
 
     def backward(self, g):
-        dx = g * self.y
-        dx *= 1 - self.y
+        y = self.y
+        if g.dtype == y.dtype and g.shape == y.shape and y.dtype in _FLOAT_DTYPES and y.size:
+            g = np.ascontiguousarray(g)
+            dx = np.empty(y.shape, y.dtype)
+            _kernel_backends.kernels().sigmoid_backward(dx.reshape(-1), g.reshape(-1), y.reshape(-1))
+            return dx
+        dx = g * (1 - y)  # NOTE: a gradient of another dtype or a broadcast one: NumPy, the kernel's order
+        dx *= y
         return dx
 
     def backward_graph(self, g):

@@ -90,7 +90,76 @@ def _keep_saved():
     return undo
 
 
-OLD = {"sgd-checked": _sgd_checked, "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved}
+def _sigmoid_numpy():
+    """The sigmoid as NumPy's composition, as before its kernels: forward -x, exp, + 1, reciprocal (four passes and
+    an errstate), backward (g*y)*(1 - y)."""
+    import numpy as np
+
+    import minigrad.tensor
+    tensor = sys.modules["minigrad.tensor"]  # NOTE: minigrad.tensor the attribute is the function
+    fwd, bwd = tensor.Sigmoid.forward, tensor.Sigmoid.backward
+
+    def forward(self, x):
+        y = np.negative(x, out=np.empty_like(x))
+        with np.errstate(over="ignore"):
+            np.exp(y, out=y)
+        y += 1
+        np.reciprocal(y, out=y)
+        self.y = y
+        return y
+
+    def backward(self, g):
+        dx = g * self.y
+        dx *= 1 - self.y
+        return dx
+    tensor.Sigmoid.forward, tensor.Sigmoid.backward = forward, backward
+
+    def undo():
+        tensor.Sigmoid.forward, tensor.Sigmoid.backward = fwd, bwd
+    return undo
+
+
+def _ce_general():
+    """Cross entropy's plain case (no weight, no smoothing, no ignored target) through the general path, as before
+    its fast path: the forward's per-row weights, products and their sum, the backward's in float64."""
+    import numpy as np
+
+    from minigrad import kernels
+    loss = sys.modules["minigrad.nn.functional.loss"]
+    fwd, bwd = loss._CrossEntropy.forward, loss._CrossEntropy.backward
+
+    def forward(self, x, target, weight, valid, smoothing, reduction):
+        m, c = x.shape
+        logp = np.empty_like(x)
+        kernels.kernels().log_softmax_forward(logp, np.ascontiguousarray(x))
+        rows = np.arange(m)
+        wt = valid.astype(np.float64) if weight is None else np.where(valid, weight[target], 0.0)
+        loss = -(1.0 - smoothing) * wt * logp[rows, target]
+        self.logp, self.target, self.weight, self.valid, self.wt = logp, target, weight, valid, wt
+        self.smoothing, self.reduction = smoothing, reduction
+        total = loss.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(total / wt.sum() if reduction == "mean" else total, dtype=x.dtype)
+
+    def backward(self, g):
+        m, c = self.logp.shape
+        s, rows = self.smoothing, np.arange(m)
+        p = np.exp(self.logp)
+        dx = p * ((1.0 - s) * self.wt)[:, None]
+        dx[rows, self.target] -= (1.0 - s) * self.wt
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = g / self.wt.sum() if self.reduction == "mean" else g
+        return (dx * scale).astype(p.dtype, copy=False)
+    loss._CrossEntropy.forward, loss._CrossEntropy.backward = forward, backward
+
+    def undo():
+        loss._CrossEntropy.forward, loss._CrossEntropy.backward = fwd, bwd
+    return undo
+
+
+OLD = {"sgd-checked": _sgd_checked, "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved,
+       "sigmoid-numpy": _sigmoid_numpy, "ce-general": _ce_general}
+NOT_BITWISE = {"sigmoid-numpy", "ce-general"}  # NOTE: ce-general's backward rounds differently (its loss is the same)
 
 
 def _calls(comp, steps):
@@ -151,7 +220,8 @@ def main():
         if undo is not None:
             undo()
         lc = comp()
-    assert le == lc, (le, lc)  # same seed, same steps: bit for bit
+    # same seed, same steps: bit for bit (not NOT_BITWISE's: the sigmoid's old exp is NumPy's, a last-bit apart)
+    assert le == lc or a.old in NOT_BITWISE, (le, lc)
     if a.source:
         (entry,) = [e for es in comp.fn._cache.values() for e in es]
         print(entry.trace.src)

@@ -1,8 +1,9 @@
-"""Elementwise kernels in Cython/OpenMP on flat arrays of M values: a residual block's add + ReLU, forward and
-backward, each one pass (NumPy's version makes three forward passes, with a sum, a mask and the max, and a masked
-product backward). The rules, rounding by rounding, are those of minigrad/kernels/reference/elementwise.py: the
+"""Elementwise kernels in Cython/OpenMP on flat arrays of M values: a residual block's add + ReLU, and the sigmoid,
+forward and backward, each one pass (NumPy's add + ReLU makes three forward passes, with a sum, a mask and the max,
+and a masked product backward). The rules, rounding by rounding, are those of minigrad/kernels/reference/elementwise.py: the
 sum rounded to X, then the max; the backward's product with X(1) or X(0). Elements are independent: the prange
-writes disjoint chunks, and the chunking changes no result.
+writes disjoint chunks, and the chunking changes no result. The sigmoid's loops are C (elementwise.h: float's exp in
+vector lanes, which the NumPy composition's four passes and a Cython loop calling libm's expf both lose to).
 """
 cimport numpy as cnp
 from cython cimport floating
@@ -15,6 +16,12 @@ cnp.import_array()
 
 # elements per parallel chunk (as the optimizer updates')
 cdef Py_ssize_t CHUNK = 1 << 14
+
+cdef extern from "elementwise.h":
+    void mge_sigmoid_forward_float(float* y, const float* x, Py_ssize_t n) noexcept nogil
+    void mge_sigmoid_forward_double(double* y, const double* x, Py_ssize_t n) noexcept nogil
+    void mge_sigmoid_backward_float(float* dx, const float* dy, const float* y, Py_ssize_t n) noexcept nogil
+    void mge_sigmoid_backward_double(double* dx, const double* dy, const double* y, Py_ssize_t n) noexcept nogil
 
 
 # y, a, b: (M,); y = max(0, a + b) as NumPy's maximum gives it: NaN stays NaN, -0.0 becomes +0
@@ -69,3 +76,54 @@ def add_relu_backward(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndar
             _add_relu_backward(<float*>p_dx, <float*>p_dy, <float*>p_y, M, n_threads)
         else:
             _add_relu_backward(<double*>p_dx, <double*>p_dy, <double*>p_y, M, n_threads)
+
+
+# y = 1/(1 + exp(-x)), dx = dy*(1 - y)*y: chunks of CHUNK (a multiple of the 8 lanes, so a chunk's split into
+# vectors and tail is the one-thread split's) over the threads
+
+cdef void _sigmoid_forward(floating* y, const floating* x, Py_ssize_t M, int n_threads) noexcept nogil:
+    cdef Py_ssize_t k, lo
+    for k in prange((M + CHUNK - 1) // CHUNK, schedule='static', num_threads=n_threads):
+        lo = k * CHUNK
+        if floating is float:
+            mge_sigmoid_forward_float(y + lo, x + lo, min(M - lo, CHUNK))
+        else:
+            mge_sigmoid_forward_double(y + lo, x + lo, min(M - lo, CHUNK))
+
+
+cdef void _sigmoid_backward(floating* dx, const floating* dy, const floating* y, Py_ssize_t M,
+                            int n_threads) noexcept nogil:
+    cdef Py_ssize_t k, lo
+    for k in prange((M + CHUNK - 1) // CHUNK, schedule='static', num_threads=n_threads):
+        lo = k * CHUNK
+        if floating is float:
+            mge_sigmoid_backward_float(dx + lo, dy + lo, y + lo, min(M - lo, CHUNK))
+        else:
+            mge_sigmoid_backward_double(dx + lo, dy + lo, y + lo, min(M - lo, CHUNK))
+
+
+def sigmoid_forward(cnp.ndarray y not None, cnp.ndarray x not None, Py_ssize_t n_threads):
+    """y = 1/(1 + exp(-x)) on flat arrays (rule: reference.sigmoid_forward)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t M = dim(y, 0)
+    cdef bint f32 = is_float32(y)
+    cdef void* p_y = ptr(y), *p_x = ptr(x)
+    with nogil:
+        if f32:
+            _sigmoid_forward(<float*>p_y, <float*>p_x, M, n_threads)
+        else:
+            _sigmoid_forward(<double*>p_y, <double*>p_x, M, n_threads)
+
+
+def sigmoid_backward(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray y not None,
+                     Py_ssize_t n_threads):
+    """dx = dy*(1 - y)*y on flat arrays (rule: reference.sigmoid_backward)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t M = dim(dx, 0)
+    cdef bint f32 = is_float32(dx)
+    cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_y = ptr(y)
+    with nogil:
+        if f32:
+            _sigmoid_backward(<float*>p_dx, <float*>p_dy, <float*>p_y, M, n_threads)
+        else:
+            _sigmoid_backward(<double*>p_dx, <double*>p_dy, <double*>p_y, M, n_threads)

@@ -26,8 +26,7 @@
 #include "mg_clones.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
-typedef double mgp_v4d __attribute__((vector_size(32)));
-#define MGP_INLINE static inline __attribute__((always_inline))
+#include "mg_expf.h"  /* mgp_v4d, MGP_INLINE, the vector expf and sigmoid */
 
 /* the three reductions of the family, one loop shape:
      MGP_STATS   a += x - K,       q += (x - K)^2           (statistics; K a value of the set, or 0)
@@ -386,45 +385,6 @@ MG_CLONES static void mgp_row_backward_apply_max_##T(T* restrict dx, const T* re
 typedef float mgp_v4f __attribute__((vector_size(16)));
 typedef uint32_t mgp_v4u __attribute__((vector_size(16)));
 typedef uint64_t mgp_v4ul __attribute__((vector_size(32)));
-typedef float mgp_v8f __attribute__((vector_size(32)));
-typedef uint32_t mgp_v8u __attribute__((vector_size(32)));
-/* expf without a libm call, so that it runs in vector lanes (Cephes' expf: n = round(x/ln2) by the magic-number
-   rounding, which leaves n in the low bits of t and needs no float -> int conversion; a degree-6 polynomial on
-   the remainder; 2^n through the exponent bits). Within 1 ulp of the correctly rounded exp for every float in
-   [-87.3, 88.3] (checked exhaustively), about 2^-126 below (the clamp keeps 2^n normal), inf above, NaN stays NaN.
-   Lanes and the scalar tail give the same bits. */
-#define MGP_EXPF_BODY(F, UI, BL, X0)                                                                         \
-    const F hiv = (F){0} + 88.37626f, lov = (F){0} + -87.33654f, magic = (F){0} + 12582912.0f;               \
-    F x = BL(X0 > hiv, hiv, X0);                                                                             \
-    x = BL(x < lov, lov, x);  /* NaN passes through both */                                                  \
-    const F t = x * 1.44269504088896341f + magic;                                                            \
-    const F n = t - magic;                                                                                   \
-    F r = x - n * 0.693359375f;                                                                              \
-    r = r - n * -2.12194440e-4f;                                                                             \
-    const F z = r * r;                                                                                       \
-    F p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r   \
-           + 1.6666665459e-1f) * r + 5.0000001201e-1f;                                                       \
-    p = p * z + r + 1.0f;                                                                                    \
-    UI bt, bm;                                                                                               \
-    memcpy(&bt, &t, sizeof bt);                                                                              \
-    memcpy(&bm, &magic, sizeof bm);                                                                          \
-    const UI e = (bt - bm + 127u) << 23;                                                                     \
-    F sc;                                                                                                    \
-    memcpy(&sc, &e, sizeof sc);                                                                              \
-    return BL(X0 > hiv, (F){0} + (float)INFINITY, p * sc);
-#define MGP_BL_S(m, a, b) ((m) ? (a) : (b))
-MGP_INLINE float mgp_expf(float x0) { MGP_EXPF_BODY(float, uint32_t, MGP_BL_S, x0) }
-/* m ? a : b per lane (m a comparison's mask) */
-#define MGP_BL_8F(m, a, b) ((mgp_v8f)(((mgp_v8u)(m) & (mgp_v8u)(a)) | (~(mgp_v8u)(m) & (mgp_v8u)(b))))
-MGP_INLINE mgp_v8f mgp_expf8(mgp_v8f x0) { MGP_EXPF_BODY(mgp_v8f, mgp_v8u, MGP_BL_8F, x0) }
-MGP_INLINE float mgp_sigmoid_float(float z) { return 1.0f / (1.0f + mgp_expf(-z)); }
-MGP_INLINE double mgp_sigmoid_double(double z) { return 1.0 / (1.0 + exp(-z)); }
-MGP_INLINE mgp_v8f mgp_sigmoidv_float(mgp_v8f z) { return 1.0f / (1.0f + mgp_expf8(-z)); }
-MGP_INLINE mgp_v4d mgp_sigmoidv_double(mgp_v4d z) {  /* libm's exp per lane */
-    mgp_v4d s = {mgp_sigmoid_double(z[0]), mgp_sigmoid_double(z[1]), mgp_sigmoid_double(z[2]),
-                 mgp_sigmoid_double(z[3])};
-    return s;
-}
 /* half h of a vector of X lanes, in double (float: 8 lanes, two halves; double: 4 lanes, one). NOTE: written as
    an element-wise initializer, which GCC 12 compiles to one vcvtps2pd per half with AVX; __builtin_convertvector
    of the half converted two lanes at a time and put them back together (3-4 more instructions a half) */

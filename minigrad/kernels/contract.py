@@ -84,6 +84,10 @@ Kernels:
       y, a, b: (M,)                                          (a residual block's output; flattened)
   add_relu_backward(dx, dy, y)                              dx = dy * X(y > 0): a product, so an inf dy where y <= 0
       dx, dy, y: (M,)                                        gives NaN (the unfused ReLU's product with its mask)
+  sigmoid_forward(y, x)                                     y = 1/(1 + exp(-x)) in X (0 where exp(-x) overflows;
+      y, x: (M,)                                             exp within 1 ulp, so backends agree within 2 ulps)
+  sigmoid_backward(dx, dy, y)                               dx = dy*(1 - y)*y in X, left to right (PyTorch's order)
+      dx, dy, y: (M,)
 
 Affine-free normalization passes weight = ones and bias = zeros (C values: nothing measurable).
 
@@ -237,6 +241,8 @@ SPECS = {
                     {"param": ("M", "X"), "exp_avg": ("M", "X"), "exp_avg_sq": ("M", "X"), "grad": ("M", "X")}),
     "add_relu_forward": (("y", "a", "b"), {"y": ("M", "X"), "a": ("M", "X"), "b": ("M", "X")}),
     "add_relu_backward": (("dx", "dy", "y"), {"dx": ("M", "X"), "dy": ("M", "X"), "y": ("M", "X")}),
+    "sigmoid_forward": (("y", "x"), {"y": ("M", "X"), "x": ("M", "X")}),
+    "sigmoid_backward": (("dx", "dy", "y"), {"dx": ("M", "X"), "dy": ("M", "X"), "y": ("M", "X")}),
     # phase kernels (see the module docstring)
     "channel_stats": (("mean", "m2", "x", "center"),
                       {"mean": ("C", "f64"), "m2": ("C", "f64"), "x": ("NCS", "X")}),
@@ -329,6 +335,8 @@ OUTPUTS = {
     "adam_update": ("param", "exp_avg", "exp_avg_sq"),
     "add_relu_forward": ("y",),
     "add_relu_backward": ("dx",),
+    "sigmoid_forward": ("y",),
+    "sigmoid_backward": ("dx",),
     "channel_stats": ("mean", "m2"),
     "channel_apply": ("y",),
     "channel_backward_sums": ("sdy", "sdyx"),

@@ -1,5 +1,8 @@
-"""Numba kernels: a residual block's add + ReLU on flat arrays (the rules: minigrad/kernels/reference/elementwise.py).
-Elementwise loops, no fast-math: the same operations as the reference, so the same bits."""
+"""Numba kernels: a residual block's add + ReLU, and the sigmoid, on flat arrays (the rules:
+minigrad/kernels/reference/elementwise.py).
+Elementwise loops, no fast-math: the same operations as the reference, so the same bits (but the sigmoid's exp, LLVM's
+libm call, within 1 ulp as NumPy's is)."""
+import numpy as np
 from numba import njit, prange
 
 from .common import _threads
@@ -26,3 +29,25 @@ def add_relu_forward(y, a, b, n_threads):
 def add_relu_backward(dx, dy, y, n_threads):
     _threads(n_threads)
     _add_relu_backward(dx, dy, y)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _sigmoid_forward(y, x, one):
+    for i in prange(y.shape[0]):
+        y[i] = one / (one + np.exp(-x[i]))  # NOTE: exp overflows to inf for x < -88 (float32): y = 0
+
+
+@njit(parallel=True, cache=True)
+def _sigmoid_backward(dx, dy, y, one):
+    for i in prange(dx.shape[0]):
+        dx[i] = dy[i] * (one - y[i]) * y[i]  # NOTE: one in X, so that float32 stays float32 (no float64 detour)
+
+
+def sigmoid_forward(y, x, n_threads):
+    _threads(n_threads)
+    _sigmoid_forward(y, x, y.dtype.type(1))
+
+
+def sigmoid_backward(dx, dy, y, n_threads):
+    _threads(n_threads)
+    _sigmoid_backward(dx, dy, y, dx.dtype.type(1))
