@@ -81,37 +81,38 @@ LIMITS = {
         "second core (see the list above); the cache-size ones can, when the machine is quiet. A 2-thread process "
         "that loses a core to another process waits at every OpenMP barrier. Measurements: " + PERF + "two-threads.",
     "end to end: MLP-BN >= 1.5x torch steps/s":
-        "About 320 us of a step are the BLAS matrix multiplies in both libraries; the rest is per-op Python: 12 "
-        "autograd nodes forward and back, 11 parameter updates and the loss, each a few microseconds. "
-        "Measurements and variants tried: " + PERF + "mlp-bn-end-to-end.",
+        "About 440 us of a step are its 11 BLAS matrix multiplies (docs/compile.md); the rest is per-op Python and "
+        "small kernels (sigmoid and cross entropy one kernel call each way): 12 autograd "
+        "nodes forward and back, 11 parameter updates and the loss, each a few microseconds. Measurements and "
+        "variants tried: " + PERF + "mlp-bn-end-to-end and docs/compile.md",
     "end to end: MLP-BN compiled >= 2x torch steps/s":
-        "The replay leaves the kernels and NumPy's BLAS products (about a third of the step) and a Python call per "
-        "recorded op. On this VM one process's step time is bimodal (the same mlp-bn step measured 0.9 or 1.4 ms "
-        "in back-to-back processes, `scripts/step_cpu_time.py minigrad mlp-bn 400`), so a run of a few processes "
-        "per library moves these ratios by up to 2x: the same command at commit c4a534e on a quiet machine gave "
-        "2.11x torch and 1.33x JAX (README).",
+        "The replay leaves the GEMMs (about 60% of the compiled step) and about 45 kernel calls of 2-20 us each "
+        "(docs/compile.md, 2026-12-06). On this VM one process's step time is bimodal (the same mlp-bn step 0.9 or "
+        "1.4 ms in back-to-back processes; the cause is outside the VM, docs/compile.md), which moves these ratios "
+        "between runs: compiled against eager in one process is the steady figure (1.36x)",
     "end to end: MLP-BN compiled >= 1.0x JAX jitted steps/s":
         "See the target above: JAX's jitted step is one XLA executable with its matrix products fused with the "
         "elementwise work; the replay still calls one kernel or NumPy function per op.",
     "end to end: ResNet-20 >= 1.0x torch steps/s":
-        "Convolution is about 75% of the step: direct kernels at unit stride (105-127 GFLOP/s forward, 84-94 "
-        "weight gradient, against NumPy's 92-111 on the widest conv as one GEMM) and im2col + GEMM for the four "
-        "stride-2 convs; interleaved in one process the step measured 0.83-0.94x PyTorch (docs/perf/conv.md, "
-        "parts 2 and 3), against 0.6x before the direct kernels.",
+        "Every 3x3 convolution runs on a direct kernel (unit stride: docs/perf/conv.md parts 2-4; stride 2 by the "
+        "stride's phases: part 5); the 1x1 shortcuts and the classifier are GEMMs",
     "end to end: lenet-bn at 2 threads >= 1.2x torch steps/s":
-        "The step's kernels split each op over the two threads, but the elementwise NumPy passes and the BLAS "
-        "products between them do not, and every parallel region wakes a passively waiting thread.",
+        "LeNet-BN's kernels are small (its activations 6-16 channels): a second thread's wake-up (20-30 us with the "
+        "passive wait minigrad sets) costs what it saves, and its GEMMs run on one OpenBLAS thread, minigrad's "
+        "policy (with OpenBLAS at 2 threads the step was slower still: its workers spin and hold the core the next "
+        "kernel needs). docs/perf/threads.md",
     "end to end: ResNet-20 at 2 threads >= 1.2x torch steps/s":
-        "Follows from the scaling below: PyTorch's step gains 1.2-1.6x from the second core, minigrad's 0.8-1.3x.",
+        "Follows from the scaling below: PyTorch's step gains about 1.4x from the second core in this run, "
+        "minigrad's about 1.4x too, from a faster 1-thread step",
     "end to end: ResNet-20 step 2 threads >= 1.6x 1 thread":
-        "The direct conv kernels scale 1.5-1.7x on the 32x32 and 16x16 layers when the machine is quiet, not on "
-        "8x8 (the weight gradient splits 3 chunks of samples over 2 threads); NumPy's OpenBLAS workers spin after "
-        "each product and hold the core the next OpenMP kernel needs (docs/perf/conv.md, part 3). With another "
-        "process on the second core a 2-thread step collapses (barrier waits), as the note at the top says.",
+        "The conv kernels scale 1.2-1.8x alone (the weight gradient's chunks are now balanced over 2 threads), but "
+        "about 50 ms of CPU a step stays on the main thread: Python dispatch (~25 ms), the GEMMs on one OpenBLAS "
+        "thread (minigrad's policy: OpenBLAS's spinning workers held the core the OpenMP kernels need) and short "
+        "calls where a passive thread's wake-up costs what splitting saves (docs/perf/threads.md). With another "
+        "process on the second core a 2-thread step collapses (barrier waits), as the note at the top says",
     "end to end: small CNN-BN (lenet-bn) >= 1.0x torch steps/s":
-        "conv2d is im2col + BLAS with a compiled im2col/col2im, but its backward (per-sample weight-gradient "
-        "GEMMs for the first conv), max-pool backward and NumPy elementwise passes over 300k-element "
-        "activations cost more than torch's fused C++ kernels.",
+        "Its first convolution has one input channel (im2col + GEMM for its weight gradient), the rest runs on the "
+        "direct kernels",
     "inference: minigrad fused >= 1.0x torch eval at batch 1 (model zoo)":
         "At batch 1 a forward is a chain of small ops, each paying the functional's checks, an autograd node and "
         "a Tensor (a few microseconds); the fused mlp-bn is 8 such ops around 14 us of matrix products, and a "
