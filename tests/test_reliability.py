@@ -247,6 +247,15 @@ GEOMETRY = {
     "max_pool2d_forward via the contract, kernel 2**40": (
         "mg.kernels.kernels().max_pool2d_forward(np.empty((1, 2, 6, 6), np.float32), np.empty((1, 2, 6, 6), "
         "np.int64), x.numpy(), 2**40, 2**40, (1, 1), (2**39, 2**39))", "ok"),
+    # NOTE: the strided kernels' scratch holds stride_h * stride_w phase planes: conv2d routes a stride past the
+    # padded input to im2col ("conv2d stride=2**62" above hung there before), and the contract refuses it
+    "conv2d_strided via the contract, stride=2**62": (
+        "mg.kernels.kernels().conv2d_strided(np.empty((1, 3, 1, 1), np.float32), x.numpy(), "
+        "w.numpy().reshape(3, -1), 3, 3, (BIG, BIG), (0, 0))", (ValueError, "conv2d_strided: stride")),
+    "conv2d_strided_weight_grad via the contract, stride=2**62": (
+        "mg.kernels.kernels().conv2d_strided_weight_grad(np.empty((3, 18), np.float32), x.numpy(), "
+        "np.ones((1, 3, 1, 1), np.float32), 3, 3, (BIG, BIG), (0, 0))",
+        (ValueError, "conv2d_strided_weight_grad: stride")),
 }
 
 _GEOMETRY_RUN = """

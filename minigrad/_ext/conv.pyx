@@ -334,7 +334,7 @@ def conv2d_direct_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not No
     """dweight[o, (c, i, j)] = sum over (n, oh, ow) of dy[n, o, oh, ow] * xpad[n, c, oh + i, ow + j] (unit stride
     and dilation); x: (N, C, H, W), dy: (N, O, OH, OW), dweight: (O, C*kh*kw): conv2d_strided_weight_grad at stride
     (1, 1): its chunks, kernel and sum order (the positions one apart in the padded x)."""
-    conv2d_strided_weight_grad(dweight, x, dy, kh, kw, (1, 1), padding, n_threads)
+    conv2d_strided_weight_grad(dweight, x, dy, kh, kw, (1, 1), padding, team_size(n_threads))
 
 
 def conv2d_direct_variant(str variant=None):

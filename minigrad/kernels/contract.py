@@ -166,7 +166,8 @@ import math
 
 import numpy as np
 
-from minigrad.kernels.rules import FLOATS, check_eps, check_num_groups, pool_out_size, window_out_size
+from minigrad.kernels.rules import (FLOATS, check_eps, check_num_groups, pool_out_size, strided_phases_fit,
+                                    window_out_size)
 from minigrad.kernels.threads import get_num_threads
 
 F64 = np.dtype(np.float64)
@@ -378,6 +379,11 @@ def _window(kernel, names, args, dims):
             raise ValueError(f"{kernel}: {name} must be a pair (h, w) of ints >= {low}, got {v!r}")
     k, (sh, sw), (ph, pw) = (get("kh"), get("kw")), get("stride") or (1, 1), get("padding")
     dh, dw = get("dilation") or (1, 1)
+    if kernel.startswith("conv2d_strided") and not (strided_phases_fit(dims["H"], k[0], sh, ph)
+                                                     and strided_phases_fit(dims["W"], k[1], sw, pw)):
+        raise ValueError(f"{kernel}: stride {(sh, sw)} must be at most twice the padded input size plus the kernel "
+                         f"size, {(2 * (dims['H'] + 2 * ph + k[0]), 2 * (dims['W'] + 2 * pw + k[1]))} "
+                         f"(rules.strided_phases_fit)")
     if kernel.startswith("max_pool") and (ph > k[0] // 2 or pw > k[1] // 2):
         raise ValueError(f"{kernel}: padding {(ph, pw)} must be at most half the kernel size {k}")
     OH = window_out_size(kernel, dims["H"], k[0], sh, ph, dh)

@@ -70,6 +70,14 @@ INDEX_MAX = 2**63 - 1
 _SMALL = 2**30  # window arguments all below it keep every sum and product within INDEX_MAX
 
 
+def strided_phases_fit(size, k, stride, padding):
+    """Whether the strided convolution kernels (conv2d_strided and its gradients) take this window along one axis:
+    their scratch holds ``stride`` phase planes of ceil((size + 2 padding) / stride) positions per axis, so a stride
+    far past the padded input and the kernel would size it by the stride, not the data (2**62 never returned).
+    conv2d routes such a window to im2col; the contract refuses it."""
+    return stride <= 2 * (size + 2 * padding + k)
+
+
 def window_out_size(fn, size, k, stride, padding, dilation):
     """``out_size`` after checking that the window's arithmetic fits the kernels' 64-bit indices, so that no
     backend overflows (Cython returned uninitialised memory for padding = stride = 2**62): the padded size

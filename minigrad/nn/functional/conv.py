@@ -31,7 +31,8 @@ import numbers
 import numpy as np
 
 from minigrad import kernels
-from minigrad.kernels.rules import check_array_size, live_taps, out_size, pool_out_size, window_out_size
+from minigrad.kernels.rules import (check_array_size, live_taps, out_size, pool_out_size, strided_phases_fit,
+                                    window_out_size)
 from minigrad.kernels.threads import get_num_threads
 from minigrad.tensor import Function, Tensor, _host
 
@@ -159,9 +160,17 @@ def _strided(g, backward=False):
     ``DIRECT``). NOTE: the input gradient's tiles hold 8 channels of dx, the weight gradient's 8 rows (c, i) of taps:
     with fewer than 8 input channels most of a tile is empty."""
     if DIRECT is False or g.stride == (1, 1) or g.dilation != (1, 1) or g.G != 1 or g.pointwise \
-            or g.N * g.C * g.O == 0:
+            or g.N * g.C * g.O == 0 or not _phases_fit(g):
         return False
     return bool(DIRECT) or (_fast_direct() and not (backward and g.C < 8))
+
+
+def _phases_fit(g):
+    """Whether the strided kernels take this window (``rules.strided_phases_fit``); a larger stride sees only the
+    first window, which im2col handles in time proportional to the input."""
+    H, W = g.x_shape[2:]
+    return strided_phases_fit(H, g.kh, g.stride[0], g.padding[0]) and \
+        strided_phases_fit(W, g.kw, g.stride[1], g.padding[1])
 
 
 def conv2d_forward(x, w, g, bias=None, relu=False):
