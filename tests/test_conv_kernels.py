@@ -490,11 +490,12 @@ def test_conv2d_direct_bad_arguments(name):
             k.conv2d_direct(*edit(args))
 
 
-def _conv2d_calls(name, direct, monkeypatch, kernels_, stride, seed, dy_shape):
-    """conv2d (3x3, padding 1) forward and backward on x (3, 8, 9, 8) and w (5, 8, 3, 3) at ``stride``, on the
-    im2col path (``conv.DIRECT`` False) and then with DIRECT = ``direct``, recording the calls of ``kernels_`` (name,
-    first argument's shape); asserts that the values and gradients of both paths equal each other and PyTorch's.
-    Returns the calls, (x0, w0, b0) and PyTorch's output."""
+def _conv2d_calls(name, direct, monkeypatch, kernels_, stride, seed, dy_shape, x_shape=(3, 8, 9, 8),
+                  w_shape=(5, 8, 3, 3), padding=1):
+    """conv2d (by default 3x3, padding 1) forward and backward on x (3, 8, 9, 8) and w (5, 8, 3, 3) at ``stride``, on
+    the im2col path (``conv.DIRECT`` False) and then with DIRECT = ``direct``, recording the calls of ``kernels_``
+    (name, first argument's shape) in the second; asserts that the values and gradients of both paths equal each other and
+    PyTorch's. Returns the calls, (x0, w0, b0) and PyTorch's output."""
     torch = pytest.importorskip("torch")
     from minigrad.nn.functional import conv as cv
     backend = _backend(name)
@@ -506,22 +507,23 @@ def _conv2d_calls(name, direct, monkeypatch, kernels_, stride, seed, dy_shape):
                                                                               _raw(*a))[1])
         backend.__dict__.pop(kernel, None)
     rng = np.random.default_rng(seed)
-    x0, w0, b0 = rng.standard_normal((3, 8, 9, 8)), rng.standard_normal((5, 8, 3, 3)), rng.standard_normal(5)
+    x0, w0, b0 = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
     dy = rng.standard_normal(dy_shape)
     out = {}
     try:
         for mode in (False, direct):
+            called.clear()  # NOTE: the calls of the last pass (DIRECT = direct) are returned
             monkeypatch.setattr(cv, "DIRECT", mode)
             with mg.using_backend(name):
                 x, w, b = (mg.Tensor(a, requires_grad=True) for a in (x0, w0, b0))
-                y = mg.nn.functional.conv2d(x, w, b, stride=stride, padding=1)
+                y = mg.nn.functional.conv2d(x, w, b, stride=stride, padding=padding)
                 y.backward(dy)
                 out[mode] = (y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy())
     finally:
         for kernel in kernels_:
             backend.__dict__.pop(kernel, None)
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x0, w0, b0))
-    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=1)
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=padding)
     ty.backward(torch.tensor(dy))
     for a, b, t in zip(out[False], out[direct], (ty, tx.grad, tw.grad, tb.grad)):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
@@ -543,6 +545,28 @@ def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch)
     dweight = [("conv2d_direct_weight_grad", (5, 72))] if forward else []  # (and C = 8: not the stem's 3)
     dx = [("conv2d_direct", (3, 8, 9, 8))] if forward else []  # O = 5 <= C
     assert called == forward + dweight + dx
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("direct", [None, True])
+@pytest.mark.parametrize("C", [3, 4, 6])
+def test_conv2d_few_channels_paths(name, direct, C, monkeypatch):
+    """LeNet's second conv shrunk (5x5, no padding, O = 10 > C): from conv.DIRECT_MIN_CHANNELS (4) input channels on,
+    the weight gradient runs conv2d_direct_weight_grad and the input gradient the flipped forward on conv2d_direct
+    where the direct kernels are fast; below, im2col + GEMM (unless DIRECT is True) and GEMM + col2im. Values and
+    gradients as the im2col path's and PyTorch's."""
+    kernels_ = ("conv2d_direct", "conv2d_direct_weight_grad", "im2col", "col2im")
+    called, _, _ = _conv2d_calls(name, direct, monkeypatch, kernels_, 1, 9, (3, 10, 6, 5), (3, C, 10, 9),
+                                 (10, C, 5, 5), 0)
+    variant = getattr(_backend(name).module, "conv2d_direct_variant", lambda: "scalar")()
+    fast = bool(direct) or variant != "scalar"
+    wide = C >= 4  # conv.DIRECT_MIN_CHANNELS, spelled out: LeNet-BN's 6 channels must take the direct kernels
+    names = [k for k, _ in called]
+    assert names[0] == ("conv2d_direct" if fast else "im2col")
+    assert ("conv2d_direct_weight_grad" in names) == (fast and (wide or bool(direct)))
+    # dx by the flipped forward (O > C: never at fewer channels, even where DIRECT is True), else by col2im
+    assert (("conv2d_direct", (3, C, 10, 9)) in called) == (fast and wide)
+    assert ("col2im" in names) == (not (fast and wide))
 
 
 # conv2d_strided: (N, C, H, W, O, kh, kw, stride, padding). ResNet-20's downsampling convs (3x3, stride 2, padding 1,

@@ -144,14 +144,23 @@ def _fast_direct():
     return variant is not None and variant() != "scalar"
 
 
+# NOTE: below this many input channels the unit-stride direct kernels' tiles are mostly empty and the im2col path
+# wins the weight gradient and the input gradient (Cython, float32, process time, docs/perf/threads.md "LeNet-BN at
+# 2 threads"): weight gradient, 1 -> 6 (5x5, 28x28) 0.9 against 2.5 ms direct, 3 -> 6 (5x5, 32x32) 1.75 against
+# 2.84; from 4 channels on the direct kernel won, 4 -> 16 (3x3, 16x16) 0.38 against 0.59, LeNet's 6 -> 16 (5x5,
+# 14x14) 0.69 against 1.22; the input gradient as the flipped forward, 3 -> 16 (5x5) 4.2 against 3.3 on col2im,
+# 6 -> 16 0.95 against 1.27, 8 -> 16 (3x3) 0.34 against 0.70
+DIRECT_MIN_CHANNELS = 4
+
+
 def _direct(g, weight_grad=False):
     """Whether conv2d_forward (or, ``weight_grad``, conv2d_weight_grad) runs the direct kernel for geometry ``g``
-    (see ``DIRECT``). NOTE: the weight gradient's tiles hold 8 rows (c, i) of taps: with fewer than 8 input channels
-    most of a tile is empty (the stem conv 3 -> 16 measured 1.5 against 0.8 ms on the im2col path)."""
+    (see ``DIRECT``). NOTE: the weight gradient's tiles run over taps (c, i, j) and output channels: with fewer
+    than ``DIRECT_MIN_CHANNELS`` input channels most of a tile is empty."""
     if DIRECT is False or g.stride != (1, 1) or g.dilation != (1, 1) or g.G != 1 or g.pointwise \
             or g.N * g.C * g.O == 0:
         return False
-    return bool(DIRECT) or (_fast_direct() and not (weight_grad and g.C < 8))
+    return bool(DIRECT) or (_fast_direct() and not (weight_grad and g.C < DIRECT_MIN_CHANNELS))
 
 
 def _strided(g, backward=False):
@@ -256,14 +265,17 @@ def conv2d_input_grad(dy, w, g):
                                                     g.kw, g.stride, g.padding)
         return dx
     padding = tuple(d * (k - 1) - p for d, k, p in zip(g.dilation, (g.kh, g.kw), g.padding))
-    if g.stride == (1, 1) and min(padding) >= 0 and g.O <= g.C and g.N:
+    gt = None
+    if g.stride == (1, 1) and min(padding) >= 0 and g.N:
+        gt = _ConvGeometry(dy.shape, (g.C, g.Og, g.kh, g.kw), (1, 1), padding, g.dilation, g.G, *g.x_shape[2:],
+                           dy.dtype.itemsize)
+    if gt is not None and (g.O <= g.C or (g.C >= DIRECT_MIN_CHANNELS and _direct(gt))):
         # NOTE: at unit stride dx is the convolution of dy with the flipped, transposed weight (padding
         # d*(k - 1) - p): im2col and a GEMM instead of a GEMM and col2im, whose adds cost more than im2col's copies
         # when dy has no more channels than x (its im2col is then no larger; docs/perf/conv.md); at unit dilation
-        # conv2d_forward runs the direct kernel (where O > C, its tile of output channels would be mostly empty:
-        # the stem conv 3 -> 16 measured 0.80 against 0.64 ms on the col2im path)
-        gt = _ConvGeometry(dy.shape, (g.C, g.Og, g.kh, g.kw), (1, 1), padding, g.dilation, g.G, *g.x_shape[2:],
-                           dy.dtype.itemsize)
+        # conv2d_forward runs the direct kernel, which also wins where O > C from DIRECT_MIN_CHANNELS input channels
+        # on (below, its tile of output channels is mostly empty: the stem conv 3 -> 16 measured
+        # 0.80 against 0.64 ms on the col2im path)
         wf = w.reshape(g.G, g.Og, g.C // g.G, g.kh, g.kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
         return conv2d_forward(dy, wf.reshape(g.G, g.C // g.G, g.Og * g.kh * g.kw), gt)
     dx = np.zeros(g.x_shape, dy.dtype)
