@@ -403,3 +403,32 @@ def test_show_config_reports_blas_and_the_wait_policy(restore):
     mg.show_config(file=out)
     assert f"threads: 2 (NumPy's OpenBLAS: 1; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(runtime default)')})" \
         in out.getvalue()
+
+
+def test_one_pass_kernels_run_on_one_thread_below_small_pass(restore, monkeypatch):
+    """At 2 threads the batch norm's channel phases and max pooling get one thread below contract.SMALL_PASS
+    elements (LeNet-BN's second batch norm, 64 x 16 x 10 x 10) and the thread count at or above it (ResNet-20's
+    smallest, 32 x 64 x 8 x 8); other kernels keep contract.SMALL (conv2d_direct on LeNet's 64 x 6 x 14 x 14)."""
+    from minigrad.kernels import contract
+    backend = mg.kernels.kernels()
+    module = backend.module
+    seen = []
+    for name in ("channel_stats", "max_pool2d_forward", "conv2d_direct"):
+        raw = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _raw=raw, _k=name: (seen.append((_k, a[-1])), _raw(*a))[1])
+        backend.__dict__.pop(name, None)
+    mg.set_num_threads(2)
+    try:
+        for shape, want in (((64, 16, 10, 10), 1), ((32, 64, 8, 8), 2)):
+            assert (np.prod(shape) < contract.SMALL_PASS) == (want == 1)
+            x = np.ones(shape, np.float32)
+            backend.channel_stats(np.empty(shape[1]), np.empty(shape[1]), x.reshape(shape[0], shape[1], -1), True)
+            y = np.empty(shape[:2] + (shape[2] // 2, shape[3] // 2), np.float32)
+            backend.max_pool2d_forward(y, np.empty(y.shape, np.int64), x, 2, 2, (2, 2), (0, 0))
+        backend.conv2d_direct(np.empty((64, 16, 10, 10), np.float32), np.ones((64, 6, 14, 14), np.float32),
+                              np.ones((16, 150), np.float32), 5, 5, (0, 0))
+    finally:
+        for name in ("channel_stats", "max_pool2d_forward", "conv2d_direct"):
+            backend.__dict__.pop(name, None)
+    assert seen == [("channel_stats", 1), ("max_pool2d_forward", 1), ("channel_stats", 2), ("max_pool2d_forward", 2),
+                    ("conv2d_direct", 2)]

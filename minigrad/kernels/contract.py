@@ -576,6 +576,22 @@ def _check_window(kernel, names, args, dims):
 # work it splits. Results do not change (every kernel is bit-identical for any thread count).
 SMALL = 1 << 15
 
+# NOTE: the kernels that make one pass over their arrays (the batch norm's channel phases, max pooling) run on one
+# thread below this many elements instead: they take about 0.03-0.15 ms there, and half of that does not pay a
+# passive OpenMP wake-up and the barrier after it (the worker sleeps between regions: minigrad's default wait policy,
+# docs/perf/threads.md). LeNet-BN (batch 64) at 2 threads with its second batch norm and pooling (102400 elements)
+# on one thread measured 8.6 against 9.8 ms a step, ahead in each of 6 interleaved rounds (docs/perf/threads.md,
+# "LeNet-BN at 2 threads"); ResNet-20's (batch 32) are all 131072 elements or more, so they keep their threads.
+SMALL_PASS = 1 << 17
+_SMALL_PASS_KERNELS = ("channel_stats", "channel_apply", "channel_backward_sums", "channel_backward_apply",
+                       "channel_apply_relu", "channel_backward_sums_relu", "channel_backward_apply_relu",
+                       "max_pool2d_forward", "max_pool2d_backward")
+
+
+def small(kernel):
+    """The element count below which ``kernel`` runs on one thread."""
+    return SMALL_PASS if kernel in _SMALL_PASS_KERNELS else SMALL
+
 
 def _elements(dims):
     n = 1
@@ -587,7 +603,7 @@ def _elements(dims):
 class Backend:
     """A backend's kernels behind the contract: ``backend.batch_norm_forward(y, mean, ...)`` checks the
     arguments, then calls the module's kernel with ``n_threads`` from ``minigrad.get_num_threads()`` (one thread
-    below ``SMALL`` elements)."""
+    below ``small(kernel)`` elements)."""
 
     def __init__(self, name, module):
         self.name = name
@@ -599,10 +615,10 @@ class Backend:
     def __getattr__(self, kernel):
         if kernel not in SPECS:
             raise AttributeError(kernel)
-        raw = getattr(self.module, kernel)
+        raw, below = getattr(self.module, kernel), small(kernel)
 
         def call(*args):
-            return raw(*args, 1 if _checked(kernel, args)[1] < SMALL else get_num_threads())
+            return raw(*args, 1 if _checked(kernel, args)[1] < below else get_num_threads())
 
         call.__name__ = kernel
         call.__qualname__ = f"{self.name}.{kernel}"
@@ -616,7 +632,7 @@ class Backend:
         like these (conv2d's chunks: the same geometry, a batch slice of its own size). NOTE: the checks cost
         about 12 us a call, as much as a third of one sample's im2col in ResNet-20."""
         raw = getattr(self.module, kernel)
-        n_threads = 1 if _checked(kernel, args)[1] < SMALL else get_num_threads()
+        n_threads = 1 if _checked(kernel, args)[1] < small(kernel) else get_num_threads()
         raw(*args, n_threads)
         return lambda *more: raw(*more, n_threads)
 
