@@ -17,7 +17,8 @@ CONV = [(2, 3, 7, 6, 3, 2, (1, 2), (1, 0), (2, 1)), (3, 2, 9, 8, 5, 5, (2, 2), (
         (2, 3, 7, 6, 3, 3, (2, 1), (1, 1), (1, 1))]
 # (N, C, H, W, kh, kw, stride, padding)
 POOL = [(2, 3, 8, 8, 2, 2, (2, 2), (0, 0)), (2, 3, 7, 9, 2, 2, (2, 2), (0, 0)), (1, 2, 7, 8, 3, 3, (2, 1), (1, 1)),
-        (2, 2, 5, 6, 3, 2, (1, 1), (1, 1)), (1, 1, 3, 3, 3, 3, (1, 1), (0, 0))]
+        (2, 2, 5, 6, 3, 2, (1, 1), (1, 1)), (1, 1, 3, 3, 3, 3, (1, 1), (0, 0)),
+        (3, 37, 6, 5, 2, 2, (2, 2), (0, 0))]  # 111 planes: several of the Cython kernels' dynamic chunks of 16
 
 
 def _backend(name):
@@ -103,7 +104,7 @@ def test_max_pool2d_parity(name, dtype):
             dy = rng.standard_normal(want_y.shape).astype(dtype)
             want_dx = np.empty_like(x)
             reference.max_pool2d_backward(want_dx, dy, want_a)
-            for n_threads in (1, 2):
+            for n_threads in (1, 2, 3):
                 y, a = np.full_like(want_y, 7.0), np.full_like(want_a, -5)
                 k.module.max_pool2d_forward(y, a, x, kh, kw, s, p, n_threads)
                 np.testing.assert_array_equal(y, want_y)

@@ -216,7 +216,8 @@ cdef void _max_pool2d(floating* y, int64_t* argmax, const floating* x, Py_ssize_
                       Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                       Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int n_threads) noexcept nogil:
     cdef Py_ssize_t p
-    for p in prange(NC, schedule='static', num_threads=n_threads):
+    # NOTE: dynamic, as conv2d_direct's samples (its NOTE); 16 planes a chunk (LeNet's 14x14 outputs: ~25 us)
+    for p in prange(NC, schedule='dynamic', chunksize=16, num_threads=n_threads):
         _max_pool_plane(y + p * OH * OW, argmax + p * OH * OW, x + p * H * W, H, W, kh, kw, sh, sw, ph, pw, OH, OW)
 
 
@@ -227,7 +228,7 @@ cdef void _max_pool2d_backward(floating* dx, const floating* dy, const int64_t* 
     cdef floating* dxp
     cdef const floating* dyp
     cdef const int64_t* ap
-    for p in prange(NC, schedule='static', num_threads=n_threads):
+    for p in prange(NC, schedule='dynamic', chunksize=16, num_threads=n_threads):
         dxp = dx + p * HW
         dyp = dy + p * M
         ap = argmax + p * M
@@ -294,16 +295,19 @@ def conv2d_direct(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray we
     with nogil:
         # NOTE: once per call, not per sample: each sample writes only xp's interior, the padding stays zero
         memset(p_s, 0, n_threads * (xl + yl) * (4 if f32 else 8))
+        # NOTE: samples handed out one at a time (dynamic), not in static halves: a worker woken from its passive
+        # wait starts tens of us late (more when another process holds its core), and meanwhile the calling thread
+        # takes the samples it would have waited for; a sample's bits do not depend on the thread that runs it
         if f32:
             mg_dconv_pack_f32(<float*>p_wpk, <float*>p_w, O, K)
-            for n in prange(N, schedule='static', num_threads=n_threads):
+            for n in prange(N, schedule='dynamic', num_threads=n_threads):
                 t = threadid()
                 mg_dconv_sample_f32(<float*>p_y + n * O * (H + 2 * ph - kh + 1) * (W + 2 * pw - kw + 1),
                                     <float*>p_x + n * C * H * W, <float*>p_wpk, <float*>p_s + t * (xl + yl),
                                     <float*>p_s + t * (xl + yl) + xl, C, H, W, O, kh, kw, ph, pw)
         else:
             mg_dconv_pack_f64(<double*>p_wpk, <double*>p_w, O, K)
-            for n in prange(N, schedule='static', num_threads=n_threads):
+            for n in prange(N, schedule='dynamic', num_threads=n_threads):
                 t = threadid()
                 mg_dconv_sample_f64(<double*>p_y + n * O * (H + 2 * ph - kh + 1) * (W + 2 * pw - kw + 1),
                                     <double*>p_x + n * C * H * W, <double*>p_wpk, <double*>p_s + t * (xl + yl),
