@@ -11,7 +11,8 @@ Policies (``--policies``): "1" (1 thread), "2" (minigrad's defaults: ``set_num_t
 thread, and the passive wait ``import minigrad`` sets), "2-blas2" (``set_num_threads(2, blas=2)``), "2-blas2-t4"
 (the same with ``OPENBLAS_THREAD_TIMEOUT=4`` before NumPy loads: its workers spin 2^4 cycles, not 2^28),
 "2-spin" (BLAS at 1 with libgomp's own default spin, ``GOMP_SPINCOUNT=300000``; "2-spin1k", "2-spin10k",
-"2-spin30k" with 1000, 10000, 30000), "2-before" (the library's
+"2-spin30k" with 1000, 10000, 30000), "2-small" (minigrad's defaults, but every kernel on the threads from
+``contract.SMALL`` elements, the one-pass kernels' ``SMALL_PASS`` bound undone), "2-before" (the library's
 behaviour before minigrad owned the policy: libgomp's default spin and BLAS at 2), "1c" and "2c" (minigrad's
 defaults, the step under ``minigrad.compile`` as in the end-to-end benchmarks), "torch1" and "torch2" (PyTorch,
 ``OMP_WAIT_POLICY=passive`` as the end-to-end benchmarks). ``--nice`` puts this script's session at that
@@ -41,6 +42,7 @@ POLICIES = {  # name -> (framework, threads, BLAS threads, extra environment)
     "2-before": ("minigrad", 2, 2, {"GOMP_SPINCOUNT": "300000"}),
     "1c": ("minigrad-compiled", 1, 1, {}),
     "2c": ("minigrad-compiled", 2, 1, {}),
+    "2-small": ("minigrad", 2, 1, {}),
     "torch1": ("torch", 1, 1, {"OMP_WAIT_POLICY": "passive"}),
     "torch2": ("torch", 2, 2, {"OMP_WAIT_POLICY": "passive"}),
 }
@@ -105,6 +107,9 @@ def child(policy, model, steps, kernels=False):
     from minigrad.allocator import tune_allocator
     tune_allocator()
     minigrad.set_num_threads(n, blas=blas_threads)
+    if policy == "2-small":  # every kernel threaded from contract.SMALL elements, as before contract.SMALL_PASS
+        from minigrad.kernels import contract
+        contract.small = lambda kernel: contract.SMALL
     acc = _kernel_timers() if kernels else None
     step = step_cpu_time.build(framework, model)
     for _ in range(3):
