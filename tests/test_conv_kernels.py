@@ -495,8 +495,8 @@ def _conv2d_calls(name, direct, monkeypatch, kernels_, stride, seed, dy_shape, x
                   w_shape=(5, 8, 3, 3), padding=1):
     """conv2d (by default 3x3, padding 1) forward and backward on x (3, 8, 9, 8) and w (5, 8, 3, 3) at ``stride``, on
     the im2col path (``conv.DIRECT`` False) and then with DIRECT = ``direct``, recording the calls of ``kernels_``
-    (name, first argument's shape) in the second; asserts that the values and gradients of both paths equal each other and
-    PyTorch's. Returns the calls, (x0, w0, b0) and PyTorch's output."""
+    (name, first argument's shape) in the second; asserts that the values and gradients of both paths equal each
+    other and PyTorch's. Returns the calls, (x0, w0, b0) and PyTorch's output."""
     torch = pytest.importorskip("torch")
     from minigrad.nn.functional import conv as cv
     backend = _backend(name)
