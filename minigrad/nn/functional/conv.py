@@ -146,7 +146,7 @@ def _fast_direct():
 
 # NOTE: below this many input channels the unit-stride direct kernels' tiles are mostly empty and the im2col path
 # wins the weight gradient and the input gradient (Cython, float32, process time, docs/perf/threads.md "LeNet-BN at
-# 2 threads"): weight gradient, 1 -> 6 (5x5, 28x28) 0.9 against 2.5 ms direct, 3 -> 6 (5x5, 32x32) 1.75 against
+# 2 threads"): weight gradient, 1 -> 6 (5x5, 28x28, wall) 0.9 against 2.5 ms direct, 3 -> 6 (5x5, 32x32) 1.75 against
 # 2.84; from 4 channels on the direct kernel won, 4 -> 16 (3x3, 16x16) 0.38 against 0.59, LeNet's 6 -> 16 (5x5,
 # 14x14) 0.69 against 1.22; the input gradient as the flipped forward, 3 -> 16 (5x5) 4.2 against 3.3 on col2im,
 # 6 -> 16 0.95 against 1.27, 8 -> 16 (3x3) 0.34 against 0.70
