@@ -60,7 +60,8 @@ def _threads():
 
 
 def _kernel_timers():
-    """Wrap every contract kernel call and np.matmul with timers; returns {name: [calls, wall s, main cpu s]}."""
+    """Wrap every contract kernel call and np.matmul with timers; returns
+    {name: [calls, wall s, main thread cpu s, all threads' cpu s]}."""
     import numpy as np
 
     from minigrad.kernels import contract
@@ -69,12 +70,13 @@ def _kernel_timers():
 
     def timed(name, f):
         def g(*a, **k):
-            t0, c0 = time.perf_counter(), time.thread_time()
+            t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
             r = f(*a, **k)
-            e = acc.setdefault(name, [0, 0.0, 0.0])
+            e = acc.setdefault(name, [0, 0.0, 0.0, 0.0])
             e[0] += 1
             e[1] += time.perf_counter() - t0
             e[2] += time.thread_time() - c0
+            e[3] += time.process_time() - p0
             return r
         return g
 
@@ -124,7 +126,7 @@ def child(policy, model, steps, kernels=False):
     busy = [(round(c, 1), round(w, 1)) for c, w in reversed(per_thread) if c > 0.05]
     print(json.dumps({"policy": policy, "wall": float(np.median(wall)) * 1e3, "cpu": float(np.median(cpu)) * 1e3,
                       "threads": busy, "load": os.getloadavg()[0], "blas": minigrad.get_blas_num_threads(),
-                      "kernels": {k: [v[0] // steps, v[1] / steps * 1e3, v[2] / steps * 1e3]
+                      "kernels": {k: [v[0] // steps, v[1] / steps * 1e3, v[2] / steps * 1e3, v[3] / steps * 1e3]
                                   for k, v in (acc or {}).items()}}))
 
 
@@ -134,16 +136,19 @@ def _kernel_table(rows):
 
     names = sorted({k for rs in rows.values() for r in rs for k in r["kernels"]},
                    key=lambda k: -max(r["kernels"].get(k, [0, 0, 0])[1] for rs in rows.values() for r in rs))
-    print("\nkernel (calls/step): wall / main-thread cpu ms per step, median over rounds")
-    print(f"  {'':28s} " + " ".join(f"{p:>15s}" for p in rows))
+    print("\nkernel (calls/step): wall / main-thread cpu / all threads' cpu ms per step, median over rounds")
+    print(f"  {'':34s} " + " ".join(f"{p:>22s}" for p in rows))
     for k in names:
         cells = []
         for rs in rows.values():
             got = [r["kernels"][k] for r in rs if k in r["kernels"]]
-            cells.append(f"{statistics.median(g[1] for g in got):6.2f} / {statistics.median(g[2] for g in got):6.2f}"
-                         if got else f"{'-':>15s}")
+            cells.append(" / ".join(f"{statistics.median(g[i] for g in got):6.2f}" for i in (1, 2, 3))
+                         if got else f"{'-':>22s}")
         calls = max(g[0] for rs in rows.values() for r in rs for g in [r["kernels"].get(k, [0])])
-        print(f"  {k + f' ({calls})':28s} " + " ".join(cells))
+        print(f"  {k + f' ({calls})':34s} " + " ".join(cells))
+    for i, what in ((1, "wall"), (2, "main-thread cpu"), (3, "all threads' cpu")):
+        sums = [statistics.median(sum(v[i] for v in r["kernels"].values()) for r in rs) for rs in rows.values()]
+        print(f"  {'sum, ' + what:34s} " + " ".join(f"{v:22.2f}" for v in sums))
 
 
 def main():
