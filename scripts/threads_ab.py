@@ -2,7 +2,9 @@
 policies, each in its own process, interleaved over rounds, with each thread's CPU time and run-queue wait from
 ``/proc/self/task/*/schedstat`` (docs/perf/threads.md). On a shared machine the wall time of 2 threads is noise;
 what a policy does shows in the split: spinning shows as CPU time near 2x wall, a serial step as one thread
-holding all the CPU time.
+holding all the CPU time. Per thread it prints CPU ms / run-queue wait ms / involuntary context switches per step
+("preempted"): a main thread preempted about once per parallel region was pushed off its core by its own worker
+(woken onto the same CPU while the other one was busy with another process), and the region ran on one core.
 
     PYTHONPATH=$PWD python scripts/threads_ab.py resnet20 --steps 12 --rounds 3
     PYTHONPATH=$PWD python scripts/threads_ab.py lenet-bn --steps 60 --policies 1 2 2-blas2 torch2
@@ -49,20 +51,23 @@ POLICIES = {  # name -> (framework, threads, BLAS threads, extra environment)
 
 
 def _threads():
-    """{tid: (cpu ns, run-queue wait ns)} of this process's threads."""
+    """{tid: (cpu ns, run-queue wait ns, involuntary context switches)} of this process's threads."""
     out = {}
     for tid in os.listdir("/proc/self/task"):
         try:
             with open(f"/proc/self/task/{tid}/schedstat") as f:
                 run, wait, _ = map(int, f.read().split())
-        except OSError:
+            with open(f"/proc/self/task/{tid}/status") as f:
+                invol = next(int(line.split()[1]) for line in f if line.startswith("nonvoluntary_ctxt_switches"))
+        except (OSError, StopIteration):
             continue
-        out[tid] = (run, wait)
+        out[tid] = (run, wait, invol)
     return out
 
 
 def _kernel_timers():
-    """Wrap every contract kernel call and np.matmul with timers; returns {name: [calls, wall s, main cpu s]}."""
+    """Wrap every contract kernel call and np.matmul with timers; returns
+    {name: [calls, wall s, main thread cpu s, all threads' cpu s]}."""
     import numpy as np
 
     from minigrad.kernels import contract
@@ -71,12 +76,13 @@ def _kernel_timers():
 
     def timed(name, f):
         def g(*a, **k):
-            t0, c0 = time.perf_counter(), time.thread_time()
+            t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
             r = f(*a, **k)
-            e = acc.setdefault(name, [0, 0.0, 0.0])
+            e = acc.setdefault(name, [0, 0.0, 0.0, 0.0])
             e[0] += 1
             e[1] += time.perf_counter() - t0
             e[2] += time.thread_time() - c0
+            e[3] += time.process_time() - p0
             return r
         return g
 
@@ -124,12 +130,12 @@ def child(policy, model, steps, kernels=False):
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     after = _threads()
-    per_thread = sorted(((after[t][0] - before.get(t, (0, 0))[0]) / steps / 1e6,
-                         (after[t][1] - before.get(t, (0, 0))[1]) / steps / 1e6) for t in after)
-    busy = [(round(c, 1), round(w, 1)) for c, w in reversed(per_thread) if c > 0.05]
+    per_thread = sorted(tuple((a - b) / steps / k for a, b, k in zip(after[t], before.get(t, (0, 0, 0)), (1e6, 1e6, 1)))
+                        for t in after)
+    busy = [(round(c, 1), round(w, 1), round(i)) for c, w, i in reversed(per_thread) if c > 0.05]
     print(json.dumps({"policy": policy, "wall": float(np.median(wall)) * 1e3, "cpu": float(np.median(cpu)) * 1e3,
                       "threads": busy, "load": os.getloadavg()[0], "blas": minigrad.get_blas_num_threads(),
-                      "kernels": {k: [v[0] // steps, v[1] / steps * 1e3, v[2] / steps * 1e3]
+                      "kernels": {k: [v[0] // steps, v[1] / steps * 1e3, v[2] / steps * 1e3, v[3] / steps * 1e3]
                                   for k, v in (acc or {}).items()}}))
 
 
@@ -139,16 +145,19 @@ def _kernel_table(rows):
 
     names = sorted({k for rs in rows.values() for r in rs for k in r["kernels"]},
                    key=lambda k: -max(r["kernels"].get(k, [0, 0, 0])[1] for rs in rows.values() for r in rs))
-    print("\nkernel (calls/step): wall / main-thread cpu ms per step, median over rounds")
-    print(f"  {'':28s} " + " ".join(f"{p:>15s}" for p in rows))
+    print("\nkernel (calls/step): wall / main-thread cpu / all threads' cpu ms per step, median over rounds")
+    print(f"  {'':34s} " + " ".join(f"{p:>22s}" for p in rows))
     for k in names:
         cells = []
         for rs in rows.values():
             got = [r["kernels"][k] for r in rs if k in r["kernels"]]
-            cells.append(f"{statistics.median(g[1] for g in got):6.2f} / {statistics.median(g[2] for g in got):6.2f}"
-                         if got else f"{'-':>15s}")
+            cells.append(" / ".join(f"{statistics.median(g[i] for g in got):6.2f}" for i in (1, 2, 3))
+                         if got else f"{'-':>22s}")
         calls = max(g[0] for rs in rows.values() for r in rs for g in [r["kernels"].get(k, [0])])
-        print(f"  {k + f' ({calls})':28s} " + " ".join(cells))
+        print(f"  {k + f' ({calls})':34s} " + " ".join(cells))
+    for i, what in ((1, "wall"), (2, "main-thread cpu"), (3, "all threads' cpu")):
+        sums = [statistics.median(sum(v[i] for v in r["kernels"].values()) for r in rs) for rs in rows.values()]
+        print(f"  {'sum, ' + what:34s} " + " ".join(f"{v:22.2f}" for v in sums))
 
 
 def main():
@@ -179,9 +188,9 @@ def main():
                 sys.exit(out.stderr)
             row = json.loads(out.stdout.strip().splitlines()[-1])
             rows[policy].append(row)
-            threads = ", ".join(f"{c:.1f}/{w:.1f}" for c, w in row["threads"])
+            threads = ", ".join(f"{c:.1f}/{w:.1f}/{i}" for c, w, i in row["threads"])
             print(f"round {r + 1} {policy:11s} wall {row['wall']:7.1f}  cpu {row['cpu']:7.1f} ms  "
-                  f"threads cpu/wait {threads}  BLAS {row['blas']}  load {row['load']:.2f}", flush=True)
+                  f"threads cpu/wait/preempted {threads}  BLAS {row['blas']}  load {row['load']:.2f}", flush=True)
     if a.kernels:
         _kernel_table(rows)
     print(f"\n{a.model}: median over {a.rounds} rounds (ms/step)")

@@ -15,7 +15,7 @@ a statistic over thousands of elements would. Results do not depend on n_threads
 """
 cimport numpy as cnp
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
@@ -276,6 +276,25 @@ cdef void _columns(bint adjoint, cnp.ndarray image, cnp.ndarray cols, Py_ssize_t
             _im2col(<double*>p_cols, <double*>p_image, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
 
 
+cdef inline void _zero_own(void* scratch, Py_ssize_t per_thread, Py_ssize_t size) noexcept nogil:
+    """Zero the calling thread's share (per_thread elements of size bytes) of a scratch laid out thread by thread.
+    NOTE: called inside the kernel's parallel region, so that each thread zeroes (and first touches) its own share:
+    the calling thread zeroing every share before the loop was serial work at 2 threads (docs/perf/threads.md)."""
+    memset(<char*>scratch + threadid() * per_thread * size, 0, per_thread * size)
+
+
+cdef inline void _sum_parts(floating* dw, const floating* parts, Py_ssize_t chunks, Py_ssize_t OK) noexcept nogil:
+    """dw[e] = parts[0, e] + parts[1, e] + ... in chunk order (parts: (chunks, OK)). NOTE: a pass per part over
+    all of dw (vectorized), each element's sum still in chunk order: the bits of one loop over the chunks per
+    element, which ran scalar across the parts' stride (about 1 ms a ResNet-20 step, serial)."""
+    cdef Py_ssize_t b, e
+    for e in range(OK):
+        dw[e] = parts[e]
+    for b in range(1, chunks):
+        for e in range(OK):
+            dw[e] += parts[b * OK + e]
+
+
 def conv2d_direct(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray weight not None, Py_ssize_t kh,
                   Py_ssize_t kw, tuple padding, Py_ssize_t n_threads):
     """y[n, o, oh, ow] = sum over (c, i, j) of weight[o, (c, i, j)] * xpad[n, c, oh + i, ow + j] (unit stride and
@@ -293,21 +312,25 @@ def conv2d_direct(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray we
     cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * (xl + yl)], cnp.PyArray_TYPE(x), 0)
     cdef void* p_y = ptr(y), *p_x = ptr(x), *p_w = ptr(weight), *p_wpk = ptr(wpk), *p_s = ptr(scratch)
     with nogil:
-        # NOTE: once per call, not per sample: each sample writes only xp's interior, the padding stays zero
-        memset(p_s, 0, n_threads * (xl + yl) * (4 if f32 else 8))
-        # NOTE: samples handed out one at a time (dynamic), not in static halves: a worker woken from its passive
-        # wait starts tens of us late (more when another process holds its core), and meanwhile the calling thread
-        # takes the samples it would have waited for; a sample's bits do not depend on the thread that runs it
         if f32:
             mg_dconv_pack_f32(<float*>p_wpk, <float*>p_w, O, K)
-            for n in prange(N, schedule='dynamic', num_threads=n_threads):
+        else:
+            mg_dconv_pack_f64(<double*>p_wpk, <double*>p_w, O, K)
+    with nogil, parallel(num_threads=n_threads):
+        # NOTE: once per call, not per sample: each sample writes only xp's interior, the padding stays zero; each
+        # thread zeroes its own scratch (not the calling thread all of it: _zero_own). Samples are handed out one
+        # at a time (dynamic), not in static halves: a worker woken from its passive wait starts tens of us late
+        # (more when another process holds its core), and meanwhile the calling thread takes the samples it would
+        # have waited for; a sample's bits do not depend on the thread that runs it
+        _zero_own(p_s, xl + yl, 4 if f32 else 8)
+        if f32:
+            for n in prange(N, schedule='dynamic'):
                 t = threadid()
                 mg_dconv_sample_f32(<float*>p_y + n * O * (H + 2 * ph - kh + 1) * (W + 2 * pw - kw + 1),
                                     <float*>p_x + n * C * H * W, <float*>p_wpk, <float*>p_s + t * (xl + yl),
                                     <float*>p_s + t * (xl + yl) + xl, C, H, W, O, kh, kw, ph, pw)
         else:
-            mg_dconv_pack_f64(<double*>p_wpk, <double*>p_w, O, K)
-            for n in prange(N, schedule='dynamic', num_threads=n_threads):
+            for n in prange(N, schedule='dynamic'):
                 t = threadid()
                 mg_dconv_sample_f64(<double*>p_y + n * O * (H + 2 * ph - kh + 1) * (W + 2 * pw - kw + 1),
                                     <double*>p_x + n * C * H * W, <double*>p_wpk, <double*>p_s + t * (xl + yl),
@@ -449,19 +472,22 @@ def conv2d_strided(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray w
     cdef void* p_y = ptr(y), *p_x = ptr(x), *p_w = ptr(weight), *p_wpk = ptr(wpk), *p_s = ptr(scratch)
     cdef Py_ssize_t* p_off = <Py_ssize_t*>ptr(off)
     with nogil:
-        # NOTE: once per call, not per sample: each sample writes only the phase planes' interior
-        memset(p_s, 0, n_threads * (xl + yl) * (4 if f32 else 8))
         mg_sconv_offsets(p_off, C, H, W, kh, kw, sh, sw, ph, pw)
         if f32:
             mg_dconv_pack_f32(<float*>p_wpk, <float*>p_w, O, K)
-            for n in prange(N, schedule='static', num_threads=n_threads):
+        else:
+            mg_dconv_pack_f64(<double*>p_wpk, <double*>p_w, O, K)
+    with nogil, parallel(num_threads=n_threads):
+        # NOTE: once per call, not per sample: each sample writes only the phase planes' interior
+        _zero_own(p_s, xl + yl, 4 if f32 else 8)
+        if f32:
+            for n in prange(N, schedule='static'):
                 t = threadid()
                 mg_sconv_sample_f32(<float*>p_y + n * O * OH * OW, <float*>p_x + n * C * H * W, <float*>p_wpk,
                                     p_off, <float*>p_s + t * (xl + yl), <float*>p_s + t * (xl + yl) + xl, C, H, W,
                                     O, kh, kw, sh, sw, ph, pw)
         else:
-            mg_dconv_pack_f64(<double*>p_wpk, <double*>p_w, O, K)
-            for n in prange(N, schedule='static', num_threads=n_threads):
+            for n in prange(N, schedule='static'):
                 t = threadid()
                 mg_sconv_sample_f64(<double*>p_y + n * O * OH * OW, <double*>p_x + n * C * H * W, <double*>p_wpk,
                                     p_off, <double*>p_s + t * (xl + yl), <double*>p_s + t * (xl + yl) + xl, C, H, W,
@@ -490,17 +516,20 @@ def conv2d_strided_input_grad(cnp.ndarray dx not None, cnp.ndarray dy not None, 
     cdef void* p_dx = ptr(dx), *p_dy = ptr(dy), *p_w = ptr(weight), *p_wpk = ptr(wpk), *p_s = ptr(scratch)
     cdef Py_ssize_t* p_off = <Py_ssize_t*>ptr(off)
     with nogil:
-        memset(p_s, 0, n_threads * (dl + yl) * (4 if f32 else 8))  # NOTE: once per call: dy's padding stays zero
         if f32:
             mg_sconv_ig_pack_f32(<float*>p_wpk, p_off, <float*>p_w, C, H, W, O, kh, kw, sh, sw, ph, pw)
-            for n in prange(N, schedule='static', num_threads=n_threads):
+        else:
+            mg_sconv_ig_pack_f64(<double*>p_wpk, p_off, <double*>p_w, C, H, W, O, kh, kw, sh, sw, ph, pw)
+    with nogil, parallel(num_threads=n_threads):
+        _zero_own(p_s, dl + yl, 4 if f32 else 8)  # NOTE: once per call: dy's padding stays zero
+        if f32:
+            for n in prange(N, schedule='static'):
                 t = threadid()
                 mg_sconv_ig_sample_f32(<float*>p_dx + n * C * H * W, <float*>p_dy + n * O * OH * OW, <float*>p_wpk,
                                        p_off, <float*>p_s + t * (dl + yl), <float*>p_s + t * (dl + yl) + dl, C, H,
                                        W, O, kh, kw, sh, sw, ph, pw)
         else:
-            mg_sconv_ig_pack_f64(<double*>p_wpk, p_off, <double*>p_w, C, H, W, O, kh, kw, sh, sw, ph, pw)
-            for n in prange(N, schedule='static', num_threads=n_threads):
+            for n in prange(N, schedule='static'):
                 t = threadid()
                 mg_sconv_ig_sample_f64(<double*>p_dx + n * C * H * W, <double*>p_dy + n * O * OH * OW,
                                        <double*>p_wpk, p_off, <double*>p_s + t * (dl + yl),
@@ -527,7 +556,7 @@ def conv2d_strided_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not N
     over conv_direct.h's weight-gradient tiles). conv2d_direct_weight_grad is this at stride (1, 1)."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), O = dim(dy, 1)
-    cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1], K = C * kh * kw, b, e, t, n
+    cdef Py_ssize_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1], K = C * kh * kw, b, t, n
     cdef Py_ssize_t CS = (H + 2 * ph) * (W + 2 * pw), L = dim(dy, 2) * dim(dy, 3)
     cdef bint f32 = is_float32(x)
     cdef Py_ssize_t size = 4 if f32 else 8, per = mg_sconv_wg_per(C, H, W, O, kh, kw, sh, sw, ph, pw, f32)
@@ -538,33 +567,34 @@ def conv2d_strided_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not N
     cdef cnp.ndarray parts = cnp.PyArray_EMPTY(1, [chunks * O * K], cnp.PyArray_TYPE(x), 0)
     cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * S * per], cnp.PyArray_TYPE(x), 0)
     cdef void* p_dw = ptr(dweight), *p_x = ptr(x), *p_dy = ptr(dy), *p_parts = ptr(parts), *p_s = ptr(scratch)
-    with nogil:
-        memset(p_s, 0, n_threads * S * per * size)  # NOTE: once per call: each chunk writes only xp's interior
+    cdef Py_ssize_t OK = O * K
+    if chunks == 0:
+        memset(p_dw, 0, OK * size)
+        return
+    with nogil, parallel(num_threads=n_threads):
+        _zero_own(p_s, S * per, size)  # NOTE: once per call: each chunk writes only xp's interior
         # (a thread's scratch: xp of S samples, then dyt of S samples; S the largest chunk)
         if f32:
-            for b in prange(chunks, schedule='static', num_threads=n_threads):
+            for b in prange(chunks, schedule='static'):
                 t = threadid()
                 n = b * N // chunks  # the chunk's first sample
-                mg_sconv_wg_chunk_f32(<float*>p_parts + b * O * K, <float*>p_x + n * C * H * W,
+                mg_sconv_wg_chunk_f32(<float*>p_parts + b * OK, <float*>p_x + n * C * H * W,
                                       <float*>p_dy + n * O * L, <float*>p_s + t * S * per,
                                       <float*>p_s + t * S * per + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
                                       O, kh, kw, sh, sw, ph, pw)
-            for e in range(O * K):  # the parts in chunk order
-                (<float*>p_dw)[e] = (<float*>p_parts)[e] if chunks else 0
-                for b in range(1, chunks):
-                    (<float*>p_dw)[e] += (<float*>p_parts)[b * O * K + e]
         else:
-            for b in prange(chunks, schedule='static', num_threads=n_threads):
+            for b in prange(chunks, schedule='static'):
                 t = threadid()
                 n = b * N // chunks
-                mg_sconv_wg_chunk_f64(<double*>p_parts + b * O * K, <double*>p_x + n * C * H * W,
+                mg_sconv_wg_chunk_f64(<double*>p_parts + b * OK, <double*>p_x + n * C * H * W,
                                       <double*>p_dy + n * O * L, <double*>p_s + t * S * per,
                                       <double*>p_s + t * S * per + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
                                       O, kh, kw, sh, sw, ph, pw)
-            for e in range(O * K):
-                (<double*>p_dw)[e] = (<double*>p_parts)[e] if chunks else 0
-                for b in range(1, chunks):
-                    (<double*>p_dw)[e] += (<double*>p_parts)[b * O * K + e]
+    with nogil:  # NOTE: the parts in chunk order, on the calling thread: a few microseconds vectorized, where a
+        if f32:  # second loop in the region would add a barrier, a sleep and a wake-up under the passive wait
+            _sum_parts(<float*>p_dw, <float*>p_parts, chunks, OK)
+        else:
+            _sum_parts(<double*>p_dw, <double*>p_parts, chunks, OK)
 
 
 def conv2d_strided_weight_grad_chunks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
