@@ -75,7 +75,9 @@ class _NormBase(Module):
 
 
 def _count_batch(count):
-    count += 1  # NOTE: in place (a 0-d buffer), through _host so that minigrad.compile replays it
+    # NOTE: in place (a 0-d buffer), through _host so that minigrad.compile replays it; by its scalar: ``count += 1``
+    # on the 0-d array costs 1.5 us (a ufunc call), this 0.2
+    count[()] += 1
 
 
 class _BatchNorm(_NormBase):
