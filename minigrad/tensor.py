@@ -1369,6 +1369,9 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
         grads[r] = g if r not in grads else grads[r] + g
     captured = {}
     anomaly = _active_switches and _anomaly_enabled()
+    if want is None and not create_graph and not anomaly:  # NOTE: backward() of a loss, the common walk
+        _walk_arrays(order, grads, roots, retain_graph)
+        return captured
     with (enable_grad() if create_graph else contextlib.nullcontext()):
         for node in order:
             g = grads.pop(node, None)
@@ -1421,6 +1424,39 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
                 node._ctx = None
                 node._freed = True
     return captured
+
+
+def _walk_arrays(order, grads, roots, retain_graph):
+    """``_backward_pass``'s loop for array gradients into every leaf (no ``inputs``, no create_graph, no anomaly
+    checks): the same steps in the same order, without the tests of the cases that cannot arise here."""
+    root_ids = {id(r) for r in roots}
+    for node in order:
+        g = grads.pop(node, None)
+        if g is None:
+            continue
+        ctx = node._ctx
+        if ctx is None:  # a leaf
+            if getattr(node, "_freed", False):
+                raise RuntimeError(_FREED_MESSAGE)
+            if node.requires_grad:
+                _accumulate(node, g, False, id(node) in root_ids)
+            continue
+        in_grads = ctx.backward(g)
+        if type(in_grads) is not tuple and not isinstance(in_grads, tuple):
+            in_grads = (in_grads,)
+        for parent, pg in zip(ctx.parents, in_grads):
+            if pg is None or not parent.requires_grad:
+                continue
+            pdata = parent.data
+            if pg.shape != pdata.shape:
+                pg = _unbroadcast(pg, pdata.shape)
+            if pg.dtype != pdata.dtype:
+                pg = pg.astype(pdata.dtype)
+            prev = grads.get(parent)
+            grads[parent] = pg if prev is None else prev + pg
+        if not retain_graph:
+            node._ctx = None
+            node._freed = True
 
 
 # NOTE: a later walk that reaches a tensor whose node was freed raises, as PyTorch does once saved tensors were

@@ -282,3 +282,30 @@ def test_detect_anomaly_names_op():
             z.sqrt().sum().backward()
     with np.errstate(invalid="ignore"):
         assert np.isnan(x.log().numpy()[0])  # outside the context: NaN propagates, no error
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_fast_walk_matches_the_general_walk(dtype):
+    """``backward()`` of a loss takes the engine's short loop (``_walk_arrays``); ``backward(inputs=...)`` over
+    every leaf takes the general one. Fan-out, broadcasting, a float32 leaf in a float64 graph, a leaf used as the
+    root's parent twice and a second walk's accumulation: the same gradients, bit for bit."""
+    def build():
+        rng = np.random.default_rng(3)
+        a = Tensor(rng.standard_normal((4, 3)).astype(dtype), requires_grad=True)
+        b = Tensor(rng.standard_normal((3,)).astype(dtype), requires_grad=True)  # broadcast over rows
+        c = Tensor(rng.standard_normal((4, 1)).astype(np.float32), requires_grad=True)  # promoted when dtype is 64
+        h = (a * b).sigmoid()
+        y = (h * h + h * c + a).sum() + (b * b).sum()
+        return y, (a, b, c)
+
+    y1, leaves1 = build()
+    y1.backward(retain_graph=True)
+    y1.backward()
+    y2, leaves2 = build()
+    y2.backward(inputs=list(leaves2), retain_graph=True)
+    y2.backward(inputs=list(leaves2))
+    for p1, p2 in zip(leaves1, leaves2):
+        assert p1.grad.dtype == p1.dtype and p1.grad.shape == p1.shape
+        assert p1.grad.data.tobytes() == p2.grad.data.tobytes()
+    with pytest.raises(RuntimeError, match="second time"):
+        y1.backward()

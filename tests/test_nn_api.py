@@ -281,6 +281,28 @@ def test_cross_entropy_matches_torch(shape, weighted, ignore, reduction, smoothi
     _compare(m(x32, Tensor(t)), tm(tx32, torch.tensor(t)), [x32], [tx32], tol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
+def test_index_target_paths_agree(dtype):
+    """The targets' host check has a short path when nothing is ignored (the usual case): it returns what the
+    general path (``np.where(valid, t, 0)``) returns, as a new array (never the caller's), and refuses the same
+    out-of-range values; an ignore_index inside [0, C) is ignored, not taken as a class."""
+    from minigrad.nn.functional.loss import _index_target
+    t = np.array([3, 0, 4, 1, 1, 2], dtype)
+    for ignore in (-100, 2):  # nothing ignored (the short path) / two rows ignored (the general one)
+        got, valid = _index_target("ce", (6, 5), (6,), 5, ignore, t)
+        t64 = t.astype(np.int64)
+        assert got.dtype == np.int64 and np.array_equal(valid, t64 != ignore)
+        assert np.array_equal(got, np.where(t64 != ignore, t64, 0))
+        assert not np.shares_memory(got, t)
+    for bad in ([3, 0, 5, 1, 1, 2], [3, 0, 9, 1, 1, 2]):
+        for ignore in (-100, 2):
+            with pytest.raises(ValueError, match=r"target values must be in \[0, 5\)"):
+                _index_target("ce", (6, 5), (6,), 5, ignore, np.array(bad, dtype))
+    if np.dtype(dtype).kind == "i":
+        with pytest.raises(ValueError, match=r"got range \[-1, 3\]"):
+            _index_target("ce", (6, 5), (6,), 5, -100, np.array([3, 0, -1, 1, 1, 2], dtype))
+
+
 @pytest.mark.parametrize("shape,weighted,ignore,reduction,smoothing", [c for c in CE_CASES if c[4] == 0.0])
 def test_nll_loss_matches_torch(shape, weighted, ignore, reduction, smoothing):
     c, t, w, ign = _ce_args(shape, weighted, ignore)

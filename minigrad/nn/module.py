@@ -63,10 +63,18 @@ class Module:
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name):
+        # NOTE: runs for every parameter, buffer and submodule read (self.weight in a forward, 23 in an MLP-BN
+        # step): the three tables looked up without a loop over their names
         d = self.__dict__
-        for table in ("_parameters", "_buffers", "_modules"):
-            if table in d and name in d[table]:
-                return d[table][name]
+        table = d.get("_parameters")
+        if table is not None and name in table:
+            return table[name]
+        table = d.get("_buffers")
+        if table is not None and name in table:
+            return table[name]
+        table = d.get("_modules")
+        if table is not None and name in table:
+            return table[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):

@@ -76,10 +76,14 @@ class Optimizer:
     @_replayed
     def step(self):
         """Update every parameter that has a gradient, in place (under no autograd)."""
+        state, update = self.state, self._update
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    self._update(p, p.grad.data, group, self.state.setdefault(p, {}))
+                    s = state.get(p)  # NOTE: not setdefault(p, {}), which builds a dict per parameter per step
+                    if s is None:
+                        s = state[p] = {}
+                    update(p, p.grad.data, group, s)
 
     def _update(self, p, grad, group, state):
         raise NotImplementedError

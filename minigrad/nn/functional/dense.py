@@ -26,13 +26,15 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def _linear_args(fn, input, weight, bias):
     """linear's arguments checked, as the tensors of ``_Linear.apply`` (also linear_relu's)."""
     check_tensor(fn, input)
-    if input.ndim < 1 or weight.ndim != 2:
-        raise ValueError(f"{fn}: need input (*, in) and weight (out, in), got {input.shape} and {weight.shape}")
-    if input.shape[-1] != weight.shape[1]:
-        raise ValueError(f"{fn}: input has {input.shape[-1]} features but weight expects {weight.shape[1]} "
-                         f"(weight shape {weight.shape})")
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"{fn}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    # NOTE: the arrays' shapes, not Tensor's properties (called per layer per step)
+    shape, wshape = input.data.shape, weight.data.shape
+    if len(shape) < 1 or len(wshape) != 2:
+        raise ValueError(f"{fn}: need input (*, in) and weight (out, in), got {shape} and {wshape}")
+    if shape[-1] != wshape[1]:
+        raise ValueError(f"{fn}: input has {shape[-1]} features but weight expects {wshape[1]} "
+                         f"(weight shape {wshape})")
+    if bias is not None and bias.data.shape != (wshape[0],):
+        raise ValueError(f"{fn}: bias must have shape ({wshape[0]},), got {bias.shape}")
     return (input, weight) if bias is None else (input, weight, bias)
 
 

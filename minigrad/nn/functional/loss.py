@@ -29,7 +29,8 @@ class _CrossEntropy(Function):
         m, c = x.shape
         logp = np.empty_like(x)
         kernels.kernels().log_softmax_forward(logp, np.ascontiguousarray(x))
-        if weight is None and not smoothing and reduction != "none" and valid.all():
+        # NOTE: count_nonzero, not valid.all(): the same answer without a ufunc reduction (3 us against 1)
+        if weight is None and not smoothing and reduction != "none" and np.count_nonzero(valid) == valid.size:
             # NOTE: the plain case (a classifier's step) in 4 calls where the general path makes ~12: the loss has
             # the general path's bits (its per-row -1.0 * 1.0 * logp are exact, and a pairwise sum of negated
             # values is the negated sum; the count is wt.sum()); the backward is PyTorch's (below). wt = None
@@ -58,7 +59,7 @@ class _CrossEntropy(Function):
         if self.wt is None:
             # NOTE: PyTorch's backward of the plain case: nll_loss's gradient -g/m in X at each target (-g for
             # "sum"), then log_softmax's backward, dx = dy - exp(logp)*sum(dy) per row (one kernel call)
-            dy = np.zeros_like(self.logp)
+            dy = np.zeros(self.logp.shape, self.logp.dtype)  # NOTE: logp is C-contiguous (the kernel's output)
             dy[np.arange(m), self.target] = -(g / m if self.reduction == "mean" else g)
             dx = np.empty_like(dy)
             kernels.kernels().log_softmax_backward(dx, dy, self.logp)
@@ -109,12 +110,20 @@ def _index_target(fn, in_shape, want, c, ignore_index, t):
                          f"dim 1), got {t.shape}")
     t = t.astype(np.int64, copy=False).reshape(-1)
     valid = t != ignore_index
+    if np.count_nonzero(valid) == t.size:  # NOTE: nothing ignored (the usual case): t itself, checked, in a copy
+        if t.size and t.view(np.uint64).max() >= c:
+            _target_range_error(fn, t, c, ignore_index)
+        return t.copy(), valid
     kept = t[valid]
     # NOTE: one reduction for both bounds: a negative index viewed as uint64 is larger than any class count
     if kept.size and kept.view(np.uint64).max() >= c:
-        raise ValueError(f"{fn}: target values must be in [0, {c}) or equal ignore_index={ignore_index}, got "
-                         f"range [{kept.min()}, {kept.max()}]")
+        _target_range_error(fn, kept, c, ignore_index)
     return np.where(valid, t, 0), valid
+
+
+def _target_range_error(fn, kept, c, ignore_index):
+    raise ValueError(f"{fn}: target values must be in [0, {c}) or equal ignore_index={ignore_index}, got "
+                     f"range [{kept.min()}, {kept.max()}]")
 
 
 def _rows(x):
@@ -194,7 +203,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     if input.ndim == 0:
         raise ValueError("cross_entropy: input must have shape (N, C), (N, C, d1, ...) or (C,), got a 0-d tensor")
-    if input.size == 0:
+    if input.data.size == 0:
         raise ValueError(f"cross_entropy: input must be non-empty, got shape {input.shape}")
     w = _check_weight("cross_entropy", weight, input)
     if not isinstance(target, Tensor):

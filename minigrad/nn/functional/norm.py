@@ -430,11 +430,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     c = input.shape[1]
     rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
     virtual_batch_size = check_virtual_batch_size(fn, virtual_batch_size)
-    if input.size == 0:
+    size = input.data.size  # NOTE: the array's (Tensor.size builds a callable int: a microsecond per read)
+    if size == 0:
         return _empty_like(input, weight, bias)
     if not training:
         return _with_running_stats(fn, "training=False", input, weight, bias, rm, rv, eps)
-    per_channel = input.size // c if c else 0
+    per_channel = size // c if c else 0
     if per_channel <= 1:
         # NOTE: PyTorch's wording, then what to do: the usual cause is a last batch of one sample
         raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, got input size "

@@ -1,0 +1,91 @@
+"""Old against new in one process: the training step with some functions taken from another checkout (their
+source, executed in this tree's module namespace) against this tree's, CPU time per step at 1 thread, alternated
+rounds (the models and steps of ``benchmarks/bench_end_to_end.py``; eager steps: a compiled step replays the
+functions it recorded, so swapping them between rounds changes nothing there; use scripts/compile_ab.py --old):
+
+    PYTHONPATH=$PWD python scripts/swap_ab.py /work/main mlp-bn minigrad.tensor:_backward_pass \
+        minigrad.nn.module:Module.__getattr__ [--rounds 14] [--steps 300]
+
+Each name is ``module:qualname`` (a module-level function, or a class's method as ``Class.method``); the old
+definition is the same name in OLD_TREE's file of that module. Two models from the same seed run, one with the old
+functions and one with the new; the last losses are compared (bit for bit). Prints the medians and the median of
+the per-round ratios old/new.
+"""
+import argparse
+import ast
+import importlib
+import os
+import statistics
+import sys
+import time
+
+for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "MINIGRAD_NUM_THREADS"):
+    os.environ[k] = "1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def old_definition(tree, modname, qual):
+    """(the object holding the name, the name, the old object, the new object) for ``func`` or ``Class.method``."""
+    mod = importlib.import_module(modname)
+    path = os.path.join(tree, *modname.split(".")) + ".py"
+    source = open(path).read()
+    first, _, method = qual.partition(".")
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == first:
+            decorators = "".join(f"@{ast.get_source_segment(source, d)}\n" for d in node.decorator_list)
+            ns = dict(mod.__dict__)
+            exec(compile(decorators + ast.get_source_segment(source, node), path, "exec"), ns)
+            if not method:
+                return mod, first, ns[first], getattr(mod, first)
+            cls = getattr(mod, first)
+            return cls, method, ns[first].__dict__[method], cls.__dict__[method]
+    raise KeyError(f"{qual} not found in {path}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("old_tree")
+    p.add_argument("model")
+    p.add_argument("names", nargs="+")
+    p.add_argument("--rounds", type=int, default=14)
+    p.add_argument("--steps", type=int, default=300)
+    a = p.parse_args()
+    import minigrad
+    from minigrad.allocator import tune_allocator
+    tune_allocator()
+    minigrad.set_num_threads(1)
+    swaps = [old_definition(a.old_tree, *n.split(":")) for n in a.names]
+
+    def use(which):
+        for owner, name, old, new in swaps:
+            setattr(owner, name, old if which == "old" else new)
+
+    saved, sys.argv = sys.argv, sys.argv[:1]
+    import step_cpu_time
+    sys.argv = saved
+    steps = {}
+    for which in ("old", "new"):
+        use(which)
+        steps[which] = step_cpu_time.build("minigrad", a.model)
+        for _ in range(3):
+            steps[which]()
+    times, losses = {"old": [], "new": []}, {}
+    for r in range(a.rounds):
+        for which in ("old", "new") if r % 2 == 0 else ("new", "old"):
+            use(which)
+            step = steps[which]
+            t0 = time.process_time()
+            for _ in range(a.steps):
+                losses[which] = step()
+            times[which].append((time.process_time() - t0) / a.steps * 1e6)
+    use("new")
+    old, new = times["old"], times["new"]
+    print(f"{a.model} eager: old {statistics.median(old):.1f} us  new {statistics.median(new):.1f} us  old/new "
+          f"{statistics.median([o / n for o, n in zip(old, new)]):.3f} (medians of {a.rounds} rounds of {a.steps} "
+          f"steps, CPU time); same last loss: {losses['old'] == losses['new']}; load "
+          f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
+
+
+if __name__ == "__main__":
+    main()
