@@ -22,33 +22,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 import numpy as np  # noqa: E402
 
-from bench_end_to_end import CASES, IN_CHANNELS, LR, MOMENTUM, _data  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import step_cpu_time  # noqa: E402
+from bench_end_to_end import CASES  # noqa: E402
 
 
 def make_step(model, compiled):
-    import minigrad as mg
-    import minigrad.nn.functional as F
-    from minigrad import models
-    from minigrad.optim import SGD
-
-    mg.manual_seed(0)
-    net = models.build_model(model, in_channels=IN_CHANNELS.get(model, 1))
-    x, y = _data(dict(CASES)[model], model)
-    xt, yt = mg.Tensor(x), mg.Tensor(y)
-    opt = SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-
-    def train_step(xt, yt):
-        opt.zero_grad()
-        loss = F.cross_entropy(net(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss
-    fn = mg.compile(train_step) if compiled else train_step
-
-    def step():
-        return float(fn(xt, yt).item())
-    step.fn, step.net = fn, net
-    return step
+    """The step of scripts/step_cpu_time.py (``step.fn`` the function called, compiled or not; ``step.net``)."""
+    return step_cpu_time.build("minigrad-compiled" if compiled else "minigrad", model)
 
 
 def _sgd_checked():

@@ -16,7 +16,10 @@ import os
 import sys
 import time
 
-THREADS = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+# NOTE: from argv when run as a script; a script that imports this module (threads_ab.py, compile_ab.py,
+# step_pair_cpu_time.py) sets STEP_THREADS before the import instead (default 1)
+THREADS = (int(sys.argv[4]) if __name__ == "__main__" and len(sys.argv) > 4
+           else int(os.environ.get("STEP_THREADS", "1")))
 for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "MINIGRAD_NUM_THREADS"):
     os.environ[k] = str(THREADS)
 if THREADS > 1 and "GOMP_SPINCOUNT" not in os.environ:  # NOTE: as `import minigrad` and the end-to-end
@@ -67,7 +70,11 @@ def build(framework, model):
         return loss
     if framework == "minigrad-compiled":  # recorded on the first call, checked on the second, then replayed
         train_step = mg.compile(train_step)
-    return lambda: float(train_step(xt, yt).item())
+
+    def step():
+        return float(train_step(xt, yt).item())
+    step.fn, step.net = train_step, net  # NOTE: for compile_ab.py's --source and --calls
+    return step
 
 
 def main():

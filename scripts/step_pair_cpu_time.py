@@ -12,7 +12,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 model = sys.argv[1] if len(sys.argv) > 1 else "resnet20"
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-sys.argv = sys.argv[:1]  # step_cpu_time reads its thread count from argv: 1
 import numpy as np  # noqa: E402
 import step_cpu_time as sct  # noqa: E402  (sets the 1-thread environment before NumPy and torch load)
 

@@ -105,7 +105,7 @@ def _kernel_timers():
 def child(policy, model, steps, kernels=False):
     framework, n, blas_threads, _ = POLICIES[policy]
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    sys.argv = [sys.argv[0], framework.split("-")[0], model, str(steps), str(n)]
+    os.environ["STEP_THREADS"] = str(n)  # NOTE: read by step_cpu_time at its import
     import numpy as np
     import step_cpu_time
 
