@@ -8,6 +8,7 @@ from minigrad._ext.norm import (  # noqa: F401
     batch_norm_backward,
     batch_norm_forward,
     batch_norm_inference,
+    batch_renorm_forward,
     ghost_batch_norm_backward,
     ghost_batch_norm_forward,
     group_norm_backward,

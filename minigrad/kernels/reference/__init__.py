@@ -13,7 +13,8 @@ from .conv import (  # noqa: F401
     conv2d_strided_weight_grad, im2col, max_pool2d_backward, max_pool2d_forward,
 )
 from .norm import (  # noqa: F401
-    batch_norm_backward, batch_norm_forward, batch_norm_inference, ghost_batch_norm_backward, ghost_batch_norm_forward,
+    batch_norm_backward, batch_norm_forward, batch_norm_inference, batch_renorm_forward, ghost_batch_norm_backward,
+    ghost_batch_norm_forward,
     group_norm_backward, group_norm_forward,
     running_stats_update,
 )
