@@ -440,7 +440,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                          f"evaluate with model.eval()")
     eps = check_batch_eps(fn, eps)
     if momentum is not None or rm is not None:
-        momentum = check_momentum(fn, momentum)
+        momentum = _check_average(fn, momentum)
     if virtual_batch_size is not None and virtual_batch_size < input.shape[0]:
         return _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, virtual_batch_size)
     out, node = _BatchNormTrain.apply_with_ctx(input, *_params(weight, bias), has_weight=weight is not None,
@@ -485,10 +485,45 @@ def _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, chunk):
 def _update_running(rm, rv, mean, rstd, momentum, eps, count):
     """running = (1 - momentum)*running + momentum*stat for the batch mean and unbiased variance, in place, from
     the saved (N, C) mean and rstd (one kernel call; its rule: reference.running_stats_update). A missing running
-    statistic gets a scratch array."""
+    statistic gets a scratch array. ``momentum``: a float, or a ``_CumulativeAverage`` read here."""
     rm = rm if rm is not None else np.empty_like(rv)
     rv = rv if rv is not None else np.empty_like(rm)
-    kernels.kernels().running_stats_update(rm, rv, mean, rstd, momentum, eps, float(count))
+    kernels.kernels().running_stats_update(rm, rv, mean, rstd, _momentum_value(momentum), eps, float(count))
+
+
+class _CumulativeAverage:
+    """The momentum of a module's cumulative average (``momentum=None``): 1/num_batches_tracked of the module
+    ``owner``, read when the running statistics are updated rather than when the step is recorded, so that a
+    ``minigrad.compile`` replay divides by that step's count (the update is a host computation, run again on
+    replay; the count's increment is one too, before it). The functionals take it in place of a float
+    ``momentum`` (internal: the ``nn`` modules pass it, ``_NormBase._average_factor``)."""
+    __slots__ = ("owner",)
+
+    def __init__(self, owner):
+        self.owner = owner
+
+    def __call__(self):
+        return 1.0 / float(self.owner.num_batches_tracked.data)
+
+    # NOTE: equal for the same module (the same rule), so that two recordings of a step compare equal
+    def __eq__(self, other):
+        return type(other) is _CumulativeAverage and other.owner is self.owner
+
+    def __hash__(self):
+        return id(self.owner)
+
+    def __repr__(self):
+        return f"_CumulativeAverage({type(self.owner).__name__})"
+
+
+def _momentum_value(momentum):
+    """A momentum as the float the update uses: a ``_CumulativeAverage`` is read now."""
+    return momentum() if type(momentum) is _CumulativeAverage else momentum
+
+
+def _check_average(fn, momentum):
+    """``momentum`` of a functional: a ``_CumulativeAverage`` as is, else a float in [0, 1] (rules.check_momentum)."""
+    return momentum if type(momentum) is _CumulativeAverage else check_momentum(fn, momentum)
 
 
 def layer_norm(input: Tensor, normalized_shape: int | tuple[int, ...] | list[int], weight: Tensor | None = None,
@@ -605,7 +640,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         raise ValueError(f"instance_norm: expected more than 1 spatial element when training, got input of shape "
                          f"{input.shape}")
     if rm is not None or rv is not None:
-        momentum = check_momentum(fn, momentum)
+        momentum = _check_average(fn, momentum)
     out, node = _GroupNorm.apply_with_ctx(input, *_params(weight, bias), x3_shape=(n, c, s), num_groups=c,
                                           has_weight=weight is not None, has_bias=bias is not None, eps=eps,
                                           instance=True)

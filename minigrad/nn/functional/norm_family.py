@@ -27,7 +27,7 @@ from minigrad.kernels.rules import check_batch_eps, check_eps, check_momentum, c
 from minigrad.tensor import Function, Tensor, _host
 
 from .norm import (_ChannelNorm, _affine, _as_ncs_array, _check_channel_args, _check_input, _check_param,
-                   _empty_like, _params, _update_running, _with_running_stats, ieee_when_eps0)
+                   _empty_like, _params, _update_running, _with_running_stats, _check_average, ieee_when_eps0)
 
 
 def _check_bound(fn, name, value, low):
@@ -83,7 +83,7 @@ def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor
         raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "
                          f"{input.shape} (batch statistics of a single value have no variance)")
     eps = check_batch_eps(fn, eps)  # NOTE: batch norm's rule with batch statistics (PyTorch's)
-    momentum = check_momentum(fn, momentum)
+    momentum = _check_average(fn, momentum)
 
     def renorm():
         # NOTE: reads the running statistics (and the bounds) when the node runs, so that minigrad.compile's replay,
