@@ -379,6 +379,17 @@ MG_CLONES static void mgp_row_backward_apply_max_##T(T* restrict dx, const T* re
         mgp_max_split_##T((x[d] - K) * sc + of, tau, dy[d], &g, &t);                                         \
         dx[d] = a * (g - mg) + b * (x[d] - K) + k;                                                           \
     }                                                                                                        \
+}                                                                                                            \
+/* FRN + TLU's backward of one row (no center: mean 0, shift 0): the sums, the coefficients of                 \
+   coefficients.backward(center=False) in its operations and order (a = rstd*w, b = -a*(sgx*rstd/D)*rstd,      \
+   k = -b*(mean - shift), mg = 0), then dx while the row is in L1: dy and x are read from memory once */          \
+MG_CLONES static void mgp_row_norm_backward_max_##T(T* restrict dx, double* sg, double* sgx, double* st,      \
+                                                    const T* restrict dy, const T* restrict x, Py_ssize_t D, \
+                                                    double rstd, T w, T sc, T of, T tau) {                   \
+    mgp_row_sums_max_##T(sg, sgx, st, dy, x, D, 0.0, (T)0, sc, of, tau);                                     \
+    const double a = rstd * (double)w, b = -a * (*sgx * rstd / (double)D) * rstd;                           \
+    const double k = -b * (0.0 - (double)(T)0);                                                              \
+    mgp_row_backward_apply_max_##T(dx, dy, x, D, (T)a, (T)0, (T)0, (T)b, (T)k, sc, of, tau);                 \
 }
 /* fused gate (EvoNorm), rows with per-row v, lo, hi and affine (scale, offset); gate 0: f = x*sigmoid(v*x),
    gate 1: f = x/den, den = max(lo, u), u = v*x + hi in X (np.maximum's NaN), mu the share of u in the max's

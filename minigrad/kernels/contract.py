@@ -148,6 +148,10 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
   row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau)
       dx, dy, x: (R, D);                                    dx = a[r]*(g - mg[r]) + b[r]*(x - shift[r]) + k[r]
       a, mg, shift, b, k, scale, offset, tau: (R,)
+  row_norm_backward_max(dx, sg, sgx, st, dy, x, rstd, weight, scale, offset, tau)   FRN + TLU backward in one
+      dx, dy, x: (R, D); sg, sgx, st: (R,) float64 OUT;     call, row by row: row_backward_sums_max (mean 0,
+      rstd: (R,) float64; weight, scale, offset, tau: (R,)  shift 0), coefficients.backward(center=False) with
+                                                            weight[r], then row_backward_apply_max (the same bits)
   Fused gate (EvoNorm): three row phases with a per-row elementwise gate f of x before a per-row affine, chosen by
   the int flag ``gate``: 0 (S0) f = x*sigmoid(v[r]*x); 1 (B0) f = x/max(lo[r], u), u = v[r]*x + hi[r] (u and the
   max in X as the forward computes them; Maximum's tie rule: a tie gives half to each side, NaN all to lo). The
@@ -306,6 +310,10 @@ SPECS = {
                                {"dx": ("RD", "X"), "dy": ("RD", "X"), "x": ("RD", "X"), "a": ("R", "X"),
                                 "mg": ("R", "X"), "shift": ("R", "X"), "b": ("R", "X"), "k": ("R", "X"),
                                 "scale": ("R", "X"), "offset": ("R", "X"), "tau": ("R", "X")}),
+    "row_norm_backward_max": (("dx", "sg", "sgx", "st", "dy", "x", "rstd", "weight", "scale", "offset", "tau"),
+                              {"dx": ("RD", "X"), "sg": ("R", "f64"), "sgx": ("R", "f64"), "st": ("R", "f64"),
+                               "dy": ("RD", "X"), "x": ("RD", "X"), "rstd": ("R", "f64"), "weight": ("R", "X"),
+                               "scale": ("R", "X"), "offset": ("R", "X"), "tau": ("R", "X")}),
     "row_apply_gate": (("y", "x", "v", "lo", "hi", "scale", "offset", "gate"),
                        {"y": ("RD", "X"), "x": ("RD", "X"), "v": ("R", "X"), "lo": ("R", "X"), "hi": ("R", "X"),
                         "scale": ("R", "X"), "offset": ("R", "X")}),
@@ -366,6 +374,7 @@ OUTPUTS = {
     "row_norm_apply_max": ("y", "m2", "scale"),
     "row_backward_sums_max": ("sg", "sgx", "st"),
     "row_backward_apply_max": ("dx",),
+    "row_norm_backward_max": ("dx", "sg", "sgx", "st"),
     "row_apply_gate": ("y",),
     "row_backward_sums_gate": ("sdy", "sdyf", "sdv", "shi", "slo"),
     "row_backward_apply_gate": ("dx",),

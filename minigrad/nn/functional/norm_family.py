@@ -167,6 +167,7 @@ class _FilterResponse(Function):
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
         k = kernels.kernels()
         sg, sgx = np.empty(r), np.empty(r)
+        dx = None
         if self.has_tau:
             if self.rstd is None:  # NOTE: the fused forward kept m2 and the per-row scale, offset, tau only
                 self.w64 = self.w.astype(np.float64)
@@ -174,21 +175,25 @@ class _FilterResponse(Function):
                 self.rstd = coefficients.rstd(self.m2, s, abs(self.eps_value)).reshape(n, c)
                 self.coef, self.tau = (np.zeros(r, dtype), self.rows[0], self.rows[1]), self.rows[2]
             st = np.empty(r)
-            k.row_backward_sums_max(sg, sgx, st, dy, x2, self.mean.reshape(-1), *self.coef, self.tau)
+            if self.needs_input_grad[0]:
+                # NOTE: one call, row by row: the sums, the coefficients (coefficients.backward's operations, in C)
+                # and dx while the row is in cache; dy and x are read once (docs/perf/norm-family.md)
+                dx = np.empty_like(x2)
+                k.row_norm_backward_max(dx, sg, sgx, st, dy, x2, self.rstd.reshape(-1), self.rows[3],
+                                        *self.coef[1:], self.tau)
+            else:
+                k.row_backward_sums_max(sg, sgx, st, dy, x2, self.mean.reshape(-1), *self.coef, self.tau)
         else:
             unused_w, unused_b = np.empty(s, dtype), np.empty(s, dtype)
             k.row_backward_sums(sg, sgx, unused_w, unused_b, dy, x2, self.mean.reshape(-1), self.rstd.reshape(-1),
                                 self.ones)
         sg, sgx = sg.reshape(n, c), sgx.reshape(n, c)
         grads = [None]
-        if self.needs_input_grad[0]:
+        if self.needs_input_grad[0] and dx is None:
             dx = np.empty_like(x2)
             coef = coefficients.backward(sg, sgx, s, self.mean, self.rstd, False, dtype, self.w64)
-            if self.has_tau:
-                k.row_backward_apply_max(dx, dy, x2, *(a.reshape(-1) for a in coef), self.coef[1], self.coef[2],
-                                         self.tau)
-            else:
-                k.row_backward_apply(dx, dy, x2, self.ones, *(a.reshape(-1) for a in coef))
+            k.row_backward_apply(dx, dy, x2, self.ones, *(a.reshape(-1) for a in coef))
+        if dx is not None:
             grads[0] = dx.reshape(self.shape)
         if self.has_weight:  # dweight = sum(dy*xhat) per channel, xhat = x*rstd
             grads.append((sgx * self.rstd).sum(axis=0).astype(dtype))
