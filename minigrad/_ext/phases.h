@@ -349,9 +349,8 @@ MGP_INLINE void mgp_max_split8_##T(const T* x, const T* dy, T K, T sc, T of, T t
 }                                                                                                            \
 /* one row: *sg = sum(g), *sgx = sum(g*(x - M)), *st = sum(t) in double; the loop shape of mgp_relu_sums_T, */ \
 /* in explicit 4-lane vectors (the scalar split of mgp_max_split_T did not vectorize: 2.4x slower) */         \
-MG_CLONES static void mgp_row_sums_max_##T(double* sg, double* sgx, double* st, const T* restrict dy,        \
-                                           const T* restrict x, Py_ssize_t D, double M, T K, T sc, T of,     \
-                                           T tau) {                                                          \
+MGP_INLINE void mgp_row_sums_max_in_##T(double* sg, double* sgx, double* st, const T* restrict dy,            \
+                                        const T* restrict x, Py_ssize_t D, double M, T K, T sc, T of, T tau) {  \
     const mgp_v4d mv = {M, M, M, M};                                                                         \
     mgp_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0, u0 = a0, u1 = a0, xd[2], gd[2], td[2];             \
     Py_ssize_t i = 0;                                                                                        \
@@ -370,15 +369,25 @@ MG_CLONES static void mgp_row_sums_max_##T(double* sg, double* sgx, double* st, 
     *sgx = mgp_hsum(q0, q1) + q;                                                                             \
     *st = mgp_hsum(u0, u1) + u;                                                                              \
 }                                                                                                            \
+MG_CLONES static void mgp_row_sums_max_##T(double* sg, double* sgx, double* st, const T* restrict dy,        \
+                                           const T* restrict x, Py_ssize_t D, double M, T K, T sc, T of,     \
+                                           T tau) {                                                          \
+    mgp_row_sums_max_in_##T(sg, sgx, st, dy, x, D, M, K, sc, of, tau);                                      \
+}                                                                                                            \
 /* one row: dx = a*(g - mg) + b*(x - K) + k */                                                                \
-MG_CLONES static void mgp_row_backward_apply_max_##T(T* restrict dx, const T* restrict dy,                   \
-                                                     const T* restrict x, Py_ssize_t D, T a, T mg, T K, T b, \
-                                                     T k, T sc, T of, T tau) {                               \
+MGP_INLINE void mgp_row_backward_apply_max_in_##T(T* restrict dx, const T* restrict dy, const T* restrict x,  \
+                                                  Py_ssize_t D, T a, T mg, T K, T b, T k, T sc, T of,        \
+                                                  T tau) {                                                   \
     for (Py_ssize_t d = 0; d < D; d++) {                                                                     \
         T g, t;                                                                                              \
         mgp_max_split_##T((x[d] - K) * sc + of, tau, dy[d], &g, &t);                                         \
         dx[d] = a * (g - mg) + b * (x[d] - K) + k;                                                           \
     }                                                                                                        \
+}                                                                                                            \
+MG_CLONES static void mgp_row_backward_apply_max_##T(T* restrict dx, const T* restrict dy,                   \
+                                                     const T* restrict x, Py_ssize_t D, T a, T mg, T K, T b, \
+                                                     T k, T sc, T of, T tau) {                               \
+    mgp_row_backward_apply_max_in_##T(dx, dy, x, D, a, mg, K, b, k, sc, of, tau);                            \
 }                                                                                                            \
 /* FRN + TLU's backward of one row (no center: mean 0, shift 0): the sums, the coefficients of                 \
    coefficients.backward(center=False) in its operations and order (a = rstd*w, b = -a*(sgx*rstd/D)*rstd,      \
@@ -386,10 +395,11 @@ MG_CLONES static void mgp_row_backward_apply_max_##T(T* restrict dx, const T* re
 MG_CLONES static void mgp_row_norm_backward_max_##T(T* restrict dx, double* sg, double* sgx, double* st,      \
                                                     const T* restrict dy, const T* restrict x, Py_ssize_t D, \
                                                     double rstd, T w, T sc, T of, T tau) {                   \
-    mgp_row_sums_max_##T(sg, sgx, st, dy, x, D, 0.0, (T)0, sc, of, tau);                                     \
+    /* NOTE: inlined with the constants mean 0, shift 0 (x - 0 is x exactly: the subtractions fold away) */      \
+    mgp_row_sums_max_in_##T(sg, sgx, st, dy, x, D, 0.0, (T)0, sc, of, tau);                                  \
     const double a = rstd * (double)w, b = -a * (*sgx * rstd / (double)D) * rstd;                           \
     const double k = -b * (0.0 - (double)(T)0);                                                              \
-    mgp_row_backward_apply_max_##T(dx, dy, x, D, (T)a, (T)0, (T)0, (T)b, (T)k, sc, of, tau);                 \
+    mgp_row_backward_apply_max_in_##T(dx, dy, x, D, (T)a, (T)0, (T)0, (T)b, (T)k, sc, of, tau);              \
 }
 /* fused gate (EvoNorm), rows with per-row v, lo, hi and affine (scale, offset); gate 0: f = x*sigmoid(v*x),
    gate 1: f = x/den, den = max(lo, u), u = v*x + hi in X (np.maximum's NaN), mu the share of u in the max's
