@@ -25,12 +25,12 @@ call, or a constant computed from a tensor's ``.data`` outside any op that happe
 calls.
 
 What replays (docs/compile.md has the survey, ``scripts/compile_survey.py`` makes it): every layer, loss, optimizer
-and scheduler of minigrad.nn and minigrad.optim, including Batch Renorm (warmup schedule too),
+and scheduler of minigrad.nn and minigrad.optim, including Batch Renorm (warmup schedule too), batch norm's
+cumulative average (``momentum=None``: the factor 1/num_batches_tracked is read by the update when it runs),
 DecorrelatedBatchNorm2d, EvoNorm, SyncBatchNorm with DDP, spectral_norm, Dropout2d, ELU/LeakyReLU (comparisons),
 max_unpool2d and nll_loss with class weights and ignored targets; a layer replays when every value it computes from
 arrays outside an op is a host computation (``tensor._host``) that reads the step's state when it runs. What runs
-eagerly: batch norm and Batch Renorm with ``momentum=None`` (the cumulative average reads ``num_batches_tracked``
-into Python), besides any value read into Python in the step. ``clip_grad_norm_`` and ``clip_grad_value_``
+eagerly: any value read into Python in the step. ``clip_grad_norm_`` and ``clip_grad_value_``
 replay as recorded calls on the parameters (return the norm from the step to read each step's).
 
 Cache key: the shapes and dtypes of the tensor (and ndarray) arguments, the other arguments by value, grad mode,

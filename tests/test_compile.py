@@ -619,10 +619,18 @@ def test_clip_grad_norm_inside_replays():
         assert a.tobytes() == b.tobytes(), k
 
 
-def test_batch_norm_cumulative_average_falls_back():
-    """momentum=None divides by num_batches_tracked, read into Python: eager, with one warning."""
-    with pytest.warns(RuntimeWarning, match=r"momentum=None\) reads num_batches_tracked"):
-        _replays_like_eager(_conv(lambda: nn.BatchNorm2d(4, momentum=None)), expect="eager")
+@pytest.mark.parametrize("layer", [
+    lambda: nn.BatchNorm2d(4, momentum=None), lambda: nn.BatchNorm2d(4, momentum=None, virtual_batch_size=3),
+    lambda: nn.BatchRenorm2d(4, momentum=None), lambda: nn.BatchRenorm2d(4, momentum=None, warmup_steps=2),
+    lambda: nn.InstanceNorm2d(4, momentum=None, track_running_stats=True),
+    lambda: nn.Sequential(nn.BatchNorm2d(4, momentum=None), nn.ReLU()),
+], ids=["batch_norm", "ghost", "batch_renorm", "batch_renorm_warmup", "instance_norm", "batch_norm_relu"])
+def test_cumulative_average_replays(layer):
+    """momentum=None divides by num_batches_tracked: the factor is read when the update runs (a host computation),
+    so each replayed step divides by its own count; bit for bit eager's over 6 steps (the factor 1, 1/2, ...)."""
+    net_a, net_b = _replays_like_eager(_conv(layer))
+    bn = [m for m in net_b.modules() if getattr(m, "num_batches_tracked", None) is not None][0]
+    assert int(bn.num_batches_tracked.data) == 6
 
 
 def test_values_read_from_arrays_are_each_steps():

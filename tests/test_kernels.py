@@ -163,6 +163,69 @@ def test_ghost_batch_norm(name, dtype, shape):
     assert_close(dbias, sums[1].astype(dtype), tol, "dbias")
 
 
+# Batch Renorm (N, C, S): S = 1 (BatchNorm1d), small S, odd sizes, the benchmark's shape
+RENORM_SHAPES = [(16, 32, 64), (7, 5, 1), (3, 5, 7), (6, 40, 3), (2, 1, 1), (32, 64, 256)]
+
+
+def _renorm(fn, x, weight, bias, running_mean, running_var, r_max, d_max):
+    N, C, S = x.shape
+    outs = alloc_outputs("batch_renorm_forward", x.dtype, N=N, C=C, S=S)
+    fn(*outs, x, weight, bias, running_mean, running_var, r_max, d_max, EPS)
+    return outs
+
+
+@pytest.mark.parametrize("shape", RENORM_SHAPES, ids=ids(RENORM_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_batch_renorm_forward(name, dtype, shape):
+    """Every backend against the reference, with running statistics that make both r and d clip on some channels
+    and not on others; and r_max = 1, d_max = 0 is the backend's own batch_norm_forward, bit for bit (the reference,
+    written from the paper's equations, within rounding)."""
+    skip_slow(name, shape)
+    k, tol = kernels.load(name), TOL[dtype]
+    rng = np.random.default_rng(9)
+    N, C, S = shape
+    x = make(rng, shape, dtype)
+    weight, bias = make(rng, C, dtype, 1.0, 0.5), make(rng, C, dtype, 0.0, 0.5)
+    running_mean = make(rng, C, dtype, 0.5, 1.5)
+    running_var = (4.0 * np.exp(rng.uniform(-2.0, 2.0, C))).astype(dtype)  # var(x) = 4: r on both sides
+    got = _renorm(k.batch_renorm_forward, x, weight, bias, running_mean, running_var, 1.5, 0.5)
+    want = _renorm(reference.batch_renorm_forward, x, weight, bias, running_mean, running_var, 1.5, 0.5)
+    for what, g, w in zip(("y", "mean", "rstd", "r", "d"), got, want):
+        assert_close(g, w, tol, what)
+    if C >= 32:  # the test data reach both clips and the inside
+        r, d = want[3], want[4]
+        assert (r == 1.5).any() and (r == 1 / 1.5).any() and (np.abs(r - 1.0) < 0.4).any()
+        assert (np.abs(d) == 0.5).any() and (np.abs(d) < 0.5).any()
+    y, mean, rstd, r, d = _renorm(k.batch_renorm_forward, x, weight, bias, running_mean, running_var, 1.0, 0.0)
+    y_bn, mean_bn, rstd_bn = _bn_forward(k.batch_norm_forward, x, weight, bias)
+    assert (r == 1).all() and (d == 0).all()
+    for what, g, w in (("y", y, y_bn), ("mean", mean, mean_bn), ("rstd", rstd, rstd_bn)):
+        if name == "numpy":
+            assert_close(g, w, tol, f"{what}: r_max=1, d_max=0 is batch_norm_forward")
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=f"{what}: r_max=1, d_max=0 is batch_norm_forward")
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_batch_renorm_forward_contract(name):
+    """r_max: a finite float >= 1, d_max: >= 0; the running statistics are (C,) arrays of x's dtype."""
+    k = kernels.load(name)
+    x = np.ones((4, 3, 5), np.float32)
+    w, b = np.ones(3, np.float32), np.zeros(3, np.float32)
+    outs = alloc_outputs("batch_renorm_forward", x.dtype, N=4, C=3, S=5)
+    for bad in (0.5, np.inf, np.nan, 2, "3"):
+        with pytest.raises(ValueError, match="r_max must be a finite float >= 1.0"):
+            k.batch_renorm_forward(*outs, x, w, b, b, w, bad, 0.5, EPS)
+    for bad in (-0.1, np.inf, 1):
+        with pytest.raises(ValueError, match="d_max must be a finite float >= 0.0"):
+            k.batch_renorm_forward(*outs, x, w, b, b, w, 1.5, bad, EPS)
+    with pytest.raises(TypeError, match="'running_var' must have dtype float32"):
+        k.batch_renorm_forward(*outs, x, w, b, b, w.astype(np.float64), 1.5, 0.5, EPS)
+    with pytest.raises(ValueError, match="'running_mean' has shape"):
+        k.batch_renorm_forward(*outs, x, w, b, np.zeros(4, np.float32), w, 1.5, 0.5, EPS)
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_ghost_batch_norm_contract(name):
     """chunk: an int >= 1, and mean/rstd with ceil(N/chunk) rows; the errors name them."""
@@ -336,6 +399,8 @@ def _all_kernel_calls(dtype):
         calls.append(("batch_norm_backward", (np.empty_like(x), np.empty_like(w), np.empty_like(w)),
                       (dy, x, mean, rstd, w)))
         calls.append(("batch_norm_inference", (np.empty_like(x),), (x, w, np.abs(w), w, b, EPS)))
+        calls.append(("batch_renorm_forward", alloc_outputs("batch_renorm_forward", dtype, N=N, C=C, S=S),
+                      (x, w, b, b, np.abs(w), 1.5, 0.5, EPS)))
         chunk = max(N // 3, 2)  # NOTE: N = 7 leaves a last chunk of 1 sample
         G = -(-N // chunk)
         outs = alloc_outputs("ghost_batch_norm_forward", dtype, N=N, C=C, S=S, G=G)

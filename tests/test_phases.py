@@ -302,6 +302,46 @@ def test_row_norm_apply_max(name, dtype, shape, eps):
         np.testing.assert_array_equal(g, u, err_msg=what)
 
 
+@pytest.mark.parametrize("shape", MAX_SHAPES + [(2048, 256)], ids=ids(MAX_SHAPES + [(2048, 256)]))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_norm_backward_max(name, dtype, shape):
+    """FRN + TLU's backward in one call against the reference, and bit for bit against what it fuses on the same
+    backend: row_backward_sums_max (mean 0, shift 0), coefficients.backward(center=False) with the rows' weight,
+    row_backward_apply_max; with a tie of the max (compared with the phases only) and a NaN in the data."""
+    skip_slow(name, shape)
+    rng = np.random.default_rng(14)
+    x, dy, w, b, tau = max_data(rng, shape, dtype)
+    R, D = shape
+    m2 = (x.astype(np.float64) ** 2).sum(axis=1)
+    rstd = coefficients.rstd(m2, D, 1e-6)
+    scale = (rstd * w.astype(np.float64)).astype(dtype)
+    if D > 2:
+        tau[0] = x[0, 1] * scale[0] + b[0]  # NOTE: a tie at x[0, 1]: half of dy to each side
+        x[-1, 2] = np.nan
+    k = kernels.load(name)
+
+    def fused(mod):
+        dx, sg, sgx, st = np.empty_like(x), np.empty(R), np.empty(R), np.empty(R)
+        mod.row_norm_backward_max(dx, sg, sgx, st, dy, x, rstd, w, scale, b, tau)
+        return dx, sg, sgx, st
+
+    got, want = fused(k), fused(reference)
+    ok = np.isfinite(want[0]).all(axis=1)
+    ok[0] = D <= 2  # NOTE: the tie is X's (the kernels'); the reference's z may round past it (max_data's NOTE)
+    for what, g, r in zip(("dx", "sg", "sgx", "st"), got, want):
+        close(g[ok], r[ok], TOL[dtype], what)
+        assert np.array_equal(np.isnan(g), np.isnan(r)), what
+    mean, shift = np.zeros(R), np.zeros(R, dtype)
+    sg, sgx, st, dx = np.empty(R), np.empty(R), np.empty(R), np.empty_like(x)
+    k.row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, b, tau)
+    a, mg, _, bb, kk = coefficients.backward(sg, sgx, D, mean, rstd, False, dtype, w.astype(np.float64))
+    k.row_backward_apply_max(dx, dy, x, a, mg, shift, bb, kk, scale, b, tau)
+    for what, g, u in zip(("dx", "sg", "sgx", "st"), got, (dx, sg, sgx, st)):
+        np.testing.assert_array_equal(g, u, err_msg=what)
+        np.testing.assert_array_equal(np.signbit(g), np.signbit(u), err_msg=f"{what}: signs")
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_row_max_edge_values(name):
     """max(z, tau) with np.maximum's NaN; the backward splits dy by Maximum's rule: z > tau all to z, a tie half
@@ -620,6 +660,8 @@ def _phase_calls(dtype):
                       (x, rc, rc, tau, 1e-6)))
         calls.append(("row_backward_sums_max", (np.empty(R), np.empty(R), np.empty(R)), (dy, x, mean, rc, rc, rc, tau)))
         calls.append(("row_backward_apply_max", (np.empty_like(x),), (dy, x, rc, rc, rc, rc, rc, rc, rc, tau)))
+        calls.append(("row_norm_backward_max", (np.empty_like(x), np.empty(R), np.empty(R), np.empty(R)),
+                      (dy, x, rstd, rc, rc, rc, tau)))
         N, C, S, G = R // 4, 4, D, 2  # NOTE: the first 4*N rows viewed as (N, 4, D): two groups of two channels
         xs, dys = x[:N * C].reshape(N, C, S), dy[:N * C].reshape(N, C, S)
         xg = xs.astype(np.float64).reshape(N, G, -1)

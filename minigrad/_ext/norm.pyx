@@ -302,15 +302,38 @@ cdef Py_ssize_t _bn_n_blocks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_
     return max((C + per_block - 1) // per_block, nt)
 
 
+cdef inline double _clip(double v, double lo, double hi) noexcept nogil:
+    """min(max(v, lo), hi) with NaN kept (np.clip's rule)."""
+    if v < lo:
+        return lo
+    if v > hi:
+        return hi
+    return v
+
+
+cdef inline void _renorm(double mean, double rstd, double running_mean, double running_var, double r_max,
+                         double d_max, double eps, double* r, double* d) noexcept nogil:
+    """Batch Renorm's per-channel constants (formula: reference.batch_renorm_forward), sigma = sqrt(running_var +
+    eps): r = clip(sigma_B/sigma, 1/r_max, r_max) = clip(rstd_run/rstd), d = clip((mean - running_mean)*rstd_run,
+    -d_max, d_max)."""
+    cdef double rstd_run = 1.0 / sqrt(running_var + eps)
+    r[0] = _clip(rstd_run / rstd, 1.0 / r_max, r_max)
+    d[0] = _clip((mean - running_mean) * rstd_run, -d_max, d_max)
+
+
 # x, y: (N, C, S); s1, s2, K: scratch (C,); lanes: scratch (8*C,); coef: scratch (3*C,); channels [c0, c1)
+# running_mean NULL: batch norm; else Batch Renorm: y = (xhat*r + d)*w + b with r, d (C,) float64 OUT from
+# running_mean, running_var, r_max, d_max (as w*r and b + w*d per channel, the Python path's coefficients)
 cdef void _bn_forward_block(floating* y, double* mean, double* rstd, const floating* x, const floating* weight,
                             const floating* bias, double eps, double* s1, double* s2, double* K, double* lanes,
                             floating* coef, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
-                            Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+                            Py_ssize_t c0, Py_ssize_t c1, double* r_out, double* d_out,
+                            const floating* running_mean, const floating* running_var, double r_max,
+                            double d_max) noexcept nogil:
     cdef floating* Kx = coef
     cdef floating* scale = coef + C
     cdef floating* shift = coef + 2 * C
-    cdef double mu, r, sc
+    cdef double mu, r, sc, b, rr, dd
     cdef Py_ssize_t c, n
     for c in range(c0, c1):
         K[c] = x[c * S]  # the shift: a value of the channel, x[0, c, 0]
@@ -320,17 +343,27 @@ cdef void _bn_forward_block(floating* y, double* mean, double* rstd, const float
         mean[c] = mu
         rstd[c] = r
         Kx[c] = <floating>mu
-        sc = r * weight[c]
+        if running_mean == NULL:
+            sc = r * weight[c]
+            b = bias[c]
+        else:
+            _renorm(mu, r, running_mean[c], running_var[c], r_max, d_max, eps, &rr, &dd)
+            r_out[c] = rr
+            d_out[c] = dd
+            sc = r * (<double>weight[c] * rr)
+            b = <double>bias[c] + <double>weight[c] * dd
         scale[c] = <floating>sc
-        shift[c] = <floating>(bias[c] - (mu - Kx[c]) * sc)
+        shift[c] = <floating>(b - (mu - Kx[c]) * sc)
     for n in range(N):
         _affine_row(y + (n * C + c0) * S, x + (n * C + c0) * S, Kx + c0, scale + c0, shift + c0, c1 - c0, S)
 
 
-# x, y: (N, C, S)
+# x, y: (N, C, S); r, d, running_mean, running_var: NULL for batch norm (see _bn_forward_block)
 cdef int _bn_forward(floating* y, double* mean, double* rstd,
                      const floating* x, const floating* weight, const floating* bias, double eps,
-                     Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads) noexcept nogil:
+                     Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads, double* r=NULL, double* d=NULL,
+                     const floating* running_mean=NULL, const floating* running_var=NULL, double r_max=1.0,
+                     double d_max=0.0) noexcept nogil:
     cdef Py_ssize_t nb = _bn_n_blocks(N, C, S, sizeof(floating), n_threads), blk
     cdef double* buf = <double*>malloc(11 * C * sizeof(double))
     cdef floating* coef = <floating*>malloc(3 * C * sizeof(floating))
@@ -340,7 +373,8 @@ cdef int _bn_forward(floating* y, double* mean, double* rstd,
         return -1
     for blk in prange(nb, schedule='static', num_threads=n_threads):
         _bn_forward_block(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
-                          N, C, S, blk * C // nb, (blk + 1) * C // nb)
+                          N, C, S, blk * C // nb, (blk + 1) * C // nb, r, d, running_mean, running_var, r_max,
+                          d_max)
     free(buf)
     free(coef)
     return 0
@@ -607,6 +641,36 @@ def batch_norm_forward(cnp.ndarray y not None, cnp.ndarray mean not None, cnp.nd
         else:
             err = _bn_forward(<double*>p_y, <double*>p_mean, <double*>p_rstd, <double*>p_x,
                               <double*>p_weight, <double*>p_bias, eps, N, C, S, n_threads)
+    if err:
+        raise MemoryError()
+
+
+# x, y: (N, C, S); mean, rstd, r, d: (C,) float64 OUT; weight, bias, running_mean, running_var: (C,)
+def batch_renorm_forward(cnp.ndarray y not None, cnp.ndarray mean not None, cnp.ndarray rstd not None,
+                         cnp.ndarray r not None, cnp.ndarray d not None, cnp.ndarray x not None,
+                         cnp.ndarray weight not None, cnp.ndarray bias not None, cnp.ndarray running_mean not None,
+                         cnp.ndarray running_var not None, double r_max, double d_max, double eps,
+                         Py_ssize_t n_threads):
+    """Batch Renorm's training forward: batch_norm_forward with y = (xhat*r + d)*w + b (formula:
+    reference.batch_renorm_forward)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_r = ptr(r), *p_d = ptr(d)
+    cdef void* p_x = ptr(x), *p_weight = ptr(weight), *p_bias = ptr(bias), *p_rm = ptr(running_mean)
+    cdef void* p_rv = ptr(running_var)
+    cdef int err
+    if N * C * S == 0:
+        return
+    with nogil:
+        if f32:
+            err = _bn_forward(<float*>p_y, <double*>p_mean, <double*>p_rstd, <float*>p_x, <float*>p_weight,
+                              <float*>p_bias, eps, N, C, S, n_threads, <double*>p_r, <double*>p_d, <float*>p_rm,
+                              <float*>p_rv, r_max, d_max)
+        else:
+            err = _bn_forward(<double*>p_y, <double*>p_mean, <double*>p_rstd, <double*>p_x, <double*>p_weight,
+                              <double*>p_bias, eps, N, C, S, n_threads, <double*>p_r, <double*>p_d,
+                              <double*>p_rm, <double*>p_rv, r_max, d_max)
     if err:
         raise MemoryError()
 

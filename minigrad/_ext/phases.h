@@ -260,7 +260,7 @@ MG_CLONES static void mgp_row_backward_apply_##T(T* restrict dx, const T* restri
 /* fused max (FRN + TLU), rows with per-row coefficients and threshold: z = (x - K)*scale + offset in X, exactly as
    the apply computes it, so the backward's split is the forward's. dy is split between z and tau by Maximum's rule
    (z > tau: g = dy, t = 0; a tie: g = t = dy/2; else, NaN included: g = 0, t = dy) */
-#define MGP_MAX(T, U, V, W)                                                                                       \
+#define MGP_MAX(T, U, V, W, SPLIT8)                                                                               \
 /* NOTE: masks ANDed into the bits, as mgp_relu_g_T (no branch on z; a masked-out inf dy gives 0) */          \
 MGP_INLINE void mgp_max_split_##T(T z, T tau, T dy, T* g, T* t) {                                            \
     const T h = dy * (T)0.5;                                                                                 \
@@ -341,19 +341,23 @@ MGP_INLINE void mgp_max_split4_##T(const T* x, const T* dy, T K, T sc, T of, T t
     *gd = (mgp_v4d){gv[0], gv[1], gv[2], gv[3]};                                                             \
     *td = (mgp_v4d){tv2[0], tv2[1], tv2[2], tv2[3]};                                                         \
 }                                                                                                            \
+/* 8 elements: two of the above (float has one 8-lane split, mgp_max_split8v_float, passed as SPLIT8) */         \
+MGP_INLINE void mgp_max_split8_##T(const T* x, const T* dy, T K, T sc, T of, T tau, mgp_v4d* xd, mgp_v4d* gd,  \
+                                   mgp_v4d* td) {                                                            \
+    mgp_max_split4_##T(x, dy, K, sc, of, tau, xd, gd, td);                                                   \
+    mgp_max_split4_##T(x + 4, dy + 4, K, sc, of, tau, xd + 1, gd + 1, td + 1);                               \
+}                                                                                                            \
 /* one row: *sg = sum(g), *sgx = sum(g*(x - M)), *st = sum(t) in double; the loop shape of mgp_relu_sums_T, */ \
 /* in explicit 4-lane vectors (the scalar split of mgp_max_split_T did not vectorize: 2.4x slower) */         \
-MG_CLONES static void mgp_row_sums_max_##T(double* sg, double* sgx, double* st, const T* restrict dy,        \
-                                           const T* restrict x, Py_ssize_t D, double M, T K, T sc, T of,     \
-                                           T tau) {                                                          \
+MGP_INLINE void mgp_row_sums_max_in_##T(double* sg, double* sgx, double* st, const T* restrict dy,            \
+                                        const T* restrict x, Py_ssize_t D, double M, T K, T sc, T of, T tau) {  \
     const mgp_v4d mv = {M, M, M, M};                                                                         \
-    mgp_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0, u0 = a0, u1 = a0, xd, gd, td;                      \
+    mgp_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0, u0 = a0, u1 = a0, xd[2], gd[2], td[2];             \
     Py_ssize_t i = 0;                                                                                        \
     for (; i + 8 <= D; i += 8) {                                                                             \
-        mgp_max_split4_##T(x + i, dy + i, K, sc, of, tau, &xd, &gd, &td);                                    \
-        a0 += gd; q0 += gd * (xd - mv); u0 += td;                                                            \
-        mgp_max_split4_##T(x + i + 4, dy + i + 4, K, sc, of, tau, &xd, &gd, &td);                            \
-        a1 += gd; q1 += gd * (xd - mv); u1 += td;                                                            \
+        SPLIT8(x + i, dy + i, K, sc, of, tau, xd, gd, td);                                                   \
+        a0 += gd[0]; q0 += gd[0] * (xd[0] - mv); u0 += td[0];                                                \
+        a1 += gd[1]; q1 += gd[1] * (xd[1] - mv); u1 += td[1];                                                \
     }                                                                                                        \
     double a = 0, q = 0, u = 0;                                                                              \
     for (; i < D; i++) {                                                                                     \
@@ -365,15 +369,37 @@ MG_CLONES static void mgp_row_sums_max_##T(double* sg, double* sgx, double* st, 
     *sgx = mgp_hsum(q0, q1) + q;                                                                             \
     *st = mgp_hsum(u0, u1) + u;                                                                              \
 }                                                                                                            \
+MG_CLONES static void mgp_row_sums_max_##T(double* sg, double* sgx, double* st, const T* restrict dy,        \
+                                           const T* restrict x, Py_ssize_t D, double M, T K, T sc, T of,     \
+                                           T tau) {                                                          \
+    mgp_row_sums_max_in_##T(sg, sgx, st, dy, x, D, M, K, sc, of, tau);                                      \
+}                                                                                                            \
 /* one row: dx = a*(g - mg) + b*(x - K) + k */                                                                \
-MG_CLONES static void mgp_row_backward_apply_max_##T(T* restrict dx, const T* restrict dy,                   \
-                                                     const T* restrict x, Py_ssize_t D, T a, T mg, T K, T b, \
-                                                     T k, T sc, T of, T tau) {                               \
+MGP_INLINE void mgp_row_backward_apply_max_in_##T(T* restrict dx, const T* restrict dy, const T* restrict x,  \
+                                                  Py_ssize_t D, T a, T mg, T K, T b, T k, T sc, T of,        \
+                                                  T tau) {                                                   \
     for (Py_ssize_t d = 0; d < D; d++) {                                                                     \
         T g, t;                                                                                              \
         mgp_max_split_##T((x[d] - K) * sc + of, tau, dy[d], &g, &t);                                         \
         dx[d] = a * (g - mg) + b * (x[d] - K) + k;                                                           \
     }                                                                                                        \
+}                                                                                                            \
+MG_CLONES static void mgp_row_backward_apply_max_##T(T* restrict dx, const T* restrict dy,                   \
+                                                     const T* restrict x, Py_ssize_t D, T a, T mg, T K, T b, \
+                                                     T k, T sc, T of, T tau) {                               \
+    mgp_row_backward_apply_max_in_##T(dx, dy, x, D, a, mg, K, b, k, sc, of, tau);                            \
+}                                                                                                            \
+/* FRN + TLU's backward of one row (no center: mean 0, shift 0): the sums, the coefficients of                 \
+   coefficients.backward(center=False) in its operations and order (a = rstd*w, b = -a*(sgx*rstd/D)*rstd,      \
+   k = -b*(mean - shift), mg = 0), then dx while the row is in L1: dy and x are read from memory once */          \
+MG_CLONES static void mgp_row_norm_backward_max_##T(T* restrict dx, double* sg, double* sgx, double* st,      \
+                                                    const T* restrict dy, const T* restrict x, Py_ssize_t D, \
+                                                    double rstd, T w, T sc, T of, T tau) {                   \
+    /* NOTE: inlined with the constants mean 0, shift 0 (x - 0 is x exactly: the subtractions fold away) */      \
+    mgp_row_sums_max_in_##T(sg, sgx, st, dy, x, D, 0.0, (T)0, sc, of, tau);                                  \
+    const double a = rstd * (double)w, b = -a * (*sgx * rstd / (double)D) * rstd;                           \
+    const double k = -b * (0.0 - (double)(T)0);                                                              \
+    mgp_row_backward_apply_max_in_##T(dx, dy, x, D, (T)a, (T)0, (T)0, (T)b, (T)k, sc, of, tau);              \
 }
 /* fused gate (EvoNorm), rows with per-row v, lo, hi and affine (scale, offset); gate 0: f = x*sigmoid(v*x),
    gate 1: f = x/den, den = max(lo, u), u = v*x + hi in X (np.maximum's NaN), mu the share of u in the max's
@@ -515,8 +541,24 @@ MGP_ROWS(float)
 MGP_ROWS(double)
 MGP_RELU(float, uint32_t)
 MGP_RELU(double, uint64_t)
-MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u)
-MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul)
+/* FRN + TLU's backward sums, float: mgp_max_split4_float's operations on 8 lanes at once, each half widened
+   (the same bits as two 4-lane splits; the 4-lane splits ran the sums pass at about 2.7 cycles an element) */
+MGP_INLINE void mgp_max_split8v_float(const float* x, const float* dy, float K, float sc, float of, float tau,
+                                      mgp_v4d* xd, mgp_v4d* gd, mgp_v4d* td) {
+    mgp_v8f xv, dv;
+    memcpy(&xv, x, sizeof xv);
+    memcpy(&dv, dy, sizeof dv);
+    const mgp_v8f kv = {K, K, K, K, K, K, K, K}, sv = {sc, sc, sc, sc, sc, sc, sc, sc};
+    const mgp_v8f ov = {of, of, of, of, of, of, of, of}, tv = {tau, tau, tau, tau, tau, tau, tau, tau};
+    const mgp_v8f z = (xv - kv) * sv + ov, h = dv * 0.5f;
+    const mgp_v8u gt = (mgp_v8u)(z > tv), eq = (mgp_v8u)(z == tv), bd = (mgp_v8u)dv, bh = (mgp_v8u)h;
+    const mgp_v8f gv = (mgp_v8f)((bd & gt) | (bh & eq)), tv2 = (mgp_v8f)((bd & ~(gt | eq)) | (bh & eq));
+    xd[0] = mgp_widen_float(xv, 0); xd[1] = mgp_widen_float(xv, 1);
+    gd[0] = mgp_widen_float(gv, 0); gd[1] = mgp_widen_float(gv, 1);
+    td[0] = mgp_widen_float(tv2, 0); td[1] = mgp_widen_float(tv2, 1);
+}
+MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u, mgp_max_split8v_float)
+MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul, mgp_max_split8_double)
 MGP_GATE(float, uint32_t, mgp_v8f, mgp_v8u, 8)
 MGP_GATE(double, uint64_t, mgp_v4d, mgp_v4ul, 4)
 

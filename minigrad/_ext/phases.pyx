@@ -7,7 +7,7 @@ Signatures: minigrad/kernels/contract.py (the phase kernels); math: minigrad/ker
   rows     x: (R, D)      statistics and elementwise passes over rows in parallel; the backward sums' column
                           reductions (dweight, dbias) go through per-chunk partials (R_CHUNKS chunks, a number
                           that depends on R alone) merged serially in order; FRN + TLU's forward in blocks of
-                          4 rows (row_norm_apply_max)
+                          4 rows (row_norm_apply_max), its backward row by row (row_norm_backward_max)
   groups   x: (N, C, S)   EvoNorm-S0's backward over (n, group) pairs in parallel, each group's rows in order
 So every result is bit-identical for any n_threads.
 """
@@ -212,6 +212,20 @@ cdef void _row_norm_apply_max(floating* y, double* m2, floating* scale, const fl
         else:
             mgp_rows_norm_apply_max_double(y + r * D, m2 + r, scale + r, x + r * D, n, D, weight + r, offset + r,
                                            tau + r, eps)
+
+
+cdef void _row_norm_backward_max(floating* dx, double* sg, double* sgx, double* st, const floating* dy,
+                                 const floating* x, const double* rstd, const floating* weight,
+                                 const floating* scale, const floating* offset, const floating* tau, Py_ssize_t R,
+                                 Py_ssize_t D, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(R, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgp_row_norm_backward_max_float(dx + r * D, sg + r, sgx + r, st + r, dy + r * D, x + r * D, D, rstd[r],
+                                            weight[r], scale[r], offset[r], tau[r])
+        else:
+            mgp_row_norm_backward_max_double(dx + r * D, sg + r, sgx + r, st + r, dy + r * D, x + r * D, D,
+                                             rstd[r], weight[r], scale[r], offset[r], tau[r])
 
 
 cdef void _row_sums_max(double* sg, double* sgx, double* st, const floating* dy, const floating* x,
@@ -566,6 +580,29 @@ def row_norm_apply_max(cnp.ndarray y not None, cnp.ndarray m2 not None, cnp.ndar
         else:
             _row_norm_apply_max(<double*>p_y, <double*>p_m2, <double*>p_scale, <double*>p_x, <double*>p_weight,
                                 <double*>p_offset, <double*>p_tau, eps, R, D, n_threads)
+
+
+def row_norm_backward_max(cnp.ndarray dx not None, cnp.ndarray sg not None, cnp.ndarray sgx not None,
+                          cnp.ndarray st not None, cnp.ndarray dy not None, cnp.ndarray x not None,
+                          cnp.ndarray rstd not None, cnp.ndarray weight not None, cnp.ndarray scale not None,
+                          cnp.ndarray offset not None, cnp.ndarray tau not None, Py_ssize_t n_threads):
+    """FRN + TLU's backward per row: row_backward_sums_max, coefficients.backward (center=False), then
+    row_backward_apply_max, the row in cache (formula: reference.phases.row_norm_backward_max)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_dx = ptr(dx), *p_sg = ptr(sg), *p_sgx = ptr(sgx), *p_st = ptr(st), *p_dy = ptr(dy), *p_x = ptr(x)
+    cdef void* p_rstd = ptr(rstd), *p_weight = ptr(weight), *p_scale = ptr(scale), *p_offset = ptr(offset)
+    cdef void* p_tau = ptr(tau)
+    with nogil:
+        if f32:
+            _row_norm_backward_max(<float*>p_dx, <double*>p_sg, <double*>p_sgx, <double*>p_st, <float*>p_dy,
+                                   <float*>p_x, <double*>p_rstd, <float*>p_weight, <float*>p_scale,
+                                   <float*>p_offset, <float*>p_tau, R, D, n_threads)
+        else:
+            _row_norm_backward_max(<double*>p_dx, <double*>p_sg, <double*>p_sgx, <double*>p_st, <double*>p_dy,
+                                   <double*>p_x, <double*>p_rstd, <double*>p_weight, <double*>p_scale,
+                                   <double*>p_offset, <double*>p_tau, R, D, n_threads)
 
 
 def row_backward_sums_max(cnp.ndarray sg not None, cnp.ndarray sgx not None, cnp.ndarray st not None,

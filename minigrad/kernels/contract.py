@@ -30,6 +30,12 @@ Kernels:
   batch_norm_forward(y, mean, rstd, x, weight, bias, eps, n_threads)               training-mode forward
       x, y: (N, C, S); mean, rstd: (C,) float64 OUT; weight, bias: (C,)
       mean = E[x], rstd = 1/sqrt(Var[x] + eps) (biased variance) over N and S; y = (x - mean) * rstd * w + b
+  batch_renorm_forward(y, mean, rstd, r, d, x, weight, bias, running_mean, running_var, r_max, d_max, eps,
+                       n_threads)                                                   Batch Renorm's training forward
+      x, y: (N, C, S); mean, rstd, r, d: (C,) float64 OUT; weight, bias, running_mean, running_var: (C,)
+      batch_norm_forward's mean and rstd; sigma = sqrt(running_var + eps), r = clip(sigma_B/sigma, 1/r_max, r_max),
+      d = clip((mean - running_mean)/sigma, -d_max, d_max); y = ((x - mean)*rstd*r + d)*w + b
+      (r_max >= 1, d_max >= 0; r_max = 1, d_max = 0 is batch_norm_forward, bit for bit)
   batch_norm_inference(y, x, running_mean, running_var, weight, bias, eps, n_threads)
       x, y: (N, C, S); running_mean, running_var, weight, bias: (C,)
       y = (x - running_mean) / sqrt(running_var + eps) * weight + bias
@@ -142,6 +148,10 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
   row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau)
       dx, dy, x: (R, D);                                    dx = a[r]*(g - mg[r]) + b[r]*(x - shift[r]) + k[r]
       a, mg, shift, b, k, scale, offset, tau: (R,)
+  row_norm_backward_max(dx, sg, sgx, st, dy, x, rstd, weight, scale, offset, tau)   FRN + TLU backward in one
+      dx, dy, x: (R, D); sg, sgx, st: (R,) float64 OUT;     call, row by row: row_backward_sums_max (mean 0,
+      rstd: (R,) float64; weight, scale, offset, tau: (R,)  shift 0), coefficients.backward(center=False) with
+                                                            weight[r], then row_backward_apply_max (the same bits)
   Fused gate (EvoNorm): three row phases with a per-row elementwise gate f of x before a per-row affine, chosen by
   the int flag ``gate``: 0 (S0) f = x*sigmoid(v[r]*x); 1 (B0) f = x/max(lo[r], u), u = v[r]*x + hi[r] (u and the
   max in X as the forward computes them; Maximum's tie rule: a tie gives half to each side, NaN all to lo). The
@@ -182,6 +192,12 @@ SPECS = {
         ("y", "mean", "rstd", "x", "weight", "bias", "eps"),
         {"y": ("NCS", "X"), "mean": ("C", "f64"), "rstd": ("C", "f64"), "x": ("NCS", "X"),
          "weight": ("C", "X"), "bias": ("C", "X")},
+    ),
+    "batch_renorm_forward": (
+        ("y", "mean", "rstd", "r", "d", "x", "weight", "bias", "running_mean", "running_var", "r_max", "d_max", "eps"),
+        {"y": ("NCS", "X"), "mean": ("C", "f64"), "rstd": ("C", "f64"), "r": ("C", "f64"), "d": ("C", "f64"),
+         "x": ("NCS", "X"), "weight": ("C", "X"), "bias": ("C", "X"), "running_mean": ("C", "X"),
+         "running_var": ("C", "X")},
     ),
     "batch_norm_inference": (
         ("y", "x", "running_mean", "running_var", "weight", "bias", "eps"),
@@ -294,6 +310,10 @@ SPECS = {
                                {"dx": ("RD", "X"), "dy": ("RD", "X"), "x": ("RD", "X"), "a": ("R", "X"),
                                 "mg": ("R", "X"), "shift": ("R", "X"), "b": ("R", "X"), "k": ("R", "X"),
                                 "scale": ("R", "X"), "offset": ("R", "X"), "tau": ("R", "X")}),
+    "row_norm_backward_max": (("dx", "sg", "sgx", "st", "dy", "x", "rstd", "weight", "scale", "offset", "tau"),
+                              {"dx": ("RD", "X"), "sg": ("R", "f64"), "sgx": ("R", "f64"), "st": ("R", "f64"),
+                               "dy": ("RD", "X"), "x": ("RD", "X"), "rstd": ("R", "f64"), "weight": ("R", "X"),
+                               "scale": ("R", "X"), "offset": ("R", "X"), "tau": ("R", "X")}),
     "row_apply_gate": (("y", "x", "v", "lo", "hi", "scale", "offset", "gate"),
                        {"y": ("RD", "X"), "x": ("RD", "X"), "v": ("R", "X"), "lo": ("R", "X"), "hi": ("R", "X"),
                         "scale": ("R", "X"), "offset": ("R", "X")}),
@@ -316,6 +336,7 @@ OUTPUTS = {
     "log_softmax_forward": ("y",),
     "log_softmax_backward": ("dx",),
     "batch_norm_forward": ("y", "mean", "rstd"),
+    "batch_renorm_forward": ("y", "mean", "rstd", "r", "d"),
     "batch_norm_inference": ("y",),
     "batch_norm_backward": ("dx", "dweight", "dbias"),
     "ghost_batch_norm_forward": ("y", "mean", "rstd"),
@@ -353,6 +374,7 @@ OUTPUTS = {
     "row_norm_apply_max": ("y", "m2", "scale"),
     "row_backward_sums_max": ("sg", "sgx", "st"),
     "row_backward_apply_max": ("dx",),
+    "row_norm_backward_max": ("dx", "sg", "sgx", "st"),
     "row_apply_gate": ("y",),
     "row_backward_sums_gate": ("sdy", "sdyf", "sdv", "shi", "slo"),
     "row_backward_apply_gate": ("dx",),
@@ -417,6 +439,7 @@ def _plan(kernel):
     fast = tuple((i, tuple(SYMBOLS.index(s) for s in symbols), fixed.num if fixed is not None else -1, output)
                  for i, name, symbols, fixed, output in plan)
     scalars = ("num_groups" in names or "kh" in names or "center" in names or "gate" in names or "chunk" in names
+               or "r_max" in names
                or ("argmax" in names and kernel.endswith("backward")))
     # NOTE: eps >= 0 is the normalizations' rule; Adam's eps is checked by the optimizer
     eps_at = names.index("eps") if "eps" in names and "norm" in kernel else None
@@ -488,7 +511,7 @@ def _check_arrays(kernel, names, plan, args):
 
 def _check_scalars(kernel, names, args, dims):
     """num_groups against C and G; the window arguments and the output size they give; pooling indices; the
-    center and gate flags."""
+    center and gate flags; Batch Renorm's clip bounds."""
     if "center" in names:
         center = args[names.index("center")]
         if not isinstance(center, (bool, np.bool_)):
@@ -498,6 +521,11 @@ def _check_scalars(kernel, names, args, dims):
         if type(gate) is not int or gate not in (0, 1):  # NOTE: the nogil code switches on it
             raise ValueError(f"{kernel}: gate must be the int 0 (sigmoid, EvoNorm-S0) or 1 (max, EvoNorm-B0), "
                              f"got {gate!r}")
+    if "r_max" in names:
+        for name, low in (("r_max", 1.0), ("d_max", 0.0)):
+            v = args[names.index(name)]
+            if type(v) is not float or not low <= v < math.inf:
+                raise ValueError(f"{kernel}: {name} must be a finite float >= {low}, got {v!r}")
     if "chunk" in names:
         chunk = args[names.index("chunk")]
         if type(chunk) is not int or chunk < 1:  # NOTE: the nogil loop steps by it

@@ -8,6 +8,7 @@ from minigrad._ext.norm import (  # noqa: F401
     batch_norm_backward,
     batch_norm_forward,
     batch_norm_inference,
+    batch_renorm_forward,
     ghost_batch_norm_backward,
     ghost_batch_norm_forward,
     group_norm_backward,
@@ -25,5 +26,5 @@ from minigrad._ext.phases import (  # noqa: F401
     channel_apply, channel_apply_relu, channel_backward_apply, channel_backward_apply_relu, channel_backward_sums,
     channel_backward_sums_relu, channel_stats, row_apply, row_apply_max, row_backward_apply, row_backward_apply_max,
     row_backward_sums, row_backward_sums_max, row_stats, row_apply_gate, row_backward_sums_gate,
-    row_backward_apply_gate, row_norm_apply_max, evonorm_s0_backward,
+    row_backward_apply_gate, row_norm_apply_max, row_norm_backward_max, evonorm_s0_backward,
 )

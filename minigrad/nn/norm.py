@@ -14,8 +14,9 @@ import numpy as np
 from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups, float_dtype
 from minigrad.nn import functional as F
 from minigrad.nn.functional.checks import check_virtual_batch_size
+from minigrad.nn.functional.norm import _CumulativeAverage
 from minigrad.nn.module import Module, Parameter
-from minigrad.tensor import Tensor, _host, _not_replayable
+from minigrad.tensor import Tensor, _host
 
 
 class _NormBase(Module):
@@ -60,13 +61,14 @@ class _NormBase(Module):
         pass
 
     def _average_factor(self):
-        """The momentum for this step; counts the batch when running statistics are tracked in training."""
+        """The momentum for this step; counts the batch when running statistics are tracked in training. With
+        ``momentum=None`` a ``_CumulativeAverage``: 1/num_batches_tracked read when the update runs (after this
+        count), so that ``minigrad.compile`` replays each step's factor."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             _host(_count_batch, self.num_batches_tracked.data)
             if self.momentum is None:
-                _not_replayable(f"{type(self).__name__}(momentum=None) reads num_batches_tracked into Python")
-                factor = 1.0 / float(self.num_batches_tracked.data)
+                factor = _CumulativeAverage(self)
         return factor
 
     def extra_repr(self):

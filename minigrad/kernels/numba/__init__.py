@@ -11,7 +11,8 @@ from .conv import (  # noqa: F401
     conv2d_strided_weight_grad, im2col, max_pool2d_backward, max_pool2d_forward,
 )
 from .norm import (  # noqa: F401
-    batch_norm_backward, batch_norm_forward, batch_norm_inference, ghost_batch_norm_backward, ghost_batch_norm_forward,
+    batch_norm_backward, batch_norm_forward, batch_norm_inference, batch_renorm_forward, ghost_batch_norm_backward,
+    ghost_batch_norm_forward,
     group_norm_backward, group_norm_forward,
     running_stats_update,
 )
@@ -21,6 +22,6 @@ from .phases import (  # noqa: F401
     channel_apply, channel_apply_relu, channel_backward_apply, channel_backward_apply_relu, channel_backward_sums,
     channel_backward_sums_relu, channel_stats, row_apply, row_apply_max, row_backward_apply, row_backward_apply_max,
     row_backward_sums, row_backward_sums_max, row_stats, row_apply_gate, row_backward_sums_gate,
-    row_backward_apply_gate, row_norm_apply_max, evonorm_s0_backward,
+    row_backward_apply_gate, row_norm_apply_max, row_norm_backward_max, evonorm_s0_backward,
 )
 from .softmax import log_softmax_backward, log_softmax_forward  # noqa: F401

@@ -181,10 +181,30 @@ def _affine_row(y, x, K, scale, shift, n, C, S):
             yv[j] = (xv[j] - Kc) * sc + sh
 
 
+@njit(cache=True, error_model="numpy")  # NOTE: running_var + eps = 0 gives an infinite 1/sigma, as in C
+def _renorm(mu, r, running_mean, running_var, r_max, d_max, eps):
+    """Batch Renorm's (r, d) of one channel (formula: reference.batch_renorm_forward; norm.pyx's _renorm):
+    r = clip(rstd_run/rstd, 1/r_max, r_max), d = clip((mean - running_mean)*rstd_run, -d_max, d_max), NaN kept."""
+    rstd_run = 1.0 / np.sqrt(np.float64(running_var) + eps)
+    rr = rstd_run / r
+    if rr < 1.0 / r_max:
+        rr = 1.0 / r_max
+    if rr > r_max:
+        rr = r_max
+    dd = (mu - np.float64(running_mean)) * rstd_run
+    if dd < -d_max:
+        dd = -d_max
+    if dd > d_max:
+        dd = d_max
+    return rr, dd
+
+
 @_twins()
-def _bn_forward(y, mean, rstd, x, weight, bias, eps, n_threads):
+def _bn_forward(y, mean, rstd, x, weight, bias, eps, n_threads, r, d, running_mean, running_var, r_max, d_max,
+                renorm):
     """Statistics by blocks of channels (nb = min(C, n_threads) of them), then the affine pass by rows (see
-    norm.pyx, which this mirrors)."""
+    norm.pyx, which this mirrors). ``renorm``: Batch Renorm, y = (xhat*r + d)*w + b with r, d (C,) OUT from
+    running_mean, running_var, r_max, d_max (otherwise those arguments are not read)."""
     N, C, S = x.shape
     if C == 0:
         return
@@ -206,20 +226,40 @@ def _bn_forward(y, mean, rstd, x, weight, bias, eps, n_threads):
     scale = np.empty(C, x.dtype)
     shift = np.empty(C, x.dtype)
     for c in range(C):
-        mu, r = _mean_rstd(s1[c], s2[c], N * S, eps, K[c])
+        mu, rs = _mean_rstd(s1[c], s2[c], N * S, eps, K[c])
         mean[c] = mu
-        rstd[c] = r
+        rstd[c] = rs
         Kx[c] = mu
-        sc = r * weight[c]
+        if renorm:
+            rr, dd = _renorm(mu, rs, running_mean[c], running_var[c], r_max, d_max, eps)
+            r[c] = rr
+            d[c] = dd
+            sc = rs * (np.float64(weight[c]) * rr)
+            b = np.float64(bias[c]) + np.float64(weight[c]) * dd
+        else:
+            sc = rs * weight[c]
+            b = np.float64(bias[c])
         scale[c] = sc
-        shift[c] = bias[c] - (mu - Kx[c]) * sc
+        shift[c] = b - (mu - Kx[c]) * sc
     for n in prange(N):
         _affine_row(yf, xf, Kx, scale, shift, n, C, S)
 
 
+def _bn_forward_plain(fn, y, mean, rstd, x, weight, bias, eps, n_threads):
+    """batch_norm_forward through _bn_forward (its renorm arguments not read: mean and weight stand in)."""
+    fn(y, mean, rstd, x, weight, bias, float(eps), n_threads, mean, mean, weight, weight, 1.0, 0.0, False)
+
+
 def batch_norm_forward(y, mean, rstd, x, weight, bias, eps, n_threads):
     """Training-mode batch norm forward (formula: reference.batch_norm_forward)."""
-    _pick(_bn_forward, n_threads)(y, mean, rstd, x, weight, bias, float(eps), n_threads)
+    _bn_forward_plain(_pick(_bn_forward, n_threads), y, mean, rstd, x, weight, bias, eps, n_threads)
+
+
+def batch_renorm_forward(y, mean, rstd, r, d, x, weight, bias, running_mean, running_var, r_max, d_max, eps,
+                         n_threads):
+    """Batch Renorm's training forward (formula: reference.batch_renorm_forward)."""
+    _pick(_bn_forward, n_threads)(y, mean, rstd, x, weight, bias, float(eps), n_threads, r, d, running_mean,
+                                  running_var, float(r_max), float(d_max), True)
 
 
 @_twins(error_model="numpy")  # NOTE: running_var + eps = 0 gives an infinite scale
@@ -365,7 +405,7 @@ def ghost_batch_norm_forward(y, mean, rstd, x, weight, bias, chunk, eps, n_threa
     loop over chunks is Python's here (one jitted call per chunk); the Cython backend loops in C."""
     fn = _pick(_bn_forward, n_threads)
     for k, n0 in enumerate(range(0, x.shape[0], chunk)):
-        fn(y[n0:n0 + chunk], mean[k], rstd[k], x[n0:n0 + chunk], weight, bias, float(eps), n_threads)
+        _bn_forward_plain(fn, y[n0:n0 + chunk], mean[k], rstd[k], x[n0:n0 + chunk], weight, bias, eps, n_threads)
 
 
 def ghost_batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, chunk, n_threads):

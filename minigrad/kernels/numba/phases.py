@@ -527,6 +527,14 @@ def row_backward_apply_gate(dx, dy, x, a, shift, b, k, v, lo, hi, gate, n_thread
     _pick(_row_backward_apply_gate, n_threads)(dx, dy, x, a, shift, b, k, v, lo, hi, gate)
 
 
+def row_norm_backward_max(dx, sg, sgx, st, dy, x, rstd, weight, scale, offset, tau, n_threads):
+    """FRN + TLU's backward (contract): Python over the jitted max phases, with coefficients.backward between them
+    (reference.phases.row_norm_backward_max)."""
+    from minigrad.kernels.reference.phases import _row_norm_backward_max
+    _row_norm_backward_max(row_backward_sums_max, row_backward_apply_max, dx, sg, sgx, st, dy, x, rstd, weight,
+                           scale, offset, tau, n_threads)
+
+
 def evonorm_s0_backward(dx, sdy, sdyf, sdv, dy, x, v, weight, gmean, grstd, num_groups, n_threads):
     """EvoNorm-S0's backward (contract): Python over the jitted gate phases, with the groups' coefficients
     (coefficients.evonorm_s0_backward) between them."""

@@ -34,6 +34,23 @@ def batch_norm_forward(y, mean, rstd, x, weight, bias, eps, n_threads=1):
     y[...] = (x64 - mu[:, None]) * (r * weight)[:, None] + bias.astype(np.float64)[:, None]
 
 
+def batch_renorm_forward(y, mean, rstd, r, d, x, weight, bias, running_mean, running_var, r_max, d_max, eps,
+                         n_threads=1):
+    """Batch Renormalization's training forward (Ioffe, 2017): the batch's mean and rstd as batch_norm_forward,
+    then with sigma = sqrt(running_var + eps) (the running statistics before this step's update)
+        r = clip(sigma_B/sigma, 1/r_max, r_max),   d = clip((mean - running_mean)/sigma, -d_max, d_max)
+        y = (xhat*r + d)*weight + bias
+    saves mean, rstd, r, d: (C,) float64 (r and d are constants in backward: dx is batch norm's with weight*r)."""
+    batch_norm_forward(y, mean, rstd, x, weight, bias, eps)
+    with np.errstate(divide="ignore", invalid="ignore"):  # NOTE: eps = 0 and a zero variance, as in C
+        rstd_run = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+        r[...] = np.clip(rstd_run / rstd, 1.0 / r_max, r_max)  # sigma_B/sigma
+        d[...] = np.clip((mean - running_mean.astype(np.float64)) * rstd_run, -d_max, d_max)
+    xhat = (x.astype(np.float64) - mean[:, None]) * rstd[:, None]
+    w = weight.astype(np.float64)[:, None]
+    y[...] = (xhat * r[:, None] + d[:, None]) * w + bias.astype(np.float64)[:, None]
+
+
 def batch_norm_inference(y, x, running_mean, running_var, weight, bias, eps, n_threads=1):
     """y = (x - running_mean)/sqrt(running_var + eps)*weight + bias, per channel."""
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -153,6 +153,24 @@ def row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau, n_
     dx[...] = f(a) * (g.astype(np.float64) - f(mg)) + f(b) * (x.astype(np.float64) - f(shift)) + f(k)
 
 
+def row_norm_backward_max(dx, sg, sgx, st, dy, x, rstd, weight, scale, offset, tau, n_threads=1):
+    """FRN + TLU's backward (no center): row_backward_sums_max with mean 0 and shift 0, the coefficients of
+    coefficients.backward(center=False) with weight[r] (a = rstd*w, b = -a*mean(g*xhat)*rstd, k = 0, mg = 0), then
+    row_backward_apply_max."""
+    _row_norm_backward_max(row_backward_sums_max, row_backward_apply_max, dx, sg, sgx, st, dy, x, rstd, weight,
+                           scale, offset, tau, n_threads)
+
+
+def _row_norm_backward_max(sums, apply, dx, sg, sgx, st, dy, x, rstd, weight, scale, offset, tau, n_threads):
+    """row_norm_backward_max from a backend's two max phases (``sums``, ``apply``): the reference and Numba's."""
+    from minigrad.kernels import coefficients
+    R, D = x.shape
+    mean, shift = np.zeros(R), np.zeros(R, x.dtype)
+    sums(sg, sgx, st, dy, x, mean, shift, scale, offset, tau, n_threads)
+    a, mg, _, b, k = coefficients.backward(sg, sgx, D, mean, rstd, False, x.dtype, weight.astype(np.float64))
+    apply(dx, dy, x, a, mg, shift, b, k, scale, offset, tau, n_threads)
+
+
 def _gate(x, v, lo, hi, gate):
     """(f, df/dx, df/dv, df/dhi, df/dlo) of the EvoNorm gate in float64 (contract: the fused gate phases); the
     max's mask on u = v*x + hi and lo rounded to X as the forward computes them, Maximum's tie rule."""

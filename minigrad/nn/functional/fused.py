@@ -22,13 +22,13 @@ import numpy as np
 
 from minigrad import kernels
 from minigrad.kernels import coefficients
-from minigrad.kernels.rules import check_batch_eps, check_momentum
+from minigrad.kernels.rules import check_batch_eps
 from minigrad.tensor import Function, Tensor, is_grad_enabled, relu
 
 from .conv import _Conv2d, _conv2d_args, conv2d
 from .dense import _Linear, _linear_args, linear
 from .norm import (_affine_t, _as_ncs_array, _affine, _check_channel_args, _check_input, _empty_like, _grads_for,
-                   _normalize_t, _params, _update_running_from, batch_norm)
+                   _normalize_t, _params, _update_running_from, batch_norm, _check_average)
 
 
 class _BatchNormReLU(Function):
@@ -121,7 +121,7 @@ def batch_norm_relu(input: Tensor, running_mean: Tensor | None, running_var: Ten
         raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "
                          f"{input.shape} (batch statistics of a single value have no variance)")
     if momentum is not None or rm is not None:
-        momentum = check_momentum(fn, momentum)
+        momentum = _check_average(fn, momentum)
     out, node = _BatchNormReLU.apply_with_ctx(input, *_params(weight, bias), **has)
     if rm is not None or rv is not None:
         _update_running_from(node, rm, rv, momentum, eps, per_channel)

@@ -307,10 +307,11 @@ class _RowNorm(Function):
 class _ChannelNorm(Function):
     """Batch norm over x viewed as (N, C, S) per contiguous chunk of ``chunk`` samples (x[n0:n1] is contiguous in
     (N, C, S)): several chunks are ghost batch norm, one kernel call each way (``ghost_batch_norm_forward`` and
-    ``_backward``: batch norm's fused kernels chunk by chunk). ``renorm(mean, rstd) -> (r, d)`` (float64, per
-    channel; Batch Renorm, one chunk) makes it y = (xhat*r + d)*weight + bias from the channel phases (forward
-    ``channel_stats -> coefficients -> channel_apply``), r and d constants in backward, so dx is batch norm's with
-    weight*r (``batch_norm_backward``)."""
+    ``_backward``: batch norm's fused kernels chunk by chunk). ``renorm() -> (running_mean, running_var, r_max,
+    d_max)`` (Batch Renorm, one chunk; called when the node runs) makes it y = (xhat*r + d)*weight + bias, one
+    ``batch_renorm_forward`` call (batch norm's fused forward with the per-channel r and d formed in the kernel
+    between the statistics and the apply), r and d constants in backward, so dx is batch norm's with weight*r
+    (``batch_norm_backward``)."""
 
     @ieee_when_eps0
     def forward(self, x, *params, chunk, has_weight, has_bias, eps, renorm=None):
@@ -320,28 +321,24 @@ class _ChannelNorm(Function):
         w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
         self.bounds = [(n0, min(n0 + chunk, n)) for n0 in range(0, n, chunk)]
         k = kernels.kernels()
-        self.x3, self.shape = x3, x.shape
+        self.x3, self.shape, self.w = x3, x.shape, w
+        y = np.empty_like(x3)
+        self.mean, self.rstd = np.empty((len(self.bounds), c)), np.empty((len(self.bounds), c))
         if renorm is None:
             # NOTE: ghost batch norm: one kernel call that runs batch norm's fused forward chunk by chunk (each
             # chunk's statistics and apply while it is in cache); the phases per chunk with their NumPy coefficients
             # between cost about 20 us a chunk at 16x32x8x8 (docs/perf/norm-family.md)
-            self.mean, self.rstd = np.empty((len(self.bounds), c)), np.empty((len(self.bounds), c))
-            self.r, self.d, self.w, self.chunk = 1.0, 0.0, w, chunk
-            y = np.empty_like(x3)
+            self.r, self.d, self.chunk = 1.0, 0.0, chunk
             k.ghost_batch_norm_forward(y, self.mean, self.rstd, x3, w, b, chunk, eps)
             return y.reshape(x.shape)
-        self.mean, self.m2 = np.empty((len(self.bounds), c)), np.empty((len(self.bounds), c))
-        for i, (n0, n1) in enumerate(self.bounds):
-            k.channel_stats(self.mean[i], self.m2[i], x3[n0:n1], True)
-        self.rstd = coefficients.rstd(self.m2, np.array([[(n1 - n0) * s] for n0, n1 in self.bounds]), eps)
-        self.r, self.d = renorm(self.mean[0], self.rstd[0]) if renorm else (1.0, 0.0)
-        w64 = w.astype(np.float64)
-        scale, offset = w64 * self.r, b.astype(np.float64) + w64 * self.d
-        y = np.empty_like(x3)
-        for i, (n0, n1) in enumerate(self.bounds):
-            k.channel_apply(y[n0:n1], x3[n0:n1], *coefficients.forward(self.mean[i], self.rstd[i], x.dtype, scale,
-                                                                        offset))
-        self.x3, self.scale, self.shape = x3, scale, x.shape
+        # NOTE: Batch Renorm in one call, r and d formed in C between the statistics and the apply: the channel
+        # phases with the NumPy r, d and coefficients between them made 3 passes where batch norm's fused forward
+        # reads x from cache for the apply where it can, plus about 40 us of NumPy (docs/perf/norm-family.md)
+        running_mean, running_var, r_max, d_max = renorm()
+        self.r, self.d = np.empty(c), np.empty(c)
+        k.batch_renorm_forward(y, self.mean[0], self.rstd[0], self.r, self.d, x3, w, b,
+                               np.ascontiguousarray(running_mean), np.ascontiguousarray(running_var), r_max, d_max,
+                               eps)
         return y.reshape(x.shape)
 
     @ieee_when_eps0
@@ -356,7 +353,7 @@ class _ChannelNorm(Function):
             # instead of two and no coefficients in NumPy: about half the time of the phases at 16x32x8x8
             sxhat, sdy = np.empty(c, dtype), np.empty(c, dtype)
             k.batch_norm_backward(dx if dx is not None else np.empty_like(x3), sxhat, sdy, dy, x3, self.mean[0],
-                                  self.rstd[0], self.scale.astype(dtype))
+                                  self.rstd[0], (self.w.astype(np.float64) * self.r).astype(dtype))
             dweight = (self.r * sxhat.astype(np.float64) + self.d * sdy.astype(np.float64)).astype(dtype)
             return _grads_for(self, None if dx is None else dx.reshape(self.shape), dweight, sdy)
         # NOTE: ghost batch norm: batch norm's fused backward chunk by chunk in one kernel call (sums then apply
@@ -444,7 +441,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                          f"evaluate with model.eval()")
     eps = check_batch_eps(fn, eps)
     if momentum is not None or rm is not None:
-        momentum = check_momentum(fn, momentum)
+        momentum = _check_average(fn, momentum)
     if virtual_batch_size is not None and virtual_batch_size < input.shape[0]:
         return _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, virtual_batch_size)
     out, node = _BatchNormTrain.apply_with_ctx(input, *_params(weight, bias), has_weight=weight is not None,
@@ -489,10 +486,45 @@ def _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, chunk):
 def _update_running(rm, rv, mean, rstd, momentum, eps, count):
     """running = (1 - momentum)*running + momentum*stat for the batch mean and unbiased variance, in place, from
     the saved (N, C) mean and rstd (one kernel call; its rule: reference.running_stats_update). A missing running
-    statistic gets a scratch array."""
+    statistic gets a scratch array. ``momentum``: a float, or a ``_CumulativeAverage`` read here."""
     rm = rm if rm is not None else np.empty_like(rv)
     rv = rv if rv is not None else np.empty_like(rm)
-    kernels.kernels().running_stats_update(rm, rv, mean, rstd, momentum, eps, float(count))
+    kernels.kernels().running_stats_update(rm, rv, mean, rstd, _momentum_value(momentum), eps, float(count))
+
+
+class _CumulativeAverage:
+    """The momentum of a module's cumulative average (``momentum=None``): 1/num_batches_tracked of the module
+    ``owner``, read when the running statistics are updated rather than when the step is recorded, so that a
+    ``minigrad.compile`` replay divides by that step's count (the update is a host computation, run again on
+    replay; the count's increment is one too, before it). The functionals take it in place of a float
+    ``momentum`` (internal: the ``nn`` modules pass it, ``_NormBase._average_factor``)."""
+    __slots__ = ("owner",)
+
+    def __init__(self, owner):
+        self.owner = owner
+
+    def __call__(self):
+        return 1.0 / float(self.owner.num_batches_tracked.data)
+
+    # NOTE: equal for the same module (the same rule), so that two recordings of a step compare equal
+    def __eq__(self, other):
+        return type(other) is _CumulativeAverage and other.owner is self.owner
+
+    def __hash__(self):
+        return id(self.owner)
+
+    def __repr__(self):
+        return f"_CumulativeAverage({type(self.owner).__name__})"
+
+
+def _momentum_value(momentum):
+    """A momentum as the float the update uses: a ``_CumulativeAverage`` is read now."""
+    return momentum() if type(momentum) is _CumulativeAverage else momentum
+
+
+def _check_average(fn, momentum):
+    """``momentum`` of a functional: a ``_CumulativeAverage`` as is, else a float in [0, 1] (rules.check_momentum)."""
+    return momentum if type(momentum) is _CumulativeAverage else check_momentum(fn, momentum)
 
 
 def layer_norm(input: Tensor, normalized_shape: int | tuple[int, ...] | list[int], weight: Tensor | None = None,
@@ -609,7 +641,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         raise ValueError(f"instance_norm: expected more than 1 spatial element when training, got input of shape "
                          f"{input.shape}")
     if rm is not None or rv is not None:
-        momentum = check_momentum(fn, momentum)
+        momentum = _check_average(fn, momentum)
     out, node = _GroupNorm.apply_with_ctx(input, *_params(weight, bias), x3_shape=(n, c, s), num_groups=c,
                                           has_weight=weight is not None, has_bias=bias is not None, eps=eps,
                                           instance=True)

@@ -27,7 +27,7 @@ from minigrad.kernels.rules import check_batch_eps, check_eps, check_momentum, c
 from minigrad.tensor import Function, Tensor, _host
 
 from .norm import (_ChannelNorm, _affine, _as_ncs_array, _check_channel_args, _check_input, _check_param,
-                   _empty_like, _params, _update_running, _with_running_stats, ieee_when_eps0)
+                   _empty_like, _params, _update_running, _with_running_stats, _check_average, ieee_when_eps0)
 
 
 def _check_bound(fn, name, value, low):
@@ -83,16 +83,13 @@ def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor
         raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "
                          f"{input.shape} (batch statistics of a single value have no variance)")
     eps = check_batch_eps(fn, eps)  # NOTE: batch norm's rule with batch statistics (PyTorch's)
-    momentum = check_momentum(fn, momentum)
+    momentum = _check_average(fn, momentum)
 
-    def renorm(mean, rstd):
+    def renorm():
         # NOTE: reads the running statistics (and the bounds) when the node runs, so that minigrad.compile's replay,
         # which reruns the node's forward, compares the batch with that step's running statistics
         hi, dhi = bounds() if bounds is not None else (r_max, d_max)
-        rmean = running_mean.data.astype(np.float64)
-        rstd_run = 1.0 / np.sqrt(running_var.data.astype(np.float64) + eps)
-        # sigma_B/sigma = rstd_run/rstd; (mu_B - mu)/sigma = (mu_B - mu)*rstd_run
-        return (np.clip(rstd_run / rstd, 1.0 / hi, hi), np.clip((mean - rmean) * rstd_run, -dhi, dhi))
+        return running_mean.data, running_var.data, hi, dhi
 
     out, node = _ChannelNorm.apply_with_ctx(input, *_params(weight, bias), chunk=input.shape[0], renorm=renorm,
                                             has_weight=weight is not None, has_bias=bias is not None, eps=eps)
@@ -170,6 +167,7 @@ class _FilterResponse(Function):
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
         k = kernels.kernels()
         sg, sgx = np.empty(r), np.empty(r)
+        dx = None
         if self.has_tau:
             if self.rstd is None:  # NOTE: the fused forward kept m2 and the per-row scale, offset, tau only
                 self.w64 = self.w.astype(np.float64)
@@ -177,21 +175,25 @@ class _FilterResponse(Function):
                 self.rstd = coefficients.rstd(self.m2, s, abs(self.eps_value)).reshape(n, c)
                 self.coef, self.tau = (np.zeros(r, dtype), self.rows[0], self.rows[1]), self.rows[2]
             st = np.empty(r)
-            k.row_backward_sums_max(sg, sgx, st, dy, x2, self.mean.reshape(-1), *self.coef, self.tau)
+            if self.needs_input_grad[0]:
+                # NOTE: one call, row by row: the sums, the coefficients (coefficients.backward's operations, in C)
+                # and dx while the row is in cache; dy and x are read once (docs/perf/norm-family.md)
+                dx = np.empty_like(x2)
+                k.row_norm_backward_max(dx, sg, sgx, st, dy, x2, self.rstd.reshape(-1), self.rows[3],
+                                        *self.coef[1:], self.tau)
+            else:
+                k.row_backward_sums_max(sg, sgx, st, dy, x2, self.mean.reshape(-1), *self.coef, self.tau)
         else:
             unused_w, unused_b = np.empty(s, dtype), np.empty(s, dtype)
             k.row_backward_sums(sg, sgx, unused_w, unused_b, dy, x2, self.mean.reshape(-1), self.rstd.reshape(-1),
                                 self.ones)
         sg, sgx = sg.reshape(n, c), sgx.reshape(n, c)
         grads = [None]
-        if self.needs_input_grad[0]:
+        if self.needs_input_grad[0] and dx is None:
             dx = np.empty_like(x2)
             coef = coefficients.backward(sg, sgx, s, self.mean, self.rstd, False, dtype, self.w64)
-            if self.has_tau:
-                k.row_backward_apply_max(dx, dy, x2, *(a.reshape(-1) for a in coef), self.coef[1], self.coef[2],
-                                         self.tau)
-            else:
-                k.row_backward_apply(dx, dy, x2, self.ones, *(a.reshape(-1) for a in coef))
+            k.row_backward_apply(dx, dy, x2, self.ones, *(a.reshape(-1) for a in coef))
+        if dx is not None:
             grads[0] = dx.reshape(self.shape)
         if self.has_weight:  # dweight = sum(dy*xhat) per channel, xhat = x*rstd
             grads.append((sgx * self.rstd).sum(axis=0).astype(dtype))
