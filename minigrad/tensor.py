@@ -21,7 +21,9 @@ from minigrad import _device
 from minigrad import dtypes as _dtypes
 from minigrad import random as _random
 from minigrad import kernels as _kernel_backends
+from minigrad.kernels import contract as _contract
 from minigrad.kernels.rules import FLOATS as _FLOAT_DTYPES
+from minigrad.kernels.threads import get_num_threads as _get_num_threads
 from minigrad.kernels.rules import float_dtype as _dtype
 
 _modes = threading.local()  # per-thread switches: "grad" (build graphs), "anomaly" (check every op's output)
@@ -1419,7 +1421,7 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
                     if pg.dtype != pdata.dtype:
                         pg = pg.astype(pdata.dtype)
                 prev = grads.get(parent)
-                grads[parent] = pg if prev is None else prev + pg
+                grads[parent] = pg if prev is None else (prev + pg if create_graph else _sum_grads(prev, pg))
             if not retain_graph:
                 node._ctx = None
                 node._freed = True
@@ -1453,10 +1455,25 @@ def _walk_arrays(order, grads, roots, retain_graph):
             if pg.dtype != pdata.dtype:
                 pg = pg.astype(pdata.dtype)
             prev = grads.get(parent)
-            grads[parent] = pg if prev is None else prev + pg
+            grads[parent] = pg if prev is None else _sum_grads(prev, pg)
         if not retain_graph:
             node._ctx = None
             node._freed = True
+
+
+def _sum_grads(prev, pg):
+    """``prev + pg`` for two gradient arrays of a tensor's shape and dtype (a fan-out sum of the walk: a tensor used
+    twice, as a residual block's input by its shortcut and its first conv). A new array, never written into either:
+    ``prev`` may be another tensor's gradient too (add's backward returns one array for both inputs). Large float
+    sums go through the ``add`` kernel on the thread team (the same bits: one rounding per element, in any order of
+    elements); at one thread, or below ``contract.SMALL_PASS`` elements, NumPy's add."""
+    if (prev.size >= _contract.SMALL_PASS and prev.dtype.char in "fd" and pg.dtype == prev.dtype
+            and pg.shape == prev.shape and prev.flags.c_contiguous and pg.flags.c_contiguous
+            and _get_num_threads() > 1):
+        out = np.empty(prev.shape, prev.dtype)
+        _kernel_backends.kernels().add(out.reshape(-1), prev.reshape(-1), pg.reshape(-1))
+        return out
+    return prev + pg
 
 
 # NOTE: a later walk that reaches a tensor whose node was freed raises, as PyTorch does once saved tensors were

@@ -298,6 +298,71 @@ def test_add_relu_kernels_check_their_arguments():
         mg.kernels.kernels().add_relu_backward(a, a, np.zeros(8, np.float64))
 
 
+# ------------------------------------------------------------------ add (autograd's fan-out sums)
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["numpy", "cython", "numba"])
+def test_add_kernels_match_numpy_at_any_thread_count(name, dtype):
+    """y = a + b on every backend, bit for bit NumPy's a + b (+-0, inf - inf, NaN included), at 1, 2 and 3 threads
+    over more than one parallel chunk; through the contract too."""
+    if name not in mg.available_backends():
+        pytest.skip(f"backend {name} not available")
+    k = mg.kernels.load(name)
+    a, b, _ = _add_relu_arrays(dtype)
+    a[8], b[8] = np.inf, -np.inf
+    with np.errstate(invalid="ignore"):
+        want = a + b
+        assert np.isnan(want[8]) and not np.signbit(want[0]) and np.signbit(want[7])  # inf - inf; x - x = +0; -0
+        for n_threads in (1, 2, 3):
+            y = np.full_like(a, np.nan)
+            k.module.add(y, a, b, n_threads)
+            assert y.tobytes() == want.tobytes(), (name, n_threads)
+        y = np.empty_like(a)
+        k.add(y, a, b)
+        assert y.tobytes() == want.tobytes()
+
+
+def test_add_kernel_checks_its_arguments():
+    a = np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match="add"):
+        mg.kernels.kernels().add(np.zeros(7, np.float32), a, a)
+    with pytest.raises((TypeError, ValueError), match="add"):
+        mg.kernels.kernels().add(a, a, np.zeros(8, np.float64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", ["numpy", "cython", "numba"])
+def test_fan_out_sums_are_the_same_bits_at_any_thread_count(backend, dtype):
+    """A tensor used three times (two fan-out sums of 2**17 elements and more, the add kernel's size) and a leaf
+    used twice through one add (its backward's one array for both inputs): .grad bit for bit equal at 1 and 2
+    threads, and to NumPy's sums; the shared array is not written into."""
+    if backend not in mg.available_backends():
+        pytest.skip(f"backend {backend} not available")
+    rng = np.random.default_rng(6)
+    shape = (2, 4, 128, 130)  # 133120 elements: over contract.SMALL_PASS
+    xd, wd, gd = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+
+    def run(n_threads):
+        prev = mg.get_num_threads()
+        mg.set_num_threads(n_threads)
+        try:
+            with mg.kernels.using_backend(backend):
+                x, w = mg.Tensor(xd, requires_grad=True), mg.Tensor(wd, requires_grad=True)
+                s = x + x  # add's backward: one array for both parents, then summed into x's gradient
+                y = s * w + s.exp() + s
+                y.backward(mg.Tensor(gd))
+                return x.grad.data.copy(), w.grad.data.copy()
+        finally:
+            mg.set_num_threads(prev)
+
+    one, two = run(1), run(2)
+    assert one[0].tobytes() == two[0].tobytes() and one[1].tobytes() == two[1].tobytes()
+    gs = gd * wd + gd * np.exp(xd + xd) + gd  # s's three uses (one thread: NumPy's sums, as before the kernel)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(two[0], gs + gs, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(two[1], gd * (xd + xd))
+
+
 def _sigmoid_arrays(dtype, M=3 * (1 << 14) + 13, seed=5):
     """x over the whole range (|x| up to 120: exp(-x) overflows below -88 in float32, -709 not reached in float64),
     with inf, -inf, NaN, +-0, the float32 overflow edge and a denormal x; dy with inf, NaN and -0."""

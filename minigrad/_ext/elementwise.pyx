@@ -1,4 +1,4 @@
-"""Elementwise kernels in Cython/OpenMP on flat arrays of M values: a residual block's add + ReLU, and the sigmoid,
+"""Elementwise kernels in Cython/OpenMP on flat arrays of M values: a sum (autograd's fan-out), a residual block's add + ReLU, and the sigmoid,
 forward and backward, each one pass (NumPy's add + ReLU makes three forward passes, with a sum, a mask and the max,
 and a masked product backward). The rules, rounding by rounding, are those of minigrad/kernels/reference/elementwise.py: the
 sum rounded to X, then the max; the backward's product with X(1) or X(0). Elements are independent: the prange
@@ -49,7 +49,30 @@ cdef void _add_relu_backward(floating* dx, const floating* dy, const floating* y
             dx[i] = dy[i] * (<floating>1 if y[i] > 0 else <floating>0)
 
 
+# y, a, b: (M,); y = a + b, one rounding per element (NumPy's a + b): autograd's fan-out sums of large gradients
+cdef void _add(floating* y, const floating* a, const floating* b, Py_ssize_t M, int n_threads) noexcept nogil:
+    cdef Py_ssize_t k, i, lo, hi
+    for k in prange((M + CHUNK - 1) // CHUNK, schedule='static', num_threads=n_threads):
+        lo = k * CHUNK
+        hi = min(M, lo + CHUNK)
+        for i in range(lo, hi):
+            y[i] = a[i] + b[i]
+
+
 # the def wrappers: contract signatures + n_threads (see _arrays.pxd: the contract has checked the arguments)
+
+def add(cnp.ndarray y not None, cnp.ndarray a not None, cnp.ndarray b not None, Py_ssize_t n_threads):
+    """y = a + b on flat arrays (rule: reference.add)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t M = dim(y, 0)
+    cdef bint f32 = is_float32(y)
+    cdef void* p_y = ptr(y), *p_a = ptr(a), *p_b = ptr(b)
+    with nogil:
+        if f32:
+            _add(<float*>p_y, <float*>p_a, <float*>p_b, M, n_threads)
+        else:
+            _add(<double*>p_y, <double*>p_a, <double*>p_b, M, n_threads)
+
 
 def add_relu_forward(cnp.ndarray y not None, cnp.ndarray a not None, cnp.ndarray b not None, Py_ssize_t n_threads):
     """y = max(0, a + b) on flat arrays (rule: reference.add_relu_forward)."""

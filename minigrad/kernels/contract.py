@@ -86,6 +86,8 @@ Kernels:
       param, exp_avg, exp_avg_sq: (M,) IN/OUT; grad: (M,)  Adam / AdamW, one step (torch.optim.Adam's rule)
       The update rules, with every rounding: reference.sgd_update and reference.adam_update. Parameters are passed
       flattened (M = their size); the hyperparameters are validated by the optimizer.
+  add(y, a, b)                                              y = a + b, one rounding per element (NumPy's a + b)
+      y, a, b: (M,)                                          (autograd's fan-out sums of large gradients; flattened)
   add_relu_forward(y, a, b)                                 y = max(0, a + b), the sum rounded to X (NaN stays NaN)
       y, a, b: (M,)                                          (a residual block's output; flattened)
   add_relu_backward(dx, dy, y)                              dx = dy * X(y > 0): a product, so an inf dy where y <= 0
@@ -256,6 +258,7 @@ SPECS = {
     "adam_update": (("param", "exp_avg", "exp_avg_sq", "grad", "lr", "beta1", "beta2", "eps", "weight_decay",
                      "decoupled", "step"),
                     {"param": ("M", "X"), "exp_avg": ("M", "X"), "exp_avg_sq": ("M", "X"), "grad": ("M", "X")}),
+    "add": (("y", "a", "b"), {"y": ("M", "X"), "a": ("M", "X"), "b": ("M", "X")}),
     "add_relu_forward": (("y", "a", "b"), {"y": ("M", "X"), "a": ("M", "X"), "b": ("M", "X")}),
     "add_relu_backward": (("dx", "dy", "y"), {"dx": ("M", "X"), "dy": ("M", "X"), "y": ("M", "X")}),
     "sigmoid_forward": (("y", "x"), {"y": ("M", "X"), "x": ("M", "X")}),
@@ -355,6 +358,7 @@ OUTPUTS = {
     "running_stats_update": ("running_mean", "running_var"),
     "sgd_update": ("param", "momentum_buffer"),
     "adam_update": ("param", "exp_avg", "exp_avg_sq"),
+    "add": ("y",),
     "add_relu_forward": ("y",),
     "add_relu_backward": ("dx",),
     "sigmoid_forward": ("y",),
@@ -611,7 +615,7 @@ SMALL = 1 << 15
 # on one thread measured 8.6 against 9.8 ms a step, ahead in each of 6 interleaved rounds (docs/perf/threads.md,
 # "LeNet-BN at 2 threads"); ResNet-20's (batch 32) are all 131072 elements or more, so they keep their threads.
 SMALL_PASS = 1 << 17
-_SMALL_PASS_KERNELS = ("channel_stats", "channel_apply", "channel_backward_sums", "channel_backward_apply",
+_SMALL_PASS_KERNELS = ("add", "channel_stats", "channel_apply", "channel_backward_sums", "channel_backward_apply",
                        "channel_apply_relu", "channel_backward_sums_relu", "channel_backward_apply_relu",
                        "max_pool2d_forward", "max_pool2d_backward")
 

@@ -1,5 +1,6 @@
 """Reference elementwise kernels on flat arrays of M values: a residual block's add + ReLU, and the sigmoid.
 
+    add:                y = X(a + b)                  one rounding per element (autograd's fan-out sums)
     add_relu_forward:   y = max(0, X(a + b))          the sum rounded to X, then the max; NaN stays NaN, -0 is +0
     add_relu_backward:  dx = dy * X([y > 0])          the product with 1 or 0, so an inf dy where y <= 0 gives NaN
     sigmoid_forward:    y = 1/(1 + exp(-x)) in X      no cancellation on either side; where exp(-x) overflows, 0
@@ -11,6 +12,10 @@ The sigmoid's exp is each backend's own (NumPy's, libm's, or the compiled kernel
 so its forward agrees across backends within a couple of ulps, not bit for bit; its backward is bit for bit.
 """
 import numpy as np
+
+
+def add(y, a, b, n_threads=1):
+    np.add(a, b, out=y)
 
 
 def add_relu_forward(y, a, b, n_threads=1):

@@ -182,10 +182,11 @@ def _phases_fit(g):
         strided_phases_fit(W, g.kw, g.stride[1], g.padding[1])
 
 
-def conv2d_forward(x, w, g, bias=None, relu=False):
+def conv2d_forward(x, w, g, bias=None, relu=False, xs=None):
     """y (N, O, OH, OW) = weight (G, Og, Kg) @ cols, one small GEMM per sample, chunk by chunk; or the
     conv2d_direct kernel (``_direct``), at a stride above 1 the conv2d_strided kernel (``_strided``). ``bias``
-    (G, Og, 1) and ``relu`` are applied to each chunk of y after it is written (``_epilogue``)."""
+    (G, Og, 1) and ``relu`` are applied to each chunk of y after it is written (``_epilogue``). ``xs``: a 1x1
+    convolution's ``_pointwise_input(x, g)``, when the caller made it already."""
     y = np.empty((g.N, g.O, g.OH, g.OW), x.dtype)
     unit = _direct(g)
     if unit or _strided(g):
@@ -204,7 +205,7 @@ def conv2d_forward(x, w, g, bias=None, relu=False):
         return y
     y4 = y.reshape(g.N, g.G, g.Og, g.L)
     if g.pointwise:
-        np.matmul(w, _pointwise_input(x, g), out=y4)
+        np.matmul(w, _pointwise_input(x, g) if xs is None else xs, out=y4)
         _epilogue(y4, bias, relu)
         return y
     x = np.ascontiguousarray(x)
@@ -215,11 +216,11 @@ def conv2d_forward(x, w, g, bias=None, relu=False):
     return y
 
 
-def conv2d_weight_grad(x, dy, g):
+def conv2d_weight_grad(x, dy, g, xs=None):
     """dweight (G, Og, Kg) = sum over samples of dy[n] (G, Og, L) @ cols[n]^T, the columns recomputed per chunk.
     NOTE: computed transposed, dweight^T (G, Kg, Og) = cols @ dy^T: BLAS ran this shape (Kg rows, not Og) about 1.3x
     faster for ResNet-20's layers (docs/perf/conv.md). Or the conv2d_direct_weight_grad kernel (``_direct``), at a
-    stride above 1 conv2d_strided_weight_grad (``_strided``)."""
+    stride above 1 conv2d_strided_weight_grad (``_strided``). ``xs``: as conv2d_forward's."""
     if _direct(g, weight_grad=True):
         dweight = np.empty((g.O, g.K), dy.dtype)
         kernels.kernels().conv2d_direct_weight_grad(dweight, np.ascontiguousarray(x), np.ascontiguousarray(dy),
@@ -233,7 +234,7 @@ def conv2d_weight_grad(x, dy, g):
     dwt = np.zeros((g.G, g.Kg, g.Og), dy.dtype)
     dy4 = dy.reshape(g.N, g.G, g.Og, g.L)
     if g.pointwise:
-        dwt += np.matmul(_pointwise_input(x, g), dy4.transpose(0, 1, 3, 2)).sum(axis=0)
+        dwt += np.matmul(_pointwise_input(x, g) if xs is None else xs, dy4.transpose(0, 1, 3, 2)).sum(axis=0)
         return dwt.transpose(0, 2, 1)
     x = np.ascontiguousarray(x)
     buf, im2col = np.empty(g.K * g.nb * g.L, x.dtype), _chunk_kernel("im2col")
@@ -308,7 +309,10 @@ class _Conv2d(Function):
         if relu:
             b = bias[0].reshape(groups, O // groups, 1) if bias else None
             return conv2d_forward(x, w, g, b, relu=True)
-        y = conv2d_forward(x, w, g)
+        # NOTE: a 1x1 strided convolution (a ResNet's downsampling shortcut) keeps its subsampled input (a quarter of
+        # x at stride 2) for the weight gradient, which would otherwise copy it again from x (cold by then)
+        xs = _pointwise_input(x, g) if g.pointwise and g.stride != (1, 1) else None
+        y = conv2d_forward(x, w, g, xs=xs)
         if bias:
             b = bias[0].reshape(1, O, 1, 1)
             if b.dtype == y.dtype:
@@ -316,7 +320,7 @@ class _Conv2d(Function):
             else:
                 y = y + b
         # NOTE: saves x, not the columns: backward recomputes them chunk by chunk (cheaper than keeping them)
-        self.x, self.w, self.g = x, w, g
+        self.x, self.w, self.g, self.xs = x, w, g, xs
         self.geom = (x.shape, weight.shape, stride, padding, dilation, groups, OH, OW)
         return y
 
@@ -324,7 +328,7 @@ class _Conv2d(Function):
         g = self.g
         dx = dweight = dbias = None
         if self.needs_input_grad[1]:
-            dweight = conv2d_weight_grad(self.x, dy, g).reshape(g.w_shape)
+            dweight = conv2d_weight_grad(self.x, dy, g, self.xs).reshape(g.w_shape)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             dbias = dy.reshape(g.N, g.O, g.L).sum(axis=(0, 2))
         if self.needs_input_grad[0]:
