@@ -138,7 +138,16 @@ def _ce_general():
     return undo
 
 
-OLD = {"sgd-checked": _sgd_checked, "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved,
+def _sgd_loop():
+    """SGD's step as the base class's loop (``Optimizer.step``: ``_update`` per parameter), as before Session 26's
+    inlined unchecked calls."""
+    from minigrad.optim import optimizer
+    saved = optimizer.SGD.step
+    optimizer.SGD.step = optimizer.Optimizer.step
+    return lambda: setattr(optimizer.SGD, "step", saved)
+
+
+OLD = {"sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop, "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved,
        "sigmoid-numpy": _sigmoid_numpy, "ce-general": _ce_general}
 NOT_BITWISE = {"sigmoid-numpy", "ce-general"}  # NOTE: ce-general's backward rounds differently (its loss is the same)
 
