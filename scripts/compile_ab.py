@@ -173,8 +173,8 @@ def _call_checks():
     return undo
 
 
-OLD = {"call-checks": _call_checks, "sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop, "kernels-getattr": _kernels_getattr,
-       "keep-saved": _keep_saved, "sigmoid-numpy": _sigmoid_numpy, "ce-general": _ce_general}
+OLD = {"call-checks": _call_checks, "sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop,
+       "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved, "sigmoid-numpy": _sigmoid_numpy, "ce-general": _ce_general}
 NOT_BITWISE = {"sigmoid-numpy", "ce-general"}  # NOTE: ce-general's backward rounds differently (its loss is the same)
 
 
