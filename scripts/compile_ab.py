@@ -138,8 +138,43 @@ def _ce_general():
     return undo
 
 
-OLD = {"sgd-checked": _sgd_checked, "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved,
-       "sigmoid-numpy": _sigmoid_numpy, "ce-general": _ce_general}
+def _sgd_loop():
+    """SGD's step as the base class's loop (``Optimizer.step``: ``_update`` per parameter), as before Session 26's
+    inlined unchecked calls."""
+    from minigrad.optim import optimizer
+    saved = optimizer.SGD.step
+    optimizer.SGD.step = optimizer.Optimizer.step
+    return lambda: setattr(optimizer.SGD, "step", saved)
+
+
+def _call_checks():
+    """The compiled call's key and guard as before Session 26: the arguments through the general ``_flatten`` and
+    the guard's flags compared one by one in Python (``--old call-checks``; the walk's dtype test is not undone)."""
+    from minigrad import capture
+    flat, guard = capture._flatten_call, capture._Trace.guard
+
+    def old_guard(self):
+        for m, flag in zip(self.guard_modules, self.guard_training):
+            if m.training is not flag:
+                return False
+        if capture._module.attr_epoch != self.guard_epoch:
+            if tuple(capture._module_state(m) for m in self.guard_modules) != self.guard_state:
+                return False
+            self.guard_epoch = capture._module.attr_epoch
+        for t, flag in zip(self.guard_leaves, self.guard_grad):
+            if t.requires_grad is not flag:
+                return False
+        return True
+    capture._flatten_call = lambda args, kwargs, leaves: capture._flatten((args, kwargs), leaves)
+    capture._Trace.guard = old_guard
+
+    def undo():
+        capture._flatten_call, capture._Trace.guard = flat, guard
+    return undo
+
+
+OLD = {"call-checks": _call_checks, "sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop,
+       "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved, "sigmoid-numpy": _sigmoid_numpy, "ce-general": _ce_general}
 NOT_BITWISE = {"sigmoid-numpy", "ce-general"}  # NOTE: ce-general's backward rounds differently (its loss is the same)
 
 

@@ -109,6 +109,33 @@ def test_train_eval_switch_and_shape_change_record_again():
     assert sorted(_states(compiled)) == ["checked"] * 4
 
 
+def test_argument_requires_grad_and_dtype_record_again():
+    """An argument's requires_grad flag and dtype key the recording as its shape does (read inline per call by
+    capture._flatten_call): an input that starts needing its gradient is a new recording (one that runs eagerly,
+    with one warning: a gradient into an argument is not replayed), never the replay of the old one."""
+    w = mg.Tensor(np.linspace(-1.0, 1.0, 6).reshape(2, 3), requires_grad=True)
+    opt = SGD([w], lr=0.0)
+
+    def step(x):
+        opt.zero_grad()
+        loss = (x * w).sum() * 3.0
+        loss.backward()
+        return loss
+    compiled = mg.compile(step)
+    base = np.arange(6.0).reshape(2, 3)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for data, grad in ((base, False), (base, True), (base.astype(np.float32), False), (base, True)):
+            for _ in range(3):
+                x = mg.Tensor(data, requires_grad=grad)
+                assert compiled(x).data.tobytes() == (3.0 * (data * w.data).sum()).tobytes()
+                np.testing.assert_array_equal(w.grad.data, 3.0 * data)
+                if grad:
+                    np.testing.assert_array_equal(x.grad.data, 3.0 * w.data)
+    assert len(seen) == 1 and "gradient into a tensor made inside the step" in str(seen[0].message)
+    assert sorted(_states(compiled)) == ["checked", "checked", "eager"]
+
+
 def test_item_inside_falls_back_with_one_warning():
     net_a, opt_a, step_a = _setup(lambda: build_model("mlp"), "sgd")
     net_b, opt_b, step_b = _setup(lambda: build_model("mlp"), "sgd")
