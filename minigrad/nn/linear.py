@@ -90,11 +90,18 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x W^T + b``."""
-        return F.linear(x, self.weight, self.bias)
+        state = self._table_state(_PLAIN_LINEAR, _LINEAR_STATE)  # NOTE: see Module._table_state
+        if state is None:
+            return F.linear(x, self.weight, self.bias)
+        return F.linear(x, *state)
 
     def extra_repr(self) -> str:
         """The arguments shown by ``repr``."""
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+_PLAIN_LINEAR = frozenset((Linear,))
+_LINEAR_STATE = ("weight", "bias")
 
 
 class Flatten(Module):

@@ -60,13 +60,14 @@ class _NormBase(Module):
     def _check_input_dim(self, x):
         pass
 
-    def _average_factor(self):
+    def _average_factor(self, count=None):
         """The momentum for this step; counts the batch when running statistics are tracked in training. With
         ``momentum=None`` a ``_CumulativeAverage``: 1/num_batches_tracked read when the update runs (after this
-        count), so that ``minigrad.compile`` replays each step's factor."""
+        count), so that ``minigrad.compile`` replays each step's factor. ``count``: ``num_batches_tracked`` where
+        the caller has read it already."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            _host(_count_batch, self.num_batches_tracked.data)
+            _host(_count_batch, (self.num_batches_tracked if count is None else count).data)
             if self.momentum is None:
                 factor = _CumulativeAverage(self)
         return factor
@@ -116,14 +117,18 @@ class _BatchNorm(_NormBase):
         if x.ndim not in self._ndims:
             raise ValueError(f"{type(self).__name__}: expected {' or '.join(f'{d}D' for d in self._ndims)} input, "
                              f"got shape {x.shape}")
+        state = self._table_state(_PLAIN_BATCH_NORMS, _BATCH_NORM_STATE)
+        if state is None:  # NOTE: a subclass (parametrize's properties, a user's): the attributes, as they read
+            state = [self.weight, self.bias, self.running_mean, self.running_var, None]
+        weight, bias, running_mean, running_var, count = state
         if self.frozen:
-            return fn(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-        factor = self._average_factor()
+            return fn(x, running_mean, running_var, weight, bias, False, 0.0, self.eps)
+        factor = self._average_factor(count)
         # NOTE: without running statistics, batch statistics are used in eval mode too (PyTorch's rule)
-        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        use_batch_stats = self.training or (running_mean is None and running_var is None)
         track = not self.training or self.track_running_stats
-        return fn(x, self.running_mean if track else None, self.running_var if track else None,
-                  self.weight, self.bias, use_batch_stats, factor, self.eps, **kwargs)
+        return fn(x, running_mean if track else None, running_var if track else None,
+                  weight, bias, use_batch_stats, factor, self.eps, **kwargs)
 
 
 class BatchNorm1d(_BatchNorm):
@@ -216,6 +221,12 @@ class BatchNorm3d(_BatchNorm):
         - Output: the input's shape
     """
     _ndims = (5,)
+
+
+# NOTE: read from the module's tables in one call (Module._table_state) by these classes exactly; a subclass reads
+# the attributes
+_PLAIN_BATCH_NORMS = frozenset((BatchNorm1d, BatchNorm2d, BatchNorm3d))
+_BATCH_NORM_STATE = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
 class _InstanceNorm(_NormBase):
