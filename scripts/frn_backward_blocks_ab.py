@@ -50,8 +50,9 @@ def accuracy(mods, D, R=600):
         print(f"  D={D} {name}:")
         for k, got in (("sg", sg), ("sgx", sgx), ("st", st)):
             e = np.abs(got - exact[k])
-            print(f"    {k:4s} max |err|/sum|terms| {(e / mag[k]).max() / u:9.3g} u; rows whose float32 rounding differs "
-                  f"from the exact sum's: {(np.float32(got) != np.float32(exact[k])).sum()}/{R}")
+            off = (np.float32(got) != np.float32(exact[k])).sum()
+            print(f"    {k:4s} max |err|/sum|terms| {(e / mag[k]).max() / u:9.3g} u; "
+                  f"rows whose float32 rounding differs from the exact sum's: {off}/{R}")
         e = np.abs(dx - dx64)
         print(f"    dx   max |err|/(|a g| + |b x|) {(e / np.maximum(dxs, 1e-300)).max() / u:9.3g} u; max over rows of "
               f"||err||/||a g|| {(np.linalg.norm(e, axis=1) / np.linalg.norm(a[:, None] * g, axis=1)).max() / u:.3g} u")
