@@ -342,6 +342,67 @@ def test_row_norm_backward_max(name, dtype, shape):
         np.testing.assert_array_equal(np.signbit(g), np.signbit(u), err_msg=f"{what}: signs")
 
 
+def adversarial_max_rows(rng, R, D):
+    """float32 rows that stress sums in float lanes: x with a large mean and a tiny spread (1000 + 1e-3 noise) or
+    mixed signs, dy with magnitudes over 8 decades, and rows whose sums cancel (dy in +v, -v pairs at equal x)."""
+    x = np.empty((R, D), np.float32)
+    x[0::2] = 1000 + 1e-3 * rng.standard_normal((len(range(0, R, 2)), D))
+    x[1::2] = rng.standard_normal((len(range(1, R, 2)), D)) * 10.0 ** rng.uniform(-3, 3, (len(range(1, R, 2)), D))
+    dy = (rng.choice([-1.0, 1.0], (R, D)) * 10.0 ** rng.uniform(-4, 4, (R, D))).astype(np.float32)
+    half = D // 2 * 2
+    for r in range(2, R, 3):  # NOTE: +v, -v at the same x: sum(g) and sum(g*x) cancel to the odd terms
+        x[r, 1:half:2] = x[r, 0:half:2]
+        dy[r, 1:half:2] = -dy[r, 0:half:2]
+    x64 = x.astype(np.float64)
+    scale = (1 / np.sqrt((x64 * x64).mean(axis=1) + 1e-6)).astype(np.float32)
+    offset = np.zeros(R, np.float32)
+    tau = np.median(x * scale[:, None], axis=1).astype(np.float32)  # NOTE: about half of dy to each side
+    return x, dy, scale, offset, tau
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("D", [64, 256, 67])
+def test_row_sums_max_accuracy(name, D):
+    """FRN + TLU's float32 backward sums on adversarial rows (large mean and tiny spread, magnitudes over 8
+    decades, cancelling sums) against the exact sums of the same g, t, x, through both entry points (the sums phase
+    and the one-call backward): within the normwise bound of any float32 summation in short blocks, |sg - sum g| <=
+    3u sum|g|, |st - sum t| <= 3u sum|t|, |sgx - sum g x| <= 4u sum|g x| (u = 2^-24), and, what the double sums give
+    and float32 block sums do not (docs/perf/norm-family.md, "FRN + TLU's backward sums in float blocks"), each sum
+    rounded to float32 equal to the exact sum rounded to float32; dx against float64 from the same g within its
+    own rounding plus b's share of the sgx bound."""
+    rng = np.random.default_rng(17)
+    R = 12
+    x, dy, scale, offset, tau = adversarial_max_rows(rng, R, D)
+    z = x * scale[:, None] + offset[:, None]  # NOTE: float32, the kernels' z (x - 0 is x)
+    tv = tau[:, None]
+    g = np.where(z > tv, dy, np.where(z == tv, dy * np.float32(0.5), 0)).astype(np.float64)
+    t = np.where(z > tv, 0, np.where(z == tv, dy * np.float32(0.5), dy)).astype(np.float64)
+    x64 = x.astype(np.float64)
+    u = 2.0 ** -24
+    want = {"sg": (g.sum(1), 3 * u * np.abs(g).sum(1)), "sgx": ((g * x64).sum(1), 4 * u * np.abs(g * x64).sum(1)),
+            "st": (t.sum(1), 3 * u * np.abs(t).sum(1))}
+    k = kernels.load(name)
+    sg, sgx, st = np.empty(R), np.empty(R), np.empty(R)
+    k.row_backward_sums_max(sg, sgx, st, dy, x, np.zeros(R), np.zeros(R, np.float32), scale, offset, tau)
+    w = np.full(R, 0.75, np.float32)
+    rstd = scale.astype(np.float64)
+    dx, sg2, sgx2, st2 = np.empty_like(x), np.empty(R), np.empty(R), np.empty(R)
+    k.row_norm_backward_max(dx, sg2, sgx2, st2, dy, x, rstd, w, scale, offset, tau)
+    for what, got in (("sg", sg), ("sgx", sgx), ("st", st), ("sg", sg2), ("sgx", sgx2), ("st", st2)):
+        exact, bound = want[what]
+        err = np.abs(got - exact)
+        assert (err <= bound + 1e-300).all(), (what, (err / np.maximum(bound, 1e-300)).max())
+        np.testing.assert_array_equal(np.float32(got), np.float32(exact), err_msg=what)
+    a = rstd * 0.75
+    b = -a * (want["sgx"][0] * rstd / D) * rstd
+    dx64 = a[:, None] * g + b[:, None] * x64
+    # NOTE: dx's own float32 rounding (a, b and three operations: 4u of the terms) and b's share of the sgx bound
+    bound = 4 * u * (np.abs(a[:, None] * g) + np.abs(b[:, None] * x64))
+    bound += np.abs(x64) * (a * rstd * rstd * want["sgx"][1] / D)[:, None] * 1.01
+    err = np.abs(dx - dx64)
+    assert (err <= bound).all(), (err / bound).max()
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_row_max_edge_values(name):
     """max(z, tau) with np.maximum's NaN; the backward splits dy by Maximum's rule: z > tau all to z, a tie half
