@@ -81,15 +81,17 @@ LIMITS = {
         "second core (see the list above); the cache-size ones can, when the machine is quiet. A 2-thread process "
         "that loses a core to another process waits at every OpenMP barrier. Measurements: " + PERF + "two-threads.",
     "end to end: MLP-BN >= 1.5x torch steps/s":
-        "About 440 us of a step are its 11 BLAS matrix multiplies (docs/compile.md); the rest is per-op Python and "
-        "small kernels (sigmoid and cross entropy one kernel call each way): 12 autograd "
-        "nodes forward and back, 11 parameter updates and the loss, each a few microseconds. Measurements and "
-        "variants tried: " + PERF + "mlp-bn-end-to-end and docs/compile.md",
+        "About half an eager step is its 11 BLAS matrix multiplies (callgrind: 3.85 M of 6.79 M instructions), the "
+        "first layer's 36 us a step slower in NumPy's OpenBLAS than in PyTorch's MKL; the rest is per-op Python "
+        "(about 5 us an op: the autograd node and a checked kernel call) and batch norm's kernels at one value per "
+        "channel. By CPU time, old and new processes alternated with PyTorch beside them, eager runs at 1.37-1.40x "
+        "(docs/perf/mlp-step.md); in this run 2 of 4 minigrad processes ran at the VM's slow speed (below)",
     "end to end: MLP-BN compiled >= 2x torch steps/s":
-        "The replay leaves the GEMMs (about 60% of the compiled step) and about 45 kernel calls of 2-20 us each "
-        "(docs/compile.md, 2026-12-06). On this VM one process's step time is bimodal (the same mlp-bn step 0.9 or "
-        "1.4 ms in back-to-back processes; the cause is outside the VM, docs/compile.md), which moves these ratios "
-        "between runs: compiled against eager in one process is the steady figure (1.36x)",
+        "The replay leaves the GEMMs (about half of the compiled step) and about 45 kernel calls of 2-20 us each "
+        "(docs/compile.md). On this VM one process's step time is bimodal (in this run's four minigrad-compiled "
+        "processes 579, 904, 889 and 872 us a step, PyTorch's 995-1042 and JAX's 591-634; the cause is outside "
+        "the VM, docs/compile.md), which moves these ratios between runs: compiled against eager in one process is "
+        "the steady figure (1.28x by CPU time at load 0.8, scripts/compile_ab.py mlp-bn)",
     "end to end: MLP-BN compiled >= 1.0x JAX jitted steps/s":
         "See the target above: JAX's jitted step is one XLA executable with its matrix products fused with the "
         "elementwise work; the replay still calls one kernel or NumPy function per op.",
@@ -105,11 +107,12 @@ LIMITS = {
         "Follows from the scaling below: PyTorch's step gains about 1.4x from the second core in this run, "
         "minigrad's about 1.4x too, from a faster 1-thread step",
     "end to end: ResNet-20 step 2 threads >= 1.6x 1 thread":
-        "The conv kernels scale 1.2-1.8x alone (the weight gradient's chunks are now balanced over 2 threads), but "
-        "about 50 ms of CPU a step stays on the main thread: Python dispatch (~25 ms), the GEMMs on one OpenBLAS "
-        "thread (minigrad's policy: OpenBLAS's spinning workers held the core the OpenMP kernels need) and short "
-        "calls where a passive thread's wake-up costs what splitting saves (docs/perf/threads.md). With another "
-        "process on the second core a 2-thread step collapses (barrier waits), as the note at the top says",
+        "The conv kernels scale 1.2-1.9x alone (each thread zeroes its own scratch; the weight gradient's parts "
+        "are summed in a vectorized pass) and autograd's fan-out sums run on the team, but the main thread still "
+        "does 0.55-0.6 of the 1-thread step's CPU at 2 threads: Python between kernels, the GEMMs on one OpenBLAS "
+        "thread (minigrad's policy), weight packs and short calls where a passive thread's wake-up costs what "
+        "splitting saves (docs/perf/threads.md, its last sections). With another process on the second core a "
+        "2-thread step loses its worker at every barrier, as the note at the top says",
     "end to end: small CNN-BN (lenet-bn) >= 1.0x torch steps/s":
         "Its first convolution has one input channel (im2col + GEMM for its weight gradient), the rest runs on the "
         "direct kernels",
