@@ -5,7 +5,6 @@ step's wall and main-thread CPU. ms per step, medians.
     PYTHONPATH=$PWD python scripts/fanout_sums_ab.py 40     # steps per variant
 """
 import os
-import statistics
 import sys
 import time
 
@@ -32,15 +31,8 @@ variants = {"numpy": timed(lambda a, b: a + b), "kernel": timed(real)}
 step = S.build("minigrad", "resnet20")
 for _ in range(3):
     step()
-res = {k: [] for k in variants}
-for i in range(int(sys.argv[1]) if len(sys.argv) > 1 else 40):
-    for k in (list(variants) if i % 2 == 0 else list(variants)[::-1]):
-        T._sum_grads = variants[k]
-        acc[:] = [0.0, 0.0, 0]
-        w, c = time.perf_counter(), time.thread_time()
-        step()
-        res[k].append((time.perf_counter() - w, time.thread_time() - c, acc[0], acc[1], acc[2]))
-for k, v in res.items():
-    m = [statistics.median(x[j] for x in v) * 1e3 for j in range(4)]
-    print(f"{k:7s} step wall {m[0]:.2f} main cpu {m[1]:.2f} | sums ({v[0][4]} a step) wall {m[2]:.3f} "
+def install(fn):
+    T._sum_grads = fn
+for k, m in S.alternated(step, variants, install, int(sys.argv[1]) if len(sys.argv) > 1 else 40, acc).items():
+    print(f"{k:7s} step wall {m[0]:.2f} main cpu {m[1]:.2f} | sums ({m[4]} a step) wall {m[2]:.3f} "
           f"main cpu {m[3]:.3f}  load {os.getloadavg()[0]:.2f}")

@@ -6,7 +6,6 @@ whole step's. ms per step, medians.
     PYTHONPATH=$PWD python scripts/shortcut_copy_ab.py 2 30     # threads, steps per variant
 """
 import os
-import statistics
 import sys
 import time
 
@@ -32,15 +31,8 @@ variants = {"old": lambda x, dy, g, xs=None: wg(x, dy, g), "new": wg}
 step = S.build("minigrad", "resnet20")
 for _ in range(3):
     step()
-res = {k: [] for k in variants}
-for i in range(int(sys.argv[2])):
-    for k in (list(variants) if i % 2 == 0 else list(variants)[::-1]):
-        C.conv2d_weight_grad = variants[k]
-        acc[:] = [0.0, 0.0, 0]
-        w, c = time.perf_counter(), time.thread_time()
-        step()
-        res[k].append((time.perf_counter() - w, time.thread_time() - c, acc[0], acc[1], acc[2]))
-for k, v in res.items():
-    m = [statistics.median(x[j] for x in v) * 1e3 for j in range(4)]
+def install(fn):
+    C.conv2d_weight_grad = fn
+for k, m in S.alternated(step, variants, install, int(sys.argv[2]), acc).items():
     print(f"{sys.argv[1]} thread(s) {k:4s} step wall {m[0]:.2f} main cpu {m[1]:.2f} | strided copies "
-          f"({v[0][4]} a step) wall {m[2]:.3f} main cpu {m[3]:.3f}  load {os.getloadavg()[0]:.2f}")
+          f"({m[4]} a step) wall {m[2]:.3f} main cpu {m[3]:.3f}  load {os.getloadavg()[0]:.2f}")

@@ -77,6 +77,23 @@ def build(framework, model):
     return step
 
 
+def alternated(step, variants, install, steps, acc):
+    """One process's old/new A/B inside a step: ``install(value)`` puts each of ``variants`` (name -> value) in
+    place in turn, step by step (the order reversed every other step), ``steps`` times each; ``acc`` is the list
+    [wall, cpu, count] that the variants' timers add to, zeroed before each step. Returns, per name, the medians in
+    ms of the step's wall and main-thread CPU and of acc's wall and CPU, and acc's count of the last step."""
+    import statistics
+    rows = {k: [] for k in variants}
+    for i in range(steps):
+        for k in (list(variants) if i % 2 == 0 else list(variants)[::-1]):
+            install(variants[k])
+            acc[:] = [0.0, 0.0, 0]
+            w, c = time.perf_counter(), time.thread_time()
+            step()
+            rows[k].append((time.perf_counter() - w, time.thread_time() - c, acc[0], acc[1], acc[2]))
+    return {k: [statistics.median(x[j] for x in v) * 1e3 for j in range(4)] + [v[-1][4]] for k, v in rows.items()}
+
+
 def main():
     framework, model = sys.argv[1], sys.argv[2]
     steps = int(sys.argv[3]) if len(sys.argv) > 3 else 15
