@@ -155,7 +155,7 @@ class _Trace:
         self.refs = {}  # id(array) -> expression giving that array on replay
         self.tensor_refs = {}  # id(tensor) -> expression of its array
         self.keep = []  # everything whose id is a key above, kept alive so that ids stay unique
-        self.ns = {"_acc": _acc, "_unbroadcast": _t._unbroadcast, "np": np}
+        self.ns = {"_acc": _acc, "_unbroadcast": _t._unbroadcast, "_sum_grads": _t._sum_grads, "np": np}
         self.lines = []
         self.sig = []  # what the second recording must match
         self.ctx_index = {}
@@ -361,7 +361,7 @@ class _Trace:
                 body += [f"pg = r[{i}]", "if pg is not None:",
                          f" if pg.shape != {shp}: pg = _unbroadcast(pg, {shp})",
                          f" if pg.dtype is not {dt} and pg.dtype != {dt}: pg = pg.astype({dt})",
-                         f" {pv} = pg if {pv} is None else {pv} + pg"]
+                         f" {pv} = pg if {pv} is None else _sum_grads({pv}, pg)"]  # NOTE: as eager's walk
             lines.append(f"if {v} is not None:")
             lines += [" " + b for b in body]
             if not retain_graph:

@@ -497,3 +497,50 @@ def test_one_pass_kernels_run_on_one_thread_below_small_pass(restore, monkeypatc
             backend.__dict__.pop(name, None)
     assert seen == [("channel_stats", 1), ("max_pool2d_forward", 1), ("channel_stats", 2), ("max_pool2d_forward", 2),
                     ("conv2d_direct", 2)]
+
+
+def test_compiled_fan_out_sums_are_eagers_at_two_threads():
+    """minigrad.compile's replayed walk sums a tensor's gradients as eager's does (tensor._sum_grads: the add
+    kernel on the team at 2 threads): three steps with fan-out sums of 2**17 elements and more (recorded, checked,
+    replayed) at 2 threads give the .grad of three eager steps bit for bit, and the replay's sums go through
+    _sum_grads."""
+    rng = np.random.default_rng(7)
+    shape = (2, 4, 128, 130)
+    xd, wd, cd = (rng.standard_normal(shape).astype(np.float32) for _ in range(3))
+    calls = []
+
+    def make():
+        x, w = mg.Tensor(xd, requires_grad=True), mg.Tensor(wd, requires_grad=True)
+
+        def step(c):
+            s = x + x
+            loss = ((s * w + s.exp() + s) * c).sum()
+            loss.backward()
+            return loss
+        return x, w, step
+
+    prev = mg.get_num_threads()
+    mg.set_num_threads(2)
+    T = sys.modules["minigrad.tensor"]
+    real = T._sum_grads
+
+    def counted(a, b):
+        calls.append(a.size)
+        return real(a, b)
+    T._sum_grads = counted
+    try:
+        out = []
+        for compiled in (False, True):
+            x, w, step = make()
+            fn = mg.compile(step) if compiled else step
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # NOTE: a fallback to eager would warn
+                for _ in range(3):
+                    before = len(calls)
+                    fn(mg.Tensor(cd))
+            out.append((x.grad.data.copy(), w.grad.data.copy()))
+    finally:
+        T._sum_grads = real
+        mg.set_num_threads(prev)
+    assert out[0][0].tobytes() == out[1][0].tobytes() and out[0][1].tobytes() == out[1][1].tobytes()
+    assert len(calls) > before and min(calls[before:]) >= mg.kernels.contract.SMALL_PASS  # the replay's sums
