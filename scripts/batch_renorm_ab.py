@@ -15,6 +15,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
+sys.path.insert(0, HERE)
+from norm_family_ab import interleaved_times  # noqa: E402
 
 
 def main():
@@ -95,19 +97,7 @@ def main():
                 results[v] = result()
             for got, want in zip(results["new"], results["before"]):
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * float(np.abs(want).max()))
-            reps = {}
-            for v, (run, _) in variants.items():
-                t0 = time.perf_counter()
-                run()
-                reps[v] = max(1, int(args.target_ms / 1e3 / max(time.perf_counter() - t0, 1e-7)))
-            times = {v: [] for v in variants}
-            for _ in range(args.rounds):
-                for v, (run, _) in variants.items():
-                    t0 = clock()
-                    for _ in range(reps[v]):
-                        run()
-                    times[v].append((clock() - t0) / reps[v])
-            t = {v: np.array(x) for v, x in times.items()}
+            t = interleaved_times({v: run for v, (run, _) in variants.items()}, args.rounds, args.target_ms, clock)
             cell = lambda v: f"{fmt(float(np.median(t[v])))} ({fmt(float(t[v].min()))})"  # noqa: E731
             ratio = lambda p, q: f"{float(np.median(t[q] / t[p])):.2f}x"  # noqa: E731
             print(f"| {op} | {'x'.join(map(str, shape))} | {cell('new')} | {cell('before')} | {cell('torch')} | "

@@ -26,6 +26,24 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
 
 
+def interleaved_times(runs, rounds, target_ms, clock):
+    """Seconds per call of each of ``runs`` (name -> callable), ``rounds`` rounds that time every run once, a batch
+    of about ``target_ms`` of calls each (the batch size from one timed call), by ``clock``: {name: array}."""
+    reps = {}
+    for v, run in runs.items():
+        t0 = time.perf_counter()
+        run()
+        reps[v] = max(1, int(target_ms / 1e3 / max(time.perf_counter() - t0, 1e-7)))
+    times = {v: [] for v in runs}
+    for _ in range(rounds):
+        for v, run in runs.items():
+            t0 = clock()
+            for _ in range(reps[v]):
+                run()
+            times[v].append((clock() - t0) / reps[v])
+    return {v: np.array(x) for v, x in times.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", nargs="+", required=True)
@@ -99,19 +117,8 @@ def main():
                         for got, want in zip(result(), ref()):
                             np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * float(np.abs(want).max()),
                                                        err_msg=f"{method} {v} {op} {shape}")
-                    reps = {}
-                    for v, (run, _) in variants.items():  # calls per batch: about target_ms each
-                        t0 = time.perf_counter()
-                        run()
-                        reps[v] = max(1, int(args.target_ms / 1e3 / max(time.perf_counter() - t0, 1e-7)))
-                    times = {v: [] for v in variants}
-                    for _ in range(args.rounds):
-                        for v, (run, _) in variants.items():
-                            t0 = clock()
-                            for _ in range(reps[v]):
-                                run()
-                            times[v].append((clock() - t0) / reps[v])
-                    t = {v: np.array(x) for v, x in times.items()}
+                    t = interleaved_times({v: run for v, (run, _) in variants.items()}, args.rounds,
+                                          args.target_ms, clock)
                     med = {v: float(np.median(x)) for v, x in t.items()}
                     ratio = lambda a, b: (f"{float(np.median(t[b] / t[a])):.2f}x"  # noqa: E731
                                           if a in t and b in t else "-")
