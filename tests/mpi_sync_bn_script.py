@@ -113,12 +113,14 @@ def check_sgd(steps=20, dtype=np.float64):
                 return
 
 
-def check_compiled(steps=6, dtype=np.float32):
-    """A minigrad.compile'd DDP + SyncBatchNorm training step replays (no warning) bit for bit as eager."""
+def check_compiled(steps=6, dtype=np.float32, momentum=0.3):
+    """A minigrad.compile'd DDP + SyncBatchNorm training step replays (no warning) bit for bit as eager; with
+    momentum=None, the running statistics' cumulative average (its 1/num_batches_tracked factor) too."""
     import warnings
     runs = []
     for compiled in (False, True):
-        model = DistributedDataParallel(conv_net(sync_bn, dtype, seed=7 * RANK))
+        model = DistributedDataParallel(conv_net(
+            lambda c, dtype: nn.SyncBatchNorm(c, momentum=momentum, dtype=dtype), dtype, seed=7 * RANK))
         opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
 
         def step(x, t, model=model, opt=opt):
@@ -145,6 +147,7 @@ for backend in minigrad.available_backends():
             check_split([0, 8], dtype)  # rank 0 holds an empty batch
         check_sgd()
         check_compiled()
+        check_compiled(momentum=None)
 # NOTE: one line, from rank 0, once every rank got here: two ranks printing into one pipe can interleave
 done = np.ones(1)
 distributed.all_reduce(done)
