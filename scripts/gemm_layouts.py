@@ -1,8 +1,10 @@
 """The MLP's first-layer GEMMs (batch 60, 784 -> 100, float32) in NumPy's OpenBLAS on the layouts a Linear could use,
 and PyTorch's on the same arrays when it is installed, at 1 thread: CPU time per call, the median over alternated
-rounds (docs/perf/mlp-step.md).
+rounds (docs/perf/mlp-step.md). ``--cold`` sums a 2 MB array before each call (the MLP step's other arrays, which
+take the weight out of L2 between its uses) and times the calls one by one (docs/perf/mlp-first-layer.md). With
+docs/perf/mlp-first-layer.patch applied, the transpose kernel's copy of w.T is timed too.
 
-    python scripts/gemm_layouts.py [--rounds 15] [--calls 300]
+    python scripts/gemm_layouts.py [--rounds 15] [--calls 300] [--cold]
 """
 import argparse
 import os
@@ -18,6 +20,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--calls", type=int, default=300)
+    p.add_argument("--cold", action="store_true")
     a = p.parse_args()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((60, 784)).astype(np.float32)
@@ -30,7 +33,14 @@ def main():
              ("forward (w @ x.T).T", lambda: np.matmul(w, x.T).T),
              ("dweight dy.T @ x (Linear's)", lambda: np.matmul(dy.T, x)),
              ("dweight (x.T @ dy).T", lambda: np.matmul(x.T, dy).T),
-             ("dx dy @ w", lambda: np.matmul(dy, w))]
+             ("dx dy @ w", lambda: np.matmul(dy, w)),
+             ("  a plain copy of w (313 KB)", lambda: np.copyto(buf.reshape(w.shape), w))]
+    try:
+        from minigrad.kernels import load
+        transpose = load("cython").module.transpose
+        cases.insert(3, ("  the copy of w.T by the transpose kernel", lambda: transpose(buf, w, 1)))
+    except (ImportError, AttributeError):  # NOTE: the kernel is in docs/perf/mlp-first-layer.patch only
+        pass
     try:
         import torch
         torch.set_num_threads(1)
@@ -40,9 +50,19 @@ def main():
                   ("torch dx dy @ w", lambda: tdy.mm(tw))]
     except ImportError:
         pass
+    other = rng.standard_normal(1 << 19).astype(np.float32)
     times = {name: [] for name, _ in cases}
     for _ in range(a.rounds):
         for name, f in cases:
+            if a.cold:
+                t = 0.0
+                for _ in range(a.calls):
+                    other.sum()
+                    t0 = time.thread_time()
+                    f()
+                    t += time.thread_time() - t0
+                times[name].append(t / a.calls * 1e6)
+                continue
             t0 = time.process_time()
             for _ in range(a.calls):
                 f()
