@@ -367,25 +367,25 @@ class _BatchRenormTrain(_ChannelNorm):
         c = x3.shape[1]
         w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
         running_mean, running_var, r_max, d_max = renorm()
-        stats = np.empty((4, c))  # NOTE: mean, rstd, r, d in one block; mean and rstd as (1, C) for the update
+        mean, rstd, self.r, self.d = np.empty(c), np.empty(c), np.empty(c), np.empty(c)
         y = np.empty_like(x3)
-        kernels.kernels().batch_renorm_forward(y, stats[0], stats[1], stats[2], stats[3], x3, w, b,
+        kernels.kernels().batch_renorm_forward(y, mean, rstd, self.r, self.d, x3, w, b,
                                                np.ascontiguousarray(running_mean), np.ascontiguousarray(running_var),
                                                r_max, d_max, eps)
-        self.mean, self.rstd, self.r, self.d = stats[0:1], stats[1:2], stats[2], stats[3]
+        self.mean, self.rstd = mean.reshape(1, c), rstd.reshape(1, c)  # NOTE: (1, C), as the update takes them
         self.bounds, self.x3, self.shape, self.w = ((0, x3.shape[0]),), x3, x.shape, w
         return y.reshape(x.shape)
 
     def backward(self, g):
         x3, dtype = self.x3, self.x3.dtype
-        sums = np.empty((2, x3.shape[1]), dtype)
+        sxhat, sdy = np.empty(x3.shape[1], dtype), np.empty(x3.shape[1], dtype)
         dx = np.empty_like(x3)
         # NOTE: batch norm's fused backward kernel with weight*r: one kernel call and no coefficients in NumPy. The
         # float32 parameters and sums enter float64 products exactly, as their astype(float64) did
-        kernels.kernels().batch_norm_backward(dx, sums[0], sums[1], np.ascontiguousarray(g, dtype=dtype).reshape(
-            x3.shape), x3, self.mean[0], self.rstd[0], (self.w * self.r).astype(dtype))
-        dweight = (self.r * sums[0] + self.d * sums[1]).astype(dtype)
-        return _grads_for(self, dx.reshape(self.shape) if self.needs_input_grad[0] else None, dweight, sums[1])
+        kernels.kernels().batch_norm_backward(dx, sxhat, sdy, np.ascontiguousarray(g, dtype=dtype).reshape(x3.shape),
+                                              x3, self.mean[0], self.rstd[0], (self.w * self.r).astype(dtype))
+        dweight = (self.r * sxhat + self.d * sdy).astype(dtype)
+        return _grads_for(self, dx.reshape(self.shape) if self.needs_input_grad[0] else None, dweight, sdy)
 
 
 def _normalize_t(x, axes, eps, center):
