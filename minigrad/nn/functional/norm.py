@@ -385,7 +385,7 @@ class _BatchRenormTrain(_ChannelNorm):
         kernels.kernels().batch_norm_backward(dx, sxhat, sdy, np.ascontiguousarray(g, dtype=dtype).reshape(x3.shape),
                                               x3, self.mean[0], self.rstd[0], (self.w * self.r).astype(dtype))
         dweight = (self.r * sxhat + self.d * sdy).astype(dtype)
-        return _grads_for(self, dx.reshape(self.shape) if self.needs_input_grad[0] else None, dweight, sdy)
+        return _grads_for(self, dx.reshape(self.shape), dweight, sdy)
 
 
 def _normalize_t(x, axes, eps, center):
