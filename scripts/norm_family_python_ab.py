@@ -67,7 +67,8 @@ def load_old(tree):
     family = load("minigrad.nn.functional._old_norm_family", os.path.join(fn, "norm_family.py"),
                   [("from .norm import", "from ._old_norm import")])
     modules = load("minigrad.nn._old_norm_family", os.path.join(tree, "minigrad", "nn", "norm_family.py"),
-                   [("from minigrad.nn import functional as F", "from minigrad.nn.functional import _old_norm_family as F")])
+                   [("from minigrad.nn import functional as F",
+                     "from minigrad.nn.functional import _old_norm_family as F")])
     return family, modules
 
 
@@ -197,7 +198,8 @@ def main():
         a = bench._arrays(shape)
         for method, op in itertools.product(args.methods, args.ops):
             if method == "BatchRenorm2d module":
-                runs = {"old": module_step(old_modules.BatchRenorm2d, a, op), "new": module_step(nn.BatchRenorm2d, a, op)}
+                runs = {"old": module_step(old_modules.BatchRenorm2d, a, op),
+                        "new": module_step(nn.BatchRenorm2d, a, op)}
             else:
                 fn = names[method]
                 runs = {v: with_functional(bench._minigrad(method, a, op)[0], f)
@@ -205,7 +207,8 @@ def main():
             t, faults = interleaved_times(runs, args.rounds, args.target_ms, time.process_time)
             cell = lambda v: f"{fmt(float(np.median(t[v])))} ({fmt(float(t[v].min()))})"  # noqa: E731
             print(f"| {method} | {op} | {'x'.join(map(str, shape))} | {cell('old')} | {cell('new')} | "
-                  f"{float(np.median(t['old'] / t['new'])):.3f}x | {faults['old']:.1f} / {faults['new']:.1f} |", flush=True)
+                  f"{float(np.median(t['old'] / t['new'])):.3f}x | {faults['old']:.1f} / {faults['new']:.1f} |",
+                  flush=True)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
