@@ -34,12 +34,12 @@ def main():
     from conftest import pin_threads
     from minigrad import kernels
     from minigrad.kernels import coefficients
-    from minigrad.nn.functional.norm import _ChannelNorm, _affine, _as_ncs_array, _params
+    from minigrad.nn.functional.norm import _BatchRenormTrain, _affine, _as_ncs_array, _params
 
-    class Phases(_ChannelNorm):
+    class Phases(_BatchRenormTrain):
         """The forward before batch_renorm_forward (one chunk): the channel phases with NumPy between them."""
 
-        def forward(self, x, *params, chunk, has_weight, has_bias, eps, renorm=None):
+        def forward(self, x, *params, has_weight, has_bias, eps, renorm):
             self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
             x3 = _as_ncs_array(x)
             n, c, s = x3.shape
@@ -61,8 +61,7 @@ def main():
 
     def phases_renorm(x, rm, rv, w, b, r_max, d_max):
         renorm = lambda: (rm.data, rv.data, r_max, d_max)  # noqa: E731
-        return Phases.apply(x, *_params(w, b), chunk=x.shape[0], renorm=renorm, has_weight=True, has_bias=True,
-                            eps=bench.EPS)
+        return Phases.apply(x, *_params(w, b), renorm=renorm, has_weight=True, has_bias=True, eps=bench.EPS)
 
     def with_phases(run, result):
         """(run, result) of the benchmark's case with F.batch_renorm running the phases (swapped in per call)."""

@@ -412,6 +412,39 @@ def test_filter_response_norm_gradcheck_float64(backend):
                         eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
+@pytest.mark.parametrize("learned", [False, True], ids=["eps", "learned_eps"])
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "unfused"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_filter_response_norm_without_weight_or_bias_is_ones_and_zeros(backend, dtype, fused, learned):
+    """weight None is weight = ones and bias None is bias = zeros, bit for bit, for y and the gradients of every
+    other input (FRN + TLU fused and FRN then TLU): the backward gathers the parameters' per-channel sums of
+    whichever of weight, bias, tau are present."""
+    shape = (3, 5, 4, 3)
+    c = shape[1]
+    w, b = affine(c)
+    tau = 0.3 * np.random.default_rng(7).standard_normal(c)
+    x0, dy = data(shape, loc=0.3).astype(dtype), np.random.default_rng(1).standard_normal(shape).astype(dtype)
+
+    def run(w_, b_):
+        ts = {k: mg.Tensor(np.asarray(a, dtype), requires_grad=True) for k, a in
+              (("x", x0), ("w", w_), ("b", b_), ("tau", tau), ("eps", [-0.05])) if a is not None}
+        e = ts["eps"] if learned else 1e-3
+        if fused:
+            y = F.filter_response_norm_tlu(ts["x"], ts.get("w"), ts.get("b"), ts["tau"], e)
+        else:
+            y = F.tlu(F.filter_response_norm(ts["x"], ts.get("w"), ts.get("b"), e), ts["tau"])
+        y.backward(dy)
+        return {"y": y.numpy(), **{k: t.grad.numpy() for k, t in ts.items() if learned or k != "eps"}}
+
+    full = {"weight": run(w, b), "bias": run(w, np.zeros(c)), "both": run(np.ones(c), np.zeros(c)),
+            "no bias": run(np.ones(c), b)}
+    for what, got, want in (("no weight", run(None, b), full["no bias"]), ("no bias", run(w, None), full["bias"]),
+                            ("neither", run(None, None), full["both"])):
+        assert set(got) <= set(want) and "tau" in got and "x" in got, what
+        for k, g in got.items():
+            np.testing.assert_array_equal(g, want[k], err_msg=f"{what}: {k}")
+
+
 def test_filter_response_norm_modules(backend):
     x0 = data((2, 3, 4, 4))
     m, t = nn.FilterResponseNorm2d(3, learnable_eps=True, dtype=np.float64), nn.TLU(3, dtype=np.float64)

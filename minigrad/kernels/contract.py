@@ -436,15 +436,16 @@ except ImportError:  # NOTE: extensions not built: the Python checks below do al
 def _plan(kernel):
     """The checks of ``kernel`` precomputed once: the argument names; per array (position, name, dim symbols, fixed
     dtype or None for X, output?); the same for the compiled accept path; the position of eps (or None); whether
-    ``_check_scalars`` has work (groups, a window, pooling indices, the center flag)."""
+    ``_check_scalars`` has work, and which (groups, a window, pooling indices, the center flag, ...)."""
     names, arrays = SPECS[kernel]
     plan = [(i, name, arrays[name][0], _RULES.get(arrays[name][1]), name in OUTPUTS[kernel])
             for i, name in enumerate(names) if name in arrays]
     fast = tuple((i, tuple(SYMBOLS.index(s) for s in symbols), fixed.num if fixed is not None else -1, output)
                  for i, name, symbols, fixed, output in plan)
-    scalars = ("num_groups" in names or "kh" in names or "center" in names or "gate" in names or "chunk" in names
-               or "r_max" in names
-               or ("argmax" in names and kernel.endswith("backward")))
+    # NOTE: the scalar checks that apply, as a set: _check_scalars tests membership there, not in the names
+    scalars = frozenset(s for s in ("center", "gate", "r_max", "chunk", "num_groups", "kh") if s in names)
+    if "argmax" in names and kernel.endswith("backward"):
+        scalars |= {"argmax"}
     # NOTE: eps >= 0 is the normalizations' rule; Adam's eps is checked by the optimizer
     eps_at = names.index("eps") if "eps" in names and "norm" in kernel else None
     return names, plan, fast, eps_at, scalars
@@ -474,7 +475,7 @@ def _checked(kernel, args):
         if not (type(eps) is float and 0.0 <= eps < math.inf):  # NOTE: the common case without a call
             check_eps(kernel, eps)
     if scalars:
-        _check_scalars(kernel, names, args, dims)
+        _check_scalars(kernel, names, args, dims, scalars)
     return accepted
 
 
@@ -513,24 +514,24 @@ def _check_arrays(kernel, names, plan, args):
     return dims
 
 
-def _check_scalars(kernel, names, args, dims):
+def _check_scalars(kernel, names, args, dims, which):
     """num_groups against C and G; the window arguments and the output size they give; pooling indices; the
-    center and gate flags; Batch Renorm's clip bounds."""
-    if "center" in names:
+    center and gate flags; Batch Renorm's clip bounds. ``which``: the checks that apply (``_plan``'s set)."""
+    if "center" in which:
         center = args[names.index("center")]
         if not isinstance(center, (bool, np.bool_)):
             raise TypeError(f"{kernel}: center must be a bool, got {center!r}")
-    if "gate" in names:
+    if "gate" in which:
         gate = args[names.index("gate")]
         if type(gate) is not int or gate not in (0, 1):  # NOTE: the nogil code switches on it
             raise ValueError(f"{kernel}: gate must be the int 0 (sigmoid, EvoNorm-S0) or 1 (max, EvoNorm-B0), "
                              f"got {gate!r}")
-    if "r_max" in names:
+    if "r_max" in which:
         for name, low in (("r_max", 1.0), ("d_max", 0.0)):
             v = args[names.index(name)]
             if type(v) is not float or not low <= v < math.inf:
                 raise ValueError(f"{kernel}: {name} must be a finite float >= {low}, got {v!r}")
-    if "chunk" in names:
+    if "chunk" in which:
         chunk = args[names.index("chunk")]
         if type(chunk) is not int or chunk < 1:  # NOTE: the nogil loop steps by it
             raise ValueError(f"{kernel}: chunk must be an int >= 1 (samples per chunk), got {chunk!r}")
@@ -538,19 +539,19 @@ def _check_scalars(kernel, names, args, dims):
         if dims["G"] != g:
             raise ValueError(f"{kernel}: mean and rstd must have shape (ceil(N/chunk), C) = ({g}, {dims['C']}), "
                              f"got ({dims['G']}, {dims['C']})")
-    if "num_groups" in names:
+    if "num_groups" in which:
         g = check_num_groups(kernel, args[names.index("num_groups")], dims["C"])
         if dims["G"] != g:
             raise ValueError(f"{kernel}: mean and rstd must have shape (N, num_groups=({g})), "
                              f"got G={dims['G']}")
-    if "kh" in names:
+    if "kh" in which:
         # NOTE: a geometry accepted once is accepted again (a model calls the same layers every step)
         key = _window_key(kernel, args, dims)
         if key is None or key not in _WINDOWS_OK:
             _check_window(kernel, names, args, dims)
             if key is not None and len(_WINDOWS_OK) < 4096:
                 _WINDOWS_OK.add(key)
-    if "argmax" in names and kernel.endswith("backward"):
+    if "argmax" in which:
         # NOTE: the kernel scatters through these indices without bounds checks: check them here
         a = args[names.index("argmax")]
         if a.min() < 0 or a.max() >= dims["H"] * dims["W"]:

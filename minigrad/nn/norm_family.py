@@ -12,7 +12,7 @@ from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups, 
 from minigrad.nn import functional as F
 from minigrad.nn.functional.norm_family import _check_bound
 from minigrad.nn.module import Module, Parameter
-from minigrad.nn.norm import _NormBase
+from minigrad.nn.norm import _BATCH_NORM_STATE, _NormBase
 from minigrad.tensor import Tensor
 
 
@@ -60,15 +60,21 @@ class _BatchRenorm(_NormBase):
 
     def forward(self, x):
         _check_ndim(type(self).__name__, x, self._ndims)
+        # NOTE: the tables, not the attributes, where no subclass may shadow them (Module._table_state: a parameter
+        # or buffer read through __getattr__ costs about a microsecond)
+        state = self._table_state(_PLAIN_RENORMS, _BATCH_NORM_STATE)
+        if state is None:
+            state = [self.weight, self.bias, self.running_mean, self.running_var, self.num_batches_tracked]
+        weight, bias, running_mean, running_var, count = state
         if not self.training:
-            return F.batch_renorm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps,
-                                  self.r_max, self.d_max)
-        factor = self._average_factor()  # NOTE: counts this batch: the count is now one more than the earlier updates
+            return F.batch_renorm(x, running_mean, running_var, weight, bias, False, 0.0, self.eps, self.r_max,
+                                  self.d_max)
+        factor = self._average_factor(count)  # NOTE: counts this batch: the count is now one more than the earlier
 
         def bounds():  # NOTE: read from the count when r and d are computed, so that minigrad.compile replays it
             return self.clip_bounds(int(self.num_batches_tracked.data) - 1)
-        return F.batch_renorm(x, self.running_mean, self.running_var, self.weight, self.bias, True, factor, self.eps,
-                              self.r_max, self.d_max, bounds=bounds)
+        return F.batch_renorm(x, running_mean, running_var, weight, bias, True, factor, self.eps, self.r_max,
+                              self.d_max, bounds=bounds)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, r_max={self.r_max}, "
@@ -145,6 +151,10 @@ class BatchRenorm3d(_BatchRenorm):
         - Output: the input's shape
     """
     _ndims = (5,)
+
+
+# the BatchRenorm classes whose parameters and buffers _BatchRenorm.forward reads from the tables
+_PLAIN_RENORMS = frozenset((BatchRenorm1d, BatchRenorm2d, BatchRenorm3d))
 
 
 class FilterResponseNorm2d(Module):

@@ -305,63 +305,40 @@ class _RowNorm(Function):
 
 
 class _ChannelNorm(Function):
-    """Batch norm over x viewed as (N, C, S) per contiguous chunk of ``chunk`` samples (x[n0:n1] is contiguous in
-    (N, C, S)): several chunks are ghost batch norm, one kernel call each way (``ghost_batch_norm_forward`` and
-    ``_backward``: batch norm's fused kernels chunk by chunk). ``renorm() -> (running_mean, running_var, r_max,
-    d_max)`` (Batch Renorm, one chunk; called when the node runs) makes it y = (xhat*r + d)*weight + bias, one
-    ``batch_renorm_forward`` call (batch norm's fused forward with the per-channel r and d formed in the kernel
-    between the statistics and the apply), r and d constants in backward, so dx is batch norm's with weight*r
-    (``batch_norm_backward``)."""
+    """Ghost batch norm: batch norm over x viewed as (N, C, S) per contiguous chunk of ``chunk`` samples (x[n0:n1]
+    is contiguous in (N, C, S)), at least two chunks, one kernel call each way (``ghost_batch_norm_forward`` and
+    ``_backward``: batch norm's fused kernels chunk by chunk). ``_BatchRenormTrain`` is its one-chunk form with r
+    and d; ``compose`` (the double backward) serves both."""
 
     @ieee_when_eps0
-    def forward(self, x, *params, chunk, has_weight, has_bias, eps, renorm=None):
+    def forward(self, x, *params, chunk, has_weight, has_bias, eps):
         self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
         x3 = _as_ncs_array(x)
         n, c, s = x3.shape
         w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
         self.bounds = [(n0, min(n0 + chunk, n)) for n0 in range(0, n, chunk)]
-        k = kernels.kernels()
         self.x3, self.shape, self.w = x3, x.shape, w
         y = np.empty_like(x3)
         self.mean, self.rstd = np.empty((len(self.bounds), c)), np.empty((len(self.bounds), c))
-        if renorm is None:
-            # NOTE: ghost batch norm: one kernel call that runs batch norm's fused forward chunk by chunk (each
-            # chunk's statistics and apply while it is in cache); the phases per chunk with their NumPy coefficients
-            # between cost about 20 us a chunk at 16x32x8x8 (docs/perf/norm-family.md)
-            self.r, self.d, self.chunk = 1.0, 0.0, chunk
-            k.ghost_batch_norm_forward(y, self.mean, self.rstd, x3, w, b, chunk, eps)
-            return y.reshape(x.shape)
-        # NOTE: Batch Renorm in one call, r and d formed in C between the statistics and the apply: the channel
-        # phases with the NumPy r, d and coefficients between them made 3 passes where batch norm's fused forward
-        # reads x from cache for the apply where it can, plus about 40 us of NumPy (docs/perf/norm-family.md)
-        running_mean, running_var, r_max, d_max = renorm()
-        self.r, self.d = np.empty(c), np.empty(c)
-        k.batch_renorm_forward(y, self.mean[0], self.rstd[0], self.r, self.d, x3, w, b,
-                               np.ascontiguousarray(running_mean), np.ascontiguousarray(running_var), r_max, d_max,
-                               eps)
+        # NOTE: one kernel call that runs batch norm's fused forward chunk by chunk (each chunk's statistics and
+        # apply while it is in cache); the phases per chunk with their NumPy coefficients between cost about 20 us
+        # a chunk at 16x32x8x8 (docs/perf/norm-family.md)
+        self.r, self.d, self.chunk = 1.0, 0.0, chunk
+        kernels.kernels().ghost_batch_norm_forward(y, self.mean, self.rstd, x3, w, b, chunk, eps)
         return y.reshape(x.shape)
 
     @ieee_when_eps0
     def backward(self, g):
         x3, dtype = self.x3, self.x3.dtype
-        c, s = x3.shape[1], x3.shape[2]
+        c = x3.shape[1]
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(x3.shape)
-        k = kernels.kernels()
-        dx = np.empty_like(x3) if self.needs_input_grad[0] else None
-        if len(self.bounds) == 1:
-            # NOTE: one chunk (Batch Renorm): batch norm's fused backward kernel with weight*r; one kernel call
-            # instead of two and no coefficients in NumPy: about half the time of the phases at 16x32x8x8
-            sxhat, sdy = np.empty(c, dtype), np.empty(c, dtype)
-            k.batch_norm_backward(dx if dx is not None else np.empty_like(x3), sxhat, sdy, dy, x3, self.mean[0],
-                                  self.rstd[0], (self.w.astype(np.float64) * self.r).astype(dtype))
-            dweight = (self.r * sxhat.astype(np.float64) + self.d * sdy.astype(np.float64)).astype(dtype)
-            return _grads_for(self, None if dx is None else dx.reshape(self.shape), dweight, sdy)
-        # NOTE: ghost batch norm: batch norm's fused backward chunk by chunk in one kernel call (sums then apply
-        # while the chunk is in cache; computing every chunk's coefficients at once between two passes over the
-        # whole batch measured 0.83x at 32x64x16x16)
-        dx = dx if dx is not None else np.empty_like(x3)
+        # NOTE: batch norm's fused backward chunk by chunk in one kernel call (sums then apply while the chunk is in
+        # cache; computing every chunk's coefficients at once between two passes over the whole batch measured
+        # 0.83x at 32x64x16x16)
+        dx = np.empty_like(x3)
         dweight, dbias = np.empty(c, dtype), np.empty(c, dtype)
-        k.ghost_batch_norm_backward(dx, dweight, dbias, dy, x3, self.mean, self.rstd, self.w, self.chunk)
+        kernels.kernels().ghost_batch_norm_backward(dx, dweight, dbias, dy, x3, self.mean, self.rstd, self.w,
+                                                    self.chunk)
         return _grads_for(self, dx.reshape(self.shape), dweight, dbias)
 
     def compose(self, x, *params):
@@ -372,6 +349,43 @@ class _ChannelNorm(Function):
         r = Tensor(np.asarray(self.r, dt).reshape(-1)[None, :, None] if np.ndim(self.r) else np.asarray(self.r, dt))
         d = Tensor(np.asarray(self.d, dt).reshape(-1)[None, :, None] if np.ndim(self.d) else np.asarray(self.d, dt))
         return _affine_t(self, xhat * r + d, params).reshape(self.shape)
+
+
+class _BatchRenormTrain(_ChannelNorm):
+    """Batch Renorm in training on x viewed as (N, C, S): ``renorm() -> (running_mean, running_var, r_max, d_max)``,
+    called when the node runs (so that minigrad.compile's replay compares the batch with that step's running
+    statistics), makes y = (xhat*r + d)*weight + bias in one ``batch_renorm_forward`` call (batch norm's fused
+    forward with the per-channel r and d formed in the kernel between the statistics and the apply); r and d are
+    constants in backward, so dx is batch norm's with weight*r (``batch_norm_backward``). The double backward is
+    ``_ChannelNorm.compose`` with one chunk. eps > 0 here (batch statistics), so no errstate is needed.
+    NOTE: a node of its own, not a branch of the ghost node: the forward's Python is most of a small call
+    (docs/perf/norm-family.md)."""
+
+    def forward(self, x, *params, has_weight, has_bias, eps, renorm):
+        self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
+        x3 = _as_ncs_array(x)
+        c = x3.shape[1]
+        w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
+        running_mean, running_var, r_max, d_max = renorm()
+        mean, rstd, self.r, self.d = np.empty(c), np.empty(c), np.empty(c), np.empty(c)
+        y = np.empty_like(x3)
+        kernels.kernels().batch_renorm_forward(y, mean, rstd, self.r, self.d, x3, w, b,
+                                               np.ascontiguousarray(running_mean), np.ascontiguousarray(running_var),
+                                               r_max, d_max, eps)
+        self.mean, self.rstd = mean.reshape(1, c), rstd.reshape(1, c)  # NOTE: (1, C), as the update takes them
+        self.bounds, self.x3, self.shape, self.w = ((0, x3.shape[0]),), x3, x.shape, w
+        return y.reshape(x.shape)
+
+    def backward(self, g):
+        x3, dtype = self.x3, self.x3.dtype
+        sxhat, sdy = np.empty(x3.shape[1], dtype), np.empty(x3.shape[1], dtype)
+        dx = np.empty_like(x3)
+        # NOTE: batch norm's fused backward kernel with weight*r: one kernel call and no coefficients in NumPy. The
+        # float32 parameters and sums enter float64 products exactly, as their astype(float64) did
+        kernels.kernels().batch_norm_backward(dx, sxhat, sdy, np.ascontiguousarray(g, dtype=dtype).reshape(x3.shape),
+                                              x3, self.mean[0], self.rstd[0], (self.w * self.r).astype(dtype))
+        dweight = (self.r * sxhat + self.d * sdy).astype(dtype)
+        return _grads_for(self, dx.reshape(self.shape), dweight, sdy)
 
 
 def _normalize_t(x, axes, eps, center):

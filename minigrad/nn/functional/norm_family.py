@@ -3,8 +3,8 @@ and EvoNorm-S0 (ghost batch norm is ``batch_norm(..., virtual_batch_size=...)`` 
 
 Each is built on the phase kernels (statistics, apply, backward sums, backward apply; ``minigrad.kernels.contract``)
 and the coefficients between them (``minigrad.kernels.coefficients``), so it runs on every backend:
-  batch_renorm          channels layout, one autograd node (``_ChannelNorm``): batch norm's phases with the
-                        per-channel coefficients of weight*r and bias + weight*d
+  batch_renorm          channels layout, one autograd node (``_BatchRenormTrain``): batch norm's fused kernels,
+                        the forward's with r and d formed per channel in the kernel, the backward's with weight*r
   filter_response_norm  rows layout (N*C rows of S values), ``center=False``, one autograd node (``_FilterResponse``)
   tlu                   max(x, tau) alone: a composed autograd op (``Tensor.maximum``)
   filter_response_norm_tlu  FRN then TLU in the same node, the max fused into the apply pass and the backward
@@ -26,12 +26,14 @@ from minigrad.kernels import coefficients
 from minigrad.kernels.rules import check_batch_eps, check_eps, check_momentum, check_num_groups
 from minigrad.tensor import Function, Tensor, _host
 
-from .norm import (_ChannelNorm, _affine, _as_ncs_array, _check_channel_args, _check_input, _check_param,
+from .norm import (_BatchRenormTrain, _affine, _as_ncs_array, _check_channel_args, _check_input, _check_param,
                    _empty_like, _params, _update_running, _with_running_stats, _check_average, ieee_when_eps0)
 
 
 def _check_bound(fn, name, value, low):
     """A finite number >= low, as a float."""
+    if type(value) is float and low <= value < math.inf:  # NOTE: the common case, without ABC checks
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value < math.inf:
         raise ValueError(f"{fn}: {name} must be a finite number >= {low}, got {value!r}")
     return float(value)
@@ -61,8 +63,8 @@ def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor
     ``bounds`` (BatchRenorm's warmup schedule): a function of no arguments returning this step's (r_max, d_max),
     called when r and d are computed, in place of ``r_max`` and ``d_max``.
 
-    Built from the channel phase kernels (``_ChannelNorm``: the phases of batch norm with the per-channel
-    coefficients of weight*r and bias + weight*d).
+    One node (``_BatchRenormTrain``): one ``batch_renorm_forward`` call forward (batch norm's fused forward with r
+    and d per channel), batch norm's fused backward with weight*r.
 
     Shape:
         - input (N, C, *); the rest (C,).
@@ -74,11 +76,12 @@ def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor
     if rm is None or rv is None:
         raise ValueError(f"{fn}: running_mean and running_var are required (r and d compare the batch with them)")
     r_max, d_max = _check_bound(fn, "r_max", r_max, 1.0), _check_bound(fn, "d_max", d_max, 0.0)
-    if input.size == 0:
+    size = input.data.size  # NOTE: the array's (Tensor.size builds a callable int: a microsecond per read)
+    if size == 0:
         return _empty_like(input, weight, bias)
     if not training:
         return _with_running_stats(fn, "training=False", input, weight, bias, rm, rv, eps)
-    per_channel = input.size // c
+    per_channel = size // c
     if per_channel <= 1:
         raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "
                          f"{input.shape} (batch statistics of a single value have no variance)")
@@ -91,8 +94,8 @@ def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor
         hi, dhi = bounds() if bounds is not None else (r_max, d_max)
         return running_mean.data, running_var.data, hi, dhi
 
-    out, node = _ChannelNorm.apply_with_ctx(input, *_params(weight, bias), chunk=input.shape[0], renorm=renorm,
-                                            has_weight=weight is not None, has_bias=bias is not None, eps=eps)
+    out, node = _BatchRenormTrain.apply_with_ctx(input, *_params(weight, bias), renorm=renorm,
+                                                 has_weight=weight is not None, has_bias=bias is not None, eps=eps)
     _host(lambda rm, rv: _update_running(rm, rv, node.mean, node.rstd, momentum, eps, per_channel), rm, rv)
     return out
 
@@ -166,7 +169,11 @@ class _FilterResponse(Function):
         n, c = self.shape[0], self.shape[1]
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
         k = kernels.kernels()
-        sg, sgx = np.empty(r), np.empty(r)
+        # NOTE: the per-row sums that become the parameters' gradients in one block, (3, N, C): sum(dy*xhat) (from
+        # sgx, below), sg, st; one reduction over N then gives dweight, dbias and dtau (the same adds, row by row in
+        # n, as three .sum(axis=0)) and one cast
+        sums = np.empty((3, r))
+        sg, st, sgx = sums[1], sums[2], np.empty(r)
         dx = None
         if self.has_tau:
             if self.rstd is None:  # NOTE: the fused forward kept m2 and the per-row scale, offset, tau only
@@ -174,7 +181,6 @@ class _FilterResponse(Function):
                 self.mean = np.zeros((n, c))
                 self.rstd = coefficients.rstd(self.m2, s, abs(self.eps_value)).reshape(n, c)
                 self.coef, self.tau = (np.zeros(r, dtype), self.rows[0], self.rows[1]), self.rows[2]
-            st = np.empty(r)
             if self.needs_input_grad[0]:
                 # NOTE: one call, row by row: the sums, the coefficients (coefficients.backward's operations, in C)
                 # and dx while the row is in cache; dy and x are read once (docs/perf/norm-family.md)
@@ -187,24 +193,26 @@ class _FilterResponse(Function):
             unused_w, unused_b = np.empty(s, dtype), np.empty(s, dtype)
             k.row_backward_sums(sg, sgx, unused_w, unused_b, dy, x2, self.mean.reshape(-1), self.rstd.reshape(-1),
                                 self.ones)
-        sg, sgx = sg.reshape(n, c), sgx.reshape(n, c)
+        sums, sgx = sums.reshape(3, n, c), sgx.reshape(n, c)
         grads = [None]
         if self.needs_input_grad[0] and dx is None:
             dx = np.empty_like(x2)
-            coef = coefficients.backward(sg, sgx, s, self.mean, self.rstd, False, dtype, self.w64)
+            coef = coefficients.backward(sums[1], sgx, s, self.mean, self.rstd, False, dtype, self.w64)
             k.row_backward_apply(dx, dy, x2, self.ones, *(a.reshape(-1) for a in coef))
         if dx is not None:
             grads[0] = dx.reshape(self.shape)
-        if self.has_weight:  # dweight = sum(dy*xhat) per channel, xhat = x*rstd
-            grads.append((sgx * self.rstd).sum(axis=0).astype(dtype))
-        if self.has_bias:
-            grads.append(sg.sum(axis=0).astype(dtype))
-        if self.has_tau:  # dtau = the threshold's share of dy, per channel
-            grads.append(st.reshape(n, c).sum(axis=0).astype(dtype))
+        # dweight = sum(dy*xhat) per channel, xhat = x*rstd; dbias = sum(dy); dtau = the threshold's share of dy
+        rows = [i for i, has in enumerate((self.has_weight, self.has_bias, self.has_tau)) if has]
+        if rows:
+            if self.has_weight:
+                np.multiply(sgx, self.rstd, out=sums[0])
+            step = rows[1] - rows[0] if len(rows) > 1 else 1  # NOTE: {0, 2} (no bias) is rows 0 and 2, step 2
+            grads.extend(sums[rows[0]:rows[-1] + 1:step].sum(axis=1).astype(dtype))
         if self.learned_eps:
-            # NOTE: d(rstd)/d|eps| = -rstd^3/2, and |eps|' = sign(eps)
-            de = -0.5 * np.sign(self.eps_value) * np.sum(self.w64 * sgx * self.rstd ** 3)
-            grads.append(np.full(1, de, dtype))
+            # NOTE: d(rstd)/d|eps| = -rstd^3/2, and |eps|' = sign(eps); the product as (w*sgx)*rstd^3, in place
+            t = self.w64 * sgx
+            t *= np.power(self.rstd, 3)  # NOTE: as rstd ** 3 bit for bit, without its operator dispatch (2 us)
+            grads.append(np.array([-0.5 * np.sign(self.eps_value) * t.sum()], dtype))
         return tuple(grads)
 
     def compose(self, x, *params):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops

@@ -1,0 +1,216 @@
+"""Batch Renorm and FRN + TLU through their functionals and modules: another tree's Python (its
+``minigrad/nn/functional/norm.py`` and ``norm_family.py`` and ``minigrad/nn/norm_family.py``, loaded beside this
+tree's as separate modules, on this tree's kernels and autograd core) against this tree's, in one process.
+
+First every case is checked bit for bit (values, gradients, running statistics, signs of zeros) on every backend,
+float32 and float64, odd shapes, with and without weight and bias, fused and unfused FRN, a learned eps or not.
+Then the cases of benchmarks/bench_norm_family.py (forward, backward, fwd+bwd) and a BatchRenorm2d module's
+training step (forward, then backward) are timed interleaved: each round times both trees once (a batch of about
+``--target-ms`` of calls, CPU time), the ratio paired within the round; medians (the minimum in brackets).
+
+    PYTHONPATH=$PWD python scripts/norm_family_python_ab.py --old-tree /work/main [--rounds 21] [--threads 1]
+"""
+import argparse
+import importlib.util
+import itertools
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
+
+
+def interleaved_times(runs, rounds, target_ms, clock):
+    """norm_family_ab.interleaved_times with each variant's page faults counted: ({name: seconds per call},
+    {name: minor faults per call}). NOTE: two variants that each keep MB-sized arrays alive between calls can push
+    a 2 MB allocation out of the heap into a fresh mapping, whose first touch faults every page; such a round
+    measures the kernel zeroing pages, not the code (seen here as one variant 1.3-1.5x slower in fwd+bwd)."""
+    reps = {}
+    for v, run in runs.items():
+        t0 = time.perf_counter()
+        run()
+        reps[v] = max(1, int(target_ms / 1e3 / max(time.perf_counter() - t0, 1e-7)))
+    times, faults = {v: [] for v in runs}, {v: 0 for v in runs}
+    for _ in range(rounds):
+        for v, run in runs.items():
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            t0 = clock()
+            for _ in range(reps[v]):
+                run()
+            times[v].append((clock() - t0) / reps[v])
+            faults[v] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+    return {v: np.array(x) for v, x in times.items()}, {v: faults[v] / (rounds * reps[v]) for v in runs}
+
+
+def load_old(tree):
+    """(functional norm_family, nn norm_family) of ``tree``, as modules beside this tree's (the old functional
+    ``norm.py`` under its own name, so that the old nodes run)."""
+    import minigrad.nn.functional  # noqa: F401
+
+    def load(name, path, subs=()):
+        src = open(path).read()
+        for a, b in subs:
+            assert a in src, (path, a)
+            src = src.replace(a, b)
+        mod = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
+        mod.__package__, mod.__file__ = name.rpartition(".")[0], path
+        sys.modules[name] = mod
+        exec(compile(src, path, "exec"), mod.__dict__)
+        return mod
+
+    fn = os.path.join(tree, "minigrad", "nn", "functional")
+    load("minigrad.nn.functional._old_norm", os.path.join(fn, "norm.py"))
+    family = load("minigrad.nn.functional._old_norm_family", os.path.join(fn, "norm_family.py"),
+                  [("from .norm import", "from ._old_norm import")])
+    modules = load("minigrad.nn._old_norm_family", os.path.join(tree, "minigrad", "nn", "norm_family.py"),
+                   [("from minigrad.nn import functional as F",
+                     "from minigrad.nn.functional import _old_norm_family as F")])
+    return family, modules
+
+
+def same(a, b):
+    return (a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+            and np.array_equal(np.signbit(a), np.signbit(b)))
+
+
+def check_bits(old):
+    """Every case's outputs bit for bit, both trees; returns the number of cases."""
+    import minigrad as mg
+    import minigrad.nn.functional as F
+    cases = 0
+    for backend, shape, dtype in itertools.product(
+            ("cython", "numpy", "numba"), [(2, 3, 4, 5), (1, 1, 7), (5, 1, 3, 3), (1, 4, 1, 1, 2), (7, 3, 2),
+                                           (32, 64, 16, 16)], (np.float32, np.float64)):
+        rng = np.random.default_rng(cases)
+        c = shape[1]
+        x0, dy = (rng.standard_normal(shape) * 2 + 0.3).astype(dtype), rng.standard_normal(shape).astype(dtype)
+        w0, b0, t0 = (rng.standard_normal(c).astype(dtype) for _ in range(3))
+        with mg.using_backend(backend):
+            for hw, hb, fused, learned in itertools.product((True, False), repeat=4):
+                got = []
+                for fam in (old, F):
+                    ts = {k: mg.Tensor(a.copy(), requires_grad=True) for k, a in
+                          (("x", x0), ("w", w0), ("b", b0), ("t", t0), ("e", np.array([-0.05], dtype)))}
+                    e, w_, b_ = ts["e"] if learned else 1e-3, ts["w"] if hw else None, ts["b"] if hb else None
+                    y = (fam.filter_response_norm_tlu(ts["x"], w_, b_, ts["t"], e) if fused
+                         else fam.tlu(fam.filter_response_norm(ts["x"], w_, b_, e), ts["t"]))
+                    y.backward(dy)
+                    got.append([y.data] + [t.grad.data for t in ts.values() if t.grad is not None])
+                assert len(got[0]) == len(got[1]) and all(map(same, *got)), ("frn", backend, shape, dtype, hw, hb,
+                                                                             fused, learned)
+                cases += 1
+            if x0.size // c < 2:
+                continue
+            for hw, hb in itertools.product((True, False), repeat=2):
+                got = []
+                for fam in (old, F):
+                    ts = {k: mg.Tensor(a.copy(), requires_grad=True) for k, a in (("x", x0), ("w", w0), ("b", b0))}
+                    rm = mg.Tensor(np.linspace(-1, 1, c).astype(dtype))
+                    rv = mg.Tensor(np.linspace(0.2, 3, c).astype(dtype))
+                    y = fam.batch_renorm(ts["x"], rm, rv, ts["w"] if hw else None, ts["b"] if hb else None, True, 0.1,
+                                         1e-5, 1.5, 0.5)
+                    y.backward(dy)
+                    got.append([y.data, rm.data, rv.data] + [t.grad.data for t in ts.values() if t.grad is not None])
+                assert len(got[0]) == len(got[1]) and all(map(same, *got)), ("renorm", backend, shape, dtype, hw, hb)
+                cases += 1
+    return cases
+
+
+def check_module_bits(old_modules):
+    """BatchRenorm2d with a warmup, 6 training steps and an eval step: outputs, gradients, buffers bit for bit."""
+    import minigrad as mg
+    from minigrad import nn
+    got = []
+    for cls in (old_modules.BatchRenorm2d, nn.BatchRenorm2d):
+        m = cls(5, warmup_steps=2)
+        rng = np.random.default_rng(3)
+        outs = []
+        for step in range(7):
+            m.train(step < 6)
+            x = mg.Tensor((rng.standard_normal((4, 5, 3, 3)) * (1 + step) + step).astype(np.float32),
+                          requires_grad=True)
+            y = m(x)
+            y.backward(rng.standard_normal(y.shape).astype(np.float32))
+            outs += [y.data, x.grad.data] + [t.data for t in (m.running_mean, m.running_var, m.num_batches_tracked)]
+        outs += [m.weight.grad.data, m.bias.grad.data]
+        got.append(outs)
+    assert all(map(same, *got))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--old-tree", required=True, help="the tree whose Python is 'old' (its kernels are not loaded)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=21)
+    ap.add_argument("--target-ms", type=float, default=20.0, help="CPU time per variant per round")
+    ap.add_argument("--methods", nargs="+", default=["BatchRenorm2d", "FRN+TLU", "BatchRenorm2d module"])
+    ap.add_argument("--ops", nargs="+", default=["forward", "backward", "fwd+bwd"])
+    ap.add_argument("--no-check", action="store_true", help="skip the bit-for-bit checks")
+    args = ap.parse_args()
+    from conftest import pin_threads
+    pin_threads(args.threads)
+    import bench_norm_family as bench
+    import minigrad as mg
+    import minigrad.nn.functional as F
+    from minigrad import nn
+    old, old_modules = load_old(args.old_tree)
+    if not args.no_check:
+        print(f"bit for bit: {check_bits(old)} functional cases and BatchRenorm2d's steps", flush=True)
+        check_module_bits(old_modules)
+    names = {"BatchRenorm2d": "batch_renorm", "FRN+TLU": "filter_response_norm_tlu"}
+
+    def with_functional(run, fn):
+        """``run`` with F.<fn> set to ``fn`` for the call (both trees pay the same swap)."""
+        name, real = fn.__name__, getattr(F, fn.__name__)
+
+        def swapped():
+            setattr(F, name, fn)
+            try:
+                run()
+            finally:
+                setattr(F, name, real)
+        return swapped
+
+    def module_step(cls, a, op):
+        m = cls(a["x"].shape[1])
+        x = mg.Tensor(a["x"], requires_grad=op != "forward")
+        if op == "forward":
+            return lambda: m(x)
+        if op == "backward":
+            y = m(x)
+            return lambda: (setattr(x, "grad", None), y.backward(a["dy"], retain_graph=True))
+
+        def step():
+            x.grad = m.weight.grad = m.bias.grad = None
+            m(x).backward(a["dy"])
+        return step
+
+    print(f"threads {args.threads}, {args.rounds} interleaved rounds, float32, CPU time; load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print("| method | op | shape | old | new | old / new | page faults per call, old / new |")
+    print("|---|---|---|---|---|---|---|")
+    fmt = lambda s: f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"  # noqa: E731
+    for shape in bench.SHAPES:
+        a = bench._arrays(shape)
+        for method, op in itertools.product(args.methods, args.ops):
+            if method == "BatchRenorm2d module":
+                runs = {"old": module_step(old_modules.BatchRenorm2d, a, op),
+                        "new": module_step(nn.BatchRenorm2d, a, op)}
+            else:
+                fn = names[method]
+                runs = {v: with_functional(bench._minigrad(method, a, op)[0], f)
+                        for v, f in (("old", getattr(old, fn)), ("new", getattr(F, fn)))}
+            t, faults = interleaved_times(runs, args.rounds, args.target_ms, time.process_time)
+            cell = lambda v: f"{fmt(float(np.median(t[v])))} ({fmt(float(t[v].min()))})"  # noqa: E731
+            print(f"| {method} | {op} | {'x'.join(map(str, shape))} | {cell('old')} | {cell('new')} | "
+                  f"{float(np.median(t['old'] / t['new'])):.3f}x | {faults['old']:.1f} / {faults['new']:.1f} |",
+                  flush=True)
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
