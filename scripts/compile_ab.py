@@ -173,7 +173,15 @@ def _call_checks():
     return undo
 
 
-OLD = {"call-checks": _call_checks, "sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop,
+def _unfused():
+    """nn.Sequential's fusions off (``Sequential.fuse = False`` on the class): the MLP's BatchNorm + Sigmoid pairs
+    as two nodes each, as before F.batch_norm_sigmoid."""
+    from minigrad import nn
+    nn.Sequential.fuse = False
+    return lambda: setattr(nn.Sequential, "fuse", True)
+
+
+OLD = {"unfused": _unfused, "call-checks": _call_checks, "sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop,
        "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved, "sigmoid-numpy": _sigmoid_numpy, "ce-general": _ce_general}
 NOT_BITWISE = {"sigmoid-numpy", "ce-general"}  # NOTE: ce-general's backward rounds differently (its loss is the same)
 
