@@ -209,15 +209,17 @@ def test_frozen_batch_norm_fuses_bit_for_bit():
     assert_same_bits(train(fused)[0], train(plain)[0])
 
 
+@pytest.mark.parametrize("bn", [{}, dict(momentum=None)], ids=["momentum", "cumulative"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_compiled_replays_the_fused_step_bit_for_bit(dtype):
-    """minigrad.compile records the fused node and replays it: eager's bits (fused or not), no fallback."""
+def test_compiled_replays_the_fused_step_bit_for_bit(dtype, bn):
+    """minigrad.compile records the fused node (its running-statistics update inside) and replays it: eager's
+    bits (fused or not), no fallback; with momentum=None each replayed step's factor is 1/its count."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        got, fn = train(mlp(True, dtype), steps=6, compiled=True)
+        got, fn = train(mlp(True, dtype, **bn), steps=6, compiled=True)
     assert [e.state for es in fn._cache.values() for e in es] == ["checked"]
-    assert_same_bits(got, train(mlp(True, dtype), steps=6)[0])
-    assert_same_bits(got, train(mlp(False, dtype), steps=6)[0])
+    assert_same_bits(got, train(mlp(True, dtype, **bn), steps=6)[0])
+    assert_same_bits(got, train(mlp(False, dtype, **bn), steps=6)[0])
 
 
 def test_double_backward_through_the_fused_module():
