@@ -374,8 +374,8 @@ class Sequential(Module):
     ``forward_relu`` (F.batch_norm_relu: same results as the pair, within rounding; see
     minigrad/nn/functional/fused.py); a BatchNorm followed by an ``nn.Sigmoid`` or ``nn.Tanh`` likewise,
     ``forward_activation`` (F.batch_norm_sigmoid, F.batch_norm_tanh: the pair's bits, one node less); and a
-    ``FilterResponseNorm2d`` followed by an ``nn.TLU``, ``forward_tlu`` (F.filter_response_norm_tlu). Only the
-    classes themselves, not subclasses, and ``fuse = False`` on an instance turns all of it off.
+    ``FilterResponseNorm2d`` followed by an ``nn.TLU``, ``forward_tlu`` (F.filter_response_norm_tlu). The second
+    module fuses only as that exact class (not a subclass); ``fuse = False`` on an instance turns all of it off.
     """
 
     fuse = True
