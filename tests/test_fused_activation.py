@@ -249,15 +249,24 @@ class MySigmoid(nn.Sigmoid):
         return x.sigmoid() * 2.0
 
 
-@pytest.mark.parametrize("case", ["ghost", "subclass_forward", "sync", "sigmoid_subclass", "fuse_off"])
+class Unknown(nn.Module):
+    """A user's activation that borrows the marker with a name nothing fuses."""
+    plain_activation = "gelu"
+
+    def forward(self, x):
+        return x.sigmoid() * 3.0
+
+
+@pytest.mark.parametrize("case", ["ghost", "subclass_forward", "sync", "sigmoid_subclass", "unknown", "fuse_off"])
 def test_cases_left_unfused(case):
-    """Ghost batches, a BatchNorm subclass with its own forward (a user's, SyncBatchNorm), a Sigmoid subclass and
-    ``fuse = False`` run as the two modules: their own forwards' results, no fused node."""
+    """Ghost batches, a BatchNorm subclass with its own forward (a user's, SyncBatchNorm), a Sigmoid subclass, an
+    activation whose marker names nothing fused and ``fuse = False`` run as the two modules: their own forwards'
+    results, no fused node."""
     dt = np.float64
     bn = {"ghost": lambda: nn.BatchNorm1d(3, dtype=dt, virtual_batch_size=2),
           "subclass_forward": lambda: Shifted(3, dtype=dt), "sync": lambda: nn.SyncBatchNorm(3, dtype=dt)}.get(
         case, lambda: nn.BatchNorm1d(3, dtype=dt))
-    act = MySigmoid if case == "sigmoid_subclass" else nn.Sigmoid
+    act = {"sigmoid_subclass": MySigmoid, "unknown": Unknown}.get(case, nn.Sigmoid)
     mg.manual_seed(0)
     seq = nn.Sequential(bn(), act())
     seq.fuse = case != "fuse_off"
@@ -271,7 +280,7 @@ def test_cases_left_unfused(case):
     np.testing.assert_array_equal(y.data, want.data)
     if case == "subclass_forward":  # NOTE: its + 100 ran: the sigmoid of it is 1
         assert (y.data == 1.0).all()
-    if case == "sigmoid_subclass":
+    if case in ("sigmoid_subclass", "unknown"):
         assert (y.data > 1).any()
 
 

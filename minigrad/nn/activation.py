@@ -63,7 +63,7 @@ class Sigmoid(Module):
     """
 
     # NOTE: nn.Sequential runs a BatchNorm followed by this class (not its subclasses) as one node, the BatchNorm's
-    # forward_activation(x, "sigmoid") (F.batch_norm_sigmoid: the pair's bits)
+    # forward_activation (F.batch_norm_sigmoid: the pair's bits)
     plain_activation = "sigmoid"
 
     def forward(self, x: Tensor) -> Tensor:

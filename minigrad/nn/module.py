@@ -403,7 +403,7 @@ class Sequential(Module):
                 x = m.forward_relu(x)
                 i += 2
             elif "plain_activation" in nxt and hasattr(type(m), "forward_activation"):
-                x = m.forward_activation(x, nxt["plain_activation"])
+                x = m.forward_activation(x, mods[i + 1])
                 i += 2
             elif nxt.get("is_plain_tlu", False) and hasattr(type(m), "forward_tlu"):
                 x = m.forward_tlu(x, mods[i + 1].tau)
