@@ -3,6 +3,7 @@ steps of ``benchmarks/bench_end_to_end.py``; two copies of the model from the sa
 
     PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn [--rounds 7] [--steps 20]
     PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn --old sgd-checked      # old against new, compiled
+    PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn --old unfused --eager  # old against new, eager
     PYTHONPATH=$PWD python scripts/compile_ab.py resnet20 --calls --steps 3    # where a replayed step goes
 
 Each round times ``--steps`` eager steps, then ``--steps`` replayed steps (process time); prints per-round figures
@@ -173,7 +174,15 @@ def _call_checks():
     return undo
 
 
-OLD = {"call-checks": _call_checks, "sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop,
+def _unfused():
+    """nn.Sequential's fusions off (``Sequential.fuse = False`` on the class): the MLP's BatchNorm + Sigmoid pairs
+    as two nodes each, as before F.batch_norm_sigmoid."""
+    from minigrad import nn
+    nn.Sequential.fuse = False
+    return lambda: setattr(nn.Sequential, "fuse", True)
+
+
+OLD = {"unfused": _unfused, "call-checks": _call_checks, "sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop,
        "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved, "sigmoid-numpy": _sigmoid_numpy, "ce-general": _ce_general}
 NOT_BITWISE = {"sigmoid-numpy", "ce-general"}  # NOTE: ce-general's backward rounds differently (its loss is the same)
 
@@ -223,12 +232,14 @@ def main():
                    "backward, host computation, optimizer method), by function")
     p.add_argument("--old", choices=sorted(OLD), help="instead of eager against compiled: compiled with this "
                    "change undone (A) against compiled as it is (B), toggled around each timed block")
+    p.add_argument("--eager", action="store_true", help="with --old: both steps eager (an old/new A/B of eager)")
     a = p.parse_args()
     import minigrad
     from minigrad.allocator import tune_allocator
     tune_allocator()
     minigrad.set_num_threads(1)
-    eager, comp = make_step(a.model, a.old is not None), make_step(a.model, True)
+    both = not (a.old is not None and a.eager)
+    eager, comp = make_step(a.model, a.old is not None and both), make_step(a.model, both)
     names = ("eager", "compiled") if a.old is None else (f"old ({a.old})", "new")
     for _ in range(4):
         undo = OLD[a.old]() if a.old is not None else None  # NOTE: the old step recorded with the change undone
@@ -255,7 +266,8 @@ def main():
         return
     te, tc = [], []
     for r in range(a.rounds):
-        for step, out in ((eager, te), (comp, tc)):
+        # NOTE: the order reversed every other round, against drift within a round
+        for step, out in ((eager, te), (comp, tc)) if r % 2 == 0 else ((comp, tc), (eager, te)):
             undo = OLD[a.old]() if a.old is not None and step is eager else None
             c0 = time.process_time()
             for _ in range(a.steps):
@@ -266,8 +278,9 @@ def main():
         print(f"round {r}: {names[0]} {te[-1]:.3f} ms  {names[1]} {tc[-1]:.3f} ms  ratio {te[-1] / tc[-1]:.2f}",
               flush=True)
     print(f"{a.model}: {names[0]} {np.median(te):.3f} ms  {names[1]} {np.median(tc):.3f} ms  ratio "
-          f"{np.median(te) / np.median(tc):.2f} (medians of {a.rounds} rounds of {a.steps} steps, CPU time; load "
-          f"{os.getloadavg()[0]:.2f})")
+          f"{np.median(te) / np.median(tc):.3f}, median of per-round ratios "
+          f"{np.median(np.array(te) / np.array(tc)):.3f} (medians of {a.rounds} rounds of {a.steps} steps, CPU time; "
+          f"load {os.getloadavg()[0]:.2f})")
 
 
 if __name__ == "__main__":

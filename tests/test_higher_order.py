@@ -101,6 +101,12 @@ OPS = {
                               lambda: [T(4, 3, 2), T(3), T(3)]),
     "batch_norm_relu_eval": (lambda x, w, b: F.batch_norm_relu(x, mg.Tensor(RM), mg.Tensor(RV), w, b, training=False),
                              lambda: [T(4, 3, 2), T(3), T(3)]),
+    "batch_norm_sigmoid_train": (lambda x, w, b: F.batch_norm_sigmoid(x, None, None, w, b, training=True),
+                                 lambda: [T(4, 3, 2), T(3), T(3)]),
+    "batch_norm_sigmoid_eval": (lambda x, w, b: F.batch_norm_sigmoid(x, mg.Tensor(RM), mg.Tensor(RV), w, b),
+                                lambda: [T(4, 3, 2), T(3), T(3)]),
+    "batch_norm_tanh_train": (lambda x, w, b: F.batch_norm_tanh(x, None, None, w, b, training=True),
+                              lambda: [T(4, 3, 2), T(3), T(3)]),
     "add_relu": (lambda a, b: F.add_relu(a, b) * a, lambda: [T(3, 4), T(3, 4)]),
     # the ops whose double backward is a node of its own (conv_grad.py, Prod, Scatter, exact gelu) or a compose
     "prod": (lambda a: a.prod(1) * a.prod(0).sum(), lambda: [T(3, 4)]),
@@ -155,6 +161,9 @@ def _torch_fn(name):
     return {
         "batch_norm_train": lambda x, w, b: tF.batch_norm(x, None, None, w, b, training=True),
         "batch_norm_eval": lambda x, w, b: tF.batch_norm(x, rm, rv, w, b, training=False),
+        "batch_norm_sigmoid_train": lambda x, w, b: torch.sigmoid(tF.batch_norm(x, None, None, w, b, training=True)),
+        "batch_norm_sigmoid_eval": lambda x, w, b: torch.sigmoid(tF.batch_norm(x, rm, rv, w, b, training=False)),
+        "batch_norm_tanh_train": lambda x, w, b: torch.tanh(tF.batch_norm(x, None, None, w, b, training=True)),
         "layer_norm": lambda x, w, b: tF.layer_norm(x, (2, 3), w, b),
         "group_norm": lambda x, w, b: tF.group_norm(x, 2, w, b),
         "instance_norm": lambda x, w, b: tF.instance_norm(x, weight=w, bias=b),
@@ -209,7 +218,8 @@ def _torch_evonorm_s0(x, v, w, b, groups, eps=1e-5):
     return y * _c(w) + _c(b)
 
 
-@pytest.mark.parametrize("name", ["batch_norm_train", "batch_norm_eval", "layer_norm", "group_norm",
+@pytest.mark.parametrize("name", ["batch_norm_train", "batch_norm_eval", "batch_norm_sigmoid_train",
+                                  "batch_norm_sigmoid_eval", "batch_norm_tanh_train", "layer_norm", "group_norm",
                                   "instance_norm", "rms_norm", "linear", "cross_entropy_smooth", "matmul",
                                   "var_std", "softmax", "prod", "prod_zeros", "prod_all", "scatter", "scatter_add",
                                   "gelu", "conv2d", "conv2d_groups", "max_pool2d", "avg_pool2d",

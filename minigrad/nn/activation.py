@@ -62,6 +62,10 @@ class Sigmoid(Module):
     Shape: input ``(*)``, output ``(*)`` (the same shape).
     """
 
+    # NOTE: nn.Sequential runs a BatchNorm followed by this class (not its subclasses) as one node, the BatchNorm's
+    # forward_activation (F.batch_norm_sigmoid: the pair's bits)
+    plain_activation = "sigmoid"
+
     def forward(self, x: Tensor) -> Tensor:
         """``1 / (1 + exp(-x))`` elementwise."""
         return x.sigmoid()
@@ -72,6 +76,8 @@ class Tanh(Module):
 
     Shape: input ``(*)``, output ``(*)`` (the same shape).
     """
+
+    plain_activation = "tanh"  # NOTE: as Sigmoid's (F.batch_norm_tanh)
 
     def forward(self, x: Tensor) -> Tensor:
         """``tanh(x)`` elementwise."""

@@ -372,8 +372,10 @@ class Sequential(Module):
 
     A module with a ``forward_relu`` method (the BatchNorms) followed by an ``nn.ReLU`` runs as one fused op,
     ``forward_relu`` (F.batch_norm_relu: same results as the pair, within rounding; see
-    minigrad/nn/functional/fused.py); likewise a ``FilterResponseNorm2d`` followed by an ``nn.TLU``,
-    ``forward_tlu`` (F.filter_response_norm_tlu). ``fuse = False`` on an instance turns that off.
+    minigrad/nn/functional/fused.py); a BatchNorm followed by an ``nn.Sigmoid`` or ``nn.Tanh`` likewise,
+    ``forward_activation`` (F.batch_norm_sigmoid, F.batch_norm_tanh: the pair's bits, one node less); and a
+    ``FilterResponseNorm2d`` followed by an ``nn.TLU``, ``forward_tlu`` (F.filter_response_norm_tlu). The second
+    module fuses only as that exact class (not a subclass); ``fuse = False`` on an instance turns all of it off.
     """
 
     fuse = True
@@ -388,8 +390,8 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        """``x`` passed through every module in order (a BatchNorm then a ReLU, and FRN then TLU, fused: see the
-        class docstring)."""
+        """``x`` passed through every module in order (a BatchNorm then a ReLU, Sigmoid or Tanh, and FRN then TLU,
+        fused: see the class docstring)."""
         mods = list(self._modules.values())
         i = 0
         while i < len(mods):
@@ -399,6 +401,9 @@ class Sequential(Module):
             # hasattr on a module without the method runs __getattr__ and raises
             if nxt.get("is_plain_relu", False) and hasattr(type(m), "forward_relu"):
                 x = m.forward_relu(x)
+                i += 2
+            elif "plain_activation" in nxt and hasattr(type(m), "forward_activation"):
+                x = m.forward_activation(x, mods[i + 1])
                 i += 2
             elif nxt.get("is_plain_tlu", False) and hasattr(type(m), "forward_tlu"):
                 x = m.forward_tlu(x, mods[i + 1].tau)

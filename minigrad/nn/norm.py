@@ -110,8 +110,17 @@ class _BatchNorm(_NormBase):
             return F.relu(self(x))
         return self._forward(x, F.batch_norm_relu)
 
+    def forward_activation(self, x, act):
+        """``act(self(x))`` in one node for ``act`` an nn.Sigmoid or nn.Tanh (F.batch_norm_sigmoid,
+        F.batch_norm_tanh: the pair's bits): nn.Sequential calls it for a BatchNorm then such a module."""
+        fn = _THEN.get(type(act).__dict__.get("plain_activation"))
+        # NOTE: the cases forward_relu leaves unfused, for the same reasons, and an activation of another class
+        if fn is None or self.virtual_batch_size is not None or type(self).forward is not _BatchNorm.forward:
+            return act(self(x))
+        return self._forward(x, fn)
+
     def _forward(self, x, fn, **kwargs):
-        """The module's state passed to ``fn`` (F.batch_norm or F.batch_norm_relu)."""
+        """The module's state passed to ``fn`` (F.batch_norm, or a fused one: F.batch_norm_relu, ...)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"{type(self).__name__}: input must be a minigrad.Tensor, got {type(x).__name__}")
         if x.ndim not in self._ndims:
@@ -227,6 +236,8 @@ class BatchNorm3d(_BatchNorm):
 # the attributes
 _PLAIN_BATCH_NORMS = frozenset((BatchNorm1d, BatchNorm2d, BatchNorm3d))
 _BATCH_NORM_STATE = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+# the activations forward_activation fuses, by their class's ``plain_activation`` (nn.Sigmoid's, nn.Tanh's)
+_THEN = {"sigmoid": F.batch_norm_sigmoid, "tanh": F.batch_norm_tanh}
 
 
 class _InstanceNorm(_NormBase):

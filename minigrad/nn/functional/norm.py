@@ -74,13 +74,14 @@ def _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
     return rm, rv, check_eps(fn, eps)
 
 
-def _with_running_stats(fn, mode, input, weight, bias, rm, rv, eps):
-    """Normalize with the running statistics (batch norm in eval, instance norm without input statistics)."""
+def _with_running_stats(fn, mode, input, weight, bias, rm, rv, eps, node=None, node_kwargs=None):
+    """Normalize with the running statistics (batch norm in eval, instance norm without input statistics).
+    ``node``: a subclass of _ChannelAffine taking ``node_kwargs`` too (batch norm with an activation, fused.py)."""
     if rm is None or rv is None:
         raise ValueError(f"{fn}: running_mean and running_var are required when {mode}")
-    return _ChannelAffine.apply(input, *_params(weight, bias), running_mean=rm, running_var=rv,
-                                has_weight=weight is not None, has_bias=bias is not None, eps=eps,
-                                instance=fn == "instance_norm")
+    return (node or _ChannelAffine).apply(input, *_params(weight, bias), running_mean=rm, running_var=rv,
+                                          has_weight=weight is not None, has_bias=bias is not None, eps=eps,
+                                          instance=fn == "instance_norm", **(node_kwargs or {}))
 
 
 def _empty_like(x, *params):
@@ -436,7 +437,15 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     Shape:
         - input (N, C) or (N, C, L) or (N, C, H, W) or (N, C, D, H, W); weight, bias, running stats (C,).
     """
-    fn = "batch_norm"
+    return _batch_norm("batch_norm", input, running_mean, running_var, weight, bias, training, momentum, eps,
+                       virtual_batch_size)
+
+
+def _batch_norm(fn, input, running_mean, running_var, weight, bias, training, momentum, eps, virtual_batch_size,
+                nodes=None, node_kwargs=None):
+    """``batch_norm``, checks and all, named ``fn`` in its errors. ``nodes``: (training node, eval node),
+    subclasses of _BatchNormTrain and _ChannelAffine taking ``node_kwargs`` too (batch norm then an activation in
+    one node, fused.py; no ghost batches there)."""
     _check_input(fn, input, 2, 5)
     c = input.shape[1]
     rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
@@ -445,11 +454,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if size == 0:
         return _empty_like(input, weight, bias)
     if not training:
-        return _with_running_stats(fn, "training=False", input, weight, bias, rm, rv, eps)
+        return _with_running_stats(fn, "training=False", input, weight, bias, rm, rv, eps,
+                                   nodes and nodes[1], node_kwargs)
     per_channel = size // c if c else 0
     if per_channel <= 1:
         # NOTE: PyTorch's wording, then what to do: the usual cause is a last batch of one sample
-        raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, got input size "
+        raise ValueError(f"{fn}: Expected more than 1 value per channel when training, got input size "
                          f"{input.shape}: batch statistics of a single value have no variance. Use batches of at "
                          f"least 2 samples (with a DataLoader, drop_last=True drops a short last batch) or "
                          f"evaluate with model.eval()")
@@ -458,8 +468,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         momentum = _check_average(fn, momentum)
     if virtual_batch_size is not None and virtual_batch_size < input.shape[0]:
         return _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, virtual_batch_size)
-    out, node = _BatchNormTrain.apply_with_ctx(input, *_params(weight, bias), has_weight=weight is not None,
-                                               has_bias=bias is not None, eps=eps)
+    out, node = (nodes[0] if nodes else _BatchNormTrain).apply_with_ctx(
+        input, *_params(weight, bias), has_weight=weight is not None, has_bias=bias is not None, eps=eps,
+        **(node_kwargs or {}))
     if rm is not None or rv is not None:
         _update_running_from(node, rm, rv, momentum, eps, per_channel)
     return out
