@@ -8,8 +8,7 @@ the last, shorter one added row by row from zero), each group widened and added 
 groups run row by row from zero, about Kx = float32(mean), and are moved to the mean in double; float64 adds every
 row in double; the coefficients in double, rounded to X; the elementwise passes in X. float32 totals that are not
 finite are summed again in double. So the emulation below fixes the bits for every path: the in-cache path
-(mg_bn1d_*, inputs up to BN1D_CACHE_BYTES) and the general one (larger inputs) must both give them, at 1 and 2
-threads.
+(mg_bn1d_*, small inputs: norm.pyx's _bn1d_fits) and the general one must both give them, at 1 and 2 threads.
 """
 import numpy as np
 import pytest
@@ -155,8 +154,9 @@ def assert_bits(got, want, what):
 # rows: 1..70 with non-multiples of 4 and 8; channels: 1..130 with every remainder mod 16 near the block edges
 NS = [1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 31, 33, 60, 63, 64, 65, 70]
 CS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 23, 24, 31, 32, 33, 47, 63, 64, 84, 100, 120, 127, 129, 130]
-# inputs over BN1D_CACHE_BYTES (256 KiB): the general path, same bits
-LARGE = [(700, 100), (520, 130), (2100, 33)]
+# larger inputs: over BN1D_CACHE_BYTES (512 KiB: the backward of all, the forward of 1100 x 130) or rows 1-4 KiB
+# apart (256 x 256, 64 x 1024): the general path (norm.pyx's _bn1d_fits), with the same bits
+LARGE = [(700, 100), (256, 256), (64, 1024), (1100, 130)]
 
 
 def _check(n, c, dtype, kind, seed):

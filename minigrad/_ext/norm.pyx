@@ -79,8 +79,8 @@ cdef enum:
 # batch norm: input bytes of a block of channels that is reduced and then finished while it is still in cache
 cdef Py_ssize_t BN_BLOCK_BYTES = 4 << 20
 cdef Py_ssize_t BN_RUN_BYTES = 16 << 10
-# BatchNorm1d (S == 1): inputs (x, or dy and x) of at most this many bytes take the mg_bn1d_* path
-cdef Py_ssize_t BN1D_CACHE_BYTES = 256 << 10
+# BatchNorm1d (S == 1): inputs (x, or dy and x) of at most this many bytes may take the mg_bn1d_* path (_bn1d_fits)
+cdef Py_ssize_t BN1D_CACHE_BYTES = 512 << 10
 
 
 cdef inline void _shifted_sums(const floating* x, Py_ssize_t m, double K,
@@ -360,7 +360,23 @@ cdef void _bn_forward_block(floating* y, double* mean, double* rstd, const float
         _affine_row(y + (n * C + c0) * S, x + (n * C + c0) * S, Kx + c0, scale + c0, shift + c0, c1 - c0, S)
 
 
-# S == 1 inputs in cache (BN1D_CACHE_BYTES): the C helpers mg_bn1d_* do a block of channels whole
+# S == 1 inputs in cache: the C helpers mg_bn1d_* do a block of channels whole
+cdef inline bint _bn1d_fits(Py_ssize_t N, Py_ssize_t C, Py_ssize_t nbytes, Py_ssize_t itemsize) noexcept nogil:
+    """Whether mg_bn1d_* take a BatchNorm1d input of nbytes (x, or dy and x): at most BN1D_CACHE_BYTES, and a block's
+    column of N rows C*itemsize bytes apart spread over the 64 sets of the L1 with at most 32 rows a set.
+    NOTE: the column is read twice (statistics, elementwise pass); rows a multiple of 1-4 KiB apart pile into 1-4
+    sets, and then the general path (rows read whole) was faster: docs/perf/norm-kernels.md#batchnorm1d-in-cache"""
+    cdef Py_ssize_t stride = C * itemsize, sets = 64
+    if nbytes > BN1D_CACHE_BYTES:
+        return False
+    if stride % 64 == 0:  # lines 64 B: the sets a column visits, 64/gcd(stride/64, 64)
+        stride //= 64
+        while stride % 2 == 0 and sets > 1:
+            stride //= 2
+            sets //= 2
+    return N <= 32 * sets
+
+
 cdef inline Py_ssize_t _bn1d_edge(Py_ssize_t blk, Py_ssize_t nb, Py_ssize_t C) noexcept nogil:
     """First channel of block blk of nb (C for blk == nb): a multiple of 8, so a block is whole vectors."""
     if blk >= nb:
@@ -393,7 +409,7 @@ cdef int _bn_forward(floating* y, double* mean, double* rstd,
                      const floating* running_mean=NULL, const floating* running_var=NULL, double r_max=1.0,
                      double d_max=0.0) noexcept nogil:
     cdef Py_ssize_t nb = _bn_n_blocks(N, C, S, sizeof(floating), n_threads), blk
-    if S == 1 and running_mean == NULL and N * C * <Py_ssize_t>sizeof(floating) <= BN1D_CACHE_BYTES:
+    if S == 1 and running_mean == NULL and _bn1d_fits(N, C, N * C * sizeof(floating), sizeof(floating)):
         if nb == 1:
             _bn1d_forward(y, mean, rstd, x, weight, bias, eps, N, C, 0, C)
         else:
@@ -455,7 +471,7 @@ cdef int _bn_backward(floating* dx, floating* dweight, floating* dbias,
                       const floating* weight,
                       Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads) noexcept nogil:
     cdef Py_ssize_t nb = _bn_n_blocks(N, C, S, 2 * sizeof(floating), n_threads), blk
-    if S == 1 and 2 * N * C * <Py_ssize_t>sizeof(floating) <= BN1D_CACHE_BYTES:
+    if S == 1 and _bn1d_fits(N, C, 2 * N * C * sizeof(floating), sizeof(floating)):
         if nb == 1:
             _bn1d_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, 0, C)
         else:
@@ -973,3 +989,4 @@ def running_stats_update(cnp.ndarray running_mean not None, cnp.ndarray running_
         else:
             _running_stats(<double*>p_rm, <double*>p_rv, <double*>p_mean, <double*>p_rstd, momentum, eps, count,
                            N, C)
+
