@@ -21,6 +21,11 @@ The C helpers live in headers (norm_simd.h vectors; norm_runs.h one contiguous r
 norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs for which shape:
 
   batch norm (_bn_stats_block, _bn_dy_sums_block, _affine_row; forward and backward take the same path)
+    S == 1, in cache          mg_bn1d_* (batch norm; Batch Renorm takes the paths below): inputs of at most
+                              BN1D_CACHE_BYTES (512 KiB) whose rows spread over the L1's sets (_bn1d_fits):
+                              blocks of 16 channels, each with all its rows, statistics, coefficients and
+                              elementwise pass in one go (one call per thread, no scratch); the same operations
+                              per channel as the mg_col_* path below, so the same bits
     S == 1 (BatchNorm1d)      mg_col_*: vectorized across channels, ROWS_1D (8) rows per call for the statistics,
                               ROWS_1D_DY (4) for the backward sums; float32 adds groups of MG_COL_GROUP (4) rows
                               in float32 lanes, float64 every row in double
@@ -39,6 +44,7 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
     blocks: one block of channels per thread; where S*itemsize >= BN_RUN_BYTES (16 KiB) blocks of at most
       BN_BLOCK_BYTES (4 MiB) of input, so the elementwise pass rereads x from cache (_bn_n_blocks)
     inference: one elementwise pass, _affine_row
+    one block (one thread): called directly, without an OpenMP region
   group norm (rows (n, g) of M = Cg*S values)
     forward                   statistics over the whole row (mg_shifted_sums_*), then S == 1 (layer-norm
                               shaped): mg_ln_affine, one weight per element; S > 1: mg_row_affine per channel
