@@ -5,7 +5,10 @@ interleaved, medians, and their outputs compared bit for bit), then the MLP-BN t
 
     cp /work/main/minigrad/_ext/norm.cpython-311-x86_64-linux-gnu.so /tmp/old_norm/   # before rebuilding
     PYTHONPATH=$PWD python scripts/bn1d_ab.py /tmp/old_norm/norm.cpython-311-x86_64-linux-gnu.so \
-        [--shapes 60,100 600,100] [--rounds 9] [--steps 200] [--no-step]
+        [--shapes 60,100 600,100] [--rounds 9] [--steps 200] [--no-step] [--bits]
+
+``--bits`` compares instead every output of the two builds over N in 1..70 and C in 1..130 (the lists of
+tests/test_batchnorm1d_bits.py), normal and large-mean data, float32 and float64, at 1 and 2 threads.
 
 The old extension is loaded under another module name (its own copy of the C, so both can be timed side by side).
 """
@@ -77,6 +80,35 @@ def raw_ab(old, new, shapes, rounds):
             print(line, flush=True)
 
 
+def bits(old, new):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from test_batchnorm1d_bits import CS, LARGE, NS
+    rng = np.random.default_rng(1)
+    cases = differ = 0
+    for dtype in (np.float32, np.float64):
+        for n, c in [(n, c) for n in NS for c in CS] + LARGE:
+            for kind in ("normal", "large-mean"):
+                x = rng.standard_normal((n, c, 1)) if kind == "normal" else 3e4 + 1e-3 * rng.standard_normal((n, c, 1))
+                x, dy = x.astype(dtype), rng.standard_normal((n, c, 1)).astype(dtype)
+                w, b = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+                for nt in (1, 2):
+                    outs = []
+                    for mod in (old, new):
+                        y, mean, rstd = np.empty_like(x), np.empty(c), np.empty(c)
+                        dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(w)
+                        rm, rv = w * 3, np.abs(b) + dtype(0.5)
+                        mod.batch_norm_forward(y, mean, rstd, x, w, b, 1e-5, nt)
+                        mod.batch_norm_backward(dx, dw, db, dy, x, mean, rstd, w, nt)
+                        mod.running_stats_update(rm, rv, mean.reshape(1, c), rstd.reshape(1, c), 0.1, 1e-5,
+                                                 float(n), nt)
+                        outs.append((y, mean, rstd, dx, dw, db, rm, rv))
+                    cases += 1
+                    if not all(np.array_equal(a.view(np.uint8), z.view(np.uint8)) for a, z in zip(*outs)):
+                        differ += 1
+                        print(f"  differ: {np.dtype(dtype).name} ({n}, {c}, 1) {kind} {nt} threads")
+    print(f"bits: {cases} cases, {cases * 8} output arrays each side, {differ} cases differ")
+
+
 def step_ab(old, new, steps):
     import minigrad.kernels.cython as backend
     import step_cpu_time
@@ -102,12 +134,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--no-step", action="store_true")
+    ap.add_argument("--bits", action="store_true")
     a = ap.parse_args()
     import minigrad
     from minigrad.allocator import tune_allocator
     tune_allocator()
     minigrad.set_num_threads(1)
     old, new = load_old(a.old_so)
+    if a.bits:
+        return bits(old, new)
     print("load average", " ".join(f"{v:.2f}" for v in os.getloadavg()))
     raw_ab(old, new, [tuple(int(v) for v in s.split(",")) for s in a.shapes], a.rounds)
     if not a.no_step:
