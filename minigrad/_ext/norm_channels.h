@@ -370,7 +370,7 @@ MG_AI void mg_stn_float(float* p, mg_vx_float v, const int n) {
         if (n > 4 && i < n - 4) p[4 + i] = hi[i];
     }
 }
-MG_AI mg_vx_double mg_ldn_double(const double* p, const int n) {
+MG_AI mg_vx_double mg_ldn_double(const double* p, const int n) {  /* n <= 0: zeros */
     if (n == 4) return mg_loadx_double(p);
     mg_v2d lo = {0, 0}, hi = {0, 0};
     if (n >= 2) memcpy(&lo, p, sizeof lo);
@@ -391,6 +391,19 @@ MG_AI void mg_stn_double(double* p, mg_vx_double v, const int n) {
    NOTE: GCC 12 folds a vector double -> float -> double round trip to the identity in AVX code (vcvtpd2ps then
    vcvtps2pd become nothing), so x - (double)(float)x came out 0 in the AVX2 clone; scalar code keeps it */
 #define MG_FORGET(p) __asm__ __volatile__("" : : "r"(p) : "memory")
+
+/* float32(mean[0 .. n)) (n <= 8) in the low lanes of a zeroed vector, and the same values widened back to double in
+   *lo, *hi; the float32 halves pass through an empty asm, so the round trip stays (MG_FORGET's NOTE) and no store
+   and wider reload of them stalls */
+MG_AI mg_vx_float mg_ldn_mean_float(const double* mean, const int n, mg_v4d* lo, mg_v4d* hi) {
+    mg_v4d a = mg_ldn_double(mean, n < 4 ? n : 4), b = mg_ldn_double(mean + 4, n - 4);
+    mg_v4f fa = {(float)a[0], (float)a[1], (float)a[2], (float)a[3]};
+    mg_v4f fb = {(float)b[0], (float)b[1], (float)b[2], (float)b[3]};
+    __asm__("" : "+x"(fa), "+x"(fb));
+    *lo = (mg_v4d){fa[0], fa[1], fa[2], fa[3]};
+    *hi = (mg_v4d){fb[0], fb[1], fb[2], fb[3]};
+    return __builtin_shufflevector(fa, fb, 0, 1, 2, 3, 4, 5, 6, 7);
+}
 
 /* the statistics and the forward's per-channel coefficients of m channels from their shifted sums (norm.pyx's
    _rstd and _bn_forward_block, batch norm: the same expressions): mean, rstd OUT (m,), Kx, scale, shift OUT (m,)
@@ -515,13 +528,10 @@ MG_AI void mg_bn1d_bwd_block_float(float* dx, float* dweight, float* dbias, cons
     enum { U = 2 };
     const int nu = (m + 7) / 8;
 #define MG_LANES(u) ((u) + 1 < nu ? 8 : m - 8 * (u))
-    float Kf[8 * U];
-    for (int l = 0; l < m; l++) Kf[l] = (float)mean[c + l];
-    MG_FORGET(Kf);
     mg_vx_float k[U];
-    mg_v4d a[U][2], q[U][2];
+    mg_v4d a[U][2], q[U][2], kd[U][2];
     for (int u = 0; u < nu; u++) {
-        k[u] = mg_ldn_float(Kf + 8 * u, MG_LANES(u));
+        k[u] = mg_ldn_mean_float(mean + c + 8 * u, MG_LANES(u), &kd[u][0], &kd[u][1]);
         a[u][0] = a[u][1] = q[u][0] = q[u][1] = (mg_v4d){0, 0, 0, 0};
     }
     /* groups of MG_COL_GROUP rows, each added row by row from zero (the last group shorter) */
@@ -548,12 +558,14 @@ MG_AI void mg_bn1d_bwd_block_float(float* dx, float* dweight, float* dbias, cons
             mg_widen_add_float(&a[u][0], &a[u][1], va); mg_widen_add_float(&q[u][0], &q[u][1], vq);
         }
     double sdy[8 * U], sdyx[8 * U];
-    for (int u = 0; u < nu; u++) {
+    for (int u = 0; u < nu; u++) {  /* sdyx about the mean (norm.pyx's _about_mean) */
+        const int L = MG_LANES(u);
+        mg_v4d m0 = mg_ldn_double(mean + c + 8 * u, L < 4 ? L : 4), m1 = mg_ldn_double(mean + c + 8 * u + 4, L - 4);
+        q[u][0] = q[u][0] - (m0 - kd[u][0]) * a[u][0];
+        q[u][1] = q[u][1] - (m1 - kd[u][1]) * a[u][1];
         mg_store4(sdy + 8 * u, a[u][0]); mg_store4(sdy + 8 * u + 4, a[u][1]);
         mg_store4(sdyx + 8 * u, q[u][0]); mg_store4(sdyx + 8 * u + 4, q[u][1]);
     }
-    for (int l = 0; l < m; l++)  /* about the mean (norm.pyx's _about_mean) */
-        sdyx[l] = sdyx[l] - (mean[c + l] - (double)Kf[l]) * sdy[l];
     for (int l = 0; l < m; l++)
         if (!MG_FINITE2(sdy[l], sdyx[l]))
             mg_bn1d_dy_sums_again_float(dy, x, N, C, c + l, mean[c + l], sdy + l, sdyx + l);
