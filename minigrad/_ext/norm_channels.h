@@ -388,8 +388,10 @@ MG_AI void mg_stn_double(double* p, mg_vx_double v, const int n) {
 
 /* the compiler forgets what p[] holds: a later (double)p[l] converts the float32 value read back, not the double it
    was rounded from.
-   NOTE: GCC 12 folds a vector double -> float -> double round trip to the identity in AVX code (vcvtpd2ps then
-   vcvtps2pd become nothing), so x - (double)(float)x came out 0 in the AVX2 clone; scalar code keeps it */
+   NOTE: GCC 12 folds a vector double -> float -> double round trip to the identity (vcvtpd2ps then vcvtps2pd
+   become nothing): x - (double)(float)x came out 0 in the AVX2 clone of a scalar loop it vectorized, and in every
+   clone where the conversions are written on vectors; scalar code keeps it (docs/perf/norm-kernels.md#batchnorm1d-
+   in-cache) */
 #define MG_FORGET(p) __asm__ __volatile__("" : : "r"(p) : "memory")
 
 /* float32(mean[0 .. n)) (n <= 8) in the low lanes of a zeroed vector, and the same values widened back to double in
@@ -460,7 +462,10 @@ MG_COLD void mg_bn1d_sums_again_float(const float* x, Py_ssize_t N, Py_ssize_t C
 MG_COLD void mg_bn1d_dy_sums_again_float(const float* dy, const float* x, Py_ssize_t N, Py_ssize_t C,
                                          Py_ssize_t c, double mean, double* sdy, double* sdyx) {
     double a = 0, q = 0;
-    for (Py_ssize_t n = 0; n < N; n++) { a += dy[n * C + c]; q += (double)dy[n * C + c] * ((double)x[n * C + c] - mean); }
+    for (Py_ssize_t n = 0; n < N; n++) {
+        a += dy[n * C + c];
+        q += (double)dy[n * C + c] * ((double)x[n * C + c] - mean);
+    }
     *sdy = a; *sdyx = q;
 }
 
