@@ -21,6 +21,11 @@ The C helpers live in headers (norm_simd.h vectors; norm_runs.h one contiguous r
 norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs for which shape:
 
   batch norm (_bn_stats_block, _bn_dy_sums_block, _affine_row; forward and backward take the same path)
+    S == 1, in cache          mg_bn1d_* (batch norm; Batch Renorm takes the paths below): inputs of at most
+                              BN1D_CACHE_BYTES (512 KiB) whose rows spread over the L1's sets (_bn1d_fits):
+                              blocks of 16 channels, each with all its rows, statistics, coefficients and
+                              elementwise pass in one go (one call per thread, no scratch); the same operations
+                              per channel as the mg_col_* path below, so the same bits
     S == 1 (BatchNorm1d)      mg_col_*: vectorized across channels, ROWS_1D (8) rows per call for the statistics,
                               ROWS_1D_DY (4) for the backward sums; float32 adds groups of MG_COL_GROUP (4) rows
                               in float32 lanes, float64 every row in double
@@ -39,6 +44,7 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
     blocks: one block of channels per thread; where S*itemsize >= BN_RUN_BYTES (16 KiB) blocks of at most
       BN_BLOCK_BYTES (4 MiB) of input, so the elementwise pass rereads x from cache (_bn_n_blocks)
     inference: one elementwise pass, _affine_row
+    one block (one thread): called directly, without an OpenMP region
   group norm (rows (n, g) of M = Cg*S values)
     forward                   statistics over the whole row (mg_shifted_sums_*), then S == 1 (layer-norm
                               shaped): mg_ln_affine, one weight per element; S > 1: mg_row_affine per channel
@@ -79,6 +85,8 @@ cdef enum:
 # batch norm: input bytes of a block of channels that is reduced and then finished while it is still in cache
 cdef Py_ssize_t BN_BLOCK_BYTES = 4 << 20
 cdef Py_ssize_t BN_RUN_BYTES = 16 << 10
+# BatchNorm1d (S == 1): inputs (x, or dy and x) of at most this many bytes may take the mg_bn1d_* path (_bn1d_fits)
+cdef Py_ssize_t BN1D_CACHE_BYTES = 512 << 10
 
 
 cdef inline void _shifted_sums(const floating* x, Py_ssize_t m, double K,
@@ -358,6 +366,48 @@ cdef void _bn_forward_block(floating* y, double* mean, double* rstd, const float
         _affine_row(y + (n * C + c0) * S, x + (n * C + c0) * S, Kx + c0, scale + c0, shift + c0, c1 - c0, S)
 
 
+# S == 1 inputs in cache: the C helpers mg_bn1d_* do a block of channels whole
+cdef inline bint _bn1d_fits(Py_ssize_t N, Py_ssize_t C, Py_ssize_t nbytes, Py_ssize_t itemsize) noexcept nogil:
+    """Whether mg_bn1d_* take a BatchNorm1d input of nbytes (x, or dy and x): at most BN1D_CACHE_BYTES, and a block's
+    column of N rows C*itemsize bytes apart spread over the 64 sets of the L1 with at most 32 rows a set.
+    NOTE: the column is read twice (statistics, elementwise pass); rows a multiple of 1-4 KiB apart pile into 1-4
+    sets, and then the general path (rows read whole) was faster: docs/perf/norm-kernels.md#batchnorm1d-in-cache"""
+    cdef Py_ssize_t stride = C * itemsize, sets = 64
+    if nbytes > BN1D_CACHE_BYTES:
+        return False
+    if stride % 64 == 0:  # lines 64 B: the sets a column visits, 64/gcd(stride/64, 64)
+        stride //= 64
+        while stride % 2 == 0 and sets > 1:
+            stride //= 2
+            sets //= 2
+    return N <= 32 * sets
+
+
+cdef inline Py_ssize_t _bn1d_edge(Py_ssize_t blk, Py_ssize_t nb, Py_ssize_t C) noexcept nogil:
+    """First channel of block blk of nb (C for blk == nb): a multiple of 8, so a block is whole vectors."""
+    if blk >= nb:
+        return C
+    return blk * C // nb // 8 * 8
+
+
+cdef inline void _bn1d_forward(floating* y, double* mean, double* rstd, const floating* x, const floating* weight,
+                               const floating* bias, double eps, Py_ssize_t N, Py_ssize_t C, Py_ssize_t c0,
+                               Py_ssize_t c1) noexcept nogil:
+    if floating is float:
+        mg_bn1d_forward_float(y, mean, rstd, x, weight, bias, eps, N, C, c0, c1)
+    else:
+        mg_bn1d_forward_double(y, mean, rstd, x, weight, bias, eps, N, C, c0, c1)
+
+
+cdef inline void _bn1d_backward(floating* dx, floating* dweight, floating* dbias, const floating* dy,
+                                const floating* x, const double* mean, const double* rstd, const floating* weight,
+                                Py_ssize_t N, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    if floating is float:
+        mg_bn1d_backward_float(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, c0, c1)
+    else:
+        mg_bn1d_backward_double(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, c0, c1)
+
+
 # x, y: (N, C, S); r, d, running_mean, running_var: NULL for batch norm (see _bn_forward_block)
 cdef int _bn_forward(floating* y, double* mean, double* rstd,
                      const floating* x, const floating* weight, const floating* bias, double eps,
@@ -365,16 +415,28 @@ cdef int _bn_forward(floating* y, double* mean, double* rstd,
                      const floating* running_mean=NULL, const floating* running_var=NULL, double r_max=1.0,
                      double d_max=0.0) noexcept nogil:
     cdef Py_ssize_t nb = _bn_n_blocks(N, C, S, sizeof(floating), n_threads), blk
+    if S == 1 and running_mean == NULL and _bn1d_fits(N, C, N * C * sizeof(floating), sizeof(floating)):
+        if nb == 1:
+            _bn1d_forward(y, mean, rstd, x, weight, bias, eps, N, C, 0, C)
+        else:
+            for blk in prange(nb, schedule='static', num_threads=n_threads):
+                _bn1d_forward(y, mean, rstd, x, weight, bias, eps, N, C, _bn1d_edge(blk, nb, C),
+                              _bn1d_edge(blk + 1, nb, C))
+        return 0
     cdef double* buf = <double*>malloc(11 * C * sizeof(double))
     cdef floating* coef = <floating*>malloc(3 * C * sizeof(floating))
     if buf == NULL or coef == NULL:
         free(buf)
         free(coef)
         return -1
-    for blk in prange(nb, schedule='static', num_threads=n_threads):
+    if nb == 1:  # NOTE: no OpenMP region for one block (it costs a futex call per region even at 1 thread)
         _bn_forward_block(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
-                          N, C, S, blk * C // nb, (blk + 1) * C // nb, r, d, running_mean, running_var, r_max,
-                          d_max)
+                          N, C, S, 0, C, r, d, running_mean, running_var, r_max, d_max)
+    else:
+        for blk in prange(nb, schedule='static', num_threads=n_threads):
+            _bn_forward_block(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
+                              N, C, S, blk * C // nb, (blk + 1) * C // nb, r, d, running_mean, running_var,
+                              r_max, d_max)
     free(buf)
     free(coef)
     return 0
@@ -415,15 +477,27 @@ cdef int _bn_backward(floating* dx, floating* dweight, floating* dbias,
                       const floating* weight,
                       Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads) noexcept nogil:
     cdef Py_ssize_t nb = _bn_n_blocks(N, C, S, 2 * sizeof(floating), n_threads), blk
+    if S == 1 and _bn1d_fits(N, C, 2 * N * C * sizeof(floating), sizeof(floating)):
+        if nb == 1:
+            _bn1d_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, 0, C)
+        else:
+            for blk in prange(nb, schedule='static', num_threads=n_threads):
+                _bn1d_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, _bn1d_edge(blk, nb, C),
+                               _bn1d_edge(blk + 1, nb, C))
+        return 0
     cdef double* buf = <double*>malloc(10 * C * sizeof(double))
     cdef floating* coef = <floating*>malloc(5 * C * sizeof(floating))
     if buf == NULL or coef == NULL:
         free(buf)
         free(coef)
         return -1
-    for blk in prange(nb, schedule='static', num_threads=n_threads):
+    if nb == 1:
         _bn_backward_block(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
-                           N, C, S, blk * C // nb, (blk + 1) * C // nb)
+                           N, C, S, 0, C)
+    else:
+        for blk in prange(nb, schedule='static', num_threads=n_threads):
+            _bn_backward_block(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
+                               N, C, S, blk * C // nb, (blk + 1) * C // nb)
     free(buf)
     free(coef)
     return 0
@@ -890,6 +964,12 @@ cdef void _running_stats(floating* running_mean, floating* running_var, const do
     cdef floating keep = <floating>(1.0 - momentum)
     cdef double sm, sv, r
     cdef Py_ssize_t n, c
+    if N == 1:  # one batch's statistics (batch norm): the same rule, vectorized across channels
+        if floating is float:
+            mg_running_stats_float(running_mean, running_var, mean, rstd, momentum, eps, count, C)
+        else:
+            mg_running_stats_double(running_mean, running_var, mean, rstd, momentum, eps, count, C)
+        return
     for c in range(C):
         sm = 0
         sv = 0
@@ -915,3 +995,4 @@ def running_stats_update(cnp.ndarray running_mean not None, cnp.ndarray running_
         else:
             _running_stats(<double*>p_rm, <double*>p_rv, <double*>p_mean, <double*>p_rstd, momentum, eps, count,
                            N, C)
+

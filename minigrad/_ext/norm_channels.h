@@ -335,4 +335,396 @@ MG_CLONES static void mg_col_affine2_##T(T* restrict dx, const T* restrict dy, c
 MG_COL_AFFINE(float)
 MG_COL_AFFINE(double)
 
+/* ---- S == 1 (BatchNorm1d), inputs that fit in cache: the whole forward or backward of a block of channels ----
+   mg_bn1d_forward_* and mg_bn1d_backward_* do channels [c0, c1) of x: (N, C) in blocks of 16 channels (then 8,
+   then the 1-7 left): each block adds all N rows while its per-channel sums sit in registers, finishes its
+   statistics and coefficients (vectorized across the block's channels), and runs its elementwise pass at once,
+   the block's columns still in L1. No scratch memory, one call per thread.
+   Same bits as the general path (_bn_stats_block or _bn_dy_sums_block, the coefficients in norm.pyx, then
+   mg_col_affine* row by row): each channel is a lane of its own, with the same operations in the same order; float32
+   rows in the same groups of MG_COL_GROUP from row 0. A block narrower than its vectors loads its channels into the
+   low lanes of zeroed vectors (constant-size copies, so nothing is read or written past channel c1).
+   NOTE: the general path's per-call cost (scratch malloc, an OpenMP region, ~3N helper calls, the K pre-pass) was
+   most of a (60, 100, 1) forward: docs/perf/norm-kernels.md#batchnorm1d-in-cache */
+
+/* the first n values of p (n a constant after inlining: 1..8 floats, 1..4 doubles) in the low lanes of a zeroed
+   vector, and back. NOTE: built from halves and lanes, not by a memcpy into a zeroed vector: GCC compiles that one
+   through the stack, and the full-width reload after the narrow store stalls (store forwarding) */
+typedef double mg_v2d __attribute__((vector_size(16)));
+MG_AI mg_vx_float mg_ldn_float(const float* p, const int n) {
+    if (n == 8) return mg_loadx_float(p);
+    mg_v4f lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
+    if (n >= 4) memcpy(&lo, p, sizeof lo);
+    for (int i = 0; i < 4; i++) {
+        if (n < 4 && i < n) lo[i] = p[i];
+        if (n > 4 && i < n - 4) hi[i] = p[4 + i];
+    }
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+MG_AI void mg_stn_float(float* p, mg_vx_float v, const int n) {
+    if (n == 8) { memcpy(p, &v, sizeof v); return; }
+    mg_v4f lo = __builtin_shufflevector(v, v, 0, 1, 2, 3), hi = __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    if (n >= 4) memcpy(p, &lo, sizeof lo);
+    for (int i = 0; i < 4; i++) {
+        if (n < 4 && i < n) p[i] = lo[i];
+        if (n > 4 && i < n - 4) p[4 + i] = hi[i];
+    }
+}
+MG_AI mg_vx_double mg_ldn_double(const double* p, const int n) {  /* n <= 0: zeros */
+    if (n == 4) return mg_loadx_double(p);
+    mg_v2d lo = {0, 0}, hi = {0, 0};
+    if (n >= 2) memcpy(&lo, p, sizeof lo);
+    if (n == 1) lo[0] = p[0];
+    if (n == 3) hi[0] = p[2];
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3);
+}
+MG_AI void mg_stn_double(double* p, mg_vx_double v, const int n) {
+    if (n == 4) { memcpy(p, &v, sizeof v); return; }
+    mg_v2d lo = __builtin_shufflevector(v, v, 0, 1), hi = __builtin_shufflevector(v, v, 2, 3);
+    if (n >= 2) memcpy(p, &lo, sizeof lo);
+    if (n == 1) p[0] = lo[0];
+    if (n == 3) p[2] = hi[0];
+}
+
+/* the compiler forgets what p[] holds: a later (double)p[l] converts the float32 value read back, not the double it
+   was rounded from.
+   NOTE: GCC 12 folds a vector double -> float -> double round trip to the identity (vcvtpd2ps then vcvtps2pd
+   become nothing): x - (double)(float)x came out 0 in the AVX2 clone of a scalar loop it vectorized, and in every
+   clone where the conversions are written on vectors; scalar code keeps it (docs/perf/norm-kernels.md#batchnorm1d-
+   in-cache) */
+#define MG_FORGET(p) __asm__ __volatile__("" : : "r"(p) : "memory")
+
+/* float32(mean[0 .. n)) (n <= 8) in the low lanes of a zeroed vector, and the same values widened back to double in
+   *lo, *hi; the float32 halves pass through an empty asm, so the round trip stays (MG_FORGET's NOTE) and no store
+   and wider reload of them stalls */
+MG_AI mg_vx_float mg_ldn_mean_float(const double* mean, const int n, mg_v4d* lo, mg_v4d* hi) {
+    mg_v4d a = mg_ldn_double(mean, n < 4 ? n : 4), b = mg_ldn_double(mean + 4, n - 4);
+    mg_v4f fa = {(float)a[0], (float)a[1], (float)a[2], (float)a[3]};
+    mg_v4f fb = {(float)b[0], (float)b[1], (float)b[2], (float)b[3]};
+    __asm__("" : "+x"(fa), "+x"(fb));
+    *lo = (mg_v4d){fa[0], fa[1], fa[2], fa[3]};
+    *hi = (mg_v4d){fb[0], fb[1], fb[2], fb[3]};
+    return __builtin_shufflevector(fa, fb, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+
+/* the statistics and the forward's per-channel coefficients of m channels from their shifted sums (norm.pyx's
+   _rstd and _bn_forward_block, batch norm: the same expressions): mean, rstd OUT (m,), Kx, scale, shift OUT (m,)
+   in X precision */
+#define MG_BN1D_COEFFICIENTS(T)                                                                                \
+MG_AI void mg_bn1d_fwd_coefficients_##T(double* mean, double* rstd, T* Kx, T* scale, T* shift,                   \
+                                       const double* s1, const double* s2, const T* K, const T* weight,         \
+                                       const T* bias, double M, double eps, const int m) {                     \
+    for (int l = 0; l < m; l++) {                                                                              \
+        double d = s1[l] / M, var = s2[l] / M - d * d;                                                         \
+        double mu = (double)K[l] + d;                                                                          \
+        var = var < 0 ? 0 : var;  /* NaN stays NaN */                                                          \
+        mean[l] = mu;                                                                                          \
+        rstd[l] = 1.0 / sqrt(var + eps);                                                                       \
+        Kx[l] = (T)mu;                                                                                         \
+    }                                                                                                          \
+    MG_FORGET(Kx);                                                                                             \
+    for (int l = 0; l < m; l++) {                                                                              \
+        double sc = rstd[l] * (double)weight[l];                                                               \
+        scale[l] = (T)sc;                                                                                      \
+        shift[l] = (T)((double)bias[l] - (mean[l] - (double)Kx[l]) * sc);                                      \
+    }                                                                                                          \
+}                                                                                                              \
+/* the backward's outputs and dx coefficients of m channels from sdy and sdyx (norm.pyx's _bn_backward_block and \
+   _bn_dx_coefficients: the same expressions): dweight, dbias OUT (m,); a, mdy, Kx, b, k OUT (m,) */           \
+MG_AI void mg_bn1d_bwd_coefficients_##T(T* dweight, T* dbias, T* a, T* mdy, T* Kx, T* b, T* k,                   \
+                                       const double* sdy, const double* sdyx, const double* mean,              \
+                                       const double* rstd, const T* weight, double M, const int m) {           \
+    for (int l = 0; l < m; l++) Kx[l] = (T)mean[l];                                                            \
+    MG_FORGET(Kx);                                                                                             \
+    for (int l = 0; l < m; l++) {                                                                              \
+        double r = rstd[l];                                                                                    \
+        dbias[l] = (T)sdy[l];                                                                                  \
+        dweight[l] = (T)(sdyx[l] * r);                                                                         \
+        double mdyxhat = sdyx[l] * r / M, ad = r * (double)weight[l];                                          \
+        double bd = -ad * mdyxhat * r;                                                                         \
+        a[l] = (T)ad;                                                                                          \
+        mdy[l] = (T)(sdy[l] / M);                                                                              \
+        b[l] = (T)bd;                                                                                          \
+        k[l] = (T)(-bd * (mean[l] - (double)Kx[l]));                                                           \
+    }                                                                                                          \
+}
+MG_BN1D_COEFFICIENTS(float)
+MG_BN1D_COEFFICIENTS(double)
+
+/* float32 sums that overflowed (or data not finite), channel c: again in double, as _bn_stats_block's and
+   _bn_dy_sums_block's fallbacks */
+MG_COLD void mg_bn1d_sums_again_float(const float* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t c, double* s1,
+                                      double* s2) {
+    double K = x[c], a = 0, q = 0;
+    for (Py_ssize_t n = 0; n < N; n++) { double d = (double)x[n * C + c] - K; a += d; q += d * d; }
+    *s1 = a; *s2 = q;
+}
+MG_COLD void mg_bn1d_dy_sums_again_float(const float* dy, const float* x, Py_ssize_t N, Py_ssize_t C,
+                                         Py_ssize_t c, double mean, double* sdy, double* sdyx) {
+    double a = 0, q = 0;
+    for (Py_ssize_t n = 0; n < N; n++) {
+        a += dy[n * C + c];
+        q += (double)dy[n * C + c] * ((double)x[n * C + c] - mean);
+    }
+    *sdy = a; *sdyx = q;
+}
+
+/* float32 forward, channels [c, c + m), m <= 16: units of 8 lanes (mg_col_shifted_sums_float's operations) */
+MG_AI void mg_bn1d_fwd_block_float(float* y, double* mean, double* rstd, const float* x, const float* weight,
+                                   const float* bias, double eps, Py_ssize_t N, Py_ssize_t C, Py_ssize_t c,
+                                   const int m) {
+    enum { U = 2 };  /* units of 8 channels, at most */
+    const int nu = (m + 7) / 8;
+#define MG_LANES(u) ((u) + 1 < nu ? 8 : m - 8 * (u))
+    mg_vx_float k[U];
+    mg_v4d a[U][2], q[U][2];
+    for (int u = 0; u < nu; u++) {
+        k[u] = mg_ldn_float(x + c + 8 * u, MG_LANES(u));  /* the shift: x[0, c] */
+        a[u][0] = a[u][1] = q[u][0] = q[u][1] = (mg_v4d){0, 0, 0, 0};
+    }
+    Py_ssize_t j = 0;
+    for (; j + MG_COL_GROUP <= N; j += MG_COL_GROUP)
+        for (int u = 0; u < nu; u++) {
+            const float* r = x + j * C + c + 8 * u;
+            const int L = MG_LANES(u);
+            mg_vx_float d0 = mg_ldn_float(r, L) - k[u], d1 = mg_ldn_float(r + C, L) - k[u];
+            mg_vx_float d2 = mg_ldn_float(r + 2 * C, L) - k[u], d3 = mg_ldn_float(r + 3 * C, L) - k[u];
+            mg_widen_add_float(&a[u][0], &a[u][1], ((d0 + d1) + d2) + d3);
+            mg_widen_add_float(&q[u][0], &q[u][1], ((d0 * d0 + d1 * d1) + d2 * d2) + d3 * d3);
+        }
+    if (j < N)  /* the last rows: a shorter group */
+        for (int u = 0; u < nu; u++) {
+            mg_vx_float va = {0}, vq = {0};
+            for (Py_ssize_t i = j; i < N; i++) {
+                mg_vx_float d = mg_ldn_float(x + i * C + c + 8 * u, MG_LANES(u)) - k[u];
+                va += d; vq += d * d;
+            }
+            mg_widen_add_float(&a[u][0], &a[u][1], va); mg_widen_add_float(&q[u][0], &q[u][1], vq);
+        }
+    double s1[8 * U], s2[8 * U];
+    float K[8 * U], Kx[8 * U], scale[8 * U], shift[8 * U];
+    for (int u = 0; u < nu; u++) {
+        mg_store4(s1 + 8 * u, a[u][0]); mg_store4(s1 + 8 * u + 4, a[u][1]);
+        mg_store4(s2 + 8 * u, q[u][0]); mg_store4(s2 + 8 * u + 4, q[u][1]);
+        memcpy(K + 8 * u, &k[u], sizeof k[u]);
+    }
+    for (int l = 0; l < m; l++)
+        if (!MG_FINITE2(s1[l], s2[l])) mg_bn1d_sums_again_float(x, N, C, c + l, s1 + l, s2 + l);
+    mg_bn1d_fwd_coefficients_float(mean + c, rstd + c, Kx, scale, shift, s1, s2, K, weight + c, bias + c,
+                                   (double)N, eps, m);
+    mg_vx_float vk[U], vs[U], vb[U];
+    for (int u = 0; u < nu; u++) {
+        vk[u] = mg_ldn_float(Kx + 8 * u, MG_LANES(u));
+        vs[u] = mg_ldn_float(scale + 8 * u, MG_LANES(u));
+        vb[u] = mg_ldn_float(shift + 8 * u, MG_LANES(u));
+    }
+    for (Py_ssize_t i = 0; i < N; i++)
+        for (int u = 0; u < nu; u++) {
+            const Py_ssize_t o = i * C + c + 8 * u;
+            mg_stn_float(y + o, (mg_ldn_float(x + o, MG_LANES(u)) - vk[u]) * vs[u] + vb[u], MG_LANES(u));
+        }
+#undef MG_LANES
+}
+
+/* float32 backward, channels [c, c + m), m <= 16 (mg_col_dy_sums_float's operations, about Kx = float(mean)) */
+MG_AI void mg_bn1d_bwd_block_float(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                                   const double* mean, const double* rstd, const float* weight, Py_ssize_t N,
+                                   Py_ssize_t C, Py_ssize_t c, const int m) {
+    enum { U = 2 };
+    const int nu = (m + 7) / 8;
+#define MG_LANES(u) ((u) + 1 < nu ? 8 : m - 8 * (u))
+    mg_vx_float k[U];
+    mg_v4d a[U][2], q[U][2], kd[U][2];
+    for (int u = 0; u < nu; u++) {
+        k[u] = mg_ldn_mean_float(mean + c + 8 * u, MG_LANES(u), &kd[u][0], &kd[u][1]);
+        a[u][0] = a[u][1] = q[u][0] = q[u][1] = (mg_v4d){0, 0, 0, 0};
+    }
+    /* groups of MG_COL_GROUP rows, each added row by row from zero (the last group shorter) */
+    Py_ssize_t j = 0;
+    for (; j + MG_COL_GROUP <= N; j += MG_COL_GROUP)
+        for (int u = 0; u < nu; u++) {
+            const Py_ssize_t o = j * C + c + 8 * u;
+            const int L = MG_LANES(u);
+            mg_vx_float va = {0}, vq = {0}, g;
+            g = mg_ldn_float(dy + o, L); va += g; vq += g * (mg_ldn_float(x + o, L) - k[u]);
+            g = mg_ldn_float(dy + o + C, L); va += g; vq += g * (mg_ldn_float(x + o + C, L) - k[u]);
+            g = mg_ldn_float(dy + o + 2 * C, L); va += g; vq += g * (mg_ldn_float(x + o + 2 * C, L) - k[u]);
+            g = mg_ldn_float(dy + o + 3 * C, L); va += g; vq += g * (mg_ldn_float(x + o + 3 * C, L) - k[u]);
+            mg_widen_add_float(&a[u][0], &a[u][1], va); mg_widen_add_float(&q[u][0], &q[u][1], vq);
+        }
+    if (j < N)
+        for (int u = 0; u < nu; u++) {
+            mg_vx_float va = {0}, vq = {0};
+            for (Py_ssize_t i = j; i < N; i++) {
+                const Py_ssize_t o = i * C + c + 8 * u;
+                mg_vx_float g = mg_ldn_float(dy + o, MG_LANES(u));
+                va += g; vq += g * (mg_ldn_float(x + o, MG_LANES(u)) - k[u]);
+            }
+            mg_widen_add_float(&a[u][0], &a[u][1], va); mg_widen_add_float(&q[u][0], &q[u][1], vq);
+        }
+    double sdy[8 * U], sdyx[8 * U];
+    for (int u = 0; u < nu; u++) {  /* sdyx about the mean (norm.pyx's _about_mean) */
+        const int L = MG_LANES(u);
+        mg_v4d m0 = mg_ldn_double(mean + c + 8 * u, L < 4 ? L : 4), m1 = mg_ldn_double(mean + c + 8 * u + 4, L - 4);
+        q[u][0] = q[u][0] - (m0 - kd[u][0]) * a[u][0];
+        q[u][1] = q[u][1] - (m1 - kd[u][1]) * a[u][1];
+        mg_store4(sdy + 8 * u, a[u][0]); mg_store4(sdy + 8 * u + 4, a[u][1]);
+        mg_store4(sdyx + 8 * u, q[u][0]); mg_store4(sdyx + 8 * u + 4, q[u][1]);
+    }
+    for (int l = 0; l < m; l++)
+        if (!MG_FINITE2(sdy[l], sdyx[l]))
+            mg_bn1d_dy_sums_again_float(dy, x, N, C, c + l, mean[c + l], sdy + l, sdyx + l);
+    float ca[8 * U], cm[8 * U], cK[8 * U], cb[8 * U], ck[8 * U];
+    mg_bn1d_bwd_coefficients_float(dweight + c, dbias + c, ca, cm, cK, cb, ck, sdy, sdyx, mean + c, rstd + c,
+                                   weight + c, (double)N, m);
+    mg_vx_float va[U], vm[U], vK[U], vb[U], vk[U];
+    for (int u = 0; u < nu; u++) {
+        const int L = MG_LANES(u);
+        va[u] = mg_ldn_float(ca + 8 * u, L); vm[u] = mg_ldn_float(cm + 8 * u, L);
+        vK[u] = mg_ldn_float(cK + 8 * u, L); vb[u] = mg_ldn_float(cb + 8 * u, L);
+        vk[u] = mg_ldn_float(ck + 8 * u, L);
+    }
+    for (Py_ssize_t i = 0; i < N; i++)
+        for (int u = 0; u < nu; u++) {
+            const Py_ssize_t o = i * C + c + 8 * u;
+            const int L = MG_LANES(u);
+            mg_vx_float v = va[u] * (mg_ldn_float(dy + o, L) - vm[u]) + vb[u] * (mg_ldn_float(x + o, L) - vK[u])
+                            + vk[u];
+            mg_stn_float(dx + o, v, L);
+        }
+#undef MG_LANES
+}
+
+/* float64 forward, channels [c, c + m), m <= 16: units of 4 lanes, every row added in double
+   (mg_col_shifted_sums_double's operations) */
+MG_AI void mg_bn1d_fwd_block_double(double* y, double* mean, double* rstd, const double* x, const double* weight,
+                                    const double* bias, double eps, Py_ssize_t N, Py_ssize_t C, Py_ssize_t c,
+                                    const int m) {
+    enum { U = 4 };
+    const int nu = (m + 3) / 4;
+#define MG_LANES(u) ((u) + 1 < nu ? 4 : m - 4 * (u))
+    mg_v4d k[U], a[U], q[U];
+    for (int u = 0; u < nu; u++) {
+        k[u] = mg_ldn_double(x + c + 4 * u, MG_LANES(u));
+        a[u] = q[u] = (mg_v4d){0, 0, 0, 0};
+    }
+    for (Py_ssize_t i = 0; i < N; i++)
+        for (int u = 0; u < nu; u++) {
+            mg_v4d d = mg_ldn_double(x + i * C + c + 4 * u, MG_LANES(u)) - k[u];
+            a[u] += d; q[u] += d * d;
+        }
+    double s1[4 * U], s2[4 * U], K[4 * U], Kx[4 * U], scale[4 * U], shift[4 * U];
+    for (int u = 0; u < nu; u++) {
+        mg_store4(s1 + 4 * u, a[u]); mg_store4(s2 + 4 * u, q[u]); mg_store4(K + 4 * u, k[u]);
+    }
+    mg_bn1d_fwd_coefficients_double(mean + c, rstd + c, Kx, scale, shift, s1, s2, K, weight + c, bias + c,
+                                    (double)N, eps, m);
+    mg_v4d vk[U], vs[U], vb[U];
+    for (int u = 0; u < nu; u++) {
+        vk[u] = mg_ldn_double(Kx + 4 * u, MG_LANES(u));
+        vs[u] = mg_ldn_double(scale + 4 * u, MG_LANES(u));
+        vb[u] = mg_ldn_double(shift + 4 * u, MG_LANES(u));
+    }
+    for (Py_ssize_t i = 0; i < N; i++)
+        for (int u = 0; u < nu; u++) {
+            const Py_ssize_t o = i * C + c + 4 * u;
+            mg_stn_double(y + o, (mg_ldn_double(x + o, MG_LANES(u)) - vk[u]) * vs[u] + vb[u], MG_LANES(u));
+        }
+#undef MG_LANES
+}
+
+/* float64 backward, channels [c, c + m), m <= 16 (mg_col_dy_sums_double's operations) */
+MG_AI void mg_bn1d_bwd_block_double(double* dx, double* dweight, double* dbias, const double* dy, const double* x,
+                                    const double* mean, const double* rstd, const double* weight, Py_ssize_t N,
+                                    Py_ssize_t C, Py_ssize_t c, const int m) {
+    enum { U = 4 };
+    const int nu = (m + 3) / 4;
+#define MG_LANES(u) ((u) + 1 < nu ? 4 : m - 4 * (u))
+    mg_v4d k[U], a[U], q[U];
+    for (int u = 0; u < nu; u++) {
+        k[u] = mg_ldn_double(mean + c + 4 * u, MG_LANES(u));
+        a[u] = q[u] = (mg_v4d){0, 0, 0, 0};
+    }
+    for (Py_ssize_t i = 0; i < N; i++)
+        for (int u = 0; u < nu; u++) {
+            const Py_ssize_t o = i * C + c + 4 * u;
+            mg_v4d g = mg_ldn_double(dy + o, MG_LANES(u));
+            a[u] += g; q[u] += g * (mg_ldn_double(x + o, MG_LANES(u)) - k[u]);
+        }
+    double sdy[4 * U], sdyx[4 * U], ca[4 * U], cm[4 * U], cK[4 * U], cb[4 * U], ck[4 * U];
+    for (int u = 0; u < nu; u++) { mg_store4(sdy + 4 * u, a[u]); mg_store4(sdyx + 4 * u, q[u]); }
+    mg_bn1d_bwd_coefficients_double(dweight + c, dbias + c, ca, cm, cK, cb, ck, sdy, sdyx, mean + c, rstd + c,
+                                    weight + c, (double)N, m);
+    mg_v4d va[U], vm[U], vK[U], vb[U], vk[U];
+    for (int u = 0; u < nu; u++) {
+        const int L = MG_LANES(u);
+        va[u] = mg_ldn_double(ca + 4 * u, L); vm[u] = mg_ldn_double(cm + 4 * u, L);
+        vK[u] = mg_ldn_double(cK + 4 * u, L); vb[u] = mg_ldn_double(cb + 4 * u, L);
+        vk[u] = mg_ldn_double(ck + 4 * u, L);
+    }
+    for (Py_ssize_t i = 0; i < N; i++)
+        for (int u = 0; u < nu; u++) {
+            const Py_ssize_t o = i * C + c + 4 * u;
+            const int L = MG_LANES(u);
+            mg_v4d v = va[u] * (mg_ldn_double(dy + o, L) - vm[u]) + vb[u] * (mg_ldn_double(x + o, L) - vK[u])
+                       + vk[u];
+            mg_stn_double(dx + o, v, L);
+        }
+#undef MG_LANES
+}
+
+/* channels [c0, c1) in blocks of 16, then one of 8, then the rest (a constant width per case, so the block's
+   loops unroll and its copies are fixed-size) */
+#define MG_BN1D_BLOCKS(BLOCK, ...)                                                                             \
+    do {                                                                                                       \
+        Py_ssize_t c = c0;                                                                                     \
+        for (; c + 16 <= c1; c += 16) BLOCK(__VA_ARGS__, c, 16);                                               \
+        if (c + 8 <= c1) { BLOCK(__VA_ARGS__, c, 8); c += 8; }                                                 \
+        switch (c1 - c) {                                                                                      \
+            case 7: BLOCK(__VA_ARGS__, c, 7); break;                                                           \
+            case 6: BLOCK(__VA_ARGS__, c, 6); break;                                                           \
+            case 5: BLOCK(__VA_ARGS__, c, 5); break;                                                           \
+            case 4: BLOCK(__VA_ARGS__, c, 4); break;                                                           \
+            case 3: BLOCK(__VA_ARGS__, c, 3); break;                                                           \
+            case 2: BLOCK(__VA_ARGS__, c, 2); break;                                                           \
+            case 1: BLOCK(__VA_ARGS__, c, 1); break;                                                           \
+        }                                                                                                      \
+    } while (0)
+
+/* x, y: (N, C); mean, rstd: (C,) float64 OUT; weight, bias: (C,); channels [c0, c1) */
+#define MG_BN1D(T)                                                                                             \
+MG_CLONES static void mg_bn1d_forward_##T(T* y, double* mean, double* rstd, const T* x, const T* weight,        \
+                                          const T* bias, double eps, Py_ssize_t N, Py_ssize_t C,               \
+                                          Py_ssize_t c0, Py_ssize_t c1) {                                      \
+    MG_BN1D_BLOCKS(mg_bn1d_fwd_block_##T, y, mean, rstd, x, weight, bias, eps, N, C);                          \
+}                                                                                                              \
+/* dx, dy, x: (N, C); dweight, dbias: (C,) OUT; mean, rstd: (C,) float64; weight: (C,); channels [c0, c1) */    \
+MG_CLONES static void mg_bn1d_backward_##T(T* dx, T* dweight, T* dbias, const T* dy, const T* x,               \
+                                           const double* mean, const double* rstd, const T* weight,            \
+                                           Py_ssize_t N, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t c1) {         \
+    MG_BN1D_BLOCKS(mg_bn1d_bwd_block_##T, dx, dweight, dbias, dy, x, mean, rstd, weight, N, C);                \
+}
+MG_BN1D(float)
+MG_BN1D(double)
+
+/* running statistics from one batch (mean, rstd: (1, C)), the rule of norm.pyx's _running_stats with N = 1 (the
+   same expressions, so the same bits), vectorized across channels: running = stat*momentum + running*keep for the
+   mean and the unbiased variance (1/rstd^2 - eps)*count/(count - 1) */
+#define MG_RUNNING_STATS(T)                                                                                    \
+MG_CLONES static void mg_running_stats_##T(T* restrict running_mean, T* restrict running_var,                  \
+                                           const double* restrict mean, const double* restrict rstd,           \
+                                           double momentum, double eps, double count, Py_ssize_t C) {          \
+    const T keep = (T)(1.0 - momentum);                                                                        \
+    const double unbias = count / (count - 1);                                                                 \
+    for (Py_ssize_t c = 0; c < C; c++) {                                                                       \
+        double sm = 0, sv = 0, r = rstd[c];                                                                    \
+        sm = sm + mean[c];                                                                                     \
+        sv = sv + (1.0 / (r * r) - eps) * unbias;                                                              \
+        running_mean[c] = (T)((sm / 1.0) * momentum + (double)(running_mean[c] * keep));                       \
+        running_var[c] = (T)((sv / 1.0) * momentum + (double)(running_var[c] * keep));                         \
+    }                                                                                                          \
+}
+MG_RUNNING_STATS(float)
+MG_RUNNING_STATS(double)
+
 #endif

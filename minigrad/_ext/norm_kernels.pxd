@@ -63,6 +63,25 @@ cdef extern from "norm_channels.h":
     void mg_col_affine2_double(double* dx, const double* dy, const double* x, Py_ssize_t m, const double* a,
                                const double* mdy, const double* K, const double* b,
                                const double* k) noexcept nogil
+    # S == 1, inputs in cache: the whole training forward / backward of channels [c0, c1) of x: (N, C)
+    void mg_bn1d_forward_float(float* y, double* mean, double* rstd, const float* x, const float* weight,
+                               const float* bias, double eps, Py_ssize_t N, Py_ssize_t C, Py_ssize_t c0,
+                               Py_ssize_t c1) noexcept nogil
+    void mg_bn1d_forward_double(double* y, double* mean, double* rstd, const double* x, const double* weight,
+                                const double* bias, double eps, Py_ssize_t N, Py_ssize_t C, Py_ssize_t c0,
+                                Py_ssize_t c1) noexcept nogil
+    void mg_bn1d_backward_float(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                                const double* mean, const double* rstd, const float* weight, Py_ssize_t N,
+                                Py_ssize_t C, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil
+    void mg_bn1d_backward_double(double* dx, double* dweight, double* dbias, const double* dy, const double* x,
+                                 const double* mean, const double* rstd, const double* weight, Py_ssize_t N,
+                                 Py_ssize_t C, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil
+    # the running statistics from one batch's mean and rstd (1, C) (norm.pyx's _running_stats with N = 1)
+    void mg_running_stats_float(float* running_mean, float* running_var, const double* mean, const double* rstd,
+                                double momentum, double eps, double count, Py_ssize_t C) noexcept nogil
+    void mg_running_stats_double(double* running_mean, double* running_var, const double* mean,
+                                 const double* rstd, double momentum, double eps, double count,
+                                 Py_ssize_t C) noexcept nogil
 
 # group norm rows (norm_rows.h)
 cdef extern from "norm_rows.h":
