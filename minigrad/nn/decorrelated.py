@@ -29,10 +29,15 @@ import numbers
 import numpy as np
 
 from minigrad import kernels
-from minigrad.kernels import coefficients
+from minigrad.kernels import contract
 from minigrad.kernels.rules import check_eps, check_momentum, float_dtype
 from minigrad.nn.module import Module, Parameter
 from minigrad.tensor import Function, Tensor, _host, concatenate
+
+try:
+    from minigrad._ext import whiten as _whiten
+except ImportError:  # NOTE: extensions not built: the NumPy passes and LAPACK's eigh
+    _whiten = None
 
 # Layout legend: N batch, C channels, S = H*W, G groups, g group size, m = N*S samples per channel.
 
@@ -113,6 +118,29 @@ def _padded(v, n, fill):
     return out
 
 
+def _group_cov_numpy(cov, xs, shift, g, n_threads=1):
+    """cov[k] = sum over n, s of U U^T for group k's rows of U = x - shift (whiten.h's group_cov, in NumPy: the
+    products in x's dtype, batched over (n, k), summed over n in float64)."""
+    N, C, S = xs.shape
+    G = cov.shape[0]
+    u = np.zeros((N, G, g, S), xs.dtype)
+    _put(u, xs - shift[:, None])
+    # NOTE: two products, not U @ U^T: numpy sends A @ A^T to syrk, several times slower here
+    h = g // 2 + 1
+    uT = np.swapaxes(u, -1, -2)
+    cov[:, :h] = np.matmul(u[:, :, :h], uT).sum(axis=0, dtype=np.float64)
+    cov[:, h:] = np.matmul(u[:, :, h:], uT).sum(axis=0, dtype=np.float64)
+
+
+def _group_whiten_numpy(y, xs, shift, M, bias, g, n_threads=1):
+    """y = M[k] (x - shift) + bias on group k's channels (whiten.h's group_whiten, in NumPy)."""
+    N, C, S = xs.shape
+    G = M.shape[0]
+    u = np.zeros((N, G, g, S), xs.dtype)
+    _put(u, xs - shift[:, None])
+    y[...] = np.matmul(M, u).reshape(N, G * g, S)[:, :C] + bias[:, None]
+
+
 class _ZCAWhiten(Function):
     """Training: y = weight * W (x - mean) + bias per group, W from the batch covariance (the affine is part of the
     op). ``mean``, ``cov``, ``whitening`` (batch statistics, float64) are left on the context for the running
@@ -133,46 +161,54 @@ class _ZCAWhiten(Function):
         self.shape, self.dtypes, self.G, self.g, self.eps = x.shape, (x.dtype, weight.dtype, bias.dtype), G, g, eps
         N, C = x.shape[:2]
         xs = np.ascontiguousarray(x.reshape(N, C, -1), dt)
-        S, Cp = xs.shape[2], G * g
-        m = N * S
-        if Cp != C:
-            xs = np.concatenate([xs, np.zeros((N, Cp - C, S), dt)], axis=1)
-        # centering: batch norm's statistics and apply phases (one pass each; the mean in float64)
+        m = N * xs.shape[2]
         k = kernels.kernels()
-        mean, m2 = np.empty(Cp), np.empty(Cp)
-        k.channel_stats(mean, m2, xs, True)
-        xc = np.empty((N, Cp, S), dt)
-        k.channel_apply(xc, xs, *coefficients.forward(mean, np.ones(Cp), dt))
-        xc = xc.reshape(N, G, g, S)
-        # NOTE: two products, not Xc @ Xc^T: numpy sends A @ A^T to syrk, several times slower here
-        h = g // 2 + 1
-        XcT = np.swapaxes(xc, -1, -2)
-        cov = np.concatenate([np.matmul(xc[:, :, :h], XcT).sum(axis=0, dtype=np.float64),
-                              np.matmul(xc[:, :, h:], XcT).sum(axis=0, dtype=np.float64)], axis=1) / m
-        lam, U = np.linalg.eigh(cov + eps * np.eye(g))  # cov: biased, without eps
+        mean, m2 = np.empty(C), np.empty(C)
+        k.channel_stats(mean, m2, xs, True)  # batch norm's statistics phase: the mean in float64
+        # U = x - shift with shift = X(mean), exact where x is near the mean; d = mean - shift (float64, within half
+        # an ulp of the mean) is put back in float64: sum Xc Xc^T = sum U U^T - m d d^T, W Xc = W U - W d
+        shift = mean.astype(dt)
+        d = _padded(mean - shift, G * g, 0.0).reshape(G, g)
+        y = np.empty(xs.shape, dt)
+        cov, W, U, lam, s = np.empty((G, g, g)), np.empty((G, g, g)), np.empty((G, g, g)), np.empty((G, g)), \
+            np.empty((G, g))
+        if not (_whiten is not None and k.name == "cython" and _whiten.zca_forward(
+                y, cov, lam, U, W, s, xs, mean, weight.astype(np.float64), bias.astype(np.float64), g, eps,
+                1 if xs.size < contract.SMALL else kernels.get_num_threads())):
+            self._forward_numpy(y, cov, xs, shift, d, weight, bias, G, g, eps, m)
+            W, U, s = self.whitening, self.U, self.s
+        self.mean, self.cov, self.whitening = mean, cov, W
+        self.xs, self.shift, self.d, self.U, self.s, self.m = xs, shift, d, U, s, m
+        self.w = _padded(weight, G * g, 1.0).reshape(G, g)
+        return y.reshape(x.shape)
+
+    def _forward_numpy(self, y, cov, xs, shift, d, weight, bias, G, g, eps, m):
+        """The forward after the mean in NumPy (the numpy and numba backends; the compiled one's formulas)."""
+        _group_cov_numpy(cov, xs, shift, g)
+        cov[...] = cov / m - d[:, :, None] * d[:, None, :]  # biased, without eps
+        lam, U = np.linalg.eigh(cov + eps * np.eye(g))
         # NOTE: lambda >= eps in exact arithmetic; the clamp only removes rounding below it
         s = np.sqrt(np.maximum(lam, eps))
         W = (U / s[:, None, :]) @ np.swapaxes(U, 1, 2)
-        w = _padded(weight, Cp, 1.0).reshape(G, g)
-        b = _padded(bias, Cp, 0.0)
-        y = np.empty((N, Cp, S), dt)
-        np.matmul((W * w[:, :, None]).astype(dt), xc, out=y.reshape(N, G, g, S))  # diag(w) W Xc
-        k.channel_apply(y, y, np.zeros(Cp, dt), np.ones(Cp, dt), b.astype(dt))  # + bias, in place
-        self.mean, self.cov, self.whitening = mean.reshape(G, g, 1), cov, W
-        self.xc, self.U, self.s, self.m, self.w = xc, U, s, m, w
-        return (y if Cp == C else y[:, :C]).reshape(x.shape)
+        Mw = W * _padded(weight, G * g, 1.0).reshape(G, g)[:, :, None]  # diag(w) W
+        b = bias.astype(np.float64) - (Mw @ d[:, :, None]).reshape(-1)[:xs.shape[1]]
+        _group_whiten_numpy(y, xs, shift, Mw.astype(y.dtype), b.astype(y.dtype), g)
+        self.whitening, self.U, self.s = W, U, s
 
     def backward(self, dy):
-        G, g, m, U, s, W, w, xc = self.G, self.g, self.m, self.U, self.s, self.whitening, self.w, self.xc
+        G, g, m, U, s, W, w, d = self.G, self.g, self.m, self.U, self.s, self.whitening, self.w, self.d
         N, C = self.shape[:2]
-        S = xc.shape[3]
-        B = np.empty((N, G, 2 * g + 1, S), xc.dtype)  # rows [dY; Xc; 1] per group (the class docstring)
+        S = self.xs.shape[2]
+        B = np.empty((N, G, 2 * g + 1, S), self.xs.dtype)  # rows [dY; U; 1] per group (the class docstring)
         _put(B[:, :, :g], dy.reshape(N, C, -1))
-        B[:, :, g:2 * g] = xc
+        if G * g == C:
+            np.subtract(self.xs.reshape(N, G, g, S), self.shift.reshape(G, g, 1), out=B[:, :, g:2 * g])
+        else:
+            _put(B[:, :, g:2 * g], self.xs - self.shift[:, None])
         B[:, :, 2 * g] = 1
         P1 = np.matmul(B[:, :, :g], np.swapaxes(B[:, :, g:], -1, -2)).sum(axis=0, dtype=np.float64)  # (G, g, g+1)
         sdy = P1[:, :, g]  # sum dY per channel: dbias
-        P = P1[:, :, :g]  # sum dY Xc^T
+        P = P1[:, :, :g] - sdy[:, :, None] * d[:, None, :]  # sum dY Xc^T = sum dY U^T - sum(dY) d^T
         dweight = np.einsum("kij,kij->ki", P, W)  # diag(P W^T), W symmetric
         # term 1: through Xc directly (W is symmetric); term 2: through W(Sigma(Xc))
         dW = _sym(w[:, :, None] * P)
@@ -180,7 +216,7 @@ class _ZCAWhiten(Function):
         K = -1.0 / (s[:, :, None] * s[:, None, :] * (s[:, :, None] + s[:, None, :]))
         A = (2.0 / m) * (U @ (K * (Ut @ dW @ U)) @ Ut)
         M = W * w[:, None, :]  # W diag(w)
-        c = -(M @ sdy[:, :, None]) / m  # centering's backward (mean(A Xc) = 0)
+        c = -(M @ sdy[:, :, None]) / m - A @ d[:, :, None]  # centering's backward (mean(A Xc) = 0); A Xc = A U - A d
         F = np.concatenate([M, A, c], axis=2).astype(B.dtype)
         dx = np.empty((N, G * g, S), B.dtype)
         np.matmul(F, B, out=dx.reshape(N, G, g, S))
