@@ -5,8 +5,9 @@
 
    mg_group_cov_T:    cov[k, i, j] = sum over n, s of (x[n, kg+i, s] - shift[kg+i]) * (x[n, kg+j, s] - shift[kg+j])
                       (i, j < gk; 0 in the padding past gk), the centered values and their products in X:
-                      each (n, i, j)'s sum over s in 16-float / 8-double lanes, each lane widened to double and
-                      added over n in order, then the lanes summed pairwise (the S % lanes rest in double apart)
+                      16-float / 8-double lanes over s, each lane summed in X over max(1, 256/S) samples at a
+                      time, then widened and added in double over n in order; the lanes summed pairwise at the
+                      end (the S % lanes rest in double apart)
    mg_group_whiten_T: y[n, kg+i, s] = sum over j < gk of M[k, i, j] * (x[n, kg+j, s] - shift[kg+j]) + bias[kg+i]
                       in X, j in order, the bias last
    mg_zca_matrices_T: the g x g algebra between them (below)
@@ -28,37 +29,61 @@
 #define MG_WHITEN_DEFINE(T, VT, W)                                                                                  \
 static inline VT mg_wload_##T(const T* p) { VT v; memcpy(&v, p, sizeof v); return v; }                            \
 static inline void mg_wstore_##T(T* p, VT v) { memcpy(p, &v, sizeof v); }                                        \
-/* accv (gp x gp pairs of W double lanes) += the products of the gp rows xr (centered by sh) over the S rounded   \
-   down to W, lane by lane; acct (gp x gp) += the rest; rows past gk point at zeros. Only pairs i >= j by blocks  \
-   of 4 rows (the diagonal blocks whole). */                                                                       \
-MG_CLONES_V4 static void mg_group_cov_block_##T(double* restrict accv, double* restrict acct, const T** xr,        \
-                                                const T* sh, Py_ssize_t gp, Py_ssize_t S) {                        \
-    Py_ssize_t S8 = S - S % W;                                                                                     \
+/* cov (g x g) = the sums of one group's centered products: xk the group's first row of sample 0 (rows C*S apart  \
+   from sample to sample), sh its shifts (gp of them, 0 past gk), zero a row of S zeros for the rows past gk.      \
+   Pairs i >= j by blocks of 4 rows (the diagonal blocks whole); each block's lanes run over nf samples in X, then  \
+   are widened into double lanes, nf = max(1, 256/S) (so a float lane sums at most max(16, S/16) products). */     \
+MG_CLONES_V4 static void mg_group_cov_one_##T(double* restrict cov, const T* xk, const T* sh, const T* zero,        \
+                                              Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t gk,             \
+                                              Py_ssize_t gp, Py_ssize_t g) {                                       \
+    Py_ssize_t S8 = S - S % W, nf = S >= 256 ? 1 : 256 / S;                                                        \
     for (Py_ssize_t bi = 0; bi < gp; bi += 4)                                                                      \
         for (Py_ssize_t bj = 0; bj <= bi; bj += 4) {                                                               \
             VT a[4][4];                                                                                            \
+            double accv[16][W], acct[16];                                                                          \
             memset(a, 0, sizeof a);                                                                                \
-            const T *pi0 = xr[bi], *pi1 = xr[bi + 1], *pi2 = xr[bi + 2], *pi3 = xr[bi + 3];                        \
-            const T *pj0 = xr[bj], *pj1 = xr[bj + 1], *pj2 = xr[bj + 2], *pj3 = xr[bj + 3];                        \
-            T si0 = sh[bi], si1 = sh[bi + 1], si2 = sh[bi + 2], si3 = sh[bi + 3];                                  \
-            T sj0 = sh[bj], sj1 = sh[bj + 1], sj2 = sh[bj + 2], sj3 = sh[bj + 3];                                  \
-            for (Py_ssize_t s = 0; s < S8; s += W) {                                                               \
-                VT u[4] = {mg_wload_##T(pi0 + s) - si0, mg_wload_##T(pi1 + s) - si1,                               \
-                           mg_wload_##T(pi2 + s) - si2, mg_wload_##T(pi3 + s) - si3};                              \
-                VT v[4] = {mg_wload_##T(pj0 + s) - sj0, mg_wload_##T(pj1 + s) - sj1,                               \
-                           mg_wload_##T(pj2 + s) - sj2, mg_wload_##T(pj3 + s) - sj3};                              \
-                for (int p = 0; p < 4; p++)                                                                        \
-                    for (int q = 0; q < 4; q++) a[p][q] += u[p] * v[q];                                            \
+            memset(accv, 0, sizeof accv);                                                                          \
+            memset(acct, 0, sizeof acct);                                                                          \
+            T si[4] = {sh[bi], sh[bi + 1], sh[bi + 2], sh[bi + 3]}, sj[4] = {sh[bj], sh[bj + 1], sh[bj + 2],       \
+                                                                             sh[bj + 3]};                          \
+            for (Py_ssize_t n = 0; n < N; n++) {                                                                   \
+                const T* pi[4];                                                                                    \
+                const T* pj[4];                                                                                    \
+                for (int p = 0; p < 4; p++) {                                                                      \
+                    pi[p] = bi + p < gk ? xk + (n * C + bi + p) * S : zero;                                        \
+                    pj[p] = bj + p < gk ? xk + (n * C + bj + p) * S : zero;                                        \
+                }                                                                                                  \
+                for (Py_ssize_t s = 0; s < S8; s += W) {                                                           \
+                    VT u[4] = {mg_wload_##T(pi[0] + s) - si[0], mg_wload_##T(pi[1] + s) - si[1],                   \
+                               mg_wload_##T(pi[2] + s) - si[2], mg_wload_##T(pi[3] + s) - si[3]};                  \
+                    VT v[4] = {mg_wload_##T(pj[0] + s) - sj[0], mg_wload_##T(pj[1] + s) - sj[1],                   \
+                               mg_wload_##T(pj[2] + s) - sj[2], mg_wload_##T(pj[3] + s) - sj[3]};                  \
+                    for (int p = 0; p < 4; p++)                                                                    \
+                        for (int q = 0; q < 4; q++) a[p][q] += u[p] * v[q];                                        \
+                }                                                                                                  \
+                if ((n + 1) % nf == 0 || n == N - 1) {                                                             \
+                    for (int p = 0; p < 4; p++)                                                                    \
+                        for (int q = 0; q < 4; q++) {                                                              \
+                            mg_wwiden_##T(accv[p * 4 + q], a[p][q]);                                               \
+                            a[p][q] = (VT){0};                                                                     \
+                        }                                                                                          \
+                }                                                                                                  \
+                if (S8 < S)                                                                                        \
+                    for (int p = 0; p < 4; p++)                                                                    \
+                        for (int q = 0; q < 4; q++) {                                                              \
+                            double t = 0.0;                                                                        \
+                            for (Py_ssize_t s = S8; s < S; s++)                                                    \
+                                t += (double)((pi[p][s] - si[p]) * (pj[q][s] - sj[q]));                            \
+                            acct[p * 4 + q] += t;                                                                  \
+                        }                                                                                          \
             }                                                                                                      \
             for (int p = 0; p < 4; p++)                                                                            \
                 for (int q = 0; q < 4; q++) {                                                                      \
-                    Py_ssize_t ij = (bi + p) * gp + bj + q;                                                        \
-                    mg_wwiden_##T(accv + ij * W, a[p][q]);                                                      \
-                    if (S8 < S) {                                                                                  \
-                        double t = 0.0;                                                                            \
-                        for (Py_ssize_t s = S8; s < S; s++)                                                        \
-                            t += (double)((xr[bi + p][s] - sh[bi + p]) * (xr[bj + q][s] - sh[bj + q]));            \
-                        acct[ij] += t;                                                                             \
+                    Py_ssize_t i = bi + p, j = bj + q;                                                             \
+                    if (i < gk && j < gk && j <= i) {                                                              \
+                        double t = mg_wsum_lanes(accv[p * 4 + q], W) + acct[p * 4 + q];                            \
+                        cov[i * g + j] = t;                                                                        \
+                        cov[j * g + i] = t;                                                                        \
                     }                                                                                              \
                 }                                                                                                  \
         }                                                                                                          \
@@ -132,28 +157,16 @@ MG_WHITEN_DEFINE(double, mg_v8d, 8)
 static int mg_group_cov_##T(double* cov, const T* x, const T* shift, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,     \
                             Py_ssize_t g, Py_ssize_t k0, Py_ssize_t k1) {                                          \
     Py_ssize_t gp = (g + 3) / 4 * 4;                                                                               \
-    double* acc = (double*)malloc((size_t)(gp * gp) * sizeof(double));                                            \
-    double* accv = (double*)malloc((size_t)(gp * gp * MG_W_##T) * sizeof(double));                                 \
-    const T** xr = (const T**)malloc((size_t)gp * sizeof(T*));                                                     \
     T* sh = (T*)malloc((size_t)gp * sizeof(T));                                                                    \
     T* zero = (T*)calloc((size_t)S, sizeof(T));                                                                    \
-    int err = (acc == NULL || accv == NULL || xr == NULL || sh == NULL || zero == NULL) ? -1 : 0;                  \
+    int err = (sh == NULL || zero == NULL) ? -1 : 0;                                                               \
     for (Py_ssize_t k = k0; k < k1 && !err; k++) {                                                                 \
         Py_ssize_t c0 = k * g, gk = C - c0 < g ? C - c0 : g;                                                       \
-        memset(acc, 0, (size_t)(gp * gp) * sizeof(double));                                                        \
-        memset(accv, 0, (size_t)(gp * gp * MG_W_##T) * sizeof(double));                                            \
         for (Py_ssize_t i = 0; i < gp; i++) sh[i] = i < gk ? shift[c0 + i] : (T)0;                                 \
-        for (Py_ssize_t n = 0; n < N; n++) {                                                                       \
-            for (Py_ssize_t i = 0; i < gp; i++) xr[i] = i < gk ? x + (n * C + c0 + i) * S : zero;                  \
-            mg_group_cov_block_##T(accv, acc, xr, sh, gp, S);                                                      \
-        }                                                                                                          \
-        for (Py_ssize_t ij = 0; ij < gp * gp; ij++) acc[ij] += mg_wsum_lanes(accv + ij * MG_W_##T, MG_W_##T);      \
-        double* ck = cov + k * g * g;                                                                              \
-        for (Py_ssize_t i = 0; i < g; i++)                                                                         \
-            for (Py_ssize_t j = 0; j < g; j++)                                                                     \
-                ck[i * g + j] = (i < gk && j < gk) ? (i >= j ? acc[i * gp + j] : acc[j * gp + i]) : 0.0;           \
+        memset(cov + k * g * g, 0, (size_t)(g * g) * sizeof(double));                                              \
+        mg_group_cov_one_##T(cov + k * g * g, x + c0 * S, sh, zero, N, C, S, gk, (gk + 3) / 4 * 4, g);             \
     }                                                                                                              \
-    free(acc); free(accv); free(xr); free(sh); free(zero);                                                                     \
+    free(sh); free(zero);                                                                                          \
     return err;                                                                                                    \
 }                                                                                                                  \
 static int mg_group_whiten_##T(T* y, const T* x, const T* shift, const T* M, const T* bias, Py_ssize_t N,          \
@@ -186,6 +199,12 @@ static int mg_group_whiten_##T(T* y, const T* x, const T* shift, const T* M, con
 
 MG_WHITEN_DRIVERS(float)
 MG_WHITEN_DRIVERS(double)
+
+/* sqrt(a^2 + b^2): the plain formula where it cannot overflow or underflow, libm's hypot (slower) elsewhere */
+static inline double mg_hypot(double a, double b) {
+    double r = sqrt(a * a + b * b);
+    return (r > 0x1p-500 && r < 0x1p500) ? r : hypot(a, b);
+}
 
 /* One symmetric n x n matrix (row-major, both triangles) -> d (n,) ascending and U (n x n, row-major, column i the
    eigenvector of d[i]); Z (n x n) and e (n) are workspace. Returns 0, or -1 when the QL iteration does not converge
@@ -283,7 +302,7 @@ static int mg_sym_eigh(double* restrict d, double* restrict U, const double* res
                 if (++iter > 60) return -1;
                 double g = d[l];
                 double p = (d[l + 1] - g) / (2.0 * e[l]);
-                double r = hypot(p, 1.0);
+                double r = mg_hypot(p, 1.0);
                 if (p < 0) r = -r;
                 d[l] = e[l] / (p + r);
                 d[l + 1] = e[l] * (p + r);
@@ -299,10 +318,11 @@ static int mg_sym_eigh(double* restrict d, double* restrict U, const double* res
                     s2 = s;
                     g = c * e[i];
                     h = c * p;
-                    r = hypot(p, e[i]);
+                    r = mg_hypot(p, e[i]);
                     e[i + 1] = s * r;
-                    s = e[i] / r;
-                    c = p / r;
+                    double ir = 1.0 / r;
+                    s = e[i] * ir;
+                    c = p * ir;
                     p = c * d[i] - s * g;
                     d[i + 1] = h + s * (c * g + s * d[i]);
                     double* restrict z0 = Z + i * n;

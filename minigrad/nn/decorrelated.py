@@ -118,6 +118,12 @@ def _padded(v, n, fill):
     return out
 
 
+def _shift(mean, dtype, G, g):
+    """shift = X(mean) (C,) and d = mean - shift (G, g) float64, zeros in the padding."""
+    shift = mean.astype(dtype)
+    return shift, _padded(mean - shift, G * g, 0.0).reshape(G, g)
+
+
 def _group_cov_numpy(cov, xs, shift, g, n_threads=1):
     """cov[k] = sum over n, s of U U^T for group k's rows of U = x - shift (whiten.h's group_cov, in NumPy: the
     products in x's dtype, batched over (n, k), summed over n in float64)."""
@@ -167,23 +173,21 @@ class _ZCAWhiten(Function):
         k.channel_stats(mean, m2, xs, True)  # batch norm's statistics phase: the mean in float64
         # U = x - shift with shift = X(mean), exact where x is near the mean; d = mean - shift (float64, within half
         # an ulp of the mean) is put back in float64: sum Xc Xc^T = sum U U^T - m d d^T, W Xc = W U - W d
-        shift = mean.astype(dt)
-        d = _padded(mean - shift, G * g, 0.0).reshape(G, g)
         y = np.empty(xs.shape, dt)
-        cov, W, U, lam, s = np.empty((G, g, g)), np.empty((G, g, g)), np.empty((G, g, g)), np.empty((G, g)), \
-            np.empty((G, g))
+        cov, W, U = np.empty((G, g, g)), np.empty((G, g, g)), np.empty((G, g, g))
+        lam, s = np.empty((G, g)), np.empty((G, g))
+        w = weight.astype(np.float64)  # NOTE: a copy, read again by backward
         if not (_whiten is not None and k.name == "cython" and _whiten.zca_forward(
-                y, cov, lam, U, W, s, xs, mean, weight.astype(np.float64), bias.astype(np.float64), g, eps,
+                y, cov, lam, U, W, s, xs, mean, w, bias.astype(np.float64), g, eps,
                 1 if xs.size < contract.SMALL else kernels.get_num_threads())):
-            self._forward_numpy(y, cov, xs, shift, d, weight, bias, G, g, eps, m)
-            W, U, s = self.whitening, self.U, self.s
-        self.mean, self.cov, self.whitening = mean, cov, W
-        self.xs, self.shift, self.d, self.U, self.s, self.m = xs, shift, d, U, s, m
-        self.w = _padded(weight, G * g, 1.0).reshape(G, g)
+            W, U, s = self._forward_numpy(y, cov, xs, mean, weight, bias, G, g, eps, m)
+        self.mean, self.cov, self.whitening, self.U, self.s, self.xs, self.m, self.w = mean, cov, W, U, s, xs, m, w
         return y.reshape(x.shape)
 
-    def _forward_numpy(self, y, cov, xs, shift, d, weight, bias, G, g, eps, m):
-        """The forward after the mean in NumPy (the numpy and numba backends; the compiled one's formulas)."""
+    def _forward_numpy(self, y, cov, xs, mean, weight, bias, G, g, eps, m):
+        """The forward after the mean in NumPy (the numpy and numba backends; the compiled one's formulas):
+        writes y and cov, returns W, U, s."""
+        shift, d = _shift(mean, y.dtype, G, g)
         _group_cov_numpy(cov, xs, shift, g)
         cov[...] = cov / m - d[:, :, None] * d[:, None, :]  # biased, without eps
         lam, U = np.linalg.eigh(cov + eps * np.eye(g))
@@ -193,18 +197,20 @@ class _ZCAWhiten(Function):
         Mw = W * _padded(weight, G * g, 1.0).reshape(G, g)[:, :, None]  # diag(w) W
         b = bias.astype(np.float64) - (Mw @ d[:, :, None]).reshape(-1)[:xs.shape[1]]
         _group_whiten_numpy(y, xs, shift, Mw.astype(y.dtype), b.astype(y.dtype), g)
-        self.whitening, self.U, self.s = W, U, s
+        return W, U, s
 
     def backward(self, dy):
-        G, g, m, U, s, W, w, d = self.G, self.g, self.m, self.U, self.s, self.whitening, self.w, self.d
+        G, g, m, U, s, W = self.G, self.g, self.m, self.U, self.s, self.whitening
         N, C = self.shape[:2]
         S = self.xs.shape[2]
+        w = _padded(self.w, G * g, 1.0).reshape(G, g)
+        shift, d = _shift(self.mean, self.xs.dtype, G, g)
         B = np.empty((N, G, 2 * g + 1, S), self.xs.dtype)  # rows [dY; U; 1] per group (the class docstring)
         _put(B[:, :, :g], dy.reshape(N, C, -1))
         if G * g == C:
-            np.subtract(self.xs.reshape(N, G, g, S), self.shift.reshape(G, g, 1), out=B[:, :, g:2 * g])
+            np.subtract(self.xs.reshape(N, G, g, S), shift.reshape(G, g, 1), out=B[:, :, g:2 * g])
         else:
-            _put(B[:, :, g:2 * g], self.xs - self.shift[:, None])
+            _put(B[:, :, g:2 * g], self.xs - shift[:, None])
         B[:, :, 2 * g] = 1
         P1 = np.matmul(B[:, :, :g], np.swapaxes(B[:, :, g:], -1, -2)).sum(axis=0, dtype=np.float64)  # (G, g, g+1)
         sdy = P1[:, :, g]  # sum dY per channel: dbias
@@ -332,11 +338,12 @@ class DecorrelatedBatchNorm2d(Module):
         replay, which reruns the node's forward, updates from that run's statistics."""
         count += 1
         f = self.momentum if self.momentum is not None else 1.0 / float(count)
-        mean = ctx.mean.reshape(-1)[:self.num_features]
-        cov = self._pad_identity(ctx.cov * (m / (m - 1)))
-        W = self._pad_identity(ctx.whitening.copy())
-        for buf, new in ((running_mean, mean), (running_cov, cov), (running_whitening, W)):
-            buf[...] = ((1.0 - f) * buf + f * new).astype(buf.dtype)
+        cov, W = ctx.cov * (m / (m - 1)), ctx.whitening
+        if self._g * self._G != self.num_features:
+            cov, W = self._pad_identity(cov), self._pad_identity(W.copy())
+        for buf, new in ((running_mean, ctx.mean), (running_cov, cov), (running_whitening, W)):
+            # NOTE: in float64, rounded to the buffer's dtype once
+            np.add((1.0 - f) * buf, f * new, out=buf, casting="unsafe")
 
     def forward(self, x):
         owner = type(self).__name__
