@@ -211,7 +211,13 @@ static inline double mg_hypot(double a, double b) {
    in 60 steps for an eigenvalue (non-finite input): the caller falls back to LAPACK. */
 static int mg_sym_eigh(double* restrict d, double* restrict U, const double* restrict A, double* restrict V,
                        double* restrict Z, double* restrict e, Py_ssize_t n) {
-    memcpy(V, A, (size_t)(n * n) * sizeof(double));
+    /* NOTE: scaled by a power of two (exact) to a largest entry in [0.5, 1), as LAPACK's dsyev scales: tql2's
+       products of two off-diagonal entries would overflow near 1e154 and underflow near 1e-154 */
+    double amax = 0.0;
+    for (Py_ssize_t i = 0; i < n * n; i++) amax = fmax(amax, fabs(A[i]));
+    int ex = 0;
+    if (amax > 0.0 && amax < INFINITY) frexp(amax, &ex);
+    for (Py_ssize_t i = 0; i < n * n; i++) V[i] = ldexp(A[i], -ex);
 #define V_(i, j) V[(i) * n + (j)]
     /* tred2: Householder reduction to tridiagonal form (d: diagonal, e: subdiagonal), V the transformation */
     for (Py_ssize_t j = 0; j < n; j++) d[j] = V_(n - 1, j);
@@ -360,8 +366,10 @@ static int mg_sym_eigh(double* restrict d, double* restrict U, const double* res
             }
         }
     }
-    for (Py_ssize_t i = 0; i < n; i++)
+    for (Py_ssize_t i = 0; i < n; i++) {
+        d[i] = ldexp(d[i], ex);
         for (Py_ssize_t k = 0; k < n; k++) U[k * n + i] = Z[i * n + k];
+    }
     return 0;
 }
 
