@@ -11,6 +11,7 @@
    mg_group_whiten_T: y[n, kg+i, s] = sum over j < gk of M[k, i, j] * (x[n, kg+j, s] - shift[kg+j]) + bias[kg+i]
                       in X, j in order, the bias last
    mg_zca_matrices_T: the g x g algebra between them (below)
+   mg_zca_rows_T:     the backward's GEMM operand, rows [dY; x - shift; 1] per group (below)
    mg_sym_eigh:       eigenvalues (ascending) and orthonormal eigenvectors of one symmetric n x n float64 matrix:
                       Householder tridiagonalization, then the implicit QL iteration (EISPACK's tred2 and tql2, as
                       JAMA writes them), the rotations applied to the rows of the transposed eigenvector matrix so
@@ -376,7 +377,7 @@ static int mg_sym_eigh(double* restrict d, double* restrict U, const double* res
 /* The g x g algebra between the passes, group k (float64): with the raw sums cov (gk x gk, zero-padded to g x g),
    d = mean - shift (0 past gk), w, b (C,):
      cov <- cov/m - d d^T (the biased covariance);  lam, U = eigh(cov + eps I);  s = sqrt(max(lam, eps))
-     W = U diag(1/s) U^T;  Mx = X(w_i W_ij);  bx = X(b_i - sum_j w_i W_ij d_j)  (i, j < gk)
+     W = (U diag(1/s)) U^T;  Mx = X(w_i W_ij);  bx = X(b_i - sum_j w_i W_ij d_j)  (i, j < gk)
    Returns -1 when the eigensolver does not converge (work: 3 g*g + g doubles). */
 #define MG_ZCA_MATRICES(T)                                                                                          \
 static int mg_zca_matrices_##T(double* cov, double* lam, double* U, double* W, double* s, T* Mx, T* bx,             \
@@ -391,10 +392,13 @@ static int mg_zca_matrices_##T(double* cov, double* lam, double* U, double* W, d
         }                                                                                                          \
     if (mg_sym_eigh(lam, U, A, work + g * g, work + 2 * g * g, work + 3 * g * g, g)) return -1;                    \
     for (Py_ssize_t k = 0; k < g; k++) s[k] = sqrt(lam[k] > eps ? lam[k] : eps);                                   \
+    double* Us = work;  /* U diag(1/s), then W = Us U^T */                                                         \
+    for (Py_ssize_t i = 0; i < g; i++)                                                                             \
+        for (Py_ssize_t k = 0; k < g; k++) Us[i * g + k] = U[i * g + k] / s[k];                                    \
     for (Py_ssize_t i = 0; i < g; i++)                                                                             \
         for (Py_ssize_t j = 0; j < g; j++) {                                                                       \
             double t = 0.0;                                                                                        \
-            for (Py_ssize_t k = 0; k < g; k++) t += U[i * g + k] * U[j * g + k] / s[k];                            \
+            for (Py_ssize_t k = 0; k < g; k++) t += Us[i * g + k] * U[j * g + k];                                  \
             W[i * g + j] = t;                                                                                      \
         }                                                                                                          \
     for (Py_ssize_t i = 0; i < gk; i++) {                                                                          \
@@ -409,5 +413,36 @@ static int mg_zca_matrices_##T(double* cov, double* lam, double* U, double* W, d
 }
 MG_ZCA_MATRICES(float)
 MG_ZCA_MATRICES(double)
+
+/* The backward's rows, samples [n0, n1): B (N, G, 2g+1, S) gets, per group, rows [dY; x - shift; 1] (zeros past
+   gk in the first two) */
+#define MG_ZCA_ROWS(T)                                                                                              \
+MG_CLONES static void mg_zca_rows_##T(T* B, const T* dy, const T* x, const T* shift, Py_ssize_t N, Py_ssize_t C,   \
+                                      Py_ssize_t S, Py_ssize_t g, Py_ssize_t n0, Py_ssize_t n1) {                  \
+    Py_ssize_t G = (C + g - 1) / g, R = 2 * g + 1;                                                                 \
+    (void)N;                                                                                                       \
+    for (Py_ssize_t n = n0; n < n1; n++)                                                                           \
+        for (Py_ssize_t k = 0; k < G; k++) {                                                                       \
+            T* b = B + (n * G + k) * R * S;                                                                        \
+            for (Py_ssize_t i = 0; i < g; i++) {                                                                   \
+                Py_ssize_t c = k * g + i;                                                                          \
+                T* restrict bd = b + i * S;                                                                        \
+                T* restrict bx = b + (g + i) * S;                                                                  \
+                if (c < C) {                                                                                       \
+                    const T* restrict xr = x + (n * C + c) * S;                                                    \
+                    T sh = shift[c];                                                                               \
+                    memcpy(bd, dy + (n * C + c) * S, (size_t)S * sizeof(T));                                       \
+                    for (Py_ssize_t s = 0; s < S; s++) bx[s] = xr[s] - sh;                                         \
+                } else {                                                                                           \
+                    memset(bd, 0, (size_t)S * sizeof(T));                                                          \
+                    memset(bx, 0, (size_t)S * sizeof(T));                                                          \
+                }                                                                                                  \
+            }                                                                                                      \
+            T* restrict one = b + 2 * g * S;                                                                       \
+            for (Py_ssize_t s = 0; s < S; s++) one[s] = (T)1;                                                      \
+        }                                                                                                          \
+}
+MG_ZCA_ROWS(float)
+MG_ZCA_ROWS(double)
 
 #endif

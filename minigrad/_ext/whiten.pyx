@@ -3,6 +3,8 @@
   group_cov(cov, x, shift, g, n_threads)            cov (G, g, g) float64 OUT; x (N, C, S); shift (C,) in x's dtype
   group_whiten(y, x, shift, M, bias, g, n_threads)  y, x (N, C, S); shift, bias (C,); M (G, g, g), all in x's dtype
   sym_eigh(lam, U, A)                               A (G, n, n) float64 symmetric; lam (G, n), U (G, n, n) OUT
+  zca_rows(B, dy, x, shift, g, n_threads)         B (N, G, 2g+1, S) OUT: rows [dY; x - shift; 1] per group, zeros
+                                                    past C; dy, x (N, C, S), shift (C,), all in x's dtype
   zca_forward(y, cov, lam, U, W, s, x, mean, weight, bias, g, eps, n_threads)   the training forward in one call:
       y, x (N, C, S); mean, weight, bias (C,) float64; cov, U, W (G, g, g), lam, s (G, g) float64 OUT
       shift = X(mean), d = mean - shift; group_cov, then per group whiten.h's mg_zca_matrices (cov the biased
@@ -34,6 +36,10 @@ cdef extern from "whiten.h" nogil:
     int mg_group_whiten_double(double* y, const double* x, const double* shift, const double* M,
                                const double* bias, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t g,
                                Py_ssize_t p0, Py_ssize_t p1)
+    void mg_zca_rows_float(float* B, const float* dy, const float* x, const float* shift, Py_ssize_t N,
+                           Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t n0, Py_ssize_t n1)
+    void mg_zca_rows_double(double* B, const double* dy, const double* x, const double* shift, Py_ssize_t N,
+                            Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t n0, Py_ssize_t n1)
     int mg_sym_eigh(double* d, double* U, const double* A, double* V, double* Z, double* e, Py_ssize_t n)
     int mg_zca_matrices_float(double* cov, double* lam, double* U, double* W, double* s, float* Mx, float* bx,
                               const double* d, const double* w, const double* b, Py_ssize_t gk, Py_ssize_t g,
@@ -172,3 +178,19 @@ def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray la
     if err:
         raise MemoryError()
     return not bad
+
+
+def zca_rows(cnp.ndarray B not None, cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray shift not None,
+             Py_ssize_t g, Py_ssize_t n_threads):
+    """The backward's rows [dY; x - shift; 1] per group (whiten.h), over samples in parallel."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), nb = min(N, n_threads), blk
+    cdef bint f32 = is_float32(x)
+    cdef void* pB = ptr(B), *pd = ptr(dy), *px = ptr(x), *ps = ptr(shift)
+    for blk in prange(nb, nogil=True, schedule='static', num_threads=nb):
+        if f32:
+            mg_zca_rows_float(<float*>pB, <float*>pd, <float*>px, <float*>ps, N, C, S, g, blk * N // nb,
+                              (blk + 1) * N // nb)
+        else:
+            mg_zca_rows_double(<double*>pB, <double*>pd, <double*>px, <double*>ps, N, C, S, g, blk * N // nb,
+                               (blk + 1) * N // nb)

@@ -206,12 +206,13 @@ class _ZCAWhiten(Function):
         w = _padded(self.w, G * g, 1.0).reshape(G, g)
         shift, d = _shift(self.mean, self.xs.dtype, G, g)
         B = np.empty((N, G, 2 * g + 1, S), self.xs.dtype)  # rows [dY; U; 1] per group (the class docstring)
-        _put(B[:, :, :g], dy.reshape(N, C, -1))
-        if G * g == C:
-            np.subtract(self.xs.reshape(N, G, g, S), shift.reshape(G, g, 1), out=B[:, :, g:2 * g])
+        dy = np.ascontiguousarray(dy.reshape(N, C, -1), B.dtype)
+        if _whiten is not None and kernels.kernels().name == "cython":
+            _whiten.zca_rows(B, dy, self.xs, shift, g, 1 if B.size < contract.SMALL else kernels.get_num_threads())
         else:
+            _put(B[:, :, :g], dy)
             _put(B[:, :, g:2 * g], self.xs - shift[:, None])
-        B[:, :, 2 * g] = 1
+            B[:, :, 2 * g] = 1
         P1 = np.matmul(B[:, :, :g], np.swapaxes(B[:, :, g:], -1, -2)).sum(axis=0, dtype=np.float64)  # (G, g, g+1)
         sdy = P1[:, :, g]  # sum dY per channel: dbias
         P = P1[:, :, :g] - sdy[:, :, None] * d[:, None, :]  # sum dY Xc^T = sum dY U^T - sum(dY) d^T
