@@ -215,10 +215,13 @@ static int mg_sym_eigh(double* restrict d, double* restrict U, const double* res
     /* NOTE: scaled by a power of two (exact) to a largest entry in [0.5, 1), as LAPACK's dsyev scales: tql2's
        products of two off-diagonal entries would overflow near 1e154 and underflow near 1e-154 */
     double amax = 0.0;
-    for (Py_ssize_t i = 0; i < n * n; i++) amax = fmax(amax, fabs(A[i]));
+    for (Py_ssize_t i = 0; i < n * n; i++) amax = fabs(A[i]) > amax ? fabs(A[i]) : amax;
     int ex = 0;
     if (amax > 0.0 && amax < INFINITY) frexp(amax, &ex);
-    for (Py_ssize_t i = 0; i < n * n; i++) V[i] = ldexp(A[i], -ex);
+    /* 2^-ex as two exact factors (2^+-ex alone can overflow for |ex| up to 1074) */
+    const double down1 = ldexp(1.0, -(ex / 2)), down2 = ldexp(1.0, -(ex - ex / 2));
+    const double up1 = ldexp(1.0, ex / 2), up2 = ldexp(1.0, ex - ex / 2);
+    for (Py_ssize_t i = 0; i < n * n; i++) V[i] = A[i] * down1 * down2;
 #define V_(i, j) V[(i) * n + (j)]
     /* tred2: Householder reduction to tridiagonal form (d: diagonal, e: subdiagonal), V the transformation */
     for (Py_ssize_t j = 0; j < n; j++) d[j] = V_(n - 1, j);
@@ -368,7 +371,7 @@ static int mg_sym_eigh(double* restrict d, double* restrict U, const double* res
         }
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        d[i] = ldexp(d[i], ex);
+        d[i] = d[i] * up1 * up2;
         for (Py_ssize_t k = 0; k < n; k++) U[k * n + i] = Z[i * n + k];
     }
     return 0;

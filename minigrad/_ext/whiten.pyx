@@ -3,6 +3,7 @@
   group_cov(cov, x, shift, g, n_threads)            cov (G, g, g) float64 OUT; x (N, C, S); shift (C,) in x's dtype
   group_whiten(y, x, shift, M, bias, g, n_threads)  y, x (N, C, S); shift, bias (C,); M (G, g, g), all in x's dtype
   sym_eigh(lam, U, A)                               A (G, n, n) float64 symmetric; lam (G, n), U (G, n, n) OUT
+  running_update(buf, new, f, scale)                buf = X((1 - f)*buf + f*(new*scale)), the running averages
   zca_rows(B, dy, x, shift, g, n_threads)         B (N, G, 2g+1, S) OUT: rows [dY; x - shift; 1] per group, zeros
                                                     past C; dy, x (N, C, S), shift (C,), all in x's dtype
   zca_forward(y, cov, lam, U, W, s, x, mean, weight, bias, g, eps, n_threads)   the training forward in one call:
@@ -194,3 +195,26 @@ def zca_rows(cnp.ndarray B not None, cnp.ndarray dy not None, cnp.ndarray x not 
         else:
             mg_zca_rows_double(<double*>pB, <double*>pd, <double*>px, <double*>ps, N, C, S, g, blk * N // nb,
                                (blk + 1) * N // nb)
+
+
+def running_update(cnp.ndarray buf not None, cnp.ndarray new not None, double f, double scale):
+    """buf = X((1 - f)*buf + f*(new*scale)) in float64, element by element (NumPy's order: the same bits); buf
+    float32 or float64 and new float64, both C-contiguous of one size. False (nothing written) otherwise."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(buf), i
+    if (cnp.PyArray_SIZE(new) != n or not cnp.PyArray_IS_C_CONTIGUOUS(buf) or not cnp.PyArray_IS_C_CONTIGUOUS(new)
+            or cnp.PyArray_TYPE(new) != cnp.NPY_FLOAT64 or not cnp.PyArray_ISWRITEABLE(buf)):
+        return False
+    cdef double* pn = <double*>ptr(new)
+    cdef float* pf
+    cdef double* pd
+    if cnp.PyArray_TYPE(buf) == cnp.NPY_FLOAT32:
+        pf = <float*>ptr(buf)
+        for i in range(n):
+            pf[i] = <float>((1.0 - f) * <double>pf[i] + f * (pn[i] * scale))
+    elif cnp.PyArray_TYPE(buf) == cnp.NPY_FLOAT64:
+        pd = <double*>ptr(buf)
+        for i in range(n):
+            pd[i] = (1.0 - f) * pd[i] + f * (pn[i] * scale)
+    else:
+        return False
+    return True

@@ -339,12 +339,13 @@ class DecorrelatedBatchNorm2d(Module):
         replay, which reruns the node's forward, updates from that run's statistics."""
         count += 1
         f = self.momentum if self.momentum is not None else 1.0 / float(count)
-        cov, W = ctx.cov * (m / (m - 1)), ctx.whitening
+        cov, W, k = ctx.cov, ctx.whitening, m / (m - 1)  # the unbiased covariance: cov * k
         if self._g * self._G != self.num_features:
-            cov, W = self._pad_identity(cov), self._pad_identity(W.copy())
-        for buf, new in ((running_mean, ctx.mean), (running_cov, cov), (running_whitening, W)):
+            cov, W, k = self._pad_identity(cov * k), self._pad_identity(W.copy()), 1.0
+        for buf, new, scale in ((running_mean, ctx.mean, 1.0), (running_cov, cov, k), (running_whitening, W, 1.0)):
             # NOTE: in float64, rounded to the buffer's dtype once
-            np.add((1.0 - f) * buf, f * new, out=buf, casting="unsafe")
+            if _whiten is None or not _whiten.running_update(buf, new, f, scale):
+                np.add((1.0 - f) * buf, f * (new * scale), out=buf, casting="unsafe")
 
     def forward(self, x):
         owner = type(self).__name__
