@@ -5,19 +5,19 @@
 
    mg_group_cov_T:    cov[k, i, j] = sum over n, s of (x[n, kg+i, s] - shift[kg+i]) * (x[n, kg+j, s] - shift[kg+j])
                       (i, j < gk; 0 in the padding past gk), the centered values and their products in X:
-                      16-float / 8-double lanes over s, each lane summed in X over max(1, 256/S) samples at a
-                      time, then widened and added in double over n in order; the lanes summed pairwise at the
-                      end (the S % lanes rest in double apart)
+                      16-float / 8-double lanes over s, each lane summed in X over one sample's row (S/16 or
+                      S/8 products, fused multiply-adds), then widened and added in double over n in order; the
+                      lanes summed pairwise at the end (the S % lanes rest in double apart)
    mg_group_whiten_T: y[n, kg+i, s] = sum over j < gk of M[k, i, j] * (x[n, kg+j, s] - shift[kg+j]) + bias[kg+i]
-                      in X, j in order, the bias last
+                      in X, j in order (fused multiply-adds), the bias last
    mg_zca_matrices_T: the g x g algebra between them (below)
    mg_zca_rows_T:     the backward's GEMM operand, rows [dY; x - shift; 1] per group (below)
    mg_sym_eigh:       eigenvalues (ascending) and orthonormal eigenvectors of one symmetric n x n float64 matrix:
                       Householder tridiagonalization, then the implicit QL iteration (EISPACK's tred2 and tql2, as
                       JAMA writes them), the rotations applied to the rows of the transposed eigenvector matrix so
                       that they run in vectors
-   Vector widths are fixed (16 floats, 8 doubles) and no a*b + c is contracted (setup.py), so every clone of
-   mg_clones.h gives the same bits. */
+   Vector widths are fixed (16 floats, 8 doubles), so the x86-64-v4 and -v3 clones (MG_FMA_CLONES below) give the
+   same bits; only the baseline clone, without FMA, differs in the last bits of the two passes. */
 #ifndef MG_WHITEN_H
 #define MG_WHITEN_H
 
@@ -27,17 +27,27 @@
 
 #include "norm_simd.h"
 
+/* MG_FMA_CLONES: the two passes' products and sums as fused multiply-adds, one rounding a term (more accurate
+   than mg_clones.h's a*b then + c, and half the instructions) in the x86-64-v4 and -v3 clones; the baseline clone
+   (x86-64 without FMA, CPUs before 2013) rounds twice, so there alone the last bits differ. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define MG_FMA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
+                                     optimize("fp-contract=fast")))
+#else
+#define MG_FMA_CLONES
+#endif
+
 #define MG_WHITEN_DEFINE(T, VT, W)                                                                                  \
 static inline VT mg_wload_##T(const T* p) { VT v; memcpy(&v, p, sizeof v); return v; }                            \
 static inline void mg_wstore_##T(T* p, VT v) { memcpy(p, &v, sizeof v); }                                        \
 /* cov (g x g) = the sums of one group's centered products: xk the group's first row of sample 0 (rows C*S apart  \
    from sample to sample), sh its shifts (gp of them, 0 past gk), zero a row of S zeros for the rows past gk.      \
-   Pairs i >= j by blocks of 4 rows (the diagonal blocks whole); each block's lanes run over nf samples in X, then  \
-   are widened into double lanes, nf = max(1, 256/S) (so a float lane sums at most max(16, S/16) products). */     \
-MG_CLONES_V4 static void mg_group_cov_one_##T(double* restrict cov, const T* xk, const T* sh, const T* zero,        \
+   Pairs i >= j by blocks of 4 rows (the diagonal blocks whole); each block's lanes run over one sample in X, then \
+   are widened into double lanes. */                                                                              \
+MG_FMA_CLONES static void mg_group_cov_one_##T(double* restrict cov, const T* xk, const T* sh, const T* zero,        \
                                               Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t gk,             \
                                               Py_ssize_t gp, Py_ssize_t g) {                                       \
-    Py_ssize_t S8 = S - S % W, nf = S >= 256 ? 1 : 256 / S;                                                        \
+    Py_ssize_t S8 = S - S % W;                                                                                      \
     for (Py_ssize_t bi = 0; bi < gp; bi += 4)                                                                      \
         for (Py_ssize_t bj = 0; bj <= bi; bj += 4) {                                                               \
             VT a[4][4];                                                                                            \
@@ -62,7 +72,7 @@ MG_CLONES_V4 static void mg_group_cov_one_##T(double* restrict cov, const T* xk,
                     for (int p = 0; p < 4; p++)                                                                    \
                         for (int q = 0; q < 4; q++) a[p][q] += u[p] * v[q];                                        \
                 }                                                                                                  \
-                if ((n + 1) % nf == 0 || n == N - 1) {                                                             \
+                {  /* NOTE: widened every sample: longer float sums (4 samples at S = 64) doubled the error */   \
                     for (int p = 0; p < 4; p++)                                                                    \
                         for (int q = 0; q < 4; q++) {                                                              \
                             mg_wwiden_##T(accv[p * 4 + q], a[p][q]);                                               \
@@ -90,7 +100,7 @@ MG_CLONES_V4 static void mg_group_cov_one_##T(double* restrict cov, const T* xk,
         }                                                                                                          \
 }                                                                                                                  \
 /* y rows (gk of them) = Mp (gp x gk, zero rows past gk) (x - sh) + b, 8 output rows at a time */                  \
-MG_CLONES_V4 static void mg_group_whiten_block_##T(T** yr, const T** xr, const T* sh,                 \
+MG_FMA_CLONES static void mg_group_whiten_block_##T(T** yr, const T** xr, const T* sh,                 \
                                                    const T* Mp, const T* b, Py_ssize_t gk, Py_ssize_t gp,          \
                                                    Py_ssize_t S) {                                                 \
     Py_ssize_t S8 = S - S % W;                                                                                     \

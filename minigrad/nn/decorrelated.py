@@ -15,7 +15,8 @@ Backward through the eigendecomposition (Daleckii-Krein): with G = dL/dW symmetr
 NOTE: for f = l^{-1/2} the divided difference simplifies exactly to K_ij = -1 / (s_i s_j (s_i + s_j)) with
 s = sqrt(lambda), which is also f'(l_i) on the diagonal; no 1/(l_i - l_j) is ever formed, so repeated or
 nearly repeated eigenvalues (always the case for the padding and for eps-dominated groups) are stable.
-The g x g algebra is float64; the passes over the activation run in its dtype (``_ZCAWhiten``).
+The g x g algebra is float64; the passes over the activation run in its dtype (``_ZCAWhiten``; the forward's
+passes and eigensolver on the cython backend: minigrad/_ext/whiten.pyx, docs/perf/decorrelated-forward.md).
 
 Double backward (``create_graph=True``): the same K in matrix form, dL/dSigma = -W Y W with Y the solution of the
 Sylvester equation S Y + Y S = G, S = Sigma^{1/2} (in the eigenbasis Y_ij = G_ij/(s_i + s_j), so
@@ -154,13 +155,17 @@ class _ZCAWhiten(Function):
 
     The passes over the activation run in the inputs' common dtype (float32 stays float32); the g x g statistics,
     the eigendecomposition and the backward's coefficients are float64. Forward: batch norm's statistics phase (the
-    mean, float64 accumulation) and apply phase write Xc = x - mean (N, G, g, S) once, so the covariance product
-    sum Xc Xc^T never cancels (a large mean or a tiny variance costs no accuracy); y = (diag(w) W) Xc is one
-    batched GEMM writing the output's layout, then + bias in place. Backward: one buffer B (N, G, 2g+1, S) holds,
-    per group, rows [dY; Xc; 1], and
-        [dY] [Xc; 1]^T -> P = sum dY Xc^T and sum dY (dbias);  dweight = diag(P W^T)
-        dx = [M, A, -M sum(dY)/m] [dY; Xc; 1],  M = W diag(w), A = 2/m dL/dSigma
-    two batched GEMMs (centering's backward, dx = dxc - mean(dxc), is the constant column: mean(A Xc) = 0)."""
+    mean, float64 accumulation), then, with shift = X(mean) and d = mean - shift (float64, under half an ulp of the
+    mean), U = x - shift (exact near the mean, so a large mean or a tiny variance costs no accuracy):
+        cov = sum U U^T / m - d d^T,   y = M U + (bias - M d),   M = diag(w) W
+    On the cython backend one compiled call (minigrad/_ext/whiten.pyx: zca_forward) makes the covariance pass, the
+    g x g algebra (eigenvalues by tred2 + tql2, about twice LAPACK's speed at g = 16) and the whitening pass, U
+    never written; the other backends run the same formulas in NumPy (``_forward_numpy``: batched GEMMs, LAPACK's
+    eigh). Backward: one buffer B (N, G, 2g+1, S) holds, per group, rows [dY; U; 1], and
+        [dY] [U; 1]^T -> sum dY U^T and sum dY (dbias);  P = sum dY Xc^T = sum dY U^T - sum(dY) d^T;
+        dweight = diag(P W^T);  dx = [M', A, -M' sum(dY)/m - A d] [dY; U; 1],  M' = W diag(w), A = 2/m dL/dSigma
+    two batched GEMMs (centering's backward, dx = dxc - mean(dxc), is the constant column: mean(A Xc) = 0, and
+    A Xc = A U - A d)."""
 
     def forward(self, x, weight, bias, G, g, eps):
         dt = np.result_type(x.dtype, weight.dtype, bias.dtype)
