@@ -4,13 +4,14 @@
   group_whiten(y, x, shift, M, bias, g, n_threads)  y, x (N, C, S); shift, bias (C,); M (G, g, g), all in x's dtype
   sym_eigh(lam, U, A)                               A (G, n, n) float64 symmetric; lam (G, n), U (G, n, n) OUT
   running_update(buf, new, f, scale)                buf = X((1 - f)*buf + f*(new*scale)), the running averages
-  zca_rows(B, dy, x, shift, g, n_threads)         B (N, G, 2g+1, S) OUT: rows [dY; x - shift; 1] per group, zeros
+  zca_rows(B, dy, x, shift, g, n_threads)           B (N, G, 2g+1, S) OUT: rows [dY; x - shift; 1] per group, zeros
                                                     past C; dy, x (N, C, S), shift (C,), all in x's dtype
-  zca_forward(y, cov, lam, U, W, s, x, mean, weight, bias, g, eps, n_threads)   the training forward in one call:
-      y, x (N, C, S); mean, weight, bias (C,) float64; cov, U, W (G, g, g), lam, s (G, g) float64 OUT
-      shift = X(mean), d = mean - shift; group_cov, then per group whiten.h's mg_zca_matrices (cov the biased
-      covariance, lam/U its eigendecomposition with eps, W = (cov + eps I)^(-1/2), s = sqrt(lam)), then
-      group_whiten with M = X(diag(w) W) and bias X(b - diag(w) W d); False (y not written) when the
+  zca_forward(y, cov, lam, U, W, s, shift, dshift, x, mean, weight, bias, g, eps, n_threads)   the training forward
+      in one call: y, x (N, C, S); mean, bias (C,), weight (G*g,) float64; cov, U, W (G, g, g), lam, s, dshift
+      (G, g) float64 OUT; shift (C,) X OUT. shift = X(mean), d = mean - shift (dshift, 0 past C); group_cov, then
+      per group whiten.h's mg_zca_matrices (cov the biased covariance, lam/U its eigendecomposition with eps,
+      W = (cov + eps I)^(-1/2), s = sqrt(max(lam, eps))), then group_whiten with M = X(diag(w) W) and bias
+      X(b - diag(w) W d); False (y not written) when the
       eigensolver does not converge (non-finite input): the caller takes the NumPy path
 
 The formulas: whiten.h's header; the NumPy equivalents: minigrad/nn/decorrelated.py (``_group_cov_numpy``,
@@ -111,9 +112,9 @@ def sym_eigh(cnp.ndarray lam not None, cnp.ndarray U not None, cnp.ndarray A not
 
 
 def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray lam not None, cnp.ndarray U not None,
-                cnp.ndarray W not None, cnp.ndarray s not None, cnp.ndarray x not None, cnp.ndarray mean not None,
-                cnp.ndarray weight not None, cnp.ndarray bias not None, Py_ssize_t g, double eps,
-                Py_ssize_t n_threads):
+                cnp.ndarray W not None, cnp.ndarray s not None, cnp.ndarray shift not None, cnp.ndarray dshift not None,
+                cnp.ndarray x not None, cnp.ndarray mean not None, cnp.ndarray weight not None,
+                cnp.ndarray bias not None, Py_ssize_t g, double eps, Py_ssize_t n_threads):
     """Decorrelated batch norm's training forward after the mean (the module docstring's zca_forward)."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), G = dim(cov, 0), k, i, c, gk
@@ -131,16 +132,18 @@ def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray la
     cdef void* px = ptr(x), *py = ptr(y)
     cdef size_t xs = 4 if f32 else 8
     # shift (C,), bias' (C,), M (G*g*g) in X; d (G*g); work (3 g*g + g)
-    cdef char* sh = <char*>malloc(C * xs)
+    cdef char* sh = <char*>ptr(shift)
     cdef char* bx = <char*>malloc(C * xs)
     cdef char* Mx = <char*>malloc(G * g * g * xs)
-    cdef double* d = <double*>calloc(G * g, sizeof(double))
+    cdef double* d = <double*>ptr(dshift)
     cdef double* work = <double*>malloc((3 * g * g + g) * sizeof(double))
     cdef int err = 0, bad = 0
-    if sh == NULL or bx == NULL or Mx == NULL or d == NULL or work == NULL:
-        free(sh); free(bx); free(Mx); free(d); free(work)
+    if bx == NULL or Mx == NULL or work == NULL:
+        free(bx); free(Mx); free(work)
         raise MemoryError()
     with nogil:
+        for c in range(C, G * g):
+            d[c] = 0.0
         for c in range(C):
             if f32:
                 (<float*>sh)[c] = <float>pmean[c]
@@ -175,7 +178,7 @@ def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray la
                         err |= mg_group_whiten_double(<double*>py, <double*>px, <double*>sh, <double*>Mx,
                                                       <double*>bx, N, C, S, g, blk * P // nbw,
                                                       (blk + 1) * P // nbw)
-    free(sh); free(bx); free(Mx); free(d); free(work)
+    free(bx); free(Mx); free(work)
     if err:
         raise MemoryError()
     return not bad

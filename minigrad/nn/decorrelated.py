@@ -178,20 +178,21 @@ class _ZCAWhiten(Function):
         k.channel_stats(mean, m2, xs, True)  # batch norm's statistics phase: the mean in float64
         # U = x - shift with shift = X(mean), exact where x is near the mean; d = mean - shift (float64, within half
         # an ulp of the mean) is put back in float64: sum Xc Xc^T = sum U U^T - m d d^T, W Xc = W U - W d
-        y = np.empty(xs.shape, dt)
+        y, shift = np.empty(xs.shape, dt), np.empty(C, dt)
         cov, W, U = np.empty((G, g, g)), np.empty((G, g, g)), np.empty((G, g, g))
-        lam, s = np.empty((G, g)), np.empty((G, g))
-        w = weight.astype(np.float64)  # NOTE: a copy, read again by backward
+        lam, s, d = np.empty((G, g)), np.empty((G, g)), np.empty((G, g))
+        w = _padded(weight, G * g, 1.0).reshape(G, g)  # NOTE: a copy, read again by backward
         if not (_whiten is not None and k.name == "cython" and _whiten.zca_forward(
-                y, cov, lam, U, W, s, xs, mean, w, bias.astype(np.float64), g, eps,
+                y, cov, lam, U, W, s, shift, d, xs, mean, w, bias.astype(np.float64), g, eps,
                 1 if xs.size < contract.SMALL else kernels.get_num_threads())):
-            W, U, s = self._forward_numpy(y, cov, xs, mean, weight, bias, G, g, eps, m)
+            W, U, s, shift, d = self._forward_numpy(y, cov, xs, mean, w, bias, G, g, eps, m)
         self.mean, self.cov, self.whitening, self.U, self.s, self.xs, self.m, self.w = mean, cov, W, U, s, xs, m, w
+        self.shift, self.d = shift, d
         return y.reshape(x.shape)
 
-    def _forward_numpy(self, y, cov, xs, mean, weight, bias, G, g, eps, m):
+    def _forward_numpy(self, y, cov, xs, mean, w, bias, G, g, eps, m):
         """The forward after the mean in NumPy (the numpy and numba backends; the compiled one's formulas):
-        writes y and cov, returns W, U, s."""
+        writes y and cov, returns W, U, s, shift, d. ``w``: the padded weight (G, g), float64."""
         shift, d = _shift(mean, y.dtype, G, g)
         _group_cov_numpy(cov, xs, shift, g)
         cov[...] = cov / m - d[:, :, None] * d[:, None, :]  # biased, without eps
@@ -199,17 +200,16 @@ class _ZCAWhiten(Function):
         # NOTE: lambda >= eps in exact arithmetic; the clamp only removes rounding below it
         s = np.sqrt(np.maximum(lam, eps))
         W = (U / s[:, None, :]) @ np.swapaxes(U, 1, 2)
-        Mw = W * _padded(weight, G * g, 1.0).reshape(G, g)[:, :, None]  # diag(w) W
+        Mw = W * w[:, :, None]  # diag(w) W
         b = bias.astype(np.float64) - (Mw @ d[:, :, None]).reshape(-1)[:xs.shape[1]]
         _group_whiten_numpy(y, xs, shift, Mw.astype(y.dtype), b.astype(y.dtype), g)
-        return W, U, s
+        return W, U, s, shift, d
 
     def backward(self, dy):
-        G, g, m, U, s, W = self.G, self.g, self.m, self.U, self.s, self.whitening
+        G, g, m, U, s, W, w = self.G, self.g, self.m, self.U, self.s, self.whitening, self.w
+        shift, d = self.shift, self.d
         N, C = self.shape[:2]
         S = self.xs.shape[2]
-        w = _padded(self.w, G * g, 1.0).reshape(G, g)
-        shift, d = _shift(self.mean, self.xs.dtype, G, g)
         B = np.empty((N, G, 2 * g + 1, S), self.xs.dtype)  # rows [dY; U; 1] per group (the class docstring)
         dy = np.ascontiguousarray(dy.reshape(N, C, -1), B.dtype)
         if _whiten is not None and kernels.kernels().name == "cython":
