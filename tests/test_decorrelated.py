@@ -369,3 +369,20 @@ def test_float32_mean_far_above_the_spread(backend):
         Z = y[:, c0:c0 + 3].transpose(1, 0, 2, 3).reshape(3, -1)
         np.testing.assert_allclose(Z.mean(axis=1), 0, atol=1e-4)
         np.testing.assert_allclose(Z @ Z.T / Z.shape[1], np.eye(3), atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_mean_is_channel_stats(threads):
+    """zca_forward's mean is batch norm's statistics phase (phases.h) bit for bit, at any thread count."""
+    x = data((3, 37, 5, 7)).astype(np.float32)
+    m = nn.DecorrelatedBatchNorm2d(37)
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(threads)
+        with mg.using_backend("cython"):
+            _, ctx = dec._ZCAWhiten.apply_with_ctx(mg.Tensor(x), m.weight, m.bias, G=m._G, g=m._g, eps=EPS)
+            mean = np.empty(37)
+            mg.kernels.kernels().channel_stats(mean, np.empty(37), x.reshape(3, 37, -1), True)
+    finally:
+        mg.set_num_threads(before)
+    np.testing.assert_array_equal(ctx.mean, mean)

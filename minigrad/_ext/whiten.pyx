@@ -7,8 +7,9 @@
   zca_rows(B, dy, x, shift, g, n_threads)           B (N, G, 2g+1, S) OUT: rows [dY; x - shift; 1] per group, zeros
                                                     past C; dy, x (N, C, S), shift (C,), all in x's dtype
   zca_forward(y, cov, lam, U, W, s, shift, dshift, x, mean, weight, bias, g, eps, n_threads)   the training forward
-      in one call: y, x (N, C, S); mean, bias (C,), weight (G*g,) float64; cov, U, W (G, g, g), lam, s, dshift
-      (G, g) float64 OUT; shift (C,) X OUT. shift = X(mean), d = mean - shift (dshift, 0 past C); group_cov, then
+      in one call: y, x (N, C, S); bias (C,), weight (G*g,) float64; mean (C,), cov, U, W (G, g, g), lam, s,
+      dshift (G, g) float64 OUT; shift (C,) X OUT. mean: channel_stats's (phases.h, its bits); shift = X(mean),
+      d = mean - shift (dshift, 0 past C); group_cov, then
       per group whiten.h's mg_zca_matrices (cov the biased covariance, lam/U its eigendecomposition with eps,
       W = (cov + eps I)^(-1/2), s = sqrt(max(lam, eps))), then group_whiten with M = X(diag(w) W) and bias
       X(b - diag(w) W d); False (y not written) when the
@@ -27,6 +28,18 @@ from minigrad._ext._arrays cimport dim, is_float32, ptr
 from minigrad._ext._openmp cimport team_size
 
 cnp.import_array()
+
+cdef extern from *:
+    """
+    /* phases.h's other helpers are unused here */
+    #pragma GCC diagnostic ignored "-Wunused-function"
+    """
+
+cdef extern from "phases.h" nogil:
+    void mgp_channel_stats_float(double* mean, double* m2, const float* x, int center, Py_ssize_t N, Py_ssize_t C,
+                                 Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1, double* K)
+    void mgp_channel_stats_double(double* mean, double* m2, const double* x, int center, Py_ssize_t N,
+                                  Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1, double* K)
 
 cdef extern from "whiten.h" nogil:
     int mg_group_cov_float(double* cov, const float* x, const float* shift, Py_ssize_t N, Py_ssize_t C,
@@ -115,10 +128,11 @@ def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray la
                 cnp.ndarray W not None, cnp.ndarray s not None, cnp.ndarray shift not None, cnp.ndarray dshift not None,
                 cnp.ndarray x not None, cnp.ndarray mean not None, cnp.ndarray weight not None,
                 cnp.ndarray bias not None, Py_ssize_t g, double eps, Py_ssize_t n_threads):
-    """Decorrelated batch norm's training forward after the mean (the module docstring's zca_forward)."""
+    """Decorrelated batch norm's training forward (the module docstring's zca_forward)."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), G = dim(cov, 0), k, i, c, gk
     cdef Py_ssize_t P = N * G, nbc = min(G, n_threads), nbw = min(P, n_threads), blk
+    cdef Py_ssize_t nbs = min(C, n_threads)
     cdef bint f32 = is_float32(x)
     cdef double m = <double>(N * S)
     cdef double* pmean = <double*>ptr(mean)
@@ -136,12 +150,20 @@ def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray la
     cdef char* bx = <char*>malloc(C * xs)
     cdef char* Mx = <char*>malloc(G * g * g * xs)
     cdef double* d = <double*>ptr(dshift)
-    cdef double* work = <double*>malloc((3 * g * g + g) * sizeof(double))
+    cdef double* work = <double*>malloc((3 * g * g + g + 2 * C) * sizeof(double))
     cdef int err = 0, bad = 0
     if bx == NULL or Mx == NULL or work == NULL:
         free(bx); free(Mx); free(work)
         raise MemoryError()
     with nogil:
+        # the mean: batch norm's statistics phase (phases.h: channel_stats's code, blocks and bits), m2 discarded
+        for blk in prange(nbs, schedule='static', num_threads=nbs):
+            if f32:
+                mgp_channel_stats_float(pmean, work, <float*>px, 1, N, C, S, blk * C // nbs, (blk + 1) * C // nbs,
+                                        work + C)
+            else:
+                mgp_channel_stats_double(pmean, work, <double*>px, 1, N, C, S, blk * C // nbs,
+                                         (blk + 1) * C // nbs, work + C)
         for c in range(C, G * g):
             d[c] = 0.0
         for c in range(C):

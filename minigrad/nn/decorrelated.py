@@ -174,8 +174,7 @@ class _ZCAWhiten(Function):
         xs = np.ascontiguousarray(x.reshape(N, C, -1), dt)
         m = N * xs.shape[2]
         k = kernels.kernels()
-        mean, m2 = np.empty(C), np.empty(C)
-        k.channel_stats(mean, m2, xs, True)  # batch norm's statistics phase: the mean in float64
+        mean = np.empty(C)  # batch norm's statistics phase: the mean in float64
         # U = x - shift with shift = X(mean), exact where x is near the mean; d = mean - shift (float64, within half
         # an ulp of the mean) is put back in float64: sum Xc Xc^T = sum U U^T - m d d^T, W Xc = W U - W d
         y, shift = np.empty(xs.shape, dt), np.empty(C, dt)
@@ -185,6 +184,7 @@ class _ZCAWhiten(Function):
         if not (_whiten is not None and k.name == "cython" and _whiten.zca_forward(
                 y, cov, lam, U, W, s, shift, d, xs, mean, w, bias.astype(np.float64), g, eps,
                 1 if xs.size < contract.SMALL else kernels.get_num_threads())):
+            k.channel_stats(mean, np.empty(C), xs, True)
             W, U, s, shift, d = self._forward_numpy(y, cov, xs, mean, w, bias, G, g, eps, m)
         self.mean, self.cov, self.whitening, self.U, self.s, self.xs, self.m, self.w = mean, cov, W, U, s, xs, m, w
         self.shift, self.d = shift, d
