@@ -368,10 +368,20 @@ class DecorrelatedBatchNorm2d(Module):
         if m < 2:
             raise ValueError(f"{owner}: expected more than 1 value per channel when training, got input of "
                              f"shape {x.shape}")
-        y, ctx = _ZCAWhiten.apply_with_ctx(x, self.weight, self.bias, G=self._G, g=self._g, eps=self.eps)
-        _host(lambda *bufs: self._update_running(ctx, m, *bufs), self.num_batches_tracked.data,
-              self.running_mean.data, self.running_cov.data, self.running_whitening.data)
+        state = self._table_state(_PLAIN, _STATE)  # NOTE: see Module._table_state
+        if state is None:  # a subclass: the attributes, as they read
+            state = [getattr(self, name) for name in _STATE]
+        weight, bias, count, running_mean, running_cov, running_whitening = state
+        y, ctx = _ZCAWhiten.apply_with_ctx(x, weight, bias, G=self._G, g=self._g, eps=self.eps)
+        _host(lambda *bufs: self._update_running(ctx, m, *bufs), count.data, running_mean.data, running_cov.data,
+              running_whitening.data)
         return y
 
     def extra_repr(self):
         return f"{self.num_features}, group_size={self.group_size}, eps={self.eps}, momentum={self.momentum}"
+
+
+# NOTE: read from the module's tables in one call (Module._table_state) by this class exactly; a subclass reads the
+# attributes
+_PLAIN = frozenset((DecorrelatedBatchNorm2d,))
+_STATE = ("weight", "bias", "num_batches_tracked", "running_mean", "running_cov", "running_whitening")
