@@ -267,3 +267,122 @@ def test_bad_arguments_raise_naming_them():
         m(mg.Tensor(np.zeros((2, 3, 2, 2), np.float32)))
     with pytest.raises(ValueError, match="more than 1 value"):
         m(mg.Tensor(np.zeros((1, 4, 1, 1), np.float32)))
+
+
+# the compiled forward (minigrad/_ext/whiten.pyx): its passes against their NumPy versions, its eigensolver
+# against LAPACK's accuracy
+whiten = pytest.importorskip("minigrad._ext.whiten")
+from minigrad.nn import decorrelated as dec  # noqa: E402
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,C,S,g", [(16, 32, 64, 16), (3, 37, 49, 16), (2, 5, 7, 3), (4, 8, 9, 1), (2, 20, 13, 20),
+                                     (3, 24, 300, 7)])
+def test_compiled_passes_match_numpy(dtype, N, C, S, g):
+    """group_cov and group_whiten against _group_cov_numpy and _group_whiten_numpy (padded last group, S not a
+    multiple of the lanes, more than 256 values a row); bit-identical at 1 and 2 threads."""
+    rng = np.random.default_rng(4)
+    x = (0.5 + 2 * rng.standard_normal((N, C, S))).astype(dtype)
+    shift = x.mean(axis=(0, 2)).astype(dtype)
+    G = -(-C // g)
+    M, bias = rng.standard_normal((G, g, g)).astype(dtype), rng.standard_normal(C).astype(dtype)
+    got = [(np.empty((G, g, g)), np.empty_like(x)) for _ in range(2)]
+    for (cov, y), threads in zip(got, (1, 2)):
+        whiten.group_cov(cov, x, shift, g, threads)
+        whiten.group_whiten(y, x, shift, M, bias, g, threads)
+    for a, b in zip(*got):
+        np.testing.assert_array_equal(a, b)
+    cov, y = got[0]
+    want_cov, want_y = np.empty((G, g, g)), np.empty((N, C, S))
+    dec._group_cov_numpy(want_cov, x.astype(np.float64), shift.astype(np.float64), g)
+    dec._group_whiten_numpy(want_y, x.astype(np.float64), shift.astype(np.float64), M.astype(np.float64),
+                            bias.astype(np.float64), g)
+    tol = {np.float32: 1e-6, np.float64: 1e-14}[dtype]
+    np.testing.assert_allclose(cov, want_cov, rtol=tol, atol=tol * np.abs(want_cov).max())
+    np.testing.assert_allclose(y, want_y, rtol=tol, atol=10 * tol * np.abs(want_y).max())
+
+
+def _spd_cases():
+    rng = np.random.default_rng(5)
+    Q, _ = np.linalg.qr(rng.standard_normal((16, 16)))
+    A = rng.standard_normal((4, 16, 16))
+    B = rng.standard_normal((2, 16, 3))
+    yield "random", A @ np.swapaxes(A, 1, 2) + EPS * np.eye(16)
+    yield "rank 3 + eps I (13 repeated)", B @ np.swapaxes(B, 1, 2) + EPS * np.eye(16)
+    yield "eps I", np.tile(EPS * np.eye(16), (2, 1, 1))
+    yield "graded 1e-12..1e2", ((Q * np.logspace(-12, 2, 16)) @ Q.T)[None]
+    yield "clustered", ((Q * np.r_[[1.0] * 8, [1 + 1e-13] * 8]) @ Q.T)[None]
+    yield "diagonal", np.diag(np.arange(16.0))[None]
+    yield "5 x 5 indefinite", A[:3, :5, :5] + np.swapaxes(A[:3, :5, :5], 1, 2)
+    yield "1 x 1", np.full((2, 1, 1), 3.0)
+    for scale in (1e-300, 1e-200, 1e200, 1e300):  # tql2's products would leave the double range unscaled
+        yield f"scaled {scale:g}", ((Q * np.logspace(-3, 0, 16) * scale) @ Q.T)[None]
+
+
+@pytest.mark.parametrize("name,A", list(_spd_cases()), ids=[n for n, _ in _spd_cases()])
+def test_eigensolver_as_accurate_as_lapack(name, A):
+    """sym_eigh (tred2 + tql2): residual |A U - U diag(lam)|, orthogonality |U^T U - I| and eigenvalues against
+    LAPACK's within a few ulps of |A| (LAPACK's own residuals on these are 2e-16 to 3e-15), repeated and tiny
+    eigenvalues included."""
+    G, n, _ = A.shape
+    lam, U = np.empty((G, n)), np.empty((G, n, n))
+    assert whiten.sym_eigh(lam, U, np.ascontiguousarray(A))
+    norm = np.abs(np.linalg.eigvalsh(A)).max()
+    assert np.all(np.diff(lam, axis=1) >= 0)
+    assert np.abs(A @ U - U * lam[:, None, :]).max() <= 1e-14 * norm
+    assert np.abs(np.swapaxes(U, 1, 2) @ U - np.eye(n)).max() <= 1e-14
+    assert np.abs(lam - np.linalg.eigvalsh(A)).max() <= 1e-14 * norm
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C,group_size", [(6, 3), (5, 2), (3, 16), (32, 16)])
+def test_compiled_forward_matches_numpy_path(dtype, C, group_size):
+    """The cython backend's one-call forward (zca_forward) and the NumPy path of the other backends: the output
+    and the statistics left for the running averages and the backward."""
+    x0 = data((6, C, 3, 5)).astype(dtype)
+    out = {}
+    for backend in ("cython", "numpy"):
+        m = nn.DecorrelatedBatchNorm2d(C, group_size=group_size, eps=EPS).to(dtype)
+        m.weight.data[...] = 1 + 0.1 * np.arange(C)
+        m.bias.data[...] = 0.1 * np.arange(C)
+        with mg.using_backend(backend):
+            y, ctx = dec._ZCAWhiten.apply_with_ctx(mg.Tensor(x0), m.weight, m.bias, G=m._G, g=m._g, eps=EPS)
+        out[backend] = (y.numpy(), ctx.cov, ctx.whitening, ctx.s)
+    tol = {np.float32: 1e-5, np.float64: 1e-12}[dtype]
+    for got, want, what in zip(out["cython"], out["numpy"], ("y", "cov", "whitening", "s")):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max(), err_msg=what)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_mean_far_above_the_spread(backend):
+    """float32 data with mean 1e3 and std 1e-3 (the mean's float32 rounding, up to 3e-5, is 3% of a std): the
+    passes run on x - X(mean), and the rounding's share is put back in float64 (the covariance's - m d d^T, the
+    bias's - W d), so the whitened output still has mean 0 and identity covariance per group."""
+    rng = np.random.default_rng(6)
+    C = 6
+    mix = rng.standard_normal((C, C)) + 2 * np.eye(C)
+    x32 = (1e3 + 1e-3 * np.einsum("dc,nchw->ndhw", mix, rng.standard_normal((16, C, 8, 8)))).astype(np.float32)
+    m = nn.DecorrelatedBatchNorm2d(C, group_size=3, eps=1e-14)
+    with mg.using_backend(backend):
+        y = m(mg.Tensor(x32)).numpy().astype(np.float64)
+    for c0 in (0, 3):
+        Z = y[:, c0:c0 + 3].transpose(1, 0, 2, 3).reshape(3, -1)
+        np.testing.assert_allclose(Z.mean(axis=1), 0, atol=1e-4)
+        np.testing.assert_allclose(Z @ Z.T / Z.shape[1], np.eye(3), atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_mean_is_channel_stats(threads):
+    """zca_forward's mean is batch norm's statistics phase (phases.h) bit for bit, at any thread count."""
+    x = data((3, 37, 5, 7)).astype(np.float32)
+    m = nn.DecorrelatedBatchNorm2d(37)
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(threads)
+        with mg.using_backend("cython"):
+            _, ctx = dec._ZCAWhiten.apply_with_ctx(mg.Tensor(x), m.weight, m.bias, G=m._G, g=m._g, eps=EPS)
+            mean = np.empty(37)
+            mg.kernels.kernels().channel_stats(mean, np.empty(37), x.reshape(3, 37, -1), True)
+    finally:
+        mg.set_num_threads(before)
+    np.testing.assert_array_equal(ctx.mean, mean)

@@ -15,7 +15,8 @@ Backward through the eigendecomposition (Daleckii-Krein): with G = dL/dW symmetr
 NOTE: for f = l^{-1/2} the divided difference simplifies exactly to K_ij = -1 / (s_i s_j (s_i + s_j)) with
 s = sqrt(lambda), which is also f'(l_i) on the diagonal; no 1/(l_i - l_j) is ever formed, so repeated or
 nearly repeated eigenvalues (always the case for the padding and for eps-dominated groups) are stable.
-The g x g algebra is float64; the passes over the activation run in its dtype (``_ZCAWhiten``).
+The g x g algebra is float64; the passes over the activation run in its dtype (``_ZCAWhiten``; the forward's
+passes and eigensolver on the cython backend: minigrad/_ext/whiten.pyx, docs/perf/decorrelated-forward.md).
 
 Double backward (``create_graph=True``): the same K in matrix form, dL/dSigma = -W Y W with Y the solution of the
 Sylvester equation S Y + Y S = G, S = Sigma^{1/2} (in the eigenbasis Y_ij = G_ij/(s_i + s_j), so
@@ -29,10 +30,15 @@ import numbers
 import numpy as np
 
 from minigrad import kernels
-from minigrad.kernels import coefficients
+from minigrad.kernels import contract
 from minigrad.kernels.rules import check_eps, check_momentum, float_dtype
 from minigrad.nn.module import Module, Parameter
 from minigrad.tensor import Function, Tensor, _host, concatenate
+
+try:
+    from minigrad._ext import whiten as _whiten
+except ImportError:  # NOTE: extensions not built: the NumPy passes and LAPACK's eigh
+    _whiten = None
 
 # Layout legend: N batch, C channels, S = H*W, G groups, g group size, m = N*S samples per channel.
 
@@ -113,6 +119,35 @@ def _padded(v, n, fill):
     return out
 
 
+def _shift(mean, dtype, G, g):
+    """shift = X(mean) (C,) and d = mean - shift (G, g) float64, zeros in the padding."""
+    shift = mean.astype(dtype)
+    return shift, _padded(mean - shift, G * g, 0.0).reshape(G, g)
+
+
+def _group_cov_numpy(cov, xs, shift, g, n_threads=1):
+    """cov[k] = sum over n, s of U U^T for group k's rows of U = x - shift (whiten.h's group_cov, in NumPy: the
+    products in x's dtype, batched over (n, k), summed over n in float64)."""
+    N, C, S = xs.shape
+    G = cov.shape[0]
+    u = np.zeros((N, G, g, S), xs.dtype)
+    _put(u, xs - shift[:, None])
+    # NOTE: two products, not U @ U^T: numpy sends A @ A^T to syrk, several times slower here
+    h = g // 2 + 1
+    uT = np.swapaxes(u, -1, -2)
+    cov[:, :h] = np.matmul(u[:, :, :h], uT).sum(axis=0, dtype=np.float64)
+    cov[:, h:] = np.matmul(u[:, :, h:], uT).sum(axis=0, dtype=np.float64)
+
+
+def _group_whiten_numpy(y, xs, shift, M, bias, g, n_threads=1):
+    """y = M[k] (x - shift) + bias on group k's channels (whiten.h's group_whiten, in NumPy)."""
+    N, C, S = xs.shape
+    G = M.shape[0]
+    u = np.zeros((N, G, g, S), xs.dtype)
+    _put(u, xs - shift[:, None])
+    y[...] = np.matmul(M, u).reshape(N, G * g, S)[:, :C] + bias[:, None]
+
+
 class _ZCAWhiten(Function):
     """Training: y = weight * W (x - mean) + bias per group, W from the batch covariance (the affine is part of the
     op). ``mean``, ``cov``, ``whitening`` (batch statistics, float64) are left on the context for the running
@@ -120,59 +155,72 @@ class _ZCAWhiten(Function):
 
     The passes over the activation run in the inputs' common dtype (float32 stays float32); the g x g statistics,
     the eigendecomposition and the backward's coefficients are float64. Forward: batch norm's statistics phase (the
-    mean, float64 accumulation) and apply phase write Xc = x - mean (N, G, g, S) once, so the covariance product
-    sum Xc Xc^T never cancels (a large mean or a tiny variance costs no accuracy); y = (diag(w) W) Xc is one
-    batched GEMM writing the output's layout, then + bias in place. Backward: one buffer B (N, G, 2g+1, S) holds,
-    per group, rows [dY; Xc; 1], and
-        [dY] [Xc; 1]^T -> P = sum dY Xc^T and sum dY (dbias);  dweight = diag(P W^T)
-        dx = [M, A, -M sum(dY)/m] [dY; Xc; 1],  M = W diag(w), A = 2/m dL/dSigma
-    two batched GEMMs (centering's backward, dx = dxc - mean(dxc), is the constant column: mean(A Xc) = 0)."""
+    mean, float64 accumulation), then, with shift = X(mean) and d = mean - shift (float64, under half an ulp of the
+    mean), U = x - shift (exact near the mean, so a large mean or a tiny variance costs no accuracy):
+        cov = sum U U^T / m - d d^T,   y = M U + (bias - M d),   M = diag(w) W
+    On the cython backend one compiled call (minigrad/_ext/whiten.pyx: zca_forward) makes the covariance pass, the
+    g x g algebra (eigenvalues by tred2 + tql2, about twice LAPACK's speed at g = 16) and the whitening pass, U
+    never written; the other backends run the same formulas in NumPy (``_forward_numpy``: batched GEMMs, LAPACK's
+    eigh). Backward: one buffer B (N, G, 2g+1, S) holds, per group, rows [dY; U; 1], and
+        [dY] [U; 1]^T -> sum dY U^T and sum dY (dbias);  P = sum dY Xc^T = sum dY U^T - sum(dY) d^T;
+        dweight = diag(P W^T);  dx = [M', A, -M' sum(dY)/m - A d] [dY; U; 1],  M' = W diag(w), A = 2/m dL/dSigma
+    two batched GEMMs (centering's backward, dx = dxc - mean(dxc), is the constant column: mean(A Xc) = 0, and
+    A Xc = A U - A d)."""
 
     def forward(self, x, weight, bias, G, g, eps):
         dt = np.result_type(x.dtype, weight.dtype, bias.dtype)
         self.shape, self.dtypes, self.G, self.g, self.eps = x.shape, (x.dtype, weight.dtype, bias.dtype), G, g, eps
         N, C = x.shape[:2]
         xs = np.ascontiguousarray(x.reshape(N, C, -1), dt)
-        S, Cp = xs.shape[2], G * g
-        m = N * S
-        if Cp != C:
-            xs = np.concatenate([xs, np.zeros((N, Cp - C, S), dt)], axis=1)
-        # centering: batch norm's statistics and apply phases (one pass each; the mean in float64)
+        m = N * xs.shape[2]
         k = kernels.kernels()
-        mean, m2 = np.empty(Cp), np.empty(Cp)
-        k.channel_stats(mean, m2, xs, True)
-        xc = np.empty((N, Cp, S), dt)
-        k.channel_apply(xc, xs, *coefficients.forward(mean, np.ones(Cp), dt))
-        xc = xc.reshape(N, G, g, S)
-        # NOTE: two products, not Xc @ Xc^T: numpy sends A @ A^T to syrk, several times slower here
-        h = g // 2 + 1
-        XcT = np.swapaxes(xc, -1, -2)
-        cov = np.concatenate([np.matmul(xc[:, :, :h], XcT).sum(axis=0, dtype=np.float64),
-                              np.matmul(xc[:, :, h:], XcT).sum(axis=0, dtype=np.float64)], axis=1) / m
-        lam, U = np.linalg.eigh(cov + eps * np.eye(g))  # cov: biased, without eps
+        mean = np.empty(C)  # batch norm's statistics phase: the mean in float64
+        # U = x - shift with shift = X(mean), exact where x is near the mean; d = mean - shift (float64, within half
+        # an ulp of the mean) is put back in float64: sum Xc Xc^T = sum U U^T - m d d^T, W Xc = W U - W d
+        y, shift = np.empty(xs.shape, dt), np.empty(C, dt)
+        cov, W, U = np.empty((G, g, g)), np.empty((G, g, g)), np.empty((G, g, g))
+        lam, s, d = np.empty((G, g)), np.empty((G, g)), np.empty((G, g))
+        w = _padded(weight, G * g, 1.0).reshape(G, g)  # NOTE: a copy, read again by backward
+        if not (_whiten is not None and k.name == "cython" and _whiten.zca_forward(
+                y, cov, lam, U, W, s, shift, d, xs, mean, w, bias.astype(np.float64), g, eps,
+                1 if xs.size < contract.SMALL else kernels.get_num_threads())):
+            k.channel_stats(mean, np.empty(C), xs, True)
+            W, U, s, shift, d = self._forward_numpy(y, cov, xs, mean, w, bias, G, g, eps, m)
+        self.mean, self.cov, self.whitening, self.U, self.s, self.xs, self.m, self.w = mean, cov, W, U, s, xs, m, w
+        self.shift, self.d = shift, d
+        return y.reshape(x.shape)
+
+    def _forward_numpy(self, y, cov, xs, mean, w, bias, G, g, eps, m):
+        """The forward after the mean in NumPy (the numpy and numba backends; the compiled one's formulas):
+        writes y and cov, returns W, U, s, shift, d. ``w``: the padded weight (G, g), float64."""
+        shift, d = _shift(mean, y.dtype, G, g)
+        _group_cov_numpy(cov, xs, shift, g)
+        cov[...] = cov / m - d[:, :, None] * d[:, None, :]  # biased, without eps
+        lam, U = np.linalg.eigh(cov + eps * np.eye(g))
         # NOTE: lambda >= eps in exact arithmetic; the clamp only removes rounding below it
         s = np.sqrt(np.maximum(lam, eps))
         W = (U / s[:, None, :]) @ np.swapaxes(U, 1, 2)
-        w = _padded(weight, Cp, 1.0).reshape(G, g)
-        b = _padded(bias, Cp, 0.0)
-        y = np.empty((N, Cp, S), dt)
-        np.matmul((W * w[:, :, None]).astype(dt), xc, out=y.reshape(N, G, g, S))  # diag(w) W Xc
-        k.channel_apply(y, y, np.zeros(Cp, dt), np.ones(Cp, dt), b.astype(dt))  # + bias, in place
-        self.mean, self.cov, self.whitening = mean.reshape(G, g, 1), cov, W
-        self.xc, self.U, self.s, self.m, self.w = xc, U, s, m, w
-        return (y if Cp == C else y[:, :C]).reshape(x.shape)
+        Mw = W * w[:, :, None]  # diag(w) W
+        b = bias.astype(np.float64) - (Mw @ d[:, :, None]).reshape(-1)[:xs.shape[1]]
+        _group_whiten_numpy(y, xs, shift, Mw.astype(y.dtype), b.astype(y.dtype), g)
+        return W, U, s, shift, d
 
     def backward(self, dy):
-        G, g, m, U, s, W, w, xc = self.G, self.g, self.m, self.U, self.s, self.whitening, self.w, self.xc
+        G, g, m, U, s, W, w = self.G, self.g, self.m, self.U, self.s, self.whitening, self.w
+        shift, d = self.shift, self.d
         N, C = self.shape[:2]
-        S = xc.shape[3]
-        B = np.empty((N, G, 2 * g + 1, S), xc.dtype)  # rows [dY; Xc; 1] per group (the class docstring)
-        _put(B[:, :, :g], dy.reshape(N, C, -1))
-        B[:, :, g:2 * g] = xc
-        B[:, :, 2 * g] = 1
+        S = self.xs.shape[2]
+        B = np.empty((N, G, 2 * g + 1, S), self.xs.dtype)  # rows [dY; U; 1] per group (the class docstring)
+        dy = np.ascontiguousarray(dy.reshape(N, C, -1), B.dtype)
+        if _whiten is not None and kernels.kernels().name == "cython":
+            _whiten.zca_rows(B, dy, self.xs, shift, g, 1 if B.size < contract.SMALL else kernels.get_num_threads())
+        else:
+            _put(B[:, :, :g], dy)
+            _put(B[:, :, g:2 * g], self.xs - shift[:, None])
+            B[:, :, 2 * g] = 1
         P1 = np.matmul(B[:, :, :g], np.swapaxes(B[:, :, g:], -1, -2)).sum(axis=0, dtype=np.float64)  # (G, g, g+1)
         sdy = P1[:, :, g]  # sum dY per channel: dbias
-        P = P1[:, :, :g]  # sum dY Xc^T
+        P = P1[:, :, :g] - sdy[:, :, None] * d[:, None, :]  # sum dY Xc^T = sum dY U^T - sum(dY) d^T
         dweight = np.einsum("kij,kij->ki", P, W)  # diag(P W^T), W symmetric
         # term 1: through Xc directly (W is symmetric); term 2: through W(Sigma(Xc))
         dW = _sym(w[:, :, None] * P)
@@ -180,7 +228,7 @@ class _ZCAWhiten(Function):
         K = -1.0 / (s[:, :, None] * s[:, None, :] * (s[:, :, None] + s[:, None, :]))
         A = (2.0 / m) * (U @ (K * (Ut @ dW @ U)) @ Ut)
         M = W * w[:, None, :]  # W diag(w)
-        c = -(M @ sdy[:, :, None]) / m  # centering's backward (mean(A Xc) = 0)
+        c = -(M @ sdy[:, :, None]) / m - A @ d[:, :, None]  # centering's backward (mean(A Xc) = 0); A Xc = A U - A d
         F = np.concatenate([M, A, c], axis=2).astype(B.dtype)
         dx = np.empty((N, G * g, S), B.dtype)
         np.matmul(F, B, out=dx.reshape(N, G, g, S))
@@ -296,11 +344,13 @@ class DecorrelatedBatchNorm2d(Module):
         replay, which reruns the node's forward, updates from that run's statistics."""
         count += 1
         f = self.momentum if self.momentum is not None else 1.0 / float(count)
-        mean = ctx.mean.reshape(-1)[:self.num_features]
-        cov = self._pad_identity(ctx.cov * (m / (m - 1)))
-        W = self._pad_identity(ctx.whitening.copy())
-        for buf, new in ((running_mean, mean), (running_cov, cov), (running_whitening, W)):
-            buf[...] = ((1.0 - f) * buf + f * new).astype(buf.dtype)
+        cov, W, k = ctx.cov, ctx.whitening, m / (m - 1)  # the unbiased covariance: cov * k
+        if self._g * self._G != self.num_features:
+            cov, W, k = self._pad_identity(cov * k), self._pad_identity(W.copy()), 1.0
+        for buf, new, scale in ((running_mean, ctx.mean, 1.0), (running_cov, cov, k), (running_whitening, W, 1.0)):
+            # NOTE: in float64, rounded to the buffer's dtype once
+            if _whiten is None or not _whiten.running_update(buf, new, f, scale):
+                np.add((1.0 - f) * buf, f * (new * scale), out=buf, casting="unsafe")
 
     def forward(self, x):
         owner = type(self).__name__
@@ -318,10 +368,20 @@ class DecorrelatedBatchNorm2d(Module):
         if m < 2:
             raise ValueError(f"{owner}: expected more than 1 value per channel when training, got input of "
                              f"shape {x.shape}")
-        y, ctx = _ZCAWhiten.apply_with_ctx(x, self.weight, self.bias, G=self._G, g=self._g, eps=self.eps)
-        _host(lambda *bufs: self._update_running(ctx, m, *bufs), self.num_batches_tracked.data,
-              self.running_mean.data, self.running_cov.data, self.running_whitening.data)
+        state = self._table_state(_PLAIN, _STATE)  # NOTE: see Module._table_state
+        if state is None:  # a subclass: the attributes, as they read
+            state = [getattr(self, name) for name in _STATE]
+        weight, bias, count, running_mean, running_cov, running_whitening = state
+        y, ctx = _ZCAWhiten.apply_with_ctx(x, weight, bias, G=self._G, g=self._g, eps=self.eps)
+        _host(lambda *bufs: self._update_running(ctx, m, *bufs), count.data, running_mean.data, running_cov.data,
+              running_whitening.data)
         return y
 
     def extra_repr(self):
         return f"{self.num_features}, group_size={self.group_size}, eps={self.eps}, momentum={self.momentum}"
+
+
+# NOTE: read from the module's tables in one call (Module._table_state) by this class exactly; a subclass reads the
+# attributes
+_PLAIN = frozenset((DecorrelatedBatchNorm2d,))
+_STATE = ("weight", "bias", "num_batches_tracked", "running_mean", "running_cov", "running_whitening")

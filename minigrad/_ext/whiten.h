@@ -1,0 +1,461 @@
+/* Decorrelated batch norm's forward passes (minigrad/nn/decorrelated.py) and its small symmetric eigensolver.
+
+   Legend: x, y (N, C, S); channels in groups of g (group k holds channels [k*g, min((k + 1)*g, C)), gk of them;
+   the last group may be short); cov, M (G, g, g); shift, bias (C,).
+
+   mg_group_cov_T:    cov[k, i, j] = sum over n, s of (x[n, kg+i, s] - shift[kg+i]) * (x[n, kg+j, s] - shift[kg+j])
+                      (i, j < gk; 0 in the padding past gk), the centered values and their products in X:
+                      16-float / 8-double lanes over s, each lane summed in X over one sample's row (S/16 or
+                      S/8 products, fused multiply-adds), then widened and added in double over n in order; the
+                      lanes summed pairwise at the end (the S % lanes rest in double apart)
+   mg_group_whiten_T: y[n, kg+i, s] = sum over j < gk of M[k, i, j] * (x[n, kg+j, s] - shift[kg+j]) + bias[kg+i]
+                      in X, j in order (fused multiply-adds), the bias last
+   mg_zca_matrices_T: the g x g algebra between them (below)
+   mg_zca_rows_T:     the backward's GEMM operand, rows [dY; x - shift; 1] per group (below)
+   mg_sym_eigh:       eigenvalues (ascending) and orthonormal eigenvectors of one symmetric n x n float64 matrix:
+                      Householder tridiagonalization, then the implicit QL iteration (EISPACK's tred2 and tql2, as
+                      JAMA writes them), the rotations applied to the rows of the transposed eigenvector matrix so
+                      that they run in vectors
+   Vector widths are fixed (16 floats, 8 doubles), so the x86-64-v4 and -v3 clones (MG_FMA_CLONES below) give the
+   same bits; only the baseline clone, without FMA, differs in the last bits of the two passes. */
+#ifndef MG_WHITEN_H
+#define MG_WHITEN_H
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "norm_simd.h"
+
+/* MG_FMA_CLONES: the two passes' products and sums as fused multiply-adds, one rounding a term (more accurate
+   than mg_clones.h's a*b then + c, and half the instructions) in the x86-64-v4 and -v3 clones; the baseline clone
+   (x86-64 without FMA, CPUs before 2013) rounds twice, so there alone the last bits differ. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define MG_FMA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
+                                     optimize("fp-contract=fast")))
+#else
+#define MG_FMA_CLONES
+#endif
+
+#define MG_WHITEN_DEFINE(T, VT, W)                                                                                  \
+static inline VT mg_wload_##T(const T* p) { VT v; memcpy(&v, p, sizeof v); return v; }                            \
+static inline void mg_wstore_##T(T* p, VT v) { memcpy(p, &v, sizeof v); }                                        \
+/* cov (g x g) = the sums of one group's centered products: xk the group's first row of sample 0 (rows C*S apart  \
+   from sample to sample), sh its shifts (gp of them, 0 past gk), zero a row of S zeros for the rows past gk.      \
+   Pairs i >= j by blocks of 4 rows (the diagonal blocks whole); each block's lanes run over one sample in X, then \
+   are widened into double lanes. */                                                                              \
+MG_FMA_CLONES static void mg_group_cov_one_##T(double* restrict cov, const T* xk, const T* sh, const T* zero,        \
+                                              Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t gk,             \
+                                              Py_ssize_t gp, Py_ssize_t g) {                                       \
+    Py_ssize_t S8 = S - S % W;                                                                                      \
+    for (Py_ssize_t bi = 0; bi < gp; bi += 4)                                                                      \
+        for (Py_ssize_t bj = 0; bj <= bi; bj += 4) {                                                               \
+            VT a[4][4];                                                                                            \
+            double accv[16][W], acct[16];                                                                          \
+            memset(a, 0, sizeof a);                                                                                \
+            memset(accv, 0, sizeof accv);                                                                          \
+            memset(acct, 0, sizeof acct);                                                                          \
+            T si[4] = {sh[bi], sh[bi + 1], sh[bi + 2], sh[bi + 3]}, sj[4] = {sh[bj], sh[bj + 1], sh[bj + 2],       \
+                                                                             sh[bj + 3]};                          \
+            for (Py_ssize_t n = 0; n < N; n++) {                                                                   \
+                const T* pi[4];                                                                                    \
+                const T* pj[4];                                                                                    \
+                for (int p = 0; p < 4; p++) {                                                                      \
+                    pi[p] = bi + p < gk ? xk + (n * C + bi + p) * S : zero;                                        \
+                    pj[p] = bj + p < gk ? xk + (n * C + bj + p) * S : zero;                                        \
+                }                                                                                                  \
+                for (Py_ssize_t s = 0; s < S8; s += W) {                                                           \
+                    VT u[4] = {mg_wload_##T(pi[0] + s) - si[0], mg_wload_##T(pi[1] + s) - si[1],                   \
+                               mg_wload_##T(pi[2] + s) - si[2], mg_wload_##T(pi[3] + s) - si[3]};                  \
+                    VT v[4] = {mg_wload_##T(pj[0] + s) - sj[0], mg_wload_##T(pj[1] + s) - sj[1],                   \
+                               mg_wload_##T(pj[2] + s) - sj[2], mg_wload_##T(pj[3] + s) - sj[3]};                  \
+                    for (int p = 0; p < 4; p++)                                                                    \
+                        for (int q = 0; q < 4; q++) a[p][q] += u[p] * v[q];                                        \
+                }                                                                                                  \
+                {  /* NOTE: widened every sample: longer float sums (4 samples at S = 64) doubled the error */   \
+                    for (int p = 0; p < 4; p++)                                                                    \
+                        for (int q = 0; q < 4; q++) {                                                              \
+                            mg_wwiden_##T(accv[p * 4 + q], a[p][q]);                                               \
+                            a[p][q] = (VT){0};                                                                     \
+                        }                                                                                          \
+                }                                                                                                  \
+                if (S8 < S)                                                                                        \
+                    for (int p = 0; p < 4; p++)                                                                    \
+                        for (int q = 0; q < 4; q++) {                                                              \
+                            double t = 0.0;                                                                        \
+                            for (Py_ssize_t s = S8; s < S; s++)                                                    \
+                                t += (double)((pi[p][s] - si[p]) * (pj[q][s] - sj[q]));                            \
+                            acct[p * 4 + q] += t;                                                                  \
+                        }                                                                                          \
+            }                                                                                                      \
+            for (int p = 0; p < 4; p++)                                                                            \
+                for (int q = 0; q < 4; q++) {                                                                      \
+                    Py_ssize_t i = bi + p, j = bj + q;                                                             \
+                    if (i < gk && j < gk && j <= i) {                                                              \
+                        double t = mg_wsum_lanes(accv[p * 4 + q], W) + acct[p * 4 + q];                            \
+                        cov[i * g + j] = t;                                                                        \
+                        cov[j * g + i] = t;                                                                        \
+                    }                                                                                              \
+                }                                                                                                  \
+        }                                                                                                          \
+}                                                                                                                  \
+/* y rows (gk of them) = Mp (gp x gk, zero rows past gk) (x - sh) + b, 8 output rows at a time */                  \
+MG_FMA_CLONES static void mg_group_whiten_block_##T(T** yr, const T** xr, const T* sh,                 \
+                                                   const T* Mp, const T* b, Py_ssize_t gk, Py_ssize_t gp,          \
+                                                   Py_ssize_t S) {                                                 \
+    Py_ssize_t S8 = S - S % W;                                                                                     \
+    for (Py_ssize_t bi = 0; bi < gp; bi += 8) {                                                                    \
+        const T* m = Mp + bi * gk;                                                                                 \
+        for (Py_ssize_t s = 0; s < S8; s += W) {                                                                   \
+            VT a[8];                                                                                               \
+            for (int p = 0; p < 8; p++) a[p] = (VT){0};                                                            \
+            for (Py_ssize_t j = 0; j < gk; j++) {                                                                  \
+                VT v = mg_wload_##T(xr[j] + s) - sh[j];                                                            \
+                for (int p = 0; p < 8; p++) a[p] += m[p * gk + j] * v;                                             \
+            }                                                                                                      \
+            for (int p = 0; p < 8 && bi + p < gk; p++) mg_wstore_##T(yr[bi + p] + s, a[p] + b[bi + p]);            \
+        }                                                                                                          \
+        for (Py_ssize_t s = S8; s < S; s++)                                                                        \
+            for (int p = 0; p < 8 && bi + p < gk; p++) {                                                           \
+                T t = 0;                                                                                           \
+                for (Py_ssize_t j = 0; j < gk; j++) t += m[p * gk + j] * (xr[j][s] - sh[j]);                       \
+                yr[bi + p][s] = t + b[bi + p];                                                                     \
+            }                                                                                                      \
+    }                                                                                                              \
+}
+
+/* the sum of w <= 16 double lanes, pairwise */
+static inline double mg_wsum_lanes(const double* v, int w) {
+    double h[16];
+    memcpy(h, v, (size_t)w * sizeof(double));
+    for (w /= 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) h[l] += h[l + w];
+    return h[0];
+}
+#define MG_W_float 16
+#define MG_W_double 8
+
+/* 64-byte vectors whatever the clone (one AVX-512 register, two AVX2 ones): the lane count fixes the summation
+   order, so every clone gives the same bits */
+typedef float mg_v16f __attribute__((vector_size(64)));
+typedef double mg_v8d __attribute__((vector_size(64)));
+typedef float mg_v8f __attribute__((vector_size(32)));
+/* av[0:16] += v's 16 floats widened to double; av[0:8] += v for doubles */
+static inline void mg_wwiden_float(double* av, mg_v16f v) {
+    mg_v8f lo, hi;
+    mg_v8d a0, a1;
+    memcpy(&lo, &v, sizeof lo);
+    memcpy(&hi, (const char*)&v + sizeof lo, sizeof hi);
+    memcpy(&a0, av, sizeof a0);
+    memcpy(&a1, av + 8, sizeof a1);
+    a0 += __builtin_convertvector(lo, mg_v8d);
+    a1 += __builtin_convertvector(hi, mg_v8d);
+    memcpy(av, &a0, sizeof a0);
+    memcpy(av + 8, &a1, sizeof a1);
+}
+static inline void mg_wwiden_double(double* av, mg_v8d v) {
+    mg_v8d a;
+    memcpy(&a, av, sizeof a);
+    a += v;
+    memcpy(av, &a, sizeof a);
+}
+MG_WHITEN_DEFINE(float, mg_v16f, 16)
+MG_WHITEN_DEFINE(double, mg_v8d, 8)
+
+/* drivers: groups [k0, k1) of cov; (group, sample) pairs [p0, p1) of y, pair p = k*N + n. Return -1 when out of
+   memory. */
+#define MG_WHITEN_DRIVERS(T)                                                                                        \
+static int mg_group_cov_##T(double* cov, const T* x, const T* shift, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,     \
+                            Py_ssize_t g, Py_ssize_t k0, Py_ssize_t k1) {                                          \
+    Py_ssize_t gp = (g + 3) / 4 * 4;                                                                               \
+    T* sh = (T*)malloc((size_t)gp * sizeof(T));                                                                    \
+    T* zero = (T*)calloc((size_t)S, sizeof(T));                                                                    \
+    int err = (sh == NULL || zero == NULL) ? -1 : 0;                                                               \
+    for (Py_ssize_t k = k0; k < k1 && !err; k++) {                                                                 \
+        Py_ssize_t c0 = k * g, gk = C - c0 < g ? C - c0 : g;                                                       \
+        for (Py_ssize_t i = 0; i < gp; i++) sh[i] = i < gk ? shift[c0 + i] : (T)0;                                 \
+        memset(cov + k * g * g, 0, (size_t)(g * g) * sizeof(double));                                              \
+        mg_group_cov_one_##T(cov + k * g * g, x + c0 * S, sh, zero, N, C, S, gk, (gk + 3) / 4 * 4, g);             \
+    }                                                                                                              \
+    free(sh); free(zero);                                                                                          \
+    return err;                                                                                                    \
+}                                                                                                                  \
+static int mg_group_whiten_##T(T* y, const T* x, const T* shift, const T* M, const T* bias, Py_ssize_t N,          \
+                               Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t p0, Py_ssize_t p1) {           \
+    Py_ssize_t gp = (g + 7) / 8 * 8;                                                                               \
+    T* Mp = (T*)malloc((size_t)(gp * g) * sizeof(T));                                                              \
+    const T** xr = (const T**)malloc((size_t)g * sizeof(T*));                                                      \
+    T** yr = (T**)malloc((size_t)g * sizeof(T*));                                                                  \
+    int err = (Mp == NULL || xr == NULL || yr == NULL) ? -1 : 0;                                                   \
+    Py_ssize_t kcur = -1, gk = 0, c0 = 0;                                                                          \
+    for (Py_ssize_t p = p0; p < p1 && !err; p++) {                                                                 \
+        Py_ssize_t k = p / N, n = p % N;                                                                           \
+        if (k != kcur) { /* Mp: group k's gk x gk block, gk columns a row, zero rows up to gp */                   \
+            kcur = k;                                                                                              \
+            c0 = k * g;                                                                                            \
+            gk = C - c0 < g ? C - c0 : g;                                                                          \
+            memset(Mp, 0, (size_t)(gp * g) * sizeof(T));                                                           \
+            for (Py_ssize_t i = 0; i < gk; i++)                                                                    \
+                for (Py_ssize_t j = 0; j < gk; j++) Mp[i * gk + j] = M[(k * g + i) * g + j];                       \
+        }                                                                                                          \
+        for (Py_ssize_t i = 0; i < gk; i++) {                                                                      \
+            xr[i] = x + (n * C + c0 + i) * S;                                                                      \
+            yr[i] = y + (n * C + c0 + i) * S;                                                                      \
+        }                                                                                                          \
+        mg_group_whiten_block_##T(yr, xr, shift + c0, Mp, bias + c0, gk, (gk + 7) / 8 * 8, S);                     \
+    }                                                                                                              \
+    free(Mp); free(xr); free(yr);                                                                                  \
+    return err;                                                                                                    \
+}
+
+MG_WHITEN_DRIVERS(float)
+MG_WHITEN_DRIVERS(double)
+
+/* sqrt(a^2 + b^2): the plain formula where it cannot overflow or underflow, libm's hypot (slower) elsewhere */
+static inline double mg_hypot(double a, double b) {
+    double r = sqrt(a * a + b * b);
+    return (r > 0x1p-500 && r < 0x1p500) ? r : hypot(a, b);
+}
+
+/* One symmetric n x n matrix (row-major, both triangles) -> d (n,) ascending and U (n x n, row-major, column i the
+   eigenvector of d[i]); Z (n x n) and e (n) are workspace. Returns 0, or -1 when the QL iteration does not converge
+   in 60 steps for an eigenvalue (non-finite input): the caller falls back to LAPACK. */
+static int mg_sym_eigh(double* restrict d, double* restrict U, const double* restrict A, double* restrict V,
+                       double* restrict Z, double* restrict e, Py_ssize_t n) {
+    /* NOTE: scaled by a power of two (exact) to a largest entry in [0.5, 1), as LAPACK's dsyev scales: tql2's
+       products of two off-diagonal entries would overflow near 1e154 and underflow near 1e-154 */
+    double amax = 0.0;
+    for (Py_ssize_t i = 0; i < n * n; i++) amax = fabs(A[i]) > amax ? fabs(A[i]) : amax;
+    int ex = 0;
+    if (amax > 0.0 && amax < INFINITY) frexp(amax, &ex);
+    /* 2^-ex as two exact factors (2^+-ex alone can overflow for |ex| up to 1074) */
+    const double down1 = ldexp(1.0, -(ex / 2)), down2 = ldexp(1.0, -(ex - ex / 2));
+    const double up1 = ldexp(1.0, ex / 2), up2 = ldexp(1.0, ex - ex / 2);
+    for (Py_ssize_t i = 0; i < n * n; i++) V[i] = A[i] * down1 * down2;
+#define V_(i, j) V[(i) * n + (j)]
+    /* tred2: Householder reduction to tridiagonal form (d: diagonal, e: subdiagonal), V the transformation */
+    for (Py_ssize_t j = 0; j < n; j++) d[j] = V_(n - 1, j);
+    for (Py_ssize_t i = n - 1; i > 0; i--) {
+        double scale = 0.0, h = 0.0;
+        for (Py_ssize_t k = 0; k < i; k++) scale += fabs(d[k]);
+        if (scale == 0.0) {
+            e[i] = d[i - 1];
+            for (Py_ssize_t j = 0; j < i; j++) {
+                d[j] = V_(i - 1, j);
+                V_(i, j) = 0.0;
+                V_(j, i) = 0.0;
+            }
+        } else {
+            for (Py_ssize_t k = 0; k < i; k++) {
+                d[k] /= scale;
+                h += d[k] * d[k];
+            }
+            double f = d[i - 1], g = sqrt(h);
+            if (f > 0) g = -g;
+            e[i] = scale * g;
+            h -= f * g;
+            d[i - 1] = f - g;
+            for (Py_ssize_t j = 0; j < i; j++) e[j] = 0.0;
+            for (Py_ssize_t j = 0; j < i; j++) {
+                f = d[j];
+                V_(j, i) = f;
+                g = e[j] + V_(j, j) * f;
+                for (Py_ssize_t k = j + 1; k <= i - 1; k++) {
+                    g += V_(k, j) * d[k];
+                    e[k] += V_(k, j) * f;
+                }
+                e[j] = g;
+            }
+            f = 0.0;
+            for (Py_ssize_t j = 0; j < i; j++) {
+                e[j] /= h;
+                f += e[j] * d[j];
+            }
+            double hh = f / (h + h);
+            for (Py_ssize_t j = 0; j < i; j++) e[j] -= hh * d[j];
+            for (Py_ssize_t j = 0; j < i; j++) {
+                f = d[j];
+                g = e[j];
+                for (Py_ssize_t k = j; k <= i - 1; k++) V_(k, j) -= (f * e[k] + g * d[k]);
+                d[j] = V_(i - 1, j);
+                V_(i, j) = 0.0;
+            }
+        }
+        d[i] = h;
+    }
+    /* accumulate the transformations */
+    for (Py_ssize_t i = 0; i < n - 1; i++) {
+        V_(n - 1, i) = V_(i, i);
+        V_(i, i) = 1.0;
+        double h = d[i + 1];
+        if (h != 0.0) {
+            for (Py_ssize_t k = 0; k <= i; k++) d[k] = V_(k, i + 1) / h;
+            for (Py_ssize_t j = 0; j <= i; j++) {
+                double g = 0.0;
+                for (Py_ssize_t k = 0; k <= i; k++) g += V_(k, i + 1) * V_(k, j);
+                for (Py_ssize_t k = 0; k <= i; k++) V_(k, j) -= g * d[k];
+            }
+        }
+        for (Py_ssize_t k = 0; k <= i; k++) V_(k, i + 1) = 0.0;
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        d[j] = V_(n - 1, j);
+        V_(n - 1, j) = 0.0;
+    }
+    V_(n - 1, n - 1) = 1.0;
+    e[0] = 0.0;
+    /* tql2 on Z = V^T: row i of Z is the eigenvector of d[i], so each rotation updates two contiguous rows */
+    for (Py_ssize_t i = 0; i < n; i++)
+        for (Py_ssize_t k = 0; k < n; k++) Z[i * n + k] = V_(k, i);
+#undef V_
+    for (Py_ssize_t i = 1; i < n; i++) e[i - 1] = e[i];
+    e[n - 1] = 0.0;
+    double f = 0.0, tst1 = 0.0;
+    const double eps = 0x1p-52;
+    for (Py_ssize_t l = 0; l < n; l++) {
+        tst1 = fmax(tst1, fabs(d[l]) + fabs(e[l]));
+        Py_ssize_t m = l;
+        while (m < n - 1 && !(fabs(e[m]) <= eps * tst1)) m++;  /* NOTE: e[n-1] = 0 ends it; NaN stops at n-1 */
+        if (m > l) {
+            int iter = 0;
+            do {
+                if (++iter > 60) return -1;
+                double g = d[l];
+                double p = (d[l + 1] - g) / (2.0 * e[l]);
+                double r = mg_hypot(p, 1.0);
+                if (p < 0) r = -r;
+                d[l] = e[l] / (p + r);
+                d[l + 1] = e[l] * (p + r);
+                double dl1 = d[l + 1];
+                double h = g - d[l];
+                for (Py_ssize_t i = l + 2; i < n; i++) d[i] -= h;
+                f += h;
+                p = d[m];
+                double c = 1.0, c2 = c, c3 = c, el1 = e[l + 1], s = 0.0, s2 = 0.0;
+                for (Py_ssize_t i = m - 1; i >= l; i--) {
+                    c3 = c2;
+                    c2 = c;
+                    s2 = s;
+                    g = c * e[i];
+                    h = c * p;
+                    r = mg_hypot(p, e[i]);
+                    e[i + 1] = s * r;
+                    double ir = 1.0 / r;
+                    s = e[i] * ir;
+                    c = p * ir;
+                    p = c * d[i] - s * g;
+                    d[i + 1] = h + s * (c * g + s * d[i]);
+                    double* restrict z0 = Z + i * n;
+                    double* restrict z1 = Z + (i + 1) * n;
+                    for (Py_ssize_t k = 0; k < n; k++) {
+                        double t = z1[k];
+                        z1[k] = s * z0[k] + c * t;
+                        z0[k] = c * z0[k] - s * t;
+                    }
+                }
+                p = -s * s2 * c3 * el1 * e[l] / dl1;
+                e[l] = s * p;
+                d[l] = c * p;
+            } while (fabs(e[l]) > eps * tst1);
+        }
+        d[l] += f;
+        e[l] = 0.0;
+    }
+    /* sort ascending (selection, as tql2), then U = Z^T */
+    for (Py_ssize_t i = 0; i < n - 1; i++) {
+        Py_ssize_t k = i;
+        double p = d[i];
+        for (Py_ssize_t j = i + 1; j < n; j++)
+            if (d[j] < p) {
+                k = j;
+                p = d[j];
+            }
+        if (k != i) {
+            d[k] = d[i];
+            d[i] = p;
+            for (Py_ssize_t j = 0; j < n; j++) {
+                double t = Z[i * n + j];
+                Z[i * n + j] = Z[k * n + j];
+                Z[k * n + j] = t;
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        d[i] = d[i] * up1 * up2;
+        for (Py_ssize_t k = 0; k < n; k++) U[k * n + i] = Z[i * n + k];
+    }
+    return 0;
+}
+
+/* The g x g algebra between the passes, group k (float64): with the raw sums cov (gk x gk, zero-padded to g x g),
+   d = mean - shift (0 past gk), w, b (C,):
+     cov <- cov/m - d d^T (the biased covariance);  lam, U = eigh(cov + eps I);  s = sqrt(max(lam, eps))
+     W = (U diag(1/s)) U^T;  Mx = X(w_i W_ij);  bx = X(b_i - sum_j w_i W_ij d_j)  (i, j < gk)
+   Returns -1 when the eigensolver does not converge (work: 3 g*g + g doubles). */
+#define MG_ZCA_MATRICES(T)                                                                                          \
+static int mg_zca_matrices_##T(double* cov, double* lam, double* U, double* W, double* s, T* Mx, T* bx,             \
+                               const double* d, const double* w, const double* b, Py_ssize_t gk, Py_ssize_t g,     \
+                               double m, double eps, double* work) {                                              \
+    double* A = work;                                                                                              \
+    for (Py_ssize_t i = 0; i < g; i++)                                                                             \
+        for (Py_ssize_t j = 0; j < g; j++) {                                                                       \
+            double c = cov[i * g + j] / m - d[i] * d[j];                                                           \
+            cov[i * g + j] = c;                                                                                    \
+            A[i * g + j] = i == j ? c + eps : c;                                                                   \
+        }                                                                                                          \
+    if (mg_sym_eigh(lam, U, A, work + g * g, work + 2 * g * g, work + 3 * g * g, g)) return -1;                    \
+    for (Py_ssize_t k = 0; k < g; k++) s[k] = sqrt(lam[k] > eps ? lam[k] : eps);                                   \
+    double* Us = work;  /* U diag(1/s), then W = Us U^T */                                                         \
+    for (Py_ssize_t i = 0; i < g; i++)                                                                             \
+        for (Py_ssize_t k = 0; k < g; k++) Us[i * g + k] = U[i * g + k] / s[k];                                    \
+    for (Py_ssize_t i = 0; i < g; i++)                                                                             \
+        for (Py_ssize_t j = 0; j < g; j++) {                                                                       \
+            double t = 0.0;                                                                                        \
+            for (Py_ssize_t k = 0; k < g; k++) t += Us[i * g + k] * U[j * g + k];                                  \
+            W[i * g + j] = t;                                                                                      \
+        }                                                                                                          \
+    for (Py_ssize_t i = 0; i < gk; i++) {                                                                          \
+        double t = b[i];                                                                                           \
+        for (Py_ssize_t j = 0; j < gk; j++) {                                                                      \
+            Mx[i * g + j] = (T)(w[i] * W[i * g + j]);                                                              \
+            t -= w[i] * W[i * g + j] * d[j];                                                                       \
+        }                                                                                                          \
+        bx[i] = (T)t;                                                                                              \
+    }                                                                                                              \
+    return 0;                                                                                                      \
+}
+MG_ZCA_MATRICES(float)
+MG_ZCA_MATRICES(double)
+
+/* The backward's rows, samples [n0, n1): B (N, G, 2g+1, S) gets, per group, rows [dY; x - shift; 1] (zeros past
+   gk in the first two) */
+#define MG_ZCA_ROWS(T)                                                                                              \
+MG_CLONES static void mg_zca_rows_##T(T* B, const T* dy, const T* x, const T* shift, Py_ssize_t N, Py_ssize_t C,   \
+                                      Py_ssize_t S, Py_ssize_t g, Py_ssize_t n0, Py_ssize_t n1) {                  \
+    Py_ssize_t G = (C + g - 1) / g, R = 2 * g + 1;                                                                 \
+    (void)N;                                                                                                       \
+    for (Py_ssize_t n = n0; n < n1; n++)                                                                           \
+        for (Py_ssize_t k = 0; k < G; k++) {                                                                       \
+            T* b = B + (n * G + k) * R * S;                                                                        \
+            for (Py_ssize_t i = 0; i < g; i++) {                                                                   \
+                Py_ssize_t c = k * g + i;                                                                          \
+                T* restrict bd = b + i * S;                                                                        \
+                T* restrict bx = b + (g + i) * S;                                                                  \
+                if (c < C) {                                                                                       \
+                    const T* restrict xr = x + (n * C + c) * S;                                                    \
+                    T sh = shift[c];                                                                               \
+                    memcpy(bd, dy + (n * C + c) * S, (size_t)S * sizeof(T));                                       \
+                    for (Py_ssize_t s = 0; s < S; s++) bx[s] = xr[s] - sh;                                         \
+                } else {                                                                                           \
+                    memset(bd, 0, (size_t)S * sizeof(T));                                                          \
+                    memset(bx, 0, (size_t)S * sizeof(T));                                                          \
+                }                                                                                                  \
+            }                                                                                                      \
+            T* restrict one = b + 2 * g * S;                                                                       \
+            for (Py_ssize_t s = 0; s < S; s++) one[s] = (T)1;                                                      \
+        }                                                                                                          \
+}
+MG_ZCA_ROWS(float)
+MG_ZCA_ROWS(double)
+
+#endif
