@@ -5,6 +5,7 @@ steps of ``benchmarks/bench_end_to_end.py``; two copies of the model from the sa
     PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn --old sgd-checked      # old against new, compiled
     PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn --old unfused --eager  # old against new, eager
     PYTHONPATH=$PWD python scripts/compile_ab.py resnet20 --calls --steps 3    # where a replayed step goes
+    MINIGRAD_OLD_EXT=DIR PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn --old small-kernels  # DIR's .so kernels
 
 Each round times ``--steps`` eager steps, then ``--steps`` replayed steps (process time); prints per-round figures
 and the medians. ``--old NAME`` times compiled steps with one change undone against compiled steps as they are
@@ -182,8 +183,32 @@ def _unfused():
     return lambda: setattr(nn.Sequential, "fuse", True)
 
 
+def _small_kernels():
+    """log_softmax_forward/backward and sigmoid_forward from another build's .so files (the directory in
+    $MINIGRAD_OLD_EXT, as scripts/small_kernels_bits.py takes it): docs/perf/small-kernels.md's step A/B."""
+    from small_kernels_bits import load
+
+    from minigrad import kernels
+    from minigrad.kernels import cython as backend
+    d = os.environ["MINIGRAD_OLD_EXT"]
+    sm, ew = load(d, "softmax"), load(d, "elementwise")
+    names = {"log_softmax_forward": sm, "log_softmax_backward": sm, "sigmoid_forward": ew}
+    new = {k: getattr(backend, k) for k in names}
+    checked = kernels.load("cython")  # NOTE: its closures bind the raw kernel on first use: dropped both ways
+    for k, mod in names.items():
+        setattr(backend, k, getattr(mod, k))
+        checked.__dict__.pop(k, None)
+
+    def undo():
+        for k, f in new.items():
+            setattr(backend, k, f)
+            checked.__dict__.pop(k, None)
+    return undo
+
+
 OLD = {"unfused": _unfused, "call-checks": _call_checks, "sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop,
-       "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved, "sigmoid-numpy": _sigmoid_numpy, "ce-general": _ce_general}
+       "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved, "sigmoid-numpy": _sigmoid_numpy,
+       "ce-general": _ce_general, "small-kernels": _small_kernels}
 NOT_BITWISE = {"sigmoid-numpy", "ce-general"}  # NOTE: ce-general's backward rounds differently (its loss is the same)
 
 

@@ -14,6 +14,8 @@
 typedef double mgp_v4d __attribute__((vector_size(32)));
 typedef float mgp_v8f __attribute__((vector_size(32)));
 typedef uint32_t mgp_v8u __attribute__((vector_size(32)));
+typedef float mgp_v16f __attribute__((vector_size(64)));
+typedef uint32_t mgp_v16u __attribute__((vector_size(64)));
 /* expf without a libm call, so that it runs in vector lanes (Cephes' expf: n = round(x/ln2) by the magic-number
    rounding, which leaves n in the low bits of t and needs no float -> int conversion; a degree-6 polynomial on
    the remainder; 2^n through the exponent bits). Within 1 ulp of the correctly rounded exp for every float in
@@ -43,9 +45,13 @@ MGP_INLINE float mgp_expf(float x0) { MGP_EXPF_BODY(float, uint32_t, MGP_BL_S, x
 /* m ? a : b per lane (m a comparison's mask) */
 #define MGP_BL_8F(m, a, b) ((mgp_v8f)(((mgp_v8u)(m) & (mgp_v8u)(a)) | (~(mgp_v8u)(m) & (mgp_v8u)(b))))
 MGP_INLINE mgp_v8f mgp_expf8(mgp_v8f x0) { MGP_EXPF_BODY(mgp_v8f, mgp_v8u, MGP_BL_8F, x0) }
+/* the same ops on 16 lanes: one zmm in an AVX-512 clone, two ymm (an unrolled mgp_expf8) in the AVX2 one */
+#define MGP_BL_16F(m, a, b) ((mgp_v16f)(((mgp_v16u)(m) & (mgp_v16u)(a)) | (~(mgp_v16u)(m) & (mgp_v16u)(b))))
+MGP_INLINE mgp_v16f mgp_expf16(mgp_v16f x0) { MGP_EXPF_BODY(mgp_v16f, mgp_v16u, MGP_BL_16F, x0) }
 MGP_INLINE float mgp_sigmoid_float(float z) { return 1.0f / (1.0f + mgp_expf(-z)); }
 MGP_INLINE double mgp_sigmoid_double(double z) { return 1.0 / (1.0 + exp(-z)); }
 MGP_INLINE mgp_v8f mgp_sigmoidv_float(mgp_v8f z) { return 1.0f / (1.0f + mgp_expf8(-z)); }
+MGP_INLINE mgp_v16f mgp_sigmoidv16_float(mgp_v16f z) { return 1.0f / (1.0f + mgp_expf16(-z)); }
 MGP_INLINE mgp_v4d mgp_sigmoidv_double(mgp_v4d z) {  /* libm's exp per lane */
     mgp_v4d s = {mgp_sigmoid_double(z[0]), mgp_sigmoid_double(z[1]), mgp_sigmoid_double(z[2]),
                  mgp_sigmoid_double(z[3])};
