@@ -81,17 +81,17 @@ LIMITS = {
         "second core (see the list above); the cache-size ones can, when the machine is quiet. A 2-thread process "
         "that loses a core to another process waits at every OpenMP barrier. Measurements: " + PERF + "two-threads.",
     "end to end: MLP-BN >= 1.5x torch steps/s":
-        "About half an eager step is its 11 BLAS matrix multiplies (callgrind: 3.85 M of 6.79 M instructions), the "
-        "first layer's 36 us a step slower in NumPy's OpenBLAS than in PyTorch's MKL; the rest is per-op Python "
-        "(about 5 us an op: the autograd node and a checked kernel call) and batch norm's kernels at one value per "
-        "channel. By CPU time, old and new processes alternated with PyTorch beside them, eager runs at 1.37-1.40x "
-        "(docs/perf/mlp-step.md); in this run 2 of 4 minigrad processes ran at the VM's slow speed (below)",
+        "About 60% of a step's instructions are its 11 BLAS matrix multiplies (the first layer's two 36 us a step "
+        "slower in NumPy's OpenBLAS than in PyTorch's MKL; no copy of W^T made in the forward pays for itself: "
+        "docs/perf/mlp-first-layer.md); batch norm's, the sigmoid's kernels are now 1.5-2x faster (same bits) and "
+        "each BatchNorm + Sigmoid pair is one node, which leaves per-op Python of about 1 us a piece. The VM's "
+        "per-process speed is bimodal (minigrad's processes more than PyTorch's): by the medians of 16 processes "
+        "each (docs/end-to-end-mlp-bn-16x.json) eager runs at 1.48x PyTorch (docs/perf/mlp-step.md)",
     "end to end: MLP-BN compiled >= 2x torch steps/s":
-        "The replay leaves the GEMMs (about half of the compiled step) and about 45 kernel calls of 2-20 us each "
-        "(docs/compile.md). On this VM one process's step time is bimodal (in this run's four minigrad-compiled "
-        "processes 579, 904, 889 and 872 us a step, PyTorch's 995-1042 and JAX's 591-634; the cause is outside "
-        "the VM, docs/compile.md), which moves these ratios between runs: compiled against eager in one process is "
-        "the steady figure (1.28x by CPU time at load 0.8, scripts/compile_ab.py mlp-bn)",
+        "The replay calls one kernel or NumPy function per op, about 40 a step; the GEMMs are about 60% of its "
+        "instructions and run at NumPy's OpenBLAS speed, so 2x PyTorch's eager step (about 520 us here) is below "
+        "what those GEMMs and kernels take with per-call costs of 1-3 us. Its processes are bimodal on this VM "
+        "(537-575 us a step in 7 of 16 processes, 611-934 in the rest, docs/end-to-end-mlp-bn-16x.json)",
     "end to end: MLP-BN compiled >= 1.0x JAX jitted steps/s":
         "See the target above: JAX's jitted step is one XLA executable with its matrix products fused with the "
         "elementwise work; the replay still calls one kernel or NumPy function per op.",
