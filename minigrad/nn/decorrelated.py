@@ -40,6 +40,12 @@ try:
 except ImportError:  # NOTE: extensions not built: the NumPy passes and LAPACK's eigh
     _whiten = None
 
+
+def _compiled():
+    """whiten.pyx's passes where the active backend is cython and they are built, else None (the NumPy formulas:
+    the numpy and numba backends). NOTE: not contract kernels yet (no Numba twin): README's file list says so."""
+    return _whiten if _whiten is not None and kernels.kernels().name == "cython" else None
+
 # Layout legend: N batch, C channels, S = H*W, G groups, g group size, m = N*S samples per channel.
 
 
@@ -181,7 +187,8 @@ class _ZCAWhiten(Function):
         cov, W, U = np.empty((G, g, g)), np.empty((G, g, g)), np.empty((G, g, g))
         lam, s, d = np.empty((G, g)), np.empty((G, g)), np.empty((G, g))
         w = _padded(weight, G * g, 1.0).reshape(G, g)  # NOTE: a copy, read again by backward
-        if not (_whiten is not None and k.name == "cython" and _whiten.zca_forward(
+        fast = _compiled()
+        if not (fast is not None and fast.zca_forward(
                 y, cov, lam, U, W, s, shift, d, xs, mean, w, bias.astype(np.float64), g, eps,
                 1 if xs.size < contract.SMALL else kernels.get_num_threads())):
             k.channel_stats(mean, np.empty(C), xs, True)
@@ -212,8 +219,9 @@ class _ZCAWhiten(Function):
         S = self.xs.shape[2]
         B = np.empty((N, G, 2 * g + 1, S), self.xs.dtype)  # rows [dY; U; 1] per group (the class docstring)
         dy = np.ascontiguousarray(dy.reshape(N, C, -1), B.dtype)
-        if _whiten is not None and kernels.kernels().name == "cython":
-            _whiten.zca_rows(B, dy, self.xs, shift, g, 1 if B.size < contract.SMALL else kernels.get_num_threads())
+        fast = _compiled()
+        if fast is not None:
+            fast.zca_rows(B, dy, self.xs, shift, g, 1 if B.size < contract.SMALL else kernels.get_num_threads())
         else:
             _put(B[:, :, :g], dy)
             _put(B[:, :, g:2 * g], self.xs - shift[:, None])
@@ -347,9 +355,10 @@ class DecorrelatedBatchNorm2d(Module):
         cov, W, k = ctx.cov, ctx.whitening, m / (m - 1)  # the unbiased covariance: cov * k
         if self._g * self._G != self.num_features:
             cov, W, k = self._pad_identity(cov * k), self._pad_identity(W.copy()), 1.0
+        fast = _compiled()
         for buf, new, scale in ((running_mean, ctx.mean, 1.0), (running_cov, cov, k), (running_whitening, W, 1.0)):
-            # NOTE: in float64, rounded to the buffer's dtype once
-            if _whiten is None or not _whiten.running_update(buf, new, f, scale):
+            # NOTE: in float64, rounded to the buffer's dtype once (the compiled update: the same bits)
+            if fast is None or not fast.running_update(buf, new, f, scale):
                 np.add((1.0 - f) * buf, f * (new * scale), out=buf, casting="unsafe")
 
     def forward(self, x):
