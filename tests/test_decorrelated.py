@@ -269,9 +269,10 @@ def test_bad_arguments_raise_naming_them():
         m(mg.Tensor(np.zeros((1, 4, 1, 1), np.float32)))
 
 
-# the compiled forward (minigrad/_ext/whiten.pyx): its passes against their NumPy versions, its eigensolver
-# against LAPACK's accuracy
+# the compiled forward (minigrad/_ext/whiten.pyx): its passes against their NumPy versions (the kernels zca_forward,
+# zca_rows, sym_eigh and running_average_update on every backend: tests/test_kernels.py)
 whiten = pytest.importorskip("minigrad._ext.whiten")
+from minigrad.kernels.reference import whiten as ref_whiten  # noqa: E402
 from minigrad.nn import decorrelated as dec  # noqa: E402
 
 
@@ -279,7 +280,7 @@ from minigrad.nn import decorrelated as dec  # noqa: E402
 @pytest.mark.parametrize("N,C,S,g", [(16, 32, 64, 16), (3, 37, 49, 16), (2, 5, 7, 3), (4, 8, 9, 1), (2, 20, 13, 20),
                                      (3, 24, 300, 7)])
 def test_compiled_passes_match_numpy(dtype, N, C, S, g):
-    """group_cov and group_whiten against _group_cov_numpy and _group_whiten_numpy (padded last group, S not a
+    """group_cov and group_whiten against the reference's (padded last group, S not a
     multiple of the lanes, more than 256 values a row); bit-identical at 1 and 2 threads."""
     rng = np.random.default_rng(4)
     x = (0.5 + 2 * rng.standard_normal((N, C, S))).astype(dtype)
@@ -294,44 +295,12 @@ def test_compiled_passes_match_numpy(dtype, N, C, S, g):
         np.testing.assert_array_equal(a, b)
     cov, y = got[0]
     want_cov, want_y = np.empty((G, g, g)), np.empty((N, C, S))
-    dec._group_cov_numpy(want_cov, x.astype(np.float64), shift.astype(np.float64), g)
-    dec._group_whiten_numpy(want_y, x.astype(np.float64), shift.astype(np.float64), M.astype(np.float64),
+    ref_whiten.group_cov(want_cov, x.astype(np.float64), shift.astype(np.float64), g)
+    ref_whiten.group_whiten(want_y, x.astype(np.float64), shift.astype(np.float64), M.astype(np.float64),
                             bias.astype(np.float64), g)
     tol = {np.float32: 1e-6, np.float64: 1e-14}[dtype]
     np.testing.assert_allclose(cov, want_cov, rtol=tol, atol=tol * np.abs(want_cov).max())
     np.testing.assert_allclose(y, want_y, rtol=tol, atol=10 * tol * np.abs(want_y).max())
-
-
-def _spd_cases():
-    rng = np.random.default_rng(5)
-    Q, _ = np.linalg.qr(rng.standard_normal((16, 16)))
-    A = rng.standard_normal((4, 16, 16))
-    B = rng.standard_normal((2, 16, 3))
-    yield "random", A @ np.swapaxes(A, 1, 2) + EPS * np.eye(16)
-    yield "rank 3 + eps I (13 repeated)", B @ np.swapaxes(B, 1, 2) + EPS * np.eye(16)
-    yield "eps I", np.tile(EPS * np.eye(16), (2, 1, 1))
-    yield "graded 1e-12..1e2", ((Q * np.logspace(-12, 2, 16)) @ Q.T)[None]
-    yield "clustered", ((Q * np.r_[[1.0] * 8, [1 + 1e-13] * 8]) @ Q.T)[None]
-    yield "diagonal", np.diag(np.arange(16.0))[None]
-    yield "5 x 5 indefinite", A[:3, :5, :5] + np.swapaxes(A[:3, :5, :5], 1, 2)
-    yield "1 x 1", np.full((2, 1, 1), 3.0)
-    for scale in (1e-300, 1e-200, 1e200, 1e300):  # tql2's products would leave the double range unscaled
-        yield f"scaled {scale:g}", ((Q * np.logspace(-3, 0, 16) * scale) @ Q.T)[None]
-
-
-@pytest.mark.parametrize("name,A", list(_spd_cases()), ids=[n for n, _ in _spd_cases()])
-def test_eigensolver_as_accurate_as_lapack(name, A):
-    """sym_eigh (tred2 + tql2): residual |A U - U diag(lam)|, orthogonality |U^T U - I| and eigenvalues against
-    LAPACK's within a few ulps of |A| (LAPACK's own residuals on these are 2e-16 to 3e-15), repeated and tiny
-    eigenvalues included."""
-    G, n, _ = A.shape
-    lam, U = np.empty((G, n)), np.empty((G, n, n))
-    assert whiten.sym_eigh(lam, U, np.ascontiguousarray(A))
-    norm = np.abs(np.linalg.eigvalsh(A)).max()
-    assert np.all(np.diff(lam, axis=1) >= 0)
-    assert np.abs(A @ U - U * lam[:, None, :]).max() <= 1e-14 * norm
-    assert np.abs(np.swapaxes(U, 1, 2) @ U - np.eye(n)).max() <= 1e-14
-    assert np.abs(lam - np.linalg.eigvalsh(A)).max() <= 1e-14 * norm
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

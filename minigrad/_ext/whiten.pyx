@@ -1,25 +1,28 @@
-"""Decorrelated batch norm's forward passes and its small batched eigensolver: the parallel drivers over whiten.h.
+"""Decorrelated batch norm's kernels (the contract's zca_forward, zca_rows, sym_eigh, running_average_update) and
+their passes: the parallel drivers over whiten.h.
 
+Signatures and checks: minigrad/kernels/contract.py (each function here takes the contract's arguments, then
+n_threads); the math: minigrad/kernels/reference/whiten.py; the wrappers that hand a non-converging eigensolver to
+LAPACK: minigrad/kernels/cython.py. Legend: x (N, C, S), G = ceil(C / g) groups of g channels.
+
+  zca_forward(y, cov, lam, U, W, s, shift, dshift, mean, x, weight, bias, g, eps, n_threads)   the training forward
+      in one call: mean: channel_stats's (phases.h, its bits); shift = X(mean), d = mean - shift (dshift, 0 past C);
+      group_cov, then per group whiten.h's mg_zca_matrices (cov the biased covariance, lam/U its eigendecomposition
+      with eps, W = (cov + eps I)^(-1/2), s = sqrt(max(lam, eps))), then group_whiten with M = X(diag(w) W) and
+      bias X(b - diag(w) W d); False (y not written) when the eigensolver does not converge (non-finite input)
+  zca_rows(B, dy, x, shift, g, n_threads)           B (N, G, 2g+1, S) OUT: rows [dY; x - shift; 1] per group, zeros
+                                                    past C
+  sym_eigh(lam, U, A, n_threads)                    A (G, n, n) float64 symmetric; lam (G, n), U (G, n, n) OUT;
+                                                    False when the iteration does not converge (serial: n is small)
+  running_average_update(running, new, momentum, scale, n_threads)   running = X((1 - momentum)*running
+                                                    + momentum*(new*scale)) in float64, element by element (serial)
   group_cov(cov, x, shift, g, n_threads)            cov (G, g, g) float64 OUT; x (N, C, S); shift (C,) in x's dtype
   group_whiten(y, x, shift, M, bias, g, n_threads)  y, x (N, C, S); shift, bias (C,); M (G, g, g), all in x's dtype
-  sym_eigh(lam, U, A)                               A (G, n, n) float64 symmetric; lam (G, n), U (G, n, n) OUT
-  running_update(buf, new, f, scale)                buf = X((1 - f)*buf + f*(new*scale)), the running averages
-  zca_rows(B, dy, x, shift, g, n_threads)           B (N, G, 2g+1, S) OUT: rows [dY; x - shift; 1] per group, zeros
-                                                    past C; dy, x (N, C, S), shift (C,), all in x's dtype
-  zca_forward(y, cov, lam, U, W, s, shift, dshift, x, mean, weight, bias, g, eps, n_threads)   the training forward
-      in one call: y, x (N, C, S); bias (C,), weight (G*g,) float64; mean (C,), cov, U, W (G, g, g), lam, s,
-      dshift (G, g) float64 OUT; shift (C,) X OUT. mean: channel_stats's (phases.h, its bits); shift = X(mean),
-      d = mean - shift (dshift, 0 past C); group_cov, then
-      per group whiten.h's mg_zca_matrices (cov the biased covariance, lam/U its eigendecomposition with eps,
-      W = (cov + eps I)^(-1/2), s = sqrt(max(lam, eps))), then group_whiten with M = X(diag(w) W) and bias
-      X(b - diag(w) W d); False (y not written) when the
-      eigensolver does not converge (non-finite input): the caller takes the NumPy path
+      (zca_forward's two passes alone, for tests/test_decorrelated.py; not contract kernels)
 
-The formulas: whiten.h's header; the NumPy equivalents: minigrad/nn/decorrelated.py (``_group_cov_numpy``,
-``_group_whiten_numpy``, ``np.linalg.eigh``), against which tests/test_decorrelated.py checks these. The covariance
-runs over groups in parallel (each group's sum over n in order), the whitening over (group, sample) pairs, so
-results are bit-identical for any n_threads. These are decorrelated.py's helpers, not contract kernels: the module
-checks shapes and dtypes before calling them (C-contiguous arrays of the dtypes above, G = ceil(C / g)).
+The covariance runs over groups in parallel (each group's sum over n in order), the whitening over (group, sample)
+pairs, the rows over samples, so results are bit-identical for any n_threads. The raw functions trust their
+arguments (C-contiguous arrays of the dtypes above): call them through the contract (minigrad.kernels.kernels()).
 """
 cimport numpy as cnp
 from cython.parallel cimport prange
@@ -106,9 +109,9 @@ def group_whiten(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray shi
         raise MemoryError()
 
 
-def sym_eigh(cnp.ndarray lam not None, cnp.ndarray U not None, cnp.ndarray A not None):
+def sym_eigh(cnp.ndarray lam not None, cnp.ndarray U not None, cnp.ndarray A not None, Py_ssize_t n_threads):
     """lam[k], U[k] = the ascending eigenvalues and eigenvectors (columns) of A[k]; False when the iteration did not
-    converge for some matrix (non-finite input; the caller falls back to LAPACK)."""
+    converge for some matrix (non-finite input; the caller falls back to LAPACK). Serial: n_threads is unused."""
     cdef Py_ssize_t G = dim(A, 0), n = dim(A, 1), k
     cdef double* pl = <double*>ptr(lam)
     cdef double* pu = <double*>ptr(U)
@@ -126,7 +129,7 @@ def sym_eigh(cnp.ndarray lam not None, cnp.ndarray U not None, cnp.ndarray A not
 
 def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray lam not None, cnp.ndarray U not None,
                 cnp.ndarray W not None, cnp.ndarray s not None, cnp.ndarray shift not None, cnp.ndarray dshift not None,
-                cnp.ndarray x not None, cnp.ndarray mean not None, cnp.ndarray weight not None,
+                cnp.ndarray mean not None, cnp.ndarray x not None, cnp.ndarray weight not None,
                 cnp.ndarray bias not None, Py_ssize_t g, double eps, Py_ssize_t n_threads):
     """Decorrelated batch norm's training forward (the module docstring's zca_forward)."""
     n_threads = team_size(n_threads)
@@ -222,13 +225,15 @@ def zca_rows(cnp.ndarray B not None, cnp.ndarray dy not None, cnp.ndarray x not 
                                (blk + 1) * N // nb)
 
 
-def running_update(cnp.ndarray buf not None, cnp.ndarray new not None, double f, double scale):
-    """buf = X((1 - f)*buf + f*(new*scale)) in float64, element by element (NumPy's order: the same bits); buf
-    float32 or float64 and new float64, both C-contiguous of one size. False (nothing written) otherwise."""
+def running_average_update(cnp.ndarray buf not None, cnp.ndarray new not None, double f, double scale,
+                           Py_ssize_t n_threads):
+    """buf = X((1 - f)*buf + f*(new*scale)) in float64, element by element; buf float32 or float64 and new float64,
+    both C-contiguous of one size (ValueError otherwise). Serial: n_threads is unused."""
     cdef Py_ssize_t n = cnp.PyArray_SIZE(buf), i
     if (cnp.PyArray_SIZE(new) != n or not cnp.PyArray_IS_C_CONTIGUOUS(buf) or not cnp.PyArray_IS_C_CONTIGUOUS(new)
             or cnp.PyArray_TYPE(new) != cnp.NPY_FLOAT64 or not cnp.PyArray_ISWRITEABLE(buf)):
-        return False
+        raise ValueError("running_average_update: running (float32 or float64) and new (float64) must be "
+                         "C-contiguous of one size, running writeable")
     cdef double* pn = <double*>ptr(new)
     cdef float* pf
     cdef double* pd
@@ -241,5 +246,4 @@ def running_update(cnp.ndarray buf not None, cnp.ndarray new not None, double f,
         for i in range(n):
             pd[i] = (1.0 - f) * pd[i] + f * (pn[i] * scale)
     else:
-        return False
-    return True
+        raise ValueError("running_average_update: running must be float32 or float64")

@@ -6,7 +6,8 @@ it does not accept runs the Python rules, which raise the error naming the argum
 
 Layouts and dimension letters (used in every kernel file):
   N  batch            C  channels          S  spatial size (product of the dims after the channel axis)
-  R  rows             D  row length        G  groups (num_groups)
+  R  rows             D  row length        G  groups (num_groups; ceil(C/group_size) in decorrelated batch norm)
+  g  group size (decorrelated batch norm's group_size)      J  2g + 1, the rows of its backward's operand
   H, W  input height, width          P, Q  output height, width (OH, OW)         O  output channels
   K  rows of im2col, C*kh*kw (ordered c, i, j)                 L  columns of im2col, N*P*Q (ordered n, oh, ow)
   M  size of a flattened parameter (the optimizer updates)
@@ -173,6 +174,29 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
                                                             a = X(weight[c]*grstd), shift = X(gmean), b = X(bg),
                                                             k = X(bg*(shift - gmean)), bg = -sum_c(weight[c]*sdyf)
                                                             * grstd^3/M over the group's channels
+
+Decorrelated batch norm (ZCA whitening of groups of channels; the math: minigrad/nn/decorrelated.py): the C channels
+in G = ceil(C/group_size) groups of g = group_size, group k holding channels [k*g, min((k + 1)*g, C)) (the last one
+may be short: past C its rows of cov and dshift are zeros, of B zeros); J = 2g + 1.
+  zca_forward(y, cov, lam, U, W, s, shift, dshift, mean, x, weight, bias, group_size, eps)   the training forward
+      x, y: (N, C, S); mean: (C,) float64 OUT;              in one call: mean = E[x] (channel_stats's); shift =
+      shift: (C,) OUT; dshift, lam, s: (G, g) float64 OUT;  X(mean), dshift = mean - shift; with u = x - shift (in
+      cov, U, W: (G, g, g) float64 OUT;                     X), per group: cov = sum(u u^T)/(N*S) - dshift
+      weight: (G, g) float64 (padded: any value past C);    dshift^T (biased, no eps); lam, U = eigh(cov + eps I)
+      bias: (C,) float64                                    (sym_eigh's); s = sqrt(max(lam, eps)); W = U diag(1/s)
+                                                            U^T; y = Mx u + X(bias - M dshift), M = diag(weight) W,
+                                                            Mx = X(M). Where a backend's eigensolver does not
+                                                            converge (non-finite x) the reference's runs (LAPACK)
+  zca_rows(B, dy, x, shift, group_size)                     the backward's GEMM operand: B[n, k] = the rows
+      B: (N, G, J, S) OUT; dy, x: (N, C, S); shift: (C,)    [dy; x - shift; 1] of group k (x - shift in X)
+  sym_eigh(lam, U, A)                                       the ascending eigenvalues and orthonormal eigenvectors
+      A: (G, g, g) float64; lam: (G, g) float64 OUT;        (U's columns) of each symmetric A[k]; the reference:
+      U: (G, g, g) float64 OUT                              LAPACK's; the compiled ones: tred2 + tql2
+  running_average_update(running, new, momentum, scale)     running = X((1 - momentum)*running + momentum*(new*scale))
+      running: (M,) IN/OUT; new: (M,) float64               in float64 (decorrelated BN's running mean, covariance
+                                                            and whitening, flattened); the reference rounds
+                                                            (1 - momentum)*running to X first (NumPy's promotion of
+                                                            a float times a float32 array): float32 within an ulp
 """
 import math
 
@@ -332,6 +356,16 @@ SPECS = {
                                 {"dx": ("RD", "X"), "dy": ("RD", "X"), "x": ("RD", "X"), "a": ("R", "X"),
                                  "shift": ("R", "X"), "b": ("R", "X"), "k": ("R", "X"), "v": ("R", "X"),
                                  "lo": ("R", "X"), "hi": ("R", "X")}),
+    # decorrelated batch norm (see the module docstring)
+    "zca_forward": (("y", "cov", "lam", "U", "W", "s", "shift", "dshift", "mean", "x", "weight", "bias", "group_size",
+                     "eps"),
+                    {"y": ("NCS", "X"), "cov": ("Ggg", "f64"), "lam": ("Gg", "f64"), "U": ("Ggg", "f64"),
+                     "W": ("Ggg", "f64"), "s": ("Gg", "f64"), "shift": ("C", "X"), "dshift": ("Gg", "f64"),
+                     "x": ("NCS", "X"), "mean": ("C", "f64"), "weight": ("Gg", "f64"), "bias": ("C", "f64")}),
+    "zca_rows": (("B", "dy", "x", "shift", "group_size"),
+                 {"B": ("NGJS", "X"), "dy": ("NCS", "X"), "x": ("NCS", "X"), "shift": ("C", "X")}),
+    "sym_eigh": (("lam", "U", "A"), {"lam": ("Gg", "f64"), "U": ("Ggg", "f64"), "A": ("Ggg", "f64")}),
+    "running_average_update": (("running", "new", "momentum", "scale"), {"running": ("M", "X"), "new": ("M", "f64")}),
 }
 
 # kernel name -> its output arguments (written by the kernel; everything else is read only)
@@ -383,6 +417,10 @@ OUTPUTS = {
     "row_backward_sums_gate": ("sdy", "sdyf", "sdv", "shi", "slo"),
     "row_backward_apply_gate": ("dx",),
     "evonorm_s0_backward": ("dx", "sdy", "sdyf", "sdv"),
+    "zca_forward": ("y", "cov", "lam", "U", "W", "s", "shift", "dshift", "mean"),
+    "zca_rows": ("B",),
+    "sym_eigh": ("lam", "U"),
+    "running_average_update": ("running",),
 }
 
 _RULES = {"f64": F64, "i64": I64}
@@ -424,7 +462,7 @@ def _window(kernel, names, args, dims):
 
 # dimension symbols, numbered for the compiled checks (minigrad/_ext/_check.pyx); a kernel's element count is the
 # product of its sizes of N, C, S, R, D, H, W, M
-SYMBOLS = ("N", "C", "S", "R", "D", "G", "H", "W", "P", "Q", "K", "L", "M", "O")
+SYMBOLS = ("N", "C", "S", "R", "D", "G", "H", "W", "P", "Q", "K", "L", "M", "O", "g", "J")  # at most 16 (_check.pyx)
 _ELEMENT_SYMBOLS = tuple(SYMBOLS.index(s) for s in "NCSRDHWM")
 
 try:
@@ -443,11 +481,12 @@ def _plan(kernel):
     fast = tuple((i, tuple(SYMBOLS.index(s) for s in symbols), fixed.num if fixed is not None else -1, output)
                  for i, name, symbols, fixed, output in plan)
     # NOTE: the scalar checks that apply, as a set: _check_scalars tests membership there, not in the names
-    scalars = frozenset(s for s in ("center", "gate", "r_max", "chunk", "num_groups", "kh") if s in names)
+    scalars = frozenset(s for s in ("center", "gate", "r_max", "chunk", "num_groups", "group_size", "kh")
+                        if s in names)
     if "argmax" in names and kernel.endswith("backward"):
         scalars |= {"argmax"}
     # NOTE: eps >= 0 is the normalizations' rule; Adam's eps is checked by the optimizer
-    eps_at = names.index("eps") if "eps" in names and "norm" in kernel else None
+    eps_at = names.index("eps") if "eps" in names and ("norm" in kernel or kernel == "zca_forward") else None
     return names, plan, fast, eps_at, scalars
 
 
@@ -515,8 +554,9 @@ def _check_arrays(kernel, names, plan, args):
 
 
 def _check_scalars(kernel, names, args, dims, which):
-    """num_groups against C and G; the window arguments and the output size they give; pooling indices; the
-    center and gate flags; Batch Renorm's clip bounds. ``which``: the checks that apply (``_plan``'s set)."""
+    """num_groups against C and G; group_size against C, G, g and J; the window arguments and the output size they
+    give; pooling indices; the center and gate flags; Batch Renorm's clip bounds. ``which``: the checks that apply
+    (``_plan``'s set)."""
     if "center" in which:
         center = args[names.index("center")]
         if not isinstance(center, (bool, np.bool_)):
@@ -544,6 +584,20 @@ def _check_scalars(kernel, names, args, dims, which):
         if dims["G"] != g:
             raise ValueError(f"{kernel}: mean and rstd must have shape (N, num_groups=({g})), "
                              f"got G={dims['G']}")
+    if "group_size" in which:
+        g = args[names.index("group_size")]
+        if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:
+            raise ValueError(f"{kernel}: group_size must be an int >= 1, got {g!r}")
+        G = -(-dims["C"] // g)
+        if dims["G"] != G:
+            raise ValueError(f"{kernel}: G must be ceil(C/group_size) = {G} (C={dims['C']}, group_size={g}), "
+                             f"got G={dims['G']}")
+        if dims.get("g", g) != g:
+            raise ValueError(f"{kernel}: the (G, g, g) and (G, g) arguments must have g = group_size = {g}, "
+                             f"got g={dims['g']}")
+        if dims.get("J", 2 * g + 1) != 2 * g + 1:
+            raise ValueError(f"{kernel}: B must have shape (N, G, 2*group_size + 1, S) = ({dims['N']}, {G}, "
+                             f"{2 * g + 1}, {dims['S']}), got J={dims['J']}")
     if "kh" in which:
         # NOTE: a geometry accepted once is accepted again (a model calls the same layers every step)
         key = _window_key(kernel, args, dims)

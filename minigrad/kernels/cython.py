@@ -2,6 +2,8 @@
 
 Each function takes the arguments of ``minigrad.kernels.contract`` followed by ``n_threads`` (passed down to every
 ``prange``). The math is documented once, in ``minigrad.kernels.reference`` (one file per kernel family, as minigrad/_ext).
+Two kernels are thin Python wrappers, zca_forward and sym_eigh: whiten.pyx's eigensolver reports when it does not
+converge (non-finite input), and the reference's (LAPACK's eigh) runs then.
 """
 from minigrad._ext.norm import (  # noqa: F401
     running_stats_update,
@@ -28,3 +30,21 @@ from minigrad._ext.phases import (  # noqa: F401
     row_backward_sums, row_backward_sums_max, row_stats, row_apply_gate, row_backward_sums_gate,
     row_backward_apply_gate, row_norm_apply_max, row_norm_backward_max, evonorm_s0_backward,
 )
+from minigrad._ext import whiten as _whiten
+from minigrad._ext.whiten import running_average_update, zca_rows  # noqa: F401
+from minigrad.kernels import reference as _reference
+
+
+def zca_forward(y, cov, lam, U, W, s, shift, dshift, mean, x, weight, bias, group_size, eps, n_threads):
+    """Decorrelated batch norm's training forward in one compiled call (whiten.pyx); where its eigensolver does not
+    converge (non-finite x) the reference's, with LAPACK's eigh."""
+    if not _whiten.zca_forward(y, cov, lam, U, W, s, shift, dshift, mean, x, weight, bias, group_size, eps,
+                               n_threads):
+        _reference.zca_forward(y, cov, lam, U, W, s, shift, dshift, mean, x, weight, bias, group_size, eps)
+
+
+def sym_eigh(lam, U, A, n_threads):
+    """Ascending eigenvalues and eigenvectors of each A[k] (whiten.h's tred2 + tql2; LAPACK's where it does not
+    converge)."""
+    if not _whiten.sym_eigh(lam, U, A, n_threads):
+        _reference.sym_eigh(lam, U, A)

@@ -15,8 +15,9 @@ Backward through the eigendecomposition (Daleckii-Krein): with G = dL/dW symmetr
 NOTE: for f = l^{-1/2} the divided difference simplifies exactly to K_ij = -1 / (s_i s_j (s_i + s_j)) with
 s = sqrt(lambda), which is also f'(l_i) on the diagonal; no 1/(l_i - l_j) is ever formed, so repeated or
 nearly repeated eigenvalues (always the case for the padding and for eps-dominated groups) are stable.
-The g x g algebra is float64; the passes over the activation run in its dtype (``_ZCAWhiten``; the forward's
-passes and eigensolver on the cython backend: minigrad/_ext/whiten.pyx, docs/perf/decorrelated-forward.md).
+The g x g algebra is float64; the passes over the activation run in its dtype (``_ZCAWhiten``; the kernels
+zca_forward, zca_rows and running_average_update of minigrad.kernels.contract, on every backend; the compiled
+forward: minigrad/_ext/whiten.pyx, docs/perf/decorrelated-forward.md).
 
 Double backward (``create_graph=True``): the same K in matrix form, dL/dSigma = -W Y W with Y the solution of the
 Sylvester equation S Y + Y S = G, S = Sigma^{1/2} (in the eigenbasis Y_ij = G_ij/(s_i + s_j), so
@@ -30,21 +31,11 @@ import numbers
 import numpy as np
 
 from minigrad import kernels
-from minigrad.kernels import contract
-from minigrad.kernels.rules import check_eps, check_momentum, float_dtype
+from minigrad.kernels.reference.whiten import put_blocks as _put
+from minigrad.kernels.reference.whiten import running_average_update as _running_average_numpy
+from minigrad.kernels.rules import FLOATS, check_eps, check_momentum, float_dtype
 from minigrad.nn.module import Module, Parameter
 from minigrad.tensor import Function, Tensor, _host, concatenate
-
-try:
-    from minigrad._ext import whiten as _whiten
-except ImportError:  # NOTE: extensions not built: the NumPy passes and LAPACK's eigh
-    _whiten = None
-
-
-def _compiled():
-    """whiten.pyx's passes where the active backend is cython and they are built, else None (the NumPy formulas:
-    the numpy and numba backends). NOTE: not contract kernels yet (no Numba twin): README's file list says so."""
-    return _whiten if _whiten is not None and kernels.kernels().name == "cython" else None
 
 # Layout legend: N batch, C channels, S = H*W, G groups, g group size, m = N*S samples per channel.
 
@@ -105,53 +96,11 @@ class _InvSqrtSym(Function):
         return -(W @ _SylvesterSym.apply(S, _sym_t(g)) @ W)
 
 
-def _put(dst, src):
-    """Copy ``src`` (N, C, S) into the blocks ``dst`` (N, G, g, S) (a view), zeros in the padding past C."""
-    N, G, g, S = dst.shape
-    C = src.shape[1]
-    if G * g == C:
-        dst[...] = src.reshape(N, G, g, S)
-        return
-    r = C - (G - 1) * g
-    dst[:, :G - 1] = src[:, :(G - 1) * g].reshape(N, G - 1, g, S)
-    dst[:, G - 1, :r] = src[:, (G - 1) * g:]
-    dst[:, G - 1, r:] = 0
-
-
 def _padded(v, n, fill):
     """(C,) -> (n,) float64, ``fill`` past C."""
     out = np.full(n, fill, np.float64)
     out[:v.shape[0]] = v
     return out
-
-
-def _shift(mean, dtype, G, g):
-    """shift = X(mean) (C,) and d = mean - shift (G, g) float64, zeros in the padding."""
-    shift = mean.astype(dtype)
-    return shift, _padded(mean - shift, G * g, 0.0).reshape(G, g)
-
-
-def _group_cov_numpy(cov, xs, shift, g, n_threads=1):
-    """cov[k] = sum over n, s of U U^T for group k's rows of U = x - shift (whiten.h's group_cov, in NumPy: the
-    products in x's dtype, batched over (n, k), summed over n in float64)."""
-    N, C, S = xs.shape
-    G = cov.shape[0]
-    u = np.zeros((N, G, g, S), xs.dtype)
-    _put(u, xs - shift[:, None])
-    # NOTE: two products, not U @ U^T: numpy sends A @ A^T to syrk, several times slower here
-    h = g // 2 + 1
-    uT = np.swapaxes(u, -1, -2)
-    cov[:, :h] = np.matmul(u[:, :, :h], uT).sum(axis=0, dtype=np.float64)
-    cov[:, h:] = np.matmul(u[:, :, h:], uT).sum(axis=0, dtype=np.float64)
-
-
-def _group_whiten_numpy(y, xs, shift, M, bias, g, n_threads=1):
-    """y = M[k] (x - shift) + bias on group k's channels (whiten.h's group_whiten, in NumPy)."""
-    N, C, S = xs.shape
-    G = M.shape[0]
-    u = np.zeros((N, G, g, S), xs.dtype)
-    _put(u, xs - shift[:, None])
-    y[...] = np.matmul(M, u).reshape(N, G * g, S)[:, :C] + bias[:, None]
 
 
 class _ZCAWhiten(Function):
@@ -164,10 +113,10 @@ class _ZCAWhiten(Function):
     mean, float64 accumulation), then, with shift = X(mean) and d = mean - shift (float64, under half an ulp of the
     mean), U = x - shift (exact near the mean, so a large mean or a tiny variance costs no accuracy):
         cov = sum U U^T / m - d d^T,   y = M U + (bias - M d),   M = diag(w) W
-    On the cython backend one compiled call (minigrad/_ext/whiten.pyx: zca_forward) makes the covariance pass, the
-    g x g algebra (eigenvalues by tred2 + tql2, about twice LAPACK's speed at g = 16) and the whitening pass, U
-    never written; the other backends run the same formulas in NumPy (``_forward_numpy``: batched GEMMs, LAPACK's
-    eigh). Backward: one buffer B (N, G, 2g+1, S) holds, per group, rows [dY; U; 1], and
+    One kernel call (zca_forward) makes the mean, the covariance pass, the g x g algebra and the whitening pass: on
+    the cython backend compiled (minigrad/_ext/whiten.pyx: eigenvalues by tred2 + tql2, about twice LAPACK's speed
+    at g = 16, U never written), on the numba backend its twin, on the numpy backend the reference (batched GEMMs,
+    LAPACK's eigh). Backward: one buffer B (N, G, 2g+1, S) holds, per group, rows [dY; U; 1], and
         [dY] [U; 1]^T -> sum dY U^T and sum dY (dbias);  P = sum dY Xc^T = sum dY U^T - sum(dY) d^T;
         dweight = diag(P W^T);  dx = [M', A, -M' sum(dY)/m - A d] [dY; U; 1],  M' = W diag(w), A = 2/m dL/dSigma
     two batched GEMMs (centering's backward, dx = dxc - mean(dxc), is the constant column: mean(A Xc) = 0, and
@@ -187,30 +136,10 @@ class _ZCAWhiten(Function):
         cov, W, U = np.empty((G, g, g)), np.empty((G, g, g)), np.empty((G, g, g))
         lam, s, d = np.empty((G, g)), np.empty((G, g)), np.empty((G, g))
         w = _padded(weight, G * g, 1.0).reshape(G, g)  # NOTE: a copy, read again by backward
-        fast = _compiled()
-        if not (fast is not None and fast.zca_forward(
-                y, cov, lam, U, W, s, shift, d, xs, mean, w, bias.astype(np.float64), g, eps,
-                1 if xs.size < contract.SMALL else kernels.get_num_threads())):
-            k.channel_stats(mean, np.empty(C), xs, True)
-            W, U, s, shift, d = self._forward_numpy(y, cov, xs, mean, w, bias, G, g, eps, m)
+        k.zca_forward(y, cov, lam, U, W, s, shift, d, mean, xs, w, bias.astype(np.float64), g, eps)
         self.mean, self.cov, self.whitening, self.U, self.s, self.xs, self.m, self.w = mean, cov, W, U, s, xs, m, w
         self.shift, self.d = shift, d
         return y.reshape(x.shape)
-
-    def _forward_numpy(self, y, cov, xs, mean, w, bias, G, g, eps, m):
-        """The forward after the mean in NumPy (the numpy and numba backends; the compiled one's formulas):
-        writes y and cov, returns W, U, s, shift, d. ``w``: the padded weight (G, g), float64."""
-        shift, d = _shift(mean, y.dtype, G, g)
-        _group_cov_numpy(cov, xs, shift, g)
-        cov[...] = cov / m - d[:, :, None] * d[:, None, :]  # biased, without eps
-        lam, U = np.linalg.eigh(cov + eps * np.eye(g))
-        # NOTE: lambda >= eps in exact arithmetic; the clamp only removes rounding below it
-        s = np.sqrt(np.maximum(lam, eps))
-        W = (U / s[:, None, :]) @ np.swapaxes(U, 1, 2)
-        Mw = W * w[:, :, None]  # diag(w) W
-        b = bias.astype(np.float64) - (Mw @ d[:, :, None]).reshape(-1)[:xs.shape[1]]
-        _group_whiten_numpy(y, xs, shift, Mw.astype(y.dtype), b.astype(y.dtype), g)
-        return W, U, s, shift, d
 
     def backward(self, dy):
         G, g, m, U, s, W, w = self.G, self.g, self.m, self.U, self.s, self.whitening, self.w
@@ -219,13 +148,7 @@ class _ZCAWhiten(Function):
         S = self.xs.shape[2]
         B = np.empty((N, G, 2 * g + 1, S), self.xs.dtype)  # rows [dY; U; 1] per group (the class docstring)
         dy = np.ascontiguousarray(dy.reshape(N, C, -1), B.dtype)
-        fast = _compiled()
-        if fast is not None:
-            fast.zca_rows(B, dy, self.xs, shift, g, 1 if B.size < contract.SMALL else kernels.get_num_threads())
-        else:
-            _put(B[:, :, :g], dy)
-            _put(B[:, :, g:2 * g], self.xs - shift[:, None])
-            B[:, :, 2 * g] = 1
+        kernels.kernels().zca_rows(B, dy, self.xs, shift, g)
         P1 = np.matmul(B[:, :, :g], np.swapaxes(B[:, :, g:], -1, -2)).sum(axis=0, dtype=np.float64)  # (G, g, g+1)
         sdy = P1[:, :, g]  # sum dY per channel: dbias
         P = P1[:, :, :g] - sdy[:, :, None] * d[:, None, :]  # sum dY Xc^T = sum dY U^T - sum(dY) d^T
@@ -355,11 +278,12 @@ class DecorrelatedBatchNorm2d(Module):
         cov, W, k = ctx.cov, ctx.whitening, m / (m - 1)  # the unbiased covariance: cov * k
         if self._g * self._G != self.num_features:
             cov, W, k = self._pad_identity(cov * k), self._pad_identity(W.copy()), 1.0
-        fast = _compiled()
+        update = kernels.kernels().running_average_update
         for buf, new, scale in ((running_mean, ctx.mean, 1.0), (running_cov, cov, k), (running_whitening, W, 1.0)):
-            # NOTE: in float64, rounded to the buffer's dtype once (the compiled update: the same bits)
-            if fast is None or not fast.running_update(buf, new, f, scale):
-                np.add((1.0 - f) * buf, f * (new * scale), out=buf, casting="unsafe")
+            if buf.dtype in FLOATS and buf.flags.c_contiguous and buf.flags.writeable:
+                update(buf.reshape(-1), new.reshape(-1), f, scale)  # flattened views: updated in place
+            else:  # NOTE: a buffer no kernel takes (another float dtype, a strided view): the reference's formula
+                _running_average_numpy(buf, new, f, scale)
 
     def forward(self, x):
         owner = type(self).__name__

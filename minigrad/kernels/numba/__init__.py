@@ -1,6 +1,7 @@
 """The Numba backend: the kernels of minigrad/_ext (Cython) written again in Numba, one file per kernel family:
 ``norm`` (batch and group norm, running statistics), ``softmax``, ``conv`` (im2col, col2im, max pooling), ``optim``
-(SGD and Adam updates), ``elementwise`` (add + ReLU), and ``common`` (thread count, serial/parallel twins, fast-math flags).
+(SGD and Adam updates), ``elementwise`` (add + ReLU), ``whiten`` (decorrelated batch norm), and ``common`` (thread
+count, serial/parallel twins, fast-math flags).
 
 Signatures: minigrad/kernels/contract.py (each public function takes the contract's arguments, then n_threads).
 The math: minigrad/kernels/reference/. Importing this package imports numba (0.2-0.5 s): the registry imports it
@@ -25,3 +26,4 @@ from .phases import (  # noqa: F401
     row_backward_apply_gate, row_norm_apply_max, row_norm_backward_max, evonorm_s0_backward,
 )
 from .softmax import log_softmax_backward, log_softmax_forward  # noqa: F401
+from .whiten import running_average_update, sym_eigh, zca_forward, zca_rows  # noqa: F401

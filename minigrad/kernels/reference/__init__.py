@@ -6,7 +6,8 @@ statistics and cast to the output dtype once, at the end. Speed is not a goal he
 
 One file per kernel family: ``norm`` (batch and group norm, running statistics; the normalization math is derived
 at its top), ``softmax``, ``conv`` (im2col, col2im, the direct convolution, max pooling), ``optim`` (SGD and Adam updates),
-``elementwise`` (a residual block's add + ReLU).
+``elementwise`` (a residual block's add + ReLU), ``whiten`` (decorrelated batch norm: ZCA whitening, its eigensolver,
+its running averages).
 """
 from .conv import (  # noqa: F401
     col2im, conv2d_direct, conv2d_direct_weight_grad, conv2d_strided, conv2d_strided_input_grad,
@@ -27,3 +28,4 @@ from .phases import (  # noqa: F401
     row_backward_apply_gate, row_norm_apply_max, row_norm_backward_max, evonorm_s0_backward,
 )
 from .softmax import log_softmax_backward, log_softmax_forward  # noqa: F401
+from .whiten import running_average_update, sym_eigh, zca_forward, zca_rows  # noqa: F401
