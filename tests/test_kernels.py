@@ -388,7 +388,8 @@ def test_backend_that_ran_is_the_one_asked_for(name):
 
 
 def _all_kernel_calls(dtype):
-    """(kernel name, outputs, inputs) covering each code path: S >= 8, 1 < S < 8, S = 1, G = 1, G = C."""
+    """(kernel name, outputs, inputs) covering each code path: S >= 8, 1 < S < 8, S = 1, G = 1, G = C; decorrelated
+    batch norm's with a padded last group and group size 1."""
     rng = np.random.default_rng(5)
     calls = []
     for N, C, S in [(7, 13, 17), (6, 40, 3), (300, 70, 1)]:
@@ -413,6 +414,13 @@ def _all_kernel_calls(dtype):
             calls.append(("group_norm_forward", (y, mean, rstd), (x, w, b, G, EPS)))
             calls.append(("group_norm_backward", (np.empty_like(x), np.empty_like(w), np.empty_like(w)),
                           (dy, x, mean, rstd, w, G)))
+    for shape in [(7, 37, 17, 16), (40, 6, 3, 4), (3, 5, 1, 1)]:
+        x, weight, bias = zca_inputs(rng, shape, dtype)
+        N, C, S, g = shape
+        calls.append(("zca_forward", zca_outputs(x, g), (x, weight, bias, g, EPS)))
+        calls.append(("zca_rows", alloc_outputs("zca_rows", dtype, N=N, G=-(-C // g), J=2 * g + 1, S=S),
+                      (x, x, x[0, :, 0].copy(), g)))
+    calls.append(("sym_eigh", alloc_outputs("sym_eigh", np.float64, G=4, g=16), (SPD_CASES[0][1],)))
     x = make(rng, (37, 129), dtype)
     calls.append(("log_softmax_forward", (np.empty_like(x),), (x,)))
     calls.append(("log_softmax_backward", (np.empty_like(x),), (x, x)))
@@ -455,6 +463,275 @@ def test_numba_serial_and_parallel_twins_agree(dtype):
             for a, b in zip(results[0], run):
                 np.testing.assert_array_equal(a, b, err_msg=kernel)
                 np.testing.assert_array_equal(np.signbit(a), np.signbit(b), err_msg=f"{kernel}: signs of zeros")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# decorrelated batch norm (ZCA whitening of groups of channels): zca_forward, zca_rows, sym_eigh,
+# running_average_update
+
+
+# (N, C, S, group_size): whole groups; a padded last group (C % group_size > 0); group size 1 (batch norm) and 16; one
+# group wider than C; S = 1; S not a multiple of the vector lanes (16 floats, 8 doubles); the benchmark's shape
+ZCA_SHAPES = [(6, 32, 15, 16), (3, 37, 49, 16), (2, 5, 7, 3), (4, 8, 9, 1), (9, 3, 1, 16), (7, 13, 17, 4),
+              (2, 20, 13, 20), (5, 6, 1, 1), (32, 64, 256, 16)]
+ZCA_TOL = {np.float32: 2e-5, np.float64: 1e-10}
+
+
+def zca_inputs(rng, shape, dtype):
+    """x (N, C, S) with correlated channels and a mean away from 0; the padded weight (G, g) float64; bias (C,)."""
+    N, C, S, g = shape
+    mix = rng.standard_normal((C, C)) + 2 * np.eye(C)
+    x = (0.5 + np.einsum("dc,ncs->nds", mix, rng.standard_normal((N, C, S)))).astype(dtype)
+    weight = np.ones((-(-C // g), g))  # NOTE: 1 past C, as decorrelated.py pads it
+    weight.reshape(-1)[:C] = 1 + 0.2 * rng.standard_normal(C)
+    return x, weight, 0.1 * rng.standard_normal(C)
+
+
+def zca_outputs(x, g):
+    N, C, S = x.shape
+    return alloc_outputs("zca_forward", x.dtype, N=N, C=C, S=S, G=-(-C // g), g=g)
+
+
+def zca_forward(k, x, weight, bias, g):
+    """zca_forward's outputs by name."""
+    outs = zca_outputs(x, g)
+    k.zca_forward(*outs, x, weight, bias, g, EPS)
+    return dict(zip(contract.OUTPUTS["zca_forward"], outs))
+
+
+@pytest.mark.parametrize("shape", ZCA_SHAPES, ids=ids(ZCA_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_zca_forward(name, dtype, shape):
+    """Every backend against the reference: y and the statistics kept for the backward and the running averages.
+    U is unique only up to signs (and not at all in a repeated eigenvalue's space, e.g. the padding's): it is checked
+    for what it must be, orthonormal eigenvectors of cov + eps I for the ascending lam."""
+    skip_slow(name, shape)
+    rng = np.random.default_rng(11)
+    x, weight, bias = zca_inputs(rng, shape, dtype)
+    g = shape[3]
+    got, want = zca_forward(kernels.load(name), x, weight, bias, g), zca_forward(reference, x, weight, bias, g)
+    tol = ZCA_TOL[dtype]
+    for what in ("y", "cov", "lam", "s", "mean", "shift"):
+        assert_close(got[what], want[what], tol, what)
+    # NOTE: W's entries on an eigenvalue near eps (the padding's, lam = eps) carry the eigensolver's absolute error,
+    # an ulp of |A|, times lam^(-3/2)/2: 8e-11 of max|W| here in float64 (LAPACK's against tql2's)
+    assert_close(got["W"], want["W"], max(tol, 1e-9), "W")
+    # shift = X(mean), dshift = mean - shift (zeros past C), exactly
+    np.testing.assert_array_equal(got["shift"], got["mean"].astype(dtype))
+    C = shape[1]
+    np.testing.assert_array_equal(got["dshift"].reshape(-1)[:C], got["mean"] - got["shift"])
+    np.testing.assert_array_equal(got["dshift"].reshape(-1)[C:], 0)
+    U, lam = got["U"], got["lam"]
+    # NOTE: the eigensolvers read the lower triangle (the reference's float32 cov, two GEMMs, is symmetric only to
+    # float32's rounding)
+    L = np.tril(got["cov"] + EPS * np.eye(g))
+    A = L + np.swapaxes(np.tril(L, -1), 1, 2)
+    assert np.all(np.diff(lam, axis=1) >= 0)
+    assert np.abs(np.swapaxes(U, 1, 2) @ U - np.eye(g)).max() <= 1e-13
+    assert np.abs(A @ U - U * lam[:, None, :]).max() <= 1e-13 * np.abs(A).max()
+
+
+@pytest.mark.parametrize("shape", ZCA_SHAPES[:-1], ids=ids(ZCA_SHAPES[:-1]))
+def test_reference_zca_forward_is_the_papers(shape):
+    """The reference in float64 against the paper's equations written out per group (the last group takes the
+    remainder, no padding): mu = E[x], Sigma = E[(x - mu)(x - mu)^T], W = (Sigma + eps I)^(-1/2) = D diag(lam^-1/2)
+    D^T, y = weight * W (x - mu) + bias."""
+    rng = np.random.default_rng(12)
+    x, weight, bias = zca_inputs(rng, shape, np.float64)
+    N, C, S, g = shape
+    got = zca_forward(reference, x, weight, bias, g)
+    for k, c0 in enumerate(range(0, C, g)):
+        c1 = min(c0 + g, C)
+        X = x[:, c0:c1].transpose(1, 0, 2).reshape(c1 - c0, -1)
+        mu = X.mean(axis=1)
+        sigma = (X - mu[:, None]) @ (X - mu[:, None]).T / X.shape[1]
+        lam, D = np.linalg.eigh(sigma + EPS * np.eye(c1 - c0))
+        W = D @ np.diag(lam ** -0.5) @ D.T
+        y = weight.reshape(-1)[c0:c1, None] * (W @ (X - mu[:, None])) + bias[c0:c1, None]
+        r = c1 - c0
+        assert_close(got["mean"][c0:c1], mu, 1e-14, "mean")
+        assert_close(got["cov"][k, :r, :r], sigma, 1e-12, "cov")
+        assert_close(got["W"][k, :r, :r], W, 1e-10, "W")
+        assert_close(got["y"][:, c0:c1], y.reshape(r, N, S).transpose(1, 0, 2), 1e-10, "y")
+        np.testing.assert_array_equal(got["cov"][k, r:], 0)  # the padding: zeros, W the identity/sqrt(eps)
+        np.testing.assert_allclose(got["W"][k, r:, r:], np.eye(g - r) / np.sqrt(EPS), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", ZCA_SHAPES, ids=ids(ZCA_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_zca_rows(name, dtype, shape):
+    """The backward's rows [dy; x - shift; 1] per group: copies and one subtraction in X, so every backend gives the
+    reference's bits; and the reference's rows are what they say (zeros past C)."""
+    skip_slow(name, shape)
+    rng = np.random.default_rng(13)
+    N, C, S, g = shape
+    G = -(-C // g)
+    x, dy, shift = make(rng, (N, C, S), dtype), make(rng, (N, C, S), dtype), make(rng, C, dtype)
+    got, want = (alloc_outputs("zca_rows", dtype, N=N, G=G, J=2 * g + 1, S=S)[0] for _ in range(2))
+    kernels.load(name).zca_rows(got, dy, x, shift, g)
+    reference.zca_rows(want, dy, x, shift, g)
+    np.testing.assert_array_equal(got, want)
+    for k in range(G):
+        r = min(g, C - k * g)
+        np.testing.assert_array_equal(want[:, k, :r], dy[:, k * g:k * g + r])
+        np.testing.assert_array_equal(want[:, k, g:g + r], x[:, k * g:k * g + r] - shift[k * g:k * g + r, None])
+        np.testing.assert_array_equal(want[:, k, r:g], 0)
+        np.testing.assert_array_equal(want[:, k, g + r:2 * g], 0)
+        np.testing.assert_array_equal(want[:, k, 2 * g], 1)
+
+
+def _spd_cases():
+    rng = np.random.default_rng(5)
+    Q, _ = np.linalg.qr(rng.standard_normal((16, 16)))
+    A = rng.standard_normal((4, 16, 16))
+    B = rng.standard_normal((2, 16, 3))
+    yield "random", A @ np.swapaxes(A, 1, 2) + EPS * np.eye(16)
+    yield "rank 3 + eps I (13 repeated)", B @ np.swapaxes(B, 1, 2) + EPS * np.eye(16)
+    yield "eps I", np.tile(EPS * np.eye(16), (2, 1, 1))
+    yield "graded 1e-12..1e2", ((Q * np.logspace(-12, 2, 16)) @ Q.T)[None]
+    yield "clustered", ((Q * np.r_[[1.0] * 8, [1 + 1e-13] * 8]) @ Q.T)[None]
+    yield "diagonal", np.diag(np.arange(16.0))[None]
+    yield "5 x 5 indefinite", A[:3, :5, :5] + np.swapaxes(A[:3, :5, :5], 1, 2)
+    yield "1 x 1", np.full((2, 1, 1), 3.0)
+    for scale in (1e-300, 1e-200, 1e200, 1e300):  # tql2's products would leave the double range unscaled
+        yield f"scaled {scale:g}", ((Q * np.logspace(-3, 0, 16) * scale) @ Q.T)[None]
+
+
+SPD_CASES = list(_spd_cases())
+
+
+@pytest.mark.parametrize("case", SPD_CASES, ids=[n for n, _ in SPD_CASES])
+@pytest.mark.parametrize("name", BACKENDS)
+def test_sym_eigh_as_accurate_as_lapack(name, case):
+    """sym_eigh (tred2 + tql2 on the cython and numba backends, LAPACK's on numpy): residual |A U - U diag(lam)|,
+    orthogonality |U^T U - I| and eigenvalues against LAPACK's within a few ulps of |A| (LAPACK's own residuals on
+    these are 2e-16 to 3e-15), repeated, clustered, tiny and huge eigenvalues included."""
+    A = np.ascontiguousarray(case[1])
+    G, n, _ = A.shape
+    lam, U = alloc_outputs("sym_eigh", np.float64, G=G, g=n)
+    kernels.load(name).sym_eigh(lam, U, A)
+    norm = np.abs(np.linalg.eigvalsh(A)).max()
+    assert np.all(np.diff(lam, axis=1) >= 0)
+    assert np.abs(A @ U - U * lam[:, None, :]).max() <= 1e-14 * norm
+    assert np.abs(np.swapaxes(U, 1, 2) @ U - np.eye(n)).max() <= 1e-14
+    assert np.abs(lam - np.linalg.eigvalsh(A)).max() <= 1e-14 * norm
+
+
+@pytest.mark.parametrize("name", [b for b in BACKENDS if b != "numpy"])
+def test_eigensolver_that_does_not_converge_hands_over_to_lapack(name, monkeypatch):
+    """Where tql2 reports that it did not converge (60 steps for an eigenvalue), sym_eigh and zca_forward give the
+    reference's results, LAPACK's, bit for bit (planted: the solver made to report it; unplanted, tql2's results
+    differ from LAPACK's in the last bits)."""
+    k = kernels.load(name)
+    A = np.ascontiguousarray(SPD_CASES[0][1])
+    x, weight, bias = zca_inputs(np.random.default_rng(14), (3, 7, 5, 3), np.float32)
+
+    def both():
+        got, want = alloc_outputs("sym_eigh", np.float64, G=4, g=16), alloc_outputs("sym_eigh", np.float64, G=4, g=16)
+        k.sym_eigh(*got, A)
+        reference.sym_eigh(*want, A)
+        return [got[0], want[0]], [zca_forward(m, x, weight, bias, 3)["W"] for m in (k, reference)]
+
+    assert all(not np.array_equal(*pair) for pair in both())
+    if name == "cython":
+        from minigrad.kernels import cython as module
+        failing = type("Failing", (), {"zca_forward": staticmethod(lambda *a: False),
+                                       "sym_eigh": staticmethod(lambda *a: False)})
+        monkeypatch.setattr(module, "_whiten", failing)
+    else:
+        from minigrad.kernels.numba import whiten as module
+        monkeypatch.setattr(module, "_sym_eigh", lambda *a: False)
+        monkeypatch.setattr(module, "_zca_matrices", lambda *a: False)
+    for pair in both():
+        np.testing.assert_array_equal(*pair)
+    got, want = zca_forward(k, x, weight, bias, 3), zca_forward(reference, x, weight, bias, 3)
+    for what in got:
+        np.testing.assert_array_equal(got[what], want[what], err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_running_average_update(name, dtype):
+    """running = X((1 - momentum)*running + momentum*(new*scale)) in float64 on the compiled backends, bit for bit;
+    the reference (NumPy) rounds (1 - momentum)*running to float32 first: float64 the same bits, float32 within an
+    ulp of each rounding."""
+    rng = np.random.default_rng(15)
+    k = kernels.load(name)
+    for M in (1, 7, 768):
+        for momentum, scale in ((0.1, 1.0), (0.3, 64 / 63), (1 / 3, 1.0), (1.0, 1.0)):
+            running, new = make(rng, M, dtype), make(rng, M, np.float64)
+            got, want = running.copy(), running.copy()
+            k.running_average_update(got, new, momentum, scale)
+            reference.running_average_update(want, new, momentum, scale)
+            if dtype == np.float64:
+                np.testing.assert_array_equal(got, want)
+            else:  # the reference's two roundings: of (1 - momentum)*running to X, of the sum
+                assert np.all(np.abs(got - want) <= np.spacing(np.abs(want)) + np.spacing(np.abs(running)))
+            if name != "numpy":
+                exact = ((1.0 - momentum) * running.astype(np.float64) + momentum * (new * scale)).astype(dtype)
+                np.testing.assert_array_equal(got, exact)
+
+
+def _zca_args(dtype=np.float32):
+    """Valid zca_forward arguments (a padded last group: C = 5, group size 2, G = 3)."""
+    x, weight, bias = zca_inputs(np.random.default_rng(16), (4, 5, 3, 2), dtype)
+    return [*zca_outputs(x, 2), x, weight, bias, 2, EPS]
+
+
+ZCA_BAD = {  # argument index -> (value, error, match)
+    "group_size not covering G": (12, 3, ValueError, r"G must be ceil\(C/group_size\) = 2"),
+    "group_size 0": (12, 0, ValueError, "group_size must be an int >= 1"),
+    "group_size bool": (12, True, ValueError, "group_size must be an int >= 1"),
+    "group_size float": (12, 2.0, ValueError, "group_size must be an int >= 1"),
+    "mean float32": (8, np.empty(5, np.float32), TypeError, "'mean' must have dtype float64"),
+    "shift float64": (6, np.empty(5), TypeError, "'shift' must have dtype float32"),
+    "weight (C,)": (10, np.ones(5), ValueError, "'weight' must have 2 dims"),
+    "bias float32": (11, np.zeros(5, np.float32), TypeError, "'bias' must have dtype float64"),
+    "lam wrong g": (2, np.empty((3, 3)), ValueError, "'lam' has shape"),
+    "x non-contiguous": (9, np.ones((4, 3, 5), np.float32).transpose(0, 2, 1), ValueError, "C-contiguous"),
+    "eps negative": (13, -1e-5, ValueError, "eps"),
+    "y read-only": (0, np.zeros((4, 5, 3), np.float32), ValueError, "writeable"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ZCA_BAD))
+@pytest.mark.parametrize("name", BACKENDS)
+def test_zca_forward_rejects_bad_arguments(name, case):
+    i, value, exc, match = ZCA_BAD[case]
+    args = _zca_args()
+    if case == "y read-only":
+        value.flags.writeable = False
+    args[i] = value
+    with pytest.raises(exc, match=match):
+        kernels.load(name).zca_forward(*args)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_zca_kernels_check_their_arguments(name):
+    k = kernels.load(name)
+    args = _zca_args()
+    G3 = [np.empty((3, 3, 3)), np.empty((3, 3)), np.empty((3, 3, 3)), np.empty((3, 3, 3)), np.empty((3, 3))]
+    with pytest.raises(ValueError, match="g = group_size = 2, got g=3"):  # every g-sized array agreeing, but not 2
+        k.zca_forward(args[0], *G3, args[6], np.empty((3, 3)), *args[8:10], np.ones((3, 3)), *args[11:])
+    x, dy, shift = args[9], args[9].copy(), np.zeros(5, np.float32)
+    with pytest.raises(ValueError, match=r"2\*group_size \+ 1"):
+        k.zca_rows(np.empty((4, 3, 4, 3), np.float32), dy, x, shift, 2)
+    with pytest.raises(TypeError, match="'dy' must have dtype float64"):  # X is B's dtype, the first array's
+        k.zca_rows(np.empty((4, 3, 5, 3)), dy, x, shift, 2)
+    with pytest.raises(ValueError, match=r"G must be ceil\(C/group_size\)"):
+        k.zca_rows(np.empty((4, 2, 5, 3), np.float32), dy, x, shift, 2)
+    with pytest.raises(TypeError, match="'A' must have dtype float64"):
+        k.sym_eigh(np.empty((2, 3)), np.empty((2, 3, 3)), np.eye(3, dtype=np.float32)[None].repeat(2, 0))
+    with pytest.raises(ValueError, match="'U' has shape"):
+        k.sym_eigh(np.empty((2, 3)), np.empty((2, 3, 4)), np.eye(3)[None].repeat(2, 0))
+    with pytest.raises(TypeError, match="'new' must have dtype float64"):
+        k.running_average_update(np.zeros(4), np.zeros(4, np.float32), 0.1, 1.0)
+    with pytest.raises(ValueError, match="'new' has shape"):
+        k.running_average_update(np.zeros(4), np.zeros(5), 0.1, 1.0)
+    with pytest.raises(ValueError, match="must have 1 dims"):
+        k.running_average_update(np.zeros((2, 2)), np.zeros((2, 2)), 0.1, 1.0)
 
 
 # ----------------------------------------------------------------------------------------------------------
