@@ -112,6 +112,7 @@ def group_whiten(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray shi
 def sym_eigh(cnp.ndarray lam not None, cnp.ndarray U not None, cnp.ndarray A not None, Py_ssize_t n_threads):
     """lam[k], U[k] = the ascending eigenvalues and eigenvectors (columns) of A[k]; False when the iteration did not
     converge for some matrix (non-finite input; the caller falls back to LAPACK). Serial: n_threads is unused."""
+    n_threads = team_size(n_threads)  # NOTE: clamped as every wrapper's (tests/test_reliability.py)
     cdef Py_ssize_t G = dim(A, 0), n = dim(A, 1), k
     cdef double* pl = <double*>ptr(lam)
     cdef double* pu = <double*>ptr(U)
@@ -229,6 +230,7 @@ def running_average_update(cnp.ndarray buf not None, cnp.ndarray new not None, d
                            Py_ssize_t n_threads):
     """buf = X((1 - f)*buf + f*(new*scale)) in float64, element by element; buf float32 or float64 and new float64,
     both C-contiguous of one size (ValueError otherwise). Serial: n_threads is unused."""
+    n_threads = team_size(n_threads)  # NOTE: clamped as every wrapper's (tests/test_reliability.py)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(buf), i
     if (cnp.PyArray_SIZE(new) != n or not cnp.PyArray_IS_C_CONTIGUOUS(buf) or not cnp.PyArray_IS_C_CONTIGUOUS(new)
             or cnp.PyArray_TYPE(new) != cnp.NPY_FLOAT64 or not cnp.PyArray_ISWRITEABLE(buf)):
