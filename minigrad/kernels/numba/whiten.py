@@ -26,35 +26,46 @@ from .phases import channel_stats
 
 
 @njit(cache=True, fastmath=REASSOC)
-def _centered_dot(x, a, b, S, sa, sb):
-    """sum over s of (x[a + s] - sa)*(x[b + s] - sb), the differences in X, the products and the sum in double."""
+def _dot(a, b):
+    """sum(a*b) in double (reassociated: vectorized, in an order fixed at compile time)."""
     t = 0.0
-    for s in range(S):
-        t += np.float64(x[a + s] - sa) * np.float64(x[b + s] - sb)
+    for s in range(a.shape[0]):
+        t += a[s] * b[s]
     return t
+
+
+@njit(cache=True)
+def _centered_rows(u, x, shift, n, c0):
+    """u[i] = x[n, c0 + i] - shift[c0 + i], the difference in X, then widened (u: (gk, S) float64)."""
+    for i in range(u.shape[0]):
+        xv = x[n, c0 + i]
+        sh = shift[c0 + i]
+        for s in range(u.shape[1]):
+            u[i, s] = xv[s] - sh
 
 
 @_twins()
 def _group_cov(cov, x, shift, g, nb):
-    """cov[k] = sum over n, s of u u^T on group k's channels (zeros past C); groups split in nb blocks."""
+    """cov[k] = sum over n, s of u u^T on group k's channels (zeros past C), each sample's sums added over n in
+    order; groups split in nb blocks."""
     N, C, S = x.shape
     G = cov.shape[0]
-    xf = x.reshape(x.size)
     for blk in prange(nb):
         for k in range(blk * G // nb, (blk + 1) * G // nb):
             c0 = k * g
             gk = min(g, C - c0)
+            u = np.empty((gk, S))
             for i in range(g):
                 for j in range(g):
                     cov[k, i, j] = 0.0
+            for n in range(N):
+                _centered_rows(u, x, shift, n, c0)
+                for i in range(gk):
+                    for j in range(i + 1):
+                        cov[k, i, j] += _dot(u[i], u[j])
             for i in range(gk):
-                for j in range(i + 1):
-                    t = 0.0
-                    for n in range(N):
-                        t += _centered_dot(xf, (n * C + c0 + i) * S, (n * C + c0 + j) * S, S, shift[c0 + i],
-                                           shift[c0 + j])
-                    cov[k, i, j] = t
-                    cov[k, j, i] = t
+                for j in range(i):
+                    cov[k, j, i] = cov[k, i, j]
 
 
 @_twins()
@@ -69,13 +80,13 @@ def _group_whiten(y, x, shift, M, bias, g, nb):
             c0 = k * g
             gk = min(g, C - c0)
             acc = np.zeros((gk, S))
-            for j in range(gk):
-                xv = x[n, c0 + j]
-                sh = shift[c0 + j]
-                for s in range(S):
-                    u = np.float64(xv[s] - sh)
-                    for i in range(gk):
-                        acc[i, s] += np.float64(M[k, i, j]) * u
+            u = np.empty((gk, S))
+            _centered_rows(u, x, shift, n, c0)
+            for i in range(gk):
+                for j in range(gk):
+                    m = np.float64(M[k, i, j])
+                    for s in range(S):
+                        acc[i, s] += m * u[j, s]
             for i in range(gk):
                 yv = y[n, c0 + i]
                 b = np.float64(bias[c0 + i])
