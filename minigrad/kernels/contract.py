@@ -462,7 +462,8 @@ def _window(kernel, names, args, dims):
 
 # dimension symbols, numbered for the compiled checks (minigrad/_ext/_check.pyx); a kernel's element count is the
 # product of its sizes of N, C, S, R, D, H, W, M
-SYMBOLS = ("N", "C", "S", "R", "D", "G", "H", "W", "P", "Q", "K", "L", "M", "O", "g", "J")  # at most 16 (_check.pyx)
+SYMBOLS = ("N", "C", "S", "R", "D", "G", "H", "W", "P", "Q", "K", "L", "M", "O", "g", "J")
+assert len(SYMBOLS) <= 16  # NOTE: _check.pyx's MAX_SYMBOLS: its unchecked C array of sizes has 16 entries
 _ELEMENT_SYMBOLS = tuple(SYMBOLS.index(s) for s in "NCSRDHWM")
 
 try:
