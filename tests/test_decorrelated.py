@@ -269,6 +269,17 @@ def test_bad_arguments_raise_naming_them():
         m(mg.Tensor(np.zeros((1, 4, 1, 1), np.float32)))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float16_training_is_refused_naming_the_module(backend):
+    """The kernels' passes run in float32 or float64: an all-float16 module says so, naming itself, before any kernel
+    runs; float16 input with float32 parameters computes in float32."""
+    x = mg.Tensor(data((4, 3, 2, 2)).astype(np.float16))
+    with mg.using_backend(backend):
+        with pytest.raises(TypeError, match="DecorrelatedBatchNorm2d: .* float32 or float64, got float16"):
+            nn.DecorrelatedBatchNorm2d(3).to(np.float16)(x)
+        assert nn.DecorrelatedBatchNorm2d(3)(x).dtype == np.float32
+
+
 # the compiled forward (minigrad/_ext/whiten.pyx): its passes against their NumPy versions (the kernels zca_forward,
 # zca_rows, sym_eigh and running_average_update on every backend: tests/test_kernels.py)
 whiten = pytest.importorskip("minigrad._ext.whiten")

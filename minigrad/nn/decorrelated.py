@@ -305,6 +305,10 @@ class DecorrelatedBatchNorm2d(Module):
         if state is None:  # a subclass: the attributes, as they read
             state = [getattr(self, name) for name in _STATE]
         weight, bias, count, running_mean, running_cov, running_whitening = state
+        dt = np.result_type(x.dtype, weight.dtype, bias.dtype)
+        if dt not in FLOATS:  # NOTE: the kernels' passes run in float32 or float64
+            raise TypeError(f"{owner}: training computes in the input's and parameters' common dtype, which must be "
+                            f"float32 or float64, got {dt}")
         y, ctx = _ZCAWhiten.apply_with_ctx(x, weight, bias, G=self._G, g=self._g, eps=self.eps)
         _host(lambda *bufs: self._update_running(ctx, m, *bufs), count.data, running_mean.data, running_cov.data,
               running_whitening.data)
