@@ -28,6 +28,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
 _OLD = {}  # "backend": the old side's cython kernels (--old-ext), else empty
+EPS_DIFFER = [0]  # FRN cases whose learned eps gradient is not bit for bit (check_bits)
 
 
 def old_backend(ext_dir):
@@ -140,8 +141,14 @@ def check_bits(old):
                              else fam.tlu(fam.filter_response_norm(ts["x"], w_, b_, e), ts["t"]))
                         y.backward(dy)
                     got.append([y.data] + [t.grad.data for t in ts.values() if t.grad is not None])
-                assert len(got[0]) == len(got[1]) and all(map(same, *got)), ("frn", backend, shape, dtype, hw, hb,
-                                                                             fused, learned)
+                # NOTE: the learned eps's gradient (the last array) is summed in another order since ca59af9 (per
+                # channel over N, then a dot with the weight): equal within 1e-13 relative, counted when not bit for bit
+                n_eq = len(got[0]) - learned
+                assert len(got[0]) == len(got[1]) and all(map(same, got[0][:n_eq], got[1][:n_eq])), (
+                    "frn", backend, shape, dtype, hw, hb, fused, learned)
+                if learned and not same(got[0][-1], got[1][-1]):
+                    assert np.allclose(got[0][-1], got[1][-1], rtol=1e-13, atol=0), ("frn eps", backend, shape, dtype)
+                    EPS_DIFFER[0] += 1
                 cases += 1
             if x0.size // c < 2:
                 continue
@@ -204,7 +211,8 @@ def main():
     if args.old_ext:
         _OLD["backend"] = old_backend(args.old_ext)
     if not args.no_check:
-        print(f"bit for bit: {check_bits(old)} functional cases and BatchRenorm2d's steps", flush=True)
+        print(f"bit for bit: {check_bits(old)} functional cases and BatchRenorm2d's steps (but the learned eps's "
+              f"gradient in {EPS_DIFFER[0]} FRN cases: within 1e-13 relative)", flush=True)
         check_module_bits(old_modules)
     names = {"BatchRenorm2d": "batch_renorm", "FRN+TLU": "filter_response_norm_tlu"}
 
