@@ -281,15 +281,16 @@ MG_CLONES static void mgp_row_apply_max_##T(T* restrict y, const T* restrict x, 
     }                                                                                                        \
 }                                                                                                            \
 /* FRN + TLU forward of n <= 4 consecutive rows (row j at x + j*D; w, of, tau: the rows' values): m2 = sum(x^2), \
-   scale = X(w/sqrt(m2/D + eps)), y = max(x*scale + of, tau). NOTE: for short rows the per-row costs (a sum's   \
-   reduction and the two divisions and sqrt, in sequence) were about half the time at D = 64, so 4 rows go      \
-   together: their sums of squares in one loop (each row's accumulators and order those of mgp_row_stats_T with \
-   center = 0, so the same bits), their rstd in one 4-lane vector (per lane the operations of coefficients.rstd \
-   in its order), then the applies while the rows are in L1 */                                               \
-MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* m2, T* scale, const T* restrict x,  \
+   rstd = 1/sqrt(m2/D + eps) (written out: the backward's), scale = X(rstd*w), y = max(x*scale + of, tau).     \
+   NOTE: for short rows the per-row costs (a sum's reduction and the two divisions and sqrt, in sequence) were   \
+   about half the time at D = 64, so 4 rows go together: their sums of squares in one loop (each row's       \
+   accumulators and order those of mgp_row_stats_T with center = 0, so the same bits), their rstd in one     \
+   4-lane vector (per lane the operations of coefficients.rstd in its order), then the applies while the rows\
+   are in L1 */                                                                                              \
+MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* rstd_out, T* scale, const T* restrict x,\
                                                  int n, Py_ssize_t D, const T* w, const T* of, const T* tau, \
                                                  double eps) {                                               \
-    double unused;                                                                                           \
+    double unused, m2;                                                                                       \
     mgp_v4d v = {1, 1, 1, 1};                                                                                \
     if (n == 4) {                                                                                            \
         const mgp_v4d z = {0, 0, 0, 0};                                                                      \
@@ -309,11 +310,11 @@ MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* m2, T* 
         }                                                                                                    \
         v[0] = mgp_hsum(q00, q01) + t0; v[1] = mgp_hsum(q10, q11) + t1;                                      \
         v[2] = mgp_hsum(q20, q21) + t2; v[3] = mgp_hsum(q30, q31) + t3;                                      \
-        for (int j = 0; j < 4; j++) m2[j] = v[j];  /* NOTE: a sum of squares: never below 0, as row_stats clamps */ \
+        /* NOTE: a sum of squares: never below 0, as row_stats clamps */                                     \
     } else {                                                                                                 \
         for (int j = 0; j < n; j++) {                                                                        \
-            mgp_row_stats_##T(&unused, m2 + j, x + j * D, 0, D);                                             \
-            v[j] = m2[j];                                                                                    \
+            mgp_row_stats_##T(&unused, &m2, x + j * D, 0, D);                                                \
+            v[j] = m2;                                                                                       \
         }                                                                                                    \
     }                                                                                                        \
     const mgp_v4d dv = {(double)D, (double)D, (double)D, (double)D}, ev = {eps, eps, eps, eps};              \
@@ -322,6 +323,7 @@ MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* m2, T* 
     const mgp_v4d sq = {sqrt(v[0]), sqrt(v[1]), sqrt(v[2]), sqrt(v[3])}, rstd = one / sq;                    \
     for (int j = 0; j < n; j++) {                                                                            \
         const T sc = (T)(rstd[j] * (double)w[j]);                                                            \
+        rstd_out[j] = rstd[j];                                                                               \
         scale[j] = sc;                                                                                       \
         mgp_row_apply_max_##T(y + j * D, x + j * D, D, 0, sc, of[j], tau[j]);                                \
     }                                                                                                        \

@@ -124,17 +124,17 @@ class _FilterResponse(Function):
         k = kernels.kernels()
         self.w, self.x2, self.shape = w, x2, x.shape
         if has_tau:
-            # NOTE: one kernel call per row takes the statistics, forms scale = X(rstd*w) and applies with the max
-            # while the row is in cache; rows of `co`: scale (written by the kernel), offset = b, tau, w, one per
-            # row (N*C values). rstd, the zero mean and shift are formed in backward, from m2: a forward without
+            # NOTE: one kernel call per row takes the statistics, writes rstd, forms scale = X(rstd*w) and applies
+            # with the max while the row is in cache; rows of `co`: scale (written by the kernel), offset = b, tau,
+            # w, one per row (N*C values). The zero mean and shift are formed in backward: a forward without
             # backward does not pay for them (docs/perf/norm-family.md, "FRN + TLU: the forward's Python cost")
             co = np.empty((4, n, c), x.dtype)
             co[1] = b
             co[2] = params[has_weight + has_bias]
             co[3] = w
-            y, m2, rows = np.empty_like(x2), np.empty(n * c), co.reshape(4, n * c)
-            k.row_norm_apply_max(y, m2, rows[0], x2, rows[3], rows[1], rows[2], abs(self.eps_value))
-            self.m2, self.rows, self.mean, self.rstd = m2, rows, None, None
+            y, rstd, rows = np.empty_like(x2), np.empty(n * c), co.reshape(4, n * c)
+            k.row_norm_apply_max(y, rstd, rows[0], x2, rows[3], rows[1], rows[2], abs(self.eps_value))
+            self.rows, self.mean, self.rstd = rows, None, rstd.reshape(n, c)
             return y.reshape(x.shape)
         self.w64 = w.astype(np.float64)
         mean, m2 = np.empty(n * c), np.empty(n * c)
@@ -177,10 +177,9 @@ class _FilterResponse(Function):
         sg, st, sgx = sums[1], sums[2], sums[4]
         dx = None
         if self.has_tau:
-            if self.rstd is None:  # NOTE: the fused forward kept m2 and the per-row scale, offset, tau only
+            if self.mean is None:  # NOTE: the fused forward kept rstd and the per-row scale, offset, tau only
                 self.w64 = self.w.astype(np.float64)
                 self.mean = np.zeros((n, c))
-                self.rstd = coefficients.rstd(self.m2, s, abs(self.eps_value)).reshape(n, c)
                 self.coef, self.tau = (np.zeros(r, dtype), self.rows[0], self.rows[1]), self.rows[2]
             if self.needs_input_grad[0]:
                 # NOTE: one call, row by row: the sums, the coefficients (coefficients.backward's operations, in C)
