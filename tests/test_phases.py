@@ -285,20 +285,21 @@ def test_row_norm_apply_max(name, dtype, shape, eps):
     k = kernels.load(name)
 
     def fused(mod):
-        y, m2, scale = np.empty_like(x), np.empty(R), np.empty(R, dtype)
-        mod.row_norm_apply_max(y, m2, scale, x, w, b, tau, eps)
-        return y, m2, scale
+        y, rstd, scale = np.empty_like(x), np.empty(R), np.empty(R, dtype)
+        mod.row_norm_apply_max(y, rstd, scale, x, w, b, tau, eps)
+        return y, rstd, scale
 
     with np.errstate(divide="ignore", invalid="ignore"):  # NOTE: Numba as plain Python (NUMBA_DISABLE_JIT) warns
         got, want = fused(k), fused(reference)
-    for what, g, r in zip(("y", "m2", "scale"), got, want):
+    for what, g, r in zip(("y", "rstd", "scale"), got, want):
         close(g, r, TOL[dtype], what)
     mean, m2, y = np.empty(R), np.empty(R), np.empty_like(x)
     k.row_stats(mean, m2, x, False)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = (coefficients.rstd(m2, D, eps) * w.astype(np.float64)).astype(dtype)
+        rstd = coefficients.rstd(m2, D, eps)
+        scale = (rstd * w.astype(np.float64)).astype(dtype)
         k.row_apply_max(y, x, np.zeros(R, dtype), scale, b, tau)
-    for what, g, u in zip(("y", "m2", "scale"), got, (y, m2, scale)):
+    for what, g, u in zip(("y", "rstd", "scale"), got, (y, rstd, scale)):
         np.testing.assert_array_equal(g, u, err_msg=what)
 
 

@@ -281,15 +281,16 @@ MG_CLONES static void mgp_row_apply_max_##T(T* restrict y, const T* restrict x, 
     }                                                                                                        \
 }                                                                                                            \
 /* FRN + TLU forward of n <= 4 consecutive rows (row j at x + j*D; w, of, tau: the rows' values): m2 = sum(x^2), \
-   scale = X(w/sqrt(m2/D + eps)), y = max(x*scale + of, tau). NOTE: for short rows the per-row costs (a sum's   \
-   reduction and the two divisions and sqrt, in sequence) were about half the time at D = 64, so 4 rows go      \
-   together: their sums of squares in one loop (each row's accumulators and order those of mgp_row_stats_T with \
-   center = 0, so the same bits), their rstd in one 4-lane vector (per lane the operations of coefficients.rstd \
-   in its order), then the applies while the rows are in L1 */                                               \
-MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* m2, T* scale, const T* restrict x,  \
+   rstd = 1/sqrt(m2/D + eps) (written out: the backward's), scale = X(rstd*w), y = max(x*scale + of, tau).     \
+   NOTE: for short rows the per-row costs (a sum's reduction and the two divisions and sqrt, in sequence) were   \
+   about half the time at D = 64, so 4 rows go together: their sums of squares in one loop (each row's       \
+   accumulators and order those of mgp_row_stats_T with center = 0, so the same bits), their rstd in one     \
+   4-lane vector (per lane the operations of coefficients.rstd in its order), then the applies while the rows\
+   are in L1 */                                                                                              \
+MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* rstd_out, T* scale, const T* restrict x,\
                                                  int n, Py_ssize_t D, const T* w, const T* of, const T* tau, \
                                                  double eps) {                                               \
-    double unused;                                                                                           \
+    double unused, m2;                                                                                       \
     mgp_v4d v = {1, 1, 1, 1};                                                                                \
     if (n == 4) {                                                                                            \
         const mgp_v4d z = {0, 0, 0, 0};                                                                      \
@@ -309,11 +310,11 @@ MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* m2, T* 
         }                                                                                                    \
         v[0] = mgp_hsum(q00, q01) + t0; v[1] = mgp_hsum(q10, q11) + t1;                                      \
         v[2] = mgp_hsum(q20, q21) + t2; v[3] = mgp_hsum(q30, q31) + t3;                                      \
-        for (int j = 0; j < 4; j++) m2[j] = v[j];  /* NOTE: a sum of squares: never below 0, as row_stats clamps */ \
+        /* NOTE: a sum of squares: never below 0, as row_stats clamps */                                     \
     } else {                                                                                                 \
         for (int j = 0; j < n; j++) {                                                                        \
-            mgp_row_stats_##T(&unused, m2 + j, x + j * D, 0, D);                                             \
-            v[j] = m2[j];                                                                                    \
+            mgp_row_stats_##T(&unused, &m2, x + j * D, 0, D);                                                \
+            v[j] = m2;                                                                                       \
         }                                                                                                    \
     }                                                                                                        \
     const mgp_v4d dv = {(double)D, (double)D, (double)D, (double)D}, ev = {eps, eps, eps, eps};              \
@@ -322,13 +323,15 @@ MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* m2, T* 
     const mgp_v4d sq = {sqrt(v[0]), sqrt(v[1]), sqrt(v[2]), sqrt(v[3])}, rstd = one / sq;                    \
     for (int j = 0; j < n; j++) {                                                                            \
         const T sc = (T)(rstd[j] * (double)w[j]);                                                            \
+        rstd_out[j] = rstd[j];                                                                               \
         scale[j] = sc;                                                                                       \
         mgp_row_apply_max_##T(y + j * D, x + j * D, D, 0, sc, of[j], tau[j]);                                \
     }                                                                                                        \
 }                                                                                                            \
-/* 4 elements at x, dy: the (g, t) split in X lanes (V: 4 lanes of T, W: 4 lanes of U), widened to double */       \
-MGP_INLINE void mgp_max_split4_##T(const T* x, const T* dy, T K, T sc, T of, T tau, mgp_v4d* xd, mgp_v4d* gd,  \
-                                   mgp_v4d* td) {                                                            \
+/* 4 elements at x, dy: the (g, t) split in X lanes (V: 4 lanes of T, W: 4 lanes of U), widened to double; g's  \
+   4 values are also stored at g */                                                                          \
+MGP_INLINE void mgp_max_split4_##T(const T* x, const T* dy, T K, T sc, T of, T tau, T* g, mgp_v4d* xd,       \
+                                   mgp_v4d* gd, mgp_v4d* td) {                                               \
     V xv, dv;                                                                                                \
     memcpy(&xv, x, sizeof xv);                                                                               \
     memcpy(&dv, dy, sizeof dv);                                                                              \
@@ -336,34 +339,39 @@ MGP_INLINE void mgp_max_split4_##T(const T* x, const T* dy, T K, T sc, T of, T t
     const V z = (xv - kv) * sv + ov, h = dv * (T)0.5;                                                        \
     const W gt = (W)(z > tv), eq = (W)(z == tv), bd = (W)dv, bh = (W)h;                                      \
     const V gv = (V)((bd & gt) | (bh & eq)), tv2 = (V)((bd & ~(gt | eq)) | (bh & eq));                       \
+    memcpy(g, &gv, sizeof gv);                                                                               \
     /* NOTE: element-wise initializers: one vcvtps2pd each with AVX (mgp_widen_float) */                      \
     *xd = (mgp_v4d){xv[0], xv[1], xv[2], xv[3]};                                                             \
     *gd = (mgp_v4d){gv[0], gv[1], gv[2], gv[3]};                                                             \
     *td = (mgp_v4d){tv2[0], tv2[1], tv2[2], tv2[3]};                                                         \
 }                                                                                                            \
 /* 8 elements: two of the above (float has one 8-lane split, mgp_max_split8v_float, passed as SPLIT8) */         \
-MGP_INLINE void mgp_max_split8_##T(const T* x, const T* dy, T K, T sc, T of, T tau, mgp_v4d* xd, mgp_v4d* gd,  \
-                                   mgp_v4d* td) {                                                            \
-    mgp_max_split4_##T(x, dy, K, sc, of, tau, xd, gd, td);                                                   \
-    mgp_max_split4_##T(x + 4, dy + 4, K, sc, of, tau, xd + 1, gd + 1, td + 1);                               \
+MGP_INLINE void mgp_max_split8_##T(const T* x, const T* dy, T K, T sc, T of, T tau, T* g, mgp_v4d* xd,       \
+                                   mgp_v4d* gd, mgp_v4d* td) {                                               \
+    mgp_max_split4_##T(x, dy, K, sc, of, tau, g, xd, gd, td);                                                \
+    mgp_max_split4_##T(x + 4, dy + 4, K, sc, of, tau, g + 4, xd + 1, gd + 1, td + 1);                        \
 }                                                                                                            \
 /* one row: *sg = sum(g), *sgx = sum(g*(x - M)), *st = sum(t) in double; the loop shape of mgp_relu_sums_T, */ \
-/* in explicit 4-lane vectors (the scalar split of mgp_max_split_T did not vectorize: 2.4x slower) */         \
-MGP_INLINE void mgp_row_sums_max_in_##T(double* sg, double* sgx, double* st, const T* restrict dy,            \
-                                        const T* restrict x, Py_ssize_t D, double M, T K, T sc, T of, T tau) {  \
+/* in explicit 4-lane vectors (the scalar split of mgp_max_split_T did not vectorize: 2.4x slower). With keep   \
+   (a constant where this is inlined) the row's g is also stored in g[0, D), else 8 at a time in a scratch */   \
+MGP_INLINE void mgp_row_sums_max_in_##T(double* sg, double* sgx, double* st, T* restrict g, int keep,          \
+                                        const T* restrict dy, const T* restrict x, Py_ssize_t D, double M, T K, \
+                                        T sc, T of, T tau) {                                                 \
     const mgp_v4d mv = {M, M, M, M};                                                                         \
     mgp_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0, u0 = a0, u1 = a0, xd[2], gd[2], td[2];             \
+    T scratch[8] __attribute__((aligned(32)));                                                               \
     Py_ssize_t i = 0;                                                                                        \
     for (; i + 8 <= D; i += 8) {                                                                             \
-        SPLIT8(x + i, dy + i, K, sc, of, tau, xd, gd, td);                                                   \
+        SPLIT8(x + i, dy + i, K, sc, of, tau, keep ? g + i : scratch, xd, gd, td);                           \
         a0 += gd[0]; q0 += gd[0] * (xd[0] - mv); u0 += td[0];                                                \
         a1 += gd[1]; q1 += gd[1] * (xd[1] - mv); u1 += td[1];                                                \
     }                                                                                                        \
     double a = 0, q = 0, u = 0;                                                                              \
     for (; i < D; i++) {                                                                                     \
-        T g, t;                                                                                              \
-        mgp_max_split_##T((x[i] - K) * sc + of, tau, dy[i], &g, &t);                                         \
-        a += g; q += (double)g * ((double)x[i] - M); u += t;                                                 \
+        T gi, t;                                                                                             \
+        mgp_max_split_##T((x[i] - K) * sc + of, tau, dy[i], &gi, &t);                                        \
+        if (keep) g[i] = gi;                                                                                 \
+        a += gi; q += (double)gi * ((double)x[i] - M); u += t;                                               \
     }                                                                                                        \
     *sg = mgp_hsum(a0, a1) + a;                                                                              \
     *sgx = mgp_hsum(q0, q1) + q;                                                                             \
@@ -372,7 +380,7 @@ MGP_INLINE void mgp_row_sums_max_in_##T(double* sg, double* sgx, double* st, con
 MG_CLONES static void mgp_row_sums_max_##T(double* sg, double* sgx, double* st, const T* restrict dy,        \
                                            const T* restrict x, Py_ssize_t D, double M, T K, T sc, T of,     \
                                            T tau) {                                                          \
-    mgp_row_sums_max_in_##T(sg, sgx, st, dy, x, D, M, K, sc, of, tau);                                      \
+    mgp_row_sums_max_in_##T(sg, sgx, st, NULL, 0, dy, x, D, M, K, sc, of, tau);                             \
 }                                                                                                            \
 /* one row: dx = a*(g - mg) + b*(x - K) + k */                                                                \
 MGP_INLINE void mgp_row_backward_apply_max_in_##T(T* restrict dx, const T* restrict dy, const T* restrict x,  \
@@ -391,15 +399,17 @@ MG_CLONES static void mgp_row_backward_apply_max_##T(T* restrict dx, const T* re
 }                                                                                                            \
 /* FRN + TLU's backward of one row (no center: mean 0, shift 0): the sums, the coefficients of                 \
    coefficients.backward(center=False) in its operations and order (a = rstd*w, b = -a*(sgx*rstd/D)*rstd,      \
-   k = -b*(mean - shift), mg = 0), then dx while the row is in L1: dy and x are read from memory once */          \
+   k = -b*(mean - shift), mg = 0), then dx while the row is in L1: dy and x are read from memory once. The sums  \
+   leave the row's g in dx, so the apply, dx = a*(g - mg) + b*(x - K) + k, does not split dy again */             \
 MG_CLONES static void mgp_row_norm_backward_max_##T(T* restrict dx, double* sg, double* sgx, double* st,      \
                                                     const T* restrict dy, const T* restrict x, Py_ssize_t D, \
                                                     double rstd, T w, T sc, T of, T tau) {                   \
     /* NOTE: inlined with the constants mean 0, shift 0 (x - 0 is x exactly: the subtractions fold away) */      \
-    mgp_row_sums_max_in_##T(sg, sgx, st, dy, x, D, 0.0, (T)0, sc, of, tau);                                  \
+    mgp_row_sums_max_in_##T(sg, sgx, st, dx, 1, dy, x, D, 0.0, (T)0, sc, of, tau);                           \
     const double a = rstd * (double)w, b = -a * (*sgx * rstd / (double)D) * rstd;                           \
     const double k = -b * (0.0 - (double)(T)0);                                                              \
-    mgp_row_backward_apply_max_in_##T(dx, dy, x, D, (T)a, (T)0, (T)0, (T)b, (T)k, sc, of, tau);              \
+    const T ta = (T)a, tmg = (T)0, tK = (T)0, tb = (T)b, tk = (T)k;                                          \
+    for (Py_ssize_t d = 0; d < D; d++) dx[d] = ta * (dx[d] - tmg) + tb * (x[d] - tK) + tk;                  \
 }
 /* fused gate (EvoNorm), rows with per-row v, lo, hi and affine (scale, offset); gate 0: f = x*sigmoid(v*x),
    gate 1: f = x/den, den = max(lo, u), u = v*x + hi in X (np.maximum's NaN), mu the share of u in the max's
@@ -542,9 +552,15 @@ MGP_ROWS(double)
 MGP_RELU(float, uint32_t)
 MGP_RELU(double, uint64_t)
 /* FRN + TLU's backward sums, float: mgp_max_split4_float's operations on 8 lanes at once, each half widened
-   (the same bits as two 4-lane splits; the 4-lane splits ran the sums pass at about 2.7 cycles an element) */
+   (the same bits as two 4-lane splits; the 4-lane splits ran the sums pass at about 2.7 cycles an element).
+   NOTE: every half is widened from memory (vcvtps2pd ymm, m128: no shuffle-port uop), x where it lies, g and t
+   where they are stored (g: dx's row in the fused kernel, else a scratch; t: the stack); widened from registers,
+   the 6 conversions and 3 lane extracts per 8 values all queue on the one shuffle port (the sums pass 1.25-1.35x
+   slower; docs/perf/norm-family.md, "2026-12-06 night"). The empty asm with a memory clobber keeps GCC from
+   forwarding the stored g and t back as registers. */
+MGP_INLINE mgp_v4d mgp_widen4_mem_float(const float* p) { return (mgp_v4d){p[0], p[1], p[2], p[3]}; }
 MGP_INLINE void mgp_max_split8v_float(const float* x, const float* dy, float K, float sc, float of, float tau,
-                                      mgp_v4d* xd, mgp_v4d* gd, mgp_v4d* td) {
+                                      float* g, mgp_v4d* xd, mgp_v4d* gd, mgp_v4d* td) {
     mgp_v8f xv, dv;
     memcpy(&xv, x, sizeof xv);
     memcpy(&dv, dy, sizeof dv);
@@ -553,9 +569,13 @@ MGP_INLINE void mgp_max_split8v_float(const float* x, const float* dy, float K, 
     const mgp_v8f z = (xv - kv) * sv + ov, h = dv * 0.5f;
     const mgp_v8u gt = (mgp_v8u)(z > tv), eq = (mgp_v8u)(z == tv), bd = (mgp_v8u)dv, bh = (mgp_v8u)h;
     const mgp_v8f gv = (mgp_v8f)((bd & gt) | (bh & eq)), tv2 = (mgp_v8f)((bd & ~(gt | eq)) | (bh & eq));
-    xd[0] = mgp_widen_float(xv, 0); xd[1] = mgp_widen_float(xv, 1);
-    gd[0] = mgp_widen_float(gv, 0); gd[1] = mgp_widen_float(gv, 1);
-    td[0] = mgp_widen_float(tv2, 0); td[1] = mgp_widen_float(tv2, 1);
+    float t[8] __attribute__((aligned(32)));
+    memcpy(g, &gv, sizeof gv);
+    memcpy(t, &tv2, sizeof tv2);
+    __asm__ volatile("" ::: "memory");
+    xd[0] = mgp_widen4_mem_float(x); xd[1] = mgp_widen4_mem_float(x + 4);
+    gd[0] = mgp_widen4_mem_float(g); gd[1] = mgp_widen4_mem_float(g + 4);
+    td[0] = mgp_widen4_mem_float(t); td[1] = mgp_widen4_mem_float(t + 4);
 }
 MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u, mgp_max_split8v_float)
 MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul, mgp_max_split8_double)

@@ -195,10 +195,10 @@ cdef void _row_apply_max(floating* y, const floating* x, const floating* shift, 
             mgp_row_apply_max_double(y + r * D, x + r * D, D, shift[r], scale[r], offset[r], tau[r])
 
 
-# FRN + TLU forward in one pass per row: m2 = sum(x^2), rstd = 1/sqrt(m2/D + eps), scale = X(rstd*weight[r]),
-# y = max(x*scale + offset[r], tau[r]) while the row is in cache; blocks of 4 rows, whose rstd is one vector
-# (mgp_rows_norm_apply_max_T)
-cdef void _row_norm_apply_max(floating* y, double* m2, floating* scale, const floating* x, const floating* weight,
+# FRN + TLU forward in one pass per row: m2 = sum(x^2), rstd = 1/sqrt(m2/D + eps) (written out, for the
+# backward), scale = X(rstd*weight[r]), y = max(x*scale + offset[r], tau[r]) while the row is in cache; blocks of 4
+# rows, whose rstd is one vector (mgp_rows_norm_apply_max_T)
+cdef void _row_norm_apply_max(floating* y, double* rstd, floating* scale, const floating* x, const floating* weight,
                               const floating* offset, const floating* tau, double eps, Py_ssize_t R, Py_ssize_t D,
                               int n_threads) noexcept nogil:
     cdef Py_ssize_t blk, r
@@ -207,10 +207,10 @@ cdef void _row_norm_apply_max(floating* y, double* m2, floating* scale, const fl
         r = blk * 4
         n = <int>(R - r if R - r < 4 else 4)
         if floating is float:
-            mgp_rows_norm_apply_max_float(y + r * D, m2 + r, scale + r, x + r * D, n, D, weight + r, offset + r,
+            mgp_rows_norm_apply_max_float(y + r * D, rstd + r, scale + r, x + r * D, n, D, weight + r, offset + r,
                                           tau + r, eps)
         else:
-            mgp_rows_norm_apply_max_double(y + r * D, m2 + r, scale + r, x + r * D, n, D, weight + r, offset + r,
+            mgp_rows_norm_apply_max_double(y + r * D, rstd + r, scale + r, x + r * D, n, D, weight + r, offset + r,
                                            tau + r, eps)
 
 
@@ -564,21 +564,21 @@ def row_apply_max(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray sh
                            <double*>p_tau, R, D, n_threads)
 
 
-def row_norm_apply_max(cnp.ndarray y not None, cnp.ndarray m2 not None, cnp.ndarray scale not None,
+def row_norm_apply_max(cnp.ndarray y not None, cnp.ndarray rstd not None, cnp.ndarray scale not None,
                        cnp.ndarray x not None, cnp.ndarray weight not None, cnp.ndarray offset not None,
                        cnp.ndarray tau not None, double eps, Py_ssize_t n_threads):
-    """m2 = sum(x^2), scale = X(weight[r]/sqrt(m2/D + eps)), y = max(x*scale + offset[r], tau[r]) per row."""
+    """rstd = 1/sqrt(sum(x^2)/D + eps), scale = X(weight[r]*rstd), y = max(x*scale + offset[r], tau[r]) per row."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
     cdef bint f32 = is_float32(x)
-    cdef void* p_y = ptr(y), *p_m2 = ptr(m2), *p_scale = ptr(scale), *p_x = ptr(x), *p_weight = ptr(weight)
+    cdef void* p_y = ptr(y), *p_rstd = ptr(rstd), *p_scale = ptr(scale), *p_x = ptr(x), *p_weight = ptr(weight)
     cdef void* p_offset = ptr(offset), *p_tau = ptr(tau)
     with nogil:
         if f32:
-            _row_norm_apply_max(<float*>p_y, <double*>p_m2, <float*>p_scale, <float*>p_x, <float*>p_weight,
+            _row_norm_apply_max(<float*>p_y, <double*>p_rstd, <float*>p_scale, <float*>p_x, <float*>p_weight,
                                 <float*>p_offset, <float*>p_tau, eps, R, D, n_threads)
         else:
-            _row_norm_apply_max(<double*>p_y, <double*>p_m2, <double*>p_scale, <double*>p_x, <double*>p_weight,
+            _row_norm_apply_max(<double*>p_y, <double*>p_rstd, <double*>p_scale, <double*>p_x, <double*>p_weight,
                                 <double*>p_offset, <double*>p_tau, eps, R, D, n_threads)
 
 

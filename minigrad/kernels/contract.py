@@ -141,10 +141,11 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
   share (dy where z < tau[r] or either is NaN); a masked-out inf dy gives 0 (PyTorch's maximum backward).
   row_apply_max(y, x, shift, scale, offset, tau)           y = max(z, tau[r]) (NaN in z or tau gives NaN)
       x, y: (R, D); shift, scale, offset, tau: (R,)
-  row_norm_apply_max(y, m2, scale, x, weight, offset, tau, eps)   FRN + TLU forward, statistics and apply in one
-      x, y: (R, D); m2: (R,) float64 OUT; scale: (R,) OUT;  call: m2 = sum(x^2) (row_stats without center),
-      weight, offset, tau: (R,)                             scale = X(weight[r]/sqrt(m2/D + eps)) (the operations
-                                                            of coefficients.rstd), y = row_apply_max with shift 0
+  row_norm_apply_max(y, rstd, scale, x, weight, offset, tau, eps)   FRN + TLU forward, statistics and apply in one
+      x, y: (R, D); rstd: (R,) float64 OUT; scale: (R,) OUT;  call: rstd = 1/sqrt(m2/D + eps) with m2 = sum(x^2)
+      weight, offset, tau: (R,)                             (row_stats without center, the operations of
+                                                            coefficients.rstd), scale = X(weight[r]*rstd),
+                                                            y = row_apply_max with shift 0
   row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau)
       dy, x: (R, D); mean: (R,) float64;                    sg = sum(g), sgx = sum(g*(x - mean[r])), st = sum(t)
       shift, scale, offset, tau: (R,); sg, sgx, st: (R,) float64 OUT
@@ -326,8 +327,8 @@ SPECS = {
     "row_apply_max": (("y", "x", "shift", "scale", "offset", "tau"),
                       {"y": ("RD", "X"), "x": ("RD", "X"), "shift": ("R", "X"), "scale": ("R", "X"),
                        "offset": ("R", "X"), "tau": ("R", "X")}),
-    "row_norm_apply_max": (("y", "m2", "scale", "x", "weight", "offset", "tau", "eps"),
-                           {"y": ("RD", "X"), "m2": ("R", "f64"), "scale": ("R", "X"), "x": ("RD", "X"),
+    "row_norm_apply_max": (("y", "rstd", "scale", "x", "weight", "offset", "tau", "eps"),
+                           {"y": ("RD", "X"), "rstd": ("R", "f64"), "scale": ("R", "X"), "x": ("RD", "X"),
                             "weight": ("R", "X"), "offset": ("R", "X"), "tau": ("R", "X")}),
     "row_backward_sums_max": (("sg", "sgx", "st", "dy", "x", "mean", "shift", "scale", "offset", "tau"),
                               {"sg": ("R", "f64"), "sgx": ("R", "f64"), "st": ("R", "f64"), "dy": ("RD", "X"),
@@ -409,7 +410,7 @@ OUTPUTS = {
     "row_backward_sums": ("sg", "sgx", "dweight", "dbias"),
     "row_backward_apply": ("dx",),
     "row_apply_max": ("y",),
-    "row_norm_apply_max": ("y", "m2", "scale"),
+    "row_norm_apply_max": ("y", "rstd", "scale"),
     "row_backward_sums_max": ("sg", "sgx", "st"),
     "row_backward_apply_max": ("dx",),
     "row_norm_backward_max": ("dx", "sg", "sgx", "st"),

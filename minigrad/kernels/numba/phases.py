@@ -299,13 +299,13 @@ def _row_apply_max(y, x, shift, scale, offset, tau):
 
 
 @_twins(error_model="numpy")  # NOTE: m2 + eps = 0 (eps=0) gives rstd = inf, as in C
-def _row_norm_apply_max(y, m2, scale, x, weight, offset, tau, eps):
+def _row_norm_apply_max(y, rstd, scale, x, weight, offset, tau, eps):
     R, D = x.shape
     xf = x.reshape(x.size)
     for r in prange(R):
         s1, s2 = _run_stats(xf, r * D, D, 0.0)
-        m2[r] = _finish(s1, s2, D, 0.0, False)[1]
-        scale[r] = 1.0 / np.sqrt(m2[r] / D + eps) * np.float64(weight[r])  # NOTE: rounded to X by the store
+        rstd[r] = 1.0 / np.sqrt(_finish(s1, s2, D, 0.0, False)[1] / D + eps)
+        scale[r] = rstd[r] * np.float64(weight[r])  # NOTE: rounded to X by the store
         sc = scale[r]
         yv = y[r]
         xv = x[r]
@@ -497,9 +497,9 @@ def row_apply_max(y, x, shift, scale, offset, tau, n_threads):
     _pick(_row_apply_max, n_threads)(y, x, shift, scale, offset, tau)
 
 
-def row_norm_apply_max(y, m2, scale, x, weight, offset, tau, eps, n_threads):
+def row_norm_apply_max(y, rstd, scale, x, weight, offset, tau, eps, n_threads):
     """FRN + TLU forward in one pass per row (contract): m2 = sum(x^2), scale = X(weight[r]*rstd), y = max(...)."""
-    _pick(_row_norm_apply_max, n_threads)(y, m2, scale, x, weight, offset, tau, float(eps))
+    _pick(_row_norm_apply_max, n_threads)(y, rstd, scale, x, weight, offset, tau, float(eps))
 
 
 def row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau, n_threads):

@@ -127,12 +127,13 @@ def row_apply_max(y, x, shift, scale, offset, tau, n_threads=1):
     y[...] = np.maximum(_pre_max(x, shift, scale, offset), tau[:, None])
 
 
-def row_norm_apply_max(y, m2, scale, x, weight, offset, tau, eps, n_threads=1):
-    """FRN + TLU forward in one call: m2 = sum(x^2) per row (row_stats without center), scale = X(weight[r]*rstd),
-    rstd = 1/sqrt(m2/D + eps) (coefficients.rstd), y = max(x*scale[r] + offset[r], tau[r]) (row_apply_max)."""
-    m2[...] = (x.astype(np.float64) ** 2).sum(axis=1)
+def row_norm_apply_max(y, rstd, scale, x, weight, offset, tau, eps, n_threads=1):
+    """FRN + TLU forward in one call: rstd = 1/sqrt(m2/D + eps) per row (coefficients.rstd) with m2 = sum(x^2)
+    (row_stats without center), scale = X(weight[r]*rstd), y = max(x*scale[r] + offset[r], tau[r])
+    (row_apply_max)."""
+    m2 = (x.astype(np.float64) ** 2).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):  # NOTE: m2 + eps = 0 (eps=0): rstd = inf, as in C
-        rstd = 1.0 / np.sqrt(m2 / x.shape[1] + eps)
+        rstd[...] = 1.0 / np.sqrt(m2 / x.shape[1] + eps)
         scale[...] = rstd * weight.astype(np.float64)
         row_apply_max(y, x, np.zeros_like(scale), scale, offset, tau)
 

@@ -124,17 +124,17 @@ class _FilterResponse(Function):
         k = kernels.kernels()
         self.w, self.x2, self.shape = w, x2, x.shape
         if has_tau:
-            # NOTE: one kernel call per row takes the statistics, forms scale = X(rstd*w) and applies with the max
-            # while the row is in cache; rows of `co`: scale (written by the kernel), offset = b, tau, w, one per
-            # row (N*C values). rstd, the zero mean and shift are formed in backward, from m2: a forward without
+            # NOTE: one kernel call per row takes the statistics, writes rstd, forms scale = X(rstd*w) and applies
+            # with the max while the row is in cache; rows of `co`: scale (written by the kernel), offset = b, tau,
+            # w, one per row (N*C values). The zero mean and shift are formed in backward: a forward without
             # backward does not pay for them (docs/perf/norm-family.md, "FRN + TLU: the forward's Python cost")
             co = np.empty((4, n, c), x.dtype)
             co[1] = b
             co[2] = params[has_weight + has_bias]
             co[3] = w
-            y, m2, rows = np.empty_like(x2), np.empty(n * c), co.reshape(4, n * c)
-            k.row_norm_apply_max(y, m2, rows[0], x2, rows[3], rows[1], rows[2], abs(self.eps_value))
-            self.m2, self.rows, self.mean, self.rstd = m2, rows, None, None
+            y, rstd, rows = np.empty_like(x2), np.empty(n * c), co.reshape(4, n * c)
+            k.row_norm_apply_max(y, rstd, rows[0], x2, rows[3], rows[1], rows[2], abs(self.eps_value))
+            self.rows, self.mean, self.rstd = rows, None, rstd.reshape(n, c)
             return y.reshape(x.shape)
         self.w64 = w.astype(np.float64)
         mean, m2 = np.empty(n * c), np.empty(n * c)
@@ -169,17 +169,17 @@ class _FilterResponse(Function):
         n, c = self.shape[0], self.shape[1]
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
         k = kernels.kernels()
-        # NOTE: the per-row sums that become the parameters' gradients in one block, (3, N, C): sum(dy*xhat) (from
-        # sgx, below), sg, st; one reduction over N then gives dweight, dbias and dtau (the same adds, row by row in
-        # n, as three .sum(axis=0)) and one cast
-        sums = np.empty((3, r))
-        sg, st, sgx = sums[1], sums[2], np.empty(r)
+        # NOTE: the per-row sums that become the parameters' gradients in one zeroed block, (5, N, C): sum(dy*xhat)
+        # (sgx*rstd, below), sg, st, the learned eps's sgx*rstd^3 (below) and sgx; one reduction over N then gives
+        # dweight, dbias, dtau and the eps's per-channel sums (the same adds, row by row in n, as one .sum(axis=0)
+        # each) and one cast. Rows a case does not write stay 0 (sums of garbage could warn)
+        sums = np.zeros((5, r))
+        sg, st, sgx = sums[1], sums[2], sums[4]
         dx = None
         if self.has_tau:
-            if self.rstd is None:  # NOTE: the fused forward kept m2 and the per-row scale, offset, tau only
+            if self.mean is None:  # NOTE: the fused forward kept rstd and the per-row scale, offset, tau only
                 self.w64 = self.w.astype(np.float64)
                 self.mean = np.zeros((n, c))
-                self.rstd = coefficients.rstd(self.m2, s, abs(self.eps_value)).reshape(n, c)
                 self.coef, self.tau = (np.zeros(r, dtype), self.rows[0], self.rows[1]), self.rows[2]
             if self.needs_input_grad[0]:
                 # NOTE: one call, row by row: the sums, the coefficients (coefficients.backward's operations, in C)
@@ -193,26 +193,30 @@ class _FilterResponse(Function):
             unused_w, unused_b = np.empty(s, dtype), np.empty(s, dtype)
             k.row_backward_sums(sg, sgx, unused_w, unused_b, dy, x2, self.mean.reshape(-1), self.rstd.reshape(-1),
                                 self.ones)
-        sums, sgx = sums.reshape(3, n, c), sgx.reshape(n, c)
+        sums = sums.reshape(5, n, c)
         grads = [None]
         if self.needs_input_grad[0] and dx is None:
             dx = np.empty_like(x2)
-            coef = coefficients.backward(sums[1], sgx, s, self.mean, self.rstd, False, dtype, self.w64)
+            coef = coefficients.backward(sums[1], sums[4], s, self.mean, self.rstd, False, dtype, self.w64)
             k.row_backward_apply(dx, dy, x2, self.ones, *(a.reshape(-1) for a in coef))
         if dx is not None:
             grads[0] = dx.reshape(self.shape)
-        # dweight = sum(dy*xhat) per channel, xhat = x*rstd; dbias = sum(dy); dtau = the threshold's share of dy
-        rows = [i for i, has in enumerate((self.has_weight, self.has_bias, self.has_tau)) if has]
+        # dweight = sum(dy*xhat) per channel, xhat = x*rstd; dbias = sum(dy); dtau = the threshold's share of dy;
+        # the learned eps: d(rstd)/d|eps| = -rstd^3/2 and |eps|' = sign(eps), so its gradient is
+        # -sign(eps)/2 * sum over c of w[c] * sum over n of sgx*rstd^3, the inner sums with the others
+        present = (self.has_weight, self.has_bias, self.has_tau)
+        rows = [i for i, has in enumerate(present) if has] + ([3] if self.learned_eps else [])
         if rows:
-            if self.has_weight:
-                np.multiply(sgx, self.rstd, out=sums[0])
-            step = rows[1] - rows[0] if len(rows) > 1 else 1  # NOTE: {0, 2} (no bias) is rows 0 and 2, step 2
-            grads.extend(sums[rows[0]:rows[-1] + 1:step].sum(axis=1).astype(dtype))
-        if self.learned_eps:
-            # NOTE: d(rstd)/d|eps| = -rstd^3/2, and |eps|' = sign(eps); the product as (w*sgx)*rstd^3, in place
-            t = self.w64 * sgx
-            t *= np.power(self.rstd, 3)  # NOTE: as rstd ** 3 bit for bit, without its operator dispatch (2 us)
-            grads.append(np.array([-0.5 * np.sign(self.eps_value) * t.sum()], dtype))
+            if self.has_weight or self.learned_eps:
+                np.multiply(sums[4], self.rstd, out=sums[0])
+            if self.learned_eps:
+                np.multiply(sums[0], np.square(self.rstd), out=sums[3])
+            low = rows[0]
+            red = sums[low:rows[-1] + 1].sum(axis=1)
+            cast = red.astype(dtype)
+            grads.extend(cast[i - low] for i in rows if i < 3)
+            if self.learned_eps:
+                grads.append(np.array([-0.5 * np.sign(self.eps_value) * np.dot(self.w64, red[3 - low])], dtype))
         return tuple(grads)
 
     def compose(self, x, *params):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
