@@ -214,6 +214,34 @@ def _small_kernels():
     return undo
 
 
+def _contract_call():
+    """The checked kernel calls through ``_checked`` for every kernel, as before its inline path (``--old
+    contract-call``): the active backend's cached closures replaced by the old one-line closure."""
+    from minigrad import kernels
+    from minigrad.kernels import contract
+    backend = kernels.kernels()
+    new = {k: v for k, v in vars(backend).items() if k in contract.SPECS}
+
+    def old_call(kernel):
+        raw, below = getattr(backend.module, kernel), contract.small(kernel)
+
+        def call(*args):
+            return raw(*args, 1 if contract._checked(kernel, args)[1] < below else contract.get_num_threads())
+        return call
+    olds = _OLD_CALLS.setdefault(id(backend), {})
+    for k in contract.SPECS:
+        setattr(backend, k, olds.get(k) or olds.setdefault(k, old_call(k)))
+
+    def undo():
+        for k in contract.SPECS:
+            if k in new:
+                setattr(backend, k, new[k])
+            else:
+                delattr(backend, k)
+    return undo
+
+
+_OLD_CALLS = {}
 _SWAPS = {}
 
 
@@ -221,20 +249,30 @@ def _swap(tree, names):
     """The old definitions of ``names`` from ``tree`` (``--old swap --swap NAME ... [--tree DIR]``; swap_ab.py's
     ``old_definition``): in place for the old step's recording and its timed blocks."""
     from swap_ab import old_definition
-    # NOTE: made once: a recording names the functions it calls (SGD.step), and its check compares them by identity
-    swaps = _SWAPS.get(names) or _SWAPS.setdefault(names, [old_definition(tree, *n.split(":")) for n in names])
+    # NOTE: made once: a recording names the functions it calls (SGD.step), and its check compares them by identity;
+    # each in place before the next is read, so a later old definition sees an earlier old name (capture:_acc
+    # before capture:_Trace.__init__, whose namespace holds it)
+    swaps = _SWAPS.get(names)
+    if swaps is None:
+        swaps = _SWAPS[names] = []
+        for n in names:
+            swaps.append(old_definition(tree, *n.split(":")))
+            setattr(swaps[-1][0], swaps[-1][1], swaps[-1][2])
     for holder, name, old, _ in swaps:
         setattr(holder, name, old)
 
     def undo():
-        for holder, name, _, new in swaps:
-            setattr(holder, name, new)
+        for holder, name, _, new in reversed(swaps):
+            if new is None:
+                delattr(holder, name)
+            else:
+                setattr(holder, name, new)
     return undo
 
 
 OLD = {"unfused": _unfused, "call-checks": _call_checks, "sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop,
        "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved, "sigmoid-numpy": _sigmoid_numpy,
-       "ce-general": _ce_general, "small-kernels": _small_kernels}
+       "ce-general": _ce_general, "small-kernels": _small_kernels, "contract-call": _contract_call}
 NOT_BITWISE = {"sigmoid-numpy", "ce-general"}  # NOTE: ce-general's backward rounds differently (its loss is the same)
 
 
