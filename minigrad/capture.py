@@ -41,6 +41,7 @@ import builtins
 import copy as _copy
 import functools
 import importlib
+import keyword
 import operator
 import re
 import threading
@@ -250,10 +251,11 @@ class _Trace:
         kw = ""
         if kwargs:
             parts = {k: self._value_ref(v) for k, v in kwargs.items()}
-            if all(p.startswith("c") and p[1:].isdigit() for p in parts.values()):
-                kw = "**" + self._name("k", dict(kwargs))
-            else:
+            # NOTE: named keywords where they can be (no dict unpacked per call); ** for a name that is not one
+            if all(k.isidentifier() and not keyword.iskeyword(k) for k in parts):
                 kw = ", ".join(f"{k}={p}" for k, p in parts.items())
+            else:
+                kw = "**" + self._name("k", dict(kwargs))
         out = self._slot(result.data, result)
         self.lines.append(f"{out} = {f}({', '.join(ins + ([kw] if kw else []))})")
         # NOTE: a constant tensor made in the step (a Python number as an operand) is compared by value with the

@@ -179,6 +179,37 @@ def test_call_after_a_replay_keys_as_the_full_lookup():
     _assert_same(net_a, opt_a, net_b, opt_b)
 
 
+def test_op_keywords_that_are_not_names_replay():
+    """An op's constant keyword arguments are written as named keywords in the replay's source; keys that cannot be
+    (a Python keyword, a string that is no identifier) go through a ** dict instead, and the step still replays."""
+    class Scale(mg.Function):
+        def forward(self, x, **kw):
+            self.k = kw["lambda"] * kw["a-b"] * kw["plain"]
+            return x * self.k
+
+        def backward(self, g):
+            return g * self.k
+
+    w = mg.Tensor(np.linspace(-1.0, 1.0, 6), requires_grad=True)
+    opt = SGD([w], lr=0.0)
+
+    def step(x):
+        opt.zero_grad()
+        loss = Scale.apply(x * w, **{"lambda": 2.0, "a-b": 3.0, "plain": 0.5}).sum()
+        loss.backward()
+        return loss
+    compiled = mg.compile(step)
+    x = mg.Tensor(np.arange(6.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            assert compiled(x).data.tobytes() == (3.0 * (x.data * w.data)).sum().tobytes()
+            np.testing.assert_array_equal(w.grad.data, 3.0 * x.data)
+    assert _states(compiled) == ["checked"]
+    (entry,) = compiled._cache.values()
+    assert "**k" in entry[0].trace.src
+
+
 def test_item_inside_falls_back_with_one_warning():
     net_a, opt_a, step_a = _setup(lambda: build_model("mlp"), "sgd")
     net_b, opt_b, step_b = _setup(lambda: build_model("mlp"), "sgd")
