@@ -241,6 +241,22 @@ def _contract_call():
     return undo
 
 
+def _modes_local():
+    """Grad and anomaly mode read from a plain threading.local with getattr's default, as before minigrad.tensor's
+    _Modes class (``--old modes-local``): an AttributeError raised and caught per read in a thread that never set
+    one."""
+    import threading
+    tensor = sys.modules["minigrad.tensor"]
+    saved = tensor._modes, tensor._grad_enabled, tensor._anomaly_enabled
+    tensor._modes = threading.local()
+    tensor._grad_enabled = lambda: getattr(tensor._modes, "grad", True)
+    tensor._anomaly_enabled = lambda: getattr(tensor._modes, "anomaly", False)
+
+    def undo():
+        tensor._modes, tensor._grad_enabled, tensor._anomaly_enabled = saved
+    return undo
+
+
 _OLD_CALLS = {}
 _SWAPS = {}
 
@@ -249,6 +265,9 @@ def _swap(tree, names):
     """The old definitions of ``names`` from ``tree`` (``--old swap --swap NAME ... [--tree DIR]``; swap_ab.py's
     ``old_definition``): in place for the old step's recording and its timed blocks."""
     from swap_ab import old_definition
+    if names and names[-1] in OLD:  # NOTE: a change of OLD's named last (``--swap NAME ... contract-call``): both
+        undo_swap, undo_old = _swap(tree, names[:-1]), OLD[names[-1]]()
+        return lambda: (undo_old(), undo_swap())
     # NOTE: made once: a recording names the functions it calls (SGD.step), and its check compares them by identity;
     # each in place before the next is read, so a later old definition sees an earlier old name (capture:_acc
     # before capture:_Trace.__init__, whose namespace holds it)
@@ -272,7 +291,8 @@ def _swap(tree, names):
 
 OLD = {"unfused": _unfused, "call-checks": _call_checks, "sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop,
        "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved, "sigmoid-numpy": _sigmoid_numpy,
-       "ce-general": _ce_general, "small-kernels": _small_kernels, "contract-call": _contract_call}
+       "ce-general": _ce_general, "small-kernels": _small_kernels, "contract-call": _contract_call,
+       "modes-local": _modes_local}
 NOT_BITWISE = {"sigmoid-numpy", "ce-general"}  # NOTE: ce-general's backward rounds differently (its loss is the same)
 
 
@@ -323,7 +343,8 @@ def main():
                    "this change undone (A) against compiled as it is (B), toggled around each timed block")
     p.add_argument("--eager", action="store_true", help="with --old: both steps eager (an old/new A/B of eager)")
     p.add_argument("--swap", nargs="+", metavar="NAME", help="with --old swap: the old definitions of these names "
-                   "(module:qualname, as scripts/swap_ab.py takes them) from the tree in --tree")
+                   "(module:qualname, as scripts/swap_ab.py takes them) from the tree in --tree; a last name from "
+                   "--old's choices undoes that change too")
     p.add_argument("--tree", default="/work/main", help="with --old swap: the old checkout")
     p.add_argument("--flip", action="store_true", help="with --old and both steps alike (both compiled, or both "
                    "eager): the two models' roles swapped (a check of the bias of one model's arrays over the other's)")
