@@ -265,7 +265,7 @@ def _swap(tree, names):
     """The old definitions of ``names`` from ``tree`` (``--old swap --swap NAME ... [--tree DIR]``; swap_ab.py's
     ``old_definition``): in place for the old step's recording and its timed blocks."""
     from swap_ab import old_definition
-    if names and names[-1] in OLD:  # NOTE: a change of OLD's named last (``--swap NAME ... contract-call``): both
+    if names and names[-1] in OLD:  # NOTE: changes of OLD's named last (``--swap NAME ... contract-call``): all
         undo_swap, undo_old = _swap(tree, names[:-1]), OLD[names[-1]]()
         return lambda: (undo_old(), undo_swap())
     # NOTE: made once: a recording names the functions it calls (SGD.step), and its check compares them by identity;
@@ -343,8 +343,8 @@ def main():
                    "this change undone (A) against compiled as it is (B), toggled around each timed block")
     p.add_argument("--eager", action="store_true", help="with --old: both steps eager (an old/new A/B of eager)")
     p.add_argument("--swap", nargs="+", metavar="NAME", help="with --old swap: the old definitions of these names "
-                   "(module:qualname, as scripts/swap_ab.py takes them) from the tree in --tree; a last name from "
-                   "--old's choices undoes that change too")
+                   "(module:qualname, as scripts/swap_ab.py takes them) from the tree in --tree; last names from "
+                   "--old's choices undo those changes too")
     p.add_argument("--tree", default="/work/main", help="with --old swap: the old checkout")
     p.add_argument("--flip", action="store_true", help="with --old and both steps alike (both compiled, or both "
                    "eager): the two models' roles swapped (a check of the bias of one model's arrays over the other's)")
