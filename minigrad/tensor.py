@@ -32,7 +32,8 @@ _MODE_DEFAULTS = {"grad": True, "anomaly": False}
 class _Modes(threading.local):
     """Per-thread switches: "grad" (build graphs), "anomaly" (check every op's output). NOTE: the defaults are class
     attributes, so that a thread that never set one reads it without the AttributeError a plain threading.local
-    raises and getattr's default then catches (5.7 us for grad mode right after a replayed MLP step, 0.9 us after)."""
+    raises and getattr's default then catches (5.7 us for grad mode right after a replayed MLP step, 1.5 us after,
+    a timer's 1 us in each)."""
     grad, anomaly = _MODE_DEFAULTS["grad"], _MODE_DEFAULTS["anomaly"]
 
 
