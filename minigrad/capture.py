@@ -41,6 +41,7 @@ import builtins
 import copy as _copy
 import functools
 import importlib
+import keyword
 import operator
 import re
 import threading
@@ -137,15 +138,6 @@ def _value_sig(v, trace):
         return ("id", id(v))
 
 
-def _acc(t, buf, g, is_root):
-    """A leaf's ``+=`` of its gradient as ``_accumulate`` does it, into the one reused grad tensor ``buf``."""
-    if is_root:
-        g = g.copy()
-    old = t.grad
-    buf.data = g if old is None else old.data + g
-    t.grad = buf
-
-
 class _Trace:
     """The recording of one call and, once written, its replay function."""
 
@@ -155,7 +147,7 @@ class _Trace:
         self.refs = {}  # id(array) -> expression giving that array on replay
         self.tensor_refs = {}  # id(tensor) -> expression of its array
         self.keep = []  # everything whose id is a key above, kept alive so that ids stay unique
-        self.ns = {"_acc": _acc, "_unbroadcast": _t._unbroadcast, "_sum_grads": _t._sum_grads, "np": np}
+        self.ns = {"_unbroadcast": _t._unbroadcast, "_sum_grads": _t._sum_grads, "np": np}
         self.lines = []
         self.sig = []  # what the second recording must match
         self.ctx_index = {}
@@ -259,10 +251,11 @@ class _Trace:
         kw = ""
         if kwargs:
             parts = {k: self._value_ref(v) for k, v in kwargs.items()}
-            if all(p.startswith("c") and p[1:].isdigit() for p in parts.values()):
-                kw = "**" + self._name("k", dict(kwargs))
-            else:
+            # NOTE: named keywords where they can be (no dict unpacked per call); ** for a name that is not one
+            if all(k.isidentifier() and not keyword.iskeyword(k) for k in parts):
                 kw = ", ".join(f"{k}={p}" for k, p in parts.items())
+            else:
+                kw = "**" + self._name("k", dict(kwargs))
         out = self._slot(result.data, result)
         self.lines.append(f"{out} = {f}({', '.join(ins + ([kw] if kw else []))})")
         # NOTE: a constant tensor made in the step (a Python number as an operand) is compared by value with the
@@ -340,6 +333,9 @@ class _Trace:
             v = var[id(r)]
             lines.append(f"{v} = {src}" if id(r) not in seen_roots else f"{v} = {v} + {src}")
             seen_roots.add(id(r))
+        # NOTE: the gradient variables some earlier line may have set; one that none may have set is still None
+        # where a gradient first reaches it, so that line is a plain assignment
+        assigned = {var[id(r)] for r in roots}
         for node in order:
             v, ctx = var[id(node)], node._ctx
             if ctx is None:
@@ -350,7 +346,10 @@ class _Trace:
                         return
                     buf = self._name("b", Tensor(np.empty(0, node.data.dtype)))
                     is_root = any(node is r for r in roots)
-                    lines.append(f"if {v} is not None: _acc({ref[:-5]}, {buf}, {v}, {is_root})")
+                    # NOTE: _acc's lines inline (a Python call fewer per leaf): its += into the one grad tensor
+                    t, g = ref[:-5], f"{v}.copy()" if is_root else v
+                    lines += [f"if {v} is not None:", f" o = {t}.grad",
+                              f" {buf}.data = {g} if o is None else o.data + {v}", f" {t}.grad = {buf}"]
                 continue
             body = [f"r = {self._name('B', ctx.backward)}({v})", "if type(r) is not tuple: r = (r,)"]
             for i, p in enumerate(ctx.parents):
@@ -361,7 +360,9 @@ class _Trace:
                 body += [f"pg = r[{i}]", "if pg is not None:",
                          f" if pg.shape != {shp}: pg = _unbroadcast(pg, {shp})",
                          f" if pg.dtype is not {dt} and pg.dtype != {dt}: pg = pg.astype({dt})",
-                         f" {pv} = pg if {pv} is None else _sum_grads({pv}, pg)"]  # NOTE: as eager's walk
+                         f" {pv} = pg if {pv} is None else _sum_grads({pv}, pg)" if pv in assigned
+                         else f" {pv} = pg"]  # NOTE: as eager's walk
+                assigned.add(pv)
             lines.append(f"if {v} is not None:")
             lines += [" " + b for b in body]
             if not retain_graph:
@@ -600,6 +601,28 @@ def _sig_where(a, b):
 
 # ------------------------------------------------------------------ the decorator
 
+def _same_call(last, args):
+    """The argument arrays when a call of plain tensor positional arguments would find ``last``'s entry by the full
+    key (the same shapes, dtypes and requires_grad flags, grad mode, backend and thread count, and the entry still the
+    only one of its key), else None. NOTE: what ``_flatten_call`` and the cache lookup decide, without building and
+    hashing the key (called per replay; right after a replayed MLP step, its caches cold, 13-15 us for the key and
+    lookup of (x, y), 7-8 us for this)."""
+    entry, entries, sig, grad, backend, threads = last
+    if len(args) != len(sig) or len(entries) != 1 or _t._grad_enabled() != grad:
+        return None
+    if kernels.get_backend() != backend or kernels.get_num_threads() != threads:
+        return None
+    arrays = []
+    for a, (shape, dtype, requires_grad) in zip(args, sig):
+        if type(a) is not Tensor:
+            return None
+        d = a.data
+        if d.shape != shape or d.dtype is not dtype or a.requires_grad is not requires_grad:
+            return None
+        arrays.append(d)
+    return arrays
+
+
 class _Entry:
     def __init__(self, trace):
         self.trace, self.state = trace, "recorded"  # recorded -> checked | eager
@@ -612,6 +635,7 @@ class Compiled:
         self.fn = fn
         self._cache = {}
         self._warned = set()
+        self._last = None  # (entry, its key's list, per-argument (shape, dtype, requires_grad), grad, backend, threads)
         functools.update_wrapper(self, fn)
 
     def _warn(self, key, message):
@@ -623,6 +647,12 @@ class Compiled:
     def __call__(self, *args, **kwargs):
         if _t._recorder is not None:  # NOTE: called from a step being recorded: its ops join that recording
             return self.fn(*args, **kwargs)
+        last = self._last
+        if last is not None and not kwargs:
+            arrays = _same_call(last, args)
+            if arrays is not None and last[0].trace.guard():
+                trace = last[0].trace
+                return trace.rebuild(trace.replay(*arrays))
         leaves = []
         try:
             spec = _flatten_call(args, kwargs, leaves)
@@ -635,6 +665,9 @@ class Compiled:
             if entry.trace.guard():
                 if entry.state == "checked":
                     arrays = [a.data if isinstance(a, Tensor) else a for a in leaves]
+                    if not kwargs and len(entries) == 1 and all(type(a) is Tensor for a in args):
+                        self._last = (entry, entries, tuple((a.data.shape, a.data.dtype, a.requires_grad)
+                                                            for a in args), *key[1:])
                     return entry.trace.rebuild(entry.trace.replay(*arrays))
                 if entry.state == "eager":
                     return self.fn(*args, **kwargs)

@@ -26,8 +26,18 @@ from minigrad.kernels.rules import FLOATS as _FLOAT_DTYPES
 from minigrad.kernels.threads import get_num_threads as _get_num_threads
 from minigrad.kernels.rules import float_dtype as _dtype
 
-_modes = threading.local()  # per-thread switches: "grad" (build graphs), "anomaly" (check every op's output)
 _MODE_DEFAULTS = {"grad": True, "anomaly": False}
+
+
+class _Modes(threading.local):
+    """Per-thread switches: "grad" (build graphs), "anomaly" (check every op's output). NOTE: the defaults are class
+    attributes, so that a thread that never set one reads it without the AttributeError a plain threading.local
+    raises and getattr's default then catches (5.7 us for grad mode right after a replayed MLP step, 1.5 us after,
+    a timer's 1 us in each)."""
+    grad, anomaly = _MODE_DEFAULTS["grad"], _MODE_DEFAULTS["anomaly"]
+
+
+_modes = _Modes()
 # NOTE: how many mode switches are active, in all threads. While none is, every thread has the defaults and the hot
 # path (each op) skips the thread-local lookups. Changed under a lock: switches are rare, ops are not.
 _active_switches = 0
@@ -89,7 +99,7 @@ class _ModeSwitch(contextlib.ContextDecorator):
 
 
 def _grad_enabled():
-    return getattr(_modes, "grad", True)
+    return _modes.grad
 
 
 def is_grad_enabled():
@@ -1493,7 +1503,7 @@ def _accumulate(node, g, create_graph, is_root):
 
 # -------------------------------------------------------------------- anomaly detection
 def _anomaly_enabled():
-    return getattr(_modes, "anomaly", False)
+    return _modes.anomaly
 
 
 class detect_anomaly(_ModeSwitch):

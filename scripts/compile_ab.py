@@ -6,6 +6,7 @@ steps of ``benchmarks/bench_end_to_end.py``; two copies of the model from the sa
     PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn --old unfused --eager  # old against new, eager
     PYTHONPATH=$PWD python scripts/compile_ab.py resnet20 --calls --steps 3    # where a replayed step goes
     MINIGRAD_OLD_EXT=DIR PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn --old small-kernels  # DIR's .so kernels
+    PYTHONPATH=$PWD python scripts/compile_ab.py mlp-bn --old swap --swap minigrad.optim.optimizer:SGD.step  # main's
 
 Each round times ``--steps`` eager steps, then ``--steps`` replayed steps (process time); prints per-round figures
 and the medians. ``--old NAME`` times compiled steps with one change undone against compiled steps as they are
@@ -14,6 +15,7 @@ op's forward and backward, host computation and optimizer method, by name); ``--
 step; ``--source`` prints the generated replay function.
 """
 import argparse
+import functools
 import os
 import sys
 import time
@@ -37,9 +39,15 @@ def make_step(model, compiled):
 def _sgd_checked():
     """SGD's update through the checked kernel call every step (as before its unchecked calls)."""
     from minigrad.optim import optimizer
-    saved = optimizer._raw
-    optimizer._raw = lambda *a: None
-    return lambda: setattr(optimizer, "_raw", saved)
+    saved = optimizer._remember_raw
+    optimizer._remember_raw = lambda *a: None
+    import gc
+    # NOTE: the unchecked calls already prepared dropped, every optimizer's (the new step's prepares its own again
+    # on its block's first step)
+    for opt in [o for o in gc.get_objects() if isinstance(o, optimizer.Optimizer)]:
+        for p, cached in list(opt._views.items()):
+            opt._views[p] = cached[:3]
+    return lambda: setattr(optimizer, "_remember_raw", saved)
 
 
 def _kernels_getattr():
@@ -206,9 +214,85 @@ def _small_kernels():
     return undo
 
 
+def _contract_call():
+    """The checked kernel calls through ``_checked`` for every kernel, as before its inline path (``--old
+    contract-call``): the active backend's cached closures replaced by the old one-line closure."""
+    from minigrad import kernels
+    from minigrad.kernels import contract
+    backend = kernels.kernels()
+    new = {k: v for k, v in vars(backend).items() if k in contract.SPECS}
+
+    def old_call(kernel):
+        raw, below = getattr(backend.module, kernel), contract.small(kernel)
+
+        def call(*args):
+            return raw(*args, 1 if contract._checked(kernel, args)[1] < below else contract.get_num_threads())
+        return call
+    olds = _OLD_CALLS.setdefault(id(backend), {})
+    for k in contract.SPECS:
+        setattr(backend, k, olds.get(k) or olds.setdefault(k, old_call(k)))
+
+    def undo():
+        for k in contract.SPECS:
+            if k in new:
+                setattr(backend, k, new[k])
+            else:
+                delattr(backend, k)
+    return undo
+
+
+def _modes_local():
+    """Grad and anomaly mode read from a plain threading.local with getattr's default, as before minigrad.tensor's
+    _Modes class (``--old modes-local``): an AttributeError raised and caught per read in a thread that never set
+    one."""
+    import threading
+    tensor = sys.modules["minigrad.tensor"]
+    saved = tensor._modes, tensor._grad_enabled, tensor._anomaly_enabled
+    tensor._modes = threading.local()
+    tensor._grad_enabled = lambda: getattr(tensor._modes, "grad", True)
+    tensor._anomaly_enabled = lambda: getattr(tensor._modes, "anomaly", False)
+
+    def undo():
+        tensor._modes, tensor._grad_enabled, tensor._anomaly_enabled = saved
+    return undo
+
+
+_OLD_CALLS = {}
+_SWAPS = {}
+
+
+def _swap(tree, names):
+    """The old definitions of ``names`` from ``tree`` (``--old swap --swap NAME ... [--tree DIR]``; swap_ab.py's
+    ``old_definition``): in place for the old step's recording and its timed blocks."""
+    from swap_ab import old_definition
+    if names and names[-1] in OLD:  # NOTE: changes of OLD's named last (``--swap NAME ... contract-call``): all
+        undo_swap, undo_old = _swap(tree, names[:-1]), OLD[names[-1]]()
+        return lambda: (undo_old(), undo_swap())
+    # NOTE: made once: a recording names the functions it calls (SGD.step), and its check compares them by identity;
+    # each in place before the next is read, so a later old definition sees an earlier old name (capture:_acc
+    # before capture:_Trace.__init__, whose namespace holds it)
+    swaps = _SWAPS.get(names)
+    if swaps is None:
+        swaps = _SWAPS[names] = []
+        for n in names:
+            swaps.append(old_definition(tree, *n.split(":")))
+            setattr(swaps[-1][0], swaps[-1][1], swaps[-1][2])
+    for holder, name, old, _ in swaps:
+        setattr(holder, name, old)
+
+    def undo():
+        for holder, name, _, new in reversed(swaps):
+            if new is None:
+                delattr(holder, name)
+            else:
+                setattr(holder, name, new)
+    return undo
+
+
 OLD = {"unfused": _unfused, "call-checks": _call_checks, "sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop,
        "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved, "sigmoid-numpy": _sigmoid_numpy,
-       "ce-general": _ce_general, "small-kernels": _small_kernels}
+       "ce-general": _ce_general, "small-kernels": _small_kernels, "contract-call": _contract_call,
+       "modes-local": _modes_local}
 NOT_BITWISE = {"sigmoid-numpy", "ce-general"}  # NOTE: ce-general's backward rounds differently (its loss is the same)
 
 
@@ -255,16 +339,26 @@ def main():
     p.add_argument("--source", action="store_true")
     p.add_argument("--calls", action="store_true", help="CPU time of the replay's calls (each op's forward and "
                    "backward, host computation, optimizer method), by function")
-    p.add_argument("--old", choices=sorted(OLD), help="instead of eager against compiled: compiled with this "
-                   "change undone (A) against compiled as it is (B), toggled around each timed block")
+    p.add_argument("--old", choices=sorted(OLD) + ["swap"], help="instead of eager against compiled: compiled with "
+                   "this change undone (A) against compiled as it is (B), toggled around each timed block")
     p.add_argument("--eager", action="store_true", help="with --old: both steps eager (an old/new A/B of eager)")
+    p.add_argument("--swap", nargs="+", metavar="NAME", help="with --old swap: the old definitions of these names "
+                   "(module:qualname, as scripts/swap_ab.py takes them) from the tree in --tree; last names from "
+                   "--old's choices undo those changes too")
+    p.add_argument("--tree", default="/work/main", help="with --old swap: the old checkout")
+    p.add_argument("--flip", action="store_true", help="with --old and both steps alike (both compiled, or both "
+                   "eager): the two models' roles swapped (a check of the bias of one model's arrays over the other's)")
     a = p.parse_args()
+    if a.old == "swap":
+        OLD["swap"] = functools.partial(_swap, a.tree, tuple(a.swap))
     import minigrad
     from minigrad.allocator import tune_allocator
     tune_allocator()
     minigrad.set_num_threads(1)
     both = not (a.old is not None and a.eager)
     eager, comp = make_step(a.model, a.old is not None and both), make_step(a.model, both)
+    if a.flip:  # NOTE: the old step on the second model's arrays (their addresses, alignment), the new on the first
+        eager, comp = comp, eager
     names = ("eager", "compiled") if a.old is None else (f"old ({a.old})", "new")
     for _ in range(4):
         undo = OLD[a.old]() if a.old is not None else None  # NOTE: the old step recorded with the change undone

@@ -36,8 +36,8 @@ def old_definition(tree, modname, qual):
             decorators = "".join(f"@{ast.get_source_segment(source, d)}\n" for d in node.decorator_list)
             ns = dict(mod.__dict__)
             exec(compile(decorators + ast.get_source_segment(source, node), path, "exec"), ns)
-            if not method:
-                return mod, first, ns[first], getattr(mod, first)
+            if not method:  # NOTE: a name this tree no longer has: None (the swap back deletes it)
+                return mod, first, ns[first], getattr(mod, first, None)
             cls = getattr(mod, first)
             return cls, method, ns[first].__dict__[method], cls.__dict__[method]
     raise KeyError(f"{qual} not found in {path}")

@@ -1,5 +1,6 @@
 """minigrad.compile: replayed training steps are bit-identical to eager; what cannot be replayed runs eagerly with
 one warning; a side effect the recorder misses is caught by the check of the first replay (planted here)."""
+import contextlib
 import warnings
 
 import numpy as np
@@ -134,6 +135,79 @@ def test_argument_requires_grad_and_dtype_record_again():
                     np.testing.assert_array_equal(x.grad.data, 3.0 * w.data)
     assert len(seen) == 1 and "gradient into a tensor made inside the step" in str(seen[0].message)
     assert sorted(_states(compiled)) == ["checked", "checked", "eager"]
+
+
+def test_call_after_a_replay_keys_as_the_full_lookup():
+    """Right after a replay, a call with the same arguments skips building the key (capture._same_call); grad mode,
+    the thread count, the backend, an argument's shape, dtype or requires_grad flag, a keyword argument and a second
+    recording under the same key each still lead to the recording the full lookup finds: every result bit for bit
+    eager's, every recording replayed."""
+    net_a, opt_a, step_a = _setup(lambda: build_model("mlp"), "sgd")  # NOTE: no BN: it takes a float64 input too
+    net_b, opt_b, step_b = _setup(lambda: build_model("mlp"), "sgd")
+
+    def step(step_fn, net):
+        def run(x, y, scale=1.0):
+            if not mg.is_grad_enabled():  # NOTE: grad mode keys the recording: a branch on it is allowed
+                return F.cross_entropy(net(x), y) * scale
+            return step_fn(x, y) * scale
+        return run
+    eager, compiled = step(step_a, net_a), mg.compile(step(step_b, net_b))
+    (x, y), = _batches(1, 16)
+    threads = mg.get_num_threads()
+    # NOTE: each change comes right after replays of the first recording, whose fast match it must not take
+    changes = [dict(grad=False), dict(threads=1 if threads > 1 else 2), dict(backend="numpy"),
+               dict(x=x.data[:8], y=y.data[:8]), dict(x=x.data.astype(np.float64)), dict(kw=True)]
+    variants = [dict()] + [v for change in changes for v in (change, dict())]
+    try:
+        for v in variants:
+            xv, yv = mg.Tensor(v.get("x", x.data)), mg.Tensor(v.get("y", y.data))
+            mg.set_num_threads(v.get("threads", threads))
+            grad_mode = mg.no_grad() if v.get("grad", True) is False else contextlib.nullcontext()
+            with mg.using_backend(v.get("backend", mg.get_backend())), grad_mode:
+                for _ in range(4):
+                    kw = dict(scale=2.0) if "kw" in v else {}
+                    assert compiled(xv, yv, **kw).data.tobytes() == eager(xv, yv, **kw).data.tobytes(), v
+    finally:
+        mg.set_num_threads(threads)
+    _assert_same(net_a, opt_a, net_b, opt_b)
+    assert _states(compiled) == ["checked"] * 7
+    # an argument that starts needing its gradient: a new recording (eager, one warning), not the last replay
+    with pytest.warns(RuntimeWarning, match="gradient into a tensor made inside the step"):
+        for _ in range(3):
+            xg = mg.Tensor(x.data, requires_grad=True)
+            assert compiled(xg, y).data.tobytes() == eager(mg.Tensor(x.data, requires_grad=True), y).data.tobytes()
+    _assert_same(net_a, opt_a, net_b, opt_b)
+
+
+def test_op_keywords_that_are_not_names_replay():
+    """An op's constant keyword arguments are written as named keywords in the replay's source; keys that cannot be
+    (a Python keyword, a string that is no identifier) go through a ** dict instead, and the step still replays."""
+    class Scale(mg.Function):
+        def forward(self, x, **kw):
+            self.k = kw["lambda"] * kw["a-b"] * kw["plain"]
+            return x * self.k
+
+        def backward(self, g):
+            return g * self.k
+
+    w = mg.Tensor(np.linspace(-1.0, 1.0, 6), requires_grad=True)
+    opt = SGD([w], lr=0.0)
+
+    def step(x):
+        opt.zero_grad()
+        loss = Scale.apply(x * w, **{"lambda": 2.0, "a-b": 3.0, "plain": 0.5}).sum()
+        loss.backward()
+        return loss
+    compiled = mg.compile(step)
+    x = mg.Tensor(np.arange(6.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            assert compiled(x).data.tobytes() == (3.0 * (x.data * w.data)).sum().tobytes()
+            np.testing.assert_array_equal(w.grad.data, 3.0 * x.data)
+    assert _states(compiled) == ["checked"]
+    (entry,) = compiled._cache.values()
+    assert "**k" in entry[0].trace.src
 
 
 def test_item_inside_falls_back_with_one_warning():

@@ -705,9 +705,24 @@ class Backend:
         if kernel not in SPECS:
             raise AttributeError(kernel)
         raw, below = getattr(self.module, kernel), small(kernel)
-
-        def call(*args):
-            return raw(*args, 1 if _checked(kernel, args)[1] < below else get_num_threads())
+        names, plan, fast, eps_at, scalars = _PLANS[kernel]
+        n_args, accept = len(names), _accept
+        if accept is None or scalars:
+            def call(*args):
+                return raw(*args, 1 if _checked(kernel, args)[1] < below else get_num_threads())
+        else:
+            # NOTE: _checked's path for a kernel without scalar rules (eps aside), inline: one Python call fewer per
+            # kernel call (an MLP-BN step makes 17). Arguments the compiled check refuses go through _checked, which
+            # names the problem
+            def call(*args):
+                accepted = accept(args, n_args, fast, SYMBOLS, _ELEMENT_SYMBOLS)
+                if accepted is None:
+                    accepted = _checked(kernel, args)
+                elif eps_at is not None:
+                    eps = args[eps_at]
+                    if not (type(eps) is float and 0.0 <= eps < math.inf):
+                        check_eps(kernel, eps)
+                return raw(*args, 1 if accepted[1] < below else get_num_threads())
 
         call.__name__ = kernel
         call.__qualname__ = f"{self.name}.{kernel}"

@@ -150,7 +150,8 @@ class SGD(Optimizer):
         call for the parameter's arrays, the call is made here without ``_update``'s per-parameter lookups (the MLP
         step's 11 parameters: 56 -> 49 us a step, of which the kernels are 34; ``scripts/sgd_step_ab.py``, docs/
         compile.md, Session 26); anything else goes through ``_update`` as before."""
-        state, views, backend, raw_of = self.state, self._views, kernels.kernels(), _raw
+        state, views, backend, threads = self.state, self._views, kernels.kernels(), kernels.get_num_threads()
+        ndarray = np.ndarray
         for group in self.param_groups:
             momentum, args = group["momentum"], None
             for p in group["params"]:
@@ -161,14 +162,19 @@ class SGD(Optimizer):
                 if s is None:
                     s = state[p] = {}
                 elif momentum:
-                    buf = s.get("momentum_buffer")
-                    if buf is not None:
-                        grad = g.data
-                        raw = raw_of(views, p, buf, grad, backend)
-                        if raw is not None:
+                    # NOTE: _raw's tests inlined (no call, the thread count read once a step); a gradient in another
+                    # layout is taken here too: reshape(-1) gives its values in C order (a copy), which the kernel
+                    # reads only
+                    cached = views.get(p)
+                    if cached is not None and len(cached) == 4:
+                        data, grad, raw = cached[0], g.data, cached[3]
+                        if (data is p.data and cached[1][0] is s.get("momentum_buffer") and raw[0] is backend
+                                and raw[1] == threads and type(grad) is ndarray and grad.dtype == data.dtype
+                                and grad.shape == data.shape):
                             if args is None:
                                 args = (group["lr"], momentum, group["dampening"], group["weight_decay"],
                                         group["nesterov"], False)
+                            raw = raw[2]
                             raw[0](raw[1], raw[2], grad.reshape(-1), *args, raw[3])
                             continue
                 self._update(p, g.data, group, s)
