@@ -15,6 +15,8 @@
      fused gate (mgp_row_*_gate_T, EvoNorm): f = x*sigmoid(v*x) or x/max(lo, v*x + hi) and its partials per element
        in X; float's sigmoid through a polynomial exp that GCC vectorizes (mgp_expf), double's through libm. The
        sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a time).
+       Float in blocks of 16 lanes first (one zmm in the AVX-512 clone), then of 8, then the tail, each element
+       through the same operations whichever takes it; gate 0's sums widen their terms from memory.
      FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector.
    Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow.
    Included by phases.pyx after Python.h (Py_ssize_t). */
