@@ -216,7 +216,8 @@ def main():
         print(f"bit for bit: {check_bits(old)} functional cases and BatchRenorm2d's steps (but the learned eps's "
               f"gradient in {EPS_DIFFER[0]} FRN cases: within 1e-13 relative)", flush=True)
         check_module_bits(old_modules)
-    names = {"BatchRenorm2d": "batch_renorm", "FRN+TLU": "filter_response_norm_tlu"}
+    names = {"BatchRenorm2d": "batch_renorm", "FRN+TLU": "filter_response_norm_tlu", "EvoNormB0": "evonorm_b0",
+             "EvoNormS0": "evonorm_s0"}
 
     def with_functional(run, fn, old_side):
         """``run`` with F.<fn> set to ``fn`` and the side's kernels (``side_kernels``) for the call (both trees pay

@@ -516,7 +516,7 @@ def test_nan_stays_in_its_set(name):
 # ----------------------------------------------------------------------------------------------------------
 # fused gate (EvoNorm): gate 0 f = x*sigmoid(v*x), gate 1 f = x/max(lo, v*x + hi)
 
-GATE_SHAPES = [(1, 1), (3, 5), (4, 2), (13, 33), (64, 100), (96, 196)]
+GATE_SHAPES = [(1, 1), (3, 5), (4, 2), (7, 27), (13, 33), (64, 100), (96, 196)]  # 27: a block of 16, of 8, a tail
 
 
 def gate_data(rng, shape, dtype):
@@ -565,6 +565,30 @@ def test_row_gate_phases(name, dtype, shape, gate):
         assert 0 < np.count_nonzero(u > lo[:, None]) < x.size, "the test must take both sides of the max"
     for what, g, r in zip(("y", "sdy", "sdyf", "sdv", "shi", "slo", "dx"), got, want):
         close(g, r, TOL[dtype] * 3, f"{what} gate {gate}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_gate_elementwise_bits_do_not_depend_on_the_row_length(name, dtype):
+    """y and dx of the first D values of a row are the same bits for every row length: each element goes through
+    the same operations whichever block takes it (the Cython kernels: blocks of 16 float lanes, of 8, a scalar
+    tail; docs/perf/norm-family.md, "2026-12-06 night: EvoNorm"), NaN and inf included."""
+    rng = np.random.default_rng(8)
+    x, dy, v, lo, hi, coef = gate_data(rng, (5, 40), dtype)
+    x[0, [3, 17, 30]] = [np.nan, np.inf, -np.inf]
+    x[1] *= 60  # NOTE: |v*x| past the float exp's clamps
+    k = kernels.load(name)
+    with np.errstate(all="ignore"):
+        for gate in (0, 1):
+            full = row_gate_phases(k, x, dy, v, lo, hi, coef, gate)
+            for D in range(1, 40):
+                part = row_gate_phases(k, x[:, :D].copy(), dy[:, :D].copy(), v, lo, hi, coef, gate)
+                for what, i in (("y", 0), ("dx", 6)):
+                    a, b = part[i], full[i][:, :D]
+                    # NOTE: bit for bit but for a NaN's sign (x86 keeps the first operand's NaN, the compiler's choice)
+                    assert np.array_equal(np.isnan(a), np.isnan(b)), (what, gate, D)
+                    a, b = np.where(np.isnan(a), np.nan, a), np.where(np.isnan(b), np.nan, b)
+                    assert a.tobytes() == b.tobytes(), (what, gate, D)
 
 
 def test_row_gate_phases_reference_matches_derivative():

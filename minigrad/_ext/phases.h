@@ -15,6 +15,8 @@
      fused gate (mgp_row_*_gate_T, EvoNorm): f = x*sigmoid(v*x) or x/max(lo, v*x + hi) and its partials per element
        in X; float's sigmoid through a polynomial exp that GCC vectorizes (mgp_expf), double's through libm. The
        sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a time).
+       Float in blocks of 16 lanes first (one zmm in the AVX-512 clone), then of 8, then the tail, each element
+       through the same operations whichever takes it; gate 0's sums widen their terms from memory.
      FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector.
    Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow.
    Included by phases.pyx after Python.h (Py_ssize_t). */
@@ -417,10 +419,15 @@ MG_CLONES static void mgp_row_norm_backward_max_##T(T* restrict dx, double* sg, 
    Written in explicit vectors (V: L lanes of T, 8 for float and 4 for double, W: L lanes of the same-size
    unsigned U; GCC vector extensions, blends through masks; sums widened to double 4 lanes at a time) with a
    scalar tail that computes each element the same way: the scalar
-   loops with a sigmoid or a max did not vectorize (3-6 ns an element against 0.2 for the plain apply). */
+   loops with a sigmoid or a max did not vectorize (3-6 ns an element against 0.2 for the plain apply).
+   V2, W2: L2 lanes, the same operations on a wider block first (float: 16, one zmm in the AVX-512 clone, which
+   runs the exp polynomial and the blends on half the instructions; double: L2 = L, no wider block), then the
+   blocks of L, then the tail: every element goes through the same operations whichever block takes it, so the
+   bits do not depend on the clone or on D (docs/perf/norm-family.md, "2026-12-06 night: EvoNorm"). */
 typedef float mgp_v4f __attribute__((vector_size(16)));
 typedef uint32_t mgp_v4u __attribute__((vector_size(16)));
 typedef uint64_t mgp_v4ul __attribute__((vector_size(32)));
+typedef double mgp_v8d __attribute__((vector_size(64)));
 /* half h of a vector of X lanes, in double (float: 8 lanes, two halves; double: 4 lanes, one). NOTE: written as
    an element-wise initializer, which GCC 12 compiles to one vcvtps2pd per half with AVX; __builtin_convertvector
    of the half converted two lanes at a time and put them back together (3-4 more instructions a half) */
@@ -429,7 +436,7 @@ MGP_INLINE mgp_v4d mgp_widen_float(mgp_v8f v, int h) {
     return h == 0 ? lo : hi;
 }
 MGP_INLINE mgp_v4d mgp_widen_double(mgp_v4d v, int h) { (void)h; return v; }
-#define MGP_GATE(T, U, V, W, L)                                                                                     \
+#define MGP_GATE(T, U, V, W, L, V2, W2, L2, SIG2)                                                            \
 MGP_INLINE T mgp_gate_den_##T(T x, T v, T lo, T hi, T* mu) {                                                 \
     const T u = v * x + hi;                                                                                  \
     *mu = u > lo ? (T)1 : u == lo ? (T)0.5 : (T)0;                                                           \
@@ -442,11 +449,27 @@ MGP_INLINE V mgp_gate_denv_##T(V x, T v, T lo, T hi, V* mu) {                   
     *mu = mgp_bl_##T(gt, (V){0} + 1, mgp_bl_##T(eq, (V){0} + (T)0.5, (V){0}));                               \
     return mgp_bl_##T(gt | nan, u, lov);                                                                     \
 }                                                                                                            \
+MGP_INLINE V2 mgp_bl2_##T(W2 m, V2 a, V2 b) { return (V2)((m & (W2)a) | (~m & (W2)b)); }                     \
+MGP_INLINE V2 mgp_gate_denv2_##T(V2 x, T v, T lo, T hi, V2* mu) {  /* mgp_gate_denv_T on L2 lanes */          \
+    const V2 u = v * x + hi, lov = (V2){0} + lo;                                                             \
+    const W2 gt = (W2)(u > lov), eq = (W2)(u == lov), nan = (W2)(u != u);                                    \
+    *mu = mgp_bl2_##T(gt, (V2){0} + 1, mgp_bl2_##T(eq, (V2){0} + (T)0.5, (V2){0}));                          \
+    return mgp_bl2_##T(gt | nan, u, lov);                                                                    \
+}                                                                                                            \
 MGP_INLINE V mgp_loadv_##T(const T* p) { V v; memcpy(&v, p, sizeof v); return v; }                          \
-/* one row: y = f*sc + of */                                                                                 \
-MG_CLONES static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ssize_t D, int gate, T v,  \
-                                             T lo, T hi, T sc, T of) {                                        \
+MGP_INLINE V2 mgp_loadv2_##T(const T* p) { V2 v; memcpy(&v, p, sizeof v); return v; }                        \
+/* one row: y = f*sc + of (blocks of L2, of L, then the tail: the same operations per element in each) */    \
+MG_CLONES_V4 static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ssize_t D, int gate,   \
+                                                T v, T lo, T hi, T sc, T of) {                               \
     Py_ssize_t d = 0;                                                                                        \
+    for (; d + L2 <= D; d += L2) {                                                                           \
+        const V2 xv = mgp_loadv2_##T(x + d);                                                                 \
+        V2 f, mu;                                                                                            \
+        if (gate == 0) f = xv * SIG2(v * xv);                                                                \
+        else f = xv / mgp_gate_denv2_##T(xv, v, lo, hi, &mu);                                                \
+        const V2 yv = f * sc + of;                                                                           \
+        memcpy(y + d, &yv, sizeof yv);                                                                       \
+    }                                                                                                        \
     for (; d + L <= D; d += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + d);                                                                   \
         V f, mu;                                                                                             \
@@ -461,61 +484,129 @@ MG_CLONES static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x,
         y[d] = f * sc + of;                                                                                  \
     }                                                                                                        \
 }                                                                                                            \
-/* one row: sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi), sum(dy*df/dlo) in double (4 lanes, then the tail); \
-   gate 0 with keep: the sigmoids in X into keep[0, D), for the backward apply of the same row */              \
-MG_CLONES static void mgp_row_sums_gate_##T(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,  \
-                                            const T* restrict dy, const T* restrict x, Py_ssize_t D, int gate, \
-                                            T v, T lo, T hi, T* restrict keep) {                             \
+/* gate 0's sums of a block of n (L2 or L) values at x, dy with their sigmoids s in memory (keep, or a stack     \
+   buffer): every term widened from memory 4 at a time, each 4 added to the accumulators in order (so a block   \
+   of L2 adds what two blocks of L add, in the same order) */                                                  \
+MGP_INLINE void mgp_sums_gate_terms_##T(mgp_v4d* a, mgp_v4d* f, mgp_v4d* gv, const T* x, const T* dy,          \
+                                        const T* s, int n) {                                                 \
+    const mgp_v8d one8 = {1, 1, 1, 1, 1, 1, 1, 1};                                                           \
+    int h = 0;                                                                                               \
+    for (; h + 8 <= n; h += 8) {  /* the terms of 8 in one vector (a zmm), added 4 at a time */               \
+        const mgp_v8d xd = mgp_widen8_mem_##T(x + h), g = mgp_widen8_mem_##T(dy + h);                        \
+        const mgp_v8d sd = mgp_widen8_mem_##T(s + h);                                                        \
+        const mgp_v8d tf = g * (xd * sd), tv = g * (xd * xd * (sd * (one8 - sd)));                           \
+        const T* g0 = dy + h;                                                                                \
+        __asm__("" : "+r"(g0));  /* NOTE: hides that g0 is dy + h, else GCC 12 builds the halves lane by lane */ \
+        *a += mgp_widen4_mem_##T(g0); *f += mgp_half8d(tf, 0); *gv += mgp_half8d(tv, 0);                     \
+        *a += mgp_widen4_mem_##T(g0 + 4); *f += mgp_half8d(tf, 1); *gv += mgp_half8d(tv, 1);                 \
+    }                                                                                                        \
+    const mgp_v4d one = {1, 1, 1, 1};                                                                        \
+    for (; h < n; h += 4) {                                                                                  \
+        const mgp_v4d xd = mgp_widen4_mem_##T(x + h), g = mgp_widen4_mem_##T(dy + h);                        \
+        const mgp_v4d sd = mgp_widen4_mem_##T(s + h);                                                        \
+        *a += g;                                                                                             \
+        *f += g * (xd * sd);                                                                                 \
+        *gv += g * (xd * xd * (sd * (one - sd)));                                                            \
+    }                                                                                                        \
+}                                                                                                            \
+/* one row, gate 0: sum(dy), sum(dy*f), sum(dy*df/dv) in double (4 lanes, then the tail); with keep: the     \
+   sigmoids in X into keep[0, D), for the backward apply of the same row. NOTE: the sigmoids are stored and     \
+   every term widened from memory (vcvtps2pd ymm, m128: no shuffle-port uop; the empty asm with a memory        \
+   clobber keeps GCC from forwarding the stored values back as registers) */                                 \
+MG_CLONES_V4 static void mgp_row_sums_sig_##T(double* sdy, double* sdyf, double* sdv, const T* restrict dy,   \
+                                              const T* restrict x, Py_ssize_t D, T v, T* restrict keep) {     \
+    mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a;                                                                 \
+    T sb[L2] __attribute__((aligned(64)));                                                                   \
+    Py_ssize_t i = 0;                                                                                        \
+    for (; i + L2 <= D; i += L2) {                                                                           \
+        T* const sp = keep ? keep + i : sb;                                                                  \
+        const V2 sv = SIG2(v * mgp_loadv2_##T(x + i));                                                       \
+        memcpy(sp, &sv, sizeof sv);                                                                          \
+        __asm__ volatile("" ::: "memory");                                                                   \
+        mgp_sums_gate_terms_##T(&a, &f, &gv, x + i, dy + i, sp, L2);                                         \
+    }                                                                                                        \
+    for (; i + L <= D; i += L) {                                                                             \
+        T* const sp = keep ? keep + i : sb;                                                                  \
+        const V sv = mgp_sigmoidv_##T(v * mgp_loadv_##T(x + i));                                             \
+        memcpy(sp, &sv, sizeof sv);                                                                          \
+        __asm__ volatile("" ::: "memory");                                                                   \
+        mgp_sums_gate_terms_##T(&a, &f, &gv, x + i, dy + i, sp, L);                                          \
+    }                                                                                                        \
+    double ta = 0, tf = 0, tv = 0;                                                                           \
+    for (; i < D; i++) {                                                                                     \
+        const double xd = x[i], g = dy[i], s = mgp_sigmoid_##T(v * x[i]);                                    \
+        if (keep) keep[i] = (T)s;  /* NOTE: s is X's sigmoid widened: exact */                                \
+        ta += g; tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));                                    \
+    }                                                                                                        \
+    const mgp_v4d z = {0, 0, 0, 0};                                                                          \
+    *sdy = mgp_hsum(a, z) + ta; *sdyf = mgp_hsum(f, z) + tf; *sdv = mgp_hsum(gv, z) + tv;                    \
+}                                                                                                            \
+/* one row, gate 1: sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi), sum(dy*df/dlo) in double (blocks of L,   \
+   each half widened from registers, then the tail). NOTE: no AVX-512 clone and no blocks of L2: the double     \
+   division per element sets the pace, and both measured slower (docs/perf/norm-family.md) */                \
+MG_CLONES static void mgp_row_sums_den_##T(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,  \
+                                           const T* restrict dy, const T* restrict x, Py_ssize_t D, T v, T lo, \
+                                           T hi) {                                                           \
     mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a, gh = a, gl = a;                                                 \
     const mgp_v4d one = {1, 1, 1, 1};                                                                        \
     Py_ssize_t i = 0;                                                                                        \
     for (; i + L <= D; i += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + i), dv = mgp_loadv_##T(dy + i);                                      \
-        V sv, denv, muv;                                                                                     \
-        if (gate == 0) {                                                                                     \
-            sv = mgp_sigmoidv_##T(v * xv);                                                                   \
-            if (keep) memcpy(keep + i, &sv, sizeof sv);                                                      \
-        } else denv = mgp_gate_denv_##T(xv, v, lo, hi, &muv);                                                \
+        V muv;                                                                                               \
+        const V denv = mgp_gate_denv_##T(xv, v, lo, hi, &muv);                                               \
         for (int h = 0; h < L / 4; h++) {                                                                    \
             const mgp_v4d xd = mgp_widen_##T(xv, h), g = mgp_widen_##T(dv, h);                               \
+            const mgp_v4d den = mgp_widen_##T(denv, h), mu = mgp_widen_##T(muv, h);                          \
+            const mgp_v4d r = one / den, q = g * xd * (r * r);  /* NOTE: one division */                    \
             a += g;                                                                                          \
-            if (gate == 0) {                                                                                 \
-                const mgp_v4d s = mgp_widen_##T(sv, h);                                                      \
-                f += g * (xd * s);                                                                           \
-                gv += g * (xd * xd * (s * (one - s)));                                                       \
-            } else {                                                                                         \
-                const mgp_v4d den = mgp_widen_##T(denv, h), mu = mgp_widen_##T(muv, h);                      \
-                const mgp_v4d r = one / den, q = g * xd * (r * r);  /* NOTE: one division */                \
-                f += g * (xd * r);                                                                           \
-                gv -= q * xd * mu; gh -= q * mu; gl -= q * (one - mu);                                       \
-            }                                                                                                \
+            f += g * (xd * r);                                                                               \
+            gv -= q * xd * mu; gh -= q * mu; gl -= q * (one - mu);                                           \
         }                                                                                                    \
     }                                                                                                        \
     double ta = 0, tf = 0, tv = 0, th = 0, tl = 0;                                                           \
     for (; i < D; i++) {                                                                                     \
         const double xd = x[i], g = dy[i];                                                                   \
-        ta += g;                                                                                             \
-        if (gate == 0) {                                                                                     \
-            const double s = mgp_sigmoid_##T(v * x[i]);                                                      \
-            if (keep) keep[i] = (T)s;  /* NOTE: s is X's sigmoid widened: exact */                            \
-            tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));                                         \
-        } else {                                                                                             \
-            T muv;                                                                                           \
-            const double r = 1 / (double)mgp_gate_den_##T(x[i], v, lo, hi, &muv), mu = muv;                 \
-            const double q = g * xd * (r * r);                                                               \
-            tf += g * (xd * r); tv -= q * xd * mu; th -= q * mu; tl -= q * (1 - mu);                         \
-        }                                                                                                    \
+        T muv;                                                                                               \
+        const double r = 1 / (double)mgp_gate_den_##T(x[i], v, lo, hi, &muv), mu = muv;                     \
+        const double q = g * xd * (r * r);                                                                   \
+        ta += g; tf += g * (xd * r); tv -= q * xd * mu; th -= q * mu; tl -= q * (1 - mu);                    \
     }                                                                                                        \
     const mgp_v4d z = {0, 0, 0, 0};                                                                          \
     *sdy = mgp_hsum(a, z) + ta; *sdyf = mgp_hsum(f, z) + tf; *sdv = mgp_hsum(gv, z) + tv;                    \
     *shi = mgp_hsum(gh, z) + th; *slo = mgp_hsum(gl, z) + tl;                                                \
 }                                                                                                            \
+/* one row: the sums of the gate (above); gate 0 leaves *shi, *slo 0 */                                      \
+MGP_INLINE void mgp_row_sums_gate_##T(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,       \
+                                      const T* restrict dy, const T* restrict x, Py_ssize_t D, int gate, T v, \
+                                      T lo, T hi, T* restrict keep) {                                        \
+    if (gate == 0) {                                                                                         \
+        mgp_row_sums_sig_##T(sdy, sdyf, sdv, dy, x, D, v, keep);                                             \
+        *shi = 0; *slo = 0;                                                                                  \
+    } else {                                                                                                 \
+        mgp_row_sums_den_##T(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi);                                 \
+    }                                                                                                        \
+}                                                                                                            \
 /* one row: dx = a*dy*df/dx + b*(x - K) + k; gate 0 with kept: the sigmoids that mgp_row_sums_gate_T kept for  \
    this row, not recomputed (the same bits; the exp and the division are most of this pass) */               \
-MG_CLONES static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* restrict dy,                  \
-                                                      const T* restrict x, Py_ssize_t D, int gate, T a, T K, \
-                                                      T b, T k, T v, T lo, T hi, const T* restrict kept) {    \
+MG_CLONES_V4 static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* restrict dy,               \
+                                                         const T* restrict x, Py_ssize_t D, int gate, T a,    \
+                                                         T K, T b, T k, T v, T lo, T hi,                     \
+                                                         const T* restrict kept) {                           \
     Py_ssize_t d = 0;                                                                                        \
+    for (; d + L2 <= D; d += L2) {                                                                           \
+        const V2 xv = mgp_loadv2_##T(x + d), dv = mgp_loadv2_##T(dy + d);                                    \
+        V2 fx;                                                                                               \
+        if (gate == 0) {                                                                                     \
+            const V2 s = kept ? mgp_loadv2_##T(kept + d) : SIG2(v * xv);                                     \
+            fx = s + v * xv * (s * (1 - s));                                                                 \
+        } else {                                                                                             \
+            V2 mu;                                                                                           \
+            const V2 r = 1 / mgp_gate_denv2_##T(xv, v, lo, hi, &mu);                                         \
+            fx = r - xv * r * r * v * mu;                                                                    \
+        }                                                                                                    \
+        const V2 out = a * dv * fx + b * (xv - K) + k;                                                       \
+        memcpy(dx + d, &out, sizeof out);                                                                    \
+    }                                                                                                        \
     for (; d + L <= D; d += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + d), dv = mgp_loadv_##T(dy + d);                                      \
         V fx;                                                                                                \
@@ -579,7 +670,17 @@ MGP_INLINE void mgp_max_split8v_float(const float* x, const float* dy, float K, 
 }
 MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u, mgp_max_split8v_float)
 MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul, mgp_max_split8_double)
-MGP_GATE(float, uint32_t, mgp_v8f, mgp_v8u, 8)
-MGP_GATE(double, uint64_t, mgp_v4d, mgp_v4ul, 4)
+MGP_INLINE mgp_v4d mgp_widen4_mem_double(const double* p) { return mgp_load4_double(p); }
+MGP_INLINE mgp_v8d mgp_widen8_mem_float(const float* p) {
+    return (mgp_v8d){p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]};
+}
+MGP_INLINE mgp_v8d mgp_widen8_mem_double(const double* p) { mgp_v8d v; memcpy(&v, p, sizeof v); return v; }
+MGP_INLINE mgp_v4d mgp_half8d(mgp_v8d v, int h) {
+    const mgp_v4d lo = {v[0], v[1], v[2], v[3]}, hi = {v[4], v[5], v[6], v[7]};
+    return h == 0 ? lo : hi;
+}
+/* float: blocks of 16 (one zmm in the AVX-512 clone, two ymm in the AVX2 one), then of 8; double: blocks of 4 */
+MGP_GATE(float, uint32_t, mgp_v8f, mgp_v8u, 8, mgp_v16f, mgp_v16u, 16, mgp_sigmoidv16_float)
+MGP_GATE(double, uint64_t, mgp_v4d, mgp_v4ul, 4, mgp_v4d, mgp_v4ul, 4, mgp_sigmoidv_double)
 
 #endif
