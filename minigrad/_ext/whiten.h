@@ -441,8 +441,10 @@ static void mg_eigh_finish(double* restrict d, double* restrict U, double* restr
 /* One or two symmetric n x n matrices (row-major, both triangles): A0 -> d0 (n,) ascending and U0 (n x n,
    row-major, column i the eigenvector of d0[i]), and A1 -> d1, U1 when d1 is not NULL, their QL iterations
    interleaved (above). work: 3 n*n + 2 n doubles. Returns 0, or -1 when the QL iteration does not converge in 60
-   steps for an eigenvalue of either (non-finite input): the caller falls back to LAPACK. */
-static int mg_sym_eigh2(double* restrict d0, double* restrict U0, const double* restrict A0, double* restrict d1,
+   steps for an eigenvalue of either (non-finite input): the caller falls back to LAPACK. NOTE: cloned for AVX2 and
+   AVX-512 (MG_CLONES_V4) for the rotations' row updates (16 doubles: 8 SSE2 pairs in the baseline clone, 2 AVX-512
+   vectors); the build's -ffp-contract=off and no reassociated sum keep every clone's bits the baseline's. */
+MG_CLONES_V4 static int mg_sym_eigh2(double* restrict d0, double* restrict U0, const double* restrict A0, double* restrict d1,
                         double* restrict U1, const double* restrict A1, double* restrict work, Py_ssize_t n) {
     double* V = work;
     double up0[2], up1[2];
