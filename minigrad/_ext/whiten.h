@@ -444,8 +444,9 @@ static void mg_eigh_finish(double* restrict d, double* restrict U, double* restr
    steps for an eigenvalue of either (non-finite input): the caller falls back to LAPACK. NOTE: cloned for AVX2 and
    AVX-512 (MG_CLONES_V4) for the rotations' row updates (16 doubles: 8 SSE2 pairs in the baseline clone, 2 AVX-512
    vectors); the build's -ffp-contract=off and no reassociated sum keep every clone's bits the baseline's. */
-MG_CLONES_V4 static int mg_sym_eigh2(double* restrict d0, double* restrict U0, const double* restrict A0, double* restrict d1,
-                        double* restrict U1, const double* restrict A1, double* restrict work, Py_ssize_t n) {
+MG_CLONES_V4 static int mg_sym_eigh2(double* restrict d0, double* restrict U0, const double* restrict A0,
+                                     double* restrict d1, double* restrict U1, const double* restrict A1,
+                                     double* restrict work, Py_ssize_t n) {
     double* V = work;
     double up0[2], up1[2];
     mg_ql a = {.d = d0, .e = work + 3 * n * n, .Z = work + n * n, .n = n};  /* the rest 0 */
@@ -481,11 +482,13 @@ MG_CLONES_V4 static int mg_sym_eigh2(double* restrict d0, double* restrict U0, c
      cov <- cov/m - d d^T (the biased covariance);  lam, U = eigh(cov + eps I);  s = sqrt(max(lam, eps))
      W = (U diag(1/s)) U^T;  Mx = X(w_i W_ij);  bx = X(b_i - sum_j w_i W_ij d_j)  (i, j < gk)
    The arrays hold group k's values then group k + 1's (g*g apart for cov, U, W, Mx; g apart for lam, s, bx, d, w,
-   b). Returns -1 when the eigensolver does not converge (work: 5 g*g + 2 g doubles). */
+   b). Returns -1 when the eigensolver does not converge (work: 5 g*g + 2 g doubles). Cloned as the eigensolver
+   (MG_CLONES_V4): the divisions and W's sums run in vectors across columns, each value's operations unchanged. */
 #define MG_ZCA_MATRICES(T)                                                                                          \
-static int mg_zca_matrices_##T(double* cov, double* lam, double* U, double* W, double* s, T* Mx, T* bx,             \
-                               const double* d, const double* w, const double* b, Py_ssize_t gk0, Py_ssize_t gk1, \
-                               Py_ssize_t g, double m, double eps, double* work) {                                \
+MG_CLONES_V4 static int mg_zca_matrices_##T(double* cov, double* lam, double* U, double* W, double* s, T* Mx,       \
+                                            T* bx, const double* d, const double* w, const double* b,              \
+                                            Py_ssize_t gk0, Py_ssize_t gk1, Py_ssize_t g, double m, double eps,    \
+                                            double* work) {                                                        \
     Py_ssize_t ng = gk1 > 0 ? 2 : 1, gg = g * g;                                                                   \
     double* A = work;  /* ng matrices cov + eps I */                                                               \
     for (Py_ssize_t q = 0; q < ng; q++)                                                                            \
@@ -505,14 +508,22 @@ static int mg_zca_matrices_##T(double* cov, double* lam, double* U, double* W, d
         const double* wq = w + q * g;                                                                              \
         for (Py_ssize_t k = 0; k < g; k++) sq[k] = sqrt(lam[q * g + k] > eps ? lam[q * g + k] : eps);              \
         double* Us = work;  /* U diag(1/s), then W = Us U^T */                                                     \
+        double* Ut = work + gg;                                                                                    \
         for (Py_ssize_t i = 0; i < g; i++)                                                                         \
-            for (Py_ssize_t k = 0; k < g; k++) Us[i * g + k] = Uq[i * g + k] / sq[k];                              \
-        for (Py_ssize_t i = 0; i < g; i++)                                                                         \
-            for (Py_ssize_t j = 0; j < g; j++) {                                                                   \
-                double t = 0.0;                                                                                    \
-                for (Py_ssize_t k = 0; k < g; k++) t += Us[i * g + k] * Uq[j * g + k];                             \
-                Wq[i * g + j] = t;                                                                                 \
+            for (Py_ssize_t k = 0; k < g; k++) {                                                                   \
+                Us[i * g + k] = Uq[i * g + k] / sq[k];                                                             \
+                Ut[k * g + i] = Uq[i * g + k];                                                                     \
             }                                                                                                      \
+        /* NOTE: W[i, j] = sum over k in order of Us[i, k] U[j, k], summed across j in vectors (the same bits) */  \
+        for (Py_ssize_t i = 0; i < g; i++) {                                                                       \
+            double* restrict wr = Wq + i * g;                                                                      \
+            for (Py_ssize_t j = 0; j < g; j++) wr[j] = 0.0;                                                        \
+            for (Py_ssize_t k = 0; k < g; k++) {                                                                   \
+                const double u = Us[i * g + k];                                                                    \
+                const double* restrict ut = Ut + k * g;                                                            \
+                for (Py_ssize_t j = 0; j < g; j++) wr[j] += u * ut[j];                                             \
+            }                                                                                                      \
+        }                                                                                                          \
         for (Py_ssize_t i = 0; i < gk; i++) {                                                                      \
             double t = b[q * g + i];                                                                               \
             for (Py_ssize_t j = 0; j < gk; j++) {                                                                  \
