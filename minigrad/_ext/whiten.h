@@ -220,8 +220,8 @@ static inline double mg_hypot(double a, double b) {
 /* Householder part of one symmetric n x n matrix A (row-major, both triangles): the diagonal d and subdiagonal e of
    its tridiagonal form (e[i] couples i and i + 1, e[n-1] = 0; A scaled first, see below) and Z = V^T, V the
    transformation (so tql2's rotations update rows of Z); V (n x n) is workspace. up[0] * up[1] undoes the scale. */
-static void mg_eigh_tridiag(double* restrict d, double* restrict Z, double* restrict e, const double* restrict A,
-                            double* restrict V, Py_ssize_t n, double* up) {
+MG_CLONES_V4 static void mg_eigh_tridiag(double* restrict d, double* restrict Z, double* restrict e,
+                                         const double* restrict A, double* restrict V, Py_ssize_t n, double* up) {
     /* NOTE: scaled by a power of two (exact) to a largest entry in [0.5, 1), as LAPACK's dsyev scales: tql2's
        products of two off-diagonal entries would overflow near 1e154 and underflow near 1e-154 */
     double amax = 0.0;
@@ -232,8 +232,11 @@ static void mg_eigh_tridiag(double* restrict d, double* restrict Z, double* rest
     const double down1 = ldexp(1.0, -(ex / 2)), down2 = ldexp(1.0, -(ex - ex / 2));
     up[0] = ldexp(1.0, ex / 2);
     up[1] = ldexp(1.0, ex - ex / 2);
-    for (Py_ssize_t i = 0; i < n * n; i++) V[i] = A[i] * down1 * down2;
-#define V_(i, j) V[(i) * n + (j)]
+    /* NOTE: V stored transposed (V_(i, j) at V[j * n + i]): tred2's inner loops walk V's columns, here contiguous
+       (vectors where they are not sums), and Z = V^T is a copy; every value's operations are JAMA's */
+    for (Py_ssize_t i = 0; i < n; i++)
+        for (Py_ssize_t j = 0; j < n; j++) V[j * n + i] = A[i * n + j] * down1 * down2;
+#define V_(i, j) V[(j) * n + (i)]
     /* tred2: Householder reduction to tridiagonal form (d: diagonal, e: subdiagonal), V the transformation */
     for (Py_ssize_t j = 0; j < n; j++) d[j] = V_(n - 1, j);
     for (Py_ssize_t i = n - 1; i > 0; i--) {
@@ -305,8 +308,7 @@ static void mg_eigh_tridiag(double* restrict d, double* restrict Z, double* rest
     }
     V_(n - 1, n - 1) = 1.0;
     e[0] = 0.0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        for (Py_ssize_t k = 0; k < n; k++) Z[i * n + k] = V_(k, i);
+    memcpy(Z, V, (size_t)(n * n) * sizeof(double));  /* Z[i, k] = V_(k, i) */
 #undef V_
     for (Py_ssize_t i = 1; i < n; i++) e[i - 1] = e[i];
     e[n - 1] = 0.0;
