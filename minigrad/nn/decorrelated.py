@@ -138,8 +138,8 @@ class _ZCAWhiten(Function):
         # U = x - shift with shift = X(mean), exact where x is near the mean; d = mean - shift (float64, within half
         # an ulp of the mean) is put back in float64: sum Xc Xc^T = sum U U^T - m d d^T, W Xc = W U - W d
         y, shift = np.empty(xs.shape, dt), np.empty(C, dt)
-        cov, W, U = np.empty((3, G, g, g))  # NOTE: one allocation each for the (G, g, g) and the (G, g) outputs
-        lam, s, d = np.empty((3, G, g))
+        cov, W, U = np.empty((G, g, g)), np.empty((G, g, g)), np.empty((G, g, g))
+        lam, s, d = np.empty((G, g)), np.empty((G, g)), np.empty((G, g))
         # NOTE: a copy, read again by backward
         w = weight.astype(np.float64).reshape(G, g) if G * g == C else _padded(weight, G * g, 1.0).reshape(G, g)
         k.zca_forward(y, cov, lam, U, W, s, shift, d, mean, xs, w, bias.astype(np.float64), g, eps)
