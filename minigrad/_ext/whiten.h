@@ -51,7 +51,7 @@ MG_FMA_CLONES static void mg_group_cov_one_##T(double* restrict cov, const T* xk
     for (Py_ssize_t bi = 0; bi < gp; bi += 4)                                                                      \
         for (Py_ssize_t bj = 0; bj <= bi; bj += 4) {                                                               \
             VT a[4][4];                                                                                            \
-            double accv[16][W], acct[16];                                                                          \
+            double accv[16][8], acct[16];  /* 8 double lanes (mg_wwiden_float folds 16 float lanes) */            \
             memset(a, 0, sizeof a);                                                                                \
             memset(accv, 0, sizeof accv);                                                                          \
             memset(acct, 0, sizeof acct);                                                                          \
@@ -92,7 +92,7 @@ MG_FMA_CLONES static void mg_group_cov_one_##T(double* restrict cov, const T* xk
                 for (int q = 0; q < 4; q++) {                                                                      \
                     Py_ssize_t i = bi + p, j = bj + q;                                                             \
                     if (i < gk && j < gk && j <= i) {                                                              \
-                        double t = mg_wsum_lanes(accv[p * 4 + q], W) + acct[p * 4 + q];                            \
+                        double t = mg_wsum_lanes(accv[p * 4 + q], 8) + acct[p * 4 + q];                            \
                         cov[i * g + j] = t;                                                                        \
                         cov[j * g + i] = t;                                                                        \
                     }                                                                                              \
@@ -140,18 +140,16 @@ static inline double mg_wsum_lanes(const double* v, int w) {
 typedef float mg_v16f __attribute__((vector_size(64)));
 typedef double mg_v8d __attribute__((vector_size(64)));
 typedef float mg_v8f __attribute__((vector_size(32)));
-/* av[0:16] += v's 16 floats widened to double; av[0:8] += v for doubles */
+/* av[0:8] += v's two halves (8 floats each) widened to double and added (exact but for a double rounding);
+   av[0:8] += v for doubles */
 static inline void mg_wwiden_float(double* av, mg_v16f v) {
     mg_v8f lo, hi;
-    mg_v8d a0, a1;
+    mg_v8d a;
     memcpy(&lo, &v, sizeof lo);
     memcpy(&hi, (const char*)&v + sizeof lo, sizeof hi);
-    memcpy(&a0, av, sizeof a0);
-    memcpy(&a1, av + 8, sizeof a1);
-    a0 += __builtin_convertvector(lo, mg_v8d);
-    a1 += __builtin_convertvector(hi, mg_v8d);
-    memcpy(av, &a0, sizeof a0);
-    memcpy(av + 8, &a1, sizeof a1);
+    memcpy(&a, av, sizeof a);
+    a += __builtin_convertvector(lo, mg_v8d) + __builtin_convertvector(hi, mg_v8d);
+    memcpy(av, &a, sizeof a);
 }
 static inline void mg_wwiden_double(double* av, mg_v8d v) {
     mg_v8d a;
