@@ -6,8 +6,9 @@
    mg_group_cov_T:    cov[k, i, j] = sum over n, s of (x[n, kg+i, s] - shift[kg+i]) * (x[n, kg+j, s] - shift[kg+j])
                       (i, j < gk; 0 in the padding past gk), the centered values and their products in X:
                       16-float / 8-double lanes over s, each lane summed in X over one sample's row (S/16 or
-                      S/8 products, fused multiply-adds), then widened and added in double over n in order; the
-                      lanes summed pairwise at the end (the S % lanes rest in double apart)
+                      S/8 products, fused multiply-adds), then widened and added in double over n in order (8
+                      double lanes: a float vector's two halves added first); the lanes summed pairwise at the end
+                      (the S % lanes rest in double apart)
    mg_group_whiten_T: y[n, kg+i, s] = sum over j < gk of M[k, i, j] * (x[n, kg+j, s] - shift[kg+j]) + bias[kg+i]
                       in X, j in order (fused multiply-adds), the bias last
    mg_zca_matrices_T: the g x g algebra between them (below)
