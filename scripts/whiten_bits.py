@@ -10,8 +10,8 @@ Cases (seeded): N 2..6, C 1..40, H, W 1..7 (S 1..49) and group sizes 1, 16 and r
 some last groups are padded (C % group size > 0), float32 and float64, 360 of each. ``save``/``check`` run one
 training step's forward and backward (random dy) twice, per backend, and keep y, dx, dweight, dbias, the running
 mean, covariance and whitening matrices, and the forward's statistics (mean, cov, whitening, s). ``kernels`` calls
-the old build's zca_forward, zca_rows, running_update and sym_eigh directly and the registry's cython kernels
-(zca_forward, zca_rows, running_average_update, sym_eigh) on the same arrays. Prints the differing outputs per
+the old build's zca_forward, zca_rows, running_average_update and sym_eigh directly (the contract's signatures)
+and the registry's cython kernels on the same arrays. Prints the differing outputs per
 kernel or backend and exits 1 if any.
 """
 import glob
@@ -107,7 +107,7 @@ def kernel_runs(old):
                     np.empty((G, g, g)), np.empty((G, g)), np.empty(C, dtype), np.empty((G, g)), np.empty(C)]
             y, cov, lam, U, W, s, shift, d, mean = outs
             if impl == "old":
-                assert old.zca_forward(y, cov, lam, U, W, s, shift, d, xs, mean, wp, bias, g, 1e-5, 2)
+                assert old.zca_forward(y, cov, lam, U, W, s, shift, d, mean, xs, wp, bias, g, 1e-5, 2)
             else:
                 k.zca_forward(y, cov, lam, U, W, s, shift, d, mean, xs, wp, bias, g, 1e-5)
             B = np.empty((N, G, 2 * g + 1, S), dtype)
@@ -118,17 +118,17 @@ def kernel_runs(old):
             lam2, U2 = np.empty((G, g)), np.empty((G, g, g))
             A = np.ascontiguousarray(cov + 1e-5 * np.eye(g))
             if impl == "old":
-                assert old.sym_eigh(lam2, U2, A)
+                assert old.sym_eigh(lam2, U2, A, 1)
             else:
                 k.sym_eigh(lam2, U2, A)
             buf = np.ascontiguousarray(W.astype(dtype))
             f, scale = 0.1 + 0.8 * (seed % 97) / 97, 1.0 + (seed % 13) / 13
             if impl == "old":
-                assert old.running_update(buf, cov, f, scale)
+                old.running_average_update(buf.reshape(-1), cov.reshape(-1), f, scale, 1)
             else:
                 k.running_average_update(buf.reshape(-1), cov.reshape(-1), f, scale)
             runs.append({"zca_forward": outs, "zca_rows": [B], "sym_eigh": [lam2, U2],
-                         "running_average_update (old: running_update)": [buf]})
+                         "running_average_update": [buf]})
         for kernel in runs[0]:
             for a, b in zip(runs[0][kernel], runs[1][kernel]):
                 d, n = counts.get(kernel, (0, 0))

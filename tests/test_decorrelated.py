@@ -135,6 +135,33 @@ def test_running_statistics_are_the_papers_averages():
     np.testing.assert_allclose(m.running_whitening.numpy(), W, rtol=1e-10)
 
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cumulative_running_statistics_with_momentum_none(dtype):
+    """momentum=None: the running mean, covariance (unbiased) and whitening are the plain averages over the batches
+    seen, num_batches_tracked counts them (the count's increment sets the weight 1/count of each update)."""
+    xs = [data((6, 4, 3, 3), seed=s).astype(dtype) for s in (1, 2, 3)]
+    m = nn.DecorrelatedBatchNorm2d(4, group_size=2, momentum=None).to(dtype)
+    for x in xs:
+        m(mg.Tensor(x))
+    mus, covs, Ws = [], [], []
+    for x in xs:
+        X = x.astype(np.float64).transpose(1, 0, 2, 3).reshape(4, -1)
+        mus.append(X.mean(axis=1))
+        cov, W = np.empty((2, 2, 2)), np.empty((2, 2, 2))
+        for gi in range(2):
+            Xg = X[2 * gi:2 * gi + 2]
+            cov[gi] = np.cov(Xg)  # unbiased, as batch norm's running_var
+            lam, D = np.linalg.eigh(np.cov(Xg, bias=True) + EPS * np.eye(2))
+            W[gi] = D @ np.diag(lam ** -0.5) @ D.T
+        covs.append(cov)
+        Ws.append(W)
+    tol = TOL[dtype]
+    assert int(m.num_batches_tracked.item()) == 3
+    np.testing.assert_allclose(m.running_mean.numpy(), np.mean(mus, axis=0), rtol=tol, atol=tol)
+    np.testing.assert_allclose(m.running_cov.numpy(), np.mean(covs, axis=0), rtol=tol, atol=tol)
+    np.testing.assert_allclose(m.running_whitening.numpy(), np.mean(Ws, axis=0), rtol=tol, atol=tol)
+
 def test_eval_uses_only_running_statistics():
     x0 = data((8, 5, 3, 3))
     m = nn.DecorrelatedBatchNorm2d(5, group_size=2).double()

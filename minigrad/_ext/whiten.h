@@ -6,16 +6,17 @@
    mg_group_cov_T:    cov[k, i, j] = sum over n, s of (x[n, kg+i, s] - shift[kg+i]) * (x[n, kg+j, s] - shift[kg+j])
                       (i, j < gk; 0 in the padding past gk), the centered values and their products in X:
                       16-float / 8-double lanes over s, each lane summed in X over one sample's row (S/16 or
-                      S/8 products, fused multiply-adds), then widened and added in double over n in order; the
-                      lanes summed pairwise at the end (the S % lanes rest in double apart)
+                      S/8 products, fused multiply-adds), then widened and added in double over n in order (8
+                      double lanes: a float vector's two halves added first); the lanes summed pairwise at the end
+                      (the S % lanes rest in double apart)
    mg_group_whiten_T: y[n, kg+i, s] = sum over j < gk of M[k, i, j] * (x[n, kg+j, s] - shift[kg+j]) + bias[kg+i]
                       in X, j in order (fused multiply-adds), the bias last
    mg_zca_matrices_T: the g x g algebra between them (below)
    mg_zca_rows_T:     the backward's GEMM operand, rows [dY; x - shift; 1] per group (below)
-   mg_sym_eigh:       eigenvalues (ascending) and orthonormal eigenvectors of one symmetric n x n float64 matrix:
-                      Householder tridiagonalization, then the implicit QL iteration (EISPACK's tred2 and tql2, as
-                      JAMA writes them), the rotations applied to the rows of the transposed eigenvector matrix so
-                      that they run in vectors
+   mg_sym_eigh2:      eigenvalues (ascending) and orthonormal eigenvectors of one or two symmetric n x n float64
+                      matrices: Householder tridiagonalization, then the implicit QL iteration (EISPACK's tred2 and
+                      tql2, as JAMA writes them), the rotations applied to the rows of the transposed eigenvector
+                      matrix so that they run in vectors, two matrices' iterations interleaved
    Vector widths are fixed (16 floats, 8 doubles), so the x86-64-v4 and -v3 clones (MG_FMA_CLONES below) give the
    same bits; only the baseline clone, without FMA, differs in the last bits of the two passes. */
 #ifndef MG_WHITEN_H
@@ -51,7 +52,7 @@ MG_FMA_CLONES static void mg_group_cov_one_##T(double* restrict cov, const T* xk
     for (Py_ssize_t bi = 0; bi < gp; bi += 4)                                                                      \
         for (Py_ssize_t bj = 0; bj <= bi; bj += 4) {                                                               \
             VT a[4][4];                                                                                            \
-            double accv[16][W], acct[16];                                                                          \
+            double accv[16][8], acct[16];  /* 8 double lanes (mg_wwiden_float folds 16 float lanes) */            \
             memset(a, 0, sizeof a);                                                                                \
             memset(accv, 0, sizeof accv);                                                                          \
             memset(acct, 0, sizeof acct);                                                                          \
@@ -92,7 +93,7 @@ MG_FMA_CLONES static void mg_group_cov_one_##T(double* restrict cov, const T* xk
                 for (int q = 0; q < 4; q++) {                                                                      \
                     Py_ssize_t i = bi + p, j = bj + q;                                                             \
                     if (i < gk && j < gk && j <= i) {                                                              \
-                        double t = mg_wsum_lanes(accv[p * 4 + q], W) + acct[p * 4 + q];                            \
+                        double t = mg_wsum_lanes(accv[p * 4 + q], 8) + acct[p * 4 + q];                            \
                         cov[i * g + j] = t;                                                                        \
                         cov[j * g + i] = t;                                                                        \
                     }                                                                                              \
@@ -140,18 +141,16 @@ static inline double mg_wsum_lanes(const double* v, int w) {
 typedef float mg_v16f __attribute__((vector_size(64)));
 typedef double mg_v8d __attribute__((vector_size(64)));
 typedef float mg_v8f __attribute__((vector_size(32)));
-/* av[0:16] += v's 16 floats widened to double; av[0:8] += v for doubles */
+/* av[0:8] += v's two halves (8 floats each) widened to double and added (exact but for a double rounding);
+   av[0:8] += v for doubles */
 static inline void mg_wwiden_float(double* av, mg_v16f v) {
     mg_v8f lo, hi;
-    mg_v8d a0, a1;
+    mg_v8d a;
     memcpy(&lo, &v, sizeof lo);
     memcpy(&hi, (const char*)&v + sizeof lo, sizeof hi);
-    memcpy(&a0, av, sizeof a0);
-    memcpy(&a1, av + 8, sizeof a1);
-    a0 += __builtin_convertvector(lo, mg_v8d);
-    a1 += __builtin_convertvector(hi, mg_v8d);
-    memcpy(av, &a0, sizeof a0);
-    memcpy(av + 8, &a1, sizeof a1);
+    memcpy(&a, av, sizeof a);
+    a += __builtin_convertvector(lo, mg_v8d) + __builtin_convertvector(hi, mg_v8d);
+    memcpy(av, &a, sizeof a);
 }
 static inline void mg_wwiden_double(double* av, mg_v8d v) {
     mg_v8d a;
@@ -217,11 +216,11 @@ static inline double mg_hypot(double a, double b) {
     return (r > 0x1p-500 && r < 0x1p500) ? r : hypot(a, b);
 }
 
-/* One symmetric n x n matrix (row-major, both triangles) -> d (n,) ascending and U (n x n, row-major, column i the
-   eigenvector of d[i]); Z (n x n) and e (n) are workspace. Returns 0, or -1 when the QL iteration does not converge
-   in 60 steps for an eigenvalue (non-finite input): the caller falls back to LAPACK. */
-static int mg_sym_eigh(double* restrict d, double* restrict U, const double* restrict A, double* restrict V,
-                       double* restrict Z, double* restrict e, Py_ssize_t n) {
+/* Householder part of one symmetric n x n matrix A (row-major, both triangles): the diagonal d and subdiagonal e of
+   its tridiagonal form (e[i] couples i and i + 1, e[n-1] = 0; A scaled first, see below) and Z = V^T, V the
+   transformation (so tql2's rotations update rows of Z); V (n x n) is workspace. up[0] * up[1] undoes the scale. */
+MG_CLONES_V4 static void mg_eigh_tridiag(double* restrict d, double* restrict Z, double* restrict e,
+                                         const double* restrict A, double* restrict V, Py_ssize_t n, double* up) {
     /* NOTE: scaled by a power of two (exact) to a largest entry in [0.5, 1), as LAPACK's dsyev scales: tql2's
        products of two off-diagonal entries would overflow near 1e154 and underflow near 1e-154 */
     double amax = 0.0;
@@ -230,9 +229,13 @@ static int mg_sym_eigh(double* restrict d, double* restrict U, const double* res
     if (amax > 0.0 && amax < INFINITY) frexp(amax, &ex);
     /* 2^-ex as two exact factors (2^+-ex alone can overflow for |ex| up to 1074) */
     const double down1 = ldexp(1.0, -(ex / 2)), down2 = ldexp(1.0, -(ex - ex / 2));
-    const double up1 = ldexp(1.0, ex / 2), up2 = ldexp(1.0, ex - ex / 2);
-    for (Py_ssize_t i = 0; i < n * n; i++) V[i] = A[i] * down1 * down2;
-#define V_(i, j) V[(i) * n + (j)]
+    up[0] = ldexp(1.0, ex / 2);
+    up[1] = ldexp(1.0, ex - ex / 2);
+    /* NOTE: V stored transposed (V_(i, j) at V[j * n + i]): tred2's inner loops walk V's columns, here contiguous
+       (vectors where they are not sums), and Z = V^T is a copy; every value's operations are JAMA's */
+    for (Py_ssize_t i = 0; i < n; i++)
+        for (Py_ssize_t j = 0; j < n; j++) V[j * n + i] = A[i * n + j] * down1 * down2;
+#define V_(i, j) V[(j) * n + (i)]
     /* tred2: Householder reduction to tridiagonal form (d: diagonal, e: subdiagonal), V the transformation */
     for (Py_ssize_t j = 0; j < n; j++) d[j] = V_(n - 1, j);
     for (Py_ssize_t i = n - 1; i > 0; i--) {
@@ -304,64 +307,114 @@ static int mg_sym_eigh(double* restrict d, double* restrict U, const double* res
     }
     V_(n - 1, n - 1) = 1.0;
     e[0] = 0.0;
-    /* tql2 on Z = V^T: row i of Z is the eigenvector of d[i], so each rotation updates two contiguous rows */
-    for (Py_ssize_t i = 0; i < n; i++)
-        for (Py_ssize_t k = 0; k < n; k++) Z[i * n + k] = V_(k, i);
+    memcpy(Z, V, (size_t)(n * n) * sizeof(double));  /* Z[i, k] = V_(k, i) */
 #undef V_
     for (Py_ssize_t i = 1; i < n; i++) e[i - 1] = e[i];
     e[n - 1] = 0.0;
-    double f = 0.0, tst1 = 0.0;
+}
+
+/* tql2 (the implicit QL iteration) of one matrix as a state machine, so that two matrices' iterations run
+   interleaved rotation by rotation: each rotation's chain (a square root, a division, the next p) is serial, and
+   two independent chains overlap in the core. The operations of each matrix and their order are tql2's exactly
+   (the bits do not depend on the interleaving). mg_ql_next starts the next QL sweep (1), or says the matrix is
+   done (0) or did not converge in 60 sweeps for an eigenvalue (-1); mg_ql_rot is one rotation of the sweep
+   (i from m - 1 down to l); mg_ql_end closes the sweep. */
+typedef struct {
+    double* d;
+    double* e;
+    double* Z;
+    Py_ssize_t n, l, m, i;
+    int iter, active;
+    double f, tst1, c, c2, c3, el1, s, s2, p, dl1;
+} mg_ql;
+
+static inline int mg_ql_next(mg_ql* q) {
     const double eps = 0x1p-52;
-    for (Py_ssize_t l = 0; l < n; l++) {
-        tst1 = fmax(tst1, fabs(d[l]) + fabs(e[l]));
-        Py_ssize_t m = l;
-        while (m < n - 1 && !(fabs(e[m]) <= eps * tst1)) m++;  /* NOTE: e[n-1] = 0 ends it; NaN stops at n-1 */
+    double* d = q->d;
+    double* e = q->e;
+    if (q->active) {  /* after a sweep: another for this l, or l has converged */
+        if (fabs(e[q->l]) > eps * q->tst1) goto sweep;
+        d[q->l] += q->f;
+        e[q->l] = 0.0;
+        q->l++;
+        q->active = 0;
+    }
+    for (; q->l < q->n; q->l++) {
+        Py_ssize_t l = q->l, m = l;
+        q->tst1 = fmax(q->tst1, fabs(d[l]) + fabs(e[l]));
+        while (m < q->n - 1 && !(fabs(e[m]) <= eps * q->tst1)) m++;  /* NOTE: e[n-1] = 0 ends it; NaN stops at n-1 */
         if (m > l) {
-            int iter = 0;
-            do {
-                if (++iter > 60) return -1;
-                double g = d[l];
-                double p = (d[l + 1] - g) / (2.0 * e[l]);
-                double r = mg_hypot(p, 1.0);
-                if (p < 0) r = -r;
-                d[l] = e[l] / (p + r);
-                d[l + 1] = e[l] * (p + r);
-                double dl1 = d[l + 1];
-                double h = g - d[l];
-                for (Py_ssize_t i = l + 2; i < n; i++) d[i] -= h;
-                f += h;
-                p = d[m];
-                double c = 1.0, c2 = c, c3 = c, el1 = e[l + 1], s = 0.0, s2 = 0.0;
-                for (Py_ssize_t i = m - 1; i >= l; i--) {
-                    c3 = c2;
-                    c2 = c;
-                    s2 = s;
-                    g = c * e[i];
-                    h = c * p;
-                    r = mg_hypot(p, e[i]);
-                    e[i + 1] = s * r;
-                    double ir = 1.0 / r;
-                    s = e[i] * ir;
-                    c = p * ir;
-                    p = c * d[i] - s * g;
-                    d[i + 1] = h + s * (c * g + s * d[i]);
-                    double* restrict z0 = Z + i * n;
-                    double* restrict z1 = Z + (i + 1) * n;
-                    for (Py_ssize_t k = 0; k < n; k++) {
-                        double t = z1[k];
-                        z1[k] = s * z0[k] + c * t;
-                        z0[k] = c * z0[k] - s * t;
-                    }
-                }
-                p = -s * s2 * c3 * el1 * e[l] / dl1;
-                e[l] = s * p;
-                d[l] = c * p;
-            } while (fabs(e[l]) > eps * tst1);
+            q->m = m;
+            q->active = 1;
+            q->iter = 0;
+            goto sweep;
         }
-        d[l] += f;
+        d[l] += q->f;
         e[l] = 0.0;
     }
-    /* sort ascending (selection, as tql2), then U = Z^T */
+    return 0;
+sweep:
+    if (++q->iter > 60) return -1;
+    {
+        Py_ssize_t l = q->l, m = q->m;
+        double g = d[l];
+        double p = (d[l + 1] - g) / (2.0 * e[l]);
+        double r = mg_hypot(p, 1.0);
+        if (p < 0) r = -r;
+        d[l] = e[l] / (p + r);
+        d[l + 1] = e[l] * (p + r);
+        q->dl1 = d[l + 1];
+        double h = g - d[l];
+        for (Py_ssize_t i = l + 2; i < q->n; i++) d[i] -= h;
+        q->f += h;
+        q->p = d[m];
+        q->c = q->c2 = q->c3 = 1.0;
+        q->el1 = e[l + 1];
+        q->s = q->s2 = 0.0;
+        q->i = m - 1;
+    }
+    return 1;
+}
+
+static inline void mg_ql_rot(mg_ql* q) {
+    Py_ssize_t i = q->i, n = q->n;
+    double* restrict d = q->d;
+    double* restrict e = q->e;
+    double c = q->c, s = q->s, p = q->p;
+    q->c3 = q->c2;
+    q->c2 = c;
+    q->s2 = s;
+    double g = c * e[i], h = c * p;
+    double r = mg_hypot(p, e[i]);
+    e[i + 1] = s * r;
+    double ir = 1.0 / r;
+    s = e[i] * ir;
+    c = p * ir;
+    p = c * d[i] - s * g;
+    d[i + 1] = h + s * (c * g + s * d[i]);
+    double* restrict z0 = q->Z + i * n;
+    double* restrict z1 = q->Z + (i + 1) * n;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        double t = z1[k];
+        z1[k] = s * z0[k] + c * t;
+        z0[k] = c * z0[k] - s * t;
+    }
+    q->c = c;
+    q->s = s;
+    q->p = p;
+    q->i = i - 1;
+}
+
+static inline void mg_ql_end(mg_ql* q) {
+    Py_ssize_t l = q->l;
+    double p = -q->s * q->s2 * q->c3 * q->el1 * q->e[l] / q->dl1;
+    q->e[l] = q->s * p;
+    q->d[l] = q->c * p;
+}
+
+/* d ascending (selection sort, as tql2) with Z's rows, unscaled, and U = Z^T */
+static void mg_eigh_finish(double* restrict d, double* restrict U, double* restrict Z, Py_ssize_t n,
+                           const double* up) {
     for (Py_ssize_t i = 0; i < n - 1; i++) {
         Py_ssize_t k = i;
         double p = d[i];
@@ -381,46 +434,105 @@ static int mg_sym_eigh(double* restrict d, double* restrict U, const double* res
         }
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        d[i] = d[i] * up1 * up2;
+        d[i] = d[i] * up[0] * up[1];
         for (Py_ssize_t k = 0; k < n; k++) U[k * n + i] = Z[i * n + k];
     }
+}
+
+/* One or two symmetric n x n matrices (row-major, both triangles): A0 -> d0 (n,) ascending and U0 (n x n,
+   row-major, column i the eigenvector of d0[i]), and A1 -> d1, U1 when d1 is not NULL, their QL iterations
+   interleaved (above). work: 3 n*n + 2 n doubles. Returns 0, or -1 when the QL iteration does not converge in 60
+   steps for an eigenvalue of either (non-finite input): the caller falls back to LAPACK. NOTE: cloned for AVX2 and
+   AVX-512 (MG_CLONES_V4) for the rotations' row updates (16 doubles: 8 SSE2 pairs in the baseline clone, 2 AVX-512
+   vectors); the build's -ffp-contract=off and no reassociated sum keep every clone's bits the baseline's. */
+MG_CLONES_V4 static int mg_sym_eigh2(double* restrict d0, double* restrict U0, const double* restrict A0,
+                                     double* restrict d1, double* restrict U1, const double* restrict A1,
+                                     double* restrict work, Py_ssize_t n) {
+    double* V = work;
+    double up0[2], up1[2];
+    mg_ql a = {.d = d0, .e = work + 3 * n * n, .Z = work + n * n, .n = n};  /* the rest 0 */
+    mg_ql b = {.d = d1, .e = work + 3 * n * n + n, .Z = work + 2 * n * n, .n = n};
+    mg_eigh_tridiag(d0, a.Z, a.e, A0, V, n, up0);
+    if (d1 != NULL) mg_eigh_tridiag(d1, b.Z, b.e, A1, V, n, up1);
+    int sa = mg_ql_next(&a), sb = d1 != NULL ? mg_ql_next(&b) : 0;
+    while (sa > 0 || sb > 0) {
+        if (sa > 0) {
+            mg_ql_rot(&a);
+            if (a.i < a.l) {
+                mg_ql_end(&a);
+                sa = mg_ql_next(&a);
+            }
+        }
+        if (sb > 0) {
+            mg_ql_rot(&b);
+            if (b.i < b.l) {
+                mg_ql_end(&b);
+                sb = mg_ql_next(&b);
+            }
+        }
+    }
+    if (sa < 0 || sb < 0) return -1;
+    mg_eigh_finish(d0, U0, a.Z, n, up0);
+    if (d1 != NULL) mg_eigh_finish(d1, U1, b.Z, n, up1);
     return 0;
 }
 
-/* The g x g algebra between the passes, group k (float64): with the raw sums cov (gk x gk, zero-padded to g x g),
-   d = mean - shift (0 past gk), w, b (C,):
+/* The g x g algebra between the passes, for group k and, when gk1 > 0, group k + 1 too (their eigensolvers
+   interleaved: mg_sym_eigh2), float64: with the raw sums cov (gk x gk, zero-padded to g x g), d = mean - shift
+   (0 past gk), w, b (C,):
      cov <- cov/m - d d^T (the biased covariance);  lam, U = eigh(cov + eps I);  s = sqrt(max(lam, eps))
      W = (U diag(1/s)) U^T;  Mx = X(w_i W_ij);  bx = X(b_i - sum_j w_i W_ij d_j)  (i, j < gk)
-   Returns -1 when the eigensolver does not converge (work: 3 g*g + g doubles). */
+   The arrays hold group k's values then group k + 1's (g*g apart for cov, U, W, Mx; g apart for lam, s, bx, d, w,
+   b). Returns -1 when the eigensolver does not converge (work: 5 g*g + 2 g doubles). Cloned as the eigensolver
+   (MG_CLONES_V4): the divisions and W's sums run in vectors across columns, each value's operations unchanged. */
 #define MG_ZCA_MATRICES(T)                                                                                          \
-static int mg_zca_matrices_##T(double* cov, double* lam, double* U, double* W, double* s, T* Mx, T* bx,             \
-                               const double* d, const double* w, const double* b, Py_ssize_t gk, Py_ssize_t g,     \
-                               double m, double eps, double* work) {                                              \
-    double* A = work;                                                                                              \
-    for (Py_ssize_t i = 0; i < g; i++)                                                                             \
-        for (Py_ssize_t j = 0; j < g; j++) {                                                                       \
-            double c = cov[i * g + j] / m - d[i] * d[j];                                                           \
-            cov[i * g + j] = c;                                                                                    \
-            A[i * g + j] = i == j ? c + eps : c;                                                                   \
+MG_CLONES_V4 static int mg_zca_matrices_##T(double* cov, double* lam, double* U, double* W, double* s, T* Mx,       \
+                                            T* bx, const double* d, const double* w, const double* b,              \
+                                            Py_ssize_t gk0, Py_ssize_t gk1, Py_ssize_t g, double m, double eps,    \
+                                            double* work) {                                                        \
+    Py_ssize_t ng = gk1 > 0 ? 2 : 1, gg = g * g;                                                                   \
+    double* A = work;  /* ng matrices cov + eps I */                                                               \
+    for (Py_ssize_t q = 0; q < ng; q++)                                                                            \
+        for (Py_ssize_t i = 0; i < g; i++)                                                                         \
+            for (Py_ssize_t j = 0; j < g; j++) {                                                                   \
+                double c = cov[q * gg + i * g + j] / m - d[q * g + i] * d[q * g + j];                              \
+                cov[q * gg + i * g + j] = c;                                                                       \
+                A[q * gg + i * g + j] = i == j ? c + eps : c;                                                      \
+            }                                                                                                      \
+    if (mg_sym_eigh2(lam, U, A, ng == 2 ? lam + g : NULL, U + gg, A + gg, work + 2 * gg, g)) return -1;            \
+    for (Py_ssize_t q = 0; q < ng; q++) {                                                                          \
+        Py_ssize_t gk = q ? gk1 : gk0;                                                                             \
+        double* Uq = U + q * gg;                                                                                   \
+        double* Wq = W + q * gg;                                                                                   \
+        double* sq = s + q * g;                                                                                    \
+        const double* dq = d + q * g;                                                                              \
+        const double* wq = w + q * g;                                                                              \
+        for (Py_ssize_t k = 0; k < g; k++) sq[k] = sqrt(lam[q * g + k] > eps ? lam[q * g + k] : eps);              \
+        double* Us = work;  /* U diag(1/s), then W = Us U^T */                                                     \
+        double* Ut = work + gg;                                                                                    \
+        for (Py_ssize_t i = 0; i < g; i++)                                                                         \
+            for (Py_ssize_t k = 0; k < g; k++) {                                                                   \
+                Us[i * g + k] = Uq[i * g + k] / sq[k];                                                             \
+                Ut[k * g + i] = Uq[i * g + k];                                                                     \
+            }                                                                                                      \
+        /* NOTE: W[i, j] = sum over k in order of Us[i, k] U[j, k], summed across j in vectors (the same bits) */  \
+        for (Py_ssize_t i = 0; i < g; i++) {                                                                       \
+            double* restrict wr = Wq + i * g;                                                                      \
+            for (Py_ssize_t j = 0; j < g; j++) wr[j] = 0.0;                                                        \
+            for (Py_ssize_t k = 0; k < g; k++) {                                                                   \
+                const double u = Us[i * g + k];                                                                    \
+                const double* restrict ut = Ut + k * g;                                                            \
+                for (Py_ssize_t j = 0; j < g; j++) wr[j] += u * ut[j];                                             \
+            }                                                                                                      \
         }                                                                                                          \
-    if (mg_sym_eigh(lam, U, A, work + g * g, work + 2 * g * g, work + 3 * g * g, g)) return -1;                    \
-    for (Py_ssize_t k = 0; k < g; k++) s[k] = sqrt(lam[k] > eps ? lam[k] : eps);                                   \
-    double* Us = work;  /* U diag(1/s), then W = Us U^T */                                                         \
-    for (Py_ssize_t i = 0; i < g; i++)                                                                             \
-        for (Py_ssize_t k = 0; k < g; k++) Us[i * g + k] = U[i * g + k] / s[k];                                    \
-    for (Py_ssize_t i = 0; i < g; i++)                                                                             \
-        for (Py_ssize_t j = 0; j < g; j++) {                                                                       \
-            double t = 0.0;                                                                                        \
-            for (Py_ssize_t k = 0; k < g; k++) t += Us[i * g + k] * U[j * g + k];                                  \
-            W[i * g + j] = t;                                                                                      \
+        for (Py_ssize_t i = 0; i < gk; i++) {                                                                      \
+            double t = b[q * g + i];                                                                               \
+            for (Py_ssize_t j = 0; j < gk; j++) {                                                                  \
+                Mx[q * gg + i * g + j] = (T)(wq[i] * Wq[i * g + j]);                                               \
+                t -= wq[i] * Wq[i * g + j] * dq[j];                                                                \
+            }                                                                                                      \
+            bx[q * g + i] = (T)t;                                                                                  \
         }                                                                                                          \
-    for (Py_ssize_t i = 0; i < gk; i++) {                                                                          \
-        double t = b[i];                                                                                           \
-        for (Py_ssize_t j = 0; j < gk; j++) {                                                                      \
-            Mx[i * g + j] = (T)(w[i] * W[i * g + j]);                                                              \
-            t -= w[i] * W[i * g + j] * d[j];                                                                       \
-        }                                                                                                          \
-        bx[i] = (T)t;                                                                                              \
     }                                                                                                              \
     return 0;                                                                                                      \
 }

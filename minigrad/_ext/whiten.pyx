@@ -7,9 +7,9 @@ LAPACK: minigrad/kernels/cython.py. Legend: x (N, C, S), G = ceil(C / g) groups 
 
   zca_forward(y, cov, lam, U, W, s, shift, dshift, mean, x, weight, bias, g, eps, n_threads)   the training forward
       in one call: mean: channel_stats's (phases.h, its bits); shift = X(mean), d = mean - shift (dshift, 0 past C);
-      group_cov, then per group whiten.h's mg_zca_matrices (cov the biased covariance, lam/U its eigendecomposition
-      with eps, W = (cov + eps I)^(-1/2), s = sqrt(max(lam, eps))), then group_whiten with M = X(diag(w) W) and
-      bias X(b - diag(w) W d); False (y not written) when the eigensolver does not converge (non-finite input)
+      group_cov, then per pair of groups whiten.h's mg_zca_matrices (cov the biased covariance, lam/U its
+      eigendecomposition with eps, W = (cov + eps I)^(-1/2), s = sqrt(max(lam, eps))), then group_whiten with
+      M = X(diag(w) W) and bias X(b - diag(w) W d); False (y not written) when the eigensolver does not converge (non-finite input)
   zca_rows(B, dy, x, shift, g, n_threads)           B (N, G, 2g+1, S) OUT: rows [dY; x - shift; 1] per group, zeros
                                                     past C
   sym_eigh(lam, U, A, n_threads)                    A (G, n, n) float64 symmetric; lam (G, n), U (G, n, n) OUT;
@@ -58,13 +58,14 @@ cdef extern from "whiten.h" nogil:
                            Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t n0, Py_ssize_t n1)
     void mg_zca_rows_double(double* B, const double* dy, const double* x, const double* shift, Py_ssize_t N,
                             Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t n0, Py_ssize_t n1)
-    int mg_sym_eigh(double* d, double* U, const double* A, double* V, double* Z, double* e, Py_ssize_t n)
+    int mg_sym_eigh2(double* d0, double* U0, const double* A0, double* d1, double* U1, const double* A1,
+                     double* work, Py_ssize_t n)
     int mg_zca_matrices_float(double* cov, double* lam, double* U, double* W, double* s, float* Mx, float* bx,
-                              const double* d, const double* w, const double* b, Py_ssize_t gk, Py_ssize_t g,
-                              double m, double eps, double* work)
+                              const double* d, const double* w, const double* b, Py_ssize_t gk0, Py_ssize_t gk1,
+                              Py_ssize_t g, double m, double eps, double* work)
     int mg_zca_matrices_double(double* cov, double* lam, double* U, double* W, double* s, double* Mx, double* bx,
-                               const double* d, const double* w, const double* b, Py_ssize_t gk, Py_ssize_t g,
-                               double m, double eps, double* work)
+                               const double* d, const double* w, const double* b, Py_ssize_t gk0, Py_ssize_t gk1,
+                               Py_ssize_t g, double m, double eps, double* work)
 
 from libc.stdlib cimport calloc, free, malloc
 
@@ -111,19 +112,21 @@ def group_whiten(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray shi
 
 def sym_eigh(cnp.ndarray lam not None, cnp.ndarray U not None, cnp.ndarray A not None, Py_ssize_t n_threads):
     """lam[k], U[k] = the ascending eigenvalues and eigenvectors (columns) of A[k]; False when the iteration did not
-    converge for some matrix (non-finite input; the caller falls back to LAPACK). Serial: n_threads is unused."""
+    converge for some matrix (non-finite input; the caller falls back to LAPACK). Serial (n_threads is unused), two
+    matrices at a time (their QL iterations interleaved: whiten.h's mg_sym_eigh2)."""
     n_threads = team_size(n_threads)  # NOTE: clamped as every wrapper's (tests/test_reliability.py)
     cdef Py_ssize_t G = dim(A, 0), n = dim(A, 1), k
     cdef double* pl = <double*>ptr(lam)
     cdef double* pu = <double*>ptr(U)
     cdef double* pa = <double*>ptr(A)
-    cdef double* work = <double*>malloc((2 * n * n + n) * sizeof(double))
+    cdef double* work = <double*>malloc((3 * n * n + 2 * n) * sizeof(double))
     cdef int err = 0
     if work == NULL:
         raise MemoryError()
     with nogil:
-        for k in range(G):
-            err |= mg_sym_eigh(pl + k * n, pu + k * n * n, pa + k * n * n, work, work + n * n, work + 2 * n * n, n)
+        for k in range(0, G, 2):
+            err |= mg_sym_eigh2(pl + k * n, pu + k * n * n, pa + k * n * n, pl + (k + 1) * n if k + 1 < G else NULL,
+                                pu + (k + 1) * n * n, pa + (k + 1) * n * n, work, n)
     free(work)
     return err == 0
 
@@ -134,7 +137,7 @@ def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray la
                 cnp.ndarray bias not None, Py_ssize_t g, double eps, Py_ssize_t n_threads):
     """Decorrelated batch norm's training forward (the module docstring's zca_forward)."""
     n_threads = team_size(n_threads)
-    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), G = dim(cov, 0), k, i, c, gk
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), G = dim(cov, 0), k, i, c, gk, gk1
     cdef Py_ssize_t P = N * G, nbc = min(G, n_threads), nbw = min(P, n_threads), blk
     cdef Py_ssize_t nbs = min(C, n_threads)
     cdef bint f32 = is_float32(x)
@@ -149,12 +152,12 @@ def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray la
     cdef double* ps = <double*>ptr(s)
     cdef void* px = ptr(x), *py = ptr(y)
     cdef size_t xs = 4 if f32 else 8
-    # shift (C,), bias' (C,), M (G*g*g) in X; d (G*g); work (3 g*g + g)
+    # shift (C,), bias' (C,), M (G*g*g) in X; d (G*g); work (5 g*g + 2 g: two groups' matrices, and the mean's)
     cdef char* sh = <char*>ptr(shift)
     cdef char* bx = <char*>malloc(C * xs)
     cdef char* Mx = <char*>malloc(G * g * g * xs)
     cdef double* d = <double*>ptr(dshift)
-    cdef double* work = <double*>malloc((3 * g * g + g + 2 * C) * sizeof(double))
+    cdef double* work = <double*>malloc((5 * g * g + 2 * g + 2 * C) * sizeof(double))
     cdef int err = 0, bad = 0
     if bx == NULL or Mx == NULL or work == NULL:
         free(bx); free(Mx); free(work)
@@ -185,16 +188,17 @@ def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray la
                 err |= mg_group_cov_double(pcov, <double*>px, <double*>sh, N, C, S, g, blk * G // nbc,
                                            (blk + 1) * G // nbc)
         if not err:
-            for k in range(G):
+            for k in range(0, G, 2):  # two groups at a time: their eigensolvers interleaved (whiten.h)
                 gk = min(g, C - k * g)
+                gk1 = min(g, C - (k + 1) * g) if k + 1 < G else 0
                 if f32:
                     bad |= mg_zca_matrices_float(pcov + k * g * g, plam + k * g, pU + k * g * g, pW + k * g * g,
                                                  ps + k * g, <float*>Mx + k * g * g, <float*>bx + k * g, d + k * g,
-                                                 pw + k * g, pb + k * g, gk, g, m, eps, work)
+                                                 pw + k * g, pb + k * g, gk, gk1, g, m, eps, work)
                 else:
                     bad |= mg_zca_matrices_double(pcov + k * g * g, plam + k * g, pU + k * g * g, pW + k * g * g,
                                                   ps + k * g, <double*>Mx + k * g * g, <double*>bx + k * g,
-                                                  d + k * g, pw + k * g, pb + k * g, gk, g, m, eps, work)
+                                                  d + k * g, pw + k * g, pb + k * g, gk, gk1, g, m, eps, work)
             if not bad:
                 for blk in prange(nbw, schedule='static', num_threads=nbw):
                     if f32:

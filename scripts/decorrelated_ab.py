@@ -1,0 +1,67 @@
+"""Another tree's DecorrelatedBatchNorm2d (its minigrad/nn/decorrelated.py on its whiten .so) against this tree's: the
+module's training forward, float32, 1 thread, interleaved rounds (order alternated), CPU time (time.process_time),
+paired ratios, with the torch composition of benchmarks/bench_norm_family.py beside; the outputs compared first.
+
+    mkdir /tmp/old_so && cp /work/main/minigrad/_ext/whiten*.so /tmp/old_so/
+    PYTHONPATH=$PWD python scripts/decorrelated_ab.py /tmp/old_so [ROUNDS] [OLD_ROOT]
+
+OLD_ROOT (default /work/main) holds the old minigrad/nn/decorrelated.py; the old .so runs in place of this tree's
+whiten module (minigrad.kernels.cython._whiten) during the old variant's calls.
+"""
+import sys, time, os, importlib.util
+import numpy as np
+import torch
+import minigrad as mg
+from minigrad.kernels import set_num_threads
+import minigrad.kernels.cython as kc
+import minigrad.nn.decorrelated as newmod
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
+import whiten_bits as wb  # noqa: E402
+from bench_norm_family import _torch_zca  # noqa: E402
+torch.set_num_threads(1)
+set_num_threads(1)
+old_so, new_so = wb.load_old(sys.argv[1]), kc._whiten
+old_root = sys.argv[3] if len(sys.argv) > 3 else "/work/main"
+spec = importlib.util.spec_from_file_location("old_decorrelated", os.path.join(old_root, "minigrad/nn/decorrelated.py"))
+oldmod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(oldmod)
+rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 21
+l0 = os.getloadavg()[0]
+for shape in ((16, 32, 8, 8), (32, 64, 16, 16)):
+    N, C, H, W = shape; g = 16
+    rng = np.random.default_rng(0)
+    xa = rng.standard_normal(shape).astype(np.float32)
+    x = mg.Tensor(xa)
+    dold = oldmod.DecorrelatedBatchNorm2d(C, group_size=g, eps=1e-5)
+    dnew = newmod.DecorrelatedBatchNorm2d(C, group_size=g, eps=1e-5)
+    tx, tw, tb = torch.tensor(xa), torch.ones(C), torch.zeros(C)
+    def run_old():
+        kc._whiten = old_so
+        try:
+            return dold(x)
+        finally:
+            kc._whiten = new_so
+    yo, yn = run_old().numpy(), dnew(x).numpy()
+    yt = _torch_zca(torch, tx, tw, tb, g, 1e-5).numpy()
+    print(shape, "max |new - old|", np.abs(yn - yo).max(), "max |new - torch|", np.abs(yn - yt).max())
+    runs = {"main": run_old, "this": lambda: dnew(x), "torch": lambda: _torch_zca(torch, tx, tw, tb, g, 1e-5)}
+    reps = {}
+    for n_, r in runs.items():
+        t0 = time.perf_counter()
+        r()
+        r()
+        reps[n_] = max(1, int(0.02 / max((time.perf_counter() - t0) / 2, 1e-7)))
+    out = {n_: [] for n_ in runs}
+    for i in range(rounds):
+        for n_, r in (list(runs.items()) if i % 2 == 0 else list(runs.items())[::-1]):
+            t0 = time.process_time()
+            for _ in range(reps[n_]):
+                r()
+            out[n_].append((time.process_time() - t0) / reps[n_])
+    med = {n_: np.median(v) * 1e6 for n_, v in out.items()}
+    o, t_, tt = (np.array(out[k]) for k in ("main", "this", "torch"))
+    print(f"  main {med['main']:.1f} us, this {med['this']:.1f} us, torch ops {med['torch']:.1f} us; "
+          f"main/this {np.median(o / t_):.3f}x, torch/this {np.median(tt / t_):.2f}x, torch/main {np.median(tt / o):.2f}x")
+print(f"{rounds} rounds, load {l0:.2f} -> {os.getloadavg()[0]:.2f}")
