@@ -57,6 +57,16 @@ _module = importlib.import_module("minigrad.nn.module")
 _SLOT = re.compile(r"\bs[0-9]+\b")
 _PLAIN = (bool, int, float, str, type(None))
 _TRAINING, _REQUIRES_GRAD = operator.attrgetter("training"), operator.attrgetter("requires_grad")
+_SHAPE_DTYPE = operator.attrgetter("data.shape", "data.dtype")
+_HOST_OR_CALL = re.compile(r"\b[hm][0-9]+\(")
+_linear_type = None
+
+
+def _linear():
+    global _linear_type
+    if _linear_type is None:
+        _linear_type = importlib.import_module("minigrad.nn.functional.dense")._Linear
+    return _linear_type
 
 
 def _module_state(m):
@@ -158,6 +168,9 @@ class _Trace:
         self.released = []  # (context, names of its saved arrays) set to None after its backward on replay
         self.depth = 0  # > 0 inside a recorded method call: nothing inside is recorded
         self.n = 0
+        self.slot_arrays = {}  # slot name -> the recording's array
+        # the bound path (see _bind_linear): id(ctx) -> its forward's names, or None once something rules it out
+        self.bind = {}
 
     # ------------------------------------------------------------ names
     def _name(self, prefix, *obj):
@@ -213,6 +226,7 @@ class _Trace:
     def _slot(self, array, tensor=None):
         name = self._name("s")
         self.refs[id(array)] = name
+        self.slot_arrays[name] = array
         self.keep.append(array)
         if tensor is not None:
             self.tensor_refs[id(tensor)] = name
@@ -257,12 +271,65 @@ class _Trace:
             else:
                 kw = "**" + self._name("k", dict(kwargs))
         out = self._slot(result.data, result)
-        self.lines.append(f"{out} = {f}({', '.join(ins + ([kw] if kw else []))})")
+        line = f"{out} = {f}({', '.join(ins + ([kw] if kw else []))})"
+        bound = self._bind_linear(ctx, tensors, kwargs, result, ins, out)
+        self.lines.append(line if bound is None else ("alt", id(ctx), [line], bound))
         # NOTE: a constant tensor made in the step (a Python number as an operand) is compared by value with the
         # second recording's; parameters and buffers by identity (their values change from step to step)
         consts = tuple(("live", id(t)) if id(t) in self.persistent or t.requires_grad else _bits(t.data)
                        for t, r in zip(tensors, ins) if r.startswith("t"))
         self.sig.append(("op", type(ctx), tuple(ins), consts, _value_sig(kwargs, self), out))
+
+    def _bind_linear(self, ctx, tensors, kwargs, result, ins, out):
+        """The bound forward of a ``_Linear`` node (lines), or None: ``np.matmul`` into an output array allocated
+        once at record time, the bias added in place, as its forward does; the weight (and an input that is not a
+        slot) kept in locals for the bound backward (``_bound_backward``), which reads them instead of the context.
+        Only the plain case: 2-D input, output and weight of one float dtype, a bias of that dtype and shape
+        (out,), no ``relu``, the output C-contiguous (the layout np.matmul gives a new output). The key and the
+        bound guard (the live tensors' shapes and dtypes) make every later replay's shapes and dtypes these."""
+        if type(ctx) is not _linear() or any(k != "relu" or v for k, v in kwargs.items()):
+            return None
+        if len(tensors) not in (2, 3):
+            return None
+        x, w, y = tensors[0].data, tensors[1].data, result.data
+        dt = y.dtype
+        if (x.ndim != 2 or w.ndim != 2 or y.ndim != 2 or dt.char not in "fd" or x.dtype != dt or w.dtype != dt
+                or not y.flags.c_contiguous or y.shape != (x.shape[0], w.shape[0])):
+            return None
+        if len(tensors) == 3:
+            b = tensors[2].data
+            if b.dtype != dt or b.shape != (w.shape[0],):
+                return None
+        wn, yn = self._name("w"), self._name("y", np.empty(y.shape, dt))
+        xn = ins[0] if _SLOT.fullmatch(ins[0]) or re.fullmatch(r"a[0-9]+", ins[0]) else self._name("w")
+        lines = [] if xn == ins[0] else [f"{xn} = {ins[0]}"]
+        lines += [f"{wn} = {ins[1]}", f"{out} = np.matmul({xn}, {wn}.T, out={yn})"]
+        if len(tensors) == 3:
+            lines.append(f"{out} += {ins[2]}")
+        self.bind[id(ctx)] = {"x": xn, "w": wn, "y": y, "out": out}
+        return lines
+
+    def _bound_backward(self, node, v, var, assigned):
+        """The bound backward of a ``_Linear`` node whose forward is bound (lines), or None: the products its
+        backward makes, with the walk's shape and dtype fix-ups left out (they are no-ops: the node's gradient has
+        its output's shape and dtype, every contribution being cast to them, and the parents share that dtype)."""
+        ctx = node._ctx
+        b = self.bind.get(id(ctx))
+        if b is None:
+            return None
+        if any(node is r for r in self._roots):  # NOTE: a root's seed may be of another dtype
+            self.bind[id(ctx)] = None
+            return None
+        body, assigned = [], set(assigned)
+        exprs = (f"np.matmul({v}, {b['w']})", f"np.matmul({v}.T, {b['x']})", f"{v}.sum(axis=0)")
+        for i, p in enumerate(ctx.parents):
+            if not ctx.needs_input_grad[i] or not p.requires_grad or id(p) not in var:
+                continue
+            pv = var[id(p)]
+            body.append(f" {pv} = {exprs[i]} if {pv} is None else _sum_grads({pv}, {exprs[i]})" if pv in assigned
+                        else f" {pv} = {exprs[i]}")
+            assigned.add(pv)
+        return [f"if {v} is not None:"] + body + [f"{v} = None"]
 
     def on_host(self, fn, arrays, out):
         if not self._ours():
@@ -321,6 +388,7 @@ class _Trace:
             self.reason = "autograd.grad, create_graph or backward(inputs=...)"
             return
         order = _t._topological_order(roots)
+        self._roots = roots
         var = {}
         for node in order:
             var[id(node)] = self._name("g")
@@ -351,6 +419,9 @@ class _Trace:
                     lines += [f"if {v} is not None:", f" o = {t}.grad",
                               f" {buf}.data = {g} if o is None else o.data + {v}", f" {t}.grad = {buf}"]
                 continue
+            start = len(lines)
+            assigned_before = set(assigned)
+            bound = self._bound_backward(node, v, var, assigned_before)
             body = [f"r = {self._name('B', ctx.backward)}({v})", "if type(r) is not tuple: r = (r,)"]
             for i, p in enumerate(ctx.parents):
                 if not p.requires_grad or id(p) not in var:
@@ -375,6 +446,12 @@ class _Trace:
                     lines.append(" = ".join(f"{x}.{k}" for k in saved) + " = None")
                     self.released.append((ctx, saved))
                 lines.append(f"{v} = None")
+            if bound is not None:
+                if retain_graph:
+                    bound.pop()  # NOTE: as the plain block: the gradient variable stays
+                lines[start:] = [("alt", id(ctx), lines[start:], bound)]
+            elif id(ctx) in self.bind:
+                self.bind[id(ctx)] = None
         self.lines += lines
         self.sig.append(("walk", tuple(type(n._ctx) for n in order),
                          tuple(self.tensor_refs.get(id(n)) for n in order)))
@@ -398,19 +475,56 @@ class _Trace:
                 return ("dict", {k: spec(v) for k, v in obj.items()})
             return ("same", obj)
         self.out_spec = spec(result)
+        bound = self._bound_set()
         params = ", ".join(f"a{i}" for i in range(len(arg_leaves)))
-        src = f"def replay({params}):\n" + "".join(f"    {line}\n" for line in self._with_slots_freed(set(outs)))
-        src += f"    return ({''.join(o + ', ' for o in outs)})\n"
-        self.src = src
-        exec(builtins.compile(src, f"<minigrad.compile replay of {len(self.lines)} lines>", "exec"), self.ns)
-        self.replay = self.ns["replay"]
+        self.src = self._source(params, outs, set())
+        exec(builtins.compile(self.src, f"<minigrad.compile replay of {len(self.lines)} lines>", "exec"), self.ns)
+        self.replay = self.replay_plain = self.ns["replay"]
+        if bound:
+            # NOTE: a returned array that may share memory with a bound output array is copied out: the next
+            # replay writes that array again, and what the user holds must stay what it was
+            ys = [self.bind[c]["y"] for c in bound]
+            copied = {o for o in outs if any(np.may_share_memory(self.slot_arrays.get(o, ()), y) for y in ys)}
+            self.src = self._source(params, outs, bound, copied)
+            exec(builtins.compile(self.src, f"<minigrad.compile bound replay of {len(self.lines)} lines>", "exec"),
+                 self.ns)
+            self.replay = self.ns["replay"]
+        self.n_bound = len(bound)
 
-    def _with_slots_freed(self, outs):
+    def _bound_set(self):
+        """The ids of the contexts whose bound lines the replay uses: forward and every backward bound, and no
+        slot sharing memory with the bound output array read by a host computation or a recorded method call
+        (which might keep it past the step)."""
+        bound = {c for c, b in self.bind.items() if b is not None}
+        if not bound:
+            return bound
+        kept = set()
+        for line in self.lines:
+            if isinstance(line, str) and _HOST_OR_CALL.search(line):
+                kept.update(_SLOT.findall(line))
+        for c in list(bound):
+            y = self.bind[c]["y"]
+            if any(np.may_share_memory(self.slot_arrays[n], y) for n in kept if n in self.slot_arrays):
+                bound.discard(c)
+        return bound
+
+    def _source(self, params, outs, bound, copied=()):
+        lines = []
+        for line in self.lines:
+            if isinstance(line, str):
+                lines.append(line)
+            else:
+                lines += line[3] if line[1] in bound else line[2]
+        src = f"def replay({params}):\n" + "".join(f"    {line}\n"
+                                                  for line in self._with_slots_freed(set(outs), lines))
+        return src + f"    return ({''.join((o + '.copy()' if o in copied else o) + ', ' for o in outs)})\n"
+
+    def _with_slots_freed(self, outs, lines_in):
         """The lines with ``sN = None`` before the first top-level line after the last line that reads slot
         ``sN`` (not an output): the replay's locals would otherwise keep every activation until it returns, where
         eager frees each with the last node that saved it."""
         last = {}
-        for i, line in enumerate(self.lines):
+        for i, line in enumerate(lines_in):
             for name in _SLOT.findall(line):
                 last[name] = i
         ends = {}  # line index -> slots last read there
@@ -418,7 +532,7 @@ class _Trace:
             if name not in outs:
                 ends.setdefault(i, []).append(name)
         lines, pending = [], []
-        for i, line in enumerate(self.lines):
+        for i, line in enumerate(lines_in):
             if pending and not line.startswith(" "):
                 lines.append(" = ".join(pending) + " = None")
                 pending = []
@@ -436,6 +550,7 @@ class _Trace:
         self.guard_state = tuple(_module_state(m) for m in self.guard_modules)
         self.guard_leaves = tuple(self.live.values())
         self.guard_grad = list(map(_REQUIRES_GRAD, self.guard_leaves))
+        self.guard_sd = list(map(_SHAPE_DTYPE, self.guard_leaves))
 
     def bind_args(self, leaves):
         """Name the step's argument arrays (before recording): an op reading one reads ``a{i}`` on replay."""
@@ -458,7 +573,10 @@ class _Trace:
             if tuple(_module_state(m) for m in self.guard_modules) != self.guard_state:
                 return False
             self.guard_epoch = _module.attr_epoch
-        return list(map(_REQUIRES_GRAD, self.guard_leaves)) == self.guard_grad
+        # NOTE: and their shapes and dtypes, which the key does not hold (``p.data = p.data.astype(...)``): the
+        # walk's fix-ups cast to the recorded dtypes, the bound lines write into arrays of the recorded ones
+        return (list(map(_REQUIRES_GRAD, self.guard_leaves)) == self.guard_grad
+                and list(map(_SHAPE_DTYPE, self.guard_leaves)) == self.guard_sd)
 
     def rebuild(self, arrays, spec=None):
         kind, v = spec if spec is not None else self.out_spec
