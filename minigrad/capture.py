@@ -59,7 +59,7 @@ _PLAIN = (bool, int, float, str, type(None))
 _TRAINING, _REQUIRES_GRAD = operator.attrgetter("training"), operator.attrgetter("requires_grad")
 _SHAPE_DTYPE = operator.attrgetter("data.shape", "data.dtype")
 _HOST_OR_CALL = re.compile(r"\b[hm][0-9]+\(")
-_linear_type = None
+_linear_type = _bn_then_type = None
 
 
 def _linear():
@@ -67,6 +67,13 @@ def _linear():
     if _linear_type is None:
         _linear_type = importlib.import_module("minigrad.nn.functional.dense")._Linear
     return _linear_type
+
+
+def _bn_then():
+    global _bn_then_type
+    if _bn_then_type is None:
+        _bn_then_type = importlib.import_module("minigrad.nn.functional.fused")._BatchNormTrainThen
+    return _bn_then_type
 
 
 def _module_state(m):
@@ -171,6 +178,7 @@ class _Trace:
         self.slot_arrays = {}  # slot name -> the recording's array
         # the bound path (see _bind_linear): id(ctx) -> its forward's names, or None once something rules it out
         self.bind = {}
+        self.linear_outs = set()  # the slots of _Linear outputs (np.matmul's: C-contiguous on every replay)
 
     # ------------------------------------------------------------ names
     def _name(self, prefix, *obj):
@@ -272,7 +280,10 @@ class _Trace:
                 kw = "**" + self._name("k", dict(kwargs))
         out = self._slot(result.data, result)
         line = f"{out} = {f}({', '.join(ins + ([kw] if kw else []))})"
-        bound = self._bind_linear(ctx, tensors, kwargs, result, ins, out)
+        bound = (self._bind_linear(ctx, tensors, kwargs, result, ins, out)
+                 or self._bind_bn_sigmoid(ctx, tensors, kwargs, result, ins, out))
+        if type(ctx) is _linear():
+            self.linear_outs.add(out)
         self.lines.append(line if bound is None else ("alt", id(ctx), [line], bound))
         # NOTE: a constant tensor made in the step (a Python number as an operand) is compared by value with the
         # second recording's; parameters and buffers by identity (their values change from step to step)
@@ -306,7 +317,62 @@ class _Trace:
         lines += [f"{wn} = {ins[1]}", f"{out} = np.matmul({xn}, {wn}.T, out={yn})"]
         if len(tensors) == 3:
             lines.append(f"{out} += {ins[2]}")
-        self.bind[id(ctx)] = {"x": xn, "w": wn, "y": y, "out": out}
+        v = "{v}"
+        self.bind[id(ctx)] = {"y": y, "pre": [],
+                              "exprs": [f"np.matmul({v}, {wn})", f"np.matmul({v}.T, {xn})", f"{v}.sum(axis=0)"]}
+        return lines
+
+    def _bind_bn_sigmoid(self, ctx, tensors, kwargs, result, ins, out):
+        """The bound forward of a ``_BatchNormTrainThen`` node with the sigmoid (lines), or None: its kernels
+        (bound at record time: the key holds the backend and the thread count) into arrays allocated at record
+        time, the batch statistics written to the context for the running-statistics update (a host computation
+        that reads them when it runs), as its forward does. Only an input that is a ``_Linear``'s output (a
+        C-contiguous (N, C) array of its dtype on every replay), weight and bias of that dtype and shape (C,)."""
+        if type(ctx) is not _bn_then() or kwargs.get("activation") != "sigmoid" or ins[0] not in self.linear_outs:
+            return None
+        x, y = tensors[0].data, result.data
+        dt = x.dtype
+        if x.ndim != 2 or dt.char not in "fd" or y.dtype != dt or y.shape != x.shape or not y.flags.c_contiguous:
+            return None
+        n, c = x.shape
+        if any(t.data.dtype != dt or t.data.shape != (c,) for t in tensors[1:]):
+            return None
+        k = kernels.kernels()
+        N = self._name
+        x3, z, m, r, ctxn = N("w"), N("y", np.empty((n, c, 1), dt)), N("y", np.empty(c)), N("y", np.empty(c)), \
+            N("x", ctx)
+        wc = N("w") if kwargs["has_weight"] else N("c", np.ones(c, dt))
+        bc = N("w") if kwargs["has_bias"] else N("c", np.zeros(c, dt))
+        lines = [f"{x3} = {ins[0]}.reshape({n}, {c}, 1)"]
+        if kwargs["has_weight"]:
+            lines.append(f"{wc} = np.ascontiguousarray({ins[1]})")
+        if kwargs["has_bias"]:
+            lines.append(f"{bc} = np.ascontiguousarray({ins[-1]})")
+        lines += [f"{N('K', k.batch_norm_forward)}({z}, {m}, {r}, {x3}, {wc}, {bc}, {N('c', kwargs['eps'])})",
+                  f"{ctxn}.mean, {ctxn}.rstd = {m}, {r}"]
+        if dt == np.float32:
+            ybuf = np.empty((n, c), dt)
+            yn = N("y", ybuf)
+            lines += [f"{N('K', k.sigmoid_forward)}({N('y', ybuf.reshape(-1))}, {N('y', self.ns[z].reshape(-1))})",
+                      f"{out} = {yn}"]
+            sig_back = (f" {N('w')} = {N('y', np.empty(n * c, dt))}",)
+            dz = sig_back[0].split()[0]
+            sig_back = (sig_back[0], f" {N('K', k.sigmoid_backward)}({dz}, np.ascontiguousarray({{v}}).reshape(-1), "
+                                     f"{yn}.reshape(-1))")
+        else:
+            yn = out
+            lines.append(f"{out} = {N('h', _t._sigmoid_y)}({z}.reshape({n}, {c}))")
+            dz = N("w")
+            sig_back = (f" {dz} = {N('h', _t._sigmoid_dx)}({{v}}, {yn})",)
+        dx, dw, db, ct = N("w"), N("w"), N("w"), N("c", dt)
+        pre = [*sig_back, f" {dx} = np.empty(({n}, {c}, 1), {ct})",
+               f" {dw} = np.empty({c}, {ct})" if kwargs["has_weight"] else f" {dw} = {N('y', np.empty(c, dt))}",
+               f" {db} = np.empty({c}, {ct})" if kwargs["has_bias"] else f" {db} = {N('y', np.empty(c, dt))}",
+               f" {N('K', k.batch_norm_backward)}({dx}, {dw}, {db}, {dz}.reshape({n}, {c}, 1), {x3}, {m}, {r}, "
+               f"{wc})"]
+        exprs = [f"{dx}.reshape({n}, {c})"] + ([dw] if kwargs["has_weight"] else []) + (
+            [db] if kwargs["has_bias"] else [])
+        self.bind[id(ctx)] = {"y": y, "pre": pre, "exprs": exprs}
         return lines
 
     def _bound_backward(self, node, v, var, assigned):
@@ -320,8 +386,8 @@ class _Trace:
         if any(node is r for r in self._roots):  # NOTE: a root's seed may be of another dtype
             self.bind[id(ctx)] = None
             return None
-        body, assigned = [], set(assigned)
-        exprs = (f"np.matmul({v}, {b['w']})", f"np.matmul({v}.T, {b['x']})", f"{v}.sum(axis=0)")
+        body, assigned = [line.replace("{v}", v) for line in b["pre"]], set(assigned)
+        exprs = [e.replace("{v}", v) for e in b["exprs"]]
         for i, p in enumerate(ctx.parents):
             if not ctx.needs_input_grad[i] or not p.requires_grad or id(p) not in var:
                 continue
