@@ -59,7 +59,7 @@ _PLAIN = (bool, int, float, str, type(None))
 _TRAINING, _REQUIRES_GRAD = operator.attrgetter("training"), operator.attrgetter("requires_grad")
 _SHAPE_DTYPE = operator.attrgetter("data.shape", "data.dtype")
 _HOST_OR_CALL = re.compile(r"\b[hm][0-9]+\(")
-_linear_type = _bn_then_type = None
+_linear_type = _bn_then_type = _cross_entropy_type = None
 
 
 def _linear():
@@ -67,6 +67,13 @@ def _linear():
     if _linear_type is None:
         _linear_type = importlib.import_module("minigrad.nn.functional.dense")._Linear
     return _linear_type
+
+
+def _cross_entropy():
+    global _cross_entropy_type
+    if _cross_entropy_type is None:
+        _cross_entropy_type = importlib.import_module("minigrad.nn.functional.loss")._CrossEntropy
+    return _cross_entropy_type
 
 
 def _bn_then():
@@ -281,7 +288,8 @@ class _Trace:
         out = self._slot(result.data, result)
         line = f"{out} = {f}({', '.join(ins + ([kw] if kw else []))})"
         bound = (self._bind_linear(ctx, tensors, kwargs, result, ins, out)
-                 or self._bind_bn_sigmoid(ctx, tensors, kwargs, result, ins, out))
+                 or self._bind_bn_sigmoid(ctx, tensors, kwargs, result, ins, out)
+                 or self._bind_cross_entropy(ctx, tensors, kwargs, result, ins, out, line))
         if type(ctx) is _linear():
             self.linear_outs.add(out)
         self.lines.append(line if bound is None else ("alt", id(ctx), [line], bound))
@@ -375,6 +383,39 @@ class _Trace:
         self.bind[id(ctx)] = {"y": y, "pre": pre, "exprs": exprs}
         return lines
 
+    def _bind_cross_entropy(self, ctx, tensors, kwargs, result, ins, out, line):
+        """The bound forward of a ``_CrossEntropy`` node (lines), or None: its plain case (no class weights, no
+        smoothing, a reduction, every target valid: the last read per replay, as its forward does, else its own
+        forward runs and its own backward after it) with the log-softmax kernel bound at record time into an array
+        allocated then, the loss a new array (it is returned). Only an input that is a ``_Linear``'s output."""
+        if (type(ctx) is not _cross_entropy() or ins[0] not in self.linear_outs or kwargs.get("weight") is not None
+                or kwargs.get("smoothing") or kwargs.get("reduction") not in ("mean", "sum")):
+            return None
+        x = tensors[0].data
+        dt = x.dtype
+        if x.ndim != 2 or dt.char not in "fd" or not x.size:
+            return None
+        m, c = x.shape
+        k, N = kernels.kernels(), self._name
+        target, valid = self._value_ref(kwargs["target"]), self._value_ref(kwargs["valid"])
+        logp, rows, flag, ct = N("y", np.empty((m, c), dt)), N("c", np.arange(m)), N("w"), N("c", dt)
+        mean = kwargs["reduction"] == "mean"
+        lines = [f"{flag} = np.count_nonzero({valid}) == {valid}.size",
+                 f"if {flag}:",
+                 f" {N('K', k.log_softmax_forward)}({logp}, {ins[0]})",
+                 f" {out} = np.asarray(-{logp}[{rows}, {target}].astype(np.float64).sum()"
+                 f"{f' / {m}' if mean else ''}, dtype={ct})",
+                 f"if not {flag}:",  # NOTE: not "else": the slot frees may come between
+                 " " + line]
+        dy, dx = N("w"), N("w")
+        pre = [f" {dy} = np.zeros(({m}, {c}), {ct})",
+               f" {dy}[{rows}, {target}] = -({{v}} / {m})" if mean else f" {dy}[{rows}, {target}] = -{{v}}",
+               f" {dx} = np.empty_like({dy})",
+               f" {N('K', k.log_softmax_backward)}({dx}, {dy}, {logp})"]
+        # NOTE: no output array of its own to guard ("y"): the loss is a new array each replay, logp stays inside
+        self.bind[id(ctx)] = {"y": None, "pre": pre, "exprs": [dx], "flag": flag, "root_ok": True}
+        return lines
+
     def _bound_backward(self, node, v, var, assigned):
         """The bound backward of a ``_Linear`` node whose forward is bound (lines), or None: the products its
         backward makes, with the walk's shape and dtype fix-ups left out (they are no-ops: the node's gradient has
@@ -383,7 +424,7 @@ class _Trace:
         b = self.bind.get(id(ctx))
         if b is None:
             return None
-        if any(node is r for r in self._roots):  # NOTE: a root's seed may be of another dtype
+        if not b.get("root_ok") and any(node is r for r in self._roots):  # NOTE: a root's seed: another dtype?
             self.bind[id(ctx)] = None
             return None
         body, assigned = [line.replace("{v}", v) for line in b["pre"]], set(assigned)
@@ -395,6 +436,8 @@ class _Trace:
             body.append(f" {pv} = {exprs[i]} if {pv} is None else _sum_grads({pv}, {exprs[i]})" if pv in assigned
                         else f" {pv} = {exprs[i]}")
             assigned.add(pv)
+        if "flag" in b:  # NOTE: the node's own forward ran (the data chose it): its own backward, the plain block
+            return ([f"if {v} is not None and {b['flag']}:"] + body + [f"{v} = None"], b["flag"])
         return [f"if {v} is not None:"] + body + [f"{v} = None"]
 
     def on_host(self, fn, arrays, out):
@@ -512,9 +555,13 @@ class _Trace:
                     lines.append(" = ".join(f"{x}.{k}" for k in saved) + " = None")
                     self.released.append((ctx, saved))
                 lines.append(f"{v} = None")
+            if type(bound) is tuple:  # a bound block that falls back to the plain one where its flag is off
+                # NOTE: not "elif": the slot frees may come between
+                plain = lines[start:]
+                bound = bound[0][:-1] + [f"if {v} is not None and not {bound[1]}:"] + plain[1:]
+            elif bound is not None and retain_graph:
+                bound.pop()  # NOTE: as the plain block: the gradient variable stays
             if bound is not None:
-                if retain_graph:
-                    bound.pop()  # NOTE: as the plain block: the gradient variable stays
                 lines[start:] = [("alt", id(ctx), lines[start:], bound)]
             elif id(ctx) in self.bind:
                 self.bind[id(ctx)] = None
@@ -549,7 +596,7 @@ class _Trace:
         if bound:
             # NOTE: a returned array that may share memory with a bound output array is copied out: the next
             # replay writes that array again, and what the user holds must stay what it was
-            ys = [self.bind[c]["y"] for c in bound]
+            ys = [self.bind[c]["y"] for c in bound if self.bind[c]["y"] is not None]
             copied = {o for o in outs if any(np.may_share_memory(self.slot_arrays.get(o, ()), y) for y in ys)}
             self.src = self._source(params, outs, bound, copied)
             exec(builtins.compile(self.src, f"<minigrad.compile bound replay of {len(self.lines)} lines>", "exec"),
@@ -570,7 +617,7 @@ class _Trace:
                 kept.update(_SLOT.findall(line))
         for c in list(bound):
             y = self.bind[c]["y"]
-            if any(np.may_share_memory(self.slot_arrays[n], y) for n in kept if n in self.slot_arrays):
+            if y is not None and any(np.may_share_memory(self.slot_arrays[n], y) for n in kept if n in self.slot_arrays):
                 bound.discard(c)
         return bound
 

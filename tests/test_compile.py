@@ -792,12 +792,12 @@ def test_bound_replay_bit_identical_to_eager(bn, dtype):
     batches = [(mg.Tensor(rng.standard_normal((10, 12)).astype(dtype)), mg.Tensor(rng.integers(0, 10, 10)))
                for _ in range(6)]
     compiled = _run_both(_small_mlp(bn, dtype), "sgd", batches)
-    assert _bound_counts(compiled) == [5 if bn else 3]  # the linear layers and the batch norm + sigmoid nodes
+    assert _bound_counts(compiled) == [6 if bn else 4]  # the linear layers, batch norm + sigmoid, cross entropy
 
 
 def test_mlp_bn_model_is_bound():
     compiled = _run_both(lambda: build_model("mlp-bn"), "sgd", _batches(4, 12))
-    assert _bound_counts(compiled) == [7]
+    assert _bound_counts(compiled) == [8]
 
 
 def test_returned_outputs_never_overwritten_by_a_later_replay():
@@ -823,7 +823,7 @@ def test_returned_outputs_never_overwritten_by_a_later_replay():
     for a, b in zip(kept_a, kept_b):
         for ta, tb in zip(a, b):
             assert ta.data.tobytes() == tb.data.tobytes()
-    assert _bound_counts(compiled) == [7]
+    assert _bound_counts(compiled) == [8]
     _assert_same(net_a, opt_a, net_b, opt_b)
 
 
@@ -836,7 +836,7 @@ def test_bound_replay_records_again_for_mode_and_shape():
         getattr(net, mode)()
         for x, y in _batches(3, 8) + _batches(3, 5):
             compiled(x, y)
-    assert _bound_counts(compiled) == [4, 4, 7, 7]  # eval: the linear layers only
+    assert _bound_counts(compiled) == [5, 5, 8, 8]  # eval: no batch norm + sigmoid
 
 
 def test_live_tensor_of_another_dtype_is_a_new_recording():
@@ -891,3 +891,29 @@ def test_bound_replay_fan_out(dtype):
                for _ in range(5)]
     compiled = _run_both(lambda: _FanOut().to(dtype=dtype), "sgd", batches)
     assert _bound_counts(compiled) == [4]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_bound_cross_entropy_follows_ignored_targets(reduction):
+    """The bound cross entropy takes its plain case when every target is valid, read per replay: a batch with an
+    ignored target runs the node's own forward and backward (the general case), as eager does."""
+    def make(net, opt):
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(x), y, ignore_index=-1, reduction=reduction)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    net_a, opt_a, _ = _setup(lambda: build_model("mlp-bn"), "sgd")
+    net_b, opt_b, _ = _setup(lambda: build_model("mlp-bn"), "sgd")
+    eager, compiled = make(net_a, opt_a), mg.compile(make(net_b, opt_b))
+    batches = _batches(6, 8)
+    for i in (3, 5):
+        batches[i][1].data[[1, 4]] = -1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for x, y in batches:
+            assert eager(x, y).data.tobytes() == compiled(x, y).data.tobytes()
+            _assert_same(net_a, opt_a, net_b, opt_b)
+    assert _bound_counts(compiled) == [8]
