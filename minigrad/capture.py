@@ -13,6 +13,12 @@ makes no Tensor and no graph node; only the tensors returned by the step are new
 arrays, ``requires_grad=False``). It frees what eager frees when eager does: each activation after its last
 reader, and what a context saved after its backward (unless the walk retains the graph).
 
+The bound replay: for the hot node kinds (``_Linear``; batch norm + sigmoid and cross entropy on a linear layer's
+output) the recording also writes their kernels inline, bound at record time, into arrays allocated then
+(``_Trace._bind_linear`` and its siblings), without the walk's shape and dtype fix-ups that are no-ops there;
+``replay_plain`` is the function without them. A returned array that may share memory with a bound output array is
+copied out; a node whose output a host computation or recorded method call reads is not bound.
+
 Never a wrong result: a recording that reads a value into Python (``item``, ``bool``, ``float``, ``tolist``,
 ``numpy``, ...), assigns in place (``t[...] = v``), walks the graph other than ``backward()`` into leaf grads, or
 runs with anomaly detection is not replayed (eager from then on for that key, one warning). The second call is
@@ -617,7 +623,8 @@ class _Trace:
                 kept.update(_SLOT.findall(line))
         for c in list(bound):
             y = self.bind[c]["y"]
-            if y is not None and any(np.may_share_memory(self.slot_arrays[n], y) for n in kept if n in self.slot_arrays):
+            if y is not None and any(np.may_share_memory(self.slot_arrays[n], y)
+                                     for n in kept if n in self.slot_arrays):
                 bound.discard(c)
         return bound
 
