@@ -13,6 +13,12 @@ makes no Tensor and no graph node; only the tensors returned by the step are new
 arrays, ``requires_grad=False``). It frees what eager frees when eager does: each activation after its last
 reader, and what a context saved after its backward (unless the walk retains the graph).
 
+The bound replay: for the hot node kinds (``_Linear``; batch norm + sigmoid and cross entropy on a linear layer's
+output) the recording also writes their kernels inline, bound at record time, into arrays allocated then
+(``_Trace._bind_linear`` and its siblings), without the walk's shape and dtype fix-ups that are no-ops there;
+``replay_plain`` is the function without them. A returned array that may share memory with a bound output array is
+copied out; a node whose output a host computation or recorded method call reads is not bound.
+
 Never a wrong result: a recording that reads a value into Python (``item``, ``bool``, ``float``, ``tolist``,
 ``numpy``, ...), assigns in place (``t[...] = v``), walks the graph other than ``backward()`` into leaf grads, or
 runs with anomaly detection is not replayed (eager from then on for that key, one warning). The second call is
@@ -57,6 +63,30 @@ _module = importlib.import_module("minigrad.nn.module")
 _SLOT = re.compile(r"\bs[0-9]+\b")
 _PLAIN = (bool, int, float, str, type(None))
 _TRAINING, _REQUIRES_GRAD = operator.attrgetter("training"), operator.attrgetter("requires_grad")
+_SHAPE_DTYPE = operator.attrgetter("data.shape", "data.dtype")
+_HOST_OR_CALL = re.compile(r"\b[hm][0-9]+\(")
+_linear_type = _bn_then_type = _cross_entropy_type = None
+
+
+def _linear():
+    global _linear_type
+    if _linear_type is None:
+        _linear_type = importlib.import_module("minigrad.nn.functional.dense")._Linear
+    return _linear_type
+
+
+def _cross_entropy():
+    global _cross_entropy_type
+    if _cross_entropy_type is None:
+        _cross_entropy_type = importlib.import_module("minigrad.nn.functional.loss")._CrossEntropy
+    return _cross_entropy_type
+
+
+def _bn_then():
+    global _bn_then_type
+    if _bn_then_type is None:
+        _bn_then_type = importlib.import_module("minigrad.nn.functional.fused")._BatchNormTrainThen
+    return _bn_then_type
 
 
 def _module_state(m):
@@ -158,6 +188,10 @@ class _Trace:
         self.released = []  # (context, names of its saved arrays) set to None after its backward on replay
         self.depth = 0  # > 0 inside a recorded method call: nothing inside is recorded
         self.n = 0
+        self.slot_arrays = {}  # slot name -> the recording's array
+        # the bound path (see _bind_linear): id(ctx) -> its forward's names, or None once something rules it out
+        self.bind = {}
+        self.linear_outs = set()  # the slots of _Linear outputs (np.matmul's: C-contiguous on every replay)
 
     # ------------------------------------------------------------ names
     def _name(self, prefix, *obj):
@@ -213,6 +247,7 @@ class _Trace:
     def _slot(self, array, tensor=None):
         name = self._name("s")
         self.refs[id(array)] = name
+        self.slot_arrays[name] = array
         self.keep.append(array)
         if tensor is not None:
             self.tensor_refs[id(tensor)] = name
@@ -257,12 +292,159 @@ class _Trace:
             else:
                 kw = "**" + self._name("k", dict(kwargs))
         out = self._slot(result.data, result)
-        self.lines.append(f"{out} = {f}({', '.join(ins + ([kw] if kw else []))})")
+        line = f"{out} = {f}({', '.join(ins + ([kw] if kw else []))})"
+        bound = (self._bind_linear(ctx, tensors, kwargs, result, ins, out)
+                 or self._bind_bn_sigmoid(ctx, tensors, kwargs, result, ins, out)
+                 or self._bind_cross_entropy(ctx, tensors, kwargs, result, ins, out, line))
+        if type(ctx) is _linear():
+            self.linear_outs.add(out)
+        self.lines.append(line if bound is None else ("alt", id(ctx), [line], bound))
         # NOTE: a constant tensor made in the step (a Python number as an operand) is compared by value with the
         # second recording's; parameters and buffers by identity (their values change from step to step)
         consts = tuple(("live", id(t)) if id(t) in self.persistent or t.requires_grad else _bits(t.data)
                        for t, r in zip(tensors, ins) if r.startswith("t"))
         self.sig.append(("op", type(ctx), tuple(ins), consts, _value_sig(kwargs, self), out))
+
+    def _bind_linear(self, ctx, tensors, kwargs, result, ins, out):
+        """The bound forward of a ``_Linear`` node (lines), or None: ``np.matmul`` into an output array allocated
+        once at record time, the bias added in place, as its forward does; the weight (and an input that is not a
+        slot) kept in locals for the bound backward (``_bound_backward``), which reads them instead of the context.
+        Only the plain case: 2-D input, output and weight of one float dtype, a bias of that dtype and shape
+        (out,), no ``relu``, the output C-contiguous (the layout np.matmul gives a new output). The key and the
+        bound guard (the live tensors' shapes and dtypes) make every later replay's shapes and dtypes these."""
+        if type(ctx) is not _linear() or any(k != "relu" or v for k, v in kwargs.items()):
+            return None
+        if len(tensors) not in (2, 3):
+            return None
+        x, w, y = tensors[0].data, tensors[1].data, result.data
+        dt = y.dtype
+        if (x.ndim != 2 or w.ndim != 2 or y.ndim != 2 or dt.char not in "fd" or x.dtype != dt or w.dtype != dt
+                or not y.flags.c_contiguous or y.shape != (x.shape[0], w.shape[0])):
+            return None
+        if len(tensors) == 3:
+            b = tensors[2].data
+            if b.dtype != dt or b.shape != (w.shape[0],):
+                return None
+        wn, yn = self._name("w"), self._name("y", np.empty(y.shape, dt))
+        xn = ins[0] if _SLOT.fullmatch(ins[0]) or re.fullmatch(r"a[0-9]+", ins[0]) else self._name("w")
+        lines = [] if xn == ins[0] else [f"{xn} = {ins[0]}"]
+        lines += [f"{wn} = {ins[1]}", f"{out} = np.matmul({xn}, {wn}.T, out={yn})"]
+        if len(tensors) == 3:
+            lines.append(f"{out} += {ins[2]}")
+        v = "{v}"
+        self.bind[id(ctx)] = {"y": y, "pre": [],
+                              "exprs": [f"np.matmul({v}, {wn})", f"np.matmul({v}.T, {xn})", f"{v}.sum(axis=0)"]}
+        return lines
+
+    def _bind_bn_sigmoid(self, ctx, tensors, kwargs, result, ins, out):
+        """The bound forward of a ``_BatchNormTrainThen`` node with the sigmoid (lines), or None: its kernels
+        (bound at record time: the key holds the backend and the thread count) into arrays allocated at record
+        time, the batch statistics written to the context for the running-statistics update (a host computation
+        that reads them when it runs), as its forward does. Only an input that is a ``_Linear``'s output (a
+        C-contiguous (N, C) array of its dtype on every replay), weight and bias of that dtype and shape (C,)."""
+        if type(ctx) is not _bn_then() or kwargs.get("activation") != "sigmoid" or ins[0] not in self.linear_outs:
+            return None
+        x, y = tensors[0].data, result.data
+        dt = x.dtype
+        if x.ndim != 2 or dt.char not in "fd" or y.dtype != dt or y.shape != x.shape or not y.flags.c_contiguous:
+            return None
+        n, c = x.shape
+        if any(t.data.dtype != dt or t.data.shape != (c,) for t in tensors[1:]):
+            return None
+        k = kernels.kernels()
+        N = self._name
+        x3, z, m, r, ctxn = N("w"), N("y", np.empty((n, c, 1), dt)), N("y", np.empty(c)), N("y", np.empty(c)), \
+            N("x", ctx)
+        wc = N("w") if kwargs["has_weight"] else N("c", np.ones(c, dt))
+        bc = N("w") if kwargs["has_bias"] else N("c", np.zeros(c, dt))
+        lines = [f"{x3} = {ins[0]}.reshape({n}, {c}, 1)"]
+        if kwargs["has_weight"]:
+            lines.append(f"{wc} = np.ascontiguousarray({ins[1]})")
+        if kwargs["has_bias"]:
+            lines.append(f"{bc} = np.ascontiguousarray({ins[-1]})")
+        lines += [f"{N('K', k.batch_norm_forward)}({z}, {m}, {r}, {x3}, {wc}, {bc}, {N('c', kwargs['eps'])})",
+                  f"{ctxn}.mean, {ctxn}.rstd = {m}, {r}"]
+        if dt == np.float32:
+            ybuf = np.empty((n, c), dt)
+            yn = N("y", ybuf)
+            lines += [f"{N('K', k.sigmoid_forward)}({N('y', ybuf.reshape(-1))}, {N('y', self.ns[z].reshape(-1))})",
+                      f"{out} = {yn}"]
+            sig_back = (f" {N('w')} = {N('y', np.empty(n * c, dt))}",)
+            dz = sig_back[0].split()[0]
+            sig_back = (sig_back[0], f" {N('K', k.sigmoid_backward)}({dz}, np.ascontiguousarray({{v}}).reshape(-1), "
+                                     f"{yn}.reshape(-1))")
+        else:
+            yn = out
+            lines.append(f"{out} = {N('h', _t._sigmoid_y)}({z}.reshape({n}, {c}))")
+            dz = N("w")
+            sig_back = (f" {dz} = {N('h', _t._sigmoid_dx)}({{v}}, {yn})",)
+        dx, dw, db, ct = N("w"), N("w"), N("w"), N("c", dt)
+        pre = [*sig_back, f" {dx} = np.empty(({n}, {c}, 1), {ct})",
+               f" {dw} = np.empty({c}, {ct})" if kwargs["has_weight"] else f" {dw} = {N('y', np.empty(c, dt))}",
+               f" {db} = np.empty({c}, {ct})" if kwargs["has_bias"] else f" {db} = {N('y', np.empty(c, dt))}",
+               f" {N('K', k.batch_norm_backward)}({dx}, {dw}, {db}, {dz}.reshape({n}, {c}, 1), {x3}, {m}, {r}, "
+               f"{wc})"]
+        exprs = [f"{dx}.reshape({n}, {c})"] + ([dw] if kwargs["has_weight"] else []) + (
+            [db] if kwargs["has_bias"] else [])
+        self.bind[id(ctx)] = {"y": y, "pre": pre, "exprs": exprs}
+        return lines
+
+    def _bind_cross_entropy(self, ctx, tensors, kwargs, result, ins, out, line):
+        """The bound forward of a ``_CrossEntropy`` node (lines), or None: its plain case (no class weights, no
+        smoothing, a reduction, every target valid: the last read per replay, as its forward does, else its own
+        forward runs and its own backward after it) with the log-softmax kernel bound at record time into an array
+        allocated then, the loss a new array (it is returned). Only an input that is a ``_Linear``'s output."""
+        if (type(ctx) is not _cross_entropy() or ins[0] not in self.linear_outs or kwargs.get("weight") is not None
+                or kwargs.get("smoothing") or kwargs.get("reduction") not in ("mean", "sum")):
+            return None
+        x = tensors[0].data
+        dt = x.dtype
+        if x.ndim != 2 or dt.char not in "fd" or not x.size:
+            return None
+        m, c = x.shape
+        k, N = kernels.kernels(), self._name
+        target, valid = self._value_ref(kwargs["target"]), self._value_ref(kwargs["valid"])
+        logp, rows, flag, ct = N("y", np.empty((m, c), dt)), N("c", np.arange(m)), N("w"), N("c", dt)
+        mean = kwargs["reduction"] == "mean"
+        lines = [f"{flag} = np.count_nonzero({valid}) == {valid}.size",
+                 f"if {flag}:",
+                 f" {N('K', k.log_softmax_forward)}({logp}, {ins[0]})",
+                 f" {out} = np.asarray(-{logp}[{rows}, {target}].astype(np.float64).sum()"
+                 f"{f' / {m}' if mean else ''}, dtype={ct})",
+                 f"if not {flag}:",  # NOTE: not "else": the slot frees may come between
+                 " " + line]
+        dy, dx = N("w"), N("w")
+        pre = [f" {dy} = np.zeros(({m}, {c}), {ct})",
+               f" {dy}[{rows}, {target}] = -({{v}} / {m})" if mean else f" {dy}[{rows}, {target}] = -{{v}}",
+               f" {dx} = np.empty_like({dy})",
+               f" {N('K', k.log_softmax_backward)}({dx}, {dy}, {logp})"]
+        # NOTE: no output array of its own to guard ("y"): the loss is a new array each replay, logp stays inside
+        self.bind[id(ctx)] = {"y": None, "pre": pre, "exprs": [dx], "flag": flag, "root_ok": True}
+        return lines
+
+    def _bound_backward(self, node, v, var, assigned):
+        """The bound backward of a ``_Linear`` node whose forward is bound (lines), or None: the products its
+        backward makes, with the walk's shape and dtype fix-ups left out (they are no-ops: the node's gradient has
+        its output's shape and dtype, every contribution being cast to them, and the parents share that dtype)."""
+        ctx = node._ctx
+        b = self.bind.get(id(ctx))
+        if b is None:
+            return None
+        if not b.get("root_ok") and any(node is r for r in self._roots):  # NOTE: a root's seed: another dtype?
+            self.bind[id(ctx)] = None
+            return None
+        body, assigned = [line.replace("{v}", v) for line in b["pre"]], set(assigned)
+        exprs = [e.replace("{v}", v) for e in b["exprs"]]
+        for i, p in enumerate(ctx.parents):
+            if not ctx.needs_input_grad[i] or not p.requires_grad or id(p) not in var:
+                continue
+            pv = var[id(p)]
+            body.append(f" {pv} = {exprs[i]} if {pv} is None else _sum_grads({pv}, {exprs[i]})" if pv in assigned
+                        else f" {pv} = {exprs[i]}")
+            assigned.add(pv)
+        if "flag" in b:  # NOTE: the node's own forward ran (the data chose it): its own backward, the plain block
+            return ([f"if {v} is not None and {b['flag']}:"] + body + [f"{v} = None"], b["flag"])
+        return [f"if {v} is not None:"] + body + [f"{v} = None"]
 
     def on_host(self, fn, arrays, out):
         if not self._ours():
@@ -321,6 +503,7 @@ class _Trace:
             self.reason = "autograd.grad, create_graph or backward(inputs=...)"
             return
         order = _t._topological_order(roots)
+        self._roots = roots
         var = {}
         for node in order:
             var[id(node)] = self._name("g")
@@ -351,6 +534,9 @@ class _Trace:
                     lines += [f"if {v} is not None:", f" o = {t}.grad",
                               f" {buf}.data = {g} if o is None else o.data + {v}", f" {t}.grad = {buf}"]
                 continue
+            start = len(lines)
+            assigned_before = set(assigned)
+            bound = self._bound_backward(node, v, var, assigned_before)
             body = [f"r = {self._name('B', ctx.backward)}({v})", "if type(r) is not tuple: r = (r,)"]
             for i, p in enumerate(ctx.parents):
                 if not p.requires_grad or id(p) not in var:
@@ -375,6 +561,16 @@ class _Trace:
                     lines.append(" = ".join(f"{x}.{k}" for k in saved) + " = None")
                     self.released.append((ctx, saved))
                 lines.append(f"{v} = None")
+            if type(bound) is tuple:  # a bound block that falls back to the plain one where its flag is off
+                # NOTE: not "elif": the slot frees may come between
+                plain = lines[start:]
+                bound = bound[0][:-1] + [f"if {v} is not None and not {bound[1]}:"] + plain[1:]
+            elif bound is not None and retain_graph:
+                bound.pop()  # NOTE: as the plain block: the gradient variable stays
+            if bound is not None:
+                lines[start:] = [("alt", id(ctx), lines[start:], bound)]
+            elif id(ctx) in self.bind:
+                self.bind[id(ctx)] = None
         self.lines += lines
         self.sig.append(("walk", tuple(type(n._ctx) for n in order),
                          tuple(self.tensor_refs.get(id(n)) for n in order)))
@@ -398,19 +594,57 @@ class _Trace:
                 return ("dict", {k: spec(v) for k, v in obj.items()})
             return ("same", obj)
         self.out_spec = spec(result)
+        bound = self._bound_set()
         params = ", ".join(f"a{i}" for i in range(len(arg_leaves)))
-        src = f"def replay({params}):\n" + "".join(f"    {line}\n" for line in self._with_slots_freed(set(outs)))
-        src += f"    return ({''.join(o + ', ' for o in outs)})\n"
-        self.src = src
-        exec(builtins.compile(src, f"<minigrad.compile replay of {len(self.lines)} lines>", "exec"), self.ns)
-        self.replay = self.ns["replay"]
+        self.src = self._source(params, outs, set())
+        exec(builtins.compile(self.src, f"<minigrad.compile replay of {len(self.lines)} lines>", "exec"), self.ns)
+        self.replay = self.replay_plain = self.ns["replay"]
+        if bound:
+            # NOTE: a returned array that may share memory with a bound output array is copied out: the next
+            # replay writes that array again, and what the user holds must stay what it was
+            ys = [self.bind[c]["y"] for c in bound if self.bind[c]["y"] is not None]
+            copied = {o for o in outs if any(np.may_share_memory(self.slot_arrays.get(o, ()), y) for y in ys)}
+            self.src = self._source(params, outs, bound, copied)
+            exec(builtins.compile(self.src, f"<minigrad.compile bound replay of {len(self.lines)} lines>", "exec"),
+                 self.ns)
+            self.replay = self.ns["replay"]
+        self.n_bound = len(bound)
 
-    def _with_slots_freed(self, outs):
+    def _bound_set(self):
+        """The ids of the contexts whose bound lines the replay uses: forward and every backward bound, and no
+        slot sharing memory with the bound output array read by a host computation or a recorded method call
+        (which might keep it past the step)."""
+        bound = {c for c, b in self.bind.items() if b is not None}
+        if not bound:
+            return bound
+        kept = set()
+        for line in self.lines:
+            if isinstance(line, str) and _HOST_OR_CALL.search(line):
+                kept.update(_SLOT.findall(line))
+        for c in list(bound):
+            y = self.bind[c]["y"]
+            if y is not None and any(np.may_share_memory(self.slot_arrays[n], y)
+                                     for n in kept if n in self.slot_arrays):
+                bound.discard(c)
+        return bound
+
+    def _source(self, params, outs, bound, copied=()):
+        lines = []
+        for line in self.lines:
+            if isinstance(line, str):
+                lines.append(line)
+            else:
+                lines += line[3] if line[1] in bound else line[2]
+        src = f"def replay({params}):\n" + "".join(f"    {line}\n"
+                                                  for line in self._with_slots_freed(set(outs), lines))
+        return src + f"    return ({''.join((o + '.copy()' if o in copied else o) + ', ' for o in outs)})\n"
+
+    def _with_slots_freed(self, outs, lines_in):
         """The lines with ``sN = None`` before the first top-level line after the last line that reads slot
         ``sN`` (not an output): the replay's locals would otherwise keep every activation until it returns, where
         eager frees each with the last node that saved it."""
         last = {}
-        for i, line in enumerate(self.lines):
+        for i, line in enumerate(lines_in):
             for name in _SLOT.findall(line):
                 last[name] = i
         ends = {}  # line index -> slots last read there
@@ -418,7 +652,7 @@ class _Trace:
             if name not in outs:
                 ends.setdefault(i, []).append(name)
         lines, pending = [], []
-        for i, line in enumerate(self.lines):
+        for i, line in enumerate(lines_in):
             if pending and not line.startswith(" "):
                 lines.append(" = ".join(pending) + " = None")
                 pending = []
@@ -436,6 +670,7 @@ class _Trace:
         self.guard_state = tuple(_module_state(m) for m in self.guard_modules)
         self.guard_leaves = tuple(self.live.values())
         self.guard_grad = list(map(_REQUIRES_GRAD, self.guard_leaves))
+        self.guard_sd = list(map(_SHAPE_DTYPE, self.guard_leaves))
 
     def bind_args(self, leaves):
         """Name the step's argument arrays (before recording): an op reading one reads ``a{i}`` on replay."""
@@ -458,7 +693,10 @@ class _Trace:
             if tuple(_module_state(m) for m in self.guard_modules) != self.guard_state:
                 return False
             self.guard_epoch = _module.attr_epoch
-        return list(map(_REQUIRES_GRAD, self.guard_leaves)) == self.guard_grad
+        # NOTE: and their shapes and dtypes, which the key does not hold (``p.data = p.data.astype(...)``): the
+        # walk's fix-ups cast to the recorded dtypes, the bound lines write into arrays of the recorded ones
+        return (list(map(_REQUIRES_GRAD, self.guard_leaves)) == self.guard_grad
+                and list(map(_SHAPE_DTYPE, self.guard_leaves)) == self.guard_sd)
 
     def rebuild(self, arrays, spec=None):
         kind, v = spec if spec is not None else self.out_spec

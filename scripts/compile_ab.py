@@ -74,7 +74,7 @@ def _keep_saved():
 
     def on_walk(self, roots, root_grads, create_graph, inputs, accumulate, retain_graph=False):
         return walk(self, roots, root_grads, create_graph, inputs, accumulate, True)
-    capture._Trace.on_walk, capture._Trace._with_slots_freed = on_walk, lambda self, outs: self.lines
+    capture._Trace.on_walk, capture._Trace._with_slots_freed = on_walk, lambda self, outs, lines: lines
 
     def undo():
         capture._Trace.on_walk, capture._Trace._with_slots_freed = walk, freed
@@ -257,6 +257,18 @@ def _modes_local():
     return undo
 
 
+def _unbound():
+    """Recordings without the bound lines (``--old unbound``): every op's own forward and backward called on
+    replay, as before capture's bound ``_Linear`` path."""
+    from minigrad import capture
+    saved = capture._Trace._bound_set
+    capture._Trace._bound_set = lambda self: set()
+
+    def undo():
+        capture._Trace._bound_set = saved
+    return undo
+
+
 _OLD_CALLS = {}
 _SWAPS = {}
 
@@ -292,7 +304,7 @@ def _swap(tree, names):
 OLD = {"unfused": _unfused, "call-checks": _call_checks, "sgd-checked": _sgd_checked, "sgd-loop": _sgd_loop,
        "kernels-getattr": _kernels_getattr, "keep-saved": _keep_saved, "sigmoid-numpy": _sigmoid_numpy,
        "ce-general": _ce_general, "small-kernels": _small_kernels, "contract-call": _contract_call,
-       "modes-local": _modes_local}
+       "modes-local": _modes_local, "unbound": _unbound}
 NOT_BITWISE = {"sigmoid-numpy", "ce-general"}  # NOTE: ce-general's backward rounds differently (its loss is the same)
 
 

@@ -11,6 +11,8 @@ is the replay function's own lines (the unrolled walk, the gradient checks and s
 and, for "call", ``Compiled.__call__`` around it. ``--count`` runs 100 of them inside ``itertools.starmap`` for
 callgrind's toggle (docs/perf/mlp-step.md). ``--after`` times each piece of the call once right after each of 700
 real replays (its caches cold, as in a training loop), by ``time.thread_time`` (about 1 us of it in each figure).
+The step is recorded without capture's bound lines (its plain replay, every op's own forward and backward), which
+is what the stubs replace; ``--bound`` keeps them (then the bound nodes' kernels are not stubbed).
 """
 import itertools
 import os
@@ -30,6 +32,9 @@ def setup():
     from minigrad.allocator import tune_allocator
     tune_allocator()
     minigrad.set_num_threads(1)
+    if "--bound" not in sys.argv:
+        from minigrad import capture
+        capture._Trace._bound_set = lambda self: set()
     step = step_cpu_time.build("minigrad-compiled", "mlp-bn")
     for _ in range(5):
         step()

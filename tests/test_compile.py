@@ -765,3 +765,155 @@ def test_values_read_from_arrays_are_each_steps():
             for g, w in zip(got, want):
                 assert g.data.tobytes() == w.data.tobytes() and g.dtype == w.dtype and g.shape == w.shape
     assert _states(compiled) == ["checked"]
+
+
+# ------------------------------------------------------------------ the bound path (capture._Trace._bind_linear)
+
+def _bound_counts(compiled):
+    return sorted(e.trace.n_bound for entries in compiled._cache.values() for e in entries)
+
+
+def _small_mlp(bn, dtype):
+    def build():
+        layers = [nn.Linear(12, 16, bias=not bn)] + ([nn.BatchNorm1d(16)] if bn else []) + [nn.Sigmoid(),
+                  nn.Linear(16, 16, bias=not bn)] + ([nn.BatchNorm1d(16)] if bn else []) + [nn.Sigmoid(),
+                  nn.Linear(16, 10)]
+        return nn.Sequential(*layers).to(dtype=dtype)
+    return build
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bn", [True, False])
+def test_bound_replay_bit_identical_to_eager(bn, dtype):
+    """The replay with ``_Linear`` bound (np.matmul into arrays allocated at record time, its backward's products
+    without the walk's no-op fix-ups): losses, parameters, gradients, momentum buffers and running statistics equal
+    eager's bit for bit after every step, float32 and float64, with and without bias and BN."""
+    rng = np.random.default_rng(3)
+    batches = [(mg.Tensor(rng.standard_normal((10, 12)).astype(dtype)), mg.Tensor(rng.integers(0, 10, 10)))
+               for _ in range(6)]
+    compiled = _run_both(_small_mlp(bn, dtype), "sgd", batches)
+    assert _bound_counts(compiled) == [6 if bn else 4]  # the linear layers, batch norm + sigmoid, cross entropy
+
+
+def test_mlp_bn_model_is_bound():
+    compiled = _run_both(lambda: build_model("mlp-bn"), "sgd", _batches(4, 12))
+    assert _bound_counts(compiled) == [8]
+
+
+def test_returned_outputs_never_overwritten_by_a_later_replay():
+    """An output that escapes (the logits the step returns: a bound ``_Linear``'s output array, and a view of it) is
+    copied out of the bound array: what the user kept from one step is not rewritten by the next replay."""
+    def make(net, opt):
+        def step(x, y):
+            opt.zero_grad()
+            logits = net(x)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            opt.step()
+            return logits, loss, logits.reshape(-1)
+        return step
+    net_a, opt_a, _ = _setup(lambda: build_model("mlp-bn"), "sgd")
+    net_b, opt_b, _ = _setup(lambda: build_model("mlp-bn"), "sgd")
+    eager, compiled = make(net_a, opt_a), mg.compile(make(net_b, opt_b))
+    batches = _batches(5, 8)
+    kept_a = [eager(x, y) for x, y in batches]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept_b = [compiled(x, y) for x, y in batches]
+    for a, b in zip(kept_a, kept_b):
+        for ta, tb in zip(a, b):
+            assert ta.data.tobytes() == tb.data.tobytes()
+    assert _bound_counts(compiled) == [8]
+    _assert_same(net_a, opt_a, net_b, opt_b)
+
+
+def test_bound_replay_records_again_for_mode_and_shape():
+    """train/eval and a new batch size are new recordings, each bound and each replayed like eager."""
+    test_train_eval_switch_and_shape_change_record_again()
+    net, opt, step = _setup(lambda: build_model("mlp-bn"), "sgd")
+    compiled = mg.compile(step)
+    for mode in ("train", "eval"):
+        getattr(net, mode)()
+        for x, y in _batches(3, 8) + _batches(3, 5):
+            compiled(x, y)
+    assert _bound_counts(compiled) == [5, 5, 8, 8]  # eval: no batch norm + sigmoid
+
+
+def test_live_tensor_of_another_dtype_is_a_new_recording():
+    """Parameters given arrays of another dtype between steps (``p.data = ...``: not in the key) fail the
+    recording's guard: a new recording, never the old one's bound output arrays of the recorded dtype (nor the
+    walk's casts to it: before this guard the replay raised there); results stay eager's."""
+    def setup():
+        mg.manual_seed(0)
+        net = _small_mlp(False, np.float32)()
+        opt = SGD(net.parameters(), lr=0.05)  # NOTE: no momentum buffer, which would keep the old dtype
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return net, opt, step
+    net_a, opt_a, step_a = setup()
+    net_b, opt_b, step_b = setup()
+    compiled = mg.compile(step_b)
+    rng = np.random.default_rng(4)
+    batches = [(mg.Tensor(rng.standard_normal((10, 12)).astype(np.float32)), mg.Tensor(rng.integers(0, 10, 10)))
+               for _ in range(6)]
+    for i, (x, y) in enumerate(batches):
+        if i == 3:
+            for net in (net_a, net_b):
+                for p in net.parameters():
+                    p.data = p.data.astype(np.float64)
+        assert step_a(x, y).data.tobytes() == compiled(x, y).data.tobytes()
+    assert _states(compiled) == ["checked", "checked"]
+    _assert_same(net_a, opt_a, net_b, opt_b)
+
+
+class _FanOut(nn.Module):
+    """h feeds two linear layers and, as both operands, a third product: fan-out sums into a bound node's parent,
+    across nodes and within one."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(12, 10), nn.Linear(10, 10), nn.Linear(10, 10, bias=False)
+
+    def forward(self, x):
+        h = F.sigmoid(self.a(x))
+        return self.b(h) + self.c(h) + F.linear(h, h)[:, :10] * 0.01
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bound_replay_fan_out(dtype):
+    rng = np.random.default_rng(5)
+    batches = [(mg.Tensor(rng.standard_normal((10, 12)).astype(dtype)), mg.Tensor(rng.integers(0, 10, 10)))
+               for _ in range(5)]
+    compiled = _run_both(lambda: _FanOut().to(dtype=dtype), "sgd", batches)
+    assert _bound_counts(compiled) == [4]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_bound_cross_entropy_follows_ignored_targets(reduction):
+    """The bound cross entropy takes its plain case when every target is valid, read per replay: a batch with an
+    ignored target runs the node's own forward and backward (the general case), as eager does."""
+    def make(net, opt):
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(x), y, ignore_index=-1, reduction=reduction)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    net_a, opt_a, _ = _setup(lambda: build_model("mlp-bn"), "sgd")
+    net_b, opt_b, _ = _setup(lambda: build_model("mlp-bn"), "sgd")
+    eager, compiled = make(net_a, opt_a), mg.compile(make(net_b, opt_b))
+    batches = _batches(6, 8)
+    for i in (3, 5):
+        batches[i][1].data[[1, 4]] = -1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for x, y in batches:
+            assert eager(x, y).data.tobytes() == compiled(x, y).data.tobytes()
+            _assert_same(net_a, opt_a, net_b, opt_b)
+    assert _bound_counts(compiled) == [8]
