@@ -22,7 +22,9 @@ def _batches(n, batch, shape=(1, 28, 28), seed=0):
 def _setup(build, opt_name, seed=0):
     mg.manual_seed(seed)
     net = build()
-    opt = SGD(net.parameters(), lr=0.05, momentum=0.9) if opt_name == "sgd" else Adam(net.parameters(), lr=1e-3)
+    # NOTE: "sgd-plain": no momentum buffer (one would keep a parameter's old dtype)
+    opt = {"sgd": lambda p: SGD(p, lr=0.05, momentum=0.9), "sgd-plain": lambda p: SGD(p, lr=0.05),
+           "adam": lambda p: Adam(p, lr=1e-3)}[opt_name](net.parameters())
 
     def step(x, y):
         opt.zero_grad()
@@ -843,20 +845,8 @@ def test_live_tensor_of_another_dtype_is_a_new_recording():
     """Parameters given arrays of another dtype between steps (``p.data = ...``: not in the key) fail the
     recording's guard: a new recording, never the old one's bound output arrays of the recorded dtype (nor the
     walk's casts to it: before this guard the replay raised there); results stay eager's."""
-    def setup():
-        mg.manual_seed(0)
-        net = _small_mlp(False, np.float32)()
-        opt = SGD(net.parameters(), lr=0.05)  # NOTE: no momentum buffer, which would keep the old dtype
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(net(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        return net, opt, step
-    net_a, opt_a, step_a = setup()
-    net_b, opt_b, step_b = setup()
+    net_a, opt_a, step_a = _setup(_small_mlp(False, np.float32), "sgd-plain")
+    net_b, opt_b, step_b = _setup(_small_mlp(False, np.float32), "sgd-plain")
     compiled = mg.compile(step_b)
     rng = np.random.default_rng(4)
     batches = [(mg.Tensor(rng.standard_normal((10, 12)).astype(np.float32)), mg.Tensor(rng.integers(0, 10, 10)))
