@@ -223,7 +223,9 @@ class Tensor:
     as dict keys (and ``tensor in list`` compares elementwise: use identity, ``any(t is p for p in ps)``).
     """
 
-    # NOTE: "_freed" is set (never initialized: getattr with a default reads it) on a non-leaf whose node a walk freed
+    # NOTE: "_freed" is True on a non-leaf whose node a walk freed; __init__ (where leaves come from) sets it False,
+    # so that the walk's getattr(node, "_freed", False) on a leaf finds it (30 ns, against 260 ns for the
+    # AttributeError a missing slot raises and getattr catches); an op's output leaves it unset (getattr's default)
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "_freed", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
 
@@ -232,6 +234,7 @@ class Tensor:
         self.data = data if dtype is None and type(data) is np.ndarray else _to_array(data, dtype)
         self.grad = None
         self._ctx = None
+        self._freed = False
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
