@@ -1511,10 +1511,13 @@ _FREED_MESSAGE = ("Trying to backward through the graph a second time (or direct
 def _accumulate(node, g, create_graph, is_root):
     if create_graph:  # NOTE: .grad keeps the graph of the backward pass, as PyTorch's
         node.grad = g if node.grad is None else node.grad + g
-    else:  # NOTE: Tensor(array) without Tensor.__init__'s frame (a leaf's gradient, 14 a step of the MLP-BN)
-        t = _new_object(Tensor)
-        t.data = (g.copy() if is_root else g) if node.grad is None else node.grad.data + g
-        t.grad, t._ctx, t.requires_grad = None, None, False
+    else:
+        data = (g.copy() if is_root else g) if node.grad is None else node.grad.data + g
+        if type(data) is not np.ndarray:  # NOTE: a NumPy scalar (0-d + 0-d gives one): Tensor makes it an array
+            node.grad = Tensor(data)
+            return
+        t = _new_object(Tensor)  # NOTE: Tensor(data) without Tensor.__init__'s frame (14 leaves an MLP-BN step)
+        t.data, t.grad, t._ctx, t.requires_grad = data, None, None, False
         node.grad = t
 
 

@@ -101,3 +101,18 @@ def test_topological_order_with_fan_out():
         for t in got:
             for p in (t._ctx.parents if t._ctx is not None else ()):
                 assert not p.requires_grad or pos[id(t)] < pos[id(p)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_leaf_gradients_stay_arrays_when_accumulated(dtype):
+    # NOTE: 0-d + 0-d gives a NumPy scalar; a leaf's .grad must still hold an ndarray (np.asarray(t.grad) works)
+    x = Tensor(np.array(2.0, dtype), requires_grad=True)
+    for _ in range(3):
+        (x * 3).backward()
+    assert type(x.grad.data) is np.ndarray and x.grad.data.dtype == dtype and x.grad.data.shape == ()
+    np.testing.assert_array_equal(np.asarray(x.grad), np.array(9.0, dtype))
+    w = Tensor(np.ones((2, 3), dtype), requires_grad=True)
+    (w * 2).sum().backward()
+    (w * 2).sum().backward()
+    assert type(w.grad.data) is np.ndarray
+    np.testing.assert_array_equal(w.grad.data, np.full((2, 3), 4.0, dtype))
