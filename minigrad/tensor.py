@@ -27,6 +27,7 @@ from minigrad.kernels.threads import get_num_threads as _get_num_threads
 from minigrad.kernels.rules import float_dtype as _dtype
 
 _MODE_DEFAULTS = {"grad": True, "anomaly": False}
+_new_object = object.__new__  # NOTE: ``_new_object(Tensor)``: a Tensor whose slots the caller writes
 
 
 class _Modes(threading.local):
@@ -222,7 +223,9 @@ class Tensor:
     as dict keys (and ``tensor in list`` compares elementwise: use identity, ``any(t is p for p in ps)``).
     """
 
-    # NOTE: "_freed" is set (never initialized: getattr with a default reads it) on a non-leaf whose node a walk freed
+    # NOTE: "_freed" is True on a non-leaf whose node a walk freed; __init__ (where leaves come from) sets it False,
+    # so that the walk's getattr(node, "_freed", False) on a leaf finds it (30 ns, against 260 ns for the
+    # AttributeError a missing slot raises and getattr catches); an op's output leaves it unset (getattr's default)
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "_freed", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
 
@@ -231,6 +234,7 @@ class Tensor:
         self.data = data if dtype is None and type(data) is np.ndarray else _to_array(data, dtype)
         self.grad = None
         self._ctx = None
+        self._freed = False
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -1300,28 +1304,34 @@ def _unbroadcast_tensor(grad, shape):
 
 # -------------------------------------------------------------------- the graph walk
 
+_DONE = object()  # _topological_order's marker
+
+
 def _topological_order(roots, stop=None):
     """Nodes reachable from ``roots``, each after every node that uses it (iterative DFS); nodes in ``stop`` are
     not expanded."""
     # NOTE: a node is marked when it is expanded, not when pushed: a node pushed twice is expanded at its
     # deeper push, so it is finished before every node that uses it (post-order stays topological)
+    # NOTE: the stack holds nodes to expand; a node followed by _DONE (pushed above its parents) is finished when
+    # _DONE comes off: no (node, flag) pair built per push
     order, seen = [], set()
-    stack = [(r, False) for r in reversed(roots)]
-    append, pop = stack.append, stack.pop
+    stack = list(reversed(roots))
+    append, pop, mark = stack.append, stack.pop, seen.add
     while stack:
-        node, done = pop()
-        if done:
-            order.append(node)
+        node = pop()
+        if node is _DONE:
+            order.append(pop())
             continue
         if node in seen:
             continue
-        seen.add(node)
-        append((node, True))
+        mark(node)
+        append(node)
+        append(_DONE)
         ctx = node._ctx
         if ctx is not None and (stop is None or node not in stop):
             for p in ctx.parents:
                 if p.requires_grad and p not in seen:
-                    append((p, False))
+                    append(p)
     order.reverse()
     return order
 
@@ -1341,7 +1351,7 @@ def _root_grad(fn, out, gradient, create_graph):
         if out.data.size != 1:
             raise RuntimeError(f"{fn}(): grad can be implicitly created only for one-element outputs; this tensor has "
                                f"shape {out.data.shape}, pass the gradient explicitly")
-        g = np.ones_like(out.data)
+        g = np.ones(out.data.shape, out.data.dtype)  # NOTE: np.ones_like's dispatch costs 2-3 us more a call
         return Tensor(g) if create_graph else g
     if isinstance(gradient, Tensor):
         if gradient.shape != out.data.shape:
@@ -1454,9 +1464,13 @@ def _walk_arrays(order, grads, roots, retain_graph):
                 _accumulate(node, g, False, id(node) in root_ids)
             continue
         in_grads = ctx.backward(g)
-        if type(in_grads) is not tuple and not isinstance(in_grads, tuple):
-            in_grads = (in_grads,)
-        for parent, pg in zip(ctx.parents, in_grads):
+        parents = ctx.parents
+        # NOTE: one input and one array back (most ops): the loop's body without the tuple and the zip
+        if len(parents) == 1 and type(in_grads) is not tuple and not isinstance(in_grads, tuple):
+            pairs = ((parents[0], in_grads),)
+        else:
+            pairs = zip(parents, in_grads if isinstance(in_grads, tuple) else (in_grads,))
+        for parent, pg in pairs:
             if pg is None or not parent.requires_grad:
                 continue
             pdata = parent.data
@@ -1498,7 +1512,13 @@ def _accumulate(node, g, create_graph, is_root):
     if create_graph:  # NOTE: .grad keeps the graph of the backward pass, as PyTorch's
         node.grad = g if node.grad is None else node.grad + g
     else:
-        node.grad = Tensor(g.copy() if is_root else g) if node.grad is None else Tensor(node.grad.data + g)
+        data = (g.copy() if is_root else g) if node.grad is None else node.grad.data + g
+        if type(data) is not np.ndarray:  # NOTE: a NumPy scalar (0-d + 0-d gives one): Tensor makes it an array
+            node.grad = Tensor(data)
+            return
+        t = _new_object(Tensor)  # NOTE: Tensor(data) without Tensor.__init__'s frame (14 leaves an MLP-BN step)
+        t.data, t.grad, t._ctx, t.requires_grad = data, None, None, False
+        node.grad = t
 
 
 # -------------------------------------------------------------------- anomaly detection
@@ -1533,20 +1553,87 @@ class Function:
     def apply(cls, *tensors, **kwargs):
         """Run the op on ``tensors`` (keyword arguments go to ``forward``) and return its output tensor,
         attached to the graph when grad mode is on and an input requires grad."""
-        return cls.apply_with_ctx(*tensors, **kwargs)[0]
+        # NOTE: apply_with_ctx's lines, written out again (every op runs this; a call to apply_with_ctx and the
+        # pair it returns cost about 1 us); for one or two inputs the node is made without the __init__ frame
+        # (when cls keeps Function's) and the output Tensor without Tensor.__init__'s; keep the two the same
+        if cls.__init__ is not _function_init:
+            ctx = cls(tensors)
+            out = ctx.forward(*[t.data for t in tensors], **kwargs)
+        elif len(tensors) == 1:
+            ctx = _new_object(cls)
+            x, = tensors
+            ctx.parents, ctx.needs_input_grad = tensors, (x.requires_grad,)
+            out = ctx.forward(x.data, **kwargs)
+        elif len(tensors) == 2:
+            ctx = _new_object(cls)
+            x, y = tensors
+            ctx.parents, ctx.needs_input_grad = tensors, (x.requires_grad, y.requires_grad)
+            out = ctx.forward(x.data, y.data, **kwargs)
+        else:
+            ctx = _new_object(cls)
+            ctx.parents, ctx.needs_input_grad = tensors, tuple([t.requires_grad for t in tensors])
+            out = ctx.forward(*[t.data for t in tensors], **kwargs)
+        if _active_switches:
+            if _anomaly_enabled():
+                _check_anomaly(cls.__name__, "forward", out if isinstance(out, tuple) else (out,))
+            grad = _grad_enabled()
+        else:
+            grad = True
+        if type(out) is np.ndarray:
+            result = _new_object(Tensor)
+            result.data, result.grad = out, None
+            if grad and cls.differentiable and True in ctx.needs_input_grad and out.dtype in _FLOAT_DTYPES:
+                result.requires_grad, result._ctx = True, ctx
+            else:
+                result.requires_grad, result._ctx = False, None
+        else:
+            result = Tensor(out)
+            if grad and cls.differentiable and True in ctx.needs_input_grad and result.data.dtype in _FLOAT_DTYPES:
+                result.requires_grad = True
+                result._ctx = ctx
+        if _recorder is not None:
+            _recorder.on_apply(ctx, tensors, kwargs, result)
+        return result
 
     @classmethod
     def apply_with_ctx(cls, *tensors, **kwargs):
         """Like ``apply``, but also returns the context, which holds what forward saved (even under no_grad)."""
-        ctx = cls(tensors)
-        out = ctx.forward(*[t.data for t in tensors], **kwargs)
-        anomaly, grad = (_anomaly_enabled(), _grad_enabled()) if _active_switches else (False, True)
-        if anomaly:
-            _check_anomaly(cls.__name__, "forward", out if isinstance(out, tuple) else (out,))
-        result = Tensor(out)
-        if grad and cls.differentiable and True in ctx.needs_input_grad and result.data.dtype in _FLOAT_DTYPES:
-            result.requires_grad = True
-            result._ctx = ctx
+        # NOTE: apply's steps (see there), the same lines
+        if cls.__init__ is not _function_init:
+            ctx = cls(tensors)
+            out = ctx.forward(*[t.data for t in tensors], **kwargs)
+        elif len(tensors) == 1:
+            ctx = _new_object(cls)
+            x, = tensors
+            ctx.parents, ctx.needs_input_grad = tensors, (x.requires_grad,)
+            out = ctx.forward(x.data, **kwargs)
+        elif len(tensors) == 2:
+            ctx = _new_object(cls)
+            x, y = tensors
+            ctx.parents, ctx.needs_input_grad = tensors, (x.requires_grad, y.requires_grad)
+            out = ctx.forward(x.data, y.data, **kwargs)
+        else:
+            ctx = _new_object(cls)
+            ctx.parents, ctx.needs_input_grad = tensors, tuple([t.requires_grad for t in tensors])
+            out = ctx.forward(*[t.data for t in tensors], **kwargs)
+        if _active_switches:
+            if _anomaly_enabled():
+                _check_anomaly(cls.__name__, "forward", out if isinstance(out, tuple) else (out,))
+            grad = _grad_enabled()
+        else:
+            grad = True
+        if type(out) is np.ndarray:
+            result = _new_object(Tensor)
+            result.data, result.grad = out, None
+            if grad and cls.differentiable and True in ctx.needs_input_grad and out.dtype in _FLOAT_DTYPES:
+                result.requires_grad, result._ctx = True, ctx
+            else:
+                result.requires_grad, result._ctx = False, None
+        else:
+            result = Tensor(out)
+            if grad and cls.differentiable and True in ctx.needs_input_grad and result.data.dtype in _FLOAT_DTYPES:
+                result.requires_grad = True
+                result._ctx = ctx
         if _recorder is not None:
             _recorder.on_apply(ctx, tensors, kwargs, result)
         return result, ctx
@@ -1579,6 +1666,9 @@ class Function:
         return tuple(got.pop(p, None) if need else None for p, need in zip(parents, self.needs_input_grad))
 
     compose = None  # ``compose(*parents) -> Tensor``: the forward as Tensor ops (see backward_graph)
+
+
+_function_init = Function.__init__
 
 # -------------------------------------------------------------------- elementwise ops
 
