@@ -83,18 +83,21 @@ LIMITS = {
     "end to end: MLP-BN >= 1.5x torch steps/s":
         "About 60% of a step's instructions are its 11 BLAS matrix multiplies (the first layer's two 36 us a step "
         "slower in NumPy's OpenBLAS than in PyTorch's MKL; no copy of W^T made in the forward pays for itself: "
-        "docs/perf/mlp-first-layer.md); batch norm's, the sigmoid's kernels are now 1.5-2x faster (same bits) and "
-        "each BatchNorm + Sigmoid pair is one node, which leaves per-op Python of about 1 us a piece. The VM's "
-        "per-process speed is bimodal (minigrad's processes more than PyTorch's): by the medians of 16 processes "
-        "each (docs/end-to-end-mlp-bn-16x.json) eager runs at 1.48x PyTorch (docs/perf/mlp-step.md)",
+        "docs/perf/mlp-first-layer.md); the kernels are 1.5-2x faster than a session ago (same bits), each "
+        "BatchNorm + Sigmoid pair is one node and every op's autograd core is about 30% fewer instructions, which "
+        "leaves about 1 us of Python a piece. The VM's per-process speed is bimodal: by the medians of 16 processes "
+        "each (docs/end-to-end-mlp-bn-16x.json) eager runs at 1.55x PyTorch, over the line; in the 8-repeat run "
+        "two of PyTorch's and two of minigrad's eager processes ran in the slow mode (docs/perf/mlp-step.md)",
     "end to end: MLP-BN compiled >= 2x torch steps/s":
-        "The replay calls one kernel or NumPy function per op, about 40 a step; the GEMMs are about 60% of its "
-        "instructions and run at NumPy's OpenBLAS speed, so 2x PyTorch's eager step (about 520 us here) is below "
-        "what those GEMMs and kernels take with per-call costs of 1-3 us. Its processes are bimodal on this VM "
-        "(537-575 us a step in 7 of 16 processes, 611-934 in the rest, docs/end-to-end-mlp-bn-16x.json)",
+        "The replay binds the linear layers, batch norm + sigmoid and the plain cross entropy to their kernels and "
+        "preallocated arrays (docs/perf/mlp-step.md); by the medians of 16 processes each "
+        "(docs/end-to-end-mlp-bn-16x.json) the compiled step runs at 2.11x PyTorch (paired), over the line. Its "
+        "processes are bimodal on this VM: in the 8-repeat run four of eight ran 492-516 us a step and four "
+        "757-814 us, which puts the paired median at the line",
     "end to end: MLP-BN compiled >= 1.0x JAX jitted steps/s":
-        "See the target above: JAX's jitted step is one XLA executable with its matrix products fused with the "
-        "elementwise work; the replay still calls one kernel or NumPy function per op.",
+        "By the medians of 16 processes each (docs/end-to-end-mlp-bn-16x.json) the compiled step takes 480 us "
+        "against JAX's 568 us (1.18x); the 8-repeat run's median falls between the compiled step's two modes "
+        "(492-516 and 757-814 us, four processes each) while JAX's processes ran 590-630 us in six of eight.",
     "end to end: ResNet-20 >= 1.0x torch steps/s":
         "Every 3x3 convolution runs on a direct kernel (unit stride: docs/perf/conv.md parts 2-4; stride 2 by the "
         "stride's phases: part 5); the 1x1 shortcuts and the classifier are GEMMs",
