@@ -167,6 +167,24 @@ def check_bits(old):
                     got.append([y.data, rm.data, rv.data] + [t.grad.data for t in ts.values() if t.grad is not None])
                 assert len(got[0]) == len(got[1]) and all(map(same, *got)), ("renorm", backend, shape, dtype, hw, hb)
                 cases += 1
+                # ghost batch norm (batch_norm with virtual_batch_size; old: the old tree's norm.py), running
+                # statistics given or not, chunks that divide N or leave a remainder of 2 or more
+                for vbs in sorted({2, 3, 4} - {shape[0] - 1}):
+                    if vbs >= shape[0] or shape[0] % vbs == 1:
+                        continue
+                    got = []
+                    for bn in (sys.modules["minigrad.nn.functional._old_norm"].batch_norm, F.batch_norm):
+                        ts = {k: mg.Tensor(a.copy(), requires_grad=True) for k, a in (("x", x0), ("w", w0), ("b", b0))}
+                        rm = mg.Tensor(np.linspace(-1, 1, c).astype(dtype)) if hw else None
+                        rv = mg.Tensor(np.linspace(0.2, 3, c).astype(dtype)) if hw else None
+                        with side_kernels(bn is not F.batch_norm):
+                            y = bn(ts["x"], rm, rv, ts["w"] if hw else None, ts["b"] if hb else None, True, 0.1,
+                                   1e-5, virtual_batch_size=vbs)
+                            y.backward(dy)
+                        got.append([y.data] + ([rm.data, rv.data] if hw else [])
+                                   + [t.grad.data for t in ts.values() if t.grad is not None])
+                    assert len(got[0]) == len(got[1]) and all(map(same, *got)), ("ghost", backend, shape, dtype, vbs)
+                    cases += 1
     return cases
 
 
@@ -198,7 +216,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--target-ms", type=float, default=20.0, help="CPU time per variant per round")
-    ap.add_argument("--methods", nargs="+", default=["BatchRenorm2d", "FRN+TLU", "BatchRenorm2d module"])
+    ap.add_argument("--methods", nargs="+", default=["BatchRenorm2d", "FRN+TLU", "BatchRenorm2d module",
+                                                          "GhostBatchNorm2d"])
     ap.add_argument("--ops", nargs="+", default=["forward", "backward", "fwd+bwd"])
     ap.add_argument("--no-check", action="store_true", help="skip the bit-for-bit checks")
     ap.add_argument("--old-ext", default=None, help="directory of another build's phases/norm extensions (old side)")
@@ -217,7 +236,8 @@ def main():
               f"gradient in {EPS_DIFFER[0]} FRN cases: within 1e-13 relative)", flush=True)
         check_module_bits(old_modules)
     names = {"BatchRenorm2d": "batch_renorm", "FRN+TLU": "filter_response_norm_tlu", "EvoNormB0": "evonorm_b0",
-             "EvoNormS0": "evonorm_s0"}
+             "EvoNormS0": "evonorm_s0", "GhostBatchNorm2d": "batch_norm"}
+    old_norm = sys.modules["minigrad.nn.functional._old_norm"]  # NOTE: batch_norm (ghost batches) lives there
 
     def with_functional(run, fn, old_side):
         """``run`` with F.<fn> set to ``fn`` and the side's kernels (``side_kernels``) for the call (both trees pay
@@ -268,7 +288,7 @@ def main():
             else:
                 fn = names[method]
                 runs = {v: with_functional(bench._minigrad(method, a, op)[0], f, v == "old")
-                        for v, f in (("old", getattr(old, fn)), ("new", getattr(F, fn)))}
+                        for v, f in (("old", getattr(old, fn, None) or getattr(old_norm, fn)), ("new", getattr(F, fn)))}
             t, faults = interleaved_times(runs, args.rounds, args.target_ms, time.process_time)
             cell = lambda v: f"{fmt(float(np.median(t[v])))} ({fmt(float(t[v].min()))})"  # noqa: E731
             print(f"| {method} | {op} | {'x'.join(map(str, shape))} | {cell('old')} | {cell('new')} | "

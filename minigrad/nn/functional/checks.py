@@ -12,9 +12,10 @@ def check_tensor(fn, x, ndim=None):
     """x must be a float32 or float64 Tensor (with ``ndim`` dims when given)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{fn}: input must be a minigrad.Tensor, got {type(x).__name__}")
-    if x.dtype not in FLOATS:
-        raise TypeError(f"{fn}: input must be float32 or float64, got {x.dtype}")
-    if ndim is not None and x.ndim != ndim:
+    a = x.data  # NOTE: the array's dtype, not Tensor.dtype's frame: called per op
+    if a.dtype not in FLOATS:
+        raise TypeError(f"{fn}: input must be float32 or float64, got {a.dtype}")
+    if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{fn}: input must have {ndim} dims, got shape {x.shape}")
 
 

@@ -34,7 +34,8 @@ from .checks import check_tensor, check_virtual_batch_size
 
 def _check_input(fn, x, min_ndim, max_ndim=None):
     check_tensor(fn, x)
-    if x.ndim < min_ndim or (max_ndim is not None and x.ndim > max_ndim):
+    ndim = x.data.ndim
+    if ndim < min_ndim or (max_ndim is not None and ndim > max_ndim):
         want = f"{min_ndim}" + (f" to {max_ndim}" if max_ndim != min_ndim else "") if max_ndim else f"at least {min_ndim}"
         raise ValueError(f"{fn}: input must have {want} dims, got shape {x.shape}")
 
@@ -66,7 +67,8 @@ def _affine(weight, bias, c, dtype):
 def _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps):
     """Checks shared by batch and instance norm: per-channel (C,) parameters and running statistics of the
     input's dtype, and eps. Returns the running statistics' arrays (or None) and eps as a float."""
-    c, dtype = input.shape[1], input.dtype
+    a = input.data  # NOTE: the array's shape and dtype, not Tensor's properties (a frame each)
+    c, dtype = a.shape[1], a.dtype
     _check_param(fn, "weight", weight, (c,), dtype)
     _check_param(fn, "bias", bias, (c,), dtype)
     rm = _check_param(fn, "running_mean", running_mean, (c,), dtype)
@@ -309,9 +311,9 @@ class _ChannelNorm(Function):
     """Ghost batch norm: batch norm over x viewed as (N, C, S) per contiguous chunk of ``chunk`` samples (x[n0:n1]
     is contiguous in (N, C, S)), at least two chunks, one kernel call each way (``ghost_batch_norm_forward`` and
     ``_backward``: batch norm's fused kernels chunk by chunk). ``_BatchRenormTrain`` is its one-chunk form with r
-    and d; ``compose`` (the double backward) serves both."""
+    and d; ``compose`` (the double backward) serves both. NOTE: its forward goes without ieee_when_eps0's wrapper
+    (half a microsecond a call): eps > 0 here (check_batch_eps: batch statistics) and the kernel does the arithmetic."""
 
-    @ieee_when_eps0
     def forward(self, x, *params, chunk, has_weight, has_bias, eps):
         self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
         x3 = _as_ncs_array(x)
@@ -447,7 +449,7 @@ def _batch_norm(fn, input, running_mean, running_var, weight, bias, training, mo
     subclasses of _BatchNormTrain and _ChannelAffine taking ``node_kwargs`` too (batch norm then an activation in
     one node, fused.py; no ghost batches there)."""
     _check_input(fn, input, 2, 5)
-    c = input.shape[1]
+    c = input.data.shape[1]
     rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
     virtual_batch_size = check_virtual_batch_size(fn, virtual_batch_size)
     size = input.data.size  # NOTE: the array's (Tensor.size builds a callable int: a microsecond per read)
@@ -466,7 +468,7 @@ def _batch_norm(fn, input, running_mean, running_var, weight, bias, training, mo
     eps = check_batch_eps(fn, eps)
     if momentum is not None or rm is not None:
         momentum = _check_average(fn, momentum)
-    if virtual_batch_size is not None and virtual_batch_size < input.shape[0]:
+    if virtual_batch_size is not None and virtual_batch_size < input.data.shape[0]:
         return _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, virtual_batch_size)
     out, node = (nodes[0] if nodes else _BatchNormTrain).apply_with_ctx(
         input, *_params(weight, bias), has_weight=weight is not None, has_bias=bias is not None, eps=eps,
@@ -487,7 +489,8 @@ def _update_running_from(node, rm, rv, momentum, eps, count):
 
 def _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, chunk):
     """Training-mode batch norm per contiguous chunk of ``chunk`` samples (see ``batch_norm``)."""
-    n, last = input.shape[0], input.shape[0] % chunk
+    shape = input.data.shape  # NOTE: the array's, not Tensor's properties (Tensor.size: a microsecond a read)
+    n, last = shape[0], shape[0] % chunk
     if last == 1:
         raise ValueError(f"batch_norm: virtual_batch_size={chunk} leaves a last chunk of 1 sample from a batch of "
                          f"{n}; the last chunk needs at least 2 samples (choose a size that divides {n} or leaves "
@@ -497,7 +500,7 @@ def _ghost_batch_norm(input, rm, rv, weight, bias, momentum, eps, chunk):
     if rm is not None or rv is not None:
         # NOTE: the update kernel averages count/(count - 1)*(1/rstd^2 - eps) over rows with one count; a short
         # last chunk's m2 is rescaled so that this gives its own unbiased variance m2/(count_i - 1)
-        s = input.size // (n * input.shape[1])
+        s = input.data.size // (n * shape[1])
         count, counts = chunk * s, np.array([[(n1 - n0) * s] for n0, n1 in node.bounds])
 
         def update(rm, rv):  # NOTE: reads the node when it runs (see _update_running_from)

@@ -71,7 +71,7 @@ def batch_renorm(input: Tensor, running_mean: Tensor | None, running_var: Tensor
     """
     fn = "batch_renorm"
     _check_input(fn, input, 2, 5)
-    c = input.shape[1]
+    c = input.data.shape[1]
     rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
     if rm is None or rv is None:
         raise ValueError(f"{fn}: running_mean and running_var are required (r and d compare the batch with them)")
@@ -110,32 +110,50 @@ class _FilterResponse(Function):
     y = max(z, tau) per row) and both backward passes are the ``row_*_max`` phases (dy split between z and tau).
     Parents: x, then weight, bias, tau (those present), then the optional learned eps, of which |eps| is used."""
 
-    @ieee_when_eps0
     def forward(self, x, *params, has_weight, has_bias, eps, has_tau=False):
-        self.has_weight, self.has_bias, self.learned_eps, self.eps = has_weight, has_bias, eps is None, eps
-        self.has_tau = has_tau
+        self.has_weight, self.has_bias, self.learned_eps, self.eps, self.has_tau = (has_weight, has_bias,
+                                                                                     eps is None, eps, has_tau)
+        if not has_tau:
+            return self._forward_frn(x, params, has_weight, has_bias, eps=eps)
+        # NOTE: the fused path runs no NumPy arithmetic (the kernel forms rstd and applies), so it goes without
+        # ieee_when_eps0's wrapper (a frame, an errstate and a dict lookup per call: docs/perf/norm-family.md,
+        # "the small shapes' Python"); the unfused path below keeps it
+        shape = x.shape
+        n, c = shape[0], shape[1]
+        x2 = (x if x.flags.c_contiguous else np.ascontiguousarray(x)).reshape(n * c, -1)
+        # NOTE: a learned eps as a float: its float32 or float64 value exactly (.item(), as float() of the element)
+        self.eps_value = params[-1].item() if eps is None else eps
+        self.x2, self.shape = x2, shape
+        # NOTE: one kernel call per row takes the statistics, writes rstd, forms scale = X(rstd*w) and applies
+        # with the max while the row is in cache; rows of `co`: scale (written by the kernel), offset = b, tau,
+        # w, one per row (N*C values), filled from the parameters' arrays by broadcasting (any strides; 0 and 1
+        # for an absent bias and weight). The zero mean and shift are formed in backward: a forward without
+        # backward does not pay for them (docs/perf/norm-family.md, "FRN + TLU: the forward's Python cost")
+        co = np.empty((4, n, c), x.dtype)
+        co[1] = params[has_weight] if has_bias else 0
+        co[2] = params[has_weight + has_bias]
+        if has_weight:
+            co[3] = self.w = params[0]
+        else:
+            co[3] = 1
+            self.w = co[3, 0]
+        rows = co.reshape(4, n * c)
+        y, rstd = np.empty_like(x2), np.empty(n * c)
+        kernels.kernels().row_norm_apply_max(y, rstd, rows[0], x2, rows[3], rows[1], rows[2], abs(self.eps_value))
+        self.rows, self.mean, self.rstd = rows, None, rstd.reshape(n, c)
+        return y.reshape(shape)
+
+    @ieee_when_eps0
+    def _forward_frn(self, x, params, has_weight, has_bias, *, eps):
+        """FRN alone: the row phases (statistics, the coefficients in NumPy, apply)."""
         n, c = x.shape[0], x.shape[1]
         x2 = (x if x.flags.c_contiguous else np.ascontiguousarray(x)).reshape(n * c, -1)
         s = x2.shape[1]
         w, b = _affine(params[0] if has_weight else None, params[1 if has_weight else 0] if has_bias else None,
                        c, x.dtype)
-        # NOTE: a learned eps as a float: its float32 or float64 value exactly
         self.eps_value = float(params[-1][0]) if eps is None else eps
         k = kernels.kernels()
         self.w, self.x2, self.shape = w, x2, x.shape
-        if has_tau:
-            # NOTE: one kernel call per row takes the statistics, writes rstd, forms scale = X(rstd*w) and applies
-            # with the max while the row is in cache; rows of `co`: scale (written by the kernel), offset = b, tau,
-            # w, one per row (N*C values). The zero mean and shift are formed in backward: a forward without
-            # backward does not pay for them (docs/perf/norm-family.md, "FRN + TLU: the forward's Python cost")
-            co = np.empty((4, n, c), x.dtype)
-            co[1] = b
-            co[2] = params[has_weight + has_bias]
-            co[3] = w
-            y, rstd, rows = np.empty_like(x2), np.empty(n * c), co.reshape(4, n * c)
-            k.row_norm_apply_max(y, rstd, rows[0], x2, rows[3], rows[1], rows[2], abs(self.eps_value))
-            self.rows, self.mean, self.rstd = rows, None, rstd.reshape(n, c)
-            return y.reshape(x.shape)
         self.w64 = w.astype(np.float64)
         mean, m2 = np.empty(n * c), np.empty(n * c)
         k.row_stats(mean, m2, x2, False)
@@ -253,24 +271,25 @@ def filter_response_norm(input: Tensor, weight: Tensor | None = None, bias: Tens
 def _frn(fn, input, weight, bias, tau, eps):
     """filter_response_norm (``tau`` None) and its fused TLU (``tau`` a Tensor): the checks, then one node."""
     _check_input(fn, input, 3)
-    c, dtype = input.shape[1], input.data.dtype
+    a = input.data  # NOTE: the array's shape, dtype and size, not Tensor's properties (a frame each)
+    c, dtype = a.shape[1], a.dtype
     _check_param(fn, "weight", weight, (c,), dtype)
     _check_param(fn, "bias", bias, (c,), dtype)
-    taus = ()
-    if fn == "filter_response_norm_tlu":
+    params = _params(weight, bias)
+    if tau is not None or fn == "filter_response_norm_tlu":
         if tau is None:
             raise TypeError(f"{fn}: tau must be a minigrad.Tensor of shape ({c},), got None")
         _check_param(fn, "tau", tau, (c,), dtype)
-        taus = (tau,)
+        params += (tau,)
     if isinstance(eps, Tensor):
         _check_param(fn, "eps", eps, (1,), dtype)
-        learned, eps = (eps,), None
+        params, eps = params + (eps,), None
     else:
-        learned, eps = (), check_eps(fn, eps)
-    if input.data.size == 0:
-        return _empty_like(input, weight, bias, *taus, *learned)
-    return _FilterResponse.apply(input, *_params(weight, bias), *taus, *learned, has_weight=weight is not None,
-                                 has_bias=bias is not None, eps=eps, has_tau=bool(taus))
+        eps = check_eps(fn, eps)
+    if a.size == 0:
+        return _empty_like(input, *params)
+    return _FilterResponse.apply(input, *params, has_weight=weight is not None, has_bias=bias is not None, eps=eps,
+                                 has_tau=tau is not None)
 
 
 def filter_response_norm_tlu(input: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
