@@ -25,7 +25,7 @@ def _check_features(owner, num_features):
 def _check_ndim(owner, x, ndims):
     if not isinstance(x, Tensor):
         raise TypeError(f"{owner}: input must be a minigrad.Tensor, got {type(x).__name__}")
-    if x.ndim not in ndims:
+    if x.data.ndim not in ndims:  # NOTE: the array's, not Tensor.ndim's frame: called per forward
         raise ValueError(f"{owner}: expected {' or '.join(f'{d}D' for d in ndims)} input, got shape {x.shape}")
 
 
