@@ -65,28 +65,17 @@ _PLAIN = (bool, int, float, str, type(None))
 _TRAINING, _REQUIRES_GRAD = operator.attrgetter("training"), operator.attrgetter("requires_grad")
 _SHAPE_DTYPE = operator.attrgetter("data.shape", "data.dtype")
 _HOST_OR_CALL = re.compile(r"\b[hm][0-9]+\(")
-_linear_type = _bn_then_type = _cross_entropy_type = None
 
 
-def _linear():
-    global _linear_type
-    if _linear_type is None:
-        _linear_type = importlib.import_module("minigrad.nn.functional.dense")._Linear
-    return _linear_type
+@functools.cache
+def _node_type(module, name):
+    """An op's node class, imported when a recording first asks (capture is imported before the functionals)."""
+    return getattr(importlib.import_module(module), name)
 
 
-def _cross_entropy():
-    global _cross_entropy_type
-    if _cross_entropy_type is None:
-        _cross_entropy_type = importlib.import_module("minigrad.nn.functional.loss")._CrossEntropy
-    return _cross_entropy_type
-
-
-def _bn_then():
-    global _bn_then_type
-    if _bn_then_type is None:
-        _bn_then_type = importlib.import_module("minigrad.nn.functional.fused")._BatchNormTrainThen
-    return _bn_then_type
+_linear = functools.partial(_node_type, "minigrad.nn.functional.dense", "_Linear")
+_cross_entropy = functools.partial(_node_type, "minigrad.nn.functional.loss", "_CrossEntropy")
+_bn_then = functools.partial(_node_type, "minigrad.nn.functional.fused", "_BatchNormTrainThen")
 
 
 def _module_state(m):
