@@ -211,3 +211,149 @@ def test_norm_family(benchmark, backend, op, method, shape, threads):
         if ctx is not None:
             ctx.__exit__(None, None, None)
         restore()
+
+
+# ------------------------------------------------------------------ the phase kernels, one at a time
+# The whole ops above cost 8-16 us of Python a call at 16x32x8x8, which hides whether a kernel runs at the memory
+# limit. test_norm_family_phases calls each kernel of one fwd+bwd directly, with the arguments the functional
+# passes it (recorded once by _trace), through the registry's checked entry (``kernels.load(backend).kernel``) and
+# through the raw module function (the same call without the contract's checks: their cost is the difference).
+# Byte model of a kernel: every array argument once, read if it is an input, written if an output, both if IN/OUT
+# (minigrad.kernels.contract's SPECS and OUTPUTS): what it must move when its data stay in cache between its own
+# passes. ``passes_bytes`` (informational) counts an |x|-sized array once per pass of the kernels that fuse phases
+# (``PASSES``), the family byte model of the module docstring.
+
+# method -> the kernel calls of one fwd+bwd through autograd, in order (the same on every backend and both shapes;
+# _trace checks it)
+PHASES = {
+    "BatchRenorm2d": ["batch_renorm_forward", "running_stats_update", "batch_norm_backward"],
+    "GhostBatchNorm2d": ["ghost_batch_norm_forward", "ghost_batch_norm_backward"],
+    "FRN+TLU": ["row_norm_apply_max", "row_norm_backward_max"],
+    "EvoNormB0": ["row_stats", "row_apply_gate", "row_backward_sums_gate", "row_backward_apply_gate"],
+    "EvoNormS0": ["row_stats", "row_apply_gate", "evonorm_s0_backward"],
+    "DecorrelatedBN2d": ["zca_forward", "running_average_update", "running_average_update",
+                         "running_average_update", "zca_rows"],
+}
+# the arguments a kernel reads and writes back (IN/OUT in the contract)
+IN_OUT = {"running_stats_update": ("running_mean", "running_var"), "running_average_update": ("running",)}
+# kernel -> |x|-sized transfers over its passes (statistics reads x, apply reads x and writes y, sums read dy and x,
+# backward apply reads dy and x and writes dx); zca_forward: mean, covariance and whitening passes over x, writes y
+PASSES = {"batch_renorm_forward": 3, "ghost_batch_norm_forward": 3, "row_norm_apply_max": 3,
+          "batch_norm_backward": 5, "ghost_batch_norm_backward": 5, "row_norm_backward_max": 5,
+          "evonorm_s0_backward": 5, "zca_forward": 4}
+PHASE_CASES = [(m, i) for m, ks in PHASES.items() for i in range(len(ks))]
+_TRACES = {}
+
+
+def phase_label(method, i):
+    """``kernel`` or ``kernel#k`` (the k-th call of a kernel that one fwd+bwd calls several times)."""
+    ks = PHASES[method]
+    return ks[i] + (f"#{ks[:i].count(ks[i]) + 1}" if ks.count(ks[i]) > 1 else "")
+
+
+def _copy(a):
+    return a.copy() if isinstance(a, np.ndarray) else a
+
+
+def _trace(method, shape, backend):
+    """[(kernel, arguments, outputs)] of one fwd+bwd of ``method`` on ``backend``: the arguments copied before the
+    call, the outputs (contract.OUTPUTS) copied after it."""
+    key = (method, tuple(shape), backend)
+    if key in _TRACES:
+        return _TRACES[key]
+    import minigrad as mg
+    from minigrad import kernels
+    from minigrad.kernels import contract
+
+    calls, registry = [], kernels.kernels
+
+    class Recorder:
+        def __init__(self, backend_obj):
+            self.backend_obj = backend_obj
+
+        def __getattr__(self, kernel):
+            fn = getattr(self.backend_obj, kernel)
+
+            def call(*args):
+                before = [_copy(a) for a in args]
+                out = fn(*args)
+                outs = contract.OUTPUTS[kernel]
+                calls.append((kernel, before, {n: _copy(a) for n, a in zip(contract.SPECS[kernel][0], args)
+                                               if n in outs}))
+                return out
+            return call
+
+    kernels.kernels = lambda: Recorder(registry())
+    try:
+        with mg.using_backend(backend):
+            run, _ = _minigrad(method, _arrays(shape), "fwd+bwd")
+            run()
+    finally:
+        kernels.kernels = registry
+    got = [c[0] for c in calls]
+    assert got == PHASES[method], f"{method} on {backend} calls {got}, PHASES says {PHASES[method]}"
+    _TRACES[key] = calls
+    return calls
+
+
+def phase_bytes(kernel, args):
+    """(bytes read + written, bytes of the distinct arrays) of one call (the byte model above)."""
+    from minigrad.kernels import contract
+
+    names, outs, both = contract.SPECS[kernel][0], contract.OUTPUTS[kernel], IN_OUT.get(kernel, ())
+    moved = footprint = 0
+    for name, a in zip(names, args):
+        if isinstance(a, np.ndarray):
+            moved += a.nbytes * (2 if name in both else 1)
+            footprint += a.nbytes
+    return moved, footprint
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[shape_id(s) for s in SHAPES])
+@pytest.mark.parametrize("case", PHASE_CASES, ids=[f"{m}-{phase_label(m, i)}" for m, i in PHASE_CASES])
+@pytest.mark.parametrize("entry", ["checked", "raw"])
+@pytest.mark.parametrize("backend", ["numpy", "cython", "numba"])
+def test_norm_family_phases(benchmark, backend, entry, case, shape, threads):
+    from conftest import llc_bytes
+    from minigrad import kernels
+    from minigrad.kernels import contract
+
+    backend_or_skip(backend)
+    method, i = case
+    restore = pin_threads(threads)
+    try:
+        kernel, args, outputs = _trace(method, shape, backend)[i]
+        if entry == "checked":
+            fn, extra = getattr(kernels.load(backend), kernel), ()
+        else:  # the thread count the checked entry would pass
+            n = contract._checked(kernel, tuple(args))[1]
+            fn, extra = getattr(kernels.load(backend).module, kernel), (1 if n < contract.small(kernel) else threads,)
+        # the replay computes what the functional's call did, bit for bit (once, outside the timing)
+        fresh = [_copy(a) for a in args]
+        fn(*fresh, *extra)
+        for name, a in zip(contract.SPECS[kernel][0], fresh):
+            if name in outputs:
+                np.testing.assert_array_equal(a, outputs[name], err_msg=f"{method} {kernel} {backend} {name}")
+        run_args = [_copy(a) for a in args] + list(extra)
+        benchmark.group = f"{method} phases {phase_label(method, i)} {shape_id(shape)} threads{threads}"
+        benchmark(fn, *run_args)
+        moved, footprint = phase_bytes(kernel, args)
+        size = int(np.prod(shape))
+        passes, llc = PASSES.get(kernel), llc_bytes()
+        record(benchmark, op=phase_label(method, i), backend=backend, shape=shape, threads=threads, dtype=DTYPE,
+               nbytes=moved, norm=f"{method} phases" + (" raw" if entry == "raw" else ""), method=method,
+               phase=kernel, call=i, entry=entry, elements=size, footprint_bytes=footprint,
+               triad_ref="llc" if llc and footprint <= llc else "dram",
+               bytes_model="array arguments once (read, written; IN/OUT both)",
+               passes_bytes=None if passes is None else
+               moved + (passes - _big_arrays(kernel, args)) * size * np.dtype(DTYPE).itemsize)
+    finally:
+        restore()
+
+
+def _big_arrays(kernel, args):
+    """How many |x|-sized transfers ``phase_bytes`` counted (arrays of |x| elements, once each)."""
+    from minigrad.kernels import contract
+
+    size = max(a.size for a in args if isinstance(a, np.ndarray))
+    return sum(1 for n, a in zip(contract.SPECS[kernel][0], args) if isinstance(a, np.ndarray) and a.size == size)

@@ -1,0 +1,81 @@
+"""The normalization family's phase kernels on CPU time, beside a triad in the same process: the cross-check of
+``test_norm_family_phases`` (benchmarks/bench_norm_family.py), whose wall-clock medians a loaded 2-core machine
+inflates. Each kernel is called raw (no contract check) with the arguments its functional passes it (the same
+trace), float32, 1 thread, interleaved round by round with two triads (a = b + s*c, one thread, Numba): over
+1 MiB arrays (bench_bandwidth.py's "llc" size, the run_all table's yardstick) and over arrays of |x| elements (the
+same cache level as the kernel's own arrays: at 16x32x8x8 they sit in the 2 MiB L2, at 32x64x16x16 they do not).
+GB/s under the kernel's byte model (its arrays once: phase_bytes); medians over the rounds; (miss): a memory-bound
+kernel under 80% of the 1 MiB triad, the run_all table's criterion.
+
+    PYTHONPATH=$PWD python scripts/norm_phases_cpu.py [--rounds 11] [--backend cython]
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
+import bench_norm_family as BF  # noqa: E402
+from norm_family_table import GATE_KERNELS, NOT_MEMORY_BOUND  # noqa: E402
+from norm_family_steps import _interleaved  # noqa: E402
+
+
+def _triad(n):
+    import numba
+
+    @numba.njit(cache=False)
+    def triad(a, b, c, s):
+        for i in range(a.shape[0]):
+            a[i] = b[i] + s * c[i]
+
+    a, b, c = np.zeros(n, BF.DTYPE), np.ones(n, BF.DTYPE), np.ones(n, BF.DTYPE)
+    s = BF.DTYPE(3.0)
+    triad(a, b, c, s)
+    return lambda: triad(a, b, c, s), 3 * a.nbytes
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=11)
+    p.add_argument("--backend", default="cython")
+    a = p.parse_args(argv)
+    import minigrad
+    from minigrad import kernels
+
+    minigrad.set_num_threads(1)
+    module = kernels.load(a.backend).module
+    print(f"load average {os.getloadavg()}; {a.backend}, float32, 1 thread, {a.rounds} rounds, CPU time\n")
+    print("| method | kernel | shape | raw | ns/element | GB/s | of llc triad | of |x|-size triad | bound |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for shape in BF.SHAPES:
+        size = int(np.prod(shape))
+        fns, info = {}, {}
+        fns["triad llc"], tb_llc = _triad((1 << 20) // 4)
+        fns["triad x"], tb_x = _triad(size)
+        for method in BF.PHASES:
+            for i, (kernel, args, _) in enumerate(BF._trace(method, shape, a.backend)):
+                if kernel in ("running_stats_update", "running_average_update"):
+                    continue  # C-sized: the call, not the bytes
+                fn, run_args = getattr(module, kernel), [BF._copy(x) for x in args] + [1]
+                fns[(method, BF.phase_label(method, i))] = lambda fn=fn, run_args=run_args: fn(*run_args)
+                info[(method, BF.phase_label(method, i))] = (kernel, BF.phase_bytes(kernel, args)[0])
+        res = _interleaved(fns, a.rounds)
+        llc, same = tb_llc / res["triad llc"][0] / 1e9, tb_x / res["triad x"][0] / 1e9
+        for key, (kernel, nbytes) in info.items():
+            t = res[key][0]
+            gbps = nbytes / t / 1e9
+            why = NOT_MEMORY_BOUND.get(kernel)
+            mark = "" if why or gbps >= 0.8 * llc else " (miss)"
+            bound = why or ("memory; gate per element" if kernel in GATE_KERNELS else "memory")
+            print(f"| {key[0]} | {key[1]} | {BF.shape_id(shape)} | {t * 1e6:.1f} us | {t / size * 1e9:.2f} | "
+                  f"{gbps:.1f} | {gbps / llc:.0%}{mark} | {gbps / same:.0%} | {bound} |")
+        print(f"| triad | 1 MiB arrays | | | | {llc:.1f} | | | |")
+        print(f"| triad | |x| arrays | {BF.shape_id(shape)} | | | {same:.1f} | | | |")
+    print(f"\nload average {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
