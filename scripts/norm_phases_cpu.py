@@ -5,7 +5,12 @@ trace), float32, 1 thread, interleaved round by round with two triads (a = b + s
 1 MiB arrays (bench_bandwidth.py's "llc" size, the run_all table's yardstick) and over arrays of |x| elements (the
 same cache level as the kernel's own arrays: at 16x32x8x8 they sit in the 2 MiB L2, at 32x64x16x16 they do not).
 GB/s under the kernel's byte model (its arrays once: phase_bytes); medians over the rounds; (miss): a memory-bound
-kernel under 80% of the 1 MiB triad, the run_all table's criterion.
+kernel under 80% of the 1 MiB triad, the run_all table's criterion. Then, at the smallest shape, the checked call
+(``kernels.load(backend).kernel``: the contract's check and the registry's wrapper) against the raw one, interleaved,
+every kernel of the trace: the median of the checked - raw differences over the rounds, and the check alone (the
+compiled accept, and for the kernels with scalar arguments minigrad.kernels.contract._checked: the accept and the
+Python rules of the scalars;
+timeit, the best of 5 repeats of 20000 calls), which the difference of two noisy kernel times blurs.
 
     PYTHONPATH=$PWD python scripts/norm_phases_cpu.py [--rounds 11] [--backend cython]
 """
@@ -74,7 +79,51 @@ def main(argv=None):
                   f"{gbps:.1f} | {gbps / llc:.0%}{mark} | {gbps / same:.0%} | {bound} |")
         print(f"| triad | 1 MiB arrays | | | | {llc:.1f} | | | |")
         print(f"| triad | |x| arrays | {BF.shape_id(shape)} | | | {same:.1f} | | | |")
+    _overhead(a, module, kernels.load(a.backend))
     print(f"\nload average {os.getloadavg()}")
+
+
+def _overhead(a, module, checked):
+    """The checked call's cost over the raw call, per kernel, at the smallest shape (round by round)."""
+    import time
+    import timeit
+
+    from minigrad.kernels import contract
+
+    shape, fns, check = BF.SHAPES[0], {}, {}
+    for method in BF.PHASES:
+        for kernel, args, _ in BF._trace(method, shape, a.backend):
+            if (kernel, "raw") in fns:
+                continue
+            raw_args = [BF._copy(x) for x in args] + [1]
+            checked_args = [BF._copy(x) for x in args]
+            names, _, fast, _, scalars = contract._PLANS[kernel]
+            t = tuple(args)
+            if contract._accept is None or scalars:
+                check[kernel] = ("accept + Python scalar rules", lambda k=kernel, t=t: contract._checked(k, t))
+            else:
+                check[kernel] = ("compiled accept", lambda t=t, n=len(names), fast=fast: contract._accept(
+                    t, n, fast, contract.SYMBOLS, contract._ELEMENT_SYMBOLS))
+            fns[(kernel, "raw")] = lambda fn=getattr(module, kernel), r=raw_args: fn(*r)
+            fns[(kernel, "checked")] = lambda fn=getattr(checked, kernel), r=checked_args: fn(*r)
+    n = 200  # calls a round: CPU time's resolution is ~1 us
+    diffs = {k: [] for k, _ in fns}
+    for _ in range(a.rounds):
+        t = {}
+        for key, fn in fns.items():
+            t0 = time.process_time()
+            for _ in range(n):
+                fn()
+            t[key] = (time.process_time() - t0) / n
+        for k in diffs:
+            diffs[k].append((t[(k, "checked")] - t[(k, "raw")], t[(k, "raw")]))
+    print(f"\nthe checked call over the raw one at {BF.shape_id(shape)} (median of {a.rounds} rounds, {n} calls "
+          "each):\n\n| kernel | raw | checked - raw | the check | its cost |\n|---|---|---|---|---|")
+    for k, d in diffs.items():
+        path, fn = check[k]
+        cost = min(timeit.repeat(fn, number=20000, repeat=5)) / 20000
+        print(f"| {k} | {np.median([r for _, r in d]) * 1e6:.1f} us | {np.median([x for x, _ in d]) * 1e6:.2f} us | "
+              f"{path} | {cost * 1e6:.2f} us |")
 
 
 if __name__ == "__main__":
