@@ -9,8 +9,8 @@ kernel under 80% of the 1 MiB triad, the run_all table's criterion. Then, at the
 (``kernels.load(backend).kernel``: the contract's check and the registry's wrapper) against the raw one, interleaved,
 every kernel of the trace: the median of the checked - raw differences over the rounds, and the check alone (the
 compiled accept, and for the kernels with scalar arguments minigrad.kernels.contract._checked: the accept and the
-Python rules of the scalars;
-timeit, the best of 5 repeats of 20000 calls), which the difference of two noisy kernel times blurs.
+Python rules of the scalars; timeit, the best of 5 repeats of 20000 calls), which the difference of two noisy kernel
+times blurs.
 
     PYTHONPATH=$PWD python scripts/norm_phases_cpu.py [--rounds 11] [--backend cython]
 """
