@@ -33,10 +33,17 @@ _OLD = {}  # "backend": the old side's cython kernels (--old-ext), else empty
 EPS_DIFFER = [0]  # FRN cases whose learned eps gradient is not bit for bit (check_bits)
 
 
-def old_backend(ext_dir):
-    """The cython backend with the kernels of ``ext_dir``'s phases and norm extensions in place of this build's."""
+def old_backend(ext_dir, tree):
+    """The cython backend with the kernels of ``ext_dir``'s phases and norm extensions in place of this build's,
+    behind ``tree``'s kernel contract (its signatures and checks: a kernel whose arguments changed is checked and
+    called as the old tree's Python calls it)."""
     import types
-    from minigrad.kernels import contract, cython
+    from minigrad.kernels import cython
+    path = os.path.join(tree, "minigrad", "kernels", "contract.py")
+    contract = importlib.util.module_from_spec(importlib.util.spec_from_loader("minigrad.kernels._old_contract",
+                                                                               loader=None))
+    contract.__file__ = path
+    exec(compile(open(path).read(), path, "exec"), contract.__dict__)
     from norm_family_steps import _load_ext
     mod = types.ModuleType("cython_old")
     mod.__dict__.update(vars(cython))
@@ -230,7 +237,7 @@ def main():
     from minigrad import nn
     old, old_modules = load_old(args.old_tree)
     if args.old_ext:
-        _OLD["backend"] = old_backend(args.old_ext)
+        _OLD["backend"] = old_backend(args.old_ext, args.old_tree)
     if not args.no_check:
         print(f"bit for bit: {check_bits(old)} functional cases and BatchRenorm2d's steps (but the learned eps's "
               f"gradient in {EPS_DIFFER[0]} FRN cases: within 1e-13 relative)", flush=True)
@@ -239,19 +246,20 @@ def main():
              "EvoNormS0": "evonorm_s0", "GhostBatchNorm2d": "batch_norm"}
     old_norm = sys.modules["minigrad.nn.functional._old_norm"]  # NOTE: batch_norm (ghost batches) lives there
 
-    def with_functional(run, fn, old_side):
-        """``run`` with F.<fn> set to ``fn`` and the side's kernels (``side_kernels``) for the call (both trees pay
-        the same swaps)."""
+    def with_functional(make_run, fn, old_side):
+        """The runner that ``make_run()`` builds, built and called with F.<fn> set to ``fn`` and the side's kernels
+        (``side_kernels``): the backward op's graph is the side's own (both trees pay the same swaps)."""
         name, real = fn.__name__, getattr(F, fn.__name__)
 
-        def swapped():
+        def swapped(call):
             setattr(F, name, fn)
             try:
                 with side_kernels(old_side):
-                    run()
+                    return call()
             finally:
                 setattr(F, name, real)
-        return swapped
+        run = swapped(make_run)
+        return lambda: swapped(run)
 
     def module_step(cls, a, op, old_side):
         m = cls(a["x"].shape[1])
@@ -287,7 +295,7 @@ def main():
                         "new": module_step(nn.BatchRenorm2d, a, op, False)}
             else:
                 fn = names[method]
-                runs = {v: with_functional(bench._minigrad(method, a, op)[0], f, v == "old")
+                runs = {v: with_functional(lambda: bench._minigrad(method, a, op)[0], f, v == "old")
                         for v, f in (("old", getattr(old, fn, None) or getattr(old_norm, fn)), ("new", getattr(F, fn)))}
             t, faults = interleaved_times(runs, args.rounds, args.target_ms, time.process_time)
             cell = lambda v: f"{fmt(float(np.median(t[v])))} ({fmt(float(t[v].min()))})"  # noqa: E731
