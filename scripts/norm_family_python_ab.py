@@ -8,7 +8,7 @@ Then the cases of benchmarks/bench_norm_family.py (forward, backward, fwd+bwd) a
 training step (forward, then backward) are timed interleaved: each round times both trees once (a batch of about
 ``--target-ms`` of calls, CPU time), the ratio paired within the round; medians (the minimum in brackets).
 
-    PYTHONPATH=$PWD python scripts/norm_family_python_ab.py --old-tree /work/main [--rounds 21] [--threads 1]
+    PYTHONPATH=$PWD python scripts/norm_family_python_ab.py --old-tree /work/main [--rounds 21] [--threads 1] [--torch]
 
 With ``--old-ext DIR`` (a directory holding another build's ``phases`` and ``norm`` extensions, e.g. /work/main's
 minigrad/_ext copied aside) the old side also runs that build's Cython kernels (the cython backend's kernels of
@@ -228,7 +228,11 @@ def main():
     ap.add_argument("--ops", nargs="+", default=["forward", "backward", "fwd+bwd"])
     ap.add_argument("--no-check", action="store_true", help="skip the bit-for-bit checks")
     ap.add_argument("--old-ext", default=None, help="directory of another build's phases/norm extensions (old side)")
+    ap.add_argument("--torch", action="store_true", help="also time the method written with torch ops "
+                    "(benchmarks/bench_norm_family.py's) in the same rounds, and the ratio torch / new")
     args = ap.parse_args()
+    if args.torch:
+        import torch  # noqa: F401  (imported before the pools are pinned, so that its pool is too)
     from conftest import pin_threads
     pin_threads(args.threads)
     import bench_norm_family as bench
@@ -284,8 +288,9 @@ def main():
 
     print(f"threads {args.threads}, {args.rounds} interleaved rounds, float32, CPU time; load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print("| method | op | shape | old | new | old / new | page faults per call, old / new |")
-    print("|---|---|---|---|---|---|---|")
+    print("| method | op | shape | old | new | old / new | page faults per call, old / new |"
+          + (" torch ops, torch / new |" if args.torch else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|" if args.torch else ""))
     fmt = lambda s: f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"  # noqa: E731
     for shape in bench.SHAPES:
         a = bench._arrays(shape)
@@ -297,11 +302,15 @@ def main():
                 fn = names[method]
                 runs = {v: with_functional(lambda: bench._minigrad(method, a, op)[0], f, v == "old")
                         for v, f in (("old", getattr(old, fn, None) or getattr(old_norm, fn)), ("new", getattr(F, fn)))}
+                if args.torch:
+                    runs["torch"] = bench._torch(sys.modules["torch"], method, a, op)[0]
             t, faults = interleaved_times(runs, args.rounds, args.target_ms, time.process_time)
             cell = lambda v: f"{fmt(float(np.median(t[v])))} ({fmt(float(t[v].min()))})"  # noqa: E731
+            vs_torch = (f" torch {cell('torch')}, torch / new {float(np.median(t['torch'] / t['new'])):.2f}x |"
+                        if "torch" in t else "")
             print(f"| {method} | {op} | {'x'.join(map(str, shape))} | {cell('old')} | {cell('new')} | "
-                  f"{float(np.median(t['old'] / t['new'])):.3f}x | {faults['old']:.1f} / {faults['new']:.1f} |",
-                  flush=True)
+                  f"{float(np.median(t['old'] / t['new'])):.3f}x | {faults['old']:.1f} / {faults['new']:.1f} |"
+                  + vs_torch, flush=True)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
