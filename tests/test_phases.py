@@ -349,24 +349,28 @@ def test_row_norm_backward_max(name, dtype, shape):
 @pytest.mark.parametrize("name", BACKENDS)
 def test_row_norm_max_per_channel(name, dtype, N, C, S):
     """FRN + TLU's one-call kernels on x: (N, C, S) take weight, offset and tau per channel (row (n, c) reads [c],
-    also where a block of 4 rows spans two samples): bit for bit the same call on x as (1, N*C, S) with the
-    values tiled over the rows, on the same backend, forward and backward."""
+    also where a block of 4 rows spans two samples): against the reference (which tiles the values over the rows),
+    and bit for bit the same call on x as (1, N*C, S) with the values tiled, on the same backend, forward and
+    backward."""
     rng = np.random.default_rng(15)
     x, dy = make(rng, (N, C, S), dtype), make(rng, (N, C, S), dtype)
     w, b, tau = make(rng, C, dtype, 1.0, 0.5), make(rng, C, dtype, 0.0, 0.5), make(rng, C, dtype, 0.0, 0.3)
     k = kernels.load(name)
 
-    def calls(xs, dys, w, b, tau):
+    def calls(mod, xs, dys, w, b, tau):
         y, rstd, scale = np.empty_like(xs), np.empty(xs.shape[:2]), np.empty(xs.shape[:2], dtype)
-        k.row_norm_apply_max(y, rstd, scale, xs, w, b, tau, 1e-6)
+        mod.row_norm_apply_max(y, rstd, scale, xs, w, b, tau, 1e-6)
         dx, sums = np.empty_like(xs), [np.empty(xs.shape[:2]) for _ in range(3)]
-        k.row_norm_backward_max(dx, *sums, dys, xs, rstd, w, scale, b, tau)
+        mod.row_norm_backward_max(dx, *sums, dys, xs, rstd, w, scale, b, tau)
         return y, rstd, scale, dx, *sums
 
-    got = calls(x, dy, w, b, tau)
-    tiled = calls(x.reshape(1, N * C, S), dy.reshape(1, N * C, S), *(np.tile(a, N) for a in (w, b, tau)))
+    names = ("y", "rstd", "scale", "dx", "sg", "sgx", "st")
+    got = calls(k, x, dy, w, b, tau)
     assert 0 < np.count_nonzero(got[0] == tau[:, None]) < x.size, "the test must mask some values and keep others"
-    for what, g, t in zip(("y", "rstd", "scale", "dx", "sg", "sgx", "st"), got, tiled):
+    for what, g, r in zip(names, got, calls(reference, x, dy, w, b, tau)):
+        close(g, r, TOL[dtype], what)
+    tiled = calls(k, x.reshape(1, N * C, S), dy.reshape(1, N * C, S), *(np.tile(a, N) for a in (w, b, tau)))
+    for what, g, t in zip(names, got, tiled):
         np.testing.assert_array_equal(g.reshape(-1), t.reshape(-1), err_msg=what)
 
 
