@@ -14,7 +14,9 @@ With ``--old-ext DIR`` (a directory holding another build's ``phases`` and ``nor
 minigrad/_ext copied aside) the old side also runs that build's Cython kernels (the cython backend's kernels of
 those two modules swapped in for its calls, the checks included): an A/B of a kernel change through the op. The
 bit checks then run on the cython backend only (the other backends' kernels are this tree's, whose contract may
-differ from the old tree's).
+differ from the old tree's). The old side's kernels are then checked and called under the old tree's contract.py.
+A tree from before 2026-12-07 calls FRN + TLU's one-call kernels with other arguments (x as (R, D) rows, per-row
+values): time FRN+TLU against such a tree with ``--old-ext`` (its build), the other methods with or without.
 """
 import contextlib
 import argparse
