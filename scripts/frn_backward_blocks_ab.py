@@ -7,6 +7,10 @@ of the backward's |x|, 3 |x| moved) timed in the same rounds; GB/s under the ben
 g, t on tests/test_phases.py's adversarial rows.
 
     PYTHONPATH=$PWD python scripts/frn_backward_blocks_ab.py --variant-ext /tmp/blockext [--rounds 15]
+
+NOTE: it calls ``row_norm_backward_max`` as it was before 2026-12-07 (x as (R, D) rows, per-row weight, offset,
+tau; now x: (N, C, S) and per-channel values, docs/perf/norm-family.md, "FRN + TLU's small forward"): run it on a
+tree and builds of that time.
 """
 import argparse
 import os

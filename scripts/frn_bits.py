@@ -5,11 +5,13 @@
     PYTHONPATH=$PWD python scripts/frn_bits.py dump /tmp/this.npz
     python scripts/frn_bits.py compare /tmp/other.npz /tmp/this.npz
 
-``kernels``: the raw Cython ``row_norm_backward_max`` and ``row_backward_sums_max`` of this build and DIR's on the
-same rows (both dtypes, short and long rows, tests/test_phases.py's adversarial rows, NaN and inf in dy, ties of the
-max, subnormal dy), every output compared byte for byte. ``dump``: y and every gradient of FRN and TLU, fused and
+``kernels``: the raw Cython ``row_norm_backward_max``, ``row_backward_sums_max`` and ``row_norm_apply_max`` (eps
+1e-6 or 0) of this build and DIR's on the same rows (both dtypes, short and long rows, tests/test_phases.py's
+adversarial rows, NaN and inf in dy, ties of the max, subnormal dy), every output compared byte for byte (this
+build's one-call kernels on x as (1, R, D)). ``dump``: y and every gradient of FRN and TLU, fused and
 unfused, on every backend, float32 and float64, several shapes, every subset of weight and bias, a learned eps or a
-number (0 included), saved to an .npz; ``compare``: two dumps, which arrays differ and by how much.
+number (0 included), fused also with x not requiring a gradient and with strided parameters, saved to an .npz;
+``compare``: two dumps, which arrays differ and by how much.
 """
 import collections
 import itertools
@@ -50,11 +52,15 @@ def kernels(ext_dir):
         w = rng.standard_normal(R).astype(dt)
         outs = []
         for mod in (old, new):
+            # NOTE: this build's one-call kernels take x: (N, C, S) and per-channel values: x as (1, R, D), C = R
+            nc = (lambda a: a[None]) if mod is new else (lambda a: a)
             a = (np.empty_like(x), np.empty(R), np.empty(R), np.empty(R))
-            mod.row_norm_backward_max(*a, dy, x, rstd, w, sc, of, tau, 1)
+            mod.row_norm_backward_max(*map(nc, a), nc(dy), nc(x), nc(rstd), w, nc(sc), of, tau, 1)
             b = (np.empty(R), np.empty(R), np.empty(R))
             mod.row_backward_sums_max(*b, dy, x, np.full(R, 0.1), np.full(R, 0.25, dt), sc, of, tau, 1)
-            outs.append(a + b)
+            f = (np.empty_like(x), np.empty(R), np.empty(R, dt))
+            mod.row_norm_apply_max(*map(nc, f), nc(x), w, of, tau, 1e-6 * (case != 1), 1)
+            outs.append(a + b + f)
         assert all(u.tobytes() == v.tobytes() for u, v in zip(*outs)), (dt, R, D, case)
         n += 1
     print(f"kernels: {n} cases, every output the same bits")
@@ -73,8 +79,13 @@ def dump(path):
         x0.reshape(-1)[::17] = 0
         w0, b0, t0 = (rng.standard_normal(c).astype(dtype) for _ in range(3))
         with mg.using_backend(backend):
-            for hw, hb, fused, learned, eps0 in itertools.product((True, False), repeat=5):
-                ts = {k: mg.Tensor(a.copy(), requires_grad=True) for k, a in
+            for hw, hb, fused, learned, eps0, alt in itertools.product(*[(True, False)] * 5, (0, 1, 2)):
+                if alt and not fused:
+                    continue
+                # NOTE: alt 1: x without a gradient (the fused backward's sums alone); alt 2: the parameters
+                # strided views (a copy for the kernel)
+                ts = {k: mg.Tensor(np.repeat(a, 2)[::2] if alt == 2 and k in "wbt" else a.copy(),
+                                   requires_grad=not (alt == 1 and k == "x")) for k, a in
                       (("x", x0), ("w", w0), ("b", b0), ("t", t0), ("e", np.array([-0.05], dtype)))}
                 e = ts["e"] if learned else (0.0 if eps0 else 1e-3)
                 w_, b_ = ts["w"] if hw else None, ts["b"] if hb else None
@@ -83,7 +94,8 @@ def dump(path):
                          else F.tlu(F.filter_response_norm(ts["x"], w_, b_, e), ts["t"]))
                     y.backward(dy)
                 key = (f"{backend}|{shape}|{dtype.__name__}|"
-                       f"w{hw:d} b{hb:d} fused{fused:d} learned{learned:d} eps0{eps0:d}")
+                       f"w{hw:d} b{hb:d} fused{fused:d} learned{learned:d} eps0{eps0:d}"
+                       + (f" alt{alt}" if alt else ""))
                 out[key + "|y"] = y.data
                 out.update({f"{key}|d{k}": t.grad.data for k, t in ts.items() if t.grad is not None})
     np.savez(path, **out)

@@ -8,13 +8,15 @@ Then the cases of benchmarks/bench_norm_family.py (forward, backward, fwd+bwd) a
 training step (forward, then backward) are timed interleaved: each round times both trees once (a batch of about
 ``--target-ms`` of calls, CPU time), the ratio paired within the round; medians (the minimum in brackets).
 
-    PYTHONPATH=$PWD python scripts/norm_family_python_ab.py --old-tree /work/main [--rounds 21] [--threads 1]
+    PYTHONPATH=$PWD python scripts/norm_family_python_ab.py --old-tree /work/main [--rounds 21] [--threads 1] [--torch]
 
 With ``--old-ext DIR`` (a directory holding another build's ``phases`` and ``norm`` extensions, e.g. /work/main's
 minigrad/_ext copied aside) the old side also runs that build's Cython kernels (the cython backend's kernels of
 those two modules swapped in for its calls, the checks included): an A/B of a kernel change through the op. The
 bit checks then run on the cython backend only (the other backends' kernels are this tree's, whose contract may
-differ from the old tree's).
+differ from the old tree's). The old side's kernels are then checked and called under the old tree's contract.py.
+A tree from before 2026-12-07 calls FRN + TLU's one-call kernels with other arguments (x as (R, D) rows, per-row
+values): time FRN+TLU against such a tree with ``--old-ext`` (its build), the other methods with or without.
 """
 import contextlib
 import argparse
@@ -33,10 +35,17 @@ _OLD = {}  # "backend": the old side's cython kernels (--old-ext), else empty
 EPS_DIFFER = [0]  # FRN cases whose learned eps gradient is not bit for bit (check_bits)
 
 
-def old_backend(ext_dir):
-    """The cython backend with the kernels of ``ext_dir``'s phases and norm extensions in place of this build's."""
+def old_backend(ext_dir, tree):
+    """The cython backend with the kernels of ``ext_dir``'s phases and norm extensions in place of this build's,
+    behind ``tree``'s kernel contract (its signatures and checks: a kernel whose arguments changed is checked and
+    called as the old tree's Python calls it)."""
     import types
-    from minigrad.kernels import contract, cython
+    from minigrad.kernels import cython
+    path = os.path.join(tree, "minigrad", "kernels", "contract.py")
+    contract = importlib.util.module_from_spec(importlib.util.spec_from_loader("minigrad.kernels._old_contract",
+                                                                               loader=None))
+    contract.__file__ = path
+    exec(compile(open(path).read(), path, "exec"), contract.__dict__)
     from norm_family_steps import _load_ext
     mod = types.ModuleType("cython_old")
     mod.__dict__.update(vars(cython))
@@ -221,7 +230,11 @@ def main():
     ap.add_argument("--ops", nargs="+", default=["forward", "backward", "fwd+bwd"])
     ap.add_argument("--no-check", action="store_true", help="skip the bit-for-bit checks")
     ap.add_argument("--old-ext", default=None, help="directory of another build's phases/norm extensions (old side)")
+    ap.add_argument("--torch", action="store_true", help="also time the method written with torch ops "
+                    "(benchmarks/bench_norm_family.py's) in the same rounds, and the ratio torch / new")
     args = ap.parse_args()
+    if args.torch:
+        import torch  # noqa: F401  (imported before the pools are pinned, so that its pool is too)
     from conftest import pin_threads
     pin_threads(args.threads)
     import bench_norm_family as bench
@@ -230,7 +243,7 @@ def main():
     from minigrad import nn
     old, old_modules = load_old(args.old_tree)
     if args.old_ext:
-        _OLD["backend"] = old_backend(args.old_ext)
+        _OLD["backend"] = old_backend(args.old_ext, args.old_tree)
     if not args.no_check:
         print(f"bit for bit: {check_bits(old)} functional cases and BatchRenorm2d's steps (but the learned eps's "
               f"gradient in {EPS_DIFFER[0]} FRN cases: within 1e-13 relative)", flush=True)
@@ -239,19 +252,20 @@ def main():
              "EvoNormS0": "evonorm_s0", "GhostBatchNorm2d": "batch_norm"}
     old_norm = sys.modules["minigrad.nn.functional._old_norm"]  # NOTE: batch_norm (ghost batches) lives there
 
-    def with_functional(run, fn, old_side):
-        """``run`` with F.<fn> set to ``fn`` and the side's kernels (``side_kernels``) for the call (both trees pay
-        the same swaps)."""
+    def with_functional(make_run, fn, old_side):
+        """The runner that ``make_run()`` builds, built and called with F.<fn> set to ``fn`` and the side's kernels
+        (``side_kernels``): the backward op's graph is the side's own (both trees pay the same swaps)."""
         name, real = fn.__name__, getattr(F, fn.__name__)
 
-        def swapped():
+        def swapped(call):
             setattr(F, name, fn)
             try:
                 with side_kernels(old_side):
-                    run()
+                    return call()
             finally:
                 setattr(F, name, real)
-        return swapped
+        run = swapped(make_run)
+        return lambda: swapped(run)
 
     def module_step(cls, a, op, old_side):
         m = cls(a["x"].shape[1])
@@ -276,8 +290,9 @@ def main():
 
     print(f"threads {args.threads}, {args.rounds} interleaved rounds, float32, CPU time; load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print("| method | op | shape | old | new | old / new | page faults per call, old / new |")
-    print("|---|---|---|---|---|---|---|")
+    print("| method | op | shape | old | new | old / new | page faults per call, old / new |"
+          + (" torch ops, torch / new |" if args.torch else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|" if args.torch else ""))
     fmt = lambda s: f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"  # noqa: E731
     for shape in bench.SHAPES:
         a = bench._arrays(shape)
@@ -287,13 +302,17 @@ def main():
                         "new": module_step(nn.BatchRenorm2d, a, op, False)}
             else:
                 fn = names[method]
-                runs = {v: with_functional(bench._minigrad(method, a, op)[0], f, v == "old")
+                runs = {v: with_functional(lambda: bench._minigrad(method, a, op)[0], f, v == "old")
                         for v, f in (("old", getattr(old, fn, None) or getattr(old_norm, fn)), ("new", getattr(F, fn)))}
+                if args.torch:
+                    runs["torch"] = bench._torch(sys.modules["torch"], method, a, op)[0]
             t, faults = interleaved_times(runs, args.rounds, args.target_ms, time.process_time)
             cell = lambda v: f"{fmt(float(np.median(t[v])))} ({fmt(float(t[v].min()))})"  # noqa: E731
+            vs_torch = (f" torch {cell('torch')}, torch / new {float(np.median(t['torch'] / t['new'])):.2f}x |"
+                        if "torch" in t else "")
             print(f"| {method} | {op} | {'x'.join(map(str, shape))} | {cell('old')} | {cell('new')} | "
-                  f"{float(np.median(t['old'] / t['new'])):.3f}x | {faults['old']:.1f} / {faults['new']:.1f} |",
-                  flush=True)
+                  f"{float(np.median(t['old'] / t['new'])):.3f}x | {faults['old']:.1f} / {faults['new']:.1f} |"
+                  + vs_torch, flush=True)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -10,6 +10,10 @@ float32:
   graph built once, ``retain_graph``) beside the torch compositions of benchmarks/bench_norm_family.py.
 
     PYTHONPATH=$PWD python scripts/norm_family_steps.py [--before-ext /work/main/minigrad/_ext] [--rounds 21]
+
+NOTE: ``--before-ext`` and the backward node's step call ``row_norm_apply_max``/``row_norm_backward_max`` as they were
+before 2026-12-07 (x as (R, D) rows, per-row weight, offset, tau); since then they take x: (N, C, S) and per-channel
+values (docs/perf/norm-family.md, "FRN + TLU's small forward"): run this script on a tree and builds of that time.
 """
 import argparse
 import importlib.machinery

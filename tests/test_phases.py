@@ -284,9 +284,9 @@ def test_row_norm_apply_max(name, dtype, shape, eps):
     R, D = shape
     k = kernels.load(name)
 
-    def fused(mod):
+    def fused(mod):  # NOTE: x as (1, R, D): the rows' weight, bias and tau are the kernel's per-channel values
         y, rstd, scale = np.empty_like(x), np.empty(R), np.empty(R, dtype)
-        mod.row_norm_apply_max(y, rstd, scale, x, w, b, tau, eps)
+        mod.row_norm_apply_max(y[None], rstd[None], scale[None], x[None], w, b, tau, eps)
         return y, rstd, scale
 
     with np.errstate(divide="ignore", invalid="ignore"):  # NOTE: Numba as plain Python (NUMBA_DISABLE_JIT) warns
@@ -322,9 +322,10 @@ def test_row_norm_backward_max(name, dtype, shape):
         x[-1, 2] = np.nan
     k = kernels.load(name)
 
-    def fused(mod):
+    def fused(mod):  # NOTE: x as (1, R, D), as in test_row_norm_apply_max
         dx, sg, sgx, st = np.empty_like(x), np.empty(R), np.empty(R), np.empty(R)
-        mod.row_norm_backward_max(dx, sg, sgx, st, dy, x, rstd, w, scale, b, tau)
+        mod.row_norm_backward_max(dx[None], sg[None], sgx[None], st[None], dy[None], x[None], rstd[None], w,
+                                  scale[None], b, tau)
         return dx, sg, sgx, st
 
     got, want = fused(k), fused(reference)
@@ -341,6 +342,36 @@ def test_row_norm_backward_max(name, dtype, shape):
     for what, g, u in zip(("dx", "sg", "sgx", "st"), got, (dx, sg, sgx, st)):
         np.testing.assert_array_equal(g, u, err_msg=what)
         np.testing.assert_array_equal(np.signbit(g), np.signbit(u), err_msg=f"{what}: signs")
+
+
+@pytest.mark.parametrize("N, C, S", [(3, 5, 7), (2, 1, 9), (5, 4, 64), (3, 6, 3)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_norm_max_per_channel(name, dtype, N, C, S):
+    """FRN + TLU's one-call kernels on x: (N, C, S) take weight, offset and tau per channel (row (n, c) reads [c],
+    also where a block of 4 rows spans two samples): against the reference (which tiles the values over the rows),
+    and bit for bit the same call on x as (1, N*C, S) with the values tiled, on the same backend, forward and
+    backward."""
+    rng = np.random.default_rng(15)
+    x, dy = make(rng, (N, C, S), dtype), make(rng, (N, C, S), dtype)
+    w, b, tau = make(rng, C, dtype, 1.0, 0.5), make(rng, C, dtype, 0.0, 0.5), make(rng, C, dtype, 0.0, 0.3)
+    k = kernels.load(name)
+
+    def calls(mod, xs, dys, w, b, tau):
+        y, rstd, scale = np.empty_like(xs), np.empty(xs.shape[:2]), np.empty(xs.shape[:2], dtype)
+        mod.row_norm_apply_max(y, rstd, scale, xs, w, b, tau, 1e-6)
+        dx, sums = np.empty_like(xs), [np.empty(xs.shape[:2]) for _ in range(3)]
+        mod.row_norm_backward_max(dx, *sums, dys, xs, rstd, w, scale, b, tau)
+        return y, rstd, scale, dx, *sums
+
+    names = ("y", "rstd", "scale", "dx", "sg", "sgx", "st")
+    got = calls(k, x, dy, w, b, tau)
+    assert 0 < np.count_nonzero(got[0] == tau[:, None]) < x.size, "the test must mask some values and keep others"
+    for what, g, r in zip(names, got, calls(reference, x, dy, w, b, tau)):
+        close(g, r, TOL[dtype], what)
+    tiled = calls(k, x.reshape(1, N * C, S), dy.reshape(1, N * C, S), *(np.tile(a, N) for a in (w, b, tau)))
+    for what, g, t in zip(names, got, tiled):
+        np.testing.assert_array_equal(g.reshape(-1), t.reshape(-1), err_msg=what)
 
 
 def adversarial_max_rows(rng, R, D):
@@ -388,7 +419,8 @@ def test_row_sums_max_accuracy(name, D):
     w = np.full(R, 0.75, np.float32)
     rstd = scale.astype(np.float64)
     dx, sg2, sgx2, st2 = np.empty_like(x), np.empty(R), np.empty(R), np.empty(R)
-    k.row_norm_backward_max(dx, sg2, sgx2, st2, dy, x, rstd, w, scale, offset, tau)
+    k.row_norm_backward_max(dx[None], sg2[None], sgx2[None], st2[None], dy[None], x[None], rstd[None], w,
+                            scale[None], offset, tau)
     for what, got in (("sg", sg), ("sgx", sgx), ("st", st), ("sg", sg2), ("sgx", sgx2), ("st", st2)):
         exact, bound = want[what]
         err = np.abs(got - exact)
@@ -726,6 +758,12 @@ def _phase_calls(dtype):
         calls.append(("channel_apply", (np.empty_like(x),), (x, coef, coef, coef)))
         calls.append(("channel_backward_sums", (np.empty(C), np.empty(C)), (dy, x, mean)))
         calls.append(("channel_backward_apply", (np.empty_like(x),), (dy, x, coef, coef, coef, coef, coef)))
+        nc = make(rng, (N, C), dtype)
+        rstd = 1 / np.sqrt((x.astype(np.float64) ** 2).mean(axis=2) + 1e-6)
+        calls.append(("row_norm_apply_max", (np.empty_like(x), np.empty((N, C)), np.empty((N, C), dtype)),
+                      (x, coef, coef, mean.astype(dtype), 1e-6)))
+        calls.append(("row_norm_backward_max", (np.empty_like(x), *[np.empty((N, C)) for _ in range(3)]),
+                      (dy, x, rstd, coef, nc, coef, mean.astype(dtype))))
         sh, sc = make(rng, C, dtype), make(rng, C, dtype)
         calls.append(("channel_apply_relu", (np.empty_like(x),), (x, sh, sc, coef)))
         calls.append(("channel_backward_sums_relu", (np.empty(C), np.empty(C)), (dy, x, mean, sh, sc, coef)))
@@ -742,12 +780,8 @@ def _phase_calls(dtype):
         calls.append(("row_backward_apply", (np.empty_like(x),), (dy, x, dc, rc, rc, rc, rc, rc)))
         tau = make(rng, R, dtype)
         calls.append(("row_apply_max", (np.empty_like(x),), (x, rc, rc, rc, tau)))
-        calls.append(("row_norm_apply_max", (np.empty_like(x), np.empty(R), np.empty(R, dtype)),
-                      (x, rc, rc, tau, 1e-6)))
         calls.append(("row_backward_sums_max", (np.empty(R), np.empty(R), np.empty(R)), (dy, x, mean, rc, rc, rc, tau)))
         calls.append(("row_backward_apply_max", (np.empty_like(x),), (dy, x, rc, rc, rc, rc, rc, rc, rc, tau)))
-        calls.append(("row_norm_backward_max", (np.empty_like(x), np.empty(R), np.empty(R), np.empty(R)),
-                      (dy, x, rstd, rc, rc, rc, tau)))
         N, C, S, G = R // 4, 4, D, 2  # NOTE: the first 4*N rows viewed as (N, 4, D): two groups of two channels
         xs, dys = x[:N * C].reshape(N, C, S), dy[:N * C].reshape(N, C, S)
         xg = xs.astype(np.float64).reshape(N, G, -1)

@@ -17,7 +17,8 @@
        sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a time).
        Float in blocks of 16 lanes first (one zmm in the AVX-512 clone), then of 8, then the tail, each element
        through the same operations whichever takes it; gate 0's sums widen their terms from memory.
-     FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector.
+     FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector, the next
+       block's taken before this block's applies.
    Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow.
    Included by phases.pyx after Python.h (Py_ssize_t). */
 #ifndef MG_PHASES_H
@@ -275,23 +276,22 @@ MGP_INLINE void mgp_max_split_##T(T z, T tau, T dy, T* g, T* t) {               
     memcpy(t, &bt, sizeof bt);                                                                               \
 }                                                                                                            \
 /* one row: y = max(z, tau) with np.maximum's NaN (from z or from tau) */                                     \
-MG_CLONES static void mgp_row_apply_max_##T(T* restrict y, const T* restrict x, Py_ssize_t D, T K, T sc, T of,\
-                                            T tau) {                                                         \
+MGP_INLINE void mgp_max_row_##T(T* restrict y, const T* restrict x, Py_ssize_t D, T K, T sc, T of, T tau) {   \
     for (Py_ssize_t d = 0; d < D; d++) {                                                                     \
         const T z = (x[d] - K) * sc + of;                                                                    \
         y[d] = (z > tau || z != z) ? z : tau;                                                                \
     }                                                                                                        \
 }                                                                                                            \
-/* FRN + TLU forward of n <= 4 consecutive rows (row j at x + j*D; w, of, tau: the rows' values): m2 = sum(x^2), \
-   rstd = 1/sqrt(m2/D + eps) (written out: the backward's), scale = X(rstd*w), y = max(x*scale + of, tau).     \
+MG_CLONES static void mgp_row_apply_max_##T(T* restrict y, const T* restrict x, Py_ssize_t D, T K, T sc, T of,\
+                                            T tau) {                                                         \
+    mgp_max_row_##T(y, x, D, K, sc, of, tau);                                                                \
+}                                                                                                            \
+/* rstd = 1/sqrt(m2/D + eps) of n <= 4 consecutive rows (row j at x + j*D, m2 = sum(x^2)), lane j row j's.       \
    NOTE: for short rows the per-row costs (a sum's reduction and the two divisions and sqrt, in sequence) were   \
    about half the time at D = 64, so 4 rows go together: their sums of squares in one loop (each row's       \
    accumulators and order those of mgp_row_stats_T with center = 0, so the same bits), their rstd in one     \
-   4-lane vector (per lane the operations of coefficients.rstd in its order), then the applies while the rows\
-   are in L1 */                                                                                              \
-MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* rstd_out, T* scale, const T* restrict x,\
-                                                 int n, Py_ssize_t D, const T* w, const T* of, const T* tau, \
-                                                 double eps) {                                               \
+   4-lane vector (per lane the operations of coefficients.rstd in its order) */                               \
+MGP_INLINE mgp_v4d mgp_rows_rstd_##T(const T* restrict x, int n, Py_ssize_t D, double eps) {                 \
     double unused, m2;                                                                                       \
     mgp_v4d v = {1, 1, 1, 1};                                                                                \
     if (n == 4) {                                                                                            \
@@ -322,12 +322,35 @@ MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* rstd_ou
     const mgp_v4d dv = {(double)D, (double)D, (double)D, (double)D}, ev = {eps, eps, eps, eps};              \
     const mgp_v4d one = {1, 1, 1, 1};                                                                        \
     v = v / dv + ev;                                                                                         \
-    const mgp_v4d sq = {sqrt(v[0]), sqrt(v[1]), sqrt(v[2]), sqrt(v[3])}, rstd = one / sq;                    \
-    for (int j = 0; j < n; j++) {                                                                            \
-        const T sc = (T)(rstd[j] * (double)w[j]);                                                            \
-        rstd_out[j] = rstd[j];                                                                               \
-        scale[j] = sc;                                                                                       \
-        mgp_row_apply_max_##T(y + j * D, x + j * D, D, 0, sc, of[j], tau[j]);                                \
+    const mgp_v4d sq = {sqrt(v[0]), sqrt(v[1]), sqrt(v[2]), sqrt(v[3])};                                     \
+    return one / sq;                                                                                         \
+}                                                                                                            \
+/* FRN + TLU forward of rows [r0, r1) of x (row r at x + r*D, channel r % C; w, of, tau: the (C,) per-channel   \
+   values), in blocks of 4 rows from r0: rstd (mgp_rows_rstd_T, written out: the backward's),                 \
+   scale = X(rstd*w[c]), y = max(x*scale + of[c], tau[c]) while the rows are in L1.                           \
+   NOTE: the next block's sums and rstd are taken before this block's applies: its division-sqrt-division   \
+   chain then runs beside them, not before them (16.8 -> 12.9 us at 512 rows of 64 float32, timed in C;       \
+   docs/perf/norm-family.md, "FRN + TLU's small forward"); every row's operations are the same */              \
+MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* rstd_out, T* scale, const T* restrict x,\
+                                                 Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t D, const T* w,     \
+                                                 const T* of, const T* tau, Py_ssize_t C, double eps) {      \
+    Py_ssize_t c = r0 % C;                                                                                   \
+    int n = r1 - r0 < 4 ? (int)(r1 - r0) : 4, next_n = n;                                                   \
+    mgp_v4d rstd = mgp_rows_rstd_##T(x + r0 * D, n, D, eps), next = rstd;                                    \
+    for (Py_ssize_t r = r0; r < r1; r += 4) {                                                                \
+        if (r + 4 < r1) {                                                                                    \
+            next_n = r1 - r - 4 < 4 ? (int)(r1 - r - 4) : 4;                                                 \
+            next = mgp_rows_rstd_##T(x + (r + 4) * D, next_n, D, eps);                                       \
+        }                                                                                                    \
+        for (int j = 0; j < n; j++) {                                                                        \
+            const T sc = (T)(rstd[j] * (double)w[c]);                                                        \
+            rstd_out[r + j] = rstd[j];                                                                       \
+            scale[r + j] = sc;                                                                               \
+            mgp_max_row_##T(y + (r + j) * D, x + (r + j) * D, D, 0, sc, of[c], tau[c]);                      \
+            if (++c == C) c = 0;  /* NOTE: the next row is the next sample's channel 0 (no division per row) */\
+        }                                                                                                    \
+        rstd = next;                                                                                         \
+        n = next_n;                                                                                          \
     }                                                                                                        \
 }                                                                                                            \
 /* 4 elements at x, dy: the (g, t) split in X lanes (V: 4 lanes of T, W: 4 lanes of U), widened to double; g's  \

@@ -67,11 +67,12 @@ cdef extern from "phases.h":
     void mgp_row_norm_backward_max_double(double* dx, double* sg, double* sgx, double* st, const double* dy,
                                           const double* x, Py_ssize_t D, double rstd, double w, double sc,
                                           double of, double tau) noexcept nogil
-    void mgp_rows_norm_apply_max_float(float* y, double* rstd, float* scale, const float* x, int n, Py_ssize_t D,
-                                       const float* w, const float* of, const float* tau, double eps) noexcept nogil
-    void mgp_rows_norm_apply_max_double(double* y, double* rstd, double* scale, const double* x, int n, Py_ssize_t D,
-                                        const double* w, const double* of, const double* tau,
-                                        double eps) noexcept nogil
+    void mgp_rows_norm_apply_max_float(float* y, double* rstd, float* scale, const float* x, Py_ssize_t r0,
+                                       Py_ssize_t r1, Py_ssize_t D, const float* w, const float* of,
+                                       const float* tau, Py_ssize_t C, double eps) noexcept nogil
+    void mgp_rows_norm_apply_max_double(double* y, double* rstd, double* scale, const double* x, Py_ssize_t r0,
+                                        Py_ssize_t r1, Py_ssize_t D, const double* w, const double* of,
+                                        const double* tau, Py_ssize_t C, double eps) noexcept nogil
     void mgp_row_sums_max_double(double* sg, double* sgx, double* st, const double* dy, const double* x, Py_ssize_t D,
                                double M, double K, double sc, double of, double tau) noexcept nogil
     void mgp_row_backward_apply_max_double(double* dx, const double* dy, const double* x, Py_ssize_t D, double a, double mg,

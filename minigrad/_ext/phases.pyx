@@ -6,8 +6,10 @@ Signatures: minigrad/kernels/contract.py (the phase kernels); math: minigrad/ker
                           runs over n in order, whatever the blocks); the elementwise passes over rows n
   rows     x: (R, D)      statistics and elementwise passes over rows in parallel; the backward sums' column
                           reductions (dweight, dbias) go through per-chunk partials (R_CHUNKS chunks, a number
-                          that depends on R alone) merged serially in order; FRN + TLU's forward in blocks of
-                          4 rows (row_norm_apply_max), its backward row by row (row_norm_backward_max)
+                          that depends on R alone) merged serially in order; FRN + TLU's forward in runs of
+                          blocks of 4 rows (row_norm_apply_max), its backward in blocks of 4 rows, row by row
+                          (row_norm_backward_max), both on x: (N, C, S) as N*C rows with per-channel weight,
+                          offset and tau
   groups   x: (N, C, S)   EvoNorm-S0's backward over (n, group) pairs in parallel, each group's rows in order
 So every result is bit-identical for any n_threads.
 """
@@ -195,37 +197,40 @@ cdef void _row_apply_max(floating* y, const floating* x, const floating* shift, 
             mgp_row_apply_max_double(y + r * D, x + r * D, D, shift[r], scale[r], offset[r], tau[r])
 
 
-# FRN + TLU forward in one pass per row: m2 = sum(x^2), rstd = 1/sqrt(m2/D + eps) (written out, for the
-# backward), scale = X(rstd*weight[r]), y = max(x*scale + offset[r], tau[r]) while the row is in cache; blocks of 4
-# rows, whose rstd is one vector (mgp_rows_norm_apply_max_T)
+# FRN + TLU forward in one pass per row (n, c) of x: (N, C, S) seen as R = N*C rows of D = S: m2 = sum(x^2),
+# rstd = 1/sqrt(m2/D + eps) (written out, for the backward), scale = X(rstd*weight[c]), y = max(x*scale + offset[c],
+# tau[c]) while the row is in cache, c = r % C; each thread one run of blocks of 4 rows (mgp_rows_norm_apply_max_T:
+# a block's rstd is one vector, taken before the previous block's applies)
 cdef void _row_norm_apply_max(floating* y, double* rstd, floating* scale, const floating* x, const floating* weight,
                               const floating* offset, const floating* tau, double eps, Py_ssize_t R, Py_ssize_t D,
-                              int n_threads) noexcept nogil:
-    cdef Py_ssize_t blk, r
-    cdef int n
-    for blk in prange((R + 3) // 4, schedule='static', num_threads=n_threads):
-        r = blk * 4
-        n = <int>(R - r if R - r < 4 else 4)
+                              Py_ssize_t C, int n_threads) noexcept nogil:
+    cdef Py_ssize_t nblk = (R + 3) // 4
+    cdef Py_ssize_t nt = min(nblk, max(n_threads, 1)), t, r0, r1
+    for t in prange(nt, schedule='static', num_threads=n_threads):
+        r0 = t * nblk // nt * 4
+        r1 = min((t + 1) * nblk // nt * 4, R)
         if floating is float:
-            mgp_rows_norm_apply_max_float(y + r * D, rstd + r, scale + r, x + r * D, n, D, weight + r, offset + r,
-                                          tau + r, eps)
+            mgp_rows_norm_apply_max_float(y, rstd, scale, x, r0, r1, D, weight, offset, tau, C, eps)
         else:
-            mgp_rows_norm_apply_max_double(y + r * D, rstd + r, scale + r, x + r * D, n, D, weight + r, offset + r,
-                                           tau + r, eps)
+            mgp_rows_norm_apply_max_double(y, rstd, scale, x, r0, r1, D, weight, offset, tau, C, eps)
 
 
 cdef void _row_norm_backward_max(floating* dx, double* sg, double* sgx, double* st, const floating* dy,
                                  const floating* x, const double* rstd, const floating* weight,
                                  const floating* scale, const floating* offset, const floating* tau, Py_ssize_t R,
-                                 Py_ssize_t D, int n_threads) noexcept nogil:
-    cdef Py_ssize_t r
-    for r in prange(R, schedule='static', num_threads=n_threads):
-        if floating is float:
-            mgp_row_norm_backward_max_float(dx + r * D, sg + r, sgx + r, st + r, dy + r * D, x + r * D, D, rstd[r],
-                                            weight[r], scale[r], offset[r], tau[r])
-        else:
-            mgp_row_norm_backward_max_double(dx + r * D, sg + r, sgx + r, st + r, dy + r * D, x + r * D, D,
-                                             rstd[r], weight[r], scale[r], offset[r], tau[r])
+                                 Py_ssize_t D, Py_ssize_t C, int n_threads) noexcept nogil:
+    cdef Py_ssize_t blk, r, c
+    # NOTE: blocks of 4 rows, one division each for the first row's channel (a division per row measured)
+    for blk in prange((R + 3) // 4, schedule='static', num_threads=n_threads):
+        c = blk * 4 % C
+        for r in range(blk * 4, min(blk * 4 + 4, R)):
+            if floating is float:
+                mgp_row_norm_backward_max_float(dx + r * D, sg + r, sgx + r, st + r, dy + r * D, x + r * D, D,
+                                                rstd[r], weight[c], scale[r], offset[c], tau[c])
+            else:
+                mgp_row_norm_backward_max_double(dx + r * D, sg + r, sgx + r, st + r, dy + r * D, x + r * D, D,
+                                                 rstd[r], weight[c], scale[r], offset[c], tau[c])
+            c = c + 1 if c + 1 < C else 0
 
 
 cdef void _row_sums_max(double* sg, double* sgx, double* st, const floating* dy, const floating* x,
@@ -567,29 +572,30 @@ def row_apply_max(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray sh
 def row_norm_apply_max(cnp.ndarray y not None, cnp.ndarray rstd not None, cnp.ndarray scale not None,
                        cnp.ndarray x not None, cnp.ndarray weight not None, cnp.ndarray offset not None,
                        cnp.ndarray tau not None, double eps, Py_ssize_t n_threads):
-    """rstd = 1/sqrt(sum(x^2)/D + eps), scale = X(weight[r]*rstd), y = max(x*scale + offset[r], tau[r]) per row."""
+    """Per row (n, c) of x: (N, C, S): rstd = 1/sqrt(sum(x^2)/S + eps), scale = X(weight[c]*rstd),
+    y = max(x*scale + offset[c], tau[c])."""
     n_threads = team_size(n_threads)
-    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef Py_ssize_t C = dim(x, 1), R = dim(x, 0) * C, D = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_y = ptr(y), *p_rstd = ptr(rstd), *p_scale = ptr(scale), *p_x = ptr(x), *p_weight = ptr(weight)
     cdef void* p_offset = ptr(offset), *p_tau = ptr(tau)
     with nogil:
         if f32:
             _row_norm_apply_max(<float*>p_y, <double*>p_rstd, <float*>p_scale, <float*>p_x, <float*>p_weight,
-                                <float*>p_offset, <float*>p_tau, eps, R, D, n_threads)
+                                <float*>p_offset, <float*>p_tau, eps, R, D, C, n_threads)
         else:
             _row_norm_apply_max(<double*>p_y, <double*>p_rstd, <double*>p_scale, <double*>p_x, <double*>p_weight,
-                                <double*>p_offset, <double*>p_tau, eps, R, D, n_threads)
+                                <double*>p_offset, <double*>p_tau, eps, R, D, C, n_threads)
 
 
 def row_norm_backward_max(cnp.ndarray dx not None, cnp.ndarray sg not None, cnp.ndarray sgx not None,
                           cnp.ndarray st not None, cnp.ndarray dy not None, cnp.ndarray x not None,
                           cnp.ndarray rstd not None, cnp.ndarray weight not None, cnp.ndarray scale not None,
                           cnp.ndarray offset not None, cnp.ndarray tau not None, Py_ssize_t n_threads):
-    """FRN + TLU's backward per row: row_backward_sums_max, coefficients.backward (center=False), then
-    row_backward_apply_max, the row in cache (formula: reference.phases.row_norm_backward_max)."""
+    """FRN + TLU's backward per row (n, c) of x: (N, C, S): row_backward_sums_max, coefficients.backward
+    (center=False), then row_backward_apply_max, the row in cache (formula: reference.phases.row_norm_backward_max)."""
     n_threads = team_size(n_threads)
-    cdef Py_ssize_t R = dim(x, 0), D = dim(x, 1)
+    cdef Py_ssize_t C = dim(x, 1), R = dim(x, 0) * C, D = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_dx = ptr(dx), *p_sg = ptr(sg), *p_sgx = ptr(sgx), *p_st = ptr(st), *p_dy = ptr(dy), *p_x = ptr(x)
     cdef void* p_rstd = ptr(rstd), *p_weight = ptr(weight), *p_scale = ptr(scale), *p_offset = ptr(offset)
@@ -598,11 +604,11 @@ def row_norm_backward_max(cnp.ndarray dx not None, cnp.ndarray sg not None, cnp.
         if f32:
             _row_norm_backward_max(<float*>p_dx, <double*>p_sg, <double*>p_sgx, <double*>p_st, <float*>p_dy,
                                    <float*>p_x, <double*>p_rstd, <float*>p_weight, <float*>p_scale,
-                                   <float*>p_offset, <float*>p_tau, R, D, n_threads)
+                                   <float*>p_offset, <float*>p_tau, R, D, C, n_threads)
         else:
             _row_norm_backward_max(<double*>p_dx, <double*>p_sg, <double*>p_sgx, <double*>p_st, <double*>p_dy,
                                    <double*>p_x, <double*>p_rstd, <double*>p_weight, <double*>p_scale,
-                                   <double*>p_offset, <double*>p_tau, R, D, n_threads)
+                                   <double*>p_offset, <double*>p_tau, R, D, C, n_threads)
 
 
 def row_backward_sums_max(cnp.ndarray sg not None, cnp.ndarray sgx not None, cnp.ndarray st not None,

@@ -142,10 +142,11 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
   row_apply_max(y, x, shift, scale, offset, tau)           y = max(z, tau[r]) (NaN in z or tau gives NaN)
       x, y: (R, D); shift, scale, offset, tau: (R,)
   row_norm_apply_max(y, rstd, scale, x, weight, offset, tau, eps)   FRN + TLU forward, statistics and apply in one
-      x, y: (R, D); rstd: (R,) float64 OUT; scale: (R,) OUT;  call: rstd = 1/sqrt(m2/D + eps) with m2 = sum(x^2)
-      weight, offset, tau: (R,)                             (row_stats without center, the operations of
-                                                            coefficients.rstd), scale = X(weight[r]*rstd),
-                                                            y = row_apply_max with shift 0
+      x, y: (N, C, S), the N*C rows (n, c) of S values;     call, per row: rstd = 1/sqrt(m2/S + eps) with
+      rstd: (N, C) float64 OUT; scale: (N, C) OUT;          m2 = sum(x^2) (row_stats without center, the
+      weight, offset, tau: (C,), per channel                operations of coefficients.rstd), scale =
+                                                            X(weight[c]*rstd), y = row_apply_max with shift 0
+                                                            and the row's offset[c], tau[c]
   row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau)
       dy, x: (R, D); mean: (R,) float64;                    sg = sum(g), sgx = sum(g*(x - mean[r])), st = sum(t)
       shift, scale, offset, tau: (R,); sg, sgx, st: (R,) float64 OUT
@@ -153,9 +154,9 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
       dx, dy, x: (R, D);                                    dx = a[r]*(g - mg[r]) + b[r]*(x - shift[r]) + k[r]
       a, mg, shift, b, k, scale, offset, tau: (R,)
   row_norm_backward_max(dx, sg, sgx, st, dy, x, rstd, weight, scale, offset, tau)   FRN + TLU backward in one
-      dx, dy, x: (R, D); sg, sgx, st: (R,) float64 OUT;     call, row by row: row_backward_sums_max (mean 0,
-      rstd: (R,) float64; weight, scale, offset, tau: (R,)  shift 0), coefficients.backward(center=False) with
-                                                            weight[r], then row_backward_apply_max (the same bits)
+      dx, dy, x: (N, C, S), rows (n, c) as the forward's;   call, row by row: row_backward_sums_max (mean 0,
+      sg, sgx, st: (N, C) float64 OUT; rstd: (N, C) float64; shift 0), coefficients.backward(center=False) with
+      scale: (N, C); weight, offset, tau: (C,)              weight[c], then row_backward_apply_max (the same bits)
   Fused gate (EvoNorm): three row phases with a per-row elementwise gate f of x before a per-row affine, chosen by
   the int flag ``gate``: 0 (S0) f = x*sigmoid(v[r]*x); 1 (B0) f = x/max(lo[r], u), u = v[r]*x + hi[r] (u and the
   max in X as the forward computes them; Maximum's tie rule: a tie gives half to each side, NaN all to lo). The
@@ -328,8 +329,8 @@ SPECS = {
                       {"y": ("RD", "X"), "x": ("RD", "X"), "shift": ("R", "X"), "scale": ("R", "X"),
                        "offset": ("R", "X"), "tau": ("R", "X")}),
     "row_norm_apply_max": (("y", "rstd", "scale", "x", "weight", "offset", "tau", "eps"),
-                           {"y": ("RD", "X"), "rstd": ("R", "f64"), "scale": ("R", "X"), "x": ("RD", "X"),
-                            "weight": ("R", "X"), "offset": ("R", "X"), "tau": ("R", "X")}),
+                           {"y": ("NCS", "X"), "rstd": ("NC", "f64"), "scale": ("NC", "X"), "x": ("NCS", "X"),
+                            "weight": ("C", "X"), "offset": ("C", "X"), "tau": ("C", "X")}),
     "row_backward_sums_max": (("sg", "sgx", "st", "dy", "x", "mean", "shift", "scale", "offset", "tau"),
                               {"sg": ("R", "f64"), "sgx": ("R", "f64"), "st": ("R", "f64"), "dy": ("RD", "X"),
                                "x": ("RD", "X"), "mean": ("R", "f64"), "shift": ("R", "X"), "scale": ("R", "X"),
@@ -339,9 +340,9 @@ SPECS = {
                                 "mg": ("R", "X"), "shift": ("R", "X"), "b": ("R", "X"), "k": ("R", "X"),
                                 "scale": ("R", "X"), "offset": ("R", "X"), "tau": ("R", "X")}),
     "row_norm_backward_max": (("dx", "sg", "sgx", "st", "dy", "x", "rstd", "weight", "scale", "offset", "tau"),
-                              {"dx": ("RD", "X"), "sg": ("R", "f64"), "sgx": ("R", "f64"), "st": ("R", "f64"),
-                               "dy": ("RD", "X"), "x": ("RD", "X"), "rstd": ("R", "f64"), "weight": ("R", "X"),
-                               "scale": ("R", "X"), "offset": ("R", "X"), "tau": ("R", "X")}),
+                              {"dx": ("NCS", "X"), "sg": ("NC", "f64"), "sgx": ("NC", "f64"), "st": ("NC", "f64"),
+                               "dy": ("NCS", "X"), "x": ("NCS", "X"), "rstd": ("NC", "f64"), "weight": ("C", "X"),
+                               "scale": ("NC", "X"), "offset": ("C", "X"), "tau": ("C", "X")}),
     "row_apply_gate": (("y", "x", "v", "lo", "hi", "scale", "offset", "gate"),
                        {"y": ("RD", "X"), "x": ("RD", "X"), "v": ("R", "X"), "lo": ("R", "X"), "hi": ("R", "X"),
                         "scale": ("R", "X"), "offset": ("R", "X")}),

@@ -301,15 +301,17 @@ def _row_apply_max(y, x, shift, scale, offset, tau):
 @_twins(error_model="numpy")  # NOTE: m2 + eps = 0 (eps=0) gives rstd = inf, as in C
 def _row_norm_apply_max(y, rstd, scale, x, weight, offset, tau, eps):
     R, D = x.shape
+    C = weight.shape[0]
     xf = x.reshape(x.size)
     for r in prange(R):
+        c = r % C
         s1, s2 = _run_stats(xf, r * D, D, 0.0)
         rstd[r] = 1.0 / np.sqrt(_finish(s1, s2, D, 0.0, False)[1] / D + eps)
-        scale[r] = rstd[r] * np.float64(weight[r])  # NOTE: rounded to X by the store
+        scale[r] = rstd[r] * np.float64(weight[c])  # NOTE: rounded to X by the store
         sc = scale[r]
         yv = y[r]
         xv = x[r]
-        of, t = offset[r], tau[r]
+        of, t = offset[c], tau[c]
         for d in range(D):
             z = xv[d] * sc + of
             yv[d] = z if z > t or z != z else t  # NOTE: np.maximum's NaN: from z or from t
@@ -498,8 +500,11 @@ def row_apply_max(y, x, shift, scale, offset, tau, n_threads):
 
 
 def row_norm_apply_max(y, rstd, scale, x, weight, offset, tau, eps, n_threads):
-    """FRN + TLU forward in one pass per row (contract): m2 = sum(x^2), scale = X(weight[r]*rstd), y = max(...)."""
-    _pick(_row_norm_apply_max, n_threads)(y, rstd, scale, x, weight, offset, tau, float(eps))
+    """FRN + TLU forward in one pass per row (n, c) of x: (N, C, S) (contract): m2 = sum(x^2),
+    scale = X(weight[c]*rstd), y = max(...)."""
+    N, C, S = x.shape
+    _pick(_row_norm_apply_max, n_threads)(y.reshape(N * C, S), rstd.reshape(-1), scale.reshape(-1),
+                                          x.reshape(N * C, S), weight, offset, tau, float(eps))
 
 
 def row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau, n_threads):

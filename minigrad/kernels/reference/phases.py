@@ -127,15 +127,23 @@ def row_apply_max(y, x, shift, scale, offset, tau, n_threads=1):
     y[...] = np.maximum(_pre_max(x, shift, scale, offset), tau[:, None])
 
 
+def _per_row(x, *per_channel):
+    """x: (N, C, S) as its N*C rows (R, D), and each (C,) array as the rows' (R,) values (row (n, c) takes [c])."""
+    N, C, S = x.shape
+    return (x.reshape(N * C, S),) + tuple(np.tile(a, N) for a in per_channel)
+
+
 def row_norm_apply_max(y, rstd, scale, x, weight, offset, tau, eps, n_threads=1):
-    """FRN + TLU forward in one call: rstd = 1/sqrt(m2/D + eps) per row (coefficients.rstd) with m2 = sum(x^2)
-    (row_stats without center), scale = X(weight[r]*rstd), y = max(x*scale[r] + offset[r], tau[r])
+    """FRN + TLU forward in one call, per row (n, c) of x: (N, C, S): rstd = 1/sqrt(m2/S + eps) (coefficients.rstd)
+    with m2 = sum(x^2) (row_stats without center), scale = X(weight[c]*rstd), y = max(x*scale + offset[c], tau[c])
     (row_apply_max)."""
-    m2 = (x.astype(np.float64) ** 2).sum(axis=1)
+    x2, weight, offset, tau = _per_row(x, weight, offset, tau)
+    m2 = (x2.astype(np.float64) ** 2).sum(axis=1)
+    rstd, scale = rstd.reshape(-1), scale.reshape(-1)
     with np.errstate(divide="ignore", invalid="ignore"):  # NOTE: m2 + eps = 0 (eps=0): rstd = inf, as in C
-        rstd[...] = 1.0 / np.sqrt(m2 / x.shape[1] + eps)
+        rstd[...] = 1.0 / np.sqrt(m2 / x2.shape[1] + eps)
         scale[...] = rstd * weight.astype(np.float64)
-        row_apply_max(y, x, np.zeros_like(scale), scale, offset, tau)
+        row_apply_max(y.reshape(x2.shape), x2, np.zeros_like(scale), scale, offset, tau)
 
 
 def row_backward_sums_max(sg, sgx, st, dy, x, mean, shift, scale, offset, tau, n_threads=1):
@@ -155,16 +163,20 @@ def row_backward_apply_max(dx, dy, x, a, mg, shift, b, k, scale, offset, tau, n_
 
 
 def row_norm_backward_max(dx, sg, sgx, st, dy, x, rstd, weight, scale, offset, tau, n_threads=1):
-    """FRN + TLU's backward (no center): row_backward_sums_max with mean 0 and shift 0, the coefficients of
-    coefficients.backward(center=False) with weight[r] (a = rstd*w, b = -a*mean(g*xhat)*rstd, k = 0, mg = 0), then
-    row_backward_apply_max."""
+    """FRN + TLU's backward (no center), per row (n, c) of x: (N, C, S): row_backward_sums_max with mean 0 and
+    shift 0, the coefficients of coefficients.backward(center=False) with weight[c] (a = rstd*w,
+    b = -a*mean(g*xhat)*rstd, k = 0, mg = 0), then row_backward_apply_max."""
     _row_norm_backward_max(row_backward_sums_max, row_backward_apply_max, dx, sg, sgx, st, dy, x, rstd, weight,
                            scale, offset, tau, n_threads)
 
 
 def _row_norm_backward_max(sums, apply, dx, sg, sgx, st, dy, x, rstd, weight, scale, offset, tau, n_threads):
-    """row_norm_backward_max from a backend's two max phases (``sums``, ``apply``): the reference and Numba's."""
+    """row_norm_backward_max from a backend's two max phases (``sums``, ``apply``), on x's rows with the per-channel
+    values tiled over them: the reference and Numba's."""
     from minigrad.kernels import coefficients
+    x, weight, offset, tau = _per_row(x, weight, offset, tau)
+    dx, dy = dx.reshape(x.shape), dy.reshape(x.shape)  # NOTE: views: the writes reach the caller's arrays
+    sg, sgx, st, rstd, scale = (a.reshape(-1) for a in (sg, sgx, st, rstd, scale))
     R, D = x.shape
     mean, shift = np.zeros(R), np.zeros(R, x.dtype)
     sums(sg, sgx, st, dy, x, mean, shift, scale, offset, tau, n_threads)

@@ -106,8 +106,9 @@ class _FilterResponse(Function):
     """FRN over x viewed as rows (N*C, S), composed of the row phases with ``center=False``: forward ``row_stats ->
     coefficients -> row_apply``, backward ``row_backward_sums -> coefficients -> row_backward_apply``. weight and
     bias are per channel, so they enter as per-row coefficients (the rows' per-column weight is ones). With
-    ``has_tau`` (FRN + TLU fused) the forward is one ``row_norm_apply_max`` call (statistics, coefficients and
-    y = max(z, tau) per row) and both backward passes are the ``row_*_max`` phases (dy split between z and tau).
+    ``has_tau`` (FRN + TLU fused) the forward is one ``row_norm_apply_max`` call and the backward (with dx) one
+    ``row_norm_backward_max`` call on x as (N, C, S), with the per-channel weight, bias and tau (statistics,
+    coefficients and y = max(z, tau) per row (n, c); dy split between z and tau).
     Parents: x, then weight, bias, tau (those present), then the optional learned eps, of which |eps| is used."""
 
     def forward(self, x, *params, has_weight, has_bias, eps, has_tau=False):
@@ -119,41 +120,36 @@ class _FilterResponse(Function):
         # ieee_when_eps0's wrapper (a frame, an errstate and a dict lookup per call: docs/perf/norm-family.md,
         # "the small shapes' Python"); the unfused path below keeps it
         shape = x.shape
-        n, c = shape[0], shape[1]
-        x2 = (x if x.flags.c_contiguous else np.ascontiguousarray(x)).reshape(n * c, -1)
+        n, c, dtype = shape[0], shape[1], x.dtype
+        x3 = np.ascontiguousarray(x).reshape(n, c, -1)  # NOTE: x itself when contiguous, else a copy
         # NOTE: a learned eps as a float: its float32 or float64 value exactly (.item(), as float() of the element)
         self.eps_value = params[-1].item() if eps is None else eps
-        self.x2, self.shape = x2, shape
-        # NOTE: one kernel call per row takes the statistics, writes rstd, forms scale = X(rstd*w) and applies
-        # with the max while the row is in cache; rows of `co`: scale (written by the kernel), offset = b, tau,
-        # w, one per row (N*C values), filled from the parameters' arrays by broadcasting (any strides; 0 and 1
-        # for an absent bias and weight). The zero mean and shift are formed in backward: a forward without
-        # backward does not pay for them (docs/perf/norm-family.md, "FRN + TLU: the forward's Python cost")
-        co = np.empty((4, n, c), x.dtype)
-        co[1] = params[has_weight] if has_bias else 0
-        co[2] = params[has_weight + has_bias]
-        if has_weight:
-            co[3] = self.w = params[0]
-        else:
-            co[3] = 1
-            self.w = co[3, 0]
-        rows = co.reshape(4, n * c)
-        y, rstd = np.empty_like(x2), np.empty(n * c)
-        kernels.kernels().row_norm_apply_max(y, rstd, rows[0], x2, rows[3], rows[1], rows[2], abs(self.eps_value))
-        self.rows, self.mean, self.rstd = rows, None, rstd.reshape(n, c)
+        # NOTE: one kernel call per row (n, c) takes the statistics, writes rstd, forms scale = X(rstd*w[c]) and
+        # applies with the max while the row is in cache; the kernel reads the (C,) weight, offset = b and tau by
+        # channel (an absent weight or bias: ones or zeros), so no per-row block is filled here. The zero mean
+        # and shift are formed in backward: a forward without backward does not pay for them
+        # (docs/perf/norm-family.md, "FRN + TLU's small forward")
+        w = np.ascontiguousarray(params[0]) if has_weight else np.ones(c, dtype)
+        b = np.ascontiguousarray(params[has_weight]) if has_bias else np.zeros(c, dtype)
+        tau = np.ascontiguousarray(params[has_weight + has_bias])
+        y, rstd, scale = np.empty_like(x3), np.empty((n, c)), np.empty((n, c), dtype)
+        kernels.kernels().row_norm_apply_max(y, rstd, scale, x3, w, b, tau, abs(self.eps_value))
+        self.x3, self.shape, self.w, self.offset, self.tau, self.scale, self.rstd, self.w64 = (x3, shape, w, b, tau,
+                                                                                            scale, rstd, None)
         return y.reshape(shape)
 
     @ieee_when_eps0
     def _forward_frn(self, x, params, has_weight, has_bias, *, eps):
         """FRN alone: the row phases (statistics, the coefficients in NumPy, apply)."""
         n, c = x.shape[0], x.shape[1]
-        x2 = (x if x.flags.c_contiguous else np.ascontiguousarray(x)).reshape(n * c, -1)
-        s = x2.shape[1]
+        x3 = (x if x.flags.c_contiguous else np.ascontiguousarray(x)).reshape(n, c, -1)
+        s = x3.shape[2]
+        x2 = x3.reshape(n * c, s)
         w, b = _affine(params[0] if has_weight else None, params[1 if has_weight else 0] if has_bias else None,
                        c, x.dtype)
         self.eps_value = float(params[-1][0]) if eps is None else eps
         k = kernels.kernels()
-        self.w, self.x2, self.shape = w, x2, x.shape
+        self.w, self.x3, self.shape = w, x3, x.shape
         self.w64 = w.astype(np.float64)
         mean, m2 = np.empty(n * c), np.empty(n * c)
         k.row_stats(mean, m2, x2, False)
@@ -182,41 +178,43 @@ class _FilterResponse(Function):
 
     @ieee_when_eps0
     def backward(self, g):
-        x2 = self.x2
-        (r, s), dtype = x2.shape, x2.dtype
-        n, c = self.shape[0], self.shape[1]
-        dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
+        x3 = self.x3
+        (n, c, s), dtype = x3.shape, x3.dtype
+        r = n * c
+        dy = np.ascontiguousarray(g, dtype=dtype).reshape(n, c, s)
         k = kernels.kernels()
         # NOTE: the per-row sums that become the parameters' gradients in one zeroed block, (5, N, C): sum(dy*xhat)
         # (sgx*rstd, below), sg, st, the learned eps's sgx*rstd^3 (below) and sgx; one reduction over N then gives
         # dweight, dbias, dtau and the eps's per-channel sums (the same adds, row by row in n, as one .sum(axis=0)
         # each) and one cast. Rows a case does not write stay 0 (sums of garbage could warn)
-        sums = np.zeros((5, r))
+        sums = np.zeros((5, n, c))
         sg, st, sgx = sums[1], sums[2], sums[4]
         dx = None
         if self.has_tau:
-            if self.mean is None:  # NOTE: the fused forward kept rstd and the per-row scale, offset, tau only
+            if self.w64 is None:  # NOTE: the fused forward kept rstd, the rows' scale and the (C,) parameters only
                 self.w64 = self.w.astype(np.float64)
-                self.mean = np.zeros((n, c))
-                self.coef, self.tau = (np.zeros(r, dtype), self.rows[0], self.rows[1]), self.rows[2]
             if self.needs_input_grad[0]:
                 # NOTE: one call, row by row: the sums, the coefficients (coefficients.backward's operations, in C)
                 # and dx while the row is in cache; dy and x are read once (docs/perf/norm-family.md)
-                dx = np.empty_like(x2)
-                k.row_norm_backward_max(dx, sg, sgx, st, dy, x2, self.rstd.reshape(-1), self.rows[3],
-                                        *self.coef[1:], self.tau)
+                dx = np.empty_like(x3)
+                k.row_norm_backward_max(dx, sg, sgx, st, dy, x3, self.rstd, self.w, self.scale, self.offset, self.tau)
             else:
-                k.row_backward_sums_max(sg, sgx, st, dy, x2, self.mean.reshape(-1), *self.coef, self.tau)
+                # NOTE: the sums phase takes per-row values: shift 0, the offset and tau tiled over the N samples
+                rows = np.zeros((3, n, c), dtype)
+                rows[1], rows[2] = self.offset, self.tau
+                k.row_backward_sums_max(sg.reshape(r), sgx.reshape(r), st.reshape(r), dy.reshape(r, s),
+                                        x3.reshape(r, s), np.zeros(r), rows[0].reshape(r), self.scale.reshape(r),
+                                        rows[1].reshape(r), rows[2].reshape(r))
         else:
             unused_w, unused_b = np.empty(s, dtype), np.empty(s, dtype)
-            k.row_backward_sums(sg, sgx, unused_w, unused_b, dy, x2, self.mean.reshape(-1), self.rstd.reshape(-1),
-                                self.ones)
-        sums = sums.reshape(5, n, c)
+            k.row_backward_sums(sg.reshape(r), sgx.reshape(r), unused_w, unused_b, dy.reshape(r, s), x3.reshape(r, s),
+                                self.mean.reshape(-1), self.rstd.reshape(-1), self.ones)
         grads = [None]
         if self.needs_input_grad[0] and dx is None:
-            dx = np.empty_like(x2)
+            dx = np.empty_like(x3)
             coef = coefficients.backward(sums[1], sums[4], s, self.mean, self.rstd, False, dtype, self.w64)
-            k.row_backward_apply(dx, dy, x2, self.ones, *(a.reshape(-1) for a in coef))
+            k.row_backward_apply(dx.reshape(r, s), dy.reshape(r, s), x3.reshape(r, s), self.ones,
+                                 *(a.reshape(-1) for a in coef))
         if dx is not None:
             grads[0] = dx.reshape(self.shape)
         # dweight = sum(dy*xhat) per channel, xhat = x*rstd; dbias = sum(dy); dtau = the threshold's share of dy;
@@ -238,8 +236,7 @@ class _FilterResponse(Function):
         return tuple(grads)
 
     def compose(self, x, *params):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
-        r, s = self.x2.shape
-        n, c = self.shape[0], self.shape[1]
+        n, c, s = self.x3.shape
         x3 = x.reshape(n, c, s)
         eps = params[-1].abs() if self.learned_eps else self.eps_value
         y = x3 * ((x3 * x3).mean(2, keepdim=True) + eps) ** -0.5
