@@ -390,3 +390,11 @@ def _running_average_update(running, new, momentum, scale):
 def running_average_update(running, new, momentum, scale, n_threads):
     """running = X((1 - momentum)*running + momentum*(new*scale)) in float64 (the cython kernel's order)."""
     _running_average_update(running, new, float(momentum), float(scale))
+
+
+def zca_running_update(running_mean, running_cov, running_whitening, mean, cov, whitening, momentum, scale,
+                       group_size, n_threads):
+    """The reference's, with this backend's running_average_update (the cython kernel's bits)."""
+    reference.whiten.zca_running_update(running_mean, running_cov, running_whitening, mean, cov, whitening, momentum,
+                                        scale, group_size, update=lambda run, new, f, sc: running_average_update(
+                                            run, new, f, sc, 1))
