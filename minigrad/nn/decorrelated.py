@@ -31,9 +31,9 @@ import numbers
 import numpy as np
 
 from minigrad import kernels
-from minigrad.kernels.reference.whiten import pad_identity as _pad_identity
 from minigrad.kernels.reference.whiten import put_blocks as _put
 from minigrad.kernels.reference.whiten import running_average_update as _running_average_numpy
+from minigrad.kernels.reference.whiten import zca_running_update as _zca_running_update_steps
 from minigrad.kernels.rules import FLOATS, check_eps, check_momentum, float_dtype
 from minigrad.nn.module import Module, Parameter
 from minigrad.tensor import Function, Tensor, _host, concatenate
@@ -286,18 +286,18 @@ class DecorrelatedBatchNorm2d(Module):
             return
         except (TypeError, ValueError):
             pass
-        # a buffer the kernel does not take (another float dtype, a strided view, dtypes that differ): one at a time,
-        # the reference's formula where no kernel takes it
-        C = self.num_features
-        cov, W = ctx.cov, ctx.whitening
-        if self._g * self._G != C:
-            cov, W, k = _pad_identity(cov * k, C), _pad_identity(W.copy(), C), 1.0
-        update = kernels.kernels().running_average_update
-        for buf, new, scale in ((running_mean, ctx.mean, 1.0), (running_cov, cov, k), (running_whitening, W, 1.0)):
+        # a buffer the kernel does not take (another float dtype, a strided view, dtypes that differ): the reference's
+        # steps, one buffer at a time, through the kernels where they take it and the reference's formula where not
+        kernel_update = kernels.kernels().running_average_update
+
+        def update(buf, new, f, scale):
             if _kernel_takes(buf):
-                update(buf.reshape(-1), new.reshape(-1), f, scale)  # flattened views: updated in place
+                kernel_update(buf.reshape(-1), new.reshape(-1), f, scale)  # flattened views: updated in place
             else:
                 _running_average_numpy(buf, new, f, scale)
+
+        _zca_running_update_steps(running_mean, running_cov, running_whitening, ctx.mean, ctx.cov, ctx.whitening, f,
+                                  k, self._g, update=update)
 
     def forward(self, x):
         owner = type(self).__name__

@@ -395,6 +395,8 @@ def running_average_update(running, new, momentum, scale, n_threads):
 def zca_running_update(running_mean, running_cov, running_whitening, mean, cov, whitening, momentum, scale,
                        group_size, n_threads):
     """The reference's, with this backend's running_average_update (the cython kernel's bits)."""
+    def update(run, new, f, sc):  # NOTE: flattened views (the contract checked the arrays C-contiguous)
+        _running_average_update(run.reshape(-1), new.reshape(-1), float(f), float(sc))
+
     reference.whiten.zca_running_update(running_mean, running_cov, running_whitening, mean, cov, whitening, momentum,
-                                        scale, group_size, update=lambda run, new, f, sc: running_average_update(
-                                            run, new, f, sc, 1))
+                                        scale, group_size, update=update)

@@ -109,11 +109,11 @@ def pad_identity(a, C):
 def zca_running_update(running_mean, running_cov, running_whitening, mean, cov, whitening, momentum, scale,
                        group_size, n_threads=1, update=running_average_update):
     """running_average_update of the three running statistics: the mean, the covariance times ``scale`` and the
-    whitening matrix, the last group's padding averaging in the identity (``update``: another backend's
-    running_average_update, for its twin)."""
+    whitening matrix, the last group's padding averaging in the identity. ``update(running, new, momentum, scale)``:
+    another backend's running_average_update (the numba twin's), or decorrelated.py's per buffer."""
     C = running_mean.shape[0]
     update(running_mean, mean, momentum, 1.0)
     if running_cov.shape[0] * group_size != C:
         cov, whitening, scale = pad_identity(cov * scale, C), pad_identity(whitening.copy(), C), 1.0
-    update(running_cov.reshape(-1), cov.reshape(-1), momentum, scale)
-    update(running_whitening.reshape(-1), whitening.reshape(-1), momentum, 1.0)
+    update(running_cov, cov, momentum, scale)
+    update(running_whitening, whitening, momentum, 1.0)
