@@ -1,6 +1,7 @@
 """Another tree's DecorrelatedBatchNorm2d (its minigrad/nn/decorrelated.py on its whiten .so) against this tree's: the
 module's training forward, float32, 1 thread, interleaved rounds (order alternated), CPU time (time.process_time),
-paired ratios, with the torch composition of benchmarks/bench_norm_family.py beside; the outputs compared first.
+paired ratios, with the torch composition of benchmarks/bench_norm_family.py beside; the outputs compared first; and
+the two .so's zca_forward alone (raw, unchecked) in the same rounds.
 
     mkdir /tmp/old_so && cp /work/main/minigrad/_ext/whiten*.so /tmp/old_so/
     PYTHONPATH=$PWD python scripts/decorrelated_ab.py /tmp/old_so [ROUNDS] [OLD_ROOT]
@@ -46,7 +47,15 @@ for shape in ((16, 32, 8, 8), (32, 64, 16, 16)):
     yo, yn = run_old().numpy(), dnew(x).numpy()
     yt = _torch_zca(torch, tx, tw, tb, g, 1e-5).numpy()
     print(shape, "max |new - old|", np.abs(yn - yo).max(), "max |new - torch|", np.abs(yn - yt).max())
-    runs = {"main": run_old, "this": lambda: dnew(x), "torch": lambda: _torch_zca(torch, tx, tw, tb, g, 1e-5)}
+    # the raw kernels too: zca_forward of either .so on the same arrays, no checks, no Python around them
+    G = -(-C // g)
+    xs = xa.reshape(N, C, -1)
+    outs = [np.empty_like(xs), np.empty((G, g, g)), np.empty((G, g)), np.empty((G, g, g)), np.empty((G, g, g)),
+            np.empty((G, g)), np.empty(C, np.float32), np.empty((G, g)), np.empty(C)]
+    wp, bias = np.ones((G, g)), np.zeros(C)
+    runs = {"main": run_old, "this": lambda: dnew(x), "torch": lambda: _torch_zca(torch, tx, tw, tb, g, 1e-5),
+            "main raw": lambda: old_so.zca_forward(*outs, xs, wp, bias, g, 1e-5, 1),
+            "this raw": lambda: new_so.zca_forward(*outs, xs, wp, bias, g, 1e-5, 1)}
     reps = {}
     for n_, r in runs.items():
         t0 = time.perf_counter()
@@ -64,4 +73,7 @@ for shape in ((16, 32, 8, 8), (32, 64, 16, 16)):
     o, t_, tt = (np.array(out[k]) for k in ("main", "this", "torch"))
     print(f"  main {med['main']:.1f} us, this {med['this']:.1f} us, torch ops {med['torch']:.1f} us; "
           f"main/this {np.median(o / t_):.3f}x, torch/this {np.median(tt / t_):.2f}x, torch/main {np.median(tt / o):.2f}x")
+    ro, rn = np.array(out["main raw"]), np.array(out["this raw"])
+    print(f"  zca_forward raw: main {med['main raw']:.1f} us, this {med['this raw']:.1f} us; main/this "
+          f"{np.median(ro / rn):.3f}x")
 print(f"{rounds} rounds, load {l0:.2f} -> {os.getloadavg()[0]:.2f}")

@@ -11,8 +11,9 @@ some last groups are padded (C % group size > 0), float32 and float64, 360 of ea
 training step's forward and backward (random dy) twice, per backend, and keep y, dx, dweight, dbias, the running
 mean, covariance and whitening matrices, and the forward's statistics (mean, cov, whitening, s). ``kernels`` calls
 the old build's zca_forward, zca_rows, running_average_update and sym_eigh directly (the contract's signatures)
-and the registry's cython kernels on the same arrays. Prints the differing outputs per
-kernel or backend and exits 1 if any.
+and the registry's cython kernels on the same arrays, over these cases and larger ones (EXTRA: the benchmark's shapes,
+a mean 1e3 above a spread of 1e-3), and the new zca_running_update against the old build's running_average_update
+of each buffer. Prints the differing outputs per kernel or backend and exits 1 if any.
 """
 import glob
 import importlib.machinery
@@ -25,6 +26,7 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import kernels, nn
+from minigrad.kernels import reference
 from minigrad.nn import decorrelated as dec
 
 CASES = 360
@@ -41,11 +43,25 @@ def cases():
             yield i, (N, C, H, W), g, dtype, seed
 
 
-def data(shape, dtype, seed):
+# the kernels mode's larger cases besides (N, C, H, W, group size, offset, scale): the benchmark's two shapes, a
+# padded last group, a mean far above the spread (float32's shift), S not a multiple of 16
+EXTRA = [(16, 32, 8, 8, 16, 0.5, 1.0), (32, 64, 16, 16, 16, 0.5, 1.0), (8, 37, 5, 7, 16, 0.5, 1.0),
+         (16, 16, 8, 8, 16, 1e3, 1e-3), (4, 48, 9, 9, 12, 0.5, 1.0), (6, 40, 6, 11, 16, -2.0, 1e-2)]
+
+
+def extra_cases():
+    rng = np.random.default_rng(2027)
+    for i, (N, C, H, W, g, offset, scale) in enumerate(EXTRA):
+        for dtype in (np.float32, np.float64):
+            for _ in range(2):
+                yield CASES + i, (N, C, H, W), g, dtype, int(rng.integers(1 << 30)), offset, scale
+
+
+def data(shape, dtype, seed, offset=0.5, scale=1.0):
     rng = np.random.default_rng(seed)
     C = shape[1]
     mix = rng.standard_normal((C, C)) + 2 * np.eye(C)  # correlated channels, a mean away from 0
-    x = 0.5 + np.einsum("dc,nchw->ndhw", mix, rng.standard_normal(shape))
+    x = offset + scale * np.einsum("dc,nchw->ndhw", mix, rng.standard_normal(shape))
     return x.astype(dtype), rng.standard_normal(shape).astype(dtype), rng.standard_normal((2, C))
 
 
@@ -92,8 +108,8 @@ def kernel_runs(old):
     """(kernel, differing values, values compared) over the cases, old build against the registry's cython."""
     k = kernels.load("cython")
     counts = {}
-    for i, (N, C, H, W_), g, dtype, seed in cases():
-        x, dy, (w, b) = data((N, C, H, W_), dtype, seed)
+    for i, (N, C, H, W_), g, dtype, seed, *spread in [(*c, 0.5, 1.0) for c in cases()] + list(extra_cases()):
+        x, dy, (w, b) = data((N, C, H, W_), dtype, seed, *spread)
         xs, dys = x.reshape(N, C, -1), dy.reshape(N, C, -1)
         S = xs.shape[2]
         g = min(g, C)
@@ -127,8 +143,23 @@ def kernel_runs(old):
                 old.running_average_update(buf.reshape(-1), cov.reshape(-1), f, scale, 1)
             else:
                 k.running_average_update(buf.reshape(-1), cov.reshape(-1), f, scale)
+            # the three running averages: the old build's running_average_update of each (the padding the
+            # identity, as decorrelated.py wrote it) against the new zca_running_update
+            run = [np.ascontiguousarray(a.astype(dtype)) for a in (mean[::-1], W[::-1], cov)]
+            scale = N * S / (N * S - 1)
+            if impl == "old":
+                news, sc = [mean, cov * scale, W.copy()], 1.0
+                if G * g != C:
+                    for a in news[1:]:
+                        reference.whiten.pad_identity(a, C)
+                else:
+                    news[1], sc = cov, scale
+                for a, new, s_ in zip(run, news, (1.0, sc, 1.0)):
+                    old.running_average_update(a.reshape(-1), new.reshape(-1), f, s_, 1)
+            else:
+                k.zca_running_update(*run, mean, cov, W, f, scale, g)
             runs.append({"zca_forward": outs, "zca_rows": [B], "sym_eigh": [lam2, U2],
-                         "running_average_update": [buf]})
+                         "running_average_update": [buf], "zca_running_update (old: 3 running_average_update)": run})
         for kernel in runs[0]:
             for a, b in zip(runs[0][kernel], runs[1][kernel]):
                 d, n = counts.get(kernel, (0, 0))

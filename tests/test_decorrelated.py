@@ -378,18 +378,46 @@ def test_float32_mean_far_above_the_spread(backend):
         np.testing.assert_allclose(Z @ Z.T / Z.shape[1], np.eye(3), atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(3, 37, 5, 7), (16, 32, 8, 8), (4, 5, 1, 1), (2, 3, 2, 4), (5, 6, 1, 9)])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_compiled_mean_is_channel_stats(threads):
-    """zca_forward's mean is batch norm's statistics phase (phases.h) bit for bit, at any thread count."""
-    x = data((3, 37, 5, 7)).astype(np.float32)
-    m = nn.DecorrelatedBatchNorm2d(37)
+def test_compiled_mean_is_channel_stats(threads, dtype, shape):
+    """zca_forward's mean (whiten.h's mean-only copy of the statistics phase's sums) is batch norm's statistics
+    phase (phases.h) bit for bit, at any thread count: S = 35 (blocks of 8 and a rest), 64, 1 (across channels), 8
+    and 9; a large mean (the shift K = x[0, c, 0] matters)."""
+    N, C = shape[:2]
+    x = (data(shape) + 300.0 * np.arange(C)[:, None, None]).astype(dtype)
+    m = nn.DecorrelatedBatchNorm2d(C).to(dtype)
     before = mg.get_num_threads()
     try:
         mg.set_num_threads(threads)
         with mg.using_backend("cython"):
             _, ctx = dec._ZCAWhiten.apply_with_ctx(mg.Tensor(x), m.weight, m.bias, G=m._G, g=m._g, eps=EPS)
-            mean = np.empty(37)
-            mg.kernels.kernels().channel_stats(mean, np.empty(37), x.reshape(3, 37, -1), True)
+            mean = np.empty(C)
+            mg.kernels.kernels().channel_stats(mean, np.empty(C), x.reshape(N, C, -1), True)
     finally:
         mg.set_num_threads(before)
     np.testing.assert_array_equal(ctx.mean, mean)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_running_update_of_buffers_no_kernel_takes(backend):
+    """Running buffers the fused kernel (zca_running_update) refuses: dtypes that differ, a strided view. Each
+    buffer is then updated alone, by the kernels where they take it and by the reference's formula where not: the
+    same values as one call would give to buffers of one dtype (float64 here, so the formulas agree)."""
+    x = mg.Tensor(data((6, 5, 3, 3)))
+    want = nn.DecorrelatedBatchNorm2d(5, group_size=2, momentum=0.3).double()
+    got = nn.DecorrelatedBatchNorm2d(5, group_size=2, momentum=0.3).double()
+    got.running_cov.data = got.running_cov.data.astype(np.float32)  # dtypes that differ
+    wide = np.zeros((3, 2, 4))
+    wide[:, :, ::2] = got.running_whitening.data
+    got.running_whitening.data = wide[:, :, ::2]  # a strided view
+    with mg.using_backend(backend):
+        for _ in range(2):
+            want(x), got(x)
+    np.testing.assert_array_equal(got.running_mean.numpy(), want.running_mean.numpy())
+    np.testing.assert_allclose(got.running_cov.numpy(), want.running_cov.numpy(), rtol=1e-6, atol=1e-7)
+    assert got.running_cov.data.dtype == np.float32
+    np.testing.assert_allclose(got.running_whitening.numpy(), want.running_whitening.numpy(), rtol=1e-15)
+    assert np.shares_memory(got.running_whitening.data, wide)  # updated in place
+    np.testing.assert_array_equal(got.running_whitening.numpy()[-1, 1], [0, 1])  # the padding: the identity

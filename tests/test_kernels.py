@@ -674,6 +674,59 @@ def test_running_average_update(name, dtype):
                 np.testing.assert_array_equal(got, exact)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("C, g", [(32, 16), (37, 16), (5, 2), (4, 1), (3, 16)])
+def test_zca_running_update(name, dtype, C, g):
+    """The three running averages in one call: bit for bit the backend's running_average_update of the mean, of
+    cov*scale and of the whitening matrix, the last group's padding (rows or columns past C) replaced by the
+    identity's entries first (scale 1 then: (cov*scale)*1 = cov*scale)."""
+    rng = np.random.default_rng(19)
+    k = kernels.load(name)
+    g = min(g, C)
+    G = -(-C // g)
+    r = C - (G - 1) * g
+    for momentum, scale in ((0.1, 64 / 63), (1 / 3, 1.0), (1.0, 4 / 3)):
+        bufs = [make(rng, (C,), dtype), make(rng, (G, g, g), dtype), make(rng, (G, g, g), dtype)]
+        mean, cov, W = make(rng, (C,), np.float64), make(rng, (G, g, g), np.float64), make(rng, (G, g, g), np.float64)
+        got = [b.copy() for b in bufs]
+        k.zca_running_update(*got, mean, cov, W, momentum, scale, g)
+        news = [mean, cov * scale, W.copy()]
+        for a in news[1:]:
+            a[-1, r:, :] = 0
+            a[-1, :, r:] = 0
+            a[-1, r:, r:] = np.eye(g - r)
+        if r == g:  # NOTE: unpadded, the module passes cov and the scale (the same bits as cov*scale times 1)
+            news[1], scales = cov, (1.0, scale, 1.0)
+        else:
+            scales = (1.0, 1.0, 1.0)
+        for b, new, sc, out in zip(bufs, news, scales, got):
+            want = b.copy()
+            k.running_average_update(want.reshape(-1), new.reshape(-1), momentum, sc)
+            np.testing.assert_array_equal(out, want)
+        # the padding averages in the identity: 1 on its diagonal, 0 off it
+        if r < g and dtype == np.float64:
+            pad = np.zeros((g, g), bool)
+            pad[r:, :] = pad[:, r:] = True
+            eye = np.broadcast_to(np.eye(g), (g, g))
+            np.testing.assert_allclose(got[2][-1][pad], ((1 - momentum) * bufs[2][-1] + momentum * eye)[pad],
+                                       rtol=1e-15, atol=1e-15)
+
+
+def test_zca_running_update_checks_its_arguments():
+    k = kernels.load("cython")
+    run = [np.zeros(5, np.float32), np.zeros((3, 2, 2), np.float32), np.zeros((3, 2, 2), np.float32)]
+    new = [np.zeros(5), np.zeros((3, 2, 2)), np.zeros((3, 2, 2))]
+    with pytest.raises(ValueError, match=r"G must be ceil\(C/group_size\)"):
+        k.zca_running_update(*run, *new, 0.1, 1.0, 3)
+    with pytest.raises(TypeError, match="'running_cov' must have dtype float32"):  # X: running_mean's dtype
+        k.zca_running_update(run[0], np.zeros((3, 2, 2)), run[2], *new, 0.1, 1.0, 2)
+    with pytest.raises(TypeError, match="'cov' must have dtype float64"):
+        k.zca_running_update(*run, new[0], run[1].copy(), new[2], 0.1, 1.0, 2)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        k.zca_running_update(run[0], np.zeros((3, 2, 2), np.float32).transpose(0, 2, 1), run[2], *new, 0.1, 1.0, 2)
+
+
 def _zca_args(dtype=np.float32):
     """Valid zca_forward arguments (a padded last group: C = 5, group size 2, G = 3)."""
     x, weight, bias = zca_inputs(np.random.default_rng(16), (4, 5, 3, 2), dtype)

@@ -3,6 +3,8 @@
    Legend: x, y (N, C, S); channels in groups of g (group k holds channels [k*g, min((k + 1)*g, C)), gk of them;
    the last group may be short); cov, M (G, g, g); shift, bias (C,).
 
+   mg_channel_mean_T: mean[c] over n, s: batch norm's statistics phase's mean (phases.h's mgp_channel_stats, its
+                      blocks and bits), without the sums of squares zca_forward discards
    mg_group_cov_T:    cov[k, i, j] = sum over n, s of (x[n, kg+i, s] - shift[kg+i]) * (x[n, kg+j, s] - shift[kg+j])
                       (i, j < gk; 0 in the padding past gk), the centered values and their products in X:
                       16-float / 8-double lanes over s, each lane summed in X over one sample's row (S/16 or
@@ -13,6 +15,7 @@
                       in X, j in order (fused multiply-adds), the bias last
    mg_zca_matrices_T: the g x g algebra between them (below)
    mg_zca_rows_T:     the backward's GEMM operand, rows [dY; x - shift; 1] per group (below)
+   mg_running_average_T, mg_zca_running_update_T: the running averages (below)
    mg_sym_eigh2:      eigenvalues (ascending) and orthonormal eigenvectors of one or two symmetric n x n float64
                       matrices: Householder tridiagonalization, then the implicit QL iteration (EISPACK's tred2 and
                       tql2, as JAMA writes them), the rotations applied to the rows of the transposed eigenvector
@@ -41,54 +44,61 @@
 #define MG_WHITEN_DEFINE(T, VT, W)                                                                                  \
 static inline VT mg_wload_##T(const T* p) { VT v; memcpy(&v, p, sizeof v); return v; }                            \
 static inline void mg_wstore_##T(T* p, VT v) { memcpy(p, &v, sizeof v); }                                        \
+/* One 4 x 4 block (rows bi.., bj..) of cov's raw sums, into accv (16 x 8 double lanes) and acct (the S % W rest): \
+   diag (a constant: bi = bj) computes the pairs q <= p only, the others are not read. */                         \
+MG_AI void mg_cov_block_##T(double (*restrict accv)[8], double* restrict acct, const T* xk, const T* sh,            \
+                            const T* zero, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t gk,                 \
+                            Py_ssize_t bi, Py_ssize_t bj, const int diag) {                                         \
+    Py_ssize_t S8 = S - S % W;                                                                                      \
+    VT a[4][4];                                                                                                    \
+    memset(a, 0, sizeof a);                                                                                        \
+    T si[4] = {sh[bi], sh[bi + 1], sh[bi + 2], sh[bi + 3]}, sj[4] = {sh[bj], sh[bj + 1], sh[bj + 2], sh[bj + 3]};   \
+    for (Py_ssize_t n = 0; n < N; n++) {                                                                           \
+        const T* pi[4];                                                                                            \
+        const T* pj[4];                                                                                            \
+        for (int p = 0; p < 4; p++) {                                                                              \
+            pi[p] = bi + p < gk ? xk + (n * C + bi + p) * S : zero;                                                \
+            pj[p] = bj + p < gk ? xk + (n * C + bj + p) * S : zero;                                                \
+        }                                                                                                          \
+        for (Py_ssize_t s = 0; s < S8; s += W) {                                                                   \
+            VT u[4] = {mg_wload_##T(pi[0] + s) - si[0], mg_wload_##T(pi[1] + s) - si[1],                           \
+                       mg_wload_##T(pi[2] + s) - si[2], mg_wload_##T(pi[3] + s) - si[3]};                          \
+            VT v[4];                                                                                               \
+            for (int q = 0; q < 4; q++) v[q] = diag ? u[q] : mg_wload_##T(pj[q] + s) - sj[q];                      \
+            for (int p = 0; p < 4; p++)                                                                            \
+                for (int q = 0; q < (diag ? p + 1 : 4); q++) a[p][q] += u[p] * v[q];                               \
+        }                                                                                                          \
+        /* NOTE: widened every sample: longer float sums (4 samples at S = 64) doubled the error */                \
+        for (int p = 0; p < 4; p++)                                                                                \
+            for (int q = 0; q < (diag ? p + 1 : 4); q++) {                                                         \
+                mg_wwiden_##T(accv[p * 4 + q], a[p][q]);                                                           \
+                a[p][q] = (VT){0};                                                                                 \
+            }                                                                                                      \
+        if (S8 < S)                                                                                                \
+            for (int p = 0; p < 4; p++)                                                                            \
+                for (int q = 0; q < (diag ? p + 1 : 4); q++) {                                                     \
+                    double t = 0.0;                                                                                \
+                    for (Py_ssize_t s = S8; s < S; s++) t += (double)((pi[p][s] - si[p]) * (pj[q][s] - sj[q]));    \
+                    acct[p * 4 + q] += t;                                                                          \
+                }                                                                                                  \
+    }                                                                                                              \
+}                                                                                                                  \
 /* cov (g x g) = the sums of one group's centered products: xk the group's first row of sample 0 (rows C*S apart  \
    from sample to sample), sh its shifts (gp of them, 0 past gk), zero a row of S zeros for the rows past gk.      \
-   Pairs i >= j by blocks of 4 rows (the diagonal blocks whole); each block's lanes run over one sample in X, then \
-   are widened into double lanes. */                                                                              \
+   Pairs i >= j by blocks of 4 rows (of the diagonal blocks only the pairs i >= j: 136 of 256 for g = 16); each    \
+   block's lanes run over one sample in X, then are widened into double lanes. */                                 \
 MG_FMA_CLONES static void mg_group_cov_one_##T(double* restrict cov, const T* xk, const T* sh, const T* zero,        \
                                               Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t gk,             \
                                               Py_ssize_t gp, Py_ssize_t g) {                                       \
-    Py_ssize_t S8 = S - S % W;                                                                                      \
     for (Py_ssize_t bi = 0; bi < gp; bi += 4)                                                                      \
         for (Py_ssize_t bj = 0; bj <= bi; bj += 4) {                                                               \
-            VT a[4][4];                                                                                            \
             double accv[16][8], acct[16];  /* 8 double lanes (mg_wwiden_float folds 16 float lanes) */            \
-            memset(a, 0, sizeof a);                                                                                \
             memset(accv, 0, sizeof accv);                                                                          \
             memset(acct, 0, sizeof acct);                                                                          \
-            T si[4] = {sh[bi], sh[bi + 1], sh[bi + 2], sh[bi + 3]}, sj[4] = {sh[bj], sh[bj + 1], sh[bj + 2],       \
-                                                                             sh[bj + 3]};                          \
-            for (Py_ssize_t n = 0; n < N; n++) {                                                                   \
-                const T* pi[4];                                                                                    \
-                const T* pj[4];                                                                                    \
-                for (int p = 0; p < 4; p++) {                                                                      \
-                    pi[p] = bi + p < gk ? xk + (n * C + bi + p) * S : zero;                                        \
-                    pj[p] = bj + p < gk ? xk + (n * C + bj + p) * S : zero;                                        \
-                }                                                                                                  \
-                for (Py_ssize_t s = 0; s < S8; s += W) {                                                           \
-                    VT u[4] = {mg_wload_##T(pi[0] + s) - si[0], mg_wload_##T(pi[1] + s) - si[1],                   \
-                               mg_wload_##T(pi[2] + s) - si[2], mg_wload_##T(pi[3] + s) - si[3]};                  \
-                    VT v[4] = {mg_wload_##T(pj[0] + s) - sj[0], mg_wload_##T(pj[1] + s) - sj[1],                   \
-                               mg_wload_##T(pj[2] + s) - sj[2], mg_wload_##T(pj[3] + s) - sj[3]};                  \
-                    for (int p = 0; p < 4; p++)                                                                    \
-                        for (int q = 0; q < 4; q++) a[p][q] += u[p] * v[q];                                        \
-                }                                                                                                  \
-                {  /* NOTE: widened every sample: longer float sums (4 samples at S = 64) doubled the error */   \
-                    for (int p = 0; p < 4; p++)                                                                    \
-                        for (int q = 0; q < 4; q++) {                                                              \
-                            mg_wwiden_##T(accv[p * 4 + q], a[p][q]);                                               \
-                            a[p][q] = (VT){0};                                                                     \
-                        }                                                                                          \
-                }                                                                                                  \
-                if (S8 < S)                                                                                        \
-                    for (int p = 0; p < 4; p++)                                                                    \
-                        for (int q = 0; q < 4; q++) {                                                              \
-                            double t = 0.0;                                                                        \
-                            for (Py_ssize_t s = S8; s < S; s++)                                                    \
-                                t += (double)((pi[p][s] - si[p]) * (pj[q][s] - sj[q]));                            \
-                            acct[p * 4 + q] += t;                                                                  \
-                        }                                                                                          \
-            }                                                                                                      \
+            if (bi == bj)                                                                                          \
+                mg_cov_block_##T(accv, acct, xk, sh, zero, N, C, S, gk, bi, bj, 1);                                \
+            else                                                                                                   \
+                mg_cov_block_##T(accv, acct, xk, sh, zero, N, C, S, gk, bi, bj, 0);                                \
             for (int p = 0; p < 4; p++)                                                                            \
                 for (int q = 0; q < 4; q++) {                                                                      \
                     Py_ssize_t i = bi + p, j = bj + q;                                                             \
@@ -140,16 +150,17 @@ static inline double mg_wsum_lanes(const double* v, int w) {
    order, so every clone gives the same bits */
 typedef float mg_v16f __attribute__((vector_size(64)));
 typedef double mg_v8d __attribute__((vector_size(64)));
-typedef float mg_v8f __attribute__((vector_size(32)));
 /* av[0:8] += v's two halves (8 floats each) widened to double and added (exact but for a double rounding);
    av[0:8] += v for doubles */
 static inline void mg_wwiden_float(double* av, mg_v16f v) {
-    mg_v8f lo, hi;
+    /* NOTE: the halves widened element by element: GCC 12 makes one vcvtps2pd of 8 lanes of each in the AVX-512
+       clone (a memcpy of the halves, or __builtin_convertvector of a half, spilled v and converted 4 lanes at a
+       time); the same values */
+    mg_v8d lo = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+    mg_v8d hi = {v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15]};
     mg_v8d a;
-    memcpy(&lo, &v, sizeof lo);
-    memcpy(&hi, (const char*)&v + sizeof lo, sizeof hi);
     memcpy(&a, av, sizeof a);
-    a += __builtin_convertvector(lo, mg_v8d) + __builtin_convertvector(hi, mg_v8d);
+    a += lo + hi;
     memcpy(av, &a, sizeof a);
 }
 static inline void mg_wwiden_double(double* av, mg_v8d v) {
@@ -158,6 +169,44 @@ static inline void mg_wwiden_double(double* av, mg_v8d v) {
     a += v;
     memcpy(av, &a, sizeof a);
 }
+/* mean[c] = K[c] + sum over n, s of (x[n, c, s] - K[c]) / (N S), K[c] = x[0, c, 0], channels [c0, c1): the a terms of
+   phases.h's MGP_STATS sums, the same operations in the same order (per row n: 4-double lanes a0, a1 over blocks of
+   8 values, the rest in a scalar, hsum (a0 + a1) pairwise, then added over n in order), so channel_stats's mean bit
+   for bit (tests/test_decorrelated.py: test_compiled_mean_is_channel_stats). NOTE: its sums of squares dropped: 7.3
+   -> 4.5 us at 16x32x8x8 (float32). sa: scratch (C,). */
+#define MG_CHANNEL_MEAN(T)                                                                                          \
+MG_CLONES static void mg_channel_mean_##T(double* restrict mean, double* restrict sa, const T* x, Py_ssize_t N,      \
+                                          Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1) {               \
+    for (Py_ssize_t c = c0; c < c1; c++) {                                                                         \
+        mean[c] = (double)x[c * S];  /* K */                                                                       \
+        sa[c] = 0.0;                                                                                               \
+    }                                                                                                              \
+    for (Py_ssize_t n = 0; n < N; n++)                                                                             \
+        for (Py_ssize_t c = c0; c < c1; c++) {                                                                     \
+            const T* p = x + (n * C + c) * S;                                                                      \
+            const double K = mean[c];                                                                              \
+            if (S == 1) {  /* phases.h: across channels, each in order of n */                                     \
+                sa[c] += (double)p[0] - K;                                                                         \
+                continue;                                                                                          \
+            }                                                                                                      \
+            const mg_v4d k = {K, K, K, K};                                                                         \
+            mg_v4d a0 = {0, 0, 0, 0}, a1 = a0;                                                                     \
+            Py_ssize_t i = 0;                                                                                      \
+            for (; i + 8 <= S; i += 8) {                                                                           \
+                mg_v4d d0 = {p[i], p[i + 1], p[i + 2], p[i + 3]}, d1 = {p[i + 4], p[i + 5], p[i + 6], p[i + 7]};   \
+                a0 += d0 - k;                                                                                      \
+                a1 += d1 - k;                                                                                      \
+            }                                                                                                      \
+            double a = 0;                                                                                          \
+            for (; i < S; i++) a += (double)p[i] - K;                                                              \
+            a0 += a1;                                                                                              \
+            sa[c] += ((a0[0] + a0[1]) + (a0[2] + a0[3])) + a;                                                      \
+        }                                                                                                          \
+    const double M = (double)(N * S);                                                                              \
+    for (Py_ssize_t c = c0; c < c1; c++) mean[c] = mean[c] + sa[c] / M;                                            \
+}
+MG_CHANNEL_MEAN(float)
+MG_CHANNEL_MEAN(double)
 MG_WHITEN_DEFINE(float, mg_v16f, 16)
 MG_WHITEN_DEFINE(double, mg_v8d, 8)
 
@@ -216,102 +265,161 @@ static inline double mg_hypot(double a, double b) {
     return (r > 0x1p-500 && r < 0x1p500) ? r : hypot(a, b);
 }
 
-/* Householder part of one symmetric n x n matrix A (row-major, both triangles): the diagonal d and subdiagonal e of
-   its tridiagonal form (e[i] couples i and i + 1, e[n-1] = 0; A scaled first, see below) and Z = V^T, V the
-   transformation (so tql2's rotations update rows of Z); V (n x n) is workspace. up[0] * up[1] undoes the scale. */
-MG_CLONES_V4 static void mg_eigh_tridiag(double* restrict d, double* restrict Z, double* restrict e,
-                                         const double* restrict A, double* restrict V, Py_ssize_t n, double* up) {
-    /* NOTE: scaled by a power of two (exact) to a largest entry in [0.5, 1), as LAPACK's dsyev scales: tql2's
-       products of two off-diagonal entries would overflow near 1e154 and underflow near 1e-154 */
-    double amax = 0.0;
-    for (Py_ssize_t i = 0; i < n * n; i++) amax = fabs(A[i]) > amax ? fabs(A[i]) : amax;
+/* Householder part (EISPACK's tred2, as JAMA writes it) of nq = 1 or 2 symmetric n x n matrices A[q] (row-major,
+   both triangles), their operations interleaved statement by statement (two independent chains of sums and
+   divisions overlap in the core; each matrix's operations and their order are tred2's, so its bits do not depend
+   on the interleaving): the diagonal d[q] and subdiagonal e[q] of the tridiagonal form (e[i] couples i and i + 1,
+   e[n-1] = 0; A scaled first, see mg_tridiag_scale) and Z[q] = V^T, V the transformation (so tql2's rotations
+   update rows of Z). up[q][0] * up[q][1] undoes the scale.
+   NOTE: V is stored transposed (V_(i, j) at Z[j * n + i]): tred2's inner loops walk V's columns, here contiguous
+   (vectors where they are not sums), and V^T is Z itself, no copy */
+#define V_(q, i, j) ((q) ? Z1 : Z0)[(j) * n + (i)]
+/* matrix q's d, e (q is 0 or 1, a constant once unrolled: restrict pointers, not an array of them) */
+#define D_(q) ((q) ? d1 : d0)
+#define E_(q) ((q) ? e1 : e0)
+#define MG_TRED2_ARGS double* restrict d0, double* restrict d1, double* restrict e0, double* restrict e1, \
+                      double* restrict Z0, double* restrict Z1
+/* one step of tred2's row i for the matrices whose scale is not 0 (nq of them, their pointers in d, e, Z) */
+MG_AI void mg_tred2_row(const int nq, MG_TRED2_ARGS, const double* scale, double* h, Py_ssize_t i, Py_ssize_t n) {
+    double f[2], g[2], hh[2];
+    for (Py_ssize_t k = 0; k < i; k++)
+        for (int q = 0; q < nq; q++) {
+            D_(q)[k] /= scale[q];
+            h[q] += D_(q)[k] * D_(q)[k];
+        }
+    for (int q = 0; q < nq; q++) {
+        f[q] = D_(q)[i - 1];
+        g[q] = sqrt(h[q]);
+        if (f[q] > 0) g[q] = -g[q];
+        E_(q)[i] = scale[q] * g[q];
+        h[q] -= f[q] * g[q];
+        D_(q)[i - 1] = f[q] - g[q];
+        for (Py_ssize_t j = 0; j < i; j++) E_(q)[j] = 0.0;
+    }
+    for (Py_ssize_t j = 0; j < i; j++) {
+        for (int q = 0; q < nq; q++) {
+            f[q] = D_(q)[j];
+            V_(q, j, i) = f[q];
+            g[q] = E_(q)[j] + V_(q, j, j) * f[q];
+        }
+        for (Py_ssize_t k = j + 1; k <= i - 1; k++)
+            for (int q = 0; q < nq; q++) {
+                g[q] += V_(q, k, j) * D_(q)[k];
+                E_(q)[k] += V_(q, k, j) * f[q];
+            }
+        for (int q = 0; q < nq; q++) E_(q)[j] = g[q];
+    }
+    for (int q = 0; q < nq; q++) f[q] = 0.0;
+    for (Py_ssize_t j = 0; j < i; j++)
+        for (int q = 0; q < nq; q++) {
+            E_(q)[j] /= h[q];
+            f[q] += E_(q)[j] * D_(q)[j];
+        }
+    for (int q = 0; q < nq; q++) {
+        hh[q] = f[q] / (h[q] + h[q]);
+        for (Py_ssize_t j = 0; j < i; j++) E_(q)[j] -= hh[q] * D_(q)[j];
+    }
+    for (int q = 0; q < nq; q++)
+        for (Py_ssize_t j = 0; j < i; j++) {
+            double fj = D_(q)[j], gj = E_(q)[j];
+            for (Py_ssize_t k = j; k <= i - 1; k++) V_(q, k, j) -= (fj * E_(q)[k] + gj * D_(q)[k]);
+            D_(q)[j] = V_(q, i - 1, j);
+            V_(q, i, j) = 0.0;
+        }
+}
+/* one step of the transformations' accumulation, column i + 1, for the matrices with d[i + 1] != 0 */
+MG_AI void mg_tred2_accumulate(const int nq, MG_TRED2_ARGS, Py_ssize_t i, Py_ssize_t n) {
+    double h[2], g[2];
+    for (int q = 0; q < nq; q++) {
+        h[q] = D_(q)[i + 1];
+        for (Py_ssize_t k = 0; k <= i; k++) D_(q)[k] = V_(q, k, i + 1) / h[q];
+    }
+    for (Py_ssize_t j = 0; j <= i; j++) {
+        for (int q = 0; q < nq; q++) g[q] = 0.0;
+        for (Py_ssize_t k = 0; k <= i; k++)
+            for (int q = 0; q < nq; q++) g[q] += V_(q, k, i + 1) * V_(q, k, j);
+        for (int q = 0; q < nq; q++)
+            for (Py_ssize_t k = 0; k <= i; k++) V_(q, k, j) -= g[q] * D_(q)[k];
+    }
+}
+/* NOTE: scaled by a power of two (exact) to a largest entry in [0.5, 1), as LAPACK's dsyev scales: tql2's products
+   of two off-diagonal entries would overflow near 1e154 and underflow near 1e-154. V = the scaled A, d its last
+   row */
+MG_AI void mg_tridiag_scale(double* restrict d, double* restrict Z, const double* restrict A, Py_ssize_t n,
+                            double* up) {
+    /* the largest |A_ij| (NaN skipped), in 8 lanes: a maximum in any order (the serial chain took 4% of the
+       solver's time at n = 16) */
+    double lane[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, amax = 0.0;
+    Py_ssize_t nn = n * n, i8 = nn - nn % 8;
+    for (Py_ssize_t i = 0; i < i8; i += 8)
+        for (int l = 0; l < 8; l++) lane[l] = fabs(A[i + l]) > lane[l] ? fabs(A[i + l]) : lane[l];
+    for (Py_ssize_t i = i8; i < nn; i++) amax = fabs(A[i]) > amax ? fabs(A[i]) : amax;
+    for (int l = 0; l < 8; l++) amax = lane[l] > amax ? lane[l] : amax;
     int ex = 0;
     if (amax > 0.0 && amax < INFINITY) frexp(amax, &ex);
     /* 2^-ex as two exact factors (2^+-ex alone can overflow for |ex| up to 1074) */
     const double down1 = ldexp(1.0, -(ex / 2)), down2 = ldexp(1.0, -(ex - ex / 2));
     up[0] = ldexp(1.0, ex / 2);
     up[1] = ldexp(1.0, ex - ex / 2);
-    /* NOTE: V stored transposed (V_(i, j) at V[j * n + i]): tred2's inner loops walk V's columns, here contiguous
-       (vectors where they are not sums), and Z = V^T is a copy; every value's operations are JAMA's */
     for (Py_ssize_t i = 0; i < n; i++)
-        for (Py_ssize_t j = 0; j < n; j++) V[j * n + i] = A[i * n + j] * down1 * down2;
-#define V_(i, j) V[(j) * n + (i)]
-    /* tred2: Householder reduction to tridiagonal form (d: diagonal, e: subdiagonal), V the transformation */
-    for (Py_ssize_t j = 0; j < n; j++) d[j] = V_(n - 1, j);
+        for (Py_ssize_t j = 0; j < n; j++) Z[j * n + i] = A[i * n + j] * down1 * down2;
+    for (Py_ssize_t j = 0; j < n; j++) d[j] = Z[j * n + n - 1];
+}
+MG_AI void mg_eigh_tridiag(const int nq, MG_TRED2_ARGS, const double** A, Py_ssize_t n, double** up) {
+    for (int q = 0; q < nq; q++) mg_tridiag_scale(D_(q), q ? Z1 : Z0, A[q], n, up[q]);
     for (Py_ssize_t i = n - 1; i > 0; i--) {
-        double scale = 0.0, h = 0.0;
-        for (Py_ssize_t k = 0; k < i; k++) scale += fabs(d[k]);
-        if (scale == 0.0) {
-            e[i] = d[i - 1];
-            for (Py_ssize_t j = 0; j < i; j++) {
-                d[j] = V_(i - 1, j);
-                V_(i, j) = 0.0;
-                V_(j, i) = 0.0;
-            }
-        } else {
-            for (Py_ssize_t k = 0; k < i; k++) {
-                d[k] /= scale;
-                h += d[k] * d[k];
-            }
-            double f = d[i - 1], g = sqrt(h);
-            if (f > 0) g = -g;
-            e[i] = scale * g;
-            h -= f * g;
-            d[i - 1] = f - g;
-            for (Py_ssize_t j = 0; j < i; j++) e[j] = 0.0;
-            for (Py_ssize_t j = 0; j < i; j++) {
-                f = d[j];
-                V_(j, i) = f;
-                g = e[j] + V_(j, j) * f;
-                for (Py_ssize_t k = j + 1; k <= i - 1; k++) {
-                    g += V_(k, j) * d[k];
-                    e[k] += V_(k, j) * f;
+        double scale[2] = {0.0, 0.0}, h[2] = {0.0, 0.0};
+        for (Py_ssize_t k = 0; k < i; k++)
+            for (int q = 0; q < nq; q++) scale[q] += fabs(D_(q)[k]);
+        int zero = 0;
+        for (int q = 0; q < nq; q++)
+            if (scale[q] == 0.0) {
+                zero |= 1 << q;
+                E_(q)[i] = D_(q)[i - 1];
+                for (Py_ssize_t j = 0; j < i; j++) {
+                    D_(q)[j] = V_(q, i - 1, j);
+                    V_(q, i, j) = 0.0;
+                    V_(q, j, i) = 0.0;
                 }
-                e[j] = g;
             }
-            f = 0.0;
-            for (Py_ssize_t j = 0; j < i; j++) {
-                e[j] /= h;
-                f += e[j] * d[j];
-            }
-            double hh = f / (h + h);
-            for (Py_ssize_t j = 0; j < i; j++) e[j] -= hh * d[j];
-            for (Py_ssize_t j = 0; j < i; j++) {
-                f = d[j];
-                g = e[j];
-                for (Py_ssize_t k = j; k <= i - 1; k++) V_(k, j) -= (f * e[k] + g * d[k]);
-                d[j] = V_(i - 1, j);
-                V_(i, j) = 0.0;
-            }
-        }
-        d[i] = h;
+        if (zero == 0)
+            mg_tred2_row(nq, d0, d1, e0, e1, Z0, Z1, scale, h, i, n);
+        else  /* NOTE: a zero row (rare): the other matrix alone */
+            for (int q = 0; q < nq; q++)
+                if (!(zero >> q & 1))
+                    mg_tred2_row(1, D_(q), NULL, E_(q), NULL, q ? Z1 : Z0, NULL, scale + q, h + q, i, n);
+        for (int q = 0; q < nq; q++) D_(q)[i] = h[q];
     }
     /* accumulate the transformations */
     for (Py_ssize_t i = 0; i < n - 1; i++) {
-        V_(n - 1, i) = V_(i, i);
-        V_(i, i) = 1.0;
-        double h = d[i + 1];
-        if (h != 0.0) {
-            for (Py_ssize_t k = 0; k <= i; k++) d[k] = V_(k, i + 1) / h;
-            for (Py_ssize_t j = 0; j <= i; j++) {
-                double g = 0.0;
-                for (Py_ssize_t k = 0; k <= i; k++) g += V_(k, i + 1) * V_(k, j);
-                for (Py_ssize_t k = 0; k <= i; k++) V_(k, j) -= g * d[k];
-            }
+        int zero = 0;
+        for (int q = 0; q < nq; q++) {
+            V_(q, n - 1, i) = V_(q, i, i);
+            V_(q, i, i) = 1.0;
+            if (D_(q)[i + 1] == 0.0) zero |= 1 << q;
         }
-        for (Py_ssize_t k = 0; k <= i; k++) V_(k, i + 1) = 0.0;
+        if (zero == 0)
+            mg_tred2_accumulate(nq, d0, d1, e0, e1, Z0, Z1, i, n);
+        else
+            for (int q = 0; q < nq; q++)
+                if (!(zero >> q & 1)) mg_tred2_accumulate(1, D_(q), NULL, E_(q), NULL, q ? Z1 : Z0, NULL, i, n);
+        for (int q = 0; q < nq; q++)
+            for (Py_ssize_t k = 0; k <= i; k++) V_(q, k, i + 1) = 0.0;
     }
-    for (Py_ssize_t j = 0; j < n; j++) {
-        d[j] = V_(n - 1, j);
-        V_(n - 1, j) = 0.0;
+    for (int q = 0; q < nq; q++) {
+        for (Py_ssize_t j = 0; j < n; j++) {
+            D_(q)[j] = V_(q, n - 1, j);
+            V_(q, n - 1, j) = 0.0;
+        }
+        V_(q, n - 1, n - 1) = 1.0;
+        for (Py_ssize_t i = 1; i < n; i++) E_(q)[i - 1] = E_(q)[i];
+        E_(q)[n - 1] = 0.0;
     }
-    V_(n - 1, n - 1) = 1.0;
-    e[0] = 0.0;
-    memcpy(Z, V, (size_t)(n * n) * sizeof(double));  /* Z[i, k] = V_(k, i) */
-#undef V_
-    for (Py_ssize_t i = 1; i < n; i++) e[i - 1] = e[i];
-    e[n - 1] = 0.0;
 }
+#undef V_
+#undef D_
+#undef E_
+#undef MG_TRED2_ARGS
 
 /* tql2 (the implicit QL iteration) of one matrix as a state machine, so that two matrices' iterations run
    interleaved rotation by rotation: each rotation's chain (a square root, a division, the next p) is serial, and
@@ -448,12 +556,15 @@ static void mg_eigh_finish(double* restrict d, double* restrict U, double* restr
 MG_CLONES_V4 static int mg_sym_eigh2(double* restrict d0, double* restrict U0, const double* restrict A0,
                                      double* restrict d1, double* restrict U1, const double* restrict A1,
                                      double* restrict work, Py_ssize_t n) {
-    double* V = work;
     double up0[2], up1[2];
     mg_ql a = {.d = d0, .e = work + 3 * n * n, .Z = work + n * n, .n = n};  /* the rest 0 */
     mg_ql b = {.d = d1, .e = work + 3 * n * n + n, .Z = work + 2 * n * n, .n = n};
-    mg_eigh_tridiag(d0, a.Z, a.e, A0, V, n, up0);
-    if (d1 != NULL) mg_eigh_tridiag(d1, b.Z, b.e, A1, V, n, up1);
+    const double* Aq[2] = {A0, A1};
+    double* upq[2] = {up0, up1};
+    if (d1 != NULL)
+        mg_eigh_tridiag(2, d0, d1, a.e, b.e, a.Z, b.Z, Aq, n, upq);
+    else
+        mg_eigh_tridiag(1, d0, NULL, a.e, NULL, a.Z, NULL, Aq, n, upq);
     int sa = mg_ql_next(&a), sb = d1 != NULL ? mg_ql_next(&b) : 0;
     while (sa > 0 || sb > 0) {
         if (sa > 0) {
@@ -569,5 +680,34 @@ MG_CLONES static void mg_zca_rows_##T(T* B, const T* dy, const T* x, const T* sh
 }
 MG_ZCA_ROWS(float)
 MG_ZCA_ROWS(double)
+
+/* The running averages, serial, in float64 and rounded once (NumPy's order, no fused multiply-add: the build's
+   -ffp-contract=off): run = X((1 - f) run + f (new scale)), n values. */
+#define MG_RUNNING(T)                                                                                               \
+static void mg_running_average_##T(T* run, const double* new, Py_ssize_t n, double f, double scale) {              \
+    for (Py_ssize_t i = 0; i < n; i++) run[i] = (T)((1.0 - f) * (double)run[i] + f * (new[i] * scale));            \
+}                                                                                                                  \
+/* All three of decorrelated batch norm's (C channels, G groups of g): rmean (C,) from mean; rcov, rW (G, g, g)    \
+   from cov * scale and W, where the last group's padding (rows or columns past C) averages in the identity.      \
+   The same values as mg_running_average of the three with the padding written into copies of cov * scale and W  \
+   (scale 1 then): v * 1.0 = v. */                                                                                 \
+static void mg_zca_running_update_##T(T* rmean, T* rcov, T* rW, const double* mean, const double* cov,             \
+                                      const double* W, Py_ssize_t C, Py_ssize_t G, Py_ssize_t g, double f,         \
+                                      double scale) {                                                              \
+    Py_ssize_t r = C - (G - 1) * g, last = (G - 1) * g * g;  /* the last group's channels, its first entry */     \
+    mg_running_average_##T(rmean, mean, C, f, 1.0);                                                                \
+    mg_running_average_##T(rcov, cov, last, f, scale);                                                             \
+    mg_running_average_##T(rW, W, last, f, 1.0);                                                                   \
+    for (Py_ssize_t i = 0; i < g; i++)                                                                             \
+        for (Py_ssize_t j = 0; j < g; j++) {                                                                       \
+            Py_ssize_t e = last + i * g + j;                                                                       \
+            int pad = i >= r || j >= r;                                                                            \
+            double eye = i == j ? 1.0 : 0.0;                                                                       \
+            mg_running_average_##T(rcov + e, pad ? &eye : cov + e, 1, f, pad ? 1.0 : scale);                       \
+            mg_running_average_##T(rW + e, pad ? &eye : W + e, 1, f, 1.0);                                         \
+        }                                                                                                          \
+}
+MG_RUNNING(float)
+MG_RUNNING(double)
 
 #endif

@@ -1,5 +1,5 @@
-"""Decorrelated batch norm's kernels (the contract's zca_forward, zca_rows, sym_eigh, running_average_update) and
-their passes: the parallel drivers over whiten.h.
+"""Decorrelated batch norm's kernels (the contract's zca_forward, zca_rows, sym_eigh, running_average_update,
+zca_running_update) and their passes: the parallel drivers over whiten.h.
 
 Signatures and checks: minigrad/kernels/contract.py (each function here takes the contract's arguments, then
 n_threads); the math: minigrad/kernels/reference/whiten.py; the wrappers that hand a non-converging eigensolver to
@@ -16,6 +16,8 @@ LAPACK: minigrad/kernels/cython.py. Legend: x (N, C, S), G = ceil(C / g) groups 
                                                     False when the iteration does not converge (serial: n is small)
   running_average_update(running, new, momentum, scale, n_threads)   running = X((1 - momentum)*running
                                                     + momentum*(new*scale)) in float64, element by element (serial)
+  zca_running_update(running_mean, running_cov, running_whitening, mean, cov, whitening, momentum, scale, g,
+                     n_threads)                     the three in one call (serial), the padding's the identity
   group_cov(cov, x, shift, g, n_threads)            cov (G, g, g) float64 OUT; x (N, C, S); shift (C,) in x's dtype
   group_whiten(y, x, shift, M, bias, g, n_threads)  y, x (N, C, S); shift, bias (C,); M (G, g, g), all in x's dtype
       (zca_forward's two passes alone, for tests/test_decorrelated.py; not contract kernels)
@@ -34,17 +36,15 @@ cnp.import_array()
 
 cdef extern from *:
     """
-    /* phases.h's other helpers are unused here */
+    /* norm_simd.h's helpers are unused here */
     #pragma GCC diagnostic ignored "-Wunused-function"
     """
 
-cdef extern from "phases.h" nogil:
-    void mgp_channel_stats_float(double* mean, double* m2, const float* x, int center, Py_ssize_t N, Py_ssize_t C,
-                                 Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1, double* K)
-    void mgp_channel_stats_double(double* mean, double* m2, const double* x, int center, Py_ssize_t N,
-                                  Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1, double* K)
-
 cdef extern from "whiten.h" nogil:
+    void mg_channel_mean_float(double* mean, double* sa, const float* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+                               Py_ssize_t c0, Py_ssize_t c1)
+    void mg_channel_mean_double(double* mean, double* sa, const double* x, Py_ssize_t N, Py_ssize_t C,
+                                Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1)
     int mg_group_cov_float(double* cov, const float* x, const float* shift, Py_ssize_t N, Py_ssize_t C,
                            Py_ssize_t S, Py_ssize_t g, Py_ssize_t k0, Py_ssize_t k1)
     int mg_group_cov_double(double* cov, const double* x, const double* shift, Py_ssize_t N, Py_ssize_t C,
@@ -58,6 +58,14 @@ cdef extern from "whiten.h" nogil:
                            Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t n0, Py_ssize_t n1)
     void mg_zca_rows_double(double* B, const double* dy, const double* x, const double* shift, Py_ssize_t N,
                             Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t n0, Py_ssize_t n1)
+    void mg_running_average_float(float* run, const double* new, Py_ssize_t n, double f, double scale)
+    void mg_running_average_double(double* run, const double* new, Py_ssize_t n, double f, double scale)
+    void mg_zca_running_update_float(float* rmean, float* rcov, float* rW, const double* mean, const double* cov,
+                                     const double* W, Py_ssize_t C, Py_ssize_t G, Py_ssize_t g, double f,
+                                     double scale)
+    void mg_zca_running_update_double(double* rmean, double* rcov, double* rW, const double* mean,
+                                      const double* cov, const double* W, Py_ssize_t C, Py_ssize_t G, Py_ssize_t g,
+                                      double f, double scale)
     int mg_sym_eigh2(double* d0, double* U0, const double* A0, double* d1, double* U1, const double* A1,
                      double* work, Py_ssize_t n)
     int mg_zca_matrices_float(double* cov, double* lam, double* U, double* W, double* s, float* Mx, float* bx,
@@ -70,22 +78,70 @@ cdef extern from "whiten.h" nogil:
 from libc.stdlib cimport calloc, free, malloc
 
 
+# The passes over one block of their parallel loop ([b0, b1): channels for the mean, groups for the covariance,
+# (group, sample) pairs for the whitening), in x's dtype. NOTE: the drivers call them directly on one thread: an
+# OpenMP region of one thread costs about 0.4 us, three of them a tenth of zca_forward's Python-side overhead
+cdef void _mean_block(bint f32, double* mean, double* work, void* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+                      Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    # channel_stats's mean (whiten.h: phases.h's blocks and bits), its sums in work[:C]
+    if f32:
+        mg_channel_mean_float(mean, work, <float*>x, N, C, S, b0, b1)
+    else:
+        mg_channel_mean_double(mean, work, <double*>x, N, C, S, b0, b1)
+
+
+cdef int _cov_block(bint f32, double* cov, void* x, void* shift, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+                    Py_ssize_t g, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    if f32:
+        return mg_group_cov_float(cov, <float*>x, <float*>shift, N, C, S, g, b0, b1)
+    return mg_group_cov_double(cov, <double*>x, <double*>shift, N, C, S, g, b0, b1)
+
+
+cdef int _whiten_block(bint f32, void* y, void* x, void* shift, void* M, void* bias, Py_ssize_t N, Py_ssize_t C,
+                       Py_ssize_t S, Py_ssize_t g, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    if f32:
+        return mg_group_whiten_float(<float*>y, <float*>x, <float*>shift, <float*>M, <float*>bias, N, C, S, g, b0,
+                                     b1)
+    return mg_group_whiten_double(<double*>y, <double*>x, <double*>shift, <double*>M, <double*>bias, N, C, S, g,
+                                  b0, b1)
+
+
+cdef int _cov(bint f32, double* cov, void* x, void* shift, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t g,
+              Py_ssize_t G, Py_ssize_t n_threads) noexcept nogil:
+    """The covariance pass over groups in parallel (each group's sum over n in order); -1 when out of memory."""
+    cdef Py_ssize_t nb = min(G, n_threads), blk
+    cdef int err = 0
+    if nb == 1:
+        return _cov_block(f32, cov, x, shift, N, C, S, g, 0, G)
+    for blk in prange(nb, schedule='static', num_threads=nb):
+        err |= _cov_block(f32, cov, x, shift, N, C, S, g, blk * G // nb, (blk + 1) * G // nb)
+    return err
+
+
+cdef int _whiten(bint f32, void* y, void* x, void* shift, void* M, void* bias, Py_ssize_t N, Py_ssize_t C,
+                 Py_ssize_t S, Py_ssize_t g, Py_ssize_t G, Py_ssize_t n_threads) noexcept nogil:
+    """The whitening pass over (group, sample) pairs in parallel; -1 when out of memory."""
+    cdef Py_ssize_t P = N * G, nb = min(N * G, n_threads), blk
+    cdef int err = 0
+    if nb == 1:
+        return _whiten_block(f32, y, x, shift, M, bias, N, C, S, g, 0, P)
+    for blk in prange(nb, schedule='static', num_threads=nb):
+        err |= _whiten_block(f32, y, x, shift, M, bias, N, C, S, g, blk * P // nb, (blk + 1) * P // nb)
+    return err
+
+
 def group_cov(cnp.ndarray cov not None, cnp.ndarray x not None, cnp.ndarray shift not None, Py_ssize_t g,
               Py_ssize_t n_threads):
     """cov[k] = sum over n, s of the centered products of group k's channels (whiten.h)."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), G = dim(cov, 0)
-    cdef Py_ssize_t nb = min(G, n_threads), blk
     cdef bint f32 = is_float32(x)
-    cdef void* pc = ptr(cov), *px = ptr(x), *ps = ptr(shift)
-    cdef int err = 0
-    for blk in prange(nb, nogil=True, schedule='static', num_threads=nb):
-        if f32:
-            err |= mg_group_cov_float(<double*>pc, <float*>px, <float*>ps, N, C, S, g, blk * G // nb,
-                                      (blk + 1) * G // nb)
-        else:
-            err |= mg_group_cov_double(<double*>pc, <double*>px, <double*>ps, N, C, S, g, blk * G // nb,
-                                       (blk + 1) * G // nb)
+    cdef double* pc = <double*>ptr(cov)
+    cdef void* px = ptr(x)
+    cdef void* ps = ptr(shift)
+    cdef int err
+    with nogil:
+        err = _cov(f32, pc, px, ps, N, C, S, g, G, n_threads)
     if err:
         raise MemoryError()
 
@@ -95,17 +151,15 @@ def group_whiten(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray shi
     """y = M[k] (x - shift) + bias on group k's channels, per sample (whiten.h)."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), G = dim(M, 0)
-    cdef Py_ssize_t P = N * G, nb = min(P, n_threads), blk
     cdef bint f32 = is_float32(x)
-    cdef void* py = ptr(y), *px = ptr(x), *ps = ptr(shift), *pm = ptr(M), *pb = ptr(bias)
-    cdef int err = 0
-    for blk in prange(nb, nogil=True, schedule='static', num_threads=nb):
-        if f32:
-            err |= mg_group_whiten_float(<float*>py, <float*>px, <float*>ps, <float*>pm, <float*>pb, N, C, S, g,
-                                         blk * P // nb, (blk + 1) * P // nb)
-        else:
-            err |= mg_group_whiten_double(<double*>py, <double*>px, <double*>ps, <double*>pm, <double*>pb, N, C,
-                                          S, g, blk * P // nb, (blk + 1) * P // nb)
+    cdef void* py = ptr(y)
+    cdef void* px = ptr(x)
+    cdef void* ps = ptr(shift)
+    cdef void* pm = ptr(M)
+    cdef void* pb = ptr(bias)
+    cdef int err
+    with nogil:
+        err = _whiten(f32, py, px, ps, pm, pb, N, C, S, g, G, n_threads)
     if err:
         raise MemoryError()
 
@@ -138,8 +192,7 @@ def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray la
     """Decorrelated batch norm's training forward (the module docstring's zca_forward)."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), G = dim(cov, 0), k, i, c, gk, gk1
-    cdef Py_ssize_t P = N * G, nbc = min(G, n_threads), nbw = min(P, n_threads), blk
-    cdef Py_ssize_t nbs = min(C, n_threads)
+    cdef Py_ssize_t nbs = min(C, n_threads), blk
     cdef bint f32 = is_float32(x)
     cdef double m = <double>(N * S)
     cdef double* pmean = <double*>ptr(mean)
@@ -163,14 +216,12 @@ def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray la
         free(bx); free(Mx); free(work)
         raise MemoryError()
     with nogil:
-        # the mean: batch norm's statistics phase (phases.h: channel_stats's code, blocks and bits), m2 discarded
-        for blk in prange(nbs, schedule='static', num_threads=nbs):
-            if f32:
-                mgp_channel_stats_float(pmean, work, <float*>px, 1, N, C, S, blk * C // nbs, (blk + 1) * C // nbs,
-                                        work + C)
-            else:
-                mgp_channel_stats_double(pmean, work, <double*>px, 1, N, C, S, blk * C // nbs,
-                                         (blk + 1) * C // nbs, work + C)
+        # the mean: batch norm's statistics phase's (channel_stats's bits), without its sums of squares
+        if nbs == 1:
+            _mean_block(f32, pmean, work, px, N, C, S, 0, C)
+        else:
+            for blk in prange(nbs, schedule='static', num_threads=nbs):
+                _mean_block(f32, pmean, work, px, N, C, S, blk * C // nbs, (blk + 1) * C // nbs)
         for c in range(C, G * g):
             d[c] = 0.0
         for c in range(C):
@@ -180,13 +231,7 @@ def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray la
             else:
                 (<double*>sh)[c] = pmean[c]
                 d[c] = 0.0
-        for blk in prange(nbc, schedule='static', num_threads=nbc):
-            if f32:
-                err |= mg_group_cov_float(pcov, <float*>px, <float*>sh, N, C, S, g, blk * G // nbc,
-                                          (blk + 1) * G // nbc)
-            else:
-                err |= mg_group_cov_double(pcov, <double*>px, <double*>sh, N, C, S, g, blk * G // nbc,
-                                           (blk + 1) * G // nbc)
+        err = _cov(f32, pcov, px, sh, N, C, S, g, G, n_threads)
         if not err:
             for k in range(0, G, 2):  # two groups at a time: their eigensolvers interleaved (whiten.h)
                 gk = min(g, C - k * g)
@@ -200,14 +245,7 @@ def zca_forward(cnp.ndarray y not None, cnp.ndarray cov not None, cnp.ndarray la
                                                   ps + k * g, <double*>Mx + k * g * g, <double*>bx + k * g,
                                                   d + k * g, pw + k * g, pb + k * g, gk, gk1, g, m, eps, work)
             if not bad:
-                for blk in prange(nbw, schedule='static', num_threads=nbw):
-                    if f32:
-                        err |= mg_group_whiten_float(<float*>py, <float*>px, <float*>sh, <float*>Mx, <float*>bx,
-                                                     N, C, S, g, blk * P // nbw, (blk + 1) * P // nbw)
-                    else:
-                        err |= mg_group_whiten_double(<double*>py, <double*>px, <double*>sh, <double*>Mx,
-                                                      <double*>bx, N, C, S, g, blk * P // nbw,
-                                                      (blk + 1) * P // nbw)
+                err = _whiten(f32, py, px, sh, Mx, bx, N, C, S, g, G, n_threads)
     free(bx); free(Mx); free(work)
     if err:
         raise MemoryError()
@@ -232,24 +270,35 @@ def zca_rows(cnp.ndarray B not None, cnp.ndarray dy not None, cnp.ndarray x not 
 
 def running_average_update(cnp.ndarray buf not None, cnp.ndarray new not None, double f, double scale,
                            Py_ssize_t n_threads):
-    """buf = X((1 - f)*buf + f*(new*scale)) in float64, element by element; buf float32 or float64 and new float64,
-    both C-contiguous of one size (ValueError otherwise). Serial: n_threads is unused."""
+    """buf = X((1 - f)*buf + f*(new*scale)) in float64, element by element (whiten.h); buf float32 or float64 and new
+    float64, both C-contiguous of one size (ValueError otherwise). Serial: n_threads is unused."""
     n_threads = team_size(n_threads)  # NOTE: clamped as every wrapper's (tests/test_reliability.py)
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(buf), i
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(buf)
     if (cnp.PyArray_SIZE(new) != n or not cnp.PyArray_IS_C_CONTIGUOUS(buf) or not cnp.PyArray_IS_C_CONTIGUOUS(new)
             or cnp.PyArray_TYPE(new) != cnp.NPY_FLOAT64 or not cnp.PyArray_ISWRITEABLE(buf)):
         raise ValueError("running_average_update: running (float32 or float64) and new (float64) must be "
                          "C-contiguous of one size, running writeable")
-    cdef double* pn = <double*>ptr(new)
-    cdef float* pf
-    cdef double* pd
     if cnp.PyArray_TYPE(buf) == cnp.NPY_FLOAT32:
-        pf = <float*>ptr(buf)
-        for i in range(n):
-            pf[i] = <float>((1.0 - f) * <double>pf[i] + f * (pn[i] * scale))
+        mg_running_average_float(<float*>ptr(buf), <double*>ptr(new), n, f, scale)
     elif cnp.PyArray_TYPE(buf) == cnp.NPY_FLOAT64:
-        pd = <double*>ptr(buf)
-        for i in range(n):
-            pd[i] = (1.0 - f) * pd[i] + f * (pn[i] * scale)
+        mg_running_average_double(<double*>ptr(buf), <double*>ptr(new), n, f, scale)
     else:
         raise ValueError("running_average_update: running must be float32 or float64")
+
+
+def zca_running_update(cnp.ndarray running_mean not None, cnp.ndarray running_cov not None,
+                       cnp.ndarray running_whitening not None, cnp.ndarray mean not None, cnp.ndarray cov not None,
+                       cnp.ndarray whitening not None, double momentum, double scale, Py_ssize_t g,
+                       Py_ssize_t n_threads):
+    """The three running averages of decorrelated batch norm in one call (whiten.h's mg_zca_running_update: the
+    contract's zca_running_update). Serial: n_threads is unused."""
+    n_threads = team_size(n_threads)  # NOTE: clamped as every wrapper's (tests/test_reliability.py)
+    cdef Py_ssize_t C = dim(running_mean, 0), G = dim(running_cov, 0)
+    if is_float32(running_mean):
+        mg_zca_running_update_float(<float*>ptr(running_mean), <float*>ptr(running_cov),
+                                    <float*>ptr(running_whitening), <double*>ptr(mean), <double*>ptr(cov),
+                                    <double*>ptr(whitening), C, G, g, momentum, scale)
+    else:
+        mg_zca_running_update_double(<double*>ptr(running_mean), <double*>ptr(running_cov),
+                                     <double*>ptr(running_whitening), <double*>ptr(mean), <double*>ptr(cov),
+                                     <double*>ptr(whitening), C, G, g, momentum, scale)

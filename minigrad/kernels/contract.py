@@ -199,6 +199,13 @@ may be short: past C its rows of cov and dshift are zeros, of B zeros); J = 2g +
                                                             and whitening, flattened); the reference rounds
                                                             (1 - momentum)*running to X first (NumPy's promotion of
                                                             a float times a float32 array): float32 within an ulp
+  zca_running_update(running_mean, running_cov, running_whitening, mean, cov, whitening, momentum, scale,
+                     group_size)                            the three running averages of one training step:
+      running_mean: (C,) IN/OUT; running_cov,               running_average_update's of running_mean from mean,
+      running_whitening: (G, g, g) IN/OUT; mean: (C,)       running_cov from cov*scale (scale m/(m - 1): unbiased)
+      float64; cov, whitening: (G, g, g) float64            and running_whitening from whitening, where the last
+                                                            group's padding (rows or columns past C) averages in
+                                                            the identity instead
 """
 import math
 
@@ -368,6 +375,10 @@ SPECS = {
                  {"B": ("NGJS", "X"), "dy": ("NCS", "X"), "x": ("NCS", "X"), "shift": ("C", "X")}),
     "sym_eigh": (("lam", "U", "A"), {"lam": ("Gg", "f64"), "U": ("Ggg", "f64"), "A": ("Ggg", "f64")}),
     "running_average_update": (("running", "new", "momentum", "scale"), {"running": ("M", "X"), "new": ("M", "f64")}),
+    "zca_running_update": (("running_mean", "running_cov", "running_whitening", "mean", "cov", "whitening", "momentum",
+                            "scale", "group_size"),
+                           {"running_mean": ("C", "X"), "running_cov": ("Ggg", "X"), "running_whitening": ("Ggg", "X"),
+                            "mean": ("C", "f64"), "cov": ("Ggg", "f64"), "whitening": ("Ggg", "f64")}),
 }
 
 # kernel name -> its output arguments (written by the kernel; everything else is read only)
@@ -423,6 +434,7 @@ OUTPUTS = {
     "zca_rows": ("B",),
     "sym_eigh": ("lam", "U"),
     "running_average_update": ("running",),
+    "zca_running_update": ("running_mean", "running_cov", "running_whitening"),
 }
 
 _RULES = {"f64": F64, "i64": I64}

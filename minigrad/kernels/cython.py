@@ -31,7 +31,7 @@ from minigrad._ext.phases import (  # noqa: F401
     row_backward_apply_gate, row_norm_apply_max, row_norm_backward_max, evonorm_s0_backward,
 )
 from minigrad._ext import whiten as _whiten
-from minigrad._ext.whiten import running_average_update, zca_rows  # noqa: F401
+from minigrad._ext.whiten import running_average_update, zca_rows, zca_running_update  # noqa: F401
 from minigrad.kernels import reference as _reference
 
 

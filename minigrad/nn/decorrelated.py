@@ -33,6 +33,7 @@ import numpy as np
 from minigrad import kernels
 from minigrad.kernels.reference.whiten import put_blocks as _put
 from minigrad.kernels.reference.whiten import running_average_update as _running_average_numpy
+from minigrad.kernels.reference.whiten import zca_running_update as _zca_running_update_steps
 from minigrad.kernels.rules import FLOATS, check_eps, check_momentum, float_dtype
 from minigrad.nn.module import Module, Parameter
 from minigrad.tensor import Function, Tensor, _host, concatenate
@@ -99,6 +100,12 @@ class _InvSqrtSym(Function):
 def _common_dtype(a, b, c):
     """np.result_type(a, b, c) of three dtypes; NOTE: the common case (all equal) without the call's 1.2 us"""
     return a if a == b == c else np.result_type(a, b, c)
+
+
+def _kernel_takes(buf):
+    """Whether a running buffer can be updated in place by the kernels (float32 or float64, C-contiguous,
+    writeable)."""
+    return buf.dtype in FLOATS and buf.flags.c_contiguous and buf.flags.writeable
 
 
 def _padded(v, n, fill):
@@ -266,44 +273,47 @@ class DecorrelatedBatchNorm2d(Module):
         self.running_cov.data[...] = np.eye(self._g)
         self.num_batches_tracked.data[...] = 0
 
-    def _pad_identity(self, a):
-        """The batch's (G, g, g) statistic with the padded part of the last block set to identity."""
-        r = self.num_features - (self._G - 1) * self._g
-        if r < self._g:
-            a[-1, r:, :] = 0
-            a[-1, :, r:] = 0
-            a[-1, r:, r:] = np.eye(self._g - r)
-        return a
-
     def _update_running(self, ctx, m, count, running_mean, running_cov, running_whitening):
         """Count the batch and average its statistics (left on the ``_ZCAWhiten`` node ``ctx``) into the running
         ones, in place. NOTE: a host computation (``_host``) reading the node when it runs, so that minigrad.compile's
         replay, which reruns the node's forward, updates from that run's statistics."""
         count[()] += 1  # NOTE: through the scalar, 0.2 us; the 0-d array's in-place ufunc (count += 1) takes 1.1 us
         f = self.momentum if self.momentum is not None else 1.0 / float(count)
-        cov, W, k = ctx.cov, ctx.whitening, m / (m - 1)  # the unbiased covariance: cov * k
-        if self._g * self._G != self.num_features:
-            cov, W, k = self._pad_identity(cov * k), self._pad_identity(W.copy()), 1.0
-        update = kernels.kernels().running_average_update
-        for buf, new, scale in ((running_mean, ctx.mean, 1.0), (running_cov, cov, k), (running_whitening, W, 1.0)):
-            if buf.dtype in FLOATS and buf.flags.c_contiguous and buf.flags.writeable:
-                update(buf.reshape(-1), new.reshape(-1), f, scale)  # flattened views: updated in place
-            else:  # NOTE: a buffer no kernel takes (another float dtype, a strided view): the reference's formula
+        k = m / (m - 1)  # the unbiased covariance: cov * k
+        try:  # NOTE: the contract's checks decide (dtypes, contiguity, writeable), without a second check here
+            kernels.kernels().zca_running_update(running_mean, running_cov, running_whitening, ctx.mean, ctx.cov,
+                                                 ctx.whitening, f, k, self._g)
+            return
+        except (TypeError, ValueError):
+            pass
+        # a buffer the kernel does not take (another float dtype, a strided view, dtypes that differ): the reference's
+        # steps, one buffer at a time, through the kernels where they take it and the reference's formula where not
+        kernel_update = kernels.kernels().running_average_update
+
+        def update(buf, new, f, scale):
+            if _kernel_takes(buf):
+                kernel_update(buf.reshape(-1), new.reshape(-1), f, scale)  # flattened views: updated in place
+            else:
                 _running_average_numpy(buf, new, f, scale)
+
+        _zca_running_update_steps(running_mean, running_cov, running_whitening, ctx.mean, ctx.cov, ctx.whitening, f,
+                                  k, self._g, update=update)
 
     def forward(self, x):
         owner = type(self).__name__
         if not isinstance(x, Tensor):
             raise TypeError(f"{owner}: input must be a minigrad.Tensor, got {type(x).__name__}")
-        if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"{owner}: expected input of shape (N, {self.num_features}, H, W), got {x.shape}")
-        if x.dtype.kind != "f":
-            raise TypeError(f"{owner}: input must be floating point, got {x.dtype}")
+        a = x.data  # NOTE: the array's ndim, shape and dtype: Tensor's properties cost a frame each
+        shape = a.shape
+        if len(shape) != 4 or shape[1] != self.num_features:
+            raise ValueError(f"{owner}: expected input of shape (N, {self.num_features}, H, W), got {shape}")
+        if a.dtype.kind != "f":
+            raise TypeError(f"{owner}: input must be floating point, got {a.dtype}")
         if not self.training:
             shape = (1, self.num_features, 1, 1)
             xhat = _ApplyWhitening.apply(x, self.running_mean, self.running_whitening)
             return xhat * self.weight.reshape(shape) + self.bias.reshape(shape)
-        m = x.shape[0] * x.shape[2] * x.shape[3]
+        m = shape[0] * shape[2] * shape[3]
         if m < 2:
             raise ValueError(f"{owner}: expected more than 1 value per channel when training, got input of "
                              f"shape {x.shape}")
@@ -311,7 +321,7 @@ class DecorrelatedBatchNorm2d(Module):
         if state is None:  # a subclass: the attributes, as they read
             state = [getattr(self, name) for name in _STATE]
         weight, bias, count, running_mean, running_cov, running_whitening = state
-        dt = _common_dtype(x.dtype, weight.dtype, bias.dtype)
+        dt = _common_dtype(a.dtype, weight.data.dtype, bias.data.dtype)
         if dt not in FLOATS:  # NOTE: the kernels' passes run in float32 or float64
             raise TypeError(f"{owner}: training computes in the input's and parameters' common dtype, which must be "
                             f"float32 or float64, got {dt}")

@@ -390,3 +390,13 @@ def _running_average_update(running, new, momentum, scale):
 def running_average_update(running, new, momentum, scale, n_threads):
     """running = X((1 - momentum)*running + momentum*(new*scale)) in float64 (the cython kernel's order)."""
     _running_average_update(running, new, float(momentum), float(scale))
+
+
+def zca_running_update(running_mean, running_cov, running_whitening, mean, cov, whitening, momentum, scale,
+                       group_size, n_threads):
+    """The reference's, with this backend's running_average_update (the cython kernel's bits)."""
+    def update(run, new, f, sc):  # NOTE: flattened views (the contract checked the arrays C-contiguous)
+        _running_average_update(run.reshape(-1), new.reshape(-1), float(f), float(sc))
+
+    reference.whiten.zca_running_update(running_mean, running_cov, running_whitening, mean, cov, whitening, momentum,
+                                        scale, group_size, update=update)

@@ -28,4 +28,4 @@ from .phases import (  # noqa: F401
     row_backward_apply_gate, row_norm_apply_max, row_norm_backward_max, evonorm_s0_backward,
 )
 from .softmax import log_softmax_backward, log_softmax_forward  # noqa: F401
-from .whiten import running_average_update, sym_eigh, zca_forward, zca_rows  # noqa: F401
+from .whiten import running_average_update, sym_eigh, zca_forward, zca_rows, zca_running_update  # noqa: F401

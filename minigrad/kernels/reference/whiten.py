@@ -92,3 +92,28 @@ def running_average_update(running, new, momentum, scale, n_threads=1):
     """running = (1 - momentum)*running + momentum*(new*scale), rounded to running's dtype once. NOTE: NumPy rounds
     the product (1 - momentum)*running to a float32 running first (a Python float times a float32 array)."""
     np.add((1.0 - momentum) * running, momentum * (new * scale), out=running, casting="unsafe")
+
+
+def pad_identity(a, C):
+    """``a`` (G, g, g) with the padded part of the last block (rows or columns past channel C) the identity's, in
+    place; returns ``a``."""
+    G, g = a.shape[:2]
+    r = C - (G - 1) * g
+    if r < g:
+        a[-1, r:, :] = 0
+        a[-1, :, r:] = 0
+        a[-1, r:, r:] = np.eye(g - r)
+    return a
+
+
+def zca_running_update(running_mean, running_cov, running_whitening, mean, cov, whitening, momentum, scale,
+                       group_size, n_threads=1, update=running_average_update):
+    """running_average_update of the three running statistics: the mean, the covariance times ``scale`` and the
+    whitening matrix, the last group's padding averaging in the identity. ``update(running, new, momentum, scale)``:
+    another backend's running_average_update (the numba twin's), or decorrelated.py's per buffer."""
+    C = running_mean.shape[0]
+    update(running_mean, mean, momentum, 1.0)
+    if running_cov.shape[0] * group_size != C:
+        cov, whitening, scale = pad_identity(cov * scale, C), pad_identity(whitening.copy(), C), 1.0
+    update(running_cov, cov, momentum, scale)
+    update(running_whitening, whitening, momentum, 1.0)
