@@ -231,11 +231,11 @@ PHASES = {
     "FRN+TLU": ["row_norm_apply_max", "row_norm_backward_max"],
     "EvoNormB0": ["row_stats", "row_apply_gate", "row_backward_sums_gate", "row_backward_apply_gate"],
     "EvoNormS0": ["row_stats", "row_apply_gate", "evonorm_s0_backward"],
-    "DecorrelatedBN2d": ["zca_forward", "running_average_update", "running_average_update",
-                         "running_average_update", "zca_rows"],
+    "DecorrelatedBN2d": ["zca_forward", "zca_running_update", "zca_rows"],
 }
 # the arguments a kernel reads and writes back (IN/OUT in the contract)
-IN_OUT = {"running_stats_update": ("running_mean", "running_var"), "running_average_update": ("running",)}
+IN_OUT = {"running_stats_update": ("running_mean", "running_var"), "running_average_update": ("running",),
+          "zca_running_update": ("running_mean", "running_cov", "running_whitening")}
 # kernel -> |x|-sized transfers over its passes (statistics reads x, apply reads x and writes y, sums read dy and x,
 # backward apply reads dy and x and writes dx); zca_forward: mean, covariance and whitening passes over x, writes y
 PASSES = {"batch_renorm_forward": 3, "ghost_batch_norm_forward": 3, "row_norm_apply_max": 3,

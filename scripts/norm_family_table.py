@@ -43,6 +43,7 @@ NOT_MEMORY_BOUND = {
                    "eigensolver per group",
     "running_stats_update": "C-sized: the call, not the bytes",
     "running_average_update": "C- or G*g*g-sized: the call, not the bytes",
+    "zca_running_update": "C- and G*g*g-sized: the call, not the bytes",
 }
 # the EvoNorm kernels that evaluate the gate (a division or an exp per element): judged, with their ns/element
 GATE_KERNELS = ("row_apply_gate", "row_backward_sums_gate", "row_backward_apply_gate", "evonorm_s0_backward")
