@@ -1325,13 +1325,16 @@ def _topological_order(roots, stop=None):
         if node in seen:
             continue
         mark(node)
+        ctx = node._ctx
+        if ctx is None or (stop is not None and node in stop):
+            # NOTE: nothing to expand (a leaf): finished at once, as the marker pushed above it would finish it next
+            order.append(node)
+            continue
         append(node)
         append(_DONE)
-        ctx = node._ctx
-        if ctx is not None and (stop is None or node not in stop):
-            for p in ctx.parents:
-                if p.requires_grad and p not in seen:
-                    append(p)
+        for p in ctx.parents:
+            if p.requires_grad and p not in seen:
+                append(p)
     order.reverse()
     return order
 
@@ -1351,7 +1354,9 @@ def _root_grad(fn, out, gradient, create_graph):
         if out.data.size != 1:
             raise RuntimeError(f"{fn}(): grad can be implicitly created only for one-element outputs; this tensor has "
                                f"shape {out.data.shape}, pass the gradient explicitly")
-        g = np.ones(out.data.shape, out.data.dtype)  # NOTE: np.ones_like's dispatch costs 2-3 us more a call
+        # NOTE: np.ones (a Python function: empty, then copyto) costs 1.2 us more, np.ones_like 2-3 us more
+        g = np.empty(out.data.shape, out.data.dtype)
+        g[...] = 1
         return Tensor(g) if create_graph else g
     if isinstance(gradient, Tensor):
         if gradient.shape != out.data.shape:
@@ -1476,8 +1481,9 @@ def _walk_arrays(order, grads, roots, retain_graph):
             pdata = parent.data
             if pg.shape != pdata.shape:
                 pg = _unbroadcast(pg, pdata.shape)
-            if pg.dtype != pdata.dtype:
-                pg = pg.astype(pdata.dtype)
+            dtype = pdata.dtype
+            if pg.dtype is not dtype and pg.dtype != dtype:  # NOTE: by identity first (NumPy's == is a call)
+                pg = pg.astype(dtype)
             prev = grads.get(parent)
             grads[parent] = pg if prev is None else _sum_grads(prev, pg)
         if not retain_graph:

@@ -42,6 +42,12 @@ cdef void _sgd(floating* p, floating* buf, const floating* grad, Py_ssize_t M, d
     cdef floating lrx = <floating>lr
     cdef int has_wd = weight_decay != 0, has_damp = dampening != 0
     cdef Py_ssize_t k, lo, n
+    if n_threads == 1:  # NOTE: no parallel region to open (elementwise: one pass over M gives the chunks' bits)
+        if floating is float:
+            mg_sgd_float(p, buf, grad, M, wd, mom, keep, lrx, has_wd, has_damp, nesterov, first)
+        else:
+            mg_sgd_double(p, buf, grad, M, wd, mom, keep, lrx, has_wd, has_damp, nesterov, first)
+        return
     for k in prange((M + CHUNK - 1) // CHUNK, schedule='static', num_threads=n_threads):
         lo = k * CHUNK
         n = min(CHUNK, M - lo)
@@ -60,6 +66,12 @@ cdef void _adam(floating* p, floating* m, floating* v, const floating* grad, Py_
     cdef floating step_size = <floating>(lr / (1 - beta1 ** step))
     cdef int has_wd = weight_decay != 0 and not decoupled
     cdef Py_ssize_t k, lo, n
+    if n_threads == 1:  # NOTE: as in _sgd
+        if floating is float:
+            mg_adam_float(p, m, v, grad, M, decay, wd, keep1, b2, keep2, bc2, epsx, step_size, decoupled, has_wd)
+        else:
+            mg_adam_double(p, m, v, grad, M, decay, wd, keep1, b2, keep2, bc2, epsx, step_size, decoupled, has_wd)
+        return
     for k in prange((M + CHUNK - 1) // CHUNK, schedule='static', num_threads=n_threads):
         lo = k * CHUNK
         n = min(CHUNK, M - lo)

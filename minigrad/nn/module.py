@@ -341,6 +341,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        # NOTE: Sequential.forward calls ``forward`` itself for a module whose class keeps this method, when no
+        # recording is on (0.6 us against 0.2 a call): whatever is added here must be added there too
         if _tensor._recorder is not None:  # NOTE: minigrad.compile keys a recording on the modules' training flags
             _tensor._recorder.on_module(self)
         return self.forward(*args, **kwargs)
@@ -356,6 +358,9 @@ class Module:
             return f"{type(self).__name__}({extra})"
         body = "\n  ".join(([extra] if extra else []) + children)
         return f"{type(self).__name__}(\n  {body}\n)"
+
+
+_module_call = Module.__call__
 
 
 class Sequential(Module):
@@ -393,6 +398,9 @@ class Sequential(Module):
         """``x`` passed through every module in order (a BatchNorm then a ReLU, Sigmoid or Tanh, and FRN then TLU,
         fused: see the class docstring)."""
         mods = list(self._modules.values())
+        # NOTE: a module whose class keeps Module.__call__ is run by its forward, without the call's slot_tp_call and
+        # argument packing (0.6 us against 0.2); under a minigrad.compile recording, through the call (its hook)
+        direct = _tensor._recorder is None
         i = 0
         while i < len(mods):
             m = mods[i]
@@ -408,6 +416,9 @@ class Sequential(Module):
             elif nxt.get("is_plain_tlu", False) and hasattr(type(m), "forward_tlu"):
                 x = m.forward_tlu(x, mods[i + 1].tau)
                 i += 2
+            elif direct and type(m).__call__ is _module_call:
+                x = m.forward(x)
+                i += 1
             else:
                 x = m(x)
                 i += 1

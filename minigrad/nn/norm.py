@@ -123,7 +123,7 @@ class _BatchNorm(_NormBase):
         """The module's state passed to ``fn`` (F.batch_norm, or a fused one: F.batch_norm_relu, ...)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"{type(self).__name__}: input must be a minigrad.Tensor, got {type(x).__name__}")
-        if x.ndim not in self._ndims:
+        if x.data.ndim not in self._ndims:  # NOTE: the array's (Tensor.ndim is a property's frame)
             raise ValueError(f"{type(self).__name__}: expected {' or '.join(f'{d}D' for d in self._ndims)} input, "
                              f"got shape {x.shape}")
         state = self._table_state(_PLAIN_BATCH_NORMS, _BATCH_NORM_STATE)

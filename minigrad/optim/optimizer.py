@@ -67,10 +67,12 @@ class Optimizer:
         """Clear the gradients of every parameter: set ``.grad`` to None (``set_to_none=False``: fill with
         zeros)."""
         for g in self.param_groups:
-            for p in g["params"]:
-                if set_to_none:
+            if set_to_none:
+                for p in g["params"]:
                     p.grad = None
-                elif p.grad is not None:
+                continue
+            for p in g["params"]:
+                if p.grad is not None:
                     p.grad.data[...] = 0
 
     @_replayed
@@ -151,7 +153,7 @@ class SGD(Optimizer):
         step's 11 parameters: 56 -> 49 us a step, of which the kernels are 34; ``scripts/sgd_step_ab.py``, docs/
         compile.md, Session 26); anything else goes through ``_update`` as before."""
         state, views, backend, threads = self.state, self._views, kernels.kernels(), kernels.get_num_threads()
-        ndarray = np.ndarray
+        ndarray, ascontiguous = np.ndarray, np.ascontiguousarray
         for group in self.param_groups:
             momentum, args = group["momentum"], None
             for p in group["params"]:
@@ -163,8 +165,10 @@ class SGD(Optimizer):
                     s = state[p] = {}
                 elif momentum:
                     # NOTE: _raw's tests inlined (no call, the thread count read once a step); a gradient in another
-                    # layout is taken here too: reshape(-1) gives its values in C order (a copy), which the kernel
-                    # reads only
+                    # layout is taken here too: ascontiguousarray gives its values in C order (a copy; reshape(-1)
+                    # alone keeps a strided 1-D gradient strided, which the kernel would read as contiguous), which
+                    # the kernel reads only. A contiguous 1-D gradient (biases, normalization parameters) is passed
+                    # as it is: no reshape call
                     cached = views.get(p)
                     if cached is not None and len(cached) == 4:
                         data, grad, raw = cached[0], g.data, cached[3]
@@ -174,8 +178,8 @@ class SGD(Optimizer):
                             if args is None:
                                 args = (group["lr"], momentum, group["dampening"], group["weight_decay"],
                                         group["nesterov"], False)
-                            raw = raw[2]
-                            raw[0](raw[1], raw[2], grad.reshape(-1), *args, raw[3])
+                            raw, grad = raw[2], ascontiguous(grad)
+                            raw[0](raw[1], raw[2], grad if grad.ndim == 1 else grad.reshape(-1), *args, raw[3])
                             continue
                 self._update(p, g.data, group, s)
 

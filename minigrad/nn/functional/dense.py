@@ -61,14 +61,19 @@ class _Linear(Function):
     def backward(self, dy):
         x, weight = self.x, self.weight
         need = self.needs_input_grad
-        dy2 = dy.reshape(-1, weight.shape[0])
+        # NOTE: a 2-D x (an MLP's layers) is its own (M, in) view and dy its own (M, out): no reshape calls (four a
+        # layer, 0.2-0.3 us each); the same arrays reach the same GEMMs
+        flat = x.ndim == 2 and dy.ndim == 2
+        dy2 = dy if flat else dy.reshape(-1, weight.shape[0])
         dx = dweight = dbias = None
         if need[0]:
-            dx = np.matmul(dy2, weight).reshape(x.shape)
+            dx = np.matmul(dy2, weight)
+            if not flat:
+                dx = dx.reshape(x.shape)
         if need[1]:
-            dweight = np.matmul(dy2.T, x.reshape(-1, weight.shape[1]))
+            dweight = np.matmul(dy2.T, x if flat else x.reshape(-1, weight.shape[1]))
         if len(need) > 2 and need[2]:
-            dbias = dy2.sum(axis=0)
+            dbias = np.add.reduce(dy2, axis=0)  # NOTE: dy2.sum(axis=0)'s call, without its Python frame
         return (dx, dweight, dbias)[:len(need)]
 
     def compose(self, x, weight, *bias):  # NOTE: the double backward (create_graph=True)

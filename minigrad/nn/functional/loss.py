@@ -37,7 +37,7 @@ class _CrossEntropy(Function):
             # marks it
             self.logp, self.target, self.weight, self.valid, self.wt = logp, target, None, valid, None
             self.smoothing, self.reduction = 0.0, reduction
-            total = -logp[np.arange(m), target].astype(np.float64).sum()
+            total = -np.add.reduce(logp[np.arange(m), target].astype(np.float64))  # NOTE: .sum() without its frame
             return np.asarray(total / m if reduction == "mean" else total, dtype=x.dtype)
         rows = np.arange(m)
         wt = valid.astype(np.float64) if weight is None else np.where(valid, weight[target], 0.0)
@@ -97,9 +97,10 @@ def _as_index_target(fn, input, target, ignore_index):
     """Integer class indices of shape input.shape without dim 1 (``()`` for a (C,) input), in [0, C) or equal
     to ``ignore_index``; returns them flat, with the mask of the rows that count (a host computation: minigrad.compile
     replays it, checks included, on each step's target)."""
-    want = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
-    c = input.shape[1] if input.ndim >= 2 else input.shape[0]
-    return _host(functools.partial(_index_target, fn, input.shape, want, c, ignore_index), target.data)
+    shape = input.data.shape  # NOTE: the array's (Tensor.shape and .ndim are properties' frames: called per step)
+    want = shape[:1] + shape[2:] if len(shape) >= 2 else ()
+    c = shape[1] if len(shape) >= 2 else shape[0]
+    return _host(functools.partial(_index_target, fn, shape, want, c, ignore_index), target.data)
 
 
 def _index_target(fn, in_shape, want, c, ignore_index, t):
@@ -111,7 +112,8 @@ def _index_target(fn, in_shape, want, c, ignore_index, t):
     t = t.astype(np.int64, copy=False).reshape(-1)
     valid = t != ignore_index
     if np.count_nonzero(valid) == t.size:  # NOTE: nothing ignored (the usual case): t itself, checked, in a copy
-        if t.size and t.view(np.uint64).max() >= c:
+        # NOTE: np.maximum.reduce is what .max() calls, without its Python frame
+        if t.size and np.maximum.reduce(t.view(np.uint64)) >= c:
             _target_range_error(fn, t, c, ignore_index)
         return t.copy(), valid
     kept = t[valid]
@@ -128,9 +130,10 @@ def _target_range_error(fn, kept, c, ignore_index):
 
 def _rows(x):
     """(N, C, d1, ...) or (C,) as rows (M, C) with the class dim last (Tensor ops, so autograd goes through)."""
-    if x.ndim == 1:
+    ndim = x.data.ndim
+    if ndim == 1:
         return x.reshape(1, -1)
-    if x.ndim == 2:
+    if ndim == 2:
         return x
     return x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
 
@@ -172,6 +175,8 @@ def _check_reduction(fn, reduction):
 
 
 def _check_ignore_index(fn, ignore_index):
+    if type(ignore_index) is int:  # NOTE: the common case, without the ABC check (about 1 us a call)
+        return ignore_index
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"{fn}: ignore_index must be an int, got {ignore_index!r}")
     return int(ignore_index)
@@ -201,14 +206,14 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if type(label_smoothing) is not float and not isinstance(label_smoothing, numbers.Real) \
             or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
-    if input.ndim == 0:
+    if input.data.ndim == 0:  # NOTE: the arrays' ndim and dtype below, not Tensor's properties (called per step)
         raise ValueError("cross_entropy: input must have shape (N, C), (N, C, d1, ...) or (C,), got a 0-d tensor")
     if input.data.size == 0:
         raise ValueError(f"cross_entropy: input must be non-empty, got shape {input.shape}")
     w = _check_weight("cross_entropy", weight, input)
     if not isinstance(target, Tensor):
         target = Tensor(np.asarray(target))
-    if target.dtype.kind == "f":
+    if target.data.dtype.kind == "f":
         return _soft_cross_entropy(input, target, w, float(label_smoothing), reduction)
     t, valid = _as_index_target("cross_entropy", input, target, ignore_index)
     loss = _CrossEntropy.apply(_rows(input), target=t, weight=w, valid=valid, smoothing=float(label_smoothing),

@@ -145,11 +145,12 @@ class _BatchNormTrain(Function):
         return y.reshape(shape)
 
     def backward(self, g):
-        dy = np.ascontiguousarray(g, dtype=self.x3.dtype).reshape(self.x3.shape)
-        dx = np.empty_like(self.x3)
-        c = self.x3.shape[1]
-        dweight, dbias = np.empty(c, self.x3.dtype), np.empty(c, self.x3.dtype)
-        kernels.kernels().batch_norm_backward(dx, dweight, dbias, dy, self.x3, self.mean, self.rstd, self.w)
+        x3 = self.x3
+        dtype, shape = x3.dtype, x3.shape
+        dy = np.ascontiguousarray(g, dtype).reshape(shape)
+        dx = np.empty(shape, dtype)  # NOTE: x3 is C-contiguous (_as_ncs_array): np.empty_like's layout
+        dweight, dbias = np.empty(shape[1], dtype), np.empty(shape[1], dtype)
+        kernels.kernels().batch_norm_backward(dx, dweight, dbias, dy, x3, self.mean, self.rstd, self.w)
         return _grads_for(self, dx.reshape(self.shape), dweight, dbias)
 
     def compose(self, x, *params):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
@@ -481,9 +482,8 @@ def _batch_norm(fn, input, running_mean, running_var, weight, bias, training, mo
 def _update_running_from(node, rm, rv, momentum, eps, count):
     """_update_running from a batch-norm node's saved (C,) mean and rstd, read when it runs (so that
     minigrad.compile's replay, which reruns the node's forward, updates from that run's statistics)."""
-    def update(rm, rv):
-        c = node.mean.shape[0]
-        _update_running(rm, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum, eps, count)
+    def update(rm, rv):  # NOTE: [None] is reshape(1, C)'s view, without the call
+        _update_running(rm, rv, node.mean[None], node.rstd[None], momentum, eps, count)
     _host(update, rm, rv)
 
 
