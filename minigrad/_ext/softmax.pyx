@@ -47,6 +47,10 @@ cdef void _log_softmax_backward_row(floating* dx,          # OUT
 # x, y: (R, D)
 cdef void _log_softmax(floating* y, const floating* x, Py_ssize_t R, Py_ssize_t D, int n_threads) noexcept nogil:
     cdef Py_ssize_t r
+    if n_threads == 1:  # NOTE: no parallel region to open (0.5 us a call); the rows are independent
+        for r in range(R):
+            _log_softmax_row(y + r * D, x + r * D, D)
+        return
     for r in prange(R, schedule='static', num_threads=n_threads):
         _log_softmax_row(y + r * D, x + r * D, D)
 
@@ -55,6 +59,10 @@ cdef void _log_softmax(floating* y, const floating* x, Py_ssize_t R, Py_ssize_t 
 cdef void _log_softmax_backward(floating* dx, const floating* dy, const floating* y, Py_ssize_t R, Py_ssize_t D,
                                 int n_threads) noexcept nogil:
     cdef Py_ssize_t r
+    if n_threads == 1:  # NOTE: no parallel region to open (0.5 us a call); the rows are independent
+        for r in range(R):
+            _log_softmax_backward_row(dx + r * D, dy + r * D, y + r * D, D)
+        return
     for r in prange(R, schedule='static', num_threads=n_threads):
         _log_softmax_backward_row(dx + r * D, dy + r * D, y + r * D, D)
 
