@@ -4,16 +4,21 @@ rounds (the models and steps of ``benchmarks/bench_end_to_end.py``; eager steps:
 functions it recorded, so swapping them between rounds changes nothing there; use scripts/compile_ab.py --old):
 
     PYTHONPATH=$PWD python scripts/swap_ab.py /work/main mlp-bn minigrad.tensor:_backward_pass \
-        minigrad.nn.module:Module.__getattr__ [--rounds 14] [--steps 300]
+        minigrad.nn.module:Module.__getattr__ [--optim-so] [--torch] [--rounds 14] [--steps 300]
 
 Each name is ``module:qualname`` (a module-level function, or a class's method as ``Class.method``); the old
 definition is the same name in OLD_TREE's file of that module. Two models from the same seed run, one with the old
 functions and one with the new; the last losses are compared (bit for bit). Prints the medians and the median of
-the per-round ratios old/new.
+the per-round ratios old/new. ``--optim-so`` also gives the old model OLD_TREE's built ``minigrad/_ext/optim``
+extension (its ``sgd_update``, loaded as a second copy of the module, which SGD's unchecked path then calls);
+``--torch`` times PyTorch's eager step in the same rounds (the order reversed every other round) and prints
+PyTorch / old and PyTorch / new.
 """
 import argparse
 import ast
+import glob
 import importlib
+import importlib.util
 import os
 import statistics
 import sys
@@ -43,19 +48,33 @@ def old_definition(tree, modname, qual):
     raise KeyError(f"{qual} not found in {path}")
 
 
-def main():
+def old_optim(tree):
+    """``sgd_update`` of OLD_TREE's built optim extension, loaded beside this tree's."""
+    path, = glob.glob(os.path.join(tree, "minigrad", "_ext", "optim.cpython-*.so"))
+    spec = importlib.util.spec_from_file_location("minigrad._ext.optim", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.sgd_update
+
+
+def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("old_tree")
     p.add_argument("model")
-    p.add_argument("names", nargs="+")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--optim-so", action="store_true")
+    p.add_argument("--torch", action="store_true")
     p.add_argument("--rounds", type=int, default=14)
     p.add_argument("--steps", type=int, default=300)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     import minigrad
     from minigrad.allocator import tune_allocator
+    from minigrad.kernels import cython as cython_kernels
     tune_allocator()
     minigrad.set_num_threads(1)
     swaps = [old_definition(a.old_tree, *n.split(":")) for n in a.names]
+    if a.optim_so:  # NOTE: SGD's unchecked path reads the backend module's sgd_update when it caches the call
+        swaps.append((cython_kernels, "sgd_update", old_optim(a.old_tree), cython_kernels.sgd_update))
 
     def use(which):
         for owner, name, old, new in swaps:
@@ -70,10 +89,15 @@ def main():
         steps[which] = step_cpu_time.build("minigrad", a.model)
         for _ in range(3):
             steps[which]()
-    times, losses = {"old": [], "new": []}, {}
+    if a.torch:
+        steps["torch"] = step_cpu_time.build("torch", a.model)
+        for _ in range(3):
+            steps["torch"]()
+    times, losses = {k: [] for k in steps}, {}
+    order = list(steps)
     for r in range(a.rounds):
-        for which in ("old", "new") if r % 2 == 0 else ("new", "old"):
-            use(which)
+        for which in order if r % 2 == 0 else order[::-1]:
+            use("old" if which == "old" else "new")
             step = steps[which]
             t0 = time.process_time()
             for _ in range(a.steps):
@@ -81,10 +105,13 @@ def main():
             times[which].append((time.process_time() - t0) / a.steps * 1e6)
     use("new")
     old, new = times["old"], times["new"]
-    print(f"{a.model} eager: old {statistics.median(old):.1f} us  new {statistics.median(new):.1f} us  old/new "
-          f"{statistics.median([o / n for o, n in zip(old, new)]):.3f} (medians of {a.rounds} rounds of {a.steps} "
-          f"steps, CPU time); same last loss: {losses['old'] == losses['new']}; load "
-          f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
+    med = statistics.median
+    vs_torch = "" if not a.torch else (f"  torch {med(times['torch']):.1f}; torch/old "
+                                       f"{med([t / o for t, o in zip(times['torch'], old)]):.3f}, torch/new "
+                                       f"{med([t / n for t, n in zip(times['torch'], new)]):.3f}")
+    print(f"{a.model} eager, CPU us a step (medians of {a.rounds} rounds of {a.steps} steps): old {med(old):.1f}  "
+          f"new {med(new):.1f}; old/new {med([o / n for o, n in zip(old, new)]):.3f} (per-round median){vs_torch}; "
+          f"same last loss: {losses['old'] == losses['new']}; load {' '.join(open('/proc/loadavg').read().split()[:3])}")
 
 
 if __name__ == "__main__":
