@@ -86,18 +86,18 @@ LIMITS = {
         "docs/perf/mlp-first-layer.md); the kernels are 1.5-2x faster than a session ago (same bits), each "
         "BatchNorm + Sigmoid pair is one node and every op's autograd core is about 30% fewer instructions, which "
         "leaves about 1 us of Python a piece. The VM's per-process speed is bimodal: by the medians of 16 processes "
-        "each (docs/end-to-end-mlp-bn-16x.json) eager runs at 1.55x PyTorch, over the line; in the 8-repeat run "
-        "two of PyTorch's and two of minigrad's eager processes ran in the slow mode (docs/perf/mlp-step.md)",
+        "each (docs/end-to-end-mlp-bn-16x.json) eager runs at 1.51x PyTorch (paired), at the line, in a slow "
+        "period of the VM (docs/perf/mlp-step.md)",
     "end to end: MLP-BN compiled >= 2x torch steps/s":
         "The replay binds the linear layers, batch norm + sigmoid and the plain cross entropy to their kernels and "
         "preallocated arrays (docs/perf/mlp-step.md); by the medians of 16 processes each "
-        "(docs/end-to-end-mlp-bn-16x.json) the compiled step runs at 2.11x PyTorch (paired), over the line. Its "
-        "processes are bimodal on this VM: in the 8-repeat run four of eight ran 492-516 us a step and four "
-        "757-814 us, which puts the paired median at the line",
+        "(docs/end-to-end-mlp-bn-16x.json) the compiled step runs at 1.99x PyTorch (paired), at the line. Its "
+        "processes are bimodal on this VM: in the 8-repeat run two of eight ran 494-498 us a step and six "
+        "700-780 us; in the 16-process run they spread over 493-1647 us",
     "end to end: MLP-BN compiled >= 1.0x JAX jitted steps/s":
-        "By the medians of 16 processes each (docs/end-to-end-mlp-bn-16x.json) the compiled step takes 480 us "
-        "against JAX's 568 us (1.18x); the 8-repeat run's median falls between the compiled step's two modes "
-        "(492-516 and 757-814 us, four processes each) while JAX's processes ran 590-630 us in six of eight.",
+        "By the medians of 16 processes each (docs/end-to-end-mlp-bn-16x.json) the compiled step takes 736 us "
+        "against JAX's 891 us (1.21x; 1.08x paired within each repeat); in the 8-repeat run six of the eight "
+        "compiled processes ran in the slow mode (700-780 us against 494-498) and JAX's spread over 629-964 us.",
     "end to end: ResNet-20 >= 1.0x torch steps/s":
         "Every 3x3 convolution runs on a direct kernel (unit stride: docs/perf/conv.md parts 2-4; stride 2 by the "
         "stride's phases: part 5); the 1x1 shortcuts and the classifier are GEMMs",
