@@ -9,7 +9,7 @@ the two .so's zca_forward alone (raw, unchecked) in the same rounds.
 OLD_ROOT (default /work/main) holds the old minigrad/nn/decorrelated.py; the old .so runs in place of this tree's
 whiten module (minigrad.kernels.cython._whiten) during the old variant's calls.
 """
-import sys, time, os, importlib.util
+import sys, os, importlib.util
 import numpy as np
 import torch
 import minigrad as mg
@@ -21,6 +21,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
 import whiten_bits as wb  # noqa: E402
 from bench_norm_family import _torch_zca  # noqa: E402
+from decorrelated_profile import timed  # noqa: E402
 torch.set_num_threads(1)
 set_num_threads(1)
 old_so, new_so = wb.load_old(sys.argv[1]), kc._whiten
@@ -56,19 +57,7 @@ for shape in ((16, 32, 8, 8), (32, 64, 16, 16)):
     runs = {"main": run_old, "this": lambda: dnew(x), "torch": lambda: _torch_zca(torch, tx, tw, tb, g, 1e-5),
             "main raw": lambda: old_so.zca_forward(*outs, xs, wp, bias, g, 1e-5, 1),
             "this raw": lambda: new_so.zca_forward(*outs, xs, wp, bias, g, 1e-5, 1)}
-    reps = {}
-    for n_, r in runs.items():
-        t0 = time.perf_counter()
-        r()
-        r()
-        reps[n_] = max(1, int(0.02 / max((time.perf_counter() - t0) / 2, 1e-7)))
-    out = {n_: [] for n_ in runs}
-    for i in range(rounds):
-        for n_, r in (list(runs.items()) if i % 2 == 0 else list(runs.items())[::-1]):
-            t0 = time.process_time()
-            for _ in range(reps[n_]):
-                r()
-            out[n_].append((time.process_time() - t0) / reps[n_])
+    out = timed(runs, rounds)
     med = {n_: np.median(v) * 1e6 for n_, v in out.items()}
     o, t_, tt = (np.array(out[k]) for k in ("main", "this", "torch"))
     print(f"  main {med['main']:.1f} us, this {med['this']:.1f} us, torch ops {med['torch']:.1f} us; "
