@@ -32,6 +32,25 @@ def _data(batch, model):
     return x, y
 
 
+def sgd_step(net, opt, loss_fn, xt, yt, compile_with=None):
+    """step() -> float: one training step (zero_grad, loss, backward, opt.step) of ``net`` on (xt, yt), the loss read
+    back as a float; ``compile_with`` (minigrad.compile) records it on the first call and replays it after.
+    ``step.fn`` is the (compiled) train step, ``step.net`` the model."""
+    def train_step(xt, yt):
+        opt.zero_grad()
+        loss = loss_fn(net(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss
+    if compile_with is not None:  # recorded on the first call, checked on the second, then replayed
+        train_step = compile_with(train_step)
+
+    def step():
+        return float(train_step(xt, yt).item())
+    step.fn, step.net = train_step, net
+    return step
+
+
 def _torch_model(torch, name):
     nn = torch.nn
     if name.startswith("mlp"):
@@ -94,18 +113,7 @@ def test_train_step(benchmark, framework, model, batch, threads):
     if framework.startswith("minigrad"):
         xt, yt = mg.Tensor(x), mg.Tensor(y)
         opt = SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-
-        def train_step(xt, yt):
-            opt.zero_grad()
-            loss = F.cross_entropy(net(xt), yt)
-            loss.backward()
-            opt.step()
-            return loss
-        if framework == "minigrad-compiled":  # recorded on the first call, checked on the second, then replayed
-            train_step = mg.compile(train_step)
-
-        def step():
-            return float(train_step(xt, yt).item())
+        step = sgd_step(net, opt, F.cross_entropy, xt, yt, mg.compile if framework == "minigrad-compiled" else None)
         backend = mg.get_backend()
     elif framework == "torch":
         torch = torch_or_skip()

@@ -33,24 +33,14 @@ if dtype == "float32":
     step = step_cpu_time.build(fw, model)
     net = step.net
 else:
-    from bench_end_to_end import CASES, IN_CHANNELS, LR, MOMENTUM, _data
+    from bench_end_to_end import CASES, IN_CHANNELS, LR, MOMENTUM, _data, sgd_step
     mg.manual_seed(0)
     net = models.build_model(model, in_channels=IN_CHANNELS.get(model, 1)).to(np.float64)
     x, y = _data(dict(CASES)[model], model)
     xt, yt = mg.Tensor(x.astype(np.float64)), mg.Tensor(y)
     opt = SGD(net.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=1e-4, nesterov=True)
 
-    def train_step(xt, yt):
-        opt.zero_grad()
-        loss = F.cross_entropy(net(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss
-    if fw == "minigrad-compiled":
-        train_step = mg.compile(train_step)
-
-    def step():
-        return float(train_step(xt, yt).item())
+    step = sgd_step(net, opt, F.cross_entropy, xt, yt, mg.compile if fw == "minigrad-compiled" else None)
 h = hashlib.sha256()
 losses = [step() for _ in range(n)]
 h.update(np.array(losses).tobytes())

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 import numpy as np  # noqa: E402
 
-from bench_end_to_end import CASES, IN_CHANNELS, LR, MOMENTUM, _data, _torch_model  # noqa: E402
+from bench_end_to_end import CASES, IN_CHANNELS, LR, MOMENTUM, _data, _torch_model, sgd_step  # noqa: E402
 
 
 def build(framework, model):
@@ -62,19 +62,8 @@ def build(framework, model):
         xt, yt, net = torch.from_numpy(x), torch.from_numpy(y), tnet
         opt, loss_fn = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM), torch.nn.functional.cross_entropy
 
-    def train_step(xt, yt):
-        opt.zero_grad()
-        loss = loss_fn(net(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss
-    if framework == "minigrad-compiled":  # recorded on the first call, checked on the second, then replayed
-        train_step = mg.compile(train_step)
-
-    def step():
-        return float(train_step(xt, yt).item())
-    step.fn, step.net = train_step, net  # NOTE: for compile_ab.py's --source and --calls
-    return step
+    # NOTE: step.fn and step.net for compile_ab.py's --source and --calls
+    return sgd_step(net, opt, loss_fn, xt, yt, mg.compile if framework == "minigrad-compiled" else None)
 
 
 def alternated(step, variants, install, steps, acc):
