@@ -1,5 +1,5 @@
-"""Batch Renorm and FRN + TLU through their functionals and modules: another tree's Python (its
-``minigrad/nn/functional/norm.py`` and ``norm_family.py`` and ``minigrad/nn/norm_family.py``, loaded beside this
+"""Batch Renorm, ghost batch norm, FRN + TLU and EvoNorm through their functionals and modules: another tree's
+Python (its ``minigrad/nn/functional/norm.py`` and ``norm_family.py`` and ``minigrad/nn/norm_family.py``, loaded beside this
 tree's as separate modules, on this tree's kernels and autograd core) against this tree's, in one process.
 
 First every case is checked bit for bit (values, gradients, running statistics, signs of zeros) on every backend,
@@ -160,6 +160,26 @@ def check_bits(old):
                 if learned and not same(got[0][-1], got[1][-1]):
                     assert np.allclose(got[0][-1], got[1][-1], rtol=1e-13, atol=0), ("frn eps", backend, shape, dtype)
                     EPS_DIFFER[0] += 1
+                cases += 1
+            # EvoNorm-B0 (training with or without running_var, eval) and S0 (groups of 1 and of every channel)
+            for hw, hb, mode in itertools.product((True, False), (True, False), ("b0", "b0 rv", "b0 eval", "s0 1",
+                                                                                    "s0 c")):
+                if mode.startswith("b0") and mode != "b0 eval" and x0.size // c < 2:
+                    continue
+                got = []
+                for fam in (old, F):
+                    ts = {k: mg.Tensor(a.copy(), requires_grad=True) for k, a in
+                          (("x", x0), ("v", t0), ("w", w0), ("b", b0))}
+                    rv = mg.Tensor(np.linspace(0.2, 3, c).astype(dtype)) if mode != "b0" else None
+                    w_, b_ = ts["w"] if hw else None, ts["b"] if hb else None
+                    with side_kernels(fam is old):
+                        y = (fam.evonorm_b0(ts["x"], ts["v"], rv, w_, b_, mode != "b0 eval", 0.1, 1e-3)
+                             if mode.startswith("b0") else
+                             fam.evonorm_s0(ts["x"], ts["v"], 1 if mode == "s0 1" else c, w_, b_, 1e-3))
+                        y.backward(dy)
+                    got.append([y.data] + ([rv.data] if rv is not None else [])
+                               + [t.grad.data for t in ts.values() if t.grad is not None])
+                assert len(got[0]) == len(got[1]) and all(map(same, *got)), ("evonorm", backend, shape, dtype, mode)
                 cases += 1
             if x0.size // c < 2:
                 continue

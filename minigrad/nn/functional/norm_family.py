@@ -392,37 +392,46 @@ class _EvoNorm(Function):
         s = x2.shape[1]
         w, b = _affine(params[0] if has_weight else None, params[1 if has_weight else 0] if has_bias else None,
                        c, dtype)
-        self.w64 = np.broadcast_to(w.astype(np.float64), (n, c))
+        self.w64 = w.astype(np.float64)  # NOTE: (C,), broadcast against the backward's (N, C) sums by NumPy
         self.vc, self.wc = np.ascontiguousarray(v), w  # NOTE: per channel, for S0's backward kernel
         k = kernels.kernels()
         # NOTE: the per-row v, lo, hi, scale and offset go into one (5, N*C) block by broadcasting assignments
-        # (cheaper than broadcast_to + ascontiguousarray each at small N*C)
+        # (cheaper than broadcast_to + ascontiguousarray each at small N*C); an assignment casts to X as astype does
         co = np.empty((5, n, c), dtype)
         co[0], co[4] = v, b
         if gate == 0:
             per = c // num_groups
-            gm, gm2 = np.empty(n * num_groups), np.empty(n * num_groups)
+            gm, gm2 = np.empty((2, n * num_groups))
             k.row_stats(gm, gm2, x2.reshape(n * num_groups, per * s), True)
             grstd = coefficients.rstd(gm2, per * s, eps).reshape(n, num_groups)
             self.gmean, self.grstd, self.count = gm.reshape(n, num_groups), grstd, per * s
-            co.reshape(5, n, num_groups, per)[3] = w.astype(np.float64).reshape(num_groups, per) * grstd[:, :, None]
-            co[1] = co[2] = 0  # NOTE: gate 0 reads neither lo nor hi
+            co.reshape(5, n, num_groups, per)[3] = self.w64.reshape(num_groups, per) * grstd[:, :, None]
+            co[1:3] = 0  # NOTE: gate 0 reads neither lo nor hi
         else:
-            im, im2 = np.empty(n * c), np.empty(n * c)
-            k.row_stats(im, im2, x2, True)
-            im, im2 = im.reshape(n, c), im2.reshape(n, c)
-            self.imean, self.irstd = im, coefficients.rstd(im2, s, eps)
+            # NOTE: the instances' mean and m2 in rows 0..N-1 of one block and, in training, the batch's m2 in row N,
+            # so that one rstd and one reciprocal cover both sets (per element the same operations as apart)
+            st = np.empty((2, n + 1, c))
+            im, im2 = st[:, :n]
+            k.row_stats(im.reshape(-1), im2.reshape(-1), x2, True)
+            self.imean = im
             if running_var is None:
                 # NOTE: the batch statistics from the instance ones (Chan et al.: the channel's m2 is the rows' m2
-                # plus S times the squared deviations of the row means), no pass of their own over x
-                self.mean = im.mean(axis=0)
+                # plus S times the squared deviations of the row means), no pass of their own over x; the mean as
+                # im.mean(axis=0) computes it, without its wrapper
+                self.mean = im.sum(axis=0) / n
                 dev = im - self.mean
-                self.rstd = coefficients.rstd(im2.sum(axis=0) + s * (dev * dev).sum(axis=0), n * s, eps)
-                lo = 1.0 / self.rstd
+                st[1, n] = im2.sum(axis=0) + s * (dev * dev).sum(axis=0)
+                count = np.full((n + 1, 1), float(s))
+                count[n] = n * s
+                rstd = coefficients.rstd(st[1], count, eps)
+                self.irstd, self.rstd = rstd[:n], rstd[n]
+                std = 1.0 / rstd
+                # NOTE: both standard deviations rounded to X, as the composed ops hold them
+                co[1], co[2] = std[n], std[:n]
             else:
-                lo = np.sqrt(running_var.astype(np.float64) + eps)
-            # NOTE: both standard deviations rounded to X, as the composed ops hold them
-            co[1], co[2], co[3] = lo.astype(dtype), (1.0 / self.irstd).astype(dtype), w
+                self.irstd = coefficients.rstd(im2, s, eps)
+                co[1], co[2] = np.sqrt(running_var.astype(np.float64) + eps), 1.0 / self.irstd
+            co[3] = w
         self.v, self.lo, self.hi, scale, offset = co.reshape(5, n * c)
         y = np.empty_like(x2)
         k.row_apply_gate(y, x2, self.v, self.lo, self.hi, scale, offset, gate)
@@ -436,6 +445,9 @@ class _EvoNorm(Function):
         n, c = self.shape[0], self.shape[1]
         dy = np.ascontiguousarray(g, dtype=dtype).reshape(r, s)
         k = kernels.kernels()
+        # NOTE: the per-row sums (N, C) that become dv, dweight and dbias are multiplied in place by their factors
+        # and reduced over N in one call (per element the same products and the same order of additions as each
+        # sum alone), then cast once
         if self.gate == 0:
             # NOTE: one kernel call, group by group: the gate sums of its rows, its coefficients and dx while the
             # group is in cache (evonorm_s0_backward; coefficients.evonorm_s0_backward is the same math)
@@ -443,41 +455,44 @@ class _EvoNorm(Function):
             dx = np.empty_like(x2)
             k.evonorm_s0_backward(dx.reshape(n, c, s), *sums, dy.reshape(n, c, s), x2.reshape(n, c, s), self.vc,
                                   self.wc, self.gmean, self.grstd, self.num_groups)
-            sdy, sdyf, sdv = sums
             g, per = self.num_groups, c // self.num_groups
-            a = (self.w64.reshape(n, g, per) * self.grstd[:, :, None]).reshape(n, c)
-            dweight = (sdyf.reshape(n, g, per) * self.grstd[:, :, None]).reshape(n, c).sum(axis=0)
-            dv = (a * sdv).sum(axis=0)
-            grads = [dx.reshape(self.shape) if self.needs_input_grad[0] else None, dv.astype(dtype)]
+            grstd = self.grstd[:, :, None]
+            sdyf = sums[1].reshape(n, g, per)
+            sdyf *= grstd
+            sums[2] *= (self.w64.reshape(g, per) * grstd).reshape(n, c)
+            tot = sums.sum(axis=1).astype(dtype)
+            grads = [dx.reshape(self.shape) if self.needs_input_grad[0] else None, tot[2]]
         else:
-            sums = np.empty((5, r))
-            k.row_backward_sums_gate(*sums, dy, x2, self.v, self.lo, self.hi, self.gate)
-            sdy, sdyf, sdv, shi, slo = sums.reshape(5, n, c)
-            w64 = self.w64
+            sums = np.empty((5, n, c))
+            k.row_backward_sums_gate(*sums.reshape(5, r), dy, x2, self.v, self.lo, self.hi, self.gate)
+            w64, shi = self.w64, sums[3]
             # NOTE: hi = the instance std, lo = the batch std (training), each with d std/dx_i = (x_i - mean)/(M*std)
             a, b1, m1 = w64, w64 * shi * self.irstd / s, self.imean
+            sums[2::2] *= w64  # NOTE: sdv and slo
+            tot = sums.sum(axis=1)
             b2 = m2 = None
             if self.running_var is None:
-                b2, m2 = (w64 * slo).sum(axis=0) * self.rstd / (n * s), self.mean
-            dweight, dv = sdyf.sum(axis=0), (w64 * sdv).sum(axis=0)
-            grads = [None, dv.astype(dtype)]
+                b2, m2 = tot[4] * self.rstd / (n * s), self.mean
+            tot = tot.astype(dtype)
+            grads = [None, tot[2]]
             if self.needs_input_grad[0]:
-                shift = m1.astype(dtype)
+                # NOTE: dx's per-row coefficients in one (4, N*C) block by broadcasting assignments, cheaper than
+                # broadcast_to + ascontiguousarray per coefficient at small N*C; shift = X(mean) by the assignment
+                co = np.empty((4, r), dtype)
+                co4 = co.reshape(4, n, c)
+                co4[1] = m1
+                shift = co4[1]
                 b, kk = b1, b1 * (shift - m1)
                 if b2 is not None:
                     b, kk = b + b2, kk + b2 * (shift - m2)
-                # NOTE: dx's per-row coefficients in one (4, N*C) block by broadcasting assignments, cheaper than
-                # broadcast_to + ascontiguousarray per coefficient at small N*C
-                co = np.empty((4, r), dtype)
-                co4 = co.reshape(4, n, c)
-                co4[0], co4[1], co4[2], co4[3] = a, shift, b, kk
+                co4[0], co4[2], co4[3] = a, b, kk
                 dx = np.empty_like(x2)
                 k.row_backward_apply_gate(dx, dy, x2, *co, self.v, self.lo, self.hi, self.gate)
                 grads[0] = dx.reshape(self.shape)
         if self.has_weight:
-            grads.append(dweight.astype(dtype))
+            grads.append(tot[1])
         if self.has_bias:
-            grads.append(sdy.sum(axis=0).astype(dtype))
+            grads.append(tot[0])
         return tuple(grads)
 
     def compose(self, x, v, *params):  # NOTE: the double backward (create_graph=True): the forward as Tensor ops
@@ -493,13 +508,16 @@ class _EvoNorm(Function):
 
 
 def _check_evonorm(fn, input, v, weight, bias):
+    """Returns the input's array (its shape, dtype and size read once, not through Tensor's properties)."""
     _check_input(fn, input, 3)
-    c = input.shape[1]
+    a = input.data
+    c, dtype = a.shape[1], a.dtype
     if v is None:
         raise TypeError(f"{fn}: v must be a minigrad.Tensor of shape ({c},), got None")
-    _check_param(fn, "v", v, (c,), input.dtype)
-    _check_param(fn, "weight", weight, (c,), input.dtype)
-    _check_param(fn, "bias", bias, (c,), input.dtype)
+    _check_param(fn, "v", v, (c,), dtype)
+    _check_param(fn, "weight", weight, (c,), dtype)
+    _check_param(fn, "bias", bias, (c,), dtype)
+    return a
 
 
 def _affine_tensor(y, weight, bias):
@@ -529,15 +547,15 @@ def evonorm_b0(input: Tensor, v: Tensor, running_var: Tensor | None = None, weig
         - input (N, C, *) with at least one spatial dim; v, running_var, weight, bias (C,).
     """
     fn = "evonorm_b0"
-    _check_evonorm(fn, input, v, weight, bias)
-    c = input.shape[1]
-    rv = _check_param(fn, "running_var", running_var, (c,), input.dtype)
+    a = _check_evonorm(fn, input, v, weight, bias)
+    c, size = a.shape[1], a.size
+    rv = _check_param(fn, "running_var", running_var, (c,), a.dtype)
     eps = check_eps(fn, eps)
     if not training and rv is None:
         raise ValueError(f"{fn}: running_var is required when training=False")
-    if input.size == 0:
+    if size == 0:
         return _empty_like(input, v, weight, bias)
-    if training and input.size // c <= 1:
+    if training and size // c <= 1:
         raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "
                          f"{input.shape}")
     if training and rv is not None:
@@ -546,7 +564,7 @@ def evonorm_b0(input: Tensor, v: Tensor, running_var: Tensor | None = None, weig
                                         running_var=None if training else rv, has_weight=weight is not None,
                                         has_bias=bias is not None, eps=eps)
     if training and rv is not None:
-        count = input.size // c
+        count = size // c
         # NOTE: through _host, reading the node when it runs, so that minigrad.compile's replay updates it
         _host(lambda rv: _update_running(None, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c), momentum, eps,
                                          count), rv)
@@ -577,11 +595,10 @@ def evonorm_s0(input: Tensor, v: Tensor, num_groups: int = 32, weight: Tensor | 
         - input (N, C, *) with at least one spatial dim and C divisible by num_groups; v, weight, bias (C,).
     """
     fn = "evonorm_s0"
-    _check_evonorm(fn, input, v, weight, bias)
-    n, c = input.shape[0], input.shape[1]
-    num_groups = check_num_groups(fn, num_groups, c)
+    a = _check_evonorm(fn, input, v, weight, bias)
+    num_groups = check_num_groups(fn, num_groups, a.shape[1])
     eps = check_eps(fn, eps)
-    if input.size == 0:
+    if a.size == 0:
         return _empty_like(input, v, weight, bias)
     return _EvoNorm.apply(input, v, *_params(weight, bias), gate=0, num_groups=num_groups, running_var=None,
                           has_weight=weight is not None, has_bias=bias is not None, eps=eps)
