@@ -320,14 +320,13 @@ class _ChannelNorm(Function):
         x3 = _as_ncs_array(x)
         n, c, s = x3.shape
         w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
-        self.bounds = [(n0, min(n0 + chunk, n)) for n0 in range(0, n, chunk)]
-        self.x3, self.shape, self.w = x3, x.shape, w
+        self.x3, self.shape, self.w, self.chunk = x3, x.shape, w, chunk
         y = np.empty_like(x3)
-        self.mean, self.rstd = np.empty((len(self.bounds), c)), np.empty((len(self.bounds), c))
+        g = -(-n // chunk)
+        self.mean, self.rstd = np.empty((g, c)), np.empty((g, c))
         # NOTE: one kernel call that runs batch norm's fused forward chunk by chunk (each chunk's statistics and
         # apply while it is in cache); the phases per chunk with their NumPy coefficients between cost about 20 us
         # a chunk at 16x32x8x8 (docs/perf/norm-family.md)
-        self.r, self.d, self.chunk = 1.0, 0.0, chunk
         kernels.kernels().ghost_batch_norm_forward(y, self.mean, self.rstd, x3, w, b, chunk, eps)
         return y.reshape(x.shape)
 
@@ -344,6 +343,14 @@ class _ChannelNorm(Function):
         kernels.kernels().ghost_batch_norm_backward(dx, dweight, dbias, dy, x3, self.mean, self.rstd, self.w,
                                                     self.chunk)
         return _grads_for(self, dx.reshape(self.shape), dweight, dbias)
+
+    r, d = 1.0, 0.0  # NOTE: ghost batch norm's xhat*r + d in compose; _BatchRenormTrain's are per channel
+
+    @property
+    def bounds(self):
+        """The chunks' (first, end) samples, formed when read (compose, the running update), not per forward."""
+        n, chunk = self.x3.shape[0], self.chunk
+        return [(n0, min(n0 + chunk, n)) for n0 in range(0, n, chunk)]
 
     def compose(self, x, *params):
         x3 = x.reshape(self.x3.shape)
@@ -377,7 +384,7 @@ class _BatchRenormTrain(_ChannelNorm):
                                                np.ascontiguousarray(running_mean), np.ascontiguousarray(running_var),
                                                r_max, d_max, eps)
         self.mean, self.rstd = mean.reshape(1, c), rstd.reshape(1, c)  # NOTE: (1, C), as the update takes them
-        self.bounds, self.x3, self.shape, self.w = ((0, x3.shape[0]),), x3, x.shape, w
+        self.chunk, self.x3, self.shape, self.w = x3.shape[0], x3, x.shape, w  # NOTE: one chunk (bounds)
         return y.reshape(x.shape)
 
     def backward(self, g):
