@@ -417,10 +417,11 @@ class _EvoNorm(Function):
             if running_var is None:
                 # NOTE: the batch statistics from the instance ones (Chan et al.: the channel's m2 is the rows' m2
                 # plus S times the squared deviations of the row means), no pass of their own over x; the mean as
-                # im.mean(axis=0) computes it, without its wrapper
-                self.mean = im.sum(axis=0) / n
+                # im.mean(axis=0) computes it, without its wrapper; the rows' means and m2s summed over N in one call
+                tot = st[:, :n].sum(axis=1)
+                self.mean = tot[0] / n
                 dev = im - self.mean
-                st[1, n] = im2.sum(axis=0) + s * (dev * dev).sum(axis=0)
+                st[1, n] = tot[1] + s * (dev * dev).sum(axis=0)
                 count = np.full((n + 1, 1), float(s))
                 count[n] = n * s
                 rstd = coefficients.rstd(st[1], count, eps)
@@ -481,7 +482,7 @@ class _EvoNorm(Function):
                 co = np.empty((4, r), dtype)
                 co4 = co.reshape(4, n, c)
                 co4[1] = m1
-                shift = co4[1]
+                shift = co4[1].astype(np.float64)  # NOTE: exact; the differences below then run on one dtype
                 b, kk = b1, b1 * (shift - m1)
                 if b2 is not None:
                     b, kk = b + b2, kk + b2 * (shift - m2)
