@@ -654,6 +654,28 @@ def test_evonorm_bad_arguments():
         nn.EvoNorm2d(4, momentum=-0.1)
 
 
+
+def test_evonorm_input_errors_from_the_array():
+    """The functionals read the input's shape, dtype and size from its array once: every rule still raises as
+    before, for both versions (a batch of one value per channel in training, parameters of another shape or
+    dtype), and an empty input returns an empty output."""
+    x = mg.Tensor(np.ones((2, 4, 3, 3), np.float32))
+    v = mg.Tensor(np.ones(4, np.float32))
+    for call in (lambda x, v, w: F.evonorm_b0(x, v, None, w, training=True), lambda x, v, w: F.evonorm_s0(x, v, 2, w)):
+        with pytest.raises(TypeError, match="v has dtype float64 but the input is float32"):
+            call(x, mg.Tensor(np.ones(4)), None)
+        with pytest.raises(ValueError, match=r"weight must have shape \(4,\) to match the input, got \(3,\)"):
+            call(x, v, mg.Tensor(np.ones(3, np.float32)))
+        with pytest.raises(TypeError, match="weight has dtype float64 but the input is float32"):
+            call(x, v, mg.Tensor(np.ones(4)))
+        assert call(mg.Tensor(np.ones((0, 4, 3), np.float32)), v, None).shape == (0, 4, 3)
+    with pytest.raises(ValueError, match="evonorm_b0: expected more than 1 value per channel when training"):
+        F.evonorm_b0(mg.Tensor(np.ones((1, 4, 1), np.float32)), v, training=True)
+    with pytest.raises(TypeError, match="evonorm_b0: running_var has dtype float64"):
+        F.evonorm_b0(x, v, mg.Tensor(np.ones(4)), training=True)
+    F.evonorm_b0(mg.Tensor(np.ones((1, 4, 1), np.float32)), v, mg.Tensor(np.ones(4, np.float32)), training=False)
+
+
 # ------------------------------------------------------------------ every method: non-contiguous input, no torch
 
 def test_non_contiguous_input_is_copied_once(backend):
