@@ -1517,14 +1517,31 @@ _FREED_MESSAGE = ("Trying to backward through the graph a second time (or direct
 def _accumulate(node, g, create_graph, is_root):
     if create_graph:  # NOTE: .grad keeps the graph of the backward pass, as PyTorch's
         node.grad = g if node.grad is None else node.grad + g
+    elif node.grad is not None:
+        node.grad = _add_to_grad(node.grad, g)
     else:
-        data = (g.copy() if is_root else g) if node.grad is None else node.grad.data + g
-        if type(data) is not np.ndarray:  # NOTE: a NumPy scalar (0-d + 0-d gives one): Tensor makes it an array
+        data = g.copy() if is_root else g
+        if type(data) is not np.ndarray:  # NOTE: a NumPy scalar: Tensor makes it an array
             node.grad = Tensor(data)
             return
         t = _new_object(Tensor)  # NOTE: Tensor(data) without Tensor.__init__'s frame (14 leaves an MLP-BN step)
         t.data, t.grad, t._ctx, t.requires_grad = data, None, None, False
         node.grad = t
+
+
+def _add_to_grad(old, g):
+    """The leaf's grad tensor after ``old + g``: ``old`` itself with the sum as its data, as PyTorch accumulates into
+    the grad tensor in place (a reference kept to ``p.grad`` before ``zero_grad(set_to_none=False)`` and backward
+    sees the new gradient; a new tensor left it holding the zeros). NOTE: the sum is a new array, not ``+=``: the
+    old array may be another leaf's gradient too (a backward may give two parents the same array). A grad tensor
+    with a graph of its own is left alone: a new tensor, as before."""
+    data = old.data + g
+    if type(data) is not np.ndarray:  # NOTE: a NumPy scalar (0-d + 0-d gives one)
+        data = np.asarray(data)
+    if old._ctx is not None or old.requires_grad:
+        return Tensor(data)
+    old.data = data
+    return old
 
 
 # -------------------------------------------------------------------- anomaly detection
