@@ -167,7 +167,8 @@ class _Trace:
         self.tensor_refs = {}  # id(tensor) -> expression of its array
         self.keep = []  # everything whose id is a key above, kept alive so that ids stay unique
         self.ns = {"_unbroadcast": _t._unbroadcast, "_sum_grads": _t._sum_grads, "np": np, "Tensor": Tensor,
-                   "_new_object": _t._new_object, "_add_to_grad": _t._add_to_grad}
+                   "_new_object": _t._new_object, "_add_to_grad": _t._add_to_grad,
+                   "_leaf_array": _t._leaf_array}
         self.lines = []
         self.sig = []  # what the second recording must match
         self.ctx_index = {}
@@ -509,6 +510,8 @@ class _Trace:
         # NOTE: the gradient variables some earlier line may have set; one that none may have set is still None
         # where a gradient first reaches it, so that line is a plain assignment
         assigned = {var[id(r)] for r in roots}
+        owners = self._name("w")  # NOTE: _leaf_array's set, as eager's walk (the seeds here are copies of their own)
+        lines.append(f"{owners} = set()")
         for node in order:
             v, ctx = var[id(node)], node._ctx
             if ctx is None:
@@ -521,7 +524,7 @@ class _Trace:
                     # NOTE: _accumulate's lines inline (a Python call fewer per leaf): a new grad tensor where the
                     # leaf had none, as eager's (one tensor reused every replay changed under a reference the caller
                     # kept to an earlier step's .grad), else _add_to_grad into the one it has
-                    t, g = ref[:-5], f"{v}.copy()" if is_root else v
+                    t, g = ref[:-5], f"{v}.copy()" if is_root else f"_leaf_array({v}, {owners})"
                     lines += [f"if {v} is not None:", f" o = {t}.grad", " if o is not None:",
                               f"  {t}.grad = _add_to_grad(o, {v})"]
                     if node.data.ndim:

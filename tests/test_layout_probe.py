@@ -134,3 +134,61 @@ def test_optimizers_and_compile_in_every_layout_as_pytorch(backend, threads):
     finally:
         mg.set_num_threads(saved)
     _assert_no_difference(probe)
+
+
+def _shared_grad_step(lib, params, G=None):
+    """Two leaves given one gradient array by add's backward (with ``G``, the caller's seed itself), then clipped in
+    place by clip_grad_norm_."""
+    a, b = params
+    y = (a + b) * 2 if G is None else a + b
+    if G is None:
+        y.sum().backward()
+    else:
+        y.backward(G)
+    (torch.nn.utils.clip_grad_norm_ if lib == "torch" else nn.utils.clip_grad_norm_)([a, b], 0.5)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("seed", [False, True])
+def test_leaves_given_one_array_get_a_gradient_each(compiled, seed):
+    # NOTE: a and b's .grad were one array: clip_grad_norm_ scaled it twice and a later in-place scale of a's
+    # gradient reached b's (and, with a seed passed to backward, the caller's array), silently
+    start = np.array([0.5, -1.0, 2.0])
+    tparams = [torch.nn.Parameter(torch.from_numpy(start * k)) for k in (1.0, 2.0)]
+    params = [nn.Parameter(start * k) for k in (1.0, 2.0)]
+    G = np.array([1.0, -2.0, 0.5])
+    _shared_grad_step("torch", tparams, torch.from_numpy(G.copy()) if seed else None)
+    tparams[0].grad.mul_(3.0)
+
+    opt = mg.optim.SGD(params, lr=0.1)
+
+    def step(g):
+        opt.zero_grad()  # NOTE: not p.grad = None, which a recording does not see
+        _shared_grad_step("minigrad", params, g)
+
+    run = mg.compile(step) if compiled else step
+    for _ in range(3):
+        Gm = G.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            run(Tensor(Gm) if seed else None)
+        params[0].grad.data *= 3.0
+        for p, q in zip(params, tparams):
+            np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-12)
+        np.testing.assert_array_equal(Gm, G)
+
+
+def test_a_broadcast_gradient_is_written_in_place_as_pytorch():
+    # sum's and mean's backward give a read-only broadcast: zero_grad(set_to_none=False) and clip_grad_norm_ raised
+    p, tp = nn.Parameter(np.ones((2, 3))), torch.nn.Parameter(torch.ones((2, 3), dtype=torch.float64))
+    opt, topt = mg.optim.SGD([p], lr=0.1), torch.optim.SGD([tp], lr=0.1)
+    for loss in (lambda p: p.sum(), lambda p: p.mean(), lambda p: (p.sum(0) * 2).sum()):
+        opt.zero_grad(), topt.zero_grad()
+        loss(p).backward()
+        loss(tp).backward()
+        nn.utils.clip_grad_norm_([p], 0.5)
+        torch.nn.utils.clip_grad_norm_([tp], 0.5)
+        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-12)
+        opt.step(), topt.step()
+        opt.zero_grad(set_to_none=False), topt.zero_grad(set_to_none=False)
+    np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12)
