@@ -1536,9 +1536,15 @@ def _leaf_array(g, owners):
     broadcast), or its memory (``owners``: ids of the arrays or bases holding it) already another leaf's gradient or
     the walk's seed (add's backward gives both inputs one array). NOTE: a .grad is written in place (zero_grad's
     set_to_none=False, clip_grad_norm_, ``p.grad.data *= s``): a shared array was scaled once per leaf, silently,
-    where PyTorch's AccumulateGrad copies a gradient that something else holds."""
-    owner = g if g.base is None else g.base
-    if not g.flags.writeable or id(owner) in owners:
+    where PyTorch's AccumulateGrad copies a gradient that something else holds. The flags (a new object, the test's
+    costliest read) are read for a view only: minigrad marks no array read-only, so one is a view (a broadcast, or
+    a view of the caller's read-only array)."""
+    owner = g.base
+    if owner is None:
+        owner = g
+    elif not g.flags.writeable:
+        return g.copy()
+    if id(owner) in owners:
         return g.copy()
     owners.add(id(owner))
     return g
