@@ -178,7 +178,7 @@ def _randomize(m, rng, dtype):
         if p.data.dtype.kind != "f":
             continue
         v = rng.standard_normal(p.data.shape)
-        if "var" in name or name.endswith("v") and "weight" not in name:
+        if "var" in name:  # NOTE: running variances positive
             v = np.abs(v) + 0.5
         values[name] = v.astype(dtype)
     return values
@@ -216,9 +216,8 @@ def probe_layer(probe, name, make, make_torch, shape, dtype, tag, rng):
         sd = mod.state_dict()
         with torch.no_grad():
             for n, v in values.items():
-                tn = n.replace("parametrizations.weight.original0", "parametrizations.weight.original0")
-                if tn in sd:
-                    sd[tn].copy_(torch.from_numpy(v))
+                if n in sd:
+                    sd[n].copy_(torch.from_numpy(v))
         xt = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_(True)
         y = mod(xt)
         y.backward(torch.from_numpy(np.ascontiguousarray(dy)))
