@@ -166,7 +166,9 @@ class _Trace:
         self.refs = {}  # id(array) -> expression giving that array on replay
         self.tensor_refs = {}  # id(tensor) -> expression of its array
         self.keep = []  # everything whose id is a key above, kept alive so that ids stay unique
-        self.ns = {"_unbroadcast": _t._unbroadcast, "_sum_grads": _t._sum_grads, "np": np}
+        self.ns = {"_unbroadcast": _t._unbroadcast, "_sum_grads": _t._sum_grads, "np": np, "Tensor": Tensor,
+                   "_new_object": _t._new_object, "_add_to_grad": _t._add_to_grad,
+                   "_leaf_array": _t._leaf_array}
         self.lines = []
         self.sig = []  # what the second recording must match
         self.ctx_index = {}
@@ -508,6 +510,8 @@ class _Trace:
         # NOTE: the gradient variables some earlier line may have set; one that none may have set is still None
         # where a gradient first reaches it, so that line is a plain assignment
         assigned = {var[id(r)] for r in roots}
+        owners = self._name("w")  # NOTE: _leaf_array's set, as eager's walk (the seeds here are copies of their own)
+        lines.append(f"{owners} = set()")
         for node in order:
             v, ctx = var[id(node)], node._ctx
             if ctx is None:
@@ -516,12 +520,18 @@ class _Trace:
                     if not ref.startswith("t"):
                         self.reason = "a gradient into a tensor made inside the step (an argument?)"
                         return
-                    buf = self._name("b", Tensor(np.empty(0, node.data.dtype)))
                     is_root = any(node is r for r in roots)
-                    # NOTE: _acc's lines inline (a Python call fewer per leaf): its += into the one grad tensor
-                    t, g = ref[:-5], f"{v}.copy()" if is_root else v
-                    lines += [f"if {v} is not None:", f" o = {t}.grad",
-                              f" {buf}.data = {g} if o is None else o.data + {v}", f" {t}.grad = {buf}"]
+                    # NOTE: _accumulate's lines inline (a Python call fewer per leaf): a new grad tensor where the
+                    # leaf had none, as eager's (one tensor reused every replay changed under a reference the caller
+                    # kept to an earlier step's .grad), else _add_to_grad into the one it has
+                    t, g = ref[:-5], f"{v}.copy()" if is_root else f"_leaf_array({v}, {owners})"
+                    lines += [f"if {v} is not None:", f" o = {t}.grad", " if o is not None:",
+                              f"  {t}.grad = _add_to_grad(o, {v})"]
+                    if node.data.ndim:
+                        lines += [" else:", "  n = _new_object(Tensor)", "  n.grad = n._ctx = None",
+                                  "  n.requires_grad = False", f"  n.data = {g}", f"  {t}.grad = n"]
+                    else:
+                        lines += [" else:", f"  {t}.grad = Tensor({g})"]
                 continue
             start = len(lines)
             assigned_before = set(assigned)

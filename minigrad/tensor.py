@@ -1394,10 +1394,12 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
     grads = {}
     for r, g in zip(roots, root_grads):
         grads[r] = g if r not in grads else grads[r] + g
+    # NOTE: the memory of the arrays given to leaves so far (see _leaf_array); a seed is the caller's
+    owners = {id(g if g.base is None else g.base) for g in root_grads if type(g) is np.ndarray}
     captured = {}
     anomaly = _active_switches and _anomaly_enabled()
     if want is None and not create_graph and not anomaly:  # NOTE: backward() of a loss, the common walk
-        _walk_arrays(order, grads, roots, retain_graph)
+        _walk_arrays(order, grads, roots, retain_graph, owners)
         return captured
     with (enable_grad() if create_graph else contextlib.nullcontext()):
         for node in order:
@@ -1411,14 +1413,14 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
             ctx = node._ctx
             if want is not None and node in want:
                 if accumulate:
-                    _accumulate(node, g, create_graph, builtins.any(node is r for r in roots))
+                    _accumulate(node, g, create_graph, builtins.any(node is r for r in roots), owners)
                 else:
                     captured[node] = g
                 if stop_at_inputs:
                     continue
             elif ctx is None:  # a leaf
                 if want is None and node.requires_grad:
-                    _accumulate(node, g, create_graph, builtins.any(node is r for r in roots))
+                    _accumulate(node, g, create_graph, builtins.any(node is r for r in roots), owners)
                 continue
             if ctx is None:
                 continue
@@ -1453,7 +1455,7 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
     return captured
 
 
-def _walk_arrays(order, grads, roots, retain_graph):
+def _walk_arrays(order, grads, roots, retain_graph, owners):
     """``_backward_pass``'s loop for array gradients into every leaf (no ``inputs``, no create_graph, no anomaly
     checks): the same steps in the same order, without the tests of the cases that cannot arise here."""
     root_ids = {id(r) for r in roots}
@@ -1466,7 +1468,7 @@ def _walk_arrays(order, grads, roots, retain_graph):
             if getattr(node, "_freed", False):
                 raise RuntimeError(_FREED_MESSAGE)
             if node.requires_grad:
-                _accumulate(node, g, False, id(node) in root_ids)
+                _accumulate(node, g, False, id(node) in root_ids, owners)
             continue
         in_grads = ctx.backward(g)
         parents = ctx.parents
@@ -1514,17 +1516,53 @@ _FREED_MESSAGE = ("Trying to backward through the graph a second time (or direct
                   "graph a second time or if you need to access saved tensors after calling backward.")
 
 
-def _accumulate(node, g, create_graph, is_root):
+def _accumulate(node, g, create_graph, is_root, owners):
     if create_graph:  # NOTE: .grad keeps the graph of the backward pass, as PyTorch's
         node.grad = g if node.grad is None else node.grad + g
+    elif node.grad is not None:
+        node.grad = _add_to_grad(node.grad, g)
     else:
-        data = (g.copy() if is_root else g) if node.grad is None else node.grad.data + g
-        if type(data) is not np.ndarray:  # NOTE: a NumPy scalar (0-d + 0-d gives one): Tensor makes it an array
-            node.grad = Tensor(data)
+        if type(g) is not np.ndarray:  # NOTE: a NumPy scalar: Tensor makes it an array
+            node.grad = Tensor(g)
             return
+        data = g.copy() if is_root else _leaf_array(g, owners)
         t = _new_object(Tensor)  # NOTE: Tensor(data) without Tensor.__init__'s frame (14 leaves an MLP-BN step)
         t.data, t.grad, t._ctx, t.requires_grad = data, None, None, False
         node.grad = t
+
+
+def _leaf_array(g, owners):
+    """``g`` as a leaf's first gradient, or a copy where the leaf would not own it: read-only (sum's backward gives a
+    broadcast), or its memory (``owners``: ids of the arrays or bases holding it) already another leaf's gradient or
+    the walk's seed (add's backward gives both inputs one array). NOTE: a .grad is written in place (zero_grad's
+    set_to_none=False, clip_grad_norm_, ``p.grad.data *= s``): a shared array was scaled once per leaf, silently,
+    where PyTorch's AccumulateGrad copies a gradient that something else holds. The flags (a new object, the test's
+    costliest read) are read for a view only: minigrad marks no array read-only, so one is a view (a broadcast, or
+    a view of the caller's read-only array)."""
+    owner = g.base
+    if owner is None:
+        owner = g
+    elif not g.flags.writeable:
+        return g.copy()
+    if id(owner) in owners:
+        return g.copy()
+    owners.add(id(owner))
+    return g
+
+
+def _add_to_grad(old, g):
+    """The leaf's grad tensor after ``old + g``: ``old`` itself with the sum as its data, as PyTorch accumulates into
+    the grad tensor in place (a reference kept to ``p.grad`` before ``zero_grad(set_to_none=False)`` and backward
+    sees the new gradient; a new tensor left it holding the zeros). NOTE: the sum is a new array, not ``+=``: the
+    old array may be another leaf's gradient too (a backward may give two parents the same array). A grad tensor
+    with a graph of its own is left alone: a new tensor, as before."""
+    data = old.data + g
+    if type(data) is not np.ndarray:  # NOTE: a NumPy scalar (0-d + 0-d gives one)
+        data = np.asarray(data)
+    if old._ctx is not None or old.requires_grad:
+        return Tensor(data)
+    old.data = data
+    return old
 
 
 # -------------------------------------------------------------------- anomaly detection

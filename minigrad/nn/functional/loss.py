@@ -27,8 +27,9 @@ class _CrossEntropy(Function):
 
     def forward(self, x, target, weight, valid, smoothing, reduction):
         m, c = x.shape
-        logp = np.empty_like(x)
-        kernels.kernels().log_softmax_forward(logp, np.ascontiguousarray(x))
+        x = np.ascontiguousarray(x)
+        logp = np.empty_like(x)  # NOTE: after the copy: empty_like keeps a Fortran order, which the kernel refuses
+        kernels.kernels().log_softmax_forward(logp, x)
         # NOTE: count_nonzero, not valid.all(): the same answer without a ufunc reduction (3 us against 1)
         if weight is None and not smoothing and reduction != "none" and np.count_nonzero(valid) == valid.size:
             # NOTE: the plain case (a classifier's step) in 4 calls where the general path makes ~12: the loss has
