@@ -192,3 +192,27 @@ def test_a_broadcast_gradient_is_written_in_place_as_pytorch():
         opt.step(), topt.step()
         opt.zero_grad(set_to_none=False), topt.zero_grad(set_to_none=False)
     np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("make, tmake, shape", [
+    (lambda: nn.BatchNorm2d(3), lambda: torch.nn.BatchNorm2d(3), (4, 3, 5, 5)),
+    (lambda: nn.InstanceNorm1d(3, track_running_stats=True),
+     lambda: torch.nn.InstanceNorm1d(3, track_running_stats=True), (2, 3, 6)),
+    (lambda: nn.BatchNorm1d(3, momentum=None), lambda: torch.nn.BatchNorm1d(3, momentum=None), (5, 3))])
+def test_strided_running_stats_updated_in_place(backend, make, tmake, shape):
+    # NOTE: running statistics whose .data a user set to a strided view: PyTorch updates them in place; the update
+    # kernel takes C-contiguous buffers only, so it raised here. The view (and the array under it) must see the
+    # update, and the values between its elements stay as they were
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    m, t = make(), tmake()
+    under_m, under_v = np.full(6, 7.0, np.float32), np.full(6, 7.0, np.float32)
+    under_m[::2], under_v[::2] = 0.0, 1.0
+    m.running_mean.data, m.running_var.data = under_m[::2], under_v[::2]
+    with mg.using_backend(backend):
+        for _ in range(2):
+            m(Tensor(x))
+            t(torch.tensor(x))
+    np.testing.assert_allclose(under_m[::2], t.running_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(under_v[::2], t.running_var.numpy(), rtol=1e-5, atol=1e-6)
+    assert (under_m[1::2] == 7.0).all() and (under_v[1::2] == 7.0).all()

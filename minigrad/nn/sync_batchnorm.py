@@ -17,7 +17,7 @@ import numpy as np
 from minigrad import kernels
 from minigrad.kernels import coefficients
 from minigrad.nn.functional.norm import _affine, _as_ncs_array, _check_channel_args, _check_input, _grads_for, \
-    _params, _momentum_value
+    _params, _momentum_value, _running_stats_update
 from minigrad.nn.norm import _BatchNorm
 from minigrad.tensor import Function, _host
 
@@ -128,8 +128,8 @@ class SyncBatchNorm(_BatchNorm):
             c = self.num_features
 
             def update(rm, rv):  # NOTE: a host computation reading the node when it runs (minigrad.compile replays it)
-                kernels.kernels().running_stats_update(rm, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c),
-                                                       _momentum_value(factor), eps, float(node.count))
+                _running_stats_update(rm, rv, node.mean.reshape(1, c), node.rstd.reshape(1, c),
+                                      _momentum_value(factor), eps, float(node.count))
             _host(update, rm, rv)
         return y
 

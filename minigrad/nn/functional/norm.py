@@ -524,7 +524,19 @@ def _update_running(rm, rv, mean, rstd, momentum, eps, count):
     statistic gets a scratch array. ``momentum``: a float, or a ``_CumulativeAverage`` read here."""
     rm = rm if rm is not None else np.empty_like(rv)
     rv = rv if rv is not None else np.empty_like(rm)
-    kernels.kernels().running_stats_update(rm, rv, mean, rstd, _momentum_value(momentum), eps, float(count))
+    _running_stats_update(rm, rv, mean, rstd, _momentum_value(momentum), eps, float(count))
+
+
+def _running_stats_update(rm, rv, mean, rstd, momentum, eps, count):
+    """The contract's running_stats_update, in place in rm and rv whatever their layout: a strided buffer (a view
+    a user set as the buffer's .data, which PyTorch updates in place too) through a contiguous copy written back,
+    as the kernel takes C-contiguous arrays only."""
+    if rm.flags.c_contiguous and rv.flags.c_contiguous:
+        kernels.kernels().running_stats_update(rm, rv, mean, rstd, momentum, eps, count)
+        return
+    cm, cv = np.ascontiguousarray(rm), np.ascontiguousarray(rv)
+    kernels.kernels().running_stats_update(cm, cv, mean, rstd, momentum, eps, count)
+    rm[...], rv[...] = cm, cv
 
 
 class _CumulativeAverage:
