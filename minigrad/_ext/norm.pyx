@@ -41,10 +41,12 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
     float32 totals that are not finite: summed again in double (the overflow fallback)
     elementwise: mg_col_affine* (S == 1); mg_channel_affine* (full vectors per channel, last one overlapping,
       for L <= S < MG_SHORT_RUN; one channel per call otherwise)
-    blocks: one block of channels per thread; where S*itemsize >= BN_RUN_BYTES (16 KiB) blocks of at most
-      BN_BLOCK_BYTES (4 MiB) of input, so the elementwise pass rereads x from cache (_bn_n_blocks)
+    blocks (_bn_n_blocks), at least one per thread, so the elementwise pass rereads x (and dy) from cache: S == 1
+      one block per thread; a channel's runs in all inputs (x, or dy and x) of at least BN_RUN_BYTES (16 KiB):
+      blocks of at most BN_BLOCK_BYTES (4 MiB) of input; shorter: blocks of at most BN_L2_BYTES (512 KiB) of
+      input, widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input
     inference: one elementwise pass, _affine_row
-    one block (one thread): called directly, without an OpenMP region
+    one thread: the blocks in order, called directly, without an OpenMP region
   group norm (rows (n, g) of M = Cg*S values)
     forward                   statistics over the whole row (mg_shifted_sums_*), then S == 1 (layer-norm
                               shaped): mg_ln_affine, one weight per element; S > 1: mg_row_affine per channel
@@ -147,8 +149,8 @@ cdef inline double _rstd(double s1, double s2, double M, double eps, double* mea
 #      one contiguous stretch per row, into its own per-channel sums (not one channel at a time, N runs at
 #      stride C*S: docs/perf/norm-kernels.md#batch-norm-blocks). Each channel's sum runs over n in order
 #      whatever the blocks, so the result does not depend on n_threads;
-#   2. then at once its elementwise pass (x - K)*scale + shift over the same stretches: with large S the blocks
-#      are sized to stay in cache between the two passes (_bn_n_blocks), so the second read is not from DRAM.
+#   2. then at once its elementwise pass (x - K)*scale + shift over the same stretches: for S > 1 the blocks are
+#      sized to stay in cache between the two passes (_bn_n_blocks), so the second read is from L2 (or L3).
 # the lane partials (p1 then p2, 4 doubles per channel each) of channels [c0, c1) in the scratch lanes (8*C,),
 # zeroed; returns p1 (p2 = p1 + 4*(c1 - c0))
 cdef inline double* _zeroed_lanes(double* lanes, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
