@@ -41,10 +41,12 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
     float32 totals that are not finite: summed again in double (the overflow fallback)
     elementwise: mg_col_affine* (S == 1); mg_channel_affine* (full vectors per channel, last one overlapping,
       for L <= S < MG_SHORT_RUN; one channel per call otherwise)
-    blocks: one block of channels per thread; where S*itemsize >= BN_RUN_BYTES (16 KiB) blocks of at most
-      BN_BLOCK_BYTES (4 MiB) of input, so the elementwise pass rereads x from cache (_bn_n_blocks)
+    blocks (_bn_n_blocks), at least one per thread, so the elementwise pass rereads x (and dy) from cache: S == 1
+      one block per thread; a channel's runs in all inputs (x, or dy and x) of at least BN_RUN_BYTES (16 KiB):
+      blocks of at most BN_BLOCK_BYTES (4 MiB) of input; shorter: blocks of at most BN_L2_BYTES (512 KiB) of
+      input, widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input
     inference: one elementwise pass, _affine_row
-    one block (one thread): called directly, without an OpenMP region
+    one thread: the blocks in order, called directly, without an OpenMP region
   group norm (rows (n, g) of M = Cg*S values)
     forward                   statistics over the whole row (mg_shifted_sums_*), then S == 1 (layer-norm
                               shaped): mg_ln_affine, one weight per element; S > 1: mg_row_affine per channel
@@ -85,6 +87,11 @@ cdef enum:
 # batch norm: input bytes of a block of channels that is reduced and then finished while it is still in cache
 cdef Py_ssize_t BN_BLOCK_BYTES = 4 << 20
 cdef Py_ssize_t BN_RUN_BYTES = 16 << 10
+# batch norm, S > 1 with short runs (S*itemsize < BN_RUN_BYTES): blocks of at most BN_L2_BYTES of input, so that the
+# second pass reads from L2, but runs of at least BN_MIN_RUN_BYTES, so that the prefetcher still follows them
+# (_bn_n_blocks; 0 keeps one block per thread); set through _set_bn_blocks (tests, A/B scripts)
+cdef Py_ssize_t BN_L2_BYTES = 512 << 10
+cdef Py_ssize_t BN_MIN_RUN_BYTES = 4 << 10
 # BatchNorm1d (S == 1): inputs (x, or dy and x) of at most this many bytes may take the mg_bn1d_* path (_bn1d_fits)
 cdef Py_ssize_t BN1D_CACHE_BYTES = 512 << 10
 
@@ -142,8 +149,8 @@ cdef inline double _rstd(double s1, double s2, double M, double eps, double* mea
 #      one contiguous stretch per row, into its own per-channel sums (not one channel at a time, N runs at
 #      stride C*S: docs/perf/norm-kernels.md#batch-norm-blocks). Each channel's sum runs over n in order
 #      whatever the blocks, so the result does not depend on n_threads;
-#   2. then at once its elementwise pass (x - K)*scale + shift over the same stretches: with large S the blocks
-#      are sized to stay in cache between the two passes (_bn_n_blocks), so the second read is not from DRAM.
+#   2. then at once its elementwise pass (x - K)*scale + shift over the same stretches: for S > 1 the blocks are
+#      sized to stay in cache between the two passes (_bn_n_blocks), so the second read is from L2 (or L3).
 # the lane partials (p1 then p2, 4 doubles per channel each) of channels [c0, c1) in the scratch lanes (8*C,),
 # zeroed; returns p1 (p2 = p1 + 4*(c1 - c0))
 cdef inline double* _zeroed_lanes(double* lanes, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
@@ -297,17 +304,32 @@ cdef inline void _bn_dx_coefficients(double sdy, double sdyx, double M, double m
     k[0] = -b[0] * (mean - Kx[0])
 
 
-cdef Py_ssize_t _bn_n_blocks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t itemsize,
+cdef Py_ssize_t _bn_n_blocks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t itemsize, Py_ssize_t n_arrays,
                              int n_threads) noexcept nogil:
-    """One block of channels per thread; or, where a channel's runs are long (S*itemsize >= BN_RUN_BYTES), blocks
-    of at most BN_BLOCK_BYTES of input (at least one channel) and at least one per thread.
-    NOTE: a block is read n by n in runs of (c1 - c0)*S values C*S apart; short runs defeat the hardware
-    prefetcher, so small S keeps whole-thread blocks (docs/perf/norm-kernels.md#batch-norm-blocks)."""
-    cdef Py_ssize_t nt = min(C, max(n_threads, 1)), per_block
-    if S * itemsize < BN_RUN_BYTES:
+    """Blocks of channels over n_arrays input arrays (x; or dy and x), at least one block per thread. S == 1: one per
+    thread. Long runs (n_arrays*S*itemsize >= BN_RUN_BYTES): blocks of at most BN_BLOCK_BYTES of input (at least one
+    channel). Short runs: blocks of at most BN_L2_BYTES of input, widened so that each array's runs (c1 - c0)*S are
+    at least BN_MIN_RUN_BYTES.
+    NOTE: a block is read n by n in runs of (c1 - c0)*S values C*S apart; short runs defeat the hardware prefetcher,
+    and whole-thread blocks make the second pass read from L3 or DRAM (docs/perf/norm-kernels.md#batch-norm-blocks,
+    #2026-12-07-session-30-the-second-pass-from-l2)."""
+    cdef Py_ssize_t nt = min(C, max(n_threads, 1)), per_block, run = S * itemsize, channel = N * run * n_arrays
+    if S == 1 or (run * n_arrays < BN_RUN_BYTES and BN_L2_BYTES == 0):
         return nt
-    per_block = max(1, BN_BLOCK_BYTES // max(1, N * S * itemsize))
+    if run * n_arrays >= BN_RUN_BYTES:
+        per_block = max(1, BN_BLOCK_BYTES // channel)
+    else:
+        per_block = max(1, BN_L2_BYTES // channel, (BN_MIN_RUN_BYTES + run - 1) // run)
     return max((C + per_block - 1) // per_block, nt)
+
+
+def _set_bn_blocks(Py_ssize_t l2_bytes, Py_ssize_t min_run_bytes):
+    """Sets BN_L2_BYTES and BN_MIN_RUN_BYTES (the short-run block rule of _bn_n_blocks; l2_bytes 0: one block per
+    thread, the rule before session 30); returns the previous pair."""
+    global BN_L2_BYTES, BN_MIN_RUN_BYTES
+    old = (BN_L2_BYTES, BN_MIN_RUN_BYTES)
+    BN_L2_BYTES, BN_MIN_RUN_BYTES = l2_bytes, min_run_bytes
+    return old
 
 
 cdef inline double _clip(double v, double lo, double hi) noexcept nogil:
@@ -414,7 +436,7 @@ cdef int _bn_forward(floating* y, double* mean, double* rstd,
                      Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads, double* r=NULL, double* d=NULL,
                      const floating* running_mean=NULL, const floating* running_var=NULL, double r_max=1.0,
                      double d_max=0.0) noexcept nogil:
-    cdef Py_ssize_t nb = _bn_n_blocks(N, C, S, sizeof(floating), n_threads), blk
+    cdef Py_ssize_t nb = _bn_n_blocks(N, C, S, sizeof(floating), 1, n_threads), blk
     if S == 1 and running_mean == NULL and _bn1d_fits(N, C, N * C * sizeof(floating), sizeof(floating)):
         if nb == 1:
             _bn1d_forward(y, mean, rstd, x, weight, bias, eps, N, C, 0, C)
@@ -429,9 +451,11 @@ cdef int _bn_forward(floating* y, double* mean, double* rstd,
         free(buf)
         free(coef)
         return -1
-    if nb == 1:  # NOTE: no OpenMP region for one block (it costs a futex call per region even at 1 thread)
-        _bn_forward_block(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
-                          N, C, S, 0, C, r, d, running_mean, running_var, r_max, d_max)
+    if nb == 1 or n_threads == 1:  # NOTE: no OpenMP region at one thread (it costs a futex call per region)
+        for blk in range(nb):
+            _bn_forward_block(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
+                              N, C, S, blk * C // nb, (blk + 1) * C // nb, r, d, running_mean, running_var,
+                              r_max, d_max)
     else:
         for blk in prange(nb, schedule='static', num_threads=n_threads):
             _bn_forward_block(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
@@ -476,7 +500,7 @@ cdef int _bn_backward(floating* dx, floating* dweight, floating* dbias,
                       const floating* dy, const floating* x, const double* mean, const double* rstd,
                       const floating* weight,
                       Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads) noexcept nogil:
-    cdef Py_ssize_t nb = _bn_n_blocks(N, C, S, 2 * sizeof(floating), n_threads), blk
+    cdef Py_ssize_t nb = _bn_n_blocks(N, C, S, sizeof(floating), 2, n_threads), blk
     if S == 1 and _bn1d_fits(N, C, 2 * N * C * sizeof(floating), sizeof(floating)):
         if nb == 1:
             _bn1d_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, 0, C)
@@ -491,9 +515,10 @@ cdef int _bn_backward(floating* dx, floating* dweight, floating* dbias,
         free(buf)
         free(coef)
         return -1
-    if nb == 1:
-        _bn_backward_block(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
-                           N, C, S, 0, C)
+    if nb == 1 or n_threads == 1:
+        for blk in range(nb):
+            _bn_backward_block(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
+                               N, C, S, blk * C // nb, (blk + 1) * C // nb)
     else:
         for blk in prange(nb, schedule='static', num_threads=n_threads):
             _bn_backward_block(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,

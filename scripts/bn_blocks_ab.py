@@ -1,0 +1,163 @@
+"""Batch norm's block rule for short runs (norm.pyx ``_bn_n_blocks``, session 30): the rule before (one block of
+channels per thread; ``_set_bn_blocks(0, ...)``) against blocks of at most L2 bytes of input with runs of at least
+MIN_RUN bytes, on the raw Cython kernels ``batch_renorm_forward``, ``batch_norm_forward``, ``batch_norm_backward``
+and ``ghost_batch_norm_forward`` / ``_backward`` (chunk --chunk), interleaved in one process with a triad of the same
+run (Numba, a = b + s*c over three arrays of |x| elements, 3 |x| moved). Each round times the triad and every rule
+once (a batch of calls each; CPU time at 1 thread, wall time at 2); per-round ratios old/new, medians [min, max];
+GB/s under the phase tables' byte model (forward: x read, y written; backward: dy, x read, dx written; the C-sized
+arrays ignored), as a fraction of the triad.
+
+--bits instead checks that every rule gives the same bits as the rule before, over many shapes, both dtypes and
+1 and 2 threads (no timing).
+
+    PYTHONPATH=$PWD python scripts/bn_blocks_ab.py [--shapes 32x64x256 ...] [--rules 256:2 512:4] [--rounds 11]
+    PYTHONPATH=$PWD python scripts/bn_blocks_ab.py --bits
+"""
+import argparse
+import itertools
+import os
+import time
+
+import numpy as np
+
+KERNELS = ["batch_renorm_forward", "batch_norm_forward", "batch_norm_backward", "ghost_batch_norm_forward",
+           "ghost_batch_norm_backward"]
+
+
+def calls(norm, shape, dtype, threads, chunk, seed=0):
+    """kernel -> (callable, outputs, bytes moved) on fresh arrays of (N, C, S)."""
+    N, C, S = shape
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    w, b = (rng.random(C) + 0.5).astype(dtype), rng.standard_normal(C).astype(dtype)
+    rm, rv = rng.standard_normal(C).astype(dtype), (rng.random(C) + 0.5).astype(dtype)
+    y, dx = np.empty_like(x), np.empty_like(x)
+    mean, rstd, r, d = (np.empty(C) for _ in range(4))
+    G = -(-N // chunk)
+    gmean, grstd = np.empty((G, C)), np.empty((G, C))
+    dw, db = np.empty(C, dtype), np.empty(C, dtype)
+    norm.batch_norm_forward(y, mean, rstd, x, w, b, 1e-5, 1)
+    norm.ghost_batch_norm_forward(y, gmean, grstd, x, w, b, chunk, 1e-5, 1)
+    gm, gr = gmean.copy(), grstd.copy()
+    m0, r0 = mean.copy(), rstd.copy()
+    nb = x.nbytes
+    return {
+        "batch_renorm_forward": (lambda: norm.batch_renorm_forward(y, mean, rstd, r, d, x, w, b, rm, rv, 3.0, 5.0,
+                                                                   1e-5, threads), (y, mean, rstd, r, d), 2 * nb),
+        "batch_norm_forward": (lambda: norm.batch_norm_forward(y, mean, rstd, x, w, b, 1e-5, threads),
+                               (y, mean, rstd), 2 * nb),
+        "batch_norm_backward": (lambda: norm.batch_norm_backward(dx, dw, db, dy, x, m0, r0, w, threads),
+                                (dx, dw, db), 3 * nb),
+        "ghost_batch_norm_forward": (lambda: norm.ghost_batch_norm_forward(y, gmean, grstd, x, w, b, chunk, 1e-5,
+                                                                           threads), (y, gmean, grstd), 2 * nb),
+        "ghost_batch_norm_backward": (lambda: norm.ghost_batch_norm_backward(dx, dw, db, dy, x, gm, gr, w, chunk,
+                                                                             threads), (dx, dw, db), 3 * nb),
+    }
+
+
+def triad(n, dtype):
+    import numba
+
+    @numba.njit(cache=False)
+    def run(a, b, c, s):
+        for i in range(a.shape[0]):
+            a[i] = b[i] + s * c[i]
+
+    a, b, c, s = np.zeros(n, dtype), np.ones(n, dtype), np.ones(n, dtype), dtype(3.0)
+    run(a, b, c, s)
+    return lambda: run(a, b, c, s), 3 * a.nbytes
+
+
+def bits(norm, rules):
+    shapes = [(N, C, S) for N in (1, 2, 5, 16) for C in (1, 3, 7, 17, 40) for S in (2, 7, 8, 33, 64, 130, 300, 600)]
+    bad = 0
+    for shape, dtype, threads in itertools.product(shapes, (np.float32, np.float64), (1, 2)):
+        got = {}
+        for rule in [(0, 0)] + rules:
+            norm._set_bn_blocks(*rule)
+            for k, (fn, outs, _) in calls(norm, shape, dtype, threads, chunk=3, seed=sum(shape)).items():
+                fn()
+                got.setdefault(k, []).append([o.copy() for o in outs])
+        for k, runs in got.items():
+            for rule, outs in zip(rules, runs[1:]):
+                if not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(runs[0], outs)):
+                    bad += 1
+                    print(f"DIFFERENT: {k} {shape} {np.dtype(dtype).name} threads={threads} rule={rule}")
+    print(f"{len(shapes)} shapes x 2 dtypes x 2 thread counts x {len(KERNELS)} kernels x {len(rules)} rules "
+          f"against the rule before: {bad} different")
+    return bad
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shapes", nargs="+", default=["32x64x256"])
+    ap.add_argument("--dtypes", nargs="+", default=["float32"])
+    ap.add_argument("--rules", nargs="+", default=["256:2"], help="L2 KiB:min run KiB (new rules to time)")
+    ap.add_argument("--kernels", nargs="+", default=KERNELS)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--chunk", type=int, default=8, help="ghost batch norm's samples per chunk")
+    ap.add_argument("--target", type=float, default=0.02, help="seconds per batch")
+    ap.add_argument("--bits", action="store_true")
+    args = ap.parse_args()
+    import minigrad
+    from minigrad._ext import norm
+
+    minigrad.set_num_threads(args.threads)
+    rules = [tuple(int(v) << 10 for v in r.split(":")) for r in args.rules]
+    default = norm._set_bn_blocks(0, 0)
+    norm._set_bn_blocks(*default)
+    if args.bits:
+        raise SystemExit(1 if bits(norm, rules + [default, (4 << 10, 1 << 10), (1 << 10, 0)]) else 0)
+    clock = time.process_time if args.threads == 1 else time.perf_counter
+    print(f"load average {os.getloadavg()}; threads {args.threads}, {args.rounds} rounds, "
+          f"{'CPU' if args.threads == 1 else 'wall'} time; rule before = one block per thread; new = L2:min run")
+    print("| shape | dtype | kernel | rule | before us | new us | before/new [min, max] | before of triad | "
+          "new of triad |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for shape_s, dt in itertools.product(args.shapes, args.dtypes):
+        shape, dtype = tuple(int(v) for v in shape_s.split("x")), np.dtype(dt).type
+        fns = calls(norm, shape, dtype, args.threads, args.chunk)
+        tri, tri_bytes = triad(int(np.prod(shape)), dtype)
+        variants = {"triad": (tri, None)}
+        for k in args.kernels:
+            for rule in [(0, 0)] + rules:
+                def run(fn=fns[k][0], rule=rule):
+                    norm._set_bn_blocks(*rule)
+                    fn()
+                variants[(k, rule)] = (run, rule)
+        counts = {}
+        for name, (fn, _) in variants.items():
+            fn()
+            t0, n = clock(), 0
+            while clock() - t0 < args.target / 4:
+                fn()
+                n += 1
+            counts[name] = max(5, 4 * n)
+        times = {name: [] for name in variants}
+        for _ in range(args.rounds):
+            for name, (fn, rule) in variants.items():
+                if rule is not None:
+                    norm._set_bn_blocks(*rule)
+                t0 = clock()
+                for _ in range(counts[name]):
+                    fn()
+                times[name].append((clock() - t0) / counts[name])
+        times = {name: np.array(t) for name, t in times.items()}
+        tri_gbps = tri_bytes / np.median(times["triad"]) / 1e9
+        for k in args.kernels:
+            old = times[(k, (0, 0))]
+            for rule in rules:
+                new = times[(k, rule)]
+                ratio = old / new
+                gb = lambda t: fns[k][2] / np.median(t) / 1e9 / tri_gbps  # noqa: E731
+                print(f"| {shape_s} | {dt} | {k} | {rule[0] >> 10}:{rule[1] >> 10} | {np.median(old) * 1e6:.1f} | "
+                      f"{np.median(new) * 1e6:.1f} | {np.median(ratio):.3f} [{ratio.min():.2f}, {ratio.max():.2f}] | "
+                      f"{gb(old):.0%} | {gb(new):.0%} |")
+        print(f"| {shape_s} | {dt} | triad | | {np.median(times['triad']) * 1e6:.1f} | | | {tri_gbps:.1f} GB/s | |")
+    norm._set_bn_blocks(*default)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Batch norm's blocks of channels (norm.pyx ``_bn_n_blocks``): with the short-run rule's block size set small
+(``_set_bn_blocks``), small shapes take many blocks, every block edge inside a channel row; the Cython kernels must
+give the bits of one block (the rule switched off) at 1 and 2 threads, and every backend must agree with the
+reference on the same shapes. The shapes cover each S path of the channel sums (S < 8, short runs, float32 lanes
+MG_SHORT_RUN <= S < MG_LANE_RUN, long runs), odd C (uneven blocks, the float64 channel pairs), S == 1 and ghost
+batch norm's chunks.
+"""
+import numpy as np
+import pytest
+
+from conftest import BACKENDS, DTYPES
+from minigrad import kernels
+from minigrad.kernels import reference
+
+EPS = 1e-5
+TOL = {np.float32: 1e-5, np.float64: 1e-10}
+# (N, C, S)
+SHAPES = [(5, 7, 9), (3, 17, 33), (4, 40, 8), (2, 9, 130), (3, 5, 600), (6, 11, 3), (9, 13, 1), (1, 3, 2)]
+# (l2_bytes, min_run_bytes): blocks of one channel, of a few channels, runs widened past the block size
+RULES = [(1, 0), (1 << 10, 0), (512, 256)]
+CHUNK = 2
+
+
+def _arrays(shape, dtype):
+    rng = np.random.default_rng(sum(shape))
+    N, C, S = shape
+    x = (0.5 + 2 * rng.standard_normal(shape)).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    w, b = (1 + 0.5 * rng.standard_normal(C)).astype(dtype), (0.5 * rng.standard_normal(C)).astype(dtype)
+    rm, rv = rng.standard_normal(C).astype(dtype), (0.5 + rng.random(C)).astype(dtype)
+    return x, dy, w, b, rm, rv
+
+
+def _run(k, shape, dtype, *extra):
+    """Every kernel that goes through the blocks, into NaN-filled outputs: {name: array}."""
+    x, dy, w, b, rm, rv = _arrays(shape, dtype)
+    N, C, S = shape
+    G = -(-N // CHUNK)
+    nan = lambda *s, dt=np.float64: np.full(s, np.nan, dt)  # noqa: E731
+    out = {}
+    y, mean, rstd = nan(N, C, S, dt=dtype), nan(C), nan(C)
+    k.batch_norm_forward(y, mean, rstd, x, w, b, EPS, *extra)
+    out.update(y=y, mean=mean, rstd=rstd)
+    dx, dw, db = nan(N, C, S, dt=dtype), nan(C, dt=dtype), nan(C, dt=dtype)
+    k.batch_norm_backward(dx, dw, db, dy, x, mean, rstd, w, *extra)
+    out.update(dx=dx, dweight=dw, dbias=db)
+    ry, rmean, rrstd, r, d = nan(N, C, S, dt=dtype), nan(C), nan(C), nan(C), nan(C)
+    k.batch_renorm_forward(ry, rmean, rrstd, r, d, x, w, b, rm, rv, 3.0, 5.0, EPS, *extra)
+    out.update(renorm_y=ry, renorm_mean=rmean, renorm_rstd=rrstd, r=r, d=d)
+    gy, gmean, grstd = nan(N, C, S, dt=dtype), nan(G, C), nan(G, C)
+    k.ghost_batch_norm_forward(gy, gmean, grstd, x, w, b, CHUNK, EPS, *extra)
+    gdx, gdw, gdb = nan(N, C, S, dt=dtype), nan(C, dt=dtype), nan(C, dt=dtype)
+    k.ghost_batch_norm_backward(gdx, gdw, gdb, dy, x, gmean, grstd, w, CHUNK, *extra)
+    out.update(ghost_y=gy, ghost_mean=gmean, ghost_rstd=grstd, ghost_dx=gdx, ghost_dweight=gdw, ghost_dbias=gdb)
+    return out
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_blocks_agree_with_the_reference(name, dtype, shape):
+    """The many-block shapes on every backend, against the reference (Cython with the small blocks)."""
+    restore = None
+    if name == "cython":
+        from minigrad._ext import norm
+        restore = norm._set_bn_blocks(*RULES[0])
+    try:
+        got = _run(kernels.load(name), shape, dtype)
+    finally:
+        if restore:
+            norm._set_bn_blocks(*restore)
+    want = _run(reference, shape, dtype)
+    for what, w in want.items():
+        scale = max(float(np.max(np.abs(w))), 1.0)
+        np.testing.assert_allclose(got[what], w, rtol=TOL[dtype], atol=TOL[dtype] * scale, err_msg=what)
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="Cython extensions not built")
+@pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blocks_keep_the_bits_of_one_block(dtype, shape):
+    from minigrad._ext import norm
+
+    default = norm._set_bn_blocks(0, 0)
+    try:
+        want = _run(norm, shape, dtype, 1)  # one block
+        for rule in RULES + [default]:
+            norm._set_bn_blocks(*rule)
+            for n_threads in (1, 2):
+                got = _run(norm, shape, dtype, n_threads)
+                for what, w in want.items():
+                    assert np.array_equal(got[what], w, equal_nan=True), f"{what}, rule {rule}, {n_threads} threads"
+    finally:
+        norm._set_bn_blocks(*default)
