@@ -120,6 +120,9 @@ def _s0_inputs(rng, x, dy, v, sc):
     return x3, dy3, v[:C].copy(), sc[:C].copy(), gm, gr, G
 
 
+MODERATE = (0, 3, 5, 6)  # the cases of _rows without NaN/inf, saturation or a large mean
+
+
 def accuracy(ext_dir):
     from minigrad._ext import phases as new
     from minigrad.kernels.reference import phases as ref
@@ -153,10 +156,12 @@ def accuracy(ext_dir):
                             continue
                         ok = np.isfinite(g_) & np.isfinite(w_) & (m_ > 0) & np.isfinite(m_)
                         err = float(np.max(np.abs(g_ - w_)[ok] / m_[ok] / unit, initial=0.0))
-                        key = (dt.__name__, f"gate {gate} {name}")
-                        worst.setdefault(key, [0.0, 0.0, 0, 0])
-                        worst[key][i] = max(worst[key][i], err)
-                        worst[key][2 + i] += int(np.sum((np.isnan(g_) != np.isnan(w_)) | (np.isinf(g_) != np.isinf(w_))))
+                        bad = int(np.sum((np.isnan(g_) != np.isnan(w_)) | (np.isinf(g_) != np.isinf(w_))))
+                        for key in [(dt.__name__, f"gate {gate} {name}", "all")] + (
+                                [(dt.__name__, f"gate {gate} {name}", "moderate")] if case in MODERATE else []):
+                            worst.setdefault(key, [0.0, 0.0, 0, 0])
+                            worst[key][i] = max(worst[key][i], err)
+                            worst[key][2 + i] += bad
                 assert same[0] == same[1], (dt.__name__, D, case, gate, "changed bits where none may change")
             x3, dy3, v3, w3, gm, gr, G = _s0_inputs(rng, x, dy, v, sc)
             want = [np.empty_like(x3)] + [np.empty(x3.shape[:2]) for _ in range(3)]
@@ -170,16 +175,21 @@ def accuracy(ext_dir):
                 g_, w_ = got[0].astype(np.float64), want[0].astype(np.float64)
                 ok = np.isfinite(g_) & np.isfinite(w_)
                 scale = float(np.max(np.abs(w_[ok]), initial=0.0)) or 1.0
-                key = (dt.__name__, "S0 backward dx (of max|dx|)")
-                worst.setdefault(key, [0.0, 0.0, 0, 0])
-                worst[key][i] = max(worst[key][i], float(np.max(np.abs(g_ - w_)[ok], initial=0.0)) / scale / unit)
-                worst[key][2 + i] += int(np.sum((np.isnan(g_) != np.isnan(w_)) | (np.isinf(g_) != np.isinf(w_))))
-    print("largest error against the float64 reference, in u (2^-24 float32, 2^-53 float64), over the 7 cases of "
-          "`bits` at rows 512x64 and 512x256; NaN/inf: entries whose NaN or inf differs from the reference's")
-    print("| dtype | output | before | after | NaN/inf before | NaN/inf after |")
-    print("|---|---|---|---|---|---|")
-    for (dt, name), (e0, e1, n0, n1) in worst.items():
-        print(f"| {dt} | {name} | {e0:.3g} | {e1:.3g} | {n0} | {n1} |")
+                err = float(np.max(np.abs(g_ - w_)[ok], initial=0.0)) / scale / unit
+                bad = int(np.sum((np.isnan(g_) != np.isnan(w_)) | (np.isinf(g_) != np.isinf(w_))))
+                for key in [(dt.__name__, "S0 backward dx (of max|dx|)", "all")] + (
+                        [(dt.__name__, "S0 backward dx (of max|dx|)", "moderate")] if case in MODERATE else []):
+                    worst.setdefault(key, [0.0, 0.0, 0, 0])
+                    worst[key][i] = max(worst[key][i], err)
+                    worst[key][2 + i] += bad
+    print("largest error against the float64 reference, in u (2^-24 float32, 2^-53 float64), rows 512x64 and "
+          "512x256; cases: all 7 of `bits`, or the moderate ones (plain, tiny variance, ties, subnormal dy: no "
+          "NaN/inf, no saturation, no large mean, where the sigmoid of the rounded v*x sets the error); NaN/inf: "
+          "entries whose NaN or inf differs from the reference's")
+    print("| dtype | output | cases | before | after | NaN/inf before | NaN/inf after |")
+    print("|---|---|---|---|---|---|---|")
+    for (dt, name, group), (e0, e1, n0, n1) in sorted(worst.items(), key=lambda kv: (kv[0][0], kv[0][2])):
+        print(f"| {dt} | {name} | {group} | {e0:.3g} | {e1:.3g} | {n0} | {n1} |")
 
 
 def timing(ext_dir, rounds):
