@@ -452,6 +452,11 @@ typedef float mgp_v4f __attribute__((vector_size(16)));
 typedef uint32_t mgp_v4u __attribute__((vector_size(16)));
 typedef uint64_t mgp_v4ul __attribute__((vector_size(32)));
 typedef double mgp_v8d __attribute__((vector_size(64)));
+/* the gate's sigmoid: float's on the fused exp (mgp_expf_fma, with MGP_CLONES_FMA), double's through libm */
+#define mgp_gate_sig_float mgp_sigmoid_fma_float
+#define mgp_gate_sigv_float mgp_sigmoidv_fma_float
+#define mgp_gate_sig_double mgp_sigmoid_double
+#define mgp_gate_sigv_double mgp_sigmoidv_double
 #define MGP_GATE(T, U, V, W, L, V2, W2, L2, SIG2)                                                            \
 MGP_INLINE T mgp_gate_den_##T(T x, T v, T lo, T hi, T* mu) {                                                 \
     const T u = v * x + hi;                                                                                  \
@@ -475,7 +480,7 @@ MGP_INLINE V2 mgp_gate_denv2_##T(V2 x, T v, T lo, T hi, V2* mu) {  /* mgp_gate_d
 MGP_INLINE V mgp_loadv_##T(const T* p) { V v; memcpy(&v, p, sizeof v); return v; }                          \
 MGP_INLINE V2 mgp_loadv2_##T(const T* p) { V2 v; memcpy(&v, p, sizeof v); return v; }                        \
 /* one row: y = f*sc + of (blocks of L2, of L, then the tail: the same operations per element in each) */    \
-MG_CLONES_V4 static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ssize_t D, int gate,   \
+MGP_CLONES_FMA static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ssize_t D, int gate,   \
                                                 T v, T lo, T hi, T sc, T of) {                               \
     Py_ssize_t d = 0;                                                                                        \
     for (; d + L2 <= D; d += L2) {                                                                           \
@@ -489,20 +494,20 @@ MG_CLONES_V4 static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict
     for (; d + L <= D; d += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + d);                                                                   \
         V f, mu;                                                                                             \
-        if (gate == 0) f = xv * mgp_sigmoidv_##T(v * xv);                                                    \
+        if (gate == 0) f = xv * mgp_gate_sigv_##T(v * xv);                                                    \
         else f = xv / mgp_gate_denv_##T(xv, v, lo, hi, &mu);                                                 \
         const V yv = f * sc + of;                                                                            \
         memcpy(y + d, &yv, sizeof yv);                                                                       \
     }                                                                                                        \
     for (; d < D; d++) {                                                                                     \
         T mu;                                                                                                \
-        const T f = gate == 0 ? x[d] * mgp_sigmoid_##T(v * x[d]) : x[d] / mgp_gate_den_##T(x[d], v, lo, hi, &mu); \
+        const T f = gate == 0 ? x[d] * mgp_gate_sig_##T(v * x[d]) : x[d] / mgp_gate_den_##T(x[d], v, lo, hi, &mu); \
         y[d] = f * sc + of;                                                                                  \
     }                                                                                                        \
 }                                                                                                            \
 /* one row: dx = a*dy*df/dx + b*(x - K) + k; gate 0 with kept: the sigmoids that mgp_row_sums_gate_T kept for  \
    this row, not recomputed (the same bits; the exp and the division are most of this pass) */               \
-MG_CLONES_V4 static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* restrict dy,               \
+MGP_CLONES_FMA static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* restrict dy,               \
                                                          const T* restrict x, Py_ssize_t D, int gate, T a,    \
                                                          T K, T b, T k, T v, T lo, T hi,                     \
                                                          const T* restrict kept) {                           \
@@ -525,7 +530,7 @@ MG_CLONES_V4 static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T
         const V xv = mgp_loadv_##T(x + d), dv = mgp_loadv_##T(dy + d);                                      \
         V fx;                                                                                                \
         if (gate == 0) {                                                                                     \
-            const V s = kept ? mgp_loadv_##T(kept + d) : mgp_sigmoidv_##T(v * xv);                           \
+            const V s = kept ? mgp_loadv_##T(kept + d) : mgp_gate_sigv_##T(v * xv);                           \
             fx = s + v * xv * (s * (1 - s));                                                                 \
         } else {                                                                                             \
             V mu;                                                                                            \
@@ -538,7 +543,7 @@ MG_CLONES_V4 static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T
     for (; d < D; d++) {                                                                                     \
         T fx;                                                                                                \
         if (gate == 0) {                                                                                     \
-            const T s = kept ? kept[d] : mgp_sigmoid_##T(v * x[d]);                                          \
+            const T s = kept ? kept[d] : mgp_gate_sig_##T(v * x[d]);                                          \
             fx = s + v * x[d] * (s * ((T)1 - s));                                                            \
         } else {                                                                                             \
             T mu;                                                                                            \
@@ -594,7 +599,7 @@ MGP_INLINE mgp_v4d mgp_half8d(mgp_v8d v, int h) {
     return h == 0 ? lo : hi;
 }
 /* float: blocks of 16 (one zmm in the AVX-512 clone, two ymm in the AVX2 one), then of 8; double: blocks of 4 */
-MGP_GATE(float, uint32_t, mgp_v8f, mgp_v8u, 8, mgp_v16f, mgp_v16u, 16, mgp_sigmoidv16_float)
+MGP_GATE(float, uint32_t, mgp_v8f, mgp_v8u, 8, mgp_v16f, mgp_v16u, 16, mgp_sigmoidv16_fma_float)
 MGP_GATE(double, uint64_t, mgp_v4d, mgp_v4ul, 4, mgp_v4d, mgp_v4ul, 4, mgp_sigmoidv_double)
 /* gate 0's row sums (mgp_row_sums_gate_T's gate 0): sum(dy), sum(dy*f), sum(dy*df/dv), f = x*s, s = sigmoid(v*x),
    df/dv = x^2*s*(1 - s); with keep: the sigmoids in X into keep[0, D), for the backward apply of the same row.
@@ -612,7 +617,7 @@ MGP_INLINE void mgp_sig_terms8_float(mgp_v8d* a, mgp_v8d* f, mgp_v8d* g, const f
     const mgp_v8d gd = mgp_widen8_mem_float(dy);
     *a += gd; *f += gd * mgp_widen8_mem_float(t); *g += gd * mgp_widen8_mem_float(t + 16);
 }
-MG_CLONES_V4 static void mgp_row_sums_sig_float(double* sdy, double* sdyf, double* sdv, const float* restrict dy,
+MGP_CLONES_FMA static void mgp_row_sums_sig_float(double* sdy, double* sdyf, double* sdv, const float* restrict dy,
                                                 const float* restrict x, Py_ssize_t D, float v,
                                                 float* restrict keep) {
     mgp_v8d a = {0, 0, 0, 0, 0, 0, 0, 0}, f = a, g = a;
@@ -621,7 +626,7 @@ MG_CLONES_V4 static void mgp_row_sums_sig_float(double* sdy, double* sdyf, doubl
     for (; i + 16 <= D; i += 16) {
         mgp_v16f xv;
         memcpy(&xv, x + i, sizeof xv);
-        const mgp_v16f s = mgp_sigmoidv16_float(v * xv);
+        const mgp_v16f s = mgp_sigmoidv16_fma_float(v * xv);
         if (keep) memcpy(keep + i, &s, sizeof s);
         const mgp_v16f fv = xv * s, gv = fv * (xv * (1.0f - s));
         memcpy(tb, &fv, sizeof fv);
@@ -633,7 +638,7 @@ MG_CLONES_V4 static void mgp_row_sums_sig_float(double* sdy, double* sdyf, doubl
     for (; i + 8 <= D; i += 8) {
         mgp_v8f xv;
         memcpy(&xv, x + i, sizeof xv);
-        const mgp_v8f s = mgp_sigmoidv_float(v * xv);
+        const mgp_v8f s = mgp_sigmoidv_fma_float(v * xv);
         if (keep) memcpy(keep + i, &s, sizeof s);
         const mgp_v8f fv = xv * s, gv = fv * (xv * (1.0f - s));
         memcpy(tb, &fv, sizeof fv);
@@ -643,7 +648,7 @@ MG_CLONES_V4 static void mgp_row_sums_sig_float(double* sdy, double* sdyf, doubl
     }
     double ta = 0, tf = 0, tv = 0;
     for (; i < D; i++) {
-        const float s = mgp_sigmoid_float(v * x[i]), fx = x[i] * s;
+        const float s = mgp_sigmoid_fma_float(v * x[i]), fx = x[i] * s;
         const double gd = dy[i];
         if (keep) keep[i] = s;
         ta += gd; tf += gd * fx; tv += gd * (fx * (x[i] * (1.0f - s)));
