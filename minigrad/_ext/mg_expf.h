@@ -62,8 +62,9 @@ MGP_INLINE mgp_v4d mgp_sigmoidv_double(mgp_v4d z) {  /* libm's exp per lane */
 }
 /* The same exp with each a*b + c of the range reduction and the polynomial fused (one rounding): about a third
    fewer vector operations, most of the sigmoid's time (EvoNorm's gate kernels only; the elementwise sigmoid keeps
-   mgp_expf's bits). Within 1 ulp of the correctly rounded exp on [-87.3, 88.3] (checked exhaustively,
-   docs/perf/norm-family.md, "2026-12-07 (session 30)"), the same clamps, inf and NaN. Lane by lane
+   mgp_expf's bits). Within 1.02 ulp of exp on [-87.3, 88.3] (22 floats of 2.1e9 over 1 ulp; mgp_expf: 0.99;
+   checked exhaustively, docs/perf/norm-family.md, "2026-12-07 (session 30)"), the same clamps, inf and NaN, and
+   the scalar gives the lanes' bits (all 2^32 inputs). Lane by lane
    __builtin_fmaf, so that every clone gives the same bits: one vfmadd on 16 or 8 lanes in the clones with FMA
    (MGP_CLONES_FMA: x86-64-v4 and -v3), libm's correctly rounded fmaf per lane in the baseline clone (slow; only
    x86-64 CPUs without FMA, before 2013, run it). */
