@@ -13,11 +13,11 @@
      fused ReLU (mgp_*_relu_T): the same loop shapes with the mask recomputed per element in X.
      fused max (mgp_row_*_max_T, FRN + TLU): the rows' loop shapes, dy split between z and tau per element in X.
      fused gate (mgp_row_*_gate_T, EvoNorm): f = x*sigmoid(v*x) or x/max(lo, v*x + hi) and its partials per element
-       in X; float's sigmoid through a polynomial exp that GCC vectorizes (mgp_expf), double's through libm. The
-       sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a time).
+       in X; float's sigmoid through a polynomial exp with fused multiply-adds (mgp_expf_fma), double's through
+       libm. The sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a time).
        Float in blocks of 16 lanes first (one zmm in the AVX-512 clone), then of 8, then the tail, each element
-       through the same operations whichever takes it; float's sums compute each term in float and sum it in
-       double (widened from memory).
+       through the same operations whichever takes it; float's sums take each partial in float and sum dy times
+       it in double (widened from memory).
      FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector, the next
        block's taken before this block's applies.
    Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow.
