@@ -2,10 +2,11 @@
 and ``evonorm_s0_backward``) of this build beside another build's ``phases`` extension (docs/perf/norm-family.md,
 "2026-12-06 night: EvoNorm"), in one process:
 
-``bits DIR``: (for two builds meant to give the same bits; float32's gate sums and gate 0's sigmoid changed in
-session 30, so against an older build use ``accuracy``) every output of both builds compared byte for byte on many rows: both dtypes, row lengths around
-the block sizes (1 to 33, 64, 67, 256, 1000), NaN and inf in x and dy, a large mean, a tiny variance, |v*x| past
-the exp's clamps, ties of the max (gate 1), subnormal dy, per-row v, lo, hi of both signs.
+``bits DIR``: for two builds meant to give the same bits (float32's gate sums and gate 0's sigmoid changed in
+session 30: against an older build use ``accuracy``), every output of both builds compared byte for byte on many
+rows: both dtypes, row lengths around the block sizes (1 to 33, 64, 67, 256, 1000), NaN and inf in x and dy, a
+large mean, a tiny variance, |v*x| past the exp's clamps, ties of the max (gate 1), subnormal dy, per-row v, lo, hi
+of both signs.
 ``accuracy DIR``: both builds' row sums (both gates) and ``evonorm_s0_backward`` against the float64 NumPy
 reference on the same rows (float32 and float64, the cases of ``bits``, rows of 64 and 256): per output the largest
 error of a row's sum relative to the sum of its terms' magnitudes (the bound of a sum of rounded terms), in units

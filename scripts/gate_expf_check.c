@@ -27,7 +27,11 @@ __attribute__((target("arch=x86-64-v4"))) int main(void) {
         mgp_v16f s0 = mgp_sigmoidv16_float(xv), s1 = mgp_sigmoidv16_fma_float(xv);
         for (int i = 0; i < 16; i++) {
             float x = xv[i];
-            if (isnan(x)) { nanbad[0] += !isnan(e0[i]) || !isnan(s0[i]); nanbad[1] += !isnan(e1[i]) || !isnan(s1[i]); continue; }
+            if (isnan(x)) {
+                nanbad[0] += !isnan(e0[i]) || !isnan(s0[i]);
+                nanbad[1] += !isnan(e1[i]) || !isnan(s1[i]);
+                continue;
+            }
             double sd = 1.0 / (1.0 + exp(-(double)x));
             double es[2] = {ulps(s0[i], sd), ulps(s1[i], sd)};
             for (int k = 0; k < 2; k++) if (es[k] > ms[k]) ms[k] = es[k];
@@ -37,13 +41,19 @@ __attribute__((target("arch=x86-64-v4"))) int main(void) {
             }
             /* scalar (the tail) must equal the lanes */
             if (mgp_expf_fma(x) != e1[i] && !(isnan(e1[i]))) { printf("scalar != lane at %a\n", x); return 1; }
-            if (mgp_sigmoid_fma_float(x) != s1[i] && !(isnan(s1[i]))) { printf("sigmoid scalar != lane at %a\n", x); return 1; }
+            if (mgp_sigmoid_fma_float(x) != s1[i] && !(isnan(s1[i]))) {
+                printf("sigmoid scalar != lane at %a\n", x);
+                return 1;
+            }
         }
     }
-    printf("exp on [-87.3, 88.3], max ulps against exp in double: mgp_expf %.4f, mgp_expf_fma %.4f (over 1 ulp: %ld, %ld)\n", me[0], me[1], bad[0], bad[1]);
-    printf("sigmoid 1/(1+exp(-x)) over every non-NaN float32, max ulps against double: before %.4f, fma %.4f\n", ms[0], ms[1]);
+    printf("exp on [-87.3, 88.3], max ulps against exp in double: mgp_expf %.4f, mgp_expf_fma %.4f "
+           "(over 1 ulp: %ld, %ld)\n", me[0], me[1], bad[0], bad[1]);
+    printf("sigmoid 1/(1+exp(-x)) over every non-NaN float32, max ulps against double: before %.4f, fma %.4f\n",
+           ms[0], ms[1]);
     printf("NaN in, not NaN out: %ld, %ld\n", nanbad[0], nanbad[1]);
     printf("signed zeros and infs: sig(+0)=%g sig(-0)=%g sig(inf)=%g sig(-inf)=%g expfma(-inf)=%g expfma(inf)=%g\n",
-           mgp_sigmoid_fma_float(0.0f), mgp_sigmoid_fma_float(-0.0f), mgp_sigmoid_fma_float(INFINITY), mgp_sigmoid_fma_float(-INFINITY), mgp_expf_fma(-INFINITY), mgp_expf_fma(INFINITY));
+           mgp_sigmoid_fma_float(0.0f), mgp_sigmoid_fma_float(-0.0f), mgp_sigmoid_fma_float(INFINITY),
+           mgp_sigmoid_fma_float(-INFINITY), mgp_expf_fma(-INFINITY), mgp_expf_fma(INFINITY));
     return 0;
 }
