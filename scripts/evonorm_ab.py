@@ -2,14 +2,24 @@
 and ``evonorm_s0_backward``) of this build beside another build's ``phases`` extension (docs/perf/norm-family.md,
 "2026-12-06 night: EvoNorm"), in one process:
 
-``bits DIR``: every output of both builds compared byte for byte on many rows: both dtypes, row lengths around
-the block sizes (1 to 33, 64, 67, 256, 1000), NaN and inf in x and dy, a large mean, a tiny variance, |v*x| past
-the exp's clamps, ties of the max (gate 1), subnormal dy, per-row v, lo, hi of both signs.
+``bits DIR``: for two builds meant to give the same bits (float32's gate sums and gate 0's sigmoid changed in
+session 30: against an older build use ``accuracy``), every output of both builds compared byte for byte on many
+rows: both dtypes, row lengths around the block sizes (1 to 33, 64, 67, 256, 1000), NaN and inf in x and dy, a
+large mean, a tiny variance, |v*x| past the exp's clamps, ties of the max (gate 1), subnormal dy, per-row v, lo, hi
+of both signs.
+``accuracy DIR``: both builds' row sums (both gates) and ``evonorm_s0_backward`` against the float64 NumPy
+reference on the same rows (float32 and float64, the cases of ``bits``, rows of 64 and 256): per output the largest
+error of a row's sum relative to the sum of its terms' magnitudes (the bound of a sum of rounded terms), in units
+of u = 2^-24 (float32) or 2^-53 (float64); dx's largest error relative to the largest |dx|; and the entries whose
+NaN or inf differs from the reference's; y and dx of the apply and backward apply relative to the largest |y|, |dx|.
+Also checks that what must not change did not: every float64 output and float32's gate 1 y and dx, the same bits in
+both builds.
 ``time DIR``: the raw kernels at the rows of benchmarks/bench_norm_family.py's shapes (gate 1 at B0's rows N*C x
 S, gate 0 at S0's), 1 thread, float32, interleaved round by round (CPU time; medians, the minimum in brackets), in
 ns an element.
 
     PYTHONPATH=$PWD python scripts/evonorm_ab.py bits /tmp/old_ext
+    PYTHONPATH=$PWD python scripts/evonorm_ab.py accuracy /tmp/old_ext
     PYTHONPATH=$PWD python scripts/evonorm_ab.py time /tmp/old_ext [--rounds 15]
 """
 import argparse
@@ -103,6 +113,105 @@ def bits(ext_dir):
           f"the same bits but for the sign of {nan_sign} NaNs (NaN in the same places)")
 
 
+def _s0_inputs(rng, x, dy, v, sc):
+    """EvoNorm-S0's backward inputs on R rows of D: C = 4 channels, G = 2 groups, the groups' own statistics."""
+    N, C, G = x.shape[0] // 4, 4, 2
+    x3, dy3 = x[:N * C].reshape(N, C, -1), dy[:N * C].reshape(N, C, -1)
+    xg = x3.reshape(N * G, -1).astype(np.float64)
+    gm = np.nan_to_num(xg.mean(1)).reshape(N, G)
+    gr = (1 / np.sqrt(np.nan_to_num(xg.var(1)) + 1e-5)).reshape(N, G)
+    return x3, dy3, v[:C].copy(), sc[:C].copy(), gm, gr, G
+
+
+MODERATE = (0, 3, 5, 6)  # the cases of _rows without NaN/inf, saturation or a large mean
+
+
+def accuracy(ext_dir):
+    from minigrad._ext import phases as new
+    from minigrad.kernels.reference import phases as ref
+    old = _load_ext(ext_dir)
+    rng = np.random.default_rng(11)
+    names = ["sdy", "sdyf", "sdv", "shi", "slo"]
+    worst = {}  # (dtype, output) -> [old, new] largest error; (dtype, output, "naninf") -> mismatches
+    for dt, D, case in itertools.product((np.float32, np.float64), (64, 256), range(7)):
+        R = 512
+        x, dy, v, lo, hi = _rows(rng, dt, R, D, case)
+        sc, of = rng.standard_normal(R).astype(dt), rng.standard_normal(R).astype(dt)
+        a, K, b, k = (rng.standard_normal(R).astype(dt) for _ in range(4))
+        unit = 2.0 ** -24 if dt == np.float32 else 2.0 ** -53
+        with np.errstate(all="ignore"):
+            for gate in (0, 1):
+                want = [np.empty(R) for _ in range(5)]
+                ref.row_backward_sums_gate(*want, dy, x, v, lo, hi, gate)
+                terms = ref._gate(x, v, lo, hi, gate)
+                mags = [np.abs(dy.astype(np.float64)).sum(1)] + [np.abs(dy * t).sum(1) for t in
+                                                                 (terms[0], *terms[2:])]
+                same = []
+                for i, mod in enumerate((old, new)):
+                    got = [np.empty(R) for _ in range(5)]
+                    mod.row_backward_sums_gate(*got, dy, x, v, lo, hi, gate, 1)
+                    y, dx = np.empty_like(x), np.empty_like(x)
+                    mod.row_apply_gate(y, x, v, lo, hi, sc, of, gate, 1)
+                    mod.row_backward_apply_gate(dx, dy, x, a, K, b, k, v, lo, hi, gate, 1)
+                    keep_bits = dt == np.float64 or gate == 1  # NOTE: float32's gate 0 sigmoid changed (mgp_expf_fma)
+                    same.append([_canon(t).tobytes() for t in ([y, dx] if keep_bits else [])
+                                 + (got if dt == np.float64 else [])])
+                    wy, wdx = np.empty_like(x), np.empty_like(x)
+                    ref.row_apply_gate(wy, x, v, lo, hi, sc, of, gate)
+                    ref.row_backward_apply_gate(wdx, dy, x, a, K, b, k, v, lo, hi, gate)
+                    for name, g_, w_ in (("y", y, wy), ("dx", dx, wdx)):
+                        g_, w_ = g_.astype(np.float64), w_.astype(np.float64)
+                        ok = np.isfinite(g_) & np.isfinite(w_)
+                        scale = float(np.max(np.abs(w_[ok]), initial=0.0)) or 1.0
+                        err = float(np.max(np.abs(g_ - w_)[ok], initial=0.0)) / scale / unit
+                        bad = int(np.sum((np.isnan(g_) != np.isnan(w_)) | (np.isinf(g_) != np.isinf(w_))))
+                        for key in [(dt.__name__, f"gate {gate} {name} (of max|{name}|)", "all")] + (
+                                [(dt.__name__, f"gate {gate} {name} (of max|{name}|)", "moderate")]
+                                if case in MODERATE else []):
+                            worst.setdefault(key, [0.0, 0.0, 0, 0])
+                            worst[key][i] = max(worst[key][i], err)
+                            worst[key][2 + i] += bad
+                    for name, g_, w_, m_ in zip(names, got, want, mags):
+                        if gate == 0 and name in ("shi", "slo"):
+                            continue
+                        ok = np.isfinite(g_) & np.isfinite(w_) & (m_ > 0) & np.isfinite(m_)
+                        err = float(np.max(np.abs(g_ - w_)[ok] / m_[ok] / unit, initial=0.0))
+                        bad = int(np.sum((np.isnan(g_) != np.isnan(w_)) | (np.isinf(g_) != np.isinf(w_))))
+                        for key in [(dt.__name__, f"gate {gate} {name}", "all")] + (
+                                [(dt.__name__, f"gate {gate} {name}", "moderate")] if case in MODERATE else []):
+                            worst.setdefault(key, [0.0, 0.0, 0, 0])
+                            worst[key][i] = max(worst[key][i], err)
+                            worst[key][2 + i] += bad
+                assert same[0] == same[1], (dt.__name__, D, case, gate, "changed bits where none may change")
+            x3, dy3, v3, w3, gm, gr, G = _s0_inputs(rng, x, dy, v, sc)
+            want = [np.empty_like(x3)] + [np.empty(x3.shape[:2]) for _ in range(3)]
+            ref.evonorm_s0_backward(*want, dy3, x3, v3, w3, gm, gr, G)
+            for i, mod in enumerate((old, new)):
+                got = [np.empty_like(x3)] + [np.empty(x3.shape[:2]) for _ in range(3)]
+                mod.evonorm_s0_backward(*got, dy3, x3, v3, w3, gm, gr, G, 1)
+                if dt == np.float64 and i == 1:
+                    assert _canon(got[0]).tobytes() == _canon(prev).tobytes(), (D, case, "float64 dx changed")
+                prev = got[0]
+                g_, w_ = got[0].astype(np.float64), want[0].astype(np.float64)
+                ok = np.isfinite(g_) & np.isfinite(w_)
+                scale = float(np.max(np.abs(w_[ok]), initial=0.0)) or 1.0
+                err = float(np.max(np.abs(g_ - w_)[ok], initial=0.0)) / scale / unit
+                bad = int(np.sum((np.isnan(g_) != np.isnan(w_)) | (np.isinf(g_) != np.isinf(w_))))
+                for key in [(dt.__name__, "S0 backward dx (of max|dx|)", "all")] + (
+                        [(dt.__name__, "S0 backward dx (of max|dx|)", "moderate")] if case in MODERATE else []):
+                    worst.setdefault(key, [0.0, 0.0, 0, 0])
+                    worst[key][i] = max(worst[key][i], err)
+                    worst[key][2 + i] += bad
+    print("largest error against the float64 reference, in u (2^-24 float32, 2^-53 float64), rows 512x64 and "
+          "512x256; cases: all 7 of `bits`, or the moderate ones (plain, tiny variance, ties, subnormal dy: no "
+          "NaN/inf, no saturation, no large mean, where the sigmoid of the rounded v*x sets the error); NaN/inf: "
+          "entries whose NaN or inf differs from the reference's")
+    print("| dtype | output | cases | before | after | NaN/inf before | NaN/inf after |")
+    print("|---|---|---|---|---|---|---|")
+    for (dt, name, group), (e0, e1, n0, n1) in sorted(worst.items(), key=lambda kv: (kv[0][0], kv[0][2])):
+        print(f"| {dt} | {name} | {group} | {e0:.3g} | {e1:.3g} | {n0} | {n1} |")
+
+
 def timing(ext_dir, rounds):
     from minigrad._ext import phases as new
     old = _load_ext(ext_dir)
@@ -143,11 +252,13 @@ def timing(ext_dir, rounds):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["bits", "time"])
+    ap.add_argument("cmd", choices=["bits", "accuracy", "time"])
     ap.add_argument("ext_dir")
     ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args()
     if args.cmd == "bits":
         bits(args.ext_dir)
+    elif args.cmd == "accuracy":
+        accuracy(args.ext_dir)
     else:
         timing(args.ext_dir, args.rounds)

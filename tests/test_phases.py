@@ -623,6 +623,60 @@ def test_row_gate_elementwise_bits_do_not_depend_on_the_row_length(name, dtype):
                     assert a.tobytes() == b.tobytes(), (what, gate, D)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_gate_lanes_and_tail_same_bits(name, dtype):
+    """y and dx of 4096 values in one row (blocks of 16) and as 4096 rows of one value (the scalar tail) are the same
+    bits: the sigmoid's exp (float32: mgp_expf_fma in the Cython kernels) gives the same bits in lanes and alone,
+    which a few values cannot show (the two exps of a planted mix-up differ on about 0.4% of inputs)."""
+    rng = np.random.default_rng(13)
+    x = (rng.standard_normal(4096) * 8).astype(dtype)
+    x[:4] = [0.0, -0.0, 95.0, -95.0]  # NOTE: signed zeros, and |v*x| past the float exp's clamps
+    dy = rng.standard_normal(4096).astype(dtype)
+    k = kernels.load(name)
+    one, zero = np.ones(1, dtype), np.zeros(1, dtype)
+    outs = []
+    for R, D in ((1, 4096), (4096, 1)):
+        ones, zeros = np.repeat(one, R), np.repeat(zero, R)
+        y, dx = np.empty((R, D), dtype), np.empty((R, D), dtype)
+        k.row_apply_gate(y, x.reshape(R, D), ones, ones, ones, ones, zeros, 0)
+        k.row_backward_apply_gate(dx, dy.reshape(R, D), x.reshape(R, D), ones, zeros, zeros, zeros, ones, ones,
+                                  ones, 0)
+        outs.append((y.tobytes(), dx.tobytes()))
+    assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_gate_sums_float32_within_the_terms_magnitudes(name):
+    """float32's gate sums against the float64 reference, per row within a few float ulps of the sum of the terms'
+    magnitudes (the Cython kernels compute each partial in float and sum dy times it in double;
+    docs/perf/norm-family.md, "2026-12-07 (session 30)"), for every row length from 1 to 40 (blocks of 16, of 8
+    and a tail), with a subnormal dy (exact in double) and |v*x| past the exp's clamps. Gate 0's sdv carries the
+    float sigmoid's own rounding of 1 - s, hence its looser bound, on rows without saturation."""
+    from minigrad.kernels.reference.phases import _gate as reference_gate  # the partials, in float64
+    rng = np.random.default_rng(12)
+    u = 2.0 ** -24
+    k = kernels.load(name)
+    for D in range(1, 41):
+        x, dy, v, lo, hi, _ = gate_data(rng, (4, D), np.float32)
+        dy[1] *= np.float32(1e-40)  # NOTE: subnormal in float32
+        x[2] *= np.float32(60)  # NOTE: |v*x| past the float exp's clamps
+        for gate in (0, 1):
+            got = alloc_outputs("row_backward_sums_gate", np.float32, R=4)
+            k.row_backward_sums_gate(*got, dy, x, v, lo, hi, gate)
+            want = alloc_outputs("row_backward_sums_gate", np.float32, R=4)
+            reference.row_backward_sums_gate(*want, dy, x, v, lo, hi, gate)
+            with np.errstate(over="ignore"):
+                f, _, fv, fh, fl = reference_gate(x, v, lo, hi, gate)
+            dy64 = dy.astype(np.float64)
+            for what, g, w, t in zip(("sdy", "sdyf", "sdv", "shi", "slo"), got, want, (1.0, f, fv, fh, fl)):
+                bound = 8 * u * np.abs(dy64 * t).sum(axis=1)
+                rows = [0, 1, 3] if (gate, what) == (0, "sdv") else [0, 1, 2, 3]
+                tol = 64 if (gate, what) == (0, "sdv") else 1
+                err = np.abs(g - w)[rows]
+                assert (err <= tol * bound[rows] + 1e-300).all(), (what, gate, D, err / (bound[rows] / 8 / u))
+
+
 def test_row_gate_phases_reference_matches_derivative():
     """The reference's partials are those of f: central differences in float64 (v, hi, lo, x)."""
     rng = np.random.default_rng(3)

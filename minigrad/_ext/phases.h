@@ -13,10 +13,12 @@
      fused ReLU (mgp_*_relu_T): the same loop shapes with the mask recomputed per element in X.
      fused max (mgp_row_*_max_T, FRN + TLU): the rows' loop shapes, dy split between z and tau per element in X.
      fused gate (mgp_row_*_gate_T, EvoNorm): f = x*sigmoid(v*x) or x/max(lo, v*x + hi) and its partials per element
-       in X; float's sigmoid through a polynomial exp that GCC vectorizes (mgp_expf), double's through libm. The
-       sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a time).
+       in X; float's sigmoid through a polynomial exp with fused multiply-adds (mgp_expf_fma), double's through
+       libm. The sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a
+       time).
        Float in blocks of 16 lanes first (one zmm in the AVX-512 clone), then of 8, then the tail, each element
-       through the same operations whichever takes it; gate 0's sums widen their terms from memory.
+       through the same operations whichever takes it; float's sums take each partial in float and sum dy times
+       it in double (widened from memory).
      FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector, the next
        block's taken before this block's applies.
    Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow.
@@ -440,7 +442,7 @@ MG_CLONES static void mgp_row_norm_backward_max_##T(T* restrict dx, double* sg, 
    gate 1: f = x/den, den = max(lo, u), u = v*x + hi in X (np.maximum's NaN), mu the share of u in the max's
    backward (1, 1/2 on a tie, 0 otherwise, NaN included). Partials (contract): df/dx, df/dv, df/dhi, df/dlo.
    Written in explicit vectors (V: L lanes of T, 8 for float and 4 for double, W: L lanes of the same-size
-   unsigned U; GCC vector extensions, blends through masks; sums widened to double 4 lanes at a time) with a
+   unsigned U; GCC vector extensions, blends through masks; the sums after the macro's instances) with a
    scalar tail that computes each element the same way: the scalar
    loops with a sigmoid or a max did not vectorize (3-6 ns an element against 0.2 for the plain apply).
    V2, W2: L2 lanes, the same operations on a wider block first (float: 16, one zmm in the AVX-512 clone, which
@@ -451,14 +453,11 @@ typedef float mgp_v4f __attribute__((vector_size(16)));
 typedef uint32_t mgp_v4u __attribute__((vector_size(16)));
 typedef uint64_t mgp_v4ul __attribute__((vector_size(32)));
 typedef double mgp_v8d __attribute__((vector_size(64)));
-/* half h of a vector of X lanes, in double (float: 8 lanes, two halves; double: 4 lanes, one). NOTE: written as
-   an element-wise initializer, which GCC 12 compiles to one vcvtps2pd per half with AVX; __builtin_convertvector
-   of the half converted two lanes at a time and put them back together (3-4 more instructions a half) */
-MGP_INLINE mgp_v4d mgp_widen_float(mgp_v8f v, int h) {
-    const mgp_v4d lo = {v[0], v[1], v[2], v[3]}, hi = {v[4], v[5], v[6], v[7]};
-    return h == 0 ? lo : hi;
-}
-MGP_INLINE mgp_v4d mgp_widen_double(mgp_v4d v, int h) { (void)h; return v; }
+/* the gate's sigmoid: float's on the fused exp (mgp_expf_fma, with MGP_CLONES_FMA), double's through libm */
+#define mgp_gate_sig_float mgp_sigmoid_fma_float
+#define mgp_gate_sigv_float mgp_sigmoidv_fma_float
+#define mgp_gate_sig_double mgp_sigmoid_double
+#define mgp_gate_sigv_double mgp_sigmoidv_double
 #define MGP_GATE(T, U, V, W, L, V2, W2, L2, SIG2)                                                            \
 MGP_INLINE T mgp_gate_den_##T(T x, T v, T lo, T hi, T* mu) {                                                 \
     const T u = v * x + hi;                                                                                  \
@@ -482,7 +481,7 @@ MGP_INLINE V2 mgp_gate_denv2_##T(V2 x, T v, T lo, T hi, V2* mu) {  /* mgp_gate_d
 MGP_INLINE V mgp_loadv_##T(const T* p) { V v; memcpy(&v, p, sizeof v); return v; }                          \
 MGP_INLINE V2 mgp_loadv2_##T(const T* p) { V2 v; memcpy(&v, p, sizeof v); return v; }                        \
 /* one row: y = f*sc + of (blocks of L2, of L, then the tail: the same operations per element in each) */    \
-MG_CLONES_V4 static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ssize_t D, int gate,   \
+MGP_CLONES_FMA static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ssize_t D, int gate,   \
                                                 T v, T lo, T hi, T sc, T of) {                               \
     Py_ssize_t d = 0;                                                                                        \
     for (; d + L2 <= D; d += L2) {                                                                           \
@@ -496,122 +495,20 @@ MG_CLONES_V4 static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict
     for (; d + L <= D; d += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + d);                                                                   \
         V f, mu;                                                                                             \
-        if (gate == 0) f = xv * mgp_sigmoidv_##T(v * xv);                                                    \
+        if (gate == 0) f = xv * mgp_gate_sigv_##T(v * xv);                                                    \
         else f = xv / mgp_gate_denv_##T(xv, v, lo, hi, &mu);                                                 \
         const V yv = f * sc + of;                                                                            \
         memcpy(y + d, &yv, sizeof yv);                                                                       \
     }                                                                                                        \
     for (; d < D; d++) {                                                                                     \
         T mu;                                                                                                \
-        const T f = gate == 0 ? x[d] * mgp_sigmoid_##T(v * x[d]) : x[d] / mgp_gate_den_##T(x[d], v, lo, hi, &mu); \
+        const T f = gate == 0 ? x[d] * mgp_gate_sig_##T(v * x[d]) : x[d] / mgp_gate_den_##T(x[d], v, lo, hi, &mu); \
         y[d] = f * sc + of;                                                                                  \
-    }                                                                                                        \
-}                                                                                                            \
-/* gate 0's sums of a block of n (L2 or L) values at x, dy with their sigmoids s in memory (keep, or a stack     \
-   buffer): every term widened from memory 4 at a time, each 4 added to the accumulators in order (so a block   \
-   of L2 adds what two blocks of L add, in the same order) */                                                  \
-MGP_INLINE void mgp_sums_gate_terms_##T(mgp_v4d* a, mgp_v4d* f, mgp_v4d* gv, const T* x, const T* dy,          \
-                                        const T* s, int n) {                                                 \
-    const mgp_v8d one8 = {1, 1, 1, 1, 1, 1, 1, 1};                                                           \
-    int h = 0;                                                                                               \
-    for (; h + 8 <= n; h += 8) {  /* the terms of 8 in one vector (a zmm), added 4 at a time */               \
-        const mgp_v8d xd = mgp_widen8_mem_##T(x + h), g = mgp_widen8_mem_##T(dy + h);                        \
-        const mgp_v8d sd = mgp_widen8_mem_##T(s + h);                                                        \
-        const mgp_v8d tf = g * (xd * sd), tv = g * (xd * xd * (sd * (one8 - sd)));                           \
-        const T* g0 = dy + h;                                                                                \
-        __asm__("" : "+r"(g0));  /* NOTE: hides that g0 is dy + h, else GCC 12 builds the halves lane by lane */ \
-        *a += mgp_widen4_mem_##T(g0); *f += mgp_half8d(tf, 0); *gv += mgp_half8d(tv, 0);                     \
-        *a += mgp_widen4_mem_##T(g0 + 4); *f += mgp_half8d(tf, 1); *gv += mgp_half8d(tv, 1);                 \
-    }                                                                                                        \
-    const mgp_v4d one = {1, 1, 1, 1};                                                                        \
-    for (; h < n; h += 4) {                                                                                  \
-        const mgp_v4d xd = mgp_widen4_mem_##T(x + h), g = mgp_widen4_mem_##T(dy + h);                        \
-        const mgp_v4d sd = mgp_widen4_mem_##T(s + h);                                                        \
-        *a += g;                                                                                             \
-        *f += g * (xd * sd);                                                                                 \
-        *gv += g * (xd * xd * (sd * (one - sd)));                                                            \
-    }                                                                                                        \
-}                                                                                                            \
-/* one row, gate 0: sum(dy), sum(dy*f), sum(dy*df/dv) in double (4 lanes, then the tail); with keep: the     \
-   sigmoids in X into keep[0, D), for the backward apply of the same row. NOTE: the sigmoids are stored and     \
-   every term widened from memory (vcvtps2pd ymm, m128: no shuffle-port uop; the empty asm with a memory        \
-   clobber keeps GCC from forwarding the stored values back as registers) */                                 \
-MG_CLONES_V4 static void mgp_row_sums_sig_##T(double* sdy, double* sdyf, double* sdv, const T* restrict dy,   \
-                                              const T* restrict x, Py_ssize_t D, T v, T* restrict keep) {     \
-    mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a;                                                                 \
-    T sb[L2] __attribute__((aligned(64)));                                                                   \
-    Py_ssize_t i = 0;                                                                                        \
-    for (; i + L2 <= D; i += L2) {                                                                           \
-        T* const sp = keep ? keep + i : sb;                                                                  \
-        const V2 sv = SIG2(v * mgp_loadv2_##T(x + i));                                                       \
-        memcpy(sp, &sv, sizeof sv);                                                                          \
-        __asm__ volatile("" ::: "memory");                                                                   \
-        mgp_sums_gate_terms_##T(&a, &f, &gv, x + i, dy + i, sp, L2);                                         \
-    }                                                                                                        \
-    for (; i + L <= D; i += L) {                                                                             \
-        T* const sp = keep ? keep + i : sb;                                                                  \
-        const V sv = mgp_sigmoidv_##T(v * mgp_loadv_##T(x + i));                                             \
-        memcpy(sp, &sv, sizeof sv);                                                                          \
-        __asm__ volatile("" ::: "memory");                                                                   \
-        mgp_sums_gate_terms_##T(&a, &f, &gv, x + i, dy + i, sp, L);                                          \
-    }                                                                                                        \
-    double ta = 0, tf = 0, tv = 0;                                                                           \
-    for (; i < D; i++) {                                                                                     \
-        const double xd = x[i], g = dy[i], s = mgp_sigmoid_##T(v * x[i]);                                    \
-        if (keep) keep[i] = (T)s;  /* NOTE: s is X's sigmoid widened: exact */                                \
-        ta += g; tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));                                    \
-    }                                                                                                        \
-    const mgp_v4d z = {0, 0, 0, 0};                                                                          \
-    *sdy = mgp_hsum(a, z) + ta; *sdyf = mgp_hsum(f, z) + tf; *sdv = mgp_hsum(gv, z) + tv;                    \
-}                                                                                                            \
-/* one row, gate 1: sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi), sum(dy*df/dlo) in double (blocks of L,   \
-   each half widened from registers, then the tail). NOTE: no AVX-512 clone and no blocks of L2: the double     \
-   division per element sets the pace, and both measured slower (docs/perf/norm-family.md) */                \
-MG_CLONES static void mgp_row_sums_den_##T(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,  \
-                                           const T* restrict dy, const T* restrict x, Py_ssize_t D, T v, T lo, \
-                                           T hi) {                                                           \
-    mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a, gh = a, gl = a;                                                 \
-    const mgp_v4d one = {1, 1, 1, 1};                                                                        \
-    Py_ssize_t i = 0;                                                                                        \
-    for (; i + L <= D; i += L) {                                                                             \
-        const V xv = mgp_loadv_##T(x + i), dv = mgp_loadv_##T(dy + i);                                      \
-        V muv;                                                                                               \
-        const V denv = mgp_gate_denv_##T(xv, v, lo, hi, &muv);                                               \
-        for (int h = 0; h < L / 4; h++) {                                                                    \
-            const mgp_v4d xd = mgp_widen_##T(xv, h), g = mgp_widen_##T(dv, h);                               \
-            const mgp_v4d den = mgp_widen_##T(denv, h), mu = mgp_widen_##T(muv, h);                          \
-            const mgp_v4d r = one / den, q = g * xd * (r * r);  /* NOTE: one division */                    \
-            a += g;                                                                                          \
-            f += g * (xd * r);                                                                               \
-            gv -= q * xd * mu; gh -= q * mu; gl -= q * (one - mu);                                           \
-        }                                                                                                    \
-    }                                                                                                        \
-    double ta = 0, tf = 0, tv = 0, th = 0, tl = 0;                                                           \
-    for (; i < D; i++) {                                                                                     \
-        const double xd = x[i], g = dy[i];                                                                   \
-        T muv;                                                                                               \
-        const double r = 1 / (double)mgp_gate_den_##T(x[i], v, lo, hi, &muv), mu = muv;                     \
-        const double q = g * xd * (r * r);                                                                   \
-        ta += g; tf += g * (xd * r); tv -= q * xd * mu; th -= q * mu; tl -= q * (1 - mu);                    \
-    }                                                                                                        \
-    const mgp_v4d z = {0, 0, 0, 0};                                                                          \
-    *sdy = mgp_hsum(a, z) + ta; *sdyf = mgp_hsum(f, z) + tf; *sdv = mgp_hsum(gv, z) + tv;                    \
-    *shi = mgp_hsum(gh, z) + th; *slo = mgp_hsum(gl, z) + tl;                                                \
-}                                                                                                            \
-/* one row: the sums of the gate (above); gate 0 leaves *shi, *slo 0 */                                      \
-MGP_INLINE void mgp_row_sums_gate_##T(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,       \
-                                      const T* restrict dy, const T* restrict x, Py_ssize_t D, int gate, T v, \
-                                      T lo, T hi, T* restrict keep) {                                        \
-    if (gate == 0) {                                                                                         \
-        mgp_row_sums_sig_##T(sdy, sdyf, sdv, dy, x, D, v, keep);                                             \
-        *shi = 0; *slo = 0;                                                                                  \
-    } else {                                                                                                 \
-        mgp_row_sums_den_##T(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi);                                 \
     }                                                                                                        \
 }                                                                                                            \
 /* one row: dx = a*dy*df/dx + b*(x - K) + k; gate 0 with kept: the sigmoids that mgp_row_sums_gate_T kept for  \
    this row, not recomputed (the same bits; the exp and the division are most of this pass) */               \
-MG_CLONES_V4 static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* restrict dy,               \
+MGP_CLONES_FMA static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* restrict dy,               \
                                                          const T* restrict x, Py_ssize_t D, int gate, T a,    \
                                                          T K, T b, T k, T v, T lo, T hi,                     \
                                                          const T* restrict kept) {                           \
@@ -634,7 +531,7 @@ MG_CLONES_V4 static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T
         const V xv = mgp_loadv_##T(x + d), dv = mgp_loadv_##T(dy + d);                                      \
         V fx;                                                                                                \
         if (gate == 0) {                                                                                     \
-            const V s = kept ? mgp_loadv_##T(kept + d) : mgp_sigmoidv_##T(v * xv);                           \
+            const V s = kept ? mgp_loadv_##T(kept + d) : mgp_gate_sigv_##T(v * xv);                           \
             fx = s + v * xv * (s * (1 - s));                                                                 \
         } else {                                                                                             \
             V mu;                                                                                            \
@@ -647,7 +544,7 @@ MG_CLONES_V4 static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T
     for (; d < D; d++) {                                                                                     \
         T fx;                                                                                                \
         if (gate == 0) {                                                                                     \
-            const T s = kept ? kept[d] : mgp_sigmoid_##T(v * x[d]);                                          \
+            const T s = kept ? kept[d] : mgp_gate_sig_##T(v * x[d]);                                          \
             fx = s + v * x[d] * (s * ((T)1 - s));                                                            \
         } else {                                                                                             \
             T mu;                                                                                            \
@@ -703,7 +600,185 @@ MGP_INLINE mgp_v4d mgp_half8d(mgp_v8d v, int h) {
     return h == 0 ? lo : hi;
 }
 /* float: blocks of 16 (one zmm in the AVX-512 clone, two ymm in the AVX2 one), then of 8; double: blocks of 4 */
-MGP_GATE(float, uint32_t, mgp_v8f, mgp_v8u, 8, mgp_v16f, mgp_v16u, 16, mgp_sigmoidv16_float)
+MGP_GATE(float, uint32_t, mgp_v8f, mgp_v8u, 8, mgp_v16f, mgp_v16u, 16, mgp_sigmoidv16_fma_float)
 MGP_GATE(double, uint64_t, mgp_v4d, mgp_v4ul, 4, mgp_v4d, mgp_v4ul, 4, mgp_sigmoidv_double)
+/* gate 0's row sums (mgp_row_sums_gate_T's gate 0): sum(dy), sum(dy*f), sum(dy*df/dv), f = x*s, s = sigmoid(v*x),
+   df/dv = x^2*s*(1 - s); with keep: the sigmoids in X into keep[0, D), for the backward apply of the same row.
+   float: f and df/dv in float (f = x*s, df/dv = f*(x*(1 - s))), then widened and multiplied by dy and summed in
+   double, 8 lanes to an accumulator: 3 widenings and 5 double operations per 8 values, against 5 widenings and 8
+   double operations when x and s were widened first. Each term is within about 3 float ulps of dy*f, dy*df/dv
+   (dy's own magnitude does not matter: a subnormal dy is exact in double), so a row's sums are within about
+   3*2^-24 of the sum of their terms' magnitudes (docs/perf/norm-family.md, "2026-12-07 (session 30)"). The
+   blocks of 16, of 8 and the tail compute each term the same way. NOTE: f and df/dv are stored and widened from
+   memory (vcvtps2pd zmm, m256; the empty asm with a memory clobber keeps GCC from forwarding them back as
+   registers), dy through a pointer hidden behind an empty asm, else GCC 12 builds its widening lane by lane
+   (docs/perf/norm-family.md, "2026-12-06 night: EvoNorm") */
+MGP_INLINE void mgp_sig_terms8_float(mgp_v8d* a, mgp_v8d* f, mgp_v8d* g, const float* dy, const float* t) {
+    __asm__("" : "+r"(dy));
+    const mgp_v8d gd = mgp_widen8_mem_float(dy);
+    *a += gd; *f += gd * mgp_widen8_mem_float(t); *g += gd * mgp_widen8_mem_float(t + 16);
+}
+MGP_CLONES_FMA static void mgp_row_sums_sig_float(double* sdy, double* sdyf, double* sdv, const float* restrict dy,
+                                                const float* restrict x, Py_ssize_t D, float v,
+                                                float* restrict keep) {
+    mgp_v8d a = {0, 0, 0, 0, 0, 0, 0, 0}, f = a, g = a;
+    float tb[32] __attribute__((aligned(64)));  /* f in [0, 16), df/dv in [16, 32) */
+    Py_ssize_t i = 0;
+    for (; i + 16 <= D; i += 16) {
+        mgp_v16f xv;
+        memcpy(&xv, x + i, sizeof xv);
+        const mgp_v16f s = mgp_sigmoidv16_fma_float(v * xv);
+        if (keep) memcpy(keep + i, &s, sizeof s);
+        const mgp_v16f fv = xv * s, gv = fv * (xv * (1.0f - s));
+        memcpy(tb, &fv, sizeof fv);
+        memcpy(tb + 16, &gv, sizeof gv);
+        __asm__ volatile("" ::: "memory");
+        mgp_sig_terms8_float(&a, &f, &g, dy + i, tb);
+        mgp_sig_terms8_float(&a, &f, &g, dy + i + 8, tb + 8);
+    }
+    for (; i + 8 <= D; i += 8) {
+        mgp_v8f xv;
+        memcpy(&xv, x + i, sizeof xv);
+        const mgp_v8f s = mgp_sigmoidv_fma_float(v * xv);
+        if (keep) memcpy(keep + i, &s, sizeof s);
+        const mgp_v8f fv = xv * s, gv = fv * (xv * (1.0f - s));
+        memcpy(tb, &fv, sizeof fv);
+        memcpy(tb + 16, &gv, sizeof gv);
+        __asm__ volatile("" ::: "memory");
+        mgp_sig_terms8_float(&a, &f, &g, dy + i, tb);
+    }
+    double ta = 0, tf = 0, tv = 0;
+    for (; i < D; i++) {
+        const float s = mgp_sigmoid_fma_float(v * x[i]), fx = x[i] * s;
+        const double gd = dy[i];
+        if (keep) keep[i] = s;
+        ta += gd; tf += gd * fx; tv += gd * (fx * (x[i] * (1.0f - s)));
+    }
+    *sdy = mgp_hsum(mgp_half8d(a, 0), mgp_half8d(a, 1)) + ta;
+    *sdyf = mgp_hsum(mgp_half8d(f, 0), mgp_half8d(f, 1)) + tf;
+    *sdv = mgp_hsum(mgp_half8d(g, 0), mgp_half8d(g, 1)) + tv;
+}
+/* double: every term in double, 4 lanes (the sigmoids through libm's exp), then the tail */
+MG_CLONES_V4 static void mgp_row_sums_sig_double(double* sdy, double* sdyf, double* sdv, const double* restrict dy,
+                                                 const double* restrict x, Py_ssize_t D, double v,
+                                                 double* restrict keep) {
+    mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a;
+    const mgp_v4d one = {1, 1, 1, 1};
+    Py_ssize_t i = 0;
+    for (; i + 4 <= D; i += 4) {
+        const mgp_v4d xd = mgp_load4_double(x + i), g = mgp_load4_double(dy + i);
+        const mgp_v4d sd = mgp_sigmoidv_double(v * xd);
+        if (keep) memcpy(keep + i, &sd, sizeof sd);
+        a += g;
+        f += g * (xd * sd);
+        gv += g * (xd * xd * (sd * (one - sd)));
+    }
+    double ta = 0, tf = 0, tv = 0;
+    for (; i < D; i++) {
+        const double xd = x[i], g = dy[i], s = mgp_sigmoid_double(v * x[i]);
+        if (keep) keep[i] = s;
+        ta += g; tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));
+    }
+    const mgp_v4d z = {0, 0, 0, 0};
+    *sdy = mgp_hsum(a, z) + ta; *sdyf = mgp_hsum(f, z) + tf; *sdv = mgp_hsum(gv, z) + tv;
+}
+/* gate 1's row sums (mgp_row_sums_gate_T's gate 1): sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi),
+   sum(dy*df/dlo), f = x*r, r = 1/den; df/dv = -x^2*r^2*mu, df/dhi = -x*r^2*mu, df/dlo = -x*r^2*(1 - mu).
+   float: as gate 0's, the partials in float (r = 1/den, f = x*r, q = f*r, then q*(x*mu), q*mu and q*(1 - mu), the
+   last two exact), widened, multiplied by dy and summed in double, 8 lanes to an accumulator; blocks of 16 (one
+   zmm in the AVX-512 clone), of 8, then the tail, each term the same way in each. Every term in double (the
+   division too, 4 lanes) ran at about 3 cycles an element, bound by the widening shuffles and the 15 double
+   operations per 4 values, not by the division (docs/perf/norm-family.md, "2026-12-07: the phases at the memory
+   limit" and "2026-12-07 (session 30)") */
+MGP_INLINE void mgp_den_terms8_float(mgp_v8d* acc, const float* dy, const float* t) {
+    __asm__("" : "+r"(dy));
+    const mgp_v8d gd = mgp_widen8_mem_float(dy);
+    acc[0] += gd; acc[1] += gd * mgp_widen8_mem_float(t);
+    acc[2] -= gd * mgp_widen8_mem_float(t + 16); acc[3] -= gd * mgp_widen8_mem_float(t + 32);
+    acc[4] -= gd * mgp_widen8_mem_float(t + 48);
+}
+MG_CLONES_V4 static void mgp_row_sums_den_float(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
+                                                const float* restrict dy, const float* restrict x, Py_ssize_t D,
+                                                float v, float lo, float hi) {
+    mgp_v8d acc[5] = {{0}};
+    float tb[64] __attribute__((aligned(64)));  /* f, df/dv, df/dhi, df/dlo (negated): 16 each */
+    Py_ssize_t i = 0;
+    for (; i + 16 <= D; i += 16) {
+        mgp_v16f xv, mu;
+        memcpy(&xv, x + i, sizeof xv);
+        const mgp_v16f r = 1.0f / mgp_gate_denv2_float(xv, v, lo, hi, &mu);
+        const mgp_v16f fv = xv * r, q = fv * r;
+        const mgp_v16f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);
+        memcpy(tb, &fv, sizeof fv); memcpy(tb + 16, &tv, sizeof tv);
+        memcpy(tb + 32, &th, sizeof th); memcpy(tb + 48, &tl, sizeof tl);
+        __asm__ volatile("" ::: "memory");
+        mgp_den_terms8_float(acc, dy + i, tb);
+        mgp_den_terms8_float(acc, dy + i + 8, tb + 8);
+    }
+    for (; i + 8 <= D; i += 8) {
+        mgp_v8f xv, mu;
+        memcpy(&xv, x + i, sizeof xv);
+        const mgp_v8f r = 1.0f / mgp_gate_denv_float(xv, v, lo, hi, &mu);
+        const mgp_v8f fv = xv * r, q = fv * r;
+        const mgp_v8f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);
+        memcpy(tb, &fv, sizeof fv); memcpy(tb + 16, &tv, sizeof tv);
+        memcpy(tb + 32, &th, sizeof th); memcpy(tb + 48, &tl, sizeof tl);
+        __asm__ volatile("" ::: "memory");
+        mgp_den_terms8_float(acc, dy + i, tb);
+    }
+    double ta = 0, tf = 0, tv = 0, th = 0, tl = 0;
+    for (; i < D; i++) {
+        float mu;
+        const float r = 1.0f / mgp_gate_den_float(x[i], v, lo, hi, &mu), fx = x[i] * r, q = fx * r;
+        const double gd = dy[i];
+        ta += gd; tf += gd * fx; tv -= gd * (q * (x[i] * mu)); th -= gd * (q * mu); tl -= gd * (q * (1.0f - mu));
+    }
+    *sdy = mgp_hsum(mgp_half8d(acc[0], 0), mgp_half8d(acc[0], 1)) + ta;
+    *sdyf = mgp_hsum(mgp_half8d(acc[1], 0), mgp_half8d(acc[1], 1)) + tf;
+    *sdv = mgp_hsum(mgp_half8d(acc[2], 0), mgp_half8d(acc[2], 1)) + tv;
+    *shi = mgp_hsum(mgp_half8d(acc[3], 0), mgp_half8d(acc[3], 1)) + th;
+    *slo = mgp_hsum(mgp_half8d(acc[4], 0), mgp_half8d(acc[4], 1)) + tl;
+}
+/* double: every term in double, 4 lanes, one division per element, then the tail */
+MG_CLONES static void mgp_row_sums_den_double(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
+                                              const double* restrict dy, const double* restrict x, Py_ssize_t D,
+                                              double v, double lo, double hi) {
+    mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a, gh = a, gl = a;
+    const mgp_v4d one = {1, 1, 1, 1};
+    Py_ssize_t i = 0;
+    for (; i + 4 <= D; i += 4) {
+        const mgp_v4d xd = mgp_load4_double(x + i), g = mgp_load4_double(dy + i);
+        mgp_v4d mu;
+        const mgp_v4d r = one / mgp_gate_denv_double(xd, v, lo, hi, &mu), q = g * xd * (r * r);
+        a += g;
+        f += g * (xd * r);
+        gv -= q * xd * mu; gh -= q * mu; gl -= q * (one - mu);
+    }
+    double ta = 0, tf = 0, tv = 0, th = 0, tl = 0;
+    for (; i < D; i++) {
+        const double xd = x[i], g = dy[i];
+        double mu;
+        const double r = 1 / mgp_gate_den_double(x[i], v, lo, hi, &mu);
+        const double q = g * xd * (r * r);
+        ta += g; tf += g * (xd * r); tv -= q * xd * mu; th -= q * mu; tl -= q * (1 - mu);
+    }
+    const mgp_v4d z = {0, 0, 0, 0};
+    *sdy = mgp_hsum(a, z) + ta; *sdyf = mgp_hsum(f, z) + tf; *sdv = mgp_hsum(gv, z) + tv;
+    *shi = mgp_hsum(gh, z) + th; *slo = mgp_hsum(gl, z) + tl;
+}
+/* one row: the sums of the gate (above); gate 0 leaves *shi, *slo 0 */
+#define MGP_GATE_SUMS(T)                                                                                      \
+MGP_INLINE void mgp_row_sums_gate_##T(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,       \
+                                      const T* restrict dy, const T* restrict x, Py_ssize_t D, int gate, T v, \
+                                      T lo, T hi, T* restrict keep) {                                        \
+    if (gate == 0) {                                                                                         \
+        mgp_row_sums_sig_##T(sdy, sdyf, sdv, dy, x, D, v, keep);                                             \
+        *shi = 0; *slo = 0;                                                                                  \
+    } else {                                                                                                 \
+        mgp_row_sums_den_##T(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi);                                 \
+    }                                                                                                        \
+}
+MGP_GATE_SUMS(float)
+MGP_GATE_SUMS(double)
 
 #endif
