@@ -7,6 +7,9 @@
    Code paths:
      sums of a run of m values (mgp_sums_T): two 4-wide double accumulators per sum, then a scalar tail; fixed
        order, so results do not depend on the thread count. Used for channels with S > 1 and for rows.
+     row statistics (mgp_rows_stats_T): two rows a loop, each row's sums those of mgp_sums_T; one run of rows per
+       thread. FRN + TLU's backward (mgp_rows_norm_backward_max_T): one run of rows per thread, a row's apply after
+       the next row's sums.
      channels with S == 1 (BatchNorm1d shaped): the sums walk rows n and run across channels in per-channel
        double accumulators (independent lanes, vectorized across c, each channel's adds in order of n).
      elementwise passes: in X precision, plain loops that GCC vectorizes (AVX2 clone where the CPU has it).
@@ -239,7 +242,10 @@ MG_CLONES static void mgp_row_stats_##T(double* mean, double* m2, const T* x, in
     mgp_stats_out_##T(mean, m2, center, K, (double)D, s1, s2);                                               \
 }                                                                                                            \
 /* mgp_row_stats_T of rows [r0, r1) (row r at x + r*D), 2 rows at a time, then the last alone: each row's sums in  \
-   the accumulators, order, tail and horizontal adds of mgp_row_stats_T, so the same bits. NOTE: ... */          \
+   the accumulators, order, tail and horizontal adds of mgp_row_stats_T, so the same bits. NOTE: the loop is   \
+   bound by its 12 vector operations per 8 values (the widenings take two), so the gain is in the per-row costs \
+   (the horizontal adds, the division, the loop's exit) running beside the other row's; 4 rows spilled         \
+   accumulators (docs/perf/norm-family.md, "2026-12-07 (session 30)") */                                         \
 MG_CLONES static void mgp_rows_stats_##T(double* mean, double* m2, const T* x, int center, Py_ssize_t r0,     \
                                          Py_ssize_t r1, Py_ssize_t D) {                                      \
     const double M = (double)D;                                                                              \
