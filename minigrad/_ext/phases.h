@@ -468,7 +468,7 @@ MG_CLONES static void mgp_row_backward_apply_max_##T(T* restrict dx, const T* re
    k = -b*(mean - shift), mg = 0), then dx while the row is in L1: dy and x are read from memory once. The sums  \
    leave the row's g in dx, so the apply, dx = a*(g - mg) + b*(x - K) + k, does not split dy again.              \
    NOTE: the next row's sums are taken before this row's apply, so the sums' horizontal adds and b's division     \
-   run beside them, not before them (at rows of 64 about a fifth of the time, timed in C; docs/perf/            \
+   run beside them, not before them (512 rows of 64 float32: 0.86x the time of a row at a time; docs/perf/     \
    norm-family.md, "2026-12-07 (session 30)"); every row's operations are the same */                             \
 MGP_INLINE void mgp_row_norm_apply_max_##T(T* restrict dx, const T* restrict x, Py_ssize_t D, double rstd, T w,  \
                                            double sgx) {                                                     \
