@@ -20,8 +20,6 @@ cdef extern from "phases.h":
     void mgp_channel_backward_apply_double(double* dx, const double* dy, const double* x, Py_ssize_t C,
                                            Py_ssize_t S, const double* a, const double* mdy, const double* K,
                                            const double* b, const double* k) noexcept nogil
-    void mgp_row_stats_float(double* mean, double* m2, const float* x, int center, Py_ssize_t D) noexcept nogil
-    void mgp_row_stats_double(double* mean, double* m2, const double* x, int center, Py_ssize_t D) noexcept nogil
     void mgp_rows_stats_float(double* mean, double* m2, const float* x, int center, Py_ssize_t r0, Py_ssize_t r1,
                               Py_ssize_t D) noexcept nogil
     void mgp_rows_stats_double(double* mean, double* m2, const double* x, int center, Py_ssize_t r0, Py_ssize_t r1,
