@@ -52,8 +52,9 @@ def kernels(ext_dir):
         w = rng.standard_normal(R).astype(dt)
         outs = []
         for mod in (old, new):
-            # NOTE: this build's one-call kernels take x: (N, C, S) and per-channel values: x as (1, R, D), C = R
-            nc = (lambda a: a[None]) if mod is new else (lambda a: a)
+            # NOTE: the one-call kernels take x: (N, C, S) and per-channel values (both builds since 2026-12-07's
+            # "FRN + TLU's small forward"): x as (1, R, D), C = R
+            nc = lambda a: a[None]  # noqa: E731
             a = (np.empty_like(x), np.empty(R), np.empty(R), np.empty(R))
             mod.row_norm_backward_max(*map(nc, a), nc(dy), nc(x), nc(rstd), w, nc(sc), of, tau, 1)
             b = (np.empty(R), np.empty(R), np.empty(R))

@@ -541,6 +541,29 @@ def test_nan_stays_in_its_set(name):
         assert np.isnan(m2[4]) and np.isfinite(np.delete(m2, 4)).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_stats_bits_do_not_depend_on_the_neighbouring_rows(name, dtype):
+    """Each row's mean and m2 have the bits of that row computed alone, whichever rows share its loop (Cython: two
+    rows at a time, the last of an odd count alone; every thread count): D < 8, D = 8, odd D with a tail, every
+    row its own mean (so a row given its neighbour's shift, sums or tail shows), a NaN in one row only."""
+    k, rng = kernels.load(name), np.random.default_rng(11)
+    for R, D in [(1, 5), (2, 3), (3, 8), (5, 67), (8, 64), (7, 1)]:
+        x = (rng.standard_normal((R, D)) * rng.uniform(0.5, 3, (R, 1)) + 1e3 * np.arange(R)[:, None]).astype(dtype)
+        if R > 2:
+            x[1, -1] = np.nan
+        for center in (True, False):
+            alone = [alloc_outputs("row_stats", x.dtype, R=1) for _ in range(R)]
+            for r, (mean, m2) in enumerate(alone):
+                k.row_stats(mean, m2, np.ascontiguousarray(x[r:r + 1]), center)
+            want = [np.concatenate(a) for a in zip(*alone)]
+            for threads in (1, 2, 3):
+                mean, m2 = alloc_outputs("row_stats", x.dtype, R=R)
+                k.module.row_stats(mean, m2, x, center, threads)
+                for got, w in zip((mean, m2), want):
+                    assert got.tobytes() == w.tobytes(), (R, D, center, threads, got, w)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # determinism: bit-identical across runs and thread counts (raw module functions, explicit n_threads)
 

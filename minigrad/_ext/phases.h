@@ -7,6 +7,9 @@
    Code paths:
      sums of a run of m values (mgp_sums_T): two 4-wide double accumulators per sum, then a scalar tail; fixed
        order, so results do not depend on the thread count. Used for channels with S > 1 and for rows.
+     row statistics (mgp_rows_stats_T): two rows a loop, each row's sums those of mgp_sums_T; one run of rows per
+       thread. FRN + TLU's backward (mgp_rows_norm_backward_max_T): one run of rows per thread, a row's apply after
+       the next row's sums.
      channels with S == 1 (BatchNorm1d shaped): the sums walk rows n and run across channels in per-channel
        double accumulators (independent lanes, vectorized across c, each channel's adds in order of n).
      elementwise passes: in X precision, plain loops that GCC vectorizes (AVX2 clone where the CPU has it).
@@ -227,13 +230,50 @@ MG_CLONES static void mgp_channel_backward_apply_relu_##T(T* restrict dx, const 
 
 /* rows layout, one row of D values */
 #define MGP_ROWS(T)                                                                                          \
-MG_CLONES static void mgp_row_stats_##T(double* mean, double* m2, const T* x, int center, Py_ssize_t D) {    \
-    const double K = center ? (double)x[0] : 0.0, M = (double)D;                                             \
-    double s1 = 0, s2 = 0;                                                                                   \
-    mgp_sums_##T(MGP_STATS, x, x, x, D, K, &s1, &s2);  /* dy, w: never read */                                                  \
+/* a row's mean and m2 from its sums s1 = sum(x - K), s2 = sum((x - K)^2) */                                 \
+MGP_INLINE void mgp_stats_out_##T(double* mean, double* m2, int center, double K, double M, double s1,        \
+                                  double s2) {                                                               \
     double v = center ? s2 - s1 * (s1 / M) : s2;                                                             \
     *mean = center ? K + s1 / M : 0.0;                                                                       \
     *m2 = v < 0 ? 0 : v;                                                                                     \
+}                                                                                                            \
+MG_CLONES static void mgp_row_stats_##T(double* mean, double* m2, const T* x, int center, Py_ssize_t D) {    \
+    const double K = center ? (double)x[0] : 0.0;                                                            \
+    double s1 = 0, s2 = 0;                                                                                   \
+    mgp_sums_##T(MGP_STATS, x, x, x, D, K, &s1, &s2);  /* dy, w: never read */                                                  \
+    mgp_stats_out_##T(mean, m2, center, K, (double)D, s1, s2);                                               \
+}                                                                                                            \
+/* mgp_row_stats_T of rows [r0, r1) (row r at x + r*D), 2 rows at a time, then the last alone: each row's sums in  \
+   the accumulators, order, tail and horizontal adds of mgp_row_stats_T, so the same bits. NOTE: the loop is   \
+   bound by its 12 vector operations per 8 values (the widenings take two), so the gain is in the per-row costs \
+   (the horizontal adds, the division, the loop's exit) running beside the other row's; 4 rows spilled         \
+   accumulators (docs/perf/norm-family.md, "2026-12-07 (session 30)") */                                         \
+MG_CLONES static void mgp_rows_stats_##T(double* mean, double* m2, const T* x, int center, Py_ssize_t r0,     \
+                                         Py_ssize_t r1, Py_ssize_t D) {                                      \
+    const double M = (double)D;                                                                              \
+    Py_ssize_t r = r0;                                                                                       \
+    for (; r + 2 <= r1; r += 2) {                                                                            \
+        const T *x0 = x + r * D, *x1 = x0 + D;                                                               \
+        const double K0 = center ? (double)x0[0] : 0.0, K1 = center ? (double)x1[0] : 0.0;                   \
+        const mgp_v4d k0 = {K0, K0, K0, K0}, k1 = {K1, K1, K1, K1};                                          \
+        mgp_v4d a00 = {0, 0, 0, 0}, a01 = a00, q00 = a00, q01 = a00, a10 = a00, a11 = a00, q10 = a00, q11 = a00, d; \
+        Py_ssize_t i = 0;                                                                                    \
+        for (; i + 8 <= D; i += 8) {                                                                         \
+            d = mgp_load4_##T(x0 + i) - k0; a00 += d; q00 += d * d;                                          \
+            d = mgp_load4_##T(x0 + i + 4) - k0; a01 += d; q01 += d * d;                                      \
+            d = mgp_load4_##T(x1 + i) - k1; a10 += d; q10 += d * d;                                          \
+            d = mgp_load4_##T(x1 + i + 4) - k1; a11 += d; q11 += d * d;                                      \
+        }                                                                                                    \
+        double ta0 = 0, tq0 = 0, ta1 = 0, tq1 = 0;                                                           \
+        for (; i < D; i++) {                                                                                 \
+            const double d0 = (double)x0[i] - K0, d1 = (double)x1[i] - K1;                                   \
+            ta0 += d0; tq0 += d0 * d0; ta1 += d1; tq1 += d1 * d1;                                            \
+        }                                                                                                    \
+        mgp_stats_out_##T(mean + r, m2 + r, center, K0, M, mgp_hsum(a00, a01) + ta0, mgp_hsum(q00, q01) + tq0); \
+        mgp_stats_out_##T(mean + r + 1, m2 + r + 1, center, K1, M, mgp_hsum(a10, a11) + ta1,                 \
+                          mgp_hsum(q10, q11) + tq1);                                                         \
+    }                                                                                                        \
+    for (; r < r1; r++) mgp_row_stats_##T(mean + r, m2 + r, x + r * D, center, D);                          \
 }                                                                                                            \
 /* y = ((x - K)*scale + offset)*w[d] + bias[d] */                                                            \
 MG_CLONES static void mgp_row_apply_##T(T* restrict y, const T* restrict x, Py_ssize_t D, T K, T scale,      \
@@ -424,19 +464,39 @@ MG_CLONES static void mgp_row_backward_apply_max_##T(T* restrict dx, const T* re
                                                      T k, T sc, T of, T tau) {                               \
     mgp_row_backward_apply_max_in_##T(dx, dy, x, D, a, mg, K, b, k, sc, of, tau);                            \
 }                                                                                                            \
-/* FRN + TLU's backward of one row (no center: mean 0, shift 0): the sums, the coefficients of                 \
+/* FRN + TLU's backward of rows [r0, r1) (row r at x + r*D, channel r % C; rstd, scale: per row; w, of, tau: the  \
+   (C,) per-channel values; no center: mean 0, shift 0). Per row: the sums, the coefficients of                 \
    coefficients.backward(center=False) in its operations and order (a = rstd*w, b = -a*(sgx*rstd/D)*rstd,      \
    k = -b*(mean - shift), mg = 0), then dx while the row is in L1: dy and x are read from memory once. The sums  \
-   leave the row's g in dx, so the apply, dx = a*(g - mg) + b*(x - K) + k, does not split dy again */             \
-MG_CLONES static void mgp_row_norm_backward_max_##T(T* restrict dx, double* sg, double* sgx, double* st,      \
-                                                    const T* restrict dy, const T* restrict x, Py_ssize_t D, \
-                                                    double rstd, T w, T sc, T of, T tau) {                   \
+   leave the row's g in dx, so the apply, dx = a*(g - mg) + b*(x - K) + k, does not split dy again.              \
+   NOTE: the next row's sums are taken before this row's apply, so the sums' horizontal adds and b's division     \
+   run beside them, not before them (512 rows of 64 float32: 0.86x the time of a row at a time; docs/perf/     \
+   norm-family.md, "2026-12-07 (session 30)"); every row's operations are the same */                             \
+MGP_INLINE void mgp_row_norm_apply_max_##T(T* restrict dx, const T* restrict x, Py_ssize_t D, double rstd, T w,  \
+                                           double sgx) {                                                     \
     /* NOTE: inlined with the constants mean 0, shift 0 (x - 0 is x exactly: the subtractions fold away) */      \
-    mgp_row_sums_max_in_##T(sg, sgx, st, dx, 1, dy, x, D, 0.0, (T)0, sc, of, tau);                           \
-    const double a = rstd * (double)w, b = -a * (*sgx * rstd / (double)D) * rstd;                           \
+    const double a = rstd * (double)w, b = -a * (sgx * rstd / (double)D) * rstd;                             \
     const double k = -b * (0.0 - (double)(T)0);                                                              \
     const T ta = (T)a, tmg = (T)0, tK = (T)0, tb = (T)b, tk = (T)k;                                          \
     for (Py_ssize_t d = 0; d < D; d++) dx[d] = ta * (dx[d] - tmg) + tb * (x[d] - tK) + tk;                  \
+}                                                                                                            \
+MG_CLONES static void mgp_rows_norm_backward_max_##T(T* restrict dx, double* sg, double* sgx, double* st,     \
+                                                     const T* restrict dy, const T* restrict x,              \
+                                                     const double* rstd, const T* w, const T* scale,         \
+                                                     const T* of, const T* tau, Py_ssize_t r0, Py_ssize_t r1,\
+                                                     Py_ssize_t D, Py_ssize_t C) {                           \
+    if (r0 >= r1) return;                                                                                    \
+    Py_ssize_t c = r0 % C, cn;                                                                               \
+    mgp_row_sums_max_in_##T(sg + r0, sgx + r0, st + r0, dx + r0 * D, 1, dy + r0 * D, x + r0 * D, D, 0.0, (T)0, \
+                            scale[r0], of[c], tau[c]);                                                       \
+    for (Py_ssize_t r = r0; r < r1; r++) {                                                                   \
+        cn = c + 1 == C ? 0 : c + 1;  /* NOTE: the next row is the next sample's channel 0 (no division per row) */ \
+        if (r + 1 < r1)                                                                                      \
+            mgp_row_sums_max_in_##T(sg + r + 1, sgx + r + 1, st + r + 1, dx + (r + 1) * D, 1, dy + (r + 1) * D, \
+                                    x + (r + 1) * D, D, 0.0, (T)0, scale[r + 1], of[cn], tau[cn]);           \
+        mgp_row_norm_apply_max_##T(dx + r * D, x + r * D, D, rstd[r], w[c], sgx[r]);                         \
+        c = cn;                                                                                              \
+    }                                                                                                        \
 }
 /* fused gate (EvoNorm), rows with per-row v, lo, hi and affine (scale, offset); gate 0: f = x*sigmoid(v*x),
    gate 1: f = x/den, den = max(lo, u), u = v*x + hi in X (np.maximum's NaN), mu the share of u in the max's

@@ -20,8 +20,10 @@ cdef extern from "phases.h":
     void mgp_channel_backward_apply_double(double* dx, const double* dy, const double* x, Py_ssize_t C,
                                            Py_ssize_t S, const double* a, const double* mdy, const double* K,
                                            const double* b, const double* k) noexcept nogil
-    void mgp_row_stats_float(double* mean, double* m2, const float* x, int center, Py_ssize_t D) noexcept nogil
-    void mgp_row_stats_double(double* mean, double* m2, const double* x, int center, Py_ssize_t D) noexcept nogil
+    void mgp_rows_stats_float(double* mean, double* m2, const float* x, int center, Py_ssize_t r0, Py_ssize_t r1,
+                              Py_ssize_t D) noexcept nogil
+    void mgp_rows_stats_double(double* mean, double* m2, const double* x, int center, Py_ssize_t r0, Py_ssize_t r1,
+                               Py_ssize_t D) noexcept nogil
     void mgp_row_apply_float(float* y, const float* x, Py_ssize_t D, float K, float scale, float offset,
                              const float* w, const float* bias) noexcept nogil
     void mgp_row_apply_double(double* y, const double* x, Py_ssize_t D, double K, double scale, double offset,
@@ -61,12 +63,14 @@ cdef extern from "phases.h":
                                          float K, float b, float k, float sc, float of, float tau) noexcept nogil
     void mgp_row_apply_max_double(double* y, const double* x, Py_ssize_t D, double K, double sc, double of,
                                 double tau) noexcept nogil
-    void mgp_row_norm_backward_max_float(float* dx, double* sg, double* sgx, double* st, const float* dy,
-                                         const float* x, Py_ssize_t D, double rstd, float w, float sc, float of,
-                                         float tau) noexcept nogil
-    void mgp_row_norm_backward_max_double(double* dx, double* sg, double* sgx, double* st, const double* dy,
-                                          const double* x, Py_ssize_t D, double rstd, double w, double sc,
-                                          double of, double tau) noexcept nogil
+    void mgp_rows_norm_backward_max_float(float* dx, double* sg, double* sgx, double* st, const float* dy,
+                                          const float* x, const double* rstd, const float* w, const float* scale,
+                                          const float* of, const float* tau, Py_ssize_t r0, Py_ssize_t r1,
+                                          Py_ssize_t D, Py_ssize_t C) noexcept nogil
+    void mgp_rows_norm_backward_max_double(double* dx, double* sg, double* sgx, double* st, const double* dy,
+                                           const double* x, const double* rstd, const double* w,
+                                           const double* scale, const double* of, const double* tau, Py_ssize_t r0,
+                                           Py_ssize_t r1, Py_ssize_t D, Py_ssize_t C) noexcept nogil
     void mgp_rows_norm_apply_max_float(float* y, double* rstd, float* scale, const float* x, Py_ssize_t r0,
                                        Py_ssize_t r1, Py_ssize_t D, const float* w, const float* of,
                                        const float* tau, Py_ssize_t C, double eps) noexcept nogil
