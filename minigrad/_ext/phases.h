@@ -407,7 +407,7 @@ MGP_INLINE void mgp_max_split4_##T(const T* x, const T* dy, T K, T sc, T of, T t
     const W gt = (W)(z > tv), eq = (W)(z == tv), bd = (W)dv, bh = (W)h;                                      \
     const V gv = (V)((bd & gt) | (bh & eq)), tv2 = (V)((bd & ~(gt | eq)) | (bh & eq));                       \
     memcpy(g, &gv, sizeof gv);                                                                               \
-    /* NOTE: element-wise initializers: one vcvtps2pd each with AVX (mgp_widen_float) */                      \
+    /* NOTE: element-wise initializers: one vcvtps2pd each with AVX */                                       \
     *xd = (mgp_v4d){xv[0], xv[1], xv[2], xv[3]};                                                             \
     *gd = (mgp_v4d){gv[0], gv[1], gv[2], gv[3]};                                                             \
     *td = (mgp_v4d){tv2[0], tv2[1], tv2[2], tv2[3]};                                                         \
