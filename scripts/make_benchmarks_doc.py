@@ -86,18 +86,19 @@ LIMITS = {
         "docs/perf/mlp-first-layer.md); the kernels are 1.5-2x faster than a session ago (same bits), each "
         "BatchNorm + Sigmoid pair is one node and every op's autograd core is about 30% fewer instructions, which "
         "leaves about 1 us of Python a piece. The VM's per-process speed is bimodal: by the medians of 16 processes "
-        "each (docs/end-to-end-mlp-bn-16x.json) eager runs at 1.51x PyTorch (paired), at the line, in a slow "
-        "period of the VM (docs/perf/mlp-step.md)",
+        "each (docs/end-to-end-mlp-bn-16x.json) eager runs at 1.55x PyTorch (paired; 1.60x in the 8-repeat run) "
+        "(docs/perf/mlp-step.md)",
     "end to end: MLP-BN compiled >= 2x torch steps/s":
         "The replay binds the linear layers, batch norm + sigmoid and the plain cross entropy to their kernels and "
         "preallocated arrays (docs/perf/mlp-step.md); by the medians of 16 processes each "
-        "(docs/end-to-end-mlp-bn-16x.json) the compiled step runs at 1.99x PyTorch (paired), at the line. Its "
-        "processes are bimodal on this VM: in the 8-repeat run two of eight ran 494-498 us a step and six "
-        "700-780 us; in the 16-process run they spread over 493-1647 us",
+        "(docs/end-to-end-mlp-bn-16x.json) the compiled step runs at 1.95x PyTorch (paired), 2.15x in the 8-repeat "
+        "run. Its processes are bimodal on this VM: in the 16-process run seven of sixteen ran 495-575 us a step "
+        "and nine 702-950 us (PyTorch's 1045-1772 us)",
     "end to end: MLP-BN compiled >= 1.0x JAX jitted steps/s":
-        "By the medians of 16 processes each (docs/end-to-end-mlp-bn-16x.json) the compiled step takes 736 us "
-        "against JAX's 891 us (1.21x; 1.08x paired within each repeat); in the 8-repeat run six of the eight "
-        "compiled processes ran in the slow mode (700-780 us against 494-498) and JAX's spread over 629-964 us.",
+        "In the 8-repeat run the compiled step takes 558 us against JAX's 692 us by the medians (1.24x; 1.37x "
+        "paired within each repeat); by the medians of 16 processes each (docs/end-to-end-mlp-bn-16x.json) 718 us "
+        "against 695 (0.97x; 1.12x paired), nine of the sixteen compiled processes in the slow mode (702-950 us "
+        "against 495-575) and JAX's spread over 609-1047 us.",
     "end to end: ResNet-20 >= 1.0x torch steps/s":
         "Every 3x3 convolution runs on a direct kernel (unit stride: docs/perf/conv.md parts 2-4; stride 2 by the "
         "stride's phases: part 5); the 1x1 shortcuts and the classifier are GEMMs",
@@ -107,8 +108,9 @@ LIMITS = {
         "policy (with OpenBLAS at 2 threads the step was slower still: its workers spin and hold the core the next "
         "kernel needs). docs/perf/threads.md",
     "end to end: ResNet-20 at 2 threads >= 1.2x torch steps/s":
-        "Follows from the scaling below: PyTorch's step gains about 1.4x from the second core in this run, "
-        "minigrad's about 1.4x too, from a faster 1-thread step",
+        "Follows from the scaling below: PyTorch's step gains 1.42x from the second core in this run (medians), "
+        "minigrad's eager step 1.38x, so the 1-thread lead (1.12x) carries over as 1.15x; the compiled step, "
+        "1.29x PyTorch at 2 threads, gains 1.55x",
     "end to end: ResNet-20 step 2 threads >= 1.6x 1 thread":
         "The conv kernels scale 1.2-1.9x alone (each thread zeroes its own scratch; the weight gradient's parts "
         "are summed in a vectorized pass) and autograd's fan-out sums run on the team, but the main thread still "
