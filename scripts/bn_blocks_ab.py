@@ -16,9 +16,14 @@ arrays ignored), as a fraction of the triad.
 import argparse
 import itertools
 import os
+import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from norm_family_steps import _interleaved_rounds  # noqa: E402
+from norm_phases_cpu import _triad  # noqa: E402
 
 KERNELS = ["batch_renorm_forward", "batch_norm_forward", "batch_norm_backward", "ghost_batch_norm_forward",
            "ghost_batch_norm_backward"]
@@ -54,19 +59,6 @@ def calls(norm, shape, dtype, threads, chunk, seed=0):
         "ghost_batch_norm_backward": (lambda: norm.ghost_batch_norm_backward(dx, dw, db, dy, x, gm, gr, w, chunk,
                                                                              threads), (dx, dw, db), 3 * nb),
     }
-
-
-def triad(n, dtype):
-    import numba
-
-    @numba.njit(cache=False)
-    def run(a, b, c, s):
-        for i in range(a.shape[0]):
-            a[i] = b[i] + s * c[i]
-
-    a, b, c, s = np.zeros(n, dtype), np.ones(n, dtype), np.ones(n, dtype), dtype(3.0)
-    run(a, b, c, s)
-    return lambda: run(a, b, c, s), 3 * a.nbytes
 
 
 def bits(norm, rules):
@@ -119,32 +111,16 @@ def main():
     for shape_s, dt in itertools.product(args.shapes, args.dtypes):
         shape, dtype = tuple(int(v) for v in shape_s.split("x")), np.dtype(dt).type
         fns = calls(norm, shape, dtype, args.threads, args.chunk)
-        tri, tri_bytes = triad(int(np.prod(shape)), dtype)
-        variants = {"triad": (tri, None)}
+        tri, tri_bytes = _triad(int(np.prod(shape)), dtype)
+        variants = {"triad": tri}
         for k in args.kernels:
             for rule in [(0, 0)] + rules:
                 def run(fn=fns[k][0], rule=rule):
                     norm._set_bn_blocks(*rule)
                     fn()
-                variants[(k, rule)] = (run, rule)
-        counts = {}
-        for name, (fn, _) in variants.items():
-            fn()
-            t0, n = clock(), 0
-            while clock() - t0 < args.target / 4:
-                fn()
-                n += 1
-            counts[name] = max(5, 4 * n)
-        times = {name: [] for name in variants}
-        for _ in range(args.rounds):
-            for name, (fn, rule) in variants.items():
-                if rule is not None:
-                    norm._set_bn_blocks(*rule)
-                t0 = clock()
-                for _ in range(counts[name]):
-                    fn()
-                times[name].append((clock() - t0) / counts[name])
-        times = {name: np.array(t) for name, t in times.items()}
+                variants[(k, rule)] = run
+        times = {name: np.array(t) for name, t in
+                 _interleaved_rounds(variants, args.rounds, args.target, clock, min_calls=5).items()}
         tri_gbps = tri_bytes / np.median(times["triad"]) / 1e9
         for k in args.kernels:
             old = times[(k, (0, 0))]

@@ -30,24 +30,30 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
 
 
-def _interleaved(fns, rounds, target=0.01):
-    """{name: (median, min)} seconds per call; every callable once per round, each a batch of ~target seconds."""
+def _interleaved_rounds(fns, rounds, target=0.01, clock=time.process_time, min_calls=10):
+    """{name: [seconds per call in each round]}; every callable once per round, each a batch of ~target seconds."""
     counts = {}
     for name, fn in fns.items():
         fn()
-        t0, n = time.process_time(), 0
-        while time.process_time() - t0 < target / 4:
+        t0, n = clock(), 0
+        while clock() - t0 < target / 4:
             fn()
             n += 1
-        counts[name] = max(10, 4 * n)
+        counts[name] = max(min_calls, 4 * n)
     times = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            t0 = time.process_time()
+            t0 = clock()
             for _ in range(counts[name]):
                 fn()
-            times[name].append((time.process_time() - t0) / counts[name])
-    return {name: (float(np.median(t)), float(np.min(t))) for name, t in times.items()}
+            times[name].append((clock() - t0) / counts[name])
+    return times
+
+
+def _interleaved(fns, rounds, target=0.01):
+    """{name: (median, min)} seconds per call of _interleaved_rounds (CPU time)."""
+    return {name: (float(np.median(t)), float(np.min(t)))
+            for name, t in _interleaved_rounds(fns, rounds, target).items()}
 
 
 def _show(title, res):

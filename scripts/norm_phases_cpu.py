@@ -28,7 +28,8 @@ from norm_family_table import GATE_KERNELS, NOT_MEMORY_BOUND  # noqa: E402
 from norm_family_steps import _interleaved  # noqa: E402
 
 
-def _triad(n):
+def _triad(n, dtype=BF.DTYPE):
+    """(run, bytes moved): a Numba triad a = b + s*c over three arrays of n ``dtype`` values."""
     import numba
 
     @numba.njit(cache=False)
@@ -36,8 +37,8 @@ def _triad(n):
         for i in range(a.shape[0]):
             a[i] = b[i] + s * c[i]
 
-    a, b, c = np.zeros(n, BF.DTYPE), np.ones(n, BF.DTYPE), np.ones(n, BF.DTYPE)
-    s = BF.DTYPE(3.0)
+    a, b, c = np.zeros(n, dtype), np.ones(n, dtype), np.ones(n, dtype)
+    s = dtype(3.0)
     triad(a, b, c, s)
     return lambda: triad(a, b, c, s), 3 * a.nbytes
 
