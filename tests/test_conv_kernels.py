@@ -292,6 +292,73 @@ def test_conv2d_direct_parity(name, dtype):
         np.testing.assert_array_equal(dw, dws[0])
 
 
+def _flipped(w, O, C, kh, kw):
+    """wf (C, O*kh*kw), wf[c, (o, i, j)] = w[o, (c, kh-1-i, kw-1-j)]: conv2d_direct of dy with it is the input
+    gradient."""
+    return np.ascontiguousarray(w.reshape(O, C, kh, kw)[..., ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, -1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_conv2d_direct_backward_is_the_two_kernels(name, dtype):
+    """conv2d_direct_backward (both gradients in one parallel region) gives the bits of conv2d_direct_weight_grad
+    and of conv2d_direct on dy with the flipped weight at padding k-1-p, the same backend's, for any thread count
+    and (Cython) in every variant; the weight gradient's chunks and dx's samples handed out together."""
+    k = _backend(name)
+    rng = np.random.default_rng(11)
+    variants = ("scalar", "avx2", "avx512")
+    ext = k.module if hasattr(k.module, "conv2d_direct_variant") else None
+    best = ext.conv2d_direct_variant() if ext is not None else "scalar"
+    # DIRECT's geometries (all with p < k) and ResNet-20's 16-channel layer at a few samples (several chunks)
+    geometries = DIRECT + [(9, 16, 32, 32, 16, 3, 3, (1, 1))] if name == "cython" else DIRECT
+    try:
+        for N, C, H, W, O, kh, kw, p in geometries:
+            x = rng.standard_normal((N, C, H, W)).astype(dtype)
+            w = rng.standard_normal((O, C * kh * kw)).astype(dtype)
+            dy = rng.standard_normal((N, O) + _out(H, W, kh, kw, (1, 1), p)).astype(dtype)
+            for variant in variants[:variants.index(best) + 1]:
+                if ext is not None:
+                    ext.conv2d_direct_variant(variant)
+                want_dx, want_dw = np.empty_like(x), np.empty_like(w)
+                k.module.conv2d_direct_weight_grad(want_dw, x, dy, kh, kw, p, 2)
+                k.module.conv2d_direct(want_dx, dy, _flipped(w, O, C, kh, kw), kh, kw, (kh - 1 - p[0], kw - 1 - p[1]),
+                                       2)
+                for n_threads in (1, 2, 3):
+                    dx, dw = np.full_like(x, np.nan), np.full_like(w, np.nan)
+                    k.module.conv2d_direct_backward(dx, dw, x, dy, w, kh, kw, p, n_threads)
+                    np.testing.assert_array_equal(dx, want_dx)
+                    np.testing.assert_array_equal(dw, want_dw)
+            dx, dw = np.full_like(x, np.nan), np.full_like(w, np.nan)
+            k.conv2d_direct_backward(dx, dw, x, dy, w, kh, kw, p)  # through the contract too
+            np.testing.assert_array_equal(dx, want_dx)
+            np.testing.assert_array_equal(dw, want_dw)
+            if ext is None:
+                want = np.empty_like(x)
+                reference.conv2d_direct_backward(want, np.empty_like(w), x, dy, w, kh, kw, p)
+                np.testing.assert_allclose(dx, want, rtol=2e-4 if dtype == np.float32 else 1e-12,
+                                           atol=2e-4 if dtype == np.float32 else 1e-12)
+    finally:
+        if ext is not None:
+            ext.conv2d_direct_variant(best)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_conv2d_direct_backward_bad_arguments(name):
+    k = _backend(name)
+    args = (np.empty((2, 3, 6, 6), np.float32), np.empty((4, 27), np.float32), np.zeros((2, 3, 6, 6), np.float32),
+            np.zeros((2, 4, 6, 6), np.float32), np.ones((4, 27), np.float32), 3, 3, (1, 1))
+    k.conv2d_direct_backward(*args)  # the well-formed call works
+    np.testing.assert_array_equal(args[0], 0)
+    np.testing.assert_array_equal(args[1], 0)
+    with pytest.raises(ValueError, match=r"padding \(3, 1\) must be below the kernel size \(3, 3\)"):
+        k.conv2d_direct_backward(*args[:3], np.zeros((2, 4, 10, 6), np.float32), args[4], 3, 3, (3, 1))
+    with pytest.raises(ValueError, match=r"dy must have spatial shape \(OH, OW\) = \(6, 6\)"):
+        k.conv2d_direct_backward(*args[:3], np.zeros((2, 4, 5, 6), np.float32), *args[4:])
+    with pytest.raises(ValueError, match=r"weight must have shape \(O, C\*kh\*kw\) = \(4, 27\)"):
+        k.conv2d_direct_backward(args[0], np.empty((4, 20), np.float32), args[2], args[3],
+                                 np.ones((4, 20), np.float32), *args[5:])
+
+
 @pytest.mark.parametrize("W", [19, 9])
 @pytest.mark.parametrize("name", BACKENDS)
 def test_conv2d_direct_non_finite_input_stays_in_its_outputs(name, W):
@@ -539,13 +606,13 @@ def test_conv2d_runs_the_direct_kernel_at_unit_stride(name, direct, monkeypatch)
     conv2d_direct, the weight gradient (at C >= 8) conv2d_direct_weight_grad, where they are fast (``conv.DIRECT``
     None: the Cython backend with vector FMAs) or everywhere (True); values and gradients equal those of the im2col
     path (DIRECT = False) and of PyTorch."""
-    kernels_ = ("conv2d_direct", "conv2d_direct_weight_grad")
+    kernels_ = ("conv2d_direct", "conv2d_direct_weight_grad", "conv2d_direct_backward")
     called, _, _ = _conv2d_calls(name, direct, monkeypatch, kernels_, 1, 8, (3, 5, 9, 8))
     variant = getattr(_backend(name).module, "conv2d_direct_variant", lambda: "scalar")()
     forward = [("conv2d_direct", (3, 5, 9, 8))] if direct or variant != "scalar" else []
-    dweight = [("conv2d_direct_weight_grad", (5, 72))] if forward else []  # (and C = 8: not the stem's 3)
-    dx = [("conv2d_direct", (3, 8, 9, 8))] if forward else []  # O = 5 <= C
-    assert called == forward + dweight + dx
+    # both gradients in one call (C = 8: not the stem's 3; O = 5 <= C)
+    backward = [("conv2d_direct_backward", (3, 8, 9, 8))] if forward else []
+    assert called == forward + backward
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -556,7 +623,7 @@ def test_conv2d_few_channels_paths(name, direct, C, monkeypatch):
     the weight gradient runs conv2d_direct_weight_grad and the input gradient the flipped forward on conv2d_direct
     where the direct kernels are fast; below, im2col + GEMM (unless DIRECT is True) and GEMM + col2im. Values and
     gradients as the im2col path's and PyTorch's."""
-    kernels_ = ("conv2d_direct", "conv2d_direct_weight_grad", "im2col", "col2im")
+    kernels_ = ("conv2d_direct", "conv2d_direct_weight_grad", "conv2d_direct_backward", "im2col", "col2im")
     called, _, _ = _conv2d_calls(name, direct, monkeypatch, kernels_, 1, 9, (3, 10, 6, 5), (3, C, 10, 9),
                                  (10, C, 5, 5), 0)
     variant = getattr(_backend(name).module, "conv2d_direct_variant", lambda: "scalar")()
@@ -564,10 +631,13 @@ def test_conv2d_few_channels_paths(name, direct, C, monkeypatch):
     wide = C >= 4  # conv.DIRECT_MIN_CHANNELS, spelled out: LeNet-BN's 6 channels must take the direct kernels
     names = [k for k, _ in called]
     assert names[0] == ("conv2d_direct" if fast else "im2col")
-    assert ("conv2d_direct_weight_grad" in names) == (fast and (wide or bool(direct)))
-    # dx by the flipped forward (O > C: never at fewer channels, even where DIRECT is True), else by col2im
-    assert (("conv2d_direct", (3, C, 10, 9)) in called) == (fast and wide)
+    # dx by the flipped forward (O > C: never at fewer channels, even where DIRECT is True), with the weight gradient
+    # in conv2d_direct_backward; else dx by col2im, and the weight gradient alone on its direct kernel where DIRECT
+    # is True
+    assert ("conv2d_direct_backward" in names) == (fast and wide)
+    assert ("conv2d_direct_weight_grad" in names) == (fast and bool(direct) and not wide)
     assert ("col2im" in names) == (not (fast and wide))
+    assert names.count("conv2d_direct") == (1 if fast else 0)
 
 
 # conv2d_strided: (N, C, H, W, O, kh, kw, stride, padding). ResNet-20's downsampling convs (3x3, stride 2, padding 1,

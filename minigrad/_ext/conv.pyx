@@ -603,3 +603,87 @@ def conv2d_strided_weight_grad_chunks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, 
     cdef Py_ssize_t per = mg_sconv_wg_per(C, H, W, O, kh, kw, stride[0], stride[1], padding[0], padding[1], f32)
     cdef Py_ssize_t chunks = _wg_chunks(N, per * (4 if f32 else 8))
     return [(b + 1) * N // chunks - b * N // chunks for b in range(chunks)]
+
+cdef void _pack_flipped(floating* wpk, const floating* weight, Py_ssize_t O, Py_ssize_t C, Py_ssize_t kh,
+                        Py_ssize_t kw) noexcept nogil:
+    """wpk: mg_dconv_pack of wf (C, O*kh*kw), wf[c, (o, i, j)] = weight[o, (c, kh-1-i, kw-1-j)] (the flipped,
+    transposed weight with which the input gradient is a unit-stride convolution of dy), without making wf."""
+    cdef Py_ssize_t OB = mg_dconv_ob(), T = kh * kw, Kf = O * T, cb, k, c, o, ij
+    for cb in range((C + OB - 1) // OB):
+        for k in range(Kf):
+            o, ij = k // T, k % T
+            for c in range(cb * OB, cb * OB + OB):
+                wpk[cb * OB * Kf + k * OB + c - cb * OB] = weight[(o * C + c) * T + T - 1 - ij] if c < C else 0
+
+
+def conv2d_direct_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, cnp.ndarray x not None,
+                           cnp.ndarray dy not None, cnp.ndarray weight not None, Py_ssize_t kh, Py_ssize_t kw,
+                           tuple padding, Py_ssize_t n_threads):
+    """conv2d_direct's two gradients in one parallel region: dweight as conv2d_direct_weight_grad (its chunks, each
+    giving a part, the parts added in chunk order after the region) and dx as conv2d_direct of dy with the flipped,
+    transposed weight at padding (kh-1-ph, kw-1-pw), a sample per item. NOTE: one region, not two: under the passive
+    wait each region costs a wake-up of the worker, and on a loaded machine the main thread waits at each region's
+    end for a worker that was queued behind another process (docs/perf/threads.md, session 31). The chunks come
+    first, the samples (smaller) last, handed out one at a time; no item's bits depend on the thread that runs it."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), O = dim(dy, 1)
+    cdef Py_ssize_t P = dim(dy, 2), Q = dim(dy, 3), ph = padding[0], pw = padding[1], K = C * kh * kw, OK = O * K
+    cdef Py_ssize_t qh = kh - 1 - ph, qw = kw - 1 - pw, CS = (H + 2 * ph) * (W + 2 * pw), b, t, n, item
+    cdef bint f32 = is_float32(x)
+    cdef Py_ssize_t size = 4 if f32 else 8, per = mg_sconv_wg_per(C, H, W, O, kh, kw, 1, 1, ph, pw, f32)
+    cdef Py_ssize_t chunks = _wg_chunks(N, per * size)
+    cdef Py_ssize_t S = (N + chunks - 1) // chunks  # the largest chunk
+    # (a thread's scratch: the weight gradient's xp and dyt of S samples, then the input gradient's padded dy and
+    # output tile)
+    cdef Py_ssize_t wl = S * per, xl = mg_dconv_xp_len(O, P, Q, kh, kw, qh, qw, f32)
+    cdef Py_ssize_t yl = mg_dconv_ypw_len(C, P, Q, kh, qh, qw, f32), T = wl + xl + yl
+    if n_threads > chunks + N:
+        n_threads = <int>(chunks + N)
+    cdef Py_ssize_t Cbr = (C + mg_dconv_ob() - 1) // mg_dconv_ob() * mg_dconv_ob()
+    cdef cnp.ndarray wpk = cnp.PyArray_EMPTY(1, [Cbr * O * kh * kw], cnp.PyArray_TYPE(x), 0)
+    cdef cnp.ndarray parts = cnp.PyArray_EMPTY(1, [chunks * OK], cnp.PyArray_TYPE(x), 0)
+    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * T], cnp.PyArray_TYPE(x), 0)
+    cdef void* p_dx = ptr(dx), *p_dw = ptr(dweight), *p_x = ptr(x), *p_dy = ptr(dy), *p_w = ptr(weight)
+    cdef void* p_wpk = ptr(wpk), *p_parts = ptr(parts), *p_s = ptr(scratch)
+    with nogil:
+        if f32:
+            _pack_flipped(<float*>p_wpk, <float*>p_w, O, C, kh, kw)
+        else:
+            _pack_flipped(<double*>p_wpk, <double*>p_w, O, C, kh, kw)
+    with nogil, parallel(num_threads=n_threads):
+        _zero_own(p_s, T, size)  # NOTE: once per call: each chunk and each sample writes only its xp's interior
+        if f32:
+            for item in prange(chunks + N, schedule='dynamic'):
+                t = threadid()
+                if item < chunks:
+                    b = item
+                    n = b * N // chunks  # the chunk's first sample
+                    mg_sconv_wg_chunk_f32(<float*>p_parts + b * OK, <float*>p_x + n * C * H * W,
+                                          <float*>p_dy + n * O * P * Q, <float*>p_s + t * T,
+                                          <float*>p_s + t * T + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
+                                          O, kh, kw, 1, 1, ph, pw)
+                else:
+                    n = item - chunks
+                    mg_dconv_sample_f32(<float*>p_dx + n * C * H * W, <float*>p_dy + n * O * P * Q,
+                                        <float*>p_wpk, <float*>p_s + t * T + wl, <float*>p_s + t * T + wl + xl,
+                                        O, P, Q, C, kh, kw, qh, qw)
+        else:
+            for item in prange(chunks + N, schedule='dynamic'):
+                t = threadid()
+                if item < chunks:
+                    b = item
+                    n = b * N // chunks
+                    mg_sconv_wg_chunk_f64(<double*>p_parts + b * OK, <double*>p_x + n * C * H * W,
+                                          <double*>p_dy + n * O * P * Q, <double*>p_s + t * T,
+                                          <double*>p_s + t * T + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
+                                          O, kh, kw, 1, 1, ph, pw)
+                else:
+                    n = item - chunks
+                    mg_dconv_sample_f64(<double*>p_dx + n * C * H * W, <double*>p_dy + n * O * P * Q,
+                                        <double*>p_wpk, <double*>p_s + t * T + wl, <double*>p_s + t * T + wl + xl,
+                                        O, P, Q, C, kh, kw, qh, qw)
+    with nogil:
+        if f32:
+            _sum_parts(<float*>p_dw, <float*>p_parts, chunks, OK)
+        else:
+            _sum_parts(<double*>p_dw, <double*>p_parts, chunks, OK)

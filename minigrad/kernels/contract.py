@@ -62,6 +62,10 @@ Kernels:
   conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding)   its weight gradient:
       x: (N, C, H, W); dy: (N, O, P, Q); dweight: (O, K) OUT  dweight[o, (c, i, j)] = sum over (n, p, q) of
                                                              dy[n, o, p, q] * xpad[n, c, p + i, q + j]
+  conv2d_direct_backward(dx, dweight, x, dy, weight, kh, kw, padding)   both gradients of conv2d_direct in one call:
+      dx: (N, C, H, W) OUT; dweight: (O, K) OUT; x, dy, weight   dweight as conv2d_direct_weight_grad's, dx as
+      as conv2d_direct's (padding below kh, kw)              conv2d_direct(dy) with wf[c, (o, i, j)] =
+                                                             weight[o, (c, kh-1-i, kw-1-j)], padding k-1-p
   conv2d_strided(y, x, weight, kh, kw, stride, padding)    the convolution at any stride (dilation 1):
       x: (N, C, H, W); weight: (O, K); y: (N, O, P, Q) OUT    y[n, o, p, q] = sum over (c, i, j) of
                                                              weight[o, (c, i, j)] * xpad[n, c, p*sh + i, q*sw + j]
@@ -272,6 +276,9 @@ SPECS = {
                       {"y": ("NOPQ", "X"), "x": ("NCHW", "X"), "weight": ("OK", "X")}),
     "conv2d_direct_weight_grad": (("dweight", "x", "dy", "kh", "kw", "padding"),
                                   {"dweight": ("OK", "X"), "x": ("NCHW", "X"), "dy": ("NOPQ", "X")}),
+    "conv2d_direct_backward": (("dx", "dweight", "x", "dy", "weight", "kh", "kw", "padding"),
+                               {"dx": ("NCHW", "X"), "dweight": ("OK", "X"), "x": ("NCHW", "X"), "dy": ("NOPQ", "X"),
+                                "weight": ("OK", "X")}),
     "conv2d_strided": (("y", "x", "weight", "kh", "kw", "stride", "padding"),
                        {"y": ("NOPQ", "X"), "x": ("NCHW", "X"), "weight": ("OK", "X")}),
     "conv2d_strided_input_grad": (("dx", "dy", "weight", "kh", "kw", "stride", "padding"),
@@ -397,6 +404,7 @@ OUTPUTS = {
     "col2im": ("dx",),
     "conv2d_direct": ("y",),
     "conv2d_direct_weight_grad": ("dweight",),
+    "conv2d_direct_backward": ("dx", "dweight"),
     "conv2d_strided": ("y",),
     "conv2d_strided_input_grad": ("dx",),
     "conv2d_strided_weight_grad": ("dweight",),
@@ -462,6 +470,8 @@ def _window(kernel, names, args, dims):
         raise ValueError(f"{kernel}: stride {(sh, sw)} must be at most twice the padded input size plus the kernel "
                          f"size, {(2 * (dims['H'] + 2 * ph + k[0]), 2 * (dims['W'] + 2 * pw + k[1]))} "
                          f"(rules.strided_phases_fit)")
+    if kernel == "conv2d_direct_backward" and (ph >= k[0] or pw >= k[1]):  # NOTE: dx's padding k-1-p >= 0
+        raise ValueError(f"{kernel}: padding {(ph, pw)} must be below the kernel size {k}")
     if kernel.startswith("max_pool") and (ph > k[0] // 2 or pw > k[1] // 2):
         raise ValueError(f"{kernel}: padding {(ph, pw)} must be at most half the kernel size {k}")
     OH = window_out_size(kernel, dims["H"], k[0], sh, ph, dh)
@@ -658,9 +668,10 @@ def _check_window(kernel, names, args, dims):
                              f"got ({dims['K']}, {dims['L']})")
     elif "O" in dims:  # the direct and strided convolutions: weight or dweight (O, K); y or dy (N, O, P, Q)
         w, out = "weight" if "weight" in names else "dweight", "y" if "y" in names else "dy"
-        if dims["K"] != dims["C"] * args[3] * args[4]:
-            raise ValueError(f"{kernel}: {w} must have shape (O, C*kh*kw) = ({dims['O']}, "
-                             f"{dims['C'] * args[3] * args[4]}), got ({dims['O']}, {dims['K']})")
+        K = dims["C"] * args[names.index("kh")] * args[names.index("kw")]
+        if dims["K"] != K:
+            raise ValueError(f"{kernel}: {w} must have shape (O, C*kh*kw) = ({dims['O']}, {K}), got "
+                             f"({dims['O']}, {dims['K']})")
         if (dims["P"], dims["Q"]) != (OH, OW):
             raise ValueError(f"{kernel}: {out} must have spatial shape (OH, OW) = ({OH}, {OW}), got "
                              f"({dims['P']}, {dims['Q']})")

@@ -155,6 +155,14 @@ def conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding, n_threads):
                                *padding, dy.shape[2], dy.shape[3])
 
 
+def conv2d_direct_backward(dx, dweight, x, dy, weight, kh, kw, padding, n_threads):
+    """Both gradients of conv2d_direct (see reference.conv2d_direct_backward): the two kernels above."""
+    C, O = x.shape[1], dy.shape[1]
+    conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding, n_threads)
+    wf = np.ascontiguousarray(weight.reshape(O, C, kh, kw)[..., ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, -1)
+    conv2d_direct(dx, dy, wf, kh, kw, (kh - 1 - padding[0], kw - 1 - padding[1]), n_threads)
+
+
 @njit(parallel=True, cache=True)
 def _conv2d_strided(y, x, weight, N, C, H, W, O, kh, kw, sh, sw, ph, pw, OH, OW):
     # a thread per (sample, output channel): each output one sum over the window's taps that read inside x

@@ -10,7 +10,7 @@ at its top), ``softmax``, ``conv`` (im2col, col2im, the direct convolution, max 
 its running averages).
 """
 from .conv import (  # noqa: F401
-    col2im, conv2d_direct, conv2d_direct_weight_grad, conv2d_strided, conv2d_strided_input_grad,
+    col2im, conv2d_direct, conv2d_direct_backward, conv2d_direct_weight_grad, conv2d_strided, conv2d_strided_input_grad,
     conv2d_strided_weight_grad, im2col, max_pool2d_backward, max_pool2d_forward,
 )
 from .norm import (  # noqa: F401

@@ -174,6 +174,17 @@ def _strided(g, backward=False):
     return bool(DIRECT) or (_fast_direct() and not (backward and g.C < 8))
 
 
+def _direct_backward(g):
+    """Whether ``_Conv2d.backward`` computes both gradients with the conv2d_direct_backward kernel: where
+    conv2d_weight_grad runs the direct kernel and conv2d_input_grad would run conv2d_forward's on dy (the flipped
+    weight at padding k-1-p, so p < k; not below ``DIRECT_MIN_CHANNELS`` input channels where O > C, even where
+    ``DIRECT`` is True). The same bits as the two calls, in one parallel region instead of two: a region costs a
+    wake-up of the worker, which on a loaded machine the main thread waits for at the region's end
+    (docs/perf/threads.md, session 31)."""
+    return _direct(g, weight_grad=True) and g.padding[0] < g.kh and g.padding[1] < g.kw and \
+        (g.O <= g.C or g.C >= DIRECT_MIN_CHANNELS)
+
+
 def _phases_fit(g):
     """Whether the strided kernels take this window (``rules.strided_phases_fit``); a larger stride sees only the
     first window, which im2col handles in time proportional to the input."""
@@ -327,12 +338,20 @@ class _Conv2d(Function):
     def backward(self, dy):
         g = self.g
         dx = dweight = dbias = None
-        if self.needs_input_grad[1]:
-            dweight = conv2d_weight_grad(self.x, dy, g, self.xs).reshape(g.w_shape)
+        if self.needs_input_grad[0] and self.needs_input_grad[1] and _direct_backward(g):
+            dx, dweight = np.empty(g.x_shape, dy.dtype), np.empty((g.O, g.K), dy.dtype)
+            kernels.kernels().conv2d_direct_backward(dx, dweight, np.ascontiguousarray(self.x),
+                                                     np.ascontiguousarray(dy),
+                                                     np.ascontiguousarray(self.w.reshape(g.O, g.K)), g.kh, g.kw,
+                                                     g.padding)
+            dweight = dweight.reshape(g.w_shape)
+        else:
+            if self.needs_input_grad[1]:
+                dweight = conv2d_weight_grad(self.x, dy, g, self.xs).reshape(g.w_shape)
+            if self.needs_input_grad[0]:
+                dx = conv2d_input_grad(dy, self.w, g)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             dbias = dy.reshape(g.N, g.O, g.L).sum(axis=(0, 2))
-        if self.needs_input_grad[0]:
-            dx = conv2d_input_grad(dy, self.w, g)
         return (dx, dweight, dbias)[:len(self.parents)]
 
     def backward_graph(self, dy):  # NOTE: the double backward; conv_grad.py builds on this module, so imported here
