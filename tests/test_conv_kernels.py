@@ -292,12 +292,6 @@ def test_conv2d_direct_parity(name, dtype):
         np.testing.assert_array_equal(dw, dws[0])
 
 
-def _flipped(w, O, C, kh, kw):
-    """wf (C, O*kh*kw), wf[c, (o, i, j)] = w[o, (c, kh-1-i, kw-1-j)]: conv2d_direct of dy with it is the input
-    gradient."""
-    return np.ascontiguousarray(w.reshape(O, C, kh, kw)[..., ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, -1)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", BACKENDS)
 def test_conv2d_direct_backward_is_the_two_kernels(name, dtype):
@@ -321,8 +315,8 @@ def test_conv2d_direct_backward_is_the_two_kernels(name, dtype):
                     ext.conv2d_direct_variant(variant)
                 want_dx, want_dw = np.empty_like(x), np.empty_like(w)
                 k.module.conv2d_direct_weight_grad(want_dw, x, dy, kh, kw, p, 2)
-                k.module.conv2d_direct(want_dx, dy, _flipped(w, O, C, kh, kw), kh, kw, (kh - 1 - p[0], kw - 1 - p[1]),
-                                       2)
+                k.module.conv2d_direct(want_dx, dy, reference.conv.flipped_weight(w, C, kh, kw), kh, kw,
+                                       (kh - 1 - p[0], kw - 1 - p[1]), 2)
                 for n_threads in (1, 2, 3):
                     dx, dw = np.full_like(x, np.nan), np.full_like(w, np.nan)
                     k.module.conv2d_direct_backward(dx, dw, x, dy, w, kh, kw, p, n_threads)

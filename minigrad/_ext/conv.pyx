@@ -1,6 +1,8 @@
 """Convolution and pooling window kernels in Cython/OpenMP: im2col, col2im, the direct convolution conv2d_direct
 and its weight gradient conv2d_direct_weight_grad (unit stride and dilation; their C in conv_direct.h, the weight
-gradient being conv2d_strided_weight_grad's at stride (1, 1)), max_pool2d forward and backward.
+gradient being conv2d_strided_weight_grad's at stride (1, 1)), both gradients in one parallel region
+(conv2d_direct_backward), the strided convolution and its gradients (conv_strided.h), max_pool2d forward and
+backward.
 
   N batch, C channels, H, W input size, OH, OW output size, kh, kw window, (sh, sw) stride, (ph, pw) padding,
   (dh, dw) dilation, K = C*kh*kw rows of cols ordered (c, i, j), L = N*OH*OW columns ordered (n, oh, ow).
@@ -603,6 +605,7 @@ def conv2d_strided_weight_grad_chunks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, 
     cdef Py_ssize_t per = mg_sconv_wg_per(C, H, W, O, kh, kw, stride[0], stride[1], padding[0], padding[1], f32)
     cdef Py_ssize_t chunks = _wg_chunks(N, per * (4 if f32 else 8))
     return [(b + 1) * N // chunks - b * N // chunks for b in range(chunks)]
+
 
 cdef void _pack_flipped(floating* wpk, const floating* weight, Py_ssize_t O, Py_ssize_t C, Py_ssize_t kh,
                         Py_ssize_t kw) noexcept nogil:

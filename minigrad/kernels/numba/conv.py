@@ -10,6 +10,7 @@ No fastmath: nothing here is a reduction.
 import numpy as np
 from numba import njit, prange
 
+from minigrad.kernels.reference.conv import flipped_weight
 from minigrad.kernels.rules import out_size
 
 from .common import _threads
@@ -157,10 +158,9 @@ def conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding, n_threads):
 
 def conv2d_direct_backward(dx, dweight, x, dy, weight, kh, kw, padding, n_threads):
     """Both gradients of conv2d_direct (see reference.conv2d_direct_backward): the two kernels above."""
-    C, O = x.shape[1], dy.shape[1]
     conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding, n_threads)
-    wf = np.ascontiguousarray(weight.reshape(O, C, kh, kw)[..., ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, -1)
-    conv2d_direct(dx, dy, wf, kh, kw, (kh - 1 - padding[0], kw - 1 - padding[1]), n_threads)
+    conv2d_direct(dx, dy, flipped_weight(weight, x.shape[1], kh, kw), kh, kw,
+                  (kh - 1 - padding[0], kw - 1 - padding[1]), n_threads)
 
 
 @njit(parallel=True, cache=True)

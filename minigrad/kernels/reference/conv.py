@@ -92,13 +92,18 @@ def conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding, n_threads=1):
     dweight[...] = dw4.reshape(dweight.shape)
 
 
+def flipped_weight(weight, C, kh, kw):
+    """wf (C, O*kh*kw), wf[c, (o, i, j)] = weight[o, (c, kh-1-i, kw-1-j)] from weight (O, C*kh*kw): conv2d_direct of dy
+    with it, at padding (kh-1-ph, kw-1-pw), is the input gradient."""
+    return np.ascontiguousarray(weight.reshape(-1, C, kh, kw)[..., ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, -1)
+
+
 def conv2d_direct_backward(dx, dweight, x, dy, weight, kh, kw, padding, n_threads=1):
-    """conv2d_direct's two gradients: dweight = conv2d_direct_weight_grad(x, dy); dx = conv2d_direct(dy, wf) with
-    wf[c, (o, i, j)] = weight[o, (c, kh-1-i, kw-1-j)] at padding (kh-1-ph, kw-1-pw)."""
-    C, O = x.shape[1], dy.shape[1]
+    """conv2d_direct's two gradients: dweight = conv2d_direct_weight_grad(x, dy); dx = conv2d_direct(dy, wf) with the
+    flipped weight (``flipped_weight``) at padding (kh-1-ph, kw-1-pw)."""
     conv2d_direct_weight_grad(dweight, x, dy, kh, kw, padding)
-    wf = np.ascontiguousarray(weight.reshape(O, C, kh, kw)[..., ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, -1)
-    conv2d_direct(dx, dy, wf, kh, kw, (kh - 1 - padding[0], kw - 1 - padding[1]))
+    conv2d_direct(dx, dy, flipped_weight(weight, x.shape[1], kh, kw), kh, kw,
+                  (kh - 1 - padding[0], kw - 1 - padding[1]))
 
 
 def conv2d_strided(y, x, weight, kh, kw, stride, padding, n_threads=1):
