@@ -1,7 +1,7 @@
-"""In the ResNet-20 step, one process: each 3x3 unit-stride conv's two gradients through the conv2d_direct_backward
-kernel (one parallel region) against conv2d_direct_weight_grad then conv2d_direct on dy (two regions), alternated
-step by step; per step the conv backwards' wall and main-thread CPU, and the whole step's wall and main-thread CPU.
-ms per step, medians (docs/perf/threads.md, session 31).
+"""In the ResNet-20 step, one process: each 3x3 conv's two gradients through conv2d_direct_backward or
+conv2d_strided_backward (one parallel region) against the weight gradient's kernel, then the input gradient's
+(two regions), alternated step by step; per step the conv backwards' wall and main-thread CPU, and the whole
+step's wall and main-thread CPU. ms per step, medians (docs/perf/threads.md, session 31).
 
     PYTHONPATH=$PWD python scripts/conv_backward_ab.py 2 40     # threads, steps per variant
 """
@@ -19,7 +19,7 @@ from minigrad.nn.functional import conv as C  # noqa: E402
 
 tune_allocator()
 minigrad.set_num_threads(THREADS)
-fused, backward = C._direct_backward, C._Conv2d.backward
+fused, backward = C._fused_backward, C._Conv2d.backward
 acc = [0.0, 0.0, 0]
 
 
@@ -39,10 +39,10 @@ for _ in range(3):
 
 
 def install(fn):
-    C._direct_backward = fn
+    C._fused_backward = fn
 
 
-variants = {"two": lambda g: False, "fused": fused}
+variants = {"two": lambda g: None, "fused": fused}
 for k, m in S.alternated(step, variants, install, int(sys.argv[2]) if len(sys.argv) > 2 else 40, acc).items():
     print(f"{k:6s} {THREADS} thread(s): step wall {m[0]:.2f} main cpu {m[1]:.2f} | conv backwards ({m[4]} a step) "
           f"wall {m[2]:.3f} main cpu {m[3]:.3f}  load {os.getloadavg()[0]:.2f}")

@@ -705,6 +705,47 @@ def test_conv2d_strided_parity(name, dtype):
             np.testing.assert_array_equal(a, outs[0])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_conv2d_strided_backward_is_the_two_kernels(name, dtype):
+    """conv2d_strided_backward (both gradients in one parallel region) gives the bits of conv2d_strided_weight_grad
+    and conv2d_strided_input_grad, the same backend's, for any thread count and (Cython) in every variant."""
+    k = _backend(name)
+    rng = np.random.default_rng(12)
+    variants = ("scalar", "avx2", "avx512")
+    ext = k.module if hasattr(k.module, "conv2d_direct_variant") else None
+    best = ext.conv2d_direct_variant() if ext is not None else "scalar"
+    # STRIDED's geometries and ResNet-20's first stride-2 layer at a few samples (several chunks)
+    geometries = STRIDED + [(9, 16, 32, 32, 32, 3, 3, (2, 2), (1, 1))] if name == "cython" else STRIDED
+    try:
+        for geom in geometries:
+            N, C, H, W, O, kh, kw, s, p = geom
+            x = rng.standard_normal((N, C, H, W)).astype(dtype)
+            w = rng.standard_normal((O, C * kh * kw)).astype(dtype)
+            dy = rng.standard_normal(_strided_out(*geom)).astype(dtype)
+            for variant in variants[:variants.index(best) + 1]:
+                if ext is not None:
+                    ext.conv2d_direct_variant(variant)
+                want_dx, want_dw = np.empty_like(x), np.empty_like(w)
+                k.module.conv2d_strided_weight_grad(want_dw, x, dy, kh, kw, s, p, 2)
+                k.module.conv2d_strided_input_grad(want_dx, dy, w, kh, kw, s, p, 2)
+                for n_threads in (1, 2, 3):
+                    dx, dw = np.full_like(x, np.nan), np.full_like(w, np.nan)
+                    k.module.conv2d_strided_backward(dx, dw, x, dy, w, kh, kw, s, p, n_threads)
+                    np.testing.assert_array_equal(dx, want_dx, err_msg=f"{geom} {variant} {n_threads}")
+                    np.testing.assert_array_equal(dw, want_dw, err_msg=f"{geom} {variant} {n_threads}")
+            dx, dw = np.full_like(x, np.nan), np.full_like(w, np.nan)
+            k.conv2d_strided_backward(dx, dw, x, dy, w, kh, kw, s, p)  # through the contract too
+            np.testing.assert_array_equal(dx, want_dx)
+            np.testing.assert_array_equal(dw, want_dw)
+    finally:
+        if ext is not None:
+            ext.conv2d_direct_variant(best)
+    with pytest.raises(ValueError, match=r"dy must have spatial shape \(OH, OW\) = \(3, 3\)"):
+        k.conv2d_strided_backward(np.empty((1, 2, 6, 6)), np.empty((4, 18)), np.zeros((1, 2, 6, 6)),
+                                  np.zeros((1, 4, 4, 3)), np.zeros((4, 18)), 3, 3, (2, 2), (1, 1))
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_conv2d_strided_non_finite_input_stays_in_its_outputs(name):
     """The compiled kernels compute over padded widths (the phase planes of x, the padded dy), where the last columns
@@ -835,12 +876,13 @@ def test_conv2d_runs_the_strided_kernels_at_stride_2(name, direct, monkeypatch):
     backend with vector FMAs) or everywhere (True); values and gradients equal those of the im2col path
     (DIRECT = False) and of PyTorch."""
     from minigrad.nn.functional import conv as cv
-    kernels_ = ("conv2d_strided", "conv2d_strided_input_grad", "conv2d_strided_weight_grad")
+    kernels_ = ("conv2d_strided", "conv2d_strided_input_grad", "conv2d_strided_weight_grad",
+                "conv2d_strided_backward")
     called, (x0, w0, b0), ty = _conv2d_calls(name, direct, monkeypatch, kernels_, 2, 14, (3, 5, 5, 4))
     variant = getattr(_backend(name).module, "conv2d_direct_variant", lambda: "scalar")()
     fast = direct or variant != "scalar"
-    assert called == ([("conv2d_strided", (3, 5, 5, 4)), ("conv2d_strided_weight_grad", (5, 72)),
-                       ("conv2d_strided_input_grad", (3, 8, 9, 8))] if fast else [])
+    # both gradients in one call
+    assert called == ([("conv2d_strided", (3, 5, 5, 4)), ("conv2d_strided_backward", (3, 8, 9, 8))] if fast else [])
     # the fused bias + ReLU epilogue (no gradient: chunk by chunk over the strided kernel's output)
     monkeypatch.setattr(cv, "DIRECT", direct)
     with mg.using_backend(name), mg.no_grad():

@@ -635,7 +635,7 @@ def conv2d_direct_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None
     cdef bint f32 = is_float32(x)
     cdef Py_ssize_t size = 4 if f32 else 8, per = mg_sconv_wg_per(C, H, W, O, kh, kw, 1, 1, ph, pw, f32)
     cdef Py_ssize_t chunks = _wg_chunks(N, per * size)
-    cdef Py_ssize_t S = (N + chunks - 1) // chunks  # the largest chunk
+    cdef Py_ssize_t S = (N + chunks - 1) // chunks if chunks else 1  # the largest chunk
     # (a thread's scratch: the weight gradient's xp and dyt of S samples, then the input gradient's padded dy and
     # output tile)
     cdef Py_ssize_t wl = S * per, xl = mg_dconv_xp_len(O, P, Q, kh, kw, qh, qw, f32)
@@ -648,6 +648,9 @@ def conv2d_direct_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None
     cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * T], cnp.PyArray_TYPE(x), 0)
     cdef void* p_dx = ptr(dx), *p_dw = ptr(dweight), *p_x = ptr(x), *p_dy = ptr(dy), *p_w = ptr(weight)
     cdef void* p_wpk = ptr(wpk), *p_parts = ptr(parts), *p_s = ptr(scratch)
+    if chunks == 0:  # no samples
+        memset(p_dw, 0, OK * size)
+        return
     with nogil:
         if f32:
             _pack_flipped(<float*>p_wpk, <float*>p_w, O, C, kh, kw)
@@ -685,6 +688,81 @@ def conv2d_direct_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None
                     mg_dconv_sample_f64(<double*>p_dx + n * C * H * W, <double*>p_dy + n * O * P * Q,
                                         <double*>p_wpk, <double*>p_s + t * T + wl, <double*>p_s + t * T + wl + xl,
                                         O, P, Q, C, kh, kw, qh, qw)
+    with nogil:
+        if f32:
+            _sum_parts(<float*>p_dw, <float*>p_parts, chunks, OK)
+        else:
+            _sum_parts(<double*>p_dw, <double*>p_parts, chunks, OK)
+
+
+def conv2d_strided_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, cnp.ndarray x not None,
+                            cnp.ndarray dy not None, cnp.ndarray weight not None, Py_ssize_t kh, Py_ssize_t kw,
+                            tuple stride, tuple padding, Py_ssize_t n_threads):
+    """conv2d_strided's two gradients in one parallel region, as conv2d_direct_backward: the chunks of
+    conv2d_strided_weight_grad (the parts added in chunk order after the region), then the samples of
+    conv2d_strided_input_grad, handed out one at a time."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), H = dim(x, 2), W = dim(x, 3), O = dim(dy, 1)
+    cdef Py_ssize_t OH = dim(dy, 2), OW = dim(dy, 3), sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
+    cdef Py_ssize_t K = C * kh * kw, OK = O * K, nk = O * kh * kw, CS = (H + 2 * ph) * (W + 2 * pw), b, t, n, item
+    cdef bint f32 = is_float32(x)
+    cdef Py_ssize_t size = 4 if f32 else 8, per = mg_sconv_wg_per(C, H, W, O, kh, kw, sh, sw, ph, pw, f32)
+    cdef Py_ssize_t chunks = _wg_chunks(N, per * size)
+    cdef Py_ssize_t S = (N + chunks - 1) // chunks if chunks else 1  # the largest chunk
+    # (a thread's scratch: the weight gradient's xp and dyt of S samples, then the input gradient's padded dy and
+    # phase outputs)
+    cdef Py_ssize_t wl = S * per, dl = mg_sconv_ig_dyp_len(O, H, W, kh, kw, sh, sw, ph, pw, f32)
+    cdef Py_ssize_t yl = mg_sconv_ig_out_len(C, H, W, kh, kw, sh, sw, ph, pw, f32), T = wl + dl + yl
+    if n_threads > chunks + N:
+        n_threads = <int>(chunks + N)
+    cdef Py_ssize_t Cr = (C + mg_dconv_ob() - 1) // mg_dconv_ob() * mg_dconv_ob()
+    cdef cnp.ndarray wpk = cnp.PyArray_EMPTY(1, [Cr * nk], cnp.PyArray_TYPE(x), 0)
+    cdef cnp.ndarray off = cnp.PyArray_EMPTY(1, [nk], cnp.NPY_INTP, 0)
+    cdef cnp.ndarray parts = cnp.PyArray_EMPTY(1, [chunks * OK], cnp.PyArray_TYPE(x), 0)
+    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, [n_threads * T], cnp.PyArray_TYPE(x), 0)
+    cdef void* p_dx = ptr(dx), *p_dw = ptr(dweight), *p_x = ptr(x), *p_dy = ptr(dy), *p_w = ptr(weight)
+    cdef void* p_wpk = ptr(wpk), *p_parts = ptr(parts), *p_s = ptr(scratch)
+    cdef Py_ssize_t* p_off = <Py_ssize_t*>ptr(off)
+    if chunks == 0:  # no samples
+        memset(p_dw, 0, OK * size)
+        return
+    with nogil:
+        if f32:
+            mg_sconv_ig_pack_f32(<float*>p_wpk, p_off, <float*>p_w, C, H, W, O, kh, kw, sh, sw, ph, pw)
+        else:
+            mg_sconv_ig_pack_f64(<double*>p_wpk, p_off, <double*>p_w, C, H, W, O, kh, kw, sh, sw, ph, pw)
+    with nogil, parallel(num_threads=n_threads):
+        _zero_own(p_s, T, size)  # NOTE: once per call: each chunk writes only xp's interior, dy's padding stays zero
+        if f32:
+            for item in prange(chunks + N, schedule='dynamic'):
+                t = threadid()
+                if item < chunks:
+                    b = item
+                    n = b * N // chunks  # the chunk's first sample
+                    mg_sconv_wg_chunk_f32(<float*>p_parts + b * OK, <float*>p_x + n * C * H * W,
+                                          <float*>p_dy + n * O * OH * OW, <float*>p_s + t * T,
+                                          <float*>p_s + t * T + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
+                                          O, kh, kw, sh, sw, ph, pw)
+                else:
+                    n = item - chunks
+                    mg_sconv_ig_sample_f32(<float*>p_dx + n * C * H * W, <float*>p_dy + n * O * OH * OW,
+                                           <float*>p_wpk, p_off, <float*>p_s + t * T + wl,
+                                           <float*>p_s + t * T + wl + dl, C, H, W, O, kh, kw, sh, sw, ph, pw)
+        else:
+            for item in prange(chunks + N, schedule='dynamic'):
+                t = threadid()
+                if item < chunks:
+                    b = item
+                    n = b * N // chunks
+                    mg_sconv_wg_chunk_f64(<double*>p_parts + b * OK, <double*>p_x + n * C * H * W,
+                                          <double*>p_dy + n * O * OH * OW, <double*>p_s + t * T,
+                                          <double*>p_s + t * T + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
+                                          O, kh, kw, sh, sw, ph, pw)
+                else:
+                    n = item - chunks
+                    mg_sconv_ig_sample_f64(<double*>p_dx + n * C * H * W, <double*>p_dy + n * O * OH * OW,
+                                           <double*>p_wpk, p_off, <double*>p_s + t * T + wl,
+                                           <double*>p_s + t * T + wl + dl, C, H, W, O, kh, kw, sh, sw, ph, pw)
     with nogil:
         if f32:
             _sum_parts(<float*>p_dw, <float*>p_parts, chunks, OK)

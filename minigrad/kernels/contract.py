@@ -75,6 +75,9 @@ Kernels:
   conv2d_strided_weight_grad(dweight, x, dy, kh, kw, stride, padding)   its weight gradient:
       x: (N, C, H, W); dy: (N, O, P, Q); dweight: (O, K) OUT  dweight[o, (c, i, j)] = sum over (n, p, q) of
                                                              dy[n, o, p, q] * xpad[n, c, p*sh + i, q*sw + j]
+  conv2d_strided_backward(dx, dweight, x, dy, weight, kh, kw, stride, padding)   both gradients in one call:
+      dx: (N, C, H, W) OUT; dweight: (O, K) OUT; x, dy, weight   as conv2d_strided_input_grad's and
+                                                             conv2d_strided_weight_grad's
   max_pool2d_forward(y, argmax, x, kh, kw, stride, padding) y = max over each window (NaN wins), argmax = h*W + w
       x: (N, C, H, W); y: (N, C, P, Q) OUT; argmax: (N, C, P, Q) int64 OUT   of the first maximum (last NaN)
       (P, Q): the floor or the ceil_mode size (rules.pool_out_size), so a last window may be cut by the input's end
@@ -285,6 +288,9 @@ SPECS = {
                                   {"dx": ("NCHW", "X"), "dy": ("NOPQ", "X"), "weight": ("OK", "X")}),
     "conv2d_strided_weight_grad": (("dweight", "x", "dy", "kh", "kw", "stride", "padding"),
                                    {"dweight": ("OK", "X"), "x": ("NCHW", "X"), "dy": ("NOPQ", "X")}),
+    "conv2d_strided_backward": (("dx", "dweight", "x", "dy", "weight", "kh", "kw", "stride", "padding"),
+                                {"dx": ("NCHW", "X"), "dweight": ("OK", "X"), "x": ("NCHW", "X"),
+                                 "dy": ("NOPQ", "X"), "weight": ("OK", "X")}),
     "max_pool2d_forward": (("y", "argmax", "x", "kh", "kw", "stride", "padding"),
                            {"y": ("NCPQ", "X"), "argmax": ("NCPQ", "i64"), "x": ("NCHW", "X")}),
     "max_pool2d_backward": (("dx", "dy", "argmax"),
@@ -408,6 +414,7 @@ OUTPUTS = {
     "conv2d_strided": ("y",),
     "conv2d_strided_input_grad": ("dx",),
     "conv2d_strided_weight_grad": ("dweight",),
+    "conv2d_strided_backward": ("dx", "dweight"),
     "max_pool2d_forward": ("y", "argmax"),
     "max_pool2d_backward": ("dx",),
     "running_stats_update": ("running_mean", "running_var"),

@@ -19,8 +19,8 @@ from minigrad._ext.norm import (  # noqa: F401
 from minigrad._ext.softmax import log_softmax_backward, log_softmax_forward  # noqa: F401
 from minigrad._ext.conv import (  # noqa: F401
     col2im, conv2d_direct, conv2d_direct_backward, conv2d_direct_variant, conv2d_direct_weight_grad,
-    conv2d_strided, conv2d_strided_input_grad, conv2d_strided_weight_grad, im2col, max_pool2d_backward,
-    max_pool2d_forward,
+    conv2d_strided, conv2d_strided_backward, conv2d_strided_input_grad, conv2d_strided_weight_grad, im2col,
+    max_pool2d_backward, max_pool2d_forward,
 )
 from minigrad._ext.optim import adam_update, sgd_update  # noqa: F401
 from minigrad._ext.elementwise import (add, add_relu_backward, add_relu_forward, sigmoid_backward,  # noqa: F401

@@ -9,7 +9,8 @@ only when the numba backend is first used, never on ``import minigrad``.
 """
 from .conv import (  # noqa: F401
     col2im, conv2d_direct, conv2d_direct_backward, conv2d_direct_weight_grad, conv2d_strided,
-    conv2d_strided_input_grad, conv2d_strided_weight_grad, im2col, max_pool2d_backward, max_pool2d_forward,
+    conv2d_strided_backward, conv2d_strided_input_grad, conv2d_strided_weight_grad, im2col, max_pool2d_backward,
+    max_pool2d_forward,
 )
 from .norm import (  # noqa: F401
     batch_norm_backward, batch_norm_forward, batch_norm_inference, batch_renorm_forward, ghost_batch_norm_backward,

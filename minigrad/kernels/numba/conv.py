@@ -255,6 +255,12 @@ def conv2d_strided_weight_grad(dweight, x, dy, kh, kw, stride, padding, n_thread
                                 *stride, *padding, dy.shape[2], dy.shape[3])
 
 
+def conv2d_strided_backward(dx, dweight, x, dy, weight, kh, kw, stride, padding, n_threads):
+    """Both gradients of conv2d_strided (see reference.conv2d_strided_backward): the two kernels above."""
+    conv2d_strided_weight_grad(dweight, x, dy, kh, kw, stride, padding, n_threads)
+    conv2d_strided_input_grad(dx, dy, weight, kh, kw, stride, padding, n_threads)
+
+
 @njit(parallel=True, cache=True)
 def _max_pool_forward(y, argmax, x, P, H, W, kh, kw, sh, sw, ph, pw, OH, OW):
     for p in prange(P):

@@ -151,6 +151,12 @@ def conv2d_strided_weight_grad(dweight, x, dy, kh, kw, stride, padding, n_thread
     dweight[...] = dw4.reshape(dweight.shape)
 
 
+def conv2d_strided_backward(dx, dweight, x, dy, weight, kh, kw, stride, padding, n_threads=1):
+    """conv2d_strided's two gradients: conv2d_strided_input_grad and conv2d_strided_weight_grad."""
+    conv2d_strided_weight_grad(dweight, x, dy, kh, kw, stride, padding)
+    conv2d_strided_input_grad(dx, dy, weight, kh, kw, stride, padding)
+
+
 def max_pool2d_forward(y, argmax, x, kh, kw, stride, padding, n_threads=1):
     """y = max of x over each window, argmax = h*W + w of the first maximum (NaN wins).  y, argmax: (N, C, OH, OW)."""
     N, C, H, W = x.shape

@@ -174,15 +174,20 @@ def _strided(g, backward=False):
     return bool(DIRECT) or (_fast_direct() and not (backward and g.C < 8))
 
 
-def _direct_backward(g):
-    """Whether ``_Conv2d.backward`` computes both gradients with the conv2d_direct_backward kernel: where
-    conv2d_weight_grad runs the direct kernel and conv2d_input_grad would run conv2d_forward's on dy (the flipped
-    weight at padding k-1-p, so p < k; not below ``DIRECT_MIN_CHANNELS`` input channels where O > C, even where
-    ``DIRECT`` is True). The same bits as the two calls, in one parallel region instead of two: a region costs a
-    wake-up of the worker, which on a loaded machine the main thread waits for at the region's end
-    (docs/perf/threads.md, session 31)."""
-    return _direct(g, weight_grad=True) and g.padding[0] < g.kh and g.padding[1] < g.kw and \
-        (g.O <= g.C or g.C >= DIRECT_MIN_CHANNELS)
+def _fused_backward(g):
+    """The kernel that computes both of ``_Conv2d.backward``'s gradients in one call for geometry ``g``, and its
+    window arguments; None where they run apart. conv2d_direct_backward where conv2d_weight_grad runs the direct
+    kernel and conv2d_input_grad would run conv2d_forward's on dy (the flipped weight at padding k-1-p, so p < k;
+    not below ``DIRECT_MIN_CHANNELS`` input channels where O > C, even where ``DIRECT`` is True);
+    conv2d_strided_backward where both run the strided kernels. The same bits as the two calls, in one parallel
+    region instead of two: a region costs a wake-up of the worker, which on a loaded machine the main thread waits
+    for at the region's end (docs/perf/threads.md, session 31)."""
+    if _direct(g, weight_grad=True) and g.padding[0] < g.kh and g.padding[1] < g.kw and \
+            (g.O <= g.C or g.C >= DIRECT_MIN_CHANNELS):
+        return "conv2d_direct_backward", (g.kh, g.kw, g.padding)
+    if _strided(g, backward=True):
+        return "conv2d_strided_backward", (g.kh, g.kw, g.stride, g.padding)
+    return None
 
 
 def _phases_fit(g):
@@ -338,12 +343,12 @@ class _Conv2d(Function):
     def backward(self, dy):
         g = self.g
         dx = dweight = dbias = None
-        if self.needs_input_grad[0] and self.needs_input_grad[1] and _direct_backward(g):
+        fused = _fused_backward(g) if self.needs_input_grad[0] and self.needs_input_grad[1] else None
+        if fused is not None:
+            name, window = fused
             dx, dweight = np.empty(g.x_shape, dy.dtype), np.empty((g.O, g.K), dy.dtype)
-            kernels.kernels().conv2d_direct_backward(dx, dweight, np.ascontiguousarray(self.x),
-                                                     np.ascontiguousarray(dy),
-                                                     np.ascontiguousarray(self.w.reshape(g.O, g.K)), g.kh, g.kw,
-                                                     g.padding)
+            getattr(kernels.kernels(), name)(dx, dweight, np.ascontiguousarray(self.x), np.ascontiguousarray(dy),
+                                             np.ascontiguousarray(self.w.reshape(g.O, g.K)), *window)
             dweight = dweight.reshape(g.w_shape)
         else:
             if self.needs_input_grad[1]:
