@@ -7,9 +7,11 @@
    Code paths:
      sums of a run of m values (mgp_sums_T): two 4-wide double accumulators per sum, then a scalar tail; fixed
        order, so results do not depend on the thread count. Used for channels with S > 1 and for rows.
-     row statistics (mgp_rows_stats_T): two rows a loop, each row's sums those of mgp_sums_T; one run of rows per
-       thread. FRN + TLU's backward (mgp_rows_norm_backward_max_T): one run of rows per thread, a row's apply after
-       the next row's sums.
+     row statistics (mgp_rows_stats_T): two rows a loop, each row's sums those of mgp_sums_T, the pair's horizontal
+       sums and mean and m2 in vectors (mgp_stats_out2); one run of rows per thread. FRN + TLU's backward
+       (mgp_rows_norm_backward_max_T): one run of rows per thread, a row's apply after the next row's sums; a row's
+       blocks of 8 split as if no value tied the max, the row again with the exact split where one did, the run's
+       later rows exact from then on.
      channels with S == 1 (BatchNorm1d shaped): the sums walk rows n and run across channels in per-channel
        double accumulators (independent lanes, vectorized across c, each channel's adds in order of n).
      elementwise passes: in X precision, plain loops that GCC vectorizes (AVX2 clone where the CPU has it).
@@ -239,9 +241,10 @@ typedef int64_t mgp_v2di __attribute__((vector_size(16)));
 MGP_INLINE void mgp_stats_out2(double* mean, double* m2, int center, double K0, double K1, double M, mgp_v4d a0,
                                mgp_v4d a1, mgp_v4d q0, mgp_v4d q1, mgp_v4d t) {
     const mgp_v4di lo = {0, 4, 2, 6}, hi = {1, 5, 3, 7}, h0 = {0, 1, 4, 5}, h1 = {2, 3, 6, 7};
-    const mgp_v4d ha = __builtin_shuffle(a0, a1, lo) + __builtin_shuffle(a0, a1, hi);  /* a0 01, a1 01, a0 23, a1 23 */
+    /* ha: a0[0] + a0[1], a1[0] + a1[1], a0[2] + a0[3], a1[2] + a1[3]; sum: s1 of rows 0, 1, then s2 of rows 0, 1 */
+    const mgp_v4d ha = __builtin_shuffle(a0, a1, lo) + __builtin_shuffle(a0, a1, hi);
     const mgp_v4d hq = __builtin_shuffle(q0, q1, lo) + __builtin_shuffle(q0, q1, hi);
-    const mgp_v4d sum = __builtin_shuffle(ha, hq, h0) + __builtin_shuffle(ha, hq, h1) + t;  /* s1 0, s1 1, s2 0, s2 1 */
+    const mgp_v4d sum = __builtin_shuffle(ha, hq, h0) + __builtin_shuffle(ha, hq, h1) + t;
     const mgp_v2d s1 = {sum[0], sum[1]}, s2 = {sum[2], sum[3]}, k = {K0, K1}, mv = {M, M}, zero = {0, 0};
     const mgp_v2d d = s1 / mv, v = center ? s2 - s1 * d : s2, mn = center ? k + d : zero;
     const mgp_v2d out = (mgp_v2d)((mgp_v2di)v & ~(mgp_v2di)(v < zero));  /* v < 0 ? 0 : v (NaN stays NaN) */
