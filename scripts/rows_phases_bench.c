@@ -21,7 +21,7 @@ MG_CLONES static void backward_per_row(float* dx, double* sg, double* sgx, doubl
                              const float* w, const float* sc, const float* of, const float* tau, Py_ssize_t R, Py_ssize_t D, Py_ssize_t C) {
     for (Py_ssize_t r = 0; r < R; r++) {
         const Py_ssize_t c = r % C;
-        mgp_row_sums_max_in_float(sg + r, sgx + r, st + r, dx + r * D, 1, dy + r * D, x + r * D, D, 0.0, 0.0f, sc[r], of[c], tau[c]);
+        mgp_row_sums_max_in_float(sg + r, sgx + r, st + r, dx + r * D, 1, dy + r * D, x + r * D, D, 0.0, 0.0f, sc[r], of[c], tau[c], 1);
         mgp_row_norm_apply_max_float(dx + r * D, x + r * D, D, rstd[r], w[c], sgx[r]);
     }
 }

@@ -7,9 +7,11 @@
    Code paths:
      sums of a run of m values (mgp_sums_T): two 4-wide double accumulators per sum, then a scalar tail; fixed
        order, so results do not depend on the thread count. Used for channels with S > 1 and for rows.
-     row statistics (mgp_rows_stats_T): two rows a loop, each row's sums those of mgp_sums_T; one run of rows per
-       thread. FRN + TLU's backward (mgp_rows_norm_backward_max_T): one run of rows per thread, a row's apply after
-       the next row's sums.
+     row statistics (mgp_rows_stats_T): two rows a loop, each row's sums those of mgp_sums_T, the pair's horizontal
+       sums and mean and m2 in vectors (mgp_stats_out2); one run of rows per thread. FRN + TLU's backward
+       (mgp_rows_norm_backward_max_T): one run of rows per thread, a row's apply after the next row's sums; a row's
+       blocks of 8 split as if no value tied the max, the row again with the exact split where one did, the run's
+       later rows exact from then on.
      channels with S == 1 (BatchNorm1d shaped): the sums walk rows n and run across channels in per-channel
        double accumulators (independent lanes, vectorized across c, each channel's adds in order of n).
      elementwise passes: in X precision, plain loops that GCC vectorizes (AVX2 clone where the CPU has it).
@@ -228,6 +230,27 @@ MG_CLONES static void mgp_channel_backward_apply_relu_##T(T* restrict dx, const 
     }                                                                                                        \
 }
 
+/* two rows' mgp_hsum and mgp_stats_out_T in one: the four horizontal sums through two pairwise adds of
+   interleaved lanes and one add of the halves (lane j: (v[0] + v[1]) + (v[2] + v[3]) of sum j, as mgp_hsum),
+   plus the tails t = {ta0, ta1, tq0, tq1}, then both rows' mean and m2 in two lanes (one division for both).
+   NOTE: the per-row costs decide at short rows (EvoNorm-B0's instance statistics, rows of H*W): about 40
+   operations a pair in scalars, about 20 here */
+typedef int64_t mgp_v4di __attribute__((vector_size(32)));
+typedef double mgp_v2d __attribute__((vector_size(16)));
+typedef int64_t mgp_v2di __attribute__((vector_size(16)));
+MGP_INLINE void mgp_stats_out2(double* mean, double* m2, int center, double K0, double K1, double M, mgp_v4d a0,
+                               mgp_v4d a1, mgp_v4d q0, mgp_v4d q1, mgp_v4d t) {
+    const mgp_v4di lo = {0, 4, 2, 6}, hi = {1, 5, 3, 7}, h0 = {0, 1, 4, 5}, h1 = {2, 3, 6, 7};
+    /* ha: a0[0] + a0[1], a1[0] + a1[1], a0[2] + a0[3], a1[2] + a1[3]; sum: s1 of rows 0, 1, then s2 of rows 0, 1 */
+    const mgp_v4d ha = __builtin_shuffle(a0, a1, lo) + __builtin_shuffle(a0, a1, hi);
+    const mgp_v4d hq = __builtin_shuffle(q0, q1, lo) + __builtin_shuffle(q0, q1, hi);
+    const mgp_v4d sum = __builtin_shuffle(ha, hq, h0) + __builtin_shuffle(ha, hq, h1) + t;
+    const mgp_v2d s1 = {sum[0], sum[1]}, s2 = {sum[2], sum[3]}, k = {K0, K1}, mv = {M, M}, zero = {0, 0};
+    const mgp_v2d d = s1 / mv, v = center ? s2 - s1 * d : s2, mn = center ? k + d : zero;
+    const mgp_v2d out = (mgp_v2d)((mgp_v2di)v & ~(mgp_v2di)(v < zero));  /* v < 0 ? 0 : v (NaN stays NaN) */
+    memcpy(mean, &mn, sizeof mn);
+    memcpy(m2, &out, sizeof out);
+}
 /* rows layout, one row of D values */
 #define MGP_ROWS(T)                                                                                          \
 /* a row's mean and m2 from its sums s1 = sum(x - K), s2 = sum((x - K)^2) */                                 \
@@ -269,9 +292,8 @@ MG_CLONES static void mgp_rows_stats_##T(double* mean, double* m2, const T* x, i
             const double d0 = (double)x0[i] - K0, d1 = (double)x1[i] - K1;                                   \
             ta0 += d0; tq0 += d0 * d0; ta1 += d1; tq1 += d1 * d1;                                            \
         }                                                                                                    \
-        mgp_stats_out_##T(mean + r, m2 + r, center, K0, M, mgp_hsum(a00, a01) + ta0, mgp_hsum(q00, q01) + tq0); \
-        mgp_stats_out_##T(mean + r + 1, m2 + r + 1, center, K1, M, mgp_hsum(a10, a11) + ta1,                 \
-                          mgp_hsum(q10, q11) + tq1);                                                         \
+        mgp_stats_out2(mean + r, m2 + r, center, K0, K1, M, a00 + a01, a10 + a11, q00 + q01, q10 + q11,        \
+                       (mgp_v4d){ta0, ta1, tq0, tq1});                                                       \
     }                                                                                                        \
     for (; r < r1; r++) mgp_row_stats_##T(mean + r, m2 + r, x + r * D, center, D);                          \
 }                                                                                                            \
@@ -305,7 +327,7 @@ MG_CLONES static void mgp_row_backward_apply_##T(T* restrict dx, const T* restri
 /* fused max (FRN + TLU), rows with per-row coefficients and threshold: z = (x - K)*scale + offset in X, exactly as
    the apply computes it, so the backward's split is the forward's. dy is split between z and tau by Maximum's rule
    (z > tau: g = dy, t = 0; a tie: g = t = dy/2; else, NaN included: g = 0, t = dy) */
-#define MGP_MAX(T, U, V, W, SPLIT8)                                                                               \
+#define MGP_MAX(T, U, V, W, SPLIT8, W8)                                                                           \
 /* NOTE: masks ANDed into the bits, as mgp_relu_g_T (no branch on z; a masked-out inf dy gives 0) */          \
 MGP_INLINE void mgp_max_split_##T(T z, T tau, T dy, T* g, T* t) {                                            \
     const T h = dy * (T)0.5;                                                                                 \
@@ -395,43 +417,61 @@ MG_CLONES static void mgp_rows_norm_apply_max_##T(T* restrict y, double* rstd_ou
         n = next_n;                                                                                          \
     }                                                                                                        \
 }                                                                                                            \
-/* 4 elements at x, dy: the (g, t) split in X lanes (V: 4 lanes of T, W: 4 lanes of U), widened to double; g's  \
-   4 values are also stored at g */                                                                          \
+/* 4 elements at x, dy: the (g, t) split in X lanes (V: 4 lanes of T, W: 4 lanes of U), widened to double; g's \
+   4 values are also stored at g. exact (a constant where this is inlined) 0: the split of a block without a tie, \
+   g = dy where z >= tau, t = dy elsewhere (NaN included), the block's z == tau lanes ORed into *ties: the caller \
+   takes the row again with exact = 1 where any is set */                                                    \
 MGP_INLINE void mgp_max_split4_##T(const T* x, const T* dy, T K, T sc, T of, T tau, T* g, mgp_v4d* xd,       \
-                                   mgp_v4d* gd, mgp_v4d* td) {                                               \
-    V xv, dv;                                                                                                \
+                                   mgp_v4d* gd, mgp_v4d* td, int exact, W* ties) {                           \
+    V xv, dv, gv, tv2;                                                                                       \
     memcpy(&xv, x, sizeof xv);                                                                               \
     memcpy(&dv, dy, sizeof dv);                                                                              \
     const V kv = {K, K, K, K}, sv = {sc, sc, sc, sc}, ov = {of, of, of, of}, tv = {tau, tau, tau, tau};      \
-    const V z = (xv - kv) * sv + ov, h = dv * (T)0.5;                                                        \
-    const W gt = (W)(z > tv), eq = (W)(z == tv), bd = (W)dv, bh = (W)h;                                      \
-    const V gv = (V)((bd & gt) | (bh & eq)), tv2 = (V)((bd & ~(gt | eq)) | (bh & eq));                       \
+    const V z = (xv - kv) * sv + ov;                                                                         \
+    if (exact) {                                                                                             \
+        const V h = dv * (T)0.5;                                                                             \
+        const W gt = (W)(z > tv), eq = (W)(z == tv), bd = (W)dv, bh = (W)h;                                  \
+        gv = (V)((bd & gt) | (bh & eq)); tv2 = (V)((bd & ~(gt | eq)) | (bh & eq));                           \
+    } else {                                                                                                 \
+        const W ge = (W)(z >= tv), bd = (W)dv;                                                               \
+        *ties |= (W)(z == tv);                                                                               \
+        gv = (V)(bd & ge); tv2 = (V)(bd & ~ge);                                                              \
+    }                                                                                                        \
     memcpy(g, &gv, sizeof gv);                                                                               \
     /* NOTE: element-wise initializers: one vcvtps2pd each with AVX */                                       \
     *xd = (mgp_v4d){xv[0], xv[1], xv[2], xv[3]};                                                             \
     *gd = (mgp_v4d){gv[0], gv[1], gv[2], gv[3]};                                                             \
     *td = (mgp_v4d){tv2[0], tv2[1], tv2[2], tv2[3]};                                                         \
 }                                                                                                            \
-/* 8 elements: two of the above (float has one 8-lane split, mgp_max_split8v_float, passed as SPLIT8) */         \
+/* 8 elements: two of the above (float has one 8-lane split, mgp_max_split8v_float, passed as SPLIT8; W8: the \
+   lanes of its ties) */                                                                                     \
 MGP_INLINE void mgp_max_split8_##T(const T* x, const T* dy, T K, T sc, T of, T tau, T* g, mgp_v4d* xd,       \
-                                   mgp_v4d* gd, mgp_v4d* td) {                                               \
-    mgp_max_split4_##T(x, dy, K, sc, of, tau, g, xd, gd, td);                                                \
-    mgp_max_split4_##T(x + 4, dy + 4, K, sc, of, tau, g + 4, xd + 1, gd + 1, td + 1);                        \
+                                   mgp_v4d* gd, mgp_v4d* td, int exact, W* ties) {                           \
+    mgp_max_split4_##T(x, dy, K, sc, of, tau, g, xd, gd, td, exact, ties);                                   \
+    mgp_max_split4_##T(x + 4, dy + 4, K, sc, of, tau, g + 4, xd + 1, gd + 1, td + 1, exact, ties);           \
 }                                                                                                            \
-/* one row: *sg = sum(g), *sgx = sum(g*(x - M)), *st = sum(t) in double; the loop shape of mgp_relu_sums_T, */ \
-/* in explicit 4-lane vectors (the scalar split of mgp_max_split_T did not vectorize: 2.4x slower). With keep   \
-   (a constant where this is inlined) the row's g is also stored in g[0, D), else 8 at a time in a scratch */   \
-MGP_INLINE void mgp_row_sums_max_in_##T(double* sg, double* sgx, double* st, T* restrict g, int keep,          \
-                                        const T* restrict dy, const T* restrict x, Py_ssize_t D, double M, T K, \
-                                        T sc, T of, T tau) {                                                 \
+/* one row: *sg = sum(g), *sgx = sum(g*(x - M)), *st = sum(t) in double; the loop shape of mgp_relu_sums_T,  \
+   in explicit 4-lane vectors (the scalar split of mgp_max_split_T did not vectorize: 2.4x slower). With keep \
+   (a constant where this is inlined) the row's g is also stored in g[0, D), else 8 at a time in a scratch.  \
+   exact 0 (a constant): the blocks of 8 through the split without a tie, and 1 returned, nothing written but \
+   g, where a block had one (the tail is always exact) */                                                    \
+MGP_INLINE int mgp_row_sums_max_pass_##T(double* sg, double* sgx, double* st, T* restrict g, int keep,       \
+                                         const T* restrict dy, const T* restrict x, Py_ssize_t D, double M, T K, \
+                                         T sc, T of, T tau, int exact) {                                     \
     const mgp_v4d mv = {M, M, M, M};                                                                         \
     mgp_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0, u0 = a0, u1 = a0, xd[2], gd[2], td[2];             \
+    W8 ties = {0};                                                                                           \
     T scratch[8] __attribute__((aligned(32)));                                                               \
     Py_ssize_t i = 0;                                                                                        \
     for (; i + 8 <= D; i += 8) {                                                                             \
-        SPLIT8(x + i, dy + i, K, sc, of, tau, keep ? g + i : scratch, xd, gd, td);                           \
+        SPLIT8(x + i, dy + i, K, sc, of, tau, keep ? g + i : scratch, xd, gd, td, exact, &ties);             \
         a0 += gd[0]; q0 += gd[0] * (xd[0] - mv); u0 += td[0];                                                \
         a1 += gd[1]; q1 += gd[1] * (xd[1] - mv); u1 += td[1];                                                \
+    }                                                                                                        \
+    if (!exact) {                                                                                            \
+        uint64_t any[4];                                                                                     \
+        memcpy(any, &ties, sizeof any);                                                                      \
+        if (any[0] | any[1] | any[2] | any[3]) return 1;                                                     \
     }                                                                                                        \
     double a = 0, q = 0, u = 0;                                                                              \
     for (; i < D; i++) {                                                                                     \
@@ -443,11 +483,23 @@ MGP_INLINE void mgp_row_sums_max_in_##T(double* sg, double* sgx, double* st, T* 
     *sg = mgp_hsum(a0, a1) + a;                                                                              \
     *sgx = mgp_hsum(q0, q1) + q;                                                                             \
     *st = mgp_hsum(u0, u1) + u;                                                                              \
+    return 0;                                                                                                \
+}                                                                                                            \
+/* the pass above, without a tie first where fast (a constant or not), the exact one where fast is 0 or a block \
+   had a tie: the same bits either way (no tie: z >= tau is z > tau). Returns 1 where the exact pass ran.    \
+   NOTE: the split without a tie is 7 vector operations per 8 values instead of 11 (no dy/2, one compare and \
+   two blends fewer); ties are rare in float data but not in all (x == 0 with offset == tau, TLU's init) */  \
+MGP_INLINE int mgp_row_sums_max_in_##T(double* sg, double* sgx, double* st, T* restrict g, int keep,         \
+                                       const T* restrict dy, const T* restrict x, Py_ssize_t D, double M, T K, \
+                                       T sc, T of, T tau, int fast) {                                        \
+    if (fast && !mgp_row_sums_max_pass_##T(sg, sgx, st, g, keep, dy, x, D, M, K, sc, of, tau, 0)) return 0;  \
+    mgp_row_sums_max_pass_##T(sg, sgx, st, g, keep, dy, x, D, M, K, sc, of, tau, 1);                         \
+    return 1;                                                                                                \
 }                                                                                                            \
 MG_CLONES static void mgp_row_sums_max_##T(double* sg, double* sgx, double* st, const T* restrict dy,        \
                                            const T* restrict x, Py_ssize_t D, double M, T K, T sc, T of,     \
                                            T tau) {                                                          \
-    mgp_row_sums_max_in_##T(sg, sgx, st, NULL, 0, dy, x, D, M, K, sc, of, tau);                             \
+    mgp_row_sums_max_in_##T(sg, sgx, st, NULL, 0, dy, x, D, M, K, sc, of, tau, 0);                           \
 }                                                                                                            \
 /* one row: dx = a*(g - mg) + b*(x - K) + k */                                                                \
 MGP_INLINE void mgp_row_backward_apply_max_in_##T(T* restrict dx, const T* restrict dy, const T* restrict x,  \
@@ -487,13 +539,16 @@ MG_CLONES static void mgp_rows_norm_backward_max_##T(T* restrict dx, double* sg,
                                                      Py_ssize_t D, Py_ssize_t C) {                           \
     if (r0 >= r1) return;                                                                                    \
     Py_ssize_t c = r0 % C, cn;                                                                               \
-    mgp_row_sums_max_in_##T(sg + r0, sgx + r0, st + r0, dx + r0 * D, 1, dy + r0 * D, x + r0 * D, D, 0.0, (T)0, \
-                            scale[r0], of[c], tau[c]);                                                       \
+    /* NOTE: once a row has a tie the run's later rows take the exact split at once: a run with ties costs at  \
+       most one row's sums more than the exact split alone */                                                \
+    int fast = !mgp_row_sums_max_in_##T(sg + r0, sgx + r0, st + r0, dx + r0 * D, 1, dy + r0 * D, x + r0 * D, D, \
+                                        0.0, (T)0, scale[r0], of[c], tau[c], 1);                             \
     for (Py_ssize_t r = r0; r < r1; r++) {                                                                   \
         cn = c + 1 == C ? 0 : c + 1;  /* NOTE: the next row is the next sample's channel 0 (no division per row) */ \
         if (r + 1 < r1)                                                                                      \
-            mgp_row_sums_max_in_##T(sg + r + 1, sgx + r + 1, st + r + 1, dx + (r + 1) * D, 1, dy + (r + 1) * D, \
-                                    x + (r + 1) * D, D, 0.0, (T)0, scale[r + 1], of[cn], tau[cn]);           \
+            fast = !mgp_row_sums_max_in_##T(sg + r + 1, sgx + r + 1, st + r + 1, dx + (r + 1) * D, 1,        \
+                                            dy + (r + 1) * D, x + (r + 1) * D, D, 0.0, (T)0, scale[r + 1],   \
+                                            of[cn], tau[cn], fast);                                          \
         mgp_row_norm_apply_max_##T(dx + r * D, x + r * D, D, rstd[r], w[c], sgx[r]);                         \
         c = cn;                                                                                              \
     }                                                                                                        \
@@ -631,15 +686,22 @@ MGP_RELU(double, uint64_t)
    forwarding the stored g and t back as registers. */
 MGP_INLINE mgp_v4d mgp_widen4_mem_float(const float* p) { return (mgp_v4d){p[0], p[1], p[2], p[3]}; }
 MGP_INLINE void mgp_max_split8v_float(const float* x, const float* dy, float K, float sc, float of, float tau,
-                                      float* g, mgp_v4d* xd, mgp_v4d* gd, mgp_v4d* td) {
-    mgp_v8f xv, dv;
+                                      float* g, mgp_v4d* xd, mgp_v4d* gd, mgp_v4d* td, int exact, mgp_v8u* ties) {
+    mgp_v8f xv, dv, gv, tv2;
     memcpy(&xv, x, sizeof xv);
     memcpy(&dv, dy, sizeof dv);
     const mgp_v8f kv = {K, K, K, K, K, K, K, K}, sv = {sc, sc, sc, sc, sc, sc, sc, sc};
     const mgp_v8f ov = {of, of, of, of, of, of, of, of}, tv = {tau, tau, tau, tau, tau, tau, tau, tau};
-    const mgp_v8f z = (xv - kv) * sv + ov, h = dv * 0.5f;
-    const mgp_v8u gt = (mgp_v8u)(z > tv), eq = (mgp_v8u)(z == tv), bd = (mgp_v8u)dv, bh = (mgp_v8u)h;
-    const mgp_v8f gv = (mgp_v8f)((bd & gt) | (bh & eq)), tv2 = (mgp_v8f)((bd & ~(gt | eq)) | (bh & eq));
+    const mgp_v8f z = (xv - kv) * sv + ov;
+    if (exact) {
+        const mgp_v8f h = dv * 0.5f;
+        const mgp_v8u gt = (mgp_v8u)(z > tv), eq = (mgp_v8u)(z == tv), bd = (mgp_v8u)dv, bh = (mgp_v8u)h;
+        gv = (mgp_v8f)((bd & gt) | (bh & eq)); tv2 = (mgp_v8f)((bd & ~(gt | eq)) | (bh & eq));
+    } else {
+        const mgp_v8u ge = (mgp_v8u)(z >= tv), bd = (mgp_v8u)dv;
+        *ties |= (mgp_v8u)(z == tv);
+        gv = (mgp_v8f)(bd & ge); tv2 = (mgp_v8f)(bd & ~ge);
+    }
     float t[8] __attribute__((aligned(32)));
     memcpy(g, &gv, sizeof gv);
     memcpy(t, &tv2, sizeof tv2);
@@ -648,8 +710,8 @@ MGP_INLINE void mgp_max_split8v_float(const float* x, const float* dy, float K, 
     gd[0] = mgp_widen4_mem_float(g); gd[1] = mgp_widen4_mem_float(g + 4);
     td[0] = mgp_widen4_mem_float(t); td[1] = mgp_widen4_mem_float(t + 4);
 }
-MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u, mgp_max_split8v_float)
-MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul, mgp_max_split8_double)
+MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u, mgp_max_split8v_float, mgp_v8u)
+MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul, mgp_max_split8_double, mgp_v4ul)
 MGP_INLINE mgp_v4d mgp_widen4_mem_double(const double* p) { return mgp_load4_double(p); }
 MGP_INLINE mgp_v8d mgp_widen8_mem_float(const float* p) {
     return (mgp_v8d){p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]};
