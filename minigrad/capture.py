@@ -56,6 +56,7 @@ import warnings
 import numpy as np
 
 from minigrad import kernels
+from minigrad.kernels import contract
 from minigrad import random as _random
 from minigrad.tensor import Tensor
 
@@ -327,6 +328,16 @@ class _Trace:
                               "exprs": [f"np.matmul({v}, {wn})", f"np.matmul({v}.T, {xn})", f"{v}.sum(axis=0)"]}
         return lines
 
+    def _raw_call(self, elements, kernel, args):
+        """The source of an unchecked call of the active backend's ``kernel`` on ``args`` (source text), with the
+        thread count the checked call would pass for ``elements``. NOTE: the contract's checks (about 1.6 us a
+        call, 14 calls in an MLP-BN step) are left out where the bound lines alone make the arrays: allocated at
+        record time, a ``_Linear``'s output, a parameter through ``np.ascontiguousarray`` (the key and the guard
+        fix their shapes and dtypes), or a gradient the walk has fixed up to its node's shape and dtype and made
+        C-contiguous; the first replay, checked against eager, runs these very calls."""
+        n = 1 if elements < contract.small(kernel) else kernels.get_num_threads()
+        return f"{self._name('K', getattr(kernels.kernels().module, kernel))}({args}, {n})"
+
     def _bind_bn_sigmoid(self, ctx, tensors, kwargs, result, ins, out):
         """The bound forward of a ``_BatchNormTrainThen`` node with the sigmoid (lines), or None: its kernels
         (bound at record time: the key holds the backend and the thread count) into arrays allocated at record
@@ -342,7 +353,6 @@ class _Trace:
         n, c = x.shape
         if any(t.data.dtype != dt or t.data.shape != (c,) for t in tensors[1:]):
             return None
-        k = kernels.kernels()
         N = self._name
         x3, z, m, r, ctxn = N("w"), N("y", np.empty((n, c, 1), dt)), N("y", np.empty(c)), N("y", np.empty(c)), \
             N("x", ctx)
@@ -353,17 +363,18 @@ class _Trace:
             lines.append(f"{wc} = np.ascontiguousarray({ins[1]})")
         if kwargs["has_bias"]:
             lines.append(f"{bc} = np.ascontiguousarray({ins[-1]})")
-        lines += [f"{N('K', k.batch_norm_forward)}({z}, {m}, {r}, {x3}, {wc}, {bc}, {N('c', kwargs['eps'])})",
+        K = functools.partial(self._raw_call, n * c)
+        lines += [K("batch_norm_forward", f"{z}, {m}, {r}, {x3}, {wc}, {bc}, {N('c', kwargs['eps'])}"),
                   f"{ctxn}.mean, {ctxn}.rstd = {m}, {r}"]
         if dt == np.float32:
             ybuf = np.empty((n, c), dt)
             yn = N("y", ybuf)
-            lines += [f"{N('K', k.sigmoid_forward)}({N('y', ybuf.reshape(-1))}, {N('y', self.ns[z].reshape(-1))})",
+            lines += [K("sigmoid_forward", f"{N('y', ybuf.reshape(-1))}, {N('y', self.ns[z].reshape(-1))}"),
                       f"{out} = {yn}"]
             sig_back = (f" {N('w')} = {N('y', np.empty(n * c, dt))}",)
             dz = sig_back[0].split()[0]
-            sig_back = (sig_back[0], f" {N('K', k.sigmoid_backward)}({dz}, np.ascontiguousarray({{v}}).reshape(-1), "
-                                     f"{yn}.reshape(-1))")
+            sig_back = (sig_back[0], " " + K("sigmoid_backward", f"{dz}, np.ascontiguousarray({{v}}).reshape(-1), "
+                                                                  f"{yn}.reshape(-1)"))
         else:
             yn = out
             lines.append(f"{out} = {N('h', _t._sigmoid_y)}({z}.reshape({n}, {c}))")
@@ -373,8 +384,7 @@ class _Trace:
         pre = [*sig_back, f" {dx} = np.empty(({n}, {c}, 1), {ct})",
                f" {dw} = np.empty({c}, {ct})" if kwargs["has_weight"] else f" {dw} = {N('y', np.empty(c, dt))}",
                f" {db} = np.empty({c}, {ct})" if kwargs["has_bias"] else f" {db} = {N('y', np.empty(c, dt))}",
-               f" {N('K', k.batch_norm_backward)}({dx}, {dw}, {db}, {dz}.reshape({n}, {c}, 1), {x3}, {m}, {r}, "
-               f"{wc})"]
+               " " + K("batch_norm_backward", f"{dx}, {dw}, {db}, {dz}.reshape({n}, {c}, 1), {x3}, {m}, {r}, {wc}")]
         exprs = [f"{dx}.reshape({n}, {c})"] + ([dw] if kwargs["has_weight"] else []) + (
             [db] if kwargs["has_bias"] else [])
         self.bind[id(ctx)] = {"y": y, "pre": pre, "exprs": exprs}
@@ -393,13 +403,13 @@ class _Trace:
         if x.ndim != 2 or dt.char not in "fd" or not x.size:
             return None
         m, c = x.shape
-        k, N = kernels.kernels(), self._name
+        N = self._name
         target, valid = self._value_ref(kwargs["target"]), self._value_ref(kwargs["valid"])
         logp, rows, flag, ct = N("y", np.empty((m, c), dt)), N("c", np.arange(m)), N("w"), N("c", dt)
         mean = kwargs["reduction"] == "mean"
         lines = [f"{flag} = np.count_nonzero({valid}) == {valid}.size",
                  f"if {flag}:",
-                 f" {N('K', k.log_softmax_forward)}({logp}, {ins[0]})",
+                 " " + self._raw_call(m * c, "log_softmax_forward", f"{logp}, {ins[0]}"),
                  f" {out} = np.asarray(-{logp}[{rows}, {target}].astype(np.float64).sum()"
                  f"{f' / {m}' if mean else ''}, dtype={ct})",
                  f"if not {flag}:",  # NOTE: not "else": the slot frees may come between
@@ -408,7 +418,7 @@ class _Trace:
         pre = [f" {dy} = np.zeros(({m}, {c}), {ct})",
                f" {dy}[{rows}, {target}] = -({{v}} / {m})" if mean else f" {dy}[{rows}, {target}] = -{{v}}",
                f" {dx} = np.empty_like({dy})",
-               f" {N('K', k.log_softmax_backward)}({dx}, {dy}, {logp})"]
+               " " + self._raw_call(m * c, "log_softmax_backward", f"{dx}, {dy}, {logp}")]
         # NOTE: no output array of its own to guard ("y"): the loss is a new array each replay, logp stays inside
         self.bind[id(ctx)] = {"y": None, "pre": pre, "exprs": [dx], "flag": flag, "root_ok": True}
         return lines
