@@ -79,6 +79,14 @@ _cross_entropy = functools.partial(_node_type, "minigrad.nn.functional.loss", "_
 _bn_then = functools.partial(_node_type, "minigrad.nn.functional.fused", "_BatchNormTrainThen")
 
 
+@functools.cache
+def _running_update_code():
+    """The code of the running-statistics update that ``_update_running_from`` hands to ``_host`` (its closure)."""
+    outer = importlib.import_module("minigrad.nn.functional.norm")._update_running_from.__code__
+    (code,) = [c for c in outer.co_consts if getattr(c, "co_name", None) == "update"]
+    return code
+
+
 def _module_state(m):
     """What of a module a recording depends on besides its tensors' values: its plain attributes by value, and its
     parameters, buffers and submodules by identity."""
@@ -387,7 +395,7 @@ class _Trace:
                " " + K("batch_norm_backward", f"{dx}, {dw}, {db}, {dz}.reshape({n}, {c}, 1), {x3}, {m}, {r}, {wc}")]
         exprs = [f"{dx}.reshape({n}, {c})"] + ([dw] if kwargs["has_weight"] else []) + (
             [db] if kwargs["has_bias"] else [])
-        self.bind[id(ctx)] = {"y": y, "pre": pre, "exprs": exprs}
+        self.bind[id(ctx)] = {"y": y, "pre": pre, "exprs": exprs, "stats": (m, r, c)}
         return lines
 
     def _bind_cross_entropy(self, ctx, tensors, kwargs, result, ins, out, line):
@@ -447,6 +455,31 @@ class _Trace:
             return ([f"if {v} is not None and {b['flag']}:"] + body + [f"{v} = None"], b["flag"])
         return [f"if {v} is not None:"] + body + [f"{v} = None"]
 
+    def _bind_running_stats(self, fn, arrays, ins, call):
+        """The running-statistics update of a batch-norm node whose forward is bound, as its kernel (an "alt" line),
+        or None: ``running_stats_update`` on the node's statistics arrays, read from the bound forward's arrays
+        instead of through ``_update_running_from``'s closure and the functional's helpers (four Python calls; the
+        host computation stays where the node is not bound). Only a float momentum (not a cumulative average, read
+        per step), both running statistics of one float dtype and shape (C,), each C-contiguous when the replay runs
+        (else the host computation, which handles any layout)."""
+        if getattr(fn, "__code__", None) is not _running_update_code() or len(ins) != 2:
+            return None
+        cells = dict(zip(fn.__code__.co_freevars, (cell.cell_contents for cell in fn.__closure__)))
+        node, momentum = cells["node"], cells["momentum"]
+        b = self.bind.get(id(node))
+        rm, rv = arrays
+        if b is None or "stats" not in b or type(momentum) is not float or rm is None or rv is None:
+            return None
+        m, r, c = b["stats"]
+        if rm.dtype.char not in "fd" or rv.dtype != rm.dtype or rm.shape != (c,) or rv.shape != (c,):
+            return None
+        N = self._name
+        stats = (f"{ins[0]}, {ins[1]}, {N('y', self.ns[m].reshape(1, c))}, {N('y', self.ns[r].reshape(1, c))}, "
+                 f"{N('c', momentum)}, {N('c', cells['eps'])}, {N('c', float(cells['count']))}")
+        bound = [f"if {ins[0]}.flags.c_contiguous and {ins[1]}.flags.c_contiguous:",
+                 " " + self._raw_call(c, "running_stats_update", stats), "else:", " " + call]
+        return ("alt", id(node), [call], bound)
+
     def on_host(self, fn, arrays, out):
         if not self._ours():
             return
@@ -454,7 +487,8 @@ class _Trace:
         h = self._name("h", fn)
         call = f"{h}({', '.join(ins)})"
         if out is None:
-            self.lines.append(call)
+            bound = self._bind_running_stats(fn, arrays, ins, call)
+            self.lines.append(call if bound is None else bound)
             outs = None
         elif isinstance(out, np.ndarray):
             outs = self._slot(out)
