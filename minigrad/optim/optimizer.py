@@ -6,7 +6,8 @@ parameter with its index in group order, as PyTorch does:
     {"state": {index: {name: ndarray or number}}, "param_groups": [{...hyperparameters, "params": [indices]}]}
 Arrays in a state dict are copies; updates are in place on ``param.data`` and run under no autograd. Each update
 is one fused kernel per parameter (``sgd_update``, ``adam_update`` in ``minigrad.kernels``; the rules, rounding by
-rounding, in ``minigrad.kernels.reference``).
+rounding, in ``minigrad.kernels.reference``), or for SGD from its third step one per parameter group
+(``sgd_update_many``).
 """
 import numpy as np
 
@@ -152,7 +153,9 @@ class SGD(Optimizer):
         with the usual case inlined: from the second step with momentum, where ``_raw`` has the unchecked kernel
         call for the parameter's arrays, the call is made here without ``_update``'s per-parameter lookups (the MLP
         step's 11 parameters: 56 -> 49 us a step, of which the kernels are 34; ``scripts/sgd_step_ab.py``, docs/
-        compile.md, Session 26); anything else goes through ``_update`` as before."""
+        compile.md, Session 26); anything else goes through ``_update`` as before. Before that loop, a group whose
+        parameters all have those unchecked calls is updated by one ``sgd_update_many`` call (``_group_call``;
+        29.2 against 33.2 us, docs/compile.md, Session 31)."""
         state, views, backend, threads = self.state, self._views, kernels.kernels(), kernels.get_num_threads()
         ndarray, ascontiguous = np.ndarray, np.ascontiguousarray
         for i, group in enumerate(self.param_groups):
