@@ -77,6 +77,7 @@ def _node_type(module, name):
 _linear = functools.partial(_node_type, "minigrad.nn.functional.dense", "_Linear")
 _cross_entropy = functools.partial(_node_type, "minigrad.nn.functional.loss", "_CrossEntropy")
 _bn_then = functools.partial(_node_type, "minigrad.nn.functional.fused", "_BatchNormTrainThen")
+_index_target = functools.partial(_node_type, "minigrad.nn.functional.loss", "_index_target")
 
 
 @functools.cache
@@ -413,6 +414,7 @@ class _Trace:
         m, c = x.shape
         N = self._name
         target, valid = self._value_ref(kwargs["target"]), self._value_ref(kwargs["valid"])
+        self._bind_target_check(ctx, target, valid, m, c)
         logp, rows, flag, ct = N("y", np.empty((m, c), dt)), N("c", np.arange(m)), N("w"), N("c", dt)
         mean = kwargs["reduction"] == "mean"
         lines = [f"{flag} = np.count_nonzero({valid}) == {valid}.size",
@@ -430,6 +432,30 @@ class _Trace:
         # NOTE: no output array of its own to guard ("y"): the loss is a new array each replay, logp stays inside
         self.bind[id(ctx)] = {"y": None, "pre": pre, "exprs": [dx], "flag": flag, "root_ok": True}
         return lines
+
+    def _bind_target_check(self, ctx, target, valid, m, c):
+        """Where the bound cross entropy's targets come from ``_index_target`` (a host computation on one array of
+        m int64 class indices, an ignore_index outside [0, c)): that host line as an "alt" line whose bound form
+        takes the usual case in one reduction (every index in [0, c), read as uint64 so that a negative one is
+        out of range: the host computation's values, a copy of the indices and an all-true mask) and calls the
+        host computation otherwise (another dtype, an index out of range or ignored: it raises or masks as
+        before). NOTE: about 3.7 us alone, 26 us inside the step (docs/compile.md, Session 31)."""
+        done = re.compile(rf"{target}, {valid}, = (h[0-9]+)\((\w+)\)")
+        for i in range(len(self.lines) - 1, -1, -1):
+            found = isinstance(self.lines[i], str) and done.fullmatch(self.lines[i])
+            if found:
+                break
+        else:
+            return
+        check, t = self.ns[found.group(1)], found.group(2)
+        if (not isinstance(check, functools.partial) or check.func is not _index_target() or check.keywords
+                or len(check.args) != 5 or check.args[2] != (m,) or check.args[3] != c or 0 <= check.args[4] < c):
+            return
+        N = self._name
+        bound = [f"if {t}.dtype is {N('c', np.dtype(np.int64))} and np.maximum.reduce({t}.view(np.uint64)) < {c}:",
+                 f" {target}, {valid} = {t}.copy(), {N('c', np.ones(m, bool))}",
+                 "else:", " " + self.lines[i]]
+        self.lines[i] = ("alt", id(ctx), [self.lines[i]], bound)
 
     def _bound_backward(self, node, v, var, assigned):
         """The bound backward of a ``_Linear`` node whose forward is bound (lines), or None: the products its

@@ -8,8 +8,10 @@ import pytest
 
 import minigrad as mg
 from conftest import BACKENDS
+import minigrad.nn.functional as F
 from minigrad import kernels
 from minigrad.kernels import contract
+from minigrad.optim import SGD
 from test_compile import _run_both, _setup, _small_mlp
 
 _CALL = re.compile(r"\b(K[0-9]+)\((.*), ([0-9]+)\)$")
@@ -81,4 +83,47 @@ def test_bound_running_statistics_follow_new_and_strided_arrays(dtype):
             (entry,) = [e for entries in fn._cache.values() for e in entries]
             assert entry.trace.src.count("running_stats_update") == 0  # NOTE: names only: K<n> holds the kernel
             assert sum(getattr(v, "__name__", "") == "running_stats_update" for v in entry.trace.ns.values()) == 2
+    assert runs[0] == runs[1]
+
+
+def _mlp_ce_step(ignore_index):
+    mg.manual_seed(0)
+    net = _small_mlp(True, np.float32)()
+    opt = SGD(net.parameters(), lr=0.05, momentum=0.9)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(net(x), y, ignore_index=ignore_index)
+        loss.backward()
+        opt.step()
+        return loss
+    return net, step
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 0, 3])
+def test_bound_target_check_gives_eagers_bits_and_errors(ignore_index):
+    """The bound cross entropy's target check (one reduction where every index is in range): an ignore_index inside
+    the classes is masked as eager masks it (the host computation: no bound check), an index out of range raises
+    eager's error, int32 targets take the host computation."""
+    rng = np.random.default_rng(7)
+    xs = [mg.Tensor(rng.standard_normal((10, 12)).astype(np.float32)) for _ in range(6)]
+    ys = [mg.Tensor(rng.integers(0, 10, 10)) for _ in range(6)]
+    ys[4].data[:3] = 3 if ignore_index == 3 else 0
+    ys[5] = mg.Tensor(ys[5].data.astype(np.int32))
+    runs = []
+    for compiled in (False, True):
+        net, step = _mlp_ce_step(ignore_index)
+        fn = mg.compile(step) if compiled else step
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            losses = [fn(x, y).data.tobytes() for x, y in zip(xs, ys)]
+            for bad in (10, -1, 2**40):
+                y = ys[0].data.copy()
+                y[2] = bad
+                with pytest.raises(ValueError, match="target values must be in"):
+                    fn(xs[0], mg.Tensor(y))
+        runs.append((losses, {k: v.tobytes() for k, v in net.state_dict().items()}))
+        if compiled:
+            src = "".join(e.trace.src for entries in fn._cache.values() for e in entries)
+            assert ("np.maximum.reduce" in src) == (ignore_index == -100)
     assert runs[0] == runs[1]
