@@ -472,6 +472,7 @@ def check_list(kernel, args):
             raise type(e)(f"{kernel}: group {i}: {e}") from None
     return total
 
+
 _RULES = {"f64": F64, "i64": I64}
 
 
