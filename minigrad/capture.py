@@ -56,6 +56,7 @@ import warnings
 import numpy as np
 
 from minigrad import kernels
+from minigrad.kernels import contract
 from minigrad import random as _random
 from minigrad.tensor import Tensor
 
@@ -76,6 +77,15 @@ def _node_type(module, name):
 _linear = functools.partial(_node_type, "minigrad.nn.functional.dense", "_Linear")
 _cross_entropy = functools.partial(_node_type, "minigrad.nn.functional.loss", "_CrossEntropy")
 _bn_then = functools.partial(_node_type, "minigrad.nn.functional.fused", "_BatchNormTrainThen")
+_index_target = functools.partial(_node_type, "minigrad.nn.functional.loss", "_index_target")
+
+
+@functools.cache
+def _running_update_code():
+    """The code of the running-statistics update that ``_update_running_from`` hands to ``_host`` (its closure)."""
+    outer = importlib.import_module("minigrad.nn.functional.norm")._update_running_from.__code__
+    (code,) = [c for c in outer.co_consts if getattr(c, "co_name", None) == "update"]
+    return code
 
 
 def _module_state(m):
@@ -327,6 +337,16 @@ class _Trace:
                               "exprs": [f"np.matmul({v}, {wn})", f"np.matmul({v}.T, {xn})", f"{v}.sum(axis=0)"]}
         return lines
 
+    def _raw_call(self, elements, kernel, args):
+        """The source of an unchecked call of the active backend's ``kernel`` on ``args`` (source text), with the
+        thread count the checked call would pass for ``elements``. NOTE: the contract's checks (about 1.6 us a
+        call, 14 calls in an MLP-BN step) are left out where the bound lines alone make the arrays: allocated at
+        record time, a ``_Linear``'s output, a parameter through ``np.ascontiguousarray`` (the key and the guard
+        fix their shapes and dtypes), or a gradient the walk has fixed up to its node's shape and dtype and made
+        C-contiguous; the first replay, checked against eager, runs these very calls."""
+        n = 1 if elements < contract.small(kernel) else kernels.get_num_threads()
+        return f"{self._name('K', getattr(kernels.kernels().module, kernel))}({args}, {n})"
+
     def _bind_bn_sigmoid(self, ctx, tensors, kwargs, result, ins, out):
         """The bound forward of a ``_BatchNormTrainThen`` node with the sigmoid (lines), or None: its kernels
         (bound at record time: the key holds the backend and the thread count) into arrays allocated at record
@@ -342,7 +362,6 @@ class _Trace:
         n, c = x.shape
         if any(t.data.dtype != dt or t.data.shape != (c,) for t in tensors[1:]):
             return None
-        k = kernels.kernels()
         N = self._name
         x3, z, m, r, ctxn = N("w"), N("y", np.empty((n, c, 1), dt)), N("y", np.empty(c)), N("y", np.empty(c)), \
             N("x", ctx)
@@ -353,17 +372,18 @@ class _Trace:
             lines.append(f"{wc} = np.ascontiguousarray({ins[1]})")
         if kwargs["has_bias"]:
             lines.append(f"{bc} = np.ascontiguousarray({ins[-1]})")
-        lines += [f"{N('K', k.batch_norm_forward)}({z}, {m}, {r}, {x3}, {wc}, {bc}, {N('c', kwargs['eps'])})",
+        K = functools.partial(self._raw_call, n * c)
+        lines += [K("batch_norm_forward", f"{z}, {m}, {r}, {x3}, {wc}, {bc}, {N('c', kwargs['eps'])}"),
                   f"{ctxn}.mean, {ctxn}.rstd = {m}, {r}"]
         if dt == np.float32:
             ybuf = np.empty((n, c), dt)
             yn = N("y", ybuf)
-            lines += [f"{N('K', k.sigmoid_forward)}({N('y', ybuf.reshape(-1))}, {N('y', self.ns[z].reshape(-1))})",
+            lines += [K("sigmoid_forward", f"{N('y', ybuf.reshape(-1))}, {N('y', self.ns[z].reshape(-1))}"),
                       f"{out} = {yn}"]
             sig_back = (f" {N('w')} = {N('y', np.empty(n * c, dt))}",)
             dz = sig_back[0].split()[0]
-            sig_back = (sig_back[0], f" {N('K', k.sigmoid_backward)}({dz}, np.ascontiguousarray({{v}}).reshape(-1), "
-                                     f"{yn}.reshape(-1))")
+            sig_back = (sig_back[0], " " + K("sigmoid_backward", f"{dz}, np.ascontiguousarray({{v}}).reshape(-1), "
+                                                                  f"{yn}.reshape(-1)"))
         else:
             yn = out
             lines.append(f"{out} = {N('h', _t._sigmoid_y)}({z}.reshape({n}, {c}))")
@@ -373,11 +393,10 @@ class _Trace:
         pre = [*sig_back, f" {dx} = np.empty(({n}, {c}, 1), {ct})",
                f" {dw} = np.empty({c}, {ct})" if kwargs["has_weight"] else f" {dw} = {N('y', np.empty(c, dt))}",
                f" {db} = np.empty({c}, {ct})" if kwargs["has_bias"] else f" {db} = {N('y', np.empty(c, dt))}",
-               f" {N('K', k.batch_norm_backward)}({dx}, {dw}, {db}, {dz}.reshape({n}, {c}, 1), {x3}, {m}, {r}, "
-               f"{wc})"]
+               " " + K("batch_norm_backward", f"{dx}, {dw}, {db}, {dz}.reshape({n}, {c}, 1), {x3}, {m}, {r}, {wc}")]
         exprs = [f"{dx}.reshape({n}, {c})"] + ([dw] if kwargs["has_weight"] else []) + (
             [db] if kwargs["has_bias"] else [])
-        self.bind[id(ctx)] = {"y": y, "pre": pre, "exprs": exprs}
+        self.bind[id(ctx)] = {"y": y, "pre": pre, "exprs": exprs, "stats": (m, r, c)}
         return lines
 
     def _bind_cross_entropy(self, ctx, tensors, kwargs, result, ins, out, line):
@@ -393,13 +412,14 @@ class _Trace:
         if x.ndim != 2 or dt.char not in "fd" or not x.size:
             return None
         m, c = x.shape
-        k, N = kernels.kernels(), self._name
+        N = self._name
         target, valid = self._value_ref(kwargs["target"]), self._value_ref(kwargs["valid"])
+        self._bind_target_check(ctx, target, valid, m, c)
         logp, rows, flag, ct = N("y", np.empty((m, c), dt)), N("c", np.arange(m)), N("w"), N("c", dt)
         mean = kwargs["reduction"] == "mean"
         lines = [f"{flag} = np.count_nonzero({valid}) == {valid}.size",
                  f"if {flag}:",
-                 f" {N('K', k.log_softmax_forward)}({logp}, {ins[0]})",
+                 " " + self._raw_call(m * c, "log_softmax_forward", f"{logp}, {ins[0]}"),
                  f" {out} = np.asarray(-{logp}[{rows}, {target}].astype(np.float64).sum()"
                  f"{f' / {m}' if mean else ''}, dtype={ct})",
                  f"if not {flag}:",  # NOTE: not "else": the slot frees may come between
@@ -408,10 +428,34 @@ class _Trace:
         pre = [f" {dy} = np.zeros(({m}, {c}), {ct})",
                f" {dy}[{rows}, {target}] = -({{v}} / {m})" if mean else f" {dy}[{rows}, {target}] = -{{v}}",
                f" {dx} = np.empty_like({dy})",
-               f" {N('K', k.log_softmax_backward)}({dx}, {dy}, {logp})"]
+               " " + self._raw_call(m * c, "log_softmax_backward", f"{dx}, {dy}, {logp}")]
         # NOTE: no output array of its own to guard ("y"): the loss is a new array each replay, logp stays inside
         self.bind[id(ctx)] = {"y": None, "pre": pre, "exprs": [dx], "flag": flag, "root_ok": True}
         return lines
+
+    def _bind_target_check(self, ctx, target, valid, m, c):
+        """Where the bound cross entropy's targets come from ``_index_target`` (a host computation on one array of
+        m int64 class indices, an ignore_index outside [0, c)): that host line as an "alt" line whose bound form
+        takes the usual case in one reduction (every index in [0, c), read as uint64 so that a negative one is
+        out of range: the host computation's values, a copy of the indices and an all-true mask) and calls the
+        host computation otherwise (another dtype, an index out of range or ignored: it raises or masks as
+        before). NOTE: about 3.7 us alone, 26 us inside the step (docs/compile.md, Session 31)."""
+        done = re.compile(rf"{target}, {valid}, = (h[0-9]+)\((\w+)\)")
+        for i in range(len(self.lines) - 1, -1, -1):
+            found = isinstance(self.lines[i], str) and done.fullmatch(self.lines[i])
+            if found:
+                break
+        else:
+            return
+        check, t = self.ns[found.group(1)], found.group(2)
+        if (not isinstance(check, functools.partial) or check.func is not _index_target() or check.keywords
+                or len(check.args) != 5 or check.args[2] != (m,) or check.args[3] != c or 0 <= check.args[4] < c):
+            return
+        N = self._name
+        bound = [f"if {t}.dtype is {N('c', np.dtype(np.int64))} and np.maximum.reduce({t}.view(np.uint64)) < {c}:",
+                 f" {target}, {valid} = {t}.copy(), {N('c', np.ones(m, bool))}",
+                 "else:", " " + self.lines[i]]
+        self.lines[i] = ("alt", id(ctx), [self.lines[i]], bound)
 
     def _bound_backward(self, node, v, var, assigned):
         """The bound backward of a ``_Linear`` node whose forward is bound (lines), or None: the products its
@@ -437,6 +481,31 @@ class _Trace:
             return ([f"if {v} is not None and {b['flag']}:"] + body + [f"{v} = None"], b["flag"])
         return [f"if {v} is not None:"] + body + [f"{v} = None"]
 
+    def _bind_running_stats(self, fn, arrays, ins, call):
+        """The running-statistics update of a batch-norm node whose forward is bound, as its kernel (an "alt" line),
+        or None: ``running_stats_update`` on the node's statistics arrays, read from the bound forward's arrays
+        instead of through ``_update_running_from``'s closure and the functional's helpers (four Python calls; the
+        host computation stays where the node is not bound). Only a float momentum (not a cumulative average, read
+        per step), both running statistics of one float dtype and shape (C,), each C-contiguous when the replay runs
+        (else the host computation, which handles any layout)."""
+        if getattr(fn, "__code__", None) is not _running_update_code() or len(ins) != 2:
+            return None
+        cells = dict(zip(fn.__code__.co_freevars, (cell.cell_contents for cell in fn.__closure__)))
+        node, momentum = cells["node"], cells["momentum"]
+        b = self.bind.get(id(node))
+        rm, rv = arrays
+        if b is None or "stats" not in b or type(momentum) is not float or rm is None or rv is None:
+            return None
+        m, r, c = b["stats"]
+        if rm.dtype.char not in "fd" or rv.dtype != rm.dtype or rm.shape != (c,) or rv.shape != (c,):
+            return None
+        N = self._name
+        stats = (f"{ins[0]}, {ins[1]}, {N('y', self.ns[m].reshape(1, c))}, {N('y', self.ns[r].reshape(1, c))}, "
+                 f"{N('c', momentum)}, {N('c', cells['eps'])}, {N('c', float(cells['count']))}")
+        bound = [f"if {ins[0]}.flags.c_contiguous and {ins[1]}.flags.c_contiguous:",
+                 " " + self._raw_call(c, "running_stats_update", stats), "else:", " " + call]
+        return ("alt", id(node), [call], bound)
+
     def on_host(self, fn, arrays, out):
         if not self._ours():
             return
@@ -444,7 +513,8 @@ class _Trace:
         h = self._name("h", fn)
         call = f"{h}({', '.join(ins)})"
         if out is None:
-            self.lines.append(call)
+            bound = self._bind_running_stats(fn, arrays, ins, call)
+            self.lines.append(call if bound is None else bound)
             outs = None
         elif isinstance(out, np.ndarray):
             outs = self._slot(out)

@@ -128,3 +128,48 @@ def test_update_kernels_reject_bad_arguments(name):
     with pytest.raises(ValueError, match="'rstd'"):
         backend.running_stats_update(p, p.copy(), np.zeros((1, 4)), np.zeros((1, 5)), 0.1, 1e-5, 3.0)
     assert "sgd_update" in contract.SPECS and "adam_update" in contract.SPECS
+
+
+@pytest.mark.parametrize("case", sorted(SGD_CASES))
+@pytest.mark.parametrize("name", BACKENDS)
+def test_sgd_update_many_equals_sgd_update_per_group(name, case):
+    """The list kernel: groups of every size (below and above the one-thread cut-off) and both dtypes in one call
+    give the reference's bits per group, checked and raw at 1 and 2 threads."""
+    rng = np.random.default_rng(5)
+    lr, momentum, dampening, wd, nesterov = SGD_CASES[case]
+    shapes = [(m, dtype) for m in SIZES for dtype in DTYPES]
+    state = [_arrays(rng, m, dtype, 2) for m, dtype in shapes]
+    backend = kernels.load(name)
+    for first in (True, False):
+        grads = tuple(rng.standard_normal(m).astype(dtype) for m, dtype in shapes)
+        scalars = (lr, momentum, dampening, wd, nesterov, first)
+        want = [[a.copy() for a in s] for s in state]
+        for (p, buf), g in zip(want, grads):
+            reference.sgd_update(p, buf, g, *scalars)
+        runs = {"checked": lambda *a: backend.sgd_update_many(*a)}
+        runs.update({f"raw n_threads={n}": (lambda *a, n=n: backend.module.sgd_update_many(*a, n)) for n in (1, 2)})
+        for what, run in runs.items():
+            got = [[a.copy() for a in s] for s in state]
+            run(tuple(p for p, _ in got), tuple(b for _, b in got), grads, *scalars)
+            for g_, w_ in zip(got, want):
+                _assert_bits(g_, w_, f"{name} sgd_update_many {case} first={first} {what}")
+        state = want
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_sgd_update_many_rejects_bad_arguments(name):
+    backend = kernels.load(name)
+    p, q = np.zeros(4, np.float32), np.zeros(3)
+    ok = ((p, q), (p.copy(), q.copy()), (p.copy(), q.copy()))
+    backend.sgd_update_many(*ok, 0.1, 0.9, 0.0, 0.0, False, True)
+    with pytest.raises(TypeError, match="'params' must be a tuple"):
+        backend.sgd_update_many(list(ok[0]), *ok[1:], 0.1, 0.9, 0.0, 0.0, False, True)
+    with pytest.raises(ValueError, match="one length"):
+        backend.sgd_update_many(ok[0], ok[1][:1], ok[2], 0.1, 0.9, 0.0, 0.0, False, True)
+    with pytest.raises(ValueError, match="group 1: sgd_update: argument 'grad'"):
+        backend.sgd_update_many(*ok[:2], (p.copy(), np.zeros(4)), 0.1, 0.9, 0.0, 0.0, False, True)
+    with pytest.raises(TypeError, match="group 0: .*'momentum_buffer'"):
+        backend.sgd_update_many(ok[0], (np.zeros(4), q.copy()), ok[2], 0.1, 0.9, 0.0, 0.0, False, True)
+    with pytest.raises(TypeError, match="takes 9 arguments"):
+        backend.sgd_update_many(*ok, 0.1, 0.9, 0.0, 0.0, False)
+    assert "sgd_update_many" in contract.LIST_SPECS and callable(backend.module.sgd_update_many)

@@ -102,6 +102,33 @@ def sgd_update(cnp.ndarray param not None, cnp.ndarray momentum_buffer not None,
                  nesterov, first, n_threads)
 
 
+def sgd_update_many(tuple params not None, tuple momentum_buffers not None, tuple grads not None, double lr,
+                    double momentum, double dampening, double weight_decay, bint nesterov, bint first,
+                    Py_ssize_t n_threads):
+    """sgd_update on each (params[i], momentum_buffers[i], grads[i]) in turn, in one call (rule: reference.
+    sgd_update); each group is checked by the contract as an sgd_update call, so each holds arrays."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t i, M, k = len(params)
+    cdef int team
+    cdef bint f32
+    cdef cnp.ndarray param
+    cdef void* p_param, *p_buf, *p_grad
+    for i in range(k):
+        param = <cnp.ndarray>params[i]
+        M, f32 = dim(param, 0), is_float32(param)
+        p_param, p_buf, p_grad = ptr(param), ptr(<cnp.ndarray>momentum_buffers[i]), ptr(<cnp.ndarray>grads[i])
+        # NOTE: a group below two chunks runs on one thread (contract.SMALL's cut-off, per group): no parallel
+        # region for one chunk's work; elementwise, so the same bits either way
+        team = n_threads if M >= 2 * CHUNK else 1
+        with nogil:
+            if f32:
+                _sgd(<float*>p_param, <float*>p_buf, <float*>p_grad, M, lr, momentum, dampening, weight_decay,
+                     nesterov, first, team)
+            else:
+                _sgd(<double*>p_param, <double*>p_buf, <double*>p_grad, M, lr, momentum, dampening, weight_decay,
+                     nesterov, first, team)
+
+
 def adam_update(cnp.ndarray param not None, cnp.ndarray exp_avg not None, cnp.ndarray exp_avg_sq not None,
                 cnp.ndarray grad not None, double lr, double beta1, double beta2, double eps, double weight_decay,
                 bint decoupled, long step, Py_ssize_t n_threads):

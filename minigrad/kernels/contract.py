@@ -94,6 +94,9 @@ Kernels:
       param, exp_avg, exp_avg_sq: (M,) IN/OUT; grad: (M,)  Adam / AdamW, one step (torch.optim.Adam's rule)
       The update rules, with every rounding: reference.sgd_update and reference.adam_update. Parameters are passed
       flattened (M = their size); the hyperparameters are validated by the optimizer.
+  sgd_update_many(params, momentum_buffers, grads, lr, momentum, dampening, weight_decay, nesterov, first)
+      params, momentum_buffers, grads: tuples of k arrays   sgd_update on each (params[i], momentum_buffers[i],
+                                                            grads[i]) in turn, in one call (a list kernel, below)
   add(y, a, b)                                              y = a + b, one rounding per element (NumPy's a + b)
       y, a, b: (M,)                                          (autograd's fan-out sums of large gradients; flattened)
   add_relu_forward(y, a, b)                                 y = max(0, a + b), the sum rounded to X (NaN stays NaN)
@@ -452,6 +455,39 @@ OUTPUTS = {
     "zca_running_update": ("running_mean", "running_cov", "running_whitening"),
 }
 
+# list kernels: name -> (the kernel it applies to each group of arrays, the names of its tuple arguments). The call
+# takes a tuple per array argument of that kernel (its i-th group: the i-th array of each tuple, then the shared
+# scalars); each group is checked as a call of that kernel, and groups may differ in size and dtype. NOTE: one
+# call where an optimizer made one per parameter (the MLP step's 11 SGD updates: a Python call and its arguments
+# each), docs/compile.md, Session 31
+LIST_SPECS = {
+    "sgd_update_many": ("sgd_update", ("params", "momentum_buffers", "grads")),
+}
+
+
+def check_list(kernel, args):
+    """Validate the arguments of list kernel ``kernel`` as LIST_SPECS says; returns the element count of all
+    groups."""
+    element, lists = LIST_SPECS[kernel]
+    k = len(lists)
+    if len(args) != len(SPECS[element][0]):
+        raise TypeError(f"{kernel}() takes {len(SPECS[element][0])} arguments ({', '.join(lists)}, "
+                        f"{', '.join(SPECS[element][0][k:])}), got {len(args)}")
+    for name, value in zip(lists, args[:k]):
+        if type(value) is not tuple:
+            raise TypeError(f"{kernel}: argument {name!r} must be a tuple of arrays, got {type(value).__name__}")
+    if len({len(v) for v in args[:k]}) > 1:
+        raise ValueError(f"{kernel}: {', '.join(lists)} must have one length, got "
+                         f"{', '.join(str(len(v)) for v in args[:k])}")
+    total = 0
+    for i, group in enumerate(zip(*args[:k])):
+        try:
+            total += _checked(element, (*group, *args[k:]))[1]
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{kernel}: group {i}: {e}") from None
+    return total
+
+
 _RULES = {"f64": F64, "i64": I64}
 
 
@@ -728,11 +764,19 @@ class Backend:
     def __init__(self, name, module):
         self.name = name
         self.module = module
-        for kernel in SPECS:
+        for kernel in (*SPECS, *LIST_SPECS):
             if not hasattr(module, kernel):
                 raise ImportError(f"backend {name!r} ({module.__name__}) lacks kernel {kernel!r}")
 
     def __getattr__(self, kernel):
+        if kernel in LIST_SPECS:
+            raw, below = getattr(self.module, kernel), small(LIST_SPECS[kernel][0])
+
+            def call(*args):
+                return raw(*args, 1 if check_list(kernel, args) < below else get_num_threads())
+            call.__name__ = kernel
+            setattr(self, kernel, call)
+            return call
         if kernel not in SPECS:
             raise AttributeError(kernel)
         raw, below = getattr(self.module, kernel), small(kernel)

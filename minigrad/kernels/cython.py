@@ -22,7 +22,7 @@ from minigrad._ext.conv import (  # noqa: F401
     conv2d_strided, conv2d_strided_backward, conv2d_strided_input_grad, conv2d_strided_weight_grad, im2col,
     max_pool2d_backward, max_pool2d_forward,
 )
-from minigrad._ext.optim import adam_update, sgd_update  # noqa: F401
+from minigrad._ext.optim import adam_update, sgd_update, sgd_update_many  # noqa: F401
 from minigrad._ext.elementwise import (add, add_relu_backward, add_relu_forward, sigmoid_backward,  # noqa: F401
                                        sigmoid_forward)
 from minigrad._ext.phases import (  # noqa: F401

@@ -6,7 +6,8 @@ parameter with its index in group order, as PyTorch does:
     {"state": {index: {name: ndarray or number}}, "param_groups": [{...hyperparameters, "params": [indices]}]}
 Arrays in a state dict are copies; updates are in place on ``param.data`` and run under no autograd. Each update
 is one fused kernel per parameter (``sgd_update``, ``adam_update`` in ``minigrad.kernels``; the rules, rounding by
-rounding, in ``minigrad.kernels.reference``).
+rounding, in ``minigrad.kernels.reference``), or for SGD from its third step one per parameter group
+(``sgd_update_many``).
 """
 import numpy as np
 
@@ -144,6 +145,7 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov))
+        self._groups = {}  # index of a group -> what _group_call needs (see _remember_group)
 
     @_replayed
     def step(self):
@@ -151,11 +153,15 @@ class SGD(Optimizer):
         with the usual case inlined: from the second step with momentum, where ``_raw`` has the unchecked kernel
         call for the parameter's arrays, the call is made here without ``_update``'s per-parameter lookups (the MLP
         step's 11 parameters: 56 -> 49 us a step, of which the kernels are 34; ``scripts/sgd_step_ab.py``, docs/
-        compile.md, Session 26); anything else goes through ``_update`` as before."""
+        compile.md, Session 26); anything else goes through ``_update`` as before. Before that loop, a group whose
+        parameters all have those unchecked calls is updated by one ``sgd_update_many`` call (``_group_call``;
+        29.2 against 33.2 us, docs/compile.md, Session 31)."""
         state, views, backend, threads = self.state, self._views, kernels.kernels(), kernels.get_num_threads()
         ndarray, ascontiguous = np.ndarray, np.ascontiguousarray
-        for group in self.param_groups:
+        for i, group in enumerate(self.param_groups):
             momentum, args = group["momentum"], None
+            if momentum and self._group_call(i, group, backend, threads):
+                continue
             for p in group["params"]:
                 g = p.grad
                 if g is None:
@@ -182,6 +188,55 @@ class SGD(Optimizer):
                             raw[0](raw[1], raw[2], grad if grad.ndim == 1 else grad.reshape(-1), *args, raw[3])
                             continue
                 self._update(p, g.data, group, s)
+            if momentum:
+                self._remember_group(i, group, backend, threads)
+
+    def _group_call(self, i, group, backend, threads):
+        """The group's update as one unchecked ``sgd_update_many`` call (True), or False (nothing done) unless
+        every parameter of the group is as ``_remember_group`` saw it: the same data and momentum buffer, a
+        gradient (an ndarray of the parameter's dtype and shape: what ``_raw`` checks per parameter). NOTE: one
+        kernel call for the group instead of one per parameter (docs/compile.md, Session 31)."""
+        saved = self._groups.get(i)
+        if saved is None or saved[0] is not group or saved[1] is not backend or saved[2] != threads:
+            return False
+        _, _, _, datas, bufs, call, flat_datas, flat_bufs, n_threads = saved
+        params, state, grads = group["params"], self.state, []
+        if len(params) != len(datas):
+            return False
+        ndarray, ascontiguous = np.ndarray, np.ascontiguousarray
+        for p, data, buf in zip(params, datas, bufs):
+            g, s = p.grad, state.get(p)
+            if g is None or p.data is not data or s is None or s.get("momentum_buffer") is not buf:
+                return False
+            grad = g.data
+            if type(grad) is not ndarray or grad.dtype != data.dtype or grad.shape != data.shape:
+                return False
+            grad = ascontiguous(grad)
+            grads.append(grad if grad.ndim == 1 else grad.reshape(-1))
+        call(flat_datas, flat_bufs, tuple(grads), group["lr"], group["momentum"], group["dampening"],
+             group["weight_decay"], group["nesterov"], False, n_threads)
+        return True
+
+    def _remember_group(self, i, group, backend, threads):
+        """After a step of the per-parameter loop: where every parameter of the group now has its unchecked call
+        (``_raw``'s cache: its arrays passed the contract's checks) and a gradient, the arrays for
+        ``_group_call``."""
+        datas, bufs, flat_datas, flat_bufs, total = [], [], [], [], 0
+        for p in group["params"]:
+            cached, s = self._views.get(p), self.state.get(p)
+            if (p.grad is None or cached is None or len(cached) < 4 or cached[0] is not p.data or s is None
+                    or cached[1][0] is not s.get("momentum_buffer") or cached[3][0] is not backend
+                    or cached[3][1] != threads):
+                self._groups.pop(i, None)
+                return
+            datas.append(p.data)
+            bufs.append(cached[1][0])
+            flat_datas.append(cached[2][0])
+            flat_bufs.append(cached[2][1])
+            total += p.data.size
+        n_threads = 1 if total < _SMALL else threads
+        self._groups[i] = (group, backend, threads, datas, bufs, backend.module.sgd_update_many, tuple(flat_datas),
+                           tuple(flat_bufs), n_threads)
 
     def _update(self, p, grad, group, state):
         momentum = group["momentum"]

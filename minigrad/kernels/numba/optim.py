@@ -31,6 +31,13 @@ def sgd_update(param, momentum_buffer, grad, lr, momentum, dampening, weight_dec
     _sgd_update(param, momentum_buffer, grad, c, bool(weight_decay), bool(dampening), bool(nesterov), bool(first))
 
 
+def sgd_update_many(params, momentum_buffers, grads, lr, momentum, dampening, weight_decay, nesterov, first,
+                    n_threads):
+    """sgd_update on each group in turn (a tuple of arrays of several sizes and dtypes is no Numba type)."""
+    for param, momentum_buffer, grad in zip(params, momentum_buffers, grads):
+        sgd_update(param, momentum_buffer, grad, lr, momentum, dampening, weight_decay, nesterov, first, n_threads)
+
+
 @njit(parallel=True, cache=True)
 def _adam_update(p, m, v, grad, c, decoupled, has_wd):
     decay, wd, keep1, beta2, keep2, bc2, eps, step_size = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]

@@ -20,7 +20,7 @@ from .norm import (  # noqa: F401
     group_norm_backward, group_norm_forward,
     running_stats_update,
 )
-from .optim import adam_update, sgd_update  # noqa: F401
+from .optim import adam_update, sgd_update, sgd_update_many  # noqa: F401
 from .elementwise import add, add_relu_backward, add_relu_forward, sigmoid_backward, sigmoid_forward  # noqa: F401
 from .phases import (  # noqa: F401
     channel_apply, channel_apply_relu, channel_backward_apply, channel_backward_apply_relu, channel_backward_sums,

@@ -27,6 +27,13 @@ def sgd_update(param, momentum_buffer, grad, lr, momentum, dampening, weight_dec
     param -= step * lr
 
 
+def sgd_update_many(params, momentum_buffers, grads, lr, momentum, dampening, weight_decay, nesterov, first,
+                    n_threads=1):
+    """``sgd_update`` on each (params[i], momentum_buffers[i], grads[i]) in turn (tuples of flat arrays)."""
+    for param, momentum_buffer, grad in zip(params, momentum_buffers, grads):
+        sgd_update(param, momentum_buffer, grad, lr, momentum, dampening, weight_decay, nesterov, first)
+
+
 def adam_update(param, exp_avg, exp_avg_sq, grad, lr, beta1, beta2, eps, weight_decay, decoupled, step,
                 n_threads=1):
     """One Adam step (step counts from 1); AdamW when ``decoupled``:
