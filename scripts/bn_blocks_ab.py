@@ -33,18 +33,30 @@ KERNELS = ["batch_renorm_forward", "batch_norm_forward", "batch_norm_backward", 
            "ghost_batch_norm_backward"]
 
 
-def calls(norm, shape, dtype, threads, chunk, seed=0, other=None):
-    """kernel -> (callable, outputs, bytes moved) on fresh arrays of (N, C, S); with ``other`` (another build's
-    module), the pair of such dicts for norm and other on the same arrays.
+def _big(shape, dtype, huge):
+    """Four empty arrays of shape: each its own allocation, or (huge) each at a 2 MiB boundary of one buffer that
+    NumPy madvises for transparent huge pages (it does so for allocations of >= 4 MiB)."""
+    if not huge:
+        return [np.empty(shape, dtype) for _ in range(4)]
+    n, page = int(np.prod(shape)) * np.dtype(dtype).itemsize, 2 << 20
+    step = -(-n // page) * page
+    buf = np.empty(4 * step + page, np.uint8)
+    o = -buf.ctypes.data % page
+    return [buf[o + i * step:o + i * step + n].view(dtype).reshape(shape) for i in range(4)]
+
+
+def calls(norm, shape, dtype, threads, chunk, seed=0, other=None, huge=False):
+    """kernel -> (callable, outputs, bytes moved) on fresh arrays of (N, C, S) (``huge``: see _big); with ``other``
+    (another build's module), the pair of such dicts for norm and other on the same arrays.
     NOTE: the same arrays for both, since where they lie changes the timings by up to 3x (transparent huge pages:
     docs/perf/norm-kernels.md#2026-12-07-session-31-the-statistics-pass)."""
     N, C, S = shape
     rng = np.random.default_rng(seed)
-    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
-    dy = rng.standard_normal(shape).astype(dtype)
+    x, dy, y, dx = _big(shape, dtype, huge)
+    x[...] = rng.standard_normal(shape) * 2 + 1
+    dy[...] = rng.standard_normal(shape)
     w, b = (rng.random(C) + 0.5).astype(dtype), rng.standard_normal(C).astype(dtype)
     rm, rv = rng.standard_normal(C).astype(dtype), (rng.random(C) + 0.5).astype(dtype)
-    y, dx = np.empty_like(x), np.empty_like(x)
     mean, rstd, r, d = (np.empty(C) for _ in range(4))
     G = -(-N // chunk)
     gmean, grstd = np.empty((G, C)), np.empty((G, C))
@@ -104,6 +116,8 @@ def main():
     ap.add_argument("--target", type=float, default=0.02, help="seconds per batch")
     ap.add_argument("--bits", action="store_true")
     ap.add_argument("--against", metavar="DIR", help="another build's minigrad/_ext: its norm is 'before'")
+    ap.add_argument("--huge", action="store_true", help="x, dy, y, dx each at a 2 MiB boundary of transparent huge "
+                    "pages (by default: NumPy's allocations, wherever they land)")
     args = ap.parse_args()
     import minigrad
     from minigrad._ext import norm
@@ -125,7 +139,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|")
     for shape_s, dt in itertools.product(args.shapes, args.dtypes):
         shape, dtype = tuple(int(v) for v in shape_s.split("x")), np.dtype(dt).type
-        fns, old_fns = calls(norm, shape, dtype, args.threads, args.chunk, other=other or norm)
+        fns, old_fns = calls(norm, shape, dtype, args.threads, args.chunk, other=other or norm, huge=args.huge)
         tri, tri_bytes = _triad(int(np.prod(shape)), dtype)
         variants = {"triad": tri}
         for k in args.kernels:
