@@ -10,8 +10,12 @@ arrays ignored), as a fraction of the triad.
 --bits instead checks that every rule gives the same bits as the rule before, over many shapes, both dtypes and
 1 and 2 threads (no timing).
 
+--against DIR makes "before" another build's norm extension (DIR: its minigrad/_ext, e.g. main's; loaded beside
+this tree's, at its own default rule) rather than this build's rule before: the timings are then that build against
+this one at each rule, and --bits compares this build's outputs (at its default rule and each of --rules) with it.
+
     PYTHONPATH=$PWD python scripts/bn_blocks_ab.py [--shapes 32x64x256 ...] [--rules 256:2 512:4] [--rounds 11]
-    PYTHONPATH=$PWD python scripts/bn_blocks_ab.py --bits
+    PYTHONPATH=$PWD python scripts/bn_blocks_ab.py --bits [--against /work/main/minigrad/_ext]
 """
 import argparse
 import itertools
@@ -22,22 +26,37 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from norm_family_steps import _interleaved_rounds  # noqa: E402
+from norm_family_steps import _interleaved_rounds, _load_ext  # noqa: E402
 from norm_phases_cpu import _triad  # noqa: E402
 
 KERNELS = ["batch_renorm_forward", "batch_norm_forward", "batch_norm_backward", "ghost_batch_norm_forward",
            "ghost_batch_norm_backward"]
 
 
-def calls(norm, shape, dtype, threads, chunk, seed=0):
-    """kernel -> (callable, outputs, bytes moved) on fresh arrays of (N, C, S)."""
+def _big(shape, dtype, huge):
+    """Four empty arrays of shape: each its own allocation, or (huge) each at a 2 MiB boundary of one buffer that
+    NumPy madvises for transparent huge pages (it does so for allocations of >= 4 MiB)."""
+    if not huge:
+        return [np.empty(shape, dtype) for _ in range(4)]
+    n, page = int(np.prod(shape)) * np.dtype(dtype).itemsize, 2 << 20
+    step = -(-n // page) * page
+    buf = np.empty(4 * step + page, np.uint8)
+    o = -buf.ctypes.data % page
+    return [buf[o + i * step:o + i * step + n].view(dtype).reshape(shape) for i in range(4)]
+
+
+def calls(norm, shape, dtype, threads, chunk, seed=0, other=None, huge=False):
+    """kernel -> (callable, outputs, bytes moved) on fresh arrays of (N, C, S) (``huge``: see _big); with ``other``
+    (another build's module), the pair of such dicts for norm and other on the same arrays.
+    NOTE: the same arrays for both, since where they lie changes the timings by up to 3x (transparent huge pages:
+    docs/perf/norm-kernels.md#2026-12-07-session-31-the-statistics-pass)."""
     N, C, S = shape
     rng = np.random.default_rng(seed)
-    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
-    dy = rng.standard_normal(shape).astype(dtype)
+    x, dy, y, dx = _big(shape, dtype, huge)
+    x[...] = rng.standard_normal(shape) * 2 + 1
+    dy[...] = rng.standard_normal(shape)
     w, b = (rng.random(C) + 0.5).astype(dtype), rng.standard_normal(C).astype(dtype)
     rm, rv = rng.standard_normal(C).astype(dtype), (rng.random(C) + 0.5).astype(dtype)
-    y, dx = np.empty_like(x), np.empty_like(x)
     mean, rstd, r, d = (np.empty(C) for _ in range(4))
     G = -(-N // chunk)
     gmean, grstd = np.empty((G, C)), np.empty((G, C))
@@ -47,7 +66,7 @@ def calls(norm, shape, dtype, threads, chunk, seed=0):
     gm, gr = gmean.copy(), grstd.copy()
     m0, r0 = mean.copy(), rstd.copy()
     nb = x.nbytes
-    return {
+    bind = lambda norm: {  # noqa: E731
         "batch_renorm_forward": (lambda: norm.batch_renorm_forward(y, mean, rstd, r, d, x, w, b, rm, rv, 3.0, 5.0,
                                                                    1e-5, threads), (y, mean, rstd, r, d), 2 * nb),
         "batch_norm_forward": (lambda: norm.batch_norm_forward(y, mean, rstd, x, w, b, 1e-5, threads),
@@ -59,16 +78,20 @@ def calls(norm, shape, dtype, threads, chunk, seed=0):
         "ghost_batch_norm_backward": (lambda: norm.ghost_batch_norm_backward(dx, dw, db, dy, x, gm, gr, w, chunk,
                                                                              threads), (dx, dw, db), 3 * nb),
     }
+    return bind(norm) if other is None else (bind(norm), bind(other))
 
 
-def bits(norm, rules):
+def bits(norm, rules, before=None):
+    """Outputs at each rule against the rule before (0, 0) of ``norm``, or against ``before`` (another build's module,
+    at its default rule)."""
     shapes = [(N, C, S) for N in (1, 2, 5, 16) for C in (1, 3, 7, 17, 40) for S in (2, 7, 8, 33, 64, 130, 300, 600)]
     bad = 0
     for shape, dtype, threads in itertools.product(shapes, (np.float32, np.float64), (1, 2)):
         got = {}
-        for rule in [(0, 0)] + rules:
-            norm._set_bn_blocks(*rule)
-            for k, (fn, outs, _) in calls(norm, shape, dtype, threads, chunk=3, seed=sum(shape)).items():
+        for mod, rule in [(before or norm, None if before else (0, 0))] + [(norm, r) for r in rules]:
+            if rule is not None:
+                mod._set_bn_blocks(*rule)
+            for k, (fn, outs, _) in calls(mod, shape, dtype, threads, chunk=3, seed=sum(shape)).items():
                 fn()
                 got.setdefault(k, []).append([o.copy() for o in outs])
         for k, runs in got.items():
@@ -77,7 +100,7 @@ def bits(norm, rules):
                     bad += 1
                     print(f"DIFFERENT: {k} {shape} {np.dtype(dtype).name} threads={threads} rule={rule}")
     print(f"{len(shapes)} shapes x 2 dtypes x 2 thread counts x {len(KERNELS)} kernels x {len(rules)} rules "
-          f"against the rule before: {bad} different")
+          f"against {'the other build' if before else 'the rule before'}: {bad} different")
     return bad
 
 
@@ -92,6 +115,9 @@ def main():
     ap.add_argument("--chunk", type=int, default=8, help="ghost batch norm's samples per chunk")
     ap.add_argument("--target", type=float, default=0.02, help="seconds per batch")
     ap.add_argument("--bits", action="store_true")
+    ap.add_argument("--against", metavar="DIR", help="another build's minigrad/_ext: its norm is 'before'")
+    ap.add_argument("--huge", action="store_true", help="x, dy, y, dx each at a 2 MiB boundary of transparent huge "
+                    "pages (by default: NumPy's allocations, wherever they land)")
     args = ap.parse_args()
     import minigrad
     from minigrad._ext import norm
@@ -100,21 +126,26 @@ def main():
     rules = [tuple(int(v) << 10 for v in r.split(":")) for r in args.rules]
     default = norm._set_bn_blocks(0, 0)
     norm._set_bn_blocks(*default)
+    other = _load_ext(args.against, "norm") if args.against else None
     if args.bits:
-        raise SystemExit(1 if bits(norm, rules + [default, (4 << 10, 1 << 10), (1 << 10, 0)]) else 0)
+        extra = [default] if other else [default, (4 << 10, 1 << 10), (1 << 10, 0)]
+        raise SystemExit(1 if bits(norm, rules + extra, other) else 0)
     clock = time.process_time if args.threads == 1 else time.perf_counter
     print(f"load average {os.getloadavg()}; threads {args.threads}, {args.rounds} rounds, "
-          f"{'CPU' if args.threads == 1 else 'wall'} time; rule before = one block per thread; new = L2:min run")
+          f"{'CPU' if args.threads == 1 else 'wall'} time; before = "
+          f"{args.against + ' at its default rule' if other else 'one block per thread'}; new = L2:min run")
     print("| shape | dtype | kernel | rule | before us | new us | before/new [min, max] | before of triad | "
           "new of triad |")
     print("|---|---|---|---|---|---|---|---|---|")
     for shape_s, dt in itertools.product(args.shapes, args.dtypes):
         shape, dtype = tuple(int(v) for v in shape_s.split("x")), np.dtype(dt).type
-        fns = calls(norm, shape, dtype, args.threads, args.chunk)
+        fns, old_fns = calls(norm, shape, dtype, args.threads, args.chunk, other=other or norm, huge=args.huge)
         tri, tri_bytes = _triad(int(np.prod(shape)), dtype)
         variants = {"triad": tri}
         for k in args.kernels:
-            for rule in [(0, 0)] + rules:
+            if other:
+                variants[(k, (0, 0))] = old_fns[k][0]
+            for rule in rules if other else [(0, 0)] + rules:
                 def run(fn=fns[k][0], rule=rule):
                     norm._set_bn_blocks(*rule)
                     fn()

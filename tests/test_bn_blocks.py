@@ -92,3 +92,28 @@ def test_blocks_keep_the_bits_of_one_block(dtype, shape):
                     assert np.array_equal(got[what], w, equal_nan=True), f"{what}, rule {rule}, {n_threads} threads"
     finally:
         norm._set_bn_blocks(*default)
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="Cython extensions not built")
+@pytest.mark.parametrize("shape", SHAPES + [(64, 24, 1)], ids=["x".join(map(str, s)) for s in SHAPES + [(64, 24, 1)]])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pipelined_statistics_keep_the_bits_of_batch_norm1d(dtype, shape):
+    """Batch Renorm's statistics go through the pipelined blocks (_bn_forward_blocks) on every S; batch norm's, for
+    S == 1 in cache, through mg_bn1d_forward, written separately with the same operations per channel: the same bits
+    (S == 1 must keep its groups of rows, not be summed row by row as the pipeline does for S > 1)."""
+    from minigrad._ext import norm
+
+    x, _, w, b, rm, rv = _arrays(shape, dtype)
+    N, C, S = shape
+    for rule in RULES + [None]:
+        restore = norm._set_bn_blocks(*rule) if rule else None
+        try:
+            for n_threads in (1, 2):
+                y, mean, rstd = np.empty_like(x), np.empty(C), np.empty(C)
+                norm.batch_norm_forward(y, mean, rstd, x, w, b, EPS, n_threads)
+                ry, rmean, rrstd, r, d = np.empty_like(x), np.empty(C), np.empty(C), np.empty(C), np.empty(C)
+                norm.batch_renorm_forward(ry, rmean, rrstd, r, d, x, w, b, rm, rv, 3.0, 5.0, EPS, n_threads)
+                assert np.array_equal(rmean, mean) and np.array_equal(rrstd, rstd), f"rule {rule}, {n_threads} threads"
+        finally:
+            if restore:
+                norm._set_bn_blocks(*restore)

@@ -43,8 +43,10 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
       for L <= S < MG_SHORT_RUN; one channel per call otherwise)
     blocks (_bn_n_blocks), at least one per thread, so the elementwise pass rereads x (and dy) from cache: S == 1
       one block per thread; a channel's runs in all inputs (x, or dy and x) of at least BN_RUN_BYTES (16 KiB):
-      blocks of at most BN_BLOCK_BYTES (4 MiB) of input; shorter: blocks of at most BN_L2_BYTES (512 KiB) of
+      blocks of at most BN_BLOCK_BYTES (4 MiB) of input; shorter: blocks of at most BN_L2_BYTES (256 KiB) of
       input, widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input
+    pipelined (_bn_forward_blocks, _bn_backward_blocks): each thread walks its contiguous blocks row by row, a row
+      of one block's statistics (or sums) then the same row of the block before's elementwise pass
     inference: one elementwise pass, _affine_row
     one thread: the blocks in order, called directly, without an OpenMP region
   group norm (rows (n, g) of M = Cg*S values)
@@ -89,8 +91,9 @@ cdef Py_ssize_t BN_BLOCK_BYTES = 4 << 20
 cdef Py_ssize_t BN_RUN_BYTES = 16 << 10
 # batch norm, S > 1 with short runs (S*itemsize < BN_RUN_BYTES): blocks of at most BN_L2_BYTES of input, so that the
 # second pass reads from L2, but runs of at least BN_MIN_RUN_BYTES, so that the prefetcher still follows them
-# (_bn_n_blocks; 0 keeps one block per thread); set through _set_bn_blocks (tests, A/B scripts)
-cdef Py_ssize_t BN_L2_BYTES = 512 << 10
+# (_bn_n_blocks; 0 keeps one block per thread); set through _set_bn_blocks (tests, A/B scripts).
+# NOTE: 256 KiB, half of session 30's 512 KiB, since the pipelined blocks keep two blocks in L2 at once
+cdef Py_ssize_t BN_L2_BYTES = 256 << 10
 cdef Py_ssize_t BN_MIN_RUN_BYTES = 4 << 10
 # BatchNorm1d (S == 1): inputs (x, or dy and x) of at most this many bytes may take the mg_bn1d_* path (_bn1d_fits)
 cdef Py_ssize_t BN1D_CACHE_BYTES = 512 << 10
@@ -151,11 +154,10 @@ cdef inline double _rstd(double s1, double s2, double M, double eps, double* mea
 #      whatever the blocks, so the result does not depend on n_threads;
 #   2. then at once its elementwise pass (x - K)*scale + shift over the same stretches: for S > 1 the blocks are
 #      sized to stay in cache between the two passes (_bn_n_blocks), so the second read is from L2 (or L3).
-# the lane partials (p1 then p2, 4 doubles per channel each) of channels [c0, c1) in the scratch lanes (8*C,),
-# zeroed; returns p1 (p2 = p1 + 4*(c1 - c0))
-cdef inline double* _zeroed_lanes(double* lanes, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+# zeroes the lane partials of channels [c0, c1) in the scratch lanes (8*C,): p1 = lanes + 8*c0 then
+# p2 = p1 + 4*(c1 - c0), 4 doubles per channel each
+cdef inline void _zero_lanes(double* lanes, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
     memset(lanes + 8 * c0, 0, 8 * (c1 - c0) * sizeof(double))
-    return lanes + 8 * c0
 
 
 # float32 backward sums are taken about Kx = float(mean): sdyx = sum(dy*(x - mean)) from them, channels [c0, c1)
@@ -166,40 +168,47 @@ cdef inline void _about_mean(double* sdyx, const double* sdy, const double* mean
         sdyx[c] = sdyx[c] - (mean[c] - <double>(<float>mean[c])) * sdy[c]
 
 
-# x: (N, C, S); s1, s2, K: (C,); lanes: scratch (8*C,) (see _zeroed_lanes);
-# channels [c0, c1)
+# x: (N, C, S); s1, s2, K: (C,); lanes: scratch (8*C,) (see _zero_lanes);
+# channels [c0, c1), rows [n0, n1): a call with n0 == 0 starts the sums, one with n1 == N finishes them (a block is
+# summed in one call, or row by row by the pipelined _bn_forward_blocks; S == 1 in one call: its rows go in groups)
 cdef void _bn_stats_block(double* s1, double* s2, const double* K, const floating* x,
                           Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1,
-                          double* lanes) noexcept nogil:
+                          double* lanes, Py_ssize_t n0, Py_ssize_t n1) noexcept nogil:
     cdef Py_ssize_t n, c, i
     cdef double d
-    cdef double* p1
-    cdef double* p2
+    cdef double* p1 = lanes + 8 * c0
+    cdef double* p2 = p1 + 4 * (c1 - c0)
     cdef const floating* row
-    for c in range(c0, c1):
-        s1[c] = 0
-        s2[c] = 0
+    cdef bint lane = floating is float and MG_SHORT_RUN <= S < MG_LANE_RUN
+    if n0 == 0:
+        for c in range(c0, c1):
+            s1[c] = 0
+            s2[c] = 0
+        if lane:
+            _zero_lanes(lanes, c0, c1)
     if S == 1:  # BatchNorm1d: walks along ROWS_1D rows at a time, vectorized across channels
-        for n in range((N + ROWS_1D - 1) // ROWS_1D):
-            i = n * ROWS_1D
+        for n in range((n1 - n0 + ROWS_1D - 1) // ROWS_1D):
+            i = n0 + n * ROWS_1D
             if floating is float:
-                mg_col_shifted_sums_float(x + i * C + c0, C, min(ROWS_1D, N - i), K + c0, c1 - c0, s1 + c0, s2 + c0)
+                mg_col_shifted_sums_float(x + i * C + c0, C, min(ROWS_1D, n1 - i), K + c0, c1 - c0, s1 + c0,
+                                          s2 + c0)
             else:
-                mg_col_shifted_sums_double(x + i * C + c0, C, min(ROWS_1D, N - i), K + c0, c1 - c0, s1 + c0,
+                mg_col_shifted_sums_double(x + i * C + c0, C, min(ROWS_1D, n1 - i), K + c0, c1 - c0, s1 + c0,
                                            s2 + c0)
-    elif floating is float and MG_SHORT_RUN <= S < MG_LANE_RUN:
-        p1 = _zeroed_lanes(lanes, c0, c1)
-        p2 = p1 + 4 * (c1 - c0)
-        for n in range(N):
+    elif floating is float and lane:
+        for n in range(n0, n1):
             mg_channel_lane_sums_float(x + (n * C + c0) * S, c1 - c0, S, K + c0, p1, p2)
-        mg_lanes_finish(p1, p2, c1 - c0, s1 + c0, s2 + c0)
+        if n1 == N:
+            mg_lanes_finish(p1, p2, c1 - c0, s1 + c0, s2 + c0)
     else:
-        for n in range(N):
+        for n in range(n0, n1):
             row = x + (n * C + c0) * S
             if floating is float:
                 mg_channel_shifted_sums_float(row, c1 - c0, S, K + c0, s1 + c0, s2 + c0)
             else:
                 mg_channel_shifted_sums_double(row, c1 - c0, S, K + c0, s1 + c0, s2 + c0)
+    if n1 < N:
+        return
     if floating is float:  # float32 sums that overflowed (|x - K| > 1.8e19, or data not finite): again in double
         for c in range(c0, c1):
             if not (isfinite(s1[c]) and isfinite(s2[c])):
@@ -212,42 +221,49 @@ cdef void _bn_stats_block(double* s1, double* s2, const double* K, const floatin
                         s2[c] += d * d
 
 
-# dy, x: (N, C, S); sdy, sdyx, mean: (C,); lanes: scratch (8*C,) as _bn_stats_block's; channels [c0, c1)
+# dy, x: (N, C, S); sdy, sdyx, mean: (C,); lanes: scratch (8*C,) as _bn_stats_block's; channels [c0, c1), rows
+# [n0, n1) as _bn_stats_block's
 cdef void _bn_dy_sums_block(double* sdy, double* sdyx, const double* mean, const floating* dy, const floating* x,
                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1,
-                            double* lanes) noexcept nogil:
+                            double* lanes, Py_ssize_t n0, Py_ssize_t n1) noexcept nogil:
     cdef Py_ssize_t n, c, i, j
-    cdef double* p1
-    cdef double* p2
-    for c in range(c0, c1):
-        sdy[c] = 0
-        sdyx[c] = 0
+    cdef double* p1 = lanes + 8 * c0
+    cdef double* p2 = p1 + 4 * (c1 - c0)
+    cdef bint lane = floating is float and MG_SHORT_RUN <= S < MG_LANE_RUN
+    if n0 == 0:
+        for c in range(c0, c1):
+            sdy[c] = 0
+            sdyx[c] = 0
+        if lane:
+            _zero_lanes(lanes, c0, c1)
     if S == 1:  # BatchNorm1d: walks along ROWS_1D_DY rows at a time, vectorized across channels
-        for n in range((N + ROWS_1D_DY - 1) // ROWS_1D_DY):
-            i = n * ROWS_1D_DY * C + c0
+        for n in range((n1 - n0 + ROWS_1D_DY - 1) // ROWS_1D_DY):
+            j = n0 + n * ROWS_1D_DY
+            i = j * C + c0
             if floating is float:
-                mg_col_dy_sums_float(dy + i, x + i, C, min(ROWS_1D_DY, N - n * ROWS_1D_DY), mean + c0, c1 - c0,
+                mg_col_dy_sums_float(dy + i, x + i, C, min(ROWS_1D_DY, n1 - j), mean + c0, c1 - c0,
                                      sdy + c0, sdyx + c0)
             else:
-                mg_col_dy_sums_double(dy + i, x + i, C, min(ROWS_1D_DY, N - n * ROWS_1D_DY), mean + c0, c1 - c0,
+                mg_col_dy_sums_double(dy + i, x + i, C, min(ROWS_1D_DY, n1 - j), mean + c0, c1 - c0,
                                       sdy + c0, sdyx + c0)
-        if floating is float:
+        if floating is float and n1 == N:
             _about_mean(sdyx, sdy, mean, c0, c1)
-    elif floating is float and MG_SHORT_RUN <= S < MG_LANE_RUN:
-        p1 = _zeroed_lanes(lanes, c0, c1)
-        p2 = p1 + 4 * (c1 - c0)
-        for n in range(N):
+    elif floating is float and lane:
+        for n in range(n0, n1):
             i = (n * C + c0) * S
             mg_channel_lane_dy_sums_float(dy + i, x + i, c1 - c0, S, mean + c0, p1, p2)
-        mg_lanes_finish(p1, p2, c1 - c0, sdy + c0, sdyx + c0)
-        _about_mean(sdyx, sdy, mean, c0, c1)
+        if n1 == N:
+            mg_lanes_finish(p1, p2, c1 - c0, sdy + c0, sdyx + c0)
+            _about_mean(sdyx, sdy, mean, c0, c1)
     else:
-        for n in range(N):
+        for n in range(n0, n1):
             i = (n * C + c0) * S
             if floating is float:
                 mg_channel_dy_sums_float(dy + i, x + i, c1 - c0, S, mean + c0, sdy + c0, sdyx + c0)
             else:
                 mg_channel_dy_sums_double(dy + i, x + i, c1 - c0, S, mean + c0, sdy + c0, sdyx + c0)
+    if n1 < N:
+        return
     if floating is float:  # float32 sums that overflowed (|dy*(x - Kx)| > 3.4e38, or not finite): again in double
         for c in range(c0, c1):
             if not (isfinite(sdy[c]) and isfinite(sdyx[c])):
@@ -351,41 +367,65 @@ cdef inline void _renorm(double mean, double rstd, double running_mean, double r
     d[0] = _clip((mean - running_mean) * rstd_run, -d_max, d_max)
 
 
-# x, y: (N, C, S); s1, s2, K: scratch (C,); lanes: scratch (8*C,); coef: scratch (3*C,); channels [c0, c1)
+# x, y: (N, C, S); s1, s2, K: scratch (C,); lanes: scratch (8*C,); coef: scratch (3*C,); blocks [b0, b1) of nb
+# (block blk: channels [blk*C//nb, (blk + 1)*C//nb))
 # running_mean NULL: batch norm; else Batch Renorm: y = (xhat*r + d)*w + b with r, d (C,) float64 OUT from
 # running_mean, running_var, r_max, d_max (as w*r and b + w*d per channel, the Python path's coefficients)
-cdef void _bn_forward_block(floating* y, double* mean, double* rstd, const floating* x, const floating* weight,
-                            const floating* bias, double eps, double* s1, double* s2, double* K, double* lanes,
-                            floating* coef, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
-                            Py_ssize_t c0, Py_ssize_t c1, double* r_out, double* d_out,
-                            const floating* running_mean, const floating* running_var, double r_max,
-                            double d_max) noexcept nogil:
+# NOTE: pipelined: each row of block blk's statistics (read from L3) is followed by the same row of block blk - 1's
+#   elementwise pass (x from L2, y written), so the one's loads overlap the other's arithmetic and stores, rather
+#   than the statistics pass waiting on L3 alone (docs/perf/norm-kernels.md#2026-12-07-session-31-the-statistics-pass).
+#   Per channel the same operations in the same order as a block summed whole, so the same bits.
+cdef void _bn_forward_blocks(floating* y, double* mean, double* rstd, const floating* x, const floating* weight,
+                             const floating* bias, double eps, double* s1, double* s2, double* K, double* lanes,
+                             floating* coef, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+                             Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t nb, double* r_out, double* d_out,
+                             const floating* running_mean, const floating* running_var, double r_max,
+                             double d_max) noexcept nogil:
     cdef floating* Kx = coef
     cdef floating* scale = coef + C
     cdef floating* shift = coef + 2 * C
     cdef double mu, r, sc, b, rr, dd
-    cdef Py_ssize_t c, n
-    for c in range(c0, c1):
-        K[c] = x[c * S]  # the shift: a value of the channel, x[0, c, 0]
-    _bn_stats_block(s1, s2, K, x, N, C, S, c0, c1, lanes)
-    for c in range(c0, c1):
-        r = _rstd(s1[c], s2[c], <double>(N * S), eps, &mu, K[c])
-        mean[c] = mu
-        rstd[c] = r
-        Kx[c] = <floating>mu
-        if running_mean == NULL:
-            sc = r * weight[c]
-            b = bias[c]
-        else:
-            _renorm(mu, r, running_mean[c], running_var[c], r_max, d_max, eps, &rr, &dd)
-            r_out[c] = rr
-            d_out[c] = dd
-            sc = r * (<double>weight[c] * rr)
-            b = <double>bias[c] + <double>weight[c] * dd
-        scale[c] = <floating>sc
-        shift[c] = <floating>(b - (mu - Kx[c]) * sc)
-    for n in range(N):
-        _affine_row(y + (n * C + c0) * S, x + (n * C + c0) * S, Kx + c0, scale + c0, shift + c0, c1 - c0, S)
+    cdef Py_ssize_t c, n, q, blk, c0, c1, p0 = 0, p1 = 0, rows
+    for blk in range(b0, b1 + 1):  # blk == b1: only the last block's elementwise pass
+        c0 = blk * C // nb
+        c1 = (blk + 1) * C // nb if blk < b1 else c0
+        # row by row only where there are two blocks to interleave; S == 1 always whole (its rows go in groups)
+        rows = 1 if S > 1 and c1 > c0 and p1 > p0 else N
+        for c in range(c0, c1):
+            K[c] = x[c * S]  # the shift: a value of the channel, x[0, c, 0]
+        for q in range((N + rows - 1) // rows):
+            n = q * rows
+            if c1 > c0:
+                _bn_stats_block(s1, s2, K, x, N, C, S, c0, c1, lanes, n, min(n + rows, N))
+            if p1 > p0:
+                _affine_rows(y, x, Kx, scale, shift, C, S, p0, p1, n, min(n + rows, N))
+        for c in range(c0, c1):
+            r = _rstd(s1[c], s2[c], <double>(N * S), eps, &mu, K[c])
+            mean[c] = mu
+            rstd[c] = r
+            Kx[c] = <floating>mu
+            if running_mean == NULL:
+                sc = r * weight[c]
+                b = bias[c]
+            else:
+                _renorm(mu, r, running_mean[c], running_var[c], r_max, d_max, eps, &rr, &dd)
+                r_out[c] = rr
+                d_out[c] = dd
+                sc = r * (<double>weight[c] * rr)
+                b = <double>bias[c] + <double>weight[c] * dd
+            scale[c] = <floating>sc
+            shift[c] = <floating>(b - (mu - Kx[c]) * sc)
+        p0 = c0
+        p1 = c1
+
+
+# x, y: (N, C, S); per-channel K, scale, shift: (C,); channels [c0, c1) of rows [n0, n1)
+cdef inline void _affine_rows(floating* y, const floating* x, const floating* K, const floating* scale,
+                              const floating* shift, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1,
+                              Py_ssize_t n0, Py_ssize_t n1) noexcept nogil:
+    cdef Py_ssize_t n
+    for n in range(n0, n1):
+        _affine_row(y + (n * C + c0) * S, x + (n * C + c0) * S, K + c0, scale + c0, shift + c0, c1 - c0, S)
 
 
 # S == 1 inputs in cache: the C helpers mg_bn1d_* do a block of channels whole
@@ -430,7 +470,7 @@ cdef inline void _bn1d_backward(floating* dx, floating* dweight, floating* dbias
         mg_bn1d_backward_double(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, c0, c1)
 
 
-# x, y: (N, C, S); r, d, running_mean, running_var: NULL for batch norm (see _bn_forward_block)
+# x, y: (N, C, S); r, d, running_mean, running_var: NULL for batch norm (see _bn_forward_blocks)
 cdef int _bn_forward(floating* y, double* mean, double* rstd,
                      const floating* x, const floating* weight, const floating* bias, double eps,
                      Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads, double* r=NULL, double* d=NULL,
@@ -451,48 +491,58 @@ cdef int _bn_forward(floating* y, double* mean, double* rstd,
         free(buf)
         free(coef)
         return -1
-    if nb == 1 or n_threads == 1:  # NOTE: no OpenMP region at one thread (it costs a futex call per region)
-        for blk in range(nb):
-            _bn_forward_block(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
-                              N, C, S, blk * C // nb, (blk + 1) * C // nb, r, d, running_mean, running_var,
-                              r_max, d_max)
-    else:
-        for blk in prange(nb, schedule='static', num_threads=n_threads):
-            _bn_forward_block(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
-                              N, C, S, blk * C // nb, (blk + 1) * C // nb, r, d, running_mean, running_var,
-                              r_max, d_max)
+    cdef Py_ssize_t nt = min(nb, max(n_threads, 1)), t
+    if nt == 1:  # NOTE: no OpenMP region at one thread (it costs a futex call per region)
+        _bn_forward_blocks(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
+                           N, C, S, 0, nb, nb, r, d, running_mean, running_var, r_max, d_max)
+    else:  # each thread a contiguous run of blocks (pipelined from one block to the next)
+        for t in prange(nt, schedule='static', num_threads=nt):
+            _bn_forward_blocks(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
+                               N, C, S, t * nb // nt, (t + 1) * nb // nt, nb, r, d, running_mean, running_var,
+                               r_max, d_max)
     free(buf)
     free(coef)
     return 0
 
 
-# dx, dy, x: (N, C, S); sdy, sdyx: scratch (C,); lanes: scratch (8*C,); coef: scratch (5*C,); channels [c0, c1)
-cdef void _bn_backward_block(floating* dx, floating* dweight, floating* dbias,
-                             const floating* dy, const floating* x, const double* mean, const double* rstd,
-                             const floating* weight, double* sdy, double* sdyx, double* lanes, floating* coef,
-                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+# dx, dy, x: (N, C, S); sdy, sdyx: scratch (C,); lanes: scratch (8*C,); coef: scratch (5*C,); blocks [b0, b1) of
+# nb, pipelined as _bn_forward_blocks: each row of block blk's two reductions (dy and x from L3), then the same row
+# of block blk - 1's fused dx pass (dy and x from L2)
+cdef void _bn_backward_blocks(floating* dx, floating* dweight, floating* dbias,
+                              const floating* dy, const floating* x, const double* mean, const double* rstd,
+                              const floating* weight, double* sdy, double* sdyx, double* lanes, floating* coef,
+                              Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t b0, Py_ssize_t b1,
+                              Py_ssize_t nb) noexcept nogil:
     cdef floating* a = coef
     cdef floating* Kx = coef + C
     cdef floating* b = coef + 2 * C
     cdef floating* k = coef + 3 * C
     cdef floating* mdy = coef + 4 * C
     cdef double ad, md, bd, kd
-    cdef Py_ssize_t c, n, i
-    # two reductions per channel, one pass
-    _bn_dy_sums_block(sdy, sdyx, mean, dy, x, N, C, S, c0, c1, lanes)
-    for c in range(c0, c1):
-        dbias[c] = <floating>sdy[c]
-        dweight[c] = <floating>(sdyx[c] * rstd[c])
-        _bn_dx_coefficients(sdy[c], sdyx[c], <double>(N * S), mean[c], rstd[c], weight[c],
-                            &ad, &md, &bd, &kd, &Kx[c])
-        a[c] = <floating>ad
-        mdy[c] = <floating>md
-        b[c] = <floating>bd
-        k[c] = <floating>kd
-    # the fused dx pass; xhat is recomputed from x (forward saved only mean and rstd)
-    for n in range(N):
-        i = (n * C + c0) * S
-        _affine2_row(dx + i, dy + i, x + i, a + c0, mdy + c0, Kx + c0, b + c0, k + c0, c1 - c0, S)
+    cdef Py_ssize_t c, n, q, i, j, blk, c0, c1, p0 = 0, p1 = 0, rows
+    for blk in range(b0, b1 + 1):  # blk == b1: only the last block's dx pass
+        c0 = blk * C // nb
+        c1 = (blk + 1) * C // nb if blk < b1 else c0
+        rows = 1 if S > 1 and c1 > c0 and p1 > p0 else N  # as _bn_forward_blocks
+        for q in range((N + rows - 1) // rows):
+            n = q * rows
+            if c1 > c0:  # two reductions per channel, one pass
+                _bn_dy_sums_block(sdy, sdyx, mean, dy, x, N, C, S, c0, c1, lanes, n, min(n + rows, N))
+            if p1 > p0:  # the fused dx pass; xhat is recomputed from x (forward saved only mean and rstd)
+                for j in range(n, min(n + rows, N)):
+                    i = (j * C + p0) * S
+                    _affine2_row(dx + i, dy + i, x + i, a + p0, mdy + p0, Kx + p0, b + p0, k + p0, p1 - p0, S)
+        for c in range(c0, c1):
+            dbias[c] = <floating>sdy[c]
+            dweight[c] = <floating>(sdyx[c] * rstd[c])
+            _bn_dx_coefficients(sdy[c], sdyx[c], <double>(N * S), mean[c], rstd[c], weight[c],
+                                &ad, &md, &bd, &kd, &Kx[c])
+            a[c] = <floating>ad
+            mdy[c] = <floating>md
+            b[c] = <floating>bd
+            k[c] = <floating>kd
+        p0 = c0
+        p1 = c1
 
 
 # dx, dy, x: (N, C, S)
@@ -515,14 +565,14 @@ cdef int _bn_backward(floating* dx, floating* dweight, floating* dbias,
         free(buf)
         free(coef)
         return -1
-    if nb == 1 or n_threads == 1:
-        for blk in range(nb):
-            _bn_backward_block(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
-                               N, C, S, blk * C // nb, (blk + 1) * C // nb)
+    cdef Py_ssize_t nt = min(nb, max(n_threads, 1)), t
+    if nt == 1:
+        _bn_backward_blocks(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
+                            N, C, S, 0, nb, nb)
     else:
-        for blk in prange(nb, schedule='static', num_threads=n_threads):
-            _bn_backward_block(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
-                               N, C, S, blk * C // nb, (blk + 1) * C // nb)
+        for t in prange(nt, schedule='static', num_threads=nt):
+            _bn_backward_blocks(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
+                                N, C, S, t * nb // nt, (t + 1) * nb // nt, nb)
     free(buf)
     free(coef)
     return 0
