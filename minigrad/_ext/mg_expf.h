@@ -84,6 +84,66 @@ MGP_INLINE mgp_v16f mgp_expf16_fma(mgp_v16f x0) { MGP_EXPF_BODY_MA(mgp_v16f, mgp
 MGP_INLINE float mgp_sigmoid_fma_float(float z) { return 1.0f / (1.0f + mgp_expf_fma(-z)); }
 MGP_INLINE mgp_v8f mgp_sigmoidv_fma_float(mgp_v8f z) { return 1.0f / (1.0f + mgp_expf8_fma(-z)); }
 MGP_INLINE mgp_v16f mgp_sigmoidv16_fma_float(mgp_v16f z) { return 1.0f / (1.0f + mgp_expf16_fma(-z)); }
+/* double's exp without a libm call, so that EvoNorm's float64 gate runs in vector lanes too: n = round(x/ln2) by
+   the magic-number rounding (1.5*2^52), r = x - n*ln2 in two steps (Cephes' ln2 split: n*C1 and x - n*C1 exact),
+   exp(r) on |r| <= ln2/2 by its Taylor polynomial to degree 13 (truncation below 5e-18 relative), each step a
+   fused multiply-add (__builtin_fma lane by lane, as mgp_expf_fma); 2^n as two normal powers 2^(n>>1) and
+   2^(n - (n>>1)), so that p*2^(n>>1) is exact and only the last product rounds: results that overflow give inf and
+   subnormal results round once, like libm's. x is clamped to [-750, 750] (NaN passes through) only to keep n's
+   halves in the exponent's range. Within about 1 ulp of exp (scripts/gate_exp_check.c: docs/perf/norm-family.md,
+   "EvoNorm, session 31"); the scalar gives its lanes' bits. */
+typedef double mgp_v8d __attribute__((vector_size(64)));
+typedef uint64_t mgp_v4ul __attribute__((vector_size(32)));
+typedef uint64_t mgp_v8ul __attribute__((vector_size(64)));
+typedef int64_t mgp_v4l __attribute__((vector_size(32)));
+typedef int64_t mgp_v8l __attribute__((vector_size(64)));
+#define MGP_FMAD_S(F, a, b, c) __builtin_fma((a), (b), (c))
+#define MGP_FMAD_V(F, a, b, c) mgp_fmad_lanes_##F((a), (F){0} + (b), (c))
+#define MGP_FMAD_LANES(F, N)                                                                                 \
+MGP_INLINE F mgp_fmad_lanes_##F(F a, F b, F c) {                                                             \
+    F r;                                                                                                     \
+    for (int i = 0; i < N; i++) r[i] = __builtin_fma(a[i], b[i], c[i]);                                      \
+    return r;                                                                                                \
+}
+MGP_FMAD_LANES(mgp_v4d, 4)
+MGP_FMAD_LANES(mgp_v8d, 8)
+#define MGP_EXP_BODY(F, U, I, BL, X0, MA)                                                                     \
+    const F hiv = (F){0} + 750.0, lov = (F){0} + -750.0, magic = (F){0} + 6755399441055744.0;               \
+    F x = BL(X0 > hiv, hiv, X0);                                                                             \
+    x = BL(x < lov, lov, x);  /* NaN passes through both */                                                  \
+    const F t = MA(F, x, 1.4426950408889634, magic);                                                         \
+    const F n = t - magic;                                                                                   \
+    F r = MA(F, n, -6.93145751953125e-1, x);                                                                 \
+    r = MA(F, n, -1.42860682030941723212e-6, r);                                                             \
+    F p = MA(F, r, 1.6059043836821613e-10, (F){0} + 2.08767569878681e-09);                                  \
+    p = MA(F, p, r, (F){0} + 2.505210838544172e-08);                                                         \
+    p = MA(F, p, r, (F){0} + 2.755731922398589e-07);                                                         \
+    p = MA(F, p, r, (F){0} + 2.7557319223985893e-06);                                                        \
+    p = MA(F, p, r, (F){0} + 2.48015873015873e-05);                                                          \
+    p = MA(F, p, r, (F){0} + 0.0001984126984126984);                                                         \
+    p = MA(F, p, r, (F){0} + 0.001388888888888889);                                                          \
+    p = MA(F, p, r, (F){0} + 0.008333333333333333);                                                          \
+    p = MA(F, p, r, (F){0} + 0.041666666666666664);                                                          \
+    p = MA(F, p, r, (F){0} + 0.16666666666666666);                                                           \
+    p = MA(F, p, r, (F){0} + 0.5);                                                                           \
+    p = MA(F, p, r * r, r) + 1.0;                                                                            \
+    U bt, bm;                                                                                                \
+    memcpy(&bt, &t, sizeof bt);                                                                              \
+    memcpy(&bm, &magic, sizeof bm);                                                                          \
+    const I k = (I)(bt - bm), k1 = k >> 1;  /* unsigned, then signed: no overflow for NaN's bits */          \
+    const U e1 = (U)(k1 + 1023) << 52, e2 = (U)(k - k1 + 1023) << 52;                                        \
+    F s1, s2;                                                                                                \
+    memcpy(&s1, &e1, sizeof s1);                                                                             \
+    memcpy(&s2, &e2, sizeof s2);                                                                             \
+    return p * s1 * s2;
+#define MGP_BL_4D(m, a, b) ((mgp_v4d)(((mgp_v4ul)(m) & (mgp_v4ul)(a)) | (~(mgp_v4ul)(m) & (mgp_v4ul)(b))))
+#define MGP_BL_8D(m, a, b) ((mgp_v8d)(((mgp_v8ul)(m) & (mgp_v8ul)(a)) | (~(mgp_v8ul)(m) & (mgp_v8ul)(b))))
+MGP_INLINE double mgp_exp_fma(double x0) { MGP_EXP_BODY(double, uint64_t, int64_t, MGP_BL_S, x0, MGP_FMAD_S) }
+MGP_INLINE mgp_v4d mgp_exp4_fma(mgp_v4d x0) { MGP_EXP_BODY(mgp_v4d, mgp_v4ul, mgp_v4l, MGP_BL_4D, x0, MGP_FMAD_V) }
+MGP_INLINE mgp_v8d mgp_exp8_fma(mgp_v8d x0) { MGP_EXP_BODY(mgp_v8d, mgp_v8ul, mgp_v8l, MGP_BL_8D, x0, MGP_FMAD_V) }
+MGP_INLINE double mgp_sigmoid_fma_double(double z) { return 1.0 / (1.0 + mgp_exp_fma(-z)); }
+MGP_INLINE mgp_v4d mgp_sigmoidv_fma_double(mgp_v4d z) { return 1.0 / (1.0 + mgp_exp4_fma(-z)); }
+MGP_INLINE mgp_v8d mgp_sigmoidv8_fma_double(mgp_v8d z) { return 1.0 / (1.0 + mgp_exp8_fma(-z)); }
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
 #define MGP_CLONES_FMA __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
