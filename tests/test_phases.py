@@ -670,6 +670,29 @@ def test_row_gate_lanes_and_tail_same_bits(name, dtype):
     assert all(o == outs[0] for o in outs[1:])
 
 
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_gate_float32_sigmoid_across_the_exp_clamps(name):
+    """float32's gate 0, y = x*sigmoid(x), within 4 float ulps of the float64 value (and |x|*2^-125 where the
+    sigmoid is below float's normals), every float from -100 to 100 near the exp's clamps (|x| from 87 to 89.5) and a
+    sweep between: the Cython kernels' exp clamps x to [-87.34, 88.5] with two blends and lets 2^128's bits give inf
+    above 88.376 (mg_expf.h), so a clamp moved past 2^n's range or a lost NaN shows here. NaN stays NaN."""
+    near = np.arange(87.0, 89.5, 2.0 ** -17, dtype=np.float32)
+    x = np.concatenate([near, -near, np.linspace(-100, 100, 40001, dtype=np.float32),
+                        np.float32([0.0, -0.0, np.inf, -np.inf, np.nan])]).reshape(1, -1)
+    one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+    y = np.empty_like(x)
+    x64 = x.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        kernels.load(name).row_apply_gate(y, x, one, one, one, one, zero, 0)
+        want = x64 / (1 + np.exp(-x64))
+    assert np.array_equal(np.isnan(y), np.isnan(want))
+    ok = np.isfinite(want)
+    assert np.array_equal(y[~ok], want[~ok].astype(np.float32), equal_nan=True)
+    tol = 4 * np.spacing(np.abs(want[ok]).astype(np.float32)).astype(np.float64) + np.abs(x64[ok]) * 2.0 ** -125
+    err = np.abs(y[ok] - want[ok])
+    assert np.all(err <= tol), (float(x[ok][np.argmax(err - tol)]), float(np.max(err / tol)))
+
+
 @pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs x87's 64-bit long double significand")
 @pytest.mark.parametrize("name", BACKENDS)
 def test_row_gate_float64_sigmoid_within_ulps(name):
