@@ -16,8 +16,8 @@
      fused ReLU (mgp_*_relu_T): the same loop shapes with the mask recomputed per element in X.
      fused max (mgp_row_*_max_T, FRN + TLU): the rows' loop shapes, dy split between z and tau per element in X.
      fused gate (mgp_row_*_gate_T, EvoNorm): f = x*sigmoid(v*x) or x/max(lo, v*x + hi) and its partials per element
-       in X; float's sigmoid through a polynomial exp with fused multiply-adds (mgp_expf_fma), double's through
-       libm. The sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a
+       in X; the sigmoid through a polynomial exp with fused multiply-adds (float: mgp_expf_fma, double:
+       mgp_exp_fma). The sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a
        time).
        Float in blocks of 16 lanes first (one zmm in the AVX-512 clone), then of 8, then the tail, each element
        through the same operations whichever takes it; float's sums take each partial in float and sum dy times
