@@ -17,8 +17,8 @@
      fused max (mgp_row_*_max_T, FRN + TLU): the rows' loop shapes, dy split between z and tau per element in X.
      fused gate (mgp_row_*_gate_T, EvoNorm): f = x*sigmoid(v*x) or x/max(lo, v*x + hi) and its partials per element
        in X; the sigmoid through a polynomial exp with fused multiply-adds (float: mgp_expf_fma, double:
-       mgp_exp_fma). The sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a
-       time).
+       mgp_exp_fma). The sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one
+       group at a time).
        Float in blocks of 16 lanes first (one zmm in the AVX-512 clone), then of 8, then the tail, each element
        through the same operations whichever takes it; float's sums take each partial in float and sum dy times
        it in double (widened from memory).
