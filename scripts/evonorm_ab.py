@@ -3,10 +3,10 @@ and ``evonorm_s0_backward``) of this build beside another build's ``phases`` ext
 "2026-12-06 night: EvoNorm"), in one process:
 
 ``bits DIR``: for two builds meant to give the same bits (float32's gate sums and gate 0's sigmoid changed in
-session 30, float64's gate 0 sigmoid in session 31: against an older build use ``accuracy``), every output of both builds compared byte for byte on many
-rows: both dtypes, row lengths around the block sizes (1 to 33, 64, 67, 256, 1000), NaN and inf in x and dy, a
-large mean, a tiny variance, |v*x| past the exp's clamps, ties of the max (gate 1), subnormal dy, per-row v, lo, hi
-of both signs.
+session 30, float64's gate 0 sigmoid in session 31: against an older build use ``accuracy``; ``--dtype`` limits it
+to one dtype), every output of both builds compared byte for byte on many rows: both dtypes, row lengths around the
+block sizes (1 to 33, 64, 67, 256, 1000), NaN and inf in x and dy, a large mean, a tiny variance, |v*x| past the
+exp's clamps, ties of the max (gate 1), subnormal dy, per-row v, lo, hi of both signs.
 ``accuracy DIR``: both builds' row sums (both gates) and ``evonorm_s0_backward`` against the float64 NumPy
 reference on the same rows (float32 and float64, the cases of ``bits``, rows of 64 and 256): per output the largest
 error of a row's sum relative to the sum of its terms' magnitudes (the bound of a sum of rounded terms), in units
@@ -14,9 +14,9 @@ of u = 2^-24 (float32) or 2^-53 (float64); dx's largest error relative to the la
 NaN or inf differs from the reference's; y and dx of the apply and backward apply relative to the largest |y|, |dx|.
 Also checks that what must not change did not: gate 1's y and dx (both dtypes) and float64's gate 1 sums, the
 same bits in both builds.
-``time DIR``: the raw kernels at the rows of benchmarks/bench_norm_family.py's shapes (gate 1 at B0's rows N*C x
-S, gate 0 at S0's), 1 thread, float32 (``--dtype float64``: float64), interleaved round by round (CPU time; medians, the minimum in brackets), in
-ns an element.
+``time DIR``: the raw kernels at the rows of benchmarks/bench_norm_family.py's shapes (gate 1 at B0's rows N*C x S,
+gate 0 at S0's), 1 thread, float32 (``--dtype float64``: float64), interleaved round by round (CPU time; medians,
+the minimum in brackets), in ns an element.
 
     PYTHONPATH=$PWD python scripts/evonorm_ab.py bits /tmp/old_ext [--dtype float32]
     PYTHONPATH=$PWD python scripts/evonorm_ab.py accuracy /tmp/old_ext
@@ -153,7 +153,7 @@ def accuracy(ext_dir):
                     y, dx = np.empty_like(x), np.empty_like(x)
                     mod.row_apply_gate(y, x, v, lo, hi, sc, of, gate, 1)
                     mod.row_backward_apply_gate(dx, dy, x, a, K, b, k, v, lo, hi, gate, 1)
-                    # NOTE: gate 0's sigmoid changed, float32's in session 30 (mgp_expf_fma), float64's in 31 (mgp_exp_fma)
+                    # NOTE: gate 0's sigmoid changed: float32's in session 30, float64's in 31 (mgp_exp_fma)
                     same.append([_canon(t).tobytes() for t in ([y, dx] if gate == 1 else [])
                                  + (got if dt == np.float64 and gate == 1 else [])])
                     wy, wdx = np.empty_like(x), np.empty_like(x)
@@ -240,7 +240,8 @@ def timing(ext_dir, rounds, dt):
                 lambda mod=mod, dx3=dx3, s3=s3: mod.evonorm_s0_backward(dx3, *s3, dy3, x3, v[:C].copy(), w, gm, gr,
                                                                         32, 1))
         res = _interleaved(fns, rounds)
-        print(f"rows {R}x{D} (x {N}x{C}x{H}x{W}, {np.dtype(dt).name}, 1 thread): ns an element, median (min); this/main")
+        print(f"rows {R}x{D} (x {N}x{C}x{H}x{W}, {np.dtype(dt).name}, 1 thread): ns an element, median (min); "
+              "this/main")
         for key in [k_[:-len(" (main)")] for k_ in fns if k_.endswith("(main)")]:
             m, t = res[f"{key} (main)"], res[f"{key} (this)"]
             print(f"  {key:28s} main {m[0] / x.size * 1e9:6.3f} ({m[1] / x.size * 1e9:.3f})  "

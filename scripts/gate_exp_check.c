@@ -1,8 +1,9 @@
 /* mg_expf.h's double exp (mgp_exp_fma and its 4- and 8-lane forms) against expl (long double) over a dense sweep and
    the edges (docs/perf/norm-family.md, "EvoNorm, session 31"): largest ulps on [-708.3, 709.7] (normal results)
    and on [-745.2, -708.3] (subnormal results, ulp 2^-1074), the count over 1 ulp, libm's exp beside it for scale;
-   +-inf, NaN, huge +-x, +-0 and the overflow and underflow thresholds; the sigmoid on it against 1/(1 + expl(-x)) (and the one on libm's exp) where exp(-x) is finite;
-   and the scalar against both lane forms, bit for bit. About a minute on one core.
+   +-inf, NaN, huge +-x, +-0 and the overflow and underflow thresholds; the sigmoid on it against 1/(1 + expl(-x))
+   (and the one on libm's exp) where exp(-x) is finite; and the scalar against both lane forms, bit for bit. About
+   a minute of CPU.
 
        gcc -O2 -fno-math-errno -ffp-contract=off -o /tmp/gate_exp_check scripts/gate_exp_check.c -lm
        /tmp/gate_exp_check [points, default 2^27]
