@@ -649,9 +649,10 @@ def test_row_gate_elementwise_bits_do_not_depend_on_the_row_length(name, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", BACKENDS)
 def test_row_gate_lanes_and_tail_same_bits(name, dtype):
-    """y and dx of 4096 values in one row (blocks of 16) and as 4096 rows of one value (the scalar tail) are the same
-    bits: the sigmoid's exp (float32: mgp_expf_fma in the Cython kernels) gives the same bits in lanes and alone,
-    which a few values cannot show (the two exps of a planted mix-up differ on about 0.4% of inputs)."""
+    """y and dx of 4096 values in one row (blocks of 16 floats or 8 doubles), as rows of 8 and of 4 (the blocks of 8
+    floats or 4 doubles) and as 4096 rows of one value (the scalar tail) are the same bits: the sigmoid's exp
+    (mgp_expf_fma and mgp_exp_fma in the Cython kernels) gives the same bits in lanes and alone, which a few values
+    cannot show (the two float exps of a planted mix-up differ on about 0.4% of inputs)."""
     rng = np.random.default_rng(13)
     x = (rng.standard_normal(4096) * 8).astype(dtype)
     x[:4] = [0.0, -0.0, 95.0, -95.0]  # NOTE: signed zeros, and |v*x| past the float exp's clamps
@@ -659,14 +660,56 @@ def test_row_gate_lanes_and_tail_same_bits(name, dtype):
     k = kernels.load(name)
     one, zero = np.ones(1, dtype), np.zeros(1, dtype)
     outs = []
-    for R, D in ((1, 4096), (4096, 1)):
+    for R, D in ((1, 4096), (512, 8), (1024, 4), (4096, 1)):
         ones, zeros = np.repeat(one, R), np.repeat(zero, R)
         y, dx = np.empty((R, D), dtype), np.empty((R, D), dtype)
         k.row_apply_gate(y, x.reshape(R, D), ones, ones, ones, ones, zeros, 0)
         k.row_backward_apply_gate(dx, dy.reshape(R, D), x.reshape(R, D), ones, zeros, zeros, zeros, ones, ones,
                                   ones, 0)
         outs.append((y.tobytes(), dx.tobytes()))
-    assert outs[0] == outs[1]
+    assert all(o == outs[0] for o in outs[1:])
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_gate_float32_sigmoid_across_the_exp_clamps(name):
+    """float32's gate 0, y = x*sigmoid(x), within 4 float ulps of the float64 value (and |x|*2^-125 where the
+    sigmoid is below float's normals), every float from -100 to 100 near the exp's clamps (|x| from 87 to 89.5) and a
+    sweep between: the Cython kernels' exp clamps x to [-87.34, 88.5] with two blends and lets 2^128's bits give inf
+    above 88.376 (mg_expf.h), so a clamp moved past 2^n's range or a lost NaN shows here. NaN stays NaN."""
+    near = np.arange(87.0, 89.5, 2.0 ** -17, dtype=np.float32)
+    x = np.concatenate([near, -near, np.linspace(-100, 100, 40001, dtype=np.float32),
+                        np.float32([0.0, -0.0, np.inf, -np.inf, np.nan])]).reshape(1, -1)
+    one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+    y = np.empty_like(x)
+    x64 = x.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        kernels.load(name).row_apply_gate(y, x, one, one, one, one, zero, 0)
+        want = x64 / (1 + np.exp(-x64))
+    assert np.array_equal(np.isnan(y), np.isnan(want))
+    ok = np.isfinite(want)
+    assert np.array_equal(y[~ok], want[~ok].astype(np.float32), equal_nan=True)
+    tol = 4 * np.spacing(np.abs(want[ok]).astype(np.float32)).astype(np.float64) + np.abs(x64[ok]) * 2.0 ** -125
+    err = np.abs(y[ok] - want[ok])
+    assert np.all(err <= tol), (float(x[ok][np.argmax(err - tol)]), float(np.max(err / tol)))
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs x87's 64-bit long double significand")
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_gate_float64_sigmoid_within_ulps(name):
+    """float64's gate 0, y = x*sigmoid(x), within 3 ulps of x/(1 + exp(-x)) in long double, over x from -709 (where
+    exp(-x) still is finite) past 745 (where it is subnormal) and densely near 0: the Cython kernels' polynomial
+    exp (mgp_exp_fma, within 1 ulp of exp: scripts/gate_exp_check.c) against libm's in NumPy's and Numba's. The
+    three roundings of x*(1/(1 + e)) give up to about 2.3 ulps with any exp within 0.5 ulp."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([np.linspace(-709, 745, 200003), rng.uniform(-40, 40, 100000), rng.uniform(-1, 1, 20000),
+                        [0.0, -0.0, 708.4, 709.78, -708.4]]).reshape(1, -1)
+    one, zero = np.ones(1), np.zeros(1)
+    y = np.empty_like(x)
+    kernels.load(name).row_apply_gate(y, x, one, one, one, one, zero, 0)
+    xl = x.astype(np.longdouble)
+    want = xl / (1 + np.exp(-xl))
+    err = np.abs(y - want) / np.spacing(np.abs(want.astype(np.float64)))
+    assert float(err.max()) <= 3, (float(err.max()), float(x.ravel()[np.argmax(err)]))
 
 
 @pytest.mark.parametrize("name", BACKENDS)

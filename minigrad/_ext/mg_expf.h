@@ -1,6 +1,7 @@
 /* A vectorizable expf and the sigmoid on it, shared by phases.h (EvoNorm's gate) and elementwise.pyx (the
-   sigmoid kernels): float's exp through a polynomial GCC runs in vector lanes (mgp_expf, mgp_expf8), double's
-   through libm. Included after Python.h. */
+   sigmoid kernels): float's exp through a polynomial GCC runs in vector lanes (mgp_expf, mgp_expf8); double's
+   through libm for the elementwise sigmoid, through a polynomial for EvoNorm's gate (mgp_exp_fma). Included after
+   Python.h. */
 #ifndef MG_EXPF_H
 #define MG_EXPF_H
 #include <math.h>
@@ -16,17 +17,36 @@ typedef float mgp_v8f __attribute__((vector_size(32)));
 typedef uint32_t mgp_v8u __attribute__((vector_size(32)));
 typedef float mgp_v16f __attribute__((vector_size(64)));
 typedef uint32_t mgp_v16u __attribute__((vector_size(64)));
+typedef double mgp_v8d __attribute__((vector_size(64)));
+typedef uint64_t mgp_v4ul __attribute__((vector_size(32)));
+typedef uint64_t mgp_v8ul __attribute__((vector_size(64)));
+typedef int64_t mgp_v4l __attribute__((vector_size(32)));
+typedef int64_t mgp_v8l __attribute__((vector_size(64)));
 /* expf without a libm call, so that it runs in vector lanes (Cephes' expf: n = round(x/ln2) by the magic-number
    rounding, which leaves n in the low bits of t and needs no float -> int conversion; a degree-6 polynomial on
    the remainder; 2^n through the exponent bits). Within 1 ulp of the correctly rounded exp for every float in
-   [-87.3, 88.3] (checked exhaustively), about 2^-126 below (the clamp keeps 2^n normal), inf above, NaN stays NaN.
+   [-87.3, 88.3] (checked exhaustively), about 2^-126 below (the clamp keeps 2^n normal), inf above 88.37626 (the
+   fused form below: above 88.37627, whose exp it gives finite), NaN stays NaN.
    Lanes and the scalar tail give the same bits. */
-#define MGP_EXPF_BODY(F, UI, BL, X0) MGP_EXPF_BODY_MA(F, UI, BL, X0, MGP_MA)
+#define MGP_EXPF_BODY(F, UI, SV, X0) MGP_EXPF_BODY_MA(F, UI, SV, X0, MGP_MA)
 #define MGP_MA(F, a, b, c) ((a) * (b) + (c))  /* a*b + c, two roundings (the build's -ffp-contract=off) */
-#define MGP_EXPF_BODY_MA(F, UI, BL, X0, MA)                                                                  \
-    const F hiv = (F){0} + 88.37626f, lov = (F){0} + -87.33654f, magic = (F){0} + 12582912.0f;               \
-    F x = BL(X0 > hiv, hiv, X0);                                                                             \
-    x = BL(x < lov, lov, x);  /* NaN passes through both */                                                  \
+/* the clamps, a < b ? a : b and a > b ? a : b (NaN: b), as blends through the comparison's mask in vectors (U:
+   the unsigned lanes of F's size). NOTE: the upper clamp, 88.5, gives n = 128 and 2^128's bits are inf's, so every x
+   above 88.37626 gives inf without a third blend (session 31; lane loops of a < b ? a : b, one vminps in a small
+   harness, were built lane by lane inside the gate kernels) */
+#define MGP_MIN_S(F, U, a, b) ((a) < (b) ? (a) : (b))
+#define MGP_MAX_S(F, U, a, b) ((a) > (b) ? (a) : (b))
+#define MGP_MIN_V(F, U, a, b) mgp_blend_##F((U)((b) > (a)), (F){0} + (a), (b))
+#define MGP_MAX_V(F, U, a, b) mgp_blend_##F((U)((b) < (a)), (F){0} + (a), (b))
+#define MGP_BLEND(F, U) MGP_INLINE F mgp_blend_##F(U m, F a, F b) { return (F)((m & (U)a) | (~m & (U)b)); }
+MGP_BLEND(mgp_v8f, mgp_v8u)
+MGP_BLEND(mgp_v16f, mgp_v16u)
+MGP_BLEND(mgp_v4d, mgp_v4ul)
+MGP_BLEND(mgp_v8d, mgp_v8ul)
+/* SV: S for a scalar F, V for a vector */
+#define MGP_EXPF_BODY_MA(F, UI, SV, X0, MA)                                                                  \
+    const F magic = (F){0} + 12582912.0f;                                                                    \
+    const F x = MGP_MAX_##SV(F, UI, -87.33654f, MGP_MIN_##SV(F, UI, 88.5f, X0));  /* NaN passes through both */      \
     const F t = MA(F, x, 1.44269504088896341f, magic);                                                       \
     const F n = t - magic;                                                                                   \
     F r = MA(F, n, -0.693359375f, x);                                                                        \
@@ -42,15 +62,11 @@ typedef uint32_t mgp_v16u __attribute__((vector_size(64)));
     const UI e = (bt - bm + 127u) << 23;                                                                     \
     F sc;                                                                                                    \
     memcpy(&sc, &e, sizeof sc);                                                                              \
-    return BL(X0 > hiv, (F){0} + (float)INFINITY, p * sc);
-#define MGP_BL_S(m, a, b) ((m) ? (a) : (b))
-MGP_INLINE float mgp_expf(float x0) { MGP_EXPF_BODY(float, uint32_t, MGP_BL_S, x0) }
-/* m ? a : b per lane (m a comparison's mask) */
-#define MGP_BL_8F(m, a, b) ((mgp_v8f)(((mgp_v8u)(m) & (mgp_v8u)(a)) | (~(mgp_v8u)(m) & (mgp_v8u)(b))))
-MGP_INLINE mgp_v8f mgp_expf8(mgp_v8f x0) { MGP_EXPF_BODY(mgp_v8f, mgp_v8u, MGP_BL_8F, x0) }
+    return p * sc;
+MGP_INLINE float mgp_expf(float x0) { MGP_EXPF_BODY(float, uint32_t, S, x0) }
+MGP_INLINE mgp_v8f mgp_expf8(mgp_v8f x0) { MGP_EXPF_BODY(mgp_v8f, mgp_v8u, V, x0) }
 /* the same ops on 16 lanes: one zmm in an AVX-512 clone, two ymm (an unrolled mgp_expf8) in the AVX2 one */
-#define MGP_BL_16F(m, a, b) ((mgp_v16f)(((mgp_v16u)(m) & (mgp_v16u)(a)) | (~(mgp_v16u)(m) & (mgp_v16u)(b))))
-MGP_INLINE mgp_v16f mgp_expf16(mgp_v16f x0) { MGP_EXPF_BODY(mgp_v16f, mgp_v16u, MGP_BL_16F, x0) }
+MGP_INLINE mgp_v16f mgp_expf16(mgp_v16f x0) { MGP_EXPF_BODY(mgp_v16f, mgp_v16u, V, x0) }
 MGP_INLINE float mgp_sigmoid_float(float z) { return 1.0f / (1.0f + mgp_expf(-z)); }
 MGP_INLINE double mgp_sigmoid_double(double z) { return 1.0 / (1.0 + exp(-z)); }
 MGP_INLINE mgp_v8f mgp_sigmoidv_float(mgp_v8f z) { return 1.0f / (1.0f + mgp_expf8(-z)); }
@@ -69,7 +85,9 @@ MGP_INLINE mgp_v4d mgp_sigmoidv_double(mgp_v4d z) {  /* libm's exp per lane */
    (MGP_CLONES_FMA: x86-64-v4 and -v3), libm's correctly rounded fmaf per lane in the baseline clone (slow; only
    x86-64 CPUs without FMA, before 2013, run it). */
 #define MGP_FMA_S(F, a, b, c) __builtin_fmaf((a), (b), (c))
-#define MGP_FMA_V(F, a, b, c) mgp_fma_lanes_##F((a), (F){0} + (b), (c))
+/* NOTE: b broadcast only when a scalar: (F){0} + b on a vector b is an addition GCC must keep (-0 + 0 is +0) */
+#define MGP_LANES(F, b) _Generic((b), F: (b), default: (F){0} + (b))
+#define MGP_FMA_V(F, a, b, c) mgp_fma_lanes_##F((a), MGP_LANES(F, b), (c))
 #define MGP_FMA_LANES(F, N)                                                                                  \
 MGP_INLINE F mgp_fma_lanes_##F(F a, F b, F c) {                                                              \
     F r;                                                                                                     \
@@ -78,12 +96,64 @@ MGP_INLINE F mgp_fma_lanes_##F(F a, F b, F c) {                                 
 }
 MGP_FMA_LANES(mgp_v8f, 8)
 MGP_FMA_LANES(mgp_v16f, 16)
-MGP_INLINE float mgp_expf_fma(float x0) { MGP_EXPF_BODY_MA(float, uint32_t, MGP_BL_S, x0, MGP_FMA_S) }
-MGP_INLINE mgp_v8f mgp_expf8_fma(mgp_v8f x0) { MGP_EXPF_BODY_MA(mgp_v8f, mgp_v8u, MGP_BL_8F, x0, MGP_FMA_V) }
-MGP_INLINE mgp_v16f mgp_expf16_fma(mgp_v16f x0) { MGP_EXPF_BODY_MA(mgp_v16f, mgp_v16u, MGP_BL_16F, x0, MGP_FMA_V) }
+MGP_INLINE float mgp_expf_fma(float x0) { MGP_EXPF_BODY_MA(float, uint32_t, S, x0, MGP_FMA_S) }
+MGP_INLINE mgp_v8f mgp_expf8_fma(mgp_v8f x0) { MGP_EXPF_BODY_MA(mgp_v8f, mgp_v8u, V, x0, MGP_FMA_V) }
+MGP_INLINE mgp_v16f mgp_expf16_fma(mgp_v16f x0) { MGP_EXPF_BODY_MA(mgp_v16f, mgp_v16u, V, x0, MGP_FMA_V) }
 MGP_INLINE float mgp_sigmoid_fma_float(float z) { return 1.0f / (1.0f + mgp_expf_fma(-z)); }
 MGP_INLINE mgp_v8f mgp_sigmoidv_fma_float(mgp_v8f z) { return 1.0f / (1.0f + mgp_expf8_fma(-z)); }
 MGP_INLINE mgp_v16f mgp_sigmoidv16_fma_float(mgp_v16f z) { return 1.0f / (1.0f + mgp_expf16_fma(-z)); }
+/* double's exp without a libm call, so that EvoNorm's float64 gate runs in vector lanes too: n = round(x/ln2) by
+   the magic-number rounding (1.5*2^52), r = x - n*ln2 in two steps (Cephes' ln2 split: n*C1 and x - n*C1 exact),
+   exp(r) on |r| <= ln2/2 by its Taylor polynomial to degree 13 (truncation below 5e-18 relative), each step a
+   fused multiply-add (__builtin_fma lane by lane, as mgp_expf_fma); 2^n as two normal powers 2^(n>>1) and
+   2^(n - (n>>1)), so that p*2^(n>>1) is exact and only the last product rounds: results that overflow give inf and
+   subnormal results round once, like libm's. x is clamped to [-750, 750] (NaN passes through) only to keep n's
+   halves in the exponent's range. Within about 1 ulp of exp (scripts/gate_exp_check.c: docs/perf/norm-family.md,
+   "EvoNorm, session 31"); the scalar gives its lanes' bits. */
+#define MGP_FMAD_S(F, a, b, c) __builtin_fma((a), (b), (c))
+#define MGP_FMAD_V(F, a, b, c) mgp_fmad_lanes_##F((a), MGP_LANES(F, b), (c))
+#define MGP_FMAD_LANES(F, N)                                                                                 \
+MGP_INLINE F mgp_fmad_lanes_##F(F a, F b, F c) {                                                             \
+    F r;                                                                                                     \
+    for (int i = 0; i < N; i++) r[i] = __builtin_fma(a[i], b[i], c[i]);                                      \
+    return r;                                                                                                \
+}
+MGP_FMAD_LANES(mgp_v4d, 4)
+MGP_FMAD_LANES(mgp_v8d, 8)
+#define MGP_EXP_BODY(F, U, I, SV, X0, MA)                                                                     \
+    const F magic = (F){0} + 6755399441055744.0;                                                             \
+    const F x = MGP_MAX_##SV(F, U, -750.0, MGP_MIN_##SV(F, U, 750.0, X0));  /* NaN passes through both */         \
+    const F t = MA(F, x, 1.4426950408889634, magic);                                                         \
+    const F n = t - magic;                                                                                   \
+    F r = MA(F, n, -6.93145751953125e-1, x);                                                                 \
+    r = MA(F, n, -1.42860682030941723212e-6, r);                                                             \
+    F p = MA(F, r, 1.6059043836821613e-10, (F){0} + 2.08767569878681e-09);                                  \
+    p = MA(F, p, r, (F){0} + 2.505210838544172e-08);                                                         \
+    p = MA(F, p, r, (F){0} + 2.755731922398589e-07);                                                         \
+    p = MA(F, p, r, (F){0} + 2.7557319223985893e-06);                                                        \
+    p = MA(F, p, r, (F){0} + 2.48015873015873e-05);                                                          \
+    p = MA(F, p, r, (F){0} + 0.0001984126984126984);                                                         \
+    p = MA(F, p, r, (F){0} + 0.001388888888888889);                                                          \
+    p = MA(F, p, r, (F){0} + 0.008333333333333333);                                                          \
+    p = MA(F, p, r, (F){0} + 0.041666666666666664);                                                          \
+    p = MA(F, p, r, (F){0} + 0.16666666666666666);                                                           \
+    p = MA(F, p, r, (F){0} + 0.5);                                                                           \
+    p = MA(F, p, r * r, r) + 1.0;                                                                            \
+    U bt, bm;                                                                                                \
+    memcpy(&bt, &t, sizeof bt);                                                                              \
+    memcpy(&bm, &magic, sizeof bm);                                                                          \
+    const I k = (I)(bt - bm), k1 = k >> 1;  /* unsigned, then signed: no overflow for NaN's bits */          \
+    const U e1 = (U)(k1 + 1023) << 52, e2 = (U)(k - k1 + 1023) << 52;                                        \
+    F s1, s2;                                                                                                \
+    memcpy(&s1, &e1, sizeof s1);                                                                             \
+    memcpy(&s2, &e2, sizeof s2);                                                                             \
+    return p * s1 * s2;
+MGP_INLINE double mgp_exp_fma(double x0) { MGP_EXP_BODY(double, uint64_t, int64_t, S, x0, MGP_FMAD_S) }
+MGP_INLINE mgp_v4d mgp_exp4_fma(mgp_v4d x0) { MGP_EXP_BODY(mgp_v4d, mgp_v4ul, mgp_v4l, V, x0, MGP_FMAD_V) }
+MGP_INLINE mgp_v8d mgp_exp8_fma(mgp_v8d x0) { MGP_EXP_BODY(mgp_v8d, mgp_v8ul, mgp_v8l, V, x0, MGP_FMAD_V) }
+MGP_INLINE double mgp_sigmoid_fma_double(double z) { return 1.0 / (1.0 + mgp_exp_fma(-z)); }
+MGP_INLINE mgp_v4d mgp_sigmoidv_fma_double(mgp_v4d z) { return 1.0 / (1.0 + mgp_exp4_fma(-z)); }
+MGP_INLINE mgp_v8d mgp_sigmoidv8_fma_double(mgp_v8d z) { return 1.0 / (1.0 + mgp_exp8_fma(-z)); }
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
 #define MGP_CLONES_FMA __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else

@@ -18,9 +18,9 @@
      fused ReLU (mgp_*_relu_T): the same loop shapes with the mask recomputed per element in X.
      fused max (mgp_row_*_max_T, FRN + TLU): the rows' loop shapes, dy split between z and tau per element in X.
      fused gate (mgp_row_*_gate_T, EvoNorm): f = x*sigmoid(v*x) or x/max(lo, v*x + hi) and its partials per element
-       in X; float's sigmoid through a polynomial exp with fused multiply-adds (mgp_expf_fma), double's through
-       libm. The sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one group at a
-       time).
+       in X; the sigmoid through a polynomial exp with fused multiply-adds (float: mgp_expf_fma, double:
+       mgp_exp_fma). The sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one
+       group at a time).
        Float in blocks of 16 lanes first (one zmm in the AVX-512 clone), then of 8, then the tail, each element
        through the same operations whichever takes it; float's sums take each partial in float and sum dy times
        it in double (widened from memory).
@@ -566,13 +566,11 @@ MG_CLONES static void mgp_rows_norm_backward_max_##T(T* restrict dx, double* sg,
    bits do not depend on the clone or on D (docs/perf/norm-family.md, "2026-12-06 night: EvoNorm"). */
 typedef float mgp_v4f __attribute__((vector_size(16)));
 typedef uint32_t mgp_v4u __attribute__((vector_size(16)));
-typedef uint64_t mgp_v4ul __attribute__((vector_size(32)));
-typedef double mgp_v8d __attribute__((vector_size(64)));
-/* the gate's sigmoid: float's on the fused exp (mgp_expf_fma, with MGP_CLONES_FMA), double's through libm */
+/* the gate's sigmoid on the fused exps, with MGP_CLONES_FMA: float's mgp_expf_fma, double's mgp_exp_fma */
 #define mgp_gate_sig_float mgp_sigmoid_fma_float
 #define mgp_gate_sigv_float mgp_sigmoidv_fma_float
-#define mgp_gate_sig_double mgp_sigmoid_double
-#define mgp_gate_sigv_double mgp_sigmoidv_double
+#define mgp_gate_sig_double mgp_sigmoid_fma_double
+#define mgp_gate_sigv_double mgp_sigmoidv_fma_double
 #define MGP_GATE(T, U, V, W, L, V2, W2, L2, SIG2)                                                            \
 MGP_INLINE T mgp_gate_den_##T(T x, T v, T lo, T hi, T* mu) {                                                 \
     const T u = v * x + hi;                                                                                  \
@@ -721,9 +719,9 @@ MGP_INLINE mgp_v4d mgp_half8d(mgp_v8d v, int h) {
     const mgp_v4d lo = {v[0], v[1], v[2], v[3]}, hi = {v[4], v[5], v[6], v[7]};
     return h == 0 ? lo : hi;
 }
-/* float: blocks of 16 (one zmm in the AVX-512 clone, two ymm in the AVX2 one), then of 8; double: blocks of 4 */
+/* blocks of 16 floats or 8 doubles (one zmm in the AVX-512 clone, two ymm in the AVX2 one), then of 8 or 4 */
 MGP_GATE(float, uint32_t, mgp_v8f, mgp_v8u, 8, mgp_v16f, mgp_v16u, 16, mgp_sigmoidv16_fma_float)
-MGP_GATE(double, uint64_t, mgp_v4d, mgp_v4ul, 4, mgp_v4d, mgp_v4ul, 4, mgp_sigmoidv_double)
+MGP_GATE(double, uint64_t, mgp_v4d, mgp_v4ul, 4, mgp_v8d, mgp_v8ul, 8, mgp_sigmoidv8_fma_double)
 /* gate 0's row sums (mgp_row_sums_gate_T's gate 0): sum(dy), sum(dy*f), sum(dy*df/dv), f = x*s, s = sigmoid(v*x),
    df/dv = x^2*s*(1 - s); with keep: the sigmoids in X into keep[0, D), for the backward apply of the same row.
    float: f and df/dv in float (f = x*s, df/dv = f*(x*(1 - s))), then widened and multiplied by dy and summed in
@@ -780,29 +778,39 @@ MGP_CLONES_FMA static void mgp_row_sums_sig_float(double* sdy, double* sdyf, dou
     *sdyf = mgp_hsum(mgp_half8d(f, 0), mgp_half8d(f, 1)) + tf;
     *sdv = mgp_hsum(mgp_half8d(g, 0), mgp_half8d(g, 1)) + tv;
 }
-/* double: every term in double, 4 lanes (the sigmoids through libm's exp), then the tail */
-MG_CLONES_V4 static void mgp_row_sums_sig_double(double* sdy, double* sdyf, double* sdv, const double* restrict dy,
-                                                 const double* restrict x, Py_ssize_t D, double v,
-                                                 double* restrict keep) {
-    mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a;
-    const mgp_v4d one = {1, 1, 1, 1};
+/* double: every term in double, blocks of 8 (one zmm in the AVX-512 clone) to 8-lane accumulators, then of 4,
+   then the tail, each term the same way in each (the sigmoids on mgp_exp_fma) */
+MGP_CLONES_FMA static void mgp_row_sums_sig_double(double* sdy, double* sdyf, double* sdv,
+                                                   const double* restrict dy, const double* restrict x, Py_ssize_t D,
+                                                   double v, double* restrict keep) {
+    mgp_v8d a8 = {0, 0, 0, 0, 0, 0, 0, 0}, f8 = a8, g8 = a8;
     Py_ssize_t i = 0;
+    for (; i + 8 <= D; i += 8) {
+        const mgp_v8d xd = mgp_widen8_mem_double(x + i), g = mgp_widen8_mem_double(dy + i);
+        const mgp_v8d sd = mgp_sigmoidv8_fma_double(v * xd);
+        if (keep) memcpy(keep + i, &sd, sizeof sd);
+        a8 += g;
+        f8 += g * (xd * sd);
+        g8 += g * (xd * xd * (sd * (1 - sd)));
+    }
+    mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a;
     for (; i + 4 <= D; i += 4) {
         const mgp_v4d xd = mgp_load4_double(x + i), g = mgp_load4_double(dy + i);
-        const mgp_v4d sd = mgp_sigmoidv_double(v * xd);
+        const mgp_v4d sd = mgp_sigmoidv_fma_double(v * xd);
         if (keep) memcpy(keep + i, &sd, sizeof sd);
         a += g;
         f += g * (xd * sd);
-        gv += g * (xd * xd * (sd * (one - sd)));
+        gv += g * (xd * xd * (sd * (1 - sd)));
     }
     double ta = 0, tf = 0, tv = 0;
     for (; i < D; i++) {
-        const double xd = x[i], g = dy[i], s = mgp_sigmoid_double(v * x[i]);
+        const double xd = x[i], g = dy[i], s = mgp_sigmoid_fma_double(v * x[i]);
         if (keep) keep[i] = s;
         ta += g; tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));
     }
-    const mgp_v4d z = {0, 0, 0, 0};
-    *sdy = mgp_hsum(a, z) + ta; *sdyf = mgp_hsum(f, z) + tf; *sdv = mgp_hsum(gv, z) + tv;
+    *sdy = mgp_hsum(mgp_half8d(a8, 0) + a, mgp_half8d(a8, 1)) + ta;
+    *sdyf = mgp_hsum(mgp_half8d(f8, 0) + f, mgp_half8d(f8, 1)) + tf;
+    *sdv = mgp_hsum(mgp_half8d(g8, 0) + gv, mgp_half8d(g8, 1)) + tv;
 }
 /* gate 1's row sums (mgp_row_sums_gate_T's gate 1): sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi),
    sum(dy*df/dlo), f = x*r, r = 1/den; df/dv = -x^2*r^2*mu, df/dhi = -x*r^2*mu, df/dlo = -x*r^2*(1 - mu).
