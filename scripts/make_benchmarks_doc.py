@@ -86,19 +86,20 @@ LIMITS = {
         "docs/perf/mlp-first-layer.md); the kernels are 1.5-2x faster than a session ago (same bits), each "
         "BatchNorm + Sigmoid pair is one node and every op's autograd core is about 30% fewer instructions, which "
         "leaves about 1 us of Python a piece. The VM's per-process speed is bimodal: by the medians of 16 processes "
-        "each (docs/end-to-end-mlp-bn-16x.json) eager runs at 1.55x PyTorch (paired; 1.60x in the 8-repeat run) "
-        "(docs/perf/mlp-step.md)",
+        "each (docs/end-to-end-mlp-bn-16x.json) eager runs at 1.55x PyTorch (paired); in the 8-repeat run 1.38x, "
+        "five of its eight eager processes in the slow mode (945-1171 us a step against 656-694), 1.60x in the "
+        "last session's (docs/perf/mlp-step.md)",
     "end to end: MLP-BN compiled >= 2x torch steps/s":
         "The replay binds the linear layers, batch norm + sigmoid and the plain cross entropy to their kernels and "
         "preallocated arrays (docs/perf/mlp-step.md); by the medians of 16 processes each "
-        "(docs/end-to-end-mlp-bn-16x.json) the compiled step runs at 1.95x PyTorch (paired), 2.15x in the 8-repeat "
-        "run. Its processes are bimodal on this VM: in the 16-process run seven of sixteen ran 495-575 us a step "
-        "and nine 702-950 us (PyTorch's 1045-1772 us)",
+        "(docs/end-to-end-mlp-bn-16x.json) the compiled step runs at 2.23x PyTorch (paired), 2.01x in the 8-repeat "
+        "run. Its processes are bimodal on this VM: in the 16-process run ten of sixteen ran 470-524 us a step "
+        "and six 600-842 us (PyTorch's 1058-1782 us)",
     "end to end: MLP-BN compiled >= 1.0x JAX jitted steps/s":
-        "In the 8-repeat run the compiled step takes 558 us against JAX's 692 us by the medians (1.24x; 1.37x "
-        "paired within each repeat); by the medians of 16 processes each (docs/end-to-end-mlp-bn-16x.json) 718 us "
-        "against 695 (0.97x; 1.12x paired), nine of the sixteen compiled processes in the slow mode (702-950 us "
-        "against 495-575) and JAX's spread over 609-1047 us.",
+        "By the medians of 16 processes each (docs/end-to-end-mlp-bn-16x.json) the compiled step takes 506 us "
+        "against JAX's 657 (1.30x; 1.24x paired within each repeat), six of the sixteen compiled processes in the "
+        "slow mode (600-842 us against 470-524) and JAX's spread over 611-1006 us; in the 8-repeat run 699 us "
+        "against 693 by the medians (0.99x; 1.31x paired), five of its eight compiled processes in the slow mode.",
     "end to end: ResNet-20 >= 1.0x torch steps/s":
         "Every 3x3 convolution runs on a direct kernel (unit stride: docs/perf/conv.md parts 2-4; stride 2 by the "
         "stride's phases: part 5); the 1x1 shortcuts and the classifier are GEMMs",
@@ -108,13 +109,16 @@ LIMITS = {
         "policy (with OpenBLAS at 2 threads the step was slower still: its workers spin and hold the core the next "
         "kernel needs). docs/perf/threads.md",
     "end to end: ResNet-20 at 2 threads >= 1.2x torch steps/s":
-        "Follows from the scaling below: PyTorch's step gains 1.42x from the second core in this run (medians), "
-        "minigrad's eager step 1.38x, so the 1-thread lead (1.12x) carries over as 1.15x; the compiled step, "
-        "1.29x PyTorch at 2 threads, gains 1.55x",
+        "Follows from the scaling below: PyTorch's step gains 1.20x from the second core in this run (medians), "
+        "minigrad's eager step 1.37x, so the 1-thread lead (1.14x) grows to 1.28x; the compiled step, 1.51x "
+        "PyTorch at 2 threads, gains 1.67x (a 3x3 convolution's two gradients in one parallel region since "
+        "session 31: docs/perf/threads.md)",
     "end to end: ResNet-20 step 2 threads >= 1.6x 1 thread":
-        "The conv kernels scale 1.2-1.9x alone (each thread zeroes its own scratch; the weight gradient's parts "
-        "are summed in a vectorized pass) and autograd's fan-out sums run on the team, but the main thread still "
-        "does 0.55-0.6 of the 1-thread step's CPU at 2 threads: Python between kernels, the GEMMs on one OpenBLAS "
+        "The eager step gains 1.37x (medians; 1.40x paired), the compiled one 1.67x. The conv kernels scale 1.2-1.9x "
+        "alone (each thread zeroes its own scratch; the weight gradient's parts are summed in a vectorized pass; "
+        "a 3x3 convolution's two gradients share one parallel region) and autograd's fan-out sums run on the "
+        "team, but the main thread still waits at the end of about 120 parallel regions a step for a worker the "
+        "VM schedules late (session 31's profile), and does 0.55-0.6 of the 1-thread step's CPU at 2 threads: Python between kernels, the GEMMs on one OpenBLAS "
         "thread (minigrad's policy), weight packs and short calls where a passive thread's wake-up costs what "
         "splitting saves (docs/perf/threads.md, its last sections). With another process on the second core a "
         "2-thread step loses its worker at every barrier, as the note at the top says",
