@@ -346,6 +346,17 @@ def probe_optimizers(probe, dtype, tag, rng, steps=5):
 
 # ------------------------------------------------------------------ minigrad.compile
 
+def train_step(m, opt, set_to_none=True):
+    """A user's training step over model ``m`` and optimizer ``opt`` (cross entropy, SGD's order of calls)."""
+    def step(x, y):
+        opt.zero_grad(set_to_none=set_to_none)
+        loss = F.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
 def probe_compile(probe, dtype, tag, rng, steps=6):
     """A small MLP-BN training step compiled and eager side by side (PyTorch the reference): the input in another
     layout every step, a weight's ``.data`` replaced by a strided copy on step 3, a user-set ``.grad`` on step 4
@@ -378,13 +389,7 @@ def probe_compile(probe, dtype, tag, rng, steps=6):
                 p.data = values[k].copy()
             opt = make(list(m.parameters()))
 
-            def step(x, y):
-                opt.zero_grad()
-                loss = F.cross_entropy(m(x), y)
-                loss.backward()
-                opt.step()
-                return loss
-
+            step = train_step(m, opt)
             run = mg.compile(step) if compiled else step
             kinds = ("c", "transposed", "step", "flip", "fortran", "c")
             for i, (x, y) in enumerate(zip(xs, ys)):

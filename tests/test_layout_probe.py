@@ -21,14 +21,7 @@ import probe_layouts  # noqa: E402
 BACKENDS = mg.available_backends()
 
 
-def _step(m, opt, set_to_none=True):
-    def step(x, y):
-        opt.zero_grad(set_to_none=set_to_none)
-        loss = F.cross_entropy(m(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
+_step = probe_layouts.train_step
 
 
 @pytest.mark.parametrize("compiled", [False, True])
