@@ -36,6 +36,10 @@ cdef extern from "conv_direct.h":
                                 Py_ssize_t pw, int f32) noexcept nogil
     void mg_dconv_pack_f32(float* wpk, const float* weight, Py_ssize_t O, Py_ssize_t K) noexcept nogil
     void mg_dconv_pack_f64(double* wpk, const double* weight, Py_ssize_t O, Py_ssize_t K) noexcept nogil
+    void mg_dconv_pack_flipped_f32(float* wpk, const float* weight, Py_ssize_t O, Py_ssize_t C, Py_ssize_t kh,
+                                   Py_ssize_t kw) noexcept nogil
+    void mg_dconv_pack_flipped_f64(double* wpk, const double* weight, Py_ssize_t O, Py_ssize_t C, Py_ssize_t kh,
+                                   Py_ssize_t kw) noexcept nogil
     void mg_dconv_sample_f32(float* y, const float* x, const float* wpk, float* xp, float* ypw, Py_ssize_t C,
                              Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t ph,
                              Py_ssize_t pw) noexcept nogil
@@ -607,18 +611,6 @@ def conv2d_strided_weight_grad_chunks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, 
     return [(b + 1) * N // chunks - b * N // chunks for b in range(chunks)]
 
 
-cdef void _pack_flipped(floating* wpk, const floating* weight, Py_ssize_t O, Py_ssize_t C, Py_ssize_t kh,
-                        Py_ssize_t kw) noexcept nogil:
-    """wpk: mg_dconv_pack of wf (C, O*kh*kw), wf[c, (o, i, j)] = weight[o, (c, kh-1-i, kw-1-j)] (the flipped,
-    transposed weight with which the input gradient is a unit-stride convolution of dy), without making wf."""
-    cdef Py_ssize_t OB = mg_dconv_ob(), T = kh * kw, Kf = O * T, cb, k, c, o, ij
-    for cb in range((C + OB - 1) // OB):
-        for k in range(Kf):
-            o, ij = k // T, k % T
-            for c in range(cb * OB, cb * OB + OB):
-                wpk[cb * OB * Kf + k * OB + c - cb * OB] = weight[(o * C + c) * T + T - 1 - ij] if c < C else 0
-
-
 def conv2d_direct_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, cnp.ndarray x not None,
                            cnp.ndarray dy not None, cnp.ndarray weight not None, Py_ssize_t kh, Py_ssize_t kw,
                            tuple padding, Py_ssize_t n_threads):
@@ -653,9 +645,9 @@ def conv2d_direct_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None
         return
     with nogil:
         if f32:
-            _pack_flipped(<float*>p_wpk, <float*>p_w, O, C, kh, kw)
+            mg_dconv_pack_flipped_f32(<float*>p_wpk, <float*>p_w, O, C, kh, kw)
         else:
-            _pack_flipped(<double*>p_wpk, <double*>p_w, O, C, kh, kw)
+            mg_dconv_pack_flipped_f64(<double*>p_wpk, <double*>p_w, O, C, kh, kw)
     with nogil, parallel(num_threads=n_threads):
         _zero_own(p_s, T, size)  # NOTE: once per call: each chunk and each sample writes only its xp's interior
         if f32:

@@ -289,6 +289,31 @@ static void NAME(T* wpk, const T* weight, ptrdiff_t O, ptrdiff_t K) {           
 MG_DCONV_PACK(mg_dconv_pack_f32, float)
 MG_DCONV_PACK(mg_dconv_pack_f64, double)
 
+/* wpk as MG_DCONV_PACK's of wf (C, O*kh*kw), wf[c, (o, i, j)] = weight[o, (c, kh-1-i, kw-1-j)] (the flipped,
+   transposed weight with which the input gradient is a unit-stride convolution of dy), without making wf; zero past
+   C. Once per call, before the region (serial). NOTE: each (o, i, j)'s OB channels read through one pointer
+   stepping by kh*kw, no index arithmetic per element (a loop over (c, o*kh*kw) with a division per column took
+   a fifth to a quarter of a one-sample backward call at 64 -> 64, 3x3: docs/perf/threads.md, session 32). */
+#define MG_DCONV_PACK_FLIPPED(NAME, T)                                                                                \
+static void NAME(T* wpk, const T* weight, ptrdiff_t O, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw) {                     \
+    ptrdiff_t OB = mg_dconv_ob(), KK = kh * kw;                                                                       \
+    for (ptrdiff_t cb = 0; cb < C; cb += OB) {                                                                        \
+        ptrdiff_t nc = C - cb < OB ? C - cb : OB;                                                                     \
+        for (ptrdiff_t o = 0; o < O; o++) {                                                                           \
+            const T* src = weight + (o * C + cb) * KK + KK - 1;                                                       \
+            for (ptrdiff_t ij = 0; ij < KK; ij++, wpk += OB) {                                                        \
+                ptrdiff_t c = 0;                                                                                      \
+                for (; c < nc; c++)                                                                                   \
+                    wpk[c] = src[c * KK - ij];                                                                        \
+                for (; c < OB; c++)                                                                                   \
+                    wpk[c] = (T)0;                                                                                    \
+            }                                                                                                         \
+        }                                                                                                             \
+    }                                                                                                                 \
+}
+MG_DCONV_PACK_FLIPPED(mg_dconv_pack_flipped_f32, float)
+MG_DCONV_PACK_FLIPPED(mg_dconv_pack_flipped_f64, double)
+
 /* y[n] (O, OH, OW) from x[n] (C, H, W): x into xp's interior, the tiles into ypw, then the valid columns into y.
    xp, ypw: this thread's scratch of mg_dconv_xp_len and mg_dconv_ypw_len elements; xp zeroed by the caller once per
    call, not per sample: every sample writes the same interior positions, so the padding stays zero. */
