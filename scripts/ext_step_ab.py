@@ -6,6 +6,8 @@ session 32).
 
     mkdir /tmp/oldext && cp OLD_TREE/minigrad/_ext/*.so /tmp/oldext/
     PYTHONPATH=$PWD python scripts/ext_step_ab.py /tmp/oldext conv,elementwise 2 40   # threads, steps per variant
+
+MODEL=lenet-bn in the environment runs another model of benchmarks/bench_end_to_end.py (default resnet20).
 """
 import os
 import sys
