@@ -193,7 +193,7 @@ class _Trace:
         self.slot_arrays = {}  # slot name -> the recording's array
         # the bound path (see _bind_linear): id(ctx) -> its forward's names, or None once something rules it out
         self.bind = {}
-        self.linear_outs = set()  # the slots of _Linear outputs (np.matmul's: C-contiguous on every replay)
+        self.linear_outs = {}  # slot of a _Linear's output (np.matmul's: C-contiguous on every replay) -> id(ctx)
 
     # ------------------------------------------------------------ names
     def _name(self, prefix, *obj):
@@ -299,7 +299,7 @@ class _Trace:
                  or self._bind_bn_sigmoid(ctx, tensors, kwargs, result, ins, out)
                  or self._bind_cross_entropy(ctx, tensors, kwargs, result, ins, out, line))
         if type(ctx) is _linear():
-            self.linear_outs.add(out)
+            self.linear_outs[out] = id(ctx)
         self.lines.append(line if bound is None else ("alt", id(ctx), [line], bound))
         # NOTE: a constant tensor made in the step (a Python number as an operand) is compared by value with the
         # second recording's; parameters and buffers by identity (their values change from step to step)
@@ -334,7 +334,7 @@ class _Trace:
         if len(tensors) == 3:
             lines.append(f"{out} += {ins[2]}")
         v = "{v}"
-        self.bind[id(ctx)] = {"y": y, "pre": [],
+        self.bind[id(ctx)] = {"y": y, "pre": [], "out": self.ns[yn],
                               "exprs": [f"np.matmul({v}, {wn})", f"np.matmul({v}.T, {xn})", f"{v}.sum(axis=0)"]}
         return lines
 
@@ -369,6 +369,11 @@ class _Trace:
         wc = N("w") if kwargs["has_weight"] else N("c", np.ones(c, dt))
         bc = N("w") if kwargs["has_bias"] else N("c", np.zeros(c, dt))
         lines = [f"{x3} = {ins[0]}.reshape({n}, {c}, 1)"]
+        lin = self.bind.get(self.linear_outs[ins[0]])
+        if lin is not None:
+            # NOTE: where that _Linear's forward is bound too its output is its own array on every replay: a view of
+            # it made once (an "alt" line of the _Linear's, inside this node's lines; _source resolves both)
+            lines = [("alt", self.linear_outs[ins[0]], lines, [f"{x3} = {N('y', lin['out'].reshape(n, c, 1))}"])]
         if kwargs["has_weight"]:
             lines.append(f"{wc} = np.ascontiguousarray({ins[1]})")
         if kwargs["has_bias"]:
@@ -376,26 +381,30 @@ class _Trace:
         K = functools.partial(self._raw_call, n * c)
         to_ctx = f"{ctxn}.mean, {ctxn}.rstd = {m}, {r}"
         lines += [K("batch_norm_forward", f"{z}, {m}, {r}, {x3}, {wc}, {bc}, {N('c', kwargs['eps'])}"), to_ctx]
+        # NOTE: the arrays allocated here are read and written through views made once, here (a reshape call
+        # less each per replay)
         if dt == np.float32:
-            ybuf = np.empty((n, c), dt)
-            yn = N("y", ybuf)
-            lines += [K("sigmoid_forward", f"{N('y', ybuf.reshape(-1))}, {N('y', self.ns[z].reshape(-1))}"),
-                      f"{out} = {yn}"]
-            sig_back = (f" {N('w')} = {N('y', np.empty(n * c, dt))}",)
-            dz = sig_back[0].split()[0]
-            sig_back = (sig_back[0], " " + K("sigmoid_backward", f"{dz}, np.ascontiguousarray({{v}}).reshape(-1), "
-                                                                  f"{yn}.reshape(-1)"))
+            ybuf, dzbuf = np.empty((n, c), dt), np.empty(n * c, dt)
+            yn, yflat = N("y", ybuf), N("y", ybuf.reshape(-1))
+            lines += [K("sigmoid_forward", f"{yflat}, {N('y', self.ns[z].reshape(-1))}"), f"{out} = {yn}"]
+            sig_back = (" " + K("sigmoid_backward", f"{N('y', dzbuf)}, np.ascontiguousarray({{v}}).reshape(-1), "
+                                                    f"{yflat}"),)
+            dz3 = N("y", dzbuf.reshape(n, c, 1))
         else:
             yn = out
-            lines.append(f"{out} = {N('h', _t._sigmoid_y)}({z}.reshape({n}, {c}))")
+            lines.append(f"{out} = {N('h', _t._sigmoid_y)}({N('y', self.ns[z].reshape(n, c))})")
             dz = N("w")
             sig_back = (f" {dz} = {N('h', _t._sigmoid_dx)}({{v}}, {yn})",)
-        dx, dw, db, ct = N("w"), N("w"), N("w"), N("c", dt)
-        pre = [*sig_back, f" {dx} = np.empty(({n}, {c}, 1), {ct})",
+            dz3 = f"{dz}.reshape({n}, {c}, 1)"
+        # NOTE: the input's gradient into an array allocated here: it reaches only the _Linear's backward below it,
+        # whose products are new arrays (a sum of gradients too), so no replay's gradient outlives its step
+        dxbuf = np.empty((n, c, 1), dt)
+        dx, dw, db, ct = N("y", dxbuf), N("w"), N("w"), N("c", dt)
+        pre = [*sig_back,
                f" {dw} = np.empty({c}, {ct})" if kwargs["has_weight"] else f" {dw} = {N('y', np.empty(c, dt))}",
                f" {db} = np.empty({c}, {ct})" if kwargs["has_bias"] else f" {db} = {N('y', np.empty(c, dt))}",
-               " " + K("batch_norm_backward", f"{dx}, {dw}, {db}, {dz}.reshape({n}, {c}, 1), {x3}, {m}, {r}, {wc}")]
-        exprs = [f"{dx}.reshape({n}, {c})"] + ([dw] if kwargs["has_weight"] else []) + (
+               " " + K("batch_norm_backward", f"{dx}, {dw}, {db}, {dz3}, {x3}, {m}, {r}, {wc}")]
+        exprs = [N("y", dxbuf.reshape(n, c))] + ([dw] if kwargs["has_weight"] else []) + (
             [db] if kwargs["has_bias"] else [])
         self.bind[id(ctx)] = {"y": y, "pre": pre, "exprs": exprs, "stats": (m, r, c), "lines": lines,
                               "to_ctx": to_ctx}
@@ -713,12 +722,13 @@ class _Trace:
         return bound
 
     def _source(self, params, outs, bound, copied=()):
-        lines = []
-        for line in self.lines:
-            if isinstance(line, str):
-                lines.append(line)
-            else:
-                lines += line[3] if line[1] in bound else line[2]
+        def resolved(lines_in):  # NOTE: an "alt" line's own lines may hold "alt" lines of another node
+            for line in lines_in:
+                if isinstance(line, str):
+                    yield line
+                else:
+                    yield from resolved(line[3] if line[1] in bound else line[2])
+        lines = list(resolved(self.lines))
         src = f"def replay({params}):\n" + "".join(f"    {line}\n"
                                                   for line in self._with_slots_freed(set(outs), lines))
         return src + f"    return ({''.join((o + '.copy()' if o in copied else o) + ', ' for o in outs)})\n"
