@@ -5,6 +5,7 @@ and dtype in one pass) still sending a frozen parameter to a new recording. Resu
 import warnings
 
 import numpy as np
+import pytest
 
 import minigrad as mg
 import minigrad.nn.functional as F
@@ -102,3 +103,48 @@ def test_guard_sends_a_frozen_parameter_to_a_new_recording():
     _same(net_a, net_b)
     assert [e.state for es in compiled._cache.values() for e in es] == ["checked", "checked"]
     assert net_b[6].weight.grad is None
+
+
+class _ReadLinear(nn.Module):
+    """A linear layer's output read by a host computation (``h > 0``, returned): that _Linear stays unbound (its
+    output array must not be reused), the batch norm + sigmoid after it bound."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(12, 16, bias=False)
+        self.rest = nn.Sequential(nn.BatchNorm1d(16), nn.Sigmoid(), nn.Linear(16, 10))
+
+    def forward(self, x):
+        h = self.lin(x)
+        return self.rest(h), h > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bound_batch_norm_after_an_unbound_linear_reads_its_new_output(dtype):
+    """The batch norm's input as a view of the _Linear's own output array only where that _Linear is bound: here
+    it is not, and the batch norm reads each replay's new output (eager's bits, float32 and float64)."""
+    outs = []
+    for _ in range(2):
+        mg.manual_seed(0)
+        net = _ReadLinear().to(dtype=dtype)
+        opt = SGD(net.parameters(), lr=0.05, momentum=0.9)
+
+        def step(x, y, net=net, opt=opt):
+            opt.zero_grad()
+            out, positive = net(x)
+            loss = F.cross_entropy(out, y)
+            loss.backward()
+            opt.step()
+            return loss, positive
+        outs.append((step, net))
+    (step_a, net_a), (step_b, net_b) = outs
+    compiled = mg.compile(step_b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for x, y in _batches(6, seed=3):
+            x = mg.Tensor(x.data.astype(dtype))
+            (la, pa), (lb, pb) = step_a(x, y), compiled(x, y)
+            assert la.data.tobytes() == lb.data.tobytes() and pa.data.tobytes() == pb.data.tobytes()
+    _same(net_a, net_b)
+    src = _source(compiled)
+    assert "K" in src and ".reshape(10, 16, 1)" in src  # NOTE: the batch norm bound, its input the plain reshape
