@@ -191,7 +191,8 @@ class _Trace:
         self.depth = 0  # > 0 inside a recorded method call: nothing inside is recorded
         self.n = 0
         self.slot_arrays = {}  # slot name -> the recording's array
-        # the bound path (see _bind_linear): id(ctx) -> its forward's names, or None once something rules it out
+        # the bound path (see _bind_linear): id(ctx) -> its forward's names, or None once something rules it out;
+        # "fresh": per parent, whether its bound gradient is a new array of its own on every replay (on_walk)
         self.bind = {}
         self.linear_outs = {}  # slot of a _Linear's output (np.matmul's: C-contiguous on every replay) -> id(ctx)
 
@@ -334,7 +335,7 @@ class _Trace:
         if len(tensors) == 3:
             lines.append(f"{out} += {ins[2]}")
         v = "{v}"
-        self.bind[id(ctx)] = {"y": y, "pre": [], "out": self.ns[yn],
+        self.bind[id(ctx)] = {"y": y, "pre": [], "out": self.ns[yn], "fresh": (True, True, True),
                               "exprs": [f"np.matmul({v}, {wn})", f"np.matmul({v}.T, {xn})", f"{v}.sum(axis=0)"]}
         return lines
 
@@ -406,7 +407,8 @@ class _Trace:
                " " + K("batch_norm_backward", f"{dx}, {dw}, {db}, {dz3}, {x3}, {m}, {r}, {wc}")]
         exprs = [N("y", dxbuf.reshape(n, c))] + ([dw] if kwargs["has_weight"] else []) + (
             [db] if kwargs["has_bias"] else [])
-        self.bind[id(ctx)] = {"y": y, "pre": pre, "exprs": exprs, "stats": (m, r, c), "lines": lines,
+        self.bind[id(ctx)] = {"y": y, "pre": pre, "exprs": exprs, "fresh": (False, True, True)[:len(exprs)],
+                              "stats": (m, r, c), "lines": lines,
                               "to_ctx": to_ctx}
         return lines
 
@@ -496,6 +498,19 @@ class _Trace:
         if "flag" in b:  # NOTE: the node's own forward ran (the data chose it): its own backward, the plain block
             return ([f"if {v} is not None and {b['flag']}:"] + body + [f"{v} = None"], b["flag"])
         return [f"if {v} is not None:"] + body + [f"{v} = None"]
+
+    def _fresh_leaf(self, leaf, sources, g, v):
+        """A leaf's gradient write (``leaf``, its lines) as lines, or as one "alt" line of the node it comes from
+        where that is one bound backward only and the gradient there an array of its own (a product or a kernel's
+        new output: the bind's ``fresh``): there ``v`` for ``g``, ``_leaf_array``'s call. NOTE: no other leaf, seed
+        or slot can hold that array; a Python call less per leaf and replay (docs/compile.md, Session 32)."""
+        if len(sources) != 1:
+            return leaf
+        ctx, i = sources[0]
+        b = self.bind.get(id(ctx))
+        if b is None or "flag" in b or b.get("fresh", ())[i:i + 1] != (True,):
+            return leaf
+        return [("alt", id(ctx), leaf, [line.replace(g, v) for line in leaf])]
 
     def _bind_running_stats(self, fn, arrays, ins, call):
         """The running-statistics update of a batch-norm node whose forward is bound, as its kernel (an "alt" line),
@@ -606,6 +621,10 @@ class _Trace:
         assigned = {var[id(r)] for r in roots}
         owners = self._name("w")  # NOTE: _leaf_array's set, as eager's walk (the seeds here are copies of their own)
         lines.append(f"{owners} = set()")
+        into = {}  # id(tensor) -> the (context, parent index) pairs its gradient comes from
+        for node in order:
+            for i, p in enumerate(node._ctx.parents if node._ctx is not None else ()):
+                into.setdefault(id(p), []).append((node._ctx, i))
         for node in order:
             v, ctx = var[id(node)], node._ctx
             if ctx is None:
@@ -619,13 +638,16 @@ class _Trace:
                     # leaf had none, as eager's (one tensor reused every replay changed under a reference the caller
                     # kept to an earlier step's .grad), else _add_to_grad into the one it has
                     t, g = ref[:-5], f"{v}.copy()" if is_root else f"_leaf_array({v}, {owners})"
-                    lines += [f"if {v} is not None:", f" o = {t}.grad", " if o is not None:",
-                              f"  {t}.grad = _add_to_grad(o, {v})"]
+                    leaf = [f"if {v} is not None:", f" o = {t}.grad", " if o is not None:",
+                            f"  {t}.grad = _add_to_grad(o, {v})"]
                     if node.data.ndim:
-                        lines += [" else:", "  n = _new_object(Tensor)", "  n.grad = n._ctx = None",
-                                  "  n.requires_grad = False", f"  n.data = {g}", f"  {t}.grad = n"]
+                        leaf += [" else:", "  n = _new_object(Tensor)", "  n.grad = n._ctx = None",
+                                 "  n.requires_grad = False", f"  n.data = {g}", f"  {t}.grad = n"]
+                        if not is_root:
+                            leaf = self._fresh_leaf(leaf, into.get(id(node), ()), g, v)
                     else:
-                        lines += [" else:", f"  {t}.grad = Tensor({g})"]
+                        leaf += [" else:", f"  {t}.grad = Tensor({g})"]
+                    lines += leaf
                 continue
             start = len(lines)
             assigned_before = set(assigned)

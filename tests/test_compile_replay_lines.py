@@ -148,3 +148,22 @@ def test_bound_batch_norm_after_an_unbound_linear_reads_its_new_output(dtype):
     _same(net_a, net_b)
     src = _source(compiled)
     assert "K" in src and ".reshape(10, 16, 1)" in src  # NOTE: the batch norm bound, its input the plain reshape
+
+
+def test_leaf_gradients_written_without_leaf_array_are_new_arrays_each_replay():
+    """The leaves whose gradient comes from one bound backward take that array as it is (no ``_leaf_array``): it
+    must be a new array each replay, so a gradient kept from one step is not changed by the next (eager's: a new
+    array per step)."""
+    step_a, compiled, net_a, net_b = _pair()
+    kept_a, kept_b = [], []
+    for x, y in _batches(6, seed=4):
+        step_a(x, y)
+        compiled(x, y)
+        kept_a.append([p.grad.data for p in net_a.parameters()])
+        kept_b.append([(p.grad.data, p.grad.data.copy()) for p in net_b.parameters()])
+    for grads_a, grads_b in zip(kept_a, kept_b):
+        for a, (b, copy) in zip(grads_a, grads_b):
+            assert a.tobytes() == b.tobytes() == copy.tobytes()
+    assert len({id(g) for grads in kept_b for g, _ in grads}) == 6 * len(kept_b[0])
+    src = _source(compiled)
+    assert "_leaf_array" not in src and src.count("n.data = g") == len(kept_b[0])
