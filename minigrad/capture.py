@@ -439,10 +439,10 @@ class _Trace:
                  f"{f' / {m}' if mean else ''}, dtype={ct})",
                  f"if not {flag}:",  # NOTE: not "else": the slot frees may come between
                  " " + line]
-        dy, dx = N("w"), N("w")
+        # NOTE: the input's gradient into an array allocated here, as the bound batch norm's (_bind_bn_sigmoid)
+        dy, dx = N("w"), N("y", np.empty((m, c), dt))
         pre = [f" {dy} = np.zeros(({m}, {c}), {ct})",
                f" {dy}[{rows}, {target}] = -({{v}} / {m})" if mean else f" {dy}[{rows}, {target}] = -{{v}}",
-               f" {dx} = np.empty_like({dy})",
                " " + self._raw_call(m * c, "log_softmax_backward", f"{dx}, {dy}, {logp}")]
         # NOTE: no output array of its own to guard ("y"): the loss is a new array each replay, logp stays inside
         self.bind[id(ctx)] = {"y": None, "pre": pre, "exprs": [dx], "flag": flag, "root_ok": True}
