@@ -171,7 +171,7 @@ def _call_checks():
             if tuple(capture._module_state(m) for m in self.guard_modules) != self.guard_state:
                 return False
             self.guard_epoch = capture._module.attr_epoch
-        for t, flag in zip(self.guard_leaves, self.guard_grad):
+        for t, (flag, _, _) in zip(self.guard_leaves, self.guard_leaf):
             if t.requires_grad is not flag:
                 return False
         return True

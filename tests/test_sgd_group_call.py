@@ -1,6 +1,6 @@
 """SGD's group call (``SGD._group_call``: one ``sgd_update_many`` kernel call for a parameter group, from the step
-after every parameter has its checked call): the bits of the per-parameter loop, and the per-parameter loop again
-wherever a parameter is not as the group call saw it."""
+after every parameter has its checked call; with momentum or without): the bits of the per-parameter loop, and the
+per-parameter loop again wherever a parameter is not as the group call saw it."""
 import numpy as np
 import pytest
 
@@ -11,7 +11,9 @@ from minigrad.optim import SGD
 
 SHAPES = [(7, 5), (5,), (300, 200), (3, 1, 2)]  # (300, 200): above contract.SMALL, the kernel's threads
 CASES = {"momentum": dict(momentum=0.9), "nesterov+wd": dict(momentum=0.9, nesterov=True, weight_decay=1e-2),
-         "dampening": dict(momentum=0.8, dampening=0.3)}
+         "dampening": dict(momentum=0.8, dampening=0.3),
+         # NOTE: without momentum the scratch buffers and the first-step rule (dampening has no effect there)
+         "plain": dict(), "plain+wd+dampening": dict(weight_decay=1e-2, dampening=0.5)}
 
 
 def _pair(dtype, **hyper):
@@ -101,3 +103,26 @@ def test_replaced_data_and_loaded_state_take_the_per_parameter_loop():
         _same(pairs, f"step {step}")
         for a, b in zip(pairs[0][1].state.values(), pairs[1][1].state.values()):
             np.testing.assert_array_equal(a["momentum_buffer"], b["momentum_buffer"], err_msg=f"step {step}")
+
+
+def test_plain_sgd_after_a_loaded_state_and_a_new_momentum():
+    """Without momentum: a state loaded (new state dicts), then momentum switched on (a buffer made by the loop),
+    then off again (the scratch buffers, the momentum buffers kept as they were): the per-parameter loop's bits
+    throughout, parameters and state."""
+    rng = np.random.default_rng(4)
+    pairs = _pair(np.float32)
+    for step in range(9):
+        if step == 3:
+            sd = pairs[1][1].state_dict()
+            for _, opt in pairs:
+                opt.load_state_dict(sd)
+        for _, opt in pairs:
+            opt.param_groups[0]["momentum"] = 0.9 if step in (5, 6) else 0
+        _set_grads(pairs, rng)
+        for _, opt in pairs:
+            opt.step()
+        _same(pairs, f"step {step}")
+        for a, b in zip(pairs[0][1].state.values(), pairs[1][1].state.values()):
+            assert a.keys() == b.keys()
+            for k in a:
+                np.testing.assert_array_equal(a[k], b[k], err_msg=f"step {step}")

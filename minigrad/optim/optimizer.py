@@ -6,8 +6,8 @@ parameter with its index in group order, as PyTorch does:
     {"state": {index: {name: ndarray or number}}, "param_groups": [{...hyperparameters, "params": [indices]}]}
 Arrays in a state dict are copies; updates are in place on ``param.data`` and run under no autograd. Each update
 is one fused kernel per parameter (``sgd_update``, ``adam_update`` in ``minigrad.kernels``; the rules, rounding by
-rounding, in ``minigrad.kernels.reference``), or for SGD from its third step one per parameter group
-(``sgd_update_many``).
+rounding, in ``minigrad.kernels.reference``), or for SGD (with momentum or without) from its third step one per
+parameter group (``sgd_update_many``).
 """
 import numpy as np
 
@@ -155,12 +155,12 @@ class SGD(Optimizer):
         step's 11 parameters: 56 -> 49 us a step, of which the kernels are 34; ``scripts/sgd_step_ab.py``, docs/
         compile.md, Session 26); anything else goes through ``_update`` as before. Before that loop, a group whose
         parameters all have those unchecked calls is updated by one ``sgd_update_many`` call (``_group_call``;
-        29.2 against 33.2 us, docs/compile.md, Session 31)."""
+        29.2 against 33.2 us, docs/compile.md, Session 31), with momentum or without (docs/compile.md, Session 32)."""
         state, views, backend, threads = self.state, self._views, kernels.kernels(), kernels.get_num_threads()
         ndarray, ascontiguous = np.ndarray, np.ascontiguousarray
         for i, group in enumerate(self.param_groups):
             momentum, args = group["momentum"], None
-            if momentum and self._group_call(i, group, backend, threads):
+            if self._group_call(i, group, backend, threads):
                 continue
             for p in group["params"]:
                 g = p.grad
@@ -188,45 +188,46 @@ class SGD(Optimizer):
                             raw[0](raw[1], raw[2], grad if grad.ndim == 1 else grad.reshape(-1), *args, raw[3])
                             continue
                 self._update(p, g.data, group, s)
-            if momentum:
-                self._remember_group(i, group, backend, threads)
+            self._remember_group(i, group, backend, threads)
 
     def _group_call(self, i, group, backend, threads):
         """The group's update as one unchecked ``sgd_update_many`` call (True), or False (nothing done) unless
-        every parameter of the group is as ``_remember_group`` saw it: the same data and momentum buffer, a
+        every parameter of the group is as ``_remember_group`` saw it: the same data and momentum buffer (without
+        momentum: the scratch buffer ``_update`` passes, and the kernel's first-step rule, as there), a state, a
         gradient (an ndarray of the parameter's dtype and shape: what ``_raw`` checks per parameter). NOTE: one
-        kernel call for the group instead of one per parameter (docs/compile.md, Session 31)."""
+        kernel call for the group instead of one per parameter (docs/compile.md, Sessions 31 and 32)."""
         saved = self._groups.get(i)
         if saved is None or saved[0] is not group or saved[1] is not backend or saved[2] != threads:
             return False
         _, _, _, datas, bufs, call, flat_datas, flat_bufs, n_threads = saved
-        params, state, grads = group["params"], self.state, []
+        params, state, grads, momentum = group["params"], self.state, [], group["momentum"]
         if len(params) != len(datas):
             return False
-        ndarray, ascontiguous = np.ndarray, np.ascontiguousarray
+        ndarray, ascontiguous, scratch = np.ndarray, np.ascontiguousarray, self._scratch
         for p, data, buf in zip(params, datas, bufs):
             g, s = p.grad, state.get(p)
-            if g is None or p.data is not data or s is None or s.get("momentum_buffer") is not buf:
+            if (g is None or p.data is not data or s is None
+                    or (s.get("momentum_buffer") if momentum else scratch.get(p)) is not buf):
                 return False
             grad = g.data
             if type(grad) is not ndarray or grad.dtype != data.dtype or grad.shape != data.shape:
                 return False
             grad = ascontiguous(grad)
             grads.append(grad if grad.ndim == 1 else grad.reshape(-1))
-        call(flat_datas, flat_bufs, tuple(grads), group["lr"], group["momentum"], group["dampening"],
-             group["weight_decay"], group["nesterov"], False, n_threads)
+        call(flat_datas, flat_bufs, tuple(grads), group["lr"], momentum, group["dampening"], group["weight_decay"],
+             group["nesterov"], not momentum, n_threads)
         return True
 
     def _remember_group(self, i, group, backend, threads):
         """After a step of the per-parameter loop: where every parameter of the group now has its unchecked call
         (``_raw``'s cache: its arrays passed the contract's checks) and a gradient, the arrays for
         ``_group_call``."""
-        datas, bufs, flat_datas, flat_bufs, total = [], [], [], [], 0
+        datas, bufs, flat_datas, flat_bufs, total, momentum = [], [], [], [], 0, group["momentum"]
         for p in group["params"]:
             cached, s = self._views.get(p), self.state.get(p)
             if (p.grad is None or cached is None or len(cached) < 4 or cached[0] is not p.data or s is None
-                    or cached[1][0] is not s.get("momentum_buffer") or cached[3][0] is not backend
-                    or cached[3][1] != threads):
+                    or cached[1][0] is not (s.get("momentum_buffer") if momentum else self._scratch.get(p))
+                    or cached[3][0] is not backend or cached[3][1] != threads):
                 self._groups.pop(i, None)
                 return
             datas.append(p.data)
