@@ -44,6 +44,14 @@ cdef extern from "norm_channels.h":
                                                const float* dye, const float* xe, Py_ssize_t na, const float* a,
                                                const float* mdy, const float* Ke, const float* b,
                                                const float* k) noexcept nogil
+    # float32, S >= MG_LANE_RUN: the same, the sums into s1, s2
+    void mg_channel_shifted_sums_affine_float(const float* x, Py_ssize_t nc, Py_ssize_t S, const double* K,
+                                              double* s1, double* s2, float* y, const float* xe, Py_ssize_t na,
+                                              const float* Ke, const float* scale, const float* shift) noexcept nogil
+    void mg_channel_dy_sums_affine2_float(const float* dy, const float* x, Py_ssize_t nc, Py_ssize_t S,
+                                          const double* mean, double* sdy, double* sdyx, float* dx, const float* dye,
+                                          const float* xe, Py_ssize_t na, const float* a, const float* mdy,
+                                          const float* Ke, const float* b, const float* k) noexcept nogil
     void mg_channel_affine_float(float* y, const float* x, Py_ssize_t nc, Py_ssize_t S, const float* K,
                                  const float* scale, const float* shift) noexcept nogil
     void mg_channel_affine_double(double* y, const double* x, Py_ssize_t nc, Py_ssize_t S, const double* K,

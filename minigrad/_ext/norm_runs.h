@@ -152,17 +152,19 @@ MG_COLD void mg_f32_dy_sums_slow(const float* dy, const float* x, Py_ssize_t m, 
     mg_f32_scalar_sums(dy, x, m, mean, sdy, sdyx, 1);
 }
 /* s1 += sum(A), s2 += sum(Q) over [0, m) with K (the forward: a float32 value; the backward: the mean, the terms
-   taken about Kx = float(mean) and moved to the mean in double); overflow checked here when check */
+   taken about Kx = float(mean) and moved to the mean in double); overflow checked here when check; e (else NULL):
+   as mg_f32_run_sums's */
 MG_AI void mg_f32_sums(const float* dy, const float* x, Py_ssize_t m, double K, double* s1, double* s2, int check,
-                       const int bwd) {
+                       const mg_pass_float* e, const int bwd) {
     const float k = (float)K;
     double ta = 0, tq = 0;
     if (m >= 8) {
         mg_v4d a = {0, 0, 0, 0}, q = a;
-        mg_f32_run_sums(dy, x, m, k, &a, &q, NULL, bwd);
+        mg_f32_run_sums(dy, x, m, k, &a, &q, e, bwd);
         mg_hsum2(a, q, &ta, &tq);
     } else {
         mg_f32_scalar_sums(dy, x, m, bwd ? (double)k : K, &ta, &tq, bwd);
+        if (e) mg_pass_float_rest(e, 0, m, bwd);
     }
     if (bwd) tq -= (K - (double)k) * ta;
     if (check && __builtin_expect(!MG_FINITE2(ta, tq), 0)) {
@@ -176,11 +178,11 @@ MG_AI void mg_f32_sums(const float* dy, const float* x, Py_ssize_t m, double K, 
    helpers with an AVX-512 clone (MG_CLONES_V4): faster on those rows, slower where every helper had one
    (docs/perf/norm-kernels.md#avx-512-clones) */
 MG_CLONES_V4 static void mg_shifted_sums_float(const float* x, Py_ssize_t m, double K, double* s1, double* s2) {
-    mg_f32_sums(x, x, m, K, s1, s2, 1, 0);
+    mg_f32_sums(x, x, m, K, s1, s2, 1, NULL, 0);
 }
 MG_CLONES static void mg_dy_sums_float(const float* dy, const float* x, Py_ssize_t m, double mean,
                                        double* sdy, double* sdyx) {
-    mg_f32_sums(dy, x, m, mean, sdy, sdyx, 1, 1);
+    mg_f32_sums(dy, x, m, mean, sdy, sdyx, 1, NULL, 1);
 }
 
 /* ---- the elementwise passes over a run, in X precision (GCC vectorizes them; the AVX2 clone does 8 floats a
