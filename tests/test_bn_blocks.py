@@ -102,7 +102,7 @@ def test_blocks_keep_the_bits_of_one_block(dtype, shape):
 @pytest.mark.parametrize("shape", SHAPES + [(64, 24, 1)], ids=["x".join(map(str, s)) for s in SHAPES + [(64, 24, 1)]])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_pipelined_statistics_keep_the_bits_of_batch_norm1d(dtype, shape):
-    """Batch Renorm's statistics go through the pipelined blocks (_bn_forward_blocks) on every S; batch norm's, for
+    """Batch Renorm's statistics go through the pipelined blocks (_bn_forward_walk) on every S; batch norm's, for
     S == 1 in cache, through mg_bn1d_forward, written separately with the same operations per channel: the same bits
     (S == 1 must keep its groups of rows, not be summed row by row as the pipeline does for S > 1)."""
     from minigrad._ext import norm

@@ -45,8 +45,10 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
       one block per thread; a channel's runs in all inputs (x, or dy and x) of at least BN_RUN_BYTES (16 KiB):
       blocks of at most BN_BLOCK_BYTES (4 MiB) of input; shorter: blocks of at most BN_L2_BYTES (256 KiB) of
       input, widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input
-    pipelined (_bn_forward_blocks, _bn_backward_blocks): each thread walks its contiguous blocks row by row, a row
-      of one block's statistics (or sums) then the same row of the block before's elementwise pass
+    pipelined (_bn_forward_walk, _bn_backward_walk): each thread walks its contiguous blocks row by row (ghost batch
+      norm: every chunk's, in one sequence), a row of one block's statistics (or sums) with the same row of the
+      block before's elementwise pass; float32, S >= MG_SHORT_RUN: both in one loop (mg_channel_lane_sums_affine_float
+      and its kin), else one call after the other
     inference: one elementwise pass, _affine_row
     one thread: the blocks in order, called directly, without an OpenMP region
   group norm (rows (n, g) of M = Cg*S values)
@@ -170,7 +172,7 @@ cdef inline void _about_mean(double* sdyx, const double* sdy, const double* mean
 
 # x: (N, C, S); s1, s2, K: (C,); lanes: scratch (8*C,) (see _zero_lanes);
 # channels [c0, c1), rows [n0, n1): a call with n0 == 0 starts the sums, one with n1 == N finishes them (a block is
-# summed in one call, or row by row by the pipelined _bn_forward_blocks; S == 1 in one call: its rows go in groups)
+# summed in one call, or row by row by the pipelined _bn_forward_walk; S == 1 in one call: its rows go in groups)
 cdef void _bn_stats_block(double* s1, double* s2, const double* K, const floating* x,
                           Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1,
                           double* lanes, Py_ssize_t n0, Py_ssize_t n1) noexcept nogil:
@@ -374,10 +376,11 @@ cdef inline void _renorm(double mean, double rstd, double running_mean, double r
 # running_mean NULL: batch norm; else Batch Renorm (one chunk): y = (xhat*r + d)*w + b with r, d (C,) float64 OUT
 # from running_mean, running_var, r_max, d_max (as w*r and b + w*d per channel, the Python path's coefficients)
 # NOTE: pipelined: the thread's blocks, chunk after chunk, form one sequence; each row of a block's statistics (read
-#   from L3) is followed by the same row of the block before's elementwise pass (x from L2, y written), so the one's
+#   from L3) goes with the same row of the block before's elementwise pass (x from L2, y written), so the one's
 #   loads overlap the other's arithmetic and stores, rather than the statistics pass waiting on L3 alone
-#   (docs/perf/norm-kernels.md#2026-12-07-session-31-the-statistics-pass); only the thread's first statistics and last
-#   elementwise pass run alone, not each chunk's (docs/perf/norm-kernels.md#2026-12-07-session-32-ghost-batch-norms-chunks-in-one-pipeline).
+#   (docs/perf/norm-kernels.md#2026-12-07-session-31-the-statistics-pass); float32 runs of S >= MG_SHORT_RUN do both
+#   in one loop, and only the thread's first statistics and last elementwise pass run alone, not each chunk's
+#   (docs/perf/norm-kernels.md#2026-12-07-session-32-the-pipelined-row-in-one-loop).
 #   Per channel the same operations in the same order as a block summed whole, so the same bits.
 cdef void _bn_forward_walk(floating* y, double* mean, double* rstd, const floating* x, const floating* weight,
                            const floating* bias, double eps, double* s1, double* s2, double* K, double* lanes,

@@ -156,7 +156,8 @@ MG_CLONES static void mg_channel_lane_dy_sums_float(const float* restrict dy, co
    channel c of the other in one loop (mg_f32_run_sums's e), so that the core has the pass's work to do while the
    sums' loads wait on L3. Each part does the operations of its own helper (the sums'; mg_channel_affine_float,
    mg_channel_affine2_float, whose runs S >= MG_SHORT_RUN take mg_affine_float, mg_affine2_float): the same bits.
-   NOTE: one loop rather than the two helpers one after the other: docs/perf/norm-kernels.md#2026-12-07-session-32 */
+   NOTE: one loop, not the two helpers one after the other:
+   docs/perf/norm-kernels.md#2026-12-07-session-32-the-pipelined-row-in-one-loop */
 MG_AI void mg_channel_pass_float(const float* restrict dy, const float* restrict x, Py_ssize_t nc, Py_ssize_t S,
                                  const double* restrict K, double* restrict p1, double* restrict p2, float* out,
                                  const float* ge, const float* xe, Py_ssize_t na, const float* a, const float* m,
