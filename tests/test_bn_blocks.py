@@ -3,7 +3,8 @@
 give the bits of one block (the rule switched off) at 1 and 2 threads, and every backend must agree with the
 reference on the same shapes. The shapes cover each S path of the channel sums (S < 8, short runs, float32 lanes
 MG_SHORT_RUN <= S < MG_LANE_RUN, long runs), odd C (uneven blocks, the float64 channel pairs), S == 1 and ghost
-batch norm's chunks.
+batch norm's chunks; (5, 9, 196) the float32 lanes' fused rows (mg_channel_lane_sums_affine_float: blocks of unequal
+width side by side, S not a multiple of 32) across ghost batch norm's chunks, the last one shorter.
 """
 import numpy as np
 import pytest
@@ -15,9 +16,12 @@ from minigrad.kernels import reference
 EPS = 1e-5
 TOL = {np.float32: 1e-5, np.float64: 1e-10}
 # (N, C, S)
-SHAPES = [(5, 7, 9), (3, 17, 33), (4, 40, 8), (2, 9, 130), (3, 5, 600), (6, 11, 3), (9, 13, 1), (1, 3, 2)]
-# (l2_bytes, min_run_bytes): blocks of one channel, of a few channels, runs widened past the block size
-RULES = [(1, 0), (1 << 10, 0), (512, 256)]
+SHAPES = [(5, 7, 9), (3, 17, 33), (4, 40, 8), (2, 9, 130), (3, 5, 600), (6, 11, 3), (9, 13, 1), (1, 3, 2),
+          (5, 9, 196)]
+# (l2_bytes, min_run_bytes): blocks of one channel, of a few channels, runs widened past the block size; 4 KiB:
+# at (5, 9, 196) float32 ghost batch norm's last chunk (one sample) takes wider blocks than the others (two samples),
+# so that at 2 threads a thread's channels change from chunk to chunk
+RULES = [(1, 0), (1 << 10, 0), (512, 256), (4 << 10, 0)]
 CHUNK = 2
 
 
@@ -98,7 +102,7 @@ def test_blocks_keep_the_bits_of_one_block(dtype, shape):
 @pytest.mark.parametrize("shape", SHAPES + [(64, 24, 1)], ids=["x".join(map(str, s)) for s in SHAPES + [(64, 24, 1)]])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_pipelined_statistics_keep_the_bits_of_batch_norm1d(dtype, shape):
-    """Batch Renorm's statistics go through the pipelined blocks (_bn_forward_blocks) on every S; batch norm's, for
+    """Batch Renorm's statistics go through the pipelined blocks (_bn_forward_walk) on every S; batch norm's, for
     S == 1 in cache, through mg_bn1d_forward, written separately with the same operations per channel: the same bits
     (S == 1 must keep its groups of rows, not be summed row by row as the pipeline does for S > 1)."""
     from minigrad._ext import norm

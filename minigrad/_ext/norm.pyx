@@ -45,8 +45,10 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
       one block per thread; a channel's runs in all inputs (x, or dy and x) of at least BN_RUN_BYTES (16 KiB):
       blocks of at most BN_BLOCK_BYTES (4 MiB) of input; shorter: blocks of at most BN_L2_BYTES (256 KiB) of
       input, widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input
-    pipelined (_bn_forward_blocks, _bn_backward_blocks): each thread walks its contiguous blocks row by row, a row
-      of one block's statistics (or sums) then the same row of the block before's elementwise pass
+    pipelined (_bn_forward_walk, _bn_backward_walk): each thread walks its contiguous blocks row by row (ghost batch
+      norm: every chunk's, in one sequence), a row of one block's statistics (or sums) with the same row of the
+      block before's elementwise pass; float32, S >= MG_SHORT_RUN: both in one loop (mg_channel_lane_sums_affine_float
+      and its kin), else one call after the other
     inference: one elementwise pass, _affine_row
     one thread: the blocks in order, called directly, without an OpenMP region
   group norm (rows (n, g) of M = Cg*S values)
@@ -170,7 +172,7 @@ cdef inline void _about_mean(double* sdyx, const double* sdy, const double* mean
 
 # x: (N, C, S); s1, s2, K: (C,); lanes: scratch (8*C,) (see _zero_lanes);
 # channels [c0, c1), rows [n0, n1): a call with n0 == 0 starts the sums, one with n1 == N finishes them (a block is
-# summed in one call, or row by row by the pipelined _bn_forward_blocks; S == 1 in one call: its rows go in groups)
+# summed in one call, or row by row by the pipelined _bn_forward_walk; S == 1 in one call: its rows go in groups)
 cdef void _bn_stats_block(double* s1, double* s2, const double* K, const floating* x,
                           Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1,
                           double* lanes, Py_ssize_t n0, Py_ssize_t n1) noexcept nogil:
@@ -367,42 +369,74 @@ cdef inline void _renorm(double mean, double rstd, double running_mean, double r
     d[0] = _clip((mean - running_mean) * rstd_run, -d_max, d_max)
 
 
-# x, y: (N, C, S); s1, s2, K: scratch (C,); lanes: scratch (8*C,); coef: scratch (3*C,); blocks [b0, b1) of nb
-# (block blk: channels [blk*C//nb, (blk + 1)*C//nb))
-# running_mean NULL: batch norm; else Batch Renorm: y = (xhat*r + d)*w + b with r, d (C,) float64 OUT from
-# running_mean, running_var, r_max, d_max (as w*r and b + w*d per channel, the Python path's coefficients)
-# NOTE: pipelined: each row of block blk's statistics (read from L3) is followed by the same row of block blk - 1's
-#   elementwise pass (x from L2, y written), so the one's loads overlap the other's arithmetic and stores, rather
-#   than the statistics pass waiting on L3 alone (docs/perf/norm-kernels.md#2026-12-07-session-31-the-statistics-pass).
+# x, y: (N, C, S); s1, s2, K: scratch (C,); lanes: scratch (8*C,); coef: scratch (3*C,), the thread's own; chunks of
+# `chunk` samples (plain batch norm: one chunk of N; chunk k's mean, rstd at mean + k*C, rstd + k*C), each cut into
+# nb blocks (_bn_n_blocks of its rows; block blk: channels [blk*C//nb, (blk + 1)*C//nb)) of which thread t of nt
+# takes [t*nb//nt, (t + 1)*nb//nt)
+# running_mean NULL: batch norm; else Batch Renorm (one chunk): y = (xhat*r + d)*w + b with r, d (C,) float64 OUT
+# from running_mean, running_var, r_max, d_max (as w*r and b + w*d per channel, the Python path's coefficients)
+# NOTE: pipelined: the thread's blocks, chunk after chunk, form one sequence; each row of a block's statistics (read
+#   from L3) goes with the same row of the block before's elementwise pass (x from L2, y written), so the one's
+#   loads overlap the other's arithmetic and stores, rather than the statistics pass waiting on L3 alone
+#   (docs/perf/norm-kernels.md#2026-12-07-session-31-the-statistics-pass); float32 runs of S >= MG_SHORT_RUN do both
+#   in one loop, and only the thread's first statistics and last elementwise pass run alone, not each chunk's
+#   (docs/perf/norm-kernels.md#2026-12-07-session-32-the-pipelined-row-in-one-loop).
 #   Per channel the same operations in the same order as a block summed whole, so the same bits.
-cdef void _bn_forward_blocks(floating* y, double* mean, double* rstd, const floating* x, const floating* weight,
-                             const floating* bias, double eps, double* s1, double* s2, double* K, double* lanes,
-                             floating* coef, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
-                             Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t nb, double* r_out, double* d_out,
-                             const floating* running_mean, const floating* running_var, double r_max,
-                             double d_max) noexcept nogil:
+cdef void _bn_forward_walk(floating* y, double* mean, double* rstd, const floating* x, const floating* weight,
+                           const floating* bias, double eps, double* s1, double* s2, double* K, double* lanes,
+                           floating* coef, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t chunk, Py_ssize_t t,
+                           Py_ssize_t nt, int n_threads, double* r_out, double* d_out,
+                           const floating* running_mean, const floating* running_var, double r_max,
+                           double d_max) noexcept nogil:
     cdef floating* Kx = coef
     cdef floating* scale = coef + C
     cdef floating* shift = coef + 2 * C
+    cdef const floating* xs
+    cdef const floating* px = x
+    cdef floating* ys
+    cdef floating* py = y
     cdef double mu, r, sc, b, rr, dd
-    cdef Py_ssize_t c, n, q, blk, c0, c1, p0 = 0, p1 = 0, rows
-    for blk in range(b0, b1 + 1):  # blk == b1: only the last block's elementwise pass
-        c0 = blk * C // nb
-        c1 = (blk + 1) * C // nb if blk < b1 else c0
+    cdef Py_ssize_t c, n, q, i, j, k = 0, n0 = 0, m, nb, blk, b1, c0, c1, p0 = 0, p1 = 0, pm = 0, rows
+    m = min(chunk, N)
+    nb = _bn_n_blocks(m, C, S, sizeof(floating), 1, n_threads)
+    blk = t * nb // nt
+    b1 = (t + 1) * nb // nt
+    while True:  # m == 0 (after the last chunk): only the last block's elementwise pass
+        c0 = blk * C // nb if m else 0
+        c1 = (blk + 1) * C // nb if m else 0
+        xs = x + n0 * C * S
+        ys = y + n0 * C * S
         # row by row only where there are two blocks to interleave; S == 1 always whole (its rows go in groups)
-        rows = 1 if S > 1 and c1 > c0 and p1 > p0 else N
+        rows = 1 if S > 1 and c1 > c0 and p1 > p0 else max(m, pm)
         for c in range(c0, c1):
-            K[c] = x[c * S]  # the shift: a value of the channel, x[0, c, 0]
-        for q in range((N + rows - 1) // rows):
+            K[c] = xs[c * S]  # the shift: a value of the channel, x[n0, c, 0]
+        for q in range((max(m, pm) + rows - 1) // rows):
             n = q * rows
-            if c1 > c0:
-                _bn_stats_block(s1, s2, K, x, N, C, S, c0, c1, lanes, n, min(n + rows, N))
-            if p1 > p0:
-                _affine_rows(y, x, Kx, scale, shift, C, S, p0, p1, n, min(n + rows, N))
+            if floating is float and rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # both in one loop
+                if n == 0:  # no rows: zeroes the block's sums
+                    _bn_stats_block(s1, s2, K, xs, m, C, S, c0, c1, lanes, 0, 0)
+                i = (n * C + c0) * S
+                j = (n * C + p0) * S
+                if S < MG_LANE_RUN:
+                    mg_channel_lane_sums_affine_float(xs + i, c1 - c0, S, K + c0, lanes + 8 * c0,
+                                                      lanes + 8 * c0 + 4 * (c1 - c0), py + j, px + j, p1 - p0,
+                                                      Kx + p0, scale + p0, shift + p0)
+                else:
+                    mg_channel_shifted_sums_affine_float(xs + i, c1 - c0, S, K + c0, s1 + c0, s2 + c0, py + j, px + j,
+                                                         p1 - p0, Kx + p0, scale + p0, shift + p0)
+                if n + 1 == m:  # no rows: closes the block's lanes into its sums, checks them
+                    _bn_stats_block(s1, s2, K, xs, m, C, S, c0, c1, lanes, m, m)
+                continue
+            if c1 > c0 and n < m:
+                _bn_stats_block(s1, s2, K, xs, m, C, S, c0, c1, lanes, n, min(n + rows, m))
+            if p1 > p0 and n < pm:
+                _affine_rows(py, px, Kx, scale, shift, C, S, p0, p1, n, min(n + rows, pm))
+        if m == 0:
+            return
         for c in range(c0, c1):
-            r = _rstd(s1[c], s2[c], <double>(N * S), eps, &mu, K[c])
-            mean[c] = mu
-            rstd[c] = r
+            r = _rstd(s1[c], s2[c], <double>(m * S), eps, &mu, K[c])
+            mean[k * C + c] = mu
+            rstd[k * C + c] = r
             Kx[c] = <floating>mu
             if running_mean == NULL:
                 sc = r * weight[c]
@@ -417,6 +451,18 @@ cdef void _bn_forward_blocks(floating* y, double* mean, double* rstd, const floa
             shift[c] = <floating>(b - (mu - Kx[c]) * sc)
         p0 = c0
         p1 = c1
+        pm = m
+        px = xs
+        py = ys
+        blk += 1
+        if blk == b1:  # the next chunk's blocks (their rule may differ: the last chunk may be shorter)
+            n0 += m
+            k += 1
+            m = min(chunk, N - n0)
+            if m:
+                nb = _bn_n_blocks(m, C, S, sizeof(floating), 1, n_threads)
+                blk = t * nb // nt
+                b1 = (t + 1) * nb // nt
 
 
 # x, y: (N, C, S); per-channel K, scale, shift: (C,); channels [c0, c1) of rows [n0, n1)
@@ -470,72 +516,113 @@ cdef inline void _bn1d_backward(floating* dx, floating* dweight, floating* dbias
         mg_bn1d_backward_double(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, c0, c1)
 
 
-# x, y: (N, C, S); r, d, running_mean, running_var: NULL for batch norm (see _bn_forward_blocks)
+# x, y: (N, C, S); r, d, running_mean, running_var: NULL for batch norm (see _bn_forward_walk); chunk: ghost batch
+# norm's samples per chunk (N, or 0: plain batch norm), chunk k's mean, rstd at mean + k*C, rstd + k*C
 cdef int _bn_forward(floating* y, double* mean, double* rstd,
                      const floating* x, const floating* weight, const floating* bias, double eps,
                      Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads, double* r=NULL, double* d=NULL,
                      const floating* running_mean=NULL, const floating* running_var=NULL, double r_max=1.0,
-                     double d_max=0.0) noexcept nogil:
-    cdef Py_ssize_t nb = _bn_n_blocks(N, C, S, sizeof(floating), 1, n_threads), blk
-    if S == 1 and running_mean == NULL and _bn1d_fits(N, C, N * C * sizeof(floating), sizeof(floating)):
-        if nb == 1:
-            _bn1d_forward(y, mean, rstd, x, weight, bias, eps, N, C, 0, C)
-        else:
-            for blk in prange(nb, schedule='static', num_threads=n_threads):
-                _bn1d_forward(y, mean, rstd, x, weight, bias, eps, N, C, _bn1d_edge(blk, nb, C),
-                              _bn1d_edge(blk + 1, nb, C))
+                     double d_max=0.0, Py_ssize_t chunk=0) noexcept nogil:
+    if chunk <= 0 or chunk > N:
+        chunk = N
+    cdef Py_ssize_t nb = _bn_n_blocks(chunk, C, S, sizeof(floating), 1, n_threads), blk, n0, m, g
+    if S == 1 and running_mean == NULL and _bn1d_fits(chunk, C, chunk * C * sizeof(floating), sizeof(floating)):
+        for g in range((N + chunk - 1) // chunk):  # a shorter last chunk fits too
+            n0 = g * chunk
+            m = min(chunk, N - n0)
+            if nb == 1:
+                _bn1d_forward(y + n0 * C, mean + g * C, rstd + g * C, x + n0 * C, weight, bias, eps, m, C, 0, C)
+            else:
+                for blk in prange(nb, schedule='static', num_threads=n_threads):
+                    _bn1d_forward(y + n0 * C, mean + g * C, rstd + g * C, x + n0 * C, weight, bias, eps, m, C,
+                                  _bn1d_edge(blk, nb, C), _bn1d_edge(blk + 1, nb, C))
         return 0
-    cdef double* buf = <double*>malloc(11 * C * sizeof(double))
-    cdef floating* coef = <floating*>malloc(3 * C * sizeof(floating))
+    cdef Py_ssize_t nt = min(nb, max(n_threads, 1)), t
+    cdef double* buf = <double*>malloc(nt * 11 * C * sizeof(double))
+    cdef floating* coef = <floating*>malloc(nt * 3 * C * sizeof(floating))
+    cdef double* bt
     if buf == NULL or coef == NULL:
         free(buf)
         free(coef)
         return -1
-    cdef Py_ssize_t nt = min(nb, max(n_threads, 1)), t
     if nt == 1:  # NOTE: no OpenMP region at one thread (it costs a futex call per region)
-        _bn_forward_blocks(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
-                           N, C, S, 0, nb, nb, r, d, running_mean, running_var, r_max, d_max)
-    else:  # each thread a contiguous run of blocks (pipelined from one block to the next)
+        _bn_forward_walk(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
+                         N, C, S, chunk, 0, 1, n_threads, r, d, running_mean, running_var, r_max, d_max)
+    else:  # each thread a contiguous run of blocks in every chunk, its own scratch (the chunks' block rules differ)
         for t in prange(nt, schedule='static', num_threads=nt):
-            _bn_forward_blocks(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
-                               N, C, S, t * nb // nt, (t + 1) * nb // nt, nb, r, d, running_mean, running_var,
-                               r_max, d_max)
+            bt = buf + t * 11 * C
+            _bn_forward_walk(y, mean, rstd, x, weight, bias, eps, bt, bt + C, bt + 2 * C, bt + 3 * C,
+                             coef + t * 3 * C, N, C, S, chunk, t, nt, n_threads, r, d, running_mean, running_var,
+                             r_max, d_max)
     free(buf)
     free(coef)
     return 0
 
 
-# dx, dy, x: (N, C, S); sdy, sdyx: scratch (C,); lanes: scratch (8*C,); coef: scratch (5*C,); blocks [b0, b1) of
-# nb, pipelined as _bn_forward_blocks: each row of block blk's two reductions (dy and x from L3), then the same row
-# of block blk - 1's fused dx pass (dy and x from L2)
-cdef void _bn_backward_blocks(floating* dx, floating* dweight, floating* dbias,
-                              const floating* dy, const floating* x, const double* mean, const double* rstd,
-                              const floating* weight, double* sdy, double* sdyx, double* lanes, floating* coef,
-                              Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t b0, Py_ssize_t b1,
-                              Py_ssize_t nb) noexcept nogil:
+# dx, dy, x: (N, C, S); sdy, sdyx: scratch (C,); lanes: scratch (8*C,); coef: scratch (5*C,), the thread's own;
+# chunks and blocks as _bn_forward_walk's, chunk k's dweight, dbias at dweight + k*wstride, dbias + k*wstride;
+# pipelined as _bn_forward_walk: each row of a block's two reductions (dy and x from L3), then the same row of the
+# block before's fused dx pass (dy and x from L2)
+cdef void _bn_backward_walk(floating* dx, floating* dweight, floating* dbias,
+                            const floating* dy, const floating* x, const double* mean, const double* rstd,
+                            const floating* weight, double* sdy, double* sdyx, double* lanes, floating* coef,
+                            Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t chunk, Py_ssize_t wstride,
+                            Py_ssize_t t, Py_ssize_t nt, int n_threads) noexcept nogil:
     cdef floating* a = coef
     cdef floating* Kx = coef + C
     cdef floating* b = coef + 2 * C
     cdef floating* k = coef + 3 * C
     cdef floating* mdy = coef + 4 * C
+    cdef const floating* gs
+    cdef const floating* xs
+    cdef const floating* pg = dy
+    cdef const floating* px = x
+    cdef floating* ds
+    cdef floating* pd = dx
     cdef double ad, md, bd, kd
-    cdef Py_ssize_t c, n, q, i, j, blk, c0, c1, p0 = 0, p1 = 0, rows
-    for blk in range(b0, b1 + 1):  # blk == b1: only the last block's dx pass
-        c0 = blk * C // nb
-        c1 = (blk + 1) * C // nb if blk < b1 else c0
-        rows = 1 if S > 1 and c1 > c0 and p1 > p0 else N  # as _bn_forward_blocks
-        for q in range((N + rows - 1) // rows):
+    cdef Py_ssize_t c, n, q, i, j, g = 0, n0 = 0, m, nb, blk, b1, c0, c1, p0 = 0, p1 = 0, pm = 0, rows
+    m = min(chunk, N)
+    nb = _bn_n_blocks(m, C, S, sizeof(floating), 2, n_threads)
+    blk = t * nb // nt
+    b1 = (t + 1) * nb // nt
+    while True:  # m == 0 (after the last chunk): only the last block's dx pass
+        c0 = blk * C // nb if m else 0
+        c1 = (blk + 1) * C // nb if m else 0
+        gs = dy + n0 * C * S
+        xs = x + n0 * C * S
+        ds = dx + n0 * C * S
+        rows = 1 if S > 1 and c1 > c0 and p1 > p0 else max(m, pm)  # as _bn_forward_walk
+        for q in range((max(m, pm) + rows - 1) // rows):
             n = q * rows
-            if c1 > c0:  # two reductions per channel, one pass
-                _bn_dy_sums_block(sdy, sdyx, mean, dy, x, N, C, S, c0, c1, lanes, n, min(n + rows, N))
-            if p1 > p0:  # the fused dx pass; xhat is recomputed from x (forward saved only mean and rstd)
-                for j in range(n, min(n + rows, N)):
+            if floating is float and rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # as _bn_forward_walk's
+                if n == 0:
+                    _bn_dy_sums_block(sdy, sdyx, mean + g * C, gs, xs, m, C, S, c0, c1, lanes, 0, 0)
+                i = (n * C + c0) * S
+                j = (n * C + p0) * S
+                if S < MG_LANE_RUN:
+                    mg_channel_lane_dy_sums_affine2_float(gs + i, xs + i, c1 - c0, S, mean + g * C + c0,
+                                                          lanes + 8 * c0, lanes + 8 * c0 + 4 * (c1 - c0), pd + j,
+                                                          pg + j, px + j, p1 - p0, a + p0, mdy + p0, Kx + p0, b + p0,
+                                                          k + p0)
+                else:
+                    mg_channel_dy_sums_affine2_float(gs + i, xs + i, c1 - c0, S, mean + g * C + c0, sdy + c0,
+                                                     sdyx + c0, pd + j, pg + j, px + j, p1 - p0, a + p0, mdy + p0,
+                                                     Kx + p0, b + p0, k + p0)
+                if n + 1 == m:
+                    _bn_dy_sums_block(sdy, sdyx, mean + g * C, gs, xs, m, C, S, c0, c1, lanes, m, m)
+                continue
+            if c1 > c0 and n < m:  # two reductions per channel, one pass
+                _bn_dy_sums_block(sdy, sdyx, mean + g * C, gs, xs, m, C, S, c0, c1, lanes, n, min(n + rows, m))
+            if p1 > p0 and n < pm:  # the fused dx pass; xhat is recomputed from x (forward saved only mean and rstd)
+                for j in range(n, min(n + rows, pm)):
                     i = (j * C + p0) * S
-                    _affine2_row(dx + i, dy + i, x + i, a + p0, mdy + p0, Kx + p0, b + p0, k + p0, p1 - p0, S)
+                    _affine2_row(pd + i, pg + i, px + i, a + p0, mdy + p0, Kx + p0, b + p0, k + p0, p1 - p0, S)
+        if m == 0:
+            return
         for c in range(c0, c1):
-            dbias[c] = <floating>sdy[c]
-            dweight[c] = <floating>(sdyx[c] * rstd[c])
-            _bn_dx_coefficients(sdy[c], sdyx[c], <double>(N * S), mean[c], rstd[c], weight[c],
+            dbias[g * wstride + c] = <floating>sdy[c]
+            dweight[g * wstride + c] = <floating>(sdyx[c] * rstd[g * C + c])
+            _bn_dx_coefficients(sdy[c], sdyx[c], <double>(m * S), mean[g * C + c], rstd[g * C + c], weight[c],
                                 &ad, &md, &bd, &kd, &Kx[c])
             a[c] = <floating>ad
             mdy[c] = <floating>md
@@ -543,36 +630,60 @@ cdef void _bn_backward_blocks(floating* dx, floating* dweight, floating* dbias,
             k[c] = <floating>kd
         p0 = c0
         p1 = c1
+        pm = m
+        pg = gs
+        px = xs
+        pd = ds
+        blk += 1
+        if blk == b1:  # the next chunk's blocks, as _bn_forward_walk
+            n0 += m
+            g += 1
+            m = min(chunk, N - n0)
+            if m:
+                nb = _bn_n_blocks(m, C, S, sizeof(floating), 2, n_threads)
+                blk = t * nb // nt
+                b1 = (t + 1) * nb // nt
 
 
-# dx, dy, x: (N, C, S)
+# dx, dy, x: (N, C, S); chunk: ghost batch norm's samples per chunk (N, or 0: plain batch norm), chunk k's mean, rstd
+# at mean + k*C, rstd + k*C and its dweight, dbias at dweight + k*wstride, dbias + k*wstride
 cdef int _bn_backward(floating* dx, floating* dweight, floating* dbias,
                       const floating* dy, const floating* x, const double* mean, const double* rstd,
                       const floating* weight,
-                      Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads) noexcept nogil:
-    cdef Py_ssize_t nb = _bn_n_blocks(N, C, S, sizeof(floating), 2, n_threads), blk
-    if S == 1 and _bn1d_fits(N, C, 2 * N * C * sizeof(floating), sizeof(floating)):
-        if nb == 1:
-            _bn1d_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, 0, C)
-        else:
-            for blk in prange(nb, schedule='static', num_threads=n_threads):
-                _bn1d_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, _bn1d_edge(blk, nb, C),
-                               _bn1d_edge(blk + 1, nb, C))
+                      Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads, Py_ssize_t chunk=0,
+                      Py_ssize_t wstride=0) noexcept nogil:
+    if chunk <= 0 or chunk > N:
+        chunk = N
+    cdef Py_ssize_t nb = _bn_n_blocks(chunk, C, S, sizeof(floating), 2, n_threads), blk, n0, m, g
+    if S == 1 and _bn1d_fits(chunk, C, 2 * chunk * C * sizeof(floating), sizeof(floating)):
+        for g in range((N + chunk - 1) // chunk):  # a shorter last chunk fits too
+            n0 = g * chunk
+            m = min(chunk, N - n0)
+            if nb == 1:
+                _bn1d_backward(dx + n0 * C, dweight + g * wstride, dbias + g * wstride, dy + n0 * C, x + n0 * C,
+                               mean + g * C, rstd + g * C, weight, m, C, 0, C)
+            else:
+                for blk in prange(nb, schedule='static', num_threads=n_threads):
+                    _bn1d_backward(dx + n0 * C, dweight + g * wstride, dbias + g * wstride, dy + n0 * C, x + n0 * C,
+                                   mean + g * C, rstd + g * C, weight, m, C, _bn1d_edge(blk, nb, C),
+                                   _bn1d_edge(blk + 1, nb, C))
         return 0
-    cdef double* buf = <double*>malloc(10 * C * sizeof(double))
-    cdef floating* coef = <floating*>malloc(5 * C * sizeof(floating))
+    cdef Py_ssize_t nt = min(nb, max(n_threads, 1)), t
+    cdef double* buf = <double*>malloc(nt * 10 * C * sizeof(double))
+    cdef floating* coef = <floating*>malloc(nt * 5 * C * sizeof(floating))
+    cdef double* bt
     if buf == NULL or coef == NULL:
         free(buf)
         free(coef)
         return -1
-    cdef Py_ssize_t nt = min(nb, max(n_threads, 1)), t
     if nt == 1:
-        _bn_backward_blocks(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
-                            N, C, S, 0, nb, nb)
+        _bn_backward_walk(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
+                          N, C, S, chunk, wstride, 0, 1, n_threads)
     else:
         for t in prange(nt, schedule='static', num_threads=nt):
-            _bn_backward_blocks(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
-                                N, C, S, t * nb // nt, (t + 1) * nb // nt, nb)
+            bt = buf + t * 10 * C
+            _bn_backward_walk(dx, dweight, dbias, dy, x, mean, rstd, weight, bt, bt + C, bt + 2 * C,
+                              coef + t * 5 * C, N, C, S, chunk, wstride, t, nt, n_threads)
     free(buf)
     free(coef)
     return 0
@@ -875,53 +986,41 @@ def batch_norm_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, c
         raise MemoryError()
 
 
-# ghost batch norm: batch norm per contiguous chunk of `chunk` samples, the loop over chunks here rather than in
-# Python (one call per direction; each chunk's statistics and apply, or sums and apply, while it is in cache)
+# ghost batch norm: batch norm per contiguous chunk of `chunk` samples, the loop over chunks in _bn_forward and
+# _bn_backward (one call per direction; the chunks' blocks pipelined as one sequence)
 
 # x, y: (N, C, S); chunk k is samples [k*chunk, min((k + 1)*chunk, N)); mean, rstd: (G, C), G = ceil(N/chunk)
 cdef int _ghost_bn_forward(floating* y, double* mean, double* rstd,
                            const floating* x, const floating* weight, const floating* bias, double eps,
                            Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t chunk, int n_threads) noexcept nogil:
-    cdef Py_ssize_t n0 = 0, k = 0, m
-    while n0 < N:
-        m = min(chunk, N - n0)
-        if _bn_forward(y + n0 * C * S, mean + k * C, rstd + k * C, x + n0 * C * S, weight, bias, eps, m, C, S,
-                       n_threads):
-            return -1
-        n0 += m
-        k += 1
-    return 0
+    return _bn_forward(y, mean, rstd, x, weight, bias, eps, N, C, S, n_threads, NULL, NULL, NULL, NULL, 1.0, 0.0,
+                       chunk)
 
 
-# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT, the sums over every chunk (each chunk's in X, added in double)
+# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT, the sums over every chunk (each chunk's in X, added in double in
+# chunk order)
 cdef int _ghost_bn_backward(floating* dx, floating* dweight, floating* dbias,
                             const floating* dy, const floating* x, const double* mean, const double* rstd,
                             const floating* weight, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t chunk,
                             int n_threads) noexcept nogil:
-    cdef double* acc = <double*>calloc(2 * C, sizeof(double))
-    cdef floating* part = <floating*>malloc(2 * C * sizeof(floating))
-    cdef Py_ssize_t n0 = 0, k = 0, m, c
-    cdef int err = 0
-    if acc == NULL or part == NULL:
-        free(acc)
+    cdef Py_ssize_t G = (N + chunk - 1) // chunk, g, c
+    cdef floating* part = <floating*>malloc(G * 2 * C * sizeof(floating))  # chunk g: dweight, then dbias
+    cdef double sw, sb
+    if part == NULL:
+        return -1
+    if _bn_backward(dx, part, part + C, dy, x, mean, rstd, weight, N, C, S, n_threads, chunk, 2 * C):
         free(part)
         return -1
-    while n0 < N:
-        m = min(chunk, N - n0)
-        err = _bn_backward(dx + n0 * C * S, part, part + C, dy + n0 * C * S, x + n0 * C * S, mean + k * C,
-                           rstd + k * C, weight, m, C, S, n_threads)
-        if err:
-            break
-        for c in range(2 * C):
-            acc[c] += part[c]
-        n0 += m
-        k += 1
     for c in range(C):
-        dweight[c] = <floating>acc[c]
-        dbias[c] = <floating>acc[C + c]
-    free(acc)
+        sw = 0
+        sb = 0
+        for g in range(G):
+            sw += part[g * 2 * C + c]
+            sb += part[g * 2 * C + C + c]
+        dweight[c] = <floating>sw
+        dbias[c] = <floating>sb
     free(part)
-    return err
+    return 0
 
 
 # x, y: (N, C, S); mean, rstd: (G, C) float64 OUT, G = ceil(N/chunk); weight, bias: (C,)

@@ -80,7 +80,8 @@ MG_AI void mg_channel_sums_float(const float* restrict dy, const float* restrict
                                  const double* restrict K, double* restrict s1, double* restrict s2,
                                  const int bwd) {
     if (S < 8 || S >= MG_SHORT_RUN) {
-        for (Py_ssize_t c = 0; c < nc; c++) mg_f32_sums(dy + c * S, x + c * S, S, K[c], s1 + c, s2 + c, 0, bwd);
+        for (Py_ssize_t c = 0; c < nc; c++)
+            mg_f32_sums(dy + c * S, x + c * S, S, K[c], s1 + c, s2 + c, 0, NULL, bwd);
         return;
     }
     const mg_v8i mask = mg_tail_mask(S);
@@ -131,7 +132,7 @@ MG_AI void mg_channel_lanes_float(const float* restrict dy, const float* restric
                                   const int bwd) {
     for (Py_ssize_t c = 0; c < nc; c++) {
         mg_v4d a = mg_load4_double(p1 + 4 * c), q = mg_load4_double(p2 + 4 * c);
-        mg_f32_run_sums(dy + c * S, x + c * S, S, (float)K[c], &a, &q, bwd);
+        mg_f32_run_sums(dy + c * S, x + c * S, S, (float)K[c], &a, &q, NULL, bwd);
         mg_store4(p1 + 4 * c, a);
         mg_store4(p2 + 4 * c, q);
     }
@@ -145,6 +146,71 @@ MG_CLONES static void mg_channel_lane_dy_sums_float(const float* restrict dy, co
                                                     Py_ssize_t nc, Py_ssize_t S, const double* restrict mean,
                                                     double* restrict p1, double* restrict p2) {
     mg_channel_lanes_float(dy, x, nc, S, mean, p1, p2, 1);
+}
+
+/* The pipelined blocks' row (norm.pyx _bn_forward_walk, _bn_backward_walk) in one call, float32 runs of S >=
+   MG_SHORT_RUN: the sums over the nc channels of one block's row (read from L3; lanes: the lane partials p1, p2 of
+   mg_channel_lanes_float, MG_SHORT_RUN <= S < MG_LANE_RUN; else s1, s2 as mg_channel_sums_float, mg_f32_sums
+   unchecked) and the elementwise pass over the na channels of the block before's row (from L2; the forward's
+   y = (xe - Ke)*scale + shift, the backward's dx = a*(dye - mdy) + b*(xe - Ke) + k), channel c of the one beside
+   channel c of the other in one loop (mg_f32_run_sums's e), so that the core has the pass's work to do while the
+   sums' loads wait on L3. Each part does the operations of its own helper (the sums'; mg_channel_affine_float,
+   mg_channel_affine2_float, whose runs S >= MG_SHORT_RUN take mg_affine_float, mg_affine2_float): the same bits.
+   NOTE: one loop, not the two helpers one after the other:
+   docs/perf/norm-kernels.md#2026-12-07-session-32-the-pipelined-row-in-one-loop */
+MG_AI void mg_channel_pass_float(const float* restrict dy, const float* restrict x, Py_ssize_t nc, Py_ssize_t S,
+                                 const double* restrict K, double* restrict p1, double* restrict p2, float* out,
+                                 const float* ge, const float* xe, Py_ssize_t na, const float* a, const float* m,
+                                 const float* Ke, const float* b, const float* k, const int lanes, const int bwd) {
+    for (Py_ssize_t c = 0; c < nc || c < na; c++) {  /* either block may be the wider one */
+        mg_pass_float e = {0};
+        if (c < na)
+            e = (mg_pass_float){out + c * S, ge + c * S, xe + c * S, bwd ? a[c] : 0, bwd ? m[c] : 0, Ke[c], b[c],
+                                k[c]};
+        if (c >= nc) {
+            mg_pass_float_rest(&e, 0, S, bwd);
+        } else if (lanes) {
+            mg_v4d sa = mg_load4_double(p1 + 4 * c), sq = mg_load4_double(p2 + 4 * c);
+            mg_f32_run_sums(dy + c * S, x + c * S, S, (float)K[c], &sa, &sq, c < na ? &e : NULL, bwd);
+            mg_store4(p1 + 4 * c, sa);
+            mg_store4(p2 + 4 * c, sq);
+        } else {
+            mg_f32_sums(dy + c * S, x + c * S, S, K[c], p1 + c, p2 + c, 0, c < na ? &e : NULL, bwd);
+        }
+    }
+}
+/* y = (xe - Ke)*scale + shift over the block before's na channels beside the nc channels' lane sums */
+MG_CLONES static void mg_channel_lane_sums_affine_float(const float* restrict x, Py_ssize_t nc, Py_ssize_t S,
+                                                        const double* restrict K, double* restrict p1,
+                                                        double* restrict p2, float* y, const float* xe,
+                                                        Py_ssize_t na, const float* Ke, const float* scale,
+                                                        const float* shift) {
+    mg_channel_pass_float(x, x, nc, S, K, p1, p2, y, xe, xe, na, NULL, NULL, Ke, scale, shift, 1, 0);
+}
+/* dx = a*(dye - mdy) + b*(xe - Ke) + k over the block before's na channels beside the nc channels' backward sums */
+MG_CLONES static void mg_channel_lane_dy_sums_affine2_float(const float* restrict dy, const float* restrict x,
+                                                            Py_ssize_t nc, Py_ssize_t S, const double* restrict mean,
+                                                            double* restrict p1, double* restrict p2, float* dx,
+                                                            const float* dye, const float* xe, Py_ssize_t na,
+                                                            const float* a, const float* mdy, const float* Ke,
+                                                            const float* b, const float* k) {
+    mg_channel_pass_float(dy, x, nc, S, mean, p1, p2, dx, dye, xe, na, a, mdy, Ke, b, k, 1, 1);
+}
+/* the same for S >= MG_LANE_RUN, the sums into s1, s2 (each run closed into its channel's sums) */
+MG_CLONES static void mg_channel_shifted_sums_affine_float(const float* restrict x, Py_ssize_t nc, Py_ssize_t S,
+                                                           const double* restrict K, double* restrict s1,
+                                                           double* restrict s2, float* y, const float* xe,
+                                                           Py_ssize_t na, const float* Ke, const float* scale,
+                                                           const float* shift) {
+    mg_channel_pass_float(x, x, nc, S, K, s1, s2, y, xe, xe, na, NULL, NULL, Ke, scale, shift, 0, 0);
+}
+MG_CLONES static void mg_channel_dy_sums_affine2_float(const float* restrict dy, const float* restrict x,
+                                                       Py_ssize_t nc, Py_ssize_t S, const double* restrict mean,
+                                                       double* restrict sdy, double* restrict sdyx, float* dx,
+                                                       const float* dye, const float* xe, Py_ssize_t na,
+                                                       const float* a, const float* mdy, const float* Ke,
+                                                       const float* b, const float* k) {
+    mg_channel_pass_float(dy, x, nc, S, mean, sdy, sdyx, dx, dye, xe, na, a, mdy, Ke, b, k, 0, 1);
 }
 /* s1[c] += (l0 + l1) + (l2 + l3) of p1's lanes of channel c, s2 likewise from p2 */
 static void mg_lanes_finish(const double* p1, const double* p2, Py_ssize_t nc, double* s1, double* s2) {

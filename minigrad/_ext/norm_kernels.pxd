@@ -35,6 +35,23 @@ cdef extern from "norm_channels.h":
     void mg_channel_lane_dy_sums_float(const float* dy, const float* x, Py_ssize_t nc, Py_ssize_t S,
                                        const double* mean, double* p1, double* p2) noexcept nogil
     void mg_lanes_finish(const double* p1, const double* p2, Py_ssize_t nc, double* s1, double* s2) noexcept nogil
+    # the same, beside the block before's elementwise pass (na channels) in one loop: the pipelined rows
+    void mg_channel_lane_sums_affine_float(const float* x, Py_ssize_t nc, Py_ssize_t S, const double* K, double* p1,
+                                           double* p2, float* y, const float* xe, Py_ssize_t na, const float* Ke,
+                                           const float* scale, const float* shift) noexcept nogil
+    void mg_channel_lane_dy_sums_affine2_float(const float* dy, const float* x, Py_ssize_t nc, Py_ssize_t S,
+                                               const double* mean, double* p1, double* p2, float* dx,
+                                               const float* dye, const float* xe, Py_ssize_t na, const float* a,
+                                               const float* mdy, const float* Ke, const float* b,
+                                               const float* k) noexcept nogil
+    # float32, S >= MG_LANE_RUN: the same, the sums into s1, s2
+    void mg_channel_shifted_sums_affine_float(const float* x, Py_ssize_t nc, Py_ssize_t S, const double* K,
+                                              double* s1, double* s2, float* y, const float* xe, Py_ssize_t na,
+                                              const float* Ke, const float* scale, const float* shift) noexcept nogil
+    void mg_channel_dy_sums_affine2_float(const float* dy, const float* x, Py_ssize_t nc, Py_ssize_t S,
+                                          const double* mean, double* sdy, double* sdyx, float* dx, const float* dye,
+                                          const float* xe, Py_ssize_t na, const float* a, const float* mdy,
+                                          const float* Ke, const float* b, const float* k) noexcept nogil
     void mg_channel_affine_float(float* y, const float* x, Py_ssize_t nc, Py_ssize_t S, const float* K,
                                  const float* scale, const float* shift) noexcept nogil
     void mg_channel_affine_double(double* y, const double* x, Py_ssize_t nc, Py_ssize_t S, const double* K,

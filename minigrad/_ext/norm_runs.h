@@ -71,11 +71,35 @@ MG_CLONES static void mg_dy_sums_double(const double* dy, const double* x, Py_ss
    again converting every value to double, as the float64 path (rare) */
 #define MG_FINITE2(a, q) (__builtin_isfinite(a) && __builtin_isfinite(q))
 
-/* m >= 8 values: lane partials a += sum(A), q += sum(Q) (A, Q in float32, k a float32 value), group by group */
+/* an elementwise pass that rides along a reduction over another run of the same length (the pipelined blocks of
+   batch norm, norm_channels.h): bwd = 0, the forward's out = (x - K)*b + k (b the scale, k the shift); bwd = 1, the
+   backward's out = a*(g - m) + b*(x - K) + k. Per element the operations of mg_affine_float and mg_affine2_float,
+   so any cut of the run into pieces gives their bits. out may be x (each value is read before it is written). */
+typedef struct { float* out; const float* g; const float* x; float a, m, K, b, k; } mg_pass_float;
+/* out[i:i+32] */
+MG_AI void mg_pass_float_32(const mg_pass_float* e, Py_ssize_t i, const int bwd) {
+    for (Py_ssize_t j = i; j < i + 32; j += 8) {
+        mg_vx_float v;
+        if (bwd) v = e->a * (mg_loadx_float(e->g + j) - e->m) + e->b * (mg_loadx_float(e->x + j) - e->K) + e->k;
+        else v = (mg_loadx_float(e->x + j) - e->K) * e->b + e->k;
+        memcpy(e->out + j, &v, sizeof v);
+    }
+}
+/* out[i0:m] */
+MG_AI void mg_pass_float_rest(const mg_pass_float* e, Py_ssize_t i0, Py_ssize_t m, const int bwd) {
+    for (Py_ssize_t i = i0; i < m; i++) {
+        if (bwd) e->out[i] = e->a * (e->g[i] - e->m) + e->b * (e->x[i] - e->K) + e->k;
+        else e->out[i] = (e->x[i] - e->K) * e->b + e->k;
+    }
+}
+
+/* m >= 8 values: lane partials a += sum(A), q += sum(Q) (A, Q in float32, k a float32 value), group by group; with
+   e (else NULL), e's elementwise pass over [0, m) too, 32 values beside each 32 of the sums' main steps, the rest
+   after them */
 MG_AI void mg_f32_run_sums(const float* dy, const float* x, Py_ssize_t m, float k, mg_v4d* a, mg_v4d* q,
-                           const int bwd) {
+                           const mg_pass_float* e, const int bwd) {
     const mg_v8i mask = mg_tail_mask(m);
-    Py_ssize_t i = 0;
+    Py_ssize_t i = 0, done = 0;
     while (i < m) {
         const Py_ssize_t end = m - i > 8 * MG_F32_GROUP ? i + 8 * MG_F32_GROUP : m;
         mg_vx_float a0 = {0}, a1 = a0, a2 = a0, a3 = a0, q0 = a0, q1 = a0, q2 = a0, q3 = a0;
@@ -87,6 +111,10 @@ MG_AI void mg_f32_run_sums(const float* dy, const float* x, Py_ssize_t m, float 
             MG_TERMS(bwd, A3, Q3, mg_loadx_float(x + i + 24) - k, mg_loadx_float(dy + i + 24));
             a0 += A0; a1 += A1; a2 += A2; a3 += A3;
             q0 += Q0; q1 += Q1; q2 += Q2; q3 += Q3;
+            if (e) {
+                mg_pass_float_32(e, i, bwd);
+                done = i + 32;
+            }
         }
         for (; i + 8 <= end; i += 8) {
             mg_vx_float A, Q;
@@ -102,6 +130,7 @@ MG_AI void mg_f32_run_sums(const float* dy, const float* x, Py_ssize_t m, float 
         *a += mg_fold_widen((a0 + a1) + (a2 + a3));
         *q += mg_fold_widen((q0 + q1) + (q2 + q3));
     }
+    if (e) mg_pass_float_rest(e, done, m, bwd);
 }
 /* *s1 = sum(A), *s2 = sum(Q) over [0, m), every term in double (K: a double) */
 MG_AI void mg_f32_scalar_sums(const float* dy, const float* x, Py_ssize_t m, double K, double* s1, double* s2,
@@ -123,17 +152,19 @@ MG_COLD void mg_f32_dy_sums_slow(const float* dy, const float* x, Py_ssize_t m, 
     mg_f32_scalar_sums(dy, x, m, mean, sdy, sdyx, 1);
 }
 /* s1 += sum(A), s2 += sum(Q) over [0, m) with K (the forward: a float32 value; the backward: the mean, the terms
-   taken about Kx = float(mean) and moved to the mean in double); overflow checked here when check */
+   taken about Kx = float(mean) and moved to the mean in double); overflow checked here when check; e (else NULL):
+   as mg_f32_run_sums's */
 MG_AI void mg_f32_sums(const float* dy, const float* x, Py_ssize_t m, double K, double* s1, double* s2, int check,
-                       const int bwd) {
+                       const mg_pass_float* e, const int bwd) {
     const float k = (float)K;
     double ta = 0, tq = 0;
     if (m >= 8) {
         mg_v4d a = {0, 0, 0, 0}, q = a;
-        mg_f32_run_sums(dy, x, m, k, &a, &q, bwd);
+        mg_f32_run_sums(dy, x, m, k, &a, &q, e, bwd);
         mg_hsum2(a, q, &ta, &tq);
     } else {
         mg_f32_scalar_sums(dy, x, m, bwd ? (double)k : K, &ta, &tq, bwd);
+        if (e) mg_pass_float_rest(e, 0, m, bwd);
     }
     if (bwd) tq -= (K - (double)k) * ta;
     if (check && __builtin_expect(!MG_FINITE2(ta, tq), 0)) {
@@ -147,11 +178,11 @@ MG_AI void mg_f32_sums(const float* dy, const float* x, Py_ssize_t m, double K, 
    helpers with an AVX-512 clone (MG_CLONES_V4): faster on those rows, slower where every helper had one
    (docs/perf/norm-kernels.md#avx-512-clones) */
 MG_CLONES_V4 static void mg_shifted_sums_float(const float* x, Py_ssize_t m, double K, double* s1, double* s2) {
-    mg_f32_sums(x, x, m, K, s1, s2, 1, 0);
+    mg_f32_sums(x, x, m, K, s1, s2, 1, NULL, 0);
 }
 MG_CLONES static void mg_dy_sums_float(const float* dy, const float* x, Py_ssize_t m, double mean,
                                        double* sdy, double* sdyx) {
-    mg_f32_sums(dy, x, m, mean, sdy, sdyx, 1, 1);
+    mg_f32_sums(dy, x, m, mean, sdy, sdyx, 1, NULL, 1);
 }
 
 /* ---- the elementwise passes over a run, in X precision (GCC vectorizes them; the AVX2 clone does 8 floats a
