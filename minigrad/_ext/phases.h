@@ -888,48 +888,73 @@ MGP_INLINE void mgp_den_terms8_float(mgp_v8d* acc, const float* dy, const float*
     acc[2] -= gd * mgp_widen8_mem_float(t + 16); acc[3] -= gd * mgp_widen8_mem_float(t + 32);
     acc[4] -= gd * mgp_widen8_mem_float(t + 48);
 }
-MG_CLONES_V4 static void mgp_row_sums_den_float(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
-                                                const float* restrict dy, const float* restrict x, Py_ssize_t D,
-                                                float v, float lo, float hi) {
-    mgp_v8d acc[5] = {{0}};
-    float tb[64] __attribute__((aligned(64)));  /* f, df/dv, df/dhi, df/dlo (negated): 16 each */
-    Py_ssize_t i = 0;
-    for (; i + 16 <= D; i += 16) {
-        mgp_v16f xv, mu;
-        memcpy(&xv, x + i, sizeof xv);
-        const mgp_v16f r = 1.0f / mgp_gate_denv2_float(xv, v, lo, hi, &mu);
-        const mgp_v16f fv = xv * r, q = fv * r;
-        const mgp_v16f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);
-        memcpy(tb, &fv, sizeof fv); memcpy(tb + 16, &tv, sizeof tv);
-        memcpy(tb + 32, &th, sizeof th); memcpy(tb + 48, &tl, sizeof tl);
-        __asm__ volatile("" ::: "memory");
-        mgp_den_terms8_float(acc, dy + i, tb);
-        mgp_den_terms8_float(acc, dy + i + 8, tb + 8);
-    }
-    for (; i + 8 <= D; i += 8) {
-        mgp_v8f xv, mu;
-        memcpy(&xv, x + i, sizeof xv);
-        const mgp_v8f r = 1.0f / mgp_gate_denv_float(xv, v, lo, hi, &mu);
-        const mgp_v8f fv = xv * r, q = fv * r;
-        const mgp_v8f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);
-        memcpy(tb, &fv, sizeof fv); memcpy(tb + 16, &tv, sizeof tv);
-        memcpy(tb + 32, &th, sizeof th); memcpy(tb + 48, &tl, sizeof tl);
-        __asm__ volatile("" ::: "memory");
-        mgp_den_terms8_float(acc, dy + i, tb);
-    }
-    double ta = 0, tf = 0, tv = 0, th = 0, tl = 0;
-    for (; i < D; i++) {
-        float mu;
-        const float r = 1.0f / mgp_gate_den_float(x[i], v, lo, hi, &mu), fx = x[i] * r, q = fx * r;
-        const double gd = dy[i];
-        ta += gd; tf += gd * fx; tv -= gd * (q * (x[i] * mu)); th -= gd * (q * mu); tl -= gd * (q * (1.0f - mu));
-    }
-    *sdy = mgp_hsum(mgp_half8d(acc[0], 0), mgp_half8d(acc[0], 1)) + ta;
-    *sdyf = mgp_hsum(mgp_half8d(acc[1], 0), mgp_half8d(acc[1], 1)) + tf;
-    *sdv = mgp_hsum(mgp_half8d(acc[2], 0), mgp_half8d(acc[2], 1)) + tv;
-    *shi = mgp_hsum(mgp_half8d(acc[3], 0), mgp_half8d(acc[3], 1)) + th;
-    *slo = mgp_hsum(mgp_half8d(acc[4], 0), mgp_half8d(acc[4], 1)) + tl;
+#define MGP_ROW_SUMS_DEN_FLOAT(SFX, ATTR, DEN, DEN2)                                                         \
+ATTR static void mgp_row_sums_den_float##SFX(double* sdy, double* sdyf, double* sdv, double* shi, double* slo, \
+                                             const float* restrict dy, const float* restrict x, Py_ssize_t D, \
+                                             float v, float lo, float hi) {                                  \
+    mgp_v8d acc[5] = {{0}};                                                                                  \
+    float tb[64] __attribute__((aligned(64)));  /* f, df/dv, df/dhi, df/dlo (negated): 16 each */            \
+    Py_ssize_t i = 0;                                                                                        \
+    for (; i + 16 <= D; i += 16) {                                                                           \
+        mgp_v16f xv, mu;                                                                                     \
+        memcpy(&xv, x + i, sizeof xv);                                                                       \
+        const mgp_v16f r = 1.0f / DEN2(xv, v, lo, hi, &mu);                                                  \
+        const mgp_v16f fv = xv * r, q = fv * r;                                                              \
+        const mgp_v16f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);                                \
+        memcpy(tb, &fv, sizeof fv); memcpy(tb + 16, &tv, sizeof tv);                                         \
+        memcpy(tb + 32, &th, sizeof th); memcpy(tb + 48, &tl, sizeof tl);                                    \
+        __asm__ volatile("" ::: "memory");                                                                   \
+        mgp_den_terms8_float(acc, dy + i, tb);                                                               \
+        mgp_den_terms8_float(acc, dy + i + 8, tb + 8);                                                       \
+    }                                                                                                        \
+    for (; i + 8 <= D; i += 8) {                                                                             \
+        mgp_v8f xv, mu;                                                                                      \
+        memcpy(&xv, x + i, sizeof xv);                                                                       \
+        const mgp_v8f r = 1.0f / DEN(xv, v, lo, hi, &mu);                                                    \
+        const mgp_v8f fv = xv * r, q = fv * r;                                                               \
+        const mgp_v8f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);                                 \
+        memcpy(tb, &fv, sizeof fv); memcpy(tb + 16, &tv, sizeof tv);                                         \
+        memcpy(tb + 32, &th, sizeof th); memcpy(tb + 48, &tl, sizeof tl);                                    \
+        __asm__ volatile("" ::: "memory");                                                                   \
+        mgp_den_terms8_float(acc, dy + i, tb);                                                               \
+    }                                                                                                        \
+    double ta = 0, tf = 0, tv = 0, th = 0, tl = 0;                                                           \
+    for (; i < D; i++) {                                                                                     \
+        float mu;                                                                                            \
+        const float r = 1.0f / mgp_gate_den_float(x[i], v, lo, hi, &mu), fx = x[i] * r, q = fx * r;          \
+        const double gd = dy[i];                                                                             \
+        ta += gd; tf += gd * fx; tv -= gd * (q * (x[i] * mu)); th -= gd * (q * mu); tl -= gd * (q * (1.0f - mu)); \
+    }                                                                                                        \
+    *sdy = mgp_hsum(mgp_half8d(acc[0], 0), mgp_half8d(acc[0], 1)) + ta;                                      \
+    *sdyf = mgp_hsum(mgp_half8d(acc[1], 0), mgp_half8d(acc[1], 1)) + tf;                                     \
+    *sdv = mgp_hsum(mgp_half8d(acc[2], 0), mgp_half8d(acc[2], 1)) + tv;                                      \
+    *shi = mgp_hsum(mgp_half8d(acc[3], 0), mgp_half8d(acc[3], 1)) + th;                                      \
+    *slo = mgp_hsum(mgp_half8d(acc[4], 0), mgp_half8d(acc[4], 1)) + tl;                                      \
 }
+#if MGP_SPLIT_V4
+/* mgp_gate_denv_float's results through mask registers: each blend one vblendmps (or a zero-masked move) where
+   GCC builds it from a mask-to-vector move and a vpternlogd */
+#define MGP_GATE_DEN_V4(F, M, W, K)                                                                          \
+MGP_INLINE MGP_TARGET_V4 F mgp_gate_den_v4_##F(F x, float v, float lo, float hi, F* mu) {                    \
+    const F u = v * x + hi, lov = (F){0} + lo;                                                               \
+    const K gt = _mm##W##_cmp_ps_mask((M)u, (M)lov, _CMP_GT_OQ), eq = _mm##W##_cmp_ps_mask((M)u, (M)lov, _CMP_EQ_OQ); \
+    const K nan = _mm##W##_cmp_ps_mask((M)u, (M)u, _CMP_UNORD_Q);                                            \
+    *mu = (F)_mm##W##_mask_blend_ps(gt, _mm##W##_maskz_mov_ps(eq, (M)((F){0} + 0.5f)), (M)((F){0} + 1.0f));  \
+    return (F)_mm##W##_mask_blend_ps(gt | nan, (M)lov, (M)u);                                                \
+}
+MGP_GATE_DEN_V4(mgp_v8f, __m256, 256, __mmask8)
+MGP_GATE_DEN_V4(mgp_v16f, __m512, 512, __mmask16)
+MGP_ROW_SUMS_DEN_FLOAT(_v4, MGP_TARGET_V4, mgp_gate_den_v4_mgp_v8f, mgp_gate_den_v4_mgp_v16f)
+MGP_ROW_SUMS_DEN_FLOAT(_any, MG_CLONES, mgp_gate_denv_float, mgp_gate_denv2_float)
+MGP_INLINE void mgp_row_sums_den_float(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
+                                       const float* restrict dy, const float* restrict x, Py_ssize_t D, float v,
+                                       float lo, float hi) {
+    if (mgp_cpu_v4) mgp_row_sums_den_float_v4(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi);
+    else mgp_row_sums_den_float_any(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi);
+}
+#else
+MGP_ROW_SUMS_DEN_FLOAT(, MG_CLONES_V4, mgp_gate_denv_float, mgp_gate_denv2_float)
+#endif
 /* double: every term in double, 4 lanes, one division per element, then the tail */
 MG_CLONES static void mgp_row_sums_den_double(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
                                               const double* restrict dy, const double* restrict x, Py_ssize_t D,
