@@ -148,9 +148,6 @@ MGP_FMAD_LANES(mgp_v8d, 8)
 MGP_INLINE double mgp_exp_fma(double x0) { MGP_EXP_BODY(double, uint64_t, int64_t, S, x0, MGP_FMAD_S) }
 MGP_INLINE mgp_v4d mgp_exp4_fma(mgp_v4d x0) { MGP_EXP_BODY(mgp_v4d, mgp_v4ul, mgp_v4l, V, x0, MGP_FMAD_V) }
 MGP_INLINE mgp_v8d mgp_exp8_fma(mgp_v8d x0) { MGP_EXP_BODY(mgp_v8d, mgp_v8ul, mgp_v8l, V, x0, MGP_FMAD_V) }
-MGP_INLINE double mgp_sigmoid_fma_double(double z) { return 1.0 / (1.0 + mgp_exp_fma(-z)); }
-MGP_INLINE mgp_v4d mgp_sigmoidv_fma_double(mgp_v4d z) { return 1.0 / (1.0 + mgp_exp4_fma(-z)); }
-MGP_INLINE mgp_v8d mgp_sigmoidv8_fma_double(mgp_v8d z) { return 1.0 / (1.0 + mgp_exp8_fma(-z)); }
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
 #define MGP_CLONES_FMA __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 /* The gate's exps for AVX-512 (phases.h's *_v4 kernels, picked at run time beside MGP_CLONES_FMA_ANY's clones):

@@ -840,39 +840,53 @@ MGP_INLINE void mgp_row_sums_sig_float(double* sdy, double* sdyf, double* sdv, c
 MGP_ROW_SUMS_SIG_FLOAT(, MGP_CLONES_FMA, mgp_expf8_fma, mgp_expf16_fma)
 #endif
 /* double: every term in double, blocks of 8 (one zmm in the AVX-512 clone) to 8-lane accumulators, then of 4,
-   then the tail, each term the same way in each (the sigmoids on mgp_exp_fma) */
-MGP_CLONES_FMA static void mgp_row_sums_sig_double(double* sdy, double* sdyf, double* sdv,
-                                                   const double* restrict dy, const double* restrict x, Py_ssize_t D,
-                                                   double v, double* restrict keep) {
-    mgp_v8d a8 = {0, 0, 0, 0, 0, 0, 0, 0}, f8 = a8, g8 = a8;
-    Py_ssize_t i = 0;
-    for (; i + 8 <= D; i += 8) {
-        const mgp_v8d xd = mgp_widen8_mem_double(x + i), g = mgp_widen8_mem_double(dy + i);
-        const mgp_v8d sd = mgp_sigmoidv8_fma_double(v * xd);
-        if (keep) memcpy(keep + i, &sd, sizeof sd);
-        a8 += g;
-        f8 += g * (xd * sd);
-        g8 += g * (xd * xd * (sd * (1 - sd)));
-    }
-    mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a;
-    for (; i + 4 <= D; i += 4) {
-        const mgp_v4d xd = mgp_load4_double(x + i), g = mgp_load4_double(dy + i);
-        const mgp_v4d sd = mgp_sigmoidv_fma_double(v * xd);
-        if (keep) memcpy(keep + i, &sd, sizeof sd);
-        a += g;
-        f += g * (xd * sd);
-        gv += g * (xd * xd * (sd * (1 - sd)));
-    }
-    double ta = 0, tf = 0, tv = 0;
-    for (; i < D; i++) {
-        const double xd = x[i], g = dy[i], s = mgp_sigmoid_fma_double(v * x[i]);
-        if (keep) keep[i] = s;
-        ta += g; tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));
-    }
-    *sdy = mgp_hsum(mgp_half8d(a8, 0) + a, mgp_half8d(a8, 1)) + ta;
-    *sdyf = mgp_hsum(mgp_half8d(f8, 0) + f, mgp_half8d(f8, 1)) + tf;
-    *sdv = mgp_hsum(mgp_half8d(g8, 0) + gv, mgp_half8d(g8, 1)) + tv;
+   then the tail, each term the same way in each (the sigmoids on mgp_exp_fma; for AVX-512 and as clones, as the
+   float sums) */
+#define MGP_ROW_SUMS_SIG_DOUBLE(SFX, ATTR, EXP4, EXP8)                                                       \
+ATTR static void mgp_row_sums_sig_double##SFX(double* sdy, double* sdyf, double* sdv, const double* restrict dy, \
+                                              const double* restrict x, Py_ssize_t D, double v,              \
+                                              double* restrict keep) {                                       \
+    mgp_v8d a8 = {0, 0, 0, 0, 0, 0, 0, 0}, f8 = a8, g8 = a8;                                                 \
+    const double nv = -v;                                                                                    \
+    Py_ssize_t i = 0;                                                                                        \
+    for (; i + 8 <= D; i += 8) {                                                                             \
+        const mgp_v8d xd = mgp_widen8_mem_double(x + i), g = mgp_widen8_mem_double(dy + i);                  \
+        const mgp_v8d sd = 1 / (1 + EXP8(nv * xd));                                                          \
+        if (keep) memcpy(keep + i, &sd, sizeof sd);                                                          \
+        a8 += g;                                                                                             \
+        f8 += g * (xd * sd);                                                                                 \
+        g8 += g * (xd * xd * (sd * (1 - sd)));                                                               \
+    }                                                                                                        \
+    mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a;                                                                 \
+    for (; i + 4 <= D; i += 4) {                                                                             \
+        const mgp_v4d xd = mgp_load4_double(x + i), g = mgp_load4_double(dy + i);                            \
+        const mgp_v4d sd = 1 / (1 + EXP4(nv * xd));                                                          \
+        if (keep) memcpy(keep + i, &sd, sizeof sd);                                                          \
+        a += g;                                                                                              \
+        f += g * (xd * sd);                                                                                  \
+        gv += g * (xd * xd * (sd * (1 - sd)));                                                               \
+    }                                                                                                        \
+    double ta = 0, tf = 0, tv = 0;                                                                           \
+    for (; i < D; i++) {                                                                                     \
+        const double xd = x[i], g = dy[i], s = 1 / (1 + mgp_exp_fma(nv * x[i]));                             \
+        if (keep) keep[i] = s;                                                                               \
+        ta += g; tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));                                    \
+    }                                                                                                        \
+    *sdy = mgp_hsum(mgp_half8d(a8, 0) + a, mgp_half8d(a8, 1)) + ta;                                          \
+    *sdyf = mgp_hsum(mgp_half8d(f8, 0) + f, mgp_half8d(f8, 1)) + tf;                                         \
+    *sdv = mgp_hsum(mgp_half8d(g8, 0) + gv, mgp_half8d(g8, 1)) + tv;                                         \
 }
+#if MGP_SPLIT_V4
+MGP_ROW_SUMS_SIG_DOUBLE(_v4, MGP_TARGET_V4, mgp_exp4_fma_v4, mgp_exp8_fma_v4)
+MGP_ROW_SUMS_SIG_DOUBLE(_any, MGP_CLONES_FMA_ANY, mgp_exp4_fma, mgp_exp8_fma)
+MGP_INLINE void mgp_row_sums_sig_double(double* sdy, double* sdyf, double* sdv, const double* restrict dy,
+                                        const double* restrict x, Py_ssize_t D, double v, double* restrict keep) {
+    if (mgp_cpu_v4) mgp_row_sums_sig_double_v4(sdy, sdyf, sdv, dy, x, D, v, keep);
+    else mgp_row_sums_sig_double_any(sdy, sdyf, sdv, dy, x, D, v, keep);
+}
+#else
+MGP_ROW_SUMS_SIG_DOUBLE(, MGP_CLONES_FMA, mgp_exp4_fma, mgp_exp8_fma)
+#endif
 /* gate 1's row sums (mgp_row_sums_gate_T's gate 1): sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi),
    sum(dy*df/dlo), f = x*r, r = 1/den; df/dv = -x^2*r^2*mu, df/dhi = -x*r^2*mu, df/dlo = -x*r^2*(1 - mu).
    float: as gate 0's, the partials in float (r = 1/den, f = x*r, q = f*r, then q*(x*mu), q*mu and q*(1 - mu), the
