@@ -43,7 +43,7 @@ MGP_BLEND(mgp_v8f, mgp_v8u)
 MGP_BLEND(mgp_v16f, mgp_v16u)
 MGP_BLEND(mgp_v4d, mgp_v4ul)
 MGP_BLEND(mgp_v8d, mgp_v8ul)
-/* SV: S for a scalar F, V for a vector */
+/* SV: S for a scalar F, V for a vector, M for a vector whose clamps are min/max instructions (AVX-512, below) */
 #define MGP_EXPF_BODY_MA(F, UI, SV, X0, MA)                                                                  \
     const F magic = (F){0} + 12582912.0f;                                                                    \
     const F x = MGP_MAX_##SV(F, UI, -87.33654f, MGP_MIN_##SV(F, UI, 88.5f, X0));  /* NaN passes through both */      \

@@ -8,10 +8,10 @@
      sums of a run of m values (mgp_sums_T): two 4-wide double accumulators per sum, then a scalar tail; fixed
        order, so results do not depend on the thread count. Used for channels with S > 1 and for rows.
      row statistics (mgp_rows_stats_T): two rows a loop, each row's sums those of mgp_sums_T, the pair's horizontal
-       sums and mean and m2 in vectors (mgp_stats_out2); one run of rows per thread. FRN + TLU's backward
-       (mgp_rows_norm_backward_max_T): one run of rows per thread, a row's apply after the next row's sums; a row's
-       blocks of 8 split as if no value tied the max, the row again with the exact split where one did, the run's
-       later rows exact from then on.
+       sums and mean and m2 in vectors (mgp_stats_out2), the next pair's second row prefetched; one run of rows
+       per thread. FRN + TLU's backward (mgp_rows_norm_backward_max_T): one run of rows per thread, a row's
+       apply after the next row's sums; a row's blocks of 8 split as if no value tied the max, the row again
+       with the exact split where one did, the run's later rows exact from then on.
      channels with S == 1 (BatchNorm1d shaped): the sums walk rows n and run across channels in per-channel
        double accumulators (independent lanes, vectorized across c, each channel's adds in order of n).
      elementwise passes: in X precision, plain loops that GCC vectorizes (AVX2 clone where the CPU has it).
