@@ -14,12 +14,18 @@ of u = 2^-24 (float32) or 2^-53 (float64); dx's largest error relative to the la
 NaN or inf differs from the reference's; y and dx of the apply and backward apply relative to the largest |y|, |dx|.
 Also checks that what must not change did not: gate 1's y and dx (both dtypes) and float64's gate 1 sums, the
 same bits in both builds.
+``ulps DIR``: float32's gate 0, y = x*sigmoid(x) with v = 1 (so v*x is exact and the error is the kernel's own), of
+both builds per element in float ulps of x/(1 + exp(-x)) in long double, on 2^24 random floats in [-87, 100] and
+2^24 of random magnitude (log-uniform, 2^-30 to 100, both signs, x >= -87): the largest and the mean error, the
+share correctly rounded and the share of floats the two builds give differently. Below -87.3 the float exp of -x
+saturates (mg_expf.h) and y is 0 where the exact value is below about 1e-36: that range is left out.
 ``time DIR``: the raw kernels at the rows of benchmarks/bench_norm_family.py's shapes (gate 1 at B0's rows N*C x S,
 gate 0 at S0's), 1 thread, float32 (``--dtype float64``: float64), interleaved round by round (CPU time; medians,
 the minimum in brackets), in ns an element.
 
     PYTHONPATH=$PWD python scripts/evonorm_ab.py bits /tmp/old_ext [--dtype float32]
     PYTHONPATH=$PWD python scripts/evonorm_ab.py accuracy /tmp/old_ext
+    PYTHONPATH=$PWD python scripts/evonorm_ab.py ulps /tmp/old_ext
     PYTHONPATH=$PWD python scripts/evonorm_ab.py time /tmp/old_ext [--rounds 15] [--dtype float64]
 """
 import argparse
@@ -209,6 +215,35 @@ def accuracy(ext_dir):
         print(f"| {dt} | {name} | {group} | {e0:.3g} | {e1:.3g} | {n0} | {n1} |")
 
 
+def ulps(ext_dir):
+    from minigrad._ext import phases as new
+    old = _load_ext(ext_dir)
+    rng = np.random.default_rng(23)
+    n = 1 << 24
+    mag = (np.exp2(rng.uniform(-30, np.log2(100), n)) * rng.choice([-1, 1], n)).astype(np.float32)
+    sets = {"uniform in [-87, 100]": rng.uniform(-87, 100, n).astype(np.float32),
+            "log-uniform 2^-30 to 100": mag[mag >= -87]}
+    print("float32 gate 0, y = x*sigmoid(x) (v = 1, scale 1, offset 0), error in ulps of the exact value")
+    print("| inputs | build | largest | mean | correctly rounded | differs from the other build |")
+    print("|---|---|---|---|---|---|")
+    for name, x in sets.items():
+        x = x.reshape(1, -1)
+        xl = x.astype(np.longdouble)
+        want = xl / (1 + np.exp(-xl))
+        ulp = np.spacing(np.abs(want.astype(np.float32))).astype(np.longdouble)
+        one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+        ys = []
+        for mod in (old, new):
+            y = np.empty_like(x)
+            mod.row_apply_gate(y, x, one, one, one, one, zero, 0, 1)
+            ys.append(y)
+        differ = float(np.mean(ys[0] != ys[1]))
+        for label, y in zip(("before", "after"), ys):
+            err = (np.abs(y.astype(np.longdouble) - want) / ulp).astype(np.float64)
+            exact = np.mean(y == want.astype(np.float32))
+            print(f"| {name} | {label} | {err.max():.3f} | {err.mean():.4f} | {exact:.4f} | {differ:.4f} |")
+
+
 def timing(ext_dir, rounds, dt):
     from minigrad._ext import phases as new
     old = _load_ext(ext_dir)
@@ -250,7 +285,7 @@ def timing(ext_dir, rounds, dt):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["bits", "accuracy", "time"])
+    ap.add_argument("cmd", choices=["bits", "accuracy", "ulps", "time"])
     ap.add_argument("ext_dir")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--dtype", choices=["float32", "float64"], help="bits: only this dtype (default both); time: "
@@ -260,5 +295,7 @@ if __name__ == "__main__":
         bits(args.ext_dir, (np.float32, np.float64) if args.dtype is None else (np.dtype(args.dtype).type,))
     elif args.cmd == "accuracy":
         accuracy(args.ext_dir)
+    elif args.cmd == "ulps":
+        ulps(args.ext_dir)
     else:
         timing(args.ext_dir, args.rounds, np.dtype(args.dtype or "float32").type)

@@ -866,6 +866,55 @@ def test_row_gate_edge_values(name):
                                rtol=1e-6)
 
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_row_gate_avx512_and_clones_same_bits(dtype):
+    """The Cython gate kernels' AVX-512 versions (the exp's clamps as vminps / vmaxps, phases.h's *_v4) and the
+    clones for other CPUs (*_any: on this CPU the x86-64-v3 clone, which no other test runs where AVX-512 is there)
+    give the same bits, NaN included (a NaN's sign aside): rows of 1 to 40 values (blocks of 16 or 8, of 8 or 4, the
+    tail) through both gates' apply, sums and backward apply and EvoNorm-S0's backward, with NaN, inf, signed zeros
+    and |v*x| past the exp's clamps in x, and rows whose v is NaN, inf or 0 (v*x NaN for a finite x: the clamps must
+    let it through)."""
+    from minigrad._ext import phases
+    if not phases._gate_avx512():
+        pytest.skip("the CPU has no AVX-512: only the clones run")
+    rng = np.random.default_rng(17)
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 88.4, 88.6, -87.4, 95.0, -95.0, 1e-40], dtype)
+    v = np.concatenate([rng.standard_normal(6) * 3, [np.nan, np.inf, -np.inf, 0.0]]).astype(dtype)
+    R = v.size
+    lo, hi, sc, of, a, K, b, kk = (rng.standard_normal(R).astype(dtype) for _ in range(8))
+    lo = np.abs(lo) + dtype(0.1)
+
+    def run(x, dy):
+        outs = []
+        for gate in (0, 1):
+            y, dx = np.empty_like(x), np.empty_like(x)
+            phases.row_apply_gate(y, x, v, lo, hi, sc, of, gate, 1)
+            sums = [np.empty(R) for _ in range(5)]
+            phases.row_backward_sums_gate(*sums, dy, x, v, lo, hi, gate, 1)
+            phases.row_backward_apply_gate(dx, dy, x, a, K, b, kk, v, lo, hi, gate, 1)
+            outs += [y, dx, *sums]
+        x3, dy3 = x[:8].reshape(2, 4, -1), dy[:8].reshape(2, 4, -1)
+        dx3, s3 = np.empty_like(x3), [np.empty((2, 4)) for _ in range(3)]
+        phases.evonorm_s0_backward(dx3, *s3, dy3, x3, v[4:8].copy(), sc[:4].copy(), np.zeros((2, 2)),
+                                   np.ones((2, 2)), 2, 1)
+        return outs + [dx3, *s3]
+
+    with np.errstate(all="ignore"):
+        for D in range(1, 41):
+            x = (rng.standard_normal((R, D)) * 30).astype(dtype)
+            x.ravel()[rng.choice(R * D, min(R * D, special.size), replace=False)] = special[:R * D]
+            dy = rng.standard_normal((R, D)).astype(dtype)
+            try:
+                assert phases._gate_avx512(0)
+                clones = run(x, dy)
+            finally:
+                phases._gate_avx512(1)
+            for i, (u, w) in enumerate(zip(clones, run(x, dy))):
+                assert np.array_equal(np.isnan(u), np.isnan(w)), (D, i)
+                assert np.where(np.isnan(u), np.nan, u).tobytes() == np.where(np.isnan(w), np.nan, w).tobytes(), \
+                    (D, i)
+
 def _phase_calls(dtype):
     rng = np.random.default_rng(6)
     calls = []

@@ -43,7 +43,7 @@ MGP_BLEND(mgp_v8f, mgp_v8u)
 MGP_BLEND(mgp_v16f, mgp_v16u)
 MGP_BLEND(mgp_v4d, mgp_v4ul)
 MGP_BLEND(mgp_v8d, mgp_v8ul)
-/* SV: S for a scalar F, V for a vector */
+/* SV: S for a scalar F, V for a vector, M for a vector whose clamps are min/max instructions (AVX-512, below) */
 #define MGP_EXPF_BODY_MA(F, UI, SV, X0, MA)                                                                  \
     const F magic = (F){0} + 12582912.0f;                                                                    \
     const F x = MGP_MAX_##SV(F, UI, -87.33654f, MGP_MIN_##SV(F, UI, 88.5f, X0));  /* NaN passes through both */      \
@@ -99,9 +99,6 @@ MGP_FMA_LANES(mgp_v16f, 16)
 MGP_INLINE float mgp_expf_fma(float x0) { MGP_EXPF_BODY_MA(float, uint32_t, S, x0, MGP_FMA_S) }
 MGP_INLINE mgp_v8f mgp_expf8_fma(mgp_v8f x0) { MGP_EXPF_BODY_MA(mgp_v8f, mgp_v8u, V, x0, MGP_FMA_V) }
 MGP_INLINE mgp_v16f mgp_expf16_fma(mgp_v16f x0) { MGP_EXPF_BODY_MA(mgp_v16f, mgp_v16u, V, x0, MGP_FMA_V) }
-MGP_INLINE float mgp_sigmoid_fma_float(float z) { return 1.0f / (1.0f + mgp_expf_fma(-z)); }
-MGP_INLINE mgp_v8f mgp_sigmoidv_fma_float(mgp_v8f z) { return 1.0f / (1.0f + mgp_expf8_fma(-z)); }
-MGP_INLINE mgp_v16f mgp_sigmoidv16_fma_float(mgp_v16f z) { return 1.0f / (1.0f + mgp_expf16_fma(-z)); }
 /* double's exp without a libm call, so that EvoNorm's float64 gate runs in vector lanes too: n = round(x/ln2) by
    the magic-number rounding (1.5*2^52), r = x - n*ln2 in two steps (Cephes' ln2 split: n*C1 and x - n*C1 exact),
    exp(r) on |r| <= ln2/2 by its Taylor polynomial to degree 13 (truncation below 5e-18 relative), each step a
@@ -151,12 +148,40 @@ MGP_FMAD_LANES(mgp_v8d, 8)
 MGP_INLINE double mgp_exp_fma(double x0) { MGP_EXP_BODY(double, uint64_t, int64_t, S, x0, MGP_FMAD_S) }
 MGP_INLINE mgp_v4d mgp_exp4_fma(mgp_v4d x0) { MGP_EXP_BODY(mgp_v4d, mgp_v4ul, mgp_v4l, V, x0, MGP_FMAD_V) }
 MGP_INLINE mgp_v8d mgp_exp8_fma(mgp_v8d x0) { MGP_EXP_BODY(mgp_v8d, mgp_v8ul, mgp_v8l, V, x0, MGP_FMAD_V) }
-MGP_INLINE double mgp_sigmoid_fma_double(double z) { return 1.0 / (1.0 + mgp_exp_fma(-z)); }
-MGP_INLINE mgp_v4d mgp_sigmoidv_fma_double(mgp_v4d z) { return 1.0 / (1.0 + mgp_exp4_fma(-z)); }
-MGP_INLINE mgp_v8d mgp_sigmoidv8_fma_double(mgp_v8d z) { return 1.0 / (1.0 + mgp_exp8_fma(-z)); }
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
 #define MGP_CLONES_FMA __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+/* The gate's exps for AVX-512 (phases.h's *_v4 kernels, picked at run time beside MGP_CLONES_FMA_ANY's clones):
+   each clamp one vminps / vmaxps (a double's vminpd / vmaxpd) instead of the blend GCC builds from a compare, a
+   mask-to-vector move and a vpternlogd. The same results: min(a, b) is a < b ? a : b and max(a, b) a > b ? a : b,
+   b when either is NaN (the instructions' operand order, which the intrinsics keep without -ffinite-math-only),
+   so with the bound as a, NaN passes through as MGP_MIN_V's and MGP_MAX_V's blends let it. */
+#include <immintrin.h>
+#define MGP_SPLIT_V4 1
+#define MGP_TARGET_V4 __attribute__((target("arch=x86-64-v4")))
+#define MGP_CLONES_FMA_ANY __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define MGP_MINMAX_V4(F, M, W, S)                                                                            \
+MGP_INLINE MGP_TARGET_V4 F mgp_vmin_##F(F a, F b) { return (F)_mm##W##_min_##S((M)a, (M)b); }               \
+MGP_INLINE MGP_TARGET_V4 F mgp_vmax_##F(F a, F b) { return (F)_mm##W##_max_##S((M)a, (M)b); }
+MGP_MINMAX_V4(mgp_v8f, __m256, 256, ps)
+MGP_MINMAX_V4(mgp_v16f, __m512, 512, ps)
+MGP_MINMAX_V4(mgp_v4d, __m256d, 256, pd)
+MGP_MINMAX_V4(mgp_v8d, __m512d, 512, pd)
+#define MGP_MIN_M(F, U, a, b) mgp_vmin_##F((F){0} + (a), (b))
+#define MGP_MAX_M(F, U, a, b) mgp_vmax_##F((F){0} + (a), (b))
+MGP_INLINE MGP_TARGET_V4 mgp_v8f mgp_expf8_fma_v4(mgp_v8f x0) {
+    MGP_EXPF_BODY_MA(mgp_v8f, mgp_v8u, M, x0, MGP_FMA_V)
+}
+MGP_INLINE MGP_TARGET_V4 mgp_v16f mgp_expf16_fma_v4(mgp_v16f x0) {
+    MGP_EXPF_BODY_MA(mgp_v16f, mgp_v16u, M, x0, MGP_FMA_V)
+}
+MGP_INLINE MGP_TARGET_V4 mgp_v4d mgp_exp4_fma_v4(mgp_v4d x0) {
+    MGP_EXP_BODY(mgp_v4d, mgp_v4ul, mgp_v4l, M, x0, MGP_FMAD_V)
+}
+MGP_INLINE MGP_TARGET_V4 mgp_v8d mgp_exp8_fma_v4(mgp_v8d x0) {
+    MGP_EXP_BODY(mgp_v8d, mgp_v8ul, mgp_v8l, M, x0, MGP_FMAD_V)
+}
 #else
 #define MGP_CLONES_FMA
+#define MGP_SPLIT_V4 0
 #endif
 #endif

@@ -8,10 +8,10 @@
      sums of a run of m values (mgp_sums_T): two 4-wide double accumulators per sum, then a scalar tail; fixed
        order, so results do not depend on the thread count. Used for channels with S > 1 and for rows.
      row statistics (mgp_rows_stats_T): two rows a loop, each row's sums those of mgp_sums_T, the pair's horizontal
-       sums and mean and m2 in vectors (mgp_stats_out2); one run of rows per thread. FRN + TLU's backward
-       (mgp_rows_norm_backward_max_T): one run of rows per thread, a row's apply after the next row's sums; a row's
-       blocks of 8 split as if no value tied the max, the row again with the exact split where one did, the run's
-       later rows exact from then on.
+       sums and mean and m2 in vectors (mgp_stats_out2), the next pair's second row prefetched; one run of rows
+       per thread. FRN + TLU's backward (mgp_rows_norm_backward_max_T): one run of rows per thread, a row's
+       apply after the next row's sums; a row's blocks of 8 split as if no value tied the max, the row again
+       with the exact split where one did, the run's later rows exact from then on.
      channels with S == 1 (BatchNorm1d shaped): the sums walk rows n and run across channels in per-channel
        double accumulators (independent lanes, vectorized across c, each channel's adds in order of n).
      elementwise passes: in X precision, plain loops that GCC vectorizes (AVX2 clone where the CPU has it).
@@ -23,7 +23,9 @@
        group at a time).
        Float in blocks of 16 lanes first (one zmm in the AVX-512 clone), then of 8, then the tail, each element
        through the same operations whichever takes it; float's sums take each partial in float and sum dy times
-       it in double (widened from memory).
+       it in double (widened from memory). The apply, the backward apply and gate 0's sums come twice: for
+       AVX-512 (*_v4: the exp's clamps as min/max instructions) and as clones for the other CPUs (*_any), the same
+       bits, picked per call.
      FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector, the next
        block's taken before this block's applies.
    Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow.
@@ -280,8 +282,14 @@ MG_CLONES static void mgp_rows_stats_##T(double* mean, double* m2, const T* x, i
         const double K0 = center ? (double)x0[0] : 0.0, K1 = center ? (double)x1[0] : 0.0;                   \
         const mgp_v4d k0 = {K0, K0, K0, K0}, k1 = {K1, K1, K1, K1};                                          \
         mgp_v4d a00 = {0, 0, 0, 0}, a01 = a00, q00 = a00, q01 = a00, a10 = a00, a11 = a00, q10 = a00, q11 = a00, d; \
+        /* NOTE: the next pair's second row (or the last row) prefetched along this pair: the hardware prefetcher \
+           follows this pair's two rows, and that row starts a new stream D values past them (B0's instance  \
+           rows of 256 from L3: 0.86-0.91x the time; rows in L2 unchanged; docs/perf/norm-family.md, "EvoNorm \
+           and FRN, session 32") */                                                                          \
+        const T* nx = x + (r + 3 < r1 ? r + 3 : r1 - 1) * D;                                                 \
         Py_ssize_t i = 0;                                                                                    \
         for (; i + 8 <= D; i += 8) {                                                                         \
+            __builtin_prefetch(nx + i, 0, 3);                                                                \
             d = mgp_load4_##T(x0 + i) - k0; a00 += d; q00 += d * d;                                          \
             d = mgp_load4_##T(x0 + i + 4) - k0; a01 += d; q01 += d * d;                                      \
             d = mgp_load4_##T(x1 + i) - k1; a10 += d; q10 += d * d;                                          \
@@ -566,12 +574,43 @@ MG_CLONES static void mgp_rows_norm_backward_max_##T(T* restrict dx, double* sg,
    bits do not depend on the clone or on D (docs/perf/norm-family.md, "2026-12-06 night: EvoNorm"). */
 typedef float mgp_v4f __attribute__((vector_size(16)));
 typedef uint32_t mgp_v4u __attribute__((vector_size(16)));
-/* the gate's sigmoid on the fused exps, with MGP_CLONES_FMA: float's mgp_expf_fma, double's mgp_exp_fma */
-#define mgp_gate_sig_float mgp_sigmoid_fma_float
-#define mgp_gate_sigv_float mgp_sigmoidv_fma_float
-#define mgp_gate_sig_double mgp_sigmoid_fma_double
-#define mgp_gate_sigv_double mgp_sigmoidv_fma_double
-#define MGP_GATE(T, U, V, W, L, V2, W2, L2, SIG2)                                                            \
+#if MGP_SPLIT_V4
+/* the gate kernels' AVX-512 versions (*_v4: mg_expf.h's exps with min/max clamps) and the clones for the other
+   CPUs (*_any), picked per call by this flag, set when the module is loaded */
+static int mgp_cpu_v4;
+__attribute__((constructor)) static void mgp_cpu_v4_init(void) {
+    __builtin_cpu_init();
+    mgp_cpu_v4 = __builtin_cpu_supports("x86-64-v4");
+}
+/* tests: on = 0 takes the clones, 1 the AVX-512 versions (only where the CPU has AVX-512); returns the former */
+MGP_INLINE int mgp_gate_v4(int on) {
+    const int was = mgp_cpu_v4;
+    if (on >= 0) mgp_cpu_v4 = on && __builtin_cpu_supports("x86-64-v4");
+    return was;
+}
+#define MGP_GATE_DISPATCH(T)                                                                                 \
+MGP_INLINE void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ssize_t D, int gate, T v, T lo, \
+                                       T hi, T sc, T of) {                                                   \
+    if (mgp_cpu_v4) mgp_row_apply_gate_##T##_v4(y, x, D, gate, v, lo, hi, sc, of);                          \
+    else mgp_row_apply_gate_##T##_any(y, x, D, gate, v, lo, hi, sc, of);                                     \
+}                                                                                                            \
+MGP_INLINE void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* restrict dy, const T* restrict x,    \
+                                                Py_ssize_t D, int gate, T a, T K, T b, T k, T v, T lo, T hi, \
+                                                const T* restrict kept) {                                    \
+    if (mgp_cpu_v4) mgp_row_backward_apply_gate_##T##_v4(dx, dy, x, D, gate, a, K, b, k, v, lo, hi, kept);   \
+    else mgp_row_backward_apply_gate_##T##_any(dx, dy, x, D, gate, a, K, b, k, v, lo, hi, kept);            \
+}
+#else
+MGP_INLINE int mgp_gate_v4(int on) { (void)on; return 0; }
+#endif
+/* gate 0's f = x*sigmoid(v*x) from e = exp(-v*x), the exp's argument -v*x taken as (-v)*x (the same bits but for
+   a NaN's sign; no negation per element): float as x/(1 + e), one rounding and one operation fewer than x*(1/(1 + e))
+   (docs/perf/norm-family.md, "EvoNorm and FRN, session 32"); double keeps x*(1/(1 + e)) */
+#define MGP_XSIG_float(x, e) ((x) / (1 + (e)))
+#define MGP_XSIG_double(x, e) ((x) * (1 / (1 + (e))))
+#define mgp_gate_exp_float mgp_expf_fma
+#define mgp_gate_exp_double mgp_exp_fma
+#define MGP_GATE(T, U, V, W, L, V2, W2, L2)                                                                  \
 MGP_INLINE T mgp_gate_den_##T(T x, T v, T lo, T hi, T* mu) {                                                 \
     const T u = v * x + hi;                                                                                  \
     *mu = u > lo ? (T)1 : u == lo ? (T)0.5 : (T)0;                                                           \
@@ -585,22 +624,25 @@ MGP_INLINE V mgp_gate_denv_##T(V x, T v, T lo, T hi, V* mu) {                   
     return mgp_bl_##T(gt | nan, u, lov);                                                                     \
 }                                                                                                            \
 MGP_INLINE V2 mgp_bl2_##T(W2 m, V2 a, V2 b) { return (V2)((m & (W2)a) | (~m & (W2)b)); }                     \
-MGP_INLINE V2 mgp_gate_denv2_##T(V2 x, T v, T lo, T hi, V2* mu) {  /* mgp_gate_denv_T on L2 lanes */          \
+MGP_INLINE V2 mgp_gate_denv2_##T(V2 x, T v, T lo, T hi, V2* mu) {  /* mgp_gate_denv_T on L2 lanes */         \
     const V2 u = v * x + hi, lov = (V2){0} + lo;                                                             \
     const W2 gt = (W2)(u > lov), eq = (W2)(u == lov), nan = (W2)(u != u);                                    \
     *mu = mgp_bl2_##T(gt, (V2){0} + 1, mgp_bl2_##T(eq, (V2){0} + (T)0.5, (V2){0}));                          \
     return mgp_bl2_##T(gt | nan, u, lov);                                                                    \
 }                                                                                                            \
-MGP_INLINE V mgp_loadv_##T(const T* p) { V v; memcpy(&v, p, sizeof v); return v; }                          \
+MGP_INLINE V mgp_loadv_##T(const T* p) { V v; memcpy(&v, p, sizeof v); return v; }                           \
 MGP_INLINE V2 mgp_loadv2_##T(const T* p) { V2 v; memcpy(&v, p, sizeof v); return v; }                        \
+
+#define MGP_GATE_ROWS(T, V, L, V2, L2, SFX, ATTR, EXP, EXP2)                                                 \
 /* one row: y = f*sc + of (blocks of L2, of L, then the tail: the same operations per element in each) */    \
-MGP_CLONES_FMA static void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ssize_t D, int gate,   \
-                                                T v, T lo, T hi, T sc, T of) {                               \
+ATTR static void mgp_row_apply_gate_##T##SFX(T* restrict y, const T* restrict x, Py_ssize_t D, int gate, T v, \
+                                             T lo, T hi, T sc, T of) {                                       \
+    const T nv = -v;                                                                                         \
     Py_ssize_t d = 0;                                                                                        \
     for (; d + L2 <= D; d += L2) {                                                                           \
         const V2 xv = mgp_loadv2_##T(x + d);                                                                 \
         V2 f, mu;                                                                                            \
-        if (gate == 0) f = xv * SIG2(v * xv);                                                                \
+        if (gate == 0) f = MGP_XSIG_##T(xv, EXP2(nv * xv));                                                  \
         else f = xv / mgp_gate_denv2_##T(xv, v, lo, hi, &mu);                                                \
         const V2 yv = f * sc + of;                                                                           \
         memcpy(y + d, &yv, sizeof yv);                                                                       \
@@ -608,30 +650,32 @@ MGP_CLONES_FMA static void mgp_row_apply_gate_##T(T* restrict y, const T* restri
     for (; d + L <= D; d += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + d);                                                                   \
         V f, mu;                                                                                             \
-        if (gate == 0) f = xv * mgp_gate_sigv_##T(v * xv);                                                    \
+        if (gate == 0) f = MGP_XSIG_##T(xv, EXP(nv * xv));                                                   \
         else f = xv / mgp_gate_denv_##T(xv, v, lo, hi, &mu);                                                 \
         const V yv = f * sc + of;                                                                            \
         memcpy(y + d, &yv, sizeof yv);                                                                       \
     }                                                                                                        \
     for (; d < D; d++) {                                                                                     \
         T mu;                                                                                                \
-        const T f = gate == 0 ? x[d] * mgp_gate_sig_##T(v * x[d]) : x[d] / mgp_gate_den_##T(x[d], v, lo, hi, &mu); \
+        const T f = gate == 0 ? MGP_XSIG_##T(x[d], mgp_gate_exp_##T(nv * x[d]))                              \
+                              : x[d] / mgp_gate_den_##T(x[d], v, lo, hi, &mu);                               \
         y[d] = f * sc + of;                                                                                  \
     }                                                                                                        \
 }                                                                                                            \
-/* one row: dx = a*dy*df/dx + b*(x - K) + k; gate 0 with kept: the sigmoids that mgp_row_sums_gate_T kept for  \
-   this row, not recomputed (the same bits; the exp and the division are most of this pass) */               \
-MGP_CLONES_FMA static void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* restrict dy,               \
-                                                         const T* restrict x, Py_ssize_t D, int gate, T a,    \
-                                                         T K, T b, T k, T v, T lo, T hi,                     \
-                                                         const T* restrict kept) {                           \
+/* one row: dx = a*dy*df/dx + b*(x - K) + k; gate 0 with kept: the sigmoids that mgp_row_sums_gate_T kept for \
+   this row, not recomputed (the same bits; the exp and the division are most of this pass). df/dx = s + v*x*s*(1 - s) \
+   as s - (-v*x)*(s*(1 - s)): the same bits, -v*x being the exp's argument */                                \
+ATTR static void mgp_row_backward_apply_gate_##T##SFX(T* restrict dx, const T* restrict dy, const T* restrict x, \
+                                                      Py_ssize_t D, int gate, T a, T K, T b, T k, T v, T lo, T hi, \
+                                                      const T* restrict kept) {                              \
+    const T nv = -v;                                                                                         \
     Py_ssize_t d = 0;                                                                                        \
     for (; d + L2 <= D; d += L2) {                                                                           \
         const V2 xv = mgp_loadv2_##T(x + d), dv = mgp_loadv2_##T(dy + d);                                    \
         V2 fx;                                                                                               \
         if (gate == 0) {                                                                                     \
-            const V2 s = kept ? mgp_loadv2_##T(kept + d) : SIG2(v * xv);                                     \
-            fx = s + v * xv * (s * (1 - s));                                                                 \
+            const V2 w = nv * xv, s = kept ? mgp_loadv2_##T(kept + d) : 1 / (1 + EXP2(w));                   \
+            fx = s - w * (s * (1 - s));                                                                      \
         } else {                                                                                             \
             V2 mu;                                                                                           \
             const V2 r = 1 / mgp_gate_denv2_##T(xv, v, lo, hi, &mu);                                         \
@@ -641,11 +685,11 @@ MGP_CLONES_FMA static void mgp_row_backward_apply_gate_##T(T* restrict dx, const
         memcpy(dx + d, &out, sizeof out);                                                                    \
     }                                                                                                        \
     for (; d + L <= D; d += L) {                                                                             \
-        const V xv = mgp_loadv_##T(x + d), dv = mgp_loadv_##T(dy + d);                                      \
+        const V xv = mgp_loadv_##T(x + d), dv = mgp_loadv_##T(dy + d);                                       \
         V fx;                                                                                                \
         if (gate == 0) {                                                                                     \
-            const V s = kept ? mgp_loadv_##T(kept + d) : mgp_gate_sigv_##T(v * xv);                           \
-            fx = s + v * xv * (s * (1 - s));                                                                 \
+            const V w = nv * xv, s = kept ? mgp_loadv_##T(kept + d) : 1 / (1 + EXP(w));                      \
+            fx = s - w * (s * (1 - s));                                                                      \
         } else {                                                                                             \
             V mu;                                                                                            \
             const V r = 1 / mgp_gate_denv_##T(xv, v, lo, hi, &mu);                                           \
@@ -657,8 +701,8 @@ MGP_CLONES_FMA static void mgp_row_backward_apply_gate_##T(T* restrict dx, const
     for (; d < D; d++) {                                                                                     \
         T fx;                                                                                                \
         if (gate == 0) {                                                                                     \
-            const T s = kept ? kept[d] : mgp_gate_sig_##T(v * x[d]);                                          \
-            fx = s + v * x[d] * (s * ((T)1 - s));                                                            \
+            const T w = nv * x[d], s = kept ? kept[d] : (T)1 / ((T)1 + mgp_gate_exp_##T(w));                 \
+            fx = s - w * (s * ((T)1 - s));                                                                   \
         } else {                                                                                             \
             T mu;                                                                                            \
             const T r = (T)1 / mgp_gate_den_##T(x[d], v, lo, hi, &mu);                                       \
@@ -720,8 +764,19 @@ MGP_INLINE mgp_v4d mgp_half8d(mgp_v8d v, int h) {
     return h == 0 ? lo : hi;
 }
 /* blocks of 16 floats or 8 doubles (one zmm in the AVX-512 clone, two ymm in the AVX2 one), then of 8 or 4 */
-MGP_GATE(float, uint32_t, mgp_v8f, mgp_v8u, 8, mgp_v16f, mgp_v16u, 16, mgp_sigmoidv16_fma_float)
-MGP_GATE(double, uint64_t, mgp_v4d, mgp_v4ul, 4, mgp_v8d, mgp_v8ul, 8, mgp_sigmoidv8_fma_double)
+MGP_GATE(float, uint32_t, mgp_v8f, mgp_v8u, 8, mgp_v16f, mgp_v16u, 16)
+MGP_GATE(double, uint64_t, mgp_v4d, mgp_v4ul, 4, mgp_v8d, mgp_v8ul, 8)
+#if MGP_SPLIT_V4
+MGP_GATE_ROWS(float, mgp_v8f, 8, mgp_v16f, 16, _v4, MGP_TARGET_V4, mgp_expf8_fma_v4, mgp_expf16_fma_v4)
+MGP_GATE_ROWS(float, mgp_v8f, 8, mgp_v16f, 16, _any, MGP_CLONES_FMA_ANY, mgp_expf8_fma, mgp_expf16_fma)
+MGP_GATE_ROWS(double, mgp_v4d, 4, mgp_v8d, 8, _v4, MGP_TARGET_V4, mgp_exp4_fma_v4, mgp_exp8_fma_v4)
+MGP_GATE_ROWS(double, mgp_v4d, 4, mgp_v8d, 8, _any, MGP_CLONES_FMA_ANY, mgp_exp4_fma, mgp_exp8_fma)
+MGP_GATE_DISPATCH(float)
+MGP_GATE_DISPATCH(double)
+#else
+MGP_GATE_ROWS(float, mgp_v8f, 8, mgp_v16f, 16, , MGP_CLONES_FMA, mgp_expf8_fma, mgp_expf16_fma)
+MGP_GATE_ROWS(double, mgp_v4d, 4, mgp_v8d, 8, , MGP_CLONES_FMA, mgp_exp4_fma, mgp_exp8_fma)
+#endif
 /* gate 0's row sums (mgp_row_sums_gate_T's gate 0): sum(dy), sum(dy*f), sum(dy*df/dv), f = x*s, s = sigmoid(v*x),
    df/dv = x^2*s*(1 - s); with keep: the sigmoids in X into keep[0, D), for the backward apply of the same row.
    float: f and df/dv in float (f = x*s, df/dv = f*(x*(1 - s))), then widened and multiplied by dy and summed in
@@ -738,80 +793,106 @@ MGP_INLINE void mgp_sig_terms8_float(mgp_v8d* a, mgp_v8d* f, mgp_v8d* g, const f
     const mgp_v8d gd = mgp_widen8_mem_float(dy);
     *a += gd; *f += gd * mgp_widen8_mem_float(t); *g += gd * mgp_widen8_mem_float(t + 16);
 }
-MGP_CLONES_FMA static void mgp_row_sums_sig_float(double* sdy, double* sdyf, double* sdv, const float* restrict dy,
-                                                const float* restrict x, Py_ssize_t D, float v,
-                                                float* restrict keep) {
-    mgp_v8d a = {0, 0, 0, 0, 0, 0, 0, 0}, f = a, g = a;
-    float tb[32] __attribute__((aligned(64)));  /* f in [0, 16), df/dv in [16, 32) */
-    Py_ssize_t i = 0;
-    for (; i + 16 <= D; i += 16) {
-        mgp_v16f xv;
-        memcpy(&xv, x + i, sizeof xv);
-        const mgp_v16f s = mgp_sigmoidv16_fma_float(v * xv);
-        if (keep) memcpy(keep + i, &s, sizeof s);
-        const mgp_v16f fv = xv * s, gv = fv * (xv * (1.0f - s));
-        memcpy(tb, &fv, sizeof fv);
-        memcpy(tb + 16, &gv, sizeof gv);
-        __asm__ volatile("" ::: "memory");
-        mgp_sig_terms8_float(&a, &f, &g, dy + i, tb);
-        mgp_sig_terms8_float(&a, &f, &g, dy + i + 8, tb + 8);
-    }
-    for (; i + 8 <= D; i += 8) {
-        mgp_v8f xv;
-        memcpy(&xv, x + i, sizeof xv);
-        const mgp_v8f s = mgp_sigmoidv_fma_float(v * xv);
-        if (keep) memcpy(keep + i, &s, sizeof s);
-        const mgp_v8f fv = xv * s, gv = fv * (xv * (1.0f - s));
-        memcpy(tb, &fv, sizeof fv);
-        memcpy(tb + 16, &gv, sizeof gv);
-        __asm__ volatile("" ::: "memory");
-        mgp_sig_terms8_float(&a, &f, &g, dy + i, tb);
-    }
-    double ta = 0, tf = 0, tv = 0;
-    for (; i < D; i++) {
-        const float s = mgp_sigmoid_fma_float(v * x[i]), fx = x[i] * s;
-        const double gd = dy[i];
-        if (keep) keep[i] = s;
-        ta += gd; tf += gd * fx; tv += gd * (fx * (x[i] * (1.0f - s)));
-    }
-    *sdy = mgp_hsum(mgp_half8d(a, 0), mgp_half8d(a, 1)) + ta;
-    *sdyf = mgp_hsum(mgp_half8d(f, 0), mgp_half8d(f, 1)) + tf;
-    *sdv = mgp_hsum(mgp_half8d(g, 0), mgp_half8d(g, 1)) + tv;
+#define MGP_ROW_SUMS_SIG_FLOAT(SFX, ATTR, EXP, EXP2)                                                         \
+ATTR static void mgp_row_sums_sig_float##SFX(double* sdy, double* sdyf, double* sdv, const float* restrict dy, \
+                                             const float* restrict x, Py_ssize_t D, float v, float* restrict keep) { \
+    mgp_v8d a = {0, 0, 0, 0, 0, 0, 0, 0}, f = a, g = a;                                                      \
+    float tb[32] __attribute__((aligned(64)));  /* f in [0, 16), df/dv in [16, 32) */                        \
+    const float nv = -v;                                                                                     \
+    Py_ssize_t i = 0;                                                                                        \
+    for (; i + 16 <= D; i += 16) {                                                                           \
+        mgp_v16f xv;                                                                                         \
+        memcpy(&xv, x + i, sizeof xv);                                                                       \
+        const mgp_v16f s = 1 / (1 + EXP2(nv * xv));                                                          \
+        if (keep) memcpy(keep + i, &s, sizeof s);                                                            \
+        const mgp_v16f fv = xv * s, gv = fv * (xv * (1.0f - s));                                             \
+        memcpy(tb, &fv, sizeof fv);                                                                          \
+        memcpy(tb + 16, &gv, sizeof gv);                                                                     \
+        __asm__ volatile("" ::: "memory");                                                                   \
+        mgp_sig_terms8_float(&a, &f, &g, dy + i, tb);                                                        \
+        mgp_sig_terms8_float(&a, &f, &g, dy + i + 8, tb + 8);                                                \
+    }                                                                                                        \
+    for (; i + 8 <= D; i += 8) {                                                                             \
+        mgp_v8f xv;                                                                                          \
+        memcpy(&xv, x + i, sizeof xv);                                                                       \
+        const mgp_v8f s = 1 / (1 + EXP(nv * xv));                                                            \
+        if (keep) memcpy(keep + i, &s, sizeof s);                                                            \
+        const mgp_v8f fv = xv * s, gv = fv * (xv * (1.0f - s));                                              \
+        memcpy(tb, &fv, sizeof fv);                                                                          \
+        memcpy(tb + 16, &gv, sizeof gv);                                                                     \
+        __asm__ volatile("" ::: "memory");                                                                   \
+        mgp_sig_terms8_float(&a, &f, &g, dy + i, tb);                                                        \
+    }                                                                                                        \
+    double ta = 0, tf = 0, tv = 0;                                                                           \
+    for (; i < D; i++) {                                                                                     \
+        const float s = 1.0f / (1.0f + mgp_expf_fma(nv * x[i])), fx = x[i] * s;                              \
+        const double gd = dy[i];                                                                             \
+        if (keep) keep[i] = s;                                                                               \
+        ta += gd; tf += gd * fx; tv += gd * (fx * (x[i] * (1.0f - s)));                                      \
+    }                                                                                                        \
+    *sdy = mgp_hsum(mgp_half8d(a, 0), mgp_half8d(a, 1)) + ta;                                                \
+    *sdyf = mgp_hsum(mgp_half8d(f, 0), mgp_half8d(f, 1)) + tf;                                               \
+    *sdv = mgp_hsum(mgp_half8d(g, 0), mgp_half8d(g, 1)) + tv;                                                \
 }
+#if MGP_SPLIT_V4
+MGP_ROW_SUMS_SIG_FLOAT(_v4, MGP_TARGET_V4, mgp_expf8_fma_v4, mgp_expf16_fma_v4)
+MGP_ROW_SUMS_SIG_FLOAT(_any, MGP_CLONES_FMA_ANY, mgp_expf8_fma, mgp_expf16_fma)
+MGP_INLINE void mgp_row_sums_sig_float(double* sdy, double* sdyf, double* sdv, const float* restrict dy,
+                                       const float* restrict x, Py_ssize_t D, float v, float* restrict keep) {
+    if (mgp_cpu_v4) mgp_row_sums_sig_float_v4(sdy, sdyf, sdv, dy, x, D, v, keep);
+    else mgp_row_sums_sig_float_any(sdy, sdyf, sdv, dy, x, D, v, keep);
+}
+#else
+MGP_ROW_SUMS_SIG_FLOAT(, MGP_CLONES_FMA, mgp_expf8_fma, mgp_expf16_fma)
+#endif
 /* double: every term in double, blocks of 8 (one zmm in the AVX-512 clone) to 8-lane accumulators, then of 4,
-   then the tail, each term the same way in each (the sigmoids on mgp_exp_fma) */
-MGP_CLONES_FMA static void mgp_row_sums_sig_double(double* sdy, double* sdyf, double* sdv,
-                                                   const double* restrict dy, const double* restrict x, Py_ssize_t D,
-                                                   double v, double* restrict keep) {
-    mgp_v8d a8 = {0, 0, 0, 0, 0, 0, 0, 0}, f8 = a8, g8 = a8;
-    Py_ssize_t i = 0;
-    for (; i + 8 <= D; i += 8) {
-        const mgp_v8d xd = mgp_widen8_mem_double(x + i), g = mgp_widen8_mem_double(dy + i);
-        const mgp_v8d sd = mgp_sigmoidv8_fma_double(v * xd);
-        if (keep) memcpy(keep + i, &sd, sizeof sd);
-        a8 += g;
-        f8 += g * (xd * sd);
-        g8 += g * (xd * xd * (sd * (1 - sd)));
-    }
-    mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a;
-    for (; i + 4 <= D; i += 4) {
-        const mgp_v4d xd = mgp_load4_double(x + i), g = mgp_load4_double(dy + i);
-        const mgp_v4d sd = mgp_sigmoidv_fma_double(v * xd);
-        if (keep) memcpy(keep + i, &sd, sizeof sd);
-        a += g;
-        f += g * (xd * sd);
-        gv += g * (xd * xd * (sd * (1 - sd)));
-    }
-    double ta = 0, tf = 0, tv = 0;
-    for (; i < D; i++) {
-        const double xd = x[i], g = dy[i], s = mgp_sigmoid_fma_double(v * x[i]);
-        if (keep) keep[i] = s;
-        ta += g; tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));
-    }
-    *sdy = mgp_hsum(mgp_half8d(a8, 0) + a, mgp_half8d(a8, 1)) + ta;
-    *sdyf = mgp_hsum(mgp_half8d(f8, 0) + f, mgp_half8d(f8, 1)) + tf;
-    *sdv = mgp_hsum(mgp_half8d(g8, 0) + gv, mgp_half8d(g8, 1)) + tv;
+   then the tail, each term the same way in each (the sigmoids on mgp_exp_fma; for AVX-512 and as clones, as the
+   float sums) */
+#define MGP_ROW_SUMS_SIG_DOUBLE(SFX, ATTR, EXP4, EXP8)                                                       \
+ATTR static void mgp_row_sums_sig_double##SFX(double* sdy, double* sdyf, double* sdv, const double* restrict dy, \
+                                              const double* restrict x, Py_ssize_t D, double v,              \
+                                              double* restrict keep) {                                       \
+    mgp_v8d a8 = {0, 0, 0, 0, 0, 0, 0, 0}, f8 = a8, g8 = a8;                                                 \
+    const double nv = -v;                                                                                    \
+    Py_ssize_t i = 0;                                                                                        \
+    for (; i + 8 <= D; i += 8) {                                                                             \
+        const mgp_v8d xd = mgp_widen8_mem_double(x + i), g = mgp_widen8_mem_double(dy + i);                  \
+        const mgp_v8d sd = 1 / (1 + EXP8(nv * xd));                                                          \
+        if (keep) memcpy(keep + i, &sd, sizeof sd);                                                          \
+        a8 += g;                                                                                             \
+        f8 += g * (xd * sd);                                                                                 \
+        g8 += g * (xd * xd * (sd * (1 - sd)));                                                               \
+    }                                                                                                        \
+    mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a;                                                                 \
+    for (; i + 4 <= D; i += 4) {                                                                             \
+        const mgp_v4d xd = mgp_load4_double(x + i), g = mgp_load4_double(dy + i);                            \
+        const mgp_v4d sd = 1 / (1 + EXP4(nv * xd));                                                          \
+        if (keep) memcpy(keep + i, &sd, sizeof sd);                                                          \
+        a += g;                                                                                              \
+        f += g * (xd * sd);                                                                                  \
+        gv += g * (xd * xd * (sd * (1 - sd)));                                                               \
+    }                                                                                                        \
+    double ta = 0, tf = 0, tv = 0;                                                                           \
+    for (; i < D; i++) {                                                                                     \
+        const double xd = x[i], g = dy[i], s = 1 / (1 + mgp_exp_fma(nv * x[i]));                             \
+        if (keep) keep[i] = s;                                                                               \
+        ta += g; tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));                                    \
+    }                                                                                                        \
+    *sdy = mgp_hsum(mgp_half8d(a8, 0) + a, mgp_half8d(a8, 1)) + ta;                                          \
+    *sdyf = mgp_hsum(mgp_half8d(f8, 0) + f, mgp_half8d(f8, 1)) + tf;                                         \
+    *sdv = mgp_hsum(mgp_half8d(g8, 0) + gv, mgp_half8d(g8, 1)) + tv;                                         \
 }
+#if MGP_SPLIT_V4
+MGP_ROW_SUMS_SIG_DOUBLE(_v4, MGP_TARGET_V4, mgp_exp4_fma_v4, mgp_exp8_fma_v4)
+MGP_ROW_SUMS_SIG_DOUBLE(_any, MGP_CLONES_FMA_ANY, mgp_exp4_fma, mgp_exp8_fma)
+MGP_INLINE void mgp_row_sums_sig_double(double* sdy, double* sdyf, double* sdv, const double* restrict dy,
+                                        const double* restrict x, Py_ssize_t D, double v, double* restrict keep) {
+    if (mgp_cpu_v4) mgp_row_sums_sig_double_v4(sdy, sdyf, sdv, dy, x, D, v, keep);
+    else mgp_row_sums_sig_double_any(sdy, sdyf, sdv, dy, x, D, v, keep);
+}
+#else
+MGP_ROW_SUMS_SIG_DOUBLE(, MGP_CLONES_FMA, mgp_exp4_fma, mgp_exp8_fma)
+#endif
 /* gate 1's row sums (mgp_row_sums_gate_T's gate 1): sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi),
    sum(dy*df/dlo), f = x*r, r = 1/den; df/dv = -x^2*r^2*mu, df/dhi = -x*r^2*mu, df/dlo = -x*r^2*(1 - mu).
    float: as gate 0's, the partials in float (r = 1/den, f = x*r, q = f*r, then q*(x*mu), q*mu and q*(1 - mu), the
@@ -827,48 +908,73 @@ MGP_INLINE void mgp_den_terms8_float(mgp_v8d* acc, const float* dy, const float*
     acc[2] -= gd * mgp_widen8_mem_float(t + 16); acc[3] -= gd * mgp_widen8_mem_float(t + 32);
     acc[4] -= gd * mgp_widen8_mem_float(t + 48);
 }
-MG_CLONES_V4 static void mgp_row_sums_den_float(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
-                                                const float* restrict dy, const float* restrict x, Py_ssize_t D,
-                                                float v, float lo, float hi) {
-    mgp_v8d acc[5] = {{0}};
-    float tb[64] __attribute__((aligned(64)));  /* f, df/dv, df/dhi, df/dlo (negated): 16 each */
-    Py_ssize_t i = 0;
-    for (; i + 16 <= D; i += 16) {
-        mgp_v16f xv, mu;
-        memcpy(&xv, x + i, sizeof xv);
-        const mgp_v16f r = 1.0f / mgp_gate_denv2_float(xv, v, lo, hi, &mu);
-        const mgp_v16f fv = xv * r, q = fv * r;
-        const mgp_v16f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);
-        memcpy(tb, &fv, sizeof fv); memcpy(tb + 16, &tv, sizeof tv);
-        memcpy(tb + 32, &th, sizeof th); memcpy(tb + 48, &tl, sizeof tl);
-        __asm__ volatile("" ::: "memory");
-        mgp_den_terms8_float(acc, dy + i, tb);
-        mgp_den_terms8_float(acc, dy + i + 8, tb + 8);
-    }
-    for (; i + 8 <= D; i += 8) {
-        mgp_v8f xv, mu;
-        memcpy(&xv, x + i, sizeof xv);
-        const mgp_v8f r = 1.0f / mgp_gate_denv_float(xv, v, lo, hi, &mu);
-        const mgp_v8f fv = xv * r, q = fv * r;
-        const mgp_v8f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);
-        memcpy(tb, &fv, sizeof fv); memcpy(tb + 16, &tv, sizeof tv);
-        memcpy(tb + 32, &th, sizeof th); memcpy(tb + 48, &tl, sizeof tl);
-        __asm__ volatile("" ::: "memory");
-        mgp_den_terms8_float(acc, dy + i, tb);
-    }
-    double ta = 0, tf = 0, tv = 0, th = 0, tl = 0;
-    for (; i < D; i++) {
-        float mu;
-        const float r = 1.0f / mgp_gate_den_float(x[i], v, lo, hi, &mu), fx = x[i] * r, q = fx * r;
-        const double gd = dy[i];
-        ta += gd; tf += gd * fx; tv -= gd * (q * (x[i] * mu)); th -= gd * (q * mu); tl -= gd * (q * (1.0f - mu));
-    }
-    *sdy = mgp_hsum(mgp_half8d(acc[0], 0), mgp_half8d(acc[0], 1)) + ta;
-    *sdyf = mgp_hsum(mgp_half8d(acc[1], 0), mgp_half8d(acc[1], 1)) + tf;
-    *sdv = mgp_hsum(mgp_half8d(acc[2], 0), mgp_half8d(acc[2], 1)) + tv;
-    *shi = mgp_hsum(mgp_half8d(acc[3], 0), mgp_half8d(acc[3], 1)) + th;
-    *slo = mgp_hsum(mgp_half8d(acc[4], 0), mgp_half8d(acc[4], 1)) + tl;
+#define MGP_ROW_SUMS_DEN_FLOAT(SFX, ATTR, DEN, DEN2)                                                         \
+ATTR static void mgp_row_sums_den_float##SFX(double* sdy, double* sdyf, double* sdv, double* shi, double* slo, \
+                                             const float* restrict dy, const float* restrict x, Py_ssize_t D, \
+                                             float v, float lo, float hi) {                                  \
+    mgp_v8d acc[5] = {{0}};                                                                                  \
+    float tb[64] __attribute__((aligned(64)));  /* f, df/dv, df/dhi, df/dlo (negated): 16 each */            \
+    Py_ssize_t i = 0;                                                                                        \
+    for (; i + 16 <= D; i += 16) {                                                                           \
+        mgp_v16f xv, mu;                                                                                     \
+        memcpy(&xv, x + i, sizeof xv);                                                                       \
+        const mgp_v16f r = 1.0f / DEN2(xv, v, lo, hi, &mu);                                                  \
+        const mgp_v16f fv = xv * r, q = fv * r;                                                              \
+        const mgp_v16f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);                                \
+        memcpy(tb, &fv, sizeof fv); memcpy(tb + 16, &tv, sizeof tv);                                         \
+        memcpy(tb + 32, &th, sizeof th); memcpy(tb + 48, &tl, sizeof tl);                                    \
+        __asm__ volatile("" ::: "memory");                                                                   \
+        mgp_den_terms8_float(acc, dy + i, tb);                                                               \
+        mgp_den_terms8_float(acc, dy + i + 8, tb + 8);                                                       \
+    }                                                                                                        \
+    for (; i + 8 <= D; i += 8) {                                                                             \
+        mgp_v8f xv, mu;                                                                                      \
+        memcpy(&xv, x + i, sizeof xv);                                                                       \
+        const mgp_v8f r = 1.0f / DEN(xv, v, lo, hi, &mu);                                                    \
+        const mgp_v8f fv = xv * r, q = fv * r;                                                               \
+        const mgp_v8f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);                                 \
+        memcpy(tb, &fv, sizeof fv); memcpy(tb + 16, &tv, sizeof tv);                                         \
+        memcpy(tb + 32, &th, sizeof th); memcpy(tb + 48, &tl, sizeof tl);                                    \
+        __asm__ volatile("" ::: "memory");                                                                   \
+        mgp_den_terms8_float(acc, dy + i, tb);                                                               \
+    }                                                                                                        \
+    double ta = 0, tf = 0, tv = 0, th = 0, tl = 0;                                                           \
+    for (; i < D; i++) {                                                                                     \
+        float mu;                                                                                            \
+        const float r = 1.0f / mgp_gate_den_float(x[i], v, lo, hi, &mu), fx = x[i] * r, q = fx * r;          \
+        const double gd = dy[i];                                                                             \
+        ta += gd; tf += gd * fx; tv -= gd * (q * (x[i] * mu)); th -= gd * (q * mu); tl -= gd * (q * (1.0f - mu)); \
+    }                                                                                                        \
+    *sdy = mgp_hsum(mgp_half8d(acc[0], 0), mgp_half8d(acc[0], 1)) + ta;                                      \
+    *sdyf = mgp_hsum(mgp_half8d(acc[1], 0), mgp_half8d(acc[1], 1)) + tf;                                     \
+    *sdv = mgp_hsum(mgp_half8d(acc[2], 0), mgp_half8d(acc[2], 1)) + tv;                                      \
+    *shi = mgp_hsum(mgp_half8d(acc[3], 0), mgp_half8d(acc[3], 1)) + th;                                      \
+    *slo = mgp_hsum(mgp_half8d(acc[4], 0), mgp_half8d(acc[4], 1)) + tl;                                      \
 }
+#if MGP_SPLIT_V4
+/* mgp_gate_denv_float's results through mask registers: each blend one vblendmps (or a zero-masked move) where
+   GCC builds it from a mask-to-vector move and a vpternlogd */
+#define MGP_GATE_DEN_V4(F, M, W, K)                                                                          \
+MGP_INLINE MGP_TARGET_V4 F mgp_gate_den_v4_##F(F x, float v, float lo, float hi, F* mu) {                    \
+    const F u = v * x + hi, lov = (F){0} + lo;                                                               \
+    const K gt = _mm##W##_cmp_ps_mask((M)u, (M)lov, _CMP_GT_OQ), eq = _mm##W##_cmp_ps_mask((M)u, (M)lov, _CMP_EQ_OQ); \
+    const K nan = _mm##W##_cmp_ps_mask((M)u, (M)u, _CMP_UNORD_Q);                                            \
+    *mu = (F)_mm##W##_mask_blend_ps(gt, _mm##W##_maskz_mov_ps(eq, (M)((F){0} + 0.5f)), (M)((F){0} + 1.0f));  \
+    return (F)_mm##W##_mask_blend_ps(gt | nan, (M)lov, (M)u);                                                \
+}
+MGP_GATE_DEN_V4(mgp_v8f, __m256, 256, __mmask8)
+MGP_GATE_DEN_V4(mgp_v16f, __m512, 512, __mmask16)
+MGP_ROW_SUMS_DEN_FLOAT(_v4, MGP_TARGET_V4, mgp_gate_den_v4_mgp_v8f, mgp_gate_den_v4_mgp_v16f)
+MGP_ROW_SUMS_DEN_FLOAT(_any, MG_CLONES, mgp_gate_denv_float, mgp_gate_denv2_float)
+MGP_INLINE void mgp_row_sums_den_float(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
+                                       const float* restrict dy, const float* restrict x, Py_ssize_t D, float v,
+                                       float lo, float hi) {
+    if (mgp_cpu_v4) mgp_row_sums_den_float_v4(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi);
+    else mgp_row_sums_den_float_any(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi);
+}
+#else
+MGP_ROW_SUMS_DEN_FLOAT(, MG_CLONES_V4, mgp_gate_denv_float, mgp_gate_denv2_float)
+#endif
 /* double: every term in double, 4 lanes, one division per element, then the tail */
 MG_CLONES static void mgp_row_sums_den_double(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
                                               const double* restrict dy, const double* restrict x, Py_ssize_t D,

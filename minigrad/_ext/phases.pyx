@@ -669,6 +669,13 @@ def row_backward_apply_max(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp
                                     <double*>p_offset, <double*>p_tau, R, D, n_threads)
 
 
+def _gate_avx512(int on=-1):
+    """Tests only: whether EvoNorm's gate kernels take their AVX-512 versions (phases.h: the exp's clamps as min/max
+    instructions) or the clones for other CPUs; on = 0 or 1 sets it (1 only where the CPU has AVX-512). Returns the
+    former setting."""
+    return bool(mgp_gate_v4(on))
+
+
 def row_apply_gate(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray v not None, cnp.ndarray lo not None,
                    cnp.ndarray hi not None, cnp.ndarray scale not None, cnp.ndarray offset not None, int gate,
                    Py_ssize_t n_threads):
