@@ -1471,7 +1471,14 @@ def _walk_arrays(order, grads, roots, retain_graph, owners):
             if getattr(node, "_freed", False):
                 raise RuntimeError(_FREED_MESSAGE)
             if node.requires_grad:
-                _accumulate(node, g, False, id(node) in root_ids, owners)
+                if node.grad is None and type(g) is np.ndarray:
+                    # NOTE: _accumulate's common case (a first gradient) without its frame: 11 leaves an MLP-BN
+                    # step. A root's seed is copied by _leaf_array too (its memory is in owners)
+                    t = _new_object(Tensor)
+                    t.data, t.grad, t._ctx, t.requires_grad = _leaf_array(g, owners), None, None, False
+                    node.grad = t
+                else:
+                    _accumulate(node, g, False, id(node) in root_ids, owners)
             continue
         in_grads = ctx.backward(g)
         parents = ctx.parents

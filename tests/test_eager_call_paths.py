@@ -86,3 +86,18 @@ def test_table_names_read_as_the_attributes():
     assert nn.BatchNorm1d(3)._table_state(frozenset(), names) is None
     one = TableNames(("weight",))
     assert reads_as_attributes(nn.BatchNorm1d(3), one)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_leaf_gradients_own_their_arrays(dtype):
+    """The walk's first gradient of a leaf (tensor.py's _walk_arrays, _accumulate's common case inline) is an array
+    no other leaf and no caller holds: add's backward gives both inputs one array, and a seed is the caller's."""
+    a, b = (Tensor(np.arange(3, dtype=dtype), requires_grad=True) for _ in range(2))
+    (a + b).backward(np.ones(3, dtype))
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data *= 2.0  # NOTE: clip_grad_norm_ and user code scale .grad in place
+    assert np.array_equal(b.grad.data, np.ones(3, dtype))
+    seed = np.ones(3, dtype)
+    a.grad = None
+    a.backward(seed)
+    assert not np.shares_memory(a.grad.data, seed)
