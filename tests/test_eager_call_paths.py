@@ -101,3 +101,12 @@ def test_leaf_gradients_own_their_arrays(dtype):
     a.grad = None
     a.backward(seed)
     assert not np.shares_memory(a.grad.data, seed)
+
+
+def test_accept_unpacks_a_plan_again_for_other_element_symbols():
+    """``accept`` keeps each plan unpacked by its id, with the element symbols it was unpacked for."""
+    args = tuple(_bn_args())  # (N, C, S) = (4, 3, 5)
+    names, _, fast, _, _ = contract._PLANS["batch_norm_forward"]
+    for element_symbols, want in [(contract._ELEMENT_SYMBOLS, 60), ((contract.SYMBOLS.index("C"),), 3)]:
+        got = contract._accept(args, len(names), fast, contract.SYMBOLS, element_symbols)
+        assert got[1] == want

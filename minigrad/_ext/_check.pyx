@@ -98,17 +98,32 @@ cdef Py_ssize_t _arrays_pass(tuple args, const Plan* p, Py_ssize_t* dims):
     return elements
 
 
+cdef class _Unpacked:
+    cdef tuple source, element_symbols
+    cdef Plan plan
+
+
+# NOTE: id(plan) -> its unpacked Plan, holding the plan (so that the id is not reused): a kernel's plan
+# (contract._PLANS) is one tuple, unpacked on its first check only (unpacking it per call cost a third of accept's time)
+cdef dict _unpacked = {}
+
+
 def accept(tuple args, Py_ssize_t n_args, tuple plan, tuple symbols, tuple element_symbols):
     """(dims {symbol: size}, elements) when every array argument passes the contract's checks, else None.
 
     ``elements`` is the product of the sizes of ``element_symbols`` (ids) present in dims."""
-    cdef Plan p
+    cdef _Unpacked u
     cdef Py_ssize_t dims[MAX_SYMBOLS]
     cdef Py_ssize_t k, elements
     if len(args) != n_args:
         return None
-    _unpack(plan, element_symbols, &p)
-    elements = _arrays_pass(args, &p, dims)
+    u = _unpacked.get(id(plan))
+    if u is None or u.element_symbols is not element_symbols:
+        u = _Unpacked()
+        _unpack(plan, element_symbols, &u.plan)
+        u.source, u.element_symbols = plan, element_symbols
+        _unpacked[id(plan)] = u
+    elements = _arrays_pass(args, &u.plan, dims)
     if elements < 0:
         return None
     out = {}
