@@ -13,6 +13,7 @@ import builtins
 import contextlib
 import functools
 import math
+import operator
 import threading
 
 import numpy as np
@@ -28,6 +29,8 @@ from minigrad.kernels.rules import float_dtype as _dtype
 
 _MODE_DEFAULTS = {"grad": True, "anomaly": False}
 _new_object = object.__new__  # NOTE: ``_new_object(Tensor)``: a Tensor whose slots the caller writes
+# NOTE: a tuple's tensors' arrays and flags by map, in C: no list comprehension's frame (Function.apply)
+_data_of, _requires_grad_of = operator.attrgetter("data"), operator.attrgetter("requires_grad")
 
 
 class _Modes(threading.local):
@@ -1468,7 +1471,14 @@ def _walk_arrays(order, grads, roots, retain_graph, owners):
             if getattr(node, "_freed", False):
                 raise RuntimeError(_FREED_MESSAGE)
             if node.requires_grad:
-                _accumulate(node, g, False, id(node) in root_ids, owners)
+                if node.grad is None and type(g) is np.ndarray:
+                    # NOTE: _accumulate's common case (a first gradient) without its frame: 11 leaves an MLP-BN
+                    # step. A root's seed is copied by _leaf_array too (its memory is in owners)
+                    t = _new_object(Tensor)
+                    t.data, t.grad, t._ctx, t.requires_grad = _leaf_array(g, owners), None, None, False
+                    node.grad = t
+                else:
+                    _accumulate(node, g, False, id(node) in root_ids, owners)
             continue
         in_grads = ctx.backward(g)
         parents = ctx.parents
@@ -1602,7 +1612,7 @@ class Function:
         # keeps Function's) and the output Tensor without Tensor.__init__'s; keep the two the same
         if cls.__init__ is not _function_init:
             ctx = cls(tensors)
-            out = ctx.forward(*[t.data for t in tensors], **kwargs)
+            out = ctx.forward(*map(_data_of, tensors), **kwargs)
         elif len(tensors) == 1:
             ctx = _new_object(cls)
             x, = tensors
@@ -1615,8 +1625,8 @@ class Function:
             out = ctx.forward(x.data, y.data, **kwargs)
         else:
             ctx = _new_object(cls)
-            ctx.parents, ctx.needs_input_grad = tensors, tuple([t.requires_grad for t in tensors])
-            out = ctx.forward(*[t.data for t in tensors], **kwargs)
+            ctx.parents, ctx.needs_input_grad = tensors, tuple(map(_requires_grad_of, tensors))
+            out = ctx.forward(*map(_data_of, tensors), **kwargs)
         if _active_switches:
             if _anomaly_enabled():
                 _check_anomaly(cls.__name__, "forward", out if isinstance(out, tuple) else (out,))
@@ -1642,13 +1652,22 @@ class Function:
     @classmethod
     def apply_with_ctx(cls, *tensors, **kwargs):
         """Like ``apply``, but also returns the context, which holds what forward saved (even under no_grad)."""
-        # NOTE: the plain steps; ``apply`` is their fast copy (tests/test_function_apply.py holds the two equal)
-        ctx = cls(tensors)
-        out = ctx.forward(*[t.data for t in tensors], **kwargs)
+        # NOTE: apply's steps with one branch for any number of inputs (the node and an array output made without
+        # their __init__ frames; tests/test_function_apply.py holds the two equal); batch norm's node, 3 an MLP-BN step
+        if cls.__init__ is _function_init:
+            ctx = _new_object(cls)
+            ctx.parents, ctx.needs_input_grad = tensors, tuple(map(_requires_grad_of, tensors))
+        else:
+            ctx = cls(tensors)
+        out = ctx.forward(*map(_data_of, tensors), **kwargs)
         anomaly, grad = (_anomaly_enabled(), _grad_enabled()) if _active_switches else (False, True)
         if anomaly:
             _check_anomaly(cls.__name__, "forward", out if isinstance(out, tuple) else (out,))
-        result = Tensor(out)
+        if type(out) is np.ndarray:
+            result = _new_object(Tensor)
+            result.data, result.grad, result.requires_grad, result._ctx = out, None, False, None
+        else:
+            result = Tensor(out)
         if grad and cls.differentiable and True in ctx.needs_input_grad and result.data.dtype in _FLOAT_DTYPES:
             result.requires_grad = True
             result._ctx = ctx

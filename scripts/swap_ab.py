@@ -11,6 +11,8 @@ definition is the same name in OLD_TREE's file of that module. Two models from t
 functions and one with the new; the last losses are compared (bit for bit). Prints the medians and the median of
 the per-round ratios old/new. ``--optim-so`` also gives the old model OLD_TREE's built ``minigrad/_ext/optim``
 extension (its ``sgd_update``, loaded as a second copy of the module, which SGD's unchecked path then calls);
+``--old-contract`` gives the old model a backend made by OLD_TREE's ``contract.Backend`` (its checked calls).
+A name may also be a module-level constant (``module:NAME``, its old assignment evaluated in this tree's module).
 ``--torch`` times PyTorch's eager step in the same rounds (the order reversed every other round) and prints
 PyTorch / old and PyTorch / new.
 """
@@ -37,6 +39,11 @@ def old_definition(tree, modname, qual):
     source = open(path).read()
     first, _, method = qual.partition(".")
     for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and not method and any(
+                isinstance(t, ast.Name) and t.id == first for t in node.targets):  # NOTE: a module-level constant
+            ns = dict(mod.__dict__)
+            exec(compile(ast.get_source_segment(source, node), path, "exec"), ns)
+            return mod, first, ns[first], getattr(mod, first)
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == first:
             decorators = "".join(f"@{ast.get_source_segment(source, d)}\n" for d in node.decorator_list)
             ns = dict(mod.__dict__)
@@ -64,6 +71,7 @@ def main(argv=None):
     p.add_argument("names", nargs="*")
     p.add_argument("--optim-so", action="store_true")
     p.add_argument("--torch", action="store_true")
+    p.add_argument("--old-contract", action="store_true")
     p.add_argument("--rounds", type=int, default=14)
     p.add_argument("--steps", type=int, default=300)
     a = p.parse_args(argv)
@@ -75,6 +83,12 @@ def main(argv=None):
     swaps = [old_definition(a.old_tree, *n.split(":")) for n in a.names]
     if a.optim_so:  # NOTE: SGD's unchecked path reads the backend module's sgd_update when it caches the call
         swaps.append((cython_kernels, "sgd_update", old_optim(a.old_tree), cython_kernels.sgd_update))
+    if a.old_contract:  # NOTE: kernels() reads the registry's _loaded when called: a dict holding the old backend
+        registry = importlib.import_module("minigrad.kernels")
+        backend = registry.kernels()
+        _, _, old_backend, _ = old_definition(a.old_tree, "minigrad.kernels.contract", "Backend")
+        swaps.append((registry, "_loaded", {backend.name: old_backend(backend.name, backend.module)},
+                      registry._loaded))
 
     def use(which):
         for owner, name, old, new in swaps:

@@ -3,76 +3,179 @@
 A kernel call with small tensors spends more time in its argument checks than in its arithmetic (BatchNorm1d on a
 (60, 100) batch: about 5 us of checks in Python against 1-2 us of kernel), so the checks that run on every call
 (type, dtype, rank, C-contiguity, writeable outputs, sizes shared between arrays, no empty array) are done here
-with the NumPy C API. This module only *accepts*: on any failure it returns None and the Python ``check``, the one
-place where the rules and their error messages are written, runs again to raise the precise error.
+with the NumPy C API. This module only *accepts*: on any failure it returns None (``accept``) or hands the call to
+the Python path (``CheckedCall``), and the Python ``check``, the one place where the rules and their error messages
+are written, runs again to raise the precise error.
 
 A plan (built once per kernel by contract.py) is a tuple of entries
     (position in args, symbol ids of its dims, fixed dtype number or -1 for X, is an output)
 with symbol ids indexing ``contract.SYMBOLS``.
 """
 cimport numpy as cnp
+from libc.math cimport INFINITY
 
 cnp.import_array()
 
 cdef enum:
     MAX_SYMBOLS = 16
     MAX_DIMS = 8
+    MAX_ARRAYS = 16
+
+
+ctypedef struct Plan:
+    # a plan's entries unpacked: per array its position in args, rank, symbol ids, dtype number (-1: X) and whether
+    # it is an output; ``counted``: the symbols whose sizes multiply into the element count
+    Py_ssize_t n_arrays
+    Py_ssize_t pos[MAX_ARRAYS]
+    Py_ssize_t nd[MAX_ARRAYS]
+    Py_ssize_t syms[MAX_ARRAYS][MAX_DIMS]
+    int want[MAX_ARRAYS]
+    bint output[MAX_ARRAYS]
+    bint counted[MAX_SYMBOLS]
+
+
+cdef int _unpack(tuple plan, tuple element_symbols, Plan* p) except -1:
+    cdef Py_ssize_t i, d
+    if len(plan) > MAX_ARRAYS:
+        raise ValueError(f"a plan of more than {MAX_ARRAYS} arrays")
+    p.n_arrays = len(plan)
+    for i, (position, ids, want, output) in enumerate(plan):
+        if len(ids) > MAX_DIMS:
+            raise ValueError(f"an array of more than {MAX_DIMS} dims")
+        p.pos[i], p.nd[i], p.want[i], p.output[i] = position, len(ids), want, output
+        for d in range(len(ids)):
+            if not 0 <= ids[d] < MAX_SYMBOLS:
+                raise ValueError(f"symbol id {ids[d]} out of range")
+            p.syms[i][d] = ids[d]
+    for i in range(MAX_SYMBOLS):
+        p.counted[i] = False
+    for i in element_symbols:
+        if not 0 <= i < MAX_SYMBOLS:
+            raise ValueError(f"symbol id {i} out of range")
+        p.counted[i] = True
+    return 0
+
+
+cdef Py_ssize_t _arrays_pass(tuple args, const Plan* p, Py_ssize_t* dims):
+    """The element count when every array argument of the plan passes the checks, else -1; fills ``dims``
+    (MAX_SYMBOLS sizes, -1 where absent). The caller has checked the number of arguments."""
+    cdef Py_ssize_t i, d, sym, size, elements = 1
+    cdef int xtype = -1, t, want
+    cdef cnp.npy_intp* shape
+    cdef cnp.ndarray a
+    for i in range(MAX_SYMBOLS):
+        dims[i] = -1
+    for i in range(p.n_arrays):
+        value = args[p.pos[i]]
+        if not cnp.PyArray_Check(value):
+            return -1
+        a = <cnp.ndarray>value
+        t = cnp.PyArray_TYPE(a)
+        want = p.want[i]
+        if want < 0:  # X: the dtype of the first array with that rule, float32 or float64
+            if xtype < 0:
+                if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
+                    return -1
+                xtype = t
+            want = xtype
+        if t != want or not cnp.PyArray_ISNOTSWAPPED(a):
+            return -1
+        if cnp.PyArray_NDIM(a) != p.nd[i] or not cnp.PyArray_IS_C_CONTIGUOUS(a):
+            return -1
+        if p.output[i] and not cnp.PyArray_ISWRITEABLE(a):
+            return -1
+        shape = cnp.PyArray_DIMS(a)
+        for d in range(p.nd[i]):
+            sym, size = p.syms[i][d], shape[d]
+            if size == 0:
+                return -1
+            if dims[sym] < 0:
+                dims[sym] = size
+                if p.counted[sym]:
+                    elements *= size
+            elif dims[sym] != size:
+                return -1
+    return elements
+
+
+cdef class _Unpacked:
+    cdef tuple source, element_symbols
+    cdef Plan plan
+
+
+# NOTE: id(plan) -> its unpacked Plan, holding the plan (so that the id is not reused): a kernel's plan
+# (contract._PLANS) is one tuple, unpacked on its first check only (unpacking it per call cost a third of accept's time)
+cdef dict _unpacked = {}
 
 
 def accept(tuple args, Py_ssize_t n_args, tuple plan, tuple symbols, tuple element_symbols):
     """(dims {symbol: size}, elements) when every array argument passes the contract's checks, else None.
 
     ``elements`` is the product of the sizes of ``element_symbols`` (ids) present in dims."""
+    cdef _Unpacked u
     cdef Py_ssize_t dims[MAX_SYMBOLS]
-    cdef Py_ssize_t k, d, pos, sym, nd, size
-    cdef int xtype = -1, t, want
-    cdef cnp.npy_intp* shape
-    cdef cnp.ndarray a
-    cdef tuple entry, ids
+    cdef Py_ssize_t k, elements
     if len(args) != n_args:
         return None
-    for k in range(MAX_SYMBOLS):
-        dims[k] = -1
-    for entry in plan:
-        pos = entry[0]
-        ids = <tuple>entry[1]
-        value = args[pos]
-        if not cnp.PyArray_Check(value):
-            return None
-        a = <cnp.ndarray>value
-        t = cnp.PyArray_TYPE(a)
-        want = entry[2]
-        if want < 0:  # X: the dtype of the first array with that rule, float32 or float64
-            if xtype < 0:
-                if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
-                    return None
-                xtype = t
-            want = xtype
-        if t != want or not cnp.PyArray_ISNOTSWAPPED(a):
-            return None
-        nd = cnp.PyArray_NDIM(a)
-        if nd != len(ids) or nd > MAX_DIMS:
-            return None
-        if not cnp.PyArray_IS_C_CONTIGUOUS(a):
-            return None
-        if entry[3] and not cnp.PyArray_ISWRITEABLE(a):
-            return None
-        shape = cnp.PyArray_DIMS(a)
-        for d in range(nd):
-            sym = ids[d]
-            size = shape[d]
-            if size == 0:
-                return None
-            if dims[sym] < 0:
-                dims[sym] = size
-            elif dims[sym] != size:
-                return None
+    u = _unpacked.get(id(plan))
+    if u is None or u.element_symbols is not element_symbols:
+        u = _Unpacked()
+        _unpack(plan, element_symbols, &u.plan)
+        u.source, u.element_symbols = plan, element_symbols
+        _unpacked[id(plan)] = u
+    elements = _arrays_pass(args, &u.plan, dims)
+    if elements < 0:
+        return None
     out = {}
-    cdef Py_ssize_t elements = 1
     for k in range(len(symbols)):
         if dims[k] >= 0:
             out[symbols[k]] = dims[k]
-    for sym in element_symbols:
-        if dims[sym] >= 0:
-            elements *= dims[sym]
     return out, elements
+
+
+cdef class CheckedCall:
+    """``kernel(*args)`` of a backend behind the contract, for a kernel whose only scalar rule is eps >= 0 (or
+    none): ``accept``'s checks, from the plan unpacked once, and eps's, then ``raw(*args, n_threads)``, with one
+    thread below ``below`` elements and ``threads()`` at or above. Arguments refused here go to ``slow(*args)`` (the
+    Python path, which names the problem). NOTE: one object call per kernel call instead of a Python closure's
+    frame, ``accept``'s reads of the plan's tuples and its dict of sizes (17 calls an MLP-BN step)."""
+    cdef object raw, slow, threads
+    cdef Py_ssize_t n_args, eps_at, below
+    cdef Plan plan
+    cdef str name, qualname
+
+    def __init__(self, raw, slow, threads, Py_ssize_t n_args, tuple plan, tuple element_symbols, eps_at,
+                 Py_ssize_t below, str name, str qualname):
+        _unpack(plan, element_symbols, &self.plan)
+        self.raw, self.slow, self.threads = raw, slow, threads
+        self.n_args, self.eps_at, self.below = n_args, -1 if eps_at is None else eps_at, below
+        self.name, self.qualname = name, qualname
+
+    def __call__(self, *args):
+        cdef Py_ssize_t dims[MAX_SYMBOLS]
+        cdef Py_ssize_t elements
+        cdef double eps
+        if len(args) != self.n_args:
+            return self.slow(*args)
+        elements = _arrays_pass(args, &self.plan, dims)
+        if elements < 0:
+            return self.slow(*args)
+        if self.eps_at >= 0:
+            value = args[self.eps_at]
+            if type(value) is not float:
+                return self.slow(*args)
+            eps = value
+            if not (0.0 <= eps < INFINITY):  # NOTE: NaN fails both
+                return self.slow(*args)
+        return self.raw(*args, 1 if elements < self.below else self.threads())
+
+    @property
+    def __name__(self):
+        return self.name
+
+    @property
+    def __qualname__(self):
+        return self.qualname
+
+    def __repr__(self):
+        return f"<checked kernel {self.qualname}>"

@@ -534,9 +534,10 @@ assert len(SYMBOLS) <= 16  # NOTE: _check.pyx's MAX_SYMBOLS: its unchecked C arr
 _ELEMENT_SYMBOLS = tuple(SYMBOLS.index(s) for s in "NCSRDHWM")
 
 try:
+    from minigrad._ext._check import CheckedCall as _CheckedCall
     from minigrad._ext._check import accept as _accept
 except ImportError:  # NOTE: extensions not built: the Python checks below do all the work
-    _accept = None
+    _accept = _CheckedCall = None
 
 
 def _plan(kernel):
@@ -781,27 +782,18 @@ class Backend:
             raise AttributeError(kernel)
         raw, below = getattr(self.module, kernel), small(kernel)
         names, plan, fast, eps_at, scalars = _PLANS[kernel]
-        n_args, accept = len(names), _accept
-        if accept is None or scalars:
-            def call(*args):
-                return raw(*args, 1 if _checked(kernel, args)[1] < below else get_num_threads())
-        else:
-            # NOTE: _checked's path for a kernel without scalar rules (eps aside), inline: one Python call fewer per
-            # kernel call (an MLP-BN step makes 17). Arguments the compiled check refuses go through _checked, which
-            # names the problem
-            def call(*args):
-                accepted = accept(args, n_args, fast, SYMBOLS, _ELEMENT_SYMBOLS)
-                if accepted is None:
-                    accepted = _checked(kernel, args)
-                elif eps_at is not None:
-                    eps = args[eps_at]
-                    if not (type(eps) is float and 0.0 <= eps < math.inf):
-                        check_eps(kernel, eps)
-                return raw(*args, 1 if accepted[1] < below else get_num_threads())
 
+        def call(*args):
+            return raw(*args, 1 if _checked(kernel, args)[1] < below else get_num_threads())
         call.__name__ = kernel
         call.__qualname__ = f"{self.name}.{kernel}"
         call.__doc__ = getattr(raw, "__doc__", None)
+        if _CheckedCall is not None and not scalars:
+            # NOTE: _checked's path for a kernel without scalar rules (eps aside), compiled: the checks and the call
+            # in one object call (an MLP-BN step makes 17). Arguments it refuses go through ``call``, which names
+            # the problem
+            call = _CheckedCall(raw, call, get_num_threads, len(names), fast, _ELEMENT_SYMBOLS, eps_at, below,
+                                kernel, call.__qualname__)
         setattr(self, kernel, call)  # cache: __getattr__ runs once per kernel
         return call
 

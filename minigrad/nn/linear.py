@@ -13,7 +13,7 @@ import numpy as np
 from minigrad.kernels.rules import float_dtype
 from minigrad.nn import functional as F
 from minigrad.nn import init
-from minigrad.nn.module import Module, Parameter
+from minigrad.nn.module import Module, Parameter, TableNames
 from minigrad.tensor import Tensor
 
 
@@ -101,7 +101,7 @@ class Linear(Module):
 
 
 _PLAIN_LINEAR = frozenset((Linear,))
-_LINEAR_STATE = ("weight", "bias")
+_LINEAR_STATE = TableNames(("weight", "bias"))
 
 
 class Flatten(Module):

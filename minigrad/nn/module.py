@@ -7,6 +7,7 @@ so a checkpoint never aliases live parameters.
 from collections import OrderedDict
 
 import importlib
+import operator
 
 import numpy as np
 
@@ -30,6 +31,23 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
+
+
+def _getter(names):
+    """``lambda table: tuple(table[n] for n in names)`` in C (``itemgetter`` returns a bare value for one name)."""
+    if len(names) >= 2:
+        return operator.itemgetter(*names)
+    return (lambda table: (table[names[0]],)) if names else (lambda table: ())
+
+
+class TableNames:
+    """The state a plain module reads by ``Module._table_state``: the names registered as parameters, then those
+    registered as buffers (the order of the values read)."""
+    __slots__ = ("names", "buffers", "from_params", "from_buffers")
+
+    def __init__(self, params, buffers=()):
+        self.names, self.buffers = tuple(params) + tuple(buffers), tuple(buffers)
+        self.from_params, self.from_buffers = _getter(tuple(params)), _getter(tuple(buffers))
 
 
 class Module:
@@ -81,14 +99,24 @@ class Module:
     def _table_state(self, plain, names):
         """``tuple(getattr(self, n) for n in names)`` read from the parameter and buffer tables directly, or None
         (the caller then reads the attributes) unless ``type(self)`` is one of ``plain`` (classes whose attributes
-        shadow none of ``names``) and every name is in a table and not in the instance's ``__dict__``. NOTE:
-        ``self.weight`` pays CPython's failed lookup and the AttributeError it raises and clears before
+        shadow none of ``names``) and every name is in a table and not in the instance's ``__dict__``. ``names``: a
+        tuple, or a ``TableNames`` (read by one ``itemgetter`` per table where each name is in the table it names).
+        NOTE: ``self.weight`` pays CPython's failed lookup and the AttributeError it raises and clears before
         ``__getattr__`` runs, about 1.2 us a read (23 reads in an MLP-BN step); a subclass is never ``plain``:
         parametrize's puts a property on one, which must win."""
         if type(self) not in plain:
             return None
         d = self.__dict__
         params, buffers = d["_parameters"], d["_buffers"]
+        if type(names) is TableNames:
+            # NOTE: a buffer's name in the parameter table too (register_parameter(name, None) over a buffer) reads
+            # as the parameter: the per-name reads below, as does a name the other table holds (KeyError)
+            if d.keys().isdisjoint(names.names) and params.keys().isdisjoint(names.buffers):
+                try:
+                    return names.from_params(params) + names.from_buffers(buffers)
+                except KeyError:
+                    pass
+            names = names.names
         out = []
         for n in names:
             v = params.get(n, _ABSENT)

@@ -15,7 +15,7 @@ from minigrad.kernels.rules import check_eps, check_momentum, check_num_groups, 
 from minigrad.nn import functional as F
 from minigrad.nn.functional.checks import check_virtual_batch_size
 from minigrad.nn.functional.norm import _CumulativeAverage
-from minigrad.nn.module import Module, Parameter
+from minigrad.nn.module import Module, Parameter, TableNames
 from minigrad.tensor import Tensor, _host
 
 
@@ -235,7 +235,7 @@ class BatchNorm3d(_BatchNorm):
 # NOTE: read from the module's tables in one call (Module._table_state) by these classes exactly; a subclass reads
 # the attributes
 _PLAIN_BATCH_NORMS = frozenset((BatchNorm1d, BatchNorm2d, BatchNorm3d))
-_BATCH_NORM_STATE = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+_BATCH_NORM_STATE = TableNames(("weight", "bias"), ("running_mean", "running_var", "num_batches_tracked"))
 # the activations forward_activation fuses, by their class's ``plain_activation`` (nn.Sigmoid's, nn.Tanh's)
 _THEN = {"sigmoid": F.batch_norm_sigmoid, "tanh": F.batch_norm_tanh}
 
