@@ -412,12 +412,15 @@ cdef void _bn_forward_walk(floating* y, double* mean, double* rstd, const floati
             K[c] = xs[c * S]  # the shift: a value of the channel, x[n0, c, 0]
         for q in range((max(m, pm) + rows - 1) // rows):
             n = q * rows
-            if floating is float and rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # both in one loop
+            if rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # both in one loop
                 if n == 0:  # no rows: zeroes the block's sums
                     _bn_stats_block(s1, s2, K, xs, m, C, S, c0, c1, lanes, 0, 0)
                 i = (n * C + c0) * S
                 j = (n * C + p0) * S
-                if S < MG_LANE_RUN:
+                if floating is double:
+                    mg_channel_shifted_sums_affine_double(xs + i, c1 - c0, S, K + c0, s1 + c0, s2 + c0, py + j,
+                                                          px + j, p1 - p0, Kx + p0, scale + p0, shift + p0)
+                elif S < MG_LANE_RUN:
                     mg_channel_lane_sums_affine_float(xs + i, c1 - c0, S, K + c0, lanes + 8 * c0,
                                                       lanes + 8 * c0 + 4 * (c1 - c0), py + j, px + j, p1 - p0,
                                                       Kx + p0, scale + p0, shift + p0)
@@ -594,12 +597,16 @@ cdef void _bn_backward_walk(floating* dx, floating* dweight, floating* dbias,
         rows = 1 if S > 1 and c1 > c0 and p1 > p0 else max(m, pm)  # as _bn_forward_walk
         for q in range((max(m, pm) + rows - 1) // rows):
             n = q * rows
-            if floating is float and rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # as _bn_forward_walk's
+            if rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # as _bn_forward_walk's
                 if n == 0:
                     _bn_dy_sums_block(sdy, sdyx, mean + g * C, gs, xs, m, C, S, c0, c1, lanes, 0, 0)
                 i = (n * C + c0) * S
                 j = (n * C + p0) * S
-                if S < MG_LANE_RUN:
+                if floating is double:
+                    mg_channel_dy_sums_affine2_double(gs + i, xs + i, c1 - c0, S, mean + g * C + c0, sdy + c0,
+                                                      sdyx + c0, pd + j, pg + j, px + j, p1 - p0, a + p0, mdy + p0,
+                                                      Kx + p0, b + p0, k + p0)
+                elif S < MG_LANE_RUN:
                     mg_channel_lane_dy_sums_affine2_float(gs + i, xs + i, c1 - c0, S, mean + g * C + c0,
                                                           lanes + 8 * c0, lanes + 8 * c0 + 4 * (c1 - c0), pd + j,
                                                           pg + j, px + j, p1 - p0, a + p0, mdy + p0, Kx + p0, b + p0,
