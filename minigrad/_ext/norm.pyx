@@ -90,7 +90,10 @@ cdef enum:
     LN_ROWS = 32
 # batch norm: input bytes of a block of channels that is reduced and then finished while it is still in cache
 cdef Py_ssize_t BN_BLOCK_BYTES = 4 << 20
-cdef Py_ssize_t BN_RUN_BYTES = 16 << 10
+# NOTE: runs of n_arrays*S*itemsize >= BN_RUN_BYTES take blocks of BN_BLOCK_BYTES (the second pass from L3); 32 KiB,
+#   not session 30's 16 KiB, so that float64's S = 1024 backward (2 x 8 KiB runs) keeps its blocks in L2
+#   (docs/perf/norm-kernels.md#2026-12-07-session-32-float64-in-the-pipelined-row)
+cdef Py_ssize_t BN_RUN_BYTES = 32 << 10
 # batch norm, S > 1 with short runs (S*itemsize < BN_RUN_BYTES): blocks of at most BN_L2_BYTES of input, so that the
 # second pass reads from L2, but runs of at least BN_MIN_RUN_BYTES, so that the prefetcher still follows them
 # (_bn_n_blocks; 0 keeps one block per thread); set through _set_bn_blocks (tests, A/B scripts).
