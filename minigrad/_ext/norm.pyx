@@ -42,9 +42,8 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
     elementwise: mg_col_affine* (S == 1); mg_channel_affine* (full vectors per channel, last one overlapping,
       for L <= S < MG_SHORT_RUN; one channel per call otherwise)
     blocks (_bn_n_blocks), at least one per thread, so the elementwise pass rereads x (and dy) from cache: S == 1
-      one block per thread; a channel's runs in all inputs (x, or dy and x) of at least BN_RUN_BYTES (16 KiB):
-      blocks of at most BN_BLOCK_BYTES (4 MiB) of input; shorter: blocks of at most BN_L2_BYTES (256 KiB) of
-      input, widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input
+      one block per thread; S > 1: blocks of at most BN_L2_BYTES (256 KiB) of input (at least one channel),
+      widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input
     pipelined (_bn_forward_walk, _bn_backward_walk): each thread walks its contiguous blocks row by row (ghost batch
       norm: every chunk's, in one sequence), a row of one block's statistics (or sums) with the same row of the
       block before's elementwise pass; float32, S >= MG_SHORT_RUN: both in one loop (mg_channel_lane_sums_affine_float
@@ -88,15 +87,9 @@ cdef enum:
 # layer-norm shaped group norm backward: rows per block of X-precision dweight/dbias partials
 cdef enum:
     LN_ROWS = 32
-# batch norm: input bytes of a block of channels that is reduced and then finished while it is still in cache
-cdef Py_ssize_t BN_BLOCK_BYTES = 4 << 20
-# NOTE: runs of n_arrays*S*itemsize >= BN_RUN_BYTES take blocks of BN_BLOCK_BYTES (the second pass from L3); 32 KiB,
-#   not session 30's 16 KiB, so that float64's S = 1024 backward (2 x 8 KiB runs) keeps its blocks in L2
-#   (docs/perf/norm-kernels.md#2026-12-07-session-32-float64-in-the-pipelined-row)
-cdef Py_ssize_t BN_RUN_BYTES = 32 << 10
-# batch norm, S > 1 with short runs (S*itemsize < BN_RUN_BYTES): blocks of at most BN_L2_BYTES of input, so that the
-# second pass reads from L2, but runs of at least BN_MIN_RUN_BYTES, so that the prefetcher still follows them
-# (_bn_n_blocks; 0 keeps one block per thread); set through _set_bn_blocks (tests, A/B scripts).
+# batch norm, S > 1: blocks of at most BN_L2_BYTES of input, so that the second pass reads from L2, but runs of at
+# least BN_MIN_RUN_BYTES, so that the prefetcher still follows them (_bn_n_blocks; 0 keeps one block per thread); set
+# through _set_bn_blocks (tests, A/B scripts).
 # NOTE: 256 KiB, half of session 30's 512 KiB, since the pipelined blocks keep two blocks in L2 at once
 cdef Py_ssize_t BN_L2_BYTES = 256 << 10
 cdef Py_ssize_t BN_MIN_RUN_BYTES = 4 << 10
@@ -328,19 +321,17 @@ cdef inline void _bn_dx_coefficients(double sdy, double sdyx, double M, double m
 cdef Py_ssize_t _bn_n_blocks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t itemsize, Py_ssize_t n_arrays,
                              int n_threads) noexcept nogil:
     """Blocks of channels over n_arrays input arrays (x; or dy and x), at least one block per thread. S == 1: one per
-    thread. Long runs (n_arrays*S*itemsize >= BN_RUN_BYTES): blocks of at most BN_BLOCK_BYTES of input (at least one
-    channel). Short runs: blocks of at most BN_L2_BYTES of input, widened so that each array's runs (c1 - c0)*S are
-    at least BN_MIN_RUN_BYTES.
+    thread. S > 1: blocks of at most BN_L2_BYTES of input (at least one channel), widened so that each array's runs
+    (c1 - c0)*S are at least BN_MIN_RUN_BYTES.
     NOTE: a block is read n by n in runs of (c1 - c0)*S values C*S apart; short runs defeat the hardware prefetcher,
     and whole-thread blocks make the second pass read from L3 or DRAM (docs/perf/norm-kernels.md#batch-norm-blocks,
-    #2026-12-07-session-30-the-second-pass-from-l2)."""
+    #2026-12-07-session-30-the-second-pass-from-l2); long runs too: the 4 MiB blocks they took before session 32
+    (runs of n_arrays*S*itemsize >= 16 KiB) were 1.1-1.6x slower
+    (docs/perf/norm-kernels.md#2026-12-07-session-32-float64-in-the-pipelined-row)."""
     cdef Py_ssize_t nt = min(C, max(n_threads, 1)), per_block, run = S * itemsize, channel = N * run * n_arrays
-    if S == 1 or (run * n_arrays < BN_RUN_BYTES and BN_L2_BYTES == 0):
+    if S == 1 or BN_L2_BYTES == 0:
         return nt
-    if run * n_arrays >= BN_RUN_BYTES:
-        per_block = max(1, BN_BLOCK_BYTES // channel)
-    else:
-        per_block = max(1, BN_L2_BYTES // channel, (BN_MIN_RUN_BYTES + run - 1) // run)
+    per_block = max(1, BN_L2_BYTES // channel, (BN_MIN_RUN_BYTES + run - 1) // run)
     return max((C + per_block - 1) // per_block, nt)
 
 
