@@ -46,8 +46,9 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
       widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input
     pipelined (_bn_forward_walk, _bn_backward_walk): each thread walks its contiguous blocks row by row (ghost batch
       norm: every chunk's, in one sequence), a row of one block's statistics (or sums) with the same row of the
-      block before's elementwise pass; float32, S >= MG_SHORT_RUN: both in one loop (mg_channel_lane_sums_affine_float
-      and its kin), else one call after the other
+      block before's elementwise pass; S >= MG_SHORT_RUN: both in one loop (mg_channel_lane_sums_affine_float and
+      its kin; float64: mg_channel_shifted_sums_affine_double, mg_channel_dy_sums_affine2_double), else one call
+      after the other
     inference: one elementwise pass, _affine_row
     one thread: the blocks in order, called directly, without an OpenMP region
   group norm (rows (n, g) of M = Cg*S values)
@@ -325,9 +326,9 @@ cdef Py_ssize_t _bn_n_blocks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_
     (c1 - c0)*S are at least BN_MIN_RUN_BYTES.
     NOTE: a block is read n by n in runs of (c1 - c0)*S values C*S apart; short runs defeat the hardware prefetcher,
     and whole-thread blocks make the second pass read from L3 or DRAM (docs/perf/norm-kernels.md#batch-norm-blocks,
-    #2026-12-07-session-30-the-second-pass-from-l2); long runs too: the 4 MiB blocks they took before session 32
-    (runs of n_arrays*S*itemsize >= 16 KiB) were 1.1-1.6x slower
-    (docs/perf/norm-kernels.md#2026-12-07-session-32-float64-in-the-pipelined-row)."""
+    #2026-12-07-session-30-the-second-pass-from-l2); long runs too: the blocks of up to 4 MiB they took before
+    session 32 (runs of n_arrays*S*itemsize >= 16 KiB) had the second pass read from L3, 1.1-1.7x slower at S = 1024
+    to 12544 (docs/perf/norm-kernels.md#2026-12-07-session-32-float64-in-the-pipelined-row)."""
     cdef Py_ssize_t nt = min(C, max(n_threads, 1)), per_block, run = S * itemsize, channel = N * run * n_arrays
     if S == 1 or BN_L2_BYTES == 0:
         return nt
@@ -372,7 +373,7 @@ cdef inline void _renorm(double mean, double rstd, double running_mean, double r
 # NOTE: pipelined: the thread's blocks, chunk after chunk, form one sequence; each row of a block's statistics (read
 #   from L3) goes with the same row of the block before's elementwise pass (x from L2, y written), so the one's
 #   loads overlap the other's arithmetic and stores, rather than the statistics pass waiting on L3 alone
-#   (docs/perf/norm-kernels.md#2026-12-07-session-31-the-statistics-pass); float32 runs of S >= MG_SHORT_RUN do both
+#   (docs/perf/norm-kernels.md#2026-12-07-session-31-the-statistics-pass); runs of S >= MG_SHORT_RUN do both
 #   in one loop, and only the thread's first statistics and last elementwise pass run alone, not each chunk's
 #   (docs/perf/norm-kernels.md#2026-12-07-session-32-the-pipelined-row-in-one-loop).
 #   Per channel the same operations in the same order as a block summed whole, so the same bits.
