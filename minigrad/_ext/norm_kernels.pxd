@@ -54,7 +54,8 @@ cdef extern from "norm_channels.h":
                                           const float* Ke, const float* b, const float* k) noexcept nogil
     void mg_channel_shifted_sums_affine_double(const double* x, Py_ssize_t nc, Py_ssize_t S, const double* K,
                                                double* s1, double* s2, double* y, const double* xe, Py_ssize_t na,
-                                               const double* Ke, const double* scale, const double* shift) noexcept nogil
+                                               const double* Ke, const double* scale,
+                                               const double* shift) noexcept nogil
     void mg_channel_dy_sums_affine2_double(const double* dy, const double* x, Py_ssize_t nc, Py_ssize_t S,
                                            const double* mean, double* sdy, double* sdyx, double* dx,
                                            const double* dye, const double* xe, Py_ssize_t na, const double* a,
