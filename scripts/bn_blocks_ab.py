@@ -118,7 +118,12 @@ def main():
     ap.add_argument("--against", metavar="DIR", help="another build's minigrad/_ext: its norm is 'before'")
     ap.add_argument("--huge", action="store_true", help="x, dy, y, dx each at a 2 MiB boundary of transparent huge "
                     "pages (by default: NumPy's allocations, wherever they land)")
+    ap.add_argument("--no-huge", action="store_true", help="every array on 4 KiB pages: NumPy's madvise of "
+                    "allocations >= 4 MiB for huge pages turned off (by default float64 arrays of >= 4 MiB get them, "
+                    "and with them the huge-page set conflicts of --huge)")
     args = ap.parse_args()
+    if args.no_huge:
+        np._core.multiarray._set_madvise_hugepage(False)
     import minigrad
     from minigrad._ext import norm
 

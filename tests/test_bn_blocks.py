@@ -4,7 +4,9 @@ give the bits of one block (the rule switched off) at 1 and 2 threads, and every
 reference on the same shapes. The shapes cover each S path of the channel sums (S < 8, short runs, float32 lanes
 MG_SHORT_RUN <= S < MG_LANE_RUN, long runs), odd C (uneven blocks, the float64 channel pairs), S == 1 and ghost
 batch norm's chunks; (5, 9, 196) the float32 lanes' fused rows (mg_channel_lane_sums_affine_float: blocks of unequal
-width side by side, S not a multiple of 32) across ghost batch norm's chunks, the last one shorter.
+width side by side, S not a multiple of 32) across ghost batch norm's chunks, the last one shorter; (3, 10, 130)
+float64's fused rows (mg_channel_shifted_sums_affine_double, mg_channel_dy_sums_affine2_double) at the rule of
+3-channel minimum runs: blocks 2, 3, 2, 3 channels wide, each beside a wider and a narrower one, S not a multiple of 8.
 """
 import numpy as np
 import pytest
@@ -17,11 +19,12 @@ EPS = 1e-5
 TOL = {np.float32: 1e-5, np.float64: 1e-10}
 # (N, C, S)
 SHAPES = [(5, 7, 9), (3, 17, 33), (4, 40, 8), (2, 9, 130), (3, 5, 600), (6, 11, 3), (9, 13, 1), (1, 3, 2),
-          (5, 9, 196)]
+          (5, 9, 196), (3, 10, 130)]
 # (l2_bytes, min_run_bytes): blocks of one channel, of a few channels, runs widened past the block size; 4 KiB:
 # at (5, 9, 196) float32 ghost batch norm's last chunk (one sample) takes wider blocks than the others (two samples),
-# so that at 2 threads a thread's channels change from chunk to chunk
-RULES = [(1, 0), (1 << 10, 0), (512, 256), (4 << 10, 0)]
+# so that at 2 threads a thread's channels change from chunk to chunk; 3 KiB minimum runs: float64 (3, 10, 130)'s
+# blocks of 2, 3, 2, 3 channels (forward and backward alike: the minimum run does not depend on the arrays read)
+RULES = [(1, 0), (1 << 10, 0), (512, 256), (4 << 10, 0), (1, 3 << 10)]
 CHUNK = 2
 
 

@@ -42,13 +42,13 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
     elementwise: mg_col_affine* (S == 1); mg_channel_affine* (full vectors per channel, last one overlapping,
       for L <= S < MG_SHORT_RUN; one channel per call otherwise)
     blocks (_bn_n_blocks), at least one per thread, so the elementwise pass rereads x (and dy) from cache: S == 1
-      one block per thread; a channel's runs in all inputs (x, or dy and x) of at least BN_RUN_BYTES (16 KiB):
-      blocks of at most BN_BLOCK_BYTES (4 MiB) of input; shorter: blocks of at most BN_L2_BYTES (256 KiB) of
-      input, widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input
+      one block per thread; S > 1: blocks of at most BN_L2_BYTES (256 KiB) of input (at least one channel),
+      widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input
     pipelined (_bn_forward_walk, _bn_backward_walk): each thread walks its contiguous blocks row by row (ghost batch
       norm: every chunk's, in one sequence), a row of one block's statistics (or sums) with the same row of the
-      block before's elementwise pass; float32, S >= MG_SHORT_RUN: both in one loop (mg_channel_lane_sums_affine_float
-      and its kin), else one call after the other
+      block before's elementwise pass; S >= MG_SHORT_RUN: both in one loop (mg_channel_lane_sums_affine_float and
+      its kin; float64: mg_channel_shifted_sums_affine_double, mg_channel_dy_sums_affine2_double), else one call
+      after the other
     inference: one elementwise pass, _affine_row
     one thread: the blocks in order, called directly, without an OpenMP region
   group norm (rows (n, g) of M = Cg*S values)
@@ -88,12 +88,9 @@ cdef enum:
 # layer-norm shaped group norm backward: rows per block of X-precision dweight/dbias partials
 cdef enum:
     LN_ROWS = 32
-# batch norm: input bytes of a block of channels that is reduced and then finished while it is still in cache
-cdef Py_ssize_t BN_BLOCK_BYTES = 4 << 20
-cdef Py_ssize_t BN_RUN_BYTES = 16 << 10
-# batch norm, S > 1 with short runs (S*itemsize < BN_RUN_BYTES): blocks of at most BN_L2_BYTES of input, so that the
-# second pass reads from L2, but runs of at least BN_MIN_RUN_BYTES, so that the prefetcher still follows them
-# (_bn_n_blocks; 0 keeps one block per thread); set through _set_bn_blocks (tests, A/B scripts).
+# batch norm, S > 1: blocks of at most BN_L2_BYTES of input, so that the second pass reads from L2, but runs of at
+# least BN_MIN_RUN_BYTES, so that the prefetcher still follows them (_bn_n_blocks; 0 keeps one block per thread); set
+# through _set_bn_blocks (tests, A/B scripts).
 # NOTE: 256 KiB, half of session 30's 512 KiB, since the pipelined blocks keep two blocks in L2 at once
 cdef Py_ssize_t BN_L2_BYTES = 256 << 10
 cdef Py_ssize_t BN_MIN_RUN_BYTES = 4 << 10
@@ -325,19 +322,17 @@ cdef inline void _bn_dx_coefficients(double sdy, double sdyx, double M, double m
 cdef Py_ssize_t _bn_n_blocks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t itemsize, Py_ssize_t n_arrays,
                              int n_threads) noexcept nogil:
     """Blocks of channels over n_arrays input arrays (x; or dy and x), at least one block per thread. S == 1: one per
-    thread. Long runs (n_arrays*S*itemsize >= BN_RUN_BYTES): blocks of at most BN_BLOCK_BYTES of input (at least one
-    channel). Short runs: blocks of at most BN_L2_BYTES of input, widened so that each array's runs (c1 - c0)*S are
-    at least BN_MIN_RUN_BYTES.
+    thread. S > 1: blocks of at most BN_L2_BYTES of input (at least one channel), widened so that each array's runs
+    (c1 - c0)*S are at least BN_MIN_RUN_BYTES.
     NOTE: a block is read n by n in runs of (c1 - c0)*S values C*S apart; short runs defeat the hardware prefetcher,
     and whole-thread blocks make the second pass read from L3 or DRAM (docs/perf/norm-kernels.md#batch-norm-blocks,
-    #2026-12-07-session-30-the-second-pass-from-l2)."""
+    #2026-12-07-session-30-the-second-pass-from-l2); long runs too: the blocks of up to 4 MiB they took before
+    session 32 (runs of n_arrays*S*itemsize >= 16 KiB) had the second pass read from L3, 1.1-1.7x slower at S = 1024
+    to 12544 (docs/perf/norm-kernels.md#2026-12-07-session-32-float64-in-the-pipelined-row)."""
     cdef Py_ssize_t nt = min(C, max(n_threads, 1)), per_block, run = S * itemsize, channel = N * run * n_arrays
-    if S == 1 or (run * n_arrays < BN_RUN_BYTES and BN_L2_BYTES == 0):
+    if S == 1 or BN_L2_BYTES == 0:
         return nt
-    if run * n_arrays >= BN_RUN_BYTES:
-        per_block = max(1, BN_BLOCK_BYTES // channel)
-    else:
-        per_block = max(1, BN_L2_BYTES // channel, (BN_MIN_RUN_BYTES + run - 1) // run)
+    per_block = max(1, BN_L2_BYTES // channel, (BN_MIN_RUN_BYTES + run - 1) // run)
     return max((C + per_block - 1) // per_block, nt)
 
 
@@ -378,7 +373,7 @@ cdef inline void _renorm(double mean, double rstd, double running_mean, double r
 # NOTE: pipelined: the thread's blocks, chunk after chunk, form one sequence; each row of a block's statistics (read
 #   from L3) goes with the same row of the block before's elementwise pass (x from L2, y written), so the one's
 #   loads overlap the other's arithmetic and stores, rather than the statistics pass waiting on L3 alone
-#   (docs/perf/norm-kernels.md#2026-12-07-session-31-the-statistics-pass); float32 runs of S >= MG_SHORT_RUN do both
+#   (docs/perf/norm-kernels.md#2026-12-07-session-31-the-statistics-pass); runs of S >= MG_SHORT_RUN do both
 #   in one loop, and only the thread's first statistics and last elementwise pass run alone, not each chunk's
 #   (docs/perf/norm-kernels.md#2026-12-07-session-32-the-pipelined-row-in-one-loop).
 #   Per channel the same operations in the same order as a block summed whole, so the same bits.
@@ -412,12 +407,15 @@ cdef void _bn_forward_walk(floating* y, double* mean, double* rstd, const floati
             K[c] = xs[c * S]  # the shift: a value of the channel, x[n0, c, 0]
         for q in range((max(m, pm) + rows - 1) // rows):
             n = q * rows
-            if floating is float and rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # both in one loop
+            if rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # both in one loop
                 if n == 0:  # no rows: zeroes the block's sums
                     _bn_stats_block(s1, s2, K, xs, m, C, S, c0, c1, lanes, 0, 0)
                 i = (n * C + c0) * S
                 j = (n * C + p0) * S
-                if S < MG_LANE_RUN:
+                if floating is double:
+                    mg_channel_shifted_sums_affine_double(xs + i, c1 - c0, S, K + c0, s1 + c0, s2 + c0, py + j,
+                                                          px + j, p1 - p0, Kx + p0, scale + p0, shift + p0)
+                elif S < MG_LANE_RUN:
                     mg_channel_lane_sums_affine_float(xs + i, c1 - c0, S, K + c0, lanes + 8 * c0,
                                                       lanes + 8 * c0 + 4 * (c1 - c0), py + j, px + j, p1 - p0,
                                                       Kx + p0, scale + p0, shift + p0)
@@ -594,12 +592,16 @@ cdef void _bn_backward_walk(floating* dx, floating* dweight, floating* dbias,
         rows = 1 if S > 1 and c1 > c0 and p1 > p0 else max(m, pm)  # as _bn_forward_walk
         for q in range((max(m, pm) + rows - 1) // rows):
             n = q * rows
-            if floating is float and rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # as _bn_forward_walk's
+            if rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # as _bn_forward_walk's
                 if n == 0:
                     _bn_dy_sums_block(sdy, sdyx, mean + g * C, gs, xs, m, C, S, c0, c1, lanes, 0, 0)
                 i = (n * C + c0) * S
                 j = (n * C + p0) * S
-                if S < MG_LANE_RUN:
+                if floating is double:
+                    mg_channel_dy_sums_affine2_double(gs + i, xs + i, c1 - c0, S, mean + g * C + c0, sdy + c0,
+                                                      sdyx + c0, pd + j, pg + j, px + j, p1 - p0, a + p0, mdy + p0,
+                                                      Kx + p0, b + p0, k + p0)
+                elif S < MG_LANE_RUN:
                     mg_channel_lane_dy_sums_affine2_float(gs + i, xs + i, c1 - c0, S, mean + g * C + c0,
                                                           lanes + 8 * c0, lanes + 8 * c0 + 4 * (c1 - c0), pd + j,
                                                           pg + j, px + j, p1 - p0, a + p0, mdy + p0, Kx + p0, b + p0,

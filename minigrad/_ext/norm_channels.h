@@ -72,6 +72,42 @@ MG_CLONES static void mg_channel_dy_sums_double(const double* restrict dy, const
     mg_channel_sums_double(dy, x, nc, S, mean, sdy, sdyx, 1);
 }
 
+/* The pipelined blocks' row in one call, float64 runs of S >= MG_SHORT_RUN: as mg_channel_pass_float (below), the
+   sums those of mg_channel_sums_double (mg_run_sums_double per channel), the pass those of mg_channel_affine_double,
+   mg_channel_affine2_double (mg_affine_double, mg_affine2_double per channel): the same bits.
+   NOTE: docs/perf/norm-kernels.md#2026-12-07-session-32-float64-in-the-pipelined-row */
+MG_AI void mg_channel_pass_double(const double* restrict dy, const double* restrict x, Py_ssize_t nc, Py_ssize_t S,
+                                  const double* restrict K, double* restrict s1, double* restrict s2, double* out,
+                                  const double* ge, const double* xe, Py_ssize_t na, const double* a,
+                                  const double* m, const double* Ke, const double* b, const double* k,
+                                  const int bwd) {
+    for (Py_ssize_t c = 0; c < nc || c < na; c++) {  /* either block may be the wider one */
+        mg_pass_double e = {0};
+        if (c < na)
+            e = (mg_pass_double){out + c * S, ge + c * S, xe + c * S, bwd ? a[c] : 0, bwd ? m[c] : 0, Ke[c], b[c],
+                                 k[c]};
+        if (c >= nc) mg_pass_double_rest(&e, 0, S, bwd);
+        else mg_run_sums_double(dy + c * S, x + c * S, S, K[c], s1 + c, s2 + c, c < na ? &e : NULL, bwd);
+    }
+}
+/* y = (xe - Ke)*scale + shift over the block before's na channels beside the nc channels' sums */
+MG_CLONES static void mg_channel_shifted_sums_affine_double(const double* restrict x, Py_ssize_t nc, Py_ssize_t S,
+                                                            const double* restrict K, double* restrict s1,
+                                                            double* restrict s2, double* y, const double* xe,
+                                                            Py_ssize_t na, const double* Ke, const double* scale,
+                                                            const double* shift) {
+    mg_channel_pass_double(x, x, nc, S, K, s1, s2, y, xe, xe, na, NULL, NULL, Ke, scale, shift, 0);
+}
+/* dx = a*(dye - mdy) + b*(xe - Ke) + k over the block before's na channels beside the nc channels' backward sums */
+MG_CLONES static void mg_channel_dy_sums_affine2_double(const double* restrict dy, const double* restrict x,
+                                                        Py_ssize_t nc, Py_ssize_t S, const double* restrict mean,
+                                                        double* restrict sdy, double* restrict sdyx, double* dx,
+                                                        const double* dye, const double* xe, Py_ssize_t na,
+                                                        const double* a, const double* mdy, const double* Ke,
+                                                        const double* b, const double* k) {
+    mg_channel_pass_double(dy, x, nc, S, mean, sdy, sdyx, dx, dye, xe, na, a, mdy, Ke, b, k, 1);
+}
+
 /* ---- S > 1, float32 (overflow: checked on the totals by _bn_stats_block, _bn_dy_sums_block) -----------------
    A short run (8 <= S < MG_SHORT_RUN) is one group in one accumulator: its vectors (the last one overlapping,
    its old lanes masked off), then the two halves, then widened; other runs as mg_f32_sums.

@@ -52,6 +52,15 @@ cdef extern from "norm_channels.h":
                                           const double* mean, double* sdy, double* sdyx, float* dx, const float* dye,
                                           const float* xe, Py_ssize_t na, const float* a, const float* mdy,
                                           const float* Ke, const float* b, const float* k) noexcept nogil
+    void mg_channel_shifted_sums_affine_double(const double* x, Py_ssize_t nc, Py_ssize_t S, const double* K,
+                                               double* s1, double* s2, double* y, const double* xe, Py_ssize_t na,
+                                               const double* Ke, const double* scale,
+                                               const double* shift) noexcept nogil
+    void mg_channel_dy_sums_affine2_double(const double* dy, const double* x, Py_ssize_t nc, Py_ssize_t S,
+                                           const double* mean, double* sdy, double* sdyx, double* dx,
+                                           const double* dye, const double* xe, Py_ssize_t na, const double* a,
+                                           const double* mdy, const double* Ke, const double* b,
+                                           const double* k) noexcept nogil
     void mg_channel_affine_float(float* y, const float* x, Py_ssize_t nc, Py_ssize_t S, const float* K,
                                  const float* scale, const float* shift) noexcept nogil
     void mg_channel_affine_double(double* y, const double* x, Py_ssize_t nc, Py_ssize_t S, const double* K,

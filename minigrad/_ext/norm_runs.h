@@ -24,13 +24,37 @@
         else { A = MG_MASKED(xk, mask); Q = A * A; }                                                           \
     } while (0)
 
+/* an elementwise pass that rides along a reduction over another run of the same length (the pipelined blocks of
+   batch norm, norm_channels.h): bwd = 0, the forward's out = (x - K)*b + k (b the scale, k the shift); bwd = 1, the
+   backward's out = a*(g - m) + b*(x - K) + k. Per element the operations of mg_affine_T and mg_affine2_T, so any cut
+   of the run into pieces gives their bits. out may be x (each value is read before it is written). */
+#define MG_PASS(T)                                                                                             \
+typedef struct { T* out; const T* g; const T* x; T a, m, K, b, k; } mg_pass_##T;                                \
+/* out[j:j+L], one vector */                                                                                   \
+MG_AI void mg_pass_##T##_vec(const mg_pass_##T* e, Py_ssize_t j, const int bwd) {                               \
+    mg_vx_##T v;                                                                                               \
+    if (bwd) v = e->a * (mg_loadx_##T(e->g + j) - e->m) + e->b * (mg_loadx_##T(e->x + j) - e->K) + e->k;       \
+    else v = (mg_loadx_##T(e->x + j) - e->K) * e->b + e->k;                                                    \
+    memcpy(e->out + j, &v, sizeof v);                                                                          \
+}                                                                                                              \
+/* out[i0:m] */                                                                                                \
+MG_AI void mg_pass_##T##_rest(const mg_pass_##T* e, Py_ssize_t i0, Py_ssize_t m, const int bwd) {               \
+    for (Py_ssize_t i = i0; i < m; i++) {                                                                      \
+        if (bwd) e->out[i] = e->a * (e->g[i] - e->m) + e->b * (e->x[i] - e->K) + e->k;                         \
+        else e->out[i] = (e->x[i] - e->K) * e->b + e->k;                                                       \
+    }                                                                                                          \
+}
+MG_PASS(float)
+MG_PASS(double)
+
 /* ---- float64: every term in double ------------------------------------------------------------------------ */
 
-/* s1 += sum(A), s2 += sum(Q) over [0, m).
+/* s1 += sum(A), s2 += sum(Q) over [0, m); with e (else NULL), e's elementwise pass over [0, m) too, 8 values beside
+   each 8 of the sums' main steps, the rest after them.
    NOTE: without -ffast-math GCC never vectorizes a floating-point reduction (it would reorder the adds), so the
    vectors are explicit: eight double accumulators (two 4-wide vectors) in a fixed order, then a scalar tail. */
 MG_AI void mg_run_sums_double(const double* dy, const double* x, Py_ssize_t m, double K, double* s1, double* s2,
-                              const int bwd) {
+                              const mg_pass_double* e, const int bwd) {
     const mg_v4d k = {K, K, K, K};
     mg_v4d a0 = {0, 0, 0, 0}, a1 = a0, q0 = a0, q1 = a0;
     Py_ssize_t i = 0;
@@ -39,7 +63,12 @@ MG_AI void mg_run_sums_double(const double* dy, const double* x, Py_ssize_t m, d
         MG_TERMS(bwd, A0, Q0, mg_load4_double(x + i) - k, mg_load4_double(dy + i));
         MG_TERMS(bwd, A1, Q1, mg_load4_double(x + i + 4) - k, mg_load4_double(dy + i + 4));
         a0 += A0; a1 += A1; q0 += Q0; q1 += Q1;
+        if (e) {
+            mg_pass_double_vec(e, i, bwd);
+            mg_pass_double_vec(e, i + 4, bwd);
+        }
     }
+    if (e) mg_pass_double_rest(e, i, m, bwd);
     double a = 0, q = 0;
     for (; i < m; i++) { double A, Q; MG_TERMS(bwd, A, Q, x[i] - K, dy[i]); a += A; q += Q; }
     *s1 += mg_hsum(a0, a1) + a;
@@ -47,12 +76,12 @@ MG_AI void mg_run_sums_double(const double* dy, const double* x, Py_ssize_t m, d
 }
 /* s1 += sum(x - K), s2 += sum((x - K)^2) over x[0:m] */
 MG_CLONES static void mg_shifted_sums_double(const double* x, Py_ssize_t m, double K, double* s1, double* s2) {
-    mg_run_sums_double(x, x, m, K, s1, s2, 0);
+    mg_run_sums_double(x, x, m, K, s1, s2, NULL, 0);
 }
 /* sdy += sum(dy), sdyx += sum(dy*(x - mean)) over [0, m) */
 MG_CLONES static void mg_dy_sums_double(const double* dy, const double* x, Py_ssize_t m, double mean,
                                         double* sdy, double* sdyx) {
-    mg_run_sums_double(dy, x, m, mean, sdy, sdyx, 1);
+    mg_run_sums_double(dy, x, m, mean, sdy, sdyx, NULL, 1);
 }
 
 /* ---- float32: terms and short sums in float32 lanes, partials in double --------------------------------------
@@ -70,28 +99,6 @@ MG_CLONES static void mg_dy_sums_double(const double* dy, const double* x, Py_ss
 /* the float32 sums overflow where |x - K| > 1.8e19 (a square) or the data is not finite: such a set is summed
    again converting every value to double, as the float64 path (rare) */
 #define MG_FINITE2(a, q) (__builtin_isfinite(a) && __builtin_isfinite(q))
-
-/* an elementwise pass that rides along a reduction over another run of the same length (the pipelined blocks of
-   batch norm, norm_channels.h): bwd = 0, the forward's out = (x - K)*b + k (b the scale, k the shift); bwd = 1, the
-   backward's out = a*(g - m) + b*(x - K) + k. Per element the operations of mg_affine_float and mg_affine2_float,
-   so any cut of the run into pieces gives their bits. out may be x (each value is read before it is written). */
-typedef struct { float* out; const float* g; const float* x; float a, m, K, b, k; } mg_pass_float;
-/* out[i:i+32] */
-MG_AI void mg_pass_float_32(const mg_pass_float* e, Py_ssize_t i, const int bwd) {
-    for (Py_ssize_t j = i; j < i + 32; j += 8) {
-        mg_vx_float v;
-        if (bwd) v = e->a * (mg_loadx_float(e->g + j) - e->m) + e->b * (mg_loadx_float(e->x + j) - e->K) + e->k;
-        else v = (mg_loadx_float(e->x + j) - e->K) * e->b + e->k;
-        memcpy(e->out + j, &v, sizeof v);
-    }
-}
-/* out[i0:m] */
-MG_AI void mg_pass_float_rest(const mg_pass_float* e, Py_ssize_t i0, Py_ssize_t m, const int bwd) {
-    for (Py_ssize_t i = i0; i < m; i++) {
-        if (bwd) e->out[i] = e->a * (e->g[i] - e->m) + e->b * (e->x[i] - e->K) + e->k;
-        else e->out[i] = (e->x[i] - e->K) * e->b + e->k;
-    }
-}
 
 /* m >= 8 values: lane partials a += sum(A), q += sum(Q) (A, Q in float32, k a float32 value), group by group; with
    e (else NULL), e's elementwise pass over [0, m) too, 32 values beside each 32 of the sums' main steps, the rest
@@ -112,7 +119,7 @@ MG_AI void mg_f32_run_sums(const float* dy, const float* x, Py_ssize_t m, float 
             a0 += A0; a1 += A1; a2 += A2; a3 += A3;
             q0 += Q0; q1 += Q1; q2 += Q2; q3 += Q3;
             if (e) {
-                mg_pass_float_32(e, i, bwd);
+                for (Py_ssize_t j = i; j < i + 32; j += 8) mg_pass_float_vec(e, j, bwd);
                 done = i + 32;
             }
         }
