@@ -85,21 +85,20 @@ LIMITS = {
         "slower in NumPy's OpenBLAS than in PyTorch's MKL; no copy of W^T made in the forward pays for itself: "
         "docs/perf/mlp-first-layer.md); the kernels are 1.5-2x faster than a session ago (same bits), each "
         "BatchNorm + Sigmoid pair is one node and every op's autograd core is about 30% fewer instructions, which "
-        "leaves about 1 us of Python a piece. The VM's per-process speed is bimodal: by the medians of 16 processes "
-        "each (docs/end-to-end-mlp-bn-16x.json) eager runs at 1.55x PyTorch (paired); in the 8-repeat run 1.38x, "
-        "five of its eight eager processes in the slow mode (945-1171 us a step against 656-694), 1.60x in the "
-        "last session's (docs/perf/mlp-step.md)",
+        "leaves about 1 us of Python a piece (session 32: the contract's checks as one compiled call, about 2% of "
+        "the step). The VM's per-process speed is bimodal: by the medians of 16 processes each "
+        "(docs/end-to-end-mlp-bn-16x.json) eager runs at 1.60x PyTorch (paired), in the 8-repeat run 1.50x, two "
+        "of its eight eager processes at 601-610 us a step, the rest at 803-1028)",
     "end to end: MLP-BN compiled >= 2x torch steps/s":
         "The replay binds the linear layers, batch norm + sigmoid and the plain cross entropy to their kernels and "
-        "preallocated arrays (docs/perf/mlp-step.md); by the medians of 16 processes each "
-        "(docs/end-to-end-mlp-bn-16x.json) the compiled step runs at 2.23x PyTorch (paired), 2.01x in the 8-repeat "
-        "run. Its processes are bimodal on this VM: in the 16-process run ten of sixteen ran 470-524 us a step "
-        "and six 600-842 us (PyTorch's 1058-1782 us)",
+        "preallocated arrays (docs/perf/mlp-step.md, docs/compile.md); by the medians of 16 processes each "
+        "(docs/end-to-end-mlp-bn-16x.json) the compiled step runs at 2.28x PyTorch (paired), 2.43x in the 8-repeat "
+        "run. Its processes are bimodal on this VM: in the 16-process run eight of sixteen ran 430-476 us a step "
+        "and the rest 550-1306 us (PyTorch's 925-1839 us)",
     "end to end: MLP-BN compiled >= 1.0x JAX jitted steps/s":
-        "By the medians of 16 processes each (docs/end-to-end-mlp-bn-16x.json) the compiled step takes 506 us "
-        "against JAX's 657 (1.30x; 1.24x paired within each repeat), six of the sixteen compiled processes in the "
-        "slow mode (600-842 us against 470-524) and JAX's spread over 611-1006 us; in the 8-repeat run 699 us "
-        "against 693 by the medians (0.99x; 1.31x paired), five of its eight compiled processes in the slow mode.",
+        "By the medians of 16 processes each (docs/end-to-end-mlp-bn-16x.json) the compiled step takes 513 us "
+        "against JAX's 628 (1.22x), in the 8-repeat run 435 us against 724 (1.66x by the medians; 1.46x paired "
+        "within each repeat); both libraries' processes are bimodal here (JAX's 546-963 us).",
     "end to end: ResNet-20 >= 1.0x torch steps/s":
         "Every 3x3 convolution runs on a direct kernel (unit stride: docs/perf/conv.md parts 2-4; stride 2 by the "
         "stride's phases: part 5); the 1x1 shortcuts and the classifier are GEMMs",
@@ -114,7 +113,8 @@ LIMITS = {
         "PyTorch at 2 threads, gains 1.67x (a 3x3 convolution's two gradients in one parallel region since "
         "session 31: docs/perf/threads.md)",
     "end to end: ResNet-20 step 2 threads >= 1.6x 1 thread":
-        "The eager step gains 1.37x (medians; 1.40x paired), the compiled one 1.67x. The conv kernels scale 1.2-1.9x "
+        "The eager step gains 1.57x (medians; 1.54x paired) in this run, the compiled one 1.46x (1.51x paired; "
+        "1.67x in session 31's run). The conv kernels scale 1.2-1.9x "
         "alone (each thread zeroes its own scratch; the weight gradient's parts are summed in a vectorized pass; "
         "a 3x3 convolution's two gradients share one parallel region) and autograd's fan-out sums run on the "
         "team, but the main thread still waits at the end of about 120 parallel regions a step for a worker the "
