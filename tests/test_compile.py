@@ -39,13 +39,17 @@ def _states(cfn):
     return [e.state for entries in cfn._cache.values() for e in entries]
 
 
-def _assert_same(net_a, opt_a, net_b, opt_b):
+def _assert_same_nets(net_a, net_b):
     for (k, a), (_, b) in zip(net_a.state_dict().items(), net_b.state_dict().items()):
         assert a.tobytes() == b.tobytes(), k
     for pa, pb in zip(net_a.parameters(), net_b.parameters()):
         assert (pa.grad is None) == (pb.grad is None)
         if pa.grad is not None:
             assert pa.grad.data.tobytes() == pb.grad.data.tobytes()
+
+
+def _assert_same(net_a, opt_a, net_b, opt_b):
+    _assert_same_nets(net_a, net_b)
     sa, sb = opt_a.state_dict()["state"], opt_b.state_dict()["state"]
     assert sa.keys() == sb.keys()
     for i in sa:

@@ -11,6 +11,7 @@ import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad import nn
 from minigrad.optim import SGD
+from test_compile import _assert_same_nets, _setup
 
 
 def _build(momentum=0.1):
@@ -21,20 +22,8 @@ def _build(momentum=0.1):
 
 def _pair(build=_build):
     """(eager step, compiled step, eager net, compiled net), each from the same seed."""
-    out = []
-    for _ in range(2):
-        mg.manual_seed(0)
-        net = build()
-        opt = SGD(net.parameters(), lr=0.05, momentum=0.9)
-
-        def step(x, y, net=net, opt=opt):
-            opt.zero_grad()
-            loss = F.cross_entropy(net(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        out.append((step, net))
-    (step_a, net_a), (step_b, net_b) = out
+    net_a, _, step_a = _setup(build, "sgd")
+    net_b, _, step_b = _setup(build, "sgd")
     return step_a, mg.compile(step_b), net_a, net_b
 
 
@@ -42,15 +31,6 @@ def _batches(n, seed=0):
     rng = np.random.default_rng(seed)
     return [(mg.Tensor(rng.standard_normal((10, 12)).astype(np.float32)), mg.Tensor(rng.integers(0, 10, 10)))
             for _ in range(n)]
-
-
-def _same(net_a, net_b):
-    for (k, a), (_, b) in zip(net_a.state_dict().items(), net_b.state_dict().items()):
-        assert a.tobytes() == b.tobytes(), k
-    for pa, pb in zip(net_a.parameters(), net_b.parameters()):
-        assert (pa.grad is None) == (pb.grad is None)
-        if pa.grad is not None:
-            assert pa.grad.data.tobytes() == pb.grad.data.tobytes()
 
 
 def _source(compiled):
@@ -68,7 +48,7 @@ def test_lines_in_place_of_calls_give_eagers_bits():
         warnings.simplefilter("error")
         for x, y in _batches(8):
             assert step_a(x, y).data.tobytes() == compiled(x, y).data.tobytes()
-    _same(net_a, net_b)
+    _assert_same_nets(net_a, net_b)
     assert [int(m.num_batches_tracked.data) for m in net_b.modules() if isinstance(m, nn.BatchNorm1d)] == [8, 8]
     src = _source(compiled)
     assert src.count("[()] += 1") == 2
@@ -85,7 +65,7 @@ def test_cumulative_average_keeps_the_statistics_in_the_forward():
     step_a, compiled, net_a, net_b = _pair(lambda: _build(momentum=None))
     for x, y in _batches(6, seed=1):
         assert step_a(x, y).data.tobytes() == compiled(x, y).data.tobytes()
-    _same(net_a, net_b)
+    _assert_same_nets(net_a, net_b)
     to_ctx = [line for line in _source(compiled).splitlines() if ".mean, x" in line]
     assert len(to_ctx) == 2 and all(line.startswith("    x") for line in to_ctx)
 
@@ -100,7 +80,7 @@ def test_guard_sends_a_frozen_parameter_to_a_new_recording():
             for net in (net_a, net_b):
                 net[6].weight.requires_grad = False
         assert step_a(x, y).data.tobytes() == compiled(x, y).data.tobytes()
-    _same(net_a, net_b)
+    _assert_same_nets(net_a, net_b)
     assert [e.state for es in compiled._cache.values() for e in es] == ["checked", "checked"]
     assert net_b[6].weight.grad is None
 
@@ -145,7 +125,7 @@ def test_bound_batch_norm_after_an_unbound_linear_reads_its_new_output(dtype):
             x = mg.Tensor(x.data.astype(dtype))
             (la, pa), (lb, pb) = step_a(x, y), compiled(x, y)
             assert la.data.tobytes() == lb.data.tobytes() and pa.data.tobytes() == pb.data.tobytes()
-    _same(net_a, net_b)
+    _assert_same_nets(net_a, net_b)
     src = _source(compiled)
     assert "K" in src and ".reshape(10, 16, 1)" in src  # NOTE: the batch norm bound, its input the plain reshape
 
