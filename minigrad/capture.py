@@ -492,12 +492,20 @@ class _Trace:
             if not ctx.needs_input_grad[i] or not p.requires_grad or id(p) not in var:
                 continue
             pv = var[id(p)]
-            body.append(f" {pv} = {exprs[i]} if {pv} is None else _sum_grads({pv}, {exprs[i]})" if pv in assigned
-                        else f" {pv} = {exprs[i]}")
+            body.append(self._sum_line(pv, exprs[i], assigned))
             assigned.add(pv)
         if "flag" in b:  # NOTE: the node's own forward ran (the data chose it): its own backward, the plain block
             return ([f"if {v} is not None and {b['flag']}:"] + body + [f"{v} = None"], b["flag"])
         return [f"if {v} is not None:"] + body + [f"{v} = None"]
+
+    def _sum_line(self, pv, pg, assigned):
+        """The line adding the contribution ``pg`` (an expression) into the gradient variable ``pv``, as eager's walk
+        adds it: ``_sum_grads``, or the pair left pending where ``pv``'s node takes it (``self._pending``)."""
+        if pv not in assigned:
+            return f" {pv} = {pg}"
+        if pv in self._pending:
+            return f" {pv} = {pg} if {pv} is None else ({pv}, {pg})"
+        return f" {pv} = {pg} if {pv} is None else _sum_grads({pv}, {pg})"
 
     def _fresh_leaf(self, leaf, sources, g, v):
         """A leaf's gradient write (``leaf``, its lines) as lines, or as one "alt" line of the node it comes from
@@ -625,6 +633,12 @@ class _Trace:
         for node in order:
             for i, p in enumerate(node._ctx.parents if node._ctx is not None else ()):
                 into.setdefault(id(p), []).append((node._ctx, i))
+        # NOTE: the gradient variables whose two contributions are handed to their node's backward_sum, as eager's
+        # walk does (_walk_arrays): a node that overrides it, with two contributions and no seed (a root's is a third)
+        self._pending = {var[id(n)] for n in order
+                         if n._ctx is not None and type(n._ctx).backward_sum is not _t._backward_sum
+                         and id(n._ctx) not in self.bind and len(into.get(id(n), ())) == 2
+                         and not any(n is r for r in roots)}
         for node in order:
             v, ctx = var[id(node)], node._ctx
             if ctx is None:
@@ -652,7 +666,10 @@ class _Trace:
             start = len(lines)
             assigned_before = set(assigned)
             bound = self._bound_backward(node, v, var, assigned_before)
-            body = [f"r = {self._name('B', ctx.backward)}({v})", "if type(r) is not tuple: r = (r,)"]
+            call = f"{self._name('B', ctx.backward)}({v})"
+            if v in self._pending:
+                call += f" if type({v}) is not tuple else {self._name('B', ctx.backward_sum)}(*{v})"
+            body = [f"r = {call}", "if type(r) is not tuple: r = (r,)"]
             for i, p in enumerate(ctx.parents):
                 if not p.requires_grad or id(p) not in var:
                     continue
@@ -661,8 +678,7 @@ class _Trace:
                 body += [f"pg = r[{i}]", "if pg is not None:",
                          f" if pg.shape != {shp}: pg = _unbroadcast(pg, {shp})",
                          f" if pg.dtype is not {dt} and pg.dtype != {dt}: pg = pg.astype({dt})",
-                         f" {pv} = pg if {pv} is None else _sum_grads({pv}, pg)" if pv in assigned
-                         else f" {pv} = pg"]  # NOTE: as eager's walk
+                         self._sum_line(pv, "pg", assigned)]  # NOTE: as eager's walk
                 assigned.add(pv)
             lines.append(f"if {v} is not None:")
             lines += [" " + b for b in body]

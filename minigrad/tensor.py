@@ -1480,7 +1480,8 @@ def _walk_arrays(order, grads, roots, retain_graph, owners):
                 else:
                     _accumulate(node, g, False, id(node) in root_ids, owners)
             continue
-        in_grads = ctx.backward(g)
+        # NOTE: a pending fan-out sum (below) goes to the node whole
+        in_grads = ctx.backward(g) if type(g) is not tuple else ctx.backward_sum(*g)
         parents = ctx.parents
         # NOTE: one input and one array back (most ops): the loop's body without the tuple and the zip
         if len(parents) == 1 and type(in_grads) is not tuple and not isinstance(in_grads, tuple):
@@ -1497,7 +1498,16 @@ def _walk_arrays(order, grads, roots, retain_graph, owners):
             if pg.dtype is not dtype and pg.dtype != dtype:  # NOTE: by identity first (NumPy's == is a call)
                 pg = pg.astype(dtype)
             prev = grads.get(parent)
-            grads[parent] = pg if prev is None else _sum_grads(prev, pg)
+            if prev is None:
+                grads[parent] = pg
+            elif type(prev) is tuple:  # NOTE: a third contribution: the pending sum first, eager's order
+                grads[parent] = _sum_grads(_sum_grads(*prev), pg)
+            else:
+                # NOTE: a second: left pending for a node that takes it (Function.backward_sum), whose backward is
+                # the sum's only reader; a leaf's is summed here, as .grad reads it
+                pctx = parent._ctx
+                grads[parent] = ((prev, pg) if pctx is not None and type(pctx).backward_sum is not _backward_sum
+                                 else _sum_grads(prev, pg))
         if not retain_graph:
             node._ctx = None
             node._freed = True
@@ -1704,8 +1714,16 @@ class Function:
 
     compose = None  # ``compose(*parents) -> Tensor``: the forward as Tensor ops (see backward_graph)
 
+    def backward_sum(self, grad0, grad1):
+        """``backward(grad0 + grad1)``: the backward of an output that fans out to two readers, given the two
+        gradients in the order the walk adds them (``_sum_grads(grad0, grad1)``, the same bits). The walk of
+        ``backward()`` calls it where the output got exactly two; an op overrides it where it can fold the sum into
+        its own pass (add + ReLU's backward, nn/functional/fused.py)."""
+        return self.backward(_sum_grads(grad0, grad1))
+
 
 _function_init = Function.__init__
+_backward_sum = Function.backward_sum
 
 # -------------------------------------------------------------------- elementwise ops
 

@@ -1,5 +1,6 @@
-"""Elementwise kernels in Cython/OpenMP on flat arrays of M values: a sum (autograd's fan-out), a residual block's add + ReLU, and the sigmoid,
-forward and backward, each one pass (NumPy's add + ReLU makes three forward passes, with a sum, a mask and the max,
+"""Elementwise kernels in Cython/OpenMP on flat arrays of M values: a sum (autograd's fan-out), a residual block's add + ReLU
+(and its backward from two gradient contributions, the fan-out sum with the mask), and the sigmoid, forward and
+backward, each one pass (NumPy's add + ReLU makes three forward passes, with a sum, a mask and the max,
 and a masked product backward). The rules, rounding by rounding, are those of minigrad/kernels/reference/elementwise.py: the
 sum rounded to X, then the max; the backward's product with X(1) or X(0). Elements are independent: the prange
 writes disjoint chunks, and the chunking changes no result. The sigmoid's loops are C (elementwise.h: float's exp in
@@ -47,6 +48,20 @@ cdef void _add_relu_backward(floating* dx, const floating* dy, const floating* y
         hi = min(M, lo + CHUNK)
         for i in range(lo, hi):
             dx[i] = dy[i] * (<floating>1 if y[i] > 0 else <floating>0)
+
+
+# dx, dy0, dy1, y: (M,); dx = X(dy0 + dy1) * X(y > 0): the walk's fan-out sum of the two contributions (in that order)
+# and _add_relu_backward's product, in one pass where the two made two, reading the sum from a register
+cdef void _add_relu_backward_sum(floating* dx, const floating* dy0, const floating* dy1, const floating* y,
+                                 Py_ssize_t M, int n_threads) noexcept nogil:
+    cdef Py_ssize_t k, i, lo, hi
+    cdef floating s
+    for k in prange((M + CHUNK - 1) // CHUNK, schedule='static', num_threads=n_threads):
+        lo = k * CHUNK
+        hi = min(M, lo + CHUNK)
+        for i in range(lo, hi):
+            s = dy0[i] + dy1[i]
+            dx[i] = s * (<floating>1 if y[i] > 0 else <floating>0)
 
 
 # y, a, b: (M,); y = a + b, one rounding per element (NumPy's a + b): autograd's fan-out sums of large gradients
@@ -99,6 +114,20 @@ def add_relu_backward(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndar
             _add_relu_backward(<float*>p_dx, <float*>p_dy, <float*>p_y, M, n_threads)
         else:
             _add_relu_backward(<double*>p_dx, <double*>p_dy, <double*>p_y, M, n_threads)
+
+
+def add_relu_backward_sum(cnp.ndarray dx not None, cnp.ndarray dy0 not None, cnp.ndarray dy1 not None,
+                          cnp.ndarray y not None, Py_ssize_t n_threads):
+    """dx = (dy0 + dy1) * [y > 0] on flat arrays (rule: reference.add_relu_backward_sum)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t M = dim(dx, 0)
+    cdef bint f32 = is_float32(dx)
+    cdef void* p_dx = ptr(dx), *p_dy0 = ptr(dy0), *p_dy1 = ptr(dy1), *p_y = ptr(y)
+    with nogil:
+        if f32:
+            _add_relu_backward_sum(<float*>p_dx, <float*>p_dy0, <float*>p_dy1, <float*>p_y, M, n_threads)
+        else:
+            _add_relu_backward_sum(<double*>p_dx, <double*>p_dy0, <double*>p_dy1, <double*>p_y, M, n_threads)
 
 
 # y = 1/(1 + exp(-x)), dx = dy*(1 - y)*y: chunks of CHUNK (a multiple of the 8 lanes, so a chunk's split into

@@ -103,6 +103,9 @@ Kernels:
       y, a, b: (M,)                                          (a residual block's output; flattened)
   add_relu_backward(dx, dy, y)                              dx = dy * X(y > 0): a product, so an inf dy where y <= 0
       dx, dy, y: (M,)                                        gives NaN (the unfused ReLU's product with its mask)
+  add_relu_backward_sum(dx, dy0, dy1, y)                    dx = X(dy0 + dy1) * X(y > 0): add_relu_backward of the
+      dx, dy0, dy1, y: (M,)                                  sum of two gradient contributions (the walk's fan-out
+                                                            sum, dy0 first), in one pass
   sigmoid_forward(y, x)                                     y = 1/(1 + exp(-x)) in X (0 where exp(-x) overflows;
       y, x: (M,)                                             exp within 1 ulp, so backends agree within 2 ulps)
   sigmoid_backward(dx, dy, y)                               dx = dy*(1 - y)*y in X, left to right (PyTorch's order)
@@ -310,6 +313,8 @@ SPECS = {
     "add": (("y", "a", "b"), {"y": ("M", "X"), "a": ("M", "X"), "b": ("M", "X")}),
     "add_relu_forward": (("y", "a", "b"), {"y": ("M", "X"), "a": ("M", "X"), "b": ("M", "X")}),
     "add_relu_backward": (("dx", "dy", "y"), {"dx": ("M", "X"), "dy": ("M", "X"), "y": ("M", "X")}),
+    "add_relu_backward_sum": (("dx", "dy0", "dy1", "y"),
+                              {"dx": ("M", "X"), "dy0": ("M", "X"), "dy1": ("M", "X"), "y": ("M", "X")}),
     "sigmoid_forward": (("y", "x"), {"y": ("M", "X"), "x": ("M", "X")}),
     "sigmoid_backward": (("dx", "dy", "y"), {"dx": ("M", "X"), "dy": ("M", "X"), "y": ("M", "X")}),
     # phase kernels (see the module docstring)
@@ -426,6 +431,7 @@ OUTPUTS = {
     "add": ("y",),
     "add_relu_forward": ("y",),
     "add_relu_backward": ("dx",),
+    "add_relu_backward_sum": ("dx",),
     "sigmoid_forward": ("y",),
     "sigmoid_backward": ("dx",),
     "channel_stats": ("mean", "m2"),

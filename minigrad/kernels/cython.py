@@ -23,8 +23,8 @@ from minigrad._ext.conv import (  # noqa: F401
     max_pool2d_backward, max_pool2d_forward,
 )
 from minigrad._ext.optim import adam_update, sgd_update, sgd_update_many  # noqa: F401
-from minigrad._ext.elementwise import (add, add_relu_backward, add_relu_forward, sigmoid_backward,  # noqa: F401
-                                       sigmoid_forward)
+from minigrad._ext.elementwise import (add, add_relu_backward, add_relu_backward_sum, add_relu_forward,  # noqa: F401
+                                       sigmoid_backward, sigmoid_forward)
 from minigrad._ext.phases import (  # noqa: F401
     channel_apply, channel_apply_relu, channel_backward_apply, channel_backward_apply_relu, channel_backward_sums,
     channel_backward_sums_relu, channel_stats, row_apply, row_apply_max, row_backward_apply, row_backward_apply_max,

@@ -19,7 +19,8 @@ from .norm import (  # noqa: F401
     running_stats_update,
 )
 from .optim import adam_update, sgd_update, sgd_update_many  # noqa: F401
-from .elementwise import add, add_relu_backward, add_relu_forward, sigmoid_backward, sigmoid_forward  # noqa: F401
+from .elementwise import (add, add_relu_backward, add_relu_backward_sum, add_relu_forward,  # noqa: F401
+                          sigmoid_backward, sigmoid_forward)
 from .phases import (  # noqa: F401
     channel_apply, channel_apply_relu, channel_backward_apply, channel_backward_apply_relu, channel_backward_sums,
     channel_backward_sums_relu, channel_stats, row_apply, row_apply_max, row_backward_apply, row_backward_apply_max,

@@ -27,6 +27,13 @@ def _add_relu_backward(dx, dy, y):
         dx[i] = dy[i] * (1 if y[i] > 0 else 0)
 
 
+@njit(parallel=True, cache=True)
+def _add_relu_backward_sum(dx, dy0, dy1, y):
+    for i in prange(dx.shape[0]):
+        s = dy0[i] + dy1[i]  # NOTE: rounded to X here (float32 + float32 stays float32), as the walk's sum
+        dx[i] = s * (1 if y[i] > 0 else 0)
+
+
 def add(y, a, b, n_threads):
     _threads(n_threads)
     _add(y, a, b)
@@ -40,6 +47,11 @@ def add_relu_forward(y, a, b, n_threads):
 def add_relu_backward(dx, dy, y, n_threads):
     _threads(n_threads)
     _add_relu_backward(dx, dy, y)
+
+
+def add_relu_backward_sum(dx, dy0, dy1, y, n_threads):
+    _threads(n_threads)
+    _add_relu_backward_sum(dx, dy0, dy1, y)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

@@ -3,6 +3,9 @@
     add:                y = X(a + b)                  one rounding per element (autograd's fan-out sums)
     add_relu_forward:   y = max(0, X(a + b))          the sum rounded to X, then the max; NaN stays NaN, -0 is +0
     add_relu_backward:  dx = dy * X([y > 0])          the product with 1 or 0, so an inf dy where y <= 0 gives NaN
+    add_relu_backward_sum:
+                        dx = X(dy0 + dy1) * X([y > 0])  the walk's fan-out sum of two gradients (dy0 first), then
+                                                      add_relu_backward's product: the two steps' roundings
     sigmoid_forward:    y = 1/(1 + exp(-x)) in X      no cancellation on either side; where exp(-x) overflows, 0
     sigmoid_backward:   dx = dy*(1 - y)*y in X        left to right, PyTorch's sigmoid_backward order
 
@@ -25,6 +28,11 @@ def add_relu_forward(y, a, b, n_threads=1):
 
 def add_relu_backward(dx, dy, y, n_threads=1):
     np.multiply(dy, y > 0, out=dx)
+
+
+def add_relu_backward_sum(dx, dy0, dy1, y, n_threads=1):
+    np.add(dy0, dy1, out=dx)
+    np.multiply(dx, y > 0, out=dx)
 
 
 def sigmoid_forward(y, x, n_threads=1):

@@ -24,8 +24,8 @@ import numpy as np
 from minigrad import kernels
 from minigrad.kernels import coefficients
 from minigrad.kernels.rules import check_batch_eps
-from minigrad.tensor import (Function, Tensor, _sigmoid_dx, _sigmoid_y, _tanh_dx, _tanh_y, is_grad_enabled,
-                             relu)
+from minigrad.tensor import (Function, Tensor, _sigmoid_dx, _sigmoid_y, _sum_grads, _tanh_dx, _tanh_y,
+                             is_grad_enabled, relu)
 
 from .conv import _Conv2d, _conv2d_args, conv2d
 from .dense import _Linear, _linear_args, linear
@@ -275,6 +275,17 @@ class _AddReLU(Function):
             gm = np.empty_like(g)
             if gm.size:
                 kernels.kernels().add_relu_backward(gm.reshape(-1), g.reshape(-1), self.y.reshape(-1))
+        return gm if self.needs_input_grad[0] else None, gm if self.needs_input_grad[1] else None
+
+    def backward_sum(self, g0, g1):
+        # NOTE: the output fans out (a residual block's input: its first conv and its shortcut): the walk's sum of
+        # the two gradients and the mask in one pass (add_relu_backward_sum), where the add kernel and this
+        # backward made two, each a parallel region
+        y = self.y
+        if not (g0.dtype == g1.dtype == y.dtype and g0.flags.c_contiguous and g1.flags.c_contiguous and y.size):
+            return self.backward(_sum_grads(g0, g1))
+        gm = np.empty_like(y)
+        kernels.kernels().add_relu_backward_sum(gm.reshape(-1), g0.reshape(-1), g1.reshape(-1), y.reshape(-1))
         return gm if self.needs_input_grad[0] else None, gm if self.needs_input_grad[1] else None
 
     def backward_graph(self, g):
