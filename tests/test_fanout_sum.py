@@ -124,6 +124,42 @@ def test_the_walk_hands_two_contributions_to_add_relu(fused_calls, dtype, reader
         mg.set_num_threads(old)
 
 
+@pytest.mark.parametrize("readers, fused", [("yy", 1), ("yyy", 0), ("yF", 0)])
+def test_the_replay_takes_the_pair_where_eager_does(fused_calls, readers, fused):
+    """minigrad.compile's replay of the graphs above: the fused call where eager makes it, the old sum elsewhere (a
+    third contribution, one not C-contiguous), with eager's gradients bit for bit."""
+    rng = np.random.default_rng(4)
+    shape = (64, 48)
+    a, b, g = (rng.standard_normal(shape).astype(np.float32) for _ in range(3))
+    ws = [Tensor(rng.standard_normal(shape).astype(np.float32)) for _ in readers]
+    at, bt, gt = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True), Tensor(g)
+    opt = SGD([at, bt], lr=0.0)
+
+    def step(s):
+        opt.zero_grad()
+        y = F.add_relu(at * s, bt)
+        out = None
+        for r, w in zip(readers, ws):
+            z = _Flipped.apply(y) * w if r == "F" else y * w
+            out = z if out is None else out + z
+        loss = (out * gt).sum()
+        loss.backward()
+        return loss
+
+    compiled = mg.compile(step)
+    for i in range(4):  # record, check, replay twice
+        s = Tensor(np.float32(1 + i / 8))
+        before = len(fused_calls)
+        compiled(s)
+        assert len(fused_calls) - before == fused * (2 if i == 1 else 1)  # the check runs replay and eager
+        got = [at.grad.data.tobytes(), bt.grad.data.tobytes()]
+        step(s)
+        assert got == [at.grad.data.tobytes(), bt.grad.data.tobytes()]
+        fused_calls.clear()
+    (entry,) = [e for entries in compiled._cache.values() for e in entries]
+    assert entry.state == "checked"
+
+
 def test_autograd_grad_takes_the_old_sum(fused_calls):
     """autograd.grad's walk (inputs given) sums as before; the same bits as backward()'s fused path."""
     rng = np.random.default_rng(2)
