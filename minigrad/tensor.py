@@ -1310,9 +1310,10 @@ def _unbroadcast_tensor(grad, shape):
 _DONE = object()  # _topological_order's marker
 
 
-def _topological_order(roots, stop=None):
+def _topological_order(roots, stop=None, leaves=True):
     """Nodes reachable from ``roots``, each after every node that uses it (iterative DFS); nodes in ``stop`` are
-    not expanded."""
+    not expanded. ``leaves=False``: the nodes with a context only (no leaf is pushed; a root that is a leaf is left
+    out too)."""
     # NOTE: a node is marked when it is expanded, not when pushed: a node pushed twice is expanded at its
     # deeper push, so it is finished before every node that uses it (post-order stays topological)
     # NOTE: the stack holds nodes to expand; a node followed by _DONE (pushed above its parents) is finished when
@@ -1331,13 +1332,19 @@ def _topological_order(roots, stop=None):
         ctx = node._ctx
         if ctx is None or (stop is not None and node in stop):
             # NOTE: nothing to expand (a leaf): finished at once, as the marker pushed above it would finish it next
-            order.append(node)
+            if leaves or ctx is not None:
+                order.append(node)
             continue
         append(node)
         append(_DONE)
-        for p in ctx.parents:
-            if p.requires_grad and p not in seen:
-                append(p)
+        if leaves:
+            for p in ctx.parents:
+                if p.requires_grad and p not in seen:
+                    append(p)
+        else:
+            for p in ctx.parents:
+                if p.requires_grad and p._ctx is not None and p not in seen:
+                    append(p)
     order.reverse()
     return order
 
@@ -1386,14 +1393,6 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
     if _recorder is not None:
         _recorder.on_walk(roots, root_grads, create_graph, inputs, accumulate, retain_graph)
     want = None if inputs is None else set(inputs)
-    order = _topological_order(roots, want if stop_at_inputs else None)
-    needed = None
-    if want is not None:  # NOTE: only nodes from which an input is reachable are worth walking through
-        needed = set()
-        for node in reversed(order):
-            ctx = node._ctx
-            if node in want or (ctx is not None and builtins.any(p in needed for p in ctx.parents)):
-                needed.add(node)
     grads = {}
     for r, g in zip(roots, root_grads):
         grads[r] = g if r not in grads else grads[r] + g
@@ -1402,8 +1401,16 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
     captured = {}
     anomaly = _active_switches and _anomaly_enabled()
     if want is None and not create_graph and not anomaly:  # NOTE: backward() of a loss, the common walk
-        _walk_arrays(order, grads, roots, retain_graph, owners)
+        _walk_arrays(_topological_order(roots, leaves=False), grads, roots, retain_graph, owners)
         return captured
+    order = _topological_order(roots, want if stop_at_inputs else None)
+    needed = None
+    if want is not None:  # NOTE: only nodes from which an input is reachable are worth walking through
+        needed = set()
+        for node in reversed(order):
+            ctx = node._ctx
+            if node in want or (ctx is not None and builtins.any(p in needed for p in ctx.parents)):
+                needed.add(node)
     with (enable_grad() if create_graph else contextlib.nullcontext()):
         for node in order:
             g = grads.pop(node, None)
@@ -1460,27 +1467,15 @@ def _backward_pass(roots, root_grads, retain_graph, create_graph, inputs=None, a
 
 def _walk_arrays(order, grads, roots, retain_graph, owners):
     """``_backward_pass``'s loop for array gradients into every leaf (no ``inputs``, no create_graph, no anomaly
-    checks): the same steps in the same order, without the tests of the cases that cannot arise here."""
-    root_ids = {id(r) for r in roots}
+    checks): the same steps, without the tests of the cases that cannot arise here. ``order`` holds the nodes with a
+    context only: the leaves' gradients are what is left in ``grads`` after them, accumulated in the order each
+    leaf's first gradient came (each into its own ``.grad``: the order changes no value)."""
     for node in order:
         g = grads.pop(node, None)
         if g is None:
             continue
         ctx = node._ctx
-        if ctx is None:  # a leaf
-            if getattr(node, "_freed", False):
-                raise RuntimeError(_FREED_MESSAGE)
-            if node.requires_grad:
-                if node.grad is None and type(g) is np.ndarray:
-                    # NOTE: _accumulate's common case (a first gradient) without its frame: 11 leaves an MLP-BN
-                    # step. A root's seed is copied by _leaf_array too (its memory is in owners)
-                    t = _new_object(Tensor)
-                    t.data, t.grad, t._ctx, t.requires_grad = _leaf_array(g, owners), None, None, False
-                    node.grad = t
-                else:
-                    _accumulate(node, g, False, id(node) in root_ids, owners)
-            continue
-        # NOTE: a pending fan-out sum (below) goes to the node whole
+        # NOTE: a pending fan-out sum (_fan_in) goes to the node whole
         in_grads = ctx.backward(g) if type(g) is not tuple else ctx.backward_sum(*g)
         parents = ctx.parents
         # NOTE: one input and one array back (most ops): the loop's body without the tuple and the zip
@@ -1498,19 +1493,34 @@ def _walk_arrays(order, grads, roots, retain_graph, owners):
             if pg.dtype is not dtype and pg.dtype != dtype:  # NOTE: by identity first (NumPy's == is a call)
                 pg = pg.astype(dtype)
             prev = grads.get(parent)
-            if prev is None:
-                grads[parent] = pg
-            elif type(prev) is tuple:  # NOTE: a third contribution: the pending sum first, eager's order
-                grads[parent] = _sum_grads(_sum_grads(*prev), pg)
-            else:
-                # NOTE: a second: left pending for a node that takes it (Function.backward_sum), whose backward is
-                # the sum's only reader; a leaf's is summed here, as .grad reads it
-                pctx = parent._ctx
-                grads[parent] = ((prev, pg) if pctx is not None and type(pctx).backward_sum is not _backward_sum
-                                 else _sum_grads(prev, pg))
+            grads[parent] = pg if prev is None else _fan_in(parent, prev, pg)
         if not retain_graph:
             node._ctx = None
             node._freed = True
+    root_ids = {id(r) for r in roots}
+    for node, g in grads.items():  # the leaves (a node freed by an earlier walk is one)
+        if getattr(node, "_freed", False):
+            raise RuntimeError(_FREED_MESSAGE)
+        if node.requires_grad:
+            if node.grad is None and type(g) is np.ndarray:
+                # NOTE: _accumulate's common case (a first gradient) without its frame: 11 leaves an MLP-BN step. A
+                # root's seed is copied by _leaf_array too (its memory is in owners)
+                t = _new_object(Tensor)
+                t.data, t.grad, t._ctx, t.requires_grad = _leaf_array(g, owners), None, None, False
+                node.grad = t
+            else:
+                _accumulate(node, g, False, id(node) in root_ids, owners)
+
+
+def _fan_in(parent, prev, pg):
+    """``parent``'s gradient in _walk_arrays after one more contribution ``pg`` (``prev``: what it had). A second one
+    is left pending, as the pair ``(prev, pg)``, where ``parent``'s node takes it (overrides
+    ``Function.backward_sum``: its backward is then the sum's only reader); a third sums the pair, then ``pg``
+    (eager's order of additions); elsewhere (a leaf: ``.grad`` reads it) the sum now."""
+    if type(prev) is tuple:
+        return _sum_grads(_sum_grads(*prev), pg)
+    ctx = parent._ctx
+    return (prev, pg) if ctx is not None and type(ctx).backward_sum is not _backward_sum else _sum_grads(prev, pg)
 
 
 def _sum_grads(prev, pg):

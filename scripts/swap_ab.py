@@ -32,8 +32,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
+_OLD_NAMESPACES = {}  # path -> the namespace the old definitions of that file run in
+
+
 def old_definition(tree, modname, qual):
-    """(the object holding the name, the name, the old object, the new object) for ``func`` or ``Class.method``."""
+    """(the object holding the name, the name, the old object, the new object) for ``func`` or ``Class.method``.
+    NOTE: the old definitions of one file share one namespace (a copy of this tree's module), so that old functions
+    that call each other (``_backward_pass`` and ``_walk_arrays``) call the old ones."""
     mod = importlib.import_module(modname)
     path = os.path.join(tree, *modname.split(".")) + ".py"
     source = open(path).read()
@@ -46,7 +51,7 @@ def old_definition(tree, modname, qual):
             return mod, first, ns[first], getattr(mod, first)
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == first:
             decorators = "".join(f"@{ast.get_source_segment(source, d)}\n" for d in node.decorator_list)
-            ns = dict(mod.__dict__)
+            ns = _OLD_NAMESPACES.setdefault(path, dict(mod.__dict__))
             exec(compile(decorators + ast.get_source_segment(source, node), path, "exec"), ns)
             if not method:  # NOTE: a name this tree no longer has: None (the swap back deletes it)
                 return mod, first, ns[first], getattr(mod, first, None)
