@@ -634,9 +634,9 @@ class _Trace:
             for i, p in enumerate(node._ctx.parents if node._ctx is not None else ()):
                 into.setdefault(id(p), []).append((node._ctx, i))
         # NOTE: the gradient variables whose two contributions are handed to their node's backward_sum, as eager's
-        # walk does (_walk_arrays): a node that overrides it, with two contributions and no seed (a root's is a third)
+        # walk does (_fan_in): a node that defines it, with two contributions and no seed (a root's is a third)
         self._pending = {var[id(n)] for n in order
-                         if n._ctx is not None and type(n._ctx).backward_sum is not _t._backward_sum
+                         if n._ctx is not None and n._ctx.backward_sum is not None
                          and id(n._ctx) not in self.bind and len(into.get(id(n), ())) == 2
                          and not any(n is r for r in roots)}
         for node in order:

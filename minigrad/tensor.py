@@ -1514,13 +1514,13 @@ def _walk_arrays(order, grads, roots, retain_graph, owners):
 
 def _fan_in(parent, prev, pg):
     """``parent``'s gradient in _walk_arrays after one more contribution ``pg`` (``prev``: what it had). A second one
-    is left pending, as the pair ``(prev, pg)``, where ``parent``'s node takes it (overrides
-    ``Function.backward_sum``: its backward is then the sum's only reader); a third sums the pair, then ``pg``
+    is left pending, as the pair ``(prev, pg)``, where ``parent``'s node takes it (defines ``Function.backward_sum``:
+    its backward is then the sum's only reader); a third sums the pair, then ``pg``
     (eager's order of additions); elsewhere (a leaf: ``.grad`` reads it) the sum now."""
     if type(prev) is tuple:
         return _sum_grads(_sum_grads(*prev), pg)
     ctx = parent._ctx
-    return (prev, pg) if ctx is not None and type(ctx).backward_sum is not _backward_sum else _sum_grads(prev, pg)
+    return (prev, pg) if ctx is not None and ctx.backward_sum is not None else _sum_grads(prev, pg)
 
 
 def _sum_grads(prev, pg):
@@ -1723,17 +1723,13 @@ class Function:
         return tuple(got.pop(p, None) if need else None for p, need in zip(parents, self.needs_input_grad))
 
     compose = None  # ``compose(*parents) -> Tensor``: the forward as Tensor ops (see backward_graph)
-
-    def backward_sum(self, grad0, grad1):
-        """``backward(grad0 + grad1)``: the backward of an output that fans out to two readers, given the two
-        gradients in the order the walk adds them (``_sum_grads(grad0, grad1)``, the same bits). The walk of
-        ``backward()`` calls it where the output got exactly two; an op overrides it where it can fold the sum into
-        its own pass (add + ReLU's backward, nn/functional/fused.py)."""
-        return self.backward(_sum_grads(grad0, grad1))
+    # ``backward_sum(grad0, grad1)``: ``backward(_sum_grads(grad0, grad1))`` (the same bits) for an op that can fold
+    # the sum of its output's two gradients, in the order the walk adds them, into its own pass (add + ReLU's
+    # backward, nn/functional/fused.py); backward()'s walk hands it the two where the output got exactly two (_fan_in)
+    backward_sum = None
 
 
 _function_init = Function.__init__
-_backward_sum = Function.backward_sum
 
 # -------------------------------------------------------------------- elementwise ops
 

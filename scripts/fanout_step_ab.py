@@ -1,11 +1,12 @@
 """In one process, the training step with the fan-out sum handed to add + ReLU's backward (``new``:
-``_AddReLU.backward_sum``, one add_relu_backward_sum pass) against the old sum (``old``: Function's backward_sum, so
-the walk sums with the add kernel, or NumPy's add at 1 thread, and the node's backward makes its own pass), at each
-thread count given, alternated step by step (the order reversed every other step). ms a step, medians and the spread
-(p10-p90) of the step's wall and main-thread CPU, of their paired differences (new - old of one step index, run next
-to each other), and of the walk's sums and add + ReLU's backward kernels (``_sum_grads``, add_relu_backward,
-add_relu_backward_sum: wall and main-thread CPU). old and new each train their own model from the same seed; at the
-end their parameters, gradients and buffers must be the same bits (docs/perf/threads.md, session 33).
+``_AddReLU.backward_sum``, one add_relu_backward_sum pass) against the old sum (``old``: Function's backward_sum,
+None, so the walk sums with the add kernel, or NumPy's add at 1 thread, and the node's backward makes its own pass),
+at each thread count given, alternated step by step (the order reversed every other step). ms a step, medians and
+the spread (p10-p90) of the step's wall and main-thread CPU, of their paired differences (new - old of one step
+index, run next to each other), and of the walk's sums and add + ReLU's backward kernels (``_sum_grads``,
+add_relu_backward, add_relu_backward_sum: wall and main-thread CPU). old and new each train their own model from the
+same seed; at the end their parameters, gradients and buffers must be the same bits (docs/perf/threads.md, session
+33).
 
     PYTHONPATH=$PWD python scripts/fanout_step_ab.py minigrad 40 1 2      # framework, steps a variant, threads
     PYTHONPATH=$PWD python scripts/fanout_step_ab.py minigrad-compiled 40 1 2

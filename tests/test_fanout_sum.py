@@ -1,6 +1,6 @@
 """The fan-out sum handed to the node (Function.backward_sum): add + ReLU's backward of two gradient contributions in
 one kernel pass (add_relu_backward_sum) on every backend, against the walk's sum then the mask; the walk (eager and
-minigrad.compile's replay) takes that path where the output got exactly two contributions and its node overrides
+minigrad.compile's replay) takes that path where the output got exactly two contributions and its node defines
 backward_sum, the old sum elsewhere, with the same bits either way."""
 import re
 
