@@ -1,8 +1,9 @@
-"""Python lines executed in one eager training step (a ``sys.settrace`` count over one step after 5; the Python that
-runs, not its cost), in all and for the graph walk's functions, and the walk's order timed alone (timeit, the best of 7
-alternations of 3 repeats of 5000 calls: ``_topological_order`` over the step's loss with its leaves and without them), for the
-models of ``benchmarks/bench_end_to_end.py`` (docs/perf/mlp-step.md, session 33). Run it from each of two trees
-to compare them (it takes the tree run from: ``cd TREE && PYTHONPATH=$PWD python OTHER/scripts/eager_step_lines.py``).
+"""Python lines executed in one eager training step (a ``sys.settrace`` count over one step after 5; the Python
+that runs, not its cost), in all and for the graph walk's functions, and the walk's order timed alone (timeit, the
+best of 7 alternations of 3 repeats of 5000 calls: ``_topological_order`` over the step's loss with its leaves and
+without them), for the models of ``benchmarks/bench_end_to_end.py`` (docs/perf/mlp-step.md, session 33). Run it
+from each of two trees to compare them (it takes the tree run from: ``cd TREE && PYTHONPATH=$PWD python
+OTHER/scripts/eager_step_lines.py``).
 
     PYTHONPATH=$PWD python scripts/eager_step_lines.py mlp-bn
 """
