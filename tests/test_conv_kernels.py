@@ -645,7 +645,11 @@ STRIDED = [(2, 16, 8, 8, 32, 3, 3, (2, 2), (1, 1)), (2, 3, 7, 9, 5, 3, 3, (2, 2)
            (2, 2, 6, 6, 3, 1, 3, (4, 4), (0, 2)), (1, 1, 1, 1, 2, 1, 1, (2, 2), (0, 0)),
            (1, 9, 3, 19, 17, 3, 3, (2, 2), (1, 1)), (2, 6, 13, 12, 7, 3, 3, (2, 2), (0, 0)),
            (1, 8, 34, 33, 8, 3, 3, (2, 2), (1, 1)),  # rows longer than one vector at stride 2 (the merge's second)
-           (1, 2, 5, 5, 3, 3, 3, (2, 2), (4, 4)), (2, 3, 6, 7, 4, 2, 3, (5, 3), (3, 2))]  # padding above the kernel
+           (1, 2, 5, 5, 3, 3, 3, (2, 2), (4, 4)), (2, 3, 6, 7, 4, 2, 3, (5, 3), (3, 2)),  # padding above the kernel
+           # 1x1 at stride 2 (ResNet's shortcut; the compact copy of x, one column phase): odd sizes, rows over a
+           # vector, padding (odd in w), and the forward's tiles straight into y (O and OH*OW whole tiles)
+           (2, 9, 7, 9, 5, 1, 1, (2, 2), (0, 0)), (1, 4, 5, 34, 8, 1, 1, (2, 2), (0, 0)),
+           (2, 8, 6, 7, 8, 1, 1, (2, 2), (1, 1)), (2, 16, 32, 32, 32, 1, 1, (2, 2), (0, 0))]
 
 
 def _strided_out(N, C, H, W, O, kh, kw, s, p):
