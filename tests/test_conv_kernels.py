@@ -894,6 +894,48 @@ def test_conv2d_runs_the_strided_kernels_at_stride_2(name, direct, monkeypatch):
     np.testing.assert_allclose(y.numpy(), np.maximum(ty.detach().numpy(), 0), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("direct", [None, True])
+@pytest.mark.parametrize("C", [4, 8])
+def test_conv2d_strided_1x1_runs_the_strided_kernels(name, direct, C, monkeypatch):
+    """A 1x1 convolution at stride 2 (a ResNet's downsampling shortcut) runs the strided kernels as any other stride-2
+    convolution where they are fast (or everywhere, DIRECT True): the forward on conv2d_strided and, from 8 input
+    channels on (at any count where DIRECT is True), both gradients in conv2d_strided_backward; below 8 the gradients
+    on NumPy's GEMMs of the forward's subsampled input. Values and gradients as the im2col path's and PyTorch's."""
+    kernels_ = ("conv2d_strided", "conv2d_strided_input_grad", "conv2d_strided_weight_grad",
+                "conv2d_strided_backward")
+    called, _, _ = _conv2d_calls(name, direct, monkeypatch, kernels_, 2, 16, (3, 5, 5, 4), (3, C, 9, 8),
+                                 (5, C, 1, 1), 0)
+    variant = getattr(_backend(name).module, "conv2d_direct_variant", lambda: "scalar")()
+    fast = direct or variant != "scalar"
+    backward = [("conv2d_strided_backward", (3, C, 9, 8))] if C >= 8 or direct else []
+    assert called == ([("conv2d_strided", (3, 5, 5, 4))] + backward if fast else [])
+
+
+def test_conv2d_geometry_is_cached_per_thread_count():
+    """conv2d's checked geometry is cached (conv._geometry) by everything it depends on, the thread count too: its
+    chunk of samples (nb) holds at least one sample per thread; a geometry that fails a check raises every time."""
+    from minigrad.nn.functional import conv as cv
+    # 48x48: a sample's columns (72, 2304) above CHUNK_BYTES, so that nb is the thread count
+    x, w = mg.Tensor(np.zeros((4, 8, 48, 48), np.float32)), mg.Tensor(np.zeros((8, 8, 3, 3), np.float32))
+    before = mg.get_num_threads()
+    seen = []
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(cv, "conv2d_forward", lambda x, w, g, *a, **k: (seen.append(g), np.zeros(
+        (g.N, g.O, g.OH, g.OW), x.dtype))[1])
+    try:
+        for n in (1, 3, 1):
+            mg.set_num_threads(n)
+            mg.nn.functional.conv2d(x, w, padding=1)
+        assert [g.nb for g in seen] == [1, 3, 1] and seen[0] is seen[2]
+    finally:
+        monkeypatch.undo()
+        mg.set_num_threads(before)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="too small for kernel"):
+            mg.nn.functional.conv2d(mg.Tensor(np.zeros((1, 8, 2, 2), np.float32)), w)
+
+
 def test_conv2d_strided_weight_grad_chunks(monkeypatch):
     """The strided weight gradient's chunks are the unit-stride kernel's rule (_wg_chunks: an even count, sizes
     within one sample; ResNet-20's stride-2 layers at batch 32 in 6 and 4 chunks, 16 samples a half); with chunks of 1 and 2 samples (a
