@@ -29,7 +29,12 @@
    tap once). dy is copied zero padded into (O, Hd, Wd), PT rows above and PL columns left, so that every phase's
    reads are inside; the phase's outputs q = u*Wd + v are computed over that width, taps (o, t, s) in that order,
    and written to dx[c, sh*u + a, sw*v + b] (at stride 2 in w, a row's two phases merged). A phase without taps
-   (kernel smaller than the stride) is zero. */
+   (kernel smaller than the stride) is zero.
+
+   A kernel smaller than the stride (the 1x1 at stride 2 of a ResNet's shortcut) leaves phases that no tap reads or
+   reaches: the forward fills only the planes read, the input gradient writes the others' rows and columns as zeros
+   (rows by memset, a column phase merged with zeros), and the weight gradient copies only the rows read (a 1x1
+   without padding: x subsampled, compact). The values and their order are unchanged: the same bits. */
 #ifndef MG_CONV_STRIDED_H
 #define MG_CONV_STRIDED_H
 #include "conv_direct.h"

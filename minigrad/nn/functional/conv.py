@@ -19,7 +19,8 @@ kernel that writes them and the GEMM that reads them; the whole matrix is never 
                       stride the ``conv2d_strided_input_grad`` kernel (a unit-stride correlation of dy per phase of
                       dx, no col2im)
   dbias               dy summed over N, OH, OW
-A 1x1 convolution without padding skips im2col: its columns are the input itself (subsampled by the stride).
+A 1x1 convolution without padding skips im2col: its columns are the input itself (subsampled by the stride); at a
+stride above 1 it runs the conv2d_strided kernels where they run (``_strided``).
 max_pool2d calls the ``max_pool2d_forward`` kernel, which saves the int64 index of each window's first maximum,
 and ``max_pool2d_backward`` scatters dy through it. The kernels come from the active backend
 (``minigrad.kernels.kernels()``), like the norms'. avg_pool2d stays in NumPy: one strided slice per kernel offset
