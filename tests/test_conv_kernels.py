@@ -645,7 +645,11 @@ STRIDED = [(2, 16, 8, 8, 32, 3, 3, (2, 2), (1, 1)), (2, 3, 7, 9, 5, 3, 3, (2, 2)
            (2, 2, 6, 6, 3, 1, 3, (4, 4), (0, 2)), (1, 1, 1, 1, 2, 1, 1, (2, 2), (0, 0)),
            (1, 9, 3, 19, 17, 3, 3, (2, 2), (1, 1)), (2, 6, 13, 12, 7, 3, 3, (2, 2), (0, 0)),
            (1, 8, 34, 33, 8, 3, 3, (2, 2), (1, 1)),  # rows longer than one vector at stride 2 (the merge's second)
-           (1, 2, 5, 5, 3, 3, 3, (2, 2), (4, 4)), (2, 3, 6, 7, 4, 2, 3, (5, 3), (3, 2))]  # padding above the kernel
+           (1, 2, 5, 5, 3, 3, 3, (2, 2), (4, 4)), (2, 3, 6, 7, 4, 2, 3, (5, 3), (3, 2)),  # padding above the kernel
+           # 1x1 at stride 2 (ResNet's shortcut; the compact copy of x, one column phase): odd sizes, rows over a
+           # vector, padding (odd in w), and the forward's tiles straight into y (O and OH*OW whole tiles)
+           (2, 9, 7, 9, 5, 1, 1, (2, 2), (0, 0)), (1, 4, 5, 34, 8, 1, 1, (2, 2), (0, 0)),
+           (2, 8, 6, 7, 8, 1, 1, (2, 2), (1, 1)), (2, 16, 32, 32, 32, 1, 1, (2, 2), (0, 0))]
 
 
 def _strided_out(N, C, H, W, O, kh, kw, s, p):
@@ -888,6 +892,48 @@ def test_conv2d_runs_the_strided_kernels_at_stride_2(name, direct, monkeypatch):
     with mg.using_backend(name), mg.no_grad():
         y = mg.nn.functional.conv2d_relu(mg.Tensor(x0), mg.Tensor(w0), mg.Tensor(b0), stride=2, padding=1)
     np.testing.assert_allclose(y.numpy(), np.maximum(ty.detach().numpy(), 0), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("direct", [None, True])
+@pytest.mark.parametrize("C", [4, 8])
+def test_conv2d_strided_1x1_runs_the_strided_kernels(name, direct, C, monkeypatch):
+    """A 1x1 convolution at stride 2 (a ResNet's downsampling shortcut) runs the strided kernels as any other stride-2
+    convolution where they are fast (or everywhere, DIRECT True): the forward on conv2d_strided and, from 8 input
+    channels on (at any count where DIRECT is True), both gradients in conv2d_strided_backward; below 8 the gradients
+    on NumPy's GEMMs of the forward's subsampled input. Values and gradients as the im2col path's and PyTorch's."""
+    kernels_ = ("conv2d_strided", "conv2d_strided_input_grad", "conv2d_strided_weight_grad",
+                "conv2d_strided_backward")
+    called, _, _ = _conv2d_calls(name, direct, monkeypatch, kernels_, 2, 16, (3, 5, 5, 4), (3, C, 9, 8),
+                                 (5, C, 1, 1), 0)
+    variant = getattr(_backend(name).module, "conv2d_direct_variant", lambda: "scalar")()
+    fast = direct or variant != "scalar"
+    backward = [("conv2d_strided_backward", (3, C, 9, 8))] if C >= 8 or direct else []
+    assert called == ([("conv2d_strided", (3, 5, 5, 4))] + backward if fast else [])
+
+
+def test_conv2d_geometry_is_cached_per_thread_count():
+    """conv2d's checked geometry is cached (conv._geometry) by everything it depends on, the thread count too: its
+    chunk of samples (nb) holds at least one sample per thread; a geometry that fails a check raises every time."""
+    from minigrad.nn.functional import conv as cv
+    # 48x48: a sample's columns (72, 2304) above CHUNK_BYTES, so that nb is the thread count
+    x, w = mg.Tensor(np.zeros((4, 8, 48, 48), np.float32)), mg.Tensor(np.zeros((8, 8, 3, 3), np.float32))
+    before = mg.get_num_threads()
+    seen = []
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(cv, "conv2d_forward", lambda x, w, g, *a, **k: (seen.append(g), np.zeros(
+        (g.N, g.O, g.OH, g.OW), x.dtype))[1])
+    try:
+        for n in (1, 3, 1):
+            mg.set_num_threads(n)
+            mg.nn.functional.conv2d(x, w, padding=1)
+        assert [g.nb for g in seen] == [1, 3, 1] and seen[0] is seen[2]
+    finally:
+        monkeypatch.undo()
+        mg.set_num_threads(before)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="too small for kernel"):
+            mg.nn.functional.conv2d(mg.Tensor(np.zeros((1, 8, 2, 2), np.float32)), w)
 
 
 def test_conv2d_strided_weight_grad_chunks(monkeypatch):

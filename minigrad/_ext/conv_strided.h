@@ -29,7 +29,12 @@
    tap once). dy is copied zero padded into (O, Hd, Wd), PT rows above and PL columns left, so that every phase's
    reads are inside; the phase's outputs q = u*Wd + v are computed over that width, taps (o, t, s) in that order,
    and written to dx[c, sh*u + a, sw*v + b] (at stride 2 in w, a row's two phases merged). A phase without taps
-   (kernel smaller than the stride) is zero. */
+   (kernel smaller than the stride) is zero.
+
+   A kernel smaller than the stride (the 1x1 at stride 2 of a ResNet's shortcut) leaves phases that no tap reads or
+   reaches: the forward fills only the planes read, the input gradient writes the others' rows and columns as zeros
+   (rows by memset, a column phase merged with zeros), and the weight gradient copies only the rows read (a 1x1
+   without padding: x subsampled, compact). The values and their order are unchanged: the same bits. */
 #ifndef MG_CONV_STRIDED_H
 #define MG_CONV_STRIDED_H
 #include "conv_direct.h"
@@ -112,6 +117,12 @@ ATTR static void mg_sconv_split2_##SFX(T* even, T* odd, ptrdiff_t ld_dst, const 
             even[W / 2] = src[W - 1];                                                                                 \
     }                                                                                                                 \
 }                                                                                                                     \
+ATTR static void mg_sconv_even2_##SFX(T* even, ptrdiff_t ld_dst, const T* src, ptrdiff_t ld_src, ptrdiff_t rows,      \
+                                      ptrdiff_t W) {                                                                  \
+    for (ptrdiff_t r = 0; r < rows; r++, even += ld_dst, src += ld_src)                                               \
+        for (ptrdiff_t k = 0; 2 * k < W; k++)                                                                         \
+            even[k] = src[2 * k];                                                                                     \
+}                                                                                                                     \
 ATTR static void mg_sconv_merge2_##SFX(T* dst, ptrdiff_t ld_dst, const T* even, const T* odd, ptrdiff_t ld_src,       \
                                        ptrdiff_t rows, ptrdiff_t W) {                                                 \
     for (ptrdiff_t r = 0; r < rows; r++, dst += ld_dst, even += ld_src, odd += ld_src) {                              \
@@ -155,6 +166,16 @@ MG_AVX512 static void mg_sconv_split2_##SFX##_avx512(T* even, T* odd, ptrdiff_t 
             MSTORE(odd + k, mg_sconv_mask(m / 2), PERM(a, io, b));                                                    \
         }                                                                                                             \
 }                                                                                                                     \
+MG_AVX512 static void mg_sconv_even2_##SFX##_avx512(T* even, ptrdiff_t ld_dst, const T* src, ptrdiff_t ld_src,       \
+                                                    ptrdiff_t rows, ptrdiff_t W) {                                    \
+    __m512i ie = _mm512_loadu_si512((const void*)mg_sconv_idx_##SFX[0]);                                              \
+    for (ptrdiff_t r = 0; r < rows; r++, even += ld_dst, src += ld_src)                                               \
+        for (ptrdiff_t k = 0; 2 * k < W; k += (VW)) {                                                                 \
+            ptrdiff_t m = W - 2 * k;                                                                                  \
+            V a = MLOAD(mg_sconv_mask(m), src + 2 * k), b = MLOAD(mg_sconv_mask(m - (VW)), src + 2 * k + (VW));       \
+            MSTORE(even + k, mg_sconv_mask((m + 1) / 2), PERM(a, ie, b));                                             \
+        }                                                                                                             \
+}                                                                                                                     \
 MG_AVX512 static void mg_sconv_merge2_##SFX##_avx512(T* dst, ptrdiff_t ld_dst, const T* even, const T* odd,           \
                                                      ptrdiff_t ld_src, ptrdiff_t rows, ptrdiff_t W) {                 \
     __m512i il = _mm512_loadu_si512((const void*)mg_sconv_idx_##SFX[2]);                                              \
@@ -194,6 +215,14 @@ static void mg_sconv_split2_##SFX(T* even, T* odd, ptrdiff_t ld_dst, const T* sr
         return;                                                                                                       \
     })                                                                                                                \
     mg_sconv_split2_##SFX##_scalar(even, odd, ld_dst, src, ld_src, rows, W);                                          \
+}                                                                                                                     \
+static void mg_sconv_even2_##SFX(T* even, ptrdiff_t ld_dst, const T* src, ptrdiff_t ld_src, ptrdiff_t rows,            \
+                                 ptrdiff_t W) {                                                                       \
+    MG_SCONV_IF512(if (mg_dconv_isa == 2) {                                                                           \
+        mg_sconv_even2_##SFX##_avx512(even, ld_dst, src, ld_src, rows, W);                                            \
+        return;                                                                                                       \
+    })                                                                                                                \
+    mg_sconv_even2_##SFX##_scalar(even, ld_dst, src, ld_src, rows, W);                                                \
 }                                                                                                                     \
 static void mg_sconv_merge2_##SFX(T* dst, ptrdiff_t ld_dst, const T* even, const T* odd, ptrdiff_t ld_src,            \
                                   ptrdiff_t rows, ptrdiff_t W) {                                                      \
@@ -247,18 +276,22 @@ static void NAME(T* y, const T* x, const T* wpk, const ptrdiff_t* off, T* xq, T*
     ptrdiff_t Hq = mg_ceil_div(Hp, sh), Wq = mg_ceil_div(Wp, sw), CS = Hq * Wq;                                       \
     ptrdiff_t Obr = mg_round_up(O, mg_dconv_ob()), Qr = mg_sconv_qr(H, W, kh, kw, sh, sw, ph, pw, sizeof(T) == 4);    \
     for (ptrdiff_t c = 0; c < C; c++)                                                                                 \
-        for (ptrdiff_t a = 0; a < sh; a++) {                                                                          \
+        for (ptrdiff_t a = 0; a < sh && a < kh; a++) { /* NOTE: tap i reads row phase i % sh: none reads a >= kh */  \
             /* the rows h of x in row phase a ((h + ph) % sh == a): row u = (h + ph)/sh of planes (c, a, b) */        \
             ptrdiff_t h0 = (a - ph % sh + sh) % sh, u0 = (h0 + ph) / sh, rows = h0 < H ? (H - h0 + sh - 1) / sh : 0;  \
             T* plane = xq + (c * sh + a) * sw * CS + u0 * Wq; /* plane (c, a, 0); plane b is b*CS further */          \
             const T* xr = x + (c * H + h0) * W;                                                                       \
+            if (sw == 2 && kw == 1) { /* only plane b = 0 is read: the columns w with w + pw even */                  \
+                mg_sconv_even2_##SFX(plane + (pw + 1) / 2, Wq, xr + pw % 2, sh * W, rows, W - pw % 2);                \
+                continue;                                                                                             \
+            }                                                                                                         \
             if (sw == 2) { /* x[w] is padded column w + pw: plane (w + pw) % 2, column (w + pw)/2 */                  \
                 mg_sconv_split2_##SFX(plane + pw % 2 * CS + pw / 2, plane + (pw + 1) % 2 * CS + (pw + 1) / 2, Wq,     \
                                       xr, sh * W, rows, W);                                                           \
                 continue;                                                                                             \
             }                                                                                                         \
             for (ptrdiff_t r = 0; r < rows; r++)                                                                      \
-                for (ptrdiff_t b = 0; b < sw; b++) {                                                                  \
+                for (ptrdiff_t b = 0; b < sw && b < kw; b++) {                                                        \
                     /* columns v of plane b: padded column sw*v + b, input column sw*v + b - pw in [0, W) */          \
                     ptrdiff_t v0 = pw > b ? mg_ceil_div(pw - b, sw) : 0;                                              \
                     ptrdiff_t v1 = W - 1 + pw - b < 0 ? 0 : (W - 1 + pw - b) / sw + 1;                                \
@@ -266,6 +299,10 @@ static void NAME(T* y, const T* x, const T* wpk, const ptrdiff_t* off, T* xq, T*
                         plane[b * CS + r * Wq + v] = xr[r * sh * W + sw * v + b - pw];                                \
                 }                                                                                                     \
         }                                                                                                             \
+    if (Wq == OW && Obr == O && OH * OW % 16 == 0) { /* no garbage columns, whole tiles and vectors: straight to y */ \
+        mg_sconv_tiles(SFX, y, xq, wpk, off, C * kh * kw, O, OH * OW, OH * OW);                                       \
+        return;                                                                                                       \
+    }                                                                                                                 \
     mg_sconv_tiles(SFX, ypw, xq, wpk, off, C * kh * kw, Obr, Qr, (OH - 1) * Wq + OW);                                 \
     for (ptrdiff_t o = 0; o < O; o++)                                                                                 \
         mg_sconv_copy_##SFX(y + o * OH * OW, OW, ypw + o * Qr, Wq, OH, OW);                                           \
@@ -373,6 +410,25 @@ static void NAME(T* dx, const T* dy, const T* wpk, const ptrdiff_t* off, T* dyp,
     for (ptrdiff_t a = 0; a < sh; a++) {                                                                              \
         mg_sconv_phase fa = mg_sconv_axis(a, H, kh, sh, ph), f0 = mg_sconv_axis(0, W, kw, sw, pw);                    \
         mg_sconv_phase f1 = mg_sconv_axis(1, W, kw, sw, pw);                                                          \
+        if (fa.taps == 0) { /* no tap reaches this row phase (kh < sh): its rows are zero, and it has no weights */   \
+            for (ptrdiff_t c = 0; c < C; c++)                                                                         \
+                for (ptrdiff_t u = 0; u < fa.nu; u++)                                                                 \
+                    memset(dx + (c * H + sh * u + a) * W, 0, W * sizeof(T));                                          \
+            continue;                                                                                                 \
+        }                                                                                                             \
+        if (sw == 2 && fa.nu && f1.nu && (f0.taps == 0) != (f1.taps == 0)) { /* one column phase (kw < 2) */          \
+            /* merged with zeros: yph's second half, zeroed by the caller and written only by the branch below, which \
+               needs both column phases (f0, f1 are the same for every a: never in the same call) */                 \
+            const T* zero = yph + Cr * Qr;                                                                            \
+            ptrdiff_t nk = O * fa.taps * (f0.taps ? f0.taps : f1.taps);                                               \
+            mg_sconv_tiles(SFX, yph, dyp, wpk, off, nk, Cr, Qr, (fa.nu - 1) * Wd + (f0.taps ? f0.nu : f1.nu));        \
+            for (ptrdiff_t c = 0; c < C; c++)                                                                         \
+                mg_sconv_merge2_##SFX(dx + (c * H + a) * W, sh * W, f0.taps ? yph + c * Qr : zero,                    \
+                                      f0.taps ? zero : yph + c * Qr, Wd, fa.nu, W);                                   \
+            wpk += Cr * nk;                                                                                           \
+            off += nk;                                                                                                \
+            continue;                                                                                                 \
+        }                                                                                                             \
         if (sw == 2 && fa.taps && fa.nu && f0.taps && f1.taps && f1.nu) { /* f1.nu > 0: W >= 2 */                     \
             ptrdiff_t nk0 = O * fa.taps * f0.taps, nk1 = O * fa.taps * f1.taps;                                       \
             mg_sconv_tiles(SFX, yph, dyp, wpk, off, nk0, Cr, Qr, (fa.nu - 1) * Wd + f0.nu);                           \
@@ -436,8 +492,24 @@ static void NAME(T* part, const T* x, const T* dy, T* xp, T* dyt, ptrdiff_t S, p
                  ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw) {   \
     ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = (Hp - kh) / sh + 1, OW = (Wp - kw) / sw + 1, CS = Hp * Wp;       \
     ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4);                                                                 \
-    for (ptrdiff_t c = 0; c < S * C; c++)                                                                             \
-        mg_sconv_copy_##SFX(xp + c * CS + ph * Wp + pw, Wp, x + c * H * W, W, H, W);                                  \
+    if (kh == 1 && kw == 1 && ph == 0 && pw == 0 && sw == 2) {                                                        \
+        /* NOTE: a 1x1 convolution's x subsampled into a compact (C, OH, OW), read by the tiles at unit stride: the  \
+           same values in the same order, a quarter of the copy */                                                    \
+        for (ptrdiff_t c = 0; c < S * C; c++)                                                                         \
+            mg_sconv_even2_##SFX(xp + c * OH * OW, OW, x + c * H * W, sh * W, OH, W);                                 \
+        CS = OH * OW;                                                                                                 \
+        Wp = OW;                                                                                                      \
+        sh = sw = 1;                                                                                                  \
+    } else {                                                                                                          \
+        /* NOTE: only the rows a tap reads (padded rows sh*oh + i, i < kh): with kh < sh, the row phases a < kh */    \
+        ptrdiff_t step = kh < sh ? sh : 1, ph_n = kh < sh ? kh : 1;                                                   \
+        for (ptrdiff_t c = 0; c < S * C; c++)                                                                         \
+            for (ptrdiff_t a = 0; a < ph_n; a++) {                                                                    \
+                ptrdiff_t h0 = (a - ph % step + step) % step, rows = h0 < H ? (H - h0 + step - 1) / step : 0;         \
+                mg_sconv_copy_##SFX(xp + c * CS + (h0 + ph) * Wp + pw, step * Wp, x + (c * H + h0) * W, step * W,     \
+                                    rows, W);                                                                         \
+            }                                                                                                         \
+    }                                                                                                                 \
     mg_dconv_wg_transpose_##SFX(dyt, dy, S, O, Or, OH * OW);                                                          \
     switch (mg_dconv_isa) { /* conv_direct.h's dispatch, over this chunk's names (MG_DCONV_WG_ARGS) */                \
     MG_DCONV_WG_CASES_##SFX                                                                                           \

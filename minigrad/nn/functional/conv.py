@@ -19,7 +19,8 @@ kernel that writes them and the GEMM that reads them; the whole matrix is never 
                       stride the ``conv2d_strided_input_grad`` kernel (a unit-stride correlation of dy per phase of
                       dx, no col2im)
   dbias               dy summed over N, OH, OW
-A 1x1 convolution without padding skips im2col: its columns are the input itself (subsampled by the stride).
+A 1x1 convolution without padding skips im2col: its columns are the input itself (subsampled by the stride); at a
+stride above 1 it runs the conv2d_strided kernels where they run (``_strided``).
 max_pool2d calls the ``max_pool2d_forward`` kernel, which saves the int64 index of each window's first maximum,
 and ``max_pool2d_backward`` scatters dy through it. The kernels come from the active backend
 (``minigrad.kernels.kernels()``), like the norms'. avg_pool2d stays in NumPy: one strided slice per kernel offset
@@ -100,6 +101,22 @@ class _ConvGeometry:
         return self.kh, self.kw, self.stride, self.padding, self.dilation
 
 
+@functools.lru_cache(maxsize=256)
+def _geometry(x_shape, w_shape, stride, padding, dilation, groups, itemsize, n_threads):
+    """conv2d's geometry, checked; cached (by everything it depends on, ``n_threads`` for ``nb``): a model's layers
+    repeat it every step, and the checks and the object cost about a tenth of a small layer's call in Python
+    (docs/perf/threads.md, session 33). A geometry that fails a check raises and is not cached."""
+    (N, C, H, W), (O, Cg, kh, kw) = x_shape, w_shape
+    OH = _out_size("conv2d", H, kh, stride[0], padding[0], dilation[0])
+    OW = _out_size("conv2d", W, kw, stride[1], padding[1], dilation[1])
+    # NOTE: the NumPy backend pads a copy: checked for every backend, so that all refuse the same geometry
+    cause = dict(padding=padding, stride=stride, dilation=dilation)
+    check_array_size("conv2d", "the output", (N, O, OH, OW), itemsize, **cause)
+    check_array_size("conv2d", "the im2col columns (C*kh*kw, N*OH*OW)", (C * kh * kw, N * OH * OW), itemsize, **cause)
+    check_array_size("conv2d", "the padded input", (N, C, H + 2 * padding[0], W + 2 * padding[1]), itemsize, **cause)
+    return _ConvGeometry(x_shape, w_shape, stride, padding, dilation, groups, OH, OW, itemsize)
+
+
 def _pointwise_input(x, g):
     """x subsampled by the stride, (N, G, Cg, L): a 1x1 convolution's columns, sample by sample."""
     if g.stride != (1, 1):
@@ -165,10 +182,11 @@ def _direct(g, weight_grad=False):
 
 def _strided(g, backward=False):
     """Whether conv2d_forward (or, ``backward``, conv2d_input_grad and conv2d_weight_grad) runs the conv2d_strided
-    kernels for geometry ``g``: a stride above 1, dilation 1, no groups, not the plain-GEMM 1x1 case (see
-    ``DIRECT``). NOTE: the input gradient's tiles hold 8 channels of dx, the weight gradient's 8 rows (c, i) of taps:
-    with fewer than 8 input channels most of a tile is empty."""
-    if DIRECT is False or g.stride == (1, 1) or g.dilation != (1, 1) or g.G != 1 or g.pointwise \
+    kernels for geometry ``g``: a stride above 1, dilation 1, no groups (see ``DIRECT``); a 1x1 convolution too (a
+    ResNet's downsampling shortcut: its GEMMs and copies on the team instead of NumPy's on the main thread,
+    docs/perf/threads.md, session 33). NOTE: the input gradient's tiles hold 8 channels of dx, the weight
+    gradient's 8 rows (c, i) of taps: with fewer than 8 input channels most of a tile is empty."""
+    if DIRECT is False or g.stride == (1, 1) or g.dilation != (1, 1) or g.G != 1 \
             or g.N * g.C * g.O == 0 or not _phases_fit(g):
         return False
     return bool(DIRECT) or (_fast_direct() and not (backward and g.C < 8))
@@ -267,6 +285,11 @@ def conv2d_weight_grad(x, dy, g, xs=None):
 def conv2d_input_grad(dy, w, g):
     """dx (N, C, H, W) = col2im(weight^T @ dy), chunk by chunk; a 1x1 convolution's is weight^T @ dy itself; at a
     stride above 1 the conv2d_strided_input_grad kernel (``_strided``)."""
+    if _strided(g, backward=True):
+        dx = np.empty(g.x_shape, dy.dtype)
+        kernels.kernels().conv2d_strided_input_grad(dx, np.ascontiguousarray(dy), np.ascontiguousarray(w[0]), g.kh,
+                                                    g.kw, g.stride, g.padding)
+        return dx
     wt = w.transpose(0, 2, 1)  # (G, Kg, Og)
     dy4 = np.ascontiguousarray(dy).reshape(g.N, g.G, g.Og, g.L)
     if g.pointwise:
@@ -275,11 +298,6 @@ def conv2d_input_grad(dy, w, g):
             return dxs
         dx = np.zeros(g.x_shape, dy.dtype)
         dx[:, :, ::g.stride[0], ::g.stride[1]] = dxs
-        return dx
-    if _strided(g, backward=True):
-        dx = np.empty(g.x_shape, dy.dtype)
-        kernels.kernels().conv2d_strided_input_grad(dx, np.ascontiguousarray(dy), np.ascontiguousarray(w[0]), g.kh,
-                                                    g.kw, g.stride, g.padding)
         return dx
     padding = tuple(d * (k - 1) - p for d, k, p in zip(g.dilation, (g.kh, g.kw), g.padding))
     gt = None
@@ -311,23 +329,18 @@ class _Conv2d(Function):
     # x: (N, C, H, W), weight: (O, Cg, kh, kw), bias: (O,) -> y: (N, O, OH, OW)
     def forward(self, x, weight, *bias, stride, padding, dilation, groups, relu=False):
         # NOTE: relu=True (conv2d_relu, only where no gradient is needed) adds the bias and applies the ReLU per chunk
-        N, C, H, W = x.shape
+        g = _geometry(x.shape, weight.shape, stride, padding, dilation, groups, x.dtype.itemsize, get_num_threads())
         O, Cg, kh, kw = weight.shape
-        OH = _out_size("conv2d", H, kh, stride[0], padding[0], dilation[0])
-        OW = _out_size("conv2d", W, kw, stride[1], padding[1], dilation[1])
-        # NOTE: the NumPy backend pads a copy: checked for every backend, so that all refuse the same geometry
-        size, cause = x.dtype.itemsize, dict(padding=padding, stride=stride, dilation=dilation)
-        check_array_size("conv2d", "the output", (N, O, OH, OW), size, **cause)
-        check_array_size("conv2d", "the im2col columns (C*kh*kw, N*OH*OW)", (C * kh * kw, N * OH * OW), size, **cause)
-        check_array_size("conv2d", "the padded input", (N, C, H + 2 * padding[0], W + 2 * padding[1]), size, **cause)
-        g = _ConvGeometry(x.shape, weight.shape, stride, padding, dilation, groups, OH, OW, size)
+        OH, OW = g.OH, g.OW
         w = weight.reshape(groups, O // groups, Cg * kh * kw)
         if relu:
             b = bias[0].reshape(groups, O // groups, 1) if bias else None
             return conv2d_forward(x, w, g, b, relu=True)
-        # NOTE: a 1x1 strided convolution (a ResNet's downsampling shortcut) keeps its subsampled input (a quarter of
-        # x at stride 2) for the weight gradient, which would otherwise copy it again from x (cold by then)
-        xs = _pointwise_input(x, g) if g.pointwise and g.stride != (1, 1) else None
+        # NOTE: a 1x1 strided convolution (a ResNet's downsampling shortcut) off the strided kernels keeps its
+        # subsampled input (a quarter of x at stride 2) for the weight gradient, which would otherwise copy it again
+        # from x (cold by then)
+        xs = _pointwise_input(x, g) if g.pointwise and g.stride != (1, 1) and not _strided(g, backward=True) \
+            else None
         y = conv2d_forward(x, w, g, xs=xs)
         if bias:
             b = bias[0].reshape(1, O, 1, 1)
