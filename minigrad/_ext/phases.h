@@ -794,7 +794,9 @@ MGP_GATE_ROWS(double, mgp_v4d, 4, mgp_v8d, 8, , MGP_CLONES_FMA, mgp_exp4_fma, mg
    f and df/dv are stored and widened from memory (vcvtps2pd zmm, m256; the empty asm with a memory clobber keeps
    GCC from forwarding them back as registers), dy through a pointer hidden behind an empty asm, else GCC 12 builds
    its widening lane by lane (docs/perf/norm-family.md, "2026-12-06 night: EvoNorm") */
+#ifndef MGP_FBLOCK  /* scripts/gate_probe.c sweeps it */
 #define MGP_FBLOCK 128
+#endif
 /* 2^p with 2^p*max|dy| in [0.5, 1) (p clamped to [-100, 100]; 1 where every dy is 0 or one is inf or NaN): the
    largest |dy| by the bits (for |dy| the integer order of the bits is the float order, NaN above inf) */
 MGP_INLINE float mgp_dy_scale_float(const float* dy, Py_ssize_t D) {
