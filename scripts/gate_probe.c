@@ -3,7 +3,7 @@
    - the gate sums of both gates and gate 0's apply as phases.h builds them (-DMGP_FBLOCK=N: the float sums' block);
    - what limits gate 0's apply: variants of its loop without the division, with vrcp14ps and a Newton step for it,
      without the exp, with only y = x*sc + of (the bytes alone), and the exp's 2^n by vscalefps, with y = f*sc + of
-     as one FMA, and with a degree-5 polynomial (these three change bits; not in the library).
+     as one FMA, and with one FMA fewer in the exp's polynomial (these three change bits; not in the library).
    Built as setup.py builds the extensions:
 
      INC=$(python -c "import sysconfig; print(sysconfig.get_paths()['include'])")
@@ -14,61 +14,48 @@
 #include <time.h>
 #include <stdio.h>
 #include "phases.h"
-static double now(void) { struct timespec t; clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
 #define V4 __attribute__((target("arch=x86-64-v4"), noinline))
-V4 static void nodiv(float* y, const float* x, Py_ssize_t D, float v, float sc, float of) {
-    const float nv = -v;
-    for (Py_ssize_t d = 0; d + 16 <= D; d += 16) { mgp_v16f xv; memcpy(&xv, x + d, 64);
-        mgp_v16f f = xv * (1 + mgp_expf16_fma_v4(nv * xv)); f = f * sc + of; memcpy(y + d, &f, 64); }
+#define FMA16(a, b, c) MGP_FMA_V(mgp_v16f, (a), (b), (c))
+#define C16(c) ((mgp_v16f){0} + (c))
+/* mg_expf.h's gate exp (mgp_expf16_fma_v4) with 2^n by vscalefps; short: P of degree 4 instead of 5 (one FMA
+   fewer; Cephes' coefficients truncated, for the timing only: its accuracy is not measured) */
+MGP_INLINE MGP_TARGET_V4 mgp_v16f expf16_scalef(mgp_v16f x0, int short_p) {
+    const mgp_v16f magic = C16(12582912.0f);
+    const mgp_v16f x = mgp_vmax_mgp_v16f(C16(-87.33654f), mgp_vmin_mgp_v16f(C16(88.5f), x0));
+    const mgp_v16f t = FMA16(x, 1.44269504088896341f, magic), n = t - magic;
+    mgp_v16f r = FMA16(n, -0.693359375f, x);
+    r = FMA16(n, 2.12194440e-4f, r);
+    const mgp_v16f z = r * r;
+    mgp_v16f p = short_p ? FMA16(r, 1.3981999507e-3f, C16(8.3334519073e-3f))
+                         : FMA16(FMA16(r, 1.9875691500e-4f, C16(1.3981999507e-3f)), r, C16(8.3334519073e-3f));
+    p = FMA16(FMA16(FMA16(p, r, C16(4.1665795894e-2f)), r, C16(1.6666665459e-1f)), r, C16(5.0000001201e-1f));
+    p = FMA16(p, z, r) + 1.0f;
+    return (mgp_v16f)_mm512_scalef_ps((__m512)p, (__m512)n);
 }
-V4 static void rcp(float* y, const float* x, Py_ssize_t D, float v, float sc, float of) {
-    const float nv = -v;
-    for (Py_ssize_t d = 0; d + 16 <= D; d += 16) { mgp_v16f xv; memcpy(&xv, x + d, 64);
-        mgp_v16f den = 1 + mgp_expf16_fma_v4(nv * xv);
-        mgp_v16f r = (mgp_v16f)_mm512_rcp14_ps((__m512)den);
-        r = r * (2 - den * r);
-        mgp_v16f f = xv * r; f = f * sc + of; memcpy(y + d, &f, 64); }
+/* the variants of gate 0's apply loop (blocks of 16 only: D = 256) */
+#define LOOP(NAME, F)                                                                                        \
+V4 static void NAME(float* y, const float* x, Py_ssize_t D, float v, float sc, float of) {                   \
+    const float nv = -v;                                                                                     \
+    for (Py_ssize_t d = 0; d + 16 <= D; d += 16) {                                                           \
+        mgp_v16f xv, f;                                                                                      \
+        memcpy(&xv, x + d, sizeof xv);                                                                       \
+        F;                                                                                                   \
+        memcpy(y + d, &f, sizeof f);                                                                         \
+    }                                                                                                        \
 }
-V4 static void noexp(float* y, const float* x, Py_ssize_t D, float v, float sc, float of) {
-    const float nv = -v;
-    for (Py_ssize_t d = 0; d + 16 <= D; d += 16) { mgp_v16f xv; memcpy(&xv, x + d, 64);
-        mgp_v16f f = xv / (1 + nv * xv); f = f * sc + of; memcpy(y + d, &f, 64); }
-}
-V4 static void copy(float* y, const float* x, Py_ssize_t D, float v, float sc, float of) {
-    for (Py_ssize_t d = 0; d + 16 <= D; d += 16) { mgp_v16f xv; memcpy(&xv, x + d, 64);
-        mgp_v16f f = xv * sc + of; memcpy(y + d, &f, 64); }
-}
-
-#define EXPF_SCALEF(F, X0, DEG5)                                                                  \
-    const F magic = (F){0} + 12582912.0f;                                                                    \
-    const F x = mgp_vmax_mgp_v16f((F){0} - 87.33654f, mgp_vmin_mgp_v16f((F){0} + 88.5f, X0));\
-    const F t = MGP_FMA_V(F, x, 1.44269504088896341f, magic);                                                       \
-    const F n = t - magic;                                                                                   \
-    F r = MGP_FMA_V(F, n, -0.693359375f, x);                                                                        \
-    r = MGP_FMA_V(F, n, 2.12194440e-4f, r);                                                                         \
-    const F z = r * r;                                                                                       \
-    F p = DEG5 ? MGP_FMA_V(F, MGP_FMA_V(F, MGP_FMA_V(F, MGP_FMA_V(F, r, 8.3334519073e-3f, (F){0}+4.1665795894e-2f), r, (F){0} + 1.6666665459e-1f), r, (F){0} + 5.0000001201e-1f), (F){0}+1.0f, (F){0}) : MGP_FMA_V(F, MGP_FMA_V(F, MGP_FMA_V(F, MGP_FMA_V(F, MGP_FMA_V(F, r, 1.9875691500e-4f, (F){0} + 1.3981999507e-3f), r,                  \
-                               (F){0} + 8.3334519073e-3f), r, (F){0} + 4.1665795894e-2f), r,                 \
-                     (F){0} + 1.6666665459e-1f), r, (F){0} + 5.0000001201e-1f);                              \
-    p = MGP_FMA_V(F, p, z, r) + 1.0f;                                                                               \
-    return (F)_mm512_scalef_ps((__m512)p, (__m512)n);
-MGP_INLINE MGP_TARGET_V4 mgp_v16f expf16_scalef(mgp_v16f x0) { EXPF_SCALEF(mgp_v16f, x0, 0) }
-MGP_INLINE MGP_TARGET_V4 mgp_v16f expf16_scalef5(mgp_v16f x0) { EXPF_SCALEF(mgp_v16f, x0, 1) }
-V4 static void scalef(float* y, const float* x, Py_ssize_t D, float v, float sc, float of) {
-    const float nv = -v;
-    for (Py_ssize_t d = 0; d + 16 <= D; d += 16) { mgp_v16f xv; memcpy(&xv, x + d, 64);
-        mgp_v16f f = xv / (1 + expf16_scalef(nv * xv)); f = f * sc + of; memcpy(y + d, &f, 64); }
-}
-V4 static void scalef_fma(float* y, const float* x, Py_ssize_t D, float v, float sc, float of) {
-    const float nv = -v;
-    for (Py_ssize_t d = 0; d + 16 <= D; d += 16) { mgp_v16f xv; memcpy(&xv, x + d, 64);
-        mgp_v16f f = xv / (1 + expf16_scalef(nv * xv)); f = MGP_FMA_V(mgp_v16f, f, sc, (mgp_v16f){0} + of); memcpy(y + d, &f, 64); }
-}
-V4 static void scalef5(float* y, const float* x, Py_ssize_t D, float v, float sc, float of) {
-    const float nv = -v;
-    for (Py_ssize_t d = 0; d + 16 <= D; d += 16) { mgp_v16f xv; memcpy(&xv, x + d, 64);
-        mgp_v16f f = xv / (1 + expf16_scalef5(nv * xv)); f = MGP_FMA_V(mgp_v16f, f, sc, (mgp_v16f){0} + of); memcpy(y + d, &f, 64); }
-}
+LOOP(nodiv, f = xv * (1 + mgp_expf16_fma_v4(nv * xv)); f = f * sc + of)
+LOOP(rcp, const mgp_v16f den = 1 + mgp_expf16_fma_v4(nv * xv);
+          mgp_v16f r = (mgp_v16f)_mm512_rcp14_ps((__m512)den); r = r * (2 - den * r); f = xv * r * sc + of)
+LOOP(noexp, f = xv / (1 + nv * xv); f = f * sc + of)
+LOOP(copy, (void)nv; f = xv * sc + of)
+LOOP(scalef, f = xv / (1 + expf16_scalef(nv * xv, 0)); f = f * sc + of)
+LOOP(scalef_fma, f = FMA16(xv / (1 + expf16_scalef(nv * xv, 0)), sc, C16(of)))
+LOOP(scalef_fma_short, f = FMA16(xv / (1 + expf16_scalef(nv * xv, 1)), sc, C16(of)))
 static void cur(float* y, const float* x, Py_ssize_t D, float v, float sc, float of) {
     mgp_row_apply_gate_float_v4(y, x, D, 0, v, 0, 0, sc, of);
 }
@@ -82,9 +69,9 @@ int main(int argc, char** argv) {
         x[i] = (float)((i * 2654435761u % 1000) / 250.0 - 2.0);
         dy[i] = (float)((i * 40503u % 777) / 388.0 - 1.0);
     }
-    fn fs[] = {cur, nodiv, rcp, noexp, copy, scalef, scalef_fma, scalef5};
+    fn fs[] = {cur, nodiv, rcp, noexp, copy, scalef, scalef_fma, scalef_fma_short};
     const char* names[] = {"apply gate 0", "no division", "rcp14+newton", "no exp", "y = x*sc + of", "scalef",
-                           "scalef+fma y", "scalef+fma+deg5"};
+                           "scalef+fma y", "scalef+fma+short P"};
     double best[10];
     for (int k = 0; k < 10; k++) best[k] = 1e9;
     for (int rep = 0; rep < reps; rep++) {

@@ -24,13 +24,13 @@
        Float in blocks of 16 lanes first (one zmm in the AVX-512 clone), then of 8, then the tail, each element
        through the same operations whichever takes it; float's sums take each partial in float, multiply it by
        dy scaled by a power of two and sum in float over blocks of 128 values, each block's sums added in double
-       (the blocks of 8 and the tail: dy times the widened partial, in double). The apply, the backward apply and gate 0's sums come twice: for
-       AVX-512 (*_v4: the exp's clamps as min/max instructions) and as clones for the other CPUs (*_any), the same
-       bits, picked per call.
+       (the blocks of 8 and the tail: dy times the widened partial, in double). The apply, the backward apply
+       and gate 0's sums come twice: for AVX-512 (*_v4: the exp's clamps as min/max instructions) and as clones
+       for the other CPUs (*_any), the same bits, picked per call.
      FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector, the next
        block's taken before this block's applies.
-   Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow; but for the
-   float gate sums' blocks of 128 (their dy scaled so that the products cannot overflow either).
+   Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow; the one
+   exception, the float gate sums' blocks of 128, scales dy so that its products cannot overflow either.
    Included by phases.pyx after Python.h (Py_ssize_t). */
 #ifndef MG_PHASES_H
 #define MG_PHASES_H
@@ -789,11 +789,11 @@ MGP_GATE_ROWS(double, mgp_v4d, 4, mgp_v8d, 8, , MGP_CLONES_FMA, mgp_exp4_fma, mg
    products do not underflow. Each term is within about 3 float ulps of dy*f, dy*df/dv, the product and a lane's
    8 adds up to 8 more, so a row's sums are within about 11*2^-24 of the sum of their terms' magnitudes (about 3
    when every product was summed in double; measured: under 1*2^-24 more, docs/perf/norm-family.md, "EvoNorm and
-   FRN, session 33"; blocks of 64 were 1.07-1.12x slower, 256 no faster). The blocks
-   of 8 and the tail (under 16 values a row) widen f and df/dv and multiply by dy in double, as before. NOTE: there
-   f and df/dv are stored and widened from memory (vcvtps2pd zmm, m256; the empty asm with a memory clobber keeps
-   GCC from forwarding them back as registers), dy through a pointer hidden behind an empty asm, else GCC 12 builds
-   its widening lane by lane (docs/perf/norm-family.md, "2026-12-06 night: EvoNorm") */
+   FRN, session 33"; blocks of 64 were 1.07-1.12x slower, 256 no faster). The blocks of 8 and the tail (under 16
+   values a row) widen f and df/dv and multiply by dy in double, as before. NOTE: there f and df/dv are stored and
+   widened from memory (vcvtps2pd zmm, m256; the empty asm with a memory clobber keeps GCC from forwarding them
+   back as registers), dy through a pointer hidden behind an empty asm, else GCC 12 builds its widening lane by
+   lane (docs/perf/norm-family.md, "2026-12-06 night: EvoNorm") */
 #ifndef MGP_FBLOCK  /* scripts/gate_probe.c sweeps it */
 #define MGP_FBLOCK 128
 #endif
@@ -936,10 +936,9 @@ MGP_ROW_SUMS_SIG_DOUBLE(, MGP_CLONES_FMA, mgp_exp4_fma, mgp_exp8_fma)
    float: as gate 0's, the partials in float (r = 1/den, f = x*r, q = f*r, then q*(x*mu), q*mu and q*(1 - mu), the
    last two exact); the blocks of 16 (one zmm in the AVX-512 clone) multiply them by the scaled dy and sum in
    float blocks as gate 0's, the blocks of 8 and the tail widen them and multiply by dy in double. Every term in
-   double (the
-   division too, 4 lanes) ran at about 3 cycles an element, bound by the widening shuffles and the 15 double
-   operations per 4 values, not by the division (docs/perf/norm-family.md, "2026-12-07: the phases at the memory
-   limit" and "2026-12-07 (session 30)") */
+   double (the division too, 4 lanes) ran at about 3 cycles an element, bound by the widening shuffles and the 15
+   double operations per 4 values, not by the division (docs/perf/norm-family.md, "2026-12-07: the phases at the
+   memory limit" and "2026-12-07 (session 30)") */
 MGP_INLINE void mgp_den_terms8_float(mgp_v8d* acc, const float* dy, const float* t) {
     __asm__("" : "+r"(dy));
     const mgp_v8d gd = mgp_widen8_mem_float(dy);
