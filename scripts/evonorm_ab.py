@@ -3,14 +3,15 @@ and ``evonorm_s0_backward``) of this build beside another build's ``phases`` ext
 "2026-12-06 night: EvoNorm"), in one process:
 
 ``bits DIR``: for two builds meant to give the same bits (float32's gate sums and gate 0's sigmoid changed in
-session 30, float64's gate 0 sigmoid in session 31: against an older build use ``accuracy``; ``--dtype`` limits it
-to one dtype), every output of both builds compared byte for byte on many rows: both dtypes, row lengths around the
+session 30, float64's gate 0 sigmoid in session 31, float32's gate sums again in session 33: against an older build
+use ``accuracy``; ``--dtype`` limits it to one dtype), every output of both builds compared byte for byte on many rows: both dtypes, row lengths around the
 block sizes (1 to 33, 64, 67, 256, 1000), NaN and inf in x and dy, a large mean, a tiny variance, |v*x| past the
 exp's clamps, ties of the max (gate 1), subnormal dy, per-row v, lo, hi of both signs.
 ``accuracy DIR``: both builds' row sums (both gates) and ``evonorm_s0_backward`` against the float64 NumPy
-reference on the same rows (float32 and float64, the cases of ``bits``, rows of 64 and 256): per output the largest
-error of a row's sum relative to the sum of its terms' magnitudes (the bound of a sum of rounded terms), in units
-of u = 2^-24 (float32) or 2^-53 (float64); dx's largest error relative to the largest |dx|; and the entries whose
+reference on the same rows (float32 and float64, the cases of ``bits``, rows of 64, 256 and 1000): per output the
+largest error of a row's sum relative to the sum of its terms' magnitudes (the bound of a sum of rounded terms), in
+units of u = 2^-24 (float32) or 2^-53 (float64), over all cases, the moderate ones, and the large mean and the tiny
+variance on their own; dx's largest error relative to the largest |dx|; and the entries whose
 NaN or inf differs from the reference's; y and dx of the apply and backward apply relative to the largest |y|, |dx|.
 Also checks that what must not change did not: gate 1's y and dx (both dtypes) and float64's gate 1 sums, the
 same bits in both builds.
@@ -130,6 +131,11 @@ def _s0_inputs(rng, x, dy, v, sc):
 
 
 MODERATE = (0, 3, 5, 6)  # the cases of _rows without NaN/inf, saturation or a large mean
+GROUPS = {2: "large mean", 3: "tiny variance"}  # also reported on their own
+
+
+def _groups(case):
+    return ["all"] + (["moderate"] if case in MODERATE else []) + ([GROUPS[case]] if case in GROUPS else [])
 
 
 def accuracy(ext_dir):
@@ -139,7 +145,7 @@ def accuracy(ext_dir):
     rng = np.random.default_rng(11)
     names = ["sdy", "sdyf", "sdv", "shi", "slo"]
     worst = {}  # (dtype, output) -> [old, new] largest error; (dtype, output, "naninf") -> mismatches
-    for dt, D, case in itertools.product((np.float32, np.float64), (64, 256), range(7)):
+    for dt, D, case in itertools.product((np.float32, np.float64), (64, 256, 1000), range(7)):
         R = 512
         x, dy, v, lo, hi = _rows(rng, dt, R, D, case)
         sc, of = rng.standard_normal(R).astype(dt), rng.standard_normal(R).astype(dt)
@@ -171,9 +177,7 @@ def accuracy(ext_dir):
                         scale = float(np.max(np.abs(w_[ok]), initial=0.0)) or 1.0
                         err = float(np.max(np.abs(g_ - w_)[ok], initial=0.0)) / scale / unit
                         bad = int(np.sum((np.isnan(g_) != np.isnan(w_)) | (np.isinf(g_) != np.isinf(w_))))
-                        for key in [(dt.__name__, f"gate {gate} {name} (of max|{name}|)", "all")] + (
-                                [(dt.__name__, f"gate {gate} {name} (of max|{name}|)", "moderate")]
-                                if case in MODERATE else []):
+                        for key in [(dt.__name__, f"gate {gate} {name} (of max|{name}|)", g) for g in _groups(case)]:
                             worst.setdefault(key, [0.0, 0.0, 0, 0])
                             worst[key][i] = max(worst[key][i], err)
                             worst[key][2 + i] += bad
@@ -183,8 +187,7 @@ def accuracy(ext_dir):
                         ok = np.isfinite(g_) & np.isfinite(w_) & (m_ > 0) & np.isfinite(m_)
                         err = float(np.max(np.abs(g_ - w_)[ok] / m_[ok] / unit, initial=0.0))
                         bad = int(np.sum((np.isnan(g_) != np.isnan(w_)) | (np.isinf(g_) != np.isinf(w_))))
-                        for key in [(dt.__name__, f"gate {gate} {name}", "all")] + (
-                                [(dt.__name__, f"gate {gate} {name}", "moderate")] if case in MODERATE else []):
+                        for key in [(dt.__name__, f"gate {gate} {name}", g) for g in _groups(case)]:
                             worst.setdefault(key, [0.0, 0.0, 0, 0])
                             worst[key][i] = max(worst[key][i], err)
                             worst[key][2 + i] += bad
@@ -200,14 +203,14 @@ def accuracy(ext_dir):
                 scale = float(np.max(np.abs(w_[ok]), initial=0.0)) or 1.0
                 err = float(np.max(np.abs(g_ - w_)[ok], initial=0.0)) / scale / unit
                 bad = int(np.sum((np.isnan(g_) != np.isnan(w_)) | (np.isinf(g_) != np.isinf(w_))))
-                for key in [(dt.__name__, "S0 backward dx (of max|dx|)", "all")] + (
-                        [(dt.__name__, "S0 backward dx (of max|dx|)", "moderate")] if case in MODERATE else []):
+                for key in [(dt.__name__, "S0 backward dx (of max|dx|)", g) for g in _groups(case)]:
                     worst.setdefault(key, [0.0, 0.0, 0, 0])
                     worst[key][i] = max(worst[key][i], err)
                     worst[key][2 + i] += bad
-    print("largest error against the float64 reference, in u (2^-24 float32, 2^-53 float64), rows 512x64 and "
-          "512x256; cases: all 7 of `bits`, or the moderate ones (plain, tiny variance, ties, subnormal dy: no "
-          "NaN/inf, no saturation, no large mean, where the sigmoid of the rounded v*x sets the error); NaN/inf: "
+    print("largest error against the float64 reference, in u (2^-24 float32, 2^-53 float64), rows 512x64, 512x256 and "
+          "512x1000; cases: all 7 of `bits`, or the moderate ones (plain, tiny variance, ties, subnormal dy: no "
+          "NaN/inf, no saturation, no large mean, where the sigmoid of the rounded v*x sets the error), or the large "
+          "mean (x + 1e4) and the tiny variance (1 + 1e-6 noise) on their own; NaN/inf: "
           "entries whose NaN or inf differs from the reference's")
     print("| dtype | output | cases | before | after | NaN/inf before | NaN/inf after |")
     print("|---|---|---|---|---|---|---|")

@@ -715,18 +715,21 @@ def test_row_gate_float64_sigmoid_within_ulps(name):
 @pytest.mark.parametrize("name", BACKENDS)
 def test_row_gate_sums_float32_within_the_terms_magnitudes(name):
     """float32's gate sums against the float64 reference, per row within a few float ulps of the sum of the terms'
-    magnitudes (the Cython kernels compute each partial in float and sum dy times it in double;
-    docs/perf/norm-family.md, "2026-12-07 (session 30)"), for every row length from 1 to 40 (blocks of 16, of 8
-    and a tail), with a subnormal dy (exact in double) and |v*x| past the exp's clamps. Gate 0's sdv carries the
-    float sigmoid's own rounding of 1 - s, hence its looser bound, on rows without saturation."""
+    magnitudes (the Cython kernels compute each partial in float, multiply it by dy scaled by a power of two and
+    sum in float blocks, each block's sums added in double; docs/perf/norm-family.md, "EvoNorm and FRN, session
+    33"), for every row length from 1 to 40 (blocks of 16, of 8 and a tail) and rows of several float blocks, with
+    a subnormal dy (whose products would underflow in float without the scaling), a dy of 3e38 (whose products
+    would overflow) and |v*x| past the exp's clamps. Gate 0's sdv carries the float sigmoid's own
+    rounding of 1 - s, hence its looser bound, on rows without saturation."""
     from minigrad.kernels.reference.phases import _gate as reference_gate  # the partials, in float64
     rng = np.random.default_rng(12)
     u = 2.0 ** -24
     k = kernels.load(name)
-    for D in range(1, 41):
+    for D in list(range(1, 41)) + [127, 128, 129, 300, 1000]:
         x, dy, v, lo, hi, _ = gate_data(rng, (4, D), np.float32)
         dy[1] *= np.float32(1e-40)  # NOTE: subnormal in float32
         x[2] *= np.float32(60)  # NOTE: |v*x| past the float exp's clamps
+        dy[3] = np.copysign(np.float32(3e38), dy[3])  # NOTE: dy*f past float's range where |f| > 1.14
         for gate in (0, 1):
             got = alloc_outputs("row_backward_sums_gate", np.float32, R=4)
             k.row_backward_sums_gate(*got, dy, x, v, lo, hi, gate)
@@ -901,7 +904,7 @@ def test_row_gate_avx512_and_clones_same_bits(dtype):
         return outs + [dx3, *s3]
 
     with np.errstate(all="ignore"):
-        for D in range(1, 41):
+        for D in list(range(1, 41)) + [129, 300]:  # NOTE: 129 and 300: several of the float sums' blocks
             x = (rng.standard_normal((R, D)) * 30).astype(dtype)
             x.ravel()[rng.choice(R * D, min(R * D, special.size), replace=False)] = special[:R * D]
             dy = rng.standard_normal((R, D)).astype(dtype)

@@ -22,13 +22,15 @@
        mgp_exp_fma). The sums can keep the sigmoids of a row for its backward apply (EvoNorm-S0's backward, one
        group at a time).
        Float in blocks of 16 lanes first (one zmm in the AVX-512 clone), then of 8, then the tail, each element
-       through the same operations whichever takes it; float's sums take each partial in float and sum dy times
-       it in double (widened from memory). The apply, the backward apply and gate 0's sums come twice: for
-       AVX-512 (*_v4: the exp's clamps as min/max instructions) and as clones for the other CPUs (*_any), the same
-       bits, picked per call.
+       through the same operations whichever takes it; float's sums take each partial in float, multiply it by
+       dy scaled by a power of two and sum in float over blocks of 128 values, each block's sums added in double
+       (the blocks of 8 and the tail: dy times the widened partial, in double). The apply, the backward apply
+       and gate 0's sums come twice: for AVX-512 (*_v4: the exp's clamps as min/max instructions) and as clones
+       for the other CPUs (*_any), the same bits, picked per call.
      FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector, the next
        block's taken before this block's applies.
-   Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow.
+   Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow; the one
+   exception, the float gate sums' blocks of 128, scales dy so that its products cannot overflow either.
    Included by phases.pyx after Python.h (Py_ssize_t). */
 #ifndef MG_PHASES_H
 #define MG_PHASES_H
@@ -779,15 +781,48 @@ MGP_GATE_ROWS(double, mgp_v4d, 4, mgp_v8d, 8, , MGP_CLONES_FMA, mgp_exp4_fma, mg
 #endif
 /* gate 0's row sums (mgp_row_sums_gate_T's gate 0): sum(dy), sum(dy*f), sum(dy*df/dv), f = x*s, s = sigmoid(v*x),
    df/dv = x^2*s*(1 - s); with keep: the sigmoids in X into keep[0, D), for the backward apply of the same row.
-   float: f and df/dv in float (f = x*s, df/dv = f*(x*(1 - s))), then widened and multiplied by dy and summed in
-   double, 8 lanes to an accumulator: 3 widenings and 5 double operations per 8 values, against 5 widenings and 8
-   double operations when x and s were widened first. Each term is within about 3 float ulps of dy*f, dy*df/dv
-   (dy's own magnitude does not matter: a subnormal dy is exact in double), so a row's sums are within about
-   3*2^-24 of the sum of their terms' magnitudes (docs/perf/norm-family.md, "2026-12-07 (session 30)"). The
-   blocks of 16, of 8 and the tail compute each term the same way. NOTE: f and df/dv are stored and widened from
-   memory (vcvtps2pd zmm, m256; the empty asm with a memory clobber keeps GCC from forwarding them back as
-   registers), dy through a pointer hidden behind an empty asm, else GCC 12 builds its widening lane by lane
-   (docs/perf/norm-family.md, "2026-12-06 night: EvoNorm") */
+   float: f and df/dv in float (f = x*s, df/dv = f*(x*(1 - s))). The blocks of 16 multiply them by dy' = dy*2^p
+   and sum in float, 16 lanes, over MGP_FBLOCK values (8 a lane), each block's sums then widened and added in
+   double and the row's total scaled back by 2^-p (exact): 2 float multiplies and 3 adds per 16 values, where
+   widening dy and each partial took 6 widenings and 10 double operations and bound the pass by arithmetic, not
+   bytes. 2^p (mgp_dy_scale_float, once a row) brings the row's largest |dy| to [0.5, 1), so a subnormal dy's
+   products do not underflow. Each term is within about 3 float ulps of dy*f, dy*df/dv, the product and a lane's
+   8 adds up to 8 more, so a row's sums are within about 11*2^-24 of the sum of their terms' magnitudes (about 3
+   when every product was summed in double; measured: under 1*2^-24 more, docs/perf/norm-family.md, "EvoNorm and
+   FRN, session 33"; blocks of 64 were 1.07-1.12x slower, 256 no faster). The blocks of 8 and the tail (under 16
+   values a row) widen f and df/dv and multiply by dy in double, as before. NOTE: there f and df/dv are stored and
+   widened from memory (vcvtps2pd zmm, m256; the empty asm with a memory clobber keeps GCC from forwarding them
+   back as registers), dy through a pointer hidden behind an empty asm, else GCC 12 builds its widening lane by
+   lane (docs/perf/norm-family.md, "2026-12-06 night: EvoNorm") */
+#ifndef MGP_FBLOCK  /* scripts/gate_probe.c sweeps it */
+#define MGP_FBLOCK 128
+#endif
+/* 2^p with 2^p*max|dy| in [0.5, 1) (p clamped to [-100, 100]; 1 where every dy is 0 or one is inf or NaN): the
+   largest |dy| by the bits (for |dy| the integer order of the bits is the float order, NaN above inf) */
+MGP_INLINE float mgp_dy_scale_float(const float* dy, Py_ssize_t D) {
+    uint32_t m = 0;
+    for (Py_ssize_t i = 0; i < D; i++) {
+        uint32_t b;
+        memcpy(&b, dy + i, sizeof b);
+        b &= 0x7fffffffu;
+        m = b > m ? b : m;
+    }
+    const uint32_t e = m >> 23;  /* the biased exponent; 2^(253 - e)*max|dy| is in [0.5, 1) for a normal max */
+    if (m == 0 || e == 255) return 1.0f;
+    const int pe = 253 - (int)e;
+    const uint32_t sb = (uint32_t)(pe < 27 ? 27 : pe > 227 ? 227 : pe) << 23;
+    float s;
+    memcpy(&s, &sb, sizeof s);
+    return s;
+}
+/* the 16 float lanes of a block's sums b, widened, added to s (8 double lanes), and b zeroed */
+MGP_INLINE void mgp_fblock_flush(mgp_v8d* s, mgp_v16f* b) {
+    float t[16] __attribute__((aligned(64)));
+    memcpy(t, b, sizeof t);
+    *s += mgp_widen8_mem_float(t);
+    *s += mgp_widen8_mem_float(t + 8);
+    *b = (mgp_v16f){0};
+}
 MGP_INLINE void mgp_sig_terms8_float(mgp_v8d* a, mgp_v8d* f, mgp_v8d* g, const float* dy, const float* t) {
     __asm__("" : "+r"(dy));
     const mgp_v8d gd = mgp_widen8_mem_float(dy);
@@ -796,21 +831,23 @@ MGP_INLINE void mgp_sig_terms8_float(mgp_v8d* a, mgp_v8d* f, mgp_v8d* g, const f
 #define MGP_ROW_SUMS_SIG_FLOAT(SFX, ATTR, EXP, EXP2)                                                         \
 ATTR static void mgp_row_sums_sig_float##SFX(double* sdy, double* sdyf, double* sdv, const float* restrict dy, \
                                              const float* restrict x, Py_ssize_t D, float v, float* restrict keep) { \
-    mgp_v8d a = {0, 0, 0, 0, 0, 0, 0, 0}, f = a, g = a;                                                      \
+    mgp_v8d a = {0, 0, 0, 0, 0, 0, 0, 0}, f = a, g = a, as = a, fs = a, gs = a;                              \
+    mgp_v16f ab = {0}, fb = ab, gb = ab;                                                                     \
     float tb[32] __attribute__((aligned(64)));  /* f in [0, 16), df/dv in [16, 32) */                        \
-    const float nv = -v;                                                                                     \
+    const float nv = -v, p = D >= 16 ? mgp_dy_scale_float(dy, D) : 1.0f;                                      \
     Py_ssize_t i = 0;                                                                                        \
     for (; i + 16 <= D; i += 16) {                                                                           \
-        mgp_v16f xv;                                                                                         \
+        mgp_v16f xv, dv;                                                                                     \
         memcpy(&xv, x + i, sizeof xv);                                                                       \
+        memcpy(&dv, dy + i, sizeof dv);                                                                      \
         const mgp_v16f s = 1 / (1 + EXP2(nv * xv));                                                          \
         if (keep) memcpy(keep + i, &s, sizeof s);                                                            \
         const mgp_v16f fv = xv * s, gv = fv * (xv * (1.0f - s));                                             \
-        memcpy(tb, &fv, sizeof fv);                                                                          \
-        memcpy(tb + 16, &gv, sizeof gv);                                                                     \
-        __asm__ volatile("" ::: "memory");                                                                   \
-        mgp_sig_terms8_float(&a, &f, &g, dy + i, tb);                                                        \
-        mgp_sig_terms8_float(&a, &f, &g, dy + i + 8, tb + 8);                                                \
+        dv *= p;                                                                                             \
+        ab += dv; fb += dv * fv; gb += dv * gv;                                                              \
+        if ((i + 16) % MGP_FBLOCK == 0 || i + 32 > D) {                                                      \
+            mgp_fblock_flush(&as, &ab); mgp_fblock_flush(&fs, &fb); mgp_fblock_flush(&gs, &gb);              \
+        }                                                                                                    \
     }                                                                                                        \
     for (; i + 8 <= D; i += 8) {                                                                             \
         mgp_v8f xv;                                                                                          \
@@ -830,9 +867,10 @@ ATTR static void mgp_row_sums_sig_float##SFX(double* sdy, double* sdyf, double* 
         if (keep) keep[i] = s;                                                                               \
         ta += gd; tf += gd * fx; tv += gd * (fx * (x[i] * (1.0f - s)));                                      \
     }                                                                                                        \
-    *sdy = mgp_hsum(mgp_half8d(a, 0), mgp_half8d(a, 1)) + ta;                                                \
-    *sdyf = mgp_hsum(mgp_half8d(f, 0), mgp_half8d(f, 1)) + tf;                                               \
-    *sdv = mgp_hsum(mgp_half8d(g, 0), mgp_half8d(g, 1)) + tv;                                                \
+    const double q = 1 / (double)p;                                                                          \
+    *sdy = mgp_hsum(mgp_half8d(as, 0), mgp_half8d(as, 1)) * q + mgp_hsum(mgp_half8d(a, 0), mgp_half8d(a, 1)) + ta; \
+    *sdyf = mgp_hsum(mgp_half8d(fs, 0), mgp_half8d(fs, 1)) * q + mgp_hsum(mgp_half8d(f, 0), mgp_half8d(f, 1)) + tf; \
+    *sdv = mgp_hsum(mgp_half8d(gs, 0), mgp_half8d(gs, 1)) * q + mgp_hsum(mgp_half8d(g, 0), mgp_half8d(g, 1)) + tv; \
 }
 #if MGP_SPLIT_V4
 MGP_ROW_SUMS_SIG_FLOAT(_v4, MGP_TARGET_V4, mgp_expf8_fma_v4, mgp_expf16_fma_v4)
@@ -896,11 +934,11 @@ MGP_ROW_SUMS_SIG_DOUBLE(, MGP_CLONES_FMA, mgp_exp4_fma, mgp_exp8_fma)
 /* gate 1's row sums (mgp_row_sums_gate_T's gate 1): sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi),
    sum(dy*df/dlo), f = x*r, r = 1/den; df/dv = -x^2*r^2*mu, df/dhi = -x*r^2*mu, df/dlo = -x*r^2*(1 - mu).
    float: as gate 0's, the partials in float (r = 1/den, f = x*r, q = f*r, then q*(x*mu), q*mu and q*(1 - mu), the
-   last two exact), widened, multiplied by dy and summed in double, 8 lanes to an accumulator; blocks of 16 (one
-   zmm in the AVX-512 clone), of 8, then the tail, each term the same way in each. Every term in double (the
-   division too, 4 lanes) ran at about 3 cycles an element, bound by the widening shuffles and the 15 double
-   operations per 4 values, not by the division (docs/perf/norm-family.md, "2026-12-07: the phases at the memory
-   limit" and "2026-12-07 (session 30)") */
+   last two exact); the blocks of 16 (one zmm in the AVX-512 clone) multiply them by the scaled dy and sum in
+   float blocks as gate 0's, the blocks of 8 and the tail widen them and multiply by dy in double. Every term in
+   double (the division too, 4 lanes) ran at about 3 cycles an element, bound by the widening shuffles and the 15
+   double operations per 4 values, not by the division (docs/perf/norm-family.md, "2026-12-07: the phases at the
+   memory limit" and "2026-12-07 (session 30)") */
 MGP_INLINE void mgp_den_terms8_float(mgp_v8d* acc, const float* dy, const float* t) {
     __asm__("" : "+r"(dy));
     const mgp_v8d gd = mgp_widen8_mem_float(dy);
@@ -912,20 +950,24 @@ MGP_INLINE void mgp_den_terms8_float(mgp_v8d* acc, const float* dy, const float*
 ATTR static void mgp_row_sums_den_float##SFX(double* sdy, double* sdyf, double* sdv, double* shi, double* slo, \
                                              const float* restrict dy, const float* restrict x, Py_ssize_t D, \
                                              float v, float lo, float hi) {                                  \
-    mgp_v8d acc[5] = {{0}};                                                                                  \
+    mgp_v8d acc[5] = {{0}}, accs[5] = {{0}};                                                                 \
+    mgp_v16f b0 = {0}, b1 = b0, b2 = b0, b3 = b0, b4 = b0;                                                   \
     float tb[64] __attribute__((aligned(64)));  /* f, df/dv, df/dhi, df/dlo (negated): 16 each */            \
+    const float p = D >= 16 ? mgp_dy_scale_float(dy, D) : 1.0f;                                               \
     Py_ssize_t i = 0;                                                                                        \
     for (; i + 16 <= D; i += 16) {                                                                           \
-        mgp_v16f xv, mu;                                                                                     \
+        mgp_v16f xv, mu, dv;                                                                                 \
         memcpy(&xv, x + i, sizeof xv);                                                                       \
+        memcpy(&dv, dy + i, sizeof dv);                                                                      \
         const mgp_v16f r = 1.0f / DEN2(xv, v, lo, hi, &mu);                                                  \
         const mgp_v16f fv = xv * r, q = fv * r;                                                              \
         const mgp_v16f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);                                \
-        memcpy(tb, &fv, sizeof fv); memcpy(tb + 16, &tv, sizeof tv);                                         \
-        memcpy(tb + 32, &th, sizeof th); memcpy(tb + 48, &tl, sizeof tl);                                    \
-        __asm__ volatile("" ::: "memory");                                                                   \
-        mgp_den_terms8_float(acc, dy + i, tb);                                                               \
-        mgp_den_terms8_float(acc, dy + i + 8, tb + 8);                                                       \
+        dv *= p;                                                                                             \
+        b0 += dv; b1 += dv * fv; b2 -= dv * tv; b3 -= dv * th; b4 -= dv * tl;                                \
+        if ((i + 16) % MGP_FBLOCK == 0 || i + 32 > D) {                                                      \
+            mgp_fblock_flush(accs, &b0); mgp_fblock_flush(accs + 1, &b1); mgp_fblock_flush(accs + 2, &b2);   \
+            mgp_fblock_flush(accs + 3, &b3); mgp_fblock_flush(accs + 4, &b4);                                \
+        }                                                                                                    \
     }                                                                                                        \
     for (; i + 8 <= D; i += 8) {                                                                             \
         mgp_v8f xv, mu;                                                                                      \
@@ -945,11 +987,12 @@ ATTR static void mgp_row_sums_den_float##SFX(double* sdy, double* sdyf, double* 
         const double gd = dy[i];                                                                             \
         ta += gd; tf += gd * fx; tv -= gd * (q * (x[i] * mu)); th -= gd * (q * mu); tl -= gd * (q * (1.0f - mu)); \
     }                                                                                                        \
-    *sdy = mgp_hsum(mgp_half8d(acc[0], 0), mgp_half8d(acc[0], 1)) + ta;                                      \
-    *sdyf = mgp_hsum(mgp_half8d(acc[1], 0), mgp_half8d(acc[1], 1)) + tf;                                     \
-    *sdv = mgp_hsum(mgp_half8d(acc[2], 0), mgp_half8d(acc[2], 1)) + tv;                                      \
-    *shi = mgp_hsum(mgp_half8d(acc[3], 0), mgp_half8d(acc[3], 1)) + th;                                      \
-    *slo = mgp_hsum(mgp_half8d(acc[4], 0), mgp_half8d(acc[4], 1)) + tl;                                      \
+    const double pq = 1 / (double)p;                                                                         \
+    double* const out[5] = {sdy, sdyf, sdv, shi, slo};                                                       \
+    const double tail[5] = {ta, tf, tv, th, tl};                                                             \
+    for (int j = 0; j < 5; j++)                                                                              \
+        *out[j] = mgp_hsum(mgp_half8d(accs[j], 0), mgp_half8d(accs[j], 1)) * pq                              \
+                  + mgp_hsum(mgp_half8d(acc[j], 0), mgp_half8d(acc[j], 1)) + tail[j];                        \
 }
 #if MGP_SPLIT_V4
 /* mgp_gate_denv_float's results through mask registers: each blend one vblendmps (or a zero-masked move) where
