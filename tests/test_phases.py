@@ -746,6 +746,28 @@ def test_row_gate_sums_float32_within_the_terms_magnitudes(name):
                 assert (err <= tol * bound[rows] + 1e-300).all(), (what, gate, D, err / (bound[rows] / 8 / u))
 
 
+@pytest.mark.parametrize("name", BACKENDS)
+def test_row_gate_sums_float32_inf_dy_beside_huge_finite_ones(name):
+    """A float32 row with an inf dy and finite dy near float's largest: the reference's sums (in double) are inf
+    or NaN by the inf term alone; the float blocks must not add the finite terms to an inf of the other sign
+    (inf - inf: a NaN where the reference has inf)."""
+    rng = np.random.default_rng(13)
+    k = kernels.load(name)
+    x, dy, v, lo, hi, _ = gate_data(rng, (2, 64), np.float32)
+    x[:] = np.abs(x) + np.float32(0.5)  # NOTE: every partial f of one sign, so the finite terms add up, not cancel
+    dy[:] = np.float32(-3e38)
+    dy[:, 0] = np.inf
+    for gate in (0, 1):
+        got = alloc_outputs("row_backward_sums_gate", np.float32, R=2)
+        k.row_backward_sums_gate(*got, dy, x, v, lo, hi, gate)
+        want = alloc_outputs("row_backward_sums_gate", np.float32, R=2)
+        with np.errstate(all="ignore"):
+            reference.row_backward_sums_gate(*want, dy, x, v, lo, hi, gate)
+        for what, g, w in list(zip(("sdy", "sdyf", "sdv", "shi", "slo"), got, want))[:3 if gate == 0 else 5]:
+            assert not np.isfinite(w).any(), (what, gate, w)
+            np.testing.assert_array_equal(g, w, err_msg=f"{what}, gate {gate}")
+
+
 def test_row_gate_phases_reference_matches_derivative():
     """The reference's partials are those of f: central differences in float64 (v, hi, lo, x)."""
     rng = np.random.default_rng(3)

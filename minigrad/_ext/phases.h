@@ -797,8 +797,10 @@ MGP_GATE_ROWS(double, mgp_v4d, 4, mgp_v8d, 8, , MGP_CLONES_FMA, mgp_exp4_fma, mg
 #ifndef MGP_FBLOCK  /* scripts/gate_probe.c sweeps it */
 #define MGP_FBLOCK 128
 #endif
-/* 2^p with 2^p*max|dy| in [0.5, 1) (p clamped to [-100, 100]; 1 where every dy is 0 or one is inf or NaN): the
-   largest |dy| by the bits (for |dy| the integer order of the bits is the float order, NaN above inf) */
+/* 2^p with 2^p*max|dy| in [0.5, 1) (p clamped to [-100, 100]; 1 where every dy is 0): the largest |dy| by the
+   bits (for |dy| the integer order of the bits is the float order, NaN above inf). A row with an inf or NaN dy
+   takes 2^-100: its sums are inf or NaN whatever the finite terms add to, and scaled down those cannot overflow
+   to an inf of the other sign (inf - inf, a NaN where double's sums give inf) */
 MGP_INLINE float mgp_dy_scale_float(const float* dy, Py_ssize_t D) {
     uint32_t m = 0;
     for (Py_ssize_t i = 0; i < D; i++) {
@@ -808,7 +810,7 @@ MGP_INLINE float mgp_dy_scale_float(const float* dy, Py_ssize_t D) {
         m = b > m ? b : m;
     }
     const uint32_t e = m >> 23;  /* the biased exponent; 2^(253 - e)*max|dy| is in [0.5, 1) for a normal max */
-    if (m == 0 || e == 255) return 1.0f;
+    if (m == 0) return 1.0f;
     const int pe = 253 - (int)e;
     const uint32_t sb = (uint32_t)(pe < 27 ? 27 : pe > 227 ? 227 : pe) << 23;
     float s;
