@@ -156,7 +156,7 @@ def summarize(procs):
         med = {k: statistics.median(v) * 1e6 for k, v in p["rounds"].items()}
         rows.append(dict(p, med=med))
         m4 = p["mod4k"]
-        print(f"{p['variant']:8s} t={p['start'] - procs[0]['start']:6.1f}s step {med['step']:7.1f} py {med['py']:6.1f} "
+        print(f"{p['variant']:10s} t={p['start'] - procs[0]['start']:6.1f}s step {med['step']:7.1f} py {med['py']:6.1f} "
               f"gemm {med['gemm']:5.1f} triad {med['triad']:6.1f} | step/py {med['step'] / med['py']:5.2f} "
               f"step/gemm {med['step'] / med['gemm']:5.1f} | cpus {p['cpus']} ivcsw {p['ivcsw']} steal {p['steal']} "
               f"huge {p['huge_kb']} kB distinct mod4k {len(set(m4))}/{len(m4)} load {p['load']:.2f}")
@@ -180,6 +180,8 @@ def main():
     ap.add_argument("--steps", type=int, default=10, help="steps per round")
     ap.add_argument("--model", default="mlp-bn", help="a model of benchmarks/bench_end_to_end.py")
     ap.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS))
+    ap.add_argument("--seeds", type=int, default=0, help="process i runs with PYTHONHASHSEED=i %% SEEDS (with "
+                    "aslr-off: the same layout for the same seed, so that a layout's speed can be seen again)")
     ap.add_argument("--out", help="write every process's rounds and candidates here (JSON)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -190,10 +192,13 @@ def main():
     for i in range(args.procs):
         for v in args.variants:
             prefix, env = VARIANTS[v]
+            if args.seeds:
+                env = dict(env, PYTHONHASHSEED=str(i % args.seeds))
             cmd = prefix + [sys.executable, os.path.abspath(__file__), "--child", "--model", args.model,
                             "--seconds", str(args.seconds), "--steps", str(args.steps)]
             out = subprocess.run(cmd, env=dict(os.environ, **env), cwd=ROOT, capture_output=True, text=True, check=True)
-            procs.append(dict(json.loads(out.stdout.strip().splitlines()[-1]), variant=v, index=i))
+            seed = f" seed {i % args.seeds}" if args.seeds else ""
+            procs.append(dict(json.loads(out.stdout.strip().splitlines()[-1]), variant=v + seed, index=i))
     summarize(procs)
     if args.out:
         with open(args.out, "w") as f:

@@ -3,7 +3,7 @@ allocated with NumPy's madvise of huge pages on (its default: every allocation o
 (``minigrad.allocator.set_numpy_huge_pages``, which ``tune_allocator`` now turns off), timed interleaved in CPU time
 at 1 thread (docs/perf/memory-placement.md).
 
-    PYTHONPATH=$PWD python scripts/thp_ab.py [--rounds 11] [--only bn gn gemm triad]
+    PYTHONPATH=$PWD python scripts/thp_ab.py [--rounds 11] [--only bn gn gemm triad offsets]
 
 Workloads: batch norm's forward and backward (the Cython kernels, ``bn_blocks_ab.calls``) at the benchmarks' shapes
 (benchmarks/bench_batch_norm.py, float32) and at the float64 shapes of docs/perf/norm-kernels.md (session 32); the
@@ -12,6 +12,9 @@ a 1024^3 one; NumPy triads (a = b + s*c, as bench_bandwidth's) at its "tensor" a
 AnonHugePages of the mappings holding each set's output (y, dx, the GEMM's product, the triad's three arrays), so
 that the pages are known, not assumed, the medians of both, and huge/4k per round as median [min, max] (above 1:
 huge pages slower).
+
+``--only offsets``: the LayerNorm forward on x and y placed at chosen offsets modulo 2 MiB, both pages: the placement
+that slows a streaming kernel on 2 MiB pages.
 """
 import argparse
 import os
@@ -80,6 +83,22 @@ def gn_rows(norm, shape, groups):
                                                                             1), (dx,))]
 
 
+def offset_rows(norm, x_off, y_shift, N=8192, C=768):
+    """The LayerNorm (N, C) forward with x at ``x_off`` bytes past a 2 MiB boundary of one buffer and y at x's offset
+    modulo 2 MiB plus ``y_shift``: where on 2 MiB pages the arrays' placement decides the time."""
+    n = N * C * 4
+    buf = np.empty(2 * n + (8 << 20), np.uint8)
+    o = -buf.ctypes.data % (2 << 20) + x_off
+    x = buf[o:o + n].view(np.float32).reshape(N, C, 1)
+    o += n + (2 << 20) - n % (2 << 20) + y_shift
+    y = buf[o:o + n].view(np.float32).reshape(N, C, 1)
+    x[...] = np.random.default_rng(0).standard_normal(x.shape, dtype=np.float32)
+    y[...] = 0
+    w, b, mean, rstd = np.ones(C, np.float32), np.zeros(C, np.float32), np.empty((N, 1)), np.empty((N, 1))
+    name = f"group_norm_forward {N}x{C}x1 float32 groups 1, x at +{x_off} B, y at x + {y_shift} B (mod 2 MiB)"
+    return [(name, lambda: norm.group_norm_forward(y, mean, rstd, x, w, b, 1, 1e-5, 1), (y,))]
+
+
 def gemm_rows(name, m, k, n):
     rng = np.random.default_rng(0)
     a, b, out = rng.random((m, k), np.float32), rng.random((k, n), np.float32), np.empty((m, n), np.float32)
@@ -100,7 +119,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--target", type=float, default=0.02, help="seconds per batch of calls")
     ap.add_argument("--only", nargs="+", default=["bn", "gn", "gemm", "triad"],
-                    choices=["bn", "gn", "gemm", "triad"])
+                    choices=["bn", "gn", "gemm", "triad", "offsets"])
     args = ap.parse_args()
     import minigrad
     from minigrad._ext import norm
@@ -110,7 +129,9 @@ def main():
           f"{open('/sys/kernel/mm/transparent_hugepage/enabled').read().strip()}")
     print("| workload | huge kB (huge set / 4k set) | huge us | 4k us | huge/4k [min, max] |")
     print("|---|---|---|---|---|")
-    makes = {"bn": [lambda s=s, d=d: bn_rows(norm, s, d) for s, d in BN_SHAPES],
+    offsets = [(0, 0), (0, 64), (1 << 20, 0), (1 << 20, 64), (1 << 20, 4096), (1 << 20, 64 << 10)]
+    makes = {"offsets": [lambda a=a, b=b: offset_rows(norm, a, b) for a, b in offsets],
+             "bn": [lambda s=s, d=d: bn_rows(norm, s, d) for s, d in BN_SHAPES],
              "gn": [lambda s=s, g=g: gn_rows(norm, s, g) for s, g in GN_SHAPES],
              "gemm": [lambda k=k, v=v: gemm_rows(k, *v) for k, v in GEMMS.items()],
              "triad": [lambda k=k, v=v: triad_rows(k, v) for k, v in TRIADS.items()]}
