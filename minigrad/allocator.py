@@ -10,10 +10,11 @@ with it (its CPU allocator behaves the same either way here).
 NOTE: NumPy madvises every array of >= 4 MiB for transparent huge pages. On 2 MiB pages the physical address is the
 virtual one modulo 2 MiB, so a norm kernel's rows a multiple of 128 KiB apart share L2 sets, and arrays a few bytes
 apart modulo 2 MiB (as glibc places same-sized ones) slow a streaming kernel as well: in one process, the kernels of
-the benchmarks' BatchNorm2d (16, 32, 112, 112) and LayerNorm (8192, 768) and batch norm at float64 (32, 64, 256) ran
-1.3-2.5x slower on them, and nothing measured ran faster on them by more than 9% (the GEMMs and triads not
-measurably; the training steps allocate nothing that large). So the tuning turns NumPy's madvise off too
-(docs/perf/memory-placement.md, scripts/thp_ab.py).
+five of the benchmarks' large norm cases (BatchNorm2d (16, 32, 112, 112) and (256, 512, 7, 7), BatchNorm1d (4096,
+1024), LayerNorm (8192, 768) forward and backward) and batch norm at float64 ran 1.2-2.5x slower on them, and
+nothing measured ran faster on them by more than 9% (the GEMMs and triads not measurably; the training steps
+allocate nothing that large). So the tuning turns NumPy's madvise off too (docs/perf/memory-placement.md,
+scripts/thp_ab.py).
 
 This changes the whole process's allocator, so minigrad never does it on import: the command line (``minigrad
 train``, ``experiment``, ``bench``) and the benchmarks call ``tune_allocator()``; scripts may call it too.

@@ -5,13 +5,13 @@ at 1 thread (docs/perf/memory-placement.md).
 
     PYTHONPATH=$PWD python scripts/thp_ab.py [--rounds 11] [--only bn gn gemm triad offsets]
 
-Workloads: batch norm's forward and backward (the Cython kernels, ``bn_blocks_ab.calls``) at the benchmarks' shapes
+Workloads: batch norm's forward and backward (the Cython kernels, ``bn_blocks_ab.calls``) at the benchmarks' cases
 (benchmarks/bench_batch_norm.py, float32) and at the float64 shapes of docs/perf/norm-kernels.md (session 32); the
-group-norm kernel at the benchmarks' LayerNorm and GroupNorm shapes; the GEMMs of benchmarks/bench_bandwidth.py and
-a 1024^3 one; NumPy triads (a = b + s*c, as bench_bandwidth's) at its "tensor" and "dram" sizes. Each row: the
-AnonHugePages of the mappings holding each set's output (y, dx, the GEMM's product, the triad's three arrays), so
-that the pages are known, not assumed, the medians of both, and huge/4k per round as median [min, max] (above 1:
-huge pages slower).
+group-norm kernel at the cases of bench_layer_norm.py and bench_group_norm.py (layer and instance norm as group
+norms); the GEMMs of bench_bandwidth.py and a 1024^3 one; NumPy triads (a = b + s*c, as bench_bandwidth's) at its
+"tensor" and "dram" sizes. Each row: the AnonHugePages of the mappings holding each set's output (y, dx, the GEMM's
+product, the triad's three arrays), so that the pages are known, not assumed, the medians of both, and huge/4k per
+round as median [min, max] (above 1: huge pages slower).
 
 ``--only offsets``: the LayerNorm forward on x and y placed at chosen offsets modulo 2 MiB, both pages: the placement
 that slows a streaming kernel on 2 MiB pages.
@@ -25,16 +25,24 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
 from norm_family_steps import _interleaved_rounds  # noqa: E402
+
+import bench_batch_norm  # noqa: E402
+import bench_group_norm  # noqa: E402
+import bench_layer_norm  # noqa: E402
+from _norms import _layout  # noqa: E402
+from bench_bandwidth import GEMM_SHAPES, SIZES  # noqa: E402
 
 from minigrad.allocator import set_numpy_huge_pages, tune_allocator  # noqa: E402
 
-BN_SHAPES = [((32, 64, 784), np.float32), ((64, 128, 196), np.float32), ((16, 32, 12544), np.float32),
-             ((32, 64, 256), np.float64), ((16, 128, 256), np.float64)]
-# (N, C, S) and groups of the group-norm kernel for the benchmarks' LayerNorm (8192, 768) and GroupNorm (32 groups)
-GN_SHAPES = [((8192, 768, 1), 1), ((32, 64, 784), 32)]
-GEMMS = {"resnet20-conv3": (64, 576, 2048), "square512": (512, 512, 512), "square1024": (1024, 1024, 1024)}
-TRIADS = {"tensor": 32 * 64 * 28 * 28 * 4, "dram": 64 << 20}  # bytes per array, bench_bandwidth.SIZES
+# (N, C, S) and dtype of batch norm's kernels: the benchmarks' cases, then docs/perf/norm-kernels.md's float64 ones
+BN_SHAPES = ([(_layout(norm, shape)[0], np.float32) for norm, shape in bench_batch_norm.CASES]
+             + [((32, 64, 256), np.float64), ((16, 128, 256), np.float64)])
+# (N, C, S) and groups of the group-norm kernel (layer and instance norm are group norms) for the benchmarks' cases
+GN_SHAPES = [_layout(norm, shape) for norm, shape in bench_layer_norm.CASES + bench_group_norm.CASES]
+GEMMS = dict(GEMM_SHAPES, square1024=(1024, 1024, 1024))
+TRIADS = {k: SIZES[k] for k in ("tensor", "dram")}  # bytes per array
 
 
 def huge_kb(arrays):
