@@ -35,8 +35,9 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 # NOTE: every benchmark process, minigrad's and PyTorch's alike, runs with the allocator tuning that minigrad's
-# command line applies (glibc keeps freed activations on its heap; see minigrad/allocator.py). It changes minigrad's
-# training steps (no page faults per step) and not PyTorch's.
+# command line applies (glibc keeps freed activations on its heap, NumPy's arrays of >= 4 MiB lie on 4 KiB pages;
+# see minigrad/allocator.py). It changes minigrad's training steps (no page faults per step) and not PyTorch's, and
+# the norm kernels at some large shapes (no huge-page cache conflicts: docs/perf/memory-placement.md).
 from minigrad.allocator import tune_allocator  # noqa: E402
 
 ALLOCATOR_TUNED = tune_allocator()

@@ -229,7 +229,8 @@ def make_doc(data, json_name="benchmarks.json", distributed=None, distributed_na
                              "informational)", triads["tensor"]),
                             ("DRAM-size (64 MiB per array)", triads["dram"]))],
         f"* Environment of every process: {env}; every process (minigrad's and PyTorch's) calls "
-        "`minigrad.tune_allocator()`, as `minigrad train` does (see `minigrad/allocator.py`)",
+        "`minigrad.tune_allocator()`, as `minigrad train` does (glibc keeps freed blocks on its heap; NumPy's arrays "
+        "on 4 KiB pages, not its transparent huge pages: see `minigrad/allocator.py`)",
         "",
         "Times are medians. GB/s uses the byte model (training forward 3 |x|, inference 2 |x|, backward 5 |x|, "
         "fwd+bwd 8 |x| bytes); `of triad` divides it by the triad of the same thread count, the LLC-size one when the "
