@@ -3,7 +3,7 @@ channels per thread; ``_set_bn_blocks(0, ...)``) against blocks of at most L2 by
 MIN_RUN bytes, on the raw Cython kernels ``batch_renorm_forward``, ``batch_norm_forward``, ``batch_norm_backward``
 and ``ghost_batch_norm_forward`` / ``_backward`` (chunk --chunk), interleaved in one process with a triad of the same
 run (Numba, a = b + s*c over three arrays of |x| elements, 3 |x| moved). Each round times the triad and every rule
-once (a batch of calls each; CPU time at 1 thread, wall time at 2); per-round ratios old/new, medians [min, max];
+once (a batch of calls each, each round's order rotated by one; CPU time at 1 thread, wall time at 2); per-round ratios old/new, medians [min, max];
 GB/s under the phase tables' byte model (forward: x read, y written; backward: dy, x read, dx written; the C-sized
 arrays ignored), as a fraction of the triad.
 
@@ -81,6 +81,19 @@ def calls(norm, shape, dtype, threads, chunk, seed=0, other=None, huge=False):
     return bind(norm) if other is None else (bind(norm), bind(other))
 
 
+def _rotated_rounds(variants, rounds, target, clock):
+    """_interleaved_rounds one round at a time, each round starting one variant later.
+    NOTE: in a fixed order the first variant after the triad (the old build) ran up to 1.36x slower than the same
+    build's code in a later slot at load 7 (docs/perf/norm-kernels.md#2026-12-07-session-33-the-block-rule-and-the-ab-order)"""
+    names = list(variants)
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name, t in _interleaved_rounds({n: variants[n] for n in order}, 1, target, clock, min_calls=5).items():
+            times[name] += t
+    return times
+
+
 def bits(norm, rules, before=None):
     """Outputs at each rule against the rule before (0, 0) of ``norm``, or against ``before`` (another build's module,
     at its default rule)."""
@@ -155,8 +168,7 @@ def main():
                     norm._set_bn_blocks(*rule)
                     fn()
                 variants[(k, rule)] = run
-        times = {name: np.array(t) for name, t in
-                 _interleaved_rounds(variants, args.rounds, args.target, clock, min_calls=5).items()}
+        times = {name: np.array(t) for name, t in _rotated_rounds(variants, args.rounds, args.target, clock).items()}
         tri_gbps = tri_bytes / np.median(times["triad"]) / 1e9
         for k in args.kernels:
             old = times[(k, (0, 0))]
