@@ -13,6 +13,7 @@ arrays ignored), as a fraction of the triad.
 --against DIR makes "before" another build's norm extension (DIR: its minigrad/_ext, e.g. main's; loaded beside
 this tree's, at its own default rule) rather than this build's rule before: the timings are then that build against
 this one at each rule, and --bits compares this build's outputs (at its default rule and each of --rules) with it.
+--before L2:MIN (without --against) makes "before" that rule of this build, to compare rules with each other.
 
     PYTHONPATH=$PWD python scripts/bn_blocks_ab.py [--shapes 32x64x256 ...] [--rules 256:2 512:4] [--rounds 11]
     PYTHONPATH=$PWD python scripts/bn_blocks_ab.py --bits [--against /work/main/minigrad/_ext]
@@ -129,6 +130,8 @@ def main():
     ap.add_argument("--target", type=float, default=0.02, help="seconds per batch")
     ap.add_argument("--bits", action="store_true")
     ap.add_argument("--against", metavar="DIR", help="another build's minigrad/_ext: its norm is 'before'")
+    ap.add_argument("--before", default="0:0", metavar="L2:MIN", help="without --against: the rule of this build "
+                    "that 'before' times (default 0:0, one block per thread)")
     ap.add_argument("--huge", action="store_true", help="x, dy, y, dx each at a 2 MiB boundary of transparent huge "
                     "pages (by default: NumPy's allocations, wherever they land)")
     ap.add_argument("--no-huge", action="store_true", help="every array on 4 KiB pages: NumPy's madvise of "
@@ -142,6 +145,7 @@ def main():
 
     minigrad.set_num_threads(args.threads)
     rules = [tuple(int(v) << 10 for v in r.split(":")) for r in args.rules]
+    base = tuple(int(v) << 10 for v in args.before.split(":"))
     default = norm._set_bn_blocks(0, 0)
     norm._set_bn_blocks(*default)
     other = _load_ext(args.against, "norm") if args.against else None
@@ -151,7 +155,7 @@ def main():
     clock = time.process_time if args.threads == 1 else time.perf_counter
     print(f"load average {os.getloadavg()}; threads {args.threads}, {args.rounds} rounds, "
           f"{'CPU' if args.threads == 1 else 'wall'} time; before = "
-          f"{args.against + ' at its default rule' if other else 'one block per thread'}; new = L2:min run")
+          f"{args.against + ' at its default rule' if other else 'this build at ' + args.before}; new = L2:min run")
     print("| shape | dtype | kernel | rule | before us | new us | before/new [min, max] | before of triad | "
           "new of triad |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -162,8 +166,8 @@ def main():
         variants = {"triad": tri}
         for k in args.kernels:
             if other:
-                variants[(k, (0, 0))] = old_fns[k][0]
-            for rule in rules if other else [(0, 0)] + rules:
+                variants[(k, "before")] = old_fns[k][0]
+            for rule in rules if other else [base] + rules:
                 def run(fn=fns[k][0], rule=rule):
                     norm._set_bn_blocks(*rule)
                     fn()
@@ -171,7 +175,7 @@ def main():
         times = {name: np.array(t) for name, t in _rotated_rounds(variants, args.rounds, args.target, clock).items()}
         tri_gbps = tri_bytes / np.median(times["triad"]) / 1e9
         for k in args.kernels:
-            old = times[(k, (0, 0))]
+            old = times[(k, "before" if other else base)]
             for rule in rules:
                 new = times[(k, rule)]
                 ratio = old / new
