@@ -3,7 +3,8 @@ channels per thread; ``_set_bn_blocks(0, ...)``) against blocks of at most L2 by
 MIN_RUN bytes, on the raw Cython kernels ``batch_renorm_forward``, ``batch_norm_forward``, ``batch_norm_backward``
 and ``ghost_batch_norm_forward`` / ``_backward`` (chunk --chunk), interleaved in one process with a triad of the same
 run (Numba, a = b + s*c over three arrays of |x| elements, 3 |x| moved). Each round times the triad and every rule
-once (a batch of calls each, each round's order rotated by one; CPU time at 1 thread, wall time at 2); per-round ratios old/new, medians [min, max];
+once (a batch of calls each, after one untimed call, each round's order rotated by one; CPU time at 1 thread, wall
+time at 2); per-round ratios old/new, medians [min, max];
 GB/s under the phase tables' byte model (forward: x read, y written; backward: dy, x read, dx written; the C-sized
 arrays ignored), as a fraction of the triad.
 
@@ -83,15 +84,24 @@ def calls(norm, shape, dtype, threads, chunk, seed=0, other=None, huge=False):
 
 
 def _rotated_rounds(variants, rounds, target, clock):
-    """_interleaved_rounds one round at a time, each round starting one variant later.
-    NOTE: in a fixed order the first variant after the triad (the old build) ran up to 1.36x slower than the same
-    build's code in a later slot at load 7 (docs/perf/norm-kernels.md#2026-12-07-session-33-the-block-rule-and-the-ab-order)"""
+    """{name: [seconds per call in each round]}: batches of about ``target`` seconds (counts from
+    _interleaved_rounds' first round), each round starting one variant later, each batch after one untimed call of
+    its own.
+    NOTE: in a fixed order without that call, the variant right after the triad (the old build) ran up to 1.36x slower
+    than the same code elsewhere at load 7, and one right after a kernel on other arrays up to 1.08x
+    (docs/perf/norm-kernels.md#2026-12-07-session-33-the-block-rule-and-the-ab-order)"""
+    first = _interleaved_rounds(variants, 1, target, clock, min_calls=5)
+    counts = {name: max(5, round(target / max(t[0], 1e-9))) for name, t in first.items()}
     names = list(variants)
     times = {name: [] for name in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name, t in _interleaved_rounds({n: variants[n] for n in order}, 1, target, clock, min_calls=5).items():
-            times[name] += t
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn = variants[name]
+            fn()
+            t0 = clock()
+            for _ in range(counts[name]):
+                fn()
+            times[name].append((clock() - t0) / counts[name])
     return times
 
 

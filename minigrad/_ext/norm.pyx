@@ -42,7 +42,7 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
     elementwise: mg_col_affine* (S == 1); mg_channel_affine* (full vectors per channel, last one overlapping,
       for L <= S < MG_SHORT_RUN; one channel per call otherwise)
     blocks (_bn_n_blocks), at least one per thread, so the elementwise pass rereads x (and dy) from cache: S == 1
-      one block per thread; S > 1: blocks of at most BN_L2_BYTES (192 KiB) of input (at least one channel),
+      one block per thread; S > 1: blocks of at most BN_L2_BYTES (256 KiB) of input (at least one channel),
       widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input
     pipelined (_bn_forward_walk, _bn_backward_walk): each thread walks its contiguous blocks row by row (ghost batch
       norm: every chunk's, in one sequence), a row of one block's statistics (or sums) with the same row of the
@@ -91,10 +91,8 @@ cdef enum:
 # batch norm, S > 1: blocks of at most BN_L2_BYTES of input, so that the second pass reads from L2, but runs of at
 # least BN_MIN_RUN_BYTES, so that the prefetcher still follows them (_bn_n_blocks; 0 keeps one block per thread); set
 # through _set_bn_blocks (tests, A/B scripts).
-# NOTE: the pipelined blocks keep two blocks in L2 at once, and the output's lines; 192 KiB ran 1-5% faster than
-#   256 KiB at 32x64x256 float32 and up to 10% at 64x128x196 and 32x64x784; 2 KiB minimum runs were as fast there and
-#   0.96x on the (256, 512, 49) backward (docs/perf/norm-kernels.md#2026-12-07-session-33-the-block-rule-and-the-ab-order)
-cdef Py_ssize_t BN_L2_BYTES = 192 << 10
+# NOTE: 256 KiB, half of session 30's 512 KiB, since the pipelined blocks keep two blocks in L2 at once
+cdef Py_ssize_t BN_L2_BYTES = 256 << 10
 cdef Py_ssize_t BN_MIN_RUN_BYTES = 4 << 10
 # BatchNorm1d (S == 1): inputs (x, or dy and x) of at most this many bytes may take the mg_bn1d_* path (_bn1d_fits)
 cdef Py_ssize_t BN1D_CACHE_BYTES = 512 << 10
