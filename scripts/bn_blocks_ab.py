@@ -14,7 +14,8 @@ arrays ignored), as a fraction of the triad.
 --against DIR makes "before" another build's norm extension (DIR: its minigrad/_ext, e.g. main's; loaded beside
 this tree's, at its own default rule) rather than this build's rule before: the timings are then that build against
 this one at each rule, and --bits compares this build's outputs (at its default rule and each of --rules) with it.
---before L2:MIN (without --against) makes "before" that rule of this build, to compare rules with each other.
+--before L2:MIN (without --against) makes "before" that rule of this build, to compare rules with each other (the same
+rule in --rules is the same variant; a rule that gives the same blocks, 257:4 beside 256:4, shows the noise).
 
     PYTHONPATH=$PWD python scripts/bn_blocks_ab.py [--shapes 32x64x256 ...] [--rules 256:2 512:4] [--rounds 11]
     PYTHONPATH=$PWD python scripts/bn_blocks_ab.py --bits [--against /work/main/minigrad/_ext]
