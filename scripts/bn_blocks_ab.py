@@ -3,7 +3,8 @@ channels per thread; ``_set_bn_blocks(0, ...)``) against blocks of at most L2 by
 MIN_RUN bytes, on the raw Cython kernels ``batch_renorm_forward``, ``batch_norm_forward``, ``batch_norm_backward``
 and ``ghost_batch_norm_forward`` / ``_backward`` (chunk --chunk), interleaved in one process with a triad of the same
 run (Numba, a = b + s*c over three arrays of |x| elements, 3 |x| moved). Each round times the triad and every rule
-once (a batch of calls each; CPU time at 1 thread, wall time at 2); per-round ratios old/new, medians [min, max];
+once (a batch of calls each, after one untimed call, each round's order rotated by one; CPU time at 1 thread, wall
+time at 2); per-round ratios old/new, medians [min, max];
 GB/s under the phase tables' byte model (forward: x read, y written; backward: dy, x read, dx written; the C-sized
 arrays ignored), as a fraction of the triad.
 
@@ -13,6 +14,8 @@ arrays ignored), as a fraction of the triad.
 --against DIR makes "before" another build's norm extension (DIR: its minigrad/_ext, e.g. main's; loaded beside
 this tree's, at its own default rule) rather than this build's rule before: the timings are then that build against
 this one at each rule, and --bits compares this build's outputs (at its default rule and each of --rules) with it.
+--before L2:MIN (without --against) makes "before" that rule of this build, to compare rules with each other (the same
+rule in --rules is the same variant; a rule that gives the same blocks, 257:4 beside 256:4, shows the noise).
 
     PYTHONPATH=$PWD python scripts/bn_blocks_ab.py [--shapes 32x64x256 ...] [--rules 256:2 512:4] [--rounds 11]
     PYTHONPATH=$PWD python scripts/bn_blocks_ab.py --bits [--against /work/main/minigrad/_ext]
@@ -81,6 +84,28 @@ def calls(norm, shape, dtype, threads, chunk, seed=0, other=None, huge=False):
     return bind(norm) if other is None else (bind(norm), bind(other))
 
 
+def _rotated_rounds(variants, rounds, target, clock):
+    """{name: [seconds per call in each round]}: batches of about ``target`` seconds (counts from
+    _interleaved_rounds' first round), each round starting one variant later, each batch after one untimed call of
+    its own.
+    NOTE: in a fixed order without that call, the variant right after the triad (the old build) ran up to 1.36x slower
+    than the same code elsewhere at load 7, and one right after a kernel on other arrays up to 1.08x
+    (docs/perf/norm-kernels.md#2026-12-07-session-33-the-block-rule-and-the-ab-order)"""
+    first = _interleaved_rounds(variants, 1, target, clock, min_calls=5)
+    counts = {name: max(5, round(target / max(t[0], 1e-9))) for name, t in first.items()}
+    names = list(variants)
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn = variants[name]
+            fn()
+            t0 = clock()
+            for _ in range(counts[name]):
+                fn()
+            times[name].append((clock() - t0) / counts[name])
+    return times
+
+
 def bits(norm, rules, before=None):
     """Outputs at each rule against the rule before (0, 0) of ``norm``, or against ``before`` (another build's module,
     at its default rule)."""
@@ -116,6 +141,8 @@ def main():
     ap.add_argument("--target", type=float, default=0.02, help="seconds per batch")
     ap.add_argument("--bits", action="store_true")
     ap.add_argument("--against", metavar="DIR", help="another build's minigrad/_ext: its norm is 'before'")
+    ap.add_argument("--before", default="0:0", metavar="L2:MIN", help="without --against: the rule of this build "
+                    "that 'before' times (default 0:0, one block per thread)")
     ap.add_argument("--huge", action="store_true", help="x, dy, y, dx each at a 2 MiB boundary of transparent huge "
                     "pages (by default: NumPy's allocations, wherever they land)")
     ap.add_argument("--no-huge", action="store_true", help="every array on 4 KiB pages: NumPy's madvise of "
@@ -129,6 +156,7 @@ def main():
 
     minigrad.set_num_threads(args.threads)
     rules = [tuple(int(v) << 10 for v in r.split(":")) for r in args.rules]
+    base = tuple(int(v) << 10 for v in args.before.split(":"))
     default = norm._set_bn_blocks(0, 0)
     norm._set_bn_blocks(*default)
     other = _load_ext(args.against, "norm") if args.against else None
@@ -138,7 +166,7 @@ def main():
     clock = time.process_time if args.threads == 1 else time.perf_counter
     print(f"load average {os.getloadavg()}; threads {args.threads}, {args.rounds} rounds, "
           f"{'CPU' if args.threads == 1 else 'wall'} time; before = "
-          f"{args.against + ' at its default rule' if other else 'one block per thread'}; new = L2:min run")
+          f"{args.against + ' at its default rule' if other else 'this build at ' + args.before}; new = L2:min run")
     print("| shape | dtype | kernel | rule | before us | new us | before/new [min, max] | before of triad | "
           "new of triad |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -149,17 +177,16 @@ def main():
         variants = {"triad": tri}
         for k in args.kernels:
             if other:
-                variants[(k, (0, 0))] = old_fns[k][0]
-            for rule in rules if other else [(0, 0)] + rules:
+                variants[(k, "before")] = old_fns[k][0]
+            for rule in rules if other else [base] + rules:
                 def run(fn=fns[k][0], rule=rule):
                     norm._set_bn_blocks(*rule)
                     fn()
                 variants[(k, rule)] = run
-        times = {name: np.array(t) for name, t in
-                 _interleaved_rounds(variants, args.rounds, args.target, clock, min_calls=5).items()}
+        times = {name: np.array(t) for name, t in _rotated_rounds(variants, args.rounds, args.target, clock).items()}
         tri_gbps = tri_bytes / np.median(times["triad"]) / 1e9
         for k in args.kernels:
-            old = times[(k, (0, 0))]
+            old = times[(k, "before" if other else base)]
             for rule in rules:
                 new = times[(k, rule)]
                 ratio = old / new

@@ -124,3 +124,49 @@ def test_pipelined_statistics_keep_the_bits_of_batch_norm1d(dtype, shape):
         finally:
             if restore:
                 norm._set_bn_blocks(*restore)
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="Cython extensions not built")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_two_threads_keep_their_own_scratch(dtype):
+    """Ghost batch norm at 2 threads where the threads' channels move from chunk to chunk: 32 chunks of 4 samples
+    cut into 3 blocks of 4 channels (thread 0 takes channels [0, 4), thread 1 [4, 12), twice the work, so thread 0
+    runs ahead), then a last chunk of one sample cut into 2 blocks (thread 0 [0, 6)). Thread 0 then sums channels
+    4 and 5 while thread 1 still walks them in the earlier chunks: with one scratch between them (s1, s2, K, lanes,
+    coefficients are indexed by channel) each would overwrite the other's. The bits of 1 thread, and the reference,
+    each call several times (a race: the window depends on how far thread 0 gets ahead)."""
+    from minigrad._ext import norm
+
+    chunk, C, S = 4, 12, 1024
+    shape = (32 * chunk + 1, C, S)
+    x, dy, w, b, _, _ = _arrays(shape, dtype)
+    G = -(-shape[0] // chunk)
+    itemsize = np.dtype(dtype).itemsize
+
+    def ghost(n_threads):
+        y, mean, rstd = np.empty_like(x), np.empty((G, C)), np.empty((G, C))
+        norm._set_bn_blocks(4 * chunk * S * itemsize, 0)  # 4 channels of x per block, all 12 at one sample
+        norm.ghost_batch_norm_forward(y, mean, rstd, x, w, b, chunk, EPS, n_threads)
+        dx, dw, db = np.empty_like(x), np.empty(C, dtype), np.empty(C, dtype)
+        norm._set_bn_blocks(2 * 4 * chunk * S * itemsize, 0)  # the same blocks over dy and x
+        norm.ghost_batch_norm_backward(dx, dw, db, dy, x, mean, rstd, w, chunk, n_threads)
+        return dict(y=y, mean=mean, rstd=rstd, dx=dx, dweight=dw, dbias=db)
+
+    default = norm._set_bn_blocks(0, 0)
+    try:
+        want = ghost(1)
+        ref = {}
+        rmean, rrstd = np.empty((G, C)), np.empty((G, C))
+        ref["y"] = np.empty_like(x)
+        reference.ghost_batch_norm_forward(ref["y"], rmean, rrstd, x, w, b, chunk, EPS)
+        ref["dx"], ref["dweight"], ref["dbias"] = np.empty_like(x), np.empty(C, dtype), np.empty(C, dtype)
+        reference.ghost_batch_norm_backward(ref["dx"], ref["dweight"], ref["dbias"], dy, x, rmean, rrstd, w, chunk)
+        for what, r in ref.items():
+            scale = max(float(np.max(np.abs(r))), 1.0)
+            np.testing.assert_allclose(want[what], r, rtol=TOL[dtype], atol=TOL[dtype] * scale, err_msg=what)
+        for i in range(16):
+            got = ghost(2)
+            for what, v in want.items():
+                assert np.array_equal(got[what], v, equal_nan=True), f"{what}, call {i}"
+    finally:
+        norm._set_bn_blocks(*default)
