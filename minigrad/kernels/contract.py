@@ -28,6 +28,11 @@ Kernels:
       x, y: (R, D)
   log_softmax_backward(dx, dy, y, n_threads)                dx = dy - exp(y) * sum(dy)             per row
       dx, dy, y: (R, D)
+  cross_entropy_forward(logp, picked, x, target, n_threads)  logp = log_softmax_forward's, picked[r] =
+      x, logp: (R, D); picked: (R,) float64 OUT;            logp[r, target[r]] (NaN for a target outside [0, D))
+      target: (R,) int64
+  cross_entropy_backward(dx, logp, target, scale, n_threads) log_softmax_backward's for dy = X(scale) at
+      dx, logp: (R, D); target: (R,) int64                  (r, target[r]), 0 elsewhere
   batch_norm_forward(y, mean, rstd, x, weight, bias, eps, n_threads)               training-mode forward
       x, y: (N, C, S); mean, rstd: (C,) float64 OUT; weight, bias: (C,)
       mean = E[x], rstd = 1/sqrt(Var[x] + eps) (biased variance) over N and S; y = (x - mean) * rstd * w + b
@@ -236,6 +241,10 @@ I64 = np.dtype(np.int64)
 SPECS = {
     "log_softmax_forward": (("y", "x"), {"y": ("RD", "X"), "x": ("RD", "X")}),
     "log_softmax_backward": (("dx", "dy", "y"), {"dx": ("RD", "X"), "dy": ("RD", "X"), "y": ("RD", "X")}),
+    "cross_entropy_forward": (("logp", "picked", "x", "target"),
+                              {"logp": ("RD", "X"), "picked": ("R", "f64"), "x": ("RD", "X"), "target": ("R", "i64")}),
+    "cross_entropy_backward": (("dx", "logp", "target", "scale"),
+                               {"dx": ("RD", "X"), "logp": ("RD", "X"), "target": ("R", "i64")}),
     "batch_norm_forward": (
         ("y", "mean", "rstd", "x", "weight", "bias", "eps"),
         {"y": ("NCS", "X"), "mean": ("C", "f64"), "rstd": ("C", "f64"), "x": ("NCS", "X"),
@@ -406,6 +415,8 @@ SPECS = {
 OUTPUTS = {
     "log_softmax_forward": ("y",),
     "log_softmax_backward": ("dx",),
+    "cross_entropy_forward": ("logp", "picked"),
+    "cross_entropy_backward": ("dx",),
     "batch_norm_forward": ("y", "mean", "rstd"),
     "batch_renorm_forward": ("y", "mean", "rstd", "r", "d"),
     "batch_norm_inference": ("y",),

@@ -16,7 +16,8 @@ from minigrad._ext.norm import (  # noqa: F401
     group_norm_backward,
     group_norm_forward,
 )
-from minigrad._ext.softmax import log_softmax_backward, log_softmax_forward  # noqa: F401
+from minigrad._ext.softmax import (cross_entropy_backward, cross_entropy_forward, log_softmax_backward,  # noqa: F401
+                                   log_softmax_forward)
 from minigrad._ext.conv import (  # noqa: F401
     col2im, conv2d_direct, conv2d_direct_backward, conv2d_direct_variant, conv2d_direct_weight_grad,
     conv2d_strided, conv2d_strided_backward, conv2d_strided_input_grad, conv2d_strided_weight_grad, im2col,

@@ -29,5 +29,6 @@ from .phases import (  # noqa: F401
     row_backward_sums, row_backward_sums_max, row_stats, row_apply_gate, row_backward_sums_gate,
     row_backward_apply_gate, row_norm_apply_max, row_norm_backward_max, evonorm_s0_backward,
 )
-from .softmax import log_softmax_backward, log_softmax_forward  # noqa: F401
+from .softmax import (cross_entropy_backward, cross_entropy_forward, log_softmax_backward,  # noqa: F401
+                      log_softmax_forward)
 from .whiten import running_average_update, sym_eigh, zca_forward, zca_rows, zca_running_update  # noqa: F401

@@ -29,17 +29,19 @@ class _CrossEntropy(Function):
         m, c = x.shape
         x = np.ascontiguousarray(x)
         logp = np.empty_like(x)  # NOTE: after the copy: empty_like keeps a Fortran order, which the kernel refuses
-        kernels.kernels().log_softmax_forward(logp, x)
         # NOTE: count_nonzero, not valid.all(): the same answer without a ufunc reduction (3 us against 1)
         if weight is None and not smoothing and reduction != "none" and np.count_nonzero(valid) == valid.size:
-            # NOTE: the plain case (a classifier's step) in 4 calls where the general path makes ~12: the loss has
+            # NOTE: the plain case (a classifier's step) in 3 calls where the general path makes ~12: the loss has
             # the general path's bits (its per-row -1.0 * 1.0 * logp are exact, and a pairwise sum of negated
             # values is the negated sum; the count is wt.sum()); the backward is PyTorch's (below). wt = None
-            # marks it
+            # marks it. The log-softmax and the gather at the targets in one kernel call
             self.logp, self.target, self.weight, self.valid, self.wt = logp, target, None, valid, None
             self.smoothing, self.reduction = 0.0, reduction
-            total = -np.add.reduce(logp[np.arange(m), target].astype(np.float64))  # NOTE: .sum() without its frame
+            picked = np.empty(m)
+            kernels.kernels().cross_entropy_forward(logp, picked, x, target)
+            total = -np.add.reduce(picked)  # NOTE: .sum() without its frame
             return np.asarray(total / m if reduction == "mean" else total, dtype=x.dtype)
+        kernels.kernels().log_softmax_forward(logp, x)
         rows = np.arange(m)
         wt = valid.astype(np.float64) if weight is None else np.where(valid, weight[target], 0.0)
         loss = -(1.0 - smoothing) * wt * logp[rows, target]
@@ -59,11 +61,11 @@ class _CrossEntropy(Function):
         m, c = self.logp.shape
         if self.wt is None:
             # NOTE: PyTorch's backward of the plain case: nll_loss's gradient -g/m in X at each target (-g for
-            # "sum"), then log_softmax's backward, dx = dy - exp(logp)*sum(dy) per row (one kernel call)
-            dy = np.zeros(self.logp.shape, self.logp.dtype)  # NOTE: logp is C-contiguous (the kernel's output)
-            dy[np.arange(m), self.target] = -(g / m if self.reduction == "mean" else g)
-            dx = np.empty_like(dy)
-            kernels.kernels().log_softmax_backward(dx, dy, self.logp)
+            # "sum"), then log_softmax's backward, dx = dy - exp(logp)*sum(dy) per row: one kernel call that makes
+            # that one-hot dy as it goes (the kernel rounds the scale to X, as the assignment into dy did)
+            dx = np.empty(self.logp.shape, self.logp.dtype)  # NOTE: logp is C-contiguous (the kernel's output)
+            kernels.kernels().cross_entropy_backward(dx, self.logp, self.target,
+                                                     float(-(g / m if self.reduction == "mean" else g)))
             return dx
         s, rows = self.smoothing, np.arange(m)
         p = np.exp(self.logp)
