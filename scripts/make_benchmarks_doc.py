@@ -86,42 +86,41 @@ LIMITS = {
         "docs/perf/mlp-first-layer.md); the kernels are 1.5-2x faster than a session ago (same bits), each "
         "BatchNorm + Sigmoid pair is one node and every op's autograd core is about 30% fewer instructions, which "
         "leaves about 1 us of Python a piece (session 32: the contract's checks as one compiled call, about 2% of "
-        "the step). The VM's per-process speed is bimodal: by the medians of 16 processes each "
-        "(docs/end-to-end-mlp-bn-16x.json) eager runs at 1.60x PyTorch (paired), in the 8-repeat run 1.50x, two "
-        "of its eight eager processes at 601-610 us a step, the rest at 803-1028)",
+        "the step; session 33: cross entropy's kernel pair, batch norm's checks in one test, 1.024x). The VM's "
+        "per-process speed is bimodal (the machine's: docs/perf/memory-placement.md): by the medians of 16 "
+        "processes each (docs/end-to-end-mlp-bn-16x.json) eager runs at 1.63x PyTorch (paired; 1.74x by the "
+        "medians), in the 8-repeat run 1.72x (1.74x), six of its eight eager processes at 566-662 us a step, two "
+        "at 730-980)",
     "end to end: MLP-BN compiled >= 2x torch steps/s":
         "The replay binds the linear layers, batch norm + sigmoid and the plain cross entropy to their kernels and "
         "preallocated arrays (docs/perf/mlp-step.md, docs/compile.md); by the medians of 16 processes each "
-        "(docs/end-to-end-mlp-bn-16x.json) the compiled step runs at 2.28x PyTorch (paired), 2.43x in the 8-repeat "
-        "run. Its processes are bimodal on this VM: in the 16-process run eight of sixteen ran 430-476 us a step "
-        "and the rest 550-1306 us (PyTorch's 925-1839 us)",
+        "(docs/end-to-end-mlp-bn-16x.json) the compiled step runs at 2.20x PyTorch (paired), 2.35x in the 8-repeat "
+        "run. Its processes are bimodal on this VM: in the 16-process run nine of sixteen ran 427-488 us a step "
+        "and the rest 671-849 us (PyTorch's 984-1817 us)",
     "end to end: MLP-BN compiled >= 1.0x JAX jitted steps/s":
-        "By the medians of 16 processes each (docs/end-to-end-mlp-bn-16x.json) the compiled step takes 513 us "
-        "against JAX's 628 (1.22x), in the 8-repeat run 435 us against 724 (1.66x by the medians; 1.46x paired "
-        "within each repeat); both libraries' processes are bimodal here (JAX's 546-963 us).",
+        "By the medians of 16 processes each (docs/end-to-end-mlp-bn-16x.json) the compiled step takes 481 us "
+        "against JAX's 627 (1.30x), in the 8-repeat run 433 us against 601 (1.39x by the medians; 1.36x paired "
+        "within each repeat); both libraries' processes are bimodal here (JAX's 567-1038 us).",
     "end to end: ResNet-20 >= 1.0x torch steps/s":
         "Every 3x3 convolution runs on a direct kernel (unit stride: docs/perf/conv.md parts 2-4; stride 2 by the "
-        "stride's phases: part 5); the 1x1 shortcuts and the classifier are GEMMs",
+        "stride's phases: part 5; the 1x1 stride-2 shortcuts on the same kernels since session 33); the classifier "
+        "is a GEMM",
     "end to end: lenet-bn at 2 threads >= 1.2x torch steps/s":
         "LeNet-BN's kernels are small (its activations 6-16 channels): a second thread's wake-up (20-30 us with the "
         "passive wait minigrad sets) costs what it saves, and its GEMMs run on one OpenBLAS thread, minigrad's "
         "policy (with OpenBLAS at 2 threads the step was slower still: its workers spin and hold the core the next "
         "kernel needs). docs/perf/threads.md",
     "end to end: ResNet-20 at 2 threads >= 1.2x torch steps/s":
-        "Follows from the scaling below: PyTorch's step gains 1.20x from the second core in this run (medians), "
-        "minigrad's eager step 1.37x, so the 1-thread lead (1.14x) grows to 1.28x; the compiled step, 1.51x "
-        "PyTorch at 2 threads, gains 1.67x (a 3x3 convolution's two gradients in one parallel region since "
-        "session 31: docs/perf/threads.md)",
+        "Follows from the scaling below: PyTorch's step gains 1.34x from the second core in this run (medians), "
+        "minigrad's eager step 1.64x, so the 1-thread lead (1.17x) grows to 1.42x; the compiled step, 1.31x "
+        "PyTorch at 2 threads, gains 1.61x (docs/perf/threads.md)",
     "end to end: ResNet-20 step 2 threads >= 1.6x 1 thread":
-        "The eager step gains 1.57x (medians; 1.54x paired) in this run, the compiled one 1.46x (1.51x paired; "
-        "1.67x in session 31's run). The conv kernels scale 1.2-1.9x "
-        "alone (each thread zeroes its own scratch; the weight gradient's parts are summed in a vectorized pass; "
-        "a 3x3 convolution's two gradients share one parallel region) and autograd's fan-out sums run on the "
-        "team, but the main thread still waits at the end of about 120 parallel regions a step for a worker the "
-        "VM schedules late (session 31's profile), and does 0.55-0.6 of the 1-thread step's CPU at 2 threads: Python between kernels, the GEMMs on one OpenBLAS "
-        "thread (minigrad's policy), weight packs and short calls where a passive thread's wake-up costs what "
-        "splitting saves (docs/perf/threads.md, its last sections). With another process on the second core a "
-        "2-thread step loses its worker at every barrier, as the note at the top says",
+        "The eager step gains 1.64x (medians; 1.71x paired) in session 33's run, the compiled one 1.61x (1.69x "
+        "paired; 1.57x / 1.46x by the medians in session 32's): over the line by a margin this VM's per-process "
+        "modes can take away. The main thread's serial time sets the bound (session 32: about 1.78x with the "
+        "cores free); session 33 moved the 1x1 shortcuts' GEMMs and copies onto the team and folded the fan-out "
+        "sums into add + ReLU's backward (docs/perf/threads.md, session 33). With another process on the second "
+        "core a 2-thread step loses its worker at every barrier, as the note at the top says",
     "end to end: small CNN-BN (lenet-bn) >= 1.0x torch steps/s":
         "Its first convolution has one input channel (im2col + GEMM for its weight gradient), the rest runs on the "
         "direct kernels",
