@@ -14,6 +14,7 @@ from minigrad.app import models
 from minigrad.nn import functional as F
 from minigrad.optim import SGD
 from minigrad.tensor import Function
+from test_compile import _assert_same, _setup
 
 
 def _arrays(dtype, M=3 * (1 << 14) + 5, seed=5):
@@ -178,17 +179,7 @@ def test_compiled_replay_makes_the_fused_call(fused_calls):
     and the shortcut: the replay makes the fused calls eager makes, with eager's bits (parameters, gradients,
     momentum)."""
     def setup():
-        mg.manual_seed(0)
-        net = models.build_model("resnet-tiny", in_channels=3)
-        opt = SGD(net.parameters(), lr=0.05, momentum=0.9)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(net(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        return net, opt, step
+        return _setup(lambda: models.build_model("resnet-tiny", in_channels=3), "sgd")
 
     rng = np.random.default_rng(3)
     batches = [(Tensor(rng.standard_normal((4, 3, 8, 8)).astype(np.float32)), Tensor(rng.integers(0, 10, 4)))
@@ -208,7 +199,4 @@ def test_compiled_replay_makes_the_fused_call(fused_calls):
     (entry,) = [e for entries in step_b._cache.values() for e in entries]
     assert entry.state == "checked"  # replayed, not eager
     assert len(re.findall(r"if type\((g\d+)\) is not tuple else B\d+\(\*\1\)", entry.trace.src)) == 2
-    for pa, pb in zip(net_a.parameters(), net_b.parameters()):
-        assert pa.data.tobytes() == pb.data.tobytes() and pa.grad.data.tobytes() == pb.grad.data.tobytes()
-    for sa, sb in zip(opt_a.state_dict()["state"].values(), opt_b.state_dict()["state"].values()):
-        assert sa["momentum_buffer"].tobytes() == sb["momentum_buffer"].tobytes()
+    _assert_same(net_a, opt_a, net_b, opt_b)
