@@ -282,11 +282,12 @@ cdef void _columns(bint adjoint, cnp.ndarray image, cnp.ndarray cols, Py_ssize_t
             _im2col(<double*>p_cols, <double*>p_image, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, n_threads)
 
 
-cdef inline void _zero_own(void* scratch, Py_ssize_t per_thread, Py_ssize_t size) noexcept nogil:
-    """Zero the calling thread's share (per_thread elements of size bytes) of a scratch laid out thread by thread.
-    NOTE: called inside the kernel's parallel region, so that each thread zeroes (and first touches) its own share:
-    the calling thread zeroing every share before the loop was serial work at 2 threads (docs/perf/threads.md)."""
-    memset(<char*>scratch + threadid() * per_thread * size, 0, per_thread * size)
+cdef inline void _zero_own(void* scratch, Py_ssize_t per_thread, Py_ssize_t size, Py_ssize_t start=0) noexcept nogil:
+    """Zero the calling thread's share (per_thread elements of size bytes) of a scratch laid out thread by thread,
+    from element ``start`` of the share on. NOTE: called inside the kernel's parallel region, so that each thread
+    zeroes (and first touches) its own share: the calling thread zeroing every share before the loop was serial work
+    at 2 threads (docs/perf/threads.md)."""
+    memset(<char*>scratch + (threadid() * per_thread + start) * size, 0, (per_thread - start) * size)
 
 
 cdef inline void _sum_parts(floating* dw, const floating* parts, Py_ssize_t chunks, Py_ssize_t OK) noexcept nogil:
@@ -543,6 +544,7 @@ def conv2d_strided_input_grad(cnp.ndarray dx not None, cnp.ndarray dy not None, 
 
 
 cdef extern from "conv_strided.h":
+    int mg_sconv_wg_copies(Py_ssize_t ph, Py_ssize_t pw) noexcept nogil
     Py_ssize_t mg_sconv_wg_per(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int f32) noexcept nogil
     void mg_sconv_wg_chunk_f32(float* part, const float* x, const float* dy, float* xp, float* dyt, Py_ssize_t S,
@@ -578,7 +580,8 @@ def conv2d_strided_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not N
         memset(p_dw, 0, OK * size)
         return
     with nogil, parallel(num_threads=n_threads):
-        _zero_own(p_s, S * per, size)  # NOTE: once per call: each chunk writes only xp's interior
+        # NOTE: once per call: each chunk writes only xp's interior; without padding xp is unused
+        _zero_own(p_s, S * per, size, 0 if mg_sconv_wg_copies(ph, pw) else S * per)
         # (a thread's scratch: xp of S samples, then dyt of S samples; S the largest chunk)
         if f32:
             for b in prange(chunks, schedule='static'):
@@ -649,7 +652,9 @@ def conv2d_direct_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None
         else:
             mg_dconv_pack_flipped_f64(<double*>p_wpk, <double*>p_w, O, C, kh, kw)
     with nogil, parallel(num_threads=n_threads):
-        _zero_own(p_s, T, size)  # NOTE: once per call: each chunk and each sample writes only its xp's interior
+        # NOTE: once per call: each chunk and each sample writes only its xp's interior; without padding the weight
+        # gradient's xp is unused
+        _zero_own(p_s, T, size, 0 if mg_sconv_wg_copies(ph, pw) else wl)
         if f32:
             for item in prange(chunks + N, schedule='dynamic'):
                 t = threadid()
@@ -724,7 +729,8 @@ def conv2d_strided_backward(cnp.ndarray dx not None, cnp.ndarray dweight not Non
         else:
             mg_sconv_ig_pack_f64(<double*>p_wpk, p_off, <double*>p_w, C, H, W, O, kh, kw, sh, sw, ph, pw)
     with nogil, parallel(num_threads=n_threads):
-        _zero_own(p_s, T, size)  # NOTE: once per call: each chunk writes only xp's interior, dy's padding stays zero
+        # NOTE: once per call: each chunk writes only xp's interior (unused without padding), dy's padding stays zero
+        _zero_own(p_s, T, size, 0 if mg_sconv_wg_copies(ph, pw) else wl)
         if f32:
             for item in prange(chunks + N, schedule='dynamic'):
                 t = threadid()

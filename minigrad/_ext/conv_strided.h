@@ -484,31 +484,31 @@ static inline ptrdiff_t mg_sconv_wg_per(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, p
     return C * (H + 2 * ph) * (W + 2 * pw) + OH * OW * mg_dconv_wg_or(O, f32);
 }
 
-/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: xp, S*C*Hp*Wp elements, zeroed by
-   the caller once per call (every chunk writes the same interior positions of its samples, so the padding stays
-   zero), and dyt apart from it, S*OH*OW*Or elements; S at most the scratch's (chunks differ by one sample) */
+/* part (O, K) of a chunk of S samples x (S, C, H, W), dy (S, O, OH, OW); scratch: xbuf, S*C*Hp*Wp elements, zeroed
+   by the caller once per call where there is padding (every chunk writes the same interior positions of its samples,
+   so the padding stays zero; unused without padding: mg_sconv_wg_copies), and dyt apart from it, S*OH*OW*Or elements
+   (written whole by the transpose); S at most the scratch's (chunks differ by one sample) */
+static inline int mg_sconv_wg_copies(ptrdiff_t ph, ptrdiff_t pw) { return ph != 0 || pw != 0; }
 #define MG_SCONV_WG_CHUNK(NAME, T, SFX)                                                                               \
-static void NAME(T* part, const T* x, const T* dy, T* xp, T* dyt, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, \
-                 ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw) {   \
+static void NAME(T* part, const T* x, const T* dy, T* xbuf, T* dyt, ptrdiff_t S, ptrdiff_t C, ptrdiff_t H,            \
+                 ptrdiff_t W, ptrdiff_t O, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph,      \
+                 ptrdiff_t pw) {                                                                                      \
     ptrdiff_t Hp = H + 2 * ph, Wp = W + 2 * pw, OH = (Hp - kh) / sh + 1, OW = (Wp - kw) / sw + 1, CS = Hp * Wp;       \
     ptrdiff_t Or = mg_dconv_wg_or(O, sizeof(T) == 4);                                                                 \
-    if (kh == 1 && kw == 1 && ph == 0 && pw == 0 && sw == 2) {                                                        \
-        /* NOTE: a 1x1 convolution's x subsampled into a compact (C, OH, OW), read by the tiles at unit stride: the  \
-           same values in the same order, a quarter of the copy */                                                    \
-        for (ptrdiff_t c = 0; c < S * C; c++)                                                                         \
-            mg_sconv_even2_##SFX(xp + c * OH * OW, OW, x + c * H * W, sh * W, OH, W);                                 \
-        CS = OH * OW;                                                                                                 \
-        Wp = OW;                                                                                                      \
-        sh = sw = 1;                                                                                                  \
-    } else {                                                                                                          \
+    /* NOTE: without padding the padded x is x itself: the tiles read it in place, strided (a 1x1 shortcut's          \
+       subsampled copy, cold x read and a quarter of it written and read again, was 18% of its backward; the same     \
+       values in the same order) */                                                                                   \
+    const T* xp = x;                                                                                                  \
+    if (mg_sconv_wg_copies(ph, pw)) {                                                                                 \
         /* NOTE: only the rows a tap reads (padded rows sh*oh + i, i < kh): with kh < sh, the row phases a < kh */    \
         ptrdiff_t step = kh < sh ? sh : 1, ph_n = kh < sh ? kh : 1;                                                   \
         for (ptrdiff_t c = 0; c < S * C; c++)                                                                         \
             for (ptrdiff_t a = 0; a < ph_n; a++) {                                                                    \
                 ptrdiff_t h0 = (a - ph % step + step) % step, rows = h0 < H ? (H - h0 + step - 1) / step : 0;         \
-                mg_sconv_copy_##SFX(xp + c * CS + (h0 + ph) * Wp + pw, step * Wp, x + (c * H + h0) * W, step * W,     \
+                mg_sconv_copy_##SFX(xbuf + c * CS + (h0 + ph) * Wp + pw, step * Wp, x + (c * H + h0) * W, step * W,   \
                                     rows, W);                                                                         \
             }                                                                                                         \
+        xp = xbuf;                                                                                                    \
     }                                                                                                                 \
     mg_dconv_wg_transpose_##SFX(dyt, dy, S, O, Or, OH * OW);                                                          \
     switch (mg_dconv_isa) { /* conv_direct.h's dispatch, over this chunk's names (MG_DCONV_WG_ARGS) */                \
