@@ -93,6 +93,7 @@ class _ConvGeometry:
         self.pointwise = self.kh == self.kw == 1 and padding == (0, 0)
         # samples per chunk; NOTE: at least one per thread, as the kernels split a chunk's samples among threads
         self.nb = max(1, min(self.N, max(get_num_threads(), CHUNK_BYTES // max(1, self.K * self.L * itemsize))))
+        self.calls = {}  # _call's kernels, checked once
 
     def chunks(self):
         return [(n0, min(self.N, n0 + self.nb)) for n0 in range(0, self.N, self.nb)]
@@ -124,24 +125,28 @@ def _pointwise_input(x, g):
     return x.reshape(g.N, g.G, g.C // g.G, g.L)
 
 
-def _chunk_kernel(name):
-    """A chunk loop's kernel: the first call goes through the contract's checks, the later ones (the same
-    geometry, other samples) straight to the backend's kernel."""
-    state = []
+def _call(g, name, *args):
+    """``kernels.kernels().<name>(*args)``, a kernel of geometry ``g``'s: the first call with arrays of these shapes
+    and dtypes (on this backend, at this thread count) goes through the contract's checks, the later ones straight to
+    the backend's kernel with the thread count the first got (``Backend.checked_then_raw``; keyed by the kernel
+    function itself too, which a test may replace). NOTE: the scalar arguments are g's; the checks cost about as
+    much as a small layer's kernel (a 3x3 conv's on one 2x2 sample), on every call of every layer, and ``_geometry``
+    keeps g from step to step (docs/perf/threads.md, session 34)."""
+    backend = kernels.kernels()
+    key = (getattr(backend.module, name), backend, get_num_threads()) + \
+        tuple((a.shape, a.dtype) for a in args if type(a) is np.ndarray)
+    raw = g.calls.get(key)
+    if raw is None:
+        g.calls[key] = backend.checked_then_raw(name, args)
+    else:
+        raw(*args)
 
-    def call(*args):
-        if state:
-            state[0](*args)
-        else:
-            state.append(kernels.kernels().checked_then_raw(name, args))
-    return call
 
-
-def _columns(im2col, buf, x, n0, n1, g):
+def _columns(buf, x, n0, n1, g):
     """im2col of samples n0:n1 into ``buf`` (K, nb*L), viewed (nb, G, Kg, L) (strided: no copy)."""
     cols = buf[:g.K * (n1 - n0) * g.L].reshape(g.K, (n1 - n0) * g.L)
     if cols.size:  # NOTE: the kernels take no empty arrays
-        im2col(cols, x[n0:n1], *g.window())
+        _call(g, "im2col", cols, x[n0:n1], *g.window())
     return cols.reshape(g.G, g.Kg, n1 - n0, g.L).transpose(2, 0, 1, 3)
 
 
@@ -228,13 +233,12 @@ def conv2d_forward(x, w, g, bias=None, relu=False, xs=None):
         name, window = ("conv2d_direct", (g.kh, g.kw, g.padding)) if unit else \
             ("conv2d_strided", (g.kh, g.kw, g.stride, g.padding))
         if bias is None and not relu:
-            getattr(kernels.kernels(), name)(y, x, wk, *window)
+            _call(g, name, y, x, wk, *window)
             return y
         # NOTE: with an epilogue, chunk by chunk (of g.nb samples, at least one per thread), so that each chunk of y
         # is still in cache when the bias and the ReLU are applied to it
-        direct = _chunk_kernel(name)
         for n0, n1 in g.chunks():
-            direct(y[n0:n1], x[n0:n1], wk, *window)
+            _call(g, name, y[n0:n1], x[n0:n1], wk, *window)
             _epilogue(y[n0:n1].reshape(n1 - n0, g.G, g.Og, g.L), bias, relu)
         return y
     y4 = y.reshape(g.N, g.G, g.Og, g.L)
@@ -243,9 +247,9 @@ def conv2d_forward(x, w, g, bias=None, relu=False, xs=None):
         _epilogue(y4, bias, relu)
         return y
     x = np.ascontiguousarray(x)
-    buf, im2col = np.empty(g.K * g.nb * g.L, x.dtype), _chunk_kernel("im2col")
+    buf = np.empty(g.K * g.nb * g.L, x.dtype)
     for n0, n1 in g.chunks():
-        np.matmul(w, _columns(im2col, buf, x, n0, n1, g), out=y4[n0:n1])
+        np.matmul(w, _columns(buf, x, n0, n1, g), out=y4[n0:n1])
         _epilogue(y4[n0:n1], bias, relu)
     return y
 
@@ -257,13 +261,13 @@ def conv2d_weight_grad(x, dy, g, xs=None):
     stride above 1 conv2d_strided_weight_grad (``_strided``). ``xs``: as conv2d_forward's."""
     if _direct(g, weight_grad=True):
         dweight = np.empty((g.O, g.K), dy.dtype)
-        kernels.kernels().conv2d_direct_weight_grad(dweight, np.ascontiguousarray(x), np.ascontiguousarray(dy),
-                                                    g.kh, g.kw, g.padding)
+        _call(g, "conv2d_direct_weight_grad", dweight, np.ascontiguousarray(x), np.ascontiguousarray(dy), g.kh, g.kw,
+              g.padding)
         return dweight.reshape(1, g.O, g.K)
     if _strided(g, backward=True):
         dweight = np.empty((g.O, g.K), dy.dtype)
-        kernels.kernels().conv2d_strided_weight_grad(dweight, np.ascontiguousarray(x), np.ascontiguousarray(dy),
-                                                     g.kh, g.kw, g.stride, g.padding)
+        _call(g, "conv2d_strided_weight_grad", dweight, np.ascontiguousarray(x), np.ascontiguousarray(dy), g.kh,
+              g.kw, g.stride, g.padding)
         return dweight.reshape(1, g.O, g.K)
     dwt = np.zeros((g.G, g.Kg, g.Og), dy.dtype)
     dy4 = dy.reshape(g.N, g.G, g.Og, g.L)
@@ -271,9 +275,9 @@ def conv2d_weight_grad(x, dy, g, xs=None):
         dwt += np.matmul(_pointwise_input(x, g) if xs is None else xs, dy4.transpose(0, 1, 3, 2)).sum(axis=0)
         return dwt.transpose(0, 2, 1)
     x = np.ascontiguousarray(x)
-    buf, im2col = np.empty(g.K * g.nb * g.L, x.dtype), _chunk_kernel("im2col")
+    buf = np.empty(g.K * g.nb * g.L, x.dtype)
     for n0, n1 in g.chunks():
-        cols = _columns(im2col, buf, x, n0, n1, g)  # (nb, G, Kg, L)
+        cols = _columns(buf, x, n0, n1, g)  # (nb, G, Kg, L)
         if g.L >= g.Kg or n1 - n0 == 1:  # a GEMM per sample with the long inner dim L, summed over the chunk
             dwt += np.matmul(cols, dy4[n0:n1].transpose(0, 1, 3, 2)).sum(axis=0)
         else:  # L short: one GEMM over the chunk, inner dim nb*L, with dy batch-inner like the columns
@@ -287,8 +291,8 @@ def conv2d_input_grad(dy, w, g):
     stride above 1 the conv2d_strided_input_grad kernel (``_strided``)."""
     if _strided(g, backward=True):
         dx = np.empty(g.x_shape, dy.dtype)
-        kernels.kernels().conv2d_strided_input_grad(dx, np.ascontiguousarray(dy), np.ascontiguousarray(w[0]), g.kh,
-                                                    g.kw, g.stride, g.padding)
+        _call(g, "conv2d_strided_input_grad", dx, np.ascontiguousarray(dy), np.ascontiguousarray(w[0]), g.kh, g.kw,
+              g.stride, g.padding)
         return dx
     wt = w.transpose(0, 2, 1)  # (G, Kg, Og)
     dy4 = np.ascontiguousarray(dy).reshape(g.N, g.G, g.Og, g.L)
@@ -302,8 +306,8 @@ def conv2d_input_grad(dy, w, g):
     padding = tuple(d * (k - 1) - p for d, k, p in zip(g.dilation, (g.kh, g.kw), g.padding))
     gt = None
     if g.stride == (1, 1) and min(padding) >= 0 and g.N:
-        gt = _ConvGeometry(dy.shape, (g.C, g.Og, g.kh, g.kw), (1, 1), padding, g.dilation, g.G, *g.x_shape[2:],
-                           dy.dtype.itemsize)
+        gt = _geometry(dy.shape, (g.C, g.Og, g.kh, g.kw), (1, 1), padding, g.dilation, g.G, dy.dtype.itemsize,
+                       get_num_threads())
     if gt is not None and (g.O <= g.C or (g.C >= DIRECT_MIN_CHANNELS and _direct(gt))):
         # NOTE: at unit stride dx is the convolution of dy with the flipped, transposed weight (padding
         # d*(k - 1) - p): im2col and a GEMM instead of a GEMM and col2im, whose adds cost more than im2col's copies
@@ -316,12 +320,12 @@ def conv2d_input_grad(dy, w, g):
     dx = np.zeros(g.x_shape, dy.dtype)
     if dx.size == 0:
         return dx
-    buf, col2im = np.empty(g.K * g.nb * g.L, dy.dtype), _chunk_kernel("col2im")
+    buf = np.empty(g.K * g.nb * g.L, dy.dtype)
     for n0, n1 in g.chunks():
         dcols = buf[:g.K * (n1 - n0) * g.L].reshape(g.K, (n1 - n0) * g.L)
         # dcols (K, nb*L) written as (nb, G, Kg, L) by a GEMM per sample, then added up into dx by col2im
         np.matmul(wt, dy4[n0:n1], out=dcols.reshape(g.G, g.Kg, n1 - n0, g.L).transpose(2, 0, 1, 3))
-        col2im(dx[n0:n1], dcols, *g.window())
+        _call(g, "col2im", dx[n0:n1], dcols, *g.window())
     return dx
 
 
@@ -360,8 +364,8 @@ class _Conv2d(Function):
         if fused is not None:
             name, window = fused
             dx, dweight = np.empty(g.x_shape, dy.dtype), np.empty((g.O, g.K), dy.dtype)
-            getattr(kernels.kernels(), name)(dx, dweight, np.ascontiguousarray(self.x), np.ascontiguousarray(dy),
-                                             np.ascontiguousarray(self.w.reshape(g.O, g.K)), *window)
+            _call(g, name, dx, dweight, np.ascontiguousarray(self.x), np.ascontiguousarray(dy),
+                  np.ascontiguousarray(self.w.reshape(g.O, g.K)), *window)
             dweight = dweight.reshape(g.w_shape)
         else:
             if self.needs_input_grad[1]:
