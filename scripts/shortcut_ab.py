@@ -5,6 +5,11 @@ matmul and scatter (old: ``conv._strided`` refusing the 1x1 case), in one proces
     PYTHONPATH=$PWD python scripts/shortcut_ab.py calls 2 21     # threads, rounds: conv2d forward + backward
     PYTHONPATH=$PWD python scripts/shortcut_ab.py step 2 40 minigrad-compiled   # threads, steps each, framework
     PYTHONPATH=$PWD python scripts/shortcut_ab.py accuracy       # y, dx, dweight against a long double reference
+    PYTHONPATH=$PWD python scripts/shortcut_ab.py stem 2 21      # the stem's weight gradient, im2col or direct
+
+``accuracy`` also gives the stem's weight gradient (3 -> 16, 3x3, padding 1, 32x32) on its im2col path and on the
+direct kernel (``conv.DIRECT = True``), the change session 34 measured and left out (docs/perf/threads.md); ``stem``
+times the two, alternated, rounds of 10 calls: us a call, wall and main-thread CPU, medians.
 
 ``calls``: the two shortcut geometries (batch 32, 16 -> 32 at 32x32, 32 -> 64 at 16x16, float32), a call being
 ``F.conv2d(x, w, stride=2)`` and its backward; medians of rounds of 20 calls, us a call: wall and main-thread CPU.
@@ -96,12 +101,55 @@ def accuracy():
                     f"{float(np.abs(got[name] - want[name]).mean()):.3g}" for name in want))
 
 
+def stem(rounds, n=10):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 3, 32, 32)).astype(np.float32)
+    dy = rng.standard_normal((32, 16, 32, 32)).astype(np.float32)
+    g = cv._geometry(x.shape, (16, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1, 4, THREADS)
+    direct, times = cv.DIRECT, {"im2col": [], "direct": []}
+    for r in range(rounds):
+        for k in (list(times) if r % 2 == 0 else list(times)[::-1]):
+            cv.DIRECT = direct if k == "im2col" else True
+            wall, cpu = time.perf_counter(), time.thread_time()
+            for _ in range(n):
+                cv.conv2d_weight_grad(x, dy, g)
+            times[k].append(((time.perf_counter() - wall) / n * 1e6, (time.thread_time() - cpu) / n * 1e6))
+    cv.DIRECT = direct
+    print(f"stem weight gradient 3 -> 16 at 32x32, {THREADS} thread(s): " + ", ".join(
+        f"{k} wall {np.median([t[0] for t in v]):.1f} main cpu {np.median([t[1] for t in v]):.1f}"
+        for k, v in times.items()) + f" us  (load {os.getloadavg()[0]:.2f})")
+
+
+def stem_accuracy():
+    direct = cv.DIRECT
+    rng = np.random.default_rng(2)
+    x64, w64, dy64 = rng.standard_normal((32, 3, 32, 32)), rng.standard_normal((16, 3, 3, 3)), \
+        rng.standard_normal((32, 16, 32, 32))
+    xp = np.pad(x64.astype(np.longdouble), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    want = np.empty((16, 3, 3, 3), np.longdouble)
+    for i in range(3):
+        for j in range(3):
+            want[:, :, i, j] = np.einsum("nohw,nchw->oc", dy64.astype(np.longdouble), xp[:, :, i:i + 32, j:j + 32])
+    for dtype in (np.float32, np.float64):
+        for k, rule in (("im2col", direct), ("direct", True)):
+            cv.DIRECT = rule
+            x, w = mg.Tensor(x64.astype(dtype)), mg.Tensor(w64.astype(dtype), requires_grad=True)
+            F.conv2d(x, w, padding=1).backward(dy64.astype(dtype))
+            err = np.abs(w.grad.numpy() - want)
+            print(f"stem 3 -> 16 at 32x32 {dtype.__name__} {k}: dweight max {float(err.max()):.3g} mean "
+                  f"{float(err.mean()):.3g}")
+    cv.DIRECT = direct
+
+
 if __name__ == "__main__":
     tune_allocator()
     mg.set_num_threads(THREADS)
     if MODE == "calls":
         calls(int(sys.argv[3]))
+    elif MODE == "stem":
+        stem(int(sys.argv[3]))
     elif MODE == "step":
         step(int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else "minigrad")
     else:
         accuracy()
+        stem_accuracy()
