@@ -415,8 +415,10 @@ class _Trace:
     def _bind_cross_entropy(self, ctx, tensors, kwargs, result, ins, out, line):
         """The bound forward of a ``_CrossEntropy`` node (lines), or None: its plain case (no class weights, no
         smoothing, a reduction, every target valid: the last read per replay, as its forward does, else its own
-        forward runs and its own backward after it) with the log-softmax kernel bound at record time into an array
-        allocated then, the loss a new array (it is returned). Only an input that is a ``_Linear``'s output."""
+        forward runs and its own backward after it) as its forward's kernel pair, bound at record time, into arrays
+        allocated then, the loss a new array (it is returned). Only an input that is a ``_Linear``'s output and
+        targets that ``_index_target`` made (the kernels, unchecked, read them as (m,) C-contiguous int64: its
+        checked copy wherever every target is valid)."""
         if (type(ctx) is not _cross_entropy() or ins[0] not in self.linear_outs or kwargs.get("weight") is not None
                 or kwargs.get("smoothing") or kwargs.get("reduction") not in ("mean", "sum")):
             return None
@@ -427,45 +429,54 @@ class _Trace:
         m, c = x.shape
         N = self._name
         target, valid = self._value_ref(kwargs["target"]), self._value_ref(kwargs["valid"])
-        every = self._bind_target_check(ctx, target, valid, m, c)
-        logp, rows, flag, ct = N("y", np.empty((m, c), dt)), N("c", np.arange(m)), N("w"), N("c", dt)
+        found = self._target_host(target, valid)
+        if found is None:
+            return None
+        every = self._bind_target_check(ctx, found, target, valid, m, c)
+        logp, picked, flag, ct = N("y", np.empty((m, c), dt)), N("y", np.empty(m)), N("w"), N("c", dt)
         mean = kwargs["reduction"] == "mean"
+        K = functools.partial(self._raw_call, m * c)
         # NOTE: where the bound target check gave its all-true mask (the usual case), no count
         lines = [f"{flag} = {'' if every is None else f'{valid} is {every} or '}np.count_nonzero({valid}) == "
                  f"{valid}.size",
                  f"if {flag}:",
-                 " " + self._raw_call(m * c, "log_softmax_forward", f"{logp}, {ins[0]}"),
-                 f" {out} = np.asarray(-{logp}[{rows}, {target}].astype(np.float64).sum()"
-                 f"{f' / {m}' if mean else ''}, dtype={ct})",
+                 " " + K("cross_entropy_forward", f"{logp}, {picked}, {ins[0]}, {target}"),
+                 f" {out} = np.asarray(-np.add.reduce({picked}){f' / {m}' if mean else ''}, dtype={ct})",
                  f"if not {flag}:",  # NOTE: not "else": the slot frees may come between
                  " " + line]
-        # NOTE: the input's gradient into an array allocated here, as the bound batch norm's (_bind_bn_sigmoid)
-        dy, dx = N("w"), N("y", np.empty((m, c), dt))
-        pre = [f" {dy} = np.zeros(({m}, {c}), {ct})",
-               f" {dy}[{rows}, {target}] = -({{v}} / {m})" if mean else f" {dy}[{rows}, {target}] = -{{v}}",
-               " " + self._raw_call(m * c, "log_softmax_backward", f"{dx}, {dy}, {logp}")]
+        # NOTE: the input's gradient into an array allocated here, as the bound batch norm's (_bind_bn_sigmoid); the
+        # scale as the node's backward forms it (the kernel rounds it to X)
+        dx = N("y", np.empty((m, c), dt))
+        scale = f"float(-({{v}} / {m}))" if mean else "float(-{v})"
+        pre = [" " + K("cross_entropy_backward", f"{dx}, {logp}, {target}, {scale}")]
         # NOTE: no output array of its own to guard ("y"): the loss is a new array each replay, logp stays inside
         self.bind[id(ctx)] = {"y": None, "pre": pre, "exprs": [dx], "flag": flag, "root_ok": True}
         return lines
 
-    def _bind_target_check(self, ctx, target, valid, m, c):
-        """Where the bound cross entropy's targets come from ``_index_target`` (a host computation on one array of
-        m int64 class indices, an ignore_index outside [0, c)): that host line as an "alt" line whose bound form
-        takes the usual case in one reduction (every index in [0, c), read as uint64 so that a negative one is
-        out of range: the host computation's values, a copy of the indices and an all-true mask) and calls the
-        host computation otherwise (another dtype, an index out of range or ignored: it raises or masks as
-        before); returns the name of that all-true mask (None: not bound). NOTE: about 3.7 us alone, 26 us inside
-        the step (docs/compile.md, Session 31)."""
+    def _target_host(self, target, valid):
+        """The recorded line where ``_index_target`` (a host computation on one array) made ``target`` and
+        ``valid``, as (its index, the host computation, the name of its input), or None."""
         done = re.compile(rf"{target}, {valid}, = (h[0-9]+)\((\w+)\)")
         for i in range(len(self.lines) - 1, -1, -1):
             found = isinstance(self.lines[i], str) and done.fullmatch(self.lines[i])
             if found:
-                break
-        else:
-            return None
-        check, t = self.ns[found.group(1)], found.group(2)
-        if (not isinstance(check, functools.partial) or check.func is not _index_target() or check.keywords
-                or len(check.args) != 5 or check.args[2] != (m,) or check.args[3] != c or 0 <= check.args[4] < c):
+                check = self.ns[found.group(1)]
+                if isinstance(check, functools.partial) and check.func is _index_target():
+                    return i, check, found.group(2)
+                return None
+        return None
+
+    def _bind_target_check(self, ctx, found, target, valid, m, c):
+        """Where the bound cross entropy's targets come from ``_index_target`` (``found``: ``_target_host``'s,
+        on one array of m int64 class indices, an ignore_index outside [0, c)): that host line as an "alt" line
+        whose bound form takes the usual case in one reduction (every index in [0, c), read as uint64 so that a
+        negative one is out of range: the host computation's values, a copy of the indices and an all-true mask)
+        and calls the host computation otherwise (another dtype, an index out of range or ignored: it raises or
+        masks as before); returns the name of that all-true mask (None: not bound). NOTE: about 3.7 us alone,
+        26 us inside the step (docs/compile.md, Session 31)."""
+        i, check, t = found
+        if check.keywords or len(check.args) != 5 or check.args[2] != (m,) or check.args[3] != c \
+                or 0 <= check.args[4] < c:
             return None
         N = self._name
         every = N("c", np.ones(m, bool))

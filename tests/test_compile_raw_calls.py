@@ -40,11 +40,11 @@ def test_bound_kernels_are_the_backends_own_with_the_contracts_threads(name, dty
     for k, args, n in calls:
         fn = entry.trace.ns[k]
         assert fn is getattr(module, fn.__name__), k  # NOTE: the module's function, not the contract's checked call
-        elements = {"log_softmax_forward": 2100 * 10, "log_softmax_backward": 2100 * 10,
+        elements = {"cross_entropy_forward": 2100 * 10, "cross_entropy_backward": 2100 * 10,
                     "running_stats_update": 16}.get(fn.__name__, 2100 * 16)
         assert int(n) == (1 if elements < contract.small(fn.__name__) else threads), (fn.__name__, n)
         seen.add(fn.__name__)
-    want = {"batch_norm_forward", "batch_norm_backward", "log_softmax_forward", "log_softmax_backward",
+    want = {"batch_norm_forward", "batch_norm_backward", "cross_entropy_forward", "cross_entropy_backward",
             "running_stats_update"}
     assert want | ({"sigmoid_forward", "sigmoid_backward"} if dtype == np.float32 else set()) == seen
 

@@ -389,6 +389,8 @@ class Module:
 
 
 _module_call = Module.__call__
+# how Sequential.forward runs a step of its plan (ints: a pickled Sequential's plan keeps its meaning)
+_PLAIN, _CALL, _RELU, _ACTIVATION, _TLU = range(5)
 
 
 class Sequential(Module):
@@ -425,32 +427,52 @@ class Sequential(Module):
     def forward(self, x):
         """``x`` passed through every module in order (a BatchNorm then a ReLU, Sigmoid or Tanh, and FRN then TLU,
         fused: see the class docstring)."""
-        mods = list(self._modules.values())
+        key = (attr_epoch, self.fuse, tuple(self._modules.values()))
+        plan = self.__dict__.get("_plan")
+        # NOTE: the plan is made again when a module is added, replaced or removed (the tuple, also where the table
+        # is written directly), ``fuse`` changes (on the instance or the class) or any module's attribute is
+        # assigned (attr_epoch: a module's ``__class__`` too). A marker assigned on a class (``nn.ReLU.is_plain_relu``)
+        # is read when the plan is made
+        if plan is None or plan[0] != key:
+            plan = (key, self._plan_steps(key[2]))
+            object.__setattr__(self, "_plan", plan)  # NOTE: not Module.__setattr__: no epoch bumped
         # NOTE: a module whose class keeps Module.__call__ is run by its forward, without the call's slot_tp_call and
         # argument packing (0.6 us against 0.2); under a minigrad.compile recording, through the call (its hook)
         direct = _tensor._recorder is None
-        i = 0
+        for how, m, nxt in plan[1]:
+            if how == _PLAIN:
+                x = m.forward(x) if direct else m(x)
+            elif how == _CALL:
+                x = m(x)
+            elif how == _RELU:
+                x = m.forward_relu(x)
+            elif how == _ACTIVATION:
+                x = m.forward_activation(x, nxt)
+            else:
+                x = m.forward_tlu(x, nxt.tau)
+        return x
+
+    def _plan_steps(self, mods):
+        """How forward runs ``mods``: (how, module, the next module where the two run fused) per step."""
+        steps, i = [], 0
         while i < len(mods):
             m = mods[i]
             nxt = type(mods[i + 1]).__dict__ if self.fuse and i + 1 < len(mods) else {}
             # NOTE: markers, not isinstance(.., ReLU): nn.activation imports this module; looked up on the class:
             # hasattr on a module without the method runs __getattr__ and raises
             if nxt.get("is_plain_relu", False) and hasattr(type(m), "forward_relu"):
-                x = m.forward_relu(x)
-                i += 2
+                how = _RELU
             elif "plain_activation" in nxt and hasattr(type(m), "forward_activation"):
-                x = m.forward_activation(x, mods[i + 1])
-                i += 2
+                how = _ACTIVATION
             elif nxt.get("is_plain_tlu", False) and hasattr(type(m), "forward_tlu"):
-                x = m.forward_tlu(x, mods[i + 1].tau)
-                i += 2
-            elif direct and type(m).__call__ is _module_call:
-                x = m.forward(x)
-                i += 1
+                how = _TLU
             else:
-                x = m(x)
+                steps.append((_PLAIN if type(m).__call__ is _module_call else _CALL, m, None))
                 i += 1
-        return x
+                continue
+            steps.append((how, m, mods[i + 1]))
+            i += 2
+        return tuple(steps)
 
     def __getitem__(self, i):
         mods = list(self._modules.values())
