@@ -6,9 +6,10 @@
      2. per channel (mgb0_combine_T), no pass over x: the batch statistics combined from the rows' (Chan et al.):
         mean = (sum over n of the row means)/N, m2 = sum of the rows' m2 + S*sum((row mean - mean)^2), each sum in
         the order NumPy's sums over N took in the functional this replaces (in order of n; pairwise for C = 1);
-        rstd = 1/sqrt(max(m2/(N*S), 0) + eps) and each row's irstd likewise over S (coefficients.rstd's
-        operations); lo = X(1/rstd), hi = X(1/irstd), the gate's two standard deviations, kept for the backward;
-     3. apply, one pass (mgb0_apply_T): y = x/max(lo, v[c]*x + hi)*weight[c] + bias[c] (mgp_row_apply_gate_T).
+        rstd = 1/sqrt(max(m2/(N*S), 0) + eps) (coefficients.rstd's operations), lo = X(1/rstd) into its rows;
+     3. apply, one pass over runs of rows (mgb0_apply_T): each row's irstd, likewise over S, and hi = X(1/irstd)
+        (lo and hi: the gate's two standard deviations, kept for the backward), then y = x/max(lo, v[c]*x + hi)*
+        weight[c] + bias[c] (mgp_row_apply_gate_T).
    Every output has the bits of the phases and NumPy code it replaces, for any thread count. Processing channel by
    channel instead (each channel's N rows kept in cache between the statistics and the apply, or blocks of them)
    measured no faster: docs/perf/norm-family.md, "EvoNorm-B0's forward in one call, session 34".
@@ -77,9 +78,8 @@ MGP_INLINE void mgb0_channel_##T(T* restrict lo, const double* restrict imean, c
     for (n = 0; n < N; n++) lo[n * C + c] = l;                                                               \
 }                                                                                                            \
 /* channels [c0, c1) */                                                                                      \
-MG_CLONES static void mgb0_combine_##T(T* lo, double* imean, double* irstd, double* mean, double* rstd,  \
-                                       Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1, \
-                                       double eps) {                                                         \
+static void mgb0_combine_##T(T* lo, double* imean, double* irstd, double* mean, double* rstd, Py_ssize_t N,  \
+                             Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1, double eps) {         \
     for (Py_ssize_t c = c0; c < c1; c++) mgb0_channel_##T(lo, imean, irstd, mean, rstd, N, C, S, c, eps);      \
 }                                                                                                            \
 /* rows [r0, r1): irstd from the m2 there, hi = X(1/irstd) (a loop GCC vectorizes: sqrt and division round  \

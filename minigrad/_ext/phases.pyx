@@ -787,17 +787,17 @@ cdef void _evonorm_b0_forward(floating* y, floating* lo, floating* hi, double* i
     for blk in prange(nt, schedule='static', num_threads=n_threads):
         if floating is float:
             mgb0_apply_float(y, lo, hi, irstd, x, v, weight, bias, C, S, blk * R // nt, (blk + 1) * R // nt,
-                                 eps)
+                             eps)
         else:
             mgb0_apply_double(y, lo, hi, irstd, x, v, weight, bias, C, S, blk * R // nt, (blk + 1) * R // nt,
-                                  eps)
+                              eps)
 
 
 def evonorm_b0_forward(cnp.ndarray y not None, cnp.ndarray lo not None, cnp.ndarray hi not None,
                        cnp.ndarray imean not None, cnp.ndarray irstd not None, cnp.ndarray mean not None,
                        cnp.ndarray rstd not None, cnp.ndarray x not None, cnp.ndarray v not None,
                        cnp.ndarray weight not None, cnp.ndarray bias not None, double eps, Py_ssize_t n_threads):
-    """EvoNorm-B0's training forward in one call, channel by channel (contract)."""
+    """EvoNorm-B0's training forward in one call: statistics, the batch's from the rows', the gate apply (contract)."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
