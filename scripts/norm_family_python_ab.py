@@ -179,7 +179,12 @@ def check_bits(old):
                         y.backward(dy)
                     got.append([y.data] + ([rv.data] if rv is not None else [])
                                + [t.grad.data for t in ts.values() if t.grad is not None])
-                assert len(got[0]) == len(got[1]) and all(map(same, *got)), ("evonorm", backend, shape, dtype, mode)
+                # NOTE: the reference backend's evonorm_b0_forward takes the batch statistics directly from x (the
+                # paper's equations), not combined from the instances' as the functional did before 2026-12-07
+                # (session 34): there B0 in training agrees to rounding, not bit for bit
+                ok = same if backend != "numpy" or mode in ("b0 eval", "s0 1", "s0 c") else (
+                    lambda a, b: a.shape == b.shape and np.allclose(a, b, rtol=1e-9, atol=1e-9 * np.abs(b).max()))
+                assert len(got[0]) == len(got[1]) and all(map(ok, *got)), ("evonorm", backend, shape, dtype, mode)
                 cases += 1
             if x0.size // c < 2:
                 continue

@@ -46,7 +46,8 @@ NOT_MEMORY_BOUND = {
     "zca_running_update": "C- and G*g*g-sized: the call, not the bytes",
 }
 # the EvoNorm kernels that evaluate the gate (a division or an exp per element): judged, with their ns/element
-GATE_KERNELS = ("row_apply_gate", "row_backward_sums_gate", "row_backward_apply_gate", "evonorm_s0_backward")
+GATE_KERNELS = ("row_apply_gate", "row_backward_sums_gate", "row_backward_apply_gate", "evonorm_s0_backward",
+                "evonorm_b0_forward")
 
 
 def _phase_rows(data, threads, backend):

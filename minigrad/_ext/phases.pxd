@@ -98,3 +98,19 @@ cdef extern from "phases.h":
     void mgp_row_backward_apply_gate_double(double* dx, const double* dy, const double* x, Py_ssize_t D, int gate,
                                             double a, double K, double b, double k, double v, double lo,
                                             double hi, const double* kept) noexcept nogil
+
+
+# Declarations of evonorm_b0.h (EvoNorm-B0's training forward: the per-channel and apply phases)
+cdef extern from "evonorm_b0.h":
+    void mgb0_combine_float(float* lo, double* imean, double* irstd, double* mean, double* rstd,
+                            Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1,
+                            double eps) noexcept nogil
+    void mgb0_combine_double(double* lo, double* imean, double* irstd, double* mean, double* rstd,
+                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1,
+                             double eps) noexcept nogil
+    void mgb0_apply_float(float* y, const float* lo, float* hi, double* irstd, const float* x, const float* v,
+                          const float* w, const float* b, Py_ssize_t C, Py_ssize_t S, Py_ssize_t r0, Py_ssize_t r1,
+                          double eps) noexcept nogil
+    void mgb0_apply_double(double* y, const double* lo, double* hi, double* irstd, const double* x, const double* v,
+                           const double* w, const double* b, Py_ssize_t C, Py_ssize_t S, Py_ssize_t r0,
+                           Py_ssize_t r1, double eps) noexcept nogil

@@ -755,3 +755,61 @@ def evonorm_s0_backward(cnp.ndarray dx not None, cnp.ndarray sdy not None, cnp.n
             _evonorm_s0_backward(<double*>p_dx, <double*>p_sdy, <double*>p_sdyf, <double*>p_sdv, <double*>p_dy,
                                  <double*>p_x, <double*>p_v, <double*>p_w, <double*>p_gm, <double*>p_gr, N, C, G, S,
                                  n_threads)
+
+
+# EvoNorm-B0's training forward (evonorm_b0.h): the rows' statistics (_row_stats: m2 into irstd), the channels'
+# batch statistics and lo (blocks of channels), then the rows' irstd, hi and gate apply (runs of rows)
+cdef void _evonorm_b0_forward(floating* y, floating* lo, floating* hi, double* imean, double* irstd, double* mean,
+                              double* rstd, const floating* x, const floating* v, const floating* weight,
+                              const floating* bias, double eps, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+                              int n_threads) noexcept nogil:
+    cdef Py_ssize_t R = N * C, nb = min(C, max(n_threads, 1)), nt = min(R, max(n_threads, 1)), blk
+    _row_stats(imean, irstd, x, 1, R, S, n_threads)
+    if nb == 1:  # NOTE: as in _row_stats
+        if floating is float:
+            mgb0_combine_float(lo, imean, irstd, mean, rstd, N, C, S, 0, C, eps)
+        else:
+            mgb0_combine_double(lo, imean, irstd, mean, rstd, N, C, S, 0, C, eps)
+    else:
+        for blk in prange(nb, schedule='static', num_threads=n_threads):
+            if floating is float:
+                mgb0_combine_float(lo, imean, irstd, mean, rstd, N, C, S, blk * C // nb, (blk + 1) * C // nb,
+                                   eps)
+            else:
+                mgb0_combine_double(lo, imean, irstd, mean, rstd, N, C, S, blk * C // nb, (blk + 1) * C // nb,
+                                    eps)
+    if nt == 1:
+        if floating is float:
+            mgb0_apply_float(y, lo, hi, irstd, x, v, weight, bias, C, S, 0, R, eps)
+        else:
+            mgb0_apply_double(y, lo, hi, irstd, x, v, weight, bias, C, S, 0, R, eps)
+        return
+    for blk in prange(nt, schedule='static', num_threads=n_threads):
+        if floating is float:
+            mgb0_apply_float(y, lo, hi, irstd, x, v, weight, bias, C, S, blk * R // nt, (blk + 1) * R // nt,
+                             eps)
+        else:
+            mgb0_apply_double(y, lo, hi, irstd, x, v, weight, bias, C, S, blk * R // nt, (blk + 1) * R // nt,
+                              eps)
+
+
+def evonorm_b0_forward(cnp.ndarray y not None, cnp.ndarray lo not None, cnp.ndarray hi not None,
+                       cnp.ndarray imean not None, cnp.ndarray irstd not None, cnp.ndarray mean not None,
+                       cnp.ndarray rstd not None, cnp.ndarray x not None, cnp.ndarray v not None,
+                       cnp.ndarray weight not None, cnp.ndarray bias not None, double eps, Py_ssize_t n_threads):
+    """EvoNorm-B0's training forward in one call: statistics, the batch's from the rows', the gate apply (contract)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_y = ptr(y), *p_lo = ptr(lo), *p_hi = ptr(hi), *p_im = ptr(imean), *p_ir = ptr(irstd)
+    cdef void* p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_x = ptr(x), *p_v = ptr(v), *p_w = ptr(weight)
+    cdef void* p_b = ptr(bias)
+    with nogil:
+        if f32:
+            _evonorm_b0_forward(<float*>p_y, <float*>p_lo, <float*>p_hi, <double*>p_im, <double*>p_ir,
+                                <double*>p_mean, <double*>p_rstd, <float*>p_x, <float*>p_v, <float*>p_w, <float*>p_b,
+                                eps, N, C, S, n_threads)
+        else:
+            _evonorm_b0_forward(<double*>p_y, <double*>p_lo, <double*>p_hi, <double*>p_im, <double*>p_ir,
+                                <double*>p_mean, <double*>p_rstd, <double*>p_x, <double*>p_v, <double*>p_w,
+                                <double*>p_b, eps, N, C, S, n_threads)

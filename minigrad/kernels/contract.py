@@ -194,6 +194,14 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
                                                             a = X(weight[c]*grstd), shift = X(gmean), b = X(bg),
                                                             k = X(bg*(shift - gmean)), bg = -sum_c(weight[c]*sdyf)
                                                             * grstd^3/M over the group's channels
+  evonorm_b0_forward(y, lo, hi, imean, irstd, mean, rstd, x, v, weight, bias, eps)   EvoNorm-B0's training forward
+      x, y: (N, C, S), rows (n, c); lo, hi: (N, C) OUT;     in one call: per row (n, c) imean and m2 as row_stats's,
+      imean, irstd: (N, C) float64 OUT;                     irstd = coefficients.rstd(m2, S, eps); per channel the
+      mean, rstd: (C,) float64 OUT; v, weight, bias: (C,)   batch's from the rows' (Chan et al.): mean = the rows'
+                                                            mean over n, m2 = sum(m2) + S*sum((imean - mean)^2),
+                                                            rstd = coefficients.rstd(m2, N*S, eps); lo = X(1/rstd[c])
+                                                            and hi = X(1/irstd), the gate's; y = row_apply_gate's
+                                                            (gate 1) with v[c], lo, hi, weight[c], bias[c]
 
 Decorrelated batch norm (ZCA whitening of groups of channels; the math: minigrad/nn/decorrelated.py): the C channels
 in G = ceil(C/group_size) groups of g = group_size, group k holding channels [k*g, min((k + 1)*g, C)) (the last one
@@ -391,6 +399,10 @@ SPECS = {
                             {"dx": ("NCS", "X"), "sdy": ("NC", "f64"), "sdyf": ("NC", "f64"), "sdv": ("NC", "f64"),
                              "dy": ("NCS", "X"), "x": ("NCS", "X"), "v": ("C", "X"), "weight": ("C", "X"),
                              "gmean": ("NG", "f64"), "grstd": ("NG", "f64")}),
+    "evonorm_b0_forward": (("y", "lo", "hi", "imean", "irstd", "mean", "rstd", "x", "v", "weight", "bias", "eps"),
+                           {"y": ("NCS", "X"), "lo": ("NC", "X"), "hi": ("NC", "X"), "imean": ("NC", "f64"),
+                            "irstd": ("NC", "f64"), "mean": ("C", "f64"), "rstd": ("C", "f64"), "x": ("NCS", "X"),
+                            "v": ("C", "X"), "weight": ("C", "X"), "bias": ("C", "X")}),
     "row_backward_apply_gate": (("dx", "dy", "x", "a", "shift", "b", "k", "v", "lo", "hi", "gate"),
                                 {"dx": ("RD", "X"), "dy": ("RD", "X"), "x": ("RD", "X"), "a": ("R", "X"),
                                  "shift": ("R", "X"), "b": ("R", "X"), "k": ("R", "X"), "v": ("R", "X"),
@@ -465,6 +477,7 @@ OUTPUTS = {
     "row_backward_sums_gate": ("sdy", "sdyf", "sdv", "shi", "slo"),
     "row_backward_apply_gate": ("dx",),
     "evonorm_s0_backward": ("dx", "sdy", "sdyf", "sdv"),
+    "evonorm_b0_forward": ("y", "lo", "hi", "imean", "irstd", "mean", "rstd"),
     "zca_forward": ("y", "cov", "lam", "U", "W", "s", "shift", "dshift", "mean"),
     "zca_rows": ("B",),
     "sym_eigh": ("lam", "U"),

@@ -12,7 +12,9 @@ and the coefficients between them (``minigrad.kernels.coefficients``), so it run
   evonorm_b0/s0         rows layout (N*C rows of S values), one autograd node (``_EvoNorm``): the statistics
                         phases, then the gate (S0's x*sigmoid(v*x), B0's x/max(...)), the division and the affine
                         fused into one apply pass and its backward into the sums and backward-apply passes (the
-                        ``row_*_gate`` phases); measured faster than the composed ops (docs/perf/norm-family.md)
+                        ``row_*_gate`` phases); measured faster than the composed ops (docs/perf/norm-family.md);
+                        B0's training forward is one call (``evonorm_b0_forward``: statistics, the batch's from
+                        the instances', the apply)
 Inputs are validated here, with the same rules and messages as ``norm.py``.
 """
 import math
@@ -371,9 +373,10 @@ class _EvoNorm(Function):
     (n, c): y = f*scale[r] + offset[r] with
       S0 (gate 0): f = x*sigmoid(v[c]*x), scale = weight[c]/std of the row's group (the group's statistics by
                    ``row_stats`` on x viewed as (N*G, (C/G)*S)), offset = bias[c]
-      B0 (gate 1): f = x/max(lo, v[c]*x + hi), hi = the instance std of row r (``row_stats``), lo = the batch
-                   std of channel c (combined from the instance statistics; in eval the running one, a constant),
-                   scale = weight[c], offset = bias[c]
+      B0 (gate 1): f = x/max(lo, v[c]*x + hi), hi = the instance std of row r, lo = the batch std of channel c
+                   (combined from the instance statistics; in eval the running one, a constant), scale = weight[c],
+                   offset = bias[c]; in training all of it one call (``evonorm_b0_forward``), in eval ``row_stats``
+                   and ``row_apply_gate``
     Backward: the gate sums give per row sum(dy), sum(dy*f) and the sums of dy times df/dv, df/dhi, df/dlo; then
     dx = a*dy*df/dx + b*(x - shift) + k, where b*(x - shift) + k carries the standard deviations' own backward
     (d std/dx_i = (x_i - mean)/(M*std) of each set: the group for S0; the instance and, in training, the batch for
@@ -395,6 +398,21 @@ class _EvoNorm(Function):
         self.w64 = w.astype(np.float64)  # NOTE: (C,), broadcast against the backward's (N, C) sums by NumPy
         self.vc, self.wc = np.ascontiguousarray(v), w  # NOTE: per channel, for S0's backward kernel
         k = kernels.kernels()
+        self.x2, self.shape = x2, x.shape
+        y = np.empty_like(x2)
+        if gate == 1 and running_var is None:
+            # NOTE: one kernel call, channel by channel while its rows are in cache: the instance statistics, the
+            # batch's combined from them, both standard deviations rounded to X (lo, hi: the composed ops' values)
+            # and the gate apply; per row v, lo, hi in one (3, N*C) block for the backward's row phases
+            co = np.empty((3, n, c), dtype)
+            co[0] = v
+            st = np.empty((2, n, c))
+            bs = np.empty((2, c))
+            k.evonorm_b0_forward(y.reshape(n, c, s), co[1], co[2], st[0], st[1], bs[0], bs[1], x2.reshape(n, c, s),
+                                 self.vc, w, b, eps)
+            self.v, self.lo, self.hi = co.reshape(3, n * c)
+            (self.imean, self.irstd), (self.mean, self.rstd) = st, bs
+            return y.reshape(x.shape)
         # NOTE: the per-row v, lo, hi, scale and offset go into one (5, N*C) block by broadcasting assignments
         # (cheaper than broadcast_to + ascontiguousarray each at small N*C); an assignment casts to X as astype does
         co = np.empty((5, n, c), dtype)
@@ -408,35 +426,14 @@ class _EvoNorm(Function):
             co.reshape(5, n, num_groups, per)[3] = self.w64.reshape(num_groups, per) * grstd[:, :, None]
             co[1:3] = 0  # NOTE: gate 0 reads neither lo nor hi
         else:
-            # NOTE: the instances' mean and m2 in rows 0..N-1 of one block and, in training, the batch's m2 in row N,
-            # so that one rstd and one reciprocal cover both sets (per element the same operations as apart)
-            st = np.empty((2, n + 1, c))
-            im, im2 = st[:, :n]
+            # NOTE: eval: the running batch variance (lo a constant) and the instance statistics
+            im, im2 = np.empty((2, n, c))
             k.row_stats(im.reshape(-1), im2.reshape(-1), x2, True)
-            self.imean = im
-            if running_var is None:
-                # NOTE: the batch statistics from the instance ones (Chan et al.: the channel's m2 is the rows' m2
-                # plus S times the squared deviations of the row means), no pass of their own over x; the mean as
-                # im.mean(axis=0) computes it, without its wrapper; the rows' means and m2s summed over N in one call
-                tot = st[:, :n].sum(axis=1)
-                self.mean = tot[0] / n
-                dev = im - self.mean
-                st[1, n] = tot[1] + s * (dev * dev).sum(axis=0)
-                count = np.full((n + 1, 1), float(s))
-                count[n] = n * s
-                rstd = coefficients.rstd(st[1], count, eps)
-                self.irstd, self.rstd = rstd[:n], rstd[n]
-                std = 1.0 / rstd
-                # NOTE: both standard deviations rounded to X, as the composed ops hold them
-                co[1], co[2] = std[n], std[:n]
-            else:
-                self.irstd = coefficients.rstd(im2, s, eps)
-                co[1], co[2] = np.sqrt(running_var.astype(np.float64) + eps), 1.0 / self.irstd
+            self.imean, self.irstd = im, coefficients.rstd(im2, s, eps)
+            co[1], co[2] = np.sqrt(running_var.astype(np.float64) + eps), 1.0 / self.irstd
             co[3] = w
         self.v, self.lo, self.hi, scale, offset = co.reshape(5, n * c)
-        y = np.empty_like(x2)
         k.row_apply_gate(y, x2, self.v, self.lo, self.hi, scale, offset, gate)
-        self.x2, self.shape = x2, x.shape
         return y.reshape(x.shape)
 
     @ieee_when_eps0
@@ -538,9 +535,10 @@ def evonorm_b0(input: Tensor, v: Tensor, running_var: Tensor | None = None, weig
     variance per sample and channel, both biased. In training the batch variance is the batch's and, when
     ``running_var`` is given, it is updated in place as batch norm's (momentum, unbiased); in eval
     (``training=False``) ``running_var`` replaces it and is required, so the output uses only running statistics
-    (and each sample's own instance variance). One node (``_EvoNorm``): the instance statistics (``row_stats``; the
-    batch's are combined from them), then v*x, the max, the division and the affine fused into one apply pass
-    (``row_apply_gate`` with gate 1) and their backward into the sums and backward-apply passes; fused because
+    (and each sample's own instance variance). One node (``_EvoNorm``): the instance statistics (the batch's are
+    combined from them), then v*x, the max, the division and the affine fused into one apply pass, in training
+    all in one kernel call (``evonorm_b0_forward``; in eval ``row_stats`` and ``row_apply_gate`` with gate 1), and
+    their backward into the sums and backward-apply passes; fused because
     that measures faster than the composed ops (docs/perf/norm-family.md). Ties of the max split the gradient
     evenly, as ``torch.maximum``. Double backward composes the same formula from Tensor ops.
 
