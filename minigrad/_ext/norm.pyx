@@ -101,7 +101,7 @@ cdef Py_ssize_t BN_MIN_RUN_BYTES = 4 << 10
 cdef Py_ssize_t BN1D_CACHE_BYTES = 512 << 10
 # BatchNorm1d on the general path, from this many bytes of x on: at 2 threads and more the elementwise pass goes by
 # rows, in an OpenMP region of its own (_bn_forward, _bn_backward).
-# NOTE: the second region's start costs ~10-20 us (the worker's wake-up): paid back only by large inputs
+# NOTE: the second region's start costs 11-27 us (the worker's wake-up): paid back only by large inputs
 cdef Py_ssize_t BN1D_ROWS_BYTES = 4 << 20
 
 
@@ -564,8 +564,8 @@ cdef int _bn_forward(floating* y, double* mean, double* rstd,
             bt = buf + t * 11 * C
             _bn_forward_walk(y, mean, rstd, x, weight, bias, eps, bt, bt + C, bt + 2 * C, bt + 3 * C, coef,
                              N, C, S, chunk, t, nt, n_threads, r, d, running_mean, running_var, r_max, d_max, False)
-        # NOTE: the elementwise pass by rows, not by each thread's channels: its half rows (2 KiB of 4 KiB at
-        # (4096, 1024)) ran 1.2x slower at 2 threads (docs/perf/threads.md, session 34)
+        # NOTE: the elementwise pass by rows, not by each thread's channels: a thread's half rows (2 KiB of 4 KiB
+        # at (4096, 1024)) took 1.04-1.37x the CPU time of whole rows (docs/perf/threads.md, session 34)
         for t in prange(nt, schedule='static', num_threads=nt):
             _affine_rows(y, x, coef, coef + C, coef + 2 * C, C, S, 0, C, t * N // nt, (t + 1) * N // nt)
     else:  # each thread a contiguous run of blocks in every chunk, its own scratch (the chunks' block rules differ)
