@@ -43,7 +43,10 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
       for L <= S < MG_SHORT_RUN; one channel per call otherwise)
     blocks (_bn_n_blocks), at least one per thread, so the elementwise pass rereads x (and dy) from cache: S == 1
       one block per thread; S > 1: blocks of at most BN_L2_BYTES (256 KiB) of input (at least one channel),
-      widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input
+      widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input, rounded up to a multiple of the
+      team (equal shares of channels)
+    S == 1, x of BN1D_ROWS_BYTES (4 MiB) or more, 2+ threads: the statistics by blocks of channels, then the
+      elementwise pass by rows (whole rows per thread), in a second OpenMP region
     pipelined (_bn_forward_walk, _bn_backward_walk): each thread walks its contiguous blocks row by row (ghost batch
       norm: every chunk's, in one sequence), a row of one block's statistics (or sums) with the same row of the
       block before's elementwise pass; S >= MG_SHORT_RUN: both in one loop (mg_channel_lane_sums_affine_float and
@@ -96,6 +99,10 @@ cdef Py_ssize_t BN_L2_BYTES = 256 << 10
 cdef Py_ssize_t BN_MIN_RUN_BYTES = 4 << 10
 # BatchNorm1d (S == 1): inputs (x, or dy and x) of at most this many bytes may take the mg_bn1d_* path (_bn1d_fits)
 cdef Py_ssize_t BN1D_CACHE_BYTES = 512 << 10
+# BatchNorm1d on the general path, from this many bytes of x on: at 2 threads and more the elementwise pass goes by
+# rows, in an OpenMP region of its own (_bn_forward, _bn_backward).
+# NOTE: the second region's start costs 11-27 us (the worker's wake-up): paid back only by large inputs
+cdef Py_ssize_t BN1D_ROWS_BYTES = 4 << 20
 
 
 cdef inline void _shifted_sums(const floating* x, Py_ssize_t m, double K,
@@ -323,17 +330,21 @@ cdef Py_ssize_t _bn_n_blocks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_
                              int n_threads) noexcept nogil:
     """Blocks of channels over n_arrays input arrays (x; or dy and x), at least one block per thread. S == 1: one per
     thread. S > 1: blocks of at most BN_L2_BYTES of input (at least one channel), widened so that each array's runs
-    (c1 - c0)*S are at least BN_MIN_RUN_BYTES.
+    (c1 - c0)*S are at least BN_MIN_RUN_BYTES, then rounded up to a multiple of the team where C allows.
     NOTE: a block is read n by n in runs of (c1 - c0)*S values C*S apart; short runs defeat the hardware prefetcher,
     and whole-thread blocks make the second pass read from L3 or DRAM (docs/perf/norm-kernels.md#batch-norm-blocks,
     #2026-12-07-session-30-the-second-pass-from-l2); long runs too: the blocks of up to 4 MiB they took before
     session 32 (runs of n_arrays*S*itemsize >= 16 KiB) had the second pass read from L3, 1.1-1.7x slower at S = 1024
-    to 12544 (docs/perf/norm-kernels.md#2026-12-07-session-32-float64-in-the-pipelined-row)."""
-    cdef Py_ssize_t nt = min(C, max(n_threads, 1)), per_block, run = S * itemsize, channel = N * run * n_arrays
+    to 12544 (docs/perf/norm-kernels.md#2026-12-07-session-32-float64-in-the-pipelined-row). The multiple of the
+    team: 25 blocks of (256, 512, 49) gave one thread 13 of them (docs/perf/threads.md, session 34)."""
+    cdef Py_ssize_t nt = min(C, max(n_threads, 1)), per_block, nb, run = S * itemsize, channel = N * run * n_arrays
     if S == 1 or BN_L2_BYTES == 0:
         return nt
     per_block = max(1, BN_L2_BYTES // channel, (BN_MIN_RUN_BYTES + run - 1) // run)
-    return max((C + per_block - 1) // per_block, nt)
+    nb = max((C + per_block - 1) // per_block, nt)
+    if nb % nt and nb + nt - nb % nt <= C:  # the threads' shares of channels then differ by one at most
+        nb += nt - nb % nt
+    return nb
 
 
 def _set_bn_blocks(Py_ssize_t l2_bytes, Py_ssize_t min_run_bytes):
@@ -377,12 +388,13 @@ cdef inline void _renorm(double mean, double rstd, double running_mean, double r
 #   in one loop, and only the thread's first statistics and last elementwise pass run alone, not each chunk's
 #   (docs/perf/norm-kernels.md#2026-12-07-session-32-the-pipelined-row-in-one-loop).
 #   Per channel the same operations in the same order as a block summed whole, so the same bits.
+# affine False: the statistics and coefficients only (the caller runs the elementwise pass: BatchNorm1d by rows)
 cdef void _bn_forward_walk(floating* y, double* mean, double* rstd, const floating* x, const floating* weight,
                            const floating* bias, double eps, double* s1, double* s2, double* K, double* lanes,
                            floating* coef, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t chunk, Py_ssize_t t,
                            Py_ssize_t nt, int n_threads, double* r_out, double* d_out,
                            const floating* running_mean, const floating* running_var, double r_max,
-                           double d_max) noexcept nogil:
+                           double d_max, bint affine=True) noexcept nogil:
     cdef floating* Kx = coef
     cdef floating* scale = coef + C
     cdef floating* shift = coef + 2 * C
@@ -407,7 +419,7 @@ cdef void _bn_forward_walk(floating* y, double* mean, double* rstd, const floati
             K[c] = xs[c * S]  # the shift: a value of the channel, x[n0, c, 0]
         for q in range((max(m, pm) + rows - 1) // rows):
             n = q * rows
-            if rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # both in one loop
+            if affine and rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # both in one loop
                 if n == 0:  # no rows: zeroes the block's sums
                     _bn_stats_block(s1, s2, K, xs, m, C, S, c0, c1, lanes, 0, 0)
                 i = (n * C + c0) * S
@@ -427,7 +439,7 @@ cdef void _bn_forward_walk(floating* y, double* mean, double* rstd, const floati
                 continue
             if c1 > c0 and n < m:
                 _bn_stats_block(s1, s2, K, xs, m, C, S, c0, c1, lanes, n, min(n + rows, m))
-            if p1 > p0 and n < pm:
+            if affine and p1 > p0 and n < pm:
                 _affine_rows(py, px, Kx, scale, shift, C, S, p0, p1, n, min(n + rows, pm))
         if m == 0:
             return
@@ -546,6 +558,16 @@ cdef int _bn_forward(floating* y, double* mean, double* rstd,
     if nt == 1:  # NOTE: no OpenMP region at one thread (it costs a futex call per region)
         _bn_forward_walk(y, mean, rstd, x, weight, bias, eps, buf, buf + C, buf + 2 * C, buf + 3 * C, coef,
                          N, C, S, chunk, 0, 1, n_threads, r, d, running_mean, running_var, r_max, d_max)
+    elif S == 1 and chunk == N and N * C * sizeof(floating) >= BN1D_ROWS_BYTES:
+        # the statistics by channels, each thread's coefficients into one shared coef (disjoint channels)
+        for t in prange(nt, schedule='static', num_threads=nt):
+            bt = buf + t * 11 * C
+            _bn_forward_walk(y, mean, rstd, x, weight, bias, eps, bt, bt + C, bt + 2 * C, bt + 3 * C, coef,
+                             N, C, S, chunk, t, nt, n_threads, r, d, running_mean, running_var, r_max, d_max, False)
+        # NOTE: the elementwise pass by rows, not by each thread's channels: a thread's half rows (2 KiB of 4 KiB
+        # at (4096, 1024)) took 1.04-1.37x the CPU time of whole rows (docs/perf/threads.md, session 34)
+        for t in prange(nt, schedule='static', num_threads=nt):
+            _affine_rows(y, x, coef, coef + C, coef + 2 * C, C, S, 0, C, t * N // nt, (t + 1) * N // nt)
     else:  # each thread a contiguous run of blocks in every chunk, its own scratch (the chunks' block rules differ)
         for t in prange(nt, schedule='static', num_threads=nt):
             bt = buf + t * 11 * C
@@ -560,12 +582,12 @@ cdef int _bn_forward(floating* y, double* mean, double* rstd,
 # dx, dy, x: (N, C, S); sdy, sdyx: scratch (C,); lanes: scratch (8*C,); coef: scratch (5*C,), the thread's own;
 # chunks and blocks as _bn_forward_walk's, chunk k's dweight, dbias at dweight + k*wstride, dbias + k*wstride;
 # pipelined as _bn_forward_walk: each row of a block's two reductions (dy and x from L3), then the same row of the
-# block before's fused dx pass (dy and x from L2)
+# block before's fused dx pass (dy and x from L2); affine False: the sums and coefficients only, as _bn_forward_walk
 cdef void _bn_backward_walk(floating* dx, floating* dweight, floating* dbias,
                             const floating* dy, const floating* x, const double* mean, const double* rstd,
                             const floating* weight, double* sdy, double* sdyx, double* lanes, floating* coef,
                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t chunk, Py_ssize_t wstride,
-                            Py_ssize_t t, Py_ssize_t nt, int n_threads) noexcept nogil:
+                            Py_ssize_t t, Py_ssize_t nt, int n_threads, bint affine=True) noexcept nogil:
     cdef floating* a = coef
     cdef floating* Kx = coef + C
     cdef floating* b = coef + 2 * C
@@ -592,7 +614,7 @@ cdef void _bn_backward_walk(floating* dx, floating* dweight, floating* dbias,
         rows = 1 if S > 1 and c1 > c0 and p1 > p0 else max(m, pm)  # as _bn_forward_walk
         for q in range((max(m, pm) + rows - 1) // rows):
             n = q * rows
-            if rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # as _bn_forward_walk's
+            if affine and rows == 1 and S >= MG_SHORT_RUN and n < m and n < pm:  # as _bn_forward_walk's
                 if n == 0:
                     _bn_dy_sums_block(sdy, sdyx, mean + g * C, gs, xs, m, C, S, c0, c1, lanes, 0, 0)
                 i = (n * C + c0) * S
@@ -615,7 +637,7 @@ cdef void _bn_backward_walk(floating* dx, floating* dweight, floating* dbias,
                 continue
             if c1 > c0 and n < m:  # two reductions per channel, one pass
                 _bn_dy_sums_block(sdy, sdyx, mean + g * C, gs, xs, m, C, S, c0, c1, lanes, n, min(n + rows, m))
-            if p1 > p0 and n < pm:  # the fused dx pass; xhat is recomputed from x (forward saved only mean and rstd)
+            if affine and p1 > p0 and n < pm:  # the fused dx pass; xhat recomputed from x (forward saved mean, rstd)
                 for j in range(n, min(n + rows, pm)):
                     i = (j * C + p0) * S
                     _affine2_row(pd + i, pg + i, px + i, a + p0, mdy + p0, Kx + p0, b + p0, k + p0, p1 - p0, S)
@@ -670,7 +692,7 @@ cdef int _bn_backward(floating* dx, floating* dweight, floating* dbias,
                                    mean + g * C, rstd + g * C, weight, m, C, _bn1d_edge(blk, nb, C),
                                    _bn1d_edge(blk + 1, nb, C))
         return 0
-    cdef Py_ssize_t nt = min(nb, max(n_threads, 1)), t
+    cdef Py_ssize_t nt = min(nb, max(n_threads, 1)), t, n
     cdef double* buf = <double*>malloc(nt * 10 * C * sizeof(double))
     cdef floating* coef = <floating*>malloc(nt * 5 * C * sizeof(floating))
     cdef double* bt
@@ -681,6 +703,15 @@ cdef int _bn_backward(floating* dx, floating* dweight, floating* dbias,
     if nt == 1:
         _bn_backward_walk(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
                           N, C, S, chunk, wstride, 0, 1, n_threads)
+    elif S == 1 and chunk == N and N * C * sizeof(floating) >= BN1D_ROWS_BYTES:  # as _bn_forward's
+        for t in prange(nt, schedule='static', num_threads=nt):
+            bt = buf + t * 10 * C
+            _bn_backward_walk(dx, dweight, dbias, dy, x, mean, rstd, weight, bt, bt + C, bt + 2 * C, coef,
+                              N, C, S, chunk, wstride, t, nt, n_threads, False)
+        for t in prange(nt, schedule='static', num_threads=nt):
+            for n in range(t * N // nt, (t + 1) * N // nt):
+                _affine2_row(dx + n * C, dy + n * C, x + n * C, coef, coef + 4 * C, coef + C, coef + 2 * C,
+                             coef + 3 * C, C, S)
     else:
         for t in prange(nt, schedule='static', num_threads=nt):
             bt = buf + t * 10 * C
