@@ -4,11 +4,12 @@
    there the figure is the error in subnormal steps, reported apart), the exp where it is finite and normal, the
    sigmoid and f where they are normal, NaN in -> NaN out, and the 16 lanes (clones' blends and AVX-512's vrangeps
    and vscalefps), the 8 lanes of both and the scalar (the kernels' tail) the same bits (NaN: all NaN). Built against
-   another tree's header (-I OTHER/minigrad/_ext) it measures that tree's gate exp, skipping the lanes check (-DNO_LANES)
-   where it lacks one of them. About 3 minutes on one core:
+   another tree's header (-I OTHER/minigrad/_ext) it measures that tree's gate exp, skipping the lanes check
+   (-DNO_LANES) where it lacks one of them. Every float32 takes about 10 minutes of one core; with STRIDE, every
+   STRIDE-th block of 16 consecutive bit patterns (16: 2^28 floats spread over the whole range):
 
        gcc -O2 -fno-math-errno -ffp-contract=off -I minigrad/_ext -o /tmp/gsc scripts/gate_sigmoid_check.c -lm
-       /tmp/gsc
+       /tmp/gsc [STRIDE]
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,9 +51,10 @@ __attribute__((target("arch=x86-64-v4"))) static int lanes_differ(const mgp_v16f
     return 0;
 }
 #endif
-int main(void) {
+int main(int argc, char** argv) {
+    const uint64_t stride = 16 * (argc > 1 ? strtoull(argv[1], NULL, 10) : 1);
     stat se = {0}, ss = {0}, sf = {0};
-    for (uint64_t b = 0; b < (1ull << 32); b += 16) {
+    for (uint64_t b = 0; b < (1ull << 32); b += stride) {
         mgp_v16f xv, w;
         for (int i = 0; i < 16; i++) { const uint32_t u = (uint32_t)(b + i); memcpy(&xv[i], &u, 4); }
         w = -xv;

@@ -26,7 +26,7 @@ typedef int64_t mgp_v8l __attribute__((vector_size(64)));
    rounding, which leaves n in the low bits of t and needs no float -> int conversion; a degree-6 polynomial on
    the remainder; 2^n through the exponent bits). Within 1 ulp of the correctly rounded exp for every float in
    [-87.3, 88.3] (checked exhaustively), about 2^-126 below (the clamp keeps 2^n normal), inf above 88.37626 (the
-   fused form below: above 88.37627, whose exp it gives finite), NaN stays NaN.
+   gate's exp below: finite up to exp's overflow at 88.72), NaN stays NaN.
    Lanes and the scalar tail give the same bits. */
 #define MGP_EXPF_BODY(F, UI, SV, X0) MGP_EXPF_BODY_MA(F, UI, SV, X0, MGP_MA)
 #define MGP_MA(F, a, b, c) ((a) * (b) + (c))  /* a*b + c, two roundings (the build's -ffp-contract=off) */
@@ -76,20 +76,19 @@ MGP_INLINE mgp_v4d mgp_sigmoidv_double(mgp_v4d z) {  /* libm's exp per lane */
                  mgp_sigmoid_double(z[3])};
     return s;
 }
-/* EvoNorm's float gate exp: e = exp(w) for the sigmoid 1/(1 + e) and x/(1 + e), with a third fewer vector operations
-   than mgp_expf, most of the gate's time (docs/perf/norm-family.md, "EvoNorm's gate, session 34"): the range
-   reduction and the polynomial as fused multiply-adds (one rounding each), a degree-6 minimax polynomial (1 + r +
-   r^2*P(r), P of degree 4 fitted for exp's relative error on |r| <= ln2/2: 0.06 ulp with these float
-   coefficients; mgp_expf's degree 7 takes one FMA more), x clamped to [-89, 89] and 2^n by its two halves
-   2^(n>>1) and 2^(n - (n>>1)), so that p*2^(n>>1) is exact and only the last product rounds (AVX-512: one
-   vscalefps for the scale, the same bits). So exp is finite up to its overflow at
-   88.72 and inf above (x = inf included), and rounds once to a subnormal down to -89; below -89 it stays at
-   exp(-89) = 2.2e-39, where 1 + e is 1 as it is for the exact value. NaN stays NaN. Checked against long double
-   on every float32 (scripts/gate_sigmoid_check.c): the exp within 1.0x ulp on [-89, 88.72], the sigmoid and the
-   scalar's, 8 and 16 lanes' and AVX-512's bits the same. Lane by lane __builtin_fmaf, so that every clone gives
-   the same bits: one vfmadd on 16 or 8 lanes in the clones with FMA (MGP_CLONES_FMA: x86-64-v4 and -v3), libm's
-   correctly rounded fmaf per lane in the baseline clone (slow; only x86-64 CPUs without FMA, before 2013, run
-   it). */
+/* EvoNorm's float gate exp: e = exp(w) for the sigmoid 1/(1 + e) and x/(1 + e), with a third fewer vector
+   operations than mgp_expf, most of the gate's time (docs/perf/norm-family.md, "EvoNorm's gate, session 34"):
+   the range reduction and the polynomial as fused multiply-adds (one rounding each), a degree-6 minimax
+   polynomial (1 + r + r^2*P(r), P of degree 4 fitted for exp's relative error on |r| <= ln2/2: 0.06 ulp with
+   these float coefficients; mgp_expf's degree 7 takes one FMA more), x clamped to [-89, 89] and 2^n by its two
+   halves 2^(n>>1) and 2^(n - (n>>1)), so that p*2^(n>>1) is exact and only the last product rounds (AVX-512: one
+   vscalefps for the scale, the same bits). So exp is finite up to its overflow at 88.72 and inf above (x = inf
+   included), and rounds once to a subnormal down to -89; below -89 it stays at exp(-89) = 2.2e-39, where 1 + e
+   is 1 as it is for the exact value. NaN stays NaN. Checked against long double on 2^28 floats across the whole
+   range (scripts/gate_sigmoid_check.c 16): within 1.01 ulp wherever the result is a normal float; the scalar's,
+   8 and 16 lanes' and AVX-512's bits the same. Lane by lane __builtin_fmaf, so that every clone gives the same
+   bits: one vfmadd on 16 or 8 lanes in the clones with FMA (MGP_CLONES_FMA: x86-64-v4 and -v3), libm's correctly
+   rounded fmaf per lane in the baseline clone (slow; only x86-64 CPUs without FMA, before 2013, run it). */
 #define MGP_FMA_S(F, a, b, c) __builtin_fmaf((a), (b), (c))
 /* NOTE: b broadcast only when a scalar: (F){0} + b on a vector b is an addition GCC must keep (-0 + 0 is +0) */
 #define MGP_LANES(F, b) _Generic((b), F: (b), default: (F){0} + (b))
@@ -128,7 +127,9 @@ typedef int32_t mgp_v16i __attribute__((vector_size(64)));
     p = MA(F, p, r * r, r) + 1.0f;
 #define MGP_CLAMP89_S(F, U, a) MGP_MAX_S(F, U, -89.0f, MGP_MIN_S(F, U, 89.0f, a))
 #define MGP_CLAMP89_V(F, U, a) MGP_MAX_V(F, U, -89.0f, MGP_MIN_V(F, U, 89.0f, a))
-MGP_INLINE float mgp_expf_fma(float x0) { MGP_GEXPF_BODY(float, uint32_t, S, x0, MGP_FMA_S) MGP_SCALE2(float, uint32_t, int32_t, p, t, magic) }
+MGP_INLINE float mgp_expf_fma(float x0) {
+    MGP_GEXPF_BODY(float, uint32_t, S, x0, MGP_FMA_S) MGP_SCALE2(float, uint32_t, int32_t, p, t, magic)
+}
 MGP_INLINE mgp_v8f mgp_expf8_fma(mgp_v8f x0) {
     MGP_GEXPF_BODY(mgp_v8f, mgp_v8u, V, x0, MGP_FMA_V) MGP_SCALE2(mgp_v8f, mgp_v8u, mgp_v8i, p, t, magic)
 }
