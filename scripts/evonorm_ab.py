@@ -21,8 +21,9 @@ both builds per element in float ulps of x/(1 + exp(-x)) in long double, on 2^24
 share correctly rounded and the share of floats the two builds give differently. Below -87.3 the float exp of -x
 saturates (mg_expf.h) and y is 0 where the exact value is below about 1e-36: that range is left out.
 ``time DIR``: the raw kernels at the rows of benchmarks/bench_norm_family.py's shapes (gate 1 at B0's rows N*C x S,
-gate 0 at S0's), 1 thread, float32 (``--dtype float64``: float64), interleaved round by round (CPU time; medians,
-the minimum in brackets), in ns an element.
+gate 0 at S0's), 1 thread, float32 (``--dtype float64``: float64), interleaved round by round with a triad of as many
+elements (CPU time; medians, the minimum in brackets), in ns an element, and each kernel's share of the triad's
+bandwidth by the family table's byte model.
 
     PYTHONPATH=$PWD python scripts/evonorm_ab.py bits /tmp/old_ext [--dtype float32]
     PYTHONPATH=$PWD python scripts/evonorm_ab.py accuracy /tmp/old_ext
@@ -249,6 +250,7 @@ def ulps(ext_dir):
 
 def timing(ext_dir, rounds, dt):
     from minigrad._ext import phases as new
+    from norm_phases_cpu import _triad
     old = _load_ext(ext_dir)
     mods = {"main": old, "this": new}
     rng = np.random.default_rng(0)
@@ -277,13 +279,18 @@ def timing(ext_dir, rounds, dt):
             fns[f"evonorm_s0_backward ({name})"] = (
                 lambda mod=mod, dx3=dx3, s3=s3: mod.evonorm_s0_backward(dx3, *s3, dy3, x3, v[:C].copy(), w, gm, gr,
                                                                         32, 1))
+        fns["triad"], tri_bytes = _triad(x.size, dt)
         res = _interleaved(fns, rounds)
+        tri = tri_bytes / res["triad"][0]
         print(f"rows {R}x{D} (x {N}x{C}x{H}x{W}, {np.dtype(dt).name}, 1 thread): ns an element, median (min); "
-              "this/main")
+              f"this/main; of the triad of the same rounds ({tri / 1e9:.1f} GB/s, medians) by the family table's "
+              "model (x and y, dy and x, dy, x and dx)")
         for key in [k_[:-len(" (main)")] for k_ in fns if k_.endswith("(main)")]:
             m, t = res[f"{key} (main)"], res[f"{key} (this)"]
+            nbytes = x.size * x.itemsize * (2 if key.startswith(("apply", "sums")) else 3)
             print(f"  {key:28s} main {m[0] / x.size * 1e9:6.3f} ({m[1] / x.size * 1e9:.3f})  "
-                  f"this {t[0] / x.size * 1e9:6.3f} ({t[1] / x.size * 1e9:.3f})  {m[0] / t[0]:5.2f}x")
+                  f"this {t[0] / x.size * 1e9:6.3f} ({t[1] / x.size * 1e9:.3f})  {m[0] / t[0]:5.2f}x  "
+                  f"of triad {nbytes / m[0] / tri:4.0%} -> {nbytes / t[0] / tri:4.0%}")
 
 
 if __name__ == "__main__":

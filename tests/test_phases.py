@@ -662,8 +662,9 @@ def test_row_gate_lanes_and_tail_same_bits(name, dtype):
     outs = []
     for R, D in ((1, 4096), (512, 8), (1024, 4), (4096, 1)):
         ones, zeros = np.repeat(one, R), np.repeat(zero, R)
+        sc, of = ones * dtype(0.7), ones * dtype(0.1)  # NOTE: float's y = f*sc + of is one FMA in lanes and tail
         y, dx = np.empty((R, D), dtype), np.empty((R, D), dtype)
-        k.row_apply_gate(y, x.reshape(R, D), ones, ones, ones, ones, zeros, 0)
+        k.row_apply_gate(y, x.reshape(R, D), ones, ones, ones, sc, of, 0)
         k.row_backward_apply_gate(dx, dy.reshape(R, D), x.reshape(R, D), ones, zeros, zeros, zeros, ones, ones,
                                   ones, 0)
         outs.append((y.tobytes(), dx.tobytes()))
@@ -674,8 +675,8 @@ def test_row_gate_lanes_and_tail_same_bits(name, dtype):
 def test_row_gate_float32_sigmoid_across_the_exp_clamps(name):
     """float32's gate 0, y = x*sigmoid(x), within 4 float ulps of the float64 value (and |x|*2^-125 where the
     sigmoid is below float's normals), every float from -100 to 100 near the exp's clamps (|x| from 87 to 89.5) and a
-    sweep between: the Cython kernels' exp clamps x to [-87.34, 88.5] with two blends and lets 2^128's bits give inf
-    above 88.376 (mg_expf.h), so a clamp moved past 2^n's range or a lost NaN shows here. NaN stays NaN."""
+    sweep between: the Cython kernels' exp clamps x to [-89, 89] and forms 2^n as two normal powers (mg_expf.h), so a
+    clamp moved past 2^n's range or a lost NaN shows here. NaN stays NaN."""
     near = np.arange(87.0, 89.5, 2.0 ** -17, dtype=np.float32)
     x = np.concatenate([near, -near, np.linspace(-100, 100, 40001, dtype=np.float32),
                         np.float32([0.0, -0.0, np.inf, -np.inf, np.nan])]).reshape(1, -1)
@@ -691,6 +692,36 @@ def test_row_gate_float32_sigmoid_across_the_exp_clamps(name):
     tol = 4 * np.spacing(np.abs(want[ok]).astype(np.float32)).astype(np.float64) + np.abs(x64[ok]) * 2.0 ** -125
     err = np.abs(y[ok] - want[ok])
     assert np.all(err <= tol), (float(x[ok][np.argmax(err - tol)]), float(np.max(err / tol)))
+
+
+def test_row_gate_float32_exp_finite_to_its_overflow():
+    """The Cython kernels' float32 gate 0 (mg_expf.h's gate exp: 2^n as two normal powers, vscalefps in the AVX-512
+    versions, x clamped to [-89, 89]), AVX-512 and clones: y = x/(1 + exp(-x)) within 3 float ulps of the value in
+    long double for every float from -88.72 (exp(-x) just under float's overflow; the old bit trick's inf from
+    -88.376) to -85 and a sweep to 100, 0 from -88.73 down (exp(-x) is inf), and the same bits in both versions."""
+    from minigrad._ext import phases
+    near = np.arange(-88.72, -85.0, 2.0 ** -16, dtype=np.float32)
+    x = np.concatenate([near, np.linspace(-85, 100, 20001, dtype=np.float32)]).reshape(1, -1)
+    far = -np.arange(88.73, 89.5, 2.0 ** -16, dtype=np.float32).reshape(1, -1)
+    one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+    xl = x.astype(np.longdouble)
+    want = xl / (1 + np.exp(-xl))
+    ulp = np.spacing(np.abs(want.astype(np.float32))).astype(np.longdouble)
+    was = phases._gate_avx512()
+    ys = []
+    try:
+        for on in (0, 1) if was else (0,):
+            phases._gate_avx512(on)
+            y, yf = np.empty_like(x), np.empty_like(far)
+            phases.row_apply_gate(y, x, one, one, one, one, zero, 0, 1)
+            phases.row_apply_gate(yf, far, one, one, one, one, zero, 0, 1)
+            err = (np.abs(y.astype(np.longdouble) - want) / ulp).astype(np.float64)
+            assert err.max() <= 3, (on, float(x.ravel()[np.argmax(err)]), float(err.max()))
+            assert np.all(yf == 0), on
+            ys.append(y.tobytes())
+    finally:
+        phases._gate_avx512(was)
+    assert all(y == ys[0] for y in ys)
 
 
 @pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs x87's 64-bit long double significand")

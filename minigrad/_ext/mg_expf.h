@@ -26,7 +26,7 @@ typedef int64_t mgp_v8l __attribute__((vector_size(64)));
    rounding, which leaves n in the low bits of t and needs no float -> int conversion; a degree-6 polynomial on
    the remainder; 2^n through the exponent bits). Within 1 ulp of the correctly rounded exp for every float in
    [-87.3, 88.3] (checked exhaustively), about 2^-126 below (the clamp keeps 2^n normal), inf above 88.37626 (the
-   fused form below: above 88.37627, whose exp it gives finite), NaN stays NaN.
+   gate's exp below: finite up to exp's overflow at 88.72), NaN stays NaN.
    Lanes and the scalar tail give the same bits. */
 #define MGP_EXPF_BODY(F, UI, SV, X0) MGP_EXPF_BODY_MA(F, UI, SV, X0, MGP_MA)
 #define MGP_MA(F, a, b, c) ((a) * (b) + (c))  /* a*b + c, two roundings (the build's -ffp-contract=off) */
@@ -76,14 +76,19 @@ MGP_INLINE mgp_v4d mgp_sigmoidv_double(mgp_v4d z) {  /* libm's exp per lane */
                  mgp_sigmoid_double(z[3])};
     return s;
 }
-/* The same exp with each a*b + c of the range reduction and the polynomial fused (one rounding): about a third
-   fewer vector operations, most of the sigmoid's time (EvoNorm's gate kernels only; the elementwise sigmoid keeps
-   mgp_expf's bits). Within 1.02 ulp of exp on [-87.3, 88.3] (22 floats of 2.1e9 over 1 ulp; mgp_expf: 0.99;
-   checked exhaustively, docs/perf/norm-family.md, "2026-12-07 (session 30)"), the same clamps, inf and NaN, and
-   the scalar gives the lanes' bits (all 2^32 inputs). Lane by lane
-   __builtin_fmaf, so that every clone gives the same bits: one vfmadd on 16 or 8 lanes in the clones with FMA
-   (MGP_CLONES_FMA: x86-64-v4 and -v3), libm's correctly rounded fmaf per lane in the baseline clone (slow; only
-   x86-64 CPUs without FMA, before 2013, run it). */
+/* EvoNorm's float gate exp: e = exp(w) for the sigmoid 1/(1 + e) and x/(1 + e), with a third fewer vector
+   operations than mgp_expf, most of the gate's time (docs/perf/norm-family.md, "EvoNorm's gate, session 34"):
+   the range reduction and the polynomial as fused multiply-adds (one rounding each), a degree-6 minimax
+   polynomial (1 + r + r^2*P(r), P of degree 4 fitted for exp's relative error on |r| <= ln2/2: 0.06 ulp with
+   these float coefficients; mgp_expf's degree 7 takes one FMA more), x clamped to [-89, 89] and 2^n by its two
+   halves 2^(n>>1) and 2^(n - (n>>1)), so that p*2^(n>>1) is exact and only the last product rounds (AVX-512: one
+   vscalefps for the scale, the same bits). So exp is finite up to its overflow at 88.72 and inf above (x = inf
+   included), and rounds once to a subnormal down to -89; below -89 it stays at exp(-89) = 2.2e-39, where 1 + e
+   is 1 as it is for the exact value. NaN stays NaN. Checked against long double on 2^28 floats across the whole
+   range (scripts/gate_sigmoid_check.c 16): within 1.01 ulp wherever the result is a normal float; the scalar's,
+   8 and 16 lanes' and AVX-512's bits the same. Lane by lane __builtin_fmaf, so that every clone gives the same
+   bits: one vfmadd on 16 or 8 lanes in the clones with FMA (MGP_CLONES_FMA: x86-64-v4 and -v3), libm's correctly
+   rounded fmaf per lane in the baseline clone (slow; only x86-64 CPUs without FMA, before 2013, run it). */
 #define MGP_FMA_S(F, a, b, c) __builtin_fmaf((a), (b), (c))
 /* NOTE: b broadcast only when a scalar: (F){0} + b on a vector b is an addition GCC must keep (-0 + 0 is +0) */
 #define MGP_LANES(F, b) _Generic((b), F: (b), default: (F){0} + (b))
@@ -96,9 +101,41 @@ MGP_INLINE F mgp_fma_lanes_##F(F a, F b, F c) {                                 
 }
 MGP_FMA_LANES(mgp_v8f, 8)
 MGP_FMA_LANES(mgp_v16f, 16)
-MGP_INLINE float mgp_expf_fma(float x0) { MGP_EXPF_BODY_MA(float, uint32_t, S, x0, MGP_FMA_S) }
-MGP_INLINE mgp_v8f mgp_expf8_fma(mgp_v8f x0) { MGP_EXPF_BODY_MA(mgp_v8f, mgp_v8u, V, x0, MGP_FMA_V) }
-MGP_INLINE mgp_v16f mgp_expf16_fma(mgp_v16f x0) { MGP_EXPF_BODY_MA(mgp_v16f, mgp_v16u, V, x0, MGP_FMA_V) }
+typedef int32_t mgp_v8i __attribute__((vector_size(32)));
+typedef int32_t mgp_v16i __attribute__((vector_size(64)));
+/* p*2^n, n = t - magic, as the product of two normal powers (I: the signed lanes; unsigned, then signed: no
+   overflow for NaN's bits) */
+#define MGP_SCALE2(F, UI, I, p, t, magic)                                                                    \
+    UI bt, bm;                                                                                               \
+    memcpy(&bt, &t, sizeof bt);                                                                              \
+    memcpy(&bm, &magic, sizeof bm);                                                                          \
+    const I k = (I)(bt - bm), k1 = k >> 1;                                                                   \
+    const UI e1 = (UI)(k1 + 127) << 23, e2 = (UI)(k - k1 + 127) << 23;                                       \
+    F s1, s2;                                                                                                \
+    memcpy(&s1, &e1, sizeof s1);                                                                             \
+    memcpy(&s2, &e2, sizeof s2);                                                                             \
+    return p * s1 * s2;
+#define MGP_GEXPF_BODY(F, UI, SV, X0, MA)                                                                    \
+    const F magic = (F){0} + 12582912.0f;                                                                    \
+    const F x = MGP_CLAMP89_##SV(F, UI, X0);  /* NaN passes through */                                       \
+    const F t = MA(F, x, 1.44269504088896341f, magic);                                                       \
+    const F n = t - magic;                                                                                   \
+    F r = MA(F, n, -0.693359375f, x);                                                                        \
+    r = MA(F, n, 2.12194440e-4f, r);                                                                         \
+    F p = MA(F, MA(F, MA(F, MA(F, r, 0x1.6a2434p-10f, (F){0} + 0x1.1239e2p-7f), r, (F){0} + 0x1.5558f2p-5f), \
+                     r, (F){0} + 0x1.555492p-3f), r, (F){0} + 0x1.fffffcp-2f);                               \
+    p = MA(F, p, r * r, r) + 1.0f;
+#define MGP_CLAMP89_S(F, U, a) MGP_MAX_S(F, U, -89.0f, MGP_MIN_S(F, U, 89.0f, a))
+#define MGP_CLAMP89_V(F, U, a) MGP_MAX_V(F, U, -89.0f, MGP_MIN_V(F, U, 89.0f, a))
+MGP_INLINE float mgp_expf_fma(float x0) {
+    MGP_GEXPF_BODY(float, uint32_t, S, x0, MGP_FMA_S) MGP_SCALE2(float, uint32_t, int32_t, p, t, magic)
+}
+MGP_INLINE mgp_v8f mgp_expf8_fma(mgp_v8f x0) {
+    MGP_GEXPF_BODY(mgp_v8f, mgp_v8u, V, x0, MGP_FMA_V) MGP_SCALE2(mgp_v8f, mgp_v8u, mgp_v8i, p, t, magic)
+}
+MGP_INLINE mgp_v16f mgp_expf16_fma(mgp_v16f x0) {
+    MGP_GEXPF_BODY(mgp_v16f, mgp_v16u, V, x0, MGP_FMA_V) MGP_SCALE2(mgp_v16f, mgp_v16u, mgp_v16i, p, t, magic)
+}
 /* double's exp without a libm call, so that EvoNorm's float64 gate runs in vector lanes too: n = round(x/ln2) by
    the magic-number rounding (1.5*2^52), r = x - n*ln2 in two steps (Cephes' ln2 split: n*C1 and x - n*C1 exact),
    exp(r) on |r| <= ln2/2 by its Taylor polynomial to degree 13 (truncation below 5e-18 relative), each step a
@@ -168,11 +205,20 @@ MGP_MINMAX_V4(mgp_v4d, __m256d, 256, pd)
 MGP_MINMAX_V4(mgp_v8d, __m512d, 512, pd)
 #define MGP_MIN_M(F, U, a, b) mgp_vmin_##F((F){0} + (a), (b))
 #define MGP_MAX_M(F, U, a, b) mgp_vmax_##F((F){0} + (a), (b))
+/* the gate exp's 2^n as one vscalefps (n integral: p*2^n rounded once), for mgp_expf_fma's bits; its clamps as
+   vminps / vmaxps. NOTE: not one vrangeps (imm 2, |x| <= 89 with x's sign): it gives 89 with a NaN's sign for a NaN */
+#define MGP_SCALEF_V4(F, M, W)                                                                               \
+MGP_INLINE MGP_TARGET_V4 F mgp_vscalef_##F(F p, F n) { return (F)_mm##W##_scalef_ps((M)p, (M)n); }
+MGP_SCALEF_V4(mgp_v8f, __m256, 256)
+MGP_SCALEF_V4(mgp_v16f, __m512, 512)
+#define MGP_CLAMP89_M(F, U, a) MGP_MAX_M(F, U, -89.0f, MGP_MIN_M(F, U, 89.0f, a))
 MGP_INLINE MGP_TARGET_V4 mgp_v8f mgp_expf8_fma_v4(mgp_v8f x0) {
-    MGP_EXPF_BODY_MA(mgp_v8f, mgp_v8u, M, x0, MGP_FMA_V)
+    MGP_GEXPF_BODY(mgp_v8f, mgp_v8u, M, x0, MGP_FMA_V)
+    return mgp_vscalef_mgp_v8f(p, n);
 }
 MGP_INLINE MGP_TARGET_V4 mgp_v16f mgp_expf16_fma_v4(mgp_v16f x0) {
-    MGP_EXPF_BODY_MA(mgp_v16f, mgp_v16u, M, x0, MGP_FMA_V)
+    MGP_GEXPF_BODY(mgp_v16f, mgp_v16u, M, x0, MGP_FMA_V)
+    return mgp_vscalef_mgp_v16f(p, n);
 }
 MGP_INLINE MGP_TARGET_V4 mgp_v4d mgp_exp4_fma_v4(mgp_v4d x0) {
     MGP_EXP_BODY(mgp_v4d, mgp_v4ul, mgp_v4l, M, x0, MGP_FMAD_V)

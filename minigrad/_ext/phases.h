@@ -610,6 +610,13 @@ MGP_INLINE int mgp_gate_v4(int on) { (void)on; return 0; }
    (docs/perf/norm-family.md, "EvoNorm and FRN, session 32"); double keeps x*(1/(1 + e)) */
 #define MGP_XSIG_float(x, e) ((x) / (1 + (e)))
 #define MGP_XSIG_double(x, e) ((x) * (1 / (1 + (e))))
+/* gate 0's y = f*sc + of: float as one FMA (one rounding; one vector operation of the apply's about 18,
+   docs/perf/norm-family.md, "EvoNorm's gate, session 34"), lane by lane as mg_expf.h's exp so that every clone
+   gives the same bits; double keeps two roundings (F: the lanes' type, S: a scalar) */
+#define MGP_GATE0_Y_float(F, f, sc, of) MGP_FMA_V(F, f, sc, (F){0} + (of))
+#define MGP_GATE0_Y_double(F, f, sc, of) ((f) * (sc) + (of))
+#define MGP_GATE0_YS_float(f, sc, of) __builtin_fmaf((f), (sc), (of))
+#define MGP_GATE0_YS_double(f, sc, of) ((f) * (sc) + (of))
 #define mgp_gate_exp_float mgp_expf_fma
 #define mgp_gate_exp_double mgp_exp_fma
 #define MGP_GATE(T, U, V, W, L, V2, W2, L2)                                                                  \
@@ -643,25 +650,22 @@ ATTR static void mgp_row_apply_gate_##T##SFX(T* restrict y, const T* restrict x,
     Py_ssize_t d = 0;                                                                                        \
     for (; d + L2 <= D; d += L2) {                                                                           \
         const V2 xv = mgp_loadv2_##T(x + d);                                                                 \
-        V2 f, mu;                                                                                            \
-        if (gate == 0) f = MGP_XSIG_##T(xv, EXP2(nv * xv));                                                  \
-        else f = xv / mgp_gate_denv2_##T(xv, v, lo, hi, &mu);                                                \
-        const V2 yv = f * sc + of;                                                                           \
+        V2 yv, mu;                                                                                           \
+        if (gate == 0) yv = MGP_GATE0_Y_##T(V2, MGP_XSIG_##T(xv, EXP2(nv * xv)), sc, of);                    \
+        else yv = xv / mgp_gate_denv2_##T(xv, v, lo, hi, &mu) * sc + of;                                     \
         memcpy(y + d, &yv, sizeof yv);                                                                       \
     }                                                                                                        \
     for (; d + L <= D; d += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + d);                                                                   \
-        V f, mu;                                                                                             \
-        if (gate == 0) f = MGP_XSIG_##T(xv, EXP(nv * xv));                                                   \
-        else f = xv / mgp_gate_denv_##T(xv, v, lo, hi, &mu);                                                 \
-        const V yv = f * sc + of;                                                                            \
+        V yv, mu;                                                                                            \
+        if (gate == 0) yv = MGP_GATE0_Y_##T(V, MGP_XSIG_##T(xv, EXP(nv * xv)), sc, of);                      \
+        else yv = xv / mgp_gate_denv_##T(xv, v, lo, hi, &mu) * sc + of;                                      \
         memcpy(y + d, &yv, sizeof yv);                                                                       \
     }                                                                                                        \
     for (; d < D; d++) {                                                                                     \
         T mu;                                                                                                \
-        const T f = gate == 0 ? MGP_XSIG_##T(x[d], mgp_gate_exp_##T(nv * x[d]))                              \
-                              : x[d] / mgp_gate_den_##T(x[d], v, lo, hi, &mu);                               \
-        y[d] = f * sc + of;                                                                                  \
+        y[d] = gate == 0 ? MGP_GATE0_YS_##T(MGP_XSIG_##T(x[d], mgp_gate_exp_##T(nv * x[d])), sc, of)         \
+                         : x[d] / mgp_gate_den_##T(x[d], v, lo, hi, &mu) * sc + of;                          \
     }                                                                                                        \
 }                                                                                                            \
 /* one row: dx = a*dy*df/dx + b*(x - K) + k; gate 0 with kept: the sigmoids that mgp_row_sums_gate_T kept for \
