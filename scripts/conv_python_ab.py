@@ -16,10 +16,13 @@ import minigrad.nn.functional as F
 from minigrad.nn.functional import conv as cv
 
 
-def main(threads, rounds, n=500):
+def ab(variants, threads, rounds, n=500):
+    """Main-thread CPU of ``conv2d(x, w, padding=1).backward(dy)`` per call for each variant (name -> a function that
+    puts the variant in place and returns the conv2d to call), alternated in rounds of n calls; prints the medians
+    per channel count and returns the last gradients (x's, w's) of each variant per channel count."""
     mg.set_num_threads(threads)
-    variants = {"old": cv._geometry.__wrapped__, "new": cv._geometry}
     rng = np.random.default_rng(0)
+    grads = {}
     for C in (16, 32, 64):
         x = mg.Tensor(rng.standard_normal((1, C, 2, 2)).astype(np.float32), requires_grad=True)
         w = mg.Tensor(rng.standard_normal((C, C, 3, 3)).astype(np.float32), requires_grad=True)
@@ -27,16 +30,30 @@ def main(threads, rounds, n=500):
         times = {k: [] for k in variants}
         for r in range(rounds):
             for k in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
-                cv._geometry = variants[k]
+                conv2d = variants[k]()
                 t = time.thread_time()
                 for _ in range(n):
                     x.grad = w.grad = None
-                    F.conv2d(x, w, padding=1).backward(dy)
+                    conv2d(x, w, padding=1).backward(dy)
                 times[k].append((time.thread_time() - t) / n * 1e6)
-        cv._geometry = variants["new"]
+                grads[C, k] = (x.grad.numpy().copy(), w.grad.numpy().copy())
         print(f"{C} -> {C}, {threads} thread(s): " + ", ".join(
             f"{k} {np.median(v):.1f} (p10-p90 {np.percentile(v, 10):.1f}-{np.percentile(v, 90):.1f})"
             for k, v in times.items()) + f" us  (load {os.getloadavg()[0]:.2f})")
+    return grads
+
+
+def main(threads, rounds, n=500):
+    cached = cv._geometry
+
+    def use(geometry):
+        cv._geometry = geometry
+        return F.conv2d
+
+    try:
+        ab({"old": lambda: use(cached.__wrapped__), "new": lambda: use(cached)}, threads, rounds, n)
+    finally:
+        cv._geometry = cached
 
 
 if __name__ == "__main__":
