@@ -472,14 +472,16 @@ def test_conv2d_direct_tail_tiles_in_every_variant():
 WG_TILES = [(2, 2, 6, 6, 32, 3, 3, (1, 1)), (2, 5, 5, 7, 48, 3, 3, (1, 1)), (3, 3, 4, 4, 40, 3, 3, (0, 1)),
             (1, 4, 5, 5, 33, 3, 3, (1, 1)), (2, 2, 4, 6, 70, 3, 3, (1, 1)), (2, 3, 5, 5, 17, 3, 3, (1, 1)),
             (2, 3, 5, 5, 24, 3, 3, (1, 1)), (2, 2, 6, 6, 40, 2, 2, (1, 0)), (1, 3, 7, 7, 48, 5, 5, (2, 2)),
-            (3, 3, 5, 4, 33, 1, 1, (0, 0)), (2, 4, 4, 4, 8, 3, 3, (1, 1))]
+            (3, 3, 5, 4, 33, 1, 1, (0, 0)), (2, 4, 4, 4, 8, 3, 3, (1, 1)), (2, 1, 5, 6, 20, 3, 3, (1, 1)),
+            (2, 4, 6, 6, 40, 2, 2, (1, 0)), (1, 4, 7, 7, 48, 5, 5, (2, 2)), (3, 5, 5, 4, 33, 1, 1, (0, 0))]
+# NOTE: below 4 input channels (ext.WG_ROWS_BELOW) the rows tiles run, one sample a chunk; from 4 the plain ones
 
 
 def test_conv2d_direct_weight_grad_tiles_in_every_variant(monkeypatch):
     """Each variant this CPU runs, on geometries that hit the wide tiles, their tails and partial tap tiles: every
     entry written (dweight starts NaN), equal to the reference, the same bits for 1, 2 and 3 threads and across the
     variants; with the default chunks and with chunks of 1 and 2 samples (a larger chunk after a smaller one, in one
-    thread's scratch)."""
+    thread's scratch; below ext.WG_ROWS_BELOW input channels always one sample a chunk)."""
     if "cython" not in mg.available_backends():
         pytest.skip("cython backend not built")
     from minigrad._ext import conv as ext
@@ -500,7 +502,10 @@ def test_conv2d_direct_weight_grad_tiles_in_every_variant(monkeypatch):
                 for budget in (default, 2 * sample):
                     monkeypatch.setattr(ext, "DIRECT_WG_CHUNK_BYTES", budget)
                     sizes = ext.conv2d_direct_weight_grad_chunks(N, C, H, W, O, kh, kw, p, dtype == np.float32)
-                    assert budget == default or sorted(set(sizes)) == [1, 2], sizes
+                    if C < ext.WG_ROWS_BELOW:
+                        assert sizes == [1] * N, sizes
+                    else:
+                        assert budget == default or sorted(set(sizes)) == [1, 2], sizes
                     dws = []
                     for variant in names[:names.index(best) + 1]:
                         ext.conv2d_direct_variant(variant)
@@ -591,6 +596,64 @@ def _conv2d_calls(name, direct, monkeypatch, kernels_, stride, seed, dy_shape, x
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(b, t.detach().numpy(), rtol=1e-10, atol=1e-10)
     return called, (x0, w0, b0), ty
+
+
+def test_conv2d_direct_weight_grad_rows_accuracy():
+    """Below ext.WG_ROWS_BELOW input channels the weight gradient sums each output row's chain apart, a sample a
+    chunk (conv_direct.h, ROWS): a ResNet stem's (3 -> 16, 3x3, padding 1, 32x32, 8 samples: one chain over all 8192
+    positions before) as accurate as the im2col path's GEMM against a long double reference, in float32 and float64,
+    in every variant; the threshold is the constant itself and conv2d's rule (conv.DIRECT_MIN_CHANNELS)."""
+    if "cython" not in mg.available_backends():
+        pytest.skip("cython backend not built")
+    from minigrad._ext import conv as ext
+    from minigrad.nn.functional import conv as cv
+    assert ext.WG_ROWS_BELOW == cv.DIRECT_MIN_CHANNELS
+    assert ext.conv2d_direct_weight_grad_chunks(32, 3, 32, 32, 16, 3, 3, (1, 1)) == [1] * 32
+    rng = np.random.default_rng(4)
+    x64, dy64 = rng.standard_normal((8, 3, 32, 32)), rng.standard_normal((8, 16, 32, 32))
+    xp = np.pad(x64.astype(np.longdouble), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    want = np.empty((16, 3, 3, 3), np.longdouble)
+    for i in range(3):
+        for j in range(3):
+            want[:, :, i, j] = np.einsum("nohw,nchw->oc", dy64.astype(np.longdouble), xp[:, :, i:i + 32, j:j + 32])
+    names = ("scalar", "avx2", "avx512")
+    best = ext.conv2d_direct_variant()
+    try:
+        for dtype in DTYPES:
+            x, dy = x64.astype(dtype), dy64.astype(dtype)
+            g = cv._geometry(x.shape, (16, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1, x.itemsize, 2)
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(cv, "DIRECT", False)
+                gemm = np.abs(cv.conv2d_weight_grad(x, dy, g).reshape(want.shape) - want)
+            for variant in names[:names.index(best) + 1]:
+                ext.conv2d_direct_variant(variant)
+                dw = np.empty((16, 27), dtype)
+                ext.conv2d_direct_weight_grad(dw, x, dy, 3, 3, (1, 1), 2)
+                err = np.abs(dw.reshape(want.shape) - want)
+                # NOTE: one chain over a sample's positions: 2.7x the GEMM's max error here and 3.5x its mean; over the
+                # chunk's (8 samples) 4-10x
+                assert err.max() <= 2 * gemm.max() and err.mean() <= 1.5 * gemm.mean(), \
+                    (variant, dtype, float(err.max()), float(gemm.max()), float(err.mean()), float(gemm.mean()))
+    finally:
+        ext.conv2d_direct_variant(best)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("direct", [None, True])
+@pytest.mark.parametrize("C, O, k", [(3, 16, 3), (2, 32, 3), (1, 16, 3), (3, 8, 3), (3, 16, 5)])
+def test_conv2d_few_channels_weight_grad(name, direct, C, O, k, monkeypatch):
+    """Below conv.DIRECT_MIN_CHANNELS input channels the weight gradient runs conv2d_direct_weight_grad where the
+    direct kernels are fast for 3x3 windows from 2 channels with output channels a multiple of 16 (a ResNet's stem,
+    conv._few_channels_wg), elsewhere im2col + GEMM (unless DIRECT is True); the input gradient stays on col2im.
+    Values and gradients as the im2col path's and PyTorch's."""
+    kernels_ = ("conv2d_direct_weight_grad", "conv2d_direct_backward", "im2col", "col2im")
+    called, _, _ = _conv2d_calls(name, direct, monkeypatch, kernels_, 1, 10, (2, O, 7, 6), (2, C, 7, 6),
+                                 (O, C, k, k), k // 2)
+    variant = getattr(_backend(name).module, "conv2d_direct_variant", lambda: "scalar")()
+    stem = C >= 2 and k == 3 and O % 16 == 0  # conv._few_channels_wg, spelled out
+    names = [n for n, _ in called]
+    assert ("conv2d_direct_weight_grad" in names) == (bool(direct) or (variant != "scalar" and stem))
+    assert "conv2d_direct_backward" not in names and "col2im" in names
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -962,7 +1025,8 @@ def test_conv2d_strided_weight_grad_chunks(monkeypatch):
                 sample = (C * (H + 2 * p[0]) * (W + 2 * p[1]) + dy[0, 0].size * -(-O // lanes) * lanes) * x.itemsize
                 monkeypatch.setattr(ext, "DIRECT_WG_CHUNK_BYTES", 2 * sample)
                 sizes = ext.conv2d_strided_weight_grad_chunks(N, C, H, W, O, kh, kw, s, p, dtype == np.float32)
-                assert sorted(set(sizes)) == [1, 2] and sum(sizes) == N, sizes
+                # NOTE: below ext.WG_ROWS_BELOW input channels (the second geometry) one sample a chunk
+                assert sorted(set(sizes)) == ([1] if C < ext.WG_ROWS_BELOW else [1, 2]) and sum(sizes) == N, sizes
                 dws = []
                 for variant in names[:names.index(best) + 1]:
                     ext.conv2d_direct_variant(variant)

@@ -29,6 +29,8 @@ cnp.import_array()
 cdef extern from "conv_direct.h":
     void mg_dconv_init() noexcept nogil
     int mg_dconv_isa
+    int MG_WG_ROWS_BELOW
+    int mg_wg_rows(Py_ssize_t C) noexcept nogil
     Py_ssize_t mg_dconv_ob() noexcept nogil
     Py_ssize_t mg_dconv_xp_len(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
                                Py_ssize_t ph, Py_ssize_t pw, int f32) noexcept nogil
@@ -54,6 +56,9 @@ mg_dconv_init()
 # 768 KiB, not 512: with the chunk count made even (_wg_chunks), 512 cut the 8x8 layers into 4 chunks of 8 (6% slower
 # at 1 thread than 3 chunks), 768 into 2 of 16 (as fast; docs/perf/conv.md, part 4)
 DIRECT_WG_CHUNK_BYTES = 768 * 1024
+
+# below this many input channels the weight gradient's sums run by rows, a sample a chunk (conv_direct.h, ROWS)
+WG_ROWS_BELOW = MG_WG_ROWS_BELOW
 
 
 cdef inline Py_ssize_t _first(Py_ssize_t off, Py_ssize_t s) noexcept nogil:
@@ -344,12 +349,16 @@ def conv2d_direct(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray we
                                     <double*>p_s + t * (xl + yl) + xl, C, H, W, O, kh, kw, ph, pw)
 
 
-cdef Py_ssize_t _wg_chunks(Py_ssize_t N, Py_ssize_t sample_bytes):
+cdef Py_ssize_t _wg_chunks(Py_ssize_t N, Py_ssize_t sample_bytes, Py_ssize_t C):
     """How many chunks the weight gradient cuts N samples into: the fewest whose padded x and dy^T fit
-    DIRECT_WG_CHUNK_BYTES, made even (at most N), chunk b holding samples [b*N // chunks, (b+1)*N // chunks).
+    DIRECT_WG_CHUNK_BYTES, made even (at most N), chunk b holding samples [b*N // chunks, (b+1)*N // chunks); below
+    MG_WG_ROWS_BELOW input channels (the tiles' rows variant, conv_direct.h) one sample a chunk, so that each
+    sample's sum of rows is a part of its own (the parts' sums: the error's third level).
     NOTE: from N and the geometry only, never the thread count (the parts' sum order fixes the bits); even, so that
     2 threads' static halves hold N // 2 and N - N // 2 samples (ResNet-20's 8x8 layers at batch 32: 2 chunks of
     16, where 3 chunks (12, 12, 8) gave 2 threads 1.5x at best)."""
+    if mg_wg_rows(C):
+        return N
     cdef Py_ssize_t S = max(1, min(N, DIRECT_WG_CHUNK_BYTES // sample_bytes))
     cdef Py_ssize_t chunks = (N + S - 1) // S
     if chunks % 2 and chunks < N:
@@ -568,7 +577,7 @@ def conv2d_strided_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not N
     cdef Py_ssize_t CS = (H + 2 * ph) * (W + 2 * pw), L = dim(dy, 2) * dim(dy, 3)
     cdef bint f32 = is_float32(x)
     cdef Py_ssize_t size = 4 if f32 else 8, per = mg_sconv_wg_per(C, H, W, O, kh, kw, sh, sw, ph, pw, f32)
-    cdef Py_ssize_t chunks = _wg_chunks(N, per * size)
+    cdef Py_ssize_t chunks = _wg_chunks(N, per * size, C)
     cdef Py_ssize_t S = (N + chunks - 1) // chunks if chunks else 1  # the largest chunk
     if n_threads > chunks:
         n_threads = <int>max(1, chunks)
@@ -610,7 +619,7 @@ def conv2d_strided_weight_grad_chunks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, 
                                       Py_ssize_t kh, Py_ssize_t kw, tuple stride, tuple padding, bint f32=True):
     """The samples in each chunk of conv2d_strided_weight_grad for this geometry, in order (for tests and notes)."""
     cdef Py_ssize_t per = mg_sconv_wg_per(C, H, W, O, kh, kw, stride[0], stride[1], padding[0], padding[1], f32)
-    cdef Py_ssize_t chunks = _wg_chunks(N, per * (4 if f32 else 8))
+    cdef Py_ssize_t chunks = _wg_chunks(N, per * (4 if f32 else 8), C)
     return [(b + 1) * N // chunks - b * N // chunks for b in range(chunks)]
 
 
@@ -629,7 +638,7 @@ def conv2d_direct_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None
     cdef Py_ssize_t qh = kh - 1 - ph, qw = kw - 1 - pw, CS = (H + 2 * ph) * (W + 2 * pw), b, t, n, item
     cdef bint f32 = is_float32(x)
     cdef Py_ssize_t size = 4 if f32 else 8, per = mg_sconv_wg_per(C, H, W, O, kh, kw, 1, 1, ph, pw, f32)
-    cdef Py_ssize_t chunks = _wg_chunks(N, per * size)
+    cdef Py_ssize_t chunks = _wg_chunks(N, per * size, C)
     cdef Py_ssize_t S = (N + chunks - 1) // chunks if chunks else 1  # the largest chunk
     # (a thread's scratch: the weight gradient's xp and dyt of S samples, then the input gradient's padded dy and
     # output tile)
@@ -704,7 +713,7 @@ def conv2d_strided_backward(cnp.ndarray dx not None, cnp.ndarray dweight not Non
     cdef Py_ssize_t K = C * kh * kw, OK = O * K, nk = O * kh * kw, CS = (H + 2 * ph) * (W + 2 * pw), b, t, n, item
     cdef bint f32 = is_float32(x)
     cdef Py_ssize_t size = 4 if f32 else 8, per = mg_sconv_wg_per(C, H, W, O, kh, kw, sh, sw, ph, pw, f32)
-    cdef Py_ssize_t chunks = _wg_chunks(N, per * size)
+    cdef Py_ssize_t chunks = _wg_chunks(N, per * size, C)
     cdef Py_ssize_t S = (N + chunks - 1) // chunks if chunks else 1  # the largest chunk
     # (a thread's scratch: the weight gradient's xp and dyt of S samples, then the input gradient's padded dy and
     # phase outputs)

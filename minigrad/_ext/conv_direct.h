@@ -406,8 +406,25 @@ MG_DCONV_SAMPLE(mg_dconv_sample_f64, double, f64)
    of x, OV*TB fused multiply-adds (AVX-512: 2 x 12 where O allows, half the broadcasts per FMA of 1 x 24). No
    position outside the output is read (so an inf in x reaches only the entries whose sums hold it), no lane is
    wasted on 8-wide planes, and each entry is one fma chain over (s, oh, ow) in order, in every variant and tile:
-   the same bits whichever runs. The caller adds the chunks' parts in chunk order. */
-#define MG_DCONV_WG(NAME, T, V, LW, OV, RB, KW, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                 \
+   the same bits whichever runs. The caller adds the chunks' parts in chunk order.
+   ROWS (below MG_WG_ROWS_BELOW input channels, mg_wg_rows): each output row's chain instead starts from 0 and is
+   added to the tile's running sum (lanes, in memory: once a row), so an entry is the sum over (s, oh) in order of
+   chains over ow. NOTE: a few channels' chain over all of a chunk's positions (the stem's, 8 samples of 32x32, 8192
+   terms) had 8-10x the float32 error of OpenBLAS's blocked sums; the rows' sums, one sample a chunk (conv.pyx's
+   _wg_chunks), have the same order of error (docs/perf/threads.md, session 35). */
+/* NOTE: conv.DIRECT_MIN_CHANNELS: below it conv2d runs this kernel only for the few geometries it wins (a ResNet's
+   stem), so other layers keep their bits; their sums are the ones a rows variant changes */
+#define MG_WG_ROWS_BELOW 4
+static inline int mg_wg_rows(ptrdiff_t C) { return C < MG_WG_ROWS_BELOW; }
+/* lanes += acc, then acc = 0 (ROWS: at the end of each output row's chain) */
+#define MG_DCONV_WG_ROW_END(OV, RB, KW, LOADU, ADD, STOREU, ZERO)                                                     \
+    for (int u = 0; u < (OV); u++)                                                                                    \
+        for (int r = 0; r < (RB); r++)                                                                                \
+            for (int j = 0; j < (KW); j++) {                                                                          \
+                STOREU(lanes[u][r][j], ADD(LOADU(lanes[u][r][j]), acc[u][r][j]));                                     \
+                acc[u][r][j] = ZERO;                                                                                  \
+            }
+#define MG_DCONV_WG(NAME, T, V, LW, OV, RB, KW, ROWS, ATTR, LOADU, SET1, FMA, ADD, STOREU, ZERO)                      \
 ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or, ptrdiff_t C,        \
                       ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t Wp, ptrdiff_t OH, ptrdiff_t OW,             \
                       ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ob_begin, ptrdiff_t ob_end) {                             \
@@ -422,6 +439,9 @@ ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t
                 off[r] = (KW) == 1 ? q / (kh * kw) * CS + q / kw % kh * Wp + q % kw : q / kh * CS + q % kh * Wp;      \
             }                                                                                                         \
             V acc[OV][RB][KW];                                                                                        \
+            T lanes[OV][RB][KW][LW]; /* ROWS: the running sum */                                                      \
+            if (ROWS)                                                                                                 \
+                memset(lanes, 0, sizeof(lanes));                                                                      \
             for (int u = 0; u < (OV); u++)                                                                            \
                 for (int r = 0; r < (RB); r++)                                                                        \
                     for (int j = 0; j < (KW); j++)                                                                    \
@@ -430,6 +450,8 @@ ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t
                 const T* xs = xp + s * C * CS;                                                                        \
                 const T* d = dyt + s * L * Or + ob;                                                                   \
                 for (ptrdiff_t oh = 0; oh < OH; oh++) {                                                               \
+                    if (ROWS && oh + s > 0) /* the last row's chain into lanes, and a new chain from 0 */             \
+                        MG_DCONV_WG_ROW_END(OV, RB, KW, LOADU, ADD, STOREU, ZERO)                                     \
                     for (ptrdiff_t ow = 0; ow < OW; ow++) {                                                           \
                         const T* xq = xs + oh * sh * Wp + ow * sw;                                                    \
                         V dv[OV];                                                                                     \
@@ -443,11 +465,13 @@ ATTR static void NAME(T* part, const T* dyt, const T* xp, ptrdiff_t S, ptrdiff_t
                 }                                                                                                     \
             }                                                                                                         \
             /* NOTE: stored first under constant bounds: a conditional loop over acc kept it in memory */             \
-            T lanes[OV][RB][KW][LW];                                                                                  \
-            for (int u = 0; u < (OV); u++)                                                                            \
-                for (int r = 0; r < (RB); r++)                                                                        \
-                    for (int j = 0; j < (KW); j++)                                                                    \
-                        STOREU(lanes[u][r][j], acc[u][r][j]);                                                         \
+            if (ROWS)                                                                                                 \
+                MG_DCONV_WG_ROW_END(OV, RB, KW, LOADU, ADD, STOREU, ZERO)                                             \
+            else                                                                                                      \
+                for (int u = 0; u < (OV); u++)                                                                        \
+                    for (int r = 0; r < (RB); r++)                                                                    \
+                        for (int j = 0; j < (KW); j++)                                                                \
+                            STOREU(lanes[u][r][j], acc[u][r][j]);                                                     \
             for (int l = 0; l < (OV) * (LW) && ob + l < O; l++)                                                       \
                 for (int r = 0; r < (RB) && r0 + r < R; r++)                                                          \
                     for (int j = 0; j < (KW); j++)                                                                    \
@@ -471,19 +495,29 @@ static inline mg_lanes_##SFX mg_lanes_fma_##SFX(mg_lanes_##SFX a, T b, mg_lanes_
         c.v[l] = FMAF(a.v[l], b, c.v[l]);                                                                             \
     return c;                                                                                                         \
 }                                                                                                                     \
+static inline mg_lanes_##SFX mg_lanes_add_##SFX(mg_lanes_##SFX a, mg_lanes_##SFX b) {                                \
+    for (int l = 0; l < (LW); l++)                                                                                    \
+        a.v[l] += b.v[l];                                                                                             \
+    return a;                                                                                                         \
+}                                                                                                                     \
 static inline void mg_lanes_store_##SFX(T* p, mg_lanes_##SFX a) { memcpy(p, a.v, sizeof(a.v)); }
 MG_LANES_OPS(f32, float, 16, fmaf)
 MG_LANES_OPS(f64, double, 8, fma)
 static const mg_lanes_f32 mg_lanes_zero_f32 = {{0}};
 static const mg_lanes_f64 mg_lanes_zero_f64 = {{0}};
-/* each variant twice: KW = 3 (taps in runs of 3 along a row: 3x3 kernels; 3x fewer offsets to load) and KW = 1 */
-#define MG_DCONV_WG_PAIR(NAME, T, V, LW, OV, RB3, RB1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                          \
-    MG_DCONV_WG(NAME##_k3, T, V, LW, OV, RB3, 3, ATTR, LOADU, SET1, FMA, STOREU, ZERO)                                \
-    MG_DCONV_WG(NAME##_k1, T, V, LW, OV, RB1, 1, ATTR, LOADU, SET1, FMA, STOREU, ZERO)
+/* each variant twice: KW = 3 (taps in runs of 3 along a row: 3x3 kernels; 3x fewer offsets to load) and KW = 1;
+   each of those twice, with ROWS (suffix r, RB3R and RB1R runs a tile) and without */
+#define MG_DCONV_WG_QUAD(NAME, T, V, LW, OV, RB3, RB1, RB3R, RB1R, ATTR, LOADU, SET1, FMA, ADD, STOREU, ZERO)         \
+    MG_DCONV_WG(NAME##_k3, T, V, LW, OV, RB3, 3, 0, ATTR, LOADU, SET1, FMA, ADD, STOREU, ZERO)                        \
+    MG_DCONV_WG(NAME##_k1, T, V, LW, OV, RB1, 1, 0, ATTR, LOADU, SET1, FMA, ADD, STOREU, ZERO)                        \
+    MG_DCONV_WG(NAME##_k3r, T, V, LW, OV, RB3R, 3, 1, ATTR, LOADU, SET1, FMA, ADD, STOREU, ZERO)                      \
+    MG_DCONV_WG(NAME##_k1r, T, V, LW, OV, RB1R, 1, 1, ATTR, LOADU, SET1, FMA, ADD, STOREU, ZERO)
+#define MG_DCONV_WG_PAIR(NAME, T, V, LW, OV, RB3, RB1, ATTR, LOADU, SET1, FMA, ADD, STOREU, ZERO)                     \
+    MG_DCONV_WG_QUAD(NAME, T, V, LW, OV, RB3, RB1, RB3, RB1, ATTR, LOADU, SET1, FMA, ADD, STOREU, ZERO)
 MG_DCONV_WG_PAIR(mg_dconv_wg_f32_scalar, float, mg_lanes_f32, 16, 1, 2, 8, , mg_lanes_load_f32, mg_lanes_set1_f32,
-                 mg_lanes_fma_f32, mg_lanes_store_f32, mg_lanes_zero_f32)
+                 mg_lanes_fma_f32, mg_lanes_add_f32, mg_lanes_store_f32, mg_lanes_zero_f32)
 MG_DCONV_WG_PAIR(mg_dconv_wg_f64_scalar, double, mg_lanes_f64, 8, 1, 2, 8, , mg_lanes_load_f64, mg_lanes_set1_f64,
-                 mg_lanes_fma_f64, mg_lanes_store_f64, mg_lanes_zero_f64)
+                 mg_lanes_fma_f64, mg_lanes_add_f64, mg_lanes_store_f64, mg_lanes_zero_f64)
 #if MG_DCONV_X86
 /* NOTE: without predictive commoning (-O3's), GCC reused each broadcast x value across positions through
    registers spilled to the stack, and broadcast from registers on port 5, one of the two FMA ports: 1.3x slower
@@ -494,20 +528,21 @@ MG_DCONV_WG_PAIR(mg_dconv_wg_f64_scalar, double, mg_lanes_f64, 8, 1, 2, 8, , mg_
 #ifndef MG_DCONV_WG_OV512
 #define MG_DCONV_WG_OV512 2
 #endif
-MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx512, float, __m512, 16, 1, 8, 24, MG_AVX512_WG,
-                 _mm512_loadu_ps, _mm512_set1_ps, MG_FMA512, _mm512_storeu_ps, _mm512_setzero_ps())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx512, double, __m512d, 8, 1, 8, 24, MG_AVX512_WG,
-                 _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_storeu_pd, _mm512_setzero_pd())
+/* ROWS, 1 vector: 9 x 3 taps (a 3-channel 3x3 window, the stem's, in one tile; 27 of the 32 registers), 27 taps */
+MG_DCONV_WG_QUAD(mg_dconv_wg_f32_avx512, float, __m512, 16, 1, 8, 24, 9, 27, MG_AVX512_WG,
+                 _mm512_loadu_ps, _mm512_set1_ps, MG_FMA512, _mm512_add_ps, _mm512_storeu_ps, _mm512_setzero_ps())
+MG_DCONV_WG_QUAD(mg_dconv_wg_f64_avx512, double, __m512d, 8, 1, 8, 24, 9, 27, MG_AVX512_WG,
+                 _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_add_pd, _mm512_storeu_pd, _mm512_setzero_pd())
 MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx512_ov, float, __m512, 16, MG_DCONV_WG_OV512, 8 / MG_DCONV_WG_OV512,
-                 24 / MG_DCONV_WG_OV512, MG_AVX512_WG, _mm512_loadu_ps, _mm512_set1_ps, MG_FMA512, _mm512_storeu_ps,
-                 _mm512_setzero_ps())
+                 24 / MG_DCONV_WG_OV512, MG_AVX512_WG, _mm512_loadu_ps, _mm512_set1_ps, MG_FMA512, _mm512_add_ps,
+                 _mm512_storeu_ps, _mm512_setzero_ps())
 MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx512_ov, double, __m512d, 8, MG_DCONV_WG_OV512, 8 / MG_DCONV_WG_OV512,
-                 24 / MG_DCONV_WG_OV512, MG_AVX512_WG, _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_storeu_pd,
-                 _mm512_setzero_pd())
+                 24 / MG_DCONV_WG_OV512, MG_AVX512_WG, _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_add_pd,
+                 _mm512_storeu_pd, _mm512_setzero_pd())
 MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx2, float, __m256, 8, 1, 4, 12, __attribute__((target("avx2,fma"))),
-                 _mm256_loadu_ps, _mm256_set1_ps, MG_FMA256, _mm256_storeu_ps, _mm256_setzero_ps())
+                 _mm256_loadu_ps, _mm256_set1_ps, MG_FMA256, _mm256_add_ps, _mm256_storeu_ps, _mm256_setzero_ps())
 MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2, double, __m256d, 4, 1, 4, 12, __attribute__((target("avx2,fma"))),
-                 _mm256_loadu_pd, _mm256_set1_pd, MG_FMA256D, _mm256_storeu_pd, _mm256_setzero_pd())
+                 _mm256_loadu_pd, _mm256_set1_pd, MG_FMA256D, _mm256_add_pd, _mm256_storeu_pd, _mm256_setzero_pd())
 #endif
 
 /* Or: O rounded up to 64 bytes of T (a whole number of vectors in every variant) */
@@ -575,25 +610,29 @@ static void mg_dconv_wg_transpose_f64(double* dyt, const double* dy, ptrdiff_t S
 /* The chunk's driver (x into xp, dy into dyt, then this dispatch over the variants) is conv_strided.h's
    mg_sconv_wg_chunk_*, at any stride (conv2d_direct_weight_grad runs it at (1, 1)); these are the names it passes. */
 #define MG_DCONV_WG_ARGS part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW, sh, sw
+/* the tiles NAME, with ROWS (NAME##r) where the chunk's driver set rows_ (mg_wg_rows) */
+#define MG_DCONV_WG_PICK(NAME) (rows_ ? NAME##r : NAME)
 #if MG_DCONV_X86
 /* AVX-512: the wide tiles over the first O rounded down to OV vectors, the 1-vector tiles over the rest */
 #define MG_DCONV_WG_AVX512(SFX, LW)                                                                                   \
     {                                                                                                                 \
         ptrdiff_t ow_ = O / ((LW) * MG_DCONV_WG_OV512) * ((LW) * MG_DCONV_WG_OV512);                                  \
         if (kw == 3) {                                                                                                \
-            mg_dconv_wg_##SFX##_avx512_ov_k3(MG_DCONV_WG_ARGS, 0, ow_);                                               \
-            mg_dconv_wg_##SFX##_avx512_k3(MG_DCONV_WG_ARGS, ow_, O);                                                  \
+            MG_DCONV_WG_PICK(mg_dconv_wg_##SFX##_avx512_ov_k3)(MG_DCONV_WG_ARGS, 0, ow_);                             \
+            MG_DCONV_WG_PICK(mg_dconv_wg_##SFX##_avx512_k3)(MG_DCONV_WG_ARGS, ow_, O);                                \
         } else {                                                                                                      \
-            mg_dconv_wg_##SFX##_avx512_ov_k1(MG_DCONV_WG_ARGS, 0, ow_);                                               \
-            mg_dconv_wg_##SFX##_avx512_k1(MG_DCONV_WG_ARGS, ow_, O);                                                  \
+            MG_DCONV_WG_PICK(mg_dconv_wg_##SFX##_avx512_ov_k1)(MG_DCONV_WG_ARGS, 0, ow_);                             \
+            MG_DCONV_WG_PICK(mg_dconv_wg_##SFX##_avx512_k1)(MG_DCONV_WG_ARGS, ow_, O);                                \
         }                                                                                                             \
     }
 #define MG_DCONV_WG_CASES_f32                                                                                         \
     case 2: MG_DCONV_WG_AVX512(f32, 16) break;                                                                        \
-    case 1: (kw == 3 ? mg_dconv_wg_f32_avx2_k3 : mg_dconv_wg_f32_avx2_k1)(MG_DCONV_WG_ARGS, 0, O); break;
+    case 1: (kw == 3 ? MG_DCONV_WG_PICK(mg_dconv_wg_f32_avx2_k3) : MG_DCONV_WG_PICK(mg_dconv_wg_f32_avx2_k1))        \
+        (MG_DCONV_WG_ARGS, 0, O); break;
 #define MG_DCONV_WG_CASES_f64                                                                                         \
     case 2: MG_DCONV_WG_AVX512(f64, 8) break;                                                                         \
-    case 1: (kw == 3 ? mg_dconv_wg_f64_avx2_k3 : mg_dconv_wg_f64_avx2_k1)(MG_DCONV_WG_ARGS, 0, O); break;
+    case 1: (kw == 3 ? MG_DCONV_WG_PICK(mg_dconv_wg_f64_avx2_k3) : MG_DCONV_WG_PICK(mg_dconv_wg_f64_avx2_k1))        \
+        (MG_DCONV_WG_ARGS, 0, O); break;
 #else
 #define MG_DCONV_WG_CASES_f32
 #define MG_DCONV_WG_CASES_f64

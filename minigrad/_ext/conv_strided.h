@@ -511,13 +511,14 @@ static void NAME(T* part, const T* x, const T* dy, T* xbuf, T* dyt, ptrdiff_t S,
         xp = xbuf;                                                                                                    \
     }                                                                                                                 \
     mg_dconv_wg_transpose_##SFX(dyt, dy, S, O, Or, OH * OW);                                                          \
-    switch (mg_dconv_isa) { /* conv_direct.h's dispatch, over this chunk's names (MG_DCONV_WG_ARGS) */                \
+    int rows_ = mg_wg_rows(C);                                                                                        \
+    switch (mg_dconv_isa) { /* conv_direct.h's dispatch, over this chunk's names (MG_DCONV_WG_ARGS, rows_) */         \
     MG_DCONV_WG_CASES_##SFX                                                                                           \
     default:                                                                                                          \
         if (kw == 3)                                                                                                  \
-            mg_dconv_wg_##SFX##_scalar_k3(MG_DCONV_WG_ARGS, 0, O);                                                    \
+            MG_DCONV_WG_PICK(mg_dconv_wg_##SFX##_scalar_k3)(MG_DCONV_WG_ARGS, 0, O);                                  \
         else                                                                                                          \
-            mg_dconv_wg_##SFX##_scalar_k1(MG_DCONV_WG_ARGS, 0, O);                                                    \
+            MG_DCONV_WG_PICK(mg_dconv_wg_##SFX##_scalar_k1)(MG_DCONV_WG_ARGS, 0, O);                                  \
     }                                                                                                                 \
 }
 MG_SCONV_WG_CHUNK(mg_sconv_wg_chunk_f32, float, f32)

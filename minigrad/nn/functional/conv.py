@@ -175,14 +175,27 @@ def _fast_direct():
 DIRECT_MIN_CHANNELS = 4
 
 
+def _few_channels_wg(g):
+    """Whether the weight gradient of geometry ``g``, below ``DIRECT_MIN_CHANNELS`` input channels, runs the direct
+    kernel all the same (where it is fast): a 3x3 window from 2 input channels with whole vectors of output channels
+    (a multiple of 16), a ResNet's stem. Below that many channels the kernel sums each output row's chain apart, a
+    sample a chunk (conv_direct.h, ROWS): the float32 error of im2col's GEMM, where one chain over a chunk's
+    positions had 8-10x it. NOTE: Cython, float32, 1 thread, process time (docs/perf/threads.md, session 35): 3 -> 16
+    at 32x32 (the stem) 0.33 against 0.65 ms, 3 -> 32 0.81 / 0.96, 3 -> 64 1.53 / 2.65, 2 -> 16 at 16x16 0.07 /
+    0.13; im2col won at 1 channel (1 -> 16 at 28x28 0.19 / 0.23), at 8 or 24 output channels (3 -> 8 0.37 / 0.40,
+    3 -> 24 0.85 / 0.92) and at 5x5 (1 -> 6 0.56 / 0.94, 3 -> 6 1.13 / 1.44)."""
+    return g.C >= 2 and g.kh == g.kw == 3 and g.O % 16 == 0
+
+
 def _direct(g, weight_grad=False):
     """Whether conv2d_forward (or, ``weight_grad``, conv2d_weight_grad) runs the direct kernel for geometry ``g``
     (see ``DIRECT``). NOTE: the weight gradient's tiles run over taps (c, i, j) and output channels: with fewer
-    than ``DIRECT_MIN_CHANNELS`` input channels most of a tile is empty."""
+    than ``DIRECT_MIN_CHANNELS`` input channels most of a tile is empty (but ``_few_channels_wg``)."""
     if DIRECT is False or g.stride != (1, 1) or g.dilation != (1, 1) or g.G != 1 or g.pointwise \
             or g.N * g.C * g.O == 0:
         return False
-    return bool(DIRECT) or (_fast_direct() and not (weight_grad and g.C < DIRECT_MIN_CHANNELS))
+    return bool(DIRECT) or (_fast_direct() and not (weight_grad and g.C < DIRECT_MIN_CHANNELS and
+                                                    not _few_channels_wg(g)))
 
 
 def _strided(g, backward=False):
