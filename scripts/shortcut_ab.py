@@ -7,9 +7,10 @@ matmul and scatter (old: ``conv._strided`` refusing the 1x1 case), in one proces
     PYTHONPATH=$PWD python scripts/shortcut_ab.py accuracy       # y, dx, dweight against a long double reference
     PYTHONPATH=$PWD python scripts/shortcut_ab.py stem 2 21      # the stem's weight gradient, im2col or direct
 
-``accuracy`` also gives the stem's weight gradient (3 -> 16, 3x3, padding 1, 32x32) on its im2col path and on the
-direct kernel (``conv.DIRECT = True``), the change session 34 measured and left out (docs/perf/threads.md); ``stem``
-times the two, alternated, rounds of 10 calls: us a call, wall and main-thread CPU, medians.
+``accuracy`` also gives the stem's weight gradient (3 -> 16, 3x3, padding 1, 32x32) on its im2col path (main's
+before session 35: ``conv.DIRECT = False``) and on the direct kernel (``conv.DIRECT = True``; session 34 measured its
+one chain a chunk and left it out, session 35 sums it by rows and runs it: docs/perf/threads.md); ``stem`` times the
+two, alternated, rounds of 10 calls: us a call, wall and main-thread CPU, medians.
 
 ``calls``: the two shortcut geometries (batch 32, 16 -> 32 at 32x32, 32 -> 64 at 16x16, float32), a call being
 ``F.conv2d(x, w, stride=2)`` and its backward; medians of rounds of 20 calls, us a call: wall and main-thread CPU.
@@ -109,7 +110,7 @@ def stem(rounds, n=10):
     direct, times = cv.DIRECT, {"im2col": [], "direct": []}
     for r in range(rounds):
         for k in (list(times) if r % 2 == 0 else list(times)[::-1]):
-            cv.DIRECT = direct if k == "im2col" else True
+            cv.DIRECT = k == "direct"
             wall, cpu = time.perf_counter(), time.thread_time()
             for _ in range(n):
                 cv.conv2d_weight_grad(x, dy, g)
@@ -131,7 +132,7 @@ def stem_accuracy():
         for j in range(3):
             want[:, :, i, j] = np.einsum("nohw,nchw->oc", dy64.astype(np.longdouble), xp[:, :, i:i + 32, j:j + 32])
     for dtype in (np.float32, np.float64):
-        for k, rule in (("im2col", direct), ("direct", True)):
+        for k, rule in (("im2col", False), ("direct", True)):
             cv.DIRECT = rule
             x, w = mg.Tensor(x64.astype(dtype)), mg.Tensor(w64.astype(dtype), requires_grad=True)
             F.conv2d(x, w, padding=1).backward(dy64.astype(dtype))

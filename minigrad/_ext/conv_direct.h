@@ -610,29 +610,45 @@ static void mg_dconv_wg_transpose_f64(double* dyt, const double* dy, ptrdiff_t S
 /* The chunk's driver (x into xp, dy into dyt, then this dispatch over the variants) is conv_strided.h's
    mg_sconv_wg_chunk_*, at any stride (conv2d_direct_weight_grad runs it at (1, 1)); these are the names it passes. */
 #define MG_DCONV_WG_ARGS part, dyt, xp, S, O, Or, C, kh, kw, CS, Wp, OH, OW, sh, sw
-/* the tiles NAME, with ROWS (NAME##r) where the chunk's driver set rows_ (mg_wg_rows) */
-#define MG_DCONV_WG_PICK(NAME) (rows_ ? NAME##r : NAME)
+/* the tiles NAME over the channels [B, E), with ROWS (NAME##r) where the chunk's driver set rows_ (mg_wg_rows).
+   NOTE: direct calls, not a call through the chosen pointer: GCC then specializes the tiles on constant bounds
+   (.constprop), which the 1x1 shortcut's backward measured 4% faster at 1 thread */
+#define MG_DCONV_WG_CALL(NAME, B, E)                                                                                  \
+    do {                                                                                                              \
+        if (rows_)                                                                                                    \
+            NAME##r(MG_DCONV_WG_ARGS, B, E);                                                                          \
+        else                                                                                                          \
+            NAME(MG_DCONV_WG_ARGS, B, E);                                                                             \
+    } while (0)
 #if MG_DCONV_X86
 /* AVX-512: the wide tiles over the first O rounded down to OV vectors, the 1-vector tiles over the rest */
 #define MG_DCONV_WG_AVX512(SFX, LW)                                                                                   \
     {                                                                                                                 \
         ptrdiff_t ow_ = O / ((LW) * MG_DCONV_WG_OV512) * ((LW) * MG_DCONV_WG_OV512);                                  \
         if (kw == 3) {                                                                                                \
-            MG_DCONV_WG_PICK(mg_dconv_wg_##SFX##_avx512_ov_k3)(MG_DCONV_WG_ARGS, 0, ow_);                             \
-            MG_DCONV_WG_PICK(mg_dconv_wg_##SFX##_avx512_k3)(MG_DCONV_WG_ARGS, ow_, O);                                \
+            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_avx512_ov_k3, 0, ow_);                                               \
+            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_avx512_k3, ow_, O);                                                  \
         } else {                                                                                                      \
-            MG_DCONV_WG_PICK(mg_dconv_wg_##SFX##_avx512_ov_k1)(MG_DCONV_WG_ARGS, 0, ow_);                             \
-            MG_DCONV_WG_PICK(mg_dconv_wg_##SFX##_avx512_k1)(MG_DCONV_WG_ARGS, ow_, O);                                \
+            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_avx512_ov_k1, 0, ow_);                                               \
+            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_avx512_k1, ow_, O);                                                  \
         }                                                                                                             \
     }
 #define MG_DCONV_WG_CASES_f32                                                                                         \
     case 2: MG_DCONV_WG_AVX512(f32, 16) break;                                                                        \
-    case 1: (kw == 3 ? MG_DCONV_WG_PICK(mg_dconv_wg_f32_avx2_k3) : MG_DCONV_WG_PICK(mg_dconv_wg_f32_avx2_k1))        \
-        (MG_DCONV_WG_ARGS, 0, O); break;
+    case 1:                                                                                                           \
+        if (kw == 3)                                                                                                  \
+            MG_DCONV_WG_CALL(mg_dconv_wg_f32_avx2_k3, 0, O);                                                       \
+        else                                                                                                          \
+            MG_DCONV_WG_CALL(mg_dconv_wg_f32_avx2_k1, 0, O);                                                       \
+        break;
 #define MG_DCONV_WG_CASES_f64                                                                                         \
     case 2: MG_DCONV_WG_AVX512(f64, 8) break;                                                                         \
-    case 1: (kw == 3 ? MG_DCONV_WG_PICK(mg_dconv_wg_f64_avx2_k3) : MG_DCONV_WG_PICK(mg_dconv_wg_f64_avx2_k1))        \
-        (MG_DCONV_WG_ARGS, 0, O); break;
+    case 1:                                                                                                           \
+        if (kw == 3)                                                                                                  \
+            MG_DCONV_WG_CALL(mg_dconv_wg_f64_avx2_k3, 0, O);                                                       \
+        else                                                                                                          \
+            MG_DCONV_WG_CALL(mg_dconv_wg_f64_avx2_k1, 0, O);                                                       \
+        break;
 #else
 #define MG_DCONV_WG_CASES_f32
 #define MG_DCONV_WG_CASES_f64

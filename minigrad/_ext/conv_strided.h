@@ -516,9 +516,9 @@ static void NAME(T* part, const T* x, const T* dy, T* xbuf, T* dyt, ptrdiff_t S,
     MG_DCONV_WG_CASES_##SFX                                                                                           \
     default:                                                                                                          \
         if (kw == 3)                                                                                                  \
-            MG_DCONV_WG_PICK(mg_dconv_wg_##SFX##_scalar_k3)(MG_DCONV_WG_ARGS, 0, O);                                  \
+            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_scalar_k3, 0, O);                                                    \
         else                                                                                                          \
-            MG_DCONV_WG_PICK(mg_dconv_wg_##SFX##_scalar_k1)(MG_DCONV_WG_ARGS, 0, O);                                  \
+            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_scalar_k1, 0, O);                                                    \
     }                                                                                                                 \
 }
 MG_SCONV_WG_CHUNK(mg_sconv_wg_chunk_f32, float, f32)
