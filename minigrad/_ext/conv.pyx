@@ -592,8 +592,11 @@ def conv2d_strided_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not N
         # NOTE: once per call: each chunk writes only xp's interior; without padding xp is unused
         _zero_own(p_s, S * per, size, 0 if mg_sconv_wg_copies(ph, pw) else S * per)
         # (a thread's scratch: xp of S samples, then dyt of S samples; S the largest chunk)
+        # NOTE: the chunks handed out one at a time (a part each, whichever thread: the same bits): where the worker
+        # wakes late on a loaded machine the calling thread takes its chunks; the stem's 32 one-sample chunks at 2
+        # threads 194 against 216 us a call static (docs/perf/threads.md, session 35)
         if f32:
-            for b in prange(chunks, schedule='static'):
+            for b in prange(chunks, schedule='dynamic'):
                 t = threadid()
                 n = b * N // chunks  # the chunk's first sample
                 mg_sconv_wg_chunk_f32(<float*>p_parts + b * OK, <float*>p_x + n * C * H * W,
@@ -601,7 +604,7 @@ def conv2d_strided_weight_grad(cnp.ndarray dweight not None, cnp.ndarray x not N
                                       <float*>p_s + t * S * per + S * C * CS, (b + 1) * N // chunks - n, C, H, W,
                                       O, kh, kw, sh, sw, ph, pw)
         else:
-            for b in prange(chunks, schedule='static'):
+            for b in prange(chunks, schedule='dynamic'):
                 t = threadid()
                 n = b * N // chunks
                 mg_sconv_wg_chunk_f64(<double*>p_parts + b * OK, <double*>p_x + n * C * H * W,
