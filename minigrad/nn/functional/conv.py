@@ -180,10 +180,10 @@ def _few_channels_wg(g):
     kernel all the same (where it is fast): a 3x3 window from 2 input channels with whole vectors of output channels
     (a multiple of 16), a ResNet's stem. Below that many channels the kernel sums each output row's chain apart, a
     sample a chunk (conv_direct.h, ROWS): the float32 error of im2col's GEMM, where one chain over a chunk's
-    positions had 8-10x it. NOTE: Cython, float32, 1 thread, process time (docs/perf/threads.md, session 35): 3 -> 16
-    at 32x32 (the stem) 0.33 against 0.65 ms, 3 -> 32 0.81 / 0.96, 3 -> 64 1.53 / 2.65, 2 -> 16 at 16x16 0.07 /
-    0.13; im2col won at 1 channel (1 -> 16 at 28x28 0.19 / 0.23), at 8 or 24 output channels (3 -> 8 0.37 / 0.40,
-    3 -> 24 0.85 / 0.92) and at 5x5 (1 -> 6 0.56 / 0.94, 3 -> 6 1.13 / 1.44)."""
+    positions had 8-10x it. NOTE: Cython, float32, 1 thread, process time, ms, direct / im2col (docs/perf/threads.md,
+    session 35, scripts/few_channels_wg.py): 3 -> 16 at 32x32 (the stem) 0.33 / 0.65, 3 -> 32 0.81 / 0.96, 3 -> 64
+    1.53 / 2.65, 2 -> 16 at 16x16 0.07 / 0.13; im2col won at 1 channel (1 -> 16 at 28x28 0.23 / 0.19), at 8 or 24
+    output channels (3 -> 8 0.40 / 0.37, 3 -> 24 0.92 / 0.85) and at 5x5 (1 -> 6 0.94 / 0.56, 3 -> 6 1.44 / 1.13)."""
     return g.C >= 2 and g.kh == g.kw == 3 and g.O % 16 == 0
 
 
