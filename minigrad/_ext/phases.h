@@ -615,8 +615,12 @@ MGP_INLINE int mgp_gate_v4(int on) { (void)on; return 0; }
 /* gate 0's y = f*sc + of: float as one FMA (one rounding; one vector operation of the apply's about 18,
    docs/perf/norm-family.md, "EvoNorm's gate, session 34"), lane by lane as mg_expf.h's exp so that every clone
    gives the same bits; double keeps two roundings (F: the lanes' type, S: a scalar) */
-#define MGP_GATE0_Y_float(F, f, sc, of) MGP_FMA_V(F, f, sc, (F){0} + (of))
+#define MGP_GATE0_Y_float(F, f, sc, of) MGP_FMA_V(F, f, sc, MGP_LANES(F, of))
 #define MGP_GATE0_Y_double(F, f, sc, of) ((f) * (sc) + (of))
+/* sc and of as MGP_GATE0_Y_T takes them, taken once a row. NOTE: float's lanes (F){0} + s are an addition GCC must
+   keep; inside the loop's gate 0 branch it was not hoisted (an add and a broadcast of each per block) */
+#define MGP_GATE0_AFF_float(F, s) ((F){0} + (s))
+#define MGP_GATE0_AFF_double(F, s) (s)
 #define MGP_GATE0_YS_float(f, sc, of) __builtin_fmaf((f), (sc), (of))
 #define MGP_GATE0_YS_double(f, sc, of) ((f) * (sc) + (of))
 #define mgp_gate_exp_float mgp_expf_fma
@@ -649,18 +653,22 @@ MGP_INLINE V2 mgp_loadv2_##T(const T* p) { V2 v; memcpy(&v, p, sizeof v); return
 ATTR static void mgp_row_apply_gate_##T##SFX(T* restrict y, const T* restrict x, Py_ssize_t D, int gate, T v, \
                                              T lo, T hi, T sc, T of) {                                       \
     const T nv = -v;                                                                                         \
+    const __auto_type sc2 = MGP_GATE0_AFF_##T(V2, sc);                                                       \
+    const __auto_type of2 = MGP_GATE0_AFF_##T(V2, of);                                                       \
+    const __auto_type sc1 = MGP_GATE0_AFF_##T(V, sc);                                                        \
+    const __auto_type of1 = MGP_GATE0_AFF_##T(V, of);                                                        \
     Py_ssize_t d = 0;                                                                                        \
     for (; d + L2 <= D; d += L2) {                                                                           \
         const V2 xv = mgp_loadv2_##T(x + d);                                                                 \
         V2 yv, mu;                                                                                           \
-        if (gate == 0) yv = MGP_GATE0_Y_##T(V2, MGP_XSIG_##T(xv, EXP2(nv * xv)), sc, of);                    \
+        if (gate == 0) yv = MGP_GATE0_Y_##T(V2, MGP_XSIG_##T(xv, EXP2(nv * xv)), sc2, of2);                  \
         else yv = xv / mgp_gate_denv2_##T(xv, v, lo, hi, &mu) * sc + of;                                     \
         memcpy(y + d, &yv, sizeof yv);                                                                       \
     }                                                                                                        \
     for (; d + L <= D; d += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + d);                                                                   \
         V yv, mu;                                                                                            \
-        if (gate == 0) yv = MGP_GATE0_Y_##T(V, MGP_XSIG_##T(xv, EXP(nv * xv)), sc, of);                      \
+        if (gate == 0) yv = MGP_GATE0_Y_##T(V, MGP_XSIG_##T(xv, EXP(nv * xv)), sc1, of1);                    \
         else yv = xv / mgp_gate_denv_##T(xv, v, lo, hi, &mu) * sc + of;                                      \
         memcpy(y + d, &yv, sizeof yv);                                                                       \
     }                                                                                                        \
