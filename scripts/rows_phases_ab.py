@@ -5,7 +5,8 @@ bench_norm_family.py's trace (float32, 1 thread), interleaved round by round wit
 the phase table's byte model (phase_bytes) and its fraction of the 1 MiB triad of the same rounds. Then whether
 both builds' outputs have the same bits on those arguments.
 
-    PYTHONPATH=$PWD python scripts/rows_phases_ab.py --before-ext /work/main/minigrad/_ext [--rounds 11]
+    PYTHONPATH=$PWD python scripts/rows_phases_ab.py --before-ext /work/main/minigrad/_ext [--rounds 11] \
+        [--kernels row_norm_backward_max row_apply_gate evonorm_s0_backward]
 """
 import argparse
 import os
@@ -27,6 +28,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--before-ext", required=True, help="directory of the other build's phases*.so")
     p.add_argument("--rounds", type=int, default=11)
+    p.add_argument("--kernels", nargs="+", default=KERNELS, help="any of the phase table's kernels")
     a = p.parse_args(argv)
     import minigrad
     from minigrad._ext import phases as new
@@ -43,7 +45,7 @@ def main(argv=None):
         fns["triad llc"], tb_llc = _triad((1 << 20) // 4)
         for method in BF.PHASES:
             for kernel, args, _ in BF._trace(method, shape, "cython"):
-                if kernel not in KERNELS or (method, kernel) in info:
+                if kernel not in a.kernels or (method, kernel) in info:
                     continue
                 for tag, mod in (("before", old), ("after", new)):
                     run = [BF._copy(x) for x in args] + [1]

@@ -11,7 +11,8 @@
        sums and mean and m2 in vectors (mgp_stats_out2), the next pair's second row prefetched; one run of rows
        per thread. FRN + TLU's backward (mgp_rows_norm_backward_max_T): one run of rows per thread, a row's
        apply after the next row's sums; a row's blocks of 8 split as if no value tied the max, the row again
-       with the exact split where one did, the run's later rows exact from then on.
+       with the exact split where one did, the run's later rows exact from then on. Float on AVX-512
+       (mgp_rows_norm_backward_max_float_v4): the same sums' bits in blocks of 16, the split as masks.
      channels with S == 1 (BatchNorm1d shaped): the sums walk rows n and run across channels in per-channel
        double accumulators (independent lanes, vectorized across c, each channel's adds in order of n).
      elementwise passes: in X precision, plain loops that GCC vectorizes (AVX2 clone where the CPU has it).
@@ -542,11 +543,11 @@ MGP_INLINE void mgp_row_norm_apply_max_##T(T* restrict dx, const T* restrict x, 
     const T ta = (T)a, tmg = (T)0, tK = (T)0, tb = (T)b, tk = (T)k;                                          \
     for (Py_ssize_t d = 0; d < D; d++) dx[d] = ta * (dx[d] - tmg) + tb * (x[d] - tK) + tk;                  \
 }                                                                                                            \
-MG_CLONES static void mgp_rows_norm_backward_max_##T(T* restrict dx, double* sg, double* sgx, double* st,     \
-                                                     const T* restrict dy, const T* restrict x,              \
-                                                     const double* rstd, const T* w, const T* scale,         \
-                                                     const T* of, const T* tau, Py_ssize_t r0, Py_ssize_t r1,\
-                                                     Py_ssize_t D, Py_ssize_t C) {                           \
+MG_CLONES static void mgp_rows_norm_backward_max_##T##_any(T* restrict dx, double* sg, double* sgx, double* st,     \
+                                                          const T* restrict dy, const T* restrict x,         \
+                                                          const double* rstd, const T* w, const T* scale,    \
+                                                          const T* of, const T* tau, Py_ssize_t r0,          \
+                                                          Py_ssize_t r1, Py_ssize_t D, Py_ssize_t C) {       \
     if (r0 >= r1) return;                                                                                    \
     Py_ssize_t c = r0 % C, cn;                                                                               \
     /* NOTE: once a row has a tie the run's later rows take the exact split at once: a run with ties costs at  \
@@ -584,7 +585,8 @@ __attribute__((constructor)) static void mgp_cpu_v4_init(void) {
     __builtin_cpu_init();
     mgp_cpu_v4 = __builtin_cpu_supports("x86-64-v4");
 }
-/* tests: on = 0 takes the clones, 1 the AVX-512 versions (only where the CPU has AVX-512); returns the former */
+/* tests: on = 0 takes the clones, 1 the AVX-512 versions (the gates' and FRN + TLU's float backward; 1 only where
+   the CPU has AVX-512); returns the former */
 MGP_INLINE int mgp_gate_v4(int on) {
     const int was = mgp_cpu_v4;
     if (on >= 0) mgp_cpu_v4 = on && __builtin_cpu_supports("x86-64-v4");
@@ -613,8 +615,12 @@ MGP_INLINE int mgp_gate_v4(int on) { (void)on; return 0; }
 /* gate 0's y = f*sc + of: float as one FMA (one rounding; one vector operation of the apply's about 18,
    docs/perf/norm-family.md, "EvoNorm's gate, session 34"), lane by lane as mg_expf.h's exp so that every clone
    gives the same bits; double keeps two roundings (F: the lanes' type, S: a scalar) */
-#define MGP_GATE0_Y_float(F, f, sc, of) MGP_FMA_V(F, f, sc, (F){0} + (of))
+#define MGP_GATE0_Y_float(F, f, sc, of) MGP_FMA_V(F, f, sc, MGP_LANES(F, of))
 #define MGP_GATE0_Y_double(F, f, sc, of) ((f) * (sc) + (of))
+/* sc and of as MGP_GATE0_Y_T takes them, taken once a row. NOTE: float's lanes (F){0} + s are an addition GCC must
+   keep; inside the loop's gate 0 branch it was not hoisted (an add and a broadcast of each per block) */
+#define MGP_GATE0_AFF_float(F, s) ((F){0} + (s))
+#define MGP_GATE0_AFF_double(F, s) (s)
 #define MGP_GATE0_YS_float(f, sc, of) __builtin_fmaf((f), (sc), (of))
 #define MGP_GATE0_YS_double(f, sc, of) ((f) * (sc) + (of))
 #define mgp_gate_exp_float mgp_expf_fma
@@ -647,18 +653,22 @@ MGP_INLINE V2 mgp_loadv2_##T(const T* p) { V2 v; memcpy(&v, p, sizeof v); return
 ATTR static void mgp_row_apply_gate_##T##SFX(T* restrict y, const T* restrict x, Py_ssize_t D, int gate, T v, \
                                              T lo, T hi, T sc, T of) {                                       \
     const T nv = -v;                                                                                         \
+    const __auto_type sc2 = MGP_GATE0_AFF_##T(V2, sc);                                                       \
+    const __auto_type of2 = MGP_GATE0_AFF_##T(V2, of);                                                       \
+    const __auto_type sc1 = MGP_GATE0_AFF_##T(V, sc);                                                        \
+    const __auto_type of1 = MGP_GATE0_AFF_##T(V, of);                                                        \
     Py_ssize_t d = 0;                                                                                        \
     for (; d + L2 <= D; d += L2) {                                                                           \
         const V2 xv = mgp_loadv2_##T(x + d);                                                                 \
         V2 yv, mu;                                                                                           \
-        if (gate == 0) yv = MGP_GATE0_Y_##T(V2, MGP_XSIG_##T(xv, EXP2(nv * xv)), sc, of);                    \
+        if (gate == 0) yv = MGP_GATE0_Y_##T(V2, MGP_XSIG_##T(xv, EXP2(nv * xv)), sc2, of2);                  \
         else yv = xv / mgp_gate_denv2_##T(xv, v, lo, hi, &mu) * sc + of;                                     \
         memcpy(y + d, &yv, sizeof yv);                                                                       \
     }                                                                                                        \
     for (; d + L <= D; d += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + d);                                                                   \
         V yv, mu;                                                                                            \
-        if (gate == 0) yv = MGP_GATE0_Y_##T(V, MGP_XSIG_##T(xv, EXP(nv * xv)), sc, of);                      \
+        if (gate == 0) yv = MGP_GATE0_Y_##T(V, MGP_XSIG_##T(xv, EXP(nv * xv)), sc1, of1);                    \
         else yv = xv / mgp_gate_denv_##T(xv, v, lo, hi, &mu) * sc + of;                                      \
         memcpy(y + d, &yv, sizeof yv);                                                                       \
     }                                                                                                        \
@@ -760,6 +770,131 @@ MGP_INLINE void mgp_max_split8v_float(const float* x, const float* dy, float K, 
 }
 MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u, mgp_max_split8v_float, mgp_v8u)
 MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul, mgp_max_split8_double, mgp_v4ul)
+#define mgp_rows_norm_backward_max_double mgp_rows_norm_backward_max_double_any
+#if MGP_SPLIT_V4
+/* FRN + TLU's backward, float, AVX-512 (picked per call by mgp_cpu_v4, as the gate kernels): the operations of
+   mgp_rows_norm_backward_max_float_any in intrinsics, the split on 16 lanes, each sum in one 8-lane double
+   accumulator (lane j: the row's elements j mod 8, so its halves are a0 and a1 of mgp_row_sums_max_pass_T and the
+   bits are the same). Without a tie, dy and x are widened from memory and the split is a mask: sum(g) and sum(t)
+   as masked adds of dy (the lanes left out would add +0, which changes no sum: a sum from +0 is never -0), sum(g*x)
+   on dy zeroed where not g (so that 0*inf still gives NaN). NOTE: GCC's x86-64-v4 clone of the generic pass built
+   the widenings lane by lane (1.4x slower than the AVX2 clone); the AVX2 clone spends 6 widenings and 8 double
+   operations per 8 values (docs/perf/norm-family.md, "FRN's backward and S0's gate against the triad, session 35") */
+MGP_INLINE MGP_TARGET_V4 void mgp_max_acc8_v4(__m512d* A, __m512d* Q, __m512d* U, const float* x, const float* dy,
+                                              __m256 gv, __m256 tv, __mmask8 ge, int exact) {
+    const __m512d xd = _mm512_cvtps_pd(_mm256_loadu_ps(x));
+    if (exact) {
+        const __m512d gd = _mm512_cvtps_pd(gv);
+        *A = _mm512_add_pd(*A, gd);
+        *Q = _mm512_add_pd(*Q, _mm512_mul_pd(gd, xd));
+        *U = _mm512_add_pd(*U, _mm512_cvtps_pd(tv));
+    } else {
+        const __m512d dd = _mm512_cvtps_pd(_mm256_loadu_ps(dy));
+        *A = _mm512_mask_add_pd(*A, ge, *A, dd);
+        *Q = _mm512_add_pd(*Q, _mm512_mul_pd(_mm512_maskz_mov_pd(ge, dd), xd));
+        *U = _mm512_mask_add_pd(*U, (__mmask8)~ge, *U, dd);
+    }
+}
+MGP_INLINE MGP_TARGET_V4 int mgp_row_sums_max_pass_v4(double* sg, double* sgx, double* st, float* restrict g,
+                                                      const float* restrict dy, const float* restrict x,
+                                                      Py_ssize_t D, float sc, float of, float tau, int exact) {
+    __m512d A = _mm512_setzero_pd(), Q = A, U = A;
+    __mmask16 ties = 0;
+    Py_ssize_t i = 0;
+    for (; i + 16 <= D; i += 16) {
+        const __m512 dv = _mm512_loadu_ps(dy + i), tw = _mm512_set1_ps(tau);
+        const __m512 z = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), _mm512_set1_ps(sc)), _mm512_set1_ps(of));
+        __m512 gv, tv = dv;
+        __mmask16 ge = 0;
+        if (exact) {
+            const __mmask16 gt = _mm512_cmp_ps_mask(z, tw, _CMP_GT_OQ), eq = _mm512_cmp_ps_mask(z, tw, _CMP_EQ_OQ);
+            const __m512 h = _mm512_mul_ps(dv, _mm512_set1_ps(0.5f));
+            gv = _mm512_mask_mov_ps(_mm512_maskz_mov_ps(gt, dv), eq, h);
+            tv = _mm512_mask_mov_ps(_mm512_maskz_mov_ps((__mmask16)~(gt | eq), dv), eq, h);
+        } else {
+            ge = _mm512_cmp_ps_mask(z, tw, _CMP_GE_OQ);
+            ties |= _mm512_cmp_ps_mask(z, tw, _CMP_EQ_OQ);
+            gv = _mm512_maskz_mov_ps(ge, dv);
+        }
+        _mm512_storeu_ps(g + i, gv);
+        mgp_max_acc8_v4(&A, &Q, &U, x + i, dy + i, _mm512_castps512_ps256(gv), _mm512_castps512_ps256(tv),
+                        (__mmask8)ge, exact);
+        mgp_max_acc8_v4(&A, &Q, &U, x + i + 8, dy + i + 8, _mm512_extractf32x8_ps(gv, 1),
+                        _mm512_extractf32x8_ps(tv, 1), (__mmask8)(ge >> 8), exact);
+    }
+    for (; i + 8 <= D; i += 8) {
+        const __m256 dv = _mm256_loadu_ps(dy + i), tw = _mm256_set1_ps(tau);
+        const __m256 z = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(sc)), _mm256_set1_ps(of));
+        __m256 gv, tv = dv;
+        __mmask8 ge = 0;
+        if (exact) {
+            const __mmask8 gt = _mm256_cmp_ps_mask(z, tw, _CMP_GT_OQ), eq = _mm256_cmp_ps_mask(z, tw, _CMP_EQ_OQ);
+            const __m256 h = _mm256_mul_ps(dv, _mm256_set1_ps(0.5f));
+            gv = _mm256_mask_mov_ps(_mm256_maskz_mov_ps(gt, dv), eq, h);
+            tv = _mm256_mask_mov_ps(_mm256_maskz_mov_ps((__mmask8)~(gt | eq), dv), eq, h);
+        } else {
+            ge = _mm256_cmp_ps_mask(z, tw, _CMP_GE_OQ);
+            ties |= _mm256_cmp_ps_mask(z, tw, _CMP_EQ_OQ);
+            gv = _mm256_maskz_mov_ps(ge, dv);
+        }
+        _mm256_storeu_ps(g + i, gv);
+        mgp_max_acc8_v4(&A, &Q, &U, x + i, dy + i, gv, tv, ge, exact);
+    }
+    if (!exact && ties) return 1;
+    double a = 0, q = 0, u = 0;
+    for (; i < D; i++) {
+        float gi, t;
+        mgp_max_split_float(x[i] * sc + of, tau, dy[i], &gi, &t);
+        g[i] = gi;
+        a += gi; q += (double)gi * (double)x[i]; u += t;
+    }
+    const mgp_v4d A0 = (mgp_v4d)_mm512_castpd512_pd256(A), A1 = (mgp_v4d)_mm512_extractf64x4_pd(A, 1);
+    const mgp_v4d Q0 = (mgp_v4d)_mm512_castpd512_pd256(Q), Q1 = (mgp_v4d)_mm512_extractf64x4_pd(Q, 1);
+    const mgp_v4d U0 = (mgp_v4d)_mm512_castpd512_pd256(U), U1 = (mgp_v4d)_mm512_extractf64x4_pd(U, 1);
+    *sg = mgp_hsum(A0, A1) + a;
+    *sgx = mgp_hsum(Q0, Q1) + q;
+    *st = mgp_hsum(U0, U1) + u;
+    return 0;
+}
+/* mgp_row_sums_max_in_T on the pass above */
+MGP_INLINE MGP_TARGET_V4 int mgp_row_sums_max_in_v4(double* sg, double* sgx, double* st, float* restrict g,
+                                                    const float* restrict dy, const float* restrict x, Py_ssize_t D,
+                                                    float sc, float of, float tau, int fast) {
+    if (fast && !mgp_row_sums_max_pass_v4(sg, sgx, st, g, dy, x, D, sc, of, tau, 0)) return 0;
+    mgp_row_sums_max_pass_v4(sg, sgx, st, g, dy, x, D, sc, of, tau, 1);
+    return 1;
+}
+/* mgp_rows_norm_backward_max_float_any's row loop on the sums above */
+MGP_TARGET_V4 static void mgp_rows_norm_backward_max_float_v4(float* restrict dx, double* sg, double* sgx,
+                                                               double* st, const float* restrict dy,
+                                                               const float* restrict x, const double* rstd,
+                                                               const float* w, const float* scale, const float* of,
+                                                               const float* tau, Py_ssize_t r0, Py_ssize_t r1,
+                                                               Py_ssize_t D, Py_ssize_t C) {
+    if (r0 >= r1) return;
+    Py_ssize_t c = r0 % C, cn;
+    int fast = !mgp_row_sums_max_in_v4(sg + r0, sgx + r0, st + r0, dx + r0 * D, dy + r0 * D, x + r0 * D, D,
+                                       scale[r0], of[c], tau[c], 1);
+    for (Py_ssize_t r = r0; r < r1; r++) {
+        cn = c + 1 == C ? 0 : c + 1;
+        if (r + 1 < r1)
+            fast = !mgp_row_sums_max_in_v4(sg + r + 1, sgx + r + 1, st + r + 1, dx + (r + 1) * D, dy + (r + 1) * D,
+                                           x + (r + 1) * D, D, scale[r + 1], of[cn], tau[cn], fast);
+        mgp_row_norm_apply_max_float(dx + r * D, x + r * D, D, rstd[r], w[c], sgx[r]);
+        c = cn;
+    }
+}
+MGP_INLINE void mgp_rows_norm_backward_max_float(float* restrict dx, double* sg, double* sgx, double* st,
+                                                 const float* restrict dy, const float* restrict x,
+                                                 const double* rstd, const float* w, const float* scale,
+                                                 const float* of, const float* tau, Py_ssize_t r0, Py_ssize_t r1,
+                                                 Py_ssize_t D, Py_ssize_t C) {
+    if (mgp_cpu_v4) mgp_rows_norm_backward_max_float_v4(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
+    else mgp_rows_norm_backward_max_float_any(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
+}
+#else
+#define mgp_rows_norm_backward_max_float mgp_rows_norm_backward_max_float_any
+#endif
 MGP_INLINE mgp_v4d mgp_widen4_mem_double(const double* p) { return mgp_load4_double(p); }
 MGP_INLINE mgp_v8d mgp_widen8_mem_float(const float* p) {
     return (mgp_v8d){p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]};

@@ -670,9 +670,9 @@ def row_backward_apply_max(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp
 
 
 def _gate_avx512(int on=-1):
-    """Tests only: whether EvoNorm's gate kernels take their AVX-512 versions (phases.h: the exp's clamps as min/max
-    instructions) or the clones for other CPUs; on = 0 or 1 sets it (1 only where the CPU has AVX-512). Returns the
-    former setting."""
+    """Tests only: whether EvoNorm's gate kernels and FRN + TLU's float32 backward take their AVX-512 versions
+    (phases.h: the exp's clamps as min/max instructions; the max's split as masks) or the clones for other CPUs;
+    on = 0 or 1 sets it (1 only where the CPU has AVX-512). Returns the former setting."""
     return bool(mgp_gate_v4(on))
 
 
