@@ -19,7 +19,8 @@
         mgp_row_backward_apply_gate_T (gate 1).
    Every output has the bits of the phases and NumPy code it replaces, for any thread count. Processing channel by
    channel instead (each channel's N rows kept in cache between the statistics and the apply, or blocks of them)
-   measured no faster: docs/perf/norm-family.md, "EvoNorm-B0's forward in one call, session 34".
+   measured no faster: docs/perf/norm-family.md, "EvoNorm-B0's forward in one call, session 34"; nor for the
+   backward's sums and dx ("EvoNorm-B0's backward in one call, session 35").
    Included by phases.pyx (through phases.pxd) after Python.h (Py_ssize_t). */
 #ifndef MG_EVONORM_B0_H
 #define MG_EVONORM_B0_H
