@@ -229,7 +229,7 @@ PHASES = {
     "BatchRenorm2d": ["batch_renorm_forward", "running_stats_update", "batch_norm_backward"],
     "GhostBatchNorm2d": ["ghost_batch_norm_forward", "ghost_batch_norm_backward"],
     "FRN+TLU": ["row_norm_apply_max", "row_norm_backward_max"],
-    "EvoNormB0": ["evonorm_b0_forward", "row_backward_sums_gate", "row_backward_apply_gate"],
+    "EvoNormB0": ["evonorm_b0_forward", "evonorm_b0_backward"],
     "EvoNormS0": ["row_stats", "row_apply_gate", "evonorm_s0_backward"],
     "DecorrelatedBN2d": ["zca_forward", "zca_running_update", "zca_rows"],
 }
@@ -240,7 +240,7 @@ IN_OUT = {"running_stats_update": ("running_mean", "running_var"), "running_aver
 # backward apply reads dy and x and writes dx); zca_forward: mean, covariance and whitening passes over x, writes y
 PASSES = {"batch_renorm_forward": 3, "ghost_batch_norm_forward": 3, "row_norm_apply_max": 3,
           "batch_norm_backward": 5, "ghost_batch_norm_backward": 5, "row_norm_backward_max": 5,
-          "evonorm_s0_backward": 5, "evonorm_b0_forward": 3, "zca_forward": 4}
+          "evonorm_s0_backward": 5, "evonorm_b0_forward": 3, "evonorm_b0_backward": 5, "zca_forward": 4}
 PHASE_CASES = [(m, i) for m, ks in PHASES.items() for i in range(len(ks))]
 _TRACES = {}
 

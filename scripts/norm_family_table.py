@@ -47,7 +47,7 @@ NOT_MEMORY_BOUND = {
 }
 # the EvoNorm kernels that evaluate the gate (a division or an exp per element): judged, with their ns/element
 GATE_KERNELS = ("row_apply_gate", "row_backward_sums_gate", "row_backward_apply_gate", "evonorm_s0_backward",
-                "evonorm_b0_forward")
+                "evonorm_b0_forward", "evonorm_b0_backward")
 
 
 def _phase_rows(data, threads, backend):

@@ -100,7 +100,7 @@ cdef extern from "phases.h":
                                             double hi, const double* kept) noexcept nogil
 
 
-# Declarations of evonorm_b0.h (EvoNorm-B0's training forward: the per-channel and apply phases)
+# Declarations of evonorm_b0.h (EvoNorm-B0's training forward and backward: the per-channel and per-row phases)
 cdef extern from "evonorm_b0.h":
     void mgb0_combine_float(float* lo, double* imean, double* irstd, double* mean, double* rstd,
                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1,
@@ -114,3 +114,23 @@ cdef extern from "evonorm_b0.h":
     void mgb0_apply_double(double* y, const double* lo, double* hi, double* irstd, const double* x, const double* v,
                            const double* w, const double* b, Py_ssize_t C, Py_ssize_t S, Py_ssize_t r0,
                            Py_ssize_t r1, double eps) noexcept nogil
+    void mgb0_backward_combine_float(float* dv, float* dweight, float* dbias, double* b2, const double* s,
+                                     const float* w, const double* rstd, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+                                     Py_ssize_t c0, Py_ssize_t c1) noexcept nogil
+    void mgb0_backward_combine_double(double* dv, double* dweight, double* dbias, double* b2, const double* s,
+                                      const double* w, const double* rstd, Py_ssize_t N, Py_ssize_t C,
+                                      Py_ssize_t S, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil
+    void mgb0_backward_apply_float(float* dx, const float* dy, const float* x, const double* shi, const float* v,
+                                   const float* w, const float* lo, const float* hi, const double* imean,
+                                   const double* irstd, const double* mean, const double* b2, Py_ssize_t C,
+                                   Py_ssize_t S, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil
+    void mgb0_backward_apply_double(double* dx, const double* dy, const double* x, const double* shi,
+                                    const double* v, const double* w, const double* lo, const double* hi,
+                                    const double* imean, const double* irstd, const double* mean, const double* b2,
+                                    Py_ssize_t C, Py_ssize_t S, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil
+    void mgb0_backward_sums_float(double* s, const float* dy, const float* x, const float* v, const float* lo,
+                                  const float* hi, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t r0,
+                                  Py_ssize_t r1) noexcept nogil
+    void mgb0_backward_sums_double(double* s, const double* dy, const double* x, const double* v, const double* lo,
+                                   const double* hi, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t r0,
+                                   Py_ssize_t r1) noexcept nogil

@@ -813,3 +813,86 @@ def evonorm_b0_forward(cnp.ndarray y not None, cnp.ndarray lo not None, cnp.ndar
             _evonorm_b0_forward(<double*>p_y, <double*>p_lo, <double*>p_hi, <double*>p_im, <double*>p_ir,
                                 <double*>p_mean, <double*>p_rstd, <double*>p_x, <double*>p_v, <double*>p_w,
                                 <double*>p_b, eps, N, C, S, n_threads)
+
+
+# EvoNorm-B0's training backward (evonorm_b0.h): the rows' gate sums (runs of rows, into a (5, N*C) scratch),
+# the channels' sums over n and dv, dweight, dbias, b2 (blocks of channels), then dx (runs of rows)
+cdef int _evonorm_b0_backward(floating* dx, floating* dv, floating* dweight, floating* dbias, const floating* dy,
+                              const floating* x, const floating* v, const floating* weight, const floating* lo,
+                              const floating* hi, const double* imean, const double* irstd, const double* mean,
+                              const double* rstd, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+                              int n_threads) noexcept nogil:
+    cdef Py_ssize_t R = N * C, nb = min(C, max(n_threads, 1)), nt = min(R, max(n_threads, 1)), blk
+    cdef double* s = <double*>malloc((5 * R + C) * sizeof(double))
+    cdef double* b2
+    if s == NULL:
+        return -1
+    b2 = s + 5 * R
+    if nt == 1:  # NOTE: as in _row_stats
+        if floating is float:
+            mgb0_backward_sums_float(s, dy, x, v, lo, hi, N, C, S, 0, R)
+        else:
+            mgb0_backward_sums_double(s, dy, x, v, lo, hi, N, C, S, 0, R)
+    else:
+        for blk in prange(nt, schedule='static', num_threads=n_threads):
+            if floating is float:
+                mgb0_backward_sums_float(s, dy, x, v, lo, hi, N, C, S, blk * R // nt, (blk + 1) * R // nt)
+            else:
+                mgb0_backward_sums_double(s, dy, x, v, lo, hi, N, C, S, blk * R // nt, (blk + 1) * R // nt)
+    if nb == 1:
+        if floating is float:
+            mgb0_backward_combine_float(dv, dweight, dbias, b2, s, weight, rstd, N, C, S, 0, C)
+        else:
+            mgb0_backward_combine_double(dv, dweight, dbias, b2, s, weight, rstd, N, C, S, 0, C)
+    else:
+        for blk in prange(nb, schedule='static', num_threads=n_threads):
+            if floating is float:
+                mgb0_backward_combine_float(dv, dweight, dbias, b2, s, weight, rstd, N, C, S, blk * C // nb,
+                                            (blk + 1) * C // nb)
+            else:
+                mgb0_backward_combine_double(dv, dweight, dbias, b2, s, weight, rstd, N, C, S, blk * C // nb,
+                                             (blk + 1) * C // nb)
+    if nt == 1:
+        if floating is float:
+            mgb0_backward_apply_float(dx, dy, x, s + 3 * R, v, weight, lo, hi, imean, irstd, mean, b2, C, S, 0, R)
+        else:
+            mgb0_backward_apply_double(dx, dy, x, s + 3 * R, v, weight, lo, hi, imean, irstd, mean, b2, C, S, 0, R)
+    else:
+        for blk in prange(nt, schedule='static', num_threads=n_threads):
+            if floating is float:
+                mgb0_backward_apply_float(dx, dy, x, s + 3 * R, v, weight, lo, hi, imean, irstd, mean, b2, C, S,
+                                          blk * R // nt, (blk + 1) * R // nt)
+            else:
+                mgb0_backward_apply_double(dx, dy, x, s + 3 * R, v, weight, lo, hi, imean, irstd, mean, b2, C, S,
+                                           blk * R // nt, (blk + 1) * R // nt)
+    free(s)
+    return 0
+
+
+def evonorm_b0_backward(cnp.ndarray dx not None, cnp.ndarray dv not None, cnp.ndarray dweight not None,
+                        cnp.ndarray dbias not None, cnp.ndarray dy not None, cnp.ndarray x not None,
+                        cnp.ndarray v not None, cnp.ndarray weight not None, cnp.ndarray lo not None,
+                        cnp.ndarray hi not None, cnp.ndarray imean not None, cnp.ndarray irstd not None,
+                        cnp.ndarray mean not None, cnp.ndarray rstd not None, Py_ssize_t n_threads):
+    """EvoNorm-B0's training backward in one call: the gate sums per row, the channels' dv, dweight, dbias and
+    coefficients, dx (contract)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
+    cdef bint f32 = is_float32(x)
+    cdef void* p_dx = ptr(dx), *p_dv = ptr(dv), *p_dw = ptr(dweight), *p_db = ptr(dbias), *p_dy = ptr(dy)
+    cdef void* p_x = ptr(x), *p_v = ptr(v), *p_w = ptr(weight), *p_lo = ptr(lo), *p_hi = ptr(hi)
+    cdef void* p_im = ptr(imean), *p_ir = ptr(irstd), *p_mean = ptr(mean), *p_rstd = ptr(rstd)
+    cdef int err
+    with nogil:
+        if f32:
+            err = _evonorm_b0_backward(<float*>p_dx, <float*>p_dv, <float*>p_dw, <float*>p_db, <float*>p_dy,
+                                       <float*>p_x, <float*>p_v, <float*>p_w, <float*>p_lo, <float*>p_hi,
+                                       <double*>p_im, <double*>p_ir, <double*>p_mean, <double*>p_rstd, N, C, S,
+                                       n_threads)
+        else:
+            err = _evonorm_b0_backward(<double*>p_dx, <double*>p_dv, <double*>p_dw, <double*>p_db, <double*>p_dy,
+                                       <double*>p_x, <double*>p_v, <double*>p_w, <double*>p_lo, <double*>p_hi,
+                                       <double*>p_im, <double*>p_ir, <double*>p_mean, <double*>p_rstd, N, C, S,
+                                       n_threads)
+    if err:
+        raise MemoryError()

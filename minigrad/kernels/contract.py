@@ -202,6 +202,15 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
                                                             rstd = coefficients.rstd(m2, N*S, eps); lo = X(1/rstd[c])
                                                             and hi = X(1/irstd), the gate's; y = row_apply_gate's
                                                             (gate 1) with v[c], lo, hi, weight[c], bias[c]
+  evonorm_b0_backward(dx, dv, dweight, dbias, dy, x, v, weight, lo, hi, imean, irstd, mean, rstd)   EvoNorm-B0's
+      dx, dy, x: (N, C, S), rows (n, c);                    training backward in one call: row_backward_sums_gate
+      dv, dweight, dbias: (C,) OUT; v, weight: (C,);        (gate 1) on rows (n, c) with v[c], lo, hi; per channel
+      lo, hi: (N, C) (the forward's); imean, irstd: (N, C)  dbias = X(sum_n sdy), dweight = X(sum_n sdyf), dv =
+      float64; mean, rstd: (C,) float64 (the forward's)     X(sum_n weight*sdv), b2 = sum_n(weight*slo)*rstd/(N*S);
+                                                            per row b1 = weight*shi*irstd/S, then dx =
+                                                            row_backward_apply_gate's with a = weight[c], shift =
+                                                            X(imean), b = X(b1 + b2), k = X(b1*(shift - imean) +
+                                                            b2*(shift - mean))
 
 Decorrelated batch norm (ZCA whitening of groups of channels; the math: minigrad/nn/decorrelated.py): the C channels
 in G = ceil(C/group_size) groups of g = group_size, group k holding channels [k*g, min((k + 1)*g, C)) (the last one
@@ -403,6 +412,12 @@ SPECS = {
                            {"y": ("NCS", "X"), "lo": ("NC", "X"), "hi": ("NC", "X"), "imean": ("NC", "f64"),
                             "irstd": ("NC", "f64"), "mean": ("C", "f64"), "rstd": ("C", "f64"), "x": ("NCS", "X"),
                             "v": ("C", "X"), "weight": ("C", "X"), "bias": ("C", "X")}),
+    "evonorm_b0_backward": (("dx", "dv", "dweight", "dbias", "dy", "x", "v", "weight", "lo", "hi", "imean", "irstd",
+                             "mean", "rstd"),
+                            {"dx": ("NCS", "X"), "dv": ("C", "X"), "dweight": ("C", "X"), "dbias": ("C", "X"),
+                             "dy": ("NCS", "X"), "x": ("NCS", "X"), "v": ("C", "X"), "weight": ("C", "X"),
+                             "lo": ("NC", "X"), "hi": ("NC", "X"), "imean": ("NC", "f64"), "irstd": ("NC", "f64"),
+                             "mean": ("C", "f64"), "rstd": ("C", "f64")}),
     "row_backward_apply_gate": (("dx", "dy", "x", "a", "shift", "b", "k", "v", "lo", "hi", "gate"),
                                 {"dx": ("RD", "X"), "dy": ("RD", "X"), "x": ("RD", "X"), "a": ("R", "X"),
                                  "shift": ("R", "X"), "b": ("R", "X"), "k": ("R", "X"), "v": ("R", "X"),
@@ -478,6 +493,7 @@ OUTPUTS = {
     "row_backward_apply_gate": ("dx",),
     "evonorm_s0_backward": ("dx", "sdy", "sdyf", "sdv"),
     "evonorm_b0_forward": ("y", "lo", "hi", "imean", "irstd", "mean", "rstd"),
+    "evonorm_b0_backward": ("dx", "dv", "dweight", "dbias"),
     "zca_forward": ("y", "cov", "lam", "U", "W", "s", "shift", "dshift", "mean"),
     "zca_rows": ("B",),
     "sym_eigh": ("lam", "U"),

@@ -26,6 +26,7 @@ from .phases import (  # noqa: F401
     channel_backward_sums_relu, channel_stats, row_apply, row_apply_max, row_backward_apply, row_backward_apply_max,
     row_backward_sums, row_backward_sums_max, row_stats, row_apply_gate, row_backward_sums_gate,
     row_backward_apply_gate, row_norm_apply_max, row_norm_backward_max, evonorm_s0_backward, evonorm_b0_forward,
+    evonorm_b0_backward,
 )
 from .softmax import (cross_entropy_backward, cross_entropy_forward, log_softmax_backward,  # noqa: F401
                       log_softmax_forward)

@@ -14,7 +14,7 @@ and the coefficients between them (``minigrad.kernels.coefficients``), so it run
                         fused into one apply pass and its backward into the sums and backward-apply passes (the
                         ``row_*_gate`` phases); measured faster than the composed ops (docs/perf/norm-family.md);
                         B0's training forward is one call (``evonorm_b0_forward``: statistics, the batch's from
-                        the instances', the apply)
+                        the instances', the apply) and so is its backward (``evonorm_b0_backward``)
 Inputs are validated here, with the same rules and messages as ``norm.py``.
 """
 import math
@@ -381,8 +381,9 @@ class _EvoNorm(Function):
     dx = a*dy*df/dx + b*(x - shift) + k, where b*(x - shift) + k carries the standard deviations' own backward
     (d std/dx_i = (x_i - mean)/(M*std) of each set: the group for S0; the instance and, in training, the batch for
     B0). S0's backward is one call (``evonorm_s0_backward``) that runs the sums, the group's coefficients and dx
-    group by group while the group is in cache; B0's is the two row phases with the coefficients between them in
-    NumPy. Parents: x, v, then weight, bias (those present)."""
+    group by group while the group is in cache; B0's in training one call too (``evonorm_b0_backward``: the row
+    sums, the channels' sums over n, dx), in eval the two row phases with the coefficients between them in NumPy.
+    Parents: x, v, then weight, bias (those present)."""
 
     @ieee_when_eps0
     def forward(self, x, v, *params, gate, num_groups, running_var, has_weight, has_bias, eps):
@@ -460,18 +461,22 @@ class _EvoNorm(Function):
             sums[2] *= (self.w64.reshape(g, per) * grstd).reshape(n, c)
             tot = sums.sum(axis=1).astype(dtype)
             grads = [dx.reshape(self.shape) if self.needs_input_grad[0] else None, tot[2]]
+        elif self.running_var is None:
+            # NOTE: one kernel call: the rows' gate sums, the channels' sums over n (dv, dweight, dbias and the
+            # batch std's coefficient, which dx needs from every row) and dx (evonorm_b0_backward)
+            dx, tot = np.empty_like(x2), np.empty((3, c), dtype)
+            k.evonorm_b0_backward(dx.reshape(n, c, s), tot[2], tot[1], tot[0], dy.reshape(n, c, s),
+                                  x2.reshape(n, c, s), self.vc, self.wc, self.lo.reshape(n, c),
+                                  self.hi.reshape(n, c), self.imean, self.irstd, self.mean, self.rstd)
+            grads = [dx.reshape(self.shape) if self.needs_input_grad[0] else None, tot[2]]
         else:
+            # NOTE: eval: lo is the running std, a constant; hi the instance std, d hi/dx_i = (x_i - imean)*irstd/S
             sums = np.empty((5, n, c))
             k.row_backward_sums_gate(*sums.reshape(5, r), dy, x2, self.v, self.lo, self.hi, self.gate)
             w64, shi = self.w64, sums[3]
-            # NOTE: hi = the instance std, lo = the batch std (training), each with d std/dx_i = (x_i - mean)/(M*std)
-            a, b1, m1 = w64, w64 * shi * self.irstd / s, self.imean
-            sums[2::2] *= w64  # NOTE: sdv and slo
-            tot = sums.sum(axis=1)
-            b2 = m2 = None
-            if self.running_var is None:
-                b2, m2 = tot[4] * self.rstd / (n * s), self.mean
-            tot = tot.astype(dtype)
+            a, b, m1 = w64, w64 * shi * self.irstd / s, self.imean
+            sums[2] *= w64  # NOTE: sdv
+            tot = sums.sum(axis=1).astype(dtype)
             grads = [None, tot[2]]
             if self.needs_input_grad[0]:
                 # NOTE: dx's per-row coefficients in one (4, N*C) block by broadcasting assignments, cheaper than
@@ -479,11 +484,8 @@ class _EvoNorm(Function):
                 co = np.empty((4, r), dtype)
                 co4 = co.reshape(4, n, c)
                 co4[1] = m1
-                shift = co4[1].astype(np.float64)  # NOTE: exact; the differences below then run on one dtype
-                b, kk = b1, b1 * (shift - m1)
-                if b2 is not None:
-                    b, kk = b + b2, kk + b2 * (shift - m2)
-                co4[0], co4[2], co4[3] = a, b, kk
+                shift = co4[1].astype(np.float64)  # NOTE: exact; the difference below then runs on one dtype
+                co4[0], co4[2], co4[3] = a, b, b * (shift - m1)
                 dx = np.empty_like(x2)
                 k.row_backward_apply_gate(dx, dy, x2, *co, self.v, self.lo, self.hi, self.gate)
                 grads[0] = dx.reshape(self.shape)
@@ -538,9 +540,9 @@ def evonorm_b0(input: Tensor, v: Tensor, running_var: Tensor | None = None, weig
     (and each sample's own instance variance). One node (``_EvoNorm``): the instance statistics (the batch's are
     combined from them), then v*x, the max, the division and the affine fused into one apply pass, in training
     all in one kernel call (``evonorm_b0_forward``; in eval ``row_stats`` and ``row_apply_gate`` with gate 1), and
-    their backward into the sums and backward-apply passes; fused because
-    that measures faster than the composed ops (docs/perf/norm-family.md). Ties of the max split the gradient
-    evenly, as ``torch.maximum``. Double backward composes the same formula from Tensor ops.
+    their backward into the sums and backward-apply passes (in training one call, ``evonorm_b0_backward``); fused
+    because that measures faster than the composed ops (docs/perf/norm-family.md). Ties of the max split the
+    gradient evenly, as ``torch.maximum``. Double backward composes the same formula from Tensor ops.
 
     Shape:
         - input (N, C, *) with at least one spatial dim; v, running_var, weight, bias (C,).
