@@ -3,17 +3,19 @@ a graph built once, its ``_runner``) with this tree's nodes against the nodes of
 minigrad/nn/functional/norm.py (``--before-file``, imported on top of this tree's minigrad), and where the time
 outside the kernel goes, in one process at 1 thread.
 
-Each call is timed alone (CPU time of the thread) right after an untimed call of the raw kernel on the same arrays,
-so that every variant starts from the caches the benchmark's loop leaves (its previous call's kernel swept 6 MiB
-through them at 32x64x16x16); the variants take turns call by call, ``--calls`` calls per round, and a round's
+Each call is timed alone (CPU time of the thread) right after an untimed call of the same variant, so that it
+starts from the caches the benchmark's loop leaves (the previous call's kernel swept 6 MiB through them at
+32x64x16x16; its dx is the memory the previous call's dx freed); a variant without a kernel follows an untimed call
+of the raw kernel instead. The variants take turns call by call, ``--calls`` timed calls per round, and a round's
 figure is each variant's median call. Reported: the median over rounds, and per round the variant's time over
 ``new``'s (paired), median [min, max]. Before and new must give the same y and gradients bit for bit.
 
 Variants: ``new`` and ``before`` (the benchmark's run: drop the leaves' grads, walk the graph), ``node new`` and
 ``node before`` (the node's ``backward`` alone), ``node new, no kernel`` and ``node before, no kernel`` (the same
-with a backend whose kernels do nothing, its checks kept: the node's Python), ``raw kernel`` (the module's kernel into arrays allocated once),
+with a backend whose kernels do nothing, its checks kept: the node's Python after the kernel's sweep), ``raw
+kernel`` (the module's kernel into arrays allocated once),
 ``walk`` (the same graph with the node's ``backward`` replaced by one returning gradients computed once: the walk's
-own Python after the sweep) and ``walk warm`` (the same without the sweep before it).
+own Python after the kernel's sweep) and ``walk warm`` (after a call of its own: the walk with warm caches).
 
     PYTHONPATH=$PWD python scripts/bn_family_backward_ab.py --before-file /work/main/minigrad/nn/functional/norm.py \\
         [--rounds 15] [--calls 40] [--shapes 16x32x8x8 32x64x16x16] [--methods GhostBatchNorm2d BatchRenorm2d]
@@ -95,7 +97,7 @@ def _graph(method, a, module):
 
 
 def _variants(method, a, norm, before):
-    """{name: callable}, and the untimed sweep before each call (the raw kernel on the same arrays)."""
+    """{name: callable}, and the raw kernel on the same arrays (the untimed call before a variant without one)."""
     import bench_norm_family as bench
     from minigrad import kernels
 
@@ -114,23 +116,23 @@ def _variants(method, a, norm, before):
     node = _graph(method, a, norm)[1]._ctx
     x3 = node.x3
     dy3, dtype, c = dy.reshape(x3.shape), x3.dtype, x3.shape[1]
-    dx, dw, db, scratch = np.empty_like(x3), np.empty(c, dtype), np.empty(c, dtype), np.empty_like(x3)
+    dx, dw, db = np.empty_like(x3), np.empty(c, dtype), np.empty(c, dtype)
     module = kernels.kernels().module
     if method == "GhostBatchNorm2d":
-        def raw(out=dx):
-            module.ghost_batch_norm_backward(out, dw, db, dy3, x3, node.mean, node.rstd, node.w, node.chunk, 1)
+        def raw():
+            module.ghost_batch_norm_backward(dx, dw, db, dy3, x3, node.mean, node.rstd, node.w, node.chunk, 1)
     else:
         wr = (node.w * node.r).astype(dtype)
 
-        def raw(out=dx):
-            module.batch_norm_backward(out, dw, db, dy3, x3, node.mean[0], node.rstd[0], wr, 1)
+        def raw():
+            module.batch_norm_backward(dx, dw, db, dy3, x3, node.mean[0], node.rstd[0], wr, 1)
     variants["raw kernel"] = raw
     params, y = _graph(method, a, norm)
     fixed = y._ctx.backward(dy)
     y._ctx.backward = lambda g: fixed
     variants["walk"] = bench._runner(lambda: y, params, dy, "backward", lambda t: t.numpy(), {})[0]
     variants["walk warm"] = variants["walk"]
-    return variants, lambda: raw(scratch)
+    return variants, raw
 
 
 def _without_kernels(fn):
@@ -155,15 +157,16 @@ def _without_kernels(fn):
 
 
 def _rounds(variants, sweep, rounds, calls):
-    """{name: array of each round's median call (seconds)}; every call but ``walk warm``'s follows ``sweep()``."""
+    """{name: array of each round's median call (seconds)}: each timed call follows an untimed one of its own
+    variant, or ``sweep()`` for the walk and the nodes without kernels."""
     clock = time.thread_time
     out = {v: [] for v in variants}
+    before = {v: sweep if v == "walk" or v.endswith("no kernel") else fn for v, fn in variants.items()}
     for _ in range(rounds):
         times = {v: [] for v in variants}
         for _ in range(calls):
             for v, fn in variants.items():
-                if v != "walk warm":
-                    sweep()
+                before[v]()
                 t0 = clock()
                 fn()
                 times[v].append(clock() - t0)
