@@ -130,8 +130,9 @@ def _grads_for(node, dx, dweight, dbias):
 # thread count the contract's checked call passes (one thread below these sizes): their arrays are the forward's,
 # which its checked kernel call accepted, and ones the backward makes of their shapes and dtype (the bound calls of
 # minigrad.compile take the same step). A backward's Python runs with the caches its kernel swept on the previous
-# step: there ghost batch norm's checked call (its chunk rule in Python) cost about 10 us at 32x64x16x16 against
-# 1.3 us warm (docs/perf/norm-family.md, session 35)
+# step: there ghost batch norm's node (its checked call ran the chunk rule in Python) took 26 us of Python at
+# 32x64x16x16 before this and its other trims, 16 us after, where the checks alone cost 1.3 us warm
+# (docs/perf/norm-family.md, session 35)
 _SMALL_GHOST_BACKWARD = contract.small("ghost_batch_norm_backward")
 _SMALL_BN_BACKWARD = contract.small("batch_norm_backward")
 
