@@ -22,8 +22,9 @@ import numbers
 import numpy as np
 
 from minigrad import kernels
-from minigrad.kernels import coefficients
+from minigrad.kernels import coefficients, contract
 from minigrad.kernels.rules import check_batch_eps, check_eps, check_momentum, check_num_groups
+from minigrad.kernels.threads import get_num_threads
 from minigrad.tensor import Function, Tensor, _host
 from minigrad.tensor import cat as _cat
 
@@ -113,6 +114,8 @@ def _params(weight, bias):
 
 def _grads_for(node, dx, dweight, dbias):
     """The gradient tuple for (x, [weight], [bias]) as the node's parents hold them."""
+    if node.has_weight and node.has_bias:  # NOTE: a module's case, without the list
+        return dx if node.needs_input_grad[0] else None, dweight, dbias
     out = [dx if node.needs_input_grad[0] else None]
     if node.has_weight:
         out.append(dweight)
@@ -122,6 +125,16 @@ def _grads_for(node, dx, dweight, dbias):
 
 
 # ------------------------------------------------------------------ autograd nodes
+
+# NOTE: ghost batch norm's and Batch Renorm's backward call their kernel unchecked, the module's function with the
+# thread count the contract's checked call passes (one thread below these sizes): their arrays are the forward's,
+# which its checked kernel call accepted, and ones the backward makes of their shapes and dtype (the bound calls of
+# minigrad.compile take the same step). A backward's Python runs with the caches its kernel swept on the previous
+# step: there ghost batch norm's node (its checked call ran the chunk rule in Python) took 26 us of Python at
+# 32x64x16x16 before this and its other trims, 16 us after, where the checks alone cost 1.3 us warm
+# (docs/perf/norm-family.md, session 35)
+_SMALL_GHOST_BACKWARD = contract.small("ghost_batch_norm_backward")
+_SMALL_BN_BACKWARD = contract.small("batch_norm_backward")
 
 _LOUD = contextlib.nullcontext()
 
@@ -319,8 +332,9 @@ class _ChannelNorm(Function):
     """Ghost batch norm: batch norm over x viewed as (N, C, S) per contiguous chunk of ``chunk`` samples (x[n0:n1]
     is contiguous in (N, C, S)), at least two chunks, one kernel call each way (``ghost_batch_norm_forward`` and
     ``_backward``: batch norm's fused kernels chunk by chunk). ``_BatchRenormTrain`` is its one-chunk form with r
-    and d; ``compose`` (the double backward) serves both. NOTE: its forward goes without ieee_when_eps0's wrapper
-    (half a microsecond a call): eps > 0 here (check_batch_eps: batch statistics) and the kernel does the arithmetic."""
+    and d; ``compose`` (the double backward) serves both. NOTE: its forward and backward go without
+    ieee_when_eps0's wrapper (half a microsecond a call): eps > 0 here (check_batch_eps: batch statistics) and the
+    kernels do the arithmetic."""
 
     def forward(self, x, *params, chunk, has_weight, has_bias, eps):
         self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
@@ -337,19 +351,19 @@ class _ChannelNorm(Function):
         kernels.kernels().ghost_batch_norm_forward(y, self.mean, self.rstd, x3, w, b, chunk, eps)
         return y.reshape(x.shape)
 
-    @ieee_when_eps0
     def backward(self, g):
-        x3, dtype = self.x3, self.x3.dtype
-        c = x3.shape[1]
-        dy = np.ascontiguousarray(g, dtype=dtype).reshape(x3.shape)
+        x3 = self.x3
+        dtype, shape = x3.dtype, x3.shape
+        dy = np.ascontiguousarray(g, dtype).reshape(shape)
+        dx = np.empty(self.shape, dtype)  # NOTE: x's shape, written through its (N, C, S) view
+        dweight, dbias = np.empty(shape[1], dtype), np.empty(shape[1], dtype)
         # NOTE: batch norm's fused backward chunk by chunk in one kernel call (sums then apply while the chunk is in
         # cache; computing every chunk's coefficients at once between two passes over the whole batch measured
-        # 0.83x at 32x64x16x16)
-        dx = np.empty_like(x3)
-        dweight, dbias = np.empty(c, dtype), np.empty(c, dtype)
-        kernels.kernels().ghost_batch_norm_backward(dx, dweight, dbias, dy, x3, self.mean, self.rstd, self.w,
-                                                    self.chunk)
-        return _grads_for(self, dx.reshape(self.shape), dweight, dbias)
+        # 0.83x at 32x64x16x16), unchecked (_SMALL_GHOST_BACKWARD's note)
+        kernels.kernels().module.ghost_batch_norm_backward(
+            dx.reshape(shape), dweight, dbias, dy, x3, self.mean, self.rstd, self.w, self.chunk,
+            1 if x3.size < _SMALL_GHOST_BACKWARD else get_num_threads())
+        return _grads_for(self, dx, dweight, dbias)
 
     r, d = 1.0, 0.0  # NOTE: ghost batch norm's xhat*r + d in compose; _BatchRenormTrain's are per channel
 
@@ -395,15 +409,18 @@ class _BatchRenormTrain(_ChannelNorm):
         return y.reshape(x.shape)
 
     def backward(self, g):
-        x3, dtype = self.x3, self.x3.dtype
-        sxhat, sdy = np.empty(x3.shape[1], dtype), np.empty(x3.shape[1], dtype)
-        dx = np.empty_like(x3)
+        x3 = self.x3
+        dtype, shape = x3.dtype, x3.shape
+        sxhat, sdy = np.empty(shape[1], dtype), np.empty(shape[1], dtype)
+        dx = np.empty(self.shape, dtype)  # NOTE: x's shape, written through its (N, C, S) view
         # NOTE: batch norm's fused backward kernel with weight*r: one kernel call and no coefficients in NumPy. The
-        # float32 parameters and sums enter float64 products exactly, as their astype(float64) did
-        kernels.kernels().batch_norm_backward(dx, sxhat, sdy, np.ascontiguousarray(g, dtype=dtype).reshape(x3.shape),
-                                              x3, self.mean[0], self.rstd[0], (self.w * self.r).astype(dtype))
+        # float32 parameters and sums enter float64 products exactly, as their astype(float64) did. Unchecked
+        # (_SMALL_GHOST_BACKWARD's note): weight*r is (C,) of x's dtype
+        kernels.kernels().module.batch_norm_backward(
+            dx.reshape(shape), sxhat, sdy, np.ascontiguousarray(g, dtype).reshape(shape), x3, self.mean[0],
+            self.rstd[0], (self.w * self.r).astype(dtype), 1 if x3.size < _SMALL_BN_BACKWARD else get_num_threads())
         dweight = (self.r * sxhat + self.d * sdy).astype(dtype)
-        return _grads_for(self, dx.reshape(self.shape), dweight, sdy)
+        return _grads_for(self, dx, dweight, sdy)
 
 
 def _normalize_t(x, axes, eps, center):
