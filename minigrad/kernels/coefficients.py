@@ -30,22 +30,29 @@ def rstd(m2, count, eps):
         return 1.0 / np.sqrt(np.maximum(m2 / count, 0.0) + eps)
 
 
-def forward(mean, rstd, dtype, weight=1.0, bias=0.0):
-    """(shift, scale, offset) in ``dtype`` for y = (x - shift)*scale + offset = (x - mean)*rstd*weight + bias."""
+def forward(mean, rstd, dtype, weight=1.0, bias=0.0, parts=False):
+    """(shift, scale, offset) in ``dtype`` for y = (x - shift)*scale + offset = (x - mean)*rstd*weight + bias.
+    With ``parts``, ((shift, scale, offset), parts): ``parts`` is what ``backward`` computes again from the same
+    mean, rstd and weight (shift, its a in ``dtype`` and in float64, mean - shift), for a node that keeps it."""
     shift = mean.astype(dtype)
-    scale = rstd * np.asarray(weight, np.float64)
-    offset = np.asarray(bias, np.float64) - (mean - shift) * scale
-    return shift, scale.astype(dtype), offset.astype(dtype)
+    # NOTE: a float32 weight or bias is cast to float64 inside the ufunc, exactly, as np.asarray(., np.float64)
+    a = rstd * weight
+    dm = mean - shift
+    coef = shift, a.astype(dtype), (bias - dm * a).astype(dtype)
+    return (coef, (shift, coef[1], a, dm)) if parts else coef
 
 
-def backward(s, sx, count, mean, rstd, center, dtype, weight=1.0):
-    """(a, m, shift, b, k) in ``dtype`` for dx = a*(g - m) + b*(x - shift) + k (see the module docstring)."""
-    shift = mean.astype(dtype)
-    a = rstd * np.asarray(weight, np.float64)
+def backward(s, sx, count, mean, rstd, center, dtype, weight=1.0, parts=None):
+    """(a, m, shift, b, k) in ``dtype`` for dx = a*(g - m) + b*(x - shift) + k (see the module docstring).
+    ``parts``: ``forward``'s for the same mean, rstd, weight and dtype, else computed here."""
+    if parts is None:
+        shift, a = mean.astype(dtype), rstd * weight
+        ax, dm = a.astype(dtype), mean - shift
+    else:
+        shift, ax, a, dm = parts
     m = s / count if center else np.zeros_like(s)
     b = -a * (sx * rstd / count) * rstd
-    k = -b * (mean - shift)
-    return a.astype(dtype), m.astype(dtype), shift, b.astype(dtype), k.astype(dtype)
+    return ax, m.astype(dtype), shift, b.astype(dtype), (-b * dm).astype(dtype)
 
 
 def evonorm_s0_backward(sdyf, weight, gmean, grstd, count, dtype):

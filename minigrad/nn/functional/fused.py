@@ -47,7 +47,7 @@ class _BatchNormReLU(Function):
             mean, m2 = np.empty(c), np.empty(c)
             k.channel_stats(mean, m2, x3, True)
             rstd = coefficients.rstd(m2, n * s, eps)
-            shift, scale, offset = coefficients.forward(mean, rstd, x.dtype, w, b)
+            (shift, scale, offset), self.parts = coefficients.forward(mean, rstd, x.dtype, w, b, parts=True)
         else:
             # NOTE: batch_norm_inference's coefficients, rounded the same way: scale = X(w/sqrt(rv + eps))
             rm, rv = running
@@ -82,7 +82,7 @@ class _BatchNormReLU(Function):
         if self.needs_input_grad[0]:
             dx = np.empty_like(x3)
             if self.training:
-                coef = coefficients.backward(sdy, sdyx, n * s, self.mean, self.rstd, True, dtype, self.w)
+                coef = coefficients.backward(sdy, sdyx, n * s, self.mean, self.rstd, True, dtype, parts=self.parts)
             else:  # the statistics are constants: dx = X(rstd*w)*g, the unfused eval backward's rounding
                 zero = np.zeros(c, dtype)
                 coef = ((self.rstd * self.w).astype(dtype), zero, shift, zero, zero)
@@ -107,9 +107,9 @@ def batch_norm_relu(input: Tensor, running_mean: Tensor | None, running_var: Ten
     """
     fn = "batch_norm_relu"
     _check_input(fn, input, 2, 5)
-    c = input.shape[1]
+    size, c = input.data.size, input.data.shape[1]  # NOTE: the array's, not Tensor's properties (a frame each)
     rm, rv, eps = _check_channel_args(fn, input, weight, bias, running_mean, running_var, eps)
-    if input.size == 0:
+    if size == 0:
         return _empty_like(input, weight, bias)
     has = dict(has_weight=weight is not None, has_bias=bias is not None, eps=eps)
     if not training:
@@ -119,7 +119,7 @@ def batch_norm_relu(input: Tensor, running_mean: Tensor | None, running_var: Ten
             return relu(batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps))
         return _BatchNormReLU.apply(input, *_params(weight, bias), running=(rm, rv), **has)
     eps = check_batch_eps(fn, eps)
-    per_channel = input.size // c
+    per_channel = size // c
     if per_channel <= 1:
         raise ValueError(f"{fn}: expected more than 1 value per channel when training, got input of shape "
                          f"{input.shape} (batch statistics of a single value have no variance)")
