@@ -6,10 +6,11 @@ with 0.5), so what is timed is all that runs on the main thread outside the kern
 main-thread CPU time (``time.thread_time``), old and new alternated over ROUNDS, median and quartiles, us a step
 (docs/perf/threads.md, session 35). By default ResNet-20's ten fused nodes alone (batch 32: the stem's and the first
 BN of each block; forward and backward, REPS steps a round); with ``--step`` the whole ResNet-20 training step
-(old: the base tree's F.batch_norm_relu and BasicBlock.forward put in place; REPS steps a round).
+(old: the base tree's F.batch_norm_relu and BasicBlock.forward put in place, with ``--only fused`` or ``--only
+block`` one of the two; REPS steps a round).
 
     PYTHONPATH=$PWD python scripts/fused_serial_ab.py [BASE_TREE] [--rounds 15] [--reps 200] [--dtype float32]
-    PYTHONPATH=$PWD python scripts/fused_serial_ab.py [BASE_TREE] --step [--rounds 15] [--reps 10]
+    PYTHONPATH=$PWD python scripts/fused_serial_ab.py [BASE_TREE] --step [--only fused|block] [--rounds 15] [--reps 10]
 """
 import argparse
 import importlib.util
@@ -29,6 +30,7 @@ p.add_argument("--rounds", type=int, default=15)
 p.add_argument("--reps", type=int, default=200)
 p.add_argument("--dtype", default="float32")
 p.add_argument("--step", action="store_true")
+p.add_argument("--only", choices=("fused", "block"))
 args = p.parse_args()
 
 
@@ -77,10 +79,23 @@ for shape in SHAPES:
     nodes.append((x, rm, rv, w, b, rng.standard_normal(shape).astype(dt)))
 
 
-def one(mod):
-    for x, rm, rv, w, b, g in nodes:
-        y = mod.batch_norm_relu(x, rm, rv, w, b, True, 0.1, 1e-5)
-        y._ctx.backward(g)
+def forwards(mod):
+    return [mod.batch_norm_relu(x, rm, rv, w, b, True, 0.1, 1e-5)._ctx for x, rm, rv, w, b, _ in nodes]
+
+
+def backwards(ctxs):
+    for ctx, node in zip(ctxs, nodes):
+        ctx.backward(node[-1])
+
+
+def timed(mod):  # NOTE: the forwards, then the backwards of the last step's nodes, each REPS times: (us, us) a step
+    c = time.thread_time()
+    for _ in range(args.reps):
+        ctxs = forwards(mod)
+    c1 = time.thread_time()
+    for _ in range(args.reps):
+        backwards(ctxs)
+    return (c1 - c) / args.reps * 1e6, (time.thread_time() - c1) / args.reps * 1e6
 
 
 if args.step:
@@ -88,22 +103,23 @@ if args.step:
     import step_cpu_time as S
     np.seterr(all="ignore")  # NOTE: the other kernels' outputs are np.empty's garbage
     step = S.build("minigrad", "resnet20")
-    forwards = {old_fused: old_models.BasicBlock.forward, new_fused: models.BasicBlock.forward}
+    fused_fn = {old_fused: old_fused.batch_norm_relu, new_fused: new_fused.batch_norm_relu}
+    block_forward = {old_fused: old_models.BasicBlock.forward, new_fused: models.BasicBlock.forward}
+    if args.only == "block":
+        fused_fn[old_fused] = new_fused.batch_norm_relu
+    if args.only == "fused":
+        block_forward[old_fused] = models.BasicBlock.forward
 
-    def one(mod):  # noqa: F811
-        F.batch_norm_relu, models.BasicBlock.forward = mod.batch_norm_relu, forwards[mod]
-        step()
-
-
-def timed(mod):
-    c = time.thread_time()
-    for _ in range(args.reps):
-        one(mod)
-    return (time.thread_time() - c) / args.reps * 1e6
+    def timed(mod):  # noqa: F811
+        F.batch_norm_relu, models.BasicBlock.forward = fused_fn[mod], block_forward[mod]
+        c = time.thread_time()
+        for _ in range(args.reps):
+            step()
+        return ((time.thread_time() - c) / args.reps * 1e6,)
 
 
 for mod in (old_fused, new_fused):
-    one(mod)
+    timed(mod)
 res = {"old": [], "new": []}
 for r in range(args.rounds):
     order = (("old", old_fused), ("new", new_fused)) if r % 2 == 0 else (("new", new_fused), ("old", old_fused))
@@ -116,9 +132,14 @@ def q(v):
     return f"{m:7.1f} ({a:.1f}-{b:.1f})"
 
 
-what = "the ResNet-20 step" if args.step else f"{args.dtype}: 10 nodes, forward + backward"
+what = (f"the ResNet-20 step, {args.only or 'both'} changed" if args.step
+        else f"{args.dtype}: 10 nodes, forward + backward")
 print(f"{args.rounds} rounds of {args.reps} steps, load {os.getloadavg()[0]:.2f}; us a step ({what}), "
       f"median (quartiles)")
-print(f"old {q(res['old'])}\nnew {q(res['new'])}")
-ratios = [n / o for n, o in zip(res["new"], res["old"])]
-print(f"new/old {q([r * 100 for r in ratios])} %")
+parts = ["step"] if args.step else ["forward", "backward", "both"]
+for label in ("old", "new"):
+    rows = [r + (sum(r),) if not args.step else r for r in res[label]]
+    res[label] = rows
+    print(f"{label}  " + "  ".join(f"{p} {q([r[i] for r in rows])}" for i, p in enumerate(parts)))
+print("new/old, % " + "  ".join(f"{p} {q([n[i] / o[i] * 100 for n, o in zip(res['new'], res['old'])])}"
+                                for i, p in enumerate(parts)))
