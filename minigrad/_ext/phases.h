@@ -1028,9 +1028,15 @@ ATTR static void mgp_row_sums_sig_float##SFX(double* sdy, double* sdyf, double* 
         ta += gd; tf += gd * fx; tv += gd * (fx * (x[i] * (1.0f - s)));                                      \
     }                                                                                                        \
     const double q = 1 / (double)p;                                                                          \
-    *sdy = mgp_hsum(mgp_half8d(as, 0), mgp_half8d(as, 1)) * q + mgp_hsum(mgp_half8d(a, 0), mgp_half8d(a, 1)) + ta; \
-    *sdyf = mgp_hsum(mgp_half8d(fs, 0), mgp_half8d(fs, 1)) * q + mgp_hsum(mgp_half8d(f, 0), mgp_half8d(f, 1)) + tf; \
-    *sdv = mgp_hsum(mgp_half8d(gs, 0), mgp_half8d(gs, 1)) * q + mgp_hsum(mgp_half8d(g, 0), mgp_half8d(g, 1)) + tv; \
+    *sdy = mgp_hsum(mgp_half8d(as, 0), mgp_half8d(as, 1)) * q;                                               \
+    *sdyf = mgp_hsum(mgp_half8d(fs, 0), mgp_half8d(fs, 1)) * q;                                              \
+    *sdv = mgp_hsum(mgp_half8d(gs, 0), mgp_half8d(gs, 1)) * q;                                               \
+    if (D % 16 >= 8) {  /* NOTE: else a and the rest are +0: adding them changes nothing (ta starts at +0) */    \
+        *sdy += mgp_hsum(mgp_half8d(a, 0), mgp_half8d(a, 1));                                                \
+        *sdyf += mgp_hsum(mgp_half8d(f, 0), mgp_half8d(f, 1));                                               \
+        *sdv += mgp_hsum(mgp_half8d(g, 0), mgp_half8d(g, 1));                                                \
+    }                                                                                                        \
+    *sdy += ta; *sdyf += tf; *sdv += tv;                                                                     \
 }
 #if MGP_SPLIT_V4
 MGP_ROW_SUMS_SIG_FLOAT(_v4, MGP_TARGET_V4, mgp_expf8_fma_v4, mgp_expf16_fma_v4)
@@ -1173,9 +1179,11 @@ ATTR static void mgp_row_sums_den_float##SFX(double* sdy, double* sdyf, double* 
     const double pq = 1 / (double)p;                                                                         \
     double* const out[5] = {sdy, sdyf, sdv, shi, slo};                                                       \
     const double tail[5] = {ta, tf, tv, th, tl};                                                             \
-    for (int j = 0; j < 5; j++)                                                                              \
-        *out[j] = mgp_hsum(mgp_half8d(accs[j], 0), mgp_half8d(accs[j], 1)) * pq                              \
-                  + mgp_hsum(mgp_half8d(acc[j], 0), mgp_half8d(acc[j], 1)) + tail[j];                        \
+    for (int j = 0; j < 5; j++) {                                                                            \
+        double t = mgp_hsum(mgp_half8d(accs[j], 0), mgp_half8d(accs[j], 1)) * pq;                            \
+        if (D % 16 >= 8) t += mgp_hsum(mgp_half8d(acc[j], 0), mgp_half8d(acc[j], 1));  /* NOTE: as gate 0's */ \
+        *out[j] = t + tail[j];                                                                               \
+    }                                                                                                        \
 }
 #if MGP_SPLIT_V4
 /* mgp_gate_denv_float's results through mask registers: each blend one vblendmps (or a zero-masked move) where
