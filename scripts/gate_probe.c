@@ -33,7 +33,7 @@ ROWS(P##apply, mgp_row_apply_gate_float_v4(y + r * D, x + r * D, D, 0, 1.0f, 0, 
 ROWS(P##sums0, mgp_row_sums_sig_float_v4(o + r, o + R + r, o + 2 * R + r, dy + r * D, x + r * D, D, 1.0f,  \
                                          keep + r * D))                                                      \
 ROWS(P##sums1, mgp_row_sums_den_float_v4(o + r, o + R + r, o + 2 * R + r, o + 3 * R + r, o + 4 * R + r,     \
-                                         dy + r * D, x + r * D, D, 1.0f, 0.3f, 0.2f))                        \
+                                         dy + r * D, x + r * D, D, 1.0f, 0.3f, 0.2f, NULL))                  \
 ROWS(P##bapply, mgp_row_backward_apply_gate_float_v4(y + r * D, dy + r * D, x + r * D, D, 0, 0.5f, 0.1f,    \
                                                      0.2f, 0.3f, 1.0f, 0, 0, NULL))
 #ifdef PROBE_OTHER

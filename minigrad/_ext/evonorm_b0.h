@@ -12,11 +12,12 @@
         (lo and hi: the gate's two standard deviations, kept for the backward), then y = x/max(lo, v[c]*x + hi)*
         weight[c] + bias[c] (mgp_row_apply_gate_T).
    The backward's three, likewise (the batch std's term of dx needs every row's sums before any dx):
-     1. the gate sums of each row, one pass over dy and x (mgp_row_sums_gate_T with gate 1);
+     1. the gate sums of each row, one pass over dy and x (mgp_row_sums_gate_T with gate 1), its quotients
+        r = 1/den kept in dx (no buffer; docs/perf/norm-family.md, "The gate backward's chain, session 35");
      2. per channel (mgb0_backward_combine_T): their sums over n (the order as above), dbias, dweight, dv and the
         batch std's coefficient;
      3. dx, one pass over runs of rows (mgb0_backward_apply_T): the row's coefficients, then
-        mgp_row_backward_apply_gate_T (gate 1).
+        mgp_row_backward_apply_gate_T (gate 1, r read back from dx).
    Every output has the bits of the phases and NumPy code it replaces, for any thread count. Processing channel by
    channel instead (each channel's N rows kept in cache between the statistics and the apply, or blocks of them)
    measured no faster: docs/perf/norm-family.md, "EvoNorm-B0's forward in one call, session 34"; nor for the
@@ -121,12 +122,13 @@ MGB0_CHANNEL(double)
    the operations and their order as the functional's NumPy had them (the sums over n as mgb0_channel_T's) */
 #define MGB0_BACKWARD(T)                                                                                     \
 /* rows [r0, r1): their gate sums into s[k*R + r] */                                                         \
-static void mgb0_backward_sums_##T(double* s, const T* dy, const T* x, const T* v, const T* lo, const T* hi,  \
-                                   Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t r0, Py_ssize_t r1) {  \
+static void mgb0_backward_sums_##T(double* s, T* dx, const T* dy, const T* x, const T* v, const T* lo,        \
+                                   const T* hi, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t r0,     \
+                                   Py_ssize_t r1) {                                                          \
     const Py_ssize_t R = N * C;                                                                              \
     for (Py_ssize_t r = r0; r < r1; r++)                                                                     \
         mgp_row_sums_gate_##T(s + r, s + R + r, s + 2 * R + r, s + 3 * R + r, s + 4 * R + r, dy + r * S,      \
-                              x + r * S, S, 1, v[r % C], lo[r], hi[r], NULL);                                \
+                              x + r * S, S, 1, v[r % C], lo[r], hi[r], dx + r * S);                          \
 }                                                                                                            \
 /* channels [c0, c1): dbias, dweight, dv and b2 from the rows' sums */                                       \
 static void mgb0_backward_combine_##T(T* dv, T* dweight, T* dbias, double* b2, const double* s, const T* w,   \
@@ -164,7 +166,7 @@ static void mgb0_backward_apply_##T(T* dx, const T* dy, const T* x, const double
         const T shift = (T)imean[r];                                                                         \
         const double b = b1 + b2[c], k = b1 * ((double)shift - imean[r]) + b2[c] * ((double)shift - mean[c]); \
         mgp_row_backward_apply_gate_##T(dx + r * S, dy + r * S, x + r * S, S, 1, w[c], shift, (T)b, (T)k, v[c], \
-                                        lo[r], hi[r], NULL);                                                 \
+                                        lo[r], hi[r], dx + r * S);                                           \
     }                                                                                                        \
 }
 MGB0_BACKWARD(float)

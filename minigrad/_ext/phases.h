@@ -598,9 +598,9 @@ MGP_INLINE void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ss
     if (mgp_cpu_v4) mgp_row_apply_gate_##T##_v4(y, x, D, gate, v, lo, hi, sc, of);                          \
     else mgp_row_apply_gate_##T##_any(y, x, D, gate, v, lo, hi, sc, of);                                     \
 }                                                                                                            \
-MGP_INLINE void mgp_row_backward_apply_gate_##T(T* restrict dx, const T* restrict dy, const T* restrict x,    \
+MGP_INLINE void mgp_row_backward_apply_gate_##T(T* dx, const T* restrict dy, const T* restrict x,             \
                                                 Py_ssize_t D, int gate, T a, T K, T b, T k, T v, T lo, T hi, \
-                                                const T* restrict kept) {                                    \
+                                                const T* kept) {                                             \
     if (mgp_cpu_v4) mgp_row_backward_apply_gate_##T##_v4(dx, dy, x, D, gate, a, K, b, k, v, lo, hi, kept);   \
     else mgp_row_backward_apply_gate_##T##_any(dx, dy, x, D, gate, a, K, b, k, v, lo, hi, kept);            \
 }
@@ -678,12 +678,14 @@ ATTR static void mgp_row_apply_gate_##T##SFX(T* restrict y, const T* restrict x,
                          : x[d] / mgp_gate_den_##T(x[d], v, lo, hi, &mu) * sc + of;                          \
     }                                                                                                        \
 }                                                                                                            \
-/* one row: dx = a*dy*df/dx + b*(x - K) + k; gate 0 with kept: the sigmoids that mgp_row_sums_gate_T kept for \
-   this row, not recomputed (the same bits; the exp and the division are most of this pass). df/dx = s + v*x*s*(1 - s) \
-   as s - (-v*x)*(s*(1 - s)): the same bits, -v*x being the exp's argument */                                \
-ATTR static void mgp_row_backward_apply_gate_##T##SFX(T* restrict dx, const T* restrict dy, const T* restrict x, \
+/* one row: dx = a*dy*df/dx + b*(x - K) + k; with kept: what mgp_row_sums_gate_T kept for this row (gate 0 the   \
+   sigmoids, gate 1 the quotients r = 1/den), not recomputed (the same bits; the exp and the division are most of \
+   this pass). kept may be dx itself (each element read before its dx is written: EvoNorm-B0's backward keeps r \
+   there, no buffer). df/dx = s + v*x*s*(1 - s) as s - (-v*x)*(s*(1 - s)): the same bits, -v*x being the exp's \
+   argument */                                                                                               \
+ATTR static void mgp_row_backward_apply_gate_##T##SFX(T* dx, const T* restrict dy, const T* restrict x,       \
                                                       Py_ssize_t D, int gate, T a, T K, T b, T k, T v, T lo, T hi, \
-                                                      const T* restrict kept) {                              \
+                                                      const T* kept) {                                       \
     const T nv = -v;                                                                                         \
     Py_ssize_t d = 0;                                                                                        \
     for (; d + L2 <= D; d += L2) {                                                                           \
@@ -694,7 +696,7 @@ ATTR static void mgp_row_backward_apply_gate_##T##SFX(T* restrict dx, const T* r
             fx = s - w * (s * (1 - s));                                                                      \
         } else {                                                                                             \
             V2 mu;                                                                                           \
-            const V2 r = 1 / mgp_gate_denv2_##T(xv, v, lo, hi, &mu);                                         \
+            const V2 den = mgp_gate_denv2_##T(xv, v, lo, hi, &mu), r = kept ? mgp_loadv2_##T(kept + d) : 1 / den; \
             fx = r - xv * r * r * v * mu;                                                                    \
         }                                                                                                    \
         const V2 out = a * dv * fx + b * (xv - K) + k;                                                       \
@@ -708,7 +710,7 @@ ATTR static void mgp_row_backward_apply_gate_##T##SFX(T* restrict dx, const T* r
             fx = s - w * (s * (1 - s));                                                                      \
         } else {                                                                                             \
             V mu;                                                                                            \
-            const V r = 1 / mgp_gate_denv_##T(xv, v, lo, hi, &mu);                                           \
+            const V den = mgp_gate_denv_##T(xv, v, lo, hi, &mu), r = kept ? mgp_loadv_##T(kept + d) : 1 / den; \
             fx = r - xv * r * r * v * mu;                                                                    \
         }                                                                                                    \
         const V out = a * dv * fx + b * (xv - K) + k;                                                        \
@@ -721,7 +723,7 @@ ATTR static void mgp_row_backward_apply_gate_##T##SFX(T* restrict dx, const T* r
             fx = s - w * (s * ((T)1 - s));                                                                   \
         } else {                                                                                             \
             T mu;                                                                                            \
-            const T r = (T)1 / mgp_gate_den_##T(x[d], v, lo, hi, &mu);                                       \
+            const T den = mgp_gate_den_##T(x[d], v, lo, hi, &mu), r = kept ? kept[d] : (T)1 / den;          \
             fx = r - x[d] * r * r * v * mu;                                                                  \
         }                                                                                                    \
         dx[d] = a * dy[d] * fx + b * (x[d] - K) + k;                                                         \
@@ -936,6 +938,7 @@ MGP_GATE_ROWS(double, mgp_v4d, 4, mgp_v8d, 8, , MGP_CLONES_FMA, mgp_exp4_fma, mg
 #ifndef MGP_FBLOCK  /* scripts/gate_probe.c sweeps it */
 #define MGP_FBLOCK 128
 #endif
+_Static_assert(MGP_FBLOCK % 32 == 0, "the gates' float sums flush after pairs of blocks of 16");
 /* 2^p with 2^p*max|dy| in [0.5, 1) (p clamped to [-100, 100]; 1 where every dy is 0): the largest |dy| by the
    bits (for |dy| the integer order of the bits is the float order, NaN above inf). A row with an inf or NaN dy
    takes 2^-100: its sums are inf or NaN whatever the finite terms add to, and scaled down those cannot overflow
@@ -977,7 +980,23 @@ ATTR static void mgp_row_sums_sig_float##SFX(double* sdy, double* sdyf, double* 
     float tb[32] __attribute__((aligned(64)));  /* f in [0, 16), df/dv in [16, 32) */                        \
     const float nv = -v, p = D >= 16 ? mgp_dy_scale_float(dy, D) : 1.0f;                                      \
     Py_ssize_t i = 0;                                                                                        \
-    for (; i + 16 <= D; i += 16) {                                                                           \
+    for (; i + 32 <= D; i += 32) {  /* two blocks of 16: their exp and division chains in flight together */  \
+        mgp_v16f x0, x1, d0, d1;                                                                             \
+        memcpy(&x0, x + i, sizeof x0);                                                                       \
+        memcpy(&x1, x + i + 16, sizeof x1);                                                                  \
+        memcpy(&d0, dy + i, sizeof d0);                                                                      \
+        memcpy(&d1, dy + i + 16, sizeof d1);                                                                 \
+        const mgp_v16f s0 = 1 / (1 + EXP2(nv * x0)), s1 = 1 / (1 + EXP2(nv * x1));                           \
+        if (keep) { memcpy(keep + i, &s0, sizeof s0); memcpy(keep + i + 16, &s1, sizeof s1); }               \
+        const mgp_v16f f0 = x0 * s0, g0 = f0 * (x0 * (1.0f - s0)), f1 = x1 * s1, g1 = f1 * (x1 * (1.0f - s1)); \
+        d0 *= p; d1 *= p;                                                                                    \
+        ab += d0; fb += d0 * f0; gb += d0 * g0;                                                              \
+        ab += d1; fb += d1 * f1; gb += d1 * g1;                                                              \
+        if ((i + 32) % MGP_FBLOCK == 0 || i + 48 > D) {                                                      \
+            mgp_fblock_flush(&as, &ab); mgp_fblock_flush(&fs, &fb); mgp_fblock_flush(&gs, &gb);              \
+        }                                                                                                    \
+    }                                                                                                        \
+    for (; i + 16 <= D; i += 16) {  /* at most one, flushed as one block at a time flushes it */             \
         mgp_v16f xv, dv;                                                                                     \
         memcpy(&xv, x + i, sizeof xv);                                                                       \
         memcpy(&dv, dy + i, sizeof dv);                                                                      \
@@ -1009,9 +1028,15 @@ ATTR static void mgp_row_sums_sig_float##SFX(double* sdy, double* sdyf, double* 
         ta += gd; tf += gd * fx; tv += gd * (fx * (x[i] * (1.0f - s)));                                      \
     }                                                                                                        \
     const double q = 1 / (double)p;                                                                          \
-    *sdy = mgp_hsum(mgp_half8d(as, 0), mgp_half8d(as, 1)) * q + mgp_hsum(mgp_half8d(a, 0), mgp_half8d(a, 1)) + ta; \
-    *sdyf = mgp_hsum(mgp_half8d(fs, 0), mgp_half8d(fs, 1)) * q + mgp_hsum(mgp_half8d(f, 0), mgp_half8d(f, 1)) + tf; \
-    *sdv = mgp_hsum(mgp_half8d(gs, 0), mgp_half8d(gs, 1)) * q + mgp_hsum(mgp_half8d(g, 0), mgp_half8d(g, 1)) + tv; \
+    *sdy = mgp_hsum(mgp_half8d(as, 0), mgp_half8d(as, 1)) * q;                                               \
+    *sdyf = mgp_hsum(mgp_half8d(fs, 0), mgp_half8d(fs, 1)) * q;                                              \
+    *sdv = mgp_hsum(mgp_half8d(gs, 0), mgp_half8d(gs, 1)) * q;                                               \
+    if (D % 16 >= 8) {  /* NOTE: else a and the rest are +0: adding them changes nothing (ta starts at +0) */    \
+        *sdy += mgp_hsum(mgp_half8d(a, 0), mgp_half8d(a, 1));                                                \
+        *sdyf += mgp_hsum(mgp_half8d(f, 0), mgp_half8d(f, 1));                                               \
+        *sdv += mgp_hsum(mgp_half8d(g, 0), mgp_half8d(g, 1));                                                \
+    }                                                                                                        \
+    *sdy += ta; *sdyf += tf; *sdv += tv;                                                                     \
 }
 #if MGP_SPLIT_V4
 MGP_ROW_SUMS_SIG_FLOAT(_v4, MGP_TARGET_V4, mgp_expf8_fma_v4, mgp_expf16_fma_v4)
@@ -1073,7 +1098,8 @@ MGP_INLINE void mgp_row_sums_sig_double(double* sdy, double* sdyf, double* sdv, 
 MGP_ROW_SUMS_SIG_DOUBLE(, MGP_CLONES_FMA, mgp_exp4_fma, mgp_exp8_fma)
 #endif
 /* gate 1's row sums (mgp_row_sums_gate_T's gate 1): sum(dy), sum(dy*f), sum(dy*df/dv), sum(dy*df/dhi),
-   sum(dy*df/dlo), f = x*r, r = 1/den; df/dv = -x^2*r^2*mu, df/dhi = -x*r^2*mu, df/dlo = -x*r^2*(1 - mu).
+   sum(dy*df/dlo), f = x*r, r = 1/den; df/dv = -x^2*r^2*mu, df/dhi = -x*r^2*mu, df/dlo = -x*r^2*(1 - mu); with keep:
+   the r in X into keep[0, D), for the backward apply of the same row.
    float: as gate 0's, the partials in float (r = 1/den, f = x*r, q = f*r, then q*(x*mu), q*mu and q*(1 - mu), the
    last two exact); the blocks of 16 (one zmm in the AVX-512 clone) multiply them by the scaled dy and sum in
    float blocks as gate 0's, the blocks of 8 and the tail widen them and multiply by dy in double. Every term in
@@ -1090,17 +1116,37 @@ MGP_INLINE void mgp_den_terms8_float(mgp_v8d* acc, const float* dy, const float*
 #define MGP_ROW_SUMS_DEN_FLOAT(SFX, ATTR, DEN, DEN2)                                                         \
 ATTR static void mgp_row_sums_den_float##SFX(double* sdy, double* sdyf, double* sdv, double* shi, double* slo, \
                                              const float* restrict dy, const float* restrict x, Py_ssize_t D, \
-                                             float v, float lo, float hi) {                                  \
+                                             float v, float lo, float hi, float* restrict keep) {            \
     mgp_v8d acc[5] = {{0}}, accs[5] = {{0}};                                                                 \
     mgp_v16f b0 = {0}, b1 = b0, b2 = b0, b3 = b0, b4 = b0;                                                   \
     float tb[64] __attribute__((aligned(64)));  /* f, df/dv, df/dhi, df/dlo (negated): 16 each */            \
     const float p = D >= 16 ? mgp_dy_scale_float(dy, D) : 1.0f;                                               \
     Py_ssize_t i = 0;                                                                                        \
-    for (; i + 16 <= D; i += 16) {                                                                           \
+    for (; i + 32 <= D; i += 32) {  /* two blocks of 16 in flight, as gate 0's */                            \
+        mgp_v16f x0, x1, m0, m1, d0, d1;                                                                     \
+        memcpy(&x0, x + i, sizeof x0);                                                                       \
+        memcpy(&x1, x + i + 16, sizeof x1);                                                                  \
+        memcpy(&d0, dy + i, sizeof d0);                                                                      \
+        memcpy(&d1, dy + i + 16, sizeof d1);                                                                 \
+        const mgp_v16f r0 = 1.0f / DEN2(x0, v, lo, hi, &m0), r1 = 1.0f / DEN2(x1, v, lo, hi, &m1);           \
+        if (keep) { memcpy(keep + i, &r0, sizeof r0); memcpy(keep + i + 16, &r1, sizeof r1); }               \
+        const mgp_v16f f0 = x0 * r0, q0 = f0 * r0, f1 = x1 * r1, q1 = f1 * r1;                               \
+        const mgp_v16f v0 = q0 * (x0 * m0), h0 = q0 * m0, l0 = q0 * (1.0f - m0);                             \
+        const mgp_v16f v1 = q1 * (x1 * m1), h1 = q1 * m1, l1 = q1 * (1.0f - m1);                             \
+        d0 *= p; d1 *= p;                                                                                    \
+        b0 += d0; b1 += d0 * f0; b2 -= d0 * v0; b3 -= d0 * h0; b4 -= d0 * l0;                                \
+        b0 += d1; b1 += d1 * f1; b2 -= d1 * v1; b3 -= d1 * h1; b4 -= d1 * l1;                                \
+        if ((i + 32) % MGP_FBLOCK == 0 || i + 48 > D) {                                                      \
+            mgp_fblock_flush(accs, &b0); mgp_fblock_flush(accs + 1, &b1); mgp_fblock_flush(accs + 2, &b2);   \
+            mgp_fblock_flush(accs + 3, &b3); mgp_fblock_flush(accs + 4, &b4);                                \
+        }                                                                                                    \
+    }                                                                                                        \
+    for (; i + 16 <= D; i += 16) {  /* at most one, flushed as one block at a time flushes it */             \
         mgp_v16f xv, mu, dv;                                                                                 \
         memcpy(&xv, x + i, sizeof xv);                                                                       \
         memcpy(&dv, dy + i, sizeof dv);                                                                      \
         const mgp_v16f r = 1.0f / DEN2(xv, v, lo, hi, &mu);                                                  \
+        if (keep) memcpy(keep + i, &r, sizeof r);                                                            \
         const mgp_v16f fv = xv * r, q = fv * r;                                                              \
         const mgp_v16f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);                                \
         dv *= p;                                                                                             \
@@ -1114,6 +1160,7 @@ ATTR static void mgp_row_sums_den_float##SFX(double* sdy, double* sdyf, double* 
         mgp_v8f xv, mu;                                                                                      \
         memcpy(&xv, x + i, sizeof xv);                                                                       \
         const mgp_v8f r = 1.0f / DEN(xv, v, lo, hi, &mu);                                                    \
+        if (keep) memcpy(keep + i, &r, sizeof r);                                                            \
         const mgp_v8f fv = xv * r, q = fv * r;                                                               \
         const mgp_v8f tv = q * (xv * mu), th = q * mu, tl = q * (1.0f - mu);                                 \
         memcpy(tb, &fv, sizeof fv); memcpy(tb + 16, &tv, sizeof tv);                                         \
@@ -1125,15 +1172,18 @@ ATTR static void mgp_row_sums_den_float##SFX(double* sdy, double* sdyf, double* 
     for (; i < D; i++) {                                                                                     \
         float mu;                                                                                            \
         const float r = 1.0f / mgp_gate_den_float(x[i], v, lo, hi, &mu), fx = x[i] * r, q = fx * r;          \
+        if (keep) keep[i] = r;                                                                               \
         const double gd = dy[i];                                                                             \
         ta += gd; tf += gd * fx; tv -= gd * (q * (x[i] * mu)); th -= gd * (q * mu); tl -= gd * (q * (1.0f - mu)); \
     }                                                                                                        \
     const double pq = 1 / (double)p;                                                                         \
     double* const out[5] = {sdy, sdyf, sdv, shi, slo};                                                       \
     const double tail[5] = {ta, tf, tv, th, tl};                                                             \
-    for (int j = 0; j < 5; j++)                                                                              \
-        *out[j] = mgp_hsum(mgp_half8d(accs[j], 0), mgp_half8d(accs[j], 1)) * pq                              \
-                  + mgp_hsum(mgp_half8d(acc[j], 0), mgp_half8d(acc[j], 1)) + tail[j];                        \
+    for (int j = 0; j < 5; j++) {                                                                            \
+        double t = mgp_hsum(mgp_half8d(accs[j], 0), mgp_half8d(accs[j], 1)) * pq;                            \
+        if (D % 16 >= 8) t += mgp_hsum(mgp_half8d(acc[j], 0), mgp_half8d(acc[j], 1));  /* NOTE: as gate 0's */ \
+        *out[j] = t + tail[j];                                                                               \
+    }                                                                                                        \
 }
 #if MGP_SPLIT_V4
 /* mgp_gate_denv_float's results through mask registers: each blend one vblendmps (or a zero-masked move) where
@@ -1152,9 +1202,9 @@ MGP_ROW_SUMS_DEN_FLOAT(_v4, MGP_TARGET_V4, mgp_gate_den_v4_mgp_v8f, mgp_gate_den
 MGP_ROW_SUMS_DEN_FLOAT(_any, MG_CLONES, mgp_gate_denv_float, mgp_gate_denv2_float)
 MGP_INLINE void mgp_row_sums_den_float(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
                                        const float* restrict dy, const float* restrict x, Py_ssize_t D, float v,
-                                       float lo, float hi) {
-    if (mgp_cpu_v4) mgp_row_sums_den_float_v4(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi);
-    else mgp_row_sums_den_float_any(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi);
+                                       float lo, float hi, float* restrict keep) {
+    if (mgp_cpu_v4) mgp_row_sums_den_float_v4(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi, keep);
+    else mgp_row_sums_den_float_any(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi, keep);
 }
 #else
 MGP_ROW_SUMS_DEN_FLOAT(, MG_CLONES_V4, mgp_gate_denv_float, mgp_gate_denv2_float)
@@ -1162,7 +1212,7 @@ MGP_ROW_SUMS_DEN_FLOAT(, MG_CLONES_V4, mgp_gate_denv_float, mgp_gate_denv2_float
 /* double: every term in double, 4 lanes, one division per element, then the tail */
 MG_CLONES static void mgp_row_sums_den_double(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
                                               const double* restrict dy, const double* restrict x, Py_ssize_t D,
-                                              double v, double lo, double hi) {
+                                              double v, double lo, double hi, double* restrict keep) {
     mgp_v4d a = {0, 0, 0, 0}, f = a, gv = a, gh = a, gl = a;
     const mgp_v4d one = {1, 1, 1, 1};
     Py_ssize_t i = 0;
@@ -1170,6 +1220,7 @@ MG_CLONES static void mgp_row_sums_den_double(double* sdy, double* sdyf, double*
         const mgp_v4d xd = mgp_load4_double(x + i), g = mgp_load4_double(dy + i);
         mgp_v4d mu;
         const mgp_v4d r = one / mgp_gate_denv_double(xd, v, lo, hi, &mu), q = g * xd * (r * r);
+        if (keep) memcpy(keep + i, &r, sizeof r);
         a += g;
         f += g * (xd * r);
         gv -= q * xd * mu; gh -= q * mu; gl -= q * (one - mu);
@@ -1179,6 +1230,7 @@ MG_CLONES static void mgp_row_sums_den_double(double* sdy, double* sdyf, double*
         const double xd = x[i], g = dy[i];
         double mu;
         const double r = 1 / mgp_gate_den_double(x[i], v, lo, hi, &mu);
+        if (keep) keep[i] = r;
         const double q = g * xd * (r * r);
         ta += g; tf += g * (xd * r); tv -= q * xd * mu; th -= q * mu; tl -= q * (1 - mu);
     }
@@ -1195,7 +1247,7 @@ MGP_INLINE void mgp_row_sums_gate_##T(double* sdy, double* sdyf, double* sdv, do
         mgp_row_sums_sig_##T(sdy, sdyf, sdv, dy, x, D, v, keep);                                             \
         *shi = 0; *slo = 0;                                                                                  \
     } else {                                                                                                 \
-        mgp_row_sums_den_##T(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi);                                 \
+        mgp_row_sums_den_##T(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi, keep);                           \
     }                                                                                                        \
 }
 MGP_GATE_SUMS(float)

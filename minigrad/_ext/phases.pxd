@@ -128,9 +128,9 @@ cdef extern from "evonorm_b0.h":
                                     const double* v, const double* w, const double* lo, const double* hi,
                                     const double* imean, const double* irstd, const double* mean, const double* b2,
                                     Py_ssize_t C, Py_ssize_t S, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil
-    void mgb0_backward_sums_float(double* s, const float* dy, const float* x, const float* v, const float* lo,
-                                  const float* hi, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t r0,
-                                  Py_ssize_t r1) noexcept nogil
-    void mgb0_backward_sums_double(double* s, const double* dy, const double* x, const double* v, const double* lo,
-                                   const double* hi, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t r0,
-                                   Py_ssize_t r1) noexcept nogil
+    void mgb0_backward_sums_float(double* s, float* dx, const float* dy, const float* x, const float* v,
+                                  const float* lo, const float* hi, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+                                  Py_ssize_t r0, Py_ssize_t r1) noexcept nogil
+    void mgb0_backward_sums_double(double* s, double* dx, const double* dy, const double* x, const double* v,
+                                   const double* lo, const double* hi, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+                                   Py_ssize_t r0, Py_ssize_t r1) noexcept nogil

@@ -815,8 +815,9 @@ def evonorm_b0_forward(cnp.ndarray y not None, cnp.ndarray lo not None, cnp.ndar
                                 <double*>p_b, eps, N, C, S, n_threads)
 
 
-# EvoNorm-B0's training backward (evonorm_b0.h): the rows' gate sums (runs of rows, into a (5, N*C) scratch),
-# the channels' sums over n and dv, dweight, dbias, b2 (blocks of channels), then dx (runs of rows)
+# EvoNorm-B0's training backward (evonorm_b0.h): the rows' gate sums (runs of rows, into a (5, N*C) scratch;
+# the gate's quotients kept in dx), the channels' sums over n and dv, dweight, dbias, b2 (blocks of channels), then
+# dx (runs of rows)
 cdef int _evonorm_b0_backward(floating* dx, floating* dv, floating* dweight, floating* dbias, const floating* dy,
                               const floating* x, const floating* v, const floating* weight, const floating* lo,
                               const floating* hi, const double* imean, const double* irstd, const double* mean,
@@ -830,15 +831,15 @@ cdef int _evonorm_b0_backward(floating* dx, floating* dv, floating* dweight, flo
     b2 = s + 5 * R
     if nt == 1:  # NOTE: as in _row_stats
         if floating is float:
-            mgb0_backward_sums_float(s, dy, x, v, lo, hi, N, C, S, 0, R)
+            mgb0_backward_sums_float(s, dx, dy, x, v, lo, hi, N, C, S, 0, R)
         else:
-            mgb0_backward_sums_double(s, dy, x, v, lo, hi, N, C, S, 0, R)
+            mgb0_backward_sums_double(s, dx, dy, x, v, lo, hi, N, C, S, 0, R)
     else:
         for blk in prange(nt, schedule='static', num_threads=n_threads):
             if floating is float:
-                mgb0_backward_sums_float(s, dy, x, v, lo, hi, N, C, S, blk * R // nt, (blk + 1) * R // nt)
+                mgb0_backward_sums_float(s, dx, dy, x, v, lo, hi, N, C, S, blk * R // nt, (blk + 1) * R // nt)
             else:
-                mgb0_backward_sums_double(s, dy, x, v, lo, hi, N, C, S, blk * R // nt, (blk + 1) * R // nt)
+                mgb0_backward_sums_double(s, dx, dy, x, v, lo, hi, N, C, S, blk * R // nt, (blk + 1) * R // nt)
     if nb == 1:
         if floating is float:
             mgb0_backward_combine_float(dv, dweight, dbias, b2, s, weight, rstd, N, C, S, 0, C)
