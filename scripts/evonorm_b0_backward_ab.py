@@ -18,36 +18,19 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
-from evonorm_b0_forward_ab import EPS, SHAPES  # noqa: E402
-from norm_family_python_ab import load_old, same  # noqa: E402
-from norm_family_steps import _interleaved_rounds  # noqa: E402
-from norm_phases_cpu import _triad  # noqa: E402
+from evonorm_b0_forward_ab import EPS, SHAPES, data, setup, time_and_print  # noqa: E402
+from norm_family_python_ab import same  # noqa: E402
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--old-tree", required=True)
-    p.add_argument("--rounds", type=int, default=11)
-    p.add_argument("--dtype", default="float32")
-    a = p.parse_args(argv)
+    a, old, dtype, k = setup(argv, __doc__)
     import minigrad as mg
     import minigrad.nn.functional as F
-    from minigrad import kernels
 
-    mg.set_num_threads(1)
-    old = load_old(a.old_tree)[0]
-    dtype = np.dtype(a.dtype).type
-    k = kernels.load("cython").module
-    print(f"load average {os.getloadavg()}; cython, {a.dtype}, 1 thread, {a.rounds} rounds, CPU time\n")
-    print("| shape | what | old | new | old/new (paired) | of triad old | new |")
-    print("|---|---|---|---|---|---|---|")
     for shape in SHAPES:
-        rng = np.random.default_rng(0)
         n, c = shape[:2]
         s = int(np.prod(shape[2:]))
-        x0 = (rng.standard_normal(shape) * 2 + 0.3).astype(dtype)
-        dy = rng.standard_normal(shape).astype(dtype)
-        v0, w0, b0 = (rng.standard_normal(c).astype(dtype) for _ in range(3))
+        x0, dy, v0, w0, b0 = data(shape, dtype)
         fns, outs = {}, {}
         for tag, fam in (("old", old), ("new", F)):
             ts = [mg.Tensor(t.copy(), requires_grad=True) for t in (x0, v0, w0, b0)]
@@ -81,25 +64,8 @@ def main(argv=None):
         x3, dy3, lo2, hi2 = x0.reshape(n, c, s), dy.reshape(n, c, s), lo.reshape(n, c), hi.reshape(n, c)
         fns[("raw kernels", "new")] = lambda: k.evonorm_b0_backward(dx_new, *d3, dy3, x3, v0, w0, lo2, hi2,
                                                                     node.imean, node.irstd, node.mean, node.rstd, 1)
-        fns["triad 1 MiB"], tb_llc = _triad((1 << 20) // 4)
-        fns["triad |x|"], tb_x = _triad(x0.size, dtype)
-        times = _interleaved_rounds(fns, a.rounds)
-        med = {key: float(np.median(t)) for key, t in times.items()}
-        low = {key: float(np.min(t)) for key, t in times.items()}
-        gbps = tb_llc / med["triad 1 MiB"] / 1e9
-        sid = "x".join(map(str, shape))
-        print(f"| {sid} | triad 1 MiB / |x| | {gbps:.1f} GB/s | {tb_x / med['triad |x|'] / 1e9:.1f} GB/s | | | |")
-        for what in ("backward", "fwd+bwd", "raw kernels"):
-            o, w = times[(what, "old")], times[(what, "new")]
-            ratio = float(np.median(np.array(o) / np.array(w)))
-            # the raw kernels' byte model, both: the sums read dy and x, dx reads them again and writes dx
-            frac = " | |"
-            if what == "raw kernels":
-                xb = x0.nbytes
-                frac = (f" {5 * xb / med[(what, 'old')] / 1e9 / gbps:.0%} | "
-                        f"{5 * xb / med[(what, 'new')] / 1e9 / gbps:.0%} |")
-            print(f"| {sid} | {what} | {med[(what, 'old')] * 1e6:.1f} ({low[(what, 'old')] * 1e6:.1f}) us | "
-                  f"{med[(what, 'new')] * 1e6:.1f} ({low[(what, 'new')] * 1e6:.1f}) us | {ratio:.3f}x |{frac}")
+        # the raw kernels' byte model, both: the sums read dy and x, dx reads them again and writes dx
+        time_and_print(fns, a.rounds, shape, x0, ("backward", "fwd+bwd"), (5, 5))
     print(f"\nload average after: {os.getloadavg()}")
 
 

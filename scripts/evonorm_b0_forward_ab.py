@@ -26,31 +26,65 @@ SHAPES = [(16, 32, 8, 8), (32, 64, 16, 16)]
 EPS = 1e-5
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def setup(argv, doc):
+    """The A/B's arguments, this tree at 1 thread, the other tree's functionals, the cython module; prints the table's
+    head."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--old-tree", required=True)
     p.add_argument("--rounds", type=int, default=11)
     p.add_argument("--dtype", default="float32")
     a = p.parse_args(argv)
     import minigrad as mg
-    import minigrad.nn.functional as F
     from minigrad import kernels
-    from minigrad.kernels import coefficients
 
     mg.set_num_threads(1)
     old = load_old(a.old_tree)[0]
-    dtype = np.dtype(a.dtype).type
-    k = kernels.load("cython").module
     print(f"load average {os.getloadavg()}; cython, {a.dtype}, 1 thread, {a.rounds} rounds, CPU time\n")
     print("| shape | what | old | new | old/new (paired) | of triad old | new |")
     print("|---|---|---|---|---|---|---|")
+    return a, old, np.dtype(a.dtype).type, kernels.load("cython").module
+
+
+def data(shape, dtype):
+    """x, dy, v, weight, bias of one shape (seed 0)."""
+    rng = np.random.default_rng(0)
+    x0 = (rng.standard_normal(shape) * 2 + 0.3).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    return (x0, dy, *(rng.standard_normal(shape[1]).astype(dtype) for _ in range(3)))
+
+
+def time_and_print(fns, rounds, shape, x0, whats, passes):
+    """Times ``fns`` interleaved with the two triads and prints a shape's rows; ``passes``: the raw kernels' byte
+    models (old, new) in multiples of x's bytes."""
+    fns["triad 1 MiB"], tb_llc = _triad((1 << 20) // 4)
+    fns["triad |x|"], tb_x = _triad(x0.size, x0.dtype.type)
+    times = _interleaved_rounds(fns, rounds)
+    med = {key: float(np.median(t)) for key, t in times.items()}
+    low = {key: float(np.min(t)) for key, t in times.items()}
+    gbps = tb_llc / med["triad 1 MiB"] / 1e9
+    sid = "x".join(map(str, shape))
+    print(f"| {sid} | triad 1 MiB / |x| | {gbps:.1f} GB/s | {tb_x / med['triad |x|'] / 1e9:.1f} GB/s | | | |")
+    for what in (*whats, "raw kernels"):
+        o, w = times[(what, "old")], times[(what, "new")]
+        ratio = float(np.median(np.array(o) / np.array(w)))
+        frac = " | |"
+        if what == "raw kernels":
+            frac = "".join(f" {p * x0.nbytes / med[(what, tag)] / 1e9 / gbps:.0%} |"
+                           for p, tag in zip(passes, ("old", "new")))
+        print(f"| {sid} | {what} | {med[(what, 'old')] * 1e6:.1f} ({low[(what, 'old')] * 1e6:.1f}) us | "
+              f"{med[(what, 'new')] * 1e6:.1f} ({low[(what, 'new')] * 1e6:.1f}) us | {ratio:.3f}x |{frac}")
+
+
+def main(argv=None):
+    a, old, dtype, k = setup(argv, __doc__)
+    import minigrad as mg
+    import minigrad.nn.functional as F
+    from minigrad.kernels import coefficients
+
     for shape in SHAPES:
-        rng = np.random.default_rng(0)
         n, c = shape[:2]
         s = int(np.prod(shape[2:]))
-        x0 = (rng.standard_normal(shape) * 2 + 0.3).astype(dtype)
-        dy = rng.standard_normal(shape).astype(dtype)
-        v0, w0, b0 = (rng.standard_normal(c).astype(dtype) for _ in range(3))
+        x0, dy, v0, w0, b0 = data(shape, dtype)
         fns, outs = {}, {}
         for tag, fam in (("old", old), ("new", F)):
             ts = [mg.Tensor(t.copy(), requires_grad=True) for t in (x0, v0, w0, b0)]
@@ -86,25 +120,8 @@ def main(argv=None):
         x3 = x0.reshape(n, c, s)
         fns[("raw kernels", "new")] = lambda: k.evonorm_b0_forward(y_new, lh[0], lh[1], st[0], st[1], bs[0], bs[1],
                                                                    x3, v0, w0, b0, EPS, 1)
-        fns["triad 1 MiB"], tb_llc = _triad((1 << 20) // 4)
-        fns["triad |x|"], tb_x = _triad(x0.size, dtype)
-        times = _interleaved_rounds(fns, a.rounds)
-        med = {key: float(np.median(t)) for key, t in times.items()}
-        low = {key: float(np.min(t)) for key, t in times.items()}
-        gbps = tb_llc / med["triad 1 MiB"] / 1e9
-        sid = "x".join(map(str, shape))
-        print(f"| {sid} | triad 1 MiB / |x| | {gbps:.1f} GB/s | {tb_x / med['triad |x|'] / 1e9:.1f} GB/s | | | |")
-        for what in ("forward", "fwd+bwd", "raw kernels"):
-            o, w = times[(what, "old")], times[(what, "new")]
-            ratio = float(np.median(np.array(o) / np.array(w)))
-            # the raw kernels' byte models: x read twice and y written (old), x read once and y written (new)
-            frac = " | |"
-            if what == "raw kernels":
-                xb = x0.nbytes
-                frac = (f" {3 * xb / med[(what, 'old')] / 1e9 / gbps:.0%} | "
-                        f"{2 * xb / med[(what, 'new')] / 1e9 / gbps:.0%} |")
-            print(f"| {sid} | {what} | {med[(what, 'old')] * 1e6:.1f} ({low[(what, 'old')] * 1e6:.1f}) us | "
-                  f"{med[(what, 'new')] * 1e6:.1f} ({low[(what, 'new')] * 1e6:.1f}) us | {ratio:.3f}x |{frac}")
+        # the raw kernels' byte models: x read twice and y written (old), x read once and y written (new)
+        time_and_print(fns, a.rounds, shape, x0, ("forward", "fwd+bwd"), (3, 2))
     print(f"\nload average after: {os.getloadavg()}")
 
 
