@@ -56,13 +56,20 @@ static void mg_dconv_init(void) {
 #define MG_DCONV_OB512 8
 #define MG_DCONV_PV512 3
 #endif
-static inline ptrdiff_t mg_dconv_ob(void) { return mg_dconv_isa > 0 ? (mg_dconv_isa == 2 ? MG_DCONV_OB512 : 4) : 4; }
+/* the AVX2 tile, 4 channels x 3 vectors (12 of the 16 ymm registers accumulate) */
+#ifndef MG_DCONV_OB256
+#define MG_DCONV_OB256 4
+#define MG_DCONV_PV256 3
+#endif
+static inline ptrdiff_t mg_dconv_ob(void) {
+    return mg_dconv_isa > 0 ? (mg_dconv_isa == 2 ? MG_DCONV_OB512 : MG_DCONV_OB256) : 4;
+}
 static inline ptrdiff_t mg_dconv_pb(int f32) {
     /* PV vectors of VW lanes: 3 x 16 / 3 x 8 (AVX-512), 3 x 8 / 3 x 4 (AVX2), 8 / 4 scalars */
     if (mg_dconv_isa == 2)
         return f32 ? 16 * MG_DCONV_PV512 : 8 * MG_DCONV_PV512;
     if (mg_dconv_isa == 1)
-        return f32 ? 24 : 12;
+        return f32 ? 8 * MG_DCONV_PV256 : 4 * MG_DCONV_PV256;
     return f32 ? 8 : 4;
 }
 static inline ptrdiff_t mg_round_up(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b * b; }
@@ -142,9 +149,11 @@ MG_TILES_SCALAR(MG_DCONV_TILES, mg_dconv_tiles)
               _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)                      \
     MG_TILES3(TILES, PREFIX##_f64_avx512, double, __m512d, 8, MG_DCONV_OB512, MG_DCONV_PV512, MG_AVX512,              \
               _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)                     \
-    MG_TILES3(TILES, PREFIX##_f32_avx2, float, __m256, 8, 4, 3, __attribute__((target("avx2,fma"))),                  \
+    MG_TILES3(TILES, PREFIX##_f32_avx2, float, __m256, 8, MG_DCONV_OB256, MG_DCONV_PV256,                             \
+              __attribute__((target("avx2,fma"))),                                                                    \
               _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)                      \
-    MG_TILES3(TILES, PREFIX##_f64_avx2, double, __m256d, 4, 4, 3, __attribute__((target("avx2,fma"))),                \
+    MG_TILES3(TILES, PREFIX##_f64_avx2, double, __m256d, 4, MG_DCONV_OB256, MG_DCONV_PV256,                           \
+              __attribute__((target("avx2,fma"))),                                                                    \
               _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(), MG_FMA256D)
 MG_TILES_X86(MG_DCONV_TILES, mg_dconv_tiles)
 #endif
@@ -379,10 +388,10 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
 #define MG_DCONV_MASKED_f64 MG_DCONV_MASKED_BODY(f64, double, 8)
 #define MG_DCONV_CASES_f32                                                                                            \
     case 2: mg_dconv_run(mg_dconv_tiles_f32_avx512, 16, MG_DCONV_PV512); break;                                       \
-    case 1: mg_dconv_run(mg_dconv_tiles_f32_avx2, 8, 3); break;
+    case 1: mg_dconv_run(mg_dconv_tiles_f32_avx2, 8, MG_DCONV_PV256); break;
 #define MG_DCONV_CASES_f64                                                                                            \
     case 2: mg_dconv_run(mg_dconv_tiles_f64_avx512, 8, MG_DCONV_PV512); break;                                        \
-    case 1: mg_dconv_run(mg_dconv_tiles_f64_avx2, 4, 3); break;
+    case 1: mg_dconv_run(mg_dconv_tiles_f64_avx2, 4, MG_DCONV_PV256); break;
 #else
 #define MG_DCONV_CSTORE_f32
 #define MG_DCONV_CSTORE_f64
@@ -539,10 +548,22 @@ MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx512_ov, float, __m512, 16, MG_DCONV_WG_OV512
 MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx512_ov, double, __m512d, 8, MG_DCONV_WG_OV512, 8 / MG_DCONV_WG_OV512,
                  24 / MG_DCONV_WG_OV512, MG_AVX512_WG, _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_add_pd,
                  _mm512_storeu_pd, _mm512_setzero_pd())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx2, float, __m256, 8, 1, 4, 12, __attribute__((target("avx2,fma"))),
+/* AVX2: tiles of 2 vectors of channels x 6 taps where O allows (12 of the 16 ymm registers; 8 loads and broadcasts
+   a 12 FMAs, not the 13 of 1 x 12), 1 x 12 for the rest; -DMG_DCONV_WG_OV256=1 to measure 1 x 12 alone */
+#ifndef MG_DCONV_WG_OV256
+#define MG_DCONV_WG_OV256 2
+#endif
+#define MG_AVX2_WG __attribute__((target("avx2,fma")))
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx2, float, __m256, 8, 1, 4, 12, MG_AVX2_WG,
                  _mm256_loadu_ps, _mm256_set1_ps, MG_FMA256, _mm256_add_ps, _mm256_storeu_ps, _mm256_setzero_ps())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2, double, __m256d, 4, 1, 4, 12, __attribute__((target("avx2,fma"))),
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2, double, __m256d, 4, 1, 4, 12, MG_AVX2_WG,
                  _mm256_loadu_pd, _mm256_set1_pd, MG_FMA256D, _mm256_add_pd, _mm256_storeu_pd, _mm256_setzero_pd())
+MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx2_ov, float, __m256, 8, MG_DCONV_WG_OV256, 4 / MG_DCONV_WG_OV256,
+                 12 / MG_DCONV_WG_OV256, MG_AVX2_WG, _mm256_loadu_ps, _mm256_set1_ps, MG_FMA256, _mm256_add_ps,
+                 _mm256_storeu_ps, _mm256_setzero_ps())
+MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2_ov, double, __m256d, 4, MG_DCONV_WG_OV256, 4 / MG_DCONV_WG_OV256,
+                 12 / MG_DCONV_WG_OV256, MG_AVX2_WG, _mm256_loadu_pd, _mm256_set1_pd, MG_FMA256D, _mm256_add_pd,
+                 _mm256_storeu_pd, _mm256_setzero_pd())
 #endif
 
 /* Or: O rounded up to 64 bytes of T (a whole number of vectors in every variant) */
@@ -621,34 +642,25 @@ static void mg_dconv_wg_transpose_f64(double* dyt, const double* dy, ptrdiff_t S
             NAME(MG_DCONV_WG_ARGS, B, E);                                                                             \
     } while (0)
 #if MG_DCONV_X86
-/* AVX-512: the wide tiles over the first O rounded down to OV vectors, the 1-vector tiles over the rest */
-#define MG_DCONV_WG_AVX512(SFX, LW)                                                                                   \
+/* AVX-512 and AVX2 (ISA): the wide tiles over the first O rounded down to OV vectors, the 1-vector tiles over the
+   rest */
+#define MG_DCONV_WG_WIDE(SFX, ISA, LW, OV)                                                                            \
     {                                                                                                                 \
-        ptrdiff_t ow_ = O / ((LW) * MG_DCONV_WG_OV512) * ((LW) * MG_DCONV_WG_OV512);                                  \
+        ptrdiff_t ow_ = O / ((LW) * (OV)) * ((LW) * (OV));                                                            \
         if (kw == 3) {                                                                                                \
-            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_avx512_ov_k3, 0, ow_);                                               \
-            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_avx512_k3, ow_, O);                                                  \
+            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_##ISA##_ov_k3, 0, ow_);                                              \
+            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_##ISA##_k3, ow_, O);                                                 \
         } else {                                                                                                      \
-            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_avx512_ov_k1, 0, ow_);                                               \
-            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_avx512_k1, ow_, O);                                                  \
+            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_##ISA##_ov_k1, 0, ow_);                                              \
+            MG_DCONV_WG_CALL(mg_dconv_wg_##SFX##_##ISA##_k1, ow_, O);                                                 \
         }                                                                                                             \
     }
 #define MG_DCONV_WG_CASES_f32                                                                                         \
-    case 2: MG_DCONV_WG_AVX512(f32, 16) break;                                                                        \
-    case 1:                                                                                                           \
-        if (kw == 3)                                                                                                  \
-            MG_DCONV_WG_CALL(mg_dconv_wg_f32_avx2_k3, 0, O);                                                       \
-        else                                                                                                          \
-            MG_DCONV_WG_CALL(mg_dconv_wg_f32_avx2_k1, 0, O);                                                       \
-        break;
+    case 2: MG_DCONV_WG_WIDE(f32, avx512, 16, MG_DCONV_WG_OV512) break;                                               \
+    case 1: MG_DCONV_WG_WIDE(f32, avx2, 8, MG_DCONV_WG_OV256) break;
 #define MG_DCONV_WG_CASES_f64                                                                                         \
-    case 2: MG_DCONV_WG_AVX512(f64, 8) break;                                                                         \
-    case 1:                                                                                                           \
-        if (kw == 3)                                                                                                  \
-            MG_DCONV_WG_CALL(mg_dconv_wg_f64_avx2_k3, 0, O);                                                       \
-        else                                                                                                          \
-            MG_DCONV_WG_CALL(mg_dconv_wg_f64_avx2_k1, 0, O);                                                       \
-        break;
+    case 2: MG_DCONV_WG_WIDE(f64, avx512, 8, MG_DCONV_WG_OV512) break;                                                \
+    case 1: MG_DCONV_WG_WIDE(f64, avx2, 4, MG_DCONV_WG_OV256) break;
 #else
 #define MG_DCONV_WG_CASES_f32
 #define MG_DCONV_WG_CASES_f64

@@ -74,10 +74,10 @@ MG_TILES_X86(MG_SCONV_TILES, mg_sconv_tiles)
 #if MG_DCONV_X86
 #define MG_SCONV_CASES_f32(...)                                                                                       \
     case 2: mg_sconv_run(mg_sconv_tiles_f32_avx512, 16, MG_DCONV_PV512, __VA_ARGS__); break;                          \
-    case 1: mg_sconv_run(mg_sconv_tiles_f32_avx2, 8, 3, __VA_ARGS__); break;
+    case 1: mg_sconv_run(mg_sconv_tiles_f32_avx2, 8, MG_DCONV_PV256, __VA_ARGS__); break;
 #define MG_SCONV_CASES_f64(...)                                                                                       \
     case 2: mg_sconv_run(mg_sconv_tiles_f64_avx512, 8, MG_DCONV_PV512, __VA_ARGS__); break;                           \
-    case 1: mg_sconv_run(mg_sconv_tiles_f64_avx2, 4, 3, __VA_ARGS__); break;
+    case 1: mg_sconv_run(mg_sconv_tiles_f64_avx2, 4, MG_DCONV_PV256, __VA_ARGS__); break;
 #else
 #define MG_SCONV_CASES_f32(...)
 #define MG_SCONV_CASES_f64(...)
