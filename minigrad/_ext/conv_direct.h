@@ -542,12 +542,14 @@ MG_DCONV_WG_QUAD(mg_dconv_wg_f32_avx512, float, __m512, 16, 1, 8, 24, 9, 27, MG_
                  _mm512_loadu_ps, _mm512_set1_ps, MG_FMA512, _mm512_add_ps, _mm512_storeu_ps, _mm512_setzero_ps())
 MG_DCONV_WG_QUAD(mg_dconv_wg_f64_avx512, double, __m512d, 8, 1, 8, 24, 9, 27, MG_AVX512_WG,
                  _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_add_pd, _mm512_storeu_pd, _mm512_setzero_pd())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx512_ov, float, __m512, 16, MG_DCONV_WG_OV512, 8 / MG_DCONV_WG_OV512,
-                 24 / MG_DCONV_WG_OV512, MG_AVX512_WG, _mm512_loadu_ps, _mm512_set1_ps, MG_FMA512, _mm512_add_ps,
-                 _mm512_storeu_ps, _mm512_setzero_ps())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx512_ov, double, __m512d, 8, MG_DCONV_WG_OV512, 8 / MG_DCONV_WG_OV512,
-                 24 / MG_DCONV_WG_OV512, MG_AVX512_WG, _mm512_loadu_pd, _mm512_set1_pd, MG_FMA512D, _mm512_add_pd,
-                 _mm512_storeu_pd, _mm512_setzero_pd())
+/* ISA's wide tiles (mg_dconv_wg_SFX_ISA_ov): OV vectors of LW channels x RB3 / OV runs of 3 taps (k3) or RB1 / OV
+   taps (k1); BITS-bit vectors, intrinsics _mmBITS_*_SUF */
+#define MG_DCONV_WG_OV_PAIR(SFX, ISA, T, V, LW, OV, RB3, RB1, ATTR, BITS, SUF, FMA)                                   \
+    MG_DCONV_WG_PAIR(mg_dconv_wg_##SFX##_##ISA##_ov, T, V, LW, OV, (RB3) / (OV), (RB1) / (OV), ATTR,                  \
+                     _mm##BITS##_loadu_##SUF, _mm##BITS##_set1_##SUF, FMA, _mm##BITS##_add_##SUF,                     \
+                     _mm##BITS##_storeu_##SUF, _mm##BITS##_setzero_##SUF())
+MG_DCONV_WG_OV_PAIR(f32, avx512, float, __m512, 16, MG_DCONV_WG_OV512, 8, 24, MG_AVX512_WG, 512, ps, MG_FMA512)
+MG_DCONV_WG_OV_PAIR(f64, avx512, double, __m512d, 8, MG_DCONV_WG_OV512, 8, 24, MG_AVX512_WG, 512, pd, MG_FMA512D)
 /* AVX2: tiles of 2 vectors of channels x 6 taps where O allows (12 of the 16 ymm registers; 8 loads and broadcasts
    a 12 FMAs, not the 13 of 1 x 12), 1 x 12 for the rest; -DMG_DCONV_WG_OV256=1 to measure 1 x 12 alone */
 #ifndef MG_DCONV_WG_OV256
@@ -558,12 +560,8 @@ MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx2, float, __m256, 8, 1, 4, 12, MG_AVX2_WG,
                  _mm256_loadu_ps, _mm256_set1_ps, MG_FMA256, _mm256_add_ps, _mm256_storeu_ps, _mm256_setzero_ps())
 MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2, double, __m256d, 4, 1, 4, 12, MG_AVX2_WG,
                  _mm256_loadu_pd, _mm256_set1_pd, MG_FMA256D, _mm256_add_pd, _mm256_storeu_pd, _mm256_setzero_pd())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f32_avx2_ov, float, __m256, 8, MG_DCONV_WG_OV256, 4 / MG_DCONV_WG_OV256,
-                 12 / MG_DCONV_WG_OV256, MG_AVX2_WG, _mm256_loadu_ps, _mm256_set1_ps, MG_FMA256, _mm256_add_ps,
-                 _mm256_storeu_ps, _mm256_setzero_ps())
-MG_DCONV_WG_PAIR(mg_dconv_wg_f64_avx2_ov, double, __m256d, 4, MG_DCONV_WG_OV256, 4 / MG_DCONV_WG_OV256,
-                 12 / MG_DCONV_WG_OV256, MG_AVX2_WG, _mm256_loadu_pd, _mm256_set1_pd, MG_FMA256D, _mm256_add_pd,
-                 _mm256_storeu_pd, _mm256_setzero_pd())
+MG_DCONV_WG_OV_PAIR(f32, avx2, float, __m256, 8, MG_DCONV_WG_OV256, 4, 12, MG_AVX2_WG, 256, ps, MG_FMA256)
+MG_DCONV_WG_OV_PAIR(f64, avx2, double, __m256d, 4, MG_DCONV_WG_OV256, 4, 12, MG_AVX2_WG, 256, pd, MG_FMA256D)
 #endif
 
 /* Or: O rounded up to 64 bytes of T (a whole number of vectors in every variant) */
