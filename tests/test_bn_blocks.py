@@ -23,8 +23,9 @@ SHAPES = [(5, 7, 9), (3, 17, 33), (4, 40, 8), (2, 9, 130), (3, 5, 600), (6, 11, 
 # (l2_bytes, min_run_bytes): blocks of one channel, of a few channels, runs widened past the block size; 4 KiB:
 # at (5, 9, 196) float32 ghost batch norm's last chunk (one sample) takes wider blocks than the others (two samples),
 # so that at 2 threads a thread's channels change from chunk to chunk; 3 KiB minimum runs: float64 (3, 10, 130)'s
-# blocks of 2, 3, 2, 3 channels (forward and backward alike: the minimum run does not depend on the arrays read)
-RULES = [(1, 0), (1 << 10, 0), (512, 256), (4 << 10, 0), (1, 3 << 10)]
+# blocks of 2, 3, 2, 3 channels (forward and backward alike: the minimum run does not depend on the arrays read);
+# (1 KiB, 0, 1): ghost batch norm's chunks at 1 KiB, batch norm over the whole batch (BN_BATCH_L2_BYTES) one channel
+RULES = [(1, 0), (1 << 10, 0), (512, 256), (4 << 10, 0), (1, 3 << 10), (1 << 10, 0, 1)]
 CHUNK = 2
 
 
@@ -171,5 +172,33 @@ def test_two_threads_keep_their_own_scratch(dtype):
             got = ghost(2)
             for what, v in want.items():
                 assert np.array_equal(got[what], v, equal_nan=True), f"{what}, call {i}"
+    finally:
+        norm._set_bn_blocks(*default)
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="Cython extensions not built")
+def test_whole_batch_blocks_follow_the_l2(tmp_path):
+    """Batch norm over the whole batch takes 1 MiB blocks on a core with under 1 MiB of L2, 256 KiB otherwise and
+    where the L2 is unknown (BN_BATCH_L2_BYTES, _bn_block_bytes); the L2 read from a sysfs tree whose index
+    directories are not in level order."""
+    from minigrad._ext import norm
+
+    assert norm._bn_block_bytes(512 << 10) == 1 << 20
+    assert norm._bn_block_bytes(256 << 10) == 1 << 20
+    for l2 in (1 << 20, 2 << 20, 0):
+        assert norm._bn_block_bytes(l2) == 256 << 10, l2
+    assert [norm._cache_bytes(t) for t in ("512K\n", "2048K", "1M", "96")] == [512 << 10, 2 << 20, 1 << 20, 96]
+    for name, level, size in (("index0", 1, "48K"), ("index1", 3, "32768K"), ("index2", 2, "1280K")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "level").write_text(f"{level}\n")
+        (tmp_path / name / "size").write_text(size + "\n")
+    assert norm._l2_bytes(str(tmp_path)) == 1280 << 10
+    assert norm._l2_bytes(str(tmp_path / "missing")) == 0
+    # this machine's default, and the setter's restore of all three values
+    default = norm._set_bn_blocks(1, 2, 3)
+    try:
+        assert default == (256 << 10, 4 << 10, norm._bn_block_bytes(norm._l2_bytes()))
+        assert norm._set_bn_blocks(5, 6) == (1, 2, 3)
+        assert norm._set_bn_blocks(*default) == (5, 6, 5)
     finally:
         norm._set_bn_blocks(*default)

@@ -42,7 +42,8 @@ norm_rows.h group norm rows), declared in norm_kernels.pxd. Which code path runs
     elementwise: mg_col_affine* (S == 1); mg_channel_affine* (full vectors per channel, last one overlapping,
       for L <= S < MG_SHORT_RUN; one channel per call otherwise)
     blocks (_bn_n_blocks), at least one per thread, so the elementwise pass rereads x (and dy) from cache: S == 1
-      one block per thread; S > 1: blocks of at most BN_L2_BYTES (256 KiB) of input (at least one channel),
+      one block per thread; S > 1: blocks of at most BN_L2_BYTES (256 KiB; batch norm over the whole batch on a core
+      with under 1 MiB of L2: BN_BATCH_L2_BYTES, 1 MiB) of input (at least one channel),
       widened to runs (c1 - c0)*S of at least BN_MIN_RUN_BYTES (4 KiB) per input, rounded up to a multiple of the
       team (equal shares of channels)
     S == 1, x of BN1D_ROWS_BYTES (4 MiB) or more, 2+ threads: the statistics by blocks of channels, then the
@@ -96,6 +97,12 @@ cdef enum:
 # through _set_bn_blocks (tests, A/B scripts).
 # NOTE: 256 KiB, half of session 30's 512 KiB, since the pipelined blocks keep two blocks in L2 at once
 cdef Py_ssize_t BN_L2_BYTES = 256 << 10
+# the same for batch norm over the whole batch (not ghost batch norm's chunks): BN_L2_BYTES, or 1 MiB on a core with
+# less than 1 MiB of L2 (_bn_block_bytes).
+# NOTE: there the two blocks cannot stay in L2 (the block before's dy, x and dx, 640 KiB at 32x64x256, beside the next
+# block's stream), the second pass reads from L3 anyway and longer runs read faster; ghost batch norm's chunks
+# measured no faster (docs/perf/norm-kernels.md#the-channel-kernels-on-avx2-session-36)
+cdef Py_ssize_t BN_BATCH_L2_BYTES = 256 << 10
 cdef Py_ssize_t BN_MIN_RUN_BYTES = 4 << 10
 # BatchNorm1d (S == 1): inputs (x, or dy and x) of at most this many bytes may take the mg_bn1d_* path (_bn1d_fits)
 cdef Py_ssize_t BN1D_CACHE_BYTES = 512 << 10
@@ -327,9 +334,10 @@ cdef inline void _bn_dx_coefficients(double sdy, double sdyx, double M, double m
 
 
 cdef Py_ssize_t _bn_n_blocks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t itemsize, Py_ssize_t n_arrays,
-                             int n_threads) noexcept nogil:
+                             int n_threads, bint whole) noexcept nogil:
     """Blocks of channels over n_arrays input arrays (x; or dy and x), at least one block per thread. S == 1: one per
-    thread. S > 1: blocks of at most BN_L2_BYTES of input (at least one channel), widened so that each array's runs
+    thread. S > 1: blocks of at most BN_L2_BYTES (whole: the set is the whole batch, BN_BATCH_L2_BYTES) of input (at
+    least one channel), widened so that each array's runs
     (c1 - c0)*S are at least BN_MIN_RUN_BYTES, then rounded up to a multiple of the team where C allows.
     NOTE: a block is read n by n in runs of (c1 - c0)*S values C*S apart; short runs defeat the hardware prefetcher,
     and whole-thread blocks make the second pass read from L3 or DRAM (docs/perf/norm-kernels.md#batch-norm-blocks,
@@ -338,21 +346,55 @@ cdef Py_ssize_t _bn_n_blocks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_
     to 12544 (docs/perf/norm-kernels.md#2026-12-07-session-32-float64-in-the-pipelined-row). The multiple of the
     team: 25 blocks of (256, 512, 49) gave one thread 13 of them (docs/perf/threads.md, session 34)."""
     cdef Py_ssize_t nt = min(C, max(n_threads, 1)), per_block, nb, run = S * itemsize, channel = N * run * n_arrays
-    if S == 1 or BN_L2_BYTES == 0:
+    cdef Py_ssize_t budget = BN_BATCH_L2_BYTES if whole else BN_L2_BYTES
+    if S == 1 or budget == 0:
         return nt
-    per_block = max(1, BN_L2_BYTES // channel, (BN_MIN_RUN_BYTES + run - 1) // run)
+    per_block = max(1, budget // channel, (BN_MIN_RUN_BYTES + run - 1) // run)
     nb = max((C + per_block - 1) // per_block, nt)
     if nb % nt and nb + nt - nb % nt <= C:  # the threads' shares of channels then differ by one at most
         nb += nt - nb % nt
     return nb
 
 
-def _set_bn_blocks(Py_ssize_t l2_bytes, Py_ssize_t min_run_bytes):
-    """Sets BN_L2_BYTES and BN_MIN_RUN_BYTES (the short-run block rule of _bn_n_blocks; l2_bytes 0: one block per
-    thread, the rule before session 30); returns the previous pair."""
-    global BN_L2_BYTES, BN_MIN_RUN_BYTES
-    old = (BN_L2_BYTES, BN_MIN_RUN_BYTES)
+def _cache_bytes(text):
+    """A sysfs cache size ("512K", "2048K", "1M") in bytes."""
+    text = text.strip()
+    unit = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:].upper(), 1)
+    return int(text[:-1] if unit > 1 else text) * unit
+
+
+def _l2_bytes(base="/sys/devices/system/cpu/cpu0/cache"):
+    """cpu0's L2 size in bytes from Linux sysfs; 0 where it cannot be read."""
+    import os
+    try:
+        for name in sorted(os.listdir(base)):
+            with open(os.path.join(base, name, "level")) as f:
+                if f.read().strip() != "2":
+                    continue
+            with open(os.path.join(base, name, "size")) as f:
+                return _cache_bytes(f.read())
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _bn_block_bytes(Py_ssize_t l2):
+    """BN_BATCH_L2_BYTES for a core with l2 bytes of L2 (0: unknown): 1 MiB under 1 MiB of L2, else BN_L2_BYTES (see
+    the NOTE at BN_BATCH_L2_BYTES)."""
+    return (1 << 20) if 0 < l2 < (1 << 20) else BN_L2_BYTES
+
+
+BN_BATCH_L2_BYTES = _bn_block_bytes(_l2_bytes())
+
+
+def _set_bn_blocks(Py_ssize_t l2_bytes, Py_ssize_t min_run_bytes, Py_ssize_t batch_l2_bytes=-1):
+    """Sets BN_L2_BYTES, BN_MIN_RUN_BYTES and BN_BATCH_L2_BYTES (l2_bytes where batch_l2_bytes < 0): the short-run
+    block rule of _bn_n_blocks (l2_bytes 0: one block per thread, the rule before session 30); returns the previous
+    three, to be passed back."""
+    global BN_L2_BYTES, BN_MIN_RUN_BYTES, BN_BATCH_L2_BYTES
+    old = (BN_L2_BYTES, BN_MIN_RUN_BYTES, BN_BATCH_L2_BYTES)
     BN_L2_BYTES, BN_MIN_RUN_BYTES = l2_bytes, min_run_bytes
+    BN_BATCH_L2_BYTES = l2_bytes if batch_l2_bytes < 0 else batch_l2_bytes
     return old
 
 
@@ -405,7 +447,7 @@ cdef void _bn_forward_walk(floating* y, double* mean, double* rstd, const floati
     cdef double mu, r, sc, b, rr, dd
     cdef Py_ssize_t c, n, q, i, j, k = 0, n0 = 0, m, nb, blk, b1, c0, c1, p0 = 0, p1 = 0, pm = 0, rows
     m = min(chunk, N)
-    nb = _bn_n_blocks(m, C, S, sizeof(floating), 1, n_threads)
+    nb = _bn_n_blocks(m, C, S, sizeof(floating), 1, n_threads, chunk >= N)
     blk = t * nb // nt
     b1 = (t + 1) * nb // nt
     while True:  # m == 0 (after the last chunk): only the last block's elementwise pass
@@ -470,7 +512,7 @@ cdef void _bn_forward_walk(floating* y, double* mean, double* rstd, const floati
             k += 1
             m = min(chunk, N - n0)
             if m:
-                nb = _bn_n_blocks(m, C, S, sizeof(floating), 1, n_threads)
+                nb = _bn_n_blocks(m, C, S, sizeof(floating), 1, n_threads, chunk >= N)
                 blk = t * nb // nt
                 b1 = (t + 1) * nb // nt
 
@@ -535,7 +577,7 @@ cdef int _bn_forward(floating* y, double* mean, double* rstd,
                      double d_max=0.0, Py_ssize_t chunk=0) noexcept nogil:
     if chunk <= 0 or chunk > N:
         chunk = N
-    cdef Py_ssize_t nb = _bn_n_blocks(chunk, C, S, sizeof(floating), 1, n_threads), blk, n0, m, g
+    cdef Py_ssize_t nb = _bn_n_blocks(chunk, C, S, sizeof(floating), 1, n_threads, chunk == N), blk, n0, m, g
     if S == 1 and running_mean == NULL and _bn1d_fits(chunk, C, chunk * C * sizeof(floating), sizeof(floating)):
         for g in range((N + chunk - 1) // chunk):  # a shorter last chunk fits too
             n0 = g * chunk
@@ -602,7 +644,7 @@ cdef void _bn_backward_walk(floating* dx, floating* dweight, floating* dbias,
     cdef double ad, md, bd, kd
     cdef Py_ssize_t c, n, q, i, j, g = 0, n0 = 0, m, nb, blk, b1, c0, c1, p0 = 0, p1 = 0, pm = 0, rows
     m = min(chunk, N)
-    nb = _bn_n_blocks(m, C, S, sizeof(floating), 2, n_threads)
+    nb = _bn_n_blocks(m, C, S, sizeof(floating), 2, n_threads, chunk >= N)
     blk = t * nb // nt
     b1 = (t + 1) * nb // nt
     while True:  # m == 0 (after the last chunk): only the last block's dx pass
@@ -664,7 +706,7 @@ cdef void _bn_backward_walk(floating* dx, floating* dweight, floating* dbias,
             g += 1
             m = min(chunk, N - n0)
             if m:
-                nb = _bn_n_blocks(m, C, S, sizeof(floating), 2, n_threads)
+                nb = _bn_n_blocks(m, C, S, sizeof(floating), 2, n_threads, chunk >= N)
                 blk = t * nb // nt
                 b1 = (t + 1) * nb // nt
 
@@ -678,7 +720,7 @@ cdef int _bn_backward(floating* dx, floating* dweight, floating* dbias,
                       Py_ssize_t wstride=0) noexcept nogil:
     if chunk <= 0 or chunk > N:
         chunk = N
-    cdef Py_ssize_t nb = _bn_n_blocks(chunk, C, S, sizeof(floating), 2, n_threads), blk, n0, m, g
+    cdef Py_ssize_t nb = _bn_n_blocks(chunk, C, S, sizeof(floating), 2, n_threads, chunk == N), blk, n0, m, g
     if S == 1 and _bn1d_fits(chunk, C, 2 * chunk * C * sizeof(floating), sizeof(floating)):
         for g in range((N + chunk - 1) // chunk):  # a shorter last chunk fits too
             n0 = g * chunk
