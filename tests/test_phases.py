@@ -167,7 +167,13 @@ def test_channel_relu_phases(name, dtype, shape):
     unfused = channel_phases(k, x, dy * (y_bn > 0), w, b, True)
     np.testing.assert_array_equal(got[0], np.maximum(y_bn, np.zeros((), dtype)), err_msg="y")
     for what, g, u in zip(("dx", "dweight", "dbias"), got[1:], unfused[2:]):
-        np.testing.assert_array_equal(g, u, err_msg=what)
+        if name == "numba":
+            # NOTE: Numba's sums are reassociated by LLVM loop by loop (kernels/numba/common.py, REASSOC): the masked
+            # loop and the plain one may get different vector widths or interleaves on a CPU whose cost model differs
+            # (the AVX2 Zen 3 VM of session 36 did, the AVX-512 Xeon did not), so the two agree to rounding there
+            np.testing.assert_allclose(g, u, rtol=0, atol=64 * np.finfo(dtype).eps * np.abs(u).max(), err_msg=what)
+        else:
+            np.testing.assert_array_equal(g, u, err_msg=what)
 
 
 @pytest.mark.parametrize("name", BACKENDS)
