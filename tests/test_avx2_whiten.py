@@ -6,13 +6,22 @@ tail of the 16-float and 8-double lanes), group sizes 1 to 16 with a short last 
 rests' last odd term), plain, large-mean and tiny-variance data, NaN, inf, signed zeros and subnormals, 1 and 2
 threads, and zca_forward end to end. NaN compared as NaN (its sign aside: which operand's NaN a fused multiply-add
 passes on is the instruction's operand order). On a CPU with AVX-512 the clones are the v4 clone, whose float64
-rests GCC summed in another order (docs/perf/decorrelated-forward.md): there float64 is compared to 1e-12."""
+rests GCC summed in another order (docs/perf/decorrelated-forward.md): there float64 is compared to 1e-12. The clones'
+bits also depend on the optimization level (at -O1 GCC neither vectorizes the rests nor fuses their terms): in the
+sanitizer build (MINIGRAD_SANITIZE=1, -O1) both dtypes are compared to a tolerance instead."""
 import numpy as np
 import pytest
 
+from minigrad import _build_config
 from minigrad._ext import whiten
 
 DEFAULT = whiten._passes_avx2()  # NOTE: read at import, before any test sets it
+OPTIMIZED = not getattr(_build_config, "SANITIZE", False)
+
+
+def _exact(dtype):
+    """Bit for bit where the clone is the v3 clone (or float32 on a CPU with AVX-512) of the -O3 build"""
+    return OPTIMIZED and (DEFAULT or dtype == np.float32)
 
 
 def _avx2_or_skip():
@@ -40,13 +49,15 @@ def _data(rng, N, C, S, dtype, case):
     return x, shift
 
 
-def _same(a, b, exact, what):
+def _same(a, b, exact, tol, what):
     assert np.array_equal(np.isnan(a), np.isnan(b)), what
     a, b = np.where(np.isnan(a), 0, a), np.where(np.isnan(b), 0, b)
     if exact:
         assert a.tobytes() == b.tobytes(), (what, np.abs(a - b).max())
     else:
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-300, err_msg=str(what))
+        finite = np.isfinite(a)
+        scale = np.abs(a[finite]).max(initial=1.0)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * scale, err_msg=str(what))
 
 
 def _passes(on, x, shift, M, bias, g, threads):
@@ -65,7 +76,7 @@ def _passes(on, x, shift, M, bias, g, threads):
 @pytest.mark.parametrize("case", ["plain", "large mean", "tiny variance", "special"])
 def test_avx2_passes_and_clones_same_bits(dtype, case):
     _avx2_or_skip()
-    exact = DEFAULT or dtype == np.float32
+    exact, tol = _exact(dtype), 1e-12 if dtype == np.float64 else 1e-5
     rng = np.random.default_rng(36)
     shapes = [(3, C, S, g) for S in list(range(1, 36)) + [64, 67, 256] for C, g in ((37, 16), (13, 5), (9, 3))]
     shapes += [(2, C, 19, g) for C, g in ((16, 16), (8, 8), (12, 12), (7, 7), (6, 1), (11, 4), (23, 9))]
@@ -79,14 +90,14 @@ def test_avx2_passes_and_clones_same_bits(dtype, case):
             for threads in (1, 2):
                 got = _passes(1, x, shift, M, bias, g, threads)
                 for what, a, b in zip(("cov", "y"), ref, got):
-                    _same(a, b, exact, (case, N, C, S, g, threads, what))
+                    _same(a, b, exact, tol, (case, N, C, S, g, threads, what))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(16, 32, 64), (32, 64, 256), (8, 37, 35)])
 def test_avx2_zca_forward_and_clones_same_bits(dtype, shape):
     _avx2_or_skip()
-    exact = DEFAULT or dtype == np.float32
+    exact, tol = _exact(dtype), 1e-12 if dtype == np.float64 else 1e-5
     N, C, S = shape
     g, G = 16, -(-C // 16)
     x = (0.5 + np.random.default_rng(7).standard_normal(shape)).astype(dtype)
@@ -104,4 +115,4 @@ def test_avx2_zca_forward_and_clones_same_bits(dtype, shape):
             whiten._passes_avx2(was)
     for got in results[1:]:
         for i, (a, c) in enumerate(zip(results[0], got)):
-            _same(a, c, exact, (shape, i))
+            _same(a, c, exact, tol, (shape, i))
