@@ -44,6 +44,14 @@
 #define MG_WHITEN_DEFINE(T, VT, W)                                                                                  \
 static inline VT mg_wload_##T(const T* p) { VT v; memcpy(&v, p, sizeof v); return v; }                            \
 static inline void mg_wstore_##T(T* p, VT v) { memcpy(p, &v, sizeof v); }                                        \
+/* the block's rows of sample n: group rows bi + p, bj + p (p < 4), or a row of zeros past gk */                    \
+MG_AI void mg_cov_rows_##T(const T** pi, const T** pj, const T* xk, const T* zero, Py_ssize_t n, Py_ssize_t C,       \
+                           Py_ssize_t S, Py_ssize_t gk, Py_ssize_t bi, Py_ssize_t bj) {                             \
+    for (int p = 0; p < 4; p++) {                                                                                  \
+        pi[p] = bi + p < gk ? xk + (n * C + bi + p) * S : zero;                                                    \
+        pj[p] = bj + p < gk ? xk + (n * C + bj + p) * S : zero;                                                    \
+    }                                                                                                              \
+}                                                                                                                  \
 /* One 4 x 4 block (rows bi.., bj..) of cov's raw sums, into accv (16 x 8 double lanes) and acct (the S % W rest): \
    diag (a constant: bi = bj) computes the pairs q <= p only, the others are not read. */                         \
 MG_AI void mg_cov_block_##T(double (*restrict accv)[8], double* restrict acct, const T* xk, const T* sh,            \
@@ -56,10 +64,7 @@ MG_AI void mg_cov_block_##T(double (*restrict accv)[8], double* restrict acct, c
     for (Py_ssize_t n = 0; n < N; n++) {                                                                           \
         const T* pi[4];                                                                                            \
         const T* pj[4];                                                                                            \
-        for (int p = 0; p < 4; p++) {                                                                              \
-            pi[p] = bi + p < gk ? xk + (n * C + bi + p) * S : zero;                                                \
-            pj[p] = bj + p < gk ? xk + (n * C + bj + p) * S : zero;                                                \
-        }                                                                                                          \
+        mg_cov_rows_##T(pi, pj, xk, zero, n, C, S, gk, bi, bj);                                                    \
         for (Py_ssize_t s = 0; s < S8; s += W) {                                                                   \
             VT u[4] = {mg_wload_##T(pi[0] + s) - si[0], mg_wload_##T(pi[1] + s) - si[1],                           \
                        mg_wload_##T(pi[2] + s) - si[2], mg_wload_##T(pi[3] + s) - si[3]};                          \
@@ -142,6 +147,19 @@ static inline double mg_wsum_lanes(const double* v, int w) {
     for (w /= 2; w > 0; w /= 2)
         for (int l = 0; l < w; l++) h[l] += h[l + w];
     return h[0];
+}
+/* the covariance's g x g entries of block (bi, bj) from its lanes (pairs i >= j inside the group, both triangles) */
+MG_AI void mg_cov_store(double* restrict cov, double (*accv)[8], const double* acct, Py_ssize_t bi,
+                        Py_ssize_t bj, Py_ssize_t gk, Py_ssize_t g) {
+    for (int p = 0; p < 4; p++)
+        for (int q = 0; q < 4; q++) {
+            Py_ssize_t i = bi + p, j = bj + q;
+            if (i < gk && j < gk && j <= i) {
+                double t = mg_wsum_lanes(accv[p * 4 + q], 8) + acct[p * 4 + q];
+                cov[i * g + j] = t;
+                cov[j * g + i] = t;
+            }
+        }
 }
 #define MG_W_float 16
 #define MG_W_double 8
@@ -296,20 +314,6 @@ MG_V3_AI double mg_cov_rest_double(const double* a, double ka, const double* b, 
     for (Py_ssize_t s = 0; s < L; s++) t = mg_rest_term_double(t, a[s] - ka, b[s] - kb, s, L);
     return t;
 }
-/* the covariance's g x g entries of block (bi, bj) from its lanes (pairs i >= j inside the group, both triangles) */
-static inline void mg_cov_store(double* restrict cov, double (*accv)[8], const double* acct, Py_ssize_t bi,
-                                Py_ssize_t bj, Py_ssize_t gk, Py_ssize_t g) {
-    for (int p = 0; p < 4; p++)
-        for (int q = 0; q < 4; q++) {
-            Py_ssize_t i = bi + p, j = bj + q;
-            if (i < gk && j < gk && j <= i) {
-                double t = mg_wsum_lanes(accv[p * 4 + q], 8) + acct[p * 4 + q];
-                cov[i * g + j] = t;
-                cov[j * g + i] = t;
-            }
-        }
-}
-
 /* mg_group_cov_one_T (above) on AVX2: the same blocks, sums and widenings */
 #define MG_COV_AVX2(T, V, VL, W)                                                                                    \
 MG_V3_AI void mg_cov_block_avx2_##T(double (*restrict accv)[8], double* restrict acct, const T* xk, const T* sh,     \
@@ -320,10 +324,7 @@ MG_V3_AI void mg_cov_block_avx2_##T(double (*restrict accv)[8], double* restrict
     for (Py_ssize_t n = 0; n < N; n++) {                                                                           \
         const T* pi[4];                                                                                            \
         const T* pj[4];                                                                                            \
-        for (int p = 0; p < 4; p++) {                                                                              \
-            pi[p] = bi + p < gk ? xk + (n * C + bi + p) * S : zero;                                                \
-            pj[p] = bj + p < gk ? xk + (n * C + bj + p) * S : zero;                                                \
-        }                                                                                                          \
+        mg_cov_rows_##T(pi, pj, xk, zero, n, C, S, gk, bi, bj);                                                    \
         for (int p0 = 0; p0 < 4; p0 += 2) {                                                                        \
             V lo[2][4], hi[2][4];                                                                                  \
             mg_cov_half_##T(lo, pi, pj, si, sj, p0, diag, SW, 0);                                                  \
