@@ -44,6 +44,14 @@
 #define MG_WHITEN_DEFINE(T, VT, W)                                                                                  \
 static inline VT mg_wload_##T(const T* p) { VT v; memcpy(&v, p, sizeof v); return v; }                            \
 static inline void mg_wstore_##T(T* p, VT v) { memcpy(p, &v, sizeof v); }                                        \
+/* the block's rows of sample n: group rows bi + p, bj + p (p < 4), or a row of zeros past gk */                    \
+MG_AI void mg_cov_rows_##T(const T** pi, const T** pj, const T* xk, const T* zero, Py_ssize_t n, Py_ssize_t C,       \
+                           Py_ssize_t S, Py_ssize_t gk, Py_ssize_t bi, Py_ssize_t bj) {                             \
+    for (int p = 0; p < 4; p++) {                                                                                  \
+        pi[p] = bi + p < gk ? xk + (n * C + bi + p) * S : zero;                                                    \
+        pj[p] = bj + p < gk ? xk + (n * C + bj + p) * S : zero;                                                    \
+    }                                                                                                              \
+}                                                                                                                  \
 /* One 4 x 4 block (rows bi.., bj..) of cov's raw sums, into accv (16 x 8 double lanes) and acct (the S % W rest): \
    diag (a constant: bi = bj) computes the pairs q <= p only, the others are not read. */                         \
 MG_AI void mg_cov_block_##T(double (*restrict accv)[8], double* restrict acct, const T* xk, const T* sh,            \
@@ -56,10 +64,7 @@ MG_AI void mg_cov_block_##T(double (*restrict accv)[8], double* restrict acct, c
     for (Py_ssize_t n = 0; n < N; n++) {                                                                           \
         const T* pi[4];                                                                                            \
         const T* pj[4];                                                                                            \
-        for (int p = 0; p < 4; p++) {                                                                              \
-            pi[p] = bi + p < gk ? xk + (n * C + bi + p) * S : zero;                                                \
-            pj[p] = bj + p < gk ? xk + (n * C + bj + p) * S : zero;                                                \
-        }                                                                                                          \
+        mg_cov_rows_##T(pi, pj, xk, zero, n, C, S, gk, bi, bj);                                                    \
         for (Py_ssize_t s = 0; s < S8; s += W) {                                                                   \
             VT u[4] = {mg_wload_##T(pi[0] + s) - si[0], mg_wload_##T(pi[1] + s) - si[1],                           \
                        mg_wload_##T(pi[2] + s) - si[2], mg_wload_##T(pi[3] + s) - si[3]};                          \
@@ -143,6 +148,19 @@ static inline double mg_wsum_lanes(const double* v, int w) {
         for (int l = 0; l < w; l++) h[l] += h[l + w];
     return h[0];
 }
+/* the covariance's g x g entries of block (bi, bj) from its lanes (pairs i >= j inside the group, both triangles) */
+MG_AI void mg_cov_store(double* restrict cov, double (*accv)[8], const double* acct, Py_ssize_t bi,
+                        Py_ssize_t bj, Py_ssize_t gk, Py_ssize_t g) {
+    for (int p = 0; p < 4; p++)
+        for (int q = 0; q < 4; q++) {
+            Py_ssize_t i = bi + p, j = bj + q;
+            if (i < gk && j < gk && j <= i) {
+                double t = mg_wsum_lanes(accv[p * 4 + q], 8) + acct[p * 4 + q];
+                cov[i * g + j] = t;
+                cov[j * g + i] = t;
+            }
+        }
+}
 #define MG_W_float 16
 #define MG_W_double 8
 
@@ -210,6 +228,182 @@ MG_CHANNEL_MEAN(double)
 MG_WHITEN_DEFINE(float, mg_v16f, 16)
 MG_WHITEN_DEFINE(double, mg_v8d, 8)
 
+/* The two passes for CPUs with AVX2 + FMA but no AVX-512 (AMD Zen 2/3, Intel client chips): the v3 clone of the
+   64-byte vector code above splits each vector over two YMM registers, and its 4 x 4 blocks' 32 accumulators (16
+   in the whitening) spill to the stack on every product: 5-10x slower than the same work in registers
+   (docs/perf/decorrelated-forward.md, "The forward on AVX2, session 36"). Here the same lanes and the same
+   operations in the same order, in 8-float / 4-double registers: a lane's chain does not depend on its neighbours,
+   so the covariance runs each half of the 16-float (8-double) lanes as its own pass over the row (2 rows x 4 columns
+   of a block, 8 accumulators), and the whitening 8 output rows over 8 (4) columns at a time. The bits are the v3
+   clone's (tests/test_avx2_whiten.py), including its float64 rests: GCC vectorized `t += a * b` there in pairs (a
+   product, then the add) and contracted only a last odd term (mg_rest_term_double). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#include <immintrin.h>
+#define MG_V3 __attribute__((target("arch=x86-64-v3")))
+#define MG_V3_AI static inline __attribute__((always_inline, target("arch=x86-64-v3")))
+
+/* 1: the drivers take the AVX2 versions (CPUs with AVX2 and FMA but without x86-64-v4), 0: the clones */
+static int mg_whiten_isa;
+__attribute__((constructor)) static void mg_whiten_isa_init(void) {
+    __builtin_cpu_init();
+    mg_whiten_isa = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    !__builtin_cpu_supports("x86-64-v4");
+}
+/* tests: on = 1 takes the AVX2 versions (where the CPU has AVX2 and FMA), 0 the clones; returns the former */
+static inline int mg_whiten_avx2(int on) {
+    const int was = mg_whiten_isa;
+    if (on >= 0) mg_whiten_isa = on && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return was;
+}
+#define MG_WHITEN_AVX2 mg_whiten_isa
+
+/* one term of the v3 clone's float64 rests (t += u v, k = 0 .. L - 1 in order): the product rounded, then added,
+   but a last odd term fused (GCC vectorized those loops by pairs and left one term to a contracted scalar epilogue) */
+MG_V3_AI double mg_rest_term_double(double t, double u, double v, Py_ssize_t k, Py_ssize_t L) {
+    return (k == L - 1 && L % 2) ? fma(u, v, t) : t + u * v;
+}
+
+/* rows p0, p0 + 1 of a 4 x 4 block against its 4 columns (of a diagonal block only q <= p), one sample's row:
+   the lanes of half h of each W-wide chunk (VL of them: lanes h VL .. h VL + VL - 1), their products fused */
+#define MG_COV_HALF(T, V, VL, W, SFX)                                                                               \
+MG_V3_AI void mg_cov_half_##T(V acc[2][4], const T* const* pi, const T* const* pj, const T* si, const T* sj,        \
+                              const int p0, const int diag, Py_ssize_t SW, const int h) {                          \
+    const V s0 = _mm256_set1_##SFX(si[p0]), s1 = _mm256_set1_##SFX(si[p0 + 1]);                                     \
+    V t[4];                                                                                                        \
+    for (int q = 0; q < 4; q++) {                                                                                  \
+        t[q] = _mm256_set1_##SFX(sj[q]);                                                                           \
+        acc[0][q] = acc[1][q] = _mm256_setzero_##SFX();                                                            \
+    }                                                                                                              \
+    for (Py_ssize_t s = h * VL; s < SW; s += W) {                                                                  \
+        const V u[2] = {_mm256_sub_##SFX(_mm256_loadu_##SFX(pi[p0] + s), s0),                                      \
+                        _mm256_sub_##SFX(_mm256_loadu_##SFX(pi[p0 + 1] + s), s1)};                                 \
+        for (int q = 0; q < (diag ? p0 + 2 : 4); q++) {                                                            \
+            const V v = _mm256_sub_##SFX(_mm256_loadu_##SFX(pj[q] + s), t[q]);                                     \
+            for (int r = 0; r < 2; r++)                                                                            \
+                if (!diag || q <= p0 + r) acc[r][q] = _mm256_fmadd_##SFX(u[r], v, acc[r][q]);                      \
+        }                                                                                                          \
+    }                                                                                                              \
+}
+MG_COV_HALF(float, __m256, 8, 16, ps)
+MG_COV_HALF(double, __m256d, 4, 8, pd)
+
+/* av[0:8] += the two halves' lanes widened and added (mg_wwiden_float: (double)lo + (double)hi, then added);
+   float64: av[0:4] += lo, av[4:8] += hi (mg_wwiden_double) */
+MG_V3_AI void mg_widen_halves_float(double* av, __m256 lo, __m256 hi) {
+    __m256d a0 = _mm256_loadu_pd(av), a1 = _mm256_loadu_pd(av + 4);
+    a0 = _mm256_add_pd(a0, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(lo)),
+                                         _mm256_cvtps_pd(_mm256_castps256_ps128(hi))));
+    a1 = _mm256_add_pd(a1, _mm256_add_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)),
+                                         _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1))));
+    _mm256_storeu_pd(av, a0);
+    _mm256_storeu_pd(av + 4, a1);
+}
+MG_V3_AI void mg_widen_halves_double(double* av, __m256d lo, __m256d hi) {
+    _mm256_storeu_pd(av, _mm256_add_pd(_mm256_loadu_pd(av), lo));
+    _mm256_storeu_pd(av + 4, _mm256_add_pd(_mm256_loadu_pd(av + 4), hi));
+}
+/* the S % W rest of pair (p, q), summed in double: float32 products rounded in float (not fusable), float64 as the
+   v3 clone (mg_rest_term_double) */
+MG_V3_AI double mg_cov_rest_float(const float* a, float ka, const float* b, float kb, Py_ssize_t L) {
+    double t = 0.0;
+    for (Py_ssize_t s = 0; s < L; s++) t += (double)((a[s] - ka) * (b[s] - kb));
+    return t;
+}
+MG_V3_AI double mg_cov_rest_double(const double* a, double ka, const double* b, double kb, Py_ssize_t L) {
+    double t = 0.0;
+    for (Py_ssize_t s = 0; s < L; s++) t = mg_rest_term_double(t, a[s] - ka, b[s] - kb, s, L);
+    return t;
+}
+/* mg_group_cov_one_T (above) on AVX2: the same blocks, sums and widenings */
+#define MG_COV_AVX2(T, V, VL, W)                                                                                    \
+MG_V3_AI void mg_cov_block_avx2_##T(double (*restrict accv)[8], double* restrict acct, const T* xk, const T* sh,     \
+                                    const T* zero, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t gk,         \
+                                    Py_ssize_t bi, Py_ssize_t bj, const int diag) {                                 \
+    Py_ssize_t SW = S - S % W;                                                                                     \
+    const T si[4] = {sh[bi], sh[bi + 1], sh[bi + 2], sh[bi + 3]}, sj[4] = {sh[bj], sh[bj + 1], sh[bj + 2], sh[bj + 3]};\
+    for (Py_ssize_t n = 0; n < N; n++) {                                                                           \
+        const T* pi[4];                                                                                            \
+        const T* pj[4];                                                                                            \
+        mg_cov_rows_##T(pi, pj, xk, zero, n, C, S, gk, bi, bj);                                                    \
+        for (int p0 = 0; p0 < 4; p0 += 2) {                                                                        \
+            V lo[2][4], hi[2][4];                                                                                  \
+            mg_cov_half_##T(lo, pi, pj, si, sj, p0, diag, SW, 0);                                                  \
+            mg_cov_half_##T(hi, pi, pj, si, sj, p0, diag, SW, 1);                                                  \
+            for (int r = 0; r < 2; r++)                                                                            \
+                for (int q = 0; q < (diag ? p0 + r + 1 : 4); q++)                                                  \
+                    mg_widen_halves_##T(accv[(p0 + r) * 4 + q], lo[r][q], hi[r][q]);                               \
+        }                                                                                                          \
+        if (SW < S)                                                                                                \
+            for (int p = 0; p < 4; p++)                                                                            \
+                for (int q = 0; q < (diag ? p + 1 : 4); q++)                                                       \
+                    acct[p * 4 + q] += mg_cov_rest_##T(pi[p] + SW, si[p], pj[q] + SW, sj[q], S - SW);              \
+    }                                                                                                              \
+}                                                                                                                  \
+MG_V3 static void mg_group_cov_one_avx2_##T(double* restrict cov, const T* xk, const T* sh, const T* zero,           \
+                                           Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t gk, Py_ssize_t gp,  \
+                                           Py_ssize_t g) {                                                         \
+    for (Py_ssize_t bi = 0; bi < gp; bi += 4)                                                                      \
+        for (Py_ssize_t bj = 0; bj <= bi; bj += 4) {                                                               \
+            double accv[16][8], acct[16];                                                                          \
+            memset(accv, 0, sizeof accv);                                                                          \
+            memset(acct, 0, sizeof acct);                                                                          \
+            if (bi == bj)                                                                                          \
+                mg_cov_block_avx2_##T(accv, acct, xk, sh, zero, N, C, S, gk, bi, bj, 1);                           \
+            else                                                                                                   \
+                mg_cov_block_avx2_##T(accv, acct, xk, sh, zero, N, C, S, gk, bi, bj, 0);                           \
+            mg_cov_store(cov, accv, acct, bi, bj, gk, g);                                                          \
+        }                                                                                                          \
+}
+
+/* mg_group_whiten_block_T (above) on AVX2: 8 output rows of VL lanes at a time (each lane's terms j in order, fused,
+   the bias last); the rest of each row (S % W, W the clones' lane count) one column at a time as the v3 clone:
+   float32 fused, float64 mg_rest_term_double */
+MG_V3_AI float mg_whiten_rest_float(const float* const* xr, const float* sh, const float* m, Py_ssize_t s,
+                                    Py_ssize_t gk) {
+    float t = 0;
+    for (Py_ssize_t j = 0; j < gk; j++) t = fmaf(m[j], xr[j][s] - sh[j], t);
+    return t;
+}
+MG_V3_AI double mg_whiten_rest_double(const double* const* xr, const double* sh, const double* m, Py_ssize_t s,
+                                      Py_ssize_t gk) {
+    double t = 0;
+    for (Py_ssize_t j = 0; j < gk; j++) t = mg_rest_term_double(t, m[j], xr[j][s] - sh[j], j, gk);
+    return t;
+}
+#define MG_WHITEN_AVX2_DEFINE(T, V, VL, W, SFX)                                                                     \
+MG_V3 static void mg_group_whiten_block_avx2_##T(T** yr, const T** xr, const T* sh, const T* Mp, const T* b,        \
+                                                 Py_ssize_t gk, Py_ssize_t gp, Py_ssize_t S) {                     \
+    Py_ssize_t SW = S - S % W;                                                                                     \
+    for (Py_ssize_t bi = 0; bi < gp; bi += 8) {                                                                    \
+        const T* m = Mp + bi * gk;                                                                                 \
+        for (Py_ssize_t s = 0; s < SW; s += VL) {                                                                  \
+            V a[8];                                                                                                \
+            for (int p = 0; p < 8; p++) a[p] = _mm256_setzero_##SFX();                                             \
+            for (Py_ssize_t j = 0; j < gk; j++) {                                                                  \
+                const V v = _mm256_sub_##SFX(_mm256_loadu_##SFX(xr[j] + s), _mm256_set1_##SFX(sh[j]));            \
+                for (int p = 0; p < 8; p++) a[p] = _mm256_fmadd_##SFX(_mm256_set1_##SFX(m[p * gk + j]), v, a[p]);  \
+            }                                                                                                      \
+            for (int p = 0; p < 8 && bi + p < gk; p++)                                                             \
+                _mm256_storeu_##SFX(yr[bi + p] + s, _mm256_add_##SFX(a[p], _mm256_set1_##SFX(b[bi + p])));         \
+        }                                                                                                          \
+        for (Py_ssize_t s = SW; s < S; s++)                                                                        \
+            for (int p = 0; p < 8 && bi + p < gk; p++)                                                             \
+                yr[bi + p][s] = mg_whiten_rest_##T(xr, sh, m + p * gk, s, gk) + b[bi + p];                         \
+    }                                                                                                              \
+}
+MG_COV_AVX2(float, __m256, 8, 16)
+MG_COV_AVX2(double, __m256d, 4, 8)
+MG_WHITEN_AVX2_DEFINE(float, __m256, 8, 16, ps)
+MG_WHITEN_AVX2_DEFINE(double, __m256d, 4, 8, pd)
+#else
+#define MG_WHITEN_AVX2 0
+#define mg_group_cov_one_avx2_float mg_group_cov_one_float
+#define mg_group_cov_one_avx2_double mg_group_cov_one_double
+#define mg_group_whiten_block_avx2_float mg_group_whiten_block_float
+#define mg_group_whiten_block_avx2_double mg_group_whiten_block_double
+static inline int mg_whiten_avx2(int on) { (void)on; return 0; }
+#endif
+
 /* drivers: groups [k0, k1) of cov; (group, sample) pairs [p0, p1) of y, pair p = k*N + n. Return -1 when out of
    memory. */
 #define MG_WHITEN_DRIVERS(T)                                                                                        \
@@ -223,7 +417,10 @@ static int mg_group_cov_##T(double* cov, const T* x, const T* shift, Py_ssize_t 
         Py_ssize_t c0 = k * g, gk = C - c0 < g ? C - c0 : g;                                                       \
         for (Py_ssize_t i = 0; i < gp; i++) sh[i] = i < gk ? shift[c0 + i] : (T)0;                                 \
         memset(cov + k * g * g, 0, (size_t)(g * g) * sizeof(double));                                              \
-        mg_group_cov_one_##T(cov + k * g * g, x + c0 * S, sh, zero, N, C, S, gk, (gk + 3) / 4 * 4, g);             \
+        if (MG_WHITEN_AVX2)                                                                                        \
+            mg_group_cov_one_avx2_##T(cov + k * g * g, x + c0 * S, sh, zero, N, C, S, gk, (gk + 3) / 4 * 4, g);    \
+        else                                                                                                       \
+            mg_group_cov_one_##T(cov + k * g * g, x + c0 * S, sh, zero, N, C, S, gk, (gk + 3) / 4 * 4, g);         \
     }                                                                                                              \
     free(sh); free(zero);                                                                                          \
     return err;                                                                                                    \
@@ -250,7 +447,10 @@ static int mg_group_whiten_##T(T* y, const T* x, const T* shift, const T* M, con
             xr[i] = x + (n * C + c0 + i) * S;                                                                      \
             yr[i] = y + (n * C + c0 + i) * S;                                                                      \
         }                                                                                                          \
-        mg_group_whiten_block_##T(yr, xr, shift + c0, Mp, bias + c0, gk, (gk + 7) / 8 * 8, S);                     \
+        if (MG_WHITEN_AVX2)                                                                                        \
+            mg_group_whiten_block_avx2_##T(yr, xr, shift + c0, Mp, bias + c0, gk, (gk + 7) / 8 * 8, S);            \
+        else                                                                                                       \
+            mg_group_whiten_block_##T(yr, xr, shift + c0, Mp, bias + c0, gk, (gk + 7) / 8 * 8, S);                 \
     }                                                                                                              \
     free(Mp); free(xr); free(yr);                                                                                  \
     return err;                                                                                                    \

@@ -66,6 +66,7 @@ cdef extern from "whiten.h" nogil:
     void mg_zca_running_update_double(double* rmean, double* rcov, double* rW, const double* mean,
                                       const double* cov, const double* W, Py_ssize_t C, Py_ssize_t G, Py_ssize_t g,
                                       double f, double scale)
+    int mg_whiten_avx2(int on)
     int mg_sym_eigh2(double* d0, double* U0, const double* A0, double* d1, double* U1, const double* A1,
                      double* work, Py_ssize_t n)
     int mg_zca_matrices_float(double* cov, double* lam, double* U, double* W, double* s, float* Mx, float* bx,
@@ -128,6 +129,13 @@ cdef int _whiten(bint f32, void* y, void* x, void* shift, void* M, void* bias, P
     for blk in prange(nb, schedule='static', num_threads=nb):
         err |= _whiten_block(f32, y, x, shift, M, bias, N, C, S, g, blk * P // nb, (blk + 1) * P // nb)
     return err
+
+
+def _passes_avx2(int on=-1):
+    """Tests only: whether the covariance and whitening passes take whiten.h's AVX2 versions (the default on CPUs
+    with AVX2 and FMA but no AVX-512) or the clones; on = 0 or 1 sets it (1 only where the CPU has AVX2 and FMA).
+    Returns the former setting."""
+    return bool(mg_whiten_avx2(on))
 
 
 def group_cov(cnp.ndarray cov not None, cnp.ndarray x not None, cnp.ndarray shift not None, Py_ssize_t g,
