@@ -9,7 +9,8 @@ zca_rows dy + x + B) and % of the same run's triad.
     PYTHONPATH=$PWD python scripts/frn_avx2_ab.py DIR [--rounds 21] [--threads 1] [--only KERNEL ...]  # DIR: the other build's _ext
     PYTHONPATH=$PWD python scripts/frn_avx2_ab.py DIR --bits
 
-``--bits``: ``row_stats`` (center and not) and ``row_norm_backward_max`` of both builds on tests/test_avx2_rows.py's
+``--bits``: ``row_stats`` (center and not), ``row_norm_backward_max`` and ``row_norm_apply_max`` (tau as drawn, at
+ties, +0, -0 and NaN) of both builds on tests/test_avx2_rows.py's
 rows (D 1..40, 64, 67, 129, 256; plain, large-mean, tiny-variance and special data; the backward's ties and subnormal
 dy), float32 and float64, 1 and 2 threads: the outputs that differ byte for byte, and those that differ only in a
 NaN's sign.
@@ -103,6 +104,12 @@ def bits(old, new):
                             mod.row_norm_backward_max(*out[k], dy, x, rstd, w, scale, b, tau, nt)
                         for u, g in zip(out["old"], out["new"]):
                             compare(u, g, ("row_norm_backward_max", np.dtype(dt).name, case, D, nt))
+                        for j, t in enumerate((tau, 0 * tau, -0 * tau, np.full_like(tau, np.nan))):
+                            for k, mod in (("old", old), ("new", new)):
+                                out[k] = (np.full_like(x, 7), np.full((2, 3), 7.0), np.full((2, 3), 7, dt))
+                                mod.row_norm_apply_max(*out[k], x, w, b, t, 1e-6, nt)
+                            for u, g in zip(out["old"], out["new"]):
+                                compare(u, g, ("row_norm_apply_max", np.dtype(dt).name, case, D, nt, j))
     print(counts)
 
 

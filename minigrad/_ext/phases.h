@@ -30,6 +30,9 @@
        for the other CPUs (*_any), the same bits, picked per call.
      FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector, the next
        block's taken before this block's applies.
+     CPUs with AVX2 and FMA (x86-64-v3): row statistics and float's FRN + TLU backward (where AVX-512 is not used)
+       as *_v3 intrinsics, the clones' operations with some double adds as fma(acc, 1, v) (the same rounding, on the
+       multiply pipes), picked per call (mgp_cpu_v3).
    Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow; the one
    exception, the float gate sums' blocks of 128, scales dy so that its products cannot overflow either.
    Included by phases.pyx after Python.h (Py_ssize_t). */
