@@ -30,6 +30,9 @@
        for the other CPUs (*_any), the same bits, picked per call.
      FRN + TLU's forward (mgp_rows_norm_apply_max_T): 4 rows at a time, their rstd in one vector, the next
        block's taken before this block's applies.
+     CPUs with AVX2 and FMA (x86-64-v3): row statistics and float's FRN + TLU backward (where AVX-512 is not used)
+       as *_v3 intrinsics, the clones' operations with some double adds as fma(acc, 1, v) (the same rounding, on the
+       multiply pipes), picked per call (mgp_cpu_v3).
    Every sum is taken in double (float32 values are widened first), so a float32 sum cannot overflow; the one
    exception, the float gate sums' blocks of 128, scales dy so that its products cannot overflow either.
    Included by phases.pyx after Python.h (Py_ssize_t). */
@@ -276,8 +279,8 @@ MG_CLONES static void mgp_row_stats_##T(double* mean, double* m2, const T* x, in
    bound by its 12 vector operations per 8 values (the widenings take two), so the gain is in the per-row costs \
    (the horizontal adds, the division, the loop's exit) running beside the other row's; 4 rows spilled         \
    accumulators (docs/perf/norm-family.md, "2026-12-07 (session 30)") */                                         \
-MG_CLONES static void mgp_rows_stats_##T(double* mean, double* m2, const T* x, int center, Py_ssize_t r0,     \
-                                         Py_ssize_t r1, Py_ssize_t D) {                                      \
+MG_CLONES static void mgp_rows_stats_##T##_any(double* mean, double* m2, const T* x, int center, Py_ssize_t r0, \
+                                              Py_ssize_t r1, Py_ssize_t D) {                                      \
     const double M = (double)D;                                                                              \
     Py_ssize_t r = r0;                                                                                       \
     for (; r + 2 <= r1; r += 2) {                                                                            \
@@ -737,6 +740,86 @@ MGP_ROWS(float)
 MGP_ROWS(double)
 MGP_RELU(float, uint32_t)
 MGP_RELU(double, uint64_t)
+#if MGP_SPLIT_V4
+/* The rows' kernels on CPUs with AVX2 and FMA (x86-64-v3, AVX-512 ones included): the same operations, order and
+   bits as the *_any clones, with some double adds taken as a fused multiply-add by 1 (fma(v, 1, acc) rounds
+   v + acc once, as vaddpd does: v*1 is exact). NOTE: the clones' loops are bound by the two FP add pipes (Zen 3:
+   the adds, subtractions and widenings, with the two multiply pipes half idle); an add moved to a multiply pipe
+   balances them (docs/perf/norm-family.md, "FRN's and the row kernels' AVX2 paths, session 36"). Picked per call
+   by mgp_cpu_v3, set when the module is loaded. */
+static int mgp_cpu_v3;
+__attribute__((constructor)) static void mgp_cpu_v3_init(void) {
+    __builtin_cpu_init();
+    mgp_cpu_v3 = __builtin_cpu_supports("x86-64-v3");
+}
+/* tests: on = 0 takes the *_any clones, 1 the v3 kernels (1 only where the CPU has them); returns the former */
+MGP_INLINE int mgp_rows_v3(int on) {
+    const int was = mgp_cpu_v3;
+    if (on >= 0) mgp_cpu_v3 = on && __builtin_cpu_supports("x86-64-v3");
+    return was;
+}
+#define MGP_TARGET_V3 __attribute__((target("arch=x86-64-v3")))
+MGP_INLINE MGP_TARGET_V3 __m256d mgp_add_v3(__m256d acc, __m256d v) {
+    return _mm256_fmadd_pd(acc, _mm256_set1_pd(1.0), v);  /* NOTE: acc*1 + v: acc's NaN first, as acc + v's */
+}
+MGP_INLINE MGP_TARGET_V3 __m256d mgp_wload_v3_float(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+MGP_INLINE MGP_TARGET_V3 __m256d mgp_wload_v3_double(const double* p) { return _mm256_loadu_pd(p); }
+/* one row's 4 values into its sums: d = x - K (center; else x itself, x - 0 being x), a += d, q += d*d */
+#define MGP_STATS4_V3(T, p, center, k, a, q) do {                                                            \
+        __m256d d_ = mgp_wload_v3_##T(p);                                                                    \
+        if (center) d_ = _mm256_sub_pd(d_, k);                                                               \
+        a = mgp_add_v3(a, d_);                                                                               \
+        q = _mm256_add_pd(q, _mm256_mul_pd(d_, d_));                                                         \
+    } while (0)
+#define MGP_ROWS_V3(T)                                                                                       \
+/* mgp_rows_stats_T_any's pairs of rows (center a constant where this is inlined) */                         \
+MGP_INLINE MGP_TARGET_V3 void mgp_rows_stats_pairs_v3_##T(double* mean, double* m2, const T* x, int center,   \
+                                                        Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t D) {        \
+    const double M = (double)D;                                                                              \
+    for (Py_ssize_t r = r0; r + 2 <= r1; r += 2) {                                                           \
+        const T *x0 = x + r * D, *x1 = x0 + D;                                                               \
+        const double K0 = center ? (double)x0[0] : 0.0, K1 = center ? (double)x1[0] : 0.0;                   \
+        const __m256d k0 = _mm256_set1_pd(K0), k1 = _mm256_set1_pd(K1);                                     \
+        __m256d a00 = _mm256_setzero_pd(), a01 = a00, q00 = a00, q01 = a00, a10 = a00, a11 = a00, q10 = a00, \
+                q11 = a00;                                                                                   \
+        const T* nx = x + (r + 3 < r1 ? r + 3 : r1 - 1) * D;  /* NOTE: as mgp_rows_stats_T_any's prefetch */ \
+        Py_ssize_t i = 0;                                                                                    \
+        for (; i + 8 <= D; i += 8) {                                                                         \
+            __builtin_prefetch(nx + i, 0, 3);                                                                \
+            MGP_STATS4_V3(T, x0 + i, center, k0, a00, q00);                                                  \
+            MGP_STATS4_V3(T, x0 + i + 4, center, k0, a01, q01);                                              \
+            MGP_STATS4_V3(T, x1 + i, center, k1, a10, q10);                                                  \
+            MGP_STATS4_V3(T, x1 + i + 4, center, k1, a11, q11);                                              \
+        }                                                                                                    \
+        double ta0 = 0, tq0 = 0, ta1 = 0, tq1 = 0;                                                           \
+        for (; i < D; i++) {                                                                                 \
+            const double d0 = (double)x0[i] - K0, d1 = (double)x1[i] - K1;                                   \
+            ta0 += d0; tq0 += d0 * d0; ta1 += d1; tq1 += d1 * d1;                                            \
+        }                                                                                                    \
+        mgp_stats_out2(mean + r, m2 + r, center, K0, K1, M, (mgp_v4d)_mm256_add_pd(a00, a01),                \
+                       (mgp_v4d)_mm256_add_pd(a10, a11), (mgp_v4d)_mm256_add_pd(q00, q01),                   \
+                       (mgp_v4d)_mm256_add_pd(q10, q11), (mgp_v4d){ta0, ta1, tq0, tq1});                     \
+    }                                                                                                        \
+}                                                                                                            \
+MGP_TARGET_V3 static void mgp_rows_stats_##T##_v3(double* mean, double* m2, const T* x, int center,          \
+                                                  Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t D) {              \
+    if (center) mgp_rows_stats_pairs_v3_##T(mean, m2, x, 1, r0, r1, D);                                      \
+    else mgp_rows_stats_pairs_v3_##T(mean, m2, x, 0, r0, r1, D);                                             \
+    if ((r1 - r0) % 2) mgp_row_stats_##T(mean + r1 - 1, m2 + r1 - 1, x + (r1 - 1) * D, center, D);           \
+}                                                                                                            \
+/* row_stats: the v3 kernel where the CPU has it */                                                          \
+MGP_INLINE void mgp_rows_stats_##T(double* mean, double* m2, const T* x, int center, Py_ssize_t r0,          \
+                                   Py_ssize_t r1, Py_ssize_t D) {                                            \
+    if (mgp_cpu_v3) mgp_rows_stats_##T##_v3(mean, m2, x, center, r0, r1, D);                                 \
+    else mgp_rows_stats_##T##_any(mean, m2, x, center, r0, r1, D);                                           \
+}
+MGP_ROWS_V3(float)
+MGP_ROWS_V3(double)
+#else
+MGP_INLINE int mgp_rows_v3(int on) { (void)on; return 0; }
+#define mgp_rows_stats_float mgp_rows_stats_float_any
+#define mgp_rows_stats_double mgp_rows_stats_double_any
+#endif
 /* FRN + TLU's backward sums, float: mgp_max_split4_float's operations on 8 lanes at once, each half widened
    (the same bits as two 4-lane splits; the 4-lane splits ran the sums pass at about 2.7 cycles an element).
    NOTE: every half is widened from memory (vcvtps2pd ymm, m128: no shuffle-port uop), x where it lies, g and t
@@ -774,6 +857,83 @@ MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u, mgp_max_split8v_float, mgp_v8u)
 MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul, mgp_max_split8_double, mgp_v4ul)
 #define mgp_rows_norm_backward_max_double mgp_rows_norm_backward_max_double_any
 #if MGP_SPLIT_V4
+/* FRN + TLU's backward, float, AVX2 and FMA (picked per call by mgp_cpu_v3 where mgp_cpu_v4 is not set): the
+   operations of mgp_rows_norm_backward_max_float_any (mgp_max_split8v_float's split, x, g and t widened from
+   memory, 4-lane double sums) in intrinsics, sum(g) and sum(t) added through mgp_add_v3 (the same bits) */
+MGP_INLINE MGP_TARGET_V3 void mgp_max_acc4_v3(__m256d* A, __m256d* Q, __m256d* U, const float* x, const float* g,
+                                              const float* t) {
+    const __m256d gd = mgp_wload_v3_float(g);
+    *A = mgp_add_v3(*A, gd);
+    *Q = _mm256_add_pd(*Q, _mm256_mul_pd(gd, mgp_wload_v3_float(x)));
+    *U = mgp_add_v3(*U, mgp_wload_v3_float(t));
+}
+MGP_INLINE MGP_TARGET_V3 int mgp_row_sums_max_pass_v3(double* sg, double* sgx, double* st, float* restrict g,
+                                                      const float* restrict dy, const float* restrict x,
+                                                      Py_ssize_t D, float sc, float of, float tau, int exact) {
+    __m256d A0 = _mm256_setzero_pd(), A1 = A0, Q0 = A0, Q1 = A0, U0 = A0, U1 = A0;
+    __m256 ties = _mm256_setzero_ps();
+    float t[8] __attribute__((aligned(32)));
+    Py_ssize_t i = 0;
+    for (; i + 8 <= D; i += 8) {
+        const __m256 dv = _mm256_loadu_ps(dy + i), tw = _mm256_set1_ps(tau);
+        const __m256 z = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(sc)), _mm256_set1_ps(of));
+        __m256 gv, tv;
+        if (exact) {
+            const __m256 gt = _mm256_cmp_ps(z, tw, _CMP_GT_OQ), eq = _mm256_cmp_ps(z, tw, _CMP_EQ_OQ);
+            const __m256 h = _mm256_and_ps(_mm256_mul_ps(dv, _mm256_set1_ps(0.5f)), eq);
+            gv = _mm256_or_ps(_mm256_and_ps(dv, gt), h);
+            tv = _mm256_or_ps(_mm256_andnot_ps(_mm256_or_ps(gt, eq), dv), h);
+        } else {
+            const __m256 ge = _mm256_cmp_ps(z, tw, _CMP_GE_OQ);
+            ties = _mm256_or_ps(ties, _mm256_cmp_ps(z, tw, _CMP_EQ_OQ));
+            gv = _mm256_and_ps(dv, ge);
+            tv = _mm256_andnot_ps(ge, dv);
+        }
+        _mm256_storeu_ps(g + i, gv);
+        _mm256_store_ps(t, tv);
+        __asm__ volatile("" ::: "memory");  /* NOTE: widened from memory, as mgp_max_split8v_float's */
+        mgp_max_acc4_v3(&A0, &Q0, &U0, x + i, g + i, t);
+        mgp_max_acc4_v3(&A1, &Q1, &U1, x + i + 4, g + i + 4, t + 4);
+    }
+    if (!exact && _mm256_movemask_ps(ties)) return 1;
+    double a = 0, q = 0, u = 0;
+    for (; i < D; i++) {
+        float gi, ti;
+        mgp_max_split_float(x[i] * sc + of, tau, dy[i], &gi, &ti);
+        g[i] = gi;
+        a += gi; q += (double)gi * (double)x[i]; u += ti;
+    }
+    *sg = mgp_hsum((mgp_v4d)A0, (mgp_v4d)A1) + a;
+    *sgx = mgp_hsum((mgp_v4d)Q0, (mgp_v4d)Q1) + q;
+    *st = mgp_hsum((mgp_v4d)U0, (mgp_v4d)U1) + u;
+    return 0;
+}
+MGP_INLINE MGP_TARGET_V3 int mgp_row_sums_max_in_v3(double* sg, double* sgx, double* st, float* restrict g,
+                                                    const float* restrict dy, const float* restrict x, Py_ssize_t D,
+                                                    float sc, float of, float tau, int fast) {
+    if (fast && !mgp_row_sums_max_pass_v3(sg, sgx, st, g, dy, x, D, sc, of, tau, 0)) return 0;
+    mgp_row_sums_max_pass_v3(sg, sgx, st, g, dy, x, D, sc, of, tau, 1);
+    return 1;
+}
+MGP_TARGET_V3 static void mgp_rows_norm_backward_max_float_v3(float* restrict dx, double* sg, double* sgx,
+                                                               double* st, const float* restrict dy,
+                                                               const float* restrict x, const double* rstd,
+                                                               const float* w, const float* scale, const float* of,
+                                                               const float* tau, Py_ssize_t r0, Py_ssize_t r1,
+                                                               Py_ssize_t D, Py_ssize_t C) {
+    if (r0 >= r1) return;
+    Py_ssize_t c = r0 % C, cn;
+    int fast = !mgp_row_sums_max_in_v3(sg + r0, sgx + r0, st + r0, dx + r0 * D, dy + r0 * D, x + r0 * D, D,
+                                       scale[r0], of[c], tau[c], 1);
+    for (Py_ssize_t r = r0; r < r1; r++) {
+        cn = c + 1 == C ? 0 : c + 1;
+        if (r + 1 < r1)
+            fast = !mgp_row_sums_max_in_v3(sg + r + 1, sgx + r + 1, st + r + 1, dx + (r + 1) * D, dy + (r + 1) * D,
+                                           x + (r + 1) * D, D, scale[r + 1], of[cn], tau[cn], fast);
+        mgp_row_norm_apply_max_float(dx + r * D, x + r * D, D, rstd[r], w[c], sgx[r]);
+        c = cn;
+    }
+}
 /* FRN + TLU's backward, float, AVX-512 (picked per call by mgp_cpu_v4, as the gate kernels): the operations of
    mgp_rows_norm_backward_max_float_any in intrinsics, the split on 16 lanes, each sum in one 8-lane double
    accumulator (lane j: the row's elements j mod 8, so its halves are a0 and a1 of mgp_row_sums_max_pass_T and the
@@ -892,6 +1052,7 @@ MGP_INLINE void mgp_rows_norm_backward_max_float(float* restrict dx, double* sg,
                                                  const float* of, const float* tau, Py_ssize_t r0, Py_ssize_t r1,
                                                  Py_ssize_t D, Py_ssize_t C) {
     if (mgp_cpu_v4) mgp_rows_norm_backward_max_float_v4(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
+    else if (mgp_cpu_v3) mgp_rows_norm_backward_max_float_v3(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
     else mgp_rows_norm_backward_max_float_any(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
 }
 #else

@@ -676,6 +676,13 @@ def _gate_avx512(int on=-1):
     return bool(mgp_gate_v4(on))
 
 
+def _rows_avx2(int on=-1):
+    """Tests only: whether row_stats and FRN + TLU's float32 backward (where the AVX-512 version is off) take their
+    AVX2 + FMA versions (phases.h: *_v3) or the clones; on = 0 or 1 sets it (1 only where the CPU has them).
+    Returns the former setting."""
+    return bool(mgp_rows_v3(on))
+
+
 def row_apply_gate(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray v not None, cnp.ndarray lo not None,
                    cnp.ndarray hi not None, cnp.ndarray scale not None, cnp.ndarray offset not None, int gate,
                    Py_ssize_t n_threads):
