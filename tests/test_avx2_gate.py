@@ -13,7 +13,7 @@ from conftest import alloc_outputs
 
 phases = pytest.importorskip("minigrad._ext.phases")
 
-LENGTHS = list(range(1, 41)) + [64, 67, 128, 131, 256]
+LENGTHS = list(range(1, 41)) + [48, 64, 67, 128, 131, 150, 176, 256, 300]
 EDGE = {np.float32: [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, -1e-40, 88.7, -88.7, 88.72, -88.72, 89.0, -89.0,
                      89.5, -89.5, 103.0, -103.0, 104.0, -104.0, 1e30, -1e30],
         np.float64: [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-310, -1e-310, 708.0, -708.0, 709.7, -709.7, 709.8,

@@ -1097,7 +1097,80 @@ ATTR static void mgp_row_sums_sig_float##SFX(double* sdy, double* sdyf, double* 
 }
 #if MGP_SPLIT_V4
 MGP_ROW_SUMS_SIG_FLOAT(_v4, MGP_TARGET_V4, mgp_expf8_fma_v4, mgp_expf16_fma_v4)
-MGP_ROW_SUMS_SIG_FLOAT(_v3, MGP_TARGET_V3, mgp_expf8_fma_v3, mgp_expf16_fma_v3)
+/* gate 0's float sums for AVX2: MGP_ROW_SUMS_SIG_FLOAT's operations in its order, each 16-lane float block as two
+   8-lane halves and each 8-lane double accumulator as two 4-lane ones (lane j of 16 is half j/8's lane j%8; a
+   flush adds lanes 0-7, then 8-15, to the double lanes as mgp_fblock_flush), so the same bits: outside AVX-512
+   GCC keeps 64-byte vectors on the stack (the sums 2.4-4.4 ns an element in that form, session 36) */
+MGP_INLINE MGP_TARGET_V3 mgp_v4d mgp_widen3(mgp_v8f b, int h) {
+    return (mgp_v4d)_mm256_cvtps_pd(h ? _mm256_extractf128_ps((__m256)b, 1) : _mm256_castps256_ps128((__m256)b));
+}
+MGP_INLINE MGP_TARGET_V3 void mgp_fblock_flush3(mgp_v4d s[2], mgp_v8f b[2]) {
+    s[0] += mgp_widen3(b[0], 0); s[1] += mgp_widen3(b[0], 1);
+    s[0] += mgp_widen3(b[1], 0); s[1] += mgp_widen3(b[1], 1);
+    b[0] = b[1] = (mgp_v8f){0};
+}
+/* one 8-lane half's sigmoid, f and df/dv (x*s, f*(x*(1 - s))), the sigmoid kept */
+MGP_INLINE MGP_TARGET_V3 void mgp_sig8_v3(const float* x, float nv, float* keep, mgp_v8f* f, mgp_v8f* g) {
+    mgp_v8f xv;
+    memcpy(&xv, x, sizeof xv);
+    const mgp_v8f s = 1 / (1 + mgp_expf8_fma_v3(nv * xv));
+    if (keep) memcpy(keep, &s, sizeof s);
+    *f = xv * s; *g = *f * (xv * (1.0f - s));
+}
+/* the terms of one block of 16 (two halves) into the float blocks ab, fb, gb */
+MGP_INLINE MGP_TARGET_V3 void mgp_sig16_v3(mgp_v8f ab[2], mgp_v8f fb[2], mgp_v8f gb[2], const float* x,
+                                           const float* dy, float nv, float p, float* keep) {
+    for (int h = 0; h < 2; h++) {
+        mgp_v8f f, g, d;
+        mgp_sig8_v3(x + 8 * h, nv, keep ? keep + 8 * h : NULL, &f, &g);
+        memcpy(&d, dy + 8 * h, sizeof d);
+        d *= p;
+        ab[h] += d; fb[h] += d * f; gb[h] += d * g;
+    }
+}
+MGP_TARGET_V3 static void mgp_row_sums_sig_float_v3(double* sdy, double* sdyf, double* sdv, const float* restrict dy,
+                                                    const float* restrict x, Py_ssize_t D, float v,
+                                                    float* restrict keep) {
+    mgp_v4d a[2] = {{0}}, f[2] = {{0}}, g[2] = {{0}}, as[2] = {{0}}, fs[2] = {{0}}, gs[2] = {{0}};
+    mgp_v8f ab[2] = {{0}}, fb[2] = {{0}}, gb[2] = {{0}};
+    const float nv = -v, p = D >= 16 ? mgp_dy_scale_float(dy, D) : 1.0f;
+    Py_ssize_t i = 0;
+    /* the blocks of 16 in order (the macro's pairs and its last single block: the same adds per lane), flushed where
+       the macro flushes: after a pair's second block at a multiple of MGP_FBLOCK or with no pair after it, and after
+       a single last block */
+    for (; i + 16 <= D; i += 16) {
+        mgp_sig16_v3(ab, fb, gb, x + i, dy + i, nv, p, keep ? keep + i : NULL);
+        if ((i + 16) % MGP_FBLOCK == 0 || i + 32 > D) {
+            mgp_fblock_flush3(as, ab); mgp_fblock_flush3(fs, fb); mgp_fblock_flush3(gs, gb);
+        }
+    }
+    for (; i + 8 <= D; i += 8) {
+        mgp_v8f fv, gv, dv;
+        mgp_sig8_v3(x + i, nv, keep ? keep + i : NULL, &fv, &gv);
+        memcpy(&dv, dy + i, sizeof dv);
+        for (int h = 0; h < 2; h++) {
+            const mgp_v4d gd = mgp_widen3(dv, h);
+            a[h] += gd; f[h] += gd * mgp_widen3(fv, h); g[h] += gd * mgp_widen3(gv, h);
+        }
+    }
+    double ta = 0, tf = 0, tv = 0;
+    for (; i < D; i++) {
+        const float s = 1.0f / (1.0f + mgp_expf_fma(nv * x[i])), fx = x[i] * s;
+        const double gd = dy[i];
+        if (keep) keep[i] = s;
+        ta += gd; tf += gd * fx; tv += gd * (fx * (x[i] * (1.0f - s)));
+    }
+    const double q = 1 / (double)p;
+    *sdy = mgp_hsum(as[0], as[1]) * q;
+    *sdyf = mgp_hsum(fs[0], fs[1]) * q;
+    *sdv = mgp_hsum(gs[0], gs[1]) * q;
+    if (D % 16 >= 8) {  /* as the macro's */
+        *sdy += mgp_hsum(a[0], a[1]);
+        *sdyf += mgp_hsum(f[0], f[1]);
+        *sdv += mgp_hsum(g[0], g[1]);
+    }
+    *sdy += ta; *sdyf += tf; *sdv += tv;
+}
 MGP_ROW_SUMS_SIG_FLOAT(_any, MGP_CLONES_FMA_ANY, mgp_expf8_fma, mgp_expf16_fma)
 MGP_INLINE void mgp_row_sums_sig_float(double* sdy, double* sdyf, double* sdv, const float* restrict dy,
                                        const float* restrict x, Py_ssize_t D, float v, float* restrict keep) {
