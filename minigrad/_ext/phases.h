@@ -1104,72 +1104,98 @@ MGP_ROW_SUMS_SIG_FLOAT(_v4, MGP_TARGET_V4, mgp_expf8_fma_v4, mgp_expf16_fma_v4)
 MGP_INLINE MGP_TARGET_V3 mgp_v4d mgp_widen3(mgp_v8f b, int h) {
     return (mgp_v4d)_mm256_cvtps_pd(h ? _mm256_extractf128_ps((__m256)b, 1) : _mm256_castps256_ps128((__m256)b));
 }
-MGP_INLINE MGP_TARGET_V3 void mgp_fblock_flush3(mgp_v4d s[2], mgp_v8f b[2]) {
-    s[0] += mgp_widen3(b[0], 0); s[1] += mgp_widen3(b[0], 1);
-    s[0] += mgp_widen3(b[1], 0); s[1] += mgp_widen3(b[1], 1);
-    b[0] = b[1] = (mgp_v8f){0};
-}
-/* one 8-lane half's sigmoid, f and df/dv (x*s, f*(x*(1 - s))), the sigmoid kept */
-MGP_INLINE MGP_TARGET_V3 void mgp_sig8_v3(const float* x, float nv, float* keep, mgp_v8f* f, mgp_v8f* g) {
-    mgp_v8f xv;
+/* one 8-lane half's partials into t, what the sums keep into keep: gate 0: the sigmoid s; f = x*s and
+   df/dv = f*(x*(1 - s)); gate 1: r = 1/den; f = x*r and, with q = f*r, q*(x*mu), q*mu, q*(1 - mu) (the negated
+   df/dv, df/dhi, df/dlo), as the macros' blocks */
+MGP_INLINE MGP_TARGET_V3 void mgp_gate_terms8_v3(mgp_v8f t[4], const float* x, int gate, float v, float lo, float hi,
+                                                 float* keep) {
+    mgp_v8f xv, mu;
     memcpy(&xv, x, sizeof xv);
-    const mgp_v8f s = 1 / (1 + mgp_expf8_fma_v3(nv * xv));
-    if (keep) memcpy(keep, &s, sizeof s);
-    *f = xv * s; *g = *f * (xv * (1.0f - s));
-}
-/* the terms of one block of 16 (two halves) into the float blocks ab, fb, gb */
-MGP_INLINE MGP_TARGET_V3 void mgp_sig16_v3(mgp_v8f ab[2], mgp_v8f fb[2], mgp_v8f gb[2], const float* x,
-                                           const float* dy, float nv, float p, float* keep) {
-    for (int h = 0; h < 2; h++) {
-        mgp_v8f f, g, d;
-        mgp_sig8_v3(x + 8 * h, nv, keep ? keep + 8 * h : NULL, &f, &g);
-        memcpy(&d, dy + 8 * h, sizeof d);
-        d *= p;
-        ab[h] += d; fb[h] += d * f; gb[h] += d * g;
+    if (gate == 0) {
+        const mgp_v8f s = 1 / (1 + mgp_expf8_fma_v3(-v * xv));
+        if (keep) memcpy(keep, &s, sizeof s);
+        t[0] = xv * s; t[1] = t[0] * (xv * (1.0f - s));
+    } else {
+        const mgp_v8f r = 1.0f / mgp_gate_den_v3_mgp_v8f(xv, v, lo, hi, &mu);
+        if (keep) memcpy(keep, &r, sizeof r);
+        t[0] = xv * r;
+        const mgp_v8f q = t[0] * r;
+        t[1] = q * (xv * mu); t[2] = q * mu; t[3] = q * (1.0f - mu);
     }
+}
+/* the float gate sums' vector part for AVX2 (gate 0: 3 sums, the terms added; gate 1: 5, df/dv, df/dhi and df/dlo's
+   negated terms subtracted): MGP_ROW_SUMS_SIG_FLOAT's and MGP_ROW_SUMS_DEN_FLOAT's operations in their order, each
+   16-lane float block as two 8-lane halves and each 8-lane double accumulator as two 4-lane ones (lane j of 16 is
+   half j/8's lane j%8; a flush adds lanes 0-7, then 8-15, to the double lanes as mgp_fblock_flush), so the same
+   bits: outside AVX-512 GCC keeps 64-byte vectors on the stack (the sums 2.4-4.4 ns an element in that form,
+   session 36). Returns where the scalar tail starts; out[j]: the blocks' sums (scaled back) plus the blocks of 8's */
+MGP_INLINE MGP_TARGET_V3 Py_ssize_t mgp_gate_sums_v3(double out[5], const float* dy, const float* x, Py_ssize_t D,
+                                                     int gate, float v, float lo, float hi, float* keep) {
+    const int n = gate == 0 ? 3 : 5;
+    mgp_v4d acc[5][2] = {{{0}}}, accs[5][2] = {{{0}}};
+    mgp_v8f b[5][2] = {{{0}}}, t[4];
+    const float p = D >= 16 ? mgp_dy_scale_float(dy, D) : 1.0f;
+    Py_ssize_t i = 0;
+    /* the blocks of 16 in order (the macros' pairs and their last single block: the same adds per lane), flushed
+       where the macros flush: after a pair's second block at a multiple of MGP_FBLOCK or with no pair after it, and
+       after a single last block */
+    for (; i + 16 <= D; i += 16) {
+        for (int h = 0; h < 2; h++) {
+            mgp_v8f d;
+            mgp_gate_terms8_v3(t, x + i + 8 * h, gate, v, lo, hi, keep ? keep + i + 8 * h : NULL);
+            memcpy(&d, dy + i + 8 * h, sizeof d);
+            d *= p;
+            b[0][h] += d;
+            b[1][h] += d * t[0];
+            for (int j = 2; j < n; j++) {
+                if (gate == 0) b[j][h] += d * t[j - 1];
+                else b[j][h] -= d * t[j - 1];
+            }
+        }
+        if ((i + 16) % MGP_FBLOCK == 0 || i + 32 > D) {
+            for (int j = 0; j < n; j++) {
+                for (int h = 0; h < 2; h++) {
+                    accs[j][0] += mgp_widen3(b[j][h], 0); accs[j][1] += mgp_widen3(b[j][h], 1);
+                }
+                b[j][0] = b[j][1] = (mgp_v8f){0};
+            }
+        }
+    }
+    for (; i + 8 <= D; i += 8) {
+        mgp_v8f dv;
+        mgp_gate_terms8_v3(t, x + i, gate, v, lo, hi, keep ? keep + i : NULL);
+        memcpy(&dv, dy + i, sizeof dv);
+        for (int h = 0; h < 2; h++) {
+            const mgp_v4d gd = mgp_widen3(dv, h);
+            acc[0][h] += gd;
+            acc[1][h] += gd * mgp_widen3(t[0], h);
+            for (int j = 2; j < n; j++) {
+                if (gate == 0) acc[j][h] += gd * mgp_widen3(t[j - 1], h);
+                else acc[j][h] -= gd * mgp_widen3(t[j - 1], h);
+            }
+        }
+    }
+    const double q = 1 / (double)p;
+    for (int j = 0; j < n; j++) {
+        out[j] = mgp_hsum(accs[j][0], accs[j][1]) * q;
+        if (D % 16 >= 8) out[j] += mgp_hsum(acc[j][0], acc[j][1]);  /* NOTE: as the macros' */
+    }
+    return i;
 }
 MGP_TARGET_V3 static void mgp_row_sums_sig_float_v3(double* sdy, double* sdyf, double* sdv, const float* restrict dy,
                                                     const float* restrict x, Py_ssize_t D, float v,
                                                     float* restrict keep) {
-    mgp_v4d a[2] = {{0}}, f[2] = {{0}}, g[2] = {{0}}, as[2] = {{0}}, fs[2] = {{0}}, gs[2] = {{0}};
-    mgp_v8f ab[2] = {{0}}, fb[2] = {{0}}, gb[2] = {{0}};
-    const float nv = -v, p = D >= 16 ? mgp_dy_scale_float(dy, D) : 1.0f;
-    Py_ssize_t i = 0;
-    /* the blocks of 16 in order (the macro's pairs and its last single block: the same adds per lane), flushed where
-       the macro flushes: after a pair's second block at a multiple of MGP_FBLOCK or with no pair after it, and after
-       a single last block */
-    for (; i + 16 <= D; i += 16) {
-        mgp_sig16_v3(ab, fb, gb, x + i, dy + i, nv, p, keep ? keep + i : NULL);
-        if ((i + 16) % MGP_FBLOCK == 0 || i + 32 > D) {
-            mgp_fblock_flush3(as, ab); mgp_fblock_flush3(fs, fb); mgp_fblock_flush3(gs, gb);
-        }
-    }
-    for (; i + 8 <= D; i += 8) {
-        mgp_v8f fv, gv, dv;
-        mgp_sig8_v3(x + i, nv, keep ? keep + i : NULL, &fv, &gv);
-        memcpy(&dv, dy + i, sizeof dv);
-        for (int h = 0; h < 2; h++) {
-            const mgp_v4d gd = mgp_widen3(dv, h);
-            a[h] += gd; f[h] += gd * mgp_widen3(fv, h); g[h] += gd * mgp_widen3(gv, h);
-        }
-    }
+    double o[5];
+    Py_ssize_t i = mgp_gate_sums_v3(o, dy, x, D, 0, v, 0, 0, keep);
+    const float nv = -v;
     double ta = 0, tf = 0, tv = 0;
-    for (; i < D; i++) {
+    for (; i < D; i++) {  /* the macro's tail */
         const float s = 1.0f / (1.0f + mgp_expf_fma(nv * x[i])), fx = x[i] * s;
         const double gd = dy[i];
         if (keep) keep[i] = s;
         ta += gd; tf += gd * fx; tv += gd * (fx * (x[i] * (1.0f - s)));
     }
-    const double q = 1 / (double)p;
-    *sdy = mgp_hsum(as[0], as[1]) * q;
-    *sdyf = mgp_hsum(fs[0], fs[1]) * q;
-    *sdv = mgp_hsum(gs[0], gs[1]) * q;
-    if (D % 16 >= 8) {  /* as the macro's */
-        *sdy += mgp_hsum(a[0], a[1]);
-        *sdyf += mgp_hsum(f[0], f[1]);
-        *sdv += mgp_hsum(g[0], g[1]);
-    }
-    *sdy += ta; *sdyf += tf; *sdv += tv;
+    *sdy = o[0] + ta; *sdyf = o[1] + tf; *sdv = o[2] + tv;
 }
 MGP_ROW_SUMS_SIG_FLOAT(_any, MGP_CLONES_FMA_ANY, mgp_expf8_fma, mgp_expf16_fma)
 MGP_INLINE void mgp_row_sums_sig_float(double* sdy, double* sdyf, double* sdv, const float* restrict dy,
@@ -1329,7 +1355,21 @@ MGP_INLINE MGP_TARGET_V4 F mgp_gate_den_v4_##F(F x, float v, float lo, float hi,
 MGP_GATE_DEN_V4(mgp_v8f, __m256, 256, __mmask8)
 MGP_GATE_DEN_V4(mgp_v16f, __m512, 512, __mmask16)
 MGP_ROW_SUMS_DEN_FLOAT(_v4, MGP_TARGET_V4, mgp_gate_den_v4_mgp_v8f, mgp_gate_den_v4_mgp_v16f)
-MGP_ROW_SUMS_DEN_FLOAT(_v3, MGP_TARGET_V3, mgp_gate_den_v3_mgp_v8f, mgp_gate_den_v3_mgp_v16f)
+MGP_TARGET_V3 static void mgp_row_sums_den_float_v3(double* sdy, double* sdyf, double* sdv, double* shi,
+                                                    double* slo, const float* restrict dy, const float* restrict x,
+                                                    Py_ssize_t D, float v, float lo, float hi, float* restrict keep) {
+    double o[5];
+    Py_ssize_t i = mgp_gate_sums_v3(o, dy, x, D, 1, v, lo, hi, keep);
+    double ta = 0, tf = 0, tv = 0, th = 0, tl = 0;
+    for (; i < D; i++) {  /* the macro's tail */
+        float mu;
+        const float r = 1.0f / mgp_gate_den_float(x[i], v, lo, hi, &mu), fx = x[i] * r, q = fx * r;
+        if (keep) keep[i] = r;
+        const double gd = dy[i];
+        ta += gd; tf += gd * fx; tv -= gd * (q * (x[i] * mu)); th -= gd * (q * mu); tl -= gd * (q * (1.0f - mu));
+    }
+    *sdy = o[0] + ta; *sdyf = o[1] + tf; *sdv = o[2] + tv; *shi = o[3] + th; *slo = o[4] + tl;
+}
 MGP_ROW_SUMS_DEN_FLOAT(_any, MG_CLONES, mgp_gate_denv_float, mgp_gate_denv2_float)
 MGP_INLINE void mgp_row_sums_den_float(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
                                        const float* restrict dy, const float* restrict x, Py_ssize_t D, float v,
