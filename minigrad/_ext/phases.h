@@ -1244,7 +1244,38 @@ ATTR static void mgp_row_sums_sig_double##SFX(double* sdy, double* sdyf, double*
 }
 #if MGP_SPLIT_V4
 MGP_ROW_SUMS_SIG_DOUBLE(_v4, MGP_TARGET_V4, mgp_exp4_fma_v4, mgp_exp8_fma_v4)
-MGP_ROW_SUMS_SIG_DOUBLE(_v3, MGP_TARGET_V3, mgp_exp4_fma_v3, mgp_exp8_fma_v3)
+/* float64's gate 0 sums for AVX2: the macro's, each 8-lane block and accumulator as two 4-lane halves (the same
+   operations per lane, so the same bits; as the float sums, the 64-byte accumulators stayed on the stack) */
+MGP_INLINE MGP_TARGET_V3 void mgp_sig4d_v3(mgp_v4d* a, mgp_v4d* f, mgp_v4d* g, const double* x, const double* dy,
+                                           double nv, double* keep) {
+    const mgp_v4d xd = mgp_load4_double(x), gd = mgp_load4_double(dy);
+    const mgp_v4d sd = 1 / (1 + mgp_exp4_fma_v3(nv * xd));
+    if (keep) memcpy(keep, &sd, sizeof sd);
+    *a += gd;
+    *f += gd * (xd * sd);
+    *g += gd * (xd * xd * (sd * (1 - sd)));
+}
+MGP_TARGET_V3 static void mgp_row_sums_sig_double_v3(double* sdy, double* sdyf, double* sdv, const double* restrict dy,
+                                                     const double* restrict x, Py_ssize_t D, double v,
+                                                     double* restrict keep) {
+    mgp_v4d a8[2] = {{0}}, f8[2] = {{0}}, g8[2] = {{0}}, a = {0}, f = {0}, gv = {0};
+    const double nv = -v;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= D; i += 8) {
+        for (int h = 0; h < 2; h++)
+            mgp_sig4d_v3(a8 + h, f8 + h, g8 + h, x + i + 4 * h, dy + i + 4 * h, nv, keep ? keep + i + 4 * h : NULL);
+    }
+    for (; i + 4 <= D; i += 4) mgp_sig4d_v3(&a, &f, &gv, x + i, dy + i, nv, keep ? keep + i : NULL);
+    double ta = 0, tf = 0, tv = 0;
+    for (; i < D; i++) {  /* the macro's tail */
+        const double xd = x[i], g = dy[i], s = 1 / (1 + mgp_exp_fma(nv * x[i]));
+        if (keep) keep[i] = s;
+        ta += g; tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));
+    }
+    *sdy = mgp_hsum(a8[0] + a, a8[1]) + ta;
+    *sdyf = mgp_hsum(f8[0] + f, f8[1]) + tf;
+    *sdv = mgp_hsum(g8[0] + gv, g8[1]) + tv;
+}
 MGP_ROW_SUMS_SIG_DOUBLE(_any, MGP_CLONES_FMA_ANY, mgp_exp4_fma, mgp_exp8_fma)
 MGP_INLINE void mgp_row_sums_sig_double(double* sdy, double* sdyf, double* sdv, const double* restrict dy,
                                         const double* restrict x, Py_ssize_t D, double v, double* restrict keep) {
