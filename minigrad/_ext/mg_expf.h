@@ -226,6 +226,51 @@ MGP_INLINE MGP_TARGET_V4 mgp_v4d mgp_exp4_fma_v4(mgp_v4d x0) {
 MGP_INLINE MGP_TARGET_V4 mgp_v8d mgp_exp8_fma_v4(mgp_v8d x0) {
     MGP_EXP_BODY(mgp_v8d, mgp_v8ul, mgp_v8l, M, x0, MGP_FMAD_V)
 }
+/* The gate's exps for AVX2 + FMA (phases.h's *_v3 kernels, picked at run time where the CPU has x86-64-v3 but not
+   AVX-512), session 36: in the x86-64-v3 clones of the generic code above GCC 12 builds __builtin_fmaf's lanes one
+   by one (vfmadd213ss, vinsertps) and a 16-lane (or 8 double-lane) comparison lane by lane (vcomiss, seta, vpinsrd),
+   5-10x slower than the AVX-512 versions. Here each fused multiply-add is one vfmadd on 8 float or 4 double lanes
+   (the same single rounding as __builtin_fmaf's), each clamp one vminps / vmaxps (as MGP_MIN_M's: the bound as a,
+   NaN passes through) and 2^n through the exponent bits as MGP_SCALE2 (vpsrad; for double's int64 lanes, which have
+   no arithmetic shift in AVX2, k >> 1 as the logical shift with k's sign bit put back: the same value). The 16-lane
+   and 8 double-lane versions run the 8- and 4-lane ones on their two halves. So the same bits as the clones'. */
+#define MGP_TARGET_V3 __attribute__((target("arch=x86-64-v3")))
+#define MGP_OPS_V3(F, M, S)                                                                                  \
+MGP_INLINE MGP_TARGET_V3 F mgp_vfma3_##F(F a, F b, F c) { return (F)_mm256_fmadd_##S((M)a, (M)b, (M)c); }    \
+MGP_INLINE MGP_TARGET_V3 F mgp_vmin3_##F(F a, F b) { return (F)_mm256_min_##S((M)a, (M)b); }                 \
+MGP_INLINE MGP_TARGET_V3 F mgp_vmax3_##F(F a, F b) { return (F)_mm256_max_##S((M)a, (M)b); }
+MGP_OPS_V3(mgp_v8f, __m256, ps)
+MGP_OPS_V3(mgp_v4d, __m256d, pd)
+/* a 64-byte vector F2 as its two 32-byte halves F, and back, through a union: GCC keeps both in ymm registers
+   (memcpy went through the stack and general registers, __builtin_shufflevector's upper half lane by lane) */
+#define MGP_HALVES_V3(F2, F)                                                                                 \
+typedef union { F2 w; F h[2]; } mgp_u3_##F2;                                                                 \
+MGP_INLINE MGP_TARGET_V3 F mgp_half3_##F2(F2 a, int h) { mgp_u3_##F2 u; u.w = a; return u.h[h]; }           \
+MGP_INLINE MGP_TARGET_V3 F2 mgp_join3_##F2(F lo, F hi) { mgp_u3_##F2 u; u.h[0] = lo; u.h[1] = hi; return u.w; }
+MGP_HALVES_V3(mgp_v16f, mgp_v8f)
+MGP_HALVES_V3(mgp_v8d, mgp_v4d)
+#define MGP_FMA_HALVES_V3(F2, F)                                                                             \
+MGP_INLINE MGP_TARGET_V3 F2 mgp_vfma3_##F2(F2 a, F2 b, F2 c) {                                               \
+    return mgp_join3_##F2(mgp_vfma3_##F(mgp_half3_##F2(a, 0), mgp_half3_##F2(b, 0), mgp_half3_##F2(c, 0)),   \
+                          mgp_vfma3_##F(mgp_half3_##F2(a, 1), mgp_half3_##F2(b, 1), mgp_half3_##F2(c, 1)));  \
+}
+MGP_FMA_HALVES_V3(mgp_v16f, mgp_v8f)
+#define MGP_FMA_3(F, a, b, c) mgp_vfma3_##F((a), MGP_LANES(F, b), (c))
+#define MGP_MIN_3(F, U, a, b) mgp_vmin3_##F((F){0} + (a), (b))
+#define MGP_MAX_3(F, U, a, b) mgp_vmax3_##F((F){0} + (a), (b))
+#define MGP_CLAMP89_3(F, U, a) MGP_MAX_3(F, U, -89.0f, MGP_MIN_3(F, U, 89.0f, a))
+MGP_INLINE MGP_TARGET_V3 mgp_v8f mgp_expf8_fma_v3(mgp_v8f x0) {
+    MGP_GEXPF_BODY(mgp_v8f, mgp_v8u, 3, x0, MGP_FMA_3) MGP_SCALE2(mgp_v8f, mgp_v8u, mgp_v8i, p, t, magic)
+}
+MGP_INLINE MGP_TARGET_V3 mgp_v4d mgp_exp4_fma_v3(mgp_v4d x0) {
+    MGP_EXP_BODY(mgp_v4d, mgp_v4ul, mgp_v4l, 3, x0, MGP_FMA_3)
+}
+#define MGP_WIDE_V3(F2, F, NAME, NAME2)                                                                      \
+MGP_INLINE MGP_TARGET_V3 F2 NAME2(F2 x0) {                                                                   \
+    return mgp_join3_##F2(NAME(mgp_half3_##F2(x0, 0)), NAME(mgp_half3_##F2(x0, 1)));                        \
+}
+MGP_WIDE_V3(mgp_v16f, mgp_v8f, mgp_expf8_fma_v3, mgp_expf16_fma_v3)
+MGP_WIDE_V3(mgp_v8d, mgp_v4d, mgp_exp4_fma_v3, mgp_exp8_fma_v3)
 #else
 #define MGP_CLONES_FMA
 #define MGP_SPLIT_V4 0

@@ -595,20 +595,40 @@ MGP_INLINE int mgp_gate_v4(int on) {
     if (on >= 0) mgp_cpu_v4 = on && __builtin_cpu_supports("x86-64-v4");
     return was;
 }
+/* the gate kernels for AVX2 + FMA (*_v3: mg_expf.h's exps and phases.h's den with intrinsics; session 36), picked
+   where the CPU has x86-64-v3 but not AVX-512, by this flag, set when the module is loaded */
+static int mgp_cpu_v3;
+__attribute__((constructor)) static void mgp_cpu_v3_init(void) {
+    __builtin_cpu_init();
+    mgp_cpu_v3 = __builtin_cpu_supports("x86-64-v3");
+}
+/* tests: on = 0 takes the clones (*_any) where the AVX-512 versions are off, 1 the AVX2 versions (1 only where the
+   CPU has x86-64-v3); returns the former */
+MGP_INLINE int mgp_gate_v3(int on) {
+    const int was = mgp_cpu_v3;
+    if (on >= 0) mgp_cpu_v3 = on && __builtin_cpu_supports("x86-64-v3");
+    return was;
+}
+/* call F's AVX-512, AVX2 or other CPUs' version with ARGS */
+#define MGP_GATE_PICK(F, ARGS)                                                                               \
+    do {                                                                                                     \
+        if (mgp_cpu_v4) F##_v4 ARGS;                                                                         \
+        else if (mgp_cpu_v3) F##_v3 ARGS;                                                                    \
+        else F##_any ARGS;                                                                                   \
+    } while (0)
 #define MGP_GATE_DISPATCH(T)                                                                                 \
 MGP_INLINE void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ssize_t D, int gate, T v, T lo, \
                                        T hi, T sc, T of) {                                                   \
-    if (mgp_cpu_v4) mgp_row_apply_gate_##T##_v4(y, x, D, gate, v, lo, hi, sc, of);                          \
-    else mgp_row_apply_gate_##T##_any(y, x, D, gate, v, lo, hi, sc, of);                                     \
+    MGP_GATE_PICK(mgp_row_apply_gate_##T, (y, x, D, gate, v, lo, hi, sc, of));                               \
 }                                                                                                            \
 MGP_INLINE void mgp_row_backward_apply_gate_##T(T* dx, const T* restrict dy, const T* restrict x,             \
                                                 Py_ssize_t D, int gate, T a, T K, T b, T k, T v, T lo, T hi, \
                                                 const T* kept) {                                             \
-    if (mgp_cpu_v4) mgp_row_backward_apply_gate_##T##_v4(dx, dy, x, D, gate, a, K, b, k, v, lo, hi, kept);   \
-    else mgp_row_backward_apply_gate_##T##_any(dx, dy, x, D, gate, a, K, b, k, v, lo, hi, kept);            \
+    MGP_GATE_PICK(mgp_row_backward_apply_gate_##T, (dx, dy, x, D, gate, a, K, b, k, v, lo, hi, kept));       \
 }
 #else
 MGP_INLINE int mgp_gate_v4(int on) { (void)on; return 0; }
+MGP_INLINE int mgp_gate_v3(int on) { (void)on; return 0; }
 #endif
 /* gate 0's f = x*sigmoid(v*x) from e = exp(-v*x), the exp's argument -v*x taken as (-v)*x (the same bits but for
    a NaN's sign; no negation per element): float as x/(1 + e), one rounding and one operation fewer than x*(1/(1 + e))
@@ -618,8 +638,8 @@ MGP_INLINE int mgp_gate_v4(int on) { (void)on; return 0; }
 /* gate 0's y = f*sc + of: float as one FMA (one rounding; one vector operation of the apply's about 18,
    docs/perf/norm-family.md, "EvoNorm's gate, session 34"), lane by lane as mg_expf.h's exp so that every clone
    gives the same bits; double keeps two roundings (F: the lanes' type, S: a scalar) */
-#define MGP_GATE0_Y_float(F, f, sc, of) MGP_FMA_V(F, f, sc, MGP_LANES(F, of))
-#define MGP_GATE0_Y_double(F, f, sc, of) ((f) * (sc) + (of))
+#define MGP_GATE0_Y_float(F, FMA, f, sc, of) FMA(F, f, sc, MGP_LANES(F, of))
+#define MGP_GATE0_Y_double(F, FMA, f, sc, of) ((f) * (sc) + (of))
 /* sc and of as MGP_GATE0_Y_T takes them, taken once a row. NOTE: float's lanes (F){0} + s are an addition GCC must
    keep; inside the loop's gate 0 branch it was not hoisted (an add and a broadcast of each per block) */
 #define MGP_GATE0_AFF_float(F, s) ((F){0} + (s))
@@ -651,7 +671,11 @@ MGP_INLINE V2 mgp_gate_denv2_##T(V2 x, T v, T lo, T hi, V2* mu) {  /* mgp_gate_d
 MGP_INLINE V mgp_loadv_##T(const T* p) { V v; memcpy(&v, p, sizeof v); return v; }                           \
 MGP_INLINE V2 mgp_loadv2_##T(const T* p) { V2 v; memcpy(&v, p, sizeof v); return v; }                        \
 
-#define MGP_GATE_ROWS(T, V, L, V2, L2, SFX, ATTR, EXP, EXP2)                                                 \
+/* MGP_GATE_ROWS's loads of V2 (L2 lanes), which may be V */
+#define MGP_LOADV2(T, V, V2, p) _Generic((V2){0}, V: mgp_loadv_##T, default: mgp_loadv2_##T)(p)
+/* EXP, EXP2: the exp on L and L2 lanes; FMA: gate 0's y's fused multiply-add (mg_expf.h's MGP_FMA_V, or MGP_FMA_3);
+   DEN, DEN2: gate 1's den on L and L2 lanes (mgp_gate_denv_T and mgp_gate_denv2_T, or mgp_gate_den_v3_*) */
+#define MGP_GATE_ROWS(T, V, L, V2, L2, SFX, ATTR, EXP, EXP2, FMA, DEN, DEN2)                                 \
 /* one row: y = f*sc + of (blocks of L2, of L, then the tail: the same operations per element in each) */    \
 ATTR static void mgp_row_apply_gate_##T##SFX(T* restrict y, const T* restrict x, Py_ssize_t D, int gate, T v, \
                                              T lo, T hi, T sc, T of) {                                       \
@@ -662,17 +686,17 @@ ATTR static void mgp_row_apply_gate_##T##SFX(T* restrict y, const T* restrict x,
     const __auto_type of1 = MGP_GATE0_AFF_##T(V, of);                                                        \
     Py_ssize_t d = 0;                                                                                        \
     for (; d + L2 <= D; d += L2) {                                                                           \
-        const V2 xv = mgp_loadv2_##T(x + d);                                                                 \
+        const V2 xv = MGP_LOADV2(T, V, V2, x + d);                                                                 \
         V2 yv, mu;                                                                                           \
-        if (gate == 0) yv = MGP_GATE0_Y_##T(V2, MGP_XSIG_##T(xv, EXP2(nv * xv)), sc2, of2);                  \
-        else yv = xv / mgp_gate_denv2_##T(xv, v, lo, hi, &mu) * sc + of;                                     \
+        if (gate == 0) yv = MGP_GATE0_Y_##T(V2, FMA, MGP_XSIG_##T(xv, EXP2(nv * xv)), sc2, of2);             \
+        else yv = xv / DEN2(xv, v, lo, hi, &mu) * sc + of;                                                   \
         memcpy(y + d, &yv, sizeof yv);                                                                       \
     }                                                                                                        \
     for (; d + L <= D; d += L) {                                                                             \
         const V xv = mgp_loadv_##T(x + d);                                                                   \
         V yv, mu;                                                                                            \
-        if (gate == 0) yv = MGP_GATE0_Y_##T(V, MGP_XSIG_##T(xv, EXP(nv * xv)), sc1, of1);                    \
-        else yv = xv / mgp_gate_denv_##T(xv, v, lo, hi, &mu) * sc + of;                                      \
+        if (gate == 0) yv = MGP_GATE0_Y_##T(V, FMA, MGP_XSIG_##T(xv, EXP(nv * xv)), sc1, of1);               \
+        else yv = xv / DEN(xv, v, lo, hi, &mu) * sc + of;                                                    \
         memcpy(y + d, &yv, sizeof yv);                                                                       \
     }                                                                                                        \
     for (; d < D; d++) {                                                                                     \
@@ -692,14 +716,14 @@ ATTR static void mgp_row_backward_apply_gate_##T##SFX(T* dx, const T* restrict d
     const T nv = -v;                                                                                         \
     Py_ssize_t d = 0;                                                                                        \
     for (; d + L2 <= D; d += L2) {                                                                           \
-        const V2 xv = mgp_loadv2_##T(x + d), dv = mgp_loadv2_##T(dy + d);                                    \
+        const V2 xv = MGP_LOADV2(T, V, V2, x + d), dv = MGP_LOADV2(T, V, V2, dy + d);                                    \
         V2 fx;                                                                                               \
         if (gate == 0) {                                                                                     \
-            const V2 w = nv * xv, s = kept ? mgp_loadv2_##T(kept + d) : 1 / (1 + EXP2(w));                   \
+            const V2 w = nv * xv, s = kept ? MGP_LOADV2(T, V, V2, kept + d) : 1 / (1 + EXP2(w));                   \
             fx = s - w * (s * (1 - s));                                                                      \
         } else {                                                                                             \
             V2 mu;                                                                                           \
-            const V2 den = mgp_gate_denv2_##T(xv, v, lo, hi, &mu), r = kept ? mgp_loadv2_##T(kept + d) : 1 / den; \
+            const V2 den = DEN2(xv, v, lo, hi, &mu), r = kept ? MGP_LOADV2(T, V, V2, kept + d) : 1 / den;          \
             fx = r - xv * r * r * v * mu;                                                                    \
         }                                                                                                    \
         const V2 out = a * dv * fx + b * (xv - K) + k;                                                       \
@@ -713,7 +737,7 @@ ATTR static void mgp_row_backward_apply_gate_##T##SFX(T* dx, const T* restrict d
             fx = s - w * (s * (1 - s));                                                                      \
         } else {                                                                                             \
             V mu;                                                                                            \
-            const V den = mgp_gate_denv_##T(xv, v, lo, hi, &mu), r = kept ? mgp_loadv_##T(kept + d) : 1 / den; \
+            const V den = DEN(xv, v, lo, hi, &mu), r = kept ? mgp_loadv_##T(kept + d) : 1 / den;             \
             fx = r - xv * r * r * v * mu;                                                                    \
         }                                                                                                    \
         const V out = a * dv * fx + b * (xv - K) + k;                                                        \
@@ -746,19 +770,18 @@ MGP_RELU(double, uint64_t)
    v + acc once, as vaddpd does: v*1 is exact). NOTE: the clones' loops are bound by the two FP add pipes (Zen 3:
    the adds, subtractions and widenings, with the two multiply pipes half idle); an add moved to a multiply pipe
    balances them (docs/perf/norm-family.md, "FRN's and the row kernels' AVX2 paths, session 36"). Picked per call
-   by mgp_cpu_v3, set when the module is loaded. */
-static int mgp_cpu_v3;
-__attribute__((constructor)) static void mgp_cpu_v3_init(void) {
+   by mgp_rows_cpu_v3, set when the module is loaded. */
+static int mgp_rows_cpu_v3;
+__attribute__((constructor)) static void mgp_rows_cpu_v3_init(void) {
     __builtin_cpu_init();
-    mgp_cpu_v3 = __builtin_cpu_supports("x86-64-v3");
+    mgp_rows_cpu_v3 = __builtin_cpu_supports("x86-64-v3");
 }
 /* tests: on = 0 takes the *_any clones, 1 the v3 kernels (1 only where the CPU has them); returns the former */
 MGP_INLINE int mgp_rows_v3(int on) {
-    const int was = mgp_cpu_v3;
-    if (on >= 0) mgp_cpu_v3 = on && __builtin_cpu_supports("x86-64-v3");
+    const int was = mgp_rows_cpu_v3;
+    if (on >= 0) mgp_rows_cpu_v3 = on && __builtin_cpu_supports("x86-64-v3");
     return was;
 }
-#define MGP_TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 MGP_INLINE MGP_TARGET_V3 __m256d mgp_add_v3(__m256d acc, __m256d v) {
     return _mm256_fmadd_pd(acc, _mm256_set1_pd(1.0), v);  /* NOTE: acc*1 + v: acc's NaN first, as acc + v's */
 }
@@ -810,7 +833,7 @@ MGP_TARGET_V3 static void mgp_rows_stats_##T##_v3(double* mean, double* m2, cons
 /* row_stats: the v3 kernel where the CPU has it */                                                          \
 MGP_INLINE void mgp_rows_stats_##T(double* mean, double* m2, const T* x, int center, Py_ssize_t r0,          \
                                    Py_ssize_t r1, Py_ssize_t D) {                                            \
-    if (mgp_cpu_v3) mgp_rows_stats_##T##_v3(mean, m2, x, center, r0, r1, D);                                 \
+    if (mgp_rows_cpu_v3) mgp_rows_stats_##T##_v3(mean, m2, x, center, r0, r1, D);                                 \
     else mgp_rows_stats_##T##_any(mean, m2, x, center, r0, r1, D);                                           \
 }
 MGP_ROWS_V3(float)
@@ -857,7 +880,7 @@ MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u, mgp_max_split8v_float, mgp_v8u)
 MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul, mgp_max_split8_double, mgp_v4ul)
 #define mgp_rows_norm_backward_max_double mgp_rows_norm_backward_max_double_any
 #if MGP_SPLIT_V4
-/* FRN + TLU's backward, float, AVX2 and FMA (picked per call by mgp_cpu_v3 where mgp_cpu_v4 is not set): the
+/* FRN + TLU's backward, float, AVX2 and FMA (picked per call by mgp_rows_cpu_v3 where mgp_cpu_v4 is not set): the
    operations of mgp_rows_norm_backward_max_float_any (mgp_max_split8v_float's split, x, g and t widened from
    memory, 4-lane double sums) in intrinsics, sum(g) and sum(t) added through mgp_add_v3 (the same bits) */
 MGP_INLINE MGP_TARGET_V3 void mgp_max_acc4_v3(__m256d* A, __m256d* Q, __m256d* U, const float* x, const float* g,
@@ -1052,7 +1075,7 @@ MGP_INLINE void mgp_rows_norm_backward_max_float(float* restrict dx, double* sg,
                                                  const float* of, const float* tau, Py_ssize_t r0, Py_ssize_t r1,
                                                  Py_ssize_t D, Py_ssize_t C) {
     if (mgp_cpu_v4) mgp_rows_norm_backward_max_float_v4(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
-    else if (mgp_cpu_v3) mgp_rows_norm_backward_max_float_v3(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
+    else if (mgp_rows_cpu_v3) mgp_rows_norm_backward_max_float_v3(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
     else mgp_rows_norm_backward_max_float_any(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
 }
 #else
@@ -1070,16 +1093,49 @@ MGP_INLINE mgp_v4d mgp_half8d(mgp_v8d v, int h) {
 /* blocks of 16 floats or 8 doubles (one zmm in the AVX-512 clone, two ymm in the AVX2 one), then of 8 or 4 */
 MGP_GATE(float, uint32_t, mgp_v8f, mgp_v8u, 8, mgp_v16f, mgp_v16u, 16)
 MGP_GATE(double, uint64_t, mgp_v4d, mgp_v4ul, 4, mgp_v8d, mgp_v8ul, 8)
+#define MGP_GATE_GENERIC(T) MGP_FMA_V, mgp_gate_denv_##T, mgp_gate_denv2_##T
+#define MGP_GATE_ROWS_OF(...) MGP_GATE_ROWS(__VA_ARGS__)  /* MGP_GATE_GENERIC's and MGP_GATE_V3's commas expanded */
 #if MGP_SPLIT_V4
-MGP_GATE_ROWS(float, mgp_v8f, 8, mgp_v16f, 16, _v4, MGP_TARGET_V4, mgp_expf8_fma_v4, mgp_expf16_fma_v4)
-MGP_GATE_ROWS(float, mgp_v8f, 8, mgp_v16f, 16, _any, MGP_CLONES_FMA_ANY, mgp_expf8_fma, mgp_expf16_fma)
-MGP_GATE_ROWS(double, mgp_v4d, 4, mgp_v8d, 8, _v4, MGP_TARGET_V4, mgp_exp4_fma_v4, mgp_exp8_fma_v4)
-MGP_GATE_ROWS(double, mgp_v4d, 4, mgp_v8d, 8, _any, MGP_CLONES_FMA_ANY, mgp_exp4_fma, mgp_exp8_fma)
+/* gate 1's den for AVX2 (the *_v3 kernels): mgp_gate_denv_T's blends as vcmpps / vblendvps (GCC 12 builds a
+   16-lane or 8 double-lane comparison lane by lane outside AVX-512); the same selections, so the same bits. The
+   64-byte vectors through their halves (mg_expf.h's MGP_HALVES_V3) */
+#define MGP_GATE_DEN_V3(F, T, M, S, F2)                                                                      \
+MGP_INLINE MGP_TARGET_V3 F mgp_gate_den_v3_##F(F x, T v, T lo, T hi, F* mu) {                                \
+    const F u = v * x + hi, lov = (F){0} + lo;                                                               \
+    const M gt = _mm256_cmp_##S((M)u, (M)lov, _CMP_GT_OQ), eq = _mm256_cmp_##S((M)u, (M)lov, _CMP_EQ_OQ);    \
+    const M nan = _mm256_cmp_##S((M)u, (M)u, _CMP_UNORD_Q);                                                  \
+    *mu = (F)_mm256_blendv_##S(_mm256_and_##S(eq, (M)((F){0} + (T)0.5)), (M)((F){0} + 1), gt);              \
+    return (F)_mm256_blendv_##S((M)lov, (M)u, _mm256_or_##S(gt, nan));                                      \
+}                                                                                                            \
+MGP_INLINE MGP_TARGET_V3 F2 mgp_gate_den_v3_##F2(F2 x, T v, T lo, T hi, F2* mu) {                            \
+    F m0, m1;                                                                                                \
+    const F d0 = mgp_gate_den_v3_##F(mgp_half3_##F2(x, 0), v, lo, hi, &m0);                                  \
+    const F d1 = mgp_gate_den_v3_##F(mgp_half3_##F2(x, 1), v, lo, hi, &m1);                                  \
+    *mu = mgp_join3_##F2(m0, m1);                                                                            \
+    return mgp_join3_##F2(d0, d1);                                                                           \
+}
+MGP_GATE_DEN_V3(mgp_v8f, float, __m256, ps, mgp_v16f)
+MGP_GATE_DEN_V3(mgp_v4d, double, __m256d, pd, mgp_v8d)
+#define MGP_GATE_V3(T, V, V2) MGP_FMA_3, mgp_gate_den_v3_##V, mgp_gate_den_v3_##V2
+/* NOTE: the AVX2 versions take blocks of 8 floats or 4 doubles only (L2 = L): a 64-byte vector's loads, stores and
+   broadcasts went through the stack outside AVX-512 (the apply 1.7 ns an element against ... in blocks of 8) */
+MGP_GATE_ROWS_OF(float, mgp_v8f, 8, mgp_v16f, 16, _v4, MGP_TARGET_V4, mgp_expf8_fma_v4, mgp_expf16_fma_v4,
+              MGP_GATE_GENERIC(float))
+MGP_GATE_ROWS_OF(float, mgp_v8f, 8, mgp_v8f, 8, _v3, MGP_TARGET_V3, mgp_expf8_fma_v3, mgp_expf8_fma_v3,
+                 MGP_GATE_V3(float, mgp_v8f, mgp_v8f))
+MGP_GATE_ROWS_OF(float, mgp_v8f, 8, mgp_v16f, 16, _any, MGP_CLONES_FMA_ANY, mgp_expf8_fma, mgp_expf16_fma,
+              MGP_GATE_GENERIC(float))
+MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v8d, 8, _v4, MGP_TARGET_V4, mgp_exp4_fma_v4, mgp_exp8_fma_v4,
+              MGP_GATE_GENERIC(double))
+MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v4d, 4, _v3, MGP_TARGET_V3, mgp_exp4_fma_v3, mgp_exp4_fma_v3,
+                 MGP_GATE_V3(double, mgp_v4d, mgp_v4d))
+MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v8d, 8, _any, MGP_CLONES_FMA_ANY, mgp_exp4_fma, mgp_exp8_fma,
+              MGP_GATE_GENERIC(double))
 MGP_GATE_DISPATCH(float)
 MGP_GATE_DISPATCH(double)
 #else
-MGP_GATE_ROWS(float, mgp_v8f, 8, mgp_v16f, 16, , MGP_CLONES_FMA, mgp_expf8_fma, mgp_expf16_fma)
-MGP_GATE_ROWS(double, mgp_v4d, 4, mgp_v8d, 8, , MGP_CLONES_FMA, mgp_exp4_fma, mgp_exp8_fma)
+MGP_GATE_ROWS_OF(float, mgp_v8f, 8, mgp_v16f, 16, , MGP_CLONES_FMA, mgp_expf8_fma, mgp_expf16_fma, MGP_GATE_GENERIC(float))
+MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v8d, 8, , MGP_CLONES_FMA, mgp_exp4_fma, mgp_exp8_fma, MGP_GATE_GENERIC(double))
 #endif
 /* gate 0's row sums (mgp_row_sums_gate_T's gate 0): sum(dy), sum(dy*f), sum(dy*df/dv), f = x*s, s = sigmoid(v*x),
    df/dv = x^2*s*(1 - s); with keep: the sigmoids in X into keep[0, D), for the backward apply of the same row.
@@ -1201,11 +1257,110 @@ ATTR static void mgp_row_sums_sig_float##SFX(double* sdy, double* sdyf, double* 
 }
 #if MGP_SPLIT_V4
 MGP_ROW_SUMS_SIG_FLOAT(_v4, MGP_TARGET_V4, mgp_expf8_fma_v4, mgp_expf16_fma_v4)
+/* gate 0's float sums for AVX2: MGP_ROW_SUMS_SIG_FLOAT's operations in its order, each 16-lane float block as two
+   8-lane halves and each 8-lane double accumulator as two 4-lane ones (lane j of 16 is half j/8's lane j%8; a
+   flush adds lanes 0-7, then 8-15, to the double lanes as mgp_fblock_flush), so the same bits: outside AVX-512
+   GCC keeps 64-byte vectors on the stack (the sums 2.4-4.4 ns an element in that form, session 36) */
+MGP_INLINE MGP_TARGET_V3 mgp_v4d mgp_widen3(mgp_v8f b, int h) {
+    return (mgp_v4d)_mm256_cvtps_pd(h ? _mm256_extractf128_ps((__m256)b, 1) : _mm256_castps256_ps128((__m256)b));
+}
+/* one 8-lane half's partials into t, what the sums keep into keep: gate 0: the sigmoid s; f = x*s and
+   df/dv = f*(x*(1 - s)); gate 1: r = 1/den; f = x*r and, with q = f*r, q*(x*mu), q*mu, q*(1 - mu) (the negated
+   df/dv, df/dhi, df/dlo), as the macros' blocks */
+MGP_INLINE MGP_TARGET_V3 void mgp_gate_terms8_v3(mgp_v8f t[4], const float* x, int gate, float v, float lo, float hi,
+                                                 float* keep) {
+    mgp_v8f xv, mu;
+    memcpy(&xv, x, sizeof xv);
+    if (gate == 0) {
+        const mgp_v8f s = 1 / (1 + mgp_expf8_fma_v3(-v * xv));
+        if (keep) memcpy(keep, &s, sizeof s);
+        t[0] = xv * s; t[1] = t[0] * (xv * (1.0f - s));
+    } else {
+        const mgp_v8f r = 1.0f / mgp_gate_den_v3_mgp_v8f(xv, v, lo, hi, &mu);
+        if (keep) memcpy(keep, &r, sizeof r);
+        t[0] = xv * r;
+        const mgp_v8f q = t[0] * r;
+        t[1] = q * (xv * mu); t[2] = q * mu; t[3] = q * (1.0f - mu);
+    }
+}
+/* the float gate sums' vector part for AVX2 (gate 0: 3 sums, the terms added; gate 1: 5, df/dv, df/dhi and df/dlo's
+   negated terms subtracted): MGP_ROW_SUMS_SIG_FLOAT's and MGP_ROW_SUMS_DEN_FLOAT's operations in their order, each
+   16-lane float block as two 8-lane halves and each 8-lane double accumulator as two 4-lane ones (lane j of 16 is
+   half j/8's lane j%8; a flush adds lanes 0-7, then 8-15, to the double lanes as mgp_fblock_flush), so the same
+   bits: outside AVX-512 GCC keeps 64-byte vectors on the stack (the sums 2.4-4.4 ns an element in that form,
+   session 36). Returns where the scalar tail starts; out[j]: the blocks' sums (scaled back) plus the blocks of 8's */
+MGP_INLINE MGP_TARGET_V3 Py_ssize_t mgp_gate_sums_v3(double out[5], const float* dy, const float* x, Py_ssize_t D,
+                                                     int gate, float v, float lo, float hi, float* keep) {
+    const int n = gate == 0 ? 3 : 5;
+    mgp_v4d acc[5][2] = {{{0}}}, accs[5][2] = {{{0}}};
+    mgp_v8f b[5][2] = {{{0}}}, t[4];
+    const float p = D >= 16 ? mgp_dy_scale_float(dy, D) : 1.0f;
+    Py_ssize_t i = 0;
+    /* the blocks of 16 in order (the macros' pairs and their last single block: the same adds per lane), flushed
+       where the macros flush: after a pair's second block at a multiple of MGP_FBLOCK or with no pair after it, and
+       after a single last block */
+    for (; i + 16 <= D; i += 16) {
+        for (int h = 0; h < 2; h++) {
+            mgp_v8f d;
+            mgp_gate_terms8_v3(t, x + i + 8 * h, gate, v, lo, hi, keep ? keep + i + 8 * h : NULL);
+            memcpy(&d, dy + i + 8 * h, sizeof d);
+            d *= p;
+            b[0][h] += d;
+            b[1][h] += d * t[0];
+            for (int j = 2; j < n; j++) {
+                if (gate == 0) b[j][h] += d * t[j - 1];
+                else b[j][h] -= d * t[j - 1];
+            }
+        }
+        if ((i + 16) % MGP_FBLOCK == 0 || i + 32 > D) {
+            for (int j = 0; j < n; j++) {
+                for (int h = 0; h < 2; h++) {
+                    accs[j][0] += mgp_widen3(b[j][h], 0); accs[j][1] += mgp_widen3(b[j][h], 1);
+                }
+                b[j][0] = b[j][1] = (mgp_v8f){0};
+            }
+        }
+    }
+    for (; i + 8 <= D; i += 8) {
+        mgp_v8f dv;
+        mgp_gate_terms8_v3(t, x + i, gate, v, lo, hi, keep ? keep + i : NULL);
+        memcpy(&dv, dy + i, sizeof dv);
+        for (int h = 0; h < 2; h++) {
+            const mgp_v4d gd = mgp_widen3(dv, h);
+            acc[0][h] += gd;
+            acc[1][h] += gd * mgp_widen3(t[0], h);
+            for (int j = 2; j < n; j++) {
+                if (gate == 0) acc[j][h] += gd * mgp_widen3(t[j - 1], h);
+                else acc[j][h] -= gd * mgp_widen3(t[j - 1], h);
+            }
+        }
+    }
+    const double q = 1 / (double)p;
+    for (int j = 0; j < n; j++) {
+        out[j] = mgp_hsum(accs[j][0], accs[j][1]) * q;
+        if (D % 16 >= 8) out[j] += mgp_hsum(acc[j][0], acc[j][1]);  /* NOTE: as the macros' */
+    }
+    return i;
+}
+MGP_TARGET_V3 static void mgp_row_sums_sig_float_v3(double* sdy, double* sdyf, double* sdv, const float* restrict dy,
+                                                    const float* restrict x, Py_ssize_t D, float v,
+                                                    float* restrict keep) {
+    double o[5];
+    Py_ssize_t i = mgp_gate_sums_v3(o, dy, x, D, 0, v, 0, 0, keep);
+    const float nv = -v;
+    double ta = 0, tf = 0, tv = 0;
+    for (; i < D; i++) {  /* the macro's tail */
+        const float s = 1.0f / (1.0f + mgp_expf_fma(nv * x[i])), fx = x[i] * s;
+        const double gd = dy[i];
+        if (keep) keep[i] = s;
+        ta += gd; tf += gd * fx; tv += gd * (fx * (x[i] * (1.0f - s)));
+    }
+    *sdy = o[0] + ta; *sdyf = o[1] + tf; *sdv = o[2] + tv;
+}
 MGP_ROW_SUMS_SIG_FLOAT(_any, MGP_CLONES_FMA_ANY, mgp_expf8_fma, mgp_expf16_fma)
 MGP_INLINE void mgp_row_sums_sig_float(double* sdy, double* sdyf, double* sdv, const float* restrict dy,
                                        const float* restrict x, Py_ssize_t D, float v, float* restrict keep) {
-    if (mgp_cpu_v4) mgp_row_sums_sig_float_v4(sdy, sdyf, sdv, dy, x, D, v, keep);
-    else mgp_row_sums_sig_float_any(sdy, sdyf, sdv, dy, x, D, v, keep);
+    MGP_GATE_PICK(mgp_row_sums_sig_float, (sdy, sdyf, sdv, dy, x, D, v, keep));
 }
 #else
 MGP_ROW_SUMS_SIG_FLOAT(, MGP_CLONES_FMA, mgp_expf8_fma, mgp_expf16_fma)
@@ -1249,11 +1404,42 @@ ATTR static void mgp_row_sums_sig_double##SFX(double* sdy, double* sdyf, double*
 }
 #if MGP_SPLIT_V4
 MGP_ROW_SUMS_SIG_DOUBLE(_v4, MGP_TARGET_V4, mgp_exp4_fma_v4, mgp_exp8_fma_v4)
+/* float64's gate 0 sums for AVX2: the macro's, each 8-lane block and accumulator as two 4-lane halves (the same
+   operations per lane, so the same bits; as the float sums, the 64-byte accumulators stayed on the stack) */
+MGP_INLINE MGP_TARGET_V3 void mgp_sig4d_v3(mgp_v4d* a, mgp_v4d* f, mgp_v4d* g, const double* x, const double* dy,
+                                           double nv, double* keep) {
+    const mgp_v4d xd = mgp_load4_double(x), gd = mgp_load4_double(dy);
+    const mgp_v4d sd = 1 / (1 + mgp_exp4_fma_v3(nv * xd));
+    if (keep) memcpy(keep, &sd, sizeof sd);
+    *a += gd;
+    *f += gd * (xd * sd);
+    *g += gd * (xd * xd * (sd * (1 - sd)));
+}
+MGP_TARGET_V3 static void mgp_row_sums_sig_double_v3(double* sdy, double* sdyf, double* sdv, const double* restrict dy,
+                                                     const double* restrict x, Py_ssize_t D, double v,
+                                                     double* restrict keep) {
+    mgp_v4d a8[2] = {{0}}, f8[2] = {{0}}, g8[2] = {{0}}, a = {0}, f = {0}, gv = {0};
+    const double nv = -v;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= D; i += 8) {
+        for (int h = 0; h < 2; h++)
+            mgp_sig4d_v3(a8 + h, f8 + h, g8 + h, x + i + 4 * h, dy + i + 4 * h, nv, keep ? keep + i + 4 * h : NULL);
+    }
+    for (; i + 4 <= D; i += 4) mgp_sig4d_v3(&a, &f, &gv, x + i, dy + i, nv, keep ? keep + i : NULL);
+    double ta = 0, tf = 0, tv = 0;
+    for (; i < D; i++) {  /* the macro's tail */
+        const double xd = x[i], g = dy[i], s = 1 / (1 + mgp_exp_fma(nv * x[i]));
+        if (keep) keep[i] = s;
+        ta += g; tf += g * (xd * s); tv += g * (xd * xd * (s * (1 - s)));
+    }
+    *sdy = mgp_hsum(a8[0] + a, a8[1]) + ta;
+    *sdyf = mgp_hsum(f8[0] + f, f8[1]) + tf;
+    *sdv = mgp_hsum(g8[0] + gv, g8[1]) + tv;
+}
 MGP_ROW_SUMS_SIG_DOUBLE(_any, MGP_CLONES_FMA_ANY, mgp_exp4_fma, mgp_exp8_fma)
 MGP_INLINE void mgp_row_sums_sig_double(double* sdy, double* sdyf, double* sdv, const double* restrict dy,
                                         const double* restrict x, Py_ssize_t D, double v, double* restrict keep) {
-    if (mgp_cpu_v4) mgp_row_sums_sig_double_v4(sdy, sdyf, sdv, dy, x, D, v, keep);
-    else mgp_row_sums_sig_double_any(sdy, sdyf, sdv, dy, x, D, v, keep);
+    MGP_GATE_PICK(mgp_row_sums_sig_double, (sdy, sdyf, sdv, dy, x, D, v, keep));
 }
 #else
 MGP_ROW_SUMS_SIG_DOUBLE(, MGP_CLONES_FMA, mgp_exp4_fma, mgp_exp8_fma)
@@ -1360,12 +1546,26 @@ MGP_INLINE MGP_TARGET_V4 F mgp_gate_den_v4_##F(F x, float v, float lo, float hi,
 MGP_GATE_DEN_V4(mgp_v8f, __m256, 256, __mmask8)
 MGP_GATE_DEN_V4(mgp_v16f, __m512, 512, __mmask16)
 MGP_ROW_SUMS_DEN_FLOAT(_v4, MGP_TARGET_V4, mgp_gate_den_v4_mgp_v8f, mgp_gate_den_v4_mgp_v16f)
+MGP_TARGET_V3 static void mgp_row_sums_den_float_v3(double* sdy, double* sdyf, double* sdv, double* shi,
+                                                    double* slo, const float* restrict dy, const float* restrict x,
+                                                    Py_ssize_t D, float v, float lo, float hi, float* restrict keep) {
+    double o[5];
+    Py_ssize_t i = mgp_gate_sums_v3(o, dy, x, D, 1, v, lo, hi, keep);
+    double ta = 0, tf = 0, tv = 0, th = 0, tl = 0;
+    for (; i < D; i++) {  /* the macro's tail */
+        float mu;
+        const float r = 1.0f / mgp_gate_den_float(x[i], v, lo, hi, &mu), fx = x[i] * r, q = fx * r;
+        if (keep) keep[i] = r;
+        const double gd = dy[i];
+        ta += gd; tf += gd * fx; tv -= gd * (q * (x[i] * mu)); th -= gd * (q * mu); tl -= gd * (q * (1.0f - mu));
+    }
+    *sdy = o[0] + ta; *sdyf = o[1] + tf; *sdv = o[2] + tv; *shi = o[3] + th; *slo = o[4] + tl;
+}
 MGP_ROW_SUMS_DEN_FLOAT(_any, MG_CLONES, mgp_gate_denv_float, mgp_gate_denv2_float)
 MGP_INLINE void mgp_row_sums_den_float(double* sdy, double* sdyf, double* sdv, double* shi, double* slo,
                                        const float* restrict dy, const float* restrict x, Py_ssize_t D, float v,
                                        float lo, float hi, float* restrict keep) {
-    if (mgp_cpu_v4) mgp_row_sums_den_float_v4(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi, keep);
-    else mgp_row_sums_den_float_any(sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi, keep);
+    MGP_GATE_PICK(mgp_row_sums_den_float, (sdy, sdyf, sdv, shi, slo, dy, x, D, v, lo, hi, keep));
 }
 #else
 MGP_ROW_SUMS_DEN_FLOAT(, MG_CLONES_V4, mgp_gate_denv_float, mgp_gate_denv2_float)

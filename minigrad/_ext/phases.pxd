@@ -83,6 +83,7 @@ cdef extern from "phases.h":
                                          double K, double b, double k, double sc, double of, double tau) noexcept nogil
     int mgp_gate_v4(int on) noexcept nogil
     int mgp_rows_v3(int on) noexcept nogil
+    int mgp_gate_v3(int on) noexcept nogil
     void mgp_row_apply_gate_float(float* y, const float* x, Py_ssize_t D, int gate, float v, float lo, float hi,
                                   float sc, float of) noexcept nogil
     void mgp_row_sums_gate_float(double* sdy, double* sdyf, double* sdv, double* shi, double* slo, const float* dy,

@@ -683,6 +683,14 @@ def _rows_avx2(int on=-1):
     return bool(mgp_rows_v3(on))
 
 
+def _gate_avx2(int on=-1):
+    """Tests only: whether EvoNorm's gate kernels take their AVX2 + FMA versions (phases.h's *_v3: the exps' fused
+    multiply-adds, clamps and gate 1's blends as AVX2 intrinsics) or the clones for other CPUs, where the AVX-512
+    versions are off (_gate_avx512); on = 0 or 1 sets it (1 only where the CPU has x86-64-v3). Returns the former
+    setting."""
+    return bool(mgp_gate_v3(on))
+
+
 def row_apply_gate(cnp.ndarray y not None, cnp.ndarray x not None, cnp.ndarray v not None, cnp.ndarray lo not None,
                    cnp.ndarray hi not None, cnp.ndarray scale not None, cnp.ndarray offset not None, int gate,
                    Py_ssize_t n_threads):
