@@ -931,32 +931,36 @@ MGP_INLINE MGP_TARGET_V3 int mgp_row_sums_max_pass_v3(double* sg, double* sgx, d
     *st = mgp_hsum((mgp_v4d)U0, (mgp_v4d)U1) + u;
     return 0;
 }
-MGP_INLINE MGP_TARGET_V3 int mgp_row_sums_max_in_v3(double* sg, double* sgx, double* st, float* restrict g,
-                                                    const float* restrict dy, const float* restrict x, Py_ssize_t D,
-                                                    float sc, float of, float tau, int fast) {
-    if (fast && !mgp_row_sums_max_pass_v3(sg, sgx, st, g, dy, x, D, sc, of, tau, 0)) return 0;
-    mgp_row_sums_max_pass_v3(sg, sgx, st, g, dy, x, D, sc, of, tau, 1);
-    return 1;
+/* FRN + TLU's float backward's row loop on the AVX2 (S = v3) or AVX-512 (S = v4) sums pass: the S versions of
+   mgp_row_sums_max_in_T and of mgp_rows_norm_backward_max_float_any's row loop */
+#define MGP_MAX_ROW_LOOP(S, TGT)                                                                                     \
+MGP_INLINE TGT int mgp_row_sums_max_in_##S(double* sg, double* sgx, double* st, float* restrict g,                   \
+                                                    const float* restrict dy, const float* restrict x, Py_ssize_t D, \
+                                                    float sc, float of, float tau, int fast) {                       \
+    if (fast && !mgp_row_sums_max_pass_##S(sg, sgx, st, g, dy, x, D, sc, of, tau, 0)) return 0;                      \
+    mgp_row_sums_max_pass_##S(sg, sgx, st, g, dy, x, D, sc, of, tau, 1);                                             \
+    return 1;                                                                                                        \
+}                                                                                                                    \
+TGT static void mgp_rows_norm_backward_max_float_##S(float* restrict dx, double* sg, double* sgx,                    \
+                                                               double* st, const float* restrict dy,                 \
+                                                               const float* restrict x, const double* rstd,          \
+                                                               const float* w, const float* scale, const float* of,  \
+                                                               const float* tau, Py_ssize_t r0, Py_ssize_t r1,       \
+                                                               Py_ssize_t D, Py_ssize_t C) {                         \
+    if (r0 >= r1) return;                                                                                            \
+    Py_ssize_t c = r0 % C, cn;                                                                                       \
+    int fast = !mgp_row_sums_max_in_##S(sg + r0, sgx + r0, st + r0, dx + r0 * D, dy + r0 * D, x + r0 * D, D,         \
+                                       scale[r0], of[c], tau[c], 1);                                                 \
+    for (Py_ssize_t r = r0; r < r1; r++) {                                                                           \
+        cn = c + 1 == C ? 0 : c + 1;                                                                                 \
+        if (r + 1 < r1)                                                                                              \
+            fast = !mgp_row_sums_max_in_##S(sg + r + 1, sgx + r + 1, st + r + 1, dx + (r + 1) * D, dy + (r + 1) * D, \
+                                           x + (r + 1) * D, D, scale[r + 1], of[cn], tau[cn], fast);                 \
+        mgp_row_norm_apply_max_float(dx + r * D, x + r * D, D, rstd[r], w[c], sgx[r]);                               \
+        c = cn;                                                                                                      \
+    }                                                                                                                \
 }
-MGP_TARGET_V3 static void mgp_rows_norm_backward_max_float_v3(float* restrict dx, double* sg, double* sgx,
-                                                               double* st, const float* restrict dy,
-                                                               const float* restrict x, const double* rstd,
-                                                               const float* w, const float* scale, const float* of,
-                                                               const float* tau, Py_ssize_t r0, Py_ssize_t r1,
-                                                               Py_ssize_t D, Py_ssize_t C) {
-    if (r0 >= r1) return;
-    Py_ssize_t c = r0 % C, cn;
-    int fast = !mgp_row_sums_max_in_v3(sg + r0, sgx + r0, st + r0, dx + r0 * D, dy + r0 * D, x + r0 * D, D,
-                                       scale[r0], of[c], tau[c], 1);
-    for (Py_ssize_t r = r0; r < r1; r++) {
-        cn = c + 1 == C ? 0 : c + 1;
-        if (r + 1 < r1)
-            fast = !mgp_row_sums_max_in_v3(sg + r + 1, sgx + r + 1, st + r + 1, dx + (r + 1) * D, dy + (r + 1) * D,
-                                           x + (r + 1) * D, D, scale[r + 1], of[cn], tau[cn], fast);
-        mgp_row_norm_apply_max_float(dx + r * D, x + r * D, D, rstd[r], w[c], sgx[r]);
-        c = cn;
-    }
-}
+MGP_MAX_ROW_LOOP(v3, MGP_TARGET_V3)
 /* FRN + TLU's backward, float, AVX-512 (picked per call by mgp_cpu_v4, as the gate kernels): the operations of
    mgp_rows_norm_backward_max_float_any in intrinsics, the split on 16 lanes, each sum in one 8-lane double
    accumulator (lane j: the row's elements j mod 8, so its halves are a0 and a1 of mgp_row_sums_max_pass_T and the
@@ -1041,41 +1045,15 @@ MGP_INLINE MGP_TARGET_V4 int mgp_row_sums_max_pass_v4(double* sg, double* sgx, d
     *st = mgp_hsum(U0, U1) + u;
     return 0;
 }
-/* mgp_row_sums_max_in_T on the pass above */
-MGP_INLINE MGP_TARGET_V4 int mgp_row_sums_max_in_v4(double* sg, double* sgx, double* st, float* restrict g,
-                                                    const float* restrict dy, const float* restrict x, Py_ssize_t D,
-                                                    float sc, float of, float tau, int fast) {
-    if (fast && !mgp_row_sums_max_pass_v4(sg, sgx, st, g, dy, x, D, sc, of, tau, 0)) return 0;
-    mgp_row_sums_max_pass_v4(sg, sgx, st, g, dy, x, D, sc, of, tau, 1);
-    return 1;
-}
-/* mgp_rows_norm_backward_max_float_any's row loop on the sums above */
-MGP_TARGET_V4 static void mgp_rows_norm_backward_max_float_v4(float* restrict dx, double* sg, double* sgx,
-                                                               double* st, const float* restrict dy,
-                                                               const float* restrict x, const double* rstd,
-                                                               const float* w, const float* scale, const float* of,
-                                                               const float* tau, Py_ssize_t r0, Py_ssize_t r1,
-                                                               Py_ssize_t D, Py_ssize_t C) {
-    if (r0 >= r1) return;
-    Py_ssize_t c = r0 % C, cn;
-    int fast = !mgp_row_sums_max_in_v4(sg + r0, sgx + r0, st + r0, dx + r0 * D, dy + r0 * D, x + r0 * D, D,
-                                       scale[r0], of[c], tau[c], 1);
-    for (Py_ssize_t r = r0; r < r1; r++) {
-        cn = c + 1 == C ? 0 : c + 1;
-        if (r + 1 < r1)
-            fast = !mgp_row_sums_max_in_v4(sg + r + 1, sgx + r + 1, st + r + 1, dx + (r + 1) * D, dy + (r + 1) * D,
-                                           x + (r + 1) * D, D, scale[r + 1], of[cn], tau[cn], fast);
-        mgp_row_norm_apply_max_float(dx + r * D, x + r * D, D, rstd[r], w[c], sgx[r]);
-        c = cn;
-    }
-}
+MGP_MAX_ROW_LOOP(v4, MGP_TARGET_V4)
 MGP_INLINE void mgp_rows_norm_backward_max_float(float* restrict dx, double* sg, double* sgx, double* st,
                                                  const float* restrict dy, const float* restrict x,
                                                  const double* rstd, const float* w, const float* scale,
                                                  const float* of, const float* tau, Py_ssize_t r0, Py_ssize_t r1,
                                                  Py_ssize_t D, Py_ssize_t C) {
     if (mgp_cpu_v4) mgp_rows_norm_backward_max_float_v4(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
-    else if (mgp_rows_cpu_v3) mgp_rows_norm_backward_max_float_v3(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
+    else if (mgp_rows_cpu_v3)
+        mgp_rows_norm_backward_max_float_v3(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
     else mgp_rows_norm_backward_max_float_any(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
 }
 #else
