@@ -260,6 +260,14 @@ MGP_INLINE void mgp_stats_out2(double* mean, double* m2, int center, double K0, 
     memcpy(m2, &out, sizeof out);
 }
 /* rows layout, one row of D values */
+/* two rows' scalar tails from i on, d = x - K in order, into ta0, tq0, ta1, tq1 (declared here): the rows'
+   statistics' tails in mgp_rows_stats_T_any and its AVX2 twin, mgp_rows_stats_T_v3 */
+#define MGP_ROWS2_TAIL(x0, x1, i, D, K0, K1)                                                                 \
+    double ta0 = 0, tq0 = 0, ta1 = 0, tq1 = 0;                                                               \
+    for (; i < D; i++) {                                                                                     \
+        const double d0 = (double)x0[i] - K0, d1 = (double)x1[i] - K1;                                       \
+        ta0 += d0; tq0 += d0 * d0; ta1 += d1; tq1 += d1 * d1;                                                \
+    }
 #define MGP_ROWS(T)                                                                                          \
 /* a row's mean and m2 from its sums s1 = sum(x - K), s2 = sum((x - K)^2) */                                 \
 MGP_INLINE void mgp_stats_out_##T(double* mean, double* m2, int center, double K, double M, double s1,        \
@@ -301,11 +309,7 @@ MG_CLONES static void mgp_rows_stats_##T##_any(double* mean, double* m2, const T
             d = mgp_load4_##T(x1 + i) - k1; a10 += d; q10 += d * d;                                          \
             d = mgp_load4_##T(x1 + i + 4) - k1; a11 += d; q11 += d * d;                                      \
         }                                                                                                    \
-        double ta0 = 0, tq0 = 0, ta1 = 0, tq1 = 0;                                                           \
-        for (; i < D; i++) {                                                                                 \
-            const double d0 = (double)x0[i] - K0, d1 = (double)x1[i] - K1;                                   \
-            ta0 += d0; tq0 += d0 * d0; ta1 += d1; tq1 += d1 * d1;                                            \
-        }                                                                                                    \
+        MGP_ROWS2_TAIL(x0, x1, i, D, K0, K1);                                                                \
         mgp_stats_out2(mean + r, m2 + r, center, K0, K1, M, a00 + a01, a10 + a11, q00 + q01, q10 + q11,        \
                        (mgp_v4d){ta0, ta1, tq0, tq1});                                                       \
     }                                                                                                        \
@@ -814,11 +818,7 @@ MGP_INLINE MGP_TARGET_V3 void mgp_rows_stats_pairs_v3_##T(double* mean, double* 
             MGP_STATS4_V3(T, x1 + i, center, k1, a10, q10);                                                  \
             MGP_STATS4_V3(T, x1 + i + 4, center, k1, a11, q11);                                              \
         }                                                                                                    \
-        double ta0 = 0, tq0 = 0, ta1 = 0, tq1 = 0;                                                           \
-        for (; i < D; i++) {                                                                                 \
-            const double d0 = (double)x0[i] - K0, d1 = (double)x1[i] - K1;                                   \
-            ta0 += d0; tq0 += d0 * d0; ta1 += d1; tq1 += d1 * d1;                                            \
-        }                                                                                                    \
+        MGP_ROWS2_TAIL(x0, x1, i, D, K0, K1);                                                                \
         mgp_stats_out2(mean + r, m2 + r, center, K0, K1, M, (mgp_v4d)_mm256_add_pd(a00, a01),                \
                        (mgp_v4d)_mm256_add_pd(a10, a11), (mgp_v4d)_mm256_add_pd(q00, q01),                   \
                        (mgp_v4d)_mm256_add_pd(q10, q11), (mgp_v4d){ta0, ta1, tq0, tq1});                     \
