@@ -880,6 +880,16 @@ MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u, mgp_max_split8v_float, mgp_v8u)
 MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul, mgp_max_split8_double, mgp_v4ul)
 #define mgp_rows_norm_backward_max_double mgp_rows_norm_backward_max_double_any
 #if MGP_SPLIT_V4
+/* the float sums passes' scalar tail from i on (the AVX2 and AVX-512 ones below): g and the sums a, q, u (declared
+   here) of mgp_max_split_float, value by value */
+#define MGP_MAX_SUMS_TAIL(g, dy, x, i, D, sc, of, tau)                                                       \
+    double a = 0, q = 0, u = 0;                                                                              \
+    for (; i < D; i++) {                                                                                     \
+        float gi, ti;                                                                                        \
+        mgp_max_split_float(x[i] * sc + of, tau, dy[i], &gi, &ti);                                           \
+        g[i] = gi;                                                                                           \
+        a += gi; q += (double)gi * (double)x[i]; u += ti;                                                    \
+    }
 /* FRN + TLU's backward, float, AVX2 and FMA (picked per call by mgp_rows_cpu_v3 where mgp_cpu_v4 is not set): the
    operations of mgp_rows_norm_backward_max_float_any (mgp_max_split8v_float's split, x, g and t widened from
    memory, 4-lane double sums) in intrinsics, sum(g) and sum(t) added through mgp_add_v3 (the same bits) */
@@ -919,13 +929,7 @@ MGP_INLINE MGP_TARGET_V3 int mgp_row_sums_max_pass_v3(double* sg, double* sgx, d
         mgp_max_acc4_v3(&A1, &Q1, &U1, x + i + 4, g + i + 4, t + 4);
     }
     if (!exact && _mm256_movemask_ps(ties)) return 1;
-    double a = 0, q = 0, u = 0;
-    for (; i < D; i++) {
-        float gi, ti;
-        mgp_max_split_float(x[i] * sc + of, tau, dy[i], &gi, &ti);
-        g[i] = gi;
-        a += gi; q += (double)gi * (double)x[i]; u += ti;
-    }
+    MGP_MAX_SUMS_TAIL(g, dy, x, i, D, sc, of, tau);
     *sg = mgp_hsum((mgp_v4d)A0, (mgp_v4d)A1) + a;
     *sgx = mgp_hsum((mgp_v4d)Q0, (mgp_v4d)Q1) + q;
     *st = mgp_hsum((mgp_v4d)U0, (mgp_v4d)U1) + u;
@@ -1030,13 +1034,7 @@ MGP_INLINE MGP_TARGET_V4 int mgp_row_sums_max_pass_v4(double* sg, double* sgx, d
         mgp_max_acc8_v4(&A, &Q, &U, x + i, dy + i, gv, tv, ge, exact);
     }
     if (!exact && ties) return 1;
-    double a = 0, q = 0, u = 0;
-    for (; i < D; i++) {
-        float gi, t;
-        mgp_max_split_float(x[i] * sc + of, tau, dy[i], &gi, &t);
-        g[i] = gi;
-        a += gi; q += (double)gi * (double)x[i]; u += t;
-    }
+    MGP_MAX_SUMS_TAIL(g, dy, x, i, D, sc, of, tau);
     const mgp_v4d A0 = (mgp_v4d)_mm512_castpd512_pd256(A), A1 = (mgp_v4d)_mm512_extractf64x4_pd(A, 1);
     const mgp_v4d Q0 = (mgp_v4d)_mm512_castpd512_pd256(Q), Q1 = (mgp_v4d)_mm512_extractf64x4_pd(Q, 1);
     const mgp_v4d U0 = (mgp_v4d)_mm512_castpd512_pd256(U), U1 = (mgp_v4d)_mm512_extractf64x4_pd(U, 1);
