@@ -12,6 +12,7 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
+from libc.stdlib cimport free, malloc
 
 from minigrad._ext._arrays cimport dim, is_float32, ptr
 from minigrad._ext._openmp cimport team_size
@@ -102,31 +103,64 @@ def sgd_update(cnp.ndarray param not None, cnp.ndarray momentum_buffer not None,
                  nesterov, first, n_threads)
 
 
+# ps, bufs, grads: k flat arrays each, group i's elements at offs[i]:offs[i + 1] of the k groups laid end to end
+# (offs[k] = M). One parallel region for all of them: thread t updates elements _cut(M, t, team):_cut(M, t + 1, team)
+# of that concatenation, group by group. NOTE: one region a step, not one per large group: at 2 threads each region
+# wakes the worker (the passive wait), which cost more than the update itself on ResNet-20's 65 parameters
+# (docs/perf/threads.md, session 37); elementwise, so any split gives the same bits
+cdef inline Py_ssize_t _cut(Py_ssize_t M, Py_ssize_t t, Py_ssize_t team) noexcept nogil:
+    """Where thread t's share of M elements starts: t*M/team rounded down to 16 elements (a 64-byte line of
+    float32), M for t = team."""
+    return M if t >= team else (M * t // team) & ~(<Py_ssize_t>15)
+
+
+cdef void _sgd_many(void** ps, void** bufs, void** grads, const char* f32, const Py_ssize_t* offs, Py_ssize_t k,
+                    double lr, double momentum, double dampening, double weight_decay, bint nesterov, bint first,
+                    int team) noexcept nogil:
+    cdef Py_ssize_t t, i, lo, hi, a, b, M = offs[k]
+    for t in prange(team, schedule='static', num_threads=team):
+        lo, hi = _cut(M, t, team), _cut(M, t + 1, team)
+        for i in range(k):
+            a, b = max(lo, offs[i]), min(hi, offs[i + 1])
+            if a >= b:
+                continue
+            if f32[i]:
+                _sgd(<float*>ps[i] + (a - offs[i]), <float*>bufs[i] + (a - offs[i]), <float*>grads[i] + (a - offs[i]),
+                     b - a, lr, momentum, dampening, weight_decay, nesterov, first, 1)
+            else:
+                _sgd(<double*>ps[i] + (a - offs[i]), <double*>bufs[i] + (a - offs[i]),
+                     <double*>grads[i] + (a - offs[i]), b - a, lr, momentum, dampening, weight_decay, nesterov, first,
+                     1)
+
+
 def sgd_update_many(tuple params not None, tuple momentum_buffers not None, tuple grads not None, double lr,
                     double momentum, double dampening, double weight_decay, bint nesterov, bint first,
                     Py_ssize_t n_threads):
-    """sgd_update on each (params[i], momentum_buffers[i], grads[i]) in turn, in one call (rule: reference.
-    sgd_update); each group is checked by the contract as an sgd_update call, so each holds arrays."""
+    """sgd_update on each (params[i], momentum_buffers[i], grads[i]), in one call (rule: reference.sgd_update); each
+    group is checked by the contract as an sgd_update call, so each holds arrays of one dtype."""
     n_threads = team_size(n_threads)
-    cdef Py_ssize_t i, M, k = len(params)
-    cdef int team
-    cdef bint f32
+    cdef Py_ssize_t i, k = len(params)
     cdef cnp.ndarray param
-    cdef void* p_param, *p_buf, *p_grad
+    cdef void** p = <void**>malloc(3 * k * sizeof(void*) + 1)
+    cdef Py_ssize_t* offs = <Py_ssize_t*>malloc((k + 1) * sizeof(Py_ssize_t))
+    cdef char* f32 = <char*>malloc(k + 1)
+    if p == NULL or offs == NULL or f32 == NULL:
+        free(p)
+        free(offs)
+        free(f32)
+        raise MemoryError("sgd_update_many: the groups' pointers")
+    offs[0] = 0
     for i in range(k):
         param = <cnp.ndarray>params[i]
-        M, f32 = dim(param, 0), is_float32(param)
-        p_param, p_buf, p_grad = ptr(param), ptr(<cnp.ndarray>momentum_buffers[i]), ptr(<cnp.ndarray>grads[i])
-        # NOTE: a group below two chunks runs on one thread (contract.SMALL's cut-off, per group): no parallel
-        # region for one chunk's work; elementwise, so the same bits either way
-        team = n_threads if M >= 2 * CHUNK else 1
-        with nogil:
-            if f32:
-                _sgd(<float*>p_param, <float*>p_buf, <float*>p_grad, M, lr, momentum, dampening, weight_decay,
-                     nesterov, first, team)
-            else:
-                _sgd(<double*>p_param, <double*>p_buf, <double*>p_grad, M, lr, momentum, dampening, weight_decay,
-                     nesterov, first, team)
+        p[i], p[k + i], p[2 * k + i] = ptr(param), ptr(<cnp.ndarray>momentum_buffers[i]), ptr(<cnp.ndarray>grads[i])
+        offs[i + 1], f32[i] = offs[i] + dim(param, 0), is_float32(param)
+    # NOTE: below two chunks in all, one thread (contract.SMALL's cut-off): no parallel region for one chunk's work
+    cdef int team = n_threads if offs[k] >= 2 * CHUNK else 1
+    with nogil:
+        _sgd_many(p, p + k, p + 2 * k, f32, offs, k, lr, momentum, dampening, weight_decay, nesterov, first, team)
+    free(p)
+    free(offs)
+    free(f32)
 
 
 def adam_update(cnp.ndarray param not None, cnp.ndarray exp_avg not None, cnp.ndarray exp_avg_sq not None,
