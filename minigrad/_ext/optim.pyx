@@ -124,13 +124,13 @@ cdef void _sgd_many(void** ps, void** bufs, void** grads, const char* f32, const
             a, b = max(lo, offs[i]), min(hi, offs[i + 1])
             if a >= b:
                 continue
+            a, b = a - offs[i], b - a  # NOTE: from here a is the position in group i, b the count
             if f32[i]:
-                _sgd(<float*>ps[i] + (a - offs[i]), <float*>bufs[i] + (a - offs[i]), <float*>grads[i] + (a - offs[i]),
-                     b - a, lr, momentum, dampening, weight_decay, nesterov, first, 1)
+                _sgd(<float*>ps[i] + a, <float*>bufs[i] + a, <float*>grads[i] + a, b, lr, momentum, dampening,
+                     weight_decay, nesterov, first, 1)
             else:
-                _sgd(<double*>ps[i] + (a - offs[i]), <double*>bufs[i] + (a - offs[i]),
-                     <double*>grads[i] + (a - offs[i]), b - a, lr, momentum, dampening, weight_decay, nesterov, first,
-                     1)
+                _sgd(<double*>ps[i] + a, <double*>bufs[i] + a, <double*>grads[i] + a, b, lr, momentum, dampening,
+                     weight_decay, nesterov, first, 1)
 
 
 def sgd_update_many(tuple params not None, tuple momentum_buffers not None, tuple grads not None, double lr,
@@ -149,18 +149,22 @@ def sgd_update_many(tuple params not None, tuple momentum_buffers not None, tupl
         free(offs)
         free(f32)
         raise MemoryError("sgd_update_many: the groups' pointers")
-    offs[0] = 0
-    for i in range(k):
-        param = <cnp.ndarray>params[i]
-        p[i], p[k + i], p[2 * k + i] = ptr(param), ptr(<cnp.ndarray>momentum_buffers[i]), ptr(<cnp.ndarray>grads[i])
-        offs[i + 1], f32[i] = offs[i] + dim(param, 0), is_float32(param)
-    # NOTE: below two chunks in all, one thread (contract.SMALL's cut-off): no parallel region for one chunk's work
-    cdef int team = n_threads if offs[k] >= 2 * CHUNK else 1
-    with nogil:
-        _sgd_many(p, p + k, p + 2 * k, f32, offs, k, lr, momentum, dampening, weight_decay, nesterov, first, team)
-    free(p)
-    free(offs)
-    free(f32)
+    cdef int team
+    try:
+        offs[0] = 0
+        for i in range(k):
+            param = <cnp.ndarray>params[i]
+            p[i], p[k + i], p[2 * k + i] = ptr(param), ptr(<cnp.ndarray>momentum_buffers[i]), \
+                ptr(<cnp.ndarray>grads[i])
+            offs[i + 1], f32[i] = offs[i] + dim(param, 0), is_float32(param)
+        # NOTE: below two chunks in all, one thread (contract.SMALL's cut-off): no parallel region for one chunk's work
+        team = n_threads if offs[k] >= 2 * CHUNK else 1
+        with nogil:
+            _sgd_many(p, p + k, p + 2 * k, f32, offs, k, lr, momentum, dampening, weight_decay, nesterov, first, team)
+    finally:
+        free(p)
+        free(offs)
+        free(f32)
 
 
 def adam_update(cnp.ndarray param not None, cnp.ndarray exp_avg not None, cnp.ndarray exp_avg_sq not None,
