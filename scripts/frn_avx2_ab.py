@@ -12,7 +12,7 @@ zca_rows dy + x + B) and % of the same run's triad.
 ``--bits``: ``row_stats`` (center and not), ``row_norm_backward_max`` and ``row_norm_apply_max`` (tau as drawn, at
 ties, +0, -0 and NaN) of both builds on tests/test_avx2_rows.py's
 rows (D 1..40, 64, 67, 129, 256; plain, large-mean, tiny-variance and special data; the backward's ties and subnormal
-dy), float32 and float64, 1 and 2 threads: the outputs that differ byte for byte, and those that differ only in a
+dy, its float64 rows with full mantissas: tests/test_avx2_rows.py's rows_as), float32 and float64, 1 and 2 threads: the outputs that differ byte for byte, and those that differ only in a
 NaN's sign.
 """
 import argparse
@@ -66,8 +66,7 @@ class _Build:
 
 def bits(old, new):
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
-    from test_avx2_rows import SIZES, _data
-    from test_frn_avx512 import _rows
+    from test_avx2_rows import SIZES, _data, rows_as
     counts = {"outputs": 0, "differ": 0, "NaN sign only": 0}
 
     def compare(u, g, where):
@@ -95,8 +94,7 @@ def bits(old, new):
                                     compare(u, g, ("row_stats", np.dtype(dt).name, case, D, R, nt, center))
             for case in ("plain", "special", "ties", "subnormal dy"):
                 for D in SIZES:
-                    x, dy, w, b, tau, rstd, scale = (a.astype(dt) if a.dtype == np.float32 else a
-                                                     for a in _rows(rng, 2, 3, D, case))
+                    x, dy, w, b, tau, rstd, scale = rows_as(rng, 2, 3, D, case, dt)
                     for nt in (1, 2):
                         out = {}
                         for k, mod in (("old", old), ("new", new)):
