@@ -889,6 +889,23 @@ MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul, mgp_max_split8_double, mgp_v4ul)
         g[i] = gi;                                                                                           \
         a += gi; q += (double)gi * (double)x[i]; u += ti;                                                    \
     }
+/* mgp_max_split_T on one AVX2 vector of V (SFX ps or pd): gv, tv (the caller's) from dv and xv, z = xv*sc + of, the
+   z == tau lanes ORed into ties where not exact */
+#define MGP_MAX_SPLIT_V3(V, SFX, dv, xv, sc, of, tau, exact, ties, gv, tv) do {                                 \
+        const V tw_ = _mm256_set1_##SFX(tau);                                                                \
+        const V z_ = _mm256_add_##SFX(_mm256_mul_##SFX(xv, _mm256_set1_##SFX(sc)), _mm256_set1_##SFX(of));   \
+        if (exact) {                                                                                         \
+            const V gt_ = _mm256_cmp_##SFX(z_, tw_, _CMP_GT_OQ), eq_ = _mm256_cmp_##SFX(z_, tw_, _CMP_EQ_OQ); \
+            const V h_ = _mm256_and_##SFX(_mm256_mul_##SFX(dv, _mm256_set1_##SFX(0.5)), eq_);               \
+            gv = _mm256_or_##SFX(_mm256_and_##SFX(dv, gt_), h_);                                             \
+            tv = _mm256_or_##SFX(_mm256_andnot_##SFX(_mm256_or_##SFX(gt_, eq_), dv), h_);                    \
+        } else {                                                                                             \
+            const V ge_ = _mm256_cmp_##SFX(z_, tw_, _CMP_GE_OQ);                                             \
+            ties = _mm256_or_##SFX(ties, _mm256_cmp_##SFX(z_, tw_, _CMP_EQ_OQ));                             \
+            gv = _mm256_and_##SFX(dv, ge_);                                                                  \
+            tv = _mm256_andnot_##SFX(ge_, dv);                                                               \
+        }                                                                                                    \
+    } while (0)
 /* FRN + TLU's backward, float, AVX2 and FMA (picked per call by mgp_rows_cpu_v3 where mgp_cpu_v4 is not set): the
    operations of mgp_rows_norm_backward_max_float_any (mgp_max_split8v_float's split, x, g and t widened from
    memory, 4-lane double sums) in intrinsics, sum(g) and sum(t) added through mgp_add_v3 (the same bits) */
@@ -907,20 +924,9 @@ MGP_INLINE MGP_TARGET_V3 int mgp_row_sums_max_pass_float_v3(double* sg, double* 
     float t[8] __attribute__((aligned(32)));
     Py_ssize_t i = 0;
     for (; i + 8 <= D; i += 8) {
-        const __m256 dv = _mm256_loadu_ps(dy + i), tw = _mm256_set1_ps(tau);
-        const __m256 z = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(sc)), _mm256_set1_ps(of));
+        const __m256 dv = _mm256_loadu_ps(dy + i);
         __m256 gv, tv;
-        if (exact) {
-            const __m256 gt = _mm256_cmp_ps(z, tw, _CMP_GT_OQ), eq = _mm256_cmp_ps(z, tw, _CMP_EQ_OQ);
-            const __m256 h = _mm256_and_ps(_mm256_mul_ps(dv, _mm256_set1_ps(0.5f)), eq);
-            gv = _mm256_or_ps(_mm256_and_ps(dv, gt), h);
-            tv = _mm256_or_ps(_mm256_andnot_ps(_mm256_or_ps(gt, eq), dv), h);
-        } else {
-            const __m256 ge = _mm256_cmp_ps(z, tw, _CMP_GE_OQ);
-            ties = _mm256_or_ps(ties, _mm256_cmp_ps(z, tw, _CMP_EQ_OQ));
-            gv = _mm256_and_ps(dv, ge);
-            tv = _mm256_andnot_ps(ge, dv);
-        }
+        MGP_MAX_SPLIT_V3(__m256, ps, dv, _mm256_loadu_ps(x + i), sc, of, tau, exact, ties, gv, tv);
         _mm256_storeu_ps(g + i, gv);
         _mm256_store_ps(t, tv);
         __asm__ volatile("" ::: "memory");  /* NOTE: widened from memory, as mgp_max_split8v_float's */
@@ -969,20 +975,9 @@ MGP_MAX_ROW_LOOP(float, v3, MGP_TARGET_V3)
 MGP_INLINE MGP_TARGET_V3 void mgp_max_split4_v3_double(__m256d* A, __m256d* Q, __m256d* U, __m256d* ties,
                                                        double* restrict g, const double* dy, const double* x,
                                                        double sc, double of, double tau, int exact) {
-    const __m256d dv = _mm256_loadu_pd(dy), xv = _mm256_loadu_pd(x), tw = _mm256_set1_pd(tau);
-    const __m256d z = _mm256_add_pd(_mm256_mul_pd(xv, _mm256_set1_pd(sc)), _mm256_set1_pd(of));
+    const __m256d dv = _mm256_loadu_pd(dy), xv = _mm256_loadu_pd(x);
     __m256d gv, tv;
-    if (exact) {
-        const __m256d gt = _mm256_cmp_pd(z, tw, _CMP_GT_OQ), eq = _mm256_cmp_pd(z, tw, _CMP_EQ_OQ);
-        const __m256d h = _mm256_and_pd(_mm256_mul_pd(dv, _mm256_set1_pd(0.5)), eq);
-        gv = _mm256_or_pd(_mm256_and_pd(dv, gt), h);
-        tv = _mm256_or_pd(_mm256_andnot_pd(_mm256_or_pd(gt, eq), dv), h);
-    } else {
-        const __m256d ge = _mm256_cmp_pd(z, tw, _CMP_GE_OQ);
-        *ties = _mm256_or_pd(*ties, _mm256_cmp_pd(z, tw, _CMP_EQ_OQ));
-        gv = _mm256_and_pd(dv, ge);
-        tv = _mm256_andnot_pd(ge, dv);
-    }
+    MGP_MAX_SPLIT_V3(__m256d, pd, dv, xv, sc, of, tau, exact, *ties, gv, tv);
     _mm256_storeu_pd(g, gv);
     *A = mgp_add_v3(*A, gv);
     *Q = _mm256_add_pd(*Q, _mm256_mul_pd(gv, xv));
