@@ -878,34 +878,18 @@ MGP_INLINE void mgp_max_split8v_float(const float* x, const float* dy, float K, 
 }
 MGP_MAX(float, uint32_t, mgp_v4f, mgp_v4u, mgp_max_split8v_float, mgp_v8u)
 MGP_MAX(double, uint64_t, mgp_v4d, mgp_v4ul, mgp_max_split8_double, mgp_v4ul)
+#define mgp_rows_norm_backward_max_double mgp_rows_norm_backward_max_double_any
 #if MGP_SPLIT_V4
-/* the sums passes' scalar tail from i on (the AVX2 and AVX-512 ones below, T float or double): g and the sums a, q,
-   u (declared here) of mgp_max_split_T, value by value */
-#define MGP_MAX_SUMS_TAIL(T, g, dy, x, i, D, sc, of, tau)                                                    \
+/* the float sums passes' scalar tail from i on (the AVX2 and AVX-512 ones below): g and the sums a, q, u (declared
+   here) of mgp_max_split_float, value by value */
+#define MGP_MAX_SUMS_TAIL(g, dy, x, i, D, sc, of, tau)                                                       \
     double a = 0, q = 0, u = 0;                                                                              \
     for (; i < D; i++) {                                                                                     \
-        T gi, ti;                                                                                            \
-        mgp_max_split_##T(x[i] * sc + of, tau, dy[i], &gi, &ti);                                             \
+        float gi, ti;                                                                                        \
+        mgp_max_split_float(x[i] * sc + of, tau, dy[i], &gi, &ti);                                           \
         g[i] = gi;                                                                                           \
         a += gi; q += (double)gi * (double)x[i]; u += ti;                                                    \
     }
-/* mgp_max_split_T on one AVX2 vector of V (SFX ps or pd): gv, tv (the caller's) from dv and xv, z = xv*sc + of, the
-   z == tau lanes ORed into ties where not exact */
-#define MGP_MAX_SPLIT_V3(V, SFX, dv, xv, sc, of, tau, exact, ties, gv, tv) do {                                 \
-        const V tw_ = _mm256_set1_##SFX(tau);                                                                \
-        const V z_ = _mm256_add_##SFX(_mm256_mul_##SFX(xv, _mm256_set1_##SFX(sc)), _mm256_set1_##SFX(of));   \
-        if (exact) {                                                                                         \
-            const V gt_ = _mm256_cmp_##SFX(z_, tw_, _CMP_GT_OQ), eq_ = _mm256_cmp_##SFX(z_, tw_, _CMP_EQ_OQ); \
-            const V h_ = _mm256_and_##SFX(_mm256_mul_##SFX(dv, _mm256_set1_##SFX(0.5)), eq_);               \
-            gv = _mm256_or_##SFX(_mm256_and_##SFX(dv, gt_), h_);                                             \
-            tv = _mm256_or_##SFX(_mm256_andnot_##SFX(_mm256_or_##SFX(gt_, eq_), dv), h_);                    \
-        } else {                                                                                             \
-            const V ge_ = _mm256_cmp_##SFX(z_, tw_, _CMP_GE_OQ);                                             \
-            ties = _mm256_or_##SFX(ties, _mm256_cmp_##SFX(z_, tw_, _CMP_EQ_OQ));                             \
-            gv = _mm256_and_##SFX(dv, ge_);                                                                  \
-            tv = _mm256_andnot_##SFX(ge_, dv);                                                               \
-        }                                                                                                    \
-    } while (0)
 /* FRN + TLU's backward, float, AVX2 and FMA (picked per call by mgp_rows_cpu_v3 where mgp_cpu_v4 is not set): the
    operations of mgp_rows_norm_backward_max_float_any (mgp_max_split8v_float's split, x, g and t widened from
    memory, 4-lane double sums) in intrinsics, sum(g) and sum(t) added through mgp_add_v3 (the same bits) */
@@ -916,7 +900,7 @@ MGP_INLINE MGP_TARGET_V3 void mgp_max_acc4_v3(__m256d* A, __m256d* Q, __m256d* U
     *Q = _mm256_add_pd(*Q, _mm256_mul_pd(gd, mgp_wload_v3_float(x)));
     *U = mgp_add_v3(*U, mgp_wload_v3_float(t));
 }
-MGP_INLINE MGP_TARGET_V3 int mgp_row_sums_max_pass_float_v3(double* sg, double* sgx, double* st, float* restrict g,
+MGP_INLINE MGP_TARGET_V3 int mgp_row_sums_max_pass_v3(double* sg, double* sgx, double* st, float* restrict g,
                                                       const float* restrict dy, const float* restrict x,
                                                       Py_ssize_t D, float sc, float of, float tau, int exact) {
     __m256d A0 = _mm256_setzero_pd(), A1 = A0, Q0 = A0, Q1 = A0, U0 = A0, U1 = A0;
@@ -924,9 +908,20 @@ MGP_INLINE MGP_TARGET_V3 int mgp_row_sums_max_pass_float_v3(double* sg, double* 
     float t[8] __attribute__((aligned(32)));
     Py_ssize_t i = 0;
     for (; i + 8 <= D; i += 8) {
-        const __m256 dv = _mm256_loadu_ps(dy + i);
+        const __m256 dv = _mm256_loadu_ps(dy + i), tw = _mm256_set1_ps(tau);
+        const __m256 z = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(sc)), _mm256_set1_ps(of));
         __m256 gv, tv;
-        MGP_MAX_SPLIT_V3(__m256, ps, dv, _mm256_loadu_ps(x + i), sc, of, tau, exact, ties, gv, tv);
+        if (exact) {
+            const __m256 gt = _mm256_cmp_ps(z, tw, _CMP_GT_OQ), eq = _mm256_cmp_ps(z, tw, _CMP_EQ_OQ);
+            const __m256 h = _mm256_and_ps(_mm256_mul_ps(dv, _mm256_set1_ps(0.5f)), eq);
+            gv = _mm256_or_ps(_mm256_and_ps(dv, gt), h);
+            tv = _mm256_or_ps(_mm256_andnot_ps(_mm256_or_ps(gt, eq), dv), h);
+        } else {
+            const __m256 ge = _mm256_cmp_ps(z, tw, _CMP_GE_OQ);
+            ties = _mm256_or_ps(ties, _mm256_cmp_ps(z, tw, _CMP_EQ_OQ));
+            gv = _mm256_and_ps(dv, ge);
+            tv = _mm256_andnot_ps(ge, dv);
+        }
         _mm256_storeu_ps(g + i, gv);
         _mm256_store_ps(t, tv);
         __asm__ volatile("" ::: "memory");  /* NOTE: widened from memory, as mgp_max_split8v_float's */
@@ -934,82 +929,42 @@ MGP_INLINE MGP_TARGET_V3 int mgp_row_sums_max_pass_float_v3(double* sg, double* 
         mgp_max_acc4_v3(&A1, &Q1, &U1, x + i + 4, g + i + 4, t + 4);
     }
     if (!exact && _mm256_movemask_ps(ties)) return 1;
-    MGP_MAX_SUMS_TAIL(float, g, dy, x, i, D, sc, of, tau);
+    MGP_MAX_SUMS_TAIL(g, dy, x, i, D, sc, of, tau);
     *sg = mgp_hsum((mgp_v4d)A0, (mgp_v4d)A1) + a;
     *sgx = mgp_hsum((mgp_v4d)Q0, (mgp_v4d)Q1) + q;
     *st = mgp_hsum((mgp_v4d)U0, (mgp_v4d)U1) + u;
     return 0;
 }
-/* FRN + TLU's backward's row loop (T float or double) on the AVX2 (S = v3) or AVX-512 (S = v4) sums pass: the S
-   versions of mgp_row_sums_max_in_T and of mgp_rows_norm_backward_max_T_any's row loop */
-#define MGP_MAX_ROW_LOOP(T, S, TGT)                                                                                  \
-MGP_INLINE TGT int mgp_row_sums_max_in_##T##_##S(double* sg, double* sgx, double* st, T* restrict g,                 \
-                                                 const T* restrict dy, const T* restrict x, Py_ssize_t D, T sc,      \
-                                                 T of, T tau, int fast) {                                            \
-    if (fast && !mgp_row_sums_max_pass_##T##_##S(sg, sgx, st, g, dy, x, D, sc, of, tau, 0)) return 0;                \
-    mgp_row_sums_max_pass_##T##_##S(sg, sgx, st, g, dy, x, D, sc, of, tau, 1);                                       \
+/* FRN + TLU's float backward's row loop on the AVX2 (S = v3) or AVX-512 (S = v4) sums pass: the S versions of
+   mgp_row_sums_max_in_T and of mgp_rows_norm_backward_max_float_any's row loop */
+#define MGP_MAX_ROW_LOOP(S, TGT)                                                                                     \
+MGP_INLINE TGT int mgp_row_sums_max_in_##S(double* sg, double* sgx, double* st, float* restrict g,                   \
+                                                    const float* restrict dy, const float* restrict x, Py_ssize_t D, \
+                                                    float sc, float of, float tau, int fast) {                       \
+    if (fast && !mgp_row_sums_max_pass_##S(sg, sgx, st, g, dy, x, D, sc, of, tau, 0)) return 0;                      \
+    mgp_row_sums_max_pass_##S(sg, sgx, st, g, dy, x, D, sc, of, tau, 1);                                             \
     return 1;                                                                                                        \
 }                                                                                                                    \
-TGT static void mgp_rows_norm_backward_max_##T##_##S(T* restrict dx, double* sg, double* sgx, double* st,            \
-                                                     const T* restrict dy, const T* restrict x, const double* rstd,  \
-                                                     const T* w, const T* scale, const T* of, const T* tau,          \
-                                                     Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t D, Py_ssize_t C) {     \
+TGT static void mgp_rows_norm_backward_max_float_##S(float* restrict dx, double* sg, double* sgx,                    \
+                                                               double* st, const float* restrict dy,                 \
+                                                               const float* restrict x, const double* rstd,          \
+                                                               const float* w, const float* scale, const float* of,  \
+                                                               const float* tau, Py_ssize_t r0, Py_ssize_t r1,       \
+                                                               Py_ssize_t D, Py_ssize_t C) {                         \
     if (r0 >= r1) return;                                                                                            \
     Py_ssize_t c = r0 % C, cn;                                                                                       \
-    int fast = !mgp_row_sums_max_in_##T##_##S(sg + r0, sgx + r0, st + r0, dx + r0 * D, dy + r0 * D, x + r0 * D, D,   \
-                                              scale[r0], of[c], tau[c], 1);                                          \
+    int fast = !mgp_row_sums_max_in_##S(sg + r0, sgx + r0, st + r0, dx + r0 * D, dy + r0 * D, x + r0 * D, D,         \
+                                       scale[r0], of[c], tau[c], 1);                                                 \
     for (Py_ssize_t r = r0; r < r1; r++) {                                                                           \
         cn = c + 1 == C ? 0 : c + 1;                                                                                 \
         if (r + 1 < r1)                                                                                              \
-            fast = !mgp_row_sums_max_in_##T##_##S(sg + r + 1, sgx + r + 1, st + r + 1, dx + (r + 1) * D,             \
-                                                  dy + (r + 1) * D, x + (r + 1) * D, D, scale[r + 1], of[cn],        \
-                                                  tau[cn], fast);                                                    \
-        mgp_row_norm_apply_max_##T(dx + r * D, x + r * D, D, rstd[r], w[c], sgx[r]);                                 \
+            fast = !mgp_row_sums_max_in_##S(sg + r + 1, sgx + r + 1, st + r + 1, dx + (r + 1) * D, dy + (r + 1) * D, \
+                                           x + (r + 1) * D, D, scale[r + 1], of[cn], tau[cn], fast);                 \
+        mgp_row_norm_apply_max_float(dx + r * D, x + r * D, D, rstd[r], w[c], sgx[r]);                               \
         c = cn;                                                                                                      \
     }                                                                                                                \
 }
-MGP_MAX_ROW_LOOP(float, v3, MGP_TARGET_V3)
-/* FRN + TLU's backward, double, AVX2 and FMA (picked per call by mgp_rows_cpu_v3): mgp_rows_norm_backward_max_double_any
-   in intrinsics, its two 4-lane splits per 8 values (mgp_max_split8_double: x - 0 is x) and 4-lane double sums,
-   sum(g) and sum(t) added through mgp_add_v3 (the same bits) */
-MGP_INLINE MGP_TARGET_V3 void mgp_max_split4_v3_double(__m256d* A, __m256d* Q, __m256d* U, __m256d* ties,
-                                                       double* restrict g, const double* dy, const double* x,
-                                                       double sc, double of, double tau, int exact) {
-    const __m256d dv = _mm256_loadu_pd(dy), xv = _mm256_loadu_pd(x);
-    __m256d gv, tv;
-    MGP_MAX_SPLIT_V3(__m256d, pd, dv, xv, sc, of, tau, exact, *ties, gv, tv);
-    _mm256_storeu_pd(g, gv);
-    *A = mgp_add_v3(*A, gv);
-    *Q = _mm256_add_pd(*Q, _mm256_mul_pd(gv, xv));
-    *U = mgp_add_v3(*U, tv);
-}
-MGP_INLINE MGP_TARGET_V3 int mgp_row_sums_max_pass_double_v3(double* sg, double* sgx, double* st, double* restrict g,
-                                                             const double* restrict dy, const double* restrict x,
-                                                             Py_ssize_t D, double sc, double of, double tau,
-                                                             int exact) {
-    __m256d A0 = _mm256_setzero_pd(), A1 = A0, Q0 = A0, Q1 = A0, U0 = A0, U1 = A0, ties = A0;
-    Py_ssize_t i = 0;
-    for (; i + 8 <= D; i += 8) {
-        mgp_max_split4_v3_double(&A0, &Q0, &U0, &ties, g + i, dy + i, x + i, sc, of, tau, exact);
-        mgp_max_split4_v3_double(&A1, &Q1, &U1, &ties, g + i + 4, dy + i + 4, x + i + 4, sc, of, tau, exact);
-    }
-    if (!exact && _mm256_movemask_pd(ties)) return 1;
-    MGP_MAX_SUMS_TAIL(double, g, dy, x, i, D, sc, of, tau);
-    *sg = mgp_hsum((mgp_v4d)A0, (mgp_v4d)A1) + a;
-    *sgx = mgp_hsum((mgp_v4d)Q0, (mgp_v4d)Q1) + q;
-    *st = mgp_hsum((mgp_v4d)U0, (mgp_v4d)U1) + u;
-    return 0;
-}
-MGP_MAX_ROW_LOOP(double, v3, MGP_TARGET_V3)
-MGP_INLINE void mgp_rows_norm_backward_max_double(double* restrict dx, double* sg, double* sgx, double* st,
-                                                  const double* restrict dy, const double* restrict x,
-                                                  const double* rstd, const double* w, const double* scale,
-                                                  const double* of, const double* tau, Py_ssize_t r0, Py_ssize_t r1,
-                                                  Py_ssize_t D, Py_ssize_t C) {
-    if (mgp_rows_cpu_v3)
-        mgp_rows_norm_backward_max_double_v3(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
-    else mgp_rows_norm_backward_max_double_any(dx, sg, sgx, st, dy, x, rstd, w, scale, of, tau, r0, r1, D, C);
-}
+MGP_MAX_ROW_LOOP(v3, MGP_TARGET_V3)
 /* FRN + TLU's backward, float, AVX-512 (picked per call by mgp_cpu_v4, as the gate kernels): the operations of
    mgp_rows_norm_backward_max_float_any in intrinsics, the split on 16 lanes, each sum in one 8-lane double
    accumulator (lane j: the row's elements j mod 8, so its halves are a0 and a1 of mgp_row_sums_max_pass_T and the
@@ -1033,7 +988,7 @@ MGP_INLINE MGP_TARGET_V4 void mgp_max_acc8_v4(__m512d* A, __m512d* Q, __m512d* U
         *U = _mm512_mask_add_pd(*U, (__mmask8)~ge, *U, dd);
     }
 }
-MGP_INLINE MGP_TARGET_V4 int mgp_row_sums_max_pass_float_v4(double* sg, double* sgx, double* st, float* restrict g,
+MGP_INLINE MGP_TARGET_V4 int mgp_row_sums_max_pass_v4(double* sg, double* sgx, double* st, float* restrict g,
                                                       const float* restrict dy, const float* restrict x,
                                                       Py_ssize_t D, float sc, float of, float tau, int exact) {
     __m512d A = _mm512_setzero_pd(), Q = A, U = A;
@@ -1079,7 +1034,7 @@ MGP_INLINE MGP_TARGET_V4 int mgp_row_sums_max_pass_float_v4(double* sg, double* 
         mgp_max_acc8_v4(&A, &Q, &U, x + i, dy + i, gv, tv, ge, exact);
     }
     if (!exact && ties) return 1;
-    MGP_MAX_SUMS_TAIL(float, g, dy, x, i, D, sc, of, tau);
+    MGP_MAX_SUMS_TAIL(g, dy, x, i, D, sc, of, tau);
     const mgp_v4d A0 = (mgp_v4d)_mm512_castpd512_pd256(A), A1 = (mgp_v4d)_mm512_extractf64x4_pd(A, 1);
     const mgp_v4d Q0 = (mgp_v4d)_mm512_castpd512_pd256(Q), Q1 = (mgp_v4d)_mm512_extractf64x4_pd(Q, 1);
     const mgp_v4d U0 = (mgp_v4d)_mm512_castpd512_pd256(U), U1 = (mgp_v4d)_mm512_extractf64x4_pd(U, 1);
@@ -1088,7 +1043,7 @@ MGP_INLINE MGP_TARGET_V4 int mgp_row_sums_max_pass_float_v4(double* sg, double* 
     *st = mgp_hsum(U0, U1) + u;
     return 0;
 }
-MGP_MAX_ROW_LOOP(float, v4, MGP_TARGET_V4)
+MGP_MAX_ROW_LOOP(v4, MGP_TARGET_V4)
 MGP_INLINE void mgp_rows_norm_backward_max_float(float* restrict dx, double* sg, double* sgx, double* st,
                                                  const float* restrict dy, const float* restrict x,
                                                  const double* rstd, const float* w, const float* scale,
@@ -1101,7 +1056,6 @@ MGP_INLINE void mgp_rows_norm_backward_max_float(float* restrict dx, double* sg,
 }
 #else
 #define mgp_rows_norm_backward_max_float mgp_rows_norm_backward_max_float_any
-#define mgp_rows_norm_backward_max_double mgp_rows_norm_backward_max_double_any
 #endif
 MGP_INLINE mgp_v4d mgp_widen4_mem_double(const double* p) { return mgp_load4_double(p); }
 MGP_INLINE mgp_v8d mgp_widen8_mem_float(const float* p) {
