@@ -10,10 +10,10 @@ zca_rows dy + x + B) and % of the same run's triad.
     PYTHONPATH=$PWD python scripts/frn_avx2_ab.py DIR --bits
 
 ``--bits``: ``row_stats`` (center and not), ``row_norm_backward_max`` and ``row_norm_apply_max`` (tau as drawn, at
-ties, +0, -0 and NaN) of both builds on tests/test_avx2_rows.py's
-rows (D 1..40, 64, 67, 129, 256; plain, large-mean, tiny-variance and special data; the backward's ties and subnormal
-dy), float32 and float64, 1 and 2 threads: the outputs that differ byte for byte, and those that differ only in a
-NaN's sign.
+ties, +0, -0 and NaN) of both builds on tests/test_avx2_rows.py's rows (D 1..40, 64, 67, 129, 256; plain,
+large-mean, tiny-variance and special data; the backward's ties and subnormal dy, its float64 rows with full
+mantissas: rows_as below), float32 and float64, 1 and 2 threads: the outputs that differ byte for byte, and those
+that differ only in a NaN's sign.
 """
 import argparse
 import os
@@ -64,10 +64,29 @@ class _Build:
         self.whiten = whiten
 
 
+def rows_as(rng, N, C, D, case, dt):
+    """tests/test_frn_avx512.py's rows in dtype dt; float64: every value given a full mantissa (times 1 + 2^-30 u,
+    so that products of two are not exact: float32's values cast would hide a fused multiply-add or another
+    rounding; signs, zeros, infs and NaNs kept), tau of the "ties" case made again in float64 (z at the same column,
+    so a float64 tie) and the "subnormal dy" case's dy float64 subnormals"""
+    from test_frn_avx512 import _rows
+    x, dy, w, b, tau, rstd, scale = _rows(rng, N, C, D, case)
+    if dt == np.float32:
+        return x, dy, w, b, tau, rstd, scale
+    x, dy, w, b, tau, scale = (a.astype(dt) * (1 + 2.0**-30 * rng.random(a.shape)) for a in (x, dy, w, b, tau, scale))
+    if case == "ties":
+        for c in range(C):
+            i = (7 * c + D // 2 + 9) % D
+            tau[c] = x[0, c, i] * scale[0, c] + b[c]
+        assert (x[0] * scale[0][:, None] + b[:, None] == tau[:, None]).any(axis=1).all(), "no tie in a row"
+    if case == "subnormal dy":
+        dy *= 1e-270  # NOTE: 1e-39 * 1e-270: float64 subnormals, dy/2 rounding on a tie
+    return x, dy, w, b, tau, rstd, scale
+
+
 def bits(old, new):
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
     from test_avx2_rows import SIZES, _data
-    from test_frn_avx512 import _rows
     counts = {"outputs": 0, "differ": 0, "NaN sign only": 0}
 
     def compare(u, g, where):
@@ -95,8 +114,7 @@ def bits(old, new):
                                     compare(u, g, ("row_stats", np.dtype(dt).name, case, D, R, nt, center))
             for case in ("plain", "special", "ties", "subnormal dy"):
                 for D in SIZES:
-                    x, dy, w, b, tau, rstd, scale = (a.astype(dt) if a.dtype == np.float32 else a
-                                                     for a in _rows(rng, 2, 3, D, case))
+                    x, dy, w, b, tau, rstd, scale = rows_as(rng, 2, 3, D, case, dt)
                     for nt in (1, 2):
                         out = {}
                         for k, mod in (("old", old), ("new", new)):
