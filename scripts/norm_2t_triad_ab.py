@@ -176,7 +176,8 @@ def main():
                   f" cpu 2t/1t"
                   f" {cpu_growth(cpu[k]):.3f}")
         for t in (1, 2) if "old" in times else ():
-            print(f"  new/old at {t}t {spread([b / a for a, b in zip(times['old'][t], times['new'][t])])}")
+            print(f"  new/old at {t}t {spread([b / a for a, b in zip(times['old'][t], times['new'][t])])},"
+                  f" best rounds {min(times['new'][t]) / min(times['old'][t]):.3f}")
         sys.stdout.flush()
 
 
