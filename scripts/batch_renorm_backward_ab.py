@@ -35,6 +35,15 @@ def rotated_times(runs, rounds, target_ms, clock):
     return {v: np.array(x) for v, x in times.items()}
 
 
+def print_times(op, dtype, shape, t):
+    """One table row of ``rotated_times``' {"new", "before", "torch"}: medians (minimum), ratios paired by round."""
+    fmt = lambda s: f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"  # noqa: E731
+    cell = lambda v: f"{fmt(float(np.median(t[v])))} ({fmt(float(t[v].min()))})"  # noqa: E731
+    ratio = lambda p, q: f"{float(np.median(t[q] / t[p])):.2f}x"  # noqa: E731
+    print(f"| {op} | {dtype} | {'x'.join(map(str, shape))} | {cell('new')} | {cell('before')} | {cell('torch')} | "
+          f"{ratio('new', 'before')} | {ratio('new', 'torch')} | {ratio('before', 'torch')} |", flush=True)
+
+
 def before_backward(self, g):
     """_BatchRenormTrain.backward before this change (session 35's): r and d in NumPy around the kernel."""
     from minigrad import kernels
@@ -148,7 +157,6 @@ def main():
     pin_threads(args.threads)
     torch.set_num_threads(args.threads)
     clock = time.process_time
-    fmt = lambda s: f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"  # noqa: E731
     print(f"threads {args.threads}, {args.rounds} interleaved rounds, CPU time; load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print("| op | dtype | shape | new | before | torch ops | new vs before | new vs torch | before vs torch |")
@@ -168,11 +176,7 @@ def main():
                 for got, want in zip(results["new"], results["before"]):
                     np.testing.assert_array_equal(got, want)
                 t = rotated_times({v: run for v, (run, _) in variants.items()}, args.rounds, args.target_ms, clock)
-                cell = lambda v: f"{fmt(float(np.median(t[v])))} ({fmt(float(t[v].min()))})"  # noqa: E731
-                ratio = lambda p, q: f"{float(np.median(t[q] / t[p])):.2f}x"  # noqa: E731
-                print(f"| {op} | {dtype} | {'x'.join(map(str, shape))} | {cell('new')} | {cell('before')} | "
-                      f"{cell('torch')} | {ratio('new', 'before')} | {ratio('new', 'torch')} | "
-                      f"{ratio('before', 'torch')} |", flush=True)
+                print_times(op, dtype, shape, t)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -213,6 +213,8 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
                                                             row_backward_apply_gate's with a = weight[c], shift =
                                                             X(imean), b = X(b1 + b2), k = X(b1*(shift - imean) +
                                                             b2*(shift - mean))
+      keyword constant_lo (bool, default False; OPTIONS): lo is a constant (eval: the running std), so no b2 (b =
+      X(b1), k = X(b1*(shift - imean))) and mean, rstd are not read
 
 Decorrelated batch norm (ZCA whitening of groups of channels; the math: minigrad/nn/decorrelated.py): the C channels
 in G = ceil(C/group_size) groups of g = group_size, group k holding channels [k*g, min((k + 1)*g, C)) (the last one
@@ -503,10 +505,12 @@ OUTPUTS = {
     "zca_running_update": ("running_mean", "running_cov", "running_whitening"),
 }
 
-# kernel name -> its optional keyword arrays (the backends' defaults: None), {name: (shape symbols, dtype rule)}; a
-# call that names them runs the Python checks (``check_options``), a call without them the usual path
+# kernel name -> its optional keywords, {name: (shape symbols, dtype rule)} for an array (the backends' default: None)
+# or "bool" for a flag (default False); a call that names them runs the Python checks (``check_options``), a call
+# without them the usual path
 OPTIONS = {
     "batch_norm_backward": {"r": ("C", "f64"), "d": ("C", "f64")},
+    "evonorm_b0_backward": {"constant_lo": "bool"},
 }
 
 
@@ -518,7 +522,10 @@ def check_options(kernel, args, options):
     for name in options:
         if name not in spec:
             raise TypeError(f"{kernel}() got an unexpected keyword argument {name!r} (takes {', '.join(spec)})")
-    given = [name for name in spec if options.get(name) is not None]
+    for name in options:
+        if spec[name] == "bool" and not isinstance(options[name], (bool, np.bool_)):
+            raise TypeError(f"{kernel}: {name} must be a bool, got {options[name]!r}")
+    given = [name for name in spec if spec[name] != "bool" and options.get(name) is not None]
     if given and len(given) != len(spec):
         raise ValueError(f"{kernel}: {' and '.join(spec)} must be given together, got only {', '.join(given)}")
     for name in given:
