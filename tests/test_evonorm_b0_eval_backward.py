@@ -10,7 +10,7 @@ import pytest
 from conftest import BACKENDS, DTYPES, alloc_outputs
 from minigrad import kernels
 from minigrad.kernels import reference
-from test_evonorm_b0_backward import NAMES, NUMBA_AS_PYTHON, SHAPES, TOL, close, data, ids
+from test_evonorm_b0_backward import NAMES, NUMBA_AS_PYTHON, SHAPES, check_backend, close, data, ids
 
 EPS = 1e-5
 
@@ -62,17 +62,7 @@ def test_eval_backward(name, dtype, shape):
     """Against the reference; the compiled backends also bit for bit against the phases on the same backend."""
     if name == "numba" and NUMBA_AS_PYTHON and int(np.prod(shape)) > 20_000:
         pytest.skip("numba as plain Python (NUMBA_DISABLE_JIT=1): large shape skipped")
-    args = eval_data(np.random.default_rng(7), shape, dtype)
-    k = kernels.load(name)
-    got = fused(k, args)
-    close(got, fused(reference, args), TOL[dtype], f"{name} {shape}")
-    dy, x, v, w, lo, hi = args[:6]
-    if shape[2] > 1 and shape[0] * shape[1] > 2:
-        u = v[None, :, None] * x + hi[:, :, None]
-        assert 0 < np.count_nonzero(u > lo[:, :, None]) < x.size, "the test must take both sides of the max"
-    if name != "numpy":
-        for what, g, r in zip(NAMES, got, phases(k, args)):
-            assert g.dtype == r.dtype and g.tobytes() == r.tobytes(), f"{name} {shape}: {what} differs"
+    check_backend(name, dtype, shape, eval_data(np.random.default_rng(7), shape, dtype), fused, phases)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
