@@ -515,7 +515,7 @@ OPTIONS = {
 
 
 def check_options(kernel, args, options):
-    """Validate the keyword arrays of ``kernel`` (OPTIONS) against the positional ``args``, checked before; returns
+    """Validate the keywords of ``kernel`` (OPTIONS) against the positional ``args``, checked first; returns
     the element count of ``args``."""
     dims, elements = _checked(kernel, args)
     spec = OPTIONS[kernel]
@@ -885,7 +885,7 @@ class Backend:
         if kernel in OPTIONS:
             positional = call
 
-            def call(*args, **options):  # NOTE: the keyword arrays, when given, through the Python checks
+            def call(*args, **options):  # NOTE: the keywords, when given, through the Python checks
                 if not options:
                     return positional(*args)
                 return raw(*args, 1 if check_options(kernel, args, options) < below else get_num_threads(), **options)
