@@ -33,9 +33,9 @@ def _leaves(shape, dtype, seed=0):
 def _spy(monkeypatch, module, kernel, calls):
     raw = getattr(module, kernel)
 
-    def spy(*args):
+    def spy(*args, **options):  # NOTE: Batch Renorm's r and d come as keywords after n_threads
         calls.append((module, args[-1]))
-        return raw(*args)
+        return raw(*args, **options)
     monkeypatch.setattr(module, kernel, spy)
 
 

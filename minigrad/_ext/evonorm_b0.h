@@ -119,7 +119,9 @@ MGB0_CHANNEL(double)
      dbias = sum_n sdy, dweight = sum_n sdyf, dv = sum_n w*sdv,  b2 = (sum_n w*slo)*rstd/(N*S)   (per channel)
      b1 = w*shi*irstd/S, shift = X(imean), b = X(b1 + b2), k = X(b1*(shift - imean) + b2*(shift - mean))   (per row)
      dx = w*dy*df/dx + b*(x - shift) + k
-   the operations and their order as the functional's NumPy had them (the sums over n as mgb0_channel_T's) */
+   the operations and their order as the functional's NumPy had them (the sums over n as mgb0_channel_T's). With lo
+   a constant (eval: the running std; rstd and b2 NULL) no b2: b = X(b1), k = X(b1*(shift - imean)), the eval
+   NumPy's operations */
 #define MGB0_BACKWARD(T)                                                                                     \
 /* rows [r0, r1): their gate sums into s[k*R + r] */                                                         \
 static void mgb0_backward_sums_##T(double* s, T* dx, const T* dy, const T* x, const T* v, const T* lo,        \
@@ -152,7 +154,7 @@ static void mgb0_backward_combine_##T(T* dv, T* dweight, T* dbias, double* b2, c
         dbias[c] = (T)t[0];                                                                                  \
         dweight[c] = (T)t[1];                                                                                \
         dv[c] = (T)t[2];                                                                                     \
-        b2[c] = t[4] * rstd[c] / (double)(N * S);                                                            \
+        if (rstd) b2[c] = t[4] * rstd[c] / (double)(N * S);  /* NOTE: NULL: lo a constant, no b2 */          \
     }                                                                                                        \
 }                                                                                                            \
 /* rows [r0, r1): the row's coefficients (shi = s + 3*R), then dx */                                         \
@@ -164,7 +166,9 @@ static void mgb0_backward_apply_##T(T* dx, const T* dy, const T* x, const double
         const Py_ssize_t c = r % C;                                                                          \
         const double b1 = (double)w[c] * shi[r] * irstd[r] / (double)S;                                      \
         const T shift = (T)imean[r];                                                                         \
-        const double b = b1 + b2[c], k = b1 * ((double)shift - imean[r]) + b2[c] * ((double)shift - mean[c]); \
+        const double b = b2 ? b1 + b2[c] : b1;                                                              \
+        const double k = b2 ? b1 * ((double)shift - imean[r]) + b2[c] * ((double)shift - mean[c])            \
+                            : b1 * ((double)shift - imean[r]);                                               \
         mgp_row_backward_apply_gate_##T(dx + r * S, dy + r * S, x + r * S, S, 1, w[c], shift, (T)b, (T)k, v[c], \
                                         lo[r], hi[r], dx + r * S);                                           \
     }                                                                                                        \

@@ -1035,21 +1035,59 @@ def batch_norm_inference(cnp.ndarray y not None, cnp.ndarray x not None, cnp.nda
         raise MemoryError()
 
 
-# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (C,) float64; weight: (C,)
+# Batch Renorm's backward (r, d: (C,) float64, the forward's; constants in backward): batch norm's with weight*r
+# rounded to X, then per channel, after the sums, dweight = X(r*dweight + d*dbias) with dweight and dbias in X (the
+# float64 products of NumPy's (w*r).astype(X) and (r*sxhat + d*sdy).astype(X), the node's composition before: the
+# same bits; -ffp-contract=off keeps the sum of products unfused)
+cdef int _bn_backward_renorm(floating* dx, floating* dweight, floating* dbias,
+                             const floating* dy, const floating* x, const double* mean, const double* rstd,
+                             const floating* weight, const double* r, const double* d,
+                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, int n_threads) noexcept nogil:
+    cdef floating* wr = <floating*>malloc(C * sizeof(floating))
+    cdef Py_ssize_t c
+    if wr == NULL:
+        return -1
+    for c in range(C):
+        wr[c] = <floating>(weight[c] * r[c])
+    if _bn_backward(dx, dweight, dbias, dy, x, mean, rstd, wr, N, C, S, n_threads):
+        free(wr)
+        return -1
+    free(wr)
+    for c in range(C):
+        dweight[c] = <floating>(r[c] * dweight[c] + d[c] * dbias[c])
+    return 0
+
+
+# dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (C,) float64; weight: (C,); r, d: (C,) float64 or None
 def batch_norm_backward(cnp.ndarray dx not None, cnp.ndarray dweight not None, cnp.ndarray dbias not None,
                         cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray mean not None,
-                        cnp.ndarray rstd not None, cnp.ndarray weight not None, Py_ssize_t n_threads):
-    """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)); dweight = sum(dy*xhat); dbias = sum(dy)."""
+                        cnp.ndarray rstd not None, cnp.ndarray weight not None, Py_ssize_t n_threads,
+                        cnp.ndarray r=None, cnp.ndarray d=None):
+    """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)); dweight = sum(dy*xhat); dbias = sum(dy). With Batch
+    Renorm's r and d (both or neither): w*r for w, then dweight = r*sum(dy*xhat) + d*sum(dy)
+    (reference.batch_norm_backward)."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
-    cdef bint f32 = is_float32(x)
+    cdef bint f32 = is_float32(x), renorm = r is not None
     cdef void* p_dx = ptr(dx), *p_dweight = ptr(dweight), *p_dbias = ptr(dbias), *p_dy = ptr(dy), *p_x = ptr(x)
-    cdef void* p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_weight = ptr(weight)
+    cdef void* p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_weight = ptr(weight), *p_r = NULL, *p_d = NULL
     cdef int err
+    if renorm != (d is not None):  # NOTE: before ptr(None) (the raw call is unchecked)
+        raise ValueError("batch_norm_backward: r and d must be given together")
+    if renorm:
+        p_r, p_d = ptr(r), ptr(d)
     if N * C * S == 0:
         return
     with nogil:
-        if f32:
+        if f32 and renorm:
+            err = _bn_backward_renorm(<float*>p_dx, <float*>p_dweight, <float*>p_dbias, <float*>p_dy,
+                                      <float*>p_x, <double*>p_mean, <double*>p_rstd, <float*>p_weight,
+                                      <double*>p_r, <double*>p_d, N, C, S, n_threads)
+        elif renorm:
+            err = _bn_backward_renorm(<double*>p_dx, <double*>p_dweight, <double*>p_dbias, <double*>p_dy,
+                                      <double*>p_x, <double*>p_mean, <double*>p_rstd, <double*>p_weight,
+                                      <double*>p_r, <double*>p_d, N, C, S, n_threads)
+        elif f32:
             err = _bn_backward(<float*>p_dx, <float*>p_dweight, <float*>p_dbias, <float*>p_dy,
                                <float*>p_x, <double*>p_mean, <double*>p_rstd, <float*>p_weight,
                                N, C, S, n_threads)

@@ -613,6 +613,9 @@ MGP_INLINE int mgp_gate_v3(int on) {
     if (on >= 0) mgp_cpu_v3 = on && __builtin_cpu_supports("x86-64-v3");
     return was;
 }
+/* the gate kernels' version for the other CPUs (*_any, MGP_GATE_PICK) is compiled for the baseline only: where the
+   CPU has x86-64-v3 the *_v3 kernels run instead, so its x86-64-v3 clone was reached only by tests (session 37) */
+#define MGP_BASELINE
 /* call F's AVX-512, AVX2 or other CPUs' version with ARGS */
 #define MGP_GATE_PICK(F, ARGS)                                                                               \
     do {                                                                                                     \
@@ -1099,13 +1102,13 @@ MGP_GATE_ROWS_OF(float, mgp_v8f, 8, mgp_v16f, 16, _v4, MGP_TARGET_V4, mgp_expf8_
               MGP_GATE_GENERIC(float))
 MGP_GATE_ROWS_OF(float, mgp_v8f, 8, mgp_v8f, 8, _v3, MGP_TARGET_V3, mgp_expf8_fma_v3, mgp_expf8_fma_v3,
                  MGP_GATE_V3(float, mgp_v8f, mgp_v8f))
-MGP_GATE_ROWS_OF(float, mgp_v8f, 8, mgp_v16f, 16, _any, MGP_CLONES_FMA_ANY, mgp_expf8_fma, mgp_expf16_fma,
+MGP_GATE_ROWS_OF(float, mgp_v8f, 8, mgp_v16f, 16, _any, MGP_BASELINE, mgp_expf8_fma, mgp_expf16_fma,
               MGP_GATE_GENERIC(float))
 MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v8d, 8, _v4, MGP_TARGET_V4, mgp_exp4_fma_v4, mgp_exp8_fma_v4,
               MGP_GATE_GENERIC(double))
 MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v4d, 4, _v3, MGP_TARGET_V3, mgp_exp4_fma_v3, mgp_exp4_fma_v3,
                  MGP_GATE_V3(double, mgp_v4d, mgp_v4d))
-MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v8d, 8, _any, MGP_CLONES_FMA_ANY, mgp_exp4_fma, mgp_exp8_fma,
+MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v8d, 8, _any, MGP_BASELINE, mgp_exp4_fma, mgp_exp8_fma,
               MGP_GATE_GENERIC(double))
 MGP_GATE_DISPATCH(float)
 MGP_GATE_DISPATCH(double)
@@ -1333,7 +1336,7 @@ MGP_TARGET_V3 static void mgp_row_sums_sig_float_v3(double* sdy, double* sdyf, d
     }
     *sdy = o[0] + ta; *sdyf = o[1] + tf; *sdv = o[2] + tv;
 }
-MGP_ROW_SUMS_SIG_FLOAT(_any, MGP_CLONES_FMA_ANY, mgp_expf8_fma, mgp_expf16_fma)
+MGP_ROW_SUMS_SIG_FLOAT(_any, MGP_BASELINE, mgp_expf8_fma, mgp_expf16_fma)
 MGP_INLINE void mgp_row_sums_sig_float(double* sdy, double* sdyf, double* sdv, const float* restrict dy,
                                        const float* restrict x, Py_ssize_t D, float v, float* restrict keep) {
     MGP_GATE_PICK(mgp_row_sums_sig_float, (sdy, sdyf, sdv, dy, x, D, v, keep));
@@ -1412,7 +1415,7 @@ MGP_TARGET_V3 static void mgp_row_sums_sig_double_v3(double* sdy, double* sdyf, 
     *sdyf = mgp_hsum(f8[0] + f, f8[1]) + tf;
     *sdv = mgp_hsum(g8[0] + gv, g8[1]) + tv;
 }
-MGP_ROW_SUMS_SIG_DOUBLE(_any, MGP_CLONES_FMA_ANY, mgp_exp4_fma, mgp_exp8_fma)
+MGP_ROW_SUMS_SIG_DOUBLE(_any, MGP_BASELINE, mgp_exp4_fma, mgp_exp8_fma)
 MGP_INLINE void mgp_row_sums_sig_double(double* sdy, double* sdyf, double* sdv, const double* restrict dy,
                                         const double* restrict x, Py_ssize_t D, double v, double* restrict keep) {
     MGP_GATE_PICK(mgp_row_sums_sig_double, (sdy, sdyf, sdv, dy, x, D, v, keep));

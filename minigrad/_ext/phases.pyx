@@ -830,9 +830,9 @@ def evonorm_b0_forward(cnp.ndarray y not None, cnp.ndarray lo not None, cnp.ndar
                                 <double*>p_b, eps, N, C, S, n_threads)
 
 
-# EvoNorm-B0's training backward (evonorm_b0.h): the rows' gate sums (runs of rows, into a (5, N*C) scratch;
-# the gate's quotients kept in dx), the channels' sums over n and dv, dweight, dbias, b2 (blocks of channels), then
-# dx (runs of rows)
+# EvoNorm-B0's backward (evonorm_b0.h): the rows' gate sums (runs of rows, into a (5, N*C) scratch; the gate's
+# quotients kept in dx), the channels' sums over n and dv, dweight, dbias, b2 (blocks of channels), then dx (runs of
+# rows); mean and rstd NULL: lo a constant (eval), no b2
 cdef int _evonorm_b0_backward(floating* dx, floating* dv, floating* dweight, floating* dbias, const floating* dy,
                               const floating* x, const floating* v, const floating* weight, const floating* lo,
                               const floating* hi, const double* imean, const double* irstd, const double* mean,
@@ -843,7 +843,7 @@ cdef int _evonorm_b0_backward(floating* dx, floating* dv, floating* dweight, flo
     cdef double* b2
     if s == NULL:
         return -1
-    b2 = s + 5 * R
+    b2 = s + 5 * R if rstd != NULL else NULL  # NOTE: rstd NULL: lo a constant (eval), no batch std term
     if nt == 1:  # NOTE: as in _row_stats
         if floating is float:
             mgb0_backward_sums_float(s, dx, dy, x, v, lo, hi, N, C, S, 0, R)
@@ -889,15 +889,18 @@ def evonorm_b0_backward(cnp.ndarray dx not None, cnp.ndarray dv not None, cnp.nd
                         cnp.ndarray dbias not None, cnp.ndarray dy not None, cnp.ndarray x not None,
                         cnp.ndarray v not None, cnp.ndarray weight not None, cnp.ndarray lo not None,
                         cnp.ndarray hi not None, cnp.ndarray imean not None, cnp.ndarray irstd not None,
-                        cnp.ndarray mean not None, cnp.ndarray rstd not None, Py_ssize_t n_threads):
-    """EvoNorm-B0's training backward in one call: the gate sums per row, the channels' dv, dweight, dbias and
-    coefficients, dx (contract)."""
+                        cnp.ndarray mean not None, cnp.ndarray rstd not None, Py_ssize_t n_threads,
+                        bint constant_lo=False):
+    """EvoNorm-B0's backward in one call: the gate sums per row, the channels' dv, dweight, dbias and
+    coefficients, dx (contract); constant_lo: lo the running std (eval), mean and rstd not read."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_dx = ptr(dx), *p_dv = ptr(dv), *p_dw = ptr(dweight), *p_db = ptr(dbias), *p_dy = ptr(dy)
     cdef void* p_x = ptr(x), *p_v = ptr(v), *p_w = ptr(weight), *p_lo = ptr(lo), *p_hi = ptr(hi)
-    cdef void* p_im = ptr(imean), *p_ir = ptr(irstd), *p_mean = ptr(mean), *p_rstd = ptr(rstd)
+    cdef void* p_im = ptr(imean), *p_ir = ptr(irstd), *p_mean = NULL, *p_rstd = NULL
+    if not constant_lo:
+        p_mean, p_rstd = ptr(mean), ptr(rstd)
     cdef int err
     with nogil:
         if f32:

@@ -55,6 +55,21 @@ def backward(s, sx, count, mean, rstd, center, dtype, weight=1.0, parts=None):
     return ax, m.astype(dtype), shift, b.astype(dtype), (-b * dm).astype(dtype)
 
 
+def renorm_weight(weight, r, d):
+    """Batch Renorm's backward weight, w*r in w's dtype X (w itself without r): r and d are constants in backward,
+    so dx is batch norm's with w*r (r, d: (C,) float64, both or neither; the float32 w enters the float64 product
+    exactly)."""
+    if (r is None) != (d is None):
+        raise ValueError("batch_norm_backward: r and d must be given together")
+    return weight if r is None else (weight * r).astype(weight.dtype)
+
+
+def renorm_dweight(dweight, dbias, r, d):
+    """Batch Renorm's dweight = r*sum(dy*xhat) + d*sum(dy), in place, from batch norm's dweight and dbias (X, the
+    kernel's) in float64, rounded to X."""
+    dweight[...] = r * dweight + d * dbias
+
+
 def evonorm_s0_backward(sdyf, weight, gmean, grstd, count, dtype):
     """(a, shift, b, k) in ``dtype``, each (N, C), of EvoNorm-S0's dx = a*dy*df/dx + b*(x - shift) + k from the
     rows' sums sdyf = sum(dy*f) (N, C), weight (C,), the groups' mean and 1/std (N, G) over ``count`` values each.

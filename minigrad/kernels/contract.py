@@ -45,8 +45,10 @@ Kernels:
   batch_norm_inference(y, x, running_mean, running_var, weight, bias, eps, n_threads)
       x, y: (N, C, S); running_mean, running_var, weight, bias: (C,)
       y = (x - running_mean) / sqrt(running_var + eps) * weight + bias
-  batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads)
+  batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads, r=None, d=None)
       dx, dy, x: (N, C, S); dweight, dbias: (C,) OUT; mean, rstd: (C,) float64; weight: (C,)
+      r, d: (C,) float64, keywords, both or neither (OPTIONS): Batch Renorm's backward (r and d constants), batch
+      norm's with weight X(weight*r), then per channel dweight = X(r*dweight + d*dbias) from the X sums
   ghost_batch_norm_forward(y, mean, rstd, x, weight, bias, chunk, eps, n_threads)   ghost batch norm
       x, y: (N, C, S); mean, rstd: (G, C) float64 OUT, G = ceil(N/chunk); weight, bias: (C,); chunk: int >= 1
       batch_norm_forward on each contiguous chunk of samples [k*chunk, min((k + 1)*chunk, N)), row k of mean, rstd
@@ -211,6 +213,8 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
                                                             row_backward_apply_gate's with a = weight[c], shift =
                                                             X(imean), b = X(b1 + b2), k = X(b1*(shift - imean) +
                                                             b2*(shift - mean))
+      keyword constant_lo (bool, default False; OPTIONS): lo is a constant (eval: the running std), so no b2 (b =
+      X(b1), k = X(b1*(shift - imean))) and mean, rstd are not read
 
 Decorrelated batch norm (ZCA whitening of groups of channels; the math: minigrad/nn/decorrelated.py): the C channels
 in G = ceil(C/group_size) groups of g = group_size, group k holding channels [k*g, min((k + 1)*g, C)) (the last one
@@ -500,6 +504,44 @@ OUTPUTS = {
     "running_average_update": ("running",),
     "zca_running_update": ("running_mean", "running_cov", "running_whitening"),
 }
+
+# kernel name -> its optional keywords, {name: (shape symbols, dtype rule)} for an array (the backends' default: None)
+# or "bool" for a flag (default False); a call that names them runs the Python checks (``check_options``), a call
+# without them the usual path
+OPTIONS = {
+    "batch_norm_backward": {"r": ("C", "f64"), "d": ("C", "f64")},
+    "evonorm_b0_backward": {"constant_lo": "bool"},
+}
+
+
+def check_options(kernel, args, options):
+    """Validate the keywords of ``kernel`` (OPTIONS) against the positional ``args``, checked first; returns
+    the element count of ``args``."""
+    dims, elements = _checked(kernel, args)
+    spec = OPTIONS[kernel]
+    for name in options:
+        if name not in spec:
+            raise TypeError(f"{kernel}() got an unexpected keyword argument {name!r} (takes {', '.join(spec)})")
+    for name in options:
+        if spec[name] == "bool" and not isinstance(options[name], (bool, np.bool_)):
+            raise TypeError(f"{kernel}: {name} must be a bool, got {options[name]!r}")
+    given = [name for name in spec if spec[name] != "bool" and options.get(name) is not None]
+    if given and len(given) != len(spec):
+        raise ValueError(f"{kernel}: {' and '.join(spec)} must be given together, got only {', '.join(given)}")
+    for name in given:
+        value, (symbols, rule) = options[name], spec[name]
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{kernel}: argument {name!r} must be a numpy.ndarray, got {type(value).__name__}")
+        if value.dtype != _RULES[rule]:
+            raise TypeError(f"{kernel}: argument {name!r} must have dtype {_RULES[rule]}, got {value.dtype}")
+        want = tuple(dims[sym] for sym in symbols)
+        if value.shape != want:
+            raise ValueError(f"{kernel}: argument {name!r} must have shape ({', '.join(symbols)}) = {want}, got "
+                             f"{value.shape}")
+        if not value.flags.c_contiguous:
+            raise ValueError(f"{kernel}: argument {name!r} must be C-contiguous")
+    return elements
+
 
 # list kernels: name -> (the kernel it applies to each group of arrays, the names of its tuple arguments). The call
 # takes a tuple per array argument of that kernel (its i-th group: the i-th array of each tuple, then the shared
@@ -840,6 +882,16 @@ class Backend:
             # the problem
             call = _CheckedCall(raw, call, get_num_threads, len(names), fast, _ELEMENT_SYMBOLS, eps_at, below,
                                 kernel, call.__qualname__)
+        if kernel in OPTIONS:
+            positional = call
+
+            def call(*args, **options):  # NOTE: the keywords, when given, through the Python checks
+                if not options:
+                    return positional(*args)
+                return raw(*args, 1 if check_options(kernel, args, options) < below else get_num_threads(), **options)
+            call.__name__ = kernel
+            call.__qualname__ = f"{self.name}.{kernel}"
+            call.__doc__ = getattr(raw, "__doc__", None)
         setattr(self, kernel, call)  # cache: __getattr__ runs once per kernel
         return call
 

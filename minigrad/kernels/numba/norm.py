@@ -19,6 +19,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from minigrad.kernels import coefficients
+
 from .common import REASSOC, _in_x, _pick, _twins
 
 MAX_CHUNKS = 64  # group norm backward: chunks of the batch, each with its own dweight/dbias partials
@@ -395,9 +397,13 @@ def _bn_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads):
         _affine2_row(dxf, dyf, xf, Kx, a, mdy, b, k, n, C, S)
 
 
-def batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads):
-    """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)); dweight = sum(dy*xhat); dbias = sum(dy)."""
+def batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads, r=None, d=None):
+    """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)); dweight = sum(dy*xhat); dbias = sum(dy); Batch Renorm's
+    r and d as reference.batch_norm_backward's (in NumPy around the jitted kernel: C values)."""
+    weight = coefficients.renorm_weight(weight, r, d)
     _pick(_bn_backward, n_threads)(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads)
+    if r is not None:
+        coefficients.renorm_dweight(dweight, dbias, r, d)
 
 
 def ghost_batch_norm_forward(y, mean, rstd, x, weight, bias, chunk, eps, n_threads):

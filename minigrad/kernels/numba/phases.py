@@ -573,9 +573,10 @@ def evonorm_b0_forward(y, lo, hi, imean, irstd, mean, rstd, x, v, weight, bias, 
                    n_threads)
 
 
-def evonorm_b0_backward(dx, dv, dweight, dbias, dy, x, v, weight, lo, hi, imean, irstd, mean, rstd, n_threads):
-    """EvoNorm-B0's training backward (contract): Python over the jitted gate phases, the channels' sums and the
-    rows' coefficients in NumPy between them (the compiled kernel's operations, evonorm_b0.h)."""
+def evonorm_b0_backward(dx, dv, dweight, dbias, dy, x, v, weight, lo, hi, imean, irstd, mean, rstd, n_threads,
+                        constant_lo=False):
+    """EvoNorm-B0's backward (contract): Python over the jitted gate phases, the channels' sums and the rows'
+    coefficients in NumPy between them (the compiled kernel's operations, evonorm_b0.h; constant_lo: no b2)."""
     N, C, S = x.shape
     R = N * C
     rows = lambda a: np.ascontiguousarray(np.broadcast_to(a, (N, C))).reshape(-1)  # noqa: E731
@@ -586,11 +587,14 @@ def evonorm_b0_backward(dx, dv, dweight, dbias, dy, x, v, weight, lo, hi, imean,
     b1 = w64 * s[3] * irstd / S
     s[2::2] *= w64  # NOTE: sdv and slo
     tot = s.sum(axis=1)
-    b2 = tot[4] * rstd / (N * S)
     dbias[...], dweight[...], dv[...] = tot[:3]
     co = np.empty((4, N, C), x.dtype)
     co[0], co[1] = weight, imean
     shift = co[1].astype(np.float64)  # NOTE: exact
-    co[2], co[3] = b1 + b2, b1 * (shift - imean) + b2 * (shift - mean)
+    if constant_lo:
+        co[2], co[3] = b1, b1 * (shift - imean)
+    else:
+        b2 = tot[4] * rstd / (N * S)
+        co[2], co[3] = b1 + b2, b1 * (shift - imean) + b2 * (shift - mean)
     row_backward_apply_gate(dx.reshape(R, S), dy2, x2, *co.reshape(4, R), v2, lo.reshape(-1), hi.reshape(-1), 1,
                             n_threads)

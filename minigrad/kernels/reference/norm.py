@@ -18,6 +18,8 @@ Normalization math, written once (referenced by the Cython and Numba kernels):
 """
 import numpy as np
 
+from minigrad.kernels import coefficients
+
 # ----------------------------------------------------------------------------------------------------------
 # batch norm, channels layout x: (N, C, S); statistics per channel over N and S (see the module docstring)
 
@@ -59,8 +61,11 @@ def batch_norm_inference(y, x, running_mean, running_var, weight, bias, eps, n_t
                   + bias.astype(np.float64)[:, None])
 
 
-def batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads=1):
-    """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)); dweight = sum(dy*xhat); dbias = sum(dy)."""
+def batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads=1, r=None, d=None):
+    """dx = rstd*w*(dy - mean(dy) - xhat*mean(dy*xhat)); dweight = sum(dy*xhat); dbias = sum(dy). With Batch
+    Renorm's r and d ((C,) float64, both or neither): w is X(w*r) and then dweight = X(r*dweight + d*dbias) from the
+    X sums (coefficients.renorm_weight, renorm_dweight)."""
+    weight = coefficients.renorm_weight(weight, r, d)
     dy64 = dy.astype(np.float64)
     xhat = (x.astype(np.float64) - mean[:, None]) * rstd[:, None]  # recomputed: forward saved mean, rstd
     sum_dy = dy64.sum(axis=(0, 2))
@@ -69,6 +74,8 @@ def batch_norm_backward(dx, dweight, dbias, dy, x, mean, rstd, weight, n_threads
     dx[...] = (rstd * weight)[:, None] * (dy64 - (sum_dy / M)[:, None] - xhat * (sum_dy_xhat / M)[:, None])
     dweight[...] = sum_dy_xhat
     dbias[...] = sum_dy
+    if r is not None:
+        coefficients.renorm_dweight(dweight, dbias, r, d)
 
 
 def ghost_batch_norm_forward(y, mean, rstd, x, weight, bias, chunk, eps, n_threads=1):

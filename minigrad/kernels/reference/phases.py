@@ -259,14 +259,16 @@ def evonorm_b0_forward(y, lo, hi, imean, irstd, mean, rstd, x, v, weight, bias, 
     row_apply_gate(y.reshape(x2.shape), x2, v2, lo.reshape(-1), hi.reshape(-1), w2, b2, 1)
 
 
-def evonorm_b0_backward(dx, dv, dweight, dbias, dy, x, v, weight, lo, hi, imean, irstd, mean, rstd, n_threads=1):
+def evonorm_b0_backward(dx, dv, dweight, dbias, dy, x, v, weight, lo, hi, imean, irstd, mean, rstd, n_threads=1,
+                        constant_lo=False):
     """EvoNorm-B0's training backward (contract) by the chain rule in float64: y = f*weight + bias with f =
     x/max(lo, v*x + hi), hi = 1/irstd the row's std and lo = 1/rstd the channel's batch std (biased variances, eps
     inside), whose own derivatives are d hi/dx_i = (x_i - imean)*irstd/S over the row and d lo/dx_i =
     (x_i - mean)*rstd/(N*S) over the channel; so with g = dy*weight:
         dbias = sum dy, dweight = sum dy*f, dv = sum g*df/dv (over n and s), dhi = sum_s g*df/dhi per row,
         dlo = sum g*df/dlo per channel, dx = g*df/dx + dhi*d hi/dx + dlo*d lo/dx.
-    The gate's mask on u = v*x + hi and lo as the compiled kernels hold them (``_gate``)."""
+    The gate's mask on u = v*x + hi and lo as the compiled kernels hold them (``_gate``). ``constant_lo`` (eval: lo
+    the running std): no dlo term, mean and rstd not read."""
     N, C, S = x.shape
     x2, v2 = _per_row(x, v)
     f, fx, fv, fh, fl = (t.reshape(N, C, S) for t in _gate(x2, v2, lo.reshape(-1), hi.reshape(-1), 1))
@@ -276,6 +278,7 @@ def evonorm_b0_backward(dx, dv, dweight, dbias, dy, x, v, weight, lo, hi, imean,
     dweight[...] = (dy64 * f).sum(axis=(0, 2))
     dv[...] = (g * fv).sum(axis=(0, 2))
     dhi = (g * fh).sum(axis=2, keepdims=True)
-    dlo = (g * fl).sum(axis=(0, 2))[:, None]
-    dx[...] = (g * fx + dhi * (x64 - imean[:, :, None]) * irstd[:, :, None] / S
-               + dlo * (x64 - mean[:, None]) * rstd[:, None] / (N * S))
+    dx64 = g * fx + dhi * (x64 - imean[:, :, None]) * irstd[:, :, None] / S
+    if not constant_lo:
+        dx64 += (g * fl).sum(axis=(0, 2))[:, None] * (x64 - mean[:, None]) * rstd[:, None] / (N * S)
+    dx[...] = dx64

@@ -388,7 +388,8 @@ class _BatchRenormTrain(_ChannelNorm):
     called when the node runs (so that minigrad.compile's replay compares the batch with that step's running
     statistics), makes y = (xhat*r + d)*weight + bias in one ``batch_renorm_forward`` call (batch norm's fused
     forward with the per-channel r and d formed in the kernel between the statistics and the apply); r and d are
-    constants in backward, so dx is batch norm's with weight*r (``batch_norm_backward``). The double backward is
+    constants in backward, so dx is batch norm's with weight*r (``batch_norm_backward`` with r and d: weight*r and
+    dweight = r*sum(dy*xhat) + d*sum(dy) formed in the kernel's call). The double backward is
     ``_ChannelNorm.compose`` with one chunk. eps > 0 here (batch statistics), so no errstate is needed.
     NOTE: a node of its own, not a branch of the ghost node: the forward's Python is most of a small call
     (docs/perf/norm-family.md)."""
@@ -411,16 +412,15 @@ class _BatchRenormTrain(_ChannelNorm):
     def backward(self, g):
         x3 = self.x3
         dtype, shape = x3.dtype, x3.shape
-        sxhat, sdy = np.empty(shape[1], dtype), np.empty(shape[1], dtype)
+        dweight, dbias = np.empty(shape[1], dtype), np.empty(shape[1], dtype)
         dx = np.empty(self.shape, dtype)  # NOTE: x's shape, written through its (N, C, S) view
-        # NOTE: batch norm's fused backward kernel with weight*r: one kernel call and no coefficients in NumPy. The
-        # float32 parameters and sums enter float64 products exactly, as their astype(float64) did. Unchecked
-        # (_SMALL_GHOST_BACKWARD's note): weight*r is (C,) of x's dtype
+        # NOTE: batch norm's fused backward kernel with r and d: one kernel call and nothing in NumPy (weight*r and
+        # dweight's merge per channel in the call). Unchecked (_SMALL_GHOST_BACKWARD's note): r, d are the
+        # forward's (C,) float64
         kernels.kernels().module.batch_norm_backward(
-            dx.reshape(shape), sxhat, sdy, np.ascontiguousarray(g, dtype).reshape(shape), x3, self.mean[0],
-            self.rstd[0], (self.w * self.r).astype(dtype), 1 if x3.size < _SMALL_BN_BACKWARD else get_num_threads())
-        dweight = (self.r * sxhat + self.d * sdy).astype(dtype)
-        return _grads_for(self, dx, dweight, sdy)
+            dx.reshape(shape), dweight, dbias, np.ascontiguousarray(g, dtype).reshape(shape), x3, self.mean[0],
+            self.rstd[0], self.w, 1 if x3.size < _SMALL_BN_BACKWARD else get_num_threads(), r=self.r, d=self.d)
+        return _grads_for(self, dx, dweight, dbias)
 
 
 def _normalize_t(x, axes, eps, center):

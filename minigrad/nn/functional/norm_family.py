@@ -381,8 +381,8 @@ class _EvoNorm(Function):
     dx = a*dy*df/dx + b*(x - shift) + k, where b*(x - shift) + k carries the standard deviations' own backward
     (d std/dx_i = (x_i - mean)/(M*std) of each set: the group for S0; the instance and, in training, the batch for
     B0). S0's backward is one call (``evonorm_s0_backward``) that runs the sums, the group's coefficients and dx
-    group by group while the group is in cache; B0's in training one call too (``evonorm_b0_backward``: the row
-    sums, the channels' sums over n, dx), in eval the two row phases with the coefficients between them in NumPy.
+    group by group while the group is in cache; B0's one call too (``evonorm_b0_backward``: the row sums, the
+    channels' sums over n, dx; in eval with ``constant_lo``, lo the running std).
     Parents: x, v, then weight, bias (those present)."""
 
     @ieee_when_eps0
@@ -431,6 +431,7 @@ class _EvoNorm(Function):
             im, im2 = np.empty((2, n, c))
             k.row_stats(im.reshape(-1), im2.reshape(-1), x2, True)
             self.imean, self.irstd = im, coefficients.rstd(im2, s, eps)
+            self.mean = self.rstd = np.zeros(c)  # NOTE: the backward's kernel does not read them in eval
             co[1], co[2] = np.sqrt(running_var.astype(np.float64) + eps), 1.0 / self.irstd
             co[3] = w
         self.v, self.lo, self.hi, scale, offset = co.reshape(5, n * c)
@@ -461,34 +462,19 @@ class _EvoNorm(Function):
             sums[2] *= (self.w64.reshape(g, per) * grstd).reshape(n, c)
             tot = sums.sum(axis=1).astype(dtype)
             grads = [dx.reshape(self.shape) if self.needs_input_grad[0] else None, tot[2]]
-        elif self.running_var is None:
-            # NOTE: one kernel call: the rows' gate sums, the channels' sums over n (dv, dweight, dbias and the
-            # batch std's coefficient, which dx needs from every row) and dx (evonorm_b0_backward)
-            dx, tot = np.empty_like(x2), np.empty((3, c), dtype)
-            k.evonorm_b0_backward(dx.reshape(n, c, s), tot[2], tot[1], tot[0], dy.reshape(n, c, s),
-                                  x2.reshape(n, c, s), self.vc, self.wc, self.lo.reshape(n, c),
-                                  self.hi.reshape(n, c), self.imean, self.irstd, self.mean, self.rstd)
-            grads = [dx.reshape(self.shape) if self.needs_input_grad[0] else None, tot[2]]
         else:
-            # NOTE: eval: lo is the running std, a constant; hi the instance std, d hi/dx_i = (x_i - imean)*irstd/S
-            sums = np.empty((5, n, c))
-            k.row_backward_sums_gate(*sums.reshape(5, r), dy, x2, self.v, self.lo, self.hi, self.gate)
-            w64, shi = self.w64, sums[3]
-            a, b, m1 = w64, w64 * shi * self.irstd / s, self.imean
-            sums[2] *= w64  # NOTE: sdv
-            tot = sums.sum(axis=1).astype(dtype)
-            grads = [None, tot[2]]
-            if self.needs_input_grad[0]:
-                # NOTE: dx's per-row coefficients in one (4, N*C) block by broadcasting assignments, cheaper than
-                # broadcast_to + ascontiguousarray per coefficient at small N*C; shift = X(mean) by the assignment
-                co = np.empty((4, r), dtype)
-                co4 = co.reshape(4, n, c)
-                co4[1] = m1
-                shift = co4[1].astype(np.float64)  # NOTE: exact; the difference below then runs on one dtype
-                co4[0], co4[2], co4[3] = a, b, b * (shift - m1)
-                dx = np.empty_like(x2)
-                k.row_backward_apply_gate(dx, dy, x2, *co, self.v, self.lo, self.hi, self.gate)
-                grads[0] = dx.reshape(self.shape)
+            # NOTE: one kernel call: the rows' gate sums, the channels' sums over n (dv, dweight, dbias and the
+            # batch std's coefficient, which dx needs from every row) and dx (evonorm_b0_backward). In eval lo is the
+            # running std, a constant (constant_lo: no batch std term; mean and rstd not read)
+            dx, tot = np.empty_like(x2), np.empty((3, c), dtype)
+            args = (dx.reshape(n, c, s), tot[2], tot[1], tot[0], dy.reshape(n, c, s), x2.reshape(n, c, s), self.vc,
+                    self.wc, self.lo.reshape(n, c), self.hi.reshape(n, c), self.imean, self.irstd, self.mean,
+                    self.rstd)
+            if self.running_var is None:
+                k.evonorm_b0_backward(*args)
+            else:
+                k.evonorm_b0_backward(*args, constant_lo=True)
+            grads = [dx.reshape(self.shape) if self.needs_input_grad[0] else None, tot[2]]
         if self.has_weight:
             grads.append(tot[1])
         if self.has_bias:
