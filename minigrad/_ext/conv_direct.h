@@ -619,7 +619,9 @@ static inline ptrdiff_t mg_dconv_wg_or(ptrdiff_t O, int f32) { return mg_round_u
 
 /* dyt (S, L, Or) = dy (S, O, L) transposed per sample, zeros in the columns O..Or. Data movement only (no rounding).
    NOTE: the scalar loop cost 10-15% of the weight gradient (the 16-channel layers most): with AVX-512, float32, and
-   O and L multiples of 16 (ResNet-20's layers), 16x16 blocks are transposed in registers (unpack, then shuffles). */
+   O and L multiples of 16 (ResNet-20's layers), 16x16 blocks are transposed in registers (unpack, then shuffles);
+   with AVX2, O a multiple of 16 and L of 8, 8x8 blocks (the scalar loop was a quarter of the AVX2 weight gradient
+   at 16 -> 16, 32x32: docs/perf/threads.md, session 37). */
 #define MG_DCONV_WG_TRANSPOSE_SCALAR(T)                                                                               \
     for (ptrdiff_t s = 0; s < S; s++)                                                                                 \
         for (ptrdiff_t p = 0; p < L; p++) {                                                                           \
@@ -657,6 +659,29 @@ MG_AVX512 static void mg_dconv_transpose16_f32(float* dst, ptrdiff_t ld_dst, con
     for (int i = 0; i < 16; i++)
         _mm512_storeu_ps(dst + i * ld_dst, r[i]);
 }
+/* the same for p, o < 8, AVX2: the 16x16's first two steps, then 128-bit halves exchanged */
+__attribute__((target("avx2,fma"))) static void mg_dconv_transpose8_f32(float* dst, ptrdiff_t ld_dst, const float* src,
+                                                                       ptrdiff_t ld_src) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(src + i * ld_src);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; k++) {
+        t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+        t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+    }
+    for (int i = 0; i < 8; i++)
+        _mm256_storeu_ps(dst + i * ld_dst, t[i]);
+}
 #endif
 static void mg_dconv_wg_transpose_f32(float* dyt, const float* dy, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or,
                                       ptrdiff_t L) {
@@ -666,6 +691,13 @@ static void mg_dconv_wg_transpose_f32(float* dyt, const float* dy, ptrdiff_t S, 
             for (ptrdiff_t o = 0; o < O; o += 16)
                 for (ptrdiff_t p = 0; p < L; p += 16)
                     mg_dconv_transpose16_f32(dyt + (s * L + p) * Or + o, Or, dy + (s * O + o) * L + p, L);
+        return;
+    }
+    if (mg_dconv_isa == 1 && O % 16 == 0 && L % 8 == 0) { /* then Or == O */
+        for (ptrdiff_t s = 0; s < S; s++)
+            for (ptrdiff_t o = 0; o < O; o += 8)
+                for (ptrdiff_t p = 0; p < L; p += 8)
+                    mg_dconv_transpose8_f32(dyt + (s * L + p) * Or + o, Or, dy + (s * O + o) * L + p, L);
         return;
     }
 #endif
