@@ -168,6 +168,15 @@ MG_TILES_X86(MG_DCONV_TILES, mg_dconv_tiles)
    padded-width tiles (the same bits), without the 2*pw columns a row computed for nothing (ResNet-20's 8x8 layers:
    64 positions a sample, not 80). The masks are formed once a tile; kw <= MG_DCONV_KWMAX. */
 #define MG_DCONV_KWMAX 7
+/* the masked tiles' blocks of OB channels at q0, each tap's runs read with LOADV (xr: the tap's row), into ypw */
+#define MG_MTILES_OB(T, V, VW, OB, PV, LOADV, STOREU, SET1, ZERO, FMA)                                                \
+    for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                    \
+        V acc[OB][PV];                                                                                                \
+        MG_TILE_ZERO(OB, PV, ZERO)                                                                                    \
+        const T* w = wpk + ob * K;                                                                                    \
+        MG_DCONV_TAPS(T, V, OB, PV, xm + c * CS + i * W + q0 - pw, LOADV, SET1, FMA)                                  \
+        MG_TILE_STORE(OB, PV, VW, STOREU, ypw, Qr)                                                                    \
+    }
 #define MG_DCONV_MTILES(NAME, T, V, M, VW, OB, PV, PER, LOADM, STOREU, SET1, ZERO, FMA)                               \
 MG_AVX512 static void NAME(T* ypw, const T* xm, const T* wpk, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS,  \
                            ptrdiff_t W, ptrdiff_t pw, ptrdiff_t L, ptrdiff_t Obr, ptrdiff_t Qr, ptrdiff_t q_begin,    \
@@ -185,31 +194,26 @@ MG_AVX512 static void NAME(T* ypw, const T* xm, const T* wpk, ptrdiff_t C, ptrdi
                 }                                                                                                     \
                 msk[j][v] = m;                                                                                        \
             }                                                                                                         \
-        for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
-            V acc[OB][PV];                                                                                            \
-            MG_TILE_ZERO(OB, PV, ZERO)                                                                                \
-            const T* w = wpk + ob * K;                                                                                \
-            MG_DCONV_TAPS(T, V, OB, PV, xm + c * CS + i * W + q0 - pw,                                                \
-                          LOADM(msk[j][(PER) ? 0 : v], xr + j + v * (VW)), SET1, FMA)                                 \
-            MG_TILE_STORE(OB, PV, VW, STOREU, ypw, Qr)                                                                \
-        }                                                                                                             \
+        MG_MTILES_OB(T, V, VW, OB, PV, LOADM(msk[j][(PER) ? 0 : v], xr + j + v * (VW)), STOREU, SET1, ZERO, FMA)     \
     }                                                                                                                 \
 }
 /* PER: the masks the same for every vector (W divides VW and L is whole vectors): kw masks, which stay in the mask
    registers, not kw*PV reloaded at each tap */
-#define MG_DCONV_MTILES3(NAME, T, V, M, VW, LOADM, STOREU, SET1, ZERO, FMA)                                           \
-    MG_DCONV_MTILES(NAME, T, V, M, VW, MG_DCONV_OB512, MG_DCONV_PV512, 0, LOADM, STOREU, SET1, ZERO, FMA)             \
-    MG_DCONV_MTILES(NAME##_pv2, T, V, M, VW, MG_DCONV_OB512, 2, 0, LOADM, STOREU, SET1, ZERO, FMA)                    \
-    MG_DCONV_MTILES(NAME##_pv1, T, V, M, VW, MG_DCONV_OB512, 1, 0, LOADM, STOREU, SET1, ZERO, FMA)                    \
-    MG_DCONV_MTILES(NAME##_per, T, V, M, VW, MG_DCONV_OB512, MG_DCONV_PV512, 1, LOADM, STOREU, SET1, ZERO, FMA)       \
-    MG_DCONV_MTILES(NAME##_per_pv2, T, V, M, VW, MG_DCONV_OB512, 2, 1, LOADM, STOREU, SET1, ZERO, FMA)                \
-    MG_DCONV_MTILES(NAME##_per_pv1, T, V, M, VW, MG_DCONV_OB512, 1, 1, LOADM, STOREU, SET1, ZERO, FMA)
-MG_DCONV_MTILES3(mg_dconv_mtiles_f32_avx512, float, __m512, __mmask16, 16, _mm512_maskz_loadu_ps, _mm512_storeu_ps,
-                 _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
-MG_DCONV_MTILES3(mg_dconv_mtiles_f64_avx512, double, __m512d, __mmask8, 8, _mm512_maskz_loadu_pd, _mm512_storeu_pd,
-                 _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)
+#define MG_DCONV_MTILES3(TILES, NAME, T, V, M, VW, OB, PV, LOADM, STOREU, SET1, ZERO, FMA)                          \
+    TILES(NAME, T, V, M, VW, OB, PV, 0, LOADM, STOREU, SET1, ZERO, FMA)                                               \
+    TILES(NAME##_pv2, T, V, M, VW, OB, 2, 0, LOADM, STOREU, SET1, ZERO, FMA)                                          \
+    TILES(NAME##_pv1, T, V, M, VW, OB, 1, 0, LOADM, STOREU, SET1, ZERO, FMA)                                          \
+    TILES(NAME##_per, T, V, M, VW, OB, PV, 1, LOADM, STOREU, SET1, ZERO, FMA)                                         \
+    TILES(NAME##_per_pv2, T, V, M, VW, OB, 2, 1, LOADM, STOREU, SET1, ZERO, FMA)                                      \
+    TILES(NAME##_per_pv1, T, V, M, VW, OB, 1, 1, LOADM, STOREU, SET1, ZERO, FMA)
+MG_DCONV_MTILES3(MG_DCONV_MTILES, mg_dconv_mtiles_f32_avx512, float, __m512, __mmask16, 16, MG_DCONV_OB512,
+                 MG_DCONV_PV512, _mm512_maskz_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
+MG_DCONV_MTILES3(MG_DCONV_MTILES, mg_dconv_mtiles_f64_avx512, double, __m512d, __mmask8, 8, MG_DCONV_OB512,
+                 MG_DCONV_PV512, _mm512_maskz_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd(),
+                 MG_FMA512D)
 /* AVX2, MG_DCONV_MTILES' twin: the lane masks (MI lanes of all ones where a lane loads) formed once a tile with
    one division a vector, each tap's run read with _mm256_maskload (PER: the masks of vector 0 for every vector) */
+#define MG_LANES256(a) _mm256_loadu_si256((const __m256i*)(a))
 #define MG_DCONV_MTILES256(NAME, T, V, MI, VW, OB, PV, PER, LOADM, STOREU, SET1, ZERO, FMA)                           \
 __attribute__((target("avx2,fma"))) static void NAME(T* ypw, const T* xm, const T* wpk, ptrdiff_t C, ptrdiff_t kh,   \
                                                      ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t W, ptrdiff_t pw,           \
@@ -226,28 +230,15 @@ __attribute__((target("avx2,fma"))) static void NAME(T* ypw, const T* xm, const 
                     msk[j][v][l] = qs + l < L && col >= 0 && col < W ? -1 : 0;                                        \
                 }                                                                                                     \
         }                                                                                                             \
-        for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
-            V acc[OB][PV];                                                                                            \
-            MG_TILE_ZERO(OB, PV, ZERO)                                                                                \
-            const T* w = wpk + ob * K;                                                                                \
-            MG_DCONV_TAPS(T, V, OB, PV, xm + c * CS + i * W + q0 - pw,                                                \
-                          LOADM(xr + j + v * (VW), _mm256_loadu_si256((const __m256i*)msk[j][(PER) ? 0 : v])), SET1,  \
-                          FMA)                                                                                        \
-            MG_TILE_STORE(OB, PV, VW, STOREU, ypw, Qr)                                                                \
-        }                                                                                                             \
+        MG_MTILES_OB(T, V, VW, OB, PV, LOADM(xr + j + v * (VW), MG_LANES256(msk[j][(PER) ? 0 : v])), STOREU, SET1,    \
+                     ZERO, FMA)                                                                                       \
     }                                                                                                                 \
 }
-#define MG_DCONV_MTILES256_3(NAME, T, V, MI, VW, LOADM, STOREU, SET1, ZERO, FMA)                                      \
-    MG_DCONV_MTILES256(NAME, T, V, MI, VW, MG_DCONV_OB256, MG_DCONV_PV256, 0, LOADM, STOREU, SET1, ZERO, FMA)         \
-    MG_DCONV_MTILES256(NAME##_pv2, T, V, MI, VW, MG_DCONV_OB256, 2, 0, LOADM, STOREU, SET1, ZERO, FMA)                \
-    MG_DCONV_MTILES256(NAME##_pv1, T, V, MI, VW, MG_DCONV_OB256, 1, 0, LOADM, STOREU, SET1, ZERO, FMA)                \
-    MG_DCONV_MTILES256(NAME##_per, T, V, MI, VW, MG_DCONV_OB256, MG_DCONV_PV256, 1, LOADM, STOREU, SET1, ZERO, FMA)   \
-    MG_DCONV_MTILES256(NAME##_per_pv2, T, V, MI, VW, MG_DCONV_OB256, 2, 1, LOADM, STOREU, SET1, ZERO, FMA)            \
-    MG_DCONV_MTILES256(NAME##_per_pv1, T, V, MI, VW, MG_DCONV_OB256, 1, 1, LOADM, STOREU, SET1, ZERO, FMA)
-MG_DCONV_MTILES256_3(mg_dconv_mtiles_f32_avx2, float, __m256, int32_t, 8, _mm256_maskload_ps, _mm256_storeu_ps,
-                     _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)
-MG_DCONV_MTILES256_3(mg_dconv_mtiles_f64_avx2, double, __m256d, int64_t, 4, _mm256_maskload_pd, _mm256_storeu_pd,
-                     _mm256_set1_pd, _mm256_setzero_pd(), MG_FMA256D)
+MG_DCONV_MTILES3(MG_DCONV_MTILES256, mg_dconv_mtiles_f32_avx2, float, __m256, int32_t, 8, MG_DCONV_OB256,
+                 MG_DCONV_PV256, _mm256_maskload_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)
+MG_DCONV_MTILES3(MG_DCONV_MTILES256, mg_dconv_mtiles_f64_avx2, double, __m256d, int64_t, 4, MG_DCONV_OB256,
+                 MG_DCONV_PV256, _mm256_maskload_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(),
+                 MG_FMA256D)
 /* AVX-512, the padded-width tiles storing straight into y: a vector's valid lanes (q % Wp < OW, q < Qn) are
    consecutive outputs of y (the garbage columns are the only gaps), so they are compressed to the front of the vector
    and stored under a prefix mask at y[o, valid positions before the vector]: no ypw, no copy of each row into y. */
@@ -632,21 +623,25 @@ static inline ptrdiff_t mg_dconv_wg_or(ptrdiff_t O, int f32) { return mg_round_u
                 row[o] = 0;                                                                                           \
         }
 #if MG_DCONV_X86
+/* the transposes' first steps over N rows r of vectors V (BITS-bit, _mmBITS_*): rows loaded from src, pairs
+   unpacked into t, then 4-element blocks shuffled back into r (each 128-bit lane a 4x4 transpose) */
+#define MG_TRANSPOSE_4X4(V, N, BITS)                                                                                  \
+    V r[N], t[N];                                                                                                     \
+    for (int i = 0; i < (N); i++)                                                                                     \
+        r[i] = _mm##BITS##_loadu_ps(src + i * ld_src);                                                                \
+    for (int i = 0; i < (N); i += 2) {                                                                                \
+        t[i] = _mm##BITS##_unpacklo_ps(r[i], r[i + 1]);                                                               \
+        t[i + 1] = _mm##BITS##_unpackhi_ps(r[i], r[i + 1]);                                                           \
+    }                                                                                                                 \
+    for (int i = 0; i < (N); i += 4) {                                                                                \
+        r[i] = _mm##BITS##_shuffle_ps(t[i], t[i + 2], 0x44);                                                          \
+        r[i + 1] = _mm##BITS##_shuffle_ps(t[i], t[i + 2], 0xEE);                                                      \
+        r[i + 2] = _mm##BITS##_shuffle_ps(t[i + 1], t[i + 3], 0x44);                                                  \
+        r[i + 3] = _mm##BITS##_shuffle_ps(t[i + 1], t[i + 3], 0xEE);                                                  \
+    }
 /* dst[p*ld_dst + o] = src[o*ld_src + p] for p, o < 16 */
 MG_AVX512 static void mg_dconv_transpose16_f32(float* dst, ptrdiff_t ld_dst, const float* src, ptrdiff_t ld_src) {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++)
-        r[i] = _mm512_loadu_ps(src + i * ld_src);
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
+    MG_TRANSPOSE_4X4(__m512, 16, 512)
     for (int i = 0; i < 16; i += 8)
         for (int k = 0; k < 4; k++) {
             t[i + k] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0x88);
@@ -659,22 +654,10 @@ MG_AVX512 static void mg_dconv_transpose16_f32(float* dst, ptrdiff_t ld_dst, con
     for (int i = 0; i < 16; i++)
         _mm512_storeu_ps(dst + i * ld_dst, r[i]);
 }
-/* the same for p, o < 8, AVX2: the 16x16's first two steps, then 128-bit halves exchanged */
+/* the same for p, o < 8, AVX2: then the 128-bit halves exchanged */
 __attribute__((target("avx2,fma"))) static void mg_dconv_transpose8_f32(float* dst, ptrdiff_t ld_dst, const float* src,
                                                                        ptrdiff_t ld_src) {
-    __m256 r[8], t[8];
-    for (int i = 0; i < 8; i++)
-        r[i] = _mm256_loadu_ps(src + i * ld_src);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
+    MG_TRANSPOSE_4X4(__m256, 8, 256)
     for (int k = 0; k < 4; k++) {
         t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
         t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
@@ -682,24 +665,21 @@ __attribute__((target("avx2,fma"))) static void mg_dconv_transpose8_f32(float* d
     for (int i = 0; i < 8; i++)
         _mm256_storeu_ps(dst + i * ld_dst, t[i]);
 }
+/* dyt from dy in B x B blocks (FN) where ISA runs, O a multiple of 16 (then Or == O: no zero columns) and L of B */
+#define MG_DCONV_WG_TRANSPOSE_BLOCKS(ISA, B, FN)                                                                      \
+    if (mg_dconv_isa == (ISA) && O % 16 == 0 && L % (B) == 0) {                                                       \
+        for (ptrdiff_t s = 0; s < S; s++)                                                                             \
+            for (ptrdiff_t o = 0; o < O; o += (B))                                                                    \
+                for (ptrdiff_t p = 0; p < L; p += (B))                                                                \
+                    FN(dyt + (s * L + p) * Or + o, Or, dy + (s * O + o) * L + p, L);                                  \
+        return;                                                                                                       \
+    }
 #endif
 static void mg_dconv_wg_transpose_f32(float* dyt, const float* dy, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or,
                                       ptrdiff_t L) {
 #if MG_DCONV_X86
-    if (mg_dconv_isa == 2 && O % 16 == 0 && L % 16 == 0) {  /* then Or == O: no zero columns */
-        for (ptrdiff_t s = 0; s < S; s++)
-            for (ptrdiff_t o = 0; o < O; o += 16)
-                for (ptrdiff_t p = 0; p < L; p += 16)
-                    mg_dconv_transpose16_f32(dyt + (s * L + p) * Or + o, Or, dy + (s * O + o) * L + p, L);
-        return;
-    }
-    if (mg_dconv_isa == 1 && O % 16 == 0 && L % 8 == 0) { /* then Or == O */
-        for (ptrdiff_t s = 0; s < S; s++)
-            for (ptrdiff_t o = 0; o < O; o += 8)
-                for (ptrdiff_t p = 0; p < L; p += 8)
-                    mg_dconv_transpose8_f32(dyt + (s * L + p) * Or + o, Or, dy + (s * O + o) * L + p, L);
-        return;
-    }
+    MG_DCONV_WG_TRANSPOSE_BLOCKS(2, 16, mg_dconv_transpose16_f32)
+    MG_DCONV_WG_TRANSPOSE_BLOCKS(1, 8, mg_dconv_transpose8_f32)
 #endif
     MG_DCONV_WG_TRANSPOSE_SCALAR(float)
 }
