@@ -434,12 +434,18 @@ TAILS = [(2, 64, 8, 8, 64, 3, 3, (1, 1)), (1, 3, 6, 7, 5, 3, 3, (1, 1)), (2, 5, 
          # the masked rows of narrow "same" planes (OW == W <= 16, AVX-512): masks the same for every vector (W
          # divides the vector, L whole vectors) or not, kernel 5x5, a width of 16 and 17 (the padded width again)
          (2, 9, 5, 8, 10, 3, 3, (1, 1)), (1, 5, 3, 16, 9, 3, 3, (1, 1)), (2, 3, 4, 4, 9, 5, 5, (2, 2)),
-         (1, 4, 2, 17, 8, 3, 3, (1, 1)), (2, 3, 16, 16, 16, 3, 3, (1, 1))]
+         (1, 4, 2, 17, 8, 3, 3, (1, 1)), (2, 3, 16, 16, 16, 3, 3, (1, 1)),
+         # AVX2's masked rows (OW == W <= 8; at W = 8 float32's masks the same for every vector, float64's per
+         # vector): the last tile of 1 vector (L = 32) and of 2 (L = 64 above), kernels 1x1 and 5x5 at W = 8, a
+         # kernel wider than the plane (5 > W = 3)
+         (1, 4, 4, 8, 6, 3, 3, (1, 1)), (2, 5, 3, 8, 7, 1, 1, (0, 0)), (2, 3, 8, 8, 5, 5, 5, (2, 2)),
+         (1, 2, 5, 3, 4, 5, 5, (2, 2))]
 
 
 def test_conv2d_direct_tail_tiles_in_every_variant():
     """Each variant this CPU runs computes the positions past its last whole tile with tiles of 2 and 1 vectors
-    (conv_direct.h, mg_dconv_run; AVX-512 on narrow planes: over the rows without padding, MG_DCONV_MTILES): every
+    (conv_direct.h, mg_dconv_run; on narrow planes over the rows without padding: AVX-512's MG_DCONV_MTILES, AVX2's
+    MG_DCONV_MTILES256): every
     output written (y starts NaN) and equal to the reference."""
     if "cython" not in mg.available_backends():
         pytest.skip("cython backend not built")

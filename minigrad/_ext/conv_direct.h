@@ -10,7 +10,8 @@
        ypw[o, q] = sum over (c, i, j) of weight[o, c, i, j] * xp[c*CS + q + i*Wp + j]
    The last kw - 1 columns of each row are garbage (they read the next row) and are dropped when y is written; a
    valid q never reads outside its channel's plane. No im2col matrix is built. (AVX-512 on narrow "same" planes,
-   OW == W <= 16: rows without the padding columns and masked loads instead, MG_DCONV_MTILES; elsewhere the tiles
+   OW == W <= 16, and AVX2 on those up to 8 wide: rows without the padding columns and masked loads instead,
+   MG_DCONV_MTILES, MG_DCONV_MTILES256; elsewhere AVX-512's tiles
    store their valid lanes straight into y, MG_DCONV_CTILES; the same sums.)
    The micro-kernel holds an OB x PB tile of ypw (OB output channels, PB = PV vectors of positions) in registers
    and runs over (c, i, j): one load of PV vectors of x, OB broadcast weights, OB*PV fused multiply-adds.
@@ -21,6 +22,7 @@
 #define MG_CONV_DIRECT_H
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
@@ -166,6 +168,15 @@ MG_TILES_X86(MG_DCONV_TILES, mg_dconv_tiles)
    padded-width tiles (the same bits), without the 2*pw columns a row computed for nothing (ResNet-20's 8x8 layers:
    64 positions a sample, not 80). The masks are formed once a tile; kw <= MG_DCONV_KWMAX. */
 #define MG_DCONV_KWMAX 7
+/* the masked tiles' blocks of OB channels at q0, each tap's runs read with LOADV (xr: the tap's row), into ypw */
+#define MG_MTILES_OB(T, V, VW, OB, PV, LOADV, STOREU, SET1, ZERO, FMA)                                                \
+    for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                    \
+        V acc[OB][PV];                                                                                                \
+        MG_TILE_ZERO(OB, PV, ZERO)                                                                                    \
+        const T* w = wpk + ob * K;                                                                                    \
+        MG_DCONV_TAPS(T, V, OB, PV, xm + c * CS + i * W + q0 - pw, LOADV, SET1, FMA)                                  \
+        MG_TILE_STORE(OB, PV, VW, STOREU, ypw, Qr)                                                                    \
+    }
 #define MG_DCONV_MTILES(NAME, T, V, M, VW, OB, PV, PER, LOADM, STOREU, SET1, ZERO, FMA)                               \
 MG_AVX512 static void NAME(T* ypw, const T* xm, const T* wpk, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t CS,  \
                            ptrdiff_t W, ptrdiff_t pw, ptrdiff_t L, ptrdiff_t Obr, ptrdiff_t Qr, ptrdiff_t q_begin,    \
@@ -183,29 +194,51 @@ MG_AVX512 static void NAME(T* ypw, const T* xm, const T* wpk, ptrdiff_t C, ptrdi
                 }                                                                                                     \
                 msk[j][v] = m;                                                                                        \
             }                                                                                                         \
-        for (ptrdiff_t ob = 0; ob < Obr; ob += (OB)) {                                                                \
-            V acc[OB][PV];                                                                                            \
-            MG_TILE_ZERO(OB, PV, ZERO)                                                                                \
-            const T* w = wpk + ob * K;                                                                                \
-            MG_DCONV_TAPS(T, V, OB, PV, xm + c * CS + i * W + q0 - pw,                                                \
-                          LOADM(msk[j][(PER) ? 0 : v], xr + j + v * (VW)), SET1, FMA)                                 \
-            MG_TILE_STORE(OB, PV, VW, STOREU, ypw, Qr)                                                                \
-        }                                                                                                             \
+        MG_MTILES_OB(T, V, VW, OB, PV, LOADM(msk[j][(PER) ? 0 : v], xr + j + v * (VW)), STOREU, SET1, ZERO, FMA)     \
     }                                                                                                                 \
 }
 /* PER: the masks the same for every vector (W divides VW and L is whole vectors): kw masks, which stay in the mask
    registers, not kw*PV reloaded at each tap */
-#define MG_DCONV_MTILES3(NAME, T, V, M, VW, LOADM, STOREU, SET1, ZERO, FMA)                                           \
-    MG_DCONV_MTILES(NAME, T, V, M, VW, MG_DCONV_OB512, MG_DCONV_PV512, 0, LOADM, STOREU, SET1, ZERO, FMA)             \
-    MG_DCONV_MTILES(NAME##_pv2, T, V, M, VW, MG_DCONV_OB512, 2, 0, LOADM, STOREU, SET1, ZERO, FMA)                    \
-    MG_DCONV_MTILES(NAME##_pv1, T, V, M, VW, MG_DCONV_OB512, 1, 0, LOADM, STOREU, SET1, ZERO, FMA)                    \
-    MG_DCONV_MTILES(NAME##_per, T, V, M, VW, MG_DCONV_OB512, MG_DCONV_PV512, 1, LOADM, STOREU, SET1, ZERO, FMA)       \
-    MG_DCONV_MTILES(NAME##_per_pv2, T, V, M, VW, MG_DCONV_OB512, 2, 1, LOADM, STOREU, SET1, ZERO, FMA)                \
-    MG_DCONV_MTILES(NAME##_per_pv1, T, V, M, VW, MG_DCONV_OB512, 1, 1, LOADM, STOREU, SET1, ZERO, FMA)
-MG_DCONV_MTILES3(mg_dconv_mtiles_f32_avx512, float, __m512, __mmask16, 16, _mm512_maskz_loadu_ps, _mm512_storeu_ps,
-                 _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
-MG_DCONV_MTILES3(mg_dconv_mtiles_f64_avx512, double, __m512d, __mmask8, 8, _mm512_maskz_loadu_pd, _mm512_storeu_pd,
-                 _mm512_set1_pd, _mm512_setzero_pd(), MG_FMA512D)
+#define MG_DCONV_MTILES3(TILES, NAME, T, V, M, VW, OB, PV, LOADM, STOREU, SET1, ZERO, FMA)                          \
+    TILES(NAME, T, V, M, VW, OB, PV, 0, LOADM, STOREU, SET1, ZERO, FMA)                                               \
+    TILES(NAME##_pv2, T, V, M, VW, OB, 2, 0, LOADM, STOREU, SET1, ZERO, FMA)                                          \
+    TILES(NAME##_pv1, T, V, M, VW, OB, 1, 0, LOADM, STOREU, SET1, ZERO, FMA)                                          \
+    TILES(NAME##_per, T, V, M, VW, OB, PV, 1, LOADM, STOREU, SET1, ZERO, FMA)                                         \
+    TILES(NAME##_per_pv2, T, V, M, VW, OB, 2, 1, LOADM, STOREU, SET1, ZERO, FMA)                                      \
+    TILES(NAME##_per_pv1, T, V, M, VW, OB, 1, 1, LOADM, STOREU, SET1, ZERO, FMA)
+MG_DCONV_MTILES3(MG_DCONV_MTILES, mg_dconv_mtiles_f32_avx512, float, __m512, __mmask16, 16, MG_DCONV_OB512,
+                 MG_DCONV_PV512, _mm512_maskz_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps(), MG_FMA512)
+MG_DCONV_MTILES3(MG_DCONV_MTILES, mg_dconv_mtiles_f64_avx512, double, __m512d, __mmask8, 8, MG_DCONV_OB512,
+                 MG_DCONV_PV512, _mm512_maskz_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd(),
+                 MG_FMA512D)
+/* AVX2, MG_DCONV_MTILES' twin: the lane masks (MI lanes of all ones where a lane loads) formed once a tile with
+   one division a vector, each tap's run read with _mm256_maskload (PER: the masks of vector 0 for every vector) */
+#define MG_LANES256(a) _mm256_loadu_si256((const __m256i*)(a))
+#define MG_DCONV_MTILES256(NAME, T, V, MI, VW, OB, PV, PER, LOADM, STOREU, SET1, ZERO, FMA)                           \
+__attribute__((target("avx2,fma"))) static void NAME(T* ypw, const T* xm, const T* wpk, ptrdiff_t C, ptrdiff_t kh,   \
+                                                     ptrdiff_t kw, ptrdiff_t CS, ptrdiff_t W, ptrdiff_t pw,           \
+                                                     ptrdiff_t L, ptrdiff_t Obr, ptrdiff_t Qr, ptrdiff_t q_begin,     \
+                                                     ptrdiff_t nt) {                                                  \
+    const ptrdiff_t K = C * kh * kw;                                                                                  \
+    for (ptrdiff_t q0 = q_begin; q0 < q_begin + nt * (PV) * (VW); q0 += (PV) * (VW)) {                                \
+        MI msk[MG_DCONV_KWMAX][PV][VW];                                                                               \
+        for (int v = 0; v < (PV); v++) {                                                                              \
+            ptrdiff_t qs = q0 + v * (VW), ow = qs % W;                                                                \
+            for (int l = 0; l < (VW); l++, ow = ow + 1 == W ? 0 : ow + 1)                                             \
+                for (ptrdiff_t j = 0; j < kw; j++) {                                                                  \
+                    ptrdiff_t col = ow + j - pw;                                                                      \
+                    msk[j][v][l] = qs + l < L && col >= 0 && col < W ? -1 : 0;                                        \
+                }                                                                                                     \
+        }                                                                                                             \
+        MG_MTILES_OB(T, V, VW, OB, PV, LOADM(xr + j + v * (VW), MG_LANES256(msk[j][(PER) ? 0 : v])), STOREU, SET1,    \
+                     ZERO, FMA)                                                                                       \
+    }                                                                                                                 \
+}
+MG_DCONV_MTILES3(MG_DCONV_MTILES256, mg_dconv_mtiles_f32_avx2, float, __m256, int32_t, 8, MG_DCONV_OB256,
+                 MG_DCONV_PV256, _mm256_maskload_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps(), MG_FMA256)
+MG_DCONV_MTILES3(MG_DCONV_MTILES256, mg_dconv_mtiles_f64_avx2, double, __m256d, int64_t, 4, MG_DCONV_OB256,
+                 MG_DCONV_PV256, _mm256_maskload_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd(),
+                 MG_FMA256D)
 /* AVX-512, the padded-width tiles storing straight into y: a vector's valid lanes (q % Wp < OW, q < Qn) are
    consecutive outputs of y (the garbage columns are the only gaps), so they are compressed to the front of the vector
    and stored under a prefix mask at y[o, valid positions before the vector]: no ypw, no copy of each row into y. */
@@ -349,24 +382,22 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
 /* the masked path (MG_DCONV_MTILES): x into xm = xp + pw (a guard for the reads of the first tap), a channel's rows
    in one copy; the tiles over the L = OH*W positions (whole tiles, then 2 and 1 vectors), then each channel's L
    outputs in one copy. The padding rows stay zero as in the other path (every sample writes the same interior). */
-#define MG_DCONV_MASKED_BODY(SFX, T, VW)                                                                               \
-    if (mg_dconv_isa == 2 && OW == W && kw <= MG_DCONV_KWMAX && W <= MG_DCONV_MASKED_MAXW) {                          \
+#define MG_DCONV_MASKED_BODY(COND, F, T, VW, PV)                                                                      \
+    if ((COND) && OW == W && kw <= MG_DCONV_KWMAX && W <= MG_DCONV_MASKED_MAXW) {                                     \
         T* xm = xp + pw;                                                                                              \
-        ptrdiff_t L = OH * W, CSm = Hp * W, Qm = mg_round_up(L, (VW) * MG_DCONV_PV512);                               \
+        ptrdiff_t L = OH * W, CSm = Hp * W, Qm = mg_round_up(L, (VW) * (PV));                                         \
         for (ptrdiff_t c = 0; c < C; c++)                                                                             \
             memcpy(xm + c * CSm + ph * W, x + c * H * W, H * W * sizeof(T));                                          \
-        ptrdiff_t nv = (L + (VW) - 1) / (VW), n3 = nv / MG_DCONV_PV512, r = nv - n3 * MG_DCONV_PV512;                 \
-        ptrdiff_t q = n3 * MG_DCONV_PV512 * (VW);                                                                     \
+        ptrdiff_t nv = (L + (VW) - 1) / (VW), n3 = nv / (PV), r = nv - n3 * (PV);                                     \
+        ptrdiff_t q = n3 * (PV) * (VW);                                                                               \
         if ((VW) % W == 0 && L % (VW) == 0) {                                                                         \
-            mg_dconv_mtiles_##SFX##_avx512_per(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, 0, n3);               \
-            mg_dconv_mtiles_##SFX##_avx512_per_pv2(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, q, r / 2);        \
-            mg_dconv_mtiles_##SFX##_avx512_per_pv1(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm,                   \
-                                                   q + r / 2 * 2 * (VW), r % 2);                                      \
+            F##_per(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, 0, n3);                                          \
+            F##_per_pv2(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, q, r / 2);                                   \
+            F##_per_pv1(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, q + r / 2 * 2 * (VW), r % 2);                \
         } else {                                                                                                      \
-            mg_dconv_mtiles_##SFX##_avx512(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, 0, n3);                   \
-            mg_dconv_mtiles_##SFX##_avx512_pv2(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, q, r / 2);            \
-            mg_dconv_mtiles_##SFX##_avx512_pv1(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm,                       \
-                                               q + r / 2 * 2 * (VW), r % 2);                                          \
+            F(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, 0, n3);                                                \
+            F##_pv2(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, q, r / 2);                                       \
+            F##_pv1(ypw, xm, wpk, C, kh, kw, CSm, W, pw, L, Obr, Qm, q + r / 2 * 2 * (VW), r % 2);                    \
         }                                                                                                             \
         for (ptrdiff_t o = 0; o < O; o++)                                                                             \
             memcpy(y + o * L, ypw + o * Qm, L * sizeof(T));                                                           \
@@ -384,8 +415,18 @@ static void NAME(T* y, const T* x, const T* wpk, T* xp, T* ypw, ptrdiff_t C, ptr
     }
 #define MG_DCONV_CSTORE_f32 MG_DCONV_CSTORE_BODY(f32, 16)
 #define MG_DCONV_CSTORE_f64 MG_DCONV_CSTORE_BODY(f64, 8)
-#define MG_DCONV_MASKED_f32 MG_DCONV_MASKED_BODY(f32, float, 16)
-#define MG_DCONV_MASKED_f64 MG_DCONV_MASKED_BODY(f64, double, 8)
+/* AVX2's masked path on planes up to MG_DCONV_MASKED_MAXW256 wide (-D 0 to turn it off) */
+#ifndef MG_DCONV_MASKED_MAXW256
+#define MG_DCONV_MASKED_MAXW256 8
+#endif
+#define MG_DCONV_MASKED_f32                                                                                           \
+    MG_DCONV_MASKED_BODY(mg_dconv_isa == 2, mg_dconv_mtiles_f32_avx512, float, 16, MG_DCONV_PV512)                    \
+    MG_DCONV_MASKED_BODY(mg_dconv_isa == 1 && W <= MG_DCONV_MASKED_MAXW256, mg_dconv_mtiles_f32_avx2, float, 8,       \
+                         MG_DCONV_PV256)
+#define MG_DCONV_MASKED_f64                                                                                           \
+    MG_DCONV_MASKED_BODY(mg_dconv_isa == 2, mg_dconv_mtiles_f64_avx512, double, 8, MG_DCONV_PV512)                    \
+    MG_DCONV_MASKED_BODY(mg_dconv_isa == 1 && W <= MG_DCONV_MASKED_MAXW256, mg_dconv_mtiles_f64_avx2, double, 4,      \
+                         MG_DCONV_PV256)
 #define MG_DCONV_CASES_f32                                                                                            \
     case 2: mg_dconv_run(mg_dconv_tiles_f32_avx512, 16, MG_DCONV_PV512); break;                                       \
     case 1: mg_dconv_run(mg_dconv_tiles_f32_avx2, 8, MG_DCONV_PV256); break;
@@ -569,7 +610,9 @@ static inline ptrdiff_t mg_dconv_wg_or(ptrdiff_t O, int f32) { return mg_round_u
 
 /* dyt (S, L, Or) = dy (S, O, L) transposed per sample, zeros in the columns O..Or. Data movement only (no rounding).
    NOTE: the scalar loop cost 10-15% of the weight gradient (the 16-channel layers most): with AVX-512, float32, and
-   O and L multiples of 16 (ResNet-20's layers), 16x16 blocks are transposed in registers (unpack, then shuffles). */
+   O and L multiples of 16 (ResNet-20's layers), 16x16 blocks are transposed in registers (unpack, then shuffles);
+   with AVX2, O a multiple of 16 and L of 8, 8x8 blocks (the scalar loop was a quarter of the AVX2 weight gradient
+   at 16 -> 16, 32x32: docs/perf/threads.md, session 37). */
 #define MG_DCONV_WG_TRANSPOSE_SCALAR(T)                                                                               \
     for (ptrdiff_t s = 0; s < S; s++)                                                                                 \
         for (ptrdiff_t p = 0; p < L; p++) {                                                                           \
@@ -580,21 +623,25 @@ static inline ptrdiff_t mg_dconv_wg_or(ptrdiff_t O, int f32) { return mg_round_u
                 row[o] = 0;                                                                                           \
         }
 #if MG_DCONV_X86
+/* the transposes' first steps over N rows r of vectors V (BITS-bit, _mmBITS_*): rows loaded from src, pairs
+   unpacked into t, then 4-element blocks shuffled back into r (each 128-bit lane a 4x4 transpose) */
+#define MG_TRANSPOSE_4X4(V, N, BITS)                                                                                  \
+    V r[N], t[N];                                                                                                     \
+    for (int i = 0; i < (N); i++)                                                                                     \
+        r[i] = _mm##BITS##_loadu_ps(src + i * ld_src);                                                                \
+    for (int i = 0; i < (N); i += 2) {                                                                                \
+        t[i] = _mm##BITS##_unpacklo_ps(r[i], r[i + 1]);                                                               \
+        t[i + 1] = _mm##BITS##_unpackhi_ps(r[i], r[i + 1]);                                                           \
+    }                                                                                                                 \
+    for (int i = 0; i < (N); i += 4) {                                                                                \
+        r[i] = _mm##BITS##_shuffle_ps(t[i], t[i + 2], 0x44);                                                          \
+        r[i + 1] = _mm##BITS##_shuffle_ps(t[i], t[i + 2], 0xEE);                                                      \
+        r[i + 2] = _mm##BITS##_shuffle_ps(t[i + 1], t[i + 3], 0x44);                                                  \
+        r[i + 3] = _mm##BITS##_shuffle_ps(t[i + 1], t[i + 3], 0xEE);                                                  \
+    }
 /* dst[p*ld_dst + o] = src[o*ld_src + p] for p, o < 16 */
 MG_AVX512 static void mg_dconv_transpose16_f32(float* dst, ptrdiff_t ld_dst, const float* src, ptrdiff_t ld_src) {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++)
-        r[i] = _mm512_loadu_ps(src + i * ld_src);
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
+    MG_TRANSPOSE_4X4(__m512, 16, 512)
     for (int i = 0; i < 16; i += 8)
         for (int k = 0; k < 4; k++) {
             t[i + k] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0x88);
@@ -607,17 +654,32 @@ MG_AVX512 static void mg_dconv_transpose16_f32(float* dst, ptrdiff_t ld_dst, con
     for (int i = 0; i < 16; i++)
         _mm512_storeu_ps(dst + i * ld_dst, r[i]);
 }
+/* the same for p, o < 8, AVX2: then the 128-bit halves exchanged */
+__attribute__((target("avx2,fma"))) static void mg_dconv_transpose8_f32(float* dst, ptrdiff_t ld_dst, const float* src,
+                                                                       ptrdiff_t ld_src) {
+    MG_TRANSPOSE_4X4(__m256, 8, 256)
+    for (int k = 0; k < 4; k++) {
+        t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+        t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+    }
+    for (int i = 0; i < 8; i++)
+        _mm256_storeu_ps(dst + i * ld_dst, t[i]);
+}
+/* dyt from dy in B x B blocks (FN) where ISA runs, O a multiple of 16 (then Or == O: no zero columns) and L of B */
+#define MG_DCONV_WG_TRANSPOSE_BLOCKS(ISA, B, FN)                                                                      \
+    if (mg_dconv_isa == (ISA) && O % 16 == 0 && L % (B) == 0) {                                                       \
+        for (ptrdiff_t s = 0; s < S; s++)                                                                             \
+            for (ptrdiff_t o = 0; o < O; o += (B))                                                                    \
+                for (ptrdiff_t p = 0; p < L; p += (B))                                                                \
+                    FN(dyt + (s * L + p) * Or + o, Or, dy + (s * O + o) * L + p, L);                                  \
+        return;                                                                                                       \
+    }
 #endif
 static void mg_dconv_wg_transpose_f32(float* dyt, const float* dy, ptrdiff_t S, ptrdiff_t O, ptrdiff_t Or,
                                       ptrdiff_t L) {
 #if MG_DCONV_X86
-    if (mg_dconv_isa == 2 && O % 16 == 0 && L % 16 == 0) {  /* then Or == O: no zero columns */
-        for (ptrdiff_t s = 0; s < S; s++)
-            for (ptrdiff_t o = 0; o < O; o += 16)
-                for (ptrdiff_t p = 0; p < L; p += 16)
-                    mg_dconv_transpose16_f32(dyt + (s * L + p) * Or + o, Or, dy + (s * O + o) * L + p, L);
-        return;
-    }
+    MG_DCONV_WG_TRANSPOSE_BLOCKS(2, 16, mg_dconv_transpose16_f32)
+    MG_DCONV_WG_TRANSPOSE_BLOCKS(1, 8, mg_dconv_transpose8_f32)
 #endif
     MG_DCONV_WG_TRANSPOSE_SCALAR(float)
 }
