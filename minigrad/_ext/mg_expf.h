@@ -187,7 +187,7 @@ MGP_INLINE mgp_v4d mgp_exp4_fma(mgp_v4d x0) { MGP_EXP_BODY(mgp_v4d, mgp_v4ul, mg
 MGP_INLINE mgp_v8d mgp_exp8_fma(mgp_v8d x0) { MGP_EXP_BODY(mgp_v8d, mgp_v8ul, mgp_v8l, V, x0, MGP_FMAD_V) }
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
 #define MGP_CLONES_FMA __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-/* The gate's exps for AVX-512 (phases.h's *_v4 kernels, picked at run time beside MGP_CLONES_FMA_ANY's clones):
+/* The gate's exps for AVX-512 (phases.h's *_v4 kernels, picked at run time beside the *_v3 ones and the baseline):
    each clamp one vminps / vmaxps (a double's vminpd / vmaxpd) instead of the blend GCC builds from a compare, a
    mask-to-vector move and a vpternlogd. The same results: min(a, b) is a < b ? a : b and max(a, b) a > b ? a : b,
    b when either is NaN (the instructions' operand order, which the intrinsics keep without -ffinite-math-only),
@@ -195,7 +195,6 @@ MGP_INLINE mgp_v8d mgp_exp8_fma(mgp_v8d x0) { MGP_EXP_BODY(mgp_v8d, mgp_v8ul, mg
 #include <immintrin.h>
 #define MGP_SPLIT_V4 1
 #define MGP_TARGET_V4 __attribute__((target("arch=x86-64-v4")))
-#define MGP_CLONES_FMA_ANY __attribute__((target_clones("arch=x86-64-v3", "default")))
 #define MGP_MINMAX_V4(F, M, W, S)                                                                            \
 MGP_INLINE MGP_TARGET_V4 F mgp_vmin_##F(F a, F b) { return (F)_mm##W##_min_##S((M)a, (M)b); }               \
 MGP_INLINE MGP_TARGET_V4 F mgp_vmax_##F(F a, F b) { return (F)_mm##W##_max_##S((M)a, (M)b); }
