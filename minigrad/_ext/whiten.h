@@ -459,6 +459,170 @@ static int mg_group_whiten_##T(T* y, const T* x, const T* shift, const T* M, con
 MG_WHITEN_DRIVERS(float)
 MG_WHITEN_DRIVERS(double)
 
+/* prototype (session 37): dx[n, kg+i, s] = sum_j F[k,i,j] dy[n,kg+j,s] + sum_j F[k,i,g+j] (x[n,kg+j,s] - shift[kg+j])
+   + F[k,i,2g], through mg_group_whiten_block_T unchanged with 2gk input rows [dy; x] and shift [0; shift] */
+#define MG_ZCA_DX(T)                                                                                                \
+static int mg_zca_dx_##T(T* y, const T* dy, const T* x, const T* shift, const T* F, Py_ssize_t N, Py_ssize_t C,    \
+                         Py_ssize_t S, Py_ssize_t g, Py_ssize_t p0, Py_ssize_t p1) {                               \
+    Py_ssize_t gp = (g + 7) / 8 * 8;                                                                               \
+    T* Mp = (T*)malloc((size_t)(gp * 2 * g + 3 * gp) * sizeof(T));                                                 \
+    T* sh = Mp + gp * 2 * g; T* b = sh + 2 * gp;                                                                   \
+    T* scratch = (T*)malloc((size_t)S * sizeof(T));                                                                \
+    const T** xr = (const T**)malloc((size_t)(2 * g) * sizeof(T*));                                               \
+    T** yr = (T**)malloc((size_t)gp * sizeof(T*));                                                                 \
+    int err = (Mp == NULL || xr == NULL || yr == NULL || scratch == NULL) ? -1 : 0;                                \
+    Py_ssize_t kcur = -1, gk = 0, c0 = 0;                                                                          \
+    for (Py_ssize_t p = p0; p < p1 && !err; p++) {                                                                 \
+        Py_ssize_t k = p / N, n = p % N;                                                                           \
+        if (k != kcur) {                                                                                           \
+            kcur = k; c0 = k * g; gk = C - c0 < g ? C - c0 : g;                                                    \
+            memset(Mp, 0, (size_t)(gp * 2 * g + 3 * gp) * sizeof(T));                                              \
+            const T* Fk = F + k * g * (2 * g + 1);                                                                 \
+            for (Py_ssize_t i = 0; i < gk; i++) {                                                                  \
+                for (Py_ssize_t j = 0; j < gk; j++) {                                                              \
+                    Mp[i * 2 * gk + j] = Fk[i * (2 * g + 1) + j];                                                  \
+                    Mp[i * 2 * gk + gk + j] = Fk[i * (2 * g + 1) + g + j];                                         \
+                }                                                                                                  \
+                b[i] = Fk[i * (2 * g + 1) + 2 * g];                                                                \
+                sh[gk + i] = shift[c0 + i];                                                                        \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (Py_ssize_t i = 0; i < gk; i++) {                                                                      \
+            xr[i] = dy + (n * C + c0 + i) * S;                                                                     \
+            xr[gk + i] = x + (n * C + c0 + i) * S;                                                                 \
+            yr[i] = y + (n * C + c0 + i) * S;                                                                      \
+        }                                                                                                          \
+        for (Py_ssize_t i = gk; i < gp; i++) yr[i] = scratch;                                                      \
+        if (MG_WHITEN_AVX2)                                                                                        \
+            mg_group_whiten_block_avx2_##T(yr, xr, sh, Mp, b, 2 * gk, (gk + 7) / 8 * 8, S);                        \
+        else                                                                                                       \
+            mg_group_whiten_block_##T(yr, xr, sh, Mp, b, 2 * gk, (gk + 7) / 8 * 8, S);                             \
+    }                                                                                                              \
+    free(Mp); free(scratch); free(xr); free(yr);                                                                   \
+    return err;                                                                                                    \
+}
+MG_ZCA_DX(float)
+MG_ZCA_DX(double)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+/* prototype 2 (session 37, float32, AVX2, S % 16 == 0 only): per 16 columns, [dy; x - shift] staged (2gk x 16),
+   then 4 output rows x 2 vectors a block (8 accumulators; per term 2 loads, 4 broadcasts, 8 fused multiply-adds) */
+MG_V3 static int mg_zca_dx2_float(float* y, const float* dy, const float* x, const float* shift, const float* F,
+                                  Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t p0,
+                                  Py_ssize_t p1) {
+    Py_ssize_t g4 = (g + 3) / 4 * 4;
+    float* Mp = (float*)aligned_alloc(64, (size_t)((g4 * 2 * g + g4) * sizeof(float) + 64) / 64 * 64);
+    float* buf = (float*)aligned_alloc(64, (size_t)(2 * g * 16) * sizeof(float));
+    float* scratch = (float*)aligned_alloc(64, 16 * sizeof(float));
+    if (Mp == NULL || buf == NULL || scratch == NULL) { free(Mp); free(buf); free(scratch); return -1; }
+    float* b = Mp + g4 * 2 * g;
+    Py_ssize_t kcur = -1, gk = 0, c0 = 0, gk4 = 0;
+    for (Py_ssize_t p = p0; p < p1; p++) {
+        Py_ssize_t k = p / N, n = p % N;
+        if (k != kcur) {
+            kcur = k; c0 = k * g; gk = C - c0 < g ? C - c0 : g; gk4 = (gk + 3) / 4 * 4;
+            memset(Mp, 0, (size_t)(g4 * 2 * g + g4) * sizeof(float));
+            const float* Fk = F + k * g * (2 * g + 1);
+            for (Py_ssize_t i = 0; i < gk; i++) {
+                for (Py_ssize_t j = 0; j < gk; j++) {
+                    Mp[i * 2 * gk + j] = Fk[i * (2 * g + 1) + j];
+                    Mp[i * 2 * gk + gk + j] = Fk[i * (2 * g + 1) + g + j];
+                }
+                b[i] = Fk[i * (2 * g + 1) + 2 * g];
+            }
+        }
+        const float* dyk = dy + (n * C + c0) * S;
+        const float* xk = x + (n * C + c0) * S;
+        float* yk = y + (n * C + c0) * S;
+        for (Py_ssize_t s = 0; s < S; s += 16) {
+            for (Py_ssize_t j = 0; j < gk; j++) {
+                _mm256_store_ps(buf + j * 16, _mm256_loadu_ps(dyk + j * S + s));
+                _mm256_store_ps(buf + j * 16 + 8, _mm256_loadu_ps(dyk + j * S + s + 8));
+                const __m256 sh = _mm256_set1_ps(shift[c0 + j]);
+                _mm256_store_ps(buf + (gk + j) * 16, _mm256_sub_ps(_mm256_loadu_ps(xk + j * S + s), sh));
+                _mm256_store_ps(buf + (gk + j) * 16 + 8, _mm256_sub_ps(_mm256_loadu_ps(xk + j * S + s + 8), sh));
+            }
+            for (Py_ssize_t bi = 0; bi < gk4; bi += 4) {
+                const float* m = Mp + bi * 2 * gk;
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+                for (Py_ssize_t j = 0; j < 2 * gk; j++) {
+                    const __m256 u0 = _mm256_load_ps(buf + j * 16), u1 = _mm256_load_ps(buf + j * 16 + 8);
+                    __m256 f = _mm256_set1_ps(m[j]);
+                    a0 = _mm256_fmadd_ps(f, u0, a0); a1 = _mm256_fmadd_ps(f, u1, a1);
+                    f = _mm256_set1_ps(m[2 * gk + j]);
+                    a2 = _mm256_fmadd_ps(f, u0, a2); a3 = _mm256_fmadd_ps(f, u1, a3);
+                    f = _mm256_set1_ps(m[4 * gk + j]);
+                    a4 = _mm256_fmadd_ps(f, u0, a4); a5 = _mm256_fmadd_ps(f, u1, a5);
+                    f = _mm256_set1_ps(m[6 * gk + j]);
+                    a6 = _mm256_fmadd_ps(f, u0, a6); a7 = _mm256_fmadd_ps(f, u1, a7);
+                }
+                float* r0 = bi < gk ? yk + bi * S + s : scratch;
+                float* r1 = bi + 1 < gk ? yk + (bi + 1) * S + s : scratch;
+                float* r2 = bi + 2 < gk ? yk + (bi + 2) * S + s : scratch;
+                float* r3 = bi + 3 < gk ? yk + (bi + 3) * S + s : scratch;
+                __m256 b0 = _mm256_set1_ps(b[bi]), b1 = _mm256_set1_ps(b[bi + 1]);
+                __m256 b2 = _mm256_set1_ps(b[bi + 2]), b3 = _mm256_set1_ps(b[bi + 3]);
+                _mm256_storeu_ps(r0, _mm256_add_ps(a0, b0)); _mm256_storeu_ps(r0 + 8, _mm256_add_ps(a1, b0));
+                _mm256_storeu_ps(r1, _mm256_add_ps(a2, b1)); _mm256_storeu_ps(r1 + 8, _mm256_add_ps(a3, b1));
+                _mm256_storeu_ps(r2, _mm256_add_ps(a4, b2)); _mm256_storeu_ps(r2 + 8, _mm256_add_ps(a5, b2));
+                _mm256_storeu_ps(r3, _mm256_add_ps(a6, b3)); _mm256_storeu_ps(r3 + 8, _mm256_add_ps(a7, b3));
+            }
+        }
+    }
+    free(Mp); free(buf); free(scratch);
+    return 0;
+}
+/* prototype 3 (session 37, float32, AVX2, S % 8 == 0): P1[k, i, j] = sum over n of X(sum over s of dy[n,kg+i,s]
+   (x[n,kg+j,s] - shift[kg+j])), j = g the ones row (sum dy); per (k, n) 4 dy rows x 3 columns a block, 12 vector
+   accumulators, each lane summed over s in float32, the lanes then summed in float32, added into double over n */
+MG_V3 static int mg_zca_p1_float(double* P1, const float* dy, const float* x, const float* shift, Py_ssize_t N,
+                                 Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t k0, Py_ssize_t k1) {
+    float* ones = (float*)malloc((size_t)S * sizeof(float));
+    const float** cr = (const float**)malloc((size_t)(g + 3) * sizeof(float*));
+    float* csh = (float*)malloc((size_t)(g + 3) * sizeof(float));
+    const float** rr = (const float**)malloc((size_t)(g + 4) * sizeof(float*));
+    if (ones == NULL || cr == NULL || csh == NULL || rr == NULL) { free(ones); free(cr); free(csh); free(rr); return -1; }
+    for (Py_ssize_t s = 0; s < S; s++) ones[s] = 1.0f;
+    for (Py_ssize_t k = k0; k < k1; k++) {
+        Py_ssize_t c0 = k * g, gk = C - c0 < g ? C - c0 : g;
+        double* Pk = P1 + k * g * (g + 1);
+        memset(Pk, 0, (size_t)(g * (g + 1)) * sizeof(double));
+        for (Py_ssize_t n = 0; n < N; n++) {
+            for (Py_ssize_t j = 0; j < gk; j++) { cr[j] = x + (n * C + c0 + j) * S; csh[j] = shift[c0 + j]; }
+            for (Py_ssize_t j = gk; j < gk + 3; j++) { cr[j] = ones; csh[j] = 0.0f; }
+            for (Py_ssize_t i = 0; i < gk + 4; i++) rr[i] = i < gk ? dy + (n * C + c0 + i) * S : ones;
+            for (Py_ssize_t bi = 0; bi < gk; bi += 4)
+                for (Py_ssize_t bj = 0; bj < gk + 1; bj += 3) {
+                    __m256 a[4][3];
+                    for (int p = 0; p < 4; p++) for (int q = 0; q < 3; q++) a[p][q] = _mm256_setzero_ps();
+                    const __m256 s0 = _mm256_set1_ps(csh[bj]), s1 = _mm256_set1_ps(csh[bj + 1]),
+                                 s2 = _mm256_set1_ps(csh[bj + 2]);
+                    for (Py_ssize_t s = 0; s < S; s += 8) {
+                        const __m256 u0 = _mm256_sub_ps(_mm256_loadu_ps(cr[bj] + s), s0);
+                        const __m256 u1 = _mm256_sub_ps(_mm256_loadu_ps(cr[bj + 1] + s), s1);
+                        const __m256 u2 = _mm256_sub_ps(_mm256_loadu_ps(cr[bj + 2] + s), s2);
+                        for (int p = 0; p < 4; p++) {
+                            const __m256 d = _mm256_loadu_ps(rr[bi + p] + s);
+                            a[p][0] = _mm256_fmadd_ps(d, u0, a[p][0]);
+                            a[p][1] = _mm256_fmadd_ps(d, u1, a[p][1]);
+                            a[p][2] = _mm256_fmadd_ps(d, u2, a[p][2]);
+                        }
+                    }
+                    for (int p = 0; p < 4 && bi + p < gk; p++)
+                        for (int q = 0; q < 3 && bj + q < gk + 1; q++) {
+                            float l[8];
+                            _mm256_storeu_ps(l, a[p][q]);
+                            float t = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+                            Py_ssize_t j = bj + q < gk ? bj + q : g;
+                            Pk[(bi + p) * (g + 1) + j] += (double)t;
+                        }
+                }
+        }
+    }
+    free(ones); free(cr); free(csh); free(rr);
+    return 0;
+}
+#endif
+
 /* sqrt(a^2 + b^2): the plain formula where it cannot overflow or underflow, libm's hypot (slower) elsewhere */
 static inline double mg_hypot(double a, double b) {
     double r = sqrt(a * a + b * b);
