@@ -66,14 +66,6 @@ cdef extern from "whiten.h" nogil:
     void mg_zca_running_update_double(double* rmean, double* rcov, double* rW, const double* mean,
                                       const double* cov, const double* W, Py_ssize_t C, Py_ssize_t G, Py_ssize_t g,
                                       double f, double scale)
-    int mg_zca_dx_float(float* y, const float* dy, const float* x, const float* shift, const float* F,
-                        Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t p0, Py_ssize_t p1)
-    int mg_zca_dx_double(double* y, const double* dy, const double* x, const double* shift, const double* F,
-                         Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t p0, Py_ssize_t p1)
-    int mg_zca_dx2_float(float* y, const float* dy, const float* x, const float* shift, const float* F,
-                         Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t p0, Py_ssize_t p1)
-    int mg_zca_p1_float(double* P1, const float* dy, const float* x, const float* shift, Py_ssize_t N,
-                        Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t k0, Py_ssize_t k1)
     int mg_whiten_avx2(int on)
     int mg_sym_eigh2(double* d0, double* U0, const double* A0, double* d1, double* U1, const double* A1,
                      double* work, Py_ssize_t n)
@@ -318,39 +310,3 @@ def zca_running_update(cnp.ndarray running_mean not None, cnp.ndarray running_co
         mg_zca_running_update_double(<double*>ptr(running_mean), <double*>ptr(running_cov),
                                      <double*>ptr(running_whitening), <double*>ptr(mean), <double*>ptr(cov),
                                      <double*>ptr(whitening), C, G, g, momentum, scale)
-
-
-def zca_dx_proto(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray x not None,
-                 cnp.ndarray shift not None, cnp.ndarray F not None, Py_ssize_t g):
-    """PROTOTYPE (session 37, serial): dx = F[:, :, :g] dY + F[:, :, g:2g] (x - shift) + F[:, :, 2g] per group."""
-    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), G = dim(F, 0)
-    cdef int err
-    if is_float32(x):
-        err = mg_zca_dx_float(<float*>ptr(dx), <float*>ptr(dy), <float*>ptr(x), <float*>ptr(shift),
-                              <float*>ptr(F), N, C, S, g, 0, G * N)
-    else:
-        err = mg_zca_dx_double(<double*>ptr(dx), <double*>ptr(dy), <double*>ptr(x), <double*>ptr(shift),
-                               <double*>ptr(F), N, C, S, g, 0, G * N)
-    if err:
-        raise MemoryError()
-
-
-def zca_dx2_proto(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray x not None,
-                  cnp.ndarray shift not None, cnp.ndarray F not None, Py_ssize_t g):
-    """PROTOTYPE 2 (session 37, serial, float32, AVX2 only, S % 16 == 0)."""
-    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), G = dim(F, 0)
-    if not is_float32(x) or S % 16:
-        raise ValueError("zca_dx2_proto: float32 with S % 16 == 0 only")
-    if mg_zca_dx2_float(<float*>ptr(dx), <float*>ptr(dy), <float*>ptr(x), <float*>ptr(shift), <float*>ptr(F),
-                        N, C, S, g, 0, G * N):
-        raise MemoryError()
-
-
-def zca_p1_proto(cnp.ndarray P1 not None, cnp.ndarray dy not None, cnp.ndarray x not None,
-                 cnp.ndarray shift not None, Py_ssize_t g):
-    """PROTOTYPE 3 (session 37, serial, float32, AVX2 only, S % 8 == 0): P1 (G, g, g+1) float64 OUT."""
-    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), G = dim(P1, 0)
-    if not is_float32(x) or S % 8:
-        raise ValueError("zca_p1_proto: float32 with S % 8 == 0 only")
-    if mg_zca_p1_float(<double*>ptr(P1), <float*>ptr(dy), <float*>ptr(x), <float*>ptr(shift), N, C, S, g, 0, G):
-        raise MemoryError()
