@@ -159,14 +159,14 @@ CS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 23, 24, 31, 32, 33, 47, 63, 64,
 LARGE = [(700, 100), (256, 256), (64, 1024), (1100, 130)]
 
 
-def _check(n, c, dtype, kind, seed):
+def _check(n, c, dtype, kind, seed, threads=(1, 2)):
     rng = np.random.default_rng(seed)
     x, dy, w, b = make_data(rng, n, c, dtype, kind)
     with np.errstate(over="ignore", invalid="ignore"):
         y, mean, rstd = emulate_forward(x, w, b, EPS)
         dx, dw, db = emulate_backward(dy, x, mean, rstd, w)
     want = dict(y=y, mean=mean, rstd=rstd, dx=dx, dweight=dw, dbias=db)
-    for nt in (1, 2):
+    for nt in threads:
         got = dict(zip(want, run_kernels(x, dy, w, b, nt)))
         for k in want:
             assert_bits(got[k], want[k], f"{k} (N={n}, C={c}, {np.dtype(dtype).name}, {kind}, {nt} threads)")

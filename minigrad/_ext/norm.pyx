@@ -568,6 +568,67 @@ cdef inline void _bn1d_backward(floating* dx, floating* dweight, floating* dbias
         mg_bn1d_backward_double(dx, dweight, dbias, dy, x, mean, rstd, weight, N, C, c0, c1)
 
 
+# BatchNorm1d float32 (S == 1) backward at 2+ threads, x of BN1D_ROWS_BYTES or more: the two sums split by rows, the
+# same bits as one thread. Thread 0 sums rows [0, r1) into sdy, sdyx as the 1-thread walk; thread t > 0 stores the
+# float32 values of its rows' groups (the values the walk widens and adds; rows split at multiples of MG_COL_GROUP,
+# so the groups are the walk's) into part, group G at part + (G - r1/MG_COL_GROUP)*C; then, after the region's
+# barrier, each thread adds the stored groups of its channels into the sums in row order (the walk's sequence of
+# double adds), checks and finishes them; then the fused dx pass by rows.
+# NOTE: by rows, not half of every row (2 KiB runs 4 KiB apart at (4096, 1024): 1.7-1.9x the CPU time of whole rows,
+# docs/perf/norm-kernels.md#the-kernels-at-2-threads-on-avx2-session-37). Not the forward: its statistics the same
+# way measured 1.04-1.17x the old split's time at 2 threads, the backward 0.88-0.93x
+# (docs/perf/norm-kernels.md#batchnorm1ds-statistics-by-rows-at-2-threads-session-37). float64 adds each row in
+# double, no float32 groups to store: it keeps the split by channels.
+cdef inline Py_ssize_t _bn1d_row_edge(Py_ssize_t t, Py_ssize_t nt, Py_ssize_t N) noexcept nogil:
+    """First row of thread t of nt (N for t == nt): a multiple of MG_COL_GROUP."""
+    if t >= nt:
+        return N
+    return t * N // nt // MG_COL_GROUP * MG_COL_GROUP
+
+
+cdef inline bint _bn1d_by_rows(Py_ssize_t N, Py_ssize_t nt) noexcept nogil:
+    """Enough rows for every thread's share to be whole groups of ROWS_1D walks."""
+    return N >= 16 * ROWS_1D * nt
+
+
+# scratch for the stored groups of rows [_bn1d_row_edge(1, nt, N), N), two arrays (C,) per group
+cdef inline float* _bn1d_parts(Py_ssize_t N, Py_ssize_t C, Py_ssize_t nt) noexcept nogil:
+    return <float*>malloc(2 * _bn1d_n_parts(N, nt) * C * sizeof(float))
+
+
+cdef inline Py_ssize_t _bn1d_n_parts(Py_ssize_t N, Py_ssize_t nt) noexcept nogil:
+    return (N - _bn1d_row_edge(1, nt, N) + MG_COL_GROUP - 1) // MG_COL_GROUP
+
+
+# dx, dy, x: (N, C); the backward's two reductions, ROWS_1D_DY = MG_COL_GROUP rows a group; then the fused dx pass
+cdef void _bn1d_backward_rows(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                              const double* mean, const double* rstd, const float* weight, double* sdy,
+                              double* sdyx, float* coef, float* part, Py_ssize_t N, Py_ssize_t C,
+                              Py_ssize_t nt) noexcept nogil:
+    cdef Py_ssize_t t, q, j, r0, r1, c0, c1, ng = _bn1d_n_parts(N, nt), g1 = _bn1d_row_edge(1, nt, N) // MG_COL_GROUP
+    for t in prange(nt, schedule='static', num_threads=nt):
+        r0 = _bn1d_row_edge(t, nt, N)
+        r1 = _bn1d_row_edge(t + 1, nt, N)
+        if t == 0:
+            _bn_dy_sums_block(sdy, sdyx, mean, dy, x, N, C, 1, 0, C, NULL, 0, r1)
+        else:
+            for q in range((r1 - r0 + ROWS_1D_DY - 1) // ROWS_1D_DY):
+                j = r0 + q * ROWS_1D_DY
+                mg_col_dy_partials_float(dy + j * C, x + j * C, C, min(ROWS_1D_DY, r1 - j), mean, C,
+                                         part + (j // MG_COL_GROUP - g1) * C, part + (ng + j // MG_COL_GROUP - g1) * C)
+    for t in prange(nt, schedule='static', num_threads=nt):
+        c0 = t * C // nt
+        c1 = (t + 1) * C // nt
+        mg_col_add_groups(part + c0, ng, C, c1 - c0, sdy + c0)
+        mg_col_add_groups(part + ng * C + c0, ng, C, c1 - c0, sdyx + c0)
+        _bn_dy_sums_block(sdy, sdyx, mean, dy, x, N, C, 1, c0, c1, NULL, N, N)  # no rows: about the mean, checks
+        _bn_dx_coefficients_block(dweight, dbias, coef, sdy, sdyx, mean, rstd, weight, <double>N, C, c0, c1)
+    for t in prange(nt, schedule='static', num_threads=nt):
+        for j in range(t * N // nt, (t + 1) * N // nt):
+            _affine2_row(dx + j * C, dy + j * C, x + j * C, coef, coef + 4 * C, coef + C, coef + 2 * C,
+                         coef + 3 * C, C, 1)
+
+
 # x, y: (N, C, S); r, d, running_mean, running_var: NULL for batch norm (see _bn_forward_walk); chunk: ghost batch
 # norm's samples per chunk (N, or 0: plain batch norm), chunk k's mean, rstd at mean + k*C, rstd + k*C
 cdef int _bn_forward(floating* y, double* mean, double* rstd,
@@ -621,6 +682,24 @@ cdef int _bn_forward(floating* y, double* mean, double* rstd,
     return 0
 
 
+# channels [c0, c1) from their backward sums sdy, sdyx over M values: dweight, dbias and the fused dx pass's coef
+# (a, Kx, b, k, mdy at coef + 0, 1, 2, 3, 4 times C)
+cdef inline void _bn_dx_coefficients_block(floating* dweight, floating* dbias, floating* coef, const double* sdy,
+                                           const double* sdyx, const double* mean, const double* rstd,
+                                           const floating* weight, double M, Py_ssize_t C, Py_ssize_t c0,
+                                           Py_ssize_t c1) noexcept nogil:
+    cdef double ad, md, bd, kd
+    cdef Py_ssize_t c
+    for c in range(c0, c1):
+        dbias[c] = <floating>sdy[c]
+        dweight[c] = <floating>(sdyx[c] * rstd[c])
+        _bn_dx_coefficients(sdy[c], sdyx[c], M, mean[c], rstd[c], weight[c], &ad, &md, &bd, &kd, &coef[C + c])
+        coef[c] = <floating>ad
+        coef[4 * C + c] = <floating>md
+        coef[2 * C + c] = <floating>bd
+        coef[3 * C + c] = <floating>kd
+
+
 # dx, dy, x: (N, C, S); sdy, sdyx: scratch (C,); lanes: scratch (8*C,); coef: scratch (5*C,), the thread's own;
 # chunks and blocks as _bn_forward_walk's, chunk k's dweight, dbias at dweight + k*wstride, dbias + k*wstride;
 # pipelined as _bn_forward_walk: each row of a block's two reductions (dy and x from L3), then the same row of the
@@ -641,7 +720,6 @@ cdef void _bn_backward_walk(floating* dx, floating* dweight, floating* dbias,
     cdef const floating* px = x
     cdef floating* ds
     cdef floating* pd = dx
-    cdef double ad, md, bd, kd
     cdef Py_ssize_t c, n, q, i, j, g = 0, n0 = 0, m, nb, blk, b1, c0, c1, p0 = 0, p1 = 0, pm = 0, rows
     m = min(chunk, N)
     nb = _bn_n_blocks(m, C, S, sizeof(floating), 2, n_threads, chunk >= N)
@@ -685,15 +763,8 @@ cdef void _bn_backward_walk(floating* dx, floating* dweight, floating* dbias,
                     _affine2_row(pd + i, pg + i, px + i, a + p0, mdy + p0, Kx + p0, b + p0, k + p0, p1 - p0, S)
         if m == 0:
             return
-        for c in range(c0, c1):
-            dbias[g * wstride + c] = <floating>sdy[c]
-            dweight[g * wstride + c] = <floating>(sdyx[c] * rstd[g * C + c])
-            _bn_dx_coefficients(sdy[c], sdyx[c], <double>(m * S), mean[g * C + c], rstd[g * C + c], weight[c],
-                                &ad, &md, &bd, &kd, &Kx[c])
-            a[c] = <floating>ad
-            mdy[c] = <floating>md
-            b[c] = <floating>bd
-            k[c] = <floating>kd
+        _bn_dx_coefficients_block(dweight + g * wstride, dbias + g * wstride, coef, sdy, sdyx, mean + g * C,
+                                  rstd + g * C, weight, <double>(m * S), C, c0, c1)
         p0 = c0
         p1 = c1
         pm = m
@@ -738,6 +809,7 @@ cdef int _bn_backward(floating* dx, floating* dweight, floating* dbias,
     cdef double* buf = <double*>malloc(nt * 10 * C * sizeof(double))
     cdef floating* coef = <floating*>malloc(nt * 5 * C * sizeof(floating))
     cdef double* bt
+    cdef float* part
     if buf == NULL or coef == NULL:
         free(buf)
         free(coef)
@@ -745,6 +817,15 @@ cdef int _bn_backward(floating* dx, floating* dweight, floating* dbias,
     if nt == 1:
         _bn_backward_walk(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, buf + 2 * C, coef,
                           N, C, S, chunk, wstride, 0, 1, n_threads)
+    elif floating is float and S == 1 and chunk == N and N * C * sizeof(floating) >= BN1D_ROWS_BYTES and \
+            _bn1d_by_rows(N, nt):
+        part = _bn1d_parts(N, C, nt)
+        if part == NULL:
+            free(buf)
+            free(coef)
+            return -1
+        _bn1d_backward_rows(dx, dweight, dbias, dy, x, mean, rstd, weight, buf, buf + C, coef, part, N, C, nt)
+        free(part)
     elif S == 1 and chunk == N and N * C * sizeof(floating) >= BN1D_ROWS_BYTES:  # as _bn_forward's
         for t in prange(nt, schedule='static', num_threads=nt):
             bt = buf + t * 10 * C

@@ -393,13 +393,15 @@ MG_CLONES static void mg_col_shifted_sums_float(const float* restrict x, Py_ssiz
     }
 }
 /* sdy += sum(dy), sdyx += sum(dy*(x - Kx)) with Kx = float(mean): the caller subtracts (mean - Kx)*sdy. One
-   group of at most MG_COL_GROUP rows per call (ROWS_1D_DY), in one float32 lane per channel.
+   group of at most MG_COL_GROUP rows per call (ROWS_1D_DY), in one float32 lane per channel. store 1 (the
+   backward's 2-thread split by rows): the group's float32 values stored at p1[c], p2[c] instead (sdy, sdyx
+   unused), for mg_col_add_groups to widen and add later in the same order: the same bits.
    Not written with mg_col_shifted_sums_float's loop: the groups differ (the forward adds a group as one
    expression, two groups per call; this adds row by row, one group per call).
    NOTE: one group per call: docs/perf/norm-kernels.md#batchnorm1d-row-groups */
-MG_CLONES static void mg_col_dy_sums_float(const float* restrict dy, const float* restrict x, Py_ssize_t ldx,
-                                           Py_ssize_t nr, const double* restrict mean, Py_ssize_t m,
-                                           double* restrict sdy, double* restrict sdyx) {
+MG_AI void mg_col_dy_group_float(const float* restrict dy, const float* restrict x, Py_ssize_t ldx, Py_ssize_t nr,
+                                 const double* restrict mean, Py_ssize_t m, double* restrict sdy,
+                                 double* restrict sdyx, float* restrict p1, float* restrict p2, const int store) {
     Py_ssize_t c = 0;
     for (; c + 8 <= m; c += 8) {
         const mg_vx_float k = {(float)mean[c], (float)mean[c + 1], (float)mean[c + 2], (float)mean[c + 3],
@@ -408,6 +410,10 @@ MG_CLONES static void mg_col_dy_sums_float(const float* restrict dy, const float
         for (Py_ssize_t j = 0; j < nr; j++) {
             mg_vx_float g = mg_loadx_float(dy + j * ldx + c);
             va += g; vq += g * (mg_loadx_float(x + j * ldx + c) - k);
+        }
+        if (store) {
+            memcpy(p1 + c, &va, sizeof va); memcpy(p2 + c, &vq, sizeof vq);
+            continue;
         }
         mg_v4d a0 = mg_load4_double(sdy + c), a1 = mg_load4_double(sdy + c + 4);
         mg_v4d q0 = mg_load4_double(sdyx + c), q1 = mg_load4_double(sdyx + c + 4);
@@ -419,8 +425,29 @@ MG_CLONES static void mg_col_dy_sums_float(const float* restrict dy, const float
         const float k = (float)mean[c];
         float va = 0, vq = 0;
         for (Py_ssize_t j = 0; j < nr; j++) { float g = dy[j * ldx + c]; va += g; vq += g * (x[j * ldx + c] - k); }
-        sdy[c] += va; sdyx[c] += vq;
+        if (store) {
+            p1[c] = va; p2[c] = vq;
+        } else {
+            sdy[c] += va; sdyx[c] += vq;
+        }
     }
+}
+MG_CLONES static void mg_col_dy_sums_float(const float* restrict dy, const float* restrict x, Py_ssize_t ldx,
+                                           Py_ssize_t nr, const double* restrict mean, Py_ssize_t m,
+                                           double* restrict sdy, double* restrict sdyx) {
+    mg_col_dy_group_float(dy, x, ldx, nr, mean, m, sdy, sdyx, NULL, NULL, 0);
+}
+MG_CLONES static void mg_col_dy_partials_float(const float* restrict dy, const float* restrict x, Py_ssize_t ldx,
+                                               Py_ssize_t nr, const double* restrict mean, Py_ssize_t m,
+                                               float* restrict p1, float* restrict p2) {
+    mg_col_dy_group_float(dy, x, ldx, nr, mean, m, NULL, NULL, p1, p2, 1);
+}
+/* s[c] += p[g * ldp + c] for the ng stored groups in order, c < m (each channel in double, one add a group, as the
+   walks above add them) */
+MG_CLONES static void mg_col_add_groups(const float* restrict p, Py_ssize_t ng, Py_ssize_t ldp, Py_ssize_t m,
+                                        double* restrict s) {
+    for (Py_ssize_t g = 0; g < ng; g++)
+        for (Py_ssize_t c = 0; c < m; c++) s[c] += p[g * ldp + c];
 }
 
 /* S == 1, the elementwise passes of one row, per-channel coefficients (X precision) */

@@ -21,6 +21,7 @@ cdef extern from "norm_runs.h":
 cdef extern from "norm_channels.h":
     enum: MG_SHORT_RUN
     enum: MG_LANE_RUN
+    enum: MG_COL_GROUP
     void mg_channel_shifted_sums_float(const float* x, Py_ssize_t nc, Py_ssize_t S, const double* K, double* s1,
                                        double* s2) noexcept nogil
     void mg_channel_shifted_sums_double(const double* x, Py_ssize_t nc, Py_ssize_t S, const double* K,
@@ -80,6 +81,10 @@ cdef extern from "norm_channels.h":
                               Py_ssize_t m, double* sdy, double* sdyx) noexcept nogil
     void mg_col_dy_sums_double(const double* dy, const double* x, Py_ssize_t ldx, Py_ssize_t nr,
                                const double* mean, Py_ssize_t m, double* sdy, double* sdyx) noexcept nogil
+    # the float32 groups stored, not added (the backward's 2-thread split by rows), and added later in order
+    void mg_col_dy_partials_float(const float* dy, const float* x, Py_ssize_t ldx, Py_ssize_t nr,
+                                  const double* mean, Py_ssize_t m, float* p1, float* p2) noexcept nogil
+    void mg_col_add_groups(const float* p, Py_ssize_t ng, Py_ssize_t ldp, Py_ssize_t m, double* s) noexcept nogil
     void mg_col_affine_float(float* y, const float* x, Py_ssize_t m, const float* K, const float* scale,
                              const float* shift) noexcept nogil
     void mg_col_affine_double(double* y, const double* x, Py_ssize_t m, const double* K, const double* scale,
