@@ -256,8 +256,8 @@ def _copy(a):
 
 
 def _trace(method, shape, backend):
-    """[(kernel, arguments, outputs)] of one fwd+bwd of ``method`` on ``backend``: the arguments copied before the
-    call, the outputs (contract.OUTPUTS) copied after it."""
+    """[(kernel, arguments, outputs, keywords)] of one fwd+bwd of ``method`` on ``backend``: the arguments and
+    keywords copied before the call, the outputs (contract.OUTPUTS) copied after it."""
     key = (method, tuple(shape), backend)
     if key in _TRACES:
         return _TRACES[key]
@@ -276,12 +276,13 @@ def _trace(method, shape, backend):
                 return Recorder(self.backend_obj.module)
             fn = getattr(self.backend_obj, kernel)
 
-            def call(*args):
+            def call(*args, **options):  # options: the contract's keywords (contract.OPTIONS), e.g. Batch Renorm's r, d
                 before = [_copy(a) for a in args[:len(contract.SPECS[kernel][0])]]
-                out = fn(*args)
+                kept = {name: _copy(a) for name, a in options.items()}
+                out = fn(*args, **options)
                 outs = contract.OUTPUTS[kernel]
                 calls.append((kernel, before, {n: _copy(a) for n, a in zip(contract.SPECS[kernel][0], args)
-                                               if n in outs}))
+                                               if n in outs}, kept))
                 return out
             return call
 
@@ -324,7 +325,7 @@ def test_norm_family_phases(benchmark, backend, entry, case, shape, threads):
     method, i = case
     restore = pin_threads(threads)
     try:
-        kernel, args, outputs = _trace(method, shape, backend)[i]
+        kernel, args, outputs, options = _trace(method, shape, backend)[i]
         if entry == "checked":
             fn, extra = getattr(kernels.load(backend), kernel), ()
         else:  # the thread count the checked entry would pass
@@ -332,13 +333,13 @@ def test_norm_family_phases(benchmark, backend, entry, case, shape, threads):
             fn, extra = getattr(kernels.load(backend).module, kernel), (1 if n < contract.small(kernel) else threads,)
         # the replay computes what the functional's call did, bit for bit (once, outside the timing)
         fresh = [_copy(a) for a in args]
-        fn(*fresh, *extra)
+        fn(*fresh, *extra, **options)
         for name, a in zip(contract.SPECS[kernel][0], fresh):
             if name in outputs:
                 np.testing.assert_array_equal(a, outputs[name], err_msg=f"{method} {kernel} {backend} {name}")
         run_args = [_copy(a) for a in args] + list(extra)
         benchmark.group = f"{method} phases {phase_label(method, i)} {shape_id(shape)} threads{threads}"
-        benchmark(fn, *run_args)
+        benchmark(fn, *run_args, **options)
         moved, footprint = phase_bytes(kernel, args)
         size = int(np.prod(shape))
         passes, llc = PASSES.get(kernel), llc_bytes()
