@@ -126,15 +126,20 @@ def check_bits(threads_list):
     return True
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def ab_arguments(doc):
+    """The A/B scripts' command line (this one's and evonorm_b0_eval_backward_ab.py's), parsed."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--ops", nargs="+", default=["backward", "fwd+bwd"])
     ap.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     ap.add_argument("--target-ms", type=float, default=20.0, help="CPU time per variant per round")
     ap.add_argument("--skip-bits", action="store_true")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main():
+    args = ab_arguments(__doc__)
     import torch
 
     import bench_norm_family as bench

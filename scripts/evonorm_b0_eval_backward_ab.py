@@ -10,7 +10,6 @@ calls, CPU time) in an order rotated each round, ratios paired within a round, m
 
     PYTHONPATH=$PWD python scripts/evonorm_b0_eval_backward_ab.py [--rounds 15] [--threads 1]
 """
-import argparse
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
 sys.path.insert(0, HERE)
-from batch_renorm_backward_ab import print_times, rotated_times  # noqa: E402
+from batch_renorm_backward_ab import ab_arguments, print_times, rotated_times  # noqa: E402
 
 
 def before_backward(self, g):
@@ -145,14 +144,7 @@ def check_bits():
 
 def main():
     global NEW_BACKWARD
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--ops", nargs="+", default=["backward", "fwd+bwd"])
-    ap.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
-    ap.add_argument("--target-ms", type=float, default=20.0, help="CPU time per variant per round")
-    ap.add_argument("--skip-bits", action="store_true")
-    args = ap.parse_args()
+    args = ab_arguments(__doc__)
     import torch
 
     import bench_norm_family as bench
