@@ -1,37 +1,27 @@
 """Batch Renorm's training forward, one kernel call (``batch_renorm_forward``), against the channel phases it replaced
 (``channel_stats``, r and d and the coefficients in NumPy, ``channel_apply``; written out below on this build) and the
-torch composition of benchmarks/bench_norm_family.py, interleaved in one process: each round times every variant once
-(a batch of calls, CPU time), ratios paired within a round, medians (the minimum in brackets). Outputs and gradients
-of the two minigrad variants are checked close first (they differ in the statistics' summation order only).
+torch composition of benchmarks/bench_norm_family.py ("new", "before" and "torch ops" in the table), interleaved in
+one process (scripts/norm_ab_table.py): each round times every variant once (a batch of calls, CPU time) in an order
+rotated each round, ratios paired within a round, medians (the minimum in brackets). Outputs and gradients of the
+two minigrad variants are checked close first (they differ in the statistics' summation order only).
 
-    PYTHONPATH=$PWD python scripts/batch_renorm_ab.py [--rounds 15] [--threads 1] [--ops forward fwd+bwd]
+    PYTHONPATH=$PWD python scripts/batch_renorm_ab.py [--rounds 15] [--threads 1] [--ops forward fwd+bwd] \
+        [--dtypes float32]
 """
-import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
 sys.path.insert(0, HERE)
-from norm_family_ab import interleaved_times  # noqa: E402
+from norm_ab_table import ab_arguments, bench_variants, swapped, time_table  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--ops", nargs="+", default=["forward", "fwd+bwd"])
-    ap.add_argument("--target-ms", type=float, default=20.0, help="CPU time per variant per round")
-    args = ap.parse_args()
-    import torch
-
+    args = ab_arguments(__doc__, ops=("forward", "fwd+bwd"), dtypes=("float32",), bits=False)
     import bench_norm_family as bench
-    import minigrad as mg
     import minigrad.nn.functional as F
-    from conftest import pin_threads
     from minigrad import kernels
     from minigrad.kernels import coefficients
     from minigrad.nn.functional.norm import _BatchRenormTrain, _affine, _as_ncs_array, _params
@@ -44,7 +34,7 @@ def main():
             x3 = _as_ncs_array(x)
             n, c, s = x3.shape
             w, b = _affine(params[0] if has_weight else None, params[-1] if has_bias else None, c, x.dtype)
-            self.bounds, self.x3, self.shape, self.w = [(0, n)], x3, x.shape, w
+            self.chunk, self.x3, self.shape, self.w = n, x3, x.shape, w  # NOTE: one chunk (bounds)
             k = kernels.kernels()
             self.mean, m2 = np.empty((1, c)), np.empty((1, c))
             k.channel_stats(self.mean[0], m2[0], x3, True)
@@ -63,45 +53,14 @@ def main():
         renorm = lambda: (rm.data, rv.data, r_max, d_max)  # noqa: E731
         return Phases.apply(x, *_params(w, b), renorm=renorm, has_weight=True, has_bias=True, eps=bench.EPS)
 
-    def with_phases(run, result):
-        """(run, result) of the benchmark's case with F.batch_renorm running the phases (swapped in per call)."""
-        def run_phases():
-            real = F.batch_renorm
-            F.batch_renorm = lambda x, rm, rv, w, b, training, momentum, eps, r_max, d_max: phases_renorm(
-                x, rm, rv, w, b, r_max, d_max)
-            try:
-                run()
-            finally:
-                F.batch_renorm = real
-        return run_phases, result
+    def before(run):
+        """run() with F.batch_renorm running the phases."""
+        return swapped(run, F, "batch_renorm", lambda x, rm, rv, w, b, training, momentum, eps, r_max, d_max:
+                       phases_renorm(x, rm, rv, w, b, r_max, d_max))
 
-    pin_threads(args.threads)
-    torch.set_num_threads(args.threads)
-    clock = time.process_time
-    fmt = lambda s: f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"  # noqa: E731
-    print(f"threads {args.threads}, {args.rounds} interleaved rounds, float32, CPU time; load average "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print("| op | shape | one call | phases | torch ops | one call vs phases | one call vs torch ops "
-          "| phases vs torch ops |")
-    print("|---|---|---|---|---|---|---|---|")
-    for shape in bench.SHAPES:
-        a = bench._arrays(shape)
-        for op in args.ops:
-            variants = {"new": bench._minigrad("BatchRenorm2d", a, op)}
-            variants["before"] = with_phases(*bench._minigrad("BatchRenorm2d", a, op))
-            variants["torch"] = bench._torch(torch, "BatchRenorm2d", a, op)
-            results = {}
-            for v, (run, result) in variants.items():
-                run()
-                results[v] = result()
-            for got, want in zip(results["new"], results["before"]):
-                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * float(np.abs(want).max()))
-            t = interleaved_times({v: run for v, (run, _) in variants.items()}, args.rounds, args.target_ms, clock)
-            cell = lambda v: f"{fmt(float(np.median(t[v])))} ({fmt(float(t[v].min()))})"  # noqa: E731
-            ratio = lambda p, q: f"{float(np.median(t[q] / t[p])):.2f}x"  # noqa: E731
-            print(f"| {op} | {'x'.join(map(str, shape))} | {cell('new')} | {cell('before')} | {cell('torch')} | "
-                  f"{ratio('new', 'before')} | {ratio('new', 'torch')} | {ratio('before', 'torch')} |", flush=True)
-    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    def close(got, want):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * float(np.abs(want).max()))
+    time_table(args, lambda dtype, shape, op: bench_variants("BatchRenorm2d", dtype, shape, op, before), close)
 
 
 if __name__ == "__main__":

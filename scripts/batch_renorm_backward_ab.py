@@ -9,39 +9,14 @@ CPU time) in an order rotated each round, ratios paired within a round, medians 
 
     PYTHONPATH=$PWD python scripts/batch_renorm_backward_ab.py [--rounds 15] [--threads 1] [--ops backward fwd+bwd]
 """
-import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
-
-
 sys.path.insert(0, HERE)
-from norm_family_ab import interleaved_times  # noqa: E402
-
-
-def rotated_times(runs, rounds, target_ms, clock):
-    """norm_family_ab.interleaved_times one round at a time, the order of the variants rotated each round, so each
-    follows each other one equally often (in a fixed order the variant right after torch's found x and dy evicted)."""
-    names, times = list(runs), {v: [] for v in runs}
-    for i in range(rounds):
-        order = names[i % len(names):] + names[:i % len(names)]
-        for v, t in interleaved_times({v: runs[v] for v in order}, 1, target_ms, clock).items():
-            times[v].append(t[0])
-    return {v: np.array(x) for v, x in times.items()}
-
-
-def print_times(op, dtype, shape, t):
-    """One table row of ``rotated_times``' {"new", "before", "torch"}: medians (minimum), ratios paired by round."""
-    fmt = lambda s: f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"  # noqa: E731
-    cell = lambda v: f"{fmt(float(np.median(t[v])))} ({fmt(float(t[v].min()))})"  # noqa: E731
-    ratio = lambda p, q: f"{float(np.median(t[q] / t[p])):.2f}x"  # noqa: E731
-    print(f"| {op} | {dtype} | {'x'.join(map(str, shape))} | {cell('new')} | {cell('before')} | {cell('torch')} | "
-          f"{ratio('new', 'before')} | {ratio('new', 'torch')} | {ratio('before', 'torch')} |", flush=True)
+from norm_ab_table import ab_arguments, bench_variants, swapped, time_table  # noqa: E402
 
 
 def before_backward(self, g):
@@ -126,63 +101,14 @@ def check_bits(threads_list):
     return True
 
 
-def ab_arguments(doc):
-    """The A/B scripts' command line (this one's and evonorm_b0_eval_backward_ab.py's), parsed."""
-    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--ops", nargs="+", default=["backward", "fwd+bwd"])
-    ap.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
-    ap.add_argument("--target-ms", type=float, default=20.0, help="CPU time per variant per round")
-    ap.add_argument("--skip-bits", action="store_true")
-    return ap.parse_args()
-
-
 def main():
     args = ab_arguments(__doc__)
-    import torch
-
-    import bench_norm_family as bench
-    from conftest import pin_threads
     from minigrad.nn.functional.norm import _BatchRenormTrain
 
     if not args.skip_bits and not check_bits([1, 2]):
         sys.exit(1)
-    new_backward = _BatchRenormTrain.backward
-
-    def with_before(run, result):
-        def run_before():
-            _BatchRenormTrain.backward = before_backward
-            try:
-                run()
-            finally:
-                _BatchRenormTrain.backward = new_backward
-        return run_before, result
-
-    pin_threads(args.threads)
-    torch.set_num_threads(args.threads)
-    clock = time.process_time
-    print(f"threads {args.threads}, {args.rounds} interleaved rounds, CPU time; load average "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print("| op | dtype | shape | new | before | torch ops | new vs before | new vs torch | before vs torch |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for dtype in args.dtypes:
-        bench.DTYPE = np.dtype(dtype).type
-        for shape in bench.SHAPES:
-            a = bench._arrays(shape)
-            for op in args.ops:
-                variants = {"new": bench._minigrad("BatchRenorm2d", a, op)}
-                variants["before"] = with_before(*bench._minigrad("BatchRenorm2d", a, op))
-                variants["torch"] = bench._torch(torch, "BatchRenorm2d", a, op)
-                results = {}
-                for v, (run, result) in variants.items():
-                    run()
-                    results[v] = result()
-                for got, want in zip(results["new"], results["before"]):
-                    np.testing.assert_array_equal(got, want)
-                t = rotated_times({v: run for v, (run, _) in variants.items()}, args.rounds, args.target_ms, clock)
-                print_times(op, dtype, shape, t)
-    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    before = lambda run: swapped(run, _BatchRenormTrain, "backward", before_backward)  # noqa: E731
+    time_table(args, lambda dtype, shape, op: bench_variants("BatchRenorm2d", dtype, shape, op, before))
 
 
 if __name__ == "__main__":

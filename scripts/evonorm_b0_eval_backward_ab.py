@@ -12,14 +12,12 @@ calls, CPU time) in an order rotated each round, ratios paired within a round, m
 """
 import os
 import sys
-import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
 sys.path.insert(0, HERE)
-from batch_renorm_backward_ab import ab_arguments, print_times, rotated_times  # noqa: E402
+from norm_ab_table import ab_arguments, swapped, time_table  # noqa: E402
 
 
 def before_backward(self, g):
@@ -56,19 +54,6 @@ def before_backward(self, g):
 
 
 NEW_BACKWARD = None
-
-
-def swapped(run):
-    """run() with _EvoNorm.backward the one before session 37."""
-    from minigrad.nn.functional.norm_family import _EvoNorm
-
-    def run_before():
-        _EvoNorm.backward = before_backward
-        try:
-            run()
-        finally:
-            _EvoNorm.backward = NEW_BACKWARD
-    return run_before
 
 
 def eval_case(shape, dtype, kind="plain", seed=0):
@@ -117,6 +102,7 @@ def torch_run(torch, a, op):
 def check_bits():
     import minigrad as mg
     from minigrad import kernels
+    from minigrad.nn.functional.norm_family import _EvoNorm
     n = 0
     for backend in [b for b in mg.available_backends() if b != "numpy"]:  # NOTE: the reference is the chain rule
         for threads in (1, 2):
@@ -130,7 +116,7 @@ def check_bits():
                             run, result = minigrad_run(a, "fwd+bwd")
                             run()
                             got["new"] = [r.tobytes() for r in result()]
-                            swapped(run)()
+                            swapped(run, _EvoNorm, "backward", before_backward)()
                             got["before"] = [r.tobytes() for r in result()]
                         n += 1
                         if got["new"] != got["before"]:
@@ -147,35 +133,19 @@ def main():
     args = ab_arguments(__doc__)
     import torch
 
-    import bench_norm_family as bench
-    from conftest import pin_threads
     from minigrad.nn.functional.norm_family import _EvoNorm
     NEW_BACKWARD = _EvoNorm.backward
 
     if not args.skip_bits and not check_bits():
         sys.exit(1)
-    pin_threads(args.threads)
-    torch.set_num_threads(args.threads)
-    print(f"threads {args.threads}, {args.rounds} rounds, CPU time; load average "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print("| op | dtype | shape | new | before | torch ops | new vs before | new vs torch | before vs torch |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for dtype in args.dtypes:
-        for shape in bench.SHAPES:
-            a = eval_case(shape, np.dtype(dtype).type)
-            for op in args.ops:
-                new_run, new_result = minigrad_run(a, op)
-                before_run, before_result = minigrad_run(a, op)
-                before_run = swapped(before_run)
-                torch_fn, _ = torch_run(torch, a, op)
-                new_run()
-                before_run()
-                for got, want in zip(new_result(), before_result()):
-                    np.testing.assert_array_equal(got, want)
-                t = rotated_times({"new": new_run, "before": before_run, "torch": torch_fn}, args.rounds,
-                                  args.target_ms, time.process_time)
-                print_times(op, dtype, shape, t)
-    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+    def variants(dtype, shape, op):
+        a = eval_case(shape, np.dtype(dtype).type)
+        before_run, before_result = minigrad_run(a, op)
+        before = swapped(before_run, _EvoNorm, "backward", before_backward)
+        return {"new": minigrad_run(a, op), "before": (before, before_result),
+                "torch": torch_run(torch, a, op)}
+    time_table(args, variants)
 
 
 if __name__ == "__main__":

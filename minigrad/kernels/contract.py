@@ -506,8 +506,8 @@ OUTPUTS = {
 }
 
 # kernel name -> its optional keywords, {name: (shape symbols, dtype rule)} for an array (the backends' default: None)
-# or "bool" for a flag (default False); a call that names them runs the Python checks (``check_options``), a call
-# without them the usual path
+# or "bool" for a flag (default False); ``check_options`` holds their rules, and the compiled checked call
+# (``CheckedKeywordCall``) accepts what it accepts and hands the rest to it
 OPTIONS = {
     "batch_norm_backward": {"r": ("C", "f64"), "d": ("C", "f64")},
     "evonorm_b0_backward": {"constant_lo": "bool"},
@@ -623,9 +623,18 @@ _ELEMENT_SYMBOLS = tuple(SYMBOLS.index(s) for s in "NCSRDHWM")
 
 try:
     from minigrad._ext._check import CheckedCall as _CheckedCall
+    from minigrad._ext._check import CheckedKeywordCall as _CheckedKeywordCall
     from minigrad._ext._check import accept as _accept
 except ImportError:  # NOTE: extensions not built: the Python checks below do all the work
-    _accept = _CheckedCall = None
+    _accept = _CheckedCall = _CheckedKeywordCall = None
+
+
+def _option_plan(kernel):
+    """``kernel``'s keywords (OPTIONS) for the compiled checked call: per keyword (name, symbol ids, dtype
+    number) for an array, (name, None, -1) for a flag."""
+    return tuple((name, None, -1) if rule == "bool" else
+                 (name, tuple(SYMBOLS.index(s) for s in rule[0]), _RULES[rule[1]].num)
+                 for name, rule in OPTIONS[kernel].items())
 
 
 def _plan(kernel):
@@ -870,28 +879,25 @@ class Backend:
             raise AttributeError(kernel)
         raw, below = getattr(self.module, kernel), small(kernel)
         names, plan, fast, eps_at, scalars = _PLANS[kernel]
-
-        def call(*args):
-            return raw(*args, 1 if _checked(kernel, args)[1] < below else get_num_threads())
+        if kernel in OPTIONS:
+            def call(*args, **options):  # NOTE: the keywords, when given, through their Python checks
+                n = check_options(kernel, args, options) if options else _checked(kernel, args)[1]
+                return raw(*args, 1 if n < below else get_num_threads(), **options)
+        else:
+            def call(*args):
+                return raw(*args, 1 if _checked(kernel, args)[1] < below else get_num_threads())
         call.__name__ = kernel
         call.__qualname__ = f"{self.name}.{kernel}"
         call.__doc__ = getattr(raw, "__doc__", None)
         if _CheckedCall is not None and not scalars:
             # NOTE: _checked's path for a kernel without scalar rules (eps aside), compiled: the checks and the call
-            # in one object call (an MLP-BN step makes 17). Arguments it refuses go through ``call``, which names
-            # the problem
-            call = _CheckedCall(raw, call, get_num_threads, len(names), fast, _ELEMENT_SYMBOLS, eps_at, below,
-                                kernel, call.__qualname__)
-        if kernel in OPTIONS:
-            positional = call
-
-            def call(*args, **options):  # NOTE: the keywords, when given, through the Python checks
-                if not options:
-                    return positional(*args)
-                return raw(*args, 1 if check_options(kernel, args, options) < below else get_num_threads(), **options)
-            call.__name__ = kernel
-            call.__qualname__ = f"{self.name}.{kernel}"
-            call.__doc__ = getattr(raw, "__doc__", None)
+            # in one object call (an MLP-BN step makes 17), the keywords' checks too for a kernel in OPTIONS (every
+            # batch norm's backward: no Python frame above it). Arguments it refuses go through ``call``, which
+            # names the problem
+            common = (raw, call, get_num_threads, len(names), fast, _ELEMENT_SYMBOLS, eps_at, below, kernel,
+                      call.__qualname__)
+            call = (_CheckedKeywordCall(*common, _option_plan(kernel)) if kernel in OPTIONS
+                    else _CheckedCall(*common))
         setattr(self, kernel, call)  # cache: __getattr__ runs once per kernel
         return call
 
