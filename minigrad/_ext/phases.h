@@ -626,7 +626,9 @@ MGP_INLINE int mgp_gate_v3(int on) {
 #define MGP_GATE_DISPATCH(T)                                                                                 \
 MGP_INLINE void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ssize_t D, int gate, T v, T lo, \
                                        T hi, T sc, T of) {                                                   \
-    MGP_GATE_PICK(mgp_row_apply_gate_##T, (y, x, D, gate, v, lo, hi, sc, of));                               \
+    if (mgp_cpu_v4) mgp_row_apply_gate_##T##_v4(y, x, D, gate, v, lo, hi, sc, of);                          \
+    else if (mgp_cpu_v3) mgp_row_apply_gate_##T##_v3p(y, x, D, gate, v, lo, hi, sc, of);  /* gate 0's pairs */ \
+    else mgp_row_apply_gate_##T##_any(y, x, D, gate, v, lo, hi, sc, of);                                    \
 }                                                                                                            \
 MGP_INLINE void mgp_row_backward_apply_gate_##T(T* dx, const T* restrict dy, const T* restrict x,             \
                                                 Py_ssize_t D, int gate, T a, T K, T b, T k, T v, T lo, T hi, \
@@ -1100,19 +1102,20 @@ MGP_GATE_DEN_V3(mgp_v4d, double, __m256d, pd, mgp_v8d)
    broadcasts went through the stack outside AVX-512 (the apply 1.7 ns an element against ... in blocks of 8) */
 MGP_GATE_ROWS_OF(float, mgp_v8f, 8, mgp_v16f, 16, _v4, MGP_TARGET_V4, mgp_expf8_fma_v4, mgp_expf16_fma_v4,
               MGP_GATE_GENERIC(float))
-MGP_GATE_ROWS_OF(float, mgp_v8f, 8, mgp_v8f, 8, _v3b, MGP_TARGET_V3, mgp_expf8_fma_v3, mgp_expf8_fma_v3,
+MGP_GATE_ROWS_OF(float, mgp_v8f, 8, mgp_v8f, 8, _v3, MGP_TARGET_V3, mgp_expf8_fma_v3, mgp_expf8_fma_v3,
                  MGP_GATE_V3(float, mgp_v8f, mgp_v8f))
 MGP_GATE_ROWS_OF(float, mgp_v8f, 8, mgp_v16f, 16, _any, MGP_BASELINE, mgp_expf8_fma, mgp_expf16_fma,
               MGP_GATE_GENERIC(float))
 MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v8d, 8, _v4, MGP_TARGET_V4, mgp_exp4_fma_v4, mgp_exp8_fma_v4,
               MGP_GATE_GENERIC(double))
-MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v4d, 4, _v3b, MGP_TARGET_V3, mgp_exp4_fma_v3, mgp_exp4_fma_v3,
+MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v4d, 4, _v3, MGP_TARGET_V3, mgp_exp4_fma_v3, mgp_exp4_fma_v3,
                  MGP_GATE_V3(double, mgp_v4d, mgp_v4d))
-/* gate 0's apply for AVX2 (session 38): pairs of blocks of L whose two exps run side by side (mg_expf.h's
-   mgp_expf8x2_fma_v3, mgp_exp4x2_fma_v3: one exp is a dependent chain that left the FMA pipes idle), then the
-   rest of the row and gate 1 by the *_v3b kernels above; per element the same operations, so the same bits */
+/* gate 0's apply for AVX2 (session 38; MGP_GATE_DISPATCH picks it where the CPU has x86-64-v3 but not AVX-512):
+   pairs of blocks of L whose two exps run side by side (mg_expf.h's mgp_expf8x2_fma_v3, mgp_exp4x2_fma_v3: one
+   exp is a dependent chain that left the FMA pipes idle), then the rest of the row, and gate 1, by the *_v3
+   kernels above; per element the same operations, so the same bits */
 #define MGP_GATE0_PAIRS_V3(T, V, L, EXP2X)                                                                   \
-MGP_TARGET_V3 static void mgp_row_apply_gate_##T##_v3(T* restrict y, const T* restrict x, Py_ssize_t D,        \
+MGP_TARGET_V3 static void mgp_row_apply_gate_##T##_v3p(T* restrict y, const T* restrict x, Py_ssize_t D,       \
                                                       int gate, T v, T lo, T hi, T sc, T of) {               \
     Py_ssize_t d = 0;                                                                                        \
     if (gate == 0) {                                                                                         \
@@ -1129,12 +1132,7 @@ MGP_TARGET_V3 static void mgp_row_apply_gate_##T##_v3(T* restrict y, const T* re
             memcpy(y + d + L, &y1, sizeof y1);                                                               \
         }                                                                                                    \
     }                                                                                                        \
-    mgp_row_apply_gate_##T##_v3b(y + d, x + d, D - d, gate, v, lo, hi, sc, of);                              \
-}                                                                                                            \
-MGP_TARGET_V3 static void mgp_row_backward_apply_gate_##T##_v3(T* dx, const T* restrict dy, const T* restrict x, \
-                                                               Py_ssize_t D, int gate, T a, T K, T b, T k, T v, \
-                                                               T lo, T hi, const T* kept) {                  \
-    mgp_row_backward_apply_gate_##T##_v3b(dx, dy, x, D, gate, a, K, b, k, v, lo, hi, kept);                  \
+    mgp_row_apply_gate_##T##_v3(y + d, x + d, D - d, gate, v, lo, hi, sc, of);                               \
 }
 MGP_GATE0_PAIRS_V3(float, mgp_v8f, 8, mgp_expf8x2_fma_v3)
 MGP_GATE0_PAIRS_V3(double, mgp_v4d, 4, mgp_exp4x2_fma_v3)
@@ -1322,19 +1320,26 @@ MGP_INLINE MGP_TARGET_V3 Py_ssize_t mgp_gate_sums_v3(double out[5], const float*
        where the macros flush: after a pair's second block at a multiple of MGP_FBLOCK or with no pair after it, and
        after a single last block */
     for (; i + 16 <= D; i += 16) {
-        mgp_v8f th[2][4];
-        if (gate == 0) mgp_gate0_terms8x2_v3(th, x + i, v, keep ? keep + i : NULL);
-        else for (int h = 0; h < 2; h++)
-            mgp_gate_terms8_v3(th[h], x + i + 8 * h, gate, v, lo, hi, keep ? keep + i + 8 * h : NULL);
-        for (int h = 0; h < 2; h++) {
-            mgp_v8f d;
-            memcpy(&d, dy + i + 8 * h, sizeof d);
-            d *= p;
-            b[0][h] += d;
-            b[1][h] += d * th[h][0];
-            for (int j = 2; j < n; j++) {
-                if (gate == 0) b[j][h] += d * th[h][j - 1];
-                else b[j][h] -= d * th[h][j - 1];
+        if (gate == 0) {  /* NOTE: both halves' exps side by side (session 38), then the halves' sums in order */
+            mgp_v8f th[2][4];
+            mgp_gate0_terms8x2_v3(th, x + i, v, keep ? keep + i : NULL);
+            for (int h = 0; h < 2; h++) {
+                mgp_v8f d;
+                memcpy(&d, dy + i + 8 * h, sizeof d);
+                d *= p;
+                b[0][h] += d;
+                b[1][h] += d * th[h][0];
+                b[2][h] += d * th[h][1];
+            }
+        } else {
+            for (int h = 0; h < 2; h++) {
+                mgp_v8f d;
+                mgp_gate_terms8_v3(t, x + i + 8 * h, gate, v, lo, hi, keep ? keep + i + 8 * h : NULL);
+                memcpy(&d, dy + i + 8 * h, sizeof d);
+                d *= p;
+                b[0][h] += d;
+                b[1][h] += d * t[0];
+                for (int j = 2; j < n; j++) b[j][h] -= d * t[j - 1];
             }
         }
         if ((i + 16) % MGP_FBLOCK == 0 || i + 32 > D) {
