@@ -148,3 +148,57 @@ def test_evonorm_b0_forward_checks(name):
     bad[5] = np.empty(4)  # mean (C,)
     with pytest.raises(ValueError, match="'mean'"):
         k.evonorm_b0_forward(*bad, x, v, w, b, EPS)
+
+
+def eval_phases(k, x, v, w, b, rv, eps=EPS):
+    """(y, lo, hi, imean, irstd) of the eval forward as the functional ran it before session 38: row_stats,
+    coefficients.rstd and the running std in NumPy, row_apply_gate with gate 1."""
+    N, C, S = x.shape
+    x2 = x.reshape(N * C, S)
+    im, im2 = np.empty((2, N, C))
+    k.row_stats(im.reshape(-1), im2.reshape(-1), x2, True)
+    with np.errstate(divide="ignore"):
+        irstd = coefficients.rstd(im2, S, eps)
+    co = np.empty((5, N, C), x.dtype)
+    co[0], co[4] = v, b
+    co[1], co[2] = np.sqrt(rv.astype(np.float64) + eps), 1.0 / irstd
+    co[3] = w
+    y = np.empty_like(x2)
+    k.row_apply_gate(y, x2, *co.reshape(5, N * C), 1)
+    return y.reshape(x.shape), co[1], co[2], im, irstd
+
+
+def eval_fused(k, x, v, w, b, rv, eps=EPS):
+    """The same outputs from one call with constant_lo (lo given: X(the running std)); mean and rstd not written."""
+    N, C, S = x.shape
+    out = alloc_outputs("evonorm_b0_forward", x.dtype, N=N, C=C, S=S)
+    out[1][...] = np.sqrt(rv.astype(np.float64) + eps)
+    mean, rstd = out[5].copy(), out[6].copy()
+    k.evonorm_b0_forward(*out, x, v, w, b, eps, constant_lo=True)
+    assert out[5].tobytes() == mean.tobytes() and out[6].tobytes() == rstd.tobytes(), "mean, rstd written"
+    return out[:5]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=ids(SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_evonorm_b0_forward_constant_lo(name, dtype, shape):
+    """Eval (constant_lo): against the reference's, and every backend bit for bit against the phases the eval
+    forward ran before on the same backend (the reference: to its rounding of irstd)."""
+    if name == "numba" and NUMBA_AS_PYTHON and int(np.prod(shape)) > 20_000:
+        pytest.skip("numba as plain Python (NUMBA_DISABLE_JIT=1): large shape skipped")
+    rng = np.random.default_rng(5)
+    x, v, w, b = data(rng, shape, dtype)
+    rv = (np.abs(rng.standard_normal(shape[1])) + 0.2).astype(dtype)
+    k = kernels.load(name)
+    got = eval_fused(k, x, v, w, b, rv)
+    want = eval_fused(reference, x, v, w, b, rv)
+    for what, g, r in zip(("y", "lo", "hi", "imean", "irstd"), got, want):
+        scale = max(float(np.max(np.abs(r))), 1.0)
+        np.testing.assert_allclose(g, r, rtol=TOL[dtype], atol=TOL[dtype] * scale, err_msg=what)
+    if shape[2] > 1:
+        u = v[None, :, None] * x + got[2][:, :, None]
+        assert 0 < np.count_nonzero(u > got[1][:, :, None]) < x.size, "the test must take both sides of the max"
+    if name != "numpy":
+        for what, g, r in zip(("y", "lo", "hi", "imean", "irstd"), got, eval_phases(k, x, v, w, b, rv)):
+            assert g.dtype == r.dtype and g.tobytes() == r.tobytes(), f"{name} {shape}: {what} differs"

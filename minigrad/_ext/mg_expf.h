@@ -270,6 +270,118 @@ MGP_INLINE MGP_TARGET_V3 F2 NAME2(F2 x0) {                                      
 }
 MGP_WIDE_V3(mgp_v16f, mgp_v8f, mgp_expf8_fma_v3, mgp_expf16_fma_v3)
 MGP_WIDE_V3(mgp_v8d, mgp_v4d, mgp_exp4_fma_v3, mgp_exp8_fma_v3)
+/* mgp_exp4_fma_v3 on two blocks at once, *e0 = exp(x0) and *e1 = exp(x1), each step written for both (session 38):
+   the exp is one dependent chain of about 20 operations (13 of them the polynomial's fused multiply-adds, 4 cycles
+   each on Zen 3), so one block at a time left the FMA pipes waiting on the chain; two chains side by side fill them.
+   The same operations per lane as MGP_EXP_BODY's (P2 below), so the same bits. */
+#define MGP_P2(S) S(0) S(1)
+MGP_INLINE MGP_TARGET_V3 void mgp_exp4x2_fma_v3(mgp_v4d x0, mgp_v4d x1, mgp_v4d* e0, mgp_v4d* e1) {
+    typedef mgp_v4d F;
+    const F magic = (F){0} + 6755399441055744.0;
+#define MGP_E2_A(i) const F x_##i = MGP_MAX_3(mgp_v4d, U, -750.0, MGP_MIN_3(mgp_v4d, U, 750.0, x##i));
+#define MGP_E2_B(i) const F t##i = MGP_FMA_3(mgp_v4d, x_##i, 1.4426950408889634, magic);
+#define MGP_E2_C(i) const F n##i = t##i - magic;
+#define MGP_E2_D(i) F r##i = MGP_FMA_3(mgp_v4d, n##i, -6.93145751953125e-1, x_##i);
+#define MGP_E2_E(i) r##i = MGP_FMA_3(mgp_v4d, n##i, -1.42860682030941723212e-6, r##i);
+#define MGP_E2_F(i) F p##i = MGP_FMA_3(mgp_v4d, r##i, 1.6059043836821613e-10, (F){0} + 2.08767569878681e-09);
+#define MGP_E2_P(i) p##i = MGP_FMA_3(mgp_v4d, p##i, r##i, (F){0} + MGP_E2_K);
+    MGP_P2(MGP_E2_A) MGP_P2(MGP_E2_B) MGP_P2(MGP_E2_C) MGP_P2(MGP_E2_D) MGP_P2(MGP_E2_E) MGP_P2(MGP_E2_F)
+#define MGP_E2_K 2.505210838544172e-08
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_K 2.755731922398589e-07
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_K 2.7557319223985893e-06
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_K 2.48015873015873e-05
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_K 0.0001984126984126984
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_K 0.001388888888888889
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_K 0.008333333333333333
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_K 0.041666666666666664
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_K 0.16666666666666666
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_K 0.5
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_G(i) p##i = MGP_FMA_3(mgp_v4d, p##i, r##i * r##i, r##i) + 1.0;
+#define MGP_E2_H(i)                                                                                          \
+    mgp_v4ul bt##i, bm##i;                                                                                   \
+    memcpy(&bt##i, &t##i, sizeof bt##i);                                                                     \
+    memcpy(&bm##i, &magic, sizeof bm##i);                                                                    \
+    const mgp_v4l k##i = (mgp_v4l)(bt##i - bm##i), k1##i = k##i >> 1;                                        \
+    const mgp_v4ul e1##i = (mgp_v4ul)(k1##i + 1023) << 52, e2##i = (mgp_v4ul)(k##i - k1##i + 1023) << 52;      \
+    F s1##i, s2##i;                                                                                          \
+    memcpy(&s1##i, &e1##i, sizeof s1##i);                                                                    \
+    memcpy(&s2##i, &e2##i, sizeof s2##i);                                                                    \
+    *e##i = p##i * s1##i * s2##i;
+    MGP_P2(MGP_E2_G) MGP_P2(MGP_E2_H)
+#undef MGP_E2_A
+#undef MGP_E2_B
+#undef MGP_E2_C
+#undef MGP_E2_D
+#undef MGP_E2_E
+#undef MGP_E2_F
+#undef MGP_E2_P
+#undef MGP_E2_G
+#undef MGP_E2_H
+}
+/* mgp_expf8_fma_v3 on two blocks at once, as mgp_exp4x2_fma_v3 (MGP_GEXPF_BODY's and MGP_SCALE2's operations per
+   lane, so the same bits) */
+MGP_INLINE MGP_TARGET_V3 void mgp_expf8x2_fma_v3(mgp_v8f x0, mgp_v8f x1, mgp_v8f* e0, mgp_v8f* e1) {
+    typedef mgp_v8f F;
+    const F magic = (F){0} + 12582912.0f;
+#define MGP_E2_A(i) const F x_##i = MGP_CLAMP89_3(mgp_v8f, U, x##i);
+#define MGP_E2_B(i) const F t##i = MGP_FMA_3(mgp_v8f, x_##i, 1.44269504088896341f, magic);
+#define MGP_E2_C(i) const F n##i = t##i - magic;
+#define MGP_E2_D(i) F r##i = MGP_FMA_3(mgp_v8f, n##i, -0.693359375f, x_##i);
+#define MGP_E2_E(i) r##i = MGP_FMA_3(mgp_v8f, n##i, 2.12194440e-4f, r##i);
+#define MGP_E2_F(i) F p##i = MGP_FMA_3(mgp_v8f, r##i, 0x1.6a2434p-10f, (F){0} + 0x1.1239e2p-7f);
+#define MGP_E2_P(i) p##i = MGP_FMA_3(mgp_v8f, p##i, r##i, (F){0} + MGP_E2_K);
+    MGP_P2(MGP_E2_A) MGP_P2(MGP_E2_B) MGP_P2(MGP_E2_C) MGP_P2(MGP_E2_D) MGP_P2(MGP_E2_E) MGP_P2(MGP_E2_F)
+#define MGP_E2_K 0x1.5558f2p-5f
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_K 0x1.555492p-3f
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_K 0x1.fffffcp-2f
+    MGP_P2(MGP_E2_P)
+#undef MGP_E2_K
+#define MGP_E2_G(i) p##i = MGP_FMA_3(mgp_v8f, p##i, r##i * r##i, r##i) + 1.0f;
+#define MGP_E2_H(i)                                                                                          \
+    mgp_v8u bt##i, bm##i;                                                                                    \
+    memcpy(&bt##i, &t##i, sizeof bt##i);                                                                     \
+    memcpy(&bm##i, &magic, sizeof bm##i);                                                                    \
+    const mgp_v8i k##i = (mgp_v8i)(bt##i - bm##i), k1##i = k##i >> 1;                                        \
+    const mgp_v8u e1##i = (mgp_v8u)(k1##i + 127) << 23, e2##i = (mgp_v8u)(k##i - k1##i + 127) << 23;          \
+    F s1##i, s2##i;                                                                                          \
+    memcpy(&s1##i, &e1##i, sizeof s1##i);                                                                    \
+    memcpy(&s2##i, &e2##i, sizeof s2##i);                                                                    \
+    *e##i = p##i * s1##i * s2##i;
+    MGP_P2(MGP_E2_G) MGP_P2(MGP_E2_H)
+#undef MGP_E2_A
+#undef MGP_E2_B
+#undef MGP_E2_C
+#undef MGP_E2_D
+#undef MGP_E2_E
+#undef MGP_E2_F
+#undef MGP_E2_P
+#undef MGP_E2_G
+#undef MGP_E2_H
+}
 #else
 #define MGP_CLONES_FMA
 #define MGP_SPLIT_V4 0

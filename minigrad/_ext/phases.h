@@ -626,7 +626,9 @@ MGP_INLINE int mgp_gate_v3(int on) {
 #define MGP_GATE_DISPATCH(T)                                                                                 \
 MGP_INLINE void mgp_row_apply_gate_##T(T* restrict y, const T* restrict x, Py_ssize_t D, int gate, T v, T lo, \
                                        T hi, T sc, T of) {                                                   \
-    MGP_GATE_PICK(mgp_row_apply_gate_##T, (y, x, D, gate, v, lo, hi, sc, of));                               \
+    if (mgp_cpu_v4) mgp_row_apply_gate_##T##_v4(y, x, D, gate, v, lo, hi, sc, of);                          \
+    else if (mgp_cpu_v3) mgp_row_apply_gate_##T##_v3p(y, x, D, gate, v, lo, hi, sc, of);  /* gate 0's pairs */ \
+    else mgp_row_apply_gate_##T##_any(y, x, D, gate, v, lo, hi, sc, of);                                    \
 }                                                                                                            \
 MGP_INLINE void mgp_row_backward_apply_gate_##T(T* dx, const T* restrict dy, const T* restrict x,             \
                                                 Py_ssize_t D, int gate, T a, T K, T b, T k, T v, T lo, T hi, \
@@ -1108,6 +1110,32 @@ MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v8d, 8, _v4, MGP_TARGET_V4, mgp_exp4_fm
               MGP_GATE_GENERIC(double))
 MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v4d, 4, _v3, MGP_TARGET_V3, mgp_exp4_fma_v3, mgp_exp4_fma_v3,
                  MGP_GATE_V3(double, mgp_v4d, mgp_v4d))
+/* gate 0's apply for AVX2 (session 38; MGP_GATE_DISPATCH picks it where the CPU has x86-64-v3 but not AVX-512):
+   pairs of blocks of L whose two exps run side by side (mg_expf.h's mgp_expf8x2_fma_v3, mgp_exp4x2_fma_v3: one
+   exp is a dependent chain that left the FMA pipes idle), then the rest of the row, and gate 1, by the *_v3
+   kernels above; per element the same operations, so the same bits */
+#define MGP_GATE0_PAIRS_V3(T, V, L, EXP2X)                                                                   \
+MGP_TARGET_V3 static void mgp_row_apply_gate_##T##_v3p(T* restrict y, const T* restrict x, Py_ssize_t D,       \
+                                                      int gate, T v, T lo, T hi, T sc, T of) {               \
+    Py_ssize_t d = 0;                                                                                        \
+    if (gate == 0) {                                                                                         \
+        const T nv = -v;                                                                                     \
+        const __auto_type sc1 = MGP_GATE0_AFF_##T(V, sc);                                                    \
+        const __auto_type of1 = MGP_GATE0_AFF_##T(V, of);                                                    \
+        for (; d + 2 * L <= D; d += 2 * L) {                                                                 \
+            const V x0 = mgp_loadv_##T(x + d), x1 = mgp_loadv_##T(x + d + L);                                \
+            V e0, e1;                                                                                        \
+            EXP2X(nv * x0, nv * x1, &e0, &e1);                                                               \
+            const V y0 = MGP_GATE0_Y_##T(V, MGP_FMA_3, MGP_XSIG_##T(x0, e0), sc1, of1);                      \
+            const V y1 = MGP_GATE0_Y_##T(V, MGP_FMA_3, MGP_XSIG_##T(x1, e1), sc1, of1);                      \
+            memcpy(y + d, &y0, sizeof y0);                                                                   \
+            memcpy(y + d + L, &y1, sizeof y1);                                                               \
+        }                                                                                                    \
+    }                                                                                                        \
+    mgp_row_apply_gate_##T##_v3(y + d, x + d, D - d, gate, v, lo, hi, sc, of);                               \
+}
+MGP_GATE0_PAIRS_V3(float, mgp_v8f, 8, mgp_expf8x2_fma_v3)
+MGP_GATE0_PAIRS_V3(double, mgp_v4d, 4, mgp_exp4x2_fma_v3)
 MGP_GATE_ROWS_OF(double, mgp_v4d, 4, mgp_v8d, 8, _any, MGP_BASELINE, mgp_exp4_fma, mgp_exp8_fma,
               MGP_GATE_GENERIC(double))
 MGP_GATE_DISPATCH(float)
@@ -1262,6 +1290,19 @@ MGP_INLINE MGP_TARGET_V3 void mgp_gate_terms8_v3(mgp_v8f t[4], const float* x, i
         t[1] = q * (xv * mu); t[2] = q * mu; t[3] = q * (1.0f - mu);
     }
 }
+/* gate 0's terms of mgp_gate_terms8_v3 for two halves x[0..7], x[8..15] at once, their exps side by side
+   (mgp_expf8x2_fma_v3, session 38; the same operations per lane) */
+MGP_INLINE MGP_TARGET_V3 void mgp_gate0_terms8x2_v3(mgp_v8f t[2][4], const float* x, float v, float* keep) {
+    mgp_v8f x0, x1, e0, e1;  /* NOTE: not one memcpy into x[2]: GCC copied it through the stack in 16-byte pieces */
+    memcpy(&x0, x, sizeof x0);
+    memcpy(&x1, x + 8, sizeof x1);
+    mgp_expf8x2_fma_v3(-v * x0, -v * x1, &e0, &e1);
+    for (int h = 0; h < 2; h++) {
+        const mgp_v8f xv = h ? x1 : x0, s = 1 / (1 + (h ? e1 : e0));
+        if (keep) memcpy(keep + 8 * h, &s, sizeof s);
+        t[h][0] = xv * s; t[h][1] = t[h][0] * (xv * (1.0f - s));
+    }
+}
 /* the float gate sums' vector part for AVX2 (gate 0: 3 sums, the terms added; gate 1: 5, df/dv, df/dhi and df/dlo's
    negated terms subtracted): MGP_ROW_SUMS_SIG_FLOAT's and MGP_ROW_SUMS_DEN_FLOAT's operations in their order, each
    16-lane float block as two 8-lane halves and each 8-lane double accumulator as two 4-lane ones (lane j of 16 is
@@ -1279,16 +1320,26 @@ MGP_INLINE MGP_TARGET_V3 Py_ssize_t mgp_gate_sums_v3(double out[5], const float*
        where the macros flush: after a pair's second block at a multiple of MGP_FBLOCK or with no pair after it, and
        after a single last block */
     for (; i + 16 <= D; i += 16) {
-        for (int h = 0; h < 2; h++) {
-            mgp_v8f d;
-            mgp_gate_terms8_v3(t, x + i + 8 * h, gate, v, lo, hi, keep ? keep + i + 8 * h : NULL);
-            memcpy(&d, dy + i + 8 * h, sizeof d);
-            d *= p;
-            b[0][h] += d;
-            b[1][h] += d * t[0];
-            for (int j = 2; j < n; j++) {
-                if (gate == 0) b[j][h] += d * t[j - 1];
-                else b[j][h] -= d * t[j - 1];
+        if (gate == 0) {  /* NOTE: both halves' exps side by side (session 38), then the halves' sums in order */
+            mgp_v8f th[2][4];
+            mgp_gate0_terms8x2_v3(th, x + i, v, keep ? keep + i : NULL);
+            for (int h = 0; h < 2; h++) {
+                mgp_v8f d;
+                memcpy(&d, dy + i + 8 * h, sizeof d);
+                d *= p;
+                b[0][h] += d;
+                b[1][h] += d * th[h][0];
+                b[2][h] += d * th[h][1];
+            }
+        } else {
+            for (int h = 0; h < 2; h++) {
+                mgp_v8f d;
+                mgp_gate_terms8_v3(t, x + i + 8 * h, gate, v, lo, hi, keep ? keep + i + 8 * h : NULL);
+                memcpy(&d, dy + i + 8 * h, sizeof d);
+                d *= p;
+                b[0][h] += d;
+                b[1][h] += d * t[0];
+                for (int j = 2; j < n; j++) b[j][h] -= d * t[j - 1];
             }
         }
         if ((i + 16) % MGP_FBLOCK == 0 || i + 32 > D) {
@@ -1400,9 +1451,17 @@ MGP_TARGET_V3 static void mgp_row_sums_sig_double_v3(double* sdy, double* sdyf, 
     mgp_v4d a8[2] = {{0}}, f8[2] = {{0}}, g8[2] = {{0}}, a = {0}, f = {0}, gv = {0};
     const double nv = -v;
     Py_ssize_t i = 0;
-    for (; i + 8 <= D; i += 8) {
-        for (int h = 0; h < 2; h++)
-            mgp_sig4d_v3(a8 + h, f8 + h, g8 + h, x + i + 4 * h, dy + i + 4 * h, nv, keep ? keep + i + 4 * h : NULL);
+    for (; i + 8 <= D; i += 8) {  /* NOTE: the two halves' exps side by side (session 38), then mgp_sig4d_v3's sums */
+        const mgp_v4d x0 = mgp_load4_double(x + i), x1 = mgp_load4_double(x + i + 4);
+        mgp_v4d e[2];
+        mgp_exp4x2_fma_v3(nv * x0, nv * x1, e, e + 1);
+        for (int h = 0; h < 2; h++) {
+            const mgp_v4d xd = h ? x1 : x0, gd = mgp_load4_double(dy + i + 4 * h), sd = 1 / (1 + e[h]);
+            if (keep) memcpy(keep + i + 4 * h, &sd, sizeof sd);
+            a8[h] += gd;
+            f8[h] += gd * (xd * sd);
+            g8[h] += gd * (xd * xd * (sd * (1 - sd)));
+        }
     }
     for (; i + 4 <= D; i += 4) mgp_sig4d_v3(&a, &f, &gv, x + i, dy + i, nv, keep ? keep + i : NULL);
     double ta = 0, tf = 0, tv = 0;

@@ -780,7 +780,9 @@ cdef void _evonorm_b0_forward(floating* y, floating* lo, floating* hi, double* i
                               int n_threads) noexcept nogil:
     cdef Py_ssize_t R = N * C, nb = min(C, max(n_threads, 1)), nt = min(R, max(n_threads, 1)), blk
     _row_stats(imean, irstd, x, 1, R, S, n_threads)
-    if nb == 1:  # NOTE: as in _row_stats
+    if rstd == NULL:  # NOTE: lo a constant (eval: the running std, given), no batch statistics
+        pass
+    elif nb == 1:  # NOTE: as in _row_stats
         if floating is float:
             mgb0_combine_float(lo, imean, irstd, mean, rstd, N, C, S, 0, C, eps)
         else:
@@ -811,13 +813,16 @@ cdef void _evonorm_b0_forward(floating* y, floating* lo, floating* hi, double* i
 def evonorm_b0_forward(cnp.ndarray y not None, cnp.ndarray lo not None, cnp.ndarray hi not None,
                        cnp.ndarray imean not None, cnp.ndarray irstd not None, cnp.ndarray mean not None,
                        cnp.ndarray rstd not None, cnp.ndarray x not None, cnp.ndarray v not None,
-                       cnp.ndarray weight not None, cnp.ndarray bias not None, double eps, Py_ssize_t n_threads):
-    """EvoNorm-B0's training forward in one call: statistics, the batch's from the rows', the gate apply (contract)."""
+                       cnp.ndarray weight not None, cnp.ndarray bias not None, double eps, Py_ssize_t n_threads,
+                       bint constant_lo=False):
+    """EvoNorm-B0's training forward in one call: statistics, the batch's from the rows', the gate apply (contract);
+    constant_lo: lo given (eval: the running std), mean and rstd not written."""
     n_threads = team_size(n_threads)
     cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2)
     cdef bint f32 = is_float32(x)
     cdef void* p_y = ptr(y), *p_lo = ptr(lo), *p_hi = ptr(hi), *p_im = ptr(imean), *p_ir = ptr(irstd)
-    cdef void* p_mean = ptr(mean), *p_rstd = ptr(rstd), *p_x = ptr(x), *p_v = ptr(v), *p_w = ptr(weight)
+    cdef void* p_mean = NULL if constant_lo else ptr(mean), *p_rstd = NULL if constant_lo else ptr(rstd)
+    cdef void* p_x = ptr(x), *p_v = ptr(v), *p_w = ptr(weight)
     cdef void* p_b = ptr(bias)
     with nogil:
         if f32:

@@ -204,6 +204,8 @@ back exactly 0, m2 = sum(x^2)) and the backward passes take mean = 0.
                                                             rstd = coefficients.rstd(m2, N*S, eps); lo = X(1/rstd[c])
                                                             and hi = X(1/irstd), the gate's; y = row_apply_gate's
                                                             (gate 1) with v[c], lo, hi, weight[c], bias[c]
+      keyword constant_lo (bool, default False; OPTIONS): lo (N, C) is given (eval: X(the running std)), no batch
+      statistics: mean, rstd are not written (the eval forward's row_stats, NumPy and row_apply_gate in one call)
   evonorm_b0_backward(dx, dv, dweight, dbias, dy, x, v, weight, lo, hi, imean, irstd, mean, rstd)   EvoNorm-B0's
       dx, dy, x: (N, C, S), rows (n, c);                    training backward in one call: row_backward_sums_gate
       dv, dweight, dbias: (C,) OUT; v, weight: (C,);        (gate 1) on rows (n, c) with v[c], lo, hi; per channel
@@ -511,6 +513,7 @@ OUTPUTS = {
 OPTIONS = {
     "batch_norm_backward": {"r": ("C", "f64"), "d": ("C", "f64")},
     "evonorm_b0_backward": {"constant_lo": "bool"},
+    "evonorm_b0_forward": {"constant_lo": "bool"},
 }
 
 

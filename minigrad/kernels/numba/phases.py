@@ -554,19 +554,22 @@ def evonorm_s0_backward(dx, sdy, sdyf, sdv, dy, x, v, weight, gmean, grstd, num_
     row_backward_apply_gate(dx.reshape(n * c, s), dy2, x2, a, shift, b, k, v2, v2, v2, 0, n_threads)
 
 
-def evonorm_b0_forward(y, lo, hi, imean, irstd, mean, rstd, x, v, weight, bias, eps, n_threads):
+def evonorm_b0_forward(y, lo, hi, imean, irstd, mean, rstd, x, v, weight, bias, eps, n_threads, constant_lo=False):
     """EvoNorm-B0's training forward (contract): Python over the jitted row phases, the instance statistics
-    (row_stats), the batch's combined from them with the NumPy coefficients between, then the gate apply."""
+    (row_stats), the batch's combined from them with the NumPy coefficients between, then the gate apply
+    (constant_lo: lo given, no batch statistics)."""
     from minigrad.kernels.coefficients import rstd as _rstd
     N, C, S = x.shape
     x2 = x.reshape(N * C, S)
     m2 = np.empty((N, C))
     row_stats(imean.reshape(-1), m2.reshape(-1), x2, True, n_threads)
-    mean[...] = imean.sum(axis=0) / N
-    dev = imean - mean
-    rstd[...] = _rstd(m2.sum(axis=0) + S * (dev * dev).sum(axis=0), N * S, eps)
+    if not constant_lo:
+        mean[...] = imean.sum(axis=0) / N
+        dev = imean - mean
+        rstd[...] = _rstd(m2.sum(axis=0) + S * (dev * dev).sum(axis=0), N * S, eps)
     irstd[...] = _rstd(m2, S, eps)
-    lo[...] = 1.0 / rstd
+    if not constant_lo:
+        lo[...] = 1.0 / rstd
     hi[...] = 1.0 / irstd
     rows = lambda a: np.ascontiguousarray(np.broadcast_to(a, (N, C))).reshape(-1)  # noqa: E731
     row_apply_gate(y.reshape(x2.shape), x2, rows(v), lo.reshape(-1), hi.reshape(-1), rows(weight), rows(bias), 1,

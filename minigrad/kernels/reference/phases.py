@@ -241,19 +241,22 @@ def evonorm_s0_backward(dx, sdy, sdyf, sdv, dy, x, v, weight, gmean, grstd, num_
     row_backward_apply_gate(dx.reshape(n * c, s), dy2, x2, a, shift, b, k, v2, v2, v2, 0)
 
 
-def evonorm_b0_forward(y, lo, hi, imean, irstd, mean, rstd, x, v, weight, bias, eps, n_threads=1):
+def evonorm_b0_forward(y, lo, hi, imean, irstd, mean, rstd, x, v, weight, bias, eps, n_threads=1, constant_lo=False):
     """EvoNorm-B0's training forward (contract), from the paper's equations in float64: the instance statistics of
     each row (n, c) over S and the batch statistics of each channel over N and S, directly (biased variances), then
     y = x/max(sqrt(s2_batch + eps), v*x + sqrt(s2_instance + eps))*weight + bias with the two standard deviations
-    and u = v*x + hi rounded to X, as the compiled kernels hold them (``_gate``)."""
+    and u = v*x + hi rounded to X, as the compiled kernels hold them (``_gate``). ``constant_lo`` (eval): lo is given
+    (the running std), mean and rstd are not written."""
     N, C, S = x.shape
     x64 = x.astype(np.float64)
     imean[...] = x64.mean(axis=2)
-    mean[...] = x64.mean(axis=(0, 2))
     with np.errstate(divide="ignore"):  # NOTE: a constant set with eps = 0: rstd = inf, as in C
         irstd[...] = 1.0 / np.sqrt(x64.var(axis=2) + eps)
-        rstd[...] = 1.0 / np.sqrt(x64.var(axis=(0, 2)) + eps)
-    lo[...] = np.broadcast_to(1.0 / rstd, (N, C))
+        if not constant_lo:
+            mean[...] = x64.mean(axis=(0, 2))
+            rstd[...] = 1.0 / np.sqrt(x64.var(axis=(0, 2)) + eps)
+    if not constant_lo:
+        lo[...] = np.broadcast_to(1.0 / rstd, (N, C))
     hi[...] = 1.0 / irstd
     x2, v2, w2, b2 = _per_row(x, v, weight, bias)
     row_apply_gate(y.reshape(x2.shape), x2, v2, lo.reshape(-1), hi.reshape(-1), w2, b2, 1)

@@ -13,7 +13,7 @@ and the coefficients between them (``minigrad.kernels.coefficients``), so it run
                         phases, then the gate (S0's x*sigmoid(v*x), B0's x/max(...)), the division and the affine
                         fused into one apply pass and its backward into the sums and backward-apply passes (the
                         ``row_*_gate`` phases); measured faster than the composed ops (docs/perf/norm-family.md);
-                        B0's training forward is one call (``evonorm_b0_forward``: statistics, the batch's from
+                        B0's forward is one call (``evonorm_b0_forward``: statistics, in training the batch's from
                         the instances', the apply) and so is its backward (``evonorm_b0_backward``)
 Inputs are validated here, with the same rules and messages as ``norm.py``.
 """
@@ -375,8 +375,8 @@ class _EvoNorm(Function):
                    ``row_stats`` on x viewed as (N*G, (C/G)*S)), offset = bias[c]
       B0 (gate 1): f = x/max(lo, v[c]*x + hi), hi = the instance std of row r, lo = the batch std of channel c
                    (combined from the instance statistics; in eval the running one, a constant), scale = weight[c],
-                   offset = bias[c]; in training all of it one call (``evonorm_b0_forward``), in eval ``row_stats``
-                   and ``row_apply_gate``
+                   offset = bias[c]; all of it one call (``evonorm_b0_forward``; in eval with ``constant_lo``, lo
+                   the running std)
     Backward: the gate sums give per row sum(dy), sum(dy*f) and the sums of dy times df/dv, df/dhi, df/dlo; then
     dx = a*dy*df/dx + b*(x - shift) + k, where b*(x - shift) + k carries the standard deviations' own backward
     (d std/dx_i = (x_i - mean)/(M*std) of each set: the group for S0; the instance and, in training, the batch for
@@ -401,16 +401,24 @@ class _EvoNorm(Function):
         k = kernels.kernels()
         self.x2, self.shape = x2, x.shape
         y = np.empty_like(x2)
-        if gate == 1 and running_var is None:
+        if gate == 1:
             # NOTE: one kernel call, channel by channel while its rows are in cache: the instance statistics, the
             # batch's combined from them, both standard deviations rounded to X (lo, hi: the composed ops' values)
-            # and the gate apply; per row v, lo, hi in one (3, N*C) block for the backward's row phases
+            # and the gate apply; per row v, lo, hi in one (3, N*C) block for the backward's row phases. In eval
+            # (constant_lo) lo is X(the running std), given, and the kernel skips the batch statistics: the
+            # row_stats + NumPy + row_apply_gate it replaces, the same bits (docs/perf/norm-family.md, session 38)
             co = np.empty((3, n, c), dtype)
             co[0] = v
             st = np.empty((2, n, c))
             bs = np.empty((2, c))
-            k.evonorm_b0_forward(y.reshape(n, c, s), co[1], co[2], st[0], st[1], bs[0], bs[1], x2.reshape(n, c, s),
-                                 self.vc, w, b, eps)
+            args = (y.reshape(n, c, s), co[1], co[2], st[0], st[1], bs[0], bs[1], x2.reshape(n, c, s), self.vc, w, b,
+                    eps)
+            if running_var is None:
+                k.evonorm_b0_forward(*args)
+            else:
+                co[1] = np.sqrt(running_var.astype(np.float64) + eps)
+                k.evonorm_b0_forward(*args, constant_lo=True)
+                bs[:] = 0  # NOTE: the backward's kernel does not read them in eval
             self.v, self.lo, self.hi = co.reshape(3, n * c)
             (self.imean, self.irstd), (self.mean, self.rstd) = st, bs
             return y.reshape(x.shape)
@@ -418,22 +426,13 @@ class _EvoNorm(Function):
         # (cheaper than broadcast_to + ascontiguousarray each at small N*C); an assignment casts to X as astype does
         co = np.empty((5, n, c), dtype)
         co[0], co[4] = v, b
-        if gate == 0:
-            per = c // num_groups
-            gm, gm2 = np.empty((2, n * num_groups))
-            k.row_stats(gm, gm2, x2.reshape(n * num_groups, per * s), True)
-            grstd = coefficients.rstd(gm2, per * s, eps).reshape(n, num_groups)
-            self.gmean, self.grstd, self.count = gm.reshape(n, num_groups), grstd, per * s
-            co.reshape(5, n, num_groups, per)[3] = self.w64.reshape(num_groups, per) * grstd[:, :, None]
-            co[1:3] = 0  # NOTE: gate 0 reads neither lo nor hi
-        else:
-            # NOTE: eval: the running batch variance (lo a constant) and the instance statistics
-            im, im2 = np.empty((2, n, c))
-            k.row_stats(im.reshape(-1), im2.reshape(-1), x2, True)
-            self.imean, self.irstd = im, coefficients.rstd(im2, s, eps)
-            self.mean = self.rstd = np.zeros(c)  # NOTE: the backward's kernel does not read them in eval
-            co[1], co[2] = np.sqrt(running_var.astype(np.float64) + eps), 1.0 / self.irstd
-            co[3] = w
+        per = c // num_groups  # NOTE: gate 0 (S0): the group statistics, then the apply
+        gm, gm2 = np.empty((2, n * num_groups))
+        k.row_stats(gm, gm2, x2.reshape(n * num_groups, per * s), True)
+        grstd = coefficients.rstd(gm2, per * s, eps).reshape(n, num_groups)
+        self.gmean, self.grstd, self.count = gm.reshape(n, num_groups), grstd, per * s
+        co.reshape(5, n, num_groups, per)[3] = self.w64.reshape(num_groups, per) * grstd[:, :, None]
+        co[1:3] = 0  # NOTE: gate 0 reads neither lo nor hi
         self.v, self.lo, self.hi, scale, offset = co.reshape(5, n * c)
         k.row_apply_gate(y, x2, self.v, self.lo, self.hi, scale, offset, gate)
         return y.reshape(x.shape)
@@ -525,7 +524,7 @@ def evonorm_b0(input: Tensor, v: Tensor, running_var: Tensor | None = None, weig
     (``training=False``) ``running_var`` replaces it and is required, so the output uses only running statistics
     (and each sample's own instance variance). One node (``_EvoNorm``): the instance statistics (the batch's are
     combined from them), then v*x, the max, the division and the affine fused into one apply pass, in training
-    all in one kernel call (``evonorm_b0_forward``; in eval ``row_stats`` and ``row_apply_gate`` with gate 1), and
+    all in one kernel call (``evonorm_b0_forward``; in eval with ``constant_lo``, lo the running std), and
     their backward into the sums and backward-apply passes (in training one call, ``evonorm_b0_backward``); fused
     because that measures faster than the composed ops (docs/perf/norm-family.md). Ties of the max split the
     gradient evenly, as ``torch.maximum``. Double backward composes the same formula from Tensor ops.
