@@ -184,7 +184,7 @@ def test_valid_keywords_reach_the_kernel_with_the_thread_count(below, want):
 def test_kernels_without_keywords_keep_the_plain_checked_call():
     backend = kernels.load("cython")
     assert type(backend.batch_norm_forward) is contract._CheckedCall
-    assert set(contract.OPTIONS) == {"batch_norm_backward", "evonorm_b0_backward"}
+    assert set(contract.OPTIONS) == {"batch_norm_backward", "evonorm_b0_backward", "evonorm_b0_forward"}
     for kernel in contract.OPTIONS:
         assert type(getattr(backend, kernel)) is contract._CheckedKeywordCall
         assert getattr(backend, kernel).__qualname__ == f"cython.{kernel}"
