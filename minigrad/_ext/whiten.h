@@ -504,7 +504,7 @@ MG_FMA_CLONES static void mg_zca_p1_group_##T(double* restrict P, double* restri
     memset(accv, 0, (size_t)(nb * 12) * sizeof *accv);                                                             \
     memset(acct, 0, (size_t)(nb * 12) * sizeof *acct);                                                             \
     /* NOTE: samples outer, blocks inner: one sample's rows of the group stay in L2 for all its blocks (blocks     \
-       outer streamed the group's N samples again for each block: 2-3x slower at 32x64x16x16) */                   \
+       outer streamed all N samples again per block: docs/perf/norm-family.md, session 38) */                      \
     for (Py_ssize_t n = 0; n < N; n++)                                                                             \
         for (Py_ssize_t bi = 0; bi < gk; bi += 4)                                                                  \
             for (Py_ssize_t bj = 0; bj < gk + 1; bj += 3) {                                                        \
@@ -588,8 +588,8 @@ static int mg_zca_backward_p1_##T(double* P, double* sdy, const T* dy, const T* 
 }                                                                                                                  \
 /* one (group, sample) pair: yr, dr, xr the gk rows of dx, dy, x; Fp (gk rounded up to 4 rows of 2gk: F[k, i, :gk], \
    F[k, i, g:g+gk], zero rows past gk), b (F[k, i, 2g], 0 past gk); buf (2gk x 8W), out (2W) scratch. NOTE: 8W  \
-   columns staged at a time (256 bytes a row), then blocks of 2W: 2W at a time read 48 rows in 64-byte pieces, and \
-   float64's dx at 32x64x16x16 was slower than the GEMM's (2.85 against 2.52 ms) */                                \
+   columns staged at a time (256 bytes a row), then blocks of 2W: staging 2W at a time read 48 rows in 64-byte     \
+   pieces, slower than the GEMM in float64 (docs/perf/norm-family.md, session 38) */                               \
 MG_FMA_CLONES static void mg_zca_dx_pair_##T(T* const* yr, const T* const* dr, const T* const* xr, const T* sh,    \
                                              const T* Fp, const T* b, T* restrict buf, T* restrict out,            \
                                              Py_ssize_t gk, Py_ssize_t S) {                                        \
