@@ -231,7 +231,7 @@ PHASES = {
     "FRN+TLU": ["row_norm_apply_max", "row_norm_backward_max"],
     "EvoNormB0": ["evonorm_b0_forward", "evonorm_b0_backward"],
     "EvoNormS0": ["row_stats", "row_apply_gate", "evonorm_s0_backward"],
-    "DecorrelatedBN2d": ["zca_forward", "zca_running_update", "zca_rows"],
+    "DecorrelatedBN2d": ["zca_forward", "zca_running_update", "zca_backward_p1", "zca_backward_dx"],
 }
 # the arguments a kernel reads and writes back (IN/OUT in the contract)
 IN_OUT = {"running_stats_update": ("running_mean", "running_var"), "running_average_update": ("running",),
@@ -240,7 +240,8 @@ IN_OUT = {"running_stats_update": ("running_mean", "running_var"), "running_aver
 # backward apply reads dy and x and writes dx); zca_forward: mean, covariance and whitening passes over x, writes y
 PASSES = {"batch_renorm_forward": 3, "ghost_batch_norm_forward": 3, "row_norm_apply_max": 3,
           "batch_norm_backward": 5, "ghost_batch_norm_backward": 5, "row_norm_backward_max": 5,
-          "evonorm_s0_backward": 5, "evonorm_b0_forward": 3, "evonorm_b0_backward": 5, "zca_forward": 4}
+          "evonorm_s0_backward": 5, "evonorm_b0_forward": 3, "evonorm_b0_backward": 5, "zca_forward": 4,
+          "zca_backward_p1": 2, "zca_backward_dx": 3}
 PHASE_CASES = [(m, i) for m, ks in PHASES.items() for i in range(len(ks))]
 _TRACES = {}
 

@@ -41,6 +41,8 @@ def table(data, threads=1, backend="cython"):
 NOT_MEMORY_BOUND = {
     "zca_forward": "compute: the g x g covariance and whitening products (2g flops an element each) and an "
                    "eigensolver per group",
+    "zca_backward_p1": "compute: g + 1 products an element (sum dY [u; 1]^T per group)",
+    "zca_backward_dx": "compute: 2g + 1 products an element (F [dY; u; 1] per group)",
     "running_stats_update": "C-sized: the call, not the bytes",
     "running_average_update": "C- or G*g*g-sized: the call, not the bytes",
     "zca_running_update": "C- and G*g*g-sized: the call, not the bytes",

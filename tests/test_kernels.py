@@ -420,6 +420,11 @@ def _all_kernel_calls(dtype):
         calls.append(("zca_forward", zca_outputs(x, g), (x, weight, bias, g, EPS)))
         calls.append(("zca_rows", alloc_outputs("zca_rows", dtype, N=N, G=-(-C // g), J=2 * g + 1, S=S),
                       (x, x, x[0, :, 0].copy(), g)))
+        G = -(-C // g)
+        calls.append(("zca_backward_p1", alloc_outputs("zca_backward_p1", dtype, G=G, g=g),
+                      (x[::-1].copy(), x, x[0, :, 0].copy(), g)))
+        calls.append(("zca_backward_dx", alloc_outputs("zca_backward_dx", dtype, N=N, C=C, S=S),
+                      (x[::-1].copy(), x, x[0, :, 0].copy(), make(rng, (G, g, 2 * g + 1), dtype), g)))
     calls.append(("sym_eigh", alloc_outputs("sym_eigh", np.float64, G=4, g=16), (SPD_CASES[0][1],)))
     x = make(rng, (37, 129), dtype)
     calls.append(("log_softmax_forward", (np.empty_like(x),), (x,)))
@@ -580,6 +585,77 @@ def test_zca_rows(name, dtype, shape):
         np.testing.assert_array_equal(want[:, k, r:g], 0)
         np.testing.assert_array_equal(want[:, k, g + r:2 * g], 0)
         np.testing.assert_array_equal(want[:, k, 2 * g], 1)
+
+
+# the backward's kernels: the ZCA shapes, a group size that is not a multiple of 8 with S = 63 (neither a multiple of
+# the 8-float lanes nor of dx's 16-column chunks), and x at a large mean with a tiny variance (mean 1e4, variance
+# 1e-6: u = x - shift is exact in X, so the products must carry no error from the mean)
+ZCA_BACKWARD_CASES = [(shape, 0.5, 1.0) for shape in ZCA_SHAPES] + [((3, 24, 63, 12), 0.5, 1.0),
+                                                                    ((5, 19, 33, 6), 1e4, 1e-3),
+                                                                    ((4, 32, 64, 16), 1e4, 1e-3)]
+
+
+def zca_backward_inputs(rng, shape, dtype, loc, scale):
+    """dy, x (N, C, S), shift = X(the channel means), F (G, g, 2g+1) for the backward's kernels."""
+    N, C, S, g = shape
+    x = make(rng, (N, C, S), dtype, loc, scale)
+    dy = make(rng, (N, C, S), dtype, 0.0, 1.0)
+    shift = x.astype(np.float64).mean(axis=(0, 2)).astype(dtype)
+    return dy, x, shift, make(rng, (-(-C // g), g, 2 * g + 1), dtype, 0.0, 1.0)
+
+
+def zca_backward_exact(dy, x, shift, F, g):
+    """The backward kernels' values in float64 from the same inputs (u = X(x - shift), the contract's), and the
+    abs-sum bounds sum |dy| |u| (P), sum |dy| (sdy) and sum |F| |[dy; u; 1]| (dx): the float64 oracle."""
+    N, C, S = x.shape
+    G = F.shape[0]
+    d, u, Fd = dy.astype(np.float64), (x - shift[:, None]).astype(np.float64), F.astype(np.float64)
+    out = {k: np.zeros(sh) for k, sh in (("P", (G, g, g)), ("sdy", (G, g)), ("dx", (N, C, S)))}
+    bound = {k: np.zeros_like(v) for k, v in out.items()}
+    for k in range(G):
+        c0 = k * g
+        r = min(g, C - c0)
+        dk, uk = d[:, c0:c0 + r], u[:, c0:c0 + r]
+        out["P"][k, :r, :r] = np.einsum("nis,njs->ij", dk, uk)
+        bound["P"][k, :r, :r] = np.einsum("nis,njs->ij", np.abs(dk), np.abs(uk))
+        out["sdy"][k, :r], bound["sdy"][k, :r] = dk.sum(axis=(0, 2)), np.abs(dk).sum(axis=(0, 2))
+        rows = np.concatenate([dk, uk, np.ones((N, 1, S))], axis=1)
+        Fk = np.concatenate([Fd[k, :r, :r], Fd[k, :r, g:g + r], Fd[k, :r, 2 * g:]], axis=1)
+        out["dx"][:, c0:c0 + r] = np.einsum("ij,njs->nis", Fk, rows)
+        bound["dx"][:, c0:c0 + r] = np.einsum("ij,njs->nis", np.abs(Fk), np.abs(rows))
+    return out, bound
+
+
+@pytest.mark.parametrize("case", ZCA_BACKWARD_CASES, ids=[f"{'x'.join(map(str, c[0]))}-mean{c[1]:g}"
+                                                         for c in ZCA_BACKWARD_CASES])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_zca_backward_kernels(name, dtype, case):
+    """zca_backward_p1 and zca_backward_dx on every backend against the float64 oracle: |got - exact| within a few
+    ulps of X of the abs-sum bound (the sums are over N*S products for P, 2g+1 terms for dx: the compiled kernels'
+    lanes, the reference's GEMMs), zeros past C exactly. NOTE: a ones row of 1.0001 in the reference's rows (a
+    planted fault) fails 12 of its cases."""
+    shape, loc, scale = case
+    skip_slow(name, shape)
+    N, C, S, g = shape
+    G = -(-C // g)
+    dy, x, shift, F = zca_backward_inputs(np.random.default_rng(17), shape, dtype, loc, scale)
+    k = kernels.load(name)
+    P, sdy = np.full((G, g, g), np.nan), np.full((G, g), np.nan)
+    dx = np.full((N, C, S), np.nan, dtype)
+    k.zca_backward_p1(P, sdy, dy, x, shift, g)
+    k.zca_backward_dx(dx, dy, x, shift, F, g)
+    exact, bound = zca_backward_exact(dy, x, shift, F, g)
+    eps = float(np.finfo(dtype).eps)
+    # NOTE: measured at most 0.95 (P), 0.55 (sdy), 3.11 (dx) ulps of the bound (scripts/zca_backward_accuracy.py)
+    for what, got in (("P", P), ("sdy", sdy), ("dx", dx)):
+        err = np.abs(got.astype(np.float64) - exact[what])
+        assert np.all(err <= 8 * eps * bound[what]), (what, float(np.max(err / np.maximum(bound[what], 1e-300))))
+    for kk in range(G):
+        r = min(g, C - kk * g)
+        np.testing.assert_array_equal(P[kk, r:], 0)
+        np.testing.assert_array_equal(P[kk, :, r:], 0)
+        np.testing.assert_array_equal(sdy[kk, r:], 0)
 
 
 def _spd_cases():
@@ -775,6 +851,21 @@ def test_zca_kernels_check_their_arguments(name):
         k.zca_rows(np.empty((4, 3, 5, 3)), dy, x, shift, 2)
     with pytest.raises(ValueError, match=r"G must be ceil\(C/group_size\)"):
         k.zca_rows(np.empty((4, 2, 5, 3), np.float32), dy, x, shift, 2)
+    F = np.zeros((3, 2, 5), np.float32)
+    with pytest.raises(ValueError, match=r"F must have shape \(G, group_size, 2\*group_size \+ 1\)"):
+        k.zca_backward_dx(np.empty_like(x), dy, x, shift, np.zeros((3, 2, 4), np.float32), 2)
+    with pytest.raises(TypeError, match="'F' must have dtype float32"):
+        k.zca_backward_dx(np.empty_like(x), dy, x, shift, F.astype(np.float64), 2)
+    with pytest.raises(ValueError, match="output 'dx' must be writeable"):
+        ro = np.empty_like(x)
+        ro.flags.writeable = False
+        k.zca_backward_dx(ro, dy, x, shift, F, 2)
+    with pytest.raises(TypeError, match="'P' must have dtype float64"):
+        k.zca_backward_p1(np.empty((3, 2, 2), np.float32), np.empty((3, 2)), dy, x, shift, 2)
+    with pytest.raises(ValueError, match=r"G must be ceil\(C/group_size\)"):
+        k.zca_backward_p1(np.empty((2, 2, 2)), np.empty((2, 2)), dy, x, shift, 2)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        k.zca_backward_p1(np.empty((3, 2, 2)), np.empty((3, 2)), dy, np.asfortranarray(x), shift, 2)
     with pytest.raises(TypeError, match="'A' must have dtype float64"):
         k.sym_eigh(np.empty((2, 3)), np.empty((2, 3, 3)), np.eye(3, dtype=np.float32)[None].repeat(2, 0))
     with pytest.raises(ValueError, match="'U' has shape"):

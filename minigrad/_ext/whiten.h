@@ -15,6 +15,8 @@
                       in X, j in order (fused multiply-adds), the bias last
    mg_zca_matrices_T: the g x g algebra between them (below)
    mg_zca_rows_T:     the backward's GEMM operand, rows [dY; x - shift; 1] per group (below)
+   mg_zca_backward_p1_T, mg_zca_backward_dx_T: the backward's sums sum dY u^T, sum dY and its dx = F [dY; u; 1]
+                      per group from dy and x, without those rows (below)
    mg_running_average_T, mg_zca_running_update_T: the running averages (below)
    mg_sym_eigh2:      eigenvalues (ascending) and orthonormal eigenvectors of one or two symmetric n x n float64
                       matrices: Householder tridiagonalization, then the implicit QL iteration (EISPACK's tred2 and
@@ -458,6 +460,225 @@ static int mg_group_whiten_##T(T* y, const T* x, const T* shift, const T* M, con
 
 MG_WHITEN_DRIVERS(float)
 MG_WHITEN_DRIVERS(double)
+
+/* The backward's two passes (minigrad/nn/decorrelated.py's _ZCAWhiten.backward) from dy and x directly, without the
+   rows buffer [dY; u; 1] that zca_rows writes for two batched GEMMs; u = X(x - shift), zca_forward's.
+   mg_zca_backward_p1_T, groups [k0, k1):   P[k, i, j] = sum over n, s of dy[n, kg+i, s] u[n, kg+j, s] and
+       sdy[k, i] = sum over n, s of dy[n, kg+i, s] (i, j < gk; zeros past gk), float64: blocks of 4 dy rows x 3
+       columns of [u; 1] (12 accumulators of 8 floats / 4 doubles: AVX2's 16 registers hold them with the 4 loads),
+       each lane summed over one sample's row in X (fused multiply-adds), then widened into 4 double lanes (8 float
+       lanes: their two halves added in double) and added over n in order; the lanes summed pairwise at the end,
+       the S % lanes rest in double apart (float32 products rounded in float)
+   mg_zca_backward_dx_T, (group, sample) pairs [p0, p1), p = k*N + n:
+       dx[n, kg+i, s] = sum over j < gk of F[k, i, j] dy[n, kg+j, s], then of F[k, i, g+j] u[n, kg+j, s], in X in
+       that order (fused multiply-adds), then + F[k, i, 2g]: 64 floats / 32 doubles of columns at a time staged as
+       [dy; u] (2gk rows, zeros past S), then 16 floats / 8 doubles of them by blocks of 4 output rows x 2 vectors
+       (8 accumulators)
+   32-byte vectors in MG_FMA_CLONES: the v3 (AVX2) and v4 clones give the same bits, the baseline clone (no FMA)
+   differs in the last bits. */
+#define MG_ZCA_BACKWARD(T, VT, W)                                                                                   \
+static inline VT mg_bload_##T(const T* p) { VT v; memcpy(&v, p, sizeof v); return v; }                            \
+static inline void mg_bstore_##T(T* p, VT v) { memcpy(p, &v, sizeof v); }                                        \
+/* acc (4 double lanes) += the lanes of a, widened (float: its halves added in double) */                          \
+MG_AI void mg_p1_widen_##T(double* restrict acc, VT a) {                                                           \
+    mg_v4d v;                                                                                                      \
+    if (W == 8) {                                                                                                  \
+        mg_v4d lo = {a[0], a[1], a[2], a[3]}, hi = {a[4 % W], a[5 % W], a[6 % W], a[7 % W]};                      \
+        v = lo + hi;                                                                                               \
+    } else {                                                                                                       \
+        v = (mg_v4d){a[0], a[1], a[2], a[3 % W]};                                                                  \
+    }                                                                                                              \
+    mg_v4d t;                                                                                                      \
+    memcpy(&t, acc, sizeof t);                                                                                     \
+    t += v;                                                                                                        \
+    memcpy(acc, &t, sizeof t);                                                                                     \
+}                                                                                                                  \
+/* group P (g x g) and sdy (g): dr[i] the dy rows of sample 0 (gk of them, then zero rows up to gk rounded up to   \
+   4), cr[j] the columns' rows (gk x rows, the ones row, zero rows up to gk + 1 rounded up to 3) with shifts csh    \
+   (0 past gk); a row r advances by step[r] from sample to sample (C S, or 0 for the ones and zero rows) */        \
+MG_FMA_CLONES static void mg_zca_p1_group_##T(double* restrict P, double* restrict sdy, double (*restrict accv)[4],  \
+                                              double* restrict acct, const T* const* dr, const Py_ssize_t* dstep,  \
+                                              const T* const* cr, const Py_ssize_t* cstep, const T* csh,           \
+                                              Py_ssize_t N, Py_ssize_t S, Py_ssize_t gk, Py_ssize_t g) {           \
+    Py_ssize_t SW = S - S % W, nbj = (gk + 1 + 2) / 3, nb = (gk + 3) / 4 * nbj;                                    \
+    memset(accv, 0, (size_t)(nb * 12) * sizeof *accv);                                                             \
+    memset(acct, 0, (size_t)(nb * 12) * sizeof *acct);                                                             \
+    /* NOTE: samples outer, blocks inner: one sample's rows of the group stay in L2 for all its blocks (blocks     \
+       outer streamed all N samples again per block: docs/perf/norm-family.md, session 38) */                      \
+    for (Py_ssize_t n = 0; n < N; n++)                                                                             \
+        for (Py_ssize_t bi = 0; bi < gk; bi += 4)                                                                  \
+            for (Py_ssize_t bj = 0; bj < gk + 1; bj += 3) {                                                        \
+                const Py_ssize_t blk = (bi / 4) * nbj + bj / 3;                                                    \
+                double (*av)[4] = accv + blk * 12;                                                                 \
+                double* at = acct + blk * 12;                                                                      \
+                const T s0 = csh[bj], s1 = csh[bj + 1], s2 = csh[bj + 2];                                          \
+                const T* d[4];                                                                                     \
+                const T* c[3];                                                                                     \
+                for (int p = 0; p < 4; p++) d[p] = dr[bi + p] + n * dstep[bi + p];                                 \
+                for (int q = 0; q < 3; q++) c[q] = cr[bj + q] + n * cstep[bj + q];                                 \
+                VT a[4][3];                                                                                        \
+                for (int p = 0; p < 4; p++)                                                                        \
+                    for (int q = 0; q < 3; q++) a[p][q] = (VT){0};                                                 \
+                for (Py_ssize_t s = 0; s < SW; s += W) {                                                           \
+                    const VT u0 = mg_bload_##T(c[0] + s) - s0, u1 = mg_bload_##T(c[1] + s) - s1,                   \
+                             u2 = mg_bload_##T(c[2] + s) - s2;                                                     \
+                    for (int p = 0; p < 4; p++) {                                                                  \
+                        const VT v = mg_bload_##T(d[p] + s);                                                       \
+                        a[p][0] += v * u0;                                                                         \
+                        a[p][1] += v * u1;                                                                         \
+                        a[p][2] += v * u2;                                                                         \
+                    }                                                                                              \
+                }                                                                                                  \
+                for (int p = 0; p < 4; p++)                                                                        \
+                    for (int q = 0; q < 3; q++) mg_p1_widen_##T(av[p * 3 + q], a[p][q]);                           \
+                if (SW < S) {                                                                                      \
+                    const T sh[3] = {s0, s1, s2};                                                                  \
+                    for (int p = 0; p < 4; p++)                                                                    \
+                        for (int q = 0; q < 3; q++) {                                                              \
+                            double t = 0.0;                                                                        \
+                            for (Py_ssize_t s = SW; s < S; s++) t += (double)(d[p][s] * (c[q][s] - sh[q]));        \
+                            at[p * 3 + q] += t;                                                                    \
+                        }                                                                                          \
+                }                                                                                                  \
+            }                                                                                                      \
+    for (Py_ssize_t bi = 0; bi < gk; bi += 4)                                                                      \
+        for (Py_ssize_t bj = 0; bj < gk + 1; bj += 3) {                                                            \
+            const Py_ssize_t blk = (bi / 4) * nbj + bj / 3;                                                        \
+            for (int p = 0; p < 4 && bi + p < gk; p++)                                                             \
+                for (int q = 0; q < 3 && bj + q < gk + 1; q++) {                                                   \
+                    double t = mg_wsum_lanes(accv[blk * 12 + p * 3 + q], 4) + acct[blk * 12 + p * 3 + q];          \
+                    if (bj + q < gk)                                                                               \
+                        P[(bi + p) * g + bj + q] = t;                                                              \
+                    else                                                                                           \
+                        sdy[bi + p] = t;                                                                           \
+                }                                                                                                  \
+        }                                                                                                          \
+}                                                                                                                  \
+static int mg_zca_backward_p1_##T(double* P, double* sdy, const T* dy, const T* x, const T* shift, Py_ssize_t N,    \
+                                  Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t k0, Py_ssize_t k1) {        \
+    Py_ssize_t nd = (g + 3) / 4 * 4, nc = (g + 1 + 2) / 3 * 3;                                                     \
+    T* rows = (T*)calloc((size_t)(2 * S), sizeof(T));  /* a row of zeros, a row of ones */                         \
+    const T** dr = (const T**)malloc((size_t)(nd + nc) * sizeof(T*));                                              \
+    Py_ssize_t* step = (Py_ssize_t*)malloc((size_t)(nd + nc) * sizeof(Py_ssize_t));                                \
+    T* csh = (T*)malloc((size_t)nc * sizeof(T));                                                                   \
+    Py_ssize_t nb = nd / 4 * (nc / 3);  /* the blocks' lanes and rests */                                          \
+    double (*accv)[4] = (double (*)[4])malloc((size_t)(nb * 12) * sizeof *accv);                                   \
+    double* acct = (double*)malloc((size_t)(nb * 12) * sizeof(double));                                            \
+    int err = (rows == NULL || dr == NULL || step == NULL || csh == NULL || accv == NULL || acct == NULL) ? -1 : 0; \
+    if (!err)                                                                                                      \
+        for (Py_ssize_t s = 0; s < S; s++) rows[S + s] = (T)1;                                                     \
+    for (Py_ssize_t k = k0; k < k1 && !err; k++) {                                                                 \
+        Py_ssize_t c0 = k * g, gk = C - c0 < g ? C - c0 : g;                                                       \
+        const T** cr = dr + nd;                                                                                    \
+        for (Py_ssize_t i = 0; i < nd; i++) {                                                                      \
+            dr[i] = i < gk ? dy + (c0 + i) * S : rows;                                                             \
+            step[i] = i < gk ? C * S : 0;                                                                          \
+        }                                                                                                          \
+        for (Py_ssize_t j = 0; j < nc; j++) {                                                                      \
+            cr[j] = j < gk ? x + (c0 + j) * S : (j == gk ? rows + S : rows);                                       \
+            step[nd + j] = j < gk ? C * S : 0;                                                                     \
+            csh[j] = j < gk ? shift[c0 + j] : (T)0;                                                                \
+        }                                                                                                          \
+        memset(P + k * g * g, 0, (size_t)(g * g) * sizeof(double));                                               \
+        memset(sdy + k * g, 0, (size_t)g * sizeof(double));                                                        \
+        mg_zca_p1_group_##T(P + k * g * g, sdy + k * g, accv, acct, dr, step, cr, step + nd, csh, N, S, gk, g);    \
+    }                                                                                                              \
+    free(rows); free(dr); free(step); free(csh); free(accv); free(acct);                                           \
+    return err;                                                                                                    \
+}                                                                                                                  \
+/* one (group, sample) pair: yr, dr, xr the gk rows of dx, dy, x; Fp (gk rounded up to 4 rows of 2gk: F[k, i, :gk], \
+   F[k, i, g:g+gk], zero rows past gk), b (F[k, i, 2g], 0 past gk); buf (2gk x 8W), out (2W) scratch. NOTE: 8W  \
+   columns staged at a time (256 bytes a row), then blocks of 2W: staging 2W at a time read 48 rows in 64-byte     \
+   pieces, slower than the GEMM in float64 (docs/perf/norm-family.md, session 38) */                               \
+MG_FMA_CLONES static void mg_zca_dx_pair_##T(T* const* yr, const T* const* dr, const T* const* xr, const T* sh,    \
+                                             const T* Fp, const T* b, T* restrict buf, T* restrict out,            \
+                                             Py_ssize_t gk, Py_ssize_t S) {                                        \
+    const Py_ssize_t CW = 2 * W, CS = 8 * W, J = 2 * gk;                                                           \
+    for (Py_ssize_t s0 = 0; s0 < S; s0 += CS) {                                                                    \
+        const Py_ssize_t L = S - s0 < CS ? S - s0 : CS, LW = (L + CW - 1) / CW * CW;                               \
+        for (Py_ssize_t j = 0; j < gk; j++) {                                                                      \
+            T* bd = buf + j * CS;                                                                                  \
+            T* bu = buf + (gk + j) * CS;                                                                           \
+            if (L == CS) {                                                                                         \
+                for (Py_ssize_t t = 0; t < CS; t += W) {                                                           \
+                    mg_bstore_##T(bd + t, mg_bload_##T(dr[j] + s0 + t));                                           \
+                    mg_bstore_##T(bu + t, mg_bload_##T(xr[j] + s0 + t) - sh[j]);                                   \
+                }                                                                                                  \
+            } else {                                                                                               \
+                for (Py_ssize_t t = 0; t < LW; t++) {                                                              \
+                    bd[t] = t < L ? dr[j][s0 + t] : (T)0;                                                          \
+                    bu[t] = t < L ? xr[j][s0 + t] - sh[j] : (T)0;                                                  \
+                }                                                                                                  \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (Py_ssize_t c0 = 0; c0 < L; c0 += CW) {                                                                \
+            const int full = c0 + CW <= L;                                                                         \
+            for (Py_ssize_t bi = 0; bi < gk; bi += 4) {                                                            \
+                const T* f = Fp + bi * J;                                                                          \
+                VT a[8];                                                                                           \
+                for (int p = 0; p < 8; p++) a[p] = (VT){0};                                                        \
+                for (Py_ssize_t j = 0; j < J; j++) {                                                               \
+                    const VT u0 = mg_bload_##T(buf + j * CS + c0), u1 = mg_bload_##T(buf + j * CS + c0 + W);       \
+                    for (int p = 0; p < 4; p++) {                                                                  \
+                        const T c = f[p * J + j];                                                                  \
+                        a[2 * p] += c * u0;                                                                        \
+                        a[2 * p + 1] += c * u1;                                                                    \
+                    }                                                                                              \
+                }                                                                                                  \
+                for (int p = 0; p < 4 && bi + p < gk; p++) {                                                       \
+                    const T c = b[bi + p];                                                                         \
+                    T* y = yr[bi + p] + s0 + c0;                                                                   \
+                    if (full) {                                                                                    \
+                        mg_bstore_##T(y, a[2 * p] + c);                                                            \
+                        mg_bstore_##T(y + W, a[2 * p + 1] + c);                                                    \
+                    } else {                                                                                       \
+                        mg_bstore_##T(out, a[2 * p] + c);                                                          \
+                        mg_bstore_##T(out + W, a[2 * p + 1] + c);                                                  \
+                        memcpy(y, out, (size_t)(L - c0) * sizeof(T));                                              \
+                    }                                                                                              \
+                }                                                                                                  \
+            }                                                                                                      \
+        }                                                                                                          \
+    }                                                                                                              \
+}                                                                                                                  \
+static int mg_zca_backward_dx_##T(T* dx, const T* dy, const T* x, const T* shift, const T* F, Py_ssize_t N,         \
+                                  Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t p0, Py_ssize_t p1) {        \
+    Py_ssize_t g4 = (g + 3) / 4 * 4, J = 2 * g + 1;                                                                \
+    T* Fp = (T*)malloc((size_t)(g4 * 2 * g + g4 + 2 * g * 8 * W + 2 * W) * sizeof(T));                            \
+    const T** rr = (const T**)malloc((size_t)(3 * g) * sizeof(T*));                                                \
+    int err = (Fp == NULL || rr == NULL) ? -1 : 0;                                                                 \
+    T* b = Fp + g4 * 2 * g;                                                                                        \
+    T* buf = b + g4;                                                                                               \
+    T* out = buf + 2 * g * 8 * W;                                                                                  \
+    Py_ssize_t kcur = -1, gk = 0, c0 = 0;                                                                          \
+    for (Py_ssize_t p = p0; p < p1 && !err; p++) {                                                                 \
+        Py_ssize_t k = p / N, n = p % N;                                                                           \
+        if (k != kcur) {                                                                                           \
+            kcur = k;                                                                                              \
+            c0 = k * g;                                                                                            \
+            gk = C - c0 < g ? C - c0 : g;                                                                          \
+            memset(Fp, 0, (size_t)(g4 * 2 * g + g4) * sizeof(T));                                                  \
+            for (Py_ssize_t i = 0; i < gk; i++) {                                                                  \
+                const T* Fi = F + (k * g + i) * J;                                                                 \
+                for (Py_ssize_t j = 0; j < gk; j++) {                                                              \
+                    Fp[i * 2 * gk + j] = Fi[j];                                                                    \
+                    Fp[i * 2 * gk + gk + j] = Fi[g + j];                                                           \
+                }                                                                                                  \
+                b[i] = Fi[2 * g];                                                                                  \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (Py_ssize_t i = 0; i < gk; i++) {                                                                      \
+            rr[i] = dx + (n * C + c0 + i) * S;                                                                     \
+            rr[g + i] = dy + (n * C + c0 + i) * S;                                                                 \
+            rr[2 * g + i] = x + (n * C + c0 + i) * S;                                                              \
+        }                                                                                                          \
+        mg_zca_dx_pair_##T((T* const*)rr, rr + g, rr + 2 * g, shift + c0, Fp, b, buf, out, gk, S);                 \
+    }                                                                                                              \
+    free(Fp); free(rr);                                                                                            \
+    return err;                                                                                                    \
+}
+MG_ZCA_BACKWARD(float, mg_vx_float, 8)
+MG_ZCA_BACKWARD(double, mg_vx_double, 4)
 
 /* sqrt(a^2 + b^2): the plain formula where it cannot overflow or underflow, libm's hypot (slower) elsewhere */
 static inline double mg_hypot(double a, double b) {

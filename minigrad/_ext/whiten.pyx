@@ -12,6 +12,9 @@ LAPACK: minigrad/kernels/cython.py. Legend: x (N, C, S), G = ceil(C / g) groups 
       M = X(diag(w) W) and bias X(b - diag(w) W d); False (y not written) when the eigensolver does not converge (non-finite input)
   zca_rows(B, dy, x, shift, g, n_threads)           B (N, G, 2g+1, S) OUT: rows [dY; x - shift; 1] per group, zeros
                                                     past C
+  zca_backward_p1(P, sdy, dy, x, shift, g, n_threads)   P (G, g, g), sdy (G, g) float64 OUT: sum dY u^T and sum dY
+                                                    per group, u = X(x - shift), zeros past C
+  zca_backward_dx(dx, dy, x, shift, F, g, n_threads)    dx (N, C, S) OUT; F (G, g, 2g+1): dx = F[k] [dY; u; 1]
   sym_eigh(lam, U, A, n_threads)                    A (G, n, n) float64 symmetric; lam (G, n), U (G, n, n) OUT;
                                                     False when the iteration does not converge (serial: n is small)
   running_average_update(running, new, momentum, scale, n_threads)   running = X((1 - momentum)*running
@@ -22,9 +25,10 @@ LAPACK: minigrad/kernels/cython.py. Legend: x (N, C, S), G = ceil(C / g) groups 
   group_whiten(y, x, shift, M, bias, g, n_threads)  y, x (N, C, S); shift, bias (C,); M (G, g, g), all in x's dtype
       (zca_forward's two passes alone, for tests/test_decorrelated.py; not contract kernels)
 
-The covariance runs over groups in parallel (each group's sum over n in order), the whitening over (group, sample)
-pairs, the rows over samples, so results are bit-identical for any n_threads. The raw functions trust their
-arguments (C-contiguous arrays of the dtypes above): call them through the contract (minigrad.kernels.kernels()).
+The covariance and the backward's sums run over groups in parallel (each group's sum over n in order), the
+whitening and dx over (group, sample) pairs, the rows over samples, so results are bit-identical for any n_threads.
+The raw functions trust their arguments (C-contiguous arrays of the dtypes above): call them through the contract
+(minigrad.kernels.kernels()).
 """
 cimport numpy as cnp
 from cython.parallel cimport prange
@@ -66,6 +70,16 @@ cdef extern from "whiten.h" nogil:
     void mg_zca_running_update_double(double* rmean, double* rcov, double* rW, const double* mean,
                                       const double* cov, const double* W, Py_ssize_t C, Py_ssize_t G, Py_ssize_t g,
                                       double f, double scale)
+    int mg_zca_backward_p1_float(double* P, double* sdy, const float* dy, const float* x, const float* shift,
+                                 Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t k0, Py_ssize_t k1)
+    int mg_zca_backward_p1_double(double* P, double* sdy, const double* dy, const double* x, const double* shift,
+                                  Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t k0,
+                                  Py_ssize_t k1)
+    int mg_zca_backward_dx_float(float* dx, const float* dy, const float* x, const float* shift, const float* F,
+                                 Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t g, Py_ssize_t p0, Py_ssize_t p1)
+    int mg_zca_backward_dx_double(double* dx, const double* dy, const double* x, const double* shift,
+                                  const double* F, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, Py_ssize_t g,
+                                  Py_ssize_t p0, Py_ssize_t p1)
     int mg_whiten_avx2(int on)
     int mg_sym_eigh2(double* d0, double* U0, const double* A0, double* d1, double* U1, const double* A1,
                      double* work, Py_ssize_t n)
@@ -274,6 +288,62 @@ def zca_rows(cnp.ndarray B not None, cnp.ndarray dy not None, cnp.ndarray x not 
         else:
             mg_zca_rows_double(<double*>pB, <double*>pd, <double*>px, <double*>ps, N, C, S, g, blk * N // nb,
                                (blk + 1) * N // nb)
+
+
+cdef int _p1_block(bint f32, double* P, double* sdy, void* dy, void* x, void* shift, Py_ssize_t N, Py_ssize_t C,
+                   Py_ssize_t S, Py_ssize_t g, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    if f32:
+        return mg_zca_backward_p1_float(P, sdy, <float*>dy, <float*>x, <float*>shift, N, C, S, g, b0, b1)
+    return mg_zca_backward_p1_double(P, sdy, <double*>dy, <double*>x, <double*>shift, N, C, S, g, b0, b1)
+
+
+cdef int _dx_block(bint f32, void* dx, void* dy, void* x, void* shift, void* F, Py_ssize_t N, Py_ssize_t C,
+                   Py_ssize_t S, Py_ssize_t g, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    if f32:
+        return mg_zca_backward_dx_float(<float*>dx, <float*>dy, <float*>x, <float*>shift, <float*>F, N, C, S, g, b0,
+                                        b1)
+    return mg_zca_backward_dx_double(<double*>dx, <double*>dy, <double*>x, <double*>shift, <double*>F, N, C, S, g,
+                                     b0, b1)
+
+
+def zca_backward_p1(cnp.ndarray P not None, cnp.ndarray sdy not None, cnp.ndarray dy not None,
+                    cnp.ndarray x not None, cnp.ndarray shift not None, Py_ssize_t g, Py_ssize_t n_threads):
+    """The backward's sums P[k] = sum dY u^T and sdy[k] = sum dY per group (whiten.h), over groups in parallel (each
+    group's sum over n in order: the same bits for any n_threads)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), G = dim(P, 0), nb = min(G, n_threads), blk
+    cdef bint f32 = is_float32(x)
+    cdef double* pP = <double*>ptr(P)
+    cdef double* psdy = <double*>ptr(sdy)
+    cdef void* pd = ptr(dy), *px = ptr(x), *ps = ptr(shift)
+    cdef int err = 0
+    with nogil:
+        if nb == 1:
+            err = _p1_block(f32, pP, psdy, pd, px, ps, N, C, S, g, 0, G)
+        else:
+            for blk in prange(nb, schedule='static', num_threads=nb):
+                err |= _p1_block(f32, pP, psdy, pd, px, ps, N, C, S, g, blk * G // nb, (blk + 1) * G // nb)
+    if err:
+        raise MemoryError()
+
+
+def zca_backward_dx(cnp.ndarray dx not None, cnp.ndarray dy not None, cnp.ndarray x not None,
+                    cnp.ndarray shift not None, cnp.ndarray F not None, Py_ssize_t g, Py_ssize_t n_threads):
+    """dx = F[k] [dY; u; 1] per group (whiten.h), over (group, sample) pairs in parallel (disjoint writes)."""
+    n_threads = team_size(n_threads)
+    cdef Py_ssize_t N = dim(x, 0), C = dim(x, 1), S = dim(x, 2), G = dim(F, 0), P = N * G
+    cdef Py_ssize_t nb = min(P, n_threads), blk
+    cdef bint f32 = is_float32(x)
+    cdef void* pdx = ptr(dx), *pd = ptr(dy), *px = ptr(x), *ps = ptr(shift), *pF = ptr(F)
+    cdef int err = 0
+    with nogil:
+        if nb == 1:
+            err = _dx_block(f32, pdx, pd, px, ps, pF, N, C, S, g, 0, P)
+        else:
+            for blk in prange(nb, schedule='static', num_threads=nb):
+                err |= _dx_block(f32, pdx, pd, px, ps, pF, N, C, S, g, blk * P // nb, (blk + 1) * P // nb)
+    if err:
+        raise MemoryError()
 
 
 def running_average_update(cnp.ndarray buf not None, cnp.ndarray new not None, double f, double scale,

@@ -232,6 +232,14 @@ may be short: past C its rows of cov and dshift are zeros, of B zeros); J = 2g +
                                                             converge (non-finite x) the reference's runs (LAPACK)
   zca_rows(B, dy, x, shift, group_size)                     the backward's GEMM operand: B[n, k] = the rows
       B: (N, G, J, S) OUT; dy, x: (N, C, S); shift: (C,)    [dy; x - shift; 1] of group k (x - shift in X)
+  zca_backward_p1(P, sdy, dy, x, shift, group_size)         the backward's sums from dy and x (no rows buffer): per
+      P: (G, g, g) float64 OUT; sdy: (G, g) float64 OUT;    group k, P[k, i, j] = sum over n, s of dy[n, kg+i, s]
+      dy, x: (N, C, S); shift: (C,)                         u[n, kg+j, s] with u = x - shift in X, sdy[k, i] = sum
+                                                            of dy[n, kg+i, s]; zeros past C
+  zca_backward_dx(dx, dy, x, shift, F, group_size)          the backward's dx from dy and x: dx[n, kg+i, s] = sum_j
+      dx, dy, x: (N, C, S); shift: (C,); F: (G, g, J)       F[k, i, j] dy[n, kg+j, s] + sum_j F[k, i, g+j] u[n, kg+j,
+                                                            s] + F[k, i, 2g] (j < gk, u as above; F's entries past
+                                                            C are not read)
   sym_eigh(lam, U, A)                                       the ascending eigenvalues and orthonormal eigenvectors
       A: (G, g, g) float64; lam: (G, g) float64 OUT;        (U's columns) of each symmetric A[k]; the reference:
       U: (G, g, g) float64 OUT                              LAPACK's; the compiled ones: tred2 + tql2
@@ -436,6 +444,12 @@ SPECS = {
                      "x": ("NCS", "X"), "mean": ("C", "f64"), "weight": ("Gg", "f64"), "bias": ("C", "f64")}),
     "zca_rows": (("B", "dy", "x", "shift", "group_size"),
                  {"B": ("NGJS", "X"), "dy": ("NCS", "X"), "x": ("NCS", "X"), "shift": ("C", "X")}),
+    "zca_backward_p1": (("P", "sdy", "dy", "x", "shift", "group_size"),
+                        {"P": ("Ggg", "f64"), "sdy": ("Gg", "f64"), "dy": ("NCS", "X"), "x": ("NCS", "X"),
+                         "shift": ("C", "X")}),
+    "zca_backward_dx": (("dx", "dy", "x", "shift", "F", "group_size"),
+                        {"dx": ("NCS", "X"), "dy": ("NCS", "X"), "x": ("NCS", "X"), "shift": ("C", "X"),
+                         "F": ("GgJ", "X")}),
     "sym_eigh": (("lam", "U", "A"), {"lam": ("Gg", "f64"), "U": ("Ggg", "f64"), "A": ("Ggg", "f64")}),
     "running_average_update": (("running", "new", "momentum", "scale"), {"running": ("M", "X"), "new": ("M", "f64")}),
     "zca_running_update": (("running_mean", "running_cov", "running_whitening", "mean", "cov", "whitening", "momentum",
@@ -502,6 +516,8 @@ OUTPUTS = {
     "evonorm_b0_backward": ("dx", "dv", "dweight", "dbias"),
     "zca_forward": ("y", "cov", "lam", "U", "W", "s", "shift", "dshift", "mean"),
     "zca_rows": ("B",),
+    "zca_backward_p1": ("P", "sdy"),
+    "zca_backward_dx": ("dx",),
     "sym_eigh": ("lam", "U"),
     "running_average_update": ("running",),
     "zca_running_update": ("running_mean", "running_cov", "running_whitening"),
@@ -765,8 +781,11 @@ def _check_scalars(kernel, names, args, dims, which):
             raise ValueError(f"{kernel}: the (G, g, g) and (G, g) arguments must have g = group_size = {g}, "
                              f"got g={dims['g']}")
         if dims.get("J", 2 * g + 1) != 2 * g + 1:
-            raise ValueError(f"{kernel}: B must have shape (N, G, 2*group_size + 1, S) = ({dims['N']}, {G}, "
-                             f"{2 * g + 1}, {dims['S']}), got J={dims['J']}")
+            if "B" in names:
+                raise ValueError(f"{kernel}: B must have shape (N, G, 2*group_size + 1, S) = ({dims['N']}, {G}, "
+                                 f"{2 * g + 1}, {dims['S']}), got J={dims['J']}")
+            raise ValueError(f"{kernel}: F must have shape (G, group_size, 2*group_size + 1) = ({G}, {g}, "
+                             f"{2 * g + 1}), got J={dims['J']}")
     if "kh" in which:
         # NOTE: a geometry accepted once is accepted again (a model calls the same layers every step)
         key = _window_key(kernel, args, dims)

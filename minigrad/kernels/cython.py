@@ -34,7 +34,8 @@ from minigrad._ext.phases import (  # noqa: F401
     evonorm_b0_backward,
 )
 from minigrad._ext import whiten as _whiten
-from minigrad._ext.whiten import running_average_update, zca_rows, zca_running_update  # noqa: F401
+from minigrad._ext.whiten import (running_average_update, zca_backward_dx, zca_backward_p1, zca_rows,  # noqa: F401
+                                  zca_running_update)
 from minigrad.kernels import reference as _reference
 
 

@@ -16,8 +16,8 @@ NOTE: for f = l^{-1/2} the divided difference simplifies exactly to K_ij = -1 / 
 s = sqrt(lambda), which is also f'(l_i) on the diagonal; no 1/(l_i - l_j) is ever formed, so repeated or
 nearly repeated eigenvalues (always the case for the padding and for eps-dominated groups) are stable.
 The g x g algebra is float64; the passes over the activation run in its dtype (``_ZCAWhiten``; the kernels
-zca_forward, zca_rows and running_average_update of minigrad.kernels.contract, on every backend; the compiled
-forward: minigrad/_ext/whiten.pyx, docs/perf/decorrelated-forward.md).
+zca_forward, zca_backward_p1, zca_backward_dx and running_average_update of minigrad.kernels.contract, on every
+backend; the compiled forward: minigrad/_ext/whiten.pyx, docs/perf/decorrelated-forward.md).
 
 Double backward (``create_graph=True``): the same K in matrix form, dL/dSigma = -W Y W with Y the solution of the
 Sylvester equation S Y + Y S = G, S = Sigma^{1/2} (in the eigenbasis Y_ij = G_ij/(s_i + s_j), so
@@ -128,11 +128,12 @@ class _ZCAWhiten(Function):
     One kernel call (zca_forward) makes the mean, the covariance pass, the g x g algebra and the whitening pass: on
     the cython backend compiled (minigrad/_ext/whiten.pyx: eigenvalues by tred2 + tql2, about twice LAPACK's speed
     at g = 16, U never written), on the numba backend its twin, on the numpy backend the reference (batched GEMMs,
-    LAPACK's eigh). Backward: one buffer B (N, G, 2g+1, S) holds, per group, rows [dY; U; 1], and
-        [dY] [U; 1]^T -> sum dY U^T and sum dY (dbias);  P = sum dY Xc^T = sum dY U^T - sum(dY) d^T;
-        dweight = diag(P W^T);  dx = [M', A, -M' sum(dY)/m - A d] [dY; U; 1],  M' = W diag(w), A = 2/m dL/dSigma
-    two batched GEMMs (centering's backward, dx = dxc - mean(dxc), is the constant column: mean(A Xc) = 0, and
-    A Xc = A U - A d)."""
+    LAPACK's eigh). Backward, per group, from dY and x directly (U recomputed: no [dY; U; 1] buffer):
+        zca_backward_p1: sum dY U^T and sum dY (dbias);  P = sum dY Xc^T = sum dY U^T - sum(dY) d^T;
+        dweight = diag(P W^T);  zca_backward_dx: dx = [M', A, -M' sum(dY)/m - A d] [dY; U; 1],
+        M' = W diag(w), A = 2/m dL/dSigma
+    (centering's backward, dx = dxc - mean(dxc), is the constant column: mean(A Xc) = 0, and A Xc = A U - A d). The
+    numpy backend's kernels are the two batched GEMMs over that buffer."""
 
     def forward(self, x, weight, bias, G, g, eps):
         dt = _common_dtype(x.dtype, weight.dtype, bias.dtype)
@@ -156,15 +157,12 @@ class _ZCAWhiten(Function):
 
     def backward(self, dy):
         G, g, m, U, s, W, w = self.G, self.g, self.m, self.U, self.s, self.whitening, self.w
-        shift, d = self.shift, self.d
-        N, C = self.shape[:2]
-        S = self.xs.shape[2]
-        B = np.empty((N, G, 2 * g + 1, S), self.xs.dtype)  # rows [dY; U; 1] per group (the class docstring)
-        dy = np.ascontiguousarray(dy.reshape(N, C, -1), B.dtype)
-        kernels.kernels().zca_rows(B, dy, self.xs, shift, g)
-        P1 = np.matmul(B[:, :, :g], np.swapaxes(B[:, :, g:], -1, -2)).sum(axis=0, dtype=np.float64)  # (G, g, g+1)
-        sdy = P1[:, :, g]  # sum dY per channel: dbias
-        P = P1[:, :, :g] - sdy[:, :, None] * d[:, None, :]  # sum dY Xc^T = sum dY U^T - sum(dY) d^T
+        shift, d, xs = self.shift, self.d, self.xs
+        k = kernels.kernels()
+        dy = np.ascontiguousarray(dy.reshape(xs.shape), xs.dtype)
+        P, sdy = np.empty((G, g, g)), np.empty((G, g))
+        k.zca_backward_p1(P, sdy, dy, xs, shift, g)  # sum dY U^T and sum dY (dbias) per group, float64
+        P -= sdy[:, :, None] * d[:, None, :]  # sum dY Xc^T = sum dY U^T - sum(dY) d^T
         dweight = np.einsum("kij,kij->ki", P, W)  # diag(P W^T), W symmetric
         # term 1: through Xc directly (W is symmetric); term 2: through W(Sigma(Xc))
         dW = _sym(w[:, :, None] * P)
@@ -173,10 +171,10 @@ class _ZCAWhiten(Function):
         A = (2.0 / m) * (U @ (K * (Ut @ dW @ U)) @ Ut)
         M = W * w[:, None, :]  # W diag(w)
         c = -(M @ sdy[:, :, None]) / m - A @ d[:, :, None]  # centering's backward (mean(A Xc) = 0); A Xc = A U - A d
-        F = np.concatenate([M, A, c], axis=2).astype(B.dtype)
-        dx = np.empty((N, G * g, S), B.dtype)
-        np.matmul(F, B, out=dx.reshape(N, G, g, S))
-        dx = dx if G * g == C else dx[:, :C]
+        F = np.concatenate([M, A, c], axis=2).astype(xs.dtype)
+        dx = np.empty(xs.shape, xs.dtype)
+        k.zca_backward_dx(dx, dy, xs, shift, F, g)  # dx = [M', A, c] [dY; U; 1] per group
+        C = self.shape[1]
         xd, wd, bd = self.dtypes
         return (dx.reshape(self.shape).astype(xd, copy=False), dweight.reshape(-1)[:C].astype(wd),
                 sdy.reshape(-1)[:C].astype(bd))

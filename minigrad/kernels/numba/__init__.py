@@ -30,4 +30,5 @@ from .phases import (  # noqa: F401
 )
 from .softmax import (cross_entropy_backward, cross_entropy_forward, log_softmax_backward,  # noqa: F401
                       log_softmax_forward)
-from .whiten import running_average_update, sym_eigh, zca_forward, zca_rows, zca_running_update  # noqa: F401
+from .whiten import (running_average_update, sym_eigh, zca_backward_dx, zca_backward_p1, zca_forward,  # noqa: F401
+                     zca_rows, zca_running_update)

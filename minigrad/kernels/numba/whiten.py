@@ -116,6 +116,70 @@ def _zca_rows(B, dy, x, shift, g, nb):
                     B[n, k, 2 * g, s] = 1
 
 
+@njit(cache=True)
+def _rows(r, a, n, c0):
+    """r[i] = a[n, c0 + i], widened (r: (gk, S) float64)."""
+    for i in range(r.shape[0]):
+        av = a[n, c0 + i]
+        for s in range(r.shape[1]):
+            r[i, s] = av[s]
+
+
+@_twins()
+def _zca_backward_p1(P, sdy, dy, x, shift, g, nb):
+    """P[k] = sum dY u^T, sdy[k] = sum dY on group k's rows (zeros past C), in double, each sample's sums added
+    over n in order; groups split in nb blocks."""
+    N, C, S = x.shape
+    G = P.shape[0]
+    for blk in prange(nb):
+        for k in range(blk * G // nb, (blk + 1) * G // nb):
+            c0 = k * g
+            gk = min(g, C - c0)
+            u = np.empty((gk, S))
+            d = np.empty((gk, S))
+            for i in range(g):
+                sdy[k, i] = 0.0
+                for j in range(g):
+                    P[k, i, j] = 0.0
+            for n in range(N):
+                _centered_rows(u, x, shift, n, c0)
+                _rows(d, dy, n, c0)
+                for i in range(gk):
+                    t = 0.0
+                    for s in range(S):
+                        t += d[i, s]
+                    sdy[k, i] += t
+                    for j in range(gk):
+                        P[k, i, j] += _dot(d[i], u[j])
+
+
+@_twins()
+def _zca_backward_dx(dx, dy, x, shift, F, g, nb):
+    """dx = F[k] [dY; u; 1] on group k's rows, in double, per (group, sample) pair p = k*N + n; pairs split in nb
+    blocks."""
+    N, C, S = x.shape
+    G = F.shape[0]
+    P = N * G
+    for blk in prange(nb):
+        for p in range(blk * P // nb, (blk + 1) * P // nb):
+            k, n = p // N, p % N
+            c0 = k * g
+            gk = min(g, C - c0)
+            u = np.empty((gk, S))
+            d = np.empty((gk, S))
+            _centered_rows(u, x, shift, n, c0)
+            _rows(d, dy, n, c0)
+            for i in range(gk):
+                acc = np.full(S, np.float64(F[k, i, 2 * g]))
+                for j in range(gk):
+                    a, b = np.float64(F[k, i, j]), np.float64(F[k, i, g + j])
+                    for s in range(S):
+                        acc[s] += a * d[j, s] + b * u[j, s]
+                dxv = dx[n, c0 + i]
+                for s in range(S):
+                    dxv[s] = acc[s]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the g x g algebra: the eigensolver, then W, M and the bias
 
@@ -373,6 +437,16 @@ def zca_forward(y, cov, lam, U, W, s, shift, dshift, mean, x, weight, bias, grou
 def zca_rows(B, dy, x, shift, group_size, n_threads):
     """The backward's rows [dy; x - shift; 1] per group (reference.whiten.zca_rows)."""
     _pick(_zca_rows, n_threads)(B, dy, x, shift, group_size, min(x.shape[0], n_threads))
+
+
+def zca_backward_p1(P, sdy, dy, x, shift, group_size, n_threads):
+    """The backward's sums per group (reference.whiten.zca_backward_p1), over groups in parallel."""
+    _pick(_zca_backward_p1, n_threads)(P, sdy, dy, x, shift, group_size, min(P.shape[0], n_threads))
+
+
+def zca_backward_dx(dx, dy, x, shift, F, group_size, n_threads):
+    """The backward's dx (reference.whiten.zca_backward_dx), over (group, sample) pairs in parallel."""
+    _pick(_zca_backward_dx, n_threads)(dx, dy, x, shift, F, group_size, min(x.shape[0] * F.shape[0], n_threads))
 
 
 def sym_eigh(lam, U, A, n_threads):

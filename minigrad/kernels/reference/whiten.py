@@ -88,6 +88,31 @@ def zca_rows(B, dy, x, shift, group_size, n_threads=1):
     B[:, :, 2 * g] = 1
 
 
+def zca_backward_p1(P, sdy, dy, x, shift, group_size, n_threads=1):
+    """P[k] = sum over n, s of dY u^T and sdy[k] = sum dY on group k's rows (zeros past C): one batched GEMM of the
+    rows [dy; u; 1] in X (zca_rows'), [dY] [u; 1]^T per sample, summed over n in float64 (the backward's bits before
+    these kernels)."""
+    N, C, S = x.shape
+    G, g = P.shape[:2]
+    B = np.empty((N, G, 2 * g + 1, S), x.dtype)
+    zca_rows(B, dy, x, shift, g)
+    P1 = np.matmul(B[:, :, :g], np.swapaxes(B[:, :, g:], -1, -2)).sum(axis=0, dtype=np.float64)
+    P[...] = P1[:, :, :g]
+    sdy[...] = P1[:, :, g]
+
+
+def zca_backward_dx(dx, dy, x, shift, F, group_size, n_threads=1):
+    """dx = F[k] [dY; u; 1] on group k's rows: one batched GEMM in X (the backward's bits before these kernels)."""
+    N, C, S = x.shape
+    G, g = F.shape[:2]
+    B = np.empty((N, G, 2 * g + 1, S), x.dtype)
+    zca_rows(B, dy, x, shift, g)
+    if G * g == C:
+        np.matmul(F, B, out=dx.reshape(N, G, g, S))
+    else:
+        dx[...] = np.matmul(F, B).reshape(N, G * g, S)[:, :C]
+
+
 def running_average_update(running, new, momentum, scale, n_threads=1):
     """running = (1 - momentum)*running + momentum*(new*scale), rounded to running's dtype once. NOTE: NumPy rounds
     the product (1 - momentum)*running to a float32 running first (a Python float times a float32 array)."""
