@@ -16,17 +16,6 @@ DTYPES = [np.float32, np.float64]
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "network: needs PyPI (deselect with -m 'not network')")
-    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist's --dist loadgroup runs a group on one worker")
-
-
-def pytest_collection_modifyitems(config, items):
-    # NOTE: under pytest-xdist (README's command: -n auto --dist loadgroup) the tests of a module that uses a
-    # module-scoped fixture stay on one worker, so the fixture is built once (test_experiments.py's runs every
-    # experiment) instead of once per worker that gets one of its tests
-    for item in items:
-        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        if any(d[-1].scope == "module" for d in defs.values() if d):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 def pytest_sessionstart(session):
