@@ -144,4 +144,8 @@ extensions = [
     if name.endswith(".pyx")
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives, quiet=True))
+# NOTE: every core for both stages: Cython's translation (nthreads) and the C compiler (build_ext's parallel, which
+# `pip install` uses too; `build_ext -j N` on the command line still wins): CI builds three times (docs/ci.md).
+jobs = os.cpu_count() or 1
+setup(ext_modules=cythonize(extensions, compiler_directives=directives, quiet=True, nthreads=jobs if jobs > 1 else 0),
+      options={"build_ext": {"parallel": jobs}})
