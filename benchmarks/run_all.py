@@ -24,14 +24,15 @@ GB/s and the fraction of triad are then recomputed from those medians, the triad
 ``--wait-policy`` (default ``unset``: the runtimes' own default, which spins a while before it sleeps; spelled out
 as libgomp's default ``GOMP_SPINCOUNT=300000``, since ``import minigrad`` sets ``OMP_WAIT_POLICY=passive`` where
 the user set neither) sets OMP_WAIT_POLICY for the kernel and bandwidth processes, PyTorch's OpenMP included;
-``--e2e-wait-policy`` (default ``passive``, what ``import minigrad`` sets) does so for the end-to-end training
-steps. NOTE: on this 2-core VM a sleeping OpenMP thread costs a wake-up of tens of microseconds per parallel
+``--e2e-wait-policy`` (default ``minigrad``: ``GOMP_SPINCOUNT=1000``, what ``import minigrad`` sets since session
+38, for every library's process; ``passive`` was the default before) does so for the end-to-end training steps.
+NOTE: on this 2-core VM a sleeping OpenMP thread costs a wake-up of tens of microseconds per parallel
 region: with ``passive`` the LLC-size triad ran slower at 2 threads than at 1 (47 against 75 GB/s), with the default it scaled (70 -> 125 GB/s). The
 spin is harmless only while nothing else wants the cores: with another process holding a core, each OpenMP barrier
 cost a scheduler time slice (the Cython batch-norm forward of (32, 64, 28, 28) took 48 ms at 2 threads against
 0.5 ms at 1), so run the benchmarks on an otherwise idle machine. A training step also runs NumPy's BLAS, whose
 own threads spin too (minigrad keeps them at 1 thread: docs/perf/threads.md), which is why minigrad, and so the
-end-to-end benchmark, waits passively.
+end-to-end benchmark, spins only briefly (1000 spins) before it sleeps.
 """
 import argparse
 import datetime
@@ -56,6 +57,7 @@ INFERENCE = {"minigrad": "minigrad and not minigrad-fused", "minigrad-fused": "m
 PARTS = ("bandwidth", "kernels", "end-to-end", "inference")
 # libgomp's spin before it sleeps when OMP_WAIT_POLICY is unset ("about 3 ms"; libgomp/env.c)
 LIBGOMP_DEFAULT_SPINCOUNT = "300000"
+MINIGRAD_SPINCOUNT = "1000"  # NOTE: minigrad/kernels/threads.py's SPINCOUNT (not imported: the runner stays light)
 THREAD_ENV = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "MINIGRAD_NUM_THREADS")
 
@@ -130,11 +132,13 @@ def _finish(merged, reps):
 
 
 def _policy_text(policy):
+    if policy == "minigrad":
+        return f"(import minigrad's: GOMP_SPINCOUNT={MINIGRAD_SPINCOUNT})"
     return policy if policy != "unset" else f"(runtime default: GOMP_SPINCOUNT={LIBGOMP_DEFAULT_SPINCOUNT})"
 
 
 def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.executable, quiet=False,
-        bandwidth_json=None, wait_policy="unset", repeat=1, e2e_wait_policy="passive", progress=True):
+        bandwidth_json=None, wait_policy="unset", repeat=1, e2e_wait_policy="minigrad", progress=True):
     bandwidth_json = bandwidth_json or os.path.join(ROOT, ".benchmarks", "bandwidth.json")
     if os.path.exists(bandwidth_json):
         os.remove(bandwidth_json)  # a fresh side file for this run
@@ -161,7 +165,9 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
             policy = e2e_wait_policy if label.startswith(("end-to-end", "inference")) else wait_policy
             env.pop("OMP_WAIT_POLICY", None)
             env.pop("GOMP_SPINCOUNT", None)
-            if policy != "unset":
+            if policy == "minigrad":
+                env["GOMP_SPINCOUNT"] = MINIGRAD_SPINCOUNT
+            elif policy != "unset":
                 env["OMP_WAIT_POLICY"] = policy
             else:  # NOTE: libgomp's own default, spelled out: else `import minigrad` would set passive
                 env["GOMP_SPINCOUNT"] = LIBGOMP_DEFAULT_SPINCOUNT
@@ -234,7 +240,7 @@ def main(argv=None):
                         + ", ".join(NORM_FILES) + ")")
     p.add_argument("--wait-policy", default="unset", choices=("passive", "active", "unset"),
                    help="OMP_WAIT_POLICY of the kernel processes (see the module docstring)")
-    p.add_argument("--e2e-wait-policy", default="passive", choices=("passive", "active", "unset"),
+    p.add_argument("--e2e-wait-policy", default="minigrad", choices=("minigrad", "passive", "active", "unset"),
                    help="OMP_WAIT_POLICY of the end-to-end processes (see the module docstring)")
     p.add_argument("-k", dest="k", default=None, help="extra pytest -k expression, and-ed to each process's")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-process lines")

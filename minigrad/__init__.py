@@ -122,5 +122,6 @@ def show_config(file=None):
     n, blas = get_num_threads(), get_blas_num_threads()  # NOTE: in this order: the first read sets BLAS's count
     lines.append(f"  threads: {n} (NumPy's OpenBLAS: "
                  f"{'not loaded' if blas is None else blas}; OMP_WAIT_POLICY="
-                 f"{os.environ.get('OMP_WAIT_POLICY', '(runtime default)')})")
+                 f"{os.environ.get('OMP_WAIT_POLICY', '(runtime default)')}, GOMP_SPINCOUNT="
+                 f"{os.environ.get('GOMP_SPINCOUNT', '(runtime default)')})")
     print("\n".join(lines), file=out)

@@ -254,7 +254,7 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the ``minigrad`` console script and ``python -m minigrad``; returns the exit status."""
-    # NOTE: OMP_WAIT_POLICY=passive (unless set) and NumPy's BLAS at 1 thread come with the library itself
+    # NOTE: GOMP_SPINCOUNT=1000 (unless a policy is set) and NumPy's BLAS at 1 thread come with the library itself
     # (minigrad/kernels/threads.py): a 2-thread LeNet epoch took 5x as long as a 1-thread one without them
     parser = build_parser()
     args = parser.parse_args(argv)

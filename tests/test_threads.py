@@ -133,7 +133,8 @@ def test_blas_is_at_one_thread_from_import(env, want):
 
 _DISPLAY = """
 import os, numpy as np, minigrad as mg, minigrad.nn as nn
-print("env", os.environ.get("OMP_WAIT_POLICY"), mg.kernels.threads.wait_policy_set, flush=True)
+print("env", os.environ.get("OMP_WAIT_POLICY"), os.environ.get("GOMP_SPINCOUNT"), mg.kernels.threads.wait_policy_set,
+      flush=True)
 with mg.using_backend("cython"):
     nn.BatchNorm2d(4)(mg.randn(8, 4, 64, 64))  # loads libgomp, which prints its settings (OMP_DISPLAY_ENV)
 """
@@ -153,16 +154,17 @@ def _libgomp_policy(stderr):
     return " ".join(lines)
 
 
-def test_import_sets_a_passive_wait_that_libgomp_reads(cython_with_openmp):
+def test_import_sets_a_short_spin_that_libgomp_reads(cython_with_openmp):
     r = _run(_DISPLAY, OMP_DISPLAY_ENV="VERBOSE")
-    assert "env passive passive" in r.stdout
+    assert "env None 1000 GOMP_SPINCOUNT=1000" in r.stdout
     got = _libgomp_policy(r.stderr)
-    assert "OMP_WAIT_POLICY = 'PASSIVE'" in got and "GOMP_SPINCOUNT = '0'" in got, got
+    assert "GOMP_SPINCOUNT = '1000'" in got and "OMP_WAIT_POLICY = 'ACTIVE'" not in got, got
 
 
 @pytest.mark.parametrize("env, printed, libgomp", [
-    ({"OMP_WAIT_POLICY": "active"}, "env active None", "OMP_WAIT_POLICY = 'ACTIVE'"),
-    ({"GOMP_SPINCOUNT": "1000"}, "env None None", "GOMP_SPINCOUNT = '1000'"),
+    ({"OMP_WAIT_POLICY": "active"}, "env active None None", "OMP_WAIT_POLICY = 'ACTIVE'"),
+    ({"OMP_WAIT_POLICY": "passive"}, "env passive None None", "GOMP_SPINCOUNT = '0'"),
+    ({"GOMP_SPINCOUNT": "5000"}, "env None 5000 None", "GOMP_SPINCOUNT = '5000'"),
 ])
 def test_the_users_wait_policy_wins(cython_with_openmp, env, printed, libgomp):
     r = _run(_DISPLAY, OMP_DISPLAY_ENV="VERBOSE", **env)
@@ -173,8 +175,8 @@ def test_the_users_wait_policy_wins(cython_with_openmp, env, printed, libgomp):
 def test_no_policy_once_an_openmp_runtime_is_loaded(cython_with_openmp):
     """libgomp already loaded (by another library) read its environment then: minigrad leaves it alone."""
     r = _run("import ctypes; ctypes.CDLL('libgomp.so.1'); import os, minigrad as mg; "
-             "print(os.environ.get('OMP_WAIT_POLICY'), mg.kernels.threads.wait_policy_set)")
-    assert r.stdout.split() == ["None", "None"]
+             "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'), mg.kernels.threads.wait_policy_set)")
+    assert r.stdout.split() == ["None", "None", "None"]
 
 
 # ------------------------------------------------------------------ the same step at 1 and 2 threads
@@ -466,8 +468,8 @@ def test_show_config_reports_blas_and_the_wait_policy(restore):
     mg.set_num_threads(2)
     out = io.StringIO()
     mg.show_config(file=out)
-    assert f"threads: 2 (NumPy's OpenBLAS: 1; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(runtime default)')})" \
-        in out.getvalue()
+    assert (f"threads: 2 (NumPy's OpenBLAS: 1; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(runtime default)')}, "
+            f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', '(runtime default)')})") in out.getvalue()
 
 
 def test_one_pass_kernels_run_on_one_thread_below_small_pass(restore, monkeypatch):

@@ -88,7 +88,8 @@ def environment(cfg):
 def describe_environment(cfg, backend):
     return {"backend": backend, "threads": cfg.threads, "python": platform.python_version(),
             "numpy": np.__version__, "minigrad": mg.__version__, "machine": platform.machine(),
-            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(runtime default)")}
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(runtime default)"),
+            "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "(runtime default)")}
 
 
 # --------------------------------------------------------------------------------------------------------

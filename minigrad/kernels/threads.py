@@ -15,10 +15,15 @@ Two process-wide policies, both measured on ResNet-20 at 2 threads (docs/perf/th
   OPENBLAS_NUM_THREADS or GOTO_NUM_THREADS says otherwise): its pthreads workers spin for about 0.1 s after each
   GEMM, holding the core that the next OpenMP kernel needs (CPU time = 2x wall and no speed-up from a second
   thread). The GEMMs themselves are a small part of a step (the im2col path's and Linear's).
-- OMP_WAIT_POLICY=passive, set in the environment by ``import minigrad`` before its kernels load libgomp (which
-  reads it once, when it loads), unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT or an OpenMP runtime is
-  already loaded: the runtime's default spins about 3 ms at each barrier, against the BLAS workers and whatever
-  else runs on the machine.
+- A short spin, then sleep: ``import minigrad`` sets GOMP_SPINCOUNT=1000 (libgomp's, the runtime of the GCC
+  builds) in the environment before its kernels load libgomp (which reads them once, when it loads), unless the user set
+  OMP_WAIT_POLICY or GOMP_SPINCOUNT or an OpenMP runtime is already loaded. The runtime's default spins about 3 ms
+  at each barrier, against the BLAS workers and whatever else runs on the machine; a purely passive wait (spin 0,
+  sessions 1-37) pays a futex wake-up at each of a ResNet-20 step's ~125 parallel regions: at 2 threads on the
+  2-core Zen 3 VM, quiet, 100.4 ms a step passive against 74.2 with 1000 spins (1-thread step 123.4), and with a
+  busy loop on the other core 130.8 against 145.2 (10000 spins: 72.9 quiet, 218.7 busy): docs/perf/threads.md,
+  "Session 38's end". NOTE: not with OMP_WAIT_POLICY=passive beside it: libgomp then still put its threads to
+  sleep at every region (410 voluntary context switches a step, as spin 0; 167 with the spin alone).
 """
 import numbers
 import os
@@ -33,18 +38,20 @@ BLAS_ENV = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS")
 OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp")
 
 _num_threads = None
-wait_policy_set = None  # what ``import minigrad`` put in OMP_WAIT_POLICY ("passive"), or None where it did not
+SPINCOUNT = "1000"  # NOTE: libgomp's spins before a waiting thread sleeps (about 10 us by libgomp's own estimate)
+wait_policy_set = None  # what ``import minigrad`` set ("GOMP_SPINCOUNT=1000"), or None where it set nothing
 
 
 def default_wait_policy():
-    """Set OMP_WAIT_POLICY=passive in the environment unless the user chose a policy (OMP_WAIT_POLICY or
+    """Set GOMP_SPINCOUNT=SPINCOUNT in the environment unless the user chose a policy (OMP_WAIT_POLICY or
     GOMP_SPINCOUNT set) or an OpenMP runtime is already loaded (it read its environment when it loaded: setting it
     now would reach only runtimes loaded later). Runs once when this module is imported (by ``import minigrad``,
     before any kernel loads libgomp). Returns the policy set, or None."""
     global wait_policy_set
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ or _openmp_loaded():
         return None
-    os.environ["OMP_WAIT_POLICY"] = wait_policy_set = "passive"
+    os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
+    wait_policy_set = f"GOMP_SPINCOUNT={SPINCOUNT}"
     return wait_policy_set
 
 
