@@ -24,7 +24,7 @@ GB/s and the fraction of triad are then recomputed from those medians, the triad
 ``--wait-policy`` (default ``unset``: the runtimes' own default, which spins a while before it sleeps; spelled out
 as libgomp's default ``GOMP_SPINCOUNT=300000``, since ``import minigrad`` sets ``OMP_WAIT_POLICY=passive`` where
 the user set neither) sets OMP_WAIT_POLICY for the kernel and bandwidth processes, PyTorch's OpenMP included;
-``--e2e-wait-policy`` (default ``minigrad``: ``GOMP_SPINCOUNT=1000``, what ``import minigrad`` sets since session
+``--e2e-wait-policy`` (default ``minigrad``: ``OMP_WAIT_POLICY=passive GOMP_SPINCOUNT=1000``, what ``import minigrad`` sets since session
 38, for every library's process; ``passive`` was the default before) does so for the end-to-end training steps.
 NOTE: on this 2-core VM a sleeping OpenMP thread costs a wake-up of tens of microseconds per parallel
 region: with ``passive`` the LLC-size triad ran slower at 2 threads than at 1 (47 against 75 GB/s), with the default it scaled (70 -> 125 GB/s). The
@@ -133,7 +133,7 @@ def _finish(merged, reps):
 
 def _policy_text(policy):
     if policy == "minigrad":
-        return f"(import minigrad's: GOMP_SPINCOUNT={MINIGRAD_SPINCOUNT})"
+        return f"(import minigrad's: passive, GOMP_SPINCOUNT={MINIGRAD_SPINCOUNT})"
     return policy if policy != "unset" else f"(runtime default: GOMP_SPINCOUNT={LIBGOMP_DEFAULT_SPINCOUNT})"
 
 
@@ -166,7 +166,7 @@ def run(steps, out, min_rounds=5, max_time=0.25, extra_k=None, python=sys.execut
             env.pop("OMP_WAIT_POLICY", None)
             env.pop("GOMP_SPINCOUNT", None)
             if policy == "minigrad":
-                env["GOMP_SPINCOUNT"] = MINIGRAD_SPINCOUNT
+                env.update(OMP_WAIT_POLICY="passive", GOMP_SPINCOUNT=MINIGRAD_SPINCOUNT)
             elif policy != "unset":
                 env["OMP_WAIT_POLICY"] = policy
             else:  # NOTE: libgomp's own default, spelled out: else `import minigrad` would set passive

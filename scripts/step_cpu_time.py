@@ -7,8 +7,8 @@ spent waiting for a core, which the wall time of a benchmark does not. One frame
     PYTHONPATH=$PWD python scripts/step_cpu_time.py minigrad-compiled mlp-bn    # the step under minigrad.compile
     XLA_FLAGS=--xla_cpu_multi_thread_eigen=false taskset -c 0 PYTHONPATH=$PWD python scripts/step_cpu_time.py jax mlp-bn
 
-A fourth argument runs that many threads (``... minigrad resnet20 12 2``, with ``OMP_WAIT_POLICY=passive`` unless
-set, as the end-to-end benchmarks, and NumPy's BLAS at 1 thread, as ``minigrad.set_num_threads`` sets it); compare
+A fourth argument runs that many threads (``... minigrad resnet20 12 2``, with ``OMP_WAIT_POLICY=passive GOMP_SPINCOUNT=1000`` unless a
+policy is set, as ``import minigrad`` and the end-to-end benchmarks since session 38 (passive before), and NumPy's BLAS at 1 thread, as ``minigrad.set_num_threads`` sets it); compare
 those by wall time, on a quiet machine (the CPU time sums the threads; ``scripts/threads_ab.py`` splits it by
 thread).
 """
@@ -22,8 +22,9 @@ THREADS = (int(sys.argv[4]) if __name__ == "__main__" and len(sys.argv) > 4
            else int(os.environ.get("STEP_THREADS", "1")))
 for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "MINIGRAD_NUM_THREADS"):
     os.environ[k] = str(THREADS)
-if THREADS > 1 and "GOMP_SPINCOUNT" not in os.environ:  # NOTE: as `import minigrad` and the end-to-end
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # benchmarks (docs/benchmarks.md), for both frameworks
+if THREADS > 1 and "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.update(OMP_WAIT_POLICY="passive", GOMP_SPINCOUNT="1000")  # NOTE: as `import minigrad` and the
+    # end-to-end benchmarks, for both frameworks
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
 import numpy as np  # noqa: E402

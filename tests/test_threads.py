@@ -156,9 +156,9 @@ def _libgomp_policy(stderr):
 
 def test_import_sets_a_short_spin_that_libgomp_reads(cython_with_openmp):
     r = _run(_DISPLAY, OMP_DISPLAY_ENV="VERBOSE")
-    assert "env None 1000 GOMP_SPINCOUNT=1000" in r.stdout
+    assert "env passive 1000 passive, GOMP_SPINCOUNT=1000" in r.stdout
     got = _libgomp_policy(r.stderr)
-    assert "GOMP_SPINCOUNT = '1000'" in got and "OMP_WAIT_POLICY = 'ACTIVE'" not in got, got
+    assert "OMP_WAIT_POLICY = 'PASSIVE'" in got and "GOMP_SPINCOUNT = '1000'" in got, got
 
 
 @pytest.mark.parametrize("env, printed, libgomp", [

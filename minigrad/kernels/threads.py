@@ -15,15 +15,16 @@ Two process-wide policies, both measured on ResNet-20 at 2 threads (docs/perf/th
   OPENBLAS_NUM_THREADS or GOTO_NUM_THREADS says otherwise): its pthreads workers spin for about 0.1 s after each
   GEMM, holding the core that the next OpenMP kernel needs (CPU time = 2x wall and no speed-up from a second
   thread). The GEMMs themselves are a small part of a step (the im2col path's and Linear's).
-- A short spin, then sleep: ``import minigrad`` sets GOMP_SPINCOUNT=1000 (libgomp's, the runtime of the GCC
-  builds) in the environment before its kernels load libgomp (which reads them once, when it loads), unless the user set
+- A short spin, then sleep: ``import minigrad`` sets OMP_WAIT_POLICY=passive and GOMP_SPINCOUNT=1000 (libgomp,
+  the runtime of the GCC builds, spins that long before it sleeps; other runtimes read the policy) in the
+  environment before its kernels load libgomp (which reads them once, when it loads), unless the user set
   OMP_WAIT_POLICY or GOMP_SPINCOUNT or an OpenMP runtime is already loaded. The runtime's default spins about 3 ms
   at each barrier, against the BLAS workers and whatever else runs on the machine; a purely passive wait (spin 0,
   sessions 1-37) pays a futex wake-up at each of a ResNet-20 step's ~125 parallel regions: at 2 threads on the
   2-core Zen 3 VM, quiet, 100.4 ms a step passive against 74.2 with 1000 spins (1-thread step 123.4), and with a
   busy loop on the other core 130.8 against 145.2 (10000 spins: 72.9 quiet, 218.7 busy): docs/perf/threads.md,
-  "Session 38's end". NOTE: not with OMP_WAIT_POLICY=passive beside it: libgomp then still put its threads to
-  sleep at every region (410 voluntary context switches a step, as spin 0; 167 with the spin alone).
+  "Session 38's end" (libgomp: 141 voluntary context switches a step with the spin, passive beside it or not; 410
+  with passive alone).
 """
 import numbers
 import os
@@ -39,19 +40,20 @@ OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp")
 
 _num_threads = None
 SPINCOUNT = "1000"  # NOTE: libgomp's spins before a waiting thread sleeps (about 10 us by libgomp's own estimate)
-wait_policy_set = None  # what ``import minigrad`` set ("GOMP_SPINCOUNT=1000"), or None where it set nothing
+wait_policy_set = None  # what ``import minigrad`` set ("passive, GOMP_SPINCOUNT=1000"), or None where it set nothing
 
 
 def default_wait_policy():
-    """Set GOMP_SPINCOUNT=SPINCOUNT in the environment unless the user chose a policy (OMP_WAIT_POLICY or
+    """Set OMP_WAIT_POLICY=passive and GOMP_SPINCOUNT=SPINCOUNT in the environment unless the user chose a policy (OMP_WAIT_POLICY or
     GOMP_SPINCOUNT set) or an OpenMP runtime is already loaded (it read its environment when it loaded: setting it
     now would reach only runtimes loaded later). Runs once when this module is imported (by ``import minigrad``,
     before any kernel loads libgomp). Returns the policy set, or None."""
     global wait_policy_set
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ or _openmp_loaded():
         return None
+    os.environ["OMP_WAIT_POLICY"] = "passive"
     os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
-    wait_policy_set = f"GOMP_SPINCOUNT={SPINCOUNT}"
+    wait_policy_set = f"passive, GOMP_SPINCOUNT={SPINCOUNT}"
     return wait_policy_set
 
 
