@@ -63,6 +63,17 @@ def same_bits(got, want, what):
         assert g.dtype == r.dtype and g.tobytes() == r.tobytes(), f"{what}: {name} differs"
 
 
+def _close_to_reference(got, want, names, dtype, x, v, shape):
+    """Each output within TOL of the reference's (scaled by its largest value), and the data on both sides of the
+    gate's max (else the test would not see one of them)."""
+    for what, g, r in zip(names, got, want):
+        scale = max(float(np.max(np.abs(r))), 1.0)
+        np.testing.assert_allclose(g, r, rtol=TOL[dtype], atol=TOL[dtype] * scale, err_msg=what)
+    if shape[2] > 1:
+        u = v[None, :, None] * x + got[2][:, :, None]
+        assert 0 < np.count_nonzero(u > got[1][:, :, None]) < x.size, "the test must take both sides of the max"
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=ids(SHAPES))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", BACKENDS)
@@ -75,12 +86,7 @@ def test_evonorm_b0_forward(name, dtype, shape):
     k = kernels.load(name)
     got = fused(k, x, v, w, b)
     want = fused(reference, x, v, w, b)
-    for what, g, r in zip(("y", "lo", "hi", "imean", "irstd", "mean", "rstd"), got, want):
-        scale = max(float(np.max(np.abs(r))), 1.0)
-        np.testing.assert_allclose(g, r, rtol=TOL[dtype], atol=TOL[dtype] * scale, err_msg=what)
-    if shape[2] > 1:
-        u = v[None, :, None] * x + got[2][:, :, None]
-        assert 0 < np.count_nonzero(u > got[1][:, :, None]) < x.size, "the test must take both sides of the max"
+    _close_to_reference(got, want, ("y", "lo", "hi", "imean", "irstd", "mean", "rstd"), dtype, x, v, shape)
     if name != "numpy":
         same_bits(got, phases(k, x, v, w, b), f"{name} {shape}")
 
@@ -193,12 +199,7 @@ def test_evonorm_b0_forward_constant_lo(name, dtype, shape):
     k = kernels.load(name)
     got = eval_fused(k, x, v, w, b, rv)
     want = eval_fused(reference, x, v, w, b, rv)
-    for what, g, r in zip(("y", "lo", "hi", "imean", "irstd"), got, want):
-        scale = max(float(np.max(np.abs(r))), 1.0)
-        np.testing.assert_allclose(g, r, rtol=TOL[dtype], atol=TOL[dtype] * scale, err_msg=what)
-    if shape[2] > 1:
-        u = v[None, :, None] * x + got[2][:, :, None]
-        assert 0 < np.count_nonzero(u > got[1][:, :, None]) < x.size, "the test must take both sides of the max"
+    _close_to_reference(got, want, ("y", "lo", "hi", "imean", "irstd"), dtype, x, v, shape)
     if name != "numpy":
         for what, g, r in zip(("y", "lo", "hi", "imean", "irstd"), got, eval_phases(k, x, v, w, b, rv)):
             assert g.dtype == r.dtype and g.tobytes() == r.tobytes(), f"{name} {shape}: {what} differs"
